@@ -1,0 +1,352 @@
+"""The ``foss-supervisor`` command line.
+
+Everything but ``start --foreground`` talks to the daemon over the control socket. Heavy modules
+(psutil, structlog, aiohttp, asyncio) are imported only by the commands that need them, so that
+``foss-supervisor status`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from foss_supervisor.config import Config, load_config
+from foss_supervisor.control.client import call
+from foss_supervisor.errors import CommandError, ConfigError, NotRunning, SupervisorError
+
+__all__ = ["main"]
+
+# An instance that does not answer within this bound is unhealthy and gets replaced by `start`.
+HEALTH_BOUND_S = 3.0
+# How long `start` waits for a new daemon to report ready.
+READY_TIMEOUT_S = 90.0
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
+
+
+def say(tag: str, message: str) -> None:
+    """The old startup script's style of output: ``[INFO] ...``, ``[SUCCESS] ...``."""
+    stream = sys.stderr if tag in ("ERROR", "WARN") else sys.stdout
+    print(f"[{tag}] {message}", file=stream, flush=True)
+
+
+def _bounded_poll(check: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll ``check`` with growing intervals (5 ms to 100 ms) until true or the timeout; never a bare sleep."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.1)
+
+
+def _ping(config: Config, timeout_s: float) -> dict[str, Any] | None:
+    try:
+        result = call(config.control_socket, "ping", timeout_s=timeout_s)
+        return result if isinstance(result, dict) else None
+    except (OSError, SupervisorError, ValueError):
+        return None
+
+
+def _http_health(config: Config, timeout_s: float) -> tuple[int | None, dict[str, Any]]:
+    """GET /health: (status code, body), or (None, {}) when nothing answers in time."""
+    try:
+        with urllib.request.urlopen(config.dashboard_url + "health", timeout=timeout_s) as resp:  # noqa: S310
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except ValueError:
+            return exc.code, {}
+    except (OSError, ValueError):
+        return None, {}
+
+
+# ------------------------------------------------------------------------------------------ start/stop
+
+
+def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
+    """Stop a running daemon: the shutdown command when it answers, else SIGTERM, 5 s, SIGKILL."""
+    from foss_supervisor.pidfile import PidFile
+    from foss_supervisor.procinfo import identity_of, terminate
+
+    pidfile = PidFile(config.pid_file)
+    if graceful:
+        try:
+            call(config.control_socket, "shutdown", timeout_s=HEALTH_BOUND_S)
+        except (OSError, SupervisorError):
+            graceful = False
+        else:
+            longest = max((p.stop_timeout_s for p in config.programs.values()), default=0.0)
+            if _bounded_poll(lambda: not pidfile.inspect().locked, longest * 2 + 30.0):
+                return True
+            say("WARN", "the daemon did not exit after the shutdown command; sending signals")
+    ident = identity_of(pid) if pid else None
+    if ident is not None:
+        say("INFO", f"stopping pid {ident.pid}: SIGTERM, then SIGKILL after 5s")
+        outcome = terminate(ident, 5.0)
+        say("INFO", f"pid {ident.pid} {outcome}")
+    return _bounded_poll(lambda: not pidfile.inspect().locked, 10.0)
+
+
+def cmd_start(args: argparse.Namespace, config: Config) -> int:
+    """Smart start: leave a healthy instance alone, replace an unhealthy one, else start fresh."""
+    from foss_supervisor.pidfile import PidFile
+    from foss_supervisor.procinfo import describe
+
+    pidfile = PidFile(config.pid_file)
+    status = pidfile.inspect()
+    if status.locked:
+        pong = _ping(config, HEALTH_BOUND_S)
+        code, body = _http_health(config, HEALTH_BOUND_S) if pong else (None, {})
+        healthy = pong is not None and code is not None
+        if healthy and not args.restart:
+            say("INFO", f"foss-supervisor is already running (pid {status.pid}, {pong.get('phase')})")  # type: ignore[union-attr]
+            if code != 200:
+                say("WARN", f"it reports problems: {'; '.join(body.get('problems', [])) or code}")
+            say("SUCCESS", f"Dashboard: {config.dashboard_url}")
+            return EXIT_OK
+        if healthy:
+            say("INFO", f"--restart: stopping the running instance (pid {status.pid}) gracefully")
+        else:
+            say("WARN", f"the running instance (pid {status.pid}) is not answering within {HEALTH_BOUND_S:g}s")
+        if not _stop_instance(config, status.pid, graceful=healthy):
+            say("ERROR", f"could not stop pid {status.pid}; giving up")
+            return EXIT_FAIL
+        say("INFO", "the old instance is stopped")
+    elif status.pid is not None:
+        holder = describe(status.pid)
+        what = "no such process" if holder["cmdline"] is None else f"now {holder['cmdline']!r}"
+        say("INFO", f"stale PID file (pid {status.pid}: {what}); replacing it")
+    if args.foreground:
+        return _run_foreground(args, config)
+    return _start_background(args, config)
+
+
+def _run_foreground(args: argparse.Namespace, config: Config) -> int:
+    from foss_supervisor.daemon import run_daemon
+    from foss_supervisor.errors import AlreadyRunning, PortInUse
+
+    try:
+        return run_daemon(config, take_over_port=args.take_over_port, stderr_logs=not args.daemonized)
+    except (AlreadyRunning, PortInUse) as exc:
+        say("ERROR", str(exc))
+        if isinstance(exc, PortInUse):
+            say("INFO", "pass --take-over-port to stop that process, or set FOSS_SUPERVISOR_PORT")
+        return EXIT_FAIL
+
+
+def _start_background(args: argparse.Namespace, config: Config) -> int:
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stderr_path = config.state_dir / "foss-supervisor.stderr"
+    argv = [sys.executable, "-m", "foss_supervisor", "start", "--foreground", "--daemonized",
+            "--config", str(config.source)]  # fmt: skip
+    if args.take_over_port:
+        argv.append("--take-over-port")
+    if args.debug:
+        argv.append("--debug")
+    say("INFO", f"starting foss-supervisor (config {config.source}, state {config.state_dir})")
+    with stderr_path.open("wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True,
+                                close_fds=True)  # fmt: skip
+    state: dict[str, Any] = {}
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            return True
+        state["pong"] = _ping(config, 1.0)
+        return bool(state["pong"]) and state["pong"].get("phase") == "ready"
+
+    _bounded_poll(ready, READY_TIMEOUT_S)
+    if proc.poll() is not None:
+        say("ERROR", f"the daemon exited with code {proc.returncode}:")
+        sys.stderr.write(stderr_path.read_text(encoding="utf-8", errors="replace")[-4000:])
+        return EXIT_FAIL
+    if not state.get("pong"):
+        say("ERROR", f"the daemon (pid {proc.pid}) did not answer within {READY_TIMEOUT_S:g}s; see {stderr_path}")
+        return EXIT_FAIL
+    say("SUCCESS", f"foss-supervisor is running (pid {proc.pid})")
+    say("SUCCESS", f"Dashboard: {config.dashboard_url}")
+    return EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace, config: Config) -> int:
+    from foss_supervisor.pidfile import PidFile
+
+    status = PidFile(config.pid_file).inspect()
+    if not status.locked:
+        say("INFO", "foss-supervisor is not running")
+        return EXIT_OK
+    if _stop_instance(config, status.pid, graceful=True):
+        say("SUCCESS", f"foss-supervisor (pid {status.pid}) stopped")
+        return EXIT_OK
+    say("ERROR", f"pid {status.pid} is still running")
+    return EXIT_FAIL
+
+
+def cmd_restart(args: argparse.Namespace, config: Config) -> int:
+    args.restart = True
+    return cmd_start(args, config)
+
+
+# ------------------------------------------------------------------------------------------ queries
+
+
+def _fmt_uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 86400}d{s % 86400 // 3600}h" if s >= 86400 else f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    result = call(config.control_socket, "status")
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+    d = result["daemon"]
+    print(f"foss-supervisor {d['version']}  pid {d['pid']}  {d['phase']}  up {_fmt_uptime(d['uptime_s'])}  "
+          f"dashboard {d['dashboard_url']}")  # fmt: skip
+    rows = [("NAME", "STATE", "HEALTH", "PID", "UPTIME", "INFO")]
+    for p in result["programs"]:
+        rows.append((p["name"], p["state"], p["health"], str(p["pid"] or "-"), _fmt_uptime(p["uptime_s"]),
+                     p["reason"]))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5])
+    return EXIT_OK
+
+
+def cmd_reload(args: argparse.Namespace, config: Config) -> int:
+    result = call(config.control_socket, "reload", timeout_s=600.0, dry_run=args.dry_run)
+    verb = "would" if args.dry_run else "did"
+    for key in ("added", "changed", "removed", "unchanged"):
+        if result[key]:
+            print(f"{key:>9}: {', '.join(result[key])}")
+    if result["needs_daemon_restart"]:
+        say("WARN", f"changed {', '.join(result['needs_daemon_restart'])}: takes effect on `foss-supervisor restart`")
+    say("SUCCESS", f"reload {verb} apply: {len(result['added'])} added, {len(result['changed'])} changed, "
+                   f"{len(result['removed'])} removed")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace, config: Config) -> int:
+    result = call(config.control_socket, "logs", name=args.name, lines=args.lines)
+    for line in result["lines"]:
+        print(line)
+    if args.follow:
+        _follow(Path(result["file"]))
+    return EXIT_OK
+
+
+def _follow(path: Path) -> None:
+    """``tail -F``: print what is appended, and reopen when the file is rotated."""
+    f = path.open("rb")
+    f.seek(0, 2)
+    try:
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                sys.stdout.write(chunk.decode("utf-8", "replace"))
+                sys.stdout.flush()
+                continue
+            try:
+                rotated = os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                rotated = False
+            if rotated:
+                f.close()
+                f = path.open("rb")
+            else:
+                time.sleep(0.2)  # a human is reading: polling a file a few times a second is enough
+    except KeyboardInterrupt:
+        pass
+    finally:
+        f.close()
+
+
+def cmd_ctl(args: argparse.Namespace, config: Config) -> int:
+    results = call(config.control_socket, args.action, timeout_s=args.wait + 10.0, names=args.names,
+                   wait_s=float(args.wait))  # fmt: skip
+    failed = False
+    for p in results:
+        print(f"{p['name']}: {p['state']} (pid {p['pid'] or '-'}) {p['reason']}")
+        ok = p["state"] == "RUNNING" if args.action != "stop" else p["state"] in ("STOPPED", "EXITED", "FATAL")
+        failed = failed or not ok
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="config file (default: $FOSS_SUPERVISOR_CONFIG or embedded)")
+    common.add_argument("--debug", action="store_true", help="verbose logs")
+    parser = argparse.ArgumentParser(prog="foss-supervisor", description=__doc__.splitlines()[0] if __doc__ else "")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("start", parents=[common], help="start the daemon (idempotent)")
+    p.add_argument("--foreground", action="store_true", help="run in this process (systemd, containers)")
+    p.add_argument("--restart", action="store_true", help="replace a running instance")
+    p.add_argument("--take-over-port", action="store_true", help="stop a foreign process holding the port")
+    p.add_argument("--daemonized", action="store_true", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_start)
+    p = sub.add_parser("restart", parents=[common], help="replace the running daemon with a fresh one")
+    p.add_argument("--foreground", action="store_true")
+    p.add_argument("--take-over-port", action="store_true")
+    p.set_defaults(func=cmd_restart, daemonized=False)
+    sub.add_parser("stop", parents=[common], help="stop all programs and the daemon").set_defaults(func=cmd_stop)
+    p = sub.add_parser("status", parents=[common], help="daemon and program states")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("reload", parents=[common], help="re-read the config and apply the difference")
+    p.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    p.set_defaults(func=cmd_reload)
+    p = sub.add_parser("logs", parents=[common], help="a program's output")
+    p.add_argument("name")
+    p.add_argument("-n", "--lines", type=int, default=100)
+    p.add_argument("-f", "--follow", action="store_true")
+    p.set_defaults(func=cmd_logs)
+    p = sub.add_parser("ctl", parents=[common], help="start, stop or restart programs")
+    p.add_argument("action", choices=["start", "stop", "restart"])
+    p.add_argument("names", nargs="+")
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the new state")
+    p.set_defaults(func=cmd_ctl)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.debug:
+        os.environ["FOSS_SUPERVISOR_DEBUG"] = "1"
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        say("ERROR", f"config refused: {exc}")
+        return EXIT_USAGE
+    try:
+        code: int = args.func(args, config)
+        return code
+    except NotRunning:
+        say("ERROR", f"foss-supervisor is not running (no answer on {config.control_socket})")
+        return EXIT_NOT_RUNNING
+    except CommandError as exc:
+        say("ERROR", str(exc))
+        return EXIT_FAIL
+    except SupervisorError as exc:
+        say("ERROR", str(exc))
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130

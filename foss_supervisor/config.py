@@ -1,0 +1,553 @@
+"""Typed configuration: frozen dataclasses and the one loader that builds them from YAML.
+
+Every refusal is a :class:`~foss_supervisor.errors.ConfigError` naming the file, the line, the
+dotted key and the reason, so an operator can fix a file without reading our code. Durations are
+seconds (``5``, ``0.5``) or strings with a unit (``"500ms"``, ``"5s"``, ``"2m"``); sizes are bytes or
+``"10MB"``-style strings. Relative paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from foss_supervisor.backoff import BackoffPolicy
+from foss_supervisor.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_NAME",
+    "Config",
+    "HealthConfig",
+    "LogConfig",
+    "ProgramConfig",
+    "default_config_path",
+    "default_state_dir",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_CONFIG_NAME = "default.yaml"
+AutoRestart = Literal["always", "on-failure", "never"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """Where a program's output goes and how it rotates."""
+
+    file: Path | None = None  # None: <state_dir>/logs/<name>.log
+    max_bytes: int = 10 * 1024 * 1024
+    backups: int = 3
+    timestamps: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """One probe: ``http`` (GET url, 2xx/3xx is healthy), ``tcp`` (connect) or ``exec`` (exit 0)."""
+
+    kind: Literal["http", "tcp", "exec"]
+    url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 0
+    command: tuple[str, ...] = ()
+    interval_s: float = 5.0
+    timeout_s: float = 2.0
+    failure_threshold: int = 3
+    start_period_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramConfig:
+    """One supervised program (each replica gets its own copy with its own name)."""
+
+    name: str
+    command: tuple[str, ...]
+    shell: bool = False
+    cwd: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    env_file: Path | None = None
+    user: str | None = None
+    autostart: bool = True
+    autorestart: AutoRestart = "on-failure"
+    exit_codes: frozenset[int] = frozenset({0})
+    start_timeout_s: float = 1.0
+    start_retries: int | None = 3  # None: forever, at the backoff cap
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    stop_signal: signal.Signals = signal.SIGTERM
+    stop_timeout_s: float = 5.0
+    kill_group: bool = True
+    depends_on: tuple[str, ...] = ()
+    group: str = ""  # the program name before replicas were expanded
+    replica: int = 0
+    health: HealthConfig | None = None
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole daemon configuration."""
+
+    source: Path
+    state_dir: Path
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 5000
+    debug: bool = False
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backups: int = 3
+    programs: Mapping[str, ProgramConfig] = field(default_factory=dict)
+    pipelines: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "foss-supervisor.pid"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.state_dir / "control.sock"
+
+    @property
+    def dashboard_url(self) -> str:
+        host = f"[{self.dashboard_host}]" if ":" in self.dashboard_host else self.dashboard_host
+        return f"http://{host}:{self.dashboard_port}/"
+
+
+def default_config_path() -> Path:
+    """The embedded default config, found in the installed package as well as in a checkout."""
+    return Path(str(resources.files("foss_supervisor.configs").joinpath(DEFAULT_CONFIG_NAME)))
+
+
+def default_state_dir() -> Path:
+    """``/var/lib/foss-supervisor`` for root, else ``$XDG_STATE_HOME/foss-supervisor``."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/foss-supervisor")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "foss-supervisor"
+
+
+# --------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+
+def _compose(text: str, file: str) -> tuple[Any, dict[str, int]]:
+    """Parse YAML into plain data plus a map from dotted key to line (1-based)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(file, "", f"invalid YAML: {reason}", line) from exc
+    lines: dict[str, int] = {}
+    if node is None:
+        return {}, lines
+    return _to_python(node, "", lines, file), lines
+
+
+def _to_python(node: yaml.Node, path: str, lines: dict[str, int], file: str) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            if not isinstance(key, str):
+                raise ConfigError(file, path, f"keys must be strings, got {key!r}", key_node.start_mark.line + 1)
+            child = f"{path}.{key}" if path else key
+            if key in out:
+                raise ConfigError(file, child, "duplicate key", key_node.start_mark.line + 1)
+            lines[child] = key_node.start_mark.line + 1
+            out[key] = _to_python(value_node, child, lines, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, f"{path}[{i}]", lines, file) for i, item in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    """Construct one scalar node with the safe loader's rules (ints, floats, bools, null, strings)."""
+    return yaml.SafeLoader("").construct_object(node)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+
+
+class _Reader:
+    """Reads keys out of one mapping, refusing unknown keys and wrong types with a located error."""
+
+    def __init__(self, data: Any, path: str, file: str, lines: dict[str, int]) -> None:
+        self.file, self.path, self.lines = file, path, lines
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            self.fail("", f"must be a mapping, got {type(data).__name__}")
+        self.data: dict[str, Any] = data
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def fail(self, name: str, reason: str) -> None:
+        key = self.key(name) if name else self.path
+        raise ConfigError(self.file, key, reason, self.lines.get(key) or self.lines.get(self.path))
+
+    def only(self, allowed: set[str]) -> None:
+        for name in self.data:
+            if name not in allowed:
+                hint = f"; known keys: {', '.join(sorted(allowed))}"
+                self.fail(name, f"unknown key{hint}")
+
+    def get(self, name: str, convert: Callable[[Any], T], default: T) -> T:
+        if name not in self.data or self.data[name] is None:
+            return default
+        try:
+            return convert(self.data[name])
+        except (TypeError, ValueError) as exc:
+            self.fail(name, str(exc))
+            raise  # unreachable: fail() raises
+
+    def sub(self, name: str) -> _Reader:
+        return _Reader(self.data.get(name), self.key(name), self.file, self.lines)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"must be an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise ValueError(f"must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"must be <= {maximum}, got {value}")
+        return value
+
+    return convert
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"must be a non-empty string, got {value!r}")
+    return value
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 10**6, "gb": 10**9, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def _duration(value: Any) -> float:
+    """Seconds from a number or a string like ``500ms``, ``5s``, ``2m``, ``1h``."""
+    if isinstance(value, bool):
+        raise TypeError(f"must be a duration, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2) or "s"]
+        seconds = float(m.group(1)) * scale
+    else:
+        raise TypeError(f"must be a duration in seconds or like '500ms', '5s', '2m', got {value!r}")
+    if seconds < 0:
+        raise ValueError(f"must not be negative, got {value!r}")
+    return seconds
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and (m := _SIZE.match(value)):
+        return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+    raise TypeError(f"must be a size in bytes or like '10MB', got {value!r}")
+
+
+def _port(value: Any) -> int:
+    return _int(1, 65535)(value)
+
+
+def _signal(value: Any) -> signal.Signals:
+    if not isinstance(value, str):
+        raise TypeError(f"must be a signal name like TERM or SIGINT, got {value!r}")
+    name = value.upper()
+    name = name if name.startswith("SIG") else f"SIG{name}"
+    try:
+        return signal.Signals[name]
+    except KeyError:
+        raise ValueError(f"unknown signal {value!r}") from None
+
+
+def _argv(value: Any) -> tuple[str, ...]:
+    """An argv list, or a string split the way a POSIX shell would (never run through a shell)."""
+    if isinstance(value, str):
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split command: {exc}") from None
+    elif isinstance(value, list) and all(isinstance(a, str | int | float) for a in value):
+        argv = [str(a) for a in value]
+    else:
+        raise TypeError(f"must be a list of arguments or a string, got {value!r}")
+    if not argv:
+        raise ValueError("must not be empty")
+    return tuple(argv)
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise TypeError(f"must be a mapping of names to values, got {value!r}")
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise TypeError(f"value of {k!r} must be a string or number, got {v!r}")
+        out[str(k)] = str(v)
+    return out
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise TypeError(f"must be a program name or a list of names, got {value!r}")
+
+
+def _exit_codes(value: Any) -> frozenset[int]:
+    items = value if isinstance(value, list) else [value]
+    return frozenset(_int(0, 255)(v) for v in items)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _parse_health(r: _Reader) -> HealthConfig:
+    r.only({"http", "tcp", "exec", "interval", "timeout", "failure_threshold", "start_period"})
+    kinds = [k for k in ("http", "tcp", "exec") if k in r.data]
+    if len(kinds) != 1:
+        r.fail("", "needs exactly one probe: http (url), tcp (host:port or port) or exec (command)")
+    kind = kinds[0]
+    common: dict[str, Any] = {
+        "interval_s": r.get("interval", _duration, 5.0),
+        "timeout_s": r.get("timeout", _duration, 2.0),
+        "failure_threshold": r.get("failure_threshold", _int(1), 3),
+        "start_period_s": r.get("start_period", _duration, 0.0),
+    }
+    if kind == "http":
+        url = r.get("http", _str, "")
+        if not url.startswith(("http://", "https://")):
+            r.fail("http", f"must be an http:// or https:// URL, got {url!r}")
+        return HealthConfig(kind="http", url=url, **common)
+    if kind == "tcp":
+        raw = r.data["tcp"]
+        host, port_text = ("127.0.0.1", raw) if isinstance(raw, int) else (str(raw).rpartition(":")[::2])
+        try:
+            port = _port(int(port_text))
+        except (TypeError, ValueError):
+            r.fail("tcp", f"must be a port or host:port, got {raw!r}")
+        return HealthConfig(kind="tcp", host=host or "127.0.0.1", port=port, **common)
+    return HealthConfig(kind="exec", command=r.get("exec", _argv, ()), **common)
+
+
+def _parse_log(r: _Reader, base: Path) -> LogConfig:
+    r.only({"file", "max_bytes", "backups", "timestamps"})
+    file = r.get("file", _str, "")
+    return LogConfig(
+        file=_resolve(base, file) if file else None,
+        max_bytes=r.get("max_bytes", _size, 10 * 1024 * 1024),
+        backups=r.get("backups", _int(0, 100), 3),
+        timestamps=r.get("timestamps", _bool, False),
+    )
+
+
+_PROGRAM_KEYS = {
+    "command", "shell", "cwd", "env", "env_file", "user", "autostart", "autorestart", "exit_codes",
+    "start_timeout", "start_retries", "backoff", "stop_signal", "stop_timeout", "kill_group",
+    "depends_on", "replicas", "health", "log",
+}  # fmt: skip
+
+
+def _parse_program(name: str, r: _Reader, base: Path) -> list[ProgramConfig]:
+    r.only(_PROGRAM_KEYS)
+    if not _NAME.match(name):
+        r.fail("", "program names use letters, digits, '_', '.', '-' (at most 64)")
+    if "command" not in r.data:
+        r.fail("", "missing required key 'command'")
+    shell = r.get("shell", _bool, False)
+    if shell:
+        command_text = r.get("command", _str, "")
+        command: tuple[str, ...] = ("/bin/sh", "-c", command_text)
+    else:
+        command = r.get("command", _argv, ())
+    autorestart = r.get("autorestart", str, "on-failure")
+    if autorestart not in ("always", "on-failure", "never"):
+        r.fail("autorestart", f"must be always, on-failure or never, got {autorestart!r}")
+    forever = r.data.get("start_retries") == "forever"
+    start_retries = None if forever else r.get("start_retries", _int(0), 3)
+    b = r.sub("backoff")
+    b.only({"initial", "max", "multiplier", "jitter", "reset_after"})
+    backoff = BackoffPolicy(
+        initial_s=b.get("initial", _duration, 0.0),
+        max_s=b.get("max", _duration, 30.0),
+        multiplier=b.get("multiplier", float, 2.0),
+        jitter=b.get("jitter", float, 0.1),
+        reset_after_s=b.get("reset_after", _duration, 10.0),
+    )
+    if backoff.multiplier < 1.0:
+        b.fail("multiplier", "must be >= 1")
+    if not 0.0 <= backoff.jitter <= 1.0:
+        b.fail("jitter", "must be between 0 and 1")
+    env_file = r.get("env_file", _str, "")
+    cwd = r.get("cwd", _str, "")
+    user = r.get("user", _str, "") or None
+    if user is not None and os.geteuid() != 0:
+        r.fail("user", "can only be set when the daemon runs as root")
+    replicas = r.get("replicas", _int(1, 1000), 1)
+    health = _parse_health(r.sub("health")) if r.data.get("health") is not None else None
+    common: dict[str, Any] = {
+        "shell": shell,
+        "cwd": _resolve(base, cwd) if cwd else None,
+        "env_file": _resolve(base, env_file) if env_file else None,
+        "user": user,
+        "autostart": r.get("autostart", _bool, True),
+        "autorestart": autorestart,
+        "exit_codes": r.get("exit_codes", _exit_codes, frozenset({0})),
+        "start_timeout_s": r.get("start_timeout", _duration, 1.0),
+        "start_retries": start_retries,
+        "backoff": backoff,
+        "stop_signal": r.get("stop_signal", _signal, signal.SIGTERM),
+        "stop_timeout_s": r.get("stop_timeout", _duration, 5.0),
+        "kill_group": r.get("kill_group", _bool, True),
+        "depends_on": r.get("depends_on", _names, tuple[str, ...]()),
+        "health": health,
+        "log": _parse_log(r.sub("log"), base),
+        "group": name,
+    }
+    env: dict[str, str] = r.get("env", _str_map, {})
+    if replicas == 1:
+        return [ProgramConfig(name=name, command=command, env=env, **common)]
+    out = []
+    for i in range(replicas):
+        fill = {"replica": str(i)}
+        out.append(
+            ProgramConfig(
+                name=f"{name}-{i}",
+                command=tuple(a.replace("{replica}", fill["replica"]) for a in command),
+                env={k: v.replace("{replica}", fill["replica"]) for k, v in env.items()},
+                replica=i,
+                **common,
+            )
+        )
+    return out
+
+
+def _check_dependencies(programs: dict[str, ProgramConfig], groups: dict[str, list[str]], file: str,
+                        lines: dict[str, int]) -> dict[str, ProgramConfig]:  # fmt: skip
+    """Expand group names in ``depends_on`` to replica names and refuse unknown names and cycles."""
+    expanded: dict[str, ProgramConfig] = {}
+    for name, prog in programs.items():
+        deps: list[str] = []
+        for dep in prog.depends_on:
+            if dep not in groups:
+                key = f"programs.{prog.group}.depends_on"
+                raise ConfigError(file, key, f"unknown program {dep!r}", lines.get(key))
+            deps.extend(groups[dep])
+        expanded[name] = replace(prog, depends_on=tuple(deps))
+    visiting: set[str] = set()
+    done: set[str] = set()
+
+    def visit(name: str, chain: list[str]) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            key = f"programs.{expanded[name].group}.depends_on"
+            raise ConfigError(file, key, f"dependency cycle: {' -> '.join([*chain, name])}", lines.get(key))
+        visiting.add(name)
+        for dep in expanded[name].depends_on:
+            visit(dep, [*chain, name])
+        visiting.discard(name)
+        done.add(name)
+
+    for name in expanded:
+        visit(name, [])
+    return expanded
+
+
+def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Build a :class:`Config` from YAML text; environment overrides win over the file."""
+    environ = os.environ if environ is None else environ
+    label = str(file)
+    data, lines = _compose(text, label)
+    root = _Reader(data, "", label, lines)
+    root.only({"state_dir", "dashboard", "debug", "log", "programs", "pipelines"})
+    base = file.parent.resolve()
+    state_dir_text = environ.get("FOSS_SUPERVISOR_STATE_DIR") or root.get("state_dir", _str, "")
+    state_dir = _resolve(base, state_dir_text) if state_dir_text else default_state_dir()
+    dash = root.sub("dashboard")
+    dash.only({"host", "port"})
+    host = environ.get("FOSS_SUPERVISOR_HOST") or dash.get("host", _str, "127.0.0.1")
+    port = dash.get("port", _port, 5000)
+    if env_port := environ.get("FOSS_SUPERVISOR_PORT"):
+        try:
+            port = _port(int(env_port))
+        except (TypeError, ValueError):
+            raise ConfigError("environment", "FOSS_SUPERVISOR_PORT", f"must be a port, got {env_port!r}") from None
+    debug = root.get("debug", _bool, False) or environ.get("FOSS_SUPERVISOR_DEBUG", "") not in ("", "0", "false")
+    log = root.sub("log")
+    log.only({"max_bytes", "backups"})
+    progs = root.sub("programs")
+    programs: dict[str, ProgramConfig] = {}
+    groups: dict[str, list[str]] = {}
+    for name in progs.data:
+        expanded = _parse_program(str(name), progs.sub(str(name)), base)
+        groups[str(name)] = [p.name for p in expanded]
+        for prog in expanded:
+            if prog.name in programs:
+                progs.fail(str(name), f"replica name {prog.name!r} clashes with another program")
+            programs[prog.name] = prog
+    pipelines = root.data.get("pipelines") or {}
+    if not isinstance(pipelines, dict):
+        root.fail("pipelines", "must be a mapping")
+    return Config(
+        source=file,
+        state_dir=state_dir,
+        dashboard_host=host,
+        dashboard_port=port,
+        debug=debug,
+        log_max_bytes=log.get("max_bytes", _size, 10 * 1024 * 1024),
+        log_backups=log.get("backups", _int(0, 100), 3),
+        programs=_check_dependencies(programs, groups, label, lines),
+        pipelines=pipelines,
+    )
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load ``path``, else ``$FOSS_SUPERVISOR_CONFIG``, else the embedded default config."""
+    environ = os.environ if environ is None else environ
+    if path is None:
+        env_path = environ.get("FOSS_SUPERVISOR_CONFIG")
+        path = Path(env_path) if env_path else default_config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "", f"not UTF-8 text: {exc}") from None
+    return parse_config(text, path, environ)

@@ -1,0 +1,57 @@
+"""The control protocol: newline-delimited JSON over a Unix stream socket (stdlib only).
+
+Request::
+
+    {"v": 1, "id": 7, "cmd": "status", "args": {}}
+
+Reply (same ``id``)::
+
+    {"v": 1, "id": 7, "ok": true, "result": {...}}
+    {"v": 1, "id": 7, "ok": false, "error": {"type": "ProtocolError", "message": "..."}}
+
+One connection may carry many requests, answered in order. A line longer than ``MAX_LINE_BYTES``
+is refused and the connection closed (the stream cannot be resynchronised).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from foss_supervisor.errors import ProtocolError
+
+__all__ = ["MAX_LINE_BYTES", "VERSION", "decode_request", "encode", "error_reply", "ok_reply"]
+
+VERSION = 1
+MAX_LINE_BYTES = 1024 * 1024
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def decode_request(line: bytes) -> tuple[Any, str, dict[str, Any]]:
+    """Return (id, cmd, args) from one request line, or raise ProtocolError saying what is wrong."""
+    try:
+        msg = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"request is not valid JSON: {exc}") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("request must be a JSON object")
+    if msg.get("v") != VERSION:
+        raise ProtocolError(f"unsupported protocol version {msg.get('v')!r}; this daemon speaks {VERSION}")
+    cmd = msg.get("cmd")
+    if not isinstance(cmd, str) or not cmd:
+        raise ProtocolError("request needs a string 'cmd'")
+    args = msg.get("args", {})
+    if not isinstance(args, dict):
+        raise ProtocolError("'args' must be a JSON object")
+    return msg.get("id"), cmd, args
+
+
+def ok_reply(req_id: Any, result: Any) -> dict[str, Any]:
+    return {"v": VERSION, "id": req_id, "ok": True, "result": result}
+
+
+def error_reply(req_id: Any, exc: BaseException) -> dict[str, Any]:
+    return {"v": VERSION, "id": req_id, "ok": False, "error": {"type": type(exc).__name__, "message": str(exc)}}

@@ -1,0 +1,88 @@
+"""The errors foss-supervisor raises, as one tree.
+
+::
+
+    SupervisorError
+    ├── ConfigError            a config file or value is refused (names file, line, key, reason)
+    ├── StateTransitionError   an illegal move in the process state table
+    ├── DaemonError
+    │   ├── AlreadyRunning     another live daemon holds the PID file lock
+    │   └── PortInUse          the dashboard port is held (names the holder)
+    └── ControlError           the control socket refused or failed a request
+        ├── ProtocolError      a malformed, oversized or unknown request
+        ├── CommandError       a well-formed request the command could not do
+        └── NotRunning         no daemon answers on the control socket
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyRunning",
+    "CommandError",
+    "ConfigError",
+    "ControlError",
+    "DaemonError",
+    "NotRunning",
+    "PortInUse",
+    "ProtocolError",
+    "StateTransitionError",
+    "SupervisorError",
+]
+
+
+class SupervisorError(Exception):
+    """Root of every error foss-supervisor raises on purpose."""
+
+
+class ConfigError(SupervisorError):
+    """A config is refused; the message names the file, line, dotted key and reason."""
+
+    def __init__(self, file: str, key: str, reason: str, line: int | None = None) -> None:
+        self.file, self.key, self.reason, self.line = file, key, reason, line
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {key or '<root>'}: {reason}")
+
+
+class StateTransitionError(SupervisorError):
+    """A process was asked to take an edge the state table does not have."""
+
+
+class DaemonError(SupervisorError):
+    """The daemon cannot start or run as asked."""
+
+
+class AlreadyRunning(DaemonError):
+    """Another live daemon holds the PID file lock."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        super().__init__(f"another foss-supervisor daemon is running (pid {pid})")
+
+
+class PortInUse(DaemonError):
+    """The dashboard port is taken; ``holder`` describes who holds it, when known."""
+
+    def __init__(self, host: str, port: int, holder: dict[str, object] | None) -> None:
+        self.host, self.port, self.holder = host, port, holder
+        who = (
+            f"pid {holder.get('pid')} user {holder.get('user')} command {holder.get('cmdline')!r}"
+            if holder
+            else "an unknown process (not visible to this user)"
+        )
+        super().__init__(f"port {host}:{port} is in use by {who}")
+
+
+class ControlError(SupervisorError):
+    """The control socket refused or failed a request."""
+
+
+class ProtocolError(ControlError):
+    """A request that is malformed, oversized, or names an unknown command."""
+
+
+class CommandError(ControlError):
+    """A well-formed request that the command could not carry out."""
+
+
+class NotRunning(ControlError):
+    """No daemon answers on the control socket."""

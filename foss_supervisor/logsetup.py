@@ -1,0 +1,58 @@
+"""structlog set-up: snake_case events with key/values, JSON to the daemon's log file, and to stderr
+as readable lines on a terminal or JSON otherwise (journald and log shippers read JSON)."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+import structlog
+
+__all__ = ["configure_logging"]
+
+
+def configure_logging(log_file: Path | None, *, debug: bool, stderr: bool, max_bytes: int, backups: int) -> None:
+    """Route structlog through stdlib logging so one call decides every destination."""
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    json_formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
+    )  # fmt: skip
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+        file_handler.setFormatter(json_formatter)
+        root.addHandler(file_handler)
+    if stderr:
+        err = logging.StreamHandler(sys.stderr)
+        if sys.stderr.isatty():
+            err.setFormatter(structlog.stdlib.ProcessorFormatter(
+                foreign_pre_chain=shared,
+                processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                            structlog.dev.ConsoleRenderer(colors=False)],
+            ))  # fmt: skip
+        else:
+            err.setFormatter(json_formatter)
+        root.addHandler(err)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,99 @@
+"""Program output to size-rotated log files, in chunks, so no child and no daemon ever blocks.
+
+Output is read in chunks (not lines): a megabyte without a newline is written as it comes and
+memory stays bounded. Rotation is the standard library's ``RotatingFileHandler``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import logging.handlers
+import re
+import time
+from collections import deque
+from pathlib import Path
+
+__all__ = ["LogSink", "pump", "tail_lines"]
+
+CHUNK_BYTES = 64 * 1024
+_LINE = re.compile(r"[^\n]*\n|[^\n]+")
+
+
+class LogSink:
+    """One rotating file that any number of streams append to."""
+
+    def __init__(self, path: Path, max_bytes: int, backups: int, timestamps: bool) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.timestamps = timestamps
+        self._handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+        self._handler.terminator = ""
+        self._handler.setFormatter(logging.Formatter("%(message)s"))
+
+    def write(self, text: str) -> None:
+        if text:
+            self._handler.emit(logging.makeLogRecord({"msg": text, "args": None}))
+
+    def close(self) -> None:
+        self._handler.close()
+
+
+class _StreamWriter:
+    """Decodes one stream's bytes incrementally and stamps the start of each line when asked."""
+
+    def __init__(self, sink: LogSink, label: str) -> None:
+        self.sink = sink
+        self.label = label
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._at_line_start = True
+
+    def feed(self, data: bytes, final: bool = False) -> None:
+        text = self._decoder.decode(data, final)
+        if not text:
+            return
+        if self.sink.timestamps:
+            text = self._stamp(text)
+        self.sink.write(text)
+
+    def _stamp(self, text: str) -> str:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z {self.label}"
+        out = []
+        for piece in _LINE.findall(text):
+            if self._at_line_start:
+                out.append(stamp)
+            out.append(piece)
+            self._at_line_start = piece.endswith("\n")
+        return "".join(out)
+
+
+async def pump(reader: asyncio.StreamReader, sink: LogSink, label: str = "") -> int:
+    """Copy ``reader`` into ``sink`` until EOF; returns the byte count."""
+    writer = _StreamWriter(sink, label)
+    total = 0
+    while chunk := await reader.read(CHUNK_BYTES):
+        total += len(chunk)
+        writer.feed(chunk)
+    writer.feed(b"", final=True)
+    return total
+
+
+def tail_lines(path: Path, count: int, block: int = 64 * 1024) -> list[str]:
+    """The last ``count`` lines of ``path`` (reading backwards, so a big file costs little)."""
+    if count <= 0 or not path.exists():
+        return []
+    with path.open("rb") as f:
+        f.seek(0, 2)
+        pos = f.tell()
+        data = b""
+        while pos > 0 and data.count(b"\n") <= count:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            data = f.read(step) + data
+    lines: deque[str] = deque(data.decode("utf-8", "replace").splitlines(), maxlen=count)
+    return list(lines)

@@ -1,0 +1,416 @@
+"""One supervised program: its child process, its state machine, its restarts and its one stop path.
+
+Each :class:`ManagedProcess` runs a controller coroutine (:meth:`ManagedProcess.run`) for its whole
+life. Operators and the supervisor only change what is *wanted* and wake the controller; the
+controller alone spawns, transitions and stops, so there is exactly one writer of the state.
+A death is noticed at once: the controller awaits its own child (the loop's child watcher reaps it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from foss_supervisor.backoff import Backoff
+from foss_supervisor.config import ProgramConfig
+from foss_supervisor.events import EventBus, HealthChanged, StateChanged
+from foss_supervisor.health import HealthMonitor
+from foss_supervisor.logsink import LogSink, pump
+from foss_supervisor.states import Health, ProcessState, check_transition
+
+__all__ = ["INHERIT_BLOCKLIST", "ManagedProcess", "child_environment", "read_env_file"]
+
+log = structlog.get_logger("foss_supervisor.process")
+
+S = ProcessState
+
+# Variables that belong to the daemon's own service manager and must never reach a child.
+INHERIT_BLOCKLIST = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
+                     "LISTEN_FDNAMES")  # fmt: skip
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes), as docker/systemd do."""
+    out: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "a").isalnum():
+            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key] = value
+    return out
+
+
+def child_environment(cfg: ProgramConfig, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment a child gets: ours minus service-manager variables, then env_file, then env."""
+    env = {k: v for k, v in base.items() if k not in INHERIT_BLOCKLIST}
+    if cfg.env_file is not None:
+        env.update(read_env_file(cfg.env_file))
+    env.update(cfg.env)
+    env["FOSS_SUPERVISOR_PROGRAM"] = cfg.name
+    if cfg.group != cfg.name:
+        env["FOSS_SUPERVISOR_REPLICA"] = str(cfg.replica)
+    return env
+
+
+Spawner = Callable[..., Awaitable[asyncio.subprocess.Process]]
+
+
+class ManagedProcess:
+    """A program under supervision. Mutate only through :meth:`start`, :meth:`stop`, :meth:`restart`."""
+
+    def __init__(
+        self,
+        cfg: ProgramConfig,
+        *,
+        log_dir: Path,
+        bus: EventBus,
+        dependencies_ready: Callable[[ProgramConfig], Awaitable[None]],
+        on_spawn: Callable[[ManagedProcess], None] = lambda p: None,
+        on_exit: Callable[[ManagedProcess], None] = lambda p: None,
+        spawner: Spawner = asyncio.create_subprocess_exec,
+        clock: Callable[[], float] = time.monotonic,
+        wanted: bool | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.state = S.STOPPED
+        self.health = Health.UNKNOWN
+        self.health_detail = ""
+        self.pid: int | None = None
+        self.exit_code: int | None = None
+        self.started_at: float | None = None  # wall clock, for status
+        self.spawns = 0
+        self.reason = ""
+        self.wanted = cfg.autostart if wanted is None else wanted
+        self._bus = bus
+        self._log_dir = log_dir
+        self._dependencies_ready = dependencies_ready
+        self._on_spawn = on_spawn
+        self._on_exit = on_exit
+        self._spawn = spawner
+        self._clock = clock
+        self._backoff = Backoff(cfg.backoff)
+        self._start_failures = 0
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._restart_requested = False
+        self._unhealthy = False
+        self._proc: asyncio.subprocess.Process | None = None
+        self._sink: LogSink | None = None
+
+    # ---------------------------------------------------------------- requests (any caller)
+
+    @property
+    def log_path(self) -> Path:
+        return self.cfg.log.file or self._log_dir / f"{self.name}.log"
+
+    def start(self) -> None:
+        """Want it running; a FATAL program gets a fresh set of retries."""
+        self.wanted = True
+        self._start_failures = 0
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Want it stopped."""
+        self.wanted = False
+        self._wake.set()
+
+    def restart(self) -> None:
+        """Stop it if it runs, then start it again."""
+        self.wanted = True
+        self._start_failures = 0
+        self._restart_requested = True
+        self._wake.set()
+
+    async def wait_settled(self, timeout_s: float) -> ProcessState:
+        """Wait until the state matches what is wanted (RUNNING, or a stopped state); bounded."""
+        async with asyncio.timeout(timeout_s):
+            while not self._settled():
+                self._changed.clear()
+                await self._changed.wait()
+        return self.state
+
+    def _settled(self) -> bool:
+        if self.wanted or self._restart_requested:
+            return self.state is S.RUNNING and not self._restart_requested
+        return self.state in (S.STOPPED, S.EXITED, S.FATAL)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for status replies (no environment: it may hold secrets)."""
+        now = time.time()
+        return {
+            "name": self.name,
+            "group": self.cfg.group,
+            "state": str(self.state),
+            "health": str(self.health),
+            "health_detail": self.health_detail,
+            "pid": self.pid,
+            "exit_code": self.exit_code,
+            "uptime_s": round(now - self.started_at, 3) if self.started_at and self.pid else None,
+            "spawns": self.spawns,
+            "wanted": "running" if self.wanted else "stopped",
+            "reason": self.reason,
+            "command": list(self.cfg.command),
+            "depends_on": list(self.cfg.depends_on),
+            "log_file": str(self.log_path),
+        }
+
+    # ---------------------------------------------------------------- the controller
+
+    async def run(self) -> None:
+        """Supervise until cancelled; on cancellation the child is stopped before this returns."""
+        try:
+            while True:
+                self._wake.clear()
+                if not self.wanted:
+                    self._restart_requested = False
+                    if self.state is S.BACKOFF:
+                        self._transition(S.STOPPED, "stop requested while in backoff")
+                    await self._wake.wait()
+                    continue
+                self._restart_requested = False
+                if not await self._until_woken(self._dependencies_ready(self.cfg)):
+                    continue
+                await self._run_once()
+        finally:
+            if self._proc is not None:
+                await self._stop_child("daemon shutting down")
+
+    async def _run_once(self) -> None:
+        """Spawn once and supervise that child until it exits or is stopped."""
+        self._transition(S.STARTING, "spawning")
+        try:
+            proc = await self._spawn_child()
+        except (OSError, ValueError) as exc:
+            self.exit_code = None
+            await self._after_early_exit(f"spawn failed: {exc}")
+            return
+        exited = asyncio.ensure_future(proc.wait())
+        probe_task: asyncio.Task[None] | None = None
+        try:
+            # STARTING: it must stay up for start_timeout_s to count as RUNNING
+            interrupt = await self._watch(exited, self._clock() + self.cfg.start_timeout_s)
+            if interrupt:
+                await self._stop_child(f"{interrupt} while starting")
+                return
+            if exited.done():
+                await self._reap(exited)
+                await self._after_early_exit(f"exited with code {self.exit_code} during start")
+                return
+            self._start_failures = 0
+            self._transition(S.RUNNING, f"up for {self.cfg.start_timeout_s:g}s")
+            if self.cfg.health is not None:
+                probe_task = asyncio.create_task(HealthMonitor(self.cfg.health, self._health_changed).run())
+            interrupt = await self._watch(exited, None)
+            if probe_task is not None:
+                probe_task.cancel()
+            if interrupt:
+                await self._stop_child(interrupt)
+                if interrupt == "unhealthy":
+                    self._unhealthy = False
+                    await self._until_woken(asyncio.sleep(self._backoff.next_delay_s()))
+                return
+            await self._reap(exited)
+            ran_for = self._clock() - self._spawned_at
+            self._backoff.observe_run(ran_for)
+            self._transition(S.EXITED, f"exited with code {self.exit_code} after {ran_for:.3f}s")
+            if self._should_restart():
+                delay = self._backoff.next_delay_s()
+                if delay:
+                    await self._until_woken(asyncio.sleep(delay))
+            else:
+                self.wanted = False
+        finally:
+            if probe_task is not None:
+                probe_task.cancel()
+            if not exited.done():
+                exited.cancel()
+
+    async def _watch(self, exited: asyncio.Future[int], deadline: float | None) -> str:
+        """Wait for the child to exit or ``deadline`` to pass; return why we must stop it instead, if so."""
+        while not exited.done():
+            remaining = None if deadline is None else deadline - self._clock()
+            if remaining is not None and remaining <= 0:
+                return ""
+            self._wake.clear()
+            if not await self._until_woken(exited, timeout_s=remaining) and (reason := self._interrupt_reason()):
+                return reason
+        return ""
+
+    def _interrupt_reason(self) -> str:
+        if not self.wanted:
+            return "stop requested"
+        if self._unhealthy:
+            return "unhealthy"
+        if self._restart_requested:
+            return "restart requested"
+        return ""
+
+    def _should_restart(self) -> bool:
+        policy = self.cfg.autorestart
+        if not self.wanted or policy == "never":
+            return False
+        return policy == "always" or self.exit_code not in self.cfg.exit_codes
+
+    async def _after_early_exit(self, why: str) -> None:
+        """A child that died in STARTING: BACKOFF and retry, or FATAL once retries are spent."""
+        self._start_failures += 1
+        retries = self.cfg.start_retries
+        if retries is not None and self._start_failures > retries:
+            self._transition(S.BACKOFF, why)
+            self.wanted = False  # given up: only an operator's start tries again
+            self._transition(S.FATAL, f"{why}; gave up after {self._start_failures} attempts")
+            return
+        delay = self._backoff.next_delay_s()
+        self._transition(S.BACKOFF, f"{why}; retry in {delay:.3f}s", retry_in_s=delay)
+        await self._until_woken(asyncio.sleep(delay))
+
+    async def _until_woken(self, aw: Awaitable[Any], timeout_s: float | None = None) -> bool:
+        """Await ``aw`` unless a request wakes us first. True when ``aw`` finished (or timed out)."""
+        task = asyncio.ensure_future(aw)
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            done, _ = await asyncio.wait({task, woken}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+        if task in done or (not done and timeout_s is not None):
+            if task in done and not task.cancelled():
+                task.result()
+            return True
+        if not isinstance(aw, asyncio.Future):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return False
+
+    # ---------------------------------------------------------------- the OS edge
+
+    async def _spawn_child(self) -> asyncio.subprocess.Process:
+        cfg = self.cfg
+        env = child_environment(cfg, os.environ)
+        if self._sink is None:
+            self._sink = LogSink(self.log_path, cfg.log.max_bytes, cfg.log.backups, cfg.log.timestamps)
+        proc = await self._spawn(
+            *cfg.command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cfg.cwd,
+            env=env,
+            start_new_session=True,  # its own process group, so a stop reaches grandchildren
+            user=cfg.user,
+        )
+        self._proc = proc
+        self._spawned_at = self._clock()
+        self.started_at = time.time()
+        self.pid = proc.pid
+        self.exit_code = None
+        self.spawns += 1
+        assert proc.stdout is not None and proc.stderr is not None
+        self._pumps = [
+            asyncio.ensure_future(pump(proc.stdout, self._sink)),
+            asyncio.ensure_future(pump(proc.stderr, self._sink, "stderr: " if cfg.log.timestamps else "")),
+        ]
+        self._on_spawn(self)
+        return proc
+
+    async def _reap(self, exited: asyncio.Future[int]) -> None:
+        """Collect the exit code, end stragglers in the group and drain the output."""
+        code = await exited
+        self.exit_code = code
+        if self.cfg.kill_group and self.pid is not None:
+            # grandchildren must not outlive their program (Supervisor/supervisor#1101); the group id
+            # cannot be reused while any member lives, so this never reaches a stranger
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):  # a grandchild outside the group may hold the pipe open
+                await asyncio.gather(*self._pumps, return_exceptions=True)
+        for task in self._pumps:
+            task.cancel()
+        self._proc = None
+        self.pid = None
+        self._on_exit(self)
+
+    async def _stop_child(self, reason: str) -> None:
+        """The one stop path: stop_signal, bounded wait, SIGKILL to the group, reap.
+
+        It runs in its own task and is awaited through a shield, so a caller that is cancelled
+        (shutdown, reload) still waits for the child to be gone.
+        """
+        task = asyncio.ensure_future(self._terminate(reason))
+        cancelled = False
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                cancelled = True
+        task.result()
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _terminate(self, reason: str) -> None:
+        proc = self._proc
+        assert proc is not None
+        self._transition(S.STOPPING, reason)
+        exited = asyncio.ensure_future(proc.wait())
+        self._signal(proc, self.cfg.stop_signal)
+        try:
+            async with asyncio.timeout(self.cfg.stop_timeout_s):
+                await asyncio.shield(exited)
+        except TimeoutError:
+            log.warning("stop_timeout_kill", program=self.name, pid=proc.pid, timeout_s=self.cfg.stop_timeout_s)
+            self._signal(proc, signal.SIGKILL)
+        await self._reap(exited)
+        self._transition(S.STOPPED, f"{reason}; exit code {self.exit_code}")
+
+    def _signal(self, proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+        if proc.returncode is not None:  # reaped: the PID may belong to someone else now
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if self.cfg.kill_group:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+
+    # ---------------------------------------------------------------- events
+
+    def _transition(self, new: ProcessState, reason: str, retry_in_s: float | None = None) -> None:
+        old = self.state
+        check_transition(old, new)
+        self.state = new
+        self.reason = reason
+        if new in (S.STOPPED, S.EXITED, S.FATAL, S.BACKOFF, S.STARTING):
+            self.health = Health.UNKNOWN
+            self.health_detail = ""
+        event = StateChanged(
+            name=self.name, old=old, new=new, pid=self.pid, exit_code=self.exit_code, reason=reason,
+            retry_in_s=retry_in_s,
+        )  # fmt: skip
+        self._bus.publish(event)
+        self._changed.set()
+
+    def _health_changed(self, health: Health, detail: str) -> None:
+        old = self.health
+        self.health, self.health_detail = health, detail
+        self._bus.publish(HealthChanged(name=self.name, old=old, new=health, detail=detail))
+        self._changed.set()
+        if health is Health.UNHEALTHY:
+            self._unhealthy = True
+            self._wake.set()
