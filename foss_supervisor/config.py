@@ -14,7 +14,6 @@ import shlex
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -22,6 +21,7 @@ import yaml
 
 from foss_supervisor.backoff import BackoffPolicy
 from foss_supervisor.errors import ConfigError
+from foss_supervisor.resources import data_dir
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
@@ -122,7 +122,7 @@ class Config:
 
 def default_config_path() -> Path:
     """The embedded default config, found in the installed package as well as in a checkout."""
-    return Path(str(resources.files("foss_supervisor.configs").joinpath(DEFAULT_CONFIG_NAME)))
+    return data_dir("configs") / DEFAULT_CONFIG_NAME
 
 
 def default_state_dir() -> Path:

@@ -90,6 +90,13 @@ class Subscription:
         """Wait for the next event."""
         return await self._queue.get()
 
+    def drain(self) -> list[Event]:
+        """Take every event already queued, without waiting."""
+        events = []
+        while not self._queue.empty():
+            events.append(self._queue.get_nowait())
+        return events
+
     def close(self) -> None:
         """Stop receiving events."""
         self._bus._subscriptions.discard(self)

@@ -1,12 +1,11 @@
 """Program output to size-rotated log files, in chunks, so no child and no daemon ever blocks.
 
-Output is read in chunks (not lines): a megabyte without a newline is written as it comes and
-memory stays bounded. Rotation is the standard library's ``RotatingFileHandler``.
+Output arrives in chunks as the loop reads the pipes (not lines): a megabyte without a newline is
+written as it comes and memory stays bounded. Rotation is the standard library's ``RotatingFileHandler``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import logging
 import logging.handlers
@@ -15,9 +14,8 @@ import time
 from collections import deque
 from pathlib import Path
 
-__all__ = ["LogSink", "pump", "tail_lines"]
+__all__ = ["LogSink", "StreamWriter", "tail_lines"]
 
-CHUNK_BYTES = 64 * 1024
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
 
 
@@ -42,7 +40,7 @@ class LogSink:
         self._handler.close()
 
 
-class _StreamWriter:
+class StreamWriter:
     """Decodes one stream's bytes incrementally and stamps the start of each line when asked."""
 
     def __init__(self, sink: LogSink, label: str) -> None:
@@ -69,17 +67,6 @@ class _StreamWriter:
             out.append(piece)
             self._at_line_start = piece.endswith("\n")
         return "".join(out)
-
-
-async def pump(reader: asyncio.StreamReader, sink: LogSink, label: str = "") -> int:
-    """Copy ``reader`` into ``sink`` until EOF; returns the byte count."""
-    writer = _StreamWriter(sink, label)
-    total = 0
-    while chunk := await reader.read(CHUNK_BYTES):
-        total += len(chunk)
-        writer.feed(chunk)
-    writer.feed(b"", final=True)
-    return total
 
 
 def tail_lines(path: Path, count: int, block: int = 64 * 1024) -> list[str]:

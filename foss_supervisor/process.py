@@ -3,7 +3,9 @@
 Each :class:`ManagedProcess` runs a controller coroutine (:meth:`ManagedProcess.run`) for its whole
 life. Operators and the supervisor only change what is *wanted* and wake the controller; the
 controller alone spawns, transitions and stops, so there is exactly one writer of the state.
-A death is noticed at once: the controller awaits its own child (the loop's child watcher reaps it).
+A death is noticed at once: the loop's child watcher reaps our own child and calls
+``process_exited`` on its protocol. (``asyncio.subprocess.Process.wait()`` is not enough: it also waits
+for the pipes to close, which a grandchild holding stdout can delay forever.)
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from foss_supervisor.backoff import Backoff
 from foss_supervisor.config import ProgramConfig
 from foss_supervisor.events import EventBus, HealthChanged, StateChanged
 from foss_supervisor.health import HealthMonitor
-from foss_supervisor.logsink import LogSink, pump
+from foss_supervisor.logsink import LogSink, StreamWriter
 from foss_supervisor.states import Health, ProcessState, check_transition
 
 __all__ = ["INHERIT_BLOCKLIST", "ManagedProcess", "child_environment", "read_env_file"]
@@ -68,7 +70,38 @@ def child_environment(cfg: ProgramConfig, base: Mapping[str, str]) -> dict[str, 
     return env
 
 
-Spawner = Callable[..., Awaitable[asyncio.subprocess.Process]]
+class ChildProtocol(asyncio.SubprocessProtocol):
+    """Writes output chunks straight to the log sink and resolves ``exited`` the moment the child dies."""
+
+    def __init__(self, sink: LogSink, stamp_stderr: bool) -> None:
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self._writers = {1: StreamWriter(sink, ""), 2: StreamWriter(sink, "stderr: " if stamp_stderr else "")}
+        self._transport: asyncio.SubprocessTransport | None = None
+        self.exited_at = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self._transport = transport
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self._writers[fd].feed(data if isinstance(data, bytes) else data.encode())
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd in self._writers:
+            self._writers[fd].feed(b"", final=True)
+
+    def process_exited(self) -> None:
+        assert self._transport is not None
+        code = self._transport.get_returncode()
+        if not self.exited.done() and code is not None:
+            self.exited_at = time.monotonic()
+            self.exited.set_result(code)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 class ManagedProcess:
@@ -83,8 +116,6 @@ class ManagedProcess:
         dependencies_ready: Callable[[ProgramConfig], Awaitable[None]],
         on_spawn: Callable[[ManagedProcess], None] = lambda p: None,
         on_exit: Callable[[ManagedProcess], None] = lambda p: None,
-        spawner: Spawner = asyncio.create_subprocess_exec,
-        clock: Callable[[], float] = time.monotonic,
         wanted: bool | None = None,
     ) -> None:
         self.cfg = cfg
@@ -103,15 +134,14 @@ class ManagedProcess:
         self._dependencies_ready = dependencies_ready
         self._on_spawn = on_spawn
         self._on_exit = on_exit
-        self._spawn = spawner
-        self._clock = clock
         self._backoff = Backoff(cfg.backoff)
         self._start_failures = 0
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._restart_requested = False
         self._unhealthy = False
-        self._proc: asyncio.subprocess.Process | None = None
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._protocol: ChildProtocol | None = None
         self._sink: LogSink | None = None
 
     # ---------------------------------------------------------------- requests (any caller)
@@ -189,27 +219,27 @@ class ManagedProcess:
                     continue
                 await self._run_once()
         finally:
-            if self._proc is not None:
+            if self._transport is not None:
                 await self._stop_child("daemon shutting down")
 
     async def _run_once(self) -> None:
         """Spawn once and supervise that child until it exits or is stopped."""
         self._transition(S.STARTING, "spawning")
         try:
-            proc = await self._spawn_child()
+            exited = await self._spawn_child()
         except (OSError, ValueError) as exc:
             self.exit_code = None
             await self._after_early_exit(f"spawn failed: {exc}")
             return
-        exited = asyncio.ensure_future(proc.wait())
         probe_task: asyncio.Task[None] | None = None
         try:
             # STARTING: it must stay up for start_timeout_s to count as RUNNING
-            interrupt = await self._watch(exited, self._clock() + self.cfg.start_timeout_s)
+            interrupt = await self._watch(exited, time.monotonic() + self.cfg.start_timeout_s)
             if interrupt:
                 await self._stop_child(f"{interrupt} while starting")
                 return
-            if exited.done():
+            assert self._protocol is not None
+            if exited.done() and self._protocol.exited_at - self._spawned_at < self.cfg.start_timeout_s:
                 await self._reap(exited)
                 await self._after_early_exit(f"exited with code {self.exit_code} during start")
                 return
@@ -226,8 +256,8 @@ class ManagedProcess:
                     self._unhealthy = False
                     await self._until_woken(asyncio.sleep(self._backoff.next_delay_s()))
                 return
+            ran_for = self._protocol.exited_at - self._spawned_at
             await self._reap(exited)
-            ran_for = self._clock() - self._spawned_at
             self._backoff.observe_run(ran_for)
             self._transition(S.EXITED, f"exited with code {self.exit_code} after {ran_for:.3f}s")
             if self._should_restart():
@@ -239,13 +269,11 @@ class ManagedProcess:
         finally:
             if probe_task is not None:
                 probe_task.cancel()
-            if not exited.done():
-                exited.cancel()
 
     async def _watch(self, exited: asyncio.Future[int], deadline: float | None) -> str:
         """Wait for the child to exit or ``deadline`` to pass; return why we must stop it instead, if so."""
         while not exited.done():
-            remaining = None if deadline is None else deadline - self._clock()
+            remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return ""
             self._wake.clear()
@@ -301,12 +329,15 @@ class ManagedProcess:
 
     # ---------------------------------------------------------------- the OS edge
 
-    async def _spawn_child(self) -> asyncio.subprocess.Process:
+    async def _spawn_child(self) -> asyncio.Future[int]:
+        """Start the child; return the future that resolves with its exit code."""
         cfg = self.cfg
         env = child_environment(cfg, os.environ)
         if self._sink is None:
             self._sink = LogSink(self.log_path, cfg.log.max_bytes, cfg.log.backups, cfg.log.timestamps)
-        proc = await self._spawn(
+        sink = self._sink
+        transport, protocol = await asyncio.get_running_loop().subprocess_exec(
+            lambda: ChildProtocol(sink, cfg.log.timestamps),
             *cfg.command,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -316,35 +347,29 @@ class ManagedProcess:
             start_new_session=True,  # its own process group, so a stop reaches grandchildren
             user=cfg.user,
         )
-        self._proc = proc
-        self._spawned_at = self._clock()
+        self._transport, self._protocol = transport, protocol
+        self._spawned_at = time.monotonic()
         self.started_at = time.time()
-        self.pid = proc.pid
+        self.pid = transport.get_pid()
         self.exit_code = None
         self.spawns += 1
-        assert proc.stdout is not None and proc.stderr is not None
-        self._pumps = [
-            asyncio.ensure_future(pump(proc.stdout, self._sink)),
-            asyncio.ensure_future(pump(proc.stderr, self._sink, "stderr: " if cfg.log.timestamps else "")),
-        ]
         self._on_spawn(self)
-        return proc
+        return protocol.exited
 
     async def _reap(self, exited: asyncio.Future[int]) -> None:
-        """Collect the exit code, end stragglers in the group and drain the output."""
-        code = await exited
-        self.exit_code = code
+        """Collect the exit code, end stragglers in the group and close the pipes."""
+        self.exit_code = await exited
         if self.cfg.kill_group and self.pid is not None:
             # grandchildren must not outlive their program (Supervisor/supervisor#1101); the group id
             # cannot be reused while any member lives, so this never reaches a stranger
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
+        assert self._transport is not None and self._protocol is not None
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(1.0):  # a grandchild outside the group may hold the pipe open
-                await asyncio.gather(*self._pumps, return_exceptions=True)
-        for task in self._pumps:
-            task.cancel()
-        self._proc = None
+            async with asyncio.timeout(1.0):  # let the pipes drain; a process outside the group may hold them
+                await asyncio.shield(self._protocol.closed)
+        self._transport.close()
+        self._transport = self._protocol = None
         self.pid = None
         self._on_exit(self)
 
@@ -366,28 +391,28 @@ class ManagedProcess:
             raise asyncio.CancelledError
 
     async def _terminate(self, reason: str) -> None:
-        proc = self._proc
-        assert proc is not None
+        assert self._protocol is not None
+        exited = self._protocol.exited
         self._transition(S.STOPPING, reason)
-        exited = asyncio.ensure_future(proc.wait())
-        self._signal(proc, self.cfg.stop_signal)
+        self._signal(self.cfg.stop_signal)
         try:
             async with asyncio.timeout(self.cfg.stop_timeout_s):
                 await asyncio.shield(exited)
         except TimeoutError:
-            log.warning("stop_timeout_kill", program=self.name, pid=proc.pid, timeout_s=self.cfg.stop_timeout_s)
-            self._signal(proc, signal.SIGKILL)
+            log.warning("stop_timeout_kill", program=self.name, pid=self.pid, timeout_s=self.cfg.stop_timeout_s)
+            self._signal(signal.SIGKILL)
         await self._reap(exited)
         self._transition(S.STOPPED, f"{reason}; exit code {self.exit_code}")
 
-    def _signal(self, proc: asyncio.subprocess.Process, sig: signal.Signals) -> None:
-        if proc.returncode is not None:  # reaped: the PID may belong to someone else now
-            return
+    def _signal(self, sig: signal.Signals) -> None:
+        transport = self._transport
+        if transport is None or transport.get_returncode() is not None:
+            return  # reaped: the PID may belong to someone else now
         with contextlib.suppress(ProcessLookupError):
             if self.cfg.kill_group:
-                os.killpg(proc.pid, sig)
+                os.killpg(transport.get_pid(), sig)
             else:
-                proc.send_signal(sig)
+                transport.send_signal(sig)
 
     # ---------------------------------------------------------------- events
 

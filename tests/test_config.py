@@ -1,0 +1,136 @@
+"""The config loader: typed values, defaults, env overrides, and errors that name file, line, key, reason."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from foss_supervisor.config import default_config_path, load_config, parse_config
+from foss_supervisor.errors import ConfigError
+
+
+def parse(text: str, environ: dict[str, str] | None = None, tmp: Path = Path("/etc/fs/c.yaml")):
+    return parse_config(text, tmp, environ or {})
+
+
+def refused(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse(text)
+    return info.value
+
+
+def test_embedded_default_config_loads_with_documented_defaults() -> None:
+    cfg = load_config(default_config_path(), environ={})
+    assert cfg.dashboard_host == "127.0.0.1"
+    assert cfg.dashboard_port == 5000
+    assert cfg.programs == {}
+
+
+def test_program_defaults_and_units() -> None:
+    cfg = parse("""
+programs:
+  api:
+    command: python3 -m http.server "8080"
+    stop_timeout: 500ms
+    start_timeout: 2
+    stop_signal: int
+    start_retries: forever
+    backoff: {max: 1m}
+    log: {max_bytes: 1MiB, timestamps: true}
+""")
+    api = cfg.programs["api"]
+    assert api.command == ("python3", "-m", "http.server", "8080")
+    assert api.stop_timeout_s == 0.5 and api.start_timeout_s == 2.0
+    assert api.stop_signal is signal.SIGINT
+    assert api.start_retries is None
+    assert api.backoff.max_s == 60.0
+    assert api.log.max_bytes == 1024 * 1024 and api.log.timestamps
+    assert api.kill_group is True and api.autorestart == "on-failure" and api.exit_codes == {0}
+
+
+def test_shell_only_when_asked() -> None:
+    cfg = parse("programs:\n  a: {command: 'echo $HOME | wc', shell: true}\n  b: {command: 'echo $HOME | wc'}\n")
+    assert cfg.programs["a"].command == ("/bin/sh", "-c", "echo $HOME | wc")
+    assert cfg.programs["b"].command == ("echo", "$HOME", "|", "wc")
+
+
+def test_unknown_key_names_file_line_and_key() -> None:
+    err = refused("dashboard:\n  port: 5000\nprograms:\n  api:\n    command: [x]\n    restart: always\n")
+    assert err.file == "/etc/fs/c.yaml"
+    assert err.key == "programs.api.restart"
+    assert err.line == 6
+    assert "unknown key" in err.reason
+    assert str(err).startswith("/etc/fs/c.yaml:6: programs.api.restart: unknown key")
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("dashboard: {port: 70000}", "dashboard.port", "must be <= 65535"),
+        ("dashboard: {port: '80'}", "dashboard.port", "must be an integer"),
+        ("programs: {a: {command: [x], autorestart: sometimes}}", "programs.a.autorestart", "always, on-failure"),
+        ("programs: {a: {command: [x], stop_timeout: soon}}", "programs.a.stop_timeout", "duration"),
+        ("programs: {a: {command: [x], stop_signal: NOPE}}", "programs.a.stop_signal", "unknown signal"),
+        ("programs: {a: {command: []}}", "programs.a.command", "must not be empty"),
+        ("programs: {a: {cwd: /}}", "programs.a", "missing required key 'command'"),
+        ("programs: {a: {command: [x], depends_on: [b]}}", "programs.a.depends_on", "unknown program 'b'"),
+        ("programs: {a: {command: [x], health: {tcp: 1, http: 'http://x'}}}", "programs.a.health", "exactly one"),
+        ("programs: {a: {command: [x], autostart: 'yes'}}", "programs.a.autostart", "true or false"),
+    ],
+)
+def test_bad_values_are_refused_with_reason(text: str, key: str, reason: str) -> None:
+    err = refused(text)
+    assert err.key == key
+    assert reason in err.reason
+    assert err.line == 1
+
+
+def test_dependency_cycle_is_refused() -> None:
+    err = refused("programs:\n  a: {command: [x], depends_on: b}\n  b: {command: [x], depends_on: a}\n")
+    assert "dependency cycle" in err.reason
+
+
+def test_broken_yaml_names_the_line() -> None:
+    err = refused("programs:\n  a: {command: [x]\n  b: 1\n")
+    assert "invalid YAML" in err.reason
+    assert err.line is not None
+
+
+def test_replicas_expand_names_and_placeholders() -> None:
+    cfg = parse("""
+programs:
+  db: {command: [db]}
+  web:
+    command: [srv, "--port", "80{replica}"]
+    env: {SLOT: "s{replica}"}
+    replicas: 2
+    depends_on: db
+  front: {command: [f], depends_on: web}
+""")
+    assert set(cfg.programs) == {"db", "web-0", "web-1", "front"}
+    assert cfg.programs["web-1"].command == ("srv", "--port", "801")
+    assert cfg.programs["web-0"].env == {"SLOT": "s0"}
+    assert cfg.programs["front"].depends_on == ("web-0", "web-1")
+
+
+def test_environment_overrides_win(tmp_path: Path) -> None:
+    cfg = parse(
+        "state_dir: rel/state\ndashboard: {host: 127.0.0.1, port: 5000}\n",
+        {"FOSS_SUPERVISOR_PORT": "5055", "FOSS_SUPERVISOR_HOST": "::1", "FOSS_SUPERVISOR_DEBUG": "1"},
+        tmp_path / "c.yaml",
+    )
+    assert cfg.dashboard_port == 5055 and cfg.dashboard_host == "::1" and cfg.debug
+    assert cfg.state_dir == (tmp_path / "rel" / "state").resolve()
+    assert cfg.dashboard_url == "http://[::1]:5055/"
+    with pytest.raises(ConfigError, match="FOSS_SUPERVISOR_PORT"):
+        parse("{}", {"FOSS_SUPERVISOR_PORT": "http"})
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("dashboard: {port: 5077}\n")
+    assert load_config(None, {"FOSS_SUPERVISOR_CONFIG": str(path)}).dashboard_port == 5077
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml", {})
