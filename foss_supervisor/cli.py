@@ -82,6 +82,11 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
     from foss_supervisor.procinfo import identity_of, terminate
 
     pidfile = PidFile(config.pid_file)
+    ident = identity_of(pid) if pid else None
+
+    def gone() -> bool:
+        return not pidfile.inspect().locked and (ident is None or not ident.alive())
+
     if graceful:
         try:
             call(config.control_socket, "shutdown", timeout_s=HEALTH_BOUND_S)
@@ -89,15 +94,14 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
             graceful = False
         else:
             longest = max((p.stop_timeout_s for p in config.programs.values()), default=0.0)
-            if _bounded_poll(lambda: not pidfile.inspect().locked, longest * 2 + 30.0):
+            if _bounded_poll(gone, longest * 2 + 30.0):
                 return True
             say("WARN", "the daemon did not exit after the shutdown command; sending signals")
-    ident = identity_of(pid) if pid else None
     if ident is not None:
         say("INFO", f"stopping pid {ident.pid}: SIGTERM, then SIGKILL after 5s")
         outcome = terminate(ident, 5.0)
         say("INFO", f"pid {ident.pid} {outcome}")
-    return _bounded_poll(lambda: not pidfile.inspect().locked, 10.0)
+    return _bounded_poll(gone, 10.0)
 
 
 def cmd_start(args: argparse.Namespace, config: Config) -> int:

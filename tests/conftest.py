@@ -47,6 +47,14 @@ def wait_for(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "con
         delay = min(delay * 1.5, 0.1)
 
 
+def is_gone(pid: int) -> bool:
+    """No such process, or only a zombie waiting for its (re)parent to reap it."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def kill_tree_by_pid(pid: int) -> None:
     """SIGKILL a process and every descendant we can still see (by PID, nothing else)."""
     try:

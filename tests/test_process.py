@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import is_gone
 
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.events import Event, EventBus, HealthChanged, StateChanged, Subscription
@@ -78,7 +79,7 @@ async def test_sigkilled_child_comes_back_at_once(tmp_path: Path) -> None:
         await until(sub, state("app", S.RUNNING))
         new_pid = sup.processes["app"].pid
         assert new_pid and new_pid != old_pid and psutil.pid_exists(new_pid)
-        assert not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() != psutil.STATUS_ZOMBIE
+        assert is_gone(old_pid)
 
 
 async def test_child_ignoring_sigterm_is_killed_after_stop_timeout(tmp_path: Path) -> None:
@@ -133,7 +134,7 @@ async def test_grandchild_does_not_outlive_its_program(tmp_path: Path, how: str)
             await until(sub, state("fam", S.EXITED))
 
         async with asyncio.timeout(5):
-            while psutil.pid_exists(grandchild) and psutil.Process(grandchild).status() != psutil.STATUS_ZOMBIE:
+            while not is_gone(grandchild):
                 await asyncio.sleep(0.01)
 
 
@@ -279,7 +280,7 @@ async def test_exit_codes_and_autorestart_policy(tmp_path: Path) -> None:
 
 async def test_missing_executable_goes_fatal_with_reason(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, "ghost: {command: [/nonexistent/bin/x], start_retries: 1}\n")
-    async with supervising(cfg) as (sup, sub):
+    async with supervising(cfg) as (_sup, sub):
         fatal = await until(sub, state("ghost", S.FATAL))
         assert isinstance(fatal, StateChanged) and "spawn failed" in fatal.reason
 
