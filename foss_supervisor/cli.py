@@ -13,8 +13,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +59,8 @@ def _ping(config: Config, timeout_s: float) -> dict[str, Any] | None:
 
 def _http_health(config: Config, timeout_s: float) -> tuple[int | None, dict[str, Any]]:
     """GET /health: (status code, body), or (None, {}) when nothing answers in time."""
+    import urllib.error
+    import urllib.request
     try:
         with urllib.request.urlopen(config.dashboard_url + "health", timeout=timeout_s) as resp:  # noqa: S310
             return resp.status, json.loads(resp.read() or b"{}")

@@ -86,6 +86,7 @@ class ProgramConfig:
     stop_timeout_s: float = 5.0
     kill_group: bool = True
     depends_on: tuple[str, ...] = ()
+    ready: Literal["running", "notify"] = "running"
     group: str = ""  # the program name before replicas were expanded
     replica: int = 0
     health: HealthConfig | None = None
@@ -380,7 +381,7 @@ def _parse_log(r: _Reader, base: Path) -> LogConfig:
 _PROGRAM_KEYS = {
     "command", "shell", "cwd", "env", "env_file", "user", "autostart", "autorestart", "exit_codes",
     "start_timeout", "start_retries", "backoff", "stop_signal", "stop_timeout", "kill_group",
-    "depends_on", "replicas", "health", "log",
+    "depends_on", "replicas", "health", "log", "ready",
 }  # fmt: skip
 
 
@@ -419,6 +420,9 @@ def _parse_program(name: str, r: _Reader, base: Path) -> list[ProgramConfig]:
     user = r.get("user", _str, "") or None
     if user is not None and os.geteuid() != 0:
         r.fail("user", "can only be set when the daemon runs as root")
+    ready = r.get("ready", str, "running")
+    if ready not in ("running", "notify"):
+        r.fail("ready", f"must be running (up for start_timeout) or notify (sends READY=1), got {ready!r}")
     replicas = r.get("replicas", _int(1, 1000), 1)
     health = _parse_health(r.sub("health")) if r.data.get("health") is not None else None
     common: dict[str, Any] = {
@@ -436,6 +440,7 @@ def _parse_program(name: str, r: _Reader, base: Path) -> list[ProgramConfig]:
         "stop_timeout_s": r.get("stop_timeout", _duration, 5.0),
         "kill_group": r.get("kill_group", _bool, True),
         "depends_on": r.get("depends_on", _names, tuple[str, ...]()),
+        "ready": ready,
         "health": health,
         "log": _parse_log(r.sub("log"), base),
         "group": name,

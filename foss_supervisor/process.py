@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pwd
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,6 +27,7 @@ from foss_supervisor.config import ProgramConfig
 from foss_supervisor.events import EventBus, HealthChanged, StateChanged
 from foss_supervisor.health import HealthMonitor
 from foss_supervisor.logsink import LogSink, StreamWriter
+from foss_supervisor.readiness import NotifyListener
 from foss_supervisor.states import Health, ProcessState, check_transition
 
 __all__ = ["INHERIT_BLOCKLIST", "ManagedProcess", "child_environment", "read_env_file"]
@@ -56,6 +58,14 @@ def read_env_file(path: Path) -> dict[str, str]:
             value = value[1:-1]
         out[key] = value
     return out
+
+
+def _account(user: str) -> pwd.struct_passwd:
+    """The passwd entry a ``user:`` program runs as (by name or numeric uid)."""
+    try:
+        return pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        raise ValueError(f"no such user: {user!r}") from None
 
 
 def child_environment(cfg: ProgramConfig, base: Mapping[str, str]) -> dict[str, str]:
@@ -142,6 +152,7 @@ class ManagedProcess:
         self._unhealthy = False
         self._transport: asyncio.SubprocessTransport | None = None
         self._protocol: ChildProtocol | None = None
+        self._notify: NotifyListener | None = None
         self._sink: LogSink | None = None
 
     # ---------------------------------------------------------------- requests (any caller)
@@ -196,6 +207,7 @@ class ManagedProcess:
             "spawns": self.spawns,
             "wanted": "running" if self.wanted else "stopped",
             "reason": self.reason,
+            "status_text": self._notify.status if self._notify is not None else "",
             "command": list(self.cfg.command),
             "depends_on": list(self.cfg.depends_on),
             "log_file": str(self.log_path),
@@ -233,8 +245,9 @@ class ManagedProcess:
             return
         probe_task: asyncio.Task[None] | None = None
         try:
-            # STARTING: it must stay up for start_timeout_s to count as RUNNING
-            interrupt = await self._watch(exited, time.monotonic() + self.cfg.start_timeout_s)
+            # STARTING: it must stay up for start_timeout_s (or send READY=1 within it) to count as RUNNING
+            ready = self._notify.ready if self._notify is not None else None
+            interrupt = await self._watch(exited, time.monotonic() + self.cfg.start_timeout_s, ready)
             if interrupt:
                 await self._stop_child(f"{interrupt} while starting")
                 return
@@ -243,8 +256,14 @@ class ManagedProcess:
                 await self._reap(exited)
                 await self._after_early_exit(f"exited with code {self.exit_code} during start")
                 return
+            if ready is not None and not ready.done():
+                why = f"no READY=1 within {self.cfg.start_timeout_s:g}s"
+                await self._stop_child(why, failed_start=True)
+                await self._after_early_exit(why)
+                return
             self._start_failures = 0
-            self._transition(S.RUNNING, f"up for {self.cfg.start_timeout_s:g}s")
+            became = "sent READY=1" if ready is not None else f"up for {self.cfg.start_timeout_s:g}s"
+            self._transition(S.RUNNING, became)
             if self.cfg.health is not None:
                 probe_task = asyncio.create_task(HealthMonitor(self.cfg.health, self._health_changed).run())
             interrupt = await self._watch(exited, None)
@@ -270,9 +289,10 @@ class ManagedProcess:
             if probe_task is not None:
                 probe_task.cancel()
 
-    async def _watch(self, exited: asyncio.Future[int], deadline: float | None) -> str:
-        """Wait for the child to exit or ``deadline`` to pass; return why we must stop it instead, if so."""
-        while not exited.done():
+    async def _watch(self, exited: asyncio.Future[int], deadline: float | None,
+                     ready: asyncio.Future[None] | None = None) -> str:  # fmt: skip
+        """Wait for the child to exit, ``ready``, or ``deadline``; return why we must stop it instead, if so."""
+        while not exited.done() and not (ready is not None and ready.done()):
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return ""
@@ -333,20 +353,20 @@ class ManagedProcess:
         """Start the child; return the future that resolves with its exit code."""
         cfg = self.cfg
         env = child_environment(cfg, os.environ)
+        account = _account(cfg.user) if cfg.user else None
+        if account is not None:
+            env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
         if self._sink is None:
             self._sink = LogSink(self.log_path, cfg.log.max_bytes, cfg.log.backups, cfg.log.timestamps)
-        sink = self._sink
-        transport, protocol = await asyncio.get_running_loop().subprocess_exec(
-            lambda: ChildProtocol(sink, cfg.log.timestamps),
-            *cfg.command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=cfg.cwd,
-            env=env,
-            start_new_session=True,  # its own process group, so a stop reaches grandchildren
-            user=cfg.user,
-        )
+        try:
+            if cfg.ready == "notify":
+                self._notify = NotifyListener(self._log_dir.parent / "notify" / f"{self.name}.sock", self._wake.set)
+                await self._notify.open(account.pw_uid if account else None)
+                env["NOTIFY_SOCKET"] = str(self._notify.path)
+            transport, protocol = await self._exec(env, account)
+        except BaseException:
+            self._close_notify()
+            raise
         self._transport, self._protocol = transport, protocol
         self._spawned_at = time.monotonic()
         self.started_at = time.time()
@@ -355,6 +375,25 @@ class ManagedProcess:
         self.spawns += 1
         self._on_spawn(self)
         return protocol.exited
+
+    async def _exec(self, env: dict[str, str], account: pwd.struct_passwd | None
+                    ) -> tuple[asyncio.SubprocessTransport, ChildProtocol]:  # fmt: skip
+        cfg = self.cfg
+        sink = self._sink
+        assert sink is not None
+        return await asyncio.get_running_loop().subprocess_exec(
+            lambda: ChildProtocol(sink, cfg.log.timestamps),
+            *cfg.command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cfg.cwd,
+            env=env,
+            start_new_session=True,  # its own process group, so a stop reaches grandchildren
+            user=account.pw_uid if account else None,
+            group=account.pw_gid if account else None,
+            extra_groups=os.getgrouplist(account.pw_name, account.pw_gid) if account else None,
+        )
 
     async def _reap(self, exited: asyncio.Future[int]) -> None:
         """Collect the exit code, end stragglers in the group and close the pipes."""
@@ -370,16 +409,23 @@ class ManagedProcess:
                 await asyncio.shield(self._protocol.closed)
         self._transport.close()
         self._transport = self._protocol = None
+        self._close_notify()
         self.pid = None
         self._on_exit(self)
 
-    async def _stop_child(self, reason: str) -> None:
+    def _close_notify(self) -> None:
+        if self._notify is not None:
+            self._notify.close()
+            self._notify = None
+
+    async def _stop_child(self, reason: str, failed_start: bool = False) -> None:
         """The one stop path: stop_signal, bounded wait, SIGKILL to the group, reap.
 
         It runs in its own task and is awaited through a shield, so a caller that is cancelled
-        (shutdown, reload) still waits for the child to be gone.
+        (shutdown, reload) still waits for the child to be gone. A ``failed_start`` stop stays in
+        STARTING (the caller moves on to BACKOFF) instead of passing through STOPPING and STOPPED.
         """
-        task = asyncio.ensure_future(self._terminate(reason))
+        task = asyncio.ensure_future(self._terminate(reason, failed_start))
         cancelled = False
         while not task.done():
             try:
@@ -390,10 +436,11 @@ class ManagedProcess:
         if cancelled:
             raise asyncio.CancelledError
 
-    async def _terminate(self, reason: str) -> None:
+    async def _terminate(self, reason: str, failed_start: bool) -> None:
         assert self._protocol is not None
         exited = self._protocol.exited
-        self._transition(S.STOPPING, reason)
+        if not failed_start:
+            self._transition(S.STOPPING, reason)
         self._signal(self.cfg.stop_signal)
         try:
             async with asyncio.timeout(self.cfg.stop_timeout_s):
@@ -402,7 +449,8 @@ class ManagedProcess:
             log.warning("stop_timeout_kill", program=self.name, pid=self.pid, timeout_s=self.cfg.stop_timeout_s)
             self._signal(signal.SIGKILL)
         await self._reap(exited)
-        self._transition(S.STOPPED, f"{reason}; exit code {self.exit_code}")
+        if not failed_start:
+            self._transition(S.STOPPED, f"{reason}; exit code {self.exit_code}")
 
     def _signal(self, sig: signal.Signals) -> None:
         transport = self._transport

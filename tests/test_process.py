@@ -304,3 +304,58 @@ async def test_environment_is_clean_and_env_file_applies(tmp_path: Path, monkeyp
         await until(sub, state("envy", S.EXITED))
         out = sup.processes["envy"].log_path.read_text().strip()
     assert out == "[] yes inline envy"
+
+
+NOTIFY_CHILD = """
+    import os, socket, sys, time
+    time.sleep({delay})
+    if {send}:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.sendto(b'STATUS=warming up\\nREADY=1', os.environ['NOTIFY_SOCKET'])
+        print('sent ready', flush=True)
+    time.sleep(300)
+"""
+
+
+async def test_notify_program_is_running_only_after_ready(tmp_path: Path) -> None:
+    code = NOTIFY_CHILD.format(delay=0.3, send=True)
+    cfg = make_config(tmp_path, f"n: {{command: {py(code)}, ready: notify, start_timeout: 20}}\n")
+    async with supervising(cfg) as (sup, sub):
+        await until(sub, state("n", S.STARTING))
+        t0 = time.monotonic()
+        running = await until(sub, state("n", S.RUNNING))
+        assert isinstance(running, StateChanged) and running.reason == "sent READY=1"
+        assert time.monotonic() - t0 < 15  # it did not sit out the whole start_timeout
+        assert "sent ready" in sup.processes["n"].log_path.read_text()
+        assert sup.processes["n"].snapshot()["status_text"] == "warming up"
+
+
+async def test_notify_program_without_ready_backs_off_to_fatal(tmp_path: Path) -> None:
+    code = NOTIFY_CHILD.format(delay=0, send=False)
+    cfg = make_config(tmp_path, f"n: {{command: {py(code)}, ready: notify, start_timeout: 0.3, start_retries: 0}}\n")
+    async with supervising(cfg) as (sup, sub):
+        async with asyncio.timeout(5):
+            while (pid := sup.processes["n"].pid) is None:
+                await asyncio.sleep(0.005)
+        fatal = await until(sub, state("n", S.FATAL))
+        assert isinstance(fatal, StateChanged) and "no READY=1 within 0.3s" in fatal.reason
+        assert pid is not None and is_gone(pid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="user: needs a root daemon")
+async def test_user_program_runs_as_that_user(tmp_path: Path) -> None:
+    import pwd
+
+    cfg = make_config(tmp_path, """
+        low:
+          command: ["/bin/sh", "-c", "id -u; id -g; echo $HOME $USER"]
+          user: nobody
+          cwd: /
+          start_timeout: 0
+          autorestart: never
+    """)
+    async with supervising(cfg) as (sup, sub):
+        await until(sub, state("low", S.EXITED))
+        out = sup.processes["low"].log_path.read_text().split()
+    nobody = pwd.getpwnam("nobody")
+    assert out == [str(nobody.pw_uid), str(nobody.pw_gid), nobody.pw_dir, "nobody"]
