@@ -1,0 +1,1 @@
+"""The medallion pipeline on DuckDB."""
