@@ -120,6 +120,7 @@ def cmd_start(args: argparse.Namespace, config: Config) -> int:
             if code != 200:
                 say("WARN", f"it reports problems: {'; '.join(body.get('problems', [])) or code}")
             say("SUCCESS", f"Dashboard: {config.dashboard_url}")
+            _print_login(config)
             return EXIT_OK
         if healthy:
             say("INFO", f"--restart: stopping the running instance (pid {status.pid}) gracefully")
@@ -182,7 +183,18 @@ def _start_background(args: argparse.Namespace, config: Config) -> int:
         return EXIT_FAIL
     say("SUCCESS", f"foss-supervisor is running (pid {proc.pid})")
     say("SUCCESS", f"Dashboard: {config.dashboard_url}")
+    _print_login(config)
     return EXIT_OK
+
+
+def _print_login(config: Config) -> None:
+    """The one-time login URL, as Jupyter prints it: it sets the cookie that dashboard actions need."""
+    token_file = config.state_dir / "api-token"
+    try:
+        token = token_file.read_text(encoding="ascii").strip()
+    except OSError:
+        return
+    say("INFO", f"To run actions from the browser, open once: {config.dashboard_url}login?token={token}")
 
 
 def cmd_stop(args: argparse.Namespace, config: Config) -> int:

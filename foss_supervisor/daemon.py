@@ -198,8 +198,11 @@ class Daemon:
         from aiohttp import web  # the web layer is a leaf: imported only here
 
         from foss_supervisor.web.app import create_app
+        from foss_supervisor.web.auth import load_or_create_token
 
-        runner = web.AppRunner(create_app(self, self.bus), access_log=None, handle_signals=False)
+        token = load_or_create_token(self._config.state_dir / "api-token")
+        runner = web.AppRunner(create_app(self, self.bus, token), access_log=None, handle_signals=False,
+                               shutdown_timeout=5.0)  # fmt: skip
         await runner.setup()
         await web.SockSite(runner, self._dashboard_socket).start()
         return runner

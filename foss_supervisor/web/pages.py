@@ -1,0 +1,74 @@
+"""HTML pages rendered with jinja2 (autoescape on) from ``ui_templates/``; each has a JSON twin."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import jinja2
+import psutil
+from aiohttp import web
+
+from foss_supervisor import __version__
+from foss_supervisor.commands import dispatch
+from foss_supervisor.resources import data_dir
+from foss_supervisor.web.keys import CTX, JINJA
+
+__all__ = ["render", "setup", "system_resources"]
+
+
+
+def system_resources(state_dir: str) -> dict[str, Any]:
+    """CPU, memory, disk and load of this host, for the overview page and its JSON twin."""
+    vm = psutil.virtual_memory()
+    disk = psutil.disk_usage(state_dir if os.path.exists(state_dir) else "/")
+    load1, load5, load15 = os.getloadavg()
+    return {
+        "cpu_percent": psutil.cpu_percent(interval=None),
+        "cpus": psutil.cpu_count(),
+        "memory_percent": vm.percent,
+        "memory_used_mb": round((vm.total - vm.available) / 2**20),
+        "memory_total_mb": round(vm.total / 2**20),
+        "disk_percent": disk.percent,
+        "disk_free_gb": round(disk.free / 2**30, 1),
+        "load": [round(load1, 2), round(load5, 2), round(load15, 2)],
+        "daemon_rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+    }
+
+
+async def render(request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
+    env = request.app[JINJA]
+    html = env.get_template(template).render(version=__version__, path=request.path, **context)
+    return web.Response(text=html, content_type="text/html", status=status)
+
+
+async def overview(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    status = await dispatch(ctx, "status", {})
+    data = {"status": status, "resources": system_resources(str(ctx.config.state_dir)), "generated_at": time.time()}
+    if request.query.get("format") == "json":
+        return web.json_response(data)
+    return await render(request, "index.html", data)
+
+
+async def api_reference(request: web.Request) -> web.StreamResponse:
+    reference = await dispatch(request.app[CTX], "help", {})
+    if request.query.get("format") == "json":
+        return web.json_response(reference)
+    return await render(request, "chat.html", {"commands": reference})
+
+
+async def favicon(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(data_dir("ui_templates") / "static" / "favicon.svg",
+                            headers={"Content-Type": "image/svg+xml"})  # fmt: skip
+
+
+def setup(app: web.Application) -> None:
+    templates = data_dir("ui_templates")
+    app[JINJA] = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True,
+                                    undefined=jinja2.StrictUndefined)  # fmt: skip
+    app.router.add_get("/", overview)
+    app.router.add_get("/chat", api_reference)
+    app.router.add_get("/favicon.ico", favicon)
+    app.router.add_static("/static", templates / "static")
