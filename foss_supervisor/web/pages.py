@@ -15,7 +15,16 @@ from foss_supervisor.commands import dispatch
 from foss_supervisor.resources import data_dir
 from foss_supervisor.web.keys import CTX, JINJA
 
-__all__ = ["render", "setup", "system_resources"]
+__all__ = ["STATE_ICONS", "render", "setup", "system_resources"]
+
+# One icon per state, for process, health, daemon, run and step states; the page script reads the same map.
+STATE_ICONS = {
+    "RUNNING": "▶", "STARTING": "◔", "BACKOFF": "↻", "STOPPING": "◕", "STOPPED": "■", "EXITED": "⏏", "FATAL": "✖",
+    "healthy": "♥", "unhealthy": "✖", "unknown": "?", "ready": "●", "starting": "◔", "reloading": "↻",
+    "stopping": "◕", "pending": "○", "queued": "…", "running": "▶", "retrying": "↻", "succeeded": "✔",
+    "succeeded_with_warnings": "⚠", "failed": "✖", "crashed": "☠", "upstream_failed": "⤓", "skipped": "⤼",
+    "cancelled": "⊘",
+}  # fmt: skip
 
 
 
@@ -66,8 +75,10 @@ async def favicon(request: web.Request) -> web.FileResponse:
 
 def setup(app: web.Application) -> None:
     templates = data_dir("ui_templates")
-    app[JINJA] = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True,
-                                    undefined=jinja2.StrictUndefined)  # fmt: skip
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True,
+                             undefined=jinja2.StrictUndefined)  # fmt: skip
+    env.globals["state_icons"] = STATE_ICONS
+    app[JINJA] = env
     app.router.add_get("/", overview)
     app.router.add_get("/chat", api_reference)
     app.router.add_get("/favicon.ico", favicon)

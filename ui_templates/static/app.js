@@ -9,6 +9,17 @@ const foss = {
     });
     return resp.json();
   },
+  icons: JSON.parse(document.getElementById("state-icons")?.textContent || "{}"),
+  // the same badge as the state_badge macro: an icon and a word, never colour alone
+  badge(state) {
+    const span = document.createElement("span");
+    span.className = `badge s-${String(state).toLowerCase()}`;
+    const icon = document.createElement("span");
+    icon.setAttribute("aria-hidden", "true");
+    icon.textContent = this.icons[state] || "•";
+    span.append(icon, ` ${state}`);
+    return span;
+  },
   handlers: {},
   on(type, fn) { (this.handlers[type] ||= []).push(fn); },
 };
@@ -45,7 +56,7 @@ const foss = {
   foss.on("StateChanged", (data) => {
     const row = document.querySelector(`tr[data-program="${CSS.escape(data.name)}"]`);
     if (!row) return;
-    row.querySelector(".state").textContent = data.new;
+    row.querySelector(".state").replaceChildren(foss.badge(data.new));
     row.querySelector(".why").textContent = data.reason;
   });
 })();
