@@ -303,6 +303,30 @@ def cmd_ctl(args: argparse.Namespace, config: Config) -> int:
     return EXIT_FAIL if failed else EXIT_OK
 
 
+def cmd_install_service(args: argparse.Namespace, config: Config) -> int:
+    """Write the systemd units for this installation and print the systemctl commands (never runs sudo)."""
+    from foss_supervisor.systemd_units import options_for, plan_install, write_units
+
+    options, notes = options_for(config if args.config else None, user_mode=args.user)
+    plan = plan_install(options, notes=notes, socket_activation=args.socket)
+    if args.print:
+        for name, text in plan.files.items():
+            print(f"# {plan.unit_dir / name}\n{text}")
+    else:
+        try:
+            for path in write_units(plan):
+                say("SUCCESS", f"wrote {path}")
+        except PermissionError as exc:
+            say("ERROR", f"cannot write to {plan.unit_dir} ({exc.strerror}); run as root, or use --print")
+            return EXIT_FAIL
+    for note in plan.notes:
+        say("INFO", note)
+    say("INFO", "then run:")
+    for command in plan.commands:
+        print(f"  {command}")
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------------ parser
 
 
@@ -340,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the new state")
     p.set_defaults(func=cmd_ctl)
+    p = sub.add_parser("install-service", parents=[common], help="write systemd units for this installation")
+    p.add_argument("--user", action="store_true", help="a unit for systemctl --user")
+    p.add_argument("--print", action="store_true", help="print the units instead of writing them")
+    p.add_argument("--socket", action="store_true", help="also a .socket unit, so systemd owns the port")
+    p.set_defaults(func=cmd_install_service)
     return parser
 
 

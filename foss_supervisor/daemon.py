@@ -16,7 +16,6 @@ import socket
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,6 +28,17 @@ from foss_supervisor.events import DaemonStateChanged, Event, EventBus, HealthCh
 from foss_supervisor.logsetup import configure_logging
 from foss_supervisor.pidfile import PidFile
 from foss_supervisor.procinfo import describe, identity_of, port_holder, terminate
+from foss_supervisor.sdnotify import (
+    Notifier,
+    SystemdNotifier,
+    extend_timeout_loop,
+    format_status,
+    listen_sockets,
+    strip_systemd_environ,
+    watchdog_interval_s,
+    watchdog_loop,
+)
+from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 from foss_supervisor.supervisor import Supervisor
 
@@ -88,7 +98,7 @@ def clean_leftovers(store: StateStore) -> None:
 def log_event(event: Event) -> None:
     """The bus observer that turns events into structlog lines."""
     if isinstance(event, StateChanged):
-        log.info("program_state", program=event.name, old=str(event.old), new=str(event.new), pid=event.pid,
+        log.info("program_state", program=event.name, state=str(event.new), old=str(event.old), pid=event.pid,
                  exit_code=event.exit_code, reason=event.reason, retry_in_s=event.retry_in_s)  # fmt: skip
     elif isinstance(event, HealthChanged):
         log.info("program_health", program=event.name, old=str(event.old), new=str(event.new), detail=event.detail)
@@ -99,7 +109,8 @@ def log_event(event: Event) -> None:
 class Daemon:
     """The running daemon; it is the :class:`~foss_supervisor.commands.CommandContext` of its commands."""
 
-    def __init__(self, config: Config, dashboard_socket: socket.socket | None) -> None:
+    def __init__(self, config: Config, dashboard_socket: socket.socket | None,
+                 notifier: Notifier | None = None, watchdog_s: float | None = None) -> None:  # fmt: skip
         self._config = config
         self.bus = EventBus()
         self.bus.on(log_event)
@@ -110,7 +121,9 @@ class Daemon:
         self._dashboard_socket = dashboard_socket
         self._shutdown = asyncio.Event()
         self._signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
-        self.on_ready: list[Callable[[], None]] = []
+        self._notifier = notifier or Notifier(None)
+        self._watchdog_s = watchdog_s
+        self.bus.on(SystemdNotifier(self._notifier, self.status_line))
 
     @property
     def config(self) -> Config:
@@ -119,6 +132,15 @@ class Daemon:
     def _set_phase(self, phase: str, detail: str = "") -> None:
         self.phase = phase
         self.bus.publish(DaemonStateChanged(state=phase, detail=detail))
+
+    def status_line(self) -> str:
+        """The one-line summary systemd shows (``systemctl status``)."""
+        procs = list(self.supervisor.processes.values())
+        return format_status(
+            sum(p.state is ProcessState.RUNNING for p in procs), len(procs),
+            fatal=sum(p.state is ProcessState.FATAL for p in procs),
+            unhealthy=sum(p.health is Health.UNHEALTHY for p in procs),
+        )  # fmt: skip
 
     def request_shutdown(self) -> None:
         if self.phase != "stopping":
@@ -162,17 +184,26 @@ class Daemon:
         started = asyncio.Event()
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self.supervisor.run(started, self._shutdown), name="supervisor")
-                signals = group.create_task(self._handle_signals(), name="signals")
+                supervising = group.create_task(self.supervisor.run(started, self._shutdown), name="supervisor")
+                helpers = [group.create_task(self._handle_signals(), name="signals")]
+                if self._watchdog_s is not None:
+                    helpers.append(group.create_task(
+                        watchdog_loop(self._notifier, self._watchdog_s, lambda: not supervising.done()),
+                        name="watchdog"))  # fmt: skip
                 await started.wait()
                 with contextlib.suppress(TimeoutError):
                     await self.supervisor.wait_autostarted(AUTOSTART_WAIT_S)
                 if not self._shutdown.is_set():
                     self._set_phase("ready", self._config.dashboard_url)
-                    for callback in self.on_ready:
-                        callback()
                 await self._shutdown.wait()
-                signals.cancel()
+                if self._notifier.enabled:  # a long stop asks systemd for more time while it progresses
+                    budget = max((p.stop_timeout_s for p in self._config.programs.values()), default=0.0) + 10.0
+                    helpers.append(group.create_task(
+                        extend_timeout_loop(self._notifier, budget, lambda: not supervising.done()),
+                        name="extend-timeout"))  # fmt: skip
+                await supervising
+                for task in helpers:
+                    task.cancel()
         finally:
             await control.close()
             if runner is not None:
@@ -221,6 +252,11 @@ def _use_pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
 
 def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: bool = True) -> int:
     """Run the daemon in this process (``start --foreground``) and return its exit code."""
+    # what systemd handed us, read once; then gone from os.environ so no child inherits it
+    notifier = Notifier.from_environ()
+    watchdog_s = watchdog_interval_s()
+    activated = listen_sockets()
+    strip_systemd_environ(os.environ)
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     configure_logging(config.state_dir / "foss-supervisor.log", debug=config.debug, stderr=stderr_logs,
                       max_bytes=config.log_max_bytes, backups=config.log_backups)  # fmt: skip
@@ -232,14 +268,19 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
             why = "no such process" if holder["cmdline"] is None else f"PID now belongs to {holder['cmdline']!r}"
             log.warning("stale_pid_file_replaced", pid=stale, reason=why)
         clean_leftovers(StateStore(config.state_dir))
-        try:
-            sock = bind_dashboard(config.dashboard_host, config.dashboard_port, take_over=take_over_port)
-        except PortInUse as exc:
-            log.error("port_in_use", host=exc.host, port=exc.port, holder=exc.holder)
-            raise
+        if activated:
+            sock = activated[0]  # socket activation: systemd owns the port, we serve on what it passed
+            sock.setblocking(False)
+            log.info("socket_activated", address=str(sock.getsockname()), passed=len(activated))
+        else:
+            try:
+                sock = bind_dashboard(config.dashboard_host, config.dashboard_port, take_over=take_over_port)
+            except PortInUse as exc:
+                log.error("port_in_use", host=exc.host, port=exc.port, holder=exc.holder)
+                raise
         log.info("daemon_starting", pid=os.getpid(), config=str(config.source), state_dir=str(config.state_dir),
                  dashboard=config.dashboard_url)  # fmt: skip
         with sock:
-            return asyncio.run(Daemon(config, sock).run())
+            return asyncio.run(Daemon(config, sock, notifier, watchdog_s).run())
     finally:
         pidfile.release()

@@ -1,5 +1,5 @@
 """structlog set-up: snake_case events with key/values, JSON to the daemon's log file, and to stderr
-as readable lines on a terminal or JSON otherwise (journald and log shippers read JSON)."""
+as readable lines on a terminal or JSON otherwise; under systemd, straight to journald as fields."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import structlog
+
+from foss_supervisor.journal import JournalHandler, journald_wanted
 
 __all__ = ["configure_logging"]
 
@@ -44,7 +46,9 @@ def configure_logging(log_file: Path | None, *, debug: bool, stderr: bool, max_b
         )
         file_handler.setFormatter(json_formatter)
         root.addHandler(file_handler)
-    if stderr:
+    if stderr and journald_wanted():
+        root.addHandler(JournalHandler())  # fields journalctl -o json shows; stderr would log each line twice
+    elif stderr:
         err = logging.StreamHandler(sys.stderr)
         if sys.stderr.isatty():
             err.setFormatter(structlog.stdlib.ProcessorFormatter(

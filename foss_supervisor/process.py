@@ -28,17 +28,14 @@ from foss_supervisor.events import EventBus, HealthChanged, StateChanged
 from foss_supervisor.health import HealthMonitor
 from foss_supervisor.logsink import LogSink, StreamWriter
 from foss_supervisor.readiness import NotifyListener
+from foss_supervisor.sdnotify import without_systemd_environ
 from foss_supervisor.states import Health, ProcessState, check_transition
 
-__all__ = ["INHERIT_BLOCKLIST", "ManagedProcess", "child_environment", "read_env_file"]
+__all__ = ["ManagedProcess", "child_environment", "read_env_file"]
 
 log = structlog.get_logger("foss_supervisor.process")
 
 S = ProcessState
-
-# Variables that belong to the daemon's own service manager and must never reach a child.
-INHERIT_BLOCKLIST = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
-                     "LISTEN_FDNAMES")  # fmt: skip
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -70,7 +67,7 @@ def _account(user: str) -> pwd.struct_passwd:
 
 def child_environment(cfg: ProgramConfig, base: Mapping[str, str]) -> dict[str, str]:
     """The environment a child gets: ours minus service-manager variables, then env_file, then env."""
-    env = {k: v for k, v in base.items() if k not in INHERIT_BLOCKLIST}
+    env = without_systemd_environ(base)  # the daemon's NOTIFY_SOCKET, WATCHDOG_*, LISTEN_* are not theirs
     if cfg.env_file is not None:
         env.update(read_env_file(cfg.env_file))
     env.update(cfg.env)
