@@ -1,0 +1,118 @@
+-- Idempotent schema for the orders pipeline; runs in its own transaction before every run.
+-- Layers: bronze (raw lines), silver (clean, deduplicated), gold (marts); meta and work are bookkeeping.
+CREATE SCHEMA IF NOT EXISTS meta;
+CREATE SCHEMA IF NOT EXISTS ref;
+CREATE SCHEMA IF NOT EXISTS bronze;
+CREATE SCHEMA IF NOT EXISTS work;
+CREATE SCHEMA IF NOT EXISTS silver;
+CREATE SCHEMA IF NOT EXISTS gold;
+
+-- One row per distinct file content (sha256): a file is ingested exactly once, whatever its name.
+CREATE TABLE IF NOT EXISTS meta.files (
+    sha256 VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    format VARCHAR NOT NULL,          -- csv | jsonl
+    reader VARCHAR NOT NULL,          -- duckdb (fast, clean UTF-8 with \n) | python (CR, bad bytes)
+    size_bytes BIGINT NOT NULL,
+    mtime_ns BIGINT NOT NULL,
+    status VARCHAR NOT NULL,          -- pending | ingested | changed | missing
+    discovered_run VARCHAR NOT NULL,
+    discovered_at TIMESTAMPTZ NOT NULL,
+    ingested_run VARCHAR,
+    ingested_at TIMESTAMPTZ,
+    lines BIGINT,
+    note VARCHAR
+);
+-- Cache of (path, size, mtime) -> sha256 so unchanged files are not re-hashed on every run.
+CREATE TABLE IF NOT EXISTS meta.file_seen (
+    path VARCHAR NOT NULL,
+    size_bytes BIGINT NOT NULL,
+    mtime_ns BIGINT NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    format VARCHAR NOT NULL,
+    reader VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta.watermarks (step VARCHAR NOT NULL, last_row_id BIGINT NOT NULL);
+INSERT INTO meta.watermarks SELECT 'validate', 0 WHERE NOT EXISTS (SELECT 1 FROM meta.watermarks WHERE step = 'validate');
+CREATE TABLE IF NOT EXISTS meta.run_reports (
+    run_id VARCHAR NOT NULL,
+    pipeline VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    report JSON NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ref.products (product_id VARCHAR, product_key VARCHAR, name VARCHAR, category VARCHAR);
+CREATE TABLE IF NOT EXISTS ref.countries (country_code VARCHAR, name VARCHAR);
+CREATE TABLE IF NOT EXISTS ref.fx_rates (currency VARCHAR, rate_to_usd DECIMAL(18, 8));
+
+-- Bronze: every line of every file, as text: its fields, or, when it could not be split into fields,
+-- the whole line in _raw_line with the reason in _parse_error.
+CREATE TABLE IF NOT EXISTS bronze.orders_raw (
+    _row_id BIGINT NOT NULL,
+    _batch_id VARCHAR NOT NULL,
+    _source_file VARCHAR NOT NULL,
+    _source_sha256 VARCHAR NOT NULL,
+    _source_line BIGINT NOT NULL,
+    _ingested_at TIMESTAMPTZ NOT NULL,
+    _raw_line VARCHAR,
+    _parse_error VARCHAR,
+    order_id VARCHAR, customer_id VARCHAR, order_ts VARCHAR, product_id VARCHAR, quantity VARCHAR,
+    unit_price VARCHAR, currency VARCHAR, country VARCHAR, status VARCHAR, updated_at VARCHAR
+);
+
+-- Work queues between steps: each step consumes its input in the same transaction that writes its output,
+-- so a step that is retried after a crash finds exactly the input it had.
+CREATE TABLE IF NOT EXISTS work.validated (
+    _row_id BIGINT NOT NULL, _batch_id VARCHAR, _source_file VARCHAR, _source_line BIGINT, _raw_line VARCHAR,
+    _parse_error VARCHAR,
+    raw_order_id VARCHAR, raw_customer_id VARCHAR, raw_order_ts VARCHAR, raw_product_id VARCHAR,
+    raw_quantity VARCHAR, raw_unit_price VARCHAR, raw_currency VARCHAR, raw_country VARCHAR, raw_status VARCHAR,
+    raw_updated_at VARCHAR,
+    order_id VARCHAR, customer_id VARCHAR, order_ts TIMESTAMPTZ, product_id VARCHAR, quantity INTEGER,
+    unit_price DECIMAL(18, 6), currency VARCHAR, country VARCHAR, status VARCHAR, updated_at TIMESTAMPTZ,
+    rate_to_usd DECIMAL(18, 8),
+    reasons VARCHAR[] NOT NULL,
+    is_valid BOOLEAN NOT NULL,
+    validated_run VARCHAR NOT NULL
+);
+-- Deduplication decisions waiting for standardize: winner = this version goes to silver.orders.
+CREATE TABLE IF NOT EXISTS work.dedup_decisions (
+    _row_id BIGINT NOT NULL, order_id VARCHAR NOT NULL, updated_at TIMESTAMPTZ, winner BOOLEAN NOT NULL,
+    decided_run VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS silver.orders_rejected (
+    _row_id BIGINT NOT NULL, _batch_id VARCHAR, _source_file VARCHAR, _source_line BIGINT, _raw_line VARCHAR,
+    reasons VARCHAR[] NOT NULL,
+    parse_error VARCHAR,
+    order_id VARCHAR, customer_id VARCHAR, order_ts VARCHAR, product_id VARCHAR, quantity VARCHAR,
+    unit_price VARCHAR, currency VARCHAR, country VARCHAR, status VARCHAR, updated_at VARCHAR,
+    rejected_run VARCHAR NOT NULL,
+    rejected_at TIMESTAMPTZ NOT NULL
+);
+-- Versions that lost deduplication (to a later updated_at, or to a later ingestion on a tie).
+CREATE TABLE IF NOT EXISTS silver.orders_superseded (
+    _row_id BIGINT NOT NULL,
+    order_id VARCHAR NOT NULL,
+    updated_at TIMESTAMPTZ,
+    superseded_by_row_id BIGINT NOT NULL,
+    was VARCHAR NOT NULL,             -- new (lost on arrival) | pending | current (replaced in silver)
+    superseded_run VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS silver.orders (
+    order_id VARCHAR NOT NULL, customer_id VARCHAR NOT NULL, order_ts TIMESTAMPTZ NOT NULL,
+    product_id VARCHAR NOT NULL, quantity INTEGER NOT NULL, unit_price DECIMAL(18, 6) NOT NULL,
+    currency VARCHAR NOT NULL, country VARCHAR NOT NULL, status VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
+    rate_to_usd DECIMAL(18, 8) NOT NULL, amount_usd DECIMAL(38, 14) NOT NULL,
+    _row_id BIGINT NOT NULL, _batch_id VARCHAR, _source_file VARCHAR, _source_line BIGINT, _run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS silver.orders_enriched AS
+    SELECT *, NULL::VARCHAR AS product_name, NULL::VARCHAR AS category, NULL::VARCHAR AS country_name
+    FROM silver.orders WHERE false;
+
+CREATE TABLE IF NOT EXISTS gold.daily_revenue (day DATE, country VARCHAR, orders BIGINT, revenue_usd DECIMAL(18, 2));
+CREATE TABLE IF NOT EXISTS gold.product_sales (product_id VARCHAR, category VARCHAR, units BIGINT, revenue_usd DECIMAL(18, 2));
+CREATE TABLE IF NOT EXISTS gold.customer_ltv (
+    customer_id VARCHAR, orders BIGINT, revenue_usd DECIMAL(18, 2),
+    first_order_ts TIMESTAMPTZ, last_order_ts TIMESTAMPTZ
+);

@@ -1,0 +1,83 @@
+"""Errors raised by the pipeline package, as one drawn tree so callers can catch at the right level.
+
+::
+
+    PipelineError
+    ├── PipelineConfigError        a pipeline YAML (or its SQL file) is invalid: names file, key, reason
+    ├── UnknownPipelineError       no pipeline of that name is loaded
+    ├── PipelineBusyError          a run of that pipeline is already in progress (runs never overlap)
+    ├── WorkerError                the DuckDB worker process misbehaved
+    │   ├── WorkerCrashedError     it died (SIGKILL, OOM, segfault) while a request was in flight
+    │   └── WorkerProtocolError    it answered something that is not the protocol
+    └── QueryError                 a read-only query could not be answered
+        ├── QueryRefusedError      the statement is not allowed (writes, ATTACH, COPY, file reads, ...)
+        ├── QueryTimeoutError      it ran past its time limit and was interrupted
+        └── QueryFailedError       DuckDB rejected it (syntax, unknown table, ...)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PipelineBusyError",
+    "PipelineConfigError",
+    "PipelineError",
+    "QueryError",
+    "QueryFailedError",
+    "QueryRefusedError",
+    "QueryTimeoutError",
+    "UnknownPipelineError",
+    "WorkerCrashedError",
+    "WorkerError",
+    "WorkerProtocolError",
+]
+
+
+class PipelineError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class PipelineConfigError(PipelineError):
+    """A pipeline declaration is invalid; the message names the file, the dotted key and the reason."""
+
+    def __init__(self, file: str, key: str, reason: str) -> None:
+        self.file = file
+        self.key = key
+        self.reason = reason
+        where = f"{file}: {key}" if key else file
+        super().__init__(f"{where}: {reason}")
+
+
+class UnknownPipelineError(PipelineError):
+    """The caller named a pipeline that is not loaded."""
+
+
+class PipelineBusyError(PipelineError):
+    """A run of this pipeline is in progress; a second one would overlap it."""
+
+
+class WorkerError(PipelineError):
+    """The DuckDB worker process could not serve a request."""
+
+
+class WorkerCrashedError(WorkerError):
+    """The worker died while a request was in flight (its transaction was lost, never half-applied)."""
+
+
+class WorkerProtocolError(WorkerError):
+    """The worker wrote something that is not a protocol message."""
+
+
+class QueryError(PipelineError):
+    """A read-only query was refused, timed out or failed."""
+
+
+class QueryRefusedError(QueryError):
+    """The query engine refused the statement before running it."""
+
+
+class QueryTimeoutError(QueryError):
+    """The query ran past its time limit and was interrupted."""
+
+
+class QueryFailedError(QueryError):
+    """DuckDB raised an error while planning or running the query."""

@@ -1,0 +1,172 @@
+"""Run records and their persistence as a JSON-lines file, so run history survives restarts.
+
+Why a file in the daemon and not a DuckDB table: history must stay readable while the worker is down,
+being restarted or busy with a long step. A run is appended when it starts and again when it ends; on
+load the last line per run wins, and a run that only has its start line was in progress when the
+supervisor stopped, so it is reported as abandoned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
+
+__all__ = ["RunHistory", "RunRecord", "StepRecord"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One step of one run as last seen."""
+
+    name: str
+    state: StepState = StepState.PENDING
+    attempts: int = 0
+    rows_in: int | None = None
+    rows_out: int | None = None
+    metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    started_at: float | None = None
+    duration_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON form."""
+        d = dataclasses.asdict(self)
+        d["state"] = self.state.value
+        d["warnings"] = list(self.warnings)
+        d["metrics"] = dict(self.metrics)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StepRecord:
+        """Inverse of to_dict."""
+        return cls(
+            name=str(d["name"]),
+            state=StepState(d.get("state", "pending")),
+            attempts=int(d.get("attempts", 0)),
+            rows_in=d.get("rows_in"),
+            rows_out=d.get("rows_out"),
+            metrics=dict(d.get("metrics") or {}),
+            warnings=tuple(d.get("warnings") or ()),
+            error=d.get("error"),
+            started_at=d.get("started_at"),
+            duration_s=d.get("duration_s"),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run of one pipeline; ``steps`` are in execution order."""
+
+    run_id: str
+    pipeline: str
+    mode: RunMode
+    trigger: str
+    status: RunStatus
+    started_at: float
+    steps: tuple[StepRecord, ...]
+    finished_at: float | None = None
+    error: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        """Wall time of the run, once finished."""
+        return None if self.finished_at is None else round(self.finished_at - self.started_at, 6)
+
+    def step(self, name: str) -> StepRecord:
+        """The record of step ``name``; KeyError if the run has no such step."""
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON form (also what the API and ``--json`` should print)."""
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "mode": self.mode.value,
+            "trigger": self.trigger,
+            "status": self.status.value,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": self.duration_s,
+            "error": self.error,
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunRecord:
+        """Inverse of to_dict."""
+        return cls(
+            run_id=str(d["run_id"]),
+            pipeline=str(d["pipeline"]),
+            mode=RunMode(d.get("mode", "run")),
+            trigger=str(d.get("trigger", "")),
+            status=RunStatus(d["status"]),
+            started_at=float(d["started_at"]),
+            finished_at=d.get("finished_at"),
+            error=d.get("error"),
+            steps=tuple(StepRecord.from_dict(s) for s in d.get("steps", [])),
+        )
+
+
+class RunHistory:
+    """Append-only JSON-lines store with an in-memory index (newest last)."""
+
+    def __init__(self, path: Path, *, keep: int = 1000) -> None:
+        self.path = path
+        self._keep = keep
+        self._runs: dict[str, RunRecord] = {}
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("r", encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rec = RunRecord.from_dict(json.loads(line))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line after a crash is skipped, not fatal
+                self._runs.pop(rec.run_id, None)
+                self._runs[rec.run_id] = rec
+        for run_id, rec in list(self._runs.items()):
+            if rec.status is RunStatus.RUNNING:
+                self._runs[run_id] = dataclasses.replace(
+                    rec,
+                    status=RunStatus.ABANDONED,
+                    error="the supervisor stopped while this run was in progress",
+                )
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self._runs) > self._keep:
+            del self._runs[next(iter(self._runs))]
+
+    def append(self, record: RunRecord) -> None:
+        """Persist a record (fsync'd: a finished run must not vanish in a power cut) and index it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record.to_dict(), separators=(",", ":"), default=str) + "\n"
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        self._runs.pop(record.run_id, None)
+        self._runs[record.run_id] = record
+        self._trim()
+
+    def get(self, run_id: str) -> RunRecord | None:
+        """A run by id."""
+        return self._runs.get(run_id)
+
+    def list(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """Newest first, optionally for one pipeline."""
+        runs = [r for r in reversed(self._runs.values()) if pipeline is None or r.pipeline == pipeline]
+        return runs[:limit]

@@ -1,0 +1,413 @@
+"""Python steps of the orders pipeline: discover, ingest and report.
+
+These three touch the file system, which SQL in the sandboxed worker may only do inside the landing and
+reference folders; everything else is SQL in ``configs/pipelines/orders/``. Lines are read by DuckDB's CSV
+reader in "one column per line" mode (fast and parallel) with their physical line numbers; files DuckDB
+would misread (CR line ends, invalid UTF-8, NUL bytes) go through a slower Python reader instead, so no
+line is ever dropped or renumbered.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import hashlib
+import html
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from foss_supervisor.pipeline.context import StepContext
+from foss_supervisor.pipeline.states import StepState
+
+__all__ = ["FileScan", "build_ingest_sql", "discover", "ingest", "render_report_html", "report", "scan_file"]
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+_QUALIFIED = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+#: a delimiter no text line contains, so DuckDB's CSV reader hands back each whole line as one column
+_LINE_DELIM = "\x01\x02\x03\x04"
+_CHUNK = 1 << 20
+
+
+class FileScan:
+    """Content hash of a file plus whether DuckDB's line reader can take it as is."""
+
+    __slots__ = ("python_reader_reason", "sha256", "size")
+
+    def __init__(self, sha256: str, size: int, python_reader_reason: str | None) -> None:
+        self.sha256 = sha256
+        self.size = size
+        self.python_reader_reason = python_reader_reason
+
+
+def scan_file(path: Path) -> FileScan:
+    """Hash a file in chunks and note anything that would make DuckDB's line reader renumber lines."""
+    h = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    reason: str | None = None
+    size = 0
+    tail = b""
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+            if reason is None:
+                window = tail + chunk
+                if b"\r" in chunk:
+                    reason = "carriage returns"
+                elif b"\x00" in chunk:
+                    reason = "NUL bytes"
+                elif _LINE_DELIM.encode() in window:
+                    reason = "control characters"
+                else:
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError:
+                        reason = "invalid UTF-8"
+                tail = chunk[-4:]
+    if reason is None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            reason = "invalid UTF-8"
+    return FileScan(h.hexdigest(), size, reason)
+
+
+def _format_of(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    return None
+
+
+def discover(ctx: StepContext) -> Mapping[str, int | float]:
+    """Register landing files whose content (sha256) was never seen; each is then ingested exactly once.
+
+    Hidden files and names ending in .tmp/.part are skipped so a writer can land files atomically.
+    Unchanged files are recognised by (path, size, mtime) and not re-hashed.
+    """
+    cur = ctx.cursor
+    landing = ctx.folders.landing
+    patterns: Sequence[str] = ctx.params.get("patterns", ["*.csv", "*.jsonl", "*.ndjson"])
+    if not landing.is_dir():
+        ctx.warn(f"landing folder {landing} does not exist")
+        return {"rows_in": 0, "rows_out": 0, "files_seen": 0, "new_files": 0}
+    files = sorted(
+        {
+            p
+            for pattern in patterns
+            for p in landing.glob(pattern)
+            if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".tmp", ".part"))
+        }
+    )
+    seen = {
+        (r[0], r[1], r[2]): (r[3], r[4], r[5])
+        for r in cur.execute("SELECT path, size_bytes, mtime_ns, sha256, format, reader FROM meta.file_seen").fetchall()
+    }
+    known = {r[0] for r in cur.execute("SELECT sha256 FROM meta.files").fetchall()}
+    now = dt.datetime.now(dt.UTC)
+    new = hashed = 0
+    for p in files:
+        fmt = _format_of(p)
+        if fmt is None:
+            continue
+        try:
+            st = p.stat()
+            key = (str(p), st.st_size, st.st_mtime_ns)
+            if key in seen:
+                sha, fmt, reader = seen[key]
+            else:
+                scan = scan_file(p)
+                hashed += 1
+                sha = scan.sha256
+                reader = "python" if scan.python_reader_reason else "duckdb"
+                cur.execute("DELETE FROM meta.file_seen WHERE path = ?", [str(p)])
+                cur.execute(
+                    "INSERT INTO meta.file_seen VALUES (?, ?, ?, ?, ?, ?)",
+                    [str(p), st.st_size, st.st_mtime_ns, sha, fmt, reader],
+                )
+        except OSError as exc:
+            ctx.warn(f"cannot read {p.name}: {exc.strerror or exc}")
+            continue
+        if sha in known:
+            continue
+        known.add(sha)
+        new += 1
+        cur.execute(
+            "INSERT INTO meta.files (sha256, path, format, reader, size_bytes, mtime_ns, status, discovered_run,"
+            " discovered_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            [sha, str(p), fmt, reader, st.st_size, st.st_mtime_ns, ctx.run_id, now],
+        )
+    ctx.log(f"{len(files)} files in landing, {new} new, {hashed} hashed")
+    return {"rows_in": len(files), "rows_out": new, "files_seen": len(files), "new_files": new, "hashed": hashed}
+
+
+def build_ingest_sql(table: str, columns: Sequence[str], fmt: str, header: Sequence[str] | None, source: str) -> str:
+    """SQL that appends every line of one file to the bronze table, parsed into text columns.
+
+    ``source`` yields (line, n) with n the physical line number. The raw line is kept only when it could
+    not be parsed (otherwise its fields are the line, as text; keeping both doubled the bronze write
+    cost). Parameters: $base (row id offset),
+    $batch, $path, $sha, $now. CSV lines without quotes are split on commas; quoted lines are split by a
+    regex whose matches must cover the whole line, so a stray quote marks the line malformed instead of
+    silently shifting fields.
+    """
+    if not _QUALIFIED.match(table) or not all(_IDENT.match(c) for c in columns):
+        raise ValueError("table and columns must be plain lower-case identifiers")
+    if fmt == "csv":
+        assert header is not None
+        positions = {name: i + 1 for i, name in reversed(list(enumerate(header)))}
+        select_fields = ", ".join(
+            f"f[{positions[c]}] AS {c}" if c in positions else f"NULL::VARCHAR AS {c}" for c in columns
+        )
+        ncols = len(header)
+        field_re = r'("(?:[^"]|"")*"|[^,"]*)(?:,|$)'
+        return f"""
+INSERT INTO {table}
+SELECT $base + n, $batch, $path, $sha, n, $now, CASE WHEN parse_error IS NOT NULL THEN line END, parse_error,
+       {", ".join(f"CASE WHEN parse_error IS NULL THEN {c} END" for c in columns)}
+FROM (
+    SELECT n, line, {select_fields},
+        CASE WHEN line IS NULL OR trim(line) = '' THEN 'blank line'
+             WHEN f IS NULL THEN 'unbalanced or misplaced quotes'
+             WHEN len(f) <> {ncols} THEN 'expected {ncols} fields, found ' || len(f)
+        END AS parse_error
+    FROM (
+        SELECT n, line,
+            CASE WHEN line IS NULL THEN NULL
+                 WHEN NOT contains(line, '"') THEN string_split(line, ',')
+                 WHEN array_to_string(regexp_extract_all(line, '{field_re}', 0), '') <> line THEN NULL
+                 ELSE list_transform(
+                        regexp_extract_all(line, '{field_re}', 1)[1:len(list_filter(
+                            regexp_extract_all(line, '{field_re}', 0), lambda x: ends_with(x, ','))) + 1],
+                        lambda x: CASE WHEN starts_with(x, '"') THEN replace(x[2:-2], '""', '"') ELSE x END)
+            END AS f
+        FROM {source}
+        WHERE n > 1
+    )
+)"""  # noqa: S608 (identifiers checked above)
+    if fmt == "jsonl":
+        paths = ", ".join(f"'$.\"{c}\"'" for c in columns)
+        select_fields = ", ".join(f"f[{i + 1}] AS {c}" for i, c in enumerate(columns))
+        return f"""
+INSERT INTO {table}
+SELECT $base + n, $batch, $path, $sha, n, $now, CASE WHEN parse_error IS NOT NULL THEN line END, parse_error,
+       {", ".join(columns)}
+FROM (
+    SELECT n, line, parse_error, {select_fields}
+    FROM (
+        SELECT n, line, parse_error,
+               CASE WHEN parse_error IS NULL THEN json_extract_string(line, [{paths}]) END AS f
+        FROM (
+            SELECT n, line,
+                CASE WHEN line IS NULL OR trim(line) = '' THEN 'blank line'
+                     WHEN NOT coalesce(json_valid(line), false) THEN 'invalid JSON'
+                     WHEN json_type(line) <> 'OBJECT' THEN 'not a JSON object'
+                END AS parse_error
+            FROM (SELECT n, CASE WHEN n = 1 THEN ltrim(line, chr(65279)) ELSE line END AS line FROM {source})
+        )
+    )
+)"""  # noqa: S608
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def _read_header(path: Path) -> list[str]:
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as f:
+        first = f.readline().lstrip("\ufeff").rstrip("\r\n")
+    try:
+        row = next(csv.reader([first]))
+    except (StopIteration, csv.Error):
+        row = []
+    return [h.strip().lower() for h in row]
+
+
+def ingest(ctx: StepContext) -> Mapping[str, int | float]:
+    """Append every line of every pending file to bronze, then mark the file ingested (one transaction)."""
+    cur = ctx.cursor
+    table: str = ctx.params.get("table", "bronze.orders_raw")
+    columns: Sequence[str] = ctx.params["columns"]
+    pending = cur.execute(
+        "SELECT sha256, path, format, reader, size_bytes, mtime_ns FROM meta.files WHERE status = 'pending'"
+        " ORDER BY path, sha256"
+    ).fetchall()
+    now = dt.datetime.now(dt.UTC)
+    lines_total = files_done = 0
+    for sha, path_s, fmt, reader, size, mtime_ns in pending:
+        path = Path(path_s)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            cur.execute(
+                "UPDATE meta.files SET status = 'missing', note = 'file vanished before ingest' WHERE sha256 = ?",
+                [sha],
+            )
+            ctx.warn(f"{path.name} vanished before it was ingested")
+            continue
+        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) and scan_file(path).sha256 != sha:
+            cur.execute("UPDATE meta.files SET status = 'changed', note = 'content changed after discovery'"
+                        " WHERE sha256 = ?", [sha])
+            ctx.warn(f"{path.name} changed after discovery; its new content is picked up by the next run")
+            continue
+        header = _read_header(path) if fmt == "csv" else None
+        base = cur.execute(f"SELECT coalesce(max(_row_id), 0) FROM {table}").fetchone()[0]  # noqa: S608
+        params: dict[str, Any] = {"base": base, "batch": ctx.run_id, "path": str(path), "sha": sha, "now": now}
+        if reader == "duckdb":
+            params["file"] = str(path)
+            source = (
+                f"read_csv($file, columns = {{'line': 'VARCHAR'}}, header = false, delim = '{_LINE_DELIM}',"
+                " quote = '', escape = '', auto_detect = false, strict_mode = false) WITH ORDINALITY AS x(line, n)"
+            )
+        else:
+            text = path.read_bytes().decode("utf-8", errors="replace")
+            lines = text.split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()
+            params["lines"] = [ln.removesuffix("\r").replace("\x00", "\ufffd") or None for ln in lines]
+            source = "(SELECT * FROM unnest($lines::VARCHAR[]) WITH ORDINALITY AS x(line, n))"
+        if fmt == "csv" and not header:
+            ctx.warn(f"{path.name} has no header line")
+        sql = build_ingest_sql(table, columns, fmt, header or [], source)
+        cur.execute(sql, params)
+        n = cur.execute(f"SELECT count(*) FROM {table} WHERE _source_sha256 = ?", [sha]).fetchone()[0]  # noqa: S608
+        cur.execute(
+            "UPDATE meta.files SET status = 'ingested', ingested_run = ?, ingested_at = ?, lines = ? WHERE sha256 = ?",
+            [ctx.run_id, now, n, sha],
+        )
+        lines_total += n
+        files_done += 1
+        ctx.log(f"ingested {path.name}: {n} lines ({reader} reader)")
+    return {"rows_in": lines_total, "rows_out": lines_total, "files": files_done}
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def _scalar(cur: Any, sql: str) -> Any:
+    return cur.execute(sql).fetchone()[0]
+
+
+def report(ctx: StepContext) -> Mapping[str, int | float]:
+    """Write the run report (JSON and HTML) and keep a copy in meta.run_reports for the dashboard KPIs."""
+    cur = ctx.cursor
+    layers = {
+        t: int(_scalar(cur, f"SELECT count(*) FROM {t}"))  # noqa: S608
+        for t in (
+            "bronze.orders_raw",
+            "silver.orders",
+            "silver.orders_rejected",
+            "silver.orders_superseded",
+            "silver.orders_enriched",
+            "gold.daily_revenue",
+            "gold.product_sales",
+            "gold.customer_ltv",
+        )
+    }
+    reasons = cur.execute(
+        "SELECT reason, count(*) AS n FROM (SELECT unnest(reasons) AS reason FROM silver.orders_rejected)"
+        " GROUP BY reason ORDER BY n DESC, reason LIMIT 10"
+    ).fetchall()
+    revenue, orders, customers = cur.execute(
+        "SELECT coalesce(sum(revenue_usd), 0), coalesce(sum(orders), 0), "
+        "(SELECT count(*) FROM gold.customer_ltv) FROM gold.daily_revenue"
+    ).fetchone()
+    steps = list(ctx.run.get("steps", []))
+    validate = next((s for s in steps if s.get("name") == "validate"), None)
+    run_valid = run_rejected = 0
+    if validate and validate.get("metrics"):
+        run_valid = int(validate["metrics"].get("valid", 0))
+        run_rejected = int(validate["metrics"].get("rejected", 0))
+    run_checked = run_valid + run_rejected
+    bronze = layers["bronze.orders_raw"]
+    rejected = layers["silver.orders_rejected"]
+    doc: dict[str, Any] = {
+        "pipeline": ctx.pipeline,
+        "run_id": ctx.run_id,
+        "mode": ctx.mode,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+        "started_at": ctx.run.get("started_at"),
+        "layers": layers,
+        "quality": {
+            "run_rows_checked": run_checked,
+            "run_valid": run_valid,
+            "run_rejected": run_rejected,
+            "run_pass_rate": round(run_valid / run_checked, 6) if run_checked else None,
+            "overall_pass_rate": round((bronze - rejected) / bronze, 6) if bronze else None,
+        },
+        "top_rejection_reasons": [{"reason": r, "rows": int(n)} for r, n in reasons],
+        "kpis": {
+            "revenue_usd": float(revenue),
+            "paid_or_shipped_orders": int(orders),
+            "customers": int(customers),
+            "average_order_usd": round(float(revenue) / int(orders), 2) if orders else None,
+        },
+        "steps": steps,
+    }
+    out_dir = ctx.folders.reports / ctx.pipeline
+    out_dir.mkdir(parents=True, exist_ok=True)
+    body = json.dumps(doc, indent=2, default=str)
+    page = render_report_html(doc)
+    for name, text in ((f"{ctx.run_id}.json", body), (f"{ctx.run_id}.html", page),
+                       ("latest.json", body), ("latest.html", page)):
+        tmp = out_dir / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out_dir / name)
+    cur.execute(
+        "INSERT INTO meta.run_reports VALUES (?, ?, ?, ?)",
+        [ctx.run_id, ctx.pipeline, dt.datetime.now(dt.UTC), body],
+    )
+    ctx.log(f"report written to {out_dir / (ctx.run_id + '.html')}")
+    return {"rows_in": sum(layers.values()), "rows_out": 1}
+
+
+def render_report_html(doc: Mapping[str, Any]) -> str:
+    """A self-contained page (no scripts, no external assets); states show an icon and a word."""
+    e = html.escape
+
+    def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+        head = "".join(f"<th>{e(h)}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def state_label(value: str) -> str:
+        try:
+            st = StepState(value)
+        except ValueError:
+            return value
+        return f"{st.icon} {st.value}"
+
+    q = doc["quality"]
+    k = doc["kpis"]
+    steps = [
+        (s.get("name"), state_label(str(s.get("state"))), s.get("rows_in"), s.get("rows_out"),
+         f"{s['duration_s']:.3f}" if isinstance(s.get("duration_s"), int | float) else "")
+        for s in doc.get("steps", [])
+    ]
+    rate = q["run_pass_rate"]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Run {e(doc['run_id'])} of {e(doc['pipeline'])}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1.5em}}
+td,th{{border:1px solid #999;padding:.25em .6em;text-align:left}}</style></head><body>
+<h1>Pipeline {e(doc['pipeline'])}: run {e(doc['run_id'])}</h1>
+<p>Mode {e(str(doc['mode']))}, started {e(str(doc.get('started_at')))}, report generated {e(doc['generated_at'])}.</p>
+<h2>KPIs</h2>
+{table(["revenue (USD)", "paid/shipped orders", "customers", "average order (USD)"],
+       [[f"{k['revenue_usd']:,.2f}", k['paid_or_shipped_orders'], k['customers'], k['average_order_usd']]])}
+<h2>Quality</h2>
+{table(["rows checked this run", "valid", "rejected", "pass rate this run", "pass rate overall"],
+       [[q['run_rows_checked'], q['run_valid'], q['run_rejected'],
+         f"{rate:.2%}" if rate is not None else "n/a",
+         f"{q['overall_pass_rate']:.2%}" if q['overall_pass_rate'] is not None else "n/a"]])}
+<h2>Top rejection reasons</h2>
+{table(["reason", "rows"], [[r['reason'], r['rows']] for r in doc['top_rejection_reasons']])}
+<h2>Rows per layer</h2>
+{table(["table", "rows"], list(doc['layers'].items()))}
+<h2>Steps</h2>
+{table(["step", "state", "rows in", "rows out", "seconds"], steps)}
+</body></html>
+"""

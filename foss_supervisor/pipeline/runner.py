@@ -1,0 +1,745 @@
+"""PipelineRunner: runs pipelines' steps in the supervised DuckDB worker, with history and events.
+
+Shape: the runner owns one worker child (see worker.py for why one) and awaits that child itself
+(``asyncio.create_subprocess_exec`` + ``proc.wait()``, never ``os.waitpid(-1)``). Steps run one at a time
+in dependency order, each with a timeout (on expiry the worker is SIGKILLed, which loses only the
+uncommitted step transaction, and restarted on the next request) and tenacity retries with exponential
+backoff and jitter for transient faults (worker death, DuckDB transaction/IO/OOM errors). Runs of one
+pipeline never overlap. Progress goes out as frozen events through the injected ``on_event``; nothing here
+imports the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from foss_supervisor.pipeline.errors import (
+    PipelineBusyError,
+    PipelineConfigError,
+    QueryFailedError,
+    QueryRefusedError,
+    QueryTimeoutError,
+    UnknownPipelineError,
+    WorkerCrashedError,
+    WorkerError,
+    WorkerProtocolError,
+)
+from foss_supervisor.pipeline.events import (
+    EventCallback,
+    PipelineEvent,
+    RunFinished,
+    RunStarted,
+    StepLog,
+    StepStateChanged,
+    WorkerExited,
+    WorkerStarted,
+)
+from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
+from foss_supervisor.pipeline.protocol import decode, encode
+from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec
+from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState, check_step_transition
+
+__all__ = ["PipelineRunner", "QueryResult", "StepAttemptError", "StepTimeoutError", "WorkerProcess"]
+
+log = structlog.get_logger("foss_supervisor.pipeline")
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_STREAM_LIMIT = 64 * 1024 * 1024
+
+
+class StepAttemptError(Exception):
+    """The worker reported that a step attempt failed (and rolled it back)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class StepTimeoutError(Exception):
+    """A step ran past its timeout_s; the worker was killed."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueryResult:
+    """Answer of a read-only query; ``truncated`` says rows were cut at max_rows."""
+
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    truncated: bool
+    elapsed_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON form for the API and ``--json``."""
+        return {
+            "columns": list(self.columns),
+            "types": list(self.types),
+            "rows": [list(r) for r in self.rows],
+            "row_count": len(self.rows),
+            "truncated": self.truncated,
+            "elapsed_s": self.elapsed_s,
+        }
+
+
+# ------------------------------------------------------------------------------------------- worker
+
+
+class WorkerProcess:
+    """One running worker child: request/reply over its pipes, bounded stop, SIGKILL to its group."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, ready: Mapping[str, Any], startup_s: float) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.ready = dict(ready)
+        self.startup_s = startup_s
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._log_handlers: dict[int, Callable[[str, str], None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.exit_reason = "died"
+        self.exited = asyncio.Event()
+
+    @classmethod
+    async def spawn(
+        cls, argv: Sequence[str], env: Mapping[str, str], *, ready_timeout_s: float = 60.0
+    ) -> WorkerProcess:
+        """Start the child in its own session and wait (bounded) for its ready line."""
+        t0 = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(env),
+            start_new_session=True,
+            limit=_STREAM_LIMIT,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), ready_timeout_s)
+        except (TimeoutError, asyncio.CancelledError):
+            await _kill_and_reap(proc)
+            raise
+        if not line:
+            err = await _read_all(proc.stderr)
+            await _kill_and_reap(proc)
+            raise WorkerCrashedError(f"worker exited before it was ready: {err[-2000:]}")
+        try:
+            ready = decode(line)
+        except ValueError:
+            await _kill_and_reap(proc)
+            raise WorkerProtocolError(f"worker wrote {line[:200]!r} instead of its ready line") from None
+        self = cls(proc, ready, time.perf_counter() - t0)
+        self._tasks = [
+            asyncio.create_task(self._read_stdout(), name=f"worker-{proc.pid}-stdout"),
+            asyncio.create_task(self._read_stderr(), name=f"worker-{proc.pid}-stderr"),
+        ]
+        return self
+
+    @property
+    def alive(self) -> bool:
+        """True until the child's pipes closed or it was killed."""
+        return not self.exited.is_set() and self.proc.returncode is None
+
+    async def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            while line := await self.proc.stdout.readline():
+                try:
+                    msg = decode(line)
+                except ValueError:
+                    log.warning("pipeline_worker_bad_line", pid=self.pid, line=line[:200])
+                    continue
+                rid = msg.get("id")
+                if msg.get("event") == "log":
+                    handler = self._log_handlers.get(rid) if isinstance(rid, int) else None
+                    if handler is not None:
+                        handler(str(msg.get("level", "info")), str(msg.get("message", "")))
+                    continue
+                fut = self._pending.pop(rid, None) if isinstance(rid, int) else None
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+        finally:
+            self.exited.set()
+            err = WorkerCrashedError(f"worker {self.pid} exited ({self.exit_reason}) while the request was in flight")
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(err)
+            self._pending.clear()
+
+    async def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        while line := await self.proc.stderr.readline():
+            log.info("pipeline_worker_stderr", pid=self.pid, line=line.decode("utf-8", "replace").rstrip())
+
+    def send(
+        self, op: str, payload: Mapping[str, Any], *, on_log: Callable[[str, str], None] | None = None
+    ) -> tuple[int, asyncio.Future[dict[str, Any]]]:
+        """Send a request; returns its id and a future for the reply (fails if the worker dies)."""
+        if not self.alive:
+            raise WorkerCrashedError(f"worker {self.pid} is not running")
+        rid = next(self._ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        if on_log is not None:
+            self._log_handlers[rid] = on_log
+            fut.add_done_callback(lambda _f: self._log_handlers.pop(rid, None))
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(encode({"id": rid, "op": op, **payload}))
+        return rid, fut
+
+    async def request(self, op: str, payload: Mapping[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
+        """Send and await one reply (bounded)."""
+        _, fut = self.send(op, payload)
+        return await asyncio.wait_for(fut, timeout_s)
+
+    async def kill(self, reason: str) -> None:
+        """SIGKILL the worker's process group and reap it; completes even if the caller is cancelled."""
+        self.exit_reason = reason
+        await asyncio.shield(self._finish(kill=True))
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask for a clean exit (checkpoint), wait bounded, then SIGKILL; survives caller cancellation."""
+        self.exit_reason = "stop"
+        await asyncio.shield(self._stop(timeout_s))
+
+    async def _stop(self, timeout_s: float) -> None:
+        if self.alive:
+            with contextlib.suppress(Exception):
+                await self.request("shutdown", {}, timeout_s=timeout_s)
+            with contextlib.suppress(Exception):
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.proc.wait(), timeout_s)
+        await self._finish(kill=self.proc.returncode is None)
+
+    async def _finish(self, *, kill: bool) -> None:
+        if kill and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        await _kill_and_reap(self.proc)
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(t, 5.0)
+        self.exited.set()
+
+
+async def _read_all(stream: asyncio.StreamReader) -> str:
+    try:
+        data = await asyncio.wait_for(stream.read(), 5.0)
+    except TimeoutError:
+        data = b""
+    return data.decode("utf-8", "replace")
+
+
+async def _kill_and_reap(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), 10.0)
+
+
+# ------------------------------------------------------------------------------------------- runner
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the worker died under us, or DuckDB reported a transient fault."""
+    if isinstance(exc, WorkerCrashedError):
+        return True
+    return isinstance(exc, StepAttemptError) and exc.kind == "transient"
+
+
+class _Run:
+    """Mutable bookkeeping of one in-progress run; snapshots are RunRecords."""
+
+    def __init__(self, run_id: str, spec: PipelineSpec, mode: RunMode, trigger: str, started_at: float) -> None:
+        self.run_id = run_id
+        self.spec = spec
+        self.mode = mode
+        self.trigger = trigger
+        self.started_at = started_at
+        self.steps: dict[str, StepRecord] = {s.name: StepRecord(name=s.name) for s in spec.steps}
+        self.status = RunStatus.RUNNING
+        self.error: str | None = None
+        self.finished_at: float | None = None
+        self.task: asyncio.Task[Any] | None = None
+
+    def snapshot(self) -> RunRecord:
+        return RunRecord(
+            run_id=self.run_id,
+            pipeline=self.spec.name,
+            mode=self.mode,
+            trigger=self.trigger,
+            status=self.status,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            error=self.error,
+            steps=tuple(self.steps[s.name] for s in self.spec.steps),
+        )
+
+
+class PipelineRunner:
+    """Runs declared pipelines against one warehouse file through one supervised DuckDB worker.
+
+    Use as ``async with PipelineRunner(specs, state_dir=...) as runner: rec = await runner.run("orders")``.
+    """
+
+    def __init__(
+        self,
+        pipelines: Sequence[PipelineSpec],
+        *,
+        state_dir: Path,
+        on_event: EventCallback | None = None,
+        worker_env: Mapping[str, str] | None = None,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+        retry_initial_s: float = 1.0,
+        retry_max_s: float = 30.0,
+        cancel_grace_s: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not pipelines:
+            raise PipelineConfigError("<runner>", "pipelines", "at least one pipeline is required")
+        self._specs: dict[str, PipelineSpec] = {}
+        for p in pipelines:
+            if p.name in self._specs:
+                raise PipelineConfigError(str(p.path), "name", f"pipeline {p.name!r} given twice")
+            self._specs[p.name] = p
+        dbs = {p.folders.warehouse for p in pipelines}
+        if len(dbs) != 1:
+            raise PipelineConfigError(
+                "<runner>", "folders.warehouse", f"one runner serves one warehouse file, got {sorted(map(str, dbs))}"
+            )
+        self.db_path: Path = dbs.pop()
+        self.state_dir = state_dir
+        self.history = RunHistory(state_dir / "pipeline_runs.jsonl")
+        self._on_event = on_event
+        self._worker_env = dict(worker_env or {})
+        self._memory_limit = memory_limit
+        self._threads = threads
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._cancel_grace_s = cancel_grace_s
+        self._sleep = sleep
+        self._clock = clock
+        self._worker: WorkerProcess | None = None
+        self._worker_lock = asyncio.Lock()
+        self._worker_starts = 0
+        self._watch_tasks: set[asyncio.Task[None]] = set()
+        self._step_lock = asyncio.Lock()
+        self._run_locks = {name: asyncio.Lock() for name in self._specs}
+        self._active: dict[str, _Run] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> PipelineRunner:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Start the worker now (otherwise it starts on first use) so startup cost is paid up front."""
+        await self._ensure_worker()
+
+    async def aclose(self) -> None:
+        """Cancel active runs, then stop the worker cleanly (bounded; SIGKILL as last resort)."""
+        self._closed = True
+        for run in list(self._active.values()):
+            if run.task is not None and not run.task.done():
+                run.task.cancel()
+        for run in list(self._active.values()):
+            if run.task is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(run.task), 30.0)
+        async with self._worker_lock:
+            if self._worker is not None:
+                await self._worker.stop()
+                self._worker = None
+        for t in list(self._watch_tasks):
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(t, 5.0)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def pipelines(self) -> Mapping[str, PipelineSpec]:
+        """Loaded pipelines by name."""
+        return dict(self._specs)
+
+    @property
+    def worker_pid(self) -> int | None:
+        """PID of the live worker, if any (for status pages and tests)."""
+        return self._worker.pid if self._worker is not None and self._worker.alive else None
+
+    @property
+    def worker_startup_s(self) -> float | None:
+        """Spawn-to-ready time of the current worker."""
+        return self._worker.startup_s if self._worker is not None else None
+
+    def is_running(self, pipeline: str) -> bool:
+        """True while a run of ``pipeline`` is in progress."""
+        return pipeline in self._active
+
+    def active_run(self, pipeline: str) -> RunRecord | None:
+        """Live snapshot of the run in progress, if any."""
+        run = self._active.get(pipeline)
+        return run.snapshot() if run is not None else None
+
+    def runs(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """Run history, newest first (active runs included with status running)."""
+        return self.history.list(pipeline, limit)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """One run by id, live if it is in progress."""
+        for run in self._active.values():
+            if run.run_id == run_id:
+                return run.snapshot()
+        return self.history.get(run_id)
+
+    async def run(self, pipeline: str, *, mode: RunMode = RunMode.RUN, trigger: str = "manual") -> RunRecord:
+        """Run ``pipeline`` to completion in the caller's task and return its record.
+
+        Raises PipelineBusyError if a run of it is in progress. Cancelling the caller cancels the run: the
+        current step is interrupted (rolled back) and the run is recorded as cancelled.
+        """
+        spec = self._spec(pipeline)
+        lock = self._run_locks[pipeline]
+        if lock.locked() or self._closed:
+            raise PipelineBusyError(f"pipeline {pipeline!r} is already running" if not self._closed else "closed")
+        async with lock:
+            run = _Run(self._new_run_id(), spec, mode, trigger, self._clock())
+            run.task = asyncio.current_task()
+            self._active[pipeline] = run
+            try:
+                return await self._execute(run)
+            finally:
+                self._active.pop(pipeline, None)
+
+    async def replay(self, pipeline: str, *, trigger: str = "manual") -> RunRecord:
+        """Re-validate the quarantine (after a reference or rule fix) and carry rows that pass into silver."""
+        return await self.run(pipeline, mode=RunMode.REPLAY, trigger=trigger)
+
+    async def cancel(self, pipeline: str) -> bool:
+        """Cancel the run in progress, if any; returns whether there was one."""
+        run = self._active.get(pipeline)
+        if run is None or run.task is None or run.task.done():
+            return False
+        run.task.cancel()
+        return True
+
+    async def query(self, sql: str, *, max_rows: int = 1000, timeout_s: float = 10.0) -> QueryResult:
+        """Run one read-only query in the worker (raises QueryRefusedError/QueryTimeoutError/QueryFailedError)."""
+        max_rows = max(1, min(int(max_rows), 100_000))
+        timeout_s = max(0.05, min(float(timeout_s), 600.0))
+        worker = await self._ensure_worker()
+        _, fut = worker.send("query", {"sql": sql, "max_rows": max_rows, "timeout_s": timeout_s})
+        try:
+            # The worker interrupts the query itself; the extra margin only covers a worker that hangs.
+            reply = await asyncio.wait_for(fut, timeout_s + 10.0)
+        except TimeoutError:
+            raise QueryTimeoutError(f"no answer from the worker within {timeout_s + 10.0:g} s") from None
+        if reply.get("ok"):
+            r = reply["result"]
+            return QueryResult(
+                columns=tuple(r["columns"]),
+                types=tuple(r["types"]),
+                rows=tuple(tuple(row) for row in r["rows"]),
+                truncated=bool(r["truncated"]),
+                elapsed_s=float(r["elapsed_s"]),
+            )
+        err = reply.get("error") or {}
+        kind, message = err.get("kind"), str(err.get("message", "query failed"))
+        if kind == "query_refused":
+            raise QueryRefusedError(message)
+        if kind == "query_timeout":
+            raise QueryTimeoutError(message)
+        raise QueryFailedError(message)
+
+    # ------------------------------------------------------------------ internals: worker
+    def _worker_argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "foss_supervisor.pipeline.worker", "--db", str(self.db_path)]
+        dirs = sorted({str(d) for s in self._specs.values() for d in (s.folders.landing, s.folders.reference)})
+        for d in dirs:
+            argv += ["--allow-dir", d]
+        if self._memory_limit:
+            argv += ["--memory-limit", self._memory_limit]
+        if self._threads:
+            argv += ["--threads", str(self._threads)]
+        return argv
+
+    def _worker_environ(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self._worker_env)
+        paths = [_PACKAGE_ROOT, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    async def _ensure_worker(self) -> WorkerProcess:
+        async with self._worker_lock:
+            if self._worker is not None and self._worker.alive:
+                return self._worker
+            if self._worker is not None:
+                await self._worker.kill(self._worker.exit_reason)
+                self._worker = None
+            if self._closed:
+                raise WorkerError("the pipeline runner is closed")
+            worker = await WorkerProcess.spawn(self._worker_argv(), self._worker_environ())
+            self._worker = worker
+            self._worker_starts += 1
+            log.info("pipeline_worker_started", pid=worker.pid, startup_s=round(worker.startup_s, 4),
+                     import_s=worker.ready.get("import_s"), open_s=worker.ready.get("open_s"))
+            self._emit(WorkerStarted(self._clock(), worker.pid, str(self.db_path), worker.startup_s,
+                                     self._worker_starts - 1))
+            task = asyncio.create_task(self._watch_worker(worker), name=f"worker-{worker.pid}-watch")
+            self._watch_tasks.add(task)
+            task.add_done_callback(self._watch_tasks.discard)
+            return worker
+
+    async def _watch_worker(self, worker: WorkerProcess) -> None:
+        await worker.exited.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.proc.wait(), 10.0)
+        log.info("pipeline_worker_exited", pid=worker.pid, returncode=worker.proc.returncode, reason=worker.exit_reason)
+        self._emit(WorkerExited(self._clock(), worker.pid, worker.proc.returncode, worker.exit_reason))
+
+    # ------------------------------------------------------------------ internals: runs
+    def _spec(self, name: str) -> PipelineSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            known = ", ".join(sorted(self._specs))
+            raise UnknownPipelineError(f"no pipeline named {name!r} (known: {known})") from None
+
+    def _new_run_id(self) -> str:
+        return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock())) + "-" + secrets.token_hex(3)
+
+    def _emit(self, event: PipelineEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:  # an observer must never break a run
+            log.exception("pipeline_event_observer_failed", event=type(event).__name__)
+
+    def _set_state(self, run: _Run, step: StepSpec, new: StepState, **changes: Any) -> None:
+        rec = run.steps[step.name]
+        check_step_transition(rec.state, new)
+        run.steps[step.name] = dataclasses.replace(rec, state=new, **changes)
+        rec2 = run.steps[step.name]
+        index = [s.name for s in run.spec.steps].index(step.name)
+        self._emit(
+            StepStateChanged(
+                at=self._clock(), run_id=run.run_id, pipeline=run.spec.name, step=step.name, old=rec.state,
+                new=new, index=index, total=len(run.spec.steps), attempt=rec2.attempts, rows_in=rec2.rows_in,
+                rows_out=rec2.rows_out, duration_s=rec2.duration_s, error=rec2.error, warnings=rec2.warnings,
+            )
+        )
+        log.debug("pipeline_step_state", run_id=run.run_id, pipeline=run.spec.name, step=step.name,
+                 old=rec.state.value, new=new.value, attempt=rec2.attempts, error=rec2.error)
+
+    def _folders_payload(self, spec: PipelineSpec) -> dict[str, str]:
+        f = spec.folders
+        return {"landing": str(f.landing), "reference": str(f.reference), "warehouse": str(f.warehouse),
+                "reports": str(f.reports)}
+
+    async def _execute(self, run: _Run) -> RunRecord:
+        spec = run.spec
+        self.history.append(run.snapshot())
+        self._emit(RunStarted(self._clock(), run.run_id, spec.name, run.mode, run.trigger,
+                              tuple(s.name for s in spec.steps)))
+        log.info("pipeline_run_started", run_id=run.run_id, pipeline=spec.name, mode=run.mode.value)
+        try:
+            if spec.setup_sql:
+                await self._setup(run)
+            for step in spec.steps:
+                rec = run.steps[step.name]
+                if run.mode not in step.modes:
+                    self._set_state(run, step, StepState.SKIPPED)
+                    continue
+                failed_deps = [d for d in step.depends_on if not run.steps[d].state.ok]
+                if failed_deps:
+                    self._set_state(run, step, StepState.UPSTREAM_FAILED,
+                                    error=f"upstream step(s) did not succeed: {', '.join(failed_deps)}")
+                    continue
+                del rec
+                await self._run_step(run, step)
+        except asyncio.CancelledError:
+            for step in spec.steps:
+                if run.steps[step.name].state is StepState.PENDING:
+                    self._set_state(run, step, StepState.CANCELLED)
+            self._finish(run, RunStatus.CANCELLED, "cancelled")
+            raise
+        except (WorkerError, StepAttemptError, OSError) as exc:
+            for step in spec.steps:
+                if run.steps[step.name].state is StepState.PENDING:
+                    self._set_state(run, step, StepState.UPSTREAM_FAILED, error="pipeline setup failed")
+            return self._finish(run, RunStatus.FAILED, f"setup failed: {exc}")
+        states = [run.steps[s.name].state for s in spec.steps]
+        bad = [s.name for s in spec.steps if not run.steps[s.name].state.ok]
+        if bad:
+            first = run.steps[bad[0]]
+            return self._finish(run, RunStatus.FAILED, f"step {bad[0]} {first.state.value}: {first.error}")
+        if StepState.SUCCEEDED_WITH_WARNINGS in states:
+            return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, None)
+        return self._finish(run, RunStatus.SUCCEEDED, None)
+
+    def _finish(self, run: _Run, status: RunStatus, error: str | None) -> RunRecord:
+        run.status = status
+        run.error = error
+        run.finished_at = self._clock()
+        record = run.snapshot()
+        self.history.append(record)
+        self._emit(RunFinished(self._clock(), run.run_id, run.spec.name, status, record.duration_s or 0.0, error))
+        log.info("pipeline_run_finished", run_id=run.run_id, pipeline=run.spec.name, status=status.value,
+                 duration_s=record.duration_s, error=error)
+        return record
+
+    def _wait(self) -> wait_exponential_jitter:
+        """Exponential backoff (x2 per attempt) with jitter, capped at retry_max_s."""
+        return wait_exponential_jitter(
+            multiplier=self._retry_initial_s, max=self._retry_max_s, jitter=self._retry_initial_s
+        )
+
+    async def _setup(self, run: _Run) -> None:
+        """Run the pipeline's idempotent schema script in its own transaction (retried like a step)."""
+        payload = {
+            "pipeline": run.spec.name, "run_id": run.run_id, "mode": run.mode.value,
+            "folders": self._folders_payload(run.spec), "require_metrics": False,
+            "step": {"name": "_setup", "kind": "sql", "sql": run.spec.setup_sql},
+        }
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(3), wait=self._wait(),
+            retry=retry_if_exception(_is_transient), sleep=self._sleep, reraise=True,
+        ):
+            with attempt:
+                async with self._step_lock:
+                    await self._attempt(payload, timeout_s=120.0, on_log=None)
+
+    async def _run_step(self, run: _Run, step: StepSpec) -> None:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self._set_state(run, step, StepState.RETRYING, error=f"{type(exc).__name__}: {exc}")
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(step.retries + 1),
+            wait=self._wait(),
+            retry=retry_if_exception(_is_transient),
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=before_sleep,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self._step_attempt(run, step)
+        except asyncio.CancelledError:
+            if not run.steps[step.name].state.terminal:
+                self._set_state(run, step, StepState.CANCELLED, error="cancelled")
+            raise
+        except StepTimeoutError as exc:
+            self._set_state(run, step, StepState.CRASHED, error=str(exc), **self._elapsed(run, step))
+        except WorkerError as exc:
+            self._set_state(run, step, StepState.CRASHED, error=str(exc), **self._elapsed(run, step))
+        except StepAttemptError as exc:
+            state = StepState.CANCELLED if exc.kind == "cancelled" else StepState.FAILED
+            self._set_state(run, step, state, error=f"{exc.kind}: {exc}", **self._elapsed(run, step))
+
+    def _elapsed(self, run: _Run, step: StepSpec) -> dict[str, Any]:
+        started = run.steps[step.name].started_at
+        return {"duration_s": round(self._clock() - started, 6)} if started is not None else {}
+
+    async def _step_attempt(self, run: _Run, step: StepSpec) -> None:
+        rec = run.steps[step.name]
+        self._set_state(run, step, StepState.QUEUED)
+        async with self._step_lock:
+            self._set_state(run, step, StepState.RUNNING, attempts=rec.attempts + 1, started_at=self._clock(),
+                            error=None)
+            prior = {name: r.metrics for name, r in run.steps.items() if r.state.ok and r.metrics}
+            payload = {
+                "pipeline": run.spec.name,
+                "run_id": run.run_id,
+                "mode": run.mode.value,
+                "folders": self._folders_payload(run.spec),
+                "checks": [c.text for c in run.spec.checks],
+                "prior_metrics": prior,
+                "run": {
+                    "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.started_at)),
+                    "steps": [r.to_dict() for r in run.steps.values() if r.state.terminal],
+                },
+                "step": {
+                    "name": step.name,
+                    "kind": step.kind.value,
+                    "sql": step.sql if step.kind is StepKind.SQL else None,
+                    "callable": step.callable,
+                    "params": dict(step.params),
+                },
+            }
+
+            def on_log(level: str, message: str) -> None:
+                self._emit(StepLog(self._clock(), run.run_id, run.spec.name, step.name, level, message))
+
+            result = await self._attempt(payload, timeout_s=step.timeout_s, on_log=on_log)
+        metrics: dict[str, Any] = dict(result.get("metrics") or {})
+        warnings = tuple(result.get("warnings") or ())
+        final = StepState.SUCCEEDED_WITH_WARNINGS if warnings else StepState.SUCCEEDED
+        self._set_state(
+            run, step, final,
+            rows_in=_as_int(metrics.get("rows_in")), rows_out=_as_int(metrics.get("rows_out")),
+            metrics=metrics, warnings=warnings, duration_s=float(result.get("duration_s", 0.0)),
+        )
+
+    async def _attempt(
+        self, payload: Mapping[str, Any], *, timeout_s: float, on_log: Callable[[str, str], None] | None
+    ) -> dict[str, Any]:
+        """One request to the worker with a timeout; on timeout SIGKILL it, on cancel interrupt then kill."""
+        worker = await self._ensure_worker()
+        rid, fut = worker.send("run_step", payload, on_log=on_log)
+        try:
+            done, _ = await asyncio.wait({fut}, timeout=timeout_s)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancel_in_worker(worker, rid, fut))
+            raise
+        if not done:
+            await worker.kill("killed_timeout")
+            with contextlib.suppress(BaseException):
+                fut.exception()
+            raise StepTimeoutError(f"step timed out after {timeout_s:g} s; worker {worker.pid} was killed")
+        reply = fut.result()  # raises WorkerCrashedError if the worker died
+        if reply.get("ok"):
+            result: dict[str, Any] = reply["result"]
+            return result
+        err = reply.get("error") or {}
+        raise StepAttemptError(str(err.get("kind", "step_error")), str(err.get("message", "step failed")))
+
+    async def _cancel_in_worker(self, worker: WorkerProcess, rid: int, fut: asyncio.Future[dict[str, Any]]) -> None:
+        """Interrupt the step's statement; if it does not stop within the grace time, kill the worker."""
+        with contextlib.suppress(Exception):
+            worker.send("cancel", {"target": rid})
+        done, _ = await asyncio.wait({fut}, timeout=self._cancel_grace_s)
+        if not done:
+            await worker.kill("killed_cancel")
+        with contextlib.suppress(BaseException):
+            fut.exception()
+
+
+def _as_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) else None

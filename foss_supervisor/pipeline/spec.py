@@ -1,0 +1,410 @@
+"""Pipelines declared in YAML, loaded into frozen dataclasses.
+
+Why YAML plus SQL files: an operator adds a pipeline without writing Python, and the SQL stays readable
+and diffable on its own. The loader checks everything it can before a run starts (unknown keys, missing
+SQL files, unknown or cyclic dependencies, bad callables) and every error names the file, the dotted key
+and the reason. SQL text is read at load time so editing a file mid-run cannot change a running pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib.util
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.states import RunMode
+
+__all__ = [
+    "Check",
+    "FolderOverrides",
+    "Folders",
+    "PipelineSpec",
+    "StepKind",
+    "StepSpec",
+    "default_pipelines_dir",
+    "evaluate_check",
+    "load_pipeline",
+    "load_pipelines",
+    "parse_check",
+]
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_TERM_RE = re.compile(r"^(?:(?P<step>[A-Za-z_][\w-]*)\.(?P<metric>[A-Za-z_]\w*)|(?P<num>-?\d+))$")
+
+DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_RETRIES = 2
+
+
+class StepKind(enum.Enum):
+    """A step is a SQL script or a Python callable; both run inside the DuckDB worker."""
+
+    SQL = "sql"
+    PYTHON = "python"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Folders:
+    """Where a pipeline reads and writes; all absolute after loading."""
+
+    landing: Path
+    reference: Path
+    warehouse: Path
+    reports: Path
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FolderOverrides:
+    """Caller-supplied folders that win over the YAML (the daemon points them at its data dir)."""
+
+    landing: Path | None = None
+    reference: Path | None = None
+    warehouse: Path | None = None
+    reports: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepSpec:
+    """One step as declared: what to run, after what, for how long and how often to retry."""
+
+    name: str
+    kind: StepKind
+    depends_on: tuple[str, ...]
+    timeout_s: float
+    retries: int
+    modes: frozenset[RunMode]
+    sql: str | None = None
+    sql_path: Path | None = None
+    callable: str | None = None
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Check:
+    """A row-accounting rule such as ``validate.rows_in == validate.valid + validate.rejected``.
+
+    Terms are ``step.metric`` or integer constants; a run whose metrics violate a check is failed.
+    """
+
+    text: str
+    left: tuple[tuple[str, str] | int, ...]
+    right: tuple[tuple[str, str] | int, ...]
+
+    @property
+    def steps(self) -> frozenset[str]:
+        """Steps whose metrics the check reads."""
+        return frozenset(t[0] for t in (*self.left, *self.right) if isinstance(t, tuple))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PipelineSpec:
+    """A loaded pipeline; ``steps`` is already in a valid dependency order."""
+
+    name: str
+    description: str
+    path: Path
+    folders: Folders
+    steps: tuple[StepSpec, ...]
+    checks: tuple[Check, ...]
+    setup_sql: str | None = None
+
+    def step(self, name: str) -> StepSpec:
+        """The step called ``name``; KeyError if there is none."""
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+def default_pipelines_dir() -> Path:
+    """The ``configs/pipelines`` folder shipped beside the package (the repo checkout layout)."""
+    return Path(__file__).resolve().parents[2] / "configs" / "pipelines"
+
+
+def parse_check(text: str, *, file: str = "<check>", key: str = "checks") -> Check:
+    """Parse ``a.b + c.d == e.f`` (only ``+`` and one ``==``); no eval, so a config cannot run code."""
+    if text.count("==") != 1:
+        raise PipelineConfigError(file, key, f"check {text!r} must contain exactly one '=='")
+    sides = text.split("==")
+
+    def side(s: str) -> tuple[tuple[str, str] | int, ...]:
+        terms: list[tuple[str, str] | int] = []
+        for raw in s.split("+"):
+            m = _TERM_RE.match(raw.strip())
+            if m is None:
+                raise PipelineConfigError(
+                    file, key, f"check {text!r}: {raw.strip()!r} is not 'step.metric' or an integer"
+                )
+            terms.append(int(m["num"]) if m["num"] is not None else (m["step"], m["metric"]))
+        return tuple(terms)
+
+    return Check(text=text.strip(), left=side(sides[0]), right=side(sides[1]))
+
+
+def evaluate_check(check: Check, metrics: Mapping[str, Mapping[str, Any]]) -> tuple[bool | None, str]:
+    """Evaluate a check against ``{step: {metric: value}}``.
+
+    Returns (None, reason) when a step it needs did not run (a skipped step cannot violate a rule),
+    otherwise (passed, "left=.. right=..") so a failure message shows the numbers.
+    """
+
+    def total(terms: tuple[tuple[str, str] | int, ...]) -> float | None:
+        acc = 0.0
+        for t in terms:
+            if isinstance(t, int):
+                acc += t
+                continue
+            step_metrics = metrics.get(t[0])
+            if step_metrics is None:
+                return None
+            if t[1] not in step_metrics:
+                raise KeyError(f"check {check.text!r}: step {t[0]!r} reported no metric {t[1]!r}")
+            acc += float(step_metrics[t[1]])
+        return acc
+
+    left, right = total(check.left), total(check.right)
+    if left is None or right is None:
+        return None, "not evaluated: a step it reads did not run"
+    return left == right, f"left={left:g} right={right:g}"
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+_TOP_KEYS = {"name", "description", "folders", "setup", "steps", "checks"}
+_STEP_KEYS = {"name", "kind", "sql", "callable", "depends_on", "timeout_s", "retries", "modes", "params"}
+_FOLDER_KEYS = {"landing", "reference", "warehouse", "reports"}
+
+
+def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -> PipelineSpec:
+    """Load and validate one pipeline YAML; relative paths are relative to the YAML file."""
+    path = Path(path).resolve()
+    file = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PipelineConfigError(file, "", f"cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PipelineConfigError(file, "", f"invalid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PipelineConfigError(file, "", "top level must be a mapping")
+    _unknown_keys(raw, _TOP_KEYS, file, "")
+    base = path.parent
+
+    name = _require(raw, "name", str, file, "name")
+    if not _NAME_RE.match(name):
+        raise PipelineConfigError(file, "name", f"{name!r} is not a valid name (letters, digits, _ and -)")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise PipelineConfigError(file, "description", "must be a string")
+
+    resolved_folders = _load_folders(raw.get("folders", {}), base, file, folders or FolderOverrides())
+
+    setup_sql: str | None = None
+    if "setup" in raw:
+        setup_rel = _require(raw, "setup", str, file, "setup")
+        setup_sql = _read_sql(base / setup_rel, file, "setup")
+
+    steps_raw = raw.get("steps")
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise PipelineConfigError(file, "steps", "must be a non-empty list")
+    steps = [_load_step(s, i, base, file) for i, s in enumerate(steps_raw)]
+    seen: set[str] = set()
+    for i, s in enumerate(steps):
+        if s.name in seen:
+            raise PipelineConfigError(file, f"steps[{i}].name", f"duplicate step name {s.name!r}")
+        seen.add(s.name)
+    for i, s in enumerate(steps):
+        for dep in s.depends_on:
+            if dep not in seen:
+                raise PipelineConfigError(file, f"steps[{i}].depends_on", f"unknown step {dep!r}")
+            if dep == s.name:
+                raise PipelineConfigError(file, f"steps[{i}].depends_on", "a step cannot depend on itself")
+    ordered = _topological(steps, file)
+
+    checks_raw = raw.get("checks", [])
+    if not isinstance(checks_raw, list):
+        raise PipelineConfigError(file, "checks", "must be a list of strings")
+    checks: list[Check] = []
+    for i, c in enumerate(checks_raw):
+        if not isinstance(c, str):
+            raise PipelineConfigError(file, f"checks[{i}]", "must be a string like 'a.x == b.y + b.z'")
+        check = parse_check(c, file=file, key=f"checks[{i}]")
+        for step_name in check.steps:
+            if step_name not in seen:
+                raise PipelineConfigError(file, f"checks[{i}]", f"unknown step {step_name!r}")
+        checks.append(check)
+
+    return PipelineSpec(
+        name=name,
+        description=description,
+        path=path,
+        folders=resolved_folders,
+        steps=tuple(ordered),
+        checks=tuple(checks),
+        setup_sql=setup_sql,
+    )
+
+
+def load_pipelines(directory: str | Path, *, folders: FolderOverrides | None = None) -> dict[str, PipelineSpec]:
+    """Load every ``*.yaml``/``*.yml`` in a folder; two pipelines with one name is an error."""
+    out: dict[str, PipelineSpec] = {}
+    for p in sorted([*Path(directory).glob("*.yaml"), *Path(directory).glob("*.yml")]):
+        spec = load_pipeline(p, folders=folders)
+        if spec.name in out:
+            other = out[spec.name].path
+            raise PipelineConfigError(str(p), "name", f"pipeline {spec.name!r} is also declared in {other}")
+        out[spec.name] = spec
+    return out
+
+
+def _unknown_keys(raw: Mapping[str, Any], allowed: set[str], file: str, prefix: str) -> None:
+    for k in raw:
+        if k not in allowed:
+            hint = ", ".join(sorted(allowed))
+            raise PipelineConfigError(file, f"{prefix}{k}", f"unknown key (allowed: {hint})")
+
+
+def _require(raw: Mapping[str, Any], key: str, typ: type, file: str, dotted: str) -> Any:
+    if key not in raw:
+        raise PipelineConfigError(file, dotted, "is required")
+    value = raw[key]
+    if not isinstance(value, typ) or (typ is str and not value):
+        raise PipelineConfigError(file, dotted, f"must be a non-empty {typ.__name__}")
+    return value
+
+
+def _read_sql(p: Path, file: str, key: str) -> str:
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PipelineConfigError(file, key, f"cannot read SQL file {p}: {exc.strerror or exc}") from exc
+    if not text.strip():
+        raise PipelineConfigError(file, key, f"SQL file {p} is empty")
+    return text
+
+
+def _load_folders(raw: Any, base: Path, file: str, over: FolderOverrides) -> Folders:
+    if not isinstance(raw, dict):
+        raise PipelineConfigError(file, "folders", "must be a mapping")
+    _unknown_keys(raw, _FOLDER_KEYS, file, "folders.")
+
+    def pick(key: str, given: Path | None, default: str | None) -> Path:
+        if given is not None:
+            return Path(given).resolve()
+        value = raw.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise PipelineConfigError(file, f"folders.{key}", "must be a non-empty path string")
+        return (base / value).resolve()
+
+    warehouse = pick("warehouse", over.warehouse, None)
+    reports = over.reports
+    if reports is None and (over.warehouse is not None or "reports" not in raw):
+        # a caller that moves the warehouse gets the reports beside it, not in the YAML's default place
+        reports = warehouse.parent / "reports"
+    return Folders(
+        landing=pick("landing", over.landing, None),
+        reference=pick("reference", over.reference, None),
+        warehouse=warehouse,
+        reports=pick("reports", reports, None),
+    )
+
+
+def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
+    key = f"steps[{i}]"
+    if not isinstance(raw, dict):
+        raise PipelineConfigError(file, key, "must be a mapping")
+    _unknown_keys(raw, _STEP_KEYS, file, f"{key}.")
+    name = _require(raw, "name", str, file, f"{key}.name")
+    if not _NAME_RE.match(name):
+        raise PipelineConfigError(file, f"{key}.name", f"{name!r} is not a valid step name")
+    kind_raw = raw.get("kind", "sql")
+    try:
+        kind = StepKind(kind_raw)
+    except ValueError:
+        raise PipelineConfigError(file, f"{key}.kind", f"must be 'sql' or 'python', not {kind_raw!r}") from None
+
+    sql: str | None = None
+    sql_path: Path | None = None
+    func: str | None = None
+    if kind is StepKind.SQL:
+        if "callable" in raw:
+            raise PipelineConfigError(file, f"{key}.callable", "only python steps take a callable")
+        rel = _require(raw, "sql", str, file, f"{key}.sql")
+        sql_path = (base / rel).resolve()
+        sql = _read_sql(sql_path, file, f"{key}.sql")
+    else:
+        if "sql" in raw:
+            raise PipelineConfigError(file, f"{key}.sql", "only sql steps take a sql file")
+        func = _require(raw, "callable", str, file, f"{key}.callable")
+        if not _CALLABLE_RE.match(func):
+            raise PipelineConfigError(file, f"{key}.callable", f"{func!r} is not 'package.module:function'")
+        module = func.split(":", 1)[0]
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            raise PipelineConfigError(file, f"{key}.callable", f"module {module!r} cannot be imported")
+
+    deps = raw.get("depends_on", [])
+    if isinstance(deps, str):
+        deps = [deps]
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise PipelineConfigError(file, f"{key}.depends_on", "must be a list of step names")
+
+    timeout = raw.get("timeout_s", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise PipelineConfigError(file, f"{key}.timeout_s", "must be a number of seconds > 0")
+    retries = raw.get("retries", DEFAULT_RETRIES)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20:
+        raise PipelineConfigError(file, f"{key}.retries", "must be an integer between 0 and 20")
+
+    modes_raw = raw.get("modes", [m.value for m in RunMode])
+    if not isinstance(modes_raw, list) or not modes_raw:
+        raise PipelineConfigError(file, f"{key}.modes", "must be a non-empty list of run, replay")
+    try:
+        modes = frozenset(RunMode(m) for m in modes_raw)
+    except ValueError:
+        raise PipelineConfigError(file, f"{key}.modes", f"{modes_raw!r}: allowed values are run, replay") from None
+
+    params = raw.get("params", {})
+    if not isinstance(params, dict):
+        raise PipelineConfigError(file, f"{key}.params", "must be a mapping")
+
+    return StepSpec(
+        name=name,
+        kind=kind,
+        depends_on=tuple(deps),
+        timeout_s=float(timeout),
+        retries=retries,
+        modes=modes,
+        sql=sql,
+        sql_path=sql_path,
+        callable=func,
+        params=params,
+    )
+
+
+def _topological(steps: Sequence[StepSpec], file: str) -> list[StepSpec]:
+    """Kahn's algorithm, stable in declaration order so the run order is predictable."""
+    remaining = {s.name: set(s.depends_on) for s in steps}
+    ordered: list[StepSpec] = []
+    while remaining:
+        ready = [s for s in steps if s.name in remaining and not remaining[s.name]]
+        if not ready:
+            cycle = ", ".join(sorted(remaining))
+            raise PipelineConfigError(file, "steps", f"dependency cycle among: {cycle}")
+        for s in ready:
+            ordered.append(s)
+            del remaining[s.name]
+        for deps in remaining.values():
+            deps.difference_update(s.name for s in ready)
+    return ordered

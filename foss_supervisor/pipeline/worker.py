@@ -1,0 +1,351 @@
+"""The DuckDB worker: one child process that owns the warehouse file and serves steps and queries.
+
+Why one long-lived worker: DuckDB allows a single read-write process per file (no other process can
+open it, not even read-only), and importing DuckDB plus opening a database costs ~0.2 s and ~70 MB, which
+nine fresh processes per run would pay nine times and which would sit inside the daemon otherwise. The
+daemon stays DuckDB-free; the worker is supervised (killed on step timeout, restarted on demand).
+
+Inside, every request gets its own cursor of one connection: a step runs on a dedicated thread in ONE
+transaction (BEGIN ... COMMIT; any error, a timeout kill or a SIGKILL leaves every table as it was), while
+read-only queries run on a small thread pool and see the last committed state. Protocol: see protocol.py.
+
+Run: ``python -m foss_supervisor.pipeline.worker --db PATH [--allow-dir DIR ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import importlib
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+_T0 = time.perf_counter()
+
+import duckdb  # noqa: E402  (timed on purpose: the import is most of the startup cost)
+
+from foss_supervisor.pipeline.context import StepContext  # noqa: E402
+from foss_supervisor.pipeline.errors import QueryError, QueryRefusedError, QueryTimeoutError  # noqa: E402
+from foss_supervisor.pipeline.protocol import decode, encode, to_jsonable  # noqa: E402
+from foss_supervisor.pipeline.query import run_query  # noqa: E402
+from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check  # noqa: E402
+
+__all__ = ["StepFailure", "Worker", "main", "open_database"]
+
+_IMPORT_S = time.perf_counter() - _T0
+_TRANSIENT = (duckdb.TransactionException, duckdb.IOException, duckdb.OutOfMemoryException)
+
+
+class StepFailure(Exception):
+    """A step attempt failed; ``kind`` is one of protocol.ERROR_KINDS."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def open_database(
+    db_path: Path, *, allow_dirs: list[Path], memory_limit: str | None = None, threads: int | None = None
+) -> Any:
+    """Open the warehouse and lock it down: UTC, no file access outside ``allow_dirs``, config frozen."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(
+        str(db_path), config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    )
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+    if memory_limit:
+        con.execute("SET GLOBAL memory_limit = ?", [memory_limit])
+    if threads:
+        con.execute(f"SET GLOBAL threads = {int(threads)}")
+    dirs = [str(d.resolve()).rstrip("/") + "/" for d in allow_dirs]
+    if dirs:
+        con.execute("SET GLOBAL allowed_directories = ?", [dirs])
+    con.execute("SET GLOBAL enable_external_access = false")
+    con.execute("SET GLOBAL lock_configuration = true")
+    return con
+
+
+class Worker:
+    """Dispatches protocol requests onto cursors of one connection."""
+
+    def __init__(self, con: Any, out: BinaryIO, *, database: str, query_threads: int = 4) -> None:
+        self.con = con
+        self.database = database
+        self._out = out
+        self._out_lock = threading.Lock()
+        self._cursors: dict[Any, Any] = {}
+        self._cursors_lock = threading.Lock()
+        self._step_thread: threading.Thread | None = None
+        self._step_busy = threading.Event()
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=query_threads, thread_name_prefix="query")
+
+    # ------------------------------------------------------------------ plumbing
+    def send(self, message: dict[str, Any]) -> None:
+        """Write one protocol line; a lock keeps lines from different threads whole."""
+        data = encode(message)
+        with self._out_lock:
+            self._out.write(data)
+            self._out.flush()
+
+    def _reply_ok(self, rid: Any, result: dict[str, Any]) -> None:
+        self.send({"id": rid, "ok": True, "result": result})
+
+    def _reply_err(self, rid: Any, kind: str, message: str) -> None:
+        self.send({"id": rid, "ok": False, "error": {"kind": kind, "message": message}})
+
+    def _register(self, rid: Any, cursor: Any) -> None:
+        with self._cursors_lock:
+            self._cursors[rid] = cursor
+
+    def _unregister(self, rid: Any) -> None:
+        with self._cursors_lock:
+            self._cursors.pop(rid, None)
+
+    def interrupt_all(self) -> None:
+        """Interrupt every running statement (used at shutdown)."""
+        with self._cursors_lock:
+            cursors = list(self._cursors.values())
+        for c in cursors:
+            c.interrupt()
+
+    # ------------------------------------------------------------------ dispatch
+    def handle(self, message: dict[str, Any]) -> bool:
+        """Handle one request; returns False when the worker should exit."""
+        rid = message.get("id")
+        op = message.get("op")
+        if op == "ping":
+            self._reply_ok(rid, {"pid": os.getpid()})
+        elif op == "run_step":
+            if self._step_busy.is_set():
+                self._reply_err(rid, "busy", "a step is already running in this worker")
+            else:
+                self._step_busy.set()
+                self._step_thread = threading.Thread(
+                    target=self._run_step_thread, args=(rid, message), name="step", daemon=True
+                )
+                self._step_thread.start()
+        elif op == "query":
+            self._pool.submit(self._run_query, rid, message)
+        elif op == "cancel":
+            with self._cursors_lock:
+                target = self._cursors.get(message.get("target"))
+            if target is not None:
+                target.interrupt()
+            self._reply_ok(rid, {"interrupted": target is not None})
+        elif op == "shutdown":
+            self._reply_ok(rid, {})
+            return False
+        else:
+            self._reply_err(rid, "bad_request", f"unknown op {op!r}")
+        return True
+
+    def close(self, grace_s: float = 5.0) -> None:
+        """Stop running work, then close the connection (which checkpoints the WAL)."""
+        self.interrupt_all()
+        if self._step_thread is not None:
+            self._step_thread.join(grace_s)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.con.close()
+
+    # ------------------------------------------------------------------ queries
+    def _run_query(self, rid: Any, message: dict[str, Any]) -> None:
+        cursor = self.con.cursor()
+        self._register(rid, cursor)
+        try:
+            result = run_query(
+                cursor,
+                str(message.get("sql", "")),
+                database=self.database,
+                max_rows=int(message.get("max_rows", 1000)),
+                timeout_s=float(message.get("timeout_s", 10.0)),
+            )
+            self._reply_ok(rid, result)
+        except QueryRefusedError as exc:
+            self._reply_err(rid, "query_refused", str(exc))
+        except QueryTimeoutError as exc:
+            self._reply_err(rid, "query_timeout", str(exc))
+        except QueryError as exc:
+            self._reply_err(rid, "query_failed", str(exc))
+        except duckdb.Error as exc:
+            self._reply_err(rid, "query_failed", str(exc))
+        except Exception as exc:  # a bug must still answer the request
+            self._reply_err(rid, "query_failed", f"{type(exc).__name__}: {exc}")
+        finally:
+            self._unregister(rid)
+            cursor.close()
+
+    # ------------------------------------------------------------------ steps
+    def _run_step_thread(self, rid: Any, message: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        reply: dict[str, Any]
+        try:
+            result = self.run_step(rid, message)
+        except StepFailure as exc:
+            reply = {"id": rid, "ok": False, "error": {"kind": exc.kind, "message": str(exc)}}
+        except Exception as exc:
+            reply = {"id": rid, "ok": False, "error": {"kind": "step_error", "message": f"{type(exc).__name__}: {exc}"}}
+        else:
+            result["duration_s"] = round(time.perf_counter() - started, 6)
+            reply = {"id": rid, "ok": True, "result": result}
+        # Free the slot before replying, so the runner's next step is never refused as busy.
+        self._step_busy.clear()
+        self.send(reply)
+
+    def run_step(self, rid: Any, message: dict[str, Any]) -> dict[str, Any]:
+        """Run one step attempt in one transaction; commit only when it and its checks succeed."""
+        step: Mapping[str, Any] = message["step"]
+        folders_raw: Mapping[str, str] = message["folders"]
+        folders = Folders(**{k: Path(v) for k, v in folders_raw.items()})
+        variables = {
+            "run_id": str(message["run_id"]),
+            "pipeline": str(message["pipeline"]),
+            "mode": str(message.get("mode", "run")),
+            "step": str(step["name"]),
+            "landing_dir": str(folders.landing),
+            "reference_dir": str(folders.reference),
+        }
+        cursor = self.con.cursor()
+        self._register(rid, cursor)
+        warnings: list[str] = []
+        try:
+            for name, value in variables.items():
+                cursor.execute(f"SET VARIABLE {name} = ?", [value])
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                if step["kind"] == "sql":
+                    metrics = self._run_sql(cursor, str(step["sql"]), bool(message.get("require_metrics", True)))
+                    warnings.extend(str(w) for w in metrics.pop("warnings", None) or [])
+                else:
+                    ctx = StepContext(
+                        cursor=cursor,
+                        run_id=variables["run_id"],
+                        pipeline=variables["pipeline"],
+                        step=variables["step"],
+                        mode=variables["mode"],
+                        folders=folders,
+                        params=step.get("params") or {},
+                        run=message.get("run") or {},
+                        emit_log=lambda level, text: self.send(
+                            {"event": "log", "id": rid, "level": level, "message": text}
+                        ),
+                    )
+                    metrics = dict(_import_callable(str(step["callable"]))(ctx))
+                    warnings.extend(ctx.warnings)
+                metrics = {k: to_jsonable(v) for k, v in metrics.items()}
+                if message.get("require_metrics", True):
+                    for required in ("rows_in", "rows_out"):
+                        if not isinstance(metrics.get(required), int | float):
+                            raise StepFailure("step_error", f"step reported no numeric {required!r} metric")
+                self._check(message, str(step["name"]), metrics)
+                cursor.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    cursor.execute("ROLLBACK")
+                raise
+        except StepFailure:
+            raise
+        except duckdb.InterruptException:
+            raise StepFailure("cancelled", "step interrupted") from None
+        except _TRANSIENT as exc:
+            raise StepFailure("transient", f"{type(exc).__name__}: {exc}") from None
+        except duckdb.Error as exc:
+            raise StepFailure("sql_error", f"{type(exc).__name__}: {exc}") from None
+        except Exception as exc:
+            tb = traceback.format_exception(exc)[-3:]
+            raise StepFailure("step_error", f"{type(exc).__name__}: {exc}\n{''.join(tb)}") from None
+        finally:
+            self._unregister(rid)
+            cursor.close()
+        return {"metrics": metrics, "warnings": warnings}
+
+    @staticmethod
+    def _run_sql(cursor: Any, sql: str, require_metrics: bool) -> dict[str, Any]:
+        statements = duckdb.extract_statements(sql)
+        if not statements:
+            raise StepFailure("step_error", "SQL file holds no statement")
+        for stmt in statements:
+            cursor.execute(stmt.query)
+        if not require_metrics:
+            return {}
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        if len(rows) != 1:
+            raise StepFailure(
+                "step_error", "the last statement of a SQL step must be a SELECT returning one row of metrics"
+            )
+        return {d[0]: v for d, v in zip(description, rows[0], strict=True)}
+
+    @staticmethod
+    def _check(message: Mapping[str, Any], step_name: str, metrics: dict[str, Any]) -> None:
+        """Evaluate every row-accounting check that reads this step, before COMMIT."""
+        known: dict[str, Mapping[str, Any]] = dict(message.get("prior_metrics") or {})
+        known[step_name] = metrics
+        for text in message.get("checks") or []:
+            check = parse_check(str(text))
+            if step_name not in check.steps:
+                continue
+            try:
+                passed, detail = evaluate_check(check, known)
+            except KeyError as exc:
+                raise StepFailure("check_failed", str(exc.args[0])) from None
+            if passed is False:
+                raise StepFailure("check_failed", f"row accounting check failed: {check.text} ({detail})")
+
+
+def _import_callable(spec: str) -> Any:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: open the database, announce readiness, then serve until EOF or shutdown."""
+    parser = argparse.ArgumentParser(prog="python -m foss_supervisor.pipeline.worker")
+    parser.add_argument("--db", required=True, type=Path)
+    parser.add_argument("--allow-dir", action="append", default=[], type=Path)
+    parser.add_argument("--memory-limit")
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args(argv)
+
+    # Keep the protocol channel private: anything else printing to fd 1 lands on stderr instead.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    t_open = time.perf_counter()
+    con = open_database(args.db, allow_dirs=args.allow_dir, memory_limit=args.memory_limit, threads=args.threads)
+    database = con.execute("SELECT current_database()").fetchone()[0]
+    worker = Worker(con, out, database=database)
+    worker.send(
+        {
+            "event": "ready",
+            "pid": os.getpid(),
+            "import_s": round(_IMPORT_S, 6),
+            "open_s": round(time.perf_counter() - t_open, 6),
+            "duckdb": duckdb.__version__,
+        }
+    )
+    try:
+        for raw in sys.stdin.buffer:
+            if not raw.strip():
+                continue
+            try:
+                message = decode(raw)
+            except ValueError as exc:
+                worker.send({"id": None, "ok": False, "error": {"kind": "bad_request", "message": str(exc)}})
+                continue
+            if not worker.handle(message):
+                break
+    finally:
+        worker.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

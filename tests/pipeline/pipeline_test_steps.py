@@ -1,0 +1,36 @@
+"""Python steps used by the tests (imported inside the worker through PYTHONPATH)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import duckdb
+
+from foss_supervisor.pipeline.context import StepContext
+
+
+def flaky(ctx: StepContext) -> Mapping[str, int | float]:
+    """Write a row, then fail with a transient DuckDB error on the first attempt only."""
+    marker = Path(ctx.params["marker"])
+    ctx.cursor.execute("CREATE TABLE IF NOT EXISTS main.t (run VARCHAR, attempt INTEGER)")
+    first = not marker.exists()
+    ctx.cursor.execute("INSERT INTO main.t VALUES (?, ?)", [ctx.run_id, 1 if first else 2])
+    if first:
+        marker.write_text("failed once")
+        raise duckdb.TransactionException("simulated write-write conflict")
+    ctx.log("second attempt goes through")
+    return {"rows_in": 1, "rows_out": 1}
+
+
+def broken(ctx: StepContext) -> Mapping[str, int | float]:
+    """A step with a bug: fails the same way every time (not retried)."""
+    ctx.cursor.execute("CREATE TABLE IF NOT EXISTS main.t (run VARCHAR, attempt INTEGER)")
+    ctx.cursor.execute("INSERT INTO main.t VALUES ('broken', 0)")
+    raise ValueError("bug in step")
+
+
+def warns(ctx: StepContext) -> Mapping[str, int | float]:
+    """Succeeds with a warning."""
+    ctx.warn("3 rows looked odd")
+    return {"rows_in": 3, "rows_out": 3}
