@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.config import Config, load_config
-from foss_supervisor.control.client import call
+from foss_supervisor.control.client import ControlClient, call
 from foss_supervisor.errors import CommandError, ConfigError, NotRunning, SupervisorError
 
 __all__ = ["main"]
@@ -303,6 +303,106 @@ def cmd_ctl(args: argparse.Namespace, config: Config) -> int:
     return EXIT_FAIL if failed else EXIT_OK
 
 
+# ------------------------------------------------------------------------------------------ pipelines
+
+GOOD_RUN = ("succeeded", "succeeded_with_warnings")
+
+
+def _print_run(run: dict[str, Any]) -> None:
+    took = f" in {run['duration_s']:.2f}s" if run.get("duration_s") is not None else ""
+    print(f"run {run['run_id']} of {run['pipeline']} ({run['mode']}, {run['trigger']}): {run['status']}{took}")
+    for i, step in enumerate(run["steps"], 1):
+        rows = f"{step['rows_in'] if step['rows_in'] is not None else '-'} -> " \
+               f"{step['rows_out'] if step['rows_out'] is not None else '-'}"
+        dur = f"{step['duration_s']:.2f}s" if step.get("duration_s") is not None else ""
+        print(f"  [{i}/{len(run['steps'])}] {step['name']:<12} {step['state']:<24} {rows:<22} {dur}"
+              + (f"  {step['error']}" if step.get("error") else ""))  # fmt: skip
+    if run.get("error"):
+        print(f"  error: {run['error']}")
+
+
+def _follow_run(config: Config, run: dict[str, Any]) -> dict[str, Any]:
+    """Print each step as it changes state until the run ends (polled a few times a second, like a progress bar)."""
+    shown: dict[str, str] = {}
+    total = len(run["steps"])
+    while True:
+        for i, step in enumerate(run["steps"], 1):
+            if shown.get(step["name"]) != step["state"] and step["state"] not in ("pending", "queued"):
+                shown[step["name"]] = step["state"]
+                rows = f" ({step['rows_out']} rows)" if step.get("rows_out") is not None else ""
+                say("INFO", f"[{i}/{total}] {step['name']}: {step['state']}{rows}")
+        if run.get("finished_at") is not None:
+            return run
+        time.sleep(0.25)
+        run = call(config.control_socket, "pipeline_run_info", run_id=run["run_id"])
+
+
+def cmd_pipeline(args: argparse.Namespace, config: Config) -> int:
+    if args.action == "status":
+        data = call(config.control_socket, "pipelines")
+        if args.json:
+            print(json.dumps(data, indent=2))
+            return EXIT_OK
+        for p in data:
+            print(f"{p['name']}: {p['description']}")
+            print(f"  landing {p['landing']}; every {p['every_s']:g}s; on new files: {p['on_new_files']}")
+            for label in ("active_run", "last_run"):
+                if p[label]:
+                    _print_run(p[label])
+            if p["report_html"]:
+                print(f"  report: {config.dashboard_url.rstrip('/')}{p['report_html']}")
+        return EXIT_OK
+    if args.action == "runs":
+        runs = call(config.control_socket, "pipeline_runs", name=args.name or "", limit=args.limit)
+        if args.json:
+            print(json.dumps(runs, indent=2))
+        for run in [] if args.json else runs:
+            took = f"{run['duration_s']:.2f}s" if run.get("duration_s") is not None else "-"
+            print(f"{run['run_id']}  {run['pipeline']:<10} {run['mode']:<7} {run['trigger']:<13} "
+                  f"{run['status']:<24} {took}")  # fmt: skip
+        return EXIT_OK
+    if not args.name:
+        say("ERROR", f"pipeline {args.action} needs a pipeline name")
+        return EXIT_USAGE
+    if args.action == "cancel":
+        result = call(config.control_socket, "pipeline_cancel", name=args.name)
+        say("SUCCESS" if result["cancelled"] else "INFO", "cancelled" if result["cancelled"] else "nothing running")
+        return EXIT_OK
+    command = "pipeline_run" if args.action == "run" else "pipeline_replay"
+    run = call(config.control_socket, command, name=args.name, wait=False)
+    say("INFO", f"started run {run['run_id']} of {args.name}")
+    if not args.wait:
+        return EXIT_OK
+    run = _follow_run(config, run)
+    _print_run(run)
+    return EXIT_OK if run["status"] in GOOD_RUN else EXIT_FAIL
+
+
+def cmd_query(args: argparse.Namespace, config: Config) -> int:
+    with ControlClient(config.control_socket, timeout_s=args.timeout + 10.0) as client:
+        result = client.call("query", sql=args.sql, max_rows=args.max_rows, timeout_s=args.timeout)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return EXIT_OK
+    header = [str(c) for c in result["columns"]]
+    rows = [header] + [["NULL" if v is None else str(v) for v in r] for r in result["rows"]]
+    widths = [min(40, max(len(r[i]) for r in rows)) for i in range(len(rows[0]))] if rows and rows[0] else []
+    for n, row in enumerate(rows):
+        print("  ".join(c[:40].ljust(w) for c, w in zip(row, widths, strict=True)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    more = " (truncated)" if result["truncated"] else ""
+    print(f"({result['row_count']} rows{more}, {result['elapsed_s']:.3f}s)")
+    return EXIT_OK
+
+
+def cmd_demo_data(args: argparse.Namespace, config: Config) -> int:
+    result = call(config.control_socket, "demo_data", timeout_s=600.0, name=args.pipeline, orders=args.orders,
+                  seed=args.seed)  # fmt: skip
+    say("SUCCESS", f"wrote sample orders into {result['landing']}: {result['summary']}")
+    return EXIT_OK
+
+
 def cmd_install_service(args: argparse.Namespace, config: Config) -> int:
     """Write the systemd units for this installation and print the systemctl commands (never runs sudo)."""
     from foss_supervisor.systemd_units import options_for, plan_install, write_units
@@ -364,6 +464,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the new state")
     p.set_defaults(func=cmd_ctl)
+    p = sub.add_parser("pipeline", parents=[common], help="run pipelines and read their history")
+    p.add_argument("action", choices=["run", "replay", "cancel", "status", "runs"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--wait", action="store_true", help="follow the run step by step until it ends")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_pipeline)
+    p = sub.add_parser("query", parents=[common], help="a read-only SQL query on the warehouse")
+    p.add_argument("sql")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-rows", type=int, default=1000)
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds before the query is interrupted")
+    p.set_defaults(func=cmd_query)
+    p = sub.add_parser("demo-data", parents=[common], help="write sample orders into a landing folder")
+    p.add_argument("--pipeline", default="orders")
+    p.add_argument("--orders", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_demo_data)
     p = sub.add_parser("install-service", parents=[common], help="write systemd units for this installation")
     p.add_argument("--user", action="store_true", help="a unit for systemctl --user")
     p.add_argument("--print", action="store_true", help="print the units instead of writing them")

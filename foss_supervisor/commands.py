@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from foss_supervisor import __version__
 from foss_supervisor.config import Config
@@ -20,6 +20,9 @@ from foss_supervisor.logsink import tail_lines
 from foss_supervisor.redact import redact_env
 from foss_supervisor.supervisor import Supervisor
 
+if TYPE_CHECKING:
+    from foss_supervisor.pipeline_service import PipelineService
+
 __all__ = ["COMMANDS", "Command", "CommandContext", "dispatch"]
 
 
@@ -27,6 +30,7 @@ class CommandContext(Protocol):
     """What commands may use of the daemon."""
 
     supervisor: Supervisor
+    pipelines: PipelineService | None
     started_at: float
     phase: str  # starting | ready | reloading | stopping
 
@@ -171,6 +175,70 @@ async def shutdown(ctx: CommandContext) -> dict[str, Any]:
     """Stop every program in reverse dependency order, then the daemon (exit 0)."""
     ctx.request_shutdown()
     return {"stopping": True, "pid": os.getpid()}
+
+
+def _pipelines(ctx: CommandContext) -> PipelineService:
+    if ctx.pipelines is None:
+        raise CommandError("no pipelines are configured (see pipelines: in the config)")
+    return ctx.pipelines
+
+
+@command("pipelines")
+async def pipelines(ctx: CommandContext) -> list[dict[str, Any]]:
+    """Every pipeline: its steps, its run in progress, its last finished run and its latest report (KPIs)."""
+    return _pipelines(ctx).overview()
+
+
+@command("pipeline_run", mutating=True, name=(str, ...), wait=(bool, False))
+async def pipeline_run(ctx: CommandContext, name: str, wait: bool) -> dict[str, Any]:
+    """Run a pipeline now. Returns the live run (with its run_id) at once, or its final record with wait."""
+    from foss_supervisor.pipeline import RunMode
+
+    return await _pipelines(ctx).run_now(name, RunMode.RUN, "manual", wait)
+
+
+@command("pipeline_replay", mutating=True, name=(str, ...), wait=(bool, False))
+async def pipeline_replay(ctx: CommandContext, name: str, wait: bool) -> dict[str, Any]:
+    """Re-validate the quarantine (after reference data or a rule was fixed); rows that now pass go to silver."""
+    from foss_supervisor.pipeline import RunMode
+
+    return await _pipelines(ctx).run_now(name, RunMode.REPLAY, "manual", wait)
+
+
+@command("pipeline_cancel", mutating=True, name=(str, ...))
+async def pipeline_cancel(ctx: CommandContext, name: str) -> dict[str, Any]:
+    """Cancel the run in progress: the current step is rolled back, the run is recorded as cancelled."""
+    return {"name": name, "cancelled": await _pipelines(ctx).cancel(name)}
+
+
+@command("pipeline_runs", name=(str, ""), limit=(int, 20))
+async def pipeline_runs(ctx: CommandContext, name: str, limit: int) -> list[dict[str, Any]]:
+    """Run history, newest first, with every step's state, rows in and out, timings and errors."""
+    return _pipelines(ctx).runs(name or None, max(1, min(limit, 500)))
+
+
+@command("pipeline_run_info", run_id=(str, ...))
+async def pipeline_run_info(ctx: CommandContext, run_id: str) -> dict[str, Any]:
+    """One run by its id (live while it runs)."""
+    return _pipelines(ctx).get_run(run_id)
+
+
+@command("query", sql=(str, ...), max_rows=(int, 1000), timeout_s=(float, 10.0))
+async def query(ctx: CommandContext, sql: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
+    """A read-only SQL query on the warehouse (bronze.x, silver.x, gold.x): SELECT only, time- and row-limited.
+
+    Writes, ATTACH, COPY, INSTALL/LOAD, SET/PRAGMA and file-reading functions are refused; a query
+    that runs past timeout_s (at most 60) is interrupted.
+    """
+    return await _pipelines(ctx).query(sql, max(1, min(max_rows, 100_000)), max(0.1, min(timeout_s, 60.0)))
+
+
+@command("demo_data", mutating=True, name=(str, "orders"), orders=(int, 100_000), seed=(int, 1))
+async def demo_data(ctx: CommandContext, name: str, orders: int, seed: int) -> dict[str, Any]:
+    """Write a reproducible sample of orders (with every kind of bad row) into the pipeline's landing folder."""
+    if not 1 <= orders <= 20_000_000:
+        raise CommandError("orders must be between 1 and 20000000")
+    return await _pipelines(ctx).demo_data(name, orders, seed)
 
 
 @command("help")

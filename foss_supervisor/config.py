@@ -28,6 +28,7 @@ __all__ = [
     "Config",
     "HealthConfig",
     "LogConfig",
+    "PipelineConfig",
     "ProgramConfig",
     "default_config_path",
     "default_state_dir",
@@ -94,6 +95,19 @@ class ProgramConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """When and on which folders the daemon runs one declared pipeline."""
+
+    name: str
+    file: Path  # the pipeline's YAML (steps, SQL files, reference folder)
+    landing: Path  # where its input files land
+    reference: Path | None = None  # None: the folder the pipeline's YAML names
+    every_s: float = 0.0  # run on this interval; 0: never on a timer
+    on_new_files: bool = True  # run when a file lands in ``landing``
+    demo_data: bool = False  # on first start, write the sample data set into an empty landing folder
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole daemon configuration."""
 
@@ -105,7 +119,14 @@ class Config:
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 3
     programs: Mapping[str, ProgramConfig] = field(default_factory=dict)
-    pipelines: Mapping[str, Any] = field(default_factory=dict)
+    pipelines: Mapping[str, PipelineConfig] = field(default_factory=dict)
+    data_dir: Path | None = None  # None: <state_dir>/data (landing, warehouse, reports)
+    watch_interval_s: float = 5.0  # how often landing folders are looked at
+    worker_memory_limit: str | None = None  # DuckDB memory_limit of the pipeline worker
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir or self.state_dir / "data"
 
     @property
     def pid_file(self) -> Path:
@@ -495,13 +516,43 @@ def _check_dependencies(programs: dict[str, ProgramConfig], groups: dict[str, li
     return expanded
 
 
+def _parse_pipelines(r: _Reader, base: Path, data_dir: Path) -> dict[str, PipelineConfig]:
+    out = {}
+    for name in r.data:
+        p = r.sub(str(name))
+        p.only({"file", "landing", "reference", "every", "on_new_files", "demo_data"})
+        if not _NAME.match(str(name)):
+            p.fail("", "pipeline names use letters, digits, '_', '.', '-' (at most 64)")
+        file = p.get("file", _str, "")
+        path = _resolve(base, file) if file else shipped_pipeline_file(str(name))
+        if not path.is_file():
+            p.fail("file", f"no pipeline file at {path}")
+        landing = p.get("landing", _str, "")
+        reference = p.get("reference", _str, "")
+        out[str(name)] = PipelineConfig(
+            name=str(name),
+            file=path,
+            landing=_resolve(base, landing) if landing else data_dir / "landing" / str(name),
+            reference=_resolve(base, reference) if reference else None,
+            every_s=p.get("every", _duration, 0.0),
+            on_new_files=p.get("on_new_files", _bool, True),
+            demo_data=p.get("demo_data", _bool, False),
+        )
+    return out
+
+
+def shipped_pipeline_file(name: str) -> Path:
+    """A pipeline without ``file:`` is the one shipped under that name (``configs/pipelines/NAME.yaml``)."""
+    return data_dir("configs") / "pipelines" / f"{name}.yaml"
+
+
 def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None) -> Config:
     """Build a :class:`Config` from YAML text; environment overrides win over the file."""
     environ = os.environ if environ is None else environ
     label = str(file)
     data, lines = _compose(text, label)
     root = _Reader(data, "", label, lines)
-    root.only({"state_dir", "dashboard", "debug", "log", "programs", "pipelines"})
+    root.only({"state_dir", "dashboard", "debug", "log", "programs", "pipelines", "data_dir", "warehouse"})
     base = file.parent.resolve()
     state_dir_text = environ.get("FOSS_SUPERVISOR_STATE_DIR") or root.get("state_dir", _str, "")
     state_dir = _resolve(base, state_dir_text) if state_dir_text else default_state_dir()
@@ -527,9 +578,10 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
             if prog.name in programs:
                 progs.fail(str(name), f"replica name {prog.name!r} clashes with another program")
             programs[prog.name] = prog
-    pipelines = root.data.get("pipelines") or {}
-    if not isinstance(pipelines, dict):
-        root.fail("pipelines", "must be a mapping")
+    data_dir_text = root.get("data_dir", _str, "")
+    data_path = _resolve(base, data_dir_text) if data_dir_text else state_dir / "data"
+    wh = root.sub("warehouse")
+    wh.only({"watch_interval", "memory_limit"})
     return Config(
         source=file,
         state_dir=state_dir,
@@ -539,7 +591,10 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         log_max_bytes=log.get("max_bytes", _size, 10 * 1024 * 1024),
         log_backups=log.get("backups", _int(0, 100), 3),
         programs=_check_dependencies(programs, groups, label, lines),
-        pipelines=pipelines,
+        pipelines=_parse_pipelines(root.sub("pipelines"), base, data_path),
+        data_dir=_resolve(base, data_dir_text) if data_dir_text else None,
+        watch_interval_s=wh.get("watch_interval", _duration, 5.0) or 5.0,
+        worker_memory_limit=wh.get("memory_limit", _str, "") or None,
     )
 
 

@@ -24,9 +24,10 @@ import structlog
 from foss_supervisor.config import Config, load_config
 from foss_supervisor.control.server import ControlServer
 from foss_supervisor.errors import CommandError, ConfigError, PortInUse
-from foss_supervisor.events import DaemonStateChanged, Event, EventBus, HealthChanged, StateChanged
+from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
 from foss_supervisor.logsetup import configure_logging
 from foss_supervisor.pidfile import PidFile
+from foss_supervisor.pipeline_service import PipelineService
 from foss_supervisor.procinfo import describe, identity_of, port_holder, terminate
 from foss_supervisor.sdnotify import (
     Notifier,
@@ -95,7 +96,7 @@ def clean_leftovers(store: StateStore) -> None:
     store.forget_leftovers()
 
 
-def log_event(event: Event) -> None:
+def log_event(event: object) -> None:
     """The bus observer that turns events into structlog lines."""
     if isinstance(event, StateChanged):
         log.info("program_state", program=event.name, state=str(event.new), old=str(event.old), pid=event.pid,
@@ -116,6 +117,7 @@ class Daemon:
         self.bus.on(log_event)
         self.store = StateStore(config.state_dir)
         self.supervisor = Supervisor(config, self.bus, self.store)
+        self.pipelines = PipelineService(config, self.bus) if config.pipelines else None
         self.started_at = time.time()
         self.phase = "starting"
         self._dashboard_socket = dashboard_socket
@@ -140,6 +142,7 @@ class Daemon:
             sum(p.state is ProcessState.RUNNING for p in procs), len(procs),
             fatal=sum(p.state is ProcessState.FATAL for p in procs),
             unhealthy=sum(p.health is Health.UNHEALTHY for p in procs),
+            last_pipeline_run=self.pipelines.last_run_line() if self.pipelines else None,
         )  # fmt: skip
 
     def request_shutdown(self) -> None:
@@ -159,6 +162,8 @@ class Daemon:
                 ("state_dir", self._config.state_dir, new.state_dir),
                 ("dashboard.host", self._config.dashboard_host, new.dashboard_host),
                 ("dashboard.port", self._config.dashboard_port, new.dashboard_port),
+                ("pipelines", self._config.pipelines, new.pipelines),
+                ("data_dir", self._config.data_path, new.data_path),
             ) if old_v != new_v
         ]  # fmt: skip
         result: dict[str, Any] = {"dry_run": dry_run, **plan.as_dict(), "needs_daemon_restart": needs_restart}
@@ -186,6 +191,8 @@ class Daemon:
             async with asyncio.TaskGroup() as group:
                 supervising = group.create_task(self.supervisor.run(started, self._shutdown), name="supervisor")
                 helpers = [group.create_task(self._handle_signals(), name="signals")]
+                if self.pipelines is not None:
+                    group.create_task(self.pipelines.run(self._shutdown), name="pipelines")
                 if self._watchdog_s is not None:
                     helpers.append(group.create_task(
                         watchdog_loop(self._notifier, self._watchdog_s, lambda: not supervising.done()),

@@ -1,5 +1,8 @@
 """Events the core publishes, and the one-way bus that carries them to observers.
 
+The bus carries any frozen event dataclass: the core's below and the pipeline engine's
+(:mod:`foss_supervisor.pipeline.events`), which does not import the core.
+
 Observers (log, metrics, SSE, sd_notify, history) subscribe; they never call back into the core
 except through the commands. A slow observer cannot block the core: async subscribers get a
 bounded queue that drops its oldest event when full, and counts what it dropped.
@@ -77,20 +80,20 @@ class Subscription:
 
     def __init__(self, bus: EventBus, maxsize: int) -> None:
         self._bus = bus
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize)
         self.dropped = 0
 
-    def _offer(self, event: Event) -> None:
+    def _offer(self, event: object) -> None:
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1
         self._queue.put_nowait(event)
 
-    async def get(self) -> Event:
+    async def get(self) -> object:
         """Wait for the next event."""
         return await self._queue.get()
 
-    def drain(self) -> list[Event]:
+    def drain(self) -> list[object]:
         """Take every event already queued, without waiting."""
         events = []
         while not self._queue.empty():
@@ -104,7 +107,7 @@ class Subscription:
     def __aiter__(self) -> Subscription:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> object:
         return await self.get()
 
 
@@ -112,10 +115,10 @@ class EventBus:
     """Synchronous fan-out: callbacks run in publish order; async subscribers get queues."""
 
     def __init__(self) -> None:
-        self._callbacks: list[Callable[[Event], None]] = []
+        self._callbacks: list[Callable[[object], None]] = []
         self._subscriptions: set[Subscription] = set()
 
-    def on(self, callback: Callable[[Event], None]) -> None:
+    def on(self, callback: Callable[[object], None]) -> None:
         """Call ``callback(event)`` for every event; it must be quick and must not raise."""
         self._callbacks.append(callback)
 
@@ -125,7 +128,7 @@ class EventBus:
         self._subscriptions.add(sub)
         return sub
 
-    def publish(self, event: Event) -> None:
+    def publish(self, event: object) -> None:
         """Deliver ``event`` to every observer."""
         for callback in self._callbacks:
             callback(event)

@@ -18,7 +18,7 @@ import structlog
 
 from foss_supervisor.config import Config, ProgramConfig
 from foss_supervisor.errors import CommandError
-from foss_supervisor.events import ConfigReloaded, Event, EventBus, HealthChanged, StateChanged
+from foss_supervisor.events import ConfigReloaded, EventBus, HealthChanged, StateChanged
 from foss_supervisor.process import ManagedProcess
 from foss_supervisor.procinfo import identity_of
 from foss_supervisor.states import Health, ProcessState
@@ -232,7 +232,7 @@ class Supervisor:
             return False
         return proc.cfg.health is None or proc.health is Health.HEALTHY
 
-    def _on_event(self, event: Event) -> None:
+    def _on_event(self, event: object) -> None:
         if isinstance(event, StateChanged | HealthChanged):
             pulse, self._pulse = self._pulse, asyncio.Event()
             pulse.set()

@@ -20,6 +20,7 @@ import yaml
 
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.states import RunMode
+from foss_supervisor.resources import data_dir
 
 __all__ = [
     "Check",
@@ -124,8 +125,8 @@ class PipelineSpec:
 
 
 def default_pipelines_dir() -> Path:
-    """The ``configs/pipelines`` folder shipped beside the package (the repo checkout layout)."""
-    return Path(__file__).resolve().parents[2] / "configs" / "pipelines"
+    """The shipped ``configs/pipelines`` folder (inside the wheel, or in the checkout)."""
+    return data_dir("configs") / "pipelines"
 
 
 def parse_check(text: str, *, file: str = "<check>", key: str = "checks") -> Check:

@@ -14,14 +14,16 @@ from typing import Any
 
 from aiohttp import web
 
-from foss_supervisor.events import Event, EventBus
+from foss_supervisor.events import EventBus
 
 __all__ = ["event_to_json", "stream_events"]
 
 KEEPALIVE_S = 15.0
 
 
-def event_to_json(event: Event) -> dict[str, Any]:
+def event_to_json(event: object) -> dict[str, Any]:
+    """A bus event (any frozen dataclass) as JSON-able data, with its type name."""
+    assert dataclasses.is_dataclass(event) and not isinstance(event, type)
     data = {k: (v.value if isinstance(v, Enum) else v) for k, v in dataclasses.asdict(event).items()}
     data["type"] = type(event).__name__
     return data
