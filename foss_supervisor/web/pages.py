@@ -11,7 +11,8 @@ import psutil
 from aiohttp import web
 
 from foss_supervisor import __version__
-from foss_supervisor.commands import dispatch
+from foss_supervisor.commands import CommandContext, dispatch
+from foss_supervisor.errors import SupervisorError
 from foss_supervisor.resources import data_dir
 from foss_supervisor.web.keys import CTX, JINJA
 
@@ -55,10 +56,67 @@ async def render(request: web.Request, template: str, context: dict[str, Any], s
 async def overview(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     status = await dispatch(ctx, "status", {})
-    data = {"status": status, "resources": system_resources(str(ctx.config.state_dir)), "generated_at": time.time()}
+    data = {"status": status, "resources": system_resources(str(ctx.config.state_dir)), "generated_at": time.time(),
+            "pipelines": await _pipelines(ctx)}  # fmt: skip
     if request.query.get("format") == "json":
         return web.json_response(data)
     return await render(request, "index.html", data)
+
+
+async def _pipelines(ctx: CommandContext) -> list[dict[str, Any]]:
+    """Pipelines with their recent runs, or an empty list when none are configured."""
+    if ctx.pipelines is None:
+        return []
+    out = await dispatch(ctx, "pipelines", {})
+    for p in out:
+        p["recent_runs"] = await dispatch(ctx, "pipeline_runs", {"name": p["name"], "limit": 10})
+    return out  # type: ignore[no-any-return]
+
+
+async def pipeline_management(request: web.Request) -> web.StreamResponse:
+    data = {"pipelines": await _pipelines(request.app[CTX])}
+    if request.query.get("format") == "json":
+        return web.json_response(data)
+    return await render(request, "pipelines.html", data)
+
+
+TABLES_SQL = ("SELECT table_schema, table_name FROM information_schema.tables "
+              "WHERE table_schema IN ('bronze', 'silver', 'gold') "
+              "ORDER BY array_position(['bronze', 'silver', 'gold'], table_schema), table_name")  # fmt: skip
+
+
+async def data_browser(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    tables: dict[str, list[str]] = {}
+    error = ""
+    if ctx.pipelines is None:
+        error = "No pipelines are configured, so there is no warehouse to browse."
+    else:
+        try:
+            result = await dispatch(ctx, "query", {"sql": TABLES_SQL, "max_rows": 1000, "timeout_s": 5.0})
+            for schema, table in result["rows"]:
+                tables.setdefault(schema, []).append(table)
+        except SupervisorError as exc:
+            error = str(exc)
+    data = {"tables": tables, "error": error}
+    if request.query.get("format") == "json":
+        return web.json_response(data)
+    return await render(request, "data_browser.html", data)
+
+
+async def report(request: web.Request) -> web.StreamResponse:
+    """The latest run report of a pipeline (only these two files, so no path can escape the reports folder)."""
+    ctx = request.app[CTX]
+    filename = request.match_info["file"]
+    if ctx.pipelines is None or filename not in ("latest.html", "latest.json"):
+        raise web.HTTPNotFound()
+    try:
+        path = ctx.pipelines.report_path(request.match_info["name"], filename)
+    except SupervisorError:
+        raise web.HTTPNotFound() from None
+    if not path.is_file():
+        raise web.HTTPNotFound(text="no report yet: the pipeline has not finished a run")
+    return web.FileResponse(path)
 
 
 async def api_reference(request: web.Request) -> web.StreamResponse:
@@ -81,5 +139,8 @@ def setup(app: web.Application) -> None:
     app[JINJA] = env
     app.router.add_get("/", overview)
     app.router.add_get("/chat", api_reference)
+    app.router.add_get("/pipeline-management", pipeline_management)
+    app.router.add_get("/data-browser", data_browser)
+    app.router.add_get("/reports/{name}/{file}", report)
     app.router.add_get("/favicon.ico", favicon)
     app.router.add_static("/static", templates / "static")

@@ -46,7 +46,7 @@ const foss = {
     while (events.children.length > 50) events.lastChild.remove();
   };
   for (const type of ["StateChanged", "HealthChanged", "ConfigReloaded", "DaemonStateChanged",
-                      "RunStateChanged", "StepStateChanged", "StepProgress"]) {
+                      "RunStarted", "StepStateChanged", "RunFinished"]) {
     source.addEventListener(type, (ev) => {
       const data = JSON.parse(ev.data);
       show(type, data);
