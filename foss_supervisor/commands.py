@@ -136,19 +136,19 @@ async def status(ctx: CommandContext) -> dict[str, Any]:
 @command("start", mutating=True, names=(list, ...), wait_s=(float, 30.0))
 async def start(ctx: CommandContext, names: list[str], wait_s: float) -> list[dict[str, Any]]:
     """Start programs (a group name starts all its replicas); waits up to wait_s for RUNNING."""
-    return await ctx.supervisor.start(names, wait_s)
+    return await ctx.supervisor.act("start", names, wait_s)
 
 
 @command("stop", mutating=True, names=(list, ...), wait_s=(float, 60.0))
 async def stop(ctx: CommandContext, names: list[str], wait_s: float) -> list[dict[str, Any]]:
     """Stop programs; they stay stopped, across daemon restarts too, until started by hand."""
-    return await ctx.supervisor.stop(names, wait_s)
+    return await ctx.supervisor.act("stop", names, wait_s)
 
 
 @command("restart", mutating=True, names=(list, ...), wait_s=(float, 60.0))
 async def restart(ctx: CommandContext, names: list[str], wait_s: float) -> list[dict[str, Any]]:
     """Stop programs (stop_signal, then SIGKILL after stop_timeout) and start them again."""
-    return await ctx.supervisor.restart(names, wait_s)
+    return await ctx.supervisor.act("restart", names, wait_s)
 
 
 @command("reload", mutating=True, dry_run=(bool, False))

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -24,7 +24,9 @@ from foss_supervisor.procinfo import identity_of
 from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 
-__all__ = ["ReloadPlan", "Supervisor", "plan_reload", "stop_levels"]
+__all__ = ["Action", "ReloadPlan", "Supervisor", "plan_reload", "stop_levels"]
+
+Action = Literal["start", "stop", "restart"]
 
 log = structlog.get_logger("foss_supervisor.supervisor")
 
@@ -135,25 +137,12 @@ class Supervisor:
             out.extend(members)
         return out
 
-    async def start(self, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
+    async def act(self, action: Action, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
+        """An operator's start, stop or restart: remembered across daemon restarts, then waited for."""
         procs = self.select(names)
         for p in procs:
-            self.store.remember_stopped(p.name, False)
-            p.start()
-        return await self._settle(procs, wait_s)
-
-    async def stop(self, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
-        procs = self.select(names)
-        for p in procs:
-            self.store.remember_stopped(p.name, True)
-            p.stop()
-        return await self._settle(procs, wait_s)
-
-    async def restart(self, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
-        procs = self.select(names)
-        for p in procs:
-            self.store.remember_stopped(p.name, False)
-            p.restart()
+            self.store.remember_stopped(p.name, action == "stop")
+            {"start": p.start, "stop": p.stop, "restart": p.restart}[action]()
         return await self._settle(procs, wait_s)
 
     async def _settle(self, procs: list[ManagedProcess], wait_s: float) -> list[dict[str, Any]]:

@@ -95,7 +95,7 @@ async def test_child_ignoring_sigterm_is_killed_after_stop_timeout(tmp_path: Pat
         log = sup.processes["stubborn"].log_path
         await _wait_file_has(log, "ready")
         t0 = time.monotonic()
-        [snap] = await sup.stop(["stubborn"], wait_s=10)
+        [snap] = await sup.act("stop", ["stubborn"], wait_s=10)
         elapsed = time.monotonic() - t0
         assert snap["state"] == "STOPPED"
         assert snap["exit_code"] == -signal.SIGKILL
@@ -129,7 +129,7 @@ async def test_grandchild_does_not_outlive_its_program(tmp_path: Path, how: str)
         grandchild = int(content.split("grandchild")[1].split()[0])
         assert psutil.pid_exists(grandchild)
         if how == "stopped":
-            await sup.stop(["fam"], wait_s=10)
+            await sup.act("stop", ["fam"], wait_s=10)
         else:
             await until(sub, state("fam", S.EXITED))
 
@@ -169,7 +169,7 @@ async def test_fatal_program_starts_again_when_asked(tmp_path: Path) -> None:
     async with supervising(cfg) as (sup, sub):
         await until(sub, state("p", S.FATAL))
         flag.touch()
-        [snap] = await sup.start(["p"], wait_s=10)
+        [snap] = await sup.act("start", ["p"], wait_s=10)
         assert snap["state"] == "RUNNING"
 
 
