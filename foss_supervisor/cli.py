@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -153,6 +152,7 @@ def _run_foreground(args: argparse.Namespace, config: Config) -> int:
 
 
 def _start_background(args: argparse.Namespace, config: Config) -> int:
+    import subprocess
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stderr_path = config.state_dir / "foss-supervisor.stderr"
     argv = [sys.executable, "-m", "foss_supervisor", "start", "--foreground", "--daemonized",
