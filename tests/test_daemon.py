@@ -299,3 +299,33 @@ def test_control_socket_refuses_other_uids(daemon: DaemonHandle) -> None:
             "print(s.makefile().readline())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=10)
     assert "permission denied" in out.stdout, out.stderr
+
+
+def test_leftover_record_with_a_reused_pid_is_never_signalled(daemon: DaemonHandle) -> None:
+    daemon.write_config()
+    daemon.state_dir.mkdir(parents=True)
+    # a record whose PID now belongs to someone else (this test process, with another start time)
+    (daemon.state_dir / "children.json").write_text(json.dumps({"old": {"pid": os.getpid(), "create_time": 1.0}}))
+    daemon.start()
+    assert psutil.pid_exists(os.getpid())  # still here: the start time did not match, so no signal was sent
+    assert '"leftover_stopped"' not in (daemon.state_dir / "foss-supervisor.log").read_text()
+    assert not (daemon.state_dir / "children.json").exists() or "old" not in (
+        daemon.state_dir / "children.json").read_text()
+
+
+def test_logs_follow_prints_new_lines(daemon: DaemonHandle) -> None:
+    code = "import time\nfor i in range(1000):\n    print('tick', i, flush=True)\n    time.sleep(0.05)\ntime.sleep(300)"
+    daemon.write_config(f"programs:\n  ticker:\n    command: [{PY!r}, '-c', {code!r}]\n    start_timeout: 0.1\n")
+    daemon.start()
+    wait_for(lambda: "tick 2" in daemon.cli("logs", "ticker", "-n", "5").stdout, 10, "first ticks")
+    follow = subprocess.Popen([PY, "-m", "foss_supervisor", "logs", "--config", str(daemon.config_path), "ticker",
+                               "-n", "1", "-f"], stdout=subprocess.PIPE, text=True, env=daemon.env)  # fmt: skip
+    try:
+        assert follow.stdout is not None
+        first = follow.stdout.readline()
+        later = [follow.stdout.readline() for _ in range(5)]
+        numbers = [int(line.split()[1]) for line in [first, *later]]
+        assert numbers == sorted(numbers) and numbers[-1] > numbers[0]  # lines written after the call arrive
+    finally:
+        follow.terminate()
+        follow.wait(timeout=10)
