@@ -22,6 +22,7 @@ from foss_supervisor.errors import CommandError, ConfigError, NotRunning, Superv
 
 __all__ = ["main"]
 
+DESCRIPTION = "One daemon for a data-platform host: supervised programs, the dashboard, the medallion pipeline."
 # An instance that does not answer within this bound is unhealthy and gets replaced by `start`.
 HEALTH_BOUND_S = 3.0
 # How long `start` waits for a new daemon to report ready.
@@ -430,68 +431,104 @@ def cmd_install_service(args: argparse.Namespace, config: Config) -> int:
 # ------------------------------------------------------------------------------------------ parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="config file (default: $FOSS_SUPERVISOR_CONFIG or embedded)")
-    common.add_argument("--debug", action="store_true", help="verbose logs")
-    parser = argparse.ArgumentParser(prog="foss-supervisor", description=__doc__.splitlines()[0] if __doc__ else "")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("start", parents=[common], help="start the daemon (idempotent)")
+def _args_start(p: argparse.ArgumentParser) -> None:
     p.add_argument("--foreground", action="store_true", help="run in this process (systemd, containers)")
     p.add_argument("--restart", action="store_true", help="replace a running instance")
     p.add_argument("--take-over-port", action="store_true", help="stop a foreign process holding the port")
     p.add_argument("--daemonized", action="store_true", help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_start)
-    p = sub.add_parser("restart", parents=[common], help="replace the running daemon with a fresh one")
+
+
+def _args_restart(p: argparse.ArgumentParser) -> None:
     p.add_argument("--foreground", action="store_true")
     p.add_argument("--take-over-port", action="store_true")
-    p.set_defaults(func=cmd_restart, daemonized=False)
-    sub.add_parser("stop", parents=[common], help="stop all programs and the daemon").set_defaults(func=cmd_stop)
-    p = sub.add_parser("status", parents=[common], help="daemon and program states")
+    p.set_defaults(daemonized=False)
+
+
+def _args_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_status)
-    p = sub.add_parser("reload", parents=[common], help="re-read the config and apply the difference")
+
+
+def _args_reload(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
-    p.set_defaults(func=cmd_reload)
-    p = sub.add_parser("logs", parents=[common], help="a program's output")
+
+
+def _args_logs(p: argparse.ArgumentParser) -> None:
     p.add_argument("name")
     p.add_argument("-n", "--lines", type=int, default=100)
     p.add_argument("-f", "--follow", action="store_true")
-    p.set_defaults(func=cmd_logs)
-    p = sub.add_parser("ctl", parents=[common], help="start, stop or restart programs")
+
+
+def _args_ctl(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["start", "stop", "restart"])
     p.add_argument("names", nargs="+")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the new state")
-    p.set_defaults(func=cmd_ctl)
-    p = sub.add_parser("pipeline", parents=[common], help="run pipelines and read their history")
+
+
+def _args_pipeline(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["run", "replay", "cancel", "status", "runs"])
     p.add_argument("name", nargs="?")
     p.add_argument("--wait", action="store_true", help="follow the run step by step until it ends")
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, default=20)
-    p.set_defaults(func=cmd_pipeline)
-    p = sub.add_parser("query", parents=[common], help="a read-only SQL query on the warehouse")
+
+
+def _args_query(p: argparse.ArgumentParser) -> None:
     p.add_argument("sql")
     p.add_argument("--json", action="store_true")
     p.add_argument("--max-rows", type=int, default=1000)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds before the query is interrupted")
-    p.set_defaults(func=cmd_query)
-    p = sub.add_parser("demo-data", parents=[common], help="write sample orders into a landing folder")
+
+
+def _args_demo_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", default="orders")
     p.add_argument("--orders", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=1)
-    p.set_defaults(func=cmd_demo_data)
-    p = sub.add_parser("install-service", parents=[common], help="write systemd units for this installation")
+
+
+def _args_install_service(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", action="store_true", help="a unit for systemctl --user")
     p.add_argument("--print", action="store_true", help="print the units instead of writing them")
     p.add_argument("--socket", action="store_true", help="also a .socket unit, so systemd owns the port")
-    p.set_defaults(func=cmd_install_service)
+
+
+def _no_args(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+Command = Callable[[argparse.Namespace, Config], int]
+SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], None]]] = {
+    "start": ("start the daemon (idempotent)", cmd_start, _args_start),
+    "restart": ("replace the running daemon with a fresh one", cmd_restart, _args_restart),
+    "stop": ("stop all programs and the daemon", cmd_stop, _no_args),
+    "status": ("daemon and program states", cmd_status, _args_json),
+    "reload": ("re-read the config and apply the difference", cmd_reload, _args_reload),
+    "logs": ("a program's output", cmd_logs, _args_logs),
+    "ctl": ("start, stop or restart programs", cmd_ctl, _args_ctl),
+    "pipeline": ("run pipelines and read their history", cmd_pipeline, _args_pipeline),
+    "query": ("a read-only SQL query on the warehouse", cmd_query, _args_query),
+    "demo-data": ("write sample orders into a landing folder", cmd_demo_data, _args_demo_data),
+    "install-service": ("write systemd units for this installation", cmd_install_service, _args_install_service),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that subcommand (argparse's set-up is a visible share of a CLI call)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="config file (default: $FOSS_SUPERVISOR_CONFIG or embedded)")
+    common.add_argument("--debug", action="store_true", help="verbose logs")
+    parser = argparse.ArgumentParser(prog="foss-supervisor", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (text, func, add_arguments) in SUBCOMMANDS.items():
+        if only is None or name == only:
+            p = sub.add_parser(name, parents=[common], help=text)
+            add_arguments(p)
+            p.set_defaults(func=func)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None).parse_args(argv)
     if args.debug:
         os.environ["FOSS_SUPERVISOR_DEBUG"] = "1"
     try:
