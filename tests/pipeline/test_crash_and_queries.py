@@ -103,7 +103,8 @@ async def test_timeout_kills_worker_and_leaves_tables(
     assert rec.step("quarantine").state is StepState.UPSTREAM_FAILED
     # validate's writes were rolled back: nothing past bronze, watermark untouched; a new worker answers
     res = await asyncio.wait_for(runner.query(
-        "SELECT (SELECT count(*) FROM work.validated), (SELECT last_row_id FROM meta.watermarks),"
+        "SELECT (SELECT count(*) FROM work.batches) + (SELECT count(*) FROM work.verdicts),"
+        " (SELECT last_row_id FROM meta.watermarks),"
         " (SELECT count(*) FROM bronze.orders_raw)"), 30)
     assert res.rows[0] == (0, 0, 35)
     assert runner.worker_pid not in (None, first_pid)

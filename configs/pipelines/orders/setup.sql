@@ -60,26 +60,48 @@ CREATE TABLE IF NOT EXISTS bronze.orders_raw (
     unit_price VARCHAR, currency VARCHAR, country VARCHAR, status VARCHAR, updated_at VARCHAR
 );
 
--- Work queues between steps: each step consumes its input in the same transaction that writes its output,
--- so a step that is retried after a crash finds exactly the input it had.
-CREATE TABLE IF NOT EXISTS work.validated (
-    _row_id BIGINT NOT NULL, _batch_id VARCHAR, _source_file VARCHAR, _source_line BIGINT, _raw_line VARCHAR,
-    _parse_error VARCHAR,
-    raw_order_id VARCHAR, raw_customer_id VARCHAR, raw_order_ts VARCHAR, raw_product_id VARCHAR,
-    raw_quantity VARCHAR, raw_unit_price VARCHAR, raw_currency VARCHAR, raw_country VARCHAR, raw_status VARCHAR,
-    raw_updated_at VARCHAR,
-    order_id VARCHAR, customer_id VARCHAR, order_ts TIMESTAMPTZ, product_id VARCHAR, quantity INTEGER,
-    unit_price DECIMAL(18, 6), currency VARCHAR, country VARCHAR, status VARCHAR, updated_at TIMESTAMPTZ,
-    rate_to_usd DECIMAL(18, 8),
-    reasons VARCHAR[] NOT NULL,
-    is_valid BOOLEAN NOT NULL,
-    validated_run VARCHAR NOT NULL
+-- Parsing rules shared by validate (which checks them) and standardize (which recomputes the typed
+-- values of the rows validate accepted from bronze, so only the verdict is written between the two).
+-- *_ok says whether the text is acceptable; *_val is its typed value (meaningful only when *_ok).
+CREATE OR REPLACE MACRO work.id_val(x) AS nullif(trim(x), '');
+CREATE OR REPLACE MACRO work.code_val(x) AS upper(trim(x));
+CREATE OR REPLACE MACRO work.status_val(x) AS lower(trim(x));
+CREATE OR REPLACE MACRO work.ts_ok(x) AS regexp_full_match(trim(x),
+    '\d{4}-\d{2}-\d{2}[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?(?:Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?');
+CREATE OR REPLACE MACRO work.ts_val(x) AS try_cast(trim(x) AS TIMESTAMPTZ);
+CREATE OR REPLACE MACRO work.qty_ok(x) AS regexp_full_match(trim(x), '[0-9]{1,9}');
+CREATE OR REPLACE MACRO work.qty_val(x) AS try_cast(trim(x) AS INTEGER);
+CREATE OR REPLACE MACRO work.price_ok(x) AS regexp_full_match(trim(x), '[0-9]{1,12}(?:\.[0-9]{1,6})?');
+CREATE OR REPLACE MACRO work.price_val(x) AS try_cast(trim(x) AS DECIMAL(18, 6));
+
+-- Work queue between steps: each step consumes its input in the same transaction that writes its output,
+-- so a step that is retried after a crash finds exactly the input it had. Only decisions are written, never
+-- copies of the rows (bronze is append-only and keeps the values):
+--   work.batches: one row per validate run: the bronze slice (from_row_id, to_row_id] it checked, and how
+--     far the slice went: validated -> quarantined -> decided; standardize removes it.
+--   work.verdicts: the rejected rows of a slice with their reasons, plus every row re-checked by a replay
+--     (valid or not). A row of a slice without a verdict passed.
+--   work.batch_products / work.batch_fx: the reference data a batch was validated with, so standardize
+--     uses the same product spelling and rate even if the reference folder changed in between.
+--   Superseded versions of a decided batch are in silver.orders_superseded; the rest are the winners.
+CREATE TABLE IF NOT EXISTS work.batches (
+    batch_run VARCHAR NOT NULL, from_row_id BIGINT NOT NULL, to_row_id BIGINT NOT NULL, stage VARCHAR NOT NULL
 );
--- Deduplication decisions waiting for standardize: winner = this version goes to silver.orders.
-CREATE TABLE IF NOT EXISTS work.dedup_decisions (
-    _row_id BIGINT NOT NULL, order_id VARCHAR NOT NULL, updated_at TIMESTAMPTZ, winner BOOLEAN NOT NULL,
-    decided_run VARCHAR NOT NULL
+CREATE TABLE IF NOT EXISTS work.verdicts (
+    _row_id BIGINT NOT NULL, batch_run VARCHAR NOT NULL, is_valid BOOLEAN NOT NULL, reasons VARCHAR[] NOT NULL
 );
+CREATE TABLE IF NOT EXISTS work.batch_products (batch_run VARCHAR NOT NULL, product_key VARCHAR, product_id VARCHAR);
+CREATE TABLE IF NOT EXISTS work.batch_fx (batch_run VARCHAR NOT NULL, currency VARCHAR, rate_to_usd DECIMAL(18, 8));
+-- The rows of the queue that passed validation, with their batch (range rows without a rejection, and
+-- replayed rows that passed).
+CREATE OR REPLACE VIEW work.valid_rows AS
+SELECT r._row_id, bt.batch_run, bt.stage
+FROM work.batches bt JOIN bronze.orders_raw r ON r._row_id > bt.from_row_id AND r._row_id <= bt.to_row_id
+WHERE r._row_id NOT IN (SELECT _row_id FROM work.verdicts WHERE NOT is_valid)
+UNION ALL
+SELECT v._row_id, v.batch_run, bt.stage
+FROM work.verdicts v JOIN work.batches bt ON bt.batch_run = v.batch_run
+WHERE v.is_valid;
 
 CREATE TABLE IF NOT EXISTS silver.orders_rejected (
     _row_id BIGINT NOT NULL, _batch_id VARCHAR, _source_file VARCHAR, _source_line BIGINT, _raw_line VARCHAR,

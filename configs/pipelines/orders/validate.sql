@@ -1,11 +1,12 @@
 -- validate: parse and check every bronze row not validated yet (and, in replay mode, every quarantined row).
--- Rules (values trimmed first, codes compared case-insensitively):
+-- Rules (values trimmed first, codes compared case-insensitively); the parsing macros are in setup.sql:
 --   order_id / customer_id / product_id not empty; product_id in products
 --   order_ts / updated_at: ISO-8601 extended date-time 'YYYY-MM-DD[T ]HH:MM[:SS[.ffffff]][Z|+HH[:MM]]',
 --                          no offset means UTC; impossible dates (2024-02-30) are rejected
 --   quantity: digits only, integer > 0; unit_price: digits with an optional '.fraction' (>= 0, <= 6 decimals)
 --   currency in fx_rates; country in countries; status in placed, paid, shipped, cancelled, refunded
 -- A line that could not be parsed gets the single reason malformed_line (its fields do not exist).
+-- Only the decision is written (work.batches, work.verdicts): the values stay in bronze (append-only).
 
 -- Reference data is reloaded from the reference folder on every run, so a fix there takes effect (replay).
 CREATE OR REPLACE TABLE ref.products AS
@@ -27,29 +28,20 @@ WHERE coalesce(trim(currency), '') <> '' AND try_cast(trim(rate_to_usd) AS DECIM
 QUALIFY row_number() OVER (PARTITION BY upper(trim(currency)) ORDER BY rate_to_usd) = 1;
 
 -- The slice to validate: bronze rows after the watermark (fixed now, so rows_in is counted on its own),
--- plus, in replay mode, the quarantined rows not already waiting in work.validated.
+-- plus, in replay mode, the quarantined rows not already waiting in the queue.
 SET VARIABLE v_from = (SELECT last_row_id FROM meta.watermarks WHERE step = 'validate');
 SET VARIABLE v_to = (SELECT coalesce(max(_row_id), 0) FROM bronze.orders_raw);
 CREATE TEMP TABLE _replay AS
 SELECT _row_id FROM silver.orders_rejected
 WHERE getvariable('mode') = 'replay' AND _row_id <= getvariable('v_from')
-  AND _row_id NOT IN (SELECT _row_id FROM work.validated);
+  AND _row_id NOT IN (SELECT _row_id FROM work.verdicts);
 SET VARIABLE v_rows_in = (SELECT count(*) FROM bronze.orders_raw
                           WHERE _row_id > getvariable('v_from') AND _row_id <= getvariable('v_to'))
                          + (SELECT count(*) FROM _replay);
 
-INSERT INTO work.validated
-SELECT
-    _row_id, _batch_id, _source_file, _source_line,
-    -- raw text is kept only for rejected rows (quarantine needs it; valid rows have their typed values)
-    CASE WHEN NOT ok THEN _raw_line END, _parse_error,
-    CASE WHEN NOT ok THEN order_id END, CASE WHEN NOT ok THEN customer_id END, CASE WHEN NOT ok THEN order_ts END,
-    CASE WHEN NOT ok THEN product_id END, CASE WHEN NOT ok THEN quantity END, CASE WHEN NOT ok THEN unit_price END,
-    CASE WHEN NOT ok THEN currency END, CASE WHEN NOT ok THEN country END, CASE WHEN NOT ok THEN status END,
-    CASE WHEN NOT ok THEN updated_at END,
-    v_order_id, v_customer_id, v_order_ts, ref_product_id, v_quantity, v_unit_price, v_currency, v_country,
-    v_status, v_updated_at, ref_rate,
-    reasons, ok, getvariable('run_id')
+-- Every verdict, in memory; only rejections (and replayed rows) are written to the queue.
+CREATE TEMP TABLE _v AS
+SELECT _row_id, ok, reasons, replayed
 FROM (
     SELECT *, len(reasons) = 0 AS ok
     FROM (
@@ -71,43 +63,46 @@ FROM (
             ], lambda x: x IS NOT NULL) END AS reasons
         FROM (
             SELECT
-                i.*,
-                nullif(trim(i.order_id), '') AS v_order_id,
-                nullif(trim(i.customer_id), '') AS v_customer_id,
-                nullif(trim(i.product_id), '') AS v_product_id,
-                CASE WHEN regexp_full_match(trim(i.order_ts), '\d{4}-\d{2}-\d{2}[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?(?:Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?')
-                     THEN try_cast(trim(i.order_ts) AS TIMESTAMPTZ) END AS v_order_ts,
-                CASE WHEN regexp_full_match(trim(i.updated_at), '\d{4}-\d{2}-\d{2}[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?(?:Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?')
-                     THEN try_cast(trim(i.updated_at) AS TIMESTAMPTZ) END AS v_updated_at,
-                CASE WHEN regexp_full_match(trim(i.quantity), '[0-9]{1,9}') THEN try_cast(trim(i.quantity) AS INTEGER) END AS v_quantity,
-                CASE WHEN regexp_full_match(trim(i.unit_price), '[0-9]{1,12}(?:\.[0-9]{1,6})?')
-                     THEN try_cast(trim(i.unit_price) AS DECIMAL(18, 6)) END AS v_unit_price,
-                upper(trim(i.currency)) AS v_currency,
-                upper(trim(i.country)) AS v_country,
-                lower(trim(i.status)) AS v_status,
+                i._row_id, i._parse_error, i.replayed,
+                work.id_val(i.order_id) AS v_order_id,
+                work.id_val(i.customer_id) AS v_customer_id,
+                work.id_val(i.product_id) AS v_product_id,
+                CASE WHEN work.ts_ok(i.order_ts) THEN work.ts_val(i.order_ts) END AS v_order_ts,
+                CASE WHEN work.ts_ok(i.updated_at) THEN work.ts_val(i.updated_at) END AS v_updated_at,
+                CASE WHEN work.qty_ok(i.quantity) THEN work.qty_val(i.quantity) END AS v_quantity,
+                CASE WHEN work.price_ok(i.unit_price) THEN work.price_val(i.unit_price) END AS v_unit_price,
+                work.status_val(i.status) AS v_status,
                 p.product_id AS ref_product_id,
                 fx.rate_to_usd AS ref_rate,
                 c.country_code AS ref_country
             FROM (
-                SELECT * FROM bronze.orders_raw
+                SELECT *, false AS replayed FROM bronze.orders_raw
                 WHERE _row_id > getvariable('v_from') AND _row_id <= getvariable('v_to')
                 UNION ALL
-                SELECT * FROM bronze.orders_raw WHERE _row_id IN (SELECT _row_id FROM _replay)
+                SELECT *, true FROM bronze.orders_raw WHERE _row_id IN (SELECT _row_id FROM _replay)
             ) i
-            LEFT JOIN ref.products p ON p.product_key = upper(trim(i.product_id))
-            LEFT JOIN ref.fx_rates fx ON fx.currency = upper(trim(i.currency))
-            LEFT JOIN ref.countries c ON c.country_code = upper(trim(i.country))
+            LEFT JOIN ref.products p ON p.product_key = work.code_val(i.product_id)
+            LEFT JOIN ref.fx_rates fx ON fx.currency = work.code_val(i.currency)
+            LEFT JOIN ref.countries c ON c.country_code = work.code_val(i.country)
         )
     )
 );
+
+INSERT INTO work.verdicts
+SELECT _row_id, getvariable('run_id'), ok, reasons FROM _v WHERE NOT ok OR replayed;
+INSERT INTO work.batches
+SELECT getvariable('run_id'), getvariable('v_from'), getvariable('v_to'), 'validated' WHERE getvariable('v_rows_in') > 0;
+INSERT INTO work.batch_products
+SELECT getvariable('run_id'), product_key, product_id FROM ref.products WHERE getvariable('v_rows_in') > 0;
+INSERT INTO work.batch_fx
+SELECT getvariable('run_id'), currency, rate_to_usd FROM ref.fx_rates WHERE getvariable('v_rows_in') > 0;
 
 UPDATE meta.watermarks SET last_row_id = greatest(last_row_id, getvariable('v_to')) WHERE step = 'validate';
 
 SELECT
     getvariable('v_rows_in') AS rows_in,
     count(*) AS rows_out,
-    count(*) FILTER (WHERE is_valid) AS valid,
-    count(*) FILTER (WHERE NOT is_valid) AS rejected,
-    (SELECT count(*) FROM _replay) AS replayed
-FROM work.validated
-WHERE validated_run = getvariable('run_id');
+    count(*) FILTER (WHERE ok) AS valid,
+    count(*) FILTER (WHERE NOT ok) AS rejected,
+    count(*) FILTER (WHERE replayed) AS replayed
+FROM _v;

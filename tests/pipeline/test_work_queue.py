@@ -1,0 +1,60 @@
+"""The work queue between validate and standardize holds decisions only (batches, rejections, the reference
+data a batch was checked with): a batch left half-way by a failed step is finished by the next run with the
+values it was validated with, even when the reference folder changed in between."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from golden_data import FILES_BATCH1, write_files
+from pipeline_helpers import RunnerFactory, dump_tables, orders_spec, variant_yaml
+
+from foss_supervisor.pipeline.states import RunStatus, StepState
+
+#: the workspace and runners fixtures (not in a conftest.py: see pipeline_fixtures)
+pytest_plugins = ("pipeline_fixtures",)
+
+
+async def test_pending_batch_keeps_its_reference_data(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    ws = workspace
+    write_files(ws["landing"], FILES_BATCH1)
+
+    # Uninterrupted, with the original reference data.
+    ref_runner = await runners.open([orders_spec(ws, db=tmp_path / "ref" / "wh.duckdb")], tmp_path / "ref_state")
+    assert (await asyncio.wait_for(ref_runner.run("orders"), 60)).status is RunStatus.SUCCEEDED
+    expected = await dump_tables(ref_runner, skip=lambda t: t.startswith("meta."))
+    await ref_runner.aclose()
+
+    # standardize fails after validate, quarantine and deduplicate committed their decisions.
+    failing = variant_yaml(tmp_path, "fail", step_overrides={"standardize": {"retries": 0}},
+                           extra_sql={"standardize": "SELECT error('injected failure');"})
+    runner = await runners.open([orders_spec(ws, yaml_path=failing)], ws["state"])
+    rec = await asyncio.wait_for(runner.run("orders"), 60)
+    assert rec.status is RunStatus.FAILED
+    assert rec.step("standardize").state is StepState.FAILED
+    pending = await runner.query("SELECT stage, count(*) FROM work.batches GROUP BY ALL")
+    assert list(pending.rows) == [("decided", 1)]
+    silver = await runner.query("SELECT count(*) FROM silver.orders")
+    assert silver.rows[0][0] == 0
+    await runner.aclose()
+
+    # The reference folder changes: every rate doubles.
+    fx = ws["reference"] / "fx_rates.csv"
+    lines = fx.read_text().splitlines()
+    doubled = [f"{c},{float(r) * 2}" for c, r in (ln.split(",") for ln in lines[1:])]
+    fx.write_text("\n".join([lines[0], *doubled]) + "\n")
+
+    # The rerun finishes the pending batch with the rates it was validated with.
+    rerun = await runners.open([orders_spec(ws)], ws["state"])
+    rec2 = await asyncio.wait_for(rerun.run("orders"), 60)
+    assert rec2.status is RunStatus.SUCCEEDED, rec2.to_dict()
+    assert rec2.step("standardize").rows_in == len(expected["silver.orders"])
+    got = await dump_tables(rerun, skip=lambda t: t.startswith(("meta.", "ref.")))
+    assert got == {k: v for k, v in expected.items() if not k.startswith("ref.")}
+    queue = await rerun.query("SELECT (SELECT count(*) FROM work.batches) + (SELECT count(*) FROM work.verdicts)"
+                              " + (SELECT count(*) FROM work.batch_fx) + (SELECT count(*) FROM work.batch_products)")
+    assert queue.rows[0][0] == 0
+
