@@ -79,7 +79,7 @@ def _http_health(config: Config, timeout_s: float) -> tuple[int | None, dict[str
 def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
     """Stop a running daemon: the shutdown command when it answers, else SIGTERM, 5 s, SIGKILL."""
     from foss_supervisor.pidfile import PidFile
-    from foss_supervisor.procinfo import identity_of, terminate
+    from foss_supervisor.procinfo import identity_of, terminate, wait_gone
 
     pidfile = PidFile(config.pid_file)
     ident = identity_of(pid) if pid else None
@@ -94,7 +94,7 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
             graceful = False
         else:
             longest = max((p.stop_timeout_s for p in config.programs.values()), default=0.0)
-            if _bounded_poll(gone, longest * 2 + 30.0):
+            if (ident is None or wait_gone(ident, longest * 2 + 30.0)) and _bounded_poll(gone, 5.0):
                 return True
             say("WARN", "the daemon did not exit after the shutdown command; sending signals")
     if ident is not None:

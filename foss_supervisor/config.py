@@ -162,7 +162,7 @@ def default_state_dir() -> Path:
 def _compose(text: str, file: str) -> tuple[Any, dict[str, int]]:
     """Parse YAML into plain data plus a map from dotted key to line (1-based)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -171,31 +171,32 @@ def _compose(text: str, file: str) -> tuple[Any, dict[str, int]]:
     lines: dict[str, int] = {}
     if node is None:
         return {}, lines
-    return _to_python(node, "", lines, file), lines
+    return _to_python(node, "", lines, file, yaml.constructor.SafeConstructor()), lines
 
 
-def _to_python(node: yaml.Node, path: str, lines: dict[str, int], file: str) -> Any:
+# libyaml when present (it is in PyYAML's wheels): the CLI parses the config on every call
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _to_python(node: yaml.Node, path: str, lines: dict[str, int], file: str,
+               scalars: yaml.constructor.SafeConstructor) -> Any:  # fmt: skip
+    """Plain data from a composed node, recording each dotted key's line as it goes."""
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
+            key = scalars.construct_object(key_node)
             if not isinstance(key, str):
                 raise ConfigError(file, path, f"keys must be strings, got {key!r}", key_node.start_mark.line + 1)
             child = f"{path}.{key}" if path else key
             if key in out:
                 raise ConfigError(file, child, "duplicate key", key_node.start_mark.line + 1)
             lines[child] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, child, lines, file)
+            out[key] = _to_python(value_node, child, lines, file, scalars)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, f"{path}[{i}]", lines, file) for i, item in enumerate(node.value)]
-    return _scalar(node)
-
-
-def _scalar(node: yaml.Node) -> Any:
-    """Construct one scalar node with the safe loader's rules (ints, floats, bools, null, strings)."""
-    return yaml.SafeLoader("").construct_object(node)
+        return [_to_python(item, f"{path}[{i}]", lines, file, scalars) for i, item in enumerate(node.value)]
+    return scalars.construct_object(node)  # the safe rules: ints, floats, bools, null, strings
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import importlib
 import os
 import signal
 import socket
@@ -17,7 +18,7 @@ import sys
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -27,7 +28,6 @@ from foss_supervisor.errors import CommandError, ConfigError, PortInUse
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
 from foss_supervisor.logsetup import configure_logging
 from foss_supervisor.pidfile import PidFile
-from foss_supervisor.pipeline_service import PipelineService
 from foss_supervisor.procinfo import describe, identity_of, port_holder, terminate
 from foss_supervisor.sdnotify import (
     Notifier,
@@ -44,6 +44,9 @@ from foss_supervisor.statestore import StateStore
 from foss_supervisor.supervisor import Supervisor
 
 __all__ = ["Daemon", "bind_dashboard", "looks_like_ours", "run_daemon"]
+
+if TYPE_CHECKING:
+    from foss_supervisor.pipeline_service import PipelineService
 
 log = structlog.get_logger("foss_supervisor.daemon")
 
@@ -117,7 +120,7 @@ class Daemon:
         self.bus.on(log_event)
         self.store = StateStore(config.state_dir)
         self.supervisor = Supervisor(config, self.bus, self.store)
-        self.pipelines = PipelineService(config, self.bus) if config.pipelines else None
+        self.pipelines = _pipeline_service(config, self.bus)
         self.started_at = time.time()
         self.phase = "starting"
         self._dashboard_socket = dashboard_socket
@@ -185,11 +188,13 @@ class Daemon:
             loop.add_signal_handler(sig, self._signals.put_nowait, sig)  # handlers only enqueue
         control = ControlServer(self._config.control_socket, self)
         await control.start()
-        runner = await self._start_web()
         started = asyncio.Event()
+        runner = None
         try:
             async with asyncio.TaskGroup() as group:
                 supervising = group.create_task(self.supervisor.run(started, self._shutdown), name="supervisor")
+                # programs spawn while the web layer (aiohttp, jinja2, prometheus) is imported in a thread
+                runner = await self._start_web()
                 helpers = [group.create_task(self._handle_signals(), name="signals")]
                 if self.pipelines is not None:
                     group.create_task(self.pipelines.run(self._shutdown), name="pipelines")
@@ -233,6 +238,7 @@ class Daemon:
     async def _start_web(self) -> Any:
         if self._dashboard_socket is None:
             return None
+        await asyncio.to_thread(importlib.import_module, "foss_supervisor.web.app")
         from aiohttp import web  # the web layer is a leaf: imported only here
 
         from foss_supervisor.web.app import create_app
@@ -244,6 +250,15 @@ class Daemon:
         await runner.setup()
         await web.SockSite(runner, self._dashboard_socket).start()
         return runner
+
+
+def _pipeline_service(config: Config, bus: EventBus) -> PipelineService | None:
+    """The pipelines, imported only when some are configured (a daemon without them starts faster)."""
+    if not config.pipelines:
+        return None
+    from foss_supervisor.pipeline_service import PipelineService
+
+    return PipelineService(config, bus)
 
 
 def _use_pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ __all__ = [
     "identity_of",
     "port_holder",
     "terminate",
+    "wait_gone",
 ]
 
 
@@ -74,6 +76,30 @@ def port_holder(port: int) -> dict[str, Any] | None:
     return None
 
 
+def wait_gone(identity: ProcessIdentity, timeout_s: float) -> bool:
+    """Block until the process exits (or ``timeout_s`` passes); True when it is gone.
+
+    A pidfd becomes readable the moment the process exits, so there is no polling delay; where
+    pidfds are missing this falls back to a bounded poll.
+    """
+    try:
+        fd = os.pidfd_open(identity.pid)
+    except ProcessLookupError:
+        return True
+    except (OSError, AttributeError):
+        deadline = time.monotonic() + timeout_s
+        while identity.alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not identity.alive()
+    try:
+        if not identity.alive():  # the PID was reused before we opened it: ours is gone
+            return True
+        readable, _, _ = select.select([fd], [], [], max(0.0, timeout_s))
+        return bool(readable) or not identity.alive()
+    finally:
+        os.close(fd)
+
+
 def terminate(identity: ProcessIdentity, timeout_s: float, *, group: bool = False) -> str:
     """SIGTERM ``identity`` (or its process group), wait up to ``timeout_s``, then SIGKILL.
 
@@ -92,17 +118,10 @@ def terminate(identity: ProcessIdentity, timeout_s: float, *, group: bool = Fals
                 os.kill(identity.pid, sig)
 
     send(signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    delay = 0.005
-    while identity.alive() and time.monotonic() < deadline:
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
-    if not identity.alive():
+    if wait_gone(identity, timeout_s):
         if pgid is not None:
             send(signal.SIGKILL)  # members that outlived their leader
         return "terminated"
     send(signal.SIGKILL)
-    deadline = time.monotonic() + 5.0
-    while identity.alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_gone(identity, 5.0)
     return "killed"
