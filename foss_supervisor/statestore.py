@@ -6,6 +6,7 @@ version, never half a file.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -40,6 +41,7 @@ class StateStore:
         self.intent_file = state_dir / "intent.json"
         self.children_file = state_dir / "children.json"
         self._children: dict[str, ProcessIdentity] = {}
+        self._write_pending = False
 
     # operator intent -------------------------------------------------------------------
 
@@ -59,13 +61,25 @@ class StateStore:
 
     def child_started(self, name: str, identity: ProcessIdentity) -> None:
         self._children[name] = identity
-        self._write_children()
+        self._children_changed()
 
     def child_gone(self, name: str) -> None:
         if self._children.pop(name, None) is not None:
+            self._children_changed()
+
+    def _children_changed(self) -> None:
+        """Write at the end of this loop iteration: 50 programs spawned together cost one write, not 50."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
             self._write_children()
+            return
+        if not self._write_pending:
+            self._write_pending = True
+            loop.call_soon(self._write_children)
 
     def _write_children(self) -> None:
+        self._write_pending = False
         data = {name: ident.as_dict() for name, ident in self._children.items()}
         atomic_write(self.children_file, json.dumps(data) + "\n")
 
