@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -329,3 +330,21 @@ def test_logs_follow_prints_new_lines(daemon: DaemonHandle) -> None:
     finally:
         follow.terminate()
         follow.wait(timeout=10)
+
+
+def test_port_held_by_a_stale_instance_of_ours_is_replaced(daemon: DaemonHandle, tmp_path: Path) -> None:
+    # another foss-supervisor (another state dir, so another lock) holds our port: ours replaces it
+    other = DaemonHandle(tmp_path / "other", daemon.port)
+    other.tmp.mkdir()
+    other.write_config()
+    stale = other.start()
+    try:
+        daemon.write_config()
+        result = daemon.cli("start")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert stale.wait(timeout=15) == 0  # stopped with SIGTERM, and it exited cleanly
+        assert daemon.ping() is not None
+        log = (daemon.state_dir / "foss-supervisor.log").read_text()
+        assert '"port_holder_stopping"' in log and "stale foss-supervisor instance" in log
+    finally:
+        other.cleanup()
