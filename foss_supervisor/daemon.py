@@ -177,7 +177,8 @@ class Daemon:
             await self.supervisor.apply(new)
             self._config = new
         finally:
-            self._set_phase("ready")
+            if self.phase == "reloading":  # a shutdown asked for meanwhile keeps its "stopping"
+                self._set_phase("ready")
         return result
 
     async def run(self) -> int:
