@@ -93,6 +93,8 @@ def test_every_page_has_a_json_twin(web_daemon: DaemonHandle) -> None:
     assert status == 503 and b"weird is FATAL" in body and b"<html" in body
     status, _, body = request(port, "GET", "/health")
     assert status == 503 and json.loads(body)["problems"][0].startswith("weird is FATAL")
+    status, _, body = request(port, "GET", "/health?format=json", headers={"Accept": "text/html"})
+    assert status == 503 and json.loads(body)["status"] == "unhealthy"  # the page's "as JSON" link
     _, _, body = request(port, "GET", "/chat?format=json")
     assert "reload" in json.loads(body) and json.loads(body)["stop"]["mutating"] is True
     status, _, body = request(port, "GET", "/favicon.ico")

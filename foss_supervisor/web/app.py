@@ -46,7 +46,7 @@ def wants_html(request: web.Request) -> bool:
 
 async def health(request: web.Request) -> web.StreamResponse:
     ok, body = health_report(request.app[CTX])
-    if wants_html(request):
+    if wants_html(request) and request.query.get("format") != "json":
         return await pages.render(request, "health.html", {"health": body, "ok": ok}, status=200 if ok else 503)
     return web.json_response(body, status=200 if ok else 503)
 
