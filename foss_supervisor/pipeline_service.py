@@ -129,12 +129,18 @@ class PipelineService:
             self._try_start(pc.name, "interval")
 
     async def _watch_landing(self, pc: PipelineConfig) -> None:
-        """Start a run when the landing folder changes (and once at start for what is already there)."""
+        """Start a run when files landed (and once at start for what is already there).
+
+        It waits until the folder looks the same on two scans in a row, so a drop of many files (or a
+        file still being copied in place) starts one run with all of it, not a run per partial view.
+        """
         seen: frozenset[tuple[str, int, int]] = frozenset()
+        previous: frozenset[tuple[str, int, int]] | None = None
         while True:
             current = await asyncio.to_thread(landing_signature, pc.landing)
-            if current - seen and self._try_start(pc.name, "files_landed"):
+            if current == previous and current - seen and self._try_start(pc.name, "files_landed"):
                 seen = current
+            previous = current
             await asyncio.sleep(self.config.watch_interval_s)
 
     def _try_start(self, name: str, trigger: str) -> bool:
