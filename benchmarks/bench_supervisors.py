@@ -236,7 +236,7 @@ class Env:
 
 
 def ensure_bench_venv(python: Path) -> Path:
-    """Create ``benchmarks/.venv-bench`` with supervisor and circus from PyPI, or reuse it; return its bin/.
+    """Create ``benchmarks/.venv-bench`` with supervisor and circus from PyPI and this checkout, or reuse it.
 
     It is built from the interpreter that runs foss-supervisor, so all three daemons run on the same CPython.
     """
@@ -251,7 +251,13 @@ def ensure_bench_venv(python: Path) -> Path:
         note(f"installing {', '.join(COMPETITOR_PACKAGES)} into {BENCH_VENV} with pip")
         subprocess.run([str(bench_python), "-m", "pip", "install", "--quiet", *COMPETITOR_PACKAGES],
                        check=True, timeout=900)  # fmt: skip
-    for exe in ("supervisord", "supervisorctl", "circusd", "circusctl"):
+    # foss-supervisor too, as users install it (a regular wheel, not the repo's editable install, whose
+    # import hook costs every CLI call ~25 ms), refreshed from the working tree on every run
+    note(f"installing foss-supervisor from {REPO} into {BENCH_VENV} (regular install)")
+    subprocess.run([str(bench_python), "-m", "pip", "install", "--quiet", str(REPO)], check=True, timeout=900)
+    subprocess.run([str(bench_python), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall",
+                    str(REPO)], check=True, timeout=900)  # fmt: skip
+    for exe in ("supervisord", "supervisorctl", "circusd", "circusctl", "foss-supervisor"):
         if not (bin_dir / exe).exists():
             raise BenchError(f"{bin_dir / exe} is missing after the install")
     return bin_dir
@@ -953,32 +959,6 @@ def bench_fleet(factory: ToolFactory, env: Env, key: str, plan: Plan, want: set[
             for _ in range(plan.status_runs):
                 res.add("status", key, timed_run(argv, tool.daemon_env(), tool.workdir))
             note(f"status {key}: {res.median('status', key):.1f} ms")
-            if isinstance(tool, Foss):
-                status_without_bytecode_cache(tool, plan, res)
-
-
-def interpreter_startup(env: Env, res: Results) -> None:
-    """`python -c pass` in both venvs: the repo's editable install runs a .pth import hook at every start."""
-    took = {}
-    for name, python in (("repo .venv (foss-supervisor)", env.foss_python),
-                         (".venv-bench (supervisord, circus)", env.bench_bin / "python")):  # fmt: skip
-        took[name] = median([timed_run([str(python), "-c", "pass"], tool_env(), env.workroot) for _ in range(9)])
-    times = ", ".join(f"{k} {v:.0f} ms" for k, v in took.items())
-    res.say(f"interpreter start-up, `python -c pass`: {times} (the difference is the setuptools editable-install "
-            "finder in the repo venv's site-packages)")  # fmt: skip
-
-
-def status_without_bytecode_cache(tool: Foss, plan: Plan, res: Results) -> None:
-    """`foss-supervisor status` as this machine's environment runs it (PYTHONDONTWRITEBYTECODE, editable
-    install: foss_supervisor's own modules are compiled from source on every call), for the notes."""
-    env = tool.daemon_env()
-    env.pop("PYTHONPYCACHEPREFIX")
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    took = [timed_run(tool.status_argv(), env, tool.workdir) for _ in range(max(3, plan.status_runs // 4))]
-    res.say(
-        "foss status without any bytecode cache for foss_supervisor (this machine's PYTHONDONTWRITEBYTECODE=1 "
-        f"with the editable install; no __pycache__ in the repo): {median(took):.0f} ms, median of {len(took)}"
-    )
 
 
 def guarded(res: Results, what: str, tool: Tool | None, run: Callable[[], None]) -> None:
@@ -1022,8 +1002,6 @@ def run_workloads(env: Env, plan: Plan, only: set[str], tools: Sequence[str], re
     fleet = only & {"rss", "status"}
     if fleet:
         background(res, "/".join(sorted(fleet)))
-        if "status" in fleet:
-            guarded(res, "interpreter start-up", None, partial(interpreter_startup, env, res))
         for key in tools:
             if fleet == {"status"} and key == "circus-fast":
                 continue
@@ -1190,7 +1168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.exit(f"{foss_python} does not exist: create the repo's venv first (see README.md)")
     bench_bin = ensure_bench_venv(foss_python)
     workroot = Path(tempfile.mkdtemp(prefix="bench-supervisors-"))
-    env = Env(foss_python=foss_python, bench_bin=bench_bin, workroot=workroot,
+    env = Env(foss_python=bench_bin / "python", bench_bin=bench_bin, workroot=workroot,
               child_script=workroot / "child.py", floor_script=workroot / "floor.py")  # fmt: skip
     env.child_script.write_text(CHILD_SOURCE)
     env.floor_script.write_text(FLOOR_SOURCE)
