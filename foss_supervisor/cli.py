@@ -14,11 +14,35 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from foss_supervisor.config import Config, load_config
 from foss_supervisor.control.client import ControlClient, call
 from foss_supervisor.errors import CommandError, ConfigError, NotRunning, SupervisorError
+from foss_supervisor.resources import locate_control_socket
+
+if TYPE_CHECKING:
+    from foss_supervisor.config import Config
+
+
+class Target(Protocol):
+    """What the socket-only commands need of the config: where the control socket is."""
+
+    @property
+    def control_socket(self) -> Path: ...
+
+
+class SocketTarget:
+    """A Target found without loading the config (see resources.locate_control_socket)."""
+
+    __slots__ = ("control_socket",)
+
+    def __init__(self, control_socket: Path) -> None:
+        self.control_socket = control_socket
+
+
+# These only talk to the daemon: they find its socket without PyYAML and the typed config, which are
+# about half of a CLI call's start-up (and so of the time `ctl stop` takes before the daemon hears it).
+SOCKET_ONLY = frozenset({"status", "ctl", "logs", "query", "pipeline", "demo-data"})
 
 __all__ = ["main"]
 
@@ -227,7 +251,7 @@ def _fmt_uptime(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600}h" if s >= 86400 else f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def cmd_status(args: argparse.Namespace, config: Config) -> int:
+def cmd_status(args: argparse.Namespace, config: Target) -> int:
     result = call(config.control_socket, "status")
     if args.json:
         print(json.dumps(result, indent=2))
@@ -258,7 +282,7 @@ def cmd_reload(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
-def cmd_logs(args: argparse.Namespace, config: Config) -> int:
+def cmd_logs(args: argparse.Namespace, config: Target) -> int:
     result = call(config.control_socket, "logs", name=args.name, lines=args.lines)
     for line in result["lines"]:
         print(line)
@@ -293,7 +317,7 @@ def _follow(path: Path) -> None:
         f.close()
 
 
-def cmd_ctl(args: argparse.Namespace, config: Config) -> int:
+def cmd_ctl(args: argparse.Namespace, config: Target) -> int:
     results = call(config.control_socket, args.action, timeout_s=args.wait + 10.0, names=args.names,
                    wait_s=float(args.wait))  # fmt: skip
     failed = False
@@ -322,7 +346,7 @@ def _print_run(run: dict[str, Any]) -> None:
         print(f"  error: {run['error']}")
 
 
-def _follow_run(config: Config, run: dict[str, Any]) -> dict[str, Any]:
+def _follow_run(config: Target, run: dict[str, Any]) -> dict[str, Any]:
     """Print each step as it changes state until the run ends (polled a few times a second, like a progress bar)."""
     shown: dict[str, str] = {}
     total = len(run["steps"])
@@ -338,7 +362,7 @@ def _follow_run(config: Config, run: dict[str, Any]) -> dict[str, Any]:
         run = call(config.control_socket, "pipeline_run_info", run_id=run["run_id"])
 
 
-def cmd_pipeline(args: argparse.Namespace, config: Config) -> int:
+def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
     if args.action == "status":
         data = call(config.control_socket, "pipelines")
         if args.json:
@@ -351,7 +375,7 @@ def cmd_pipeline(args: argparse.Namespace, config: Config) -> int:
                 if p[label]:
                     _print_run(p[label])
             if p["report_html"]:
-                print(f"  report: {config.dashboard_url.rstrip('/')}{p['report_html']}")
+                print(f"  report: {p.get('report_url') or p['report_html']}")
         return EXIT_OK
     if args.action == "runs":
         runs = call(config.control_socket, "pipeline_runs", name=args.name or "", limit=args.limit)
@@ -379,7 +403,7 @@ def cmd_pipeline(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK if run["status"] in GOOD_RUN else EXIT_FAIL
 
 
-def cmd_query(args: argparse.Namespace, config: Config) -> int:
+def cmd_query(args: argparse.Namespace, config: Target) -> int:
     with ControlClient(config.control_socket, timeout_s=args.timeout + 10.0) as client:
         result = client.call("query", sql=args.sql, max_rows=args.max_rows, timeout_s=args.timeout)
     if args.json:
@@ -397,7 +421,7 @@ def cmd_query(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
-def cmd_demo_data(args: argparse.Namespace, config: Config) -> int:
+def cmd_demo_data(args: argparse.Namespace, config: Target) -> int:
     result = call(config.control_socket, "demo_data", timeout_s=600.0, name=args.pipeline, orders=args.orders,
                   seed=args.seed)  # fmt: skip
     say("SUCCESS", f"wrote sample orders into {result['landing']}: {result['summary']}")
@@ -495,7 +519,7 @@ def _no_args(p: argparse.ArgumentParser) -> None:
     pass
 
 
-Command = Callable[[argparse.Namespace, Config], int]
+Command = Callable[[argparse.Namespace, Any], int]
 SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], None]]] = {
     "start": ("start the daemon (idempotent)", cmd_start, _args_start),
     "restart": ("replace the running daemon with a fresh one", cmd_restart, _args_restart),
@@ -531,16 +555,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None).parse_args(argv)
     if args.debug:
         os.environ["FOSS_SUPERVISOR_DEBUG"] = "1"
+    if args.command in SOCKET_ONLY:
+        sock = locate_control_socket(args.config, os.environ)
+        if sock is not None and sock.exists():
+            return _run(args, SocketTarget(sock))
+    from foss_supervisor.config import load_config
+
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         say("ERROR", f"config refused: {exc}")
         return EXIT_USAGE
+    return _run(args, config)
+
+
+def _run(args: argparse.Namespace, target: Target) -> int:
     try:
-        code: int = args.func(args, config)
+        code: int = args.func(args, target)
         return code
     except NotRunning:
-        say("ERROR", f"foss-supervisor is not running (no answer on {config.control_socket})")
+        say("ERROR", f"foss-supervisor is not running (no answer on {target.control_socket})")
         return EXIT_NOT_RUNNING
     except CommandError as exc:
         say("ERROR", str(exc))

@@ -21,7 +21,14 @@ import yaml
 
 from foss_supervisor.backoff import BackoffPolicy
 from foss_supervisor.errors import ConfigError
-from foss_supervisor.resources import data_dir
+from foss_supervisor.resources import (
+    DEFAULT_CONFIG_NAME,
+    config_path,
+    data_dir,
+    default_config_path,
+    default_state_dir,
+    resolve_path,
+)
 
 __all__ = [
     "DEFAULT_CONFIG_NAME",
@@ -36,7 +43,6 @@ __all__ = [
     "parse_config",
 ]
 
-DEFAULT_CONFIG_NAME = "default.yaml"
 AutoRestart = Literal["always", "on-failure", "never"]
 T = TypeVar("T")
 
@@ -140,19 +146,6 @@ class Config:
     def dashboard_url(self) -> str:
         host = f"[{self.dashboard_host}]" if ":" in self.dashboard_host else self.dashboard_host
         return f"http://{host}:{self.dashboard_port}/"
-
-
-def default_config_path() -> Path:
-    """The embedded default config, found in the installed package as well as in a checkout."""
-    return data_dir("configs") / DEFAULT_CONFIG_NAME
-
-
-def default_state_dir() -> Path:
-    """``/var/lib/foss-supervisor`` for root, else ``$XDG_STATE_HOME/foss-supervisor``."""
-    if os.geteuid() == 0:
-        return Path("/var/lib/foss-supervisor")
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "foss-supervisor"
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,11 +349,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Sections
 
 
-def _resolve(base: Path, value: str) -> Path:
-    path = Path(os.path.expanduser(value))
-    return path if path.is_absolute() else (base / path).resolve()
-
-
 def _parse_health(r: _Reader) -> HealthConfig:
     r.only({"http", "tcp", "exec", "interval", "timeout", "failure_threshold", "start_period"})
     kinds = [k for k in ("http", "tcp", "exec") if k in r.data]
@@ -393,7 +381,7 @@ def _parse_log(r: _Reader, base: Path) -> LogConfig:
     r.only({"file", "max_bytes", "backups", "timestamps"})
     file = r.get("file", _str, "")
     return LogConfig(
-        file=_resolve(base, file) if file else None,
+        file=resolve_path(base, file) if file else None,
         max_bytes=r.get("max_bytes", _size, 10 * 1024 * 1024),
         backups=r.get("backups", _int(0, 100), 3),
         timestamps=r.get("timestamps", _bool, False),
@@ -449,8 +437,8 @@ def _parse_program(name: str, r: _Reader, base: Path) -> list[ProgramConfig]:
     health = _parse_health(r.sub("health")) if r.data.get("health") is not None else None
     common: dict[str, Any] = {
         "shell": shell,
-        "cwd": _resolve(base, cwd) if cwd else None,
-        "env_file": _resolve(base, env_file) if env_file else None,
+        "cwd": resolve_path(base, cwd) if cwd else None,
+        "env_file": resolve_path(base, env_file) if env_file else None,
         "user": user,
         "autostart": r.get("autostart", _bool, True),
         "autorestart": autorestart,
@@ -525,7 +513,7 @@ def _parse_pipelines(r: _Reader, base: Path, data_dir: Path) -> dict[str, Pipeli
         if not _NAME.match(str(name)):
             p.fail("", "pipeline names use letters, digits, '_', '.', '-' (at most 64)")
         file = p.get("file", _str, "")
-        path = _resolve(base, file) if file else shipped_pipeline_file(str(name))
+        path = resolve_path(base, file) if file else shipped_pipeline_file(str(name))
         if not path.is_file():
             p.fail("file", f"no pipeline file at {path}")
         landing = p.get("landing", _str, "")
@@ -533,8 +521,8 @@ def _parse_pipelines(r: _Reader, base: Path, data_dir: Path) -> dict[str, Pipeli
         out[str(name)] = PipelineConfig(
             name=str(name),
             file=path,
-            landing=_resolve(base, landing) if landing else data_dir / "landing" / str(name),
-            reference=_resolve(base, reference) if reference else None,
+            landing=resolve_path(base, landing) if landing else data_dir / "landing" / str(name),
+            reference=resolve_path(base, reference) if reference else None,
             every_s=p.get("every", _duration, 0.0),
             on_new_files=p.get("on_new_files", _bool, True),
             demo_data=p.get("demo_data", _bool, False),
@@ -556,7 +544,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     root.only({"state_dir", "dashboard", "debug", "log", "programs", "pipelines", "data_dir", "warehouse"})
     base = file.parent.resolve()
     state_dir_text = environ.get("FOSS_SUPERVISOR_STATE_DIR") or root.get("state_dir", _str, "")
-    state_dir = _resolve(base, state_dir_text) if state_dir_text else default_state_dir()
+    state_dir = resolve_path(base, state_dir_text) if state_dir_text else default_state_dir()
     dash = root.sub("dashboard")
     dash.only({"host", "port"})
     host = environ.get("FOSS_SUPERVISOR_HOST") or dash.get("host", _str, "127.0.0.1")
@@ -580,7 +568,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
                 progs.fail(str(name), f"replica name {prog.name!r} clashes with another program")
             programs[prog.name] = prog
     data_dir_text = root.get("data_dir", _str, "")
-    data_path = _resolve(base, data_dir_text) if data_dir_text else state_dir / "data"
+    data_path = resolve_path(base, data_dir_text) if data_dir_text else state_dir / "data"
     wh = root.sub("warehouse")
     wh.only({"watch_interval", "memory_limit"})
     return Config(
@@ -593,7 +581,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         log_backups=log.get("backups", _int(0, 100), 3),
         programs=_check_dependencies(programs, groups, label, lines),
         pipelines=_parse_pipelines(root.sub("pipelines"), base, data_path),
-        data_dir=_resolve(base, data_dir_text) if data_dir_text else None,
+        data_dir=resolve_path(base, data_dir_text) if data_dir_text else None,
         watch_interval_s=wh.get("watch_interval", _duration, 5.0) or 5.0,
         worker_memory_limit=wh.get("memory_limit", _str, "") or None,
     )
@@ -602,9 +590,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Load ``path``, else ``$FOSS_SUPERVISOR_CONFIG``, else the embedded default config."""
     environ = os.environ if environ is None else environ
-    if path is None:
-        env_path = environ.get("FOSS_SUPERVISOR_CONFIG")
-        path = Path(env_path) if env_path else default_config_path()
+    path = config_path(path, environ)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

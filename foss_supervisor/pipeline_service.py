@@ -228,6 +228,7 @@ class PipelineService:
                 "last_run": finished.to_dict() if finished else None,
                 "report": _read_json(report),
                 "report_html": f"/reports/{name}/latest.html" if report.with_suffix(".html").exists() else None,
+                "report_url": f"{self.config.dashboard_url}reports/{name}/latest.html",
             })  # fmt: skip
         return out
 

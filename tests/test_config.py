@@ -134,3 +134,34 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
     assert load_config(None, {"FOSS_SUPERVISOR_CONFIG": str(path)}).dashboard_port == 5077
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("state_dir: /srv/x\n", "/srv/x"),
+        ("state_dir: '/srv/y z'  # comment\n", "/srv/y z"),
+        ('state_dir: "/srv/q"\n', "/srv/q"),
+        ("state_dir: rel/s # comment\n", "REL/rel/s"),
+        ("dashboard: {port: 1}\n  state_dir: /nested/is/not/top/level\n", "DEFAULT"),
+        ("state_dir: /a\nstate_dir: /b\n", None),  # the loader refuses duplicates: let it say so
+        ("state_dir: &anchor /x\n", None),
+        ("state_dir:\n  - x\n", None),
+        ("state_dir: ~\n", None),
+    ],
+)
+def test_control_socket_is_found_without_the_yaml_loader(tmp_path: Path, text: str, expected: str | None) -> None:
+    """The CLI's fast path agrees with the full loader, or steps aside (None) for it."""
+    from foss_supervisor.resources import default_state_dir, locate_control_socket
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    found = locate_control_socket(path, {})
+    if expected is None:
+        assert found is None
+        return
+    want = {"DEFAULT": default_state_dir()}.get(expected) or Path(expected.replace("REL", str(tmp_path)))
+    assert found == want / "control.sock"
+    if expected != "DEFAULT":
+        assert load_config(path, {}).control_socket == found
+    assert locate_control_socket(path, {"FOSS_SUPERVISOR_STATE_DIR": "/env"}) == Path("/env/control.sock")
