@@ -231,6 +231,19 @@ class ManagedProcess:
             if self._transport is not None:
                 await self._stop_child("daemon shutting down")
 
+    def reset_after_error(self) -> None:
+        """After a bug in this controller (run() raised; its ``finally`` stopped the child): back to STOPPED.
+
+        The one move outside the transition table, on purpose: the state a crashed controller left
+        behind may have no legal edge to where a fresh controller starts.
+        """
+        if self.state in (S.STOPPED, S.EXITED, S.FATAL):
+            return
+        old, self.state = self.state, S.STOPPED
+        self.reason = "internal error in its controller; restarted"
+        self._bus.publish(StateChanged(name=self.name, old=old, new=S.STOPPED, reason=self.reason))
+        self._changed.set()
+
     async def _run_once(self) -> None:
         """Spawn once and supervise that child until it exits or is stopped."""
         self._transition(S.STARTING, "spawning")

@@ -30,6 +30,8 @@ Action = Literal["start", "stop", "restart"]
 
 log = structlog.get_logger("foss_supervisor.supervisor")
 
+CONTROLLER_RESTART_DELAY_S = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class ReloadPlan:
@@ -181,7 +183,22 @@ class Supervisor:
             wanted=wanted,
         )
         self.processes[cfg.name] = proc
-        self._tasks[cfg.name] = self._group.create_task(proc.run(), name=f"program:{cfg.name}")
+        self._tasks[cfg.name] = self._group.create_task(self._supervise(proc), name=f"program:{cfg.name}")
+
+    async def _supervise(self, proc: ManagedProcess) -> None:
+        """Run one controller; a bug in it is logged and the controller restarted, never the whole daemon.
+
+        The controller stops its child on the way out (its ``finally``), so a restart starts clean;
+        the pause keeps a bug that fails every time from spinning.
+        """
+        while True:
+            try:
+                await proc.run()
+                return
+            except Exception:
+                log.exception("controller_crashed", program=proc.name, state=str(proc.state))
+                proc.reset_after_error()
+                await asyncio.sleep(CONTROLLER_RESTART_DELAY_S)
 
     async def _stop_many(self, names: list[str], remove: bool = False) -> None:
         procs = [self.processes[n] for n in names]

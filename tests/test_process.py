@@ -359,3 +359,36 @@ async def test_user_program_runs_as_that_user(tmp_path: Path) -> None:
         out = sup.processes["low"].log_path.read_text().split()
     nobody = pwd.getpwnam("nobody")
     assert out == [str(nobody.pw_uid), str(nobody.pw_gid), nobody.pw_dir, "nobody"]
+
+
+async def test_a_bug_in_one_controller_does_not_take_the_daemon_down(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    sleeper = f"{{command: {py('import time; time.sleep(300)')}, start_timeout: 0.1}}"
+    cfg = make_config(tmp_path, f"buggy: {sleeper}\nfine: {sleeper}\n")
+    with capture_logs() as logs:
+        async with supervising(cfg) as (sup, sub):
+            buggy = sup.processes["buggy"]
+            async with asyncio.timeout(10):
+                while buggy.state is not S.RUNNING or sup.processes["fine"].state is not S.RUNNING:
+                    await until(sub, lambda e: isinstance(e, StateChanged))
+            original = buggy._spawn_child
+            calls = 0
+
+            async def fails_once() -> asyncio.Future[int]:
+                nonlocal calls
+                calls += 1
+                if calls == 1:
+                    raise RuntimeError("a bug")  # not an OSError: nothing in the controller expects it
+                return await original()
+
+            buggy._spawn_child = fails_once  # type: ignore[method-assign]
+            first_pid = buggy.pid
+            buggy.restart()
+            reset = await until(sub, lambda e: isinstance(e, StateChanged) and "internal error" in e.reason)
+            assert isinstance(reset, StateChanged) and reset.name == "buggy" and reset.old is S.STARTING
+            await until(sub, state("buggy", S.RUNNING), timeout_s=15)
+            assert buggy.pid not in (None, first_pid)
+            assert first_pid is not None and is_gone(first_pid)
+            assert sup.processes["fine"].state is S.RUNNING  # the other program never noticed
+    assert any(e["event"] == "controller_crashed" and e["program"] == "buggy" for e in logs)
