@@ -22,7 +22,6 @@ import yaml
 from foss_supervisor.backoff import BackoffPolicy
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.resources import (
-    DEFAULT_CONFIG_NAME,
     config_path,
     data_dir,
     default_config_path,
@@ -31,7 +30,6 @@ from foss_supervisor.resources import (
 )
 
 __all__ = [
-    "DEFAULT_CONFIG_NAME",
     "Config",
     "HealthConfig",
     "LogConfig",

@@ -9,9 +9,7 @@ tick). Pipeline events go to the bus unchanged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Iterable
@@ -34,6 +32,7 @@ from foss_supervisor.pipeline import (
     RunRecord,
     load_pipeline,
 )
+from foss_supervisor.statestore import read_json
 
 __all__ = ["PipelineService", "landing_signature", "load_specs"]
 
@@ -226,7 +225,7 @@ class PipelineService:
                 "on_new_files": pc.on_new_files,
                 "active_run": active.to_dict() if active else None,
                 "last_run": finished.to_dict() if finished else None,
-                "report": _read_json(report),
+                "report": read_json(report),
                 "report_html": f"/reports/{name}/latest.html" if report.with_suffix(".html").exists() else None,
                 "report_url": f"{self.config.dashboard_url}reports/{name}/latest.html",
             })  # fmt: skip
@@ -270,12 +269,6 @@ class PipelineService:
             return None
         run = max(latest, key=lambda r: r.started_at)
         return f"{run.pipeline} {run.status.value} {time.strftime('%H:%M', time.localtime(run.started_at))}"
-
-
-def _read_json(path: Path) -> Any:
-    with contextlib.suppress(OSError, ValueError):
-        return json.loads(path.read_text(encoding="utf-8"))
-    return None
 
 
 def _plain(value: Any) -> Any:

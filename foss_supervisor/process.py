@@ -119,6 +119,7 @@ class ManagedProcess:
         cfg: ProgramConfig,
         *,
         log_dir: Path,
+        notify_dir: Path,
         bus: EventBus,
         dependencies_ready: Callable[[ProgramConfig], Awaitable[None]],
         on_spawn: Callable[[ManagedProcess], None] = lambda p: None,
@@ -138,6 +139,7 @@ class ManagedProcess:
         self.wanted = cfg.autostart if wanted is None else wanted
         self._bus = bus
         self._log_dir = log_dir
+        self._notify_dir = notify_dir
         self._dependencies_ready = dependencies_ready
         self._on_spawn = on_spawn
         self._on_exit = on_exit
@@ -370,7 +372,7 @@ class ManagedProcess:
             self._sink = LogSink(self.log_path, cfg.log.max_bytes, cfg.log.backups, cfg.log.timestamps)
         try:
             if cfg.ready == "notify":
-                self._notify = NotifyListener(self._log_dir.parent / "notify" / f"{self.name}.sock", self._wake.set)
+                self._notify = NotifyListener(self._notify_dir / f"{self.name}.sock", self._wake.set)
                 await self._notify.open(account.pw_uid if account else None)
                 env["NOTIFY_SOCKET"] = str(self._notify.path)
             transport, protocol = await self._exec(env, account)

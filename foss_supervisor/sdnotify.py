@@ -33,8 +33,7 @@ from foss_supervisor.events import DaemonStateChanged
 __all__ = [
     "LISTEN_FDS_START",
     "SYSTEMD_ENVIRON",
-    "Heartbeat",
-    "Notifier",
+        "Notifier",
     "SystemdNotifier",
     "extend_timeout_loop",
     "format_status",
@@ -198,21 +197,6 @@ def watchdog_interval_s(environ: Mapping[str, str] | None = None, pid: int | Non
         except ValueError:
             return None
     return usec / 2 / 1_000_000
-
-
-class Heartbeat:
-    """A liveness stamp a busy loop refreshes, for ``making_progress`` callables (clock injectable)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self.last = clock()
-
-    def beat(self) -> None:
-        self.last = self._clock()
-
-    def fresh(self, max_age_s: float) -> bool:
-        """True when the last beat is at most ``max_age_s`` old."""
-        return self._clock() - self.last <= max_age_s
 
 
 def _progress(making_progress: Callable[[], bool]) -> bool:

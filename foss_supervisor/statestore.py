@@ -15,7 +15,7 @@ from typing import Any
 
 from foss_supervisor.procinfo import ProcessIdentity
 
-__all__ = ["StateStore", "atomic_write"]
+__all__ = ["StateStore", "atomic_write", "read_json"]
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
@@ -27,7 +27,8 @@ def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
     os.replace(tmp, path)
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """The parsed file, or None when it is missing or not JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -46,7 +47,7 @@ class StateStore:
     # operator intent -------------------------------------------------------------------
 
     def stopped_by_hand(self) -> set[str]:
-        data = _read_json(self.intent_file)
+        data = read_json(self.intent_file)
         stopped = data.get("stopped", []) if isinstance(data, dict) else []
         return {s for s in stopped if isinstance(s, str)}
 
@@ -85,7 +86,7 @@ class StateStore:
 
     def leftovers(self) -> dict[str, ProcessIdentity]:
         """Children a previous daemon recorded and did not see exit (it may have been killed)."""
-        data = _read_json(self.children_file)
+        data = read_json(self.children_file)
         out: dict[str, ProcessIdentity] = {}
         if isinstance(data, dict):
             for name, rec in data.items():

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import structlog
@@ -176,6 +175,7 @@ class Supervisor:
         proc = ManagedProcess(
             cfg,
             log_dir=self.config.state_dir / "logs",
+            notify_dir=self.config.state_dir / "notify",
             bus=self.bus,
             dependencies_ready=self._dependencies_ready,
             on_spawn=self._child_started,
@@ -242,7 +242,3 @@ class Supervisor:
         if isinstance(event, StateChanged | HealthChanged):
             pulse, self._pulse = self._pulse, asyncio.Event()
             pulse.set()
-
-    @property
-    def log_dir(self) -> Path:
-        return self.config.state_dir / "logs"

@@ -27,7 +27,6 @@ import pytest
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
 from foss_supervisor.sdnotify import (
     SYSTEMD_ENVIRON,
-    Heartbeat,
     Notifier,
     SystemdNotifier,
     extend_timeout_loop,
@@ -392,16 +391,6 @@ async def test_extend_timeout_loop_extends_while_progressing_then_stops(path_rec
     await asyncio.wait_for(task, timeout=5)  # returns by itself once progress stops
     got = path_receiver.pending()
     assert len(got) >= 3 and set(got) == {b"EXTEND_TIMEOUT_USEC=3000000"}
-
-
-def test_heartbeat_freshness_with_a_fake_clock() -> None:
-    now = [100.0]
-    beat = Heartbeat(clock=lambda: now[0])
-    assert beat.fresh(1.0)
-    now[0] = 102.0
-    assert not beat.fresh(1.0)
-    beat.beat()
-    assert beat.fresh(0.0)
 
 
 # ---------------------------------------------------------------------------------------------- environ
