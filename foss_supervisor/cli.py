@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from foss_supervisor.control.client import ControlClient, call
-from foss_supervisor.errors import CommandError, ConfigError, NotRunning, SupervisorError
+from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, NotRunning, SupervisorError
 from foss_supervisor.resources import locate_control_socket
 
 if TYPE_CHECKING:
@@ -576,6 +576,9 @@ def _run(args: argparse.Namespace, target: Target) -> int:
     except NotRunning:
         say("ERROR", f"foss-supervisor is not running (no answer on {target.control_socket})")
         return EXIT_NOT_RUNNING
+    except ConfigRefused as exc:
+        say("ERROR", str(exc))
+        return EXIT_USAGE
     except CommandError as exc:
         say("ERROR", str(exc))
         return EXIT_FAIL
