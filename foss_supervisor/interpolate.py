@@ -224,9 +224,11 @@ class _Program:
                 if kind in health:
                     self.item(health, kind, f"{p}.health.{kind}")
             self.argv(health, "exec", f"{p}.health.exec")
+        if self.file_vars and (env is None or isinstance(env, dict)):
+            d["env"] = {**self.file_vars, **(env or {})}  # interpolated already: not interpolated again
 
     def env_file(self) -> None:
-        """Read the env_file now, interpolate its values and fold them under ``env``."""
+        """Read the env_file now and interpolate its values (``run`` folds them under ``env``)."""
         raw = self.data["env_file"]
         if not isinstance(raw, str) or not raw:
             return  # the program parser says what is wrong with it
@@ -243,9 +245,6 @@ class _Program:
             except ValueError as exc:
                 self.ctx.errors.append(ConfigError(str(path), key, str(exc), number))
                 self.file_vars[key] = text
-        env = self.data.get("env")
-        if env is None or isinstance(env, dict):
-            self.data["env"] = {**self.file_vars, **(env or {})}
 
 
 class _Context:
