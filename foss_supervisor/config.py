@@ -127,6 +127,15 @@ class Config:
     data_dir: Path | None = None  # None: <state_dir>/data (landing, warehouse, reports)
     watch_interval_s: float = 5.0  # how often landing folders are looked at
     worker_memory_limit: str | None = None  # DuckDB memory_limit of the pipeline worker
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # group -> program (replica-set) names
+
+    @property
+    def replica_sets(self) -> dict[str, list[str]]:
+        """Each program's name before replicas were expanded -> its programs' names, in config order."""
+        out: dict[str, list[str]] = {}
+        for prog in self.programs.values():
+            out.setdefault(prog.group or prog.name, []).append(prog.name)
+        return out
 
     @property
     def data_path(self) -> Path:
@@ -520,7 +529,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     if isinstance(data, dict):
         interpolate_config(data, lines, label, base, environ, errors)
     root = _Reader(data, "", label, lines, errors)
-    root.only({"state_dir", "dashboard", "debug", "log", "programs", "pipelines", "data_dir", "warehouse"})
+    root.only({"state_dir", "dashboard", "debug", "log", "programs", "groups", "pipelines", "data_dir", "warehouse"})
     state_dir_text = environ.get("FOSS_SUPERVISOR_STATE_DIR") or root.get("state_dir", _str, "")
     state_dir = resolve_path(base, state_dir_text) if state_dir_text else default_state_dir()
     dash = root.sub("dashboard")
@@ -536,6 +545,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     log = root.sub("log")
     log.only({"max_bytes", "backups"})
     programs, groups = _parse_programs(root.sub("programs"), base)
+    program_groups = _parse_groups(root.sub("groups"), groups)
     data_dir_text = root.get("data_dir", _str, "")
     data_path = resolve_path(base, data_dir_text) if data_dir_text else state_dir / "data"
     wh = root.sub("warehouse")
@@ -560,10 +570,35 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         data_dir=resolve_path(base, data_dir_text) if data_dir_text else None,
         watch_interval_s=wh.get("watch_interval", _duration, 5.0) or 5.0,
         worker_memory_limit=wh.get("memory_limit", _str, "") or None,
+        groups=program_groups,
     )
     if errors:
         raise ConfigError.collected(errors)
     return config
+
+
+def _parse_groups(r: _Reader, replica_sets: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    """``groups: {NAME: [program, ...]}`` (also ``{programs: [...]}`` or ``"a,b"``, as supervisord writes it)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, value in r.data.items():
+        key = str(name)
+        members = value.get("programs") if isinstance(value, dict) else value
+        if isinstance(value, dict) and set(value) - {"programs"}:
+            r.note(key, "a group takes only 'programs' (a list of program names)")
+        if isinstance(members, str):
+            members = [m.strip() for m in members.split(",") if m.strip()]
+        if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+            r.note(key, f"must be a list of program names, got {members!r}")
+            continue
+        if not _NAME.match(key) or key == "all":
+            r.note(key, "group names use letters, digits, '_', '.', '-' (at most 64), and 'all' is taken")
+        elif key in replica_sets:
+            r.note(key, f"group {key!r} has the name of a program")
+        for member in members:
+            if member not in replica_sets:
+                r.note(key, f"unknown program {member!r}")
+        out[key] = tuple(members)
+    return out
 
 
 def _parse_programs(progs: _Reader, base: Path) -> tuple[dict[str, ProgramConfig], dict[str, list[str]]]:

@@ -446,6 +446,13 @@ class ManagedProcess:
         if not failed_start:
             self._transition(S.STOPPED, f"{reason}; exit code {self.exit_code}")
 
+    def send_signal(self, sig: signal.Signals) -> bool:
+        """An operator's signal to the running child (its group with kill_group); False when none runs."""
+        if self._transport is None or self._transport.get_returncode() is not None:
+            return False
+        self._signal(sig)
+        return True
+
     def _signal(self, sig: signal.Signals) -> None:
         transport = self._transport
         if transport is None or transport.get_returncode() is not None:
