@@ -165,7 +165,7 @@ async def signal_(ctx: CommandContext, signal: str, names: list[str]) -> list[di
     sig = parse_signal(signal)
     out = []
     for proc in ctx.supervisor.select(names):
-        sent = proc.send_signal(sig)
+        sent = proc.signal(sig)
         out.append({"name": proc.name, "pid": proc.pid, "signal": sig.name, "sent": sent,
                     "reason": "" if sent else f"not running ({proc.state})"})  # fmt: skip
     return out

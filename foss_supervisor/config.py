@@ -96,6 +96,7 @@ class ProgramConfig:
     replica: int = 0
     health: HealthConfig | None = None
     log: LogConfig = field(default_factory=LogConfig)
+    pidfile: Path | None = None  # a program that forks: supervise the main PID it writes here (Type=forking)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +373,7 @@ def _parse_log(r: _Reader, base: Path) -> LogConfig:
 _PROGRAM_KEYS = {
     "command", "shell", "cwd", "env", "env_file", "user", "autostart", "autorestart", "exit_codes",
     "start_timeout", "start_retries", "backoff", "stop_signal", "stop_timeout", "kill_group",
-    "depends_on", "replicas", "health", "log", "ready",
+    "depends_on", "replicas", "health", "log", "ready", "pidfile",
 }  # fmt: skip
 
 
@@ -407,6 +408,7 @@ def _parse_program(name: str, r: _Reader, base: Path) -> list[ProgramConfig]:
     if not 0.0 <= backoff.jitter <= 1.0:
         b.fail("jitter", "must be between 0 and 1")
     env_file = r.get("env_file", _str, "")
+    pidfile = r.get("pidfile", _str, "")
     cwd = r.get("cwd", _str, "")
     user = r.get("user", _str, "") or None
     if user is not None and os.geteuid() != 0:
@@ -420,6 +422,7 @@ def _parse_program(name: str, r: _Reader, base: Path) -> list[ProgramConfig]:
         "shell": shell,
         "cwd": resolve_path(base, cwd) if cwd else None,
         "env_file": resolve_path(base, env_file) if env_file else None,
+        "pidfile": resolve_path(base, pidfile) if pidfile else None,
         "user": user,
         "autostart": r.get("autostart", _bool, True),
         "autorestart": autorestart,

@@ -14,15 +14,14 @@ import importlib
 import os
 import signal
 import socket
-import sys
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from foss_supervisor.config import Config, load_config
+from foss_supervisor.containment import Containment, install_child_watcher
 from foss_supervisor.control.server import ControlServer
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, PortInUse
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
@@ -119,7 +118,8 @@ class Daemon:
         self.bus = EventBus()
         self.bus.on(log_event)
         self.store = StateStore(config.state_dir)
-        self.supervisor = Supervisor(config, self.bus, self.store)
+        self.containment = Containment(self._owned_by_watcher)
+        self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
         self.pipelines = _pipeline_service(config, self.bus)
         self.started_at = time.time()
         self.phase = "starting"
@@ -128,7 +128,11 @@ class Daemon:
         self._signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
         self._notifier = notifier or Notifier(None)
         self._watchdog_s = watchdog_s
+        self._watcher: Any = None
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
+
+    def _owned_by_watcher(self, pid: int) -> bool:
+        return self._watcher is not None and self._watcher.owns(pid)
 
     @property
     def config(self) -> Config:
@@ -184,7 +188,8 @@ class Daemon:
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT or the shutdown command; return the exit code."""
         loop = asyncio.get_running_loop()
-        _use_pidfd_child_watcher(loop)
+        self._watcher = install_child_watcher(loop)
+        self.containment.start(loop)  # subreaper: nothing a program starts can leave the daemon's tree
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self._signals.put_nowait, sig)  # handlers only enqueue
         control = ControlServer(self._config.control_socket, self)
@@ -223,6 +228,8 @@ class Daemon:
                 await runner.cleanup()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            self.containment.end_adopted()
+            self.containment.close()
         log.info("daemon_stopped")
         return 0
 
@@ -260,17 +267,6 @@ def _pipeline_service(config: Config, bus: EventBus) -> PipelineService | None:
     from foss_supervisor.pipeline_service import PipelineService
 
     return PipelineService(config, bus)
-
-
-def _use_pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
-    """On 3.11, replace the thread-per-child watcher with pidfds (3.12+ does this by itself)."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(loop)
-        asyncio.set_child_watcher(watcher)
 
 
 def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: bool = True) -> int:

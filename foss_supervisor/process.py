@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import pwd
 import signal
@@ -23,9 +24,11 @@ from typing import Any
 import structlog
 
 from foss_supervisor.backoff import Backoff
+from foss_supervisor.child import reap_stragglers, signal_group, stop_group
 from foss_supervisor.config import ProgramConfig
+from foss_supervisor.containment import SPAWN_ENV, Containment, ProcEntry, kill_all, proc_entry, spawn_tag
 from foss_supervisor.events import EventBus, HealthChanged, StateChanged
-from foss_supervisor.health import HealthMonitor
+from foss_supervisor.health import HealthMonitor, probe
 from foss_supervisor.interpolate import read_env_file
 from foss_supervisor.logsink import LogSink, StreamWriter
 from foss_supervisor.readiness import NotifyListener
@@ -57,6 +60,35 @@ def child_environment(cfg: ProgramConfig, base: Mapping[str, str]) -> dict[str, 
     if cfg.group != cfg.name:
         env["FOSS_SUPERVISOR_REPLICA"] = str(cfg.replica)
     return env
+
+
+def _pid_exit(pid: int) -> asyncio.Future[int]:
+    """A future resolved with ``pid``'s exit code when it exits (reaped here if it is our child).
+
+    For a main PID adopted through the subreaper; -1 when its exit code could not be read (its own
+    parent reaped it).
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[int] = loop.create_future()
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        fut.set_result(-1)
+        return fut
+
+    def exited() -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+        code = -1
+        with contextlib.suppress(ChildProcessError):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                code = os.waitstatus_to_exitcode(status)
+        if not fut.done():
+            fut.set_result(code)
+
+    loop.add_reader(fd, exited)
+    return fut
 
 
 class ChildProtocol(asyncio.SubprocessProtocol):
@@ -107,6 +139,7 @@ class ManagedProcess:
         on_spawn: Callable[[ManagedProcess], None] = lambda p: None,
         on_exit: Callable[[ManagedProcess], None] = lambda p: None,
         wanted: bool | None = None,
+        containment: Containment | None = None,
     ) -> None:
         self.cfg = cfg
         self.name = cfg.name
@@ -135,6 +168,11 @@ class ManagedProcess:
         self._protocol: ChildProtocol | None = None
         self._notify: NotifyListener | None = None
         self._sink: LogSink | None = None
+        self._contain = containment or Containment()
+        self._tag = ""  # this spawn's tag: inherited by every descendant, so escapees are found
+        self._exited: asyncio.Future[int] | None = None  # the supervised PID's exit (leader or main PID)
+        self._exited_at = 0.0
+        self._pgid = 0  # the group a stop signals: the leader's own, or the main PID's (pidfile:)
 
     # ---------------------------------------------------------------- requests (any caller)
 
@@ -212,7 +250,7 @@ class ManagedProcess:
                     continue
                 await self._run_once()
         finally:
-            if self._transport is not None:
+            if self._exited is not None:
                 await self._stop_child("daemon shutting down")
 
     def reset_after_error(self) -> None:
@@ -245,11 +283,16 @@ class ManagedProcess:
             if interrupt:
                 await self._stop_child(f"{interrupt} while starting")
                 return
-            assert self._protocol is not None
-            if exited.done() and self._protocol.exited_at - self._spawned_at < self.cfg.start_timeout_s:
-                await self._reap(exited)
-                await self._after_early_exit(f"exited with code {self.exit_code} during start")
-                return
+            if exited.done() and self._exited_at - self._spawned_at < self.cfg.start_timeout_s:
+                # a forking program's leader exits on purpose: what it started is its main PID, kept
+                left = await self._reap(exited, end_left=self.cfg.pidfile is None)
+                if self.cfg.pidfile is None:
+                    await self._after_early_exit(f"exited with code {self.exit_code} during start", left)
+                    return
+                followed = await self._follow_pidfile()  # Type=forking: supervise the PID it wrote
+                if followed is None:
+                    return
+                exited = followed
             if ready is not None and not ready.done():
                 why = f"no READY=1 within {self.cfg.start_timeout_s:g}s"
                 await self._stop_child(why, failed_start=True)
@@ -259,7 +302,7 @@ class ManagedProcess:
             became = "sent READY=1" if ready is not None else f"up for {self.cfg.start_timeout_s:g}s"
             self._transition(S.RUNNING, became)
             if self.cfg.health is not None:
-                probe_task = asyncio.create_task(HealthMonitor(self.cfg.health, self._health_changed).run())
+                probe_task = asyncio.create_task(self._health_monitor().run())
             interrupt = await self._watch(exited, None)
             if probe_task is not None:
                 probe_task.cancel()
@@ -269,7 +312,7 @@ class ManagedProcess:
                     self._unhealthy = False
                     await self._until_woken(asyncio.sleep(self._backoff.next_delay_s()))
                 return
-            ran_for = self._protocol.exited_at - self._spawned_at
+            ran_for = self._exited_at - self._spawned_at
             await self._reap(exited)
             self._backoff.observe_run(ran_for)
             self._transition(S.EXITED, f"exited with code {self.exit_code} after {ran_for:.3f}s")
@@ -310,8 +353,20 @@ class ManagedProcess:
             return False
         return policy == "always" or self.exit_code not in self.cfg.exit_codes
 
-    async def _after_early_exit(self, why: str) -> None:
-        """A child that died in STARTING: BACKOFF and retry, or FATAL once retries are spent."""
+    async def _after_early_exit(self, why: str, left: list[ProcEntry] | None = None) -> None:
+        """A child that died in STARTING: BACKOFF and retry, or FATAL once retries are spent.
+
+        A leader that exited cleanly but left processes running has daemonized itself: retrying would
+        only start another copy, so it is FATAL at once (with what it left, already ended, named).
+        """
+        if left and self.exit_code in self.cfg.exit_codes:
+            pids = ", ".join(str(e.pid) for e in left[:5])
+            self._transition(S.BACKOFF, why)
+            self.wanted = False
+            self._transition(S.FATAL, f"daemonized itself: exited with code {self.exit_code} and left PID {pids} "
+                             "running (ended); set `pidfile:` to supervise it (like systemd Type=forking) "
+                             "or run it in the foreground")  # fmt: skip
+            return
         self._start_failures += 1
         retries = self.cfg.start_retries
         if retries is not None and self._start_failures > retries:
@@ -347,6 +402,8 @@ class ManagedProcess:
         """Start the child; return the future that resolves with its exit code."""
         cfg = self.cfg
         env = child_environment(cfg, os.environ)
+        self._tag = self._contain.tag(self.name, self.spawns + 1)
+        env[SPAWN_ENV] = self._tag
         account = _account(cfg.user) if cfg.user else None
         if account is not None:
             env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
@@ -364,11 +421,17 @@ class ManagedProcess:
         self._transport, self._protocol = transport, protocol
         self._spawned_at = time.monotonic()
         self.started_at = time.time()
-        self.pid = transport.get_pid()
+        self.pid = self._pgid = transport.get_pid()
         self.exit_code = None
         self.spawns += 1
         self._on_spawn(self)
-        return protocol.exited
+        return self._supervise_exit(protocol.exited)
+
+    def _supervise_exit(self, exited: asyncio.Future[int]) -> asyncio.Future[int]:
+        """Make ``exited`` the future of the PID this program is now (its leader, or a main PID)."""
+        self._exited = exited
+        exited.add_done_callback(lambda _: setattr(self, "_exited_at", time.monotonic()))
+        return exited
 
     async def _exec(self, env: dict[str, str], account: pwd.struct_passwd | None
                     ) -> tuple[asyncio.SubprocessTransport, ChildProtocol]:  # fmt: skip
@@ -389,23 +452,31 @@ class ManagedProcess:
             extra_groups=os.getgrouplist(account.pw_name, account.pw_gid) if account else None,
         )
 
-    async def _reap(self, exited: asyncio.Future[int]) -> None:
-        """Collect the exit code, end stragglers in the group and close the pipes."""
+    async def _reap(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcEntry]:
+        """Collect the exit code, end everything the spawn left running, close the pipes.
+
+        Returns what was left running and (unless ``end_left`` is False) has now been killed:
+        grandchildren must not outlive their program (Supervisor/supervisor#1101), not even those that
+        left its process group.
+        """
         self.exit_code = await exited
-        if self.cfg.kill_group and self.pid is not None:
-            # grandchildren must not outlive their program (Supervisor/supervisor#1101); the group id
-            # cannot be reused while any member lives, so this never reaches a stranger
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
-        assert self._transport is not None and self._protocol is not None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(1.0):  # let the pipes drain; a process outside the group may hold them
-                await asyncio.shield(self._protocol.closed)
-        self._transport.close()
+        self._contain.reaper.disown(self.pid or 0)
+        left = self._contain.adopted(self._tag)
+        if end_left:
+            reap_stragglers(self._pgid, lambda: kill_all(left, signal.SIGKILL))
+        if left and end_left:
+            log.warning("left_processes_ended", program=self.name, pids=[e.pid for e in left[:20]], count=len(left))
+        if self._transport is not None and self._protocol is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):  # let the pipes drain; a process outside the group may hold them
+                    await asyncio.shield(self._protocol.closed)
+            self._transport.close()
         self._transport = self._protocol = None
+        self._exited = None
         self._close_notify()
         self.pid = None
         self._on_exit(self)
+        return left
 
     def _close_notify(self) -> None:
         if self._notify is not None:
@@ -431,37 +502,74 @@ class ManagedProcess:
             raise asyncio.CancelledError
 
     async def _terminate(self, reason: str, failed_start: bool) -> None:
-        assert self._protocol is not None
-        exited = self._protocol.exited
+        exited = self._exited
+        assert exited is not None and self.pid is not None
         if not failed_start:
             self._transition(S.STOPPING, reason)
-        self._signal(self.cfg.stop_signal)
-        try:
-            async with asyncio.timeout(self.cfg.stop_timeout_s):
-                await asyncio.shield(exited)
-        except TimeoutError:
+        # processes that left the group get the polite signal too, so they can shut down cleanly
+        escaped = [e for e in self._contain.tree(self._tag, self.pid) if e.pgid != self._pgid]
+        kill_all(escaped, self.cfg.stop_signal)
+
+        def timed_out() -> None:
             log.warning("stop_timeout_kill", program=self.name, pid=self.pid, timeout_s=self.cfg.stop_timeout_s)
-            self._signal(signal.SIGKILL)
+            kill_all(escaped, signal.SIGKILL)
+
+        await stop_group(
+            self._pgid, exited, stop_signal=self.cfg.stop_signal, timeout_s=self.cfg.stop_timeout_s,
+            group=self.cfg.kill_group, on_timeout=timed_out,
+        )  # fmt: skip
         await self._reap(exited)
         if not failed_start:
             self._transition(S.STOPPED, f"{reason}; exit code {self.exit_code}")
 
-    def send_signal(self, sig: signal.Signals) -> bool:
-        """An operator's signal to the running child (its group with kill_group); False when none runs."""
-        if self._transport is None or self._transport.get_returncode() is not None:
-            return False
-        self._signal(sig)
-        return True
+    def signal(self, sig: signal.Signals) -> bool:
+        """Send ``sig`` to the running program (its group, or its main PID alone); False when none runs."""
+        if self._exited is None or self._exited.done() or not self._pgid:
+            return False  # reaped: the PID may belong to someone else now
+        return signal_group(self._pgid if self.cfg.kill_group else (self.pid or 0), sig, group=self.cfg.kill_group)
 
-    def _signal(self, sig: signal.Signals) -> None:
-        transport = self._transport
-        if transport is None or transport.get_returncode() is not None:
-            return  # reaped: the PID may belong to someone else now
-        with contextlib.suppress(ProcessLookupError):
-            if self.cfg.kill_group:
-                os.killpg(transport.get_pid(), sig)
-            else:
-                transport.send_signal(sig)
+    # ---------------------------------------------------------------- programs that fork (pidfile:)
+
+    def _read_main_pid(self) -> tuple[int | None, str]:
+        """The main PID from ``pidfile``, checked to be one this spawn started; or None and why not."""
+        assert self.cfg.pidfile is not None
+        try:
+            text = self.cfg.pidfile.read_text(encoding="ascii", errors="replace").strip()
+        except OSError as exc:
+            return None, f"pidfile {self.cfg.pidfile} unreadable: {exc.strerror or exc}"
+        if not text.isdigit():
+            return None, f"pidfile {self.cfg.pidfile} holds {text[:40]!r}, not a PID"
+        pid = int(text)
+        entry = proc_entry(pid)
+        if entry is None or entry.zombie:
+            return None, f"pidfile {self.cfg.pidfile} names PID {pid}, which is not running"
+        if spawn_tag(pid) != self._tag and entry.ppid != os.getpid():
+            return None, f"pidfile {self.cfg.pidfile} names PID {pid}, which this program did not start"
+        return pid, ""
+
+    async def _follow_pidfile(self) -> asyncio.Future[int] | None:
+        """Type=forking: the leader exited; supervise the main PID it wrote. None when that failed."""
+        code = self.exit_code
+        if code not in self.cfg.exit_codes:
+            await self._after_early_exit(f"exited with code {code} before its pidfile named a main PID")
+            return None
+        # the pidfile may be written a moment after the leader exits: a bounded poll (no event exists)
+        deadline = self._spawned_at + max(self.cfg.start_timeout_s, 1.0)
+        pid, why = self._read_main_pid()
+        while pid is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            pid, why = self._read_main_pid()
+        if pid is None:
+            kill_all(self._contain.adopted(self._tag), signal.SIGKILL)
+            await self._after_early_exit(why)
+            return None
+        entry = proc_entry(pid)
+        self._pgid = entry.pgid if entry is not None and entry.pgid != os.getpgid(0) else 0
+        self.pid = pid
+        self._contain.reaper.own(pid)
+        self._on_spawn(self)
+        log.info("main_pid_followed", program=self.name, pid=pid, pidfile=str(self.cfg.pidfile))
+        return self._supervise_exit(_pid_exit(pid))
 
     # ---------------------------------------------------------------- events
 
@@ -479,6 +587,17 @@ class ManagedProcess:
         )  # fmt: skip
         self._bus.publish(event)
         self._changed.set()
+
+    def _health_monitor(self) -> HealthMonitor:
+        """Probes for this spawn, in its environment; an exec probe's tag lets what escapes it be ended too."""
+        assert self.cfg.health is not None
+        tag = self._contain.tag(self.name, f"{self.spawns}/probe")
+        env = {**child_environment(self.cfg, os.environ), SPAWN_ENV: tag}
+
+        def sweep() -> int:
+            return kill_all(self._contain.adopted(tag), signal.SIGKILL)
+
+        return HealthMonitor(self.cfg.health, self._health_changed, functools.partial(probe, env=env, sweep=sweep))
 
     def _health_changed(self, health: Health, detail: str) -> None:
         old = self.health

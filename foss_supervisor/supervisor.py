@@ -16,6 +16,7 @@ from typing import Any, Literal
 import structlog
 
 from foss_supervisor.config import Config, ProgramConfig
+from foss_supervisor.containment import Containment
 from foss_supervisor.errors import CommandError
 from foss_supervisor.events import ConfigReloaded, EventBus, HealthChanged, StateChanged
 from foss_supervisor.process import ManagedProcess
@@ -77,8 +78,10 @@ def stop_levels(programs: Mapping[str, ProgramConfig]) -> list[list[str]]:
 class Supervisor:
     """Runs the programs of one config; commands call its public methods."""
 
-    def __init__(self, config: Config, bus: EventBus, store: StateStore) -> None:
+    def __init__(self, config: Config, bus: EventBus, store: StateStore,
+                 containment: Containment | None = None) -> None:  # fmt: skip
         self.config = config
+        self.containment = containment or Containment()
         self.bus = bus
         self.store = store
         self.processes: dict[str, ManagedProcess] = {}
@@ -174,6 +177,7 @@ class Supervisor:
             on_spawn=self._child_started,
             on_exit=lambda p: self.store.child_gone(p.name),
             wanted=wanted,
+            containment=self.containment,
         )
         self.processes[cfg.name] = proc
         self._tasks[cfg.name] = self._group.create_task(self._supervise(proc), name=f"program:{cfg.name}")
