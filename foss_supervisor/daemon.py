@@ -23,7 +23,7 @@ import structlog
 from foss_supervisor.config import Config, load_config
 from foss_supervisor.containment import Containment, install_child_watcher
 from foss_supervisor.control.server import ControlServer
-from foss_supervisor.errors import CommandError, ConfigError, PortInUse
+from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, PortInUse
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
 from foss_supervisor.logsetup import configure_logging
 from foss_supervisor.pidfile import PidFile
@@ -162,7 +162,7 @@ class Daemon:
             new = await asyncio.to_thread(load_config, self._config.source)
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc))
-            raise CommandError(f"config refused, the running config stays: {exc}") from None
+            raise ConfigRefused(f"config refused, the running config stays: {exc}") from None
         plan = self.supervisor.plan(new)
         needs_restart = [
             key for key, old_v, new_v in (

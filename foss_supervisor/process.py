@@ -29,6 +29,7 @@ from foss_supervisor.config import ProgramConfig
 from foss_supervisor.containment import SPAWN_ENV, Containment, ProcEntry, kill_all, proc_entry, spawn_tag
 from foss_supervisor.events import EventBus, HealthChanged, StateChanged
 from foss_supervisor.health import HealthMonitor, probe
+from foss_supervisor.interpolate import read_env_file
 from foss_supervisor.logsink import LogSink, StreamWriter
 from foss_supervisor.readiness import NotifyListener
 from foss_supervisor.sdnotify import without_systemd_environ
@@ -39,25 +40,6 @@ __all__ = ["ManagedProcess", "child_environment", "read_env_file"]
 log = structlog.get_logger("foss_supervisor.process")
 
 S = ProcessState
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse ``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes), as docker/systemd do."""
-    out: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "a").isalnum():
-            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key] = value
-    return out
 
 
 def _account(user: str) -> pwd.struct_passwd:

@@ -21,6 +21,7 @@ from foss_supervisor.errors import CommandError
 from foss_supervisor.events import ConfigReloaded, EventBus, HealthChanged, StateChanged
 from foss_supervisor.process import ManagedProcess
 from foss_supervisor.procinfo import identity_of
+from foss_supervisor.selectors import resolve
 from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 
@@ -129,17 +130,9 @@ class Supervisor:
             raise CommandError(f"no such program: {name!r}") from None
 
     def select(self, names: Iterable[str]) -> list[ManagedProcess]:
-        """Programs by name; a group name (before replicas were expanded) selects all its replicas."""
-        out: list[ManagedProcess] = []
-        for name in names:
-            if name in self.processes:
-                out.append(self.processes[name])
-                continue
-            members = [p for p in self.processes.values() if p.cfg.group == name]
-            if not members:
-                raise CommandError(f"no such program: {name!r}")
-            out.extend(members)
-        return out
+        """Programs by selector: a name, ``all``, a group, a replica set or a glob (see ``selectors``)."""
+        chosen = resolve(names, list(self.processes), self.config.replica_sets, self.config.groups)
+        return [self.processes[name] for name in chosen]
 
     async def act(self, action: Action, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
         """An operator's start, stop or restart: remembered across daemon restarts, then waited for."""
