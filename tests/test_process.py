@@ -348,7 +348,7 @@ async def test_user_program_runs_as_that_user(tmp_path: Path) -> None:
 
     cfg = make_config(tmp_path, """
         low:
-          command: ["/bin/sh", "-c", "id -u; id -g; echo $HOME $USER"]
+          command: ["/bin/sh", "-c", "id -u; id -g; echo $$HOME $$USER"]
           user: nobody
           cwd: /
           start_timeout: 0
