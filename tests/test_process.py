@@ -372,17 +372,17 @@ async def test_a_bug_in_one_controller_does_not_take_the_daemon_down(tmp_path: P
             async with asyncio.timeout(10):
                 while buggy.state is not S.RUNNING or sup.processes["fine"].state is not S.RUNNING:
                     await until(sub, lambda e: isinstance(e, StateChanged))
-            original = buggy._spawn_child
+            original = buggy._spawn
             calls = 0
 
-            async def fails_once() -> asyncio.Future[int]:
+            async def fails_once() -> tuple[int, asyncio.Future[int]]:
                 nonlocal calls
                 calls += 1
                 if calls == 1:
                     raise RuntimeError("a bug")  # not an OSError: nothing in the controller expects it
                 return await original()
 
-            buggy._spawn_child = fails_once  # type: ignore[method-assign]
+            buggy._spawn = fails_once
             first_pid = buggy.pid
             buggy.restart()
             reset = await until(sub, lambda e: isinstance(e, StateChanged) and "internal error" in e.reason)
