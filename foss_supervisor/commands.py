@@ -128,6 +128,7 @@ async def status(ctx: CommandContext) -> dict[str, Any]:
             "config": str(cfg.source),
             "state_dir": str(cfg.state_dir),
             "dashboard_url": cfg.dashboard_url,
+            "problems": ctx.supervisor.problems(),
         },
         "programs": programs,
     }

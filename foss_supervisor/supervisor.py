@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +34,8 @@ Action = Literal["start", "stop", "restart"]
 log = structlog.get_logger("foss_supervisor.supervisor")
 
 CONTROLLER_RESTART_DELAY_S = 1.0
+#: at start, a program in BACKOFF whose next attempt is further off than this is reported, not waited for
+LONG_BACKOFF_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +111,10 @@ class Supervisor:
     async def wait_autostarted(self, timeout_s: float) -> list[str]:
         """Wait until every program is settled, then return :meth:`problems` (empty: all is well).
 
-        Settled: RUNNING, ended (EXITED, FATAL, stopped), or waiting on a dependency that has given up.
-        Programs still STARTING or retrying in BACKOFF are waited for, ``timeout_s`` at most; then the
-        problems are returned as they stand (no exception).
+        Settled: RUNNING, ended (EXITED, FATAL, stopped), in BACKOFF with the next attempt more than
+        ``LONG_BACKOFF_S`` away, or waiting on a dependency that is one of those. Programs STARTING or
+        retrying soon are waited for, ``timeout_s`` at most; then the problems are returned as they
+        stand (no exception).
         """
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
@@ -136,7 +140,7 @@ class Supervisor:
             elif p.state is ProcessState.EXITED and not p.wanted and p.exit_code not in p.cfg.exit_codes:
                 out.append(f"{p.name} exited with unexpected code {p.exit_code}: {p.reason}")
             elif self._stuck(p):
-                out.append(f"{p.name} is {p.reason or 'waiting for its dependencies'}")
+                out.append(f"{p.name} is waiting for {', '.join(self.blockers(p.cfg))}")
             elif p.health is Health.UNHEALTHY:
                 out.append(f"{p.name} is unhealthy: {p.health_detail}")
         return out
@@ -265,19 +269,27 @@ class Supervisor:
         return self._pulse.wait()
 
     def _settled(self, proc: ManagedProcess) -> bool:
-        if proc.state is ProcessState.RUNNING or (proc.state in STOPPED_STATES and not proc.wanted):
+        """Nothing more to wait for at start: up, ended, retrying only after a long delay, or stuck."""
+        if proc.state is ProcessState.RUNNING or self._gave_up(proc):
             return True
         return self._stuck(proc)
 
+    def _gave_up(self, proc: ManagedProcess) -> bool:
+        """Ended for good (until an operator acts), or crash-looping with its next attempt far off."""
+        if proc.state in STOPPED_STATES and not proc.wanted:
+            return True
+        retry_at = proc.next_attempt_at
+        return proc.state is ProcessState.BACKOFF and retry_at is not None and retry_at - time.time() > LONG_BACKOFF_S
+
     def _stuck(self, proc: ManagedProcess, depth: int = 0) -> bool:
-        """Wanted but not started, behind a dependency that gave up (or is itself stuck); no spawn will come."""
+        """Wanted but not started, behind a dependency that gave up (or is itself stuck)."""
         if not proc.wanted or proc.state not in STOPPED_STATES or depth > len(self.processes):
             return False
         for dep in proc.cfg.depends_on:
             d = self.processes.get(dep)
             if d is None or _meets(d, proc.cfg.condition_for(dep)):
                 continue
-            if (d.state in STOPPED_STATES and not d.wanted) or self._stuck(d, depth + 1):
+            if self._gave_up(d) or self._stuck(d, depth + 1):
                 return True
         return False
 
