@@ -1,177 +1,41 @@
-"""One supervised program: its child process, its state machine, its restarts and its one stop path.
+"""One supervised program: its state machine, its restarts, its dependencies and its one stop path.
 
 Each :class:`ManagedProcess` runs a controller coroutine (:meth:`ManagedProcess.run`) for its whole
 life. Operators and the supervisor only change what is *wanted* and wake the controller; the
 controller alone spawns, transitions and stops, so there is exactly one writer of the state.
-A death is noticed at once: the loop's child watcher reaps our own child and calls
-``process_exited`` on its protocol. (``asyncio.subprocess.Process.wait()`` is not enough: it also waits
-for the pipes to close, which a grandchild holding stdout can delay forever.)
 
 Restart policy is apart from the OS edge: the controller reaches the world only through its
-:class:`Seams` (clock, wall clock, sleep, and a :class:`ChildEdge` that spawns, signals and reaps),
-so tests drive the policy with a fake child on virtual time (``tests/test_policy.py``) beside the
-real-process tier. The real edge is this module's ``_spawn_child``/``_exec``/``_signal``/``_reap``.
+:class:`~foss_supervisor.seams.Seams` (clock, wall clock, sleep, and a
+:class:`~foss_supervisor.seams.ChildEdge` that spawns, watches, signals, stops and reaps), so tests
+drive the policy with a scripted child on virtual time (``tests/test_policy.py``) beside the
+real-process tier. The real edge is :class:`~foss_supervisor.program_child.ProgramChild`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import pwd
-import shutil
 import signal
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from foss_supervisor.backoff import Backoff
-from foss_supervisor.config import RLIM_INFINITY, ProgramConfig
+from foss_supervisor.config import ProgramConfig
+from foss_supervisor.containment import Containment, ProcEntry
 from foss_supervisor.events import EventBus, HealthChanged, StateChanged
 from foss_supervisor.health import HealthMonitor
-from foss_supervisor.logsink import LogSink, StreamWriter
-from foss_supervisor.readiness import NotifyListener
-from foss_supervisor.sdnotify import without_systemd_environ
+from foss_supervisor.program_child import ProgramChild, child_environment, read_env_file
+from foss_supervisor.seams import REAL_SEAMS, ChildEdge, ExitWatch, Seams
 from foss_supervisor.states import STOPPED_STATES, Health, ProcessState, check_transition
 
-__all__ = ["ChildEdge", "ManagedProcess", "Seams", "child_argv", "child_environment", "read_env_file"]
+__all__ = ["ManagedProcess", "Seams", "child_environment", "read_env_file"]
 
 log = structlog.get_logger("foss_supervisor.process")
 
 S = ProcessState
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse ``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes), as docker/systemd do."""
-    out: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "a").isalnum():
-            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key] = value
-    return out
-
-
-def _account(user: str) -> pwd.struct_passwd:
-    """The passwd entry a ``user:`` program runs as (by name or numeric uid)."""
-    try:
-        return pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-    except KeyError:
-        raise ValueError(f"no such user: {user!r}") from None
-
-
-def child_environment(cfg: ProgramConfig, base: Mapping[str, str]) -> dict[str, str]:
-    """The environment a child gets: ours minus service-manager variables, then env_file, then env."""
-    env = without_systemd_environ(base)  # the daemon's NOTIFY_SOCKET, WATCHDOG_*, LISTEN_* are not theirs
-    if cfg.env_file is not None:
-        env.update(read_env_file(cfg.env_file))
-    env.update(cfg.env)
-    env["FOSS_SUPERVISOR_PROGRAM"] = cfg.name
-    if cfg.group != cfg.name:
-        env["FOSS_SUPERVISOR_REPLICA"] = str(cfg.replica)
-    return env
-
-
-def child_argv(cfg: ProgramConfig) -> tuple[str, ...]:
-    """The argv to exec: the command, behind ``prlimit(1)`` when the program sets resource limits.
-
-    Limits must be set in the child between fork and exec. ``preexec_fn`` would do it, but it runs
-    Python in the forked child, which is not safe while the daemon has threads (it does: the web
-    import, DNS); ``prlimit(2)`` on the PID after spawn races with the program's own start. util-linux's
-    ``prlimit`` sets them and then execs the command in the same process, so the PID we watch is the
-    program's and the limits are in place before its first instruction. (``umask`` needs no helper:
-    it is a ``Popen`` argument applied in the child by the C fork code.)
-    """
-    if not cfg.rlimits:
-        return cfg.command
-    tool = shutil.which("prlimit")
-    if tool is None:
-        raise FileNotFoundError("rlimits need the prlimit tool (util-linux) on the daemon's PATH")
-
-    def value(v: int) -> str:
-        return "unlimited" if v == RLIM_INFINITY else str(v)
-
-    limits = [f"--{name}={value(soft)}:{value(hard)}" for name, (soft, hard) in sorted(cfg.rlimits.items())]
-    return (tool, *limits, "--", *cfg.command)
-
-
-class ChildEdge(Protocol):
-    """The OS edge of one program: what the controller asks of a child, and nothing else."""
-
-    async def spawn(self) -> tuple[int, asyncio.Future[int]]:
-        """Start the child; return its PID and a future that resolves with its exit code (-N: signal N).
-
-        Raises :class:`OSError` or :class:`ValueError` when it cannot be started.
-        """
-        ...
-
-    def signal(self, sig: signal.Signals) -> None:
-        """Send ``sig`` to the child (to its group when the program says so); a no-op once it is reaped."""
-        ...
-
-    async def reap(self, exited: asyncio.Future[int]) -> None:
-        """After ``exited`` resolves: end stragglers, close pipes and readiness sockets."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class Seams:
-    """Everything a :class:`ManagedProcess` takes from the world; tests swap in fakes.
-
-    ``child`` builds the program's :class:`ChildEdge`; None means the real one (this module's
-    ``_spawn_child``, ``_signal`` and ``_reap``). Clocks are in seconds.
-    """
-
-    monotonic: Callable[[], float] = time.monotonic
-    wall_clock: Callable[[], float] = time.time
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    child: Callable[[ManagedProcess], ChildEdge] | None = None
-
-
-class ChildProtocol(asyncio.SubprocessProtocol):
-    """Writes output chunks straight to the log sink and resolves ``exited`` the moment the child dies."""
-
-    def __init__(self, sink: LogSink, stamp_stderr: bool) -> None:
-        loop = asyncio.get_running_loop()
-        self.exited: asyncio.Future[int] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
-        self._writers = {1: StreamWriter(sink, ""), 2: StreamWriter(sink, "stderr: " if stamp_stderr else "")}
-        self._transport: asyncio.SubprocessTransport | None = None
-        self.exited_at = 0.0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self._transport = transport
-
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        self._writers[fd].feed(data if isinstance(data, bytes) else data.encode())
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if fd in self._writers:
-            self._writers[fd].feed(b"", final=True)
-
-    def process_exited(self) -> None:
-        assert self._transport is not None
-        code = self._transport.get_returncode()
-        if not self.exited.done() and code is not None:
-            self.exited_at = time.monotonic()
-            self.exited.set_result(code)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
 
 
 class ManagedProcess:
@@ -193,7 +57,8 @@ class ManagedProcess:
         on_spawn: Callable[[ManagedProcess], None] = lambda p: None,
         on_exit: Callable[[ManagedProcess], None] = lambda p: None,
         wanted: bool | None = None,
-        seams: Seams = Seams(),  # frozen, so one shared default is safe
+        containment: Containment | None = None,
+        seams: Seams = REAL_SEAMS,
     ) -> None:
         self.cfg = cfg
         self.name = cfg.name
@@ -210,7 +75,6 @@ class ManagedProcess:
         self._seams = seams
         self._bus = bus
         self._log_dir = log_dir
-        self._notify_dir = notify_dir
         self._blockers = blockers
         self._deps_changed = changed
         self._on_spawn = on_spawn
@@ -221,17 +85,14 @@ class ManagedProcess:
         self._changed = asyncio.Event()
         self._restart_requested = False
         self._unhealthy = False
-        self._exited: asyncio.Future[int] | None = None  # set while a child of ours exists
-        self._exited_at: float | None = None
+        self._exit_watch: ExitWatch | None = None  # set while a supervised PID of ours exists
         self._spawned_at = 0.0
-        self._transport: asyncio.SubprocessTransport | None = None
-        self._protocol: ChildProtocol | None = None
-        self._notify: NotifyListener | None = None
-        self._sink: LogSink | None = None
-        edge = seams.child(self) if seams.child is not None else None
-        self._spawn = edge.spawn if edge is not None else self._spawn_child
-        self._send = edge.signal if edge is not None else self._signal
-        self._reap_child = edge.reap if edge is not None else self._reap
+        if seams.child is not None:
+            self._child: ChildEdge = seams.child(self)
+        else:
+            contain = containment or Containment()
+            self._child = ProgramChild(cfg, log_path=self.log_path, notify_dir=notify_dir, containment=contain,
+                                       wake=self._wake.set)  # fmt: skip
 
     # ---------------------------------------------------------------- requests (any caller)
 
@@ -302,7 +163,7 @@ class ManagedProcess:
             "reason": self.reason,
             "next_attempt_at": self.next_attempt_at,
             "retry_in_s": retry_in,
-            "status_text": self._notify.status if self._notify is not None else "",
+            "status_text": self._child.status_text,
             "command": list(self.cfg.command),
             "depends_on": list(self.cfg.depends_on),
             "dependency_conditions": {d: self.cfg.condition_for(d) for d in self.cfg.depends_on},
@@ -327,7 +188,7 @@ class ManagedProcess:
                     continue
                 await self._run_once()
         finally:
-            if self._exited is not None:
+            if self._exit_watch is not None:
                 # a child exists only in STARTING or RUNNING; anything else is stopped without an edge
                 await self._stop_child("daemon shutting down", quiet=self.state not in (S.STARTING, S.RUNNING))
 
@@ -377,20 +238,21 @@ class ManagedProcess:
         probe_task: asyncio.Task[None] | None = None
         try:
             # STARTING: it must stay up for start_timeout_s (or send READY=1 within it) to count as RUNNING
-            ready = self._notify.ready if self._notify is not None else None
+            ready = self._child.ready
             interrupt = await self._watch(exited, self._spawned_at + start_timeout, ready)
             if interrupt:
                 await self._stop_child(f"{interrupt} while starting")
                 return
             if exited.done() and self._ran_for() < start_timeout:
-                await self._collect(exited)
-                why = f"exited with code {self.exit_code} during start"
-                if self._should_restart():
-                    await self._after_failed_start(why)
-                else:  # a one-shot job that is done (or a failed one its policy does not restart)
-                    self.wanted = False
-                    self._transition(S.EXITED, why)
-                return
+                # a forking program's leader exits on purpose: what it started is its main PID, kept
+                left = await self._collect(exited, end_left=self.cfg.pidfile is None)
+                if self.cfg.pidfile is None:
+                    await self._after_early_exit(left)
+                    return
+                followed = await self._follow_pidfile()  # Type=forking: supervise the PID it wrote
+                if followed is None:
+                    return
+                exited = followed
             if ready is not None and not ready.done():
                 why = f"no READY=1 within {start_timeout:g}s"
                 await self._stop_child(why, quiet=True)
@@ -400,7 +262,7 @@ class ManagedProcess:
             became = "sent READY=1" if ready is not None else f"up for {start_timeout:g}s"
             self._transition(S.RUNNING, became)
             if self.cfg.health is not None:
-                monitor = HealthMonitor(self.cfg.health, self._health_changed, sleep=self._seams.sleep)
+                monitor = HealthMonitor(self.cfg.health, self._health_changed, self._child.probe(), self._seams.sleep)
                 probe_task = asyncio.create_task(monitor.run())
             interrupt = await self._watch(exited, None)
             if probe_task is not None:
@@ -446,7 +308,8 @@ class ManagedProcess:
             timer.cancel()
 
     def _ran_for(self) -> float:
-        end = self._exited_at if self._exited_at is not None else self._seams.monotonic()
+        watch = self._exit_watch
+        end = watch.exited_at if watch is not None and watch.exited.done() else self._seams.monotonic()
         return end - self._spawned_at
 
     def _interrupt_reason(self) -> str:
@@ -463,6 +326,39 @@ class ManagedProcess:
         if not self.wanted or policy == "never":
             return False
         return policy == "always" or self.exit_code not in self.cfg.exit_codes
+
+    async def _after_early_exit(self, left: list[ProcEntry]) -> None:
+        """The child exited within start_timeout: a one-shot job done, a failed start, or a self-daemonizer.
+
+        A leader that exited cleanly but left processes running has daemonized itself: retrying would
+        only start another copy, so it is FATAL at once (with what it left, already ended, named).
+        """
+        why = f"exited with code {self.exit_code} during start"
+        if left and self.exit_code in self.cfg.exit_codes:
+            pids = ", ".join(str(e.pid) for e in left[:5])
+            self._transition(S.BACKOFF, why)
+            self.wanted = False
+            self._transition(S.FATAL, f"daemonized itself: exited with code {self.exit_code} and left PID {pids} "
+                             "running (ended); set `pidfile:` to supervise it (like systemd Type=forking) "
+                             "or run it in the foreground")  # fmt: skip
+        elif self._should_restart():
+            await self._after_failed_start(why)
+        else:  # a one-shot job that is done (or a failed one its policy does not restart)
+            self.wanted = False
+            self._transition(S.EXITED, why)
+
+    async def _follow_pidfile(self) -> asyncio.Future[int] | None:
+        """Type=forking: the leader exited; supervise the main PID it wrote. None when that failed."""
+        code = self.exit_code
+        if code not in self.cfg.exit_codes:
+            await self._after_failed_start(f"exited with code {code} before its pidfile named a main PID")
+            return None
+        followed = await self._child.follow_main_pid(self._spawned_at + max(self.cfg.start_timeout_s, 1.0))
+        if isinstance(followed, str):
+            await self._after_failed_start(followed)
+            return None
+        self._track(*followed)
+        return followed[1].exited
 
     async def _after_failed_start(self, why: str) -> None:
         """A start that failed (died early, spawn failed, no READY): BACKOFF and retry, or FATAL once spent."""
@@ -509,31 +405,34 @@ class ManagedProcess:
 
     async def _launch(self) -> asyncio.Future[int]:
         """Spawn through the edge and record the child; nothing after the spawn can lose it."""
-        pid, exited = await self._spawn()
-        self._exited, self._exited_at = exited, None
-        exited.add_done_callback(self._note_exit)
-        self._spawned_at = self._seams.monotonic()
+        self._spawned_at = self._seams.monotonic()  # before the exec: a fast child may exit before it returns
+        pid, watch = await self._child.spawn(self.spawns + 1)
         self.started_at = self._seams.wall_clock()
-        self.pid = pid
         self.exit_code = None
         self.spawns += 1
+        self._track(pid, watch)
+        return watch.exited
+
+    def _track(self, pid: int, watch: ExitWatch) -> None:
+        """From now on ``pid`` is the supervised process (a fresh spawn, or the main PID a leader forked)."""
+        self._exit_watch, self.pid = watch, pid
         try:
             self._on_spawn(self)
         except Exception:  # recording it for leftover cleanup failed (disk full, EMFILE): it runs, tracked
             log.exception("spawn_record_failed", program=self.name, pid=pid)
-        return exited
 
-    def _note_exit(self, exited: asyncio.Future[int]) -> None:
-        self._exited_at = self._seams.monotonic()
-
-    async def _collect(self, exited: asyncio.Future[int]) -> None:
-        """Reap through the edge, then record the exit code and forget the child."""
-        await exited
-        await self._reap_child(exited)
+    async def _collect(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcEntry]:
+        """Reap through the edge, record the exit code, forget the child; return what it left running."""
+        left = await self._child.reap(exited, end_left)
         self.exit_code = exited.result()
-        self._exited = None
+        self._exit_watch = None
         self.pid = None
         self._on_exit(self)
+        return left
+
+    def signal(self, sig: signal.Signals) -> bool:
+        """Send ``sig`` to the running program (its group, or its main PID alone); False when none runs."""
+        return self._exit_watch is not None and self._child.signal(sig)
 
     async def _stop_child(self, reason: str, quiet: bool = False) -> None:
         """The one stop path: stop_signal, bounded wait, SIGKILL to the group, reap.
@@ -554,92 +453,14 @@ class ManagedProcess:
             raise asyncio.CancelledError
 
     async def _terminate(self, reason: str, quiet: bool) -> None:
-        exited = self._exited
-        assert exited is not None
+        assert self._exit_watch is not None
+        exited = self._exit_watch.exited
         if not quiet:
             self._transition(S.STOPPING, reason)
-        self._send(self.cfg.stop_signal)
-        await self._exit_or_timeout(exited, self.cfg.stop_timeout_s)
-        if not exited.done():
-            log.warning("stop_timeout_kill", program=self.name, pid=self.pid, timeout_s=self.cfg.stop_timeout_s)
-            self._send(signal.SIGKILL)
+        await self._child.stop(exited)
         await self._collect(exited)
         if not quiet:
             self._transition(S.STOPPED, f"{reason}; exit code {self.exit_code}")
-
-    # ---------------------------------------------------------------- the OS edge
-
-    async def _spawn_child(self) -> tuple[int, asyncio.Future[int]]:
-        """Start the child; return its PID and the future that resolves with its exit code."""
-        cfg = self.cfg
-        env = child_environment(cfg, os.environ)
-        account = _account(cfg.user) if cfg.user else None
-        if account is not None:
-            env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
-        if self._sink is None:
-            self._sink = LogSink(self.log_path, cfg.log.max_bytes, cfg.log.backups, cfg.log.timestamps)
-        try:
-            if cfg.ready == "notify":
-                self._notify = NotifyListener(self._notify_dir / f"{self.name}.sock", self._wake.set)
-                await self._notify.open(account.pw_uid if account else None)
-                env["NOTIFY_SOCKET"] = str(self._notify.path)
-            transport, protocol = await self._exec(env, account)
-        except BaseException:
-            self._close_notify()
-            raise
-        self._transport, self._protocol = transport, protocol
-        return transport.get_pid(), protocol.exited
-
-    async def _exec(self, env: dict[str, str], account: pwd.struct_passwd | None
-                    ) -> tuple[asyncio.SubprocessTransport, ChildProtocol]:  # fmt: skip
-        cfg = self.cfg
-        sink = self._sink
-        assert sink is not None
-        return await asyncio.get_running_loop().subprocess_exec(
-            lambda: ChildProtocol(sink, cfg.log.timestamps),
-            *child_argv(cfg),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=cfg.cwd,
-            env=env,
-            start_new_session=True,  # its own process group, so a stop reaches grandchildren
-            user=account.pw_uid if account else None,
-            group=account.pw_gid if account else None,
-            extra_groups=os.getgrouplist(account.pw_name, account.pw_gid) if account else None,
-            umask=-1 if cfg.umask is None else cfg.umask,  # set by the C fork code, no Python in the child
-        )
-
-    async def _reap(self, exited: asyncio.Future[int]) -> None:
-        """Once it exited: end stragglers in the group and close the pipes (the caller records the code)."""
-        await exited
-        if self.cfg.kill_group and self.pid is not None:
-            # grandchildren must not outlive their program (Supervisor/supervisor#1101); the group id
-            # cannot be reused while any member lives, so this never reaches a stranger
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
-        assert self._transport is not None and self._protocol is not None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(1.0):  # let the pipes drain; a process outside the group may hold them
-                await asyncio.shield(self._protocol.closed)
-        self._transport.close()
-        self._transport = self._protocol = None
-        self._close_notify()
-
-    def _close_notify(self) -> None:
-        if self._notify is not None:
-            self._notify.close()
-            self._notify = None
-
-    def _signal(self, sig: signal.Signals) -> None:
-        transport = self._transport
-        if transport is None or transport.get_returncode() is not None:
-            return  # reaped: the PID may belong to someone else now
-        with contextlib.suppress(ProcessLookupError):
-            if self.cfg.kill_group:
-                os.killpg(transport.get_pid(), sig)
-            else:
-                transport.send_signal(sig)
 
     # ---------------------------------------------------------------- events
 

@@ -51,8 +51,9 @@ programs:
 
 
 def test_shell_only_when_asked() -> None:
-    cfg = parse("programs:\n  a: {command: 'echo $HOME | wc', shell: true}\n  b: {command: 'echo $HOME | wc'}\n")
-    assert cfg.programs["a"].command == ("/bin/sh", "-c", "echo $HOME | wc")
+    text = "programs:\n  a: {command: 'echo $HOME | wc', shell: true}\n  b: {command: 'echo $$HOME | wc'}\n"
+    cfg = parse(text)
+    assert cfg.programs["a"].command == ("/bin/sh", "-c", "echo $HOME | wc")  # the shell expands it
     assert cfg.programs["b"].command == ("echo", "$HOME", "|", "wc")
 
 
@@ -159,7 +160,7 @@ programs:
     command: [srv]
     replicas: 2
     cwd: "slot-{replica}"
-    env_file: "env-{replica}"
+    pidfile: "run/web-{replica}.pid"
     log: {file: "logs/web-{replica}.log"}
     health: {http: "http://127.0.0.1:80{replica}/health"}
   tcp:
@@ -174,7 +175,7 @@ programs:
         tmp=tmp_path / "c.yaml",
     )
     web1 = cfg.programs["web-1"]
-    assert web1.cwd == tmp_path / "slot-1" and web1.env_file == tmp_path / "env-1"
+    assert web1.cwd == tmp_path / "slot-1" and web1.pidfile == tmp_path / "run" / "web-1.pid"
     assert web1.log.file == tmp_path / "logs" / "web-1.log"
     assert web1.health is not None and web1.health.url == "http://127.0.0.1:801/health"
     assert [cfg.programs[f"tcp-{i}"].health.port for i in (0, 1)] == [900, 901]  # type: ignore[union-attr]

@@ -29,7 +29,7 @@ def health_report(ctx: CommandContext) -> tuple[bool, dict[str, Any]]:
     counts: dict[str, int] = {}
     for proc in ctx.supervisor.processes.values():
         counts[str(proc.state)] = counts.get(str(proc.state), 0) + 1
-    problems.extend(ctx.supervisor.problems())
+    problems.extend([*ctx.problems, *ctx.supervisor.problems()])
     ok = not problems
     return ok, {"status": "healthy" if ok else "unhealthy", "phase": ctx.phase, "problems": problems,
                 "programs": counts}  # fmt: skip
