@@ -308,7 +308,7 @@ def _meets(proc: ManagedProcess, condition: DependencyCondition) -> bool:
 def _describe(proc: ManagedProcess) -> str:
     """``FATAL``, ``RUNNING, health unknown``, ``EXITED with code 1``: what a waiting dependent shows."""
     if proc.state is ProcessState.RUNNING and proc.cfg.health is not None:
-        return f"RUNNING, {proc.health}"
+        return "RUNNING, unhealthy" if proc.health is Health.UNHEALTHY else f"RUNNING, health {proc.health}"
     if proc.state is ProcessState.EXITED:
         return f"EXITED with code {proc.exit_code}"
     return str(proc.state)

@@ -419,3 +419,37 @@ async def test_the_table_holds_exactly_the_edges_the_controller_takes() -> None:
             taken |= set(h.edges())
     table = {(old, new) for old, targets in TRANSITIONS.items() for new in targets}
     assert taken == table
+
+
+# ------------------------------------------------------------------------------------------ dependency conditions
+
+
+def test_each_dependency_condition_is_met_by_exactly_its_states() -> None:
+    from foss_supervisor.config import HealthConfig
+    from foss_supervisor.supervisor import _describe, _meets
+
+    def dep(state: ProcessState, *, wanted: bool = True, code: int | None = None, health: Health = Health.UNKNOWN,
+            probed: bool = False) -> ManagedProcess:  # fmt: skip
+        cfg = program(health=HealthConfig(kind="tcp", port=1) if probed else None)
+        proc = ManagedProcess(cfg, log_dir=Path("/nonexistent"), notify_dir=Path("/nonexistent"), bus=EventBus(),
+                              seams=Seams(child=lambda p: FakeChildren(VirtualClock(), [Script()])))  # type: ignore[arg-type,return-value]  # fmt: skip
+        proc.state, proc.wanted, proc.exit_code, proc.health = state, wanted, code, health
+        return proc
+
+    cases = [  # (dependency, started, healthy, completed_successfully)
+        (dep(S.RUNNING), True, True, False),
+        (dep(S.RUNNING, probed=True), True, False, False),
+        (dep(S.RUNNING, probed=True, health=Health.HEALTHY), True, True, False),
+        (dep(S.EXITED, wanted=False, code=0), True, False, True),
+        (dep(S.EXITED, wanted=False, code=3), True, False, False),
+        (dep(S.EXITED, wanted=True, code=1), False, False, False),  # crashed, about to be restarted
+        (dep(S.STARTING), False, False, False),
+        (dep(S.BACKOFF), False, False, False),
+        (dep(S.FATAL, wanted=False), False, False, False),
+    ]
+    for proc, started, healthy, completed in cases:
+        got = (_meets(proc, "started"), _meets(proc, "healthy"), _meets(proc, "completed_successfully"))
+        assert got == (started, healthy, completed), (proc.state, proc.exit_code, proc.health, got)
+    assert [_describe(p) for p, *_ in cases[:5]] == [
+        "RUNNING", "RUNNING, health unknown", "RUNNING, health healthy", "EXITED with code 0", "EXITED with code 3",
+    ]  # fmt: skip
