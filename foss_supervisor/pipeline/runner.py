@@ -20,7 +20,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,14 @@ from foss_supervisor.pipeline.protocol import decode, encode
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState, check_step_transition
 
-__all__ = ["PipelineRunner", "QueryResult", "StepAttemptError", "StepTimeoutError", "WorkerProcess"]
+__all__ = [
+    "PipelineRunner",
+    "QueryResult",
+    "StepAttemptError",
+    "StepTimeoutError",
+    "WorkerProcess",
+    "check_isolation",
+]
 
 log = structlog.get_logger("foss_supervisor.pipeline")
 
@@ -328,6 +335,7 @@ class PipelineRunner:
                 "<runner>", "folders.warehouse", f"one runner serves one warehouse file, got {sorted(map(str, dbs))}"
             )
         self.db_path: Path = dbs.pop()
+        check_isolation(self._specs.values())
         self.state_dir = state_dir
         self.history = RunHistory(state_dir / "pipeline_runs.jsonl")
         self._on_event = on_event
@@ -505,10 +513,16 @@ class PipelineRunner:
             worker = await WorkerProcess.spawn(self._worker_argv(), self._worker_environ())
             self._worker = worker
             self._worker_starts += 1
-            log.info("pipeline_worker_started", pid=worker.pid, startup_s=round(worker.startup_s, 4),
-                     import_s=worker.ready.get("import_s"), open_s=worker.ready.get("open_s"))
-            self._emit(WorkerStarted(self._clock(), worker.pid, str(self.db_path), worker.startup_s,
-                                     self._worker_starts - 1))
+            log.info(
+                "pipeline_worker_started",
+                pid=worker.pid,
+                startup_s=round(worker.startup_s, 4),
+                import_s=worker.ready.get("import_s"),
+                open_s=worker.ready.get("open_s"),
+            )
+            self._emit(
+                WorkerStarted(self._clock(), worker.pid, str(self.db_path), worker.startup_s, self._worker_starts - 1)
+            )
             task = asyncio.create_task(self._watch_worker(worker), name=f"worker-{worker.pid}-watch")
             self._watch_tasks.add(task)
             task.add_done_callback(self._watch_tasks.discard)
@@ -548,28 +562,56 @@ class PipelineRunner:
         index = [s.name for s in run.spec.steps].index(step.name)
         self._emit(
             StepStateChanged(
-                at=self._clock(), run_id=run.run_id, pipeline=run.spec.name, step=step.name, old=rec.state,
-                new=new, index=index, total=len(run.spec.steps), attempt=rec2.attempts, rows_in=rec2.rows_in,
-                rows_out=rec2.rows_out, duration_s=rec2.duration_s, error=rec2.error, warnings=rec2.warnings,
+                at=self._clock(),
+                run_id=run.run_id,
+                pipeline=run.spec.name,
+                step=step.name,
+                old=rec.state,
+                new=new,
+                index=index,
+                total=len(run.spec.steps),
+                attempt=rec2.attempts,
+                rows_in=rec2.rows_in,
+                rows_out=rec2.rows_out,
+                duration_s=rec2.duration_s,
+                error=rec2.error,
+                warnings=rec2.warnings,
             )
         )
-        log.debug("pipeline_step_state", run_id=run.run_id, pipeline=run.spec.name, step=step.name,
-                 old=rec.state.value, new=new.value, attempt=rec2.attempts, error=rec2.error)
+        log.debug(
+            "pipeline_step_state",
+            run_id=run.run_id,
+            pipeline=run.spec.name,
+            step=step.name,
+            old=rec.state.value,
+            new=new.value,
+            attempt=rec2.attempts,
+            error=rec2.error,
+        )
+
+    @staticmethod
+    def _access_payload(spec: PipelineSpec) -> dict[str, Any]:
+        return {"owned": sorted(spec.schemas), "inputs": sorted(spec.inputs), "ledger": spec.ledger,
+                "patterns": list(spec.patterns)}  # fmt: skip
 
     def _folders_payload(self, spec: PipelineSpec) -> dict[str, str]:
         f = spec.folders
-        return {"landing": str(f.landing), "reference": str(f.reference), "warehouse": str(f.warehouse),
-                "reports": str(f.reports)}
+        return {
+            "landing": str(f.landing),
+            "reference": str(f.reference),
+            "warehouse": str(f.warehouse),
+            "reports": str(f.reports),
+        }
 
     async def _execute(self, run: _Run) -> RunRecord:
         spec = run.spec
         self.history.append(run.snapshot())
-        self._emit(RunStarted(self._clock(), run.run_id, spec.name, run.mode, run.trigger,
-                              tuple(s.name for s in spec.steps)))
+        self._emit(
+            RunStarted(self._clock(), run.run_id, spec.name, run.mode, run.trigger, tuple(s.name for s in spec.steps))
+        )
         log.info("pipeline_run_started", run_id=run.run_id, pipeline=spec.name, mode=run.mode.value)
         try:
-            if spec.setup_sql:
-                await self._setup(run)
+            await self._setup(run)
             for step in spec.steps:
                 rec = run.steps[step.name]
                 if run.mode not in step.modes:
@@ -577,8 +619,12 @@ class PipelineRunner:
                     continue
                 failed_deps = [d for d in step.depends_on if not run.steps[d].state.ok]
                 if failed_deps:
-                    self._set_state(run, step, StepState.UPSTREAM_FAILED,
-                                    error=f"upstream step(s) did not succeed: {', '.join(failed_deps)}")
+                    self._set_state(
+                        run,
+                        step,
+                        StepState.UPSTREAM_FAILED,
+                        error=f"upstream step(s) did not succeed: {', '.join(failed_deps)}",
+                    )
                     continue
                 del rec
                 await self._run_step(run, step)
@@ -609,8 +655,14 @@ class PipelineRunner:
         record = run.snapshot()
         self.history.append(record)
         self._emit(RunFinished(self._clock(), run.run_id, run.spec.name, status, record.duration_s or 0.0, error))
-        log.info("pipeline_run_finished", run_id=run.run_id, pipeline=run.spec.name, status=status.value,
-                 duration_s=record.duration_s, error=error)
+        log.info(
+            "pipeline_run_finished",
+            run_id=run.run_id,
+            pipeline=run.spec.name,
+            status=status.value,
+            duration_s=record.duration_s,
+            error=error,
+        )
         return record
 
     def _wait(self) -> wait_exponential_jitter:
@@ -620,15 +672,24 @@ class PipelineRunner:
         )
 
     async def _setup(self, run: _Run) -> None:
-        """Run the pipeline's idempotent schema script in its own transaction (retried like a step)."""
+        """Create the pipeline's ledger and run its idempotent schema script, in one transaction (retried
+        like a step)."""
         payload = {
-            "pipeline": run.spec.name, "run_id": run.run_id, "mode": run.mode.value,
-            "folders": self._folders_payload(run.spec), "require_metrics": False,
-            "step": {"name": "_setup", "kind": "sql", "sql": run.spec.setup_sql},
+            "pipeline": run.spec.name,
+            "run_id": run.run_id,
+            "mode": run.mode.value,
+            "folders": self._folders_payload(run.spec),
+            "require_metrics": False,
+            "create_ledger": True,
+            "access": self._access_payload(run.spec),
+            "step": {"name": "_setup", "kind": "sql", "sql": run.spec.setup_sql or ""},
         }
         async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(3), wait=self._wait(),
-            retry=retry_if_exception(_is_transient), sleep=self._sleep, reraise=True,
+            stop=stop_after_attempt(3),
+            wait=self._wait(),
+            retry=retry_if_exception(_is_transient),
+            sleep=self._sleep,
+            reraise=True,
         ):
             with attempt:
                 async with self._step_lock:
@@ -671,14 +732,16 @@ class PipelineRunner:
         rec = run.steps[step.name]
         self._set_state(run, step, StepState.QUEUED)
         async with self._step_lock:
-            self._set_state(run, step, StepState.RUNNING, attempts=rec.attempts + 1, started_at=self._clock(),
-                            error=None)
+            self._set_state(
+                run, step, StepState.RUNNING, attempts=rec.attempts + 1, started_at=self._clock(), error=None
+            )
             prior = {name: r.metrics for name, r in run.steps.items() if r.state.ok and r.metrics}
             payload = {
                 "pipeline": run.spec.name,
                 "run_id": run.run_id,
                 "mode": run.mode.value,
                 "folders": self._folders_payload(run.spec),
+                "access": self._access_payload(run.spec),
                 "checks": [c.text for c in run.spec.checks],
                 "prior_metrics": prior,
                 "run": {
@@ -702,9 +765,14 @@ class PipelineRunner:
         warnings = tuple(result.get("warnings") or ())
         final = StepState.SUCCEEDED_WITH_WARNINGS if warnings else StepState.SUCCEEDED
         self._set_state(
-            run, step, final,
-            rows_in=_as_int(metrics.get("rows_in")), rows_out=_as_int(metrics.get("rows_out")),
-            metrics=metrics, warnings=warnings, duration_s=float(result.get("duration_s", 0.0)),
+            run,
+            step,
+            final,
+            rows_in=_as_int(metrics.get("rows_in")),
+            rows_out=_as_int(metrics.get("rows_out")),
+            metrics=metrics,
+            warnings=warnings,
+            duration_s=float(result.get("duration_s", 0.0)),
         )
 
     async def _attempt(
@@ -739,6 +807,23 @@ class PipelineRunner:
             await worker.kill("killed_cancel")
         with contextlib.suppress(BaseException):
             fut.exception()
+
+
+def check_isolation(specs: Iterable[PipelineSpec]) -> None:
+    """Refuse two pipelines of one warehouse that own the same schema (their tables or ledgers would mix).
+
+    Raises PipelineConfigError naming the later pipeline's file, the schema and the other pipeline.
+    """
+    owner: dict[str, PipelineSpec] = {}
+    for spec in specs:
+        for schema in sorted(spec.schemas):
+            other = owner.setdefault(schema, spec)
+            if other is not spec:
+                raise PipelineConfigError(
+                    str(spec.path), "schemas",
+                    f"schema {schema!r} is also owned by pipeline {other.name!r} ({other.path}); pipelines of one"
+                    " warehouse cannot share a schema: give each its own, and list the other's tables under inputs",
+                )  # fmt: skip
 
 
 def _as_int(value: Any) -> int | None:

@@ -33,11 +33,13 @@ import duckdb  # noqa: E402  (timed on purpose: the import is most of the startu
 
 from foss_supervisor.pipeline.context import StepContext  # noqa: E402
 from foss_supervisor.pipeline.errors import QueryError, QueryRefusedError, QueryTimeoutError  # noqa: E402
+from foss_supervisor.pipeline.ledger import ledger_ddl  # noqa: E402
 from foss_supervisor.pipeline.protocol import decode, encode, to_jsonable  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
+from foss_supervisor.pipeline.sandbox import Access, AccessDenied  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check  # noqa: E402
 
-__all__ = ["StepFailure", "Worker", "main", "open_database"]
+__all__ = ["GuardedCursor", "StepFailure", "Worker", "main", "open_database"]
 
 _IMPORT_S = time.perf_counter() - _T0
 _TRANSIENT = (duckdb.TransactionException, duckdb.IOException, duckdb.OutOfMemoryException)
@@ -49,6 +51,53 @@ class StepFailure(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class GuardedCursor:
+    """A DuckDB cursor whose execute/sql/query first check each statement against the pipeline's Access.
+
+    Python steps get this instead of the bare cursor, so the shipped steps (and any step written with
+    the cursor) stay inside their pipeline's schemas and write no files.
+    """
+
+    def __init__(self, cursor: Any, access: Access) -> None:
+        self._cursor = cursor
+        self._access = access
+
+    def _check(self, sql: str) -> None:
+        for stmt in duckdb.extract_statements(sql):
+            self._access.check(stmt.query)
+
+    def execute(self, query: str, parameters: Any = None) -> GuardedCursor:
+        """Check, then run ``query`` (returns self, so ``.fetchall()`` chains as on a cursor)."""
+        self._check(query)
+        self._cursor.execute(query, parameters)
+        return self
+
+    def executemany(self, query: str, parameters: Any = None) -> GuardedCursor:
+        """Check, then run ``query`` once per parameter set."""
+        self._check(query)
+        self._cursor.executemany(query, parameters)
+        return self
+
+    def sql(self, query: str, **kwargs: Any) -> Any:
+        """Check, then return DuckDB's relation for ``query``."""
+        self._check(query)
+        return self._cursor.sql(query, **kwargs)
+
+    query = sql
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+def _access(message: Mapping[str, Any]) -> Access:
+    raw: Mapping[str, Any] = message.get("access") or {}
+    return Access(
+        pipeline=str(message["pipeline"]),
+        owned=frozenset(raw.get("owned") or ()),
+        inputs=frozenset(raw.get("inputs") or ()),
+    )
 
 
 def open_database(
@@ -211,6 +260,8 @@ class Worker:
             "landing_dir": str(folders.landing),
             "reference_dir": str(folders.reference),
         }
+        access = _access(message)
+        ledger = str((message.get("access") or {}).get("ledger") or "meta")
         cursor = self.con.cursor()
         self._register(rid, cursor)
         warnings: list[str] = []
@@ -219,12 +270,16 @@ class Worker:
                 cursor.execute(f"SET VARIABLE {name} = ?", [value])
             cursor.execute("BEGIN TRANSACTION")
             try:
+                if message.get("create_ledger"):
+                    cursor.execute(ledger_ddl(ledger))
                 if step["kind"] == "sql":
-                    metrics = self._run_sql(cursor, str(step["sql"]), bool(message.get("require_metrics", True)))
+                    metrics = self._run_sql(
+                        cursor, str(step.get("sql") or ""), bool(message.get("require_metrics", True)), access
+                    )
                     warnings.extend(str(w) for w in metrics.pop("warnings", None) or [])
                 else:
                     ctx = StepContext(
-                        cursor=cursor,
+                        cursor=GuardedCursor(cursor, access),
                         run_id=variables["run_id"],
                         pipeline=variables["pipeline"],
                         step=variables["step"],
@@ -235,6 +290,8 @@ class Worker:
                         emit_log=lambda level, text: self.send(
                             {"event": "log", "id": rid, "level": level, "message": text}
                         ),
+                        ledger=ledger,
+                        patterns=tuple((message.get("access") or {}).get("patterns") or ()),
                     )
                     metrics = dict(_import_callable(str(step["callable"]))(ctx))
                     warnings.extend(ctx.warnings)
@@ -251,6 +308,8 @@ class Worker:
                 raise
         except StepFailure:
             raise
+        except AccessDenied as exc:
+            raise StepFailure("access_denied", str(exc)) from None
         except duckdb.InterruptException:
             raise StepFailure("cancelled", "step interrupted") from None
         except _TRANSIENT as exc:
@@ -266,11 +325,14 @@ class Worker:
         return {"metrics": metrics, "warnings": warnings}
 
     @staticmethod
-    def _run_sql(cursor: Any, sql: str, require_metrics: bool) -> dict[str, Any]:
-        statements = duckdb.extract_statements(sql)
+    def _run_sql(cursor: Any, sql: str, require_metrics: bool, access: Access) -> dict[str, Any]:
+        statements = duckdb.extract_statements(sql) if sql.strip() else []
         if not statements:
+            if not require_metrics:
+                return {}  # a pipeline without setup SQL: only the ledger was created
             raise StepFailure("step_error", "SQL file holds no statement")
         for stmt in statements:
+            access.check(stmt.query)
             cursor.execute(stmt.query)
         if not require_metrics:
             return {}
