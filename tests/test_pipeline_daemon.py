@@ -156,10 +156,66 @@ def test_run_from_the_pipeline_page_in_chromium(pipeline_daemon: DaemonHandle, t
             page.fill("#sql", "DROP TABLE gold.product_sales")
             page.click("#query-form button")
             page.wait_for_function("document.getElementById('query-error').innerText.length > 0", timeout=10_000)
-            assert "refused" in page.locator("#query-error").inner_text() or "read-only" in page.locator(
-                "#query-error").inner_text()
+            assert (
+                "refused" in page.locator("#query-error").inner_text()
+                or "read-only" in page.locator("#query-error").inner_text()
+            )
             assert d.call("query", sql="SELECT count(*) FROM gold.product_sales")["rows"][0][0] > 0
             # the refused query's 409 is the only failed request the browser saw
             assert [e for e in errors if "409" not in e] == []
         finally:
             browser.close()
+
+
+def newest_run(daemon: DaemonHandle, name: str) -> dict | None:
+    runs = daemon.call("pipeline_runs", name=name, limit=1)
+    return runs[0] if runs and runs[0]["finished_at"] is not None else None
+
+
+def test_two_pipelines_in_one_daemon_keep_their_rows_and_skip_when_nothing_is_new(daemon: DaemonHandle) -> None:
+    import duckdb
+
+    daemon.write_config(
+        "pipelines:\n  orders: {on_new_files: true, demo_data: false}\n  trips: {on_new_files: true}\n",
+        extra="warehouse: {watch_interval: 0.2s}",
+    )
+    daemon.start()
+    d = daemon
+    trips_landing = d.state_dir / "data" / "landing" / "trips"
+    con = duckdb.connect()
+    con.execute(
+        "COPY (SELECT 'T' || i AS trip_id, '2024-05-01 08:00:00+00' AS pickup_at,"
+        " '2024-05-01 08:30:00+00' AS dropoff_at,"
+        " 'Z0' || (i % 5 + 1) AS pickup_zone, '3.5' AS distance_km, '10.00' AS fare, 'card' AS payment_type"
+        f" FROM range(1, 301) t(i)) TO '{trips_landing / 'trips.parquet.part'}' (FORMAT parquet)"
+    )
+    con.close()
+    (trips_landing / "trips.parquet.part").rename(trips_landing / "trips.parquet")
+    d.call("demo_data", name="orders", orders=2000, seed=3)
+    runs = {n: wait_for(lambda n=n: newest_run(d, n), 60, f"{n} run") for n in ("orders", "trips")}
+    assert {n: (r["trigger"], r["status"]) for n, r in runs.items()} == {
+        "orders": ("files_landed", "succeeded"), "trips": ("files_landed", "succeeded"),
+    }  # fmt: skip
+    ingested = {n: next(s for s in r["steps"] if s["name"] == "ingest")["rows_out"] for n, r in runs.items()}
+    sql = (
+        "SELECT (SELECT count(*) FROM bronze.orders_raw), (SELECT count(*) FROM trips_bronze.trips_raw),"
+        " (SELECT count(*) FROM trips_gold.daily_zone), (SELECT count(*) FROM meta.files),"
+        " (SELECT count(*) FROM trips_meta.files)"
+    )
+    counts = d.call("query", sql=sql)["rows"][0]
+    assert counts[0] == ingested["orders"] > 2000 and counts[1] == ingested["trips"] == 300
+    assert counts[2] == 5 and counts[4] == 1 and counts[3] == len(list((d.state_dir / "data/landing/orders").iterdir()))
+
+    # restart: the landing watcher fires once for what is there, and finds nothing new
+    assert d.cli("stop").returncode == 0
+    assert d.proc is not None and d.proc.wait(30) == 0
+    d.start()
+    for name in ("orders", "trips"):
+        skipped = wait_for(lambda name=name: (r := newest_run(d, name)) and r["status"] == "skipped" and r, 30,
+                           f"{name} skipped run")  # fmt: skip
+        assert skipped["trigger"] == "files_landed" and skipped["note"] == "nothing new since the last good run"
+        assert {s["state"] for s in skipped["steps"]} == {"skipped"} and skipped["duration_s"] < 60
+    # a manual run still runs, and nothing new lands: the data is unchanged
+    manual = d.call("pipeline_run", name="trips", wait=True)
+    assert manual["status"] == "succeeded" and manual["steps"][1]["rows_out"] == 0
+    assert d.call("query", sql="SELECT count(*) FROM trips_bronze.trips_raw")["rows"] == [[300]]

@@ -73,6 +73,7 @@ class RunRecord:
     steps: tuple[StepRecord, ...]
     finished_at: float | None = None
     error: str | None = None
+    note: str | None = None  # why a run was skipped
 
     @property
     def duration_s(self) -> float | None:
@@ -98,6 +99,7 @@ class RunRecord:
             "finished_at": self.finished_at,
             "duration_s": self.duration_s,
             "error": self.error,
+            "note": self.note,
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -113,6 +115,7 @@ class RunRecord:
             started_at=float(d["started_at"]),
             finished_at=d.get("finished_at"),
             error=d.get("error"),
+            note=d.get("note"),
             steps=tuple(StepRecord.from_dict(s) for s in d.get("steps", [])),
         )
 

@@ -441,6 +441,26 @@ class PipelineRunner:
             finally:
                 self._active.pop(pipeline, None)
 
+    def record_skipped(self, pipeline: str, *, trigger: str, reason: str) -> RunRecord:
+        """Record (and announce) a run that did not run because ``reason``; every step is skipped.
+
+        Raises PipelineBusyError while a run of ``pipeline`` is in progress.
+        """
+        spec = self._spec(pipeline)
+        if self._run_locks[pipeline].locked():
+            raise PipelineBusyError(f"pipeline {pipeline!r} is already running")
+        now = self._clock()
+        record = RunRecord(
+            run_id=self._new_run_id(), pipeline=pipeline, mode=RunMode.RUN, trigger=trigger,
+            status=RunStatus.SKIPPED, started_at=now, finished_at=now, note=reason,
+            steps=tuple(StepRecord(name=s.name, state=StepState.SKIPPED) for s in spec.steps),
+        )  # fmt: skip
+        self.history.append(record)
+        self._emit(RunStarted(now, record.run_id, pipeline, RunMode.RUN, trigger, tuple(s.name for s in spec.steps)))
+        self._emit(RunFinished(now, record.run_id, pipeline, RunStatus.SKIPPED, 0.0, None))
+        log.info("pipeline_run_skipped", run_id=record.run_id, pipeline=pipeline, trigger=trigger, reason=reason)
+        return record
+
     async def replay(self, pipeline: str, *, trigger: str = "manual") -> RunRecord:
         """Re-validate the quarantine (after a reference or rule fix) and carry rows that pass into silver."""
         return await self.run(pipeline, mode=RunMode.REPLAY, trigger=trigger)
@@ -721,6 +741,10 @@ class PipelineRunner:
         except WorkerError as exc:
             self._set_state(run, step, StepState.CRASHED, error=str(exc), **self._elapsed(run, step))
         except StepAttemptError as exc:
+            if exc.kind == "no_input":  # nothing landed for this step to read: skipped, not failed
+                self._set_state(run, step, StepState.SKIPPED, warnings=(f"no input: {exc}",),
+                                **self._elapsed(run, step))  # fmt: skip
+                return
             state = StepState.CANCELLED if exc.kind == "cancelled" else StepState.FAILED
             self._set_state(run, step, state, error=f"{exc.kind}: {exc}", **self._elapsed(run, step))
 

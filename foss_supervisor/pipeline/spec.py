@@ -352,7 +352,7 @@ def _load_access(
         ledger = "meta"
     else:
         ledger = re.sub(r"[^a-z0-9_]", "_", name.lower()) + "_meta"
-    if declared is not None and ledger not in owned:
+    if declared is not None and ledger_raw is not None and ledger not in owned:
         raise PipelineConfigError(file, "ledger", f"schema {ledger!r} must be one of the pipeline's schemas")
     owned.add(ledger)
     for step in steps:

@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import importlib
 import os
+import re
 import sys
 import threading
 import time
@@ -42,6 +43,7 @@ from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check  
 __all__ = ["GuardedCursor", "StepFailure", "Worker", "main", "open_database"]
 
 _IMPORT_S = time.perf_counter() - _T0
+_NO_FILES = "No files found that match the pattern"
 _TRANSIENT = (duckdb.TransactionException, duckdb.IOException, duckdb.OutOfMemoryException)
 
 
@@ -312,9 +314,11 @@ class Worker:
             raise StepFailure("access_denied", str(exc)) from None
         except duckdb.InterruptException:
             raise StepFailure("cancelled", "step interrupted") from None
-        except _TRANSIENT as exc:
-            raise StepFailure("transient", f"{type(exc).__name__}: {exc}") from None
         except duckdb.Error as exc:
+            if _no_landing_files(exc, folders):
+                raise StepFailure("no_input", str(exc).split("\n", 1)[0]) from None
+            if isinstance(exc, _TRANSIENT) and _NO_FILES not in str(exc):  # a missing file stays missing
+                raise StepFailure("transient", f"{type(exc).__name__}: {exc}") from None
             raise StepFailure("sql_error", f"{type(exc).__name__}: {exc}") from None
         except Exception as exc:
             tb = traceback.format_exception(exc)[-3:]
@@ -359,6 +363,14 @@ class Worker:
                 raise StepFailure("check_failed", str(exc.args[0])) from None
             if passed is False:
                 raise StepFailure("check_failed", f"row accounting check failed: {check.text} ({detail})")
+
+
+def _no_landing_files(exc: Exception, folders: Folders) -> bool:
+    """True when DuckDB failed only because a file pattern inside the landing folder matched nothing."""
+    if not isinstance(exc, duckdb.IOException):
+        return False
+    m = re.search(_NO_FILES + r' "([^"]*)"', str(exc))
+    return m is not None and Path(m[1]).parent.resolve() == folders.landing.resolve()
 
 
 def _import_callable(spec: str) -> Any:
