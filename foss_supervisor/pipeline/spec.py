@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.config import _compose
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.resources import data_dir
+from foss_supervisor.yamlload import MAX_FILE_BYTES, load_yaml
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -208,13 +208,15 @@ def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -
     path = Path(path).resolve()
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # bounded: load_yaml refuses anything larger
+        text = data.decode("utf-8")
     except OSError as exc:
         raise PipelineConfigError(file, "", f"cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise PipelineConfigError(file, "", f"not UTF-8: {exc}") from exc
     try:
-        raw, lines = _compose(text, file)
+        raw, lines = load_yaml(text, file)
     except PipelineConfigError:
         raise
     except ConfigError as exc:
