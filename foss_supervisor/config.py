@@ -511,6 +511,15 @@ def _parse_pipelines(r: _Reader, base: Path, data_dir: Path) -> dict[str, Pipeli
             on_new_files=p.get("on_new_files", _bool, True),
             demo_data=p.get("demo_data", _bool, False),
         )
+    if out:
+        # Each pipeline's own YAML and SQL are part of the config: refused here, they exit 2 with their
+        # file:line (not at daemon start, with exit 1). Imported here: a config without pipelines pays nothing.
+        from foss_supervisor.pipeline.spec import check_isolation, load_for_daemon
+
+        check_isolation(
+            [load_for_daemon(pc.file, name=pc.name, landing=pc.landing, reference=pc.reference, data_dir=data_dir)
+             for pc in out.values()]
+        )  # fmt: skip
     return out
 
 

@@ -219,3 +219,34 @@ def test_two_pipelines_in_one_daemon_keep_their_rows_and_skip_when_nothing_is_ne
     manual = d.call("pipeline_run", name="trips", wait=True)
     assert manual["status"] == "succeeded" and manual["steps"][1]["rows_out"] == 0
     assert d.call("query", sql="SELECT count(*) FROM trips_bronze.trips_raw")["rows"] == [[300]]
+
+
+def test_pipeline_config_errors_exit_2_with_file_line_and_step_name(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from foss_supervisor.pipeline.spec import default_pipelines_dir
+
+    shipped = default_pipelines_dir()
+    text = (shipped / "orders.yaml").read_text()
+    text = text.replace("setup: orders/", f"setup: {shipped}/orders/").replace(
+        "sql: orders/", f"sql: {shipped}/orders/"
+    )
+    text = text.replace("reference: ../reference", f"reference: {shipped.parent / 'reference'}")
+    broken = text.replace(f"sql: {shipped}/orders/aggregate.sql", "sql: nope.sql")
+    (tmp_path / "orders.yaml").write_text(broken)
+    line = 1 + broken.splitlines().index("    sql: nope.sql")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\npipelines:\n  orders: {{file: orders.yaml}}\n")
+    out = subprocess.run([sys.executable, "-m", "foss_supervisor", "start", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert f"{tmp_path / 'orders.yaml'}:{line}: steps.aggregate.sql: cannot read SQL file" in out.stderr
+
+    # two pipelines that would share a schema are refused the same way
+    (tmp_path / "copy.yaml").write_text(text.replace("name: orders", "name: copy"))
+    config.write_text(f"state_dir: {tmp_path / 'state'}\npipelines:\n  orders: {{}}\n  copy: {{file: copy.yaml}}\n")
+    out = subprocess.run([sys.executable, "-m", "foss_supervisor", "start", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and "is also owned by pipeline 'orders'" in out.stderr, out.stderr
+    assert not (tmp_path / "state" / "foss-supervisor.pid").exists()

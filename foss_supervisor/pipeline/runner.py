@@ -20,7 +20,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +51,10 @@ from foss_supervisor.pipeline.events import (
 )
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.protocol import decode, encode
-from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec
+from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, check_isolation
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState, check_step_transition
 
-__all__ = [
-    "PipelineRunner",
-    "QueryResult",
-    "StepAttemptError",
-    "StepTimeoutError",
-    "WorkerProcess",
-    "check_isolation",
-]
+__all__ = ["PipelineRunner", "QueryResult", "StepAttemptError", "StepTimeoutError", "WorkerProcess"]
 
 log = structlog.get_logger("foss_supervisor.pipeline")
 
@@ -831,23 +824,6 @@ class PipelineRunner:
             await worker.kill("killed_cancel")
         with contextlib.suppress(BaseException):
             fut.exception()
-
-
-def check_isolation(specs: Iterable[PipelineSpec]) -> None:
-    """Refuse two pipelines of one warehouse that own the same schema (their tables or ledgers would mix).
-
-    Raises PipelineConfigError naming the later pipeline's file, the schema and the other pipeline.
-    """
-    owner: dict[str, PipelineSpec] = {}
-    for spec in specs:
-        for schema in sorted(spec.schemas):
-            other = owner.setdefault(schema, spec)
-            if other is not spec:
-                raise PipelineConfigError(
-                    str(spec.path), "schemas",
-                    f"schema {schema!r} is also owned by pipeline {other.name!r} ({other.path}); pipelines of one"
-                    " warehouse cannot share a schema: give each its own, and list the other's tables under inputs",
-                )  # fmt: skip
 
 
 def _as_int(value: Any) -> int | None:

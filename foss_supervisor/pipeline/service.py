@@ -19,13 +19,13 @@ from typing import Any
 import structlog
 
 from foss_supervisor.config import Config, PipelineConfig
-from foss_supervisor.errors import CommandError, ConfigError
+from foss_supervisor.errors import CommandError
 from foss_supervisor.events import EventBus
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError
 from foss_supervisor.pipeline.fingerprint import FingerprintStore, input_fingerprint, landing_signature
 from foss_supervisor.pipeline.history import RunRecord
 from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import FolderOverrides, PipelineSpec, load_pipeline
+from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
 from foss_supervisor.pipeline.states import RunMode, RunStatus
 from foss_supervisor.statestore import read_json
 
@@ -38,15 +38,11 @@ _GOOD = (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS)
 
 def load_specs(config: Config) -> list[PipelineSpec]:
     """Load every configured pipeline with the daemon's folders; a broken one is a ConfigError."""
-    data = config.data_path
-    specs = []
-    for pc in config.pipelines.values():
-        folders = FolderOverrides(landing=pc.landing, reference=pc.reference, warehouse=data / "warehouse.duckdb",
-                                  reports=data / "reports")  # fmt: skip
-        spec = load_pipeline(pc.file, folders=folders)  # its PipelineConfigError is a ConfigError
-        if spec.name != pc.name:
-            raise ConfigError(str(pc.file), "name", f"declares pipeline {spec.name!r}, configured as {pc.name!r}")
-        specs.append(spec)
+    specs = [
+        load_for_daemon(pc.file, name=pc.name, landing=pc.landing, reference=pc.reference, data_dir=config.data_path)
+        for pc in config.pipelines.values()
+    ]
+    check_isolation(specs)
     return specs
 
 

@@ -19,7 +19,7 @@ import dataclasses
 import enum
 import importlib.util
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,10 @@ __all__ = [
     "PipelineSpec",
     "StepKind",
     "StepSpec",
+    "check_isolation",
     "default_pipelines_dir",
     "evaluate_check",
+    "load_for_daemon",
     "load_pipeline",
     "load_pipelines",
     "parse_check",
@@ -383,6 +385,38 @@ def _load_patterns(raw: Mapping[str, Any], steps: Sequence[StepSpec], file: str)
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v and "/" not in v for v in value):
         raise PipelineConfigError(file, key, "must be a non-empty list of file name patterns like '*.parquet'")
     return tuple(value)
+
+
+def check_isolation(specs: Iterable[PipelineSpec]) -> None:
+    """Refuse two pipelines of one warehouse that own the same schema (their tables or ledgers would mix).
+
+    Raises PipelineConfigError naming the later pipeline's file, the schema and the other pipeline.
+    """
+    owner: dict[str, PipelineSpec] = {}
+    for spec in specs:
+        for schema in sorted(spec.schemas):
+            other = owner.setdefault(schema, spec)
+            if other is not spec:
+                raise PipelineConfigError(
+                    str(spec.path), "schemas",
+                    f"schema {schema!r} is also owned by pipeline {other.name!r} ({other.path}); pipelines of one"
+                    " warehouse cannot share a schema: give each its own, and list the other's tables under inputs",
+                )  # fmt: skip
+
+
+def load_for_daemon(file: Path, *, name: str, landing: Path, reference: Path | None, data_dir: Path) -> PipelineSpec:
+    """Load the pipeline the daemon config names ``name``, with the daemon's folders: its landing folder,
+    the warehouse and reports under ``data_dir``. Raises PipelineConfigError (also when the YAML declares
+    another name)."""
+    spec = load_pipeline(
+        file,
+        folders=FolderOverrides(
+            landing=landing, reference=reference, warehouse=data_dir / "warehouse.duckdb", reports=data_dir / "reports"
+        ),
+    )
+    if spec.name != name:
+        raise PipelineConfigError(str(file), "name", f"declares pipeline {spec.name!r}, configured as {name!r}", 1)
+    return spec
 
 
 def load_pipelines(directory: str | Path, *, folders: FolderOverrides | None = None) -> dict[str, PipelineSpec]:
