@@ -456,6 +456,8 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
     if not args.name:
         say("ERROR", f"pipeline {args.action} needs a pipeline name")
         return EXIT_USAGE
+    if args.action == "reset":
+        return _pipeline_reset(args, config)
     if args.action == "cancel":
         result = call(config.control_socket, "pipeline_cancel", name=args.name)
         say("SUCCESS" if result["cancelled"] else "INFO", "cancelled" if result["cancelled"] else "nothing running")
@@ -468,6 +470,23 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
     run = _follow_run(config, run)
     _print_run(run)
     return EXIT_OK if run["status"] in GOOD_RUN else EXIT_FAIL
+
+
+def _pipeline_reset(args: argparse.Namespace, config: Target) -> int:
+    """Confirmed by --yes, or by typing the name at a terminal; never silently."""
+    if not args.yes:
+        if not sys.stdin.isatty():
+            say("ERROR", f"pipeline reset drops every table of {args.name!r}: pass --yes to confirm")
+            return EXIT_USAGE
+        typed = input(f"This drops every table, the file ledger and the run history of {args.name!r}.\n"
+                      f"Type the pipeline's name to confirm: ").strip()  # fmt: skip
+        if typed != args.name:
+            say("ERROR", "not confirmed; nothing changed")
+            return EXIT_USAGE
+    result = call(config.control_socket, "pipeline_reset", timeout_s=330.0, name=args.name, confirm=args.name)
+    say("SUCCESS", f"reset {args.name}: dropped schemas {', '.join(result['schemas_dropped'])}; "
+                   f"forgot {result['runs_forgotten']} runs")  # fmt: skip
+    return EXIT_OK
 
 
 def cmd_query(args: argparse.Namespace, config: Target) -> int:
@@ -564,8 +583,10 @@ def _args_ctl(p: argparse.ArgumentParser) -> None:
 
 
 def _args_pipeline(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["run", "replay", "cancel", "status", "runs"], help="what to do")
-    p.add_argument("name", nargs="?", help="the pipeline (needed by run, replay, cancel; filters runs)")
+    p.add_argument("action", choices=["run", "replay", "cancel", "status", "runs", "validate", "reset"],
+                   help="what to do; validate checks a pipeline's YAML and SQL without the daemon")  # fmt: skip
+    p.add_argument("name", nargs="?", help="the pipeline (needed by all but status and runs; filters runs)")
+    p.add_argument("--yes", action="store_true", help="reset: confirm without a prompt")
     p.add_argument("--wait", action="store_true", help="follow the run step by step until it ends")
     p.add_argument("--json", action="store_true", help="print the reply as JSON")
     p.add_argument("--limit", type=int, default=20, help="how many runs to list (default 20, at most 500)")

@@ -242,6 +242,15 @@ async def pipeline_run(ctx: CommandContext, name: str, wait: bool) -> dict[str, 
     return await _pipelines(ctx).run_now(name, RunMode.RUN, "manual", wait)
 
 
+@command("pipeline_reset", mutating=True, name=(str, ...), confirm=(str, ""))
+async def pipeline_reset(ctx: CommandContext, name: str, confirm: str) -> dict[str, Any]:
+    """Drop every table of a pipeline (its schemas and file ledger) and forget its runs and reports.
+
+    ``confirm`` must repeat the pipeline's name. The next run ingests every landing file again.
+    """
+    return await _pipelines(ctx).reset(name, confirm)
+
+
 @command("pipeline_replay", mutating=True, name=(str, ...), wait=(bool, False))
 async def pipeline_replay(ctx: CommandContext, name: str, wait: bool) -> dict[str, Any]:
     """Re-validate the quarantine (after reference data or a rule was fixed); rows that now pass go to silver."""

@@ -250,3 +250,28 @@ def test_pipeline_config_errors_exit_2_with_file_line_and_step_name(tmp_path) ->
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 2 and "is also owned by pipeline 'orders'" in out.stderr, out.stderr
     assert not (tmp_path / "state" / "foss-supervisor.pid").exists()
+
+
+def test_reset_drops_the_pipelines_tables_and_history_once_confirmed(pipeline_daemon: DaemonHandle) -> None:
+    d = pipeline_daemon
+    d.call("demo_data", orders=2000, seed=5)
+    first = wait_for(lambda: last_run(d), 60, "first run")
+    bronze = d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0]
+    assert first["status"] == "succeeded" and bronze > 2000
+
+    refused = d.cli("pipeline", "reset", "orders")  # not a terminal, no --yes: nothing happens
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    with pytest.raises(CommandError, match="confirm with its name"):
+        d.call("pipeline_reset", name="orders", confirm="")
+    assert d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0] == bronze
+
+    done = d.cli("pipeline", "reset", "orders", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "bronze" in done.stdout and "meta" in done.stdout
+    with pytest.raises(CommandError, match="does not exist"):
+        d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")
+    assert d.call("pipeline_runs", name="orders") == []
+    # from scratch: the same landing files are ingested again, to the same row count
+    again = d.call("pipeline_run", name="orders", wait=True)
+    assert again["status"] == "succeeded"
+    assert d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0] == bronze

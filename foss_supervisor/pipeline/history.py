@@ -165,6 +165,23 @@ class RunHistory:
         self._runs[record.run_id] = record
         self._trim()
 
+    def forget(self, pipeline: str) -> int:
+        """Drop every run of ``pipeline`` (file rewritten atomically); returns how many were dropped."""
+        gone = [run_id for run_id, rec in self._runs.items() if rec.pipeline == pipeline]
+        for run_id in gone:
+            del self._runs[run_id]
+        if self.path.exists():
+            text = "".join(
+                json.dumps(r.to_dict(), separators=(",", ":"), default=str) + "\n" for r in self._runs.values()
+            )
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            with tmp.open("w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        return len(gone)
+
     def get(self, run_id: str) -> RunRecord | None:
         """A run by id."""
         return self._runs.get(run_id)

@@ -454,6 +454,30 @@ class PipelineRunner:
         log.info("pipeline_run_skipped", run_id=record.run_id, pipeline=pipeline, trigger=trigger, reason=reason)
         return record
 
+    async def reset(self, pipeline: str) -> dict[str, Any]:
+        """Drop every schema ``pipeline`` owns (its tables, views, macros and file ledger) in one transaction,
+        and forget its run history. The next run starts from scratch and ingests every landing file again.
+
+        Raises PipelineBusyError while a run of it is in progress, StepAttemptError if DuckDB refuses.
+        """
+        spec = self._spec(pipeline)
+        lock = self._run_locks[pipeline]
+        if lock.locked() or self._closed:
+            raise PipelineBusyError(f"pipeline {pipeline!r} is running; cancel it first")
+        async with lock:
+            schemas = sorted(spec.schemas)
+            payload = {
+                "pipeline": pipeline, "run_id": "reset", "mode": RunMode.RUN.value, "require_metrics": False,
+                "folders": self._folders_payload(spec), "access": self._access_payload(spec),
+                "step": {"name": "_reset", "kind": "sql",
+                         "sql": "".join(f"DROP SCHEMA IF EXISTS {s} CASCADE;\n" for s in schemas)},
+            }  # fmt: skip
+            async with self._step_lock:
+                await self._attempt(payload, timeout_s=300.0, on_log=None)
+            forgotten = self.history.forget(pipeline)
+        log.info("pipeline_reset", pipeline=pipeline, schemas=schemas, runs_forgotten=forgotten)
+        return {"pipeline": pipeline, "schemas_dropped": schemas, "runs_forgotten": forgotten}
+
     async def replay(self, pipeline: str, *, trigger: str = "manual") -> RunRecord:
         """Re-validate the quarantine (after a reference or rule fix) and carry rows that pass into silver."""
         return await self.run(pipeline, mode=RunMode.REPLAY, trigger=trigger)

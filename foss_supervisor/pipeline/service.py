@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -197,6 +198,20 @@ class PipelineService:
     async def cancel(self, name: str) -> bool:
         self._spec(name)
         return await self.runner.cancel(name)
+
+    async def reset(self, name: str, confirm: str) -> dict[str, Any]:
+        """Drop the pipeline's schemas and ledger, forget its runs and reports; ``confirm`` must be its name."""
+        spec = self._spec(name)
+        if confirm != name:
+            raise CommandError(f"resetting drops every table of pipeline {name!r}: confirm with its name")
+        try:
+            result = await self.runner.reset(name)
+        except PipelineError as exc:
+            raise CommandError(str(exc)) from None
+        self._fingerprints.set(name, None)
+        reports = spec.folders.reports / name
+        await asyncio.to_thread(shutil.rmtree, reports, True)
+        return {**result, "reports_removed": str(reports)}
 
     def overview(self) -> list[dict[str, Any]]:
         """Each pipeline with its steps, its run in progress, its last finished run and its report."""
