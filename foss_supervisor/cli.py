@@ -458,6 +458,8 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
         return EXIT_USAGE
     if args.action == "reset":
         return _pipeline_reset(args, config)
+    if args.action == "validate":
+        return _pipeline_validate(args)
     if args.action == "cancel":
         result = call(config.control_socket, "pipeline_cancel", name=args.name)
         say("SUCCESS" if result["cancelled"] else "INFO", "cancelled" if result["cancelled"] else "nothing running")
@@ -470,6 +472,36 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
     run = _follow_run(config, run)
     _print_run(run)
     return EXIT_OK if run["status"] in GOOD_RUN else EXIT_FAIL
+
+
+def _pipeline_validate(args: argparse.Namespace) -> int:
+    """YAML and SQL of one pipeline (configured NAME, or a pipeline YAML file) against DuckDB, without data."""
+    from foss_supervisor.config import load_config
+    from foss_supervisor.pipeline.spec import load_for_daemon, load_pipeline
+    from foss_supervisor.pipeline.validate import validate_spec
+
+    try:
+        if args.name.endswith((".yaml", ".yml")) and Path(args.name).is_file():
+            spec = load_pipeline(args.name)
+        else:
+            config = load_config(args.config)
+            pc = config.pipelines.get(args.name)
+            if pc is None:
+                say("ERROR", f"no pipeline {args.name!r} in {config.source} (known: {', '.join(config.pipelines)})")
+                return EXIT_USAGE
+            spec = load_for_daemon(pc.file, name=pc.name, landing=pc.landing, reference=pc.reference,
+                                   data_dir=config.data_path)  # fmt: skip
+    except ConfigError as exc:
+        say("ERROR", f"config refused: {exc}")
+        return EXIT_USAGE
+    reports = validate_spec(spec)
+    for r in reports:
+        detail = f"  {r.where}: {r.message}" if r.status == "error" else (f"  ({r.message})" if r.message else "")
+        metrics = f"  metrics: {', '.join(r.metrics)}" if r.metrics else ""
+        print(f"  {r.step:<14} {r.status}{metrics}{detail}")
+    bad = [r for r in reports if r.status == "error"]
+    say("ERROR" if bad else "SUCCESS", f"{spec.name}: {len(bad)} problem(s) in {spec.path}")
+    return EXIT_USAGE if bad else EXIT_OK
 
 
 def _pipeline_reset(args: argparse.Namespace, config: Target) -> int:
