@@ -336,6 +336,9 @@ def cmd_reload(args: argparse.Namespace, config: Config) -> int:
     for key in ("added", "changed", "removed", "unchanged"):
         if result[key]:
             print(f"{key:>9}: {', '.join(result[key])}")
+    for key, names in (result.get("pipelines") or {}).items():
+        if names and key != "unchanged":
+            print(f"{key:>9}: pipeline {', '.join(names)}")
     if result["needs_daemon_restart"]:
         say("WARN", f"changed {', '.join(result['needs_daemon_restart'])}: takes effect on `foss-supervisor restart`")
     say("SUCCESS", f"reload {verb} apply: {len(result['added'])} added, {len(result['changed'])} changed, "

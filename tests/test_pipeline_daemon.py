@@ -275,3 +275,51 @@ def test_reset_drops_the_pipelines_tables_and_history_once_confirmed(pipeline_da
     again = d.call("pipeline_run", name="orders", wait=True)
     assert again["status"] == "succeeded"
     assert d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0] == bronze
+
+
+COUNTER_YAML = """name: {name}
+folders: {{landing: land, reference: ., warehouse: w.duckdb}}
+schemas: [{name}_gold]
+setup: {name}_setup.sql
+steps:
+  - {{name: count, sql: {name}_count.sql}}
+"""
+
+
+def counter_pipeline(tmp_path, name: str, value: int) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / f"{name}.yaml").write_text(COUNTER_YAML.format(name=name))
+    (tmp_path / f"{name}_setup.sql").write_text(f"CREATE SCHEMA IF NOT EXISTS {name}_gold;")
+    (tmp_path / f"{name}_count.sql").write_text(
+        f"CREATE OR REPLACE TABLE {name}_gold.v AS SELECT {value} AS v;\nSELECT 1 AS rows_in, 1 AS rows_out;"
+    )
+
+
+def test_reload_applies_pipeline_yaml_and_sql_changes_with_a_plan(daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    counter_pipeline(tmp_path, "one", 1)
+    config = "pipelines:\n  one: {{file: {0}/one.yaml, on_new_files: false}}\n"
+    daemon.write_config(config.format(tmp_path))
+    daemon.start()
+    d = daemon
+    assert d.call("pipeline_run", name="one", wait=True)["status"] == "succeeded"
+    assert d.call("query", sql="SELECT v FROM one_gold.v")["rows"] == [[1]]
+
+    counter_pipeline(tmp_path, "one", 2)  # the SQL changed
+    counter_pipeline(tmp_path, "two", 20)  # and a pipeline is added
+    daemon.write_config((config + "  two: {{file: {0}/two.yaml, on_new_files: false}}\n").format(tmp_path))
+    dry = d.cli("reload", "--dry-run")
+    assert dry.returncode == 0 and "changed: pipeline one" in dry.stdout and "added: pipeline two" in dry.stdout
+    assert d.call("pipeline_run", name="one", wait=True)["status"] == "succeeded"
+    assert d.call("query", sql="SELECT v FROM one_gold.v")["rows"] == [[1]]  # a dry run changes nothing
+
+    done = d.cli("reload")
+    assert done.returncode == 0 and "changed: pipeline one" in done.stdout, done.stdout + done.stderr
+    assert [p["name"] for p in d.call("pipelines")] == ["one", "two"]
+    for name, value in (("one", 2), ("two", 20)):
+        assert d.call("pipeline_run", name=name, wait=True)["status"] == "succeeded"
+        assert d.call("query", sql=f"SELECT v FROM {name}_gold.v")["rows"] == [[value]]
+
+    # a broken SQL reference is refused with its file and line, and the running pipelines stay
+    (tmp_path / "two.yaml").write_text(COUNTER_YAML.format(name="two").replace("two_count.sql", "missing.sql"))
+    refused = d.cli("reload")
+    assert refused.returncode != 0 and f"{tmp_path / 'two.yaml'}:6: steps.count.sql" in refused.stderr
+    assert d.call("pipeline_run", name="two", wait=True)["status"] == "succeeded"

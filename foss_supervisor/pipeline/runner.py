@@ -454,6 +454,30 @@ class PipelineRunner:
         log.info("pipeline_run_skipped", run_id=record.run_id, pipeline=pipeline, trigger=trigger, reason=reason)
         return record
 
+    async def replace_pipelines(self, pipelines: Sequence[PipelineSpec]) -> None:
+        """Serve ``pipelines`` from now on (a reload). Runs in progress keep their own spec; the worker is
+        stopped (and starts again on next use) when the folders it may read changed.
+
+        Raises PipelineConfigError for two pipelines sharing a schema or another warehouse file.
+        """
+        specs = {p.name: p for p in pipelines}
+        check_isolation(specs.values())
+        if {p.folders.warehouse for p in pipelines} - {self.db_path}:
+            raise PipelineConfigError("<runner>", "folders.warehouse", "one runner serves one warehouse file")
+        old_specs, old_argv = self._specs, self._worker_argv()
+        self._specs = specs
+        if self._worker_argv() != old_argv and self._active:
+            self._specs = old_specs
+            raise PipelineBusyError(
+                f"the worker must restart for new folders, and {', '.join(sorted(self._active))} is running"
+            )
+        self._run_locks = {name: self._run_locks.get(name) or asyncio.Lock() for name in specs}
+        if self._worker_argv() != old_argv:
+            async with self._worker_lock:
+                if self._worker is not None:
+                    await self._worker.stop()
+                    self._worker = None
+
     async def reset(self, pipeline: str) -> dict[str, Any]:
         """Drop every schema ``pipeline`` owns (its tables, views, macros and file ledger) in one transaction,
         and forget its run history. The next run starts from scratch and ingests every landing file again.

@@ -20,10 +20,15 @@ from typing import Any
 import structlog
 
 from foss_supervisor.config import Config, PipelineConfig
-from foss_supervisor.errors import CommandError
+from foss_supervisor.errors import CommandError, ConfigError
 from foss_supervisor.events import EventBus
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError
-from foss_supervisor.pipeline.fingerprint import FingerprintStore, input_fingerprint, landing_signature
+from foss_supervisor.pipeline.fingerprint import (
+    FingerprintStore,
+    definition_digest,
+    input_fingerprint,
+    landing_signature,
+)
 from foss_supervisor.pipeline.history import RunRecord
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
@@ -57,6 +62,7 @@ class PipelineService:
         self.runner = PipelineRunner(list(self.specs.values()), state_dir=config.state_dir, on_event=bus.publish,
                                      memory_limit=config.worker_memory_limit)  # fmt: skip
         self._group: asyncio.TaskGroup | None = None
+        self._triggers: dict[str, list[asyncio.Task[None]]] = {}
         self._fingerprints = FingerprintStore(config.state_dir / "pipeline_inputs.json")
 
     # ---------------------------------------------------------------- lifecycle
@@ -70,15 +76,11 @@ class PipelineService:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 await self.runner.start()
-                triggers = []
                 for pc in self.config.pipelines.values():
-                    if pc.every_s > 0:
-                        triggers.append(group.create_task(self._every(pc), name=f"pipeline-timer:{pc.name}"))
-                    if pc.on_new_files:
-                        triggers.append(group.create_task(self._watch_landing(pc), name=f"pipeline-watch:{pc.name}"))
+                    self._start_triggers(pc)
                 await shutdown.wait()
-                for task in triggers:
-                    task.cancel()
+                for name in list(self._triggers):
+                    self._stop_triggers(name)
                 for name in self.specs:  # a run in progress is interrupted and recorded as cancelled
                     await self.runner.cancel(name)
         finally:
@@ -96,6 +98,18 @@ class PipelineService:
                 log.info("demo_data_written", pipeline=pc.name, landing=str(pc.landing), summary=str(summary))
 
     # ---------------------------------------------------------------- triggers
+
+    def _start_triggers(self, pc: PipelineConfig) -> None:
+        assert self._group is not None
+        tasks = self._triggers.setdefault(pc.name, [])
+        if pc.every_s > 0:
+            tasks.append(self._group.create_task(self._every(pc), name=f"pipeline-timer:{pc.name}"))
+        if pc.on_new_files:
+            tasks.append(self._group.create_task(self._watch_landing(pc), name=f"pipeline-watch:{pc.name}"))
+
+    def _stop_triggers(self, name: str) -> None:
+        for task in self._triggers.pop(name, []):
+            task.cancel()
 
     async def _every(self, pc: PipelineConfig) -> None:
         while True:
@@ -198,6 +212,48 @@ class PipelineService:
     async def cancel(self, name: str) -> bool:
         self._spec(name)
         return await self.runner.cancel(name)
+
+    async def reload(self, new: Config, dry_run: bool) -> dict[str, list[str]]:
+        """Apply a new config's pipelines: added, removed and changed ones (YAML, SQL, folders, triggers).
+
+        Returns the plan ``{"added", "removed", "changed", "unchanged"}``; with ``dry_run`` nothing changes.
+        Raises CommandError (and changes nothing) while a run of a changed or removed pipeline is in progress,
+        or when the new pipelines cannot share one runner (another warehouse file needs a daemon restart).
+        """
+        try:
+            new_specs = {s.name: s for s in await asyncio.to_thread(load_specs, new)}
+        except ConfigError as exc:
+            raise CommandError(f"pipelines refused, the running ones stay: {exc}") from None
+        old = self.specs
+        changed = sorted(
+            n for n in old.keys() & new_specs.keys()
+            if definition_digest(old[n]) != definition_digest(new_specs[n])
+            or self.config.pipelines[n] != new.pipelines[n]
+        )  # fmt: skip
+        plan = {
+            "added": sorted(new_specs.keys() - old.keys()),
+            "removed": sorted(old.keys() - new_specs.keys()),
+            "changed": changed,
+            "unchanged": sorted((old.keys() & new_specs.keys()) - set(changed)),
+        }
+        if dry_run or not (plan["added"] or plan["removed"] or plan["changed"]):
+            return plan
+        busy = [n for n in (*plan["removed"], *plan["changed"]) if self.runner.is_running(n)]
+        if busy:
+            raise CommandError(f"pipeline(s) {', '.join(busy)} running: reload again once they end, or cancel them")
+        try:
+            await self.runner.replace_pipelines(list(new_specs.values()))
+        except PipelineError as exc:
+            raise CommandError(f"pipelines refused, the running ones stay: {exc}") from None
+        for name in (*plan["removed"], *plan["changed"]):
+            self._stop_triggers(name)
+        self.specs, self.config = new_specs, new
+        for name in (*plan["added"], *plan["changed"]):
+            new.pipelines[name].landing.mkdir(parents=True, exist_ok=True)
+            if self._group is not None:
+                self._start_triggers(new.pipelines[name])
+        log.info("pipelines_reloaded", **plan)
+        return plan
 
     async def reset(self, name: str, confirm: str) -> dict[str, Any]:
         """Drop the pipeline's schemas and ledger, forget its runs and reports; ``confirm`` must be its name."""
