@@ -242,6 +242,16 @@ async def pipeline_run(ctx: CommandContext, name: str, wait: bool) -> dict[str, 
     return await _pipelines(ctx).run_now(name, RunMode.RUN, "manual", wait)
 
 
+@command("export", mutating=True, table=(str, ...), format=(str, "parquet"))
+async def export(ctx: CommandContext, table: str, format: str) -> dict[str, Any]:
+    """Write a whole table or view (``schema.table``) as csv, parquet or jsonl, streamed by DuckDB, no row cap.
+
+    Returns ``{"path", "rows", "bytes", "format"}``: a file in ``<state_dir>/exports`` that the caller moves
+    away or deletes (the CLI does both).
+    """
+    return await _pipelines(ctx).export(table, format)
+
+
 @command("pipeline_reset", mutating=True, name=(str, ...), confirm=(str, ""))
 async def pipeline_reset(ctx: CommandContext, name: str, confirm: str) -> dict[str, Any]:
     """Drop every table of a pipeline (its schemas and file ledger) and forget its runs and reports.

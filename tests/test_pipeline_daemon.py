@@ -323,3 +323,29 @@ def test_reload_applies_pipeline_yaml_and_sql_changes_with_a_plan(daemon: Daemon
     refused = d.cli("reload")
     assert refused.returncode != 0 and f"{tmp_path / 'two.yaml'}:6: steps.count.sql" in refused.stderr
     assert d.call("pipeline_run", name="two", wait=True)["status"] == "succeeded"
+
+
+def test_export_streams_whole_tables_without_a_row_cap(pipeline_daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import duckdb
+
+    d = pipeline_daemon
+    d.call("demo_data", orders=110_000, seed=9)
+    assert wait_for(lambda: last_run(d), 120, "first run")["status"] == "succeeded"
+    bronze = d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0]
+    assert bronze > 100_000  # more than query --json may return
+
+    out = d.cli("export", "bronze.orders_raw", "--format", "parquet", "-o", str(tmp_path / "bronze.parquet"))
+    assert out.returncode == 0, out.stderr
+    con = duckdb.connect()
+    assert con.execute(f"SELECT count(*) FROM '{tmp_path / 'bronze.parquet'}'").fetchone()[0] == bronze
+    daily = d.call("query", sql="SELECT count(*), sum(revenue_usd) FROM gold.daily_revenue")["rows"][0]
+    csv_out = d.cli("export", "gold.daily_revenue", "--format", "csv")
+    assert csv_out.returncode == 0 and len(csv_out.stdout.splitlines()) == daily[0] + 1  # header line
+    (tmp_path / "daily.jsonl").write_text(d.cli("export", "gold.daily_revenue", "--format", "jsonl").stdout)
+    back = con.execute(f"SELECT count(*), sum(revenue_usd) FROM read_json('{tmp_path / 'daily.jsonl'}')").fetchone()
+    assert back[0] == daily[0] and float(back[1]) == pytest.approx(daily[1], abs=0.01)
+
+    for bad, reason in (("gold.nope", "no table or view"), ("gold.daily_revenue'; --", "no table or view")):
+        refused = d.cli("export", bad, "--format", "csv")
+        assert refused.returncode == 1 and reason in refused.stderr, refused.stderr
+    assert [p for p in (d.state_dir / "exports").iterdir()] == []  # every file was moved or removed

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import itertools
 import os
+import re
 import secrets
 import signal
 import sys
@@ -331,6 +332,8 @@ class PipelineRunner:
         check_isolation(self._specs.values())
         self.state_dir = state_dir
         self.history = RunHistory(state_dir / "pipeline_runs.jsonl")
+        #: where ``export`` writes its files (the worker may write only here and nowhere else)
+        self.export_dir = state_dir / "exports"
         self._on_event = on_event
         self._worker_env = dict(worker_env or {})
         self._memory_limit = memory_limit
@@ -542,12 +545,38 @@ class PipelineRunner:
             raise QueryTimeoutError(message)
         raise QueryFailedError(message)
 
+    async def export(self, table: str, fmt: str, *, timeout_s: float = 3600.0) -> dict[str, Any]:
+        """Write the whole of ``table`` (schema.table) as csv, parquet or jsonl into ``export_dir``.
+
+        Returns ``{"path", "rows", "bytes", "format"}``; the caller owns (and removes) the file. Raises
+        QueryRefusedError (unknown table or format), QueryTimeoutError, QueryFailedError.
+        """
+        worker = await self._ensure_worker()
+        name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', table)[:100]}-{secrets.token_hex(4)}.{re.sub(r'[^a-z]', '', fmt)}"
+        rid, fut = worker.send("export", {"table": table, "format": fmt, "name": name})
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+        except TimeoutError:
+            with contextlib.suppress(Exception):
+                worker.send("cancel", {"target": rid})
+            raise QueryTimeoutError(f"export of {table} took longer than {timeout_s:g} s and was interrupted") from None
+        if reply.get("ok"):
+            return dict(reply["result"])
+        err = reply.get("error") or {}
+        kind, message = err.get("kind"), str(err.get("message", "export failed"))
+        if kind == "query_refused":
+            raise QueryRefusedError(message)
+        if kind == "query_timeout":
+            raise QueryTimeoutError(message)
+        raise QueryFailedError(message)
+
     # ------------------------------------------------------------------ internals: worker
     def _worker_argv(self) -> list[str]:
         argv = [sys.executable, "-m", "foss_supervisor.pipeline.worker", "--db", str(self.db_path)]
         dirs = sorted({str(d) for s in self._specs.values() for d in (s.folders.landing, s.folders.reference)})
         for d in dirs:
             argv += ["--allow-dir", d]
+        argv += ["--export-dir", str(self.export_dir)]
         if self._memory_limit:
             argv += ["--memory-limit", self._memory_limit]
         if self._threads:

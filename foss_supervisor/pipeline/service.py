@@ -310,6 +310,13 @@ class PipelineService:
             raise CommandError(str(exc)) from None
         return result.to_dict()
 
+    async def export(self, table: str, fmt: str) -> dict[str, Any]:
+        """The whole table as a csv, parquet or jsonl file in the state dir's exports folder (see runner.export)."""
+        try:
+            return await self.runner.export(table, fmt)
+        except PipelineError as exc:
+            raise CommandError(str(exc)) from None
+
     async def demo_data(self, name: str, orders: int, seed: int) -> dict[str, Any]:
         from foss_supervisor.pipeline import demo_data
 

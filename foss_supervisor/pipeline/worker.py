@@ -44,6 +44,8 @@ __all__ = ["GuardedCursor", "StepFailure", "Worker", "main", "open_database"]
 
 _IMPORT_S = time.perf_counter() - _T0
 _NO_FILES = "No files found that match the pattern"
+#: COPY options of each export format (JSON is one object per line)
+_EXPORT_FORMATS = {"csv": "FORMAT csv, HEADER", "parquet": "FORMAT parquet, COMPRESSION zstd", "jsonl": "FORMAT json"}
 _TRANSIENT = (duckdb.TransactionException, duckdb.IOException, duckdb.OutOfMemoryException)
 
 
@@ -126,9 +128,12 @@ def open_database(
 class Worker:
     """Dispatches protocol requests onto cursors of one connection."""
 
-    def __init__(self, con: Any, out: BinaryIO, *, database: str, query_threads: int = 4) -> None:
+    def __init__(
+        self, con: Any, out: BinaryIO, *, database: str, query_threads: int = 4, export_dir: Path | None = None
+    ) -> None:
         self.con = con
         self.database = database
+        self.export_dir = export_dir
         self._out = out
         self._out_lock = threading.Lock()
         self._cursors: dict[Any, Any] = {}
@@ -184,6 +189,8 @@ class Worker:
                 self._step_thread.start()
         elif op == "query":
             self._pool.submit(self._run_query, rid, message)
+        elif op == "export":
+            self._pool.submit(self._run_export, rid, message)
         elif op == "cancel":
             with self._cursors_lock:
                 target = self._cursors.get(message.get("target"))
@@ -231,6 +238,59 @@ class Worker:
         finally:
             self._unregister(rid)
             cursor.close()
+
+    def _run_export(self, rid: Any, message: dict[str, Any]) -> None:
+        cursor = self.con.cursor()
+        self._register(rid, cursor)
+        try:
+            self._reply_ok(rid, self.export(cursor, message))
+        except QueryError as exc:
+            self._reply_err(rid, "query_refused" if isinstance(exc, QueryRefusedError) else "query_failed", str(exc))
+        except duckdb.InterruptException:
+            self._reply_err(rid, "query_timeout", "export interrupted")
+        except (duckdb.Error, OSError) as exc:
+            self._reply_err(rid, "query_failed", f"{type(exc).__name__}: {exc}")
+        finally:
+            self._unregister(rid)
+            cursor.close()
+
+    def export(self, cursor: Any, message: Mapping[str, Any]) -> dict[str, Any]:
+        """COPY one table or view, whole, into the export folder (streamed by DuckDB, no row cap), written to
+        a hidden temporary name and renamed when complete. Returns path, rows and bytes."""
+        schema, _, table = str(message.get("table", "")).lower().partition(".")
+        fmt = str(message.get("format", ""))
+        name = str(message.get("name", ""))
+        if self.export_dir is None:
+            raise QueryRefusedError("this worker has no export folder")
+        if fmt not in _EXPORT_FORMATS:
+            raise QueryRefusedError(f"format must be one of {', '.join(sorted(_EXPORT_FORMATS))}")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", name) or name.startswith("."):
+            raise QueryRefusedError(f"bad export file name {name!r}")
+        found = cursor.execute(
+            "SELECT count(*) FROM (SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary"
+            " UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary)"
+            " WHERE schema_name = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+        if not found:
+            raise QueryRefusedError(f"no table or view {message.get('table')!r} (give it as schema.table)")
+        final = self.export_dir / name
+        tmp = self.export_dir / f".{name}.{os.getpid()}.tmp"
+        quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+        cursor.execute("BEGIN TRANSACTION READ ONLY")
+        try:
+            rows = cursor.execute(
+                f"COPY (SELECT * FROM {quoted}) TO '{tmp}' ({_EXPORT_FORMATS[fmt]})"  # noqa: S608 (checked above)
+            ).fetchone()[0]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                cursor.execute("ROLLBACK")
+        os.replace(tmp, final)
+        return {"path": str(final), "rows": int(rows), "bytes": final.stat().st_size, "format": fmt}
 
     # ------------------------------------------------------------------ steps
     def _run_step_thread(self, rid: Any, message: dict[str, Any]) -> None:
@@ -385,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-dir", action="append", default=[], type=Path)
     parser.add_argument("--memory-limit")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--export-dir", type=Path, help="where exports are written (also an allowed directory)")
     args = parser.parse_args(argv)
 
     # Keep the protocol channel private: anything else printing to fd 1 lands on stderr instead.
@@ -393,9 +454,13 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
 
     t_open = time.perf_counter()
-    con = open_database(args.db, allow_dirs=args.allow_dir, memory_limit=args.memory_limit, threads=args.threads)
+    allow = list(args.allow_dir)
+    if args.export_dir is not None:
+        args.export_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        allow.append(args.export_dir)
+    con = open_database(args.db, allow_dirs=allow, memory_limit=args.memory_limit, threads=args.threads)
     database = con.execute("SELECT current_database()").fetchone()[0]
-    worker = Worker(con, out, database=database)
+    worker = Worker(con, out, database=database, export_dir=args.export_dir.resolve() if args.export_dir else None)
     worker.send(
         {
             "event": "ready",
