@@ -349,3 +349,51 @@ def test_export_streams_whole_tables_without_a_row_cap(pipeline_daemon: DaemonHa
         refused = d.cli("export", bad, "--format", "csv")
         assert refused.returncode == 1 and reason in refused.stderr, refused.stderr
     assert [p for p in (d.state_dir / "exports").iterdir()] == []  # every file was moved or removed
+
+
+def test_cron_schedule_and_a_pipeline_triggered_by_anothers_success(daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "pipelines"  # its own folder: the reference folder (.) must not hold the daemon's state
+    home.mkdir()
+    counter_pipeline(home, "one", 1)
+    counter_pipeline(home, "two", 2)
+    daemon.write_config(
+        f"pipelines:\n  one: {{file: {home}/one.yaml, on_new_files: false, cron: '* * * * * *'}}\n"
+        f"  two: {{file: {home}/two.yaml, on_new_files: false, after: [one]}}\n"
+    )
+    daemon.start()
+    d = daemon
+
+    def runs(name: str) -> list[dict]:
+        return [r for r in d.call("pipeline_runs", name=name, limit=50) if r["finished_at"] is not None]
+
+    first = wait_for(lambda: [r for r in runs("one") if r["status"] == "succeeded"], 30, "a cron run of one")
+    assert first[-1]["trigger"] == "cron"
+    after = wait_for(lambda: runs("two"), 30, "two after one")
+    assert after[-1]["trigger"] == "after:one" and after[-1]["status"] == "succeeded"
+    # the next ticks find nothing new: skipped, and a skipped run triggers nothing
+    skipped = wait_for(lambda: [r for r in runs("one") if r["status"] == "skipped"], 30, "a skipped cron run")
+    assert skipped[0]["trigger"] == "cron" and len(runs("two")) == 1
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "reason"),
+    [
+        ("one: {cron: 'every day'}", "pipelines.one.cron", "is not a cron expression"),
+        ("one: {after: [one]}", "pipelines.one.after", "is not another configured pipeline"),
+        ("one: {after: [two]}\n  two: {after: [one]}", "pipelines.one.after", "in a loop"),
+    ],
+)
+def test_schedule_errors_exit_2_with_the_line(tmp_path, entry: str, key: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    counter_pipeline(tmp_path, "one", 1)
+    counter_pipeline(tmp_path, "two", 2)
+    body = f"state_dir: {tmp_path / 'state'}\npipelines:\n  {entry}\n"
+    body = body.replace("one: {", f"one: {{file: {tmp_path}/one.yaml, ").replace(
+        "two: {", f"two: {{file: {tmp_path}/two.yaml, "
+    )
+    (tmp_path / "c.yaml").write_text(body)
+    out = subprocess.run([sys.executable, "-m", "foss_supervisor", "start", "--config", str(tmp_path / "c.yaml")],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and f"c.yaml:3: {key}: " in out.stderr and reason in out.stderr, out.stderr

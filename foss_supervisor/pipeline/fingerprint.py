@@ -37,10 +37,17 @@ def landing_signature(folder: Path, patterns: Iterable[str]) -> frozenset[tuple[
     return frozenset(out)
 
 
+#: reference folders hold a few small files; past this many the walk stops (bounded cost per trigger)
+MAX_REFERENCE_FILES = 10_000
+
+
 def folder_signature(folder: Path) -> frozenset[tuple[str, int, int]]:
-    """(relative path, size, mtime_ns) of every file under ``folder`` (the reference data)."""
-    out = set()
+    """(relative path, size, mtime_ns) of the files under ``folder`` (the reference data), at most
+    MAX_REFERENCE_FILES of them."""
+    out: set[tuple[str, int, int]] = set()
     for root, _dirs, files in os.walk(folder):
+        if len(out) >= MAX_REFERENCE_FILES:
+            break
         for name in files:
             p = Path(root, name)
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import shutil
 import time
 from collections.abc import Iterable
@@ -106,6 +107,8 @@ class PipelineService:
             tasks.append(self._group.create_task(self._every(pc), name=f"pipeline-timer:{pc.name}"))
         if pc.on_new_files:
             tasks.append(self._group.create_task(self._watch_landing(pc), name=f"pipeline-watch:{pc.name}"))
+        if pc.cron:
+            tasks.append(self._group.create_task(self._cron(pc, pc.cron), name=f"pipeline-cron:{pc.name}"))
 
     def _stop_triggers(self, name: str) -> None:
         for task in self._triggers.pop(name, []):
@@ -115,6 +118,16 @@ class PipelineService:
         while True:
             await asyncio.sleep(pc.every_s)
             self._try_start(pc.name, "interval")
+
+    async def _cron(self, pc: PipelineConfig, expression: str) -> None:
+        """Start a run at each time the cron expression names (local time; a missed time is not made up)."""
+        from croniter import croniter
+
+        schedule = croniter(expression, datetime.datetime.now().astimezone())
+        while True:
+            due = schedule.get_next(float)
+            await asyncio.sleep(max(0.0, due - time.time()))
+            self._try_start(pc.name, "cron")
 
     async def _watch_landing(self, pc: PipelineConfig) -> None:
         """Start a run when files landed (and once at start for what is already there).
@@ -132,11 +145,11 @@ class PipelineService:
             previous = current
             await asyncio.sleep(self.config.watch_interval_s)
 
-    def _try_start(self, name: str, trigger: str) -> bool:
+    def _try_start(self, name: str, trigger: str, *, skip_unchanged: bool = True) -> bool:
         """Start a run unless one is in progress; True when it started."""
         if self.runner.is_running(name) or self._group is None:
             return False
-        self.start(name, RunMode.RUN, trigger, skip_unchanged=True)
+        self.start(name, RunMode.RUN, trigger, skip_unchanged=skip_unchanged)
         return True
 
     # ---------------------------------------------------------------- commands
@@ -178,6 +191,10 @@ class PipelineService:
             log.error("pipeline_run_failed_to_start", pipeline=name, error=str(exc))
             return None
         self._fingerprints.set(name, fingerprint if record.status in _GOOD else None)
+        if record.status in _GOOD:
+            for pc in self.config.pipelines.values():
+                if name in pc.after:  # its input changed: never skipped as "nothing new"
+                    self._try_start(pc.name, f"after:{name}", skip_unchanged=False)
         return record
 
     async def run_now(self, name: str, mode: RunMode, trigger: str, wait: bool) -> dict[str, Any]:
