@@ -248,7 +248,7 @@ class Supervisor:
 
     def _child_started(self, proc: ManagedProcess) -> None:
         if proc.pid is not None and (ident := identity_of(proc.pid)) is not None:
-            self.store.child_started(proc.name, ident)
+            self.store.child_started(proc.name, ident, proc.spawn_tag)
 
     def blockers(self, cfg: ProgramConfig) -> list[str]:
         """The dependencies of ``cfg`` that do not meet their condition yet, as ``name (what it is)``."""
