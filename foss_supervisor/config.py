@@ -130,6 +130,8 @@ class PipelineConfig:
     every_s: float = 0.0  # run on this interval; 0: never on a timer
     on_new_files: bool = True  # run when a file lands in ``landing``
     demo_data: bool = False  # on first start, write the sample data set into an empty landing folder
+    cron: str | None = None  # also run on this cron schedule (5 fields, or 6 with seconds last), local time
+    after: tuple[str, ...] = ()  # also run after each good run of these pipelines
 
 
 @dataclass(frozen=True, slots=True)
@@ -600,7 +602,7 @@ def _parse_pipelines(r: _Reader, base: Path, data_dir: Path) -> dict[str, Pipeli
     out = {}
     for name in r.data:
         p = r.sub(str(name))
-        p.only({"file", "landing", "reference", "every", "on_new_files", "demo_data"})
+        p.only({"file", "landing", "reference", "every", "on_new_files", "demo_data", "cron", "after"})
         if not _NAME.match(str(name)):
             p.fail("", "pipeline names use letters, digits, '_', '.', '-' (at most 64)")
         file = p.get("file", _str, "")
@@ -617,8 +619,41 @@ def _parse_pipelines(r: _Reader, base: Path, data_dir: Path) -> dict[str, Pipeli
             every_s=p.get("every", _duration, 0.0),
             on_new_files=p.get("on_new_files", _bool, True),
             demo_data=p.get("demo_data", _bool, False),
+            cron=p.get("cron", _cron, None),
+            after=p.get("after", _names, ()),
         )
+    for name, pc in out.items():
+        p = r.sub(name)
+        for other in pc.after:
+            if other not in out or other == name:
+                p.fail("after", f"{other!r} is not another configured pipeline")
+        seen, todo = set(), list(pc.after)
+        while todo:  # runs started by other runs must not loop back
+            current = todo.pop()
+            if current == name:
+                p.fail("after", "pipelines triggering each other in a loop")
+            if current not in seen:
+                seen.add(current)
+                todo.extend(out[current].after)
+    if out:
+        # Each pipeline's own YAML and SQL are part of the config: refused here, they exit 2 with their
+        # file:line (not at daemon start, with exit 1). Imported here: a config without pipelines pays nothing.
+        from foss_supervisor.pipeline.spec import check_isolation, load_for_daemon
+
+        check_isolation(
+            [load_for_daemon(pc.file, name=pc.name, landing=pc.landing, reference=pc.reference, data_dir=data_dir)
+             for pc in out.values()]
+        )  # fmt: skip
     return out
+
+
+def _cron(value: Any) -> str:
+    from croniter import croniter  # only configs with a schedule pay for the import
+
+    text = _str(value)
+    if not croniter.is_valid(text):
+        raise ValueError(f"{text!r} is not a cron expression like '*/15 * * * *'")
+    return text
 
 
 def shipped_pipeline_file(name: str) -> Path:

@@ -246,7 +246,7 @@ class ProgramChild:
         """
         await exited
         self._contain.reaper.disown(self.pid or 0)
-        left = self._contain.adopted(self._tag)
+        left = await self._contain.adopted_settled(self._tag)
         if end_left:
             reap_stragglers(self._pgid, lambda: kill_all(left, signal.SIGKILL))
         if left and end_left:
