@@ -123,10 +123,10 @@ class ManagedProcess:
         self._start_failures = 0
         self._backoff.reset()
 
-    async def wait_settled(self, timeout_s: float) -> ProcessState:
-        """Wait until the state matches what is wanted (RUNNING, or a stopped state); bounded."""
+    async def wait_settled(self, timeout_s: float, stuck: Callable[[], bool] = lambda: False) -> ProcessState:
+        """Wait until the state matches what is wanted (RUNNING, or a stopped state), or ``stuck()``; bounded."""
         async with asyncio.timeout(timeout_s):
-            while not self._settled():
+            while not self._settled() and not stuck():
                 self._changed.clear()
                 await self._changed.wait()
         return self.state
