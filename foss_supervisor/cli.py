@@ -629,7 +629,7 @@ def _args_restart(p: argparse.ArgumentParser) -> None:
 def _args_status(p: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="*", metavar="SELECTOR", help=SELECTOR_HELP + " (default: all)")
     p.add_argument("--json", action="store_true",
-                   help="print the daemon's reply as JSON and exit 0 (all_as_wanted says what exit 3 would)")  # fmt: skip
+                   help="print the reply as JSON and exit 0 (all_as_wanted says what exit 3 would)")  # fmt: skip
 
 
 def _args_reload(p: argparse.ArgumentParser) -> None:
