@@ -54,6 +54,7 @@ from foss_supervisor.sdnotify import (
 from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 from foss_supervisor.supervisor import Supervisor
+from foss_supervisor.writefailures import WriteFailures
 
 __all__ = ["Daemon", "bind_dashboard", "clean_leftovers", "raise_open_files_limit", "run_daemon"]
 
@@ -115,13 +116,15 @@ def clean_leftovers(store: StateStore, timeout_s: float = 5.0) -> list[tuple[str
     ``(program, pid, outcome)`` for each program that had something left; the record is then removed.
     """
     leftovers = store.leftovers()
-    tags = store.leftover_tags()
+    # a tag is "<daemon instance>/<program>/<spawn>": every spawn of the dead daemon is found by its
+    # instance, also spawns newer than the record (its last write may have failed on a full disk)
+    instances = {tag.split("/", 1)[0] for tag in store.leftover_tags().values()}
     since = min((i.start_ticks for i in leftovers.values() if i.start_ticks is not None), default=None)
 
-    def escaped() -> list[ProcessIdentity]:  # left the group and session: found by the tag they inherited
-        if not tags or since is None:
+    def escaped() -> list[ProcessIdentity]:  # left the group and session, or not in the record: found by tag
+        if not instances or since is None:
             return []
-        return [ProcessIdentity(st.pid, st.start_ticks) for st in tagged_processes(tags.values(), since)]
+        return [ProcessIdentity(st.pid, st.start_ticks) for st in tagged_processes(instances, since)]
 
     found = session_members(leftovers.values())
     done: list[tuple[str, int, str]] = []
@@ -157,11 +160,13 @@ class Daemon:
     """The running daemon; it is the :class:`~foss_supervisor.commands.CommandContext` of its commands."""
 
     def __init__(self, config: Config, dashboard_socket: socket.socket | None,
-                 notifier: Notifier | None = None, watchdog_s: float | None = None) -> None:  # fmt: skip
+                 notifier: Notifier | None = None, watchdog_s: float | None = None,
+                 write_failures: WriteFailures | None = None) -> None:  # fmt: skip
         self._config = config
         self.bus = EventBus()
         self.bus.on(log_event)
-        self.store = StateStore(config.state_dir)
+        self.write_failures = write_failures or WriteFailures()  # state files, program logs, the daemon log
+        self.store = StateStore(config.state_dir, self.write_failures)
         self.containment = Containment(self._owned_by_watcher)
         self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
         self.pipelines = _pipeline_service(config, self.bus)
@@ -237,8 +242,8 @@ class Daemon:
 
     @property
     def problems(self) -> list[str]:
-        """Daemon-level errors an operator must see (a subsystem that failed, state that cannot be written)."""
-        return [*self._problems, *self.store.problems]
+        """Daemon-level errors an operator must see (a subsystem that failed, a file that cannot be written)."""
+        return [*self._problems, *self.write_failures.problems]
 
     def _subsystem_failed(self, name: str, exc: BaseException) -> None:
         log.error("subsystem_failed", subsystem=name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
@@ -403,8 +408,10 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
     activated = listen_sockets()
     strip_systemd_environ(os.environ)
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_failures = WriteFailures()
     configure_logging(config.state_dir / "foss-supervisor.log", debug=config.debug, stderr=stderr_logs,
-                      max_bytes=config.log_max_bytes, backups=config.log_backups)  # fmt: skip
+                      max_bytes=config.log_max_bytes, backups=config.log_backups,
+                      write_failures=write_failures)  # fmt: skip
     raise_open_files_limit()
     pidfile = PidFile(config.pid_file)
     stale = pidfile.acquire()
@@ -428,6 +435,6 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
         log.info("daemon_starting", pid=os.getpid(), config=str(config.source), state_dir=str(config.state_dir),
                  dashboard=config.dashboard_url)  # fmt: skip
         with sock:
-            return asyncio.run(Daemon(config, sock, notifier, watchdog_s).run())
+            return asyncio.run(Daemon(config, sock, notifier, watchdog_s, write_failures).run())
     finally:
         pidfile.release()
