@@ -339,6 +339,8 @@ def _offline_logs(args: argparse.Namespace) -> tuple[list[Any], dict[str, list[s
 
 
 def cmd_ctl(args: argparse.Namespace, config: Target) -> int:
+    if args.action == "scale":
+        return _scale(args, config)
     if args.action == "signal":
         if len(args.names) < 2:
             say("ERROR", "usage: ctl signal SIGNAL SELECTOR... (e.g. ctl signal HUP web)")
@@ -356,6 +358,18 @@ def cmd_ctl(args: argparse.Namespace, config: Target) -> int:
         ok = p["state"] == "RUNNING" if args.action != "stop" else p["state"] in ("STOPPED", "EXITED", "FATAL")
         failed = failed or not ok
     return EXIT_FAIL if failed else EXIT_OK
+
+
+def _scale(args: argparse.Namespace, config: Target) -> int:
+    if len(args.names) != 2 or not args.names[1].isdigit():
+        say("ERROR", "usage: ctl scale PROGRAM COUNT (e.g. ctl scale web 4)")
+        return EXIT_USAGE
+    plan = call(config.control_socket, "scale", timeout_s=600.0, name=args.names[0], replicas=int(args.names[1]))
+    for key in ("added", "removed"):
+        if plan[key]:
+            print(f"{key:>7}: {', '.join(plan[key])}")
+    say("SUCCESS", f"{args.names[0]} runs {args.names[1]} replicas (until the next reload)")
+    return EXIT_OK
 
 
 # ------------------------------------------------------------------------------------------ pipelines
@@ -520,8 +534,9 @@ def _args_logs(p: argparse.ArgumentParser) -> None:
 
 
 def _args_ctl(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["start", "stop", "restart", "signal"],
-                   help="what to do; signal takes the signal first: ctl signal HUP web")  # fmt: skip
+    p.add_argument("action", choices=["start", "stop", "restart", "signal", "scale"],
+                   help="what to do; signal takes the signal first (ctl signal HUP web), "
+                        "scale a program and a count (ctl scale web 4)")  # fmt: skip
     p.add_argument("names", nargs="+", metavar="SELECTOR", help=SELECTOR_HELP)
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the new state (default 30)")
 
@@ -565,7 +580,7 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
     "status": ("daemon and program states (exit 3: a program is not as wanted)", cmd_status, _args_status),
     "reload": ("re-read the config and apply the difference", cmd_reload, _args_reload),
     "logs": ("programs' output, the daemon's log, the pipeline's", cmd_logs, _args_logs),
-    "ctl": ("start, stop, restart or signal programs", cmd_ctl, _args_ctl),
+    "ctl": ("start, stop, restart, signal or scale programs", cmd_ctl, _args_ctl),
     "pipeline": ("run pipelines and read their history", cmd_pipeline, _args_pipeline),
     "query": ("a read-only SQL query on the warehouse", cmd_query, _args_query),
     "demo-data": ("write sample orders into a landing folder", cmd_demo_data, _args_demo_data),

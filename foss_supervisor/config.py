@@ -519,10 +519,12 @@ def shipped_pipeline_file(name: str) -> Path:
     return data_dir("configs") / "pipelines" / f"{name}.yaml"
 
 
-def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None) -> Config:
+def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None,
+                 replicas: Mapping[str, int] | None = None) -> Config:  # fmt: skip
     """Build a :class:`Config` from YAML text; environment overrides win over the file.
 
-    Raises one ConfigError that lists every error found (``.errors``), each with file, line and key.
+    ``replicas`` overrides programs' ``replicas:`` (``ctl scale``). Raises one ConfigError that lists
+    every error found (``.errors``), each with file, line and key.
     """
     environ = os.environ if environ is None else environ
     label = str(file)
@@ -530,6 +532,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     errors: list[ConfigError] = []
     base = file.parent.resolve()
     if isinstance(data, dict):
+        _override_replicas(data, replicas or {})
         interpolate_config(data, lines, label, base, environ, errors)
     root = _Reader(data, "", label, lines, errors)
     root.only({"state_dir", "dashboard", "debug", "log", "programs", "groups", "pipelines", "data_dir", "warehouse"})
@@ -578,6 +581,13 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     if errors:
         raise ConfigError.collected(errors)
     return config
+
+
+def _override_replicas(data: dict[str, Any], replicas: Mapping[str, int]) -> None:
+    programs = data.get("programs")
+    for name, count in replicas.items():
+        if isinstance(programs, dict) and isinstance(programs.get(name), dict):
+            programs[name]["replicas"] = count
 
 
 def _parse_groups(r: _Reader, replica_sets: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
@@ -629,7 +639,8 @@ def _parse_programs(progs: _Reader, base: Path) -> tuple[dict[str, ProgramConfig
     return programs, groups
 
 
-def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None,
+                replicas: Mapping[str, int] | None = None) -> Config:  # fmt: skip
     """Load ``path``, else ``$FOSS_SUPERVISOR_CONFIG``, else the embedded default config."""
     environ = os.environ if environ is None else environ
     path = config_path(path, environ)
@@ -643,4 +654,4 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), "", f"not UTF-8 text: {exc}") from None
-    return parse_config(text, path, environ)
+    return parse_config(text, path, environ, replicas)

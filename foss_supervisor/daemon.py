@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -157,9 +158,9 @@ class Daemon:
             self._set_phase("stopping")
         self._shutdown.set()
 
-    async def reload(self, dry_run: bool) -> dict[str, Any]:
+    async def reload(self, dry_run: bool, replicas: Mapping[str, int] | None = None) -> dict[str, Any]:
         try:
-            new = await asyncio.to_thread(load_config, self._config.source)
+            new = await asyncio.to_thread(load_config, self._config.source, None, replicas)
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc))
             raise ConfigRefused(f"config refused, the running config stays: {exc}") from None

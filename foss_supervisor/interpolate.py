@@ -16,7 +16,7 @@ A default may itself hold variables (``${A:-${B:-x}}``). A ``$`` before anything
 Values come from the program's ``env_file`` (its values are interpolated too, from the daemon's
 environment and the lines above them), then from the daemon's environment. Interpolated keys:
 ``command`` (but a ``shell: true`` command is left to the shell, apart from the ``%(...)s`` forms),
-``env`` values, ``env_file``, ``cwd``, ``log.file`` and the ``health`` probes. The ``env_file``'s values
+``env`` values, ``env_file``, ``cwd``, ``pidfile``, ``log.file`` and the ``health`` probes. The ``env_file``'s values
 are folded into ``env`` (``env`` wins), so the child sees them interpolated.
 """
 
@@ -215,8 +215,9 @@ class _Program:
         if isinstance(env, dict):
             for k in env:
                 self.item(env, k, f"{p}.env.{k}")
-        if "cwd" in d:
-            self.item(d, "cwd", f"{p}.cwd")
+        for key in ("cwd", "pidfile"):
+            if key in d:
+                self.item(d, key, f"{p}.{key}")
         if isinstance(log := d.get("log"), dict) and "file" in log:
             self.item(log, "file", f"{p}.log.file")
         if isinstance(health := d.get("health"), dict):

@@ -220,3 +220,18 @@ def test_no_config_error_reaches_the_user_as_a_traceback(tmp_path: Path) -> None
                             text=True, timeout=30, env=env)  # fmt: skip
     assert result.returncode == 2
     assert f"{bad}:2: programs.a.stop_timeout" in result.stderr and f"{bad}:3: programs.b.command" in result.stderr
+
+
+def test_ctl_scale_adds_and_removes_replicas_and_refuses_with_other_edits(fleet: DaemonHandle) -> None:
+    result = fleet.cli("ctl", "scale", "web", "3")
+    assert result.returncode == 0, result.stderr
+    assert "added: web-2" in result.stdout
+    wait_for(lambda: states(fleet).get("web-2") == "RUNNING", 20, "web-2 running")
+    assert fleet.cli("ctl", "stop", "web").stdout.count("STOPPED") == 3  # the replica set now has three
+    assert fleet.cli("ctl", "scale", "web", "1").returncode == 0
+    assert set(states(fleet)) == {"web", "api", "worker"}
+    fleet.config_path.write_text(fleet.config_path.read_text().replace("groups:", "  extra: {command: [x]}\ngroups:"))
+    refused = fleet.cli("ctl", "scale", "api", "2")
+    assert refused.returncode == 1 and "other changes (extra)" in refused.stderr
+    assert set(states(fleet)) == {"web", "api", "worker"}
+    assert fleet.cli("ctl", "scale", "nope", "2").returncode == 1
