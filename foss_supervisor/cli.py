@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from foss_supervisor import __version__
 from foss_supervisor.control.client import ControlClient, call
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, NotRunning, SupervisorError
+from foss_supervisor.pipeguard import guard_output, output_closed
 from foss_supervisor.resources import locate_control_socket
 
 if TYPE_CHECKING:
@@ -321,8 +322,8 @@ def cmd_logs(args: argparse.Namespace, config: Target) -> int:
         for line in tails.get(source.name, []):
             print(f"{source.name.ljust(width)} | {line}" if prefix else line)
     sys.stdout.flush()
-    if args.follow:
-        follow(sources)
+    if args.follow and not output_closed():
+        follow(sources, stop=output_closed)
     return EXIT_OK
 
 
@@ -605,13 +606,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; a closed stdout (``| head``) ends it quietly, as it does ``cat``."""
-    try:
-        return _main(argv)
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
-        return 128 + 13  # killed by SIGPIPE, as a shell reports it
+    """Run one command; a closed stdout (``| head``) silences it but never stops it halfway."""
+    guard_output()
+    return _main(argv)
 
 
 def _main(argv: Sequence[str] | None) -> int:

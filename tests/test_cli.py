@@ -196,6 +196,17 @@ def test_restart_does_not_talk_about_a_flag_nobody_passed(daemon: DaemonHandle) 
     assert result.returncode == 0, result.stderr
     assert "--restart" not in result.stdout + result.stderr
     assert "stopping the running instance" in result.stdout
+    # a reader that goes away (`restart | head -1`) silences the command, never stops it halfway
+    old_pid = daemon.read_pid()
+    argv = [PY, "-m", "foss_supervisor", "restart", "--config", str(daemon.config_path)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=daemon.env) as proc:
+        assert proc.stdout is not None
+        proc.stdout.close()
+        assert proc.wait(90) == 0
+    new_pid = daemon.read_pid()
+    assert new_pid is not None and new_pid != old_pid
+    daemon.extra_pids.append(new_pid)
+    assert daemon.ping() is not None
 
 
 def test_version_and_help_for_every_option() -> None:
