@@ -26,6 +26,7 @@ from foss_supervisor.containment import Containment, install_child_watcher
 from foss_supervisor.control.server import ControlServer
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, PortInUse
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
+from foss_supervisor.hooks import HookDispatcher
 from foss_supervisor.logsetup import configure_logging
 from foss_supervisor.pidfile import PidFile
 from foss_supervisor.procinfo import describe, identity_of, port_holder, terminate
@@ -122,6 +123,8 @@ class Daemon:
         self.containment = Containment(self._owned_by_watcher)
         self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
         self.pipelines = _pipeline_service(config, self.bus)
+        self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables)
+        self.bus.on(self.hooks.offer)  # hooks only enqueue here; their workers deliver in the background
         self.started_at = time.time()
         self.phase = "starting"
         self._dashboard_socket = dashboard_socket
@@ -131,6 +134,9 @@ class Daemon:
         self._watchdog_s = watchdog_s
         self._watcher: Any = None
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
+
+    def _selectables(self) -> tuple[list[str], dict[str, list[str]], Mapping[str, tuple[str, ...]]]:
+        return list(self.supervisor.processes), self._config.replica_sets, self._config.groups
 
     def _owned_by_watcher(self, pid: int) -> bool:
         return self._watcher is not None and self._watcher.owns(pid)
@@ -202,7 +208,8 @@ class Daemon:
                 supervising = group.create_task(self.supervisor.run(started, self._shutdown), name="supervisor")
                 # programs spawn while the web layer (aiohttp, jinja2, prometheus) is imported in a thread
                 runner = await self._start_web()
-                helpers = [group.create_task(self._handle_signals(), name="signals")]
+                helpers = [group.create_task(self._handle_signals(), name="signals"),
+                           group.create_task(self.hooks.run(), name="hooks")]  # fmt: skip
                 if self.pipelines is not None:
                     group.create_task(self.pipelines.run(self._shutdown), name="pipelines")
                 if self._watchdog_s is not None:

@@ -17,7 +17,8 @@ Values come from the program's ``env_file`` (its values are interpolated too, fr
 environment and the lines above them), then from the daemon's environment. Interpolated keys:
 ``command`` (but a ``shell: true`` command is left to the shell, apart from the ``%(...)s`` forms),
 ``env`` values, ``env_file``, ``cwd``, ``pidfile``, ``log.file`` and the ``health`` probes. The ``env_file``'s values
-are folded into ``env`` (``env`` wins), so the child sees them interpolated.
+are folded into ``env`` (``env`` wins), so the child sees them interpolated. In ``hooks:``, ``command``,
+``url`` and ``headers`` values are interpolated from the daemon's environment.
 """
 
 from __future__ import annotations
@@ -174,10 +175,10 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 class _Program:
-    """Interpolates one program's mapping in place, noting errors with their key and line."""
+    """Interpolates one program's (or hook's) mapping in place, noting errors with their key and line."""
 
-    def __init__(self, name: str, data: dict[str, Any], ctx: _Context) -> None:
-        self.path = f"programs.{name}"
+    def __init__(self, path: str, name: str, data: dict[str, Any], ctx: _Context) -> None:
+        self.path = path
         self.data = data
         self.ctx = ctx
         self.names = {**ctx.names, "program_name": name, "group_name": name}
@@ -228,6 +229,15 @@ class _Program:
         if self.file_vars and (env is None or isinstance(env, dict)):
             d["env"] = {**self.file_vars, **(env or {})}  # interpolated already: not interpolated again
 
+    def hook(self) -> None:
+        p, d = self.path, self.data
+        self.argv(d, "command", f"{p}.command")
+        if "url" in d:
+            self.item(d, "url", f"{p}.url")
+        if isinstance(headers := d.get("headers"), dict):
+            for k in headers:
+                self.item(headers, k, f"{p}.headers.{k}")
+
     def env_file(self) -> None:
         """Read the env_file now and interpolate its values (``run`` folds them under ``env``)."""
         raw = self.data["env_file"]
@@ -265,10 +275,12 @@ def interpolate_config(data: dict[str, Any], lines: Mapping[str, int], file: str
     ``base`` is the config's folder (relative ``env_file`` paths and ``%(here)s``); each value that cannot
     be interpolated is left as it was and a ConfigError naming file, line and key is appended to ``errors``.
     """
-    programs = data.get("programs")
-    if not isinstance(programs, dict):
-        return
     ctx = _Context(file, lines, base, environ, errors)
-    for name, program in programs.items():
+    programs = data.get("programs")
+    for name, program in programs.items() if isinstance(programs, dict) else ():
         if isinstance(program, dict):
-            _Program(str(name), program, ctx).run()
+            _Program(f"programs.{name}", str(name), program, ctx).run()
+    hooks = data.get("hooks")
+    for name, hook in hooks.items() if isinstance(hooks, dict) else ():
+        if isinstance(hook, dict):
+            _Program(f"hooks.{name}", str(name), hook, ctx).hook()
