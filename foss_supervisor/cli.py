@@ -104,12 +104,17 @@ def _http_health(config: Config, timeout_s: float) -> tuple[int | None, dict[str
 
 
 def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
-    """Stop a running daemon: the shutdown command when it answers, else SIGTERM, 5 s, SIGKILL."""
+    """Stop a running daemon: the shutdown command when it answers, else SIGTERM (and SIGCONT), then SIGKILL.
+
+    A daemon that had to be SIGKILLed leaves its programs behind: they are stopped here from its
+    ``children.json`` record, whole process groups, so ``stop`` never leaves a program running.
+    """
     from foss_supervisor.pidfile import PidFile
     from foss_supervisor.procinfo import identity_of, terminate, wait_gone
 
     pidfile = PidFile(config.pid_file)
     ident = identity_of(pid) if pid else None
+    longest = max((p.stop_timeout_s for p in config.programs.values()), default=0.0)
 
     def gone() -> bool:
         return not pidfile.inspect().locked and (ident is None or not ident.alive())
@@ -120,19 +125,40 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
         except (OSError, SupervisorError):
             graceful = False
         else:
-            longest = max((p.stop_timeout_s for p in config.programs.values()), default=0.0)
             if (ident is None or wait_gone(ident, longest * 2 + 30.0)) and _bounded_poll(gone, 5.0):
                 return True
             say("WARN", "the daemon did not exit after the shutdown command; sending signals")
     if ident is not None:
-        say("INFO", f"stopping pid {ident.pid}: SIGTERM, then SIGKILL after 5s")
-        outcome = terminate(ident, 5.0)
+        # SIGCONT with the SIGTERM lets a stopped daemon wake up and stop its programs itself
+        grace = max(5.0, longest + 5.0)
+        say("INFO", f"stopping pid {ident.pid}: SIGTERM, then SIGKILL after {grace:g}s")
+        outcome = terminate(ident, grace)
         say("INFO", f"pid {ident.pid} {outcome}")
+        if outcome == "killed":
+            _stop_leftovers(config)
     return _bounded_poll(gone, 10.0)
 
 
+def _stop_leftovers(config: Config) -> None:
+    from foss_supervisor.daemon import clean_leftovers
+    from foss_supervisor.statestore import StateStore
+
+    for name, pid, outcome in clean_leftovers(StateStore(config.state_dir)):
+        say("INFO", f"program {name} (pid {pid}) left by the killed daemon: {outcome}")
+
+
+def _same_config(pong: dict[str, Any], config: Config) -> bool:
+    """Does the answering daemon run ``config``? (An older daemon that does not say is taken as yes.)"""
+    theirs = pong.get("config")
+    return not theirs or Path(str(theirs)).resolve() == config.source.resolve()
+
+
 def cmd_start(args: argparse.Namespace, config: Config) -> int:
-    """Smart start: leave a healthy instance alone, replace an unhealthy one, else start fresh."""
+    """Smart start: leave a healthy instance alone, replace an unhealthy one, else start fresh.
+
+    An instance that answers on the control socket but runs another config file is refused
+    (exit 1), unless ``--restart`` asks to replace it.
+    """
     from foss_supervisor.pidfile import PidFile
     from foss_supervisor.procinfo import describe
 
@@ -140,11 +166,20 @@ def cmd_start(args: argparse.Namespace, config: Config) -> int:
     status = pidfile.inspect()
     if status.locked:
         pong = _ping(config, HEALTH_BOUND_S)
-        code, body = _http_health(config, HEALTH_BOUND_S) if pong else (None, {})
-        healthy = pong is not None and code is not None
-        if healthy and not args.restart:
-            say("INFO", f"foss-supervisor is already running (pid {status.pid}, {pong.get('phase')})")  # type: ignore[union-attr]
-            if code != 200:
+        healthy = pong is not None  # answering on its control socket proves it alive
+        if pong is not None and not _same_config(pong, config):
+            other = f"pid {pong.get('pid')}, config {pong.get('config')}, state dir {pong.get('state_dir')}"
+            if not args.restart:
+                say("ERROR", f"foss-supervisor is already running with another config ({other}); "
+                             f"stop it first, or pass --restart to replace it with {config.source}")  # fmt: skip
+                return EXIT_FAIL
+            say("INFO", f"--restart: replacing the instance that runs another config ({other})")
+        if pong is not None and not args.restart:
+            code, body = _http_health(config, HEALTH_BOUND_S)
+            say("INFO", f"foss-supervisor is already running (pid {status.pid}, {pong.get('phase')})")
+            if code is None:
+                say("WARN", f"its dashboard does not answer on {config.dashboard_url}")
+            elif code != 200:
                 say("WARN", f"it reports problems: {'; '.join(body.get('problems', [])) or code}")
             say("SUCCESS", f"Dashboard: {config.dashboard_url}")
             _print_login(config)
@@ -168,11 +203,11 @@ def cmd_start(args: argparse.Namespace, config: Config) -> int:
 
 def _run_foreground(args: argparse.Namespace, config: Config) -> int:
     from foss_supervisor.daemon import run_daemon
-    from foss_supervisor.errors import AlreadyRunning, PortInUse
+    from foss_supervisor.errors import DaemonError, PortInUse
 
     try:
         return run_daemon(config, take_over_port=args.take_over_port, stderr_logs=not args.daemonized)
-    except (AlreadyRunning, PortInUse) as exc:
+    except DaemonError as exc:  # another instance, the port, the control socket: nothing was left running
         say("ERROR", str(exc))
         if isinstance(exc, PortInUse):
             say("INFO", "pass --take-over-port to stop that process, or set FOSS_SUPERVISOR_PORT")
@@ -181,10 +216,12 @@ def _run_foreground(args: argparse.Namespace, config: Config) -> int:
 
 def _start_background(args: argparse.Namespace, config: Config) -> int:
     import subprocess
+
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stderr_path = config.state_dir / "foss-supervisor.stderr"
-    argv = [sys.executable, "-m", "foss_supervisor", "start", "--foreground", "--daemonized",
-            "--config", str(config.source)]  # fmt: skip
+    # -P and cwd "/": the daemon never imports a module from the directory `start` was run in
+    argv = [sys.executable, "-P", "-m", "foss_supervisor", "start", "--foreground", "--daemonized",
+            "--config", str(config.source.resolve())]  # fmt: skip
     if args.take_over_port:
         argv.append("--take-over-port")
     if args.debug:
@@ -192,7 +229,7 @@ def _start_background(args: argparse.Namespace, config: Config) -> int:
     say("INFO", f"starting foss-supervisor (config {config.source}, state {config.state_dir})")
     with stderr_path.open("wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True,
-                                close_fds=True)  # fmt: skip
+                                close_fds=True, cwd="/")  # fmt: skip
     state: dict[str, Any] = {}
 
     def ready() -> bool:

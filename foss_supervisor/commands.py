@@ -39,6 +39,9 @@ class CommandContext(Protocol):
     @property
     def config(self) -> Config: ...
 
+    @property
+    def problems(self) -> list[str]: ...
+
     async def reload(self, dry_run: bool, replicas: Mapping[str, int] | None = None) -> dict[str, Any]: ...
 
     def request_shutdown(self) -> None: ...
@@ -108,8 +111,11 @@ async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> A
 
 @command("ping")
 async def ping(ctx: CommandContext) -> dict[str, Any]:
-    """Liveness: answers at once with the daemon's PID and phase (starting, ready, reloading, stopping)."""
-    return {"pong": True, "pid": os.getpid(), "phase": ctx.phase, "version": __version__}
+    """Liveness: answers at once with the daemon's PID, phase (starting, ready, reloading, stopping),
+    config file and state dir (so another ``start`` can tell whether it is the same instance)."""
+    cfg = ctx.config
+    return {"pong": True, "pid": os.getpid(), "phase": ctx.phase, "version": __version__, "config": str(cfg.source),
+            "state_dir": str(cfg.state_dir)}  # fmt: skip
 
 
 @command("status", names=(list, []))
@@ -133,6 +139,7 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
             "config": str(cfg.source),
             "state_dir": str(cfg.state_dir),
             "dashboard_url": cfg.dashboard_url,
+            "problems": ctx.problems,  # daemon-level errors: a failed subsystem, state that cannot be written
         },
         "programs": programs,
     }

@@ -7,11 +7,13 @@
     ├── StateTransitionError   an illegal move in the process state table
     ├── DaemonError
     │   ├── AlreadyRunning     another live daemon holds the PID file lock
+    │   ├── InstanceConflict   another live foss-supervisor holds what this one needs (names it)
     │   └── PortInUse          the dashboard port is held (names the holder)
     └── ControlError           the control socket refused or failed a request
         ├── ProtocolError      a malformed, oversized or unknown request
         ├── CommandError       a well-formed request the command could not do
         │   └── ConfigRefused  a reload refused a bad config file (the running config stays)
+        ├── NoAnswer           the daemon did not answer within the client's timeout
         └── NotRunning         no daemon answers on the control socket
 """
 
@@ -24,6 +26,8 @@ __all__ = [
     "ConfigRefused",
     "ControlError",
     "DaemonError",
+    "InstanceConflict",
+    "NoAnswer",
     "NotRunning",
     "PortInUse",
     "ProtocolError",
@@ -85,6 +89,18 @@ class AlreadyRunning(DaemonError):
         super().__init__(f"another foss-supervisor daemon is running (pid {pid})")
 
 
+class InstanceConflict(DaemonError):
+    """Another live foss-supervisor, answering on its control socket, holds ``what``; it is never stopped."""
+
+    def __init__(self, what: str, pid: int | None, state_dir: str | None, config: str | None) -> None:
+        self.what, self.pid, self.state_dir, self.config = what, pid, state_dir, config
+        stop = f"foss-supervisor stop --config {config}" if config else "foss-supervisor stop"
+        super().__init__(
+            f"{what} is held by another running foss-supervisor (pid {pid}, state dir {state_dir}, "
+            f"config {config}); it is left alone: stop it first ({stop}) or use another port"
+        )
+
+
 class PortInUse(DaemonError):
     """The dashboard port is taken; ``holder`` describes who holds it, when known."""
 
@@ -116,3 +132,7 @@ class ConfigRefused(CommandError):
 
 class NotRunning(ControlError):
     """No daemon answers on the control socket."""
+
+
+class NoAnswer(ControlError):
+    """The daemon accepted the request but did not answer within the client's timeout."""

@@ -62,33 +62,39 @@ def child_environment(cfg: ProgramConfig, base: Mapping[str, str]) -> dict[str, 
     return env
 
 
-def _pid_exit(pid: int) -> asyncio.Future[int]:
-    """A future resolved with ``pid``'s exit code when it exits (reaped here if it is our child).
+class MainPidExit:
+    """Watches a main PID adopted through the subreaper (``pidfile:``) through its pidfd.
 
-    For a main PID adopted through the subreaper; -1 when its exit code could not be read (its own
-    parent reaped it).
+    ``exited`` resolves with its exit code (-1 when its own parent reaped it first) and ``exited_at``
+    (monotonic) is set just before, like :class:`ChildProtocol`'s.
     """
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[int] = loop.create_future()
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        fut.set_result(-1)
-        return fut
 
-    def exited() -> None:
-        loop.remove_reader(fd)
-        os.close(fd)
-        code = -1
-        with contextlib.suppress(ChildProcessError):
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                code = os.waitstatus_to_exitcode(status)
-        if not fut.done():
-            fut.set_result(code)
+    def __init__(self, pid: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self.exited_at = 0.0
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._done(-1)
+            return
 
-    loop.add_reader(fd, exited)
-    return fut
+        def readable() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            code = -1
+            with contextlib.suppress(ChildProcessError):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    code = os.waitstatus_to_exitcode(status)
+            self._done(code)
+
+        loop.add_reader(fd, readable)
+
+    def _done(self, code: int) -> None:
+        if not self.exited.done():
+            self.exited_at = time.monotonic()
+            self.exited.set_result(code)
 
 
 class ChildProtocol(asyncio.SubprocessProtocol):
@@ -170,8 +176,7 @@ class ManagedProcess:
         self._sink: LogSink | None = None
         self._contain = containment or Containment()
         self._tag = ""  # this spawn's tag: inherited by every descendant, so escapees are found
-        self._exited: asyncio.Future[int] | None = None  # the supervised PID's exit (leader or main PID)
-        self._exited_at = 0.0
+        self._exit_watch: ChildProtocol | MainPidExit | None = None  # the supervised PID: leader or main PID
         self._pgid = 0  # the group a stop signals: the leader's own, or the main PID's (pidfile:)
 
     # ---------------------------------------------------------------- requests (any caller)
@@ -250,7 +255,7 @@ class ManagedProcess:
                     continue
                 await self._run_once()
         finally:
-            if self._exited is not None:
+            if self._exit_watch is not None:
                 await self._stop_child("daemon shutting down")
 
     def reset_after_error(self) -> None:
@@ -414,24 +419,23 @@ class ManagedProcess:
                 self._notify = NotifyListener(self._notify_dir / f"{self.name}.sock", self._wake.set)
                 await self._notify.open(account.pw_uid if account else None)
                 env["NOTIFY_SOCKET"] = str(self._notify.path)
+            self._spawned_at = time.monotonic()  # before the exec: a fast child may exit before it returns
             transport, protocol = await self._exec(env, account)
         except BaseException:
             self._close_notify()
             raise
         self._transport, self._protocol = transport, protocol
-        self._spawned_at = time.monotonic()
         self.started_at = time.time()
         self.pid = self._pgid = transport.get_pid()
         self.exit_code = None
         self.spawns += 1
         self._on_spawn(self)
-        return self._supervise_exit(protocol.exited)
+        self._exit_watch = protocol
+        return protocol.exited
 
-    def _supervise_exit(self, exited: asyncio.Future[int]) -> asyncio.Future[int]:
-        """Make ``exited`` the future of the PID this program is now (its leader, or a main PID)."""
-        self._exited = exited
-        exited.add_done_callback(lambda _: setattr(self, "_exited_at", time.monotonic()))
-        return exited
+    @property
+    def _exited_at(self) -> float:
+        return self._exit_watch.exited_at if self._exit_watch is not None else 0.0
 
     async def _exec(self, env: dict[str, str], account: pwd.struct_passwd | None
                     ) -> tuple[asyncio.SubprocessTransport, ChildProtocol]:  # fmt: skip
@@ -472,7 +476,7 @@ class ManagedProcess:
                     await asyncio.shield(self._protocol.closed)
             self._transport.close()
         self._transport = self._protocol = None
-        self._exited = None
+        self._exit_watch = None
         self._close_notify()
         self.pid = None
         self._on_exit(self)
@@ -502,8 +506,8 @@ class ManagedProcess:
             raise asyncio.CancelledError
 
     async def _terminate(self, reason: str, failed_start: bool) -> None:
-        exited = self._exited
-        assert exited is not None and self.pid is not None
+        assert self._exit_watch is not None and self.pid is not None
+        exited = self._exit_watch.exited
         if not failed_start:
             self._transition(S.STOPPING, reason)
         # processes that left the group get the polite signal too, so they can shut down cleanly
@@ -524,7 +528,7 @@ class ManagedProcess:
 
     def signal(self, sig: signal.Signals) -> bool:
         """Send ``sig`` to the running program (its group, or its main PID alone); False when none runs."""
-        if self._exited is None or self._exited.done() or not self._pgid:
+        if self._exit_watch is None or self._exit_watch.exited.done() or not self._pgid:
             return False  # reaped: the PID may belong to someone else now
         return signal_group(self._pgid if self.cfg.kill_group else (self.pid or 0), sig, group=self.cfg.kill_group)
 
@@ -569,7 +573,8 @@ class ManagedProcess:
         self._contain.reaper.own(pid)
         self._on_spawn(self)
         log.info("main_pid_followed", program=self.name, pid=pid, pidfile=str(self.cfg.pidfile))
-        return self._supervise_exit(_pid_exit(pid))
+        self._exit_watch = MainPidExit(pid)
+        return self._exit_watch.exited
 
     # ---------------------------------------------------------------- events
 
