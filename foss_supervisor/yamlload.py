@@ -149,7 +149,10 @@ def load_yaml(text: str, file: str) -> tuple[Any, dict[str, int]]:
     lines: dict[str, int] = {}
     if node is None:
         return {}, lines
-    return _Builder(file, lines).build(node, ""), lines
+    try:
+        return _Builder(file, lines).build(node, ""), lines
+    except yaml.YAMLError as exc:  # a scalar no safe constructor takes (`=`, an unknown !tag)
+        raise _yaml_error(exc, file) from None
 
 
 class _Builder:
