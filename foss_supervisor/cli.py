@@ -44,7 +44,7 @@ class SocketTarget:
 
 # These only talk to the daemon: they find its socket without PyYAML and the typed config, which are
 # about half of a CLI call's start-up (and so of the time `ctl stop` takes before the daemon hears it).
-SOCKET_ONLY = frozenset({"status", "ctl", "logs", "query", "pipeline", "demo-data"})
+SOCKET_ONLY = frozenset({"status", "ctl", "logs", "query", "pipeline", "demo-data", "top"})
 
 __all__ = ["main"]
 
@@ -515,6 +515,15 @@ def cmd_demo_data(args: argparse.Namespace, config: Target) -> int:
     return EXIT_OK
 
 
+def cmd_top(args: argparse.Namespace, config: Target) -> int:
+    """The terminal UI (textual is imported only here: it is most of this command's start-up)."""
+    from foss_supervisor.top import TopApp
+
+    call(config.control_socket, "ping")  # not running: say so plainly instead of an empty screen
+    TopApp(config.control_socket).run()
+    return EXIT_OK
+
+
 def cmd_install_service(args: argparse.Namespace, config: Config) -> int:
     """Write the systemd units for this installation and print the systemctl commands (never runs sudo)."""
     from foss_supervisor.systemd_units import options_for, plan_install, write_units
@@ -622,6 +631,7 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
     "pipeline": ("run pipelines and read their history", cmd_pipeline, _args_pipeline),
     "query": ("a read-only SQL query on the warehouse", cmd_query, _args_query),
     "demo-data": ("write sample orders into a landing folder", cmd_demo_data, _args_demo_data),
+    "top": ("a terminal UI: live programs, their log, keys to start, stop, restart, signal", cmd_top, _no_args),
     "install-service": ("write systemd units for this installation", cmd_install_service, _args_install_service),
 }
 
