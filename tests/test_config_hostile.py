@@ -223,3 +223,16 @@ def test_daemon_answers_a_too_deep_request_and_keeps_serving(daemon: DaemonHandl
     assert reply["ok"] is False and "nested deeper" in reply["error"]["message"]
     assert daemon.ping() is not None
     assert "Traceback" not in daemon.stderr()
+
+
+def test_a_pipeline_spec_is_bounded_the_same_way(tmp_path: Path) -> None:
+    from foss_supervisor.pipeline.errors import PipelineConfigError
+    from foss_supervisor.pipeline.spec import load_pipeline
+
+    spec = tmp_path / "p.yaml"
+    spec.write_text("name: p\n" + BILLION_LAUGHS[BILLION_LAUGHS.index("lol:") :])
+    with pytest.raises(PipelineConfigError, match="expands to more than"):
+        load_pipeline(spec)
+    spec.write_text("name: p\nsteps: &s [*s]\n")
+    with pytest.raises(PipelineConfigError, match="line 2: alias \\*s refers to a node that contains it"):
+        load_pipeline(spec)

@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.resources import data_dir
+from foss_supervisor.yamlload import load_yaml
 
 __all__ = [
     "Check",
@@ -189,11 +189,11 @@ def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -
     path = Path(path).resolve()
     file = str(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw, _lines = load_yaml(path.read_text(encoding="utf-8"), file)  # bounded: aliases, depth, size
     except OSError as exc:
         raise PipelineConfigError(file, "", f"cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise PipelineConfigError(file, "", f"invalid YAML: {exc}") from exc
+    except ConfigError as exc:
+        raise PipelineConfigError(file, exc.key, f"line {exc.line}: {exc.reason}") from None
     if not isinstance(raw, dict):
         raise PipelineConfigError(file, "", "top level must be a mapping")
     _unknown_keys(raw, _TOP_KEYS, file, "")
