@@ -44,7 +44,7 @@ class SocketTarget:
 
 # These only talk to the daemon: they find its socket without PyYAML and the typed config, which are
 # about half of a CLI call's start-up (and so of the time `ctl stop` takes before the daemon hears it).
-SOCKET_ONLY = frozenset({"status", "ctl", "logs", "query", "pipeline", "demo-data", "top"})
+SOCKET_ONLY = frozenset({"status", "ctl", "logs", "query", "pipeline", "demo-data", "top", "reload"})
 
 __all__ = ["main"]
 
@@ -331,7 +331,7 @@ def cmd_status(args: argparse.Namespace, config: Target) -> int:
     return code
 
 
-def cmd_reload(args: argparse.Namespace, config: Config) -> int:
+def cmd_reload(args: argparse.Namespace, config: Target) -> int:
     result = call(config.control_socket, "reload", timeout_s=600.0, dry_run=args.dry_run)
     verb = "would" if args.dry_run else "did"
     for key in ("added", "changed", "removed", "unchanged"):
