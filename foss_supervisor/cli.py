@@ -673,7 +673,14 @@ def _main(argv: Sequence[str] | None) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         say("ERROR", f"config refused: {exc}")
-        return EXIT_USAGE
+        sock = locate_control_socket(args.config, os.environ) if args.command == "stop" else None
+        if sock is None or not sock.exists():
+            return EXIT_USAGE
+        # a broken file must not keep an operator from stopping the daemon that runs the last good one
+        from foss_supervisor.config import Config
+
+        say("WARN", f"stopping the daemon that answers on {sock} anyway")
+        return _run(args, Config(source=Path(exc.file), state_dir=sock.parent))
     return _run(args, config)
 
 

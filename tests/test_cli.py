@@ -264,3 +264,15 @@ def test_readme_parity_table_names_tests_that_exist() -> None:
         tree = ast.parse((root / ref.group(1)).read_text())
         names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
         assert ref.group(2) in names, row
+
+
+def test_stop_works_when_the_config_file_has_since_been_broken(daemon: DaemonHandle) -> None:
+    daemon.write_config(f"programs:\n  a: {{command: ['{PY}', '-c', 'import time; time.sleep(600)']}}\n")
+    daemon.start()
+    child = daemon.program("a")["pid"]
+    daemon.config_path.write_text(daemon.config_path.read_text() + "  b: {command: [x], stop_timeout: soon}\n")
+    result = daemon.cli("stop")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "config refused" in result.stderr and "stopping the daemon" in result.stderr
+    assert daemon.proc is not None and daemon.proc.wait(30) == 0
+    wait_for(lambda: not Path(f"/proc/{child}").exists(), 10, "the program ended with the daemon")
