@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Log
 from foss_supervisor.control.client import call
 from foss_supervisor.errors import SupervisorError
 from foss_supervisor.logview import Follower, LogSource
+from foss_supervisor.terminal import fmt_uptime, info_column
 
 __all__ = ["TopApp"]
 
@@ -33,13 +34,6 @@ COLUMNS = ("NAME", "STATE", "HEALTH", "PID", "CPU%", "MEM", "UPTIME", "INFO")
 
 def _mib(n: int) -> str:
     return f"{n / 1024 / 1024:.1f}M"
-
-
-def _uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 class _Usage:
@@ -134,8 +128,7 @@ class TopApp(App[None]):
                 table.move_cursor(row=min(cursor, len(names) - 1))
         for p in self.programs:
             cpu, mem = self._usage(p["pid"])
-            info = p["reason"] if p["state"] != "RUNNING" else (p.get("status_text") or p.get("health_detail") or "")
-            cells = (p["state"], p["health"], str(p["pid"] or "-"), cpu, mem, _uptime(p["uptime_s"]), info)
+            cells = (p["state"], p["health"], str(p["pid"] or "-"), cpu, mem, fmt_uptime(p["uptime_s"]), info_column(p))
             for column, value in zip(self._columns[1:], cells, strict=True):
                 table.update_cell(p["name"], column, value)
         if names and self.selected not in names:
