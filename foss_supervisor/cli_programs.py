@@ -104,7 +104,8 @@ def cmd_ctl(args: argparse.Namespace, config: Target) -> int:
     failed = False
     for p in results:
         print(f"{p['name']}: {p['state']} (pid {p['pid'] or '-'}) {p['reason']}".rstrip())
-        ok = p["state"] == "RUNNING" if args.action != "stop" else p["state"] in ("STOPPED", "EXITED", "FATAL")
+        up = p["state"] == "RUNNING" or p.get("completed", False)  # a one-shot job that is done counts
+        ok = up if args.action != "stop" else p["state"] in ("STOPPED", "EXITED", "FATAL")
         failed = failed or not ok
     return EXIT_FAIL if failed else EXIT_OK
 
