@@ -31,7 +31,7 @@ from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, Dae
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
 from foss_supervisor.hooks import HookDispatcher
 from foss_supervisor.instance import inspect_instance, looks_like_ours
-from foss_supervisor.logsetup import configure_logging
+from foss_supervisor.logsetup import configure_logging, log_pipeline_event
 from foss_supervisor.pidfile import PidFile
 from foss_supervisor.procinfo import (
     ProcessIdentity,
@@ -148,6 +148,7 @@ class Daemon:
         self._config = config
         self.bus = EventBus()
         self.bus.on(log_event)
+        self.bus.on(log_pipeline_event)
         self.store = StateStore(config.state_dir)
         self.containment = Containment(self._owned_by_watcher)
         self.supervisor = Supervisor(config, self.bus, self.store, self.containment)

@@ -5,6 +5,7 @@ manners (--version, help for every option, a closed pipe, plain text)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import time
@@ -276,3 +277,16 @@ def test_stop_works_when_the_config_file_has_since_been_broken(daemon: DaemonHan
     assert "config refused" in result.stderr and "stopping the daemon" in result.stderr
     assert daemon.proc is not None and daemon.proc.wait(30) == 0
     wait_for(lambda: not Path(f"/proc/{child}").exists(), 10, "the program ended with the daemon")
+
+
+def test_logs_pipeline_shows_the_runner_and_its_steps(daemon: DaemonHandle) -> None:
+    daemon.write_config("pipelines:\n  orders: {on_new_files: false, demo_data: false}\n")
+    daemon.start()
+    daemon.call("demo_data", orders=500)
+    run = daemon.call("pipeline_run", name="orders", wait=True)
+    assert run["status"] in ("succeeded", "succeeded_with_warnings")
+    result = daemon.cli("logs", "pipeline", "-n", "500")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line)["event"] for line in result.stdout.splitlines()]
+    assert {"pipeline_run_started", "pipeline_step_state", "pipeline_run_finished"} <= set(events)
+    assert "program_state" not in events and "daemon_state" not in events  # only the pipeline's share
