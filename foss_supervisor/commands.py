@@ -122,7 +122,10 @@ async def ping(ctx: CommandContext) -> dict[str, Any]:
 async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
     """The daemon and its programs (all, or those names select: see ``selectors``).
 
-    Each program: state, health, PID, uptime, exit code, spawns, wanted state, reason, redacted env.
+    ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, problems},
+    "programs": [{name, group, state, health, health_detail, pid, exit_code, completed, uptime_s,
+    spawns, wanted ("running"|"stopped"), reason, next_attempt_at, retry_in_s, status_text, command,
+    depends_on, dependency_conditions, log_file, env (secrets redacted)}]}``; ``status --json`` prints it.
     """
     cfg = ctx.config
     programs = []
