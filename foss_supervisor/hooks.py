@@ -42,6 +42,7 @@ import structlog
 
 from foss_supervisor.child import stop_group
 from foss_supervisor.config import EVENT_KINDS, HookConfig
+from foss_supervisor.errors import CommandError
 from foss_supervisor.events import HealthChanged, StateChanged
 from foss_supervisor.selectors import resolve
 from foss_supervisor.states import Health, ProcessState
@@ -126,7 +127,7 @@ class HookDispatcher:
         for sel in hook.select:
             try:
                 chosen.update(resolve([sel], programs, sets, groups))
-            except Exception:  # noqa: S112 - a selector that selects nothing now may select something later
+            except CommandError:  # a selector that selects nothing now may select something later
                 continue
         return payload["program"] in chosen
 
