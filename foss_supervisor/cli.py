@@ -96,6 +96,7 @@ def _http_health(config: Config, timeout_s: float) -> tuple[int | None, dict[str
     """GET /health: (status code, body), or (None, {}) when nothing answers in time."""
     import urllib.error
     import urllib.request
+
     try:
         with urllib.request.urlopen(config.dashboard_url + "health", timeout=timeout_s) as resp:  # noqa: S310
             return resp.status, json.loads(resp.read() or b"{}")
@@ -327,8 +328,10 @@ def _print_run(run: dict[str, Any]) -> None:
     took = f" in {run['duration_s']:.2f}s" if run.get("duration_s") is not None else ""
     print(f"run {run['run_id']} of {run['pipeline']} ({run['mode']}, {run['trigger']}): {run['status']}{took}")
     for i, step in enumerate(run["steps"], 1):
-        rows = f"{step['rows_in'] if step['rows_in'] is not None else '-'} -> " \
-               f"{step['rows_out'] if step['rows_out'] is not None else '-'}"
+        rows = (
+            f"{step['rows_in'] if step['rows_in'] is not None else '-'} -> "
+            f"{step['rows_out'] if step['rows_out'] is not None else '-'}"
+        )
         dur = f"{step['duration_s']:.2f}s" if step.get("duration_s") is not None else ""
         print(f"  [{i}/{len(run['steps'])}] {step['name']:<12} {step['state']:<24} {rows:<22} {dur}"
               + (f"  {step['error']}" if step.get("error") else ""))  # fmt: skip
