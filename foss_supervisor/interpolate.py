@@ -41,6 +41,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BRACED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])(.*))?", re.DOTALL)
 _PERCENT = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)[sd]")
 MAX_NESTING = 8  # ${A:-${B:-${C}}} is three
+MAX_ENV_FILE_BYTES = 1024 * 1024
 
 
 def expand(text: str, lookup: Lookup, names: Mapping[str, str] | None = None, *, dollar: bool = True,
@@ -147,10 +148,19 @@ def _supervisord(name: str, lookup: Lookup, names: Mapping[str, str]) -> str:
 def read_env_file_lines(path: Path) -> dict[str, tuple[str, int]]:
     """``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes) as KEY -> (value, line number).
 
-    Raises OSError when unreadable and ValueError naming the file and line of a malformed line.
+    Raises OSError when unreadable, ValueError for a file over MAX_ENV_FILE_BYTES, not UTF-8, or with a
+    malformed line (naming the file and line).
     """
+    with path.open("rb") as f:
+        data = f.read(MAX_ENV_FILE_BYTES + 1)  # never more: env_file may name any file, /dev/zero too
+    if len(data) > MAX_ENV_FILE_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_ENV_FILE_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     out: dict[str, tuple[str, int]] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

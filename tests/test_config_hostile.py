@@ -68,6 +68,15 @@ def test_big_file_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
         load_config(path, {})
 
 
+def test_an_env_file_is_read_bounded(tmp_path: Path) -> None:
+    (tmp_path / "big.env").write_text("A=" + "x" * (2 * 1024 * 1024) + "\n")
+    (tmp_path / "bin.env").write_bytes(b"A=\xff\n")
+    for name, reason in (("/dev/zero", "larger than"), ("big.env", "larger than"), ("bin.env", "not UTF-8")):
+        with pytest.raises(ConfigError) as info:
+            parse_config(f"programs:\n  a: {{command: [x], env_file: {name}}}\n", tmp_path / "c.yaml", {})
+        assert info.value.key == "programs.a.env_file" and reason in info.value.reason
+
+
 def test_too_many_programs_are_refused() -> None:
     err = refused(f"programs:\n  a: {{command: [x], replicas: 1000}}\n  b: {{command: [x], replicas: 1000}}\n"
                   f"  c: {{command: [x], replicas: {MAX_PROGRAMS}}}\n")  # fmt: skip
@@ -175,6 +184,20 @@ def test_control_requests_are_bounded_in_depth(args_value: object) -> None:
             decode_request(line)
     else:
         assert decode_request(line)[1] == "x"
+
+
+@_FAST
+@given(
+    st.binary(max_size=300)
+    | st.builds(lambda v: json.dumps(v).encode(), _values)
+    | st.builds(lambda v: json.dumps({"v": 1, "id": 1, "cmd": "status", "args": v}).encode(), _values)
+)
+def test_any_control_request_line_is_answered_or_refused_as_a_protocol_error(line: bytes) -> None:
+    try:
+        _, cmd, args = decode_request(line)
+    except ProtocolError:
+        return
+    assert isinstance(cmd, str) and cmd and isinstance(args, dict)
 
 
 def test_control_request_deeper_than_python_recursion_is_a_protocol_error() -> None:
