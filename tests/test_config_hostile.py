@@ -263,3 +263,23 @@ def test_a_pipeline_spec_is_bounded_the_same_way(tmp_path: Path) -> None:
     spec.write_text("name: p\nsteps: &s [*s]\n")
     with pytest.raises(PipelineConfigError, match=r"p.yaml:2: steps\[0\]: alias \*s refers to a node that contains it"):
         load_pipeline(spec)
+
+
+_spec_values = st.dictionaries(
+    st.sampled_from(["name", "description", "folders", "setup", "steps", "checks", "junk"]), _values, max_size=5
+)
+
+
+@_FAST
+@given(st.text(max_size=300) | st.builds(json.dumps, _spec_values))
+def test_any_pipeline_spec_gives_a_spec_or_a_located_error(tmp_path_factory: pytest.TempPathFactory,
+                                                            text: str) -> None:  # fmt: skip
+    from foss_supervisor.pipeline.errors import PipelineConfigError
+    from foss_supervisor.pipeline.spec import load_pipeline
+
+    spec = tmp_path_factory.mktemp("spec") / "p.yaml"
+    spec.write_text(text)
+    try:
+        load_pipeline(spec)
+    except PipelineConfigError as exc:
+        assert exc.file == str(spec)
