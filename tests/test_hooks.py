@@ -155,3 +155,20 @@ def test_real_deliveries_and_receivers_that_fail_do_not_hold_supervision(
     assert {(f["hook"], f["attempts"]) for f in failures} == {("down", 3), ("slow", 1)}
     assert daemon.program("steady")["state"] == "RUNNING"
     assert daemon.cli("ctl", "restart", "steady").returncode == 0
+
+
+def test_a_pipeline_run_is_delivered_to_its_hook(daemon: DaemonHandle) -> None:
+    seen = daemon.tmp / "runs.jsonl"
+    record = f"import sys; open('{seen}', 'a').write(sys.stdin.read() + chr(10))"
+    daemon.write_config(
+        "pipelines:\n  orders: {on_new_files: false, demo_data: false}\n"
+        "hooks:\n  runs: {on: [pipeline_succeeded, pipeline_failed], select: [orders],"
+        f" command: ['{PY}', '-c', \"{record}\"]}}\n"
+    )
+    daemon.start()
+    daemon.call("demo_data", orders=300)
+    run = daemon.call("pipeline_run", name="orders", wait=True)
+    delivered = wait_for(lambda: seen.exists() and seen.read_text().strip(), 20, "the run's hook")
+    payload = json.loads(delivered.splitlines()[0])
+    assert payload["kind"] == "pipeline_succeeded" and payload["run_id"] == run["run_id"]
+    assert payload["pipeline"] == "orders" and payload["status"] == run["status"]
