@@ -44,6 +44,7 @@ from foss_supervisor.child import stop_group
 from foss_supervisor.config import EVENT_KINDS, HookConfig
 from foss_supervisor.errors import CommandError
 from foss_supervisor.events import HealthChanged, StateChanged
+from foss_supervisor.sdnotify import without_systemd_environ
 from foss_supervisor.selectors import resolve
 from foss_supervisor.states import Health, ProcessState
 
@@ -182,7 +183,8 @@ class HookDispatcher:
 
     async def _run(self, hook: HookConfig, payload: dict[str, Any]) -> str:
         body = json.dumps(payload).encode()
-        env = {**os.environ, "FOSS_EVENT": payload["kind"], "FOSS_EVENT_JSON": body.decode()}
+        # not the daemon's NOTIFY_SOCKET, WATCHDOG_* or LISTEN_*: a hook must not speak to systemd as the daemon
+        env = {**without_systemd_environ(os.environ), "FOSS_EVENT": payload["kind"], "FOSS_EVENT_JSON": body.decode()}
         proc = await asyncio.create_subprocess_exec(
             *hook.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, start_new_session=True, env=env,
