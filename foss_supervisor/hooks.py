@@ -37,6 +37,7 @@ import socket
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -79,6 +80,13 @@ def event_payload(event: object) -> dict[str, Any] | None:
                 "status": status, "duration_s": getattr(event, "duration_s", None),
                 "error": getattr(event, "error", None)}  # fmt: skip
     return None
+
+
+def _shown(url: str) -> str:
+    """A URL fit for a log line: no user:password, no query string (webhook URLs often carry a token)."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class HookDispatcher:
@@ -177,9 +185,9 @@ class HookDispatcher:
                 aiohttp.ClientSession() as session,
                 session.post(hook.url, json=payload, headers=dict(hook.headers), allow_redirects=False) as resp,
             ):
-                return "" if 200 <= resp.status < 300 else f"POST {hook.url} -> {resp.status}"
+                return "" if 200 <= resp.status < 300 else f"POST {_shown(hook.url)} -> {resp.status}"
         except aiohttp.ClientError as exc:
-            return f"POST {hook.url} failed: {exc}"
+            return f"POST {_shown(hook.url)} failed: {type(exc).__name__}"
 
     async def _run(self, hook: HookConfig, payload: dict[str, Any]) -> str:
         body = json.dumps(payload).encode()

@@ -172,3 +172,9 @@ def test_a_pipeline_run_is_delivered_to_its_hook(daemon: DaemonHandle) -> None:
     payload = json.loads(delivered.splitlines()[0])
     assert payload["kind"] == "pipeline_succeeded" and payload["run_id"] == run["run_id"]
     assert payload["pipeline"] == "orders" and payload["status"] == run["status"]
+
+
+def test_a_webhook_url_is_logged_without_its_credentials() -> None:
+    from foss_supervisor.hooks import _shown
+
+    assert _shown("https://user:pw@hooks.example:8443/x?token=s3cret") == "https://hooks.example:8443/x"
