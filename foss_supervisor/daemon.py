@@ -171,7 +171,7 @@ class Daemon:
         self.store = StateStore(config.state_dir, self.write_failures)
         self.containment = Containment(self._owned_by_watcher)
         self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
-        self.pipelines = _pipeline_service(config, self.bus)
+        self.pipelines = _pipeline_service(config, self.bus, self.write_failures)
         self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables)
         self.bus.on(self.hooks.offer)  # hooks only enqueue here; their workers deliver in the background
         self.started_at = time.time()
@@ -355,13 +355,13 @@ class Daemon:
         return runner
 
 
-def _pipeline_service(config: Config, bus: EventBus) -> PipelineService | None:
+def _pipeline_service(config: Config, bus: EventBus, write_failures: WriteFailures) -> PipelineService | None:
     """The pipelines, imported only when some are configured (a daemon without them starts faster)."""
     if not config.pipelines:
         return None
     from foss_supervisor.pipeline_service import PipelineService
 
-    return PipelineService(config, bus)
+    return PipelineService(config, bus, write_failures)
 
 
 def raise_open_files_limit() -> tuple[int, int]:
