@@ -183,6 +183,7 @@ class Daemon:
         self._watchdog_s = watchdog_s
         self._watcher: Any = None
         self._problems: list[str] = []
+        self._reload_refused = ""  # why the last reload was refused, until one succeeds
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
 
     def _selectables(self) -> tuple[list[str], dict[str, list[str]], Mapping[str, tuple[str, ...]]]:
@@ -215,6 +216,23 @@ class Daemon:
         self._shutdown.set()
 
     async def reload(self, dry_run: bool, replicas: Mapping[str, int] | None = None) -> dict[str, Any]:
+        """Apply the config file again (``dry_run``: only say what would change); returns the plan.
+
+        A refused reload (:class:`ConfigRefused`, or pipelines refused as :class:`CommandError`) keeps
+        the running config and, unless ``dry_run``, stays in :attr:`problems` (``status``, ``/health``)
+        until a reload succeeds.
+        """
+        try:
+            result = await self._reload(dry_run, replicas)
+        except CommandError as exc:
+            if not dry_run:
+                self._reload_refused = f"last reload refused: {exc}"
+            raise
+        if not dry_run:
+            self._reload_refused = ""
+        return result
+
+    async def _reload(self, dry_run: bool, replicas: Mapping[str, int] | None) -> dict[str, Any]:
         try:
             new = await asyncio.to_thread(load_config, self._config.source, None, replicas)
         except ConfigError as exc:
@@ -250,7 +268,8 @@ class Daemon:
     @property
     def problems(self) -> list[str]:
         """Daemon-level errors an operator must see (a subsystem that failed, a file that cannot be written)."""
-        return [*self._problems, *self.write_failures.problems]
+        refused = [self._reload_refused] if self._reload_refused else []
+        return [*self._problems, *refused, *self.write_failures.problems]
 
     def _subsystem_failed(self, name: str, exc: BaseException) -> None:
         log.error("subsystem_failed", subsystem=name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
