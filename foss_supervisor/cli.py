@@ -137,7 +137,7 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
 
 
 def _stop_leftovers(config: Config) -> None:
-    from foss_supervisor.daemon import clean_leftovers
+    from foss_supervisor.instance import clean_leftovers
     from foss_supervisor.statestore import StateStore
 
     for name, pid, outcome in clean_leftovers(StateStore(config.state_dir)):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import errno
 import importlib
 import os
 import resource
@@ -27,20 +26,12 @@ import structlog
 
 from foss_supervisor.config import Config, load_config
 from foss_supervisor.control.server import ControlServer
-from foss_supervisor.errors import CommandError, ConfigError, DaemonError, InstanceConflict, PortInUse
+from foss_supervisor.errors import CommandError, ConfigError, DaemonError, PortInUse
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
-from foss_supervisor.instance import inspect_instance, looks_like_ours
+from foss_supervisor.instance import bind_dashboard, clean_leftovers
 from foss_supervisor.logsetup import configure_logging
 from foss_supervisor.pidfile import PidFile
-from foss_supervisor.procinfo import (
-    ProcessIdentity,
-    describe,
-    identity_of,
-    port_holder,
-    session_members,
-    terminate,
-    terminate_all,
-)
+from foss_supervisor.procinfo import describe
 from foss_supervisor.sdnotify import (
     Notifier,
     SystemdNotifier,
@@ -55,7 +46,7 @@ from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 from foss_supervisor.supervisor import Supervisor
 
-__all__ = ["Daemon", "bind_dashboard", "clean_leftovers", "raise_open_files_limit", "run_daemon"]
+__all__ = ["Daemon", "leave_launch_directory", "open_files_shortfall", "raise_open_files_limit", "run_daemon"]
 
 if TYPE_CHECKING:
     from foss_supervisor.pipeline_service import PipelineService
@@ -64,68 +55,11 @@ log = structlog.get_logger("foss_supervisor.daemon")
 
 # How long the daemon waits for autostart programs before it calls itself ready anyway.
 AUTOSTART_WAIT_S = 60.0
-
-
-def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: float = 5.0) -> socket.socket:
-    """Bind the dashboard port; replace a stale foss-supervisor; touch a stranger only if asked.
-
-    A foss-supervisor that answers on its own control socket is never stopped, not even with
-    ``take_over``: that raises :class:`InstanceConflict` naming its PID, state dir and config.
-    """
-    for attempt in range(2):
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-            sock.listen(128)
-            sock.setblocking(False)
-            return sock
-        except OSError as exc:
-            sock.close()
-            if exc.errno != errno.EADDRINUSE:
-                raise
-        holder = port_holder(port)
-        ident = identity_of(int(holder["pid"])) if holder else None
-        if attempt > 0 or holder is None or ident is None or ident.pid == os.getpid():
-            break
-        if looks_like_ours(holder):
-            other = inspect_instance(ident.pid)
-            if other.answering:
-                log.error("port_held_by_live_instance", port=port, pid=other.pid, state_dir=str(other.state_dir),
-                          config=other.config)  # fmt: skip
-                raise InstanceConflict(f"port {host}:{port}", other.pid, str(other.state_dir), other.config)
-            why = f"stale foss-supervisor instance ({other.describe()}, not answering on its control socket)"
-        elif take_over:
-            why = "--take-over-port"
-        else:
-            break
-        log.warning("port_holder_stopping", port=port, reason=why, **holder)
-        outcome = terminate(ident, stop_timeout_s)
-        log.info("port_holder_stopped", port=port, pid=ident.pid, outcome=outcome)
-    raise PortInUse(host, port, port_holder(port))
-
-
-def clean_leftovers(store: StateStore, timeout_s: float = 5.0) -> list[tuple[str, int, str]]:
-    """Stop what a killed predecessor left running, so no program ever runs twice.
-
-    Each recorded program ran in its own session: every live member of that process group and
-    session is ended, also when the program itself has died meanwhile (its helpers stay behind),
-    each checked by start time so a process that merely reuses a PID is never signalled. Returns
-    ``(program, pid, outcome)`` for each program that had something left; the record is then removed.
-    """
-    leftovers = store.leftovers()
-    found = session_members(leftovers.values())
-    done: list[tuple[str, int, str]] = []
-    if any(found.values()):
-
-        def members() -> list[ProcessIdentity]:
-            return [m for group in session_members(leftovers.values()).values() for m in group]
-
-        outcome = terminate_all(members, timeout_s)
-        done = [(name, ident.pid, outcome) for name, ident in leftovers.items() if found[ident]]
-    store.forget_leftovers()
-    return done
+# Open files a program costs the daemon (stdout and stderr pipes, pidfd, log file, a spare for probes
+# and readiness sockets; about 4 measured with 500 programs), and those the daemon keeps for itself
+# (control and dashboard clients, its log, the pipeline worker).
+FDS_PER_PROGRAM = 5
+FDS_RESERVED = 128
 
 
 def log_event(event: object) -> None:
@@ -189,6 +123,9 @@ class Daemon:
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc))
             raise CommandError(f"config refused, the running config stays: {exc}") from None
+        if (short := open_files_shortfall(len(new.programs))) is not None:
+            log.error("reload_refused", error=short)
+            raise CommandError(f"config refused, the running config stays: {short}")
         plan = self.supervisor.plan(new)
         needs_restart = [
             key for key, old_v, new_v in (
@@ -335,6 +272,16 @@ def _use_pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
         asyncio.set_child_watcher(watcher)
 
 
+def open_files_shortfall(programs: int) -> str | None:
+    """Why this process cannot run ``programs`` programs within its open-files limit, or None when it can."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = FDS_RESERVED + FDS_PER_PROGRAM * programs
+    if soft == resource.RLIM_INFINITY or need <= soft:
+        return None
+    return (f"{programs} programs need about {need} open files, and this daemon may open {soft} (hard limit "
+            f"{hard}): raise the limit (ulimit -n, systemd LimitNOFILE=) or run fewer programs")  # fmt: skip
+
+
 def raise_open_files_limit() -> tuple[int, int]:
     """Raise the soft open-files limit to the hard one (supervisord's ``minfds``); return (old, new) soft.
 
@@ -390,6 +337,9 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
     configure_logging(config.state_dir / "foss-supervisor.log", debug=config.debug, stderr=stderr_logs,
                       max_bytes=config.log_max_bytes, backups=config.log_backups)  # fmt: skip
     raise_open_files_limit()
+    if (short := open_files_shortfall(len(config.programs))) is not None:
+        log.error("open_files_limit_too_low", error=short)
+        raise DaemonError(short)  # refused before anything runs, rather than programs failing one by one
     pidfile = PidFile(config.pid_file)
     stale = pidfile.acquire()
     try:

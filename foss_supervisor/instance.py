@@ -1,24 +1,48 @@
-"""Who is that other foss-supervisor? Tell a live instance from a stale one before touching it.
+"""Other instances: tell a live foss-supervisor from a stale one, and end what a killed one left.
 
 A daemon proves it is alive two ways: it holds the ``fcntl`` lock on ``<state_dir>/foss-supervisor.lock``
 and it answers ``ping`` on ``<state_dir>/control.sock``. Another process's state dir is found from the
 lock file it holds open (``/proc/PID/fd``), so this works whatever config or environment started it.
 Only an instance that does not answer is stale and may be replaced; one that answers is never stopped.
+A killed daemon's programs are found from its ``children.json`` record and ended whole.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
+import structlog
 
 from foss_supervisor.control.client import call
-from foss_supervisor.errors import SupervisorError
+from foss_supervisor.errors import InstanceConflict, PortInUse, SupervisorError
+from foss_supervisor.procinfo import (
+    ProcessIdentity,
+    identity_of,
+    port_holder,
+    session_members,
+    terminate,
+    terminate_all,
+)
+from foss_supervisor.statestore import StateStore
 
-__all__ = ["LOCK_NAME", "Instance", "inspect_instance", "looks_like_ours", "ping"]
+__all__ = [
+    "LOCK_NAME",
+    "Instance",
+    "bind_dashboard",
+    "clean_leftovers",
+    "inspect_instance",
+    "looks_like_ours",
+    "ping",
+]
+
+log = structlog.get_logger("foss_supervisor.instance")
 
 LOCK_NAME = "foss-supervisor.lock"
 # A daemon binds its port a moment before it serves its control socket: wait this long for an answer.
@@ -98,3 +122,65 @@ def inspect_instance(pid: int, grace_s: float = STARTING_GRACE_S, ping_timeout_s
             return Instance(pid, state_dir, _config_from_cmdline(pid), answering=False)
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: float = 5.0) -> socket.socket:
+    """Bind the dashboard port; replace a stale foss-supervisor; touch a stranger only if asked.
+
+    A foss-supervisor that answers on its own control socket is never stopped, not even with
+    ``take_over``: that raises :class:`InstanceConflict` naming its PID, state dir and config.
+    """
+    for attempt in range(2):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(128)
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise
+        holder = port_holder(port)
+        ident = identity_of(int(holder["pid"])) if holder else None
+        if attempt > 0 or holder is None or ident is None or ident.pid == os.getpid():
+            break
+        if looks_like_ours(holder):
+            other = inspect_instance(ident.pid)
+            if other.answering:
+                log.error("port_held_by_live_instance", port=port, pid=other.pid, state_dir=str(other.state_dir),
+                          config=other.config)  # fmt: skip
+                raise InstanceConflict(f"port {host}:{port}", other.pid, str(other.state_dir), other.config)
+            why = f"stale foss-supervisor instance ({other.describe()}, not answering on its control socket)"
+        elif take_over:
+            why = "--take-over-port"
+        else:
+            break
+        log.warning("port_holder_stopping", port=port, reason=why, **holder)
+        outcome = terminate(ident, stop_timeout_s)
+        log.info("port_holder_stopped", port=port, pid=ident.pid, outcome=outcome)
+    raise PortInUse(host, port, port_holder(port))
+
+
+def clean_leftovers(store: StateStore, timeout_s: float = 5.0) -> list[tuple[str, int, str]]:
+    """Stop what a killed predecessor left running, so no program ever runs twice.
+
+    Each recorded program ran in its own session: every live member of that process group and
+    session is ended, also when the program itself has died meanwhile (its helpers stay behind),
+    each checked by start time so a process that merely reuses a PID is never signalled. Returns
+    ``(program, pid, outcome)`` for each program that had something left; the record is then removed.
+    """
+    leftovers = store.leftovers()
+    found = session_members(leftovers.values())
+    done: list[tuple[str, int, str]] = []
+    if any(found.values()):
+
+        def members() -> list[ProcessIdentity]:
+            return [m for group in session_members(leftovers.values()).values() for m in group]
+
+        outcome = terminate_all(members, timeout_s)
+        done = [(name, ident.pid, outcome) for name, ident in leftovers.items() if found[ident]]
+    store.forget_leftovers()
+    return done

@@ -286,3 +286,26 @@ def test_status_and_stop_of_a_stopped_daemon(daemon: DaemonHandle) -> None:
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert proc.wait(timeout=10) == 0
     assert is_gone(child)
+
+
+def test_more_programs_than_the_open_files_limit_allows_are_refused_cleanly(daemon: DaemonHandle) -> None:
+    def limit_300() -> None:  # soft and hard: the daemon cannot raise it
+        resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
+
+    names = [f"p{i:02d}" for i in range(40)]  # 40 programs need about 328 open files
+    daemon.write_config(programs(*names))
+    argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)]
+    refused = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=daemon.env, preexec_fn=limit_300)
+    assert refused.returncode == 1
+    assert "40 programs need about 328 open files, and this daemon may open 300" in refused.stderr
+    assert not (daemon.state_dir / "children.json").exists()  # nothing was started
+    daemon.write_config(programs(*names[:20]))
+    daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
+    daemon.proc = subprocess.Popen([*argv], stdout=daemon.log, stderr=daemon.log, env=daemon.env,
+                                   start_new_session=True, preexec_fn=limit_300)  # fmt: skip
+    daemon.wait_ready()
+    daemon.write_config(programs(*names))
+    reload = daemon.cli("reload")
+    assert reload.returncode == 1 and "40 programs need about 328 open files" in reload.stderr
+    status = daemon.call("status")["programs"]
+    assert len(status) == 20 and {p["state"] for p in status} == {"RUNNING"}
