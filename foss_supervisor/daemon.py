@@ -17,7 +17,6 @@ import signal
 import socket
 import sys
 import time
-import warnings
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from foss_supervisor.config import Config, load_config
+from foss_supervisor.containment import Containment, install_child_watcher
 from foss_supervisor.control.server import ControlServer
-from foss_supervisor.errors import CommandError, ConfigError, DaemonError, PortInUse
+from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError, PortInUse
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
 from foss_supervisor.instance import bind_dashboard, clean_leftovers
 from foss_supervisor.logsetup import configure_logging
@@ -82,7 +82,8 @@ class Daemon:
         self.bus = EventBus()
         self.bus.on(log_event)
         self.store = StateStore(config.state_dir)
-        self.supervisor = Supervisor(config, self.bus, self.store)
+        self.containment = Containment(self._owned_by_watcher)
+        self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
         self.pipelines = _pipeline_service(config, self.bus)
         self.started_at = time.time()
         self.phase = "starting"
@@ -91,8 +92,12 @@ class Daemon:
         self._signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
         self._notifier = notifier or Notifier(None)
         self._watchdog_s = watchdog_s
+        self._watcher: Any = None
         self._problems: list[str] = []
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
+
+    def _owned_by_watcher(self, pid: int) -> bool:
+        return self._watcher is not None and self._watcher.owns(pid)
 
     @property
     def config(self) -> Config:
@@ -122,10 +127,10 @@ class Daemon:
             new = await asyncio.to_thread(load_config, self._config.source)
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc))
-            raise CommandError(f"config refused, the running config stays: {exc}") from None
+            raise ConfigRefused(f"config refused, the running config stays: {exc}") from None
         if (short := open_files_shortfall(len(new.programs))) is not None:
             log.error("reload_refused", error=short)
-            raise CommandError(f"config refused, the running config stays: {short}")
+            raise ConfigRefused(f"config refused, the running config stays: {short}")
         plan = self.supervisor.plan(new)
         needs_restart = [
             key for key, old_v, new_v in (
@@ -172,13 +177,14 @@ class Daemon:
         ``status`` and leave the programs running.
         """
         loop = asyncio.get_running_loop()
-        _use_pidfd_child_watcher(loop)
         control = ControlServer(self._config.control_socket, self)
         try:
             await control.start()
         except OSError as exc:
             log.error("control_socket_failed", path=str(self._config.control_socket), error=str(exc))
             raise DaemonError(f"cannot serve the control socket {self._config.control_socket}: {exc}") from None
+        self._watcher = install_child_watcher(loop)
+        self.containment.start(loop)  # subreaper: nothing a program starts can leave the daemon's tree
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self._signals.put_nowait, sig)  # handlers only enqueue
         started = asyncio.Event()
@@ -218,6 +224,8 @@ class Daemon:
                 await runner.cleanup()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            self.containment.end_adopted()
+            self.containment.close()
         log.info("daemon_stopped")
         return 0
 
@@ -259,17 +267,6 @@ def _pipeline_service(config: Config, bus: EventBus) -> PipelineService | None:
     from foss_supervisor.pipeline_service import PipelineService
 
     return PipelineService(config, bus)
-
-
-def _use_pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> None:
-    """On 3.11, replace the thread-per-child watcher with pidfds (3.12+ does this by itself)."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        watcher = asyncio.PidfdChildWatcher()
-        watcher.attach_loop(loop)
-        asyncio.set_child_watcher(watcher)
 
 
 def open_files_shortfall(programs: int) -> str | None:

@@ -12,6 +12,7 @@
     └── ControlError           the control socket refused or failed a request
         ├── ProtocolError      a malformed, oversized or unknown request
         ├── CommandError       a well-formed request the command could not do
+        │   └── ConfigRefused  a reload refused a bad config file (the running config stays)
         ├── NoAnswer           the daemon did not answer within the client's timeout
         └── NotRunning         no daemon answers on the control socket
 """
@@ -22,6 +23,7 @@ __all__ = [
     "AlreadyRunning",
     "CommandError",
     "ConfigError",
+    "ConfigRefused",
     "ControlError",
     "DaemonError",
     "InstanceConflict",
@@ -39,12 +41,36 @@ class SupervisorError(Exception):
 
 
 class ConfigError(SupervisorError):
-    """A config is refused; the message names the file, line, dotted key and reason."""
+    """A config is refused; the message names the file, line, dotted key and reason.
+
+    ``errors`` holds every error found in the file (this one first); :meth:`collected` builds the one
+    error that reports them all, so an operator fixes a file in one pass, not one error per try.
+    """
 
     def __init__(self, file: str, key: str, reason: str, line: int | None = None) -> None:
         self.file, self.key, self.reason, self.line = file, key, reason, line
-        where = f"{file}:{line}" if line is not None else file
-        super().__init__(f"{where}: {key or '<root>'}: {reason}")
+        self.errors: tuple[ConfigError, ...] = (self,)
+        super().__init__(self.located)
+
+    @property
+    def located(self) -> str:
+        """``file:line: key: reason`` for this one error."""
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.key or '<root>'}: {self.reason}"
+
+    @classmethod
+    def collected(cls, errors: list[ConfigError]) -> ConfigError:
+        """One error for many (in file order): the first's fields, a message listing each on its line."""
+        if not errors:
+            raise ValueError("collected() needs at least one error")
+        ordered = sorted(errors, key=lambda e: (e.line is None, e.line or 0))
+        if len(ordered) == 1:
+            return ordered[0]
+        first = ordered[0]
+        combined = cls(first.file, first.key, first.reason, first.line)
+        combined.errors = tuple(ordered)
+        combined.args = (f"{len(ordered)} errors:\n" + "\n".join(f"  {e.located}" for e in ordered),)
+        return combined
 
 
 class StateTransitionError(SupervisorError):
@@ -98,6 +124,10 @@ class ProtocolError(ControlError):
 
 class CommandError(ControlError):
     """A well-formed request that the command could not carry out."""
+
+
+class ConfigRefused(CommandError):
+    """A reload found the config file bad and kept the running config (the CLI exits 2, as for a bad file)."""
 
 
 class NotRunning(ControlError):

@@ -306,6 +306,6 @@ def test_more_programs_than_the_open_files_limit_allows_are_refused_cleanly(daem
     daemon.wait_ready()
     daemon.write_config(programs(*names))
     reload = daemon.cli("reload")
-    assert reload.returncode == 1 and "40 programs need about 328 open files" in reload.stderr
+    assert reload.returncode == 2 and "40 programs need about 328 open files" in reload.stderr
     status = daemon.call("status")["programs"]
     assert len(status) == 20 and {p["state"] for p in status} == {"RUNNING"}

@@ -9,11 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.control.protocol import VERSION, encode
-from foss_supervisor.errors import CommandError, NoAnswer, NotRunning, ProtocolError
+from foss_supervisor.errors import CommandError, ConfigRefused, NoAnswer, NotRunning, ProtocolError
 
 __all__ = ["ControlClient", "call"]
 
 _ids = itertools.count(1)
+# error replies raised as these types by name; any other is a CommandError
+_REPLY_ERRORS: dict[object, type[CommandError] | type[ProtocolError]] = {
+    "ProtocolError": ProtocolError,
+    "ConfigRefused": ConfigRefused,
+}
 
 
 class ControlClient:
@@ -70,7 +75,7 @@ class ControlClient:
         if reply.get("ok"):
             return reply.get("result")
         error = reply.get("error") or {}
-        exc_type = ProtocolError if error.get("type") == "ProtocolError" else CommandError
+        exc_type = _REPLY_ERRORS.get(error.get("type"), CommandError)
         raise exc_type(error.get("message", "unknown error"))
 
 
