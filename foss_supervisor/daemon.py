@@ -81,8 +81,8 @@ class Daemon:
         self._config = config
         self.bus = EventBus()
         self.bus.on(log_event)
-        self.store = StateStore(config.state_dir)
         self.containment = Containment(self._owned_by_watcher)
+        self.store = StateStore(config.state_dir, lambda name: self.containment.tag(name, ""))
         self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
         self.pipelines = _pipeline_service(config, self.bus)
         self.started_at = time.time()

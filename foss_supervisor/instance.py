@@ -13,6 +13,7 @@ import errno
 import os
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,17 +21,20 @@ from typing import Any
 import psutil
 import structlog
 
+from foss_supervisor.containment import spawn_tag
 from foss_supervisor.control.client import call
 from foss_supervisor.errors import InstanceConflict, PortInUse, SupervisorError
 from foss_supervisor.procinfo import (
     ProcessIdentity,
+    all_stats,
     identity_of,
     port_holder,
+    read_stat,
     session_members,
     terminate,
     terminate_all,
 )
-from foss_supervisor.statestore import StateStore
+from foss_supervisor.statestore import Leftover, StateStore
 
 __all__ = [
     "LOCK_NAME",
@@ -38,6 +42,7 @@ __all__ = [
     "bind_dashboard",
     "clean_leftovers",
     "inspect_instance",
+    "leftover_processes",
     "looks_like_ours",
     "ping",
 ]
@@ -164,23 +169,53 @@ def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: flo
     raise PortInUse(host, port, port_holder(port))
 
 
+def _self_and_ancestors() -> set[int]:
+    """This process and its ancestors: a `stop` run by a supervised program must not end itself."""
+    out, pid = set(), os.getpid()
+    while pid > 1 and pid not in out and (st := read_stat(pid)) is not None:
+        out.add(pid)
+        pid = st.ppid
+    return out
+
+
+def leftover_processes(leftovers: Mapping[str, Leftover]) -> dict[str, list[ProcessIdentity]]:
+    """Per program, the live processes a killed daemon's program left: its group and session (also
+    when the leader is gone), and every process carrying its spawn tag (those that left the session).
+
+    Each is checked by start time (none started before the recorded leader); this process and its
+    ancestors are never included.
+    """
+    spared = _self_and_ancestors()
+    by_leader = session_members(rec.identity for rec in leftovers.values())
+    out = {name: [m for m in by_leader[rec.identity] if m.pid not in spared] for name, rec in leftovers.items()}
+    prefixes = {rec.spawn_tag: name for name, rec in leftovers.items() if rec.spawn_tag}
+    if prefixes:
+        seen = spared | {m.pid for found in out.values() for m in found}
+        for st in all_stats():
+            if st.pid in seen or st.zombie or (tag := spawn_tag(st.pid)) is None:
+                continue
+            name = next((n for prefix, n in prefixes.items() if tag.startswith(prefix)), None)
+            if name is not None and st.start_ticks >= (leftovers[name].identity.start_ticks or 0):
+                out[name].append(ProcessIdentity(st.pid, st.start_ticks))
+    return out
+
+
 def clean_leftovers(store: StateStore, timeout_s: float = 5.0) -> list[tuple[str, int, str]]:
     """Stop what a killed predecessor left running, so no program ever runs twice.
 
-    Each recorded program ran in its own session: every live member of that process group and
-    session is ended, also when the program itself has died meanwhile (its helpers stay behind),
-    each checked by start time so a process that merely reuses a PID is never signalled. Returns
-    ``(program, pid, outcome)`` for each program that had something left; the record is then removed.
+    Ends every process :func:`leftover_processes` finds (asked again before each SIGKILL round, so
+    late forks are caught). Returns ``(program, pid, outcome)`` for each program that had something
+    left; the record is then removed.
     """
     leftovers = store.leftovers()
-    found = session_members(leftovers.values())
+    found = leftover_processes(leftovers) if leftovers else {}
     done: list[tuple[str, int, str]] = []
     if any(found.values()):
 
         def members() -> list[ProcessIdentity]:
-            return [m for group in session_members(leftovers.values()).values() for m in group]
+            return [m for group in leftover_processes(leftovers).values() for m in group]
 
         outcome = terminate_all(members, timeout_s)
-        done = [(name, ident.pid, outcome) for name, ident in leftovers.items() if found[ident]]
+        done = [(name, rec.identity.pid, outcome) for name, rec in leftovers.items() if found[name]]
     store.forget_leftovers()
     return done

@@ -27,6 +27,7 @@ import psutil
 __all__ = [
     "ProcStat",
     "ProcessIdentity",
+    "all_stats",
     "boot_id",
     "describe",
     "identity_of",
@@ -46,10 +47,10 @@ class ProcStat:
     """The fields of ``/proc/PID/stat`` this module uses (``start_ticks``: clock ticks after boot)."""
 
     pid: int
-    state: str  # R, S, D, T, Z, X, ...
     ppid: int
     pgid: int
     sid: int
+    state: str  # R, S, D, T, Z, X, ...
     start_ticks: int
 
     @property
@@ -66,7 +67,7 @@ def read_stat(pid: int) -> ProcStat | None:
     # the command name (field 2) may hold spaces and parentheses: split after its last ')'
     fields = text[text.rindex(")") + 2 :].split()
     try:
-        return ProcStat(pid, fields[0], int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19]))
+        return ProcStat(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0], int(fields[19]))
     except (IndexError, ValueError):
         return None
 

@@ -13,6 +13,8 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import structlog
 
 from foss_supervisor.procinfo import ProcessIdentity
 
-__all__ = ["StateStore", "atomic_write", "read_json"]
+__all__ = ["Leftover", "StateStore", "atomic_write", "read_json"]
 
 log = structlog.get_logger("foss_supervisor.statestore")
 
@@ -50,17 +52,27 @@ def read_json(path: Path) -> Any:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """A child a previous daemon recorded: its identity, and the prefix of its processes' spawn tags."""
+
+    identity: ProcessIdentity
+    spawn_tag: str | None  # "<instance>/<program>/": every process it started carries a tag with it
+
+
 class StateStore:
     """``intent.json``: programs the operator stopped by hand; ``children.json``: live children.
 
-    Each child record is ``{"pid", "start_ticks", "boot_id", "create_time"}`` (see
+    Each child record is ``{"pid", "start_ticks", "boot_id", "create_time", "spawn_tag"}`` (see
     :meth:`ProcessIdentity.as_dict`); a program runs in its own session, so the PID also names the
-    process group and session that leftover clean-up ends.
+    process group and session that leftover clean-up ends, and ``spawn_tag`` (given by ``tag_prefix``)
+    finds the processes that left that session.
     """
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, tag_prefix: Callable[[str], str] | None = None) -> None:
         self.intent_file = state_dir / "intent.json"
         self.children_file = state_dir / "children.json"
+        self._tag_prefix = tag_prefix
         self._children: dict[str, ProcessIdentity] = {}
         self._write_pending = False
         self._failures: dict[Path, str] = {}  # file -> why its last write failed
@@ -128,18 +140,25 @@ class StateStore:
 
     def _write_children(self) -> None:
         self._write_pending = False
-        data = {name: ident.as_dict() for name, ident in self._children.items()}
+        data = {name: self._record(name, ident) for name, ident in self._children.items()}
         if not self._write(self.children_file, json.dumps(data) + "\n"):
             self._children_changed(RETRY_DELAY_S)  # keep trying: a stale record is how a program runs twice
 
-    def leftovers(self) -> dict[str, ProcessIdentity]:
+    def _record(self, name: str, ident: ProcessIdentity) -> dict[str, Any]:
+        rec = ident.as_dict()
+        if self._tag_prefix is not None:
+            rec["spawn_tag"] = self._tag_prefix(name)
+        return rec
+
+    def leftovers(self) -> dict[str, Leftover]:
         """Children a previous daemon recorded and did not see exit (it may have been killed)."""
         data = read_json(self.children_file)
-        out: dict[str, ProcessIdentity] = {}
+        out: dict[str, Leftover] = {}
         if isinstance(data, dict):
             for name, rec in data.items():
                 if (ident := ProcessIdentity.from_dict(rec)) is not None:
-                    out[str(name)] = ident
+                    tag = rec.get("spawn_tag")
+                    out[str(name)] = Leftover(ident, tag if isinstance(tag, str) and tag.count("/") >= 2 else None)
         return out
 
     def forget_leftovers(self) -> None:

@@ -186,6 +186,29 @@ def test_leftover_group_is_stopped_even_when_its_leader_died(daemon: DaemonHandl
     assert daemon.program("p")["state"] == "RUNNING"
 
 
+def test_leftover_that_left_its_session_is_found_by_its_spawn_tag(daemon: DaemonHandle) -> None:
+    escaped = daemon.tmp / "escaped"
+    code = ("import os, time\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid()\n"
+            "    if os.fork() == 0:\n"
+            f"        open({str(escaped)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+            "        time.sleep(300)\n"
+            "    os._exit(0)\n"
+            "time.sleep(300)\n")  # fmt: skip
+    daemon.write_config(f"programs:\n  p:\n    command: [{PY!r}, '-c', {code!r}]\n    start_timeout: 0.1\n")
+    proc = daemon.start()
+    leader = daemon.program("p")["pid"]
+    runaway = int(wait_for(lambda: escaped.exists() and escaped.read_text().split(), 10, "escaped pid")[0])
+    assert os.getsid(runaway) != os.getsid(leader)  # in a session of its own
+    proc.kill()
+    proc.wait(timeout=10)
+    result = daemon.cli("start")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert is_gone(leader) and is_gone(runaway)
+    assert [e["program"] for e in log_events(daemon, "leftover_stopped")] == ["p"]
+
+
 def test_clock_step_does_not_make_a_live_leftover_look_dead(daemon: DaemonHandle) -> None:
     daemon.write_config(programs("a"))
     proc = daemon.start()
