@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,14 @@ from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 from foss_supervisor.supervisor import Supervisor
 
-__all__ = ["Daemon", "leave_launch_directory", "open_files_shortfall", "raise_open_files_limit", "run_daemon"]
+__all__ = [
+    "Daemon",
+    "LoopErrorLog",
+    "leave_launch_directory",
+    "open_files_shortfall",
+    "raise_open_files_limit",
+    "run_daemon",
+]
 
 if TYPE_CHECKING:
     from foss_supervisor.pipeline_service import PipelineService
@@ -71,6 +78,36 @@ def log_event(event: object) -> None:
         log.info("program_health", program=event.name, old=str(event.old), new=str(event.new), detail=event.detail)
     elif isinstance(event, DaemonStateChanged):
         log.info("daemon_state", state=event.state, detail=event.detail)
+
+
+class LoopErrorLog:
+    """The event loop's exception handler: each distinct message is logged at most once per ``interval_s``.
+
+    The loop reports some failures again and again (``socket.accept() out of system resource`` once a
+    second per listening socket while descriptors run out); the log says each once, then how many
+    were skipped, instead of filling the disk.
+    """
+
+    MAX_MESSAGES = 256  # distinct messages remembered; the memory is dropped when more arrive
+
+    def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._seen: dict[str, tuple[float, int]] = {}  # message -> (last logged at, skipped since)
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        message = str(context.get("message") or "unhandled error in the event loop")
+        now = self._clock()
+        last, skipped = self._seen.get(message, (None, 0))
+        if last is not None and now - last < self.interval_s:
+            self._seen[message] = (last, skipped + 1)
+            return
+        if len(self._seen) >= self.MAX_MESSAGES:
+            self._seen.clear()
+        self._seen[message] = (now, 0)
+        exc = context.get("exception")
+        log.error("event_loop_error", message=message, skipped_since_last=skipped,
+                  error=f"{type(exc).__name__}: {exc}" if exc else None, exc_info=exc)  # fmt: skip
 
 
 class Daemon:
@@ -177,6 +214,7 @@ class Daemon:
         ``status`` and leave the programs running.
         """
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(LoopErrorLog())
         control = ControlServer(self._config.control_socket, self)
         try:
             await control.start()

@@ -6,6 +6,7 @@ Real daemons run as subprocesses (see conftest.py); every wait is bounded.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
@@ -15,8 +16,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PY, DaemonHandle, is_gone, kill_tree_by_pid, wait_for
+from conftest import PY, DaemonHandle, free_port, is_gone, kill_tree_by_pid, wait_for
+from structlog.testing import capture_logs
 
+from foss_supervisor.daemon import LoopErrorLog
 from foss_supervisor.procinfo import boot_id, identity_of
 
 SLEEPER = f"command: [{PY!r}, '-c', 'import time; time.sleep(300)']\n    start_timeout: 0.1"
@@ -332,3 +335,36 @@ def test_more_programs_than_the_open_files_limit_allows_are_refused_cleanly(daem
     assert reload.returncode == 2 and "40 programs need about 328 open files" in reload.stderr
     status = daemon.call("status")["programs"]
     assert len(status) == 20 and {p["state"] for p in status} == {"RUNNING"}
+
+
+def test_a_repeated_event_loop_error_is_logged_once_per_interval() -> None:
+    now = [0.0]
+    handler = LoopErrorLog(interval_s=10.0, clock=lambda: now[0])
+    loop = asyncio.new_event_loop()
+    try:
+        with capture_logs() as logs:
+            for second in range(25):  # what the loop reports while accept() fails with EMFILE
+                now[0] = float(second)
+                handler(loop, {"message": "socket.accept() out of system resource", "exception": OSError(24, "EMFILE")})
+            handler(loop, {"message": "another failure"})
+    finally:
+        loop.close()
+    lines = [(e["message"], e["skipped_since_last"]) for e in logs if e["event"] == "event_loop_error"]
+    accept = "socket.accept() out of system resource"
+    assert lines == [(accept, 0), (accept, 9), (accept, 9), ("another failure", 0)]
+
+
+def test_control_socket_that_cannot_be_served_is_a_clean_refusal(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)  # a unix socket path longer than the kernel's 108 bytes
+    handle = DaemonHandle(deep, free_port())
+    deep.mkdir(parents=True)
+    try:
+        handle.write_config(programs("a"))
+        argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(handle.config_path)]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=handle.env)
+        assert result.returncode == 1
+        assert f"cannot serve the control socket {handle.socket_path}" in result.stderr
+        assert not (handle.state_dir / "children.json").exists()  # no program was started
+        assert not (handle.state_dir / "foss-supervisor.pid").exists()
+    finally:
+        handle.cleanup()
