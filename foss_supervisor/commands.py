@@ -139,7 +139,8 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
             "config": str(cfg.source),
             "state_dir": str(cfg.state_dir),
             "dashboard_url": cfg.dashboard_url,
-            "problems": ctx.problems,  # daemon-level errors: a failed subsystem, state that cannot be written
+            # daemon-level errors (a failed subsystem, state that cannot be written), then the programs'
+            "problems": [*ctx.problems, *ctx.supervisor.problems()],
         },
         "programs": programs,
     }
@@ -240,6 +241,25 @@ async def pipeline_run(ctx: CommandContext, name: str, wait: bool) -> dict[str, 
     from foss_supervisor.pipeline import RunMode
 
     return await _pipelines(ctx).run_now(name, RunMode.RUN, "manual", wait)
+
+
+@command("export", mutating=True, table=(str, ...), format=(str, "parquet"))
+async def export(ctx: CommandContext, table: str, format: str) -> dict[str, Any]:
+    """Write a whole table or view (``schema.table``) as csv, parquet or jsonl, streamed by DuckDB, no row cap.
+
+    Returns ``{"path", "rows", "bytes", "format"}``: a file in ``<state_dir>/exports`` that the caller moves
+    away or deletes (the CLI does both).
+    """
+    return await _pipelines(ctx).export(table, format)
+
+
+@command("pipeline_reset", mutating=True, name=(str, ...), confirm=(str, ""))
+async def pipeline_reset(ctx: CommandContext, name: str, confirm: str) -> dict[str, Any]:
+    """Drop every table of a pipeline (its schemas and file ledger) and forget its runs and reports.
+
+    ``confirm`` must repeat the pipeline's name. The next run ingests every landing file again.
+    """
+    return await _pipelines(ctx).reset(name, confirm)
 
 
 @command("pipeline_replay", mutating=True, name=(str, ...), wait=(bool, False))
