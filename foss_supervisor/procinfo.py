@@ -24,8 +24,9 @@ from typing import Any
 
 import psutil
 
+from foss_supervisor.containment import ProcEntry, proc_entry
+
 __all__ = [
-    "ProcStat",
     "ProcessIdentity",
     "all_stats",
     "boot_id",
@@ -42,38 +43,16 @@ __all__ = [
 PROC = Path("/proc")
 
 
-@dataclass(frozen=True, slots=True)
-class ProcStat:
-    """The fields of ``/proc/PID/stat`` this module uses (``start_ticks``: clock ticks after boot)."""
-
-    pid: int
-    ppid: int
-    pgid: int
-    sid: int
-    state: str  # R, S, D, T, Z, X, ...
-    start_ticks: int
-
-    @property
-    def zombie(self) -> bool:
-        return self.state in ("Z", "X")
-
-
-def read_stat(pid: int) -> ProcStat | None:
-    """``/proc/PID/stat`` parsed, or None when there is no such process."""
+def read_stat(pid: int) -> ProcEntry | None:
+    """``/proc/PID/stat`` parsed (the one reader, :func:`foss_supervisor.containment.proc_entry`), or None."""
     try:
-        text = (PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    # the command name (field 2) may hold spaces and parentheses: split after its last ')'
-    fields = text[text.rindex(")") + 2 :].split()
-    try:
-        return ProcStat(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0], int(fields[19]))
-    except (IndexError, ValueError):
+        return proc_entry(pid)
+    except (IndexError, ValueError):  # a malformed line: treat as gone rather than crash a clean-up
         return None
 
 
-def all_stats() -> Iterable[ProcStat]:
-    """Every process this user can see, as :class:`ProcStat` (processes that vanish meanwhile are skipped)."""
+def all_stats() -> Iterable[ProcEntry]:
+    """Every process this user can see, as :class:`ProcEntry` (processes that vanish meanwhile are skipped)."""
     for entry in os.scandir(PROC):
         if entry.name.isdigit() and (st := read_stat(int(entry.name))) is not None:
             yield st
