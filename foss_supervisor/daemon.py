@@ -373,9 +373,12 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
     watchdog_s = watchdog_interval_s()
     activated = listen_sockets()
     strip_systemd_environ(os.environ)
-    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    configure_logging(config.state_dir / "foss-supervisor.log", debug=config.debug, stderr=stderr_logs,
-                      max_bytes=config.log_max_bytes, backups=config.log_backups)  # fmt: skip
+    try:
+        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        configure_logging(config.state_dir / "foss-supervisor.log", debug=config.debug, stderr=stderr_logs,
+                          max_bytes=config.log_max_bytes, backups=config.log_backups)  # fmt: skip
+    except OSError as exc:
+        raise DaemonError(f"cannot use the state dir {config.state_dir}: {exc}") from None
     raise_open_files_limit()
     if (short := open_files_shortfall(len(config.programs))) is not None:
         log.error("open_files_limit_too_low", error=short)

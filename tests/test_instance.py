@@ -368,3 +368,15 @@ def test_control_socket_that_cannot_be_served_is_a_clean_refusal(tmp_path: Path)
         assert not (handle.state_dir / "foss-supervisor.pid").exists()
     finally:
         handle.cleanup()
+
+
+def test_a_pid_file_that_cannot_be_written_is_a_clear_refusal(daemon: DaemonHandle) -> None:
+    daemon.write_config(programs("a"))
+    (daemon.state_dir / "foss-supervisor.pid" / "in-the-way").mkdir(parents=True)  # the rename onto it fails
+    argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=daemon.env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"cannot write the PID file {daemon.state_dir / 'foss-supervisor.pid'}" in result.stderr
+    shutil.rmtree(daemon.state_dir / "foss-supervisor.pid")
+    daemon.start()  # the lock was let go: the next start works
+    assert daemon.program("a")["state"] == "RUNNING"
