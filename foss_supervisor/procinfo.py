@@ -34,6 +34,7 @@ __all__ = [
     "identity_of",
     "port_holder",
     "read_stat",
+    "send_signal",
     "session_members",
     "terminate",
     "terminate_all",
@@ -221,43 +222,57 @@ def _readable(fds: list[int], timeout_s: float) -> list[int]:
     return [fd for fd, _ in poller.poll(max(0.0, timeout_s) * 1000)]
 
 
-def _signal_all(pidfds: dict[int, int], sig: signal.Signals) -> None:
-    for fd in pidfds.values():
+def send_signal(identity: ProcessIdentity, sig: signal.Signals) -> bool:
+    """Signal ``identity`` through a pidfd opened before its start time is checked; False when it is gone."""
+    fd = _open_pidfd(identity)
+    if fd is None:
+        return False
+    try:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             signal.pidfd_send_signal(fd, sig)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _still_alive(members: list[ProcessIdentity], timeout_s: float) -> list[ProcessIdentity]:
+    """Those of ``members`` still alive after waiting up to ``timeout_s`` for them to exit.
+
+    A bounded poll (5 ms growing to 50 ms) rather than a pidfd each: a clean-up of thousands of
+    processes must not run out of descriptors, least of all in a CLI under a soft limit of 1,024.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    left = [m for m in members if m.alive()]
+    while left and (rest := deadline - time.monotonic()) > 0:
+        time.sleep(min(delay, rest))
+        delay = min(delay * 1.5, 0.05)
+        left = [m for m in left if m.alive()]
+    return left
 
 
 def terminate_all(find: Callable[[], list[ProcessIdentity]], timeout_s: float) -> str:
     """SIGTERM (and SIGCONT) every process ``find`` returns, wait up to ``timeout_s``, then SIGKILL the rest.
 
-    ``find`` is asked again before the SIGKILL round and after it, so members forked meanwhile are
-    caught too. Synchronous on purpose: it serves the CLI and the daemon's start-up clean-up, before
-    any event loop runs. Returns ``"gone"``, ``"terminated"`` or ``"killed"``.
+    ``find`` is asked again before each SIGKILL round, so members forked meanwhile are caught too
+    (at most three rounds). Synchronous on purpose: it serves the CLI and the daemon's start-up
+    clean-up, before any event loop runs. Returns ``"gone"``, ``"terminated"`` or ``"killed"``.
     """
-    pidfds = {i.pid: fd for i in find() if (fd := _open_pidfd(i)) is not None}
-    if not pidfds:
+    sent = [m for m in find() if send_signal(m, signal.SIGTERM)]
+    if not sent:
         return "gone"
+    for m in sent:
+        send_signal(m, signal.SIGCONT)  # a stopped process handles its SIGTERM only once continued
+    left = _still_alive(sent, timeout_s)
     outcome = "terminated"
-    try:
-        _signal_all(pidfds, signal.SIGTERM)
-        _signal_all(pidfds, signal.SIGCONT)  # a stopped process handles its SIGTERM only once continued
-        deadline = time.monotonic() + timeout_s
-        for round_ in range(3):
-            while pidfds and (left := deadline - time.monotonic()) > 0:
-                for fd in _readable(list(pidfds.values()), left):
-                    pidfds = {pid: f for pid, f in pidfds.items() if f != fd}
-                    os.close(fd)
-            for i in find():  # latecomers forked while we waited
-                if i.pid not in pidfds and (fd := _open_pidfd(i)) is not None:
-                    pidfds[i.pid] = fd
-            if not pidfds:
-                break
-            outcome = "killed"
-            _signal_all(pidfds, signal.SIGKILL)
-            deadline = time.monotonic() + 5.0 + round_
-    finally:
-        for fd in pidfds.values():
-            os.close(fd)
+    for _ in range(3):
+        known = {m.pid for m in left}
+        left += [m for m in find() if m.pid not in known]  # latecomers forked while we waited
+        left = [m for m in left if send_signal(m, signal.SIGKILL)]
+        if not left:
+            break
+        outcome = "killed"
+        left = _still_alive(left, 5.0)
     return outcome
 
 
