@@ -216,6 +216,9 @@ def clean_leftovers(store: StateStore, timeout_s: float = 5.0) -> list[tuple[str
             return [m for group in leftover_processes(leftovers).values() for m in group]
 
         outcome = terminate_all(members, timeout_s)
-        done = [(name, rec.identity.pid, outcome) for name, rec in leftovers.items() if found[name]]
+        for name, rec in leftovers.items():
+            if found[name]:
+                ended = [outcome.get(m.pid, "gone") for m in found[name]]
+                done.append((name, rec.identity.pid, "killed" if "killed" in ended else "terminated"))
     store.forget_leftovers()
     return done

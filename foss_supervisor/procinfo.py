@@ -251,27 +251,26 @@ def _still_alive(members: list[ProcessIdentity], timeout_s: float) -> list[Proce
     return left
 
 
-def terminate_all(find: Callable[[], list[ProcessIdentity]], timeout_s: float) -> str:
+def terminate_all(find: Callable[[], list[ProcessIdentity]], timeout_s: float) -> dict[int, str]:
     """SIGTERM (and SIGCONT) every process ``find`` returns, wait up to ``timeout_s``, then SIGKILL the rest.
 
     ``find`` is asked again before each SIGKILL round, so members forked meanwhile are caught too
     (at most three rounds). Synchronous on purpose: it serves the CLI and the daemon's start-up
-    clean-up, before any event loop runs. Returns ``"gone"``, ``"terminated"`` or ``"killed"``.
+    clean-up, before any event loop runs. Returns, for each PID it signalled, ``"terminated"`` (gone
+    after SIGTERM) or ``"killed"``; empty when nothing was alive.
     """
     sent = [m for m in find() if send_signal(m, signal.SIGTERM)]
-    if not sent:
-        return "gone"
     for m in sent:
         send_signal(m, signal.SIGCONT)  # a stopped process handles its SIGTERM only once continued
-    left = _still_alive(sent, timeout_s)
-    outcome = "terminated"
+    outcome = {m.pid: "terminated" for m in sent}
+    left = _still_alive(sent, timeout_s) if sent else []
     for _ in range(3):
         known = {m.pid for m in left}
         left += [m for m in find() if m.pid not in known]  # latecomers forked while we waited
         left = [m for m in left if send_signal(m, signal.SIGKILL)]
         if not left:
             break
-        outcome = "killed"
+        outcome.update((m.pid, "killed") for m in left)
         left = _still_alive(left, 5.0)
     return outcome
 
@@ -282,5 +281,7 @@ def terminate(identity: ProcessIdentity, timeout_s: float, *, group: bool = Fals
     Returns ``"gone"``, ``"terminated"`` or ``"killed"`` (see :func:`terminate_all`).
     """
     if group:
-        return terminate_all(lambda: session_members([identity])[identity], timeout_s)
-    return terminate_all(lambda: [identity] if identity.alive() else [], timeout_s)
+        done = terminate_all(lambda: session_members([identity])[identity], timeout_s)
+    else:
+        done = terminate_all(lambda: [identity] if identity.alive() else [], timeout_s)
+    return "gone" if not done else "killed" if "killed" in done.values() else "terminated"
