@@ -390,7 +390,8 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
             holder = describe(stale)
             why = "no such process" if holder["cmdline"] is None else f"PID now belongs to {holder['cmdline']!r}"
             log.warning("stale_pid_file_replaced", pid=stale, reason=why)
-        for name, pid, outcome in clean_leftovers(StateStore(config.state_dir)):
+        stops = {name: (p.stop_signal, p.stop_timeout_s) for name, p in config.programs.items()}
+        for name, pid, outcome in clean_leftovers(StateStore(config.state_dir), stops):
             log.warning("leftover_stopped", program=name, pid=pid, outcome=outcome)
         if activated:
             sock = activated[0]  # socket activation: systemd owns the port, we serve on what it passed

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import socket
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,25 +202,42 @@ def leftover_processes(leftovers: Mapping[str, Leftover]) -> dict[str, list[Proc
     return out
 
 
-def clean_leftovers(store: StateStore, timeout_s: float = 5.0) -> list[tuple[str, int, str]]:
+StopPolicy = tuple[signal.Signals, float]  # the signal that asks a program to stop, and how long it gets
+DEFAULT_STOP: StopPolicy = (signal.SIGTERM, 5.0)
+
+
+def clean_leftovers(store: StateStore, policies: Mapping[str, StopPolicy] | None = None) -> list[tuple[str, int, str]]:
     """Stop what a killed predecessor left running, so no program ever runs twice.
 
-    Ends every process :func:`leftover_processes` finds (asked again before each SIGKILL round, so
-    late forks are caught). Returns ``(program, pid, outcome)`` for each program that had something
-    left; the record is then removed.
+    Ends every process :func:`leftover_processes` finds, each program with its own stop signal and
+    timeout from ``policies`` (by program name; :data:`DEFAULT_STOP` otherwise), the programs in
+    parallel. Returns ``(program, pid, outcome)`` for each program that had something left
+    (``"terminated"`` or ``"killed"``); the record is then removed.
     """
     leftovers = store.leftovers()
     found = leftover_processes(leftovers) if leftovers else {}
-    done: list[tuple[str, int, str]] = []
-    if any(found.values()):
+    policies = policies or {}
+    by_policy: dict[StopPolicy, list[str]] = {}
+    for name, members in found.items():
+        if members:
+            by_policy.setdefault(policies.get(name, DEFAULT_STOP), []).append(name)
 
+    def end(policy: StopPolicy, names: list[str]) -> dict[int, str]:
         def members() -> list[ProcessIdentity]:
-            return [m for group in leftover_processes(leftovers).values() for m in group]
+            mine = {n: leftovers[n] for n in names}
+            return [m for group in leftover_processes(mine).values() for m in group]
 
-        outcome = terminate_all(members, timeout_s)
-        for name, rec in leftovers.items():
-            if found[name]:
-                ended = [outcome.get(m.pid, "gone") for m in found[name]]
-                done.append((name, rec.identity.pid, "killed" if "killed" in ended else "terminated"))
+        return terminate_all(members, policy[1], policy[0])
+
+    outcome: dict[int, str] = {}
+    if by_policy:
+        with ThreadPoolExecutor(max_workers=min(8, len(by_policy))) as pool:
+            for result in pool.map(lambda item: end(*item), by_policy.items()):
+                outcome.update(result)
+    done = []
+    for name, rec in leftovers.items():
+        if found[name]:
+            ended = [outcome.get(m.pid, "gone") for m in found[name]]
+            done.append((name, rec.identity.pid, "killed" if "killed" in ended else "terminated"))
     store.forget_leftovers()
     return done

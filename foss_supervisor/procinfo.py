@@ -251,17 +251,19 @@ def _still_alive(members: list[ProcessIdentity], timeout_s: float) -> list[Proce
     return left
 
 
-def terminate_all(find: Callable[[], list[ProcessIdentity]], timeout_s: float) -> dict[int, str]:
-    """SIGTERM (and SIGCONT) every process ``find`` returns, wait up to ``timeout_s``, then SIGKILL the rest.
+def terminate_all(
+    find: Callable[[], list[ProcessIdentity]], timeout_s: float, sig: signal.Signals = signal.SIGTERM
+) -> dict[int, str]:
+    """Send ``sig`` (and SIGCONT) to every process ``find`` returns, wait up to ``timeout_s``, then SIGKILL the rest.
 
     ``find`` is asked again before each SIGKILL round, so members forked meanwhile are caught too
     (at most three rounds). Synchronous on purpose: it serves the CLI and the daemon's start-up
     clean-up, before any event loop runs. Returns, for each PID it signalled, ``"terminated"`` (gone
-    after SIGTERM) or ``"killed"``; empty when nothing was alive.
+    after ``sig``) or ``"killed"``; empty when nothing was alive.
     """
-    sent = [m for m in find() if send_signal(m, signal.SIGTERM)]
+    sent = [m for m in find() if send_signal(m, sig)]
     for m in sent:
-        send_signal(m, signal.SIGCONT)  # a stopped process handles its SIGTERM only once continued
+        send_signal(m, signal.SIGCONT)  # a stopped process handles its signal only once continued
     outcome = {m.pid: "terminated" for m in sent}
     left = _still_alive(sent, timeout_s) if sent else []
     for _ in range(3):

@@ -212,6 +212,30 @@ def test_leftover_that_left_its_session_is_found_by_its_spawn_tag(daemon: Daemon
     assert [e["program"] for e in log_events(daemon, "leftover_stopped")] == ["p"]
 
 
+def test_leftovers_are_asked_to_stop_with_their_own_stop_signal(daemon: DaemonHandle) -> None:
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
+    daemon.write_config(f"""programs:
+  by_int:
+    command: [{PY!r}, '-c', {code!r}]
+    start_timeout: 0.1
+    stop_signal: INT
+    stop_timeout: 30
+  deaf:
+    command: [{PY!r}, '-c', {code!r}]
+    start_timeout: 0.1
+    stop_timeout: 0.5
+""")
+    proc = daemon.start()
+    old = {name: daemon.program(name)["pid"] for name in ("by_int", "deaf")}
+    proc.kill()
+    proc.wait(timeout=10)
+    result = daemon.cli("start")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(is_gone(pid) for pid in old.values())
+    outcomes = {e["program"]: e["outcome"] for e in log_events(daemon, "leftover_stopped")}
+    assert outcomes == {"by_int": "terminated", "deaf": "killed"}  # SIGINT ended one; the other was SIGKILLed
+
+
 def test_clock_step_does_not_make_a_live_leftover_look_dead(daemon: DaemonHandle) -> None:
     daemon.write_config(programs("a"))
     proc = daemon.start()
