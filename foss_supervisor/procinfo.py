@@ -223,14 +223,18 @@ def _readable(fds: list[int], timeout_s: float) -> list[int]:
 
 
 def send_signal(identity: ProcessIdentity, sig: signal.Signals) -> bool:
-    """Signal ``identity`` through a pidfd opened before its start time is checked; False when it is gone."""
+    """Signal ``identity`` through a pidfd opened before its start time is checked.
+
+    False when it is gone, or is not ours to signal (another user's): either way nothing to wait for.
+    """
     fd = _open_pidfd(identity)
     if fd is None:
         return False
     try:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            signal.pidfd_send_signal(fd, sig)
+        signal.pidfd_send_signal(fd, sig)
         return True
+    except (ProcessLookupError, PermissionError):
+        return False
     finally:
         os.close(fd)
 
