@@ -25,7 +25,7 @@ import structlog
 
 from foss_supervisor.containment import spawn_tag
 from foss_supervisor.control.client import call
-from foss_supervisor.errors import InstanceConflict, PortInUse, SupervisorError
+from foss_supervisor.errors import DaemonError, InstanceConflict, PortInUse, SupervisorError
 from foss_supervisor.procinfo import (
     ProcessIdentity,
     all_stats,
@@ -135,11 +135,16 @@ def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: flo
     """Bind the dashboard port; replace a stale foss-supervisor; touch a stranger only if asked.
 
     A foss-supervisor that answers on its own control socket is never stopped, not even with
-    ``take_over``: that raises :class:`InstanceConflict` naming its PID, state dir and config.
+    ``take_over``: that raises :class:`InstanceConflict` naming its PID, state dir and config. Any
+    other failure (an address not on this host, a privileged port, no descriptor left) raises
+    :class:`DaemonError` naming the address and the reason.
     """
     for attempt in range(2):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise DaemonError(f"cannot open a socket for the dashboard: {exc.strerror or exc}") from None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
@@ -149,7 +154,7 @@ def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: flo
         except OSError as exc:
             sock.close()
             if exc.errno != errno.EADDRINUSE:
-                raise
+                raise DaemonError(f"cannot bind the dashboard to {host}:{port}: {exc.strerror or exc}") from None
         holder = port_holder(port)
         ident = identity_of(int(holder["pid"])) if holder else None
         if attempt > 0 or holder is None or ident is None or ident.pid == os.getpid():

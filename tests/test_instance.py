@@ -404,3 +404,13 @@ def test_a_pid_file_that_cannot_be_written_is_a_clear_refusal(daemon: DaemonHand
     shutil.rmtree(daemon.state_dir / "foss-supervisor.pid")
     daemon.start()  # the lock was let go: the next start works
     assert daemon.program("a")["state"] == "RUNNING"
+
+
+def test_a_dashboard_address_that_cannot_be_bound_is_a_clear_refusal(daemon: DaemonHandle) -> None:
+    daemon.write_config(programs("a"))
+    env = {**daemon.env, "FOSS_SUPERVISOR_HOST": "192.0.2.1"}  # TEST-NET-1: on no interface of this host
+    argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"cannot bind the dashboard to 192.0.2.1:{daemon.port}" in result.stderr
+    assert not (daemon.state_dir / "foss-supervisor.pid").exists()
