@@ -26,6 +26,7 @@ import structlog
 from foss_supervisor.containment import spawn_tag
 from foss_supervisor.control.client import call
 from foss_supervisor.errors import DaemonError, InstanceConflict, PortInUse, SupervisorError
+from foss_supervisor.pidfile import PidFile
 from foss_supervisor.procinfo import (
     ProcessIdentity,
     all_stats,
@@ -159,8 +160,8 @@ def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: flo
         ident = identity_of(int(holder["pid"])) if holder else None
         if attempt > 0 or holder is None or ident is None or ident.pid == os.getpid():
             break
-        if looks_like_ours(holder):
-            other = inspect_instance(ident.pid)
+        other = inspect_instance(ident.pid) if looks_like_ours(holder) else None
+        if other is not None:
             if other.answering:
                 log.error("port_held_by_live_instance", port=port, pid=other.pid, state_dir=str(other.state_dir),
                           config=other.config)  # fmt: skip
@@ -173,7 +174,17 @@ def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: flo
         log.warning("port_holder_stopping", port=port, reason=why, **holder)
         outcome = terminate(ident, stop_timeout_s)
         log.info("port_holder_stopped", port=port, pid=ident.pid, outcome=outcome)
+        if other is not None and other.state_dir is not None and outcome == "killed":
+            _end_programs_of(other.state_dir)
     raise PortInUse(host, port, port_holder(port))
+
+
+def _end_programs_of(state_dir: Path) -> None:
+    """A stale instance had to be SIGKILLed: end the programs it recorded, unless a new daemon holds its lock."""
+    if PidFile(state_dir / "foss-supervisor.pid").inspect().locked:
+        return
+    for name, pid, outcome in clean_leftovers(StateStore(state_dir)):
+        log.warning("leftover_stopped", program=name, pid=pid, outcome=outcome, state_dir=str(state_dir))
 
 
 def _self_and_ancestors() -> set[int]:
@@ -236,7 +247,7 @@ def clean_leftovers(store: StateStore, policies: Mapping[str, StopPolicy] | None
 
     outcome: dict[int, str] = {}
     if by_policy:
-        with ThreadPoolExecutor(max_workers=min(8, len(by_policy))) as pool:
+        with ThreadPoolExecutor(max_workers=min(32, len(by_policy))) as pool:
             for result in pool.map(lambda item: end(*item), by_policy.items()):
                 outcome.update(result)
     done = []

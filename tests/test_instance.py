@@ -90,6 +90,29 @@ def test_port_held_by_a_stale_instance_of_ours_is_replaced(daemon: DaemonHandle,
     assert daemon.ping() is not None
 
 
+def test_a_stale_instance_that_had_to_be_killed_leaves_no_program_behind(daemon: DaemonHandle, tmp_path: Path) -> None:
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
+    body = f"programs:\n  deaf:\n    command: [{PY!r}, '-c', {code!r}]\n    start_timeout: 0.1\n    stop_timeout: 60\n"
+    other = other_daemon(tmp_path, daemon.port, body)
+    stale = other.start()
+    deaf = other.program("deaf")["pid"]
+    try:
+        os.kill(stale.pid, signal.SIGSTOP)
+        try:
+            daemon.write_config()
+            result = daemon.cli("start")  # the stale one wakes, but cannot stop its program in time: SIGKILL
+        finally:
+            if stale.poll() is None:
+                os.kill(stale.pid, signal.SIGCONT)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert stale.wait(timeout=15) == -signal.SIGKILL
+        assert is_gone(deaf)
+        ended = log_events(daemon, "leftover_stopped")
+        assert [(e["program"], e["state_dir"]) for e in ended] == [("deaf", str(other.state_dir))]
+    finally:
+        other.cleanup()
+
+
 def test_port_held_by_a_lockless_process_that_looks_like_ours_is_replaced(daemon: DaemonHandle) -> None:
     code = ("import socket, sys, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
             f"s.bind(('127.0.0.1', {daemon.port})); s.listen(); print('up', flush=True); time.sleep(300)")  # fmt: skip
