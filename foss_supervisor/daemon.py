@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +28,9 @@ from foss_supervisor.containment import Containment, install_child_watcher
 from foss_supervisor.control.server import ControlServer
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError, PortInUse
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
+from foss_supervisor.hooks import HookDispatcher
 from foss_supervisor.instance import bind_dashboard, clean_leftovers
-from foss_supervisor.logsetup import configure_logging
+from foss_supervisor.logsetup import configure_logging, log_pipeline_event
 from foss_supervisor.pidfile import PidFile
 from foss_supervisor.procinfo import describe
 from foss_supervisor.sdnotify import (
@@ -118,10 +119,13 @@ class Daemon:
         self._config = config
         self.bus = EventBus()
         self.bus.on(log_event)
+        self.bus.on(log_pipeline_event)
         self.containment = Containment(self._owned_by_watcher)
-        self.store = StateStore(config.state_dir, lambda name: self.containment.tag(name, ""))
+        self.store = StateStore(config.state_dir)
         self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
         self.pipelines = _pipeline_service(config, self.bus)
+        self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables)
+        self.bus.on(self.hooks.offer)  # hooks only enqueue here; their workers deliver in the background
         self.started_at = time.time()
         self.phase = "starting"
         self._dashboard_socket = dashboard_socket
@@ -132,6 +136,9 @@ class Daemon:
         self._watcher: Any = None
         self._problems: list[str] = []
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
+
+    def _selectables(self) -> tuple[list[str], dict[str, list[str]], Mapping[str, tuple[str, ...]]]:
+        return list(self.supervisor.processes), self._config.replica_sets, self._config.groups
 
     def _owned_by_watcher(self, pid: int) -> bool:
         return self._watcher is not None and self._watcher.owns(pid)
@@ -159,9 +166,9 @@ class Daemon:
             self._set_phase("stopping")
         self._shutdown.set()
 
-    async def reload(self, dry_run: bool) -> dict[str, Any]:
+    async def reload(self, dry_run: bool, replicas: Mapping[str, int] | None = None) -> dict[str, Any]:
         try:
-            new = await asyncio.to_thread(load_config, self._config.source)
+            new = await asyncio.to_thread(load_config, self._config.source, None, replicas)
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc))
             raise ConfigRefused(f"config refused, the running config stays: {exc}") from None
@@ -240,7 +247,8 @@ class Daemon:
                     runner = await self._start_web()
                 except Exception as exc:  # a dashboard that cannot start must not strand the programs
                     self._subsystem_failed("dashboard", exc)
-                helpers = [group.create_task(self._handle_signals(), name="signals")]
+                helpers = [group.create_task(self._handle_signals(), name="signals"),
+                           group.create_task(self._guarded("hooks", self.hooks.run()), name="hooks")]  # fmt: skip
                 if self.pipelines is not None:
                     group.create_task(self._guarded("pipelines", self.pipelines.run(self._shutdown)), name="pipelines")
                 if self._watchdog_s is not None:

@@ -23,13 +23,12 @@ from typing import Any
 import psutil
 import structlog
 
-from foss_supervisor.containment import spawn_tag
+from foss_supervisor.containment import spawn_tag, tagged_processes
 from foss_supervisor.control.client import call
 from foss_supervisor.errors import DaemonError, InstanceConflict, PortInUse, SupervisorError
 from foss_supervisor.pidfile import PidFile
 from foss_supervisor.procinfo import (
     ProcessIdentity,
-    all_stats,
     identity_of,
     port_holder,
     read_stat,
@@ -207,13 +206,17 @@ def leftover_processes(leftovers: Mapping[str, Leftover]) -> dict[str, list[Proc
     by_leader = session_members(rec.identity for rec in leftovers.values())
     out = {name: [m for m in by_leader[rec.identity] if m.pid not in spared] for name, rec in leftovers.items()}
     prefixes = {rec.spawn_tag: name for name, rec in leftovers.items() if rec.spawn_tag}
-    if prefixes:
+    since = min((rec.identity.start_ticks for rec in leftovers.values() if rec.identity.start_ticks), default=None)
+    if prefixes and since is not None:
         seen = spared | {m.pid for found in out.values() for m in found}
-        for st in all_stats():
-            if st.pid in seen or st.zombie or (tag := spawn_tag(st.pid)) is None:
-                continue
+        for st in tagged_processes((p.rstrip("/") for p in prefixes), since):
+            tag = spawn_tag(st.pid) or ""
             name = next((n for prefix, n in prefixes.items() if tag.startswith(prefix)), None)
-            if name is not None and st.start_ticks >= (leftovers[name].identity.start_ticks or 0):
+            if (
+                st.pid not in seen
+                and name is not None
+                and st.start_ticks >= (leftovers[name].identity.start_ticks or 0)
+            ):
                 out[name].append(ProcessIdentity(st.pid, st.start_ticks))
     return out
 

@@ -24,9 +24,8 @@ from typing import Any
 
 import psutil
 
-from foss_supervisor.containment import ProcEntry, proc_entry
-
 __all__ = [
+    "ProcStat",
     "ProcessIdentity",
     "all_stats",
     "boot_id",
@@ -44,16 +43,38 @@ __all__ = [
 PROC = Path("/proc")
 
 
-def read_stat(pid: int) -> ProcEntry | None:
-    """``/proc/PID/stat`` parsed (the one reader, :func:`foss_supervisor.containment.proc_entry`), or None."""
+@dataclass(frozen=True, slots=True)
+class ProcStat:
+    """The fields of ``/proc/PID/stat`` the daemon acts on (``start_ticks``: clock ticks after boot)."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    state: str  # R, S, D, T, Z, X, ...
+    start_ticks: int
+
+    @property
+    def zombie(self) -> bool:
+        return self.state in ("Z", "X")
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """``/proc/PID/stat`` parsed (the one reader of it), or None when there is no such process."""
     try:
-        return proc_entry(pid)
-    except (IndexError, ValueError):  # a malformed line: treat as gone rather than crash a clean-up
+        raw = (PROC / str(pid) / "stat").read_bytes()
+    except OSError:
+        return None
+    try:
+        # the command name (field 2) may hold spaces and parentheses: split after its last ')'
+        fields = raw[raw.rindex(b")") + 2 :].split()
+        return ProcStat(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0].decode(), int(fields[19]))
+    except (IndexError, ValueError):
         return None
 
 
-def all_stats() -> Iterable[ProcEntry]:
-    """Every process this user can see, as :class:`ProcEntry` (processes that vanish meanwhile are skipped)."""
+def all_stats() -> Iterable[ProcStat]:
+    """Every process this user can see, as :class:`ProcStat` (processes that vanish meanwhile are skipped)."""
     for entry in os.scandir(PROC):
         if entry.name.isdigit() and (st := read_stat(int(entry.name))) is not None:
             yield st

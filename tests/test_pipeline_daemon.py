@@ -44,6 +44,7 @@ def test_landed_files_trigger_a_run_and_cli_follows_another(pipeline_daemon: Dae
     assert last_run(d) is None  # an empty landing folder starts nothing
     landed = d.cli("demo-data", "--orders", "3000", "--seed", "7")
     assert landed.returncode == 0, landed.stderr
+    assert "orders: 3000" in landed.stdout and "{" not in landed.stdout  # plain text, not a Python dict
     run = wait_for(lambda: d.call("pipelines")[0]["active_run"] is None and last_run(d), 60,
                    "run triggered by the landed files")  # fmt: skip
     assert run["trigger"] == "files_landed" and run["status"] == "succeeded"
