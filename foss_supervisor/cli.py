@@ -149,10 +149,11 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
 
 
 def _stop_leftovers(config: Config) -> None:
-    from foss_supervisor.daemon import clean_leftovers
+    from foss_supervisor.instance import clean_leftovers
     from foss_supervisor.statestore import StateStore
 
-    for name, pid, outcome in clean_leftovers(StateStore(config.state_dir)):
+    stops = {name: (p.stop_signal, p.stop_timeout_s) for name, p in config.programs.items()}
+    for name, pid, outcome in clean_leftovers(StateStore(config.state_dir), stops):
         say("INFO", f"program {name} (pid {pid}) left by the killed daemon: {outcome}")
 
 
