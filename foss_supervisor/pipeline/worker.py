@@ -354,6 +354,7 @@ class Worker:
                         ),
                         ledger=ledger,
                         patterns=tuple((message.get("access") or {}).get("patterns") or ()),
+                        schemas=tuple(sorted(access.owned)),
                     )
                     metrics = dict(_import_callable(str(step["callable"]))(ctx))
                     warnings.extend(ctx.warnings)
