@@ -23,7 +23,16 @@ from foss_supervisor.pipeline.context import StepContext
 from foss_supervisor.pipeline.ledger import discover, pending_files, set_file_status
 from foss_supervisor.pipeline.report import build_report, render_report_html, write_report
 
-__all__ = ["FileScan", "build_ingest_sql", "discover", "ingest", "render_report_html", "report", "scan_file"]
+__all__ = [
+    "FileScan",
+    "bronze_ddl",
+    "build_ingest_sql",
+    "discover",
+    "ingest",
+    "render_report_html",
+    "report",
+    "scan_file",
+]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _QUALIFIED = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -74,6 +83,21 @@ def scan_file(path: Path) -> FileScan:
         except UnicodeDecodeError:
             reason = "invalid UTF-8"
     return FileScan(h.hexdigest(), size, reason)
+
+
+def bronze_ddl(table: str, columns: Sequence[str]) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` of an ingest table (and its schema): the eight bookkeeping columns,
+    then one VARCHAR per declared column. Ingest runs it itself, so a pipeline need not declare it."""
+    if not _QUALIFIED.match(table) or not all(_IDENT.match(c) for c in columns):
+        raise ValueError("table and columns must be plain lower-case identifiers")
+    return (
+        f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]};\n"
+        f"CREATE TABLE IF NOT EXISTS {table} (_row_id BIGINT NOT NULL, _batch_id VARCHAR NOT NULL,"
+        " _source_file VARCHAR NOT NULL, _source_sha256 VARCHAR NOT NULL, _source_line BIGINT NOT NULL,"
+        " _ingested_at TIMESTAMPTZ NOT NULL, _raw_line VARCHAR, _parse_error VARCHAR"
+        + "".join(f", {c} VARCHAR" for c in columns)
+        + ")"
+    )
 
 
 def build_ingest_sql(table: str, columns: Sequence[str], fmt: str, header: Sequence[str] | None, source: str) -> str:
@@ -163,6 +187,7 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
     columns: Sequence[str] = ctx.params["columns"]
     if not _QUALIFIED.match(table) or not all(_IDENT.match(c) for c in columns):
         raise ValueError("table and columns must be plain lower-case identifiers")
+    cur.execute(bronze_ddl(table, columns))
     pending = pending_files(cur, ctx.ledger)
     now = dt.datetime.now(dt.UTC)
     lines_total = files_done = 0
