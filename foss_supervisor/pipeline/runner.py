@@ -680,8 +680,8 @@ class PipelineRunner:
                 },
                 "step": {
                     "name": step.name,
-                    "kind": step.kind.value,
-                    "sql": step.sql if step.kind is StepKind.SQL else None,
+                    "kind": "python" if step.kind is StepKind.PYTHON else "sql",  # quality steps are compiled SQL
+                    "sql": step.sql if step.kind is not StepKind.PYTHON else None,
                     "callable": step.callable,
                     "params": dict(step.params),
                 },

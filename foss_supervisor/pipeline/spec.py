@@ -25,6 +25,7 @@ from typing import Any
 
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.quality import compile_quality
 from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.resources import data_dir
 from foss_supervisor.yamlload import MAX_FILE_BYTES, load_yaml
@@ -59,10 +60,11 @@ DEFAULT_PATTERNS = ("*.csv", "*.jsonl", "*.ndjson", "*.parquet")
 
 
 class StepKind(enum.Enum):
-    """A step is a SQL script or a Python callable; both run inside the DuckDB worker."""
+    """A step is a SQL script, a Python callable, or declared quality rules (compiled to SQL, quality.py)."""
 
     SQL = "sql"
     PYTHON = "python"
+    QUALITY = "quality"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -495,12 +497,20 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
     try:
         kind = StepKind(kind_raw)
     except ValueError:
-        raise PipelineConfigError(file, f"{key}.kind", f"must be 'sql' or 'python', not {kind_raw!r}") from None
+        allowed = "must be 'sql', 'python' or 'quality'"
+        raise PipelineConfigError(file, f"{key}.kind", f"{allowed}, not {kind_raw!r}") from None
 
     sql: str | None = None
     sql_path: Path | None = None
     func: str | None = None
-    if kind is StepKind.SQL:
+    if kind is StepKind.QUALITY:
+        for other in ("sql", "callable"):
+            if other in raw:
+                raise PipelineConfigError(file, f"{key}.{other}", "a quality step declares params, not sql or callable")
+        if not isinstance(raw.get("params"), dict):
+            raise PipelineConfigError(file, f"{key}.params", "a quality step declares source, valid, rejected, columns")
+        sql = compile_quality(raw["params"], file=file, key=f"{key}.params")
+    elif kind is StepKind.SQL:
         if "callable" in raw:
             raise PipelineConfigError(file, f"{key}.callable", "only python steps take a callable")
         rel = _require(raw, "sql", str, file, f"{key}.sql")
