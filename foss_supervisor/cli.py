@@ -245,6 +245,16 @@ def _start_background(args: argparse.Namespace, config: Config) -> int:
     if not state.get("pong"):
         say("ERROR", f"the daemon (pid {proc.pid}) did not answer within {READY_TIMEOUT_S:g}s; see {stderr_path}")
         return EXIT_FAIL
+    try:  # ready means every program settled; some may have failed (FATAL, crash-looping, stuck behind one)
+        problems = call(config.control_socket, "status")["daemon"].get("problems", [])
+    except SupervisorError:
+        problems = []
+    if problems:
+        say("ERROR", f"foss-supervisor is running (pid {proc.pid}), but not every program started:")
+        for line in problems:
+            say("ERROR", f"  {line}")
+        say("INFO", f"Dashboard: {config.dashboard_url}")
+        return EXIT_FAIL
     say("SUCCESS", f"foss-supervisor is running (pid {proc.pid})")
     say("SUCCESS", f"Dashboard: {config.dashboard_url}")
     _print_login(config)
@@ -393,7 +403,8 @@ def cmd_ctl(args: argparse.Namespace, config: Target) -> int:
     failed = False
     for p in results:
         print(f"{p['name']}: {p['state']} (pid {p['pid'] or '-'}) {p['reason']}".rstrip())
-        ok = p["state"] == "RUNNING" if args.action != "stop" else p["state"] in ("STOPPED", "EXITED", "FATAL")
+        up = p["state"] == "RUNNING" or p.get("completed", False)  # a one-shot job that is done counts
+        ok = up if args.action != "stop" else p["state"] in ("STOPPED", "EXITED", "FATAL")
         failed = failed or not ok
     return EXIT_FAIL if failed else EXIT_OK
 

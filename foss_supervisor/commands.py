@@ -139,7 +139,8 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
             "config": str(cfg.source),
             "state_dir": str(cfg.state_dir),
             "dashboard_url": cfg.dashboard_url,
-            "problems": ctx.problems,  # daemon-level errors: a failed subsystem, state that cannot be written
+            # daemon-level errors (a failed subsystem, state that cannot be written), then the programs'
+            "problems": [*ctx.problems, *ctx.supervisor.problems()],
         },
         "programs": programs,
     }
