@@ -255,6 +255,9 @@ class PipelineService:
         }
         if dry_run or not (plan["added"] or plan["removed"] or plan["changed"]):
             return plan
+        if new.data_path != self.config.data_path:  # another warehouse file: the daemon reports a restart
+            log.warning("pipelines_reload_deferred", reason="data_dir changed: takes effect on restart")
+            return plan
         busy = [n for n in (*plan["removed"], *plan["changed"]) if self.runner.is_running(n)]
         if busy:
             raise CommandError(f"pipeline(s) {', '.join(busy)} running: reload again once they end, or cancel them")
