@@ -322,9 +322,10 @@ def _info(p: dict[str, Any]) -> str:
 def cmd_status(args: argparse.Namespace, config: Target) -> int:
     result = call(config.control_socket, "status", names=args.names)
     code = EXIT_OK if all(_as_wanted(p) for p in result["programs"]) else EXIT_NOT_AS_WANTED
-    if args.json:
+    if args.json:  # a script reads the states from the JSON: exit 0 whenever the daemon answered
+        result["all_as_wanted"] = code == EXIT_OK
         print(json.dumps(result, indent=2))
-        return code
+        return EXIT_OK
     d = result["daemon"]
     print(f"foss-supervisor {d['version']}  pid {d['pid']}  {d['phase']}  up {_fmt_uptime(d['uptime_s'])}  "
           f"dashboard {d['dashboard_url']}")  # fmt: skip
@@ -627,7 +628,8 @@ def _args_restart(p: argparse.ArgumentParser) -> None:
 
 def _args_status(p: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="*", metavar="SELECTOR", help=SELECTOR_HELP + " (default: all)")
-    p.add_argument("--json", action="store_true", help="print the daemon's reply as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the reply as JSON and exit 0 (all_as_wanted says what exit 3 would)")  # fmt: skip
 
 
 def _args_reload(p: argparse.ArgumentParser) -> None:

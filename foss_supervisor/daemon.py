@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from foss_supervisor.config import Config, load_config
-from foss_supervisor.containment import Containment, install_child_watcher
+from foss_supervisor.containment import Containment, install_child_watcher, tagged_processes
 from foss_supervisor.control.server import ControlServer
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError, InstanceConflict, PortInUse
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
@@ -115,15 +115,29 @@ def clean_leftovers(store: StateStore, timeout_s: float = 5.0) -> list[tuple[str
     ``(program, pid, outcome)`` for each program that had something left; the record is then removed.
     """
     leftovers = store.leftovers()
+    tags = store.leftover_tags()
+    since = min((i.start_ticks for i in leftovers.values() if i.start_ticks is not None), default=None)
+
+    def escaped() -> list[ProcessIdentity]:  # left the group and session: found by the tag they inherited
+        if not tags or since is None:
+            return []
+        return [ProcessIdentity(st.pid, st.start_ticks) for st in tagged_processes(tags.values(), since)]
+
     found = session_members(leftovers.values())
     done: list[tuple[str, int, str]] = []
-    if any(found.values()):
+    strays = escaped()
+    if any(found.values()) or strays:
+        by_tag = {st.pid for st in strays}
 
         def members() -> list[ProcessIdentity]:
-            return [m for group in session_members(leftovers.values()).values() for m in group]
+            grouped = [m for group in session_members(leftovers.values()).values() for m in group]
+            seen = {m.pid for m in grouped}
+            return grouped + [e for e in escaped() if e.pid not in seen]
 
         outcome = terminate_all(members, timeout_s)
         done = [(name, ident.pid, outcome) for name, ident in leftovers.items() if found[ident]]
+        if by_tag:
+            log.warning("leftover_escaped_processes", pids=sorted(by_tag)[:20], count=len(by_tag))
     store.forget_leftovers()
     return done
 

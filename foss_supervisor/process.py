@@ -24,9 +24,10 @@ import structlog
 
 from foss_supervisor.backoff import Backoff
 from foss_supervisor.config import ProgramConfig
-from foss_supervisor.containment import Containment, ProcEntry
+from foss_supervisor.containment import Containment
 from foss_supervisor.events import EventBus, HealthChanged, StateChanged
 from foss_supervisor.health import HealthMonitor
+from foss_supervisor.procinfo import ProcStat
 from foss_supervisor.program_child import ProgramChild, child_environment, read_env_file
 from foss_supervisor.seams import REAL_SEAMS, ChildEdge, ExitWatch, Seams
 from foss_supervisor.states import STOPPED_STATES, Health, ProcessState, check_transition
@@ -122,10 +123,10 @@ class ManagedProcess:
         self._start_failures = 0
         self._backoff.reset()
 
-    async def wait_settled(self, timeout_s: float) -> ProcessState:
-        """Wait until the state matches what is wanted (RUNNING, or a stopped state); bounded."""
+    async def wait_settled(self, timeout_s: float, stuck: Callable[[], bool] = lambda: False) -> ProcessState:
+        """Wait until the state matches what is wanted (RUNNING, or a stopped state), or ``stuck()``; bounded."""
         async with asyncio.timeout(timeout_s):
-            while not self._settled():
+            while not self._settled() and not stuck():
                 self._changed.clear()
                 await self._changed.wait()
         return self.state
@@ -139,6 +140,11 @@ class ManagedProcess:
     def completed(self) -> bool:
         """It ran to its end, will not be restarted, and exited with an expected code (a one-shot job done)."""
         return self.state is S.EXITED and not self.wanted and self.exit_code in self.cfg.exit_codes
+
+    @property
+    def spawn_tag(self) -> str:
+        """The current spawn's tag, inherited by all its descendants ("" before the first spawn)."""
+        return self._child.tag
 
     def snapshot(self) -> dict[str, Any]:
         """Plain data for status replies (no environment: it may hold secrets).
@@ -327,7 +333,7 @@ class ManagedProcess:
             return False
         return policy == "always" or self.exit_code not in self.cfg.exit_codes
 
-    async def _after_early_exit(self, left: list[ProcEntry]) -> None:
+    async def _after_early_exit(self, left: list[ProcStat]) -> None:
         """The child exited within start_timeout: a one-shot job done, a failed start, or a self-daemonizer.
 
         A leader that exited cleanly but left processes running has daemonized itself: retrying would
@@ -421,7 +427,7 @@ class ManagedProcess:
         except Exception:  # recording it for leftover cleanup failed (disk full, EMFILE): it runs, tracked
             log.exception("spawn_record_failed", program=self.name, pid=pid)
 
-    async def _collect(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcEntry]:
+    async def _collect(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcStat]:
         """Reap through the edge, record the exit code, forget the child; return what it left running."""
         left = await self._child.reap(exited, end_left)
         self.exit_code = exited.result()

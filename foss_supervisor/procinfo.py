@@ -27,6 +27,7 @@ import psutil
 __all__ = [
     "ProcStat",
     "ProcessIdentity",
+    "all_stats",
     "boot_id",
     "describe",
     "identity_of",

@@ -62,6 +62,7 @@ class StateStore:
         self.intent_file = state_dir / "intent.json"
         self.children_file = state_dir / "children.json"
         self._children: dict[str, ProcessIdentity] = {}
+        self._tags: dict[str, str] = {}
         self._write_pending = False
         self._failures: dict[Path, str] = {}  # file -> why its last write failed
         self._last_logged: dict[Path, float] = {}
@@ -104,11 +105,14 @@ class StateStore:
 
     # children of this daemon -----------------------------------------------------------
 
-    def child_started(self, name: str, identity: ProcessIdentity) -> None:
+    def child_started(self, name: str, identity: ProcessIdentity, tag: str = "") -> None:
+        """Record a running child and its spawn tag (which its escaped descendants carry too)."""
         self._children[name] = identity
+        self._tags[name] = tag
         self._children_changed()
 
     def child_gone(self, name: str) -> None:
+        self._tags.pop(name, None)
         if self._children.pop(name, None) is not None:
             self._children_changed()
 
@@ -128,7 +132,7 @@ class StateStore:
 
     def _write_children(self) -> None:
         self._write_pending = False
-        data = {name: ident.as_dict() for name, ident in self._children.items()}
+        data = {name: {**ident.as_dict(), "tag": self._tags.get(name, "")} for name, ident in self._children.items()}
         if not self._write(self.children_file, json.dumps(data) + "\n"):
             self._children_changed(RETRY_DELAY_S)  # keep trying: a stale record is how a program runs twice
 
@@ -141,6 +145,17 @@ class StateStore:
                 if (ident := ProcessIdentity.from_dict(rec)) is not None:
                     out[str(name)] = ident
         return out
+
+    def leftover_tags(self) -> dict[str, str]:
+        """The spawn tags of :meth:`leftovers` (records written before tags existed have none)."""
+        data = read_json(self.children_file)
+        if not isinstance(data, dict):
+            return {}
+        return {
+            str(n): r["tag"]
+            for n, r in data.items()
+            if isinstance(r, dict) and isinstance(r.get("tag"), str) and r["tag"]
+        }
 
     def forget_leftovers(self) -> None:
         try:
