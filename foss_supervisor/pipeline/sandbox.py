@@ -8,7 +8,8 @@ reads it with DuckDB's own tokenizer and refuses:
 
 - any write to a file (``COPY ... TO``, ``EXPORT DATABASE``): landing and reference are read-only inputs;
 - statements that would leave the step's sandbox or transaction (``ATTACH``, ``DETACH``, ``USE``, ``SET``
-  other than ``SET VARIABLE``, ``INSTALL``/``LOAD``, ``PRAGMA``, ``IMPORT DATABASE``, ``BEGIN``/``COMMIT``);
+  other than ``SET VARIABLE``, ``INSTALL``/``LOAD``, ``PRAGMA``, ``IMPORT DATABASE``, ``BEGIN``/``COMMIT``)
+  and the ``query()``/``query_table()`` table functions, whose table names are strings the check cannot see;
 - a write (INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, TRUNCATE, MERGE, COPY FROM) into a schema the
   pipeline does not own, and a read of a qualified table outside its own schemas and declared ``inputs``.
 
@@ -20,6 +21,7 @@ A refusal raises :class:`AccessDenied` naming the statement's first line and the
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import duckdb
 
@@ -43,6 +45,8 @@ _NAME_AFTER = {"FROM", "JOIN", "INTO", "UPDATE", "TABLE", "VIEW", "USING", "EXIS
 #: keywords that end a FROM list at their depth
 _FROM_END = {"WHERE", "GROUP", "ORDER", "HAVING", "QUALIFY", "LIMIT", "WINDOW", "UNION", "EXCEPT", "INTERSECT",
              "ON", "USING", "SELECT", "SET", "RETURNING", "VALUES", "TO"}  # fmt: skip
+#: table functions that take a table name or a query as a string, so the check could not see what they read
+_HIDDEN_NAMES = {"query", "query_table"}
 #: functions whose argument syntax uses FROM for something that is not a table
 _FROM_FUNCTIONS = {"EXTRACT", "SUBSTRING", "TRIM", "OVERLAY", "POSITION", "SUBSTR"}
 
@@ -95,6 +99,9 @@ def scan_statement(sql: str) -> StatementRefs:
         )  # fmt: skip
     stype = statements[0].type.name
     toks = _tokens(statements[0].query)
+    for (text, kind), nxt in itertools.pairwise(toks):
+        if kind == "identifier" and _name(text) in _HIDDEN_NAMES and nxt[0].startswith("("):
+            return StatementRefs(refused=f"{_name(text)}() (it hides the tables it reads)")
     words = [t.upper() if k == "keyword" else "" for t, k in toks]
     lead = words[0] if words else ""
     if stype in _REFUSED_TYPES:

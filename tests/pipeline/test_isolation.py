@@ -257,6 +257,8 @@ def test_statement_scan_finds_targets_and_sources(sql: str, writes: list[str], r
         ("CREATE SCHEMA gold", "schema 'gold' is not one of"),
         ("INSERT INTO gold.t VALUES (1)", "may not write gold.t"),
         ("SELECT * FROM gold.t", "may not read gold.t"),
+        ("SELECT * FROM query_table('gold.t')", "hides the tables"),
+        ("SELECT * FROM query('SELECT * FROM gold.t')", "hides the tables"),
         # a declared input is read-only, whatever the statement starts with
         ("WITH q AS (SELECT 1 AS x) INSERT INTO gold.t SELECT * FROM q", "may not write gold.t"),
         ("WITH q AS (SELECT 1 AS x) DELETE FROM gold.t", "may not write gold.t"),
