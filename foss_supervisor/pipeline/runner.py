@@ -29,6 +29,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from foss_supervisor.pipeline.errors import (
     PipelineBusyError,
     PipelineConfigError,
+    PipelineError,
     QueryFailedError,
     QueryRefusedError,
     QueryTimeoutError,
@@ -170,6 +171,8 @@ class PipelineRunner:
         self.history = RunHistory(state_dir / "pipeline_runs.jsonl")
         #: where ``export`` writes its files (the worker may write only here and nowhere else)
         self.export_dir = state_dir / "exports"
+        #: where a pipeline's ``publish`` tables go after each good run: <warehouse folder>/published/<pipeline>/
+        self.publish_dir = self.db_path.parent / "published"
         self._on_event = on_event
         self._worker_env = dict(worker_env or {})
         self._memory_limit = memory_limit
@@ -381,15 +384,35 @@ class PipelineRunner:
             raise QueryTimeoutError(message)
         raise QueryFailedError(message)
 
-    async def export(self, table: str, fmt: str, *, timeout_s: float = 3600.0) -> dict[str, Any]:
+    async def publish(self, pipeline: str) -> list[dict[str, Any]]:
+        """Write every table ``pipeline`` publishes as Parquet into ``publish_dir/<pipeline>/schema.table.parquet``,
+        each replaced atomically; returns what export returned per table."""
+        spec = self._spec(pipeline)
+        schemas = sorted(p for p in spec.publish if "." not in p)
+        in_list = ", ".join(f"'{s}'" for s in schemas or ["-"])  # plain identifiers, checked by the loader
+        listed = await self.query(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables()"  # noqa: S608
+            f" WHERE NOT temporary AND schema_name IN ({in_list}) ORDER BY 1",
+            max_rows=10_000,
+        )
+        tables = sorted({*(r[0] for r in listed.rows), *(p for p in spec.publish if "." in p)})
+        return [await self.export(t, "parquet", publish_to=pipeline, name=f"{t}.parquet") for t in tables]
+
+    async def export(
+        self, table: str, fmt: str, *, timeout_s: float = 3600.0, publish_to: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
         """Write the whole of ``table`` (schema.table) as csv, parquet or jsonl into ``export_dir``.
 
         Returns ``{"path", "rows", "bytes", "format"}``; the caller owns (and removes) the file. Raises
         QueryRefusedError (unknown table or format), QueryTimeoutError, QueryFailedError.
         """
         worker = await self._ensure_worker()
-        name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', table)[:100]}-{secrets.token_hex(4)}.{re.sub(r'[^a-z]', '', fmt)}"
-        rid, fut = worker.send("export", {"table": table, "format": fmt, "name": name})
+        if name is None:
+            name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', table)[:100]}-{secrets.token_hex(4)}.{re.sub(r'[^a-z]', '', fmt)}"
+        request: dict[str, Any] = {"table": table, "format": fmt, "name": name}
+        if publish_to is not None:
+            request |= {"publish": True, "subdir": publish_to}
+        rid, fut = worker.send("export", request)
         try:
             reply = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
         except TimeoutError:
@@ -412,7 +435,7 @@ class PipelineRunner:
         dirs = sorted({str(d) for s in self._specs.values() for d in (s.folders.landing, s.folders.reference)})
         for d in dirs:
             argv += ["--allow-dir", d]
-        argv += ["--export-dir", str(self.export_dir)]
+        argv += ["--export-dir", str(self.export_dir), "--publish-dir", str(self.publish_dir)]
         if self._memory_limit:
             argv += ["--memory-limit", self._memory_limit]
         if self._threads:
@@ -570,6 +593,12 @@ class PipelineRunner:
         if bad:
             first = run.steps[bad[0]]
             return self._finish(run, RunStatus.FAILED, f"step {bad[0]} {first.state.value}: {first.error}")
+        if spec.publish:
+            try:
+                published = await self.publish(spec.name)
+                log.info("pipeline_published", pipeline=spec.name, tables=[p["path"] for p in published])
+            except (PipelineError, OSError) as exc:
+                return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, f"publish failed: {exc}")
         if StepState.SUCCEEDED_WITH_WARNINGS in states:
             return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, None)
         return self._finish(run, RunStatus.SUCCEEDED, None)

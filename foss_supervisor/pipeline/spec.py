@@ -135,6 +135,7 @@ class PipelineSpec:
     inputs: frozenset[str] = frozenset()
     ledger: str = "meta"
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    publish: tuple[str, ...] = ()  # schemas or schema.table written as Parquet after each good run
 
     def step(self, name: str) -> StepSpec:
         """The step called ``name``; KeyError if there is none."""
@@ -199,7 +200,9 @@ def evaluate_check(check: Check, metrics: Mapping[str, Mapping[str, Any]]) -> tu
 # --------------------------------------------------------------------------------------------- loading
 
 
-_TOP_KEYS = {"name", "description", "folders", "setup", "steps", "checks", "schemas", "inputs", "ledger", "patterns"}
+_TOP_KEYS = {
+    "name", "description", "folders", "setup", "steps", "checks", "schemas", "inputs", "ledger", "patterns", "publish",
+}  # fmt: skip
 _STEP_KEYS = {"name", "kind", "sql", "callable", "depends_on", "timeout_s", "retries", "modes", "params"}
 _FOLDER_KEYS = {"landing", "reference", "warehouse", "reports"}
 
@@ -309,6 +312,14 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
     sql_texts = [t for t in [setup_sql, *(s.sql for s in ordered)] if t]
     schemas, inputs, ledger = _load_access(raw, name, sql_texts, ordered, file)
     patterns = _load_patterns(raw, ordered, file)
+    publish = raw.get("publish", [])
+    if not isinstance(publish, list) or not all(
+        isinstance(p, str)
+        and re.fullmatch(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?", p)
+        and p.split(".")[0] in schemas
+        for p in publish
+    ):
+        raise PipelineConfigError(file, "publish", "must be a list of the pipeline's schemas or schema.table names")
 
     return PipelineSpec(
         name=name,
@@ -322,6 +333,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         inputs=inputs,
         ledger=ledger,
         patterns=patterns,
+        publish=tuple(publish),
     )
 
 
