@@ -566,6 +566,8 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
     params = raw.get("params", {})
     if not isinstance(params, dict):
         raise PipelineConfigError(file, f"{key}.params", "must be a mapping")
+    if func is not None:
+        _check_shipped_params(func, params, file, f"{key}.params")
 
     return StepSpec(
         name=name,
@@ -579,6 +581,45 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
         callable=func,
         params=params,
     )
+
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: the parameters of the shipped Python steps: name -> (required, check, what it must be)
+_SHIPPED_PARAMS: dict[str, dict[str, tuple[bool, Any, str]]] = {
+    "foss_supervisor.pipeline.ledger:discover": {
+        "patterns": (False, lambda v: isinstance(v, list) and v and all(isinstance(p, str) for p in v),
+                     "a non-empty list of file name patterns"),
+    },
+    "foss_supervisor.pipeline.orders_steps:ingest": {
+        "table": (True, lambda v: isinstance(v, str) and re.fullmatch(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*", v),
+                  "a lower-case schema.table name"),
+        "columns": (True, lambda v: isinstance(v, list) and v and all(isinstance(c, str) and _IDENTIFIER.match(c)
+                                                                      for c in v),
+                    "a non-empty list of lower-case column names"),
+    },
+    "foss_supervisor.pipeline.report:report": {
+        "bronze": (False, lambda v: isinstance(v, str) and v.count(".") == 1, "a schema.table name"),
+    },
+}  # fmt: skip
+_SHIPPED_PARAMS["foss_supervisor.pipeline.orders_steps:discover"] = _SHIPPED_PARAMS[
+    "foss_supervisor.pipeline.ledger:discover"
+]  # the name it had before ledger.py
+
+
+def _check_shipped_params(func: str, params: Mapping[str, Any], file: str, key: str) -> None:
+    """The shipped steps' parameters are checked at load time, not found missing by a run."""
+    known = _SHIPPED_PARAMS.get(func)
+    if known is None:
+        return
+    for name in params:
+        if name not in known:
+            raise PipelineConfigError(file, f"{key}.{name}", f"unknown parameter (allowed: {', '.join(sorted(known))})")
+    for name, (required, check, what) in known.items():
+        if name not in params:
+            if required:
+                raise PipelineConfigError(file, key, f"{func.rsplit(':', 1)[-1]} needs params.{name}: {what}")
+        elif not check(params[name]):
+            raise PipelineConfigError(file, f"{key}.{name}", f"must be {what}")
 
 
 def _topological(steps: Sequence[StepSpec], file: str) -> list[StepSpec]:

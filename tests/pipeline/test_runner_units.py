@@ -83,6 +83,37 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
             "steps.b.callable",
             "is not 'package.module:function'",
         ),
+        (
+            lambda d: d["steps"].append(
+                {"name": "b", "kind": "python", "callable": "foss_supervisor.pipeline.orders_steps:ingest"}
+            ),
+            "steps.b.params",
+            "ingest needs params.table",
+        ),
+        (
+            lambda d: d["steps"].append(
+                {
+                    "name": "b",
+                    "kind": "python",
+                    "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                    "params": {"table": "b_raw.t", "columns": ["Order Id"]},
+                }
+            ),
+            "steps.b.params.columns",
+            "lower-case column names",
+        ),
+        (
+            lambda d: d["steps"].append(
+                {
+                    "name": "b",
+                    "kind": "python",
+                    "callable": "foss_supervisor.pipeline.ledger:discover",
+                    "params": {"pattern": "*.csv"},
+                }
+            ),
+            "steps.b.params.pattern",
+            "unknown parameter",
+        ),
         (lambda d: d.update(checks=["a.rows_in = a.rows_out"]), "checks[0]", "exactly one '=='"),
         (lambda d: d.update(checks=["zz.rows_in == a.rows_out"]), "checks[0]", "unknown step 'zz'"),
         (lambda d: d["folders"].pop("landing"), "folders.landing", "must be a non-empty path string"),
@@ -102,7 +133,7 @@ def test_loader_errors_name_file_key_and_reason(tmp_path: Path, mutate: object, 
     assert info.value.line is not None and f"{path}:{info.value.line}:" in str(info.value)
     leaf = key.rsplit(".", 1)[-1].split("[")[0]
     text = path.read_text().splitlines()[info.value.line - 1]
-    assert leaf in text or key.endswith("]") or key in ("name", "folders.landing"), (key, text)
+    assert leaf in text or key.endswith("]") or key in ("name", "folders.landing", "steps.b.params"), (key, text)
 
 
 def test_cycle_is_reported(tmp_path: Path) -> None:
