@@ -207,6 +207,17 @@ def test_two_pipelines_in_one_daemon_keep_their_rows_and_skip_when_nothing_is_ne
     assert counts[0] == ingested["orders"] > 2000 and counts[1] == ingested["trips"] == 300
     assert counts[2] == 5 and counts[4] == 1 and counts[3] == len(list((d.state_dir / "data/landing/orders").iterdir()))
 
+    # every pipeline gets the generic report (layers, quality, reasons), shown on the dashboard
+    status, body = get(d.port, "/pipeline-management?format=json")
+    trips_view = next(p for p in json.loads(body)["pipelines"] if p["name"] == "trips")
+    report = trips_view["report"]
+    assert status == 200 and report["layers"]["trips_bronze.trips_raw"] == 300
+    assert report["layers"]["trips_gold.daily_zone"] == 5 and "trips_meta.files" not in report["layers"]
+    assert report["quality"]["run_valid"] == 300 and report["quality"]["overall_pass_rate"] == 1.0
+    assert get(d.port, "/")[0] == 200
+    status, html = get(d.port, "/pipeline-management")
+    assert status == 200 and b"trips_gold.daily_zone" in html and b"trips_bronze.trips_raw" in html
+
     # restart: the landing watcher fires once for what is there, and finds nothing new
     assert d.cli("stop").returncode == 0
     assert d.proc is not None and d.proc.wait(30) == 0
