@@ -7,10 +7,13 @@ parameters before the command runs, and every reply is plain JSON-able data.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from foss_supervisor import __version__
@@ -252,3 +255,95 @@ async def help_(ctx: CommandContext) -> dict[str, Any]:
         }
         for name, cmd in sorted(COMMANDS.items())
     }
+
+
+# ------------------------------------------------------------------------------------------
+# Read-only views the dashboard and /metrics need, as plain data (transports never walk core objects).
+
+
+@command("health")
+async def health(ctx: CommandContext) -> dict[str, Any]:
+    """Healthy when the daemon is ready and no program is FATAL or unhealthy.
+
+    Returns ``{"ok": bool, "status": "healthy"|"unhealthy", "phase": str, "problems": [str],
+    "programs": {state: count}}``; ``/health`` answers 200 when ok, else 503.
+    """
+    problems = [] if ctx.phase == "ready" else [f"daemon is {ctx.phase}"]
+    counts: dict[str, int] = {}
+    for proc in ctx.supervisor.processes.values():
+        snap = proc.snapshot()
+        counts[snap["state"]] = counts.get(snap["state"], 0) + 1
+        if snap["state"] == "FATAL":
+            problems.append(f"{snap['name']} is FATAL: {snap['reason']}")
+        elif snap["health"] == "unhealthy":
+            problems.append(f"{snap['name']} is unhealthy: {snap['health_detail']}")
+    ok = not problems
+    return {"ok": ok, "status": "healthy" if ok else "unhealthy", "phase": ctx.phase, "problems": problems,
+            "programs": counts}  # fmt: skip
+
+
+LOG_SOURCES = ("daemon", "pipeline")
+
+
+def _log_file(ctx: CommandContext, source: str) -> Path:
+    if source in LOG_SOURCES:
+        return ctx.config.state_dir / "foss-supervisor.log"
+    return ctx.supervisor.get(source).log_path
+
+
+def _read_log(path: Path, offset: int, max_bytes: int) -> tuple[int, int, bytes, bool]:
+    """(start, size, bytes) of whole lines from ``offset`` (-1: the last ``max_bytes``); rotated when it shrank."""
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            rotated = offset > size
+            start = 0 if rotated else (max(0, size - max_bytes) if offset < 0 else offset)
+            f.seek(start)
+            data = f.read(max_bytes)
+    except FileNotFoundError:
+        return 0, 0, b"", False
+    if offset < 0 and start > 0:  # tail: begin at a whole line
+        cut = data.find(b"\n")
+        start, data = (start + cut + 1, data[cut + 1 :]) if cut >= 0 else (start + len(data), b"")
+    if len(data) == max_bytes and b"\n" in data:  # a full read: end at a whole line, the rest comes next time
+        data = data[: data.rfind(b"\n") + 1]
+    return start, size, data, rotated
+
+
+@command("log_read", source=(str, ...), offset=(int, -1), max_bytes=(int, 65536), contains=(str, ""))
+async def log_read(ctx: CommandContext, source: str, offset: int, max_bytes: int, contains: str) -> dict[str, Any]:
+    """Lines of a log from a byte offset, for live viewers: a program's name, "daemon" or "pipeline".
+
+    offset -1 reads the tail (the last max_bytes, at most 1 MiB, from a line start). Returns
+    ``{"source", "file", "offset", "next_offset", "size", "rotated", "lines": [str]}``; ask again with
+    next_offset to follow. "pipeline" is the daemon's log kept to pipeline, run, step and worker lines;
+    contains keeps only lines holding that text (case-insensitive).
+    """
+    if not 1 <= max_bytes <= 1024 * 1024:
+        raise CommandError("max_bytes must be between 1 and 1048576")
+    path = _log_file(ctx, source)
+    start, size, data, rotated = await asyncio.to_thread(_read_log, path, offset, max_bytes)
+    lines = data.decode("utf-8", "replace").splitlines()
+    if source == "pipeline":
+        lines = [line for line in lines if any(k in line for k in ('"pipeline', '"run_', '"step_', "worker"))]
+    if contains:
+        needle = contains.lower()
+        lines = [line for line in lines if needle in line.lower()]
+    return {"source": source, "file": str(path), "offset": start, "next_offset": start + len(data), "size": size,
+            "rotated": rotated, "lines": lines}  # fmt: skip
+
+
+@command("pipeline_report", name=(str, ...), run_id=(str, ""))
+async def pipeline_report(ctx: CommandContext, name: str, run_id: str) -> dict[str, Any]:
+    """A run's report, the latest without run_id: ``{"name", "run_id", "html": str|None, "json": dict|None}``."""
+    if run_id and not run_id.replace("-", "").replace("_", "").isalnum():
+        raise CommandError(f"no such run: {run_id!r}")
+    service = _pipelines(ctx)
+    stem = run_id or "latest"
+
+    def read(suffix: str) -> str | None:
+        path = service.report_path(name, stem + suffix)
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    html, body = await asyncio.to_thread(read, ".html"), await asyncio.to_thread(read, ".json")
+    return {"name": name, "run_id": run_id or None, "html": html, "json": json.loads(body) if body else None}

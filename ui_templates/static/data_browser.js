@@ -1,0 +1,45 @@
+"use strict";
+// The SQL box: results as text in a table that scrolls in its own box; numbers formatted and right-aligned.
+const form = document.getElementById("query-form");
+const sqlBox = document.getElementById("sql");
+const NUMERIC = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|DECIMAL)/;
+const fmt = new Intl.NumberFormat(undefined, {maximumFractionDigits: 6});
+
+async function runQuery() {
+  if (!sqlBox.value.trim()) return;
+  const meta = document.getElementById("query-meta"), error = document.getElementById("query-error");
+  const table = document.getElementById("results");
+  meta.textContent = "running…"; error.textContent = "";
+  const reply = await foss.command("query", {sql: sqlBox.value, max_rows: 1000, timeout_s: 10});
+  table.replaceChildren();
+  if (!reply.ok) { meta.textContent = ""; error.textContent = reply.error.message; return; }
+  const r = reply.result;
+  const numeric = r.types.map((t) => NUMERIC.test(String(t).toUpperCase()));
+  const head = table.createTHead().insertRow();
+  r.columns.forEach((c, i) => {
+    const th = document.createElement("th");
+    th.scope = "col"; th.textContent = c; th.title = r.types[i];
+    if (numeric[i]) th.className = "num";
+    head.append(th);
+  });
+  const body = table.createTBody();
+  r.rows.forEach((row) => {
+    const tr = body.insertRow();
+    row.forEach((v, i) => {
+      const td = tr.insertCell();
+      if (v === null) { td.textContent = "NULL"; td.className = "null"; return; }
+      if (numeric[i]) { td.className = "num"; td.textContent = typeof v === "number" ? fmt.format(v) : String(v); return; }
+      td.textContent = typeof v === "object" ? JSON.stringify(v) : String(v);
+    });
+  });
+  meta.textContent = `${r.row_count.toLocaleString()} rows${r.truncated ? " (truncated)" : ""} in ${(r.elapsed_s * 1000).toFixed(0)} ms`;
+}
+form.addEventListener("submit", (ev) => { ev.preventDefault(); runQuery(); });
+sqlBox.addEventListener("keydown", (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); runQuery(); } });
+document.querySelectorAll("[data-table]").forEach((a) => a.addEventListener("click", (ev) => {
+  ev.preventDefault();
+  sqlBox.value = `SELECT * FROM ${a.dataset.table} LIMIT 100`;
+  history.replaceState(null, "", `?table=${encodeURIComponent(a.dataset.table)}`);
+  runQuery();
+}));
+runQuery();
