@@ -75,6 +75,10 @@ class EventLog:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def recent(self, count: int) -> list[dict[str, Any]]:
+        """The last ``count`` events as JSON-able data, newest first (for a page's first render)."""
+        return [json.loads(frame.rsplit(b"data: ", 1)[1]) for _, _, frame in list(self._events)[-count:]][::-1]
+
     def _since(self, last: int) -> tuple[list[bytes], bool]:
         """Frames after ``last``, and whether some were already dropped from the log."""
         gap = bool(self._events) and self._events[0][0] > last + 1

@@ -44,6 +44,9 @@ const foss = {
       const ts = Number(el.dataset.ts);
       if (ts) el.textContent = new Date(ts * 1000).toLocaleString();
     });
+    root.querySelectorAll("[data-time]").forEach((el) => {
+      el.textContent = new Date(Number(el.dataset.time) * 1000).toLocaleTimeString();
+    });
     root.querySelectorAll(".bar[data-left]").forEach((bar) => {
       bar.style.marginLeft = `${bar.dataset.left}%`;
       bar.style.width = `${bar.dataset.width}%`;

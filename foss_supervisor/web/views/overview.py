@@ -10,7 +10,7 @@ import psutil
 from aiohttp import web
 
 from foss_supervisor.commands import CommandContext, dispatch
-from foss_supervisor.web.keys import CTX
+from foss_supervisor.web.keys import CTX, EVENTS
 from foss_supervisor.web.responder import respond
 
 __all__ = ["overview", "pipelines_with_runs", "system_resources"]
@@ -64,6 +64,18 @@ async def pipelines_with_runs(ctx: CommandContext, limit: int = 10) -> list[dict
     return out
 
 
+QUIET_EVENTS = frozenset({"StepLog"})  # a step's log lines belong in the log viewer, not the event list
+
+
+def _event_line(e: dict[str, Any]) -> dict[str, Any]:
+    """``{"at", "text"}`` as the page script writes a live event: who, what, and why."""
+    who = e.get("name") or e.get("pipeline") or "daemon"
+    what = e.get("new") or e.get("state") or e.get("status") or e["type"]
+    if e.get("step"):
+        what = f"{e['step']} {what}"
+    return {"at": e["at"], "text": f"{who}: {what}" + (f" ({e['reason']})" if e.get("reason") else "")}
+
+
 async def overview(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     status = await dispatch(ctx, "status", {})
@@ -76,5 +88,6 @@ async def overview(request: web.Request) -> web.StreamResponse:
         "resources": system_resources(status["daemon"]["state_dir"]),
         "generated_at": time.time(),
         "pipelines": await pipelines_with_runs(ctx),
+        "events": [_event_line(e) for e in request.app[EVENTS].recent(40) if e["type"] not in QUIET_EVENTS][:20],
     }
     return await respond(request, "index.html", data)

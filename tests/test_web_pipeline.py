@@ -1,0 +1,97 @@
+"""The pipeline side of the dashboard against a real daemon and a real run: run pages, per-run reports,
+/metrics pipeline figures, and the pages with data in headless Chromium (screenshots for the README)."""
+
+from __future__ import annotations
+
+import http.client
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DaemonHandle, wait_for
+from test_web_browser import CHROMIUM, Watched, shots_dir
+
+PIPELINE_CONFIG = """pipelines:
+  orders: {on_new_files: true, demo_data: false}
+"""
+
+
+def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def ran(daemon: DaemonHandle) -> tuple[DaemonHandle, dict[str, Any]]:
+    daemon.write_config(PIPELINE_CONFIG, extra="warehouse: {watch_interval: 0.2s}")
+    daemon.start()
+    daemon.call("demo_data", orders=3000)
+    run = wait_for(lambda: daemon.call("pipelines")[0]["last_run"], 90, "the first run")
+    assert run["status"] == "succeeded", run
+    return daemon, run
+
+
+def test_run_page_report_and_metrics(ran: tuple[DaemonHandle, dict[str, Any]]) -> None:
+    d, run = ran
+    status, _, html = get(d.port, f"/runs/{run['run_id']}", {"Accept": "text/html"})
+    assert status == 200
+    for step in ("discover", "validate", "aggregate", "report"):
+        assert f">{step} <".encode() in html
+    assert f"/reports/orders/{run['run_id']}.html".encode() in html
+    status, _, body = get(d.port, f"/runs/{run['run_id']}?format=json")
+    assert status == 200 and len(__import__("json").loads(body)["run"]["steps"]) == 9
+    assert get(d.port, "/runs/no-such-run")[0] == 404
+    status, headers, report = get(d.port, f"/reports/orders/{run['run_id']}.html")
+    assert status == 200 and b"<html" in report.lower()
+    assert headers["content-security-policy"].startswith("default-src 'none'")  # no script runs in a report
+    assert get(d.port, "/reports/orders/..%2Fapi-token.html")[0] == 404
+    _, _, page = get(d.port, "/pipeline-management", {"Accept": "text/html"})
+    assert f'href="/runs/{run["run_id"]}"'.encode() in page
+    text = get(d.port, "/metrics")[2].decode()
+    assert 'foss_supervisor_pipeline_runs{pipeline="orders",status="succeeded"} 1.0' in text
+    assert 'foss_supervisor_pipeline_last_run_status{pipeline="orders",status="succeeded"} 1.0' in text
+    assert 'foss_supervisor_pipeline_step_state{pipeline="orders",state="succeeded",step="report"} 1.0' in text
+    rows = re.search(r'foss_supervisor_pipeline_step_rows_out\{pipeline="orders",step="ingest"\} (\S+)', text)
+    assert rows and float(rows[1]) == next(s["rows_out"] for s in run["steps"] if s["name"] == "ingest")
+    assert re.search(r'foss_supervisor_pipeline_quality_pass_rate\{pipeline="orders",scope="overall"\} 0\.\d+', text)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: .ci/run installs Debian's chromium")
+def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    d, run = ran
+    out = shots_dir(tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
+        try:
+            for width in (1280, 400):
+                w = Watched(browser, width)
+                for path, name in (("/", "overview-pipeline"), ("/pipeline-management", "pipelines"),
+                                   (f"/runs/{run['run_id']}", "run"),
+                                   ("/data-browser?table=silver.orders_enriched", "data-browser")):  # fmt: skip
+                    w.page.goto(f"http://127.0.0.1:{d.port}{path}")
+                    w.page.locator("#live.ok").wait_for(timeout=10_000)
+                    if name == "data-browser":
+                        w.page.locator("#results tbody tr").first.wait_for(timeout=10_000)
+                        box = w.page.locator(".results")
+                        # the wide table scrolls in its own box, not the page
+                        assert box.evaluate("b => b.scrollWidth > b.clientWidth")
+                        num = w.page.locator("#results td.num").first
+                        assert num.evaluate("td => getComputedStyle(td).textAlign") == "right"
+                    if name == "overview-pipeline":
+                        assert w.page.locator(".graph .node").count() == 9
+                        assert w.page.locator(".graph .node.gold").count() == 2
+                    overflow = w.page.evaluate("document.documentElement.scrollWidth - innerWidth")
+                    assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"
+                    w.page.screenshot(path=str(out / f"{name}-{width}.png"), full_page=True)
+                assert w.errors == [], w.errors
+                w.close()
+        finally:
+            browser.close()
