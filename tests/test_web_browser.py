@@ -190,3 +190,31 @@ def test_console_defaults_to_a_read_only_command_and_runs_one_after_login(dash: 
         assert w.errors == [], w.errors
     finally:
         w.close()
+
+
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+def serious_violations(page: Any) -> list[str]:
+    """What axe-core finds serious or critical on the page as it is now."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])}: {v['nodes'][0]['target']})"
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]  # fmt: skip
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_violation(dash: DaemonHandle, browser: Any, scheme: str) -> None:
+    # axe is injected from the test (the page's CSP rightly refuses foreign script: bypassed here only)
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True, color_scheme=scheme)
+    try:
+        page = context.new_page()
+        found = {}
+        for path in PAGES:
+            page.goto(f"http://127.0.0.1:{dash.port}{path}")
+            page.locator("#live.ok").wait_for(timeout=10_000)
+            if bad := serious_violations(page):
+                found[path] = bad
+        assert found == {}, found
+    finally:
+        context.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import DaemonHandle, wait_for
-from test_web_browser import CHROMIUM, Watched, shots_dir
+from test_web_browser import CHROMIUM, Watched, serious_violations, shots_dir
 
 PIPELINE_CONFIG = """pipelines:
   orders: {on_new_files: true, demo_data: false}
@@ -93,5 +93,15 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
                     w.page.screenshot(path=str(out / f"{name}-{width}.png"), full_page=True)
                 assert w.errors == [], w.errors
                 w.close()
+            for scheme in ("light", "dark"):
+                context = browser.new_context(bypass_csp=True, color_scheme=scheme)  # for axe only
+                page = context.new_page()
+                for path in ("/", "/pipeline-management", f"/runs/{run['run_id']}", "/data-browser"):
+                    page.goto(f"http://127.0.0.1:{d.port}{path}")
+                    page.locator("#live.ok").wait_for(timeout=10_000)
+                    if path == "/data-browser":
+                        page.locator("#results tbody tr").first.wait_for(timeout=10_000)
+                    assert serious_violations(page) == [], (scheme, path)
+                context.close()
         finally:
             browser.close()
