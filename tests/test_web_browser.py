@@ -218,3 +218,25 @@ def test_axe_finds_no_serious_violation(dash: DaemonHandle, browser: Any, scheme
         assert found == {}, found
     finally:
         context.close()
+
+
+def test_an_open_page_reconnects_and_catches_up_after_a_daemon_restart(dash: DaemonHandle, browser: Any) -> None:
+    w = Watched(browser)
+    try:
+        w.page.goto(f"http://127.0.0.1:{dash.port}/")
+        w.page.locator("#live.ok").wait_for(timeout=10_000)
+        old_pid = dash.program("app")["pid"]
+        assert dash.proc is not None
+        dash.proc.send_signal(signal.SIGTERM)
+        dash.proc.wait(timeout=30)
+        w.page.locator("#live:not(.ok)", has_text="reconnecting").wait_for(timeout=10_000)
+        dash.start()  # same port, same state dir: the programs start afresh with new PIDs
+        new_pid = dash.program("app")["pid"]
+        assert new_pid != old_pid
+        w.page.locator("#live.ok").wait_for(timeout=15_000)
+        row(w.page, "app").locator("td.num", has_text=str(new_pid)).wait_for(timeout=15_000)
+        assert w.navigations == 1  # caught up by itself, never reloaded
+        w.errors = [e for e in w.errors if "ERR_CONNECTION_REFUSED" not in e]  # while the daemon was down
+        assert w.errors == [], w.errors
+    finally:
+        w.close()
