@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import PY, DaemonHandle
+from conftest import PY, DaemonHandle, wait_for
 
 from foss_supervisor.commands import COMMANDS
 from foss_supervisor.web.routes import ROUTES
@@ -85,3 +85,18 @@ def test_openapi_describes_every_route_command_and_event(web_daemon: DaemonHandl
     assert "example" in spec["paths"]["/api/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
     ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
     assert len(ids) == len(set(ids))
+
+
+def test_overview_carries_an_hour_of_samples_for_its_charts(web_daemon: DaemonHandle) -> None:
+    def series() -> dict[str, Any]:
+        conn = http.client.HTTPConnection("127.0.0.1", web_daemon.port, timeout=10)
+        conn.request("GET", "/?format=json")
+        body = json.loads(conn.getresponse().read())
+        conn.close()
+        return body["series"]  # type: ignore[no-any-return]
+
+    s = wait_for(lambda: len((s := series())["t"]) >= 2 and s, 20, "two samples")
+    assert len(s["cpu"]) == len(s["mem"]) == len(s["running"]) == len(s["t"])
+    assert s["running"][-1] == 1 and all(0 <= v <= 100 for v in s["cpu"])
+    app = s["programs"]["app"]
+    assert len(app["rss"]) == len(s["pt"]) and app["rss"][-1] > 1  # MB of a sleeping Python

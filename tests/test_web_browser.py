@@ -121,6 +121,7 @@ def test_overview_follows_a_program_killed_from_outside(dash: DaemonHandle, brow
         after = wait_for(lambda: (p := dash.program("app"))["pid"] not in (None, before["pid"]) and p, 15, "respawn")
         row(w.page, "app").locator("td.num", has_text=str(after["pid"])).wait_for(timeout=10_000)
         w.page.locator("#events li", has_text="app").first.wait_for(timeout=5_000)
+        w.page.locator('.spark[data-chart="mem"] canvas').wait_for(timeout=15_000)  # uPlot, once 2 samples exist
         assert w.navigations == 1 and w.errors == []  # the first load only: no reload
     finally:
         w.close()

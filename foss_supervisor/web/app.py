@@ -7,7 +7,10 @@ routes are one table (:mod:`foss_supervisor.web.routes`); every request passes t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
@@ -16,7 +19,8 @@ from foss_supervisor.commands import CommandContext
 from foss_supervisor.events import EventBus
 from foss_supervisor.resources import data_dir
 from foss_supervisor.web import security
-from foss_supervisor.web.keys import CTX, EVENTS, EXPOSED, GUARD, JINJA, TOKEN
+from foss_supervisor.web.history import History
+from foss_supervisor.web.keys import CTX, EVENTS, EXPOSED, GUARD, HISTORY, JINJA, TOKEN
 from foss_supervisor.web.limits import ConnectionGuard, GuardedSockSite, Limits
 from foss_supervisor.web.responder import make_jinja
 from foss_supervisor.web.routes import ROUTES
@@ -42,6 +46,8 @@ def create_app(
     app[EVENTS] = EventLog(bus)
     app[GUARD] = guard
     app[JINJA] = make_jinja()
+    app[HISTORY] = History(ctx)
+    app.cleanup_ctx.append(_sampling)
     app.on_response_prepare.append(security.set_security_headers)
     app.on_shutdown.append(app[EVENTS].close)
     for route in ROUTES:
@@ -55,6 +61,15 @@ def create_app(
             detail="listening beyond loopback: every request but /health and /login needs the API token",
         )
     return app
+
+
+async def _sampling(app: web.Application) -> AsyncIterator[None]:
+    """The chart history samples in the background while the app runs."""
+    task = asyncio.create_task(app[HISTORY].run(), name="web-history")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def serve(

@@ -6,10 +6,11 @@ import jinja2
 from aiohttp import web
 
 from foss_supervisor.commands import CommandContext
+from foss_supervisor.web.history import History
 from foss_supervisor.web.limits import ConnectionGuard
 from foss_supervisor.web.sse import EventLog
 
-__all__ = ["CTX", "EVENTS", "EXPOSED", "GUARD", "JINJA", "TOKEN"]
+__all__ = ["CTX", "EVENTS", "EXPOSED", "GUARD", "HISTORY", "JINJA", "TOKEN"]
 
 CTX = web.AppKey("ctx", CommandContext)
 TOKEN = web.AppKey("token", str)
@@ -17,3 +18,4 @@ EXPOSED = web.AppKey("exposed", bool)  # bound beyond loopback: every read needs
 EVENTS = web.AppKey("events", EventLog)
 GUARD = web.AppKey("guard", ConnectionGuard)
 JINJA = web.AppKey("jinja", jinja2.Environment)
+HISTORY = web.AppKey("history", History)

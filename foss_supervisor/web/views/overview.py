@@ -10,7 +10,7 @@ import psutil
 from aiohttp import web
 
 from foss_supervisor.commands import CommandContext, dispatch
-from foss_supervisor.web.keys import CTX, EVENTS
+from foss_supervisor.web.keys import CTX, EVENTS, HISTORY
 from foss_supervisor.web.responder import respond
 
 __all__ = ["overview", "pipelines_with_runs", "system_resources"]
@@ -88,6 +88,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
         "resources": system_resources(status["daemon"]["state_dir"]),
         "generated_at": time.time(),
         "pipelines": await pipelines_with_runs(ctx),
+        "series": request.app[HISTORY].page_series(),
         "events": [_event_line(e) for e in request.app[EVENTS].recent(40) if e["type"] not in QUIET_EVENTS][:20],
     }
     return await respond(request, "index.html", data)
