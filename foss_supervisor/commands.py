@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal as signal_module
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from foss_supervisor import __version__
 from foss_supervisor.config import Config
 from foss_supervisor.errors import CommandError, ProtocolError
-from foss_supervisor.logsink import tail_lines
+from foss_supervisor.logview import DAEMON, PIPELINE, LogSource, select_sources, tail
 from foss_supervisor.redact import redact_env
 from foss_supervisor.supervisor import Supervisor
 
@@ -39,6 +40,9 @@ class CommandContext(Protocol):
 
     @property
     def config(self) -> Config: ...
+
+    @property
+    def problems(self) -> list[str]: ...
 
     async def reload(self, dry_run: bool) -> dict[str, Any]: ...
 
@@ -109,16 +113,22 @@ async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> A
 
 @command("ping")
 async def ping(ctx: CommandContext) -> dict[str, Any]:
-    """Liveness: answers at once with the daemon's PID and phase (starting, ready, reloading, stopping)."""
-    return {"pong": True, "pid": os.getpid(), "phase": ctx.phase, "version": __version__}
+    """Liveness: answers at once with the daemon's PID, phase (starting, ready, reloading, stopping),
+    config file and state dir (so another ``start`` can tell whether it is the same instance)."""
+    cfg = ctx.config
+    return {"pong": True, "pid": os.getpid(), "phase": ctx.phase, "version": __version__, "config": str(cfg.source),
+            "state_dir": str(cfg.state_dir)}  # fmt: skip
 
 
-@command("status")
-async def status(ctx: CommandContext) -> dict[str, Any]:
-    """The daemon and every program: state, health, PID, uptime, exit code, restarts, redacted env."""
+@command("status", names=(list, []))
+async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
+    """The daemon and its programs (all, or those names select: see ``selectors``).
+
+    Each program: state, health, PID, uptime, exit code, spawns, wanted state, reason, redacted env.
+    """
     cfg = ctx.config
     programs = []
-    for proc in ctx.supervisor.processes.values():
+    for proc in ctx.supervisor.select(names) if names else ctx.supervisor.processes.values():
         snap = proc.snapshot()
         snap["env"] = redact_env(proc.cfg.env)
         programs.append(snap)
@@ -131,6 +141,7 @@ async def status(ctx: CommandContext) -> dict[str, Any]:
             "config": str(cfg.source),
             "state_dir": str(cfg.state_dir),
             "dashboard_url": cfg.dashboard_url,
+            "problems": ctx.problems,  # daemon-level errors: a failed subsystem, state that cannot be written
         },
         "programs": programs,
     }
@@ -154,6 +165,32 @@ async def restart(ctx: CommandContext, names: list[str], wait_s: float) -> list[
     return await ctx.supervisor.act("restart", names, wait_s)
 
 
+@command("signal", mutating=True, signal=(str, ...), names=(list, ...))
+async def signal_(ctx: CommandContext, signal: str, names: list[str]) -> list[dict[str, Any]]:
+    """Send a signal (a name like HUP, SIGUSR1, or a number) to programs' process groups.
+
+    Returns each selected program's name, pid and whether it was signalled (a stopped one is not).
+    """
+    sig = parse_signal(signal)
+    out = []
+    for proc in ctx.supervisor.select(names):
+        sent = proc.signal(sig)
+        out.append({"name": proc.name, "pid": proc.pid, "signal": sig.name, "sent": sent,
+                    "reason": "" if sent else f"not running ({proc.state})"})  # fmt: skip
+    return out
+
+
+def parse_signal(text: str) -> signal_module.Signals:
+    """A signal from ``HUP``, ``SIGHUP``, ``hup`` or ``1``; CommandError names the unknown one."""
+    try:
+        if text.isdigit():
+            return signal_module.Signals(int(text))
+        name = text.upper()
+        return signal_module.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+    except (KeyError, ValueError):
+        raise CommandError(f"unknown signal {text!r}; e.g. HUP, TERM, USR1, 9") from None
+
+
 @command("reload", mutating=True, dry_run=(bool, False))
 async def reload(ctx: CommandContext, dry_run: bool) -> dict[str, Any]:
     """Re-read the config file: restart changed programs, start new ones, stop removed ones.
@@ -164,13 +201,20 @@ async def reload(ctx: CommandContext, dry_run: bool) -> dict[str, Any]:
     return await ctx.reload(dry_run)
 
 
-@command("logs", name=(str, ...), lines=(int, 100))
-async def logs(ctx: CommandContext, name: str, lines: int) -> dict[str, Any]:
-    """The last lines of a program's log file (and its path, which ``logs -f`` follows)."""
-    proc = ctx.supervisor.get(name)
+@command("logs", names=(list, ["all"]), lines=(int, 100))
+async def logs(ctx: CommandContext, names: list[str], lines: int) -> dict[str, Any]:
+    """The last lines of the logs that names select: programs (any selector), ``daemon`` or ``pipeline``.
+
+    Returns ``{"sources": [{"name", "file", "logger_prefix"}], "lines": {name: [line, ...]}}``; the
+    files are what ``logs -f`` follows. Non-UTF-8 bytes come back as ``\\xNN`` escapes.
+    """
     if not 0 <= lines <= 100_000:
         raise CommandError("lines must be between 0 and 100000")
-    return {"name": name, "file": str(proc.log_path), "lines": tail_lines(proc.log_path, lines)}
+    sup = ctx.supervisor
+    program_logs = {name: proc.log_path for name, proc in sup.processes.items()}
+    sources = select_sources(names, program_logs, ctx.config.state_dir, ctx.config.replica_sets, ctx.config.groups)
+    tails = await asyncio.to_thread(lambda: {s.name: tail(s, lines) for s in sources})
+    return {"sources": [s.as_dict() for s in sources], "lines": tails}
 
 
 @command("shutdown", mutating=True)
@@ -282,13 +326,16 @@ async def health(ctx: CommandContext) -> dict[str, Any]:
             "programs": counts}  # fmt: skip
 
 
-LOG_SOURCES = ("daemon", "pipeline")
+LOG_SOURCES = (DAEMON, PIPELINE)
 
 
-def _log_file(ctx: CommandContext, source: str) -> Path:
-    if source in LOG_SOURCES:
-        return ctx.config.state_dir / "foss-supervisor.log"
-    return ctx.supervisor.get(source).log_path
+def _log_source(ctx: CommandContext, name: str) -> LogSource:
+    """One log by its exact name: a program, ``daemon`` or ``pipeline`` (CommandError if unknown)."""
+    program_logs = {n: proc.log_path for n, proc in ctx.supervisor.processes.items()}
+    if name not in program_logs and name not in LOG_SOURCES:
+        raise CommandError(f"no such log: {name!r}; known: {', '.join([*program_logs, *LOG_SOURCES])}")
+    [source] = select_sources([name], program_logs, ctx.config.state_dir, {}, {})
+    return source
 
 
 def _read_log(path: Path, offset: int, max_bytes: int) -> tuple[int, int, bytes, bool]:
@@ -316,21 +363,19 @@ async def log_read(ctx: CommandContext, source: str, offset: int, max_bytes: int
 
     offset -1 reads the tail (the last max_bytes, at most 1 MiB, from a line start). Returns
     ``{"source", "file", "offset", "next_offset", "size", "rotated", "lines": [str]}``; ask again with
-    next_offset to follow. "pipeline" is the daemon's log kept to pipeline, run, step and worker lines;
-    contains keeps only lines holding that text (case-insensitive).
+    next_offset to follow. "pipeline" is the daemon's log kept to the pipeline runner's and worker's lines;
+    contains keeps only lines holding that text (case-insensitive). Non-UTF-8 bytes come back as \\xNN.
     """
     if not 1 <= max_bytes <= 1024 * 1024:
         raise CommandError("max_bytes must be between 1 and 1048576")
-    path = _log_file(ctx, source)
-    start, size, data, rotated = await asyncio.to_thread(_read_log, path, offset, max_bytes)
-    lines = data.decode("utf-8", "replace").splitlines()
-    if source == "pipeline":
-        lines = [line for line in lines if any(k in line for k in ('"pipeline', '"run_', '"step_', "worker"))]
+    log_source = _log_source(ctx, source)
+    start, size, data, rotated = await asyncio.to_thread(_read_log, log_source.file, offset, max_bytes)
+    lines = [line for line in data.decode("utf-8", "backslashreplace").splitlines() if log_source.keeps(line)]
     if contains:
         needle = contains.lower()
         lines = [line for line in lines if needle in line.lower()]
-    return {"source": source, "file": str(path), "offset": start, "next_offset": start + len(data), "size": size,
-            "rotated": rotated, "lines": lines}  # fmt: skip
+    return {"source": source, "file": str(log_source.file), "offset": start, "next_offset": start + len(data),
+            "size": size, "rotated": rotated, "lines": lines}  # fmt: skip
 
 
 @command("pipeline_report", name=(str, ...), run_id=(str, ""))

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
-
 from foss_supervisor.backoff import BackoffPolicy
 from foss_supervisor.errors import ConfigError
+from foss_supervisor.interpolate import interpolate_config
 from foss_supervisor.resources import (
     config_path,
     data_dir,
@@ -28,6 +27,7 @@ from foss_supervisor.resources import (
     default_state_dir,
     resolve_path,
 )
+from foss_supervisor.yamlload import MAX_FILE_BYTES, load_yaml
 
 __all__ = [
     "Config",
@@ -96,6 +96,7 @@ class ProgramConfig:
     replica: int = 0
     health: HealthConfig | None = None
     log: LogConfig = field(default_factory=LogConfig)
+    pidfile: Path | None = None  # a program that forks: supervise the main PID it writes here (Type=forking)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,15 @@ class Config:
     data_dir: Path | None = None  # None: <state_dir>/data (landing, warehouse, reports)
     watch_interval_s: float = 5.0  # how often landing folders are looked at
     worker_memory_limit: str | None = None  # DuckDB memory_limit of the pipeline worker
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # group -> program (replica-set) names
+
+    @property
+    def replica_sets(self) -> dict[str, list[str]]:
+        """Each program's name before replicas were expanded -> its programs' names, in config order."""
+        out: dict[str, list[str]] = {}
+        for prog in self.programs.values():
+            out.setdefault(prog.group or prog.name, []).append(prog.name)
+        return out
 
     @property
     def data_path(self) -> Path:
@@ -147,76 +157,49 @@ class Config:
 
 
 # --------------------------------------------------------------------------------------------
-# YAML with line numbers
-
-
-def _compose(text: str, file: str) -> tuple[Any, dict[str, int]]:
-    """Parse YAML into plain data plus a map from dotted key to line (1-based)."""
-    try:
-        node = yaml.compose(text, Loader=_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(file, "", f"invalid YAML: {reason}", line) from exc
-    lines: dict[str, int] = {}
-    if node is None:
-        return {}, lines
-    return _to_python(node, "", lines, file, yaml.constructor.SafeConstructor()), lines
-
-
-# libyaml when present (it is in PyYAML's wheels): the CLI parses the config on every call
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _to_python(node: yaml.Node, path: str, lines: dict[str, int], file: str,
-               scalars: yaml.constructor.SafeConstructor) -> Any:  # fmt: skip
-    """Plain data from a composed node, recording each dotted key's line as it goes."""
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = scalars.construct_object(key_node)
-            if not isinstance(key, str):
-                raise ConfigError(file, path, f"keys must be strings, got {key!r}", key_node.start_mark.line + 1)
-            child = f"{path}.{key}" if path else key
-            if key in out:
-                raise ConfigError(file, child, "duplicate key", key_node.start_mark.line + 1)
-            lines[child] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, child, lines, file, scalars)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, f"{path}[{i}]", lines, file, scalars) for i, item in enumerate(node.value)]
-    return scalars.construct_object(node)  # the safe rules: ints, floats, bools, null, strings
-
-
-# --------------------------------------------------------------------------------------------
 # Validation helpers
 
 
 class _Reader:
-    """Reads keys out of one mapping, refusing unknown keys and wrong types with a located error."""
+    """Reads keys out of one mapping, refusing unknown keys and wrong types with a located error.
 
-    def __init__(self, data: Any, path: str, file: str, lines: dict[str, int]) -> None:
-        self.file, self.path, self.lines = file, path, lines
+    With an ``errors`` list, unknown keys and wrong values are noted there and reading goes on (a
+    wrong value reads as its default), so one pass finds every error of a file; :meth:`fail` still
+    raises, for what the rest of a section cannot be read without.
+    """
+
+    def __init__(self, data: Any, path: str, file: str, lines: dict[str, int],
+                 errors: list[ConfigError] | None = None) -> None:  # fmt: skip
+        self.file, self.path, self.lines, self.errors = file, path, lines, errors
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            self.fail("", f"must be a mapping, got {type(data).__name__}")
+            self.note("", f"must be a mapping, got {type(data).__name__}")
+            data = {}
         self.data: dict[str, Any] = data
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
 
-    def fail(self, name: str, reason: str) -> None:
+    def error(self, name: str, reason: str) -> ConfigError:
         key = self.key(name) if name else self.path
-        raise ConfigError(self.file, key, reason, self.lines.get(key) or self.lines.get(self.path))
+        return ConfigError(self.file, key, reason, self.lines.get(key) or self.lines.get(self.path))
+
+    def fail(self, name: str, reason: str) -> None:
+        raise self.error(name, reason)
+
+    def note(self, name: str, reason: str) -> None:
+        """Record an error and go on reading (raise it when no list collects errors)."""
+        if self.errors is None:
+            self.fail(name, reason)
+        else:
+            self.errors.append(self.error(name, reason))
 
     def only(self, allowed: set[str]) -> None:
         for name in self.data:
             if name not in allowed:
                 hint = f"; known keys: {', '.join(sorted(allowed))}"
-                self.fail(name, f"unknown key{hint}")
+                self.note(name, f"unknown key{hint}")
 
     def get(self, name: str, convert: Callable[[Any], T], default: T) -> T:
         if name not in self.data or self.data[name] is None:
@@ -224,11 +207,11 @@ class _Reader:
         try:
             return convert(self.data[name])
         except (TypeError, ValueError) as exc:
-            self.fail(name, str(exc))
-            raise  # unreachable: fail() raises
+            self.note(name, str(exc))
+            return default
 
     def sub(self, name: str) -> _Reader:
-        return _Reader(self.data.get(name), self.key(name), self.file, self.lines)
+        return _Reader(self.data.get(name), self.key(name), self.file, self.lines, self.errors)
 
 
 def _bool(value: Any) -> bool:
@@ -341,6 +324,7 @@ def _exit_codes(value: Any) -> frozenset[int]:
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_PROGRAMS = 2000  # replicas counted; each is a process with three pipes and a controller task
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,7 +373,7 @@ def _parse_log(r: _Reader, base: Path) -> LogConfig:
 _PROGRAM_KEYS = {
     "command", "shell", "cwd", "env", "env_file", "user", "autostart", "autorestart", "exit_codes",
     "start_timeout", "start_retries", "backoff", "stop_signal", "stop_timeout", "kill_group",
-    "depends_on", "replicas", "health", "log", "ready",
+    "depends_on", "replicas", "health", "log", "ready", "pidfile",
 }  # fmt: skip
 
 
@@ -424,6 +408,7 @@ def _parse_program(name: str, r: _Reader, base: Path) -> list[ProgramConfig]:
     if not 0.0 <= backoff.jitter <= 1.0:
         b.fail("jitter", "must be between 0 and 1")
     env_file = r.get("env_file", _str, "")
+    pidfile = r.get("pidfile", _str, "")
     cwd = r.get("cwd", _str, "")
     user = r.get("user", _str, "") or None
     if user is not None and os.geteuid() != 0:
@@ -437,6 +422,7 @@ def _parse_program(name: str, r: _Reader, base: Path) -> list[ProgramConfig]:
         "shell": shell,
         "cwd": resolve_path(base, cwd) if cwd else None,
         "env_file": resolve_path(base, env_file) if env_file else None,
+        "pidfile": resolve_path(base, pidfile) if pidfile else None,
         "user": user,
         "autostart": r.get("autostart", _bool, True),
         "autorestart": autorestart,
@@ -534,13 +520,19 @@ def shipped_pipeline_file(name: str) -> Path:
 
 
 def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Build a :class:`Config` from YAML text; environment overrides win over the file."""
+    """Build a :class:`Config` from YAML text; environment overrides win over the file.
+
+    Raises one ConfigError that lists every error found (``.errors``), each with file, line and key.
+    """
     environ = os.environ if environ is None else environ
     label = str(file)
-    data, lines = _compose(text, label)
-    root = _Reader(data, "", label, lines)
-    root.only({"state_dir", "dashboard", "debug", "log", "programs", "pipelines", "data_dir", "warehouse"})
+    data, lines = load_yaml(text, label)
+    errors: list[ConfigError] = []
     base = file.parent.resolve()
+    if isinstance(data, dict):
+        interpolate_config(data, lines, label, base, environ, errors)
+    root = _Reader(data, "", label, lines, errors)
+    root.only({"state_dir", "dashboard", "debug", "log", "programs", "groups", "pipelines", "data_dir", "warehouse"})
     state_dir_text = environ.get("FOSS_SUPERVISOR_STATE_DIR") or root.get("state_dir", _str, "")
     state_dir = resolve_path(base, state_dir_text) if state_dir_text else default_state_dir()
     dash = root.sub("dashboard")
@@ -551,25 +543,24 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         try:
             port = _port(int(env_port))
         except (TypeError, ValueError):
-            raise ConfigError("environment", "FOSS_SUPERVISOR_PORT", f"must be a port, got {env_port!r}") from None
+            errors.append(ConfigError("environment", "FOSS_SUPERVISOR_PORT", f"must be a port, got {env_port!r}"))
     debug = root.get("debug", _bool, False) or environ.get("FOSS_SUPERVISOR_DEBUG", "") not in ("", "0", "false")
     log = root.sub("log")
     log.only({"max_bytes", "backups"})
-    progs = root.sub("programs")
-    programs: dict[str, ProgramConfig] = {}
-    groups: dict[str, list[str]] = {}
-    for name in progs.data:
-        expanded = _parse_program(str(name), progs.sub(str(name)), base)
-        groups[str(name)] = [p.name for p in expanded]
-        for prog in expanded:
-            if prog.name in programs:
-                progs.fail(str(name), f"replica name {prog.name!r} clashes with another program")
-            programs[prog.name] = prog
+    programs, groups = _parse_programs(root.sub("programs"), base)
+    program_groups = _parse_groups(root.sub("groups"), groups)
     data_dir_text = root.get("data_dir", _str, "")
     data_path = resolve_path(base, data_dir_text) if data_dir_text else state_dir / "data"
     wh = root.sub("warehouse")
     wh.only({"watch_interval", "memory_limit"})
-    return Config(
+    pipelines: dict[str, PipelineConfig] = {}
+    try:
+        pipelines = _parse_pipelines(root.sub("pipelines"), base, data_path)
+        if not errors:  # a program that failed to parse would show up again as an unknown dependency
+            programs = _check_dependencies(programs, groups, label, lines)
+    except ConfigError as exc:
+        errors.append(exc)
+    config = Config(
         source=file,
         state_dir=state_dir,
         dashboard_host=host,
@@ -577,12 +568,65 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         debug=debug,
         log_max_bytes=log.get("max_bytes", _size, 10 * 1024 * 1024),
         log_backups=log.get("backups", _int(0, 100), 3),
-        programs=_check_dependencies(programs, groups, label, lines),
-        pipelines=_parse_pipelines(root.sub("pipelines"), base, data_path),
+        programs=programs,
+        pipelines=pipelines,
         data_dir=resolve_path(base, data_dir_text) if data_dir_text else None,
         watch_interval_s=wh.get("watch_interval", _duration, 5.0) or 5.0,
         worker_memory_limit=wh.get("memory_limit", _str, "") or None,
+        groups=program_groups,
     )
+    if errors:
+        raise ConfigError.collected(errors)
+    return config
+
+
+def _parse_groups(r: _Reader, replica_sets: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    """``groups: {NAME: [program, ...]}`` (also ``{programs: [...]}`` or ``"a,b"``, as supervisord writes it)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, value in r.data.items():
+        key = str(name)
+        members = value.get("programs") if isinstance(value, dict) else value
+        if isinstance(value, dict) and set(value) - {"programs"}:
+            r.note(key, "a group takes only 'programs' (a list of program names)")
+        if isinstance(members, str):
+            members = [m.strip() for m in members.split(",") if m.strip()]
+        if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
+            r.note(key, f"must be a list of program names, got {members!r}")
+            continue
+        if not _NAME.match(key) or key == "all":
+            r.note(key, "group names use letters, digits, '_', '.', '-' (at most 64), and 'all' is taken")
+        elif key in replica_sets:
+            r.note(key, f"group {key!r} has the name of a program")
+        for member in members:
+            if member not in replica_sets:
+                r.note(key, f"unknown program {member!r}")
+        out[key] = tuple(members)
+    return out
+
+
+def _parse_programs(progs: _Reader, base: Path) -> tuple[dict[str, ProgramConfig], dict[str, list[str]]]:
+    """Every program (replicas expanded) and each program name's replica names; errors go to the reader."""
+    programs: dict[str, ProgramConfig] = {}
+    groups: dict[str, list[str]] = {}
+    for name in progs.data:
+        if not isinstance(progs.data[name], dict):
+            progs.note(str(name), f"must be a mapping, got {type(progs.data[name]).__name__}")
+            continue
+        try:
+            expanded = _parse_program(str(name), progs.sub(str(name)), base)
+        except ConfigError as exc:
+            if progs.errors is None:
+                raise
+            progs.errors.append(exc)
+            continue
+        if len(programs) + len(expanded) > MAX_PROGRAMS:
+            progs.fail(str(name), f"more than {MAX_PROGRAMS} programs (replicas counted)")
+        groups[str(name)] = [p.name for p in expanded]
+        for prog in expanded:
+            if prog.name in programs:
+                progs.note(str(name), f"replica name {prog.name!r} clashes with another program")
+            programs[prog.name] = prog
+    return programs, groups
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -590,7 +634,11 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     environ = os.environ if environ is None else environ
     path = config_path(path, environ)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # never more: a config may be any file an operator points at
+        if len(raw) > MAX_FILE_BYTES:
+            raise ConfigError(str(path), "", f"larger than {MAX_FILE_BYTES} bytes")
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
+from foss_supervisor.child import stop_group
 from foss_supervisor.config import HealthConfig
 from foss_supervisor.states import Health
 
@@ -16,8 +18,19 @@ if TYPE_CHECKING:
 __all__ = ["HealthMonitor", "probe"]
 
 
-async def probe(cfg: HealthConfig, session: aiohttp.ClientSession | None = None) -> tuple[bool, str]:
-    """Run one probe within ``cfg.timeout_s``; return (ok, detail)."""
+async def probe(
+    cfg: HealthConfig,
+    session: aiohttp.ClientSession | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    sweep: Callable[[], int] = lambda: 0,
+) -> tuple[bool, str]:
+    """Run one probe within ``cfg.timeout_s``; return (ok, detail).
+
+    An ``exec`` probe runs in its own session with ``env`` (default: the daemon's); whether it passes,
+    fails or times out, its whole process group is killed and ``sweep`` ends what escaped the group,
+    so a probe never leaves a process behind.
+    """
     try:
         async with asyncio.timeout(cfg.timeout_s):
             if cfg.kind == "tcp":
@@ -28,7 +41,7 @@ async def probe(cfg: HealthConfig, session: aiohttp.ClientSession | None = None)
                 return True, f"tcp {cfg.host}:{cfg.port} accepted"
             if cfg.kind == "http":
                 return await _http(cfg, session)
-            return await _exec(cfg)
+            return await _exec(cfg, env, sweep)
     except TimeoutError:
         return False, f"{cfg.kind} probe timed out after {cfg.timeout_s:g}s"
     except OSError as exc:
@@ -50,17 +63,17 @@ async def _http(cfg: HealthConfig, session: aiohttp.ClientSession | None) -> tup
             await client.close()
 
 
-async def _exec(cfg: HealthConfig) -> tuple[bool, str]:
+async def _exec(cfg: HealthConfig, env: Mapping[str, str] | None, sweep: Callable[[], int]) -> tuple[bool, str]:
     proc = await asyncio.create_subprocess_exec(
         *cfg.command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+        env=dict(env) if env is not None else dict(os.environ),
     )  # fmt: skip
     try:
         code = await proc.wait()
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        # passed, failed or timed out (cancelled): the probe's whole group and what escaped it end here
+        await stop_group(proc.pid, proc.wait(), sweep=sweep)
     return code == 0, f"exec {cfg.command[0]} exited {code}"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import pwd
 import signal
@@ -23,9 +24,12 @@ from typing import Any
 import structlog
 
 from foss_supervisor.backoff import Backoff
+from foss_supervisor.child import reap_stragglers, signal_group, stop_group
 from foss_supervisor.config import ProgramConfig
+from foss_supervisor.containment import SPAWN_ENV, Containment, ProcEntry, kill_all, proc_entry, spawn_tag
 from foss_supervisor.events import EventBus, HealthChanged, StateChanged
-from foss_supervisor.health import HealthMonitor
+from foss_supervisor.health import HealthMonitor, probe
+from foss_supervisor.interpolate import read_env_file
 from foss_supervisor.logsink import LogSink, StreamWriter
 from foss_supervisor.readiness import NotifyListener
 from foss_supervisor.sdnotify import without_systemd_environ
@@ -36,25 +40,6 @@ __all__ = ["ManagedProcess", "child_environment", "read_env_file"]
 log = structlog.get_logger("foss_supervisor.process")
 
 S = ProcessState
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse ``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes), as docker/systemd do."""
-    out: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "a").isalnum():
-            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key] = value
-    return out
 
 
 def _account(user: str) -> pwd.struct_passwd:
@@ -75,6 +60,41 @@ def child_environment(cfg: ProgramConfig, base: Mapping[str, str]) -> dict[str, 
     if cfg.group != cfg.name:
         env["FOSS_SUPERVISOR_REPLICA"] = str(cfg.replica)
     return env
+
+
+class MainPidExit:
+    """Watches a main PID adopted through the subreaper (``pidfile:``) through its pidfd.
+
+    ``exited`` resolves with its exit code (-1 when its own parent reaped it first) and ``exited_at``
+    (monotonic) is set just before, like :class:`ChildProtocol`'s.
+    """
+
+    def __init__(self, pid: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self.exited_at = 0.0
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._done(-1)
+            return
+
+        def readable() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            code = -1
+            with contextlib.suppress(ChildProcessError):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    code = os.waitstatus_to_exitcode(status)
+            self._done(code)
+
+        loop.add_reader(fd, readable)
+
+    def _done(self, code: int) -> None:
+        if not self.exited.done():
+            self.exited_at = time.monotonic()
+            self.exited.set_result(code)
 
 
 class ChildProtocol(asyncio.SubprocessProtocol):
@@ -125,6 +145,7 @@ class ManagedProcess:
         on_spawn: Callable[[ManagedProcess], None] = lambda p: None,
         on_exit: Callable[[ManagedProcess], None] = lambda p: None,
         wanted: bool | None = None,
+        containment: Containment | None = None,
     ) -> None:
         self.cfg = cfg
         self.name = cfg.name
@@ -153,6 +174,10 @@ class ManagedProcess:
         self._protocol: ChildProtocol | None = None
         self._notify: NotifyListener | None = None
         self._sink: LogSink | None = None
+        self._contain = containment or Containment()
+        self._tag = ""  # this spawn's tag: inherited by every descendant, so escapees are found
+        self._exit_watch: ChildProtocol | MainPidExit | None = None  # the supervised PID: leader or main PID
+        self._pgid = 0  # the group a stop signals: the leader's own, or the main PID's (pidfile:)
 
     # ---------------------------------------------------------------- requests (any caller)
 
@@ -230,7 +255,7 @@ class ManagedProcess:
                     continue
                 await self._run_once()
         finally:
-            if self._transport is not None:
+            if self._exit_watch is not None:
                 await self._stop_child("daemon shutting down")
 
     def reset_after_error(self) -> None:
@@ -263,11 +288,16 @@ class ManagedProcess:
             if interrupt:
                 await self._stop_child(f"{interrupt} while starting")
                 return
-            assert self._protocol is not None
-            if exited.done() and self._protocol.exited_at - self._spawned_at < self.cfg.start_timeout_s:
-                await self._reap(exited)
-                await self._after_early_exit(f"exited with code {self.exit_code} during start")
-                return
+            if exited.done() and self._exited_at - self._spawned_at < self.cfg.start_timeout_s:
+                # a forking program's leader exits on purpose: what it started is its main PID, kept
+                left = await self._reap(exited, end_left=self.cfg.pidfile is None)
+                if self.cfg.pidfile is None:
+                    await self._after_early_exit(f"exited with code {self.exit_code} during start", left)
+                    return
+                followed = await self._follow_pidfile()  # Type=forking: supervise the PID it wrote
+                if followed is None:
+                    return
+                exited = followed
             if ready is not None and not ready.done():
                 why = f"no READY=1 within {self.cfg.start_timeout_s:g}s"
                 await self._stop_child(why, failed_start=True)
@@ -277,7 +307,7 @@ class ManagedProcess:
             became = "sent READY=1" if ready is not None else f"up for {self.cfg.start_timeout_s:g}s"
             self._transition(S.RUNNING, became)
             if self.cfg.health is not None:
-                probe_task = asyncio.create_task(HealthMonitor(self.cfg.health, self._health_changed).run())
+                probe_task = asyncio.create_task(self._health_monitor().run())
             interrupt = await self._watch(exited, None)
             if probe_task is not None:
                 probe_task.cancel()
@@ -287,7 +317,7 @@ class ManagedProcess:
                     self._unhealthy = False
                     await self._until_woken(asyncio.sleep(self._backoff.next_delay_s()))
                 return
-            ran_for = self._protocol.exited_at - self._spawned_at
+            ran_for = self._exited_at - self._spawned_at
             await self._reap(exited)
             self._backoff.observe_run(ran_for)
             self._transition(S.EXITED, f"exited with code {self.exit_code} after {ran_for:.3f}s")
@@ -328,8 +358,20 @@ class ManagedProcess:
             return False
         return policy == "always" or self.exit_code not in self.cfg.exit_codes
 
-    async def _after_early_exit(self, why: str) -> None:
-        """A child that died in STARTING: BACKOFF and retry, or FATAL once retries are spent."""
+    async def _after_early_exit(self, why: str, left: list[ProcEntry] | None = None) -> None:
+        """A child that died in STARTING: BACKOFF and retry, or FATAL once retries are spent.
+
+        A leader that exited cleanly but left processes running has daemonized itself: retrying would
+        only start another copy, so it is FATAL at once (with what it left, already ended, named).
+        """
+        if left and self.exit_code in self.cfg.exit_codes:
+            pids = ", ".join(str(e.pid) for e in left[:5])
+            self._transition(S.BACKOFF, why)
+            self.wanted = False
+            self._transition(S.FATAL, f"daemonized itself: exited with code {self.exit_code} and left PID {pids} "
+                             "running (ended); set `pidfile:` to supervise it (like systemd Type=forking) "
+                             "or run it in the foreground")  # fmt: skip
+            return
         self._start_failures += 1
         retries = self.cfg.start_retries
         if retries is not None and self._start_failures > retries:
@@ -365,6 +407,8 @@ class ManagedProcess:
         """Start the child; return the future that resolves with its exit code."""
         cfg = self.cfg
         env = child_environment(cfg, os.environ)
+        self._tag = self._contain.tag(self.name, self.spawns + 1)
+        env[SPAWN_ENV] = self._tag
         account = _account(cfg.user) if cfg.user else None
         if account is not None:
             env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
@@ -375,18 +419,23 @@ class ManagedProcess:
                 self._notify = NotifyListener(self._notify_dir / f"{self.name}.sock", self._wake.set)
                 await self._notify.open(account.pw_uid if account else None)
                 env["NOTIFY_SOCKET"] = str(self._notify.path)
+            self._spawned_at = time.monotonic()  # before the exec: a fast child may exit before it returns
             transport, protocol = await self._exec(env, account)
         except BaseException:
             self._close_notify()
             raise
         self._transport, self._protocol = transport, protocol
-        self._spawned_at = time.monotonic()
         self.started_at = time.time()
-        self.pid = transport.get_pid()
+        self.pid = self._pgid = transport.get_pid()
         self.exit_code = None
         self.spawns += 1
         self._on_spawn(self)
+        self._exit_watch = protocol
         return protocol.exited
+
+    @property
+    def _exited_at(self) -> float:
+        return self._exit_watch.exited_at if self._exit_watch is not None else 0.0
 
     async def _exec(self, env: dict[str, str], account: pwd.struct_passwd | None
                     ) -> tuple[asyncio.SubprocessTransport, ChildProtocol]:  # fmt: skip
@@ -407,23 +456,31 @@ class ManagedProcess:
             extra_groups=os.getgrouplist(account.pw_name, account.pw_gid) if account else None,
         )
 
-    async def _reap(self, exited: asyncio.Future[int]) -> None:
-        """Collect the exit code, end stragglers in the group and close the pipes."""
+    async def _reap(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcEntry]:
+        """Collect the exit code, end everything the spawn left running, close the pipes.
+
+        Returns what was left running and (unless ``end_left`` is False) has now been killed:
+        grandchildren must not outlive their program (Supervisor/supervisor#1101), not even those that
+        left its process group.
+        """
         self.exit_code = await exited
-        if self.cfg.kill_group and self.pid is not None:
-            # grandchildren must not outlive their program (Supervisor/supervisor#1101); the group id
-            # cannot be reused while any member lives, so this never reaches a stranger
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
-        assert self._transport is not None and self._protocol is not None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(1.0):  # let the pipes drain; a process outside the group may hold them
-                await asyncio.shield(self._protocol.closed)
-        self._transport.close()
+        self._contain.reaper.disown(self.pid or 0)
+        left = self._contain.adopted(self._tag)
+        if end_left:
+            reap_stragglers(self._pgid, lambda: kill_all(left, signal.SIGKILL))
+        if left and end_left:
+            log.warning("left_processes_ended", program=self.name, pids=[e.pid for e in left[:20]], count=len(left))
+        if self._transport is not None and self._protocol is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):  # let the pipes drain; a process outside the group may hold them
+                    await asyncio.shield(self._protocol.closed)
+            self._transport.close()
         self._transport = self._protocol = None
+        self._exit_watch = None
         self._close_notify()
         self.pid = None
         self._on_exit(self)
+        return left
 
     def _close_notify(self) -> None:
         if self._notify is not None:
@@ -449,30 +506,75 @@ class ManagedProcess:
             raise asyncio.CancelledError
 
     async def _terminate(self, reason: str, failed_start: bool) -> None:
-        assert self._protocol is not None
-        exited = self._protocol.exited
+        assert self._exit_watch is not None and self.pid is not None
+        exited = self._exit_watch.exited
         if not failed_start:
             self._transition(S.STOPPING, reason)
-        self._signal(self.cfg.stop_signal)
-        try:
-            async with asyncio.timeout(self.cfg.stop_timeout_s):
-                await asyncio.shield(exited)
-        except TimeoutError:
+        # processes that left the group get the polite signal too, so they can shut down cleanly
+        escaped = [e for e in self._contain.tree(self._tag, self.pid) if e.pgid != self._pgid]
+        kill_all(escaped, self.cfg.stop_signal)
+
+        def timed_out() -> None:
             log.warning("stop_timeout_kill", program=self.name, pid=self.pid, timeout_s=self.cfg.stop_timeout_s)
-            self._signal(signal.SIGKILL)
+            kill_all(escaped, signal.SIGKILL)
+
+        await stop_group(
+            self._pgid, exited, stop_signal=self.cfg.stop_signal, timeout_s=self.cfg.stop_timeout_s,
+            group=self.cfg.kill_group, on_timeout=timed_out,
+        )  # fmt: skip
         await self._reap(exited)
         if not failed_start:
             self._transition(S.STOPPED, f"{reason}; exit code {self.exit_code}")
 
-    def _signal(self, sig: signal.Signals) -> None:
-        transport = self._transport
-        if transport is None or transport.get_returncode() is not None:
-            return  # reaped: the PID may belong to someone else now
-        with contextlib.suppress(ProcessLookupError):
-            if self.cfg.kill_group:
-                os.killpg(transport.get_pid(), sig)
-            else:
-                transport.send_signal(sig)
+    def signal(self, sig: signal.Signals) -> bool:
+        """Send ``sig`` to the running program (its group, or its main PID alone); False when none runs."""
+        if self._exit_watch is None or self._exit_watch.exited.done() or not self._pgid:
+            return False  # reaped: the PID may belong to someone else now
+        return signal_group(self._pgid if self.cfg.kill_group else (self.pid or 0), sig, group=self.cfg.kill_group)
+
+    # ---------------------------------------------------------------- programs that fork (pidfile:)
+
+    def _read_main_pid(self) -> tuple[int | None, str]:
+        """The main PID from ``pidfile``, checked to be one this spawn started; or None and why not."""
+        assert self.cfg.pidfile is not None
+        try:
+            text = self.cfg.pidfile.read_text(encoding="ascii", errors="replace").strip()
+        except OSError as exc:
+            return None, f"pidfile {self.cfg.pidfile} unreadable: {exc.strerror or exc}"
+        if not text.isdigit():
+            return None, f"pidfile {self.cfg.pidfile} holds {text[:40]!r}, not a PID"
+        pid = int(text)
+        entry = proc_entry(pid)
+        if entry is None or entry.zombie:
+            return None, f"pidfile {self.cfg.pidfile} names PID {pid}, which is not running"
+        if spawn_tag(pid) != self._tag and entry.ppid != os.getpid():
+            return None, f"pidfile {self.cfg.pidfile} names PID {pid}, which this program did not start"
+        return pid, ""
+
+    async def _follow_pidfile(self) -> asyncio.Future[int] | None:
+        """Type=forking: the leader exited; supervise the main PID it wrote. None when that failed."""
+        code = self.exit_code
+        if code not in self.cfg.exit_codes:
+            await self._after_early_exit(f"exited with code {code} before its pidfile named a main PID")
+            return None
+        # the pidfile may be written a moment after the leader exits: a bounded poll (no event exists)
+        deadline = self._spawned_at + max(self.cfg.start_timeout_s, 1.0)
+        pid, why = self._read_main_pid()
+        while pid is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            pid, why = self._read_main_pid()
+        if pid is None:
+            kill_all(self._contain.adopted(self._tag), signal.SIGKILL)
+            await self._after_early_exit(why)
+            return None
+        entry = proc_entry(pid)
+        self._pgid = entry.pgid if entry is not None and entry.pgid != os.getpgid(0) else 0
+        self.pid = pid
+        self._contain.reaper.own(pid)
+        self._on_spawn(self)
+        log.info("main_pid_followed", program=self.name, pid=pid, pidfile=str(self.cfg.pidfile))
+        self._exit_watch = MainPidExit(pid)
+        return self._exit_watch.exited
 
     # ---------------------------------------------------------------- events
 
@@ -490,6 +592,17 @@ class ManagedProcess:
         )  # fmt: skip
         self._bus.publish(event)
         self._changed.set()
+
+    def _health_monitor(self) -> HealthMonitor:
+        """Probes for this spawn, in its environment; an exec probe's tag lets what escapes it be ended too."""
+        assert self.cfg.health is not None
+        tag = self._contain.tag(self.name, f"{self.spawns}/probe")
+        env = {**child_environment(self.cfg, os.environ), SPAWN_ENV: tag}
+
+        def sweep() -> int:
+            return kill_all(self._contain.adopted(tag), signal.SIGKILL)
+
+        return HealthMonitor(self.cfg.health, self._health_changed, functools.partial(probe, env=env, sweep=sweep))
 
     def _health_changed(self, health: Health, detail: str) -> None:
         old = self.health

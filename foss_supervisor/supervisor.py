@@ -16,10 +16,12 @@ from typing import Any, Literal
 import structlog
 
 from foss_supervisor.config import Config, ProgramConfig
+from foss_supervisor.containment import Containment
 from foss_supervisor.errors import CommandError
 from foss_supervisor.events import ConfigReloaded, EventBus, HealthChanged, StateChanged
 from foss_supervisor.process import ManagedProcess
 from foss_supervisor.procinfo import identity_of
+from foss_supervisor.selectors import resolve
 from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 
@@ -76,8 +78,10 @@ def stop_levels(programs: Mapping[str, ProgramConfig]) -> list[list[str]]:
 class Supervisor:
     """Runs the programs of one config; commands call its public methods."""
 
-    def __init__(self, config: Config, bus: EventBus, store: StateStore) -> None:
+    def __init__(self, config: Config, bus: EventBus, store: StateStore,
+                 containment: Containment | None = None) -> None:  # fmt: skip
         self.config = config
+        self.containment = containment or Containment()
         self.bus = bus
         self.store = store
         self.processes: dict[str, ManagedProcess] = {}
@@ -126,17 +130,9 @@ class Supervisor:
             raise CommandError(f"no such program: {name!r}") from None
 
     def select(self, names: Iterable[str]) -> list[ManagedProcess]:
-        """Programs by name; a group name (before replicas were expanded) selects all its replicas."""
-        out: list[ManagedProcess] = []
-        for name in names:
-            if name in self.processes:
-                out.append(self.processes[name])
-                continue
-            members = [p for p in self.processes.values() if p.cfg.group == name]
-            if not members:
-                raise CommandError(f"no such program: {name!r}")
-            out.extend(members)
-        return out
+        """Programs by selector: a name, ``all``, a group, a replica set or a glob (see ``selectors``)."""
+        chosen = resolve(names, list(self.processes), self.config.replica_sets, self.config.groups)
+        return [self.processes[name] for name in chosen]
 
     async def act(self, action: Action, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
         """An operator's start, stop or restart: remembered across daemon restarts, then waited for."""
@@ -181,6 +177,7 @@ class Supervisor:
             on_spawn=self._child_started,
             on_exit=lambda p: self.store.child_gone(p.name),
             wanted=wanted,
+            containment=self.containment,
         )
         self.processes[cfg.name] = proc
         self._tasks[cfg.name] = self._group.create_task(self._supervise(proc), name=f"program:{cfg.name}")

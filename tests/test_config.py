@@ -51,8 +51,9 @@ programs:
 
 
 def test_shell_only_when_asked() -> None:
-    cfg = parse("programs:\n  a: {command: 'echo $HOME | wc', shell: true}\n  b: {command: 'echo $HOME | wc'}\n")
-    assert cfg.programs["a"].command == ("/bin/sh", "-c", "echo $HOME | wc")
+    text = "programs:\n  a: {command: 'echo $HOME | wc', shell: true}\n  b: {command: 'echo $$HOME | wc'}\n"
+    cfg = parse(text)
+    assert cfg.programs["a"].command == ("/bin/sh", "-c", "echo $HOME | wc")  # the shell expands it
     assert cfg.programs["b"].command == ("echo", "$HOME", "|", "wc")
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from foss_supervisor.child import stop_group
 from foss_supervisor.pipeline.errors import (
     PipelineBusyError,
     PipelineConfigError,
@@ -248,11 +249,10 @@ async def _read_all(stream: asyncio.StreamReader) -> str:
 
 
 async def _kill_and_reap(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+    """SIGKILL the worker's whole group (the one stop path of :mod:`foss_supervisor.child`), then reap it."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), 10.0)
+        async with asyncio.timeout(10.0):
+            await stop_group(proc.pid, proc.wait())
 
 
 # ------------------------------------------------------------------------------------------- runner

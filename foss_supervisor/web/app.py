@@ -83,5 +83,9 @@ async def serve(
         app, access_log=None, handle_signals=False, shutdown_timeout=5.0, keepalive_timeout=limits.idle_timeout_s
     )
     await runner.setup()
-    await GuardedSockSite(runner, sock, app[GUARD]).start()
+    try:
+        await GuardedSockSite(runner, sock, app[GUARD]).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner

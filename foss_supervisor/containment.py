@@ -1,0 +1,349 @@
+"""Containment: every process the daemon starts is found, attributed, reaped and ended, down to the last one.
+
+Three mechanisms, all Linux (elsewhere they degrade to no-ops and say so):
+
+* **Child subreaper** (``prctl(PR_SET_CHILD_SUBREAPER)``, or simply being PID 1): a descendant whose
+  parent dies is re-parented to the daemon instead of to init, so nothing a program starts can leave
+  the daemon's tree, whatever it does (``setsid()``, double fork, daemonizing).
+* **Spawn tags**: each spawn gets ``FOSS_SUPERVISOR_SPAWN=<instance>/<program>/<n>`` in its environment,
+  which its descendants inherit. An adopted process is attributed to its program by that tag.
+* **The reaper**: on every ``SIGCHLD`` (and a slow backstop timer) it reaps the daemon's children that
+  the event loop's child watcher does *not* own. It never calls ``waitpid(-1)``, so it can never steal an
+  exit status from asyncio ("exit status already read: will report returncode 255"): it lists its own
+  children from ``/proc/<pid>/task/*/children`` and waits on each one it owns by PID.
+
+Descendants are walked through ``/proc/<pid>/task/*/children`` (cost proportional to the subtree, not to
+the number of processes on the host), and every PID is checked against its start time before a signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import uuid
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+__all__ = [
+    "SPAWN_ENV",
+    "Containment",
+    "OwningChildWatcher",
+    "ProcEntry",
+    "Reaper",
+    "become_subreaper",
+    "children_of",
+    "install_child_watcher",
+    "kill_all",
+    "new_instance_id",
+    "proc_entry",
+    "spawn_tag",
+    "tagged_tree",
+    "tree_of",
+]
+
+log = structlog.get_logger("foss_supervisor.containment")
+
+SPAWN_ENV = "FOSS_SUPERVISOR_SPAWN"
+PR_SET_CHILD_SUBREAPER = 36
+# /proc/PID/environ can hold up to ARG_MAX; we only need to find one variable in it
+_ENVIRON_MAX_BYTES = 4 * 1024 * 1024
+# a reap pass also runs on this timer, in case a SIGCHLD was lost to a handler of someone else's
+REAP_BACKSTOP_S = 5.0
+
+
+def become_subreaper() -> bool:
+    """Ask Linux to re-parent orphaned descendants to this process. True when in force (or PID 1)."""
+    if os.getpid() == 1:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        log.warning("subreaper_unavailable", errno=ctypes.get_errno())
+        return False
+    return True
+
+
+def new_instance_id() -> str:
+    """A short random id for one daemon's life, the first part of every spawn tag."""
+    return uuid.uuid4().hex[:12]
+
+
+# ------------------------------------------------------------------------------------------- /proc
+
+
+@dataclass(frozen=True, slots=True)
+class ProcEntry:
+    """The fields of ``/proc/PID/stat`` we act on. ``start_ticks`` is clock ticks after boot (monotonic)."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    state: str
+    start_ticks: int
+
+    @property
+    def zombie(self) -> bool:
+        return self.state in ("Z", "X")
+
+
+def proc_entry(pid: int) -> ProcEntry | None:
+    """Parse ``/proc/PID/stat``; None when the process is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # the command name may contain spaces and parentheses: split after the last ')'
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    return ProcEntry(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0].decode(), int(fields[19]))
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid`` (of every thread of it), zombies included."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        with contextlib.suppress(OSError, ValueError):
+            out.extend(int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
+    return out
+
+
+def tree_of(pid: int) -> list[ProcEntry]:
+    """``pid`` and all its live descendants, parents before children (bounded by the process count)."""
+    out: list[ProcEntry] = []
+    seen: set[int] = set()
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        entry = proc_entry(current)
+        if entry is None:
+            continue
+        out.append(entry)
+        todo.extend(children_of(current))
+    return out
+
+
+def spawn_tag(pid: int) -> str | None:
+    """The spawn tag in a process's environment, or None (gone, not ours to read, or no tag)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = f.read(_ENVIRON_MAX_BYTES)
+    except OSError:
+        return None
+    key = SPAWN_ENV.encode() + b"="
+    for item in data.split(b"\0"):
+        if item.startswith(key):
+            return item[len(key) :].decode("utf-8", "replace")
+    return None
+
+
+def tagged_tree(roots: Iterable[int], tag_prefix: str) -> list[ProcEntry]:
+    """The subtrees of those ``roots`` whose spawn tag starts with ``tag_prefix``."""
+    out: list[ProcEntry] = []
+    for root in roots:
+        tag = spawn_tag(root)
+        if tag is not None and (tag == tag_prefix or tag.startswith(tag_prefix + "/")):
+            out.extend(e for e in tree_of(root) if not e.zombie)
+    return out
+
+
+def kill_all(entries: Iterable[ProcEntry], sig: signal.Signals) -> int:
+    """Send ``sig`` to each entry still alive *and still the same process* (start time checked)."""
+    sent = 0
+    for entry in entries:
+        now = proc_entry(entry.pid)
+        if now is None or now.zombie or now.start_ticks != entry.start_ticks:
+            continue  # gone, or the PID now names someone else
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(entry.pid, sig)
+            sent += 1
+    return sent
+
+
+# ------------------------------------------------------------------------------------------- reaping
+
+
+class OwningChildWatcher(asyncio.PidfdChildWatcher):
+    """asyncio's pidfd watcher that can say which PIDs it will reap itself (so the reaper leaves them)."""
+
+    def owns(self, pid: int) -> bool:
+        return pid in self._callbacks  # type: ignore[attr-defined]
+
+
+def install_child_watcher(loop: asyncio.AbstractEventLoop) -> OwningChildWatcher | None:
+    """Use pidfds for asyncio's children and expose what it owns; None where pidfds are missing."""
+    if not hasattr(os, "pidfd_open"):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        watcher = OwningChildWatcher()
+        watcher.attach_loop(loop)
+        asyncio.set_child_watcher(watcher)
+    return watcher
+
+
+class Reaper:
+    """Reaps the daemon's adopted children (orphans re-parented to it) and reports them by program.
+
+    ``owned(pid)`` says which children something else reaps (asyncio's watcher, a supervised main PID):
+    those are never waited for here.
+    """
+
+    def __init__(self, owned: Callable[[int], bool], on_reaped: Callable[[int, int, str | None], None]) -> None:
+        self._owned = owned
+        self._extra_owned: set[int] = set()
+        self._on_reaped = on_reaped
+        self._pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tags: dict[int, str | None] = {}
+        self.reaped = 0
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Reap on every SIGCHLD (the handler only schedules a pass) and on a slow timer."""
+        self._loop = loop
+        loop.add_signal_handler(signal.SIGCHLD, self.kick)
+        self._arm_timer()
+        self.kick()
+
+    def close(self) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError, ValueError):
+                self._loop.remove_signal_handler(signal.SIGCHLD)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._loop = None
+
+    def own(self, pid: int) -> None:
+        """Someone else waits for ``pid`` (for example a forking program's main PID)."""
+        self._extra_owned.add(pid)
+
+    def disown(self, pid: int) -> None:
+        self._extra_owned.discard(pid)
+
+    def owns(self, pid: int) -> bool:
+        """Something other than this reaper waits for ``pid``."""
+        return self._owned(pid) or pid in self._extra_owned
+
+    def kick(self) -> None:
+        """Schedule one reap pass for this loop iteration (many SIGCHLDs, one pass)."""
+        if self._loop is not None and not self._pending:
+            self._pending = True
+            self._loop.call_soon(self.reap_now)
+
+    def _arm_timer(self) -> None:
+        if self._loop is not None:
+            self._timer = self._loop.call_later(REAP_BACKSTOP_S, self._backstop)
+
+    def _backstop(self) -> None:
+        self.kick()
+        self._arm_timer()
+
+    def reap_now(self) -> int:
+        """Wait (without blocking) for every adopted child that has exited; return how many were reaped."""
+        self._pending = False
+        me = os.getpid()
+        count = 0
+        for pid in children_of(me):
+            if self.owns(pid):
+                continue
+            if pid not in self._tags:  # remember the tag while it can still be read
+                self._tags[pid] = spawn_tag(pid)
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                self._tags.pop(pid, None)
+                continue
+            if done:
+                count += 1
+                tag = self._tags.pop(pid, None)
+                self._on_reaped(pid, os.waitstatus_to_exitcode(status), tag)
+        self.reaped += count
+        return count
+
+
+# ------------------------------------------------------------------------------------------- the facade
+
+
+class Containment:
+    """One daemon's containment: its instance id, its reaper, and the sweep of a spawn's escaped processes.
+
+    ``owned(pid)`` tells which of the daemon's children asyncio (or a supervised main PID) reaps itself.
+    Without :meth:`start` (unit tests, a plain library use) nothing is adopted and sweeps still work on
+    whatever is visible.
+    """
+
+    def __init__(self, owned: Callable[[int], bool] = lambda pid: False, instance_id: str | None = None) -> None:
+        self.instance_id = instance_id or new_instance_id()
+        self.subreaper = False
+        self.reaper = Reaper(owned, self._reaped)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Become a subreaper and start reaping adopted children."""
+        self.subreaper = become_subreaper()
+        self.reaper.install(loop)
+        log.info("containment_started", subreaper=self.subreaper, pid1=os.getpid() == 1, instance=self.instance_id)
+
+    def close(self) -> None:
+        self.reaper.close()
+
+    def tag(self, program: str, suffix: str | int) -> str:
+        """The spawn tag for one spawn of ``program`` (``suffix``: the spawn count, or ``probe``)."""
+        return f"{self.instance_id}/{program}/{suffix}"
+
+    def adopted(self, tag: str) -> list[ProcEntry]:
+        """Live processes re-parented to the daemon whose tag is ``tag``, with their subtrees."""
+        me = os.getpid()
+        roots = [pid for pid in children_of(me) if not self.reaper.owns(pid)]
+        return tagged_tree(roots, tag)
+
+    def tree(self, tag: str, leader: int | None) -> list[ProcEntry]:
+        """Everything a spawn left alive: the leader's subtree (when it still runs) and its escaped processes."""
+        entries = [e for e in tree_of(leader) if not e.zombie] if leader is not None else []
+        seen = {e.pid for e in entries}
+        entries.extend(e for e in self.adopted(tag) if e.pid not in seen)
+        return entries
+
+    def sweep(self, tag: str, sig: signal.Signals = signal.SIGKILL) -> int:
+        """Signal every escaped process of a spawn whose leader is gone; return how many were signalled."""
+        entries = self.adopted(tag)
+        if entries:
+            log.warning("escaped_processes_ended", tag=tag, signal=sig.name, pids=[e.pid for e in entries])
+        sent = kill_all(entries, sig)
+        self.reaper.kick()
+        return sent
+
+    def end_adopted(self) -> int:
+        """At shutdown, after every program stopped: SIGKILL whatever was still re-parented to the daemon.
+
+        Those are descendants of ours whose tag was lost (a program that cleared its environment) or,
+        as PID 1, orphans of the whole namespace. Returns how many were killed (each is then reaped).
+        """
+        me = os.getpid()
+        entries = [e for pid in children_of(me) if not self.reaper.owns(pid) for e in tree_of(pid) if not e.zombie]
+        if entries:
+            log.warning("adopted_processes_ended", pids=[e.pid for e in entries[:20]], count=len(entries))
+        killed = kill_all(entries, signal.SIGKILL)
+        for entry in entries:  # reap the ones that were our children; the rest are reaped by their parents
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(entry.pid, 0) if entry.ppid == me else None
+        self.reaper.reap_now()
+        return killed
+
+    def _reaped(self, pid: int, code: int, tag: str | None) -> None:
+        log.debug("adopted_child_reaped", pid=pid, exit_code=code, tag=tag)
