@@ -85,6 +85,8 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
                         assert box.evaluate("b => b.scrollWidth > b.clientWidth")
                         num = w.page.locator("#results td.num").first
                         assert num.evaluate("td => getComputedStyle(td).textAlign") == "right"
+                    if name == "pipelines":
+                        w.page.locator('.spark[data-chart="duration"] canvas').wait_for(timeout=10_000)
                     if name == "overview-pipeline":
                         assert w.page.locator(".graph .node").count() == 9
                         assert w.page.locator(".graph .node.gold").count() == 2
