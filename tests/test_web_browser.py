@@ -172,6 +172,11 @@ def test_log_viewer_shows_a_line_printed_after_it_opened_as_text(dash: DaemonHan
         with w.page.expect_download() as download:
             w.page.click("text=Download")
         assert "while paused" in Path(download.value.path()).read_text()
+        # the daemon's JSON lines are shown readably, and can be kept to a level
+        w.page.goto(f"http://127.0.0.1:{dash.port}/logs/daemon")
+        w.page.locator("#log", has_text="INFO program_state program=talker").wait_for(timeout=10_000)
+        w.page.select_option("#log-level", "error")
+        assert "INFO" not in w.page.locator("#log").inner_text()
         assert w.errors == [], w.errors
     finally:
         w.close()

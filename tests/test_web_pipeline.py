@@ -103,6 +103,9 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
                     page.locator("#live.ok").wait_for(timeout=10_000)
                     if path == "/data-browser":
                         page.locator("#results tbody tr").first.wait_for(timeout=10_000)
+                    if scheme == "dark" and path in ("/", "/pipeline-management"):
+                        name = "overview-pipeline" if path == "/" else "pipelines"
+                        page.screenshot(path=str(out / f"{name}-dark.png"), full_page=True)
                     assert serious_violations(page) == [], (scheme, path)
                 context.close()
         finally:

@@ -4,6 +4,8 @@
   const tools = document.getElementById("log-tools");
   const pre = document.getElementById("log");
   const filter = document.getElementById("log-filter");
+  const level = document.getElementById("log-level");
+  const RANK = {debug: 0, info: 1, warning: 2, error: 3, critical: 4};
   const follow = document.getElementById("log-follow");
   const pauseButton = document.getElementById("log-pause");
   const meta = document.getElementById("log-meta");
@@ -14,9 +16,22 @@
   let lines = pre.textContent.split("\n");
   if (lines.at(-1) === "") lines.pop();
 
+  // the daemon's log is JSON lines: shown as "time level event key=value ..."; other lines as they are
+  function readable(line) {
+    if (!line.startsWith("{")) return {text: line, rank: 1};
+    try {
+      const r = JSON.parse(line);
+      const {timestamp = "", level: lvl = "info", event = "", logger, ...rest} = r;
+      const extras = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
+      return {text: `${timestamp} ${lvl.toUpperCase()} ${event} ${extras.join(" ")}`.trim(), rank: RANK[lvl] ?? 1};
+    } catch (e) { return {text: line, rank: 1}; }
+  }
+
   function render() {
     const needle = filter.value.toLowerCase();
-    const shown = needle ? lines.filter((l) => l.toLowerCase().includes(needle)) : lines;
+    const least = RANK[level.value] ?? 0;
+    const shown = lines.map(readable).filter((l) => l.rank >= least && (!needle || l.text.toLowerCase().includes(needle)))
+      .map((l) => l.text);
     pre.textContent = shown.length ? shown.join("\n") + "\n" : "";
     meta.textContent = `${shown.length.toLocaleString()} of ${lines.length.toLocaleString()} lines${paused ? " · paused" : ""}`;
     if (follow.checked) pre.scrollTop = pre.scrollHeight;
@@ -43,6 +58,7 @@
   }
 
   filter.addEventListener("input", render);
+  level.addEventListener("change", render);
   follow.addEventListener("change", render);
   pauseButton.addEventListener("click", () => {
     paused = !paused;
