@@ -22,6 +22,7 @@ from foss_supervisor.config import Config
 from foss_supervisor.errors import CommandError, ProtocolError
 from foss_supervisor.logview import DAEMON, PIPELINE, LogSource, select_sources, tail
 from foss_supervisor.redact import redact_env
+from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -314,13 +315,12 @@ async def health(ctx: CommandContext) -> dict[str, Any]:
     """
     problems = [] if ctx.phase == "ready" else [f"daemon is {ctx.phase}"]
     counts: dict[str, int] = {}
-    for proc in ctx.supervisor.processes.values():
-        snap = proc.snapshot()
-        counts[snap["state"]] = counts.get(snap["state"], 0) + 1
-        if snap["state"] == "FATAL":
-            problems.append(f"{snap['name']} is FATAL: {snap['reason']}")
-        elif snap["health"] == "unhealthy":
-            problems.append(f"{snap['name']} is unhealthy: {snap['health_detail']}")
+    for proc in ctx.supervisor.processes.values():  # states only, no snapshot: probes call this often
+        counts[proc.state.value] = counts.get(proc.state.value, 0) + 1
+        if proc.state is ProcessState.FATAL:
+            problems.append(f"{proc.name} is FATAL: {proc.reason}")
+        elif proc.health is Health.UNHEALTHY:
+            problems.append(f"{proc.name} is unhealthy: {proc.health_detail}")
     ok = not problems
     return {"ok": ok, "status": "healthy" if ok else "unhealthy", "phase": ctx.phase, "problems": problems,
             "programs": counts}  # fmt: skip
