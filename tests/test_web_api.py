@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import PY, DaemonHandle, wait_for
+from openapi_spec_validator import validate
 
 from foss_supervisor.commands import COMMANDS
 from foss_supervisor.web.routes import ROUTES
@@ -71,6 +72,7 @@ def test_openapi_describes_every_route_command_and_event(web_daemon: DaemonHandl
     spec: dict[str, Any] = json.loads(resp.read())
     conn.close()
     assert resp.status == 200 and spec["openapi"].startswith("3.1")
+    validate(spec)  # a valid OpenAPI 3.1 document (what schemathesis and the renderers will read)
     for route in ROUTES:
         op = spec["paths"][route.path][route.method.lower()]
         assert op["summary"] and op["responses"]["200"], route.path
