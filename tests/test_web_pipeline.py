@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import csv
 import http.client
+import io
+import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from conftest import DaemonHandle, wait_for
@@ -45,7 +49,7 @@ def test_run_page_report_and_metrics(ran: tuple[DaemonHandle, dict[str, Any]]) -
         assert f">{step} <".encode() in html
     assert f"/reports/orders/{run['run_id']}.html".encode() in html
     status, _, body = get(d.port, f"/runs/{run['run_id']}?format=json")
-    assert status == 200 and len(__import__("json").loads(body)["run"]["steps"]) == 9
+    assert status == 200 and len(json.loads(body)["run"]["steps"]) == 9
     assert get(d.port, "/runs/no-such-run")[0] == 404
     status, headers, report = get(d.port, f"/reports/orders/{run['run_id']}.html")
     assert status == 200 and b"<html" in report.lower()
@@ -60,6 +64,23 @@ def test_run_page_report_and_metrics(ran: tuple[DaemonHandle, dict[str, Any]]) -
     rows = re.search(r'foss_supervisor_pipeline_step_rows_out\{pipeline="orders",step="ingest"\} (\S+)', text)
     assert rows and float(rows[1]) == next(s["rows_out"] for s in run["steps"] if s["name"] == "ingest")
     assert re.search(r'foss_supervisor_pipeline_quality_pass_rate\{pipeline="orders",scope="overall"\} 0\.\d+', text)
+
+
+def test_export_of_a_query_as_csv_and_json_lines(ran: tuple[DaemonHandle, dict[str, Any]]) -> None:
+    d, _ = ran
+    sql = quote("SELECT product_id, units FROM gold.product_sales ORDER BY product_id")
+    [[count]] = d.call("query", sql="SELECT count(*) FROM gold.product_sales")["rows"]
+    status, headers, body = get(d.port, f"/data-browser/export?format=csv&sql={sql}")
+    assert status == 200 and headers["content-type"].startswith("text/csv")
+    assert 'filename="result.csv"' in headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(body.decode())))
+    assert rows[0] == ["product_id", "units"] and len(rows) == count + 1
+    status, _, body = get(d.port, f"/data-browser/export?format=jsonl&sql={sql}")
+    records = [json.loads(line) for line in body.decode().splitlines()]
+    assert status == 200 and len(records) == count and set(records[0]) == {"product_id", "units"}
+    status, _, body = get(d.port, f"/data-browser/export?format=csv&sql={quote('DROP TABLE gold.product_sales')}")
+    assert status == 400
+    assert d.call("query", sql="SELECT count(*) FROM gold.product_sales")["rows"] == [[count]]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: .ci/run installs Debian's chromium")
@@ -85,6 +106,11 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
                         assert box.evaluate("b => b.scrollWidth > b.clientWidth")
                         num = w.page.locator("#results td.num").first
                         assert num.evaluate("td => getComputedStyle(td).textAlign") == "right"
+                        if width == 1280:
+                            with w.page.expect_download() as download:
+                                w.page.click("#export-csv")
+                            head = Path(download.value.path()).read_text().splitlines()[0]
+                            assert head.startswith("order_id,")
                     if name == "pipelines":
                         w.page.locator('.spark[data-chart="duration"] canvas').wait_for(timeout=10_000)
                     if name == "overview-pipeline":

@@ -41,6 +41,13 @@ ROUTES: tuple[Route, ...] = (
         produces="text/html",
     ),
     Route("GET", "/data-browser", data_browser.data_browser, "Warehouse tables and a read-only SQL box", twin=True),
+    Route(
+        "GET",
+        "/data-browser/export",
+        data_browser.export,
+        "A read-only query's result as CSV or JSON lines (?sql=, ?format=csv|jsonl)",
+        produces="text/csv",
+    ),
     Route("GET", "/logs", logs.log_index, "Every log the viewer can follow", twin=True),
     Route(
         "GET",

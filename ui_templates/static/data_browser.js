@@ -34,11 +34,20 @@ async function runQuery() {
   });
   meta.textContent = `${r.row_count.toLocaleString()} rows${r.truncated ? " (truncated)" : ""} in ${(r.elapsed_s * 1000).toFixed(0)} ms`;
 }
+function exportLinks() {
+  for (const fmt of ["csv", "jsonl"]) {
+    document.getElementById(`export-${fmt}`).href =
+      `/data-browser/export?format=${fmt}&sql=${encodeURIComponent(sqlBox.value)}`;
+  }
+}
+sqlBox.addEventListener("input", exportLinks);
+exportLinks();
 form.addEventListener("submit", (ev) => { ev.preventDefault(); runQuery(); });
 sqlBox.addEventListener("keydown", (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); runQuery(); } });
 document.querySelectorAll("[data-table]").forEach((a) => a.addEventListener("click", (ev) => {
   ev.preventDefault();
   sqlBox.value = `SELECT * FROM ${a.dataset.table} LIMIT 100`;
+  exportLinks();
   history.replaceState(null, "", `?table=${encodeURIComponent(a.dataset.table)}`);
   runQuery();
 }));

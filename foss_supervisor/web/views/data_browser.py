@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -11,7 +15,10 @@ from foss_supervisor.errors import SupervisorError
 from foss_supervisor.web.keys import CTX
 from foss_supervisor.web.responder import respond
 
-__all__ = ["data_browser"]
+__all__ = ["data_browser", "export"]
+
+EXPORT_MAX_ROWS = 100_000
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
 TABLES_SQL = (
     "SELECT schema_name, table_name, estimated_size, column_count FROM duckdb_tables() "
@@ -42,3 +49,42 @@ async def data_browser(request: web.Request) -> web.StreamResponse:
     )
     default_sql = f"SELECT * FROM {first} LIMIT 100" if first else ""  # noqa: S608 (a listed table name)
     return await respond(request, "data_browser.html", {"tables": tables, "error": error, "default_sql": default_sql})
+
+
+def _lines(fmt: str, columns: list[str], rows: list[list[Any]]) -> Iterator[str]:
+    if fmt == "jsonl":
+        for row in rows:
+            yield json.dumps(dict(zip(columns, row, strict=True)), default=str) + "\n"
+        return
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    for row in [columns, *rows]:
+        writer.writerow(row)
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+
+
+async def export(request: web.Request) -> web.StreamResponse:
+    """A read-only query's result (``?sql=``, ``?format=csv|jsonl``, at most 100,000 rows) as a download."""
+    fmt = request.query.get("format", "csv")
+    sql = request.query.get("sql", "")
+    if fmt not in EXPORT_TYPES or not sql.strip():
+        raise web.HTTPBadRequest(text="give sql= and format=csv or jsonl\n")
+    try:
+        result = await dispatch(request.app[CTX], "query", {"sql": sql, "max_rows": EXPORT_MAX_ROWS, "timeout_s": 30.0})
+    except SupervisorError as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    response = web.StreamResponse(
+        headers={"Content-Type": EXPORT_TYPES[fmt], "Content-Disposition": f'attachment; filename="result.{fmt}"'}
+    )
+    await response.prepare(request)
+    chunk: list[str] = []
+    for line in _lines(fmt, result["columns"], result["rows"]):
+        chunk.append(line)
+        if len(chunk) >= 1000:
+            await response.write("".join(chunk).encode())
+            chunk = []
+    await response.write("".join(chunk).encode())
+    await response.write_eof()
+    return response
