@@ -74,6 +74,11 @@ class History:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             return None, None
 
+    def latest(self, key: str) -> float | None:
+        """The last sample of a host series (``cpu``, ``mem``, ``rss``, ``running``), None before the first."""
+        values = self._host[key]
+        return values[-1] if values else None
+
     def series(self) -> dict[str, Any]:
         """Every sample: ``{"t": [unix s], "cpu": [%], "mem": [%], "rss": [MB], "running": [n],
         "programs": {name: {"cpu": [%], "rss": [MB]}}}``, None where a program had no process."""

@@ -29,13 +29,17 @@ LAYERS = {
 }
 
 
-def system_resources(state_dir: str) -> dict[str, Any]:
-    """CPU (percent since the last call), memory, disk and load of this host, and the daemon's RSS (MB)."""
+def system_resources(state_dir: str, cpu_percent: float | None) -> dict[str, Any]:
+    """CPU (the last sample of the chart history), memory, disk and load of this host, and the daemon's RSS (MB).
+
+    Host CPU is measured in one place only (:class:`~foss_supervisor.web.history.History`): psutil
+    reports CPU since its previous call, so a second caller would shorten the history's intervals.
+    """
     vm = psutil.virtual_memory()
     disk = psutil.disk_usage(state_dir if os.path.exists(state_dir) else "/")
     load1, load5, load15 = os.getloadavg()
     return {
-        "cpu_percent": psutil.cpu_percent(interval=None),
+        "cpu_percent": cpu_percent,
         "cpus": psutil.cpu_count(),
         "memory_percent": vm.percent,
         "memory_used_mb": round((vm.total - vm.available) / 2**20),
@@ -85,7 +89,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
         "health": await dispatch(ctx, "health", {}),
         "running": sum(1 for p in programs if p["state"] == "RUNNING"),
         "total": len(programs),
-        "resources": system_resources(status["daemon"]["state_dir"]),
+        "resources": system_resources(status["daemon"]["state_dir"], request.app[HISTORY].latest("cpu")),
         "generated_at": time.time(),
         "pipelines": await pipelines_with_runs(ctx),
         "series": request.app[HISTORY].page_series(),
