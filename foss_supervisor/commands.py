@@ -308,12 +308,17 @@ async def help_(ctx: CommandContext) -> dict[str, Any]:
 
 @command("health")
 async def health(ctx: CommandContext) -> dict[str, Any]:
-    """Healthy when the daemon is ready and no program is FATAL or unhealthy.
+    """Healthy, degraded or unhealthy, with the reasons.
 
-    Returns ``{"ok": bool, "status": "healthy"|"unhealthy", "phase": str, "problems": [str],
-    "programs": {state: count}}``; ``/health`` answers 200 when ok, else 503.
+    Unhealthy (``/health`` answers 503): the daemon is not ready, has a problem of its own (a failed
+    subsystem, state it cannot write), or a program is FATAL or failing its health probes. Degraded
+    (still 200): a program is crash-looping in BACKOFF, or a pipeline's last finished run failed.
+    Returns ``{"ok": bool, "status": "healthy"|"degraded"|"unhealthy", "phase": str, "problems": [str],
+    "warnings": [str], "programs": {state: count}}``.
     """
     problems = [] if ctx.phase == "ready" else [f"daemon is {ctx.phase}"]
+    problems += ctx.problems
+    warnings: list[str] = []
     counts: dict[str, int] = {}
     for proc in ctx.supervisor.processes.values():  # states only, no snapshot: probes call this often
         counts[proc.state.value] = counts.get(proc.state.value, 0) + 1
@@ -321,8 +326,16 @@ async def health(ctx: CommandContext) -> dict[str, Any]:
             problems.append(f"{proc.name} is FATAL: {proc.reason}")
         elif proc.health is Health.UNHEALTHY:
             problems.append(f"{proc.name} is unhealthy: {proc.health_detail}")
+        elif proc.state is ProcessState.BACKOFF:
+            warnings.append(f"{proc.name} is crash-looping (BACKOFF): {proc.reason}")
+    if ctx.pipelines is not None:
+        for name in ctx.pipelines.specs:
+            last = next((r for r in ctx.pipelines.runs(name, 5) if r["finished_at"] is not None), None)
+            if last is not None and last["status"] in ("failed", "abandoned"):
+                warnings.append(f"pipeline {name}: last run {last['run_id']} {last['status']}: {last['error'] or ''}")
     ok = not problems
-    return {"ok": ok, "status": "healthy" if ok else "unhealthy", "phase": ctx.phase, "problems": problems,
+    status = "unhealthy" if problems else ("degraded" if warnings else "healthy")
+    return {"ok": ok, "status": status, "phase": ctx.phase, "problems": problems, "warnings": warnings,
             "programs": counts}  # fmt: skip
 
 
