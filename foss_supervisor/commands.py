@@ -405,3 +405,7 @@ async def pipeline_report(ctx: CommandContext, name: str, run_id: str) -> dict[s
 
     html, body = await asyncio.to_thread(read, ".html"), await asyncio.to_thread(read, ".json")
     return {"name": name, "run_id": run_id or None, "html": html, "json": json.loads(body) if body else None}
+
+
+# configuration management lives in its own module; importing it registers its commands
+from foss_supervisor import commands_config  # noqa: E402, F401

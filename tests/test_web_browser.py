@@ -21,8 +21,8 @@ from conftest import PY, DaemonHandle, wait_for
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: .ci/run installs Debian's chromium")
 
-PAGES = ["/", "/pipeline-management", "/data-browser", "/logs", "/logs/talker", "/logs/daemon", "/health", "/chat",
-         "/login"]  # fmt: skip
+PAGES = ["/", "/pipeline-management", "/data-browser", "/logs", "/logs/talker", "/logs/daemon", "/config", "/health",
+         "/chat", "/login"]  # fmt: skip
 TALKER = (
     "import os, sys, time\n"
     "say = sys.argv[1]\n"

@@ -17,8 +17,8 @@ from foss_supervisor.resources import data_dir
 from foss_supervisor.web.auth import csrf_token
 
 SLEEPER = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"
-PAGES = ["/", "/pipeline-management", "/data-browser", "/logs", "/logs/app", "/logs/daemon", "/health", "/chat",
-         "/login"]  # fmt: skip
+PAGES = ["/", "/pipeline-management", "/data-browser", "/logs", "/logs/app", "/logs/daemon", "/config", "/health",
+         "/chat", "/login"]  # fmt: skip
 
 
 def request(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None

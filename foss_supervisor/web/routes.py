@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from foss_supervisor.web.views import api, data_browser, health, logs, overview, pipelines, reference, session
+from foss_supervisor.web.views import api, config, data_browser, health, logs, overview, pipelines, reference, session
 
 __all__ = ["ROUTES", "Route"]
 
@@ -55,6 +55,9 @@ ROUTES: tuple[Route, ...] = (
         logs.log_page,
         "Live log viewer of a program, the daemon or the pipeline worker",
         twin=True,
+    ),
+    Route(
+        "GET", "/config", config.config_page, "The effective config (secrets redacted) and a checked editor", twin=True
     ),
     Route("GET", "/health", health.health, "200 healthy, 503 not (JSON; HTML for a browser)", twin=True),
     Route("GET", "/chat", reference.api_reference, "API reference and console", twin=True),
