@@ -43,7 +43,7 @@ class SocketTarget:
 
 # These only talk to the daemon: they find its socket without PyYAML and the typed config, which are
 # about half of a CLI call's start-up (and so of the time `ctl stop` takes before the daemon hears it).
-SOCKET_ONLY = frozenset({"status", "ctl", "logs", "query", "pipeline", "demo-data"})
+SOCKET_ONLY = frozenset({"status", "ctl", "logs", "query", "pipeline", "demo-data", "export"})
 
 __all__ = ["main"]
 
@@ -245,6 +245,16 @@ def _start_background(args: argparse.Namespace, config: Config) -> int:
     if not state.get("pong"):
         say("ERROR", f"the daemon (pid {proc.pid}) did not answer within {READY_TIMEOUT_S:g}s; see {stderr_path}")
         return EXIT_FAIL
+    try:  # ready means every program settled; some may have failed (FATAL, crash-looping, stuck behind one)
+        problems = call(config.control_socket, "status")["daemon"].get("problems", [])
+    except SupervisorError:
+        problems = []
+    if problems:
+        say("ERROR", f"foss-supervisor is running (pid {proc.pid}), but not every program started:")
+        for line in problems:
+            say("ERROR", f"  {line}")
+        say("INFO", f"Dashboard: {config.dashboard_url}")
+        return EXIT_FAIL
     say("SUCCESS", f"foss-supervisor is running (pid {proc.pid})")
     say("SUCCESS", f"Dashboard: {config.dashboard_url}")
     _print_login(config)
@@ -336,6 +346,9 @@ def cmd_reload(args: argparse.Namespace, config: Config) -> int:
     for key in ("added", "changed", "removed", "unchanged"):
         if result[key]:
             print(f"{key:>9}: {', '.join(result[key])}")
+    for key, names in (result.get("pipelines") or {}).items():
+        if names and key != "unchanged":
+            print(f"{key:>9}: pipeline {', '.join(names)}")
     if result["needs_daemon_restart"]:
         say("WARN", f"changed {', '.join(result['needs_daemon_restart'])}: takes effect on `foss-supervisor restart`")
     say("SUCCESS", f"reload {verb} apply: {len(result['added'])} added, {len(result['changed'])} changed, "
@@ -390,7 +403,8 @@ def cmd_ctl(args: argparse.Namespace, config: Target) -> int:
     failed = False
     for p in results:
         print(f"{p['name']}: {p['state']} (pid {p['pid'] or '-'}) {p['reason']}".rstrip())
-        ok = p["state"] == "RUNNING" if args.action != "stop" else p["state"] in ("STOPPED", "EXITED", "FATAL")
+        up = p["state"] == "RUNNING" or p.get("completed", False)  # a one-shot job that is done counts
+        ok = up if args.action != "stop" else p["state"] in ("STOPPED", "EXITED", "FATAL")
         failed = failed or not ok
     return EXIT_FAIL if failed else EXIT_OK
 
@@ -456,6 +470,10 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
     if not args.name:
         say("ERROR", f"pipeline {args.action} needs a pipeline name")
         return EXIT_USAGE
+    if args.action == "reset":
+        return _pipeline_reset(args, config)
+    if args.action == "validate":
+        return _pipeline_validate(args)
     if args.action == "cancel":
         result = call(config.control_socket, "pipeline_cancel", name=args.name)
         say("SUCCESS" if result["cancelled"] else "INFO", "cancelled" if result["cancelled"] else "nothing running")
@@ -468,6 +486,53 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
     run = _follow_run(config, run)
     _print_run(run)
     return EXIT_OK if run["status"] in GOOD_RUN else EXIT_FAIL
+
+
+def _pipeline_validate(args: argparse.Namespace) -> int:
+    """YAML and SQL of one pipeline (configured NAME, or a pipeline YAML file) against DuckDB, without data."""
+    from foss_supervisor.config import load_config
+    from foss_supervisor.pipeline.spec import load_for_daemon, load_pipeline
+    from foss_supervisor.pipeline.validate import validate_spec
+
+    try:
+        if args.name.endswith((".yaml", ".yml")) and Path(args.name).is_file():
+            spec = load_pipeline(args.name)
+        else:
+            config = load_config(args.config)
+            pc = config.pipelines.get(args.name)
+            if pc is None:
+                say("ERROR", f"no pipeline {args.name!r} in {config.source} (known: {', '.join(config.pipelines)})")
+                return EXIT_USAGE
+            spec = load_for_daemon(pc.file, name=pc.name, landing=pc.landing, reference=pc.reference,
+                                   data_dir=config.data_path)  # fmt: skip
+    except ConfigError as exc:
+        say("ERROR", f"config refused: {exc}")
+        return EXIT_USAGE
+    reports = validate_spec(spec)
+    for r in reports:
+        detail = f"  {r.where}: {r.message}" if r.status == "error" else (f"  ({r.message})" if r.message else "")
+        metrics = f"  metrics: {', '.join(r.metrics)}" if r.metrics else ""
+        print(f"  {r.step:<14} {r.status}{metrics}{detail}")
+    bad = [r for r in reports if r.status == "error"]
+    say("ERROR" if bad else "SUCCESS", f"{spec.name}: {len(bad)} problem(s) in {spec.path}")
+    return EXIT_USAGE if bad else EXIT_OK
+
+
+def _pipeline_reset(args: argparse.Namespace, config: Target) -> int:
+    """Confirmed by --yes, or by typing the name at a terminal; never silently."""
+    if not args.yes:
+        if not sys.stdin.isatty():
+            say("ERROR", f"pipeline reset drops every table of {args.name!r}: pass --yes to confirm")
+            return EXIT_USAGE
+        typed = input(f"This drops every table, the file ledger and the run history of {args.name!r}.\n"
+                      f"Type the pipeline's name to confirm: ").strip()  # fmt: skip
+        if typed != args.name:
+            say("ERROR", "not confirmed; nothing changed")
+            return EXIT_USAGE
+    result = call(config.control_socket, "pipeline_reset", timeout_s=330.0, name=args.name, confirm=args.name)
+    say("SUCCESS", f"reset {args.name}: dropped schemas {', '.join(result['schemas_dropped'])}; "
+                   f"forgot {result['runs_forgotten']} runs")  # fmt: skip
+    return EXIT_OK
 
 
 def cmd_query(args: argparse.Namespace, config: Target) -> int:
@@ -485,6 +550,26 @@ def cmd_query(args: argparse.Namespace, config: Target) -> int:
             print("  ".join("-" * w for w in widths))
     more = " (truncated)" if result["truncated"] else ""
     print(f"({result['row_count']} rows{more}, {result['elapsed_s']:.3f}s)")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, config: Target) -> int:
+    """The whole table into a file (-o) or onto stdout, streamed in 1 MiB chunks; no row cap."""
+    import shutil
+
+    result = call(config.control_socket, "export", timeout_s=3700.0, table=args.table, format=args.format)
+    path = Path(result["path"])
+    try:
+        if args.output and str(args.output) != "-":
+            shutil.move(path, args.output)  # a rename on one file system
+            say("SUCCESS", f"{result['rows']:,} rows of {args.table} written to {args.output} "
+                           f"({result['bytes']:,} bytes, {args.format})")  # fmt: skip
+        else:
+            with path.open("rb") as src:
+                shutil.copyfileobj(src, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
+    finally:
+        path.unlink(missing_ok=True)
     return EXIT_OK
 
 
@@ -564,8 +649,10 @@ def _args_ctl(p: argparse.ArgumentParser) -> None:
 
 
 def _args_pipeline(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["run", "replay", "cancel", "status", "runs"], help="what to do")
-    p.add_argument("name", nargs="?", help="the pipeline (needed by run, replay, cancel; filters runs)")
+    p.add_argument("action", choices=["run", "replay", "cancel", "status", "runs", "validate", "reset"],
+                   help="what to do; validate checks a pipeline's YAML and SQL without the daemon")  # fmt: skip
+    p.add_argument("name", nargs="?", help="the pipeline (needed by all but status and runs; filters runs)")
+    p.add_argument("--yes", action="store_true", help="reset: confirm without a prompt")
     p.add_argument("--wait", action="store_true", help="follow the run step by step until it ends")
     p.add_argument("--json", action="store_true", help="print the reply as JSON")
     p.add_argument("--limit", type=int, default=20, help="how many runs to list (default 20, at most 500)")
@@ -576,6 +663,12 @@ def _args_query(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print columns, rows and timings as JSON")
     p.add_argument("--max-rows", type=int, default=1000, help="rows to return at most (default 1000)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds before the query is interrupted")
+
+
+def _args_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("table", help="schema.table (or a view), e.g. gold.daily_revenue")
+    p.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="parquet", help="default parquet")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
 
 
 def _args_demo_data(p: argparse.ArgumentParser) -> None:
@@ -605,6 +698,7 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
     "ctl": ("start, stop, restart or signal programs", cmd_ctl, _args_ctl),
     "pipeline": ("run pipelines and read their history", cmd_pipeline, _args_pipeline),
     "query": ("a read-only SQL query on the warehouse", cmd_query, _args_query),
+    "export": ("a whole table as csv, parquet or jsonl (no row cap)", cmd_export, _args_export),
     "demo-data": ("write sample orders into a landing folder", cmd_demo_data, _args_demo_data),
     "install-service": ("write systemd units for this installation", cmd_install_service, _args_install_service),
 }

@@ -22,7 +22,6 @@ from foss_supervisor.config import Config
 from foss_supervisor.errors import CommandError, ProtocolError
 from foss_supervisor.logview import DAEMON, PIPELINE, LogSource, select_sources, tail
 from foss_supervisor.redact import redact_env
-from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -142,7 +141,8 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
             "config": str(cfg.source),
             "state_dir": str(cfg.state_dir),
             "dashboard_url": cfg.dashboard_url,
-            "problems": ctx.problems,  # daemon-level errors: a failed subsystem, state that cannot be written
+            # daemon-level errors (a failed subsystem, state that cannot be written), then the programs'
+            "problems": [*ctx.problems, *ctx.supervisor.problems()],
         },
         "programs": programs,
     }
@@ -245,6 +245,25 @@ async def pipeline_run(ctx: CommandContext, name: str, wait: bool) -> dict[str, 
     return await _pipelines(ctx).run_now(name, RunMode.RUN, "manual", wait)
 
 
+@command("export", mutating=True, table=(str, ...), format=(str, "parquet"))
+async def export(ctx: CommandContext, table: str, format: str) -> dict[str, Any]:
+    """Write a whole table or view (``schema.table``) as csv, parquet or jsonl, streamed by DuckDB, no row cap.
+
+    Returns ``{"path", "rows", "bytes", "format"}``: a file in ``<state_dir>/exports`` that the caller moves
+    away or deletes (the CLI does both).
+    """
+    return await _pipelines(ctx).export(table, format)
+
+
+@command("pipeline_reset", mutating=True, name=(str, ...), confirm=(str, ""))
+async def pipeline_reset(ctx: CommandContext, name: str, confirm: str) -> dict[str, Any]:
+    """Drop every table of a pipeline (its schemas and file ledger) and forget its runs and reports.
+
+    ``confirm`` must repeat the pipeline's name. The next run ingests every landing file again.
+    """
+    return await _pipelines(ctx).reset(name, confirm)
+
+
 @command("pipeline_replay", mutating=True, name=(str, ...), wait=(bool, False))
 async def pipeline_replay(ctx: CommandContext, name: str, wait: bool) -> dict[str, Any]:
     """Re-validate the quarantine (after reference data or a rule was fixed); rows that now pass go to silver."""
@@ -311,23 +330,17 @@ async def health(ctx: CommandContext) -> dict[str, Any]:
     """Healthy, degraded or unhealthy, with the reasons.
 
     Unhealthy (``/health`` answers 503): the daemon is not ready, has a problem of its own (a failed
-    subsystem, state it cannot write), or a program is FATAL or failing its health probes. Degraded
-    (still 200): a program is crash-looping in BACKOFF, or a pipeline's last finished run failed.
-    Returns ``{"ok": bool, "status": "healthy"|"degraded"|"unhealthy", "phase": str, "problems": [str],
-    "warnings": [str], "programs": {state: count}}``.
+    subsystem, state it cannot write), or a program has one (FATAL, crash-looping in BACKOFF, a job
+    that ended badly, stuck behind a dependency, failing its probes). Degraded (still 200): a
+    pipeline's last finished run failed. Returns ``{"ok": bool, "status": "healthy"|"degraded"|"unhealthy",
+    "phase": str, "problems": [str], "warnings": [str], "programs": {state: count}}``.
     """
     problems = [] if ctx.phase == "ready" else [f"daemon is {ctx.phase}"]
-    problems += ctx.problems
+    problems += [*ctx.problems, *ctx.supervisor.problems()]
     warnings: list[str] = []
     counts: dict[str, int] = {}
     for proc in ctx.supervisor.processes.values():  # states only, no snapshot: probes call this often
         counts[proc.state.value] = counts.get(proc.state.value, 0) + 1
-        if proc.state is ProcessState.FATAL:
-            problems.append(f"{proc.name} is FATAL: {proc.reason}")
-        elif proc.health is Health.UNHEALTHY:
-            problems.append(f"{proc.name} is unhealthy: {proc.health_detail}")
-        elif proc.state is ProcessState.BACKOFF:
-            warnings.append(f"{proc.name} is crash-looping (BACKOFF): {proc.reason}")
     if ctx.pipelines is not None:
         for name in ctx.pipelines.specs:
             last = next((r for r in ctx.pipelines.runs(name, 5) if r["finished_at"] is not None), None)

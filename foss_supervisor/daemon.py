@@ -195,20 +195,25 @@ class Daemon:
             log.error("reload_refused", error=str(exc))
             raise ConfigRefused(f"config refused, the running config stays: {exc}") from None
         plan = self.supervisor.plan(new)
+        # pipelines are reloaded by their service; only starting or ending the service needs a restart
+        pipelines_plan = await self.pipelines.reload(new, dry_run=True) if self.pipelines and new.pipelines else None
         needs_restart = [
             key for key, old_v, new_v in (
                 ("state_dir", self._config.state_dir, new.state_dir),
                 ("dashboard.host", self._config.dashboard_host, new.dashboard_host),
                 ("dashboard.port", self._config.dashboard_port, new.dashboard_port),
-                ("pipelines", self._config.pipelines, new.pipelines),
+                ("pipelines", bool(self._config.pipelines), bool(new.pipelines)),
                 ("data_dir", self._config.data_path, new.data_path),
             ) if old_v != new_v
         ]  # fmt: skip
-        result: dict[str, Any] = {"dry_run": dry_run, **plan.as_dict(), "needs_daemon_restart": needs_restart}
+        result: dict[str, Any] = {"dry_run": dry_run, **plan.as_dict(), "needs_daemon_restart": needs_restart,
+                                  "pipelines": pipelines_plan}  # fmt: skip
         if dry_run:
             return result
         self._set_phase("reloading")
         try:
+            if pipelines_plan is not None and self.pipelines is not None:
+                result["pipelines"] = await self.pipelines.reload(new, dry_run=False)
             await self.supervisor.apply(new)
             self._config = new
         finally:

@@ -139,7 +139,7 @@ def test_server_sent_events_carry_state_changes(web_daemon: DaemonHandle) -> Non
     assert event["type"] == "StateChanged" and event["name"] == "app" and event["old"] == "STOPPING"
 
 
-def test_health_is_degraded_by_a_crash_loop_and_says_why(daemon: DaemonHandle) -> None:
+def test_health_names_a_crash_loop_as_a_problem(daemon: DaemonHandle) -> None:
     daemon.write_config(f"""programs:
   app: {{command: {SLEEPER}, start_timeout: 0.1}}
   looper: {{command: [{PY!r}, '-c', 'import sys; sys.exit(3)'], start_timeout: 1, start_retries: 1000,
@@ -149,9 +149,9 @@ def test_health_is_degraded_by_a_crash_loop_and_says_why(daemon: DaemonHandle) -
     assert request(daemon.port, "GET", "/health")[0] == 200
     with contextlib.suppress(Exception):  # start waits for RUNNING, which a crash loop never reaches
         daemon.call("start", names=["looper"], wait_s=0.5)
-    body = wait_for(lambda: (r := request(daemon.port, "GET", "/health"))[0] == 200
-                    and json.loads(r[2])["status"] == "degraded" and json.loads(r[2]), 15, "degraded")  # fmt: skip
-    assert body["ok"] is True and body["problems"] == []
-    assert body["warnings"][0].startswith("looper is crash-looping (BACKOFF)")
+    body = wait_for(lambda: (r := request(daemon.port, "GET", "/health"))[0] == 503 and json.loads(r[2]), 15,
+                    "unhealthy")  # fmt: skip
+    assert body["ok"] is False and body["status"] == "unhealthy"
+    assert body["problems"][0].startswith("looper is crash-looping (BACKOFF)")
     _, _, html = request(daemon.port, "GET", "/health", headers={"Accept": "text/html"})
-    assert b"crash-looping" in html and b"degraded" in html
+    assert b"crash-looping" in html and b"unhealthy" in html
