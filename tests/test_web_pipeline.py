@@ -106,6 +106,7 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
                         assert box.evaluate("b => b.scrollWidth > b.clientWidth")
                         num = w.page.locator("#results td.num").first
                         assert num.evaluate("td => getComputedStyle(td).textAlign") == "right"
+                        assert w.page.locator("#sql-history option").count() >= 2  # the query ran is remembered
                         if width == 1280:
                             with w.page.expect_download() as download:
                                 w.page.click("#export-csv")

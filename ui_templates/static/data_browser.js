@@ -5,6 +5,30 @@ const sqlBox = document.getElementById("sql");
 const NUMERIC = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|DECIMAL)/;
 const fmt = new Intl.NumberFormat(undefined, {maximumFractionDigits: 6});
 
+// the last 20 queries that ran, kept in this browser only
+const HISTORY_KEY = "foss-sql-history";
+const historyBox = document.getElementById("sql-history");
+function loadHistory() {
+  try { return JSON.parse(localStorage.getItem(HISTORY_KEY) || "[]"); } catch (e) { return []; }
+}
+function showHistory() {
+  historyBox.replaceChildren(historyBox.options[0]);
+  for (const q of loadHistory()) {
+    const option = document.createElement("option");
+    option.value = q; option.textContent = q.length > 90 ? q.slice(0, 90) + "…" : q;
+    historyBox.append(option);
+  }
+}
+function remember(sql) {
+  const kept = [sql, ...loadHistory().filter((q) => q !== sql)].slice(0, 20);
+  localStorage.setItem(HISTORY_KEY, JSON.stringify(kept));
+  showHistory();
+}
+historyBox.addEventListener("change", () => {
+  if (historyBox.value) { sqlBox.value = historyBox.value; exportLinks(); runQuery(); }
+});
+showHistory();
+
 async function runQuery() {
   if (!sqlBox.value.trim()) return;
   const meta = document.getElementById("query-meta"), error = document.getElementById("query-error");
@@ -14,6 +38,7 @@ async function runQuery() {
   table.replaceChildren();
   if (!reply.ok) { meta.textContent = ""; error.textContent = reply.error.message; return; }
   const r = reply.result;
+  remember(sqlBox.value.trim());
   const numeric = r.types.map((t) => NUMERIC.test(String(t).toUpperCase()));
   const head = table.createTHead().insertRow();
   r.columns.forEach((c, i) => {
