@@ -339,8 +339,9 @@ async def health(ctx: CommandContext) -> dict[str, Any]:
     problems += [*ctx.problems, *ctx.supervisor.problems()]
     warnings: list[str] = []
     counts: dict[str, int] = {}
-    for proc in ctx.supervisor.processes.values():  # states only, no snapshot: probes call this often
-        counts[proc.state.value] = counts.get(proc.state.value, 0) + 1
+    for proc in ctx.supervisor.processes.values():  # probes call this often: no snapshot, no Enum.value
+        state: str = proc.state  # a StrEnum member is its own value
+        counts[state] = counts.get(state, 0) + 1
     if ctx.pipelines is not None:
         for name in ctx.pipelines.specs:
             last = next((r for r in ctx.pipelines.runs(name, 5) if r["finished_at"] is not None), None)
