@@ -6,8 +6,8 @@ or a ``resync`` event when the daemon restarted or the events it missed are gone
 fetch its figures afresh. Every ``tick_s`` a ``tick`` event carries nothing but the time, for figures
 that move without a bus event (CPU, memory, uptime).
 
-Streams are tracked so shutdown closes them (aiohttp does not cancel a handler whose client went
-away on its own); at most ``max_streams`` are open at once (503 beyond).
+Streams are tracked so shutdown closes them; aiohttp does not cancel a handler whose client went away,
+so each stream looks every second and ends itself. At most ``max_streams`` are open at once (503 beyond).
 """
 
 from __future__ import annotations
@@ -124,13 +124,20 @@ class EventLog:
                 elif now - idle_since >= KEEPALIVE_S:
                     await response.write(b": keepalive\n\n")
                     idle_since = now
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), max(0.05, next_tick - time.monotonic()))
+                with contextlib.suppress(TimeoutError):  # wake at least every second to see if the client left
+                    await asyncio.wait_for(self._changed.wait(), min(1.0, max(0.05, next_tick - time.monotonic())))
+                if request.transport is None or request.transport.is_closing():
+                    break  # the client left: let go of the slot now, not at the next write
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self._streams.discard(task)
         return response
+
+    @property
+    def open_streams(self) -> int:
+        """Streams being served now."""
+        return len(self._streams)
 
     async def close(self, _app: web.Application | None = None) -> None:
         """Cancel every open stream (``on_shutdown``)."""
