@@ -96,7 +96,8 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
                 w = Watched(browser, width)
                 for path, name in (("/", "overview-pipeline"), ("/pipeline-management", "pipelines"),
                                    (f"/runs/{run['run_id']}", "run"),
-                                   ("/data-browser?table=silver.orders_enriched", "data-browser")):  # fmt: skip
+                                   ("/data-browser?table=silver.orders_enriched", "data-browser"),
+                                   ("/data-browser/silver.orders_enriched?_sort=amount_usd&_desc=1", "table")):  # fmt: skip
                     w.page.goto(f"http://127.0.0.1:{d.port}{path}")
                     w.page.locator("#live.ok").wait_for(timeout=10_000)
                     if name == "data-browser":
@@ -125,7 +126,8 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
             for scheme in ("light", "dark"):
                 context = browser.new_context(bypass_csp=True, color_scheme=scheme)  # for axe only
                 page = context.new_page()
-                for path in ("/", "/pipeline-management", f"/runs/{run['run_id']}", "/data-browser"):
+                for path in ("/", "/pipeline-management", f"/runs/{run['run_id']}", "/data-browser",
+                             "/data-browser/gold.daily_revenue"):
                     page.goto(f"http://127.0.0.1:{d.port}{path}")
                     page.locator("#live.ok").wait_for(timeout=10_000)
                     if path == "/data-browser":
@@ -137,3 +139,36 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
                 context.close()
         finally:
             browser.close()
+
+
+def test_table_view_pages_sorts_and_filters_safely(ran: tuple[DaemonHandle, dict[str, Any]]) -> None:
+    d, _ = ran
+
+    def view(query: str) -> dict[str, Any]:
+        status, _, body = get(d.port, f"/data-browser/gold.product_sales?format=json&{query}")
+        assert status == 200, body
+        return json.loads(body)  # type: ignore[no-any-return]
+
+    everything = d.call("query", sql="SELECT product_id, category, units FROM gold.product_sales")["rows"]
+    first = view("")
+    assert first["total"] == len(everything)
+    assert [c["name"] for c in first["columns"]][:3] == ["product_id", "category", "units"]
+    by_units = view("_sort=units&_desc=1")
+    units = [r[2] for r in by_units["rows"]]
+    assert units == sorted(units, reverse=True) and units[0] == max(r[2] for r in everything)
+    page2 = view("_sort=product_id&_size=5&_page=2")
+    assert [r[0] for r in page2["rows"]] == sorted(r[0] for r in everything)[5:10] and page2["pages"] >= 2
+    category = everything[0][1]
+    only = view(f"category={quote(category)}")
+    assert only["total"] == sum(1 for r in everything if r[1] == category)
+    assert {r[1] for r in only["rows"]} == {category}
+    found = view(f"_search={quote(everything[0][0][-3:])}")
+    assert found["total"] >= 1 and any(r[0] == everything[0][0] for r in found["rows"])
+    # hostile input: unknown columns and sorts are ignored, quotes are data, other names are not tables
+    assert view("_sort=units%3BDROP+TABLE+x&units%27+OR+1%3D1--=5")["total"] == len(everything)
+    assert view(f"category={quote(chr(39) + ' OR 1=1 --')}")["total"] == 0
+    assert get(d.port, "/data-browser/gold.product_sales%3B%20DROP%20TABLE%20x")[0] == 404
+    assert get(d.port, "/data-browser/main.secrets")[0] == 404
+    _, _, html = get(d.port, "/data-browser/gold.product_sales?_sort=units", {"Accept": "text/html"})
+    assert b'aria-sort="ascending"' in html and b'class="num"' in html
+    assert d.call("query", sql="SELECT count(*) FROM gold.product_sales")["rows"] == [[len(everything)]]

@@ -7,7 +7,18 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from foss_supervisor.web.views import api, config, data_browser, health, logs, overview, pipelines, reference, session
+from foss_supervisor.web.views import (
+    api,
+    config,
+    data_browser,
+    health,
+    logs,
+    overview,
+    pipelines,
+    reference,
+    session,
+    table,
+)
 
 __all__ = ["ROUTES", "Route"]
 
@@ -47,6 +58,13 @@ ROUTES: tuple[Route, ...] = (
         data_browser.export,
         "A read-only query's result as CSV or JSON lines (?sql=, ?format=csv|jsonl)",
         produces="text/csv",
+    ),
+    Route(
+        "GET",
+        "/data-browser/{table}",
+        table.table_view,
+        "One table: paginated (_page, _size), sorted (_sort, _desc), filtered (_search, COLUMN=value)",
+        twin=True,
     ),
     Route("GET", "/logs", logs.log_index, "Every log the viewer can follow", twin=True),
     Route(
