@@ -76,6 +76,8 @@ class ConnectionGuard:
         return count, idle
 
     def _make_room(self, incoming: int) -> None:
+        if len(self._idle_since) + incoming <= self.limits.max_connections:
+            return  # an upper bound of what is open: no need to look closer
         count, idle = self._open()
         for handler in idle[: max(0, count + incoming - self.limits.max_connections)]:
             self._close(handler)

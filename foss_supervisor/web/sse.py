@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import secrets
 import time
@@ -81,8 +82,12 @@ class EventLog:
 
     def _since(self, last: int) -> tuple[list[bytes], bool]:
         """Frames after ``last``, and whether some were already dropped from the log."""
-        gap = bool(self._events) and self._events[0][0] > last + 1
-        return [frame for seq, _, frame in self._events if seq > last], gap
+        if not self._events or last >= self._seq:
+            return [], False
+        first = self._events[0][0]  # sequence numbers in the log are consecutive
+        return [
+            frame for _, _, frame in itertools.islice(self._events, max(0, last + 1 - first), None)
+        ], first > last + 1
 
     def _resume_point(self, last_event_id: str) -> tuple[int, bool]:
         """(sequence to continue after, resync needed) for a client's ``Last-Event-ID``."""
