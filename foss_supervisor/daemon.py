@@ -294,21 +294,11 @@ class Daemon:
         if self._dashboard_socket is None:
             return None
         await asyncio.to_thread(importlib.import_module, "foss_supervisor.web.app")
-        from aiohttp import web  # the web layer is a leaf: imported only here
-
-        from foss_supervisor.web.app import create_app
+        from foss_supervisor.web.app import serve
         from foss_supervisor.web.auth import load_or_create_token
 
         token = load_or_create_token(self._config.state_dir / "api-token")
-        runner = web.AppRunner(create_app(self, self.bus, token), access_log=None, handle_signals=False,
-                               shutdown_timeout=5.0)  # fmt: skip
-        await runner.setup()
-        try:
-            await web.SockSite(runner, self._dashboard_socket).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        return runner
+        return await serve(self, self.bus, token, self._dashboard_socket)
 
 
 def _pipeline_service(config: Config, bus: EventBus) -> PipelineService | None:
