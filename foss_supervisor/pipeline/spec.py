@@ -62,7 +62,7 @@ DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_RETRIES = 2
 
 
-class StepKind(enum.Enum):
+class StepKind(enum.StrEnum):
     """A step is a SQL script, a Python callable, or declared quality rules (compiled to SQL, quality.py)."""
 
     SQL = "sql"
