@@ -369,7 +369,13 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
             return EXIT_OK
         for p in data:
             print(f"{p['name']}: {p['description']}")
-            print(f"  landing {p['landing']}; every {p['every_s']:g}s; on new files: {p['on_new_files']}")
+            when = [f"every {p['every_s']:g}s"] if p["every_s"] else []
+            when += [f"cron {p['cron']}"] if p.get("cron") else []
+            when += [f"after {', '.join(p['after'])}"] if p.get("after") else []
+            when += [f"on new files ({', '.join(p.get('patterns') or [])})"] if p["on_new_files"] else []
+            print(f"  landing {p['landing']}; runs {'; '.join(when) or 'on demand only'}")
+            if p.get("schemas"):
+                print(f"  schemas {', '.join(p['schemas'])}")
             for label in ("active_run", "last_run"):
                 if p[label]:
                     _print_run(p[label])
