@@ -44,7 +44,7 @@ class CommandContext(Protocol):
     @property
     def problems(self) -> list[str]: ...
 
-    async def reload(self, dry_run: bool) -> dict[str, Any]: ...
+    async def reload(self, dry_run: bool, replicas: Mapping[str, int] | None = None) -> dict[str, Any]: ...
 
     def request_shutdown(self) -> None: ...
 
@@ -124,7 +124,10 @@ async def ping(ctx: CommandContext) -> dict[str, Any]:
 async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
     """The daemon and its programs (all, or those names select: see ``selectors``).
 
-    Each program: state, health, PID, uptime, exit code, spawns, wanted state, reason, redacted env.
+    ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, problems},
+    "programs": [{name, group, state, health, health_detail, pid, exit_code, completed, uptime_s,
+    spawns, wanted ("running"|"stopped"), reason, next_attempt_at, retry_in_s, status_text, command,
+    depends_on, dependency_conditions, log_file, env (secrets redacted)}]}``; ``status --json`` prints it.
     """
     cfg = ctx.config
     programs = []
@@ -200,6 +203,31 @@ async def reload(ctx: CommandContext, dry_run: bool) -> dict[str, Any]:
     is returned and nothing changes.
     """
     return await ctx.reload(dry_run)
+
+
+@command("scale", mutating=True, name=(str, ...), replicas=(int, ...))
+async def scale(ctx: CommandContext, name: str, replicas: int) -> dict[str, Any]:
+    """Run ``replicas`` copies of program ``name`` now (1 to 1000), as process-compose and PM2 scale.
+
+    The config file is re-read with that count (replicas are named NAME-0, NAME-1...; one copy is
+    named NAME); new copies start, surplus ones stop; other programs keep their running counts.
+    Refused when the file holds other changes (reload those first). Lasts until the next reload or
+    daemon restart, which use the file's counts.
+    Returns the reload plan (added, changed, removed, unchanged).
+    """
+    sets = ctx.config.replica_sets
+    if name not in sets:
+        raise CommandError(f"no such program: {name!r}; known: {', '.join(sorted(sets))}")
+    if not 1 <= replicas <= 1000:
+        raise CommandError("replicas must be between 1 and 1000")
+    wanted = {n: len(members) for n, members in sets.items()} | {name: replicas}  # earlier scales stay
+    preview = await ctx.reload(True, wanted)
+    ours = {name, *sets[name], *(f"{name}-{i}" for i in range(replicas))}
+    others = sorted({*preview["added"], *preview["changed"], *preview["removed"]} - ours)
+    if others or preview["needs_daemon_restart"]:
+        pending = ", ".join(others + preview["needs_daemon_restart"])
+        raise CommandError(f"the config file has other changes ({pending}); run `reload` first, then scale")
+    return await ctx.reload(False, wanted)
 
 
 @command("logs", names=(list, ["all"]), lines=(int, 100))

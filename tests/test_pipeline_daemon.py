@@ -44,6 +44,7 @@ def test_landed_files_trigger_a_run_and_cli_follows_another(pipeline_daemon: Dae
     assert last_run(d) is None  # an empty landing folder starts nothing
     landed = d.cli("demo-data", "--orders", "3000", "--seed", "7")
     assert landed.returncode == 0, landed.stderr
+    assert "orders: 3000" in landed.stdout and "{" not in landed.stdout  # plain text, not a Python dict
     run = wait_for(lambda: d.call("pipelines")[0]["active_run"] is None and last_run(d), 60,
                    "run triggered by the landed files")  # fmt: skip
     assert run["trigger"] == "files_landed" and run["status"] == "succeeded"
@@ -211,6 +212,17 @@ def test_two_pipelines_in_one_daemon_keep_their_rows_and_skip_when_nothing_is_ne
     counts = d.call("query", sql=sql)["rows"][0]
     assert counts[0] == ingested["orders"] > 2000 and counts[1] == ingested["trips"] == 300
     assert counts[2] == 5 and counts[4] == 1 and counts[3] == len(list((d.state_dir / "data/landing/orders").iterdir()))
+
+    # every pipeline gets the generic report (layers, quality, reasons), shown on the dashboard
+    status, body = get(d.port, "/pipeline-management?format=json")
+    trips_view = next(p for p in json.loads(body)["pipelines"] if p["name"] == "trips")
+    report = trips_view["report"]
+    assert status == 200 and report["layers"]["trips_bronze.trips_raw"] == 300
+    assert report["layers"]["trips_gold.daily_zone"] == 5 and "trips_meta.files" not in report["layers"]
+    assert report["quality"]["run_valid"] == 300 and report["quality"]["overall_pass_rate"] == 1.0
+    assert get(d.port, "/")[0] == 200
+    status, html = get(d.port, "/pipeline-management")
+    assert status == 200 and b"trips_gold.daily_zone" in html and b"trips_bronze.trips_raw" in html
 
     # restart: the landing watcher fires once for what is there, and finds nothing new
     assert d.cli("stop").returncode == 0

@@ -20,10 +20,12 @@ __all__ = ["data_browser", "export"]
 EXPORT_MAX_ROWS = 100_000
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
+# every pipeline's layers: bronze, silver, gold, or its own prefixed ones (trips_bronze, ...)
 TABLES_SQL = (
     "SELECT schema_name, table_name, estimated_size, column_count FROM duckdb_tables() "
-    "WHERE schema_name IN ('bronze', 'silver', 'gold') "
-    "ORDER BY array_position(['bronze', 'silver', 'gold'], schema_name), table_name"
+    "WHERE regexp_matches(schema_name, '^([a-z0-9_]*_)?(bronze|silver|gold)$') "
+    "ORDER BY array_position(['bronze', 'silver', 'gold'], regexp_extract(schema_name, '(bronze|silver|gold)$')), "
+    "schema_name, table_name"
 )
 
 

@@ -15,7 +15,7 @@ from foss_supervisor.web.responder import respond
 
 __all__ = ["overview", "pipelines_with_runs", "system_resources"]
 
-# the layer each step of the orders pipeline writes; other pipelines' steps are placed by position
+# the layer each step of the shipped pipelines (orders, trips) writes; other steps are placed by position
 LAYERS = {
     "discover": "bronze",
     "ingest": "bronze",
@@ -24,7 +24,9 @@ LAYERS = {
     "deduplicate": "silver",
     "standardize": "silver",
     "enrich": "silver",
+    "clean": "silver",
     "aggregate": "gold",
+    "daily": "gold",
     "report": "gold",
 }
 
