@@ -33,15 +33,12 @@ async def data_browser(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     tables: dict[str, list[dict[str, Any]]] = {}
     error = ""
-    if ctx.pipelines is None:
-        error = "No pipelines are configured, so there is no warehouse to browse."
-    else:
-        try:
-            result = await dispatch(ctx, "query", {"sql": TABLES_SQL, "max_rows": 1000, "timeout_s": 5.0})
-            for schema, table, rows, columns in result["rows"]:
-                tables.setdefault(schema, []).append({"name": table, "rows": rows, "columns": columns})
-        except SupervisorError as exc:
-            error = str(exc)
+    try:
+        result = await dispatch(ctx, "query", {"sql": TABLES_SQL, "max_rows": 1000, "timeout_s": 5.0})
+        for schema, table, rows, columns in result["rows"]:
+            tables.setdefault(schema, []).append({"name": table, "rows": rows, "columns": columns})
+    except SupervisorError as exc:  # no pipelines configured, or the warehouse cannot answer
+        error = str(exc)
     wanted = request.query.get("table", "")
     names = [f"{s}.{t['name']}" for s, ts in tables.items() for t in ts]
     first = (

@@ -10,10 +10,11 @@ import psutil
 from aiohttp import web
 
 from foss_supervisor.commands import CommandContext, dispatch
+from foss_supervisor.errors import CommandError
 from foss_supervisor.web.keys import CTX, EVENTS, HISTORY
 from foss_supervisor.web.responder import respond
 
-__all__ = ["overview", "pipelines_with_runs", "system_resources"]
+__all__ = ["configured_pipelines", "layers_of", "overview", "pipelines_with_runs", "system_resources"]
 
 # the layer each step of the shipped pipelines (orders, trips) writes; other steps are placed by position
 LAYERS = {
@@ -59,11 +60,18 @@ def layers_of(steps: list[str]) -> dict[str, str]:
     return {s: LAYERS.get(s, ("bronze", "silver", "gold")[min(2, 3 * i // n)]) for i, s in enumerate(steps)}
 
 
+async def configured_pipelines(ctx: CommandContext) -> list[dict[str, Any]]:
+    """The ``pipelines`` command's answer, or an empty list when the daemon has none configured."""
+    try:
+        found: list[dict[str, Any]] = await dispatch(ctx, "pipelines", {})
+    except CommandError:  # "no pipelines are configured"
+        return []
+    return found
+
+
 async def pipelines_with_runs(ctx: CommandContext, limit: int = 10) -> list[dict[str, Any]]:
     """Every pipeline (command ``pipelines``) with its last ``limit`` runs and each step's layer."""
-    if ctx.pipelines is None:
-        return []
-    out: list[dict[str, Any]] = await dispatch(ctx, "pipelines", {})
+    out = await configured_pipelines(ctx)
     for p in out:
         p["recent_runs"] = await dispatch(ctx, "pipeline_runs", {"name": p["name"], "limit": limit})
         p["layers"] = layers_of(p["steps"])
