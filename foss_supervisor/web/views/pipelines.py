@@ -9,7 +9,7 @@ from aiohttp import web
 
 from foss_supervisor.commands import dispatch
 from foss_supervisor.errors import SupervisorError
-from foss_supervisor.web.keys import CTX
+from foss_supervisor.web.keys import CTX, EVENTS
 from foss_supervisor.web.responder import respond
 from foss_supervisor.web.security import REPORT_CSP
 from foss_supervisor.web.views.overview import layers_of, pipelines_with_runs
@@ -59,7 +59,13 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     for s in run["steps"]:
         offset = ((s["started_at"] or start) - start) / span
         s["bar"] = {"left": round(100 * offset, 2), "width": round(max(0.5, 100 * (s["duration_s"] or 0) / span), 2)}
+    logged = await dispatch(ctx, "log_read", {"source": "pipeline", "offset": -1, "max_bytes": 1024 * 1024,
+                                              "contains": run["run_id"]})  # fmt: skip
+    step_lines = [f"{e['step']} {e['level']}: {e['message']}" for e in reversed(request.app[EVENTS].recent(1000))
+                  if e["type"] == "StepLog" and e["run_id"] == run["run_id"]]  # fmt: skip
     data = {
+        "log": logged["lines"][-200:],
+        "step_log": step_lines[-500:],
         "run": run,
         "layers": layers_of([s["name"] for s in run["steps"]]),
         "report": report["json"],
