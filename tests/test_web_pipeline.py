@@ -88,6 +88,7 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
     from playwright.sync_api import sync_playwright
 
     d, run = ran
+    d.call("pipeline_run", name="orders", wait=True)  # two runs: the history charts have a line to draw
     out = shots_dir(tmp_path)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
@@ -118,7 +119,7 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
                             head = Path(download.value.path()).read_text().splitlines()[0]
                             assert head.startswith("order_id,")
                     if name == "pipelines":
-                        w.page.locator('.spark[data-chart="duration"] canvas').wait_for(timeout=10_000)
+                        w.page.locator('.spark.tall[data-chart="duration"] canvas').wait_for(timeout=10_000)
                     if name == "overview-pipeline":
                         assert w.page.locator(".graph .node").count() == 9
                         assert w.page.locator(".graph .node.gold").count() == 2

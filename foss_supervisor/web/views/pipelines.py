@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from aiohttp import web
 
@@ -19,26 +18,10 @@ __all__ = ["pipeline_management", "report", "run_page"]
 REPORT_FILE = re.compile(r"^(?P<stem>latest|[A-Za-z0-9_-]{1,100})\.(?P<ext>html|json)$")
 
 
-def run_history(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """Per finished run, oldest first: ``{"t": [start], "duration": [s], "rows": [ingested], "pass_rate": [%]}``."""
-    out: dict[str, list[Any]] = {"t": [], "duration": [], "rows": [], "pass_rate": []}
-    for run in sorted((r for r in runs if r["finished_at"] is not None), key=lambda r: r["started_at"]):
-        steps = {s["name"]: s for s in run["steps"]}
-        checked = steps.get("validate", {}).get("metrics") or {}
-        valid, rejected = checked.get("valid"), checked.get("rejected")
-        out["t"].append(run["started_at"])
-        out["duration"].append(run["duration_s"])
-        out["rows"].append(steps.get("ingest", {}).get("rows_out"))
-        total = (valid or 0) + (rejected or 0)
-        out["pass_rate"].append(round(100 * valid / total, 2) if valid is not None and total else None)
-    return out
-
-
 async def pipeline_management(request: web.Request) -> web.StreamResponse:
     """Each pipeline with its controls, live steps, figures, tables and the history of its last 50 runs."""
     pipelines = await pipelines_with_runs(request.app[CTX], 50)
     for p in pipelines:
-        p["history"] = run_history(p["recent_runs"])
         p["recent_runs"] = p["recent_runs"][:20]
     return await respond(request, "pipelines.html", {"pipelines": pipelines})
 
