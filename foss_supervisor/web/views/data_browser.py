@@ -20,10 +20,12 @@ __all__ = ["data_browser", "export"]
 EXPORT_MAX_ROWS = 100_000
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
+# every pipeline's layers: bronze, silver, gold, or its own prefixed ones (trips_bronze, ...)
 TABLES_SQL = (
     "SELECT schema_name, table_name, estimated_size, column_count FROM duckdb_tables() "
-    "WHERE schema_name IN ('bronze', 'silver', 'gold') "
-    "ORDER BY array_position(['bronze', 'silver', 'gold'], schema_name), table_name"
+    "WHERE regexp_matches(schema_name, '^([a-z0-9_]*_)?(bronze|silver|gold)$') "
+    "ORDER BY array_position(['bronze', 'silver', 'gold'], regexp_extract(schema_name, '(bronze|silver|gold)$')), "
+    "schema_name, table_name"
 )
 
 
@@ -31,15 +33,12 @@ async def data_browser(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     tables: dict[str, list[dict[str, Any]]] = {}
     error = ""
-    if ctx.pipelines is None:
-        error = "No pipelines are configured, so there is no warehouse to browse."
-    else:
-        try:
-            result = await dispatch(ctx, "query", {"sql": TABLES_SQL, "max_rows": 1000, "timeout_s": 5.0})
-            for schema, table, rows, columns in result["rows"]:
-                tables.setdefault(schema, []).append({"name": table, "rows": rows, "columns": columns})
-        except SupervisorError as exc:
-            error = str(exc)
+    try:
+        result = await dispatch(ctx, "query", {"sql": TABLES_SQL, "max_rows": 1000, "timeout_s": 5.0})
+        for schema, table, rows, columns in result["rows"]:
+            tables.setdefault(schema, []).append({"name": table, "rows": rows, "columns": columns})
+    except SupervisorError as exc:  # no pipelines configured, or the warehouse cannot answer
+        error = str(exc)
     wanted = request.query.get("table", "")
     names = [f"{s}.{t['name']}" for s, ts in tables.items() for t in ts]
     first = (
