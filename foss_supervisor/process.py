@@ -31,6 +31,7 @@ from foss_supervisor.procinfo import ProcStat
 from foss_supervisor.program_child import ProgramChild, child_environment, read_env_file
 from foss_supervisor.seams import REAL_SEAMS, ChildEdge, ExitWatch, Seams
 from foss_supervisor.states import STOPPED_STATES, Health, ProcessState, check_transition
+from foss_supervisor.writefailures import WriteFailures
 
 __all__ = ["ManagedProcess", "Seams", "child_environment", "exit_text", "read_env_file"]
 
@@ -71,6 +72,7 @@ class ManagedProcess:
         on_exit: Callable[[ManagedProcess], None] = lambda p: None,
         wanted: bool | None = None,
         containment: Containment | None = None,
+        write_failures: WriteFailures | None = None,
         seams: Seams = REAL_SEAMS,
     ) -> None:
         self.cfg = cfg
@@ -105,7 +107,7 @@ class ManagedProcess:
         else:
             contain = containment or Containment()
             self._child = ProgramChild(cfg, log_path=self.log_path, notify_dir=notify_dir, containment=contain,
-                                       wake=self._wake.set)  # fmt: skip
+                                       wake=self._wake.set, write_failures=write_failures)  # fmt: skip
 
     # ---------------------------------------------------------------- requests (any caller)
 
