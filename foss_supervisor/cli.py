@@ -8,6 +8,7 @@ Everything but ``start --foreground`` talks to the daemon over the control socke
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -174,13 +175,13 @@ def _continue(ident: ProcessIdentity) -> None:
 
 def _programs_gone(config: Config) -> bool:
     """After the daemon exited: is nothing it recorded still running? Stops what is; says what stays."""
-    from foss_supervisor.procinfo import session_members
+    from foss_supervisor.instance import leftover_processes
     from foss_supervisor.statestore import StateStore
 
-    recorded = list(StateStore(config.state_dir).leftovers().values())
+    recorded = StateStore(config.state_dir).leftovers()
 
-    def left() -> list[int]:
-        return sorted(m.pid for members in session_members(recorded).values() for m in members)
+    def left() -> list[int]:  # their groups, sessions and spawn tags, each checked by start time
+        return sorted(m.pid for members in leftover_processes(recorded).values() for m in members)
 
     if not left():
         return True
@@ -192,10 +193,11 @@ def _programs_gone(config: Config) -> bool:
 
 
 def _stop_leftovers(config: Config) -> None:
-    from foss_supervisor.daemon import clean_leftovers
+    from foss_supervisor.instance import clean_leftovers
     from foss_supervisor.statestore import StateStore
 
-    for name, pid, outcome in clean_leftovers(StateStore(config.state_dir)):
+    stops = {name: (p.stop_signal, p.stop_timeout_s) for name, p in config.programs.items()}
+    for name, pid, outcome in clean_leftovers(StateStore(config.state_dir), stops):
         say("INFO", f"program {name} (pid {pid}) left by the killed daemon: {outcome}")
 
 
@@ -258,7 +260,11 @@ def _run_foreground(args: argparse.Namespace, config: Config) -> int:
     from foss_supervisor.errors import DaemonError, PortInUse
 
     try:
-        return run_daemon(config, take_over_port=args.take_over_port, stderr_logs=not args.daemonized)
+        code = run_daemon(config, take_over_port=args.take_over_port, stderr_logs=not args.daemonized)
+        # every program is stopped and the PID file released: the heap (the web stack's included) dies with
+        # the process, so the interpreter's last collection of it would only delay the exit (by up to 0.7 s)
+        gc.freeze()
+        return code
     except DaemonError as exc:  # another instance, the port, the control socket: nothing was left running
         say("ERROR", str(exc))
         if isinstance(exc, PortInUse):
@@ -406,7 +412,13 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
             return EXIT_OK
         for p in data:
             print(f"{p['name']}: {p['description']}")
-            print(f"  landing {p['landing']}; every {p['every_s']:g}s; on new files: {p['on_new_files']}")
+            when = [f"every {p['every_s']:g}s"] if p["every_s"] else []
+            when += [f"cron {p['cron']}"] if p.get("cron") else []
+            when += [f"after {', '.join(p['after'])}"] if p.get("after") else []
+            when += [f"on new files ({', '.join(p.get('patterns') or [])})"] if p["on_new_files"] else []
+            print(f"  landing {p['landing']}; runs {'; '.join(when) or 'on demand only'}")
+            if p.get("schemas"):
+                print(f"  schemas {', '.join(p['schemas'])}")
             for label in ("active_run", "last_run"):
                 if p[label]:
                     _print_run(p[label])

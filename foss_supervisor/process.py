@@ -33,12 +33,24 @@ from foss_supervisor.seams import REAL_SEAMS, ChildEdge, ExitWatch, Seams
 from foss_supervisor.states import STOPPED_STATES, Health, ProcessState, check_transition
 from foss_supervisor.writefailures import WriteFailures
 
-__all__ = ["ManagedProcess", "Seams", "child_environment", "read_env_file"]
+__all__ = ["ManagedProcess", "Seams", "child_environment", "exit_text", "read_env_file"]
 
 log = structlog.get_logger("foss_supervisor.process")
 
 S = ProcessState
 
+
+
+def exit_text(code: int | None) -> str:
+    """How a child ended, in words: ``exited with code 3`` or ``killed by SIGTERM`` (asyncio's -N)."""
+    if code is None:
+        return "exit code unknown"
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
 
 class ManagedProcess:
     """A program under supervision. Mutate only through :meth:`start`, :meth:`stop`, :meth:`restart`.
@@ -284,9 +296,9 @@ class ManagedProcess:
             ran_for = self._ran_for()
             await self._collect(exited)
             self._backoff.observe_run(ran_for)
-            self._transition(S.EXITED, f"exited with code {self.exit_code} after {ran_for:.3f}s")
+            self._transition(S.EXITED, f"{exit_text(self.exit_code)} after {ran_for:.3f}s")
             if self._should_restart():
-                await self._backoff_wait(f"exited with code {self.exit_code}")
+                await self._backoff_wait(exit_text(self.exit_code))
             else:
                 self.wanted = False
         finally:
@@ -341,7 +353,7 @@ class ManagedProcess:
         A leader that exited cleanly but left processes running has daemonized itself: retrying would
         only start another copy, so it is FATAL at once (with what it left, already ended, named).
         """
-        why = f"exited with code {self.exit_code} during start"
+        why = f"{exit_text(self.exit_code)} during start"
         if left and self.exit_code in self.cfg.exit_codes:
             pids = ", ".join(str(e.pid) for e in left[:5])
             self._transition(S.BACKOFF, why)
@@ -468,7 +480,7 @@ class ManagedProcess:
         await self._child.stop(exited)
         await self._collect(exited)
         if not quiet:
-            self._transition(S.STOPPED, f"{reason}; exit code {self.exit_code}")
+            self._transition(S.STOPPED, f"{reason}; {exit_text(self.exit_code)}")
 
     # ---------------------------------------------------------------- events
 

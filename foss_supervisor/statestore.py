@@ -14,15 +14,17 @@ import asyncio
 import contextlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from foss_supervisor.procinfo import ProcessIdentity
 from foss_supervisor.writefailures import WriteFailures
 
-__all__ = ["StateStore", "atomic_write", "read_json"]
+__all__ = ["Leftover", "StateStore", "atomic_write", "read_json"]
 
 RETRY_DELAY_S = 1.0  # a state file that failed to be written is written again after this long
+GONE_WRITE_DELAY_S = 0.5  # a child's exit alone is recorded after this long (or with the next spawn)
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
@@ -47,13 +49,30 @@ def read_json(path: Path) -> Any:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """A child a previous daemon recorded: its identity, and the prefix of its processes' spawn tags."""
+
+    identity: ProcessIdentity
+    spawn_tag: str | None  # "<instance>/<program>/": every process it started carries a tag under it
+
+
+def _tag_prefix(tag: object) -> str | None:
+    """``<instance>/<program>/`` of a spawn tag ``<instance>/<program>/<n>``: what every spawn and probe
+    of that program by that daemon carries; None for a record without a usable tag."""
+    if not isinstance(tag, str) or tag.count("/") < 2:
+        return None
+    return tag.rsplit("/", 1)[0] + "/"
+
+
 class StateStore:
     """``intent.json``: programs the operator stopped by hand; ``children.json``: live children.
 
-    Each child record is ``{"pid", "start_ticks", "boot_id", "create_time"}`` (see
+    Each child record is ``{"pid", "start_ticks", "boot_id", "create_time", "tag"}`` (see
     :meth:`ProcessIdentity.as_dict`); a program runs in its own session, so the PID also names the
-    process group and session that leftover clean-up ends. ``write_failures`` collects the failed
-    writes of this store (and, through the supervisor, of the program logs).
+    process group and session that leftover clean-up ends, and ``tag`` (its spawn tag,
+    ``<instance>/<program>/<n>``) finds the processes that left that session. ``write_failures``
+    collects the failed writes of this store (and, through the supervisor, of the program logs).
     """
 
     def __init__(self, state_dir: Path, write_failures: WriteFailures | None = None) -> None:
@@ -63,7 +82,7 @@ class StateStore:
         self._children: dict[str, ProcessIdentity] = {}
         self._tags: dict[str, str] = {}
         self._stopped: set[str] | None = None  # read from intent.json at first use, then kept here
-        self._children_pending = False
+        self._write_handle: asyncio.Handle | None = None  # the scheduled children.json write, if any
         self._unwritten: dict[Path, str] = {}  # file -> latest content not yet on disk
         self._retry: asyncio.TimerHandle | None = None
 
@@ -127,44 +146,43 @@ class StateStore:
     def child_gone(self, name: str) -> None:
         self._tags.pop(name, None)
         if self._children.pop(name, None) is not None:
-            self._children_changed()
+            # no hurry: a record of a child that is gone names nothing alive (start times are checked), and
+            # a crash is followed by a respawn whose record is written at once, carrying this too
+            self._children_changed(GONE_WRITE_DELAY_S)
 
-    def _children_changed(self) -> None:
-        """Write at the end of this loop iteration: 50 programs spawned together cost one write, not 50."""
+    def _children_changed(self, delay_s: float = 0.0) -> None:
+        """Write at the end of this loop iteration (or after ``delay_s``); one write covers every change so far.
+
+        50 programs spawned together cost one write, not 50; an urgent write replaces a delayed one.
+        """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self._write_children()
             return
-        if not self._children_pending:
-            self._children_pending = True
-            loop.call_soon(self._write_children)
+        pending = self._write_handle
+        if pending is not None and (delay_s or not isinstance(pending, asyncio.TimerHandle)):
+            return  # a write is already due, no later than this one would be (or covering it)
+        if pending is not None:
+            pending.cancel()
+        self._write_handle = (
+            loop.call_later(delay_s, self._write_children) if delay_s else loop.call_soon(self._write_children)
+        )
 
     def _write_children(self) -> None:
-        self._children_pending = False
+        self._write_handle = None
         data = {name: {**ident.as_dict(), "tag": self._tags.get(name, "")} for name, ident in self._children.items()}
         self._write(self.children_file, json.dumps(data) + "\n")  # retried: a stale record runs a program twice
 
-    def leftovers(self) -> dict[str, ProcessIdentity]:
+    def leftovers(self) -> dict[str, Leftover]:
         """Children a previous daemon recorded and did not see exit (it may have been killed)."""
         data = read_json(self.children_file)
-        out: dict[str, ProcessIdentity] = {}
+        out: dict[str, Leftover] = {}
         if isinstance(data, dict):
             for name, rec in data.items():
                 if (ident := ProcessIdentity.from_dict(rec)) is not None:
-                    out[str(name)] = ident
+                    out[str(name)] = Leftover(ident, _tag_prefix(rec.get("tag")))
         return out
-
-    def leftover_tags(self) -> dict[str, str]:
-        """The spawn tags of :meth:`leftovers` (records written before tags existed have none)."""
-        data = read_json(self.children_file)
-        if not isinstance(data, dict):
-            return {}
-        return {
-            str(n): r["tag"]
-            for n, r in data.items()
-            if isinstance(r, dict) and isinstance(r.get("tag"), str) and r["tag"]
-        }
 
     def forget_leftovers(self) -> None:
         try:

@@ -37,10 +37,10 @@ from foss_supervisor.pipeline.errors import QueryError, QueryRefusedError, Query
 from foss_supervisor.pipeline.ledger import ledger_ddl  # noqa: E402
 from foss_supervisor.pipeline.protocol import decode, encode, to_jsonable  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
-from foss_supervisor.pipeline.sandbox import Access, AccessDenied  # noqa: E402
+from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check  # noqa: E402
 
-__all__ = ["GuardedCursor", "StepFailure", "Worker", "main", "open_database"]
+__all__ = ["StepFailure", "Worker", "main", "open_database"]
 
 _IMPORT_S = time.perf_counter() - _T0
 _NO_FILES = "No files found that match the pattern"
@@ -55,44 +55,6 @@ class StepFailure(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
-
-
-class GuardedCursor:
-    """A DuckDB cursor whose execute/sql/query first check each statement against the pipeline's Access.
-
-    Python steps get this instead of the bare cursor, so the shipped steps (and any step written with
-    the cursor) stay inside their pipeline's schemas and write no files.
-    """
-
-    def __init__(self, cursor: Any, access: Access) -> None:
-        self._cursor = cursor
-        self._access = access
-
-    def _check(self, sql: str) -> None:
-        for stmt in duckdb.extract_statements(sql):
-            self._access.check(stmt.query)
-
-    def execute(self, query: str, parameters: Any = None) -> GuardedCursor:
-        """Check, then run ``query`` (returns self, so ``.fetchall()`` chains as on a cursor)."""
-        self._check(query)
-        self._cursor.execute(query, parameters)
-        return self
-
-    def executemany(self, query: str, parameters: Any = None) -> GuardedCursor:
-        """Check, then run ``query`` once per parameter set."""
-        self._check(query)
-        self._cursor.executemany(query, parameters)
-        return self
-
-    def sql(self, query: str, **kwargs: Any) -> Any:
-        """Check, then return DuckDB's relation for ``query``."""
-        self._check(query)
-        return self._cursor.sql(query, **kwargs)
-
-    query = sql
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cursor, name)
 
 
 def _access(message: Mapping[str, Any]) -> Access:
@@ -129,11 +91,19 @@ class Worker:
     """Dispatches protocol requests onto cursors of one connection."""
 
     def __init__(
-        self, con: Any, out: BinaryIO, *, database: str, query_threads: int = 4, export_dir: Path | None = None
+        self,
+        con: Any,
+        out: BinaryIO,
+        *,
+        database: str,
+        query_threads: int = 4,
+        export_dir: Path | None = None,
+        publish_dir: Path | None = None,
     ) -> None:
         self.con = con
         self.database = database
         self.export_dir = export_dir
+        self.publish_dir = publish_dir
         self._out = out
         self._out_lock = threading.Lock()
         self._cursors: dict[Any, Any] = {}
@@ -255,13 +225,21 @@ class Worker:
             cursor.close()
 
     def export(self, cursor: Any, message: Mapping[str, Any]) -> dict[str, Any]:
-        """COPY one table or view, whole, into the export folder (streamed by DuckDB, no row cap), written to
-        a hidden temporary name and renamed when complete. Returns path, rows and bytes."""
+        """COPY one table or view, whole, into the export folder (or, with ``publish``, the publish folder's
+        ``subdir``), streamed by DuckDB with no row cap, written to a hidden temporary name and renamed when
+        complete, so a reader elsewhere sees the old file or the new one. Returns path, rows and bytes."""
         schema, _, table = str(message.get("table", "")).lower().partition(".")
         fmt = str(message.get("format", ""))
         name = str(message.get("name", ""))
-        if self.export_dir is None:
+        folder = self.publish_dir if message.get("publish") else self.export_dir
+        if folder is None:
             raise QueryRefusedError("this worker has no export folder")
+        subdir = str(message.get("subdir", ""))
+        if subdir:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", subdir):
+                raise QueryRefusedError(f"bad export folder name {subdir!r}")
+            folder = folder / subdir
+            folder.mkdir(parents=True, exist_ok=True)
         if fmt not in _EXPORT_FORMATS:
             raise QueryRefusedError(f"format must be one of {', '.join(sorted(_EXPORT_FORMATS))}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", name) or name.startswith("."):
@@ -274,8 +252,8 @@ class Worker:
         ).fetchone()[0]
         if not found:
             raise QueryRefusedError(f"no table or view {message.get('table')!r} (give it as schema.table)")
-        final = self.export_dir / name
-        tmp = self.export_dir / f".{name}.{os.getpid()}.tmp"
+        final = folder / name
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
         quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
         cursor.execute("BEGIN TRANSACTION READ ONLY")
         try:
@@ -354,6 +332,7 @@ class Worker:
                         ),
                         ledger=ledger,
                         patterns=tuple((message.get("access") or {}).get("patterns") or ()),
+                        schemas=tuple(sorted(access.owned)),
                     )
                     metrics = dict(_import_callable(str(step["callable"]))(ctx))
                     warnings.extend(ctx.warnings)
@@ -446,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-limit")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--export-dir", type=Path, help="where exports are written (also an allowed directory)")
+    parser.add_argument("--publish-dir", type=Path, help="where published tables are written (also allowed)")
     args = parser.parse_args(argv)
 
     # Keep the protocol channel private: anything else printing to fd 1 lands on stderr instead.
@@ -458,9 +438,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.export_dir is not None:
         args.export_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         allow.append(args.export_dir)
+    if args.publish_dir is not None:
+        args.publish_dir.mkdir(parents=True, exist_ok=True)
+        allow.append(args.publish_dir)
     con = open_database(args.db, allow_dirs=allow, memory_limit=args.memory_limit, threads=args.threads)
     database = con.execute("SELECT current_database()").fetchone()[0]
-    worker = Worker(con, out, database=database, export_dir=args.export_dir.resolve() if args.export_dir else None)
+    worker = Worker(
+        con, out, database=database,
+        export_dir=args.export_dir.resolve() if args.export_dir else None,
+        publish_dir=args.publish_dir.resolve() if args.publish_dir else None,
+    )  # fmt: skip
     worker.send(
         {
             "event": "ready",
