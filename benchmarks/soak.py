@@ -89,6 +89,8 @@ class Soak:
         self.load = HttpLoad(self.port)
         self.conns_held = 0
         self.run_ids: set[str] = set()
+        self.mid_step_kills = 0
+        self.gold_clean: list[Any] = []  # the gold tables after the first (clean) run
 
     # ------------------------------------------------------------------ set-up
 
@@ -115,6 +117,7 @@ class Soak:
         if landed.returncode != 0:
             raise SoakError(f"demo-data failed: {landed.stderr[-500:]}")
         self.run_pipeline(wait=True)
+        self.gold_clean = self.gold()
         self.fleet.check(wanted=self.wanted())
         self.load.start()
 
@@ -131,6 +134,14 @@ class Soak:
         run = call(self.fleet.socket, "pipeline_run", name="orders", wait=wait, timeout_s=300.0)
         self.run_ids.add(run["run_id"])
         return run  # type: ignore[no-any-return]
+
+    def gold(self) -> list[Any]:
+        """A fingerprint of every gold table: no new file lands after the clean run, so it must not change."""
+        out = []
+        for table in ("gold.daily_revenue", "gold.product_sales", "gold.customer_ltv"):
+            sql = f"SELECT count(*), CAST(round(sum(revenue_usd), 2) AS VARCHAR) FROM {table}"
+            out.append([table, *call(self.fleet.socket, "query", sql=sql, timeout_s=60.0)["rows"][0]])
+        return out
 
     # ------------------------------------------------------------------ faults
 
@@ -171,7 +182,8 @@ class Soak:
     def fault_worker_kill(self) -> float:
         run = self.run_pipeline(wait=False)
         worker = self.fleet.wait_worker()
-        time.sleep(self.rng.uniform(0.0, 0.5))  # somewhere mid-run
+        if self.fleet.wait_step_running(run["run_id"], skip=self.rng.randint(0, 3)):  # mid-step, not idle
+            self.mid_step_kills += 1
         with contextlib.suppress(ProcessLookupError):
             os.kill(worker, signal.SIGKILL)
         t0 = time.monotonic()
@@ -203,7 +215,9 @@ class Soak:
                                    "time.sleep(120)"], stdout=subprocess.PIPE, text=True)  # fmt: skip
         try:
             assert holder.stdout is not None
-            holder.stdout.readline()
+            if holder.stdout.readline().strip() != "ok":
+                listeners = subprocess.run(["ss", "-ltnp", f"sport = :{self.port}"], capture_output=True, text=True)
+                raise SoakError(f"the port is still held after the daemon was killed: {listeners.stdout.strip()}")
             refused = self.fleet.cli("start")
             if refused.returncode == 0 or "port" not in (refused.stdout + refused.stderr).lower():
                 raise SoakError(f"start with the port held: rc {refused.returncode}, {refused.stderr[-300:]}")
@@ -281,7 +295,10 @@ class Soak:
     def report(self) -> tuple[str, int]:
         history = {r["run_id"] for r in call(self.fleet.socket, "pipeline_runs", name="orders", limit=10_000)}
         missing_runs = len(self.run_ids - history)
-        lost = self.fleet.lost | {"pipeline runs missing from the history": missing_runs}
+        gold = self.gold()
+        lost = self.fleet.lost | {"pipeline runs missing from the history": missing_runs,
+                                  "gold tables differing from the clean run": sum(a != b for a, b in zip(
+                                      gold, self.gold_clean, strict=True))}  # fmt: skip
         rows = ["| fault | injected | survived | worst recovery | median recovery |", "|---|---:|---:|---:|---:|"]
         for kind, t in sorted(self.tally.items()):
             worst = f"{max(t.recoveries):.3f} s" if t.recoveries else "-"
@@ -293,7 +310,9 @@ class Soak:
             f"- connections held at once: {self.conns_held}",
             f"- dashboard GETs under load: {self.load.ok} answered, {self.load.failed} failed "
             "(a GET fails while the daemon is killed and restarting, or the port is held)",
-            f"- pipeline runs started: {len(self.run_ids)}, in the run history: {len(self.run_ids & history)}",
+            f"- pipeline runs started: {len(self.run_ids)}, in the run history: {len(self.run_ids & history)}; "
+            f"worker kills that hit a running step: {self.mid_step_kills}; gold after all faults: "
+            + "; ".join(f"{t} {n} rows, {usd} USD" for t, n, usd in gold),
             f"- daemon descriptors over its last life: {fds[0]} -> {fds[1]}; RSS {rss[0] / 2**20:.0f} MB -> "
             f"{rss[1] / 2**20:.0f} MB",
             "- lost: " + ", ".join(f"{k}: {v}" for k, v in lost.items()),

@@ -87,8 +87,10 @@ class Fleet:
         return int((self.state / "foss-supervisor.pid").read_text())
 
     def wait_daemon_gone(self) -> None:
+        """Until the killed daemon is gone and its port free (a zombie leader may still have threads exiting)."""
         pid = self.daemon_pid()
         _wait(lambda: (st := read_stat(pid)) is None or st.zombie, 15, f"daemon {pid} gone")
+        _wait(lambda: _port_free(self.port), 15, f"port {self.port} released by the killed daemon")
 
     def stop(self) -> None:
         """The real ``stop``; then anything of this fleet still alive is killed by PID (and counted)."""
@@ -145,6 +147,19 @@ class Fleet:
             return run if run.get("finished_at") is not None else None
 
         return _wait(finished, 180, f"run {run_id} finished")  # type: ignore[no-any-return]
+
+    def wait_step_running(self, run_id: str, skip: int = 0) -> bool:
+        """Wait (bounded) until a step of the run is running, the ``skip``-th one or later; False if it ended first."""
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            run = call(self.socket, "pipeline_run_info", run_id=run_id, timeout_s=30.0)
+            if run.get("finished_at") is not None:
+                return False
+            states = [s["state"] for s in run["steps"]]
+            if "running" in states and states.index("running") >= min(skip, len(states) - 1):
+                return True
+            time.sleep(0.01)
+        return False
 
     @property
     def resources(self) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -233,6 +248,16 @@ class Fleet:
         except SoakError:
             self.lost["orphans"] += len(self._tagged())
             raise
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _zombie(proc: psutil.Process) -> bool:
