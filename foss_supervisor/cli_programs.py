@@ -125,7 +125,11 @@ def _scale(args: argparse.Namespace, config: Target) -> int:
 
 def cmd_top(args: argparse.Namespace, config: Target) -> int:
     """The terminal UI (textual is imported only here: it is most of this command's start-up)."""
-    from foss_supervisor.top import TopApp
+    try:
+        from foss_supervisor.top import TopApp
+    except ImportError as exc:
+        say("ERROR", f"`top` needs textual ({exc.name} is missing): pip install 'foss-supervisor[tui]'")
+        return EXIT_FAIL
 
     call(config.control_socket, "ping")  # not running: say so plainly instead of an empty screen
     TopApp(config.control_socket).run()

@@ -27,6 +27,7 @@ import sys
 import uuid
 import warnings
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import structlog
@@ -186,8 +187,9 @@ def kill_all(entries: Iterable[ProcStat], sig: signal.Signals) -> int:
 class OwningChildWatcher(asyncio.PidfdChildWatcher):
     """asyncio's pidfd watcher that can say which PIDs it will reap itself (so the reaper leaves them)."""
 
-    def owns(self, pid: int) -> bool:
-        return pid in self._callbacks  # type: ignore[attr-defined]
+    def owned_pids(self) -> AbstractSet[int]:
+        """The children this watcher reaps itself (a live view, cheap to subtract from)."""
+        return self._callbacks.keys()  # type: ignore[attr-defined,no-any-return]
 
 
 def install_child_watcher(loop: asyncio.AbstractEventLoop) -> OwningChildWatcher | None:
@@ -205,11 +207,13 @@ def install_child_watcher(loop: asyncio.AbstractEventLoop) -> OwningChildWatcher
 class Reaper:
     """Reaps the daemon's adopted children (orphans re-parented to it) and reports them by program.
 
-    ``owned(pid)`` says which children something else reaps (asyncio's watcher, a supervised main PID):
-    those are never waited for here.
+    ``owned()`` gives the children something else reaps (asyncio's watcher); :meth:`own` adds more (a
+    supervised main PID). Those are never waited for here.
     """
 
-    def __init__(self, owned: Callable[[int], bool], on_reaped: Callable[[int, int, str | None], None]) -> None:
+    def __init__(
+        self, owned: Callable[[], AbstractSet[int]], on_reaped: Callable[[int, int, str | None], None]
+    ) -> None:
         self._owned = owned
         self._extra_owned: set[int] = set()
         self._on_reaped = on_reaped
@@ -241,9 +245,9 @@ class Reaper:
     def disown(self, pid: int) -> None:
         self._extra_owned.discard(pid)
 
-    def owns(self, pid: int) -> bool:
-        """Something other than this reaper waits for ``pid``."""
-        return self._owned(pid) or pid in self._extra_owned
+    def adopted_pids(self) -> set[int]:
+        """The daemon's children nobody else waits for: adopted orphans (one read, set arithmetic in C)."""
+        return set(children_of(os.getpid())) - self._owned() - self._extra_owned
 
     def kick(self) -> None:
         """Schedule one reap pass for this loop iteration (many SIGCHLDs, one pass)."""
@@ -262,11 +266,8 @@ class Reaper:
     def reap_now(self) -> int:
         """Wait (without blocking) for every adopted child that has exited; return how many were reaped."""
         self._pending = False
-        me = os.getpid()
         count = 0
-        for pid in children_of(me):
-            if self.owns(pid):
-                continue
+        for pid in self.adopted_pids():
             if pid not in self._tags:  # remember the tag while it can still be read
                 self._tags[pid] = spawn_tag(pid)
             try:
@@ -288,12 +289,12 @@ class Reaper:
 class Containment:
     """One daemon's containment: its instance id, its reaper, and the sweep of a spawn's escaped processes.
 
-    ``owned(pid)`` tells which of the daemon's children asyncio (or a supervised main PID) reaps itself.
+    ``owned()`` gives the daemon's children that asyncio's watcher reaps itself.
     Without :meth:`start` (unit tests, a plain library use) nothing is adopted and sweeps still work on
     whatever is visible.
     """
 
-    def __init__(self, owned: Callable[[int], bool] = lambda pid: False, instance_id: str | None = None) -> None:
+    def __init__(self, owned: Callable[[], AbstractSet[int]] = frozenset, instance_id: str | None = None) -> None:
         self.instance_id = instance_id or new_instance_id()
         self.subreaper = False
         self.reaper = Reaper(owned, self._reaped)
@@ -316,8 +317,7 @@ class Containment:
         return self._adopted(tag)[0]
 
     def _adopted(self, tag: str) -> tuple[list[ProcStat], bool]:
-        roots = [pid for pid in children_of(os.getpid()) if not self.reaper.owns(pid)]
-        return tagged_tree(roots, tag)
+        return tagged_tree(self.reaper.adopted_pids(), tag)
 
     async def adopted_settled(self, tag: str, within_s: float = 1.0) -> list[ProcStat]:
         """Like :meth:`adopted`, looking again (bounded) while some adopted process is mid-exec or exiting."""
@@ -351,7 +351,7 @@ class Containment:
         as PID 1, orphans of the whole namespace. Returns how many were killed (each is then reaped).
         """
         me = os.getpid()
-        entries = [e for pid in children_of(me) if not self.reaper.owns(pid) for e in tree_of(pid) if not e.zombie]
+        entries = [e for pid in self.reaper.adopted_pids() for e in tree_of(pid) if not e.zombie]
         if entries:
             log.warning("adopted_processes_ended", pids=[e.pid for e in entries[:20]], count=len(entries))
         killed = kill_all(entries, signal.SIGKILL)

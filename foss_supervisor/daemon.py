@@ -18,13 +18,14 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from foss_supervisor.config import Config, load_config
-from foss_supervisor.containment import Containment, install_child_watcher
+from foss_supervisor.containment import Containment, OwningChildWatcher, install_child_watcher
 from foss_supervisor.control.server import ControlServer
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError, PortInUse
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
@@ -133,15 +134,15 @@ class Daemon:
         self._signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
         self._notifier = notifier or Notifier(None)
         self._watchdog_s = watchdog_s
-        self._watcher: Any = None
+        self._watcher: OwningChildWatcher | None = None
         self._problems: list[str] = []
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
 
     def _selectables(self) -> tuple[list[str], dict[str, list[str]], Mapping[str, tuple[str, ...]]]:
         return list(self.supervisor.processes), self._config.replica_sets, self._config.groups
 
-    def _owned_by_watcher(self, pid: int) -> bool:
-        return self._watcher is not None and self._watcher.owns(pid)
+    def _owned_by_watcher(self) -> AbstractSet[int]:
+        return self._watcher.owned_pids() if self._watcher is not None else frozenset()
 
     @property
     def config(self) -> Config:

@@ -27,6 +27,7 @@ log = structlog.get_logger("foss_supervisor.statestore")
 
 FAILURE_LOG_INTERVAL_S = 60.0  # at most one log line per file and minute while writes keep failing
 RETRY_DELAY_S = 1.0  # a failed children record is written again after this long
+GONE_WRITE_DELAY_S = 0.5  # a child's exit alone is recorded after this long (or with the next spawn)
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
@@ -81,7 +82,7 @@ class StateStore:
         self.children_file = state_dir / "children.json"
         self._children: dict[str, ProcessIdentity] = {}
         self._tags: dict[str, str] = {}
-        self._write_pending = False
+        self._write_handle: asyncio.Handle | None = None  # the scheduled children.json write, if any
         self._failures: dict[Path, str] = {}  # file -> why its last write failed
         self._last_logged: dict[Path, float] = {}
 
@@ -132,24 +133,31 @@ class StateStore:
     def child_gone(self, name: str) -> None:
         self._tags.pop(name, None)
         if self._children.pop(name, None) is not None:
-            self._children_changed()
+            # no hurry: a record of a child that is gone names nothing alive (start times are checked), and
+            # a crash is followed by a respawn whose record is written at once, carrying this too
+            self._children_changed(GONE_WRITE_DELAY_S)
 
     def _children_changed(self, delay_s: float = 0.0) -> None:
-        """Write at the end of this loop iteration: 50 programs spawned together cost one write, not 50."""
+        """Write at the end of this loop iteration (or after ``delay_s``); one write covers every change so far.
+
+        50 programs spawned together cost one write, not 50; an urgent write replaces a delayed one.
+        """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self._write_children()
             return
-        if not self._write_pending:
-            self._write_pending = True
-            if delay_s:
-                loop.call_later(delay_s, self._write_children)
-            else:
-                loop.call_soon(self._write_children)
+        pending = self._write_handle
+        if pending is not None and (delay_s or not isinstance(pending, asyncio.TimerHandle)):
+            return  # a write is already due, no later than this one would be (or covering it)
+        if pending is not None:
+            pending.cancel()
+        self._write_handle = (
+            loop.call_later(delay_s, self._write_children) if delay_s else loop.call_soon(self._write_children)
+        )
 
     def _write_children(self) -> None:
-        self._write_pending = False
+        self._write_handle = None
         data = {name: {**ident.as_dict(), "tag": self._tags.get(name, "")} for name, ident in self._children.items()}
         if not self._write(self.children_file, json.dumps(data) + "\n"):
             self._children_changed(RETRY_DELAY_S)  # keep trying: a stale record is how a program runs twice

@@ -48,7 +48,11 @@ CREATE TABLE IF NOT EXISTS {schema}.file_seen (
 
 
 def file_format(path: Path) -> str | None:
-    """csv, jsonl or parquet by the file's suffix; None for anything else."""
+    """csv, jsonl or parquet by the file's suffix (csv and jsonl also gzipped: ``.csv.gz``); None otherwise."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        inner = file_format(Path(name[:-3]))
+        return inner if inner in ("csv", "jsonl") else None
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return "csv"

@@ -13,11 +13,13 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import gzip
 import hashlib
+import io
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from foss_supervisor.pipeline.context import StepContext
 from foss_supervisor.pipeline.ledger import discover, pending_files, set_file_status
@@ -52,14 +54,22 @@ class FileScan:
         self.python_reader_reason = python_reader_reason
 
 
+def _open_raw(path: Path) -> BinaryIO:
+    """The file's bytes, gunzipped on the fly for ``*.gz`` (DuckDB's readers do the same by extension)."""
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
 def scan_file(path: Path) -> FileScan:
-    """Hash a file in chunks and note anything that would make DuckDB's line reader renumber lines."""
+    """Hash a file's content in chunks (uncompressed, so ``a.csv`` and ``a.csv.gz`` are one content) and note
+    anything that would make DuckDB's line reader renumber lines."""
     h = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     reason: str | None = None
     size = 0
     tail = b""
-    with path.open("rb") as f:
+    with _open_raw(path) as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
             size += len(chunk)
@@ -170,7 +180,7 @@ FROM (
 
 
 def _read_header(path: Path) -> list[str]:
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as f:
+    with io.TextIOWrapper(_open_raw(path), encoding="utf-8", errors="replace", newline="") as f:
         first = f.readline().lstrip("\ufeff").rstrip("\r\n")
     try:
         row = next(csv.reader([first]))
@@ -222,7 +232,8 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
                 " quote = '', escape = '', auto_detect = false, strict_mode = false) WITH ORDINALITY AS x(line, n)"
             )
         else:
-            text = path.read_bytes().decode("utf-8", errors="replace")
+            with _open_raw(path) as raw:
+                text = raw.read().decode("utf-8", errors="replace")
             lines = text.split("\n")
             if lines and lines[-1] == "":
                 lines.pop()

@@ -25,7 +25,7 @@ __all__ = [
 ]  # fmt: skip
 
 #: landing files a pipeline reads unless it declares ``patterns`` (the watcher honours the same list)
-DEFAULT_PATTERNS = ("*.csv", "*.jsonl", "*.ndjson", "*.parquet")
+DEFAULT_PATTERNS = ("*.csv", "*.jsonl", "*.ndjson", "*.parquet", "*.csv.gz", "*.jsonl.gz", "*.ndjson.gz")
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _CREATE_SCHEMA_RE = re.compile(r"\bCREATE\s+SCHEMA\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?([A-Za-z_][A-Za-z0-9_]*)", re.I)
 

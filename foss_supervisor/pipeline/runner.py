@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import re
 import secrets
 import sys
 import time
@@ -26,13 +25,11 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from foss_supervisor.pipeline.client import QueryResult, WorkerClient
 from foss_supervisor.pipeline.errors import (
     PipelineBusyError,
     PipelineConfigError,
     PipelineError,
-    QueryFailedError,
-    QueryRefusedError,
-    QueryTimeoutError,
     UnknownPipelineError,
     WorkerCrashedError,
     WorkerError,
@@ -69,28 +66,6 @@ class StepAttemptError(Exception):
 
 class StepTimeoutError(Exception):
     """A step ran past its timeout_s; the worker was killed."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class QueryResult:
-    """Answer of a read-only query; ``truncated`` says rows were cut at max_rows."""
-
-    columns: tuple[str, ...]
-    types: tuple[str, ...]
-    rows: tuple[tuple[Any, ...], ...]
-    truncated: bool
-    elapsed_s: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON form for the API and ``--json``."""
-        return {
-            "columns": list(self.columns),
-            "types": list(self.types),
-            "rows": [list(r) for r in self.rows],
-            "row_count": len(self.rows),
-            "truncated": self.truncated,
-            "elapsed_s": self.elapsed_s,
-        }
 
 
 # ------------------------------------------------------------------------------------------- runner
@@ -173,6 +148,7 @@ class PipelineRunner:
         self.export_dir = state_dir / "exports"
         #: where a pipeline's ``publish`` tables go after each good run: <warehouse folder>/published/<pipeline>/
         self.publish_dir = self.db_path.parent / "published"
+        self._client = WorkerClient(self._ensure_worker)
         self._on_event = on_event
         self._worker_env = dict(worker_env or {})
         self._memory_limit = memory_limit
@@ -357,32 +333,12 @@ class PipelineRunner:
         return True
 
     async def query(self, sql: str, *, max_rows: int = 1000, timeout_s: float = 10.0) -> QueryResult:
-        """Run one read-only query in the worker (raises QueryRefusedError/QueryTimeoutError/QueryFailedError)."""
-        max_rows = max(1, min(int(max_rows), 100_000))
-        timeout_s = max(0.05, min(float(timeout_s), 600.0))
-        worker = await self._ensure_worker()
-        _, fut = worker.send("query", {"sql": sql, "max_rows": max_rows, "timeout_s": timeout_s})
-        try:
-            # The worker interrupts the query itself; the extra margin only covers a worker that hangs.
-            reply = await asyncio.wait_for(fut, timeout_s + 10.0)
-        except TimeoutError:
-            raise QueryTimeoutError(f"no answer from the worker within {timeout_s + 10.0:g} s") from None
-        if reply.get("ok"):
-            r = reply["result"]
-            return QueryResult(
-                columns=tuple(r["columns"]),
-                types=tuple(r["types"]),
-                rows=tuple(tuple(row) for row in r["rows"]),
-                truncated=bool(r["truncated"]),
-                elapsed_s=float(r["elapsed_s"]),
-            )
-        err = reply.get("error") or {}
-        kind, message = err.get("kind"), str(err.get("message", "query failed"))
-        if kind == "query_refused":
-            raise QueryRefusedError(message)
-        if kind == "query_timeout":
-            raise QueryTimeoutError(message)
-        raise QueryFailedError(message)
+        """Run one read-only query in the worker (see WorkerClient.query)."""
+        return await self._client.query(sql, max_rows=max_rows, timeout_s=timeout_s)
+
+    async def export(self, table: str, fmt: str, *, timeout_s: float = 3600.0) -> dict[str, Any]:
+        """Write a whole table into ``export_dir`` (see WorkerClient.export); the caller owns the file."""
+        return await self._client.export(table, fmt, timeout_s=timeout_s)
 
     async def publish(self, pipeline: str) -> list[dict[str, Any]]:
         """Write every table ``pipeline`` publishes as Parquet into ``publish_dir/<pipeline>/schema.table.parquet``,
@@ -396,38 +352,7 @@ class PipelineRunner:
             max_rows=10_000,
         )
         tables = sorted({*(r[0] for r in listed.rows), *(p for p in spec.publish if "." in p)})
-        return [await self.export(t, "parquet", publish_to=pipeline, name=f"{t}.parquet") for t in tables]
-
-    async def export(
-        self, table: str, fmt: str, *, timeout_s: float = 3600.0, publish_to: str | None = None, name: str | None = None
-    ) -> dict[str, Any]:
-        """Write the whole of ``table`` (schema.table) as csv, parquet or jsonl into ``export_dir``.
-
-        Returns ``{"path", "rows", "bytes", "format"}``; the caller owns (and removes) the file. Raises
-        QueryRefusedError (unknown table or format), QueryTimeoutError, QueryFailedError.
-        """
-        worker = await self._ensure_worker()
-        if name is None:
-            name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', table)[:100]}-{secrets.token_hex(4)}.{re.sub(r'[^a-z]', '', fmt)}"
-        request: dict[str, Any] = {"table": table, "format": fmt, "name": name}
-        if publish_to is not None:
-            request |= {"publish": True, "subdir": publish_to}
-        rid, fut = worker.send("export", request)
-        try:
-            reply = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
-        except TimeoutError:
-            with contextlib.suppress(Exception):
-                worker.send("cancel", {"target": rid})
-            raise QueryTimeoutError(f"export of {table} took longer than {timeout_s:g} s and was interrupted") from None
-        if reply.get("ok"):
-            return dict(reply["result"])
-        err = reply.get("error") or {}
-        kind, message = err.get("kind"), str(err.get("message", "export failed"))
-        if kind == "query_refused":
-            raise QueryRefusedError(message)
-        if kind == "query_timeout":
-            raise QueryTimeoutError(message)
-        raise QueryFailedError(message)
+        return [await self._client.export(t, "parquet", publish_to=pipeline, name=f"{t}.parquet") for t in tables]
 
     # ------------------------------------------------------------------ internals: worker
     def _worker_argv(self) -> list[str]:

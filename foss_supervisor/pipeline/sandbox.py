@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from typing import Any
 
 import duckdb
 
-__all__ = ["Access", "AccessDenied", "StatementRefs", "scan_statement"]
+__all__ = ["Access", "AccessDenied", "GuardedCursor", "StatementRefs", "scan_statement"]
 
 #: schemas every step may read (DuckDB's catalogs and scratch space)
 SYSTEM_SCHEMAS = frozenset({"main", "temp", "information_schema", "pg_catalog"})
@@ -234,3 +235,41 @@ class Access:
                 raise AccessDenied(
                     f"pipeline {self.pipeline!r} may not read {table}: declare it (or its schema) under inputs: {first}"
                 )
+
+
+class GuardedCursor:
+    """A DuckDB cursor whose execute/sql/query first check each statement against the pipeline's Access.
+
+    Python steps get this instead of the bare cursor, so the shipped steps (and any step written with
+    the cursor) stay inside their pipeline's schemas and write no files.
+    """
+
+    def __init__(self, cursor: Any, access: Access) -> None:
+        self._cursor = cursor
+        self._access = access
+
+    def _check(self, sql: str) -> None:
+        for stmt in duckdb.extract_statements(sql):
+            self._access.check(stmt.query)
+
+    def execute(self, query: str, parameters: Any = None) -> GuardedCursor:
+        """Check, then run ``query`` (returns self, so ``.fetchall()`` chains as on a cursor)."""
+        self._check(query)
+        self._cursor.execute(query, parameters)
+        return self
+
+    def executemany(self, query: str, parameters: Any = None) -> GuardedCursor:
+        """Check, then run ``query`` once per parameter set."""
+        self._check(query)
+        self._cursor.executemany(query, parameters)
+        return self
+
+    def sql(self, query: str, **kwargs: Any) -> Any:
+        """Check, then return DuckDB's relation for ``query``."""
+        self._check(query)
+        return self._cursor.sql(query, **kwargs)
+
+    query = sql
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)

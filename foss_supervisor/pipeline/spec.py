@@ -25,6 +25,7 @@ from typing import Any
 
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.checks import Check, evaluate_check, parse_check
+from foss_supervisor.pipeline.dedupe import compile_deduplicate
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.quality import compile_quality
 from foss_supervisor.pipeline.rules import (
@@ -62,12 +63,14 @@ DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_RETRIES = 2
 
 
-class StepKind(enum.Enum):
-    """A step is a SQL script, a Python callable, or declared quality rules (compiled to SQL, quality.py)."""
+class StepKind(enum.StrEnum):
+    """A step is a SQL script, a Python callable, or a declaration compiled to SQL: quality rules (quality.py)
+    or deduplication (dedupe.py)."""
 
     SQL = "sql"
     PYTHON = "python"
     QUALITY = "quality"
+    DEDUPLICATE = "deduplicate"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -367,19 +370,20 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
     try:
         kind = StepKind(kind_raw)
     except ValueError:
-        allowed = "must be 'sql', 'python' or 'quality'"
+        allowed = "must be 'sql', 'python', 'quality' or 'deduplicate'"
         raise PipelineConfigError(file, f"{key}.kind", f"{allowed}, not {kind_raw!r}") from None
 
     sql: str | None = None
     sql_path: Path | None = None
     func: str | None = None
-    if kind is StepKind.QUALITY:
+    if kind in (StepKind.QUALITY, StepKind.DEDUPLICATE):
         for other in ("sql", "callable"):
             if other in raw:
-                raise PipelineConfigError(file, f"{key}.{other}", "a quality step declares params, not sql or callable")
+                raise PipelineConfigError(file, f"{key}.{other}", f"a {kind} step declares params, not sql or callable")
         if not isinstance(raw.get("params"), dict):
-            raise PipelineConfigError(file, f"{key}.params", "a quality step declares source, valid, rejected, columns")
-        sql = compile_quality(raw["params"], file=file, key=f"{key}.params")
+            raise PipelineConfigError(file, f"{key}.params", f"a {kind} step declares its tables and columns in params")
+        compile_step = compile_quality if kind is StepKind.QUALITY else compile_deduplicate
+        sql = compile_step(raw["params"], file=file, key=f"{key}.params")
     elif kind is StepKind.SQL:
         if "callable" in raw:
             raise PipelineConfigError(file, f"{key}.callable", "only python steps take a callable")

@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 
-class StepState(enum.Enum):
+class StepState(enum.StrEnum):
     """Where one step of one run is; each has an icon and a word so colour is never the only signal."""
 
     PENDING = "pending"
@@ -101,7 +101,7 @@ def check_step_transition(old: StepState, new: StepState) -> None:
         raise IllegalTransitionError(f"illegal step transition {old.value} -> {new.value}")
 
 
-class RunStatus(enum.Enum):
+class RunStatus(enum.StrEnum):
     """Outcome of a whole run."""
 
     RUNNING = "running"
@@ -115,7 +115,7 @@ class RunStatus(enum.Enum):
     SKIPPED = "skipped"
 
 
-class RunMode(enum.Enum):
+class RunMode(enum.StrEnum):
     """A normal run ingests new files; a replay re-validates the quarantine instead."""
 
     RUN = "run"

@@ -37,10 +37,10 @@ from foss_supervisor.pipeline.errors import QueryError, QueryRefusedError, Query
 from foss_supervisor.pipeline.ledger import ledger_ddl  # noqa: E402
 from foss_supervisor.pipeline.protocol import decode, encode, to_jsonable  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
-from foss_supervisor.pipeline.sandbox import Access, AccessDenied  # noqa: E402
+from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check  # noqa: E402
 
-__all__ = ["GuardedCursor", "StepFailure", "Worker", "main", "open_database"]
+__all__ = ["StepFailure", "Worker", "main", "open_database"]
 
 _IMPORT_S = time.perf_counter() - _T0
 _NO_FILES = "No files found that match the pattern"
@@ -55,44 +55,6 @@ class StepFailure(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
-
-
-class GuardedCursor:
-    """A DuckDB cursor whose execute/sql/query first check each statement against the pipeline's Access.
-
-    Python steps get this instead of the bare cursor, so the shipped steps (and any step written with
-    the cursor) stay inside their pipeline's schemas and write no files.
-    """
-
-    def __init__(self, cursor: Any, access: Access) -> None:
-        self._cursor = cursor
-        self._access = access
-
-    def _check(self, sql: str) -> None:
-        for stmt in duckdb.extract_statements(sql):
-            self._access.check(stmt.query)
-
-    def execute(self, query: str, parameters: Any = None) -> GuardedCursor:
-        """Check, then run ``query`` (returns self, so ``.fetchall()`` chains as on a cursor)."""
-        self._check(query)
-        self._cursor.execute(query, parameters)
-        return self
-
-    def executemany(self, query: str, parameters: Any = None) -> GuardedCursor:
-        """Check, then run ``query`` once per parameter set."""
-        self._check(query)
-        self._cursor.executemany(query, parameters)
-        return self
-
-    def sql(self, query: str, **kwargs: Any) -> Any:
-        """Check, then return DuckDB's relation for ``query``."""
-        self._check(query)
-        return self._cursor.sql(query, **kwargs)
-
-    query = sql
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cursor, name)
 
 
 def _access(message: Mapping[str, Any]) -> Access:

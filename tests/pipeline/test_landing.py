@@ -72,3 +72,33 @@ async def test_a_missing_file_outside_landing_is_still_an_error(
     runner = await runners.open([load_pipeline(tmp_path / "refs.yaml")], ws["state"])
     rec = await asyncio.wait_for(runner.run("refs"), 60)
     assert rec.status is RunStatus.FAILED and str(rec.step("ref").error).startswith("sql_error:")
+
+
+async def test_gzipped_csv_and_jsonl_are_read_like_plain_ones(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    import gzip
+
+    ws = workspace
+    doc = {
+        "name": "gz",
+        "folders": {"landing": str(ws["landing"]), "reference": str(ws["reference"]), "warehouse": str(ws["db"])},
+        "steps": [
+            {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
+            {"name": "ingest", "kind": "python", "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+             "depends_on": ["discover"], "params": {"table": "gz_bronze.raw", "columns": ["id", "v"]}},
+        ],
+    }  # fmt: skip
+    (tmp_path / "gz.yaml").write_text(yaml.safe_dump(doc))
+    spec = load_pipeline(tmp_path / "gz.yaml")
+    assert "*.csv.gz" in spec.patterns and spec.schemas == {"gz_meta", "gz_bronze"}
+    runner = await runners.open([spec], ws["state"])
+    csv_text = "id,v\n1,a\n2,b\n3,c\n"
+    (ws["landing"] / "a.csv.gz").write_bytes(gzip.compress(csv_text.encode()))
+    (ws["landing"] / "b.jsonl.gz").write_bytes(gzip.compress(b'{"id": "4", "v": "d"}\n{"id": "5", "v": "e"}\n'))
+    (ws["landing"] / "c.csv").write_text(csv_text)  # the same content as a.csv.gz: ingested once
+    rec = await asyncio.wait_for(runner.run("gz"), 60)
+    assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
+    assert rec.step("discover").metrics["new_files"] == 2 and rec.step("ingest").rows_out == 5
+    rows = await runner.query("SELECT id, v, _parse_error FROM gz_bronze.raw ORDER BY id")
+    assert [list(r) for r in rows.rows] == [[str(i), c, None] for i, c in enumerate("abcde", 1)]

@@ -126,3 +126,48 @@ def test_rule_errors_name_the_key_and_line(
     with pytest.raises(PipelineConfigError) as info:
         load_pipeline(path)
     assert info.value.key == key and reason in info.value.reason and info.value.line is not None, info.value
+
+
+async def test_deduplicate_keeps_the_latest_row_per_key_across_batches(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    ws = workspace
+    doc = {
+        "name": "d",
+        "folders": {"landing": str(ws["landing"]), "reference": str(ws["reference"]), "warehouse": str(ws["db"])},
+        "schemas": ["d_meta", "d_bronze", "d_silver"],
+        "setup": "setup.sql",
+        "steps": [
+            {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
+            {"name": "ingest", "kind": "python", "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+             "depends_on": ["discover"], "params": {"table": "d_bronze.raw", "columns": ["id", "grp", "ts", "v"]}},
+            {"name": "dedupe", "kind": "deduplicate", "depends_on": ["ingest"],
+             "params": {"source": "d_bronze.raw", "target": "d_silver.current", "superseded": "d_silver.old",
+                        "key": ["id", "grp"], "order_by": ["ts"]}},
+        ],
+        "checks": ["dedupe.rows_in + dedupe.replaced == dedupe.kept + dedupe.superseded"],
+    }  # fmt: skip
+    (tmp_path / "setup.sql").write_text("CREATE SCHEMA IF NOT EXISTS d_silver;")
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    spec = load_pipeline(tmp_path / "d.yaml")
+    assert [r for r in validate_spec(spec) if r.status != "ok"] == []
+    runner = await runners.open([spec], ws["state"])
+
+    async def table(name: str) -> list[list[str]]:
+        return sorted([list(r) for r in (await runner.query(f"SELECT id, v FROM d_silver.{name}")).rows])
+
+    (ws["landing"] / "1.csv").write_text(
+        "id,grp,ts,v\n1,x,2024-01-01,a\n1,x,2024-01-03,b\n2,x,2024-01-02,c\n3,x,,d\n3,x,2024-01-01,e\n"
+    )
+    rec = await asyncio.wait_for(runner.run("d"), 60)
+    assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
+    m = rec.step("dedupe").metrics
+    assert (m["rows_in"], m["kept"], m["replaced"], m["superseded"]) == (5, 3, 0, 2)
+    assert await table("current") == [["1", "b"], ["2", "c"], ["3", "e"]]  # a missing ts loses
+
+    (ws["landing"] / "2.csv").write_text("id,grp,ts,v\n1,x,2024-01-02,f\n2,x,2024-01-05,g\n4,x,2024-01-01,h\n")
+    rec = await asyncio.wait_for(runner.run("d"), 60)
+    m = rec.step("dedupe").metrics
+    assert (m["rows_in"], m["kept"], m["replaced"], m["superseded"]) == (3, 2, 1, 2)
+    assert await table("current") == [["1", "b"], ["2", "g"], ["3", "e"], ["4", "h"]]
+    assert await table("old") == [["1", "a"], ["1", "f"], ["2", "c"], ["3", "d"]]

@@ -68,7 +68,7 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
         (lambda d: d.pop("name"), "name", "is required"),
         (lambda d: d["steps"][0].update(sql="missing.sql"), "steps.a.sql", "cannot read SQL file"),
         (lambda d: d["steps"][0].update(depends_on=["nope"]), "steps.a.depends_on", "unknown step 'nope'"),
-        (lambda d: d["steps"][0].update(kind="shell"), "steps.a.kind", "must be 'sql', 'python' or 'quality'"),
+        (lambda d: d["steps"][0].update(kind="shell"), "steps.a.kind", "'quality' or 'deduplicate'"),
         (lambda d: d["steps"][0].update(timeout_s=-1), "steps.a.timeout_s", "must be a number of seconds > 0"),
         (lambda d: d["steps"][0].update(retries="many"), "steps.a.retries", "must be an integer"),
         (lambda d: d["steps"][0].update(modes=["sometimes"]), "steps.a.modes", "allowed values are run, replay"),

@@ -1,0 +1,96 @@
+# ruff: noqa: S608  (this module writes SQL: every identifier is checked against a strict pattern first)
+"""Deduplication declared in YAML (``kind: deduplicate``), compiled to step SQL like quality rules.
+
+::
+
+    - name: dedupe
+      kind: deduplicate
+      depends_on: [check]
+      params:
+        source: trips_silver.trips_valid     # rows to merge: those whose row_id is above every one seen
+        target: trips_silver.trips           # one row per key: the latest by order_by
+        superseded: trips_silver.trips_superseded  # rows that lost (optional; else they are only counted)
+        key: [trip_id]                       # the business key
+        order_by: [updated_at]               # latest wins; ties go to the row ingested last (row_id)
+        row_id: _row_id                      # an increasing, unique column (default _row_id)
+
+New rows compete with each other and with the target's current row of the same key; the winner is in the
+target afterwards, every loser (new, or a current row replaced) goes to ``superseded``. Metrics: rows_in
+(new rows), rows_out and kept (new rows that are now current), replaced (current rows that lost), superseded
+(all losers); rows_in + replaced == kept + superseded. This module only writes SQL text (no DuckDB).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from foss_supervisor.pipeline.errors import PipelineConfigError
+
+__all__ = ["compile_deduplicate"]
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_ORDER = re.compile(r"^([a-z_][a-z0-9_]*)(?:\s+(asc|desc))?$", re.I)
+_PARAMS = {"source", "target", "superseded", "key", "order_by", "row_id"}
+
+
+def _columns(value: Any, file: str, key: str, pattern: re.Pattern[str]) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and pattern.match(v) for v in value):
+        raise PipelineConfigError(file, key, "must be a column name or a non-empty list of them")
+    return value
+
+
+def compile_deduplicate(params: Mapping[str, Any], *, file: str, key: str) -> str:
+    """The step SQL for ``params`` (see the module docstring); PipelineConfigError names the bad key."""
+    unknown = sorted(set(params) - _PARAMS)
+    if unknown:
+        raise PipelineConfigError(file, f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_PARAMS))})")
+    tables: dict[str, str] = {}
+    for name in ("source", "target", "superseded"):
+        value = params.get(name)
+        if value is None and name == "superseded":
+            continue
+        if not isinstance(value, str) or not _TABLE.match(value):
+            raise PipelineConfigError(file, f"{key}.{name}", "must be a lower-case schema.table name")
+        tables[name] = value
+    keys = _columns(params.get("key"), file, f"{key}.key", _IDENT)
+    order = [
+        f"{m[1]} {(m[2] or 'desc').upper()} NULLS LAST"
+        for m in (_ORDER.match(o) for o in _columns(params.get("order_by", []) or ["_row_id"], file,
+                                                   f"{key}.order_by", _ORDER))
+        if m
+    ]  # fmt: skip
+    row_id = params.get("row_id", "_row_id")
+    if not isinstance(row_id, str) or not _IDENT.match(row_id):
+        raise PipelineConfigError(file, f"{key}.row_id", "must be a column name")
+    src, target = tables["source"], tables["target"]
+    part = ", ".join(keys)
+    seen = f"SELECT {row_id} FROM {target}"
+    create_lost = insert_lost = ""
+    if "superseded" in tables:
+        lost = tables["superseded"]
+        seen += f" UNION ALL SELECT {row_id} FROM {lost}"
+        create_lost = f"CREATE TABLE IF NOT EXISTS {lost} AS SELECT * FROM {src} WHERE false;\n"
+        insert_lost = f"INSERT INTO {lost} BY NAME SELECT * EXCLUDE (_rank, _current) FROM _ranked WHERE _rank > 1;\n"
+    return f"""-- compiled from the deduplicate declaration of this step
+CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {src} WHERE false;
+{create_lost}SET VARIABLE d_from = (SELECT max({row_id}) FROM ({seen}));
+CREATE TEMP TABLE _new AS SELECT * FROM {src} WHERE getvariable('d_from') IS NULL OR {row_id} > getvariable('d_from');
+CREATE TEMP TABLE _ranked AS
+SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY {", ".join(order)}, {row_id} DESC) AS _rank
+FROM (SELECT *, false AS _current FROM _new
+      UNION ALL BY NAME
+      SELECT *, true AS _current FROM {target} WHERE ({part}) IN (SELECT ({part}) FROM _new));
+{insert_lost}DELETE FROM {target} WHERE {row_id} IN (SELECT {row_id} FROM _ranked WHERE _current AND _rank > 1);
+INSERT INTO {target} BY NAME SELECT * EXCLUDE (_rank, _current) FROM _ranked WHERE _rank = 1 AND NOT _current;
+SELECT (SELECT count(*) FROM _new) AS rows_in,
+       count(*) FILTER (WHERE _rank = 1 AND NOT _current) AS rows_out,
+       count(*) FILTER (WHERE _rank = 1 AND NOT _current) AS kept,
+       count(*) FILTER (WHERE _rank > 1 AND _current) AS replaced,
+       count(*) FILTER (WHERE _rank > 1) AS superseded
+FROM _ranked;
+"""
