@@ -13,33 +13,18 @@ import dataclasses
 import enum
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from foss_supervisor.commands import CommandContext, command
 from foss_supervisor.config import parse_config
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused
-from foss_supervisor.redact import REDACTED, looks_secret, redact_env
+from foss_supervisor.redact import redact_argv, redact_env
 from foss_supervisor.resources import default_config_path
 from foss_supervisor.yamlload import MAX_FILE_BYTES
 
-__all__ = ["config_file", "config_show", "config_write", "pipeline_sources", "redact_argv"]
-
-
-def redact_argv(argv: Sequence[str]) -> list[str]:
-    """A command line with the values of secret-looking options replaced: ``--password=x``,
-    ``--api-token x`` and ``DB_PASSWORD=x`` show ``***`` where the value was."""
-    out: list[str] = []
-    for arg in argv:
-        name, eq, _ = arg.partition("=")
-        if eq and looks_secret(name.lstrip("-")):
-            out.append(f"{name}={REDACTED}")
-        elif out and out[-1].startswith("-") and "=" not in out[-1] and looks_secret(out[-1].lstrip("-")):
-            out.append(REDACTED)
-        else:
-            out.append(arg)
-    return out
+__all__ = ["config_file", "config_show", "config_write", "pipeline_sources"]
 
 
 def _plain_config(value: Any, key: str = "") -> Any:
