@@ -202,3 +202,14 @@ def test_pages_with_two_pipelines_of_different_shapes(daemon: DaemonHandle) -> N
     [table] = [t["name"] for t in json.loads(body)["tables"]["trips_gold"]][:1]
     status, _, body = get(daemon.port, f"/data-browser/trips_gold.{table}?format=json")
     assert status == 200 and json.loads(body)["total"] == 0
+
+
+def test_config_page_shows_each_pipelines_yaml_and_sql(ran: tuple[DaemonHandle, dict[str, Any]]) -> None:
+    d, _ = ran
+    status, _, html = get(d.port, "/config", {"Accept": "text/html"})
+    assert status == 200 and b"Pipeline orders" in html and b"name: orders" in html
+    assert b"step 3: validate (sql)" in html and b"SELECT" in html
+    assert b"foss_supervisor.pipeline.orders_steps:discover" in html or b"discover (python)" in html
+    status, _, body = get(d.port, "/config?format=json")
+    [orders] = json.loads(body)["pipelines"]
+    assert [s["name"] for s in orders["steps"]][:3] == ["discover", "ingest", "validate"]
