@@ -7,6 +7,7 @@ import itertools
 import json
 import shutil
 
+import psutil
 import pytest
 from conftest import DaemonHandle, wait_for
 
@@ -62,6 +63,20 @@ def test_landed_files_trigger_a_run_and_cli_follows_another(pipeline_daemon: Dae
     # nothing new landed: the second run ingested nothing and gold is unchanged
     second = {s["name"]: s for s in runs[0]["steps"]}
     assert second["ingest"]["rows_out"] == 0
+
+
+def test_status_shows_the_pipeline_worker(pipeline_daemon: DaemonHandle) -> None:
+    d = pipeline_daemon
+    worker = wait_for(lambda: (w := json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"])["pid"] and w,
+                      30, "the worker in status --json")  # fmt: skip
+    assert worker["state"] == "running" and worker["active_runs"] == [] and worker["starts"] == 1
+    proc = psutil.Process(worker["pid"])  # the real worker: a live child of the daemon, its memory as the OS says
+    assert proc.ppid() == d.read_pid() and "foss_supervisor.pipeline.worker" in " ".join(proc.cmdline())
+    assert worker["rss_bytes"] > 0 and worker["uptime_s"] >= 0
+    plain = d.cli("status")
+    assert plain.returncode == 0, plain.stderr
+    [line] = [ln for ln in plain.stdout.splitlines() if ln.startswith("pipeline worker")]
+    assert f"pid {worker['pid']}  running (idle)  up " in line and line.endswith(" MiB")
 
 
 def test_query_command_reads_gold_and_refuses_writes(pipeline_daemon: DaemonHandle) -> None:
