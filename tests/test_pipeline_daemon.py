@@ -50,7 +50,7 @@ def test_landed_files_trigger_a_run_and_cli_follows_another(pipeline_daemon: Dae
                    "run triggered by the landed files")  # fmt: skip
     assert run["trigger"] == "files_landed" and run["status"] == "succeeded"
     steps = {s["name"]: s for s in run["steps"]}
-    assert list(steps) == ["discover", "ingest", "validate", "quarantine", "deduplicate", "standardize", "enrich",
+    assert list(steps) == ["discover", "ingest", "reference", "validate", "quarantine", "deduplicate", "enrich",
                            "aggregate", "report"]  # fmt: skip
     assert steps["ingest"]["rows_out"] == steps["validate"]["rows_in"] > 3000  # re-sent orders and bad lines too
 
