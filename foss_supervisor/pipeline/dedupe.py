@@ -68,30 +68,31 @@ def compile_deduplicate(params: Mapping[str, Any], *, file: str, key: str) -> st
     row_id = params.get("row_id", "_row_id")
     if not isinstance(row_id, str) or not _IDENT.match(row_id):
         raise PipelineConfigError(file, f"{key}.row_id", "must be a column name")
-    src, target = tables["source"], tables["target"]
+    src, target, lost = tables["source"], tables["target"], tables["superseded"]
     part = ", ".join(keys)
-    lost = tables["superseded"]
+    # rows are ranked on these columns only (a window over whole rows moves every column through the sort)
+    thin = ", ".join(dict.fromkeys([*keys, *(o.split()[0] for o in order), row_id]))
     seen = f"SELECT {row_id} FROM {target} UNION ALL SELECT {row_id} FROM {lost}"
-    create_lost = (
-        f"CREATE TABLE IF NOT EXISTS {lost} AS SELECT *, NULL::VARCHAR AS was,"
-        f" NULL::BIGINT AS superseded_by FROM {src} WHERE false;\n"
-    )
-    insert_lost = (
-        f"INSERT INTO {lost} BY NAME SELECT * EXCLUDE (_rank, _current, _winner),"
-        " CASE WHEN _current THEN 'current' ELSE 'new' END AS was, _winner AS superseded_by"
-        " FROM _ranked WHERE _rank > 1;\n"
-    )
     return f"""-- compiled from the deduplicate declaration of this step
 CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {src} WHERE false;
-{create_lost}CREATE TEMP TABLE _new AS SELECT * FROM {src} WHERE {row_id} NOT IN ({seen});
+CREATE TABLE IF NOT EXISTS {lost} AS
+SELECT *, NULL::VARCHAR AS was, NULL::BIGINT AS superseded_by FROM {src} WHERE false;
+CREATE TEMP TABLE _new AS SELECT {thin} FROM {src} WHERE {row_id} NOT IN ({seen});
 CREATE TEMP TABLE _ranked AS
-SELECT *, row_number() OVER w AS _rank, first_value({row_id}) OVER w AS _winner
-FROM (SELECT *, false AS _current FROM _new
-      UNION ALL BY NAME
-      SELECT *, true AS _current FROM {target} WHERE ({part}) IN (SELECT ({part}) FROM _new))
+SELECT {row_id}, _current, row_number() OVER w AS _rank, first_value({row_id}) OVER w AS _winner
+FROM (SELECT {thin}, false AS _current FROM _new
+      UNION ALL
+      SELECT {thin}, true AS _current FROM {target} WHERE ({part}) IN (SELECT ({part}) FROM _new))
 WINDOW w AS (PARTITION BY {part} ORDER BY {", ".join(order)}, {row_id} DESC);
-{insert_lost}DELETE FROM {target} WHERE {row_id} IN (SELECT {row_id} FROM _ranked WHERE _current AND _rank > 1);
-INSERT INTO {target} BY NAME SELECT * EXCLUDE (_rank, _current, _winner) FROM _ranked WHERE _rank = 1 AND NOT _current;
+INSERT INTO {lost} BY NAME
+SELECT s.*, 'new' AS was, r._winner AS superseded_by
+FROM {src} s JOIN _ranked r ON r.{row_id} = s.{row_id} WHERE r._rank > 1 AND NOT r._current
+UNION ALL BY NAME
+SELECT t.*, 'current' AS was, r._winner AS superseded_by
+FROM {target} t JOIN _ranked r ON r.{row_id} = t.{row_id} WHERE r._rank > 1 AND r._current;
+DELETE FROM {target} WHERE {row_id} IN (SELECT {row_id} FROM _ranked WHERE _current AND _rank > 1);
+INSERT INTO {target} BY NAME
+SELECT * FROM {src} WHERE {row_id} IN (SELECT {row_id} FROM _ranked WHERE _rank = 1 AND NOT _current);
 SELECT (SELECT count(*) FROM _new) AS rows_in,
        count(*) FILTER (WHERE _rank = 1 AND NOT _current) AS rows_out,
        count(*) FILTER (WHERE _rank = 1 AND NOT _current) AS kept,
