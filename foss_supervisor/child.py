@@ -92,6 +92,7 @@ async def _stop(
     killed = False
     if timeout_s > 0:
         signal_group(pid, stop_signal, group=group)
+        signal_group(pid, signal.SIGCONT, group=group)  # a stopped (SIGSTOP) child handles it only once continued
         try:
             async with asyncio.timeout(timeout_s):
                 await asyncio.shield(waiting)

@@ -41,6 +41,7 @@ from foss_supervisor.terminal import (
 
 if TYPE_CHECKING:
     from foss_supervisor.config import Config
+    from foss_supervisor.procinfo import ProcessIdentity
 
 
 class Target(Protocol):
@@ -118,9 +119,10 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
 
     A daemon that had to be SIGKILLed leaves its programs behind: they are stopped here from its
     ``children.json`` record, whole process groups, so ``stop`` never leaves a program running.
+    A stopped daemon (SIGSTOP, state T) is continued first, so it answers and stops its programs itself.
     """
     from foss_supervisor.pidfile import PidFile
-    from foss_supervisor.procinfo import identity_of, terminate, wait_gone
+    from foss_supervisor.procinfo import identity_of, read_stat, terminate, wait_gone
 
     pidfile = PidFile(config.pid_file)
     ident = identity_of(pid) if pid else None
@@ -129,6 +131,11 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
     def gone() -> bool:
         return not pidfile.inspect().locked and (ident is None or not ident.alive())
 
+    stat = read_stat(ident.pid) if ident is not None else None
+    if ident is not None and stat is not None and stat.state in ("T", "t"):
+        say("WARN", f"the daemon (pid {ident.pid}) is stopped (state {stat.state}: SIGSTOP or a debugger); "
+                    "sending SIGCONT so it can stop its programs")  # fmt: skip
+        _continue(ident)
     if graceful:
         try:
             call(config.control_socket, "shutdown", timeout_s=HEALTH_BOUND_S)
@@ -146,7 +153,43 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
         say("INFO", f"pid {ident.pid} {outcome}")
         if outcome == "killed":
             _stop_leftovers(config)
-    return _bounded_poll(gone, 10.0)
+    return _bounded_poll(gone, 10.0) and _programs_gone(config)
+
+
+def _continue(ident: ProcessIdentity) -> None:
+    """SIGCONT to ``ident``, through a pidfd opened before its identity is checked (never a reused PID)."""
+    import signal
+
+    try:
+        fd = os.pidfd_open(ident.pid)
+    except OSError:
+        return
+    try:
+        if ident.alive():
+            signal.pidfd_send_signal(fd, signal.SIGCONT)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _programs_gone(config: Config) -> bool:
+    """After the daemon exited: is nothing it recorded still running? Stops what is; says what stays."""
+    from foss_supervisor.instance import leftover_processes
+    from foss_supervisor.statestore import StateStore
+
+    recorded = StateStore(config.state_dir).leftovers()
+
+    def left() -> list[int]:  # their groups, sessions and spawn tags, each checked by start time
+        return sorted(m.pid for members in leftover_processes(recorded).values() for m in members)
+
+    if not left():
+        return True
+    _stop_leftovers(config)
+    if still := left():
+        say("ERROR", f"programs of the stopped daemon are still running: pids {', '.join(map(str, still[:20]))}")
+        return False
+    return True
 
 
 def _stop_leftovers(config: Config) -> None:

@@ -20,17 +20,19 @@ from typing import Any
 from foss_supervisor.commands import CommandContext, command
 from foss_supervisor.config import parse_config
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused
-from foss_supervisor.redact import redact_env
+from foss_supervisor.redact import redact_argv, redact_env
 from foss_supervisor.resources import default_config_path
 from foss_supervisor.yamlload import MAX_FILE_BYTES
 
-__all__ = ["config_file", "config_show", "config_write"]
+__all__ = ["config_file", "config_show", "config_write", "pipeline_sources"]
 
 
 def _plain_config(value: Any, key: str = "") -> Any:
-    """Config dataclasses as JSON-able data; ``env`` maps redacted."""
+    """Config dataclasses as JSON-able data; ``env`` maps and command lines redacted."""
     if key == "env" and isinstance(value, Mapping):
         return redact_env(value)
+    if key == "command" and isinstance(value, list | tuple):
+        return redact_argv(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain_config(getattr(value, f.name), f.name) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
@@ -117,3 +119,21 @@ async def config_write(ctx: CommandContext, text: str, dry_run: bool) -> dict[st
     previous = await asyncio.to_thread(_write_keeping_previous, path, text)
     result = await ctx.reload(False)
     return {"dry_run": False, "file": str(path), "plan": result, "previous": str(previous)}
+
+
+@command("pipeline_sources", name=(str, ...))
+async def pipeline_sources(ctx: CommandContext, name: str) -> dict[str, Any]:
+    """A pipeline's definition as loaded: its YAML file, its setup SQL and every step's SQL or callable.
+
+    Returns ``{"name", "file", "yaml": str, "setup_sql": str|None, "steps": [{"name", "kind", "file",
+    "sql", "callable", "depends_on"}]}``.
+    """
+    if ctx.pipelines is None:
+        raise CommandError("no pipelines are configured (see pipelines: in the config)")
+    spec = ctx.pipelines.specs.get(name)
+    if spec is None:
+        raise CommandError(f"no such pipeline: {name!r}; known: {', '.join(ctx.pipelines.specs)}")
+    yaml_text = await asyncio.to_thread(spec.path.read_text, encoding="utf-8")
+    steps = [{"name": s.name, "kind": _plain_config(s.kind), "file": str(s.sql_path) if s.sql_path else None,
+              "sql": s.sql, "callable": s.callable, "depends_on": list(s.depends_on)} for s in spec.steps]  # fmt: skip
+    return {"name": name, "file": str(spec.path), "yaml": yaml_text, "setup_sql": spec.setup_sql, "steps": steps}

@@ -47,6 +47,7 @@ from foss_supervisor.sdnotify import (
 from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 from foss_supervisor.supervisor import Supervisor
+from foss_supervisor.writefailures import WriteFailures
 
 __all__ = [
     "Daemon",
@@ -116,15 +117,17 @@ class Daemon:
     """The running daemon; it is the :class:`~foss_supervisor.commands.CommandContext` of its commands."""
 
     def __init__(self, config: Config, dashboard_socket: socket.socket | None,
-                 notifier: Notifier | None = None, watchdog_s: float | None = None) -> None:  # fmt: skip
+                 notifier: Notifier | None = None, watchdog_s: float | None = None,
+                 write_failures: WriteFailures | None = None) -> None:  # fmt: skip
         self._config = config
         self.bus = EventBus()
         self.bus.on(log_event)
         self.bus.on(log_pipeline_event)
+        self.write_failures = write_failures or WriteFailures()  # state files, program logs, the daemon log
+        self.store = StateStore(config.state_dir, self.write_failures)
         self.containment = Containment(self._owned_by_watcher)
-        self.store = StateStore(config.state_dir)
         self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
-        self.pipelines = _pipeline_service(config, self.bus)
+        self.pipelines = _pipeline_service(config, self.bus, self.write_failures)
         self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables)
         self.bus.on(self.hooks.offer)  # hooks only enqueue here; their workers deliver in the background
         self.started_at = time.time()
@@ -136,6 +139,7 @@ class Daemon:
         self._watchdog_s = watchdog_s
         self._watcher: OwningChildWatcher | None = None
         self._problems: list[str] = []
+        self._reload_refused = ""  # why the last reload was refused, until one succeeds
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
 
     def _selectables(self) -> tuple[list[str], dict[str, list[str]], Mapping[str, tuple[str, ...]]]:
@@ -168,6 +172,23 @@ class Daemon:
         self._shutdown.set()
 
     async def reload(self, dry_run: bool, replicas: Mapping[str, int] | None = None) -> dict[str, Any]:
+        """Apply the config file again (``dry_run``: only say what would change); returns the plan.
+
+        A refused reload (:class:`ConfigRefused`, or pipelines refused as :class:`CommandError`) keeps
+        the running config and, unless ``dry_run``, stays in :attr:`problems` (``status``, ``/health``)
+        until a reload succeeds.
+        """
+        try:
+            result = await self._reload(dry_run, replicas)
+        except CommandError as exc:
+            if not dry_run:
+                self._reload_refused = f"last reload refused: {exc}"
+            raise
+        if not dry_run:
+            self._reload_refused = ""
+        return result
+
+    async def _reload(self, dry_run: bool, replicas: Mapping[str, int] | None) -> dict[str, Any]:
         try:
             new = await asyncio.to_thread(load_config, self._config.source, None, replicas)
         except ConfigError as exc:
@@ -205,8 +226,9 @@ class Daemon:
 
     @property
     def problems(self) -> list[str]:
-        """Daemon-level errors an operator must see (a subsystem that failed, state that cannot be written)."""
-        return [*self._problems, *self.store.problems]
+        """Daemon-level errors an operator must see (a subsystem that failed, a file that cannot be written)."""
+        refused = [self._reload_refused] if self._reload_refused else []
+        return [*self._problems, *refused, *self.write_failures.problems]
 
     def _subsystem_failed(self, name: str, exc: BaseException) -> None:
         log.error("subsystem_failed", subsystem=name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
@@ -302,13 +324,13 @@ class Daemon:
         return await serve(self, self.bus, token, self._dashboard_socket)
 
 
-def _pipeline_service(config: Config, bus: EventBus) -> PipelineService | None:
+def _pipeline_service(config: Config, bus: EventBus, write_failures: WriteFailures) -> PipelineService | None:
     """The pipelines, imported only when some are configured (a daemon without them starts faster)."""
     if not config.pipelines:
         return None
     from foss_supervisor.pipeline_service import PipelineService
 
-    return PipelineService(config, bus)
+    return PipelineService(config, bus, write_failures)
 
 
 def open_files_shortfall(programs: int) -> str | None:
@@ -372,10 +394,12 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
     watchdog_s = watchdog_interval_s()
     activated = listen_sockets()
     strip_systemd_environ(os.environ)
+    write_failures = WriteFailures()
     try:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         configure_logging(config.state_dir / "foss-supervisor.log", debug=config.debug, stderr=stderr_logs,
-                          max_bytes=config.log_max_bytes, backups=config.log_backups)  # fmt: skip
+                          max_bytes=config.log_max_bytes, backups=config.log_backups,
+                          write_failures=write_failures)  # fmt: skip
     except OSError as exc:
         raise DaemonError(f"cannot use the state dir {config.state_dir}: {exc}") from None
     raise_open_files_limit()
@@ -405,6 +429,6 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
         log.info("daemon_starting", pid=os.getpid(), config=str(config.source), state_dir=str(config.state_dir),
                  dashboard=config.dashboard_url)  # fmt: skip
         with sock:
-            return asyncio.run(Daemon(config, sock, notifier, watchdog_s).run())
+            return asyncio.run(Daemon(config, sock, notifier, watchdog_s, write_failures).run())
     finally:
         pidfile.release()

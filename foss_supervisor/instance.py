@@ -131,6 +131,29 @@ def inspect_instance(pid: int, grace_s: float = STARTING_GRACE_S, ping_timeout_s
         delay = min(delay * 2, 0.5)
 
 
+PORT_RELEASE_S = 2.0  # how long a stopped holder's port may take to become free
+
+
+def _try_bind(host: str, port: int) -> socket.socket | None:
+    """A listening, non-blocking socket on ``host:port``; None while the port is in use."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise DaemonError(f"cannot open a socket for the dashboard: {exc.strerror or exc}") from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno != errno.EADDRINUSE:
+            raise DaemonError(f"cannot bind the dashboard to {host}:{port}: {exc.strerror or exc}") from None
+        return None
+    return sock
+
+
 def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: float = 5.0) -> socket.socket:
     """Bind the dashboard port; replace a stale foss-supervisor; touch a stranger only if asked.
 
@@ -139,42 +162,35 @@ def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: flo
     other failure (an address not on this host, a privileged port, no descriptor left) raises
     :class:`DaemonError` naming the address and the reason.
     """
-    for attempt in range(2):
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-        except OSError as exc:
-            raise DaemonError(f"cannot open a socket for the dashboard: {exc.strerror or exc}") from None
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-            sock.listen(128)
-            sock.setblocking(False)
-            return sock
-        except OSError as exc:
-            sock.close()
-            if exc.errno != errno.EADDRINUSE:
-                raise DaemonError(f"cannot bind the dashboard to {host}:{port}: {exc.strerror or exc}") from None
-        holder = port_holder(port)
-        ident = identity_of(int(holder["pid"])) if holder else None
-        if attempt > 0 or holder is None or ident is None or ident.pid == os.getpid():
-            break
-        other = inspect_instance(ident.pid) if looks_like_ours(holder) else None
-        if other is not None:
-            if other.answering:
-                log.error("port_held_by_live_instance", port=port, pid=other.pid, state_dir=str(other.state_dir),
-                          config=other.config)  # fmt: skip
-                raise InstanceConflict(f"port {host}:{port}", other.pid, str(other.state_dir), other.config)
-            why = f"stale foss-supervisor instance ({other.describe()}, not answering on its control socket)"
-        elif take_over:
-            why = "--take-over-port"
-        else:
-            break
-        log.warning("port_holder_stopping", port=port, reason=why, **holder)
-        outcome = terminate(ident, stop_timeout_s)
-        log.info("port_holder_stopped", port=port, pid=ident.pid, outcome=outcome)
-        if other is not None and other.state_dir is not None and outcome == "killed":
-            _end_programs_of(other.state_dir)
+    sock = _try_bind(host, port)
+    if sock is not None:
+        return sock
+    holder = port_holder(port)
+    ident = identity_of(int(holder["pid"])) if holder else None
+    if holder is None or ident is None or ident.pid == os.getpid():
+        raise PortInUse(host, port, holder)
+    other = inspect_instance(ident.pid) if looks_like_ours(holder) else None
+    if other is not None:
+        if other.answering:
+            log.error("port_held_by_live_instance", port=port, pid=other.pid, state_dir=str(other.state_dir),
+                      config=other.config)  # fmt: skip
+            raise InstanceConflict(f"port {host}:{port}", other.pid, str(other.state_dir), other.config)
+        why = f"stale foss-supervisor instance ({other.describe()}, not answering on its control socket)"
+    elif take_over:
+        why = "--take-over-port"
+    else:
+        raise PortInUse(host, port, holder)
+    log.warning("port_holder_stopping", port=port, reason=why, **holder)
+    outcome = terminate(ident, stop_timeout_s)
+    log.info("port_holder_stopped", port=port, pid=ident.pid, outcome=outcome)
+    if other is not None and other.state_dir is not None and outcome == "killed":
+        _end_programs_of(other.state_dir)
+    # a killed multi-threaded holder lets its descriptors go a moment after it is seen gone
+    deadline = time.monotonic() + PORT_RELEASE_S
+    while (sock := _try_bind(host, port)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if sock is not None:
+        return sock
     raise PortInUse(host, port, port_holder(port))
 
 

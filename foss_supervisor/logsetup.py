@@ -4,7 +4,6 @@ as readable lines on a terminal or JSON otherwise; under systemd, straight to jo
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import sys
 from collections.abc import MutableMapping
 from enum import Enum
@@ -14,6 +13,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.journal import JournalHandler, journald_wanted
+from foss_supervisor.writefailures import CheckedFileHandler, WriteFailures
 
 __all__ = ["configure_logging", "log_pipeline_event"]
 
@@ -60,8 +60,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def configure_logging(log_file: Path | None, *, debug: bool, stderr: bool, max_bytes: int, backups: int) -> None:
-    """Route structlog through stdlib logging so one call decides every destination."""
+def configure_logging(log_file: Path | None, *, debug: bool, stderr: bool, max_bytes: int, backups: int,
+                      write_failures: WriteFailures | None = None) -> None:  # fmt: skip
+    """Route structlog through stdlib logging so one call decides every destination.
+
+    A record the log file cannot take (full disk) is dropped and counted in ``write_failures``
+    (shown in ``status``), never printed to stderr as a traceback; without ``stderr`` logging, each
+    rate-limited report is also echoed there as one line.
+    """
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -87,9 +93,8 @@ def configure_logging(log_file: Path | None, *, debug: bool, stderr: bool, max_b
     )  # fmt: skip
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-        )
+        file_handler = CheckedFileHandler(log_file, kind="daemon_log", failures=write_failures or WriteFailures(),
+                                          max_bytes=max_bytes, backups=backups, echo_stderr=not stderr)  # fmt: skip
         file_handler.setFormatter(json_formatter)
         root.addHandler(file_handler)
     if stderr and journald_wanted():

@@ -2,16 +2,19 @@
 
 Output arrives in chunks as the loop reads the pipes (not lines): a megabyte without a newline is
 written as it comes and memory stays bounded. Rotation is the standard library's ``RotatingFileHandler``.
+A write that fails (full disk) drops that chunk and is counted in :class:`WriteFailures`, which reports
+it once per interval and shows it in ``status``; the next chunk that is written clears it.
 """
 
 from __future__ import annotations
 
 import codecs
 import logging
-import logging.handlers
 import re
 import time
 from pathlib import Path
+
+from foss_supervisor.writefailures import CheckedFileHandler, WriteFailures
 
 __all__ = ["LogSink", "StreamWriter"]
 
@@ -19,14 +22,19 @@ _LINE = re.compile(r"[^\n]*\n|[^\n]+")
 
 
 class LogSink:
-    """One rotating file that any number of streams append to."""
+    """One rotating file that any number of streams append to; failed writes go to ``failures``."""
 
-    def __init__(self, path: Path, max_bytes: int, backups: int, timestamps: bool) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, max_bytes: int, backups: int, timestamps: bool,
+                 failures: WriteFailures | None = None) -> None:  # fmt: skip
         self.path = path
         self.timestamps = timestamps
-        self._handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        self.failures = failures or WriteFailures()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # counted like any failed write; the file is opened at the first chunk
+            self.failures.failed(path, "program_log", exc)
+        self._handler = CheckedFileHandler(
+            path, kind="program_log", failures=self.failures, max_bytes=max_bytes, backups=backups
         )
         self._handler.terminator = ""
         self._handler.setFormatter(logging.Formatter("%(message)s"))

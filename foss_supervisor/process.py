@@ -29,8 +29,10 @@ from foss_supervisor.events import EventBus, HealthChanged, StateChanged
 from foss_supervisor.health import HealthMonitor
 from foss_supervisor.procinfo import ProcStat
 from foss_supervisor.program_child import ProgramChild, child_environment, read_env_file
+from foss_supervisor.redact import redact_argv
 from foss_supervisor.seams import REAL_SEAMS, ChildEdge, ExitWatch, Seams
 from foss_supervisor.states import STOPPED_STATES, Health, ProcessState, check_transition
+from foss_supervisor.writefailures import WriteFailures
 
 __all__ = ["ManagedProcess", "Seams", "child_environment", "exit_text", "read_env_file"]
 
@@ -71,6 +73,7 @@ class ManagedProcess:
         on_exit: Callable[[ManagedProcess], None] = lambda p: None,
         wanted: bool | None = None,
         containment: Containment | None = None,
+        write_failures: WriteFailures | None = None,
         seams: Seams = REAL_SEAMS,
     ) -> None:
         self.cfg = cfg
@@ -105,7 +108,7 @@ class ManagedProcess:
         else:
             contain = containment or Containment()
             self._child = ProgramChild(cfg, log_path=self.log_path, notify_dir=notify_dir, containment=contain,
-                                       wake=self._wake.set)  # fmt: skip
+                                       wake=self._wake.set, write_failures=write_failures)  # fmt: skip
 
     # ---------------------------------------------------------------- requests (any caller)
 
@@ -182,7 +185,7 @@ class ManagedProcess:
             "next_attempt_at": self.next_attempt_at,
             "retry_in_s": retry_in,
             "status_text": self._child.status_text,
-            "command": list(self.cfg.command),
+            "command": redact_argv(self.cfg.command),  # secrets in arguments are not shown
             "depends_on": list(self.cfg.depends_on),
             "dependency_conditions": {d: self.cfg.condition_for(d) for d in self.cfg.depends_on},
             "log_file": str(self.log_path),

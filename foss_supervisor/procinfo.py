@@ -12,6 +12,7 @@ the process signalled, even if its PID is reused a moment later.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import select
 import signal
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 PROC = Path("/proc")
+PID_MAX_LIMIT = 4 * 1024 * 1024  # the kernel's ceiling for kernel.pid_max
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,27 +124,29 @@ class ProcessIdentity:
     def from_dict(cls, rec: Any) -> ProcessIdentity | None:
         """A record written by :meth:`as_dict` (or the older pid + create_time form); None when unusable.
 
-        A record from another boot names no live process: its PID and ticks mean nothing now.
+        A record from another boot names no live process: its PID and ticks mean nothing now. The file
+        is input like any other: a PID outside 2..PID_MAX_LIMIT (init included), or a field of the wrong
+        type, makes the record unusable rather than naming a process.
         """
         if not isinstance(rec, dict):
             return None
-        try:
-            pid, create_time = int(rec["pid"]), float(rec.get("create_time", 0.0))
-            ticks = rec.get("start_ticks")
-            if ticks is None:
-                return cls(pid, None, create_time)
-            if rec.get("boot_id") != boot_id():
-                return None
-            return cls(pid, int(ticks), create_time)
-        except (KeyError, TypeError, ValueError):
+        pid, ticks, create_time = rec.get("pid"), rec.get("start_ticks"), rec.get("create_time", 0.0)
+        if type(pid) is not int or not 1 < pid <= PID_MAX_LIMIT:
             return None
+        if type(create_time) not in (int, float) or not math.isfinite(create_time):
+            return None
+        if ticks is None:
+            return cls(pid, None, float(create_time))
+        if type(ticks) is not int or ticks < 0 or rec.get("boot_id") != boot_id():
+            return None
+        return cls(pid, ticks, float(create_time))
 
 
 def _legacy_alive(pid: int, create_time: float) -> bool:
     try:
         proc = psutil.Process(pid)
         return abs(proc.create_time() - create_time) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError, OverflowError):
         return False
 
 

@@ -33,6 +33,7 @@ from foss_supervisor.logsink import LogSink, StreamWriter
 from foss_supervisor.procinfo import ProcStat, read_stat
 from foss_supervisor.readiness import NotifyListener
 from foss_supervisor.sdnotify import without_systemd_environ
+from foss_supervisor.writefailures import WriteFailures
 
 __all__ = [
     "ChildProtocol",
@@ -165,7 +166,7 @@ class ProgramChild:
     """
 
     def __init__(self, cfg: ProgramConfig, *, log_path: Path, notify_dir: Path, containment: Containment,
-                 wake: Callable[[], None]) -> None:  # fmt: skip
+                 wake: Callable[[], None], write_failures: WriteFailures | None = None) -> None:  # fmt: skip
         self.cfg = cfg
         self.name = cfg.name
         self.pid: int | None = None
@@ -177,6 +178,7 @@ class ProgramChild:
         self._protocol: ChildProtocol | None = None
         self._notify: NotifyListener | None = None
         self._sink: LogSink | None = None
+        self._write_failures = write_failures or WriteFailures()
         self._tag = ""  # this spawn's tag: inherited by every descendant, so escapees are found
         self._exit_watch: ChildProtocol | MainPidExit | None = None  # the supervised PID: leader or main PID
         self._pgid = 0  # the group a stop signals: the leader's own, or the main PID's (pidfile:)
@@ -208,7 +210,8 @@ class ProgramChild:
         if account is not None:
             env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
         if self._sink is None:
-            self._sink = LogSink(self._log_path, cfg.log.max_bytes, cfg.log.backups, cfg.log.timestamps)
+            self._sink = LogSink(self._log_path, cfg.log.max_bytes, cfg.log.backups, cfg.log.timestamps,
+                                 self._write_failures)  # fmt: skip
         try:
             if cfg.ready == "notify":
                 self._notify = NotifyListener(self._notify_dir / f"{self.name}.sock", self._wake)

@@ -2,8 +2,10 @@
 
 Written atomically (temporary file, then rename), so a daemon killed mid-write leaves the old
 version, never half a file. Every write is checked: a failure (full disk, read-only folder) is
-logged at most once per :data:`FAILURE_LOG_INTERVAL_S` per file, kept in :attr:`StateStore.problems`
-for ``status``, and the children record is written again until it succeeds.
+counted in :class:`~foss_supervisor.writefailures.WriteFailures` (logged at most once a minute per
+file, shown in ``status``) and the file's latest content is written again every
+:data:`RETRY_DELAY_S` until it succeeds. What the daemon knows stays in memory meanwhile, so a
+failed write never loses an operator's wish.
 """
 
 from __future__ import annotations
@@ -12,21 +14,16 @@ import asyncio
 import contextlib
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from foss_supervisor.procinfo import ProcessIdentity
+from foss_supervisor.writefailures import WriteFailures
 
 __all__ = ["Leftover", "StateStore", "atomic_write", "read_json"]
 
-log = structlog.get_logger("foss_supervisor.statestore")
-
-FAILURE_LOG_INTERVAL_S = 60.0  # at most one log line per file and minute while writes keep failing
-RETRY_DELAY_S = 1.0  # a failed children record is written again after this long
+RETRY_DELAY_S = 1.0  # a state file that failed to be written is written again after this long
 GONE_WRITE_DELAY_S = 0.5  # a child's exit alone is recorded after this long (or with the next spawn)
 
 
@@ -74,53 +71,69 @@ class StateStore:
     Each child record is ``{"pid", "start_ticks", "boot_id", "create_time", "tag"}`` (see
     :meth:`ProcessIdentity.as_dict`); a program runs in its own session, so the PID also names the
     process group and session that leftover clean-up ends, and ``tag`` (its spawn tag,
-    ``<instance>/<program>/<n>``) finds the processes that left that session.
+    ``<instance>/<program>/<n>``) finds the processes that left that session. ``write_failures``
+    collects the failed writes of this store (and, through the supervisor, of the program logs).
     """
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, write_failures: WriteFailures | None = None) -> None:
         self.intent_file = state_dir / "intent.json"
         self.children_file = state_dir / "children.json"
+        self.write_failures = write_failures or WriteFailures()
         self._children: dict[str, ProcessIdentity] = {}
         self._tags: dict[str, str] = {}
+        self._stopped: set[str] | None = None  # read from intent.json at first use, then kept here
         self._write_handle: asyncio.Handle | None = None  # the scheduled children.json write, if any
-        self._failures: dict[Path, str] = {}  # file -> why its last write failed
-        self._last_logged: dict[Path, float] = {}
+        self._unwritten: dict[Path, str] = {}  # file -> latest content not yet on disk
+        self._retry: asyncio.TimerHandle | None = None
 
     @property
     def problems(self) -> list[str]:
-        """One line per state file whose last write failed (empty when all are current)."""
-        return [f"cannot write {path}: {why}" for path, why in sorted(self._failures.items())]
+        """One line per file (state or log) whose last write failed (empty when all are current)."""
+        return self.write_failures.problems
 
     def _write(self, path: Path, text: str) -> bool:
-        """Write ``path``; on failure log it (rate-limited), remember it, and return False."""
+        """Write ``path``; on failure count it, keep ``text`` to write again later, and return False."""
+        self._unwritten[path] = text
         try:
             atomic_write(path, text)
         except OSError as exc:
-            why = exc.strerror or str(exc)
-            now = time.monotonic()
-            if self._failures.get(path) != why or now - self._last_logged.get(path, -1e9) >= FAILURE_LOG_INTERVAL_S:
-                self._last_logged[path] = now
-                log.error("state_write_failed", file=str(path), error=why, errno=exc.errno)
-            self._failures[path] = why
+            self.write_failures.failed(path, "state", exc)
+            self._retry_later()
             return False
-        if self._failures.pop(path, None) is not None:
-            log.info("state_write_recovered", file=str(path))
+        if self._unwritten.get(path) is text:
+            del self._unwritten[path]
+        self.write_failures.succeeded(path)
         return True
+
+    def _retry_later(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (CLI clean-up): the caller saw False
+        if self._retry is None:
+            self._retry = loop.call_later(RETRY_DELAY_S, self._write_unwritten)
+
+    def _write_unwritten(self) -> None:
+        self._retry = None
+        for path, text in list(self._unwritten.items()):
+            self._write(path, text)
 
     # operator intent -------------------------------------------------------------------
 
     def stopped_by_hand(self) -> set[str]:
-        data = read_json(self.intent_file)
-        stopped = data.get("stopped", []) if isinstance(data, dict) else []
-        return {s for s in stopped if isinstance(s, str)}
+        if self._stopped is None:
+            data = read_json(self.intent_file)
+            stopped = data.get("stopped", []) if isinstance(data, dict) else []
+            self._stopped = {s for s in stopped if isinstance(s, str)}
+        return set(self._stopped)
 
     def remember_stopped(self, name: str, stopped: bool) -> bool:
-        """Record the operator's wish; False (logged, in :attr:`problems`) when it could not be written."""
+        """Record the operator's wish; False (counted, in :attr:`problems`, retried) when it could not be written."""
         names = self.stopped_by_hand()
         if (name in names) == stopped:
             return True
-        names = names | {name} if stopped else names - {name}
-        return self._write(self.intent_file, json.dumps({"stopped": sorted(names)}, indent=1) + "\n")
+        self._stopped = names | {name} if stopped else names - {name}
+        return self._write(self.intent_file, json.dumps({"stopped": sorted(self._stopped)}, indent=1) + "\n")
 
     # children of this daemon -----------------------------------------------------------
 
@@ -159,8 +172,7 @@ class StateStore:
     def _write_children(self) -> None:
         self._write_handle = None
         data = {name: {**ident.as_dict(), "tag": self._tags.get(name, "")} for name, ident in self._children.items()}
-        if not self._write(self.children_file, json.dumps(data) + "\n"):
-            self._children_changed(RETRY_DELAY_S)  # keep trying: a stale record is how a program runs twice
+        self._write(self.children_file, json.dumps(data) + "\n")  # retried: a stale record runs a program twice
 
     def leftovers(self) -> dict[str, Leftover]:
         """Children a previous daemon recorded and did not see exit (it may have been killed)."""
@@ -178,4 +190,4 @@ class StateStore:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            log.error("state_write_failed", file=str(self.children_file), error=exc.strerror or str(exc))
+            self.write_failures.failed(self.children_file, "state", exc)

@@ -217,6 +217,7 @@ class Supervisor:
             on_exit=lambda p: self.store.child_gone(p.name),
             wanted=wanted,
             containment=self.containment,
+            write_failures=self.store.write_failures,
         )
         self.processes[cfg.name] = proc
         self._tasks[cfg.name] = self._group.create_task(self._supervise(proc), name=f"program:{cfg.name}")

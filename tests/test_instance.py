@@ -168,6 +168,7 @@ def test_background_daemon_runs_from_root_and_never_imports_from_the_launch_dir(
     assert result.returncode == 0, result.stdout + result.stderr
     assert not marker.exists(), marker.read_text()
     assert os.readlink(f"/proc/{pid}/cwd") == "/"
+    assert os.readlink(f"/proc/{daemon.program('a')['pid']}/cwd") == "/"  # a program without cwd: in / too
     assert daemon.call("status")["daemon"]["problems"] == []  # the dashboard (aiohttp) started fine
 
 

@@ -6,6 +6,8 @@ import http.client
 import itertools
 import json
 import shutil
+import urllib.error
+import urllib.request
 
 import psutil
 import pytest
@@ -377,6 +379,15 @@ def test_export_streams_whole_tables_without_a_row_cap(pipeline_daemon: DaemonHa
     (tmp_path / "daily.jsonl").write_text(d.cli("export", "gold.daily_revenue", "--format", "jsonl").stdout)
     back = con.execute(f"SELECT count(*), sum(revenue_usd) FROM read_json('{tmp_path / 'daily.jsonl'}')").fetchone()
     assert back[0] == daily[0] and float(back[1]) == pytest.approx(daily[1], abs=0.01)
+
+    # the same over HTTP, streamed: the whole table, no row cap
+    with urllib.request.urlopen(f"http://127.0.0.1:{d.port}/api/v1/export/bronze.orders_raw?format=parquet") as r:
+        assert r.headers["Content-Type"] == "application/vnd.apache.parquet"
+        (tmp_path / "http.parquet").write_bytes(r.read())
+    assert con.execute(f"SELECT count(*) FROM '{tmp_path / 'http.parquet'}'").fetchone()[0] == bronze
+    with pytest.raises(urllib.error.HTTPError) as refused_http:
+        urllib.request.urlopen(f"http://127.0.0.1:{d.port}/api/v1/export/gold.nope?format=csv")
+    assert refused_http.value.code == 400
 
     for bad, reason in (("gold.nope", "no table or view"), ("gold.daily_revenue'; --", "no table or view")):
         refused = d.cli("export", bad, "--format", "csv")

@@ -175,6 +175,10 @@ def test_log_viewer_shows_a_line_printed_after_it_opened_as_text(dash: DaemonHan
         # the daemon's JSON lines are shown readably, and can be kept to a level
         w.page.goto(f"http://127.0.0.1:{dash.port}/logs/daemon")
         w.page.locator("#log", has_text="INFO program_state program=talker").wait_for(timeout=10_000)
+        w.page.fill("#log-jump", "00:00")  # the first stamped line is at or after midnight
+        w.page.press("#log-jump", "Enter")
+        assert w.page.locator("#log .line.hit").count() == 1
+        assert not w.page.is_checked("#log-follow")  # a jump stops following
         w.page.select_option("#log-level", "error")
         assert "INFO" not in w.page.locator("#log").inner_text()
         assert w.errors == [], w.errors

@@ -28,6 +28,8 @@ def post(port: int, name: str, args: dict[str, Any], token: str = "") -> tuple[i
 def configured(daemon: DaemonHandle) -> DaemonHandle:
     daemon.write_config(f"""programs:
   app: {{command: {SLEEPER}, start_timeout: 0.1, env: {{API_TOKEN: hunter2-secret, MODE: fast}}}}
+  cli: {{command: [{PY!r}, '-c', 'import time; time.sleep(300)', '--password=pw-secret-1', '--api-token',
+                   'pw-secret-2', 'DB_PASSWORD=pw-secret-3', '--mode', 'fast'], start_timeout: 0.1}}
 """)
     daemon.start()
     daemon.token = (daemon.state_dir / "api-token").read_text().strip()  # type: ignore[attr-defined]
@@ -39,11 +41,14 @@ def test_effective_config_is_redacted_and_the_file_needs_the_token(configured: D
     status, reply = post(d.port, "config_show", {})
     env = reply["result"]["config"]["programs"]["app"]["env"]
     assert status == 200 and env["MODE"] == "fast" and env["API_TOKEN"] != "hunter2-secret"
+    argv = reply["result"]["config"]["programs"]["cli"]["command"]
+    assert "pw-secret" not in json.dumps(argv) and argv[-2:] == ["--mode", "fast"]
+    assert argv[3:7] == ["--password=***", "--api-token", "***", "DB_PASSWORD=***"]
     conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
     conn.request("GET", "/config", headers={"Accept": "text/html"})
     page = conn.getresponse().read()
     conn.close()
-    assert b"hunter2-secret" not in page and b"fast" in page and b"Log in" in page
+    assert b"hunter2-secret" not in page and b"pw-secret" not in page and b"fast" in page and b"Log in" in page
     assert post(d.port, "config_file", {})[0] == 403
     assert post(d.port, "config_write", {"text": "programs: {}", "dry_run": True})[0] == 403
     status, reply = post(d.port, "config_file", {}, d.token)  # type: ignore[attr-defined]

@@ -136,3 +136,34 @@ def test_daemon_survives_a_flood_of_idle_connections(daemon: DaemonHandle) -> No
     finally:
         for s in socks:
             s.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_flood_beyond_the_open_files_limit_leaves_health_and_the_cli_working(daemon: DaemonHandle) -> None:
+    import resource
+    import subprocess
+
+    daemon.write_config(f"programs:\n  app: {{command: [{PY!r}, '-c', 'import time; time.sleep(300)']}}\n")
+    argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)]
+    daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
+
+    def low_limit() -> None:  # 256 descriptors in all: the cap becomes 64 connections
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    daemon.proc = subprocess.Popen(argv, stdout=daemon.log, stderr=daemon.log, env=daemon.env,
+                                   start_new_session=True, preexec_fn=low_limit)  # fmt: skip
+    daemon.wait_ready()
+    socks = []
+    try:
+        for _ in range(400):  # more idle connections than the daemon has descriptors
+            socks.append(socket.create_connection(("127.0.0.1", daemon.port), timeout=5))
+        conn = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+        conn.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{daemon.port}\r\nConnection: close\r\n\r\n".encode())
+        conn.settimeout(10)
+        assert conn.recv(100).startswith(b"HTTP/1.1 200")
+        conn.close()
+        assert daemon.call("status")["programs"][0]["state"] == "RUNNING"  # the control socket answers
+        assert daemon.cli("status").returncode == 0
+    finally:
+        for s in socks:
+            s.close()

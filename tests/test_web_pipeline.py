@@ -88,17 +88,21 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
     from playwright.sync_api import sync_playwright
 
     d, run = ran
+    d.call("pipeline_run", name="orders", wait=True)  # two runs: the history charts have a line to draw
     out = shots_dir(tmp_path)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
         try:
             for width in (1280, 400):
                 w = Watched(browser, width)
-                table = "/data-browser/silver.orders_enriched?_sort=amount_usd&_desc=1"
-                for path, name in (("/", "overview-pipeline"), ("/pipeline-management", "pipelines"),
-                                   (f"/runs/{run['run_id']}", "run"),
-                                   ("/data-browser?table=silver.orders_enriched", "data-browser"),
-                                   (table, "table")):  # fmt: skip
+                pages = [
+                    ("/", "overview-pipeline"),
+                    ("/pipeline-management", "pipelines"),
+                    (f"/runs/{run['run_id']}", "run"),
+                    ("/data-browser?table=silver.orders_enriched", "data-browser"),
+                    ("/data-browser/silver.orders_enriched?_sort=order_ts&_desc=1", "table"),
+                ]
+                for path, name in pages:
                     w.page.goto(f"http://127.0.0.1:{d.port}{path}")
                     w.page.locator("#live.ok").wait_for(timeout=10_000)
                     if name == "data-browser":
@@ -115,7 +119,7 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
                             head = Path(download.value.path()).read_text().splitlines()[0]
                             assert head.startswith("order_id,")
                     if name == "pipelines":
-                        w.page.locator('.spark[data-chart="duration"] canvas').wait_for(timeout=10_000)
+                        w.page.locator('.spark.tall[data-chart="duration"] canvas').wait_for(timeout=10_000)
                     if name == "overview-pipeline":
                         assert w.page.locator(".graph .node").count() == 9
                         assert w.page.locator(".graph .node.gold").count() == 2
@@ -127,8 +131,13 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
             for scheme in ("light", "dark"):
                 context = browser.new_context(bypass_csp=True, color_scheme=scheme)  # for axe only
                 page = context.new_page()
-                for path in ("/", "/pipeline-management", f"/runs/{run['run_id']}", "/data-browser",
-                             "/data-browser/gold.daily_revenue"):
+                for path in (
+                    "/",
+                    "/pipeline-management",
+                    f"/runs/{run['run_id']}",
+                    "/data-browser",
+                    "/data-browser/gold.daily_revenue",
+                ):
                     page.goto(f"http://127.0.0.1:{d.port}{path}")
                     page.locator("#live.ok").wait_for(timeout=10_000)
                     if path == "/data-browser":
@@ -173,3 +182,34 @@ def test_table_view_pages_sorts_and_filters_safely(ran: tuple[DaemonHandle, dict
     _, _, html = get(d.port, "/data-browser/gold.product_sales?_sort=units", {"Accept": "text/html"})
     assert b'aria-sort="ascending"' in html and b'class="num"' in html
     assert d.call("query", sql="SELECT count(*) FROM gold.product_sales")["rows"] == [[len(everything)]]
+
+
+def test_pages_with_two_pipelines_of_different_shapes(daemon: DaemonHandle) -> None:
+    daemon.write_config("pipelines:\n  orders: {on_new_files: true}\n  trips: {on_new_files: true}\n",
+                        extra="warehouse: {watch_interval: 0.2s}")  # fmt: skip
+    daemon.start()
+    daemon.call("demo_data", name="orders", orders=1000)
+    wait_for(lambda: daemon.call("pipeline_runs", name="orders", limit=1), 60, "an orders run")
+    daemon.call("pipeline_run", name="trips", wait=True)  # nothing landed: its tables exist, empty
+    for path in ("/", "/pipeline-management", "/data-browser", "/metrics", "/health"):
+        assert get(daemon.port, path, {"Accept": "text/html"})[0] == 200, path
+    _, _, html = get(daemon.port, "/", {"Accept": "text/html"})
+    assert html.count(b'class="node ') == 9 + 5 and b'data-step="daily"' in html
+    _, _, body = get(daemon.port, "/data-browser?format=json")
+    schemas = list(json.loads(body)["tables"])
+    assert {"bronze", "silver", "gold", "trips_bronze", "trips_gold"} <= set(schemas)
+    assert schemas.index("bronze") < schemas.index("silver") and schemas.index("trips_bronze") < schemas.index("gold")
+    [table] = [t["name"] for t in json.loads(body)["tables"]["trips_gold"]][:1]
+    status, _, body = get(daemon.port, f"/data-browser/trips_gold.{table}?format=json")
+    assert status == 200 and json.loads(body)["total"] == 0
+
+
+def test_config_page_shows_each_pipelines_yaml_and_sql(ran: tuple[DaemonHandle, dict[str, Any]]) -> None:
+    d, _ = ran
+    status, _, html = get(d.port, "/config", {"Accept": "text/html"})
+    assert status == 200 and b"Pipeline orders" in html and b"name: orders" in html
+    assert b"step 3: validate (sql)" in html and b"SELECT" in html
+    assert b"foss_supervisor.pipeline.orders_steps:discover" in html or b"discover (python)" in html
+    status, _, body = get(d.port, "/config?format=json")
+    [orders] = json.loads(body)["pipelines"]
+    assert [s["name"] for s in orders["steps"]][:3] == ["discover", "ingest", "validate"]

@@ -8,6 +8,7 @@ supervisor stopped, so it is reported as abandoned.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
+from foss_supervisor.writefailures import WriteFailures
 
 __all__ = ["RunHistory", "RunRecord", "StepRecord"]
 
@@ -121,12 +123,19 @@ class RunRecord:
 
 
 class RunHistory:
-    """Append-only JSON-lines store with an in-memory index (newest last)."""
+    """Append-only JSON-lines store with an in-memory index (newest last).
 
-    def __init__(self, path: Path, *, keep: int = 1000) -> None:
+    A line the disk refuses (full, read-only) is counted in ``write_failures`` (shown in ``status``),
+    kept (the newest ``keep`` at most) and appended before the next record, so no run goes missing
+    from the file once the disk takes writes again; the in-memory index has it all along.
+    """
+
+    def __init__(self, path: Path, *, keep: int = 1000, write_failures: WriteFailures | None = None) -> None:
         self.path = path
         self._keep = keep
         self._runs: dict[str, RunRecord] = {}
+        self._unwritten: list[str] = []
+        self.write_failures = write_failures or WriteFailures()
         self._load()
 
     def _load(self) -> None:
@@ -154,16 +163,40 @@ class RunHistory:
             del self._runs[next(iter(self._runs))]
 
     def append(self, record: RunRecord) -> None:
-        """Persist a record (fsync'd: a finished run must not vanish in a power cut) and index it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Persist a record (fsync'd: a finished run must not vanish in a power cut) and index it.
+
+        Never raises for the disk: a failed write is counted and retried with the next record.
+        """
         line = json.dumps(record.to_dict(), separators=(",", ":"), default=str) + "\n"
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        self._unwritten = [*self._unwritten, line][-self._keep :]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._append_whole("".join(self._unwritten).encode())
+        except OSError as exc:
+            self.write_failures.failed(self.path, "state", exc)
+        else:
+            self._unwritten = []
+            self.write_failures.succeeded(self.path)
         self._runs.pop(record.run_id, None)
         self._runs[record.run_id] = record
         self._trim()
+
+    def _append_whole(self, data: bytes) -> None:
+        """Append ``data`` and fsync; on failure cut the file back, so no torn line sits before the retry."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                raise
+        finally:
+            os.close(fd)
 
     def forget(self, pipeline: str) -> int:
         """Drop every run of ``pipeline`` (file rewritten atomically); returns how many were dropped."""

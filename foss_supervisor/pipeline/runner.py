@@ -49,6 +49,7 @@ from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, check_isolation
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState, check_step_transition
 from foss_supervisor.pipeline.workerproc import WorkerProcess
+from foss_supervisor.writefailures import WriteFailures
 
 __all__ = ["PipelineRunner", "QueryResult", "StepAttemptError", "StepTimeoutError", "WorkerProcess"]
 
@@ -127,6 +128,7 @@ class PipelineRunner:
         retry_max_s: float = 30.0,
         cancel_grace_s: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        write_failures: WriteFailures | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not pipelines:
@@ -144,7 +146,7 @@ class PipelineRunner:
         self.db_path: Path = dbs.pop()
         check_isolation(self._specs.values())
         self.state_dir = state_dir
-        self.history = RunHistory(state_dir / "pipeline_runs.jsonl")
+        self.history = RunHistory(state_dir / "pipeline_runs.jsonl", write_failures=write_failures)
         #: where ``export`` writes its files (the worker may write only here and nowhere else)
         self.export_dir = state_dir / "exports"
         #: where a pipeline's ``publish`` tables go after each good run: <warehouse folder>/published/<pipeline>/

@@ -35,6 +35,7 @@ from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
 from foss_supervisor.pipeline.states import RunMode, RunStatus
 from foss_supervisor.statestore import read_json
+from foss_supervisor.writefailures import WriteFailures
 
 __all__ = ["PipelineService", "load_specs"]
 
@@ -56,12 +57,13 @@ def load_specs(config: Config) -> list[PipelineSpec]:
 class PipelineService:
     """Owns the PipelineRunner and its triggers; the commands call its public methods."""
 
-    def __init__(self, config: Config, bus: EventBus) -> None:
+    def __init__(self, config: Config, bus: EventBus, write_failures: WriteFailures | None = None) -> None:
         self.config = config
         self._bus = bus
         self.specs = {s.name: s for s in load_specs(config)}
         self.runner = PipelineRunner(list(self.specs.values()), state_dir=config.state_dir, on_event=bus.publish,
-                                     memory_limit=config.worker_memory_limit)  # fmt: skip
+                                     memory_limit=config.worker_memory_limit,
+                                     write_failures=write_failures)  # fmt: skip
         self._group: asyncio.TaskGroup | None = None
         self._triggers: dict[str, list[asyncio.Task[None]]] = {}
         self._fingerprints = FingerprintStore(config.state_dir / "pipeline_inputs.json")

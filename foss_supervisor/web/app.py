@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import socket
 from collections.abc import AsyncIterator
 
@@ -75,8 +76,12 @@ async def _sampling(app: web.Application) -> AsyncIterator[None]:
 async def serve(
     ctx: CommandContext, bus: EventBus, token: str, sock: socket.socket, limits: Limits | None = None
 ) -> web.AppRunner:
-    """Serve the dashboard on ``sock`` (already bound and listening) until the runner is cleaned up."""
-    limits = limits or Limits()
+    """Serve the dashboard on ``sock`` (already bound and listening) until the runner is cleaned up.
+
+    Without ``limits``, the connection cap is 512 or a quarter of the open-files limit, whichever is
+    lower: the programs' pipes and the control socket need descriptors too.
+    """
+    limits = limits or Limits(max_connections=max(16, min(512, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)))
     host = str(sock.getsockname()[0]) if sock.family in (socket.AF_INET, socket.AF_INET6) else "127.0.0.1"
     app = create_app(ctx, bus, token, host, limits)
     runner = web.AppRunner(

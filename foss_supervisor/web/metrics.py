@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from foss_supervisor.commands import CommandContext, dispatch
 from foss_supervisor.pipeline.states import RunStatus, StepState
+from foss_supervisor.web.views.overview import configured_pipelines
 
 __all__ = ["render", "snapshot"]
 
@@ -27,10 +28,9 @@ RUNS_LOOKED_AT = 100
 async def snapshot(ctx: CommandContext) -> dict[str, Any]:
     """What one scrape reports: ``{"status", "pipelines": [...with "runs"]}``, all from commands."""
     data: dict[str, Any] = {"status": await dispatch(ctx, "status", {}), "pipelines": []}
-    if ctx.pipelines is not None:
-        for p in await dispatch(ctx, "pipelines", {}):
-            p["runs"] = await dispatch(ctx, "pipeline_runs", {"name": p["name"], "limit": RUNS_LOOKED_AT})
-            data["pipelines"].append(p)
+    for p in await configured_pipelines(ctx):
+        p["runs"] = await dispatch(ctx, "pipeline_runs", {"name": p["name"], "limit": RUNS_LOOKED_AT})
+        data["pipelines"].append(p)
     return data
 
 

@@ -61,6 +61,13 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        "/api/v1/export/{table}",
+        data_browser.export_table,
+        "A whole table or view (schema.table) as ?format=parquet|csv|jsonl, streamed, no row cap",
+        produces="application/vnd.apache.parquet",
+    ),
+    Route(
+        "GET",
         "/data-browser/{table}",
         table.table_view,
         "One table: paginated (_page, _size), sorted (_sort, _desc), filtered (_search, COLUMN=value)",

@@ -29,7 +29,7 @@
       const old = cache.get(el);
       if (old) old.destroy();
       el.replaceChildren();
-      if (!ts.length) return;
+      if (values.length < 2) return;  // one point is no line: the box stays empty until there are two
       const plot = new uPlot({
         width, height, pxAlign: false, legend: {show: false}, cursor: {show: false},
         select: {show: false}, axes: [{show: false}, {show: false}],

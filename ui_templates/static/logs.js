@@ -32,7 +32,13 @@
     const least = RANK[level.value] ?? 0;
     const shown = lines.map(readable).filter((l) => l.rank >= least && (!needle || l.text.toLowerCase().includes(needle)))
       .map((l) => l.text);
-    pre.textContent = shown.length ? shown.join("\n") + "\n" : "";
+    // one text node per line, in its own block, so a line can be found and scrolled to
+    pre.replaceChildren(...shown.map((text) => {
+      const span = document.createElement("span");
+      span.className = "line";
+      span.textContent = text + "\n";
+      return span;
+    }));
     meta.textContent = `${shown.length.toLocaleString()} of ${lines.length.toLocaleString()} lines${paused ? " · paused" : ""}`;
     if (follow.checked) pre.scrollTop = pre.scrollHeight;
   }
@@ -57,6 +63,20 @@
     setTimeout(poll, 1000);
   }
 
+  // jump to the first line stamped at or after a time of day (UTC), as program and daemon logs stamp them
+  const STAMP = /\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d)/;
+  document.getElementById("log-jump").addEventListener("change", (ev) => {
+    const wanted = ev.target.value.trim().padStart(5, "0").padEnd(8, ":00");
+    const hit = [...pre.children].find((el) => {
+      const m = STAMP.exec(el.textContent);
+      return m && m[1] >= wanted;
+    });
+    pre.querySelectorAll(".hit").forEach((el) => el.classList.remove("hit"));
+    if (!hit) { meta.textContent = `no line at or after ${wanted}`; return; }
+    follow.checked = false;
+    hit.classList.add("hit");
+    hit.scrollIntoView({block: "center"});
+  });
   filter.addEventListener("input", render);
   level.addEventListener("change", render);
   follow.addEventListener("change", render);

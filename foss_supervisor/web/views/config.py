@@ -1,4 +1,5 @@
-"""``/config``: the effective config (secrets redacted) and, logged in, an editor that checks before saving."""
+"""``/config``: the effective config (secrets redacted), each pipeline's YAML and SQL, and, logged in, an
+editor of the config file that checks before saving."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from aiohttp import web
 from foss_supervisor.commands import dispatch
 from foss_supervisor.web.keys import CTX
 from foss_supervisor.web.responder import respond
+from foss_supervisor.web.views.overview import configured_pipelines
 
 __all__ = ["config_page"]
 
 
 async def config_page(request: web.Request) -> web.StreamResponse:
     """The running config; the file itself is fetched by the page with the token (it may hold secrets)."""
-    shown = await dispatch(request.app[CTX], "config_show", {})
-    return await respond(request, "config.html", {**shown, "pretty": json.dumps(shown["config"], indent=2)})
+    ctx = request.app[CTX]
+    shown = await dispatch(ctx, "config_show", {})
+    sources = [await dispatch(ctx, "pipeline_sources", {"name": p["name"]}) for p in await configured_pipelines(ctx)]
+    return await respond(request, "config.html",
+                         {**shown, "pretty": json.dumps(shown["config"], indent=2), "pipelines": sources})  # fmt: skip

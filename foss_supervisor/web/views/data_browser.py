@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -15,15 +17,19 @@ from foss_supervisor.errors import SupervisorError
 from foss_supervisor.web.keys import CTX
 from foss_supervisor.web.responder import respond
 
-__all__ = ["data_browser", "export"]
+__all__ = ["data_browser", "export", "export_table"]
 
 EXPORT_MAX_ROWS = 100_000
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+TABLE_EXPORT_TYPES = {**EXPORT_TYPES, "parquet": "application/vnd.apache.parquet"}
+EXPORT_CHUNK_BYTES = 1 << 20
 
+# every pipeline's layers: bronze, silver, gold, or its own prefixed ones (trips_bronze, ...)
 TABLES_SQL = (
     "SELECT schema_name, table_name, estimated_size, column_count FROM duckdb_tables() "
-    "WHERE schema_name IN ('bronze', 'silver', 'gold') "
-    "ORDER BY array_position(['bronze', 'silver', 'gold'], schema_name), table_name"
+    "WHERE regexp_matches(schema_name, '^([a-z0-9_]*_)?(bronze|silver|gold)$') "
+    "ORDER BY array_position(['bronze', 'silver', 'gold'], regexp_extract(schema_name, '(bronze|silver|gold)$')), "
+    "schema_name, table_name"
 )
 
 
@@ -31,15 +37,12 @@ async def data_browser(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     tables: dict[str, list[dict[str, Any]]] = {}
     error = ""
-    if ctx.pipelines is None:
-        error = "No pipelines are configured, so there is no warehouse to browse."
-    else:
-        try:
-            result = await dispatch(ctx, "query", {"sql": TABLES_SQL, "max_rows": 1000, "timeout_s": 5.0})
-            for schema, table, rows, columns in result["rows"]:
-                tables.setdefault(schema, []).append({"name": table, "rows": rows, "columns": columns})
-        except SupervisorError as exc:
-            error = str(exc)
+    try:
+        result = await dispatch(ctx, "query", {"sql": TABLES_SQL, "max_rows": 1000, "timeout_s": 5.0})
+        for schema, table, rows, columns in result["rows"]:
+            tables.setdefault(schema, []).append({"name": table, "rows": rows, "columns": columns})
+    except SupervisorError as exc:  # no pipelines configured, or the warehouse cannot answer
+        error = str(exc)
     wanted = request.query.get("table", "")
     names = [f"{s}.{t['name']}" for s, ts in tables.items() for t in ts]
     first = (
@@ -88,3 +91,39 @@ async def export(request: web.Request) -> web.StreamResponse:
     await response.write("".join(chunk).encode())
     await response.write_eof()
     return response
+
+
+async def export_table(request: web.Request) -> web.StreamResponse:
+    """A whole table or view (``schema.table``) as csv, jsonl or parquet (``?format=``), no row cap.
+
+    DuckDB writes it to a file in the state dir's exports folder (the ``export`` command), which is
+    streamed in 1 MiB chunks and deleted afterwards, also when the client goes away.
+    """
+    table = request.match_info["table"]
+    fmt = request.query.get("format", "parquet")
+    if fmt not in TABLE_EXPORT_TYPES:
+        raise web.HTTPBadRequest(text=f"format must be one of {', '.join(sorted(TABLE_EXPORT_TYPES))}\n")
+    try:
+        result = await dispatch(request.app[CTX], "export", {"table": table, "format": fmt})
+    except SupervisorError as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    path = Path(result["path"])
+    try:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": TABLE_EXPORT_TYPES[fmt],
+                "Content-Length": str(result["bytes"]),
+                "Content-Disposition": f'attachment; filename="{table}.{fmt}"',
+            }
+        )
+        await response.prepare(request)
+        f = await asyncio.to_thread(path.open, "rb")
+        try:
+            while chunk := await asyncio.to_thread(f.read, EXPORT_CHUNK_BYTES):
+                await response.write(chunk)
+        finally:
+            f.close()
+        await response.write_eof()
+        return response
+    finally:
+        await asyncio.to_thread(path.unlink, missing_ok=True)

@@ -10,12 +10,13 @@ import psutil
 from aiohttp import web
 
 from foss_supervisor.commands import CommandContext, dispatch
+from foss_supervisor.errors import CommandError
 from foss_supervisor.web.keys import CTX, EVENTS, HISTORY
 from foss_supervisor.web.responder import respond
 
-__all__ = ["overview", "pipelines_with_runs", "system_resources"]
+__all__ = ["configured_pipelines", "layers_of", "overview", "pipelines_with_runs", "run_history", "system_resources"]
 
-# the layer each step of the orders pipeline writes; other pipelines' steps are placed by position
+# the layer each step of the shipped pipelines (orders, trips) writes; other steps are placed by position
 LAYERS = {
     "discover": "bronze",
     "ingest": "bronze",
@@ -24,7 +25,9 @@ LAYERS = {
     "deduplicate": "silver",
     "standardize": "silver",
     "enrich": "silver",
+    "clean": "silver",
     "aggregate": "gold",
+    "daily": "gold",
     "report": "gold",
 }
 
@@ -57,14 +60,37 @@ def layers_of(steps: list[str]) -> dict[str, str]:
     return {s: LAYERS.get(s, ("bronze", "silver", "gold")[min(2, 3 * i // n)]) for i, s in enumerate(steps)}
 
 
+def run_history(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Per finished run, oldest first: ``{"t": [start], "duration": [s], "rows": [ingested], "pass_rate": [%]}``."""
+    out: dict[str, list[Any]] = {"t": [], "duration": [], "rows": [], "pass_rate": []}
+    for run in sorted((r for r in runs if r["finished_at"] is not None), key=lambda r: r["started_at"]):
+        steps = {s["name"]: s for s in run["steps"]}
+        checked = steps.get("validate", {}).get("metrics") or {}
+        valid, rejected = checked.get("valid"), checked.get("rejected")
+        out["t"].append(run["started_at"])
+        out["duration"].append(run["duration_s"])
+        out["rows"].append(steps.get("ingest", {}).get("rows_out"))
+        total = (valid or 0) + (rejected or 0)
+        out["pass_rate"].append(round(100 * valid / total, 2) if valid is not None and total else None)
+    return out
+
+
+async def configured_pipelines(ctx: CommandContext) -> list[dict[str, Any]]:
+    """The ``pipelines`` command's answer, or an empty list when the daemon has none configured."""
+    try:
+        found: list[dict[str, Any]] = await dispatch(ctx, "pipelines", {})
+    except CommandError:  # "no pipelines are configured"
+        return []
+    return found
+
+
 async def pipelines_with_runs(ctx: CommandContext, limit: int = 10) -> list[dict[str, Any]]:
     """Every pipeline (command ``pipelines``) with its last ``limit`` runs and each step's layer."""
-    if ctx.pipelines is None:
-        return []
-    out: list[dict[str, Any]] = await dispatch(ctx, "pipelines", {})
+    out = await configured_pipelines(ctx)
     for p in out:
         p["recent_runs"] = await dispatch(ctx, "pipeline_runs", {"name": p["name"], "limit": limit})
         p["layers"] = layers_of(p["steps"])
+        p["history"] = run_history(p["recent_runs"])
     return out
 
 
@@ -91,7 +117,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
         "total": len(programs),
         "resources": system_resources(status["daemon"]["state_dir"], request.app[HISTORY].latest("cpu")),
         "generated_at": time.time(),
-        "pipelines": await pipelines_with_runs(ctx),
+        "pipelines": await pipelines_with_runs(ctx, 30),
         "series": request.app[HISTORY].page_series(),
         "events": [_event_line(e) for e in request.app[EVENTS].recent(40) if e["type"] not in QUIET_EVENTS][:20],
     }

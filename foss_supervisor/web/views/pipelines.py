@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from aiohttp import web
 
 from foss_supervisor.commands import dispatch
 from foss_supervisor.errors import SupervisorError
-from foss_supervisor.web.keys import CTX
+from foss_supervisor.web.keys import CTX, EVENTS
 from foss_supervisor.web.responder import respond
 from foss_supervisor.web.security import REPORT_CSP
 from foss_supervisor.web.views.overview import layers_of, pipelines_with_runs
@@ -19,26 +18,10 @@ __all__ = ["pipeline_management", "report", "run_page"]
 REPORT_FILE = re.compile(r"^(?P<stem>latest|[A-Za-z0-9_-]{1,100})\.(?P<ext>html|json)$")
 
 
-def run_history(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """Per finished run, oldest first: ``{"t": [start], "duration": [s], "rows": [ingested], "pass_rate": [%]}``."""
-    out: dict[str, list[Any]] = {"t": [], "duration": [], "rows": [], "pass_rate": []}
-    for run in sorted((r for r in runs if r["finished_at"] is not None), key=lambda r: r["started_at"]):
-        steps = {s["name"]: s for s in run["steps"]}
-        checked = steps.get("validate", {}).get("metrics") or {}
-        valid, rejected = checked.get("valid"), checked.get("rejected")
-        out["t"].append(run["started_at"])
-        out["duration"].append(run["duration_s"])
-        out["rows"].append(steps.get("ingest", {}).get("rows_out"))
-        total = (valid or 0) + (rejected or 0)
-        out["pass_rate"].append(round(100 * valid / total, 2) if valid is not None and total else None)
-    return out
-
-
 async def pipeline_management(request: web.Request) -> web.StreamResponse:
     """Each pipeline with its controls, live steps, figures, tables and the history of its last 50 runs."""
     pipelines = await pipelines_with_runs(request.app[CTX], 50)
     for p in pipelines:
-        p["history"] = run_history(p["recent_runs"])
         p["recent_runs"] = p["recent_runs"][:20]
     return await respond(request, "pipelines.html", {"pipelines": pipelines})
 
@@ -59,7 +42,13 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     for s in run["steps"]:
         offset = ((s["started_at"] or start) - start) / span
         s["bar"] = {"left": round(100 * offset, 2), "width": round(max(0.5, 100 * (s["duration_s"] or 0) / span), 2)}
+    logged = await dispatch(ctx, "log_read", {"source": "pipeline", "offset": -1, "max_bytes": 1024 * 1024,
+                                              "contains": run["run_id"]})  # fmt: skip
+    step_lines = [f"{e['step']} {e['level']}: {e['message']}" for e in reversed(request.app[EVENTS].recent(1000))
+                  if e["type"] == "StepLog" and e["run_id"] == run["run_id"]]  # fmt: skip
     data = {
+        "log": logged["lines"][-200:],
+        "step_log": step_lines[-500:],
         "run": run,
         "layers": layers_of([s["name"] for s in run["steps"]]),
         "report": report["json"],
@@ -71,7 +60,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
 async def report(request: web.Request) -> web.StreamResponse:
     """A run report as written by the pipeline (a self-contained page, served under a no-script policy)."""
     match = REPORT_FILE.match(request.match_info["file"])
-    if match is None or request.app[CTX].pipelines is None:
+    if match is None:
         raise web.HTTPNotFound()
     stem = match["stem"]
     try:

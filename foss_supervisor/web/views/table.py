@@ -21,7 +21,7 @@ from foss_supervisor.web.responder import respond
 
 __all__ = ["table_view"]
 
-NAME = re.compile(r"^(bronze|silver|gold)\.([A-Za-z_][A-Za-z0-9_]{0,100})$")
+NAME = re.compile(r"^((?:[a-z0-9_]{0,60}_)?(?:bronze|silver|gold))\.([A-Za-z_][A-Za-z0-9_]{0,100})$")
 NUMERIC = re.compile(
     r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|DECIMAL)"
 )
@@ -56,14 +56,17 @@ def _int(request: web.Request, key: str, default: int, low: int, high: int) -> i
 async def table_view(request: web.Request) -> web.StreamResponse:
     """A page of rows with the columns' types, the total matching, and links to sort and page."""
     match = NAME.match(request.match_info["table"])
-    if match is None or request.app[CTX].pipelines is None:
+    if match is None:
         raise web.HTTPNotFound(text="no such table\n")
-    schema, name = match[1], match[2]
+    schema, name = match[1], match[2]  # a layer schema of some pipeline; the catalog has the final word
     columns_sql = (
         "SELECT column_name, data_type FROM duckdb_columns() "  # noqa: S608 (literals quoted, names matched)
         f"WHERE schema_name = {_literal(schema)} AND table_name = {_literal(name)} ORDER BY column_index"
     )
-    cols = await _query(request, columns_sql, 2000)
+    try:
+        cols = await dispatch(request.app[CTX], "query", {"sql": columns_sql, "max_rows": 2000, "timeout_s": 10.0})
+    except SupervisorError:  # no pipelines configured, or no warehouse yet
+        raise web.HTTPNotFound(text="no such table\n") from None
     if not cols["rows"]:
         raise web.HTTPNotFound(text="no such table\n")
     columns = [{"name": c, "type": t, "numeric": bool(NUMERIC.match(t))} for c, t in cols["rows"]]

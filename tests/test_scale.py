@@ -1,0 +1,99 @@
+"""Hundreds of real programs under the common 1,024-style soft open-files limit (scaled down for CI).
+
+The programs are ``sleep`` (a few hundred KB each) so the test measures the daemon, not the children.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+from conftest import DaemonHandle, is_gone, wait_for
+
+from foss_supervisor.control.client import call
+
+PY = sys.executable
+SLEEP = shutil.which("sleep") or "/bin/sleep"
+
+
+def fleet(count: int) -> str:
+    body = "".join(f"  p{i:03d}: {{command: ['{SLEEP}', '3600'], start_timeout: 0.2}}\n" for i in range(count))
+    return "programs:\n" + body
+
+
+@pytest.fixture
+def low_limit() -> tuple[int, int]:
+    """A soft limit of 256 (far below what the fleet needs) and a hard limit that allows it."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        pytest.skip(f"hard open-files limit is only {hard}")
+    return 256, hard
+
+
+def start_limited(daemon: DaemonHandle, limit: tuple[int, int]) -> None:
+    argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)]
+    daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
+    daemon.proc = subprocess.Popen(argv, stdout=daemon.log, stderr=daemon.log, env=daemon.env, start_new_session=True,
+                                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit))  # fmt: skip
+
+
+def running(daemon: DaemonHandle, count: int) -> bool:
+    programs = daemon.call("status")["programs"]
+    return len(programs) == count and all(p["state"] == "RUNNING" for p in programs)
+
+
+def test_hundreds_of_programs_under_a_low_soft_limit_all_run_and_all_stop(
+    daemon: DaemonHandle, low_limit: tuple[int, int]
+) -> None:
+    daemon.write_config(fleet(400))  # about 4 descriptors each: far past a soft limit of 256
+    start_limited(daemon, low_limit)
+    daemon.wait_ready(timeout_s=90)
+    wait_for(lambda: running(daemon, 400), 90, "400 programs RUNNING")
+    assert daemon.proc is not None
+    children = psutil.Process(daemon.proc.pid).children()
+    assert len([c for c in children if c.name() == "sleep"]) == 400
+    assert daemon.cli("status").returncode == 0
+    daemon.proc.terminate()
+    assert daemon.proc.wait(timeout=90) == 0
+    wait_for(lambda: all(is_gone(c.pid) for c in children), 10, "every program gone")
+
+
+def test_growing_fleet_by_reload_keeps_the_control_socket_answering(
+    daemon: DaemonHandle, low_limit: tuple[int, int]
+) -> None:
+    daemon.write_config(fleet(50))
+    start_limited(daemon, low_limit)
+    daemon.wait_ready(timeout_s=60)
+    wait_for(lambda: running(daemon, 50), 60, "50 programs RUNNING")
+    failures: list[str] = []
+    answered = 0
+    stop = threading.Event()
+
+    def poll_status() -> None:  # an operator's `status` in a loop while the reload runs
+        nonlocal answered
+        while not stop.is_set():
+            try:
+                call(daemon.socket_path, "status", timeout_s=30.0)
+                answered += 1
+            except Exception as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=poll_status, daemon=True)
+    poller.start()
+    try:
+        daemon.write_config(fleet(300))
+        reload = daemon.cli("reload", timeout_s=300)
+        assert reload.returncode == 0, reload.stdout + reload.stderr
+        wait_for(lambda: running(daemon, 300), 90, "300 programs RUNNING")
+    finally:
+        stop.set()
+        poller.join(timeout=40)
+    assert not failures and answered > 0
+    assert "Traceback" not in daemon.stderr()
