@@ -5,7 +5,9 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import os
 import shutil
+import signal
 import urllib.error
 import urllib.request
 
@@ -79,6 +81,15 @@ def test_status_shows_the_pipeline_worker(pipeline_daemon: DaemonHandle) -> None
     assert plain.returncode == 0, plain.stderr
     [line] = [ln for ln in plain.stdout.splitlines() if ln.startswith("pipeline worker")]
     assert f"pid {worker['pid']}  running (idle)  up " in line and line.endswith(" MiB")
+
+    # killed, it shows as stopped until its next use starts a new one
+    os.kill(worker["pid"], signal.SIGKILL)
+    wait_for(lambda: json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"]["state"] == "stopped",
+             30, "the killed worker shown as stopped")  # fmt: skip
+    assert "pipeline worker  stopped (starts on first use)" in d.cli("status").stdout
+    assert d.cli("query", "SELECT 1").returncode == 0
+    again = json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"]
+    assert again["state"] == "running" and again["pid"] != worker["pid"] and again["starts"] == 2
 
 
 def test_query_command_reads_gold_and_refuses_writes(pipeline_daemon: DaemonHandle) -> None:
