@@ -1,5 +1,6 @@
 # ruff: noqa: E501  (the embedded baseline script keeps its SQL on single lines)
-"""Benchmark: N orders through the nine supervised steps vs one hand-written single-process DuckDB script.
+"""Benchmark: N orders through the nine supervised steps of the declarative ``orders`` (shipped steps, a
+``kind: quality`` and a ``kind: deduplicate`` block, plain SQL) vs one hand-written single-process DuckDB script.
 
     .venv/bin/python benchmarks/pipeline_bench.py --orders 1000000 [--orders 10000000] [--repeat 3] [--workdir DIR]
 
@@ -10,8 +11,9 @@ For each size it generates the demo data set (seeded, cached in the workdir), th
   * the baseline: a fresh ``python -c`` process doing the same transformation with plain DuckDB in one
     connection (same line reader and parsing, same validation rules, dedup, amount, enrich, gold), with no
     worker, no IPC, no per-step transactions, no work queues, no file hashing and no run bookkeeping;
-(deduplicate and standardize are one statement there, shown on the deduplicate line), and prints the
-orchestration overhead = pipeline end to end / baseline end to end - 1.
+(the baseline loads the reference files inside its validate lap, and types, deduplicates and computes
+amounts in one statement, shown on the deduplicate line), checks both give the same silver rows and gold
+revenue, and prints the orchestration overhead = pipeline end to end / baseline end to end - 1.
 """
 
 from __future__ import annotations
@@ -237,6 +239,7 @@ def bench(n: int, workdir: Path, repeat: int = 1, config: Path = DEFAULT_CONFIG)
         pipe, base = pipes[-1], bases[-1]
         assert pipe["status"] == "succeeded", pipe
         assert abs(float(pipe["revenue"]) - float(base["revenue"])) < 0.01, (pipe["revenue"], base["revenue"])  # type: ignore[arg-type]
+        assert pipe["silver"] == base["rows"]["silver.orders"], (pipe["silver"], base["rows"])  # type: ignore[index]
         e2e_p, e2e_b = float(pipe["e2e_s"]), float(base["e2e_s"])  # type: ignore[arg-type]
         print(
             f"round {i + 1}/{repeat} (load {load}): baseline {e2e_b:.2f} s, pipeline {e2e_p:.2f} s, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from foss_supervisor.terminal import (
 if TYPE_CHECKING:
     from foss_supervisor.cli import Target
 
-__all__ = ["args_ctl", "args_logs", "args_status", "cmd_ctl", "cmd_logs", "cmd_status", "cmd_top"]
+__all__ = ["args_ctl", "args_logs", "args_status", "cmd_ctl", "cmd_logs", "cmd_status", "cmd_top", "worker_line"]
 
 SELECTOR_HELP = "a program, a group, a replica set, a glob like 'web-*', or all"
 
@@ -51,9 +52,21 @@ def cmd_status(args: argparse.Namespace, config: Target) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
         print(("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5]).rstrip())
+    if "pipelines" in result:
+        print(worker_line(result["pipelines"]["worker"]))
     if code != EXIT_OK:
         print("* not in its wanted state (see `foss-supervisor logs NAME`)")
     return code
+
+
+def worker_line(w: Mapping[str, Any]) -> str:
+    """One line for the pipeline worker of a ``status`` reply: ``pipeline worker  pid 812  running (orders)
+    up 0:04:10  memory 96.4 MiB``; a worker that is not running says so (it starts on first use)."""
+    if w["state"] != "running":
+        return f"pipeline worker  {w['state']} (starts on first use)"
+    busy = f" ({', '.join(w['active_runs'])})" if w["active_runs"] else (" (busy)" if w["busy"] else " (idle)")
+    memory = "-" if w["rss_bytes"] is None else f"{w['rss_bytes'] / 2**20:.1f} MiB"
+    return f"pipeline worker  pid {w['pid']}  {w['state']}{busy}  up {fmt_uptime(w['uptime_s'])}  memory {memory}"
 
 
 def cmd_logs(args: argparse.Namespace, config: Target) -> int:

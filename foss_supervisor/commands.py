@@ -127,7 +127,9 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
     ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, problems},
     "programs": [{name, group, state, health, health_detail, pid, exit_code, completed, uptime_s,
     spawns, wanted ("running"|"stopped"), reason, next_attempt_at, retry_in_s, status_text, command,
-    depends_on, dependency_conditions, log_file, env (secrets redacted)}]}``; ``status --json`` prints it.
+    depends_on, dependency_conditions, log_file, env (secrets redacted)}]}``, plus, when pipelines are
+    configured, ``"pipelines": {"worker": {pid, state, busy, uptime_s, rss_bytes, starts, memory_limit,
+    warehouse, active_runs}}`` (see PipelineRunner.worker_status); ``status --json`` prints it.
     """
     cfg = ctx.config
     programs = []
@@ -135,7 +137,7 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
         snap = proc.snapshot()
         snap["env"] = redact_env(proc.cfg.env)
         programs.append(snap)
-    return {
+    result: dict[str, Any] = {
         "daemon": {
             "pid": os.getpid(),
             "version": __version__,
@@ -149,6 +151,9 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
         },
         "programs": programs,
     }
+    if ctx.pipelines is not None:
+        result["pipelines"] = {"worker": ctx.pipelines.worker_status()}
+    return result
 
 
 @command("start", mutating=True, names=(list, ...), wait_s=(float, 30.0))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import os
 import shutil
+import signal
 import urllib.error
 import urllib.request
 
+import psutil
 import pytest
 from conftest import DaemonHandle, wait_for
 
@@ -51,7 +54,7 @@ def test_landed_files_trigger_a_run_and_cli_follows_another(pipeline_daemon: Dae
                    "run triggered by the landed files")  # fmt: skip
     assert run["trigger"] == "files_landed" and run["status"] == "succeeded"
     steps = {s["name"]: s for s in run["steps"]}
-    assert list(steps) == ["discover", "ingest", "validate", "quarantine", "deduplicate", "standardize", "enrich",
+    assert list(steps) == ["discover", "ingest", "reference", "validate", "quarantine", "deduplicate", "enrich",
                            "aggregate", "report"]  # fmt: skip
     assert steps["ingest"]["rows_out"] == steps["validate"]["rows_in"] > 3000  # re-sent orders and bad lines too
 
@@ -64,6 +67,29 @@ def test_landed_files_trigger_a_run_and_cli_follows_another(pipeline_daemon: Dae
     # nothing new landed: the second run ingested nothing and gold is unchanged
     second = {s["name"]: s for s in runs[0]["steps"]}
     assert second["ingest"]["rows_out"] == 0
+
+
+def test_status_shows_the_pipeline_worker(pipeline_daemon: DaemonHandle) -> None:
+    d = pipeline_daemon
+    worker = wait_for(lambda: (w := json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"])["pid"] and w,
+                      30, "the worker in status --json")  # fmt: skip
+    assert worker["state"] == "running" and worker["active_runs"] == [] and worker["starts"] == 1
+    proc = psutil.Process(worker["pid"])  # the real worker: a live child of the daemon, its memory as the OS says
+    assert proc.ppid() == d.read_pid() and "foss_supervisor.pipeline.worker" in " ".join(proc.cmdline())
+    assert worker["rss_bytes"] > 0 and worker["uptime_s"] >= 0
+    plain = d.cli("status")
+    assert plain.returncode == 0, plain.stderr
+    [line] = [ln for ln in plain.stdout.splitlines() if ln.startswith("pipeline worker")]
+    assert f"pid {worker['pid']}  running (idle)  up " in line and line.endswith(" MiB")
+
+    # killed, it shows as stopped until its next use starts a new one
+    os.kill(worker["pid"], signal.SIGKILL)
+    wait_for(lambda: json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"]["state"] == "stopped",
+             30, "the killed worker shown as stopped")  # fmt: skip
+    assert "pipeline worker  stopped (starts on first use)" in d.cli("status").stdout
+    assert d.cli("query", "SELECT 1").returncode == 0
+    again = json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"]
+    assert again["state"] == "running" and again["pid"] != worker["pid"] and again["starts"] == 2
 
 
 def test_query_command_reads_gold_and_refuses_writes(pipeline_daemon: DaemonHandle) -> None:

@@ -7,15 +7,18 @@
       kind: deduplicate
       depends_on: [check]
       params:
-        source: trips_silver.trips_valid     # rows to merge: those whose row_id is above every one seen
+        source: trips_silver.trips_valid     # rows to merge: those whose row_id was never merged
         target: trips_silver.trips           # one row per key: the latest by order_by
-        superseded: trips_silver.trips_superseded  # rows that lost (optional; else they are only counted)
+        superseded: trips_silver.trips_superseded  # rows that lost (with was, superseded_by)
         key: [trip_id]                       # the business key
         order_by: [updated_at]               # latest wins; ties go to the row ingested last (row_id)
         row_id: _row_id                      # an increasing, unique column (default _row_id)
 
 New rows compete with each other and with the target's current row of the same key; the winner is in the
-target afterwards, every loser (new, or a current row replaced) goes to ``superseded``. Metrics: rows_in
+target afterwards, every loser (new, or a current row replaced) goes to ``superseded`` with two more columns:
+``was`` ('new': lost on arrival, or 'current': replaced) and ``superseded_by`` (the winner's row_id). A source
+row is new when its row_id is in neither table, so rows a quality replay released later are merged too,
+in their place by ordering (their row_id is older). Metrics: rows_in
 (new rows), rows_out and kept (new rows that are now current), replaced (current rows that lost), superseded
 (all losers); rows_in + replaced == kept + superseded. This module only writes SQL text (no DuckDB).
 """
@@ -52,8 +55,6 @@ def compile_deduplicate(params: Mapping[str, Any], *, file: str, key: str) -> st
     tables: dict[str, str] = {}
     for name in ("source", "target", "superseded"):
         value = params.get(name)
-        if value is None and name == "superseded":
-            continue
         if not isinstance(value, str) or not _TABLE.match(value):
             raise PipelineConfigError(file, f"{key}.{name}", "must be a lower-case schema.table name")
         tables[name] = value
@@ -67,26 +68,31 @@ def compile_deduplicate(params: Mapping[str, Any], *, file: str, key: str) -> st
     row_id = params.get("row_id", "_row_id")
     if not isinstance(row_id, str) or not _IDENT.match(row_id):
         raise PipelineConfigError(file, f"{key}.row_id", "must be a column name")
-    src, target = tables["source"], tables["target"]
+    src, target, lost = tables["source"], tables["target"], tables["superseded"]
     part = ", ".join(keys)
-    seen = f"SELECT {row_id} FROM {target}"
-    create_lost = insert_lost = ""
-    if "superseded" in tables:
-        lost = tables["superseded"]
-        seen += f" UNION ALL SELECT {row_id} FROM {lost}"
-        create_lost = f"CREATE TABLE IF NOT EXISTS {lost} AS SELECT * FROM {src} WHERE false;\n"
-        insert_lost = f"INSERT INTO {lost} BY NAME SELECT * EXCLUDE (_rank, _current) FROM _ranked WHERE _rank > 1;\n"
+    # rows are ranked on these columns only (a window over whole rows moves every column through the sort)
+    thin = ", ".join(dict.fromkeys([*keys, *(o.split()[0] for o in order), row_id]))
+    seen = f"SELECT {row_id} FROM {target} UNION ALL SELECT {row_id} FROM {lost}"
     return f"""-- compiled from the deduplicate declaration of this step
 CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {src} WHERE false;
-{create_lost}SET VARIABLE d_from = (SELECT max({row_id}) FROM ({seen}));
-CREATE TEMP TABLE _new AS SELECT * FROM {src} WHERE getvariable('d_from') IS NULL OR {row_id} > getvariable('d_from');
+CREATE TABLE IF NOT EXISTS {lost} AS
+SELECT *, NULL::VARCHAR AS was, NULL::BIGINT AS superseded_by FROM {src} WHERE false;
+CREATE TEMP TABLE _new AS SELECT {thin} FROM {src} WHERE {row_id} NOT IN ({seen});
 CREATE TEMP TABLE _ranked AS
-SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY {", ".join(order)}, {row_id} DESC) AS _rank
-FROM (SELECT *, false AS _current FROM _new
-      UNION ALL BY NAME
-      SELECT *, true AS _current FROM {target} WHERE ({part}) IN (SELECT ({part}) FROM _new));
-{insert_lost}DELETE FROM {target} WHERE {row_id} IN (SELECT {row_id} FROM _ranked WHERE _current AND _rank > 1);
-INSERT INTO {target} BY NAME SELECT * EXCLUDE (_rank, _current) FROM _ranked WHERE _rank = 1 AND NOT _current;
+SELECT {row_id}, _current, row_number() OVER w AS _rank, first_value({row_id}) OVER w AS _winner
+FROM (SELECT {thin}, false AS _current FROM _new
+      UNION ALL
+      SELECT {thin}, true AS _current FROM {target} WHERE ({part}) IN (SELECT ({part}) FROM _new))
+WINDOW w AS (PARTITION BY {part} ORDER BY {", ".join(order)}, {row_id} DESC);
+INSERT INTO {lost} BY NAME
+SELECT s.*, 'new' AS was, r._winner AS superseded_by
+FROM {src} s JOIN _ranked r ON r.{row_id} = s.{row_id} WHERE r._rank > 1 AND NOT r._current
+UNION ALL BY NAME
+SELECT t.*, 'current' AS was, r._winner AS superseded_by
+FROM {target} t JOIN _ranked r ON r.{row_id} = t.{row_id} WHERE r._rank > 1 AND r._current;
+DELETE FROM {target} WHERE {row_id} IN (SELECT {row_id} FROM _ranked WHERE _current AND _rank > 1);
+INSERT INTO {target} BY NAME
+SELECT * FROM {src} WHERE {row_id} IN (SELECT {row_id} FROM _ranked WHERE _rank = 1 AND NOT _current);
 SELECT (SELECT count(*) FROM _new) AS rows_in,
        count(*) FILTER (WHERE _rank = 1 AND NOT _current) AS rows_out,
        count(*) FILTER (WHERE _rank = 1 AND NOT _current) AS kept,

@@ -19,6 +19,7 @@ worker's sandbox, ``pipeline validate`` and the metrics contract apply unchanged
           pickup_at: [{pattern: '^\\d{4}-\\d{2}-\\d{2}'}]
         tests:                               # per row, a custom SQL predicate that must be true
           - {name: dropoff_after_pickup, expression: "dropoff_at >= pickup_at"}
+        unparsed: {column: _parse_error, reason: malformed_line}  # optional, see below
 
 Rules, named as dbt tests read (dbt core and dbt_utils): ``not_null`` (NULL or blank text fails),
 ``unique`` (a value seen twice among the new rows, or already valid, fails; NULLs are not compared),
@@ -26,8 +27,16 @@ Rules, named as dbt tests read (dbt core and dbt_utils): ``not_null`` (NULL or b
 ``inclusive`` default true; non-numbers fail), ``pattern`` (regular expression, partial match),
 ``relationships`` (the value exists in ``to``'s ``field``), and ``tests`` (``expression`` per row; a row
 where it is not true fails). NULLs pass every rule but not_null. A failing row gets one reason per failed
-rule: ``column:rule`` (``trip_id:not_null``) or the test's name.
-Metrics: rows_in (new rows checked), rows_out and valid (passed), rejected.
+rule: ``column:rule`` (``trip_id:not_null``) or the test's name. A rule may name its reason, as dbt names a
+test: ``{not_null: {name: missing_trip_id}}``, ``{accepted_values: {values: [a, b], name: bad_kind}}``,
+``{relationships: {to: .., field: .., name: unknown_zone}}``; rules sharing a name give that reason once,
+so "missing or not in the list" reads as one reason. Reasons keep the order the rules are declared in.
+``unparsed``: a row whose ``column`` is not NULL (ingest's ``_parse_error``: a line that could not be split
+into fields) gets the single reason ``reason`` and no rule is run on it (its fields do not exist).
+Replay: in a run of mode ``replay`` the rows in ``rejected`` are checked again (the reference data may have
+been fixed): each leaves ``rejected`` and goes to ``valid`` when it now passes, or back to ``rejected`` with
+its new reasons. Metrics: rows_in (new and re-checked rows), rows_out and valid (passed), rejected,
+replayed (re-checked), released (re-checked rows that now pass).
 This module only writes SQL text: no DuckDB here (the daemon loads specs).
 """
 
@@ -44,7 +53,7 @@ __all__ = ["RULES", "compile_quality"]
 RULES = ("not_null", "unique", "accepted_values", "accepted_range", "pattern", "relationships")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
-_PARAMS = {"source", "valid", "rejected", "key", "columns", "tests"}
+_PARAMS = {"source", "valid", "rejected", "key", "columns", "tests", "unparsed"}
 
 
 def _lit(value: Any) -> str:
@@ -71,8 +80,20 @@ def _rule(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None]:
     if name not in RULES:
         raise PipelineConfigError(file, key, f"{raw!r}: rules are {', '.join(RULES)} (a name, or {{name: argument}})")
     reason = f"{col}:{name}"
+    if isinstance(arg, dict) and "name" in arg:
+        arg = dict(arg)
+        reason = arg.pop("name")
+        if not isinstance(reason, str) or not _IDENT.match(reason):
+            raise PipelineConfigError(file, f"{key}.{name}.name", "a reason name is a lower-case identifier")
+        if name == "accepted_values" and set(arg) == {"values"}:
+            arg = arg["values"]
+        elif name in ("not_null", "unique"):
+            if arg:
+                raise PipelineConfigError(file, f"{key}.{name}", f"{name} takes only a name")
+            arg = None
     if name == "not_null":
-        return reason, f"{c} IS NULL OR {text} = ''"
+        # typeof() folds to a constant, so typed columns skip the text test (formatting a timestamp is costly)
+        return reason, f"{c} IS NULL OR (typeof({c}) = 'VARCHAR' AND {text} = '')"
     if name == "unique":
         return reason, None
     if name == "accepted_values":
@@ -85,9 +106,9 @@ def _rule(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None]:
         lo, hi = (">=", "<=") if arg.get("inclusive", True) else (">", "<")
         conds = []
         if "min_value" in arg:
-            conds.append(f"try_cast({text} AS DOUBLE) {lo} {_num(arg['min_value'], file, key)}")
+            conds.append(f"try_cast({c} AS DOUBLE) {lo} {_num(arg['min_value'], file, key)}")
         if "max_value" in arg:
-            conds.append(f"try_cast({text} AS DOUBLE) {hi} {_num(arg['max_value'], file, key)}")
+            conds.append(f"try_cast({c} AS DOUBLE) {hi} {_num(arg['max_value'], file, key)}")
         return reason, f"{c} IS NOT NULL AND NOT coalesce({' AND '.join(conds)}, false)"
     if name == "pattern":
         if not isinstance(arg, str) or not arg:
@@ -144,25 +165,42 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> str:
         if ";" in str(test["expression"]):
             raise PipelineConfigError(file, f"{tkey}.expression", "one SQL expression, without ';'")
         checks.append((str(test["name"]), f"NOT coalesce(({test['expression']}), false)"))
+    unparsed = params.get("unparsed")
+    if unparsed is not None and (
+        not isinstance(unparsed, dict) or set(unparsed) != {"column", "reason"}
+        or not all(isinstance(v, str) and _IDENT.match(v) for v in unparsed.values())
+    ):  # fmt: skip
+        raise PipelineConfigError(file, f"{key}.unparsed", "is {column: column_name, reason: reason_name}")
+    grouped: dict[str, list[str]] = {}
+    for reason, cond in checks:  # rules sharing a reason give it once, where the first of them is declared
+        grouped.setdefault(reason, []).append(cond)
     src, valid, rejected = tables["source"], tables["valid"], tables["rejected"]
     windows = "".join(f", count(*) OVER (PARTITION BY {c}) AS _n_{c}" for c in dict.fromkeys(unique))
     drop = ", ".join(f"_n_{c}" for c in dict.fromkeys(unique))
     exclude_valid = f"EXCLUDE (reasons{', ' + drop if drop else ''})"
     exclude_rejected = f"EXCLUDE ({drop})" if drop else ""
-    cases = ",\n        ".join(f"CASE WHEN {cond} THEN {_lit(reason)} END" for reason, cond in checks)
+    cases = ",\n        ".join(
+        f"CASE WHEN {' OR '.join(f'({c})' for c in conds)} THEN {_lit(reason)} END" for reason, conds in grouped.items()
+    )
+    reasons = f"list_filter([\n        {cases}\n    ], lambda r: r IS NOT NULL)"
+    if unparsed is not None:
+        reasons = f"CASE WHEN s.{unparsed['column']} IS NOT NULL THEN [{_lit(unparsed['reason'])}] ELSE {reasons} END"
     return f"""-- compiled from the quality rules of this step
 CREATE TABLE IF NOT EXISTS {valid} AS SELECT * FROM {src} WHERE false;
 CREATE TABLE IF NOT EXISTS {rejected} AS SELECT *, []::VARCHAR[] AS reasons FROM {src} WHERE false;
 SET VARIABLE q_from = (SELECT max({row_key})
                        FROM (SELECT {row_key} FROM {valid} UNION ALL SELECT {row_key} FROM {rejected}));
 CREATE TEMP TABLE _quality AS
-SELECT s.*, list_filter([
-        {cases}
-    ], lambda r: r IS NOT NULL) AS reasons
-FROM (SELECT *{windows} FROM {src} WHERE getvariable('q_from') IS NULL OR {row_key} > getvariable('q_from')) s;
+SELECT s.*, {reasons} AS reasons
+FROM (SELECT *{windows} FROM {src}
+      WHERE getvariable('q_from') IS NULL OR {row_key} > getvariable('q_from')
+         OR (getvariable('mode') = 'replay' AND {row_key} IN (SELECT {row_key} FROM {rejected}))) s;
+DELETE FROM {rejected} WHERE {row_key} IN (SELECT {row_key} FROM _quality);
 INSERT INTO {valid} BY NAME SELECT * {exclude_valid} FROM _quality WHERE len(reasons) = 0;
 INSERT INTO {rejected} BY NAME SELECT * {exclude_rejected} FROM _quality WHERE len(reasons) > 0;
 SELECT count(*) AS rows_in, count(*) FILTER (WHERE len(reasons) = 0) AS rows_out,
-       count(*) FILTER (WHERE len(reasons) = 0) AS valid, count(*) FILTER (WHERE len(reasons) > 0) AS rejected
+       count(*) FILTER (WHERE len(reasons) = 0) AS valid, count(*) FILTER (WHERE len(reasons) > 0) AS rejected,
+       count(*) FILTER (WHERE {row_key} <= getvariable('q_from')) AS replayed,
+       count(*) FILTER (WHERE {row_key} <= getvariable('q_from') AND len(reasons) = 0) AS released
 FROM _quality;
 """  # noqa: S608 (identifiers checked above; values quoted by _lit)

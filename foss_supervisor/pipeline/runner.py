@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -214,6 +215,23 @@ class PipelineRunner:
     def worker_startup_s(self) -> float | None:
         """Spawn-to-ready time of the current worker."""
         return self._worker.startup_s if self._worker is not None else None
+
+    def worker_status(self) -> dict[str, Any]:
+        """The worker as ``status`` shows it: ``{pid (None when stopped), state ("running"|"stopped"),
+        busy (a step, setup, publish or reset is in it; queries run beside), uptime_s, rss_bytes (resident
+        memory), starts (spawns since the runner started), memory_limit, warehouse, active_runs (pipeline
+        names)}``. The worker starts on first use and again after it died."""
+        pid = self.worker_pid
+        info: dict[str, Any] = {
+            "pid": pid, "state": "running" if pid is not None else "stopped", "busy": self._step_lock.locked(),
+            "uptime_s": None, "rss_bytes": None, "starts": self._worker_starts, "memory_limit": self._memory_limit,
+            "warehouse": str(self.db_path), "active_runs": sorted(self._active),
+        }  # fmt: skip
+        if pid is not None and self._worker is not None:
+            info["uptime_s"] = round(time.time() - self._worker.started_at, 3)
+            with contextlib.suppress(psutil.Error):
+                info["rss_bytes"] = psutil.Process(pid).memory_info().rss
+        return info
 
     def is_running(self, pipeline: str) -> bool:
         """True while a run of ``pipeline`` is in progress."""

@@ -318,6 +318,10 @@ class PipelineService:
             })  # fmt: skip
         return out
 
+    def worker_status(self) -> dict[str, Any]:
+        """The DuckDB worker's PID, state, uptime and memory (PipelineRunner.worker_status)."""
+        return self.runner.worker_status()
+
     def runs(self, name: str | None, limit: int) -> list[dict[str, Any]]:
         if name is not None:
             self._spec(name)

@@ -37,6 +37,8 @@ class WorkerProcess:
         self.pid = proc.pid
         self.ready = dict(ready)
         self.startup_s = startup_s
+        #: wall-clock time (``time.time()``) the worker was ready, for its uptime in ``status``
+        self.started_at = time.time()
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._log_handlers: dict[int, Callable[[str, str], None]] = {}

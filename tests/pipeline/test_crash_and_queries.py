@@ -30,9 +30,11 @@ async def wait_event(factory: RunnerFactory, pred: object, timeout_s: float = 30
         await asyncio.sleep(0.02)
 
 
-@pytest.mark.parametrize("victim", ["standardize", "deduplicate"])
+@pytest.mark.parametrize(
+    ("victim", "table"), [("quarantine", "silver.orders_quarantine"), ("enrich", "silver.orders_enriched")]
+)
 async def test_sigkill_halfway_then_rerun_equals_uninterrupted(
-    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory, victim: str
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory, victim: str, table: str
 ) -> None:
     ws = workspace
     write_files(ws["landing"], FILES_BATCH1)
@@ -58,15 +60,17 @@ async def test_sigkill_halfway_then_rerun_equals_uninterrupted(
     slow_runner = await runners.open([orders_spec(ws, yaml_path=slow_yaml)], ws["state"])
     runners.events.clear()
     run_task = asyncio.create_task(slow_runner.run("orders"))
-    await wait_event(runners, lambda e: isinstance(e, StepStateChanged) and e.step == victim
-                     and e.new is StepState.RUNNING)
+    await wait_event(
+        runners, lambda e: isinstance(e, StepStateChanged) and e.step == victim and e.new is StepState.RUNNING
+    )
     await asyncio.sleep(0.5)  # the step's DELETE/INSERTs are done; it is inside the slow statement now
     # a read during the write sees the last committed state and answers promptly
     t0 = time.monotonic()
-    during = await asyncio.wait_for(slow_runner.query("SELECT count(*) FROM silver.orders"), 10)
+    during = await asyncio.wait_for(slow_runner.query(f"SELECT count(*) FROM {table}"), 10)
     assert time.monotonic() - t0 < 5
-    assert during.rows[0][0] == len(before_batch2["silver.orders"]), [
-        (e.step, e.new.value) for e in runners.events if isinstance(e, StepStateChanged)]
+    assert during.rows[0][0] == len(before_batch2[table]), [
+        (e.step, e.new.value) for e in runners.events if isinstance(e, StepStateChanged)
+    ]
     pid = slow_runner.worker_pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
@@ -91,21 +95,31 @@ async def test_timeout_kills_worker_and_leaves_tables(
 
     ws = workspace
     write_files(ws["landing"], FILES_BATCH1)
-    slow_yaml = variant_yaml(tmp_path, "timeout", step_overrides={"validate": {"timeout_s": 1.5, "retries": 0}},
-                             extra_sql={"validate": SLOW})
+    slow_yaml = variant_yaml(
+        tmp_path,
+        "timeout",
+        step_overrides={"reference": {"timeout_s": 1.5, "retries": 0}},
+        extra_sql={"reference": SLOW},
+    )
     runner = await runners.open([orders_spec(ws, yaml_path=slow_yaml)], ws["state"])
     first_pid = runner.worker_pid
     rec = await asyncio.wait_for(runner.run("orders"), 60)
     assert rec.status is RunStatus.FAILED
     assert rec.step("ingest").state is StepState.SUCCEEDED
-    assert rec.step("validate").state is StepState.CRASHED
-    assert "timed out" in (rec.step("validate").error or "")
-    assert rec.step("quarantine").state is StepState.UPSTREAM_FAILED
-    # validate's writes were rolled back: nothing past bronze, watermark untouched; a new worker answers
-    res = await asyncio.wait_for(runner.query(
-        "SELECT (SELECT count(*) FROM work.batches) + (SELECT count(*) FROM work.verdicts),"
-        " (SELECT last_row_id FROM meta.watermarks),"
-        " (SELECT count(*) FROM bronze.orders_raw)"), 30)
+    assert rec.step("reference").state is StepState.CRASHED
+    assert "timed out" in (rec.step("reference").error or "")
+    assert rec.step("validate").state is StepState.UPSTREAM_FAILED
+    # the reference step's writes were rolled back (its tables as setup left them, empty), nothing past
+    # bronze exists; a new worker answers
+    res = await asyncio.wait_for(
+        runner.query(
+            "SELECT (SELECT count(*) FROM ref.products) + (SELECT count(*) FROM ref.fx_rates),"
+            " (SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'silver'"
+            " AND table_name IN ('orders', 'orders_valid', 'orders_rejected')),"
+            " (SELECT count(*) FROM bronze.orders_raw)"
+        ),
+        30,
+    )
     assert res.rows[0] == (0, 0, 35)
     assert runner.worker_pid not in (None, first_pid)
 
@@ -154,8 +168,9 @@ async def test_hostile_queries_are_refused_or_stopped(workspace: dict[str, Path]
 
     t0 = time.monotonic()
     with pytest.raises(QueryTimeoutError, match="time limit"):
-        await asyncio.wait_for(runner.query("SELECT count(*) FROM range(1000000000000) t(x) WHERE hash(x) = 42",
-                                            timeout_s=0.5), 15)
+        await asyncio.wait_for(
+            runner.query("SELECT count(*) FROM range(1000000000000) t(x) WHERE hash(x) = 42", timeout_s=0.5), 15
+        )
     assert time.monotonic() - t0 < 5
 
     # the engine still answers, row-limited, and the data is intact

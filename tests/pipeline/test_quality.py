@@ -109,6 +109,45 @@ async def test_every_rule_gives_its_reason_and_runs_incrementally(
     assert sorted(r[0] for r in (await runner.query("SELECT id FROM q_silver.ok")).rows) == ["1", "11", "2"]
 
 
+async def test_named_rules_unparsed_lines_and_replay_releasing_fixed_rows(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    ws = workspace
+    rules = {
+        "source": "q_bronze.raw", "valid": "q_silver.ok", "rejected": "q_silver.bad_rejected",
+        "unparsed": {"column": "_parse_error", "reason": "malformed_line"},
+        "columns": {
+            "id": [{"not_null": {"name": "missing_id"}}],
+            "zone": [{"not_null": {"name": "unknown_zone"}},  # missing or not in zones: one reason, once
+                     {"relationships": {"to": "q_ref.zones", "field": "zone", "name": "unknown_zone"}}],
+            "kind": [{"accepted_values": {"values": ["a", "b"], "name": "bad_kind"}}],
+        },
+    }  # fmt: skip
+    spec = load_pipeline(pipeline(tmp_path, ws, rules))
+    runner = await runners.open([spec], ws["state"])
+    (ws["landing"] / "b1.csv").write_text('id,kind,amount,code,zone,lim\n1,a,1,AB,Z1,5\n,c,1,AB, ,5\n'
+                                          '2,a,1,AB,Z3,5\n"3,a,1,AB,Z1,5\n')  # fmt: skip
+    rec = await asyncio.wait_for(runner.run("q"), 60)
+    assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
+    m = rec.step("check").metrics
+    assert (m["rows_in"], m["valid"], m["rejected"], m["replayed"], m["released"]) == (4, 1, 3, 0, 0)
+    rejected = "SELECT _source_line, reasons FROM q_silver.bad_rejected ORDER BY _row_id"
+    assert [list(r) for r in (await runner.query(rejected)).rows] == [
+        [3, ["missing_id", "unknown_zone", "bad_kind"]],
+        [4, ["unknown_zone"]],
+        [5, ["malformed_line"]],
+    ]
+
+    # the reference data is fixed: a replay checks the rejected rows again and releases the one that passes
+    (ws["reference"] / "zones.csv").write_text("zone\nZ1\nZ2\nZ3\n")
+    rec = await asyncio.wait_for(runner.replay("q"), 60)
+    assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
+    m = rec.step("check").metrics
+    assert (m["rows_in"], m["valid"], m["rejected"], m["replayed"], m["released"]) == (3, 1, 2, 3, 1)
+    assert [r[0] for r in (await runner.query(rejected)).rows] == [3, 5]
+    assert sorted(r[0] for r in (await runner.query("SELECT id FROM q_silver.ok")).rows) == ["1", "2"]
+
+
 @pytest.mark.parametrize(
     ("change", "key", "reason"),
     [
@@ -171,3 +210,10 @@ async def test_deduplicate_keeps_the_latest_row_per_key_across_batches(
     assert (m["rows_in"], m["kept"], m["replaced"], m["superseded"]) == (3, 2, 1, 2)
     assert await table("current") == [["1", "b"], ["2", "g"], ["3", "e"], ["4", "h"]]
     assert await table("old") == [["1", "a"], ["1", "f"], ["2", "c"], ["3", "d"]]
+    lost = await runner.query("SELECT v, was, superseded_by FROM d_silver.old ORDER BY v")
+    winner = {r[0]: r[1] for r in (await runner.query("SELECT v, _row_id FROM d_silver.current")).rows}
+    assert [list(r) for r in lost.rows] == [["a", "new", winner["b"]], ["c", "current", winner["g"]],
+                                            ["d", "new", winner["e"]], ["f", "new", winner["b"]]]  # fmt: skip
+
+    rec = await asyncio.wait_for(runner.run("d"), 60)  # nothing new: no loser competes again
+    assert rec.step("dedupe").metrics["rows_in"] == 0 and rec.step("dedupe").metrics["superseded"] == 0

@@ -48,10 +48,10 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
     assert [s.name for s in spec.steps] == [
         "discover",
         "ingest",
+        "reference",
         "validate",
         "quarantine",
         "deduplicate",
-        "standardize",
         "enrich",
         "aggregate",
         "report",

@@ -1,6 +1,6 @@
-"""The work queue between validate and standardize holds decisions only (batches, rejections, the reference
-data a batch was checked with): a batch left half-way by a failed step is finished by the next run with the
-values it was validated with, even when the reference folder changed in between."""
+"""Rows validated by a run that failed later are finished by the next run with the reference values they were
+validated with (validate copies the product spelling and the rate into each valid row), even when the
+reference folder changed in between."""
 
 from __future__ import annotations
 
@@ -28,17 +28,22 @@ async def test_pending_batch_keeps_its_reference_data(
     expected = await dump_tables(ref_runner, skip=lambda t: t.startswith("meta."))
     await ref_runner.aclose()
 
-    # standardize fails after validate, quarantine and deduplicate committed their decisions.
-    failing = variant_yaml(tmp_path, "fail", step_overrides={"standardize": {"retries": 0}},
-                           extra_sql={"standardize": "SELECT error('injected failure');"})
+    # quarantine fails after validate committed its verdicts: the valid rows wait, nothing is merged yet.
+    failing = variant_yaml(
+        tmp_path,
+        "fail",
+        step_overrides={"quarantine": {"retries": 0}},
+        extra_sql={"quarantine": "SELECT error('injected failure');"},
+    )
     runner = await runners.open([orders_spec(ws, yaml_path=failing)], ws["state"])
     rec = await asyncio.wait_for(runner.run("orders"), 60)
     assert rec.status is RunStatus.FAILED
-    assert rec.step("standardize").state is StepState.FAILED
-    pending = await runner.query("SELECT stage, count(*) FROM work.batches GROUP BY ALL")
-    assert list(pending.rows) == [("decided", 1)]
-    silver = await runner.query("SELECT count(*) FROM silver.orders")
-    assert silver.rows[0][0] == 0
+    assert rec.step("quarantine").state is StepState.FAILED
+    waiting = await runner.query(
+        "SELECT (SELECT count(*) FROM silver.orders_valid),"
+        " (SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = 'orders')"
+    )
+    assert waiting.rows[0] == (15, 0)
     await runner.aclose()
 
     # The reference folder changes: every rate doubles.
@@ -51,10 +56,12 @@ async def test_pending_batch_keeps_its_reference_data(
     rerun = await runners.open([orders_spec(ws)], ws["state"])
     rec2 = await asyncio.wait_for(rerun.run("orders"), 60)
     assert rec2.status is RunStatus.SUCCEEDED, rec2.to_dict()
-    assert rec2.step("standardize").rows_in == len(expected["silver.orders"])
+    assert rec2.step("validate").rows_in == 0 and rec2.step("deduplicate").rows_in == 15
+    assert rec2.step("deduplicate").metrics["kept"] == len(expected["silver.orders"])
     got = await dump_tables(rerun, skip=lambda t: t.startswith(("meta.", "ref.")))
     assert got == {k: v for k, v in expected.items() if not k.startswith("ref.")}
-    queue = await rerun.query("SELECT (SELECT count(*) FROM work.batches) + (SELECT count(*) FROM work.verdicts)"
-                              " + (SELECT count(*) FROM work.batch_fx) + (SELECT count(*) FROM work.batch_products)")
-    assert queue.rows[0][0] == 0
-
+    unmerged = await rerun.query(
+        "SELECT count(*) FROM silver.orders_valid WHERE _row_id NOT IN"
+        " (SELECT _row_id FROM silver.orders UNION ALL SELECT _row_id FROM silver.orders_superseded)"
+    )
+    assert unmerged.rows[0][0] == 0

@@ -1,7 +1,8 @@
 -- enrich: product name/category and country name. Rebuilt from silver.orders on each run (a join over the
 -- whole table is cheap, and it keeps names right after the reference data changes).
 CREATE OR REPLACE TABLE silver.orders_enriched AS
-SELECT o.*, p.name AS product_name, p.category AS category, c.name AS country_name
+SELECT o.* EXCLUDE (product_key, _raw_line, _parse_error),
+       p.name AS product_name, p.category AS category, c.name AS country_name
 FROM silver.orders o
 LEFT JOIN ref.products p ON p.product_id = o.product_id
 LEFT JOIN ref.countries c ON c.country_code = o.country;
