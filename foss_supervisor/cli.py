@@ -336,7 +336,8 @@ def cmd_stop(args: argparse.Namespace, config: Config) -> int:
     status = PidFile(config.pid_file).inspect()
     if not status.locked:
         say("INFO", "foss-supervisor is not running")
-        return EXIT_OK
+        # a daemon killed with -9 left its programs running: stop means they stop too
+        return EXIT_OK if _programs_gone(config) else EXIT_FAIL
     if _stop_instance(config, status.pid, graceful=True):
         say("SUCCESS", f"foss-supervisor (pid {status.pid}) stopped")
         return EXIT_OK

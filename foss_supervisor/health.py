@@ -90,6 +90,7 @@ class HealthMonitor:
         self.cfg = cfg
         self.health = Health.UNKNOWN
         self.failures = 0
+        self.last_detail = ""  # the latest probe's outcome, also below the failure threshold
         self._on_change = on_change
         self._probe = run_probe
         self._sleep = sleep
@@ -101,11 +102,13 @@ class HealthMonitor:
             ok, detail = await self._probe(self.cfg)
             if ok:
                 self.failures = 0
+                self.last_detail = detail
                 self._set(Health.HEALTHY, detail)
             else:
                 self.failures += 1
+                self.last_detail = f"{detail} ({self.failures} failures in a row)"
                 if self.failures >= self.cfg.failure_threshold:
-                    self._set(Health.UNHEALTHY, f"{detail} ({self.failures} failures in a row)")
+                    self._set(Health.UNHEALTHY, self.last_detail)
             await self._sleep(self.cfg.interval_s)
 
     def _set(self, health: Health, detail: str) -> None:

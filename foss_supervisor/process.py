@@ -96,6 +96,7 @@ class ManagedProcess:
         self._on_spawn = on_spawn
         self._on_exit = on_exit
         self._backoff = Backoff(cfg.backoff)
+        self._monitor: HealthMonitor | None = None  # the current spawn's probes
         self._start_failures = 0
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
@@ -152,6 +153,18 @@ class ManagedProcess:
         return self.state in STOPPED_STATES
 
     @property
+    def crash_streak(self) -> int:
+        """Failures in a row while it is being started again and has not yet run ``reset_after`` (0: not looping).
+
+        Between two crashes a crash-looping program spends moments in STARTING and RUNNING; this keeps
+        it a problem (for ``/health``) until a run lasts long enough to count as stable.
+        """
+        if self.state not in (S.STARTING, S.RUNNING) or self._backoff.failures < 2:
+            return 0
+        up_s = self._seams.monotonic() - self._spawned_at
+        return self._backoff.failures if up_s < self.cfg.backoff.reset_after_s else 0
+
+    @property
     def completed(self) -> bool:
         """It ran to its end, will not be restarted, and exited with an expected code (a one-shot job done)."""
         return self.state is S.EXITED and not self.wanted and self.exit_code in self.cfg.exit_codes
@@ -174,7 +187,8 @@ class ManagedProcess:
             "group": self.cfg.group,
             "state": str(self.state),
             "health": str(self.health),
-            "health_detail": self.health_detail,
+            # a probe failing below its threshold leaves health as it was, but says so here
+            "health_detail": (self._monitor.last_detail if self._monitor is not None else "") or self.health_detail,
             "pid": self.pid,
             "exit_code": self.exit_code,
             "completed": self.completed,
@@ -283,7 +297,8 @@ class ManagedProcess:
             became = "sent READY=1" if ready is not None else f"up for {start_timeout:g}s"
             self._transition(S.RUNNING, became)
             if self.cfg.health is not None:
-                monitor = HealthMonitor(self.cfg.health, self._health_changed, self._child.probe(), self._seams.sleep)
+                monitor = self._monitor = HealthMonitor(self.cfg.health, self._health_changed, self._child.probe(),
+                                                        self._seams.sleep)  # fmt: skip
                 probe_task = asyncio.create_task(monitor.run())
             interrupt = await self._watch(exited, None)
             if probe_task is not None:

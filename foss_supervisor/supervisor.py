@@ -141,6 +141,8 @@ class Supervisor:
                 out.append(f"{p.name} is FATAL: {p.reason}")
             elif p.state is ProcessState.BACKOFF:
                 out.append(f"{p.name} is crash-looping (BACKOFF): {p.reason}")
+            elif streak := p.crash_streak:
+                out.append(f"{p.name} is crash-looping: {streak} failures in a row, started again ({p.state})")
             elif p.state is ProcessState.EXITED and not p.wanted and p.exit_code not in p.cfg.exit_codes:
                 out.append(f"{p.name} exited with unexpected code {p.exit_code}: {p.reason}")
             elif self._stuck(p):

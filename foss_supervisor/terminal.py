@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -60,7 +61,13 @@ def info_column(p: Mapping[str, Any]) -> str:
         if p.get("spawns", 0) > 1:
             parts.append(f"started {p['spawns']} times")
         return "; ".join(x for x in parts if x)
-    return str(p["reason"])
+    reason = str(p["reason"])
+    if p["state"] == "BACKOFF" and isinstance(p.get("next_attempt_at"), int | float):
+        # the reason says how long the wait was when it began; this says when the next attempt comes
+        at = time.strftime("%H:%M:%S", time.localtime(p["next_attempt_at"]))
+        left = max(0.0, p["next_attempt_at"] - time.time())
+        reason = f"{reason.split('; retry in ')[0]}; next attempt at {at} (in {left:.1f}s)"
+    return reason
 
 
 class _Guarded:

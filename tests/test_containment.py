@@ -254,3 +254,17 @@ def test_after_kill9_a_new_daemon_ends_what_escaped_the_old_ones_groups(daemon: 
     wait_for(lambda: not old & set(procs_with(marker)), 10, "the old copy's processes ended")
     new = wait_for(exactly(marker, 3), 10, "one new copy")
     assert not old & set(new)
+
+
+def test_stop_after_kill9_ends_what_the_dead_daemon_left(daemon: DaemonHandle, marker: str) -> None:
+    cmd = [PY, script(daemon.tmp, "escaper.py", ESCAPER), marker, "300"]
+    daemon.write_config(f"programs:\n  esc: {{command: {cmd!r}, start_timeout: 0.2}}\n")
+    daemon.start()
+    wait_for(exactly(marker, 3), 10, "three processes")
+    assert daemon.proc is not None
+    daemon.proc.kill()
+    daemon.proc.wait(timeout=10)
+    stop = daemon.cli("stop")  # no daemon answers, but its programs run: stop ends them all the same
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert "left by the killed daemon" in stop.stdout
+    assert not procs_with(marker)

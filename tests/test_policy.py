@@ -283,6 +283,18 @@ async def test_crash_of_a_running_program_restarts_at_once_then_waits_in_backoff
         assert h.proc.next_attempt_at is None  # cleared once the attempt happens
 
 
+async def test_a_crash_loop_stays_a_problem_between_its_crashes_until_a_run_is_stable() -> None:
+    cfg = program(autorestart="always", backoff=BackoffPolicy(jitter=0.0, reset_after_s=10.0))
+    scripts = [Script(run_s=2.0, code=1)] * 3 + [Script()]  # three crashes after 2 s, then it stays up
+    async with controlled(cfg, *scripts) as h:
+        await h.until(lambda: len(h.children.spawned) == 3 and h.proc.state is S.RUNNING)
+        assert h.proc.crash_streak == 2  # up again, but still looping: /health must not say healthy
+        await h.until(lambda: len(h.children.spawned) == 4 and h.proc.state is S.RUNNING)
+        assert h.proc.crash_streak == 3
+        await h.clock.advance(10.5)
+        assert h.proc.state is S.RUNNING and h.proc.crash_streak == 0  # a stable run ends the streak
+
+
 async def test_retries_forever_at_the_cap_when_asked() -> None:
     cfg = program(start_retries=None, backoff=BackoffPolicy(max_s=5.0, jitter=0.0))
     async with controlled(cfg, Script(run_s=0.01, code=1)) as h:
