@@ -192,8 +192,11 @@ class Supervisor:
         """Apply a new config: stop removed and changed programs, then add changed and new ones."""
         plan = self.plan(new)
         old_cfgs = {n: self.processes[n].cfg for n in (*plan.removed, *plan.changed)}
+        removed_logs = {self.processes[n].log_path for n in plan.removed}
         for level in stop_levels(old_cfgs):
             await self._stop_many(level, remove=True)
+        for path in removed_logs - {p.log_path for p in self.processes.values()}:
+            self.store.write_failures.forget(path)  # a removed program's log is no longer a problem
         stopped = self.store.stopped_by_hand()
         self.config = new
         for name in (*plan.changed, *plan.added):

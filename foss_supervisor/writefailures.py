@@ -99,6 +99,11 @@ class WriteFailures:
             self._report(f"{f.kind}_write_recovered", "info",
                          {"file": str(path), "failures": f.failures, "dropped_bytes": f.dropped_bytes})  # fmt: skip
 
+    def forget(self, path: Path) -> None:
+        """Stop tracking ``path`` (nothing writes it any more: its program was removed)."""
+        with self._lock:
+            self._failing.pop(path, None)
+
     def _report(self, event: str, level: str, fields: dict[str, object]) -> None:
         self._reporting.on = True
         try:

@@ -124,7 +124,11 @@ class _Measure:
             self.done("?")
 
 
-def _yaml_error(exc: yaml.YAMLError, file: str) -> ConfigError:
+def _yaml_error(exc: yaml.YAMLError, file: str, text: str = "") -> ConfigError:
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow: it has a position, no mark
+        char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        row = text.count("\n", 0, exc.position) + 1
+        return ConfigError(file, "", f"invalid YAML: character #x{char:04x} is not allowed ({exc.reason})", row)
     mark = getattr(exc, "problem_mark", None)
     line = mark.line + 1 if mark is not None else None
     reason = getattr(exc, "problem", None) or str(exc)
@@ -145,14 +149,14 @@ def load_yaml(text: str, file: str) -> tuple[Any, dict[str, int]]:
             measure.event(ev)
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
-        raise _yaml_error(exc, file) from None
+        raise _yaml_error(exc, file, text) from None
     lines: dict[str, int] = {}
     if node is None:
         return {}, lines
     try:
         return _Builder(file, lines).build(node, ""), lines
     except yaml.YAMLError as exc:  # a scalar no safe constructor takes (`=`, an unknown !tag)
-        raise _yaml_error(exc, file) from None
+        raise _yaml_error(exc, file, text) from None
 
 
 class _Builder:

@@ -173,6 +173,19 @@ def test_full_log_disk_is_counted_shown_and_recovers_without_flooding_stderr(dae
         daemon.cleanup()
 
 
+def test_a_removed_programs_failing_log_is_no_longer_a_problem(daemon: DaemonHandle) -> None:
+    daemon.write_config(f"programs:\n  chatty:\n    {CHATTY}\n  quiet:\n    {SLEEPER}\n")
+    with tmpfs(daemon.state_dir / "logs", "1m") as logs:
+        daemon.start()
+        filler = fill(logs)
+        wait_for(lambda: [p for p in problems(daemon) if "chatty.log" in p], 20, "the problem shown")
+        daemon.write_config(f"programs:\n  quiet:\n    {SLEEPER}\n")
+        daemon.call("reload")
+        assert problems(daemon) == []  # the disk is still full, but nothing writes that log any more
+        filler.unlink()
+        daemon.cleanup()
+
+
 def test_full_state_disk_is_shown_and_no_program_runs_twice_after_kill9(daemon: DaemonHandle) -> None:
     daemon.write_config(f"programs:\n  a:\n    {SLEEPER}\n  b:\n    {SLEEPER}\n")
     with tmpfs(daemon.state_dir, "2m") as state:
