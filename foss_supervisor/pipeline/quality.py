@@ -121,8 +121,9 @@ def _rule(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None]:
     # relationships
     if not isinstance(arg, dict) or not _TABLE.match(str(arg.get("to", ""))) or not _IDENT.match(str(arg.get("field"))):
         raise PipelineConfigError(file, key, "relationships takes {to: schema.table, field: column}")
-    lookup = f"SELECT 1 FROM {arg['to']} r WHERE CAST(r.{arg['field']} AS VARCHAR) = {text}"  # noqa: S608
-    return reason, f"{c} IS NOT NULL AND NOT EXISTS ({lookup})"
+    # NOT IN over the non-NULL keys: a hash anti-join, cheaper than a correlated NOT EXISTS
+    keys = f"SELECT CAST({arg['field']} AS VARCHAR) FROM {arg['to']} WHERE {arg['field']} IS NOT NULL"  # noqa: S608
+    return reason, f"{c} IS NOT NULL AND {text} NOT IN ({keys})"
 
 
 def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> str:

@@ -156,6 +156,17 @@ async def test_named_rules_unparsed_lines_and_replay_releasing_fixed_rows(
         ({"columns": {"id": [{"pattern": "(["}]}}, "steps.check.params.columns.id", "not a regular expression"),
         ({"valid": "ok"}, "steps.check.params.valid", "schema.table"),
         ({"tests": [{"name": "t", "expression": "1; DROP TABLE x"}]}, "steps.check.params.tests[0].expression", "';'"),
+        (
+            {"columns": {"id": [{"not_null": {"name": "Bad name"}}]}},
+            "steps.check.params.columns.id.not_null.name",
+            "lower-case identifier",
+        ),
+        (
+            {"columns": {"id": [{"not_null": {"name": "x", "min": 1}}]}},
+            "steps.check.params.columns.id.not_null",
+            "takes only a name",
+        ),
+        ({"unparsed": {"column": "_parse_error"}}, "steps.check.params.unparsed", "{column: column_name, reason:"),
     ],
 )
 def test_rule_errors_name_the_key_and_line(
