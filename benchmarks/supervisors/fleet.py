@@ -6,7 +6,7 @@ import random
 from functools import partial
 
 from .common import STOP_TIMEOUT_S, Plan, Results, note
-from .observe import kill_and_time, time_stop
+from .observe import cpu_seconds, kill_and_time, time_stop
 from .tools import TOOLS, Program, Supervisord, Tool, ToolFactory, session
 from .workloads import measure_idle, measure_status
 
@@ -26,17 +26,19 @@ FLEET_TOOLS: dict[str, ToolFactory] = {**TOOLS, "supervisord": partial(Superviso
 def bench_large_fleet(tool: Tool, plan: Plan, size: int, rep: int, res: Results) -> None:
     """One fleet session of ``tool`` with ``size`` programs, from its launch to its SIGTERM.
 
-    Every session times launch → all first lines, launch → the tool's status lists all RUNNING (asked every
-    ``RUNNING_POLL_S`` once all have started, so the polling never competes with the spawning), and SIGTERM
-    → all programs exited → the daemon exited. The first session (``rep`` 0) also measures, in this order:
-    RSS and idle CPU, the CLI status wall time, and crash → restart of ``plan.fleet_crash_reps`` programs
-    picked at random. Samples go into ``res`` under the ``fleet_*`` rows.
+    Every session times launch → all first lines (and takes the daemon's CPU time by then), launch → the
+    tool's status lists all RUNNING (asked every ``RUNNING_POLL_S`` once all have started, so the polling
+    never competes with the spawning), and SIGTERM → all programs exited → the daemon exited. The first
+    session (``rep`` 0) also measures, in this order: RSS and idle CPU, the CLI status wall time, and
+    crash → restart of ``plan.fleet_crash_reps`` programs picked at random. Samples go into ``res`` under
+    the ``fleet_*`` rows.
     """
     names = [f"fleet-{i:04d}" for i in range(size)]
     key = tool.key
     with session(tool, [Program(n) for n in names]) as log:
         firsts = log.wait_names(names, FLEET_LAUNCH_TIMEOUT_S, poll_s=0.05)
         cold = (max(line.t_ns for line in firsts.values()) - tool.launched_ns) / 1e9
+        res.add("fleet_cold_cpu", key, cpu_seconds(tool.supervisor_processes(log.pids())))
         running_ns = tool.wait_running(names, FLEET_LAUNCH_TIMEOUT_S, poll_s=RUNNING_POLL_S)
         running = (running_ns - tool.launched_ns) / 1e9
         res.add("fleet_cold", key, cold)

@@ -57,6 +57,7 @@ def rows(fleet_size: int) -> tuple[Row, ...]:
         Row("cpu", f"daemon idle CPU, {FLEET_SIZE} idle programs", "% core"),
         Row("status", f"CLI status wall time, {FLEET_SIZE} programs", "ms"),
         Row("fleet_cold", f"{n} programs: launch → all first lines", "s"),
+        Row("fleet_cold_cpu", "… daemon CPU time by then (its own, not its children's)", "s"),
         Row("fleet_running", f"{n} programs: launch → status lists all RUNNING", "s"),
         Row("fleet_rss", f"daemon RSS, {n} idle programs", "MiB"),
         Row("fleet_cpu", f"daemon idle CPU, {n} idle programs", "% core"),
