@@ -49,6 +49,10 @@ class Backoff:
         spread = delay * p.jitter * (2 * self._rand() - 1)
         return max(0.0, min(p.max_s, delay + spread))
 
+    def reset(self) -> None:
+        """Forget past failures (an operator's start or restart)."""
+        self.failures = 0
+
     def observe_run(self, ran_for_s: float) -> None:
         """Forget past failures after a stable run."""
         if ran_for_s >= self.policy.reset_after_s:

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from foss_supervisor import __version__
 from foss_supervisor.control.client import ControlClient, call
-from foss_supervisor.errors import CommandError, ConfigError, NotRunning, SupervisorError
+from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, NotRunning, SupervisorError
 from foss_supervisor.resources import locate_control_socket
 
 if TYPE_CHECKING:
@@ -42,10 +43,11 @@ class SocketTarget:
 
 # These only talk to the daemon: they find its socket without PyYAML and the typed config, which are
 # about half of a CLI call's start-up (and so of the time `ctl stop` takes before the daemon hears it).
-SOCKET_ONLY = frozenset({"status", "ctl", "logs", "query", "pipeline", "demo-data"})
+SOCKET_ONLY = frozenset({"status", "ctl", "logs", "query", "pipeline", "demo-data", "export"})
 
 __all__ = ["main"]
 
+SELECTOR_HELP = "a program, a group, a replica set, a glob like 'web-*', or all"
 DESCRIPTION = "One daemon for a data-platform host: supervised programs, the dashboard, the medallion pipeline."
 # An instance that does not answer within this bound is unhealthy and gets replaced by `start`.
 HEALTH_BOUND_S = 3.0
@@ -101,12 +103,17 @@ def _http_health(config: Config, timeout_s: float) -> tuple[int | None, dict[str
 
 
 def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
-    """Stop a running daemon: the shutdown command when it answers, else SIGTERM, 5 s, SIGKILL."""
+    """Stop a running daemon: the shutdown command when it answers, else SIGTERM (and SIGCONT), then SIGKILL.
+
+    A daemon that had to be SIGKILLed leaves its programs behind: they are stopped here from its
+    ``children.json`` record, whole process groups, so ``stop`` never leaves a program running.
+    """
     from foss_supervisor.pidfile import PidFile
     from foss_supervisor.procinfo import identity_of, terminate, wait_gone
 
     pidfile = PidFile(config.pid_file)
     ident = identity_of(pid) if pid else None
+    longest = max((p.stop_timeout_s for p in config.programs.values()), default=0.0)
 
     def gone() -> bool:
         return not pidfile.inspect().locked and (ident is None or not ident.alive())
@@ -117,19 +124,40 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
         except (OSError, SupervisorError):
             graceful = False
         else:
-            longest = max((p.stop_timeout_s for p in config.programs.values()), default=0.0)
             if (ident is None or wait_gone(ident, longest * 2 + 30.0)) and _bounded_poll(gone, 5.0):
                 return True
             say("WARN", "the daemon did not exit after the shutdown command; sending signals")
     if ident is not None:
-        say("INFO", f"stopping pid {ident.pid}: SIGTERM, then SIGKILL after 5s")
-        outcome = terminate(ident, 5.0)
+        # SIGCONT with the SIGTERM lets a stopped daemon wake up and stop its programs itself
+        grace = max(5.0, longest + 5.0)
+        say("INFO", f"stopping pid {ident.pid}: SIGTERM, then SIGKILL after {grace:g}s")
+        outcome = terminate(ident, grace)
         say("INFO", f"pid {ident.pid} {outcome}")
+        if outcome == "killed":
+            _stop_leftovers(config)
     return _bounded_poll(gone, 10.0)
 
 
+def _stop_leftovers(config: Config) -> None:
+    from foss_supervisor.daemon import clean_leftovers
+    from foss_supervisor.statestore import StateStore
+
+    for name, pid, outcome in clean_leftovers(StateStore(config.state_dir)):
+        say("INFO", f"program {name} (pid {pid}) left by the killed daemon: {outcome}")
+
+
+def _same_config(pong: dict[str, Any], config: Config) -> bool:
+    """Does the answering daemon run ``config``? (An older daemon that does not say is taken as yes.)"""
+    theirs = pong.get("config")
+    return not theirs or Path(str(theirs)).resolve() == config.source.resolve()
+
+
 def cmd_start(args: argparse.Namespace, config: Config) -> int:
-    """Smart start: leave a healthy instance alone, replace an unhealthy one, else start fresh."""
+    """Smart start: leave a healthy instance alone, replace an unhealthy one, else start fresh.
+
+    An instance that answers on the control socket but runs another config file is refused
+    (exit 1), unless ``--restart`` asks to replace it.
+    """
     from foss_supervisor.pidfile import PidFile
     from foss_supervisor.procinfo import describe
 
@@ -137,17 +165,26 @@ def cmd_start(args: argparse.Namespace, config: Config) -> int:
     status = pidfile.inspect()
     if status.locked:
         pong = _ping(config, HEALTH_BOUND_S)
-        code, body = _http_health(config, HEALTH_BOUND_S) if pong else (None, {})
-        healthy = pong is not None and code is not None
-        if healthy and not args.restart:
-            say("INFO", f"foss-supervisor is already running (pid {status.pid}, {pong.get('phase')})")  # type: ignore[union-attr]
-            if code != 200:
+        healthy = pong is not None  # answering on its control socket proves it alive
+        if pong is not None and not _same_config(pong, config):
+            other = f"pid {pong.get('pid')}, config {pong.get('config')}, state dir {pong.get('state_dir')}"
+            if not args.restart:
+                say("ERROR", f"foss-supervisor is already running with another config ({other}); "
+                             f"stop it first, or pass --restart to replace it with {config.source}")  # fmt: skip
+                return EXIT_FAIL
+            say("INFO", f"--restart: replacing the instance that runs another config ({other})")
+        if pong is not None and not args.restart:
+            code, body = _http_health(config, HEALTH_BOUND_S)
+            say("INFO", f"foss-supervisor is already running (pid {status.pid}, {pong.get('phase')})")
+            if code is None:
+                say("WARN", f"its dashboard does not answer on {config.dashboard_url}")
+            elif code != 200:
                 say("WARN", f"it reports problems: {'; '.join(body.get('problems', [])) or code}")
             say("SUCCESS", f"Dashboard: {config.dashboard_url}")
             _print_login(config)
             return EXIT_OK
         if healthy:
-            say("INFO", f"--restart: stopping the running instance (pid {status.pid}) gracefully")
+            say("INFO", f"stopping the running instance (pid {status.pid}) gracefully, to replace it")
         else:
             say("WARN", f"the running instance (pid {status.pid}) is not answering within {HEALTH_BOUND_S:g}s")
         if not _stop_instance(config, status.pid, graceful=healthy):
@@ -165,11 +202,11 @@ def cmd_start(args: argparse.Namespace, config: Config) -> int:
 
 def _run_foreground(args: argparse.Namespace, config: Config) -> int:
     from foss_supervisor.daemon import run_daemon
-    from foss_supervisor.errors import AlreadyRunning, PortInUse
+    from foss_supervisor.errors import DaemonError, PortInUse
 
     try:
         return run_daemon(config, take_over_port=args.take_over_port, stderr_logs=not args.daemonized)
-    except (AlreadyRunning, PortInUse) as exc:
+    except DaemonError as exc:  # another instance, the port, the control socket: nothing was left running
         say("ERROR", str(exc))
         if isinstance(exc, PortInUse):
             say("INFO", "pass --take-over-port to stop that process, or set FOSS_SUPERVISOR_PORT")
@@ -178,10 +215,12 @@ def _run_foreground(args: argparse.Namespace, config: Config) -> int:
 
 def _start_background(args: argparse.Namespace, config: Config) -> int:
     import subprocess
+
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     stderr_path = config.state_dir / "foss-supervisor.stderr"
-    argv = [sys.executable, "-m", "foss_supervisor", "start", "--foreground", "--daemonized",
-            "--config", str(config.source)]  # fmt: skip
+    # -P and cwd "/": the daemon never imports a module from the directory `start` was run in
+    argv = [sys.executable, "-P", "-m", "foss_supervisor", "start", "--foreground", "--daemonized",
+            "--config", str(config.source.resolve())]  # fmt: skip
     if args.take_over_port:
         argv.append("--take-over-port")
     if args.debug:
@@ -189,7 +228,7 @@ def _start_background(args: argparse.Namespace, config: Config) -> int:
     say("INFO", f"starting foss-supervisor (config {config.source}, state {config.state_dir})")
     with stderr_path.open("wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True,
-                                close_fds=True)  # fmt: skip
+                                close_fds=True, cwd="/")  # fmt: skip
     state: dict[str, Any] = {}
 
     def ready() -> bool:
@@ -205,6 +244,16 @@ def _start_background(args: argparse.Namespace, config: Config) -> int:
         return EXIT_FAIL
     if not state.get("pong"):
         say("ERROR", f"the daemon (pid {proc.pid}) did not answer within {READY_TIMEOUT_S:g}s; see {stderr_path}")
+        return EXIT_FAIL
+    try:  # ready means every program settled; some may have failed (FATAL, crash-looping, stuck behind one)
+        problems = call(config.control_socket, "status")["daemon"].get("problems", [])
+    except SupervisorError:
+        problems = []
+    if problems:
+        say("ERROR", f"foss-supervisor is running (pid {proc.pid}), but not every program started:")
+        for line in problems:
+            say("ERROR", f"  {line}")
+        say("INFO", f"Dashboard: {config.dashboard_url}")
         return EXIT_FAIL
     say("SUCCESS", f"foss-supervisor is running (pid {proc.pid})")
     say("SUCCESS", f"Dashboard: {config.dashboard_url}")
@@ -251,22 +300,44 @@ def _fmt_uptime(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600}h" if s >= 86400 else f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+# supervisorctl's convention: `status` exits 3 when a selected program is not in the state it should be in
+EXIT_NOT_AS_WANTED = 3
+SETTLED_STOPPED = ("STOPPED", "EXITED")
+
+
+def _as_wanted(p: dict[str, Any]) -> bool:
+    return p["state"] == "RUNNING" if p["wanted"] == "running" else p["state"] in SETTLED_STOPPED
+
+
+def _info(p: dict[str, Any]) -> str:
+    """The INFO column: what an operator needs beyond state and uptime (supervisorctl's last column)."""
+    if p["state"] == "RUNNING":
+        parts = [p.get("status_text") or "", p.get("health_detail") or ""]
+        if p.get("spawns", 0) > 1:
+            parts.append(f"started {p['spawns']} times")
+        return "; ".join(x for x in parts if x)
+    return str(p["reason"])
+
+
 def cmd_status(args: argparse.Namespace, config: Target) -> int:
-    result = call(config.control_socket, "status")
+    result = call(config.control_socket, "status", names=args.names)
+    code = EXIT_OK if all(_as_wanted(p) for p in result["programs"]) else EXIT_NOT_AS_WANTED
     if args.json:
         print(json.dumps(result, indent=2))
-        return EXIT_OK
+        return code
     d = result["daemon"]
     print(f"foss-supervisor {d['version']}  pid {d['pid']}  {d['phase']}  up {_fmt_uptime(d['uptime_s'])}  "
           f"dashboard {d['dashboard_url']}")  # fmt: skip
     rows = [("NAME", "STATE", "HEALTH", "PID", "UPTIME", "INFO")]
     for p in result["programs"]:
-        rows.append((p["name"], p["state"], p["health"], str(p["pid"] or "-"), _fmt_uptime(p["uptime_s"]),
-                     p["reason"]))  # fmt: skip
+        state = p["state"] if _as_wanted(p) else f"{p['state']}*"
+        rows.append((p["name"], state, p["health"], str(p["pid"] or "-"), _fmt_uptime(p["uptime_s"]), _info(p)))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5])
-    return EXIT_OK
+        print(("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5]).rstrip())
+    if code != EXIT_OK:
+        print("* not in its wanted state (see `foss-supervisor logs NAME`)")
+    return code
 
 
 def cmd_reload(args: argparse.Namespace, config: Config) -> int:
@@ -275,6 +346,9 @@ def cmd_reload(args: argparse.Namespace, config: Config) -> int:
     for key in ("added", "changed", "removed", "unchanged"):
         if result[key]:
             print(f"{key:>9}: {', '.join(result[key])}")
+    for key, names in (result.get("pipelines") or {}).items():
+        if names and key != "unchanged":
+            print(f"{key:>9}: pipeline {', '.join(names)}")
     if result["needs_daemon_restart"]:
         say("WARN", f"changed {', '.join(result['needs_daemon_restart'])}: takes effect on `foss-supervisor restart`")
     say("SUCCESS", f"reload {verb} apply: {len(result['added'])} added, {len(result['changed'])} changed, "
@@ -283,47 +357,54 @@ def cmd_reload(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, config: Target) -> int:
-    result = call(config.control_socket, "logs", name=args.name, lines=args.lines)
-    for line in result["lines"]:
-        print(line)
+    from foss_supervisor.logview import LogSource, follow
+
+    try:
+        result = call(config.control_socket, "logs", names=args.names, lines=args.lines)
+        sources = [LogSource(s["name"], Path(s["file"]), tuple(s["logger_prefix"])) for s in result["sources"]]
+        tails: dict[str, list[str]] = result["lines"]
+    except NotRunning:
+        sources, tails = _offline_logs(args)
+    prefix = len(sources) > 1
+    width = max((len(s.name) for s in sources), default=0)
+    for source in sources:
+        for line in tails.get(source.name, []):
+            print(f"{source.name.ljust(width)} | {line}" if prefix else line)
+    sys.stdout.flush()
     if args.follow:
-        _follow(Path(result["file"]))
+        follow(sources)
     return EXIT_OK
 
 
-def _follow(path: Path) -> None:
-    """``tail -F``: print what is appended, and reopen when the file is rotated."""
-    f = path.open("rb")
-    f.seek(0, 2)
-    try:
-        while True:
-            chunk = f.read(65536)
-            if chunk:
-                sys.stdout.write(chunk.decode("utf-8", "replace"))
-                sys.stdout.flush()
-                continue
-            try:
-                rotated = os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
-            except FileNotFoundError:
-                rotated = False
-            if rotated:
-                f.close()
-                f = path.open("rb")
-            else:
-                time.sleep(0.2)  # a human is reading: polling a file a few times a second is enough
-    except KeyboardInterrupt:
-        pass
-    finally:
-        f.close()
+def _offline_logs(args: argparse.Namespace) -> tuple[list[Any], dict[str, list[str]]]:
+    """The daemon is down: the same sources, found from the config, read from disk."""
+    from foss_supervisor.config import load_config
+    from foss_supervisor.logview import select_sources, tail
+
+    config = load_config(args.config)
+    say("INFO", f"foss-supervisor is not running; reading the log files under {config.state_dir}")
+    program_logs = {n: p.log.file or config.state_dir / "logs" / f"{n}.log" for n, p in config.programs.items()}
+    sources = select_sources(args.names, program_logs, config.state_dir, config.replica_sets, config.groups)
+    return sources, {s.name: tail(s, args.lines) for s in sources}
 
 
 def cmd_ctl(args: argparse.Namespace, config: Target) -> int:
+    if args.action == "signal":
+        if len(args.names) < 2:
+            say("ERROR", "usage: ctl signal SIGNAL SELECTOR... (e.g. ctl signal HUP web)")
+            return EXIT_USAGE
+        sent = call(config.control_socket, "signal", signal=args.names[0], names=args.names[1:])
+        for p in sent:
+            outcome = f"sent {p['signal']} to pid {p['pid']}" if p["sent"] else p["reason"]
+            print(f"{p['name']}: {outcome}")
+        return EXIT_OK if all(p["sent"] for p in sent) else EXIT_FAIL
     results = call(config.control_socket, args.action, timeout_s=args.wait + 10.0, names=args.names,
                    wait_s=float(args.wait))  # fmt: skip
     failed = False
     for p in results:
-        print(f"{p['name']}: {p['state']} (pid {p['pid'] or '-'}) {p['reason']}")
-        ok = p["state"] == "RUNNING" if args.action != "stop" else p["state"] in ("STOPPED", "EXITED", "FATAL")
+        print(f"{p['name']}: {p['state']} (pid {p['pid'] or '-'}) {p['reason']}".rstrip())
+        up = p["state"] == "RUNNING" or p.get("completed", False)  # a one-shot job that is done counts
+        ok = up if args.action != "stop" else p["state"] in ("STOPPED", "EXITED", "FATAL")
         failed = failed or not ok
     return EXIT_FAIL if failed else EXIT_OK
 
@@ -389,6 +470,10 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
     if not args.name:
         say("ERROR", f"pipeline {args.action} needs a pipeline name")
         return EXIT_USAGE
+    if args.action == "reset":
+        return _pipeline_reset(args, config)
+    if args.action == "validate":
+        return _pipeline_validate(args)
     if args.action == "cancel":
         result = call(config.control_socket, "pipeline_cancel", name=args.name)
         say("SUCCESS" if result["cancelled"] else "INFO", "cancelled" if result["cancelled"] else "nothing running")
@@ -401,6 +486,53 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
     run = _follow_run(config, run)
     _print_run(run)
     return EXIT_OK if run["status"] in GOOD_RUN else EXIT_FAIL
+
+
+def _pipeline_validate(args: argparse.Namespace) -> int:
+    """YAML and SQL of one pipeline (configured NAME, or a pipeline YAML file) against DuckDB, without data."""
+    from foss_supervisor.config import load_config
+    from foss_supervisor.pipeline.spec import load_for_daemon, load_pipeline
+    from foss_supervisor.pipeline.validate import validate_spec
+
+    try:
+        if args.name.endswith((".yaml", ".yml")) and Path(args.name).is_file():
+            spec = load_pipeline(args.name)
+        else:
+            config = load_config(args.config)
+            pc = config.pipelines.get(args.name)
+            if pc is None:
+                say("ERROR", f"no pipeline {args.name!r} in {config.source} (known: {', '.join(config.pipelines)})")
+                return EXIT_USAGE
+            spec = load_for_daemon(pc.file, name=pc.name, landing=pc.landing, reference=pc.reference,
+                                   data_dir=config.data_path)  # fmt: skip
+    except ConfigError as exc:
+        say("ERROR", f"config refused: {exc}")
+        return EXIT_USAGE
+    reports = validate_spec(spec)
+    for r in reports:
+        detail = f"  {r.where}: {r.message}" if r.status == "error" else (f"  ({r.message})" if r.message else "")
+        metrics = f"  metrics: {', '.join(r.metrics)}" if r.metrics else ""
+        print(f"  {r.step:<14} {r.status}{metrics}{detail}")
+    bad = [r for r in reports if r.status == "error"]
+    say("ERROR" if bad else "SUCCESS", f"{spec.name}: {len(bad)} problem(s) in {spec.path}")
+    return EXIT_USAGE if bad else EXIT_OK
+
+
+def _pipeline_reset(args: argparse.Namespace, config: Target) -> int:
+    """Confirmed by --yes, or by typing the name at a terminal; never silently."""
+    if not args.yes:
+        if not sys.stdin.isatty():
+            say("ERROR", f"pipeline reset drops every table of {args.name!r}: pass --yes to confirm")
+            return EXIT_USAGE
+        typed = input(f"This drops every table, the file ledger and the run history of {args.name!r}.\n"
+                      f"Type the pipeline's name to confirm: ").strip()  # fmt: skip
+        if typed != args.name:
+            say("ERROR", "not confirmed; nothing changed")
+            return EXIT_USAGE
+    result = call(config.control_socket, "pipeline_reset", timeout_s=330.0, name=args.name, confirm=args.name)
+    say("SUCCESS", f"reset {args.name}: dropped schemas {', '.join(result['schemas_dropped'])}; "
+                   f"forgot {result['runs_forgotten']} runs")  # fmt: skip
+    return EXIT_OK
 
 
 def cmd_query(args: argparse.Namespace, config: Target) -> int:
@@ -421,10 +553,35 @@ def cmd_query(args: argparse.Namespace, config: Target) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace, config: Target) -> int:
+    """The whole table into a file (-o) or onto stdout, streamed in 1 MiB chunks; no row cap."""
+    import shutil
+
+    result = call(config.control_socket, "export", timeout_s=3700.0, table=args.table, format=args.format)
+    path = Path(result["path"])
+    try:
+        if args.output and str(args.output) != "-":
+            shutil.move(path, args.output)  # a rename on one file system
+            say("SUCCESS", f"{result['rows']:,} rows of {args.table} written to {args.output} "
+                           f"({result['bytes']:,} bytes, {args.format})")  # fmt: skip
+        else:
+            with path.open("rb") as src:
+                shutil.copyfileobj(src, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
+    finally:
+        path.unlink(missing_ok=True)
+    return EXIT_OK
+
+
 def cmd_demo_data(args: argparse.Namespace, config: Target) -> int:
     result = call(config.control_socket, "demo_data", timeout_s=600.0, name=args.pipeline, orders=args.orders,
                   seed=args.seed)  # fmt: skip
-    say("SUCCESS", f"wrote sample orders into {result['landing']}: {result['summary']}")
+    summary = result["summary"]
+    files = summary.get("files") or []
+    say("SUCCESS", f"wrote {len(files)} files of sample orders into {result['landing']}")
+    for label in ("orders", "lines", "resent", "bad_rows", "malformed_lines"):
+        if label in summary:
+            print(f"  {label.replace('_', ' ')}: {summary[label]}")
     return EXIT_OK
 
 
@@ -463,13 +620,14 @@ def _args_start(p: argparse.ArgumentParser) -> None:
 
 
 def _args_restart(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--foreground", action="store_true")
-    p.add_argument("--take-over-port", action="store_true")
+    p.add_argument("--foreground", action="store_true", help="run the new daemon in this process")
+    p.add_argument("--take-over-port", action="store_true", help="stop a foreign process holding the port")
     p.set_defaults(daemonized=False)
 
 
-def _args_json(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true")
+def _args_status(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", metavar="SELECTOR", help=SELECTOR_HELP + " (default: all)")
+    p.add_argument("--json", action="store_true", help="print the daemon's reply as JSON")
 
 
 def _args_reload(p: argparse.ArgumentParser) -> None:
@@ -477,36 +635,46 @@ def _args_reload(p: argparse.ArgumentParser) -> None:
 
 
 def _args_logs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name")
-    p.add_argument("-n", "--lines", type=int, default=100)
-    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("names", nargs="*", default=["all"], metavar="SELECTOR",
+                   help=SELECTOR_HELP + ", 'daemon' (its own log) or 'pipeline' (default: all programs)")  # fmt: skip
+    p.add_argument("-n", "--lines", type=int, default=100, help="how many of the last lines to show (default 100)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (several: prefixed by name)")
 
 
 def _args_ctl(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["start", "stop", "restart"])
-    p.add_argument("names", nargs="+")
-    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the new state")
+    p.add_argument("action", choices=["start", "stop", "restart", "signal"],
+                   help="what to do; signal takes the signal first: ctl signal HUP web")  # fmt: skip
+    p.add_argument("names", nargs="+", metavar="SELECTOR", help=SELECTOR_HELP)
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the new state (default 30)")
 
 
 def _args_pipeline(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["run", "replay", "cancel", "status", "runs"])
-    p.add_argument("name", nargs="?")
+    p.add_argument("action", choices=["run", "replay", "cancel", "status", "runs", "validate", "reset"],
+                   help="what to do; validate checks a pipeline's YAML and SQL without the daemon")  # fmt: skip
+    p.add_argument("name", nargs="?", help="the pipeline (needed by all but status and runs; filters runs)")
+    p.add_argument("--yes", action="store_true", help="reset: confirm without a prompt")
     p.add_argument("--wait", action="store_true", help="follow the run step by step until it ends")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="print the reply as JSON")
+    p.add_argument("--limit", type=int, default=20, help="how many runs to list (default 20, at most 500)")
 
 
 def _args_query(p: argparse.ArgumentParser) -> None:
-    p.add_argument("sql")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--max-rows", type=int, default=1000)
+    p.add_argument("sql", help="one SELECT statement on bronze.*, silver.*, gold.*")
+    p.add_argument("--json", action="store_true", help="print columns, rows and timings as JSON")
+    p.add_argument("--max-rows", type=int, default=1000, help="rows to return at most (default 1000)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds before the query is interrupted")
 
 
+def _args_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("table", help="schema.table (or a view), e.g. gold.daily_revenue")
+    p.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="parquet", help="default parquet")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+
+
 def _args_demo_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pipeline", default="orders")
-    p.add_argument("--orders", type=int, default=100_000)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--pipeline", default="orders", help="whose landing folder to write into (default orders)")
+    p.add_argument("--orders", type=int, default=100_000, help="how many orders to generate (default 100000)")
+    p.add_argument("--seed", type=int, default=1, help="random seed: the same seed writes the same files")
 
 
 def _args_install_service(p: argparse.ArgumentParser) -> None:
@@ -524,12 +692,13 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
     "start": ("start the daemon (idempotent)", cmd_start, _args_start),
     "restart": ("replace the running daemon with a fresh one", cmd_restart, _args_restart),
     "stop": ("stop all programs and the daemon", cmd_stop, _no_args),
-    "status": ("daemon and program states", cmd_status, _args_json),
+    "status": ("daemon and program states (exit 3: a program is not as wanted)", cmd_status, _args_status),
     "reload": ("re-read the config and apply the difference", cmd_reload, _args_reload),
-    "logs": ("a program's output", cmd_logs, _args_logs),
-    "ctl": ("start, stop or restart programs", cmd_ctl, _args_ctl),
+    "logs": ("programs' output, the daemon's log, the pipeline's", cmd_logs, _args_logs),
+    "ctl": ("start, stop, restart or signal programs", cmd_ctl, _args_ctl),
     "pipeline": ("run pipelines and read their history", cmd_pipeline, _args_pipeline),
     "query": ("a read-only SQL query on the warehouse", cmd_query, _args_query),
+    "export": ("a whole table as csv, parquet or jsonl (no row cap)", cmd_export, _args_export),
     "demo-data": ("write sample orders into a landing folder", cmd_demo_data, _args_demo_data),
     "install-service": ("write systemd units for this installation", cmd_install_service, _args_install_service),
 }
@@ -541,6 +710,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     common.add_argument("--config", type=Path, help="config file (default: $FOSS_SUPERVISOR_CONFIG or embedded)")
     common.add_argument("--debug", action="store_true", help="verbose logs")
     parser = argparse.ArgumentParser(prog="foss-supervisor", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"foss-supervisor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (text, func, add_arguments) in SUBCOMMANDS.items():
         if only is None or name == only:
@@ -551,6 +721,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a closed stdout (``| head``) ends it quietly, as it does ``cat``."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
+        return 128 + 13  # killed by SIGPIPE, as a shell reports it
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None).parse_args(argv)
     if args.debug:
@@ -576,6 +756,9 @@ def _run(args: argparse.Namespace, target: Target) -> int:
     except NotRunning:
         say("ERROR", f"foss-supervisor is not running (no answer on {target.control_socket})")
         return EXIT_NOT_RUNNING
+    except ConfigRefused as exc:
+        say("ERROR", str(exc))
+        return EXIT_USAGE
     except CommandError as exc:
         say("ERROR", str(exc))
         return EXIT_FAIL

@@ -7,7 +7,9 @@ parameters before the command runs, and every reply is plain JSON-able data.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal as signal_module
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from foss_supervisor import __version__
 from foss_supervisor.config import Config
 from foss_supervisor.errors import CommandError, ProtocolError
-from foss_supervisor.logsink import tail_lines
+from foss_supervisor.logview import select_sources, tail
 from foss_supervisor.redact import redact_env
 from foss_supervisor.supervisor import Supervisor
 
@@ -36,6 +38,9 @@ class CommandContext(Protocol):
 
     @property
     def config(self) -> Config: ...
+
+    @property
+    def problems(self) -> list[str]: ...
 
     async def reload(self, dry_run: bool) -> dict[str, Any]: ...
 
@@ -106,16 +111,22 @@ async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> A
 
 @command("ping")
 async def ping(ctx: CommandContext) -> dict[str, Any]:
-    """Liveness: answers at once with the daemon's PID and phase (starting, ready, reloading, stopping)."""
-    return {"pong": True, "pid": os.getpid(), "phase": ctx.phase, "version": __version__}
+    """Liveness: answers at once with the daemon's PID, phase (starting, ready, reloading, stopping),
+    config file and state dir (so another ``start`` can tell whether it is the same instance)."""
+    cfg = ctx.config
+    return {"pong": True, "pid": os.getpid(), "phase": ctx.phase, "version": __version__, "config": str(cfg.source),
+            "state_dir": str(cfg.state_dir)}  # fmt: skip
 
 
-@command("status")
-async def status(ctx: CommandContext) -> dict[str, Any]:
-    """The daemon and every program: state, health, PID, uptime, exit code, restarts, redacted env."""
+@command("status", names=(list, []))
+async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
+    """The daemon and its programs (all, or those names select: see ``selectors``).
+
+    Each program: state, health, PID, uptime, exit code, spawns, wanted state, reason, redacted env.
+    """
     cfg = ctx.config
     programs = []
-    for proc in ctx.supervisor.processes.values():
+    for proc in ctx.supervisor.select(names) if names else ctx.supervisor.processes.values():
         snap = proc.snapshot()
         snap["env"] = redact_env(proc.cfg.env)
         programs.append(snap)
@@ -128,6 +139,8 @@ async def status(ctx: CommandContext) -> dict[str, Any]:
             "config": str(cfg.source),
             "state_dir": str(cfg.state_dir),
             "dashboard_url": cfg.dashboard_url,
+            # daemon-level errors (a failed subsystem, state that cannot be written), then the programs'
+            "problems": [*ctx.problems, *ctx.supervisor.problems()],
         },
         "programs": programs,
     }
@@ -151,6 +164,32 @@ async def restart(ctx: CommandContext, names: list[str], wait_s: float) -> list[
     return await ctx.supervisor.act("restart", names, wait_s)
 
 
+@command("signal", mutating=True, signal=(str, ...), names=(list, ...))
+async def signal_(ctx: CommandContext, signal: str, names: list[str]) -> list[dict[str, Any]]:
+    """Send a signal (a name like HUP, SIGUSR1, or a number) to programs' process groups.
+
+    Returns each selected program's name, pid and whether it was signalled (a stopped one is not).
+    """
+    sig = parse_signal(signal)
+    out = []
+    for proc in ctx.supervisor.select(names):
+        sent = proc.signal(sig)
+        out.append({"name": proc.name, "pid": proc.pid, "signal": sig.name, "sent": sent,
+                    "reason": "" if sent else f"not running ({proc.state})"})  # fmt: skip
+    return out
+
+
+def parse_signal(text: str) -> signal_module.Signals:
+    """A signal from ``HUP``, ``SIGHUP``, ``hup`` or ``1``; CommandError names the unknown one."""
+    try:
+        if text.isdigit():
+            return signal_module.Signals(int(text))
+        name = text.upper()
+        return signal_module.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+    except (KeyError, ValueError):
+        raise CommandError(f"unknown signal {text!r}; e.g. HUP, TERM, USR1, 9") from None
+
+
 @command("reload", mutating=True, dry_run=(bool, False))
 async def reload(ctx: CommandContext, dry_run: bool) -> dict[str, Any]:
     """Re-read the config file: restart changed programs, start new ones, stop removed ones.
@@ -161,13 +200,20 @@ async def reload(ctx: CommandContext, dry_run: bool) -> dict[str, Any]:
     return await ctx.reload(dry_run)
 
 
-@command("logs", name=(str, ...), lines=(int, 100))
-async def logs(ctx: CommandContext, name: str, lines: int) -> dict[str, Any]:
-    """The last lines of a program's log file (and its path, which ``logs -f`` follows)."""
-    proc = ctx.supervisor.get(name)
+@command("logs", names=(list, ["all"]), lines=(int, 100))
+async def logs(ctx: CommandContext, names: list[str], lines: int) -> dict[str, Any]:
+    """The last lines of the logs that names select: programs (any selector), ``daemon`` or ``pipeline``.
+
+    Returns ``{"sources": [{"name", "file", "logger_prefix"}], "lines": {name: [line, ...]}}``; the
+    files are what ``logs -f`` follows. Non-UTF-8 bytes come back as ``\\xNN`` escapes.
+    """
     if not 0 <= lines <= 100_000:
         raise CommandError("lines must be between 0 and 100000")
-    return {"name": name, "file": str(proc.log_path), "lines": tail_lines(proc.log_path, lines)}
+    sup = ctx.supervisor
+    program_logs = {name: proc.log_path for name, proc in sup.processes.items()}
+    sources = select_sources(names, program_logs, ctx.config.state_dir, ctx.config.replica_sets, ctx.config.groups)
+    tails = await asyncio.to_thread(lambda: {s.name: tail(s, lines) for s in sources})
+    return {"sources": [s.as_dict() for s in sources], "lines": tails}
 
 
 @command("shutdown", mutating=True)
@@ -195,6 +241,25 @@ async def pipeline_run(ctx: CommandContext, name: str, wait: bool) -> dict[str, 
     from foss_supervisor.pipeline import RunMode
 
     return await _pipelines(ctx).run_now(name, RunMode.RUN, "manual", wait)
+
+
+@command("export", mutating=True, table=(str, ...), format=(str, "parquet"))
+async def export(ctx: CommandContext, table: str, format: str) -> dict[str, Any]:
+    """Write a whole table or view (``schema.table``) as csv, parquet or jsonl, streamed by DuckDB, no row cap.
+
+    Returns ``{"path", "rows", "bytes", "format"}``: a file in ``<state_dir>/exports`` that the caller moves
+    away or deletes (the CLI does both).
+    """
+    return await _pipelines(ctx).export(table, format)
+
+
+@command("pipeline_reset", mutating=True, name=(str, ...), confirm=(str, ""))
+async def pipeline_reset(ctx: CommandContext, name: str, confirm: str) -> dict[str, Any]:
+    """Drop every table of a pipeline (its schemas and file ledger) and forget its runs and reports.
+
+    ``confirm`` must repeat the pipeline's name. The next run ingests every landing file again.
+    """
+    return await _pipelines(ctx).reset(name, confirm)
 
 
 @command("pipeline_replay", mutating=True, name=(str, ...), wait=(bool, False))

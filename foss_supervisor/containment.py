@@ -138,13 +138,21 @@ def tree_of(pid: int) -> list[ProcEntry]:
     return out
 
 
+# what spawn_tag says of a live process whose environment cannot be read right now: it is between
+# exec() and its new image, or exiting (its memory already released), for a few milliseconds
+UNREADABLE = "\0unreadable"
+
+
 def spawn_tag(pid: int) -> str | None:
-    """The spawn tag in a process's environment, or None (gone, not ours to read, or no tag)."""
+    """The spawn tag in a process's environment; None when it has none or is gone; :data:`UNREADABLE`."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             data = f.read(_ENVIRON_MAX_BYTES)
     except OSError:
-        return None
+        data = b""
+    if not data:
+        entry = proc_entry(pid)
+        return UNREADABLE if entry is not None and not entry.zombie else None
     key = SPAWN_ENV.encode() + b"="
     for item in data.split(b"\0"):
         if item.startswith(key):
@@ -152,14 +160,21 @@ def spawn_tag(pid: int) -> str | None:
     return None
 
 
-def tagged_tree(roots: Iterable[int], tag_prefix: str) -> list[ProcEntry]:
-    """The subtrees of those ``roots`` whose spawn tag starts with ``tag_prefix``."""
+def tagged_tree(roots: Iterable[int], tag_prefix: str) -> tuple[list[ProcEntry], bool]:
+    """The subtrees of those ``roots`` whose spawn tag is ``tag_prefix`` or under it.
+
+    The flag is True when some root could not be read (mid-exec or exiting): the caller may look
+    again a moment later, when its tag (or its re-parented children) can be seen.
+    """
     out: list[ProcEntry] = []
+    unsure = False
     for root in roots:
         tag = spawn_tag(root)
-        if tag is not None and (tag == tag_prefix or tag.startswith(tag_prefix + "/")):
+        if tag == UNREADABLE:
+            unsure = True
+        elif tag is not None and (tag == tag_prefix or tag.startswith(tag_prefix + "/")):
             out.extend(e for e in tree_of(root) if not e.zombie)
-    return out
+    return out, unsure
 
 
 def kill_all(entries: Iterable[ProcEntry], sig: signal.Signals) -> int:
@@ -307,10 +322,21 @@ class Containment:
         return f"{self.instance_id}/{program}/{suffix}"
 
     def adopted(self, tag: str) -> list[ProcEntry]:
-        """Live processes re-parented to the daemon whose tag is ``tag``, with their subtrees."""
-        me = os.getpid()
-        roots = [pid for pid in children_of(me) if not self.reaper.owns(pid)]
+        """Live processes re-parented to the daemon whose tag is ``tag``, with their subtrees (one look)."""
+        return self._adopted(tag)[0]
+
+    def _adopted(self, tag: str) -> tuple[list[ProcEntry], bool]:
+        roots = [pid for pid in children_of(os.getpid()) if not self.reaper.owns(pid)]
         return tagged_tree(roots, tag)
+
+    async def adopted_settled(self, tag: str, within_s: float = 1.0) -> list[ProcEntry]:
+        """Like :meth:`adopted`, looking again (bounded) while some adopted process is mid-exec or exiting."""
+        deadline = asyncio.get_running_loop().time() + within_s
+        found, unsure = self._adopted(tag)
+        while unsure and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.005)
+            found, unsure = self._adopted(tag)
+        return found
 
     def tree(self, tag: str, leader: int | None) -> list[ProcEntry]:
         """Everything a spawn left alive: the leader's subtree (when it still runs) and its escaped processes."""

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import importlib
 import os
+import resource
 import signal
 import socket
+import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -23,11 +27,20 @@ import structlog
 from foss_supervisor.config import Config, load_config
 from foss_supervisor.containment import Containment, install_child_watcher
 from foss_supervisor.control.server import ControlServer
-from foss_supervisor.errors import CommandError, ConfigError, PortInUse
+from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError, InstanceConflict, PortInUse
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
+from foss_supervisor.instance import inspect_instance, looks_like_ours
 from foss_supervisor.logsetup import configure_logging
 from foss_supervisor.pidfile import PidFile
-from foss_supervisor.procinfo import describe, identity_of, port_holder, terminate
+from foss_supervisor.procinfo import (
+    ProcessIdentity,
+    describe,
+    identity_of,
+    port_holder,
+    session_members,
+    terminate,
+    terminate_all,
+)
 from foss_supervisor.sdnotify import (
     Notifier,
     SystemdNotifier,
@@ -42,7 +55,7 @@ from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 from foss_supervisor.supervisor import Supervisor
 
-__all__ = ["Daemon", "bind_dashboard", "looks_like_ours", "run_daemon"]
+__all__ = ["Daemon", "bind_dashboard", "clean_leftovers", "raise_open_files_limit", "run_daemon"]
 
 if TYPE_CHECKING:
     from foss_supervisor.pipeline_service import PipelineService
@@ -53,14 +66,12 @@ log = structlog.get_logger("foss_supervisor.daemon")
 AUTOSTART_WAIT_S = 60.0
 
 
-def looks_like_ours(holder: dict[str, Any]) -> bool:
-    """A port holder whose command line is a foss-supervisor daemon."""
-    cmdline = str(holder.get("cmdline") or "")
-    return "foss_supervisor" in cmdline or "foss-supervisor" in cmdline
-
-
 def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: float = 5.0) -> socket.socket:
-    """Bind the dashboard port ourselves; replace a stale daemon of ours; touch a stranger only if asked."""
+    """Bind the dashboard port; replace a stale foss-supervisor; touch a stranger only if asked.
+
+    A foss-supervisor that answers on its own control socket is never stopped, not even with
+    ``take_over``: that raises :class:`InstanceConflict` naming its PID, state dir and config.
+    """
     for attempt in range(2):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -76,26 +87,45 @@ def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: flo
                 raise
         holder = port_holder(port)
         ident = identity_of(int(holder["pid"])) if holder else None
-        replace = holder is not None and (looks_like_ours(holder) or take_over)
-        if attempt == 0 and holder and ident and ident.pid != os.getpid() and replace:
-            why = "stale foss-supervisor instance" if looks_like_ours(holder) else "--take-over-port"
-            log.warning("port_holder_stopping", port=port, reason=why, **holder)
-            outcome = terminate(ident, stop_timeout_s)
-            log.info("port_holder_stopped", port=port, pid=ident.pid, outcome=outcome)
-            continue
-        raise PortInUse(host, port, holder)
+        if attempt > 0 or holder is None or ident is None or ident.pid == os.getpid():
+            break
+        if looks_like_ours(holder):
+            other = inspect_instance(ident.pid)
+            if other.answering:
+                log.error("port_held_by_live_instance", port=port, pid=other.pid, state_dir=str(other.state_dir),
+                          config=other.config)  # fmt: skip
+                raise InstanceConflict(f"port {host}:{port}", other.pid, str(other.state_dir), other.config)
+            why = f"stale foss-supervisor instance ({other.describe()}, not answering on its control socket)"
+        elif take_over:
+            why = "--take-over-port"
+        else:
+            break
+        log.warning("port_holder_stopping", port=port, reason=why, **holder)
+        outcome = terminate(ident, stop_timeout_s)
+        log.info("port_holder_stopped", port=port, pid=ident.pid, outcome=outcome)
     raise PortInUse(host, port, port_holder(port))
 
 
-def clean_leftovers(store: StateStore) -> None:
-    """Stop the children a killed predecessor recorded, so no program ever runs twice."""
-    leftovers = {n: i for n, i in store.leftovers().items() if i.alive()}
-    if leftovers:
-        with ThreadPoolExecutor(max_workers=min(16, len(leftovers))) as pool:
-            results = pool.map(lambda ident: terminate(ident, 5.0, group=True), leftovers.values())
-            for (name, ident), outcome in zip(leftovers.items(), results, strict=True):
-                log.warning("leftover_stopped", program=name, pid=ident.pid, outcome=outcome)
+def clean_leftovers(store: StateStore, timeout_s: float = 5.0) -> list[tuple[str, int, str]]:
+    """Stop what a killed predecessor left running, so no program ever runs twice.
+
+    Each recorded program ran in its own session: every live member of that process group and
+    session is ended, also when the program itself has died meanwhile (its helpers stay behind),
+    each checked by start time so a process that merely reuses a PID is never signalled. Returns
+    ``(program, pid, outcome)`` for each program that had something left; the record is then removed.
+    """
+    leftovers = store.leftovers()
+    found = session_members(leftovers.values())
+    done: list[tuple[str, int, str]] = []
+    if any(found.values()):
+
+        def members() -> list[ProcessIdentity]:
+            return [m for group in session_members(leftovers.values()).values() for m in group]
+
+        outcome = terminate_all(members, timeout_s)
+        done = [(name, ident.pid, outcome) for name, ident in leftovers.items() if found[ident]]
     store.forget_leftovers()
+    return done
 
 
 def log_event(event: object) -> None:
@@ -129,6 +159,7 @@ class Daemon:
         self._notifier = notifier or Notifier(None)
         self._watchdog_s = watchdog_s
         self._watcher: Any = None
+        self._problems: list[str] = []
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
 
     def _owned_by_watcher(self, pid: int) -> bool:
@@ -162,22 +193,27 @@ class Daemon:
             new = await asyncio.to_thread(load_config, self._config.source)
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc))
-            raise CommandError(f"config refused, the running config stays: {exc}") from None
+            raise ConfigRefused(f"config refused, the running config stays: {exc}") from None
         plan = self.supervisor.plan(new)
+        # pipelines are reloaded by their service; only starting or ending the service needs a restart
+        pipelines_plan = await self.pipelines.reload(new, dry_run=True) if self.pipelines and new.pipelines else None
         needs_restart = [
             key for key, old_v, new_v in (
                 ("state_dir", self._config.state_dir, new.state_dir),
                 ("dashboard.host", self._config.dashboard_host, new.dashboard_host),
                 ("dashboard.port", self._config.dashboard_port, new.dashboard_port),
-                ("pipelines", self._config.pipelines, new.pipelines),
+                ("pipelines", bool(self._config.pipelines), bool(new.pipelines)),
                 ("data_dir", self._config.data_path, new.data_path),
             ) if old_v != new_v
         ]  # fmt: skip
-        result: dict[str, Any] = {"dry_run": dry_run, **plan.as_dict(), "needs_daemon_restart": needs_restart}
+        result: dict[str, Any] = {"dry_run": dry_run, **plan.as_dict(), "needs_daemon_restart": needs_restart,
+                                  "pipelines": pipelines_plan}  # fmt: skip
         if dry_run:
             return result
         self._set_phase("reloading")
         try:
+            if pipelines_plan is not None and self.pipelines is not None:
+                result["pipelines"] = await self.pipelines.reload(new, dry_run=False)
             await self.supervisor.apply(new)
             self._config = new
         finally:
@@ -185,25 +221,53 @@ class Daemon:
                 self._set_phase("ready")
         return result
 
+    @property
+    def problems(self) -> list[str]:
+        """Daemon-level errors an operator must see (a subsystem that failed, state that cannot be written)."""
+        return [*self._problems, *self.store.problems]
+
+    def _subsystem_failed(self, name: str, exc: BaseException) -> None:
+        log.error("subsystem_failed", subsystem=name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+        self._problems.append(f"{name} failed: {type(exc).__name__}: {exc}")
+
+    async def _guarded(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a subsystem; its failure is logged and shown in status, and never takes the programs down."""
+        try:
+            await coro
+        except Exception as exc:
+            self._subsystem_failed(name, exc)
+
     async def run(self) -> int:
-        """Serve until SIGTERM/SIGINT or the shutdown command; return the exit code."""
+        """Serve until SIGTERM/SIGINT or the shutdown command; return the exit code.
+
+        Raises :class:`DaemonError` when the control socket cannot be served (nothing has been
+        started yet then). The dashboard and the pipelines failing later are logged, shown in
+        ``status`` and leave the programs running.
+        """
         loop = asyncio.get_running_loop()
+        control = ControlServer(self._config.control_socket, self)
+        try:
+            await control.start()
+        except OSError as exc:
+            log.error("control_socket_failed", path=str(self._config.control_socket), error=str(exc))
+            raise DaemonError(f"cannot serve the control socket {self._config.control_socket}: {exc}") from None
         self._watcher = install_child_watcher(loop)
         self.containment.start(loop)  # subreaper: nothing a program starts can leave the daemon's tree
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self._signals.put_nowait, sig)  # handlers only enqueue
-        control = ControlServer(self._config.control_socket, self)
-        await control.start()
         started = asyncio.Event()
         runner = None
         try:
             async with asyncio.TaskGroup() as group:
                 supervising = group.create_task(self.supervisor.run(started, self._shutdown), name="supervisor")
                 # programs spawn while the web layer (aiohttp, jinja2, prometheus) is imported in a thread
-                runner = await self._start_web()
+                try:
+                    runner = await self._start_web()
+                except Exception as exc:  # a dashboard that cannot start must not strand the programs
+                    self._subsystem_failed("dashboard", exc)
                 helpers = [group.create_task(self._handle_signals(), name="signals")]
                 if self.pipelines is not None:
-                    group.create_task(self.pipelines.run(self._shutdown), name="pipelines")
+                    group.create_task(self._guarded("pipelines", self.pipelines.run(self._shutdown)), name="pipelines")
                 if self._watchdog_s is not None:
                     helpers.append(group.create_task(
                         watchdog_loop(self._notifier, self._watchdog_s, lambda: not supervising.done()),
@@ -256,7 +320,11 @@ class Daemon:
         runner = web.AppRunner(create_app(self, self.bus, token), access_log=None, handle_signals=False,
                                shutdown_timeout=5.0)  # fmt: skip
         await runner.setup()
-        await web.SockSite(runner, self._dashboard_socket).start()
+        try:
+            await web.SockSite(runner, self._dashboard_socket).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
         return runner
 
 
@@ -269,8 +337,52 @@ def _pipeline_service(config: Config, bus: EventBus) -> PipelineService | None:
     return PipelineService(config, bus)
 
 
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise the soft open-files limit to the hard one (supervisord's ``minfds``); return (old, new) soft.
+
+    Every program costs the daemon a few descriptors (pipes, pidfd, log file), so the common soft
+    limit of 1,024 runs out at a few hundred programs. An unlimited hard limit is capped at the
+    kernel's ``fs.nr_open``.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:
+        try:
+            target = int(Path("/proc/sys/fs/nr_open").read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            target = 1024 * 1024
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("open_files_limit_not_raised", soft=soft, hard=hard, error=str(exc))
+            return soft, soft
+        log.info("open_files_limit_raised", old_soft=soft, new_soft=target, hard=hard)
+        return soft, target
+    log.info("open_files_limit", soft=soft, hard=hard)
+    return soft, soft
+
+
+def leave_launch_directory() -> None:
+    """Run from ``/`` and drop the launch directory from ``sys.path``, so no module is imported from it.
+
+    ``python -m`` puts the working directory first on ``sys.path``; the daemon imports modules lazily
+    (the web layer, pipelines), and a stray ``aiohttp/`` or ``yaml.py`` where it was started from
+    must never be run. The package itself is already imported and finds its submodules by its own path.
+    """
+    launch = os.path.realpath(os.getcwd()) if os.path.isdir(".") else None
+    os.chdir("/")
+    sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.realpath(p) != launch]
+
+
 def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: bool = True) -> int:
-    """Run the daemon in this process (``start --foreground``) and return its exit code."""
+    """Run the daemon in this process (``start --foreground``) and return its exit code.
+
+    Raises :class:`AlreadyRunning`, :class:`InstanceConflict`, :class:`PortInUse` or another
+    :class:`DaemonError` when it cannot start; nothing is left running then.
+    """
+    config = dataclasses.replace(config, source=config.source.resolve())  # still right after the chdir
+    leave_launch_directory()
     # what systemd handed us, read once; then gone from os.environ so no child inherits it
     notifier = Notifier.from_environ()
     watchdog_s = watchdog_interval_s()
@@ -279,6 +391,7 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     configure_logging(config.state_dir / "foss-supervisor.log", debug=config.debug, stderr=stderr_logs,
                       max_bytes=config.log_max_bytes, backups=config.log_backups)  # fmt: skip
+    raise_open_files_limit()
     pidfile = PidFile(config.pid_file)
     stale = pidfile.acquire()
     try:
@@ -286,7 +399,8 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
             holder = describe(stale)
             why = "no such process" if holder["cmdline"] is None else f"PID now belongs to {holder['cmdline']!r}"
             log.warning("stale_pid_file_replaced", pid=stale, reason=why)
-        clean_leftovers(StateStore(config.state_dir))
+        for name, pid, outcome in clean_leftovers(StateStore(config.state_dir)):
+            log.warning("leftover_stopped", program=name, pid=pid, outcome=outcome)
         if activated:
             sock = activated[0]  # socket activation: systemd owns the port, we serve on what it passed
             sock.setblocking(False)

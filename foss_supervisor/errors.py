@@ -7,10 +7,13 @@
     ├── StateTransitionError   an illegal move in the process state table
     ├── DaemonError
     │   ├── AlreadyRunning     another live daemon holds the PID file lock
+    │   ├── InstanceConflict   another live foss-supervisor holds what this one needs (names it)
     │   └── PortInUse          the dashboard port is held (names the holder)
     └── ControlError           the control socket refused or failed a request
         ├── ProtocolError      a malformed, oversized or unknown request
         ├── CommandError       a well-formed request the command could not do
+        │   └── ConfigRefused  a reload refused a bad config file (the running config stays)
+        ├── NoAnswer           the daemon did not answer within the client's timeout
         └── NotRunning         no daemon answers on the control socket
 """
 
@@ -20,8 +23,11 @@ __all__ = [
     "AlreadyRunning",
     "CommandError",
     "ConfigError",
+    "ConfigRefused",
     "ControlError",
     "DaemonError",
+    "InstanceConflict",
+    "NoAnswer",
     "NotRunning",
     "PortInUse",
     "ProtocolError",
@@ -35,12 +41,36 @@ class SupervisorError(Exception):
 
 
 class ConfigError(SupervisorError):
-    """A config is refused; the message names the file, line, dotted key and reason."""
+    """A config is refused; the message names the file, line, dotted key and reason.
+
+    ``errors`` holds every error found in the file (this one first); :meth:`collected` builds the one
+    error that reports them all, so an operator fixes a file in one pass, not one error per try.
+    """
 
     def __init__(self, file: str, key: str, reason: str, line: int | None = None) -> None:
         self.file, self.key, self.reason, self.line = file, key, reason, line
-        where = f"{file}:{line}" if line is not None else file
-        super().__init__(f"{where}: {key or '<root>'}: {reason}")
+        self.errors: tuple[ConfigError, ...] = (self,)
+        super().__init__(self.located)
+
+    @property
+    def located(self) -> str:
+        """``file:line: key: reason`` for this one error."""
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.key or '<root>'}: {self.reason}"
+
+    @classmethod
+    def collected(cls, errors: list[ConfigError]) -> ConfigError:
+        """One error for many (in file order): the first's fields, a message listing each on its line."""
+        if not errors:
+            raise ValueError("collected() needs at least one error")
+        ordered = sorted(errors, key=lambda e: (e.line is None, e.line or 0))
+        if len(ordered) == 1:
+            return ordered[0]
+        first = ordered[0]
+        combined = cls(first.file, first.key, first.reason, first.line)
+        combined.errors = tuple(ordered)
+        combined.args = (f"{len(ordered)} errors:\n" + "\n".join(f"  {e.located}" for e in ordered),)
+        return combined
 
 
 class StateTransitionError(SupervisorError):
@@ -57,6 +87,18 @@ class AlreadyRunning(DaemonError):
     def __init__(self, pid: int | None) -> None:
         self.pid = pid
         super().__init__(f"another foss-supervisor daemon is running (pid {pid})")
+
+
+class InstanceConflict(DaemonError):
+    """Another live foss-supervisor, answering on its control socket, holds ``what``; it is never stopped."""
+
+    def __init__(self, what: str, pid: int | None, state_dir: str | None, config: str | None) -> None:
+        self.what, self.pid, self.state_dir, self.config = what, pid, state_dir, config
+        stop = f"foss-supervisor stop --config {config}" if config else "foss-supervisor stop"
+        super().__init__(
+            f"{what} is held by another running foss-supervisor (pid {pid}, state dir {state_dir}, "
+            f"config {config}); it is left alone: stop it first ({stop}) or use another port"
+        )
 
 
 class PortInUse(DaemonError):
@@ -84,5 +126,13 @@ class CommandError(ControlError):
     """A well-formed request that the command could not carry out."""
 
 
+class ConfigRefused(CommandError):
+    """A reload found the config file bad and kept the running config (the CLI exits 2, as for a bad file)."""
+
+
 class NotRunning(ControlError):
     """No daemon answers on the control socket."""
+
+
+class NoAnswer(ControlError):
+    """The daemon accepted the request but did not answer within the client's timeout."""

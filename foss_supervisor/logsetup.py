@@ -6,13 +6,33 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
-from pathlib import Path
+from collections.abc import MutableMapping
+from enum import Enum
+from pathlib import Path, PurePath
+from typing import Any
 
 import structlog
 
 from foss_supervisor.journal import JournalHandler, journald_wanted
 
 __all__ = ["configure_logging"]
+
+
+def _plain_values(_logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Paths, enums and other objects as their text, never their repr (no ``PosixPath('...')`` in a log line)."""
+    for key, value in event.items():
+        event[key] = _plain(value)
+    return event
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum) and isinstance(value.value, str):
+        return value.value
+    if isinstance(value, PurePath | Enum):
+        return str(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    return value
 
 
 def configure_logging(log_file: Path | None, *, debug: bool, stderr: bool, max_bytes: int, backups: int) -> None:
@@ -22,6 +42,7 @@ def configure_logging(log_file: Path | None, *, debug: bool, stderr: bool, max_b
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _plain_values,
     ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -11,10 +11,9 @@ import logging
 import logging.handlers
 import re
 import time
-from collections import deque
 from pathlib import Path
 
-__all__ = ["LogSink", "StreamWriter", "tail_lines"]
+__all__ = ["LogSink", "StreamWriter"]
 
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
 
@@ -46,7 +45,8 @@ class StreamWriter:
     def __init__(self, sink: LogSink, label: str) -> None:
         self.sink = sink
         self.label = label
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # bytes that are not UTF-8 are kept as \xNN escapes, not replaced by U+FFFD (they may be the clue)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
         self._at_line_start = True
 
     def feed(self, data: bytes, final: bool = False) -> None:
@@ -67,20 +67,3 @@ class StreamWriter:
             out.append(piece)
             self._at_line_start = piece.endswith("\n")
         return "".join(out)
-
-
-def tail_lines(path: Path, count: int, block: int = 64 * 1024) -> list[str]:
-    """The last ``count`` lines of ``path`` (reading backwards, so a big file costs little)."""
-    if count <= 0 or not path.exists():
-        return []
-    with path.open("rb") as f:
-        f.seek(0, 2)
-        pos = f.tell()
-        data = b""
-        while pos > 0 and data.count(b"\n") <= count:
-            step = min(block, pos)
-            pos -= step
-            f.seek(pos)
-            data = f.read(step) + data
-    lines: deque[str] = deque(data.decode("utf-8", "replace").splitlines(), maxlen=count)
-    return list(lines)

@@ -1,150 +1,49 @@
-"""One supervised program: its child process, its state machine, its restarts and its one stop path.
+"""One supervised program: its state machine, its restarts, its dependencies and its one stop path.
 
 Each :class:`ManagedProcess` runs a controller coroutine (:meth:`ManagedProcess.run`) for its whole
 life. Operators and the supervisor only change what is *wanted* and wake the controller; the
 controller alone spawns, transitions and stops, so there is exactly one writer of the state.
-A death is noticed at once: the loop's child watcher reaps our own child and calls
-``process_exited`` on its protocol. (``asyncio.subprocess.Process.wait()`` is not enough: it also waits
-for the pipes to close, which a grandchild holding stdout can delay forever.)
+
+Restart policy is apart from the OS edge: the controller reaches the world only through its
+:class:`~foss_supervisor.seams.Seams` (clock, wall clock, sleep, and a
+:class:`~foss_supervisor.seams.ChildEdge` that spawns, watches, signals, stops and reaps), so tests
+drive the policy with a scripted child on virtual time (``tests/test_policy.py``) beside the
+real-process tier. The real edge is :class:`~foss_supervisor.program_child.ProgramChild`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import os
-import pwd
 import signal
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from foss_supervisor.backoff import Backoff
-from foss_supervisor.child import reap_stragglers, signal_group, stop_group
 from foss_supervisor.config import ProgramConfig
-from foss_supervisor.containment import SPAWN_ENV, Containment, ProcEntry, kill_all, proc_entry, spawn_tag
+from foss_supervisor.containment import Containment, ProcEntry
 from foss_supervisor.events import EventBus, HealthChanged, StateChanged
-from foss_supervisor.health import HealthMonitor, probe
-from foss_supervisor.logsink import LogSink, StreamWriter
-from foss_supervisor.readiness import NotifyListener
-from foss_supervisor.sdnotify import without_systemd_environ
-from foss_supervisor.states import Health, ProcessState, check_transition
+from foss_supervisor.health import HealthMonitor
+from foss_supervisor.program_child import ProgramChild, child_environment, read_env_file
+from foss_supervisor.seams import REAL_SEAMS, ChildEdge, ExitWatch, Seams
+from foss_supervisor.states import STOPPED_STATES, Health, ProcessState, check_transition
 
-__all__ = ["ManagedProcess", "child_environment", "read_env_file"]
+__all__ = ["ManagedProcess", "Seams", "child_environment", "read_env_file"]
 
 log = structlog.get_logger("foss_supervisor.process")
 
 S = ProcessState
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse ``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes), as docker/systemd do."""
-    out: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "a").isalnum():
-            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key] = value
-    return out
-
-
-def _account(user: str) -> pwd.struct_passwd:
-    """The passwd entry a ``user:`` program runs as (by name or numeric uid)."""
-    try:
-        return pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-    except KeyError:
-        raise ValueError(f"no such user: {user!r}") from None
-
-
-def child_environment(cfg: ProgramConfig, base: Mapping[str, str]) -> dict[str, str]:
-    """The environment a child gets: ours minus service-manager variables, then env_file, then env."""
-    env = without_systemd_environ(base)  # the daemon's NOTIFY_SOCKET, WATCHDOG_*, LISTEN_* are not theirs
-    if cfg.env_file is not None:
-        env.update(read_env_file(cfg.env_file))
-    env.update(cfg.env)
-    env["FOSS_SUPERVISOR_PROGRAM"] = cfg.name
-    if cfg.group != cfg.name:
-        env["FOSS_SUPERVISOR_REPLICA"] = str(cfg.replica)
-    return env
-
-
-def _pid_exit(pid: int) -> asyncio.Future[int]:
-    """A future resolved with ``pid``'s exit code when it exits (reaped here if it is our child).
-
-    For a main PID adopted through the subreaper; -1 when its exit code could not be read (its own
-    parent reaped it).
-    """
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[int] = loop.create_future()
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        fut.set_result(-1)
-        return fut
-
-    def exited() -> None:
-        loop.remove_reader(fd)
-        os.close(fd)
-        code = -1
-        with contextlib.suppress(ChildProcessError):
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                code = os.waitstatus_to_exitcode(status)
-        if not fut.done():
-            fut.set_result(code)
-
-    loop.add_reader(fd, exited)
-    return fut
-
-
-class ChildProtocol(asyncio.SubprocessProtocol):
-    """Writes output chunks straight to the log sink and resolves ``exited`` the moment the child dies."""
-
-    def __init__(self, sink: LogSink, stamp_stderr: bool) -> None:
-        loop = asyncio.get_running_loop()
-        self.exited: asyncio.Future[int] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
-        self._writers = {1: StreamWriter(sink, ""), 2: StreamWriter(sink, "stderr: " if stamp_stderr else "")}
-        self._transport: asyncio.SubprocessTransport | None = None
-        self.exited_at = 0.0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self._transport = transport
-
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        self._writers[fd].feed(data if isinstance(data, bytes) else data.encode())
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if fd in self._writers:
-            self._writers[fd].feed(b"", final=True)
-
-    def process_exited(self) -> None:
-        assert self._transport is not None
-        code = self._transport.get_returncode()
-        if not self.exited.done() and code is not None:
-            self.exited_at = time.monotonic()
-            self.exited.set_result(code)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
 class ManagedProcess:
-    """A program under supervision. Mutate only through :meth:`start`, :meth:`stop`, :meth:`restart`."""
+    """A program under supervision. Mutate only through :meth:`start`, :meth:`stop`, :meth:`restart`.
+
+    ``blockers(cfg)`` names the dependencies not yet ready (e.g. ``["db (FATAL)"]``); ``changed()``
+    returns once anything may have changed them. Both come from the supervisor.
+    """
 
     def __init__(
         self,
@@ -153,11 +52,13 @@ class ManagedProcess:
         log_dir: Path,
         notify_dir: Path,
         bus: EventBus,
-        dependencies_ready: Callable[[ProgramConfig], Awaitable[None]],
+        blockers: Callable[[ProgramConfig], list[str]] = lambda cfg: [],
+        changed: Callable[[], Awaitable[object]] | None = None,
         on_spawn: Callable[[ManagedProcess], None] = lambda p: None,
         on_exit: Callable[[ManagedProcess], None] = lambda p: None,
         wanted: bool | None = None,
         containment: Containment | None = None,
+        seams: Seams = REAL_SEAMS,
     ) -> None:
         self.cfg = cfg
         self.name = cfg.name
@@ -170,10 +71,12 @@ class ManagedProcess:
         self.spawns = 0
         self.reason = ""
         self.wanted = cfg.autostart if wanted is None else wanted
+        self.next_attempt_at: float | None = None  # wall clock of the next spawn while in BACKOFF
+        self._seams = seams
         self._bus = bus
         self._log_dir = log_dir
-        self._notify_dir = notify_dir
-        self._dependencies_ready = dependencies_ready
+        self._blockers = blockers
+        self._deps_changed = changed
         self._on_spawn = on_spawn
         self._on_exit = on_exit
         self._backoff = Backoff(cfg.backoff)
@@ -182,15 +85,14 @@ class ManagedProcess:
         self._changed = asyncio.Event()
         self._restart_requested = False
         self._unhealthy = False
-        self._transport: asyncio.SubprocessTransport | None = None
-        self._protocol: ChildProtocol | None = None
-        self._notify: NotifyListener | None = None
-        self._sink: LogSink | None = None
-        self._contain = containment or Containment()
-        self._tag = ""  # this spawn's tag: inherited by every descendant, so escapees are found
-        self._exited: asyncio.Future[int] | None = None  # the supervised PID's exit (leader or main PID)
-        self._exited_at = 0.0
-        self._pgid = 0  # the group a stop signals: the leader's own, or the main PID's (pidfile:)
+        self._exit_watch: ExitWatch | None = None  # set while a supervised PID of ours exists
+        self._spawned_at = 0.0
+        if seams.child is not None:
+            self._child: ChildEdge = seams.child(self)
+        else:
+            contain = containment or Containment()
+            self._child = ProgramChild(cfg, log_path=self.log_path, notify_dir=notify_dir, containment=contain,
+                                       wake=self._wake.set)  # fmt: skip
 
     # ---------------------------------------------------------------- requests (any caller)
 
@@ -201,7 +103,7 @@ class ManagedProcess:
     def start(self) -> None:
         """Want it running; a FATAL program gets a fresh set of retries."""
         self.wanted = True
-        self._start_failures = 0
+        self._fresh_retries()
         self._wake.set()
 
     def stop(self) -> None:
@@ -212,9 +114,13 @@ class ManagedProcess:
     def restart(self) -> None:
         """Stop it if it runs, then start it again."""
         self.wanted = True
-        self._start_failures = 0
+        self._fresh_retries()
         self._restart_requested = True
         self._wake.set()
+
+    def _fresh_retries(self) -> None:
+        self._start_failures = 0
+        self._backoff.reset()
 
     async def wait_settled(self, timeout_s: float) -> ProcessState:
         """Wait until the state matches what is wanted (RUNNING, or a stopped state); bounded."""
@@ -227,11 +133,21 @@ class ManagedProcess:
     def _settled(self) -> bool:
         if self.wanted or self._restart_requested:
             return self.state is S.RUNNING and not self._restart_requested
-        return self.state in (S.STOPPED, S.EXITED, S.FATAL)
+        return self.state in STOPPED_STATES
+
+    @property
+    def completed(self) -> bool:
+        """It ran to its end, will not be restarted, and exited with an expected code (a one-shot job done)."""
+        return self.state is S.EXITED and not self.wanted and self.exit_code in self.cfg.exit_codes
 
     def snapshot(self) -> dict[str, Any]:
-        """Plain data for status replies (no environment: it may hold secrets)."""
-        now = time.time()
+        """Plain data for status replies (no environment: it may hold secrets).
+
+        ``next_attempt_at`` (epoch seconds) and ``retry_in_s`` are set while a spawn is scheduled
+        (BACKOFF); ``completed`` is true for a job that ended with an expected code and is not restarted.
+        """
+        now = self._seams.wall_clock()
+        retry_in = None if self.next_attempt_at is None else round(max(0.0, self.next_attempt_at - now), 3)
         return {
             "name": self.name,
             "group": self.cfg.group,
@@ -240,13 +156,17 @@ class ManagedProcess:
             "health_detail": self.health_detail,
             "pid": self.pid,
             "exit_code": self.exit_code,
+            "completed": self.completed,
             "uptime_s": round(now - self.started_at, 3) if self.started_at and self.pid else None,
             "spawns": self.spawns,
             "wanted": "running" if self.wanted else "stopped",
             "reason": self.reason,
-            "status_text": self._notify.status if self._notify is not None else "",
+            "next_attempt_at": self.next_attempt_at,
+            "retry_in_s": retry_in,
+            "status_text": self._child.status_text,
             "command": list(self.cfg.command),
             "depends_on": list(self.cfg.depends_on),
+            "dependency_conditions": {d: self.cfg.condition_for(d) for d in self.cfg.depends_on},
             "log_file": str(self.log_path),
         }
 
@@ -264,12 +184,13 @@ class ManagedProcess:
                     await self._wake.wait()
                     continue
                 self._restart_requested = False
-                if not await self._until_woken(self._dependencies_ready(self.cfg)):
+                if not await self._dependencies_met():
                     continue
                 await self._run_once()
         finally:
-            if self._exited is not None:
-                await self._stop_child("daemon shutting down")
+            if self._exit_watch is not None:
+                # a child exists only in STARTING or RUNNING; anything else is stopped without an edge
+                await self._stop_child("daemon shutting down", quiet=self.state not in (S.STARTING, S.RUNNING))
 
     def reset_after_error(self) -> None:
         """After a bug in this controller (run() raised; its ``finally`` stopped the child): back to STOPPED.
@@ -277,50 +198,72 @@ class ManagedProcess:
         The one move outside the transition table, on purpose: the state a crashed controller left
         behind may have no legal edge to where a fresh controller starts.
         """
-        if self.state in (S.STOPPED, S.EXITED, S.FATAL):
+        self.next_attempt_at = None
+        if self.state in STOPPED_STATES:
             return
         old, self.state = self.state, S.STOPPED
         self.reason = "internal error in its controller; restarted"
         self._bus.publish(StateChanged(name=self.name, old=old, new=S.STOPPED, reason=self.reason))
         self._changed.set()
 
+    async def _dependencies_met(self) -> bool:
+        """Wait until no dependency blocks us, showing what we wait for as the reason. False: woken first."""
+        announced = False
+        while blockers := self._blockers(self.cfg):
+            why = f"waiting for {', '.join(blockers)}"
+            if self.state is S.BACKOFF:  # no spawn is scheduled while we wait
+                self._transition(S.STOPPED, why)
+            elif why != self.reason:
+                self.reason = why
+                self._changed.set()
+            if not announced:
+                log.info("waiting_for_dependencies", program=self.name, blockers=blockers)
+                announced = True
+            self._wake.clear()
+            assert self._deps_changed is not None, "a program with dependencies needs changed()"
+            if not await self._until_woken(self._deps_changed()):
+                return False
+        return True
+
     async def _run_once(self) -> None:
         """Spawn once and supervise that child until it exits or is stopped."""
         self._transition(S.STARTING, "spawning")
         try:
-            exited = await self._spawn_child()
+            exited = await self._launch()
         except (OSError, ValueError) as exc:
             self.exit_code = None
-            await self._after_early_exit(f"spawn failed: {exc}")
+            await self._after_failed_start(f"spawn failed: {exc}")
             return
+        start_timeout = self.cfg.start_timeout_s
         probe_task: asyncio.Task[None] | None = None
         try:
             # STARTING: it must stay up for start_timeout_s (or send READY=1 within it) to count as RUNNING
-            ready = self._notify.ready if self._notify is not None else None
-            interrupt = await self._watch(exited, time.monotonic() + self.cfg.start_timeout_s, ready)
+            ready = self._child.ready
+            interrupt = await self._watch(exited, self._spawned_at + start_timeout, ready)
             if interrupt:
                 await self._stop_child(f"{interrupt} while starting")
                 return
-            if exited.done() and self._exited_at - self._spawned_at < self.cfg.start_timeout_s:
+            if exited.done() and self._ran_for() < start_timeout:
                 # a forking program's leader exits on purpose: what it started is its main PID, kept
-                left = await self._reap(exited, end_left=self.cfg.pidfile is None)
+                left = await self._collect(exited, end_left=self.cfg.pidfile is None)
                 if self.cfg.pidfile is None:
-                    await self._after_early_exit(f"exited with code {self.exit_code} during start", left)
+                    await self._after_early_exit(left)
                     return
                 followed = await self._follow_pidfile()  # Type=forking: supervise the PID it wrote
                 if followed is None:
                     return
                 exited = followed
             if ready is not None and not ready.done():
-                why = f"no READY=1 within {self.cfg.start_timeout_s:g}s"
-                await self._stop_child(why, failed_start=True)
-                await self._after_early_exit(why)
+                why = f"no READY=1 within {start_timeout:g}s"
+                await self._stop_child(why, quiet=True)
+                await self._after_failed_start(why)
                 return
             self._start_failures = 0
-            became = "sent READY=1" if ready is not None else f"up for {self.cfg.start_timeout_s:g}s"
+            became = "sent READY=1" if ready is not None else f"up for {start_timeout:g}s"
             self._transition(S.RUNNING, became)
             if self.cfg.health is not None:
-                probe_task = asyncio.create_task(self._health_monitor().run())
+                monitor = HealthMonitor(self.cfg.health, self._health_changed, self._child.probe(), self._seams.sleep)
+                probe_task = asyncio.create_task(monitor.run())
             interrupt = await self._watch(exited, None)
             if probe_task is not None:
                 probe_task.cancel()
@@ -328,16 +271,14 @@ class ManagedProcess:
                 await self._stop_child(interrupt)
                 if interrupt == "unhealthy":
                     self._unhealthy = False
-                    await self._until_woken(asyncio.sleep(self._backoff.next_delay_s()))
+                    await self._backoff_wait("stopped as unhealthy")
                 return
-            ran_for = self._exited_at - self._spawned_at
-            await self._reap(exited)
+            ran_for = self._ran_for()
+            await self._collect(exited)
             self._backoff.observe_run(ran_for)
             self._transition(S.EXITED, f"exited with code {self.exit_code} after {ran_for:.3f}s")
             if self._should_restart():
-                delay = self._backoff.next_delay_s()
-                if delay:
-                    await self._until_woken(asyncio.sleep(delay))
+                await self._backoff_wait(f"exited with code {self.exit_code}")
             else:
                 self.wanted = False
         finally:
@@ -348,13 +289,28 @@ class ManagedProcess:
                      ready: asyncio.Future[None] | None = None) -> str:  # fmt: skip
         """Wait for the child to exit, ``ready``, or ``deadline``; return why we must stop it instead, if so."""
         while not exited.done() and not (ready is not None and ready.done()):
-            remaining = None if deadline is None else deadline - time.monotonic()
+            remaining = None if deadline is None else deadline - self._seams.monotonic()
             if remaining is not None and remaining <= 0:
                 return ""
             self._wake.clear()
-            if not await self._until_woken(exited, timeout_s=remaining) and (reason := self._interrupt_reason()):
+            waiting = exited if remaining is None else self._exit_or_timeout(exited, remaining)
+            if not await self._until_woken(waiting) and (reason := self._interrupt_reason()):
                 return reason
         return ""
+
+    async def _exit_or_timeout(self, exited: asyncio.Future[int], timeout_s: float) -> None:
+        """Return when the child exits or ``timeout_s`` passes on the seams' clock, whichever is first."""
+        timer = asyncio.ensure_future(self._seams.sleep(timeout_s))
+        either: list[asyncio.Future[Any]] = [exited, timer]
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+
+    def _ran_for(self) -> float:
+        watch = self._exit_watch
+        end = watch.exited_at if watch is not None and watch.exited.done() else self._seams.monotonic()
+        return end - self._spawned_at
 
     def _interrupt_reason(self) -> str:
         if not self.wanted:
@@ -371,12 +327,13 @@ class ManagedProcess:
             return False
         return policy == "always" or self.exit_code not in self.cfg.exit_codes
 
-    async def _after_early_exit(self, why: str, left: list[ProcEntry] | None = None) -> None:
-        """A child that died in STARTING: BACKOFF and retry, or FATAL once retries are spent.
+    async def _after_early_exit(self, left: list[ProcEntry]) -> None:
+        """The child exited within start_timeout: a one-shot job done, a failed start, or a self-daemonizer.
 
         A leader that exited cleanly but left processes running has daemonized itself: retrying would
         only start another copy, so it is FATAL at once (with what it left, already ended, named).
         """
+        why = f"exited with code {self.exit_code} during start"
         if left and self.exit_code in self.cfg.exit_codes:
             pids = ", ".join(str(e.pid) for e in left[:5])
             self._transition(S.BACKOFF, why)
@@ -384,7 +341,27 @@ class ManagedProcess:
             self._transition(S.FATAL, f"daemonized itself: exited with code {self.exit_code} and left PID {pids} "
                              "running (ended); set `pidfile:` to supervise it (like systemd Type=forking) "
                              "or run it in the foreground")  # fmt: skip
-            return
+        elif self._should_restart():
+            await self._after_failed_start(why)
+        else:  # a one-shot job that is done (or a failed one its policy does not restart)
+            self.wanted = False
+            self._transition(S.EXITED, why)
+
+    async def _follow_pidfile(self) -> asyncio.Future[int] | None:
+        """Type=forking: the leader exited; supervise the main PID it wrote. None when that failed."""
+        code = self.exit_code
+        if code not in self.cfg.exit_codes:
+            await self._after_failed_start(f"exited with code {code} before its pidfile named a main PID")
+            return None
+        followed = await self._child.follow_main_pid(self._spawned_at + max(self.cfg.start_timeout_s, 1.0))
+        if isinstance(followed, str):
+            await self._after_failed_start(followed)
+            return None
+        self._track(*followed)
+        return followed[1].exited
+
+    async def _after_failed_start(self, why: str) -> None:
+        """A start that failed (died early, spawn failed, no READY): BACKOFF and retry, or FATAL once spent."""
         self._start_failures += 1
         retries = self.cfg.start_retries
         if retries is not None and self._start_failures > retries:
@@ -392,20 +369,30 @@ class ManagedProcess:
             self.wanted = False  # given up: only an operator's start tries again
             self._transition(S.FATAL, f"{why}; gave up after {self._start_failures} attempts")
             return
-        delay = self._backoff.next_delay_s()
-        self._transition(S.BACKOFF, f"{why}; retry in {delay:.3f}s", retry_in_s=delay)
-        await self._until_woken(asyncio.sleep(delay))
+        await self._backoff_wait(why, force=True)
 
-    async def _until_woken(self, aw: Awaitable[Any], timeout_s: float | None = None) -> bool:
-        """Await ``aw`` unless a request wakes us first. True when ``aw`` finished (or timed out)."""
+    async def _backoff_wait(self, why: str, force: bool = False) -> None:
+        """Wait the next backoff delay in BACKOFF (a zero delay respawns at once unless ``force``)."""
+        delay = self._backoff.next_delay_s()
+        if not delay and not force:
+            return
+        self.next_attempt_at = self._seams.wall_clock() + delay
+        self._transition(S.BACKOFF, f"{why}; retry in {delay:.3f}s", retry_in_s=delay)
+        try:
+            await self._until_woken(self._seams.sleep(delay))
+        finally:
+            self.next_attempt_at = None
+
+    async def _until_woken(self, aw: Awaitable[Any]) -> bool:
+        """Await ``aw`` unless a request wakes us first. True when ``aw`` finished."""
         task = asyncio.ensure_future(aw)
         woken = asyncio.ensure_future(self._wake.wait())
         try:
-            done, _ = await asyncio.wait({task, woken}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             woken.cancel()
-        if task in done or (not done and timeout_s is not None):
-            if task in done and not task.cancelled():
+        if task in done:
+            if not task.cancelled():
                 task.result()
             return True
         if not isinstance(aw, asyncio.Future):
@@ -414,101 +401,47 @@ class ManagedProcess:
                 await task
         return False
 
-    # ---------------------------------------------------------------- the OS edge
+    # ---------------------------------------------------------------- child bookkeeping (policy side)
 
-    async def _spawn_child(self) -> asyncio.Future[int]:
-        """Start the child; return the future that resolves with its exit code."""
-        cfg = self.cfg
-        env = child_environment(cfg, os.environ)
-        self._tag = self._contain.tag(self.name, self.spawns + 1)
-        env[SPAWN_ENV] = self._tag
-        account = _account(cfg.user) if cfg.user else None
-        if account is not None:
-            env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
-        if self._sink is None:
-            self._sink = LogSink(self.log_path, cfg.log.max_bytes, cfg.log.backups, cfg.log.timestamps)
-        try:
-            if cfg.ready == "notify":
-                self._notify = NotifyListener(self._notify_dir / f"{self.name}.sock", self._wake.set)
-                await self._notify.open(account.pw_uid if account else None)
-                env["NOTIFY_SOCKET"] = str(self._notify.path)
-            transport, protocol = await self._exec(env, account)
-        except BaseException:
-            self._close_notify()
-            raise
-        self._transport, self._protocol = transport, protocol
-        self._spawned_at = time.monotonic()
-        self.started_at = time.time()
-        self.pid = self._pgid = transport.get_pid()
+    async def _launch(self) -> asyncio.Future[int]:
+        """Spawn through the edge and record the child; nothing after the spawn can lose it."""
+        self._spawned_at = self._seams.monotonic()  # before the exec: a fast child may exit before it returns
+        pid, watch = await self._child.spawn(self.spawns + 1)
+        self.started_at = self._seams.wall_clock()
         self.exit_code = None
         self.spawns += 1
-        self._on_spawn(self)
-        return self._supervise_exit(protocol.exited)
+        self._track(pid, watch)
+        return watch.exited
 
-    def _supervise_exit(self, exited: asyncio.Future[int]) -> asyncio.Future[int]:
-        """Make ``exited`` the future of the PID this program is now (its leader, or a main PID)."""
-        self._exited = exited
-        exited.add_done_callback(lambda _: setattr(self, "_exited_at", time.monotonic()))
-        return exited
+    def _track(self, pid: int, watch: ExitWatch) -> None:
+        """From now on ``pid`` is the supervised process (a fresh spawn, or the main PID a leader forked)."""
+        self._exit_watch, self.pid = watch, pid
+        try:
+            self._on_spawn(self)
+        except Exception:  # recording it for leftover cleanup failed (disk full, EMFILE): it runs, tracked
+            log.exception("spawn_record_failed", program=self.name, pid=pid)
 
-    async def _exec(self, env: dict[str, str], account: pwd.struct_passwd | None
-                    ) -> tuple[asyncio.SubprocessTransport, ChildProtocol]:  # fmt: skip
-        cfg = self.cfg
-        sink = self._sink
-        assert sink is not None
-        return await asyncio.get_running_loop().subprocess_exec(
-            lambda: ChildProtocol(sink, cfg.log.timestamps),
-            *cfg.command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=cfg.cwd,
-            env=env,
-            start_new_session=True,  # its own process group, so a stop reaches grandchildren
-            user=account.pw_uid if account else None,
-            group=account.pw_gid if account else None,
-            extra_groups=os.getgrouplist(account.pw_name, account.pw_gid) if account else None,
-        )
-
-    async def _reap(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcEntry]:
-        """Collect the exit code, end everything the spawn left running, close the pipes.
-
-        Returns what was left running and (unless ``end_left`` is False) has now been killed:
-        grandchildren must not outlive their program (Supervisor/supervisor#1101), not even those that
-        left its process group.
-        """
-        self.exit_code = await exited
-        self._contain.reaper.disown(self.pid or 0)
-        left = self._contain.adopted(self._tag)
-        if end_left:
-            reap_stragglers(self._pgid, lambda: kill_all(left, signal.SIGKILL))
-        if left and end_left:
-            log.warning("left_processes_ended", program=self.name, pids=[e.pid for e in left[:20]], count=len(left))
-        if self._transport is not None and self._protocol is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):  # let the pipes drain; a process outside the group may hold them
-                    await asyncio.shield(self._protocol.closed)
-            self._transport.close()
-        self._transport = self._protocol = None
-        self._exited = None
-        self._close_notify()
+    async def _collect(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcEntry]:
+        """Reap through the edge, record the exit code, forget the child; return what it left running."""
+        left = await self._child.reap(exited, end_left)
+        self.exit_code = exited.result()
+        self._exit_watch = None
         self.pid = None
         self._on_exit(self)
         return left
 
-    def _close_notify(self) -> None:
-        if self._notify is not None:
-            self._notify.close()
-            self._notify = None
+    def signal(self, sig: signal.Signals) -> bool:
+        """Send ``sig`` to the running program (its group, or its main PID alone); False when none runs."""
+        return self._exit_watch is not None and self._child.signal(sig)
 
-    async def _stop_child(self, reason: str, failed_start: bool = False) -> None:
+    async def _stop_child(self, reason: str, quiet: bool = False) -> None:
         """The one stop path: stop_signal, bounded wait, SIGKILL to the group, reap.
 
         It runs in its own task and is awaited through a shield, so a caller that is cancelled
-        (shutdown, reload) still waits for the child to be gone. A ``failed_start`` stop stays in
-        STARTING (the caller moves on to BACKOFF) instead of passing through STOPPING and STOPPED.
+        (shutdown, reload) still waits for the child to be gone. A ``quiet`` stop (a failed start, or a
+        child found in a state with no STOPPING edge) takes no edge: the caller decides the state.
         """
-        task = asyncio.ensure_future(self._terminate(reason, failed_start))
+        task = asyncio.ensure_future(self._terminate(reason, quiet))
         cancelled = False
         while not task.done():
             try:
@@ -519,75 +452,15 @@ class ManagedProcess:
         if cancelled:
             raise asyncio.CancelledError
 
-    async def _terminate(self, reason: str, failed_start: bool) -> None:
-        exited = self._exited
-        assert exited is not None and self.pid is not None
-        if not failed_start:
+    async def _terminate(self, reason: str, quiet: bool) -> None:
+        assert self._exit_watch is not None
+        exited = self._exit_watch.exited
+        if not quiet:
             self._transition(S.STOPPING, reason)
-        # processes that left the group get the polite signal too, so they can shut down cleanly
-        escaped = [e for e in self._contain.tree(self._tag, self.pid) if e.pgid != self._pgid]
-        kill_all(escaped, self.cfg.stop_signal)
-
-        def timed_out() -> None:
-            log.warning("stop_timeout_kill", program=self.name, pid=self.pid, timeout_s=self.cfg.stop_timeout_s)
-            kill_all(escaped, signal.SIGKILL)
-
-        await stop_group(
-            self._pgid, exited, stop_signal=self.cfg.stop_signal, timeout_s=self.cfg.stop_timeout_s,
-            group=self.cfg.kill_group, on_timeout=timed_out,
-        )  # fmt: skip
-        await self._reap(exited)
-        if not failed_start:
+        await self._child.stop(exited)
+        await self._collect(exited)
+        if not quiet:
             self._transition(S.STOPPED, f"{reason}; exit code {self.exit_code}")
-
-    def signal(self, sig: signal.Signals) -> bool:
-        """Send ``sig`` to the running program (its group, or its main PID alone); False when none runs."""
-        if self._exited is None or self._exited.done() or not self._pgid:
-            return False  # reaped: the PID may belong to someone else now
-        return signal_group(self._pgid if self.cfg.kill_group else (self.pid or 0), sig, group=self.cfg.kill_group)
-
-    # ---------------------------------------------------------------- programs that fork (pidfile:)
-
-    def _read_main_pid(self) -> tuple[int | None, str]:
-        """The main PID from ``pidfile``, checked to be one this spawn started; or None and why not."""
-        assert self.cfg.pidfile is not None
-        try:
-            text = self.cfg.pidfile.read_text(encoding="ascii", errors="replace").strip()
-        except OSError as exc:
-            return None, f"pidfile {self.cfg.pidfile} unreadable: {exc.strerror or exc}"
-        if not text.isdigit():
-            return None, f"pidfile {self.cfg.pidfile} holds {text[:40]!r}, not a PID"
-        pid = int(text)
-        entry = proc_entry(pid)
-        if entry is None or entry.zombie:
-            return None, f"pidfile {self.cfg.pidfile} names PID {pid}, which is not running"
-        if spawn_tag(pid) != self._tag and entry.ppid != os.getpid():
-            return None, f"pidfile {self.cfg.pidfile} names PID {pid}, which this program did not start"
-        return pid, ""
-
-    async def _follow_pidfile(self) -> asyncio.Future[int] | None:
-        """Type=forking: the leader exited; supervise the main PID it wrote. None when that failed."""
-        code = self.exit_code
-        if code not in self.cfg.exit_codes:
-            await self._after_early_exit(f"exited with code {code} before its pidfile named a main PID")
-            return None
-        # the pidfile may be written a moment after the leader exits: a bounded poll (no event exists)
-        deadline = self._spawned_at + max(self.cfg.start_timeout_s, 1.0)
-        pid, why = self._read_main_pid()
-        while pid is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-            pid, why = self._read_main_pid()
-        if pid is None:
-            kill_all(self._contain.adopted(self._tag), signal.SIGKILL)
-            await self._after_early_exit(why)
-            return None
-        entry = proc_entry(pid)
-        self._pgid = entry.pgid if entry is not None and entry.pgid != os.getpgid(0) else 0
-        self.pid = pid
-        self._contain.reaper.own(pid)
-        self._on_spawn(self)
-        log.info("main_pid_followed", program=self.name, pid=pid, pidfile=str(self.cfg.pidfile))
-        return self._supervise_exit(_pid_exit(pid))
 
     # ---------------------------------------------------------------- events
 
@@ -596,7 +469,7 @@ class ManagedProcess:
         check_transition(old, new)
         self.state = new
         self.reason = reason
-        if new in (S.STOPPED, S.EXITED, S.FATAL, S.BACKOFF, S.STARTING):
+        if new not in (S.RUNNING, S.STOPPING):
             self.health = Health.UNKNOWN
             self.health_detail = ""
         event = StateChanged(
@@ -605,17 +478,6 @@ class ManagedProcess:
         )  # fmt: skip
         self._bus.publish(event)
         self._changed.set()
-
-    def _health_monitor(self) -> HealthMonitor:
-        """Probes for this spawn, in its environment; an exec probe's tag lets what escapes it be ended too."""
-        assert self.cfg.health is not None
-        tag = self._contain.tag(self.name, f"{self.spawns}/probe")
-        env = {**child_environment(self.cfg, os.environ), SPAWN_ENV: tag}
-
-        def sweep() -> int:
-            return kill_all(self._contain.adopted(tag), signal.SIGKILL)
-
-        return HealthMonitor(self.cfg.health, self._health_changed, functools.partial(probe, env=env, sweep=sweep))
 
     def _health_changed(self, health: Health, detail: str) -> None:
         old = self.health

@@ -1,4 +1,13 @@
-"""What the OS says about a PID, checked against its start time so a reused PID is never signalled."""
+"""What the OS says about a PID, checked against its start time so a reused PID is never signalled.
+
+A process is named by its PID together with its start time in clock ticks after boot (field 22,
+``starttime``, of ``/proc/PID/stat``). That clock is monotonic: unlike psutil's ``create_time()``,
+which is derived from the wall clock, a clock step between recording and checking never makes a
+live process look dead. Records also carry the boot id, because ticks restart at every boot.
+
+Signals go through a pidfd opened *before* the start time is checked, so the process checked is
+the process signalled, even if its PID is reused a moment later.
+"""
 
 from __future__ import annotations
 
@@ -7,46 +16,168 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import psutil
 
 __all__ = [
+    "ProcStat",
     "ProcessIdentity",
+    "boot_id",
     "describe",
     "identity_of",
     "port_holder",
+    "read_stat",
+    "session_members",
     "terminate",
+    "terminate_all",
     "wait_gone",
 ]
+
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcStat:
+    """The fields of ``/proc/PID/stat`` this module uses (``start_ticks``: clock ticks after boot)."""
+
+    pid: int
+    state: str  # R, S, D, T, Z, X, ...
+    ppid: int
+    pgid: int
+    sid: int
+    start_ticks: int
+
+    @property
+    def zombie(self) -> bool:
+        return self.state in ("Z", "X")
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """``/proc/PID/stat`` parsed, or None when there is no such process."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: split after its last ')'
+    fields = text[text.rindex(")") + 2 :].split()
+    try:
+        return ProcStat(pid, fields[0], int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19]))
+    except (IndexError, ValueError):
+        return None
+
+
+def all_stats() -> Iterable[ProcStat]:
+    """Every process this user can see, as :class:`ProcStat` (processes that vanish meanwhile are skipped)."""
+    for entry in os.scandir(PROC):
+        if entry.name.isdigit() and (st := read_stat(int(entry.name))) is not None:
+            yield st
+
+
+@cache
+def boot_id() -> str:
+    """This boot's random id (``/proc/sys/kernel/random/boot_id``); "" where the kernel has none."""
+    try:
+        return (PROC / "sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
+
+
+@cache
+def _ticks_per_s() -> int:
+    return os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True, slots=True)
 class ProcessIdentity:
-    """A PID together with its start time: the pair names one process for its whole life."""
+    """A PID together with its start time: the pair names one process for its whole life.
+
+    ``start_ticks`` is the boot-relative start time (monotonic); ``create_time`` is the wall-clock
+    start in seconds since the epoch, kept only for records written before ``start_ticks`` existed
+    (``start_ticks`` None), which are compared the old way.
+    """
 
     pid: int
-    create_time: float
+    start_ticks: int | None
+    create_time: float = 0.0
 
     def alive(self) -> bool:
         """True when ``pid`` still runs and is the very process we recorded (not a reused PID)."""
-        try:
-            proc = psutil.Process(self.pid)
-            return abs(proc.create_time() - self.create_time) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            return False
+        if self.start_ticks is None:
+            return _legacy_alive(self.pid, self.create_time)
+        st = read_stat(self.pid)
+        return st is not None and not st.zombie and st.start_ticks == self.start_ticks
 
     def as_dict(self) -> dict[str, Any]:
-        return {"pid": self.pid, "create_time": self.create_time}
+        """``{"pid", "start_ticks", "boot_id", "create_time"}``; readers of the old format use pid + create_time."""
+        return {"pid": self.pid, "start_ticks": self.start_ticks, "boot_id": boot_id(), "create_time": self.create_time}
+
+    @classmethod
+    def from_dict(cls, rec: Any) -> ProcessIdentity | None:
+        """A record written by :meth:`as_dict` (or the older pid + create_time form); None when unusable.
+
+        A record from another boot names no live process: its PID and ticks mean nothing now.
+        """
+        if not isinstance(rec, dict):
+            return None
+        try:
+            pid, create_time = int(rec["pid"]), float(rec.get("create_time", 0.0))
+            ticks = rec.get("start_ticks")
+            if ticks is None:
+                return cls(pid, None, create_time)
+            if rec.get("boot_id") != boot_id():
+                return None
+            return cls(pid, int(ticks), create_time)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def _legacy_alive(pid: int, create_time: float) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - create_time) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
 
 
 def identity_of(pid: int) -> ProcessIdentity | None:
-    """The identity of a running ``pid``, or None when it is gone."""
-    try:
-        return ProcessIdentity(pid, psutil.Process(pid).create_time())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+    """The identity of a running ``pid``, or None when it is gone (or only a zombie)."""
+    st = read_stat(pid)
+    if st is None or st.zombie:
         return None
+    return ProcessIdentity(pid, st.start_ticks, psutil.boot_time() + st.start_ticks / _ticks_per_s())
+
+
+def session_members(leaders: Iterable[ProcessIdentity]) -> dict[ProcessIdentity, list[ProcessIdentity]]:
+    """For each leader, the live processes of its process group and session, the leader included if alive.
+
+    One scan of ``/proc`` serves all leaders. A leader may be gone: its group and session live on as
+    long as a member does, and while they do Linux never hands their id to a new process. So if the
+    leader's PID now names *another* process, its old group and session are empty. Members must have
+    started at or after the leader; a legacy record (no ``start_ticks``) yields only the leader.
+    """
+    leaders = list(leaders)
+    out: dict[ProcessIdentity, list[ProcessIdentity]] = {}
+    wanted: dict[int, ProcessIdentity] = {}
+    for leader in leaders:
+        now = read_stat(leader.pid)
+        if leader.start_ticks is None:
+            out[leader] = [leader] if leader.alive() else []
+        elif now is not None and now.start_ticks != leader.start_ticks:
+            out[leader] = []  # the PID was reused, so the old group and session have no member left
+        else:
+            out[leader] = []
+            wanted[leader.pid] = leader
+    if wanted:
+        for st in all_stats():
+            owner = wanted.get(st.pgid) or wanted.get(st.sid)
+            if owner is not None and not st.zombie and st.start_ticks >= (owner.start_ticks or 0):
+                out[owner].append(ProcessIdentity(st.pid, st.start_ticks))
+    return out
 
 
 def describe(pid: int) -> dict[str, Any]:
@@ -76,52 +207,85 @@ def port_holder(port: int) -> dict[str, Any] | None:
     return None
 
 
+def _open_pidfd(identity: ProcessIdentity) -> int | None:
+    """A pidfd on ``identity``, or None when it is gone; opened first, then checked, so it cannot be a newcomer."""
+    try:
+        fd = os.pidfd_open(identity.pid)
+    except OSError:
+        return None
+    if identity.alive():
+        return fd
+    os.close(fd)
+    return None
+
+
 def wait_gone(identity: ProcessIdentity, timeout_s: float) -> bool:
     """Block until the process exits (or ``timeout_s`` passes); True when it is gone.
 
-    A pidfd becomes readable the moment the process exits, so there is no polling delay; where
-    pidfds are missing this falls back to a bounded poll.
+    A pidfd becomes readable the moment the process exits, so there is no polling delay.
     """
-    try:
-        fd = os.pidfd_open(identity.pid)
-    except ProcessLookupError:
+    fd = _open_pidfd(identity)
+    if fd is None:
         return True
-    except (OSError, AttributeError):
-        deadline = time.monotonic() + timeout_s
-        while identity.alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return not identity.alive()
     try:
-        if not identity.alive():  # the PID was reused before we opened it: ours is gone
-            return True
-        readable, _, _ = select.select([fd], [], [], max(0.0, timeout_s))
-        return bool(readable) or not identity.alive()
+        return bool(_readable([fd], timeout_s)) or not identity.alive()
     finally:
         os.close(fd)
 
 
-def terminate(identity: ProcessIdentity, timeout_s: float, *, group: bool = False) -> str:
-    """SIGTERM ``identity`` (or its process group), wait up to ``timeout_s``, then SIGKILL.
+def _readable(fds: list[int], timeout_s: float) -> list[int]:
+    """The pidfds among ``fds`` whose process has exited, waiting up to ``timeout_s`` for one (poll: no fd limit)."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return [fd for fd, _ in poller.poll(max(0.0, timeout_s) * 1000)]
 
-    Synchronous on purpose: it serves the CLI and the daemon's start-up clean-up, before any
-    event loop runs. Returns ``"gone"``, ``"terminated"`` or ``"killed"``.
-    """
-    if not identity.alive():
-        return "gone"
-    pgid = os.getpgid(identity.pid) if group else None
 
-    def send(sig: signal.Signals) -> None:
+def _signal_all(pidfds: dict[int, int], sig: signal.Signals) -> None:
+    for fd in pidfds.values():
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            if pgid is not None and pgid == identity.pid:
-                os.killpg(pgid, sig)
-            elif identity.alive():
-                os.kill(identity.pid, sig)
+            signal.pidfd_send_signal(fd, sig)
 
-    send(signal.SIGTERM)
-    if wait_gone(identity, timeout_s):
-        if pgid is not None:
-            send(signal.SIGKILL)  # members that outlived their leader
-        return "terminated"
-    send(signal.SIGKILL)
-    wait_gone(identity, 5.0)
-    return "killed"
+
+def terminate_all(find: Callable[[], list[ProcessIdentity]], timeout_s: float) -> str:
+    """SIGTERM (and SIGCONT) every process ``find`` returns, wait up to ``timeout_s``, then SIGKILL the rest.
+
+    ``find`` is asked again before the SIGKILL round and after it, so members forked meanwhile are
+    caught too. Synchronous on purpose: it serves the CLI and the daemon's start-up clean-up, before
+    any event loop runs. Returns ``"gone"``, ``"terminated"`` or ``"killed"``.
+    """
+    pidfds = {i.pid: fd for i in find() if (fd := _open_pidfd(i)) is not None}
+    if not pidfds:
+        return "gone"
+    outcome = "terminated"
+    try:
+        _signal_all(pidfds, signal.SIGTERM)
+        _signal_all(pidfds, signal.SIGCONT)  # a stopped process handles its SIGTERM only once continued
+        deadline = time.monotonic() + timeout_s
+        for round_ in range(3):
+            while pidfds and (left := deadline - time.monotonic()) > 0:
+                for fd in _readable(list(pidfds.values()), left):
+                    pidfds = {pid: f for pid, f in pidfds.items() if f != fd}
+                    os.close(fd)
+            for i in find():  # latecomers forked while we waited
+                if i.pid not in pidfds and (fd := _open_pidfd(i)) is not None:
+                    pidfds[i.pid] = fd
+            if not pidfds:
+                break
+            outcome = "killed"
+            _signal_all(pidfds, signal.SIGKILL)
+            deadline = time.monotonic() + 5.0 + round_
+    finally:
+        for fd in pidfds.values():
+            os.close(fd)
+    return outcome
+
+
+def terminate(identity: ProcessIdentity, timeout_s: float, *, group: bool = False) -> str:
+    """SIGTERM ``identity`` (with ``group``, every member of its group and session), wait, then SIGKILL.
+
+    Returns ``"gone"``, ``"terminated"`` or ``"killed"`` (see :func:`terminate_all`).
+    """
+    if group:
+        return terminate_all(lambda: session_members([identity])[identity], timeout_s)
+    return terminate_all(lambda: [identity] if identity.alive() else [], timeout_s)

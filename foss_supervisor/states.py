@@ -1,6 +1,18 @@
-"""Process states and the one table of legal transitions (stdlib only, like supervisord's states.py).
+"""Process states, the groups they fall in, and the one table of legal transitions (stdlib only).
 
-A transition site calls :func:`check_transition`; an edge missing from the table is a bug and raises.
+Like supervisord's ``states.py``: a transition site calls :func:`check_transition`; an edge missing
+from the table is a bug and raises. Code that asks "is it up?", "is a child there?" uses the groups
+below instead of writing its own set of states.
+
+::
+
+    STOPPED/EXITED/FATAL --spawn--> STARTING --up for start_timeout / READY=1--> RUNNING
+    STARTING --died early, spawn failed, no READY--> BACKOFF --wait--> STARTING
+                                                    BACKOFF --retries spent--> FATAL
+    STARTING --one-shot done (expected code, no restart)--> EXITED
+    RUNNING --died--> EXITED --restart at once--> STARTING   (or --restart later--> BACKOFF)
+    STARTING/RUNNING --stop, restart, unhealthy--> STOPPING --reaped--> STOPPED (--restart later--> BACKOFF)
+    BACKOFF --stop requested--> STOPPED
 """
 
 from __future__ import annotations
@@ -9,7 +21,16 @@ import enum
 
 from foss_supervisor.errors import StateTransitionError
 
-__all__ = ["TRANSITIONS", "Health", "ProcessState", "check_transition"]
+__all__ = [
+    "FAILING_STATES",
+    "RUNNING_STATES",
+    "SIGNALLABLE_STATES",
+    "STOPPED_STATES",
+    "TRANSITIONS",
+    "Health",
+    "ProcessState",
+    "check_transition",
+]
 
 
 class ProcessState(enum.StrEnum):
@@ -26,7 +47,7 @@ class ProcessState(enum.StrEnum):
     @property
     def is_alive(self) -> bool:
         """A process exists for this state (it may be on its way out)."""
-        return self in (ProcessState.STARTING, ProcessState.RUNNING, ProcessState.STOPPING)
+        return self in SIGNALLABLE_STATES
 
 
 class Health(enum.StrEnum):
@@ -39,17 +60,28 @@ class Health(enum.StrEnum):
 
 S = ProcessState
 
+#: on its way up or up: the controller is working to keep it running (supervisord's RUNNING_STATES)
+RUNNING_STATES = frozenset({S.STARTING, S.RUNNING, S.BACKOFF})
+#: no child and nothing under way: where a stop settles (supervisord's STOPPED_STATES)
+STOPPED_STATES = frozenset({S.STOPPED, S.EXITED, S.FATAL})
+#: a child exists that a signal can reach (supervisord's SIGNALLABLE_STATES)
+SIGNALLABLE_STATES = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
+#: crash-looping or given up: a problem for ``/health`` and ``start``
+FAILING_STATES = frozenset({S.BACKOFF, S.FATAL})
+
 TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
-    # spawn asked by the operator, autostart or a restart
-    S.STOPPED: frozenset({S.STARTING}),
-    S.EXITED: frozenset({S.STARTING}),
+    # spawn (operator, autostart, restart); or, after a stop for ill health, wait before the respawn
+    S.STOPPED: frozenset({S.STARTING, S.BACKOFF}),
+    # respawn at once, or after a backoff delay
+    S.EXITED: frozenset({S.STARTING, S.BACKOFF}),
+    # an operator's start gives a FATAL program fresh retries
     S.FATAL: frozenset({S.STARTING}),
-    # retry after the backoff delay, or the operator gives up on it
+    # the delay is over / retries are spent / a stop was asked for while waiting
     S.BACKOFF: frozenset({S.STARTING, S.FATAL, S.STOPPED}),
-    # survived start_timeout / died early / asked to stop while starting
-    S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.STOPPING, S.FATAL}),
-    # died on its own / asked to stop
-    S.RUNNING: frozenset({S.EXITED, S.STOPPING, S.BACKOFF}),
+    # up for start_timeout or READY=1 / died early or no READY / one-shot done / asked to stop
+    S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.EXITED, S.STOPPING}),
+    # died on its own / asked to stop (stop, restart, unhealthy, shutdown)
+    S.RUNNING: frozenset({S.EXITED, S.STOPPING}),
     # the stop coroutine reaped it
     S.STOPPING: frozenset({S.STOPPED}),
 }

@@ -1,7 +1,9 @@
 """Small JSON files in ``state_dir`` that outlive the daemon: operator intent and running children.
 
 Written atomically (temporary file, then rename), so a daemon killed mid-write leaves the old
-version, never half a file.
+version, never half a file. Every write is checked: a failure (full disk, read-only folder) is
+logged at most once per :data:`FAILURE_LOG_INTERVAL_S` per file, kept in :attr:`StateStore.problems`
+for ``status``, and the children record is written again until it succeeds.
 """
 
 from __future__ import annotations
@@ -10,21 +12,34 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from foss_supervisor.procinfo import ProcessIdentity
 
 __all__ = ["StateStore", "atomic_write", "read_json"]
 
+log = structlog.get_logger("foss_supervisor.statestore")
+
+FAILURE_LOG_INTERVAL_S = 60.0  # at most one log line per file and minute while writes keep failing
+RETRY_DELAY_S = 1.0  # a failed children record is written again after this long
+
 
 def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``text`` in one rename."""
+    """Replace ``path`` with ``text`` in one rename; raises OSError (the old file stays) on failure."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def read_json(path: Path) -> Any:
@@ -36,13 +51,41 @@ def read_json(path: Path) -> Any:
 
 
 class StateStore:
-    """``intent.json``: programs the operator stopped by hand; ``children.json``: live children."""
+    """``intent.json``: programs the operator stopped by hand; ``children.json``: live children.
+
+    Each child record is ``{"pid", "start_ticks", "boot_id", "create_time"}`` (see
+    :meth:`ProcessIdentity.as_dict`); a program runs in its own session, so the PID also names the
+    process group and session that leftover clean-up ends.
+    """
 
     def __init__(self, state_dir: Path) -> None:
         self.intent_file = state_dir / "intent.json"
         self.children_file = state_dir / "children.json"
         self._children: dict[str, ProcessIdentity] = {}
         self._write_pending = False
+        self._failures: dict[Path, str] = {}  # file -> why its last write failed
+        self._last_logged: dict[Path, float] = {}
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per state file whose last write failed (empty when all are current)."""
+        return [f"cannot write {path}: {why}" for path, why in sorted(self._failures.items())]
+
+    def _write(self, path: Path, text: str) -> bool:
+        """Write ``path``; on failure log it (rate-limited), remember it, and return False."""
+        try:
+            atomic_write(path, text)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            now = time.monotonic()
+            if self._failures.get(path) != why or now - self._last_logged.get(path, -1e9) >= FAILURE_LOG_INTERVAL_S:
+                self._last_logged[path] = now
+                log.error("state_write_failed", file=str(path), error=why, errno=exc.errno)
+            self._failures[path] = why
+            return False
+        if self._failures.pop(path, None) is not None:
+            log.info("state_write_recovered", file=str(path))
+        return True
 
     # operator intent -------------------------------------------------------------------
 
@@ -51,12 +94,13 @@ class StateStore:
         stopped = data.get("stopped", []) if isinstance(data, dict) else []
         return {s for s in stopped if isinstance(s, str)}
 
-    def remember_stopped(self, name: str, stopped: bool) -> None:
+    def remember_stopped(self, name: str, stopped: bool) -> bool:
+        """Record the operator's wish; False (logged, in :attr:`problems`) when it could not be written."""
         names = self.stopped_by_hand()
         if (name in names) == stopped:
-            return
+            return True
         names = names | {name} if stopped else names - {name}
-        atomic_write(self.intent_file, json.dumps({"stopped": sorted(names)}, indent=1) + "\n")
+        return self._write(self.intent_file, json.dumps({"stopped": sorted(names)}, indent=1) + "\n")
 
     # children of this daemon -----------------------------------------------------------
 
@@ -68,7 +112,7 @@ class StateStore:
         if self._children.pop(name, None) is not None:
             self._children_changed()
 
-    def _children_changed(self) -> None:
+    def _children_changed(self, delay_s: float = 0.0) -> None:
         """Write at the end of this loop iteration: 50 programs spawned together cost one write, not 50."""
         try:
             loop = asyncio.get_running_loop()
@@ -77,12 +121,16 @@ class StateStore:
             return
         if not self._write_pending:
             self._write_pending = True
-            loop.call_soon(self._write_children)
+            if delay_s:
+                loop.call_later(delay_s, self._write_children)
+            else:
+                loop.call_soon(self._write_children)
 
     def _write_children(self) -> None:
         self._write_pending = False
         data = {name: ident.as_dict() for name, ident in self._children.items()}
-        atomic_write(self.children_file, json.dumps(data) + "\n")
+        if not self._write(self.children_file, json.dumps(data) + "\n"):
+            self._children_changed(RETRY_DELAY_S)  # keep trying: a stale record is how a program runs twice
 
     def leftovers(self) -> dict[str, ProcessIdentity]:
         """Children a previous daemon recorded and did not see exit (it may have been killed)."""
@@ -90,10 +138,14 @@ class StateStore:
         out: dict[str, ProcessIdentity] = {}
         if isinstance(data, dict):
             for name, rec in data.items():
-                with contextlib.suppress(KeyError, TypeError, ValueError):
-                    out[str(name)] = ProcessIdentity(int(rec["pid"]), float(rec["create_time"]))
+                if (ident := ProcessIdentity.from_dict(rec)) is not None:
+                    out[str(name)] = ident
         return out
 
     def forget_leftovers(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self.children_file.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("state_write_failed", file=str(self.children_file), error=exc.strerror or str(exc))

@@ -1,27 +1,32 @@
 """The supervisor: owns every ManagedProcess, orders them by dependency, reloads, and stops them all.
 
 Every controller task lives in one ``asyncio.TaskGroup`` (no orphan tasks). Start order follows
-from readiness gating (a program waits until its dependencies are RUNNING and, when probed,
-healthy); stop order is the reverse, one dependency level at a time.
+from readiness gating: a program waits until each dependency meets its condition (``started``:
+RUNNING; ``healthy``, the default: RUNNING and, when probed, HEALTHY; ``completed_successfully``: a
+one-shot job that EXITED with an expected code). Stop order is the reverse, one dependency level at
+a time. A dependency that has given up (FATAL, stopped, or done without meeting the condition)
+leaves its dependents waiting with that as their reason, and counts as a problem.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
 
-from foss_supervisor.config import Config, ProgramConfig
+from foss_supervisor.config import Config, DependencyCondition, ProgramConfig
 from foss_supervisor.containment import Containment
 from foss_supervisor.errors import CommandError
 from foss_supervisor.events import ConfigReloaded, EventBus, HealthChanged, StateChanged
 from foss_supervisor.process import ManagedProcess
 from foss_supervisor.procinfo import identity_of
-from foss_supervisor.states import Health, ProcessState
+from foss_supervisor.selectors import resolve
+from foss_supervisor.states import STOPPED_STATES, Health, ProcessState
 from foss_supervisor.statestore import StateStore
 
 __all__ = ["Action", "ReloadPlan", "Supervisor", "plan_reload", "stop_levels"]
@@ -31,6 +36,8 @@ Action = Literal["start", "stop", "restart"]
 log = structlog.get_logger("foss_supervisor.supervisor")
 
 CONTROLLER_RESTART_DELAY_S = 1.0
+#: at start, a program in BACKOFF whose next attempt is further off than this is reported, not waited for
+LONG_BACKOFF_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +112,42 @@ class Supervisor:
                 task.cancel()
         self._group = None
 
-    async def wait_autostarted(self, timeout_s: float) -> None:
-        """Wait until every program that should run has reached RUNNING or given up (FATAL)."""
-        async with asyncio.timeout(timeout_s):
-            while True:
-                pulse = self._pulse
-                pending = [p for p in self.processes.values() if p.wanted and p.state is not ProcessState.RUNNING]
-                if not pending:
-                    return
-                await pulse.wait()
+    async def wait_autostarted(self, timeout_s: float) -> list[str]:
+        """Wait until every program is settled, then return :meth:`problems` (empty: all is well).
+
+        Settled: RUNNING, ended (EXITED, FATAL, stopped), in BACKOFF with the next attempt more than
+        ``LONG_BACKOFF_S`` away, or waiting on a dependency that is one of those. Programs STARTING or
+        retrying soon are waited for, ``timeout_s`` at most; then the problems are returned as they
+        stand (no exception).
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    pulse = self._pulse
+                    if all(self._settled(p) for p in self.processes.values()):
+                        break
+                    await pulse.wait()
+        return self.problems()
+
+    def problems(self) -> list[str]:
+        """What keeps this daemon from being healthy, one line per program, e.g. ``api is waiting for db (FATAL)``.
+
+        FATAL, BACKOFF (crash-looping), a job that ended with an unexpected code, a program stuck
+        behind a dependency that gave up, and failing health probes.
+        """
+        out = []
+        for p in self.processes.values():
+            if p.state is ProcessState.FATAL:
+                out.append(f"{p.name} is FATAL: {p.reason}")
+            elif p.state is ProcessState.BACKOFF:
+                out.append(f"{p.name} is crash-looping (BACKOFF): {p.reason}")
+            elif p.state is ProcessState.EXITED and not p.wanted and p.exit_code not in p.cfg.exit_codes:
+                out.append(f"{p.name} exited with unexpected code {p.exit_code}: {p.reason}")
+            elif self._stuck(p):
+                out.append(f"{p.name} is waiting for {', '.join(self.blockers(p.cfg))}")
+            elif p.health is Health.UNHEALTHY:
+                out.append(f"{p.name} is unhealthy: {p.health_detail}")
+        return out
 
     async def stop_all(self) -> None:
         """Stop every program, dependents before their dependencies."""
@@ -129,17 +163,9 @@ class Supervisor:
             raise CommandError(f"no such program: {name!r}") from None
 
     def select(self, names: Iterable[str]) -> list[ManagedProcess]:
-        """Programs by name; a group name (before replicas were expanded) selects all its replicas."""
-        out: list[ManagedProcess] = []
-        for name in names:
-            if name in self.processes:
-                out.append(self.processes[name])
-                continue
-            members = [p for p in self.processes.values() if p.cfg.group == name]
-            if not members:
-                raise CommandError(f"no such program: {name!r}")
-            out.extend(members)
-        return out
+        """Programs by selector: a name, ``all``, a group, a replica set or a glob (see ``selectors``)."""
+        chosen = resolve(names, list(self.processes), self.config.replica_sets, self.config.groups)
+        return [self.processes[name] for name in chosen]
 
     async def act(self, action: Action, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
         """An operator's start, stop or restart: remembered across daemon restarts, then waited for."""
@@ -180,7 +206,8 @@ class Supervisor:
             log_dir=self.config.state_dir / "logs",
             notify_dir=self.config.state_dir / "notify",
             bus=self.bus,
-            dependencies_ready=self._dependencies_ready,
+            blockers=self.blockers,
+            changed=self._next_change,
             on_spawn=self._child_started,
             on_exit=lambda p: self.store.child_gone(p.name),
             wanted=wanted,
@@ -223,26 +250,65 @@ class Supervisor:
         if proc.pid is not None and (ident := identity_of(proc.pid)) is not None:
             self.store.child_started(proc.name, ident)
 
-    async def _dependencies_ready(self, cfg: ProgramConfig) -> None:
-        """Return once every dependency is RUNNING and, when it has a probe, HEALTHY."""
-        announced = False
-        while True:
-            pulse = self._pulse
-            waiting = [d for d in cfg.depends_on if not self._is_ready(d)]
-            if not waiting:
-                return
-            if not announced:
-                log.info("waiting_for_dependencies", program=cfg.name, depends_on=waiting)
-                announced = True
-            await pulse.wait()
+    def blockers(self, cfg: ProgramConfig) -> list[str]:
+        """The dependencies of ``cfg`` that do not meet their condition yet, as ``name (what it is)``."""
+        out = []
+        for dep in cfg.depends_on:
+            proc = self.processes.get(dep)
+            if proc is None:
+                out.append(f"{dep} (not loaded)")
+            elif not _meets(proc, cfg.condition_for(dep)):
+                out.append(f"{dep} ({_describe(proc)})")
+        return out
 
-    def _is_ready(self, name: str) -> bool:
-        proc = self.processes.get(name)
-        if proc is None or proc.state is not ProcessState.RUNNING:
+    def _next_change(self) -> Awaitable[object]:
+        """An awaitable that returns at the next state or health change of any program (from this call on)."""
+        return self._pulse.wait()
+
+    def _settled(self, proc: ManagedProcess) -> bool:
+        """Nothing more to wait for at start: up, ended, retrying only after a long delay, or stuck."""
+        if proc.state is ProcessState.RUNNING or self._gave_up(proc):
+            return True
+        return self._stuck(proc)
+
+    def _gave_up(self, proc: ManagedProcess) -> bool:
+        """Ended for good (until an operator acts), or crash-looping with its next attempt far off."""
+        if proc.state in STOPPED_STATES and not proc.wanted:
+            return True
+        retry_at = proc.next_attempt_at
+        return proc.state is ProcessState.BACKOFF and retry_at is not None and retry_at - time.time() > LONG_BACKOFF_S
+
+    def _stuck(self, proc: ManagedProcess, depth: int = 0) -> bool:
+        """Wanted but not started, behind a dependency that gave up (or is itself stuck)."""
+        if not proc.wanted or proc.state not in STOPPED_STATES or depth > len(self.processes):
             return False
-        return proc.cfg.health is None or proc.health is Health.HEALTHY
+        for dep in proc.cfg.depends_on:
+            d = self.processes.get(dep)
+            if d is None or _meets(d, proc.cfg.condition_for(dep)):
+                continue
+            if self._gave_up(d) or self._stuck(d, depth + 1):
+                return True
+        return False
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, StateChanged | HealthChanged):
             pulse, self._pulse = self._pulse, asyncio.Event()
             pulse.set()
+
+
+def _meets(proc: ManagedProcess, condition: DependencyCondition) -> bool:
+    """Whether ``proc`` satisfies a dependent's ``condition``."""
+    if condition == "completed_successfully":
+        return proc.completed
+    if condition == "started":
+        return proc.state is ProcessState.RUNNING or (proc.state is ProcessState.EXITED and not proc.wanted)
+    return proc.state is ProcessState.RUNNING and (proc.cfg.health is None or proc.health is Health.HEALTHY)
+
+
+def _describe(proc: ManagedProcess) -> str:
+    """``FATAL``, ``RUNNING, health unknown``, ``EXITED with code 1``: what a waiting dependent shows."""
+    if proc.state is ProcessState.RUNNING and proc.cfg.health is not None:
+        return "RUNNING, unhealthy" if proc.health is Health.UNHEALTHY else f"RUNNING, health {proc.health}"
+    if proc.state is ProcessState.EXITED:
+        return f"EXITED with code {proc.exit_code}"
+    return str(proc.state)

@@ -51,8 +51,9 @@ programs:
 
 
 def test_shell_only_when_asked() -> None:
-    cfg = parse("programs:\n  a: {command: 'echo $HOME | wc', shell: true}\n  b: {command: 'echo $HOME | wc'}\n")
-    assert cfg.programs["a"].command == ("/bin/sh", "-c", "echo $HOME | wc")
+    text = "programs:\n  a: {command: 'echo $HOME | wc', shell: true}\n  b: {command: 'echo $$HOME | wc'}\n"
+    cfg = parse(text)
+    assert cfg.programs["a"].command == ("/bin/sh", "-c", "echo $HOME | wc")  # the shell expands it
     assert cfg.programs["b"].command == ("echo", "$HOME", "|", "wc")
 
 
@@ -78,6 +79,16 @@ def test_unknown_key_names_file_line_and_key() -> None:
         ("programs: {a: {command: [x], depends_on: [b]}}", "programs.a.depends_on", "unknown program 'b'"),
         ("programs: {a: {command: [x], health: {tcp: 1, http: 'http://x'}}}", "programs.a.health", "exactly one"),
         ("programs: {a: {command: [x], autostart: 'yes'}}", "programs.a.autostart", "true or false"),
+        ("programs: {a: {command: [x], umask: 'rw'}}", "programs.a.umask", "octal mode"),
+        ("programs: {a: {command: [x], umask: '1777'}}", "programs.a.umask", "between 000 and 777"),
+        ("programs: {a: {command: [x], rlimits: {files: 10}}}", "programs.a.rlimits.files", "unknown resource limit"),
+        ("programs: {a: {command: [x], rlimits: {nofile: '9:8'}}}", "programs.a.rlimits.nofile", "must not exceed"),
+        ("programs: {a: {command: [x], rlimits: {core: -1}}}", "programs.a.rlimits.core", "'unlimited'"),
+        (
+            "programs: {a: {command: [x], replicas: 2, health: {tcp: 'h:x{replica}'}}}",
+            "programs.a.health.tcp",
+            "port or host:port",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_reason(text: str, key: str, reason: str) -> None:
@@ -85,6 +96,90 @@ def test_bad_values_are_refused_with_reason(text: str, key: str, reason: str) ->
     assert err.key == key
     assert reason in err.reason
     assert err.line == 1
+
+
+def test_depends_on_takes_a_condition_per_dependency_in_list_or_mapping_form() -> None:
+    cfg = parse("""
+programs:
+  db: {command: [db], health: {tcp: 5432}}
+  migrate: {command: [m], autorestart: never}
+  cache: {command: [c], replicas: 2}
+  api:
+    command: [api]
+    depends_on:
+      db: {condition: healthy}
+      migrate: {condition: service_completed_successfully}
+      cache: started
+  worker: {command: [w], depends_on: [db, cache]}
+""")
+    api, worker = cfg.programs["api"], cfg.programs["worker"]
+    assert api.depends_on == ("db", "migrate", "cache-0", "cache-1")
+    assert [api.condition_for(d) for d in api.depends_on] == ["healthy", "completed_successfully", "started", "started"]
+    assert [worker.condition_for(d) for d in worker.depends_on] == ["healthy"] * 3
+
+
+def test_a_bad_dependency_condition_names_its_line_and_key() -> None:
+    err = refused(
+        "programs:\n  db: {command: [db]}\n  api:\n    command: [a]\n    depends_on:\n      db: {condition: ready}\n"
+    )
+    assert (err.key, err.line) == ("programs.api.depends_on.db.condition", 6)
+    assert "started, healthy, completed_successfully" in err.reason
+    err = refused("programs:\n  api:\n    command: [a]\n    depends_on:\n      nope: started\n")
+    assert (err.key, err.line) == ("programs.api.depends_on", 5) and "unknown program 'nope'" in err.reason
+
+
+def test_retry_defaults_give_tens_of_seconds_before_fatal() -> None:
+    from foss_supervisor.backoff import Backoff
+
+    prog = parse("programs: {a: {command: [x]}}").programs["a"]
+    assert prog.start_retries == 10
+    backoff = Backoff(prog.backoff, rand=lambda: 0.5)
+    window = sum(backoff.next_delay_s() for _ in range(prog.start_retries))
+    assert 20.0 <= window <= 120.0
+
+
+def test_umask_and_rlimits() -> None:
+    cfg = parse("""
+programs:
+  a:
+    command: [x]
+    umask: "027"
+    rlimits: {nofile: 4096, core: 0, nproc: "512:1024", memlock: unlimited}
+  b: {command: [x], umask: 0o22}
+""")
+    a = cfg.programs["a"]
+    assert a.umask == 0o027 and cfg.programs["b"].umask == 0o22
+    assert a.rlimits == {"nofile": (4096, 4096), "core": (0, 0), "nproc": (512, 1024), "memlock": (-1, -1)}
+
+
+def test_replica_is_filled_in_every_string_probes_included(tmp_path: Path) -> None:
+    cfg = parse(
+        """
+programs:
+  web:
+    command: [srv]
+    replicas: 2
+    cwd: "slot-{replica}"
+    pidfile: "run/web-{replica}.pid"
+    log: {file: "logs/web-{replica}.log"}
+    health: {http: "http://127.0.0.1:80{replica}/health"}
+  tcp:
+    command: [srv, "{replica}"]
+    replicas: 2
+    health: {tcp: "127.0.0.1:90{replica}"}
+  ex:
+    command: [srv]
+    replicas: 2
+    health: {exec: [test, -f, "ok-{replica}"]}
+""",
+        tmp=tmp_path / "c.yaml",
+    )
+    web1 = cfg.programs["web-1"]
+    assert web1.cwd == tmp_path / "slot-1" and web1.pidfile == tmp_path / "run" / "web-1.pid"
+    assert web1.log.file == tmp_path / "logs" / "web-1.log"
+    assert web1.health is not None and web1.health.url == "http://127.0.0.1:801/health"
+    assert [cfg.programs[f"tcp-{i}"].health.port for i in (0, 1)] == [900, 901]  # type: ignore[union-attr]
+    assert cfg.programs["ex-0"].health.command == ("test", "-f", "ok-0")  # type: ignore[union-attr]
 
 
 def test_dependency_cycle_is_refused() -> None:

@@ -156,10 +156,244 @@ def test_run_from_the_pipeline_page_in_chromium(pipeline_daemon: DaemonHandle, t
             page.fill("#sql", "DROP TABLE gold.product_sales")
             page.click("#query-form button")
             page.wait_for_function("document.getElementById('query-error').innerText.length > 0", timeout=10_000)
-            assert "refused" in page.locator("#query-error").inner_text() or "read-only" in page.locator(
-                "#query-error").inner_text()
+            assert (
+                "refused" in page.locator("#query-error").inner_text()
+                or "read-only" in page.locator("#query-error").inner_text()
+            )
             assert d.call("query", sql="SELECT count(*) FROM gold.product_sales")["rows"][0][0] > 0
             # the refused query's 409 is the only failed request the browser saw
             assert [e for e in errors if "409" not in e] == []
         finally:
             browser.close()
+
+
+def newest_run(daemon: DaemonHandle, name: str) -> dict | None:
+    runs = daemon.call("pipeline_runs", name=name, limit=1)
+    return runs[0] if runs and runs[0]["finished_at"] is not None else None
+
+
+def test_two_pipelines_in_one_daemon_keep_their_rows_and_skip_when_nothing_is_new(daemon: DaemonHandle) -> None:
+    import duckdb
+
+    daemon.write_config(
+        "pipelines:\n  orders: {on_new_files: true, demo_data: false}\n  trips: {on_new_files: true}\n",
+        extra="warehouse: {watch_interval: 0.2s}",
+    )
+    daemon.start()
+    d = daemon
+    trips_landing = d.state_dir / "data" / "landing" / "trips"
+    con = duckdb.connect()
+    con.execute(
+        "COPY (SELECT 'T' || i AS trip_id, '2024-05-01 08:00:00+00' AS pickup_at,"
+        " '2024-05-01 08:30:00+00' AS dropoff_at,"
+        " 'Z0' || (i % 5 + 1) AS pickup_zone, '3.5' AS distance_km, '10.00' AS fare, 'card' AS payment_type"
+        f" FROM range(1, 301) t(i)) TO '{trips_landing / 'trips.parquet.part'}' (FORMAT parquet)"
+    )
+    con.close()
+    (trips_landing / "trips.parquet.part").rename(trips_landing / "trips.parquet")
+    d.call("demo_data", name="orders", orders=2000, seed=3)
+    runs = {n: wait_for(lambda n=n: newest_run(d, n), 60, f"{n} run") for n in ("orders", "trips")}
+    assert {n: (r["trigger"], r["status"]) for n, r in runs.items()} == {
+        "orders": ("files_landed", "succeeded"), "trips": ("files_landed", "succeeded"),
+    }  # fmt: skip
+    ingested = {n: next(s for s in r["steps"] if s["name"] == "ingest")["rows_out"] for n, r in runs.items()}
+    sql = (
+        "SELECT (SELECT count(*) FROM bronze.orders_raw), (SELECT count(*) FROM trips_bronze.trips_raw),"
+        " (SELECT count(*) FROM trips_gold.daily_zone), (SELECT count(*) FROM meta.files),"
+        " (SELECT count(*) FROM trips_meta.files)"
+    )
+    counts = d.call("query", sql=sql)["rows"][0]
+    assert counts[0] == ingested["orders"] > 2000 and counts[1] == ingested["trips"] == 300
+    assert counts[2] == 5 and counts[4] == 1 and counts[3] == len(list((d.state_dir / "data/landing/orders").iterdir()))
+
+    # restart: the landing watcher fires once for what is there, and finds nothing new
+    assert d.cli("stop").returncode == 0
+    assert d.proc is not None and d.proc.wait(30) == 0
+    d.start()
+    for name in ("orders", "trips"):
+        skipped = wait_for(lambda name=name: (r := newest_run(d, name)) and r["status"] == "skipped" and r, 30,
+                           f"{name} skipped run")  # fmt: skip
+        assert skipped["trigger"] == "files_landed" and skipped["note"] == "nothing new since the last good run"
+        assert {s["state"] for s in skipped["steps"]} == {"skipped"} and skipped["duration_s"] < 60
+    # a manual run still runs, and nothing new lands: the data is unchanged
+    manual = d.call("pipeline_run", name="trips", wait=True)
+    assert manual["status"] == "succeeded" and manual["steps"][1]["rows_out"] == 0
+    assert d.call("query", sql="SELECT count(*) FROM trips_bronze.trips_raw")["rows"] == [[300]]
+
+
+def test_pipeline_config_errors_exit_2_with_file_line_and_step_name(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from foss_supervisor.pipeline.spec import default_pipelines_dir
+
+    shipped = default_pipelines_dir()
+    text = (shipped / "orders.yaml").read_text()
+    text = text.replace("setup: orders/", f"setup: {shipped}/orders/").replace(
+        "sql: orders/", f"sql: {shipped}/orders/"
+    )
+    text = text.replace("reference: ../reference", f"reference: {shipped.parent / 'reference'}")
+    broken = text.replace(f"sql: {shipped}/orders/aggregate.sql", "sql: nope.sql")
+    (tmp_path / "orders.yaml").write_text(broken)
+    line = 1 + broken.splitlines().index("    sql: nope.sql")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\npipelines:\n  orders: {{file: orders.yaml}}\n")
+    out = subprocess.run([sys.executable, "-m", "foss_supervisor", "start", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert f"{tmp_path / 'orders.yaml'}:{line}: steps.aggregate.sql: cannot read SQL file" in out.stderr
+
+    # two pipelines that would share a schema are refused the same way
+    (tmp_path / "copy.yaml").write_text(text.replace("name: orders", "name: copy"))
+    config.write_text(f"state_dir: {tmp_path / 'state'}\npipelines:\n  orders: {{}}\n  copy: {{file: copy.yaml}}\n")
+    out = subprocess.run([sys.executable, "-m", "foss_supervisor", "start", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and "is also owned by pipeline 'orders'" in out.stderr, out.stderr
+    assert not (tmp_path / "state" / "foss-supervisor.pid").exists()
+
+
+def test_reset_drops_the_pipelines_tables_and_history_once_confirmed(pipeline_daemon: DaemonHandle) -> None:
+    d = pipeline_daemon
+    d.call("demo_data", orders=2000, seed=5)
+    first = wait_for(lambda: last_run(d), 60, "first run")
+    bronze = d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0]
+    assert first["status"] == "succeeded" and bronze > 2000
+
+    refused = d.cli("pipeline", "reset", "orders")  # not a terminal, no --yes: nothing happens
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    with pytest.raises(CommandError, match="confirm with its name"):
+        d.call("pipeline_reset", name="orders", confirm="")
+    assert d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0] == bronze
+
+    done = d.cli("pipeline", "reset", "orders", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "bronze" in done.stdout and "meta" in done.stdout
+    with pytest.raises(CommandError, match="does not exist"):
+        d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")
+    assert d.call("pipeline_runs", name="orders") == []
+    # from scratch: the same landing files are ingested again, to the same row count
+    again = d.call("pipeline_run", name="orders", wait=True)
+    assert again["status"] == "succeeded"
+    assert d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0] == bronze
+
+
+COUNTER_YAML = """name: {name}
+folders: {{landing: land, reference: ., warehouse: w.duckdb}}
+schemas: [{name}_gold]
+setup: {name}_setup.sql
+steps:
+  - {{name: count, sql: {name}_count.sql}}
+"""
+
+
+def counter_pipeline(tmp_path, name: str, value: int) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / f"{name}.yaml").write_text(COUNTER_YAML.format(name=name))
+    (tmp_path / f"{name}_setup.sql").write_text(f"CREATE SCHEMA IF NOT EXISTS {name}_gold;")
+    (tmp_path / f"{name}_count.sql").write_text(
+        f"CREATE OR REPLACE TABLE {name}_gold.v AS SELECT {value} AS v;\nSELECT 1 AS rows_in, 1 AS rows_out;"
+    )
+
+
+def test_reload_applies_pipeline_yaml_and_sql_changes_with_a_plan(daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    counter_pipeline(tmp_path, "one", 1)
+    config = "pipelines:\n  one: {{file: {0}/one.yaml, on_new_files: false}}\n"
+    daemon.write_config(config.format(tmp_path))
+    daemon.start()
+    d = daemon
+    assert d.call("pipeline_run", name="one", wait=True)["status"] == "succeeded"
+    assert d.call("query", sql="SELECT v FROM one_gold.v")["rows"] == [[1]]
+
+    counter_pipeline(tmp_path, "one", 2)  # the SQL changed
+    counter_pipeline(tmp_path, "two", 20)  # and a pipeline is added
+    daemon.write_config((config + "  two: {{file: {0}/two.yaml, on_new_files: false}}\n").format(tmp_path))
+    dry = d.cli("reload", "--dry-run")
+    assert dry.returncode == 0 and "changed: pipeline one" in dry.stdout and "added: pipeline two" in dry.stdout
+    assert d.call("pipeline_run", name="one", wait=True)["status"] == "succeeded"
+    assert d.call("query", sql="SELECT v FROM one_gold.v")["rows"] == [[1]]  # a dry run changes nothing
+
+    done = d.cli("reload")
+    assert done.returncode == 0 and "changed: pipeline one" in done.stdout, done.stdout + done.stderr
+    assert [p["name"] for p in d.call("pipelines")] == ["one", "two"]
+    for name, value in (("one", 2), ("two", 20)):
+        assert d.call("pipeline_run", name=name, wait=True)["status"] == "succeeded"
+        assert d.call("query", sql=f"SELECT v FROM {name}_gold.v")["rows"] == [[value]]
+
+    # a broken SQL reference is refused with its file and line, and the running pipelines stay
+    (tmp_path / "two.yaml").write_text(COUNTER_YAML.format(name="two").replace("two_count.sql", "missing.sql"))
+    refused = d.cli("reload")
+    assert refused.returncode != 0 and f"{tmp_path / 'two.yaml'}:6: steps.count.sql" in refused.stderr
+    assert d.call("pipeline_run", name="two", wait=True)["status"] == "succeeded"
+
+
+def test_export_streams_whole_tables_without_a_row_cap(pipeline_daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import duckdb
+
+    d = pipeline_daemon
+    d.call("demo_data", orders=110_000, seed=9)
+    assert wait_for(lambda: last_run(d), 120, "first run")["status"] == "succeeded"
+    bronze = d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0]
+    assert bronze > 100_000  # more than query --json may return
+
+    out = d.cli("export", "bronze.orders_raw", "--format", "parquet", "-o", str(tmp_path / "bronze.parquet"))
+    assert out.returncode == 0, out.stderr
+    con = duckdb.connect()
+    assert con.execute(f"SELECT count(*) FROM '{tmp_path / 'bronze.parquet'}'").fetchone()[0] == bronze
+    daily = d.call("query", sql="SELECT count(*), sum(revenue_usd) FROM gold.daily_revenue")["rows"][0]
+    csv_out = d.cli("export", "gold.daily_revenue", "--format", "csv")
+    assert csv_out.returncode == 0 and len(csv_out.stdout.splitlines()) == daily[0] + 1  # header line
+    (tmp_path / "daily.jsonl").write_text(d.cli("export", "gold.daily_revenue", "--format", "jsonl").stdout)
+    back = con.execute(f"SELECT count(*), sum(revenue_usd) FROM read_json('{tmp_path / 'daily.jsonl'}')").fetchone()
+    assert back[0] == daily[0] and float(back[1]) == pytest.approx(daily[1], abs=0.01)
+
+    for bad, reason in (("gold.nope", "no table or view"), ("gold.daily_revenue'; --", "no table or view")):
+        refused = d.cli("export", bad, "--format", "csv")
+        assert refused.returncode == 1 and reason in refused.stderr, refused.stderr
+    assert [p for p in (d.state_dir / "exports").iterdir()] == []  # every file was moved or removed
+
+
+def test_cron_schedule_and_a_pipeline_triggered_by_anothers_success(daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "pipelines"  # its own folder: the reference folder (.) must not hold the daemon's state
+    home.mkdir()
+    counter_pipeline(home, "one", 1)
+    counter_pipeline(home, "two", 2)
+    daemon.write_config(
+        f"pipelines:\n  one: {{file: {home}/one.yaml, on_new_files: false, cron: '* * * * * *'}}\n"
+        f"  two: {{file: {home}/two.yaml, on_new_files: false, after: [one]}}\n"
+    )
+    daemon.start()
+    d = daemon
+
+    def runs(name: str) -> list[dict]:
+        return [r for r in d.call("pipeline_runs", name=name, limit=50) if r["finished_at"] is not None]
+
+    first = wait_for(lambda: [r for r in runs("one") if r["status"] == "succeeded"], 30, "a cron run of one")
+    assert first[-1]["trigger"] == "cron"
+    after = wait_for(lambda: runs("two"), 30, "two after one")
+    assert after[-1]["trigger"] == "after:one" and after[-1]["status"] == "succeeded"
+    # the next ticks find nothing new: skipped, and a skipped run triggers nothing
+    skipped = wait_for(lambda: [r for r in runs("one") if r["status"] == "skipped"], 30, "a skipped cron run")
+    assert skipped[0]["trigger"] == "cron" and len(runs("two")) == 1
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "reason"),
+    [
+        ("one: {cron: 'every day'}", "pipelines.one.cron", "is not a cron expression"),
+        ("one: {after: [one]}", "pipelines.one.after", "is not another configured pipeline"),
+        ("one: {after: [two]}\n  two: {after: [one]}", "pipelines.one.after", "in a loop"),
+    ],
+)
+def test_schedule_errors_exit_2_with_the_line(tmp_path, entry: str, key: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    counter_pipeline(tmp_path, "one", 1)
+    counter_pipeline(tmp_path, "two", 2)
+    body = f"state_dir: {tmp_path / 'state'}\npipelines:\n  {entry}\n"
+    body = body.replace("one: {", f"one: {{file: {tmp_path}/one.yaml, ").replace(
+        "two: {", f"two: {{file: {tmp_path}/two.yaml, "
+    )
+    (tmp_path / "c.yaml").write_text(body)
+    out = subprocess.run([sys.executable, "-m", "foss_supervisor", "start", "--config", str(tmp_path / "c.yaml")],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and f"c.yaml:3: {key}: " in out.stderr and reason in out.stderr, out.stderr

@@ -18,6 +18,7 @@ from conftest import is_gone
 
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.events import Event, EventBus, HealthChanged, StateChanged, Subscription
+from foss_supervisor.seams import ExitWatch
 from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 from foss_supervisor.supervisor import Supervisor
@@ -348,7 +349,7 @@ async def test_user_program_runs_as_that_user(tmp_path: Path) -> None:
 
     cfg = make_config(tmp_path, """
         low:
-          command: ["/bin/sh", "-c", "id -u; id -g; echo $HOME $USER"]
+          command: ["/bin/sh", "-c", "id -u; id -g; echo $$HOME $$USER"]
           user: nobody
           cwd: /
           start_timeout: 0
@@ -372,17 +373,17 @@ async def test_a_bug_in_one_controller_does_not_take_the_daemon_down(tmp_path: P
             async with asyncio.timeout(10):
                 while buggy.state is not S.RUNNING or sup.processes["fine"].state is not S.RUNNING:
                     await until(sub, lambda e: isinstance(e, StateChanged))
-            original = buggy._spawn_child
+            original = buggy._child.spawn
             calls = 0
 
-            async def fails_once() -> asyncio.Future[int]:
+            async def fails_once(serial: int) -> tuple[int, ExitWatch]:
                 nonlocal calls
                 calls += 1
                 if calls == 1:
                     raise RuntimeError("a bug")  # not an OSError: nothing in the controller expects it
-                return await original()
+                return await original(serial)
 
-            buggy._spawn_child = fails_once  # type: ignore[method-assign]
+            buggy._child.spawn = fails_once  # type: ignore[method-assign]
             first_pid = buggy.pid
             buggy.restart()
             reset = await until(sub, lambda e: isinstance(e, StateChanged) and "internal error" in e.reason)

@@ -62,7 +62,7 @@ def test_mutating_commands_need_the_token(web_daemon: DaemonHandle) -> None:
     assert request(port, "POST", "/api/commands/status")[0] == 200
     status, _, body = request(port, "POST", "/api/commands/nope")
     assert status == 404 and json.loads(body)["error"]["type"] == "ProtocolError"
-    status, _, body = request(port, "POST", "/api/commands/logs", {"name": "app", "lines": "x"})
+    status, _, body = request(port, "POST", "/api/commands/logs", {"names": ["app"], "lines": "x"})
     assert status == 400 and "must be int" in json.loads(body)["error"]["message"]
 
 

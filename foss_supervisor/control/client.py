@@ -9,11 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.control.protocol import VERSION, encode
-from foss_supervisor.errors import CommandError, NotRunning, ProtocolError
+from foss_supervisor.errors import CommandError, ConfigRefused, NoAnswer, NotRunning, ProtocolError
 
 __all__ = ["ControlClient", "call"]
 
 _ids = itertools.count(1)
+# error replies raised as these types by name; any other is a CommandError
+_REPLY_ERRORS: dict[object, type[CommandError] | type[ProtocolError]] = {
+    "ProtocolError": ProtocolError,
+    "ConfigRefused": ConfigRefused,
+}
 
 
 class ControlClient:
@@ -33,6 +38,9 @@ class ControlClient:
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             sock.close()
             raise NotRunning(f"no daemon answers on {self.path} ({exc.strerror})") from None
+        except TimeoutError:
+            sock.close()
+            raise NoAnswer(f"no connection to the daemon on {self.path} within {self.timeout_s:g}s") from None
         except OSError:
             sock.close()
             raise
@@ -45,21 +53,29 @@ class ControlClient:
             self._sock = None
 
     def call(self, cmd: str, **args: Any) -> Any:
-        """Send one request and return its result; an error reply raises CommandError/ProtocolError."""
+        """Send one request and return its result.
+
+        Raises CommandError/ProtocolError for an error reply, NoAnswer when the daemon does not answer
+        within ``timeout_s`` (busy, stopped or hung), NotRunning when it hangs up.
+        """
         assert self._sock is not None, "use ControlClient as a context manager"
         req_id = next(_ids)
-        self._sock.sendall(encode({"v": VERSION, "id": req_id, "cmd": cmd, "args": args}))
-        while b"\n" not in self._buffer:
-            chunk = self._sock.recv(65536)
-            if not chunk:
-                raise NotRunning("the daemon closed the connection")
-            self._buffer += chunk
+        try:
+            self._sock.sendall(encode({"v": VERSION, "id": req_id, "cmd": cmd, "args": args}))
+            while b"\n" not in self._buffer:
+                chunk = self._sock.recv(65536)
+                if not chunk:
+                    raise NotRunning("the daemon closed the connection")
+                self._buffer += chunk
+        except TimeoutError:
+            raise NoAnswer(f"the daemon did not answer {cmd!r} on {self.path} within {self.timeout_s:g}s "
+                           "(busy, stopped or hung)") from None  # fmt: skip
         line, self._buffer = self._buffer.split(b"\n", 1)
         reply = json.loads(line)
         if reply.get("ok"):
             return reply.get("result")
         error = reply.get("error") or {}
-        exc_type = ProtocolError if error.get("type") == "ProtocolError" else CommandError
+        exc_type = _REPLY_ERRORS.get(error.get("type"), CommandError)
         raise exc_type(error.get("message", "unknown error"))
 
 

@@ -10,7 +10,8 @@ Reply (same ``id``)::
     {"v": 1, "id": 7, "ok": false, "error": {"type": "ProtocolError", "message": "..."}}
 
 One connection may carry many requests, answered in order. A line longer than ``MAX_LINE_BYTES``
-is refused and the connection closed (the stream cannot be resynchronised).
+is refused and the connection closed (the stream cannot be resynchronised); a request nested deeper
+than ``MAX_DEPTH`` arrays and objects is refused (no command takes more than two levels).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any
 
 from foss_supervisor.errors import ProtocolError
 
-__all__ = ["MAX_LINE_BYTES", "VERSION", "decode_request", "encode", "error_reply", "ok_reply"]
+__all__ = ["MAX_DEPTH", "MAX_LINE_BYTES", "VERSION", "decode_request", "encode", "error_reply", "ok_reply"]
 
 VERSION = 1
 MAX_LINE_BYTES = 1024 * 1024
+MAX_DEPTH = 16
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -32,10 +34,16 @@ def encode(message: dict[str, Any]) -> bytes:
 
 def decode_request(line: bytes) -> tuple[Any, str, dict[str, Any]]:
     """Return (id, cmd, args) from one request line, or raise ProtocolError saying what is wrong."""
+    if len(line) > MAX_LINE_BYTES:
+        raise ProtocolError(f"request longer than {MAX_LINE_BYTES} bytes")
     try:
         msg = json.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"request is not valid JSON: {exc}") from None
+    except RecursionError:  # deeper than the interpreter allows
+        raise ProtocolError(f"request nested deeper than {MAX_DEPTH} levels") from None
+    if _too_deep(msg):
+        raise ProtocolError(f"request nested deeper than {MAX_DEPTH} levels")
     if not isinstance(msg, dict):
         raise ProtocolError("request must be a JSON object")
     if msg.get("v") != VERSION:
@@ -47,6 +55,19 @@ def decode_request(line: bytes) -> tuple[Any, str, dict[str, Any]]:
     if not isinstance(args, dict):
         raise ProtocolError("'args' must be a JSON object")
     return msg.get("id"), cmd, args
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests more than MAX_DEPTH arrays/objects (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def ok_reply(req_id: Any, result: Any) -> dict[str, Any]:

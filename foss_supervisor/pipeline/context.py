@@ -2,14 +2,16 @@
 
 A Python step is ``def step(ctx: StepContext) -> Mapping[str, int | float]``. It works through
 ``ctx.cursor``, which is already inside the step's transaction: it must not COMMIT or ROLLBACK itself,
-so a failure, a timeout or a SIGKILL of the worker leaves every table as it was before the step.
+so a failure, a timeout or a SIGKILL of the worker leaves every table as it was before the step. The
+cursor checks every statement against the pipeline's sandbox (its schemas, its inputs, no file writes:
+see sandbox.py), like the statements of a SQL step.
 The returned metrics must include ``rows_in`` and ``rows_out``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from foss_supervisor.pipeline.spec import Folders
@@ -31,6 +33,10 @@ class StepContext:
     run: Mapping[str, Any]
     emit_log: Callable[[str, str], None]
     warnings: list[str] = dataclasses.field(default_factory=list)
+    #: schema of this pipeline's file ledger (``<ledger>.files``, ``<ledger>.file_seen``; see ledger.py)
+    ledger: str = "meta"
+    #: the landing file patterns the pipeline declares
+    patterns: Sequence[str] = ()
 
     def log(self, message: str, level: str = "info") -> None:
         """Send a log line to the runner, which turns it into a StepLog event."""

@@ -23,39 +23,88 @@ from pathlib import Path
 
 __all__ = ["COUNTRIES", "FX_RATES", "PRODUCTS", "DemoSummary", "generate", "main", "write_reference"]
 
-FIELDS = ("order_id", "customer_id", "order_ts", "product_id", "quantity", "unit_price", "currency", "country",
-          "status", "updated_at")
+FIELDS = (
+    "order_id",
+    "customer_id",
+    "order_ts",
+    "product_id",
+    "quantity",
+    "unit_price",
+    "currency",
+    "country",
+    "status",
+    "updated_at",
+)
 
 #: product_id -> (name, category, list price in USD)
 PRODUCTS: dict[str, tuple[str, str, float]] = {
-    "P001": ("Espresso Beans 1kg", "Coffee", 24.0), "P002": ("Filter Coffee 500g", "Coffee", 11.5),
-    "P003": ("Green Tea 100 bags", "Tea", 6.25), "P004": ("Earl Grey 50 bags", "Tea", 4.75),
-    "P005": ("Ceramic Mug", "Kitchen", 9.0), "P006": ("French Press", "Kitchen", 29.0),
-    "P007": ("Burr Grinder", "Kitchen", 89.0), "P008": ("Milk Frother", "Kitchen", 35.0),
-    "P009": ("Dark Chocolate Bar", "Snacks", 3.2), "P010": ("Almond Biscotti", "Snacks", 5.5),
-    "P011": ("Oat Milk 1L", "Dairy Alternatives", 2.9), "P012": ("Cold Brew Kit", "Coffee", 42.0),
-    "P013": ("Matcha Powder 30g", "Tea", 18.0), "P014": ("Travel Tumbler", "Kitchen", 21.0),
-    "P015": ("Honey Jar 250g", "Snacks", 7.8), "P016": ("Gift Card 25", "Gift Cards", 25.0),
-    "P017": ("Gift Card 50", "Gift Cards", 50.0), "P018": ("Descaling Tablets", "Kitchen", 8.4),
-    "P019": ("Chai Spice Mix", "Tea", 6.9), "P020": ("Decaf Beans 1kg", "Coffee", 22.0),
+    "P001": ("Espresso Beans 1kg", "Coffee", 24.0),
+    "P002": ("Filter Coffee 500g", "Coffee", 11.5),
+    "P003": ("Green Tea 100 bags", "Tea", 6.25),
+    "P004": ("Earl Grey 50 bags", "Tea", 4.75),
+    "P005": ("Ceramic Mug", "Kitchen", 9.0),
+    "P006": ("French Press", "Kitchen", 29.0),
+    "P007": ("Burr Grinder", "Kitchen", 89.0),
+    "P008": ("Milk Frother", "Kitchen", 35.0),
+    "P009": ("Dark Chocolate Bar", "Snacks", 3.2),
+    "P010": ("Almond Biscotti", "Snacks", 5.5),
+    "P011": ("Oat Milk 1L", "Dairy Alternatives", 2.9),
+    "P012": ("Cold Brew Kit", "Coffee", 42.0),
+    "P013": ("Matcha Powder 30g", "Tea", 18.0),
+    "P014": ("Travel Tumbler", "Kitchen", 21.0),
+    "P015": ("Honey Jar 250g", "Snacks", 7.8),
+    "P016": ("Gift Card 25", "Gift Cards", 25.0),
+    "P017": ("Gift Card 50", "Gift Cards", 50.0),
+    "P018": ("Descaling Tablets", "Kitchen", 8.4),
+    "P019": ("Chai Spice Mix", "Tea", 6.9),
+    "P020": ("Decaf Beans 1kg", "Coffee", 22.0),
 }
 #: country_code -> (name, usual currency)
 COUNTRIES: dict[str, tuple[str, str]] = {
-    "US": ("United States", "USD"), "CA": ("Canada", "CAD"), "MX": ("Mexico", "MXN"),
-    "GB": ("United Kingdom", "GBP"), "IE": ("Ireland", "EUR"), "FR": ("France", "EUR"), "DE": ("Germany", "EUR"),
-    "ES": ("Spain", "EUR"), "IT": ("Italy", "EUR"), "NL": ("Netherlands", "EUR"), "SE": ("Sweden", "SEK"),
-    "PL": ("Poland", "PLN"), "JP": ("Japan", "JPY"), "AU": ("Australia", "AUD"), "BR": ("Brazil", "BRL"),
+    "US": ("United States", "USD"),
+    "CA": ("Canada", "CAD"),
+    "MX": ("Mexico", "MXN"),
+    "GB": ("United Kingdom", "GBP"),
+    "IE": ("Ireland", "EUR"),
+    "FR": ("France", "EUR"),
+    "DE": ("Germany", "EUR"),
+    "ES": ("Spain", "EUR"),
+    "IT": ("Italy", "EUR"),
+    "NL": ("Netherlands", "EUR"),
+    "SE": ("Sweden", "SEK"),
+    "PL": ("Poland", "PLN"),
+    "JP": ("Japan", "JPY"),
+    "AU": ("Australia", "AUD"),
+    "BR": ("Brazil", "BRL"),
     "IN": ("India", "INR"),
 }
 FX_RATES: dict[str, str] = {
-    "USD": "1.0", "EUR": "1.08", "GBP": "1.27", "CAD": "0.74", "JPY": "0.0067", "AUD": "0.66", "MXN": "0.058",
-    "SEK": "0.095", "PLN": "0.25", "BRL": "0.2", "INR": "0.012",
+    "USD": "1.0",
+    "EUR": "1.08",
+    "GBP": "1.27",
+    "CAD": "0.74",
+    "JPY": "0.0067",
+    "AUD": "0.66",
+    "MXN": "0.058",
+    "SEK": "0.095",
+    "PLN": "0.25",
+    "BRL": "0.2",
+    "INR": "0.012",
 }
 _COUNTRY_WEIGHTS = [30, 6, 3, 12, 2, 8, 10, 4, 4, 3, 2, 2, 5, 3, 3, 3]
 _BAD_KINDS = (
-    "missing_order_id", "missing_customer_id", "missing_product_id", "unknown_product", "invalid_order_ts",
-    "invalid_updated_at", "invalid_quantity", "invalid_unit_price", "unknown_currency", "unknown_country",
-    "invalid_status", "several",
+    "missing_order_id",
+    "missing_customer_id",
+    "missing_product_id",
+    "unknown_product",
+    "invalid_order_ts",
+    "invalid_updated_at",
+    "invalid_quantity",
+    "invalid_unit_price",
+    "unknown_currency",
+    "unknown_country",
+    "invalid_status",
+    "several",
 )
 _MALFORMED_KINDS = ("too_few_fields", "too_many_fields", "bad_quote", "blank", "invalid_json", "json_array")
 
@@ -75,12 +124,16 @@ class DemoSummary:
 def write_reference(directory: Path) -> None:
     """Write products.csv, countries.csv and fx_rates.csv (the shipped configs/reference files)."""
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(directory / "products.csv",
-                  "product_id,name,category\n" + "".join(f"{k},{v[0]},{v[1]}\n" for k, v in PRODUCTS.items()))
-    _atomic_write(directory / "countries.csv",
-                  "country_code,name\n" + "".join(f"{k},{v[0]}\n" for k, v in COUNTRIES.items()))
-    _atomic_write(directory / "fx_rates.csv",
-                  "currency,rate_to_usd\n" + "".join(f"{k},{v}\n" for k, v in FX_RATES.items()))
+    _atomic_write(
+        directory / "products.csv",
+        "product_id,name,category\n" + "".join(f"{k},{v[0]},{v[1]}\n" for k, v in PRODUCTS.items()),
+    )
+    _atomic_write(
+        directory / "countries.csv", "country_code,name\n" + "".join(f"{k},{v[0]}\n" for k, v in COUNTRIES.items())
+    )
+    _atomic_write(
+        directory / "fx_rates.csv", "currency,rate_to_usd\n" + "".join(f"{k},{v}\n" for k, v in FX_RATES.items())
+    )
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -192,8 +245,11 @@ def generate(
         name = f"{prefix}_orders_{f + 1:03d}.{'jsonl' if is_jsonl else 'csv'}"
         out: list[str] = [] if is_jsonl else [",".join(FIELDS)]
         for item in bucket:
-            out.append(_malformed_line(rng, item, is_jsonl) if isinstance(item, str) else
-                       (json.dumps(item) if is_jsonl else _csv_line(item)))
+            out.append(
+                _malformed_line(rng, item, is_jsonl)
+                if isinstance(item, str)
+                else (json.dumps(item) if is_jsonl else _csv_line(item))
+            )
         lines += len(bucket)
         path = landing / name
         _atomic_write(path, "\n".join(out) + "\n")

@@ -1,21 +1,26 @@
 """Errors raised by the pipeline package, as one drawn tree so callers can catch at the right level.
 
-::
+The tree hangs under the package's root, :class:`foss_supervisor.errors.SupervisorError`, and a pipeline
+config error is also a :class:`~foss_supervisor.errors.ConfigError`, so every config refusal (daemon or
+pipeline) is caught, printed and given exit code 2 in one place::
 
-    PipelineError
-    ├── PipelineConfigError        a pipeline YAML (or its SQL file) is invalid: names file, key, reason
-    ├── UnknownPipelineError       no pipeline of that name is loaded
-    ├── PipelineBusyError          a run of that pipeline is already in progress (runs never overlap)
-    ├── WorkerError                the DuckDB worker process misbehaved
-    │   ├── WorkerCrashedError     it died (SIGKILL, OOM, segfault) while a request was in flight
-    │   └── WorkerProtocolError    it answered something that is not the protocol
-    └── QueryError                 a read-only query could not be answered
-        ├── QueryRefusedError      the statement is not allowed (writes, ATTACH, COPY, file reads, ...)
-        ├── QueryTimeoutError      it ran past its time limit and was interrupted
-        └── QueryFailedError       DuckDB rejected it (syntax, unknown table, ...)
+    SupervisorError
+    └── PipelineError
+        ├── PipelineConfigError    (also a ConfigError) a pipeline YAML or SQL file is invalid: file:line, key
+        ├── UnknownPipelineError   no pipeline of that name is loaded
+        ├── PipelineBusyError      a run of that pipeline is already in progress (runs never overlap)
+        ├── WorkerError            the DuckDB worker process misbehaved
+        │   ├── WorkerCrashedError it died (SIGKILL, OOM, segfault) while a request was in flight
+        │   └── WorkerProtocolError it answered something that is not the protocol
+        └── QueryError             a read-only query could not be answered
+            ├── QueryRefusedError  the statement is not allowed (writes, ATTACH, COPY, file reads, ...)
+            ├── QueryTimeoutError  it ran past its time limit and was interrupted
+            └── QueryFailedError   DuckDB rejected it (syntax, unknown table, ...)
 """
 
 from __future__ import annotations
+
+from foss_supervisor.errors import ConfigError, SupervisorError
 
 __all__ = [
     "PipelineBusyError",
@@ -32,19 +37,18 @@ __all__ = [
 ]
 
 
-class PipelineError(Exception):
+class PipelineError(SupervisorError):
     """Root of every error this package raises on purpose."""
 
 
-class PipelineConfigError(PipelineError):
-    """A pipeline declaration is invalid; the message names the file, the dotted key and the reason."""
+class PipelineConfigError(PipelineError, ConfigError):
+    """A pipeline declaration is invalid; the message names the file, the line, the key and the reason.
 
-    def __init__(self, file: str, key: str, reason: str) -> None:
-        self.file = file
-        self.key = key
-        self.reason = reason
-        where = f"{file}: {key}" if key else file
-        super().__init__(f"{where}: {reason}")
+    Keys name steps by their name (``steps.aggregate.sql``), not by their position.
+    """
+
+    def __init__(self, file: str, key: str, reason: str, line: int | None = None) -> None:
+        ConfigError.__init__(self, file, key, reason, line)
 
 
 class UnknownPipelineError(PipelineError):

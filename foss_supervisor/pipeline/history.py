@@ -73,6 +73,7 @@ class RunRecord:
     steps: tuple[StepRecord, ...]
     finished_at: float | None = None
     error: str | None = None
+    note: str | None = None  # why a run was skipped
 
     @property
     def duration_s(self) -> float | None:
@@ -98,6 +99,7 @@ class RunRecord:
             "finished_at": self.finished_at,
             "duration_s": self.duration_s,
             "error": self.error,
+            "note": self.note,
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -113,6 +115,7 @@ class RunRecord:
             started_at=float(d["started_at"]),
             finished_at=d.get("finished_at"),
             error=d.get("error"),
+            note=d.get("note"),
             steps=tuple(StepRecord.from_dict(s) for s in d.get("steps", [])),
         )
 
@@ -161,6 +164,23 @@ class RunHistory:
         self._runs.pop(record.run_id, None)
         self._runs[record.run_id] = record
         self._trim()
+
+    def forget(self, pipeline: str) -> int:
+        """Drop every run of ``pipeline`` (file rewritten atomically); returns how many were dropped."""
+        gone = [run_id for run_id, rec in self._runs.items() if rec.pipeline == pipeline]
+        for run_id in gone:
+            del self._runs[run_id]
+        if self.path.exists():
+            text = "".join(
+                json.dumps(r.to_dict(), separators=(",", ":"), default=str) + "\n" for r in self._runs.values()
+            )
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            with tmp.open("w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        return len(gone)
 
     def get(self, run_id: str) -> RunRecord | None:
         """A run by id."""

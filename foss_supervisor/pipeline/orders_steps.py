@@ -1,6 +1,6 @@
-"""Python steps of the orders pipeline: discover, ingest and report.
+"""Python steps of the orders pipeline: ingest and report (discover lives in ledger.py).
 
-These three touch the file system, which SQL in the sandboxed worker may only do inside the landing and
+These touch the file system, which SQL in the sandboxed worker may only do inside the landing and
 reference folders; everything else is SQL in ``configs/pipelines/orders/``. Lines are read by DuckDB's CSV
 reader in "one column per line" mode (fast and parallel) with their physical line numbers; files DuckDB
 would misread (CR line ends, invalid UTF-8, NUL bytes) go through a slower Python reader instead, so no
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.pipeline.context import StepContext
+from foss_supervisor.pipeline.ledger import discover, pending_files, set_file_status
 from foss_supervisor.pipeline.states import StepState
 
 __all__ = ["FileScan", "build_ingest_sql", "discover", "ingest", "render_report_html", "report", "scan_file"]
@@ -75,77 +76,6 @@ def scan_file(path: Path) -> FileScan:
         except UnicodeDecodeError:
             reason = "invalid UTF-8"
     return FileScan(h.hexdigest(), size, reason)
-
-
-def _format_of(path: Path) -> str | None:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    return None
-
-
-def discover(ctx: StepContext) -> Mapping[str, int | float]:
-    """Register landing files whose content (sha256) was never seen; each is then ingested exactly once.
-
-    Hidden files and names ending in .tmp/.part are skipped so a writer can land files atomically.
-    Unchanged files are recognised by (path, size, mtime) and not re-hashed.
-    """
-    cur = ctx.cursor
-    landing = ctx.folders.landing
-    patterns: Sequence[str] = ctx.params.get("patterns", ["*.csv", "*.jsonl", "*.ndjson"])
-    if not landing.is_dir():
-        ctx.warn(f"landing folder {landing} does not exist")
-        return {"rows_in": 0, "rows_out": 0, "files_seen": 0, "new_files": 0}
-    files = sorted(
-        {
-            p
-            for pattern in patterns
-            for p in landing.glob(pattern)
-            if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".tmp", ".part"))
-        }
-    )
-    seen = {
-        (r[0], r[1], r[2]): (r[3], r[4], r[5])
-        for r in cur.execute("SELECT path, size_bytes, mtime_ns, sha256, format, reader FROM meta.file_seen").fetchall()
-    }
-    known = {r[0] for r in cur.execute("SELECT sha256 FROM meta.files").fetchall()}
-    now = dt.datetime.now(dt.UTC)
-    new = hashed = 0
-    for p in files:
-        fmt = _format_of(p)
-        if fmt is None:
-            continue
-        try:
-            st = p.stat()
-            key = (str(p), st.st_size, st.st_mtime_ns)
-            if key in seen:
-                sha, fmt, reader = seen[key]
-            else:
-                scan = scan_file(p)
-                hashed += 1
-                sha = scan.sha256
-                reader = "python" if scan.python_reader_reason else "duckdb"
-                cur.execute("DELETE FROM meta.file_seen WHERE path = ?", [str(p)])
-                cur.execute(
-                    "INSERT INTO meta.file_seen VALUES (?, ?, ?, ?, ?, ?)",
-                    [str(p), st.st_size, st.st_mtime_ns, sha, fmt, reader],
-                )
-        except OSError as exc:
-            ctx.warn(f"cannot read {p.name}: {exc.strerror or exc}")
-            continue
-        if sha in known:
-            continue
-        known.add(sha)
-        new += 1
-        cur.execute(
-            "INSERT INTO meta.files (sha256, path, format, reader, size_bytes, mtime_ns, status, discovered_run,"
-            " discovered_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-            [sha, str(p), fmt, reader, st.st_size, st.st_mtime_ns, ctx.run_id, now],
-        )
-    ctx.log(f"{len(files)} files in landing, {new} new, {hashed} hashed")
-    return {"rows_in": len(files), "rows_out": new, "files_seen": len(files), "new_files": new, "hashed": hashed}
 
 
 def build_ingest_sql(table: str, columns: Sequence[str], fmt: str, header: Sequence[str] | None, source: str) -> str:
@@ -228,14 +158,14 @@ def _read_header(path: Path) -> list[str]:
 
 
 def ingest(ctx: StepContext) -> Mapping[str, int | float]:
-    """Append every line of every pending file to bronze, then mark the file ingested (one transaction)."""
+    """Append every line (Parquet: every row) of every pending file of this pipeline's ledger to bronze,
+    then mark the file ingested (one transaction)."""
     cur = ctx.cursor
     table: str = ctx.params.get("table", "bronze.orders_raw")
     columns: Sequence[str] = ctx.params["columns"]
-    pending = cur.execute(
-        "SELECT sha256, path, format, reader, size_bytes, mtime_ns FROM meta.files WHERE status = 'pending'"
-        " ORDER BY path, sha256"
-    ).fetchall()
+    if not _QUALIFIED.match(table) or not all(_IDENT.match(c) for c in columns):
+        raise ValueError("table and columns must be plain lower-case identifiers")
+    pending = pending_files(cur, ctx.ledger)
     now = dt.datetime.now(dt.UTC)
     lines_total = files_done = 0
     for sha, path_s, fmt, reader, size, mtime_ns in pending:
@@ -243,21 +173,26 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
         try:
             st = path.stat()
         except FileNotFoundError:
-            cur.execute(
-                "UPDATE meta.files SET status = 'missing', note = 'file vanished before ingest' WHERE sha256 = ?",
-                [sha],
-            )
+            set_file_status(cur, ctx.ledger, sha, "missing", note="file vanished before ingest")
             ctx.warn(f"{path.name} vanished before it was ingested")
             continue
         if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) and scan_file(path).sha256 != sha:
-            cur.execute("UPDATE meta.files SET status = 'changed', note = 'content changed after discovery'"
-                        " WHERE sha256 = ?", [sha])
+            set_file_status(cur, ctx.ledger, sha, "changed", note="content changed after discovery")
             ctx.warn(f"{path.name} changed after discovery; its new content is picked up by the next run")
             continue
         header = _read_header(path) if fmt == "csv" else None
         base = cur.execute(f"SELECT coalesce(max(_row_id), 0) FROM {table}").fetchone()[0]  # noqa: S608
         params: dict[str, Any] = {"base": base, "batch": ctx.run_id, "path": str(path), "sha": sha, "now": now}
-        if reader == "duckdb":
+        if fmt == "parquet":
+            params["file"] = str(path)
+            have = {r[0].lower(): r[0] for r in cur.execute("DESCRIBE SELECT * FROM read_parquet($file)",
+                                                            {"file": str(path)}).fetchall()}  # fmt: skip
+            quoted = {c: '"' + name.replace('"', '""') + '"' for c, name in have.items()}
+            fields = ", ".join(f"CAST({quoted[c]} AS VARCHAR)" if c in quoted else "NULL::VARCHAR" for c in columns)
+            sql = (f"INSERT INTO {table} SELECT $base + file_row_number + 1, $batch, $path, $sha,"  # noqa: S608
+                   f" file_row_number + 1, $now, NULL, NULL, {fields}"
+                   " FROM read_parquet($file, file_row_number = true)")  # fmt: skip
+        elif reader == "duckdb":
             params["file"] = str(path)
             source = (
                 f"read_csv($file, columns = {{'line': 'VARCHAR'}}, header = false, delim = '{_LINE_DELIM}',"
@@ -272,13 +207,11 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
             source = "(SELECT * FROM unnest($lines::VARCHAR[]) WITH ORDINALITY AS x(line, n))"
         if fmt == "csv" and not header:
             ctx.warn(f"{path.name} has no header line")
-        sql = build_ingest_sql(table, columns, fmt, header or [], source)
+        if fmt != "parquet":
+            sql = build_ingest_sql(table, columns, fmt, header or [], source)
         cur.execute(sql, params)
         n = cur.execute(f"SELECT count(*) FROM {table} WHERE _source_sha256 = ?", [sha]).fetchone()[0]  # noqa: S608
-        cur.execute(
-            "UPDATE meta.files SET status = 'ingested', ingested_run = ?, ingested_at = ?, lines = ? WHERE sha256 = ?",
-            [ctx.run_id, now, n, sha],
-        )
+        set_file_status(cur, ctx.ledger, sha, "ingested", ingested_run=ctx.run_id, ingested_at=now, lines=n)
         lines_total += n
         files_done += 1
         ctx.log(f"ingested {path.name}: {n} lines ({reader} reader)")
@@ -352,8 +285,12 @@ def report(ctx: StepContext) -> Mapping[str, int | float]:
     out_dir.mkdir(parents=True, exist_ok=True)
     body = json.dumps(doc, indent=2, default=str)
     page = render_report_html(doc)
-    for name, text in ((f"{ctx.run_id}.json", body), (f"{ctx.run_id}.html", page),
-                       ("latest.json", body), ("latest.html", page)):
+    for name, text in (
+        (f"{ctx.run_id}.json", body),
+        (f"{ctx.run_id}.html", page),
+        ("latest.json", body),
+        ("latest.html", page),
+    ):
         tmp = out_dir / f".{name}.tmp"
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, out_dir / name)
@@ -384,29 +321,48 @@ def render_report_html(doc: Mapping[str, Any]) -> str:
     q = doc["quality"]
     k = doc["kpis"]
     steps = [
-        (s.get("name"), state_label(str(s.get("state"))), s.get("rows_in"), s.get("rows_out"),
-         f"{s['duration_s']:.3f}" if isinstance(s.get("duration_s"), int | float) else "")
+        (
+            s.get("name"),
+            state_label(str(s.get("state"))),
+            s.get("rows_in"),
+            s.get("rows_out"),
+            f"{s['duration_s']:.3f}" if isinstance(s.get("duration_s"), int | float) else "",
+        )
         for s in doc.get("steps", [])
     ]
     rate = q["run_pass_rate"]
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Run {e(doc['run_id'])} of {e(doc['pipeline'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Run {e(doc["run_id"])} of {e(doc["pipeline"])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1.5em}}
 td,th{{border:1px solid #999;padding:.25em .6em;text-align:left}}</style></head><body>
-<h1>Pipeline {e(doc['pipeline'])}: run {e(doc['run_id'])}</h1>
-<p>Mode {e(str(doc['mode']))}, started {e(str(doc.get('started_at')))}, report generated {e(doc['generated_at'])}.</p>
+<h1>Pipeline {e(doc["pipeline"])}: run {e(doc["run_id"])}</h1>
+<p>Mode {e(str(doc["mode"]))}, started {e(str(doc.get("started_at")))}, report generated {e(doc["generated_at"])}.</p>
 <h2>KPIs</h2>
-{table(["revenue (USD)", "paid/shipped orders", "customers", "average order (USD)"],
-       [[f"{k['revenue_usd']:,.2f}", k['paid_or_shipped_orders'], k['customers'], k['average_order_usd']]])}
+{
+        table(
+            ["revenue (USD)", "paid/shipped orders", "customers", "average order (USD)"],
+            [[f"{k['revenue_usd']:,.2f}", k["paid_or_shipped_orders"], k["customers"], k["average_order_usd"]]],
+        )
+    }
 <h2>Quality</h2>
-{table(["rows checked this run", "valid", "rejected", "pass rate this run", "pass rate overall"],
-       [[q['run_rows_checked'], q['run_valid'], q['run_rejected'],
-         f"{rate:.2%}" if rate is not None else "n/a",
-         f"{q['overall_pass_rate']:.2%}" if q['overall_pass_rate'] is not None else "n/a"]])}
+{
+        table(
+            ["rows checked this run", "valid", "rejected", "pass rate this run", "pass rate overall"],
+            [
+                [
+                    q["run_rows_checked"],
+                    q["run_valid"],
+                    q["run_rejected"],
+                    f"{rate:.2%}" if rate is not None else "n/a",
+                    f"{q['overall_pass_rate']:.2%}" if q["overall_pass_rate"] is not None else "n/a",
+                ]
+            ],
+        )
+    }
 <h2>Top rejection reasons</h2>
-{table(["reason", "rows"], [[r['reason'], r['rows']] for r in doc['top_rejection_reasons']])}
+{table(["reason", "rows"], [[r["reason"], r["rows"]] for r in doc["top_rejection_reasons"]])}
 <h2>Rows per layer</h2>
-{table(["table", "rows"], list(doc['layers'].items()))}
+{table(["table", "rows"], list(doc["layers"].items()))}
 <h2>Steps</h2>
 {table(["step", "state", "rows in", "rows out", "seconds"], steps)}
 </body></html>

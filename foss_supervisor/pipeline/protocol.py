@@ -24,8 +24,20 @@ __all__ = ["ERROR_KINDS", "decode", "encode", "to_jsonable"]
 
 #: error kinds a reply may carry; "transient" and worker death are the ones worth retrying
 ERROR_KINDS = frozenset(
-    {"bad_request", "busy", "sql_error", "step_error", "check_failed", "transient", "cancelled",
-     "query_refused", "query_timeout", "query_failed"}
+    {
+        "bad_request",
+        "busy",
+        "sql_error",
+        "step_error",
+        "check_failed",
+        "transient",
+        "cancelled",
+        "query_refused",
+        "query_timeout",
+        "query_failed",
+        "access_denied",
+        "no_input",
+    }
 )
 
 

@@ -34,21 +34,43 @@ __all__ = ["ALLOWED_TABLE_FUNCTIONS", "DENIED_FUNCTIONS", "check_query", "run_qu
 #: table functions a browser query may call: generators and catalog introspection, nothing that reads files
 ALLOWED_TABLE_FUNCTIONS = frozenset(
     {
-        "range", "generate_series", "unnest", "duckdb_tables", "duckdb_columns", "duckdb_views",
-        "duckdb_schemas", "duckdb_constraints", "duckdb_indexes", "duckdb_types", "duckdb_databases",
-        "pragma_table_info", "pragma_show", "summary",
+        "range",
+        "generate_series",
+        "unnest",
+        "duckdb_tables",
+        "duckdb_columns",
+        "duckdb_views",
+        "duckdb_schemas",
+        "duckdb_constraints",
+        "duckdb_indexes",
+        "duckdb_types",
+        "duckdb_databases",
+        "pragma_table_info",
+        "pragma_show",
+        "summary",
     }
 )
 #: scalar functions refused outright (environment, settings, or anything that reads files)
 DENIED_FUNCTIONS = frozenset({"getenv", "current_setting", "read_text", "read_blob", "load_extension"})
 
 _STATEMENT_HINTS = {
-    "INSERT": "it writes", "UPDATE": "it writes", "DELETE": "it writes", "CREATE": "it writes",
-    "DROP": "it writes", "ALTER": "it writes", "ATTACH": "it opens another database",
-    "DETACH": "it changes attached databases", "COPY": "it reads or writes files", "EXPORT": "it writes files",
-    "LOAD": "it installs or loads extensions", "SET": "it changes settings",
-    "VARIABLE_SET": "it changes settings", "PRAGMA": "it runs pragmas", "CALL": "it calls procedures",
-    "TRANSACTION": "the engine manages transactions", "EXPLAIN": "use the query itself",
+    "INSERT": "it writes",
+    "UPDATE": "it writes",
+    "DELETE": "it writes",
+    "CREATE": "it writes",
+    "DROP": "it writes",
+    "ALTER": "it writes",
+    "ATTACH": "it opens another database",
+    "DETACH": "it changes attached databases",
+    "COPY": "it reads or writes files",
+    "EXPORT": "it writes files",
+    "LOAD": "it installs or loads extensions",
+    "SET": "it changes settings",
+    "VARIABLE_SET": "it changes settings",
+    "PRAGMA": "it runs pragmas",
+    "CALL": "it calls procedures",
+    "TRANSACTION": "the engine manages transactions",
+    "EXPLAIN": "use the query itself",
 }
 
 

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import itertools
 import os
+import re
 import secrets
 import signal
 import sys
@@ -51,7 +52,7 @@ from foss_supervisor.pipeline.events import (
 )
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.protocol import decode, encode
-from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec
+from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, check_isolation
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState, check_step_transition
 
 __all__ = ["PipelineRunner", "QueryResult", "StepAttemptError", "StepTimeoutError", "WorkerProcess"]
@@ -328,8 +329,11 @@ class PipelineRunner:
                 "<runner>", "folders.warehouse", f"one runner serves one warehouse file, got {sorted(map(str, dbs))}"
             )
         self.db_path: Path = dbs.pop()
+        check_isolation(self._specs.values())
         self.state_dir = state_dir
         self.history = RunHistory(state_dir / "pipeline_runs.jsonl")
+        #: where ``export`` writes its files (the worker may write only here and nowhere else)
+        self.export_dir = state_dir / "exports"
         self._on_event = on_event
         self._worker_env = dict(worker_env or {})
         self._memory_limit = memory_limit
@@ -433,6 +437,74 @@ class PipelineRunner:
             finally:
                 self._active.pop(pipeline, None)
 
+    def record_skipped(self, pipeline: str, *, trigger: str, reason: str) -> RunRecord:
+        """Record (and announce) a run that did not run because ``reason``; every step is skipped.
+
+        Raises PipelineBusyError while a run of ``pipeline`` is in progress.
+        """
+        spec = self._spec(pipeline)
+        if self._run_locks[pipeline].locked():
+            raise PipelineBusyError(f"pipeline {pipeline!r} is already running")
+        now = self._clock()
+        record = RunRecord(
+            run_id=self._new_run_id(), pipeline=pipeline, mode=RunMode.RUN, trigger=trigger,
+            status=RunStatus.SKIPPED, started_at=now, finished_at=now, note=reason,
+            steps=tuple(StepRecord(name=s.name, state=StepState.SKIPPED) for s in spec.steps),
+        )  # fmt: skip
+        self.history.append(record)
+        self._emit(RunStarted(now, record.run_id, pipeline, RunMode.RUN, trigger, tuple(s.name for s in spec.steps)))
+        self._emit(RunFinished(now, record.run_id, pipeline, RunStatus.SKIPPED, 0.0, None))
+        log.info("pipeline_run_skipped", run_id=record.run_id, pipeline=pipeline, trigger=trigger, reason=reason)
+        return record
+
+    async def replace_pipelines(self, pipelines: Sequence[PipelineSpec]) -> None:
+        """Serve ``pipelines`` from now on (a reload). Runs in progress keep their own spec; the worker is
+        stopped (and starts again on next use) when the folders it may read changed.
+
+        Raises PipelineConfigError for two pipelines sharing a schema or another warehouse file.
+        """
+        specs = {p.name: p for p in pipelines}
+        check_isolation(specs.values())
+        if {p.folders.warehouse for p in pipelines} - {self.db_path}:
+            raise PipelineConfigError("<runner>", "folders.warehouse", "one runner serves one warehouse file")
+        old_specs, old_argv = self._specs, self._worker_argv()
+        self._specs = specs
+        if self._worker_argv() != old_argv and self._active:
+            self._specs = old_specs
+            raise PipelineBusyError(
+                f"the worker must restart for new folders, and {', '.join(sorted(self._active))} is running"
+            )
+        self._run_locks = {name: self._run_locks.get(name) or asyncio.Lock() for name in specs}
+        if self._worker_argv() != old_argv:
+            async with self._worker_lock:
+                if self._worker is not None:
+                    await self._worker.stop()
+                    self._worker = None
+
+    async def reset(self, pipeline: str) -> dict[str, Any]:
+        """Drop every schema ``pipeline`` owns (its tables, views, macros and file ledger) in one transaction,
+        and forget its run history. The next run starts from scratch and ingests every landing file again.
+
+        Raises PipelineBusyError while a run of it is in progress, StepAttemptError if DuckDB refuses.
+        """
+        spec = self._spec(pipeline)
+        lock = self._run_locks[pipeline]
+        if lock.locked() or self._closed:
+            raise PipelineBusyError(f"pipeline {pipeline!r} is running; cancel it first")
+        async with lock:
+            schemas = sorted(spec.schemas)
+            payload = {
+                "pipeline": pipeline, "run_id": "reset", "mode": RunMode.RUN.value, "require_metrics": False,
+                "folders": self._folders_payload(spec), "access": self._access_payload(spec),
+                "step": {"name": "_reset", "kind": "sql",
+                         "sql": "".join(f"DROP SCHEMA IF EXISTS {s} CASCADE;\n" for s in schemas)},
+            }  # fmt: skip
+            async with self._step_lock:
+                await self._attempt(payload, timeout_s=300.0, on_log=None)
+            forgotten = self.history.forget(pipeline)
+        log.info("pipeline_reset", pipeline=pipeline, schemas=schemas, runs_forgotten=forgotten)
+        return {"pipeline": pipeline, "schemas_dropped": schemas, "runs_forgotten": forgotten}
+
     async def replay(self, pipeline: str, *, trigger: str = "manual") -> RunRecord:
         """Re-validate the quarantine (after a reference or rule fix) and carry rows that pass into silver."""
         return await self.run(pipeline, mode=RunMode.REPLAY, trigger=trigger)
@@ -473,12 +545,38 @@ class PipelineRunner:
             raise QueryTimeoutError(message)
         raise QueryFailedError(message)
 
+    async def export(self, table: str, fmt: str, *, timeout_s: float = 3600.0) -> dict[str, Any]:
+        """Write the whole of ``table`` (schema.table) as csv, parquet or jsonl into ``export_dir``.
+
+        Returns ``{"path", "rows", "bytes", "format"}``; the caller owns (and removes) the file. Raises
+        QueryRefusedError (unknown table or format), QueryTimeoutError, QueryFailedError.
+        """
+        worker = await self._ensure_worker()
+        name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', table)[:100]}-{secrets.token_hex(4)}.{re.sub(r'[^a-z]', '', fmt)}"
+        rid, fut = worker.send("export", {"table": table, "format": fmt, "name": name})
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+        except TimeoutError:
+            with contextlib.suppress(Exception):
+                worker.send("cancel", {"target": rid})
+            raise QueryTimeoutError(f"export of {table} took longer than {timeout_s:g} s and was interrupted") from None
+        if reply.get("ok"):
+            return dict(reply["result"])
+        err = reply.get("error") or {}
+        kind, message = err.get("kind"), str(err.get("message", "export failed"))
+        if kind == "query_refused":
+            raise QueryRefusedError(message)
+        if kind == "query_timeout":
+            raise QueryTimeoutError(message)
+        raise QueryFailedError(message)
+
     # ------------------------------------------------------------------ internals: worker
     def _worker_argv(self) -> list[str]:
         argv = [sys.executable, "-m", "foss_supervisor.pipeline.worker", "--db", str(self.db_path)]
         dirs = sorted({str(d) for s in self._specs.values() for d in (s.folders.landing, s.folders.reference)})
         for d in dirs:
             argv += ["--allow-dir", d]
+        argv += ["--export-dir", str(self.export_dir)]
         if self._memory_limit:
             argv += ["--memory-limit", self._memory_limit]
         if self._threads:
@@ -505,10 +603,16 @@ class PipelineRunner:
             worker = await WorkerProcess.spawn(self._worker_argv(), self._worker_environ())
             self._worker = worker
             self._worker_starts += 1
-            log.info("pipeline_worker_started", pid=worker.pid, startup_s=round(worker.startup_s, 4),
-                     import_s=worker.ready.get("import_s"), open_s=worker.ready.get("open_s"))
-            self._emit(WorkerStarted(self._clock(), worker.pid, str(self.db_path), worker.startup_s,
-                                     self._worker_starts - 1))
+            log.info(
+                "pipeline_worker_started",
+                pid=worker.pid,
+                startup_s=round(worker.startup_s, 4),
+                import_s=worker.ready.get("import_s"),
+                open_s=worker.ready.get("open_s"),
+            )
+            self._emit(
+                WorkerStarted(self._clock(), worker.pid, str(self.db_path), worker.startup_s, self._worker_starts - 1)
+            )
             task = asyncio.create_task(self._watch_worker(worker), name=f"worker-{worker.pid}-watch")
             self._watch_tasks.add(task)
             task.add_done_callback(self._watch_tasks.discard)
@@ -548,28 +652,56 @@ class PipelineRunner:
         index = [s.name for s in run.spec.steps].index(step.name)
         self._emit(
             StepStateChanged(
-                at=self._clock(), run_id=run.run_id, pipeline=run.spec.name, step=step.name, old=rec.state,
-                new=new, index=index, total=len(run.spec.steps), attempt=rec2.attempts, rows_in=rec2.rows_in,
-                rows_out=rec2.rows_out, duration_s=rec2.duration_s, error=rec2.error, warnings=rec2.warnings,
+                at=self._clock(),
+                run_id=run.run_id,
+                pipeline=run.spec.name,
+                step=step.name,
+                old=rec.state,
+                new=new,
+                index=index,
+                total=len(run.spec.steps),
+                attempt=rec2.attempts,
+                rows_in=rec2.rows_in,
+                rows_out=rec2.rows_out,
+                duration_s=rec2.duration_s,
+                error=rec2.error,
+                warnings=rec2.warnings,
             )
         )
-        log.debug("pipeline_step_state", run_id=run.run_id, pipeline=run.spec.name, step=step.name,
-                 old=rec.state.value, new=new.value, attempt=rec2.attempts, error=rec2.error)
+        log.debug(
+            "pipeline_step_state",
+            run_id=run.run_id,
+            pipeline=run.spec.name,
+            step=step.name,
+            old=rec.state.value,
+            new=new.value,
+            attempt=rec2.attempts,
+            error=rec2.error,
+        )
+
+    @staticmethod
+    def _access_payload(spec: PipelineSpec) -> dict[str, Any]:
+        return {"owned": sorted(spec.schemas), "inputs": sorted(spec.inputs), "ledger": spec.ledger,
+                "patterns": list(spec.patterns)}  # fmt: skip
 
     def _folders_payload(self, spec: PipelineSpec) -> dict[str, str]:
         f = spec.folders
-        return {"landing": str(f.landing), "reference": str(f.reference), "warehouse": str(f.warehouse),
-                "reports": str(f.reports)}
+        return {
+            "landing": str(f.landing),
+            "reference": str(f.reference),
+            "warehouse": str(f.warehouse),
+            "reports": str(f.reports),
+        }
 
     async def _execute(self, run: _Run) -> RunRecord:
         spec = run.spec
         self.history.append(run.snapshot())
-        self._emit(RunStarted(self._clock(), run.run_id, spec.name, run.mode, run.trigger,
-                              tuple(s.name for s in spec.steps)))
+        self._emit(
+            RunStarted(self._clock(), run.run_id, spec.name, run.mode, run.trigger, tuple(s.name for s in spec.steps))
+        )
         log.info("pipeline_run_started", run_id=run.run_id, pipeline=spec.name, mode=run.mode.value)
         try:
-            if spec.setup_sql:
-                await self._setup(run)
+            await self._setup(run)
             for step in spec.steps:
                 rec = run.steps[step.name]
                 if run.mode not in step.modes:
@@ -577,8 +709,12 @@ class PipelineRunner:
                     continue
                 failed_deps = [d for d in step.depends_on if not run.steps[d].state.ok]
                 if failed_deps:
-                    self._set_state(run, step, StepState.UPSTREAM_FAILED,
-                                    error=f"upstream step(s) did not succeed: {', '.join(failed_deps)}")
+                    self._set_state(
+                        run,
+                        step,
+                        StepState.UPSTREAM_FAILED,
+                        error=f"upstream step(s) did not succeed: {', '.join(failed_deps)}",
+                    )
                     continue
                 del rec
                 await self._run_step(run, step)
@@ -609,8 +745,14 @@ class PipelineRunner:
         record = run.snapshot()
         self.history.append(record)
         self._emit(RunFinished(self._clock(), run.run_id, run.spec.name, status, record.duration_s or 0.0, error))
-        log.info("pipeline_run_finished", run_id=run.run_id, pipeline=run.spec.name, status=status.value,
-                 duration_s=record.duration_s, error=error)
+        log.info(
+            "pipeline_run_finished",
+            run_id=run.run_id,
+            pipeline=run.spec.name,
+            status=status.value,
+            duration_s=record.duration_s,
+            error=error,
+        )
         return record
 
     def _wait(self) -> wait_exponential_jitter:
@@ -620,15 +762,24 @@ class PipelineRunner:
         )
 
     async def _setup(self, run: _Run) -> None:
-        """Run the pipeline's idempotent schema script in its own transaction (retried like a step)."""
+        """Create the pipeline's ledger and run its idempotent schema script, in one transaction (retried
+        like a step)."""
         payload = {
-            "pipeline": run.spec.name, "run_id": run.run_id, "mode": run.mode.value,
-            "folders": self._folders_payload(run.spec), "require_metrics": False,
-            "step": {"name": "_setup", "kind": "sql", "sql": run.spec.setup_sql},
+            "pipeline": run.spec.name,
+            "run_id": run.run_id,
+            "mode": run.mode.value,
+            "folders": self._folders_payload(run.spec),
+            "require_metrics": False,
+            "create_ledger": True,
+            "access": self._access_payload(run.spec),
+            "step": {"name": "_setup", "kind": "sql", "sql": run.spec.setup_sql or ""},
         }
         async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(3), wait=self._wait(),
-            retry=retry_if_exception(_is_transient), sleep=self._sleep, reraise=True,
+            stop=stop_after_attempt(3),
+            wait=self._wait(),
+            retry=retry_if_exception(_is_transient),
+            sleep=self._sleep,
+            reraise=True,
         ):
             with attempt:
                 async with self._step_lock:
@@ -660,6 +811,10 @@ class PipelineRunner:
         except WorkerError as exc:
             self._set_state(run, step, StepState.CRASHED, error=str(exc), **self._elapsed(run, step))
         except StepAttemptError as exc:
+            if exc.kind == "no_input":  # nothing landed for this step to read: skipped, not failed
+                self._set_state(run, step, StepState.SKIPPED, warnings=(f"no input: {exc}",),
+                                **self._elapsed(run, step))  # fmt: skip
+                return
             state = StepState.CANCELLED if exc.kind == "cancelled" else StepState.FAILED
             self._set_state(run, step, state, error=f"{exc.kind}: {exc}", **self._elapsed(run, step))
 
@@ -671,14 +826,16 @@ class PipelineRunner:
         rec = run.steps[step.name]
         self._set_state(run, step, StepState.QUEUED)
         async with self._step_lock:
-            self._set_state(run, step, StepState.RUNNING, attempts=rec.attempts + 1, started_at=self._clock(),
-                            error=None)
+            self._set_state(
+                run, step, StepState.RUNNING, attempts=rec.attempts + 1, started_at=self._clock(), error=None
+            )
             prior = {name: r.metrics for name, r in run.steps.items() if r.state.ok and r.metrics}
             payload = {
                 "pipeline": run.spec.name,
                 "run_id": run.run_id,
                 "mode": run.mode.value,
                 "folders": self._folders_payload(run.spec),
+                "access": self._access_payload(run.spec),
                 "checks": [c.text for c in run.spec.checks],
                 "prior_metrics": prior,
                 "run": {
@@ -702,9 +859,14 @@ class PipelineRunner:
         warnings = tuple(result.get("warnings") or ())
         final = StepState.SUCCEEDED_WITH_WARNINGS if warnings else StepState.SUCCEEDED
         self._set_state(
-            run, step, final,
-            rows_in=_as_int(metrics.get("rows_in")), rows_out=_as_int(metrics.get("rows_out")),
-            metrics=metrics, warnings=warnings, duration_s=float(result.get("duration_s", 0.0)),
+            run,
+            step,
+            final,
+            rows_in=_as_int(metrics.get("rows_in")),
+            rows_out=_as_int(metrics.get("rows_out")),
+            metrics=metrics,
+            warnings=warnings,
+            duration_s=float(result.get("duration_s", 0.0)),
         )
 
     async def _attempt(

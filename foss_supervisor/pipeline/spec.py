@@ -2,8 +2,15 @@
 
 Why YAML plus SQL files: an operator adds a pipeline without writing Python, and the SQL stays readable
 and diffable on its own. The loader checks everything it can before a run starts (unknown keys, missing
-SQL files, unknown or cyclic dependencies, bad callables) and every error names the file, the dotted key
-and the reason. SQL text is read at load time so editing a file mid-run cannot change a running pipeline.
+SQL files, unknown or cyclic dependencies, bad callables) and every error names the file, the line, the key
+(steps by name: ``steps.aggregate.sql``) and the reason. SQL text is read at load time so editing a file
+mid-run cannot change a running pipeline.
+
+Isolation: a pipeline owns ``schemas`` (declared, or else the ones its SQL creates with CREATE SCHEMA plus
+the schema of its ledger), keeps its file ledger in ``ledger`` (default ``meta`` when it owns that schema,
+else ``<name>_meta``) and may read other pipelines' tables only when it lists them under ``inputs``. The
+worker enforces it statement by statement (see sandbox.py); two pipelines of one runner never share a schema.
+This module stays free of DuckDB: the daemon loads specs without paying for it.
 """
 
 from __future__ import annotations
@@ -12,25 +19,28 @@ import dataclasses
 import enum
 import importlib.util
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.resources import data_dir
+from foss_supervisor.yamlload import MAX_FILE_BYTES, load_yaml
 
 __all__ = [
+    "DEFAULT_PATTERNS",
     "Check",
     "FolderOverrides",
     "Folders",
     "PipelineSpec",
     "StepKind",
     "StepSpec",
+    "check_isolation",
     "default_pipelines_dir",
     "evaluate_check",
+    "load_for_daemon",
     "load_pipeline",
     "load_pipelines",
     "parse_check",
@@ -38,10 +48,14 @@ __all__ = [
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_CREATE_SCHEMA_RE = re.compile(r"\bCREATE\s+SCHEMA\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?([A-Za-z_][A-Za-z0-9_]*)", re.I)
 _TERM_RE = re.compile(r"^(?:(?P<step>[A-Za-z_][\w-]*)\.(?P<metric>[A-Za-z_]\w*)|(?P<num>-?\d+))$")
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_RETRIES = 2
+#: landing files a pipeline reads unless it declares ``patterns`` (the watcher honours the same list)
+DEFAULT_PATTERNS = ("*.csv", "*.jsonl", "*.ndjson", "*.parquet")
 
 
 class StepKind(enum.Enum):
@@ -115,6 +129,10 @@ class PipelineSpec:
     steps: tuple[StepSpec, ...]
     checks: tuple[Check, ...]
     setup_sql: str | None = None
+    schemas: frozenset[str] = frozenset()
+    inputs: frozenset[str] = frozenset()
+    ledger: str = "meta"
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS
 
     def step(self, name: str) -> StepSpec:
         """The step called ``name``; KeyError if there is none."""
@@ -179,23 +197,66 @@ def evaluate_check(check: Check, metrics: Mapping[str, Mapping[str, Any]]) -> tu
 # --------------------------------------------------------------------------------------------- loading
 
 
-_TOP_KEYS = {"name", "description", "folders", "setup", "steps", "checks"}
+_TOP_KEYS = {"name", "description", "folders", "setup", "steps", "checks", "schemas", "inputs", "ledger", "patterns"}
 _STEP_KEYS = {"name", "kind", "sql", "callable", "depends_on", "timeout_s", "retries", "modes", "params"}
 _FOLDER_KEYS = {"landing", "reference", "warehouse", "reports"}
 
 
 def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -> PipelineSpec:
-    """Load and validate one pipeline YAML; relative paths are relative to the YAML file."""
+    """Load and validate one pipeline YAML; relative paths are relative to the YAML file.
+
+    Raises PipelineConfigError (a ConfigError) naming file, line, key (steps by name) and reason.
+    """
     path = Path(path).resolve()
     file = str(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # bounded: load_yaml refuses anything larger
+        text = data.decode("utf-8")
     except OSError as exc:
         raise PipelineConfigError(file, "", f"cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise PipelineConfigError(file, "", f"invalid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise PipelineConfigError(file, "", f"not UTF-8: {exc}") from exc
+    try:
+        raw, lines = load_yaml(text, file)
+    except PipelineConfigError:
+        raise
+    except ConfigError as exc:
+        raise PipelineConfigError(file, exc.key, exc.reason, exc.line) from None
     if not isinstance(raw, dict):
-        raise PipelineConfigError(file, "", "top level must be a mapping")
+        raise PipelineConfigError(file, "", "top level must be a mapping", 1)
+    try:
+        return _load(raw, path, file, folders)
+    except PipelineConfigError as exc:
+        if exc.line is not None:
+            raise
+        raise _located(exc, raw, lines) from None
+
+
+def _located(exc: PipelineConfigError, raw: Mapping[str, Any], lines: Mapping[str, int]) -> PipelineConfigError:
+    """The same error with its line, and ``steps[i]`` spelled ``steps.<name>`` when the step has a name."""
+    found = raw.get("steps")
+    steps: list[Any] = found if isinstance(found, list) else []
+    step_names = [s.get("name") if isinstance(s, dict) else None for s in steps]
+    key = index_key = exc.key
+    m = re.match(r"^steps\[(\d+)\](.*)$", key)
+    named = m and int(m[1]) < len(steps) and isinstance(step_names[int(m[1])], str) and step_names[int(m[1])]
+    if m and named and step_names.count(step_names[int(m[1])]) == 1:
+        key = f"steps.{step_names[int(m[1])]}{m[2]}"
+    m = re.match(r"^steps\.([A-Za-z_][\w-]*)(.*)$", key)
+    if m and m[1] in step_names:
+        index_key = f"steps[{step_names.index(m[1])}]{m[2]}"
+    line = None
+    probe = index_key
+    while probe:
+        if probe in lines:
+            line = lines[probe]
+            break
+        probe = probe.rpartition(".")[0] if "." in probe else probe.rpartition("[")[0]
+    return PipelineConfigError(exc.file, key, exc.reason, line if line is not None else lines.get("", 1))
+
+
+def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides | None) -> PipelineSpec:
     _unknown_keys(raw, _TOP_KEYS, file, "")
     base = path.parent
 
@@ -243,6 +304,10 @@ def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -
                 raise PipelineConfigError(file, f"checks[{i}]", f"unknown step {step_name!r}")
         checks.append(check)
 
+    sql_texts = [t for t in [setup_sql, *(s.sql for s in ordered)] if t]
+    schemas, inputs, ledger = _load_access(raw, name, sql_texts, ordered, file)
+    patterns = _load_patterns(raw, ordered, file)
+
     return PipelineSpec(
         name=name,
         description=description,
@@ -251,7 +316,107 @@ def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -
         steps=tuple(ordered),
         checks=tuple(checks),
         setup_sql=setup_sql,
+        schemas=schemas,
+        inputs=inputs,
+        ledger=ledger,
+        patterns=patterns,
     )
+
+
+def _schema_of(table: Any) -> str | None:
+    if isinstance(table, str) and table.count(".") == 1:
+        return table.split(".", 1)[0].lower()
+    return None
+
+
+def _load_access(
+    raw: Mapping[str, Any], name: str, sql_texts: Sequence[str], steps: Sequence[StepSpec], file: str
+) -> tuple[frozenset[str], frozenset[str], str]:
+    """(owned schemas, declared inputs, ledger schema) as declared, or inferred when not declared."""
+
+    def names(key: str, pattern: re.Pattern[str]) -> list[str]:
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and pattern.match(v.lower()) for v in value):
+            raise PipelineConfigError(file, key, "must be a list of lower-case schema names (letters, digits, _)")
+        return [v.lower() for v in value]
+
+    declared = names("schemas", _SCHEMA_RE) if "schemas" in raw else None
+    inputs = names("inputs", re.compile(r"^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?$"))
+    ledger_raw = raw.get("ledger")
+    if ledger_raw is not None and (not isinstance(ledger_raw, str) or not _SCHEMA_RE.match(ledger_raw)):
+        raise PipelineConfigError(file, "ledger", "must be a lower-case schema name")
+    if declared is not None:
+        owned = set(declared)
+    else:
+        owned = {m.lower() for text in sql_texts for m in _CREATE_SCHEMA_RE.findall(text)}
+        owned.update(s for step in steps if (s := _schema_of(step.params.get("table"))) is not None)
+    if ledger_raw is not None:
+        ledger = ledger_raw
+    elif "meta" in owned:
+        ledger = "meta"
+    else:
+        ledger = re.sub(r"[^a-z0-9_]", "_", name.lower()) + "_meta"
+    if declared is not None and ledger_raw is not None and ledger not in owned:
+        raise PipelineConfigError(file, "ledger", f"schema {ledger!r} must be one of the pipeline's schemas")
+    owned.add(ledger)
+    for step in steps:
+        schema = _schema_of(step.params.get("table"))
+        if schema is not None and schema not in owned:
+            raise PipelineConfigError(
+                file, f"steps.{step.name}.params.table", f"schema {schema!r} is not one of the pipeline's schemas"
+            )
+    clash = sorted(owned & {i.split(".", 1)[0] for i in inputs})
+    if clash:
+        raise PipelineConfigError(file, "inputs", f"{', '.join(clash)} already owned by this pipeline")
+    return frozenset(owned), frozenset(inputs), ledger
+
+
+def _load_patterns(raw: Mapping[str, Any], steps: Sequence[StepSpec], file: str) -> tuple[str, ...]:
+    """Landing file patterns: ``patterns``, else those of a discover step's params, else the defaults."""
+    value: Any = raw.get("patterns")
+    key = "patterns"
+    if value is None:
+        for step in steps:
+            if "patterns" in step.params:
+                value, key = step.params["patterns"], f"steps.{step.name}.params.patterns"
+                break
+    if value is None:
+        return DEFAULT_PATTERNS
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v and "/" not in v for v in value):
+        raise PipelineConfigError(file, key, "must be a non-empty list of file name patterns like '*.parquet'")
+    return tuple(value)
+
+
+def check_isolation(specs: Iterable[PipelineSpec]) -> None:
+    """Refuse two pipelines of one warehouse that own the same schema (their tables or ledgers would mix).
+
+    Raises PipelineConfigError naming the later pipeline's file, the schema and the other pipeline.
+    """
+    owner: dict[str, PipelineSpec] = {}
+    for spec in specs:
+        for schema in sorted(spec.schemas):
+            other = owner.setdefault(schema, spec)
+            if other is not spec:
+                raise PipelineConfigError(
+                    str(spec.path), "schemas",
+                    f"schema {schema!r} is also owned by pipeline {other.name!r} ({other.path}); pipelines of one"
+                    " warehouse cannot share a schema: give each its own, and list the other's tables under inputs",
+                )  # fmt: skip
+
+
+def load_for_daemon(file: Path, *, name: str, landing: Path, reference: Path | None, data_dir: Path) -> PipelineSpec:
+    """Load the pipeline the daemon config names ``name``, with the daemon's folders: its landing folder,
+    the warehouse and reports under ``data_dir``. Raises PipelineConfigError (also when the YAML declares
+    another name)."""
+    spec = load_pipeline(
+        file,
+        folders=FolderOverrides(
+            landing=landing, reference=reference, warehouse=data_dir / "warehouse.duckdb", reports=data_dir / "reports"
+        ),
+    )
+    if spec.name != name:
+        raise PipelineConfigError(str(file), "name", f"declares pipeline {spec.name!r}, configured as {name!r}", 1)
+    return spec
 
 
 def load_pipelines(directory: str | Path, *, folders: FolderOverrides | None = None) -> dict[str, PipelineSpec]:

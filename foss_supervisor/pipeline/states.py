@@ -82,7 +82,10 @@ S = StepState
 STEP_TRANSITIONS: dict[StepState, frozenset[StepState]] = {
     S.PENDING: frozenset({S.QUEUED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED}),
     S.QUEUED: frozenset({S.RUNNING, S.CANCELLED}),
-    S.RUNNING: frozenset({S.SUCCEEDED, S.SUCCEEDED_WITH_WARNINGS, S.FAILED, S.CRASHED, S.RETRYING, S.CANCELLED}),
+    # running -> skipped: a SQL step whose landing glob matched no file had no input (not a failure)
+    S.RUNNING: frozenset(
+        {S.SUCCEEDED, S.SUCCEEDED_WITH_WARNINGS, S.FAILED, S.CRASHED, S.RETRYING, S.CANCELLED, S.SKIPPED}
+    ),
     S.RETRYING: frozenset({S.QUEUED, S.CANCELLED}),
 }
 del S
@@ -108,6 +111,8 @@ class RunStatus(enum.Enum):
     CANCELLED = "cancelled"
     #: the supervisor stopped (or died) while the run was in progress; found on reload of the history
     ABANDONED = "abandoned"
+    #: a trigger fired but nothing changed since the last good run (landing, reference, definition)
+    SKIPPED = "skipped"
 
 
 class RunMode(enum.Enum):

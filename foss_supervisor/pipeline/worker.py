@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import importlib
 import os
+import re
 import sys
 import threading
 import time
@@ -33,13 +34,18 @@ import duckdb  # noqa: E402  (timed on purpose: the import is most of the startu
 
 from foss_supervisor.pipeline.context import StepContext  # noqa: E402
 from foss_supervisor.pipeline.errors import QueryError, QueryRefusedError, QueryTimeoutError  # noqa: E402
+from foss_supervisor.pipeline.ledger import ledger_ddl  # noqa: E402
 from foss_supervisor.pipeline.protocol import decode, encode, to_jsonable  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
+from foss_supervisor.pipeline.sandbox import Access, AccessDenied  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check  # noqa: E402
 
-__all__ = ["StepFailure", "Worker", "main", "open_database"]
+__all__ = ["GuardedCursor", "StepFailure", "Worker", "main", "open_database"]
 
 _IMPORT_S = time.perf_counter() - _T0
+_NO_FILES = "No files found that match the pattern"
+#: COPY options of each export format (JSON is one object per line)
+_EXPORT_FORMATS = {"csv": "FORMAT csv, HEADER", "parquet": "FORMAT parquet, COMPRESSION zstd", "jsonl": "FORMAT json"}
 _TRANSIENT = (duckdb.TransactionException, duckdb.IOException, duckdb.OutOfMemoryException)
 
 
@@ -49,6 +55,53 @@ class StepFailure(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class GuardedCursor:
+    """A DuckDB cursor whose execute/sql/query first check each statement against the pipeline's Access.
+
+    Python steps get this instead of the bare cursor, so the shipped steps (and any step written with
+    the cursor) stay inside their pipeline's schemas and write no files.
+    """
+
+    def __init__(self, cursor: Any, access: Access) -> None:
+        self._cursor = cursor
+        self._access = access
+
+    def _check(self, sql: str) -> None:
+        for stmt in duckdb.extract_statements(sql):
+            self._access.check(stmt.query)
+
+    def execute(self, query: str, parameters: Any = None) -> GuardedCursor:
+        """Check, then run ``query`` (returns self, so ``.fetchall()`` chains as on a cursor)."""
+        self._check(query)
+        self._cursor.execute(query, parameters)
+        return self
+
+    def executemany(self, query: str, parameters: Any = None) -> GuardedCursor:
+        """Check, then run ``query`` once per parameter set."""
+        self._check(query)
+        self._cursor.executemany(query, parameters)
+        return self
+
+    def sql(self, query: str, **kwargs: Any) -> Any:
+        """Check, then return DuckDB's relation for ``query``."""
+        self._check(query)
+        return self._cursor.sql(query, **kwargs)
+
+    query = sql
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+def _access(message: Mapping[str, Any]) -> Access:
+    raw: Mapping[str, Any] = message.get("access") or {}
+    return Access(
+        pipeline=str(message["pipeline"]),
+        owned=frozenset(raw.get("owned") or ()),
+        inputs=frozenset(raw.get("inputs") or ()),
+    )
 
 
 def open_database(
@@ -75,9 +128,12 @@ def open_database(
 class Worker:
     """Dispatches protocol requests onto cursors of one connection."""
 
-    def __init__(self, con: Any, out: BinaryIO, *, database: str, query_threads: int = 4) -> None:
+    def __init__(
+        self, con: Any, out: BinaryIO, *, database: str, query_threads: int = 4, export_dir: Path | None = None
+    ) -> None:
         self.con = con
         self.database = database
+        self.export_dir = export_dir
         self._out = out
         self._out_lock = threading.Lock()
         self._cursors: dict[Any, Any] = {}
@@ -133,6 +189,8 @@ class Worker:
                 self._step_thread.start()
         elif op == "query":
             self._pool.submit(self._run_query, rid, message)
+        elif op == "export":
+            self._pool.submit(self._run_export, rid, message)
         elif op == "cancel":
             with self._cursors_lock:
                 target = self._cursors.get(message.get("target"))
@@ -181,6 +239,59 @@ class Worker:
             self._unregister(rid)
             cursor.close()
 
+    def _run_export(self, rid: Any, message: dict[str, Any]) -> None:
+        cursor = self.con.cursor()
+        self._register(rid, cursor)
+        try:
+            self._reply_ok(rid, self.export(cursor, message))
+        except QueryError as exc:
+            self._reply_err(rid, "query_refused" if isinstance(exc, QueryRefusedError) else "query_failed", str(exc))
+        except duckdb.InterruptException:
+            self._reply_err(rid, "query_timeout", "export interrupted")
+        except (duckdb.Error, OSError) as exc:
+            self._reply_err(rid, "query_failed", f"{type(exc).__name__}: {exc}")
+        finally:
+            self._unregister(rid)
+            cursor.close()
+
+    def export(self, cursor: Any, message: Mapping[str, Any]) -> dict[str, Any]:
+        """COPY one table or view, whole, into the export folder (streamed by DuckDB, no row cap), written to
+        a hidden temporary name and renamed when complete. Returns path, rows and bytes."""
+        schema, _, table = str(message.get("table", "")).lower().partition(".")
+        fmt = str(message.get("format", ""))
+        name = str(message.get("name", ""))
+        if self.export_dir is None:
+            raise QueryRefusedError("this worker has no export folder")
+        if fmt not in _EXPORT_FORMATS:
+            raise QueryRefusedError(f"format must be one of {', '.join(sorted(_EXPORT_FORMATS))}")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", name) or name.startswith("."):
+            raise QueryRefusedError(f"bad export file name {name!r}")
+        found = cursor.execute(
+            "SELECT count(*) FROM (SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary"
+            " UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary)"
+            " WHERE schema_name = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+        if not found:
+            raise QueryRefusedError(f"no table or view {message.get('table')!r} (give it as schema.table)")
+        final = self.export_dir / name
+        tmp = self.export_dir / f".{name}.{os.getpid()}.tmp"
+        quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+        cursor.execute("BEGIN TRANSACTION READ ONLY")
+        try:
+            rows = cursor.execute(
+                f"COPY (SELECT * FROM {quoted}) TO '{tmp}' ({_EXPORT_FORMATS[fmt]})"  # noqa: S608 (checked above)
+            ).fetchone()[0]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                cursor.execute("ROLLBACK")
+        os.replace(tmp, final)
+        return {"path": str(final), "rows": int(rows), "bytes": final.stat().st_size, "format": fmt}
+
     # ------------------------------------------------------------------ steps
     def _run_step_thread(self, rid: Any, message: dict[str, Any]) -> None:
         started = time.perf_counter()
@@ -211,6 +322,8 @@ class Worker:
             "landing_dir": str(folders.landing),
             "reference_dir": str(folders.reference),
         }
+        access = _access(message)
+        ledger = str((message.get("access") or {}).get("ledger") or "meta")
         cursor = self.con.cursor()
         self._register(rid, cursor)
         warnings: list[str] = []
@@ -219,12 +332,16 @@ class Worker:
                 cursor.execute(f"SET VARIABLE {name} = ?", [value])
             cursor.execute("BEGIN TRANSACTION")
             try:
+                if message.get("create_ledger"):
+                    cursor.execute(ledger_ddl(ledger))
                 if step["kind"] == "sql":
-                    metrics = self._run_sql(cursor, str(step["sql"]), bool(message.get("require_metrics", True)))
+                    metrics = self._run_sql(
+                        cursor, str(step.get("sql") or ""), bool(message.get("require_metrics", True)), access
+                    )
                     warnings.extend(str(w) for w in metrics.pop("warnings", None) or [])
                 else:
                     ctx = StepContext(
-                        cursor=cursor,
+                        cursor=GuardedCursor(cursor, access),
                         run_id=variables["run_id"],
                         pipeline=variables["pipeline"],
                         step=variables["step"],
@@ -235,6 +352,8 @@ class Worker:
                         emit_log=lambda level, text: self.send(
                             {"event": "log", "id": rid, "level": level, "message": text}
                         ),
+                        ledger=ledger,
+                        patterns=tuple((message.get("access") or {}).get("patterns") or ()),
                     )
                     metrics = dict(_import_callable(str(step["callable"]))(ctx))
                     warnings.extend(ctx.warnings)
@@ -251,11 +370,15 @@ class Worker:
                 raise
         except StepFailure:
             raise
+        except AccessDenied as exc:
+            raise StepFailure("access_denied", str(exc)) from None
         except duckdb.InterruptException:
             raise StepFailure("cancelled", "step interrupted") from None
-        except _TRANSIENT as exc:
-            raise StepFailure("transient", f"{type(exc).__name__}: {exc}") from None
         except duckdb.Error as exc:
+            if _no_landing_files(exc, folders):
+                raise StepFailure("no_input", str(exc).split("\n", 1)[0]) from None
+            if isinstance(exc, _TRANSIENT) and _NO_FILES not in str(exc):  # a missing file stays missing
+                raise StepFailure("transient", f"{type(exc).__name__}: {exc}") from None
             raise StepFailure("sql_error", f"{type(exc).__name__}: {exc}") from None
         except Exception as exc:
             tb = traceback.format_exception(exc)[-3:]
@@ -266,11 +389,14 @@ class Worker:
         return {"metrics": metrics, "warnings": warnings}
 
     @staticmethod
-    def _run_sql(cursor: Any, sql: str, require_metrics: bool) -> dict[str, Any]:
-        statements = duckdb.extract_statements(sql)
+    def _run_sql(cursor: Any, sql: str, require_metrics: bool, access: Access) -> dict[str, Any]:
+        statements = duckdb.extract_statements(sql) if sql.strip() else []
         if not statements:
+            if not require_metrics:
+                return {}  # a pipeline without setup SQL: only the ledger was created
             raise StepFailure("step_error", "SQL file holds no statement")
         for stmt in statements:
+            access.check(stmt.query)
             cursor.execute(stmt.query)
         if not require_metrics:
             return {}
@@ -299,6 +425,14 @@ class Worker:
                 raise StepFailure("check_failed", f"row accounting check failed: {check.text} ({detail})")
 
 
+def _no_landing_files(exc: Exception, folders: Folders) -> bool:
+    """True when DuckDB failed only because a file pattern inside the landing folder matched nothing."""
+    if not isinstance(exc, duckdb.IOException):
+        return False
+    m = re.search(_NO_FILES + r' "([^"]*)"', str(exc))
+    return m is not None and Path(m[1]).parent.resolve() == folders.landing.resolve()
+
+
 def _import_callable(spec: str) -> Any:
     module, _, name = spec.partition(":")
     return getattr(importlib.import_module(module), name)
@@ -311,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-dir", action="append", default=[], type=Path)
     parser.add_argument("--memory-limit")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--export-dir", type=Path, help="where exports are written (also an allowed directory)")
     args = parser.parse_args(argv)
 
     # Keep the protocol channel private: anything else printing to fd 1 lands on stderr instead.
@@ -319,9 +454,13 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
 
     t_open = time.perf_counter()
-    con = open_database(args.db, allow_dirs=args.allow_dir, memory_limit=args.memory_limit, threads=args.threads)
+    allow = list(args.allow_dir)
+    if args.export_dir is not None:
+        args.export_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        allow.append(args.export_dir)
+    con = open_database(args.db, allow_dirs=allow, memory_limit=args.memory_limit, threads=args.threads)
     database = con.execute("SELECT current_database()").fetchone()[0]
-    worker = Worker(con, out, database=database)
+    worker = Worker(con, out, database=database, export_dir=args.export_dir.resolve() if args.export_dir else None)
     worker.send(
         {
             "event": "ready",

@@ -15,7 +15,6 @@ from aiohttp import web
 from foss_supervisor.commands import COMMANDS, CommandContext, dispatch
 from foss_supervisor.errors import CommandError, ProtocolError, SupervisorError
 from foss_supervisor.events import EventBus
-from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.web import auth, metrics, pages, sse
 from foss_supervisor.web.keys import BUS, CTX, REGISTRY, STREAMS, TOKEN
 
@@ -23,17 +22,14 @@ __all__ = ["create_app", "health_report"]
 
 
 def health_report(ctx: CommandContext) -> tuple[bool, dict[str, Any]]:
-    """Healthy when the daemon is ready and no wanted program is FATAL or unhealthy."""
+    """Healthy when the daemon is ready and no program has a problem (FATAL, BACKOFF, unhealthy, stuck...)."""
     problems = []
     if ctx.phase != "ready":
         problems.append(f"daemon is {ctx.phase}")
     counts: dict[str, int] = {}
     for proc in ctx.supervisor.processes.values():
         counts[str(proc.state)] = counts.get(str(proc.state), 0) + 1
-        if proc.state is ProcessState.FATAL:
-            problems.append(f"{proc.name} is FATAL: {proc.reason}")
-        elif proc.health is Health.UNHEALTHY:
-            problems.append(f"{proc.name} is unhealthy: {proc.health_detail}")
+    problems.extend([*ctx.problems, *ctx.supervisor.problems()])
     ok = not problems
     return ok, {"status": "healthy" if ok else "unhealthy", "phase": ctx.phase, "problems": problems,
                 "programs": counts}  # fmt: skip

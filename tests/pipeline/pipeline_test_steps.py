@@ -34,3 +34,9 @@ def warns(ctx: StepContext) -> Mapping[str, int | float]:
     """Succeeds with a warning."""
     ctx.warn("3 rows looked odd")
     return {"rows_in": 3, "rows_out": 3}
+
+
+def copy_into(ctx: StepContext) -> Mapping[str, int | float]:
+    """Try to write a file through the step's cursor (the sandbox must refuse it)."""
+    ctx.cursor.execute(f"COPY (SELECT 1 AS x) TO '{ctx.params['path']}'")
+    return {"rows_in": 0, "rows_out": 0}

@@ -46,7 +46,15 @@ def base_doc(tmp_path: Path) -> dict[str, object]:
 def test_orders_yaml_loads_in_dependency_order() -> None:
     spec = load_pipeline(ORDERS_YAML)
     assert [s.name for s in spec.steps] == [
-        "discover", "ingest", "validate", "quarantine", "deduplicate", "standardize", "enrich", "aggregate", "report",
+        "discover",
+        "ingest",
+        "validate",
+        "quarantine",
+        "deduplicate",
+        "standardize",
+        "enrich",
+        "aggregate",
+        "report",
     ]
     assert spec.step("discover").modes == frozenset({RunMode.RUN})
     assert spec.folders.reference.name == "reference" and spec.folders.reference.is_absolute()
@@ -58,23 +66,28 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
     [
         (lambda d: d.update(nme="x"), "nme", "unknown key"),
         (lambda d: d.pop("name"), "name", "is required"),
-        (lambda d: d["steps"][0].update(sql="missing.sql"), "steps[0].sql", "cannot read SQL file"),
-        (lambda d: d["steps"][0].update(depends_on=["nope"]), "steps[0].depends_on", "unknown step 'nope'"),
-        (lambda d: d["steps"][0].update(kind="shell"), "steps[0].kind", "must be 'sql' or 'python'"),
-        (lambda d: d["steps"][0].update(timeout_s=-1), "steps[0].timeout_s", "must be a number of seconds > 0"),
-        (lambda d: d["steps"][0].update(retries="many"), "steps[0].retries", "must be an integer"),
-        (lambda d: d["steps"][0].update(modes=["sometimes"]), "steps[0].modes", "allowed values are run, replay"),
+        (lambda d: d["steps"][0].update(sql="missing.sql"), "steps.a.sql", "cannot read SQL file"),
+        (lambda d: d["steps"][0].update(depends_on=["nope"]), "steps.a.depends_on", "unknown step 'nope'"),
+        (lambda d: d["steps"][0].update(kind="shell"), "steps.a.kind", "must be 'sql' or 'python'"),
+        (lambda d: d["steps"][0].update(timeout_s=-1), "steps.a.timeout_s", "must be a number of seconds > 0"),
+        (lambda d: d["steps"][0].update(retries="many"), "steps.a.retries", "must be an integer"),
+        (lambda d: d["steps"][0].update(modes=["sometimes"]), "steps.a.modes", "allowed values are run, replay"),
         (lambda d: d["steps"].append({"name": "a", "sql": "a.sql"}), "steps[1].name", "duplicate step name"),
-        (lambda d: d["steps"].append({"name": "b", "kind": "python", "callable": "no_such_mod:f"}),
-         "steps[1].callable", "cannot be imported"),
-        (lambda d: d["steps"].append({"name": "b", "kind": "python", "callable": "not a callable"}),
-         "steps[1].callable", "is not 'package.module:function'"),
+        (
+            lambda d: d["steps"].append({"name": "b", "kind": "python", "callable": "no_such_mod:f"}),
+            "steps.b.callable",
+            "cannot be imported",
+        ),
+        (
+            lambda d: d["steps"].append({"name": "b", "kind": "python", "callable": "not a callable"}),
+            "steps.b.callable",
+            "is not 'package.module:function'",
+        ),
         (lambda d: d.update(checks=["a.rows_in = a.rows_out"]), "checks[0]", "exactly one '=='"),
         (lambda d: d.update(checks=["zz.rows_in == a.rows_out"]), "checks[0]", "unknown step 'zz'"),
         (lambda d: d["folders"].pop("landing"), "folders.landing", "must be a non-empty path string"),
     ],
 )
-
 def test_loader_errors_name_file_key_and_reason(tmp_path: Path, mutate: object, key: str, reason: str) -> None:
     doc = base_doc(tmp_path)
     mutate(doc)  # type: ignore[operator]
@@ -85,6 +98,11 @@ def test_loader_errors_name_file_key_and_reason(tmp_path: Path, mutate: object, 
     assert info.value.key == key
     assert reason in info.value.reason
     assert str(path) in str(info.value) and key in str(info.value)
+    # the line is the one that holds the key (steps are named, not numbered)
+    assert info.value.line is not None and f"{path}:{info.value.line}:" in str(info.value)
+    leaf = key.rsplit(".", 1)[-1].split("[")[0]
+    text = path.read_text().splitlines()[info.value.line - 1]
+    assert leaf in text or key.endswith("]") or key in ("name", "folders.landing"), (key, text)
 
 
 def test_cycle_is_reported(tmp_path: Path) -> None:
@@ -142,8 +160,13 @@ def flaky_yaml(tmp_path: Path, *, step: str = "flaky", retries: int = 2) -> Path
         "name": "flaky",
         "folders": {"landing": str(tmp_path), "reference": str(tmp_path), "warehouse": str(tmp_path / "wh.duckdb")},
         "steps": [
-            {"name": "first", "kind": "python", "callable": f"pipeline_test_steps:{step}", "retries": retries,
-             "params": {"marker": str(tmp_path / "marker")}},
+            {
+                "name": "first",
+                "kind": "python",
+                "callable": f"pipeline_test_steps:{step}",
+                "retries": retries,
+                "params": {"marker": str(tmp_path / "marker")},
+            },
             {"name": "after", "sql": "after.sql", "depends_on": ["first"]},
             {"name": "warn", "kind": "python", "callable": "pipeline_test_steps:warns"},
         ],
@@ -153,8 +176,9 @@ def flaky_yaml(tmp_path: Path, *, step: str = "flaky", retries: int = 2) -> Path
 
 async def test_transient_fault_is_retried_with_its_write_rolled_back(tmp_path: Path, runners: RunnerFactory) -> None:
     spec = load_pipeline(flaky_yaml(tmp_path))
-    runner = await runners.open([spec], tmp_path / "state", worker_env={"PYTHONPATH": str(HERE)},
-                                retry_initial_s=0.01, retry_max_s=0.05)
+    runner = await runners.open(
+        [spec], tmp_path / "state", worker_env={"PYTHONPATH": str(HERE)}, retry_initial_s=0.01, retry_max_s=0.05
+    )
     rec = await asyncio.wait_for(runner.run("flaky"), 60)
     assert rec.status is RunStatus.SUCCEEDED_WITH_WARNINGS, rec.to_dict()
     assert rec.step("first").attempts == 2
@@ -166,9 +190,12 @@ async def test_transient_fault_is_retried_with_its_write_rolled_back(tmp_path: P
     assert res.rows == ((2,),)
     edges = [(e.old, e.new) for e in runners.events if isinstance(e, StepStateChanged) and e.step == "first"]
     assert edges == [
-        (StepState.PENDING, StepState.QUEUED), (StepState.QUEUED, StepState.RUNNING),
-        (StepState.RUNNING, StepState.RETRYING), (StepState.RETRYING, StepState.QUEUED),
-        (StepState.QUEUED, StepState.RUNNING), (StepState.RUNNING, StepState.SUCCEEDED),
+        (StepState.PENDING, StepState.QUEUED),
+        (StepState.QUEUED, StepState.RUNNING),
+        (StepState.RUNNING, StepState.RETRYING),
+        (StepState.RETRYING, StepState.QUEUED),
+        (StepState.QUEUED, StepState.RUNNING),
+        (StepState.RUNNING, StepState.SUCCEEDED),
     ]
     assert any(isinstance(e, StepLog) and e.message == "second attempt goes through" for e in runners.events)
     assert any(isinstance(e, RunFinished) and e.status is RunStatus.SUCCEEDED_WITH_WARNINGS for e in runners.events)
@@ -176,8 +203,7 @@ async def test_transient_fault_is_retried_with_its_write_rolled_back(tmp_path: P
 
 async def test_step_bug_fails_without_retry_and_blocks_dependents(tmp_path: Path, runners: RunnerFactory) -> None:
     spec = load_pipeline(flaky_yaml(tmp_path, step="broken"))
-    runner = await runners.open([spec], tmp_path / "state", worker_env={"PYTHONPATH": str(HERE)},
-                                retry_initial_s=0.01)
+    runner = await runners.open([spec], tmp_path / "state", worker_env={"PYTHONPATH": str(HERE)}, retry_initial_s=0.01)
     rec = await asyncio.wait_for(runner.run("flaky"), 60)
     assert rec.status is RunStatus.FAILED
     assert rec.step("first").state is StepState.FAILED and rec.step("first").attempts == 1
@@ -193,9 +219,11 @@ async def test_runs_of_one_pipeline_never_overlap_and_cancel(tmp_path: Path, run
         "CREATE TABLE main.s AS SELECT 1 AS x;\n"
         "SELECT count(*) AS rows_in, count(*) AS rows_out FROM range(1000000000000) t(x) WHERE hash(x) = 42;"
     )
-    doc = {"name": "slow", "folders": {"landing": str(tmp_path), "reference": str(tmp_path),
-                                        "warehouse": str(tmp_path / "wh.duckdb")},
-           "steps": [{"name": "slow", "sql": "slow.sql"}, {"name": "next", "sql": "slow.sql", "depends_on": ["slow"]}]}
+    doc = {
+        "name": "slow",
+        "folders": {"landing": str(tmp_path), "reference": str(tmp_path), "warehouse": str(tmp_path / "wh.duckdb")},
+        "steps": [{"name": "slow", "sql": "slow.sql"}, {"name": "next", "sql": "slow.sql", "depends_on": ["slow"]}],
+    }
     spec = load_pipeline(write_yaml(tmp_path, doc, "slow.yaml"))
     runner = await runners.open([spec], tmp_path / "state", cancel_grace_s=5.0)
     pid = runner.worker_pid

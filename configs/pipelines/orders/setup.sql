@@ -7,31 +7,7 @@ CREATE SCHEMA IF NOT EXISTS work;
 CREATE SCHEMA IF NOT EXISTS silver;
 CREATE SCHEMA IF NOT EXISTS gold;
 
--- One row per distinct file content (sha256): a file is ingested exactly once, whatever its name.
-CREATE TABLE IF NOT EXISTS meta.files (
-    sha256 VARCHAR NOT NULL,
-    path VARCHAR NOT NULL,
-    format VARCHAR NOT NULL,          -- csv | jsonl
-    reader VARCHAR NOT NULL,          -- duckdb (fast, clean UTF-8 with \n) | python (CR, bad bytes)
-    size_bytes BIGINT NOT NULL,
-    mtime_ns BIGINT NOT NULL,
-    status VARCHAR NOT NULL,          -- pending | ingested | changed | missing
-    discovered_run VARCHAR NOT NULL,
-    discovered_at TIMESTAMPTZ NOT NULL,
-    ingested_run VARCHAR,
-    ingested_at TIMESTAMPTZ,
-    lines BIGINT,
-    note VARCHAR
-);
--- Cache of (path, size, mtime) -> sha256 so unchanged files are not re-hashed on every run.
-CREATE TABLE IF NOT EXISTS meta.file_seen (
-    path VARCHAR NOT NULL,
-    size_bytes BIGINT NOT NULL,
-    mtime_ns BIGINT NOT NULL,
-    sha256 VARCHAR NOT NULL,
-    format VARCHAR NOT NULL,
-    reader VARCHAR NOT NULL
-);
+-- The file ledger (meta.files, meta.file_seen) is created by the engine: see foss_supervisor/pipeline/ledger.py.
 CREATE TABLE IF NOT EXISTS meta.watermarks (step VARCHAR NOT NULL, last_row_id BIGINT NOT NULL);
 INSERT INTO meta.watermarks SELECT 'validate', 0 WHERE NOT EXISTS (SELECT 1 FROM meta.watermarks WHERE step = 'validate');
 CREATE TABLE IF NOT EXISTS meta.run_reports (

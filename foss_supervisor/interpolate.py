@@ -1,0 +1,273 @@
+"""Variables in config values: ``${VAR}``, ``${VAR:-default}``, ``$VAR``, ``$$`` and supervisord's ``%(ENV_VAR)s``.
+
+The forms, as process-compose (envsubst), docker compose and supervisord write them:
+
+=====================  =====================================================================
+``$VAR``, ``${VAR}``   the value; unset is an error naming file, line and key
+``${VAR:-default}``    ``default`` when VAR is unset or empty (``${VAR-default}``: unset only)
+``${VAR:?message}``    an error with ``message`` when VAR is unset or empty (``?``: unset only)
+``$$``                 a literal ``$``
+``%(ENV_VAR)s``        supervisord's spelling of ``${VAR}``; also ``%(here)s`` (the config's
+                       folder), ``%(program_name)s``, ``%(group_name)s``, ``%(host_node_name)s``
+=====================  =====================================================================
+
+A default may itself hold variables (``${A:-${B:-x}}``). A ``$`` before anything else stays as it is.
+
+Values come from the program's ``env_file`` (its values are interpolated too, from the daemon's
+environment and the lines above them), then from the daemon's environment. Interpolated keys:
+``command`` (but a ``shell: true`` command is left to the shell, apart from the ``%(...)s`` forms),
+``env`` values, ``env_file``, ``cwd``, ``log.file`` and the ``health`` probes. The ``env_file``'s values
+are folded into ``env`` (``env`` wins), so the child sees them interpolated.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from foss_supervisor.errors import ConfigError
+from foss_supervisor.resources import resolve_path
+
+__all__ = ["expand", "interpolate_config", "read_env_file", "read_env_file_lines"]
+
+Lookup = Callable[[str], "str | None"]
+
+_SPECIAL = re.compile(r"[$%]")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BRACED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])(.*))?", re.DOTALL)
+_PERCENT = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)[sd]")
+MAX_NESTING = 8  # ${A:-${B:-${C}}} is three
+
+
+def expand(text: str, lookup: Lookup, names: Mapping[str, str] | None = None, *, dollar: bool = True,
+           _depth: int = 0) -> str:  # fmt: skip
+    """``text`` with every variable replaced; ValueError says which one could not be.
+
+    ``names`` holds supervisord's non-environment names (``here``, ``program_name``...); with
+    ``dollar=False`` only the ``%(...)s`` forms are replaced (for text a shell will expand).
+    """
+    if _depth > MAX_NESTING:
+        raise ValueError(f"defaults nested more than {MAX_NESTING} deep")
+    names = names or {}
+    out: list[str] = []
+    pos = 0
+    while (m := _SPECIAL.search(text, pos)) is not None:
+        i = m.start()
+        out.append(text[pos:i])
+        if text[i] == "%":
+            pm = _PERCENT.match(text, i)
+            if pm is None:
+                out.append("%")
+                pos = i + 1
+                continue
+            out.append(_supervisord(pm.group(1), lookup, names))
+            pos = pm.end()
+            continue
+        nxt = text[i + 1 : i + 2]
+        if not dollar:
+            out.append("$")
+            pos = i + 1
+        elif nxt == "$":
+            out.append("$")
+            pos = i + 2
+        elif nxt == "{":
+            end = _closing(text, i + 2)
+            out.append(_braced(text[i + 2 : end], lookup, names, _depth))
+            pos = end + 1
+        elif (nm := _NAME.match(text, i + 1)) is not None:
+            out.append(_required(nm.group(), lookup))
+            pos = nm.end()
+        else:
+            out.append("$")
+            pos = i + 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _closing(text: str, start: int) -> int:
+    """Index of the ``}`` that closes the ``${`` opened just before ``start``."""
+    depth = 1
+    i = start
+    while i < len(text):
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise ValueError(f"'${{' at character {start - 1} has no closing '}}'")
+
+
+def _required(name: str, lookup: Lookup) -> str:
+    value = lookup(name)
+    if value is None:
+        raise ValueError(f"variable {name} is not set (give a default with ${{{name}:-default}}, or $$ for a '$')")
+    return value
+
+
+def _braced(content: str, lookup: Lookup, names: Mapping[str, str], depth: int) -> str:
+    m = _BRACED.fullmatch(content)
+    if m is None:
+        forms = "${NAME}, ${NAME:-default} or ${NAME:?message}"
+        raise ValueError(f"bad substitution ${{{content}}}: expected {forms}")
+    name, op, arg = m.group(1), m.group(2), m.group(3) or ""
+    if op is None:
+        return _required(name, lookup)
+    value = lookup(name)
+    missing = value is None or (op.startswith(":") and value == "")
+    if not missing:
+        return value or ""
+    if op.endswith("-"):
+        return expand(arg, lookup, names, _depth=depth + 1)
+    raise ValueError(f"variable {name} is {'not set' if value is None else 'empty'}: {arg or 'it is required'}")
+
+
+def _supervisord(name: str, lookup: Lookup, names: Mapping[str, str]) -> str:
+    if name.startswith("ENV_"):
+        value = lookup(name[4:])
+        if value is None:
+            raise ValueError(f"variable {name[4:]} (in %({name})s) is not set")
+        return value
+    if name in names:
+        return names[name]
+    known = ", ".join(f"%({n})s" for n in ["ENV_X", *sorted(names)])
+    raise ValueError(f"unknown expansion %({name})s; known: {known}")
+
+
+# ------------------------------------------------------------------------------------------ env files
+
+
+def read_env_file_lines(path: Path) -> dict[str, tuple[str, int]]:
+    """``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes) as KEY -> (value, line number).
+
+    Raises OSError when unreadable and ValueError naming the file and line of a malformed line.
+    """
+    out: dict[str, tuple[str, int]] = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "a").isalnum():
+            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key] = (value, number)
+    return out
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines as a mapping, as docker and systemd read them (values taken literally)."""
+    return {key: value for key, (value, _) in read_env_file_lines(path).items()}
+
+
+# ------------------------------------------------------------------------------------------ the config
+
+
+class _Program:
+    """Interpolates one program's mapping in place, noting errors with their key and line."""
+
+    def __init__(self, name: str, data: dict[str, Any], ctx: _Context) -> None:
+        self.path = f"programs.{name}"
+        self.data = data
+        self.ctx = ctx
+        self.names = {**ctx.names, "program_name": name, "group_name": name}
+        self.file_vars: dict[str, str] = {}
+
+    def lookup(self, name: str) -> str | None:
+        return self.file_vars.get(name, self.ctx.environ.get(name))
+
+    def value(self, key: str, text: str, dollar: bool = True) -> str:
+        try:
+            return expand(text, self.lookup, self.names, dollar=dollar)
+        except ValueError as exc:
+            self.ctx.error(key, str(exc))
+            return text
+
+    def item(self, holder: dict[str, Any] | list[Any], index: Any, key: str, dollar: bool = True) -> None:
+        if isinstance(holder[index], str):
+            holder[index] = self.value(key, holder[index], dollar)
+
+    def argv(self, holder: dict[str, Any], name: str, key: str, dollar: bool = True) -> None:
+        value = holder.get(name)
+        if isinstance(value, list):
+            for i in range(len(value)):
+                self.item(value, i, f"{key}[{i}]", dollar)
+        elif isinstance(value, str):
+            self.item(holder, name, key, dollar)
+
+    def run(self) -> None:
+        p, d = self.path, self.data
+        if "env_file" in d:
+            self.item(d, "env_file", f"{p}.env_file")
+            self.env_file()
+        self.argv(d, "command", f"{p}.command", dollar=d.get("shell") is not True)
+        env = d.get("env")
+        if isinstance(env, dict):
+            for k in env:
+                self.item(env, k, f"{p}.env.{k}")
+        if "cwd" in d:
+            self.item(d, "cwd", f"{p}.cwd")
+        if isinstance(log := d.get("log"), dict) and "file" in log:
+            self.item(log, "file", f"{p}.log.file")
+        if isinstance(health := d.get("health"), dict):
+            for kind in ("http", "tcp"):
+                if kind in health:
+                    self.item(health, kind, f"{p}.health.{kind}")
+            self.argv(health, "exec", f"{p}.health.exec")
+        if self.file_vars and (env is None or isinstance(env, dict)):
+            d["env"] = {**self.file_vars, **(env or {})}  # interpolated already: not interpolated again
+
+    def env_file(self) -> None:
+        """Read the env_file now and interpolate its values (``run`` folds them under ``env``)."""
+        raw = self.data["env_file"]
+        if not isinstance(raw, str) or not raw:
+            return  # the program parser says what is wrong with it
+        path = resolve_path(self.ctx.base, raw)
+        try:
+            entries = read_env_file_lines(path)
+        except (OSError, ValueError) as exc:
+            reason = f"cannot read {path}: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
+            self.ctx.error(f"{self.path}.env_file", reason)
+            return
+        for key, (text, number) in entries.items():
+            try:
+                self.file_vars[key] = expand(text, self.lookup, self.names)
+            except ValueError as exc:
+                self.ctx.errors.append(ConfigError(str(path), key, str(exc), number))
+                self.file_vars[key] = text
+
+
+class _Context:
+    def __init__(self, file: str, lines: Mapping[str, int], base: Path, environ: Mapping[str, str],
+                 errors: list[ConfigError]) -> None:  # fmt: skip
+        self.file, self.lines, self.base, self.environ, self.errors = file, lines, base, environ, errors
+        self.names = {"here": str(base), "host_node_name": socket.gethostname()}
+
+    def error(self, key: str, reason: str) -> None:
+        self.errors.append(ConfigError(self.file, key, reason, self.lines.get(key)))
+
+
+def interpolate_config(data: dict[str, Any], lines: Mapping[str, int], file: str, base: Path,
+                       environ: Mapping[str, str], errors: list[ConfigError]) -> None:  # fmt: skip
+    """Replace variables in every program of the plain config ``data``, in place.
+
+    ``base`` is the config's folder (relative ``env_file`` paths and ``%(here)s``); each value that cannot
+    be interpolated is left as it was and a ConfigError naming file, line and key is appended to ``errors``.
+    """
+    programs = data.get("programs")
+    if not isinstance(programs, dict):
+        return
+    ctx = _Context(file, lines, base, environ, errors)
+    for name, program in programs.items():
+        if isinstance(program, dict):
+            _Program(str(name), program, ctx).run()

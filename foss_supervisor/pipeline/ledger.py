@@ -1,0 +1,157 @@
+"""A pipeline's file ledger and the shipped ``discover`` step that fills it.
+
+Why one ledger per pipeline: with one shared queue, the first ingest to run took every pending file,
+whoever's landing folder it came from (issue 8: ``orders`` ended with no rows, its files marked ingested).
+Each pipeline now keeps its ledger in its own schema (``PipelineSpec.ledger``), created by the engine before
+the pipeline's setup SQL, so a pipeline only ever sees the files its own discover registered::
+
+    <ledger>.files      one row per distinct file content (sha256) this pipeline discovered:
+                        sha256, path, format (csv | jsonl | parquet), reader (duckdb | python), size_bytes,
+                        mtime_ns, status (pending | ingested | changed | missing), discovered_run,
+                        discovered_at, ingested_run, ingested_at, lines, note
+    <ledger>.file_seen  cache (path, size_bytes, mtime_ns) -> sha256, format, reader: unchanged files are
+                        not hashed again
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from foss_supervisor.pipeline.context import StepContext
+
+__all__ = ["discover", "file_format", "landing_files", "ledger_ddl", "pending_files", "set_file_status"]
+
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def ledger_ddl(schema: str) -> str:
+    """Idempotent DDL of the ledger tables in ``schema`` (a plain lower-case identifier)."""
+    if not _SCHEMA.match(schema):
+        raise ValueError(f"ledger schema {schema!r} is not a plain identifier")
+    return f"""
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.files (
+    sha256 VARCHAR NOT NULL, path VARCHAR NOT NULL, format VARCHAR NOT NULL, reader VARCHAR NOT NULL,
+    size_bytes BIGINT NOT NULL, mtime_ns BIGINT NOT NULL, status VARCHAR NOT NULL, discovered_run VARCHAR NOT NULL,
+    discovered_at TIMESTAMPTZ NOT NULL, ingested_run VARCHAR, ingested_at TIMESTAMPTZ, lines BIGINT, note VARCHAR
+);
+CREATE TABLE IF NOT EXISTS {schema}.file_seen (
+    path VARCHAR NOT NULL, size_bytes BIGINT NOT NULL, mtime_ns BIGINT NOT NULL, sha256 VARCHAR NOT NULL,
+    format VARCHAR NOT NULL, reader VARCHAR NOT NULL
+);
+"""
+
+
+def file_format(path: Path) -> str | None:
+    """csv, jsonl or parquet by the file's suffix; None for anything else."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix == ".parquet":
+        return "parquet"
+    return None
+
+
+def landing_files(landing: Path, patterns: Sequence[str]) -> list[Path]:
+    """Files of ``landing`` matching any pattern, sorted; hidden and ``.tmp``/``.part`` names are left out, so
+    a writer can land a file atomically by renaming it into place."""
+    try:
+        entries = list(landing.iterdir())
+    except FileNotFoundError:
+        return []
+    return sorted(
+        p
+        for p in entries
+        if not p.name.startswith(".")
+        and not p.name.endswith((".tmp", ".part"))
+        and any(fnmatch.fnmatch(p.name, pat) for pat in patterns)
+        and p.is_file()
+    )
+
+
+def pending_files(cur: Any, ledger: str) -> list[tuple[Any, ...]]:
+    """(sha256, path, format, reader, size_bytes, mtime_ns) of this ledger's pending files, by path."""
+    rows: list[tuple[Any, ...]] = cur.execute(
+        f"SELECT sha256, path, format, reader, size_bytes, mtime_ns FROM {ledger}.files"  # noqa: S608
+        " WHERE status = 'pending' ORDER BY path, sha256"
+    ).fetchall()
+    return rows
+
+
+def set_file_status(cur: Any, ledger: str, sha: str, status: str, **fields: Any) -> None:
+    """Move one ledger file to ``status`` (ingested | changed | missing), setting ``fields`` too."""
+    allowed = {"note", "ingested_run", "ingested_at", "lines"}
+    if not set(fields) <= allowed:
+        raise ValueError(f"unknown ledger fields: {sorted(set(fields) - allowed)}")
+    sets = ", ".join(["status = ?", *(f"{k} = ?" for k in fields)])
+    cur.execute(f"UPDATE {ledger}.files SET {sets} WHERE sha256 = ?", [status, *fields.values(), sha])  # noqa: S608
+
+
+def discover(ctx: StepContext) -> Mapping[str, int | float]:
+    """Register landing files whose content (sha256) this pipeline never saw; each is then ingested once.
+
+    Files are those matching the pipeline's ``patterns`` (or this step's ``params.patterns``). A matching
+    file of a format no shipped ingest reads is reported as a warning, never skipped silently. Unchanged
+    files are recognised by (path, size, mtime) and not hashed again. Metrics: rows_in (files seen),
+    rows_out and new_files (registered now), hashed.
+    """
+    from foss_supervisor.pipeline.orders_steps import scan_file
+
+    cur = ctx.cursor
+    ledger = ctx.ledger
+    landing = ctx.folders.landing
+    patterns: Sequence[str] = ctx.params.get("patterns") or ctx.patterns
+    if not landing.is_dir():
+        ctx.warn(f"landing folder {landing} does not exist")
+        return {"rows_in": 0, "rows_out": 0, "files_seen": 0, "new_files": 0}
+    files = landing_files(landing, patterns)
+    seen = {
+        (r[0], r[1], r[2]): (r[3], r[4], r[5])
+        for r in cur.execute(
+            f"SELECT path, size_bytes, mtime_ns, sha256, format, reader FROM {ledger}.file_seen"  # noqa: S608
+        ).fetchall()
+    }
+    known = {r[0] for r in cur.execute(f"SELECT sha256 FROM {ledger}.files").fetchall()}  # noqa: S608
+    now = dt.datetime.now(dt.UTC)
+    new = hashed = 0
+    for p in files:
+        fmt = file_format(p)
+        if fmt is None:
+            ctx.warn(f"{p.name} matches the pipeline's patterns but no reader knows its format (csv, jsonl, parquet)")
+            continue
+        try:
+            st = p.stat()
+            key = (str(p), st.st_size, st.st_mtime_ns)
+            if key in seen:
+                sha, fmt, reader = seen[key]
+            else:
+                scan = scan_file(p)
+                hashed += 1
+                sha = scan.sha256
+                reader = "python" if scan.python_reader_reason and fmt != "parquet" else "duckdb"
+                cur.execute(f"DELETE FROM {ledger}.file_seen WHERE path = ?", [str(p)])  # noqa: S608
+                cur.execute(
+                    f"INSERT INTO {ledger}.file_seen VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+                    [str(p), st.st_size, st.st_mtime_ns, sha, fmt, reader],
+                )
+        except OSError as exc:
+            ctx.warn(f"cannot read {p.name}: {exc.strerror or exc}")
+            continue
+        if sha in known:
+            continue
+        known.add(sha)
+        new += 1
+        cur.execute(
+            f"INSERT INTO {ledger}.files (sha256, path, format, reader, size_bytes, mtime_ns, status,"  # noqa: S608
+            " discovered_run, discovered_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            [sha, str(p), fmt, reader, st.st_size, st.st_mtime_ns, ctx.run_id, now],
+        )
+    ctx.log(f"{len(files)} files in landing, {new} new, {hashed} hashed")
+    return {"rows_in": len(files), "rows_out": new, "files_seen": len(files), "new_files": new, "hashed": hashed}

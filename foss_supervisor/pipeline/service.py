@@ -1,0 +1,366 @@
+"""The daemon's side of the pipelines: when runs start (on demand, on a timer, when a file lands) and
+where their data lives. The engine itself (worker, steps, history) is :mod:`foss_supervisor.pipeline`.
+
+Runs started on demand or by a trigger are tasks of this service's TaskGroup, so none outlives the
+daemon; runs of one pipeline never overlap (a trigger that finds its pipeline busy waits for the next
+tick). A trigger (timer, landed files) whose pipeline has nothing new since its last good run records a
+skipped run instead of recomputing (see fingerprint.py). Pipeline events go to the bus unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from foss_supervisor.config import Config, PipelineConfig
+from foss_supervisor.errors import CommandError, ConfigError
+from foss_supervisor.events import EventBus
+from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError
+from foss_supervisor.pipeline.fingerprint import (
+    FingerprintStore,
+    definition_digest,
+    input_fingerprint,
+    landing_signature,
+)
+from foss_supervisor.pipeline.history import RunRecord
+from foss_supervisor.pipeline.runner import PipelineRunner
+from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
+from foss_supervisor.pipeline.states import RunMode, RunStatus
+from foss_supervisor.statestore import read_json
+
+__all__ = ["PipelineService", "load_specs"]
+
+log = structlog.get_logger("foss_supervisor.pipelines")
+
+_GOOD = (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS)
+
+
+def load_specs(config: Config) -> list[PipelineSpec]:
+    """Load every configured pipeline with the daemon's folders; a broken one is a ConfigError."""
+    specs = [
+        load_for_daemon(pc.file, name=pc.name, landing=pc.landing, reference=pc.reference, data_dir=config.data_path)
+        for pc in config.pipelines.values()
+    ]
+    check_isolation(specs)
+    return specs
+
+
+class PipelineService:
+    """Owns the PipelineRunner and its triggers; the commands call its public methods."""
+
+    def __init__(self, config: Config, bus: EventBus) -> None:
+        self.config = config
+        self._bus = bus
+        self.specs = {s.name: s for s in load_specs(config)}
+        self.runner = PipelineRunner(list(self.specs.values()), state_dir=config.state_dir, on_event=bus.publish,
+                                     memory_limit=config.worker_memory_limit)  # fmt: skip
+        self._group: asyncio.TaskGroup | None = None
+        self._triggers: dict[str, list[asyncio.Task[None]]] = {}
+        self._fingerprints = FingerprintStore(config.state_dir / "pipeline_inputs.json")
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def run(self, shutdown: asyncio.Event) -> None:
+        """Prepare folders and demo data, start the worker, run the triggers until ``shutdown``."""
+        for pc in self.config.pipelines.values():
+            pc.landing.mkdir(parents=True, exist_ok=True)
+        await self._first_start_demo_data()
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                await self.runner.start()
+                for pc in self.config.pipelines.values():
+                    self._start_triggers(pc)
+                await shutdown.wait()
+                for name in list(self._triggers):
+                    self._stop_triggers(name)
+                for name in self.specs:  # a run in progress is interrupted and recorded as cancelled
+                    await self.runner.cancel(name)
+        finally:
+            self._group = None
+            await self.runner.aclose()
+
+    async def _first_start_demo_data(self) -> None:
+        from foss_supervisor.pipeline import demo_data
+
+        for pc in self.config.pipelines.values():
+            marker = self.config.state_dir / f".demo-data-{pc.name}"
+            if pc.demo_data and not marker.exists() and not landing_signature(pc.landing, self.specs[pc.name].patterns):
+                summary = await asyncio.to_thread(demo_data.generate, pc.landing)
+                marker.touch()
+                log.info("demo_data_written", pipeline=pc.name, landing=str(pc.landing), summary=str(summary))
+
+    # ---------------------------------------------------------------- triggers
+
+    def _start_triggers(self, pc: PipelineConfig) -> None:
+        assert self._group is not None
+        tasks = self._triggers.setdefault(pc.name, [])
+        if pc.every_s > 0:
+            tasks.append(self._group.create_task(self._every(pc), name=f"pipeline-timer:{pc.name}"))
+        if pc.on_new_files:
+            tasks.append(self._group.create_task(self._watch_landing(pc), name=f"pipeline-watch:{pc.name}"))
+        if pc.cron:
+            tasks.append(self._group.create_task(self._cron(pc, pc.cron), name=f"pipeline-cron:{pc.name}"))
+
+    def _stop_triggers(self, name: str) -> None:
+        for task in self._triggers.pop(name, []):
+            task.cancel()
+
+    async def _every(self, pc: PipelineConfig) -> None:
+        while True:
+            await asyncio.sleep(pc.every_s)
+            self._try_start(pc.name, "interval")
+
+    async def _cron(self, pc: PipelineConfig, expression: str) -> None:
+        """Start a run at each time the cron expression names (local time; a missed time is not made up)."""
+        from croniter import croniter
+
+        schedule = croniter(expression, datetime.datetime.now().astimezone())
+        while True:
+            due = schedule.get_next(float)
+            await asyncio.sleep(max(0.0, due - time.time()))
+            self._try_start(pc.name, "cron")
+
+    async def _watch_landing(self, pc: PipelineConfig) -> None:
+        """Start a run when files landed (and once at start for what is already there).
+
+        It waits until the folder looks the same on two scans in a row, so a drop of many files (or a
+        file still being copied in place) starts one run with all of it, not a run per partial view.
+        """
+        seen: frozenset[tuple[str, int, int]] = frozenset()
+        previous: frozenset[tuple[str, int, int]] | None = None
+        patterns = self.specs[pc.name].patterns
+        while True:
+            current = await asyncio.to_thread(landing_signature, pc.landing, patterns)
+            if current == previous and current - seen and self._try_start(pc.name, "files_landed"):
+                seen = current
+            previous = current
+            await asyncio.sleep(self.config.watch_interval_s)
+
+    def _try_start(self, name: str, trigger: str, *, skip_unchanged: bool = True) -> bool:
+        """Start a run unless one is in progress; True when it started."""
+        if self.runner.is_running(name) or self._group is None:
+            return False
+        self.start(name, RunMode.RUN, trigger, skip_unchanged=skip_unchanged)
+        return True
+
+    # ---------------------------------------------------------------- commands
+
+    def _spec(self, name: str) -> PipelineSpec:
+        if name not in self.specs:
+            raise CommandError(f"no such pipeline: {name!r}; known: {', '.join(sorted(self.specs))}")
+        return self.specs[name]
+
+    def start(
+        self, name: str, mode: RunMode, trigger: str, *, skip_unchanged: bool = False
+    ) -> asyncio.Task[RunRecord | None]:
+        """Start a run in the background; raises CommandError when one is already running.
+
+        With ``skip_unchanged`` (triggers), a pipeline whose inputs and definition did not change since
+        its last good run records a skipped run instead.
+        """
+        self._spec(name)
+        if self._group is None:
+            raise CommandError("pipelines are not running (the daemon is starting or stopping)")
+        if self.runner.is_running(name):
+            raise CommandError(f"pipeline {name!r} is already running")
+        return self._group.create_task(self._guarded(name, mode, trigger, skip_unchanged), name=f"pipeline-run:{name}")
+
+    async def _guarded(self, name: str, mode: RunMode, trigger: str, skip_unchanged: bool) -> RunRecord | None:
+        """One background run; its failures are recorded by the runner, never raised into the TaskGroup."""
+        try:
+            fingerprint = await asyncio.to_thread(input_fingerprint, self.specs[name])
+        except OSError as exc:  # an unreadable folder: run anyway, the run reports what is wrong
+            log.warning("pipeline_fingerprint_failed", pipeline=name, error=str(exc))
+            fingerprint = None
+        try:
+            if skip_unchanged and fingerprint is not None and fingerprint == self._fingerprints.get(name):
+                return self.runner.record_skipped(name, trigger=trigger, reason="nothing new since the last good run")
+            record = await self.runner.run(name, mode=mode, trigger=trigger)
+        except PipelineBusyError:
+            return None
+        except PipelineError as exc:
+            log.error("pipeline_run_failed_to_start", pipeline=name, error=str(exc))
+            return None
+        self._fingerprints.set(name, fingerprint if record.status in _GOOD else None)
+        if record.status in _GOOD:
+            for pc in self.config.pipelines.values():
+                if name in pc.after:  # its input changed: never skipped as "nothing new"
+                    self._try_start(pc.name, f"after:{name}", skip_unchanged=False)
+        return record
+
+    async def run_now(self, name: str, mode: RunMode, trigger: str, wait: bool) -> dict[str, Any]:
+        """Start a run; with ``wait`` return its final record, else its live snapshot."""
+        task = self.start(name, mode, trigger)
+        if wait:
+            record = await asyncio.shield(task)
+            if record is None:
+                raise CommandError(f"pipeline {name!r} could not run (see the daemon log)")
+            return record.to_dict()
+        await self._until_started(name, task)
+        active = self.runner.active_run(name)
+        if active is None:
+            record = task.result()
+            if record is None:
+                raise CommandError(f"pipeline {name!r} could not run (see the daemon log)")
+            return record.to_dict()
+        return active.to_dict()
+
+    async def _until_started(self, name: str, task: asyncio.Task[RunRecord | None]) -> None:
+        """Wait for the run's RunStarted event (or its end), so the reply can carry its run id."""
+        sub = self._bus.subscribe()
+        try:
+            async with asyncio.timeout(10.0):
+                while not task.done() and self.runner.active_run(name) is None:
+                    getter = asyncio.ensure_future(sub.get())
+                    await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                    getter.cancel()
+        finally:
+            sub.close()
+
+    async def cancel(self, name: str) -> bool:
+        self._spec(name)
+        return await self.runner.cancel(name)
+
+    async def reload(self, new: Config, dry_run: bool) -> dict[str, list[str]]:
+        """Apply a new config's pipelines: added, removed and changed ones (YAML, SQL, folders, triggers).
+
+        Returns the plan ``{"added", "removed", "changed", "unchanged"}``; with ``dry_run`` nothing changes.
+        Raises CommandError (and changes nothing) while a run of a changed or removed pipeline is in progress,
+        or when the new pipelines cannot share one runner (another warehouse file needs a daemon restart).
+        """
+        try:
+            new_specs = {s.name: s for s in await asyncio.to_thread(load_specs, new)}
+        except ConfigError as exc:
+            raise CommandError(f"pipelines refused, the running ones stay: {exc}") from None
+        old = self.specs
+        changed = sorted(
+            n for n in old.keys() & new_specs.keys()
+            if definition_digest(old[n]) != definition_digest(new_specs[n])
+            or self.config.pipelines[n] != new.pipelines[n]
+        )  # fmt: skip
+        plan = {
+            "added": sorted(new_specs.keys() - old.keys()),
+            "removed": sorted(old.keys() - new_specs.keys()),
+            "changed": changed,
+            "unchanged": sorted((old.keys() & new_specs.keys()) - set(changed)),
+        }
+        if dry_run or not (plan["added"] or plan["removed"] or plan["changed"]):
+            return plan
+        busy = [n for n in (*plan["removed"], *plan["changed"]) if self.runner.is_running(n)]
+        if busy:
+            raise CommandError(f"pipeline(s) {', '.join(busy)} running: reload again once they end, or cancel them")
+        try:
+            await self.runner.replace_pipelines(list(new_specs.values()))
+        except PipelineError as exc:
+            raise CommandError(f"pipelines refused, the running ones stay: {exc}") from None
+        for name in (*plan["removed"], *plan["changed"]):
+            self._stop_triggers(name)
+        self.specs, self.config = new_specs, new
+        for name in (*plan["added"], *plan["changed"]):
+            new.pipelines[name].landing.mkdir(parents=True, exist_ok=True)
+            if self._group is not None:
+                self._start_triggers(new.pipelines[name])
+        log.info("pipelines_reloaded", **plan)
+        return plan
+
+    async def reset(self, name: str, confirm: str) -> dict[str, Any]:
+        """Drop the pipeline's schemas and ledger, forget its runs and reports; ``confirm`` must be its name."""
+        spec = self._spec(name)
+        if confirm != name:
+            raise CommandError(f"resetting drops every table of pipeline {name!r}: confirm with its name")
+        try:
+            result = await self.runner.reset(name)
+        except PipelineError as exc:
+            raise CommandError(str(exc)) from None
+        self._fingerprints.set(name, None)
+        reports = spec.folders.reports / name
+        await asyncio.to_thread(shutil.rmtree, reports, True)
+        return {**result, "reports_removed": str(reports)}
+
+    def overview(self) -> list[dict[str, Any]]:
+        """Each pipeline with its steps, its run in progress, its last finished run and its report."""
+        out = []
+        for name, spec in self.specs.items():
+            pc = self.config.pipelines[name]
+            active = self.runner.active_run(name)
+            finished = next((r for r in self.runner.runs(name, limit=10) if r.finished_at is not None), None)
+            report = spec.folders.reports / name / "latest.json"
+            out.append({
+                "name": name,
+                "description": spec.description,
+                "steps": [s.name for s in spec.steps],
+                "landing": str(pc.landing),
+                "every_s": pc.every_s,
+                "on_new_files": pc.on_new_files,
+                "active_run": active.to_dict() if active else None,
+                "last_run": finished.to_dict() if finished else None,
+                "report": read_json(report),
+                "report_html": f"/reports/{name}/latest.html" if report.with_suffix(".html").exists() else None,
+                "report_url": f"{self.config.dashboard_url}reports/{name}/latest.html",
+            })  # fmt: skip
+        return out
+
+    def runs(self, name: str | None, limit: int) -> list[dict[str, Any]]:
+        if name is not None:
+            self._spec(name)
+        return [r.to_dict() for r in self.runner.runs(name, limit)]
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        record = self.runner.get_run(run_id)
+        if record is None:
+            raise CommandError(f"no such run: {run_id!r}")
+        return record.to_dict()
+
+    async def query(self, sql: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
+        try:
+            result = await self.runner.query(sql, max_rows=max_rows, timeout_s=timeout_s)
+        except PipelineError as exc:
+            raise CommandError(str(exc)) from None
+        return result.to_dict()
+
+    async def export(self, table: str, fmt: str) -> dict[str, Any]:
+        """The whole table as a csv, parquet or jsonl file in the state dir's exports folder (see runner.export)."""
+        try:
+            return await self.runner.export(table, fmt)
+        except PipelineError as exc:
+            raise CommandError(str(exc)) from None
+
+    async def demo_data(self, name: str, orders: int, seed: int) -> dict[str, Any]:
+        from foss_supervisor.pipeline import demo_data
+
+        self._spec(name)
+        pc = self.config.pipelines[name]
+        prefix = f"demo-{seed}-{int(time.time())}"
+        summary = await asyncio.to_thread(demo_data.generate, pc.landing, orders=orders, seed=seed, prefix=prefix)
+        return {"pipeline": name, "landing": str(pc.landing), "summary": _plain(summary)}
+
+    def report_path(self, name: str, filename: str) -> Path:
+        spec = self._spec(name)
+        return spec.folders.reports / name / filename
+
+    def last_run_line(self) -> str | None:
+        """``orders succeeded 12:03`` for systemd's STATUS line."""
+        latest = [r for name in self.specs for r in self.runner.runs(name, limit=1)]
+        if not latest:
+            return None
+        run = max(latest, key=lambda r: r.started_at)
+        return f"{run.pipeline} {run.status.value} {time.strftime('%H:%M', time.localtime(run.started_at))}"
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes | dict):
+        return [_plain(v) for v in value]
+    return value

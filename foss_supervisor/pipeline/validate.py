@@ -1,0 +1,164 @@
+"""``pipeline validate NAME``: a pipeline's SQL parsed and bound by DuckDB against its own schemas, no data.
+
+Why run it rather than only parse it: most mistakes of a SQL step (a misspelt column, a table of another
+pipeline, a metrics SELECT that returns two rows, a check naming a metric nobody reports) only show when
+DuckDB binds the statement against real tables. So validate builds the pipeline's schemas in a throwaway
+in-memory database (its ledger, then its setup SQL) and runs every SQL step in order inside the same
+sandbox as the worker, with an empty landing folder: every table exists and is empty, so each statement is
+bound and executed in milliseconds and nothing of the warehouse is touched (the daemon may keep running).
+Python steps are imported, not run. Reference files are read (they are small by design).
+
+Each problem names the SQL file and the line of the failing statement (the statement's first line in the
+file plus DuckDB's own ``LINE n``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from foss_supervisor.pipeline.ledger import ledger_ddl
+from foss_supervisor.pipeline.sandbox import Access, AccessDenied
+from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, evaluate_check
+
+__all__ = ["StepReport", "validate_spec"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepReport:
+    """The verdict on one step (``_setup`` for the setup SQL): ok, error or not_checked, with where and why."""
+
+    step: str
+    status: str  # ok | error | not_checked
+    where: str = ""  # file:line of the statement at fault
+    message: str = ""
+    metrics: tuple[str, ...] = ()
+
+
+def _statement_lines(text: str, query: str, start: int) -> tuple[int, int, int]:
+    """Where ``query`` is in ``text``: (line of the query's first character, which DuckDB's ``LINE n``
+    counts from; line of its first code past comments; offset to search the next statement from)."""
+    needle = query.strip()
+    pos = text.find(needle, start) if needle else -1
+    if pos < 0:
+        return 1, 1, start
+    stripped_line = text.count("\n", 0, pos) + 1
+    lead = re.match(r"(?:\s*--[^\n]*\n|\s+)*", needle)
+    code_line = text.count("\n", 0, pos + (lead.end() if lead else 0)) + 1
+    base = stripped_line - query[: len(query) - len(query.lstrip())].count("\n")
+    return base, code_line, pos + len(needle)
+
+
+def _run_sql(cur: Any, sql: str, path: Path | None, access: Access) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """Run each statement of ``sql``; on failure raise ValueError('file:line', message)."""
+    offset = 0
+    description: list[Any] = []
+    rows: list[tuple[Any, ...]] = []
+    for stmt in duckdb.extract_statements(sql):
+        base, code_line, offset = _statement_lines(sql, stmt.query, offset)
+        try:
+            access.check(stmt.query)
+            cur.execute(stmt.query)
+            description = list(cur.description or [])
+            rows = cur.fetchall() if description else []
+        except (AccessDenied, duckdb.Error) as exc:
+            m = re.search(r"LINE (\d+):", str(exc))
+            at = base + int(m[1]) - 1 if m else code_line
+            raise ValueError(f"{path or '<sql>'}:{at}", str(exc).split("\n", 1)[0]) from None
+    return description, rows
+
+
+def _python_step(step: StepSpec) -> StepReport:
+    module, _, name = str(step.callable).partition(":")
+    try:
+        func = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        return StepReport(step.name, "error", message=f"cannot import {step.callable}: {exc}")
+    if not callable(func):
+        return StepReport(step.name, "error", message=f"{step.callable} is not callable")
+    return StepReport(step.name, "ok", message="python step: imported, not run")
+
+
+def validate_spec(spec: PipelineSpec) -> list[StepReport]:
+    """Check ``spec``'s setup and steps in dependency order; one report per step, ``_setup`` first."""
+    access = Access(spec.name, spec.schemas, spec.inputs)
+    reports: list[StepReport] = []
+    metrics: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="validate-landing-") as empty:
+        variables = {
+            "run_id": "validate", "pipeline": spec.name, "mode": "run", "step": "_setup",
+            "landing_dir": str(Path(empty).resolve()), "reference_dir": str(spec.folders.reference),
+        }  # fmt: skip
+        con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                                 "autoload_known_extensions": False})  # fmt: skip
+        try:
+            con.execute("SET GLOBAL TimeZone = 'UTC'")
+            dirs = [str(Path(d).resolve()).rstrip("/") + "/" for d in (empty, spec.folders.reference)]
+            con.execute("SET GLOBAL allowed_directories = ?", [dirs])
+            con.execute("SET GLOBAL enable_external_access = false")
+            con.execute("SET GLOBAL lock_configuration = true")
+            setup = con.cursor()
+            for name, value in variables.items():
+                setup.execute(f"SET VARIABLE {name} = ?", [value])
+            setup.execute(ledger_ddl(spec.ledger))
+            if spec.setup_sql:
+                try:
+                    _run_sql(setup, spec.setup_sql, None, access)
+                    reports.append(StepReport("_setup", "ok"))
+                except ValueError as exc:
+                    reports.append(StepReport("_setup", "error", *exc.args))
+                    return reports
+            setup.close()
+            for step in spec.steps:
+                if step.kind is StepKind.PYTHON:
+                    reports.append(_python_step(step))
+                    continue
+                cur = con.cursor()  # as in the worker: a cursor per step, so temp tables stay in their step
+                try:
+                    for name, value in {**variables, "step": step.name}.items():
+                        cur.execute(f"SET VARIABLE {name} = ?", [value])
+                    reports.append(_sql_step(cur, spec, step, access, metrics))
+                finally:
+                    cur.close()
+        finally:
+            con.close()
+    return reports
+
+
+def _sql_step(
+    con: Any, spec: PipelineSpec, step: StepSpec, access: Access, metrics: dict[str, dict[str, Any]]
+) -> StepReport:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        description, rows = _run_sql(con, str(step.sql), step.sql_path, access)
+    except ValueError as exc:
+        con.execute("ROLLBACK")
+        where, message = exc.args
+        if "No files found that match the pattern" in message:
+            return StepReport(step.name, "ok", where, "reads landing files: bound when files exist (no input now)")
+        inputs = [i for i in spec.inputs if i.split(".", 1)[0] in message.lower() or i in message.lower()]
+        if inputs and "does not exist" in message:
+            return StepReport(step.name, "not_checked", where, f"reads input {inputs[0]} of another pipeline")
+        return StepReport(step.name, "error", where, message)
+    con.execute("COMMIT")
+    names = tuple(d[0] for d in description)
+    where = f"{step.sql_path}"
+    if len(rows) != 1:
+        return StepReport(step.name, "error", where, "the last statement must be a SELECT returning one row of metrics")
+    missing = [m for m in ("rows_in", "rows_out") if m not in names]
+    if missing:
+        return StepReport(step.name, "error", where, f"the metrics SELECT has no {', '.join(missing)} column")
+    metrics[step.name] = dict(zip(names, rows[0], strict=True))
+    for check in spec.checks:
+        if step.name in check.steps:
+            try:
+                evaluate_check(check, metrics)
+            except KeyError as exc:
+                return StepReport(step.name, "error", where, str(exc.args[0]), names)
+    return StepReport(step.name, "ok", metrics=names)

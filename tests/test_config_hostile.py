@@ -1,0 +1,225 @@
+"""Hostile config files: every input of the loader is bounded, every refusal is a located ConfigError.
+
+Unit cases per kind (alias expansion, recursive alias, nesting, size, program count, merge keys,
+all errors at once), property-based tests (hypothesis) that nothing but a ConfigError ever comes
+out of the loader, and the real daemon refusing a bomb through ``reload`` and at start.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import PY, DaemonHandle
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from foss_supervisor.config import MAX_PROGRAMS, load_config, parse_config
+from foss_supervisor.control.protocol import MAX_DEPTH, decode_request
+from foss_supervisor.errors import ConfigError, ProtocolError
+from foss_supervisor.yamlload import MAX_FILE_BYTES, MAX_NODES, load_yaml
+
+FILE = Path("/etc/fs/c.yaml")
+
+# The 502-byte kind: nine levels of nine aliases each, 9^9 (387 million) strings once expanded.
+BILLION_LAUGHS = "programs:\n  x:\n    command: [echo]\n    env: {}\nlol:\n" + "".join(
+    f"  {c}: &{c} [{', '.join([f'*{p}'] * 9 if p else ['lol'] * 9)}]\n"
+    for p, c in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+)
+
+
+def refused(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, FILE, {})
+    return info.value
+
+
+def test_alias_bomb_is_refused_with_line_and_key() -> None:
+    err = refused(BILLION_LAUGHS)
+    assert "expands to more than" in err.reason
+    assert err.file == str(FILE)
+    assert err.line is not None and 6 <= err.line <= 14
+    assert err.key.startswith("lol.")
+
+
+def test_recursive_alias_is_a_config_error_not_a_recursion_error() -> None:
+    for text in ("a: &x [1, *x]\n", "a: &x {b: *x}\n", "programs:\n  p: &p\n    command: [x]\n    env: *p\n"):
+        err = refused(text)
+        assert "refers to a node that contains it" in err.reason
+        assert err.line is not None
+
+
+def test_nesting_deeper_than_the_bound_is_refused() -> None:
+    block = "".join("  " * i + "k:\n" for i in range(200)) + "  " * 200 + "v: 1\n"
+    assert "nested deeper" in refused(block).reason
+    flow = "a: " + "[" * (MAX_NODES // 1000) + "]" * (MAX_NODES // 1000) + "\n"
+    assert "nested deeper" in refused(flow).reason or "invalid YAML" in refused(flow).reason
+
+
+def test_big_file_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("# " + "x" * MAX_FILE_BYTES + "\n")
+    with pytest.raises(ConfigError, match="larger than"):
+        load_config(path, {})
+
+
+def test_too_many_programs_are_refused() -> None:
+    err = refused(f"programs:\n  a: {{command: [x], replicas: 1000}}\n  b: {{command: [x], replicas: 1000}}\n"
+                  f"  c: {{command: [x], replicas: {MAX_PROGRAMS}}}\n")  # fmt: skip
+    assert err.key == "programs.c" and f"more than {MAX_PROGRAMS} programs" in err.reason
+
+
+def test_aliases_within_bounds_and_merge_keys_work() -> None:
+    cfg = parse_config(
+        "programs:\n"
+        "  a: &base\n    command: [x]\n    stop_timeout: 2\n    env: {A: '1'}\n"
+        "  b:\n    <<: *base\n    env: {B: '2'}\n",
+        FILE,
+        {},
+    )
+    assert cfg.programs["b"].stop_timeout_s == 2.0
+    assert dict(cfg.programs["b"].env) == {"B": "2"}  # a key written out wins over the merged one
+    assert cfg.programs["b"].command == ("x",)
+
+
+def test_every_error_of_a_file_is_reported_at_once() -> None:
+    err = refused(
+        "dashboard: {port: 70000}\n"
+        "programs:\n"
+        "  a: {command: [x], stop_timeout: soon, restart: always}\n"
+        "  b: {cwd: /}\n"
+        "  c: {command: '${NOPE}'}\n"
+    )
+    found = {(e.key, e.line) for e in err.errors}
+    assert found == {
+        ("dashboard.port", 1),
+        ("programs.a.stop_timeout", 3),
+        ("programs.a.restart", 3),
+        ("programs.b", 4),
+        ("programs.c.command", 5),
+    }
+    assert str(err).startswith("5 errors:\n  /etc/fs/c.yaml:1: dashboard.port:")
+
+
+# ------------------------------------------------------------------------------------------ properties
+
+_FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_FAST
+@given(st.text(max_size=400))
+def test_any_text_gives_a_config_or_a_config_error(text: str) -> None:
+    try:
+        parse_config(text, FILE, {})
+    except ConfigError as exc:
+        assert exc.file == str(FILE)
+
+
+_scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20), st.floats(allow_nan=False))
+
+
+def _containers(inner: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+
+
+_values = st.recursive(_scalar, _containers, max_leaves=20)
+
+
+@_FAST
+@given(st.dictionaries(st.sampled_from(["programs", "dashboard", "log", "state_dir", "junk"]), _values, max_size=4))
+def test_any_structure_gives_a_config_or_a_config_error(data: dict[str, object]) -> None:
+    text = json.dumps(data)  # JSON is YAML: any shape, any type in any place
+    try:
+        parse_config(text, FILE, {})
+    except ConfigError as exc:
+        assert exc.errors and all(e.file in (str(FILE), "environment") or e.file.endswith(".env") for e in exc.errors)
+
+
+@_FAST
+@given(st.integers(1, 12), st.integers(1, 12), st.booleans())
+def test_alias_trees_of_any_shape_are_measured_before_they_are_built(fanout: int, levels: int, mapping: bool) -> None:
+    lines = ["root:", "  l0: &l0 [x]"]
+    for i in range(1, levels + 1):
+        refs = ", ".join(f"k{j}: *l{i - 1}" for j in range(fanout)) if mapping else ", ".join([f"*l{i - 1}"] * fanout)
+        lines.append(f"  l{i}: &l{i} " + ("{" + refs + "}" if mapping else f"[{refs}]"))
+    text = "\n".join(lines) + "\n"
+    sizes = [2]  # l0: a sequence and its scalar
+    for _ in range(levels):
+        sizes.append(1 + fanout * (sizes[-1] + (1 if mapping else 0)))  # the collection, its (keys and) values
+    expanded = 2 + sum(1 + size for size in sizes)  # the document's mapping, "root", each key and its value
+    try:
+        data, _ = load_yaml(text, "t.yaml")
+    except ConfigError as exc:
+        assert "expands to more than" in exc.reason
+        assert expanded > MAX_NODES  # refused exactly when the expansion is that large
+    else:
+        assert expanded <= MAX_NODES
+        assert len(data["root"]) == levels + 1
+
+
+@_FAST
+@given(st.recursive(st.integers() | st.text(max_size=5), lambda i: st.lists(i, max_size=3), max_leaves=40))
+def test_control_requests_are_bounded_in_depth(args_value: object) -> None:
+    line = json.dumps({"v": 1, "id": 1, "cmd": "x", "args": {"a": args_value}}).encode()
+
+    def depth(v: object) -> int:
+        return 1 + max((depth(c) for c in v), default=0) if isinstance(v, list) else 0
+
+    if depth(args_value) + 2 > MAX_DEPTH:
+        with pytest.raises(ProtocolError, match="nested deeper"):
+            decode_request(line)
+    else:
+        assert decode_request(line)[1] == "x"
+
+
+def test_control_request_deeper_than_python_recursion_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="nested deeper"):
+        decode_request(b'{"v":1,"cmd":"x","args":{"a":' + b"[" * 200_000 + b"]" * 200_000 + b"}}")
+
+
+# ------------------------------------------------------------------------------------------ real daemon
+
+
+def test_reload_of_an_alias_bomb_is_refused_and_the_running_config_stays(daemon: DaemonHandle) -> None:
+    daemon.write_config(f"programs:\n  keep:\n    command: ['{PY}', '-c', 'import time; time.sleep(600)']\n")
+    daemon.start()
+    assert daemon.proc is not None
+    rss_before = psutil.Process(daemon.proc.pid).memory_info().rss
+    good = daemon.config_path.read_text()
+    bomb = BILLION_LAUGHS[BILLION_LAUGHS.index("lol:") :]
+    daemon.config_path.write_text(good + bomb)
+    result = daemon.cli("reload")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "expands to more than" in result.stderr and f"{daemon.config_path}:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert daemon.program("keep")["state"] == "RUNNING"
+    assert psutil.Process(daemon.proc.pid).memory_info().rss < rss_before + 50 * 1024 * 1024
+    # a recursive alias: the same refusal, and the daemon still answers
+    daemon.config_path.write_text(good + "x: &r [*r]\n")
+    result = daemon.cli("reload")
+    assert result.returncode == 2 and "contains it" in result.stderr
+    assert daemon.ping() is not None
+
+
+def test_start_with_a_recursive_alias_exits_2_with_the_line(daemon: DaemonHandle) -> None:
+    daemon.write_config("programs:\n  a: &a\n    command: [x]\n    env: *a\n")
+    result = daemon.cli("start")
+    assert result.returncode == 2
+    assert f"{daemon.config_path}:" in result.stderr and "programs.a.env" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_daemon_answers_a_too_deep_request_and_keeps_serving(daemon: DaemonHandle) -> None:
+    daemon.write_config()
+    daemon.start()
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(daemon.socket_path))
+        s.sendall(b'{"v":1,"id":1,"cmd":"status","args":{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}}\n")
+        reply = json.loads(s.makefile("rb").readline())
+    assert reply["ok"] is False and "nested deeper" in reply["error"]["message"]
+    assert daemon.ping() is not None
+    assert "Traceback" not in daemon.stderr()

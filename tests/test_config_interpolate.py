@@ -1,0 +1,163 @@
+"""Variables in config values: one test per form, per interpolated key, per error; and a real child that sees them."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from conftest import PY, DaemonHandle, wait_for
+
+from foss_supervisor.config import parse_config
+from foss_supervisor.errors import ConfigError
+from foss_supervisor.interpolate import expand
+
+ENV = {"HOME": "/home/op", "EMPTY": "", "PORT": "8080"}
+
+
+def lookup(name: str) -> str | None:
+    return ENV.get(name)
+
+
+@pytest.mark.parametrize(
+    ("text", "out"),
+    [
+        ("$HOME/x", "/home/op/x"),
+        ("${HOME}x", "/home/opx"),
+        ("${NOPE:-fallback}", "fallback"),
+        ("${EMPTY:-fallback}", "fallback"),
+        ("${EMPTY-fallback}", ""),
+        ("${NOPE-fallback}", "fallback"),
+        ("${NOPE:-${HOME:-x}/y}", "/home/op/y"),
+        ("${PORT:?port needed}", "8080"),
+        ("cost $$5 and $$HOME", "cost $5 and $HOME"),
+        ("%(ENV_HOME)s/%(program_name)s", "/home/op/api"),
+        ("100% sure, $ alone, $1 and %s stay", "100% sure, $ alone, $1 and %s stay"),
+    ],
+)
+def test_each_form(text: str, out: str) -> None:
+    assert expand(text, lookup, {"program_name": "api"}) == out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("$NOPE", "variable NOPE is not set"),
+        ("${NOPE}", "variable NOPE is not set"),
+        ("${EMPTY:?give a port}", "variable EMPTY is empty: give a port"),
+        ("${NOPE?}", "variable NOPE is not set"),
+        ("%(ENV_NOPE)s", "NOPE (in %(ENV_NOPE)s) is not set"),
+        ("%(nope)s", "unknown expansion %(nope)s"),
+        ("${HOME", "has no closing"),
+        ("${1abc}", "bad substitution"),
+        ("${A:-" * 20 + "}" * 20, "nested more than"),
+    ],
+)
+def test_each_error(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        expand(text, lookup)
+    assert message in str(info.value)
+
+
+def test_shell_commands_are_left_to_the_shell_but_supervisord_forms_are_replaced() -> None:
+    assert expand("echo $HOME %(ENV_PORT)s", lookup, dollar=False) == "echo $HOME 8080"
+
+
+def parse(text: str, tmp: Path, environ: dict[str, str] | None = None):
+    path = tmp / "c.yaml"
+    return parse_config(text, path, ENV if environ is None else environ)
+
+
+def test_every_interpolated_key(tmp_path: Path) -> None:
+    cfg = parse(
+        "programs:\n"
+        "  api:\n"
+        "    command: [srv, --home, $HOME, '${PORT}']\n"
+        "    cwd: ${HOME}/app\n"
+        "    env: {PATH: '/opt/bin:${HOME}', LIT: '$$HOME'}\n"
+        "    log: {file: '%(here)s/logs/%(program_name)s.log'}\n"
+        "    health: {http: 'http://127.0.0.1:${PORT}/health'}\n"
+        "  sh:\n"
+        "    command: 'echo $HOME %(ENV_PORT)s'\n"
+        "    shell: true\n"
+        "    health: {exec: 'check ${PORT:-1}'}\n"
+        "  tcp:\n"
+        "    command: srv\n"
+        "    health: {tcp: '127.0.0.1:${PORT}'}\n",
+        tmp_path,
+    )
+    api = cfg.programs["api"]
+    assert api.command == ("srv", "--home", "/home/op", "8080")
+    assert api.cwd == Path("/home/op/app")
+    assert dict(api.env) == {"PATH": "/opt/bin:/home/op", "LIT": "$HOME"}
+    assert api.log.file == tmp_path.resolve() / "logs" / "api.log"
+    assert api.health is not None and api.health.url == "http://127.0.0.1:8080/health"
+    sh = cfg.programs["sh"]
+    assert sh.command == ("/bin/sh", "-c", "echo $HOME 8080")
+    assert sh.health is not None and sh.health.command == ("check", "8080")
+    tcp = cfg.programs["tcp"].health
+    assert tcp is not None and tcp.port == 8080
+
+
+def test_env_file_values_are_interpolated_and_usable(tmp_path: Path) -> None:
+    (tmp_path / "app.env").write_text("# comment\nDATA=${HOME}/data\nexport LEVEL=${LEVEL:-info}\nUSE=$DATA/x\n")
+    cfg = parse(
+        "programs:\n  a:\n    command: [run, '${DATA}']\n    env_file: app.env\n    env: {LEVEL: debug}\n", tmp_path
+    )
+    a = cfg.programs["a"]
+    assert a.command == ("run", "/home/op/data")
+    assert dict(a.env) == {"DATA": "/home/op/data", "LEVEL": "debug", "USE": "/home/op/data/x"}  # env wins
+
+
+def test_unset_variables_are_all_reported_with_file_line_key(tmp_path: Path) -> None:
+    (tmp_path / "bad.env").write_text("OK=1\nBAD=${MISSING_IN_FILE}\n")
+    with pytest.raises(ConfigError) as info:
+        parse(
+            "programs:\n"
+            "  a:\n"
+            "    command: [x, $MISSING_A]\n"
+            "    env: {B: '${MISSING_B}'}\n"
+            "    env_file: bad.env\n"
+            "  b:\n"
+            "    command: x\n"
+            "    env_file: nowhere.env\n",
+            tmp_path,
+        )
+    found = {(Path(e.file).name, e.key, e.line) for e in info.value.errors}
+    assert found == {
+        ("c.yaml", "programs.a.command[1]", 3),
+        ("c.yaml", "programs.a.env.B", 4),
+        ("bad.env", "BAD", 2),
+        ("c.yaml", "programs.b.env_file", 8),
+    }
+    assert "MISSING_A is not set" in str(info.value)
+
+
+def test_a_real_child_sees_interpolated_values(daemon: DaemonHandle) -> None:
+    out = daemon.tmp / "seen.json"
+    (daemon.tmp / "app.env").write_text("FROM_FILE=${HOME}/data\n")
+    script = "import json,os,sys; json.dump({'argv': sys.argv[1:], 'env': dict(os.environ)}, open(sys.argv[1], 'w'))"
+    daemon.write_config(
+        "programs:\n"
+        "  show:\n"
+        f"    command: ['{PY}', '-c', \"{script}\", '{out}', '$HOME', '%(ENV_HOME)s', '$$HOME']\n"
+        "    env_file: app.env\n"
+        "    env: {PATH: '/opt/tools/bin:${PATH}', HOST: '%(host_node_name)s'}\n"
+        "    autorestart: never\n"
+    )
+    daemon.start()
+    seen = wait_for(lambda: out.exists() and out.stat().st_size and json.loads(out.read_text()), 20, "child output")
+    home = daemon.env["HOME"]
+    assert seen["argv"] == [str(out), home, home, "$HOME"]
+    assert seen["env"]["FROM_FILE"] == f"{home}/data"
+    assert seen["env"]["PATH"] == f"/opt/tools/bin:{daemon.env['PATH']}"
+    assert seen["env"]["HOST"] == socket.gethostname()
+
+
+def test_unset_variable_refuses_start_with_file_line_key(daemon: DaemonHandle) -> None:
+    daemon.write_config("programs:\n  a:\n    command: [x, '${FOSS_TEST_SURELY_UNSET}']\n")
+    result = daemon.cli("start")
+    assert result.returncode == 2
+    assert f"{daemon.config_path}:" in result.stderr
+    assert "programs.a.command[1]: variable FOSS_TEST_SURELY_UNSET is not set" in result.stderr

@@ -1,0 +1,288 @@
+"""One instance, safely: another daemon is never stopped while it answers, leftovers of a killed daemon
+are ended whole, state writes are checked, and a failing subsystem never strands the others.
+
+Real daemons run as subprocesses (see conftest.py); every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import PY, DaemonHandle, is_gone, kill_tree_by_pid, wait_for
+
+from foss_supervisor.procinfo import boot_id, identity_of
+
+SLEEPER = f"command: [{PY!r}, '-c', 'import time; time.sleep(300)']\n    start_timeout: 0.1"
+
+
+def programs(*names: str) -> str:
+    return "programs:\n" + "".join(f"  {name}:\n    {SLEEPER}\n" for name in names)
+
+
+def log_events(daemon: DaemonHandle, event: str) -> list[dict[str, object]]:
+    path = daemon.state_dir / "foss-supervisor.log"
+    out = []
+    for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("event") == event:
+            out.append(rec)
+    return out
+
+
+def other_daemon(tmp_path: Path, port: int, body: str = "programs: {}") -> DaemonHandle:
+    other = DaemonHandle(tmp_path / "other", port)
+    other.tmp.mkdir()
+    other.write_config(body)
+    return other
+
+
+# ------------------------------------------------------------------------------------------ instance safety
+
+
+def test_live_instance_holding_our_port_is_never_stopped_and_is_named(daemon: DaemonHandle, tmp_path: Path) -> None:
+    other = other_daemon(tmp_path, daemon.port, programs("a"))
+    other.start()
+    try:
+        daemon.write_config()
+        for extra in ((), ("--take-over-port",)):  # not even when asked to take the port over
+            result = daemon.cli("start", *extra)
+            assert result.returncode == 1, result.stdout + result.stderr
+            assert "another running foss-supervisor" in result.stderr
+            assert f"pid {other.proc.pid}" in result.stderr  # type: ignore[union-attr]
+            assert str(other.state_dir) in result.stderr and str(other.config_path) in result.stderr
+        assert other.proc.poll() is None  # type: ignore[union-attr]
+        assert other.ping() is not None and other.program("a")["state"] == "RUNNING"
+        assert log_events(daemon, "port_held_by_live_instance")
+    finally:
+        other.cleanup()
+
+
+def test_port_held_by_a_stale_instance_of_ours_is_replaced(daemon: DaemonHandle, tmp_path: Path) -> None:
+    other = other_daemon(tmp_path, daemon.port, programs("a"))
+    stale = other.start()
+    child = other.program("a")["pid"]
+    os.kill(stale.pid, signal.SIGSTOP)  # holds the port and its lock, answers nothing
+    try:
+        daemon.write_config()
+        result = daemon.cli("start")
+    finally:
+        if stale.poll() is None:
+            os.kill(stale.pid, signal.SIGCONT)
+        other.cleanup()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stale.wait(timeout=15) == 0  # SIGTERM came with SIGCONT: it stopped its program and exited cleanly
+    assert is_gone(child)
+    stopping = log_events(daemon, "port_holder_stopping")
+    assert stopping and "not answering" in str(stopping[0]["reason"]) and str(other.state_dir) in str(stopping[0])
+    assert daemon.ping() is not None
+
+
+def test_port_held_by_a_lockless_process_that_looks_like_ours_is_replaced(daemon: DaemonHandle) -> None:
+    code = ("import socket, sys, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+            f"s.bind(('127.0.0.1', {daemon.port})); s.listen(); print('up', flush=True); time.sleep(300)")  # fmt: skip
+    holder = subprocess.Popen([PY, "-c", code, "foss_supervisor-leftover"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "up\n"
+        daemon.write_config()
+        result = daemon.cli("start")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert holder.wait(timeout=15) == -signal.SIGTERM
+    finally:
+        kill_tree_by_pid(holder.pid)
+
+
+def test_start_with_another_config_on_the_same_state_dir_is_refused(daemon: DaemonHandle) -> None:
+    daemon.write_config(programs("a"))
+    assert daemon.cli("start").returncode == 0
+    pid = daemon.read_pid()
+    other_config = daemon.tmp / "other.yaml"
+    other_config.write_text(daemon.config_path.read_text().replace("  a:", "  b:"))
+    for extra in ((), ("--foreground",)):
+        argv = [PY, "-m", "foss_supervisor", "start", "--config", str(other_config), *extra]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=daemon.env)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "already running with another config" in result.stderr
+        assert f"pid {pid}" in result.stderr and str(daemon.config_path) in result.stderr
+    same = daemon.cli("start")  # the same config stays idempotent
+    assert same.returncode == 0 and "already running" in same.stdout
+    assert daemon.read_pid() == pid and daemon.program("a")["state"] == "RUNNING"
+
+
+def _evil_launch_dir(tmp_path: Path) -> tuple[Path, Path]:
+    """A folder holding modules named like the daemon's lazy imports; importing one leaves a marker."""
+    launch, marker = tmp_path / "launch", tmp_path / "imported-from-launch-dir"
+    (launch / "aiohttp").mkdir(parents=True)
+    evil = f"open({str(marker)!r}, 'w').write(__name__)\nraise ImportError('imported from the launch dir')\n"
+    (launch / "aiohttp" / "__init__.py").write_text(evil)
+    (launch / "structlog.py").write_text(evil)
+    return launch, marker
+
+
+def test_background_daemon_runs_from_root_and_never_imports_from_the_launch_dir(
+    daemon: DaemonHandle, tmp_path: Path
+) -> None:
+    launch, marker = _evil_launch_dir(tmp_path)
+    daemon.write_config(programs("a"))
+    cli = Path(PY).parent / "foss-supervisor"  # the console script: its sys.path holds no cwd
+    result = subprocess.run([str(cli), "start", "--config", str(daemon.config_path)], cwd=launch, env=daemon.env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    pid = daemon.read_pid()
+    if pid:
+        daemon.extra_pids.append(pid)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not marker.exists(), marker.read_text()
+    assert os.readlink(f"/proc/{pid}/cwd") == "/"
+    assert daemon.call("status")["daemon"]["problems"] == []  # the dashboard (aiohttp) started fine
+
+
+def test_foreground_daemon_leaves_the_launch_dir_before_lazy_imports(daemon: DaemonHandle, tmp_path: Path) -> None:
+    launch, marker = _evil_launch_dir(tmp_path)
+    (launch / "structlog.py").unlink()  # imported at start-up by `python -m` itself: the user's own choice
+    relative = os.path.relpath(daemon.config_path, launch)
+    argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", relative]
+    daemon.write_config(programs("a"))
+    daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
+    daemon.proc = subprocess.Popen(argv, cwd=launch, env=daemon.env, stdout=daemon.log, stderr=daemon.log,
+                                   start_new_session=True)  # fmt: skip
+    daemon.wait_ready()
+    assert not marker.exists()
+    assert os.readlink(f"/proc/{daemon.proc.pid}/cwd") == "/"
+    status = daemon.call("status")["daemon"]
+    assert status["problems"] == [] and status["config"] == str(daemon.config_path)  # made absolute
+    assert daemon.call("reload", dry_run=True)["unchanged"] == ["a"]  # the config is still found from "/"
+
+
+# ------------------------------------------------------------------------------------------ leftovers
+
+
+def test_leftover_group_is_stopped_even_when_its_leader_died(daemon: DaemonHandle) -> None:
+    helpers = daemon.tmp / "helpers"
+    code = ("import subprocess, sys, time; "
+            "h = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']); "
+            f"open({str(helpers)!r}, 'a').write(f'{{h.pid}}\\n'); time.sleep(300)")  # fmt: skip
+    daemon.write_config(f"programs:\n  p:\n    command: [{PY!r}, '-c', {code!r}]\n    start_timeout: 0.1\n")
+    proc = daemon.start()
+    leader = daemon.program("p")["pid"]
+    helper = int(wait_for(lambda: helpers.exists() and helpers.read_text().split(), 10, "helper pid")[0])
+    proc.kill()  # the daemon dies; then its program dies too, leaving its helper in the group
+    proc.wait(timeout=10)
+    os.kill(leader, signal.SIGKILL)
+    wait_for(lambda: is_gone(leader), 10, "leader gone")
+    assert not is_gone(helper) and os.getpgid(helper) == leader
+    result = daemon.cli("start")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert is_gone(helper)
+    assert [e["program"] for e in log_events(daemon, "leftover_stopped")] == ["p"]
+    assert daemon.program("p")["state"] == "RUNNING"
+
+
+def test_clock_step_does_not_make_a_live_leftover_look_dead(daemon: DaemonHandle) -> None:
+    daemon.write_config(programs("a"))
+    proc = daemon.start()
+    old = daemon.program("a")["pid"]
+    proc.kill()
+    proc.wait(timeout=10)
+    record = json.loads((daemon.state_dir / "children.json").read_text())
+    for rec in record.values():  # the wall clock stepped an hour after the record was written
+        rec["create_time"] -= 3600.0
+    (daemon.state_dir / "children.json").write_text(json.dumps(record))
+    result = daemon.cli("start")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert is_gone(old)
+    assert daemon.program("a")["pid"] != old
+
+
+def test_leftover_records_naming_someone_else_are_never_signalled(daemon: DaemonHandle) -> None:
+    me = identity_of(os.getpid())
+    assert me is not None and me.start_ticks is not None
+    daemon.write_config()
+    daemon.state_dir.mkdir(parents=True)
+    records = {  # this test process's PID, but with another start time (new and old format) or another boot
+        "ticks": {"pid": me.pid, "start_ticks": me.start_ticks - 1, "boot_id": boot_id(), "create_time": 1.0},
+        "legacy": {"pid": me.pid, "create_time": 1.0},
+        "other-boot": {"pid": me.pid, "start_ticks": me.start_ticks, "boot_id": "another", "create_time": 1.0},
+    }
+    (daemon.state_dir / "children.json").write_text(json.dumps(records))
+    daemon.start()
+    assert not log_events(daemon, "leftover_stopped")  # and this test is still running
+
+
+def test_children_record_write_failure_is_logged_once_shown_and_retried(daemon: DaemonHandle) -> None:
+    daemon.write_config(programs("a"))
+    daemon.start()
+    record = daemon.state_dir / "children.json"
+    wait_for(record.exists, 10, "children.json")
+    record.unlink()
+    record.mkdir()  # the rename onto it fails from now on, as on a full or read-only disk
+    (record / "block").write_text("")
+    for _ in range(3):
+        daemon.call("restart", names=["a"], wait_s=10.0)
+    problems = wait_for(lambda: daemon.call("status")["daemon"]["problems"], 10, "problem shown")
+    assert any("children.json" in p for p in problems)
+    assert len(log_events(daemon, "state_write_failed")) == 1  # rate-limited, not one per attempt
+    shutil.rmtree(record)
+    wait_for(lambda: record.is_file(), 10, "children.json written again")
+    assert json.loads(record.read_text())["a"]["pid"] == daemon.program("a")["pid"]
+    assert daemon.call("status")["daemon"]["problems"] == []
+    assert log_events(daemon, "state_write_recovered")
+
+
+# ------------------------------------------------------------------------------------------ scale and failures
+
+
+def test_dashboard_that_cannot_start_leaves_programs_running_and_is_shown(daemon: DaemonHandle) -> None:
+    daemon.write_config(programs("a"))
+    (daemon.state_dir / "api-token").mkdir(parents=True)  # the web layer fails on its token file
+    proc = daemon.start()
+    assert daemon.program("a")["state"] == "RUNNING"
+    problems = daemon.call("status")["daemon"]["problems"]
+    assert len(problems) == 1 and problems[0].startswith("dashboard failed: IsADirectoryError")
+    child = daemon.program("a")["pid"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert is_gone(child)
+
+
+def test_open_files_soft_limit_is_raised_to_the_hard_limit(daemon: DaemonHandle) -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip(f"hard open-files limit is only {hard}")
+    daemon.write_config()
+    argv = [PY, "-m", "foss_supervisor", "start", "--config", str(daemon.config_path)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=daemon.env,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))  # fmt: skip
+    pid = daemon.read_pid()
+    if pid:
+        daemon.extra_pids.append(pid)
+    assert result.returncode == 0, result.stderr
+    limits = Path(f"/proc/{pid}/limits").read_text().split("Max open files")[1].split()
+    assert int(limits[0]) > 256 and (hard == resource.RLIM_INFINITY or int(limits[0]) == hard)
+    assert log_events(daemon, "open_files_limit_raised")[0]["old_soft"] == 256
+
+
+def test_status_and_stop_of_a_stopped_daemon(daemon: DaemonHandle) -> None:
+    daemon.write_config(programs("a"))
+    proc = daemon.start()
+    child = daemon.program("a")["pid"]
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        status = daemon.cli("status")
+        assert status.returncode == 1 and "did not answer" in status.stderr
+        assert "Traceback" not in status.stderr
+        stop = daemon.cli("stop")  # the shutdown command gets no answer: SIGTERM with SIGCONT
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert proc.wait(timeout=10) == 0
+    assert is_gone(child)
