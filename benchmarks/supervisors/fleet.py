@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import time
 from functools import partial
 
-from .common import STOP_TIMEOUT_S, Plan, Results, note
-from .observe import cpu_seconds, kill_and_time, time_stop
+from .common import STOP_TIMEOUT_S, Env, Plan, Results, note
+from .observe import EventLog, cpu_seconds, kill_and_time, time_stop
 from .tools import TOOLS, Program, Supervisord, Tool, ToolFactory, session
 from .workloads import measure_idle, measure_status
 
-__all__ = ["FLEET_TOOLS", "bench_large_fleet"]
+__all__ = ["FLEET_TOOLS", "bare_fleet", "bench_large_fleet"]
 
 # Bounds for one fleet session: generous, so a tool that is slow with 1,000 programs is measured, not cut off.
 FLEET_LAUNCH_TIMEOUT_S = 180.0
@@ -64,3 +66,28 @@ def bench_large_fleet(tool: Tool, plan: Plan, size: int, rep: int, res: Results)
         res.add("fleet_exit", key, daemon_s)
     note(f"fleet {key} {rep + 1}: SIGTERM → all {size} exited {programs_s:.2f} s, daemon gone {daemon_s:.2f} s "
          f"(stop timeout {STOP_TIMEOUT_S:g} s)")  # fmt: skip
+
+
+def bare_fleet(env: Env, size: int, rep: int, res: Results) -> None:
+    """The floor of a cold start: this script Popens ``size`` children itself, one after the other; seconds
+    from the first Popen to the last first line (``fleet_spawn`` baseline). Every child is killed after."""
+    workdir = env.workroot / "baseline" / f"bare-fleet-{rep}"
+    workdir.mkdir(parents=True)
+    log = EventLog(workdir / "events.log")
+    names = [f"bare-{i:04d}" for i in range(size)]
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        t0 = time.monotonic_ns()
+        for name in names:
+            children.append(subprocess.Popen(env.child_argv(log.path, name), stdin=subprocess.DEVNULL,
+                                             start_new_session=True))  # fmt: skip
+        firsts = log.wait_names(names, FLEET_LAUNCH_TIMEOUT_S, poll_s=0.05)
+    finally:
+        for child in children:
+            child.kill()  # our own children, not yet waited for: their PIDs are still theirs
+        for child in children:
+            child.wait(timeout=10)
+        log.close()
+    took = (max(line.t_ns for line in firsts.values()) - t0) / 1e9
+    res.add("fleet_spawn", "baseline", took)
+    note(f"bare fleet {rep + 1}: {size} children Popen'd by this script, all first lines in {took:.2f} s")

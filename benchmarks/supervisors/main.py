@@ -32,7 +32,7 @@ from .common import (
     note,
     raise_nofile,
 )
-from .fleet import FLEET_TOOLS, bench_large_fleet
+from .fleet import FLEET_TOOLS, bare_fleet, bench_large_fleet
 from .install import ensure_bench_venv, make_env
 from .report import fmt, machine_info, render
 from .tools import TOOLS, Tool
@@ -106,6 +106,7 @@ def run_workloads(env: Env, plan: Plan, only: set[str], tools: Sequence[str], fl
         background(res, f"fleet of {fleet_size}")
         with Baselines(env) as baselines:  # the 1.3x-a-bare-spawn target needs the baseline in this run too
             for rep in range(plan.fleet_reps):
+                guarded(res, "bare fleet", None, partial(bare_fleet, env, fleet_size, rep, res))
                 for key in plain:
                     guarded(res, "baselines", None, partial(baselines.sample, 1, res))
                     tool = FLEET_TOOLS[key](env, env.workroot / key / f"fleet-{rep}")

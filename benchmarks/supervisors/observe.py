@@ -44,6 +44,7 @@ class EventLog:
 
     def __init__(self, path: Path) -> None:
         path.touch()
+        self.path = path
         self._file = path.open("rb")
         self._partial = b""
         self.lines: list[Line] = []
