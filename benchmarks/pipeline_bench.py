@@ -117,6 +117,9 @@ lap("aggregate")
 rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ["bronze.orders_raw", "silver.orders_rejected", "silver.orders", "gold.daily_revenue"]}
 revenue = float(con.execute("SELECT sum(revenue_usd) FROM gold.daily_revenue").fetchone()[0])
 lap("report")
+con.execute(f"COPY (SELECT * FROM bronze.orders_raw) TO '{db}.export.parquet' (FORMAT parquet, COMPRESSION zstd)")
+lap("export")
+Path(db + ".export.parquet").unlink()
 con.close()
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
 print(json.dumps({"timings": timings, "rows": rows, "revenue": revenue, "inside_s": time.perf_counter() - t0, "peak_rss_mb": hwm / 1024}))
@@ -150,6 +153,10 @@ async def run_pipeline(landing: Path, workdir: Path, config: Path) -> dict[str, 
     worker_peak = vm_hwm_mb(pid) if pid else float("nan")
     revenue = (await runner.query("SELECT sum(revenue_usd) FROM gold.daily_revenue")).rows[0][0]
     silver = (await runner.query("SELECT count(*) FROM silver.orders")).rows[0][0]
+    t_export = time.perf_counter()
+    exported = await runner.export("bronze.orders_raw", "parquet")  # what `foss-supervisor export` does
+    export_s = time.perf_counter() - t_export
+    Path(exported["path"]).unlink()
     await runner.aclose()
     return {
         "status": rec.status.value,
@@ -161,6 +168,8 @@ async def run_pipeline(landing: Path, workdir: Path, config: Path) -> dict[str, 
         "daemon_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "revenue": revenue,
         "silver": silver,
+        "export_s": export_s,
+        "export_rows": exported["rows"],
     }
 
 
@@ -171,7 +180,10 @@ def run_baseline(landing: Path, reference: Path, workdir: Path) -> dict[str, obj
     t0 = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", BASELINE, str(landing), str(reference), str(db), str(ROOT)],
-        check=False, capture_output=True, text=True, timeout=3600,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
     e2e = time.perf_counter() - t0
     if out.returncode:
@@ -192,13 +204,27 @@ def bench(n: int, workdir: Path, repeat: int = 1, config: Path = DEFAULT_CONFIG)
         shutil.rmtree(landing, ignore_errors=True)
         t = time.perf_counter()
         # in a child process, so this process's peak RSS stays the runner's (the daemon side)
-        subprocess.run([sys.executable, "-m", "foss_supervisor.pipeline.demo_data", "--landing", str(landing),
-                        "--orders", str(n), "--files", str(max(8, n // 125_000))], check=True, cwd=ROOT,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "foss_supervisor.pipeline.demo_data",
+                "--landing",
+                str(landing),
+                "--orders",
+                str(n),
+                "--files",
+                str(max(8, n // 125_000)),
+            ],
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
         marker.write_text("ok")
         print(f"generated {n:,} orders in {time.perf_counter() - t:.1f} s")
     lines = sum(1 for p in landing.iterdir() if not p.name.startswith(".") for _ in p.open("rb")) - sum(
-        1 for p in landing.glob("*.csv"))
+        1 for p in landing.glob("*.csv")
+    )
     reference = ROOT / "configs" / "reference"
 
     # Alternate baseline and pipeline (A/B/A/B...) so a busy neighbour skews both alike; report medians.
@@ -212,8 +238,11 @@ def bench(n: int, workdir: Path, repeat: int = 1, config: Path = DEFAULT_CONFIG)
         assert pipe["status"] == "succeeded", pipe
         assert abs(float(pipe["revenue"]) - float(base["revenue"])) < 0.01, (pipe["revenue"], base["revenue"])  # type: ignore[arg-type]
         e2e_p, e2e_b = float(pipe["e2e_s"]), float(base["e2e_s"])  # type: ignore[arg-type]
-        print(f"round {i + 1}/{repeat} (load {load}): baseline {e2e_b:.2f} s, pipeline {e2e_p:.2f} s, "
-              f"overhead {(e2e_p / e2e_b - 1) * 100:+.1f} %", flush=True)
+        print(
+            f"round {i + 1}/{repeat} (load {load}): baseline {e2e_b:.2f} s, pipeline {e2e_p:.2f} s, "
+            f"overhead {(e2e_p / e2e_b - 1) * 100:+.1f} %",
+            flush=True,
+        )
 
     print(f"\n=== {n:,} orders ({lines:,} data lines), medians of {repeat} alternating round(s) ===")
     print(f"{'step':<12} {'rows in':>10} {'pipeline s':>11} {'rows/s':>12} {'baseline s':>11}")
@@ -226,15 +255,27 @@ def bench(n: int, workdir: Path, repeat: int = 1, config: Path = DEFAULT_CONFIG)
     e2e_p = _median([float(p["e2e_s"]) for p in pipes])  # type: ignore[arg-type]
     e2e_b = _median([float(b["e2e_s"]) for b in bases])  # type: ignore[arg-type]
     print(f"worker startup (spawn -> ready): {_median([float(p['worker_startup_s']) for p in pipes]):.3f} s")  # type: ignore[arg-type]
-    print(f"pipeline end to end: {e2e_p:.2f} s ({lines / e2e_p:,.0f} lines/s); "
-          f"run alone {_median([float(p['run_s']) for p in pipes]):.2f} s")  # type: ignore[arg-type]
+    print(
+        f"pipeline end to end: {e2e_p:.2f} s ({lines / e2e_p:,.0f} lines/s); "
+        f"run alone {_median([float(p['run_s']) for p in pipes]):.2f} s"
+    )  # type: ignore[arg-type]
     print(f"baseline end to end: {e2e_b:.2f} s ({lines / e2e_b:,.0f} lines/s)")
-    print(f"peak RSS (max over rounds): daemon side {max(float(p['daemon_peak_mb']) for p in pipes):.0f} MB, "  # type: ignore[arg-type]
-          f"worker {max(float(p['worker_peak_mb']) for p in pipes):.0f} MB, "  # type: ignore[arg-type]
-          f"baseline {max(float(b['peak_rss_mb']) for b in bases):.0f} MB")  # type: ignore[arg-type]
+    print(
+        f"peak RSS (max over rounds): daemon side {max(float(p['daemon_peak_mb']) for p in pipes):.0f} MB, "  # type: ignore[arg-type]
+        f"worker {max(float(p['worker_peak_mb']) for p in pipes):.0f} MB, "  # type: ignore[arg-type]
+        f"baseline {max(float(b['peak_rss_mb']) for b in bases):.0f} MB"
+    )  # type: ignore[arg-type]
     print(f"orchestration overhead (median e2e): {(e2e_p / e2e_b - 1) * 100:+.1f} %")
+    exp_p = _median([float(p["export_s"]) for p in pipes])  # type: ignore[arg-type]
+    exp_b = _median([float(b["timings"]["export"]) for b in bases])  # type: ignore[index]
+    print(
+        f"export bronze.orders_raw ({pipes[0]['export_rows']:,} rows) as Parquet: {exp_p:.2f} s through the "
+        f"worker vs {exp_b:.2f} s for DuckDB's own COPY ({exp_b / exp_p:.0%} of COPY's speed)"
+    )
     pipe, base = pipes[-1], bases[-1]
-    print(f"silver.orders {pipe['silver']:,}, gold revenue {pipe['revenue']:,.2f} USD (baseline {base['revenue']:,.2f})")
+    print(
+        f"silver.orders {pipe['silver']:,}, gold revenue {pipe['revenue']:,.2f} USD (baseline {base['revenue']:,.2f})"
+    )
 
 
 def main() -> None:

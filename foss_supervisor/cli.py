@@ -17,9 +17,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from foss_supervisor import __version__
+from foss_supervisor.cli_programs import (
+    args_ctl,
+    args_logs,
+    args_status,
+    cmd_ctl,
+    cmd_logs,
+    cmd_status,
+    cmd_top,
+)
 from foss_supervisor.control.client import ControlClient, call
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, NotRunning, SupervisorError
 from foss_supervisor.resources import locate_control_socket
+from foss_supervisor.terminal import (
+    EXIT_FAIL,
+    EXIT_NOT_RUNNING,
+    EXIT_OK,
+    EXIT_USAGE,
+    guard_output,
+    say,
+)
 
 if TYPE_CHECKING:
     from foss_supervisor.config import Config
@@ -43,23 +60,15 @@ class SocketTarget:
 
 # These only talk to the daemon: they find its socket without PyYAML and the typed config, which are
 # about half of a CLI call's start-up (and so of the time `ctl stop` takes before the daemon hears it).
-SOCKET_ONLY = frozenset({"status", "ctl", "logs", "query", "pipeline", "demo-data", "export"})
+SOCKET_ONLY = frozenset({"status", "ctl", "logs", "query", "pipeline", "demo-data", "export", "top", "reload"})
 
 __all__ = ["main"]
 
-SELECTOR_HELP = "a program, a group, a replica set, a glob like 'web-*', or all"
 DESCRIPTION = "One daemon for a data-platform host: supervised programs, the dashboard, the medallion pipeline."
 # An instance that does not answer within this bound is unhealthy and gets replaced by `start`.
 HEALTH_BOUND_S = 3.0
 # How long `start` waits for a new daemon to report ready.
 READY_TIMEOUT_S = 90.0
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
-
-
-def say(tag: str, message: str) -> None:
-    """The old startup script's style of output: ``[INFO] ...``, ``[SUCCESS] ...``."""
-    stream = sys.stderr if tag in ("ERROR", "WARN") else sys.stdout
-    print(f"[{tag}] {message}", file=stream, flush=True)
 
 
 def _bounded_poll(check: Callable[[], bool], timeout_s: float) -> bool:
@@ -87,6 +96,7 @@ def _http_health(config: Config, timeout_s: float) -> tuple[int | None, dict[str
     """GET /health: (status code, body), or (None, {}) when nothing answers in time."""
     import urllib.error
     import urllib.request
+
     try:
         with urllib.request.urlopen(config.dashboard_url + "health", timeout=timeout_s) as resp:  # noqa: S310
             return resp.status, json.loads(resp.read() or b"{}")
@@ -139,10 +149,11 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
 
 
 def _stop_leftovers(config: Config) -> None:
-    from foss_supervisor.daemon import clean_leftovers
+    from foss_supervisor.instance import clean_leftovers
     from foss_supervisor.statestore import StateStore
 
-    for name, pid, outcome in clean_leftovers(StateStore(config.state_dir)):
+    stops = {name: (p.stop_signal, p.stop_timeout_s) for name, p in config.programs.items()}
+    for name, pid, outcome in clean_leftovers(StateStore(config.state_dir), stops):
         say("INFO", f"program {name} (pid {pid}) left by the killed daemon: {outcome}")
 
 
@@ -172,7 +183,7 @@ def cmd_start(args: argparse.Namespace, config: Config) -> int:
                 say("ERROR", f"foss-supervisor is already running with another config ({other}); "
                              f"stop it first, or pass --restart to replace it with {config.source}")  # fmt: skip
                 return EXIT_FAIL
-            say("INFO", f"--restart: replacing the instance that runs another config ({other})")
+            say("INFO", f"replacing the instance that runs another config ({other})")
         if pong is not None and not args.restart:
             code, body = _http_health(config, HEALTH_BOUND_S)
             say("INFO", f"foss-supervisor is already running (pid {status.pid}, {pong.get('phase')})")
@@ -293,54 +304,7 @@ def cmd_restart(args: argparse.Namespace, config: Config) -> int:
 # ------------------------------------------------------------------------------------------ queries
 
 
-def _fmt_uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    return f"{s // 86400}d{s % 86400 // 3600}h" if s >= 86400 else f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-# supervisorctl's convention: `status` exits 3 when a selected program is not in the state it should be in
-EXIT_NOT_AS_WANTED = 3
-SETTLED_STOPPED = ("STOPPED", "EXITED")
-
-
-def _as_wanted(p: dict[str, Any]) -> bool:
-    return p["state"] == "RUNNING" if p["wanted"] == "running" else p["state"] in SETTLED_STOPPED
-
-
-def _info(p: dict[str, Any]) -> str:
-    """The INFO column: what an operator needs beyond state and uptime (supervisorctl's last column)."""
-    if p["state"] == "RUNNING":
-        parts = [p.get("status_text") or "", p.get("health_detail") or ""]
-        if p.get("spawns", 0) > 1:
-            parts.append(f"started {p['spawns']} times")
-        return "; ".join(x for x in parts if x)
-    return str(p["reason"])
-
-
-def cmd_status(args: argparse.Namespace, config: Target) -> int:
-    result = call(config.control_socket, "status", names=args.names)
-    code = EXIT_OK if all(_as_wanted(p) for p in result["programs"]) else EXIT_NOT_AS_WANTED
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return code
-    d = result["daemon"]
-    print(f"foss-supervisor {d['version']}  pid {d['pid']}  {d['phase']}  up {_fmt_uptime(d['uptime_s'])}  "
-          f"dashboard {d['dashboard_url']}")  # fmt: skip
-    rows = [("NAME", "STATE", "HEALTH", "PID", "UPTIME", "INFO")]
-    for p in result["programs"]:
-        state = p["state"] if _as_wanted(p) else f"{p['state']}*"
-        rows.append((p["name"], state, p["health"], str(p["pid"] or "-"), _fmt_uptime(p["uptime_s"]), _info(p)))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    for row in rows:
-        print(("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5]).rstrip())
-    if code != EXIT_OK:
-        print("* not in its wanted state (see `foss-supervisor logs NAME`)")
-    return code
-
-
-def cmd_reload(args: argparse.Namespace, config: Config) -> int:
+def cmd_reload(args: argparse.Namespace, config: Target) -> int:
     result = call(config.control_socket, "reload", timeout_s=600.0, dry_run=args.dry_run)
     verb = "would" if args.dry_run else "did"
     for key in ("added", "changed", "removed", "unchanged"):
@@ -356,59 +320,6 @@ def cmd_reload(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
-def cmd_logs(args: argparse.Namespace, config: Target) -> int:
-    from foss_supervisor.logview import LogSource, follow
-
-    try:
-        result = call(config.control_socket, "logs", names=args.names, lines=args.lines)
-        sources = [LogSource(s["name"], Path(s["file"]), tuple(s["logger_prefix"])) for s in result["sources"]]
-        tails: dict[str, list[str]] = result["lines"]
-    except NotRunning:
-        sources, tails = _offline_logs(args)
-    prefix = len(sources) > 1
-    width = max((len(s.name) for s in sources), default=0)
-    for source in sources:
-        for line in tails.get(source.name, []):
-            print(f"{source.name.ljust(width)} | {line}" if prefix else line)
-    sys.stdout.flush()
-    if args.follow:
-        follow(sources)
-    return EXIT_OK
-
-
-def _offline_logs(args: argparse.Namespace) -> tuple[list[Any], dict[str, list[str]]]:
-    """The daemon is down: the same sources, found from the config, read from disk."""
-    from foss_supervisor.config import load_config
-    from foss_supervisor.logview import select_sources, tail
-
-    config = load_config(args.config)
-    say("INFO", f"foss-supervisor is not running; reading the log files under {config.state_dir}")
-    program_logs = {n: p.log.file or config.state_dir / "logs" / f"{n}.log" for n, p in config.programs.items()}
-    sources = select_sources(args.names, program_logs, config.state_dir, config.replica_sets, config.groups)
-    return sources, {s.name: tail(s, args.lines) for s in sources}
-
-
-def cmd_ctl(args: argparse.Namespace, config: Target) -> int:
-    if args.action == "signal":
-        if len(args.names) < 2:
-            say("ERROR", "usage: ctl signal SIGNAL SELECTOR... (e.g. ctl signal HUP web)")
-            return EXIT_USAGE
-        sent = call(config.control_socket, "signal", signal=args.names[0], names=args.names[1:])
-        for p in sent:
-            outcome = f"sent {p['signal']} to pid {p['pid']}" if p["sent"] else p["reason"]
-            print(f"{p['name']}: {outcome}")
-        return EXIT_OK if all(p["sent"] for p in sent) else EXIT_FAIL
-    results = call(config.control_socket, args.action, timeout_s=args.wait + 10.0, names=args.names,
-                   wait_s=float(args.wait))  # fmt: skip
-    failed = False
-    for p in results:
-        print(f"{p['name']}: {p['state']} (pid {p['pid'] or '-'}) {p['reason']}".rstrip())
-        up = p["state"] == "RUNNING" or p.get("completed", False)  # a one-shot job that is done counts
-        ok = up if args.action != "stop" else p["state"] in ("STOPPED", "EXITED", "FATAL")
-        failed = failed or not ok
-    return EXIT_FAIL if failed else EXIT_OK
-
-
 # ------------------------------------------------------------------------------------------ pipelines
 
 GOOD_RUN = ("succeeded", "succeeded_with_warnings")
@@ -418,8 +329,10 @@ def _print_run(run: dict[str, Any]) -> None:
     took = f" in {run['duration_s']:.2f}s" if run.get("duration_s") is not None else ""
     print(f"run {run['run_id']} of {run['pipeline']} ({run['mode']}, {run['trigger']}): {run['status']}{took}")
     for i, step in enumerate(run["steps"], 1):
-        rows = f"{step['rows_in'] if step['rows_in'] is not None else '-'} -> " \
-               f"{step['rows_out'] if step['rows_out'] is not None else '-'}"
+        rows = (
+            f"{step['rows_in'] if step['rows_in'] is not None else '-'} -> "
+            f"{step['rows_out'] if step['rows_out'] is not None else '-'}"
+        )
         dur = f"{step['duration_s']:.2f}s" if step.get("duration_s") is not None else ""
         print(f"  [{i}/{len(run['steps'])}] {step['name']:<12} {step['state']:<24} {rows:<22} {dur}"
               + (f"  {step['error']}" if step.get("error") else ""))  # fmt: skip
@@ -625,27 +538,8 @@ def _args_restart(p: argparse.ArgumentParser) -> None:
     p.set_defaults(daemonized=False)
 
 
-def _args_status(p: argparse.ArgumentParser) -> None:
-    p.add_argument("names", nargs="*", metavar="SELECTOR", help=SELECTOR_HELP + " (default: all)")
-    p.add_argument("--json", action="store_true", help="print the daemon's reply as JSON")
-
-
 def _args_reload(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
-
-
-def _args_logs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("names", nargs="*", default=["all"], metavar="SELECTOR",
-                   help=SELECTOR_HELP + ", 'daemon' (its own log) or 'pipeline' (default: all programs)")  # fmt: skip
-    p.add_argument("-n", "--lines", type=int, default=100, help="how many of the last lines to show (default 100)")
-    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (several: prefixed by name)")
-
-
-def _args_ctl(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["start", "stop", "restart", "signal"],
-                   help="what to do; signal takes the signal first: ctl signal HUP web")  # fmt: skip
-    p.add_argument("names", nargs="+", metavar="SELECTOR", help=SELECTOR_HELP)
-    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the new state (default 30)")
 
 
 def _args_pipeline(p: argparse.ArgumentParser) -> None:
@@ -692,14 +586,15 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
     "start": ("start the daemon (idempotent)", cmd_start, _args_start),
     "restart": ("replace the running daemon with a fresh one", cmd_restart, _args_restart),
     "stop": ("stop all programs and the daemon", cmd_stop, _no_args),
-    "status": ("daemon and program states (exit 3: a program is not as wanted)", cmd_status, _args_status),
+    "status": ("daemon and program states (exit 3: a program is not as wanted)", cmd_status, args_status),
     "reload": ("re-read the config and apply the difference", cmd_reload, _args_reload),
-    "logs": ("programs' output, the daemon's log, the pipeline's", cmd_logs, _args_logs),
-    "ctl": ("start, stop, restart or signal programs", cmd_ctl, _args_ctl),
+    "logs": ("programs' output, the daemon's log, the pipeline's", cmd_logs, args_logs),
+    "ctl": ("start, stop, restart, signal or scale programs", cmd_ctl, args_ctl),
     "pipeline": ("run pipelines and read their history", cmd_pipeline, _args_pipeline),
     "query": ("a read-only SQL query on the warehouse", cmd_query, _args_query),
     "export": ("a whole table as csv, parquet or jsonl (no row cap)", cmd_export, _args_export),
     "demo-data": ("write sample orders into a landing folder", cmd_demo_data, _args_demo_data),
+    "top": ("a terminal UI: live programs, their log, keys to start, stop, restart, signal", cmd_top, _no_args),
     "install-service": ("write systemd units for this installation", cmd_install_service, _args_install_service),
 }
 
@@ -721,13 +616,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; a closed stdout (``| head``) ends it quietly, as it does ``cat``."""
-    try:
-        return _main(argv)
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not raise again
-        return 128 + 13  # killed by SIGPIPE, as a shell reports it
+    """Run one command; a closed stdout (``| head``) silences it but never stops it halfway."""
+    guard_output()
+    return _main(argv)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -745,7 +636,14 @@ def _main(argv: Sequence[str] | None) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         say("ERROR", f"config refused: {exc}")
-        return EXIT_USAGE
+        sock = locate_control_socket(args.config, os.environ) if args.command == "stop" else None
+        if sock is None or not sock.exists():
+            return EXIT_USAGE
+        # a broken file must not keep an operator from stopping the daemon that runs the last good one
+        from foss_supervisor.config import Config
+
+        say("WARN", f"stopping the daemon that answers on {sock} anyway")
+        return _run(args, Config(source=Path(exc.file), state_dir=sock.parent))
     return _run(args, config)
 
 

@@ -8,17 +8,19 @@ parameters before the command runs, and every reply is plain JSON-able data.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal as signal_module
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from foss_supervisor import __version__
 from foss_supervisor.config import Config
 from foss_supervisor.errors import CommandError, ProtocolError
-from foss_supervisor.logview import select_sources, tail
+from foss_supervisor.logview import DAEMON, PIPELINE, LogSource, select_sources, tail
 from foss_supervisor.redact import redact_env
 from foss_supervisor.supervisor import Supervisor
 
@@ -42,7 +44,7 @@ class CommandContext(Protocol):
     @property
     def problems(self) -> list[str]: ...
 
-    async def reload(self, dry_run: bool) -> dict[str, Any]: ...
+    async def reload(self, dry_run: bool, replicas: Mapping[str, int] | None = None) -> dict[str, Any]: ...
 
     def request_shutdown(self) -> None: ...
 
@@ -122,7 +124,10 @@ async def ping(ctx: CommandContext) -> dict[str, Any]:
 async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
     """The daemon and its programs (all, or those names select: see ``selectors``).
 
-    Each program: state, health, PID, uptime, exit code, spawns, wanted state, reason, redacted env.
+    ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, problems},
+    "programs": [{name, group, state, health, health_detail, pid, exit_code, completed, uptime_s,
+    spawns, wanted ("running"|"stopped"), reason, next_attempt_at, retry_in_s, status_text, command,
+    depends_on, dependency_conditions, log_file, env (secrets redacted)}]}``; ``status --json`` prints it.
     """
     cfg = ctx.config
     programs = []
@@ -198,6 +203,31 @@ async def reload(ctx: CommandContext, dry_run: bool) -> dict[str, Any]:
     is returned and nothing changes.
     """
     return await ctx.reload(dry_run)
+
+
+@command("scale", mutating=True, name=(str, ...), replicas=(int, ...))
+async def scale(ctx: CommandContext, name: str, replicas: int) -> dict[str, Any]:
+    """Run ``replicas`` copies of program ``name`` now (1 to 1000), as process-compose and PM2 scale.
+
+    The config file is re-read with that count (replicas are named NAME-0, NAME-1...; one copy is
+    named NAME); new copies start, surplus ones stop; other programs keep their running counts.
+    Refused when the file holds other changes (reload those first). Lasts until the next reload or
+    daemon restart, which use the file's counts.
+    Returns the reload plan (added, changed, removed, unchanged).
+    """
+    sets = ctx.config.replica_sets
+    if name not in sets:
+        raise CommandError(f"no such program: {name!r}; known: {', '.join(sorted(sets))}")
+    if not 1 <= replicas <= 1000:
+        raise CommandError("replicas must be between 1 and 1000")
+    wanted = {n: len(members) for n, members in sets.items()} | {name: replicas}  # earlier scales stay
+    preview = await ctx.reload(True, wanted)
+    ours = {name, *sets[name], *(f"{name}-{i}" for i in range(replicas))}
+    others = sorted({*preview["added"], *preview["changed"], *preview["removed"]} - ours)
+    if others or preview["needs_daemon_restart"]:
+        pending = ", ".join(others + preview["needs_daemon_restart"])
+        raise CommandError(f"the config file has other changes ({pending}); run `reload` first, then scale")
+    return await ctx.reload(False, wanted)
 
 
 @command("logs", names=(list, ["all"]), lines=(int, 100))
@@ -317,3 +347,107 @@ async def help_(ctx: CommandContext) -> dict[str, Any]:
         }
         for name, cmd in sorted(COMMANDS.items())
     }
+
+
+# ------------------------------------------------------------------------------------------
+# Read-only views the dashboard and /metrics need, as plain data (transports never walk core objects).
+
+
+@command("health")
+async def health(ctx: CommandContext) -> dict[str, Any]:
+    """Healthy, degraded or unhealthy, with the reasons.
+
+    Unhealthy (``/health`` answers 503): the daemon is not ready, has a problem of its own (a failed
+    subsystem, state it cannot write), or a program has one (FATAL, crash-looping in BACKOFF, a job
+    that ended badly, stuck behind a dependency, failing its probes). Degraded (still 200): a
+    pipeline's last finished run failed. Returns ``{"ok": bool, "status": "healthy"|"degraded"|"unhealthy",
+    "phase": str, "problems": [str], "warnings": [str], "programs": {state: count}}``.
+    """
+    problems = [] if ctx.phase == "ready" else [f"daemon is {ctx.phase}"]
+    problems += [*ctx.problems, *ctx.supervisor.problems()]
+    warnings: list[str] = []
+    counts: dict[str, int] = {}
+    for proc in ctx.supervisor.processes.values():  # probes call this often: no snapshot, no Enum.value
+        state: str = proc.state  # a StrEnum member is its own value
+        counts[state] = counts.get(state, 0) + 1
+    if ctx.pipelines is not None:
+        for name in ctx.pipelines.specs:
+            last = next((r for r in ctx.pipelines.runs(name, 5) if r["finished_at"] is not None), None)
+            if last is not None and last["status"] in ("failed", "abandoned"):
+                warnings.append(f"pipeline {name}: last run {last['run_id']} {last['status']}: {last['error'] or ''}")
+    ok = not problems
+    status = "unhealthy" if problems else ("degraded" if warnings else "healthy")
+    return {"ok": ok, "status": status, "phase": ctx.phase, "problems": problems, "warnings": warnings,
+            "programs": counts}  # fmt: skip
+
+
+LOG_SOURCES = (DAEMON, PIPELINE)
+
+
+def _log_source(ctx: CommandContext, name: str) -> LogSource:
+    """One log by its exact name: a program, ``daemon`` or ``pipeline`` (CommandError if unknown)."""
+    program_logs = {n: proc.log_path for n, proc in ctx.supervisor.processes.items()}
+    if name not in program_logs and name not in LOG_SOURCES:
+        raise CommandError(f"no such log: {name!r}; known: {', '.join([*program_logs, *LOG_SOURCES])}")
+    [source] = select_sources([name], program_logs, ctx.config.state_dir, {}, {})
+    return source
+
+
+def _read_log(path: Path, offset: int, max_bytes: int) -> tuple[int, int, bytes, bool]:
+    """(start, size, bytes) of whole lines from ``offset`` (-1: the last ``max_bytes``); rotated when it shrank."""
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            rotated = offset > size
+            start = 0 if rotated else (max(0, size - max_bytes) if offset < 0 else offset)
+            f.seek(start)
+            data = f.read(max_bytes)
+    except FileNotFoundError:
+        return 0, 0, b"", False
+    if offset < 0 and start > 0:  # tail: begin at a whole line
+        cut = data.find(b"\n")
+        start, data = (start + cut + 1, data[cut + 1 :]) if cut >= 0 else (start + len(data), b"")
+    if len(data) == max_bytes and b"\n" in data:  # a full read: end at a whole line, the rest comes next time
+        data = data[: data.rfind(b"\n") + 1]
+    return start, size, data, rotated
+
+
+@command("log_read", source=(str, ...), offset=(int, -1), max_bytes=(int, 65536), contains=(str, ""))
+async def log_read(ctx: CommandContext, source: str, offset: int, max_bytes: int, contains: str) -> dict[str, Any]:
+    """Lines of a log from a byte offset, for live viewers: a program's name, "daemon" or "pipeline".
+
+    offset -1 reads the tail (the last max_bytes, at most 1 MiB, from a line start). Returns
+    ``{"source", "file", "offset", "next_offset", "size", "rotated", "lines": [str]}``; ask again with
+    next_offset to follow. "pipeline" is the daemon's log kept to the pipeline runner's and worker's lines;
+    contains keeps only lines holding that text (case-insensitive). Non-UTF-8 bytes come back as \\xNN.
+    """
+    if not 1 <= max_bytes <= 1024 * 1024:
+        raise CommandError("max_bytes must be between 1 and 1048576")
+    log_source = _log_source(ctx, source)
+    start, size, data, rotated = await asyncio.to_thread(_read_log, log_source.file, offset, max_bytes)
+    lines = [line for line in data.decode("utf-8", "backslashreplace").splitlines() if log_source.keeps(line)]
+    if contains:
+        needle = contains.lower()
+        lines = [line for line in lines if needle in line.lower()]
+    return {"source": source, "file": str(log_source.file), "offset": start, "next_offset": start + len(data),
+            "size": size, "rotated": rotated, "lines": lines}  # fmt: skip
+
+
+@command("pipeline_report", name=(str, ...), run_id=(str, ""))
+async def pipeline_report(ctx: CommandContext, name: str, run_id: str) -> dict[str, Any]:
+    """A run's report, the latest without run_id: ``{"name", "run_id", "html": str|None, "json": dict|None}``."""
+    if run_id and not run_id.replace("-", "").replace("_", "").isalnum():
+        raise CommandError(f"no such run: {run_id!r}")
+    service = _pipelines(ctx)
+    stem = run_id or "latest"
+
+    def read(suffix: str) -> str | None:
+        path = service.report_path(name, stem + suffix)
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    html, body = await asyncio.to_thread(read, ".html"), await asyncio.to_thread(read, ".json")
+    return {"name": name, "run_id": run_id or None, "html": html, "json": json.loads(body) if body else None}
+
+
+# configuration management lives in its own module; importing it registers its commands
+from foss_supervisor import commands_config  # noqa: E402, F401

@@ -31,11 +31,13 @@ from foss_supervisor.yamlload import MAX_FILE_BYTES, load_yaml
 
 __all__ = [
     "DEPENDENCY_CONDITIONS",
+    "EVENT_KINDS",
     "RLIMIT_NAMES",
     "RLIM_INFINITY",
     "Config",
     "DependencyCondition",
     "HealthConfig",
+    "HookConfig",
     "LogConfig",
     "PipelineConfig",
     "ProgramConfig",
@@ -119,6 +121,23 @@ class ProgramConfig:
         return self.dependency_conditions.get(dependency, "healthy")
 
 
+EVENT_KINDS = ("program_fatal", "program_exited", "program_unhealthy", "pipeline_failed", "pipeline_succeeded")
+
+
+@dataclass(frozen=True, slots=True)
+class HookConfig:
+    """One hook: which event kinds (and programs or pipelines) it hears, and a command or a URL to tell."""
+
+    name: str
+    events: frozenset[str]
+    command: tuple[str, ...] = ()
+    url: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    select: tuple[str, ...] = ()  # program selectors or pipeline names; empty: every one
+    timeout_s: float = 10.0
+    retries: int = 2
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
     """When and on which folders the daemon runs one declared pipeline."""
@@ -151,6 +170,7 @@ class Config:
     watch_interval_s: float = 5.0  # how often landing folders are looked at
     worker_memory_limit: str | None = None  # DuckDB memory_limit of the pipeline worker
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # group -> program (replica-set) names
+    hooks: tuple[HookConfig, ...] = ()  # see foss_supervisor.hooks
 
     @property
     def replica_sets(self) -> dict[str, list[str]]:
@@ -661,10 +681,12 @@ def shipped_pipeline_file(name: str) -> Path:
     return data_dir("configs") / "pipelines" / f"{name}.yaml"
 
 
-def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None) -> Config:
+def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None,
+                 replicas: Mapping[str, int] | None = None) -> Config:  # fmt: skip
     """Build a :class:`Config` from YAML text; environment overrides win over the file.
 
-    Raises one ConfigError that lists every error found (``.errors``), each with file, line and key.
+    ``replicas`` overrides programs' ``replicas:`` (``ctl scale``). Raises one ConfigError that lists
+    every error found (``.errors``), each with file, line and key.
     """
     environ = os.environ if environ is None else environ
     label = str(file)
@@ -672,9 +694,11 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     errors: list[ConfigError] = []
     base = file.parent.resolve()
     if isinstance(data, dict):
+        _override_replicas(data, replicas or {})
         interpolate_config(data, lines, label, base, environ, errors)
     root = _Reader(data, "", label, lines, errors)
-    root.only({"state_dir", "dashboard", "debug", "log", "programs", "groups", "pipelines", "data_dir", "warehouse"})
+    root.only({"state_dir", "dashboard", "debug", "log", "programs", "groups", "hooks", "pipelines", "data_dir",
+               "warehouse"})  # fmt: skip
     state_dir_text = environ.get("FOSS_SUPERVISOR_STATE_DIR") or root.get("state_dir", _str, "")
     state_dir = resolve_path(base, state_dir_text) if state_dir_text else default_state_dir()
     dash = root.sub("dashboard")
@@ -691,6 +715,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     log.only({"max_bytes", "backups"})
     programs, groups = _parse_programs(root.sub("programs"), base)
     program_groups = _parse_groups(root.sub("groups"), groups)
+    hooks = _parse_hooks(root.sub("hooks"))
     data_dir_text = root.get("data_dir", _str, "")
     data_path = resolve_path(base, data_dir_text) if data_dir_text else state_dir / "data"
     wh = root.sub("warehouse")
@@ -716,10 +741,41 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         watch_interval_s=wh.get("watch_interval", _duration, 5.0) or 5.0,
         worker_memory_limit=wh.get("memory_limit", _str, "") or None,
         groups=program_groups,
+        hooks=hooks,
     )
     if errors:
         raise ConfigError.collected(errors)
     return config
+
+
+def _parse_hooks(r: _Reader) -> tuple[HookConfig, ...]:
+    out = []
+    for name in r.data:
+        h = r.sub(str(name))
+        h.only({"on", "command", "url", "headers", "select", "timeout", "retries"})
+        on: tuple[str, ...] = h.get("on", _names, ())
+        events = frozenset(EVENT_KINDS) if on == ("all",) else frozenset(on)
+        if not events or events - set(EVENT_KINDS):
+            h.note("on", f"must be 'all' or event kinds among {', '.join(EVENT_KINDS)}, got {list(on)!r}")
+        command: tuple[str, ...] = h.get("command", _argv, ())
+        url = h.get("url", _str, "")
+        if bool(command) == bool(url):
+            h.note("", "needs exactly one of command (argv) or url (http:// or https://)")
+        elif url and not url.startswith(("http://", "https://")):
+            h.note("url", f"must be an http:// or https:// URL, got {url!r}")
+        out.append(HookConfig(
+            name=str(name), events=events, command=command, url=url, headers=h.get("headers", _str_map, {}),
+            select=h.get("select", _names, ()), timeout_s=h.get("timeout", _duration, 10.0) or 10.0,
+            retries=h.get("retries", _int(0, 10), 2),
+        ))  # fmt: skip
+    return tuple(out)
+
+
+def _override_replicas(data: dict[str, Any], replicas: Mapping[str, int]) -> None:
+    programs = data.get("programs")
+    for name, count in replicas.items():
+        if isinstance(programs, dict) and isinstance(programs.get(name), dict):
+            programs[name]["replicas"] = count
 
 
 def _parse_groups(r: _Reader, replica_sets: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
@@ -771,7 +827,8 @@ def _parse_programs(progs: _Reader, base: Path) -> tuple[dict[str, ProgramConfig
     return programs, groups
 
 
-def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None,
+                replicas: Mapping[str, int] | None = None) -> Config:  # fmt: skip
     """Load ``path``, else ``$FOSS_SUPERVISOR_CONFIG``, else the embedded default config."""
     environ = os.environ if environ is None else environ
     path = config_path(path, environ)
@@ -785,4 +842,4 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), "", f"not UTF-8 text: {exc}") from None
-    return parse_config(text, path, environ)
+    return parse_config(text, path, environ, replicas)

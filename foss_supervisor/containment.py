@@ -27,24 +27,24 @@ import sys
 import uuid
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+
+from foss_supervisor.procinfo import ProcStat, all_stats, read_stat
 
 __all__ = [
     "SPAWN_ENV",
     "Containment",
     "OwningChildWatcher",
-    "ProcEntry",
     "Reaper",
     "become_subreaper",
     "children_of",
     "install_child_watcher",
     "kill_all",
     "new_instance_id",
-    "proc_entry",
     "spawn_tag",
+    "tagged_processes",
     "tagged_tree",
     "tree_of",
 ]
@@ -80,33 +80,6 @@ def new_instance_id() -> str:
 # ------------------------------------------------------------------------------------------- /proc
 
 
-@dataclass(frozen=True, slots=True)
-class ProcEntry:
-    """The fields of ``/proc/PID/stat`` we act on. ``start_ticks`` is clock ticks after boot (monotonic)."""
-
-    pid: int
-    ppid: int
-    pgid: int
-    sid: int
-    state: str
-    start_ticks: int
-
-    @property
-    def zombie(self) -> bool:
-        return self.state in ("Z", "X")
-
-
-def proc_entry(pid: int) -> ProcEntry | None:
-    """Parse ``/proc/PID/stat``; None when the process is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    # the command name may contain spaces and parentheses: split after the last ')'
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    return ProcEntry(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0].decode(), int(fields[19]))
-
-
 def children_of(pid: int) -> list[int]:
     """Direct children of ``pid`` (of every thread of it), zombies included."""
     out: list[int] = []
@@ -120,9 +93,9 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
-def tree_of(pid: int) -> list[ProcEntry]:
+def tree_of(pid: int) -> list[ProcStat]:
     """``pid`` and all its live descendants, parents before children (bounded by the process count)."""
-    out: list[ProcEntry] = []
+    out: list[ProcStat] = []
     seen: set[int] = set()
     todo = [pid]
     while todo:
@@ -130,7 +103,7 @@ def tree_of(pid: int) -> list[ProcEntry]:
         if current in seen:
             continue
         seen.add(current)
-        entry = proc_entry(current)
+        entry = read_stat(current)
         if entry is None:
             continue
         out.append(entry)
@@ -151,7 +124,7 @@ def spawn_tag(pid: int) -> str | None:
     except OSError:
         data = b""
     if not data:
-        entry = proc_entry(pid)
+        entry = read_stat(pid)
         return UNREADABLE if entry is not None and not entry.zombie else None
     key = SPAWN_ENV.encode() + b"="
     for item in data.split(b"\0"):
@@ -160,13 +133,13 @@ def spawn_tag(pid: int) -> str | None:
     return None
 
 
-def tagged_tree(roots: Iterable[int], tag_prefix: str) -> tuple[list[ProcEntry], bool]:
+def tagged_tree(roots: Iterable[int], tag_prefix: str) -> tuple[list[ProcStat], bool]:
     """The subtrees of those ``roots`` whose spawn tag is ``tag_prefix`` or under it.
 
     The flag is True when some root could not be read (mid-exec or exiting): the caller may look
     again a moment later, when its tag (or its re-parented children) can be seen.
     """
-    out: list[ProcEntry] = []
+    out: list[ProcStat] = []
     unsure = False
     for root in roots:
         tag = spawn_tag(root)
@@ -177,11 +150,28 @@ def tagged_tree(roots: Iterable[int], tag_prefix: str) -> tuple[list[ProcEntry],
     return out, unsure
 
 
-def kill_all(entries: Iterable[ProcEntry], sig: signal.Signals) -> int:
+def tagged_processes(tags: Iterable[str], since_ticks: int) -> list[ProcStat]:
+    """Every live process of this host whose spawn tag is one of ``tags`` or under one.
+
+    Only processes started at or after ``since_ticks`` (boot-relative) are read, so a scan after a
+    daemon crash reads the environment of the few processes started since its oldest child.
+    """
+    wanted = set(tags)
+    out: list[ProcStat] = []
+    for st in all_stats():
+        if st.zombie or st.start_ticks < since_ticks:
+            continue
+        tag = spawn_tag(st.pid)
+        if tag is not None and (tag in wanted or any(tag.startswith(t + "/") for t in wanted)):
+            out.append(st)
+    return out
+
+
+def kill_all(entries: Iterable[ProcStat], sig: signal.Signals) -> int:
     """Send ``sig`` to each entry still alive *and still the same process* (start time checked)."""
     sent = 0
     for entry in entries:
-        now = proc_entry(entry.pid)
+        now = read_stat(entry.pid)
         if now is None or now.zombie or now.start_ticks != entry.start_ticks:
             continue  # gone, or the PID now names someone else
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -321,15 +311,15 @@ class Containment:
         """The spawn tag for one spawn of ``program`` (``suffix``: the spawn count, or ``probe``)."""
         return f"{self.instance_id}/{program}/{suffix}"
 
-    def adopted(self, tag: str) -> list[ProcEntry]:
+    def adopted(self, tag: str) -> list[ProcStat]:
         """Live processes re-parented to the daemon whose tag is ``tag``, with their subtrees (one look)."""
         return self._adopted(tag)[0]
 
-    def _adopted(self, tag: str) -> tuple[list[ProcEntry], bool]:
+    def _adopted(self, tag: str) -> tuple[list[ProcStat], bool]:
         roots = [pid for pid in children_of(os.getpid()) if not self.reaper.owns(pid)]
         return tagged_tree(roots, tag)
 
-    async def adopted_settled(self, tag: str, within_s: float = 1.0) -> list[ProcEntry]:
+    async def adopted_settled(self, tag: str, within_s: float = 1.0) -> list[ProcStat]:
         """Like :meth:`adopted`, looking again (bounded) while some adopted process is mid-exec or exiting."""
         deadline = asyncio.get_running_loop().time() + within_s
         found, unsure = self._adopted(tag)
@@ -338,7 +328,7 @@ class Containment:
             found, unsure = self._adopted(tag)
         return found
 
-    def tree(self, tag: str, leader: int | None) -> list[ProcEntry]:
+    def tree(self, tag: str, leader: int | None) -> list[ProcStat]:
         """Everything a spawn left alive: the leader's subtree (when it still runs) and its escaped processes."""
         entries = [e for e in tree_of(leader) if not e.zombie] if leader is not None else []
         seen = {e.pid for e in entries}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import errno
 import importlib
 import os
 import resource
@@ -18,7 +17,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,20 +26,13 @@ import structlog
 from foss_supervisor.config import Config, load_config
 from foss_supervisor.containment import Containment, install_child_watcher
 from foss_supervisor.control.server import ControlServer
-from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError, InstanceConflict, PortInUse
+from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError, PortInUse
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
-from foss_supervisor.instance import inspect_instance, looks_like_ours
-from foss_supervisor.logsetup import configure_logging
+from foss_supervisor.hooks import HookDispatcher
+from foss_supervisor.instance import bind_dashboard, clean_leftovers
+from foss_supervisor.logsetup import configure_logging, log_pipeline_event
 from foss_supervisor.pidfile import PidFile
-from foss_supervisor.procinfo import (
-    ProcessIdentity,
-    describe,
-    identity_of,
-    port_holder,
-    session_members,
-    terminate,
-    terminate_all,
-)
+from foss_supervisor.procinfo import describe
 from foss_supervisor.sdnotify import (
     Notifier,
     SystemdNotifier,
@@ -55,7 +47,14 @@ from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 from foss_supervisor.supervisor import Supervisor
 
-__all__ = ["Daemon", "bind_dashboard", "clean_leftovers", "raise_open_files_limit", "run_daemon"]
+__all__ = [
+    "Daemon",
+    "LoopErrorLog",
+    "leave_launch_directory",
+    "open_files_shortfall",
+    "raise_open_files_limit",
+    "run_daemon",
+]
 
 if TYPE_CHECKING:
     from foss_supervisor.pipeline_service import PipelineService
@@ -64,68 +63,11 @@ log = structlog.get_logger("foss_supervisor.daemon")
 
 # How long the daemon waits for autostart programs before it calls itself ready anyway.
 AUTOSTART_WAIT_S = 60.0
-
-
-def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: float = 5.0) -> socket.socket:
-    """Bind the dashboard port; replace a stale foss-supervisor; touch a stranger only if asked.
-
-    A foss-supervisor that answers on its own control socket is never stopped, not even with
-    ``take_over``: that raises :class:`InstanceConflict` naming its PID, state dir and config.
-    """
-    for attempt in range(2):
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-            sock.listen(128)
-            sock.setblocking(False)
-            return sock
-        except OSError as exc:
-            sock.close()
-            if exc.errno != errno.EADDRINUSE:
-                raise
-        holder = port_holder(port)
-        ident = identity_of(int(holder["pid"])) if holder else None
-        if attempt > 0 or holder is None or ident is None or ident.pid == os.getpid():
-            break
-        if looks_like_ours(holder):
-            other = inspect_instance(ident.pid)
-            if other.answering:
-                log.error("port_held_by_live_instance", port=port, pid=other.pid, state_dir=str(other.state_dir),
-                          config=other.config)  # fmt: skip
-                raise InstanceConflict(f"port {host}:{port}", other.pid, str(other.state_dir), other.config)
-            why = f"stale foss-supervisor instance ({other.describe()}, not answering on its control socket)"
-        elif take_over:
-            why = "--take-over-port"
-        else:
-            break
-        log.warning("port_holder_stopping", port=port, reason=why, **holder)
-        outcome = terminate(ident, stop_timeout_s)
-        log.info("port_holder_stopped", port=port, pid=ident.pid, outcome=outcome)
-    raise PortInUse(host, port, port_holder(port))
-
-
-def clean_leftovers(store: StateStore, timeout_s: float = 5.0) -> list[tuple[str, int, str]]:
-    """Stop what a killed predecessor left running, so no program ever runs twice.
-
-    Each recorded program ran in its own session: every live member of that process group and
-    session is ended, also when the program itself has died meanwhile (its helpers stay behind),
-    each checked by start time so a process that merely reuses a PID is never signalled. Returns
-    ``(program, pid, outcome)`` for each program that had something left; the record is then removed.
-    """
-    leftovers = store.leftovers()
-    found = session_members(leftovers.values())
-    done: list[tuple[str, int, str]] = []
-    if any(found.values()):
-
-        def members() -> list[ProcessIdentity]:
-            return [m for group in session_members(leftovers.values()).values() for m in group]
-
-        outcome = terminate_all(members, timeout_s)
-        done = [(name, ident.pid, outcome) for name, ident in leftovers.items() if found[ident]]
-    store.forget_leftovers()
-    return done
+# Open files a program costs the daemon (stdout and stderr pipes, pidfd, log file, a spare for probes
+# and readiness sockets; about 4 measured with 500 programs), and those the daemon keeps for itself
+# (control and dashboard clients, its log, the pipeline worker).
+FDS_PER_PROGRAM = 5
+FDS_RESERVED = 128
 
 
 def log_event(event: object) -> None:
@@ -139,6 +81,36 @@ def log_event(event: object) -> None:
         log.info("daemon_state", state=event.state, detail=event.detail)
 
 
+class LoopErrorLog:
+    """The event loop's exception handler: each distinct message is logged at most once per ``interval_s``.
+
+    The loop reports some failures again and again (``socket.accept() out of system resource`` once a
+    second per listening socket while descriptors run out); the log says each once, then how many
+    were skipped, instead of filling the disk.
+    """
+
+    MAX_MESSAGES = 256  # distinct messages remembered; the memory is dropped when more arrive
+
+    def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._seen: dict[str, tuple[float, int]] = {}  # message -> (last logged at, skipped since)
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        message = str(context.get("message") or "unhandled error in the event loop")
+        now = self._clock()
+        last, skipped = self._seen.get(message, (None, 0))
+        if last is not None and now - last < self.interval_s:
+            self._seen[message] = (last, skipped + 1)
+            return
+        if len(self._seen) >= self.MAX_MESSAGES:
+            self._seen.clear()
+        self._seen[message] = (now, 0)
+        exc = context.get("exception")
+        log.error("event_loop_error", message=message, skipped_since_last=skipped,
+                  error=f"{type(exc).__name__}: {exc}" if exc else None, exc_info=exc)  # fmt: skip
+
+
 class Daemon:
     """The running daemon; it is the :class:`~foss_supervisor.commands.CommandContext` of its commands."""
 
@@ -147,10 +119,13 @@ class Daemon:
         self._config = config
         self.bus = EventBus()
         self.bus.on(log_event)
-        self.store = StateStore(config.state_dir)
+        self.bus.on(log_pipeline_event)
         self.containment = Containment(self._owned_by_watcher)
+        self.store = StateStore(config.state_dir)
         self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
         self.pipelines = _pipeline_service(config, self.bus)
+        self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables)
+        self.bus.on(self.hooks.offer)  # hooks only enqueue here; their workers deliver in the background
         self.started_at = time.time()
         self.phase = "starting"
         self._dashboard_socket = dashboard_socket
@@ -161,6 +136,9 @@ class Daemon:
         self._watcher: Any = None
         self._problems: list[str] = []
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
+
+    def _selectables(self) -> tuple[list[str], dict[str, list[str]], Mapping[str, tuple[str, ...]]]:
+        return list(self.supervisor.processes), self._config.replica_sets, self._config.groups
 
     def _owned_by_watcher(self, pid: int) -> bool:
         return self._watcher is not None and self._watcher.owns(pid)
@@ -188,12 +166,15 @@ class Daemon:
             self._set_phase("stopping")
         self._shutdown.set()
 
-    async def reload(self, dry_run: bool) -> dict[str, Any]:
+    async def reload(self, dry_run: bool, replicas: Mapping[str, int] | None = None) -> dict[str, Any]:
         try:
-            new = await asyncio.to_thread(load_config, self._config.source)
+            new = await asyncio.to_thread(load_config, self._config.source, None, replicas)
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc))
             raise ConfigRefused(f"config refused, the running config stays: {exc}") from None
+        if (short := open_files_shortfall(len(new.programs))) is not None:
+            log.error("reload_refused", error=short)
+            raise ConfigRefused(f"config refused, the running config stays: {short}")
         plan = self.supervisor.plan(new)
         # pipelines are reloaded by their service; only starting or ending the service needs a restart
         pipelines_plan = await self.pipelines.reload(new, dry_run=True) if self.pipelines and new.pipelines else None
@@ -245,6 +226,7 @@ class Daemon:
         ``status`` and leave the programs running.
         """
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(LoopErrorLog())
         control = ControlServer(self._config.control_socket, self)
         try:
             await control.start()
@@ -265,7 +247,8 @@ class Daemon:
                     runner = await self._start_web()
                 except Exception as exc:  # a dashboard that cannot start must not strand the programs
                     self._subsystem_failed("dashboard", exc)
-                helpers = [group.create_task(self._handle_signals(), name="signals")]
+                helpers = [group.create_task(self._handle_signals(), name="signals"),
+                           group.create_task(self._guarded("hooks", self.hooks.run()), name="hooks")]  # fmt: skip
                 if self.pipelines is not None:
                     group.create_task(self._guarded("pipelines", self.pipelines.run(self._shutdown)), name="pipelines")
                 if self._watchdog_s is not None:
@@ -311,21 +294,11 @@ class Daemon:
         if self._dashboard_socket is None:
             return None
         await asyncio.to_thread(importlib.import_module, "foss_supervisor.web.app")
-        from aiohttp import web  # the web layer is a leaf: imported only here
-
-        from foss_supervisor.web.app import create_app
+        from foss_supervisor.web.app import serve
         from foss_supervisor.web.auth import load_or_create_token
 
         token = load_or_create_token(self._config.state_dir / "api-token")
-        runner = web.AppRunner(create_app(self, self.bus, token), access_log=None, handle_signals=False,
-                               shutdown_timeout=5.0)  # fmt: skip
-        await runner.setup()
-        try:
-            await web.SockSite(runner, self._dashboard_socket).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        return runner
+        return await serve(self, self.bus, token, self._dashboard_socket)
 
 
 def _pipeline_service(config: Config, bus: EventBus) -> PipelineService | None:
@@ -335,6 +308,16 @@ def _pipeline_service(config: Config, bus: EventBus) -> PipelineService | None:
     from foss_supervisor.pipeline_service import PipelineService
 
     return PipelineService(config, bus)
+
+
+def open_files_shortfall(programs: int) -> str | None:
+    """Why this process cannot run ``programs`` programs within its open-files limit, or None when it can."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = FDS_RESERVED + FDS_PER_PROGRAM * programs
+    if soft == resource.RLIM_INFINITY or need <= soft:
+        return None
+    return (f"{programs} programs need about {need} open files, and this daemon may open {soft} (hard limit "
+            f"{hard}): raise the limit (ulimit -n, systemd LimitNOFILE=) or run fewer programs")  # fmt: skip
 
 
 def raise_open_files_limit() -> tuple[int, int]:
@@ -388,10 +371,16 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
     watchdog_s = watchdog_interval_s()
     activated = listen_sockets()
     strip_systemd_environ(os.environ)
-    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    configure_logging(config.state_dir / "foss-supervisor.log", debug=config.debug, stderr=stderr_logs,
-                      max_bytes=config.log_max_bytes, backups=config.log_backups)  # fmt: skip
+    try:
+        config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        configure_logging(config.state_dir / "foss-supervisor.log", debug=config.debug, stderr=stderr_logs,
+                          max_bytes=config.log_max_bytes, backups=config.log_backups)  # fmt: skip
+    except OSError as exc:
+        raise DaemonError(f"cannot use the state dir {config.state_dir}: {exc}") from None
     raise_open_files_limit()
+    if (short := open_files_shortfall(len(config.programs))) is not None:
+        log.error("open_files_limit_too_low", error=short)
+        raise DaemonError(short)  # refused before anything runs, rather than programs failing one by one
     pidfile = PidFile(config.pid_file)
     stale = pidfile.acquire()
     try:
@@ -399,7 +388,8 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
             holder = describe(stale)
             why = "no such process" if holder["cmdline"] is None else f"PID now belongs to {holder['cmdline']!r}"
             log.warning("stale_pid_file_replaced", pid=stale, reason=why)
-        for name, pid, outcome in clean_leftovers(StateStore(config.state_dir)):
+        stops = {name: (p.stop_signal, p.stop_timeout_s) for name, p in config.programs.items()}
+        for name, pid, outcome in clean_leftovers(StateStore(config.state_dir), stops):
             log.warning("leftover_stopped", program=name, pid=pid, outcome=outcome)
         if activated:
             sock = activated[0]  # socket activation: systemd owns the port, we serve on what it passed

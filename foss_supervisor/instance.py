@@ -1,24 +1,55 @@
-"""Who is that other foss-supervisor? Tell a live instance from a stale one before touching it.
+"""Other instances: tell a live foss-supervisor from a stale one, and end what a killed one left.
 
 A daemon proves it is alive two ways: it holds the ``fcntl`` lock on ``<state_dir>/foss-supervisor.lock``
 and it answers ``ping`` on ``<state_dir>/control.sock``. Another process's state dir is found from the
 lock file it holds open (``/proc/PID/fd``), so this works whatever config or environment started it.
 Only an instance that does not answer is stale and may be replaced; one that answers is never stopped.
+A killed daemon's programs are found from its ``children.json`` record and ended whole.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
+import socket
 import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
+import structlog
 
+from foss_supervisor.containment import spawn_tag, tagged_processes
 from foss_supervisor.control.client import call
-from foss_supervisor.errors import SupervisorError
+from foss_supervisor.errors import DaemonError, InstanceConflict, PortInUse, SupervisorError
+from foss_supervisor.pidfile import PidFile
+from foss_supervisor.procinfo import (
+    ProcessIdentity,
+    identity_of,
+    port_holder,
+    read_stat,
+    session_members,
+    terminate,
+    terminate_all,
+)
+from foss_supervisor.statestore import Leftover, StateStore
 
-__all__ = ["LOCK_NAME", "Instance", "inspect_instance", "looks_like_ours", "ping"]
+__all__ = [
+    "LOCK_NAME",
+    "Instance",
+    "bind_dashboard",
+    "clean_leftovers",
+    "inspect_instance",
+    "leftover_processes",
+    "looks_like_ours",
+    "ping",
+]
+
+log = structlog.get_logger("foss_supervisor.instance")
 
 LOCK_NAME = "foss-supervisor.lock"
 # A daemon binds its port a moment before it serves its control socket: wait this long for an answer.
@@ -98,3 +129,134 @@ def inspect_instance(pid: int, grace_s: float = STARTING_GRACE_S, ping_timeout_s
             return Instance(pid, state_dir, _config_from_cmdline(pid), answering=False)
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: float = 5.0) -> socket.socket:
+    """Bind the dashboard port; replace a stale foss-supervisor; touch a stranger only if asked.
+
+    A foss-supervisor that answers on its own control socket is never stopped, not even with
+    ``take_over``: that raises :class:`InstanceConflict` naming its PID, state dir and config. Any
+    other failure (an address not on this host, a privileged port, no descriptor left) raises
+    :class:`DaemonError` naming the address and the reason.
+    """
+    for attempt in range(2):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise DaemonError(f"cannot open a socket for the dashboard: {exc.strerror or exc}") from None
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(128)
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise DaemonError(f"cannot bind the dashboard to {host}:{port}: {exc.strerror or exc}") from None
+        holder = port_holder(port)
+        ident = identity_of(int(holder["pid"])) if holder else None
+        if attempt > 0 or holder is None or ident is None or ident.pid == os.getpid():
+            break
+        other = inspect_instance(ident.pid) if looks_like_ours(holder) else None
+        if other is not None:
+            if other.answering:
+                log.error("port_held_by_live_instance", port=port, pid=other.pid, state_dir=str(other.state_dir),
+                          config=other.config)  # fmt: skip
+                raise InstanceConflict(f"port {host}:{port}", other.pid, str(other.state_dir), other.config)
+            why = f"stale foss-supervisor instance ({other.describe()}, not answering on its control socket)"
+        elif take_over:
+            why = "--take-over-port"
+        else:
+            break
+        log.warning("port_holder_stopping", port=port, reason=why, **holder)
+        outcome = terminate(ident, stop_timeout_s)
+        log.info("port_holder_stopped", port=port, pid=ident.pid, outcome=outcome)
+        if other is not None and other.state_dir is not None and outcome == "killed":
+            _end_programs_of(other.state_dir)
+    raise PortInUse(host, port, port_holder(port))
+
+
+def _end_programs_of(state_dir: Path) -> None:
+    """A stale instance had to be SIGKILLed: end the programs it recorded, unless a new daemon holds its lock."""
+    if PidFile(state_dir / "foss-supervisor.pid").inspect().locked:
+        return
+    for name, pid, outcome in clean_leftovers(StateStore(state_dir)):
+        log.warning("leftover_stopped", program=name, pid=pid, outcome=outcome, state_dir=str(state_dir))
+
+
+def _self_and_ancestors() -> set[int]:
+    """This process and its ancestors: a `stop` run by a supervised program must not end itself."""
+    out, pid = set(), os.getpid()
+    while pid > 1 and pid not in out and (st := read_stat(pid)) is not None:
+        out.add(pid)
+        pid = st.ppid
+    return out
+
+
+def leftover_processes(leftovers: Mapping[str, Leftover]) -> dict[str, list[ProcessIdentity]]:
+    """Per program, the live processes a killed daemon's program left: its group and session (also
+    when the leader is gone), and every process carrying its spawn tag (those that left the session).
+
+    Each is checked by start time (none started before the recorded leader); this process and its
+    ancestors are never included.
+    """
+    spared = _self_and_ancestors()
+    by_leader = session_members(rec.identity for rec in leftovers.values())
+    out = {name: [m for m in by_leader[rec.identity] if m.pid not in spared] for name, rec in leftovers.items()}
+    prefixes = {rec.spawn_tag: name for name, rec in leftovers.items() if rec.spawn_tag}
+    since = min((rec.identity.start_ticks for rec in leftovers.values() if rec.identity.start_ticks), default=None)
+    if prefixes and since is not None:
+        seen = spared | {m.pid for found in out.values() for m in found}
+        for st in tagged_processes((p.rstrip("/") for p in prefixes), since):
+            tag = spawn_tag(st.pid) or ""
+            name = next((n for prefix, n in prefixes.items() if tag.startswith(prefix)), None)
+            if (
+                st.pid not in seen
+                and name is not None
+                and st.start_ticks >= (leftovers[name].identity.start_ticks or 0)
+            ):
+                out[name].append(ProcessIdentity(st.pid, st.start_ticks))
+    return out
+
+
+StopPolicy = tuple[signal.Signals, float]  # the signal that asks a program to stop, and how long it gets
+DEFAULT_STOP: StopPolicy = (signal.SIGTERM, 5.0)
+
+
+def clean_leftovers(store: StateStore, policies: Mapping[str, StopPolicy] | None = None) -> list[tuple[str, int, str]]:
+    """Stop what a killed predecessor left running, so no program ever runs twice.
+
+    Ends every process :func:`leftover_processes` finds, each program with its own stop signal and
+    timeout from ``policies`` (by program name; :data:`DEFAULT_STOP` otherwise), the programs in
+    parallel. Returns ``(program, pid, outcome)`` for each program that had something left
+    (``"terminated"`` or ``"killed"``); the record is then removed.
+    """
+    leftovers = store.leftovers()
+    found = leftover_processes(leftovers) if leftovers else {}
+    policies = policies or {}
+    by_policy: dict[StopPolicy, list[str]] = {}
+    for name, members in found.items():
+        if members:
+            by_policy.setdefault(policies.get(name, DEFAULT_STOP), []).append(name)
+
+    def end(policy: StopPolicy, names: list[str]) -> dict[int, str]:
+        def members() -> list[ProcessIdentity]:
+            mine = {n: leftovers[n] for n in names}
+            return [m for group in leftover_processes(mine).values() for m in group]
+
+        return terminate_all(members, policy[1], policy[0])
+
+    outcome: dict[int, str] = {}
+    if by_policy:
+        with ThreadPoolExecutor(max_workers=min(32, len(by_policy))) as pool:
+            for result in pool.map(lambda item: end(*item), by_policy.items()):
+                outcome.update(result)
+    done = []
+    for name, rec in leftovers.items():
+        if found[name]:
+            ended = [outcome.get(m.pid, "gone") for m in found[name]]
+            done.append((name, rec.identity.pid, "killed" if "killed" in ended else "terminated"))
+    store.forget_leftovers()
+    return done

@@ -16,8 +16,9 @@ A default may itself hold variables (``${A:-${B:-x}}``). A ``$`` before anything
 Values come from the program's ``env_file`` (its values are interpolated too, from the daemon's
 environment and the lines above them), then from the daemon's environment. Interpolated keys:
 ``command`` (but a ``shell: true`` command is left to the shell, apart from the ``%(...)s`` forms),
-``env`` values, ``env_file``, ``cwd``, ``log.file`` and the ``health`` probes. The ``env_file``'s values
-are folded into ``env`` (``env`` wins), so the child sees them interpolated.
+``env`` values, ``env_file``, ``cwd``, ``pidfile``, ``log.file`` and the ``health`` probes. The ``env_file``'s values
+are folded into ``env`` (``env`` wins), so the child sees them interpolated. In ``hooks:``, ``command``,
+``url`` and ``headers`` values are interpolated from the daemon's environment.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BRACED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])(.*))?", re.DOTALL)
 _PERCENT = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)[sd]")
 MAX_NESTING = 8  # ${A:-${B:-${C}}} is three
+MAX_ENV_FILE_BYTES = 1024 * 1024
 
 
 def expand(text: str, lookup: Lookup, names: Mapping[str, str] | None = None, *, dollar: bool = True,
@@ -146,10 +148,19 @@ def _supervisord(name: str, lookup: Lookup, names: Mapping[str, str]) -> str:
 def read_env_file_lines(path: Path) -> dict[str, tuple[str, int]]:
     """``KEY=VALUE`` lines (``#`` comments, optional ``export`` and quotes) as KEY -> (value, line number).
 
-    Raises OSError when unreadable and ValueError naming the file and line of a malformed line.
+    Raises OSError when unreadable, ValueError for a file over MAX_ENV_FILE_BYTES, not UTF-8, or with a
+    malformed line (naming the file and line).
     """
+    with path.open("rb") as f:
+        data = f.read(MAX_ENV_FILE_BYTES + 1)  # never more: env_file may name any file, /dev/zero too
+    if len(data) > MAX_ENV_FILE_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_ENV_FILE_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     out: dict[str, tuple[str, int]] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -174,10 +185,10 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 class _Program:
-    """Interpolates one program's mapping in place, noting errors with their key and line."""
+    """Interpolates one program's (or hook's) mapping in place, noting errors with their key and line."""
 
-    def __init__(self, name: str, data: dict[str, Any], ctx: _Context) -> None:
-        self.path = f"programs.{name}"
+    def __init__(self, path: str, name: str, data: dict[str, Any], ctx: _Context) -> None:
+        self.path = path
         self.data = data
         self.ctx = ctx
         self.names = {**ctx.names, "program_name": name, "group_name": name}
@@ -215,8 +226,9 @@ class _Program:
         if isinstance(env, dict):
             for k in env:
                 self.item(env, k, f"{p}.env.{k}")
-        if "cwd" in d:
-            self.item(d, "cwd", f"{p}.cwd")
+        for key in ("cwd", "pidfile"):
+            if key in d:
+                self.item(d, key, f"{p}.{key}")
         if isinstance(log := d.get("log"), dict) and "file" in log:
             self.item(log, "file", f"{p}.log.file")
         if isinstance(health := d.get("health"), dict):
@@ -226,6 +238,15 @@ class _Program:
             self.argv(health, "exec", f"{p}.health.exec")
         if self.file_vars and (env is None or isinstance(env, dict)):
             d["env"] = {**self.file_vars, **(env or {})}  # interpolated already: not interpolated again
+
+    def hook(self) -> None:
+        p, d = self.path, self.data
+        self.argv(d, "command", f"{p}.command")
+        if "url" in d:
+            self.item(d, "url", f"{p}.url")
+        if isinstance(headers := d.get("headers"), dict):
+            for k in headers:
+                self.item(headers, k, f"{p}.headers.{k}")
 
     def env_file(self) -> None:
         """Read the env_file now and interpolate its values (``run`` folds them under ``env``)."""
@@ -264,10 +285,12 @@ def interpolate_config(data: dict[str, Any], lines: Mapping[str, int], file: str
     ``base`` is the config's folder (relative ``env_file`` paths and ``%(here)s``); each value that cannot
     be interpolated is left as it was and a ConfigError naming file, line and key is appended to ``errors``.
     """
-    programs = data.get("programs")
-    if not isinstance(programs, dict):
-        return
     ctx = _Context(file, lines, base, environ, errors)
-    for name, program in programs.items():
+    programs = data.get("programs")
+    for name, program in programs.items() if isinstance(programs, dict) else ():
         if isinstance(program, dict):
-            _Program(str(name), program, ctx).run()
+            _Program(f"programs.{name}", str(name), program, ctx).run()
+    hooks = data.get("hooks")
+    for name, hook in hooks.items() if isinstance(hooks, dict) else ():
+        if isinstance(hook, dict):
+            _Program(f"hooks.{name}", str(name), hook, ctx).hook()

@@ -15,7 +15,32 @@ import structlog
 
 from foss_supervisor.journal import JournalHandler, journald_wanted
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "log_pipeline_event"]
+
+_steps = structlog.get_logger("foss_supervisor.pipeline.steps")  # `logs pipeline` shows these lines too
+_LEVELS = ("debug", "info", "warning", "error")
+
+
+def log_pipeline_event(event: object) -> None:
+    """The bus observer that writes pipeline steps' state changes and log lines to the daemon's log.
+
+    Matched by type name: the pipeline package does not import the core, and the core need not import it.
+    """
+    kind = type(event).__name__
+    common = {"pipeline": getattr(event, "pipeline", ""), "run_id": getattr(event, "run_id", "")}
+    if kind == "StepLog":
+        level = str(getattr(event, "level", "info")).lower()
+        method = getattr(_steps, level if level in _LEVELS else "info")
+        method("pipeline_step_log", step=getattr(event, "step", ""), message=getattr(event, "message", ""), **common)
+    elif kind == "StepStateChanged":
+        _steps.info("pipeline_step_state", step=getattr(event, "step", ""), state=getattr(event, "new", None),
+                    rows_in=getattr(event, "rows_in", None), rows_out=getattr(event, "rows_out", None),
+                    duration_s=getattr(event, "duration_s", None), error=getattr(event, "error", None),
+                    **common)  # fmt: skip
+    elif kind == "RunFinished":
+        _steps.info("pipeline_run_finished", status=getattr(event, "status", None),
+                    duration_s=getattr(event, "duration_s", None), error=getattr(event, "error", None),
+                    **common)  # fmt: skip
 
 
 def _plain_values(_logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -24,7 +24,7 @@ from typing import IO
 
 from foss_supervisor.selectors import resolve
 
-__all__ = ["DAEMON", "PIPELINE", "LogSource", "follow", "select_sources", "tail"]
+__all__ = ["DAEMON", "PIPELINE", "Follower", "LogSource", "follow", "select_sources", "tail"]
 
 DAEMON = "daemon"
 PIPELINE = "pipeline"
@@ -106,7 +106,7 @@ def tail(source: LogSource, count: int, block: int = 64 * 1024) -> list[str]:
     return list(kept)
 
 
-class _Follower:
+class Follower:
     """``tail -F`` of one source: new complete lines, reopened when the file is rotated or appears."""
 
     def __init__(self, source: LogSource) -> None:
@@ -155,7 +155,7 @@ def follow(sources: Iterable[LogSource], write: Callable[[str], object] | None =
     Runs until ``stop()`` is true or KeyboardInterrupt; polls a few times a second (a human is reading).
     """
     write = write or sys.stdout.write
-    followers = [_Follower(s) for s in sources]
+    followers = [Follower(s) for s in sources]
     width = max((len(f.source.name) for f in followers), default=0)
     prefix = len(followers) > 1
     try:

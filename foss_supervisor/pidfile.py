@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from foss_supervisor.errors import AlreadyRunning
+from foss_supervisor.errors import AlreadyRunning, DaemonError
 from foss_supervisor.statestore import atomic_write
 
 __all__ = ["PidFile", "PidFileStatus"]
@@ -57,17 +57,28 @@ class PidFile:
         return PidFileStatus(False, self.read_pid())
 
     def acquire(self) -> int | None:
-        """Take the lock and write our PID; return the stale PID found in the file, if any."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        """Take the lock and write our PID; return the stale PID found in the file, if any.
+
+        Raises :class:`AlreadyRunning` when a live daemon holds the lock, :class:`DaemonError` naming
+        the file when it cannot be created or written (full disk, permissions); the lock is not kept then.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise DaemonError(f"cannot create the lock file {self.lock_path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise AlreadyRunning(self.read_pid()) from None
-        self._fd = fd
         stale = self.read_pid()
-        atomic_write(self.path, f"{os.getpid()}\n", mode=0o644)
+        try:
+            atomic_write(self.path, f"{os.getpid()}\n", mode=0o644)
+        except OSError as exc:
+            os.close(fd)
+            raise DaemonError(f"cannot write the PID file {self.path}: {exc.strerror or exc}") from None
+        self._fd = fd
         return stale
 
     def release(self) -> None:

@@ -24,19 +24,32 @@ import structlog
 
 from foss_supervisor.backoff import Backoff
 from foss_supervisor.config import ProgramConfig
-from foss_supervisor.containment import Containment, ProcEntry
+from foss_supervisor.containment import Containment
 from foss_supervisor.events import EventBus, HealthChanged, StateChanged
 from foss_supervisor.health import HealthMonitor
+from foss_supervisor.procinfo import ProcStat
 from foss_supervisor.program_child import ProgramChild, child_environment, read_env_file
 from foss_supervisor.seams import REAL_SEAMS, ChildEdge, ExitWatch, Seams
 from foss_supervisor.states import STOPPED_STATES, Health, ProcessState, check_transition
 
-__all__ = ["ManagedProcess", "Seams", "child_environment", "read_env_file"]
+__all__ = ["ManagedProcess", "Seams", "child_environment", "exit_text", "read_env_file"]
 
 log = structlog.get_logger("foss_supervisor.process")
 
 S = ProcessState
 
+
+
+def exit_text(code: int | None) -> str:
+    """How a child ended, in words: ``exited with code 3`` or ``killed by SIGTERM`` (asyncio's -N)."""
+    if code is None:
+        return "exit code unknown"
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
 
 class ManagedProcess:
     """A program under supervision. Mutate only through :meth:`start`, :meth:`stop`, :meth:`restart`.
@@ -122,10 +135,10 @@ class ManagedProcess:
         self._start_failures = 0
         self._backoff.reset()
 
-    async def wait_settled(self, timeout_s: float) -> ProcessState:
-        """Wait until the state matches what is wanted (RUNNING, or a stopped state); bounded."""
+    async def wait_settled(self, timeout_s: float, stuck: Callable[[], bool] = lambda: False) -> ProcessState:
+        """Wait until the state matches what is wanted (RUNNING, or a stopped state), or ``stuck()``; bounded."""
         async with asyncio.timeout(timeout_s):
-            while not self._settled():
+            while not self._settled() and not stuck():
                 self._changed.clear()
                 await self._changed.wait()
         return self.state
@@ -139,6 +152,11 @@ class ManagedProcess:
     def completed(self) -> bool:
         """It ran to its end, will not be restarted, and exited with an expected code (a one-shot job done)."""
         return self.state is S.EXITED and not self.wanted and self.exit_code in self.cfg.exit_codes
+
+    @property
+    def spawn_tag(self) -> str:
+        """The current spawn's tag, inherited by all its descendants ("" before the first spawn)."""
+        return self._child.tag
 
     def snapshot(self) -> dict[str, Any]:
         """Plain data for status replies (no environment: it may hold secrets).
@@ -276,9 +294,9 @@ class ManagedProcess:
             ran_for = self._ran_for()
             await self._collect(exited)
             self._backoff.observe_run(ran_for)
-            self._transition(S.EXITED, f"exited with code {self.exit_code} after {ran_for:.3f}s")
+            self._transition(S.EXITED, f"{exit_text(self.exit_code)} after {ran_for:.3f}s")
             if self._should_restart():
-                await self._backoff_wait(f"exited with code {self.exit_code}")
+                await self._backoff_wait(exit_text(self.exit_code))
             else:
                 self.wanted = False
         finally:
@@ -327,13 +345,13 @@ class ManagedProcess:
             return False
         return policy == "always" or self.exit_code not in self.cfg.exit_codes
 
-    async def _after_early_exit(self, left: list[ProcEntry]) -> None:
+    async def _after_early_exit(self, left: list[ProcStat]) -> None:
         """The child exited within start_timeout: a one-shot job done, a failed start, or a self-daemonizer.
 
         A leader that exited cleanly but left processes running has daemonized itself: retrying would
         only start another copy, so it is FATAL at once (with what it left, already ended, named).
         """
-        why = f"exited with code {self.exit_code} during start"
+        why = f"{exit_text(self.exit_code)} during start"
         if left and self.exit_code in self.cfg.exit_codes:
             pids = ", ".join(str(e.pid) for e in left[:5])
             self._transition(S.BACKOFF, why)
@@ -421,7 +439,7 @@ class ManagedProcess:
         except Exception:  # recording it for leftover cleanup failed (disk full, EMFILE): it runs, tracked
             log.exception("spawn_record_failed", program=self.name, pid=pid)
 
-    async def _collect(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcEntry]:
+    async def _collect(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcStat]:
         """Reap through the edge, record the exit code, forget the child; return what it left running."""
         left = await self._child.reap(exited, end_left)
         self.exit_code = exited.result()
@@ -460,7 +478,7 @@ class ManagedProcess:
         await self._child.stop(exited)
         await self._collect(exited)
         if not quiet:
-            self._transition(S.STOPPED, f"{reason}; exit code {self.exit_code}")
+            self._transition(S.STOPPED, f"{reason}; {exit_text(self.exit_code)}")
 
     # ---------------------------------------------------------------- events
 

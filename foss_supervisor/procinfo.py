@@ -27,11 +27,13 @@ import psutil
 __all__ = [
     "ProcStat",
     "ProcessIdentity",
+    "all_stats",
     "boot_id",
     "describe",
     "identity_of",
     "port_holder",
     "read_stat",
+    "send_signal",
     "session_members",
     "terminate",
     "terminate_all",
@@ -43,13 +45,13 @@ PROC = Path("/proc")
 
 @dataclass(frozen=True, slots=True)
 class ProcStat:
-    """The fields of ``/proc/PID/stat`` this module uses (``start_ticks``: clock ticks after boot)."""
+    """The fields of ``/proc/PID/stat`` the daemon acts on (``start_ticks``: clock ticks after boot)."""
 
     pid: int
-    state: str  # R, S, D, T, Z, X, ...
     ppid: int
     pgid: int
     sid: int
+    state: str  # R, S, D, T, Z, X, ...
     start_ticks: int
 
     @property
@@ -58,15 +60,15 @@ class ProcStat:
 
 
 def read_stat(pid: int) -> ProcStat | None:
-    """``/proc/PID/stat`` parsed, or None when there is no such process."""
+    """``/proc/PID/stat`` parsed (the one reader of it), or None when there is no such process."""
     try:
-        text = (PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
+        raw = (PROC / str(pid) / "stat").read_bytes()
     except OSError:
         return None
-    # the command name (field 2) may hold spaces and parentheses: split after its last ')'
-    fields = text[text.rindex(")") + 2 :].split()
     try:
-        return ProcStat(pid, fields[0], int(fields[1]), int(fields[2]), int(fields[3]), int(fields[19]))
+        # the command name (field 2) may hold spaces and parentheses: split after its last ')'
+        fields = raw[raw.rindex(b")") + 2 :].split()
+        return ProcStat(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0].decode(), int(fields[19]))
     except (IndexError, ValueError):
         return None
 
@@ -241,43 +243,62 @@ def _readable(fds: list[int], timeout_s: float) -> list[int]:
     return [fd for fd, _ in poller.poll(max(0.0, timeout_s) * 1000)]
 
 
-def _signal_all(pidfds: dict[int, int], sig: signal.Signals) -> None:
-    for fd in pidfds.values():
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            signal.pidfd_send_signal(fd, sig)
+def send_signal(identity: ProcessIdentity, sig: signal.Signals) -> bool:
+    """Signal ``identity`` through a pidfd opened before its start time is checked.
 
-
-def terminate_all(find: Callable[[], list[ProcessIdentity]], timeout_s: float) -> str:
-    """SIGTERM (and SIGCONT) every process ``find`` returns, wait up to ``timeout_s``, then SIGKILL the rest.
-
-    ``find`` is asked again before the SIGKILL round and after it, so members forked meanwhile are
-    caught too. Synchronous on purpose: it serves the CLI and the daemon's start-up clean-up, before
-    any event loop runs. Returns ``"gone"``, ``"terminated"`` or ``"killed"``.
+    False when it is gone, or is not ours to signal (another user's): either way nothing to wait for.
     """
-    pidfds = {i.pid: fd for i in find() if (fd := _open_pidfd(i)) is not None}
-    if not pidfds:
-        return "gone"
-    outcome = "terminated"
+    fd = _open_pidfd(identity)
+    if fd is None:
+        return False
     try:
-        _signal_all(pidfds, signal.SIGTERM)
-        _signal_all(pidfds, signal.SIGCONT)  # a stopped process handles its SIGTERM only once continued
-        deadline = time.monotonic() + timeout_s
-        for round_ in range(3):
-            while pidfds and (left := deadline - time.monotonic()) > 0:
-                for fd in _readable(list(pidfds.values()), left):
-                    pidfds = {pid: f for pid, f in pidfds.items() if f != fd}
-                    os.close(fd)
-            for i in find():  # latecomers forked while we waited
-                if i.pid not in pidfds and (fd := _open_pidfd(i)) is not None:
-                    pidfds[i.pid] = fd
-            if not pidfds:
-                break
-            outcome = "killed"
-            _signal_all(pidfds, signal.SIGKILL)
-            deadline = time.monotonic() + 5.0 + round_
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
     finally:
-        for fd in pidfds.values():
-            os.close(fd)
+        os.close(fd)
+
+
+def _still_alive(members: list[ProcessIdentity], timeout_s: float) -> list[ProcessIdentity]:
+    """Those of ``members`` still alive after waiting up to ``timeout_s`` for them to exit.
+
+    A bounded poll (5 ms growing to 50 ms) rather than a pidfd each: a clean-up of thousands of
+    processes must not run out of descriptors, least of all in a CLI under a soft limit of 1,024.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    left = [m for m in members if m.alive()]
+    while left and (rest := deadline - time.monotonic()) > 0:
+        time.sleep(min(delay, rest))
+        delay = min(delay * 1.5, 0.05)
+        left = [m for m in left if m.alive()]
+    return left
+
+
+def terminate_all(
+    find: Callable[[], list[ProcessIdentity]], timeout_s: float, sig: signal.Signals = signal.SIGTERM
+) -> dict[int, str]:
+    """Send ``sig`` (and SIGCONT) to every process ``find`` returns, wait up to ``timeout_s``, then SIGKILL the rest.
+
+    ``find`` is asked again before each SIGKILL round, so members forked meanwhile are caught too
+    (at most three rounds). Synchronous on purpose: it serves the CLI and the daemon's start-up
+    clean-up, before any event loop runs. Returns, for each PID it signalled, ``"terminated"`` (gone
+    after ``sig``) or ``"killed"``; empty when nothing was alive.
+    """
+    sent = [m for m in find() if send_signal(m, sig)]
+    for m in sent:
+        send_signal(m, signal.SIGCONT)  # a stopped process handles its signal only once continued
+    outcome = {m.pid: "terminated" for m in sent}
+    left = _still_alive(sent, timeout_s) if sent else []
+    for _ in range(3):
+        known = {m.pid for m in left}
+        left += [m for m in find() if m.pid not in known]  # latecomers forked while we waited
+        left = [m for m in left if send_signal(m, signal.SIGKILL)]
+        if not left:
+            break
+        outcome.update((m.pid, "killed") for m in left)
+        left = _still_alive(left, 5.0)
     return outcome
 
 
@@ -287,5 +308,7 @@ def terminate(identity: ProcessIdentity, timeout_s: float, *, group: bool = Fals
     Returns ``"gone"``, ``"terminated"`` or ``"killed"`` (see :func:`terminate_all`).
     """
     if group:
-        return terminate_all(lambda: session_members([identity])[identity], timeout_s)
-    return terminate_all(lambda: [identity] if identity.alive() else [], timeout_s)
+        done = terminate_all(lambda: session_members([identity])[identity], timeout_s)
+    else:
+        done = terminate_all(lambda: [identity] if identity.alive() else [], timeout_s)
+    return "gone" if not done else "killed" if "killed" in done.values() else "terminated"

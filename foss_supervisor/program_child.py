@@ -26,10 +26,11 @@ import structlog
 
 from foss_supervisor.child import reap_stragglers, signal_group, stop_group
 from foss_supervisor.config import RLIM_INFINITY, HealthConfig, ProgramConfig
-from foss_supervisor.containment import SPAWN_ENV, Containment, ProcEntry, kill_all, proc_entry, spawn_tag
+from foss_supervisor.containment import SPAWN_ENV, Containment, kill_all, spawn_tag
 from foss_supervisor.health import probe
 from foss_supervisor.interpolate import read_env_file
 from foss_supervisor.logsink import LogSink, StreamWriter
+from foss_supervisor.procinfo import ProcStat, read_stat
 from foss_supervisor.readiness import NotifyListener
 from foss_supervisor.sdnotify import without_systemd_environ
 
@@ -191,6 +192,11 @@ class ProgramChild:
         """The last STATUS= the program sent, for status replies."""
         return self._notify.status if self._notify is not None else ""
 
+    @property
+    def tag(self) -> str:
+        """This spawn's tag, which every descendant inherits (recorded for leftover clean-up)."""
+        return self._tag
+
     async def spawn(self, serial: int) -> tuple[int, ChildProtocol]:
         """Start spawn number ``serial``; return its PID and its exit watch. OSError/ValueError: not started."""
         cfg = self.cfg
@@ -237,7 +243,7 @@ class ProgramChild:
             umask=-1 if cfg.umask is None else cfg.umask,  # set by the C fork code, no Python in the child
         )
 
-    async def reap(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcEntry]:
+    async def reap(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcStat]:
         """Once it exited: end everything the spawn left running, close the pipes.
 
         Returns what was left running and (unless ``end_left`` is False) has now been killed:
@@ -311,7 +317,7 @@ class ProgramChild:
         if not text.isdigit():
             return None, f"pidfile {self.cfg.pidfile} holds {text[:40]!r}, not a PID"
         pid = int(text)
-        entry = proc_entry(pid)
+        entry = read_stat(pid)
         if entry is None or entry.zombie:
             return None, f"pidfile {self.cfg.pidfile} names PID {pid}, which is not running"
         if spawn_tag(pid) != self._tag and entry.ppid != os.getpid():
@@ -328,7 +334,7 @@ class ProgramChild:
         if pid is None:
             kill_all(self._contain.adopted(self._tag), signal.SIGKILL)
             return why
-        entry = proc_entry(pid)
+        entry = read_stat(pid)
         self._pgid = entry.pgid if entry is not None and entry.pgid != os.getpgid(0) else 0
         self.pid = pid
         self._contain.reaper.own(pid)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from foss_supervisor.config import HealthConfig
-from foss_supervisor.containment import ProcEntry
+from foss_supervisor.procinfo import ProcStat
 
 if TYPE_CHECKING:
     from foss_supervisor.process import ManagedProcess
@@ -50,6 +50,11 @@ class ChildEdge(Protocol):
         """The last STATUS= line the program sent."""
         ...
 
+    @property
+    def tag(self) -> str:
+        """The current spawn's tag (see :mod:`foss_supervisor.containment`); "" before the first spawn."""
+        ...
+
     async def spawn(self, serial: int) -> tuple[int, ExitWatch]:
         """Start spawn number ``serial``; return its PID and exit watch. Raises OSError/ValueError when it cannot."""
         ...
@@ -62,7 +67,7 @@ class ChildEdge(Protocol):
         """stop_signal, bounded wait (stop_timeout_s), SIGKILL; returns once ``exited`` resolved."""
         ...
 
-    async def reap(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcEntry]:
+    async def reap(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcStat]:
         """After ``exited``: end (unless ``end_left`` is False) and return what the spawn left running."""
         ...
 

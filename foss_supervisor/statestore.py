@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import structlog
 
 from foss_supervisor.procinfo import ProcessIdentity
 
-__all__ = ["StateStore", "atomic_write", "read_json"]
+__all__ = ["Leftover", "StateStore", "atomic_write", "read_json"]
 
 log = structlog.get_logger("foss_supervisor.statestore")
 
@@ -50,18 +51,36 @@ def read_json(path: Path) -> Any:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """A child a previous daemon recorded: its identity, and the prefix of its processes' spawn tags."""
+
+    identity: ProcessIdentity
+    spawn_tag: str | None  # "<instance>/<program>/": every process it started carries a tag under it
+
+
+def _tag_prefix(tag: object) -> str | None:
+    """``<instance>/<program>/`` of a spawn tag ``<instance>/<program>/<n>``: what every spawn and probe
+    of that program by that daemon carries; None for a record without a usable tag."""
+    if not isinstance(tag, str) or tag.count("/") < 2:
+        return None
+    return tag.rsplit("/", 1)[0] + "/"
+
+
 class StateStore:
     """``intent.json``: programs the operator stopped by hand; ``children.json``: live children.
 
-    Each child record is ``{"pid", "start_ticks", "boot_id", "create_time"}`` (see
+    Each child record is ``{"pid", "start_ticks", "boot_id", "create_time", "tag"}`` (see
     :meth:`ProcessIdentity.as_dict`); a program runs in its own session, so the PID also names the
-    process group and session that leftover clean-up ends.
+    process group and session that leftover clean-up ends, and ``tag`` (its spawn tag,
+    ``<instance>/<program>/<n>``) finds the processes that left that session.
     """
 
     def __init__(self, state_dir: Path) -> None:
         self.intent_file = state_dir / "intent.json"
         self.children_file = state_dir / "children.json"
         self._children: dict[str, ProcessIdentity] = {}
+        self._tags: dict[str, str] = {}
         self._write_pending = False
         self._failures: dict[Path, str] = {}  # file -> why its last write failed
         self._last_logged: dict[Path, float] = {}
@@ -104,11 +123,14 @@ class StateStore:
 
     # children of this daemon -----------------------------------------------------------
 
-    def child_started(self, name: str, identity: ProcessIdentity) -> None:
+    def child_started(self, name: str, identity: ProcessIdentity, tag: str = "") -> None:
+        """Record a running child and its spawn tag (which its escaped descendants carry too)."""
         self._children[name] = identity
+        self._tags[name] = tag
         self._children_changed()
 
     def child_gone(self, name: str) -> None:
+        self._tags.pop(name, None)
         if self._children.pop(name, None) is not None:
             self._children_changed()
 
@@ -128,18 +150,18 @@ class StateStore:
 
     def _write_children(self) -> None:
         self._write_pending = False
-        data = {name: ident.as_dict() for name, ident in self._children.items()}
+        data = {name: {**ident.as_dict(), "tag": self._tags.get(name, "")} for name, ident in self._children.items()}
         if not self._write(self.children_file, json.dumps(data) + "\n"):
             self._children_changed(RETRY_DELAY_S)  # keep trying: a stale record is how a program runs twice
 
-    def leftovers(self) -> dict[str, ProcessIdentity]:
+    def leftovers(self) -> dict[str, Leftover]:
         """Children a previous daemon recorded and did not see exit (it may have been killed)."""
         data = read_json(self.children_file)
-        out: dict[str, ProcessIdentity] = {}
+        out: dict[str, Leftover] = {}
         if isinstance(data, dict):
             for name, rec in data.items():
                 if (ident := ProcessIdentity.from_dict(rec)) is not None:
-                    out[str(name)] = ident
+                    out[str(name)] = Leftover(ident, _tag_prefix(rec.get("tag")))
         return out
 
     def forget_leftovers(self) -> None:

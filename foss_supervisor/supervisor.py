@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -176,8 +176,13 @@ class Supervisor:
         return await self._settle(procs, wait_s)
 
     async def _settle(self, procs: list[ManagedProcess], wait_s: float) -> list[dict[str, Any]]:
+        """Wait (``wait_s`` at most) until each is as wanted, or stuck behind a dependency that gave up."""
+
+        def stuck(p: ManagedProcess) -> Callable[[], bool]:
+            return lambda: self._stuck(p) and p.reason.startswith("waiting for")  # once it says so
+
         with contextlib.suppress(TimeoutError):
-            await asyncio.gather(*(p.wait_settled(wait_s) for p in procs))
+            await asyncio.gather(*(p.wait_settled(wait_s, stuck(p)) for p in procs))
         return [p.snapshot() for p in procs]
 
     def plan(self, new: Config) -> ReloadPlan:
@@ -248,7 +253,7 @@ class Supervisor:
 
     def _child_started(self, proc: ManagedProcess) -> None:
         if proc.pid is not None and (ident := identity_of(proc.pid)) is not None:
-            self.store.child_started(proc.name, ident)
+            self.store.child_started(proc.name, ident, proc.spawn_tag)
 
     def blockers(self, cfg: ProgramConfig) -> list[str]:
         """The dependencies of ``cfg`` that do not meet their condition yet, as ``name (what it is)``."""

@@ -8,7 +8,8 @@ past :data:`MAX_NODES` nodes, :data:`MAX_CHARS` characters of scalars or :data:`
 nesting, or at the first alias of an anchor that is still open. Only then is the node graph built
 and walked. The pass costs linear time in the file's size, whatever the file says.
 
-Merge keys (``<<: *defaults``) are applied the way YAML 1.1 defines them.
+Merge keys (``<<: *defaults``) are applied the way YAML 1.1 defines them. Keys are taken as written
+(``on:``, ``yes:``, ``8080:`` are the names ``on``, ``yes``, ``8080``, not a boolean or a number).
 
 Errors are :class:`~foss_supervisor.errors.ConfigError` naming the file and line.
 """
@@ -148,7 +149,10 @@ def load_yaml(text: str, file: str) -> tuple[Any, dict[str, int]]:
     lines: dict[str, int] = {}
     if node is None:
         return {}, lines
-    return _Builder(file, lines).build(node, ""), lines
+    try:
+        return _Builder(file, lines).build(node, ""), lines
+    except yaml.YAMLError as exc:  # a scalar no safe constructor takes (`=`, an unknown !tag)
+        raise _yaml_error(exc, file) from None
 
 
 class _Builder:
@@ -175,9 +179,9 @@ class _Builder:
         explicit: set[str] = set()
         for key_node, value_node, merged in pairs:
             line = key_node.start_mark.line + 1
-            key = self.scalars.construct_object(key_node)
-            if not isinstance(key, str):
-                raise ConfigError(self.file, path, f"keys must be strings, got {key!r}", line)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError(self.file, path, "keys must be plain names, not lists or mappings", line)
+            key = key_node.value  # as written: YAML 1.1 would make `on:` True and `1:` an int; a name is text
             child = f"{path}.{key}" if path else key
             if key in explicit and not merged:
                 raise ConfigError(self.file, child, "duplicate key", line)

@@ -38,6 +38,11 @@ def procs_with(marker: str) -> list[int]:
     return out
 
 
+def exactly(marker: str, count: int) -> Callable[[], list[int] | None]:
+    """A check returning the marked processes once there are exactly ``count`` of them."""
+    return lambda: found if len(found := procs_with(marker)) == count else None
+
+
 def zombies_of(ppid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
@@ -234,3 +239,18 @@ def test_as_pid1_of_a_namespace_no_zombie_piles_up(daemon: DaemonHandle, marker:
         except subprocess.TimeoutExpired:
             os.killpg(outer.pid, signal.SIGKILL)
             outer.wait(timeout=5)
+
+
+def test_after_kill9_a_new_daemon_ends_what_escaped_the_old_ones_groups(daemon: DaemonHandle, marker: str) -> None:
+    cmd = [PY, script(daemon.tmp, "escaper.py", ESCAPER), marker, "300"]
+    daemon.write_config(f"programs:\n  esc: {{command: {cmd!r}, start_timeout: 0.2}}\n")
+    daemon.start()
+    old = set(wait_for(exactly(marker, 3), 10, "three processes"))
+    assert daemon.proc is not None
+    daemon.proc.kill()  # no clean-up at all: the leader, the escaped child and the orphan run on
+    daemon.proc.wait(timeout=10)
+    assert set(procs_with(marker)) == old
+    daemon.start()  # the new daemon ends all three (two of them by their spawn tag), then starts one copy
+    wait_for(lambda: not old & set(procs_with(marker)), 10, "the old copy's processes ended")
+    new = wait_for(exactly(marker, 3), 10, "one new copy")
+    assert not old & set(new)

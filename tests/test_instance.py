@@ -6,6 +6,7 @@ Real daemons run as subprocesses (see conftest.py); every wait is bounded.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
@@ -15,8 +16,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PY, DaemonHandle, is_gone, kill_tree_by_pid, wait_for
+from conftest import PY, DaemonHandle, free_port, is_gone, kill_tree_by_pid, wait_for
+from structlog.testing import capture_logs
 
+from foss_supervisor.daemon import LoopErrorLog
 from foss_supervisor.procinfo import boot_id, identity_of
 
 SLEEPER = f"command: [{PY!r}, '-c', 'import time; time.sleep(300)']\n    start_timeout: 0.1"
@@ -85,6 +88,29 @@ def test_port_held_by_a_stale_instance_of_ours_is_replaced(daemon: DaemonHandle,
     stopping = log_events(daemon, "port_holder_stopping")
     assert stopping and "not answering" in str(stopping[0]["reason"]) and str(other.state_dir) in str(stopping[0])
     assert daemon.ping() is not None
+
+
+def test_a_stale_instance_that_had_to_be_killed_leaves_no_program_behind(daemon: DaemonHandle, tmp_path: Path) -> None:
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
+    body = f"programs:\n  deaf:\n    command: [{PY!r}, '-c', {code!r}]\n    start_timeout: 0.1\n    stop_timeout: 60\n"
+    other = other_daemon(tmp_path, daemon.port, body)
+    stale = other.start()
+    deaf = other.program("deaf")["pid"]
+    try:
+        os.kill(stale.pid, signal.SIGSTOP)
+        try:
+            daemon.write_config()
+            result = daemon.cli("start")  # the stale one wakes, but cannot stop its program in time: SIGKILL
+        finally:
+            if stale.poll() is None:
+                os.kill(stale.pid, signal.SIGCONT)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert stale.wait(timeout=15) == -signal.SIGKILL
+        assert is_gone(deaf)
+        ended = log_events(daemon, "leftover_stopped")
+        assert [(e["program"], e["state_dir"]) for e in ended] == [("deaf", str(other.state_dir))]
+    finally:
+        other.cleanup()
 
 
 def test_port_held_by_a_lockless_process_that_looks_like_ours_is_replaced(daemon: DaemonHandle) -> None:
@@ -184,6 +210,53 @@ def test_leftover_group_is_stopped_even_when_its_leader_died(daemon: DaemonHandl
     assert is_gone(helper)
     assert [e["program"] for e in log_events(daemon, "leftover_stopped")] == ["p"]
     assert daemon.program("p")["state"] == "RUNNING"
+
+
+def test_leftover_that_left_its_session_is_found_by_its_spawn_tag(daemon: DaemonHandle) -> None:
+    escaped = daemon.tmp / "escaped"
+    code = ("import os, time\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid()\n"
+            "    if os.fork() == 0:\n"
+            f"        open({str(escaped)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+            "        time.sleep(300)\n"
+            "    os._exit(0)\n"
+            "time.sleep(300)\n")  # fmt: skip
+    daemon.write_config(f"programs:\n  p:\n    command: [{PY!r}, '-c', {code!r}]\n    start_timeout: 0.1\n")
+    proc = daemon.start()
+    leader = daemon.program("p")["pid"]
+    runaway = int(wait_for(lambda: escaped.exists() and escaped.read_text().split(), 10, "escaped pid")[0])
+    assert os.getsid(runaway) != os.getsid(leader)  # in a session of its own
+    proc.kill()
+    proc.wait(timeout=10)
+    result = daemon.cli("start")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert is_gone(leader) and is_gone(runaway)
+    assert [e["program"] for e in log_events(daemon, "leftover_stopped")] == ["p"]
+
+
+def test_leftovers_are_asked_to_stop_with_their_own_stop_signal(daemon: DaemonHandle) -> None:
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
+    daemon.write_config(f"""programs:
+  by_int:
+    command: [{PY!r}, '-c', {code!r}]
+    start_timeout: 0.1
+    stop_signal: INT
+    stop_timeout: 30
+  deaf:
+    command: [{PY!r}, '-c', {code!r}]
+    start_timeout: 0.1
+    stop_timeout: 0.5
+""")
+    proc = daemon.start()
+    old = {name: daemon.program(name)["pid"] for name in ("by_int", "deaf")}
+    proc.kill()
+    proc.wait(timeout=10)
+    result = daemon.cli("start")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(is_gone(pid) for pid in old.values())
+    outcomes = {e["program"]: e["outcome"] for e in log_events(daemon, "leftover_stopped")}
+    assert outcomes == {"by_int": "terminated", "deaf": "killed"}  # SIGINT ended one; the other was SIGKILLed
 
 
 def test_clock_step_does_not_make_a_live_leftover_look_dead(daemon: DaemonHandle) -> None:
@@ -286,3 +359,81 @@ def test_status_and_stop_of_a_stopped_daemon(daemon: DaemonHandle) -> None:
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert proc.wait(timeout=10) == 0
     assert is_gone(child)
+
+
+def test_more_programs_than_the_open_files_limit_allows_are_refused_cleanly(daemon: DaemonHandle) -> None:
+    def limit_300() -> None:  # soft and hard: the daemon cannot raise it
+        resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))
+
+    names = [f"p{i:02d}" for i in range(40)]  # 40 programs need about 328 open files
+    daemon.write_config(programs(*names))
+    argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)]
+    refused = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=daemon.env, preexec_fn=limit_300)
+    assert refused.returncode == 1
+    assert "40 programs need about 328 open files, and this daemon may open 300" in refused.stderr
+    assert not (daemon.state_dir / "children.json").exists()  # nothing was started
+    daemon.write_config(programs(*names[:20]))
+    daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
+    daemon.proc = subprocess.Popen([*argv], stdout=daemon.log, stderr=daemon.log, env=daemon.env,
+                                   start_new_session=True, preexec_fn=limit_300)  # fmt: skip
+    daemon.wait_ready()
+    daemon.write_config(programs(*names))
+    reload = daemon.cli("reload")
+    assert reload.returncode == 2 and "40 programs need about 328 open files" in reload.stderr
+    status = daemon.call("status")["programs"]
+    assert len(status) == 20 and {p["state"] for p in status} == {"RUNNING"}
+
+
+def test_a_repeated_event_loop_error_is_logged_once_per_interval() -> None:
+    now = [0.0]
+    handler = LoopErrorLog(interval_s=10.0, clock=lambda: now[0])
+    loop = asyncio.new_event_loop()
+    try:
+        with capture_logs() as logs:
+            for second in range(25):  # what the loop reports while accept() fails with EMFILE
+                now[0] = float(second)
+                handler(loop, {"message": "socket.accept() out of system resource", "exception": OSError(24, "EMFILE")})
+            handler(loop, {"message": "another failure"})
+    finally:
+        loop.close()
+    lines = [(e["message"], e["skipped_since_last"]) for e in logs if e["event"] == "event_loop_error"]
+    accept = "socket.accept() out of system resource"
+    assert lines == [(accept, 0), (accept, 9), (accept, 9), ("another failure", 0)]
+
+
+def test_control_socket_that_cannot_be_served_is_a_clean_refusal(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)  # a unix socket path longer than the kernel's 108 bytes
+    handle = DaemonHandle(deep, free_port())
+    deep.mkdir(parents=True)
+    try:
+        handle.write_config(programs("a"))
+        argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(handle.config_path)]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=handle.env)
+        assert result.returncode == 1
+        assert f"cannot serve the control socket {handle.socket_path}" in result.stderr
+        assert not (handle.state_dir / "children.json").exists()  # no program was started
+        assert not (handle.state_dir / "foss-supervisor.pid").exists()
+    finally:
+        handle.cleanup()
+
+
+def test_a_pid_file_that_cannot_be_written_is_a_clear_refusal(daemon: DaemonHandle) -> None:
+    daemon.write_config(programs("a"))
+    (daemon.state_dir / "foss-supervisor.pid" / "in-the-way").mkdir(parents=True)  # the rename onto it fails
+    argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=daemon.env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"cannot write the PID file {daemon.state_dir / 'foss-supervisor.pid'}" in result.stderr
+    shutil.rmtree(daemon.state_dir / "foss-supervisor.pid")
+    daemon.start()  # the lock was let go: the next start works
+    assert daemon.program("a")["state"] == "RUNNING"
+
+
+def test_a_dashboard_address_that_cannot_be_bound_is_a_clear_refusal(daemon: DaemonHandle) -> None:
+    daemon.write_config(programs("a"))
+    env = {**daemon.env, "FOSS_SUPERVISOR_HOST": "192.0.2.1"}  # TEST-NET-1: on no interface of this host
+    argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"cannot bind the dashboard to 192.0.2.1:{daemon.port}" in result.stderr
+    assert not (daemon.state_dir / "foss-supervisor.pid").exists()

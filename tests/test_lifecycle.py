@@ -46,6 +46,8 @@ async def test_dependent_of_a_fatal_program_says_so_and_starts_once_it_is_fixed(
         assert api.state is S.STOPPED and api.spawns == 0 and web.reason == "waiting for api (STOPPED)"
         assert "api is waiting for db (FATAL)" in problems and "web is waiting for api (STOPPED)" in problems
         assert any(p.startswith("db is FATAL") for p in problems)
+        [snap] = await asyncio.wait_for(sup.act("start", ["api"], wait_s=600), 20)  # says so, does not wait
+        assert snap["state"] == "STOPPED" and snap["reason"] == "waiting for db (FATAL)"
         ok.touch()
         await sup.act("start", ["db"], wait_s=10)
         await until(sub, state("web", S.RUNNING), timeout_s=15)

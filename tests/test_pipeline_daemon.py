@@ -44,6 +44,7 @@ def test_landed_files_trigger_a_run_and_cli_follows_another(pipeline_daemon: Dae
     assert last_run(d) is None  # an empty landing folder starts nothing
     landed = d.cli("demo-data", "--orders", "3000", "--seed", "7")
     assert landed.returncode == 0, landed.stderr
+    assert "orders: 3000" in landed.stdout and "{" not in landed.stdout  # plain text, not a Python dict
     run = wait_for(lambda: d.call("pipelines")[0]["active_run"] is None and last_run(d), 60,
                    "run triggered by the landed files")  # fmt: skip
     assert run["trigger"] == "files_landed" and run["status"] == "succeeded"
@@ -112,7 +113,9 @@ def test_pages_report_and_json_twins(pipeline_daemon: DaemonHandle) -> None:
     status, html = get(d.port, "/")
     assert status == 200 and b"Quality pass rate" in html
     status, body = get(d.port, "/data-browser?format=json")
-    assert json.loads(body)["tables"]["gold"] == ["customer_ltv", "daily_revenue", "product_sales"]
+    gold = json.loads(body)["tables"]["gold"]
+    assert [t["name"] for t in gold] == ["customer_ltv", "daily_revenue", "product_sales"]
+    assert all(t["rows"] > 0 for t in gold)
     status, html = get(d.port, "/reports/orders/latest.html")
     assert status == 200 and b"<html" in html.lower()
     assert get(d.port, "/reports/orders/..%2F..%2Fapi-token")[0] == 404
@@ -144,18 +147,22 @@ def test_run_from_the_pipeline_page_in_chromium(pipeline_daemon: DaemonHandle, t
             page.wait_for_selector("#live.ok", timeout=10_000)
             assert page.locator("table.grid tbody tr").count() >= 1
             before = len(d.call("pipeline_runs", name="orders"))
-            page.click("button[data-action=pipeline_run]")
-            # the run's events arrive over SSE; when it finishes the page reloads with the new run listed
-            page.wait_for_function(f"document.querySelectorAll('.pipeline-panel table.grid')[1]"
-                                   f".querySelectorAll('tbody tr').length > {before}", timeout=60_000)  # fmt: skip
-            assert page.locator(".step[data-step=report] .badge").inner_text().strip().endswith("succeeded")
+            loads = []
+            page.on("framenavigated", lambda f: loads.append(f.url) if f == page.main_frame else None)
+            page.click("button[data-command=pipeline_run]")
+            # the steps are drawn live over SSE, and the finished run is listed without a reload
+            page.locator(".node[data-step=ingest] .badge", has_text="succeeded").wait_for(timeout=60_000)
+            runs = page.locator(".pipeline-panel table.grid").last.locator("tbody tr")
+            wait_for(lambda: runs.count() > before, 60, "the new run listed")
+            page.locator(".node[data-step=report] .badge", has_text="succeeded").wait_for(timeout=30_000)
+            assert loads == []
             page.screenshot(path=str(tmp_path / "pipelines.png"), full_page=True)
             page.goto(f"http://127.0.0.1:{d.port}/data-browser?table=gold.product_sales")
             page.wait_for_selector("#results tbody tr", timeout=10_000)
             assert "product_id" in page.locator("#results thead").inner_text()
             page.fill("#sql", "DROP TABLE gold.product_sales")
             page.click("#query-form button")
-            page.wait_for_function("document.getElementById('query-error').innerText.length > 0", timeout=10_000)
+            page.locator("#query-error", has_text="SELECT").wait_for(timeout=10_000)
             assert (
                 "refused" in page.locator("#query-error").inner_text()
                 or "read-only" in page.locator("#query-error").inner_text()
@@ -205,6 +212,17 @@ def test_two_pipelines_in_one_daemon_keep_their_rows_and_skip_when_nothing_is_ne
     counts = d.call("query", sql=sql)["rows"][0]
     assert counts[0] == ingested["orders"] > 2000 and counts[1] == ingested["trips"] == 300
     assert counts[2] == 5 and counts[4] == 1 and counts[3] == len(list((d.state_dir / "data/landing/orders").iterdir()))
+
+    # every pipeline gets the generic report (layers, quality, reasons), shown on the dashboard
+    status, body = get(d.port, "/pipeline-management?format=json")
+    trips_view = next(p for p in json.loads(body)["pipelines"] if p["name"] == "trips")
+    report = trips_view["report"]
+    assert status == 200 and report["layers"]["trips_bronze.trips_raw"] == 300
+    assert report["layers"]["trips_gold.daily_zone"] == 5 and "trips_meta.files" not in report["layers"]
+    assert report["quality"]["run_valid"] == 300 and report["quality"]["overall_pass_rate"] == 1.0
+    assert get(d.port, "/")[0] == 200
+    status, html = get(d.port, "/pipeline-management")
+    assert status == 200 and b"trips_gold.daily_zone" in html and b"trips_bronze.trips_raw" in html
 
     # restart: the landing watcher fires once for what is there, and finds nothing new
     assert d.cli("stop").returncode == 0

@@ -104,6 +104,7 @@ class FakeChildren:
     reaped: int = 0
     ready: asyncio.Future[None] | None = None
     status_text: str = ""
+    tag: str = ""
     _current: tuple[Watch, Script] | None = None
 
     async def spawn(self, serial: int) -> tuple[int, Watch]:

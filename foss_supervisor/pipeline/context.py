@@ -37,6 +37,8 @@ class StepContext:
     ledger: str = "meta"
     #: the landing file patterns the pipeline declares
     patterns: Sequence[str] = ()
+    #: the schemas the pipeline owns
+    schemas: Sequence[str] = ()
 
     def log(self, message: str, level: str = "info") -> None:
         """Send a log line to the runner, which turns it into a StepLog event."""

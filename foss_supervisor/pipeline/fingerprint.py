@@ -71,6 +71,7 @@ def definition_digest(spec: PipelineSpec) -> str:
         "inputs": sorted(spec.inputs),
         "ledger": spec.ledger,
         "patterns": list(spec.patterns),
+        "publish": list(spec.publish),
         "folders": {k: str(v) for k, v in dataclasses.asdict(spec.folders).items()},
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()

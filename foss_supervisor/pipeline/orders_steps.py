@@ -1,4 +1,5 @@
-"""Python steps of the orders pipeline: ingest and report (discover lives in ledger.py).
+"""Python steps of the orders pipeline: ingest and report (discover lives in ledger.py, the generic report
+in report.py; both names stay importable from here).
 
 These touch the file system, which SQL in the sandboxed worker may only do inside the landing and
 reference folders; everything else is SQL in ``configs/pipelines/orders/``. Lines are read by DuckDB's CSV
@@ -13,9 +14,6 @@ import codecs
 import csv
 import datetime as dt
 import hashlib
-import html
-import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,9 +21,18 @@ from typing import Any
 
 from foss_supervisor.pipeline.context import StepContext
 from foss_supervisor.pipeline.ledger import discover, pending_files, set_file_status
-from foss_supervisor.pipeline.states import StepState
+from foss_supervisor.pipeline.report import build_report, render_report_html, write_report
 
-__all__ = ["FileScan", "build_ingest_sql", "discover", "ingest", "render_report_html", "report", "scan_file"]
+__all__ = [
+    "FileScan",
+    "bronze_ddl",
+    "build_ingest_sql",
+    "discover",
+    "ingest",
+    "render_report_html",
+    "report",
+    "scan_file",
+]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _QUALIFIED = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -76,6 +83,21 @@ def scan_file(path: Path) -> FileScan:
         except UnicodeDecodeError:
             reason = "invalid UTF-8"
     return FileScan(h.hexdigest(), size, reason)
+
+
+def bronze_ddl(table: str, columns: Sequence[str]) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` of an ingest table (and its schema): the eight bookkeeping columns,
+    then one VARCHAR per declared column. Ingest runs it itself, so a pipeline need not declare it."""
+    if not _QUALIFIED.match(table) or not all(_IDENT.match(c) for c in columns):
+        raise ValueError("table and columns must be plain lower-case identifiers")
+    return (
+        f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]};\n"
+        f"CREATE TABLE IF NOT EXISTS {table} (_row_id BIGINT NOT NULL, _batch_id VARCHAR NOT NULL,"
+        " _source_file VARCHAR NOT NULL, _source_sha256 VARCHAR NOT NULL, _source_line BIGINT NOT NULL,"
+        " _ingested_at TIMESTAMPTZ NOT NULL, _raw_line VARCHAR, _parse_error VARCHAR"
+        + "".join(f", {c} VARCHAR" for c in columns)
+        + ")"
+    )
 
 
 def build_ingest_sql(table: str, columns: Sequence[str], fmt: str, header: Sequence[str] | None, source: str) -> str:
@@ -165,6 +187,7 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
     columns: Sequence[str] = ctx.params["columns"]
     if not _QUALIFIED.match(table) or not all(_IDENT.match(c) for c in columns):
         raise ValueError("table and columns must be plain lower-case identifiers")
+    cur.execute(bronze_ddl(table, columns))
     pending = pending_files(cur, ctx.ledger)
     now = dt.datetime.now(dt.UTC)
     lines_total = files_done = 0
@@ -221,149 +244,23 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
 # ------------------------------------------------------------------------------------------------ report
 
 
-def _scalar(cur: Any, sql: str) -> Any:
-    return cur.execute(sql).fetchone()[0]
-
-
 def report(ctx: StepContext) -> Mapping[str, int | float]:
-    """Write the run report (JSON and HTML) and keep a copy in meta.run_reports for the dashboard KPIs."""
+    """The generic run report (report.py) plus the orders KPIs, also kept in meta.run_reports."""
     cur = ctx.cursor
-    layers = {
-        t: int(_scalar(cur, f"SELECT count(*) FROM {t}"))  # noqa: S608
-        for t in (
-            "bronze.orders_raw",
-            "silver.orders",
-            "silver.orders_rejected",
-            "silver.orders_superseded",
-            "silver.orders_enriched",
-            "gold.daily_revenue",
-            "gold.product_sales",
-            "gold.customer_ltv",
-        )
-    }
-    reasons = cur.execute(
-        "SELECT reason, count(*) AS n FROM (SELECT unnest(reasons) AS reason FROM silver.orders_rejected)"
-        " GROUP BY reason ORDER BY n DESC, reason LIMIT 10"
-    ).fetchall()
+    doc = build_report(ctx)
     revenue, orders, customers = cur.execute(
         "SELECT coalesce(sum(revenue_usd), 0), coalesce(sum(orders), 0), "
         "(SELECT count(*) FROM gold.customer_ltv) FROM gold.daily_revenue"
     ).fetchone()
-    steps = list(ctx.run.get("steps", []))
-    validate = next((s for s in steps if s.get("name") == "validate"), None)
-    run_valid = run_rejected = 0
-    if validate and validate.get("metrics"):
-        run_valid = int(validate["metrics"].get("valid", 0))
-        run_rejected = int(validate["metrics"].get("rejected", 0))
-    run_checked = run_valid + run_rejected
-    bronze = layers["bronze.orders_raw"]
-    rejected = layers["silver.orders_rejected"]
-    doc: dict[str, Any] = {
-        "pipeline": ctx.pipeline,
-        "run_id": ctx.run_id,
-        "mode": ctx.mode,
-        "generated_at": dt.datetime.now(dt.UTC).isoformat(),
-        "started_at": ctx.run.get("started_at"),
-        "layers": layers,
-        "quality": {
-            "run_rows_checked": run_checked,
-            "run_valid": run_valid,
-            "run_rejected": run_rejected,
-            "run_pass_rate": round(run_valid / run_checked, 6) if run_checked else None,
-            "overall_pass_rate": round((bronze - rejected) / bronze, 6) if bronze else None,
-        },
-        "top_rejection_reasons": [{"reason": r, "rows": int(n)} for r, n in reasons],
-        "kpis": {
-            "revenue_usd": float(revenue),
-            "paid_or_shipped_orders": int(orders),
-            "customers": int(customers),
-            "average_order_usd": round(float(revenue) / int(orders), 2) if orders else None,
-        },
-        "steps": steps,
+    doc["kpis"] = {
+        "revenue_usd": float(revenue),
+        "paid_or_shipped_orders": int(orders),
+        "customers": int(customers),
+        "average_order_usd": round(float(revenue) / int(orders), 2) if orders else None,
     }
-    out_dir = ctx.folders.reports / ctx.pipeline
-    out_dir.mkdir(parents=True, exist_ok=True)
-    body = json.dumps(doc, indent=2, default=str)
-    page = render_report_html(doc)
-    for name, text in (
-        (f"{ctx.run_id}.json", body),
-        (f"{ctx.run_id}.html", page),
-        ("latest.json", body),
-        ("latest.html", page),
-    ):
-        tmp = out_dir / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out_dir / name)
+    _, body = write_report(ctx, doc)
     cur.execute(
         "INSERT INTO meta.run_reports VALUES (?, ?, ?, ?)",
         [ctx.run_id, ctx.pipeline, dt.datetime.now(dt.UTC), body],
     )
-    ctx.log(f"report written to {out_dir / (ctx.run_id + '.html')}")
-    return {"rows_in": sum(layers.values()), "rows_out": 1}
-
-
-def render_report_html(doc: Mapping[str, Any]) -> str:
-    """A self-contained page (no scripts, no external assets); states show an icon and a word."""
-    e = html.escape
-
-    def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-        head = "".join(f"<th>{e(h)}</th>" for h in headers)
-        body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    def state_label(value: str) -> str:
-        try:
-            st = StepState(value)
-        except ValueError:
-            return value
-        return f"{st.icon} {st.value}"
-
-    q = doc["quality"]
-    k = doc["kpis"]
-    steps = [
-        (
-            s.get("name"),
-            state_label(str(s.get("state"))),
-            s.get("rows_in"),
-            s.get("rows_out"),
-            f"{s['duration_s']:.3f}" if isinstance(s.get("duration_s"), int | float) else "",
-        )
-        for s in doc.get("steps", [])
-    ]
-    rate = q["run_pass_rate"]
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Run {e(doc["run_id"])} of {e(doc["pipeline"])}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1.5em}}
-td,th{{border:1px solid #999;padding:.25em .6em;text-align:left}}</style></head><body>
-<h1>Pipeline {e(doc["pipeline"])}: run {e(doc["run_id"])}</h1>
-<p>Mode {e(str(doc["mode"]))}, started {e(str(doc.get("started_at")))}, report generated {e(doc["generated_at"])}.</p>
-<h2>KPIs</h2>
-{
-        table(
-            ["revenue (USD)", "paid/shipped orders", "customers", "average order (USD)"],
-            [[f"{k['revenue_usd']:,.2f}", k["paid_or_shipped_orders"], k["customers"], k["average_order_usd"]]],
-        )
-    }
-<h2>Quality</h2>
-{
-        table(
-            ["rows checked this run", "valid", "rejected", "pass rate this run", "pass rate overall"],
-            [
-                [
-                    q["run_rows_checked"],
-                    q["run_valid"],
-                    q["run_rejected"],
-                    f"{rate:.2%}" if rate is not None else "n/a",
-                    f"{q['overall_pass_rate']:.2%}" if q["overall_pass_rate"] is not None else "n/a",
-                ]
-            ],
-        )
-    }
-<h2>Top rejection reasons</h2>
-{table(["reason", "rows"], [[r["reason"], r["rows"]] for r in doc["top_rejection_reasons"]])}
-<h2>Rows per layer</h2>
-{table(["table", "rows"], list(doc["layers"].items()))}
-<h2>Steps</h2>
-{table(["step", "state", "rows in", "rows out", "seconds"], steps)}
-</body></html>
-"""
+    return {"rows_in": sum(doc["layers"].values()), "rows_out": 1}

@@ -14,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import os
 import re
 import secrets
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -28,17 +26,16 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from foss_supervisor.child import stop_group
 from foss_supervisor.pipeline.errors import (
     PipelineBusyError,
     PipelineConfigError,
+    PipelineError,
     QueryFailedError,
     QueryRefusedError,
     QueryTimeoutError,
     UnknownPipelineError,
     WorkerCrashedError,
     WorkerError,
-    WorkerProtocolError,
 )
 from foss_supervisor.pipeline.events import (
     EventCallback,
@@ -51,16 +48,15 @@ from foss_supervisor.pipeline.events import (
     WorkerStarted,
 )
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
-from foss_supervisor.pipeline.protocol import decode, encode
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, check_isolation
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState, check_step_transition
+from foss_supervisor.pipeline.workerproc import WorkerProcess
 
 __all__ = ["PipelineRunner", "QueryResult", "StepAttemptError", "StepTimeoutError", "WorkerProcess"]
 
 log = structlog.get_logger("foss_supervisor.pipeline")
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-_STREAM_LIMIT = 64 * 1024 * 1024
 
 
 class StepAttemptError(Exception):
@@ -95,165 +91,6 @@ class QueryResult:
             "truncated": self.truncated,
             "elapsed_s": self.elapsed_s,
         }
-
-
-# ------------------------------------------------------------------------------------------- worker
-
-
-class WorkerProcess:
-    """One running worker child: request/reply over its pipes, bounded stop, SIGKILL to its group."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, ready: Mapping[str, Any], startup_s: float) -> None:
-        self.proc = proc
-        self.pid = proc.pid
-        self.ready = dict(ready)
-        self.startup_s = startup_s
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._log_handlers: dict[int, Callable[[str, str], None]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self.exit_reason = "died"
-        self.exited = asyncio.Event()
-
-    @classmethod
-    async def spawn(
-        cls, argv: Sequence[str], env: Mapping[str, str], *, ready_timeout_s: float = 60.0
-    ) -> WorkerProcess:
-        """Start the child in its own session and wait (bounded) for its ready line."""
-        t0 = time.perf_counter()
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=dict(env),
-            start_new_session=True,
-            limit=_STREAM_LIMIT,
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), ready_timeout_s)
-        except (TimeoutError, asyncio.CancelledError):
-            await _kill_and_reap(proc)
-            raise
-        if not line:
-            err = await _read_all(proc.stderr)
-            await _kill_and_reap(proc)
-            raise WorkerCrashedError(f"worker exited before it was ready: {err[-2000:]}")
-        try:
-            ready = decode(line)
-        except ValueError:
-            await _kill_and_reap(proc)
-            raise WorkerProtocolError(f"worker wrote {line[:200]!r} instead of its ready line") from None
-        self = cls(proc, ready, time.perf_counter() - t0)
-        self._tasks = [
-            asyncio.create_task(self._read_stdout(), name=f"worker-{proc.pid}-stdout"),
-            asyncio.create_task(self._read_stderr(), name=f"worker-{proc.pid}-stderr"),
-        ]
-        return self
-
-    @property
-    def alive(self) -> bool:
-        """True until the child's pipes closed or it was killed."""
-        return not self.exited.is_set() and self.proc.returncode is None
-
-    async def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        try:
-            while line := await self.proc.stdout.readline():
-                try:
-                    msg = decode(line)
-                except ValueError:
-                    log.warning("pipeline_worker_bad_line", pid=self.pid, line=line[:200])
-                    continue
-                rid = msg.get("id")
-                if msg.get("event") == "log":
-                    handler = self._log_handlers.get(rid) if isinstance(rid, int) else None
-                    if handler is not None:
-                        handler(str(msg.get("level", "info")), str(msg.get("message", "")))
-                    continue
-                fut = self._pending.pop(rid, None) if isinstance(rid, int) else None
-                if fut is not None and not fut.done():
-                    fut.set_result(msg)
-        finally:
-            self.exited.set()
-            err = WorkerCrashedError(f"worker {self.pid} exited ({self.exit_reason}) while the request was in flight")
-            for fut in self._pending.values():
-                if not fut.done():
-                    fut.set_exception(err)
-            self._pending.clear()
-
-    async def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        while line := await self.proc.stderr.readline():
-            log.info("pipeline_worker_stderr", pid=self.pid, line=line.decode("utf-8", "replace").rstrip())
-
-    def send(
-        self, op: str, payload: Mapping[str, Any], *, on_log: Callable[[str, str], None] | None = None
-    ) -> tuple[int, asyncio.Future[dict[str, Any]]]:
-        """Send a request; returns its id and a future for the reply (fails if the worker dies)."""
-        if not self.alive:
-            raise WorkerCrashedError(f"worker {self.pid} is not running")
-        rid = next(self._ids)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[rid] = fut
-        if on_log is not None:
-            self._log_handlers[rid] = on_log
-            fut.add_done_callback(lambda _f: self._log_handlers.pop(rid, None))
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(encode({"id": rid, "op": op, **payload}))
-        return rid, fut
-
-    async def request(self, op: str, payload: Mapping[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
-        """Send and await one reply (bounded)."""
-        _, fut = self.send(op, payload)
-        return await asyncio.wait_for(fut, timeout_s)
-
-    async def kill(self, reason: str) -> None:
-        """SIGKILL the worker's process group and reap it; completes even if the caller is cancelled."""
-        self.exit_reason = reason
-        await asyncio.shield(self._finish(kill=True))
-
-    async def stop(self, timeout_s: float = 10.0) -> None:
-        """Ask for a clean exit (checkpoint), wait bounded, then SIGKILL; survives caller cancellation."""
-        self.exit_reason = "stop"
-        await asyncio.shield(self._stop(timeout_s))
-
-    async def _stop(self, timeout_s: float) -> None:
-        if self.alive:
-            with contextlib.suppress(Exception):
-                await self.request("shutdown", {}, timeout_s=timeout_s)
-            with contextlib.suppress(Exception):
-                assert self.proc.stdin is not None
-                self.proc.stdin.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.proc.wait(), timeout_s)
-        await self._finish(kill=self.proc.returncode is None)
-
-    async def _finish(self, *, kill: bool) -> None:
-        if kill and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
-        await _kill_and_reap(self.proc)
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(t, 5.0)
-        self.exited.set()
-
-
-async def _read_all(stream: asyncio.StreamReader) -> str:
-    try:
-        data = await asyncio.wait_for(stream.read(), 5.0)
-    except TimeoutError:
-        data = b""
-    return data.decode("utf-8", "replace")
-
-
-async def _kill_and_reap(proc: asyncio.subprocess.Process) -> None:
-    """SIGKILL the worker's whole group (the one stop path of :mod:`foss_supervisor.child`), then reap it."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(10.0):
-            await stop_group(proc.pid, proc.wait())
 
 
 # ------------------------------------------------------------------------------------------- runner
@@ -334,6 +171,8 @@ class PipelineRunner:
         self.history = RunHistory(state_dir / "pipeline_runs.jsonl")
         #: where ``export`` writes its files (the worker may write only here and nowhere else)
         self.export_dir = state_dir / "exports"
+        #: where a pipeline's ``publish`` tables go after each good run: <warehouse folder>/published/<pipeline>/
+        self.publish_dir = self.db_path.parent / "published"
         self._on_event = on_event
         self._worker_env = dict(worker_env or {})
         self._memory_limit = memory_limit
@@ -545,15 +384,35 @@ class PipelineRunner:
             raise QueryTimeoutError(message)
         raise QueryFailedError(message)
 
-    async def export(self, table: str, fmt: str, *, timeout_s: float = 3600.0) -> dict[str, Any]:
+    async def publish(self, pipeline: str) -> list[dict[str, Any]]:
+        """Write every table ``pipeline`` publishes as Parquet into ``publish_dir/<pipeline>/schema.table.parquet``,
+        each replaced atomically; returns what export returned per table."""
+        spec = self._spec(pipeline)
+        schemas = sorted(p for p in spec.publish if "." not in p)
+        in_list = ", ".join(f"'{s}'" for s in schemas or ["-"])  # plain identifiers, checked by the loader
+        listed = await self.query(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables()"  # noqa: S608
+            f" WHERE NOT temporary AND schema_name IN ({in_list}) ORDER BY 1",
+            max_rows=10_000,
+        )
+        tables = sorted({*(r[0] for r in listed.rows), *(p for p in spec.publish if "." in p)})
+        return [await self.export(t, "parquet", publish_to=pipeline, name=f"{t}.parquet") for t in tables]
+
+    async def export(
+        self, table: str, fmt: str, *, timeout_s: float = 3600.0, publish_to: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
         """Write the whole of ``table`` (schema.table) as csv, parquet or jsonl into ``export_dir``.
 
         Returns ``{"path", "rows", "bytes", "format"}``; the caller owns (and removes) the file. Raises
         QueryRefusedError (unknown table or format), QueryTimeoutError, QueryFailedError.
         """
         worker = await self._ensure_worker()
-        name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', table)[:100]}-{secrets.token_hex(4)}.{re.sub(r'[^a-z]', '', fmt)}"
-        rid, fut = worker.send("export", {"table": table, "format": fmt, "name": name})
+        if name is None:
+            name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', table)[:100]}-{secrets.token_hex(4)}.{re.sub(r'[^a-z]', '', fmt)}"
+        request: dict[str, Any] = {"table": table, "format": fmt, "name": name}
+        if publish_to is not None:
+            request |= {"publish": True, "subdir": publish_to}
+        rid, fut = worker.send("export", request)
         try:
             reply = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
         except TimeoutError:
@@ -576,7 +435,7 @@ class PipelineRunner:
         dirs = sorted({str(d) for s in self._specs.values() for d in (s.folders.landing, s.folders.reference)})
         for d in dirs:
             argv += ["--allow-dir", d]
-        argv += ["--export-dir", str(self.export_dir)]
+        argv += ["--export-dir", str(self.export_dir), "--publish-dir", str(self.publish_dir)]
         if self._memory_limit:
             argv += ["--memory-limit", self._memory_limit]
         if self._threads:
@@ -734,6 +593,12 @@ class PipelineRunner:
         if bad:
             first = run.steps[bad[0]]
             return self._finish(run, RunStatus.FAILED, f"step {bad[0]} {first.state.value}: {first.error}")
+        if spec.publish:
+            try:
+                published = await self.publish(spec.name)
+                log.info("pipeline_published", pipeline=spec.name, tables=[p["path"] for p in published])
+            except (PipelineError, OSError) as exc:
+                return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, f"publish failed: {exc}")
         if StepState.SUCCEEDED_WITH_WARNINGS in states:
             return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, None)
         return self._finish(run, RunStatus.SUCCEEDED, None)
@@ -844,8 +709,8 @@ class PipelineRunner:
                 },
                 "step": {
                     "name": step.name,
-                    "kind": step.kind.value,
-                    "sql": step.sql if step.kind is StepKind.SQL else None,
+                    "kind": "python" if step.kind is StepKind.PYTHON else "sql",  # quality steps are compiled SQL
+                    "sql": step.sql if step.kind is not StepKind.PYTHON else None,
                     "callable": step.callable,
                     "params": dict(step.params),
                 },

@@ -8,7 +8,8 @@ reads it with DuckDB's own tokenizer and refuses:
 
 - any write to a file (``COPY ... TO``, ``EXPORT DATABASE``): landing and reference are read-only inputs;
 - statements that would leave the step's sandbox or transaction (``ATTACH``, ``DETACH``, ``USE``, ``SET``
-  other than ``SET VARIABLE``, ``INSTALL``/``LOAD``, ``PRAGMA``, ``IMPORT DATABASE``, ``BEGIN``/``COMMIT``);
+  other than ``SET VARIABLE``, ``INSTALL``/``LOAD``, ``PRAGMA``, ``IMPORT DATABASE``, ``BEGIN``/``COMMIT``)
+  and the ``query()``/``query_table()`` table functions, whose table names are strings the check cannot see;
 - a write (INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, TRUNCATE, MERGE, COPY FROM) into a schema the
   pipeline does not own, and a read of a qualified table outside its own schemas and declared ``inputs``.
 
@@ -20,11 +21,11 @@ A refusal raises :class:`AccessDenied` naming the statement's first line and the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import itertools
 
 import duckdb
 
-__all__ = ["Access", "AccessDenied", "StatementRefs", "scan_statement", "table_refs"]
+__all__ = ["Access", "AccessDenied", "StatementRefs", "scan_statement"]
 
 #: schemas every step may read (DuckDB's catalogs and scratch space)
 SYSTEM_SCHEMAS = frozenset({"main", "temp", "information_schema", "pg_catalog"})
@@ -44,9 +45,10 @@ _NAME_AFTER = {"FROM", "JOIN", "INTO", "UPDATE", "TABLE", "VIEW", "USING", "EXIS
 #: keywords that end a FROM list at their depth
 _FROM_END = {"WHERE", "GROUP", "ORDER", "HAVING", "QUALIFY", "LIMIT", "WINDOW", "UNION", "EXCEPT", "INTERSECT",
              "ON", "USING", "SELECT", "SET", "RETURNING", "VALUES", "TO"}  # fmt: skip
+#: table functions that take a table name or a query as a string, so the check could not see what they read
+_HIDDEN_NAMES = {"query", "query_table"}
 #: functions whose argument syntax uses FROM for something that is not a table
 _FROM_FUNCTIONS = {"EXTRACT", "SUBSTRING", "TRIM", "OVERLAY", "POSITION", "SUBSTR"}
-_WRITE_LEADS = {"INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "TRUNCATE", "MERGE", "COPY", "REPLACE"}
 
 
 class AccessDenied(Exception):
@@ -97,6 +99,9 @@ def scan_statement(sql: str) -> StatementRefs:
         )  # fmt: skip
     stype = statements[0].type.name
     toks = _tokens(statements[0].query)
+    for (text, kind), nxt in itertools.pairwise(toks):
+        if kind == "identifier" and _name(text) in _HIDDEN_NAMES and nxt[0].startswith("("):
+            return StatementRefs(refused=f"{_name(text)}() (it hides the tables it reads)")
     words = [t.upper() if k == "keyword" else "" for t, k in toks]
     lead = words[0] if words else ""
     if stype in _REFUSED_TYPES:
@@ -104,7 +109,11 @@ def scan_statement(sql: str) -> StatementRefs:
     if stype == "SET" and not (lead in ("SET", "RESET") and len(words) > 1 and words[1] == "VARIABLE"):
         return StatementRefs(refused="USE, SET and RESET of settings (only SET VARIABLE)")
 
-    names: list[str] = []
+    writes: list[str] = []
+    reads: list[str] = []
+    copy_target: str | None = None
+    temp = any(w in ("TEMP", "TEMPORARY") for w in words[:4])
+    write_next = False  # the name being expected is written (INSERT INTO x, DELETE FROM x, CREATE TABLE x, ...)
     depth = 0
     in_from: dict[int, bool] = {}
     fn_at: dict[int, str] = {}
@@ -141,10 +150,16 @@ def scan_statement(sql: str) -> StatementRefs:
                 i += 2
             is_call = i + 1 < len(toks) and toks[i + 1][0].startswith("(")
             if expect_name and len(parts) >= 2 and not (is_call and parts[0] in SYSTEM_SCHEMAS):
-                names.append(".".join(parts[-2:]))
-            elif expect_name and len(parts) == 1 and "SCHEMA" in words[: i + 1] and not names:
+                name = ".".join(parts[-2:])
+                if lead == "COPY" and copy_target is None and depth == 0:
+                    copy_target = name  # written by COPY x FROM, read by COPY x TO
+                elif write_next and not temp:
+                    writes.append(name)
+                else:
+                    reads.append(name)
+            elif expect_name and len(parts) == 1 and "SCHEMA" in words[: i + 1] and not (writes or reads):
                 schema_ddl.append(parts[0])
-            expect_name = False
+            expect_name = write_next = False
             i += 1
             continue
         if word in _NAME_AFTER:
@@ -153,35 +168,29 @@ def scan_statement(sql: str) -> StatementRefs:
                 fn_at.get(depth) in _FROM_FUNCTIONS or (prev == "DISTINCT" and i >= 2 and words[i - 2] in ("IS", "NOT"))
             )
             expect_name = not not_table
+            write_next = (
+                word in ("INTO", "UPDATE", "TRUNCATE")
+                or (word == "FROM" and prev == "DELETE")
+                or (word == "TABLE" and prev == "TRUNCATE")
+                or (lead in ("CREATE", "DROP", "ALTER") and not writes and word not in ("FROM", "JOIN", "USING"))
+            )
             if word in ("FROM", "JOIN") and not not_table:
                 in_from[depth] = True
         elif word == "SCHEMA" or (word in ("IF", "NOT") and expect_name):
             expect_name = True
         else:
-            expect_name = False
+            expect_name = write_next = False
         if word in _FROM_END:
             in_from[depth] = False
         i += 1
 
-    temp = any(w in ("TEMP", "TEMPORARY") for w in words[:4])
-    writes: list[str] = []
-    reads = list(names)
-    if lead in _WRITE_LEADS and names and not temp and not (lead == "COPY" and not copy_from):
-        writes.append(reads.pop(0))
-    is_schema_ddl = lead in ("CREATE", "DROP", "ALTER") and "SCHEMA" in words[:6] and not names
+    if copy_target is not None:
+        (writes if copy_from else reads).append(copy_target)
+    is_schema_ddl = lead in ("CREATE", "DROP", "ALTER") and "SCHEMA" in words[:6] and not (writes or reads)
     schema_ddl = schema_ddl[:1] if is_schema_ddl else []
     if stype == "EXPORT":
         writes_file = True
     return StatementRefs(writes=tuple(writes), reads=tuple(reads), schemas=tuple(schema_ddl), writes_file=writes_file)
-
-
-def table_refs(sqls: Iterable[str]) -> StatementRefs:
-    """All references of many SQL texts together (used by the loader to infer a pipeline's schemas)."""
-    merged = [scan_statement(s) for s in sqls]
-    return StatementRefs(
-        writes=tuple(w for r in merged for w in r.writes), reads=tuple(x for r in merged for x in r.reads),
-        schemas=tuple(s for r in merged for s in r.schemas), writes_file=any(r.writes_file for r in merged),
-    )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -255,6 +255,9 @@ class PipelineService:
         }
         if dry_run or not (plan["added"] or plan["removed"] or plan["changed"]):
             return plan
+        if new.data_path != self.config.data_path:  # another warehouse file: the daemon reports a restart
+            log.warning("pipelines_reload_deferred", reason="data_dir changed: takes effect on restart")
+            return plan
         busy = [n for n in (*plan["removed"], *plan["changed"]) if self.runner.is_running(n)]
         if busy:
             raise CommandError(f"pipeline(s) {', '.join(busy)} running: reload again once they end, or cancel them")
@@ -301,6 +304,10 @@ class PipelineService:
                 "landing": str(pc.landing),
                 "every_s": pc.every_s,
                 "on_new_files": pc.on_new_files,
+                "cron": pc.cron,
+                "after": list(pc.after),
+                "patterns": list(spec.patterns),
+                "schemas": sorted(spec.schemas),
                 "active_run": active.to_dict() if active else None,
                 "last_run": finished.to_dict() if finished else None,
                 "report": read_json(report),

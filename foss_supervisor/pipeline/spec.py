@@ -19,12 +19,21 @@ import dataclasses
 import enum
 import importlib.util
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from foss_supervisor.errors import ConfigError
+from foss_supervisor.pipeline.checks import Check, evaluate_check, parse_check
 from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.quality import compile_quality
+from foss_supervisor.pipeline.rules import (
+    DEFAULT_PATTERNS,
+    check_isolation,
+    check_shipped_params,
+    load_access,
+    load_patterns,
+)
 from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.resources import data_dir
 from foss_supervisor.yamlload import MAX_FILE_BYTES, load_yaml
@@ -48,21 +57,17 @@ __all__ = [
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_CREATE_SCHEMA_RE = re.compile(r"\bCREATE\s+SCHEMA\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?([A-Za-z_][A-Za-z0-9_]*)", re.I)
-_TERM_RE = re.compile(r"^(?:(?P<step>[A-Za-z_][\w-]*)\.(?P<metric>[A-Za-z_]\w*)|(?P<num>-?\d+))$")
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_RETRIES = 2
-#: landing files a pipeline reads unless it declares ``patterns`` (the watcher honours the same list)
-DEFAULT_PATTERNS = ("*.csv", "*.jsonl", "*.ndjson", "*.parquet")
 
 
 class StepKind(enum.Enum):
-    """A step is a SQL script or a Python callable; both run inside the DuckDB worker."""
+    """A step is a SQL script, a Python callable, or declared quality rules (compiled to SQL, quality.py)."""
 
     SQL = "sql"
     PYTHON = "python"
+    QUALITY = "quality"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -102,23 +107,6 @@ class StepSpec:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Check:
-    """A row-accounting rule such as ``validate.rows_in == validate.valid + validate.rejected``.
-
-    Terms are ``step.metric`` or integer constants; a run whose metrics violate a check is failed.
-    """
-
-    text: str
-    left: tuple[tuple[str, str] | int, ...]
-    right: tuple[tuple[str, str] | int, ...]
-
-    @property
-    def steps(self) -> frozenset[str]:
-        """Steps whose metrics the check reads."""
-        return frozenset(t[0] for t in (*self.left, *self.right) if isinstance(t, tuple))
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class PipelineSpec:
     """A loaded pipeline; ``steps`` is already in a valid dependency order."""
 
@@ -133,6 +121,7 @@ class PipelineSpec:
     inputs: frozenset[str] = frozenset()
     ledger: str = "meta"
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    publish: tuple[str, ...] = ()  # schemas or schema.table written as Parquet after each good run
 
     def step(self, name: str) -> StepSpec:
         """The step called ``name``; KeyError if there is none."""
@@ -147,57 +136,12 @@ def default_pipelines_dir() -> Path:
     return data_dir("configs") / "pipelines"
 
 
-def parse_check(text: str, *, file: str = "<check>", key: str = "checks") -> Check:
-    """Parse ``a.b + c.d == e.f`` (only ``+`` and one ``==``); no eval, so a config cannot run code."""
-    if text.count("==") != 1:
-        raise PipelineConfigError(file, key, f"check {text!r} must contain exactly one '=='")
-    sides = text.split("==")
-
-    def side(s: str) -> tuple[tuple[str, str] | int, ...]:
-        terms: list[tuple[str, str] | int] = []
-        for raw in s.split("+"):
-            m = _TERM_RE.match(raw.strip())
-            if m is None:
-                raise PipelineConfigError(
-                    file, key, f"check {text!r}: {raw.strip()!r} is not 'step.metric' or an integer"
-                )
-            terms.append(int(m["num"]) if m["num"] is not None else (m["step"], m["metric"]))
-        return tuple(terms)
-
-    return Check(text=text.strip(), left=side(sides[0]), right=side(sides[1]))
-
-
-def evaluate_check(check: Check, metrics: Mapping[str, Mapping[str, Any]]) -> tuple[bool | None, str]:
-    """Evaluate a check against ``{step: {metric: value}}``.
-
-    Returns (None, reason) when a step it needs did not run (a skipped step cannot violate a rule),
-    otherwise (passed, "left=.. right=..") so a failure message shows the numbers.
-    """
-
-    def total(terms: tuple[tuple[str, str] | int, ...]) -> float | None:
-        acc = 0.0
-        for t in terms:
-            if isinstance(t, int):
-                acc += t
-                continue
-            step_metrics = metrics.get(t[0])
-            if step_metrics is None:
-                return None
-            if t[1] not in step_metrics:
-                raise KeyError(f"check {check.text!r}: step {t[0]!r} reported no metric {t[1]!r}")
-            acc += float(step_metrics[t[1]])
-        return acc
-
-    left, right = total(check.left), total(check.right)
-    if left is None or right is None:
-        return None, "not evaluated: a step it reads did not run"
-    return left == right, f"left={left:g} right={right:g}"
-
-
 # --------------------------------------------------------------------------------------------- loading
 
 
-_TOP_KEYS = {"name", "description", "folders", "setup", "steps", "checks", "schemas", "inputs", "ledger", "patterns"}
+_TOP_KEYS = {
+    "name", "description", "folders", "setup", "steps", "checks", "schemas", "inputs", "ledger", "patterns", "publish",
+}  # fmt: skip
 _STEP_KEYS = {"name", "kind", "sql", "callable", "depends_on", "timeout_s", "retries", "modes", "params"}
 _FOLDER_KEYS = {"landing", "reference", "warehouse", "reports"}
 
@@ -305,8 +249,16 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         checks.append(check)
 
     sql_texts = [t for t in [setup_sql, *(s.sql for s in ordered)] if t]
-    schemas, inputs, ledger = _load_access(raw, name, sql_texts, ordered, file)
-    patterns = _load_patterns(raw, ordered, file)
+    schemas, inputs, ledger = load_access(raw, name, sql_texts, ordered, file)
+    patterns = load_patterns(raw, ordered, file)
+    publish = raw.get("publish", [])
+    if not isinstance(publish, list) or not all(
+        isinstance(p, str)
+        and re.fullmatch(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?", p)
+        and p.split(".")[0] in schemas
+        for p in publish
+    ):
+        raise PipelineConfigError(file, "publish", "must be a list of the pipeline's schemas or schema.table names")
 
     return PipelineSpec(
         name=name,
@@ -320,88 +272,8 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         inputs=inputs,
         ledger=ledger,
         patterns=patterns,
+        publish=tuple(publish),
     )
-
-
-def _schema_of(table: Any) -> str | None:
-    if isinstance(table, str) and table.count(".") == 1:
-        return table.split(".", 1)[0].lower()
-    return None
-
-
-def _load_access(
-    raw: Mapping[str, Any], name: str, sql_texts: Sequence[str], steps: Sequence[StepSpec], file: str
-) -> tuple[frozenset[str], frozenset[str], str]:
-    """(owned schemas, declared inputs, ledger schema) as declared, or inferred when not declared."""
-
-    def names(key: str, pattern: re.Pattern[str]) -> list[str]:
-        value = raw.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and pattern.match(v.lower()) for v in value):
-            raise PipelineConfigError(file, key, "must be a list of lower-case schema names (letters, digits, _)")
-        return [v.lower() for v in value]
-
-    declared = names("schemas", _SCHEMA_RE) if "schemas" in raw else None
-    inputs = names("inputs", re.compile(r"^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?$"))
-    ledger_raw = raw.get("ledger")
-    if ledger_raw is not None and (not isinstance(ledger_raw, str) or not _SCHEMA_RE.match(ledger_raw)):
-        raise PipelineConfigError(file, "ledger", "must be a lower-case schema name")
-    if declared is not None:
-        owned = set(declared)
-    else:
-        owned = {m.lower() for text in sql_texts for m in _CREATE_SCHEMA_RE.findall(text)}
-        owned.update(s for step in steps if (s := _schema_of(step.params.get("table"))) is not None)
-    if ledger_raw is not None:
-        ledger = ledger_raw
-    elif "meta" in owned:
-        ledger = "meta"
-    else:
-        ledger = re.sub(r"[^a-z0-9_]", "_", name.lower()) + "_meta"
-    if declared is not None and ledger_raw is not None and ledger not in owned:
-        raise PipelineConfigError(file, "ledger", f"schema {ledger!r} must be one of the pipeline's schemas")
-    owned.add(ledger)
-    for step in steps:
-        schema = _schema_of(step.params.get("table"))
-        if schema is not None and schema not in owned:
-            raise PipelineConfigError(
-                file, f"steps.{step.name}.params.table", f"schema {schema!r} is not one of the pipeline's schemas"
-            )
-    clash = sorted(owned & {i.split(".", 1)[0] for i in inputs})
-    if clash:
-        raise PipelineConfigError(file, "inputs", f"{', '.join(clash)} already owned by this pipeline")
-    return frozenset(owned), frozenset(inputs), ledger
-
-
-def _load_patterns(raw: Mapping[str, Any], steps: Sequence[StepSpec], file: str) -> tuple[str, ...]:
-    """Landing file patterns: ``patterns``, else those of a discover step's params, else the defaults."""
-    value: Any = raw.get("patterns")
-    key = "patterns"
-    if value is None:
-        for step in steps:
-            if "patterns" in step.params:
-                value, key = step.params["patterns"], f"steps.{step.name}.params.patterns"
-                break
-    if value is None:
-        return DEFAULT_PATTERNS
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v and "/" not in v for v in value):
-        raise PipelineConfigError(file, key, "must be a non-empty list of file name patterns like '*.parquet'")
-    return tuple(value)
-
-
-def check_isolation(specs: Iterable[PipelineSpec]) -> None:
-    """Refuse two pipelines of one warehouse that own the same schema (their tables or ledgers would mix).
-
-    Raises PipelineConfigError naming the later pipeline's file, the schema and the other pipeline.
-    """
-    owner: dict[str, PipelineSpec] = {}
-    for spec in specs:
-        for schema in sorted(spec.schemas):
-            other = owner.setdefault(schema, spec)
-            if other is not spec:
-                raise PipelineConfigError(
-                    str(spec.path), "schemas",
-                    f"schema {schema!r} is also owned by pipeline {other.name!r} ({other.path}); pipelines of one"
-                    " warehouse cannot share a schema: give each its own, and list the other's tables under inputs",
-                )  # fmt: skip
 
 
 def load_for_daemon(file: Path, *, name: str, landing: Path, reference: Path | None, data_dir: Path) -> PipelineSpec:
@@ -495,12 +367,20 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
     try:
         kind = StepKind(kind_raw)
     except ValueError:
-        raise PipelineConfigError(file, f"{key}.kind", f"must be 'sql' or 'python', not {kind_raw!r}") from None
+        allowed = "must be 'sql', 'python' or 'quality'"
+        raise PipelineConfigError(file, f"{key}.kind", f"{allowed}, not {kind_raw!r}") from None
 
     sql: str | None = None
     sql_path: Path | None = None
     func: str | None = None
-    if kind is StepKind.SQL:
+    if kind is StepKind.QUALITY:
+        for other in ("sql", "callable"):
+            if other in raw:
+                raise PipelineConfigError(file, f"{key}.{other}", "a quality step declares params, not sql or callable")
+        if not isinstance(raw.get("params"), dict):
+            raise PipelineConfigError(file, f"{key}.params", "a quality step declares source, valid, rejected, columns")
+        sql = compile_quality(raw["params"], file=file, key=f"{key}.params")
+    elif kind is StepKind.SQL:
         if "callable" in raw:
             raise PipelineConfigError(file, f"{key}.callable", "only python steps take a callable")
         rel = _require(raw, "sql", str, file, f"{key}.sql")
@@ -544,6 +424,8 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
     params = raw.get("params", {})
     if not isinstance(params, dict):
         raise PipelineConfigError(file, f"{key}.params", "must be a mapping")
+    if func is not None:
+        check_shipped_params(func, params, file, f"{key}.params")
 
     return StepSpec(
         name=name,

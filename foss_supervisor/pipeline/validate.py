@@ -24,10 +24,14 @@ from typing import Any
 import duckdb
 
 from foss_supervisor.pipeline.ledger import ledger_ddl
+from foss_supervisor.pipeline.orders_steps import bronze_ddl
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, evaluate_check
 
 __all__ = ["StepReport", "validate_spec"]
+
+#: the shipped ingest step creates its bronze table itself; validate does the same so later steps bind
+_INGEST = "foss_supervisor.pipeline.orders_steps:ingest"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -118,6 +122,8 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
             for step in spec.steps:
                 if step.kind is StepKind.PYTHON:
                     reports.append(_python_step(step))
+                    if step.callable == _INGEST and reports[-1].status == "ok":
+                        con.execute(bronze_ddl(str(step.params.get("table")), list(step.params.get("columns") or [])))
                     continue
                 cur = con.cursor()  # as in the worker: a cursor per step, so temp tables stay in their step
                 try:

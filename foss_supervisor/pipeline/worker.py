@@ -129,11 +129,19 @@ class Worker:
     """Dispatches protocol requests onto cursors of one connection."""
 
     def __init__(
-        self, con: Any, out: BinaryIO, *, database: str, query_threads: int = 4, export_dir: Path | None = None
+        self,
+        con: Any,
+        out: BinaryIO,
+        *,
+        database: str,
+        query_threads: int = 4,
+        export_dir: Path | None = None,
+        publish_dir: Path | None = None,
     ) -> None:
         self.con = con
         self.database = database
         self.export_dir = export_dir
+        self.publish_dir = publish_dir
         self._out = out
         self._out_lock = threading.Lock()
         self._cursors: dict[Any, Any] = {}
@@ -255,13 +263,21 @@ class Worker:
             cursor.close()
 
     def export(self, cursor: Any, message: Mapping[str, Any]) -> dict[str, Any]:
-        """COPY one table or view, whole, into the export folder (streamed by DuckDB, no row cap), written to
-        a hidden temporary name and renamed when complete. Returns path, rows and bytes."""
+        """COPY one table or view, whole, into the export folder (or, with ``publish``, the publish folder's
+        ``subdir``), streamed by DuckDB with no row cap, written to a hidden temporary name and renamed when
+        complete, so a reader elsewhere sees the old file or the new one. Returns path, rows and bytes."""
         schema, _, table = str(message.get("table", "")).lower().partition(".")
         fmt = str(message.get("format", ""))
         name = str(message.get("name", ""))
-        if self.export_dir is None:
+        folder = self.publish_dir if message.get("publish") else self.export_dir
+        if folder is None:
             raise QueryRefusedError("this worker has no export folder")
+        subdir = str(message.get("subdir", ""))
+        if subdir:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", subdir):
+                raise QueryRefusedError(f"bad export folder name {subdir!r}")
+            folder = folder / subdir
+            folder.mkdir(parents=True, exist_ok=True)
         if fmt not in _EXPORT_FORMATS:
             raise QueryRefusedError(f"format must be one of {', '.join(sorted(_EXPORT_FORMATS))}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", name) or name.startswith("."):
@@ -274,8 +290,8 @@ class Worker:
         ).fetchone()[0]
         if not found:
             raise QueryRefusedError(f"no table or view {message.get('table')!r} (give it as schema.table)")
-        final = self.export_dir / name
-        tmp = self.export_dir / f".{name}.{os.getpid()}.tmp"
+        final = folder / name
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
         quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
         cursor.execute("BEGIN TRANSACTION READ ONLY")
         try:
@@ -354,6 +370,7 @@ class Worker:
                         ),
                         ledger=ledger,
                         patterns=tuple((message.get("access") or {}).get("patterns") or ()),
+                        schemas=tuple(sorted(access.owned)),
                     )
                     metrics = dict(_import_callable(str(step["callable"]))(ctx))
                     warnings.extend(ctx.warnings)
@@ -446,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-limit")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--export-dir", type=Path, help="where exports are written (also an allowed directory)")
+    parser.add_argument("--publish-dir", type=Path, help="where published tables are written (also allowed)")
     args = parser.parse_args(argv)
 
     # Keep the protocol channel private: anything else printing to fd 1 lands on stderr instead.
@@ -458,9 +476,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.export_dir is not None:
         args.export_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         allow.append(args.export_dir)
+    if args.publish_dir is not None:
+        args.publish_dir.mkdir(parents=True, exist_ok=True)
+        allow.append(args.publish_dir)
     con = open_database(args.db, allow_dirs=allow, memory_limit=args.memory_limit, threads=args.threads)
     database = con.execute("SELECT current_database()").fetchone()[0]
-    worker = Worker(con, out, database=database, export_dir=args.export_dir.resolve() if args.export_dir else None)
+    worker = Worker(
+        con, out, database=database,
+        export_dir=args.export_dir.resolve() if args.export_dir else None,
+        publish_dir=args.publish_dir.resolve() if args.publish_dir else None,
+    )  # fmt: skip
     worker.send(
         {
             "event": "ready",

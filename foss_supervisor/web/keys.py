@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import jinja2
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from foss_supervisor.commands import CommandContext
-from foss_supervisor.events import EventBus
+from foss_supervisor.web.history import History
+from foss_supervisor.web.limits import ConnectionGuard
+from foss_supervisor.web.sse import EventLog
 
-__all__ = ["BUS", "CTX", "JINJA", "REGISTRY", "STREAMS", "TOKEN"]
+__all__ = ["CTX", "EVENTS", "EXPOSED", "GUARD", "HISTORY", "JINJA", "TOKEN"]
 
 CTX = web.AppKey("ctx", CommandContext)
-BUS = web.AppKey("bus", EventBus)
 TOKEN = web.AppKey("token", str)
-STREAMS: web.AppKey[set[asyncio.Task[object]]] = web.AppKey("streams")
-REGISTRY = web.AppKey("registry", CollectorRegistry)
+EXPOSED = web.AppKey("exposed", bool)  # bound beyond loopback: every read needs the token
+EVENTS = web.AppKey("events", EventLog)
+GUARD = web.AppKey("guard", ConnectionGuard)
 JINJA = web.AppKey("jinja", jinja2.Environment)
+HISTORY = web.AppKey("history", History)

@@ -1,59 +1,136 @@
-"""Prometheus metrics, read from the daemon at scrape time (no counters to keep in sync)."""
+"""Prometheus metrics, built at scrape time from what the commands return (no counters to keep in sync).
+
+Programs (state, health, spawns, uptime), the daemon (ready, its own process figures) and pipelines:
+runs by status in the recent history, the last run's duration, status and per-step rows and seconds,
+and the quality pass rates of the latest report.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from foss_supervisor.commands import CommandContext
-from foss_supervisor.states import Health, ProcessState
+from foss_supervisor.commands import CommandContext, dispatch
+from foss_supervisor.pipeline.states import RunStatus, StepState
 
-__all__ = ["build_registry", "render"]
+__all__ = ["render", "snapshot"]
 
-_HEALTH_VALUE = {Health.HEALTHY: 1.0, Health.UNHEALTHY: 0.0, Health.UNKNOWN: -1.0}
+PROGRAM_STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
+_HEALTH_VALUE = {"healthy": 1.0, "unhealthy": 0.0, "unknown": -1.0}
+RUNS_LOOKED_AT = 100
 
 
-class _SupervisorCollector(Collector):
-    def __init__(self, ctx: CommandContext, extra: Callable[[], Iterator[Metric]] | None) -> None:
-        self._ctx = ctx
-        self._extra = extra
+async def snapshot(ctx: CommandContext) -> dict[str, Any]:
+    """What one scrape reports: ``{"status", "pipelines": [...with "runs"]}``, all from commands."""
+    data: dict[str, Any] = {"status": await dispatch(ctx, "status", {}), "pipelines": []}
+    if ctx.pipelines is not None:
+        for p in await dispatch(ctx, "pipelines", {}):
+            p["runs"] = await dispatch(ctx, "pipeline_runs", {"name": p["name"], "limit": RUNS_LOOKED_AT})
+            data["pipelines"].append(p)
+    return data
+
+
+def _gauge(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"foss_supervisor_{name}", doc, labels=labels)
+
+
+class _Snapshot(Collector):
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
 
     def collect(self) -> Iterator[Metric]:
-        procs = list(self._ctx.supervisor.processes.values())
-        state = GaugeMetricFamily("foss_supervisor_program_state", "1 for the state each program is in",
-                                  labels=["program", "state"])  # fmt: skip
-        health = GaugeMetricFamily("foss_supervisor_program_health", "1 healthy, 0 unhealthy, -1 unknown",
-                                   labels=["program"])  # fmt: skip
-        spawns = GaugeMetricFamily("foss_supervisor_program_spawns", "times the program was spawned",
-                                   labels=["program"])  # fmt: skip
-        uptime = GaugeMetricFamily("foss_supervisor_program_uptime_seconds", "seconds since the current spawn",
-                                   labels=["program"])  # fmt: skip
-        for proc in procs:
-            snap: dict[str, Any] = proc.snapshot()
-            for s in ProcessState:
-                state.add_metric([proc.name, s.value], 1.0 if proc.state is s else 0.0)
-            health.add_metric([proc.name], _HEALTH_VALUE[proc.health])
-            spawns.add_metric([proc.name], float(proc.spawns))
-            uptime.add_metric([proc.name], float(snap["uptime_s"] or 0.0))
-        yield from (state, health, spawns, uptime)
-        ready = GaugeMetricFamily("foss_supervisor_ready", "1 when the daemon is ready")
-        ready.add_metric([], 1.0 if self._ctx.phase == "ready" else 0.0)
-        yield ready
-        if self._extra is not None:
-            yield from self._extra()
+        yield from self._programs(self._data["status"])
+        yield from self._pipelines(self._data["pipelines"])
+
+    @staticmethod
+    def _programs(status: dict[str, Any]) -> Iterator[Metric]:
+        state = _gauge("program_state", "1 for the state each program is in", ["program", "state"])
+        health = _gauge("program_health", "1 healthy, 0 unhealthy, -1 unknown", ["program"])
+        spawns = _gauge("program_spawns", "times the program was spawned", ["program"])
+        uptime = _gauge("program_uptime_seconds", "seconds since the current spawn", ["program"])
+        for p in status["programs"]:
+            for s in PROGRAM_STATES:
+                state.add_metric([p["name"], s], 1.0 if p["state"] == s else 0.0)
+            health.add_metric([p["name"]], _HEALTH_VALUE.get(p["health"], -1.0))
+            spawns.add_metric([p["name"]], float(p["spawns"]))
+            uptime.add_metric([p["name"]], float(p["uptime_s"] or 0.0))
+        ready = _gauge("ready", "1 when the daemon is ready")
+        ready.add_metric([], 1.0 if status["daemon"]["phase"] == "ready" else 0.0)
+        yield from (state, health, spawns, uptime, ready)
+
+    @staticmethod
+    def _pipelines(pipelines: list[dict[str, Any]]) -> Iterator[Metric]:
+        runs = _gauge("pipeline_runs", f"runs by status among the last {RUNS_LOOKED_AT}", ["pipeline", "status"])
+        running = _gauge("pipeline_running", "1 while a run is in progress", ["pipeline"])
+        last_status = _gauge(
+            "pipeline_last_run_status", "1 for the status of the last finished run", ["pipeline", "status"]
+        )
+        last_duration = _gauge(
+            "pipeline_last_run_duration_seconds", "how long the last finished run took", ["pipeline"]
+        )
+        last_finished = _gauge(
+            "pipeline_last_run_finished_timestamp_seconds", "when it finished (Unix time)", ["pipeline"]
+        )
+        step_rows = _gauge(
+            "pipeline_step_rows_out", "rows the step wrote in the last finished run", ["pipeline", "step"]
+        )
+        step_seconds = _gauge(
+            "pipeline_step_duration_seconds", "how long the step took in the last finished run", ["pipeline", "step"]
+        )
+        step_state = _gauge(
+            "pipeline_step_state",
+            "1 for the state of each step in the last finished run",
+            ["pipeline", "step", "state"],
+        )
+        quality = _gauge(
+            "pipeline_quality_pass_rate",
+            "valid rows over rows checked (0..1), from the latest report",
+            ["pipeline", "scope"],
+        )
+        for p in pipelines:
+            name = p["name"]
+            counts = {s.value: 0 for s in RunStatus}
+            for r in p["runs"]:
+                counts[r["status"]] = counts.get(r["status"], 0) + 1
+            for status, n in counts.items():
+                runs.add_metric([name, status], float(n))
+            running.add_metric([name], 1.0 if p["active_run"] else 0.0)
+            last = p["last_run"]
+            if last is not None:
+                for s in RunStatus:
+                    last_status.add_metric([name, s.value], 1.0 if last["status"] == s.value else 0.0)
+                last_duration.add_metric([name], float(last["duration_s"] or 0.0))
+                last_finished.add_metric([name], float(last["finished_at"] or 0.0))
+                for step in last["steps"]:
+                    if step["rows_out"] is not None:
+                        step_rows.add_metric([name, step["name"]], float(step["rows_out"]))
+                    step_seconds.add_metric([name, step["name"]], float(step["duration_s"] or 0.0))
+                    for st in StepState:
+                        step_state.add_metric([name, step["name"], st.value], 1.0 if step["state"] == st.value else 0.0)
+            q = (p.get("report") or {}).get("quality") or {}
+            for scope in ("run", "overall"):
+                if q.get(f"{scope}_pass_rate") is not None:
+                    quality.add_metric([name, scope], float(q[f"{scope}_pass_rate"]))
+        yield from (
+            runs,
+            running,
+            last_status,
+            last_duration,
+            last_finished,
+            step_rows,
+            step_seconds,
+            step_state,
+            quality,
+        )
 
 
-def build_registry(ctx: CommandContext, extra: Callable[[], Iterator[Metric]] | None = None) -> CollectorRegistry:
-    """A registry of our own (never the global one), so tests and daemons do not share state."""
+async def render(ctx: CommandContext) -> bytes:
+    """The exposition text of one scrape (a registry of our own each time, never the global one)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SupervisorCollector(ctx, extra))
+    registry.register(_Snapshot(await snapshot(ctx)))
     ProcessCollector(namespace="foss_supervisor", registry=registry)
-    return registry
-
-
-def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)

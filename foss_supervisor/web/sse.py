@@ -1,14 +1,25 @@
-"""Server-sent events: the bus, as JSON, to every open dashboard.
+"""Server-sent events: the bus, as JSON, to every open dashboard, resumable with ``Last-Event-ID``.
 
-Streams are tracked so shutdown closes them (aiohttp does not cancel a handler whose client went
-away on its own); each stream reads a bounded subscription, so a slow browser never blocks the core.
+:class:`EventLog` numbers each bus event (``<boot>-<seq>``, ``boot`` new per daemon start) and keeps
+the last ``size`` of them. A browser that reconnects sends the id it saw last: it gets what it missed,
+or a ``resync`` event when the daemon restarted or the events it missed are gone, which makes the page
+fetch its figures afresh. Every ``tick_s`` a ``tick`` event carries nothing but the time, for figures
+that move without a bus event (CPU, memory, uptime).
+
+Streams are tracked so shutdown closes them; aiohttp does not cancel a handler whose client went away,
+so each stream looks every second and ends itself. At most ``max_streams`` are open at once (503 beyond).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import itertools
 import json
+import secrets
+import time
+from collections import deque
 from enum import Enum
 from typing import Any
 
@@ -16,9 +27,22 @@ from aiohttp import web
 
 from foss_supervisor.events import EventBus
 
-__all__ = ["event_to_json", "stream_events"]
+__all__ = ["EVENT_TYPES", "EventLog", "event_to_json"]
 
 KEEPALIVE_S = 15.0
+# what the dashboard listens for (documented in the OpenAPI description)
+EVENT_TYPES = (
+    "StateChanged",
+    "HealthChanged",
+    "ConfigReloaded",
+    "DaemonStateChanged",
+    "RunStarted",
+    "StepStateChanged",
+    "StepLog",
+    "RunFinished",
+    "WorkerStarted",
+    "WorkerExited",
+)
 
 
 def event_to_json(event: object) -> dict[str, Any]:
@@ -29,27 +53,98 @@ def event_to_json(event: object) -> dict[str, Any]:
     return data
 
 
-async def stream_events(request: web.Request, bus: EventBus, streams: set[asyncio.Task[object]]) -> web.StreamResponse:
-    """Write every bus event until the client leaves or the app shuts down (it cancels ``streams``)."""
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
-    task = asyncio.current_task()
-    assert task is not None
-    streams.add(task)
-    sub = bus.subscribe(maxsize=500)
-    try:
-        await response.write(b"retry: 2000\n\n")
-        while True:
-            try:
-                event = await asyncio.wait_for(sub.get(), KEEPALIVE_S)
-            except TimeoutError:
-                await response.write(b": keepalive\n\n")
-                continue
-            payload = json.dumps(event_to_json(event), default=str)
-            await response.write(f"event: {type(event).__name__}\ndata: {payload}\n\n".encode())
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
-    finally:
-        sub.close()
-        streams.discard(task)
-    return response
+class EventLog:
+    """The last ``size`` bus events with ids, and the open SSE streams that read them."""
+
+    def __init__(self, bus: EventBus, size: int = 1000, max_streams: int = 100, tick_s: float = 5.0) -> None:
+        self.boot = secrets.token_hex(4)
+        self._seq = 0
+        self._events: deque[tuple[int, str, bytes]] = deque(maxlen=size)
+        self._changed = asyncio.Event()
+        self._streams: set[asyncio.Task[Any]] = set()
+        self.max_streams = max_streams
+        self.tick_s = tick_s
+        bus.on(self._append)
+
+    def _append(self, event: object) -> None:
+        self._seq += 1
+        payload = json.dumps(event_to_json(event), default=str)
+        name = type(event).__name__
+        self._events.append(
+            (self._seq, name, f"id: {self.boot}-{self._seq}\nevent: {name}\ndata: {payload}\n\n".encode())
+        )
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def recent(self, count: int) -> list[dict[str, Any]]:
+        """The last ``count`` events as JSON-able data, newest first (for a page's first render)."""
+        return [json.loads(frame.rsplit(b"data: ", 1)[1]) for _, _, frame in list(self._events)[-count:]][::-1]
+
+    def _since(self, last: int) -> tuple[list[bytes], bool]:
+        """Frames after ``last``, and whether some were already dropped from the log."""
+        if not self._events or last >= self._seq:
+            return [], False
+        first = self._events[0][0]  # sequence numbers in the log are consecutive
+        return [
+            frame for _, _, frame in itertools.islice(self._events, max(0, last + 1 - first), None)
+        ], first > last + 1
+
+    def _resume_point(self, last_event_id: str) -> tuple[int, bool]:
+        """(sequence to continue after, resync needed) for a client's ``Last-Event-ID``."""
+        boot, _, seq = last_event_id.partition("-")
+        if boot == self.boot and seq.isdigit() and int(seq) <= self._seq:
+            return int(seq), False
+        return self._seq, bool(last_event_id)
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """Write events until the client leaves or the app shuts down (:meth:`close` cancels streams)."""
+        if len(self._streams) >= self.max_streams:
+            raise web.HTTPServiceUnavailable(text="too many open event streams\n", headers={"Retry-After": "5"})
+        last, resync = self._resume_point(request.headers.get("Last-Event-ID", ""))
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+        await response.prepare(request)
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams.add(task)
+        try:
+            await response.write(f"retry: 2000\nid: {self.boot}-{last}\nevent: hello\ndata: {{}}\n\n".encode())
+            if resync:
+                await response.write(b"event: resync\ndata: {}\n\n")
+            next_tick = time.monotonic() + self.tick_s
+            idle_since = time.monotonic()
+            while True:
+                frames, gap = self._since(last)
+                if gap:
+                    await response.write(b"event: resync\ndata: {}\n\n")
+                if frames:
+                    await response.write(b"".join(frames))
+                    last = self._seq
+                    idle_since = time.monotonic()
+                now = time.monotonic()
+                if now >= next_tick:
+                    await response.write(f'event: tick\ndata: {{"at": {time.time():.3f}}}\n\n'.encode())
+                    next_tick, idle_since = now + self.tick_s, now
+                elif now - idle_since >= KEEPALIVE_S:
+                    await response.write(b": keepalive\n\n")
+                    idle_since = now
+                with contextlib.suppress(TimeoutError):  # wake at least every second to see if the client left
+                    await asyncio.wait_for(self._changed.wait(), min(1.0, max(0.05, next_tick - time.monotonic())))
+                if request.transport is None or request.transport.is_closing():
+                    break  # the client left: let go of the slot now, not at the next write
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._streams.discard(task)
+        return response
+
+    @property
+    def open_streams(self) -> int:
+        """Streams being served now."""
+        return len(self._streams)
+
+    async def close(self, _app: web.Application | None = None) -> None:
+        """Cancel every open stream (``on_shutdown``)."""
+        for task in tuple(self._streams):
+            task.cancel()

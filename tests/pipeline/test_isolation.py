@@ -226,6 +226,11 @@ async def test_reading_another_pipelines_table_needs_an_input(
         ("DELETE FROM a.b WHERE x IN (SELECT x FROM c.d)", ["a.b"], ["c.d"]),
         ("UPDATE a.b SET x = 1 FROM c.d WHERE a.b.k = c.d.k", ["a.b"], ["c.d"]),
         ("TRUNCATE a.b", ["a.b"], []),
+        ("TRUNCATE TABLE a.b", ["a.b"], []),
+        ("WITH q AS (SELECT * FROM c.d) INSERT INTO a.b SELECT * FROM q", ["a.b"], ["c.d"]),
+        ("WITH q AS (SELECT 1) DELETE FROM a.b WHERE k IN (SELECT * FROM q)", ["a.b"], []),
+        ("MERGE INTO a.b USING c.d ON a.b.k = c.d.k WHEN MATCHED THEN DELETE", ["a.b"], ["c.d"]),
+        ("COPY (SELECT * FROM c.d) TO '/tmp/x.csv'", [], ["c.d"]),
         ("DROP TABLE IF EXISTS a.b", ["a.b"], []),
         ("CREATE OR REPLACE MACRO work.f(x) AS x + 1", ["work.f"], []),
         ('SELECT EXTRACT(year FROM r.ts), r.x IS DISTINCT FROM s.y FROM "Q"."R" r, s.t s', [], ["q.r", "s.t"]),
@@ -252,10 +257,17 @@ def test_statement_scan_finds_targets_and_sources(sql: str, writes: list[str], r
         ("CREATE SCHEMA gold", "schema 'gold' is not one of"),
         ("INSERT INTO gold.t VALUES (1)", "may not write gold.t"),
         ("SELECT * FROM gold.t", "may not read gold.t"),
+        ("SELECT * FROM query_table('gold.t')", "hides the tables"),
+        ("SELECT * FROM query('SELECT * FROM gold.t')", "hides the tables"),
+        # a declared input is read-only, whatever the statement starts with
+        ("WITH q AS (SELECT 1 AS x) INSERT INTO gold.t SELECT * FROM q", "may not write gold.t"),
+        ("WITH q AS (SELECT 1 AS x) DELETE FROM gold.t", "may not write gold.t"),
     ],
 )
 def test_access_refuses_what_leaves_the_sandbox(sql: str, reason: str) -> None:
-    access = Access("p", owned=frozenset({"p_meta", "p_gold"}))
+    access = Access(
+        "p", owned=frozenset({"p_meta", "p_gold"}), inputs=frozenset({"gold.t"}) if "WITH" in sql else frozenset()
+    )
     with pytest.raises(AccessDenied, match=reason.replace("(", r"\(")):
         access.check(sql)
     access.check("CREATE SCHEMA IF NOT EXISTS p_gold")

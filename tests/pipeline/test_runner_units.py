@@ -68,7 +68,7 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
         (lambda d: d.pop("name"), "name", "is required"),
         (lambda d: d["steps"][0].update(sql="missing.sql"), "steps.a.sql", "cannot read SQL file"),
         (lambda d: d["steps"][0].update(depends_on=["nope"]), "steps.a.depends_on", "unknown step 'nope'"),
-        (lambda d: d["steps"][0].update(kind="shell"), "steps.a.kind", "must be 'sql' or 'python'"),
+        (lambda d: d["steps"][0].update(kind="shell"), "steps.a.kind", "must be 'sql', 'python' or 'quality'"),
         (lambda d: d["steps"][0].update(timeout_s=-1), "steps.a.timeout_s", "must be a number of seconds > 0"),
         (lambda d: d["steps"][0].update(retries="many"), "steps.a.retries", "must be an integer"),
         (lambda d: d["steps"][0].update(modes=["sometimes"]), "steps.a.modes", "allowed values are run, replay"),
@@ -82,6 +82,37 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
             lambda d: d["steps"].append({"name": "b", "kind": "python", "callable": "not a callable"}),
             "steps.b.callable",
             "is not 'package.module:function'",
+        ),
+        (
+            lambda d: d["steps"].append(
+                {"name": "b", "kind": "python", "callable": "foss_supervisor.pipeline.orders_steps:ingest"}
+            ),
+            "steps.b.params",
+            "ingest needs params.table",
+        ),
+        (
+            lambda d: d["steps"].append(
+                {
+                    "name": "b",
+                    "kind": "python",
+                    "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                    "params": {"table": "b_raw.t", "columns": ["Order Id"]},
+                }
+            ),
+            "steps.b.params.columns",
+            "lower-case column names",
+        ),
+        (
+            lambda d: d["steps"].append(
+                {
+                    "name": "b",
+                    "kind": "python",
+                    "callable": "foss_supervisor.pipeline.ledger:discover",
+                    "params": {"pattern": "*.csv"},
+                }
+            ),
+            "steps.b.params.pattern",
+            "unknown parameter",
         ),
         (lambda d: d.update(checks=["a.rows_in = a.rows_out"]), "checks[0]", "exactly one '=='"),
         (lambda d: d.update(checks=["zz.rows_in == a.rows_out"]), "checks[0]", "unknown step 'zz'"),
@@ -102,7 +133,7 @@ def test_loader_errors_name_file_key_and_reason(tmp_path: Path, mutate: object, 
     assert info.value.line is not None and f"{path}:{info.value.line}:" in str(info.value)
     leaf = key.rsplit(".", 1)[-1].split("[")[0]
     text = path.read_text().splitlines()[info.value.line - 1]
-    assert leaf in text or key.endswith("]") or key in ("name", "folders.landing"), (key, text)
+    assert leaf in text or key.endswith("]") or key in ("name", "folders.landing", "steps.b.params"), (key, text)
 
 
 def test_cycle_is_reported(tmp_path: Path) -> None:

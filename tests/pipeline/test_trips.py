@@ -121,3 +121,14 @@ async def test_trips_beside_orders_exact_and_incremental(
         ["T6", ["invalid_distance", "invalid_payment_type"]],
     ]  # fmt: skip
     assert (await runner.query("SELECT count(*) FROM bronze.orders_raw")).rows[0][0] == 35  # orders untouched
+
+    # gold is published as Parquet after each good run, readable while the worker holds the warehouse
+    published = ws["db"].parent / "published" / "trips"
+    assert sorted(p.name for p in published.iterdir()) == ["trips_gold.daily_zone.parquet"]
+    con = duckdb.connect()
+    rows = con.execute(
+        "SELECT CAST(day AS VARCHAR), pickup_zone, zone_name, CAST(trips AS VARCHAR), CAST(fare AS VARCHAR),"
+        f" CAST(distance_km AS VARCHAR) FROM '{published / 'trips_gold.daily_zone.parquet'}'"
+    ).fetchall()
+    con.close()
+    assert sorted(list(r) for r in rows) == expected_gold([BATCH1, BATCH2], zones)

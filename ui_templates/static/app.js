@@ -1,15 +1,25 @@
-// Live updates over server-sent events, and one helper to run commands. No framework, no build step.
+// Live pages over one server-sent event stream, and one helper to run commands. No framework, no build step.
+//
+// Regions marked data-live (with an id) are fetched afresh from the same URL and swapped in when the state
+// changes, so every figure is rendered by the one template that renders the page. The stream resumes with
+// Last-Event-ID by itself (EventSource does that); after a daemon restart the server sends "resync".
+"use strict";
+
 const foss = {
-  async command(name, args = {}) {
-    const resp = await fetch(`/api/commands/${encodeURIComponent(name)}`, {
-      method: "POST",
-      headers: {"Content-Type": "application/json", "X-Foss-Request": "1"},
-      credentials: "same-origin",
-      body: JSON.stringify(args),
-    });
-    return resp.json();
-  },
+  csrf: document.querySelector('meta[name="csrf-token"]')?.content || "",
   icons: JSON.parse(document.getElementById("state-icons")?.textContent || "{}"),
+  handlers: {},
+  on(type, fn) { (this.handlers[type] ||= []).push(fn); },
+
+  async command(name, args = {}) {
+    const headers = {"Content-Type": "application/json"};
+    if (this.csrf) headers["X-CSRF-Token"] = this.csrf;
+    const resp = await fetch(`/api/commands/${encodeURIComponent(name)}`, {
+      method: "POST", headers, credentials: "same-origin", body: JSON.stringify(args),
+    });
+    try { return await resp.json(); } catch (e) { return {ok: false, error: {message: `HTTP ${resp.status}`}}; }
+  },
+
   // the same badge as the state_badge macro: an icon and a word, never colour alone
   badge(state) {
     const span = document.createElement("span");
@@ -17,46 +27,109 @@ const foss = {
     const icon = document.createElement("span");
     icon.setAttribute("aria-hidden", "true");
     icon.textContent = this.icons[state] || "•";
-    span.append(icon, ` ${state}`);
+    span.append(icon, ` ${String(state).replaceAll("_", " ")}`);
     return span;
   },
-  handlers: {},
-  on(type, fn) { (this.handlers[type] ||= []).push(fn); },
+
+  say(text, bad = false) {
+    const box = document.getElementById("action-message");
+    if (!box) return;
+    box.textContent = text;
+    box.classList.toggle("bad", bad);
+  },
+
+  // local decorations, run on load and after every refresh
+  decorate(root = document) {
+    root.querySelectorAll("[data-ts]").forEach((el) => {
+      const ts = Number(el.dataset.ts);
+      if (ts) el.textContent = new Date(ts * 1000).toLocaleString();
+    });
+    root.querySelectorAll("[data-time]").forEach((el) => {
+      el.textContent = new Date(Number(el.dataset.time) * 1000).toLocaleTimeString();
+    });
+    root.querySelectorAll(".bar[data-left]").forEach((bar) => {
+      bar.style.marginLeft = `${bar.dataset.left}%`;
+      bar.style.width = `${bar.dataset.width}%`;
+    });
+  },
+
+  refreshing: null,
+  pending: false,
+  async refresh() {
+    if (!document.querySelector("[data-live]")) return;
+    if (this.refreshing) { this.pending = true; return; }
+    this.refreshing = (async () => {
+      try {
+        const resp = await fetch(location.href, {headers: {Accept: "text/html"}, credentials: "same-origin"});
+        if (!resp.ok && resp.status !== 503) return;
+        const fresh = new DOMParser().parseFromString(await resp.text(), "text/html");
+        document.querySelectorAll("[data-live][id]").forEach((old) => {
+          const next = fresh.getElementById(old.id);
+          if (next) { const node = document.importNode(next, true); old.replaceWith(node); this.decorate(node); }
+        });
+        document.dispatchEvent(new CustomEvent("foss:refreshed"));
+      } catch (e) { /* the stream's error handler shows the connection state */ }
+    })();
+    await this.refreshing;
+    this.refreshing = null;
+    if (this.pending) { this.pending = false; this.refresh(); }
+  },
+  timer: null,
+  soon(delay = 150) { clearTimeout(this.timer); this.timer = setTimeout(() => this.refresh(), delay); },
 };
+
+// program and pipeline controls anywhere on a page: <button data-command="restart" data-names="web">
+document.addEventListener("click", async (ev) => {
+  const button = ev.target.closest("button[data-command]");
+  if (!button) return;
+  const name = button.dataset.command;
+  const args = button.dataset.args ? JSON.parse(button.dataset.args) : {names: [button.dataset.names]};
+  button.disabled = true;
+  foss.say(`${button.textContent.trim()}…`);
+  const reply = await foss.command(name, args);
+  button.disabled = false;
+  if (reply.ok) {
+    foss.say(`${button.getAttribute("aria-label") || button.textContent.trim()}: done`);
+  } else {
+    const login = reply.error.message.includes("token") ? " Log in first (top right)." : "";
+    foss.say(`${button.getAttribute("aria-label") || button.textContent.trim()}: ${reply.error.message}.${login}`, true);
+  }
+  foss.soon(0);
+});
 
 (function liveUpdates() {
   const live = document.getElementById("live");
   const setLive = (text, ok) => {
     if (!live) return;
-    live.querySelector("span").textContent = text;
+    live.querySelector(".word").textContent = text;
     live.classList.toggle("ok", ok);
   };
+  let broken = false;
   const source = new EventSource("/api/events");
-  source.onopen = () => setLive("live", true);
-  source.onerror = () => setLive("reconnecting", false);
+  source.onopen = () => { setLive("live", true); if (broken) foss.soon(0); broken = false; };
+  source.onerror = () => { setLive("reconnecting", false); broken = true; };
   const events = document.getElementById("events");
   const show = (type, data) => {
     if (!events) return;
     const li = document.createElement("li");
     const when = new Date(data.at * 1000).toLocaleTimeString();
     const who = data.name || data.pipeline || "daemon";
-    const what = data.new || data.state || data.status || type;
+    const what = data.step ? `${data.step} ${data.new}` : (data.new || data.state || data.status || type);
     li.textContent = `${when} ${who}: ${what}${data.reason ? " (" + data.reason + ")" : ""}`;
     events.prepend(li);
     while (events.children.length > 50) events.lastChild.remove();
   };
   for (const type of ["StateChanged", "HealthChanged", "ConfigReloaded", "DaemonStateChanged",
-                      "RunStarted", "StepStateChanged", "RunFinished"]) {
+                      "RunStarted", "StepStateChanged", "RunFinished", "WorkerStarted", "WorkerExited"]) {
     source.addEventListener(type, (ev) => {
       const data = JSON.parse(ev.data);
       show(type, data);
       (foss.handlers[type] || []).forEach((fn) => fn(data));
+      foss.soon();
     });
   }
-  foss.on("StateChanged", (data) => {
-    const row = document.querySelector(`tr[data-program="${CSS.escape(data.name)}"]`);
-    if (!row) return;
-    row.querySelector(".state").replaceChildren(foss.badge(data.new));
-    row.querySelector(".why").textContent = data.reason;
-  });
+  source.addEventListener("resync", () => foss.soon(0));
+  source.addEventListener("tick", () => { if (document.body.dataset.tick) foss.soon(0); });
 })();
+
+foss.decorate();

@@ -1,0 +1,168 @@
+"""Declared quality rules, compiled to the SQL of a validate + quarantine step (``kind: quality``).
+
+A step declares what to check and where rows go; the loader turns it into ordinary step SQL (so the
+worker's sandbox, ``pipeline validate`` and the metrics contract apply unchanged)::
+
+    - name: check
+      kind: quality
+      depends_on: [ingest]
+      params:
+        source: trips_bronze.trips_raw       # the rows to check: those whose key is above every key seen
+        valid: trips_silver.trips_valid      # rows that pass every rule (the source's columns)
+        rejected: trips_silver.trips_rejected  # rows that fail: the source's columns + reasons VARCHAR[]
+        key: _row_id                         # an increasing column (default _row_id)
+        columns:
+          trip_id: [not_null, unique]
+          payment_type: [{accepted_values: [card, cash]}]
+          fare: [{accepted_range: {min_value: 0, max_value: 1000}}]
+          pickup_zone: [{relationships: {to: trips_ref.zones, field: zone}}]
+          pickup_at: [{pattern: '^\\d{4}-\\d{2}-\\d{2}'}]
+        tests:                               # per row, a custom SQL predicate that must be true
+          - {name: dropoff_after_pickup, expression: "dropoff_at >= pickup_at"}
+
+Rules, named as dbt tests read (dbt core and dbt_utils): ``not_null`` (NULL or blank text fails),
+``unique`` (a value seen twice among the new rows, or already valid, fails; NULLs are not compared),
+``accepted_values`` (compared as trimmed text), ``accepted_range`` (``min_value``/``max_value``,
+``inclusive`` default true; non-numbers fail), ``pattern`` (regular expression, partial match),
+``relationships`` (the value exists in ``to``'s ``field``), and ``tests`` (``expression`` per row; a row
+where it is not true fails). NULLs pass every rule but not_null. A failing row gets one reason per failed
+rule: ``column:rule`` (``trip_id:not_null``) or the test's name.
+Metrics: rows_in (new rows checked), rows_out and valid (passed), rejected.
+This module only writes SQL text: no DuckDB here (the daemon loads specs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from foss_supervisor.pipeline.errors import PipelineConfigError
+
+__all__ = ["RULES", "compile_quality"]
+
+RULES = ("not_null", "unique", "accepted_values", "accepted_range", "pattern", "relationships")
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_PARAMS = {"source", "valid", "rejected", "key", "columns", "tests"}
+
+
+def _lit(value: Any) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _num(value: Any, file: str, key: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PipelineConfigError(file, key, "must be a number")
+    return repr(value)
+
+
+def _rule(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None]:
+    """(reason, SQL condition that is TRUE when the row FAILS); unique returns None (handled by a window)."""
+    c = f"s.{col}"
+    text = f"trim(CAST({c} AS VARCHAR))"
+    name: Any = None
+    arg: Any = None
+    if isinstance(raw, str):
+        name = raw
+    elif isinstance(raw, dict) and len(raw) == 1:
+        [(name, arg)] = raw.items()
+    if name not in RULES:
+        raise PipelineConfigError(file, key, f"{raw!r}: rules are {', '.join(RULES)} (a name, or {{name: argument}})")
+    reason = f"{col}:{name}"
+    if name == "not_null":
+        return reason, f"{c} IS NULL OR {text} = ''"
+    if name == "unique":
+        return reason, None
+    if name == "accepted_values":
+        if not isinstance(arg, list) or not arg:
+            raise PipelineConfigError(file, key, "accepted_values takes a non-empty list of values")
+        return reason, f"{c} IS NOT NULL AND {text} NOT IN ({', '.join(_lit(v) for v in arg)})"
+    if name == "accepted_range":
+        if not isinstance(arg, dict) or not ({"min_value", "max_value"} & set(arg)):
+            raise PipelineConfigError(file, key, "accepted_range takes {min_value: n, max_value: n, inclusive: bool}")
+        lo, hi = (">=", "<=") if arg.get("inclusive", True) else (">", "<")
+        conds = []
+        if "min_value" in arg:
+            conds.append(f"try_cast({text} AS DOUBLE) {lo} {_num(arg['min_value'], file, key)}")
+        if "max_value" in arg:
+            conds.append(f"try_cast({text} AS DOUBLE) {hi} {_num(arg['max_value'], file, key)}")
+        return reason, f"{c} IS NOT NULL AND NOT coalesce({' AND '.join(conds)}, false)"
+    if name == "pattern":
+        if not isinstance(arg, str) or not arg:
+            raise PipelineConfigError(file, key, "pattern takes a regular expression")
+        try:
+            re.compile(arg)
+        except re.error as exc:
+            raise PipelineConfigError(file, key, f"pattern {arg!r} is not a regular expression: {exc}") from None
+        return reason, f"{c} IS NOT NULL AND NOT regexp_matches(CAST({c} AS VARCHAR), {_lit(arg)})"
+    # relationships
+    if not isinstance(arg, dict) or not _TABLE.match(str(arg.get("to", ""))) or not _IDENT.match(str(arg.get("field"))):
+        raise PipelineConfigError(file, key, "relationships takes {to: schema.table, field: column}")
+    lookup = f"SELECT 1 FROM {arg['to']} r WHERE CAST(r.{arg['field']} AS VARCHAR) = {text}"  # noqa: S608
+    return reason, f"{c} IS NOT NULL AND NOT EXISTS ({lookup})"
+
+
+def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> str:
+    """The step SQL for ``params`` (see the module docstring); PipelineConfigError names the bad key."""
+    unknown = sorted(set(params) - _PARAMS)
+    if unknown:
+        raise PipelineConfigError(file, f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_PARAMS))})")
+    tables = {}
+    for name in ("source", "valid", "rejected"):
+        value = params.get(name)
+        if not isinstance(value, str) or not _TABLE.match(value):
+            raise PipelineConfigError(file, f"{key}.{name}", "must be a lower-case schema.table name")
+        tables[name] = value
+    row_key = params.get("key", "_row_id")
+    if not isinstance(row_key, str) or not _IDENT.match(row_key):
+        raise PipelineConfigError(file, f"{key}.key", "must be a lower-case column name")
+    columns = params.get("columns", {})
+    tests = params.get("tests", [])
+    if not isinstance(columns, dict) or not isinstance(tests, list) or not (columns or tests):
+        raise PipelineConfigError(file, f"{key}.columns", "declare rules per column (a mapping) and/or tests (a list)")
+    checks: list[tuple[str, str]] = []
+    unique: list[str] = []
+    for col, rules in columns.items():
+        ckey = f"{key}.columns.{col}"
+        if not _IDENT.match(str(col)) or col == "reasons":
+            raise PipelineConfigError(file, ckey, "column names are lower-case identifiers (not 'reasons')")
+        if not isinstance(rules, list) or not rules:
+            raise PipelineConfigError(file, ckey, "must be a list of rules")
+        for raw in rules:
+            reason, failing = _rule(col, raw, file, ckey)
+            if failing is None:
+                unique.append(col)
+                seen = f"SELECT CAST({col} AS VARCHAR) FROM {tables['valid']} WHERE {col} IS NOT NULL"  # noqa: S608
+                failing = f"s.{col} IS NOT NULL AND (s._n_{col} > 1 OR CAST(s.{col} AS VARCHAR) IN ({seen}))"
+            checks.append((reason, failing))
+    for i, test in enumerate(tests):
+        tkey = f"{key}.tests[{i}]"
+        if not isinstance(test, dict) or set(test) != {"name", "expression"} or not _IDENT.match(str(test["name"])):
+            raise PipelineConfigError(file, tkey, "a test is {name: lower_case_name, expression: SQL predicate}")
+        if ";" in str(test["expression"]):
+            raise PipelineConfigError(file, f"{tkey}.expression", "one SQL expression, without ';'")
+        checks.append((str(test["name"]), f"NOT coalesce(({test['expression']}), false)"))
+    src, valid, rejected = tables["source"], tables["valid"], tables["rejected"]
+    windows = "".join(f", count(*) OVER (PARTITION BY {c}) AS _n_{c}" for c in dict.fromkeys(unique))
+    drop = ", ".join(f"_n_{c}" for c in dict.fromkeys(unique))
+    exclude_valid = f"EXCLUDE (reasons{', ' + drop if drop else ''})"
+    exclude_rejected = f"EXCLUDE ({drop})" if drop else ""
+    cases = ",\n        ".join(f"CASE WHEN {cond} THEN {_lit(reason)} END" for reason, cond in checks)
+    return f"""-- compiled from the quality rules of this step
+CREATE TABLE IF NOT EXISTS {valid} AS SELECT * FROM {src} WHERE false;
+CREATE TABLE IF NOT EXISTS {rejected} AS SELECT *, []::VARCHAR[] AS reasons FROM {src} WHERE false;
+SET VARIABLE q_from = (SELECT max({row_key})
+                       FROM (SELECT {row_key} FROM {valid} UNION ALL SELECT {row_key} FROM {rejected}));
+CREATE TEMP TABLE _quality AS
+SELECT s.*, list_filter([
+        {cases}
+    ], lambda r: r IS NOT NULL) AS reasons
+FROM (SELECT *{windows} FROM {src} WHERE getvariable('q_from') IS NULL OR {row_key} > getvariable('q_from')) s;
+INSERT INTO {valid} BY NAME SELECT * {exclude_valid} FROM _quality WHERE len(reasons) = 0;
+INSERT INTO {rejected} BY NAME SELECT * {exclude_rejected} FROM _quality WHERE len(reasons) > 0;
+SELECT count(*) AS rows_in, count(*) FILTER (WHERE len(reasons) = 0) AS rows_out,
+       count(*) FILTER (WHERE len(reasons) = 0) AS valid, count(*) FILTER (WHERE len(reasons) > 0) AS rejected
+FROM _quality;
+"""  # noqa: S608 (identifiers checked above; values quoted by _lit)

@@ -1,0 +1,150 @@
+"""Rules a pipeline declaration follows beyond its shape: what it owns, what it reads, what it publishes.
+
+- ownership: ``schemas`` (declared, or those its SQL creates with CREATE SCHEMA plus the ingest table's and
+  the ledger's), ``ledger`` (default ``meta`` when owned, else ``<name>_meta``), ``inputs`` of other pipelines;
+- isolation: two pipelines of one runner never own the same schema (check_isolation);
+- landing ``patterns`` (the watcher and discover honour the same list);
+- the parameters of the shipped Python steps, checked at load time.
+
+Stdlib only, like spec.py: the daemon loads pipelines without DuckDB.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from foss_supervisor.pipeline.errors import PipelineConfigError
+
+if TYPE_CHECKING:
+    from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
+
+__all__ = [
+    "DEFAULT_PATTERNS", "check_isolation", "check_shipped_params", "load_access", "load_patterns", "schema_of",
+]  # fmt: skip
+
+#: landing files a pipeline reads unless it declares ``patterns`` (the watcher honours the same list)
+DEFAULT_PATTERNS = ("*.csv", "*.jsonl", "*.ndjson", "*.parquet")
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_CREATE_SCHEMA_RE = re.compile(r"\bCREATE\s+SCHEMA\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?([A-Za-z_][A-Za-z0-9_]*)", re.I)
+
+
+def schema_of(table: Any) -> str | None:
+    if isinstance(table, str) and table.count(".") == 1:
+        return table.split(".", 1)[0].lower()
+    return None
+
+
+def load_access(
+    raw: Mapping[str, Any], name: str, sql_texts: Sequence[str], steps: Sequence[StepSpec], file: str
+) -> tuple[frozenset[str], frozenset[str], str]:
+    """(owned schemas, declared inputs, ledger schema) as declared, or inferred when not declared."""
+
+    def names(key: str, pattern: re.Pattern[str]) -> list[str]:
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and pattern.match(v.lower()) for v in value):
+            raise PipelineConfigError(file, key, "must be a list of lower-case schema names (letters, digits, _)")
+        return [v.lower() for v in value]
+
+    declared = names("schemas", _SCHEMA_RE) if "schemas" in raw else None
+    inputs = names("inputs", re.compile(r"^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?$"))
+    ledger_raw = raw.get("ledger")
+    if ledger_raw is not None and (not isinstance(ledger_raw, str) or not _SCHEMA_RE.match(ledger_raw)):
+        raise PipelineConfigError(file, "ledger", "must be a lower-case schema name")
+    if declared is not None:
+        owned = set(declared)
+    else:
+        owned = {m.lower() for text in sql_texts for m in _CREATE_SCHEMA_RE.findall(text)}
+        owned.update(s for step in steps if (s := schema_of(step.params.get("table"))) is not None)
+    if ledger_raw is not None:
+        ledger = ledger_raw
+    elif "meta" in owned:
+        ledger = "meta"
+    else:
+        ledger = re.sub(r"[^a-z0-9_]", "_", name.lower()) + "_meta"
+    if declared is not None and ledger_raw is not None and ledger not in owned:
+        raise PipelineConfigError(file, "ledger", f"schema {ledger!r} must be one of the pipeline's schemas")
+    owned.add(ledger)
+    for step in steps:
+        schema = schema_of(step.params.get("table"))
+        if schema is not None and schema not in owned:
+            raise PipelineConfigError(
+                file, f"steps.{step.name}.params.table", f"schema {schema!r} is not one of the pipeline's schemas"
+            )
+    clash = sorted(owned & {i.split(".", 1)[0] for i in inputs})
+    if clash:
+        raise PipelineConfigError(file, "inputs", f"{', '.join(clash)} already owned by this pipeline")
+    return frozenset(owned), frozenset(inputs), ledger
+
+
+def load_patterns(raw: Mapping[str, Any], steps: Sequence[StepSpec], file: str) -> tuple[str, ...]:
+    """Landing file patterns: ``patterns``, else those of a discover step's params, else the defaults."""
+    value: Any = raw.get("patterns")
+    key = "patterns"
+    if value is None:
+        for step in steps:
+            if "patterns" in step.params:
+                value, key = step.params["patterns"], f"steps.{step.name}.params.patterns"
+                break
+    if value is None:
+        return DEFAULT_PATTERNS
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v and "/" not in v for v in value):
+        raise PipelineConfigError(file, key, "must be a non-empty list of file name patterns like '*.parquet'")
+    return tuple(value)
+
+
+def check_isolation(specs: Iterable[PipelineSpec]) -> None:
+    """Refuse two pipelines of one warehouse that own the same schema (their tables or ledgers would mix).
+
+    Raises PipelineConfigError naming the later pipeline's file, the schema and the other pipeline.
+    """
+    owner: dict[str, PipelineSpec] = {}
+    for spec in specs:
+        for schema in sorted(spec.schemas):
+            other = owner.setdefault(schema, spec)
+            if other is not spec:
+                raise PipelineConfigError(
+                    str(spec.path), "schemas",
+                    f"schema {schema!r} is also owned by pipeline {other.name!r} ({other.path}); pipelines of one"
+                    " warehouse cannot share a schema: give each its own, and list the other's tables under inputs",
+                )  # fmt: skip
+
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: the parameters of the shipped Python steps: name -> (required, check, what it must be)
+_SHIPPED_PARAMS: dict[str, dict[str, tuple[bool, Any, str]]] = {
+    "foss_supervisor.pipeline.ledger:discover": {
+        "patterns": (False, lambda v: isinstance(v, list) and v and all(isinstance(p, str) for p in v),
+                     "a non-empty list of file name patterns"),
+    },
+    "foss_supervisor.pipeline.orders_steps:ingest": {
+        "table": (True, lambda v: isinstance(v, str) and re.fullmatch(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*", v),
+                  "a lower-case schema.table name"),
+        "columns": (True, lambda v: isinstance(v, list) and v and all(isinstance(c, str) and _IDENTIFIER.match(c)
+                                                                      for c in v),
+                    "a non-empty list of lower-case column names"),
+    },
+    "foss_supervisor.pipeline.report:report": {
+        "bronze": (False, lambda v: isinstance(v, str) and v.count(".") == 1, "a schema.table name"),
+    },
+}  # fmt: skip
+_SHIPPED_PARAMS["foss_supervisor.pipeline.orders_steps:discover"] = _SHIPPED_PARAMS[
+    "foss_supervisor.pipeline.ledger:discover"
+]  # the name it had before ledger.py
+
+
+def check_shipped_params(func: str, params: Mapping[str, Any], file: str, key: str) -> None:
+    """The shipped steps' parameters are checked at load time, not found missing by a run."""
+    known = _SHIPPED_PARAMS.get(func)
+    if known is None:
+        return
+    for name in params:
+        if name not in known:
+            raise PipelineConfigError(file, f"{key}.{name}", f"unknown parameter (allowed: {', '.join(sorted(known))})")
+    for name, (required, check, what) in known.items():
+        if name not in params:
+            if required:
+                raise PipelineConfigError(file, key, f"{func.rsplit(':', 1)[-1]} needs params.{name}: {what}")
+        elif not check(params[name]):
+            raise PipelineConfigError(file, f"{key}.{name}", f"must be {what}")

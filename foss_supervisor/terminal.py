@@ -1,0 +1,108 @@
+"""What the CLI shows: tagged lines, exit codes, the columns of a program, and a closed pipe survived.
+
+Stdlib only (the CLI starts fast). A closed pipe (``foss-supervisor restart | head -1``) must not
+abort a command halfway: ``restart`` that dies after stopping the old daemon and before starting the
+new one leaves nothing running. :func:`guard_output` wraps stdout and stderr so that the first
+``BrokenPipeError`` points the descriptor at ``/dev/null`` and the command carries on in silence;
+:func:`output_closed` tells loops that only print (``logs -f``) to end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+__all__ = [
+    "EXIT_FAIL",
+    "EXIT_NOT_AS_WANTED",
+    "EXIT_NOT_RUNNING",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "as_wanted",
+    "fmt_uptime",
+    "guard_output",
+    "info_column",
+    "output_closed",
+    "say",
+]
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
+# supervisorctl's convention: `status` exits 3 when a selected program is not in the state it should be in
+EXIT_NOT_AS_WANTED = 3
+SETTLED_STOPPED = ("STOPPED", "EXITED")
+
+
+def say(tag: str, message: str) -> None:
+    """The old startup script's style of output: ``[INFO] ...``, ``[SUCCESS] ...``."""
+    stream = sys.stderr if tag in ("ERROR", "WARN") else sys.stdout
+    print(f"[{tag}] {message}", file=stream, flush=True)
+
+
+def fmt_uptime(seconds: float | None) -> str:
+    """``H:MM:SS``, or ``DdHh`` past a day; ``-`` when not running."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 86400}d{s % 86400 // 3600}h" if s >= 86400 else f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def as_wanted(p: Mapping[str, Any]) -> bool:
+    """Whether a program (a ``status`` reply's entry) is in the state it should be in."""
+    return bool(p["state"] == "RUNNING" if p["wanted"] == "running" else p["state"] in SETTLED_STOPPED)
+
+
+def info_column(p: Mapping[str, Any]) -> str:
+    """The INFO column: what an operator needs beyond state and uptime (supervisorctl's last column)."""
+    if p["state"] == "RUNNING":
+        parts = [p.get("status_text") or "", p.get("health_detail") or ""]
+        if p.get("spawns", 0) > 1:
+            parts.append(f"started {p['spawns']} times")
+        return "; ".join(x for x in parts if x)
+    return str(p["reason"])
+
+
+class _Guarded:
+    """A text stream whose writes and flushes never raise BrokenPipeError."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.closed_pipe = False
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def _silence(self) -> None:
+        self.closed_pipe = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())  # what is still buffered goes nowhere, quietly
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def guard_output() -> None:
+    """Wrap ``sys.stdout`` and ``sys.stderr`` (once)."""
+    if not isinstance(sys.stdout, _Guarded):
+        sys.stdout = _Guarded(sys.stdout)
+    if not isinstance(sys.stderr, _Guarded):
+        sys.stderr = _Guarded(sys.stderr)
+
+
+def output_closed() -> bool:
+    """Whether the reader of stdout has gone."""
+    return bool(getattr(sys.stdout, "closed_pipe", False))

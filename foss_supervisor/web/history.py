@@ -1,0 +1,106 @@
+"""The last hour of figures for the dashboard's charts, sampled every few seconds while the daemon runs.
+
+Host CPU and memory, the daemon's RSS, programs running, and each program's CPU and RSS (by its PID,
+read with psutil). Programs come from the ``status`` command, like every other figure the web shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+import psutil
+import structlog
+
+from foss_supervisor.commands import CommandContext, dispatch
+
+__all__ = ["History"]
+
+log = structlog.get_logger("foss_supervisor.web")
+
+
+class History:
+    """Samples every ``every_s`` seconds, keeping ``keep_s`` seconds of them (about an hour by default)."""
+
+    def __init__(self, ctx: CommandContext, every_s: float = 5.0, keep_s: float = 3600.0) -> None:
+        self._ctx = ctx
+        self.every_s = every_s
+        size = max(2, int(keep_s / every_s))
+        self._t: deque[float] = deque(maxlen=size)
+        self._host: dict[str, deque[float | None]] = {k: deque(maxlen=size) for k in ("cpu", "mem", "rss", "running")}
+        self._programs: dict[str, dict[str, deque[float | None]]] = {}
+        self._procs: dict[int, psutil.Process] = {}
+        self._me = psutil.Process()
+        self._size = size
+
+    async def sample(self) -> None:
+        """Take one sample now."""
+        status = await dispatch(self._ctx, "status", {})
+        self._t.append(round(time.time(), 1))
+        self._host["cpu"].append(psutil.cpu_percent(interval=None))
+        self._host["mem"].append(psutil.virtual_memory().percent)
+        self._host["rss"].append(round(self._me.memory_info().rss / 2**20, 1))
+        self._host["running"].append(sum(1 for p in status["programs"] if p["state"] == "RUNNING"))
+        seen = set()
+        for p in status["programs"]:
+            cpu, rss = self._measure(p["pid"])
+            series = self._programs.setdefault(p["name"], self._empty())
+            series["cpu"].append(cpu)
+            series["rss"].append(rss)
+            seen.add(p["name"])
+        for name, series in self._programs.items():
+            if name not in seen:
+                series["cpu"].append(None)
+                series["rss"].append(None)
+        live = {p["pid"] for p in status["programs"] if p["pid"]}
+        self._procs = {pid: proc for pid, proc in self._procs.items() if pid in live}
+
+    def _empty(self) -> dict[str, deque[float | None]]:
+        pad = [None] * (len(self._t) - 1)
+        return {"cpu": deque(pad, maxlen=self._size), "rss": deque(pad, maxlen=self._size)}
+
+    def _measure(self, pid: int | None) -> tuple[float | None, float | None]:
+        """(CPU percent since the last sample, RSS in MB) of a program's main process, or Nones."""
+        if not pid:
+            return None, None
+        try:
+            proc = self._procs.get(pid)
+            if proc is None:
+                proc = self._procs[pid] = psutil.Process(pid)
+                proc.cpu_percent(interval=None)  # the first call only starts the measurement
+            return round(proc.cpu_percent(interval=None), 1), round(proc.memory_info().rss / 2**20, 1)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return None, None
+
+    def latest(self, key: str) -> float | None:
+        """The last sample of a host series (``cpu``, ``mem``, ``rss``, ``running``), None before the first."""
+        values = self._host[key]
+        return values[-1] if values else None
+
+    def series(self) -> dict[str, Any]:
+        """Every sample: ``{"t": [unix s], "cpu": [%], "mem": [%], "rss": [MB], "running": [n],
+        "programs": {name: {"cpu": [%], "rss": [MB]}}}``, None where a program had no process."""
+        out: dict[str, Any] = {"t": list(self._t), **{k: list(v) for k, v in self._host.items()}}
+        out["programs"] = {n: {k: list(v) for k, v in s.items()} for n, s in self._programs.items()}
+        return out
+
+    async def run(self) -> None:
+        """Sample until cancelled; a failed sample is logged and skipped, never fatal."""
+        while True:
+            try:
+                await self.sample()
+            except Exception as exc:  # a chart gap is better than a dead dashboard
+                log.warning("history_sample_failed", error=repr(exc))
+            await asyncio.sleep(self.every_s)
+
+    def page_series(self, points: int = 240, program_points: int = 60) -> dict[str, Any]:
+        """:meth:`series` thinned for a page: at most ``points`` host samples, the last ``program_points``
+        of each program (a sparkline), so ``/`` stays small with many programs."""
+        full = self.series()
+        step = max(1, -(-len(full["t"]) // points))
+        out = {k: v[::-1][::step][::-1] for k, v in full.items() if k != "programs"}
+        out["pt"] = full["t"][-program_points:]
+        out["programs"] = {n: {k: v[-program_points:] for k, v in s.items()} for n, s in full["programs"].items()}
+        return out

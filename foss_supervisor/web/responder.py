@@ -1,0 +1,71 @@
+"""The one responder: a view returns plain data, this answers it as HTML (a template) or as its JSON twin.
+
+JSON when the URL says ``?format=json`` or the client asks for ``application/json`` and not HTML;
+views that probes read (``/health``) answer JSON unless the client asks for HTML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from foss_supervisor import __version__
+from foss_supervisor.resources import data_dir
+from foss_supervisor.web import auth
+from foss_supervisor.web.icons import STATE_ICONS, STATE_WORDS
+from foss_supervisor.web.keys import EXPOSED, JINJA, TOKEN
+
+__all__ = ["make_jinja", "respond", "wants_json"]
+
+
+def wants_json(request: web.Request, default_json: bool = False) -> bool:
+    """Whether to answer JSON (see the module docstring)."""
+    fmt = request.query.get("format")
+    if fmt in ("json", "html"):
+        return fmt == "json"
+    accept = request.headers.get("Accept", "")
+    if "text/html" in accept:
+        return False
+    return default_json or "application/json" in accept
+
+
+def make_jinja() -> jinja2.Environment:
+    """Templates from ``ui_templates/`` with autoescape on and undefined names as errors."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(data_dir("ui_templates")), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    env.globals["state_icons"] = STATE_ICONS
+    env.globals["state_words"] = STATE_WORDS
+    env.filters["num"] = lambda v, digits=0: "\u2013" if v is None else f"{v:,.{digits}f}"
+    return env
+
+
+async def respond(
+    request: web.Request, template: str, data: dict[str, Any], *, status: int = 200, default_json: bool = False
+) -> web.Response:
+    """``data`` as JSON, or rendered into ``template`` with the session (logged in, CSRF token) added."""
+    if wants_json(request, default_json):
+        return web.json_response(data, status=status, dumps=_dumps)
+    token = request.app[TOKEN]
+    logged_in = auth.is_logged_in(request, token)
+    html = (
+        request.app[JINJA]
+        .get_template(template)
+        .render(
+            version=__version__,
+            path=request.path,
+            logged_in=logged_in,
+            exposed=request.app[EXPOSED],
+            csrf=auth.csrf_token(token) if logged_in else "",
+            **data,
+        )
+    )
+    return web.Response(text=html, content_type="text/html", status=status)
+
+
+def _dumps(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, default=str)

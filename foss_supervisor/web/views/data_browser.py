@@ -1,0 +1,90 @@
+"""``/data-browser``: the warehouse's layers and tables with row counts, and a read-only SQL box."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+
+from foss_supervisor.commands import dispatch
+from foss_supervisor.errors import SupervisorError
+from foss_supervisor.web.keys import CTX
+from foss_supervisor.web.responder import respond
+
+__all__ = ["data_browser", "export"]
+
+EXPORT_MAX_ROWS = 100_000
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+TABLES_SQL = (
+    "SELECT schema_name, table_name, estimated_size, column_count FROM duckdb_tables() "
+    "WHERE schema_name IN ('bronze', 'silver', 'gold') "
+    "ORDER BY array_position(['bronze', 'silver', 'gold'], schema_name), table_name"
+)
+
+
+async def data_browser(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    tables: dict[str, list[dict[str, Any]]] = {}
+    error = ""
+    if ctx.pipelines is None:
+        error = "No pipelines are configured, so there is no warehouse to browse."
+    else:
+        try:
+            result = await dispatch(ctx, "query", {"sql": TABLES_SQL, "max_rows": 1000, "timeout_s": 5.0})
+            for schema, table, rows, columns in result["rows"]:
+                tables.setdefault(schema, []).append({"name": table, "rows": rows, "columns": columns})
+        except SupervisorError as exc:
+            error = str(exc)
+    wanted = request.query.get("table", "")
+    names = [f"{s}.{t['name']}" for s, ts in tables.items() for t in ts]
+    first = (
+        wanted
+        if wanted in names
+        else ("gold.daily_revenue" if "gold.daily_revenue" in names else (names[0] if names else ""))
+    )
+    default_sql = f"SELECT * FROM {first} LIMIT 100" if first else ""  # noqa: S608 (a listed table name)
+    return await respond(request, "data_browser.html", {"tables": tables, "error": error, "default_sql": default_sql})
+
+
+def _lines(fmt: str, columns: list[str], rows: list[list[Any]]) -> Iterator[str]:
+    if fmt == "jsonl":
+        for row in rows:
+            yield json.dumps(dict(zip(columns, row, strict=True)), default=str) + "\n"
+        return
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    for row in [columns, *rows]:
+        writer.writerow(row)
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+
+
+async def export(request: web.Request) -> web.StreamResponse:
+    """A read-only query's result (``?sql=``, ``?format=csv|jsonl``, at most 100,000 rows) as a download."""
+    fmt = request.query.get("format", "csv")
+    sql = request.query.get("sql", "")
+    if fmt not in EXPORT_TYPES or not sql.strip():
+        raise web.HTTPBadRequest(text="give sql= and format=csv or jsonl\n")
+    try:
+        result = await dispatch(request.app[CTX], "query", {"sql": sql, "max_rows": EXPORT_MAX_ROWS, "timeout_s": 30.0})
+    except SupervisorError as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    response = web.StreamResponse(
+        headers={"Content-Type": EXPORT_TYPES[fmt], "Content-Disposition": f'attachment; filename="result.{fmt}"'}
+    )
+    await response.prepare(request)
+    chunk: list[str] = []
+    for line in _lines(fmt, result["columns"], result["rows"]):
+        chunk.append(line)
+        if len(chunk) >= 1000:
+            await response.write("".join(chunk).encode())
+            chunk = []
+    await response.write("".join(chunk).encode())
+    await response.write_eof()
+    return response

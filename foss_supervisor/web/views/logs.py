@@ -1,0 +1,49 @@
+"""``/logs`` (every log there is) and ``/logs/{source}``: a live viewer of a program's, the daemon's or the
+pipeline worker's log. The page script follows it through ``log_read``; lines are shown as text."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from foss_supervisor.commands import LOG_SOURCES, dispatch
+from foss_supervisor.errors import SupervisorError
+from foss_supervisor.web.keys import CTX
+from foss_supervisor.web.responder import respond
+
+__all__ = ["log_index", "log_page"]
+
+SOURCE_TITLES = {"daemon": "the daemon", "pipeline": "the pipeline worker and its runs"}
+
+
+async def _sources(request: web.Request) -> list[dict[str, str]]:
+    status = await dispatch(request.app[CTX], "status", {})
+    out = [{"source": s, "title": SOURCE_TITLES[s], "state": ""} for s in LOG_SOURCES]
+    out += [{"source": p["name"], "title": f"program {p['name']}", "state": p["state"]} for p in status["programs"]]
+    return out
+
+
+def _filename(source: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in source)[:100] or "log"
+
+
+async def log_index(request: web.Request) -> web.StreamResponse:
+    return await respond(request, "logs_index.html", {"sources": await _sources(request)})
+
+
+async def log_page(request: web.Request) -> web.StreamResponse:
+    """The viewer, opened on the last 64 KiB of the log (the JSON twin is that ``log_read`` reply)."""
+    source = request.match_info["source"]
+    try:
+        tail = await dispatch(request.app[CTX], "log_read", {"source": source, "offset": -1, "max_bytes": 65536})
+    except SupervisorError as exc:
+        raise web.HTTPNotFound(text=f"{exc}\n") from None
+    if request.query.get("format") == "text":  # download the whole file, as it is
+        return web.FileResponse(
+            tail["file"],
+            headers={
+                "Content-Type": "text/plain; charset=utf-8",
+                "Content-Disposition": f'attachment; filename="{_filename(source)}.log"',
+            },
+        )
+    title = SOURCE_TITLES.get(source, f"program {source}")
+    return await respond(request, "logs.html", {"log": tail, "title": title, "source": source})

@@ -1,0 +1,98 @@
+"""``/``: key figures, the medallion flow of each pipeline, the programs with their controls, recent events."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import psutil
+from aiohttp import web
+
+from foss_supervisor.commands import CommandContext, dispatch
+from foss_supervisor.web.keys import CTX, EVENTS, HISTORY
+from foss_supervisor.web.responder import respond
+
+__all__ = ["overview", "pipelines_with_runs", "system_resources"]
+
+# the layer each step of the orders pipeline writes; other pipelines' steps are placed by position
+LAYERS = {
+    "discover": "bronze",
+    "ingest": "bronze",
+    "validate": "silver",
+    "quarantine": "silver",
+    "deduplicate": "silver",
+    "standardize": "silver",
+    "enrich": "silver",
+    "aggregate": "gold",
+    "report": "gold",
+}
+
+
+def system_resources(state_dir: str, cpu_percent: float | None) -> dict[str, Any]:
+    """CPU (the last sample of the chart history), memory, disk and load of this host, and the daemon's RSS (MB).
+
+    Host CPU is measured in one place only (:class:`~foss_supervisor.web.history.History`): psutil
+    reports CPU since its previous call, so a second caller would shorten the history's intervals.
+    """
+    vm = psutil.virtual_memory()
+    disk = psutil.disk_usage(state_dir if os.path.exists(state_dir) else "/")
+    load1, load5, load15 = os.getloadavg()
+    return {
+        "cpu_percent": cpu_percent,
+        "cpus": psutil.cpu_count(),
+        "memory_percent": vm.percent,
+        "memory_used_mb": round((vm.total - vm.available) / 2**20),
+        "memory_total_mb": round(vm.total / 2**20),
+        "disk_percent": disk.percent,
+        "disk_free_gb": round(disk.free / 2**30, 1),
+        "load": [round(load1, 2), round(load5, 2), round(load15, 2)],
+        "daemon_rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+    }
+
+
+def layers_of(steps: list[str]) -> dict[str, str]:
+    """Step name -> medallion layer (bronze, silver, gold): known names, else the first, middle, last third."""
+    n = max(len(steps), 1)
+    return {s: LAYERS.get(s, ("bronze", "silver", "gold")[min(2, 3 * i // n)]) for i, s in enumerate(steps)}
+
+
+async def pipelines_with_runs(ctx: CommandContext, limit: int = 10) -> list[dict[str, Any]]:
+    """Every pipeline (command ``pipelines``) with its last ``limit`` runs and each step's layer."""
+    if ctx.pipelines is None:
+        return []
+    out: list[dict[str, Any]] = await dispatch(ctx, "pipelines", {})
+    for p in out:
+        p["recent_runs"] = await dispatch(ctx, "pipeline_runs", {"name": p["name"], "limit": limit})
+        p["layers"] = layers_of(p["steps"])
+    return out
+
+
+QUIET_EVENTS = frozenset({"StepLog"})  # a step's log lines belong in the log viewer, not the event list
+
+
+def _event_line(e: dict[str, Any]) -> dict[str, Any]:
+    """``{"at", "text"}`` as the page script writes a live event: who, what, and why."""
+    who = e.get("name") or e.get("pipeline") or "daemon"
+    what = e.get("new") or e.get("state") or e.get("status") or e["type"]
+    if e.get("step"):
+        what = f"{e['step']} {what}"
+    return {"at": e["at"], "text": f"{who}: {what}" + (f" ({e['reason']})" if e.get("reason") else "")}
+
+
+async def overview(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    status = await dispatch(ctx, "status", {})
+    programs = status["programs"]
+    data = {
+        "status": status,
+        "health": await dispatch(ctx, "health", {}),
+        "running": sum(1 for p in programs if p["state"] == "RUNNING"),
+        "total": len(programs),
+        "resources": system_resources(status["daemon"]["state_dir"], request.app[HISTORY].latest("cpu")),
+        "generated_at": time.time(),
+        "pipelines": await pipelines_with_runs(ctx),
+        "series": request.app[HISTORY].page_series(),
+        "events": [_event_line(e) for e in request.app[EVENTS].recent(40) if e["type"] not in QUIET_EVENTS][:20],
+    }
+    return await respond(request, "index.html", data)

@@ -1,0 +1,91 @@
+"""``/pipeline-management``, ``/runs/{run_id}`` and the run reports ``/reports/{name}/{run_id|latest}.html``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from foss_supervisor.commands import dispatch
+from foss_supervisor.errors import SupervisorError
+from foss_supervisor.web.keys import CTX
+from foss_supervisor.web.responder import respond
+from foss_supervisor.web.security import REPORT_CSP
+from foss_supervisor.web.views.overview import layers_of, pipelines_with_runs
+
+__all__ = ["pipeline_management", "report", "run_page"]
+
+REPORT_FILE = re.compile(r"^(?P<stem>latest|[A-Za-z0-9_-]{1,100})\.(?P<ext>html|json)$")
+
+
+def run_history(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Per finished run, oldest first: ``{"t": [start], "duration": [s], "rows": [ingested], "pass_rate": [%]}``."""
+    out: dict[str, list[Any]] = {"t": [], "duration": [], "rows": [], "pass_rate": []}
+    for run in sorted((r for r in runs if r["finished_at"] is not None), key=lambda r: r["started_at"]):
+        steps = {s["name"]: s for s in run["steps"]}
+        checked = steps.get("validate", {}).get("metrics") or {}
+        valid, rejected = checked.get("valid"), checked.get("rejected")
+        out["t"].append(run["started_at"])
+        out["duration"].append(run["duration_s"])
+        out["rows"].append(steps.get("ingest", {}).get("rows_out"))
+        total = (valid or 0) + (rejected or 0)
+        out["pass_rate"].append(round(100 * valid / total, 2) if valid is not None and total else None)
+    return out
+
+
+async def pipeline_management(request: web.Request) -> web.StreamResponse:
+    """Each pipeline with its controls, live steps, figures, tables and the history of its last 50 runs."""
+    pipelines = await pipelines_with_runs(request.app[CTX], 50)
+    for p in pipelines:
+        p["history"] = run_history(p["recent_runs"])
+        p["recent_runs"] = p["recent_runs"][:20]
+    return await respond(request, "pipelines.html", {"pipelines": pipelines})
+
+
+async def run_page(request: web.Request) -> web.StreamResponse:
+    """One run: its steps on a timeline, rows in and out, errors, and a link to its report."""
+    ctx = request.app[CTX]
+    try:
+        run = await dispatch(ctx, "pipeline_run_info", {"run_id": request.match_info["run_id"]})
+    except SupervisorError as exc:
+        raise web.HTTPNotFound(text=f"{exc}\n") from None
+    report = await dispatch(ctx, "pipeline_report", {"name": run["pipeline"], "run_id": run["run_id"]})
+    start = run["started_at"]
+    end = run["finished_at"] or max(
+        [start, *((s["started_at"] or start) + (s["duration_s"] or 0) for s in run["steps"])]
+    )
+    span = max(end - start, 1e-6)
+    for s in run["steps"]:
+        offset = ((s["started_at"] or start) - start) / span
+        s["bar"] = {"left": round(100 * offset, 2), "width": round(max(0.5, 100 * (s["duration_s"] or 0) / span), 2)}
+    data = {
+        "run": run,
+        "layers": layers_of([s["name"] for s in run["steps"]]),
+        "report": report["json"],
+        "has_report": report["html"] is not None,
+    }
+    return await respond(request, "run.html", data)
+
+
+async def report(request: web.Request) -> web.StreamResponse:
+    """A run report as written by the pipeline (a self-contained page, served under a no-script policy)."""
+    match = REPORT_FILE.match(request.match_info["file"])
+    if match is None or request.app[CTX].pipelines is None:
+        raise web.HTTPNotFound()
+    stem = match["stem"]
+    try:
+        found = await dispatch(
+            request.app[CTX],
+            "pipeline_report",
+            {"name": request.match_info["name"], "run_id": "" if stem == "latest" else stem},
+        )
+    except SupervisorError as exc:
+        raise web.HTTPNotFound(text=f"{exc}\n") from None
+    if match["ext"] == "json":
+        if found["json"] is None:
+            raise web.HTTPNotFound(text="no report for that run\n")
+        return web.json_response(found["json"])
+    if found["html"] is None:
+        raise web.HTTPNotFound(text="no report yet: the pipeline has not finished that run\n")
+    return web.Response(text=found["html"], content_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})

@@ -1,0 +1,96 @@
+"""``/data-browser/{table}``: one warehouse table as Datasette shows one: paginated, sortable, filterable.
+
+Query parameters: ``_page`` (from 1), ``_size`` (rows per page, at most 500), ``_sort`` and ``_desc``
+(a column), ``_search`` (text any text column contains), and ``COLUMN=value`` (equality). Identifiers
+are only ever names read from the catalog; values are SQL string literals with quotes doubled; and the
+``query`` command runs SELECT only, in its sandbox.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from aiohttp import web
+
+from foss_supervisor.commands import dispatch
+from foss_supervisor.errors import SupervisorError
+from foss_supervisor.web.keys import CTX
+from foss_supervisor.web.responder import respond
+
+__all__ = ["table_view"]
+
+NAME = re.compile(r"^(bronze|silver|gold)\.([A-Za-z_][A-Za-z0-9_]{0,100})$")
+NUMERIC = re.compile(
+    r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|DECIMAL)"
+)
+TEXT = re.compile(r"^(VARCHAR|TEXT|STRING)")
+RESERVED = {"_page", "_size", "_sort", "_desc", "_search", "format"}
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def _query(request: web.Request, sql: str, max_rows: int) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = await dispatch(request.app[CTX], "query",
+                                                {"sql": sql, "max_rows": max_rows, "timeout_s": 10.0})  # fmt: skip
+    except SupervisorError as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    return result
+
+
+def _int(request: web.Request, key: str, default: int, low: int, high: int) -> int:
+    try:
+        return max(low, min(high, int(request.query.get(key, default))))
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{key} must be a whole number\n") from None
+
+
+async def table_view(request: web.Request) -> web.StreamResponse:
+    """A page of rows with the columns' types, the total matching, and links to sort and page."""
+    match = NAME.match(request.match_info["table"])
+    if match is None or request.app[CTX].pipelines is None:
+        raise web.HTTPNotFound(text="no such table\n")
+    schema, name = match[1], match[2]
+    columns_sql = (
+        "SELECT column_name, data_type FROM duckdb_columns() "  # noqa: S608 (literals quoted, names matched)
+        f"WHERE schema_name = {_literal(schema)} AND table_name = {_literal(name)} ORDER BY column_index"
+    )
+    cols = await _query(request, columns_sql, 2000)
+    if not cols["rows"]:
+        raise web.HTTPNotFound(text="no such table\n")
+    columns = [{"name": c, "type": t, "numeric": bool(NUMERIC.match(t))} for c, t in cols["rows"]]
+    known = {c["name"] for c in columns}
+    where = [f"{_ident(k)} = {_literal(v)}" for k, v in request.query.items() if k not in RESERVED and k in known]
+    search = request.query.get("_search", "").strip()
+    if search:
+        texts = [c["name"] for c in columns if TEXT.match(c["type"])]
+        pattern = _literal("%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        where.append("(" + " OR ".join(f"{_ident(t)} ILIKE {pattern} ESCAPE '\\'" for t in texts) + ")" if texts
+                     else "false")  # fmt: skip
+    sort = request.query.get("_sort", "")
+    desc = request.query.get("_desc", "") not in ("", "0")
+    size = _int(request, "_size", 50, 1, 500)
+    page = _int(request, "_page", 1, 1, 10_000_000)
+    source = f"{_ident(schema)}.{_ident(name)}" + (" WHERE " + " AND ".join(where) if where else "")
+    order = f" ORDER BY {_ident(sort)} {'DESC' if desc else 'ASC'} NULLS LAST" if sort in known else ""
+    total = (await _query(request, f"SELECT count(*) FROM {source}", 1))["rows"][0][0]  # noqa: S608
+    rows = await _query(request, f"SELECT * FROM {source}{order} LIMIT {size} OFFSET {(page - 1) * size}", size)  # noqa: S608
+    filters = {k: v for k, v in request.query.items() if k not in RESERVED and k in known}
+    url = request.rel_url.with_query({k: v for k, v in request.query.items() if k != "format"})
+    for c in columns:  # a click sorts by the column, a second click reverses
+        again = sort == c["name"] and not desc
+        c["sort_url"] = str(url.update_query(_sort=c["name"], _desc="1" if again else "0", _page="1"))
+    links = {"prev": str(url.update_query(_page=str(page - 1))) if page > 1 else "",
+             "next": str(url.update_query(_page=str(page + 1))) if page * size < total else ""}  # fmt: skip
+    data = {"table": f"{schema}.{name}", "columns": columns, "rows": rows["rows"], "total": total, "page": page,
+            "pages": max(1, math.ceil(total / size)), "size": size, "sort": sort if sort in known else "",
+            "desc": desc, "search": search, "filters": filters, "links": links}  # fmt: skip
+    return await respond(request, "table.html", data)

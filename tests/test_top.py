@@ -1,0 +1,73 @@
+"""``foss-supervisor top`` driven by textual's pilot against a real daemon: the table fills with live programs
+and their CPU and memory, the log pane follows the selected program, and the keys act through the socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from conftest import PY, DaemonHandle, wait_for
+from textual.widgets import DataTable, Log
+
+from foss_supervisor.top import TopApp
+
+CHILD = (
+    "import signal, sys, time\n"
+    "signal.signal(signal.SIGHUP, lambda *a: print('got HUP', flush=True))\n"
+    "i = 0\n"
+    "while True:\n"
+    "    print(f'{sys.argv[1]} tick {i}', flush=True); i += 1; time.sleep(0.1)\n"
+)
+
+
+async def until(check: Callable[[], object], what: str, timeout_s: float = 20.0) -> None:
+    """Let the app run until ``check`` is true (bounded)."""
+    async with asyncio.timeout(timeout_s):
+        while not check():
+            await asyncio.sleep(0.05)
+    assert check(), what
+
+
+def cell(app: TopApp, name: str, column: int) -> str:
+    table = app.query_one(DataTable)
+    return str(table.get_row(name)[column])
+
+
+@pytest.mark.timeout(120)
+async def test_top_shows_programs_follows_logs_and_acts(daemon: DaemonHandle) -> None:
+    child = daemon.tmp / "child.py"
+    child.write_text(CHILD)
+    daemon.write_config(
+        f"programs:\n  alpha: {{command: ['{PY}', '{child}', alpha]}}\n  beta: {{command: ['{PY}', '{child}', beta]}}\n"
+    )
+    daemon.start()
+    wait_for(lambda: all(p["state"] == "RUNNING" for p in daemon.call("status")["programs"]), 20, "running")
+    app = TopApp(daemon.socket_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(lambda: app.query_one(DataTable).row_count == 2, "two rows")
+        assert cell(app, "alpha", 1) == "RUNNING" and cell(app, "beta", 1) == "RUNNING"
+        await until(lambda: cell(app, "alpha", 5).endswith("M"), "memory shown")
+        log = app.query_one(Log)
+        await until(lambda: any("alpha tick" in line for line in log.lines), "alpha's log in the pane")
+        count = len(log.lines)
+        await until(lambda: len(log.lines) > count + 3, "the pane follows new lines")
+
+        await pilot.press("down")
+        await until(lambda: app.selected == "beta", "beta selected")
+        await until(lambda: any("beta tick" in line for line in log.lines), "beta's log in the pane")
+
+        await pilot.press("k")
+        await pilot.press("enter")  # the prompt offers HUP
+        await until(lambda: any("got HUP" in line for line in log.lines), "beta got the signal")
+
+        await pilot.press("x")
+        await until(lambda: daemon.program("beta")["state"] == "STOPPED", "beta stopped")
+        await until(lambda: cell(app, "beta", 1) == "STOPPED", "the table shows it")
+        await pilot.press("s")
+        await until(lambda: daemon.program("beta")["state"] == "RUNNING", "beta started again")
+        pid = daemon.program("beta")["pid"]
+        await pilot.press("r")
+        await until(lambda: daemon.program("beta")["pid"] not in (None, pid), "beta restarted")
+        assert daemon.program("alpha")["state"] == "RUNNING"
+        await pilot.press("q")

@@ -1,0 +1,104 @@
+"""The machine side of the dashboard against a real daemon: the SSE stream resumes by Last-Event-ID, the
+OpenAPI description covers every route, command and event, and /metrics has what the commands say."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any
+
+import pytest
+from conftest import PY, DaemonHandle, wait_for
+from openapi_spec_validator import validate
+
+from foss_supervisor.commands import COMMANDS
+from foss_supervisor.web.routes import ROUTES
+from foss_supervisor.web.sse import EVENT_TYPES
+
+SLEEPER = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"
+
+
+@pytest.fixture
+def web_daemon(daemon: DaemonHandle) -> DaemonHandle:
+    daemon.write_config(f"programs:\n  app: {{command: {SLEEPER}, start_timeout: 0.1}}\n")
+    daemon.start()
+    return daemon
+
+
+def read_events(port: int, until: str, headers: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """SSE frames (id, event, data) up to and including the first whose text holds ``until``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    conn.request("GET", "/api/events", headers=headers or {})
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("Content-Type") == "text/event-stream"
+    frames: list[dict[str, str]] = []
+    frame: dict[str, str] = {}
+    try:
+        while True:
+            line = resp.fp.readline().decode().rstrip("\n")
+            if line == "":
+                if frame:
+                    frames.append(frame)
+                    if until in json.dumps(frame):
+                        return frames
+                frame = {}
+            elif not line.startswith(":"):
+                key, _, value = line.partition(": ")
+                frame[key] = value
+    finally:
+        conn.close()
+
+
+def test_the_stream_replays_what_a_client_missed_by_last_event_id(web_daemon: DaemonHandle) -> None:
+    port = web_daemon.port
+    [hello] = read_events(port, "hello")
+    web_daemon.call("stop", names=["app"])
+    web_daemon.call("start", names=["app"])
+    # a reconnecting browser sends the id it saw last and gets every event since, in order
+    frames = read_events(port, '\\"new\\": \\"RUNNING\\"', {"Last-Event-ID": hello["id"]})
+    states = [json.loads(f["data"])["new"] for f in frames if f.get("event") == "StateChanged"]
+    assert states == ["STOPPING", "STOPPED", "STARTING", "RUNNING"]
+    ids = [int(f["id"].split("-")[1]) for f in frames if f.get("event") == "StateChanged"]
+    assert ids == sorted(ids) and len(set(ids)) == 4
+    # an id from another daemon (it restarted) asks the page to fetch everything afresh
+    frames = read_events(port, "resync", {"Last-Event-ID": "0badb00t-17"})
+    assert frames[-1]["event"] == "resync"
+
+
+def test_openapi_describes_every_route_command_and_event(web_daemon: DaemonHandle) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", web_daemon.port, timeout=10)
+    conn.request("GET", "/api/v1/openapi.json")
+    resp = conn.getresponse()
+    spec: dict[str, Any] = json.loads(resp.read())
+    conn.close()
+    assert resp.status == 200 and spec["openapi"].startswith("3.1")
+    validate(spec)  # a valid OpenAPI 3.1 document (what schemathesis and the renderers will read)
+    for route in ROUTES:
+        op = spec["paths"][route.path][route.method.lower()]
+        assert op["summary"] and op["responses"]["200"], route.path
+    for name, cmd in COMMANDS.items():
+        op = spec["paths"][f"/api/commands/{name}"]["post"]
+        assert op["description"] == cmd.doc
+        assert set(op["requestBody"]["content"]["application/json"]["schema"]["properties"]) == set(cmd.params)
+        assert ("security" in op) == cmd.mutating, name
+    events = spec["components"]["x-sse-events"]
+    assert set(events) == set(EVENT_TYPES)
+    assert events["StateChanged"]["properties"]["new"]["enum"][0] == "STOPPED"
+    assert "example" in spec["paths"]["/api/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+    ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+
+
+def test_overview_carries_an_hour_of_samples_for_its_charts(web_daemon: DaemonHandle) -> None:
+    def series() -> dict[str, Any]:
+        conn = http.client.HTTPConnection("127.0.0.1", web_daemon.port, timeout=10)
+        conn.request("GET", "/?format=json")
+        body = json.loads(conn.getresponse().read())
+        conn.close()
+        return body["series"]  # type: ignore[no-any-return]
+
+    s = wait_for(lambda: len((s := series())["t"]) >= 2 and s, 20, "two samples")
+    assert len(s["cpu"]) == len(s["mem"]) == len(s["running"]) == len(s["t"])
+    assert s["running"][-1] == 1 and all(0 <= v <= 100 for v in s["cpu"])
+    app = s["programs"]["app"]
+    assert len(app["rss"]) == len(s["pt"]) and app["rss"][-1] > 1  # MB of a sleeping Python

@@ -1,0 +1,87 @@
+"""The event log behind /api/events over a real socket: ids, replay after Last-Event-ID, resync when the
+events a client missed are gone, and the stream cap."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from foss_supervisor.events import DaemonStateChanged, EventBus
+from foss_supervisor.web.sse import EventLog
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[EventBus, EventLog, str]]:
+    bus = EventBus()
+    log = EventLog(bus, size=3, max_streams=2, tick_s=60)
+    app = web.Application()
+    app.router.add_get("/events", log.stream)
+    app.on_shutdown.append(log.close)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    site = web.SockSite(runner, sock)
+    await site.start()
+    try:
+        yield bus, log, f"http://127.0.0.1:{sock.getsockname()[1]}/events"
+    finally:
+        await runner.cleanup()
+
+
+async def frames(url: str, count: int, last_id: str = "") -> list[dict[str, str]]:
+    """The first ``count`` frames of a stream (a frame: its id, event and data lines)."""
+    out: list[dict[str, str]] = []
+    headers = {"Last-Event-ID": last_id} if last_id else {}
+    async with aiohttp.ClientSession() as s, s.get(url, headers=headers) as resp:
+        frame: dict[str, str] = {}
+        async for raw in resp.content:
+            line = raw.decode().rstrip("\n")
+            if not line:
+                if frame:
+                    out.append(frame)
+                    frame = {}
+                    if len(out) == count:
+                        return out
+                continue
+            key, _, value = line.partition(": ")
+            frame[key] = value
+    return out
+
+
+async def test_replay_resync_and_cap(served: tuple[EventBus, EventLog, str]) -> None:
+    bus, log, url = served
+    for i in range(2):
+        bus.publish(DaemonStateChanged(state=f"s{i}"))
+    # a client that saw event 1 gets event 2 (and only it) at once
+    got = await asyncio.wait_for(frames(url, 2, f"{log.boot}-1"), 5)
+    assert got[0]["event"] == "hello" and got[1]["id"] == f"{log.boot}-2" and '"s1"' in got[1]["data"]
+    for i in range(2, 8):
+        bus.publish(DaemonStateChanged(state=f"s{i}"))
+    # events 2..4 are gone from a log of 3: the client is told to fetch everything afresh, then gets the rest
+    got = await asyncio.wait_for(frames(url, 5, f"{log.boot}-1"), 5)
+    assert [f["event"] for f in got] == ["hello", "resync", "DaemonStateChanged", "DaemonStateChanged",
+                                         "DaemonStateChanged"]  # fmt: skip
+    assert [f["id"] for f in got[2:]] == [f"{log.boot}-{n}" for n in (6, 7, 8)]
+    # another daemon's id (it restarted): resync, nothing replayed
+    got = await asyncio.wait_for(frames(url, 2, "feedf00d-3"), 5)
+    assert [f["event"] for f in got] == ["hello", "resync"]
+    # streams whose clients left are let go within a second or so, without waiting for a write
+    for _ in range(50):
+        if log.open_streams == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert log.open_streams == 0
+    # at most max_streams at once
+    async with aiohttp.ClientSession() as s:
+        open_streams = [await s.get(url) for _ in range(2)]
+        assert [r.status for r in open_streams] == [200, 200]
+        async with s.get(url) as third:
+            assert third.status == 503
+        for r in open_streams:
+            r.close()
