@@ -1,0 +1,207 @@
+"""The workloads at 50 programs and fewer (crash, cold start, stop, RSS and idle CPU, status) and the run order."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Sequence
+
+from .common import (
+    FLEET_SIZE,
+    LAUNCH_TIMEOUT_S,
+    RESTART_TIMEOUT_S,
+    STUBBORN_COUNT,
+    BenchError,
+    Env,
+    Plan,
+    Results,
+    note,
+)
+from .observe import EventLog, cpu_seconds, kill_and_time, stop_leftovers, time_stop, timed_run
+from .tools import Foss, Program, Supervisord, Tool, ToolFactory, session
+
+__all__ = ["Baselines", "bench_cold", "bench_crash", "bench_idle", "bench_stop", "measure_idle", "measure_status"]
+
+
+class Baselines:
+    """Bare child start-up and the asyncio respawn floor: what no supervisor written in Python can beat.
+
+    The floor process stays up for the whole crash workload and both baselines are sampled between the
+    tools' runs, so they meet the same background load as the tools do on this shared machine.
+    """
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.workdir = env.workroot / "baseline"
+        self.workdir.mkdir()
+        self.events = self.workdir / "events.log"
+        self.log = EventLog(self.events)
+        self.floor: subprocess.Popen[bytes] | None = None
+        self.spawns = 0
+
+    def __enter__(self) -> Baselines:
+        argv = [str(self.env.foss_python), "-I", str(self.env.floor_script), *self.env.child_argv(self.events, "floor")]
+        with (self.workdir / "floor.out").open("wb") as out:
+            self.floor = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                          start_new_session=True)  # fmt: skip
+        try:
+            self.log.wait_line(lambda ln: ln.name == "floor", LAUNCH_TIMEOUT_S, "floor child")
+            self.spawn_once()  # a warm-up, not counted
+        except BaseException:
+            self.__exit__()  # a failed __enter__ gets no __exit__: stop the floor here
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.floor is not None:
+            self.floor.kill()  # our own child: its PID cannot have been reused while we have not waited for it
+            self.floor.wait(timeout=10)
+        stop_leftovers(self.log)
+        self.log.close()
+
+    def spawn_once(self) -> float:
+        """ms from Popen of the bare child to its line."""
+        name = f"spawn-{self.spawns}"
+        self.spawns += 1
+        t0 = time.monotonic_ns()
+        child = subprocess.Popen(self.env.child_argv(self.events, name), stdin=subprocess.DEVNULL,
+                                 start_new_session=True)  # fmt: skip
+        try:
+            line = self.log.wait_names([name], RESTART_TIMEOUT_S)[name]
+        finally:
+            child.kill()
+            child.wait(timeout=10)
+        return (line.t_ns - t0) / 1e6
+
+    def sample(self, count: int, res: Results) -> None:
+        for _ in range(count):
+            res.add("spawn", "baseline", self.spawn_once())
+            res.add("floor", "baseline", kill_and_time(self.log, "floor"))
+
+
+def bench_crash(tool: Tool, reps: int, res: Results) -> None:
+    """One program per repetition, each killed twice: a first crash after a stable start, then a second one
+    as soon as the tool reports it RUNNING again (where a restart backoff, if any, shows)."""
+    programs = [Program(f"crash-{i}") for i in range(reps)]
+    with session(tool, programs) as log:
+        log.wait_names([p.name for p in programs], LAUNCH_TIMEOUT_S)
+        tool.wait_running([p.name for p in programs])
+        for prog in programs:
+            first = kill_and_time(log, prog.name, tool.tick_s)
+            res.add("crash", tool.key, first)
+            tool.wait_running([prog.name])
+            second = kill_and_time(log, prog.name, tool.tick_s)
+            res.add("crash2", tool.key, second)
+            note(f"crash {tool.key} {prog.name}: {first:.1f} ms, again {second:.1f} ms")
+
+
+def bench_cold(factory: ToolFactory, env: Env, key: str, reps: int, res: Results) -> None:
+    """Launch the daemon with 50 programs and time until the last of them has written its first line."""
+    programs = [Program(f"cold-{i:02d}") for i in range(FLEET_SIZE)]
+    for rep in range(reps + 1):  # the first is a warm-up (page cache, .pyc files)
+        tool = factory(env, env.workroot / key / f"cold-{rep}")
+        with session(tool, programs) as log:
+            firsts = log.wait_names([p.name for p in programs], LAUNCH_TIMEOUT_S)
+            took = (max(line.t_ns for line in firsts.values()) - tool.launched_ns) / 1e9
+            first = (min(line.t_ns for line in firsts.values()) - tool.launched_ns) / 1e9
+        if rep:
+            res.add("cold", key, took)
+            res.add("cold_first", key, first)
+        note(f"cold {key} {rep or 'warm-up'}: {took:.3f} s")
+
+
+def bench_stop(factory: ToolFactory, env: Env, key: str, reps: int, res: Results) -> None:
+    """10 programs that ignore SIGTERM, 1 s stop timeout: stop them with the CLI, start them again, then
+    SIGTERM the daemon; each time until all are dead (and, for SIGTERM, until the daemon has exited too)."""
+    for rep in range(reps):
+        by_cli, by_signal, exited = stop_twice(factory(env, env.workroot / key / f"stop-{rep}"))
+        res.add("stop_cli", key, by_cli)
+        res.add("stop_sig", key, by_signal)
+        res.add("stop_exit", key, exited)
+        note(f"stop {key} {rep + 1}/{reps}: CLI {by_cli:.3f} s, SIGTERM {by_signal:.3f} s, daemon gone {exited:.3f} s")
+    if key == "supervisord":  # its shutdown stops one group at a time: say what one group would give
+        by_cli, by_signal, exited = stop_twice(Supervisord(env, env.workroot / key / "stop-grouped", group="stubborn"))
+        res.say(f"supervisord with the 10 programs in one [group:stubborn] (one run): CLI {by_cli:.3f} s, SIGTERM "
+                f"{by_signal:.3f} s (daemon gone {exited:.3f} s); as 10 separate programs its shutdown stops them "
+                "one group at a time")  # fmt: skip
+
+
+def stop_twice(tool: Tool) -> tuple[float, float, float]:
+    """Seconds until all 10 SIGTERM-deaf programs are dead: after the CLI stop, then (restarted) after SIGTERM;
+    and seconds from that SIGTERM until the daemon itself has exited."""
+    names = [f"stubborn-{i}" for i in range(STUBBORN_COUNT)]
+    programs = [Program(name, ignore_term=True) for name in names]
+
+    def ask_cli() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(tool.stop_argv(names), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=tool.daemon_env(), cwd=tool.workdir)  # fmt: skip
+
+    def ask_signal() -> None:
+        tool.send_shutdown()
+
+    with session(tool, programs) as log:
+        log.wait_names(names, LAUNCH_TIMEOUT_S)
+        tool.wait_running(names)
+        by_cli, _ = time_stop(log, names, ask_cli)
+        mark = len(log.lines)
+        started = tool.cli(tool.start_argv(names))
+        if started.returncode != 0:
+            note(f"{tool.key}: start after stop exited {started.returncode}: {started.stdout[-300:]}")
+        log.wait_names(names, LAUNCH_TIMEOUT_S, after=mark)
+        tool.wait_running(names)
+        by_signal, exited = time_stop(log, names, ask_signal, daemon=tool.daemon_process())
+    if exited is None:
+        raise BenchError(f"{tool.key}: the daemon's exit was not seen")
+    return by_cli, by_signal, exited
+
+
+def measure_idle(tool: Tool, log: EventLog, window_s: float, res: Results) -> tuple[float, float]:
+    """RSS (MiB) of the supervisor's own processes and their CPU (% of one core) over a quiet ``window_s``.
+
+    foss-supervisor's dashboard is always up: it serves one GET /health and one GET /api/status first, and
+    the RSS before them goes into the notes. Two seconds of settling come before the window.
+    """
+    own = tool.supervisor_processes(log.pids())
+    if isinstance(tool, Foss):
+        before = sum(p.memory_info().rss for p in own) / 2**20
+        tool.touch_dashboard()
+        res.say(f"foss RSS before any dashboard request: {before:.1f} MiB with {len(log.pids())} children seen "
+                "(reported figure is after one GET /health and one GET /api/status)")  # fmt: skip
+    time.sleep(2.0)  # let start-up work settle before the quiet window
+    own = tool.supervisor_processes(log.pids())
+    cpu0, t0 = cpu_seconds(own), time.monotonic()
+    time.sleep(window_s)
+    cpu1, t1 = cpu_seconds(own), time.monotonic()
+    rss = sum(p.memory_info().rss for p in own) / 2**20
+    res.say(f"{tool.key}: the supervisor is {len(own)} process(es): "
+            f"{', '.join(f'{p.pid} {p.name()}' for p in own)}")  # fmt: skip
+    return rss, (cpu1 - cpu0) / (t1 - t0) * 100
+
+
+def measure_status(tool: Tool, names: Sequence[str], runs: int) -> list[float]:
+    """Wall times (ms) of ``runs`` CLI status calls, after one untimed call checked to list all ``names``."""
+    argv = tool.status_argv()
+    shown = tool.cli(argv).stdout
+    missing = [n for n in names if n not in shown]
+    if missing:
+        raise BenchError(f"{tool.key}: status does not list {missing[:3]}...")
+    return [timed_run(argv, tool.daemon_env(), tool.workdir) for _ in range(runs)]
+
+
+def bench_idle(factory: ToolFactory, env: Env, key: str, plan: Plan, want: set[str], res: Results) -> None:
+    """50 idle programs: the daemon's RSS and idle CPU over a quiet window, then the CLI status wall time."""
+    programs = [Program(f"idle-{i:02d}") for i in range(FLEET_SIZE)]
+    names = [p.name for p in programs]
+    tool = factory(env, env.workroot / key / "idle")
+    with session(tool, programs) as log:
+        log.wait_names(names, LAUNCH_TIMEOUT_S)
+        tool.wait_running(names)
+        if "rss" in want:
+            rss, cpu = measure_idle(tool, log, plan.cpu_window_s, res)
+            res.add("cpu", key, cpu)
+            res.add("rss", key, rss)
+            note(f"idle {key}: RSS {rss:.1f} MiB, idle CPU {cpu:.2f} %")
+        if "status" in want and key != "circus-fast":  # check_delay does not change what status costs
+            for took in measure_status(tool, names, plan.status_runs):
+                res.add("status", key, took)
+            note(f"status {key}: {res.median('status', key):.1f} ms")
