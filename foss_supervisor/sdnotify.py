@@ -33,7 +33,7 @@ from foss_supervisor.events import DaemonStateChanged
 __all__ = [
     "LISTEN_FDS_START",
     "SYSTEMD_ENVIRON",
-        "Notifier",
+    "Notifier",
     "SystemdNotifier",
     "extend_timeout_loop",
     "format_status",

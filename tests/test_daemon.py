@@ -123,8 +123,13 @@ def test_stale_pid_file_is_detected_and_replaced(daemon: DaemonHandle) -> None:
 def test_second_foreground_daemon_is_refused(daemon: DaemonHandle) -> None:
     daemon.write_config()
     daemon.start()
-    second = subprocess.run([PY, "-m", "foss_supervisor", "start", "--foreground", "--config",
-                             str(daemon.config_path)], capture_output=True, text=True, timeout=30, env=daemon.env)
+    second = subprocess.run(
+        [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=daemon.env,
+    )
     # the CLI sees a healthy instance and leaves it alone
     assert second.returncode == 0 and "already running" in second.stdout
     assert daemon.proc.poll() is None  # type: ignore[union-attr]
@@ -132,8 +137,11 @@ def test_second_foreground_daemon_is_refused(daemon: DaemonHandle) -> None:
 
 def test_port_held_by_foreign_process_is_refused_and_named(daemon: DaemonHandle) -> None:
     daemon.write_config()
-    holder = subprocess.Popen([PY, "-m", "http.server", "--bind", "127.0.0.1", str(daemon.port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = subprocess.Popen(
+        [PY, "-m", "http.server", "--bind", "127.0.0.1", str(daemon.port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: _port_open(daemon.port), 10, "foreign server")
         result = daemon.cli("start")
@@ -278,8 +286,11 @@ def test_logs_and_redacted_env(daemon: DaemonHandle) -> None:
 
 def test_stop_of_many_programs_ignoring_sigterm_is_concurrent(daemon: DaemonHandle) -> None:
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('r', flush=True); time.sleep(300)"
-    body = "programs:\n  stubborn:\n" f"    command: [{PY!r}, '-c', {code!r}]\n    start_timeout: 0.3\n" \
-           "    stop_timeout: 1\n    replicas: 5\n"
+    body = (
+        "programs:\n  stubborn:\n"
+        f"    command: [{PY!r}, '-c', {code!r}]\n    start_timeout: 0.3\n"
+        "    stop_timeout: 1\n    replicas: 5\n"
+    )
     daemon.write_config(body)
     proc = daemon.start()
     t0 = time.monotonic()
@@ -297,9 +308,11 @@ def test_control_socket_refuses_other_uids(daemon: DaemonHandle) -> None:
     os.chmod(daemon.state_dir, 0o755)
     # chdir first, so the unprivileged uid needs no search right on the temp dir's parents
     # the daemon answers a refused peer at once and hangs up, so the client only reads
-    code = (f"import os, socket; os.chdir({str(daemon.state_dir)!r}); os.setuid(65534); "
-            "s = socket.socket(socket.AF_UNIX); s.connect('control.sock'); "
-            "print(s.makefile().readline())")
+    code = (
+        f"import os, socket; os.chdir({str(daemon.state_dir)!r}); os.setuid(65534); "
+        "s = socket.socket(socket.AF_UNIX); s.connect('control.sock'); "
+        "print(s.makefile().readline())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=10)
     assert "permission denied" in out.stdout, out.stderr
 
@@ -312,8 +325,10 @@ def test_leftover_record_with_a_reused_pid_is_never_signalled(daemon: DaemonHand
     daemon.start()
     assert psutil.pid_exists(os.getpid())  # still here: the start time did not match, so no signal was sent
     assert '"leftover_stopped"' not in (daemon.state_dir / "foss-supervisor.log").read_text()
-    assert not (daemon.state_dir / "children.json").exists() or "old" not in (
-        daemon.state_dir / "children.json").read_text()
+    assert (
+        not (daemon.state_dir / "children.json").exists()
+        or "old" not in (daemon.state_dir / "children.json").read_text()
+    )
 
 
 def test_logs_follow_prints_new_lines(daemon: DaemonHandle) -> None:

@@ -66,9 +66,12 @@ def py(code: str) -> str:
 
 
 async def test_sigkilled_child_comes_back_at_once(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         app: {{command: {py("import time; time.sleep(300)")}, start_timeout: 0.2, autorestart: always}}
-    """)
+    """,
+    )
     async with supervising(cfg) as (sup, sub):
         await until(sub, state("app", S.RUNNING))
         old_pid = sup.processes["app"].pid
@@ -140,13 +143,16 @@ async def test_grandchild_does_not_outlive_its_program(tmp_path: Path, how: str)
 
 
 async def test_crash_loop_backs_off_with_growing_delays_then_fatal(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         crashy:
           command: {py("import sys; sys.exit(7)")}
           start_timeout: 1
           start_retries: 3
           backoff: {{initial: 0, multiplier: 2, jitter: 0, max: 10}}
-    """)
+    """,
+    )
     seen: list[StateChanged] = []
     async with supervising(cfg) as (sup, sub):
         while True:
@@ -196,9 +202,12 @@ async def test_megabyte_without_newline_and_a_fast_writer_lose_nothing(tmp_path:
 
 async def test_log_lines_get_timestamps_when_asked(tmp_path: Path) -> None:
     code = "import sys; print('a'); sys.stdout.flush(); print('b', file=sys.stderr)"
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         ts: {{command: {py(code)}, start_timeout: 0, autorestart: never, log: {{timestamps: true}}}}
-    """)
+    """,
+    )
     async with supervising(cfg) as (sup, sub):
         await until(sub, state("ts", S.EXITED))
         lines = sup.processes["ts"].log_path.read_text().splitlines()
@@ -215,7 +224,9 @@ async def test_dependency_starts_only_once_healthy_and_stops_last(tmp_path: Path
         s.bind(('127.0.0.1', {port})); s.listen()
         time.sleep(300)
     """
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         db:
           command: {py(db_code)}
           start_timeout: 0.1
@@ -224,7 +235,8 @@ async def test_dependency_starts_only_once_healthy_and_stops_last(tmp_path: Path
           command: {py("import time; time.sleep(300)")}
           start_timeout: 0.1
           depends_on: db
-    """)
+    """,
+    )
     order: list[str] = []
     async with supervising(cfg) as (sup, sub):
         while True:
@@ -244,12 +256,15 @@ async def test_dependency_starts_only_once_healthy_and_stops_last(tmp_path: Path
 async def test_unhealthy_program_is_restarted(tmp_path: Path) -> None:
     flag = tmp_path / "healthy"
     flag.touch()
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         svc:
           command: {py("import time; time.sleep(300)")}
           start_timeout: 0.1
           health: {{exec: [test, -f, {str(flag)!r}], interval: 0.05, timeout: 2, failure_threshold: 2}}
-    """)
+    """,
+    )
     async with supervising(cfg) as (sup, sub):
         await until(sub, lambda e: isinstance(e, HealthChanged) and e.new is Health.HEALTHY)
         first_pid = sup.processes["svc"].pid
@@ -264,10 +279,13 @@ async def test_unhealthy_program_is_restarted(tmp_path: Path) -> None:
 
 
 async def test_exit_codes_and_autorestart_policy(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         clean: {{command: {py("import sys; sys.exit(0)")}, start_timeout: 0}}
         expected: {{command: {py("import sys; sys.exit(3)")}, start_timeout: 0, exit_codes: [0, 3]}}
-    """)
+    """,
+    )
     async with supervising(cfg) as (sup, sub):
         exited: set[str] = set()
         while exited != {"clean", "expected"}:
@@ -291,16 +309,21 @@ async def test_environment_is_clean_and_env_file_applies(tmp_path: Path, monkeyp
     monkeypatch.setenv("LISTEN_FDS", "1")
     env_file = tmp_path / "app.env"
     env_file.write_text("# comment\nexport FROM_FILE='yes'\nOVERRIDDEN=file\n")
-    code = "import os; print(sorted(k for k in os.environ if k in ('NOTIFY_SOCKET','LISTEN_FDS'))," \
-           " os.environ['FROM_FILE'], os.environ['OVERRIDDEN'], os.environ['FOSS_SUPERVISOR_PROGRAM'])"
-    cfg = make_config(tmp_path, f"""
+    code = (
+        "import os; print(sorted(k for k in os.environ if k in ('NOTIFY_SOCKET','LISTEN_FDS')),"
+        " os.environ['FROM_FILE'], os.environ['OVERRIDDEN'], os.environ['FOSS_SUPERVISOR_PROGRAM'])"
+    )
+    cfg = make_config(
+        tmp_path,
+        f"""
         envy:
           command: {py(code)}
           start_timeout: 0
           autorestart: never
           env_file: {str(env_file)!r}
           env: {{OVERRIDDEN: inline}}
-    """)
+    """,
+    )
     async with supervising(cfg) as (sup, sub):
         await until(sub, state("envy", S.EXITED))
         out = sup.processes["envy"].log_path.read_text().strip()
@@ -347,14 +370,17 @@ async def test_notify_program_without_ready_backs_off_to_fatal(tmp_path: Path) -
 async def test_user_program_runs_as_that_user(tmp_path: Path) -> None:
     import pwd
 
-    cfg = make_config(tmp_path, """
+    cfg = make_config(
+        tmp_path,
+        """
         low:
           command: ["/bin/sh", "-c", "id -u; id -g; echo $$HOME $$USER"]
           user: nobody
           cwd: /
           start_timeout: 0
           autorestart: never
-    """)
+    """,
+    )
     async with supervising(cfg) as (sup, sub):
         await until(sub, state("low", S.EXITED))
         out = sup.processes["low"].log_path.read_text().split()

@@ -15,65 +15,134 @@ from typing import Any
 HEADER = "order_id,customer_id,order_ts,product_id,quantity,unit_price,currency,country,status,updated_at"
 FIELDS = HEADER.split(",")
 
-BATCH1_CSV = "\n".join([
-    HEADER,
-    "A1,C1,2024-03-01T10:00:00Z,P001,2,10.50,USD,US,paid,2024-03-01T10:00:00Z",
-    "A2, C2 ,2024-03-01 23:30:00-02:00, p002 ,1,4.99, eur ,fr,SHIPPED,2024-03-01T23:30:00-02:00",
-    "A3,C1,2024-03-02T08:00:00,P003,3,2.00,GBP,GB,placed,2024-03-02T08:00:00",
-    "A4,C3,2024-03-02T09:00:00Z,P005,1,12.00,USD,US,paid,2024-03-02T09:00:00Z",
-    "A5,C3,2024-03-02T09:30:00Z,P009,5,0.001,USD,US,paid,2024-03-02T09:30:00Z",
-    "A6,C4,2024-03-02T09:31:00Z,P009,5,0.001,USD,US,paid,2024-03-02T09:31:00Z",
-    "A7,C4,2024-03-02T09:32:00Z,P009,5,0.001,usd,US,shipped,2024-03-02T09:32:00Z",
-    ",C5,2024-03-01T10:00:00Z,P001,1,1.00,USD,US,paid,2024-03-01T10:00:00Z",
-    "B1,,2024-03-01T10:00:00Z,P001,1,1.00,USD,US,paid,2024-03-01T10:00:00Z",
-    "B2,C5,2024-03-01T10:00:00Z,,1,1.00,USD,US,paid,2024-03-01T10:00:00Z",
-    "B3,C5,2024-03-01T10:00:00Z,P999,1,1.00,USD,US,paid,2024-03-01T10:00:00Z",
-    "B4,C5,2024-13-01T10:00:00Z,P001,1,1.00,USD,US,paid,2024-03-01T10:00:00Z",
-    "B5,C5,2024-03-01T10:00:00Z,P001,1,1.00,USD,US,paid,yesterday",
-    "B6,C5,2024-03-01T10:00:00Z,P001,0,1.00,USD,US,paid,2024-03-01T10:00:00Z",
-    "B7,C5,2024-03-01T10:00:00Z,P001,1.5,1.00,USD,US,paid,2024-03-01T10:00:00Z",
-    "B8,C5,2024-03-01T10:00:00Z,P001,1,-1.00,USD,US,paid,2024-03-01T10:00:00Z",
-    "B9,C5,2024-03-01T10:00:00Z,P001,1,1.00,XYZ,US,paid,2024-03-01T10:00:00Z",
-    "B10,C5,2024-03-01T10:00:00Z,P001,1,1.00,USD,ZZ,paid,2024-03-01T10:00:00Z",
-    "B11,C5,2024-03-01T10:00:00Z,P001,1,1.00,USD,US,lost,2024-03-01T10:00:00Z",
-    "B12,  ,2024-02-30T10:00:00,P001,-2,abc,usd,us,paid,2024-03-01T10:00:00Z",
-    "B13,C5,2024-03-01T24:00:00Z,P001,1,1.00,USD,US,paid,2024-03-01",
-    "too,few,fields",
-    "",
-    '"A8,C1,unterminated quote',
-    'A9,C6,2024-03-03T12:00:00+05:30,P004,"2",3.333333,GBP,gb,paid,2024-03-03T12:00:00+05:30',
-    "A10,C6,2024-03-03T12:00:00Z,P001,1,10.00,USD,US,paid,2024-03-03T12:00:00Z",
-    "A10,C6,2024-03-03T12:00:00Z,P001,4,10.00,USD,US,paid,2024-03-03T12:00:00Z",
-    "A11,C7,2024-03-04T00:00:00Z,P002,1,5.00,EUR,DE,paid,2024-03-04T10:00:00Z",
-]) + "\n"
+BATCH1_CSV = (
+    "\n".join(
+        [
+            HEADER,
+            "A1,C1,2024-03-01T10:00:00Z,P001,2,10.50,USD,US,paid,2024-03-01T10:00:00Z",
+            "A2, C2 ,2024-03-01 23:30:00-02:00, p002 ,1,4.99, eur ,fr,SHIPPED,2024-03-01T23:30:00-02:00",
+            "A3,C1,2024-03-02T08:00:00,P003,3,2.00,GBP,GB,placed,2024-03-02T08:00:00",
+            "A4,C3,2024-03-02T09:00:00Z,P005,1,12.00,USD,US,paid,2024-03-02T09:00:00Z",
+            "A5,C3,2024-03-02T09:30:00Z,P009,5,0.001,USD,US,paid,2024-03-02T09:30:00Z",
+            "A6,C4,2024-03-02T09:31:00Z,P009,5,0.001,USD,US,paid,2024-03-02T09:31:00Z",
+            "A7,C4,2024-03-02T09:32:00Z,P009,5,0.001,usd,US,shipped,2024-03-02T09:32:00Z",
+            ",C5,2024-03-01T10:00:00Z,P001,1,1.00,USD,US,paid,2024-03-01T10:00:00Z",
+            "B1,,2024-03-01T10:00:00Z,P001,1,1.00,USD,US,paid,2024-03-01T10:00:00Z",
+            "B2,C5,2024-03-01T10:00:00Z,,1,1.00,USD,US,paid,2024-03-01T10:00:00Z",
+            "B3,C5,2024-03-01T10:00:00Z,P999,1,1.00,USD,US,paid,2024-03-01T10:00:00Z",
+            "B4,C5,2024-13-01T10:00:00Z,P001,1,1.00,USD,US,paid,2024-03-01T10:00:00Z",
+            "B5,C5,2024-03-01T10:00:00Z,P001,1,1.00,USD,US,paid,yesterday",
+            "B6,C5,2024-03-01T10:00:00Z,P001,0,1.00,USD,US,paid,2024-03-01T10:00:00Z",
+            "B7,C5,2024-03-01T10:00:00Z,P001,1.5,1.00,USD,US,paid,2024-03-01T10:00:00Z",
+            "B8,C5,2024-03-01T10:00:00Z,P001,1,-1.00,USD,US,paid,2024-03-01T10:00:00Z",
+            "B9,C5,2024-03-01T10:00:00Z,P001,1,1.00,XYZ,US,paid,2024-03-01T10:00:00Z",
+            "B10,C5,2024-03-01T10:00:00Z,P001,1,1.00,USD,ZZ,paid,2024-03-01T10:00:00Z",
+            "B11,C5,2024-03-01T10:00:00Z,P001,1,1.00,USD,US,lost,2024-03-01T10:00:00Z",
+            "B12,  ,2024-02-30T10:00:00,P001,-2,abc,usd,us,paid,2024-03-01T10:00:00Z",
+            "B13,C5,2024-03-01T24:00:00Z,P001,1,1.00,USD,US,paid,2024-03-01",
+            "too,few,fields",
+            "",
+            '"A8,C1,unterminated quote',
+            'A9,C6,2024-03-03T12:00:00+05:30,P004,"2",3.333333,GBP,gb,paid,2024-03-03T12:00:00+05:30',
+            "A10,C6,2024-03-03T12:00:00Z,P001,1,10.00,USD,US,paid,2024-03-03T12:00:00Z",
+            "A10,C6,2024-03-03T12:00:00Z,P001,4,10.00,USD,US,paid,2024-03-03T12:00:00Z",
+            "A11,C7,2024-03-04T00:00:00Z,P002,1,5.00,EUR,DE,paid,2024-03-04T10:00:00Z",
+        ]
+    )
+    + "\n"
+)
 
-BATCH1_JSONL = "\n".join([
-    json.dumps({"order_id": "J1", "customer_id": "C8", "order_ts": "2024-03-05T10:00:00+01:00", "product_id": "P006",
-                "quantity": 3, "unit_price": "1000", "currency": "JPY", "country": "JP", "status": "paid",
-                "updated_at": "2024-03-05T10:00:00+01:00"}),
-    json.dumps({"order_id": "A11", "customer_id": "C7", "order_ts": "2024-03-04T00:00:00Z", "product_id": "P002",
-                "quantity": "9", "unit_price": "5.00", "currency": "EUR", "country": "DE", "status": "paid",
-                "updated_at": "2024-03-04T09:00:00Z"}),
-    json.dumps({"order_id": "A1", "customer_id": "C1", "order_ts": "2024-03-01T10:00:00Z", "product_id": "P001",
-                "quantity": "3", "unit_price": 10.5, "currency": "USD", "country": "US", "status": "paid",
-                "updated_at": "2024-03-01T12:00:00+02:00"}),
-    "not json at all",
-    "[1, 2, 3]",
-    json.dumps({"order_id": "J2", "customer_id": "C8", "order_ts": "2024-03-05T10:00:00Z", "product_id": "P007",
-                "quantity": "2", "unit_price": "80", "currency": "cad", "country": "ca", "status": "shipped",
-                "updated_at": "2024-03-05T10:00:00Z"}),
-    json.dumps({"order_id": "J3", "order_ts": "2024-03-05T10:00:00Z", "product_id": "P007", "quantity": "2",
-                "unit_price": "80", "currency": "CAD", "country": "CA", "updated_at": "2024-03-05T10:00:00Z"}),
-]) + "\n"
+BATCH1_JSONL = (
+    "\n".join(
+        [
+            json.dumps(
+                {
+                    "order_id": "J1",
+                    "customer_id": "C8",
+                    "order_ts": "2024-03-05T10:00:00+01:00",
+                    "product_id": "P006",
+                    "quantity": 3,
+                    "unit_price": "1000",
+                    "currency": "JPY",
+                    "country": "JP",
+                    "status": "paid",
+                    "updated_at": "2024-03-05T10:00:00+01:00",
+                }
+            ),
+            json.dumps(
+                {
+                    "order_id": "A11",
+                    "customer_id": "C7",
+                    "order_ts": "2024-03-04T00:00:00Z",
+                    "product_id": "P002",
+                    "quantity": "9",
+                    "unit_price": "5.00",
+                    "currency": "EUR",
+                    "country": "DE",
+                    "status": "paid",
+                    "updated_at": "2024-03-04T09:00:00Z",
+                }
+            ),
+            json.dumps(
+                {
+                    "order_id": "A1",
+                    "customer_id": "C1",
+                    "order_ts": "2024-03-01T10:00:00Z",
+                    "product_id": "P001",
+                    "quantity": "3",
+                    "unit_price": 10.5,
+                    "currency": "USD",
+                    "country": "US",
+                    "status": "paid",
+                    "updated_at": "2024-03-01T12:00:00+02:00",
+                }
+            ),
+            "not json at all",
+            "[1, 2, 3]",
+            json.dumps(
+                {
+                    "order_id": "J2",
+                    "customer_id": "C8",
+                    "order_ts": "2024-03-05T10:00:00Z",
+                    "product_id": "P007",
+                    "quantity": "2",
+                    "unit_price": "80",
+                    "currency": "cad",
+                    "country": "ca",
+                    "status": "shipped",
+                    "updated_at": "2024-03-05T10:00:00Z",
+                }
+            ),
+            json.dumps(
+                {
+                    "order_id": "J3",
+                    "order_ts": "2024-03-05T10:00:00Z",
+                    "product_id": "P007",
+                    "quantity": "2",
+                    "unit_price": "80",
+                    "currency": "CAD",
+                    "country": "CA",
+                    "updated_at": "2024-03-05T10:00:00Z",
+                }
+            ),
+        ]
+    )
+    + "\n"
+)
 
-BATCH2_CSV = "\n".join([
-    HEADER,
-    "A3,C1,2024-03-02T08:00:00,P003,3,2.00,GBP,GB,shipped,2024-03-06T08:00:00Z",
-    "A4,C3,2024-03-02T09:00:00Z,P005,1,12.00,USD,US,refunded,2024-03-06T09:00:00Z",
-    "J2,C8,2024-03-05T10:00:00Z,P007,1,80,CAD,CA,shipped,2024-03-05T11:00:00+01:00",
-    "A2,C2,2024-03-01T23:30:00-02:00,P002,1,4.99,EUR,FR,placed,2024-03-01T00:00:00Z",
-    "C1X,C9,2024-03-06T10:00:00Z,P008,2,15.00,SEK,SE,paid,2024-03-06T10:00:00Z",
-]) + "\n"
+BATCH2_CSV = (
+    "\n".join(
+        [
+            HEADER,
+            "A3,C1,2024-03-02T08:00:00,P003,3,2.00,GBP,GB,shipped,2024-03-06T08:00:00Z",
+            "A4,C3,2024-03-02T09:00:00Z,P005,1,12.00,USD,US,refunded,2024-03-06T09:00:00Z",
+            "J2,C8,2024-03-05T10:00:00Z,P007,1,80,CAD,CA,shipped,2024-03-05T11:00:00+01:00",
+            "A2,C2,2024-03-01T23:30:00-02:00,P002,1,4.99,EUR,FR,placed,2024-03-01T00:00:00Z",
+            "C1X,C9,2024-03-06T10:00:00Z,P008,2,15.00,SEK,SE,paid,2024-03-06T10:00:00Z",
+        ]
+    )
+    + "\n"
+)
 
 FILES_BATCH1 = {"a_orders.csv": BATCH1_CSV, "b_orders.jsonl": BATCH1_JSONL}
 FILES_BATCH2 = {"c_orders.csv": BATCH2_CSV, "d_copy_of_a.csv": BATCH1_CSV}  # same content as a: ingested once
@@ -87,8 +156,10 @@ STATUSES = {"placed", "paid", "shipped", "cancelled", "refunded"}
 
 def load_reference(ref: Path) -> tuple[dict[str, tuple[str, str, str]], dict[str, str], dict[str, Decimal]]:
     with (ref / "products.csv").open() as f:
-        products = {r["product_id"].strip().upper(): (r["product_id"].strip(), r["name"], r["category"])
-                    for r in csv.DictReader(f)}
+        products = {
+            r["product_id"].strip().upper(): (r["product_id"].strip(), r["name"], r["category"])
+            for r in csv.DictReader(f)
+        }
     with (ref / "countries.csv").open() as f:
         countries = {r["country_code"].strip().upper(): r["name"] for r in csv.DictReader(f)}
     with (ref / "fx_rates.csv").open() as f:
@@ -171,9 +242,15 @@ def validate(row: dict[str, Any] | None, ref: tuple[Any, Any, Any]) -> tuple[lis
     if reasons:
         return reasons, {}
     return [], {
-        "order_id": t("order_id"), "customer_id": t("customer_id"), "order_ts": order_ts,
-        "updated_at": updated_at, "product_id": products[t("product_id").upper()][0], "quantity": int(q),
-        "unit_price": Decimal(p), "currency": t("currency").upper(), "country": t("country").upper(),
+        "order_id": t("order_id"),
+        "customer_id": t("customer_id"),
+        "order_ts": order_ts,
+        "updated_at": updated_at,
+        "product_id": products[t("product_id").upper()][0],
+        "quantity": int(q),
+        "unit_price": Decimal(p),
+        "currency": t("currency").upper(),
+        "country": t("country").upper(),
         "status": t("status").lower(),
         "amount_usd": int(q) * Decimal(p) * fx[t("currency").upper()],
     }

@@ -39,8 +39,9 @@ def orders_spec(ws: dict[str, Path], *, db: Path | None = None, yaml_path: Path 
     )
 
 
-def variant_yaml(tmp_path: Path, name: str, *, step_overrides: dict[str, dict[str, Any]],
-                 extra_sql: dict[str, str] | None = None) -> Path:
+def variant_yaml(
+    tmp_path: Path, name: str, *, step_overrides: dict[str, dict[str, Any]], extra_sql: dict[str, str] | None = None
+) -> Path:
     """A copy of orders.yaml with absolute SQL paths, per-step overrides, and SQL appended before the
     final metrics SELECT of chosen steps (used to make a step slow after it has written)."""
     raw = yaml.safe_load(ORDERS_YAML.read_text())
@@ -108,8 +109,7 @@ async def dump_tables(runner: PipelineRunner, *, skip: Callable[[str], bool] = l
             max_rows=1000,
         )
         keep = [
-            c for (c,) in cols.rows
-            if c not in VOLATILE_COLUMNS and not c.endswith("_run") and not c.endswith("_at")
+            c for (c,) in cols.rows if c not in VOLATILE_COLUMNS and not c.endswith("_run") and not c.endswith("_at")
         ]
         select = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in keep)
         res = await runner.query(f"SELECT {select} FROM {fq} ORDER BY ALL", max_rows=100_000, timeout_s=30)

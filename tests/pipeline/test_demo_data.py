@@ -14,9 +14,18 @@ from foss_supervisor.pipeline.states import RunStatus
 pytest_plugins = ("pipeline_fixtures",)
 
 ALL_REASONS = {
-    "malformed_line", "missing_order_id", "missing_customer_id", "missing_product_id", "unknown_product",
-    "invalid_order_ts", "invalid_updated_at", "invalid_quantity", "invalid_unit_price", "unknown_currency",
-    "unknown_country", "invalid_status",
+    "malformed_line",
+    "missing_order_id",
+    "missing_customer_id",
+    "missing_product_id",
+    "unknown_product",
+    "invalid_order_ts",
+    "invalid_updated_at",
+    "invalid_quantity",
+    "invalid_unit_price",
+    "unknown_currency",
+    "unknown_country",
+    "invalid_status",
 }
 
 

@@ -20,12 +20,12 @@ pytest_plugins = ("pipeline_fixtures",)
 async def gold(runner: PipelineRunner) -> dict[str, list[list[str]]]:
     q = {
         "daily_revenue": "SELECT CAST(day AS VARCHAR), country, CAST(orders AS VARCHAR), CAST(revenue_usd AS VARCHAR)"
-                         " FROM gold.daily_revenue ORDER BY ALL",
+        " FROM gold.daily_revenue ORDER BY ALL",
         "product_sales": "SELECT product_id, category, CAST(units AS VARCHAR), CAST(revenue_usd AS VARCHAR)"
-                         " FROM gold.product_sales ORDER BY ALL",
+        " FROM gold.product_sales ORDER BY ALL",
         "customer_ltv": "SELECT customer_id, CAST(orders AS VARCHAR), CAST(revenue_usd AS VARCHAR),"
-                        " CAST(first_order_ts AS VARCHAR), CAST(last_order_ts AS VARCHAR)"
-                        " FROM gold.customer_ltv ORDER BY ALL",
+        " CAST(first_order_ts AS VARCHAR), CAST(last_order_ts AS VARCHAR)"
+        " FROM gold.customer_ltv ORDER BY ALL",
     }
     out = {}
     for name, sql in q.items():
@@ -40,9 +40,7 @@ async def run_ok(runner: PipelineRunner, **kw: object) -> None:
     return None
 
 
-async def test_golden_two_batches_idempotent_and_replay(
-    workspace: dict[str, Path], runners: RunnerFactory
-) -> None:
+async def test_golden_two_batches_idempotent_and_replay(workspace: dict[str, Path], runners: RunnerFactory) -> None:
 
     ws = workspace
     runner = await runners.open([orders_spec(ws)], ws["state"])
@@ -94,8 +92,12 @@ async def test_golden_two_batches_idempotent_and_replay(
     res = await runner.query(
         "SELECT order_id, status, quantity FROM silver.orders WHERE order_id IN ('A2','A3','A4','J2') ORDER BY 1"
     )
-    assert [list(r) for r in res.rows] == [["A2", "shipped", 1], ["A3", "shipped", 3], ["A4", "refunded", 1],
-                                           ["J2", "shipped", 1]]
+    assert [list(r) for r in res.rows] == [
+        ["A2", "shipped", 1],
+        ["A3", "shipped", 3],
+        ["A4", "refunded", 1],
+        ["J2", "shipped", 1],
+    ]
     totals = await runner.query(
         "SELECT (SELECT count(*) FROM bronze.orders_raw), (SELECT count(*) FROM silver.orders_rejected),"
         " (SELECT count(*) FROM silver.orders), (SELECT count(*) FROM silver.orders_superseded WHERE was = 'new')"
