@@ -14,12 +14,15 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import structlog
 
-__all__ = ["StopOutcome", "reap_stragglers", "signal_group", "stop_group"]
+__all__ = ["StopOutcome", "reap_stragglers", "signal_group", "stop_group", "uncancellable"]
+
+T = TypeVar("T")
 
 log = structlog.get_logger("foss_supervisor.child")
 
@@ -66,17 +69,26 @@ async def stop_group(
     signal and kills at once; ``group`` False sends the polite signal to the leader alone. ``sweep``
     ends escaped descendants and returns how many it signalled; ``on_timeout`` runs before the SIGKILL.
     """
-    task = asyncio.ensure_future(_stop(pid, exited, stop_signal, timeout_s, group, sweep, on_timeout))
+    return await uncancellable(_stop(pid, exited, stop_signal, timeout_s, group, sweep, on_timeout))
+
+
+async def uncancellable(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` in its own task to its end, even when the caller is cancelled meanwhile.
+
+    A cancellation of the caller is re-raised once ``coro`` finished, so a stop that was started is
+    always completed (the child reaped) before shutdown or reload move on.
+    """
+    task = asyncio.ensure_future(coro)
     cancelled = False
     while not task.done():
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
             cancelled = True
-    outcome = task.result()
+    result = task.result()
     if cancelled:
         raise asyncio.CancelledError
-    return outcome
+    return result
 
 
 async def _stop(

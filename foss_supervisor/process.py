@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.backoff import Backoff
+from foss_supervisor.child import uncancellable
 from foss_supervisor.config import ProgramConfig
 from foss_supervisor.containment import Containment
 from foss_supervisor.events import EventBus, HealthChanged, StateChanged
@@ -41,7 +42,6 @@ log = structlog.get_logger("foss_supervisor.process")
 S = ProcessState
 
 
-
 def exit_text(code: int | None) -> str:
     """How a child ended, in words: ``exited with code 3`` or ``killed by SIGTERM`` (asyncio's -N)."""
     if code is None:
@@ -52,6 +52,7 @@ def exit_text(code: int | None) -> str:
         return f"killed by {signal.Signals(-code).name}"
     except ValueError:
         return f"killed by signal {-code}"
+
 
 class ManagedProcess:
     """A program under supervision. Mutate only through :meth:`start`, :meth:`stop`, :meth:`restart`.
@@ -477,16 +478,7 @@ class ManagedProcess:
         (shutdown, reload) still waits for the child to be gone. A ``quiet`` stop (a failed start, or a
         child found in a state with no STOPPING edge) takes no edge: the caller decides the state.
         """
-        task = asyncio.ensure_future(self._terminate(reason, quiet))
-        cancelled = False
-        while not task.done():
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                cancelled = True
-        task.result()
-        if cancelled:
-            raise asyncio.CancelledError
+        await uncancellable(self._terminate(reason, quiet))
 
     async def _terminate(self, reason: str, quiet: bool) -> None:
         assert self._exit_watch is not None
