@@ -18,6 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from foss_supervisor import __version__
+from foss_supervisor.cli_pipelines import (
+    args_demo_data,
+    args_export,
+    args_pipeline,
+    args_query,
+    cmd_demo_data,
+    cmd_export,
+    cmd_pipeline,
+    cmd_query,
+)
 from foss_supervisor.cli_programs import (
     args_ctl,
     args_logs,
@@ -27,7 +37,7 @@ from foss_supervisor.cli_programs import (
     cmd_status,
     cmd_top,
 )
-from foss_supervisor.control.client import ControlClient, call
+from foss_supervisor.control.client import call
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, NotRunning, SupervisorError
 from foss_supervisor.resources import locate_control_socket
 from foss_supervisor.terminal import (
@@ -369,190 +379,6 @@ def cmd_reload(args: argparse.Namespace, config: Target) -> int:
     return EXIT_OK
 
 
-# ------------------------------------------------------------------------------------------ pipelines
-
-GOOD_RUN = ("succeeded", "succeeded_with_warnings")
-
-
-def _print_run(run: dict[str, Any]) -> None:
-    took = f" in {run['duration_s']:.2f}s" if run.get("duration_s") is not None else ""
-    print(f"run {run['run_id']} of {run['pipeline']} ({run['mode']}, {run['trigger']}): {run['status']}{took}")
-    for i, step in enumerate(run["steps"], 1):
-        rows = (
-            f"{step['rows_in'] if step['rows_in'] is not None else '-'} -> "
-            f"{step['rows_out'] if step['rows_out'] is not None else '-'}"
-        )
-        dur = f"{step['duration_s']:.2f}s" if step.get("duration_s") is not None else ""
-        print(f"  [{i}/{len(run['steps'])}] {step['name']:<12} {step['state']:<24} {rows:<22} {dur}"
-              + (f"  {step['error']}" if step.get("error") else ""))  # fmt: skip
-    if run.get("error"):
-        print(f"  error: {run['error']}")
-
-
-def _follow_run(config: Target, run: dict[str, Any]) -> dict[str, Any]:
-    """Print each step as it changes state until the run ends (polled a few times a second, like a progress bar)."""
-    shown: dict[str, str] = {}
-    total = len(run["steps"])
-    while True:
-        for i, step in enumerate(run["steps"], 1):
-            if shown.get(step["name"]) != step["state"] and step["state"] not in ("pending", "queued"):
-                shown[step["name"]] = step["state"]
-                rows = f" ({step['rows_out']} rows)" if step.get("rows_out") is not None else ""
-                say("INFO", f"[{i}/{total}] {step['name']}: {step['state']}{rows}")
-        if run.get("finished_at") is not None:
-            return run
-        time.sleep(0.25)
-        run = call(config.control_socket, "pipeline_run_info", run_id=run["run_id"])
-
-
-def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
-    if args.action == "status":
-        data = call(config.control_socket, "pipelines")
-        if args.json:
-            print(json.dumps(data, indent=2))
-            return EXIT_OK
-        for p in data:
-            print(f"{p['name']}: {p['description']}")
-            when = [f"every {p['every_s']:g}s"] if p["every_s"] else []
-            when += [f"cron {p['cron']}"] if p.get("cron") else []
-            when += [f"after {', '.join(p['after'])}"] if p.get("after") else []
-            when += [f"on new files ({', '.join(p.get('patterns') or [])})"] if p["on_new_files"] else []
-            print(f"  landing {p['landing']}; runs {'; '.join(when) or 'on demand only'}")
-            if p.get("schemas"):
-                print(f"  schemas {', '.join(p['schemas'])}")
-            for label in ("active_run", "last_run"):
-                if p[label]:
-                    _print_run(p[label])
-            if p["report_html"]:
-                print(f"  report: {p.get('report_url') or p['report_html']}")
-        return EXIT_OK
-    if args.action == "runs":
-        runs = call(config.control_socket, "pipeline_runs", name=args.name or "", limit=args.limit)
-        if args.json:
-            print(json.dumps(runs, indent=2))
-        for run in [] if args.json else runs:
-            took = f"{run['duration_s']:.2f}s" if run.get("duration_s") is not None else "-"
-            print(f"{run['run_id']}  {run['pipeline']:<10} {run['mode']:<7} {run['trigger']:<13} "
-                  f"{run['status']:<24} {took}")  # fmt: skip
-        return EXIT_OK
-    if not args.name:
-        say("ERROR", f"pipeline {args.action} needs a pipeline name")
-        return EXIT_USAGE
-    if args.action == "reset":
-        return _pipeline_reset(args, config)
-    if args.action == "validate":
-        return _pipeline_validate(args)
-    if args.action == "cancel":
-        result = call(config.control_socket, "pipeline_cancel", name=args.name)
-        say("SUCCESS" if result["cancelled"] else "INFO", "cancelled" if result["cancelled"] else "nothing running")
-        return EXIT_OK
-    command = "pipeline_run" if args.action == "run" else "pipeline_replay"
-    run = call(config.control_socket, command, name=args.name, wait=False)
-    say("INFO", f"started run {run['run_id']} of {args.name}")
-    if not args.wait:
-        return EXIT_OK
-    run = _follow_run(config, run)
-    _print_run(run)
-    return EXIT_OK if run["status"] in GOOD_RUN else EXIT_FAIL
-
-
-def _pipeline_validate(args: argparse.Namespace) -> int:
-    """YAML and SQL of one pipeline (configured NAME, or a pipeline YAML file) against DuckDB, without data."""
-    from foss_supervisor.config import load_config
-    from foss_supervisor.pipeline.spec import load_for_daemon, load_pipeline
-    from foss_supervisor.pipeline.validate import validate_spec
-
-    try:
-        if args.name.endswith((".yaml", ".yml")) and Path(args.name).is_file():
-            spec = load_pipeline(args.name)
-        else:
-            config = load_config(args.config)
-            pc = config.pipelines.get(args.name)
-            if pc is None:
-                say("ERROR", f"no pipeline {args.name!r} in {config.source} (known: {', '.join(config.pipelines)})")
-                return EXIT_USAGE
-            spec = load_for_daemon(pc.file, name=pc.name, landing=pc.landing, reference=pc.reference,
-                                   data_dir=config.data_path)  # fmt: skip
-    except ConfigError as exc:
-        say("ERROR", f"config refused: {exc}")
-        return EXIT_USAGE
-    reports = validate_spec(spec)
-    for r in reports:
-        detail = f"  {r.where}: {r.message}" if r.status == "error" else (f"  ({r.message})" if r.message else "")
-        metrics = f"  metrics: {', '.join(r.metrics)}" if r.metrics else ""
-        print(f"  {r.step:<14} {r.status}{metrics}{detail}")
-    bad = [r for r in reports if r.status == "error"]
-    say("ERROR" if bad else "SUCCESS", f"{spec.name}: {len(bad)} problem(s) in {spec.path}")
-    return EXIT_USAGE if bad else EXIT_OK
-
-
-def _pipeline_reset(args: argparse.Namespace, config: Target) -> int:
-    """Confirmed by --yes, or by typing the name at a terminal; never silently."""
-    if not args.yes:
-        if not sys.stdin.isatty():
-            say("ERROR", f"pipeline reset drops every table of {args.name!r}: pass --yes to confirm")
-            return EXIT_USAGE
-        typed = input(f"This drops every table, the file ledger and the run history of {args.name!r}.\n"
-                      f"Type the pipeline's name to confirm: ").strip()  # fmt: skip
-        if typed != args.name:
-            say("ERROR", "not confirmed; nothing changed")
-            return EXIT_USAGE
-    result = call(config.control_socket, "pipeline_reset", timeout_s=330.0, name=args.name, confirm=args.name)
-    say("SUCCESS", f"reset {args.name}: dropped schemas {', '.join(result['schemas_dropped'])}; "
-                   f"forgot {result['runs_forgotten']} runs")  # fmt: skip
-    return EXIT_OK
-
-
-def cmd_query(args: argparse.Namespace, config: Target) -> int:
-    with ControlClient(config.control_socket, timeout_s=args.timeout + 10.0) as client:
-        result = client.call("query", sql=args.sql, max_rows=args.max_rows, timeout_s=args.timeout)
-    if args.json:
-        print(json.dumps(result, indent=2, default=str))
-        return EXIT_OK
-    header = [str(c) for c in result["columns"]]
-    rows = [header] + [["NULL" if v is None else str(v) for v in r] for r in result["rows"]]
-    widths = [min(40, max(len(r[i]) for r in rows)) for i in range(len(rows[0]))] if rows and rows[0] else []
-    for n, row in enumerate(rows):
-        print("  ".join(c[:40].ljust(w) for c, w in zip(row, widths, strict=True)))
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-    more = " (truncated)" if result["truncated"] else ""
-    print(f"({result['row_count']} rows{more}, {result['elapsed_s']:.3f}s)")
-    return EXIT_OK
-
-
-def cmd_export(args: argparse.Namespace, config: Target) -> int:
-    """The whole table into a file (-o) or onto stdout, streamed in 1 MiB chunks; no row cap."""
-    import shutil
-
-    result = call(config.control_socket, "export", timeout_s=3700.0, table=args.table, format=args.format)
-    path = Path(result["path"])
-    try:
-        if args.output and str(args.output) != "-":
-            shutil.move(path, args.output)  # a rename on one file system
-            say("SUCCESS", f"{result['rows']:,} rows of {args.table} written to {args.output} "
-                           f"({result['bytes']:,} bytes, {args.format})")  # fmt: skip
-        else:
-            with path.open("rb") as src:
-                shutil.copyfileobj(src, sys.stdout.buffer, 1 << 20)
-            sys.stdout.buffer.flush()
-    finally:
-        path.unlink(missing_ok=True)
-    return EXIT_OK
-
-
-def cmd_demo_data(args: argparse.Namespace, config: Target) -> int:
-    result = call(config.control_socket, "demo_data", timeout_s=600.0, name=args.pipeline, orders=args.orders,
-                  seed=args.seed)  # fmt: skip
-    summary = result["summary"]
-    files = summary.get("files") or []
-    say("SUCCESS", f"wrote {len(files)} files of sample orders into {result['landing']}")
-    for label in ("orders", "lines", "resent", "bad_rows", "malformed_lines"):
-        if label in summary:
-            print(f"  {label.replace('_', ' ')}: {summary[label]}")
-    return EXIT_OK
-
-
 def cmd_install_service(args: argparse.Namespace, config: Config) -> int:
     """Write the systemd units for this installation and print the systemctl commands (never runs sudo)."""
     from foss_supervisor.systemd_units import options_for, plan_install, write_units
@@ -597,35 +423,6 @@ def _args_reload(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
 
 
-def _args_pipeline(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["run", "replay", "cancel", "status", "runs", "validate", "reset"],
-                   help="what to do; validate checks a pipeline's YAML and SQL without the daemon")  # fmt: skip
-    p.add_argument("name", nargs="?", help="the pipeline (needed by all but status and runs; filters runs)")
-    p.add_argument("--yes", action="store_true", help="reset: confirm without a prompt")
-    p.add_argument("--wait", action="store_true", help="follow the run step by step until it ends")
-    p.add_argument("--json", action="store_true", help="print the reply as JSON")
-    p.add_argument("--limit", type=int, default=20, help="how many runs to list (default 20, at most 500)")
-
-
-def _args_query(p: argparse.ArgumentParser) -> None:
-    p.add_argument("sql", help="one SELECT statement on bronze.*, silver.*, gold.*")
-    p.add_argument("--json", action="store_true", help="print columns, rows and timings as JSON")
-    p.add_argument("--max-rows", type=int, default=1000, help="rows to return at most (default 1000)")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds before the query is interrupted")
-
-
-def _args_export(p: argparse.ArgumentParser) -> None:
-    p.add_argument("table", help="schema.table (or a view), e.g. gold.daily_revenue")
-    p.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="parquet", help="default parquet")
-    p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
-
-
-def _args_demo_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pipeline", default="orders", help="whose landing folder to write into (default orders)")
-    p.add_argument("--orders", type=int, default=100_000, help="how many orders to generate (default 100000)")
-    p.add_argument("--seed", type=int, default=1, help="random seed: the same seed writes the same files")
-
-
 def _args_install_service(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", action="store_true", help="a unit for systemctl --user")
     p.add_argument("--print", action="store_true", help="print the units instead of writing them")
@@ -645,10 +442,10 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
     "reload": ("re-read the config and apply the difference", cmd_reload, _args_reload),
     "logs": ("programs' output, the daemon's log, the pipeline's", cmd_logs, args_logs),
     "ctl": ("start, stop, restart, signal or scale programs", cmd_ctl, args_ctl),
-    "pipeline": ("run pipelines and read their history", cmd_pipeline, _args_pipeline),
-    "query": ("a read-only SQL query on the warehouse", cmd_query, _args_query),
-    "export": ("a whole table as csv, parquet or jsonl (no row cap)", cmd_export, _args_export),
-    "demo-data": ("write sample orders into a landing folder", cmd_demo_data, _args_demo_data),
+    "pipeline": ("run pipelines and read their history", cmd_pipeline, args_pipeline),
+    "query": ("a read-only SQL query on the warehouse", cmd_query, args_query),
+    "export": ("a whole table as csv, parquet or jsonl (no row cap)", cmd_export, args_export),
+    "demo-data": ("write sample orders into a landing folder", cmd_demo_data, args_demo_data),
     "top": ("a terminal UI: live programs, their log, keys to start, stop, restart, signal", cmd_top, _no_args),
     "install-service": ("write systemd units for this installation", cmd_install_service, _args_install_service),
 }

@@ -305,6 +305,24 @@ async def pipeline_replay(ctx: CommandContext, name: str, wait: bool) -> dict[st
     return await _pipelines(ctx).run_now(name, RunMode.REPLAY, "manual", wait)
 
 
+@command("pipeline_pause", mutating=True, name=(str, ...))
+async def pipeline_pause(ctx: CommandContext, name: str) -> dict[str, Any]:
+    """Pause a pipeline's schedules (timer, cron, landing files, ``after:``); manual runs still run.
+
+    Remembered across daemon restarts. Returns ``{"name", "paused": true}``.
+    """
+    return _pipelines(ctx).set_paused(name, True)
+
+
+@command("pipeline_resume", mutating=True, name=(str, ...))
+async def pipeline_resume(ctx: CommandContext, name: str) -> dict[str, Any]:
+    """Resume a pipeline's schedules; files that landed while paused start a run.
+
+    Returns ``{"name", "paused": false}``.
+    """
+    return _pipelines(ctx).set_paused(name, False)
+
+
 @command("pipeline_cancel", mutating=True, name=(str, ...))
 async def pipeline_cancel(ctx: CommandContext, name: str) -> dict[str, Any]:
     """Cancel the run in progress: the current step is rolled back, the run is recorded as cancelled."""

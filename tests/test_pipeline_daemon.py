@@ -430,6 +430,37 @@ def test_cron_schedule_and_a_pipeline_triggered_by_anothers_success(daemon: Daem
     assert skipped[0]["trigger"] == "cron" and len(runs("two")) == 1
 
 
+def test_paused_schedules_start_nothing_until_resumed_and_survive_a_restart(daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "pipelines"
+    home.mkdir()
+    counter_pipeline(home, "one", 1)
+    daemon.write_config(f"pipelines:\n  one: {{file: {home}/one.yaml, on_new_files: false, cron: '* * * * * *'}}\n")
+    daemon.start()
+    d = daemon
+    wait_for(lambda: d.call("pipeline_runs", name="one", limit=5), 30, "a first cron run")
+    assert d.call("pipeline_pause", name="one") == {"name": "one", "paused": True}
+    wait_for(lambda: not d.call("pipelines")[0]["active_run"], 30, "no run in progress")
+    before = len(d.call("pipeline_runs", name="one", limit=500))
+
+    def paused_ticks() -> int:
+        text = (d.state_dir / "foss-supervisor.log").read_text()
+        return text.count('"pipeline_trigger_paused"')
+
+    seen = paused_ticks()
+    wait_for(lambda: paused_ticks() >= seen + 2, 30, "two cron ticks while paused")
+    assert len(d.call("pipeline_runs", name="one", limit=500)) == before  # the ticks started nothing
+    assert d.call("pipeline_run", name="one", wait=True)["trigger"] == "manual"  # by hand it still runs
+    assert d.call("pipelines")[0]["paused"] is True
+
+    d.cleanup()  # a restart keeps the operator's pause
+    daemon.start()
+    assert d.call("pipelines")[0]["paused"] is True
+    resumed = d.cli("pipeline", "resume", "one")
+    assert resumed.returncode == 0 and "resumed" in resumed.stdout
+    count = len(d.call("pipeline_runs", name="one", limit=500))
+    wait_for(lambda: len(d.call("pipeline_runs", name="one", limit=500)) > count, 30, "a cron run after resume")
+
+
 @pytest.mark.parametrize(
     ("entry", "key", "reason"),
     [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import json
 import shutil
 import time
 from collections.abc import Iterable
@@ -34,7 +35,7 @@ from foss_supervisor.pipeline.history import RunRecord
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
 from foss_supervisor.pipeline.states import RunMode, RunStatus
-from foss_supervisor.statestore import read_json
+from foss_supervisor.statestore import atomic_write, read_json
 from foss_supervisor.writefailures import WriteFailures
 
 __all__ = ["PipelineService", "load_specs"]
@@ -67,6 +68,11 @@ class PipelineService:
         self._group: asyncio.TaskGroup | None = None
         self._triggers: dict[str, list[asyncio.Task[None]]] = {}
         self._fingerprints = FingerprintStore(config.state_dir / "pipeline_inputs.json")
+        # pipelines whose schedules (timer, cron, landing files, after:) an operator paused; kept across restarts
+        self._paused_file = config.state_dir / "pipelines_paused.json"
+        paused = read_json(self._paused_file)
+        self._paused = {n for n in paused if isinstance(n, str)} if isinstance(paused, list) else set()
+        self._write_failures = write_failures or WriteFailures()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -148,7 +154,10 @@ class PipelineService:
             await asyncio.sleep(self.config.watch_interval_s)
 
     def _try_start(self, name: str, trigger: str, *, skip_unchanged: bool = True) -> bool:
-        """Start a run unless one is in progress; True when it started."""
+        """Start a scheduled run unless one is in progress or the schedules are paused; True when it started."""
+        if name in self._paused:
+            log.info("pipeline_trigger_paused", pipeline=name, trigger=trigger)
+            return False  # a landing folder's files stay unseen, so resuming runs them
         if self.runner.is_running(name) or self._group is None:
             return False
         self.start(name, RunMode.RUN, trigger, skip_unchanged=skip_unchanged)
@@ -291,6 +300,20 @@ class PipelineService:
         await asyncio.to_thread(shutil.rmtree, reports, True)
         return {**result, "reports_removed": str(reports)}
 
+    def set_paused(self, name: str, paused: bool) -> dict[str, Any]:
+        """Pause or resume a pipeline's schedules (manual runs still run); remembered across restarts."""
+        self._spec(name)
+        self._paused = self._paused | {name} if paused else self._paused - {name}
+        text = json.dumps(sorted(self._paused)) + "\n"
+        try:
+            atomic_write(self._paused_file, text)
+        except OSError as exc:
+            self._write_failures.failed(self._paused_file, "state", exc)
+        else:
+            self._write_failures.succeeded(self._paused_file)
+        log.info("pipeline_schedules_paused" if paused else "pipeline_schedules_resumed", pipeline=name)
+        return {"name": name, "paused": paused}
+
     def overview(self) -> list[dict[str, Any]]:
         """Each pipeline with its steps, its run in progress, its last finished run and its report."""
         out = []
@@ -303,11 +326,13 @@ class PipelineService:
                 "name": name,
                 "description": spec.description,
                 "steps": [s.name for s in spec.steps],
+                "layers": {s.name: s.layer for s in spec.steps if s.layer},  # as declared; others are guessed
                 "landing": str(pc.landing),
                 "every_s": pc.every_s,
                 "on_new_files": pc.on_new_files,
                 "cron": pc.cron,
                 "after": list(pc.after),
+                "paused": name in self._paused,
                 "patterns": list(spec.patterns),
                 "schemas": sorted(spec.schemas),
                 "active_run": active.to_dict() if active else None,

@@ -107,6 +107,7 @@ class StepSpec:
     sql_path: Path | None = None
     callable: str | None = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+    layer: str | None = None  # bronze, silver or gold, as the author declares it (shown by the dashboard)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -145,7 +146,8 @@ def default_pipelines_dir() -> Path:
 _TOP_KEYS = {
     "name", "description", "folders", "setup", "steps", "checks", "schemas", "inputs", "ledger", "patterns", "publish",
 }  # fmt: skip
-_STEP_KEYS = {"name", "kind", "sql", "callable", "depends_on", "timeout_s", "retries", "modes", "params"}
+_STEP_KEYS = {"name", "kind", "sql", "callable", "depends_on", "timeout_s", "retries", "modes", "params", "layer"}
+LAYERS = ("bronze", "silver", "gold")
 _FOLDER_KEYS = {"landing", "reference", "warehouse", "reports"}
 
 
@@ -428,6 +430,9 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
     params = raw.get("params", {})
     if not isinstance(params, dict):
         raise PipelineConfigError(file, f"{key}.params", "must be a mapping")
+    layer = raw.get("layer")
+    if layer is not None and layer not in LAYERS:
+        raise PipelineConfigError(file, f"{key}.layer", f"must be one of {', '.join(LAYERS)}, not {layer!r}")
     if func is not None:
         check_shipped_params(func, params, file, f"{key}.params")
 
@@ -442,6 +447,7 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
         sql_path=sql_path,
         callable=func,
         params=params,
+        layer=layer,
     )
 
 

@@ -23,7 +23,7 @@ LAYERS = {
     "validate": "silver",
     "quarantine": "silver",
     "deduplicate": "silver",
-    "standardize": "silver",
+    "reference": "silver",
     "enrich": "silver",
     "clean": "silver",
     "aggregate": "gold",
@@ -54,10 +54,12 @@ def system_resources(state_dir: str, cpu_percent: float | None) -> dict[str, Any
     }
 
 
-def layers_of(steps: list[str]) -> dict[str, str]:
-    """Step name -> medallion layer (bronze, silver, gold): known names, else the first, middle, last third."""
+def layers_of(steps: list[str], declared: dict[str, str] | None = None) -> dict[str, str]:
+    """Step name -> medallion layer (bronze, silver, gold): as the pipeline declares it (``layer:``), else
+    by a known step name, else by position (first, middle, last third)."""
     n = max(len(steps), 1)
-    return {s: LAYERS.get(s, ("bronze", "silver", "gold")[min(2, 3 * i // n)]) for i, s in enumerate(steps)}
+    known = {**LAYERS, **(declared or {})}
+    return {s: known.get(s, ("bronze", "silver", "gold")[min(2, 3 * i // n)]) for i, s in enumerate(steps)}
 
 
 def run_history(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -89,7 +91,7 @@ async def pipelines_with_runs(ctx: CommandContext, limit: int = 10) -> list[dict
     out = await configured_pipelines(ctx)
     for p in out:
         p["recent_runs"] = await dispatch(ctx, "pipeline_runs", {"name": p["name"], "limit": limit})
-        p["layers"] = layers_of(p["steps"])
+        p["layers"] = layers_of(p["steps"], p.get("layers"))
         p["history"] = run_history(p["recent_runs"])
     return out
 
