@@ -16,9 +16,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from foss_supervisor.pipeline.errors import QueryFailedError, QueryRefusedError, QueryTimeoutError
+from foss_supervisor.pipeline.protocol import QUERY_THREADS
 from foss_supervisor.pipeline.workerproc import WorkerProcess
 
-__all__ = ["QueryResult", "WorkerClient"]
+__all__ = ["QUERY_SLOTS", "QueryResult", "WorkerClient"]
+
+QUERY_SLOTS = QUERY_THREADS - 2  # queries running at once, all clients together
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,6 +33,7 @@ class QueryResult:
     rows: tuple[tuple[Any, ...], ...]
     truncated: bool
     elapsed_s: float
+    truncated_reason: str = ""  # why rows were cut beyond max_rows (the result's size), if so
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON form for the API and ``--json``."""
@@ -39,6 +43,7 @@ class QueryResult:
             "rows": [list(r) for r in self.rows],
             "row_count": len(self.rows),
             "truncated": self.truncated,
+            "truncated_reason": self.truncated_reason,
             "elapsed_s": self.elapsed_s,
         }
 
@@ -48,11 +53,27 @@ class WorkerClient:
 
     def __init__(self, ensure_worker: Callable[[], Awaitable[WorkerProcess]]) -> None:
         self._ensure_worker = ensure_worker
+        # fewer than the worker's query threads: long queries can never take every thread (one is kept
+        # for exports and the data browser's listing); past this, a query waits its turn within its time
+        self._slots = asyncio.Semaphore(QUERY_SLOTS)
 
     async def query(self, sql: str, *, max_rows: int = 1000, timeout_s: float = 10.0) -> QueryResult:
         """Run one read-only query in the worker (raises QueryRefusedError/QueryTimeoutError/QueryFailedError)."""
         max_rows = max(1, min(int(max_rows), 100_000))
         timeout_s = max(0.05, min(float(timeout_s), 600.0))
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise QueryTimeoutError(
+                f"{QUERY_SLOTS} queries were running for all of {timeout_s:g} s; try again"
+            ) from None
+        try:
+            return await self._query(sql, max_rows, timeout_s)
+        finally:
+            self._slots.release()
+
+    async def _query(self, sql: str, max_rows: int, timeout_s: float) -> QueryResult:
         worker = await self._ensure_worker()
         _, fut = worker.send("query", {"sql": sql, "max_rows": max_rows, "timeout_s": timeout_s})
         try:
@@ -68,6 +89,7 @@ class WorkerClient:
                 rows=tuple(tuple(row) for row in r["rows"]),
                 truncated=bool(r["truncated"]),
                 elapsed_s=float(r["elapsed_s"]),
+                truncated_reason=str(r.get("truncated_reason", "")),
             )
         err = reply.get("error") or {}
         kind, message = err.get("kind"), str(err.get("message", "query failed"))

@@ -20,7 +20,9 @@ import math
 import uuid
 from typing import Any
 
-__all__ = ["ERROR_KINDS", "decode", "encode", "to_jsonable"]
+__all__ = ["ERROR_KINDS", "QUERY_THREADS", "decode", "encode", "to_jsonable"]
+
+QUERY_THREADS = 8  # the worker's threads for queries and exports (DuckDB shares its own threads among them)
 
 #: error kinds a reply may carry; "transient" and worker death are the ones worth retrying
 ERROR_KINDS = frozenset(

@@ -132,6 +132,10 @@ def check_query(cursor: Any, sql: str, *, database: str) -> str:
     return text
 
 
+MAX_RESULT_BYTES = 16 * 2**20  # one query's rows, about as JSON
+FETCH_CHUNK_ROWS = 2048
+
+
 def run_query(cursor: Any, sql: str, *, database: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
     """Check and run one query on ``cursor`` (a fresh cursor of the worker's connection)."""
     started = time.perf_counter()
@@ -149,7 +153,7 @@ def run_query(cursor: Any, sql: str, *, database: str, max_rows: int, timeout_s:
     try:
         cursor.execute(text)
         description = cursor.description or []
-        rows = cursor.fetchmany(max_rows + 1)
+        rows, truncated, budget_hit = _fetch_within(cursor, max_rows, MAX_RESULT_BYTES)
     except duckdb.InterruptException:
         if fired.is_set():
             raise QueryTimeoutError(f"query interrupted after its time limit of {timeout_s:g} s") from None
@@ -165,13 +169,36 @@ def run_query(cursor: Any, sql: str, *, database: str, max_rows: int, timeout_s:
         timer.cancel()
         with contextlib.suppress(duckdb.Error):
             cursor.execute("ROLLBACK")
-    truncated = len(rows) > max_rows
-    rows = rows[:max_rows]
     return {
         "columns": [d[0] for d in description],
         "types": [str(d[1]) for d in description],
-        "rows": [[to_jsonable(v) for v in r] for r in rows],
+        "rows": rows,
         "row_count": len(rows),
         "truncated": truncated,
+        # a result is cut at MAX_RESULT_BYTES too: a whole table goes out through export, streamed
+        "truncated_reason": f"result larger than {MAX_RESULT_BYTES // 2**20} MiB" if budget_hit else "",
         "elapsed_s": round(time.perf_counter() - started, 6),
     }
+
+
+def _fetch_within(cursor: Any, max_rows: int, max_bytes: int) -> tuple[list[list[Any]], bool, bool]:
+    """Rows as JSON-ready lists, at most ``max_rows`` and about ``max_bytes`` of them, fetched in chunks.
+
+    Returns (rows, truncated, cut by the byte budget). The budget bounds the worker's and the daemon's
+    memory per query, whatever the width of the rows: four 60 MB results no longer cost 654 MB.
+    """
+    rows: list[list[Any]] = []
+    size = 0
+    while len(rows) <= max_rows:
+        chunk = cursor.fetchmany(min(FETCH_CHUNK_ROWS, max_rows + 1 - len(rows)))
+        if not chunk:
+            return rows, False, False
+        for raw in chunk:
+            row = [to_jsonable(v) for v in raw]
+            size += len(repr(row))  # close to its JSON size, at a fraction of json.dumps' cost
+            if len(rows) == max_rows:
+                return rows, True, False
+            if size > max_bytes:
+                return rows, True, True
+            rows.append(row)
+    return rows, True, False

@@ -35,7 +35,7 @@ import duckdb  # noqa: E402  (timed on purpose: the import is most of the startu
 from foss_supervisor.pipeline.context import StepContext  # noqa: E402
 from foss_supervisor.pipeline.errors import QueryError, QueryRefusedError, QueryTimeoutError  # noqa: E402
 from foss_supervisor.pipeline.ledger import ledger_ddl  # noqa: E402
-from foss_supervisor.pipeline.protocol import decode, encode, to_jsonable  # noqa: E402
+from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode, to_jsonable  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check  # noqa: E402
@@ -96,7 +96,7 @@ class Worker:
         out: BinaryIO,
         *,
         database: str,
-        query_threads: int = 4,
+        query_threads: int = QUERY_THREADS,
         export_dir: Path | None = None,
         publish_dir: Path | None = None,
     ) -> None:

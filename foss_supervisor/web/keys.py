@@ -7,7 +7,7 @@ from aiohttp import web
 
 from foss_supervisor.commands import CommandContext
 from foss_supervisor.web.history import History
-from foss_supervisor.web.limits import ConnectionGuard
+from foss_supervisor.web.limits import ConnectionGuard, PerClient
 from foss_supervisor.web.sse import EventLog
 
 __all__ = ["CTX", "EVENTS", "EXPOSED", "GUARD", "HISTORY", "JINJA", "TOKEN"]
@@ -17,5 +17,6 @@ TOKEN = web.AppKey("token", str)
 EXPOSED = web.AppKey("exposed", bool)  # bound beyond loopback: every read needs the token
 EVENTS = web.AppKey("events", EventLog)
 GUARD = web.AppKey("guard", ConnectionGuard)
+QUERIES = web.AppKey("queries", PerClient)  # warehouse requests in progress per client
 JINJA = web.AppKey("jinja", jinja2.Environment)
 HISTORY = web.AppKey("history", History)

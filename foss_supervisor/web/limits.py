@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +27,37 @@ import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-__all__ = ["ConnectionGuard", "GuardedSockSite", "Limits", "read_body"]
+__all__ = ["ConnectionGuard", "GuardedSockSite", "Limits", "PerClient", "read_body"]
 
 log = structlog.get_logger("foss_supervisor.web")
+
+
+class PerClient:
+    """At most ``limit`` warehouse requests (queries, table pages, exports) at once per client address.
+
+    One client's long queries can then never take every query slot of the daemon (four concurrent
+    long queries once held ``SELECT 42`` of another client back 4.5 s); past its limit a client gets
+    429 at once. Bounded memory: an address is forgotten when its last request ends.
+    """
+
+    def __init__(self, limit: int = 2) -> None:
+        self.limit = limit
+        self._busy: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def slot(self, request: web.Request) -> Iterator[None]:
+        who = request.remote or "unknown"
+        if self._busy.get(who, 0) >= self.limit:
+            raise web.HTTPTooManyRequests(
+                text=f"at most {self.limit} queries or exports at once per client; wait for one to finish\n"
+            )
+        self._busy[who] = self._busy.get(who, 0) + 1
+        try:
+            yield
+        finally:
+            self._busy[who] -= 1
+            if not self._busy[who]:
+                del self._busy[who]
 
 
 @dataclass(frozen=True, slots=True)

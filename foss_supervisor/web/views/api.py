@@ -10,10 +10,12 @@ from foss_supervisor.commands import COMMANDS, dispatch
 from foss_supervisor.errors import CommandError, ProtocolError, SupervisorError
 from foss_supervisor.resources import data_dir
 from foss_supervisor.web import auth, metrics
-from foss_supervisor.web.keys import CTX, EVENTS, TOKEN
+from foss_supervisor.web.keys import CTX, EVENTS, QUERIES, TOKEN
 from foss_supervisor.web.limits import read_body
 
 __all__ = ["api_command", "api_status", "events", "favicon", "prometheus"]
+
+WAREHOUSE_COMMANDS = frozenset({"query", "export"})  # they take the worker's query threads
 
 
 async def api_status(request: web.Request) -> web.Response:
@@ -42,7 +44,12 @@ async def api_command(request: web.Request) -> web.Response:
     if not isinstance(args, dict):
         return _error(400, ProtocolError("body must be a JSON object of arguments"))
     try:
-        return web.json_response({"ok": True, "result": await dispatch(request.app[CTX], name, args)})
+        if name in WAREHOUSE_COMMANDS:  # bounded per client: one client's long queries cannot starve the rest
+            with request.app[QUERIES].slot(request):
+                result = await dispatch(request.app[CTX], name, args)
+        else:
+            result = await dispatch(request.app[CTX], name, args)
+        return web.json_response({"ok": True, "result": result})
     except ProtocolError as exc:
         return _error(400, exc)
     except SupervisorError as exc:

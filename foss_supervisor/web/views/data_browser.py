@@ -14,7 +14,7 @@ from aiohttp import web
 
 from foss_supervisor.commands import dispatch
 from foss_supervisor.errors import SupervisorError
-from foss_supervisor.web.keys import CTX
+from foss_supervisor.web.keys import CTX, QUERIES
 from foss_supervisor.web.responder import respond
 
 __all__ = ["data_browser", "export", "export_table"]
@@ -75,7 +75,10 @@ async def export(request: web.Request) -> web.StreamResponse:
     if fmt not in EXPORT_TYPES or not sql.strip():
         raise web.HTTPBadRequest(text="give sql= and format=csv or jsonl\n")
     try:
-        result = await dispatch(request.app[CTX], "query", {"sql": sql, "max_rows": EXPORT_MAX_ROWS, "timeout_s": 30.0})
+        with request.app[QUERIES].slot(request):
+            result = await dispatch(
+                request.app[CTX], "query", {"sql": sql, "max_rows": EXPORT_MAX_ROWS, "timeout_s": 30.0}
+            )
     except SupervisorError as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
     response = web.StreamResponse(
@@ -104,7 +107,8 @@ async def export_table(request: web.Request) -> web.StreamResponse:
     if fmt not in TABLE_EXPORT_TYPES:
         raise web.HTTPBadRequest(text=f"format must be one of {', '.join(sorted(TABLE_EXPORT_TYPES))}\n")
     try:
-        result = await dispatch(request.app[CTX], "export", {"table": table, "format": fmt})
+        with request.app[QUERIES].slot(request):
+            result = await dispatch(request.app[CTX], "export", {"table": table, "format": fmt})
     except SupervisorError as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
     path = Path(result["path"])

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from foss_supervisor.commands import dispatch
 from foss_supervisor.errors import SupervisorError
-from foss_supervisor.web.keys import CTX
+from foss_supervisor.web.keys import CTX, QUERIES
 from foss_supervisor.web.responder import respond
 
 __all__ = ["table_view"]
@@ -39,8 +39,9 @@ def _ident(name: str) -> str:
 
 async def _query(request: web.Request, sql: str, max_rows: int) -> dict[str, Any]:
     try:
-        result: dict[str, Any] = await dispatch(request.app[CTX], "query",
-                                                {"sql": sql, "max_rows": max_rows, "timeout_s": 10.0})  # fmt: skip
+        with request.app[QUERIES].slot(request):
+            result: dict[str, Any] = await dispatch(request.app[CTX], "query",
+                                                    {"sql": sql, "max_rows": max_rows, "timeout_s": 10.0})  # fmt: skip
     except SupervisorError as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
     return result
