@@ -51,7 +51,7 @@ class NotifyReceiver:
         return count
 
 
-SLEEPER = f"command: [{PY!r}, '-c', 'import os, time; print(sorted(k for k in os.environ if k.startswith((\"NOTIFY\", \"WATCHDOG\", \"LISTEN\")))); time.sleep(300)']\n    start_timeout: 0.2"  # noqa: E501
+SLEEPER = f'command: [{PY!r}, \'-c\', \'import os, time; print(sorted(k for k in os.environ if k.startswith(("NOTIFY", "WATCHDOG", "LISTEN")))); time.sleep(300)\']\n    start_timeout: 0.2'  # noqa: E501
 
 
 def test_notify_sequence_for_start_watchdog_reload_and_stop(daemon: DaemonHandle, tmp_path: Path) -> None:

@@ -65,8 +65,13 @@ def test_stop_levels_put_dependents_first() -> None:
 
 def test_redaction() -> None:
     env = {"DB_PASSWORD": "p", "API_KEY": "k", "GITHUB_TOKEN": "t", "PATH": "/bin", "PORT": "80"}
-    assert redact_env(env) == {"DB_PASSWORD": "***", "API_KEY": "***", "GITHUB_TOKEN": "***", "PATH": "/bin",
-                               "PORT": "80"}
+    assert redact_env(env) == {
+        "DB_PASSWORD": "***",
+        "API_KEY": "***",
+        "GITHUB_TOKEN": "***",
+        "PATH": "/bin",
+        "PORT": "80",
+    }
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from .common import (
     FLEET_SIZE,
@@ -32,8 +34,8 @@ class Baselines:
 
     def __init__(self, env: Env) -> None:
         self.env = env
-        self.workdir = env.workroot / "baseline"
-        self.workdir.mkdir()
+        # its own folder each time: a full run samples baselines for the crash and the fleet workloads
+        self.workdir = Path(tempfile.mkdtemp(prefix="baseline-", dir=env.workroot))
         self.events = self.workdir / "events.log"
         self.log = EventLog(self.events)
         self.floor: subprocess.Popen[bytes] | None = None

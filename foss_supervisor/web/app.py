@@ -21,8 +21,8 @@ from foss_supervisor.events import EventBus
 from foss_supervisor.resources import data_dir
 from foss_supervisor.web import security
 from foss_supervisor.web.history import History
-from foss_supervisor.web.keys import CTX, EVENTS, EXPOSED, GUARD, HISTORY, JINJA, TOKEN
-from foss_supervisor.web.limits import ConnectionGuard, GuardedSockSite, Limits
+from foss_supervisor.web.keys import CTX, EVENTS, EXPOSED, GUARD, HISTORY, JINJA, QUERIES, TOKEN
+from foss_supervisor.web.limits import ConnectionGuard, GuardedSockSite, Limits, PerClient
 from foss_supervisor.web.responder import make_jinja
 from foss_supervisor.web.routes import ROUTES
 from foss_supervisor.web.sse import EventLog
@@ -46,8 +46,10 @@ def create_app(
     app[EXPOSED] = not security.is_loopback(bound_host)
     app[EVENTS] = EventLog(bus)
     app[GUARD] = guard
+    app[QUERIES] = PerClient()
     app[JINJA] = make_jinja()
-    app[HISTORY] = History(ctx)
+    # programs' figures only while a page is open (an SSE stream): they are the idle daemon's main cost
+    app[HISTORY] = History(ctx, watched=lambda: app[EVENTS].open_streams > 0)
     app.cleanup_ctx.append(_sampling)
     app.on_response_prepare.append(security.set_security_headers)
     app.on_shutdown.append(app[EVENTS].close)

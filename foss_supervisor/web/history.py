@@ -2,6 +2,8 @@
 
 Host CPU and memory, the daemon's RSS, programs running, and each program's CPU and RSS (by its PID,
 read with psutil). Programs come from the ``status`` command, like every other figure the web shows.
+Each program's figures are sampled only while someone watches the dashboard (``watched``): with 1,000
+programs they cost the idle daemon about 1.5 % of a core; host figures are always sampled.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -24,8 +27,15 @@ log = structlog.get_logger("foss_supervisor.web")
 class History:
     """Samples every ``every_s`` seconds, keeping ``keep_s`` seconds of them (about an hour by default)."""
 
-    def __init__(self, ctx: CommandContext, every_s: float = 5.0, keep_s: float = 3600.0) -> None:
+    def __init__(
+        self,
+        ctx: CommandContext,
+        every_s: float = 5.0,
+        keep_s: float = 3600.0,
+        watched: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._ctx = ctx
+        self._watched = watched
         self.every_s = every_s
         size = max(2, int(keep_s / every_s))
         self._t: deque[float] = deque(maxlen=size)
@@ -36,15 +46,21 @@ class History:
         self._size = size
 
     async def sample(self) -> None:
-        """Take one sample now."""
-        status = await dispatch(self._ctx, "status", {})
+        """Take one sample now (each program's figures only while someone watches)."""
+        watched = self._watched()
+        if watched:
+            programs = (await dispatch(self._ctx, "status", {}))["programs"]
+            running = sum(1 for p in programs if p["state"] == "RUNNING")
+        else:  # the light command: state counts, no snapshot of every program
+            programs = []
+            running = (await dispatch(self._ctx, "health", {}))["programs"].get("RUNNING", 0)
         self._t.append(round(time.time(), 1))
         self._host["cpu"].append(psutil.cpu_percent(interval=None))
         self._host["mem"].append(psutil.virtual_memory().percent)
         self._host["rss"].append(round(self._me.memory_info().rss / 2**20, 1))
-        self._host["running"].append(sum(1 for p in status["programs"] if p["state"] == "RUNNING"))
+        self._host["running"].append(running)
         seen = set()
-        for p in status["programs"]:
+        for p in programs:
             cpu, rss = self._measure(p["pid"])
             series = self._programs.setdefault(p["name"], self._empty())
             series["cpu"].append(cpu)
@@ -54,7 +70,7 @@ class History:
             if name not in seen:
                 series["cpu"].append(None)
                 series["rss"].append(None)
-        live = {p["pid"] for p in status["programs"] if p["pid"]}
+        live = {p["pid"] for p in programs if p["pid"]}
         self._procs = {pid: proc for pid, proc in self._procs.items() if pid in live}
 
     def _empty(self) -> dict[str, deque[float | None]]:
