@@ -97,7 +97,8 @@ def test_overview_carries_an_hour_of_samples_for_its_charts(web_daemon: DaemonHa
         conn.close()
         return body["series"]  # type: ignore[no-any-return]
 
-    s = wait_for(lambda: len((s := series())["t"]) >= 2 and s, 20, "two samples")
+    # programs are sampled while someone looks: the first look starts it, the next samples carry them
+    s = wait_for(lambda: len((s := series())["t"]) >= 2 and "app" in s["programs"] and s, 30, "samples of app")
     assert len(s["cpu"]) == len(s["mem"]) == len(s["running"]) == len(s["t"])
     assert s["running"][-1] == 1 and all(0 <= v <= 100 for v in s["cpu"])
     app = s["programs"]["app"]
