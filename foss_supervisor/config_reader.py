@@ -29,6 +29,7 @@ __all__ = [
     "as_size",
     "as_str",
     "as_str_map",
+    "no_nul",
 ]
 
 T = TypeVar("T")
@@ -107,10 +108,17 @@ def as_int(minimum: int | None = None, maximum: int | None = None) -> Callable[[
     return convert
 
 
+def no_nul(text: str) -> str:
+    """``text``, refused when it holds a NUL byte (no path, argument or environment value can)."""
+    if "\x00" in text:
+        raise ValueError("must not contain a NUL byte")
+    return text
+
+
 def as_str(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise TypeError(f"must be a non-empty string, got {value!r}")
-    return value
+    return no_nul(value)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -170,6 +178,8 @@ def as_argv(value: Any) -> tuple[str, ...]:
         raise TypeError(f"must be a list of arguments or a string, got {value!r}")
     if not argv:
         raise ValueError("must not be empty")
+    for arg in argv:
+        no_nul(arg)
     return tuple(argv)
 
 
@@ -180,7 +190,7 @@ def as_str_map(value: Any) -> dict[str, str]:
     for k, v in value.items():
         if isinstance(v, bool) or not isinstance(v, str | int | float):
             raise TypeError(f"value of {k!r} must be a string or number, got {v!r}")
-        out[str(k)] = str(v)
+        out[no_nul(str(k))] = no_nul(str(v))
     return out
 
 

@@ -251,7 +251,7 @@ class _Program:
     def env_file(self) -> None:
         """Read the env_file now and interpolate its values (``run`` folds them under ``env``)."""
         raw = self.data["env_file"]
-        if not isinstance(raw, str) or not raw:
+        if not isinstance(raw, str) or not raw or "\x00" in raw:
             return  # the program parser says what is wrong with it
         path = resolve_path(self.ctx.base, raw)
         try:

@@ -283,3 +283,22 @@ def test_any_pipeline_spec_gives_a_spec_or_a_located_error(tmp_path_factory: pyt
         load_pipeline(spec)
     except PipelineConfigError as exc:
         assert exc.file == str(spec)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ('command: ["x\\0y"]', "programs.a.command"),
+        ('command: "sleep 1", cwd: "a\\0b"', "programs.a.cwd"),
+        ('command: "sleep 1", env_file: "a\\0b"', "programs.a.env_file"),
+        ('command: "sleep 1", pidfile: "a\\0b"', "programs.a.pidfile"),
+        ('command: "sleep 1", env: {X: "a\\0b"}', "programs.a.env"),
+        ('command: "sleep 1", log: {file: "a\\0b"}', "programs.a.log.file"),
+        ('command: "sleep 1", health: {exec: ["a\\0b"]}', "programs.a.health.exec"),
+    ],
+)
+def test_a_nul_byte_in_any_string_is_a_located_error(section: str, key: str) -> None:
+    """YAML's "\\0" escape gives a NUL byte, which no path, argument or environment value can hold."""
+    with pytest.raises(ConfigError) as refused:
+        parse_config(f"programs:\n  a: {{{section}}}\n", Path("/tmp/x.yaml"), {})
+    assert key in str(refused.value) and "NUL byte" in str(refused.value)

@@ -343,8 +343,8 @@ def _load_folders(raw: Any, base: Path, file: str, over: FolderOverrides) -> Fol
         if given is not None:
             return Path(given).resolve()
         value = raw.get(key, default)
-        if not isinstance(value, str) or not value:
-            raise PipelineConfigError(file, f"folders.{key}", "must be a non-empty path string")
+        if not isinstance(value, str) or not value or "\x00" in value:
+            raise PipelineConfigError(file, f"folders.{key}", "must be a non-empty path string (no NUL byte)")
         return (base / value).resolve()
 
     warehouse = pick("warehouse", over.warehouse, None)
@@ -390,6 +390,8 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
         if "callable" in raw:
             raise PipelineConfigError(file, f"{key}.callable", "only python steps take a callable")
         rel = _require(raw, "sql", str, file, f"{key}.sql")
+        if "\x00" in rel:
+            raise PipelineConfigError(file, f"{key}.sql", "must be a path with no NUL byte")
         sql_path = (base / rel).resolve()
         sql = _read_sql(sql_path, file, f"{key}.sql")
     else:
