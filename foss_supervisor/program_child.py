@@ -303,10 +303,7 @@ class ProgramChild:
         tag = self._contain.tag(self.name, f"{self._serial}/probe")
         env = {**child_environment(self.cfg, os.environ), SPAWN_ENV: tag}
 
-        def sweep() -> int:
-            return kill_all(self._contain.adopted(tag), signal.SIGKILL)
-
-        return functools.partial(probe, env=env, sweep=sweep)
+        return functools.partial(probe, env=env, sweep=functools.partial(self._contain.sweep, tag))
 
     # ---------------------------------------------------------------- programs that fork (pidfile:)
 
@@ -335,7 +332,7 @@ class ProgramChild:
             await asyncio.sleep(0.01)
             pid, why = self._read_main_pid()
         if pid is None:
-            kill_all(self._contain.adopted(self._tag), signal.SIGKILL)
+            self._contain.sweep(self._tag)
             return why
         entry = read_stat(pid)
         self._pgid = entry.pgid if entry is not None and entry.pgid != os.getpgid(0) else 0
