@@ -131,7 +131,7 @@ def inspect_instance(pid: int, grace_s: float = STARTING_GRACE_S, ping_timeout_s
         delay = min(delay * 2, 0.5)
 
 
-PORT_RELEASE_S = 2.0  # how long a stopped holder's port may take to become free
+RELEASE_S = 2.0  # how long a killed holder may take to let go of its descriptors (the port, its lock)
 
 
 def _try_bind(host: str, port: int) -> socket.socket | None:
@@ -186,7 +186,7 @@ def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: flo
     if other is not None and other.state_dir is not None and outcome == "killed":
         _end_programs_of(other.state_dir)
     # a killed multi-threaded holder lets its descriptors go a moment after it is seen gone
-    deadline = time.monotonic() + PORT_RELEASE_S
+    deadline = time.monotonic() + RELEASE_S
     while (sock := _try_bind(host, port)) is None and time.monotonic() < deadline:
         time.sleep(0.02)
     if sock is not None:
@@ -195,8 +195,16 @@ def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: flo
 
 
 def _end_programs_of(state_dir: Path) -> None:
-    """A stale instance had to be SIGKILLed: end the programs it recorded, unless a new daemon holds its lock."""
-    if PidFile(state_dir / "foss-supervisor.pid").inspect().locked:
+    """A stale instance had to be SIGKILLed: end the programs it recorded, unless a new daemon holds its lock.
+
+    The killed daemon's descriptors (its lock among them) are let go a moment after it is seen gone, so
+    the lock is looked at again, bounded, before it is taken for a new daemon's.
+    """
+    pidfile = PidFile(state_dir / "foss-supervisor.pid")
+    deadline = time.monotonic() + RELEASE_S
+    while (locked := pidfile.inspect().locked) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if locked:
         return
     for name, pid, outcome in clean_leftovers(StateStore(state_dir)):
         log.warning("leftover_stopped", program=name, pid=pid, outcome=outcome, state_dir=str(state_dir))
