@@ -1,46 +1,81 @@
+#!/usr/bin/env python3
 """Load on the dashboard while programs are supervised and a pipeline runs (issue 9's benchmark).
 
-Starts a real daemon (``--programs`` sleepers and the orders pipeline with demo data, rerun every few
-seconds), then for ``--seconds`` drives ``--clients`` concurrent keep-alive clients at one path and
-reports requests/s and latency percentiles; also the bytes of ``/``, and a program's restart latency
-idle and under that load. Prints one JSON object.
+Starts a real daemon (``--programs`` supervised children and the orders pipeline on demo data, rerun
+every few seconds), then drives ``--clients`` concurrent keep-alive connections at ``/api/v1/health``
+and at ``/`` (as a browser asks for it), each for ``--seconds``, with ``wrk`` (C, one thread: the
+other core stays for the daemon; a Python client would measure itself). While each load runs, it
+kills supervised children with SIGKILL and times crash -> restart exactly as bench_supervisors does (the
+child stamps CLOCK_MONOTONIC as its first act), each followed by a bare spawn of the same child by this
+script: the floor under the same load, since on 2 busy cores the child itself waits for a CPU. The same
+is measured idle first. Prints one JSON object; the README's table comes from it.
 
-    .venv/bin/python benchmarks/web_load.py --clients 100 --seconds 10 --programs 50
+    apt-get install wrk        # once
+    .venv/bin/python benchmarks/web_load.py --clients 100 --seconds 20 --programs 50
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import os
+import re
+import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
-import aiohttp
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the supervisors package beside this script
+
+from supervisors.install import CHILD_SOURCE
+from supervisors.observe import EventLog, kill_and_time
 
 from foss_supervisor.control.client import call
 
+# wrk counts answers by status code with this script (a 503 is an answer too: killed programs make the
+# daemon report a crash loop, and /health says so)
+STATUS_LUA = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) codes = {} end
+function response(status, headers, body) codes[status] = (codes[status] or 0) + 1 end
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    for code, n in pairs(t:get("codes")) do io.write(string.format("status %d %d\\n", code, n)) end
+  end
+end
+"""
+PAGE_HEADERS = {"Accept": "text/html", "Accept-Encoding": "gzip, deflate"}  # what a browser sends for /
+
 
 def free_port() -> int:
+    import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def start_daemon(tmp: Path, port: int, programs: int) -> subprocess.Popen[bytes]:
+def child_argv(tmp: Path) -> list[str]:
+    """The supervised child's command line but its name: it stamps its start into ``tmp/events``."""
+    return [sys.executable, "-I", "-S", str(tmp / "child.py"), str(tmp / "events")]
+
+
+def start_daemon(tmp: Path, port: int, programs: int) -> tuple[subprocess.Popen[bytes], EventLog]:
+    """A foreground daemon with ``programs`` children (:func:`child_argv`) and the orders pipeline."""
+    (tmp / "child.py").write_text(CHILD_SOURCE)
+    events = tmp / "events"
     lines = [f"state_dir: {tmp / 'state'}", f"dashboard: {{port: {port}}}", "warehouse: {watch_interval: 0.5s}",
              "pipelines:", "  orders: {every: 5s, demo_data: true}", "programs:"]  # fmt: skip
-    sleeper = [sys.executable, "-c", "import time; time.sleep(100000)"]
-    lines += [f"  p{i:02d}: {{command: {json.dumps(sleeper)}, start_timeout: 0.1}}" for i in range(programs)]
+    for i in range(programs):
+        argv = [*child_argv(tmp), f"p{i:02d}"]
+        lines.append(f"  p{i:02d}: {{command: {json.dumps(argv)}, start_timeout: 0.1}}")
     (tmp / "config.yaml").write_text("\n".join(lines) + "\n")
     argv = [sys.executable, "-m", "foss_supervisor", "start", "--foreground", "--config", str(tmp / "config.yaml")]
     log = (tmp / "daemon.stderr").open("wb")
@@ -48,80 +83,129 @@ def start_daemon(tmp: Path, port: int, programs: int) -> subprocess.Popen[bytes]
     sock = tmp / "state" / "control.sock"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
+        try:
             if call(sock, "ping", timeout_s=2)["phase"] == "ready":
-                return proc
+                watch = EventLog(events)
+                watch.wait_names([f"p{i:02d}" for i in range(programs)], 60)
+                return proc, watch
+        except Exception:  # not up yet: the socket is missing or the daemon still starting
+            pass
         time.sleep(0.2)
     raise RuntimeError("daemon not ready: " + (tmp / "daemon.stderr").read_text()[-2000:])
 
 
-async def drive(url: str, clients: int, seconds: float) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors = 0
-    stop = time.monotonic() + seconds
-
-    async def client(session: aiohttp.ClientSession) -> None:
-        nonlocal errors
-        while time.monotonic() < stop:
-            t0 = time.perf_counter()
-            try:
-                async with session.get(url) as resp:
-                    await resp.read()
-                    if resp.status >= 500 and resp.status != 503:
-                        errors += 1
-            except aiohttp.ClientError:
-                errors += 1
-            latencies.append(time.perf_counter() - t0)
-
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        started = time.monotonic()
-        await asyncio.gather(*(client(session) for _ in range(clients)))
-        elapsed = time.monotonic() - started
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100)
-    return {"requests": len(latencies), "errors": errors, "rps": round(len(latencies) / elapsed),
-            "p50_ms": round(q[49] * 1000, 2), "p99_ms": round(q[98] * 1000, 2)}  # fmt: skip
+def spawn_ms(watch: EventLog, child: list[str], n: int) -> float:
+    """The floor: ms from Popen of the same child, by this script, to its start line."""
+    name = f"bare-{n}"
+    t0 = time.monotonic_ns()
+    proc = subprocess.Popen([*child, name], stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        line = watch.wait_line(lambda ln: ln.name == name, 30, f"start of {name}")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    return (line.t_ns - t0) / 1e6
 
 
-def restart_latency_ms(sock: Path, name: str, times: int = 5) -> float:
-    out = []
-    for _ in range(times):
-        t0 = time.perf_counter()
-        call(sock, "restart", timeout_s=30, names=[name], wait_s=10.0)
-        out.append((time.perf_counter() - t0) * 1000)
-    return round(statistics.median(out), 1)
+def restarts_ms(watch: EventLog, names: list[str], child: list[str], until: float | None = None) -> dict[str, Any]:
+    """Crash -> restart (ms) of each of ``names`` in turn, each followed by a bare spawn of the same child
+    (the floor under the same load: the child needs the CPU too), cycling until ``until`` if given."""
+    restarts: list[float] = []
+    spawns: list[float] = []
+    while len(restarts) < len(names) or (until is not None and time.monotonic() < until - 1.0):
+        restarts.append(kill_and_time(watch, names[len(restarts) % len(names)], tick_s=0.1))
+        spawns.append(spawn_ms(watch, child, len(watch.lines)))
+    med_r, med_s = statistics.median(restarts), statistics.median(spawns)
+    return {"restart_ms_median": round(med_r, 1), "restart_ms_p90": round(statistics.quantiles(restarts, n=10)[8], 1),
+            "bare_spawn_ms_median": round(med_s, 1), "restart_over_spawn": round(med_r / med_s, 2),
+            "restarts": len(restarts)}  # fmt: skip
 
 
-async def main() -> None:
+def parse_wrk(text: str) -> dict[str, Any]:
+    """Requests/s, latency percentiles (ms), non-2xx answers and socket errors from ``wrk --latency``."""
+    unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+    def ms(pct: str) -> float:
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if m is None:
+            raise RuntimeError(f"no {pct}% latency in wrk's output:\n{text}")
+        return round(float(m.group(1)) * unit[m.group(2)], 2)
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    total = re.search(r"(\d+) requests in", text)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if rps is None or total is None:
+        raise RuntimeError(f"unexpected wrk output:\n{text}")
+    codes = {m.group(1): int(m.group(2)) for m in re.finditer(r"^status (\d+) (\d+)$", text, re.M)}
+    return {"rps": round(float(rps.group(1))), "requests": int(total.group(1)), "p50_ms": ms("50"),
+            "p90_ms": ms("90"), "p99_ms": ms("99"), "by_status": codes, "non_2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": sum(int(g) for g in errs.groups()) if errs else 0}  # fmt: skip
+
+
+def load(url: str, clients: int, seconds: float, watch: EventLog, names: list[str], child: list[str],
+         script: Path, headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """wrk on ``url`` for ``seconds`` while children of ``names`` are killed and timed."""
+    argv = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--latency", "--timeout", "5s", "-s", str(script)]
+    for key, value in (headers or {}).items():
+        argv += ["-H", f"{key}: {value}"]
+    started = time.monotonic()
+    wrk = subprocess.Popen([*argv, url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(min(1.0, seconds / 5))  # let the load settle before the first kill
+        restarts = restarts_ms(watch, names, child, until=started + seconds)
+        out, _ = wrk.communicate(timeout=seconds + 30)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    return {**parse_wrk(out), **restarts}
+
+
+def page_bytes(url: str) -> dict[str, int]:
+    """Bytes of ``url`` on the wire (as a browser asks: gzip accepted) and uncompressed."""
+    with urllib.request.urlopen(urllib.request.Request(url, headers=PAGE_HEADERS), timeout=10) as resp:
+        wire = resp.read()
+        encoding = resp.headers.get("Content-Encoding", "")
+    if encoding == "gzip":
+        import gzip
+
+        return {"wire": len(wire), "uncompressed": len(gzip.decompress(wire))}
+    return {"wire": len(wire), "uncompressed": len(wire)}
+
+
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=100)
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--programs", type=int, default=50)
+    ap.add_argument("--idle-kills", type=int, default=15, help="crash -> restart samples with no load")
     args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("web_load.py needs wrk on PATH (Debian: apt-get install wrk)")
     with tempfile.TemporaryDirectory() as d:
         tmp, port = Path(d), free_port()
-        proc = start_daemon(tmp, port, args.programs)
+        proc, watch = start_daemon(tmp, port, args.programs)
         sock = tmp / "state" / "control.sock"
+        names = [f"p{i:02d}" for i in range(args.programs)]
         try:
             base = f"http://127.0.0.1:{port}"
-            async with aiohttp.ClientSession() as s, s.get(base + "/", headers={"Accept": "text/html"}) as r:
-                page_bytes = len(await r.read())
-            idle_restart = await asyncio.to_thread(restart_latency_ms, sock, "p00")
-            health = asyncio.create_task(drive(base + "/health", args.clients, args.seconds))
-            await asyncio.sleep(args.seconds / 3)
-            loaded_restart = await asyncio.to_thread(restart_latency_ms, sock, "p01")
-            health_result = await health
-            overview = await drive(base + "/", min(args.clients, 20), args.seconds / 2)
+            child = child_argv(tmp)
+            idle = restarts_ms(watch, names[: args.idle_kills], child)
+            script = tmp / "status.lua"
+            script.write_text(STATUS_LUA)
+            health = load(base + "/api/v1/health", args.clients, args.seconds, watch, names, child, script)
+            overview = load(base + "/", args.clients, args.seconds, watch, names, child, script, PAGE_HEADERS)
             runs = call(sock, "pipeline_runs", name="orders", limit=500)
             print(json.dumps({"clients": args.clients, "programs": args.programs, "cpus": os.cpu_count(),
-                              "health": health_result, "overview": overview, "overview_bytes": page_bytes,
-                              "restart_ms_idle": idle_restart, "restart_ms_under_load": loaded_restart,
+                              "seconds": args.seconds, "idle": idle, "health": health, "overview": overview,
+                              "overview_bytes": page_bytes(base + "/"),
                               "pipeline_runs_during": len(runs)}, indent=2))  # fmt: skip
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
+            watch.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -261,13 +261,13 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self._signals.put_nowait, sig)  # handlers only enqueue
         started = asyncio.Event()
-        runner = None
+        web_server = None
         try:
             async with asyncio.TaskGroup() as group:
                 supervising = group.create_task(self.supervisor.run(started, self._shutdown), name="supervisor")
                 # programs spawn while the web layer (aiohttp, jinja2, prometheus) is imported in a thread
                 try:
-                    runner = await self._start_web()
+                    web_server = await self._start_web()
                 except Exception as exc:  # a dashboard that cannot start must not strand the programs
                     self._subsystem_failed("dashboard", exc)
                 helpers = [group.create_task(self._handle_signals(), name="signals"),
@@ -294,8 +294,8 @@ class Daemon:
                     task.cancel()
         finally:
             await control.close()
-            if runner is not None:
-                await runner.cleanup()
+            if web_server is not None:
+                await web_server.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             self.containment.end_adopted()
@@ -316,12 +316,15 @@ class Daemon:
     async def _start_web(self) -> Any:
         if self._dashboard_socket is None:
             return None
-        await asyncio.to_thread(importlib.import_module, "foss_supervisor.web.app")
-        from foss_supervisor.web.app import serve
+        await asyncio.to_thread(importlib.import_module, "foss_supervisor.web.server")
         from foss_supervisor.web.auth import load_or_create_token
+        from foss_supervisor.web.server import WebServer
 
         token = load_or_create_token(self._config.state_dir / "api-token")
-        return await serve(self, self.bus, token, self._dashboard_socket)
+        server = WebServer(self, self.bus, token, self._dashboard_socket,
+                           on_failure=lambda exc: self._subsystem_failed("dashboard", exc))  # fmt: skip
+        await server.start()
+        return server
 
 
 def _pipeline_service(config: Config, bus: EventBus, write_failures: WriteFailures) -> PipelineService | None:

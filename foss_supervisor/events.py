@@ -122,6 +122,11 @@ class EventBus:
         """Call ``callback(event)`` for every event; it must be quick and must not raise."""
         self._callbacks.append(callback)
 
+    def off(self, callback: Callable[[object], None]) -> None:
+        """Stop calling ``callback`` (no error if it was not registered)."""
+        if callback in self._callbacks:
+            self._callbacks = [c for c in self._callbacks if c is not callback]
+
     def subscribe(self, maxsize: int = 1000) -> Subscription:
         """Return a bounded async subscription; close it when done."""
         sub = Subscription(self, maxsize)

@@ -103,3 +103,27 @@ def test_overview_carries_an_hour_of_samples_for_its_charts(web_daemon: DaemonHa
     assert s["running"][-1] == 1 and all(0 <= v <= 100 for v in s["cpu"])
     app = s["programs"]["app"]
     assert len(app["rss"]) == len(s["pt"]) and app["rss"][-1] > 1  # MB of a sleeping Python
+
+
+def test_health_api_is_json_and_follows_a_change_at_once(web_daemon: DaemonHandle) -> None:
+    """/api/v1/health answers JSON whatever the client accepts, and a shared reply never hides a change:
+    right after a stop, the next answer counts the program as stopped."""
+
+    def health() -> tuple[int, dict[str, Any]]:
+        conn = http.client.HTTPConnection("127.0.0.1", web_daemon.port, timeout=10)
+        try:
+            conn.request("GET", "/api/v1/health", headers={"Accept": "text/html"})
+            resp = conn.getresponse()
+            assert resp.getheader("Content-Type", "").startswith("application/json")
+            return resp.status, json.loads(resp.read())
+        finally:
+            conn.close()
+
+    wait_for(lambda: health()[1]["programs"] == {"RUNNING": 1}, 15, "app running")
+    for _ in range(20):  # a burst of probes, as a load balancer sends: served from one shared reply
+        assert health() == (200, health()[1])
+    web_daemon.call("stop", names=["app"])
+    code, body = health()
+    assert (code, body["programs"]) == (200, {"STOPPED": 1})
+    web_daemon.call("start", names=["app"], wait_s=10.0)
+    assert health()[1]["programs"] == {"RUNNING": 1}

@@ -18,7 +18,7 @@ from foss_supervisor.web.sse import EventLog
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[EventBus, EventLog, str]]:
     bus = EventBus()
-    log = EventLog(bus, size=3, max_streams=2, tick_s=60)
+    log = EventLog(bus.on, size=3, max_streams=2, tick_s=60)
     app = web.Application()
     app.router.add_get("/events", log.stream)
     app.on_shutdown.append(log.close)

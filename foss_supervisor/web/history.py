@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import structlog
 
-from foss_supervisor.commands import CommandContext, dispatch
+from foss_supervisor.web.core import Core
 
 __all__ = ["WATCH_S", "History"]
 
@@ -32,12 +32,12 @@ class History:
 
     def __init__(
         self,
-        ctx: CommandContext,
+        core: Core,
         every_s: float = 5.0,
         keep_s: float = 3600.0,
         watched: Callable[[], bool] = lambda: True,
     ) -> None:
-        self._ctx = ctx
+        self._core = core
         self._watched = watched
         self._looked_at = -WATCH_S  # monotonic time of the last look at the overview
         self.every_s = every_s
@@ -53,11 +53,11 @@ class History:
         """Take one sample now (each program's figures only while someone watches)."""
         watched = self._watched() or time.monotonic() - self._looked_at < WATCH_S
         if watched:
-            programs = (await dispatch(self._ctx, "status", {}))["programs"]
+            programs = (await self._core.read("status"))["programs"]
             running = sum(1 for p in programs if p["state"] == "RUNNING")
         else:  # the light command: state counts, no snapshot of every program
             programs = []
-            running = (await dispatch(self._ctx, "health", {}))["programs"].get("RUNNING", 0)
+            running = (await self._core.read("health"))["programs"].get("RUNNING", 0)
         self._t.append(round(time.time(), 1))
         self._host["cpu"].append(psutil.cpu_percent(interval=None))
         self._host["mem"].append(psutil.virtual_memory().percent)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import jinja2
 from aiohttp import web
 
-from foss_supervisor.commands import CommandContext
+from foss_supervisor.web.core import Core
 from foss_supervisor.web.history import History
 from foss_supervisor.web.limits import ConnectionGuard, PerClient
 from foss_supervisor.web.sse import EventLog
 
-__all__ = ["CTX", "EVENTS", "EXPOSED", "GUARD", "HISTORY", "JINJA", "TOKEN"]
+__all__ = ["CORE", "EVENTS", "EXPOSED", "GUARD", "HISTORY", "JINJA", "TOKEN"]
 
-CTX = web.AppKey("ctx", CommandContext)
+CORE = web.AppKey("core", Core)  # the command surface and bus, across threads
 TOKEN = web.AppKey("token", str)
 EXPOSED = web.AppKey("exposed", bool)  # bound beyond loopback: every read needs the token
 EVENTS = web.AppKey("events", EventLog)

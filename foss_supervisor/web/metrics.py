@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from foss_supervisor.commands import CommandContext, dispatch
 from foss_supervisor.pipeline.states import RunStatus, StepState
+from foss_supervisor.web.core import Core
 from foss_supervisor.web.views.overview import configured_pipelines
 
 __all__ = ["render", "snapshot"]
@@ -25,12 +25,13 @@ _HEALTH_VALUE = {"healthy": 1.0, "unhealthy": 0.0, "unknown": -1.0}
 RUNS_LOOKED_AT = 100
 
 
-async def snapshot(ctx: CommandContext) -> dict[str, Any]:
+async def snapshot(core: Core) -> dict[str, Any]:
     """What one scrape reports: ``{"status", "pipelines": [...with "runs"]}``, all from commands."""
-    data: dict[str, Any] = {"status": await dispatch(ctx, "status", {}), "pipelines": []}
-    for p in await configured_pipelines(ctx):
-        p["runs"] = await dispatch(ctx, "pipeline_runs", {"name": p["name"], "limit": RUNS_LOOKED_AT})
-        data["pipelines"].append(p)
+    data: dict[str, Any] = {"status": await core.read("status"), "pipelines": []}
+    for p in await configured_pipelines(core):  # shared replies: new dicts, never changed in place
+        data["pipelines"].append(
+            {**p, "runs": await core.read("pipeline_runs", {"name": p["name"], "limit": RUNS_LOOKED_AT})}
+        )
     return data
 
 
@@ -128,9 +129,9 @@ class _Snapshot(Collector):
         )
 
 
-async def render(ctx: CommandContext) -> bytes:
+async def render(core: Core) -> bytes:
     """The exposition text of one scrape (a registry of our own each time, never the global one)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(await snapshot(ctx)))
+    registry.register(_Snapshot(await snapshot(core)))
     ProcessCollector(namespace="foss_supervisor", registry=registry)
     return generate_latest(registry)

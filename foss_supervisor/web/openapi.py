@@ -154,7 +154,7 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
                 }
             }
             op["x-sse-events"] = [{"$ref": f"#/components/x-sse-events/{e}"} for e in EVENT_TYPES]
-        if route.path == "/health":
+        if route.path in ("/health", "/api/v1/health"):
             op["responses"]["503"] = {"description": "unhealthy (same body)"}
         paths.setdefault(route.path, {})[route.method.lower()] = op
     paths.update(_command_paths())
@@ -166,7 +166,7 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             "description": "The dashboard's HTTP API. Reads are open on a loopback bind; every command that "
             "changes state needs the API token (state_dir/api-token) as a Bearer token, or the "
             "login cookie plus the X-CSRF-Token header of the dashboard's pages. Beyond "
-            "loopback every request but /health and /login needs the token.",
+            "loopback every request but /health, /api/v1/health and /login needs the token.",
         },
         "paths": paths,
         "components": {

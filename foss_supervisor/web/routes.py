@@ -85,6 +85,7 @@ ROUTES: tuple[Route, ...] = (
         "GET", "/config", config.config_page, "The effective config (secrets redacted) and a checked editor", twin=True
     ),
     Route("GET", "/health", health.health, "200 healthy, 503 not (JSON; HTML for a browser)", twin=True),
+    Route("GET", "/api/v1/health", health.health_json, "The health report, always JSON: 200 healthy, 503 not"),
     Route("GET", "/chat", reference.api_reference, "API reference and console", twin=True),
     Route("GET", "/api/v1/openapi.json", reference.openapi_json, "This OpenAPI 3.1 description"),
     Route("GET", "/api/status", api.api_status, "The daemon and every program (command status)"),

@@ -31,7 +31,7 @@ CSP = (
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; frame-ancestors 'none'"
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PUBLIC_PATHS = frozenset({"/health", "/login", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/health", "/api/v1/health", "/login", "/favicon.ico"})
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

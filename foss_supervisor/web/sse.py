@@ -20,12 +20,11 @@ import json
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
 from aiohttp import web
-
-from foss_supervisor.events import EventBus
 
 __all__ = ["EVENT_TYPES", "EventLog", "event_to_json"]
 
@@ -56,7 +55,15 @@ def event_to_json(event: object) -> dict[str, Any]:
 class EventLog:
     """The last ``size`` bus events with ids, and the open SSE streams that read them."""
 
-    def __init__(self, bus: EventBus, size: int = 1000, max_streams: int = 100, tick_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        subscribe: Callable[[Callable[[object], None]], None],
+        size: int = 1000,
+        max_streams: int = 100,
+        tick_s: float = 5.0,
+    ) -> None:
+        """``subscribe(callback)`` must call ``callback(event)`` on this loop for every bus event
+        (``EventBus.on``, or ``Core.on_event`` across threads)."""
         self.boot = secrets.token_hex(4)
         self._seq = 0
         self._events: deque[tuple[int, str, bytes]] = deque(maxlen=size)
@@ -64,7 +71,7 @@ class EventLog:
         self._streams: set[asyncio.Task[Any]] = set()
         self.max_streams = max_streams
         self.tick_s = tick_s
-        bus.on(self._append)
+        subscribe(self._append)
 
     def _append(self, event: object) -> None:
         self._seq += 1

@@ -6,11 +6,11 @@ import json
 
 from aiohttp import web
 
-from foss_supervisor.commands import COMMANDS, dispatch
+from foss_supervisor.commands import COMMANDS
 from foss_supervisor.errors import CommandError, ProtocolError, SupervisorError
 from foss_supervisor.resources import data_dir
 from foss_supervisor.web import auth, metrics
-from foss_supervisor.web.keys import CTX, EVENTS, QUERIES, TOKEN
+from foss_supervisor.web.keys import CORE, EVENTS, QUERIES, TOKEN
 from foss_supervisor.web.limits import read_body
 
 __all__ = ["api_command", "api_status", "events", "favicon", "prometheus"]
@@ -19,7 +19,7 @@ WAREHOUSE_COMMANDS = frozenset({"query", "export"})  # they take the worker's qu
 
 
 async def api_status(request: web.Request) -> web.Response:
-    return web.json_response(await dispatch(request.app[CTX], "status", {}))
+    return web.json_response(await request.app[CORE].call("status", {}))
 
 
 async def api_command(request: web.Request) -> web.Response:
@@ -46,9 +46,9 @@ async def api_command(request: web.Request) -> web.Response:
     try:
         if name in WAREHOUSE_COMMANDS:  # bounded per client: one client's long queries cannot starve the rest
             with request.app[QUERIES].slot(request):
-                result = await dispatch(request.app[CTX], name, args)
+                result = await request.app[CORE].call(name, args)
         else:
-            result = await dispatch(request.app[CTX], name, args)
+            result = await request.app[CORE].call(name, args)
         return web.json_response({"ok": True, "result": result})
     except ProtocolError as exc:
         return _error(400, exc)
@@ -65,7 +65,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def prometheus(request: web.Request) -> web.Response:
-    body = await metrics.render(request.app[CTX])
+    body = await metrics.render(request.app[CORE])
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 

@@ -7,8 +7,7 @@ import json
 
 from aiohttp import web
 
-from foss_supervisor.commands import dispatch
-from foss_supervisor.web.keys import CTX
+from foss_supervisor.web.keys import CORE
 from foss_supervisor.web.responder import respond
 from foss_supervisor.web.views.overview import configured_pipelines
 
@@ -17,8 +16,8 @@ __all__ = ["config_page"]
 
 async def config_page(request: web.Request) -> web.StreamResponse:
     """The running config; the file itself is fetched by the page with the token (it may hold secrets)."""
-    ctx = request.app[CTX]
-    shown = await dispatch(ctx, "config_show", {})
-    sources = [await dispatch(ctx, "pipeline_sources", {"name": p["name"]}) for p in await configured_pipelines(ctx)]
+    core = request.app[CORE]
+    shown = await core.call("config_show", {})
+    sources = [await core.call("pipeline_sources", {"name": p["name"]}) for p in await configured_pipelines(core)]
     return await respond(request, "config.html",
                          {**shown, "pretty": json.dumps(shown["config"], indent=2), "pipelines": sources})  # fmt: skip

@@ -12,9 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from foss_supervisor.commands import dispatch
 from foss_supervisor.errors import SupervisorError
-from foss_supervisor.web.keys import CTX, QUERIES
+from foss_supervisor.web.keys import CORE, QUERIES
 from foss_supervisor.web.responder import respond
 
 __all__ = ["data_browser", "export", "export_table"]
@@ -34,11 +33,11 @@ TABLES_SQL = (
 
 
 async def data_browser(request: web.Request) -> web.StreamResponse:
-    ctx = request.app[CTX]
+    core = request.app[CORE]
     tables: dict[str, list[dict[str, Any]]] = {}
     error = ""
     try:
-        result = await dispatch(ctx, "query", {"sql": TABLES_SQL, "max_rows": 1000, "timeout_s": 5.0})
+        result = await core.call("query", {"sql": TABLES_SQL, "max_rows": 1000, "timeout_s": 5.0})
         for schema, table, rows, columns in result["rows"]:
             tables.setdefault(schema, []).append({"name": table, "rows": rows, "columns": columns})
     except SupervisorError as exc:  # no pipelines configured, or the warehouse cannot answer
@@ -76,9 +75,7 @@ async def export(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text="give sql= and format=csv or jsonl\n")
     try:
         with request.app[QUERIES].slot(request):
-            result = await dispatch(
-                request.app[CTX], "query", {"sql": sql, "max_rows": EXPORT_MAX_ROWS, "timeout_s": 30.0}
-            )
+            result = await request.app[CORE].call("query", {"sql": sql, "max_rows": EXPORT_MAX_ROWS, "timeout_s": 30.0})
     except SupervisorError as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
     response = web.StreamResponse(
@@ -108,7 +105,7 @@ async def export_table(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text=f"format must be one of {', '.join(sorted(TABLE_EXPORT_TYPES))}\n")
     try:
         with request.app[QUERIES].slot(request):
-            result = await dispatch(request.app[CTX], "export", {"table": table, "format": fmt})
+            result = await request.app[CORE].call("export", {"table": table, "format": fmt})
     except SupervisorError as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
     path = Path(result["path"])

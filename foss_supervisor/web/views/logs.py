@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from foss_supervisor.commands import LOG_SOURCES, dispatch
+from foss_supervisor.commands import LOG_SOURCES
 from foss_supervisor.errors import SupervisorError
-from foss_supervisor.web.keys import CTX
+from foss_supervisor.web.keys import CORE
 from foss_supervisor.web.responder import respond
 
 __all__ = ["log_index", "log_page"]
@@ -16,7 +16,7 @@ SOURCE_TITLES = {"daemon": "the daemon", "pipeline": "the pipeline worker and it
 
 
 async def _sources(request: web.Request) -> list[dict[str, str]]:
-    status = await dispatch(request.app[CTX], "status", {})
+    status = await request.app[CORE].read("status")
     out = [{"source": s, "title": SOURCE_TITLES[s], "state": ""} for s in LOG_SOURCES]
     out += [{"source": p["name"], "title": f"program {p['name']}", "state": p["state"]} for p in status["programs"]]
     return out
@@ -34,7 +34,7 @@ async def log_page(request: web.Request) -> web.StreamResponse:
     """The viewer, opened on the last 64 KiB of the log (the JSON twin is that ``log_read`` reply)."""
     source = request.match_info["source"]
     try:
-        tail = await dispatch(request.app[CTX], "log_read", {"source": source, "offset": -1, "max_bytes": 65536})
+        tail = await request.app[CORE].call("log_read", {"source": source, "offset": -1, "max_bytes": 65536})
     except SupervisorError as exc:
         raise web.HTTPNotFound(text=f"{exc}\n") from None
     if request.query.get("format") == "text":  # download the whole file, as it is

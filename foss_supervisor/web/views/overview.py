@@ -9,10 +9,10 @@ from typing import Any
 import psutil
 from aiohttp import web
 
-from foss_supervisor.commands import CommandContext, dispatch
 from foss_supervisor.errors import CommandError
+from foss_supervisor.web.core import Core
 from foss_supervisor.web.history import History
-from foss_supervisor.web.keys import CTX, EVENTS, HISTORY
+from foss_supervisor.web.keys import CORE, EVENTS, HISTORY
 from foss_supervisor.web.responder import respond
 
 __all__ = ["configured_pipelines", "layers_of", "overview", "pipelines_with_runs", "run_history", "system_resources"]
@@ -78,22 +78,22 @@ def run_history(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return out
 
 
-async def configured_pipelines(ctx: CommandContext) -> list[dict[str, Any]]:
+async def configured_pipelines(core: Core) -> list[dict[str, Any]]:
     """The ``pipelines`` command's answer, or an empty list when the daemon has none configured."""
     try:
-        found: list[dict[str, Any]] = await dispatch(ctx, "pipelines", {})
+        found: list[dict[str, Any]] = await core.read("pipelines")
     except CommandError:  # "no pipelines are configured"
         return []
     return found
 
 
-async def pipelines_with_runs(ctx: CommandContext, limit: int = 10) -> list[dict[str, Any]]:
+async def pipelines_with_runs(core: Core, limit: int = 10) -> list[dict[str, Any]]:
     """Every pipeline (command ``pipelines``) with its last ``limit`` runs and each step's layer."""
-    out = await configured_pipelines(ctx)
-    for p in out:
-        p["recent_runs"] = await dispatch(ctx, "pipeline_runs", {"name": p["name"], "limit": limit})
-        p["layers"] = layers_of(p["steps"], p.get("layers"))
-        p["history"] = run_history(p["recent_runs"])
+    out = []
+    for p in await configured_pipelines(core):  # shared replies: new dicts, never changed in place
+        runs = await core.read("pipeline_runs", {"name": p["name"], "limit": limit})
+        out.append({**p, "recent_runs": runs, "layers": layers_of(p["steps"], p.get("layers")),
+                    "history": run_history(runs)})  # fmt: skip
     return out
 
 
@@ -110,17 +110,17 @@ def _event_line(e: dict[str, Any]) -> dict[str, Any]:
 
 
 async def overview(request: web.Request) -> web.StreamResponse:
-    ctx = request.app[CTX]
-    status = await dispatch(ctx, "status", {})
+    core = request.app[CORE]
+    status = await core.read("status")
     programs = status["programs"]
     data = {
         "status": status,
-        "health": await dispatch(ctx, "health", {}),
+        "health": await core.read("health"),
         "running": sum(1 for p in programs if p["state"] == "RUNNING"),
         "total": len(programs),
         "resources": system_resources(status["daemon"]["state_dir"], request.app[HISTORY].latest("cpu")),
         "generated_at": time.time(),
-        "pipelines": await pipelines_with_runs(ctx, 30),
+        "pipelines": await pipelines_with_runs(core, 30),
         "series": _looked_at(request).page_series(),
         "events": [_event_line(e) for e in request.app[EVENTS].recent(40) if e["type"] not in QUIET_EVENTS][:20],
     }

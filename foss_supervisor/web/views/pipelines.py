@@ -6,9 +6,8 @@ import re
 
 from aiohttp import web
 
-from foss_supervisor.commands import dispatch
 from foss_supervisor.errors import SupervisorError
-from foss_supervisor.web.keys import CTX, EVENTS
+from foss_supervisor.web.keys import CORE, EVENTS
 from foss_supervisor.web.responder import respond
 from foss_supervisor.web.security import REPORT_CSP
 from foss_supervisor.web.views.overview import layers_of, pipelines_with_runs
@@ -20,7 +19,7 @@ REPORT_FILE = re.compile(r"^(?P<stem>latest|[A-Za-z0-9_-]{1,100})\.(?P<ext>html|
 
 async def pipeline_management(request: web.Request) -> web.StreamResponse:
     """Each pipeline with its controls, live steps, figures, tables and the history of its last 50 runs."""
-    pipelines = await pipelines_with_runs(request.app[CTX], 50)
+    pipelines = await pipelines_with_runs(request.app[CORE], 50)
     for p in pipelines:
         p["recent_runs"] = p["recent_runs"][:20]
     return await respond(request, "pipelines.html", {"pipelines": pipelines})
@@ -28,12 +27,12 @@ async def pipeline_management(request: web.Request) -> web.StreamResponse:
 
 async def run_page(request: web.Request) -> web.StreamResponse:
     """One run: its steps on a timeline, rows in and out, errors, and a link to its report."""
-    ctx = request.app[CTX]
+    core = request.app[CORE]
     try:
-        run = await dispatch(ctx, "pipeline_run_info", {"run_id": request.match_info["run_id"]})
+        run = await core.call("pipeline_run_info", {"run_id": request.match_info["run_id"]})
     except SupervisorError as exc:
         raise web.HTTPNotFound(text=f"{exc}\n") from None
-    report = await dispatch(ctx, "pipeline_report", {"name": run["pipeline"], "run_id": run["run_id"]})
+    report = await core.call("pipeline_report", {"name": run["pipeline"], "run_id": run["run_id"]})
     start = run["started_at"]
     end = run["finished_at"] or max(
         [start, *((s["started_at"] or start) + (s["duration_s"] or 0) for s in run["steps"])]
@@ -42,7 +41,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     for s in run["steps"]:
         offset = ((s["started_at"] or start) - start) / span
         s["bar"] = {"left": round(100 * offset, 2), "width": round(max(0.5, 100 * (s["duration_s"] or 0) / span), 2)}
-    logged = await dispatch(ctx, "log_read", {"source": "pipeline", "offset": -1, "max_bytes": 1024 * 1024,
+    logged = await core.call("log_read", {"source": "pipeline", "offset": -1, "max_bytes": 1024 * 1024,
                                               "contains": run["run_id"]})  # fmt: skip
     step_lines = [f"{e['step']} {e['level']}: {e['message']}" for e in reversed(request.app[EVENTS].recent(1000))
                   if e["type"] == "StepLog" and e["run_id"] == run["run_id"]]  # fmt: skip
@@ -64,8 +63,7 @@ async def report(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
     stem = match["stem"]
     try:
-        found = await dispatch(
-            request.app[CTX],
+        found = await request.app[CORE].call(
             "pipeline_report",
             {"name": request.match_info["name"], "run_id": "" if stem == "latest" else stem},
         )

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from foss_supervisor.commands import dispatch
-from foss_supervisor.web.keys import CTX
+from foss_supervisor.web.keys import CORE
 from foss_supervisor.web.openapi import build_openapi
 from foss_supervisor.web.responder import respond
 
@@ -13,7 +12,7 @@ __all__ = ["api_reference", "openapi_json"]
 
 
 async def api_reference(request: web.Request) -> web.StreamResponse:
-    commands = await dispatch(request.app[CTX], "help", {})
+    commands = await request.app[CORE].call("help", {})
     spec = build_openapi(request.app)
     endpoints = [
         {

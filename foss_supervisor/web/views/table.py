@@ -14,9 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from foss_supervisor.commands import dispatch
 from foss_supervisor.errors import SupervisorError
-from foss_supervisor.web.keys import CTX, QUERIES
+from foss_supervisor.web.keys import CORE, QUERIES
 from foss_supervisor.web.responder import respond
 
 __all__ = ["table_view"]
@@ -40,7 +39,7 @@ def _ident(name: str) -> str:
 async def _query(request: web.Request, sql: str, max_rows: int) -> dict[str, Any]:
     try:
         with request.app[QUERIES].slot(request):
-            result: dict[str, Any] = await dispatch(request.app[CTX], "query",
+            result: dict[str, Any] = await request.app[CORE].call("query",
                                                     {"sql": sql, "max_rows": max_rows, "timeout_s": 10.0})  # fmt: skip
     except SupervisorError as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
@@ -65,7 +64,7 @@ async def table_view(request: web.Request) -> web.StreamResponse:
         f"WHERE schema_name = {_literal(schema)} AND table_name = {_literal(name)} ORDER BY column_index"
     )
     try:
-        cols = await dispatch(request.app[CTX], "query", {"sql": columns_sql, "max_rows": 2000, "timeout_s": 10.0})
+        cols = await request.app[CORE].call("query", {"sql": columns_sql, "max_rows": 2000, "timeout_s": 10.0})
     except SupervisorError:  # no pipelines configured, or no warehouse yet
         raise web.HTTPNotFound(text="no such table\n") from None
     if not cols["rows"]:

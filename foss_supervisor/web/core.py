@@ -1,0 +1,124 @@
+"""The core as the web layer sees it: the command surface and the event bus, reached from another thread.
+
+The dashboard runs on its own thread and event loop (see :mod:`foss_supervisor.web.server`) so that a
+hundred busy browsers cannot delay the supervision loop: a program's crash is handled on the core's loop
+whatever the web is doing. Everything the web needs from the core crosses here, and only here:
+
+- :meth:`Core.call` runs a command on the core's loop (``asyncio.run_coroutine_threadsafe``) and awaits
+  its reply on the web loop; the reply is fresh JSON-able data the core no longer touches.
+- :meth:`Core.read` is :meth:`Core.call` for the read-only commands every page and probe asks for
+  (``status``, ``health``, ``pipelines``, ``pipeline_runs``): callers asking at once share one call, and
+  its reply serves for :data:`READ_MAX_AGE_S` unless a bus event arrived since. A hundred clients
+  polling ``/health`` then cost the core's loop a few commands a second, not a hundred times the work.
+  Such a reply is shared between requests: views must not mutate it.
+- :meth:`Core.on_event` delivers each bus event to a callback on the web loop
+  (``loop.call_soon_threadsafe``), in publish order; :meth:`Core.close` stops the delivery.
+
+Built with ``core_loop=None`` (tests, or a web app on the core's own loop) both are plain direct calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from foss_supervisor.commands import CommandContext, dispatch
+from foss_supervisor.config_model import Config
+from foss_supervisor.events import EventBus
+
+__all__ = ["READABLE", "READ_MAX_AGE_S", "Core"]
+
+READ_MAX_AGE_S = 0.5  # how long a shared reply serves when no event came (uptimes and CPU move meanwhile)
+READABLE = frozenset({"status", "health", "pipelines", "pipeline_runs"})  # read-only: safe to share
+QUIET_EVENTS = frozenset({"StepLog"})  # a step's log line changes no command's reply
+MAX_READS = 256  # distinct (command, arguments) remembered; forgotten all at once beyond
+
+
+class Core:
+    """The command surface and the bus of ``ctx``, callable from any thread's event loop."""
+
+    def __init__(self, ctx: CommandContext, bus: EventBus, core_loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._ctx = ctx
+        self._bus = bus
+        self._core_loop = core_loop
+        self._forwarders: list[Callable[[object], None]] = []
+        self._generation = 0  # bus events seen: a reply older than the last event is not reused
+        self._reads: dict[tuple[str, str], tuple[int, float, asyncio.Future[Any]]] = {}
+        bus.on(self._saw)  # on the core's loop: Core is built there
+
+    def _saw(self, event: object) -> None:
+        if type(event).__name__ not in QUIET_EVENTS:
+            self._generation += 1
+
+    @property
+    def config(self) -> Config:
+        """The running config (read-only here; a reload replaces the object, never mutates it)."""
+        return self._ctx.config
+
+    async def call(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run command ``name`` with ``args`` on the core's loop and return its reply.
+
+        Raises what :func:`foss_supervisor.commands.dispatch` raises (CommandError and its kinds).
+        Cancelling the caller cancels the command on the core's loop.
+        """
+        coro = dispatch(self._ctx, name, dict(args or {}))
+        loop = self._core_loop
+        if loop is None or loop is asyncio.get_running_loop():
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    async def read(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Like :meth:`call` for a command of :data:`READABLE`, sharing replies (see the module docstring).
+
+        Raises ValueError for another command, and what the command raises (a failed reply is not kept).
+        """
+        if name not in READABLE:
+            raise ValueError(f"{name} is not a shared read")
+        key = (name, repr(sorted((args or {}).items())))
+        now = time.monotonic()
+        hit = self._reads.get(key)
+        if hit is None or hit[0] != self._generation or now - hit[1] >= READ_MAX_AGE_S:
+            if len(self._reads) >= MAX_READS:
+                self._reads.clear()
+            task = asyncio.ensure_future(self.call(name, args))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # seen, even if every caller left
+            hit = (self._generation, now, task)
+            self._reads[key] = hit
+        try:
+            return await asyncio.shield(hit[2])  # one caller cancelled does not cancel the others' reply
+        except Exception:
+            if self._reads.get(key) is hit:
+                del self._reads[key]
+            raise
+
+    def on_event(self, callback: Callable[[object], None]) -> None:
+        """Call ``callback(event)`` on the calling thread's running loop for every bus event.
+
+        Must be called from the loop that is to receive the events (the web loop).
+        """
+        if self._core_loop is None:
+            self._bus.on(callback)
+            return
+        web_loop = asyncio.get_running_loop()
+
+        def forward(event: object) -> None:
+            with contextlib.suppress(RuntimeError):  # the web loop is closing: nobody to tell
+                web_loop.call_soon_threadsafe(callback, event)
+
+        self._forwarders.append(forward)
+        self._core_loop.call_soon_threadsafe(self._bus.on, forward)
+
+    def close(self) -> None:
+        """Stop delivering events (from any thread)."""
+        if self._core_loop is None:
+            self._bus.off(self._saw)
+            return
+        with contextlib.suppress(RuntimeError):
+            self._core_loop.call_soon_threadsafe(self._bus.off, self._saw)
+        for forward in self._forwarders:
+            with contextlib.suppress(RuntimeError):  # the core loop is already closed: nothing publishes
+                self._core_loop.call_soon_threadsafe(self._bus.off, forward)
+        self._forwarders.clear()
