@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 from typing import Any
 
 import pytest
@@ -127,3 +128,23 @@ def test_health_api_is_json_and_follows_a_change_at_once(web_daemon: DaemonHandl
     assert (code, body["programs"]) == (200, {"STOPPED": 1})
     web_daemon.call("start", names=["app"], wait_s=10.0)
     assert health()[1]["programs"] == {"RUNNING": 1}
+
+
+def test_the_overview_is_shared_yet_never_older_than_a_change(web_daemon: DaemonHandle) -> None:
+    """Concurrent visitors share one render of / (see web/pagecache.py), and a state change shows in the
+    very next page: the program's row says STOPPED right after the stop command returns."""
+
+    def state_cell() -> str:
+        conn = http.client.HTTPConnection("127.0.0.1", web_daemon.port, timeout=10)
+        try:
+            conn.request("GET", "/", headers={"Accept": "text/html"})
+            page = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        found = re.search(r'data-program="app">.*?class="state">(.*?)</td>', page, re.S)
+        assert found is not None, page[:2000]
+        return found.group(1)
+
+    wait_for(lambda: "RUNNING" in state_cell().upper(), 15, "app running on the page")
+    web_daemon.call("stop", names=["app"])
+    assert "STOPPED" in state_cell().upper()

@@ -21,6 +21,7 @@ from foss_supervisor.web.core import Core
 from foss_supervisor.web.history import History
 from foss_supervisor.web.keys import CORE, EVENTS, EXPOSED, GUARD, HISTORY, JINJA, QUERIES, TOKEN
 from foss_supervisor.web.limits import ConnectionGuard, Limits, PerClient
+from foss_supervisor.web.pagecache import PAGES, PageCache
 from foss_supervisor.web.responder import make_jinja
 from foss_supervisor.web.routes import ROUTES
 from foss_supervisor.web.sse import EventLog
@@ -46,6 +47,7 @@ def create_app(core: Core, token: str, bound_host: str = "127.0.0.1", limits: Li
     app[EVENTS] = EventLog(core.on_event)
     app[GUARD] = guard
     app[QUERIES] = PerClient()
+    app[PAGES] = PageCache()
     app[JINJA] = make_jinja()
     # programs' figures only while a page is open (an SSE stream): they are the idle daemon's main cost
     app[HISTORY] = History(core, watched=lambda: app[EVENTS].open_streams > 0)

@@ -58,6 +58,11 @@ class Core:
         """The running config (read-only here; a reload replaces the object, never mutates it)."""
         return self._ctx.config
 
+    @property
+    def generation(self) -> int:
+        """How many bus events (but step log lines) the web has seen: what a shared reply is as fresh as."""
+        return self._generation
+
     async def call(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
         """Run command ``name`` with ``args`` on the core's loop and return its reply.
 

@@ -13,6 +13,7 @@ from foss_supervisor.errors import CommandError
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.history import History
 from foss_supervisor.web.keys import CORE, EVENTS, HISTORY
+from foss_supervisor.web.pagecache import shared_page
 from foss_supervisor.web.responder import respond
 
 __all__ = ["configured_pipelines", "layers_of", "overview", "pipelines_with_runs", "run_history", "system_resources"]
@@ -109,6 +110,7 @@ def _event_line(e: dict[str, Any]) -> dict[str, Any]:
     return {"at": e["at"], "text": f"{who}: {what}" + (f" ({e['reason']})" if e.get("reason") else "")}
 
 
+@shared_page()
 async def overview(request: web.Request) -> web.StreamResponse:
     core = request.app[CORE]
     status = await core.read("status")

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from foss_supervisor.errors import SupervisorError
 from foss_supervisor.web.keys import CORE, EVENTS
+from foss_supervisor.web.pagecache import shared_page
 from foss_supervisor.web.responder import respond
 from foss_supervisor.web.security import REPORT_CSP
 from foss_supervisor.web.views.overview import layers_of, pipelines_with_runs
@@ -17,6 +18,7 @@ __all__ = ["pipeline_management", "report", "run_page"]
 REPORT_FILE = re.compile(r"^(?P<stem>latest|[A-Za-z0-9_-]{1,100})\.(?P<ext>html|json)$")
 
 
+@shared_page()
 async def pipeline_management(request: web.Request) -> web.StreamResponse:
     """Each pipeline with its controls, live steps, figures, tables and the history of its last 50 runs."""
     pipelines = await pipelines_with_runs(request.app[CORE], 50)

@@ -1,0 +1,91 @@
+"""Shared pages: a view whose answer depends only on the core's state and the visitor's login renders
+once for everyone asking at the same time (nginx's "microcaching").
+
+The overview renders 50 programs, their sparklines and the pipelines' flow: a few milliseconds of CPU,
+on a thread that shares the interpreter with the supervision loop. A hundred browsers reloading it would
+hold the GIL most of the time and delay restarts. With :func:`shared_page`, callers asking at once wait
+for one render, and that answer serves for ``max_age_s`` unless a bus event arrived since
+(:attr:`Core.generation <foss_supervisor.web.core.Core.generation>`): a page is never older than the
+last state change, and its live parts update over SSE anyway. The key is the path with its query, JSON or
+HTML, and logged in or not (the only per-visitor parts; the CSRF token is derived from the API token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from foss_supervisor.web import auth
+from foss_supervisor.web.keys import CORE, TOKEN
+from foss_supervisor.web.responder import wants_json
+
+__all__ = ["PageCache", "shared_page"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_PAGES = 64  # distinct keys remembered; forgotten all at once beyond (queries are open-ended)
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    status: int
+    content_type: str
+    charset: str | None
+    body: bytes
+
+
+class PageCache:
+    """The pages of one app: key -> (core generation, rendered at, the render in progress or done)."""
+
+    def __init__(self) -> None:
+        self._pages: dict[tuple[str, bool, bool], tuple[int, float, asyncio.Future[_Page]]] = {}
+
+    async def get(self, key: tuple[str, bool, bool], generation: int, max_age_s: float,
+                  render: Callable[[], Awaitable[web.StreamResponse]]) -> _Page:  # fmt: skip
+        """The page for ``key``: a shared render, or a new one when too old or the state changed."""
+        now = time.monotonic()
+        hit = self._pages.get(key)
+        if hit is None or hit[0] != generation or now - hit[1] >= max_age_s:
+            if len(self._pages) >= MAX_PAGES:
+                self._pages.clear()
+            task = asyncio.ensure_future(_capture(render))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # seen, even if every caller left
+            hit = (generation, now, task)
+            self._pages[key] = hit
+        try:
+            return await asyncio.shield(hit[2])
+        except Exception:
+            if self._pages.get(key) is hit:
+                del self._pages[key]  # an error page is not shared: the next visitor tries again
+            raise
+
+
+async def _capture(render: Callable[[], Awaitable[web.StreamResponse]]) -> _Page:
+    response = await render()
+    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+        raise TypeError("a shared page must be a web.Response with a bytes body")
+    return _Page(response.status, response.content_type, response.charset, response.body)
+
+
+def shared_page(max_age_s: float = 0.5) -> Callable[[Handler], Handler]:
+    """Decorate a GET view so that concurrent visitors share its answer (see the module docstring)."""
+
+    def wrap(view: Handler) -> Handler:
+        @functools.wraps(view)
+        async def shared(request: web.Request) -> web.StreamResponse:
+            app = request.app
+            key = (request.path_qs, wants_json(request), auth.is_logged_in(request, app[TOKEN]))
+            page = await app[PAGES].get(key, app[CORE].generation, max_age_s, lambda: view(request))
+            return web.Response(status=page.status, body=page.body, content_type=page.content_type,
+                                charset=page.charset)  # fmt: skip
+
+        return shared
+
+    return wrap
+
+
+PAGES = web.AppKey("pages", PageCache)
