@@ -383,8 +383,10 @@ async def health(ctx: CommandContext) -> dict[str, Any]:
     Unhealthy (``/health`` answers 503): the daemon is not ready, has a problem of its own (a failed
     subsystem, state it cannot write), or a program has one (FATAL, crash-looping in BACKOFF, a job
     that ended badly, stuck behind a dependency, failing its probes). Degraded (still 200): a
-    pipeline's last finished run failed. Returns ``{"ok": bool, "status": "healthy"|"degraded"|"unhealthy",
-    "phase": str, "problems": [str], "warnings": [str], "programs": {state: count}}``.
+    pipeline's last finished run failed, or its timer or cron schedule went by (plus a minute's grace)
+    with no run (paused and running pipelines are not overdue). Returns ``{"ok": bool,
+    "status": "healthy"|"degraded"|"unhealthy", "phase": str, "problems": [str], "warnings": [str],
+    "programs": {state: count}}``.
     """
     problems = [] if ctx.phase == "ready" else [f"daemon is {ctx.phase}"]
     problems += [*ctx.problems, *ctx.supervisor.problems()]
@@ -394,10 +396,13 @@ async def health(ctx: CommandContext) -> dict[str, Any]:
         state: str = proc.state  # a StrEnum member is its own value
         counts[state] = counts.get(state, 0) + 1
     if ctx.pipelines is not None:
+        overdue = ctx.pipelines.overdue(time.time())
         for name in ctx.pipelines.specs:
             last = next((r for r in ctx.pipelines.runs(name, 5) if r["finished_at"] is not None), None)
             if last is not None and last["status"] in ("failed", "abandoned"):
                 warnings.append(f"pipeline {name}: last run {last['run_id']} {last['status']}: {last['error'] or ''}")
+            if name in overdue:
+                warnings.append(f"pipeline {name}: {overdue[name]}")
     ok = not problems
     status = "unhealthy" if problems else ("degraded" if warnings else "healthy")
     return {"ok": ok, "status": status, "phase": ctx.phase, "problems": problems, "warnings": warnings,

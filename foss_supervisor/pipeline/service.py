@@ -33,6 +33,7 @@ from foss_supervisor.pipeline.fingerprint import (
 )
 from foss_supervisor.pipeline.history import RunRecord
 from foss_supervisor.pipeline.runner import PipelineRunner
+from foss_supervisor.pipeline.schedule import overdue_reason
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
 from foss_supervisor.pipeline.states import RunMode, RunStatus
 from foss_supervisor.statestore import atomic_write, read_json
@@ -73,6 +74,7 @@ class PipelineService:
         paused = read_json(self._paused_file)
         self._paused = {n for n in paused if isinstance(n, str)} if isinstance(paused, list) else set()
         self._write_failures = write_failures or WriteFailures()
+        self.started_at = time.time()  # a schedule is not overdue for the time the daemon was down
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -341,6 +343,22 @@ class PipelineService:
                 "report_html": f"/reports/{name}/latest.html" if report.with_suffix(".html").exists() else None,
                 "report_url": f"{self.config.dashboard_url}reports/{name}/latest.html",
             })  # fmt: skip
+        return out
+
+    def overdue(self, now: float) -> dict[str, str]:
+        """Pipelines whose timed schedule went by without a run: name -> why (see pipeline/schedule.py).
+
+        Paused pipelines and ones running now are left out.
+        """
+        out = {}
+        for name in self.specs:
+            pc = self.config.pipelines[name]
+            if name in self._paused or self.runner.is_running(name):
+                continue
+            last = next(iter(self.runner.runs(name, limit=1)), None)
+            last_at = None if last is None else max(last.started_at, last.finished_at or 0.0)
+            if reason := overdue_reason(pc.every_s, pc.cron, last_at, self.started_at, now):
+                out[name] = reason
         return out
 
     def worker_status(self) -> dict[str, Any]:
