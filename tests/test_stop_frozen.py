@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conftest import PY, DaemonHandle, is_gone, wait_for
 
-from foss_supervisor.cli import _programs_gone
+from foss_supervisor.cli_lifecycle import _programs_gone
 from foss_supervisor.config import load_config
 from foss_supervisor.procinfo import identity_of, read_stat
 

@@ -1,0 +1,312 @@
+"""The CLI's instance lifecycle: ``start`` (idempotent: a healthy instance is left alone, an unhealthy or
+stale one replaced), ``stop`` (also of a frozen or half-dead daemon, and what it left) and ``restart``.
+
+Split out of :mod:`foss_supervisor.cli`, which parses arguments and dispatches to these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from foss_supervisor.control.client import call
+from foss_supervisor.errors import SupervisorError
+from foss_supervisor.terminal import EXIT_FAIL, EXIT_OK, say
+
+if TYPE_CHECKING:
+    from foss_supervisor.config import Config
+    from foss_supervisor.procinfo import ProcessIdentity
+
+__all__ = ["cmd_restart", "cmd_start", "cmd_stop"]
+
+# An instance that does not answer within this bound is unhealthy and gets replaced by `start`.
+HEALTH_BOUND_S = 3.0
+# How long `start` waits for a new daemon to report ready.
+READY_TIMEOUT_S = 90.0
+
+
+def _bounded_poll(check: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll ``check`` with growing intervals (5 ms to 100 ms) until true or the timeout; never a bare sleep."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.1)
+
+
+def _ping(config: Config, timeout_s: float) -> dict[str, Any] | None:
+    try:
+        result = call(config.control_socket, "ping", timeout_s=timeout_s)
+        return result if isinstance(result, dict) else None
+    except (OSError, SupervisorError, ValueError):
+        return None
+
+
+def _http_health(config: Config, timeout_s: float) -> tuple[int | None, dict[str, Any]]:
+    """GET /health: (status code, body), or (None, {}) when nothing answers in time."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(config.dashboard_url + "health", timeout=timeout_s) as resp:  # noqa: S310
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except ValueError:
+            return exc.code, {}
+    except (OSError, ValueError):
+        return None, {}
+
+
+# ------------------------------------------------------------------------------------------ start/stop
+
+
+def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
+    """Stop a running daemon: the shutdown command when it answers, else SIGTERM (and SIGCONT), then SIGKILL.
+
+    A daemon that had to be SIGKILLed leaves its programs behind: they are stopped here from its
+    ``children.json`` record, whole process groups, so ``stop`` never leaves a program running.
+    A stopped daemon (SIGSTOP, state T) is continued first, so it answers and stops its programs itself.
+    """
+    from foss_supervisor.pidfile import PidFile
+    from foss_supervisor.procinfo import identity_of, read_stat, terminate, wait_gone
+
+    pidfile = PidFile(config.pid_file)
+    ident = identity_of(pid) if pid else None
+    longest = max((p.stop_timeout_s for p in config.programs.values()), default=0.0)
+
+    def gone() -> bool:
+        return not pidfile.inspect().locked and (ident is None or not ident.alive())
+
+    stat = read_stat(ident.pid) if ident is not None else None
+    if ident is not None and stat is not None and stat.state in ("T", "t"):
+        say("WARN", f"the daemon (pid {ident.pid}) is stopped (state {stat.state}: SIGSTOP or a debugger); "
+                    "sending SIGCONT so it can stop its programs")  # fmt: skip
+        _continue(ident)
+    if graceful:
+        try:
+            call(config.control_socket, "shutdown", timeout_s=HEALTH_BOUND_S)
+        except (OSError, SupervisorError):
+            graceful = False
+        else:
+            if (ident is None or wait_gone(ident, longest * 2 + 30.0)) and _bounded_poll(gone, 5.0):
+                return True
+            say("WARN", "the daemon did not exit after the shutdown command; sending signals")
+    if ident is not None:
+        # SIGCONT with the SIGTERM lets a stopped daemon wake up and stop its programs itself
+        grace = max(5.0, longest + 5.0)
+        say("INFO", f"stopping pid {ident.pid}: SIGTERM, then SIGKILL after {grace:g}s")
+        outcome = terminate(ident, grace)
+        say("INFO", f"pid {ident.pid} {outcome}")
+        if outcome == "killed":
+            _stop_leftovers(config)
+    return _bounded_poll(gone, 10.0) and _programs_gone(config)
+
+
+def _continue(ident: ProcessIdentity) -> None:
+    """SIGCONT to ``ident``, through a pidfd opened before its identity is checked (never a reused PID)."""
+    import signal
+
+    try:
+        fd = os.pidfd_open(ident.pid)
+    except OSError:
+        return
+    try:
+        if ident.alive():
+            signal.pidfd_send_signal(fd, signal.SIGCONT)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _programs_gone(config: Config) -> bool:
+    """After the daemon exited: is nothing it recorded still running? Stops what is; says what stays."""
+    from foss_supervisor.instance import leftover_processes
+    from foss_supervisor.statestore import StateStore
+
+    recorded = StateStore(config.state_dir).leftovers()
+
+    def left() -> list[int]:  # their groups, sessions and spawn tags, each checked by start time
+        return sorted(m.pid for members in leftover_processes(recorded).values() for m in members)
+
+    if not left():
+        return True
+    _stop_leftovers(config)
+    if still := left():
+        say("ERROR", f"programs of the stopped daemon are still running: pids {', '.join(map(str, still[:20]))}")
+        return False
+    return True
+
+
+def _stop_leftovers(config: Config) -> None:
+    from foss_supervisor.instance import clean_leftovers
+    from foss_supervisor.statestore import StateStore
+
+    stops = {name: (p.stop_signal, p.stop_timeout_s) for name, p in config.programs.items()}
+    for name, pid, outcome in clean_leftovers(StateStore(config.state_dir), stops):
+        say("INFO", f"program {name} (pid {pid}) left by the killed daemon: {outcome}")
+
+
+def _same_config(pong: dict[str, Any], config: Config) -> bool:
+    """Does the answering daemon run ``config``? (An older daemon that does not say is taken as yes.)"""
+    theirs = pong.get("config")
+    return not theirs or Path(str(theirs)).resolve() == config.source.resolve()
+
+
+def cmd_start(args: argparse.Namespace, config: Config) -> int:
+    """Smart start: leave a healthy instance alone, replace an unhealthy one, else start fresh.
+
+    An instance that answers on the control socket but runs another config file is refused
+    (exit 1), unless ``--restart`` asks to replace it.
+    """
+    from foss_supervisor.pidfile import PidFile
+    from foss_supervisor.procinfo import describe
+
+    pidfile = PidFile(config.pid_file)
+    status = pidfile.inspect()
+    if status.locked:
+        pong = _ping(config, HEALTH_BOUND_S)
+        healthy = pong is not None  # answering on its control socket proves it alive
+        if pong is not None and not _same_config(pong, config):
+            other = f"pid {pong.get('pid')}, config {pong.get('config')}, state dir {pong.get('state_dir')}"
+            if not args.restart:
+                say("ERROR", f"foss-supervisor is already running with another config ({other}); "
+                             f"stop it first, or pass --restart to replace it with {config.source}")  # fmt: skip
+                return EXIT_FAIL
+            say("INFO", f"replacing the instance that runs another config ({other})")
+        if pong is not None and not args.restart:
+            code, body = _http_health(config, HEALTH_BOUND_S)
+            say("INFO", f"foss-supervisor is already running (pid {status.pid}, {pong.get('phase')})")
+            if code is None:
+                say("WARN", f"its dashboard does not answer on {config.dashboard_url}")
+            elif code != 200:
+                say("WARN", f"it reports problems: {'; '.join(body.get('problems', [])) or code}")
+            say("SUCCESS", f"Dashboard: {config.dashboard_url}")
+            _print_login(config)
+            return EXIT_OK
+        if healthy:
+            say("INFO", f"stopping the running instance (pid {status.pid}) gracefully, to replace it")
+        else:
+            say("WARN", f"the running instance (pid {status.pid}) is not answering within {HEALTH_BOUND_S:g}s")
+        if not _stop_instance(config, status.pid, graceful=healthy):
+            say("ERROR", f"could not stop pid {status.pid}; giving up")
+            return EXIT_FAIL
+        say("INFO", "the old instance is stopped")
+    elif status.pid is not None:
+        holder = describe(status.pid)
+        what = "no such process" if holder["cmdline"] is None else f"now {holder['cmdline']!r}"
+        say("INFO", f"stale PID file (pid {status.pid}: {what}); replacing it")
+    if args.foreground:
+        return _run_foreground(args, config)
+    return _start_background(args, config)
+
+
+def _run_foreground(args: argparse.Namespace, config: Config) -> int:
+    from foss_supervisor.daemon import run_daemon
+    from foss_supervisor.errors import DaemonError, PortInUse
+
+    try:
+        code = run_daemon(config, take_over_port=args.take_over_port, stderr_logs=not args.daemonized)
+        # every program is stopped and the PID file released: the heap (the web stack's included) dies with
+        # the process, so the interpreter's last collection of it would only delay the exit (by up to 0.7 s)
+        gc.freeze()
+        return code
+    except DaemonError as exc:  # another instance, the port, the control socket: nothing was left running
+        say("ERROR", str(exc))
+        if isinstance(exc, PortInUse):
+            say("INFO", "pass --take-over-port to stop that process, or set FOSS_SUPERVISOR_PORT")
+        return EXIT_FAIL
+
+
+def _start_background(args: argparse.Namespace, config: Config) -> int:
+    import subprocess
+
+    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stderr_path = config.state_dir / "foss-supervisor.stderr"
+    # -P and cwd "/": the daemon never imports a module from the directory `start` was run in
+    argv = [sys.executable, "-P", "-m", "foss_supervisor", "start", "--foreground", "--daemonized",
+            "--config", str(config.source.resolve())]  # fmt: skip
+    if args.take_over_port:
+        argv.append("--take-over-port")
+    if args.debug:
+        argv.append("--debug")
+    say("INFO", f"starting foss-supervisor (config {config.source}, state {config.state_dir})")
+    with stderr_path.open("wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True,
+                                close_fds=True, cwd="/")  # fmt: skip
+    state: dict[str, Any] = {}
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            return True
+        state["pong"] = _ping(config, 1.0)
+        return bool(state["pong"]) and state["pong"].get("phase") == "ready"
+
+    _bounded_poll(ready, READY_TIMEOUT_S)
+    if proc.poll() is not None:
+        say("ERROR", f"the daemon exited with code {proc.returncode}:")
+        sys.stderr.write(stderr_path.read_text(encoding="utf-8", errors="replace")[-4000:])
+        return EXIT_FAIL
+    if not state.get("pong"):
+        say("ERROR", f"the daemon (pid {proc.pid}) did not answer within {READY_TIMEOUT_S:g}s; see {stderr_path}")
+        return EXIT_FAIL
+    try:  # ready means every program settled; some may have failed (FATAL, crash-looping, stuck behind one)
+        problems = call(config.control_socket, "status")["daemon"].get("problems", [])
+    except SupervisorError:
+        problems = []
+    if problems:
+        say("ERROR", f"foss-supervisor is running (pid {proc.pid}), but not every program started:")
+        for line in problems:
+            say("ERROR", f"  {line}")
+        say("INFO", f"Dashboard: {config.dashboard_url}")
+        return EXIT_FAIL
+    say("SUCCESS", f"foss-supervisor is running (pid {proc.pid})")
+    say("SUCCESS", f"Dashboard: {config.dashboard_url}")
+    _print_login(config)
+    return EXIT_OK
+
+
+def _print_login(config: Config) -> None:
+    """The one-time login URL, as Jupyter prints it: it sets the cookie that dashboard actions need."""
+    token_file = config.state_dir / "api-token"
+    try:
+        token = token_file.read_text(encoding="ascii").strip()
+    except OSError:
+        return
+    say("INFO", f"To run actions from the browser, open once: {config.dashboard_url}login?token={token}")
+
+
+def cmd_stop(args: argparse.Namespace, config: Config) -> int:
+    from foss_supervisor.pidfile import PidFile
+
+    status = PidFile(config.pid_file).inspect()
+    if not status.locked:
+        say("INFO", "foss-supervisor is not running")
+        # a daemon killed with -9 left its programs running: stop means they stop too
+        return EXIT_OK if _programs_gone(config) else EXIT_FAIL
+    if _stop_instance(config, status.pid, graceful=True):
+        say("SUCCESS", f"foss-supervisor (pid {status.pid}) stopped")
+        return EXIT_OK
+    say("ERROR", f"pid {status.pid} is still running")
+    return EXIT_FAIL
+
+
+def cmd_restart(args: argparse.Namespace, config: Config) -> int:
+    args.restart = True
+    return cmd_start(args, config)
+
+
+# ------------------------------------------------------------------------------------------ queries
