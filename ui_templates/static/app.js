@@ -88,6 +88,12 @@ document.addEventListener("click", async (ev) => {
   foss.say(`${button.textContent.trim()}…`);
   const reply = await foss.command(name, args);
   button.disabled = false;
+  if (reply.ok && button.hasAttribute("data-follow-run") && reply.result?.run_id) {
+    // a new run started (a retry): follow it live on its own page
+    foss.say(`started run ${reply.result.run_id}`);
+    location.assign(`/runs/${encodeURIComponent(reply.result.run_id)}`);
+    return;
+  }
   if (reply.ok) {
     foss.say(`${button.getAttribute("aria-label") || button.textContent.trim()}: done`);
   } else {
