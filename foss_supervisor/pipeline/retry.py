@@ -105,7 +105,7 @@ def plan_retry(
         raise RetryRefusedError(f"{step!r} is not a step of {name!r}; its steps: {', '.join(now)}")
     elif states[step].state.ok:
         raise RetryRefusedError(
-            f"step {step} was {states[step].state.value} in run {rid}: retry a step that did not succeed"
+            f"step {step} was ok in run {rid} ({states[step].state.value}): retry a step that did not succeed"
         )
     else:
         roots = [step]
@@ -118,7 +118,7 @@ def plan_retry(
         for dep in s.depends_on:
             if dep not in selected and not states[dep].state.ok:
                 raise RetryRefusedError(
-                    f"step {s.name} depends on {dep}, which was {states[dep].state.value} in run {rid}:"
+                    f"step {s.name} depends on {dep}, which was not ok in run {rid} ({states[dep].state.value}):"
                     f" retry from {dep}, or retry every failed step"
                 )
     reused = {n: states[n] for n in now if n not in selected}
