@@ -121,6 +121,25 @@ async def test_retry_of_every_failed_step_runs_in_the_source_mode(
     assert [retried.step(n).attempts for n in RERUN] == [1, 1, 1]
 
 
+async def test_a_fixed_sql_file_reloaded_is_what_the_retry_runs(
+    workspace: dict[str, Path], runners: RunnerFactory, tmp_path: Path
+) -> None:
+    ws = workspace
+    broken = variant_yaml(tmp_path, "broken", step_overrides={}, extra_sql={"aggregate": "SELEC 1;"})
+    runner = await runners.open([orders_spec(ws, yaml_path=broken)], ws["state"])
+    write_files(ws["landing"], FILES_BATCH1)
+    failed = await asyncio.wait_for(runner.run("orders"), 60)
+    assert failed.step("aggregate").state is StepState.FAILED and failed.step("enrich").state is StepState.SUCCEEDED
+    sql = tmp_path / "broken_aggregate.sql"
+    sql.write_text(sql.read_text().replace("SELEC 1;", ""))  # the author fixes the file, the daemon reloads it
+    await runner.replace_pipelines([orders_spec(ws, yaml_path=broken)])
+    retried = await asyncio.wait_for(runner.retry(failed.run_id), 60)
+    assert retried.status is RunStatus.SUCCEEDED, retried.to_dict()
+    assert [retried.step(n).state for n in ("enrich", "aggregate", "report")] == [
+        StepState.SKIPPED, StepState.SUCCEEDED, StepState.SUCCEEDED
+    ]  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------- the plan
 
 
