@@ -349,7 +349,8 @@ async def pipeline_runs(ctx: CommandContext, name: str, limit: int) -> list[dict
 
 @command("pipeline_run_info", run_id=(str, ...))
 async def pipeline_run_info(ctx: CommandContext, run_id: str) -> dict[str, Any]:
-    """One run by its id (live while it runs)."""
+    """One run by its id (live while it runs), with ``retry_of`` (the run it retries, or null) and ``"retry":
+    {"possible": bool, "reason": str | null, "from_steps": [step]}``: what ``pipeline_retry`` would accept."""
     return _pipelines(ctx).get_run(run_id)
 
 
