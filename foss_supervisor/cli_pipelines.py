@@ -1,5 +1,5 @@
-"""The CLI's subcommands about data: ``pipeline`` (run, replay, cancel, pause, resume, status, runs, validate,
-reset), ``query``, ``export`` and ``demo-data``. All but ``pipeline validate`` talk to the daemon.
+"""The CLI's subcommands about data: ``pipeline`` (run, replay, retry, cancel, pause, resume, status, runs,
+validate, reset), ``query``, ``export`` and ``demo-data``. All but ``pipeline validate`` talk to the daemon.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ GOOD_RUN = ("succeeded", "succeeded_with_warnings")
 def _print_run(run: dict[str, Any]) -> None:
     took = f" in {run['duration_s']:.2f}s" if run.get("duration_s") is not None else ""
     print(f"run {run['run_id']} of {run['pipeline']} ({run['mode']}, {run['trigger']}): {run['status']}{took}")
+    if run.get("retry_of"):
+        print(f"  retry of run {run['retry_of']}")
     for i, step in enumerate(run["steps"], 1):
         rows = (
             f"{step['rows_in'] if step['rows_in'] is not None else '-'} -> "
@@ -43,7 +45,8 @@ def _print_run(run: dict[str, Any]) -> None:
         )
         dur = f"{step['duration_s']:.2f}s" if step.get("duration_s") is not None else ""
         print(f"  [{i}/{len(run['steps'])}] {step['name']:<12} {step['state']:<24} {rows:<22} {dur}"
-              + (f"  {step['error']}" if step.get("error") else ""))  # fmt: skip
+              + (f"  {step['error']}" if step.get("error") else "")
+              + (f"  ({'; '.join(step['warnings'])})" if step.get("warnings") else ""))  # fmt: skip
     if run.get("error"):
         print(f"  error: {run['error']}")
 
@@ -95,7 +98,10 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
                   f"{run['status']:<24} {took}")  # fmt: skip
         return EXIT_OK
     if not args.name:
-        say("ERROR", f"pipeline {args.action} needs a pipeline name")
+        say("ERROR", f"pipeline {args.action} needs a {'run id' if args.action == 'retry' else 'pipeline name'}")
+        return EXIT_USAGE
+    if args.step and args.action != "retry":
+        say("ERROR", "--step is for pipeline retry only")
         return EXIT_USAGE
     if args.action == "reset":
         return _pipeline_reset(args, config)
@@ -112,9 +118,13 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
         result = call(config.control_socket, "pipeline_cancel", name=args.name)
         say("SUCCESS" if result["cancelled"] else "INFO", "cancelled" if result["cancelled"] else "nothing running")
         return EXIT_OK
-    command = "pipeline_run" if args.action == "run" else "pipeline_replay"
-    run = call(config.control_socket, command, name=args.name, wait=False)
-    say("INFO", f"started run {run['run_id']} of {args.name}")
+    if args.action == "retry":
+        run = call(config.control_socket, "pipeline_retry", run_id=args.name, step=args.step or "", wait=False)
+        say("INFO", f"started run {run['run_id']} of {run['pipeline']}, retrying run {args.name}")
+    else:
+        command = "pipeline_run" if args.action == "run" else "pipeline_replay"
+        run = call(config.control_socket, command, name=args.name, wait=False)
+        say("INFO", f"started run {run['run_id']} of {args.name}")
     if not args.wait:
         return EXIT_OK
     run = _follow_run(config, run)
@@ -220,11 +230,15 @@ def cmd_demo_data(args: argparse.Namespace, config: Target) -> int:
 
 
 def args_pipeline(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["run", "replay", "cancel", "status", "runs", "validate", "reset", "pause",
-                                      "resume"],
+    p.add_argument("action", choices=["run", "replay", "retry", "cancel", "status", "runs", "validate", "reset",
+                                      "pause", "resume"],
                    help="what to do; validate checks a pipeline's YAML and SQL without the daemon; pause and "
-                        "resume its schedules (timer, cron, landing files, after)")  # fmt: skip
-    p.add_argument("name", nargs="?", help="the pipeline (needed by all but status and runs; filters runs)")
+                        "resume its schedules (timer, cron, landing files, after); retry RUN_ID runs a failed "
+                        "run's failed steps (or --step and what follows it) again as a new run, reusing the "
+                        "steps that succeeded; only a pipeline's latest run can be retried")  # fmt: skip
+    p.add_argument("name", nargs="?", help="the pipeline (needed by all but status and runs; filters runs); "
+                                           "for retry, the run id (see pipeline runs)")  # fmt: skip
+    p.add_argument("--step", help="retry: start from this step (it and every step downstream run again)")
     p.add_argument("--yes", action="store_true", help="reset: confirm without a prompt")
     p.add_argument("--wait", action="store_true", help="follow the run step by step until it ends")
     p.add_argument("--json", action="store_true", help="print the reply as JSON")

@@ -305,6 +305,18 @@ async def pipeline_replay(ctx: CommandContext, name: str, wait: bool) -> dict[st
     return await _pipelines(ctx).run_now(name, RunMode.REPLAY, "manual", wait)
 
 
+@command("pipeline_retry", mutating=True, run_id=(str, ...), step=(str, ""), wait=(bool, False))
+async def pipeline_retry(ctx: CommandContext, run_id: str, step: str, wait: bool) -> dict[str, Any]:
+    """Retry a failed or cancelled run as a new run (``retry_of`` names it): its failed steps, or ``step``, and
+    everything downstream run again; the steps that succeeded are skipped, reused from it (see the docs).
+
+    Only the latest run of a pipeline can be retried. Refused with the reason: unknown run, still running,
+    succeeded, not the latest, pipeline busy, ``step`` unknown or ok, an upstream step not ok ("retry from
+    X"), the pipeline's steps changed since. Returns the live run at once, or its final record with wait.
+    """
+    return await _pipelines(ctx).retry_now(run_id, step or None, wait)
+
+
 @command("pipeline_pause", mutating=True, name=(str, ...))
 async def pipeline_pause(ctx: CommandContext, name: str) -> dict[str, Any]:
     """Pause a pipeline's schedules (timer, cron, landing files, ``after:``); manual runs still run.
@@ -337,7 +349,8 @@ async def pipeline_runs(ctx: CommandContext, name: str, limit: int) -> list[dict
 
 @command("pipeline_run_info", run_id=(str, ...))
 async def pipeline_run_info(ctx: CommandContext, run_id: str) -> dict[str, Any]:
-    """One run by its id (live while it runs)."""
+    """One run by its id (live while it runs), with ``retry_of`` (the run it retries, or null) and ``"retry":
+    {"possible": bool, "reason": str | null, "from_steps": [step]}``: what ``pipeline_retry`` would accept."""
     return _pipelines(ctx).get_run(run_id)
 
 

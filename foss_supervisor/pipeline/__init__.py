@@ -3,7 +3,8 @@
 The daemon side never imports DuckDB: it talks to the worker over pipes. Rooms:
 
 * daemon side: ``spec`` (YAML -> PipelineSpec), ``service`` (triggers, commands), ``runner`` (runs, worker
-  process), ``fingerprint`` (skip runs with nothing new), ``history``, ``events``, ``states``, ``errors``;
+  process), ``retry`` (which steps a retry of a failed run runs), ``fingerprint`` (skip runs with nothing
+  new), ``history``, ``events``, ``states``, ``errors``;
 * worker side (DuckDB): ``worker``, ``sandbox`` (what a step may touch), ``query`` (read-only queries),
   ``ledger`` (file ledger, discover), ``orders_steps`` (ingest, orders report), ``report`` (generic report);
 * the CLI's ``pipeline validate``: ``validate``.
@@ -12,9 +13,9 @@ Entry points for the core:
 
 * ``load_pipeline(path, folders=FolderOverrides(...))`` / ``load_pipelines(dir)`` -> ``PipelineSpec``
 * ``PipelineRunner(specs, state_dir=..., on_event=callback)``: ``await start()``, ``await run(name)``,
-  ``await replay(name)``, ``await cancel(name)``, ``await reset(name)``, ``await export(table, fmt)``,
-  ``runs(name)``, ``get_run(id)``, ``active_run(name)``, ``await query(sql, max_rows=, timeout_s=)``,
-  ``await aclose()``
+  ``await replay(name)``, ``await retry(run_id, step=None)``, ``await cancel(name)``, ``await reset(name)``,
+  ``await export(table, fmt)``, ``runs(name)``, ``get_run(id)``, ``active_run(name)``,
+  ``await query(sql, max_rows=, timeout_s=)``, ``await aclose()``
 * ``demo_data.generate(landing)`` and ``demo_data.write_reference(dir)``
 """
 

@@ -9,6 +9,7 @@ pipeline) is caught, printed and given exit code 2 in one place::
         ├── PipelineConfigError    (also a ConfigError) a pipeline YAML or SQL file is invalid: file:line, key
         ├── UnknownPipelineError   no pipeline of that name is loaded
         ├── PipelineBusyError      a run of that pipeline is already in progress (runs never overlap)
+        ├── RetryRefusedError      a run cannot be retried (unknown, succeeded, not the latest, ...): says why
         ├── WorkerError            the DuckDB worker process misbehaved
         │   ├── WorkerCrashedError it died (SIGKILL, OOM, segfault) while a request was in flight
         │   └── WorkerProtocolError it answered something that is not the protocol
@@ -30,6 +31,7 @@ __all__ = [
     "QueryFailedError",
     "QueryRefusedError",
     "QueryTimeoutError",
+    "RetryRefusedError",
     "UnknownPipelineError",
     "WorkerCrashedError",
     "WorkerError",
@@ -57,6 +59,10 @@ class UnknownPipelineError(PipelineError):
 
 class PipelineBusyError(PipelineError):
     """A run of this pipeline is in progress; a second one would overlap it."""
+
+
+class RetryRefusedError(PipelineError):
+    """A retry of a run was refused; the message says why and what to do instead (see pipeline/retry.py)."""
 
 
 class WorkerError(PipelineError):

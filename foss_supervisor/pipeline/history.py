@@ -76,6 +76,7 @@ class RunRecord:
     finished_at: float | None = None
     error: str | None = None
     note: str | None = None  # why a run was skipped
+    retry_of: str | None = None  # the run this one retries (see retry.py)
 
     @property
     def duration_s(self) -> float | None:
@@ -102,6 +103,7 @@ class RunRecord:
             "duration_s": self.duration_s,
             "error": self.error,
             "note": self.note,
+            "retry_of": self.retry_of,
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -118,6 +120,7 @@ class RunRecord:
             finished_at=d.get("finished_at"),
             error=d.get("error"),
             note=d.get("note"),
+            retry_of=d.get("retry_of"),
             steps=tuple(StepRecord.from_dict(s) for s in d.get("steps", [])),
         )
 

@@ -46,6 +46,7 @@ from foss_supervisor.pipeline.events import (
     WorkerStarted,
 )
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
+from foss_supervisor.pipeline.retry import RetryPlan, latest_run, plan_retry
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, check_isolation
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState, check_step_transition
 from foss_supervisor.pipeline.workerproc import WorkerProcess
@@ -83,8 +84,12 @@ def _is_transient(exc: BaseException) -> bool:
 class _Run:
     """Mutable bookkeeping of one in-progress run; snapshots are RunRecords."""
 
-    def __init__(self, run_id: str, spec: PipelineSpec, mode: RunMode, trigger: str, started_at: float) -> None:
+    def __init__(
+        self, run_id: str, spec: PipelineSpec, mode: RunMode, trigger: str, started_at: float,
+        retry: RetryPlan | None = None,
+    ) -> None:  # fmt: skip
         self.run_id = run_id
+        self.retry = retry
         self.spec = spec
         self.mode = mode
         self.trigger = trigger
@@ -105,6 +110,7 @@ class _Run:
             started_at=self.started_at,
             finished_at=self.finished_at,
             error=self.error,
+            retry_of=self.retry.source.run_id if self.retry else None,
             steps=tuple(self.steps[s.name] for s in self.spec.steps),
         )
 
@@ -259,12 +265,35 @@ class PipelineRunner:
         Raises PipelineBusyError if a run of it is in progress. Cancelling the caller cancels the run: the
         current step is interrupted (rolled back) and the run is recorded as cancelled.
         """
-        spec = self._spec(pipeline)
+        return await self._run(self._spec(pipeline), mode, trigger, None)
+
+    def plan_retry(self, run_id: str, *, step: str | None = None) -> RetryPlan:
+        """What ``retry(run_id, step=step)`` would run (see retry.plan_retry), or why it is refused:
+        PipelineBusyError, RetryRefusedError."""
+        source = self.get_run(run_id)
+        name = source.pipeline if source is not None else ""
+        return plan_retry(
+            self._specs.get(name), source, run_id=run_id, step=step, latest=latest_run(self.history.list(name, 1000)),
+            busy=self._closed or (name in self._run_locks and self._run_locks[name].locked()),
+        )  # fmt: skip
+
+    async def retry(self, run_id: str, *, step: str | None = None, trigger: str = "manual") -> RunRecord:
+        """Retry failed run ``run_id`` as a new run (``retry_of`` names it) in its mode: run ``step`` (or, when
+        None, every step that was not ok) and everything downstream; the other steps are recorded as skipped,
+        reused from it. Runs to completion in the caller's task like :meth:`run`.
+
+        Raises PipelineBusyError or RetryRefusedError (see retry.plan_retry for each reason).
+        """
+        plan = self.plan_retry(run_id, step=step)
+        return await self._run(self._spec(plan.source.pipeline), plan.source.mode, trigger, plan)
+
+    async def _run(self, spec: PipelineSpec, mode: RunMode, trigger: str, retry: RetryPlan | None) -> RunRecord:
+        pipeline = spec.name
         lock = self._run_locks[pipeline]
         if lock.locked() or self._closed:
             raise PipelineBusyError(f"pipeline {pipeline!r} is already running" if not self._closed else "closed")
         async with lock:
-            run = _Run(self._new_run_id(), spec, mode, trigger, self._clock())
+            run = _Run(self._new_run_id(), spec, mode, trigger, self._clock(), retry)
             run.task = asyncio.current_task()
             self._active[pipeline] = run
             try:
@@ -503,13 +532,18 @@ class PipelineRunner:
         self._emit(
             RunStarted(self._clock(), run.run_id, spec.name, run.mode, run.trigger, tuple(s.name for s in spec.steps))
         )
-        log.info("pipeline_run_started", run_id=run.run_id, pipeline=spec.name, mode=run.mode.value)
+        log.info("pipeline_run_started", run_id=run.run_id, pipeline=spec.name, mode=run.mode.value,
+                 retry_of=run.retry.source.run_id if run.retry else None)  # fmt: skip
         try:
             await self._setup(run)
             for step in spec.steps:
                 rec = run.steps[step.name]
                 if run.mode not in step.modes:
                     self._set_state(run, step, StepState.SKIPPED)
+                    continue
+                if run.retry is not None and step.name in run.retry.reused:  # committed by the source run
+                    reused = run.retry.reused[step.name]
+                    self._set_state(run, step, StepState.SKIPPED, metrics=reused.metrics, warnings=(run.retry.note,))
                     continue
                 failed_deps = [d for d in step.depends_on if not run.steps[d].state.ok]
                 if failed_deps:

@@ -32,6 +32,7 @@ from foss_supervisor.pipeline.fingerprint import (
     landing_signature,
 )
 from foss_supervisor.pipeline.history import RunRecord
+from foss_supervisor.pipeline.retry import latest_run, retry_options
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.schedule import overdue_reason
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
@@ -187,8 +188,26 @@ class PipelineService:
             raise CommandError(f"pipeline {name!r} is already running")
         return self._group.create_task(self._guarded(name, mode, trigger, skip_unchanged), name=f"pipeline-run:{name}")
 
-    async def _guarded(self, name: str, mode: RunMode, trigger: str, skip_unchanged: bool) -> RunRecord | None:
-        """One background run; its failures are recorded by the runner, never raised into the TaskGroup."""
+    def start_retry(self, run_id: str, step: str | None) -> tuple[str, asyncio.Task[RunRecord | None]]:
+        """Start a retry of failed run ``run_id`` in the background (see PipelineRunner.retry); returns the
+        pipeline's name and the task. Raises CommandError with the reason when the retry is refused."""
+        if self._group is None:
+            raise CommandError("pipelines are not running (the daemon is starting or stopping)")
+        try:
+            plan = self.runner.plan_retry(run_id, step=step)
+        except PipelineError as exc:
+            raise CommandError(str(exc)) from None
+        name = plan.source.pipeline
+        task = self._group.create_task(
+            self._guarded(name, plan.source.mode, "manual", False, retry=(run_id, step)), name=f"pipeline-retry:{name}"
+        )
+        return name, task
+
+    async def _guarded(
+        self, name: str, mode: RunMode, trigger: str, skip_unchanged: bool, retry: tuple[str, str | None] | None = None
+    ) -> RunRecord | None:
+        """One background run (a retry of ``retry`` = (run id, step) if given); its failures are recorded by the
+        runner, never raised into the TaskGroup."""
         try:
             fingerprint = await asyncio.to_thread(input_fingerprint, self.specs[name])
         except OSError as exc:  # an unreadable folder: run anyway, the run reports what is wrong
@@ -197,13 +216,17 @@ class PipelineService:
         try:
             if skip_unchanged and fingerprint is not None and fingerprint == self._fingerprints.get(name):
                 return self.runner.record_skipped(name, trigger=trigger, reason="nothing new since the last good run")
-            record = await self.runner.run(name, mode=mode, trigger=trigger)
+            if retry is not None:
+                record = await self.runner.retry(retry[0], step=retry[1], trigger=trigger)
+            else:
+                record = await self.runner.run(name, mode=mode, trigger=trigger)
         except PipelineBusyError:
             return None
         except PipelineError as exc:
             log.error("pipeline_run_failed_to_start", pipeline=name, error=str(exc))
             return None
-        self._fingerprints.set(name, fingerprint if record.status in _GOOD else None)
+        # a retry reused the source run's ingest, which may predate files that landed since: never "nothing new"
+        self._fingerprints.set(name, fingerprint if record.status in _GOOD and retry is None else None)
         if record.status in _GOOD:
             for pc in self.config.pipelines.values():
                 if name in pc.after:  # its input changed: never skipped as "nothing new"
@@ -212,7 +235,15 @@ class PipelineService:
 
     async def run_now(self, name: str, mode: RunMode, trigger: str, wait: bool) -> dict[str, Any]:
         """Start a run; with ``wait`` return its final record, else its live snapshot."""
-        task = self.start(name, mode, trigger)
+        return await self._reply(name, self.start(name, mode, trigger), wait)
+
+    async def retry_now(self, run_id: str, step: str | None, wait: bool) -> dict[str, Any]:
+        """Start a retry of failed run ``run_id``; with ``wait`` return its final record, else its live snapshot.
+        CommandError says why a retry is refused."""
+        name, task = self.start_retry(run_id, step)
+        return await self._reply(name, task, wait)
+
+    async def _reply(self, name: str, task: asyncio.Task[RunRecord | None], wait: bool) -> dict[str, Any]:
         if wait:
             record = await asyncio.shield(task)
             if record is None:
@@ -371,10 +402,15 @@ class PipelineService:
         return [r.to_dict() for r in self.runner.runs(name, limit)]
 
     def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run's record (RunRecord.to_dict) plus ``"retry"``: what a retry of it may do (retry.retry_options)."""
         record = self.runner.get_run(run_id)
         if record is None:
             raise CommandError(f"no such run: {run_id!r}")
-        return record.to_dict()
+        options = retry_options(
+            self.runner.pipelines.get(record.pipeline), record,
+            latest=latest_run(self.runner.runs(record.pipeline, 1000)), busy=self.runner.is_running(record.pipeline),
+        )  # fmt: skip
+        return {**record.to_dict(), "retry": options}
 
     async def query(self, sql: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
         try:

@@ -29,6 +29,7 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
     "query": {"sql": "SELECT day, revenue_usd FROM gold.daily_revenue ORDER BY day DESC LIMIT 5"},
     "pipeline_run": {"name": "orders"},
     "pipeline_runs": {"name": "orders", "limit": 5},
+    "pipeline_retry": {"run_id": "20260101T120000Z-a1b2c3", "step": "enrich"},
     "reload": {"dry_run": True},
 }
 

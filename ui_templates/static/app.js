@@ -88,6 +88,12 @@ document.addEventListener("click", async (ev) => {
   foss.say(`${button.textContent.trim()}…`);
   const reply = await foss.command(name, args);
   button.disabled = false;
+  if (reply.ok && button.hasAttribute("data-follow-run") && reply.result?.run_id) {
+    // a new run started (a retry): follow it live on its own page
+    foss.say(`started run ${reply.result.run_id}`);
+    location.assign(`/runs/${encodeURIComponent(reply.result.run_id)}`);
+    return;
+  }
   if (reply.ok) {
     foss.say(`${button.getAttribute("aria-label") || button.textContent.trim()}: done`);
   } else {
@@ -105,8 +111,16 @@ document.addEventListener("click", async (ev) => {
     live.classList.toggle("ok", ok);
   };
   let broken = false;
+  let opened = false;
   const source = new EventSource("/api/events");
-  source.onopen = () => { setLive("live", true); if (broken) foss.soon(0); broken = false; };
+  source.onopen = () => {
+    setLive("live", true);
+    // reconnected: fetch what changed meanwhile; first connect on a page showing a run in flight (data-catch-up):
+    // the events between the page's rendering and this connection are not sent, so look once more
+    if (broken || (!opened && document.querySelector("[data-catch-up]"))) foss.soon(0);
+    broken = false;
+    opened = true;
+  };
   source.onerror = () => { setLive("reconnecting", false); broken = true; };
   const events = document.getElementById("events");
   const show = (type, data) => {

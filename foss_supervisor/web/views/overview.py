@@ -69,7 +69,8 @@ def run_history(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {"t": [], "duration": [], "rows": [], "pass_rate": []}
     for run in sorted((r for r in runs if r["finished_at"] is not None), key=lambda r: r["started_at"]):
         steps = {s["name"]: s for s in run["steps"]}
-        checked = steps.get("validate", {}).get("metrics") or {}
+        validate = steps.get("validate", {})  # a retry's reused validate carries its source run's figures
+        checked = (validate.get("metrics") if validate.get("state") != "skipped" else None) or {}
         valid, rejected = checked.get("valid"), checked.get("rejected")
         out["t"].append(run["started_at"])
         out["duration"].append(run["duration_s"])
