@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import psutil
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -32,7 +31,6 @@ from foss_supervisor.pipeline.errors import (
     PipelineConfigError,
     PipelineError,
     UnknownPipelineError,
-    WorkerCrashedError,
     WorkerError,
 )
 from foss_supervisor.pipeline.events import (
@@ -42,13 +40,13 @@ from foss_supervisor.pipeline.events import (
     RunStarted,
     StepLog,
     StepStateChanged,
-    WorkerExited,
-    WorkerStarted,
 )
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.retry import RetryPlan, latest_run, plan_retry
-from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, check_isolation
+from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload, is_transient, step_payload
+from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec, check_isolation
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState, check_step_transition
+from foss_supervisor.pipeline.workerhost import StepAttemptError, StepTimeoutError, WorkerHost
 from foss_supervisor.pipeline.workerproc import WorkerProcess
 from foss_supervisor.writefailures import WriteFailures
 
@@ -59,60 +57,7 @@ log = structlog.get_logger("foss_supervisor.pipeline")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-class StepAttemptError(Exception):
-    """The worker reported that a step attempt failed (and rolled it back)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class StepTimeoutError(Exception):
-    """A step ran past its timeout_s; the worker was killed."""
-
-
 # ------------------------------------------------------------------------------------------- runner
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Worth retrying: the worker died under us, or DuckDB reported a transient fault."""
-    if isinstance(exc, WorkerCrashedError):
-        return True
-    return isinstance(exc, StepAttemptError) and exc.kind == "transient"
-
-
-class _Run:
-    """Mutable bookkeeping of one in-progress run; snapshots are RunRecords."""
-
-    def __init__(
-        self, run_id: str, spec: PipelineSpec, mode: RunMode, trigger: str, started_at: float,
-        retry: RetryPlan | None = None,
-    ) -> None:  # fmt: skip
-        self.run_id = run_id
-        self.retry = retry
-        self.spec = spec
-        self.mode = mode
-        self.trigger = trigger
-        self.started_at = started_at
-        self.steps: dict[str, StepRecord] = {s.name: StepRecord(name=s.name) for s in spec.steps}
-        self.status = RunStatus.RUNNING
-        self.error: str | None = None
-        self.finished_at: float | None = None
-        self.task: asyncio.Task[Any] | None = None
-
-    def snapshot(self) -> RunRecord:
-        return RunRecord(
-            run_id=self.run_id,
-            pipeline=self.spec.name,
-            mode=self.mode,
-            trigger=self.trigger,
-            status=self.status,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            error=self.error,
-            retry_of=self.retry.source.run_id if self.retry else None,
-            steps=tuple(self.steps[s.name] for s in self.spec.steps),
-        )
 
 
 class PipelineRunner:
@@ -157,23 +102,20 @@ class PipelineRunner:
         self.export_dir = state_dir / "exports"
         #: where a pipeline's ``publish`` tables go after each good run: <warehouse folder>/published/<pipeline>/
         self.publish_dir = self.db_path.parent / "published"
-        self._client = WorkerClient(self._ensure_worker)
         self._on_event = on_event
         self._worker_env = dict(worker_env or {})
         self._memory_limit = memory_limit
         self._threads = threads
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
-        self._cancel_grace_s = cancel_grace_s
         self._sleep = sleep
         self._clock = clock
-        self._worker: WorkerProcess | None = None
-        self._worker_lock = asyncio.Lock()
-        self._worker_starts = 0
-        self._watch_tasks: set[asyncio.Task[None]] = set()
+        self._host = WorkerHost(self.db_path, self._worker_argv, self._worker_environ, self._emit, clock,
+                                cancel_grace_s)  # fmt: skip
+        self._client = WorkerClient(self._host.ensure)
         self._step_lock = asyncio.Lock()
         self._run_locks = {name: asyncio.Lock() for name in self._specs}
-        self._active: dict[str, _Run] = {}
+        self._active: dict[str, ActiveRun] = {}
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -186,7 +128,7 @@ class PipelineRunner:
 
     async def start(self) -> None:
         """Start the worker now (otherwise it starts on first use) so startup cost is paid up front."""
-        await self._ensure_worker()
+        await self._host.ensure()
 
     async def aclose(self) -> None:
         """Cancel active runs, then stop the worker cleanly (bounded; SIGKILL as last resort)."""
@@ -198,13 +140,7 @@ class PipelineRunner:
             if run.task is not None:
                 with contextlib.suppress(BaseException):
                     await asyncio.wait_for(asyncio.shield(run.task), 30.0)
-        async with self._worker_lock:
-            if self._worker is not None:
-                await self._worker.stop()
-                self._worker = None
-        for t in list(self._watch_tasks):
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(t, 5.0)
+        await self._host.close()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -215,29 +151,25 @@ class PipelineRunner:
     @property
     def worker_pid(self) -> int | None:
         """PID of the live worker, if any (for status pages and tests)."""
-        return self._worker.pid if self._worker is not None and self._worker.alive else None
+        return self._host.pid
 
     @property
     def worker_startup_s(self) -> float | None:
         """Spawn-to-ready time of the current worker."""
-        return self._worker.startup_s if self._worker is not None else None
+        return self._host.startup_s
 
     def worker_status(self) -> dict[str, Any]:
         """The worker as ``status`` shows it: ``{pid (None when stopped), state ("running"|"stopped"),
         busy (a step, setup, publish or reset is in it; queries run beside), uptime_s, rss_bytes (resident
         memory), starts (spawns since the runner started), memory_limit, warehouse, active_runs (pipeline
         names)}``. The worker starts on first use and again after it died."""
-        pid = self.worker_pid
-        info: dict[str, Any] = {
-            "pid": pid, "state": "running" if pid is not None else "stopped", "busy": self._step_lock.locked(),
-            "uptime_s": None, "rss_bytes": None, "starts": self._worker_starts, "memory_limit": self._memory_limit,
-            "warehouse": str(self.db_path), "active_runs": sorted(self._active),
+        figures = self._host.figures()
+        return {
+            "pid": figures["pid"], "state": "running" if figures["pid"] is not None else "stopped",
+            "busy": self._step_lock.locked(), "uptime_s": figures["uptime_s"], "rss_bytes": figures["rss_bytes"],
+            "starts": self._host.starts, "memory_limit": self._memory_limit, "warehouse": str(self.db_path),
+            "active_runs": sorted(self._active),
         }  # fmt: skip
-        if pid is not None and self._worker is not None:
-            info["uptime_s"] = round(time.time() - self._worker.started_at, 3)
-            with contextlib.suppress(psutil.Error):
-                info["rss_bytes"] = psutil.Process(pid).memory_info().rss
-        return info
 
     def is_running(self, pipeline: str) -> bool:
         """True while a run of ``pipeline`` is in progress."""
@@ -293,7 +225,7 @@ class PipelineRunner:
         if lock.locked() or self._closed:
             raise PipelineBusyError(f"pipeline {pipeline!r} is already running" if not self._closed else "closed")
         async with lock:
-            run = _Run(self._new_run_id(), spec, mode, trigger, self._clock(), retry)
+            run = ActiveRun(self._new_run_id(), spec, mode, trigger, self._clock(), retry)
             run.task = asyncio.current_task()
             self._active[pipeline] = run
             try:
@@ -340,10 +272,7 @@ class PipelineRunner:
             )
         self._run_locks = {name: self._run_locks.get(name) or asyncio.Lock() for name in specs}
         if self._worker_argv() != old_argv:
-            async with self._worker_lock:
-                if self._worker is not None:
-                    await self._worker.stop()
-                    self._worker = None
+            await self._host.stop()
 
     async def reset(self, pipeline: str) -> dict[str, Any]:
         """Drop every schema ``pipeline`` owns (its tables, views, macros and file ledger) in one transaction,
@@ -359,12 +288,12 @@ class PipelineRunner:
             schemas = sorted(spec.schemas)
             payload = {
                 "pipeline": pipeline, "run_id": "reset", "mode": RunMode.RUN.value, "require_metrics": False,
-                "folders": self._folders_payload(spec), "access": self._access_payload(spec),
+                "folders": folders_payload(spec), "access": access_payload(spec),
                 "step": {"name": "_reset", "kind": "sql",
                          "sql": "".join(f"DROP SCHEMA IF EXISTS {s} CASCADE;\n" for s in schemas)},
             }  # fmt: skip
             async with self._step_lock:
-                await self._attempt(payload, timeout_s=300.0, on_log=None)
+                await self._host.attempt(payload, timeout_s=300.0, on_log=None)
             forgotten = self.history.forget(pipeline)
         log.info("pipeline_reset", pipeline=pipeline, schemas=schemas, runs_forgotten=forgotten)
         return {"pipeline": pipeline, "schemas_dropped": schemas, "runs_forgotten": forgotten}
@@ -424,40 +353,6 @@ class PipelineRunner:
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
-    async def _ensure_worker(self) -> WorkerProcess:
-        async with self._worker_lock:
-            if self._worker is not None and self._worker.alive:
-                return self._worker
-            if self._worker is not None:
-                await self._worker.kill(self._worker.exit_reason)
-                self._worker = None
-            if self._closed:
-                raise WorkerError("the pipeline runner is closed")
-            worker = await WorkerProcess.spawn(self._worker_argv(), self._worker_environ())
-            self._worker = worker
-            self._worker_starts += 1
-            log.info(
-                "pipeline_worker_started",
-                pid=worker.pid,
-                startup_s=round(worker.startup_s, 4),
-                import_s=worker.ready.get("import_s"),
-                open_s=worker.ready.get("open_s"),
-            )
-            self._emit(
-                WorkerStarted(self._clock(), worker.pid, str(self.db_path), worker.startup_s, self._worker_starts - 1)
-            )
-            task = asyncio.create_task(self._watch_worker(worker), name=f"worker-{worker.pid}-watch")
-            self._watch_tasks.add(task)
-            task.add_done_callback(self._watch_tasks.discard)
-            return worker
-
-    async def _watch_worker(self, worker: WorkerProcess) -> None:
-        await worker.exited.wait()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(worker.proc.wait(), 10.0)
-        log.info("pipeline_worker_exited", pid=worker.pid, returncode=worker.proc.returncode, reason=worker.exit_reason)
-        self._emit(WorkerExited(self._clock(), worker.pid, worker.proc.returncode, worker.exit_reason))
-
     # ------------------------------------------------------------------ internals: runs
     def _spec(self, name: str) -> PipelineSpec:
         try:
@@ -477,7 +372,7 @@ class PipelineRunner:
         except Exception:  # an observer must never break a run
             log.exception("pipeline_event_observer_failed", event=type(event).__name__)
 
-    def _set_state(self, run: _Run, step: StepSpec, new: StepState, **changes: Any) -> None:
+    def _set_state(self, run: ActiveRun, step: StepSpec, new: StepState, **changes: Any) -> None:
         rec = run.steps[step.name]
         check_step_transition(rec.state, new)
         run.steps[step.name] = dataclasses.replace(rec, state=new, **changes)
@@ -512,21 +407,7 @@ class PipelineRunner:
             error=rec2.error,
         )
 
-    @staticmethod
-    def _access_payload(spec: PipelineSpec) -> dict[str, Any]:
-        return {"owned": sorted(spec.schemas), "inputs": sorted(spec.inputs), "ledger": spec.ledger,
-                "patterns": list(spec.patterns)}  # fmt: skip
-
-    def _folders_payload(self, spec: PipelineSpec) -> dict[str, str]:
-        f = spec.folders
-        return {
-            "landing": str(f.landing),
-            "reference": str(f.reference),
-            "warehouse": str(f.warehouse),
-            "reports": str(f.reports),
-        }
-
-    async def _execute(self, run: _Run) -> RunRecord:
+    async def _execute(self, run: ActiveRun) -> RunRecord:
         spec = run.spec
         self.history.append(run.snapshot())
         self._emit(
@@ -582,7 +463,7 @@ class PipelineRunner:
             return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, None)
         return self._finish(run, RunStatus.SUCCEEDED, None)
 
-    def _finish(self, run: _Run, status: RunStatus, error: str | None) -> RunRecord:
+    def _finish(self, run: ActiveRun, status: RunStatus, error: str | None) -> RunRecord:
         run.status = status
         run.error = error
         run.finished_at = self._clock()
@@ -605,31 +486,31 @@ class PipelineRunner:
             multiplier=self._retry_initial_s, max=self._retry_max_s, jitter=self._retry_initial_s
         )
 
-    async def _setup(self, run: _Run) -> None:
+    async def _setup(self, run: ActiveRun) -> None:
         """Create the pipeline's ledger and run its idempotent schema script, in one transaction (retried
         like a step)."""
         payload = {
             "pipeline": run.spec.name,
             "run_id": run.run_id,
             "mode": run.mode.value,
-            "folders": self._folders_payload(run.spec),
+            "folders": folders_payload(run.spec),
             "require_metrics": False,
             "create_ledger": True,
-            "access": self._access_payload(run.spec),
+            "access": access_payload(run.spec),
             "step": {"name": "_setup", "kind": "sql", "sql": run.spec.setup_sql or ""},
         }
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(3),
             wait=self._wait(),
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(is_transient),
             sleep=self._sleep,
             reraise=True,
         ):
             with attempt:
                 async with self._step_lock:
-                    await self._attempt(payload, timeout_s=120.0, on_log=None)
+                    await self._host.attempt(payload, timeout_s=120.0, on_log=None)
 
-    async def _run_step(self, run: _Run, step: StepSpec) -> None:
+    async def _run_step(self, run: ActiveRun, step: StepSpec) -> None:
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             self._set_state(run, step, StepState.RETRYING, error=f"{type(exc).__name__}: {exc}")
@@ -637,7 +518,7 @@ class PipelineRunner:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(step.retries + 1),
             wait=self._wait(),
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(is_transient),
             sleep=self._sleep,
             reraise=True,
             before_sleep=before_sleep,
@@ -662,43 +543,23 @@ class PipelineRunner:
             state = StepState.CANCELLED if exc.kind == "cancelled" else StepState.FAILED
             self._set_state(run, step, state, error=f"{exc.kind}: {exc}", **self._elapsed(run, step))
 
-    def _elapsed(self, run: _Run, step: StepSpec) -> dict[str, Any]:
+    def _elapsed(self, run: ActiveRun, step: StepSpec) -> dict[str, Any]:
         started = run.steps[step.name].started_at
         return {"duration_s": round(self._clock() - started, 6)} if started is not None else {}
 
-    async def _step_attempt(self, run: _Run, step: StepSpec) -> None:
+    async def _step_attempt(self, run: ActiveRun, step: StepSpec) -> None:
         rec = run.steps[step.name]
         self._set_state(run, step, StepState.QUEUED)
         async with self._step_lock:
             self._set_state(
                 run, step, StepState.RUNNING, attempts=rec.attempts + 1, started_at=self._clock(), error=None
             )
-            prior = {name: r.metrics for name, r in run.steps.items() if r.state.ok and r.metrics}
-            payload = {
-                "pipeline": run.spec.name,
-                "run_id": run.run_id,
-                "mode": run.mode.value,
-                "folders": self._folders_payload(run.spec),
-                "access": self._access_payload(run.spec),
-                "checks": [c.text for c in run.spec.checks],
-                "prior_metrics": prior,
-                "run": {
-                    "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.started_at)),
-                    "steps": [r.to_dict() for r in run.steps.values() if r.state.terminal],
-                },
-                "step": {
-                    "name": step.name,
-                    "kind": "python" if step.kind is StepKind.PYTHON else "sql",  # quality steps are compiled SQL
-                    "sql": step.sql if step.kind is not StepKind.PYTHON else None,
-                    "callable": step.callable,
-                    "params": dict(step.params),
-                },
-            }
+            payload = step_payload(run, step)
 
             def on_log(level: str, message: str) -> None:
                 self._emit(StepLog(self._clock(), run.run_id, run.spec.name, step.name, level, message))
 
-            result = await self._attempt(payload, timeout_s=step.timeout_s, on_log=on_log)
+            result = await self._host.attempt(payload, timeout_s=step.timeout_s, on_log=on_log)
         metrics: dict[str, Any] = dict(result.get("metrics") or {})
         warnings = tuple(result.get("warnings") or ())
         final = StepState.SUCCEEDED_WITH_WARNINGS if warnings else StepState.SUCCEEDED
@@ -712,39 +573,6 @@ class PipelineRunner:
             warnings=warnings,
             duration_s=float(result.get("duration_s", 0.0)),
         )
-
-    async def _attempt(
-        self, payload: Mapping[str, Any], *, timeout_s: float, on_log: Callable[[str, str], None] | None
-    ) -> dict[str, Any]:
-        """One request to the worker with a timeout; on timeout SIGKILL it, on cancel interrupt then kill."""
-        worker = await self._ensure_worker()
-        rid, fut = worker.send("run_step", payload, on_log=on_log)
-        try:
-            done, _ = await asyncio.wait({fut}, timeout=timeout_s)
-        except asyncio.CancelledError:
-            await asyncio.shield(self._cancel_in_worker(worker, rid, fut))
-            raise
-        if not done:
-            await worker.kill("killed_timeout")
-            with contextlib.suppress(BaseException):
-                fut.exception()
-            raise StepTimeoutError(f"step timed out after {timeout_s:g} s; worker {worker.pid} was killed")
-        reply = fut.result()  # raises WorkerCrashedError if the worker died
-        if reply.get("ok"):
-            result: dict[str, Any] = reply["result"]
-            return result
-        err = reply.get("error") or {}
-        raise StepAttemptError(str(err.get("kind", "step_error")), str(err.get("message", "step failed")))
-
-    async def _cancel_in_worker(self, worker: WorkerProcess, rid: int, fut: asyncio.Future[dict[str, Any]]) -> None:
-        """Interrupt the step's statement; if it does not stop within the grace time, kill the worker."""
-        with contextlib.suppress(Exception):
-            worker.send("cancel", {"target": rid})
-        done, _ = await asyncio.wait({fut}, timeout=self._cancel_grace_s)
-        if not done:
-            await worker.kill("killed_cancel")
-        with contextlib.suppress(BaseException):
-            fut.exception()
 
 
 def _as_int(value: Any) -> int | None:
