@@ -31,15 +31,20 @@ __all__ = ["create_app"]
 log = structlog.get_logger("foss_supervisor.web")
 
 
-def create_app(core: Core, token: str, bound_host: str = "127.0.0.1", limits: Limits | None = None) -> web.Application:
-    """The application for a server bound to ``bound_host`` (beyond loopback, every read needs ``token``).
+def create_app(
+    core: Core, token: str, *, dashboard_host: str, bound: tuple[str, int] = ("127.0.0.1", 0),
+    limits: Limits | None = None,
+) -> web.Application:  # fmt: skip
+    """The application for a server bound to ``bound`` (host, port; beyond loopback, every read needs
+    ``token``), answering requests whose Host names ``dashboard_host`` (the config's) or loopback.
 
     Call it on the loop that will serve it: the event stream subscribes to the bus from there.
     """
+    bound_host, port = bound
     guard = ConnectionGuard(limits or Limits())
     app = web.Application(
         client_max_size=1024 * 1024,
-        middlewares=[guard.middleware, security.guard(security.allowed_hosts(core.config.dashboard_host))],
+        middlewares=[guard.middleware, security.guard(security.allowed_hosts(dashboard_host))],
     )
     app[CORE] = core
     app[TOKEN] = token
@@ -61,7 +66,7 @@ def create_app(core: Core, token: str, bound_host: str = "127.0.0.1", limits: Li
         log.warning(
             "dashboard_exposed",
             host=bound_host,
-            port=core.config.dashboard_port,
+            port=port,
             detail="listening beyond loopback: every request but /health, /api/v1/health and /login needs "
             "the API token",
         )

@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from foss_supervisor.commands import CommandContext, dispatch
-from foss_supervisor.config_model import Config
 from foss_supervisor.events import EventBus
 
 __all__ = ["READABLE", "READ_MAX_AGE_S", "Core"]
@@ -52,11 +51,6 @@ class Core:
     def _saw(self, event: object) -> None:
         if type(event).__name__ not in QUIET_EVENTS:
             self._generation += 1
-
-    @property
-    def config(self) -> Config:
-        """The running config (read-only here; a reload replaces the object, never mutates it)."""
-        return self._ctx.config
 
     @property
     def generation(self) -> int:

@@ -57,6 +57,7 @@ class WebServer:
         on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._ctx, self._bus, self._token, self._sock = ctx, bus, token, sock
+        self._dashboard_host = ctx.config.dashboard_host  # read here, on the core's thread
         self._limits = limits or default_limits()
         self._on_failure = on_failure
         self._ready: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -106,10 +107,11 @@ class WebServer:
     async def _serve(self) -> None:
         assert self._core is not None
         self._stop = asyncio.Event()
-        host = (
-            str(self._sock.getsockname()[0]) if self._sock.family in (socket.AF_INET, socket.AF_INET6) else "127.0.0.1"
-        )
-        app = create_app(self._core, self._token, host, self._limits)
+        name = self._sock.getsockname()
+        inet = self._sock.family in (socket.AF_INET, socket.AF_INET6)
+        bound = (str(name[0]), int(name[1])) if inet else ("127.0.0.1", 0)
+        app = create_app(self._core, self._token, dashboard_host=self._dashboard_host, bound=bound,
+                         limits=self._limits)  # fmt: skip
         runner = web.AppRunner(
             app,
             access_log=None,
