@@ -37,6 +37,7 @@ class CommandContext(Protocol):
     pipelines: PipelineService | None
     started_at: float
     phase: str  # starting | ready | reloading | stopping
+    changes: int  # state-changing commands run (done or refused): readers that share replies compare it
 
     @property
     def config(self) -> Config: ...
@@ -105,7 +106,12 @@ async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> A
     cmd = COMMANDS.get(name)
     if cmd is None:
         raise ProtocolError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
-    return await cmd.handler(ctx, **_check(cmd, args))
+    if not cmd.mutating:
+        return await cmd.handler(ctx, **_check(cmd, args))
+    try:
+        return await cmd.handler(ctx, **_check(cmd, args))
+    finally:  # a refused command may change state too (a refused reload is shown as a problem)
+        ctx.changes += 1
 
 
 # ------------------------------------------------------------------------------------------

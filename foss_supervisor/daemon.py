@@ -132,6 +132,7 @@ class Daemon:
         self.bus.on(self.hooks.offer)  # hooks only enqueue here; their workers deliver in the background
         self.started_at = time.time()
         self.phase = "starting"
+        self.changes = 0  # state-changing commands run (see CommandContext)
         self._dashboard_socket = dashboard_socket
         self._shutdown = asyncio.Event()
         self._signals: asyncio.Queue[signal.Signals] = asyncio.Queue()

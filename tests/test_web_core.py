@@ -120,10 +120,10 @@ def test_an_event_makes_the_next_read_ask_again(loops: Loops, ctx: Daemon, dispa
     core = make_core(loops, ctx)
 
     async def read() -> Any:
-        return await core.read("health")
+        return await core.read("status")
 
     first = loops.on_web(read)
-    assert loops.on_web(read) is first  # no event since: the same reply
+    assert loops.on_web(read) is first  # nothing changed since: the same reply
     assert len(dispatched) == 1
 
     async def change() -> None:
@@ -133,7 +133,40 @@ def test_an_event_makes_the_next_read_ask_again(loops: Loops, ctx: Daemon, dispa
     loops.on_core(change)
     second = loops.on_web(read)
     assert len(dispatched) == 2
+    assert (first["daemon"]["phase"], second["daemon"]["phase"]) == ("starting", "ready")
+
+
+def test_a_state_changing_command_makes_the_next_read_ask_again(
+    loops: Loops, ctx: Daemon, dispatched: list[Any]
+) -> None:
+    """Commands from any transport count (they all go through dispatch), refused ones too."""
+    core = make_core(loops, ctx)
+
+    async def read() -> Any:
+        return await core.read("status")
+
+    async def refused_start() -> None:
+        with pytest.raises(CommandError):
+            await core.call("start", {"names": ["nope"]})
+
+    first = loops.on_web(read)
+    loops.on_web(refused_start)
+    assert loops.on_web(read) is not first
+    assert [name for name, _ in dispatched] == ["status", "start", "status"]
+
+
+def test_health_is_shared_only_while_in_flight(loops: Loops, ctx: Daemon, dispatched: list[Any]) -> None:
+    """A probe's answer is never older than its request: a finished health reply is not served again."""
+    core = make_core(loops, ctx)
+
+    async def read() -> Any:
+        return await core.read("health")
+
+    first = loops.on_web(read)
+    ctx.phase = "ready"  # a change that publishes nothing
+    second = loops.on_web(read)
     assert (first["phase"], second["phase"]) == ("starting", "ready")
+    assert len(dispatched) == 2
 
 
 def test_a_failed_read_is_not_kept(loops: Loops, ctx: Daemon, dispatched: list[Any]) -> None:

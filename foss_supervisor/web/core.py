@@ -7,10 +7,12 @@ whatever the web is doing. Everything the web needs from the core crosses here, 
 - :meth:`Core.call` runs a command on the core's loop (``asyncio.run_coroutine_threadsafe``) and awaits
   its reply on the web loop; the reply is fresh JSON-able data the core no longer touches.
 - :meth:`Core.read` is :meth:`Core.call` for the read-only commands every page and probe asks for
-  (``status``, ``health``, ``pipelines``, ``pipeline_runs``): callers asking at once share one call, and
-  its reply serves for :data:`READ_MAX_AGE_S` unless a bus event arrived since. A hundred clients
-  polling ``/health`` then cost the core's loop a few commands a second, not a hundred times the work.
-  Such a reply is shared between requests: views must not mutate it.
+  (:data:`READ_MAX_AGE_S`): callers asking at once share one call, and for pages its reply serves
+  0.5 s more, unless the state changed since (:attr:`Core.generation`: a bus event, or a state-changing
+  command from any transport). ``health`` is shared only while in flight: a probe's answer is never
+  older than its request, whatever changed (write failures and refused SIGHUP reloads publish no event).
+  A hundred clients polling then cost the core's loop a fraction of the commands. Such a reply is shared
+  between requests: views must not mutate it.
 - :meth:`Core.on_event` delivers each bus event to a callback on the web loop
   (``loop.call_soon_threadsafe``), in publish order; :meth:`Core.close` stops the delivery.
 
@@ -28,10 +30,11 @@ from typing import Any
 from foss_supervisor.commands import CommandContext, dispatch
 from foss_supervisor.events import EventBus
 
-__all__ = ["READABLE", "READ_MAX_AGE_S", "Core"]
+__all__ = ["READ_MAX_AGE_S", "Core"]
 
-READ_MAX_AGE_S = 0.5  # how long a shared reply serves when no event came (uptimes and CPU move meanwhile)
-READABLE = frozenset({"status", "health", "pipelines", "pipeline_runs"})  # read-only: safe to share
+# the read-only commands whose replies may be shared, and how long (s) a finished reply serves when the
+# state did not change; uptimes and CPU figures move meanwhile, which a page updated over SSE tolerates
+READ_MAX_AGE_S = {"status": 0.5, "pipelines": 0.5, "pipeline_runs": 0.5, "health": 0.0}
 QUIET_EVENTS = frozenset({"StepLog"})  # a step's log line changes no command's reply
 MAX_READS = 256  # distinct (command, arguments) remembered; forgotten all at once beyond
 
@@ -44,18 +47,21 @@ class Core:
         self._bus = bus
         self._core_loop = core_loop
         self._forwarders: list[Callable[[object], None]] = []
-        self._generation = 0  # bus events seen: a reply older than the last event is not reused
-        self._reads: dict[tuple[str, str], tuple[int, float, asyncio.Future[Any]]] = {}
+        self._events = 0  # bus events seen: a reply older than the last event is not reused
+        self._reads: dict[tuple[str, str], tuple[tuple[int, int], float, asyncio.Future[Any]]] = {}
         bus.on(self._saw)  # on the core's loop: Core is built there
 
     def _saw(self, event: object) -> None:
         if type(event).__name__ not in QUIET_EVENTS:
-            self._generation += 1
+            self._events += 1
 
     @property
-    def generation(self) -> int:
-        """How many bus events (but step log lines) the web has seen: what a shared reply is as fresh as."""
-        return self._generation
+    def generation(self) -> tuple[int, int]:
+        """What a shared reply is as fresh as: (bus events but step log lines, state-changing commands run).
+
+        Both counters only grow; they are read across threads (plain int reads under the GIL).
+        """
+        return self._events, self._ctx.changes
 
     async def call(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
         """Run command ``name`` with ``args`` on the core's loop and return its reply.
@@ -70,21 +76,23 @@ class Core:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
     async def read(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
-        """Like :meth:`call` for a command of :data:`READABLE`, sharing replies (see the module docstring).
+        """Like :meth:`call` for a command of :data:`READ_MAX_AGE_S`, sharing replies (see the module docstring).
 
         Raises ValueError for another command, and what the command raises (a failed reply is not kept).
         """
-        if name not in READABLE:
+        max_age_s = READ_MAX_AGE_S.get(name)
+        if max_age_s is None:
             raise ValueError(f"{name} is not a shared read")
         key = (name, repr(sorted((args or {}).items())))
         now = time.monotonic()
         hit = self._reads.get(key)
-        if hit is None or hit[0] != self._generation or now - hit[1] >= READ_MAX_AGE_S:
+        generation = self.generation
+        if hit is None or hit[0] != generation or (hit[2].done() and now - hit[1] >= max_age_s):
             if len(self._reads) >= MAX_READS:
                 self._reads.clear()
             task = asyncio.ensure_future(self.call(name, args))
             task.add_done_callback(lambda t: t.cancelled() or t.exception())  # seen, even if every caller left
-            hit = (self._generation, now, task)
+            hit = (generation, now, task)
             self._reads[key] = hit
         try:
             return await asyncio.shield(hit[2])  # one caller cancelled does not cancel the others' reply

@@ -4,9 +4,10 @@ once for everyone asking at the same time (nginx's "microcaching").
 The overview renders 50 programs, their sparklines and the pipelines' flow: a few milliseconds of CPU,
 on a thread that shares the interpreter with the supervision loop. A hundred browsers reloading it would
 hold the GIL most of the time and delay restarts. With :func:`shared_page`, callers asking at once wait
-for one render, and that answer serves for ``max_age_s`` unless a bus event arrived since
-(:attr:`Core.generation <foss_supervisor.web.core.Core.generation>`): a page is never older than the
-last state change, and its live parts update over SSE anyway. The key is the path with its query, JSON or
+for one render, and that answer serves for ``max_age_s`` unless the state changed since
+(:attr:`Core.generation <foss_supervisor.web.core.Core.generation>`: a bus event or a state-changing
+command): a page is never older than the last event or command, other changes (a failed write) show
+within ``max_age_s``, and its live parts update over SSE anyway. The key is the path with its query, JSON or
 HTML, and logged in or not (the only per-visitor parts; the CSRF token is derived from the API token).
 """
 
@@ -42,14 +43,14 @@ class PageCache:
     """The pages of one app: key -> (core generation, rendered at, the render in progress or done)."""
 
     def __init__(self) -> None:
-        self._pages: dict[tuple[str, bool, bool], tuple[int, float, asyncio.Future[_Page]]] = {}
+        self._pages: dict[tuple[str, bool, bool], tuple[tuple[int, int], float, asyncio.Future[_Page]]] = {}
 
-    async def get(self, key: tuple[str, bool, bool], generation: int, max_age_s: float,
+    async def get(self, key: tuple[str, bool, bool], generation: tuple[int, int], max_age_s: float,
                   render: Callable[[], Awaitable[web.StreamResponse]]) -> _Page:  # fmt: skip
         """The page for ``key``: a shared render, or a new one when too old or the state changed."""
         now = time.monotonic()
         hit = self._pages.get(key)
-        if hit is None or hit[0] != generation or now - hit[1] >= max_age_s:
+        if hit is None or hit[0] != generation or (hit[2].done() and now - hit[1] >= max_age_s):
             if len(self._pages) >= MAX_PAGES:
                 self._pages.clear()
             task = asyncio.ensure_future(_capture(render))
