@@ -74,11 +74,13 @@ FDS_RESERVED = 128
 
 def log_event(event: object) -> None:
     """The bus observer that turns events into structlog lines."""
-    if isinstance(event, StateChanged):
-        log.info("program_state", program=event.name, state=str(event.new), old=str(event.old), pid=event.pid,
-                 exit_code=event.exit_code, reason=event.reason, retry_in_s=event.retry_in_s)  # fmt: skip
+    if isinstance(event, StateChanged):  # levels a log filter can use: FATAL is an error, BACKOFF a warning
+        method = {ProcessState.FATAL: log.error, ProcessState.BACKOFF: log.warning}.get(event.new, log.info)
+        method("program_state", program=event.name, state=str(event.new), old=str(event.old), pid=event.pid,
+               exit_code=event.exit_code, reason=event.reason, retry_in_s=event.retry_in_s)  # fmt: skip
     elif isinstance(event, HealthChanged):
-        log.info("program_health", program=event.name, old=str(event.old), new=str(event.new), detail=event.detail)
+        method = log.warning if event.new is Health.UNHEALTHY else log.info
+        method("program_health", program=event.name, old=str(event.old), new=str(event.new), detail=event.detail)
     elif isinstance(event, DaemonStateChanged):
         log.info("daemon_state", state=event.state, detail=event.detail)
 

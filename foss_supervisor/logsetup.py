@@ -19,6 +19,7 @@ __all__ = ["configure_logging", "log_pipeline_event"]
 
 _steps = structlog.get_logger("foss_supervisor.pipeline.steps")  # `logs pipeline` shows these lines too
 _LEVELS = ("debug", "info", "warning", "error")
+_BAD_STEP_STATES = frozenset({"failed", "crashed", "retrying", "upstream_failed"})  # logged as warnings
 
 
 def log_pipeline_event(event: object) -> None:
@@ -33,12 +34,16 @@ def log_pipeline_event(event: object) -> None:
         method = getattr(_steps, level if level in _LEVELS else "info")
         method("pipeline_step_log", step=getattr(event, "step", ""), message=getattr(event, "message", ""), **common)
     elif kind == "StepStateChanged":
-        _steps.info("pipeline_step_state", step=getattr(event, "step", ""), state=getattr(event, "new", None),
+        state = str(getattr(getattr(event, "new", None), "value", getattr(event, "new", "")))
+        method = _steps.warning if state in _BAD_STEP_STATES else _steps.info
+        method("pipeline_step_state", step=getattr(event, "step", ""), state=getattr(event, "new", None),
                     rows_in=getattr(event, "rows_in", None), rows_out=getattr(event, "rows_out", None),
                     duration_s=getattr(event, "duration_s", None), error=getattr(event, "error", None),
                     **common)  # fmt: skip
     elif kind == "RunFinished":
-        _steps.info("pipeline_run_finished", status=getattr(event, "status", None),
+        status = str(getattr(getattr(event, "status", None), "value", getattr(event, "status", "")))
+        method = _steps.error if status in ("failed", "abandoned") else _steps.info
+        method("pipeline_run_finished", status=getattr(event, "status", None),
                     duration_s=getattr(event, "duration_s", None), error=getattr(event, "error", None),
                     **common)  # fmt: skip
 

@@ -172,6 +172,14 @@ def test_log_viewer_shows_a_line_printed_after_it_opened_as_text(dash: DaemonHan
         with w.page.expect_download() as download:
             w.page.click("text=Download")
         assert "while paused" in Path(download.value.path()).read_text()
+        # a program's plain-text lines are kept to a level too: the level word as common formats write it,
+        # and a line without one (a traceback's continuation) goes with the line before it
+        dash.say.write_text("WARNING: disk almost full\n  detail of that warning\nINFO: all good again")  # type: ignore[attr-defined]
+        w.page.locator("#log", has_text="all good again").wait_for(timeout=10_000)
+        w.page.select_option("#log-level", "warning")
+        shown = w.page.locator("#log").inner_text()
+        assert "WARNING: disk almost full" in shown and "detail of that warning" in shown
+        assert "talker up" not in shown and "all good again" not in shown
         # the daemon's JSON lines are shown readably, and can be kept to a level
         w.page.goto(f"http://127.0.0.1:{dash.port}/logs/daemon")
         w.page.locator("#log", has_text="INFO program_state program=talker").wait_for(timeout=10_000)

@@ -81,6 +81,15 @@ def test_export_of_a_query_as_csv_and_json_lines(ran: tuple[DaemonHandle, dict[s
     status, _, body = get(d.port, f"/data-browser/export?format=csv&sql={quote('DROP TABLE gold.product_sales')}")
     assert status == 400
     assert d.call("query", sql="SELECT count(*) FROM gold.product_sales")["rows"] == [[count]]
+    # a result beyond the export cap is refused with the way out, never cut short silently
+    status, _, body = get(d.port, f"/data-browser/export?format=csv&sql={quote('SELECT * FROM range(100001)')}")
+    assert status == 413 and b"nothing exported" in body and b"/api/v1/export/" in body
+    # the table page offers the whole table, streamed with no cap
+    page = get(d.port, "/data-browser/gold.product_sales", {"Accept": "text/html"})[2].decode()
+    link = re.search(r'href="(/api/v1/export/gold.product_sales\?format=csv)"', page)
+    assert link is not None
+    status, _, body = get(d.port, link.group(1))
+    assert status == 200 and len(list(csv.reader(io.StringIO(body.decode())))) == count + 1
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: .ci/run installs Debian's chromium")

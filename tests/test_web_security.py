@@ -145,3 +145,22 @@ def test_exposed_bind_needs_the_token_for_every_read(daemon: DaemonHandle) -> No
     assert request(port, "GET", "/", headers={"Cookie": f"foss_token={token}", "Accept": "text/html"})[0] == 200
     assert request(port, "GET", "/api/status", headers={"Authorization": "Bearer wrong"})[0] == 401
     wait_for(lambda: "dashboard_exposed" in (daemon.state_dir / "foss-supervisor.log").read_text(), 5, "warning")
+
+
+def test_malformed_requests_are_answered_and_kept_out_of_the_error_log(web_daemon: DaemonHandle) -> None:
+    """A client's malformed request gets its 400; the daemon's log does not fill with errors for it
+    (a log filter on "error" would otherwise show nothing else), but counts them in one info line."""
+    import socket
+
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", web_daemon.port), timeout=10) as s:
+            s.sendall(b"GET /?" + b"x" * 20_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert s.recv(200).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+    assert request(web_daemon.port, "GET", "/api/v1/health")[0] == 200
+
+    def counted() -> bool:
+        return '"http_requests_refused"' in web_daemon.cli("logs", "daemon", "-n", "5000").stdout
+
+    wait_for(counted, 10, "the refused requests counted in the log")
+    text = web_daemon.cli("logs", "daemon", "-n", "5000").stdout
+    assert "Error handling request" not in text

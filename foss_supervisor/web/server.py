@@ -15,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import resource
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from foss_supervisor.commands import CommandContext
 from foss_supervisor.daemon import LoopErrorLog
@@ -31,11 +34,38 @@ from foss_supervisor.web.core import Core
 from foss_supervisor.web.keys import GUARD
 from foss_supervisor.web.limits import GuardedSockSite, Limits
 
-__all__ = ["WebServer", "default_limits"]
+__all__ = ["ClientErrorFilter", "WebServer", "default_limits"]
 
 log = structlog.get_logger("foss_supervisor.web")
 
 JOIN_TIMEOUT_S = 15.0  # aiohttp's own shutdown_timeout (5 s) plus the app's cleanup, with room
+
+
+class ClientErrorFilter(logging.Filter):
+    """Keeps malformed requests (a 10 KB query string, a bad header) out of the daemon's log as errors.
+
+    aiohttp logs each at ERROR ("Error handling request") though the client got its 400: any client
+    could fill the log, and a log filter on "error" would show nothing but them. Such records are
+    counted instead, and every ``every_s`` one info line says how many there were. Errors of our own
+    (a handler that raised: 500) are logged as before.
+    """
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self.refused = 0
+        self._last = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError) or (exc.code or 400) >= 500:
+            return True
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            log.info("http_requests_refused", malformed=self.refused, last=f"{type(exc).__name__}: {exc.message}")
+        return False
 
 
 def default_limits() -> Limits:
@@ -68,6 +98,9 @@ class WebServer:
 
     async def start(self) -> None:
         """Start the thread and wait until the site listens; raises what setting up the app raised."""
+        server_log = logging.getLogger("aiohttp.server")
+        if not any(isinstance(f, ClientErrorFilter) for f in server_log.filters):
+            server_log.addFilter(ClientErrorFilter())
         core_loop = asyncio.get_running_loop()
         self._core = Core(self._ctx, self._bus, core_loop)
         self._thread = threading.Thread(target=self._main, args=(core_loop,), name="dashboard", daemon=True)

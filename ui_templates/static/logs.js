@@ -16,21 +16,39 @@
   let lines = pre.textContent.split("\n");
   if (lines.at(-1) === "") lines.pop();
 
-  // the daemon's log is JSON lines: shown as "time level event key=value ..."; other lines as they are
-  function readable(line) {
-    if (!line.startsWith("{")) return {text: line, rank: 1};
+  // the daemon's log is JSON lines: shown as "time level event key=value ..."; other lines as they are, their
+  // level read the way common formats write it: logfmt "level=warn", an upper-case word near the start
+  // ("WARNING:", "2026-... ERROR ...", PostgreSQL's "FATAL:"), or nginx's "[error]". A line without one
+  // (a traceback's continuation) takes the level of the line before it.
+  const WORDS = {trace: 0, debug: 0, info: 1, notice: 1, log: 1, warn: 2, warning: 2, err: 3, error: 3,
+    crit: 4, critical: 4, fatal: 4, panic: 4, alert: 4, emerg: 4, emergency: 4};
+  const LOGFMT = /\b(?:level|lvl|severity)=["']?([a-z]+)/i;
+  const UPPER = /(?:^|[\s\[(|:])(TRACE|DEBUG|INFO|NOTICE|LOG|WARN|WARNING|ERR|ERROR|CRIT|CRITICAL|FATAL|PANIC|ALERT|EMERG)(?=$|[\s\]):|,])/;
+  const BRACKETED = /\[(debug|info|notice|warn|warning|error|crit|alert|emerg)\]/;
+  function plainRank(line) {
+    const head = line.slice(0, 120);
+    const m = LOGFMT.exec(head) || UPPER.exec(head) || BRACKETED.exec(head);
+    return m ? WORDS[m[1].toLowerCase()] : undefined;
+  }
+  function readable(line, previous) {
+    if (!line.startsWith("{")) return {text: line, rank: plainRank(line) ?? previous};
     try {
       const r = JSON.parse(line);
-      const {timestamp = "", level: lvl = "info", event = "", logger, ...rest} = r;
+      const {timestamp = "", level: lvl = r.severity || "info", event = "", logger, ...rest} = r;
       const extras = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
-      return {text: `${timestamp} ${lvl.toUpperCase()} ${event} ${extras.join(" ")}`.trim(), rank: RANK[lvl] ?? 1};
-    } catch (e) { return {text: line, rank: 1}; }
+      const word = String(lvl).toLowerCase();
+      return {text: `${timestamp} ${word.toUpperCase()} ${event} ${extras.join(" ")}`.trim(), rank: WORDS[word] ?? RANK[word] ?? 1};
+    } catch (e) { return {text: line, rank: plainRank(line) ?? previous}; }
+  }
+  function readAll() {
+    let previous = 1;
+    return lines.map((line) => { const r = readable(line, previous); previous = r.rank; return r; });
   }
 
   function render() {
     const needle = filter.value.toLowerCase();
     const least = RANK[level.value] ?? 0;
-    const shown = lines.map(readable).filter((l) => l.rank >= least && (!needle || l.text.toLowerCase().includes(needle)))
+    const shown = readAll().filter((l) => l.rank >= least && (!needle || l.text.toLowerCase().includes(needle)))
       .map((l) => l.text);
     // one text node per line, in its own block, so a line can be found and scrolled to
     pre.replaceChildren(...shown.map((text) => {

@@ -68,7 +68,11 @@ def _lines(fmt: str, columns: list[str], rows: list[list[Any]]) -> Iterator[str]
 
 
 async def export(request: web.Request) -> web.StreamResponse:
-    """A read-only query's result (``?sql=``, ``?format=csv|jsonl``, at most 100,000 rows) as a download."""
+    """A read-only query's result (``?sql=``, ``?format=csv|jsonl``) as a download.
+
+    A result beyond 100,000 rows (or the query engine's 16 MiB) is refused with 413 and the way out,
+    never cut short silently: a whole table has no cap at ``/api/v1/export/SCHEMA.TABLE``.
+    """
     fmt = request.query.get("format", "csv")
     sql = request.query.get("sql", "")
     if fmt not in EXPORT_TYPES or not sql.strip():
@@ -78,6 +82,13 @@ async def export(request: web.Request) -> web.StreamResponse:
             result = await request.app[CORE].call("query", {"sql": sql, "max_rows": EXPORT_MAX_ROWS, "timeout_s": 30.0})
     except SupervisorError as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    if result["truncated"]:
+        why = result.get("truncated_reason") or f"more than {EXPORT_MAX_ROWS:,} rows"
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=EXPORT_MAX_ROWS, actual_size=EXPORT_MAX_ROWS + 1,
+            text=f"nothing exported: the result is too large to export as a query result ({why}). Export a whole "
+            "table with /api/v1/export/SCHEMA.TABLE?format=csv|jsonl|parquet (no row cap), or narrow the query.\n",
+        )  # fmt: skip
     response = web.StreamResponse(
         headers={"Content-Type": EXPORT_TYPES[fmt], "Content-Disposition": f'attachment; filename="result.{fmt}"'}
     )
