@@ -102,6 +102,7 @@ class ManagedProcess:
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._restart_requested = False
+        self._stop_asked = False  # an operator's stop, not yet acted on (it takes a FATAL program out)
         self._unhealthy = False
         self._exit_watch: ExitWatch | None = None  # set while a supervised PID of ours exists
         self._spawned_at = 0.0
@@ -125,8 +126,9 @@ class ManagedProcess:
         self._wake.set()
 
     def stop(self) -> None:
-        """Want it stopped."""
+        """Want it stopped. A FATAL program is taken out: STOPPED, no longer a problem for /health."""
         self.wanted = False
+        self._stop_asked = True
         self._wake.set()
 
     def restart(self) -> None:
@@ -217,6 +219,9 @@ class ManagedProcess:
                     self._restart_requested = False
                     if self.state is S.BACKOFF:
                         self._transition(S.STOPPED, "stop requested while in backoff")
+                    elif self.state is S.FATAL and self._stop_asked:  # acknowledged: no longer a problem
+                        self._transition(S.STOPPED, f"stopped by the operator after FATAL: {self.reason}")
+                    self._stop_asked = False
                     await self._wake.wait()
                     continue
                 self._restart_requested = False

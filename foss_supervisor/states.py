@@ -74,8 +74,8 @@ TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
     S.STOPPED: frozenset({S.STARTING, S.BACKOFF}),
     # respawn at once, or after a backoff delay
     S.EXITED: frozenset({S.STARTING, S.BACKOFF}),
-    # an operator's start gives a FATAL program fresh retries
-    S.FATAL: frozenset({S.STARTING}),
+    # an operator's start gives a FATAL program fresh retries; an operator's stop takes it out
+    S.FATAL: frozenset({S.STARTING, S.STOPPED}),
     # the delay is over / retries are spent / a stop was asked for while waiting
     S.BACKOFF: frozenset({S.STARTING, S.FATAL, S.STOPPED}),
     # up for start_timeout or READY=1 / died early or no READY / one-shot done / asked to stop

@@ -324,7 +324,7 @@ async def test_a_failed_spawn_record_does_not_lose_the_child() -> None:
 # ------------------------------------------------------------------------------------------ stop, start, shutdown
 
 
-async def test_stop_during_backoff_is_stopped_and_stop_of_fatal_stays_fatal() -> None:
+async def test_stop_during_backoff_is_stopped_and_stop_of_fatal_takes_it_out() -> None:
     async with controlled(program(start_retries=1), Script(run_s=0.01, code=1)) as h:
         await h.until(lambda: len(h.children.spawned) == 1 and h.proc.state is S.BACKOFF)
         h.proc.stop()
@@ -332,11 +332,17 @@ async def test_stop_during_backoff_is_stopped_and_stop_of_fatal_stays_fatal() ->
         assert h.proc.reason == "stop requested while in backoff"
         h.proc.start()
         await h.until_state(S.FATAL)
-        h.proc.stop()
         await h.clock.advance(60.0)
-        assert h.proc.state is S.FATAL and not h.proc.wanted
+        assert h.proc.state is S.FATAL and not h.proc.wanted  # given up: it stays FATAL, a problem
+        gave_up = h.proc.reason
+        h.proc.stop()  # the operator takes it out (supervisord would leave it FATAL; /health would stay 503)
+        await h.until_state(S.STOPPED)
+        assert h.proc.reason == f"stopped by the operator after FATAL: {gave_up}"
+        spawned = len(h.children.spawned)
+        await h.clock.advance(60.0)
+        assert h.proc.state is S.STOPPED and len(h.children.spawned) == spawned
         h.proc.start()  # fresh retries
-        await h.until(lambda: len(h.children.spawned) == 5)
+        await h.until(lambda: len(h.children.spawned) == spawned + 2)
 
 
 @pytest.mark.parametrize("where", ["STARTING", "RUNNING", "BACKOFF", "FATAL", "EXITED", "STOPPING"])
@@ -406,6 +412,7 @@ async def test_the_table_holds_exactly_the_edges_the_controller_takes() -> None:
         (program(start_retries=3), [Script(run_s=0.01, code=1)], "stop-backoff"),  # BACKOFF -> STOPPED
         (program(), [Script()], "unhealthy"),  # STOPPED -> BACKOFF
         (program(start_retries=0), [Script(run_s=0.01, code=1), Script()], "fatal-start"),  # FATAL -> STARTING
+        (program(start_retries=0), [Script(run_s=0.01, code=1)], "fatal-stop"),  # FATAL -> STOPPED
     ]
     for cfg, scripts, action in tours:
         async with controlled(cfg, *scripts) as h:
@@ -425,6 +432,10 @@ async def test_the_table_holds_exactly_the_edges_the_controller_takes() -> None:
                 await h.until_state(S.STOPPED)
             elif action == "unhealthy":
                 await turn_unhealthy_twice(h)
+            elif action == "fatal-stop":
+                await h.until_state(S.FATAL)
+                h.proc.stop()
+                await h.until_state(S.STOPPED)
             else:
                 await h.until_state(S.FATAL)
                 h.proc.start()
