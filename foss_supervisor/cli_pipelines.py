@@ -79,7 +79,10 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
             when += [f"cron {p['cron']}"] if p.get("cron") else []
             when += [f"after {', '.join(p['after'])}"] if p.get("after") else []
             when += [f"on new files ({', '.join(p.get('patterns') or [])})"] if p["on_new_files"] else []
-            print(f"  landing {p['landing']}; runs {'; '.join(when) or 'on demand only'}")
+            runs = "; ".join(when) or "on demand only"
+            if p.get("paused") and when:
+                runs = f"on demand only: schedules paused ({runs}; `pipeline resume {p['name']}`)"
+            print(f"  landing {p['landing']}; runs {runs}")
             if p.get("schemas"):
                 print(f"  schemas {', '.join(p['schemas'])}")
             for label in ("active_run", "last_run"):

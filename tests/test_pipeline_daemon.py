@@ -455,6 +455,8 @@ def test_paused_schedules_start_nothing_until_resumed_and_survive_a_restart(daem
     d.cleanup()  # a restart keeps the operator's pause
     daemon.start()
     assert d.call("pipelines")[0]["paused"] is True
+    shown = d.cli("pipeline", "status").stdout
+    assert "runs on demand only: schedules paused (cron * * * * * *; `pipeline resume one`)" in shown, shown
     resumed = d.cli("pipeline", "resume", "one")
     assert resumed.returncode == 0 and "resumed" in resumed.stdout
     count = len(d.call("pipeline_runs", name="one", limit=500))

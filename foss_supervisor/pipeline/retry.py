@@ -89,8 +89,9 @@ def plan_retry(
         raise PipelineBusyError(f"pipeline {name!r} is already running")
     if latest is not None and latest.run_id != rid:
         raise RetryRefusedError(
-            f"run {rid} is not the latest run of {name!r}: run {latest.run_id} changed the warehouse since;"
-            " retry the latest run, or run the pipeline"
+            f"run {rid} is not the latest run of {name!r}: run {latest.run_id} ({latest.status.value}) came after it"
+            " and may have changed the warehouse; "
+            + (f"retry run {latest.run_id}, or run the pipeline" if latest.status in RETRYABLE else "run the pipeline")
         )
     then, now = [s.name for s in source.steps], [s.name for s in spec.steps]
     if set(then) != set(now):

@@ -29,6 +29,9 @@ async def api_command(request: web.Request) -> web.Response:
     if command is None:
         return _error(404, ProtocolError(f"unknown command {name!r}"))
     if command.mutating and not auth.is_authorized(request, request.app[TOKEN]):
+        if auth.is_logged_in(request, request.app[TOKEN]):  # the cookie alone: a cross-site request looks so
+            why = f"this command changes state: a logged-in browser must also send the {auth.CSRF_HEADER} header"
+            return _error(403, CommandError(why + " of the page it was loaded with (reload the page)"))
         return _error(
             403,
             CommandError(
