@@ -101,7 +101,8 @@ def test_query_command_reads_gold_and_refuses_writes(pipeline_daemon: DaemonHand
     result = json.loads(out.stdout)
     assert result["columns"] == ["n", "usd"] and result["rows"][0][0] > 0
     report = json.loads(get(d.port, "/reports/orders/latest.json")[1])
-    assert result["rows"][0][1] == pytest.approx(report["kpis"]["revenue_usd"], abs=0.01)
+    usd = result["rows"][0][1]  # a DECIMAL: its exact text, scale included, never a float
+    assert isinstance(usd, str) and float(usd) == pytest.approx(report["kpis"]["revenue_usd"], abs=0.01)
     for hostile, reason in [
         ("DELETE FROM gold.daily_revenue", "read-only"),
         ("ATTACH '/tmp/x.duckdb' AS x", "ATTACH"),
@@ -389,7 +390,7 @@ def test_export_streams_whole_tables_without_a_row_cap(pipeline_daemon: DaemonHa
     assert csv_out.returncode == 0 and len(csv_out.stdout.splitlines()) == daily[0] + 1  # header line
     (tmp_path / "daily.jsonl").write_text(d.cli("export", "gold.daily_revenue", "--format", "jsonl").stdout)
     back = con.execute(f"SELECT count(*), sum(revenue_usd) FROM read_json('{tmp_path / 'daily.jsonl'}')").fetchone()
-    assert back[0] == daily[0] and float(back[1]) == pytest.approx(daily[1], abs=0.01)
+    assert back[0] == daily[0] and float(back[1]) == pytest.approx(float(daily[1]), abs=0.01)
 
     # the same over HTTP, streamed: the whole table, no row cap
     with urllib.request.urlopen(f"http://127.0.0.1:{d.port}/api/v1/export/bronze.orders_raw?format=parquet") as r:

@@ -43,14 +43,24 @@ ERROR_KINDS = frozenset(
 )
 
 
-def to_jsonable(value: Any) -> Any:
-    """Map a DuckDB result value to JSON: DECIMAL -> float, times -> ISO 8601, BLOB -> base64."""
-    if value is None or isinstance(value, bool | int | str):
+MAX_SAFE_INTEGER = 2**53 - 1  # beyond it a JSON number loses digits in JavaScript (and many other parsers)
+
+
+def to_jsonable(value: Any, exact: bool = False) -> Any:
+    """Map a DuckDB result value to JSON: DECIMAL -> float, times -> ISO 8601, BLOB -> base64.
+
+    With ``exact`` (query results, shown to people and read by any JSON parser), a DECIMAL is its exact
+    text with its scale (``"952.70"``) and an integer beyond 2**53 - 1 (BIGINT, HUGEINT) is its digits as
+    a string: a float would silently change them.
+    """
+    if value is None or isinstance(value, bool | str):
         return value
+    if isinstance(value, int):
+        return str(value) if exact and abs(value) > MAX_SAFE_INTEGER else value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        return str(value) if exact and value.is_finite() else float(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -60,9 +70,9 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
+        return [to_jsonable(v, exact) for v in value]
     if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v, exact) for k, v in value.items()}
     return str(value)
 
 

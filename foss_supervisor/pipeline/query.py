@@ -194,7 +194,7 @@ def _fetch_within(cursor: Any, max_rows: int, max_bytes: int) -> tuple[list[list
         if not chunk:
             return rows, False, False
         for raw in chunk:
-            row = [to_jsonable(v) for v in raw]
+            row = [to_jsonable(v, exact=True) for v in raw]
             size += len(repr(row))  # close to its JSON size, at a fraction of json.dumps' cost
             if len(rows) == max_rows:
                 return rows, True, False

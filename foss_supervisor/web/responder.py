@@ -6,6 +6,7 @@ views that probes read (``/health``) answer JSON unless the client asks for HTML
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jinja2
@@ -17,7 +18,7 @@ from foss_supervisor.web import auth
 from foss_supervisor.web.icons import STATE_ICONS, STATE_WORDS
 from foss_supervisor.web.keys import EXPOSED, JINJA, TOKEN
 
-__all__ = ["make_jinja", "respond", "wants_json"]
+__all__ = ["make_jinja", "number_cell", "respond", "wants_json"]
 
 
 def wants_json(request: web.Request, default_json: bool = False) -> bool:
@@ -39,7 +40,26 @@ def make_jinja() -> jinja2.Environment:
     env.globals["state_icons"] = STATE_ICONS
     env.globals["state_words"] = STATE_WORDS
     env.filters["num"] = lambda v, digits=0: "\u2013" if v is None else f"{v:,.{digits}f}"
+    env.filters["cell"] = number_cell
     return env
+
+
+_NUMERIC_TEXT = re.compile(r"^(-?)(\d+)(\.\d+)?$")
+
+
+def number_cell(value: Any) -> str:
+    """A warehouse number as a table shows it: digits grouped, exact. Integers whole; a float with at most
+    6 decimals; an exact number sent as text (a DECIMAL, an integer beyond 2**53) keeps every digit and
+    its scale (``"12345678901234567.89"`` -> ``12,345,678,901,234,567.89``)."""
+    if isinstance(value, str):
+        m = _NUMERIC_TEXT.match(value)
+        return f"{m[1]}{int(m[2]):,}{m[3] or ''}" if m else value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    text = f"{value:,.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 async def respond(

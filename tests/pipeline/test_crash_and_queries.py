@@ -180,3 +180,29 @@ async def test_hostile_queries_are_refused_or_stopped(workspace: dict[str, Path]
     assert [r[0] for r in res.rows] == ["day", "country", "orders", "revenue_usd"]
     res = await runner.query("SELECT count(*) FROM silver.orders")
     assert res.rows[0][0] == 12
+
+
+async def test_query_results_keep_exact_numbers(workspace: dict[str, Path], runners: RunnerFactory) -> None:
+    """A DECIMAL is its exact text with its scale, an integer beyond 2**53 its digits: a float (or a
+    JavaScript number) would change them. Smaller integers and floats stay JSON numbers."""
+    ws = workspace
+    runner = await runners.open([orders_spec(ws)], ws["state"])
+    result = await runner.query(
+        "SELECT 12345678901234567.89::DECIMAL(38,2), 952.70::DECIMAL(18,2), 9007199254740993::BIGINT,"
+        " 12345678901234567890::HUGEINT, -9007199254740993::BIGINT, 9007199254740991::BIGINT, 42, 0.5::DOUBLE"
+    )
+    assert [list(r) for r in result.rows] == [
+        ["12345678901234567.89", "952.70", "9007199254740993", "12345678901234567890", "-9007199254740993",
+         9007199254740991, 42, 0.5],
+    ]  # fmt: skip
+
+
+def test_number_cells_are_grouped_and_exact() -> None:
+    from foss_supervisor.web.responder import number_cell
+
+    assert number_cell("12345678901234567.89") == "12,345,678,901,234,567.89"
+    assert number_cell("-9007199254740993") == "-9,007,199,254,740,993"
+    assert number_cell("952.70") == "952.70"
+    assert (number_cell(1234567), number_cell(0.1234567), number_cell(2.5), number_cell(-0.0000001)) == (
+        "1,234,567", "0.123457", "2.5", "0")  # fmt: skip
+    assert number_cell("n/a") == "n/a"

@@ -4,6 +4,14 @@ const form = document.getElementById("query-form");
 const sqlBox = document.getElementById("sql");
 const NUMERIC = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|FLOAT|DOUBLE|DECIMAL)/;
 const fmt = new Intl.NumberFormat(undefined, {maximumFractionDigits: 6});
+// a DECIMAL, or an integer beyond 2**53, arrives as its exact text: group its digits without parsing it
+const group = new Intl.NumberFormat(undefined, {useGrouping: true});
+function exactNumber(text) {
+  const m = /^(-?)(\d+)(\.\d+)?$/.exec(text);
+  if (!m) return text;
+  const point = fmt.formatToParts(0.5).find((p) => p.type === "decimal")?.value ?? ".";
+  return m[1] + group.format(BigInt(m[2])) + (m[3] ? point + m[3].slice(1) : "");
+}
 
 // the last 20 queries that ran, kept in this browser only
 const HISTORY_KEY = "foss-sql-history";
@@ -53,7 +61,7 @@ async function runQuery() {
     row.forEach((v, i) => {
       const td = tr.insertCell();
       if (v === null) { td.textContent = "NULL"; td.className = "null"; return; }
-      if (numeric[i]) { td.className = "num"; td.textContent = typeof v === "number" ? fmt.format(v) : String(v); return; }
+      if (numeric[i]) { td.className = "num"; td.textContent = typeof v === "number" ? fmt.format(v) : exactNumber(String(v)); return; }
       td.textContent = typeof v === "object" ? JSON.stringify(v) : String(v);
     });
   });
