@@ -77,6 +77,19 @@ def test_openapi_describes_every_route_command_and_event(web_daemon: DaemonHandl
     for route in ROUTES:
         op = spec["paths"][route.path][route.method.lower()]
         assert op["summary"] and op["responses"]["200"], route.path
+        named = {p["name"] for p in op["parameters"]}
+        named |= set(op.get("requestBody", {}).get("content", {}).get("application/x-www-form-urlencoded", {})
+                     .get("schema", {}).get("properties", {}))  # fmt: skip
+        assert {p.name for p in route.params} <= named, route.path  # every parameter a view reads is described
+    export = spec["paths"]["/api/v1/export/{table}"]["get"]
+    assert {"parquet", "csv", "jsonl"} == set(next(p for p in export["parameters"] if p["name"] == "format")["schema"]
+                                              ["enum"])  # fmt: skip
+    assert {"application/vnd.apache.parquet", "text/csv", "application/x-ndjson"} <= set(
+        export["responses"]["200"]["content"]
+    )
+    table = spec["paths"]["/data-browser/{table}"]["get"]
+    assert {"_page", "_size", "_sort", "_desc", "_search", "filters"} <= {p["name"] for p in table["parameters"]}
+    assert "413" in spec["paths"]["/data-browser/export"]["get"]["responses"]
     for name, cmd in COMMANDS.items():
         op = spec["paths"][f"/api/commands/{name}"]["post"]
         assert op["description"] == cmd.doc

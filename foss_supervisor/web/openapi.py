@@ -17,6 +17,9 @@ from foss_supervisor.commands import COMMANDS
 from foss_supervisor.pipeline import events as pipeline_events
 from foss_supervisor.web.sse import EVENT_TYPES
 
+if typing.TYPE_CHECKING:
+    from foss_supervisor.web.routes import Param
+
 __all__ = ["build_openapi"]
 
 _JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
@@ -107,6 +110,15 @@ def _event_schemas() -> dict[str, Any]:
     return out
 
 
+def _schema(param: Param) -> dict[str, Any]:
+    return {"type": param.type, **({"enum": list(param.enum)} if param.enum else {})}
+
+
+def _query_param(param: Param) -> dict[str, Any]:
+    return {"name": param.name, "in": "query", "required": param.required, "description": param.description,
+            "schema": _schema(param)}  # fmt: skip
+
+
 def build_openapi(app: web.Application) -> dict[str, Any]:
     """The description as a dict (``GET /api/v1/openapi.json``)."""
     from foss_supervisor.web.routes import ROUTES
@@ -130,6 +142,16 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
                     "schema": {"type": "string", "enum": ["json", "html"]},
                 }
             )
+        for extra in route.also:
+            content[extra] = {}
+        for param in route.params:
+            if param.in_ == "query":
+                params.append(_query_param(param))
+            elif param.in_ == "filters":  # free COLUMN=value pairs: a form-style object
+                params.append({"name": param.name, "in": "query", "required": False, "description": param.description,
+                               "style": "form", "explode": True,
+                               "schema": {"type": "object", "additionalProperties": {"type": "string"}}})  # fmt: skip
+        form = [p for p in route.params if p.in_ == "form"]
         op: dict[str, Any] = {
             "operationId": f"{route.method.lower()}_{route.handler.__name__}",
             "summary": route.summary,
@@ -137,6 +159,12 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             "parameters": params,
             "responses": {"200": {"description": "OK", "content": content}},
         }
+        if form:
+            op["requestBody"] = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+                "type": "object", "required": [p.name for p in form if p.required],
+                "properties": {p.name: _schema(p) | {"description": p.description} for p in form}}}}}  # fmt: skip
+        for code, why in route.errors:
+            op["responses"][str(code)] = {"description": why, "content": {"text/plain": {"schema": {"type": "string"}}}}
         if route.path == "/api/events":
             op["parameters"].append(
                 {

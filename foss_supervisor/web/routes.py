@@ -20,14 +20,29 @@ from foss_supervisor.web.views import (
     table,
 )
 
-__all__ = ["ROUTES", "Route"]
+__all__ = ["ROUTES", "Param", "Route"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, slots=True)
+class Param:
+    """A query parameter (``in_`` "query"), a form field of a POST ("form") or free ``COLUMN=value`` pairs
+    ("filters"), as the OpenAPI description shows it."""
+
+    name: str
+    description: str
+    type: str = "string"  # or "integer"
+    enum: tuple[str, ...] = ()
+    required: bool = False
+    in_: str = "query"
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
-    """One endpoint. ``twin``: HTML with a JSON twin (``?format=json``); ``token``: "write" or "none"."""
+    """One endpoint. ``twin``: HTML with a JSON twin (``?format=json``); ``token``: "write" or "none";
+    ``params`` its query parameters or form fields; ``errors`` the 4xx/5xx answers it gives besides the
+    guard's (403 Host/Origin/CSRF); ``also`` further content types it answers with."""
 
     method: str
     path: str
@@ -36,6 +51,12 @@ class Route:
     twin: bool = False
     token: str = "none"  # noqa: S105 (who may call it, not a secret)
     produces: str = "application/json"
+    params: tuple[Param, ...] = ()
+    errors: tuple[tuple[int, str], ...] = ()
+    also: tuple[str, ...] = ()
+
+
+_BUSY = (429, "the client already runs 2 warehouse requests (Retry-After)")
 
 
 ROUTES: tuple[Route, ...] = (
@@ -58,6 +79,13 @@ ROUTES: tuple[Route, ...] = (
         data_browser.export,
         "A read-only query's result as CSV or JSON lines (?sql=, ?format=csv|jsonl)",
         produces="text/csv",
+        also=("application/x-ndjson",),
+        params=(Param("sql", "a read-only query", required=True), Param("format", "file type", enum=("csv", "jsonl"))),
+        errors=(
+            (400, "no sql, another format, or the query was refused or failed"),
+            (413, "more than 100,000 rows or 16 MiB: nothing exported; export the table instead"),
+            _BUSY,
+        ),
     ),
     Route(
         "GET",
@@ -65,6 +93,9 @@ ROUTES: tuple[Route, ...] = (
         data_browser.export_table,
         "A whole table or view (schema.table) as ?format=parquet|csv|jsonl, streamed, no row cap",
         produces="application/vnd.apache.parquet",
+        also=("text/csv", "application/x-ndjson"),
+        params=(Param("format", "file type (default parquet)", enum=("parquet", "csv", "jsonl")),),
+        errors=((400, "no such table, or another format"), _BUSY),
     ),
     Route(
         "GET",
@@ -72,6 +103,15 @@ ROUTES: tuple[Route, ...] = (
         table.table_view,
         "One table: paginated (_page, _size), sorted (_sort, _desc), filtered (_search, COLUMN=value)",
         twin=True,
+        params=(
+            Param("_page", "page, from 1", type="integer"),
+            Param("_size", "rows per page (1-500, default 50)", type="integer"),
+            Param("_sort", "a column to sort by"),
+            Param("_desc", "1: descending", enum=("0", "1")),
+            Param("_search", "rows where any text column contains this text"),
+            Param("filters", "COLUMN=value pairs: rows where the column equals the value", in_="filters"),
+        ),
+        errors=((400, "an unknown column, or a value the column's type refuses"), (404, "no such table"), _BUSY),
     ),
     Route("GET", "/logs", logs.log_index, "Every log the viewer can follow", twin=True),
     Route(
@@ -104,8 +144,29 @@ ROUTES: tuple[Route, ...] = (
         "Prometheus metrics: programs, daemon, pipeline runs and steps",
         produces="text/plain",
     ),
-    Route("GET", "/login", session.login_form, "Log in: with ?token= at once, else a form", produces="text/html"),
-    Route("POST", "/login", session.login, "Log in with the token (form field token)", produces="text/html"),
+    Route(
+        "GET",
+        "/login",
+        session.login_form,
+        "Log in: with ?token= at once, else a form",
+        produces="text/html",
+        params=(
+            Param("token", "the API token: logs in at once (a 303 to next)"),
+            Param("next", "a local path to go to after logging in"),
+        ),
+    ),
+    Route(
+        "POST",
+        "/login",
+        session.login,
+        "Log in with the token (form field token)",
+        produces="text/html",
+        params=(
+            Param("token", "the API token", required=True, in_="form"),
+            Param("next", "a local path to go to after logging in", in_="form"),
+        ),
+        errors=((403, "not the token"),),
+    ),
     Route(
         "POST", "/logout", session.logout, "Log out (form field csrf, or the X-CSRF-Token header)", produces="text/html"
     ),
