@@ -343,8 +343,13 @@ async def pipeline_resume(ctx: CommandContext, name: str) -> dict[str, Any]:
 
 @command("pipeline_cancel", mutating=True, name=(str, ...))
 async def pipeline_cancel(ctx: CommandContext, name: str) -> dict[str, Any]:
-    """Cancel the run in progress: the current step is rolled back, the run is recorded as cancelled."""
-    return {"name": name, "cancelled": await _pipelines(ctx).cancel(name)}
+    """Cancel the run in progress: the current step is rolled back, the run is recorded as cancelled.
+
+    Returns ``{"name", "cancelled": bool, "detail": str}`` (``detail`` says what happened, in words).
+    """
+    cancelled = await _pipelines(ctx).cancel(name)
+    detail = f"the run of {name} in progress is cancelled" if cancelled else f"no run of {name} was in progress"
+    return {"name": name, "cancelled": cancelled, "detail": detail}
 
 
 @command("pipeline_runs", name=(str, ""), limit=(int, 20))

@@ -94,8 +94,9 @@ document.addEventListener("click", async (ev) => {
     location.assign(`/runs/${encodeURIComponent(reply.result.run_id)}`);
     return;
   }
-  if (reply.ok) {
-    foss.say(`${button.getAttribute("aria-label") || button.textContent.trim()}: done`);
+  if (reply.ok) {  // a reply may say in words what happened ("no run was in progress"), else: done
+    const detail = typeof reply.result?.detail === "string" ? reply.result.detail : "done";
+    foss.say(`${button.getAttribute("aria-label") || button.textContent.trim()}: ${detail}`);
   } else {
     const login = reply.error.message.includes("token") ? " Log in first (top right)." : "";
     foss.say(`${button.getAttribute("aria-label") || button.textContent.trim()}: ${reply.error.message}.${login}`, true);
