@@ -157,3 +157,25 @@ def test_retry_from_this_step_in_chromium_follows_the_new_run(failed: tuple[Daem
         finally:
             w.close()
             browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: .ci/run installs Debian's chromium")
+def test_a_failed_runs_long_error_wraps_at_400_px(failed: tuple[DaemonHandle, dict[str, Any]]) -> None:
+    """A DuckDB error holds long unbroken text (a path, a ^^^^ marker): the run page and /health wrap it
+    instead of scrolling sideways on a phone."""
+    from playwright.sync_api import sync_playwright
+
+    d, run = failed
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
+        w = Watched(browser, width=400)
+        try:
+            for path, text in ((f"/runs/{run['run_id']}", "gate.csv"), ("/health", "gate.csv")):
+                w.page.goto(f"http://127.0.0.1:{d.port}{path}")
+                w.page.get_by_text(text).first.wait_for()
+                overflow = w.page.evaluate("document.documentElement.scrollWidth - innerWidth")
+                assert overflow <= 0, (path, overflow)
+            assert w.errors == [] or all("503" in e for e in w.errors), w.errors  # /health answers 503: degraded
+        finally:
+            w.close()
+            browser.close()
