@@ -272,6 +272,7 @@ def _start_background(args: argparse.Namespace, config: Config) -> int:
         for line in problems:
             say("ERROR", f"  {line}")
         say("INFO", f"Dashboard: {config.dashboard_url}")
+        _print_login(config)  # the dashboard is where an operator looks into what failed
         return EXIT_FAIL
     say("SUCCESS", f"foss-supervisor is running (pid {proc.pid})")
     say("SUCCESS", f"Dashboard: {config.dashboard_url}")
