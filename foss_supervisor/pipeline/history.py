@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 from collections.abc import Mapping
@@ -223,6 +224,6 @@ class RunHistory:
         return self._runs.get(run_id)
 
     def list(self, pipeline: str | None = None, limit: int = 50) -> list[RunRecord]:
-        """Newest first, optionally for one pipeline."""
-        runs = [r for r in reversed(self._runs.values()) if pipeline is None or r.pipeline == pipeline]
-        return runs[:limit]
+        """Newest first, optionally for one pipeline; stops after ``limit`` (probes ask often, for few)."""
+        newest = (r for r in reversed(self._runs.values()) if pipeline is None or r.pipeline == pipeline)
+        return list(itertools.islice(newest, max(0, limit)))
