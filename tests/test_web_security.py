@@ -155,7 +155,7 @@ def test_malformed_requests_are_answered_and_kept_out_of_the_error_log(web_daemo
 
     for _ in range(5):
         with socket.create_connection(("127.0.0.1", web_daemon.port), timeout=10) as s:
-            s.sendall(b"GET /?" + b"x" * 20_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            s.sendall(b"GET /?" + b"x" * 100_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert s.recv(200).split(b"\r\n")[0].endswith(b" 400 Bad Request")
     assert request(web_daemon.port, "GET", "/api/v1/health")[0] == 200
 

@@ -38,6 +38,7 @@ __all__ = ["ClientErrorFilter", "WebServer", "default_limits"]
 
 log = structlog.get_logger("foss_supervisor.web")
 
+MAX_REQUEST_LINE = 64 * 1024  # bytes of a request line, its query string included
 JOIN_TIMEOUT_S = 15.0  # aiohttp's own shutdown_timeout (5 s) plus the app's cleanup, with room
 
 
@@ -151,6 +152,7 @@ class WebServer:
             handle_signals=False,
             shutdown_timeout=5.0,
             keepalive_timeout=self._limits.idle_timeout_s,
+            max_line_size=MAX_REQUEST_LINE,  # an export link carries its SQL (8 KiB by default)
         )
         await runner.setup()
         try:

@@ -67,10 +67,16 @@ async function runQuery() {
   });
   meta.textContent = `${r.row_count.toLocaleString()} rows${r.truncated ? " (truncated)" : ""} in ${(r.elapsed_s * 1000).toFixed(0)} ms`;
 }
+// an export is a link with the query in it: the server takes request lines up to 64 KiB
+const MAX_LINK = 60000;
 function exportLinks() {
   for (const fmt of ["csv", "jsonl"]) {
-    document.getElementById(`export-${fmt}`).href =
-      `/data-browser/export?format=${fmt}&sql=${encodeURIComponent(sqlBox.value)}`;
+    const link = document.getElementById(`export-${fmt}`);
+    const href = `/data-browser/export?format=${fmt}&sql=${encodeURIComponent(sqlBox.value)}`;
+    const tooLong = href.length > MAX_LINK;
+    if (tooLong) link.removeAttribute("href"); else link.href = href;
+    link.title = tooLong ? "this query is too long to export from a link: shorten it, or export a whole table" : "";
+    link.setAttribute("aria-disabled", String(tooLong));
   }
 }
 sqlBox.addEventListener("input", exportLinks);
