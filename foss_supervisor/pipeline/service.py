@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import json
 import shutil
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from foss_supervisor.config import Config, PipelineConfig
+from foss_supervisor.config import Config
 from foss_supervisor.errors import CommandError, ConfigError
 from foss_supervisor.events import EventBus
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError
@@ -37,6 +36,7 @@ from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.schedule import overdue_reason
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
 from foss_supervisor.pipeline.states import RunMode, RunStatus
+from foss_supervisor.pipeline.triggers import Triggers
 from foss_supervisor.statestore import atomic_write, read_json
 from foss_supervisor.writefailures import WriteFailures
 
@@ -68,7 +68,7 @@ class PipelineService:
                                      memory_limit=config.worker_memory_limit,
                                      write_failures=write_failures)  # fmt: skip
         self._group: asyncio.TaskGroup | None = None
-        self._triggers: dict[str, list[asyncio.Task[None]]] = {}
+        self._triggers = Triggers(self._try_start, lambda: self.config.watch_interval_s)
         self._fingerprints = FingerprintStore(config.state_dir / "pipeline_inputs.json")
         # pipelines whose schedules (timer, cron, landing files, after:) an operator paused; kept across restarts
         self._paused_file = config.state_dir / "pipelines_paused.json"
@@ -89,10 +89,9 @@ class PipelineService:
                 self._group = group
                 await self.runner.start()
                 for pc in self.config.pipelines.values():
-                    self._start_triggers(pc)
+                    self._triggers.start(group, pc, self.specs[pc.name].patterns)
                 await shutdown.wait()
-                for name in list(self._triggers):
-                    self._stop_triggers(name)
+                self._triggers.stop_all()
                 for name in self.specs:  # a run in progress is interrupted and recorded as cancelled
                     await self.runner.cancel(name)
         finally:
@@ -110,51 +109,6 @@ class PipelineService:
                 log.info("demo_data_written", pipeline=pc.name, landing=str(pc.landing), summary=str(summary))
 
     # ---------------------------------------------------------------- triggers
-
-    def _start_triggers(self, pc: PipelineConfig) -> None:
-        assert self._group is not None
-        tasks = self._triggers.setdefault(pc.name, [])
-        if pc.every_s > 0:
-            tasks.append(self._group.create_task(self._every(pc), name=f"pipeline-timer:{pc.name}"))
-        if pc.on_new_files:
-            tasks.append(self._group.create_task(self._watch_landing(pc), name=f"pipeline-watch:{pc.name}"))
-        if pc.cron:
-            tasks.append(self._group.create_task(self._cron(pc, pc.cron), name=f"pipeline-cron:{pc.name}"))
-
-    def _stop_triggers(self, name: str) -> None:
-        for task in self._triggers.pop(name, []):
-            task.cancel()
-
-    async def _every(self, pc: PipelineConfig) -> None:
-        while True:
-            await asyncio.sleep(pc.every_s)
-            self._try_start(pc.name, "interval")
-
-    async def _cron(self, pc: PipelineConfig, expression: str) -> None:
-        """Start a run at each time the cron expression names (local time; a missed time is not made up)."""
-        from croniter import croniter
-
-        schedule = croniter(expression, datetime.datetime.now().astimezone())
-        while True:
-            due = schedule.get_next(float)
-            await asyncio.sleep(max(0.0, due - time.time()))
-            self._try_start(pc.name, "cron")
-
-    async def _watch_landing(self, pc: PipelineConfig) -> None:
-        """Start a run when files landed (and once at start for what is already there).
-
-        It waits until the folder looks the same on two scans in a row, so a drop of many files (or a
-        file still being copied in place) starts one run with all of it, not a run per partial view.
-        """
-        seen: frozenset[tuple[str, int, int]] = frozenset()
-        previous: frozenset[tuple[str, int, int]] | None = None
-        patterns = self.specs[pc.name].patterns
-        while True:
-            current = await asyncio.to_thread(landing_signature, pc.landing, patterns)
-            if current == previous and current - seen and self._try_start(pc.name, "files_landed"):
-                seen = current
-            previous = current
-            await asyncio.sleep(self.config.watch_interval_s)
 
     def _try_start(self, name: str, trigger: str, *, skip_unchanged: bool = True) -> bool:
         """Start a scheduled run unless one is in progress or the schedules are paused; True when it started."""
@@ -310,12 +264,12 @@ class PipelineService:
         except PipelineError as exc:
             raise CommandError(f"pipelines refused, the running ones stay: {exc}") from None
         for name in (*plan["removed"], *plan["changed"]):
-            self._stop_triggers(name)
+            self._triggers.stop(name)
         self.specs, self.config = new_specs, new
         for name in (*plan["added"], *plan["changed"]):
             new.pipelines[name].landing.mkdir(parents=True, exist_ok=True)
             if self._group is not None:
-                self._start_triggers(new.pipelines[name])
+                self._triggers.start(self._group, new.pipelines[name], new_specs[name].patterns)
         log.info("pipelines_reloaded", **plan)
         return plan
 
