@@ -2,9 +2,10 @@
 
 The daemon side never imports DuckDB: it talks to the worker over pipes. Rooms:
 
-* daemon side: ``spec`` (YAML -> PipelineSpec), ``service`` (triggers, commands), ``runner`` (runs, worker
-  process), ``retry`` (which steps a retry of a failed run runs), ``fingerprint`` (skip runs with nothing
-  new), ``history``, ``events``, ``states``, ``errors``;
+* daemon side: ``spec`` (YAML -> PipelineSpec), ``service`` (commands, pause), ``triggers`` (timer, cron,
+  landing watch), ``schedule`` (overdue), ``runner`` (runs), ``runstate`` (a run's bookkeeping and worker
+  requests), ``workerhost`` (the worker process), ``retry`` (which steps a retry of a failed run runs),
+  ``fingerprint`` (skip runs with nothing new), ``history``, ``events``, ``states``, ``errors``;
 * worker side (DuckDB): ``worker``, ``sandbox`` (what a step may touch), ``query`` (read-only queries),
   ``ledger`` (file ledger, discover), ``orders_steps`` (ingest, orders report), ``report`` (generic report);
 * the CLI's ``pipeline validate``: ``validate``.

@@ -1,7 +1,7 @@
 """PipelineRunner: runs pipelines' steps in the supervised DuckDB worker, with history and events.
 
-Shape: the runner owns one worker child (see worker.py for why one) and awaits that child itself
-(``asyncio.create_subprocess_exec`` + ``proc.wait()``, never ``os.waitpid(-1)``). Steps run one at a time
+Shape: the runner owns one worker child (see worker.py for why one) through its WorkerHost (workerhost.py:
+spawned on demand, awaited by its own ``proc.wait()``, never ``os.waitpid(-1)``). Steps run one at a time
 in dependency order, each with a timeout (on expiry the worker is SIGKILLed, which loses only the
 uncommitted step transaction, and restarted on the next request) and tenacity retries with exponential
 backoff and jitter for transient faults (worker death, DuckDB transaction/IO/OOM errors). Runs of one
