@@ -85,3 +85,25 @@ async def test_replay_resync_and_cap(served: tuple[EventBus, EventLog, str]) -> 
             assert third.status == 503
         for r in open_streams:
             r.close()
+
+
+async def test_a_pages_first_connection_gets_what_happened_since_its_render(
+    served: tuple[EventBus, EventLog, str],
+) -> None:
+    """A page carries the newest event id it was rendered with (``last_id``) and connects with ?since=: the
+    events between render and connect are sent, so a fast change is never missed; a header wins over it."""
+    bus, log, url = served
+    bus.publish(DaemonStateChanged(state="before"))
+    rendered = log.last_id
+    bus.publish(DaemonStateChanged(state="between"))  # after the render, before the page's stream opened
+    got = await asyncio.wait_for(frames(f"{url}?since={rendered}", 2), 5)
+    assert [f["event"] for f in got] == ["hello", "DaemonStateChanged"] and '"between"' in got[1]["data"]
+    # a reconnect's Last-Event-ID wins over the URL's ?since= (which would replay "before" and "between")
+    task = asyncio.create_task(frames(f"{url}?since={log.boot}-0", 2, log.last_id))
+    for _ in range(50):
+        if log.open_streams:
+            break
+        await asyncio.sleep(0.05)
+    bus.publish(DaemonStateChanged(state="after"))
+    got = await asyncio.wait_for(task, 5)
+    assert '"after"' in got[1]["data"]

@@ -42,14 +42,15 @@ def create_app(
     """
     bound_host, port = bound
     guard = ConnectionGuard(limits or Limits())
+    events = EventLog(core.on_event)
     app = web.Application(
         client_max_size=1024 * 1024,
-        middlewares=[guard.middleware, security.guard(security.allowed_hosts(dashboard_host))],
+        middlewares=[guard.middleware, security.guard(security.allowed_hosts(dashboard_host)), events.mark],
     )
     app[CORE] = core
     app[TOKEN] = token
     app[EXPOSED] = not security.is_loopback(bound_host)
-    app[EVENTS] = EventLog(core.on_event)
+    app[EVENTS] = events
     app[GUARD] = guard
     app[QUERIES] = PerClient()
     app[PAGES] = PageCache()

@@ -17,6 +17,7 @@ from foss_supervisor.resources import data_dir
 from foss_supervisor.web import auth
 from foss_supervisor.web.icons import STATE_ICONS, STATE_WORDS
 from foss_supervisor.web.keys import EXPOSED, JINJA, TOKEN
+from foss_supervisor.web.sse import SINCE
 
 __all__ = ["make_jinja", "number_cell", "respond", "wants_json"]
 
@@ -79,6 +80,7 @@ async def respond(
             logged_in=logged_in,
             exposed=request.app[EXPOSED],
             csrf=auth.csrf_token(token) if logged_in else "",
+            events_since=request.get(SINCE, ""),
             **data,
         )
     )

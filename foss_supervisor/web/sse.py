@@ -20,13 +20,16 @@ import json
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["EVENT_TYPES", "EventLog", "event_to_json"]
+__all__ = ["EVENT_TYPES", "SINCE", "EventLog", "event_to_json"]
+
+SINCE = "foss_events_since"  # request key: the newest event id when the request came in
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 KEEPALIVE_S = 15.0
 # what the dashboard listens for (documented in the OpenAPI description)
@@ -83,6 +86,18 @@ class EventLog:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    @property
+    def last_id(self) -> str:
+        """The id of the newest event (``<boot>-<seq>``): a page rendered now is up to date to it."""
+        return f"{self.boot}-{self._seq}"
+
+    @web.middleware
+    async def mark(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Note on each request the newest event before its view reads anything (``request[SINCE]``): a page
+        passes it to its event stream (``?since=``), which sends what happened between render and connect."""
+        request[SINCE] = self.last_id
+        return await handler(request)
+
     def recent(self, count: int) -> list[dict[str, Any]]:
         """The last ``count`` events as JSON-able data, newest first (for a page's first render)."""
         return [json.loads(frame.rsplit(b"data: ", 1)[1]) for _, _, frame in list(self._events)[-count:]][::-1]
@@ -107,7 +122,8 @@ class EventLog:
         """Write events until the client leaves or the app shuts down (:meth:`close` cancels streams)."""
         if len(self._streams) >= self.max_streams:
             raise web.HTTPServiceUnavailable(text="too many open event streams\n", headers={"Retry-After": "5"})
-        last, resync = self._resume_point(request.headers.get("Last-Event-ID", ""))
+        # a reconnect sends the Last-Event-ID header; a page's first connection names its render's ?since=
+        last, resync = self._resume_point(request.headers.get("Last-Event-ID") or request.query.get("since", ""))
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )

@@ -112,15 +112,14 @@ document.addEventListener("click", async (ev) => {
     live.classList.toggle("ok", ok);
   };
   let broken = false;
-  let opened = false;
-  const source = new EventSource("/api/events");
+  // the first connection names the newest event the page was rendered with: the server sends what came
+  // after it, so nothing between render and connect is missed; reconnects send Last-Event-ID themselves
+  const since = document.querySelector('meta[name="events-since"]')?.content;
+  const source = new EventSource("/api/events" + (since ? `?since=${encodeURIComponent(since)}` : ""));
   source.onopen = () => {
     setLive("live", true);
-    // reconnected: fetch what changed meanwhile; first connect on a page showing a run in flight (data-catch-up):
-    // the events between the page's rendering and this connection are not sent, so look once more
-    if (broken || (!opened && document.querySelector("[data-catch-up]"))) foss.soon(0);
+    if (broken) foss.soon(0);  // reconnected: fetch what changed meanwhile
     broken = false;
-    opened = true;
   };
   source.onerror = () => { setLive("reconnecting", false); broken = true; };
   const events = document.getElementById("events");
