@@ -136,6 +136,7 @@ ROUTES: tuple[Route, ...] = (
         api.events,
         "Server-sent events: every state change, resumable by Last-Event-ID",
         produces="text/event-stream",
+        params=(Param("since", "an event id (a page's meta events-since): first send what came after it"),),
     ),
     Route(
         "GET",
