@@ -201,15 +201,20 @@ def cmd_query(args: argparse.Namespace, config: Target) -> int:
 
 
 def cmd_export(args: argparse.Namespace, config: Target) -> int:
-    """The whole table into a file (-o) or onto stdout, streamed in 1 MiB chunks; no row cap."""
+    """The whole table, or a query's whole result, into a file (-o) or onto stdout, streamed in 1 MiB chunks;
+    no row cap."""
     import shutil
 
-    result = call(config.control_socket, "export", timeout_s=3700.0, table=args.table, format=args.format)
+    if bool(args.table) == bool(args.sql):
+        say("ERROR", "export a table (schema.table) or a query (--sql), one of the two")
+        return EXIT_USAGE
+    what = {"sql": args.sql} if args.sql else {"table": args.table}
+    result = call(config.control_socket, "export", timeout_s=3700.0, format=args.format, **what)
     path = Path(result["path"])
     try:
         if args.output and str(args.output) != "-":
             shutil.move(path, args.output)  # a rename on one file system
-            say("SUCCESS", f"{result['rows']:,} rows of {args.table} written to {args.output} "
+            say("SUCCESS", f"{result['rows']:,} rows of {args.table or 'the query'} written to {args.output} "
                            f"({result['bytes']:,} bytes, {args.format})")  # fmt: skip
         else:
             with path.open("rb") as src:
@@ -256,7 +261,8 @@ def args_query(p: argparse.ArgumentParser) -> None:
 
 
 def args_export(p: argparse.ArgumentParser) -> None:
-    p.add_argument("table", help="schema.table (or a view), e.g. gold.daily_revenue")
+    p.add_argument("table", nargs="?", help="schema.table (or a view), e.g. gold.daily_revenue")
+    p.add_argument("--sql", help="instead of a table: the whole result of this read-only query")
     p.add_argument("--format", choices=["csv", "parquet", "jsonl"], default="parquet", help="default parquet")
     p.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
 

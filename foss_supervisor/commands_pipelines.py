@@ -56,14 +56,17 @@ async def pipeline_run(ctx: CommandContext, name: str, wait: bool) -> dict[str, 
     return await _pipelines(ctx).run_now(name, RunMode.RUN, "manual", wait)
 
 
-@command("export", mutating=True, table=(str, ...), format=(str, "parquet"))
-async def export(ctx: CommandContext, table: str, format: str) -> dict[str, Any]:
-    """Write a whole table or view (``schema.table``) as csv, parquet or jsonl, streamed by DuckDB, no row cap.
+@command("export", mutating=True, table=(str, ""), sql=(str, ""), format=(str, "parquet"))
+async def export(ctx: CommandContext, table: str, sql: str, format: str) -> dict[str, Any]:
+    """Write a whole table or view (``table``: schema.table), or the whole result of a read-only query
+    (``sql``, checked as ``query`` checks it), as csv, parquet or jsonl, streamed by DuckDB, no row cap.
 
     Returns ``{"path", "rows", "bytes", "format"}``: a file in ``<state_dir>/exports`` that the caller moves
-    away or deletes (the CLI does both).
+    away or deletes (the CLI does both). Exactly one of ``table`` and ``sql``.
     """
-    return await _pipelines(ctx).export(table, format)
+    if bool(table) == bool(sql):
+        raise CommandError("export needs a table (schema.table) or a query (sql), not both")
+    return await _pipelines(ctx).export(table, format, sql)
 
 
 @command("pipeline_reset", mutating=True, name=(str, ...), confirm=(str, ""))

@@ -388,6 +388,9 @@ def test_export_streams_whole_tables_without_a_row_cap(pipeline_daemon: DaemonHa
     daily = d.call("query", sql="SELECT count(*), sum(revenue_usd) FROM gold.daily_revenue")["rows"][0]
     csv_out = d.cli("export", "gold.daily_revenue", "--format", "csv")
     assert csv_out.returncode == 0 and len(csv_out.stdout.splitlines()) == daily[0] + 1  # header line
+    by_sql = d.cli("export", "--sql", "SELECT * FROM bronze.orders_raw", "--format", "csv")  # a query, whole
+    assert by_sql.returncode == 0 and len(by_sql.stdout.splitlines()) == bronze + 1
+    assert d.cli("export", "gold.daily_revenue", "--sql", "SELECT 1").returncode == 2  # one of the two
     (tmp_path / "daily.jsonl").write_text(d.cli("export", "gold.daily_revenue", "--format", "jsonl").stdout)
     back = con.execute(f"SELECT count(*), sum(revenue_usd) FROM read_json('{tmp_path / 'daily.jsonl'}')").fetchone()
     assert back[0] == daily[0] and float(back[1]) == pytest.approx(float(daily[1]), abs=0.01)

@@ -100,17 +100,21 @@ class WorkerClient:
         raise QueryFailedError(message)
 
     async def export(
-        self, table: str, fmt: str, *, timeout_s: float = 3600.0, publish_to: str | None = None, name: str | None = None
-    ) -> dict[str, Any]:
-        """Write the whole of ``table`` (schema.table) as csv, parquet or jsonl into ``export_dir``.
+        self, table: str, fmt: str, *, sql: str = "", timeout_s: float = 3600.0, publish_to: str | None = None,
+        name: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Write the whole of ``table`` (schema.table), or the whole result of the read-only query ``sql``
+        (then ``table`` is ""), as csv, parquet or jsonl into ``export_dir``.
 
         Returns ``{"path", "rows", "bytes", "format"}``; the caller owns (and removes) the file. Raises
-        QueryRefusedError (unknown table or format), QueryTimeoutError, QueryFailedError.
+        QueryRefusedError (unknown table, a query that is not a read-only SELECT, another format),
+        QueryTimeoutError, QueryFailedError.
         """
         worker = await self._ensure_worker()
         if name is None:
-            name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', table)[:100]}-{secrets.token_hex(4)}.{re.sub(r'[^a-z]', '', fmt)}"
-        request: dict[str, Any] = {"table": table, "format": fmt, "name": name}
+            stem = re.sub(r"[^A-Za-z0-9_.-]", "_", table or "result")[:100]
+            name = f"{stem}-{secrets.token_hex(4)}.{re.sub(r'[^a-z]', '', fmt)}"
+        request: dict[str, Any] = {"table": table, "format": fmt, "name": name} | ({"sql": sql} if sql else {})
         if publish_to is not None:
             request |= {"publish": True, "subdir": publish_to}
         rid, fut = worker.send("export", request)
@@ -119,7 +123,8 @@ class WorkerClient:
         except TimeoutError:
             with contextlib.suppress(Exception):
                 worker.send("cancel", {"target": rid})
-            raise QueryTimeoutError(f"export of {table} took longer than {timeout_s:g} s and was interrupted") from None
+            what = table or "the query's result"
+            raise QueryTimeoutError(f"export of {what} took longer than {timeout_s:g} s and was interrupted") from None
         if reply.get("ok"):
             return dict(reply["result"])
         err = reply.get("error") or {}

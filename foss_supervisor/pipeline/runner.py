@@ -314,9 +314,10 @@ class PipelineRunner:
         """Run one read-only query in the worker (see WorkerClient.query)."""
         return await self._client.query(sql, max_rows=max_rows, timeout_s=timeout_s)
 
-    async def export(self, table: str, fmt: str, *, timeout_s: float = 3600.0) -> dict[str, Any]:
-        """Write a whole table into ``export_dir`` (see WorkerClient.export); the caller owns the file."""
-        return await self._client.export(table, fmt, timeout_s=timeout_s)
+    async def export(self, table: str, fmt: str, *, sql: str = "", timeout_s: float = 3600.0) -> dict[str, Any]:
+        """Write a whole table, or a query's whole result, into ``export_dir`` (see WorkerClient.export); the
+        caller owns the file."""
+        return await self._client.export(table, fmt, sql=sql, timeout_s=timeout_s)
 
     async def publish(self, pipeline: str) -> list[dict[str, Any]]:
         """Write every table ``pipeline`` publishes as Parquet into ``publish_dir/<pipeline>/schema.table.parquet``,

@@ -373,10 +373,11 @@ class PipelineService:
             raise CommandError(str(exc)) from None
         return result.to_dict()
 
-    async def export(self, table: str, fmt: str) -> dict[str, Any]:
-        """The whole table as a csv, parquet or jsonl file in the state dir's exports folder (see runner.export)."""
+    async def export(self, table: str, fmt: str, sql: str = "") -> dict[str, Any]:
+        """The whole table, or the whole result of a read-only query, as a csv, parquet or jsonl file in the
+        state dir's exports folder (see runner.export)."""
         try:
-            return await self.runner.export(table, fmt)
+            return await self.runner.export(table, fmt, sql=sql)
         except PipelineError as exc:
             raise CommandError(str(exc)) from None
 

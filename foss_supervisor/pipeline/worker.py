@@ -36,7 +36,7 @@ from foss_supervisor.pipeline.context import StepContext  # noqa: E402
 from foss_supervisor.pipeline.errors import QueryError, QueryRefusedError, QueryTimeoutError  # noqa: E402
 from foss_supervisor.pipeline.ledger import ledger_ddl  # noqa: E402
 from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode, to_jsonable  # noqa: E402
-from foss_supervisor.pipeline.query import run_query  # noqa: E402
+from foss_supervisor.pipeline.query import check_query, run_query  # noqa: E402
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check  # noqa: E402
 
@@ -225,10 +225,12 @@ class Worker:
             cursor.close()
 
     def export(self, cursor: Any, message: Mapping[str, Any]) -> dict[str, Any]:
-        """COPY one table or view, whole, into the export folder (or, with ``publish``, the publish folder's
+        """COPY one table or view (``table``), or a read-only query's result (``sql``, checked as the query
+        engine checks it), whole, into the export folder (or, with ``publish``, the publish folder's
         ``subdir``), streamed by DuckDB with no row cap, written to a hidden temporary name and renamed when
         complete, so a reader elsewhere sees the old file or the new one. Returns path, rows and bytes."""
         schema, _, table = str(message.get("table", "")).lower().partition(".")
+        sql = str(message.get("sql", ""))
         fmt = str(message.get("format", ""))
         name = str(message.get("name", ""))
         folder = self.publish_dir if message.get("publish") else self.export_dir
@@ -244,22 +246,24 @@ class Worker:
             raise QueryRefusedError(f"format must be one of {', '.join(sorted(_EXPORT_FORMATS))}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", name) or name.startswith("."):
             raise QueryRefusedError(f"bad export file name {name!r}")
-        found = cursor.execute(
-            "SELECT count(*) FROM (SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary"
-            " UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary)"
-            " WHERE schema_name = ? AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-        if not found:
-            raise QueryRefusedError(f"no table or view {message.get('table')!r} (give it as schema.table)")
+        if sql:  # one SELECT that reads warehouse tables only; on lines of its own, so a comment ends there
+            source = f"(\n{check_query(cursor, sql, database=self.database)}\n)"
+        else:
+            found = cursor.execute(
+                "SELECT count(*) FROM (SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary"
+                " UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary)"
+                " WHERE schema_name = ? AND table_name = ?",
+                [schema, table],
+            ).fetchone()[0]
+            if not found:
+                raise QueryRefusedError(f"no table or view {message.get('table')!r} (give it as schema.table)")
+            quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+            source = f"(SELECT * FROM {quoted})"  # noqa: S608 (checked above)
         final = folder / name
         tmp = folder / f".{name}.{os.getpid()}.tmp"
-        quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
         cursor.execute("BEGIN TRANSACTION READ ONLY")
         try:
-            rows = cursor.execute(
-                f"COPY (SELECT * FROM {quoted}) TO '{tmp}' ({_EXPORT_FORMATS[fmt]})"  # noqa: S608 (checked above)
-            ).fetchone()[0]
+            rows = cursor.execute(f"COPY {source} TO '{tmp}' ({_EXPORT_FORMATS[fmt]})").fetchone()[0]
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()

@@ -77,15 +77,14 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/data-browser/export",
         data_browser.export,
-        "A read-only query's result as CSV or JSON lines (?sql=, ?format=csv|jsonl)",
+        "A read-only query's whole result as CSV, JSON lines or Parquet (?sql=, ?format=), streamed, no row cap",
         produces="text/csv",
-        also=("application/x-ndjson",),
-        params=(Param("sql", "a read-only query", required=True), Param("format", "file type", enum=("csv", "jsonl"))),
-        errors=(
-            (400, "no sql, another format, or the query was refused or failed"),
-            (413, "more than 100,000 rows or 16 MiB: nothing exported; export the table instead"),
-            _BUSY,
+        also=("application/x-ndjson", "application/vnd.apache.parquet"),
+        params=(
+            Param("sql", "a read-only query", required=True),
+            Param("format", "file type (default csv)", enum=("csv", "jsonl", "parquet")),
         ),
+        errors=((400, "no sql, another format, or the query was refused or failed"), _BUSY),
     ),
     Route(
         "GET",

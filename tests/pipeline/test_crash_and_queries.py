@@ -206,3 +206,33 @@ def test_number_cells_are_grouped_and_exact() -> None:
     assert (number_cell(1234567), number_cell(0.1234567), number_cell(2.5), number_cell(-0.0000001)) == (
         "1,234,567", "0.123457", "2.5", "0")  # fmt: skip
     assert number_cell("n/a") == "n/a"
+
+
+async def test_a_querys_whole_result_exports_and_hostile_ones_are_refused(
+    workspace: dict[str, Path], runners: RunnerFactory, tmp_path: Path
+) -> None:
+    """export(sql=...) writes a read-only query's whole result (no row cap) inside the export folder; what
+    the query engine refuses is refused here too, and no text can reach past the COPY's parentheses."""
+    ws = workspace
+    runner = await runners.open([orders_spec(ws)], ws["state"])
+    done = await runner.export("", "csv", sql="SELECT range AS n FROM range(300000)")
+    path = Path(done["path"])
+    assert done["rows"] == 300_000 and path.parent == runner.export_dir
+    assert len(path.read_text().splitlines()) == 300_001
+    path.unlink()
+    outside = tmp_path / "pwn.csv"
+    hostile = [
+        "DELETE FROM silver.orders",
+        f"SELECT 1) TO '{outside}' (FORMAT csv); SELECT (1",
+        f"SELECT 1 -- ) TO '{outside}'",
+        f"SELECT * FROM read_csv('{ws['landing']}/x.csv')",
+        "SELECT 1; SELECT 2",
+    ]
+    for sql in hostile:
+        try:
+            done = await runner.export("", "csv", sql=sql)
+        except (QueryRefusedError, QueryFailedError):
+            continue
+        assert Path(done["path"]).parent == runner.export_dir, sql  # ran as a plain SELECT, nothing else
+        Path(done["path"]).unlink()
+    assert not outside.exists()

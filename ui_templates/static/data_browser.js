@@ -70,7 +70,7 @@ async function runQuery() {
 // an export is a link with the query in it: the server takes request lines up to 64 KiB
 const MAX_LINK = 60000;
 function exportLinks() {
-  for (const fmt of ["csv", "jsonl"]) {
+  for (const fmt of ["csv", "jsonl", "parquet"]) {
     const link = document.getElementById(`export-${fmt}`);
     const href = `/data-browser/export?format=${fmt}&sql=${encodeURIComponent(sqlBox.value)}`;
     const tooLong = href.length > MAX_LINK;

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +14,8 @@ from foss_supervisor.web.responder import respond
 
 __all__ = ["data_browser", "export", "export_table"]
 
-EXPORT_MAX_ROWS = 100_000
-EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
-TABLE_EXPORT_TYPES = {**EXPORT_TYPES, "parquet": "application/vnd.apache.parquet"}
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8",
+                "parquet": "application/vnd.apache.parquet"}  # fmt: skip
 EXPORT_CHUNK_BYTES = 1 << 20
 
 # every pipeline's layers: bronze, silver, gold, or its own prefixed ones (trips_bronze, ...)
@@ -53,55 +48,17 @@ async def data_browser(request: web.Request) -> web.StreamResponse:
     return await respond(request, "data_browser.html", {"tables": tables, "error": error, "default_sql": default_sql})
 
 
-def _lines(fmt: str, columns: list[str], rows: list[list[Any]]) -> Iterator[str]:
-    if fmt == "jsonl":
-        for row in rows:
-            yield json.dumps(dict(zip(columns, row, strict=True)), default=str) + "\n"
-        return
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    for row in [columns, *rows]:
-        writer.writerow(row)
-        yield buf.getvalue()
-        buf.seek(0)
-        buf.truncate()
-
-
 async def export(request: web.Request) -> web.StreamResponse:
-    """A read-only query's result (``?sql=``, ``?format=csv|jsonl``) as a download.
+    """A read-only query's whole result (``?sql=``) as ``?format=csv|jsonl|parquet``, streamed, no row cap.
 
-    A result beyond 100,000 rows (or the query engine's 16 MiB) is refused with 413 and the way out,
-    never cut short silently: a whole table has no cap at ``/api/v1/export/SCHEMA.TABLE``.
+    The query is checked as the SQL box's are (one SELECT reading warehouse tables); DuckDB writes the
+    result to a file (the ``export`` command), which is streamed and deleted, as for a table.
     """
     fmt = request.query.get("format", "csv")
     sql = request.query.get("sql", "")
     if fmt not in EXPORT_TYPES or not sql.strip():
-        raise web.HTTPBadRequest(text="give sql= and format=csv or jsonl\n")
-    try:
-        with request.app[QUERIES].slot(request):
-            result = await request.app[CORE].call("query", {"sql": sql, "max_rows": EXPORT_MAX_ROWS, "timeout_s": 30.0})
-    except SupervisorError as exc:
-        raise web.HTTPBadRequest(text=f"{exc}\n") from None
-    if result["truncated"]:
-        why = result.get("truncated_reason") or f"more than {EXPORT_MAX_ROWS:,} rows"
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=EXPORT_MAX_ROWS, actual_size=EXPORT_MAX_ROWS + 1,
-            text=f"nothing exported: the result is too large to export as a query result ({why}). Export a whole "
-            "table with /api/v1/export/SCHEMA.TABLE?format=csv|jsonl|parquet (no row cap), or narrow the query.\n",
-        )  # fmt: skip
-    response = web.StreamResponse(
-        headers={"Content-Type": EXPORT_TYPES[fmt], "Content-Disposition": f'attachment; filename="result.{fmt}"'}
-    )
-    await response.prepare(request)
-    chunk: list[str] = []
-    for line in _lines(fmt, result["columns"], result["rows"]):
-        chunk.append(line)
-        if len(chunk) >= 1000:
-            await response.write("".join(chunk).encode())
-            chunk = []
-    await response.write("".join(chunk).encode())
-    await response.write_eof()
-    return response
+        raise web.HTTPBadRequest(text=f"give sql= and format= one of {', '.join(sorted(EXPORT_TYPES))}\n")
+    return await _exported(request, {"sql": sql, "format": fmt}, f"result.{fmt}")
 
 
 async def export_table(request: web.Request) -> web.StreamResponse:
@@ -112,20 +69,26 @@ async def export_table(request: web.Request) -> web.StreamResponse:
     """
     table = request.match_info["table"]
     fmt = request.query.get("format", "parquet")
-    if fmt not in TABLE_EXPORT_TYPES:
-        raise web.HTTPBadRequest(text=f"format must be one of {', '.join(sorted(TABLE_EXPORT_TYPES))}\n")
+    if fmt not in EXPORT_TYPES:
+        raise web.HTTPBadRequest(text=f"format must be one of {', '.join(sorted(EXPORT_TYPES))}\n")
+    return await _exported(request, {"table": table, "format": fmt}, f"{table}.{fmt}")
+
+
+async def _exported(request: web.Request, args: dict[str, str], filename: str) -> web.StreamResponse:
+    """Run the ``export`` command with ``args`` and stream the file it wrote as ``filename``, then delete it
+    (also when the client goes away). A refused or failed export is a 400 with the reason."""
     try:
         with request.app[QUERIES].slot(request):
-            result = await request.app[CORE].call("export", {"table": table, "format": fmt})
+            result = await request.app[CORE].call("export", args)
     except SupervisorError as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
     path = Path(result["path"])
     try:
         response = web.StreamResponse(
             headers={
-                "Content-Type": TABLE_EXPORT_TYPES[fmt],
+                "Content-Type": EXPORT_TYPES[args["format"]],
                 "Content-Length": str(result["bytes"]),
-                "Content-Disposition": f'attachment; filename="{table}.{fmt}"',
+                "Content-Disposition": f'attachment; filename="{filename}"',
             }
         )
         await response.prepare(request)
