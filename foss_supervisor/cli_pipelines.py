@@ -195,7 +195,8 @@ def cmd_query(args: argparse.Namespace, config: Target) -> int:
         print("  ".join(c[:40].ljust(w) for c, w in zip(row, widths, strict=True)))
         if n == 0:
             print("  ".join("-" * w for w in widths))
-    more = " (truncated)" if result["truncated"] else ""
+    why = result.get("truncated_reason") or "more rows than --max-rows"
+    more = f" (cut: {why}; `export --sql` writes the whole result)" if result["truncated"] else ""
     print(f"({result['row_count']} rows{more}, {result['elapsed_s']:.3f}s)")
     return EXIT_OK
 

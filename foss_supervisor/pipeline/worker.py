@@ -246,8 +246,9 @@ class Worker:
             raise QueryRefusedError(f"format must be one of {', '.join(sorted(_EXPORT_FORMATS))}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", name) or name.startswith("."):
             raise QueryRefusedError(f"bad export file name {name!r}")
-        if sql:  # one SELECT that reads warehouse tables only; on lines of its own, so a comment ends there
-            source = f"(\n{check_query(cursor, sql, database=self.database)}\n)"
+        if sql:  # one SELECT that reads warehouse tables only; a trailing comment ends at the line break
+            checked = check_query(cursor, sql, database=self.database).strip().rstrip(";").rstrip()
+            source = f"({checked}\n)"
         else:
             found = cursor.execute(
                 "SELECT count(*) FROM (SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary"

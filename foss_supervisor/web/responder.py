@@ -19,7 +19,7 @@ from foss_supervisor.web.icons import STATE_ICONS, STATE_WORDS
 from foss_supervisor.web.keys import EXPOSED, JINJA, TOKEN
 from foss_supervisor.web.sse import SINCE
 
-__all__ = ["make_jinja", "number_cell", "respond", "wants_json"]
+__all__ = ["kpi_number", "make_jinja", "number_cell", "respond", "wants_json"]
 
 
 def wants_json(request: web.Request, default_json: bool = False) -> bool:
@@ -42,7 +42,18 @@ def make_jinja() -> jinja2.Environment:
     env.globals["state_words"] = STATE_WORDS
     env.filters["num"] = lambda v, digits=0: "\u2013" if v is None else f"{v:,.{digits}f}"
     env.filters["cell"] = number_cell
+    env.filters["kpi"] = kpi_number
     return env
+
+
+def kpi_number(value: float) -> str:
+    """A key figure as a card shows it: grouped, 2 decimals for a float; from a million on, compact
+    (``3.21 M``, ``3.40 B``) so that it fits a card at any width. The exact value goes in the title."""
+    if abs(value) >= 1_000_000:
+        for size, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+            if abs(value) >= size:
+                return f"{value / size:,.2f} {unit}"
+    return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
 
 
 _NUMERIC_TEXT = re.compile(r"^(-?)(\d+)(\.\d+)?$")

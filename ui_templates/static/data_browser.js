@@ -65,7 +65,8 @@ async function runQuery() {
       td.textContent = typeof v === "object" ? JSON.stringify(v) : String(v);
     });
   });
-  meta.textContent = `${r.row_count.toLocaleString()} rows${r.truncated ? " (truncated)" : ""} in ${(r.elapsed_s * 1000).toFixed(0)} ms`;
+  const cut = r.truncated ? ` (the first ${r.row_count.toLocaleString()}: ${r.truncated_reason || "more rows exist"}; the export links below write the whole result)` : "";
+  meta.textContent = `${r.row_count.toLocaleString()} rows${cut} in ${(r.elapsed_s * 1000).toFixed(0)} ms`;
 }
 // an export is a link with the query in it: the server takes request lines up to 64 KiB
 const MAX_LINK = 60000;

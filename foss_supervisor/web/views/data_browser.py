@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from foss_supervisor.errors import SupervisorError
+from foss_supervisor.web.core import Core
 from foss_supervisor.web.keys import CORE, QUERIES
 from foss_supervisor.web.responder import respond
 
@@ -17,6 +18,7 @@ __all__ = ["data_browser", "export", "export_table"]
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8",
                 "parquet": "application/vnd.apache.parquet"}  # fmt: skip
 EXPORT_CHUNK_BYTES = 1 << 20
+EXACT_COUNT_TABLES = 300  # beyond, the tree shows DuckDB's estimates
 
 # every pipeline's layers: bronze, silver, gold, or its own prefixed ones (trips_bronze, ...)
 TABLES_SQL = (
@@ -34,7 +36,8 @@ async def data_browser(request: web.Request) -> web.StreamResponse:
     try:
         result = await core.call("query", {"sql": TABLES_SQL, "max_rows": 1000, "timeout_s": 5.0})
         for schema, table, rows, columns in result["rows"]:
-            tables.setdefault(schema, []).append({"name": table, "rows": rows, "columns": columns})
+            tables.setdefault(schema, []).append({"name": table, "rows": rows, "columns": columns, "exact": False})
+        await _exact_counts(core, tables)
     except SupervisorError as exc:  # no pipelines configured, or the warehouse cannot answer
         error = str(exc)
     wanted = request.query.get("table", "")
@@ -46,6 +49,30 @@ async def data_browser(request: web.Request) -> web.StreamResponse:
     )
     default_sql = f"SELECT * FROM {first} LIMIT 100" if first else ""  # noqa: S608 (a listed table name)
     return await respond(request, "data_browser.html", {"tables": tables, "error": error, "default_sql": default_sql})
+
+
+async def _exact_counts(core: Core, tables: dict[str, list[dict[str, Any]]]) -> None:
+    """Replace DuckDB's estimated row counts (they keep counting deleted rows after a rebuild) by count(*)
+    of each table, in one query; up to :data:`EXACT_COUNT_TABLES` tables, else the estimates stay (shown ≈)."""
+    listed = [(schema, t) for schema, items in tables.items() for t in items]
+    if not listed or len(listed) > EXACT_COUNT_TABLES:
+        return
+    counts = [
+        f"SELECT {i} AS i, count(*) AS n FROM {_quoted(schema)}.{_quoted(t['name'])}"  # noqa: S608 (quoted names)
+        for i, (schema, t) in enumerate(listed)
+    ]
+    sql = " UNION ALL ".join(counts)
+    try:
+        result = await core.call("query", {"sql": sql, "max_rows": len(listed), "timeout_s": 5.0})
+    except SupervisorError:
+        return  # the estimates stay, marked as such
+    for i, n in result["rows"]:
+        listed[int(i)][1].update(rows=int(n), exact=True)
+
+
+def _quoted(name: str) -> str:
+    """A SQL identifier, double-quoted (names come from duckdb_tables())."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 async def export(request: web.Request) -> web.StreamResponse:

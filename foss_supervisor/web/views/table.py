@@ -85,6 +85,7 @@ async def table_view(request: web.Request) -> web.StreamResponse:
     source = f"{_ident(schema)}.{_ident(name)}" + (" WHERE " + " AND ".join(where) if where else "")
     order = f" ORDER BY {_ident(sort)} {'DESC' if desc else 'ASC'} NULLS LAST" if sort in known else ""
     total = (await _query(request, f"SELECT count(*) FROM {source}", 1))["rows"][0][0]  # noqa: S608
+    page = min(page, max(1, math.ceil(total / size)))  # past the last page: the last page
     rows = await _query(request, f"SELECT * FROM {source}{order} LIMIT {size} OFFSET {(page - 1) * size}", size)  # noqa: S608
     filters = {k: v for k, v in request.query.items() if k not in RESERVED and k in known}
     url = request.rel_url.with_query({k: v for k, v in request.query.items() if k != "format"})
