@@ -43,11 +43,14 @@ class History:
         self.every_s = every_s
         size = max(2, int(keep_s / every_s))
         self._t: deque[float] = deque(maxlen=size)
-        self._host: dict[str, deque[float | None]] = {k: deque(maxlen=size) for k in ("cpu", "mem", "rss", "running")}
+        self._host: dict[str, deque[float | None]] = {
+            k: deque(maxlen=size) for k in ("cpu", "mem", "rss", "running", "disk")
+        }
         self._programs: dict[str, dict[str, deque[float | None]]] = {}
         self._procs: dict[int, psutil.Process] = {}
         self._me = psutil.Process()
         self._size = size
+        self._state_dir: str | None = None
 
     async def sample(self) -> None:
         """Take one sample now (each program's figures only while someone watches)."""
@@ -63,6 +66,7 @@ class History:
         self._host["mem"].append(psutil.virtual_memory().percent)
         self._host["rss"].append(round(self._me.memory_info().rss / 2**20, 1))
         self._host["running"].append(running)
+        self._host["disk"].append(await self._disk_percent())
         seen = set()
         for p in programs:
             cpu, rss = self._measure(p["pid"])
@@ -76,6 +80,15 @@ class History:
                 series["rss"].append(None)
         live = {p["pid"] for p in programs if p["pid"]}
         self._procs = {pid: proc for pid, proc in self._procs.items() if pid in live}
+
+    async def _disk_percent(self) -> float | None:
+        """How full (%) the state dir's file system is (its path from ``status``, asked once)."""
+        if self._state_dir is None:
+            self._state_dir = str((await self._core.read("status"))["daemon"]["state_dir"])
+        try:
+            return float(psutil.disk_usage(self._state_dir).percent)
+        except OSError:
+            return None
 
     def _empty(self) -> dict[str, deque[float | None]]:
         pad = [None] * (len(self._t) - 1)
@@ -99,12 +112,13 @@ class History:
         self._looked_at = time.monotonic()
 
     def latest(self, key: str) -> float | None:
-        """The last sample of a host series (``cpu``, ``mem``, ``rss``, ``running``), None before the first."""
+        """The last sample of a host series (``cpu``, ``mem``, ``rss``, ``running``, ``disk``), None before
+        the first."""
         values = self._host[key]
         return values[-1] if values else None
 
     def series(self) -> dict[str, Any]:
-        """Every sample: ``{"t": [unix s], "cpu": [%], "mem": [%], "rss": [MB], "running": [n],
+        """Every sample: ``{"t": [unix s], "cpu": [%], "mem": [%], "rss": [MB], "running": [n], "disk": [%],
         "programs": {name: {"cpu": [%], "rss": [MB]}}}``, None where a program had no process."""
         out: dict[str, Any] = {"t": list(self._t), **{k: list(v) for k, v in self._host.items()}}
         out["programs"] = {n: {k: list(v) for k, v in s.items()} for n, s in self._programs.items()}
