@@ -33,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the supervisors package beside this script
 
+from supervisors.common import free_port
 from supervisors.install import CHILD_SOURCE
 from supervisors.observe import EventLog, kill_and_time
 
@@ -52,14 +53,6 @@ function done(summary, latency, requests)
 end
 """
 PAGE_HEADERS = {"Accept": "text/html", "Accept-Encoding": "gzip, deflate"}  # what a browser sends for /
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def child_argv(tmp: Path) -> list[str]:

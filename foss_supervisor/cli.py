@@ -157,7 +157,7 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
     "ctl": ("start, stop, restart, signal or scale programs", cmd_ctl, args_ctl),
     "pipeline": ("run pipelines and read their history", cmd_pipeline, args_pipeline),
     "query": ("a read-only SQL query on the warehouse", cmd_query, args_query),
-    "export": ("a whole table as csv, parquet or jsonl (no row cap)", cmd_export, args_export),
+    "export": ("a whole table or query result as csv, parquet or jsonl (no row cap)", cmd_export, args_export),
     "demo-data": ("write sample orders into a landing folder", cmd_demo_data, args_demo_data),
     "top": ("a terminal UI: live programs, their log, keys to start, stop, restart, signal", cmd_top, _no_args),
     "install-service": ("write systemd units for this installation", cmd_install_service, _args_install_service),

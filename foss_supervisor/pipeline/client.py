@@ -91,13 +91,7 @@ class WorkerClient:
                 elapsed_s=float(r["elapsed_s"]),
                 truncated_reason=str(r.get("truncated_reason", "")),
             )
-        err = reply.get("error") or {}
-        kind, message = err.get("kind"), str(err.get("message", "query failed"))
-        if kind == "query_refused":
-            raise QueryRefusedError(message)
-        if kind == "query_timeout":
-            raise QueryTimeoutError(message)
-        raise QueryFailedError(message)
+        raise _query_error(reply, "query failed")
 
     async def export(
         self, table: str, fmt: str, *, sql: str = "", timeout_s: float = 3600.0, publish_to: str | None = None,
@@ -127,10 +121,15 @@ class WorkerClient:
             raise QueryTimeoutError(f"export of {what} took longer than {timeout_s:g} s and was interrupted") from None
         if reply.get("ok"):
             return dict(reply["result"])
-        err = reply.get("error") or {}
-        kind, message = err.get("kind"), str(err.get("message", "export failed"))
-        if kind == "query_refused":
-            raise QueryRefusedError(message)
-        if kind == "query_timeout":
-            raise QueryTimeoutError(message)
-        raise QueryFailedError(message)
+        raise _query_error(reply, "export failed")
+
+
+def _query_error(reply: dict[str, Any], default: str) -> QueryRefusedError | QueryTimeoutError | QueryFailedError:
+    """The worker's error reply to a query or an export as the exception its kind names."""
+    err = reply.get("error") or {}
+    kind, message = err.get("kind"), str(err.get("message", default))
+    if kind == "query_refused":
+        return QueryRefusedError(message)
+    if kind == "query_timeout":
+        return QueryTimeoutError(message)
+    return QueryFailedError(message)

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from foss_supervisor.commands import CommandContext, dispatch
 from foss_supervisor.events import EventBus
+from foss_supervisor.web.shared import SharedResults
 
 __all__ = ["READ_MAX_AGE_S", "Core"]
 
@@ -48,7 +48,7 @@ class Core:
         self._core_loop = core_loop
         self._forwarders: list[Callable[[object], None]] = []
         self._events = 0  # bus events seen: a reply older than the last event is not reused
-        self._reads: dict[tuple[str, str], tuple[tuple[int, int], float, asyncio.Future[Any]]] = {}
+        self._reads: SharedResults[tuple[str, str], Any] = SharedResults(MAX_READS)
         bus.on(self._saw)  # on the core's loop: Core is built there
 
     def _saw(self, event: object) -> None:
@@ -84,22 +84,7 @@ class Core:
         if max_age_s is None:
             raise ValueError(f"{name} is not a shared read")
         key = (name, repr(sorted((args or {}).items())))
-        now = time.monotonic()
-        hit = self._reads.get(key)
-        generation = self.generation
-        if hit is None or hit[0] != generation or (hit[2].done() and now - hit[1] >= max_age_s):
-            if len(self._reads) >= MAX_READS:
-                self._reads.clear()
-            task = asyncio.ensure_future(self.call(name, args))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # seen, even if every caller left
-            hit = (generation, now, task)
-            self._reads[key] = hit
-        try:
-            return await asyncio.shield(hit[2])  # one caller cancelled does not cancel the others' reply
-        except Exception:
-            if self._reads.get(key) is hit:
-                del self._reads[key]
-            raise
+        return await self._reads.get(key, self.generation, max_age_s, lambda: self.call(name, args))
 
     def on_event(self, callback: Callable[[object], None]) -> None:
         """Call ``callback(event)`` on the calling thread's running loop for every bus event.

@@ -13,21 +13,20 @@ HTML, and logged in or not (the only per-visitor parts; the CSRF token is derive
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from foss_supervisor.web import auth
 from foss_supervisor.web.keys import CORE, TOKEN
 from foss_supervisor.web.responder import wants_json
+from foss_supervisor.web.shared import SharedResults
 
 __all__ = ["PageCache", "shared_page"]
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_PAGES = 64  # distinct keys remembered; forgotten all at once beyond (queries are open-ended)
 
 
@@ -39,34 +38,15 @@ class _Page:
     body: bytes
 
 
-class PageCache:
-    """The pages of one app: key -> (core generation, rendered at, the render in progress or done)."""
+class PageCache(SharedResults[tuple[str, bool, bool], _Page]):
+    """The pages of one app, by (path with query, JSON or not, logged in or not)."""
 
     def __init__(self) -> None:
-        self._pages: dict[tuple[str, bool, bool], tuple[tuple[int, int], float, asyncio.Future[_Page]]] = {}
-
-    async def get(self, key: tuple[str, bool, bool], generation: tuple[int, int], max_age_s: float,
-                  render: Callable[[], Awaitable[web.StreamResponse]]) -> _Page:  # fmt: skip
-        """The page for ``key``: a shared render, or a new one when too old or the state changed."""
-        now = time.monotonic()
-        hit = self._pages.get(key)
-        if hit is None or hit[0] != generation or (hit[2].done() and now - hit[1] >= max_age_s):
-            if len(self._pages) >= MAX_PAGES:
-                self._pages.clear()
-            task = asyncio.ensure_future(_capture(render))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # seen, even if every caller left
-            hit = (generation, now, task)
-            self._pages[key] = hit
-        try:
-            return await asyncio.shield(hit[2])
-        except Exception:
-            if self._pages.get(key) is hit:
-                del self._pages[key]  # an error page is not shared: the next visitor tries again
-            raise
+        super().__init__(MAX_PAGES)
 
 
-async def _capture(render: Callable[[], Awaitable[web.StreamResponse]]) -> _Page:
-    response = await render()
+async def _capture(rendering: Awaitable[web.StreamResponse]) -> _Page:
+    response = await rendering
     if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
         raise TypeError("a shared page must be a web.Response with a bytes body")
     return _Page(response.status, response.content_type, response.charset, response.body)
@@ -80,7 +60,7 @@ def shared_page(max_age_s: float = 0.5) -> Callable[[Handler], Handler]:
         async def shared(request: web.Request) -> web.StreamResponse:
             app = request.app
             key = (request.path_qs, wants_json(request), auth.is_logged_in(request, app[TOKEN]))
-            page = await app[PAGES].get(key, app[CORE].generation, max_age_s, lambda: view(request))
+            page = await app[PAGES].get(key, app[CORE].generation, max_age_s, lambda: _capture(view(request)))
             return web.Response(status=page.status, body=page.body, content_type=page.content_type,
                                 charset=page.charset)  # fmt: skip
 

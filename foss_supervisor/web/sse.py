@@ -20,16 +20,16 @@ import json
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 __all__ = ["EVENT_TYPES", "SINCE", "EventLog", "event_to_json"]
 
 SINCE = "foss_events_since"  # request key: the newest event id when the request came in
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 KEEPALIVE_S = 15.0
 # what the dashboard listens for (documented in the OpenAPI description)
