@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from foss_supervisor import __version__
 from foss_supervisor.config import Config
 from foss_supervisor.errors import CommandError, ProtocolError
+from foss_supervisor.events import CommandCompleted, EventBus
+from foss_supervisor.heartbeat import Heartbeat
 from foss_supervisor.logview import DAEMON, PIPELINE, LogSource, select_sources, tail
 from foss_supervisor.redact import redact_env
+from foss_supervisor.services import Services
 from foss_supervisor.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -33,6 +36,9 @@ class CommandContext(Protocol):
     """What commands may use of the daemon."""
 
     supervisor: Supervisor
+    services: Services
+    heartbeat: Heartbeat
+    bus: EventBus
     pipelines: PipelineService | None
     started_at: float
     phase: str  # starting | ready | reloading | stopping
@@ -107,10 +113,15 @@ async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> A
         raise ProtocolError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
     if not cmd.mutating:
         return await cmd.handler(ctx, **_check(cmd, args))
+    error = ""
     try:
         return await cmd.handler(ctx, **_check(cmd, args))
+    except BaseException as exc:  # refused, failed, or cancelled (its caller went away)
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise
     finally:  # a refused command may change state too (a refused reload is shown as a problem)
         ctx.changes += 1
+        ctx.bus.publish(CommandCompleted(command=name, ok=not error, error=error))
 
 
 # ------------------------------------------------------------------------------------------
@@ -129,7 +140,9 @@ async def ping(ctx: CommandContext) -> dict[str, Any]:
 async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
     """The daemon and its programs (all, or those names select: see ``selectors``).
 
-    ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, problems},
+    ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, problems, loop: {beats,
+    last_beat_at, lag_s, max_lag_s, max_lag_ever_s, interval_s}}, "services": [the daemon's own children
+    (``@dashboard``), each like a program],
     "programs": [{name, group, state, health, health_detail, pid, exit_code, completed, uptime_s,
     spawns, wanted ("running"|"stopped"), reason, next_attempt_at, retry_in_s, status_text, command,
     depends_on, dependency_conditions, log_file, env (secrets redacted)}]}``, plus, when pipelines are
@@ -153,7 +166,10 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
             "dashboard_url": cfg.dashboard_url,
             # daemon-level errors (a failed subsystem, state that cannot be written), then the programs'
             "problems": [*ctx.problems, *ctx.supervisor.problems()],
+            # the supervision loop's heartbeat: how late it woke (what a SIGCHLD would have waited)
+            "loop": ctx.heartbeat.snapshot(),
         },
+        "services": ctx.services.snapshots(),
         "programs": programs,
     }
     if ctx.pipelines is not None:

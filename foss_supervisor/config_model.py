@@ -92,6 +92,9 @@ class ProgramConfig:
     health: HealthConfig | None = None
     log: LogConfig = field(default_factory=LogConfig)
     pidfile: Path | None = None  # a program that forks: supervise the main PID it writes here (Type=forking)
+    watchdog_s: float | None = None  # ready: notify programs: WATCHDOG=1 at least this often, or restarted
+    nice: int | None = None  # scheduling priority set on the child after spawn (systemd Nice=); None: inherit
+    pass_fds: tuple[int, ...] = ()  # descriptors the child inherits (the dashboard's listening socket)
 
     def condition_for(self, dependency: str) -> DependencyCondition:
         """When ``dependency`` (one of ``depends_on``) counts as ready for this program."""

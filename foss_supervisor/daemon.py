@@ -1,8 +1,10 @@
-"""The daemon's lifecycle: PID lock, crash leftovers, port, control socket, web app, programs, signals.
+"""The daemon's lifecycle: PID lock, crash leftovers, port, control socket, dashboard, programs, signals.
 
 Order of start-up (each step can refuse, with a clear reason, before anything runs):
 lock the PID file -> stop what a crashed predecessor left -> bind the dashboard port -> serve the
-control socket and the web app -> start programs -> ready. Shutdown runs the same steps backwards.
+control socket -> start programs and the dashboard process -> ready. Shutdown runs the same steps
+backwards. The dashboard is a process of its own (:mod:`foss_supervisor.services`): nothing in this
+process serves HTTP, so no client can hold up the loop that supervises.
 """
 
 from __future__ import annotations
@@ -10,28 +12,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import os
 import resource
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from foss_supervisor.config import Config, load_config
+from foss_supervisor.config import Config, ProgramConfig, load_config
 from foss_supervisor.containment import Containment, OwningChildWatcher, install_child_watcher
 from foss_supervisor.control.server import ControlServer
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError, PortInUse
+from foss_supervisor.eventlog import EventLog
 from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
+from foss_supervisor.heartbeat import Heartbeat
 from foss_supervisor.hooks import HookDispatcher
 from foss_supervisor.instance import bind_dashboard, clean_leftovers
 from foss_supervisor.logsetup import configure_logging, log_pipeline_event
+from foss_supervisor.loopguard import LoopErrorLog
 from foss_supervisor.pidfile import PidFile
 from foss_supervisor.procinfo import describe
 from foss_supervisor.sdnotify import (
@@ -44,14 +48,15 @@ from foss_supervisor.sdnotify import (
     watchdog_interval_s,
     watchdog_loop,
 )
+from foss_supervisor.services import Services, dashboard_service
 from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 from foss_supervisor.supervisor import Supervisor
+from foss_supervisor.tokens import load_or_create_token
 from foss_supervisor.writefailures import WriteFailures
 
 __all__ = [
     "Daemon",
-    "LoopErrorLog",
     "leave_launch_directory",
     "open_files_shortfall",
     "raise_open_files_limit",
@@ -65,6 +70,8 @@ log = structlog.get_logger("foss_supervisor.daemon")
 
 # How long the daemon waits for autostart programs before it calls itself ready anyway.
 AUTOSTART_WAIT_S = 60.0
+# How long it waits for the dashboard process to serve before it calls itself ready anyway.
+DASHBOARD_WAIT_S = 30.0
 # Open files a program costs the daemon (stdout and stderr pipes, pidfd, log file, a spare for probes
 # and readiness sockets; about 4 measured with 500 programs), and those the daemon keeps for itself
 # (control and dashboard clients, its log, the pipeline worker).
@@ -85,36 +92,6 @@ def log_event(event: object) -> None:
         log.info("daemon_state", state=event.state, detail=event.detail)
 
 
-class LoopErrorLog:
-    """The event loop's exception handler: each distinct message is logged at most once per ``interval_s``.
-
-    The loop reports some failures again and again (``socket.accept() out of system resource`` once a
-    second per listening socket while descriptors run out); the log says each once, then how many
-    were skipped, instead of filling the disk.
-    """
-
-    MAX_MESSAGES = 256  # distinct messages remembered; the memory is dropped when more arrive
-
-    def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval_s = interval_s
-        self._clock = clock
-        self._seen: dict[str, tuple[float, int]] = {}  # message -> (last logged at, skipped since)
-
-    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        message = str(context.get("message") or "unhandled error in the event loop")
-        now = self._clock()
-        last, skipped = self._seen.get(message, (None, 0))
-        if last is not None and now - last < self.interval_s:
-            self._seen[message] = (last, skipped + 1)
-            return
-        if len(self._seen) >= self.MAX_MESSAGES:
-            self._seen.clear()
-        self._seen[message] = (now, 0)
-        exc = context.get("exception")
-        log.error("event_loop_error", message=message, skipped_since_last=skipped,
-                  error=f"{type(exc).__name__}: {exc}" if exc else None, exc_info=exc)  # fmt: skip
-
-
 class Daemon:
     """The running daemon; it is the :class:`~foss_supervisor.commands.CommandContext` of its commands."""
 
@@ -123,12 +100,16 @@ class Daemon:
                  write_failures: WriteFailures | None = None) -> None:  # fmt: skip
         self._config = config
         self.bus = EventBus()
+        self.events = EventLog()  # every event, numbered: the dashboard and `events` follow it
+        self.bus.on(self.events.append)
         self.bus.on(log_event)
         self.bus.on(log_pipeline_event)
         self.write_failures = write_failures or WriteFailures()  # state files, program logs, the daemon log
         self.store = StateStore(config.state_dir, self.write_failures)
         self.containment = Containment(self._owned_by_watcher)
         self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
+        self.services = Services(config.state_dir, self.bus, self.store, self.containment)
+        self.heartbeat = Heartbeat()
         self.pipelines = _pipeline_service(config, self.bus, self.write_failures)
         self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables)
         self.bus.on(self.hooks.offer)  # hooks only enqueue here; their workers deliver in the background
@@ -231,7 +212,7 @@ class Daemon:
     def problems(self) -> list[str]:
         """Daemon-level errors an operator must see (a subsystem that failed, a file that cannot be written)."""
         refused = [self._reload_refused] if self._reload_refused else []
-        return [*self._problems, *refused, *self.write_failures.problems]
+        return [*self._problems, *refused, *self.write_failures.problems, *self.services.problems()]
 
     def _subsystem_failed(self, name: str, exc: BaseException) -> None:
         log.error("subsystem_failed", subsystem=name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
@@ -253,7 +234,7 @@ class Daemon:
         """
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(LoopErrorLog())
-        control = ControlServer(self._config.control_socket, self)
+        control = ControlServer(self._config.control_socket, self, self.events)
         try:
             await control.start()
         except OSError as exc:
@@ -264,16 +245,13 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self._signals.put_nowait, sig)  # handlers only enqueue
         started = asyncio.Event()
-        web_server = None
+        services_down = asyncio.Event()  # the dashboard stops first: it is a client of what follows
         try:
             async with asyncio.TaskGroup() as group:
                 supervising = group.create_task(self.supervisor.run(started, self._shutdown), name="supervisor")
-                # programs spawn while the web layer (aiohttp, jinja2, prometheus) is imported in a thread
-                try:
-                    web_server = await self._start_web()
-                except Exception as exc:  # a dashboard that cannot start must not strand the programs
-                    self._subsystem_failed("dashboard", exc)
+                serving = group.create_task(self.services.run(self._services(), services_down), name="services")
                 helpers = [group.create_task(self._handle_signals(), name="signals"),
+                           group.create_task(self.heartbeat.run(), name="heartbeat"),
                            group.create_task(self._guarded("hooks", self.hooks.run()), name="hooks")]  # fmt: skip
                 if self.pipelines is not None:
                     group.create_task(self._guarded("pipelines", self.pipelines.run(self._shutdown)), name="pipelines")
@@ -284,27 +262,36 @@ class Daemon:
                 await started.wait()
                 with contextlib.suppress(TimeoutError):
                     await self.supervisor.wait_autostarted(AUTOSTART_WAIT_S)
+                await self.services.wait_running(DASHBOARD_WAIT_S)
                 if not self._shutdown.is_set():
                     self._set_phase("ready", self._config.dashboard_url)
                 await self._shutdown.wait()
+                services_down.set()
                 if self._notifier.enabled:  # a long stop asks systemd for more time while it progresses
                     budget = max((p.stop_timeout_s for p in self._config.programs.values()), default=0.0) + 10.0
                     helpers.append(group.create_task(
                         extend_timeout_loop(self._notifier, budget, lambda: not supervising.done()),
                         name="extend-timeout"))  # fmt: skip
+                await serving
                 await supervising
                 for task in helpers:
                     task.cancel()
         finally:
             await control.close()
-            if web_server is not None:
-                await web_server.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             self.containment.end_adopted()
             self.containment.close()
         log.info("daemon_stopped")
         return 0
+
+    def _services(self) -> list[ProgramConfig]:
+        """The daemon's own children: the dashboard process, when there is a port to serve."""
+        if self._dashboard_socket is None:
+            return []
+        token_file = self._config.state_dir / "api-token"
+        load_or_create_token(token_file)  # before the dashboard reads it (and `start` prints the login URL)
+        return [dashboard_service(self._config, self._dashboard_socket, token_file, os.getpid())]
 
     async def _handle_signals(self) -> None:
         while True:
@@ -315,19 +302,6 @@ class Daemon:
                     await self.reload(dry_run=False)
             else:
                 self.request_shutdown()
-
-    async def _start_web(self) -> Any:
-        if self._dashboard_socket is None:
-            return None
-        await asyncio.to_thread(importlib.import_module, "foss_supervisor.web.server")
-        from foss_supervisor.web.auth import load_or_create_token
-        from foss_supervisor.web.server import WebServer
-
-        token = load_or_create_token(self._config.state_dir / "api-token")
-        server = WebServer(self, self.bus, token, self._dashboard_socket,
-                           on_failure=lambda exc: self._subsystem_failed("dashboard", exc))  # fmt: skip
-        await server.start()
-        return server
 
 
 def _pipeline_service(config: Config, bus: EventBus, write_failures: WriteFailures) -> PipelineService | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from foss_supervisor.states import Health, ProcessState
 
 __all__ = [
+    "CommandCompleted",
     "ConfigReloaded",
     "DaemonStateChanged",
     "Event",
@@ -73,6 +74,15 @@ class DaemonStateChanged(Event):
 
     state: str
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandCompleted(Event):
+    """A state-changing command ran (from any transport): done (``ok``) or refused with ``error``."""
+
+    command: str
+    ok: bool
+    error: str = ""
 
 
 class Subscription:

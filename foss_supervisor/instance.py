@@ -144,7 +144,7 @@ def _try_bind(host: str, port: int) -> socket.socket | None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-        sock.listen(128)
+        sock.listen(socket.SOMAXCONN)  # while the dashboard process starts or is busy, clients wait here
         sock.setblocking(False)
     except OSError as exc:
         sock.close()

@@ -40,6 +40,7 @@ __all__ = ["ManagedProcess", "Seams", "child_environment", "exit_text", "read_en
 log = structlog.get_logger("foss_supervisor.process")
 
 S = ProcessState
+WATCHDOG_TRIGGER_CHECK_S = 1.0  # a WATCHDOG=trigger is acted on within this
 
 
 def exit_text(code: int | None) -> str:
@@ -104,6 +105,7 @@ class ManagedProcess:
         self._restart_requested = False
         self._stop_asked = False  # an operator's stop, not yet acted on (it takes a FATAL program out)
         self._unhealthy = False
+        self._watchdog_failed = False  # the unhealthiness is a missed watchdog: stopped with SIGABRT
         self._exit_watch: ExitWatch | None = None  # set while a supervised PID of ours exists
         self._spawned_at = 0.0
         if seams.child is not None:
@@ -277,6 +279,7 @@ class ManagedProcess:
             return
         start_timeout = self.cfg.start_timeout_s
         probe_task: asyncio.Task[None] | None = None
+        watchdog_task: asyncio.Task[None] | None = None
         try:
             # STARTING: it must stay up for start_timeout_s (or send READY=1 within it) to count as RUNNING
             ready = self._child.ready
@@ -306,11 +309,16 @@ class ManagedProcess:
                 monitor = self._monitor = HealthMonitor(self.cfg.health, self._health_changed, self._child.probe(),
                                                         self._seams.sleep)  # fmt: skip
                 probe_task = asyncio.create_task(monitor.run())
+            if self.cfg.watchdog_s is not None and ready is not None:
+                watchdog_task = asyncio.create_task(self._watchdog(self.cfg.watchdog_s))
             interrupt = await self._watch(exited, None)
             if probe_task is not None:
                 probe_task.cancel()
+            if watchdog_task is not None:
+                watchdog_task.cancel()
             if interrupt:
-                await self._stop_child(interrupt)
+                abort, self._watchdog_failed = self._watchdog_failed, False
+                await self._stop_child(interrupt, abort=abort)
                 if interrupt == "unhealthy":
                     self._unhealthy = False
                     await self._backoff_wait("stopped as unhealthy")
@@ -324,8 +332,27 @@ class ManagedProcess:
             else:
                 self.wanted = False
         finally:
-            if probe_task is not None:
-                probe_task.cancel()
+            for task in (probe_task, watchdog_task):
+                if task is not None:
+                    task.cancel()
+
+    async def _watchdog(self, interval_s: float) -> None:
+        """systemd's ``WatchdogSec=``: a RUNNING program must send ``WATCHDOG=1`` at least every ``interval_s``
+        (counted from READY=1 at first). A silent interval, or ``WATCHDOG=trigger``, makes it unhealthy: it
+        is stopped with SIGABRT and started again as for any unhealthiness.
+        """
+        since = self._seams.monotonic()
+        while True:
+            last = self._child.watchdog_ping_at
+            due = max(since, last or since) + interval_s
+            if not self._child.watchdog_triggered and self._seams.monotonic() < due:
+                await self._seams.sleep(min(due - self._seams.monotonic(), WATCHDOG_TRIGGER_CHECK_S))
+                continue
+            why = "sent WATCHDOG=trigger" if self._child.watchdog_triggered else f"no WATCHDOG=1 within {interval_s:g}s"
+            log.warning("watchdog_timeout", program=self.name, pid=self.pid, detail=why)
+            self._watchdog_failed = True
+            self._health_changed(Health.UNHEALTHY, f"watchdog: {why}")
+            return
 
     async def _watch(self, exited: asyncio.Future[int], deadline: float | None,
                      ready: asyncio.Future[None] | None = None) -> str:  # fmt: skip
@@ -476,21 +503,21 @@ class ManagedProcess:
         """Send ``sig`` to the running program (its group, or its main PID alone); False when none runs."""
         return self._exit_watch is not None and self._child.signal(sig)
 
-    async def _stop_child(self, reason: str, quiet: bool = False) -> None:
-        """The one stop path: stop_signal, bounded wait, SIGKILL to the group, reap.
+    async def _stop_child(self, reason: str, quiet: bool = False, abort: bool = False) -> None:
+        """The one stop path: stop_signal (SIGABRT when ``abort``), bounded wait, SIGKILL to the group, reap.
 
         It runs in its own task and is awaited through a shield, so a caller that is cancelled
         (shutdown, reload) still waits for the child to be gone. A ``quiet`` stop (a failed start, or a
         child found in a state with no STOPPING edge) takes no edge: the caller decides the state.
         """
-        await uncancellable(self._terminate(reason, quiet))
+        await uncancellable(self._terminate(reason, quiet, abort))
 
-    async def _terminate(self, reason: str, quiet: bool) -> None:
+    async def _terminate(self, reason: str, quiet: bool, abort: bool = False) -> None:
         assert self._exit_watch is not None
         exited = self._exit_watch.exited
         if not quiet:
             self._transition(S.STOPPING, reason)
-        await self._child.stop(exited)
+        await self._child.stop(exited, abort)
         await self._collect(exited)
         if not quiet:
             self._transition(S.STOPPED, f"{reason}; {exit_text(self.exit_code)}")

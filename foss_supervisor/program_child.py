@@ -195,6 +195,16 @@ class ProgramChild:
         return self._notify.status if self._notify is not None else ""
 
     @property
+    def watchdog_ping_at(self) -> float | None:
+        """Monotonic seconds of the current spawn's last ``WATCHDOG=1`` (None: none yet)."""
+        return self._notify.watchdog_ping_at if self._notify is not None else None
+
+    @property
+    def watchdog_triggered(self) -> bool:
+        """The current spawn sent ``WATCHDOG=trigger``."""
+        return self._notify is not None and self._notify.watchdog_triggered
+
+    @property
     def tag(self) -> str:
         """This spawn's tag, which every descendant inherits (recorded for leftover clean-up)."""
         return self._tag
@@ -217,12 +227,17 @@ class ProgramChild:
                 self._notify = NotifyListener(self._notify_dir / f"{self.name}.sock", self._wake)
                 await self._notify.open(account.pw_uid if account else None)
                 env["NOTIFY_SOCKET"] = str(self._notify.path)
+                if cfg.watchdog_s is not None:
+                    env["WATCHDOG_USEC"] = str(int(cfg.watchdog_s * 1_000_000))
             transport, protocol = await self._exec(env, account)
         except BaseException:
             self._close_notify()
             raise
         self._transport, self._protocol = transport, protocol
         self.pid = self._pgid = transport.get_pid()
+        if cfg.nice is not None:
+            with contextlib.suppress(OSError):  # it may have exited already; its exit is seen as usual
+                os.setpriority(os.PRIO_PROCESS, self.pid, cfg.nice)
         self._exit_watch = protocol
         return self.pid, protocol
 
@@ -244,6 +259,7 @@ class ProgramChild:
             group=account.pw_gid if account else None,
             extra_groups=os.getgrouplist(account.pw_name, account.pw_gid) if account else None,
             umask=-1 if cfg.umask is None else cfg.umask,  # set by the C fork code, no Python in the child
+            pass_fds=cfg.pass_fds,
         )
 
     async def reap(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcStat]:
@@ -276,9 +292,17 @@ class ProgramChild:
             self._notify.close()
             self._notify = None
 
-    async def stop(self, exited: asyncio.Future[int]) -> None:
-        """stop_signal to the group and to what escaped it, bounded wait, SIGKILL; returns once it exited."""
+    async def stop(self, exited: asyncio.Future[int], abort: bool = False) -> None:
+        """stop_signal to the group and to what escaped it, bounded wait, SIGKILL; returns once it exited.
+
+        ``abort`` (a watchdog timeout, as systemd's ``WatchdogSignal=``) sends SIGABRT to the main process
+        instead: a Python program with ``faulthandler`` enabled prints every thread's stack on the way out.
+        """
         assert self.pid is not None
+        if abort:
+            await stop_group(self._pgid, exited, stop_signal=signal.SIGABRT, timeout_s=self.cfg.stop_timeout_s,
+                             group=False)  # fmt: skip
+            return
         # processes that left the group get the polite signal too, so they can shut down cleanly
         escaped = [e for e in self._contain.tree(self._tag, self.pid) if e.pgid != self._pgid]
         kill_all(escaped, self.cfg.stop_signal)

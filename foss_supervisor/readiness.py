@@ -2,7 +2,9 @@
 
 The daemon gives such a program a private ``NOTIFY_SOCKET`` (a datagram socket of its own, never the
 daemon's) and counts it RUNNING only after it sends ``READY=1``, the sd_notify protocol that
-supervisord users have asked for for years. ``STATUS=`` lines are kept for status replies.
+supervisord users have asked for for years. ``STATUS=`` lines are kept for status replies;
+``WATCHDOG=1`` keep-alives are counted (``watchdog:``, systemd's ``WatchdogSec=``), and
+``WATCHDOG=trigger`` asks to be treated as failed at once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +36,8 @@ class NotifyListener:
     def __init__(self, path: Path, on_ready: Callable[[], None]) -> None:
         self.path = path
         self.status = ""
+        self.watchdog_ping_at: float | None = None  # time.monotonic() of the last WATCHDOG=1
+        self.watchdog_triggered = False
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._on_ready = on_ready
         self._transport: asyncio.DatagramTransport | None = None
@@ -64,6 +69,10 @@ class NotifyListener:
             elif key == "READY" and value == "1" and not self.ready.done():
                 self.ready.set_result(None)
                 self._on_ready()
+            elif key == "WATCHDOG" and value == "1":
+                self.watchdog_ping_at = time.monotonic()
+            elif key == "WATCHDOG" and value == "trigger":
+                self.watchdog_triggered = True
 
     def close(self) -> None:
         if self._transport is not None:

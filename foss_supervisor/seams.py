@@ -51,6 +51,16 @@ class ChildEdge(Protocol):
         ...
 
     @property
+    def watchdog_ping_at(self) -> float | None:
+        """Monotonic seconds of the current spawn's last ``WATCHDOG=1`` (None: none yet)."""
+        ...
+
+    @property
+    def watchdog_triggered(self) -> bool:
+        """The current spawn sent ``WATCHDOG=trigger``: treat it as failed now."""
+        ...
+
+    @property
     def tag(self) -> str:
         """The current spawn's tag (see :mod:`foss_supervisor.containment`); "" before the first spawn."""
         ...
@@ -63,8 +73,9 @@ class ChildEdge(Protocol):
         """Send ``sig`` to the running child (its group, by the program's setting); False when none runs."""
         ...
 
-    async def stop(self, exited: asyncio.Future[int]) -> None:
-        """stop_signal, bounded wait (stop_timeout_s), SIGKILL; returns once ``exited`` resolved."""
+    async def stop(self, exited: asyncio.Future[int], abort: bool = False) -> None:
+        """stop_signal (SIGABRT when ``abort``: a watchdog timeout), bounded wait (stop_timeout_s), SIGKILL;
+        returns once ``exited`` resolved."""
         ...
 
     async def reap(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcStat]:

@@ -105,6 +105,8 @@ class FakeChildren:
     ready: asyncio.Future[None] | None = None
     status_text: str = ""
     tag: str = ""
+    watchdog_ping_at: float | None = None
+    watchdog_triggered: bool = False
     _current: tuple[Watch, Script] | None = None
 
     async def spawn(self, serial: int) -> tuple[int, Watch]:
@@ -138,8 +140,8 @@ class FakeChildren:
             self._exit_later(watch, 0.01, -sig)
         return True
 
-    async def stop(self, exited: asyncio.Future[int]) -> None:
-        self.signal(signal.SIGTERM)
+    async def stop(self, exited: asyncio.Future[int], abort: bool = False) -> None:
+        self.signal(signal.SIGABRT if abort else signal.SIGTERM)
         timer = asyncio.ensure_future(self.clock.sleep(self.stop_timeout_s))
         await asyncio.wait([exited, timer], return_when=asyncio.FIRST_COMPLETED)
         timer.cancel()
@@ -477,3 +479,49 @@ def test_each_dependency_condition_is_met_by_exactly_its_states() -> None:
     assert [_describe(p) for p, *_ in cases[:5]] == [
         "RUNNING", "RUNNING, health unknown", "RUNNING, health healthy", "EXITED with code 0", "EXITED with code 3",
     ]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ watchdog (WatchdogSec=)
+
+
+def _ready_now() -> asyncio.Future[None]:
+    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    ready.set_result(None)
+    return ready
+
+
+async def test_a_program_that_stops_pinging_its_watchdog_is_aborted_and_started_again() -> None:
+    cfg = program(ready="notify", watchdog_s=10.0, autorestart="always", backoff=BackoffPolicy(jitter=0.0))
+    async with controlled(cfg, Script()) as h:
+        h.children.ready = _ready_now()
+        await h.until_state(S.RUNNING)
+        for _ in range(10):  # a ping every 4 s keeps it up for 40 s
+            await h.clock.advance(4.0)
+            h.children.watchdog_ping_at = h.clock.now
+        assert len(h.children.spawned) == 1 and h.proc.state is S.RUNNING
+        last_ping = h.clock.now
+        await h.until(lambda: len(h.children.spawned) == 2)
+        assert h.children.signals[0] is signal.SIGABRT  # systemd's WatchdogSignal: a Python child dumps its stacks
+        stopping = next(e for e in h.events if e.new is S.STOPPING)
+        assert stopping.reason == "unhealthy"
+        assert 10.0 <= h.clock.now - last_ping < 12.0  # at the deadline (+ the SIGABRT and a restart), not later
+
+
+async def test_watchdog_trigger_fails_the_program_at_once() -> None:
+    cfg = program(ready="notify", watchdog_s=60.0, autorestart="always", backoff=BackoffPolicy(jitter=0.0))
+    async with controlled(cfg, Script()) as h:
+        h.children.ready = _ready_now()
+        await h.until_state(S.RUNNING)
+        started = h.clock.now
+        h.children.watchdog_triggered = True
+        await h.until(lambda: len(h.children.spawned) == 2)
+        assert h.clock.now - started < 60.0 and h.children.signals[0] is signal.SIGABRT
+
+
+async def test_without_a_watchdog_silence_is_fine() -> None:
+    cfg = program(ready="notify")
+    async with controlled(cfg, Script()) as h:
+        h.children.ready = _ready_now()
+        await h.until_state(S.RUNNING)
+        await h.clock.advance(3600.0)
+        assert len(h.children.spawned) == 1 and h.proc.state is S.RUNNING

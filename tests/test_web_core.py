@@ -1,232 +1,253 @@
-"""The web layer's bridge to the core (:mod:`foss_supervisor.web.core`), across two real threads and loops.
+"""The web layer's view of the core (:mod:`foss_supervisor.web.core`), in both shapes.
 
-The command context is a real :class:`~foss_supervisor.ctx.Daemon` built from a parsed config (not
-started: the commands used here read its state). The web side runs on a second thread with its own
-event loop, as the dashboard does. Dispatches are counted by wrapping the real ``dispatch``.
+``LocalCore`` dispatches in-process; ``RemoteCore`` (what the dashboard process uses) speaks the control
+protocol to a real :class:`~foss_supervisor.control.server.ControlServer` on a real Unix socket. The
+command context is a real :class:`~foss_supervisor.daemon.Daemon` built from a parsed config (not
+started: the commands used here read its state). Dispatches are counted by wrapping the real ``dispatch``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Awaitable, Callable, Iterator
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from foss_supervisor.commands import CommandError
 from foss_supervisor.config import parse_config
+from foss_supervisor.control import server as server_module
+from foss_supervisor.control.protocol import VERSION, encode
+from foss_supervisor.control.server import ControlServer
 from foss_supervisor.daemon import Daemon
+from foss_supervisor.errors import NotRunning, ProtocolError
 from foss_supervisor.events import DaemonStateChanged
 from foss_supervisor.web import core as core_module
-from foss_supervisor.web.core import Core
-
-T = TypeVar("T")
-
-
-class Loops:
-    """The core's loop and the web's loop, each running on a thread of its own (the test waits from a third)."""
-
-    def __init__(self) -> None:
-        self.core = asyncio.new_event_loop()
-        self.web = asyncio.new_event_loop()
-        self._threads = [threading.Thread(target=loop.run_forever, daemon=True) for loop in (self.core, self.web)]
-        for t in self._threads:
-            t.start()
-
-    def on_core(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return asyncio.run_coroutine_threadsafe(fn(), self.core).result(timeout=10)  # type: ignore[arg-type]
-
-    def on_web(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return asyncio.run_coroutine_threadsafe(fn(), self.web).result(timeout=10)  # type: ignore[arg-type]
-
-    def close(self) -> None:
-        for loop in (self.core, self.web):
-            loop.call_soon_threadsafe(loop.stop)
-        for t in self._threads:
-            t.join(timeout=10)
-        for loop in (self.core, self.web):
-            loop.close()
-
-
-@pytest.fixture
-def loops() -> Iterator[Loops]:
-    got = Loops()
-    try:
-        yield got
-    finally:
-        got.close()
+from foss_supervisor.web.core import RESYNC, Core, LocalCore
+from foss_supervisor.web.remote import RemoteCommandError, RemoteCore
 
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Daemon:
-    text = f"state_dir: {tmp_path / 'state'}\nprograms: {{}}\n"
-    config = parse_config(text, tmp_path / "config.yaml")
-    return Daemon(config, None)
+    state = tmp_path / "s"
+    state.mkdir()
+    return Daemon(parse_config(f"state_dir: {state}\nprograms: {{}}\n", tmp_path / "config.yaml"), None)
 
 
 @pytest.fixture
-def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, threading.Thread]]:
-    """Every dispatch the bridge makes: (command, thread it ran on)."""
-    seen: list[tuple[str, threading.Thread]] = []
+def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every command the core ran, by either path."""
+    seen: list[str] = []
     real = core_module.dispatch
 
     async def counting(ctx: Any, name: str, args: Any) -> Any:
-        seen.append((name, threading.current_thread()))
+        seen.append(name)
         return await real(ctx, name, args)
 
     monkeypatch.setattr(core_module, "dispatch", counting)
+    monkeypatch.setattr(server_module, "dispatch", counting)
     return seen
 
 
-def make_core(loops: Loops, ctx: Daemon) -> Core:
-    async def build() -> Core:
-        return Core(ctx, ctx.bus, loops.core)
-
-    return loops.on_core(build)
-
-
-def test_commands_run_on_the_core_loop(loops: Loops, ctx: Daemon, dispatched: list[Any]) -> None:
-    core = make_core(loops, ctx)
-
-    async def ask() -> Any:
-        return await core.call("ping")
-
-    assert loops.on_web(ask)["phase"] == "starting"
-    [(name, thread)] = dispatched
-    assert name == "ping" and thread is not threading.current_thread()
-    core_thread = loops.on_core(_current_thread)
-    assert thread is core_thread
+@contextlib.asynccontextmanager
+async def served(ctx: Daemon) -> AsyncIterator[ControlServer]:
+    server = ControlServer(ctx.config.control_socket, ctx, ctx.events)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close()
 
 
-async def _current_thread() -> threading.Thread:
-    return threading.current_thread()
+@pytest.fixture(params=["local", "remote"])
+async def core(request: pytest.FixtureRequest, ctx: Daemon) -> AsyncIterator[Core]:
+    if request.param == "local":
+        local = LocalCore(ctx, ctx.events)
+        yield local
+        await local.close()
+        return
+    async with served(ctx):
+        remote = RemoteCore(ctx.config.control_socket)
+        await remote.start()
+        yield remote
+        await remote.close()
 
 
-def test_concurrent_reads_share_one_command(loops: Loops, ctx: Daemon, dispatched: list[Any]) -> None:
-    core = make_core(loops, ctx)
-
-    async def many() -> list[Any]:
-        return await asyncio.gather(*(core.read("health") for _ in range(50)))
-
-    replies = loops.on_web(many)
-    assert len(dispatched) == 1
-    assert all(r is replies[0] for r in replies)
-    assert replies[0]["programs"] == {}
+async def until(cond: Callable[[], bool], what: str) -> None:
+    async with asyncio.timeout(10):
+        while not cond():
+            await asyncio.sleep(0.005)
 
 
-def test_an_event_makes_the_next_read_ask_again(loops: Loops, ctx: Daemon, dispatched: list[Any]) -> None:
-    core = make_core(loops, ctx)
+async def test_a_command_answers_with_the_daemons_data(core: Core, dispatched: list[str]) -> None:
+    assert (await core.call("ping"))["phase"] == "starting"
+    assert dispatched == ["ping"]
 
-    async def read() -> Any:
-        return await core.read("status")
 
-    first = loops.on_web(read)
-    assert loops.on_web(read) is first  # nothing changed since: the same reply
-    assert len(dispatched) == 1
+async def test_concurrent_reads_share_one_command(core: Core, dispatched: list[str]) -> None:
+    replies = await asyncio.gather(*(core.read("health") for _ in range(50)))
+    assert dispatched == ["health"]
+    assert all(r is replies[0] for r in replies) and replies[0]["programs"] == {}
 
-    async def change() -> None:
-        ctx.phase = "ready"
-        ctx.bus.publish(DaemonStateChanged(state="ready"))
 
-    loops.on_core(change)
-    second = loops.on_web(read)
-    assert len(dispatched) == 2
+async def test_an_event_makes_the_next_read_ask_again(core: Core, ctx: Daemon, dispatched: list[str]) -> None:
+    seen: list[dict[str, Any]] = []
+    core.on_event(seen.append)
+    first = await core.read("status")
+    assert await core.read("status") is first  # nothing changed since: the same reply
+    ctx.phase = "ready"
+    ctx.bus.publish(DaemonStateChanged(state="ready"))
+    await until(lambda: bool(seen), "the event")
+    second = await core.read("status")
+    assert dispatched == ["status", "status"]
     assert (first["daemon"]["phase"], second["daemon"]["phase"]) == ("starting", "ready")
 
 
-def test_a_state_changing_command_makes_the_next_read_ask_again(
-    loops: Loops, ctx: Daemon, dispatched: list[Any]
-) -> None:
-    """Commands from any transport count (they all go through dispatch), refused ones too."""
-    core = make_core(loops, ctx)
-
-    async def read() -> Any:
-        return await core.read("status")
-
-    async def refused_start() -> None:
-        with pytest.raises(CommandError):
-            await core.call("start", {"names": ["nope"]})
-
-    first = loops.on_web(read)
-    loops.on_web(refused_start)
-    assert loops.on_web(read) is not first
-    assert [name for name, _ in dispatched] == ["status", "start", "status"]
+async def test_a_state_changing_command_makes_the_next_read_ask_again(core: Core, dispatched: list[str]) -> None:
+    """Refused ones too (a refused command may change what a read shows)."""
+    first = await core.read("status")
+    with pytest.raises(CommandError, match="no such program"):
+        await core.call("start", {"names": ["nope"]})
+    assert await core.read("status") is not first
+    assert dispatched == ["status", "start", "status"]
 
 
-def test_health_is_shared_only_while_in_flight(loops: Loops, ctx: Daemon, dispatched: list[Any]) -> None:
+async def test_a_state_changing_command_of_another_transport_is_an_event(core: Core, ctx: Daemon) -> None:
+    """The CLI's commands reach the web as ``CommandCompleted`` events, so its shared replies are dropped."""
+    seen: list[dict[str, Any]] = []
+    core.on_event(seen.append)
+    before = core.generation
+    with contextlib.suppress(CommandError):
+        await server_module.dispatch(ctx, "stop", {"names": ["nope"]})  # as the control socket would
+    await until(lambda: bool(seen), "the event")
+    assert seen[0]["type"] == "CommandCompleted" and seen[0]["command"] == "stop" and not seen[0]["ok"]
+    assert core.generation != before
+
+
+async def test_health_is_shared_only_while_in_flight(core: Core, ctx: Daemon, dispatched: list[str]) -> None:
     """A probe's answer is never older than its request: a finished health reply is not served again."""
-    core = make_core(loops, ctx)
-
-    async def read() -> Any:
-        return await core.read("health")
-
-    first = loops.on_web(read)
+    first = await core.read("health")
     ctx.phase = "ready"  # a change that publishes nothing
-    second = loops.on_web(read)
+    second = await core.read("health")
     assert (first["phase"], second["phase"]) == ("starting", "ready")
-    assert len(dispatched) == 2
+    assert dispatched == ["health", "health"]
 
 
-def test_a_failed_read_is_not_kept(loops: Loops, ctx: Daemon, dispatched: list[Any]) -> None:
-    core = make_core(loops, ctx)
-
-    async def read() -> Any:
-        return await core.read("pipelines")  # no pipelines configured: the command refuses
-
+async def test_a_failed_read_is_not_kept(core: Core, dispatched: list[str]) -> None:
     for _ in range(2):
-        with pytest.raises(CommandError):
-            loops.on_web(read)
-    assert [name for name, _ in dispatched] == ["pipelines", "pipelines"]
+        with pytest.raises(CommandError, match="no pipelines"):
+            await core.read("pipelines")
+    assert dispatched == ["pipelines", "pipelines"]
 
 
-def test_only_read_only_commands_are_shared(loops: Loops, ctx: Daemon) -> None:
-    core = make_core(loops, ctx)
-
-    async def read() -> Any:
-        return await core.read("restart", {"names": ["x"]})
-
+async def test_only_read_only_commands_are_shared(core: Core) -> None:
     with pytest.raises(ValueError, match="not a shared read"):
-        loops.on_web(read)
+        await core.read("restart", {"names": ["x"]})
 
 
-def test_events_reach_the_web_loop_in_order_until_closed(loops: Loops, ctx: Daemon) -> None:
-    core = make_core(loops, ctx)
-    got: list[tuple[str, threading.Thread]] = []
-    arrived = threading.Event()
+async def test_a_bad_request_is_a_protocol_error(core: Core) -> None:
+    with pytest.raises(ProtocolError, match="unknown argument"):
+        await core.call("status", {"bogus": 1})
 
-    def seen(event: object) -> None:
-        assert isinstance(event, DaemonStateChanged)
-        got.append((event.state, threading.current_thread()))
-        if len(got) == 100:
-            arrived.set()
 
-    async def subscribe() -> threading.Thread:
-        core.on_event(seen)
-        return threading.current_thread()
+async def test_events_arrive_in_order_with_the_daemons_numbers(core: Core, ctx: Daemon) -> None:
+    got: list[dict[str, Any]] = []
+    core.on_event(got.append)
+    for i in range(300):
+        ctx.bus.publish(DaemonStateChanged(state=f"s{i}"))
+        if i % 50 == 0:
+            await asyncio.sleep(0)
+    await until(lambda: len(got) >= 300, "300 events")
+    assert [e["state"] for e in got] == [f"s{i}" for i in range(300)]
+    assert [e["seq"] for e in got] == list(range(got[0]["seq"], got[0]["seq"] + 300))
+    assert core.boot == ctx.events.boot and core.seq == ctx.events.seq
 
-    web_thread = loops.on_web(subscribe)
 
-    async def publish(count: int) -> None:
-        for i in range(count):
+async def test_a_reader_that_falls_behind_is_told_to_resync(ctx: Daemon) -> None:
+    """More events than the core keeps, published while the reader cannot read: one resync, then the rest."""
+    ctx.events = type(ctx.events)(size=10)
+    ctx.bus.on(ctx.events.append)
+    local = LocalCore(ctx, ctx.events)
+    got: list[dict[str, Any]] = []
+    local.on_event(got.append)
+    for i in range(50):  # no await: the follower cannot run meanwhile
+        ctx.bus.publish(DaemonStateChanged(state=f"s{i}"))
+    await until(lambda: any(e.get("state") == "s49" for e in got), "the last event")
+    assert got[0]["type"] == RESYNC and got[0]["seq"] == 40  # the 10 kept follow it
+    assert [e["state"] for e in got[1:]] == [f"s{i}" for i in range(40, 50)]
+    await local.close()
+
+
+async def test_remote_errors_keep_their_kind(ctx: Daemon) -> None:
+    """An error of a kind the web has no class for keeps its name (the API shows it)."""
+    async with served(ctx):
+        remote = RemoteCore(ctx.config.control_socket)
+        await remote.start()
+        with pytest.raises(CommandError) as err:
+            await remote.call("pipeline_run", {"name": "nope"})
+        assert "no pipelines" in str(err.value)
+        assert getattr(err.value, "type_name", "CommandError") in {"CommandError", "PipelineError"}
+        assert isinstance(RemoteCommandError("QueryTimeoutError", "x"), CommandError)
+        await remote.close()
+
+
+async def test_remote_commands_in_flight_are_bounded(ctx: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flood of page requests costs the daemon at most ``pool_size`` commands at once."""
+    running, most = 0, 0
+    gate = asyncio.Event()
+    real = server_module.dispatch
+
+    async def slow(ctx_: Any, name: str, args: Any) -> Any:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await gate.wait()
+        running -= 1
+        return await real(ctx_, name, args)
+
+    monkeypatch.setattr(server_module, "dispatch", slow)
+    async with served(ctx):
+        remote = RemoteCore(ctx.config.control_socket, pool_size=3)
+        await remote.start()
+        calls = [asyncio.ensure_future(remote.call("ping")) for _ in range(20)]
+        await until(lambda: running == 3, "three commands in flight")
+        gate.set()
+        replies = await asyncio.gather(*calls)
+        assert most == 3 and all(r["pong"] for r in replies)
+        await remote.close()
+
+
+async def test_remote_core_knows_when_the_daemon_is_gone(ctx: Daemon) -> None:
+    async with served(ctx):
+        remote = RemoteCore(ctx.config.control_socket)
+        await remote.start()
+    async with asyncio.timeout(10):
+        why = await remote.lost
+    assert "closed" in why or "failed" in why
+    with pytest.raises(NotRunning):
+        await remote.call("ping")
+    await remote.close()
+
+
+async def test_a_subscriber_resumes_where_it_left_off(ctx: Daemon) -> None:
+    """The control socket's stream, raw: a (boot, seq) pair gives exactly what followed; another boot resyncs."""
+
+    async def subscribe(args: dict[str, Any]) -> tuple[dict[str, Any], asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_unix_connection(str(ctx.config.control_socket))
+        writer.write(encode({"v": VERSION, "id": 1, "cmd": "subscribe", "args": args}))
+        return json.loads(await reader.readline())["result"], reader, writer
+
+    async with served(ctx):
+        for i in range(5):
             ctx.bus.publish(DaemonStateChanged(state=f"s{i}"))
-
-    async def settled() -> None:  # the subscription is made on the core loop: let it run once
-        await asyncio.sleep(0)
-
-    loops.on_core(settled)
-    loops.on_core(lambda: publish(100))
-    assert arrived.wait(10)
-    assert [s for s, _ in got] == [f"s{i}" for i in range(100)]
-    assert all(t is web_thread for _, t in got)
-
-    core.close()
-    loops.on_core(settled)
-    loops.on_core(lambda: publish(5))
-
-    async def flushed() -> None:
-        await asyncio.sleep(0)
-
-    loops.on_web(flushed)
-    assert len(got) == 100
+        first, reader, writer = await subscribe({"boot": ctx.events.boot, "since": 2})
+        assert first == {"boot": ctx.events.boot, "seq": 2, "resync": False}
+        replayed = [json.loads(await reader.readline())["event"]["seq"] for _ in range(3)]
+        assert replayed == [3, 4, 5]
+        writer.close()
+        other, _, writer2 = await subscribe({"boot": "feedf00d", "since": 2})
+        assert other["resync"] is True and other["seq"] == 5
+        writer2.close()

@@ -1,12 +1,16 @@
-"""Bounded resources per client, over real sockets: slow and idle connections are closed, the connection
-cap evicts the longest-idle connection first, a slow body times out, and /health still answers."""
+"""Bounded resources per client, over real sockets: slow and idle connections are closed, connections past
+the cap get a fast 503 (admitted ones are never dropped), health probes use a reserve past the cap, a slow
+body times out, and the daemon's supervision and control socket never notice any of it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import time
+from collections.abc import Callable
 
 import psutil
 import pytest
@@ -85,19 +89,46 @@ async def test_idle_and_trickling_connections_are_closed_and_health_answers() ->
         await runner.cleanup()
 
 
-async def test_at_the_cap_the_longest_idle_connection_makes_room() -> None:
-    runner, guard, port = await _serve(Limits(idle_timeout_s=60, max_connections=20, sweep_every_s=0.1))
+async def _request(port: int, path: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    try:
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+async def test_at_the_cap_new_connections_get_503_and_admitted_ones_stay() -> None:
+    """Admission, not eviction: past the cap a request gets 503 with Retry-After at once, every connection
+    already admitted keeps working, health probes are served from the reserve until it is full too."""
+    limits = Limits(idle_timeout_s=60, max_connections=20, sweep_every_s=0.1, health_reserve=3)
+    runner, guard, port = await _serve(limits)
     try:
         conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
-        await asyncio.sleep(0.2)
-        extra = [await asyncio.open_connection("127.0.0.1", port) for _ in range(30)]
-        assert b"200 OK" in await _get_health(port)  # a probe always gets in
-        assert guard.connections <= 20 and guard.evicted >= 30
-        assert await _closed(conns[0][0], 5)  # the oldest went first
-        for _, w in conns + extra:
+        await wait_until(lambda: guard.connections == 20)
+        refused = await _request(port, "/upload")
+        assert refused.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in refused
+        probes = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]  # held open, reserved
+        for reader, writer in probes:
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200 OK" in await asyncio.wait_for(reader.readuntil(b'{"ok": true}'), 5)
+        assert (await _get_health(port)).startswith(b"HTTP/1.1 503")  # the reserve is full as well
+        for reader, writer in conns:  # every admitted connection is still served
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200 OK" in await asyncio.wait_for(reader.readuntil(b'{"ok": true}'), 5)
+        assert guard.refused == 2
+        for _, w in conns + probes:
             w.close()
+        await wait_until(lambda: guard.connections == 0)
+        assert b"200 OK" in await _get_health(port)
     finally:
         await runner.cleanup()
+
+
+async def wait_until(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not cond():
+            await asyncio.sleep(0.01)
 
 
 async def test_a_body_that_never_arrives_times_out() -> None:
@@ -112,34 +143,40 @@ async def test_a_body_that_never_arrives_times_out() -> None:
         await runner.cleanup()
 
 
-@pytest.mark.timeout(60)
-def test_daemon_survives_a_flood_of_idle_connections(daemon: DaemonHandle) -> None:
+def _tcp_clients(pid: int, port: int) -> int:
+    return sum(1 for c in psutil.Process(pid).net_connections("tcp")
+               if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED)  # fmt: skip
+
+
+@pytest.mark.timeout(90)
+def test_a_flood_of_idle_connections_never_reaches_the_daemon(daemon: DaemonHandle) -> None:
+    """The dashboard process holds the connections; the daemon holds none, supervises and answers its socket."""
     daemon.write_config(f"programs:\n  app: {{command: [{PY!r}, '-c', 'import time; time.sleep(300)']}}\n")
     daemon.start()
     assert daemon.proc is not None
+    web_pid = daemon.call("status")["services"][0]["pid"]
     socks = []
     try:
-        for _ in range(700):  # more than the cap (512): idle sockets that never send a request
-            s = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
-            socks.append(s)
+        for _ in range(700):  # idle sockets that never send a request
+            socks.append(socket.create_connection(("127.0.0.1", daemon.port), timeout=5))
         conn = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
         conn.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{daemon.port}\r\nConnection: close\r\n\r\n".encode())
         assert conn.recv(100).startswith(b"HTTP/1.1 200")
         conn.close()
         assert daemon.call("ping")["pong"]  # the control socket is fine too
-
-        def daemon_sockets() -> int:
-            return sum(1 for c in psutil.Process(daemon.proc.pid).net_connections("tcp")  # type: ignore[union-attr]
-                       if c.laddr and c.laddr.port == daemon.port and c.status == psutil.CONN_ESTABLISHED)  # fmt: skip
-
-        assert wait_for(lambda: daemon_sockets() <= 512, 10, "connections capped")
+        assert wait_for(lambda: _tcp_clients(web_pid, daemon.port) >= 700, 10, "the dashboard holds them")
+        assert _tcp_clients(daemon.proc.pid, daemon.port) == 0
+        pid = daemon.call("status")["programs"][0]["pid"]
+        os.kill(pid, signal.SIGKILL)  # supervision goes on meanwhile
+        wait_for(lambda: daemon.call("status")["programs"][0]["pid"] not in (None, pid), 10, "a restart")
     finally:
         for s in socks:
             s.close()
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 def test_a_flood_beyond_the_open_files_limit_leaves_health_and_the_cli_working(daemon: DaemonHandle) -> None:
+    """256 descriptors in all: the dashboard admits 128, answers the rest 503 (health from its reserve)."""
     import resource
     import subprocess
 
@@ -147,7 +184,7 @@ def test_a_flood_beyond_the_open_files_limit_leaves_health_and_the_cli_working(d
     argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)]
     daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
 
-    def low_limit() -> None:  # 256 descriptors in all: the cap becomes 64 connections
+    def low_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
     daemon.proc = subprocess.Popen(argv, stdout=daemon.log, stderr=daemon.log, env=daemon.env,
@@ -155,7 +192,7 @@ def test_a_flood_beyond_the_open_files_limit_leaves_health_and_the_cli_working(d
     daemon.wait_ready()
     socks = []
     try:
-        for _ in range(400):  # more idle connections than the daemon has descriptors
+        for _ in range(400):  # more idle connections than the dashboard has descriptors
             socks.append(socket.create_connection(("127.0.0.1", daemon.port), timeout=5))
         conn = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
         conn.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{daemon.port}\r\nConnection: close\r\n\r\n".encode())

@@ -6,19 +6,26 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from foss_supervisor.config import parse_config
+from foss_supervisor.daemon import Daemon
 from foss_supervisor.events import DaemonStateChanged, EventBus
+from foss_supervisor.web.core import LocalCore
 from foss_supervisor.web.sse import EventLog
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[tuple[EventBus, EventLog, str]]:
-    bus = EventBus()
-    log = EventLog(bus.on, size=3, max_streams=2, tick_s=60)
+async def served(tmp_path: Path) -> AsyncIterator[tuple[EventBus, EventLog, str]]:
+    """The web's event log following a real (not started) daemon's events, served on a real socket."""
+    ctx = Daemon(parse_config(f"state_dir: {tmp_path}\nprograms: {{}}\n", tmp_path / "c.yaml"), None)
+    bus = ctx.bus
+    core = LocalCore(ctx, ctx.events)
+    log = EventLog(core, size=3, max_streams=2, tick_s=60)
     app = web.Application()
     app.router.add_get("/events", log.stream)
     app.on_shutdown.append(log.close)
@@ -32,6 +39,7 @@ async def served() -> AsyncIterator[tuple[EventBus, EventLog, str]]:
         yield bus, log, f"http://127.0.0.1:{sock.getsockname()[1]}/events"
     finally:
         await runner.cleanup()
+        await core.close()
 
 
 async def frames(url: str, count: int, last_id: str = "") -> list[dict[str, str]]:
@@ -54,15 +62,23 @@ async def frames(url: str, count: int, last_id: str = "") -> list[dict[str, str]
     return out
 
 
+async def caught_up(log: EventLog, seq: int) -> None:
+    async with asyncio.timeout(5):
+        while log.last_id != f"{log.boot}-{seq}":
+            await asyncio.sleep(0.005)
+
+
 async def test_replay_resync_and_cap(served: tuple[EventBus, EventLog, str]) -> None:
     bus, log, url = served
     for i in range(2):
         bus.publish(DaemonStateChanged(state=f"s{i}"))
+    await caught_up(log, 2)
     # a client that saw event 1 gets event 2 (and only it) at once
     got = await asyncio.wait_for(frames(url, 2, f"{log.boot}-1"), 5)
     assert got[0]["event"] == "hello" and got[1]["id"] == f"{log.boot}-2" and '"s1"' in got[1]["data"]
     for i in range(2, 8):
         bus.publish(DaemonStateChanged(state=f"s{i}"))
+    await caught_up(log, 8)
     # events 2..4 are gone from a log of 3: the client is told to fetch everything afresh, then gets the rest
     got = await asyncio.wait_for(frames(url, 5, f"{log.boot}-1"), 5)
     assert [f["event"] for f in got] == ["hello", "resync", "DaemonStateChanged", "DaemonStateChanged",
@@ -94,11 +110,13 @@ async def test_a_pages_first_connection_gets_what_happened_since_its_render(
     events between render and connect are sent, so a fast change is never missed; a header wins over it."""
     bus, log, url = served
     bus.publish(DaemonStateChanged(state="before"))
+    await caught_up(log, 1)  # the web hears the daemon's events a moment later
     rendered = log.last_id
     bus.publish(DaemonStateChanged(state="between"))  # after the render, before the page's stream opened
     got = await asyncio.wait_for(frames(f"{url}?since={rendered}", 2), 5)
     assert [f["event"] for f in got] == ["hello", "DaemonStateChanged"] and '"between"' in got[1]["data"]
     # a reconnect's Last-Event-ID wins over the URL's ?since= (which would replay "before" and "between")
+    await caught_up(log, 2)
     task = asyncio.create_task(frames(f"{url}?since={log.boot}-0", 2, log.last_id))
     for _ in range(50):
         if log.open_streams:

@@ -12,6 +12,18 @@ Reply (same ``id``)::
 One connection may carry many requests, answered in order. A line longer than ``MAX_LINE_BYTES``
 is refused and the connection closed (the stream cannot be resynchronised); a request nested deeper
 than ``MAX_DEPTH`` arrays and objects is refused (no command takes more than two levels).
+
+Subscribing turns a connection into the daemon's event stream until the client closes it::
+
+    {"v": 1, "id": 1, "cmd": "subscribe", "args": {"boot": "9f2c01ab", "since": 41}}   (both optional)
+    {"v": 1, "id": 1, "ok": true, "result": {"boot": "9f2c01ab", "seq": 41, "resync": false}}
+    {"v": 1, "event": {"type": "StateChanged", "seq": 42, "at": 1733300000.5, "name": "api", ...}}
+    {"v": 1, "keepalive": true, "seq": 42}          (after 15 s without an event)
+    {"v": 1, "resync": true, "seq": 2042}            (events were missed: read the state afresh)
+
+``boot`` names one daemon run and ``seq`` numbers its events from 1: a reader that gives the last pair it
+saw gets exactly what followed; ``resync`` true in the reply means that was not possible (another run,
+or too old), and the stream starts from now. Without arguments the stream starts from now.
 """
 
 from __future__ import annotations
@@ -21,11 +33,21 @@ from typing import Any
 
 from foss_supervisor.errors import ProtocolError
 
-__all__ = ["MAX_DEPTH", "MAX_LINE_BYTES", "VERSION", "decode_request", "encode", "error_reply", "ok_reply"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_LINE_BYTES",
+    "SUBSCRIBE",
+    "VERSION",
+    "decode_request",
+    "encode",
+    "error_reply",
+    "ok_reply",
+]
 
 VERSION = 1
 MAX_LINE_BYTES = 1024 * 1024
 MAX_DEPTH = 16
+SUBSCRIBE = "subscribe"  # not a command of the registry: it turns the connection into an event stream
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -2,6 +2,11 @@
 
 The socket is created with mode 0600 (umask set around ``bind``, so there is no window where it is
 wider) and peers of another uid are refused (root excepted), checked with ``SO_PEERCRED``.
+
+Besides commands, a connection may ``subscribe`` (see :mod:`foss_supervisor.control.protocol`): it then
+carries the daemon's events, read from the core's :class:`~foss_supervisor.eventlog.EventLog`, until the
+client closes it. A subscriber that does not read is cut after ``STREAM_WRITE_TIMEOUT_S``; one that
+falls behind the log's memory gets a ``resync`` line, never an unbounded queue in the daemon.
 """
 
 from __future__ import annotations
@@ -16,12 +21,24 @@ from pathlib import Path
 import structlog
 
 from foss_supervisor.commands import CommandContext, dispatch
-from foss_supervisor.control.protocol import MAX_LINE_BYTES, decode_request, encode, error_reply, ok_reply
+from foss_supervisor.control.protocol import (
+    MAX_LINE_BYTES,
+    SUBSCRIBE,
+    VERSION,
+    decode_request,
+    encode,
+    error_reply,
+    ok_reply,
+)
 from foss_supervisor.errors import ControlError, ProtocolError, SupervisorError
+from foss_supervisor.eventlog import EventLog
 
 __all__ = ["ControlServer"]
 
 log = structlog.get_logger("foss_supervisor.control")
+
+STREAM_KEEPALIVE_S = 15.0  # a subscriber hears at least this often that the daemon is alive
+STREAM_WRITE_TIMEOUT_S = 10.0  # a subscriber that reads nothing for this long is disconnected
 
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
@@ -36,9 +53,10 @@ def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
 class ControlServer:
     """Serves the control protocol on ``path`` until closed."""
 
-    def __init__(self, path: Path, ctx: CommandContext) -> None:
+    def __init__(self, path: Path, ctx: CommandContext, events: EventLog | None = None) -> None:
         self.path = path
         self.ctx = ctx
+        self.events = events
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -75,7 +93,7 @@ class ControlServer:
                 await writer.drain()
                 return
             await self._requests(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         finally:
             self._connections.discard(task)
@@ -99,8 +117,46 @@ class ControlServer:
                 return
             if not line.strip():
                 continue
+            stream = self._subscription(line)
+            if stream is not None:
+                await self._stream(writer, *stream)
+                return
             writer.write(encode(await self._answer(line)))
             await writer.drain()
+
+    def _subscription(self, line: bytes) -> tuple[object, dict[str, object]] | None:
+        """(request id, args) when ``line`` is a well-formed ``subscribe`` request this server can serve."""
+        if self.events is None or SUBSCRIBE.encode() not in line:
+            return None
+        try:
+            req_id, cmd, args = decode_request(line)
+        except ProtocolError:
+            return None  # answered as an error by _answer
+        return (req_id, args) if cmd == SUBSCRIBE else None
+
+    async def _stream(self, writer: asyncio.StreamWriter, req_id: object, args: dict[str, object]) -> None:
+        """Serve events on this connection until the client leaves (see the protocol's ``subscribe``)."""
+        events = self.events
+        assert events is not None
+        since, boot = args.get("since"), args.get("boot")
+        resume = isinstance(since, int) and not isinstance(since, bool) and boot == events.boot
+        seq = since if resume and isinstance(since, int) and 0 <= since <= events.seq else events.seq
+        resync = bool(since is not None or boot is not None) and seq == events.seq and not resume
+        writer.write(encode(ok_reply(req_id, {"boot": events.boot, "seq": seq, "resync": resync})))
+        while True:
+            async with asyncio.timeout(STREAM_WRITE_TIMEOUT_S):
+                await writer.drain()  # a client that reads nothing is cut here
+            batch, gap = events.since(seq)
+            if gap:  # what follows continues from the first event still kept
+                restart_at = batch[0]["seq"] - 1 if batch else events.seq
+                writer.write(encode({"v": VERSION, "resync": True, "seq": restart_at}))
+            for data in batch:
+                writer.write(encode({"v": VERSION, "event": data}))
+            seq = events.seq if (batch or gap) else seq
+            if writer.is_closing():
+                return
+            if not await events.wait(seq, STREAM_KEEPALIVE_S):
+                writer.write(encode({"v": VERSION, "keepalive": True, "seq": seq}))
 
     async def _answer(self, line: bytes) -> dict[str, object]:
         req_id = None

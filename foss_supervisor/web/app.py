@@ -1,5 +1,5 @@
 """The web app, a leaf of the daemon: ``create_app(core, token, bound_host)``; served by
-:mod:`foss_supervisor.web.server` on its own thread.
+:mod:`foss_supervisor.web.serve` in a process of its own (or in-process by tests).
 
 No globals; views reach the core only through the commands; every HTML page has a JSON twin; the
 routes are one table (:mod:`foss_supervisor.web.routes`); every request passes the guard of
@@ -38,11 +38,11 @@ def create_app(
     """The application for a server bound to ``bound`` (host, port; beyond loopback, every read needs
     ``token``), answering requests whose Host names ``dashboard_host`` (the config's) or loopback.
 
-    Call it on the loop that will serve it: the event stream subscribes to the bus from there.
+    Call it on the loop that will serve it: the event stream follows the core's events from there.
     """
     bound_host, port = bound
     guard = ConnectionGuard(limits or Limits())
-    events = EventLog(core.on_event)
+    events = EventLog(core)
     app = web.Application(
         client_max_size=1024 * 1024,
         middlewares=[guard.middleware, security.guard(security.allowed_hosts(dashboard_host)), events.mark],

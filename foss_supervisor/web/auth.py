@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
-from pathlib import Path
 
 from aiohttp import web
+
+from foss_supervisor.tokens import load_or_create_token
 
 __all__ = [
     "COOKIE",
@@ -33,21 +32,6 @@ __all__ = [
 
 COOKIE = "foss_token"
 CSRF_HEADER = "X-CSRF-Token"
-
-
-def load_or_create_token(path: Path) -> str:
-    """Read the token, or create one readable by this user only."""
-    try:
-        token = path.read_text(encoding="ascii").strip()
-        if token:
-            return token
-    except FileNotFoundError:
-        pass
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(token + "\n")
-    return token
 
 
 def token_matches(given: str, token: str) -> bool:

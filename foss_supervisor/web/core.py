@@ -1,79 +1,83 @@
-"""The core as the web layer sees it: the command surface and the event bus, reached from another thread.
+"""The core as the web layer sees it: commands to call and a numbered event stream to follow.
 
-The dashboard runs on its own thread and event loop (see :mod:`foss_supervisor.web.server`) so that a
-hundred busy browsers cannot delay the supervision loop: a program's crash is handled on the core's loop
-whatever the web is doing. Everything the web needs from the core crosses here, and only here:
+The dashboard runs in a process of its own (:mod:`foss_supervisor.web.serve`), supervised by the daemon
+like a program, so nothing a browser does can stop supervision. Everything it needs from the daemon
+crosses one interface, :class:`Core`, in two implementations:
 
-- :meth:`Core.call` runs a command on the core's loop (``asyncio.run_coroutine_threadsafe``) and awaits
-  its reply on the web loop; the reply is fresh JSON-able data the core no longer touches.
+- :class:`~foss_supervisor.web.remote.RemoteCore`: the control socket (what the dashboard process uses);
+- :class:`LocalCore`: a :class:`~foss_supervisor.commands.CommandContext` in this process (tests serve the
+  app in-process with aiohttp's test client against a real core, as Datasette tests through ``ds.client``).
+
+Both give:
+
+- :meth:`Core.call` runs a command and returns its reply: fresh JSON-able data, redacted as any reply
+  that leaves the daemon;
 - :meth:`Core.read` is :meth:`Core.call` for the read-only commands every page and probe asks for
-  (:data:`READ_MAX_AGE_S`): callers asking at once share one call, and for pages its reply serves
-  0.5 s more, unless the state changed since (:attr:`Core.generation`: a bus event, or a state-changing
-  command from any transport). ``health`` is shared only while in flight: a probe's answer is never
-  older than its request, whatever changed (write failures and refused SIGHUP reloads publish no event).
-  A hundred clients polling then cost the core's loop a fraction of the commands. Such a reply is shared
-  between requests: views must not mutate it.
-- :meth:`Core.on_event` delivers each bus event to a callback on the web loop
-  (``loop.call_soon_threadsafe``), in publish order; :meth:`Core.close` stops the delivery.
-
-Built with ``core_loop=None`` (tests, or a web app on the core's own loop) both are plain direct calls.
+  (:data:`READ_MAX_AGE_S`): callers asking at once share one call, and for pages its reply serves 0.5 s
+  more unless the state changed since (:attr:`Core.generation`). ``health`` is shared only while in
+  flight. A hundred clients polling then cost the daemon a fraction of the commands. A shared reply is
+  shared between requests: views must not mutate it.
+- :meth:`Core.on_event` delivers each daemon event as JSON-able data (``type``, ``seq``, fields) in
+  order; ``{"type": "resync"}`` says events were missed (the daemon restarted, or the reader fell behind).
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from foss_supervisor.commands import CommandContext, dispatch
-from foss_supervisor.events import EventBus
+from foss_supervisor.commands import COMMANDS, CommandContext, dispatch
 from foss_supervisor.web.shared import SharedResults
 
-__all__ = ["READ_MAX_AGE_S", "Core"]
+if TYPE_CHECKING:
+    from foss_supervisor.eventlog import EventLog
+
+__all__ = ["READ_MAX_AGE_S", "RESYNC", "Core", "EventCallback", "LocalCore"]
 
 # the read-only commands whose replies may be shared, and how long (s) a finished reply serves when the
 # state did not change; uptimes and CPU figures move meanwhile, which a page updated over SSE tolerates
 READ_MAX_AGE_S = {"status": 0.5, "pipelines": 0.5, "pipeline_runs": 0.5, "health": 0.0}
 QUIET_EVENTS = frozenset({"StepLog"})  # a step's log line changes no command's reply
 MAX_READS = 256  # distinct (command, arguments) remembered; forgotten all at once beyond
+RESYNC = "resync"  # the ``type`` of the marker event: what came before is incomplete, read afresh
+
+EventCallback = Callable[[dict[str, Any]], None]
 
 
-class Core:
-    """The command surface and the bus of ``ctx``, callable from any thread's event loop."""
+class Core(abc.ABC):
+    """The daemon's command surface and event stream, as the web app uses them."""
 
-    def __init__(self, ctx: CommandContext, bus: EventBus, core_loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self._ctx = ctx
-        self._bus = bus
-        self._core_loop = core_loop
-        self._forwarders: list[Callable[[object], None]] = []
-        self._events = 0  # bus events seen: a reply older than the last event is not reused
+    def __init__(self) -> None:
+        self.boot = ""  # the daemon run the events belong to (new per daemon start)
+        self.seq = 0  # the newest event delivered
+        self._moves = 0  # events that may change a reply, plus state-changing commands sent from here
+        self._callbacks: list[EventCallback] = []
         self._reads: SharedResults[tuple[str, str], Any] = SharedResults(MAX_READS)
-        bus.on(self._saw)  # on the core's loop: Core is built there
 
-    def _saw(self, event: object) -> None:
-        if type(event).__name__ not in QUIET_EVENTS:
-            self._events += 1
-
-    @property
-    def generation(self) -> tuple[int, int]:
-        """What a shared reply is as fresh as: (bus events but step log lines, state-changing commands run).
-
-        Both counters only grow; they are read across threads (plain int reads under the GIL).
-        """
-        return self._events, self._ctx.changes
+    @abc.abstractmethod
+    async def _call(self, name: str, args: dict[str, Any]) -> Any:
+        """Run one command in the daemon and return its reply (raises its error)."""
 
     async def call(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
-        """Run command ``name`` with ``args`` on the core's loop and return its reply.
+        """Run command ``name`` with ``args`` and return its reply.
 
-        Raises what :func:`foss_supervisor.commands.dispatch` raises (CommandError and its kinds).
-        Cancelling the caller cancels the command on the core's loop.
+        Raises what :func:`foss_supervisor.commands.dispatch` raises (CommandError and its kinds,
+        ProtocolError for a bad request), and NotRunning/NoAnswer when the daemon cannot be reached.
         """
-        coro = dispatch(self._ctx, name, dict(args or {}))
-        loop = self._core_loop
-        if loop is None or loop is asyncio.get_running_loop():
-            return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+        try:
+            return await self._call(name, dict(args or {}))
+        finally:
+            command = COMMANDS.get(name)
+            if command is None or command.mutating:
+                self._moves += 1
+
+    @property
+    def generation(self) -> Hashable:
+        """What a shared reply is as fresh as: grows with every event that may change a reply."""
+        return self._moves
 
     async def read(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
         """Like :meth:`call` for a command of :data:`READ_MAX_AGE_S`, sharing replies (see the module docstring).
@@ -86,31 +90,59 @@ class Core:
         key = (name, repr(sorted((args or {}).items())))
         return await self._reads.get(key, self.generation, max_age_s, lambda: self.call(name, args))
 
-    def on_event(self, callback: Callable[[object], None]) -> None:
-        """Call ``callback(event)`` on the calling thread's running loop for every bus event.
+    def on_event(self, callback: EventCallback) -> None:
+        """Call ``callback(event)`` on this loop for every daemon event from now on, in order."""
+        self._callbacks.append(callback)
 
-        Must be called from the loop that is to receive the events (the web loop).
-        """
-        if self._core_loop is None:
-            self._bus.on(callback)
-            return
-        web_loop = asyncio.get_running_loop()
+    def _deliver(self, event: dict[str, Any]) -> None:
+        if event.get("type") not in QUIET_EVENTS:
+            self._moves += 1
+        if isinstance(event.get("seq"), int):
+            self.seq = event["seq"]
+        for callback in tuple(self._callbacks):
+            callback(event)
 
-        def forward(event: object) -> None:
-            with contextlib.suppress(RuntimeError):  # the web loop is closing: nobody to tell
-                web_loop.call_soon_threadsafe(callback, event)
+    def _resync(self, boot: str, seq: int) -> None:
+        """Events were missed (or the daemon is another run): tell every reader to read afresh."""
+        self.boot, self.seq = boot, seq
+        self._deliver({"type": RESYNC, "seq": seq, "boot": boot})
 
-        self._forwarders.append(forward)
-        self._core_loop.call_soon_threadsafe(self._bus.on, forward)
+    async def close(self) -> None:
+        """Stop following events and let go of connections."""
+        self._callbacks.clear()
 
-    def close(self) -> None:
-        """Stop delivering events (from any thread)."""
-        if self._core_loop is None:
-            self._bus.off(self._saw)
-            return
-        with contextlib.suppress(RuntimeError):
-            self._core_loop.call_soon_threadsafe(self._bus.off, self._saw)
-        for forward in self._forwarders:
-            with contextlib.suppress(RuntimeError):  # the core loop is already closed: nothing publishes
-                self._core_loop.call_soon_threadsafe(self._bus.off, forward)
-        self._forwarders.clear()
+
+class LocalCore(Core):
+    """The core of this process: commands dispatched directly, events read from its :class:`EventLog`."""
+
+    def __init__(self, ctx: CommandContext, events: EventLog) -> None:
+        super().__init__()
+        self._ctx = ctx
+        self._events = events
+        self.boot, self.seq = events.boot, events.seq
+        self._follower: asyncio.Task[None] | None = None
+
+    async def _call(self, name: str, args: dict[str, Any]) -> Any:
+        return await dispatch(self._ctx, name, args)
+
+    def on_event(self, callback: EventCallback) -> None:
+        super().on_event(callback)
+        if self._follower is None:
+            self._follower = asyncio.get_running_loop().create_task(self._follow(), name="web-core-events")
+
+    async def _follow(self) -> None:
+        while True:
+            batch, gap = self._events.since(self.seq)
+            if gap:  # what follows continues from the first event still kept
+                self._resync(self._events.boot, batch[0]["seq"] - 1 if batch else self._events.seq)
+            for event in batch:
+                self._deliver(event)
+            await self._events.wait(self.seq, 60.0)
+
+    async def close(self) -> None:
+        await super().close()
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+            self._follower = None

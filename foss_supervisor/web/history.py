@@ -48,7 +48,7 @@ class History:
         }
         self._programs: dict[str, dict[str, deque[float | None]]] = {}
         self._procs: dict[int, psutil.Process] = {}
-        self._me = psutil.Process()
+        self._daemon: psutil.Process | None = None  # the daemon's process (the dashboard runs in another)
         self._size = size
         self._state_dir: str | None = None
 
@@ -64,7 +64,7 @@ class History:
         self._t.append(round(time.time(), 1))
         self._host["cpu"].append(psutil.cpu_percent(interval=None))
         self._host["mem"].append(psutil.virtual_memory().percent)
-        self._host["rss"].append(round(self._me.memory_info().rss / 2**20, 1))
+        self._host["rss"].append(await self._daemon_rss_mb())
         self._host["running"].append(running)
         self._host["disk"].append(await self._disk_percent())
         seen = set()
@@ -80,6 +80,15 @@ class History:
                 series["rss"].append(None)
         live = {p["pid"] for p in programs if p["pid"]}
         self._procs = {pid: proc for pid, proc in self._procs.items() if pid in live}
+
+    async def _daemon_rss_mb(self) -> float | None:
+        """The daemon's RSS (MB), its PID asked once from ``status`` (None when it cannot be read)."""
+        try:
+            if self._daemon is None or not self._daemon.is_running():
+                self._daemon = psutil.Process(int((await self._core.read("status"))["daemon"]["pid"]))
+            return round(self._daemon.memory_info().rss / 2**20, 1)
+        except (psutil.Error, KeyError, TypeError, ValueError):
+            return None
 
     async def _disk_percent(self) -> float | None:
         """How full (%) the state dir's file system is (its path from ``status``, asked once)."""

@@ -12,7 +12,7 @@ from foss_supervisor.web.sse import EventLog
 
 __all__ = ["CORE", "EVENTS", "EXPOSED", "GUARD", "HISTORY", "JINJA", "TOKEN"]
 
-CORE = web.AppKey("core", Core)  # the command surface and bus, across threads
+CORE = web.AppKey("core", Core)  # the daemon's command surface and events
 TOKEN = web.AppKey("token", str)
 EXPOSED = web.AppKey("exposed", bool)  # bound beyond loopback: every read needs the token
 EVENTS = web.AppKey("events", EventLog)

@@ -1,13 +1,18 @@
-"""Bounded resources per client: slow and idle connections are closed, and connections are capped.
+"""Bounded resources per client: slow and idle connections are closed, and connections are admitted up to a cap.
 
 aiohttp keeps an idle keep-alive connection for 3,630 s by default and has no deadline for a client
-that trickles its request headers, so enough slow or idle clients exhaust the daemon's descriptors
-(then ``/health`` and the CLI fail). :class:`ConnectionGuard` fixes that by kind:
+that trickles its request headers, so enough slow or idle clients exhaust the server's descriptors.
+:class:`ConnectionGuard` fixes that by kind:
 
 - a connection with no request in progress (idle keep-alive, or still sending its headers) is closed
   after ``idle_timeout_s``;
-- at ``max_connections``, a new connection first evicts the connection idle the longest, so a flood
-  of idle clients cannot lock out a health probe;
+- admission, not eviction: at ``max_connections`` a new connection is answered at once with
+  ``503 Service Unavailable`` and ``Retry-After`` (:class:`BusyProtocol`) once its request head arrived,
+  and closed; a connection already admitted is never dropped to make room (dropping idle keep-alive
+  connections at the cap cut requests that were already on their way). Health probes
+  (``GET /health``, ``GET /api/v1/health``) beyond the cap are still served, on up to
+  ``health_reserve`` connections more (PostgreSQL's reserved connections): a flood never makes a
+  monitor see the host as down;
 - a request body must arrive within ``body_timeout_s`` (see :func:`read_body`).
 
 Requests in progress (an SSE stream, a long query) are never cut; their number is bounded elsewhere.
@@ -27,7 +32,7 @@ import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-__all__ = ["ConnectionGuard", "GuardedSockSite", "Limits", "PerClient", "read_body"]
+__all__ = ["BusyProtocol", "ConnectionGuard", "GuardedSockSite", "Limits", "PerClient", "read_body"]
 
 log = structlog.get_logger("foss_supervisor.web")
 
@@ -68,6 +73,82 @@ class Limits:
     body_timeout_s: float = 15.0
     max_connections: int = 512
     sweep_every_s: float = 1.0
+    retry_after_s: int = 1  # what a refused connection is told to wait
+    health_reserve: int = 32  # connections beyond the cap kept for health probes
+
+
+HEALTH_PATHS = (b"/health", b"/api/v1/health")
+
+
+BUSY_HEAD_LIMIT = 16 * 1024  # bytes of a refused connection's request head read before the 503
+BUSY_HEAD_TIMEOUT_S = 2.0  # a refused connection that sends no complete head gets the 503 after this
+
+
+class BusyProtocol(asyncio.Protocol):
+    """A connection over the cap: read its request head (bounded), answer 503 with Retry-After, close.
+
+    Reading the head first makes the answer arrive as an HTTP reply, not as a reset (closing a socket
+    with unread bytes makes the kernel send RST, and the client would see a connection error).
+    """
+
+    def __init__(self, retry_after_s: int, admit: Callable[[], RequestHandler | None] = lambda: None) -> None:
+        """``admit()`` returns a handler to serve a health probe with (None: no room in the reserve)."""
+        self._retry_after_s = retry_after_s
+        self._admit = admit
+        self._transport: asyncio.Transport | None = None
+        self._head = b""
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._timer = asyncio.get_running_loop().call_later(BUSY_HEAD_TIMEOUT_S, self._answer)
+
+    def data_received(self, data: bytes) -> None:
+        self._head = (self._head + data)[:BUSY_HEAD_LIMIT]
+        complete = b"\r\n\r\n" in self._head or len(self._head) >= BUSY_HEAD_LIMIT
+        if complete and not self._hand_over():
+            self._answer()
+
+    def _hand_over(self) -> bool:
+        """A health probe: serve it on a reserved connection (the handler takes over the transport)."""
+        method, _, rest = self._head.partition(b" ")
+        path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
+        transport = self._transport
+        if method not in (b"GET", b"HEAD") or path not in HEALTH_PATHS or transport is None:
+            return False
+        handler = self._admit()
+        if handler is None:
+            return False
+        if self._timer is not None:
+            self._timer.cancel()
+        self._transport = None
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        handler.data_received(self._head)
+        return True
+
+    def eof_received(self) -> bool:
+        self._answer()
+        return False
+
+    def _answer(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is None or transport.is_closing():
+            return
+        body = b"the dashboard is at its connection limit; retry shortly\n"
+        transport.write(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            + f"Retry-After: {self._retry_after_s}\r\nContent-Length: {len(body)}\r\n".encode()
+            + b"Connection: close\r\n\r\n"
+            + body
+        )
+        transport.close()  # after the buffered reply is written
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 class ConnectionGuard:
@@ -80,15 +161,27 @@ class ConnectionGuard:
         self._idle_since: dict[RequestHandler, float] = {}
         self._busy: dict[RequestHandler, int] = {}
         self.closed_idle = 0
-        self.evicted = 0
+        self.refused = 0  # connections answered 503 at the cap
 
-    def protocol_factory(self) -> RequestHandler:
-        """What the listening socket calls per accepted connection: make room if at the cap, then track."""
+    def protocol_factory(self) -> asyncio.Protocol:
+        """What the listening socket calls per accepted connection: served and tracked, or 503 at the cap."""
         assert self.server is not None, "serve through GuardedSockSite"
-        self._make_room(1)
-        handler = self.server()
+        if len(self._idle_since) >= self.limits.max_connections and self._open()[0] >= self.limits.max_connections:
+            self.refused += 1
+            return BusyProtocol(self.limits.retry_after_s, self._admit_reserved)
+        return self._track(self.server())
+
+    def _track(self, handler: RequestHandler) -> RequestHandler:
         self._idle_since[handler] = self._clock()
         return handler
+
+    def _admit_reserved(self) -> RequestHandler | None:
+        """A handler for a health probe beyond the cap, while the reserve has room."""
+        assert self.server is not None
+        if self._open()[0] >= self.limits.max_connections + self.limits.health_reserve:
+            return None
+        self.refused -= 1
+        return self._track(self.server())
 
     def _open(self) -> tuple[int, list[RequestHandler]]:
         """(connections open or being accepted, the idle ones among them oldest first)."""
@@ -102,14 +195,6 @@ class ConnectionGuard:
                     idle.append(h)
         idle.sort(key=self._idle_since.__getitem__)
         return count, idle
-
-    def _make_room(self, incoming: int) -> None:
-        if len(self._idle_since) + incoming <= self.limits.max_connections:
-            return  # an upper bound of what is open: no need to look closer
-        count, idle = self._open()
-        for handler in idle[: max(0, count + incoming - self.limits.max_connections)]:
-            self._close(handler)
-            self.evicted += 1
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
@@ -128,7 +213,7 @@ class ConnectionGuard:
                     self._idle_since[proto] = self._clock()
 
     def sweep(self) -> None:
-        """Close connections idle past the timeout, and the longest idle beyond the cap; forget closed ones."""
+        """Close connections idle past the timeout; forget closed ones."""
         deadline = self._clock() - self.limits.idle_timeout_s
         for handler, since in tuple(self._idle_since.items()):
             if handler.transport is None or handler.transport.is_closing():
@@ -139,7 +224,6 @@ class ConnectionGuard:
             if not self._busy.get(handler) and since < deadline:
                 self._close(handler)
                 self.closed_idle += 1
-        self._make_room(0)
 
     def _close(self, handler: RequestHandler) -> None:
         self._idle_since.pop(handler, None)

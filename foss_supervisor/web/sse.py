@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import json
-import secrets
 import time
 from collections import deque
-from collections.abc import Callable
-from enum import Enum
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-__all__ = ["EVENT_TYPES", "SINCE", "EventLog", "event_to_json"]
+from foss_supervisor.web.core import RESYNC, Core
+
+__all__ = ["EVENT_TYPES", "SINCE", "EventLog"]
 
 SINCE = "foss_events_since"  # request key: the newest event id when the request came in
 
@@ -36,6 +34,7 @@ KEEPALIVE_S = 15.0
 EVENT_TYPES = (
     "StateChanged",
     "HealthChanged",
+    "CommandCompleted",
     "ConfigReloaded",
     "DaemonStateChanged",
     "RunStarted",
@@ -47,42 +46,33 @@ EVENT_TYPES = (
 )
 
 
-def event_to_json(event: object) -> dict[str, Any]:
-    """A bus event (any frozen dataclass) as JSON-able data, with its type name."""
-    assert dataclasses.is_dataclass(event) and not isinstance(event, type)
-    data = {k: (v.value if isinstance(v, Enum) else v) for k, v in dataclasses.asdict(event).items()}
-    data["type"] = type(event).__name__
-    return data
-
-
 class EventLog:
     """The last ``size`` bus events with ids, and the open SSE streams that read them."""
 
-    def __init__(
-        self,
-        subscribe: Callable[[Callable[[object], None]], None],
-        size: int = 1000,
-        max_streams: int = 100,
-        tick_s: float = 5.0,
-    ) -> None:
-        """``subscribe(callback)`` must call ``callback(event)`` on this loop for every bus event
-        (``EventBus.on``, or ``Core.on_event`` across threads)."""
-        self.boot = secrets.token_hex(4)
-        self._seq = 0
+    def __init__(self, core: Core, size: int = 1000, max_streams: int = 100, tick_s: float = 5.0) -> None:
+        """Call it on the loop that serves the app: it follows ``core``'s events from there."""
+        self._core = core
+        self.boot = core.boot
+        self._seq = core.seq
         self._events: deque[tuple[int, str, bytes]] = deque(maxlen=size)
         self._changed = asyncio.Event()
         self._streams: set[asyncio.Task[Any]] = set()
         self.max_streams = max_streams
         self.tick_s = tick_s
-        subscribe(self._append)
+        core.on_event(self._append)
 
-    def _append(self, event: object) -> None:
-        self._seq += 1
-        payload = json.dumps(event_to_json(event), default=str)
-        name = type(event).__name__
-        self._events.append(
-            (self._seq, name, f"id: {self.boot}-{self._seq}\nevent: {name}\ndata: {payload}\n\n".encode())
-        )
+    def _append(self, event: dict[str, Any]) -> None:
+        name, seq = str(event.get("type", "")), event.get("seq")
+        if not isinstance(seq, int):
+            return
+        if name == RESYNC:  # events were missed: streams behind this point resync, then go on from here
+            self.boot = str(event.get("boot") or self.boot)
+            self._events.clear()
+            self._seq = seq
+        else:
+            payload = json.dumps(event, default=str)
+            self._seq = seq
+            self._events.append((seq, name, f"id: {self.boot}-{seq}\nevent: {name}\ndata: {payload}\n\n".encode()))
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -104,8 +94,10 @@ class EventLog:
 
     def _since(self, last: int) -> tuple[list[bytes], bool]:
         """Frames after ``last``, and whether some were already dropped from the log."""
-        if not self._events or last >= self._seq:
+        if last >= self._seq:
             return [], False
+        if not self._events:
+            return [], True
         first = self._events[0][0]  # sequence numbers in the log are consecutive
         return [
             frame for _, _, frame in itertools.islice(self._events, max(0, last + 1 - first), None)
@@ -143,6 +135,7 @@ class EventLog:
                     await response.write(b"event: resync\ndata: {}\n\n")
                 if frames:
                     await response.write(b"".join(frames))
+                if frames or gap:
                     last = self._seq
                     idle_since = time.monotonic()
                 now = time.monotonic()
