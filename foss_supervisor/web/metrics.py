@@ -1,6 +1,8 @@
 """Prometheus metrics, built at scrape time from what the commands return (no counters to keep in sync).
 
-Programs (state, health, spawns, uptime), the daemon (ready, its own process figures) and pipelines:
+Programs (state, health, spawns, uptime), the daemon (ready, the supervision loop's heartbeat lag, its
+services, its process figures as ``foss_supervisor_process_*``; the dashboard process's own as
+``foss_supervisor_dashboard_process_*``) and pipelines:
 runs by status in the recent history, the last run's duration, status and per-step rows and seconds,
 and the quality pass rates of the latest report.
 """
@@ -61,7 +63,18 @@ class _Snapshot(Collector):
             uptime.add_metric([p["name"]], float(p["uptime_s"] or 0.0))
         ready = _gauge("ready", "1 when the daemon is ready")
         ready.add_metric([], 1.0 if status["daemon"]["phase"] == "ready" else 0.0)
-        yield from (state, health, spawns, uptime, ready)
+        loop = status["daemon"].get("loop") or {}
+        lag = _gauge("loop_lag_seconds", "how late the supervision loop's last heartbeat woke")
+        lag.add_metric([], float(loop.get("lag_s") or 0.0))
+        lag_max = _gauge("loop_lag_max_seconds", "the largest heartbeat lag of the last minute")
+        lag_max.add_metric([], float(loop.get("max_lag_s") or 0.0))
+        beat = _gauge("loop_last_beat_timestamp_seconds", "when the supervision loop last beat (Unix time)")
+        beat.add_metric([], float(loop.get("last_beat_at") or 0.0))
+        service = _gauge("service_state", "1 for the state each of the daemon's services is in", ["service", "state"])
+        for svc in status.get("services", []):
+            for s in PROGRAM_STATES:
+                service.add_metric([svc["name"], s], 1.0 if svc["state"] == s else 0.0)
+        yield from (state, health, spawns, uptime, ready, lag, lag_max, beat, service)
 
     @staticmethod
     def _pipelines(pipelines: list[dict[str, Any]]) -> Iterator[Metric]:
@@ -132,6 +145,9 @@ class _Snapshot(Collector):
 async def render(core: Core) -> bytes:
     """The exposition text of one scrape (a registry of our own each time, never the global one)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(await snapshot(core)))
-    ProcessCollector(namespace="foss_supervisor", registry=registry)
+    data = await snapshot(core)
+    registry.register(_Snapshot(data))
+    daemon_pid = int(data["status"]["daemon"]["pid"])
+    ProcessCollector(namespace="foss_supervisor", pid=lambda: daemon_pid, registry=registry)  # the daemon's
+    ProcessCollector(namespace="foss_supervisor_dashboard", registry=registry)  # this process's
     return generate_latest(registry)
