@@ -290,7 +290,11 @@ class Daemon:
         if self._dashboard_socket is None:
             return []
         token_file = self._config.state_dir / "api-token"
-        load_or_create_token(token_file)  # before the dashboard reads it (and `start` prints the login URL)
+        try:
+            load_or_create_token(token_file)  # before the dashboard reads it (and `start` prints the login URL)
+        except OSError as exc:  # a dashboard that cannot start must not strand the programs
+            self._subsystem_failed("dashboard", exc)
+            return []
         return [dashboard_service(self._config, self._dashboard_socket, token_file, os.getpid())]
 
     async def _handle_signals(self) -> None:

@@ -202,15 +202,30 @@ def describe(pid: int) -> dict[str, Any]:
 
 
 def port_holder(port: int) -> dict[str, Any] | None:
-    """Who listens on TCP ``port`` (PID, user, command line), or None when nobody visible does."""
+    """Who listens on TCP ``port`` (PID, user, command line), or None when nobody visible does.
+
+    A listening socket may be shared by a process and the children it passed it to (our daemon and its
+    dashboard process; a pre-forking server and its workers): the holder is the eldest of them, found by
+    walking up the parents that listen on the port too.
+    """
     try:
         conns = psutil.net_connections(kind="tcp")
     except psutil.AccessDenied:
         return None
-    for conn in conns:
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-            return describe(conn.pid)
-    return None
+    pid = next((c.pid for c in conns if _listens(c, port) and c.pid), None)
+    if pid is None:
+        return None
+    try:
+        parent = psutil.Process(pid).parent()
+        while parent is not None and any(_listens(c, port) for c in parent.net_connections(kind="tcp")):
+            pid, parent = parent.pid, parent.parent()
+    except psutil.Error:
+        pass
+    return describe(pid)
+
+
+def _listens(conn: Any, port: int) -> bool:
+    return bool(conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port)
 
 
 def _open_pidfd(identity: ProcessIdentity) -> int | None:
