@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import os
 import resource
 import signal
@@ -245,7 +246,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self._signals.put_nowait, sig)  # handlers only enqueue
         started = asyncio.Event()
-        services_down = asyncio.Event()  # the dashboard stops first: it is a client of what follows
+        services_down = asyncio.Event()  # the dashboard stops last: it shows the programs stopping
         try:
             async with asyncio.TaskGroup() as group:
                 supervising = group.create_task(self.supervisor.run(started, self._shutdown), name="supervisor")
@@ -266,14 +267,15 @@ class Daemon:
                 if not self._shutdown.is_set():
                     self._set_phase("ready", self._config.dashboard_url)
                 await self._shutdown.wait()
-                services_down.set()
                 if self._notifier.enabled:  # a long stop asks systemd for more time while it progresses
                     budget = max((p.stop_timeout_s for p in self._config.programs.values()), default=0.0) + 10.0
                     helpers.append(group.create_task(
                         extend_timeout_loop(self._notifier, budget, lambda: not supervising.done()),
                         name="extend-timeout"))  # fmt: skip
+                await supervising  # the dashboard shows the programs stopping, then stops itself
+                services_down.set()
                 await serving
-                await supervising
+                self._stop_listening()  # the dashboard is down: nobody will accept from now on
                 for task in helpers:
                     task.cancel()
         finally:
@@ -284,6 +286,13 @@ class Daemon:
             self.containment.close()
         log.info("daemon_stopped")
         return 0
+
+    def _stop_listening(self) -> None:
+        """Shutting down, once the dashboard process is gone: the port refuses new connections from now on,
+        instead of queueing them in a backlog nobody will serve while the programs stop."""
+        if self._dashboard_socket is not None:
+            with contextlib.suppress(OSError):
+                self._dashboard_socket.shutdown(socket.SHUT_RDWR)
 
     def _services(self) -> list[ProgramConfig]:
         """The daemon's own children: the dashboard process, when there is a port to serve."""
@@ -315,6 +324,16 @@ def _pipeline_service(config: Config, bus: EventBus, write_failures: WriteFailur
     from foss_supervisor.pipeline_service import PipelineService
 
     return PipelineService(config, bus, write_failures)
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is a loopback bind."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def open_files_shortfall(programs: int) -> str | None:
@@ -410,6 +429,10 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
             except PortInUse as exc:
                 log.error("port_in_use", host=exc.host, port=exc.port, holder=exc.holder)
                 raise
+        if not _loopback(config.dashboard_host):
+            log.warning("dashboard_exposed", host=config.dashboard_host, port=config.dashboard_port,
+                        detail="listening beyond loopback: every request but the health verdict and /login "
+                        "needs the API token")  # fmt: skip
         log.info("daemon_starting", pid=os.getpid(), config=str(config.source), state_dir=str(config.state_dir),
                  dashboard=config.dashboard_url)  # fmt: skip
         with sock:

@@ -5,7 +5,9 @@ files are on disk either way), so it is stdlib only. Names a selector can give (
 globs) select programs; two more names are always there:
 
 - ``daemon``: the daemon's structured log (``<state_dir>/foss-supervisor.log``, JSON lines);
-- ``pipeline``: the lines of that log written by the pipeline runner and its worker process.
+- ``pipeline``: the lines of that log written by the pipeline runner and its worker process;
+- ``dashboard``: the dashboard process's own log (``<state_dir>/logs/@dashboard.log``: JSON lines, and the
+  stacks Python's faulthandler writes when its watchdog aborts it).
 
 Bytes that are not UTF-8 are shown as ``\\xNN`` escapes, never replaced.
 """
@@ -24,10 +26,21 @@ from typing import IO
 
 from foss_supervisor.selectors import resolve
 
-__all__ = ["DAEMON", "PIPELINE", "Follower", "LogSource", "follow", "select_sources", "tail"]
+__all__ = [
+    "DAEMON",
+    "DASHBOARD",
+    "PIPELINE",
+    "Follower",
+    "LogSource",
+    "dashboard_log",
+    "follow",
+    "select_sources",
+    "tail",
+]
 
 DAEMON = "daemon"
 PIPELINE = "pipeline"
+DASHBOARD = "dashboard"
 _PIPELINE_LOGGERS = ("foss_supervisor.pipeline",)  # the runner and the service (foss_supervisor.pipelines)
 _SCAN_LIMIT_BYTES = 16 * 1024 * 1024  # how far back a filtered tail reads at most
 
@@ -53,6 +66,11 @@ class LogSource:
         return {"name": self.name, "file": str(self.file), "logger_prefix": list(self.logger_prefix)}
 
 
+def dashboard_log(state_dir: Path) -> Path:
+    """Where the dashboard process (the service ``@dashboard``) writes its output."""
+    return state_dir / "logs" / "@dashboard.log"
+
+
 def select_sources(
     selectors: Sequence[str],
     program_logs: Mapping[str, Path],
@@ -60,7 +78,7 @@ def select_sources(
     replica_sets: Mapping[str, Sequence[str]],
     groups: Mapping[str, Sequence[str]],
 ) -> list[LogSource]:
-    """The sources ``selectors`` name (programs in config order, then daemon and pipeline).
+    """The sources ``selectors`` name (programs in config order, then daemon, pipeline and dashboard).
 
     ``program_logs``: program name -> its log file. Raises CommandError listing the known names
     when a selector selects nothing.
@@ -69,6 +87,7 @@ def select_sources(
     specials = {
         DAEMON: LogSource(DAEMON, daemon_log),
         PIPELINE: LogSource(PIPELINE, daemon_log, _PIPELINE_LOGGERS),
+        DASHBOARD: LogSource(DASHBOARD, dashboard_log(state_dir)),
     }
     names = resolve(selectors, list(program_logs), replica_sets, groups, extra=list(specials))
     return [specials[n] if n in specials else LogSource(n, program_logs[n]) for n in names]

@@ -25,6 +25,7 @@ from foss_supervisor.backoff import BackoffPolicy
 from foss_supervisor.config import Config, LogConfig, ProgramConfig
 from foss_supervisor.containment import Containment
 from foss_supervisor.events import EventBus
+from foss_supervisor.logview import dashboard_log
 from foss_supervisor.process import ManagedProcess
 from foss_supervisor.procinfo import identity_of
 from foss_supervisor.states import ProcessState
@@ -71,7 +72,7 @@ def dashboard_service(config: Config, sock: socket.socket, token_file: Path, par
         watchdog_s=DASHBOARD_WATCHDOG_S,
         nice=DASHBOARD_NICE,
         pass_fds=(fd,),
-        log=LogConfig(file=config.state_dir / "logs" / f"{DASHBOARD}.log"),
+        log=LogConfig(file=dashboard_log(config.state_dir)),
     )
 
 

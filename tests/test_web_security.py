@@ -160,8 +160,8 @@ def test_malformed_requests_are_answered_and_kept_out_of_the_error_log(web_daemo
     assert request(web_daemon.port, "GET", "/api/v1/health")[0] == 200
 
     def counted() -> bool:
-        return '"http_requests_refused"' in web_daemon.cli("logs", "daemon", "-n", "5000").stdout
+        return '"http_requests_refused"' in web_daemon.cli("logs", "dashboard", "-n", "5000").stdout
 
     wait_for(counted, 10, "the refused requests counted in the log")
-    text = web_daemon.cli("logs", "daemon", "-n", "5000").stdout
+    text = web_daemon.cli("logs", "dashboard", "-n", "5000").stdout
     assert "Error handling request" not in text
