@@ -20,6 +20,7 @@ from foss_supervisor.gates import Gate, GateError, shown
 
 __all__ = [
     "DAY",
+    "FOLDERS",
     "GROUP_NAME",
     "PIPELINE_NAME",
     "PIPELINE_SCHEMA",
@@ -254,11 +255,12 @@ STEP: Section = {
     "modes": gates.names(gates.choice(("run", "replay"))),
     "layer": gates.choice(("bronze", "silver", "gold")),
 }
+FOLDERS: Section = {"landing": _PATH, "reference": _PATH, "warehouse": _PATH, "reports": _PATH}
 #: a pipeline file; ``steps`` is a list of :data:`STEP`; ``params`` are checked by their step kind
 PIPELINE_SCHEMA: Section = {
     "name": STEP_NAME,
     "description": gates.text(64 * 1024),
-    "folders": {"landing": _PATH, "reference": _PATH, "warehouse": _PATH, "reports": _PATH},
+    "folders": FOLDERS,
     "setup": _PATH,
     "steps": STEP,
     "checks": gates.text(4096),

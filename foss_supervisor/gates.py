@@ -540,10 +540,13 @@ def regex() -> Gate[str]:
         pattern = _text(value, "regular expression", MAX_REGEX)
         import re2  # type: ignore[import-not-found,import-untyped,unused-ignore]  # only specs with patterns
 
+        options = re2.Options()
+        options.log_errors = False  # the reason goes into our error, not to stderr
         try:
-            re2.compile(pattern)
+            re2.compile(pattern, options)
         except re2.error as exc:
-            raise GateError(f"{shown(value)} is not an RE2 regular expression (DuckDB's dialect): {exc}") from None
+            reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+            raise GateError(f"{shown(value)} is not a regular expression DuckDB runs (RE2): {reason}") from None
         return pattern
 
     return Gate("regex", f"an RE2 regular expression of at most {MAX_REGEX} characters", convert)
