@@ -30,7 +30,13 @@ from foss_supervisor.config_model import (
     PipelineConfig,
     ProgramConfig,
 )
-from foss_supervisor.config_programs import check_dependencies, parse_groups, parse_hooks, parse_programs
+from foss_supervisor.config_programs import (
+    check_dependencies,
+    check_single_writers,
+    parse_groups,
+    parse_hooks,
+    parse_programs,
+)
 from foss_supervisor.config_reader import MAX_PROGRAMS, Reader
 from foss_supervisor.config_schema import SCHEMA
 from foss_supervisor.errors import ConfigError
@@ -135,7 +141,6 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     state_dir_text = _from_environ(environ, "FOSS_SUPERVISOR_STATE_DIR", root.gate("state_dir"), errors)
     state_dir_text = state_dir_text or root.get("state_dir", "")
     state_dir = resolve_path(base, state_dir_text) if state_dir_text else default_state_dir()
-    _check_socket_path(state_dir, root, environ, errors)
     dash = root.sub("dashboard")
     dash.only()
     host = _from_environ(environ, "FOSS_SUPERVISOR_HOST", dash.gate("host"), errors) or dash.get("host", "127.0.0.1")
@@ -144,6 +149,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     log = root.sub("log")
     log.only()
     programs, groups = parse_programs(root.sub("programs"), base)
+    check_single_writers(programs, state_dir, label, lines, errors)
     program_groups = parse_groups(root.sub("groups"), groups)
     hooks = parse_hooks(root.sub("hooks"))
     data_dir_text = root.get("data_dir", "")
@@ -195,26 +201,6 @@ def _from_environ(environ: Mapping[str, str], variable: str, gate: Gate[T], erro
     except GateError as exc:
         errors.append(ConfigError("environment", variable, exc.reason))
         return None
-
-
-#: sun_path of a Unix socket address holds 108 bytes with its NUL (unix(7))
-MAX_SOCKET_PATH = 107
-
-
-def _check_socket_path(state_dir: Path, root: Reader, environ: Mapping[str, str], errors: list[ConfigError]) -> None:
-    """Refuse a state dir whose control socket path is past the AF_UNIX limit, naming the limit and the length."""
-    sock = state_dir / "control.sock"
-    length = len(os.fsencode(str(sock)))
-    if length <= MAX_SOCKET_PATH:
-        return
-    reason = (
-        f"the control socket {sock} would be {length} bytes long; a Unix socket path holds at most "
-        f"{MAX_SOCKET_PATH} bytes (unix(7)): choose a state dir of at most {MAX_SOCKET_PATH - 13} bytes"
-    )
-    if environ.get("FOSS_SUPERVISOR_STATE_DIR"):
-        errors.append(ConfigError("environment", "FOSS_SUPERVISOR_STATE_DIR", reason))
-    else:
-        root.note("state_dir", reason)
 
 
 def _override_replicas(data: dict[str, Any], replicas: Mapping[str, int]) -> None:

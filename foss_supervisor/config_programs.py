@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -22,7 +23,7 @@ from foss_supervisor.config_schema import PROGRAM, SHELL_COMMAND
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.resources import resolve_path
 
-__all__ = ["check_dependencies", "parse_groups", "parse_hooks", "parse_programs"]
+__all__ = ["check_dependencies", "check_single_writers", "parse_groups", "parse_hooks", "parse_programs"]
 
 
 def _parse_health(r: Reader) -> HealthConfig:
@@ -235,3 +236,36 @@ def parse_programs(progs: Reader, base: Path) -> tuple[dict[str, ProgramConfig],
                 progs.note(name, f"replica name {prog.name!r} clashes with another program")
             programs[prog.name] = prog
     return programs, groups
+
+
+def check_single_writers(programs: Mapping[str, ProgramConfig], state_dir: Path, file: str, lines: dict[str, int],
+                         errors: list[ConfigError]) -> None:  # fmt: skip
+    """One writer per file: refuse what two programs (or replicas) would each write on their own.
+
+    A ``log.file`` may be shared, since the daemon is its one writer (:meth:`LogSink.shared`), but only with the
+    same rotation (``max_bytes``, ``backups``, ``timestamps``), and never the daemon's own log. A ``pidfile``
+    is written by the program itself, so two programs naming one would each adopt the other's PID: refused.
+    """
+    logs: dict[Path, ProgramConfig] = {}
+    pidfiles: dict[Path, ProgramConfig] = {}
+    own_log = state_dir / "foss-supervisor.log"
+
+    def refuse(prog: ProgramConfig, key: str, reason: str) -> None:
+        dotted = f"programs.{prog.group or prog.name}.{key}"
+        errors.append(ConfigError(file, dotted, reason, lines.get(dotted) or lines.get(f"programs.{prog.group}")))
+
+    for prog in programs.values():
+        log = prog.log.file or state_dir / "logs" / f"{prog.name}.log"
+        if log == own_log:
+            refuse(prog, "log.file", f"{log} is the daemon's own log: give the program a file of its own")
+        first = logs.setdefault(log, prog)
+        rotation = (prog.log.max_bytes, prog.log.backups, prog.log.timestamps)
+        if first is not prog and rotation != (first.log.max_bytes, first.log.backups, first.log.timestamps):
+            refuse(prog, "log.file", f"{log} is also the log of program {first.name!r}, with another max_bytes, "
+                   "backups or timestamps; programs sharing a log file share its rotation: give them the same "
+                   "settings, or each its own file ({replica} in the path gives each replica one)")  # fmt: skip
+        if prog.pidfile is not None:
+            other = pidfiles.setdefault(prog.pidfile, prog)
+            if other is not prog:
+                refuse(prog, "pidfile", f"{prog.pidfile} is also the pidfile of program {other.name!r}: each "
+                       "program writes its own main PID; give each its own file ({replica} in the path)")  # fmt: skip
