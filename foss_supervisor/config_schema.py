@@ -57,7 +57,7 @@ def _start_retries(value: Any) -> int | None:
 
 
 _RETRIES = gates.count(0, 10_000)
-START_RETRIES: Gate[int | None] = Gate("count", "0 to 10000, or forever", _start_retries)
+START_RETRIES: Gate[int | None] = Gate("retries", "0 to 10000, or forever", _start_retries, bounds=(0, 10_000))
 
 
 def _dependencies(value: Any) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -115,7 +115,7 @@ def _exit_codes(value: Any) -> frozenset[int]:
 
 
 _EXIT_CODE = gates.count(0, 255)
-EXIT_CODES: Gate[frozenset[int]] = Gate("count", "exit codes from 0 to 255 (one or a list)", _exit_codes)
+EXIT_CODES: Gate[frozenset[int]] = Gate("exit codes", "exit codes from 0 to 255 (one or a list)", _exit_codes)
 
 
 def _members(value: Any) -> tuple[str, ...]:
@@ -131,7 +131,7 @@ def _members(value: Any) -> tuple[str, ...]:
     return _NAMES(value)
 
 
-GROUP_MEMBERS: Gate[tuple[str, ...]] = Gate("names", "a non-empty list of program names", _members)
+GROUP_MEMBERS: Gate[tuple[str, ...]] = Gate("members", "a non-empty list of program names", _members)
 
 
 def _on(value: Any) -> frozenset[str]:
@@ -145,7 +145,7 @@ def _on(value: Any) -> frozenset[str]:
 
 
 _EVENT_NAMES = gates.names(gates.name(r"[a-z_]{1,32}", "an event kind"))
-EVENTS: Gate[frozenset[str]] = Gate("choice", f"all, or a list of {', '.join(EVENT_KINDS)}", _on)
+EVENTS: Gate[frozenset[str]] = Gate("events", f"all, or a list of {', '.join(EVENT_KINDS)}", _on, options=EVENT_KINDS)
 
 
 @dataclass(frozen=True, slots=True)
