@@ -76,14 +76,11 @@ def _parse_pipelines(r: Reader, base: Path, data_dir: Path) -> dict[str, Pipelin
     for name, p in r.each():
         p.only()
         file = p.get("file", "")
-        path = resolve_path(base, file) if file else shipped_pipeline_file(name)
-        if not path.is_file():
-            p.fail("file", f"no pipeline file at {path}")
         landing = p.get("landing", "")
         reference = p.get("reference", "")
-        out[name] = PipelineConfig(
+        pipeline = PipelineConfig(
             name=name,
-            file=path,
+            file=resolve_path(base, file) if file else shipped_pipeline_file(name),
             landing=resolve_path(base, landing) if landing else data_dir / "landing" / name,
             reference=resolve_path(base, reference) if reference else None,
             every_s=p.get("every", 0.0),
@@ -92,6 +89,9 @@ def _parse_pipelines(r: Reader, base: Path, data_dir: Path) -> dict[str, Pipelin
             cron=p.get("cron", None),
             after=p.get("after", ()),
         )
+        if not pipeline.file.is_file():
+            p.fail("file", f"no pipeline file at {pipeline.file}")
+        out[name] = pipeline
     for name, pc in out.items():
         for other in pc.after:
             if other not in out or other == name:

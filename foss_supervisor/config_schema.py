@@ -98,7 +98,9 @@ def _tcp(value: Any) -> tuple[str, int]:
     host, sep, port_text = value.rpartition(":")
     if not sep or not port_text.isdigit() or len(port_text) > 5:
         raise GateError(f"must be a port or host:port, got {shown(value)}")
-    host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
+    if host.startswith("[") != host.endswith("]"):
+        raise GateError(f"an IPv6 host is written in brackets, [::1]:8080, got {shown(value)}")
+    host = host[1:-1] if host.startswith("[") else host or "127.0.0.1"
     return _HOST(host), _PORT(int(port_text))
 
 
@@ -131,7 +133,9 @@ def _members(value: Any) -> tuple[str, ...]:
     return _NAMES(value)
 
 
-GROUP_MEMBERS: Gate[tuple[str, ...]] = Gate("members", "a non-empty list of program names", _members)
+GROUP_MEMBERS: Gate[tuple[str, ...]] = Gate(
+    "members", "a non-empty list of program names", _members, pattern=PROGRAM_NAME.pattern
+)
 
 
 def _on(value: Any) -> frozenset[str]:

@@ -44,7 +44,8 @@ class Gate(Generic[T]):
 
     ``range`` is the human text of what is accepted (``"0s to 1d"``), the same text the errors name;
     ``bounds`` the numeric range (seconds, bytes, a count) where there is one, ``options`` a choice's set,
-    ``pattern`` a name's regular expression (what the property tests generate values around).
+    ``pattern`` a name's regular expression, ``item`` a list's gate for each item (what the property tests
+    generate values around).
     """
 
     kind: str
@@ -53,6 +54,7 @@ class Gate(Generic[T]):
     bounds: tuple[float, float] | None = None
     options: tuple[str, ...] = ()
     pattern: str = ""
+    item: Gate[Any] | None = None
 
     def __call__(self, value: Any) -> T:
         try:

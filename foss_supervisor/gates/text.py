@@ -88,8 +88,7 @@ def names(item: Gate[str]) -> Gate[tuple[str, ...]]:
                 raise GateError(exc.reason, f"[{i}]" if isinstance(value, list) else "") from None
         return tuple(out)
 
-    return Gate("names", f"a name or a list of names ({item.range})", convert, options=item.options,
-                pattern=item.pattern)  # fmt: skip
+    return Gate("names", f"one or a list of at most 1000 ({item.range})", convert, item=item)
 
 
 def choice(options: Collection[str]) -> Gate[str]:

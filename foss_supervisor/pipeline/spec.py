@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.config_schema import FOLDERS, PIPELINE_SCHEMA, STEP, Section
+from foss_supervisor.config_schema import FOLDERS, PIPELINE_SCHEMA, STEP, STEP_NAME, Section
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.gates import Gate
 from foss_supervisor.pipeline.checks import Check, evaluate_check, parse_check
@@ -192,6 +192,7 @@ def _located(exc: PipelineConfigError, raw: Mapping[str, Any], lines: Mapping[st
     found = raw.get("steps")
     steps: list[Any] = found if isinstance(found, list) else []
     step_names = [s.get("name") if isinstance(s, dict) else None for s in steps]
+    step_names = [n if isinstance(n, str) and re.fullmatch(STEP_NAME.pattern, n) else None for n in step_names]
     key = index_key = exc.key
     m = re.match(r"^steps\[(\d+)\](.*)$", key)
     named = m and int(m[1]) < len(steps) and isinstance(step_names[int(m[1])], str) and step_names[int(m[1])]
@@ -217,11 +218,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
     if raw.get("name") is None:
         raise PipelineConfigError(file, "name", "is required")
     name = gated(raw, "name", _gate(PIPELINE_SCHEMA, "name"), "", file)
-    description = (
-        ""
-        if raw.get("description") == ""
-        else gated(raw, "description", _gate(PIPELINE_SCHEMA, "description"), "", file)
-    )
+    description = gated(raw, "description", _gate(PIPELINE_SCHEMA, "description"), "", file)
 
     resolved_folders = _load_folders(raw.get("folders", {}), base, file, folders or FolderOverrides())
 
