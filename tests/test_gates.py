@@ -21,6 +21,7 @@ from gate_strategies import KINDS, hostile, tagged_yaml, valid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor import gates
 from foss_supervisor.config import parse_config
 from foss_supervisor.config_schema import PIPELINE_SCHEMA, SCHEMA, leaves
 from foss_supervisor.errors import ConfigError
@@ -289,3 +290,23 @@ def test_a_gate_is_the_only_way_a_key_is_read() -> None:
     with pytest.raises(KeyError, match="no gate"):
         r.get("x", 0)
     assert isinstance(SCHEMA["debug"], Gate)
+
+
+_NUMBER, _REGEX = gates.number(), gates.regex()
+
+
+@PROPERTY
+@given(st.data())
+def test_quality_rules_pass_the_number_and_regex_gates(spec_home: Path, data: st.DataObject) -> None:
+    """``accepted_range`` bounds and ``pattern`` rules live in a step's params: the same gates guard them."""
+    gate, rule = data.draw(st.sampled_from([(_NUMBER, "accepted_range"), (_REGEX, "pattern")]))
+    value = data.draw(hostile(gate))
+    arg = {"min_value": value} if rule == "accepted_range" else value
+    step = {"name": "q", "kind": "quality", "params": {
+        "source": "a.raw", "valid": "a.ok", "rejected": "a.bad", "columns": {"x": [{rule: arg}]}}}  # fmt: skip
+    path = spec_home / "q.yaml"
+    path.write_text(yaml.safe_dump({**_PIPELINE, "steps": [step]}, allow_unicode=True, width=10**9))
+    with pytest.raises(PipelineConfigError) as refused:
+        load_pipeline(path)
+    assert refused.value.key.startswith("steps.q.params.columns.x"), str(refused.value)[:200]
+    assert refused.value.line is not None

@@ -280,7 +280,7 @@ def cron() -> Gate[str]:
         from croniter import croniter  # only configs with a schedule pay for the import
 
         if not croniter.is_valid(expr):
-            raise GateError(f"must be a cron expression like '*/15 * * * *', got {shown(value)}")
+            raise GateError(f"{shown(value)} is not a cron expression like '*/15 * * * *' (5 fields, or 6)")
         return expr
 
     return Gate("cron", "five cron fields (or six, seconds last)", convert)
