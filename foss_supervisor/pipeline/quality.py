@@ -53,8 +53,8 @@ from foss_supervisor.pipeline.rules import gated
 __all__ = ["RULES", "compile_quality"]
 
 RULES = ("not_null", "unique", "accepted_values", "accepted_range", "pattern", "relationships")
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
-_TABLE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$")
 _PARAMS = {"source", "valid", "rejected", "key", "columns", "tests", "unparsed"}
 
 

@@ -129,7 +129,8 @@ def check_isolation(specs: Iterable[PipelineSpec]) -> None:
                 )  # fmt: skip
 
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TABLE = re.compile(r"[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}")
 #: the parameters of the shipped Python steps: name -> (required, check, what it must be)
 _SHIPPED_PARAMS: dict[str, dict[str, tuple[bool, Any, str]]] = {
     "foss_supervisor.pipeline.ledger:discover": {
@@ -137,7 +138,7 @@ _SHIPPED_PARAMS: dict[str, dict[str, tuple[bool, Any, str]]] = {
                      "a non-empty list of file name patterns"),
     },
     "foss_supervisor.pipeline.orders_steps:ingest": {
-        "table": (True, lambda v: isinstance(v, str) and re.fullmatch(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*", v),
+        "table": (True, lambda v: isinstance(v, str) and _TABLE.fullmatch(v),
                   "a lower-case schema.table name"),
         "columns": (True, lambda v: isinstance(v, list) and v and all(isinstance(c, str) and _IDENTIFIER.match(c)
                                                                       for c in v),
