@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from foss_supervisor.config_model import (
     DEPENDENCY_CONDITIONS,
@@ -30,20 +30,17 @@ from foss_supervisor.config_model import (
     PipelineConfig,
     ProgramConfig,
 )
-from foss_supervisor.config_programs import check_dependencies, parse_groups, parse_hooks, parse_programs
-from foss_supervisor.config_reader import (
-    MAX_PROGRAMS,
-    NAME_RE,
-    Reader,
-    as_bool,
-    as_duration,
-    as_int,
-    as_names,
-    as_port,
-    as_size,
-    as_str,
+from foss_supervisor.config_programs import (
+    check_dependencies,
+    check_single_writers,
+    parse_groups,
+    parse_hooks,
+    parse_programs,
 )
+from foss_supervisor.config_reader import MAX_PROGRAMS, Reader
+from foss_supervisor.config_schema import SCHEMA
 from foss_supervisor.errors import ConfigError
+from foss_supervisor.gates import Gate, GateError
 from foss_supervisor.interpolate import interpolate_config
 from foss_supervisor.resources import (
     config_path,
@@ -76,38 +73,34 @@ __all__ = [
 
 def _parse_pipelines(r: Reader, base: Path, data_dir: Path) -> dict[str, PipelineConfig]:
     out = {}
-    for name in r.data:
-        p = r.sub(str(name))
-        p.only({"file", "landing", "reference", "every", "on_new_files", "demo_data", "cron", "after"})
-        if not NAME_RE.match(str(name)):
-            p.fail("", "pipeline names use letters, digits, '_', '.', '-' (at most 64)")
-        file = p.get("file", as_str, "")
-        path = resolve_path(base, file) if file else shipped_pipeline_file(str(name))
-        if not path.is_file():
-            p.fail("file", f"no pipeline file at {path}")
-        landing = p.get("landing", as_str, "")
-        reference = p.get("reference", as_str, "")
-        out[str(name)] = PipelineConfig(
-            name=str(name),
-            file=path,
-            landing=resolve_path(base, landing) if landing else data_dir / "landing" / str(name),
+    for name, p in r.each():
+        p.only()
+        file = p.get("file", "")
+        landing = p.get("landing", "")
+        reference = p.get("reference", "")
+        pipeline = PipelineConfig(
+            name=name,
+            file=resolve_path(base, file) if file else shipped_pipeline_file(name),
+            landing=resolve_path(base, landing) if landing else data_dir / "landing" / name,
             reference=resolve_path(base, reference) if reference else None,
-            every_s=p.get("every", as_duration, 0.0),
-            on_new_files=p.get("on_new_files", as_bool, True),
-            demo_data=p.get("demo_data", as_bool, False),
-            cron=p.get("cron", _cron, None),
-            after=p.get("after", as_names, ()),
+            every_s=p.get("every", 0.0),
+            on_new_files=p.get("on_new_files", True),
+            demo_data=p.get("demo_data", False),
+            cron=p.get("cron", None),
+            after=p.get("after", ()),
         )
+        if not pipeline.file.is_file():
+            p.fail("file", f"no pipeline file at {pipeline.file}")
+        out[name] = pipeline
     for name, pc in out.items():
-        p = r.sub(name)
         for other in pc.after:
             if other not in out or other == name:
-                p.fail("after", f"{other!r} is not another configured pipeline")
+                r.fail(f"{name}.after", f"{other!r} is not another configured pipeline")
         seen, todo = set(), list(pc.after)
         while todo:  # runs started by other runs must not loop back
             current = todo.pop()
             if current == name:
-                p.fail("after", "pipelines triggering each other in a loop")
+                r.fail(f"{name}.after", "pipelines triggering each other in a loop")
             if current not in seen:
                 seen.add(current)
                 todo.extend(out[current].after)
@@ -121,15 +114,6 @@ def _parse_pipelines(r: Reader, base: Path, data_dir: Path) -> dict[str, Pipelin
              for pc in out.values()]
         )  # fmt: skip
     return out
-
-
-def _cron(value: Any) -> str:
-    from croniter import croniter  # only configs with a schedule pay for the import
-
-    text = as_str(value)
-    if not croniter.is_valid(text):
-        raise ValueError(f"{text!r} is not a cron expression like '*/15 * * * *'")
-    return text
 
 
 def shipped_pipeline_file(name: str) -> Path:
@@ -152,30 +136,27 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     if isinstance(data, dict):
         _override_replicas(data, replicas or {})
         interpolate_config(data, lines, label, base, environ, errors)
-    root = Reader(data, "", label, lines, errors)
-    root.only({"state_dir", "dashboard", "debug", "log", "programs", "groups", "hooks", "pipelines", "data_dir",
-               "warehouse"})  # fmt: skip
-    state_dir_text = environ.get("FOSS_SUPERVISOR_STATE_DIR") or root.get("state_dir", as_str, "")
+    root = Reader(data, "", label, lines, errors, SCHEMA)
+    root.only()
+    state_dir_text = _from_environ(environ, "FOSS_SUPERVISOR_STATE_DIR", root.gate("state_dir"), errors)
+    state_dir_text = state_dir_text or root.get("state_dir", "")
     state_dir = resolve_path(base, state_dir_text) if state_dir_text else default_state_dir()
     dash = root.sub("dashboard")
-    dash.only({"host", "port"})
-    host = environ.get("FOSS_SUPERVISOR_HOST") or dash.get("host", as_str, "127.0.0.1")
-    port = dash.get("port", as_port, 5000)
-    if env_port := environ.get("FOSS_SUPERVISOR_PORT"):
-        try:
-            port = as_port(int(env_port))
-        except (TypeError, ValueError):
-            errors.append(ConfigError("environment", "FOSS_SUPERVISOR_PORT", f"must be a port, got {env_port!r}"))
-    debug = root.get("debug", as_bool, False) or environ.get("FOSS_SUPERVISOR_DEBUG", "") not in ("", "0", "false")
+    dash.only()
+    host = _from_environ(environ, "FOSS_SUPERVISOR_HOST", dash.gate("host"), errors) or dash.get("host", "127.0.0.1")
+    port = _from_environ(environ, "FOSS_SUPERVISOR_PORT", dash.gate("port"), errors) or dash.get("port", 5000)
+    debug = root.get("debug", False) or environ.get("FOSS_SUPERVISOR_DEBUG", "") not in ("", "0", "false")
     log = root.sub("log")
-    log.only({"max_bytes", "backups"})
+    log.only()
     programs, groups = parse_programs(root.sub("programs"), base)
+    check_single_writers(programs, state_dir, label, lines, errors)
     program_groups = parse_groups(root.sub("groups"), groups)
     hooks = parse_hooks(root.sub("hooks"))
-    data_dir_text = root.get("data_dir", as_str, "")
+    data_dir_text = root.get("data_dir", "")
     data_path = resolve_path(base, data_dir_text) if data_dir_text else state_dir / "data"
     wh = root.sub("warehouse")
-    wh.only({"watch_interval", "memory_limit"})
+    wh.only()
+    memory_limit = wh.get("memory_limit", 0)
     pipelines: dict[str, PipelineConfig] = {}
     try:
         pipelines = _parse_pipelines(root.sub("pipelines"), base, data_path)
@@ -189,19 +170,37 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         dashboard_host=host,
         dashboard_port=port,
         debug=debug,
-        log_max_bytes=log.get("max_bytes", as_size, 10 * 1024 * 1024),
-        log_backups=log.get("backups", as_int(0, 100), 3),
+        log_max_bytes=log.get("max_bytes", 10 * 1024 * 1024),
+        log_backups=log.get("backups", 3),
         programs=programs,
         pipelines=pipelines,
         data_dir=resolve_path(base, data_dir_text) if data_dir_text else None,
-        watch_interval_s=wh.get("watch_interval", as_duration, 5.0) or 5.0,
-        worker_memory_limit=wh.get("memory_limit", as_str, "") or None,
+        watch_interval_s=wh.get("watch_interval", 5.0),
+        worker_memory_limit=f"{memory_limit}B" if memory_limit else None,  # DuckDB takes bytes as "NB"
         groups=program_groups,
         hooks=hooks,
     )
     if errors:
         raise ConfigError.collected(errors)
     return config
+
+
+T = TypeVar("T")
+
+
+def _from_environ(environ: Mapping[str, str], variable: str, gate: Gate[T], errors: list[ConfigError]) -> T | None:
+    """The environment's override of a key, through that key's own gate; None when unset or refused (noted).
+
+    A variable is text: digits are read as the integer they spell, as YAML would read them.
+    """
+    text = environ.get(variable)
+    if not text:
+        return None
+    try:
+        return gate(int(text) if text.isdigit() and len(text) < 20 else text)
+    except GateError as exc:
+        errors.append(ConfigError("environment", variable, exc.reason))
+        return None
 
 
 def _override_replicas(data: dict[str, Any], replicas: Mapping[str, int]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from foss_supervisor.backoff import BackoffPolicy
+from foss_supervisor.resources import control_socket_path
 
 __all__ = [
     "DEPENDENCY_CONDITIONS",
@@ -170,7 +171,8 @@ class Config:
 
     @property
     def control_socket(self) -> Path:
-        return self.state_dir / "control.sock"
+        """``<state_dir>/control.sock``, or a short path when that is too long (see resources.control_socket_path)."""
+        return control_socket_path(self.state_dir)
 
     @property
     def dashboard_url(self) -> str:

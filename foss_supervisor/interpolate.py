@@ -6,19 +6,25 @@ The forms, as process-compose (envsubst), docker compose and supervisord write t
 ``$VAR``, ``${VAR}``   the value; unset is an error naming file, line and key
 ``${VAR:-default}``    ``default`` when VAR is unset or empty (``${VAR-default}``: unset only)
 ``${VAR:?message}``    an error with ``message`` when VAR is unset or empty (``?``: unset only)
-``$$``                 a literal ``$``
+``$$``                 a literal ``$`` (docker compose's escape)
 ``%(ENV_VAR)s``        supervisord's spelling of ``${VAR}``; also ``%(here)s`` (the config's
                        folder), ``%(program_name)s``, ``%(group_name)s``, ``%(host_node_name)s``
+``%%(``                a literal ``%(`` (supervisord's escape: ``%%(asctime)s`` is ``%(asctime)s``)
 =====================  =====================================================================
 
-A default may itself hold variables (``${A:-${B:-x}}``). A ``$`` before anything else stays as it is.
+A default may itself hold variables (``${A:-${B:-x}}``). A ``$`` before anything else stays as it is,
+and so does a ``%`` that does not start a ``%(NAME)s`` form (``%t``, ``%2B``, ``100%``, ``%%s``): only
+before ``(`` is a run of ``%`` read as supervisord reads it, each ``%%`` one ``%``.
 
 Values come from the program's ``env_file`` (its values are interpolated too, from the daemon's
 environment and the lines above them), then from the daemon's environment. Interpolated keys:
-``command`` (but a ``shell: true`` command is left to the shell, apart from the ``%(...)s`` forms),
-``env`` values, ``env_file``, ``cwd``, ``pidfile``, ``log.file`` and the ``health`` probes. The ``env_file``'s values
-are folded into ``env`` (``env`` wins), so the child sees them interpolated. In ``hooks:``, ``command``,
-``url`` and ``headers`` values are interpolated from the daemon's environment.
+``command``, ``env`` values, ``env_file``, ``cwd``, ``pidfile``, ``log.file`` and the ``health`` probes. A
+command written as a string is split first, like ``sh`` splits it (:mod:`foss_supervisor.shellwords`), and
+only its unquoted and double-quoted parts are interpolated: single quotes keep text literal, and a value
+never splits into more arguments. A ``shell: true`` command is given to ``/bin/sh -c`` exactly as written
+(only ``{replica}`` is filled): the shell expands it, from the child's environment. The ``env_file``'s
+values are folded into ``env`` (``env`` wins), so the child sees them interpolated. In ``hooks:``,
+``command``, ``url`` and ``headers`` values are interpolated from the daemon's environment.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.resources import resolve_path
+from foss_supervisor.shellwords import split_command
 
 __all__ = ["expand", "interpolate_config", "read_env_file", "read_env_file_lines"]
 
@@ -40,16 +47,15 @@ _SPECIAL = re.compile(r"[$%]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BRACED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])(.*))?", re.DOTALL)
 _PERCENT = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)[sd]")
+_PERCENTS = re.compile(r"%+")
 MAX_NESTING = 8  # ${A:-${B:-${C}}} is three
 MAX_ENV_FILE_BYTES = 1024 * 1024
 
 
-def expand(text: str, lookup: Lookup, names: Mapping[str, str] | None = None, *, dollar: bool = True,
-           _depth: int = 0) -> str:  # fmt: skip
+def expand(text: str, lookup: Lookup, names: Mapping[str, str] | None = None, *, _depth: int = 0) -> str:
     """``text`` with every variable replaced; ValueError says which one could not be.
 
-    ``names`` holds supervisord's non-environment names (``here``, ``program_name``...); with
-    ``dollar=False`` only the ``%(...)s`` forms are replaced (for text a shell will expand).
+    ``names`` holds supervisord's non-environment names (``here``, ``program_name``...).
     """
     if _depth > MAX_NESTING:
         raise ValueError(f"defaults nested more than {MAX_NESTING} deep")
@@ -60,19 +66,24 @@ def expand(text: str, lookup: Lookup, names: Mapping[str, str] | None = None, *,
         i = m.start()
         out.append(text[pos:i])
         if text[i] == "%":
-            pm = _PERCENT.match(text, i)
-            if pm is None:
-                out.append("%")
-                pos = i + 1
+            run = _PERCENTS.match(text, i)
+            assert run is not None
+            end = run.end()
+            if not text.startswith("(", end):  # %t, %2B, 100%, %%s: text, not an expansion
+                out.append(run.group())
+                pos = end
                 continue
-            out.append(_supervisord(pm.group(1), lookup, names))
-            pos = pm.end()
+            width = end - i
+            out.append("%" * (width // 2))  # before "(", each %% is one literal %
+            pos = end
+            if width % 2 and (pm := _PERCENT.match(text, end - 1)) is not None:
+                out.append(_supervisord(pm.group(1), lookup, names))
+                pos = pm.end()
+            elif width % 2:
+                out.append("%")
             continue
         nxt = text[i + 1 : i + 2]
-        if not dollar:
-            out.append("$")
-            pos = i + 1
-        elif nxt == "$":
+        if nxt == "$":
             out.append("$")
             pos = i + 2
         elif nxt == "{":
@@ -139,7 +150,7 @@ def _supervisord(name: str, lookup: Lookup, names: Mapping[str, str]) -> str:
     if name in names:
         return names[name]
     known = ", ".join(f"%({n})s" for n in ["ENV_X", *sorted(names)])
-    raise ValueError(f"unknown expansion %({name})s; known: {known}")
+    raise ValueError(f"unknown expansion %({name})s (write %%({name})s for the text itself); known: {known}")
 
 
 # ------------------------------------------------------------------------------------------ env files
@@ -197,31 +208,40 @@ class _Program:
     def lookup(self, name: str) -> str | None:
         return self.file_vars.get(name, self.ctx.environ.get(name))
 
-    def value(self, key: str, text: str, dollar: bool = True) -> str:
+    def value(self, key: str, text: str) -> str:
         try:
-            return expand(text, self.lookup, self.names, dollar=dollar)
+            return expand(text, self.lookup, self.names)
         except ValueError as exc:
             self.ctx.error(key, str(exc))
             return text
 
-    def item(self, holder: dict[str, Any] | list[Any], index: Any, key: str, dollar: bool = True) -> None:
+    def item(self, holder: dict[str, Any] | list[Any], index: Any, key: str) -> None:
         if isinstance(holder[index], str):
-            holder[index] = self.value(key, holder[index], dollar)
+            holder[index] = self.value(key, holder[index])
 
-    def argv(self, holder: dict[str, Any], name: str, key: str, dollar: bool = True) -> None:
+    def argv(self, holder: dict[str, Any], name: str, key: str) -> None:
+        """A list's items one by one; a string split like ``sh`` first, its quoted-literal parts left alone."""
         value = holder.get(name)
         if isinstance(value, list):
             for i in range(len(value)):
-                self.item(value, i, f"{key}[{i}]", dollar)
+                self.item(value, i, f"{key}[{i}]")
         elif isinstance(value, str):
-            self.item(holder, name, key, dollar)
+            try:
+                split_command(value)
+            except ValueError:
+                return  # an unclosed quote: the argv gate says so
+            try:
+                holder[name] = split_command(value, lambda part: expand(part, self.lookup, self.names))
+            except ValueError as exc:
+                self.ctx.error(key, str(exc))
 
     def run(self) -> None:
         p, d = self.path, self.data
         if "env_file" in d:
             self.item(d, "env_file", f"{p}.env_file")
             self.env_file()
-        self.argv(d, "command", f"{p}.command", dollar=d.get("shell") is not True)
+        if d.get("shell") is not True:  # a shell command is the shell's to expand
+            self.argv(d, "command", f"{p}.command")
         env = d.get("env")
         if isinstance(env, dict):
             for k in env:

@@ -67,7 +67,6 @@ class ManagedProcess:
         cfg: ProgramConfig,
         *,
         log_dir: Path,
-        notify_dir: Path,
         bus: EventBus,
         blockers: Callable[[ProgramConfig], list[str]] = lambda cfg: [],
         changed: Callable[[], Awaitable[object]] | None = None,
@@ -112,7 +111,7 @@ class ManagedProcess:
             self._child: ChildEdge = seams.child(self)
         else:
             contain = containment or Containment()
-            self._child = ProgramChild(cfg, log_path=self.log_path, notify_dir=notify_dir, containment=contain,
+            self._child = ProgramChild(cfg, log_path=self.log_path, containment=contain,
                                        wake=self._wake.set, write_failures=write_failures)  # fmt: skip
 
     # ---------------------------------------------------------------- requests (any caller)

@@ -165,13 +165,12 @@ class ProgramChild:
     ``wake`` is called when a readiness message arrives (the controller then looks at :attr:`ready`).
     """
 
-    def __init__(self, cfg: ProgramConfig, *, log_path: Path, notify_dir: Path, containment: Containment,
+    def __init__(self, cfg: ProgramConfig, *, log_path: Path, containment: Containment,
                  wake: Callable[[], None], write_failures: WriteFailures | None = None) -> None:  # fmt: skip
         self.cfg = cfg
         self.name = cfg.name
         self.pid: int | None = None
         self._log_path = log_path
-        self._notify_dir = notify_dir
         self._contain = containment
         self._wake = wake
         self._transport: asyncio.SubprocessTransport | None = None
@@ -220,11 +219,11 @@ class ProgramChild:
         if account is not None:
             env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
         if self._sink is None:
-            self._sink = LogSink(self._log_path, cfg.log.max_bytes, cfg.log.backups, cfg.log.timestamps,
-                                 self._write_failures)  # fmt: skip
+            self._sink = LogSink.shared(self._log_path, cfg.log.max_bytes, cfg.log.backups, cfg.log.timestamps,
+                                        self._write_failures, owner=self.name)  # fmt: skip
         try:
             if cfg.ready == "notify":
-                self._notify = NotifyListener(self._notify_dir / f"{self.name}.sock", self._wake)
+                self._notify = NotifyListener(self._wake)
                 await self._notify.open(account.pw_uid if account else None)
                 env["NOTIFY_SOCKET"] = str(self._notify.path)
                 if cfg.watchdog_s is not None:

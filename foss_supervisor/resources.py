@@ -8,12 +8,22 @@ in pyproject.toml); an editable install reads them in place.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["data_dir", "default_config_path", "default_state_dir", "locate_control_socket", "resolve_path"]
+__all__ = [
+    "MAX_SOCKET_PATH",
+    "control_socket_path",
+    "data_dir",
+    "default_config_path",
+    "default_state_dir",
+    "locate_control_socket",
+    "resolve_path",
+]
 
 _PACKAGE = Path(__file__).resolve().parent
 DEFAULT_CONFIG_NAME = "default.yaml"
@@ -42,6 +52,43 @@ def default_state_dir() -> Path:
     return Path(base) / "foss-supervisor"
 
 
+#: ``sun_path`` of a Unix socket address holds 108 bytes with its NUL (unix(7))
+MAX_SOCKET_PATH = 107
+
+
+def control_socket_path(state_dir: Path) -> Path:
+    """The control socket of ``state_dir``'s daemon: ``<state_dir>/control.sock``, or a short path if that is long.
+
+    A state dir deeper than 94 bytes (a CI workspace, a long checkout) would put the socket past the
+    107 bytes a Unix socket path holds. Then the socket is ``foss-supervisor-<24 hex digits of the state
+    dir's SHA-256>.sock`` in a short folder only this user can enter: ``/run/foss-supervisor`` for root,
+    else ``$XDG_RUNTIME_DIR``, else ``/tmp/foss-supervisor-<uid>`` (mode 0700, refused unless it is ours).
+    Daemon and CLI compute the same path from the same state dir.
+    """
+    sock = state_dir / "control.sock"
+    if len(os.fsencode(str(sock))) <= MAX_SOCKET_PATH:
+        return sock
+    digest = hashlib.sha256(os.fsencode(str(state_dir))).hexdigest()[:24]
+    return _private_runtime_dir() / f"foss-supervisor-{digest}.sock"
+
+
+def _private_runtime_dir() -> Path:
+    if os.geteuid() == 0:
+        folder = Path("/run/foss-supervisor")
+    elif (xdg := os.environ.get("XDG_RUNTIME_DIR")) and len(os.fsencode(xdg)) <= 48:
+        return Path(xdg)
+    else:
+        folder = Path(f"/tmp/foss-supervisor-{os.geteuid()}")  # checked to be ours, 0700, below
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        st = folder.lstat()
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot make the control socket's folder {folder}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise OSError(f"{folder} is not a private folder of this user (owner, mode 0700): refusing to use it")
+    return folder
+
+
 def resolve_path(base: Path, value: str) -> Path:
     """``~`` expanded; relative paths are relative to ``base`` (the config file's folder)."""
     path = Path(os.path.expanduser(value))
@@ -65,7 +112,7 @@ def locate_control_socket(arg: Path | None, environ: Mapping[str, str]) -> Path 
     path = config_path(arg, environ)
     base = path.parent.resolve()
     if env_dir := environ.get("FOSS_SUPERVISOR_STATE_DIR"):
-        return resolve_path(base, env_dir) / "control.sock"
+        return control_socket_path(resolve_path(base, env_dir))
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -74,8 +121,8 @@ def locate_control_socket(arg: Path | None, environ: Mapping[str, str]) -> Path 
     if len(found) > 1 or (not found and re.search(r"^state_dir\b", text, re.M)):
         return None  # twice, or written in a way this does not read: let the real loader decide
     if not found:
-        return default_state_dir() / "control.sock"
+        return control_socket_path(default_state_dir())
     value = next((v for v in found[0] if v), "")
     if not value or value in ("null", "Null", "NULL", "~"):
         return None  # empty or null: the loader's default, or an error it should report
-    return resolve_path(base, value) / "control.sock"
+    return control_socket_path(resolve_path(base, value))

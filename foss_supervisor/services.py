@@ -95,7 +95,6 @@ class Services:
                 proc = ManagedProcess(
                     cfg,
                     log_dir=self._state_dir / "logs",
-                    notify_dir=self._state_dir / "notify",
                     bus=self._bus,
                     on_spawn=self._record,
                     on_exit=lambda p: self._store.child_gone(p.name),

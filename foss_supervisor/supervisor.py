@@ -214,7 +214,6 @@ class Supervisor:
         proc = ManagedProcess(
             cfg,
             log_dir=self.config.state_dir / "logs",
-            notify_dir=self.config.state_dir / "notify",
             bus=self.bus,
             blockers=self.blockers,
             changed=self._next_change,

@@ -11,6 +11,10 @@ and walked. The pass costs linear time in the file's size, whatever the file say
 Merge keys (``<<: *defaults``) are applied the way YAML 1.1 defines them. Keys are taken as written
 (``on:``, ``yes:``, ``8080:`` are the names ``on``, ``yes``, ``8080``, not a boolean or a number).
 
+Only plain data comes in: a tag outside the core schema (``!!python/object/apply:...``, ``!!binary``,
+``!!timestamp``, ``!!set``, ``!!omap``, ``!custom``...) is refused with its line and key, wherever it is
+(a key, a value, a list), before anything is built; an unquoted date (``2024-01-31``) is the text it reads.
+
 Errors are :class:`~foss_supervisor.errors.ConfigError` naming the file and line.
 """
 
@@ -23,15 +27,26 @@ import yaml
 
 from foss_supervisor.errors import ConfigError
 
-__all__ = ["MAX_CHARS", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "load_yaml"]
+__all__ = ["CORE_TAGS", "MAX_CHARS", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "load_yaml"]
 
 MAX_FILE_BYTES = 1024 * 1024  # a config is a few kilobytes; a megabyte is generous
 MAX_NODES = 200_000  # nodes after expanding aliases (a 2,000-program config has ~60,000)
 MAX_CHARS = 16 * 1024 * 1024  # characters of scalars after expanding aliases
 MAX_DEPTH = 64  # collections inside collections (a config needs five)
+#: the tags a file may write out: the core schema's (``!!str``, ``!!int``...), nothing that builds objects
+CORE_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq"))
 
-# libyaml when present (it is in PyYAML's wheels): the CLI parses the config on every call
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml when present (in PyYAML's wheels: the CLI parses the config on every call); dates stay text."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+_LOADER = _Loader
 
 
 @dataclass(slots=True)
@@ -99,6 +114,14 @@ class _Measure:
 
     def event(self, ev: yaml.Event) -> None:
         line = ev.start_mark.line + 1 if ev.start_mark is not None else 0
+        tag = getattr(ev, "tag", None)
+        if tag is not None and tag not in CORE_TAGS and not (tag == "!" and isinstance(ev, yaml.ScalarEvent)):
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise self.refuse(
+                f"YAML tag {shown} is not allowed: only plain values (text, numbers, true/false, null, lists,"
+                " mappings) are read, nothing a tag would build",
+                line,
+            )
         if isinstance(ev, yaml.AliasEvent):
             if any(frame.anchor == ev.anchor for frame in self.open):
                 raise self.refuse(f"alias *{ev.anchor} refers to a node that contains it", line)

@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from foss_supervisor.control.client import call
+from foss_supervisor.resources import control_socket_path
 
 # CI (CI=true, as .ci/run is started) runs each property test on the same examples every time, so a
 # submission's verdict never depends on the draw; runs by hand keep drawing new examples.
@@ -110,7 +111,7 @@ class DaemonHandle:
 
     @property
     def socket_path(self) -> Path:
-        return self.state_dir / "control.sock"
+        return control_socket_path(self.state_dir)
 
     def cli(self, *args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run the real CLI against this daemon's config."""

@@ -60,8 +60,36 @@ def test_each_error(text: str, message: str) -> None:
     assert message in str(info.value)
 
 
-def test_shell_commands_are_left_to_the_shell_but_supervisord_forms_are_replaced() -> None:
-    assert expand("echo $HOME %(ENV_PORT)s", lookup, dollar=False) == "echo $HOME 8080"
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("%%(asctime)s - %%(levelname)s", "%(asctime)s - %(levelname)s"),  # supervisord's escape
+        ("%%%(ENV_PORT)s", "%8080"),  # a pair, then a form
+        ("-Xloggc:gc_%t_%p.log 100% %2B %%s", "-Xloggc:gc_%t_%p.log 100% %2B %%s"),  # no "(": text as written
+        ("pa$$word", "pa$word"),  # docker compose's escape
+    ],
+)
+def test_percent_and_dollar_escapes(text: str, expected: str) -> None:
+    assert expand(text, lookup) == expected
+
+
+def test_a_string_command_is_split_like_sh_and_single_quotes_stay_literal(tmp_path: Path) -> None:
+    cfg = parse(
+        "programs:\n"
+        "  a:\n"
+        "    command: \"run --fmt '%(asctime)s' 'pa$$word' \\\"$HOME\\\" $SPACED --port=%(ENV_PORT)s \\\\$HOME\"\n",
+        tmp_path,
+        {**ENV, "SPACED": "two words; $(rm -rf x)"},
+    )
+    assert cfg.programs["a"].command == (
+        "run", "--fmt", "%(asctime)s", "pa$$word", "/home/op", "two words; $(rm -rf x)", "--port=8080", "$HOME",
+    )  # fmt: skip
+
+
+def test_a_shell_command_is_given_to_the_shell_exactly_as_written(tmp_path: Path) -> None:
+    cfg = parse("programs:\n  a:\n    shell: true\n    command: \"exec x \\\"$HOME\\\" '%(x)s' %(ENV_NOPE)s $$\"\n",
+                tmp_path)  # fmt: skip
+    assert cfg.programs["a"].command == ("/bin/sh", "-c", "exec x \"$HOME\" '%(x)s' %(ENV_NOPE)s $$")
 
 
 def parse(text: str, tmp: Path, environ: dict[str, str] | None = None):
@@ -94,7 +122,7 @@ def test_every_interpolated_key(tmp_path: Path) -> None:
     assert api.log.file == tmp_path.resolve() / "logs" / "api.log"
     assert api.health is not None and api.health.url == "http://127.0.0.1:8080/health"
     sh = cfg.programs["sh"]
-    assert sh.command == ("/bin/sh", "-c", "echo $HOME 8080")
+    assert sh.command == ("/bin/sh", "-c", "echo $HOME %(ENV_PORT)s")  # the shell's to expand
     assert sh.health is not None and sh.health.command == ("check", "8080")
     tcp = cfg.programs["tcp"].health
     assert tcp is not None and tcp.port == 8080

@@ -199,7 +199,7 @@ async def controlled(
     events: list[StateChanged] = []
     bus.on(lambda e: events.append(e) if isinstance(e, StateChanged) else None)
     seams = Seams(monotonic=clock.monotonic, wall_clock=clock.wall, sleep=clock.sleep, child=lambda p: children)
-    proc = ManagedProcess(cfg, log_dir=Path("/nonexistent"), notify_dir=Path("/nonexistent"), bus=bus, seams=seams,
+    proc = ManagedProcess(cfg, log_dir=Path("/nonexistent"), bus=bus, seams=seams,
                           blockers=blockers or (lambda c: []), changed=changed, on_spawn=on_spawn)  # fmt: skip
     task = asyncio.create_task(proc.run())
     try:
@@ -457,7 +457,7 @@ def test_each_dependency_condition_is_met_by_exactly_its_states() -> None:
     def dep(state: ProcessState, *, wanted: bool = True, code: int | None = None, health: Health = Health.UNKNOWN,
             probed: bool = False) -> ManagedProcess:  # fmt: skip
         cfg = program(health=HealthConfig(kind="tcp", port=1) if probed else None)
-        proc = ManagedProcess(cfg, log_dir=Path("/nonexistent"), notify_dir=Path("/nonexistent"), bus=EventBus(),
+        proc = ManagedProcess(cfg, log_dir=Path("/nonexistent"), bus=EventBus(),
                               seams=Seams(child=lambda p: FakeChildren(VirtualClock(), [Script()])))  # type: ignore[arg-type,return-value]  # fmt: skip
         proc.state, proc.wanted, proc.exit_code, proc.health = state, wanted, code, health
         return proc

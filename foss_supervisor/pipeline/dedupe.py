@@ -33,9 +33,9 @@ from foss_supervisor.pipeline.errors import PipelineConfigError
 
 __all__ = ["compile_deduplicate"]
 
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
-_TABLE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
-_ORDER = re.compile(r"^([a-z_][a-z0-9_]*)(?:\s+(asc|desc))?$", re.I)
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$")
+_ORDER = re.compile(r"^([a-z_][a-z0-9_]{0,62})(?:\s+(asc|desc))?$", re.I)
 _PARAMS = {"source", "target", "superseded", "key", "order_by", "row_id"}
 
 

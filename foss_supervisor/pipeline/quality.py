@@ -46,13 +46,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from foss_supervisor import gates
 from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.rules import gated
 
 __all__ = ["RULES", "compile_quality"]
 
 RULES = ("not_null", "unique", "accepted_values", "accepted_range", "pattern", "relationships")
-_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
-_TABLE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$")
 _PARAMS = {"source", "valid", "rejected", "key", "columns", "tests", "unparsed"}
 
 
@@ -61,10 +63,23 @@ def _lit(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _num(value: Any, file: str, key: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PipelineConfigError(file, key, "must be a number")
-    return repr(value)
+_NUMBER = gates.number()
+_REGEX = gates.regex()
+_BOOL = gates.boolean()
+_VALUE = gates.text(4096)
+
+
+def _num(arg: Mapping[str, Any], name: str, file: str, key: str) -> str:
+    """A finite bound as SQL: ``repr`` of a NaN or an infinity would be an unknown column at run time."""
+    return repr(gated(arg, name, _NUMBER, 0, file, f"{key}.accepted_range.{name}"))
+
+
+def _value(value: Any, file: str, key: str) -> str:
+    """An accepted value as a SQL literal: text or a finite number (compared as trimmed text)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise PipelineConfigError(file, key, f"accepted values are text or numbers, got {gates.shown(value)}")
+    checked = _NUMBER(value) if not isinstance(value, str) else gated({"v": value}, "v", _VALUE, "", file, key)
+    return _lit(checked)
 
 
 def _rule(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None]:
@@ -99,24 +114,22 @@ def _rule(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None]:
     if name == "accepted_values":
         if not isinstance(arg, list) or not arg:
             raise PipelineConfigError(file, key, "accepted_values takes a non-empty list of values")
-        return reason, f"{c} IS NOT NULL AND {text} NOT IN ({', '.join(_lit(v) for v in arg)})"
+        return reason, f"{c} IS NOT NULL AND {text} NOT IN ({', '.join(_value(v, file, key) for v in arg)})"
     if name == "accepted_range":
         if not isinstance(arg, dict) or not ({"min_value", "max_value"} & set(arg)):
             raise PipelineConfigError(file, key, "accepted_range takes {min_value: n, max_value: n, inclusive: bool}")
-        lo, hi = (">=", "<=") if arg.get("inclusive", True) else (">", "<")
+        inclusive = gated(arg, "inclusive", _BOOL, True, file, f"{key}.accepted_range.inclusive")
+        lo, hi = (">=", "<=") if inclusive else (">", "<")
         conds = []
         if "min_value" in arg:
-            conds.append(f"try_cast({c} AS DOUBLE) {lo} {_num(arg['min_value'], file, key)}")
+            conds.append(f"try_cast({c} AS DOUBLE) {lo} {_num(arg, 'min_value', file, key)}")
         if "max_value" in arg:
-            conds.append(f"try_cast({c} AS DOUBLE) {hi} {_num(arg['max_value'], file, key)}")
+            conds.append(f"try_cast({c} AS DOUBLE) {hi} {_num(arg, 'max_value', file, key)}")
         return reason, f"{c} IS NOT NULL AND NOT coalesce({' AND '.join(conds)}, false)"
     if name == "pattern":
         if not isinstance(arg, str) or not arg:
             raise PipelineConfigError(file, key, "pattern takes a regular expression")
-        try:
-            re.compile(arg)
-        except re.error as exc:
-            raise PipelineConfigError(file, key, f"pattern {arg!r} is not a regular expression: {exc}") from None
+        arg = gated({"pattern": arg}, "pattern", _REGEX, "", file, key)
         return reason, f"{c} IS NOT NULL AND NOT regexp_matches(CAST({c} AS VARCHAR), {_lit(arg)})"
     # relationships
     if not isinstance(arg, dict) or not _TABLE.match(str(arg.get("to", ""))) or not _IDENT.match(str(arg.get("field"))):

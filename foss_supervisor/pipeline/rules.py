@@ -13,20 +13,35 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from foss_supervisor.config_schema import PIPELINE_SCHEMA
+from foss_supervisor.gates import Gate, GateError
 from foss_supervisor.pipeline.errors import PipelineConfigError
 
 if TYPE_CHECKING:
     from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 
 __all__ = [
-    "DEFAULT_PATTERNS", "check_isolation", "check_shipped_params", "load_access", "load_patterns", "schema_of",
+    "DEFAULT_PATTERNS", "check_isolation", "check_shipped_params", "gated", "load_access", "load_patterns",
+    "schema_of",
 ]  # fmt: skip
+
+T = TypeVar("T")
+
+
+def gated(raw: Mapping[str, Any], key: str, gate: Gate[T], default: T, file: str, dotted: str = "") -> T:
+    """``raw[key]`` through ``gate`` (``default`` when absent or null), or a PipelineConfigError at ``dotted``."""
+    if key not in raw or raw[key] is None:
+        return default
+    try:
+        return gate(raw[key])
+    except GateError as exc:
+        raise PipelineConfigError(file, (dotted or key) + exc.at, exc.reason) from None
+
 
 #: landing files a pipeline reads unless it declares ``patterns`` (the watcher honours the same list)
 DEFAULT_PATTERNS = ("*.csv", "*.jsonl", "*.ndjson", "*.parquet", "*.csv.gz", "*.jsonl.gz", "*.ndjson.gz")
-_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _CREATE_SCHEMA_RE = re.compile(r"\bCREATE\s+SCHEMA\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?([A-Za-z_][A-Za-z0-9_]*)", re.I)
 
 
@@ -41,17 +56,14 @@ def load_access(
 ) -> tuple[frozenset[str], frozenset[str], str]:
     """(owned schemas, declared inputs, ledger schema) as declared, or inferred when not declared."""
 
-    def names(key: str, pattern: re.Pattern[str]) -> list[str]:
-        value = raw.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and pattern.match(v.lower()) for v in value):
-            raise PipelineConfigError(file, key, "must be a list of lower-case schema names (letters, digits, _)")
-        return [v.lower() for v in value]
+    def names(key: str) -> list[str]:
+        value = raw.get(key)
+        lowered = [v.lower() if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+        return list(gated({key: lowered}, key, _gate(key), (), file))
 
-    declared = names("schemas", _SCHEMA_RE) if "schemas" in raw else None
-    inputs = names("inputs", re.compile(r"^[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?$"))
-    ledger_raw = raw.get("ledger")
-    if ledger_raw is not None and (not isinstance(ledger_raw, str) or not _SCHEMA_RE.match(ledger_raw)):
-        raise PipelineConfigError(file, "ledger", "must be a lower-case schema name")
+    declared = names("schemas") if "schemas" in raw else None
+    inputs = names("inputs")
+    ledger_raw = gated(raw, "ledger", _gate("ledger"), None, file)
     if declared is not None:
         owned = set(declared)
     else:
@@ -89,9 +101,15 @@ def load_patterns(raw: Mapping[str, Any], steps: Sequence[StepSpec], file: str) 
                 break
     if value is None:
         return DEFAULT_PATTERNS
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v and "/" not in v for v in value):
+    if not isinstance(value, list) or not value:
         raise PipelineConfigError(file, key, "must be a non-empty list of file name patterns like '*.parquet'")
-    return tuple(value)
+    return gated({"patterns": value}, "patterns", _gate("patterns"), (), file, key)
+
+
+def _gate(key: str) -> Gate[Any]:
+    gate = PIPELINE_SCHEMA[key]
+    assert isinstance(gate, Gate)
+    return gate
 
 
 def check_isolation(specs: Iterable[PipelineSpec]) -> None:
@@ -111,7 +129,8 @@ def check_isolation(specs: Iterable[PipelineSpec]) -> None:
                 )  # fmt: skip
 
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TABLE = re.compile(r"[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}")
 #: the parameters of the shipped Python steps: name -> (required, check, what it must be)
 _SHIPPED_PARAMS: dict[str, dict[str, tuple[bool, Any, str]]] = {
     "foss_supervisor.pipeline.ledger:discover": {
@@ -119,7 +138,7 @@ _SHIPPED_PARAMS: dict[str, dict[str, tuple[bool, Any, str]]] = {
                      "a non-empty list of file name patterns"),
     },
     "foss_supervisor.pipeline.orders_steps:ingest": {
-        "table": (True, lambda v: isinstance(v, str) and re.fullmatch(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*", v),
+        "table": (True, lambda v: isinstance(v, str) and _TABLE.fullmatch(v),
                   "a lower-case schema.table name"),
         "columns": (True, lambda v: isinstance(v, list) and v and all(isinstance(c, str) and _IDENTIFIER.match(c)
                                                                       for c in v),

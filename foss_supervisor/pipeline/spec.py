@@ -23,7 +23,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.config_schema import FOLDERS, PIPELINE_SCHEMA, STEP, STEP_NAME, Section
 from foss_supervisor.errors import ConfigError
+from foss_supervisor.gates import Gate
 from foss_supervisor.pipeline.checks import Check, evaluate_check, parse_check
 from foss_supervisor.pipeline.dedupe import compile_deduplicate
 from foss_supervisor.pipeline.errors import PipelineConfigError
@@ -32,6 +34,7 @@ from foss_supervisor.pipeline.rules import (
     DEFAULT_PATTERNS,
     check_isolation,
     check_shipped_params,
+    gated,
     load_access,
     load_patterns,
 )
@@ -56,8 +59,6 @@ __all__ = [
     "parse_check",
 ]
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
-_CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_RETRIES = 2
@@ -143,12 +144,16 @@ def default_pipelines_dir() -> Path:
 # --------------------------------------------------------------------------------------------- loading
 
 
-_TOP_KEYS = {
-    "name", "description", "folders", "setup", "steps", "checks", "schemas", "inputs", "ledger", "patterns", "publish",
-}  # fmt: skip
-_STEP_KEYS = {"name", "kind", "sql", "callable", "depends_on", "timeout_s", "retries", "modes", "params", "layer"}
+_TOP_KEYS = set(PIPELINE_SCHEMA)
+_STEP_KEYS = {*STEP, "params"}  # params: checked by the step's kind (quality.py, dedupe.py, rules.py)
 LAYERS = ("bronze", "silver", "gold")
-_FOLDER_KEYS = {"landing", "reference", "warehouse", "reports"}
+_FOLDER_KEYS = set(FOLDERS)
+
+
+def _gate(section: Section, key: str) -> Gate[Any]:
+    gate = section[key]
+    assert isinstance(gate, Gate)
+    return gate
 
 
 def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -> PipelineSpec:
@@ -187,6 +192,7 @@ def _located(exc: PipelineConfigError, raw: Mapping[str, Any], lines: Mapping[st
     found = raw.get("steps")
     steps: list[Any] = found if isinstance(found, list) else []
     step_names = [s.get("name") if isinstance(s, dict) else None for s in steps]
+    step_names = [n if isinstance(n, str) and re.fullmatch(STEP_NAME.pattern, n) else None for n in step_names]
     key = index_key = exc.key
     m = re.match(r"^steps\[(\d+)\](.*)$", key)
     named = m and int(m[1]) < len(steps) and isinstance(step_names[int(m[1])], str) and step_names[int(m[1])]
@@ -209,19 +215,18 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
     _unknown_keys(raw, _TOP_KEYS, file, "")
     base = path.parent
 
-    name = _require(raw, "name", str, file, "name")
-    if not _NAME_RE.match(name):
-        raise PipelineConfigError(file, "name", f"{name!r} is not a valid name (letters, digits, _ and -)")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise PipelineConfigError(file, "description", "must be a string")
+    if raw.get("name") is None:
+        raise PipelineConfigError(file, "name", "is required")
+    name = gated(raw, "name", _gate(PIPELINE_SCHEMA, "name"), "", file)
+    description = gated(raw, "description", _gate(PIPELINE_SCHEMA, "description"), "", file)
 
     resolved_folders = _load_folders(raw.get("folders", {}), base, file, folders or FolderOverrides())
 
     setup_sql: str | None = None
     if "setup" in raw:
-        setup_rel = _require(raw, "setup", str, file, "setup")
-        setup_sql = _read_sql(base / setup_rel, file, "setup")
+        if raw["setup"] is None:
+            raise PipelineConfigError(file, "setup", "is required to be a path when given")
+        setup_sql = _read_sql(base / gated(raw, "setup", _gate(PIPELINE_SCHEMA, "setup"), "", file), file, "setup")
 
     steps_raw = raw.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw:
@@ -247,6 +252,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
     for i, c in enumerate(checks_raw):
         if not isinstance(c, str):
             raise PipelineConfigError(file, f"checks[{i}]", "must be a string like 'a.x == b.y + b.z'")
+        c = gated({"c": c}, "c", _gate(PIPELINE_SCHEMA, "checks"), "", file, f"checks[{i}]")
         check = parse_check(c, file=file, key=f"checks[{i}]")
         for step_name in check.steps:
             if step_name not in seen:
@@ -256,13 +262,8 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
     sql_texts = [t for t in [setup_sql, *(s.sql for s in ordered)] if t]
     schemas, inputs, ledger = load_access(raw, name, sql_texts, ordered, file)
     patterns = load_patterns(raw, ordered, file)
-    publish = raw.get("publish", [])
-    if not isinstance(publish, list) or not all(
-        isinstance(p, str)
-        and re.fullmatch(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?", p)
-        and p.split(".")[0] in schemas
-        for p in publish
-    ):
+    publish = gated(raw, "publish", _gate(PIPELINE_SCHEMA, "publish"), (), file)
+    if not isinstance(raw.get("publish", []), list) or not all(p.split(".")[0] in schemas for p in publish):
         raise PipelineConfigError(file, "publish", "must be a list of the pipeline's schemas or schema.table names")
 
     return PipelineSpec(
@@ -315,15 +316,6 @@ def _unknown_keys(raw: Mapping[str, Any], allowed: set[str], file: str, prefix: 
             raise PipelineConfigError(file, f"{prefix}{k}", f"unknown key (allowed: {hint})")
 
 
-def _require(raw: Mapping[str, Any], key: str, typ: type, file: str, dotted: str) -> Any:
-    if key not in raw:
-        raise PipelineConfigError(file, dotted, "is required")
-    value = raw[key]
-    if not isinstance(value, typ) or (typ is str and not value):
-        raise PipelineConfigError(file, dotted, f"must be a non-empty {typ.__name__}")
-    return value
-
-
 def _read_sql(p: Path, file: str, key: str) -> str:
     try:
         text = p.read_text(encoding="utf-8")
@@ -342,10 +334,10 @@ def _load_folders(raw: Any, base: Path, file: str, over: FolderOverrides) -> Fol
     def pick(key: str, given: Path | None, default: str | None) -> Path:
         if given is not None:
             return Path(given).resolve()
-        value = raw.get(key, default)
-        if not isinstance(value, str) or not value or "\x00" in value:
-            raise PipelineConfigError(file, f"folders.{key}", "must be a non-empty path string (no NUL byte)")
-        return (base / value).resolve()
+        if raw.get(key) is None:
+            raise PipelineConfigError(file, f"folders.{key}", "is required: a path")
+        folder: str = gated(raw, key, _gate(FOLDERS, key), "", file, f"folders.{key}")
+        return (base / folder).resolve()
 
     warehouse = pick("warehouse", over.warehouse, None)
     reports = over.reports
@@ -365,15 +357,10 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
     if not isinstance(raw, dict):
         raise PipelineConfigError(file, key, "must be a mapping")
     _unknown_keys(raw, _STEP_KEYS, file, f"{key}.")
-    name = _require(raw, "name", str, file, f"{key}.name")
-    if not _NAME_RE.match(name):
-        raise PipelineConfigError(file, f"{key}.name", f"{name!r} is not a valid step name")
-    kind_raw = raw.get("kind", "sql")
-    try:
-        kind = StepKind(kind_raw)
-    except ValueError:
-        allowed = "must be 'sql', 'python', 'quality' or 'deduplicate'"
-        raise PipelineConfigError(file, f"{key}.kind", f"{allowed}, not {kind_raw!r}") from None
+    if raw.get("name") is None:
+        raise PipelineConfigError(file, f"{key}.name", "is required")
+    name = gated(raw, "name", _gate(STEP, "name"), "", file, f"{key}.name")
+    kind = StepKind(gated(raw, "kind", _gate(STEP, "kind"), "sql", file, f"{key}.kind"))
 
     sql: str | None = None
     sql_path: Path | None = None
@@ -389,17 +376,16 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
     elif kind is StepKind.SQL:
         if "callable" in raw:
             raise PipelineConfigError(file, f"{key}.callable", "only python steps take a callable")
-        rel = _require(raw, "sql", str, file, f"{key}.sql")
-        if "\x00" in rel:
-            raise PipelineConfigError(file, f"{key}.sql", "must be a path with no NUL byte")
-        sql_path = (base / rel).resolve()
+        if raw.get("sql") is None:
+            raise PipelineConfigError(file, f"{key}.sql", "is required: the step's SQL file")
+        sql_path = (base / gated(raw, "sql", _gate(STEP, "sql"), "", file, f"{key}.sql")).resolve()
         sql = _read_sql(sql_path, file, f"{key}.sql")
     else:
         if "sql" in raw:
             raise PipelineConfigError(file, f"{key}.sql", "only sql steps take a sql file")
-        func = _require(raw, "callable", str, file, f"{key}.callable")
-        if not _CALLABLE_RE.match(func):
-            raise PipelineConfigError(file, f"{key}.callable", f"{func!r} is not 'package.module:function'")
+        if raw.get("callable") is None:
+            raise PipelineConfigError(file, f"{key}.callable", "is required: 'package.module:function'")
+        func = gated(raw, "callable", _gate(STEP, "callable"), "", file, f"{key}.callable")
         module = func.split(":", 1)[0]
         try:
             found = importlib.util.find_spec(module)
@@ -408,41 +394,26 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
         if found is None:
             raise PipelineConfigError(file, f"{key}.callable", f"module {module!r} cannot be imported")
 
-    deps = raw.get("depends_on", [])
-    if isinstance(deps, str):
-        deps = [deps]
-    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-        raise PipelineConfigError(file, f"{key}.depends_on", "must be a list of step names")
-
-    timeout = raw.get("timeout_s", DEFAULT_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise PipelineConfigError(file, f"{key}.timeout_s", "must be a number of seconds > 0")
-    retries = raw.get("retries", DEFAULT_RETRIES)
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 20:
-        raise PipelineConfigError(file, f"{key}.retries", "must be an integer between 0 and 20")
-
-    modes_raw = raw.get("modes", [m.value for m in RunMode])
-    if not isinstance(modes_raw, list) or not modes_raw:
+    deps = gated(raw, "depends_on", _gate(STEP, "depends_on"), (), file, f"{key}.depends_on")
+    timeout = gated(raw, "timeout_s", _gate(STEP, "timeout_s"), DEFAULT_TIMEOUT_S, file, f"{key}.timeout_s")
+    retries = gated(raw, "retries", _gate(STEP, "retries"), DEFAULT_RETRIES, file, f"{key}.retries")
+    if raw.get("modes") == []:
         raise PipelineConfigError(file, f"{key}.modes", "must be a non-empty list of run, replay")
-    try:
-        modes = frozenset(RunMode(m) for m in modes_raw)
-    except ValueError:
-        raise PipelineConfigError(file, f"{key}.modes", f"{modes_raw!r}: allowed values are run, replay") from None
+    modes_raw = gated(raw, "modes", _gate(STEP, "modes"), tuple(m.value for m in RunMode), file, f"{key}.modes")
+    modes = frozenset(RunMode(m) for m in modes_raw)
 
     params = raw.get("params", {})
     if not isinstance(params, dict):
         raise PipelineConfigError(file, f"{key}.params", "must be a mapping")
-    layer = raw.get("layer")
-    if layer is not None and layer not in LAYERS:
-        raise PipelineConfigError(file, f"{key}.layer", f"must be one of {', '.join(LAYERS)}, not {layer!r}")
+    layer = gated(raw, "layer", _gate(STEP, "layer"), None, file, f"{key}.layer")
     if func is not None:
         check_shipped_params(func, params, file, f"{key}.params")
 
     return StepSpec(
         name=name,
         kind=kind,
-        depends_on=tuple(deps),
-        timeout_s=float(timeout),
+        depends_on=deps,
+        timeout_s=timeout,
         retries=retries,
         modes=modes,
         sql=sql,

@@ -1,0 +1,409 @@
+"""Hypothesis strategies for every kind of config value: its whole hostile class, and values it must accept.
+
+``hostile(gate)`` draws values the gate must refuse: non-finite numbers, negatives and zero where its bounds
+exclude them, huge values, values just outside the bounds, the wrong type (booleans, lists, mappings,
+numbers for text, text for numbers), empty and over-long text, NUL bytes and control characters, names
+outside the namespace's pattern. ``valid(gate)`` draws (value, what the gate returns) pairs inside the range.
+A kind without strategies here fails ``tests/test_gates.py::test_every_kind_has_strategies``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import strategies as st
+
+from foss_supervisor.gates import MAX_ARG_BYTES, MAX_NAME_BYTES, Gate
+
+__all__ = ["KINDS", "hostile", "tagged_yaml", "valid"]
+
+Strategy = st.SearchStrategy[Any]
+
+NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
+WRONG_CONTAINERS = st.sampled_from([[], [1], {}, {"a": 1}, [["x"]]])
+BOOLS = st.booleans()
+FRACTIONS = st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: f != int(f))
+HUGE_INTS = st.integers(min_value=2**63, max_value=2**80) | st.integers(min_value=-(2**80), max_value=-(2**63))
+#: text a name, a choice or a number must never be: empty, spaces, separators, control characters, NUL
+BAD_TEXT = st.sampled_from(["", " ", "a b", "a/b", "../x", "x\x00y", "x\ny", "\t", "-", "é", "$(id)", "a;b"])
+ESCAPES = st.sampled_from(["\\", "\\n", "%(x)s", "${X}", "$$", "%%", "'", '"', "\x1b[31m", "\x7f"])
+
+
+def _outside(lo: float, hi: float, integer: bool) -> Strategy:
+    """Numbers just and far outside [lo, hi]."""
+    below = (
+        st.integers(max_value=math.ceil(lo) - 1, min_value=-(2**62))
+        if integer
+        else st.floats(max_value=lo, exclude_max=True, allow_nan=False, allow_infinity=False)
+    )
+    above = (
+        st.integers(min_value=int(hi) + 1, max_value=2**62)
+        if integer
+        else st.floats(min_value=hi, exclude_min=True, allow_nan=False, allow_infinity=False)
+    )
+    return below | above
+
+
+def _duration_hostile(gate: Gate[Any]) -> Strategy:
+    assert gate.bounds is not None
+    lo, hi = gate.bounds
+    as_text = _outside(lo, hi, integer=True).filter(lambda n: n >= 0).map(lambda n: f"{n}s")
+    return (
+        NON_FINITE | _outside(lo, hi, integer=False) | _outside(lo, hi, integer=True) | as_text | BOOLS
+        | WRONG_CONTAINERS | BAD_TEXT.filter(bool) | HUGE_INTS
+        | st.sampled_from(["5 s s", "1w", "-5s", "5sec", "1e3", ".5s", "nan"])
+    )  # fmt: skip
+
+
+def _duration_valid(gate: Gate[Any]) -> Strategy:
+    assert gate.bounds is not None
+    lo, hi = gate.bounds
+    seconds = st.floats(min_value=lo, max_value=hi, allow_nan=False).map(lambda s: (s, s))
+    millis = st.integers(min_value=math.ceil(lo * 1000), max_value=int(hi * 1000)).map(lambda n: (f"{n}ms", n / 1000))
+    return seconds | millis
+
+
+def _integer_hostile(gate: Gate[Any]) -> Strategy:
+    assert gate.bounds is not None
+    lo, hi = gate.bounds
+    return (
+        _outside(lo, hi, integer=True) | HUGE_INTS | NON_FINITE | FRACTIONS
+        | BOOLS | WRONG_CONTAINERS | st.text(max_size=5).filter(lambda t: not t.strip().isdigit())
+    )  # fmt: skip
+
+
+def _integer_valid(gate: Gate[Any]) -> Strategy:
+    assert gate.bounds is not None
+    lo, hi = gate.bounds
+    return st.integers(min_value=int(lo), max_value=int(hi)).map(lambda n: (n, n))
+
+
+def _size_hostile(gate: Gate[Any]) -> Strategy:
+    assert gate.bounds is not None
+    lo, hi = gate.bounds
+    too_big = st.integers(min_value=int(hi) + 1, max_value=2**70)
+    return (
+        _outside(lo, hi, integer=True) | NON_FINITE | st.floats(allow_nan=False) | BOOLS | WRONG_CONTAINERS
+        | too_big.map(str) | st.sampled_from(["10 XB", "-5MB", "MB", "1e9", "ten"]) | BAD_TEXT.filter(bool)
+    )  # fmt: skip
+
+
+def _factor_hostile(gate: Gate[Any]) -> Strategy:
+    assert gate.bounds is not None
+    lo, hi = gate.bounds
+    return NON_FINITE | _outside(lo, hi, integer=False) | BOOLS | WRONG_CONTAINERS | st.text(max_size=5)
+
+
+def _factor_valid(gate: Gate[Any]) -> Strategy:
+    assert gate.bounds is not None
+    lo, hi = gate.bounds
+    return st.floats(min_value=lo, max_value=hi).map(lambda f: (f, f))
+
+
+def _text_hostile(gate: Gate[Any]) -> Strategy:
+    limit = int(gate.bounds[1]) if gate.bounds else MAX_ARG_BYTES
+    return (
+        st.just("") | st.text(min_size=1, max_size=20).map(lambda t: t + "\x00")
+        | st.just("x" * (limit + 1)) | st.integers() | st.floats() | BOOLS | WRONG_CONTAINERS
+    )  # fmt: skip
+
+
+def _text_valid(gate: Gate[Any]) -> Strategy:
+    chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+    return st.text(chars, min_size=1, max_size=40).map(lambda t: (t, t))
+
+
+def _path_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.just("") | st.just("a\x00b") | st.just("/x/" + "y" * (MAX_NAME_BYTES + 1))
+        | st.just("/" + "/".join(["z" * 200] * 21)) | st.integers() | BOOLS | WRONG_CONTAINERS | NON_FINITE
+    )  # fmt: skip
+
+
+def _path_valid(gate: Gate[Any]) -> Strategy:
+    part = st.text(st.characters(whitelist_categories=("Ll", "Nd"), whitelist_characters="_-."), min_size=1,
+                   max_size=30).filter(lambda p: p not in (".", ".."))  # fmt: skip
+    return st.lists(part, min_size=1, max_size=4).map(lambda ps: "/" + "/".join(ps)).map(lambda p: (p, p))
+
+
+def _name_hostile(gate: Gate[Any]) -> Strategy:
+    pattern = re.compile(gate.pattern)
+    outside = st.text(max_size=80).filter(lambda t: not pattern.fullmatch(t))
+    return outside | BAD_TEXT.filter(lambda t: not pattern.fullmatch(t)) | st.just("a" * 300) | st.integers()
+
+
+def _name_valid(gate: Gate[Any]) -> Strategy:
+    return st.from_regex(gate.pattern, fullmatch=True).filter(lambda t: "\n" not in t).map(lambda t: (t, t))
+
+
+def _names_hostile(gate: Gate[Any]) -> Strategy:
+    assert gate.item is not None
+    bad = hostile(gate.item)
+    return (
+        st.lists(bad, min_size=1, max_size=3) | bad.filter(lambda v: isinstance(v, str))
+        | st.dictionaries(st.text(max_size=3), st.integers(), min_size=1) | st.just(["a"] * 1001)
+    )  # fmt: skip
+
+
+def _names_valid(gate: Gate[Any]) -> Strategy:
+    assert gate.item is not None
+    return st.lists(valid(gate.item), min_size=1, max_size=3).map(lambda v: ([w for w, _ in v], tuple(e for _, e in v)))
+
+
+def _members_valid(gate: Gate[Any]) -> Strategy:
+    name = st.from_regex(gate.pattern, fullmatch=True).filter(lambda t: "\n" not in t)
+    return st.lists(name, min_size=1, max_size=3).map(lambda v: (v, tuple(v)))
+
+
+def _choice_hostile(gate: Gate[Any]) -> Strategy:
+    return (st.text(max_size=20) | ESCAPES | BAD_TEXT).filter(lambda t: t not in gate.options) | st.integers() | BOOLS
+
+
+def _choice_valid(gate: Gate[Any]) -> Strategy:
+    return st.sampled_from(gate.options).map(lambda o: (o, o))
+
+
+def _bool_hostile(gate: Gate[Any]) -> Strategy:
+    return st.sampled_from(["yes", "no", "true", "on", "1", ""]) | st.integers() | NON_FINITE | WRONG_CONTAINERS
+
+
+_JOB_CONTROL = ["STOP", "SIGSTOP", "cont", "TSTP", "TTIN", "TTOU", "CHLD"]
+
+
+def _signal_hostile(gate: Gate[Any]) -> Strategy:
+    unknown = st.text(max_size=20).filter(
+        lambda t: f"SIG{t.strip().upper().removeprefix('SIG')}" not in signal.Signals.__members__
+    )
+    return st.sampled_from(_JOB_CONTROL) | unknown | st.integers() | BOOLS | WRONG_CONTAINERS
+
+
+def _signal_valid(gate: Gate[Any]) -> Strategy:
+    names = ["TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2", "SIGTERM", "sigint", "WINCH"]
+    return st.sampled_from(names).map(lambda n: (n, signal.Signals[f"SIG{n.upper().removeprefix('SIG')}"]))
+
+
+def _argv_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.just([]) | st.just("") | st.just("   ") | st.sampled_from(["'unclosed", '"unclosed', "trailing\\"])
+        | st.lists(st.sampled_from([True, None, [1], {"a": 1}, math.nan, math.inf, "a\x00b"]), min_size=1, max_size=3)
+        | st.just(["x" * (MAX_ARG_BYTES + 1)]) | st.integers() | BOOLS | st.just({})
+    )  # fmt: skip
+
+
+def _argv_valid(gate: Gate[Any]) -> Strategy:
+    arg = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=20)
+    return st.lists(arg, min_size=1, max_size=5).map(lambda a: (a, tuple(a)))
+
+
+def _env_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.sampled_from([{"A=B": "x"}, {"": "x"}, {"A": [1]}, {"A": {"b": 1}}, {"A": True}, {"A": math.nan},
+                         {"A": "x\x00y"}, {"A": "x" * (MAX_ARG_BYTES + 1)}])
+        | st.lists(st.text(max_size=3), min_size=1) | st.text(min_size=1, max_size=5) | st.integers()
+    )  # fmt: skip
+
+
+def _env_valid(gate: Gate[Any]) -> Strategy:
+    names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True)
+    values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
+    return st.dictionaries(names, values, max_size=4).map(lambda d: (d, d))
+
+
+def _url_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.sampled_from(["", "ftp://x/", "http://", "http:///x", "//x/", "x", "http://a b/", "http://x:99999/",
+                         "http://x/\n", "javascript:alert(1)", "file:///etc/passwd", "http://[::1/"])
+        | st.just("http://x/" + "a" * 2100) | st.integers() | WRONG_CONTAINERS
+    )  # fmt: skip
+
+
+def _url_valid(gate: Gate[Any]) -> Strategy:
+    return st.sampled_from(["http://127.0.0.1:8080/health", "https://alerts.example/hook", "http://[::1]:80/"]).map(
+        lambda u: (u, u)
+    )
+
+
+def _host_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.sampled_from(["", "a b", "-x", "x-", "x..y", "x_y", "a/b", "::g", "host:80"]) | st.just("a" * 254)
+        | st.just(("a" * 64) + ".x") | st.integers() | WRONG_CONTAINERS
+    )  # fmt: skip
+
+
+def _host_valid(gate: Gate[Any]) -> Strategy:
+    return st.sampled_from(["127.0.0.1", "::1", "localhost", "db.internal.example", "0.0.0.0"]).map(lambda h: (h, h))
+
+
+def _glob_hostile(gate: Gate[Any]) -> Strategy:
+    return st.sampled_from(["", "a/*.csv", "*\x00"]) | st.just("*" * 256) | st.integers()
+
+
+def _regex_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.sampled_from(["(?=x)", "(?!x)", "(?<=x)y", "(a)\\1", "(?P<n>a)(?P=n)", "[", "(", "a{2,1}", "a++"])
+        | st.just("a" * 1001) | st.just("") | st.integers()
+    )  # fmt: skip
+
+
+def _regex_valid(gate: Gate[Any]) -> Strategy:
+    return st.sampled_from(["^\\d{4}-\\d{2}", "[a-z]+", "^(card|cash)$", "x.*y"]).map(lambda r: (r, r))
+
+
+def _mode_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.integers(min_value=0o1000, max_value=2**40) | st.integers(max_value=-1)
+        | st.sampled_from(["8", "rw", "0o8", "7777", ""]) | NON_FINITE | FRACTIONS | BOOLS | WRONG_CONTAINERS
+    )  # fmt: skip
+
+
+def _mode_valid(gate: Gate[Any]) -> Strategy:
+    return st.integers(min_value=0, max_value=0o777).map(lambda m: (f"{m:03o}", m))
+
+
+def _rlimit_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.integers(max_value=-1) | st.integers(min_value=2**63, max_value=2**70)
+        | st.sampled_from(["1:2:3", "x", "9:8", "unlimited:5", "-1", ""]) | NON_FINITE | st.floats(allow_nan=False)
+        | BOOLS | WRONG_CONTAINERS
+    )  # fmt: skip
+
+
+def _rlimit_valid(gate: Gate[Any]) -> Strategy:
+    return st.integers(min_value=0, max_value=2**40).map(lambda n: (n, (n, n))) | st.just(("unlimited", (-1, -1)))
+
+
+def _cron_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.sampled_from(["x", "* * *", "61 * * * *", "* * * * * * * *", "", "@never"])
+        | st.integers()
+        | st.just("*" * 101)
+    )
+
+
+def _cron_valid(gate: Gate[Any]) -> Strategy:
+    return st.sampled_from(["*/15 * * * *", "0 3 * * 1-5", "0 0 1 * *"]).map(lambda c: (c, c))
+
+
+def _retries_hostile(gate: Gate[Any]) -> Strategy:
+    return _integer_hostile(gate).filter(lambda v: v != "forever") | st.sampled_from(["never", "Forever", "always"])
+
+
+def _retries_valid(gate: Gate[Any]) -> Strategy:
+    return _integer_valid(gate) | st.just(("forever", None))
+
+
+def _dependencies_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.sampled_from([{"db": "ready"}, {"db": {"condition": "up"}}, {"db": {"when": "healthy"}}, {"a b": None},
+                         ["a b"], [1], 5, True, {"db": 5}])
+    )  # fmt: skip
+
+
+def _address_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.integers(max_value=0) | st.integers(min_value=65536) | st.sampled_from(["h:x", "a b:80", ":", "h:", "h:0",
+                                                                                  "h:99999", "[::1:80"])
+        | NON_FINITE | BOOLS | WRONG_CONTAINERS
+    )  # fmt: skip
+
+
+def _address_valid(gate: Gate[Any]) -> Strategy:
+    return st.integers(1, 65535).map(lambda p: (p, ("127.0.0.1", p))) | st.integers(1, 65535).map(
+        lambda p: (f"db.example:{p}", ("db.example", p))
+    )
+
+
+def _exit_codes_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.integers(min_value=256)
+        | st.integers(max_value=-1)
+        | st.lists(st.integers(256, 10**6), min_size=1)
+        | st.just(["0"])
+        | NON_FINITE
+    )
+
+
+def _exit_codes_valid(gate: Gate[Any]) -> Strategy:
+    return st.lists(st.integers(0, 255), min_size=1, max_size=5).map(lambda c: (c, frozenset(c)))
+
+
+def _members_hostile(gate: Gate[Any]) -> Strategy:
+    return st.sampled_from([[], "", {"programs": []}, {"progs": ["a"]}, ["a b"], [1], 5, True])
+
+
+def _events_hostile(gate: Gate[Any]) -> Strategy:
+    return st.sampled_from([[], "none", ["program_fatal", "nope"], 5, True, {"a": 1}, "ALL"])
+
+
+def _events_valid(gate: Gate[Any]) -> Strategy:
+    return st.just(("all", frozenset(gate.options))) | st.lists(st.sampled_from(gate.options), min_size=1).map(
+        lambda e: (e, frozenset(e))
+    )
+
+
+def _number_hostile(gate: Gate[Any]) -> Strategy:
+    return NON_FINITE | BOOLS | st.text(max_size=5) | WRONG_CONTAINERS | HUGE_INTS.filter(lambda n: abs(n) > 1e308)
+
+
+def _number_valid(gate: Gate[Any]) -> Strategy:
+    return (st.integers(-(10**12), 10**12) | st.floats(allow_nan=False, allow_infinity=False)).map(lambda n: (n, n))
+
+
+#: kind -> (hostile, valid); the valid strategy draws (value as written, value the gate returns)
+KINDS: dict[str, tuple[Callable[[Gate[Any]], Strategy], Callable[[Gate[Any]], Strategy]]] = {
+    "duration": (_duration_hostile, _duration_valid),
+    "size": (_size_hostile, _integer_valid),
+    "factor": (_factor_hostile, _factor_valid),
+    "number": (_number_hostile, _number_valid),
+    "count": (_integer_hostile, _integer_valid),
+    "port": (_integer_hostile, _integer_valid),
+    "retries": (_retries_hostile, _retries_valid),
+    "text": (_text_hostile, _text_valid),
+    "path": (_path_hostile, _path_valid),
+    "name": (_name_hostile, _name_valid),
+    "names": (_names_hostile, _names_valid),
+    "members": (_members_hostile, _members_valid),
+    "choice": (_choice_hostile, _choice_valid),
+    "bool": (_bool_hostile, lambda g: st.booleans().map(lambda b: (b, b))),
+    "signal": (_signal_hostile, _signal_valid),
+    "argv": (_argv_hostile, _argv_valid),
+    "env": (_env_hostile, _env_valid),
+    "url": (_url_hostile, _url_valid),
+    "host": (_host_hostile, _host_valid),
+    "glob": (_glob_hostile, lambda g: st.sampled_from(["*.csv", "*.parquet", "orders-??.jsonl"]).map(lambda p: (p, p))),
+    "regex": (_regex_hostile, _regex_valid),
+    "mode": (_mode_hostile, _mode_valid),
+    "rlimit": (_rlimit_hostile, _rlimit_valid),
+    "cron": (_cron_hostile, _cron_valid),
+    "dependencies": (_dependencies_hostile, lambda g: st.just((["db"], (("db",), {"db": "healthy"})))),
+    "address": (_address_hostile, _address_valid),
+    "exit codes": (_exit_codes_hostile, _exit_codes_valid),
+    "events": (_events_hostile, _events_valid),
+}
+
+
+def hostile(gate: Gate[Any]) -> Strategy:
+    """Values ``gate`` must refuse (its kind's whole hostile class, around its own bounds)."""
+    return KINDS[gate.kind][0](gate)
+
+
+def valid(gate: Gate[Any]) -> Strategy:
+    """(value as written, the value ``gate`` returns) pairs inside its range."""
+    return KINDS[gate.kind][1](gate)
+
+
+#: YAML tags outside the core schema, each with a node it may stand on (scalar, sequence, mapping)
+TAGS = [
+    "!!python/object/apply:os.system", "!!python/name:os.system", "!!python/object:x.Y", "!!python/tuple",
+    "!!binary", "!!timestamp", "!!set", "!!omap", "!!pairs", "!custom", "!Ref", "!include", "!<tag:x.org:y>",
+]  # fmt: skip
+
+
+def tagged_yaml() -> Strategy:
+    """A tagged YAML node as flow text: ``!!python/object/apply:os.system ["id"]`` and friends."""
+    nodes = st.sampled_from(['["touch /tmp/x"]', "aGk=", "{a: 1}", "5s", "2024-01-01", "''", "[a: 1]"])
+    return st.tuples(st.sampled_from(TAGS), nodes).map(lambda t: f"{t[0]} {t[1]}")

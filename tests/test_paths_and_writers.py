@@ -1,0 +1,163 @@
+"""Limits that used to be found at spawn, now gone or checked at load, and one writer per file.
+
+A ``ready: notify`` program's socket path no longer depends on its name or the state dir, and only its own
+uid may speak on it; a state dir too deep for ``<state_dir>/control.sock`` gets a short control socket that
+the CLI finds too; programs and replicas sharing a ``log.file`` share one writer and one rotation, and
+what two programs cannot share (a pidfile, different rotations, the daemon's own log) is refused at load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import DaemonHandle
+from test_process import PY, S, make_config, state, supervising, until
+
+from foss_supervisor.config import parse_config
+from foss_supervisor.errors import ConfigError
+from foss_supervisor.logsink import LogSink, StreamWriter
+from foss_supervisor.readiness import NotifyListener
+from foss_supervisor.resources import MAX_SOCKET_PATH, locate_control_socket
+
+SENDER = """
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(sys.argv[2].encode(), sys.argv[1])
+"""
+
+
+def _deep(tmp: Path, length: int) -> Path:
+    """A folder whose path is ``length`` bytes long."""
+    return tmp / ("d" * (length - len(os.fsencode(str(tmp))) - 1))
+
+
+async def test_a_notify_program_runs_whatever_its_name_and_state_dir(tmp_path: Path) -> None:
+    name = "n" * 64  # the longest name the validator accepts
+    code = "import os, socket, time; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+    code += "s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET']); print(os.environ['NOTIFY_SOCKET'], flush=True); "
+    code += "time.sleep(60)"
+    state_dir = _deep(tmp_path, 100)
+    text = f"state_dir: {state_dir}\nprograms:\n  {name}: {{command: ['{PY}', '-c', \"{code}\"], ready: notify}}\n"
+    cfg = parse_config(text, tmp_path / "c.yaml", {})
+    async with supervising(cfg) as (sup, sub):
+        await until(sub, state(name, S.RUNNING))
+        log = sup.processes[name].log_path
+        async with asyncio.timeout(10):
+            while not log.exists() or not log.read_text().strip():
+                await asyncio.sleep(0.01)
+        socket_path = log.read_text().split()[0]
+    assert len(os.fsencode(socket_path)) < 64, socket_path  # far from sun_path's 107 bytes
+    assert not Path(socket_path).exists()  # removed with its folder when the program stopped
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sends as other uids")
+async def test_only_the_programs_uid_and_root_may_notify(tmp_path: Path) -> None:
+    ready = asyncio.Event()
+    listener = NotifyListener(ready.set)
+    await listener.open(owner_uid=65534)
+    assert listener.path is not None
+    try:
+        # open the folder to everyone, to prove the credential check itself (0700 alone already keeps them out)
+        os.chmod(listener.path.parent, 0o777)
+        os.chmod(listener.path, 0o777)
+        python = shutil.which("python3", path="/usr/bin:/bin") or PY
+
+        def send(uid: int, text: str) -> None:
+            subprocess.run([python, "-c", SENDER, str(listener.path), text], user=uid, check=True, timeout=30)
+
+        send(65533, "READY=1")  # another local user
+        async with asyncio.timeout(10):
+            while listener.refused < 1:
+                await asyncio.sleep(0.01)
+        assert not listener.ready.done()
+        send(65534, "STATUS=up\nREADY=1")  # the program's own user
+        async with asyncio.timeout(10):
+            await ready.wait()
+        assert listener.status == "up" and listener.refused == 1
+    finally:
+        folder = listener.path.parent
+        listener.close()
+    assert not folder.exists()
+
+
+def test_a_deep_state_dir_gets_a_short_control_socket_the_cli_finds(tmp_path: Path) -> None:
+    state_dir = _deep(tmp_path, 110)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"state_dir: {state_dir}\n")
+    cfg = parse_config(config.read_text(), config, {})
+    assert len(os.fsencode(str(cfg.control_socket))) <= MAX_SOCKET_PATH
+    assert locate_control_socket(config, {}) == cfg.control_socket
+    assert parse_config("", config, {"FOSS_SUPERVISOR_STATE_DIR": str(tmp_path)}).control_socket == (
+        tmp_path / "control.sock"
+    )  # a state dir that fits keeps its socket
+
+
+def test_a_daemon_with_a_deep_state_dir_starts_and_answers(daemon: DaemonHandle) -> None:
+    daemon.state_dir = _deep(daemon.tmp, 120)
+    daemon.write_config(f"programs:\n  idle: {{command: ['{PY}', '-c', 'import time; time.sleep(60)']}}\n")
+    daemon.start()
+    result = daemon.cli("status")
+    assert result.returncode == 0 and "idle" in result.stdout, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------- log files
+
+
+def test_writers_of_one_log_file_share_one_rotation_and_write_whole_lines(tmp_path: Path) -> None:
+    path = tmp_path / "shared.log"
+    sinks = [LogSink.shared(path, 2000, 2, False, None, owner=f"w-{i}") for i in range(3)]
+    assert sinks[0] is sinks[1] is sinks[2] and sinks[0].is_shared
+    writers = [StreamWriter(sink, "") for sink in sinks]
+    for n in range(300):
+        for i, w in enumerate(writers):  # each line arrives in two chunks, interleaved with the others'
+            w.feed(f"writer {i} line {n:04d} ".encode())
+            w.feed(b"end\n")
+    for w in writers:
+        w.feed(b"", final=True)
+    files = [path, path.with_name("shared.log.1"), path.with_name("shared.log.2")]
+    assert all(f.exists() for f in files) and not path.with_name("shared.log.3").exists()
+    for f in files:
+        for line in f.read_text().splitlines():
+            assert re.fullmatch(r"writer \d line \d{4} end", line), line  # never two writers in one line
+    live = path.read_text()
+    assert all(f"writer {i} line 0299 end" in live for i in range(3))  # everyone still writes the live file
+
+
+def _refused(tmp: Path, programs: str) -> list[ConfigError]:
+    text = f"state_dir: {tmp}\nprograms:\n" + textwrap.indent(textwrap.dedent(programs), "  ")
+    with pytest.raises(ConfigError) as refused:
+        parse_config(text, tmp / "c.yaml", {})
+    return list(refused.value.errors)
+
+
+def test_what_two_programs_cannot_share_is_refused_at_load(tmp_path: Path) -> None:
+    errors = _refused(
+        tmp_path,
+        """
+        a: {command: [x], log: {file: app.log, max_bytes: 1MB}}
+        b: {command: [x], log: {file: app.log, max_bytes: 2MB}}
+        c: {command: [x], pidfile: /run/c.pid, replicas: 2}
+        d: {command: [x], log: {file: foss-supervisor.log}}
+        """,
+    )
+    found = {(e.key, e.line): e.reason for e in errors}
+    assert (
+        "{replica}" in found[("programs.b.log.file", 5)] and "share its rotation" in found[("programs.b.log.file", 5)]
+    )
+    assert "{replica}" in found[("programs.c.pidfile", 6)] and "c-0" in found[("programs.c.pidfile", 6)]
+    assert "daemon's own log" in found[("programs.d.log.file", 7)]
+    assert len(found) == 3
+
+
+def test_replicas_and_programs_may_share_a_log_file_with_one_rotation(tmp_path: Path) -> None:
+    cfg = make_config(
+        tmp_path, "w: {command: [x], replicas: 3, log: {file: w.log}}\nv: {command: [x], log: {file: w.log}}\n"
+    )
+    assert {p.log.file for p in cfg.programs.values()} == {tmp_path.resolve() / "w.log"}
