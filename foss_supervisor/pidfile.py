@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from foss_supervisor.atomicfile import atomic_write
 from foss_supervisor.errors import AlreadyRunning, DaemonError
-from foss_supervisor.statestore import atomic_write
 
 __all__ = ["PidFile", "PidFileStatus"]
 
@@ -74,7 +74,7 @@ class PidFile:
             raise AlreadyRunning(self.read_pid()) from None
         stale = self.read_pid()
         try:
-            atomic_write(self.path, f"{os.getpid()}\n", mode=0o644)
+            atomic_write(self.path, f"{os.getpid()}\n", mode=0o644, durable=False)
         except OSError as exc:
             os.close(fd)
             raise DaemonError(f"cannot write the PID file {self.path}: {exc.strerror or exc}") from None
