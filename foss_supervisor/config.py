@@ -32,6 +32,7 @@ from foss_supervisor.config_model import (
 )
 from foss_supervisor.config_programs import check_dependencies, parse_groups, parse_hooks, parse_programs
 from foss_supervisor.config_reader import (
+    MAX_GENERATIONS,
     MAX_PROGRAMS,
     NAME_RE,
     Reader,
@@ -154,7 +155,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         interpolate_config(data, lines, label, base, environ, errors)
     root = Reader(data, "", label, lines, errors)
     root.only({"state_dir", "dashboard", "debug", "log", "programs", "groups", "hooks", "pipelines", "data_dir",
-               "warehouse"})  # fmt: skip
+               "warehouse", "config_generations"})  # fmt: skip
     state_dir_text = environ.get("FOSS_SUPERVISOR_STATE_DIR") or root.get("state_dir", as_str, "")
     state_dir = resolve_path(base, state_dir_text) if state_dir_text else default_state_dir()
     dash = root.sub("dashboard")
@@ -198,6 +199,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         worker_memory_limit=wh.get("memory_limit", as_str, "") or None,
         groups=program_groups,
         hooks=hooks,
+        config_generations=root.get("config_generations", as_int(0, MAX_GENERATIONS), 10),
     )
     if errors:
         raise ConfigError.collected(errors)

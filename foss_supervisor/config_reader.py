@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from foss_supervisor.errors import ConfigError
 
 __all__ = [
+    "MAX_GENERATIONS",
     "MAX_PROGRAMS",
     "NAME_RE",
     "Reader",
@@ -209,3 +210,4 @@ def as_exit_codes(value: Any) -> frozenset[int]:
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_PROGRAMS = 2000  # replicas counted; each is a process with three pipes and a controller task
+MAX_GENERATIONS = 1000  # earlier versions of the config file a save may keep (config_generations)

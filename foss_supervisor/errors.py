@@ -12,7 +12,8 @@
     └── ControlError           the control socket refused or failed a request
         ├── ProtocolError      a malformed, oversized or unknown request
         ├── CommandError       a well-formed request the command could not do
-        │   └── ConfigRefused  a reload refused a bad config file (the running config stays)
+        │   └── ConfigRefused  a reload or save refused a config (the running config and the file stay)
+        │       └── ConfirmationRequired  a save that would empty the file or stop every program, unconfirmed
         ├── NoAnswer           the daemon did not answer within the client's timeout
         └── NotRunning         no daemon answers on the control socket
 """
@@ -24,6 +25,7 @@ __all__ = [
     "CommandError",
     "ConfigError",
     "ConfigRefused",
+    "ConfirmationRequired",
     "ControlError",
     "DaemonError",
     "InstanceConflict",
@@ -127,7 +129,12 @@ class CommandError(ControlError):
 
 
 class ConfigRefused(CommandError):
-    """A reload found the config file bad and kept the running config (the CLI exits 2, as for a bad file)."""
+    """A reload or save found the config bad and kept the running config (the CLI exits 2, as for a bad file)."""
+
+
+class ConfirmationRequired(ConfigRefused):
+    """A save that would empty the config file, leave no program, or stop every running one, asked without
+    its confirmation (``allow_empty``); the message says what would happen. Nothing changed."""
 
 
 class NotRunning(ControlError):

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.control.protocol import VERSION, encode
-from foss_supervisor.errors import CommandError, ConfigRefused, NoAnswer, NotRunning, ProtocolError
+from foss_supervisor.errors import (
+    CommandError,
+    ConfigRefused,
+    ConfirmationRequired,
+    NoAnswer,
+    NotRunning,
+    ProtocolError,
+)
 
 __all__ = ["ControlClient", "call"]
 
@@ -18,6 +25,7 @@ _ids = itertools.count(1)
 _REPLY_ERRORS: dict[object, type[CommandError] | type[ProtocolError]] = {
     "ProtocolError": ProtocolError,
     "ConfigRefused": ConfigRefused,
+    "ConfirmationRequired": ConfirmationRequired,
 }
 
 
