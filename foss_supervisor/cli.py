@@ -37,9 +37,17 @@ from foss_supervisor.cli_programs import (
     cmd_top,
 )
 from foss_supervisor.control.client import call
-from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, NotRunning, SupervisorError
+from foss_supervisor.errors import (
+    CommandError,
+    ConfigError,
+    ConfigRefused,
+    DaemonBusy,
+    NotRunning,
+    SupervisorError,
+)
 from foss_supervisor.resources import locate_control_socket
 from foss_supervisor.terminal import (
+    EXIT_BUSY,
     EXIT_FAIL,
     EXIT_NOT_RUNNING,
     EXIT_OK,
@@ -217,6 +225,9 @@ def _run(args: argparse.Namespace, target: Target) -> int:
     except NotRunning:
         say("ERROR", f"foss-supervisor is not running (no answer on {target.control_socket})")
         return EXIT_NOT_RUNNING
+    except DaemonBusy as exc:
+        say("ERROR", str(exc))
+        return EXIT_BUSY
     except ConfigRefused as exc:
         say("ERROR", str(exc))
         return EXIT_USAGE

@@ -15,6 +15,7 @@
         │   └── ConfigRefused  a reload or save refused a config (the running config and the file stay)
         │       └── ConfirmationRequired  a save that would empty the file or stop every program, unconfirmed
         ├── NoAnswer           the daemon did not answer within the client's timeout
+        │   └── DaemonBusy     its control socket took no new connection (backlog full) within the timeout
         └── NotRunning         no daemon answers on the control socket
 """
 
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigRefused",
     "ConfirmationRequired",
     "ControlError",
+    "DaemonBusy",
     "DaemonError",
     "InstanceConflict",
     "NoAnswer",
@@ -143,3 +145,8 @@ class NotRunning(ControlError):
 
 class NoAnswer(ControlError):
     """The daemon accepted the request but did not answer within the client's timeout."""
+
+
+class DaemonBusy(NoAnswer):
+    """The daemon's control socket took no new connection within the client's timeout, retried with backoff
+    (its listen backlog stayed full); the CLI says "busy" and exits 75 (EX_TEMPFAIL: try again)."""

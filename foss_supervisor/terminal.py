@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 __all__ = [
+    "EXIT_BUSY",
     "EXIT_FAIL",
     "EXIT_NOT_AS_WANTED",
     "EXIT_NOT_RUNNING",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
+# sysexits' EX_TEMPFAIL: the daemon was too busy to take the connection (after retrying); try again later
+EXIT_BUSY = 75
 # supervisorctl's convention: `status` exits 3 when a selected program is not in the state it should be in
 EXIT_NOT_AS_WANTED = 3
 SETTLED_STOPPED = ("STOPPED", "EXITED")
