@@ -390,6 +390,15 @@ def leave_launch_directory() -> None:
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.realpath(p) != launch]
 
 
+def _end_leftovers(config: Config) -> list[tuple[str, int, str]]:
+    """End every program a killed predecessor left (the PID lock must be held); returns what was ended."""
+    stops = {name: (p.stop_signal, p.stop_timeout_s) for name, p in config.programs.items()}
+    ended = clean_leftovers(StateStore(config.state_dir), stops)
+    for name, pid, outcome in ended:
+        log.warning("leftover_stopped", program=name, pid=pid, outcome=outcome)
+    return ended
+
+
 def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: bool = True) -> int:
     """Run the daemon in this process (``start --foreground``) and return its exit code.
 
@@ -416,17 +425,20 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
         log.error("open_files_limit_too_low", error=short)
         raise DaemonError(short)  # refused before anything runs, rather than programs failing one by one
     pidfile = PidFile(config.pid_file)
-    stale = pidfile.acquire()
+    stale = pidfile.lock()
     try:
         if stale is not None and stale != os.getpid():
             holder = describe(stale)
             why = "no such process" if holder["cmdline"] is None else f"PID now belongs to {holder['cmdline']!r}"
             log.warning("stale_pid_file_replaced", pid=stale, reason=why)
+        try:
+            pidfile.write_pid()
+        except DaemonError as exc:  # a full disk: we hold the lock, so what a killed daemon left is ours to end
+            ended = ", ".join(f"{name} (pid {pid})" for name, pid, _outcome in _end_leftovers(config))
+            raise DaemonError(f"{exc}; ended what the previous daemon left: {ended}" if ended else str(exc)) from None
         for stray in remove_leftover_temps(config.source, config.state_dir):  # a killed save's copy may hold secrets
             log.warning("stray_temp_file_removed", path=str(stray))
-        stops = {name: (p.stop_signal, p.stop_timeout_s) for name, p in config.programs.items()}
-        for name, pid, outcome in clean_leftovers(StateStore(config.state_dir), stops):
-            log.warning("leftover_stopped", program=name, pid=pid, outcome=outcome)
+        _end_leftovers(config)
         if activated:
             sock = activated[0]  # socket activation: systemd owns the port, we serve on what it passed
             sock.setblocking(False)
