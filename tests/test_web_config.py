@@ -103,8 +103,14 @@ def test_config_editor_in_chromium(configured: DaemonHandle, tmp_path: Path) -> 
             w.page.click("#config-save")
             w.page.locator("#config-out", has_text='"dry_run": false').wait_for(timeout=20_000)
             wait_for(lambda: d.program("extra")["state"] == "RUNNING", 15, "the new program running")
-            # an empty save asks first, in the page, saying what would happen; Cancel changes nothing
+            # a daemon-level setting is checked with a warning: it waits for a daemon restart
             saved = d.config_path.read_text()
+            w.page.fill("#config-text", saved + "log: {backups: 7}\n")
+            w.page.click("#config-check")
+            w.page.locator(
+                "#config-warn", has_text="Changed log.backups: the daemon keeps the running values"
+            ).wait_for(timeout=10_000)
+            # an empty save asks first, in the page, saying what would happen; Cancel changes nothing
             w.page.fill("#config-text", "# nothing\n")
             w.page.click("#config-save")
             question = w.page.locator("#config-confirm-text")
