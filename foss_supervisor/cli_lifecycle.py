@@ -328,10 +328,9 @@ def _await_started(config: Config, proc: Any, stderr_path: Path, report_fd: int)
     if proc.poll() is not None:
         reason = _read_report(report_fd)
         say("ERROR", f"the daemon exited with code {proc.returncode}" + (f": {reason}" if reason else ":"))
-        with contextlib.suppress(OSError):
-            tail = stderr_path.read_text(encoding="utf-8", errors="replace")[-4000:]
-            if tail.strip() and (not reason or reason not in tail):
-                sys.stderr.write(tail)
+        with contextlib.suppress(OSError):  # what else it said (hints, a traceback), the reason not twice
+            tail = stderr_path.read_text(encoding="utf-8", errors="replace")[-4000:].splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in tail if line.strip() != f"[ERROR] {reason}"))
         return EXIT_FAIL
     if not state.get("pong"):
         say("ERROR", f"the daemon (pid {proc.pid}) did not answer within {READY_TIMEOUT_S:g}s; see {stderr_path}")
