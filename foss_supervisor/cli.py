@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from foss_supervisor import __version__
+from foss_supervisor.cli_config import args_config, cmd_config, print_plan
 from foss_supervisor.cli_lifecycle import cmd_restart, cmd_start, cmd_stop
 from foss_supervisor.cli_pipelines import (
     args_demo_data,
@@ -36,9 +37,17 @@ from foss_supervisor.cli_programs import (
     cmd_top,
 )
 from foss_supervisor.control.client import call
-from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, NotRunning, SupervisorError
+from foss_supervisor.errors import (
+    CommandError,
+    ConfigError,
+    ConfigRefused,
+    DaemonBusy,
+    NotRunning,
+    SupervisorError,
+)
 from foss_supervisor.resources import locate_control_socket
 from foss_supervisor.terminal import (
+    EXIT_BUSY,
     EXIT_FAIL,
     EXIT_NOT_RUNNING,
     EXIT_OK,
@@ -69,7 +78,9 @@ class SocketTarget:
 
 # These only talk to the daemon: they find its socket without PyYAML and the typed config, which are
 # about half of a CLI call's start-up (and so of the time `ctl stop` takes before the daemon hears it).
-SOCKET_ONLY = frozenset({"status", "ctl", "logs", "query", "pipeline", "demo-data", "export", "top", "reload"})
+SOCKET_ONLY = frozenset(
+    {"status", "ctl", "logs", "query", "pipeline", "demo-data", "export", "top", "reload", "config"}
+)
 
 __all__ = ["main"]
 
@@ -78,17 +89,7 @@ DESCRIPTION = "One daemon for a data-platform host: supervised programs, the das
 
 def cmd_reload(args: argparse.Namespace, config: Target) -> int:
     result = call(config.control_socket, "reload", timeout_s=600.0, dry_run=args.dry_run)
-    verb = "would" if args.dry_run else "did"
-    for key in ("added", "changed", "removed", "unchanged"):
-        if result[key]:
-            print(f"{key:>9}: {', '.join(result[key])}")
-    for key, names in (result.get("pipelines") or {}).items():
-        if names and key != "unchanged":
-            print(f"{key:>9}: pipeline {', '.join(names)}")
-    if result["needs_daemon_restart"]:
-        say("WARN", f"changed {', '.join(result['needs_daemon_restart'])}: takes effect on `foss-supervisor restart`")
-    say("SUCCESS", f"reload {verb} apply: {len(result['added'])} added, {len(result['changed'])} changed, "
-                   f"{len(result['removed'])} removed")  # fmt: skip
+    print_plan(result, args.dry_run, config.control_socket)
     return EXIT_OK
 
 
@@ -153,6 +154,11 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
     "stop": ("stop all programs and the daemon", cmd_stop, _no_args),
     "status": ("daemon and program states (exit 3: a program is not as wanted)", cmd_status, args_status),
     "reload": ("re-read the config and apply the difference", cmd_reload, _args_reload),
+    "config": (
+        "save the config through the daemon's checks; list, diff, restore kept versions",
+        cmd_config,
+        args_config,
+    ),
     "logs": ("programs' output, the daemon's log, the pipeline's", cmd_logs, args_logs),
     "ctl": ("start, stop, restart, signal or scale programs", cmd_ctl, args_ctl),
     "pipeline": ("run pipelines and read their history", cmd_pipeline, args_pipeline),
@@ -219,6 +225,9 @@ def _run(args: argparse.Namespace, target: Target) -> int:
     except NotRunning:
         say("ERROR", f"foss-supervisor is not running (no answer on {target.control_socket})")
         return EXIT_NOT_RUNNING
+    except DaemonBusy as exc:
+        say("ERROR", str(exc))
+        return EXIT_BUSY
     except ConfigRefused as exc:
         say("ERROR", str(exc))
         return EXIT_USAGE

@@ -2,11 +2,16 @@
 stale one replaced), ``stop`` (also of a frozen or half-dead daemon, and what it left) and ``restart``.
 
 Split out of :mod:`foss_supervisor.cli`, which parses arguments and dispatches to these.
+
+``start`` hears why a daemon it started could not start through a pipe (the SysV daemon's way, see
+daemon(7)): the write end is passed to the daemon, named in ``$FOSS_SUPERVISOR_START_REPORT_FD``, and the
+daemon writes its reason there before it exits. Its stderr file may be on a full disk and stay empty.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -30,6 +35,9 @@ __all__ = ["cmd_restart", "cmd_start", "cmd_stop"]
 HEALTH_BOUND_S = 3.0
 # How long `start` waits for a new daemon to report ready.
 READY_TIMEOUT_S = 90.0
+# The descriptor of the pipe a daemon started by `start` writes why it could not start into (see above).
+START_REPORT_ENV = "FOSS_SUPERVISOR_START_REPORT_FD"
+MAX_REPORT_BYTES = 64 * 1024
 
 
 def _bounded_poll(check: Callable[[], bool], timeout_s: float) -> bool:
@@ -214,10 +222,32 @@ def cmd_start(args: argparse.Namespace, config: Config) -> int:
     return _start_background(args, config)
 
 
+def _start_report_fd() -> int | None:
+    """The pipe `start` reads our failure from, when it started us; taken out of the environment (no program
+    sees it) and never inherited."""
+    text = os.environ.pop(START_REPORT_ENV, "")
+    try:
+        fd = int(text)
+        os.set_inheritable(fd, False)
+    except (ValueError, OSError):
+        return None
+    return fd
+
+
+def _report_failure(fd: int | None, reason: str) -> None:
+    """Tell `start` why (best effort: it may have gone), then say it on stderr (which may be a full disk)."""
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.write(fd, reason.encode("utf-8", "replace")[:MAX_REPORT_BYTES])
+    with contextlib.suppress(OSError):
+        say("ERROR", reason)
+
+
 def _run_foreground(args: argparse.Namespace, config: Config) -> int:
     from foss_supervisor.daemon import run_daemon
     from foss_supervisor.errors import DaemonError, PortInUse
 
+    report = _start_report_fd()
     try:
         code = run_daemon(config, take_over_port=args.take_over_port, stderr_logs=not args.daemonized)
         # every program is stopped and the PID file released: the heap (the web stack's included) dies with
@@ -225,10 +255,31 @@ def _run_foreground(args: argparse.Namespace, config: Config) -> int:
         gc.freeze()
         return code
     except DaemonError as exc:  # another instance, the port, the control socket: nothing was left running
-        say("ERROR", str(exc))
+        _report_failure(report, str(exc))
         if isinstance(exc, PortInUse):
-            say("INFO", "pass --take-over-port to stop that process, or set FOSS_SUPERVISOR_PORT")
+            with contextlib.suppress(OSError):
+                say("INFO", "pass --take-over-port to stop that process, or set FOSS_SUPERVISOR_PORT")
         return EXIT_FAIL
+    except OSError as exc:  # a file or device the daemon needs failed it (a full disk): the reason, not a trace
+        where = f" ({exc.filename})" if exc.filename else ""
+        _report_failure(report, f"the daemon failed: {exc.strerror or exc}{where}")
+        return EXIT_FAIL
+    finally:
+        if report is not None:
+            os.close(report)
+
+
+def _read_report(fd: int) -> str:
+    """What a daemon that exited wrote into its report pipe (bounded; never blocks for long)."""
+    import select
+
+    data = b""
+    while len(data) < MAX_REPORT_BYTES and select.select([fd], [], [], 1.0)[0]:
+        chunk = os.read(fd, MAX_REPORT_BYTES)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("utf-8", "replace").strip()
 
 
 def _start_background(args: argparse.Namespace, config: Config) -> int:
@@ -244,9 +295,27 @@ def _start_background(args: argparse.Namespace, config: Config) -> int:
     if args.debug:
         argv.append("--debug")
     say("INFO", f"starting foss-supervisor (config {config.source}, state {config.state_dir})")
-    with stderr_path.open("wb") as err:
+    report_r, report_w = os.pipe()
+    try:
+        err: Any = stderr_path.open("wb")
+    except OSError as exc:
+        say("WARN", f"cannot write {stderr_path} ({exc.strerror or exc}): the daemon's stderr goes nowhere")
+        err = subprocess.DEVNULL
+    try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True,
-                                close_fds=True, cwd="/")  # fmt: skip
+                                close_fds=True, cwd="/", pass_fds=(report_w,),
+                                env={**os.environ, START_REPORT_ENV: str(report_w)})  # fmt: skip
+    finally:
+        os.close(report_w)
+        if err is not subprocess.DEVNULL:
+            err.close()
+    try:
+        return _await_started(config, proc, stderr_path, report_r)
+    finally:
+        os.close(report_r)
+
+
+def _await_started(config: Config, proc: Any, stderr_path: Path, report_fd: int) -> int:
     state: dict[str, Any] = {}
 
     def ready() -> bool:
@@ -257,8 +326,11 @@ def _start_background(args: argparse.Namespace, config: Config) -> int:
 
     _bounded_poll(ready, READY_TIMEOUT_S)
     if proc.poll() is not None:
-        say("ERROR", f"the daemon exited with code {proc.returncode}:")
-        sys.stderr.write(stderr_path.read_text(encoding="utf-8", errors="replace")[-4000:])
+        reason = _read_report(report_fd)
+        say("ERROR", f"the daemon exited with code {proc.returncode}" + (f": {reason}" if reason else ":"))
+        with contextlib.suppress(OSError):  # what else it said (hints, a traceback), the reason not twice
+            tail = stderr_path.read_text(encoding="utf-8", errors="replace")[-4000:].splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in tail if line.strip() != f"[ERROR] {reason}"))
         return EXIT_FAIL
     if not state.get("pong"):
         say("ERROR", f"the daemon (pid {proc.pid}) did not answer within {READY_TIMEOUT_S:g}s; see {stderr_path}")

@@ -179,6 +179,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         worker_memory_limit=f"{memory_limit}B" if memory_limit else None,  # DuckDB takes bytes as "NB"
         groups=program_groups,
         hooks=hooks,
+        config_generations=root.get("config_generations", 10),
     )
     if errors:
         raise ConfigError.collected(errors)

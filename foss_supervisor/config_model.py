@@ -152,6 +152,7 @@ class Config:
     worker_memory_limit: str | None = None  # DuckDB memory_limit of the pipeline worker
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # group -> program (replica-set) names
     hooks: tuple[HookConfig, ...] = ()  # see foss_supervisor.hooks
+    config_generations: int = 10  # earlier versions of the file a save keeps (see commands_config)
 
     @property
     def replica_sets(self) -> dict[str, list[str]]:

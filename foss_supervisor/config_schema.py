@@ -246,6 +246,7 @@ SCHEMA: Section = {
     "groups": Each(GROUP_NAME, GROUP_MEMBERS),
     "hooks": Each(HOOK_NAME, HOOK),
     "pipelines": Each(PIPELINE_NAME, PIPELINE),
+    "config_generations": gates.count(0, 1000),  # saved config files kept (see commands_config)
 }
 
 STEP: Section = {

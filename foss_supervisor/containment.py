@@ -7,10 +7,17 @@ Three mechanisms, all Linux (elsewhere they degrade to no-ops and say so):
   the daemon's tree, whatever it does (``setsid()``, double fork, daemonizing).
 * **Spawn tags**: each spawn gets ``FOSS_SUPERVISOR_SPAWN=<instance>/<program>/<n>`` in its environment,
   which its descendants inherit. An adopted process is attributed to its program by that tag.
-* **The reaper**: on every ``SIGCHLD`` (and a slow backstop timer) it reaps the daemon's children that
-  the event loop's child watcher does *not* own. It never calls ``waitpid(-1)``, so it can never steal an
-  exit status from asyncio ("exit status already read: will report returncode 255"): it lists its own
-  children from ``/proc/<pid>/task/*/children`` and waits on each one it owns by PID.
+* **The reaper**: after a program's process exits, after a sweep, and every :data:`REAP_INTERVAL_S`, it
+  reaps the daemon's children that the event loop's child watcher does *not* own. It never calls
+  ``waitpid(-1)``, so it can never steal an exit status from asyncio ("exit status already read: will
+  report returncode 255"): it lists its own children from ``/proc/<pid>/task/*/children`` and waits on
+  each one it owns by PID; an adopted child it finds alive gets a pidfd on the loop, so its exit is reaped
+  at once. It does not catch ``SIGCHLD``: Python's signal handler writes one byte per signal into the
+  event loop's wakeup socket, which holds about 270 of them, so a mass stop of thousands of programs
+  overflowed it ("Exception ignored when trying to write to the signal wakeup fd", once per child, on
+  stderr) and a SIGTERM arriving then could have lost its byte. Programs' own processes are watched
+  through pidfds too; an orphan adopted and dead between two looks is a zombie for at most
+  :data:`REAP_INTERVAL_S`.
 
 Descendants are walked through ``/proc/<pid>/task/*/children`` (cost proportional to the subtree, not to
 the number of processes on the host), and every PID is checked against its start time before a signal.
@@ -56,8 +63,10 @@ SPAWN_ENV = "FOSS_SUPERVISOR_SPAWN"
 PR_SET_CHILD_SUBREAPER = 36
 # /proc/PID/environ can hold up to ARG_MAX; we only need to find one variable in it
 _ENVIRON_MAX_BYTES = 4 * 1024 * 1024
-# a reap pass also runs on this timer, in case a SIGCHLD was lost to a handler of someone else's
-REAP_BACKSTOP_S = 5.0
+# adopted orphans are looked for this often (and after every program exit and sweep): no SIGCHLD handler
+REAP_INTERVAL_S = 1.0
+# adopted children seen alive get a pidfd on the loop, so their exit is reaped at once; at most this many,
+MAX_WATCHED = 64  # within the descriptors the daemon keeps for itself (daemon.FDS_RESERVED)
 
 
 def become_subreaper() -> bool:
@@ -221,19 +230,18 @@ class Reaper:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tags: dict[int, str | None] = {}
+        self._watched: dict[int, int] = {}  # adopted child seen alive -> a pidfd that wakes the loop at its exit
         self.reaped = 0
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Reap on every SIGCHLD (the handler only schedules a pass) and on a slow timer."""
+        """Reap now, then every :data:`REAP_INTERVAL_S` and whenever :meth:`kick` is called (never on SIGCHLD)."""
         self._loop = loop
-        loop.add_signal_handler(signal.SIGCHLD, self.kick)
         self._arm_timer()
         self.kick()
 
     def close(self) -> None:
-        if self._loop is not None:
-            with contextlib.suppress(RuntimeError, ValueError):
-                self._loop.remove_signal_handler(signal.SIGCHLD)
+        for pid in list(self._watched):
+            self._unwatch(pid)
         if self._timer is not None:
             self._timer.cancel()
         self._loop = None
@@ -250,14 +258,14 @@ class Reaper:
         return set(children_of(os.getpid())) - self._owned() - self._extra_owned
 
     def kick(self) -> None:
-        """Schedule one reap pass for this loop iteration (many SIGCHLDs, one pass)."""
+        """Schedule one reap pass for this loop iteration (many exits, one pass)."""
         if self._loop is not None and not self._pending:
             self._pending = True
             self._loop.call_soon(self.reap_now)
 
     def _arm_timer(self) -> None:
         if self._loop is not None:
-            self._timer = self._loop.call_later(REAP_BACKSTOP_S, self._backstop)
+            self._timer = self._loop.call_later(REAP_INTERVAL_S, self._backstop)
 
     def _backstop(self) -> None:
         self.kick()
@@ -278,9 +286,37 @@ class Reaper:
             if done:
                 count += 1
                 tag = self._tags.pop(pid, None)
+                self._unwatch(pid)
                 self._on_reaped(pid, os.waitstatus_to_exitcode(status), tag)
+            else:
+                self._watch(pid)
         self.reaped += count
         return count
+
+    def _watch(self, pid: int) -> None:
+        """Reap ``pid`` (our child, so its PID cannot be reused before we reap it) the moment it exits.
+
+        Through a pidfd on the loop, at most :data:`MAX_WATCHED` at once (the rest wait for the timer).
+        """
+        if pid in self._watched or self._loop is None or len(self._watched) >= MAX_WATCHED:
+            return
+        try:
+            fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # no pidfds here, or it is already reaped
+            return
+        self._watched[pid] = fd
+        self._loop.add_reader(fd, self._exited, pid)
+
+    def _exited(self, pid: int) -> None:
+        self._unwatch(pid)
+        self.kick()
+
+    def _unwatch(self, pid: int) -> None:
+        fd = self._watched.pop(pid, None)
+        if fd is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(fd)
+            os.close(fd)
 
 
 # ------------------------------------------------------------------------------------------- the facade

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from foss_supervisor.config import Config, ProgramConfig, load_config
+from foss_supervisor.config_change import pin_daemon_settings
+from foss_supervisor.config_history import remove_leftover_temps
 from foss_supervisor.containment import Containment, OwningChildWatcher, install_child_watcher
 from foss_supervisor.control.server import ControlServer
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError, PortInUse
@@ -125,6 +127,7 @@ class Daemon:
         self._watcher: OwningChildWatcher | None = None
         self._problems: list[str] = []
         self._reload_refused = ""  # why the last reload was refused, until one succeeds
+        self._reloading = asyncio.Lock()
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
 
     def _selectables(self) -> tuple[list[str], dict[str, list[str]], Mapping[str, tuple[str, ...]]]:
@@ -164,7 +167,11 @@ class Daemon:
         until a reload succeeds.
         """
         try:
-            result = await self._reload(dry_run, replicas)
+            if dry_run:
+                result = await self._reload(dry_run, replicas)
+            else:
+                async with self._reloading:  # one at a time: a save's, SIGHUP's, scale's
+                    result = await self._reload(dry_run, replicas)
         except CommandError as exc:
             if not dry_run:
                 self._reload_refused = f"last reload refused: {exc}"
@@ -182,22 +189,18 @@ class Daemon:
         if (short := open_files_shortfall(len(new.programs))) is not None:
             log.error("reload_refused", error=short)
             raise ConfigRefused(f"config refused, the running config stays: {short}")
+        # daemon-level settings keep their running values until a restart: never reported, never half-applied
+        new, needs_restart = pin_daemon_settings(self._config, new)
         plan = self.supervisor.plan(new)
         # pipelines are reloaded by their service; only starting or ending the service needs a restart
         pipelines_plan = await self.pipelines.reload(new, dry_run=True) if self.pipelines and new.pipelines else None
-        needs_restart = [
-            key for key, old_v, new_v in (
-                ("state_dir", self._config.state_dir, new.state_dir),
-                ("dashboard.host", self._config.dashboard_host, new.dashboard_host),
-                ("dashboard.port", self._config.dashboard_port, new.dashboard_port),
-                ("pipelines", bool(self._config.pipelines), bool(new.pipelines)),
-                ("data_dir", self._config.data_path, new.data_path),
-            ) if old_v != new_v
-        ]  # fmt: skip
         result: dict[str, Any] = {"dry_run": dry_run, **plan.as_dict(), "needs_daemon_restart": needs_restart,
                                   "pipelines": pipelines_plan}  # fmt: skip
         if dry_run:
             return result
+        if needs_restart:
+            log.warning("reload_needs_daemon_restart", settings=needs_restart,
+                        detail="the running values stay until `foss-supervisor restart`")  # fmt: skip
         self._set_phase("reloading")
         try:
             if pipelines_plan is not None and self.pipelines is not None:
@@ -384,6 +387,15 @@ def leave_launch_directory() -> None:
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.realpath(p) != launch]
 
 
+def _end_leftovers(config: Config) -> list[tuple[str, int, str]]:
+    """End every program a killed predecessor left (the PID lock must be held); returns what was ended."""
+    stops = {name: (p.stop_signal, p.stop_timeout_s) for name, p in config.programs.items()}
+    ended = clean_leftovers(StateStore(config.state_dir), stops)
+    for name, pid, outcome in ended:
+        log.warning("leftover_stopped", program=name, pid=pid, outcome=outcome)
+    return ended
+
+
 def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: bool = True) -> int:
     """Run the daemon in this process (``start --foreground``) and return its exit code.
 
@@ -410,15 +422,20 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
         log.error("open_files_limit_too_low", error=short)
         raise DaemonError(short)  # refused before anything runs, rather than programs failing one by one
     pidfile = PidFile(config.pid_file)
-    stale = pidfile.acquire()
+    stale = pidfile.lock()
     try:
         if stale is not None and stale != os.getpid():
             holder = describe(stale)
             why = "no such process" if holder["cmdline"] is None else f"PID now belongs to {holder['cmdline']!r}"
             log.warning("stale_pid_file_replaced", pid=stale, reason=why)
-        stops = {name: (p.stop_signal, p.stop_timeout_s) for name, p in config.programs.items()}
-        for name, pid, outcome in clean_leftovers(StateStore(config.state_dir), stops):
-            log.warning("leftover_stopped", program=name, pid=pid, outcome=outcome)
+        try:
+            pidfile.write_pid()
+        except DaemonError as exc:  # a full disk: we hold the lock, so what a killed daemon left is ours to end
+            ended = ", ".join(f"{name} (pid {pid})" for name, pid, _outcome in _end_leftovers(config))
+            raise DaemonError(f"{exc}; ended what the previous daemon left: {ended}" if ended else str(exc)) from None
+        for stray in remove_leftover_temps(config.source, config.state_dir):  # a killed save's copy may hold secrets
+            log.warning("stray_temp_file_removed", path=str(stray))
+        _end_leftovers(config)
         if activated:
             sock = activated[0]  # socket activation: systemd owns the port, we serve on what it passed
             sock.setblocking(False)

@@ -12,8 +12,10 @@
     └── ControlError           the control socket refused or failed a request
         ├── ProtocolError      a malformed, oversized or unknown request
         ├── CommandError       a well-formed request the command could not do
-        │   └── ConfigRefused  a reload refused a bad config file (the running config stays)
+        │   └── ConfigRefused  a reload or save refused a config (the running config and the file stay)
+        │       └── ConfirmationRequired  a save that would empty the file or stop every program, unconfirmed
         ├── NoAnswer           the daemon did not answer within the client's timeout
+        │   └── DaemonBusy     its control socket took no new connection (backlog full) within the timeout
         └── NotRunning         no daemon answers on the control socket
 """
 
@@ -24,7 +26,9 @@ __all__ = [
     "CommandError",
     "ConfigError",
     "ConfigRefused",
+    "ConfirmationRequired",
     "ControlError",
+    "DaemonBusy",
     "DaemonError",
     "InstanceConflict",
     "NoAnswer",
@@ -127,7 +131,12 @@ class CommandError(ControlError):
 
 
 class ConfigRefused(CommandError):
-    """A reload found the config file bad and kept the running config (the CLI exits 2, as for a bad file)."""
+    """A reload or save found the config bad and kept the running config (the CLI exits 2, as for a bad file)."""
+
+
+class ConfirmationRequired(ConfigRefused):
+    """A save that would empty the config file, leave no program, or stop every running one, asked without
+    its confirmation (``allow_empty``); the message says what would happen. Nothing changed."""
 
 
 class NotRunning(ControlError):
@@ -136,3 +145,8 @@ class NotRunning(ControlError):
 
 class NoAnswer(ControlError):
     """The daemon accepted the request but did not answer within the client's timeout."""
+
+
+class DaemonBusy(NoAnswer):
+    """The daemon's control socket took no new connection within the client's timeout, retried with backoff
+    (its listen backlog stayed full); the CLI says "busy" and exits 75 (EX_TEMPFAIL: try again)."""

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from foss_supervisor.atomicfile import atomic_write
 from foss_supervisor.errors import AlreadyRunning, DaemonError
-from foss_supervisor.statestore import atomic_write
 
 __all__ = ["PidFile", "PidFileStatus"]
 
@@ -57,10 +57,20 @@ class PidFile:
         return PidFileStatus(False, self.read_pid())
 
     def acquire(self) -> int | None:
-        """Take the lock and write our PID; return the stale PID found in the file, if any.
+        """:meth:`lock`, then :meth:`write_pid`; the lock is not kept when the PID cannot be written."""
+        stale = self.lock()
+        try:
+            self.write_pid()
+        except DaemonError:
+            self.release()
+            raise
+        return stale
 
-        Raises :class:`AlreadyRunning` when a live daemon holds the lock, :class:`DaemonError` naming
-        the file when it cannot be created or written (full disk, permissions); the lock is not kept then.
+    def lock(self) -> int | None:
+        """Take the lock (kept until :meth:`release`); return the stale PID found in the file, if any.
+
+        Raises :class:`AlreadyRunning` when a live daemon holds the lock, :class:`DaemonError` naming the
+        file when it cannot be created. Holding it, this process alone may end what a killed daemon left.
         """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,20 +82,23 @@ class PidFile:
         except BlockingIOError:
             os.close(fd)
             raise AlreadyRunning(self.read_pid()) from None
-        stale = self.read_pid()
-        try:
-            atomic_write(self.path, f"{os.getpid()}\n", mode=0o644)
-        except OSError as exc:
-            os.close(fd)
-            raise DaemonError(f"cannot write the PID file {self.path}: {exc.strerror or exc}") from None
         self._fd = fd
-        return stale
+        return self.read_pid()
+
+    def write_pid(self) -> None:
+        """Write our PID next to the held lock; DaemonError names the file and the reason (``No space left
+        on device``) when it cannot be written (the lock stays held: the caller releases it)."""
+        try:
+            atomic_write(self.path, f"{os.getpid()}\n", mode=0o644, durable=False)
+        except OSError as exc:
+            raise DaemonError(f"cannot write the PID file {self.path}: {exc.strerror or exc}") from None
 
     def release(self) -> None:
         """Remove the PID file, then drop the lock (in that order, so no one reads a dead PID as live)."""
         if self._fd is None:
             return
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            if self.read_pid() == os.getpid():  # a PID file we could not write is not ours to remove
+                self.path.unlink()
         os.close(self._fd)
         self._fd = None

@@ -11,34 +11,19 @@ failed write never loses an operator's wish.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.atomicfile import atomic_write
 from foss_supervisor.procinfo import ProcessIdentity
 from foss_supervisor.writefailures import WriteFailures
 
-__all__ = ["Leftover", "StateStore", "atomic_write", "read_json"]
+__all__ = ["Leftover", "StateStore", "read_json"]
 
 RETRY_DELAY_S = 1.0  # a state file that failed to be written is written again after this long
 GONE_WRITE_DELAY_S = 0.5  # a child's exit alone is recorded after this long (or with the next spawn)
-
-
-def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``text`` in one rename; raises OSError (the old file stays) on failure."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def read_json(path: Path) -> Any:
@@ -95,7 +80,7 @@ class StateStore:
         """Write ``path``; on failure count it, keep ``text`` to write again later, and return False."""
         self._unwritten[path] = text
         try:
-            atomic_write(path, text)
+            atomic_write(path, text, durable=False)  # on the supervision loop; a power cut ends the children too
         except OSError as exc:
             self.write_failures.failed(path, "state", exc)
             self._retry_later()

@@ -218,7 +218,7 @@ class Supervisor:
             blockers=self.blockers,
             changed=self._next_change,
             on_spawn=self._child_started,
-            on_exit=lambda p: self.store.child_gone(p.name),
+            on_exit=self._child_exited,
             wanted=wanted,
             containment=self.containment,
             write_failures=self.store.write_failures,
@@ -242,12 +242,20 @@ class Supervisor:
                 await asyncio.sleep(CONTROLLER_RESTART_DELAY_S)
 
     async def _stop_many(self, names: list[str], remove: bool = False) -> None:
+        """Stop ``names`` together (a reload's removed or changed ones, a level of a shutdown); one log line says
+        how it went, however many they are."""
         procs = [self.processes[n] for n in names]
+        began = time.monotonic()
         for p in procs:
             p.stop()
         longest = max((p.cfg.stop_timeout_s for p in procs), default=0.0)
         with contextlib.suppress(TimeoutError):
             await asyncio.gather(*(p.wait_settled(longest + 10.0) for p in procs))
+        if len(procs) > 1:
+            left = [p.name for p in procs if p.state not in STOPPED_STATES]
+            (log.warning if left else log.info)("programs_stopped", count=len(procs), removed=remove,
+                                                 elapsed_s=round(time.monotonic() - began, 3),
+                                                 not_stopped=left[:20], not_stopped_count=len(left))  # fmt: skip
         if remove:
             for name in names:
                 task = self._tasks.pop(name)
@@ -255,6 +263,10 @@ class Supervisor:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
                 del self.processes[name]
+
+    def _child_exited(self, proc: ManagedProcess) -> None:
+        self.store.child_gone(proc.name)
+        self.containment.reaper.kick()  # what the program left re-parented to the daemon may have ended too
 
     def _child_started(self, proc: ManagedProcess) -> None:
         if proc.pid is not None and (ident := identity_of(proc.pid)) is not None:

@@ -14,18 +14,18 @@ Regenerate the shipped files after editing a template::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import pwd
 import re
 import shlex
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
+
+from foss_supervisor.atomicfile import atomic_write
 
 if TYPE_CHECKING:
     from foss_supervisor.config import Config, ProgramConfig
@@ -418,16 +418,7 @@ def write_units(plan: InstallPlan) -> list[Path]:
     for name, text in plan.files.items():
         target = plan.unit_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        atomic_write(target, text, mode=0o644)
         written.append(target)
     return written
 

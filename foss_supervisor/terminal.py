@@ -9,6 +9,7 @@ new one leaves nothing running. :func:`guard_output` wraps stdout and stderr so 
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 __all__ = [
+    "EXIT_BUSY",
     "EXIT_FAIL",
     "EXIT_NOT_AS_WANTED",
     "EXIT_NOT_RUNNING",
@@ -30,6 +32,8 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
+# sysexits' EX_TEMPFAIL: the daemon was too busy to take the connection (after retrying); try again later
+EXIT_BUSY = 75
 # supervisorctl's convention: `status` exits 3 when a selected program is not in the state it should be in
 EXIT_NOT_AS_WANTED = 3
 SETTLED_STOPPED = ("STOPPED", "EXITED")
@@ -70,8 +74,16 @@ def info_column(p: Mapping[str, Any]) -> str:
     return reason
 
 
+# a write to a file on a full disk (or over quota, or a failing device): that output is lost, nothing else
+_DEVICE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
 class _Guarded:
-    """A text stream whose writes and flushes never raise BrokenPipeError."""
+    """A text stream whose writes and flushes never raise BrokenPipeError, nor a full disk's errors.
+
+    A closed pipe silences the stream for good; a full disk (``ENOSPC`` and its kin) drops what could not
+    be written, and later writes are tried again (the daemon's stderr file is where its startup says why).
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
@@ -82,13 +94,19 @@ class _Guarded:
             return self._stream.write(text)
         except BrokenPipeError:
             self._silence()
-            return len(text)
+        except OSError as exc:
+            if exc.errno not in _DEVICE_FULL:
+                raise
+        return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
         except BrokenPipeError:
             self._silence()
+        except OSError as exc:
+            if exc.errno not in _DEVICE_FULL:
+                raise
 
     def _silence(self) -> None:
         self.closed_pipe = True

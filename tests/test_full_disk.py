@@ -258,3 +258,36 @@ def test_run_history_on_a_full_disk_loses_no_run_and_leaves_no_torn_line(tmp_pat
         lines = (state / "pipeline_runs.jsonl").read_text().splitlines()
         assert [json.loads(line)["run_id"] for line in lines] == [f"r{i}" for i in range(7)]
         assert len(RunHistory(state / "pipeline_runs.jsonl").list()) == 7
+
+
+def test_start_after_kill9_on_a_full_state_disk_names_the_reason_and_ends_the_leftovers(daemon: DaemonHandle) -> None:
+    """`start` used to exit 1 with an empty reason (its stderr file on the full disk) while the killed daemon's
+    program ran on unsupervised. The daemon now says why through a pipe `start` reads, and ends what was left."""
+    daemon.write_config(f"programs:\n  a:\n    {SLEEPER}\n")
+    with tmpfs(daemon.state_dir, "2m") as state:
+        proc = daemon.start()
+        left = daemon.program("a")["pid"]
+        filler = fill(state)
+        proc.kill()  # SIGKILL while the disk is full: program a runs on, recorded in children.json
+        proc.wait(timeout=10)
+        result = daemon.cli("start")  # in the background, as an operator starts it
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"cannot write the PID file {state / 'foss-supervisor.pid'}: No space left on device" in result.stderr
+        assert f"ended what the previous daemon left: a (pid {left})" in result.stderr
+        assert "Traceback" not in result.stderr
+        wait_for(lambda: is_gone(left), 15, "the killed daemon's program ended")
+        assert not (state / "children.json").exists()
+        filler.unlink()
+        started = daemon.cli("start")
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert daemon.program("a")["state"] == "RUNNING" and daemon.program("a")["pid"] != left
+        daemon.cleanup()
+
+
+def test_cli_output_to_a_full_device_never_stops_a_command(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\n")
+    with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+        result = subprocess.run([PY, "-m", "foss_supervisor", "status", "--config", str(config)], stdout=full,
+                                stderr=full, timeout=60)  # fmt: skip
+    assert result.returncode == 3  # "not running", said into a full device: not a crash (exit 1)

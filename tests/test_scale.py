@@ -5,6 +5,7 @@ The programs are ``sleep`` (a few hundred KB each) so the test measures the daem
 
 from __future__ import annotations
 
+import json
 import resource
 import shutil
 import subprocess
@@ -16,7 +17,9 @@ import psutil
 import pytest
 from conftest import DaemonHandle, is_gone, wait_for
 
+from foss_supervisor.config import MAX_PROGRAMS
 from foss_supervisor.control.client import call
+from foss_supervisor.daemon import FDS_PER_PROGRAM, FDS_RESERVED
 
 PY = sys.executable
 SLEEP = shutil.which("sleep") or "/bin/sleep"
@@ -97,3 +100,27 @@ def test_growing_fleet_by_reload_keeps_the_control_socket_answering(
         poller.join(timeout=40)
     assert not failures and answered > 0
     assert "Traceback" not in daemon.stderr()
+
+
+def test_a_reload_that_stops_the_most_programs_at_once_logs_one_line_and_no_traceback(daemon: DaemonHandle) -> None:
+    """2,000 exits at once (the most a config may hold) once overflowed the event loop's signal wakeup socket:
+    hundreds of "Exception ignored" tracebacks on stderr, one per child. Now nothing reaches stderr, and the
+    daemon's log says how the stop went in one line."""
+    count = MAX_PROGRAMS
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < FDS_RESERVED + FDS_PER_PROGRAM * count:
+        pytest.skip(f"hard open-files limit {hard} is too low for {count} programs")
+    daemon.write_config(fleet(count))
+    daemon.start(wait_ready=False)
+    daemon.wait_ready(timeout_s=120)
+    wait_for(lambda: running(daemon, count), 120, f"{count} programs RUNNING")
+    assert daemon.proc is not None
+    children = psutil.Process(daemon.proc.pid).children()
+    daemon.write_config("programs: {}")
+    reload = daemon.cli("reload", timeout_s=300)
+    assert reload.returncode == 0 and f"{count} removed" in reload.stdout, reload.stdout + reload.stderr
+    wait_for(lambda: all(is_gone(c.pid) for c in children), 60, "every program gone")
+    assert "Exception ignored" not in daemon.stderr() and "Traceback" not in daemon.stderr()
+    lines = [json.loads(line) for line in (daemon.state_dir / "foss-supervisor.log").read_text().splitlines()]
+    summaries = [line for line in lines if line.get("event") == "programs_stopped"]
+    assert len(summaries) == 1 and summaries[0]["count"] == count and summaries[0]["not_stopped_count"] == 0

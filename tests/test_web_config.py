@@ -1,15 +1,17 @@
 """Configuration management over HTTP and in Chromium: the effective config with secrets redacted, the
-file only with the token, an edit with an error refused and nothing changed, a good one saved and applied."""
+file only with the token, an edit with an error refused and nothing changed, a good one saved and applied, an
+empty one confirmed in the page first, and earlier versions listed, diffed and restored."""
 
 from __future__ import annotations
 
 import http.client
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import PY, DaemonHandle, wait_for
-from test_web_browser import CHROMIUM, Watched
+from test_web_browser import CHROMIUM, Watched, shots_dir
 
 SLEEPER = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"
 
@@ -22,6 +24,10 @@ def post(port: int, name: str, args: dict[str, Any], token: str = "") -> tuple[i
     body = json.loads(resp.read())
     conn.close()
     return resp.status, body
+
+
+def running(d: DaemonHandle) -> set[str]:
+    return {p["name"] for p in d.call("status")["programs"] if p["state"] == "RUNNING"}
 
 
 @pytest.fixture
@@ -63,19 +69,19 @@ def test_a_bad_edit_changes_nothing_and_a_good_one_is_applied(configured: Daemon
     assert status == 409 and "nothing changed" in reply["error"]["message"]
     line = len(before.splitlines()) + 1  # file:line:key of the bad line
     assert f"config.yaml:{line}: programs.broken.command" in reply["error"]["message"]
-    assert d.config_path.read_text() == before and not d.config_path.with_name("config.yaml.previous").exists()
+    assert d.config_path.read_text() == before and not d.config_path.with_name("config.yaml.history").exists()
     good = before + f"  extra: {{command: {SLEEPER}, start_timeout: 0.1}}\n"
     status, reply = post(d.port, "config_write", {"text": good, "dry_run": True}, token)
     assert status == 200 and reply["result"]["plan"]["added"] == ["extra"] and d.config_path.read_text() == before
     status, reply = post(d.port, "config_write", {"text": good, "dry_run": False}, token)
-    assert status == 200 and reply["result"]["plan"]["added"] == ["extra"]
+    assert status == 200 and reply["result"]["plan"]["added"] == ["extra"] and reply["result"]["generation"] == 1
     assert d.config_path.read_text() == good
-    assert d.config_path.with_name("config.yaml.previous").read_text() == before
+    assert (d.config_path.with_name("config.yaml.history") / "1.yaml").read_text() == before
     wait_for(lambda: d.program("extra")["state"] == "RUNNING", 15, "the new program running")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: .ci/run installs Debian's chromium")
-def test_config_editor_in_chromium(configured: DaemonHandle) -> None:
+def test_config_editor_in_chromium(configured: DaemonHandle, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     d = configured
@@ -97,7 +103,42 @@ def test_config_editor_in_chromium(configured: DaemonHandle) -> None:
             w.page.click("#config-save")
             w.page.locator("#config-out", has_text='"dry_run": false').wait_for(timeout=20_000)
             wait_for(lambda: d.program("extra")["state"] == "RUNNING", 15, "the new program running")
-            w.errors = [e for e in w.errors if "409" not in e]  # the refused save
+            # a daemon-level setting is checked with a warning: it waits for a daemon restart
+            saved = d.config_path.read_text()
+            w.page.fill("#config-text", saved + "log: {backups: 7}\n")
+            w.page.click("#config-check")
+            w.page.locator(
+                "#config-warn", has_text="Changed log.backups: the daemon keeps the running values"
+            ).wait_for(timeout=10_000)
+            # an empty save asks first, in the page, saying what would happen; Cancel changes nothing
+            w.page.fill("#config-text", "# nothing\n")
+            w.page.click("#config-save")
+            question = w.page.locator("#config-confirm-text")
+            question.wait_for(timeout=10_000)
+            assert "stop every running program (3: app, cli, extra)" in question.inner_text()
+            assert "empty the config file" in question.inner_text()
+            w.page.click("#config-confirm-no")
+            w.page.locator("#config-out", has_text="cancelled: nothing changed").wait_for(timeout=10_000)
+            assert d.config_path.read_text() == saved and d.program("app")["state"] == "RUNNING"
+            w.page.click("#config-save")
+            w.page.click("#config-confirm-yes")
+            wait_for(lambda: d.config_path.read_text() == "# nothing\n", 20, "the confirmed save")
+            wait_for(lambda: d.call("status")["programs"] == [], 20, "every program stopped")
+            # the versions it replaced are listed; a diff shows; a restore asks, then brings them back
+            w.page.locator("#config-generations button[aria-label='Diff generation 2']").wait_for(timeout=10_000)
+            w.page.click("#config-generations button[aria-label='Diff generation 2']")
+            w.page.locator("#config-diff", has_text="-  extra: ").wait_for(timeout=10_000)
+            w.page.click("#config-generations button[aria-label='Restore generation 2']")
+            w.page.locator("#config-confirm-text", has_text="Restore generation 2?").wait_for(timeout=10_000)
+            assert "It would add 3" in w.page.inner_text("#config-confirm-text")
+            assert d.config_path.read_text() == "# nothing\n"
+            w.page.click("#config-confirm-yes")
+            wait_for(lambda: d.config_path.read_text() == saved, 20, "generation 2 restored")
+            wait_for(lambda: running(d) == {"app", "cli", "extra"}, 20, "the restored programs running")
+            w.page.locator("#config-generations button[aria-label='Diff generation 3']").wait_for(timeout=10_000)
+            assert "extra:" in w.page.input_value("#config-text")
+            w.page.screenshot(path=str(shots_dir(tmp_path) / "config-editor-1280.png"), full_page=True)
+            w.errors = [e for e in w.errors if "409" not in e]  # the refused saves
             assert w.errors == [], w.errors
             w.close()
         finally:

@@ -251,3 +251,20 @@ async def test_a_subscriber_resumes_where_it_left_off(ctx: Daemon) -> None:
         other, _, writer2 = await subscribe({"boot": "feedf00d", "since": 2})
         assert other["resync"] is True and other["seq"] == 5
         writer2.close()
+
+
+async def test_remote_core_outlives_the_daemons_idle_timeout(ctx: Daemon) -> None:
+    """The daemon closes control connections idle for a while; the pool never reuses one that is closing."""
+    server = ControlServer(ctx.config.control_socket, ctx, ctx.events, idle_timeout_s=0.2)
+    await server.start()
+    try:
+        remote = RemoteCore(ctx.config.control_socket)
+        await remote.start()
+        assert (await remote.call("ping"))["pong"]
+        # the daemon closes the pooled connection (the event stream's connection stays)
+        await until(lambda: len(server._connections) == 1, "the idle connection closed")
+        assert (await remote.call("ping"))["pong"]
+        assert not remote.lost.done()  # the event stream is not a request: never cut for idleness
+        await remote.close()
+    finally:
+        await server.close()

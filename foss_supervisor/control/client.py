@@ -1,23 +1,47 @@
-"""A blocking control client (stdlib only, so ``foss-supervisor status`` starts fast)."""
+"""A blocking control client (stdlib only, so ``foss-supervisor status`` starts fast).
+
+A daemon whose control socket's backlog is full refuses new connections for a moment (``EAGAIN`` on
+connect); so does, with ``ECONNREFUSED``, one whose socket file is there and whose PID lock is held but
+that is not accepting yet. The client tries again with capped exponential backoff and jitter
+(:data:`BUSY_FIRST_DELAY_S` doubling up to :data:`BUSY_MAX_DELAY_S`) within its timeout, then raises
+:class:`~foss_supervisor.errors.DaemonBusy` (the CLI says "busy" and exits 75, EX_TEMPFAIL), never a
+traceback. No socket file, or a refused connection with no daemon holding the lock, is NotRunning at once.
+"""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
+import random
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 from foss_supervisor.control.protocol import VERSION, encode
-from foss_supervisor.errors import CommandError, ConfigRefused, NoAnswer, NotRunning, ProtocolError
+from foss_supervisor.errors import (
+    CommandError,
+    ConfigRefused,
+    ConfirmationRequired,
+    DaemonBusy,
+    NoAnswer,
+    NotRunning,
+    ProtocolError,
+)
 
-__all__ = ["ControlClient", "call"]
+__all__ = ["BUSY_FIRST_DELAY_S", "BUSY_MAX_DELAY_S", "ControlClient", "call"]
+
+BUSY_FIRST_DELAY_S = 0.005  # the first wait before connecting again to a busy socket; doubles each time
+BUSY_MAX_DELAY_S = 0.25  # the longest wait between two tries
+PID_NAME = "foss-supervisor.pid"  # next to the socket; its lock is held by a live daemon (foss_supervisor.pidfile)
 
 _ids = itertools.count(1)
 # error replies raised as these types by name; any other is a CommandError
 _REPLY_ERRORS: dict[object, type[CommandError] | type[ProtocolError]] = {
     "ProtocolError": ProtocolError,
     "ConfigRefused": ConfigRefused,
+    "ConfirmationRequired": ConfirmationRequired,
 }
 
 
@@ -29,23 +53,53 @@ class ControlClient:
         self.timeout_s = timeout_s
         self._sock: socket.socket | None = None
         self._buffer = b""
+        self.busy_retries = 0  # connections the daemon was too busy to take before this one
 
     def __enter__(self) -> ControlClient:
+        deadline = time.monotonic() + self.timeout_s
+        delay = BUSY_FIRST_DELAY_S
+        while True:
+            busy = self._connect()
+            if busy is None:
+                return self
+            self.busy_retries += 1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DaemonBusy(f"the daemon is busy: its control socket {self.path} took no new connection "
+                                 f"within {self.timeout_s:g}s ({busy}); try again") from None  # fmt: skip
+            time.sleep(min(left, delay * random.uniform(0.5, 1.0)))  # noqa: S311 - jitter, not a secret
+            delay = min(delay * 2, BUSY_MAX_DELAY_S)
+
+    def _connect(self) -> str | None:
+        """Connect once; None when connected, else why the daemon is busy (a reason to try again).
+
+        Raises NotRunning when nothing serves the socket, NoAnswer when the connect itself timed out.
+        """
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout_s)
         try:
             sock.connect(str(self.path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
+        except BlockingIOError:  # EAGAIN: the listen backlog is full
+            sock.close()
+            return "its backlog is full"
+        except ConnectionRefusedError as exc:
+            sock.close()
+            if self.path.exists() and _daemon_holds_lock(self.path):
+                return "the daemon holds its lock but refused the connection"
+            raise NotRunning(f"no daemon answers on {self.path} ({exc.strerror})") from None
+        except FileNotFoundError as exc:
             sock.close()
             raise NotRunning(f"no daemon answers on {self.path} ({exc.strerror})") from None
         except TimeoutError:
             sock.close()
             raise NoAnswer(f"no connection to the daemon on {self.path} within {self.timeout_s:g}s") from None
-        except OSError:
+        except OSError as exc:
             sock.close()
+            if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                return "its backlog is full"
             raise
         self._sock = sock
-        return self
+        return None
 
     def __exit__(self, *exc: object) -> None:
         if self._sock is not None:
@@ -77,6 +131,13 @@ class ControlClient:
         error = reply.get("error") or {}
         exc_type = _REPLY_ERRORS.get(error.get("type"), CommandError)
         raise exc_type(error.get("message", "unknown error"))
+
+
+def _daemon_holds_lock(socket_path: Path) -> bool:
+    """Whether a live daemon holds the PID lock next to its control socket (the lock, not a PID, proves it)."""
+    from foss_supervisor.pidfile import PidFile
+
+    return PidFile(socket_path.with_name(PID_NAME)).inspect().locked
 
 
 def call(path: Path, cmd: str, timeout_s: float = 5.0, **args: Any) -> Any:

@@ -7,6 +7,14 @@ Besides commands, a connection may ``subscribe`` (see :mod:`foss_supervisor.cont
 carries the daemon's events, read from the core's :class:`~foss_supervisor.eventlog.EventLog`, until the
 client closes it. A subscriber that does not read is cut after ``STREAM_WRITE_TIMEOUT_S``; one that
 falls behind the log's memory gets a ``resync`` line, never an unbounded queue in the daemon.
+
+Reading a request is bounded in time, so silent or half-open clients cannot pile up (each holds a
+descriptor and a task): a connection with no request under way (just connected, or answered) is closed
+when no byte of a new request comes within :data:`IDLE_TIMEOUT_S`, and a request whose first byte came
+must be whole (its newline) within :data:`REQUEST_TIMEOUT_S`, else it is answered with a ProtocolError
+and closed. Only reading is bounded: a client waiting for the reply of a long command (an export, a
+reload stopping slow programs) waits as long as the command runs. Our CLI connects, asks and reads at
+once; a client that keeps a connection between requests reconnects after an idle close.
 """
 
 from __future__ import annotations
@@ -33,12 +41,14 @@ from foss_supervisor.control.protocol import (
 from foss_supervisor.errors import ControlError, ProtocolError, SupervisorError
 from foss_supervisor.eventlog import EventLog
 
-__all__ = ["ControlServer"]
+__all__ = ["IDLE_TIMEOUT_S", "REQUEST_TIMEOUT_S", "ControlServer"]
 
 log = structlog.get_logger("foss_supervisor.control")
 
 STREAM_KEEPALIVE_S = 15.0  # a subscriber hears at least this often that the daemon is alive
 STREAM_WRITE_TIMEOUT_S = 10.0  # a subscriber that reads nothing for this long is disconnected
+IDLE_TIMEOUT_S = 10.0  # no byte of a new request within this long (after connecting or a reply): closed
+REQUEST_TIMEOUT_S = 5.0  # a request line must be whole within this long of its first byte
 
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
@@ -53,10 +63,19 @@ def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
 class ControlServer:
     """Serves the control protocol on ``path`` until closed."""
 
-    def __init__(self, path: Path, ctx: CommandContext, events: EventLog | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        ctx: CommandContext,
+        events: EventLog | None = None,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+    ) -> None:
         self.path = path
         self.ctx = ctx
         self.events = events
+        self.idle_timeout_s = idle_timeout_s
+        self.request_timeout_s = request_timeout_s
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -103,17 +122,8 @@ class ControlServer:
 
     async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
-            try:
-                line = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial.strip():
-                    writer.write(encode(error_reply(None, ProtocolError("request must end with a newline"))))
-                    await writer.drain()
-                return
-            except asyncio.LimitOverrunError:
-                log.warning("control_request_too_large", limit=MAX_LINE_BYTES)
-                writer.write(encode(error_reply(None, ProtocolError(f"request longer than {MAX_LINE_BYTES} bytes"))))
-                await writer.drain()
+            line = await self._read_request(reader, writer)
+            if line is None:
                 return
             if not line.strip():
                 continue
@@ -121,7 +131,7 @@ class ControlServer:
             if stream is not None:
                 await self._stream(writer, *stream)
                 return
-            writer.write(encode(await self._answer(line)))
+            writer.write(encode(await self._answer(line)))  # a command takes the time it takes: never cut
             await writer.drain()
 
     def _subscription(self, line: bytes) -> tuple[object, dict[str, object]] | None:
@@ -157,6 +167,33 @@ class ControlServer:
                 return
             if not await events.wait(seq, STREAM_KEEPALIVE_S):
                 writer.write(encode({"v": VERSION, "keepalive": True, "seq": seq}))
+
+    async def _read_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes | None:
+        """The next request line, or None when the connection is to close (end, idle, too slow, too long)."""
+        try:
+            async with asyncio.timeout(self.idle_timeout_s):
+                first = await reader.read(1)
+        except TimeoutError:
+            log.debug("control_client_idle_closed", idle_timeout_s=self.idle_timeout_s)
+            return None
+        if not first:
+            return None
+        if first == b"\n":
+            return first
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                return first + await reader.readuntil(b"\n")
+        except TimeoutError:
+            log.info("control_request_too_slow", request_timeout_s=self.request_timeout_s)
+            why = f"request not completed (no newline) within {self.request_timeout_s:g}s of its first byte"
+            writer.write(encode(error_reply(None, ProtocolError(why))))
+        except asyncio.IncompleteReadError:
+            writer.write(encode(error_reply(None, ProtocolError("request must end with a newline"))))
+        except asyncio.LimitOverrunError:
+            log.warning("control_request_too_large", limit=MAX_LINE_BYTES)
+            writer.write(encode(error_reply(None, ProtocolError(f"request longer than {MAX_LINE_BYTES} bytes"))))
+        await writer.drain()
+        return None
 
     async def _answer(self, line: bytes) -> dict[str, object]:
         req_id = None

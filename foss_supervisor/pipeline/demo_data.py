@@ -15,11 +15,12 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
-import os
 import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from foss_supervisor.atomicfile import atomic_write
 
 __all__ = ["COUNTRIES", "FX_RATES", "PRODUCTS", "DemoSummary", "generate", "main", "write_reference"]
 
@@ -124,22 +125,17 @@ class DemoSummary:
 def write_reference(directory: Path) -> None:
     """Write products.csv, countries.csv and fx_rates.csv (the shipped configs/reference files)."""
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(
+    _write(
         directory / "products.csv",
         "product_id,name,category\n" + "".join(f"{k},{v[0]},{v[1]}\n" for k, v in PRODUCTS.items()),
     )
-    _atomic_write(
-        directory / "countries.csv", "country_code,name\n" + "".join(f"{k},{v[0]}\n" for k, v in COUNTRIES.items())
-    )
-    _atomic_write(
-        directory / "fx_rates.csv", "currency,rate_to_usd\n" + "".join(f"{k},{v}\n" for k, v in FX_RATES.items())
-    )
+    _write(directory / "countries.csv", "country_code,name\n" + "".join(f"{k},{v[0]}\n" for k, v in COUNTRIES.items()))
+    _write(directory / "fx_rates.csv", "currency,rate_to_usd\n" + "".join(f"{k},{v}\n" for k, v in FX_RATES.items()))
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def _write(path: Path, text: str) -> None:
+    """A sample file lands whole (a landing folder is watched), readable like files copied in by hand."""
+    atomic_write(path, text, mode=0o644, durable=False)
 
 
 def _ts(rng: random.Random, t: dt.datetime) -> str:
@@ -252,7 +248,7 @@ def generate(
             )
         lines += len(bucket)
         path = landing / name
-        _atomic_write(path, "\n".join(out) + "\n")
+        _write(path, "\n".join(out) + "\n")
         written.append(path)
     return DemoSummary(tuple(written), orders, lines, resent, bad, malformed)
 

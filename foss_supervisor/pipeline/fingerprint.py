@@ -18,9 +18,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from foss_supervisor.atomicfile import atomic_write
 from foss_supervisor.pipeline.ledger import landing_files
 from foss_supervisor.pipeline.spec import PipelineSpec
-from foss_supervisor.statestore import atomic_write, read_json
+from foss_supervisor.statestore import read_json
 
 __all__ = ["FingerprintStore", "definition_digest", "folder_signature", "input_fingerprint", "landing_signature"]
 
@@ -104,4 +105,4 @@ class FingerprintStore:
         else:
             self._data[pipeline] = fingerprint
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path, json.dumps(self._data, indent=1, sort_keys=True))
+        atomic_write(self.path, json.dumps(self._data, indent=1, sort_keys=True), durable=False)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.atomicfile import atomic_write
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 from foss_supervisor.writefailures import WriteFailures
 
@@ -211,12 +212,7 @@ class RunHistory:
             text = "".join(
                 json.dumps(r.to_dict(), separators=(",", ":"), default=str) + "\n" for r in self._runs.values()
             )
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            with tmp.open("w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            atomic_write(self.path, text, mode=0o644)
         return len(gone)
 
     def get(self, run_id: str) -> RunRecord | None:

@@ -20,11 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.atomicfile import atomic_write
 from foss_supervisor.pipeline.context import StepContext
 from foss_supervisor.pipeline.states import StepState
 
@@ -93,9 +93,7 @@ def write_report(ctx: StepContext, doc: Mapping[str, Any]) -> tuple[Path, str]:
     page = render_report_html(doc)
     for name, text in ((f"{ctx.run_id}.json", body), (f"{ctx.run_id}.html", page),
                        ("latest.json", body), ("latest.html", page)):  # fmt: skip
-        tmp = out_dir / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out_dir / name)
+        atomic_write(out_dir / name, text, mode=0o644, durable=False)
     ctx.log(f"report written to {out_dir / (ctx.run_id + '.html')}")
     return out_dir, body
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.atomicfile import atomic_write
 from foss_supervisor.config import Config
 from foss_supervisor.errors import CommandError, ConfigError
 from foss_supervisor.events import EventBus
@@ -37,7 +38,7 @@ from foss_supervisor.pipeline.schedule import overdue_reason
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
 from foss_supervisor.pipeline.states import RunMode, RunStatus
 from foss_supervisor.pipeline.triggers import Triggers
-from foss_supervisor.statestore import atomic_write, read_json
+from foss_supervisor.statestore import read_json
 from foss_supervisor.writefailures import WriteFailures
 
 __all__ = ["PipelineService", "load_specs"]
@@ -293,7 +294,7 @@ class PipelineService:
         self._paused = self._paused | {name} if paused else self._paused - {name}
         text = json.dumps(sorted(self._paused)) + "\n"
         try:
-            atomic_write(self._paused_file, text)
+            atomic_write(self._paused_file, text, durable=False)
         except OSError as exc:
             self._write_failures.failed(self._paused_file, "state", exc)
         else:

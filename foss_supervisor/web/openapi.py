@@ -34,6 +34,9 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
     "pipeline_runs": {"name": "orders", "limit": 5},
     "pipeline_retry": {"run_id": "20260101T120000Z-a1b2c3", "step": "enrich"},
     "reload": {"dry_run": True},
+    "config_write": {"text": "programs:\n  web: {command: [python3, -m, http.server, '8080']}\n", "dry_run": True},
+    "config_diff": {"generation": 1},
+    "config_restore": {"generation": 1, "dry_run": True},
 }
 
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from foss_supervisor.web.core import Core
 __all__ = ["POOL_SIZE", "REPLY_LIMIT_BYTES", "RemoteCommandError", "RemoteCore", "error_from_reply"]
 
 POOL_SIZE = 8  # commands in flight from the dashboard at once
+# a pooled connection idle longer than this is not reused: the daemon closes idle ones after
+# control.server.IDLE_TIMEOUT_S (10 s), and a request must never meet a connection closing under it
+REUSE_IDLE_S = 5.0
 REPLY_LIMIT_BYTES = 256 * 1024 * 1024  # one reply line (a status of 2,000 programs is ~1 MB)
 CONNECT_TIMEOUT_S = 5.0
 # answered by their own class; every other error reply is a RemoteCommandError carrying the name
@@ -66,6 +70,12 @@ class _Connection:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
+        self.idle_since = time.monotonic()
+
+    def reusable(self) -> bool:
+        """Fresh enough to carry another request (not closed, not idle near the daemon's idle timeout)."""
+        fresh = time.monotonic() - self.idle_since < REUSE_IDLE_S
+        return fresh and not self.reader.at_eof() and not self.writer.is_closing()
 
     @classmethod
     async def open(cls, path: Path) -> _Connection:
@@ -120,16 +130,26 @@ class RemoteCore(Core):
 
     async def _call(self, name: str, args: dict[str, Any]) -> Any:
         async with self._slots:
-            conn = self._idle.pop() if self._idle else await _Connection.open(self._path)
+            conn = self._reuse() or await _Connection.open(self._path)
             try:
                 reply = await conn.request(name, args)
             except BaseException:  # cancelled or broken mid-request: the stream is out of step, drop it
                 conn.close()
                 raise
+            conn.idle_since = time.monotonic()
             self._idle.append(conn)
         if reply.get("ok"):
             return reply.get("result")
         raise error_from_reply(reply.get("error"))
+
+    def _reuse(self) -> _Connection | None:
+        """The most recently used pooled connection that is still fresh; stale ones are closed."""
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.reusable():
+                return conn
+            conn.close()
+        return None
 
     async def _follow(self, conn: _Connection) -> None:
         why = "the daemon closed the event stream"
