@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor import errors
+from foss_supervisor.commands import COMMANDS
 from foss_supervisor.control.protocol import SUBSCRIBE, VERSION, encode
 from foss_supervisor.errors import CommandError, ConfigRefused, NoAnswer, NotRunning, SupervisorError
 from foss_supervisor.web.core import Core
@@ -129,18 +130,33 @@ class RemoteCore(Core):
         self._follower = asyncio.get_running_loop().create_task(self._follow(conn), name="web-remote-events")
 
     async def _call(self, name: str, args: dict[str, Any]) -> Any:
+        command = COMMANDS.get(name)
         async with self._slots:
-            conn = self._reuse() or await _Connection.open(self._path)
+            # a state-changing command always goes on a fresh connection: never retried, never doubled
+            conn = None if command is None or command.mutating else self._reuse()
             try:
-                reply = await conn.request(name, args)
-            except BaseException:  # cancelled or broken mid-request: the stream is out of step, drop it
-                conn.close()
-                raise
-            conn.idle_since = time.monotonic()
-            self._idle.append(conn)
+                reply = await self._request(conn, name, args)
+            except (ConnectionError, NotRunning):
+                if conn is None:
+                    raise
+                # the daemon closed the pooled connection as this request left (its idle timeout): the
+                # request was not read, so a read-only command is asked again on a fresh connection
+                reply = await self._request(None, name, args)
         if reply.get("ok"):
             return reply.get("result")
         raise error_from_reply(reply.get("error"))
+
+    async def _request(self, conn: _Connection | None, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """One request on ``conn`` (None: a new connection), which goes back to the pool after its reply."""
+        conn = conn or await _Connection.open(self._path)
+        try:
+            reply = await conn.request(name, args)
+        except BaseException:  # cancelled or broken mid-request: the stream is out of step, drop it
+            conn.close()
+            raise
+        conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+        return reply
 
     def _reuse(self) -> _Connection | None:
         """The most recently used pooled connection that is still fresh; stale ones are closed."""
