@@ -13,7 +13,7 @@ seconds (``5``, ``0.5``) or strings with a unit (``"500ms"``, ``"5s"``, ``"2m"``
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,19 @@ def _cron(value: Any) -> str:
     return text
 
 
+def _size_within(minimum: int, maximum: int = 2**50) -> Callable[[Any], int]:
+    """A size (``as_size``) between ``minimum`` and ``maximum`` bytes (1 PiB: past it the worker's OS limit
+    would not fit the kernel's)."""
+
+    def convert(value: Any) -> int:
+        size = as_size(value)
+        if not minimum <= size <= maximum:
+            raise ValueError(f"must be between {minimum} bytes and 1PiB, got {value!r}")
+        return size
+
+    return convert
+
+
 def shipped_pipeline_file(name: str) -> Path:
     """A pipeline without ``file:`` is the one shipped under that name (``configs/pipelines/NAME.yaml``)."""
     return data_dir("configs") / "pipelines" / f"{name}.yaml"
@@ -175,7 +188,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     data_dir_text = root.get("data_dir", as_str, "")
     data_path = resolve_path(base, data_dir_text) if data_dir_text else state_dir / "data"
     wh = root.sub("warehouse")
-    wh.only({"watch_interval", "memory_limit"})
+    wh.only({"watch_interval", "memory_limit", "max_temp_directory_size", "recycle_rss", "recycle_after"})
     pipelines: dict[str, PipelineConfig] = {}
     try:
         pipelines = _parse_pipelines(root.sub("pipelines"), base, data_path)
@@ -195,7 +208,10 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         pipelines=pipelines,
         data_dir=resolve_path(base, data_dir_text) if data_dir_text else None,
         watch_interval_s=wh.get("watch_interval", as_duration, 5.0) or 5.0,
-        worker_memory_limit=wh.get("memory_limit", as_str, "") or None,
+        worker_memory_limit=wh.get("memory_limit", _size_within(64 * 2**20), 0) or None,
+        worker_max_temp_size=wh.get("max_temp_directory_size", _size_within(0), None),
+        worker_recycle_rss=wh.get("recycle_rss", _size_within(0), None),
+        worker_recycle_after_s=wh.get("recycle_after", as_duration, None),
         groups=program_groups,
         hooks=hooks,
     )

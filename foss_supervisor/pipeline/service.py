@@ -31,6 +31,7 @@ from foss_supervisor.pipeline.fingerprint import (
     landing_signature,
 )
 from foss_supervisor.pipeline.history import RunRecord
+from foss_supervisor.pipeline.limits import WorkerLimits
 from foss_supervisor.pipeline.retry import latest_run, retry_options
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.schedule import overdue_reason
@@ -64,9 +65,12 @@ class PipelineService:
         self.config = config
         self._bus = bus
         self.specs = {s.name: s for s in load_specs(config)}
+        limits = WorkerLimits.resolve(
+            config.worker_memory_limit, max_temp_directory_size=config.worker_max_temp_size,
+            recycle_rss=config.worker_recycle_rss, recycle_after_s=config.worker_recycle_after_s,
+        )  # fmt: skip
         self.runner = PipelineRunner(list(self.specs.values()), state_dir=config.state_dir, on_event=bus.publish,
-                                     memory_limit=config.worker_memory_limit,
-                                     write_failures=write_failures)  # fmt: skip
+                                     limits=limits, write_failures=write_failures)  # fmt: skip
         self._group: asyncio.TaskGroup | None = None
         self._triggers = Triggers(self._try_start, lambda: self.config.watch_interval_s)
         self._fingerprints = FingerprintStore(config.state_dir / "pipeline_inputs.json")
