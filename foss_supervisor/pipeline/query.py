@@ -213,7 +213,8 @@ def _fetch_within(
     of JSON together with the ``header`` bytes already spent on names and types.
 
     Returns (rows, truncated, why when cut by size). A row whose cells DuckDB nulled (its running total passed
-    ``sql_budget``) is never kept; the JSON of every kept row is counted exactly. Stops at once when ``fired``.
+    ``sql_budget``) is never kept; the JSON of the kept rows is counted exactly (a chunk at once, row by row
+    only in the chunk that crosses the bound). Stops at once when ``fired``.
     """
     rows: list[list[Any]] = []
     size = header
@@ -221,19 +222,31 @@ def _fetch_within(
         chunk = cursor.fetchmany(min(FETCH_CHUNK_ROWS, max_rows + 1 - len(rows)))
         if not chunk:
             return rows, False, ""
+        cut: tuple[bool, str] | None = None
+        converted: list[list[Any]] = []
         for raw in chunk:
-            if len(rows) == max_rows:
-                return rows, True, ""
             *cells, row_bytes, total = raw
-            if total > sql_budget:
-                return rows, True, _too_large(max_bytes, len(rows), row_bytes)
-            row = [to_jsonable(v, exact=True) for v in cells]
-            size += len(json.dumps(row, separators=(",", ":"))) + 1
-            if size > max_bytes:
-                return rows, True, _too_large(max_bytes, len(rows), row_bytes)
-            rows.append(row)
-            if fired.is_set():
+            if len(rows) + len(converted) == max_rows:
+                cut = (True, "")
                 break
+            if total > sql_budget:
+                cut = (True, _too_large(max_bytes, len(rows) + len(converted), row_bytes))
+                break
+            converted.append([to_jsonable(v, exact=True) for v in cells])
+        if fired.is_set():
+            break
+        whole = len(json.dumps(converted, separators=(",", ":")))  # the rows of the chunk, brackets included
+        if size + whole <= max_bytes:
+            size += whole
+            rows.extend(converted)
+        else:
+            for k, row in enumerate(converted):
+                size += len(json.dumps(row, separators=(",", ":"))) + 1
+                if size > max_bytes:
+                    return rows, True, _too_large(max_bytes, len(rows), chunk[k][-2])
+                rows.append(row)
+        if cut is not None:
+            return rows, cut[0], cut[1]
     return rows, True, ""
 
 
