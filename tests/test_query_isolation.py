@@ -96,6 +96,13 @@ def test_unbounded_queries_hit_the_workers_limits_and_supervision_goes_on(daemon
     assert sleeper["state"] == "RUNNING" and sleeper["spawns"] == 1  # supervision never noticed
     assert "pipeline worker" in daemon.cli("status").stdout and "restarts 1" in daemon.cli("status").stdout
 
+    # a reload with other bounds restarts the (idle) worker with them
+    daemon.config_path.write_text(daemon.config_path.read_text().replace("memory_limit: 1GiB", "memory_limit: 512MiB"))
+    assert daemon.cli("reload").returncode == 0
+    wait_for(lambda: daemon.call("status")["pipelines"]["worker"]["memory_limit"] == 512 * 2**20, 10, "new limits")
+    with pytest.raises(CommandError, match=r"^query needs more than the worker's 512 MiB memory limit; "):
+        query(daemon, "SELECT list(range) FROM range(300000000)", timeout_s=30)
+
 
 def query(daemon: DaemonHandle, sql: str, timeout_s: float) -> Any:
     """The ``query`` command with its own time limit (``daemon.call`` takes ``timeout_s`` for itself)."""

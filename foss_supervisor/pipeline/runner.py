@@ -180,6 +180,15 @@ class PipelineRunner:
             "limits": self.limits.to_dict(), "warehouse": str(self.db_path), "active_runs": sorted(self._active),
         }  # fmt: skip
 
+    async def set_limits(self, limits: WorkerLimits) -> None:
+        """Serve with ``limits`` from now on (a reload): when they changed, the worker is restarted with them
+        (cleanly, and only once no step or export runs in it)."""
+        if limits == self.limits:
+            return
+        self.limits = self._host.limits = limits
+        log.info("pipeline_worker_limits_changed", **limits.to_dict())
+        await self._host.recycle("limits", polite=True)
+
     def is_running(self, pipeline: str) -> bool:
         """True while a run of ``pipeline`` is in progress."""
         return pipeline in self._active

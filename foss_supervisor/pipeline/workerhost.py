@@ -144,12 +144,13 @@ class WorkerHost:
         self.limit_hits[limit] = self.limit_hits.get(limit, 0) + 1
         log.warning("pipeline_query_limit_hit", limit=limit, pid=self.pid, **detail)
 
-    async def recycle(self, reason: str) -> bool:
-        """Restart the worker now (SIGKILL through the one stop path, a new one spawned in the background),
-        or, while a step or an export runs in it, as soon as none does. True when it was restarted now.
+    async def recycle(self, reason: str, *, polite: bool = False) -> bool:
+        """Restart the worker now (SIGKILL through the one stop path, or with ``polite`` a bounded clean stop
+        first; a new one spawned in the background), or, while a step or an export runs in it, as soon as
+        none does. True when it was restarted now.
 
-        ``reason`` is a snake_case word (``query_timeout``, ``rss``); the old worker's exit reason is
-        ``recycled_<reason>``.
+        ``reason`` is a snake_case word (``query_timeout``, ``rss``, ``limits``); the old worker's exit reason
+        is ``recycled_<reason>``.
         """
         async with self._lock:
             worker = self._worker
@@ -161,7 +162,7 @@ class WorkerHost:
                     log.warning("pipeline_worker_recycle_queued", pid=worker.pid, reason=reason, waiting_for=busy)
                 self._pending_recycle = self._pending_recycle or reason
                 return False
-            await self._replace(worker, reason, polite=False)
+            await self._replace(worker, reason, polite=polite)
             return True
 
     async def _replace(self, worker: WorkerProcess, reason: str, *, polite: bool) -> None:

@@ -165,3 +165,17 @@ async def test_an_idle_worker_whose_memory_stays_high_is_recycled(tmp_path: Path
     assert (await runner.query("SELECT 42")).rows == ((42,),)
     status = runner.worker_status()
     assert status["recycles"] == {"rss": 1} and status["rss_bytes"] < 300 * MiB
+
+
+async def test_new_limits_restart_the_worker_with_them_once_idle(tmp_path: Path, runners: RunnerFactory) -> None:
+    runner = await open_runner(tmp_path, runners, WorkerLimits.resolve(512 * MiB))
+    pid = runner.worker_pid
+    await runner.set_limits(WorkerLimits.resolve(512 * MiB))  # the same: nothing happens
+    assert runner.worker_pid == pid and runner.worker_status()["recycles"] == {}
+    await runner.set_limits(WorkerLimits.resolve(256 * MiB))
+    await wait_until(lambda: runner.worker_pid not in (None, pid), 30, "the worker restarted with the new limits")
+    assert exited(runners, pid)[0].reason == "recycled_limits"
+    new_pid = runner.worker_pid
+    assert new_pid is not None and psutil.Process(new_pid).rlimit(psutil.RLIMIT_DATA)[0] == 1536 * MiB
+    with pytest.raises(QueryMemoryError, match="256 MiB memory limit"):
+        await asyncio.wait_for(runner.query("SELECT list(range) FROM range(300000000)", timeout_s=60), 90)
