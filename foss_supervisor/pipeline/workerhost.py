@@ -84,6 +84,7 @@ class WorkerHost:
         self._poll_s = poll_s
         self.starts = 0  # spawns since the runner started
         self._pending_recycle: str | None = None
+        self._pending_polite = False
         self._last_exit: dict[str, Any] | None = None
         self.recycles: dict[str, int] = {}
         self.limit_hits: dict[str, int] = {"time": 0, "memory": 0, "result_size": 0}
@@ -160,7 +161,7 @@ class WorkerHost:
             if busy:
                 if self._pending_recycle is None:
                     log.warning("pipeline_worker_recycle_queued", pid=worker.pid, reason=reason, waiting_for=busy)
-                self._pending_recycle = self._pending_recycle or reason
+                    self._pending_recycle, self._pending_polite = reason, polite
                 return False
             await self._replace(worker, reason, polite=polite)
             return True
@@ -196,7 +197,7 @@ class WorkerHost:
             if not worker.alive or self._closed:
                 return
             if self._pending_recycle is not None and not worker.in_flight(*self.PROTECTED):
-                await self._recycle_if(worker, self._pending_recycle, polite=False)
+                await self._recycle_if(worker, self._pending_recycle, polite=self._pending_polite, idle_only=False)
                 continue
             rss = _rss(worker.pid) if self.limits.recycle_rss > 0 and not worker.in_flight() else None
             if rss is None or rss <= self.limits.recycle_rss:
@@ -204,15 +205,15 @@ class WorkerHost:
                 continue
             above_since = above_since if above_since is not None else time.monotonic()
             if time.monotonic() - above_since >= self.limits.recycle_after_s:
-                await self._recycle_if(worker, "rss", polite=True)
+                await self._recycle_if(worker, "rss", polite=True, idle_only=True)
 
-    async def _recycle_if(self, worker: WorkerProcess, reason: str, *, polite: bool) -> None:
-        """Recycle ``worker`` if it is still the current one and, for a queued recycle, still free of steps
-        and exports (checked again under the lock: a step may have been sent meanwhile)."""
+    async def _recycle_if(self, worker: WorkerProcess, reason: str, *, polite: bool, idle_only: bool) -> None:
+        """Recycle ``worker`` if it is still the current one and still free of steps and exports (and, with
+        ``idle_only``, of any request): checked again under the lock, a request may have been sent meanwhile."""
         async with self._lock:
             if self._worker is not worker or not worker.alive or worker.in_flight(*self.PROTECTED):
                 return
-            if polite and worker.in_flight():
+            if idle_only and worker.in_flight():
                 return
             await self._replace(worker, reason, polite=polite)
 
