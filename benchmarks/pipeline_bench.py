@@ -153,7 +153,7 @@ async def run_pipeline(landing: Path, workdir: Path, config: Path) -> dict[str, 
     e2e = time.perf_counter() - t0
     pid = runner.worker_pid
     worker_peak = vm_hwm_mb(pid) if pid else float("nan")
-    revenue = (await runner.query("SELECT sum(revenue_usd) FROM gold.daily_revenue")).rows[0][0]
+    revenue = float((await runner.query("SELECT sum(revenue_usd) FROM gold.daily_revenue")).rows[0][0])
     silver = (await runner.query("SELECT count(*) FROM silver.orders")).rows[0][0]
     t_export = time.perf_counter()
     exported = await runner.export("bronze.orders_raw", "parquet")  # what `foss-supervisor export` does

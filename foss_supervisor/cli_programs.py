@@ -61,12 +61,20 @@ def cmd_status(args: argparse.Namespace, config: Target) -> int:
 
 def worker_line(w: Mapping[str, Any]) -> str:
     """One line for the pipeline worker of a ``status`` reply: ``pipeline worker  pid 812  running (orders)
-    up 0:04:10  memory 96.4 MiB``; a worker that is not running says so (it starts on first use)."""
+    up 0:04:10  memory 96.4 MiB of 2 GiB  restarts 1 (last: recycled_rss)``; a worker that is not running
+    says so (it starts on first use)."""
+    restarts = ""
+    if w.get("restarts"):
+        restarts = f"  restarts {w['restarts']} (last: {(w.get('last_restart') or {}).get('reason', '?')})"
     if w["state"] != "running":
-        return f"pipeline worker  {w['state']} (starts on first use)"
+        return f"pipeline worker  {w['state']} (starts on first use){restarts}"
     busy = f" ({', '.join(w['active_runs'])})" if w["active_runs"] else (" (busy)" if w["busy"] else " (idle)")
     memory = "-" if w["rss_bytes"] is None else f"{w['rss_bytes'] / 2**20:.1f} MiB"
-    return f"pipeline worker  pid {w['pid']}  {w['state']}{busy}  up {fmt_uptime(w['uptime_s'])}  memory {memory}"
+    limit = f" of {w['memory_limit'] / 2**30:g} GiB" if isinstance(w.get("memory_limit"), int) else ""
+    return (
+        f"pipeline worker  pid {w['pid']}  {w['state']}{busy}  up {fmt_uptime(w['uptime_s'])}  memory {memory}"
+        f"{limit}{restarts}"
+    )
 
 
 def cmd_logs(args: argparse.Namespace, config: Target) -> int:

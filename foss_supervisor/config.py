@@ -156,7 +156,6 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     data_path = resolve_path(base, data_dir_text) if data_dir_text else state_dir / "data"
     wh = root.sub("warehouse")
     wh.only()
-    memory_limit = wh.get("memory_limit", 0)
     pipelines: dict[str, PipelineConfig] = {}
     try:
         pipelines = _parse_pipelines(root.sub("pipelines"), base, data_path)
@@ -176,7 +175,10 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         pipelines=pipelines,
         data_dir=resolve_path(base, data_dir_text) if data_dir_text else None,
         watch_interval_s=wh.get("watch_interval", 5.0),
-        worker_memory_limit=f"{memory_limit}B" if memory_limit else None,  # DuckDB takes bytes as "NB"
+        worker_memory_limit=wh.get("memory_limit", 0) or None,
+        worker_max_temp_size=wh.get("max_temp_directory_size", None),
+        worker_recycle_rss=wh.get("recycle_rss", None),
+        worker_recycle_after_s=wh.get("recycle_after", None),
         groups=program_groups,
         hooks=hooks,
         config_generations=root.get("config_generations", 10),

@@ -149,7 +149,10 @@ class Config:
     pipelines: Mapping[str, PipelineConfig] = field(default_factory=dict)
     data_dir: Path | None = None  # None: <state_dir>/data (landing, warehouse, reports)
     watch_interval_s: float = 5.0  # how often landing folders are looked at
-    worker_memory_limit: str | None = None  # DuckDB memory_limit of the pipeline worker
+    worker_memory_limit: int | None = None  # DuckDB memory_limit of the pipeline worker (bytes); None: default
+    worker_max_temp_size: int | None = None  # DuckDB's spill space, max_temp_directory_size (bytes); None: default
+    worker_recycle_rss: int | None = None  # recycle the idle worker above this RSS (bytes; 0: never); None: default
+    worker_recycle_after_s: float | None = None  # ... once it stayed above for this long; None: default
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # group -> program (replica-set) names
     hooks: tuple[HookConfig, ...] = ()  # see foss_supervisor.hooks
     config_generations: int = 10  # earlier versions of the file a save keeps (see commands_config)

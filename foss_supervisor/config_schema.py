@@ -241,7 +241,13 @@ SCHEMA: Section = {
     "debug": _BOOL,
     "dashboard": {"host": gates.host(), "port": _PORT},
     "log": {"max_bytes": gates.size(0, TIB), "backups": gates.count(0, 100)},
-    "warehouse": {"watch_interval": gates.duration(0.01, HOUR), "memory_limit": gates.size(2**24, TIB)},
+    "warehouse": {
+        "watch_interval": gates.duration(0.01, HOUR),
+        "memory_limit": gates.size(64 * 2**20, 2**50),  # 1 PiB: past it the worker's RLIMIT_DATA would not fit
+        "max_temp_directory_size": gates.size(0, 2**50),
+        "recycle_rss": gates.size(0, 2**50),
+        "recycle_after": gates.duration(0, DAY),
+    },
     "programs": Each(PROGRAM_NAME, PROGRAM),
     "groups": Each(GROUP_NAME, GROUP_MEMBERS),
     "hooks": Each(HOOK_NAME, HOOK),

@@ -80,7 +80,8 @@ def test_status_shows_the_pipeline_worker(pipeline_daemon: DaemonHandle) -> None
     plain = d.cli("status")
     assert plain.returncode == 0, plain.stderr
     [line] = [ln for ln in plain.stdout.splitlines() if ln.startswith("pipeline worker")]
-    assert f"pid {worker['pid']}  running (idle)  up " in line and line.endswith(" MiB")
+    assert f"pid {worker['pid']}  running (idle)  up " in line
+    assert line.endswith(f" MiB of {worker['memory_limit'] / 2**30:g} GiB")
 
     # killed, it shows as stopped until its next use starts a new one
     os.kill(worker["pid"], signal.SIGKILL)
@@ -90,6 +91,9 @@ def test_status_shows_the_pipeline_worker(pipeline_daemon: DaemonHandle) -> None
     assert d.cli("query", "SELECT 1").returncode == 0
     again = json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"]
     assert again["state"] == "running" and again["pid"] != worker["pid"] and again["starts"] == 2
+    assert again["restarts"] == 1 and again["last_restart"]["reason"] == "died"
+    assert again["last_restart"]["pid"] == worker["pid"] and again["last_restart"]["returncode"] == -signal.SIGKILL
+    assert "restarts 1 (last: died)" in d.cli("status").stdout
 
 
 def test_query_command_reads_gold_and_refuses_writes(pipeline_daemon: DaemonHandle) -> None:

@@ -1,4 +1,5 @@
-"""Query isolation (issue 11): one client's long queries cannot starve another's, and no result is unbounded."""
+"""Query isolation (issue 11): one client's long queries cannot starve another's, and no result is unbounded;
+bounded queries (issue 15): the worker's memory and time limits hold, and supervision goes on past them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+import pytest
 from conftest import DaemonHandle, wait_for
+
+from foss_supervisor.control.client import ControlClient
+from foss_supervisor.errors import CommandError
 
 PIPELINE_CONFIG = "pipelines:\n  orders: {on_new_files: false}\n"
 LONG_SQL = "SELECT sum(i * i % 7) FROM range(4000000000) t(i)"  # interrupted at its time limit
@@ -59,6 +64,50 @@ def test_a_huge_result_is_cut_with_the_reason_and_the_worker_survives(daemon: Da
     assert 0 < len(result["rows"]) < 100000
     after = daemon.call("status")["pipelines"]["worker"]
     assert after["pid"] == before["pid"] and after["starts"] == before["starts"]  # not killed, not restarted
+
+
+def test_unbounded_queries_hit_the_workers_limits_and_supervision_goes_on(daemon: DaemonHandle) -> None:
+    """Issue 15, item 4: a list over 300M rows took the worker to 5.3 GB and was not interrupted at its limit."""
+    daemon.write_config(
+        "programs:\n  sleeper: {command: sleep 600}\n" + PIPELINE_CONFIG,
+        extra="warehouse: {memory_limit: 1GiB}",
+    )
+    daemon.start()
+    wait_for(lambda: daemon.program("sleeper")["state"] == "RUNNING", 20, "sleeper running")
+    daemon.call("query", sql="SELECT 1")
+    first = daemon.call("status")["pipelines"]["worker"]
+    assert first["memory_limit"] == 2**30 and first["limits"]["os_memory_limit_bytes"] == 3 * 2**30
+
+    with pytest.raises(CommandError, match=r"^query needs more than the worker's 1 GiB memory limit; "):
+        query(daemon, "SELECT list(range) FROM range(300000000)", timeout_s=30)
+    assert daemon.call("query", sql="SELECT 42")["rows"] == [[42]]
+    after_memory = daemon.call("status")["pipelines"]["worker"]
+    assert after_memory["pid"] == first["pid"] and after_memory["limit_hits"]["memory"] == 1
+
+    # one range() call DuckDB cannot interrupt: answered at 1 s + the 2 s grace, the worker restarted
+    with pytest.raises(CommandError, match=r"^query exceeded its 1 s limit; the worker was restarted$"):
+        query(daemon, "SELECT len(range(40000000))", timeout_s=1)
+    assert daemon.call("query", sql="SELECT 42")["rows"] == [[42]]
+    status = daemon.call("status")
+    worker = status["pipelines"]["worker"]
+    assert worker["pid"] != first["pid"] and worker["restarts"] == 1
+    assert worker["last_restart"]["reason"] == "recycled_query_timeout" and worker["recycles"] == {"query_timeout": 1}
+    sleeper = next(p for p in status["programs"] if p["name"] == "sleeper")
+    assert sleeper["state"] == "RUNNING" and sleeper["spawns"] == 1  # supervision never noticed
+    assert "pipeline worker" in daemon.cli("status").stdout and "restarts 1" in daemon.cli("status").stdout
+
+    # a reload with other bounds restarts the (idle) worker with them
+    daemon.config_path.write_text(daemon.config_path.read_text().replace("memory_limit: 1GiB", "memory_limit: 512MiB"))
+    assert daemon.cli("reload").returncode == 0
+    wait_for(lambda: daemon.call("status")["pipelines"]["worker"]["memory_limit"] == 512 * 2**20, 10, "new limits")
+    with pytest.raises(CommandError, match=r"^query needs more than the worker's 512 MiB memory limit; "):
+        query(daemon, "SELECT list(range) FROM range(300000000)", timeout_s=30)
+
+
+def query(daemon: DaemonHandle, sql: str, timeout_s: float) -> Any:
+    """The ``query`` command with its own time limit (``daemon.call`` takes ``timeout_s`` for itself)."""
+    with ControlClient(daemon.socket_path, 60.0) as client:
+        return client.call("query", sql=sql, timeout_s=timeout_s)
 
 
 def _wait_results(results: list[tuple[int, dict[str, Any]]], count: int) -> list[tuple[int, dict[str, Any]]]:

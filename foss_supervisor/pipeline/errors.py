@@ -15,7 +15,8 @@ pipeline) is caught, printed and given exit code 2 in one place::
         │   └── WorkerProtocolError it answered something that is not the protocol
         └── QueryError             a read-only query could not be answered
             ├── QueryRefusedError  the statement is not allowed (writes, ATTACH, COPY, file reads, ...)
-            ├── QueryTimeoutError  it ran past its time limit and was interrupted
+            ├── QueryTimeoutError  it ran past its time limit: interrupted, or the worker was restarted
+            ├── QueryMemoryError   it needed more than the worker's memory limit
             └── QueryFailedError   DuckDB rejected it (syntax, unknown table, ...)
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "PipelineError",
     "QueryError",
     "QueryFailedError",
+    "QueryMemoryError",
     "QueryRefusedError",
     "QueryTimeoutError",
     "RetryRefusedError",
@@ -87,6 +89,10 @@ class QueryRefusedError(QueryError):
 
 class QueryTimeoutError(QueryError):
     """The query ran past its time limit and was interrupted."""
+
+
+class QueryMemoryError(QueryError):
+    """The query (or export) needed more memory than the worker's limit; the message names the limit."""
 
 
 class QueryFailedError(QueryError):

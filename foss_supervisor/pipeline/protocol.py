@@ -37,6 +37,7 @@ ERROR_KINDS = frozenset(
         "query_refused",
         "query_timeout",
         "query_failed",
+        "memory_limit",
         "access_denied",
         "no_input",
     }

@@ -11,8 +11,10 @@ Defence in depth, because the SQL comes from users:
    fails, and it sees the last committed state while a step writes on another cursor.
 4. The DuckDB instance itself is sandboxed by the worker: ``enable_external_access=false`` with only the
    pipelines' landing and reference folders allowed, and ``lock_configuration=true``.
-Time is limited by ``cursor.interrupt()`` from a timer thread (DuckDB has no statement timeout); rows
-are limited by fetching at most ``max_rows + 1`` from a streaming result.
+Time is limited by ``cursor.interrupt()`` from a timer thread (DuckDB has no statement timeout; what it
+cannot interrupt is the daemon's to end, see client.py). Rows are limited by fetching at most
+``max_rows + 1`` from a streaming result, and bytes in DuckDB before any value reaches Python (see
+resultsize.py), then exactly on each row's JSON: a reply is never larger than ``max_bytes``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from typing import Any
 
 import duckdb
 
-from foss_supervisor.pipeline.errors import QueryFailedError, QueryRefusedError, QueryTimeoutError
+from foss_supervisor.pipeline.errors import QueryFailedError, QueryMemoryError, QueryRefusedError, QueryTimeoutError
+from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, format_bytes, memory_limit_message
 from foss_supervisor.pipeline.protocol import to_jsonable
+from foss_supervisor.pipeline.resultsize import bounded_sql
 
 __all__ = ["ALLOWED_TABLE_FUNCTIONS", "DENIED_FUNCTIONS", "check_query", "run_query"]
 
@@ -132,14 +136,24 @@ def check_query(cursor: Any, sql: str, *, database: str) -> str:
     return text
 
 
-MAX_RESULT_BYTES = 16 * 2**20  # one query's rows, about as JSON
 FETCH_CHUNK_ROWS = 2048
+#: the bound in DuckDB (estimated sizes) is this many times the exact one: the estimate can be 2-4x off either way
+SQL_BUDGET_FACTOR = 2
 
 
-def run_query(cursor: Any, sql: str, *, database: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
-    """Check and run one query on ``cursor`` (a fresh cursor of the worker's connection)."""
+def run_query(
+    cursor: Any, sql: str, *, database: str, max_rows: int, timeout_s: float, max_bytes: int = MAX_RESULT_BYTES,
+    memory_limit: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Check and run one query on ``cursor`` (a fresh cursor of the worker's connection).
+
+    Returns ``{columns, types, rows, row_count, truncated, truncated_reason, elapsed_s}`` whose JSON is at most
+    ``max_bytes`` (column names and types included), rows at most ``max_rows``. Raises QueryRefusedError,
+    QueryTimeoutError (interrupted at ``timeout_s``), QueryMemoryError (past ``memory_limit`` bytes, or the
+    OS limit), QueryFailedError.
+    """
     started = time.perf_counter()
-    text = check_query(cursor, sql, database=database)
+    text = check_query(cursor, sql, database=database).strip().rstrip(";").rstrip()
     fired = threading.Event()
 
     def stop() -> None:
@@ -151,13 +165,22 @@ def run_query(cursor: Any, sql: str, *, database: str, max_rows: int, timeout_s:
     cursor.execute("BEGIN TRANSACTION READ ONLY")
     timer.start()
     try:
-        cursor.execute(text)
-        description = cursor.description or []
-        rows, truncated, budget_hit = _fetch_within(cursor, max_rows, MAX_RESULT_BYTES)
+        rel = cursor.sql(text)  # binds only: the result's names and types, nothing runs yet
+        columns, types = list(rel.columns), list(rel.types)
+        header = len(json.dumps([columns, [str(t) for t in types]]))
+        if header > max_bytes // 2:
+            raise QueryFailedError(
+                f"the result's {len(columns)} column names alone take {format_bytes(header)}: select fewer columns"
+            )
+        sql_budget = SQL_BUDGET_FACTOR * max_bytes
+        cursor.execute(bounded_sql(text, types, sql_budget))
+        rows, truncated, reason = _fetch_within(cursor, max_rows, max_bytes, header, sql_budget, fired)
     except duckdb.InterruptException:
         if fired.is_set():
             raise QueryTimeoutError(f"query interrupted after its time limit of {timeout_s:g} s") from None
         raise QueryFailedError("query was cancelled") from None
+    except (duckdb.OutOfMemoryException, MemoryError):
+        raise QueryMemoryError(memory_limit_message(memory_limit or 0)) from None
     except duckdb.Error as exc:
         if fired.is_set():
             raise QueryTimeoutError(f"query interrupted after its time limit of {timeout_s:g} s") from None
@@ -169,36 +192,64 @@ def run_query(cursor: Any, sql: str, *, database: str, max_rows: int, timeout_s:
         timer.cancel()
         with contextlib.suppress(duckdb.Error):
             cursor.execute("ROLLBACK")
+    if fired.is_set():  # the last rows were converted past the limit: the limit still holds
+        raise QueryTimeoutError(f"query interrupted after its time limit of {timeout_s:g} s")
     return {
-        "columns": [d[0] for d in description],
-        "types": [str(d[1]) for d in description],
+        "columns": columns,
+        "types": [str(t) for t in types],
         "rows": rows,
         "row_count": len(rows),
         "truncated": truncated,
-        # a result is cut at MAX_RESULT_BYTES too: a whole table goes out through export, streamed
-        "truncated_reason": f"result larger than {MAX_RESULT_BYTES // 2**20} MiB" if budget_hit else "",
+        # a result is cut at max_bytes too: a whole table goes out through export, streamed
+        "truncated_reason": reason,
         "elapsed_s": round(time.perf_counter() - started, 6),
     }
 
 
-def _fetch_within(cursor: Any, max_rows: int, max_bytes: int) -> tuple[list[list[Any]], bool, bool]:
-    """Rows as JSON-ready lists, at most ``max_rows`` and about ``max_bytes`` of them, fetched in chunks.
+def _fetch_within(
+    cursor: Any, max_rows: int, max_bytes: int, header: int, sql_budget: int, fired: threading.Event
+) -> tuple[list[list[Any]], bool, str]:
+    """Rows of a :func:`bounded_sql` result as JSON-ready lists: at most ``max_rows``, and at most ``max_bytes``
+    of JSON together with the ``header`` bytes already spent on names and types.
 
-    Returns (rows, truncated, cut by the byte budget). The budget bounds the worker's and the daemon's
-    memory per query, whatever the width of the rows: four 60 MB results no longer cost 654 MB.
+    Returns (rows, truncated, why when cut by size). A row whose cells DuckDB nulled (its running total passed
+    ``sql_budget``) is never kept; the JSON of the kept rows is counted exactly (a chunk at once, row by row
+    only in the chunk that crosses the bound). Stops at once when ``fired``.
     """
     rows: list[list[Any]] = []
-    size = 0
-    while len(rows) <= max_rows:
+    size = header
+    while len(rows) <= max_rows and not fired.is_set():
         chunk = cursor.fetchmany(min(FETCH_CHUNK_ROWS, max_rows + 1 - len(rows)))
         if not chunk:
-            return rows, False, False
+            return rows, False, ""
+        cut: tuple[bool, str] | None = None
+        converted: list[list[Any]] = []
         for raw in chunk:
-            row = [to_jsonable(v, exact=True) for v in raw]
-            size += len(repr(row))  # close to its JSON size, at a fraction of json.dumps' cost
-            if len(rows) == max_rows:
-                return rows, True, False
-            if size > max_bytes:
-                return rows, True, True
-            rows.append(row)
-    return rows, True, False
+            *cells, row_bytes, total = raw
+            if len(rows) + len(converted) == max_rows:
+                cut = (True, "")
+                break
+            if total > sql_budget:
+                cut = (True, _too_large(max_bytes, len(rows) + len(converted), row_bytes))
+                break
+            converted.append([to_jsonable(v, exact=True) for v in cells])
+        if fired.is_set():
+            break
+        whole = len(json.dumps(converted, separators=(",", ":")))  # the rows of the chunk, brackets included
+        if size + whole <= max_bytes:
+            size += whole
+            rows.extend(converted)
+        else:
+            for k, row in enumerate(converted):
+                size += len(json.dumps(row, separators=(",", ":"))) + 1
+                if size > max_bytes:
+                    return rows, True, _too_large(max_bytes, len(rows), chunk[k][-2])
+                rows.append(row)
+        if cut is not None:
+            return rows, cut[0], cut[1]
+    return rows, True, ""
+
+
+def _too_large(max_bytes: int, kept: int, row_bytes: int) -> str:
+    alone = f"; row {kept + 1} alone is about {format_bytes(int(row_bytes))}" if row_bytes > max_bytes else ""
+    return f"result larger than {format_bytes(max_bytes)}{alone} (export it to get it whole)"

@@ -42,6 +42,7 @@ from foss_supervisor.pipeline.events import (
     StepStateChanged,
 )
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
+from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, WorkerLimits
 from foss_supervisor.pipeline.retry import RetryPlan, latest_run, plan_retry
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload, is_transient, step_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec, check_isolation
@@ -73,7 +74,7 @@ class PipelineRunner:
         state_dir: Path,
         on_event: EventCallback | None = None,
         worker_env: Mapping[str, str] | None = None,
-        memory_limit: str | None = None,
+        limits: WorkerLimits | None = None,
         threads: int | None = None,
         retry_initial_s: float = 1.0,
         retry_max_s: float = 30.0,
@@ -81,6 +82,7 @@ class PipelineRunner:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         write_failures: WriteFailures | None = None,
         clock: Callable[[], float] = time.time,
+        max_result_bytes: int = MAX_RESULT_BYTES,
     ) -> None:
         if not pipelines:
             raise PipelineConfigError("<runner>", "pipelines", "at least one pipeline is required")
@@ -104,15 +106,17 @@ class PipelineRunner:
         self.publish_dir = self.db_path.parent / "published"
         self._on_event = on_event
         self._worker_env = dict(worker_env or {})
-        self._memory_limit = memory_limit
+        #: the worker's memory, spill, recycle and grace bounds (see limits.py); DuckDB spills to temp_dir
+        self.limits = limits or WorkerLimits.resolve()
+        self.temp_dir = state_dir / "duckdb_tmp"
         self._threads = threads
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._sleep = sleep
         self._clock = clock
         self._host = WorkerHost(self.db_path, self._worker_argv, self._worker_environ, self._emit, clock,
-                                cancel_grace_s)  # fmt: skip
-        self._client = WorkerClient(self._host.ensure)
+                                cancel_grace_s, self.limits)  # fmt: skip
+        self._client = WorkerClient(self._host, max_result_bytes)
         self._step_lock = asyncio.Lock()
         self._run_locks = {name: asyncio.Lock() for name in self._specs}
         self._active: dict[str, ActiveRun] = {}
@@ -161,15 +165,29 @@ class PipelineRunner:
     def worker_status(self) -> dict[str, Any]:
         """The worker as ``status`` shows it: ``{pid (None when stopped), state ("running"|"stopped"),
         busy (a step, setup, publish or reset is in it; queries run beside), uptime_s, rss_bytes (resident
-        memory), starts (spawns since the runner started), memory_limit, warehouse, active_runs (pipeline
-        names)}``. The worker starts on first use and again after it died."""
+        memory), starts (spawns since the runner started), restarts (spawns after the first), last_restart
+        ({reason, at, pid, returncode} of the worker that ended last, or None), recycles ({reason: count}),
+        recycle_pending (reason or None), limit_hits ({time, memory, result_size}), memory_limit (bytes),
+        limits (every bound, see WorkerLimits.to_dict), warehouse, active_runs (pipeline names)}``. The
+        worker starts on first use and again after it died or was recycled."""
         figures = self._host.figures()
         return {
             "pid": figures["pid"], "state": "running" if figures["pid"] is not None else "stopped",
             "busy": self._step_lock.locked(), "uptime_s": figures["uptime_s"], "rss_bytes": figures["rss_bytes"],
-            "starts": self._host.starts, "memory_limit": self._memory_limit, "warehouse": str(self.db_path),
-            "active_runs": sorted(self._active),
+            "starts": self._host.starts, "restarts": figures["restarts"], "last_restart": figures["last_restart"],
+            "recycles": figures["recycles"], "recycle_pending": figures["recycle_pending"],
+            "limit_hits": figures["limit_hits"], "memory_limit": self.limits.memory_limit,
+            "limits": self.limits.to_dict(), "warehouse": str(self.db_path), "active_runs": sorted(self._active),
         }  # fmt: skip
+
+    async def set_limits(self, limits: WorkerLimits) -> None:
+        """Serve with ``limits`` from now on (a reload): when they changed, the worker is restarted with them
+        (cleanly, and only once no step or export runs in it)."""
+        if limits == self.limits:
+            return
+        self.limits = self._host.limits = limits
+        log.info("pipeline_worker_limits_changed", **limits.to_dict())
+        await self._host.recycle("limits", polite=True)
 
     def is_running(self, pipeline: str) -> bool:
         """True while a run of ``pipeline`` is in progress."""
@@ -340,8 +358,9 @@ class PipelineRunner:
         for d in dirs:
             argv += ["--allow-dir", d]
         argv += ["--export-dir", str(self.export_dir), "--publish-dir", str(self.publish_dir)]
-        if self._memory_limit:
-            argv += ["--memory-limit", self._memory_limit]
+        argv += ["--memory-limit", str(self.limits.memory_limit), "--os-memory-limit",
+                 str(self.limits.os_memory_limit), "--temp-dir", str(self.temp_dir),
+                 "--max-temp-size", str(self.limits.max_temp_directory_size)]  # fmt: skip
         if self._threads:
             argv += ["--threads", str(self._threads)]
         return argv

@@ -32,6 +32,7 @@ from foss_supervisor.pipeline.fingerprint import (
     landing_signature,
 )
 from foss_supervisor.pipeline.history import RunRecord
+from foss_supervisor.pipeline.limits import WorkerLimits
 from foss_supervisor.pipeline.retry import latest_run, retry_options
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.schedule import overdue_reason
@@ -41,7 +42,7 @@ from foss_supervisor.pipeline.triggers import Triggers
 from foss_supervisor.statestore import read_json
 from foss_supervisor.writefailures import WriteFailures
 
-__all__ = ["PipelineService", "load_specs"]
+__all__ = ["PipelineService", "load_specs", "worker_limits"]
 
 log = structlog.get_logger("foss_supervisor.pipelines")
 
@@ -58,6 +59,14 @@ def load_specs(config: Config) -> list[PipelineSpec]:
     return specs
 
 
+def worker_limits(config: Config) -> WorkerLimits:
+    """The worker's bounds from the ``warehouse:`` keys, defaults for what is not given (see limits.py)."""
+    return WorkerLimits.resolve(
+        config.worker_memory_limit, max_temp_directory_size=config.worker_max_temp_size,
+        recycle_rss=config.worker_recycle_rss, recycle_after_s=config.worker_recycle_after_s,
+    )  # fmt: skip
+
+
 class PipelineService:
     """Owns the PipelineRunner and its triggers; the commands call its public methods."""
 
@@ -66,8 +75,7 @@ class PipelineService:
         self._bus = bus
         self.specs = {s.name: s for s in load_specs(config)}
         self.runner = PipelineRunner(list(self.specs.values()), state_dir=config.state_dir, on_event=bus.publish,
-                                     memory_limit=config.worker_memory_limit,
-                                     write_failures=write_failures)  # fmt: skip
+                                     limits=worker_limits(config), write_failures=write_failures)  # fmt: skip
         self._group: asyncio.TaskGroup | None = None
         self._triggers = Triggers(self._try_start, lambda: self.config.watch_interval_s)
         self._fingerprints = FingerprintStore(config.state_dir / "pipeline_inputs.json")
@@ -233,6 +241,7 @@ class PipelineService:
         """Apply a new config's pipelines: added, removed and changed ones (YAML, SQL, folders, triggers).
 
         Returns the plan ``{"added", "removed", "changed", "unchanged"}``; with ``dry_run`` nothing changes.
+        New ``warehouse:`` bounds (memory_limit, recycle_rss, ...) restart the worker with them once it is idle.
         Raises CommandError (and changes nothing) while a run of a changed or removed pipeline is in progress,
         or when the new pipelines cannot share one runner (another warehouse file needs a daemon restart).
         """
@@ -252,7 +261,10 @@ class PipelineService:
             "changed": changed,
             "unchanged": sorted((old.keys() & new_specs.keys()) - set(changed)),
         }
-        if dry_run or not (plan["added"] or plan["removed"] or plan["changed"]):
+        if dry_run:
+            return plan
+        if not (plan["added"] or plan["removed"] or plan["changed"]):
+            await self.runner.set_limits(worker_limits(new))  # new bounds: the worker restarts once idle
             return plan
         if new.data_path != self.config.data_path:  # another warehouse file: the daemon reports a restart
             log.warning("pipelines_reload_deferred", reason="data_dir changed: takes effect on restart")
@@ -267,6 +279,7 @@ class PipelineService:
         for name in (*plan["removed"], *plan["changed"]):
             self._triggers.stop(name)
         self.specs, self.config = new_specs, new
+        await self.runner.set_limits(worker_limits(new))
         for name in (*plan["added"], *plan["changed"]):
             new.pipelines[name].landing.mkdir(parents=True, exist_ok=True)
             if self._group is not None:

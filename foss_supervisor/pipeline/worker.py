@@ -8,6 +8,8 @@ daemon stays DuckDB-free; the worker is supervised (killed on step timeout, rest
 Inside, every request gets its own cursor of one connection: a step runs on a dedicated thread in ONE
 transaction (BEGIN ... COMMIT; any error, a timeout kill or a SIGKILL leaves every table as it was), while
 read-only queries run on a small thread pool and see the last committed state. Protocol: see protocol.py.
+Bounds (limits.py): DuckDB's memory_limit with spilling to ``--temp-dir``, and an RLIMIT_DATA the worker
+sets on itself before it opens the database; a query's reply is bounded before Python sees a value.
 
 Run: ``python -m foss_supervisor.pipeline.worker --db PATH [--allow-dir DIR ...]``
 """
@@ -17,9 +19,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import importlib
 import os
-import re
 import sys
 import threading
 import time
@@ -33,28 +33,32 @@ _T0 = time.perf_counter()
 import duckdb  # noqa: E402  (timed on purpose: the import is most of the startup cost)
 
 from foss_supervisor.pipeline.context import StepContext  # noqa: E402
-from foss_supervisor.pipeline.errors import QueryError, QueryRefusedError, QueryTimeoutError  # noqa: E402
+from foss_supervisor.pipeline.errors import (  # noqa: E402
+    QueryError,
+    QueryMemoryError,
+    QueryRefusedError,
+    QueryTimeoutError,
+)
 from foss_supervisor.pipeline.ledger import ledger_ddl  # noqa: E402
+from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, apply_os_memory_limit, memory_limit_message  # noqa: E402
 from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode, to_jsonable  # noqa: E402
-from foss_supervisor.pipeline.query import check_query, run_query  # noqa: E402
+from foss_supervisor.pipeline.query import run_query  # noqa: E402
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
-from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check  # noqa: E402
+from foss_supervisor.pipeline.spec import Folders  # noqa: E402
+from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402
+from foss_supervisor.pipeline.workersteps import (  # noqa: E402
+    NO_FILES,
+    TRANSIENT,
+    StepFailure,
+    check_metrics,
+    import_callable,
+    no_landing_files,
+    run_sql,
+)
 
 __all__ = ["StepFailure", "Worker", "main", "open_database"]
 
 _IMPORT_S = time.perf_counter() - _T0
-_NO_FILES = "No files found that match the pattern"
-#: COPY options of each export format (JSON is one object per line)
-_EXPORT_FORMATS = {"csv": "FORMAT csv, HEADER", "parquet": "FORMAT parquet, COMPRESSION zstd", "jsonl": "FORMAT json"}
-_TRANSIENT = (duckdb.TransactionException, duckdb.IOException, duckdb.OutOfMemoryException)
-
-
-class StepFailure(Exception):
-    """A step attempt failed; ``kind`` is one of protocol.ERROR_KINDS."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 def _access(message: Mapping[str, Any]) -> Access:
@@ -67,16 +71,27 @@ def _access(message: Mapping[str, Any]) -> Access:
 
 
 def open_database(
-    db_path: Path, *, allow_dirs: list[Path], memory_limit: str | None = None, threads: int | None = None
-) -> Any:
-    """Open the warehouse and lock it down: UTC, no file access outside ``allow_dirs``, config frozen."""
+    db_path: Path, *, allow_dirs: list[Path], memory_limit: int | None = None, threads: int | None = None,
+    temp_dir: Path | None = None, max_temp_size: int | None = None,
+) -> Any:  # fmt: skip
+    """Open the warehouse and lock it down: UTC, no file access outside ``allow_dirs``, config frozen;
+    ``memory_limit`` bytes, spilling to ``temp_dir`` (emptied first: it is this worker's alone) up to
+    ``max_temp_size`` bytes."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(
         str(db_path), config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     )
     con.execute("SET GLOBAL TimeZone = 'UTC'")
     if memory_limit:
-        con.execute("SET GLOBAL memory_limit = ?", [memory_limit])
+        con.execute("SET GLOBAL memory_limit = ?", [f"{int(memory_limit)} bytes"])
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for leftover in temp_dir.iterdir():  # spill files of a worker that was killed
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        con.execute("SET GLOBAL temp_directory = ?", [str(temp_dir)])
+    if max_temp_size is not None:  # 0: nothing spills
+        con.execute("SET GLOBAL max_temp_directory_size = ?", [f"{int(max_temp_size)} bytes"])
     if threads:
         con.execute(f"SET GLOBAL threads = {int(threads)}")
     dirs = [str(d.resolve()).rstrip("/") + "/" for d in allow_dirs]
@@ -99,9 +114,11 @@ class Worker:
         query_threads: int = QUERY_THREADS,
         export_dir: Path | None = None,
         publish_dir: Path | None = None,
+        memory_limit: int | None = None,
     ) -> None:
         self.con = con
         self.database = database
+        self.memory_limit = memory_limit
         self.export_dir = export_dir
         self.publish_dir = publish_dir
         self._out = out
@@ -193,12 +210,16 @@ class Worker:
                 database=self.database,
                 max_rows=int(message.get("max_rows", 1000)),
                 timeout_s=float(message.get("timeout_s", 10.0)),
+                max_bytes=max(1024, min(int(message.get("max_bytes", MAX_RESULT_BYTES)), 2**30)),
+                memory_limit=self.memory_limit,
             )
             self._reply_ok(rid, result)
         except QueryRefusedError as exc:
             self._reply_err(rid, "query_refused", str(exc))
         except QueryTimeoutError as exc:
             self._reply_err(rid, "query_timeout", str(exc))
+        except QueryMemoryError as exc:
+            self._reply_err(rid, "memory_limit", str(exc))
         except QueryError as exc:
             self._reply_err(rid, "query_failed", str(exc))
         except duckdb.Error as exc:
@@ -213,67 +234,19 @@ class Worker:
         cursor = self.con.cursor()
         self._register(rid, cursor)
         try:
-            self._reply_ok(rid, self.export(cursor, message))
+            self._reply_ok(rid, export_to_file(cursor, message, database=self.database,
+                                               export_dir=self.export_dir, publish_dir=self.publish_dir))  # fmt: skip
         except QueryError as exc:
             self._reply_err(rid, "query_refused" if isinstance(exc, QueryRefusedError) else "query_failed", str(exc))
         except duckdb.InterruptException:
             self._reply_err(rid, "query_timeout", "export interrupted")
+        except (duckdb.OutOfMemoryException, MemoryError):
+            self._reply_err(rid, "memory_limit", memory_limit_message(self.memory_limit or 0, "export"))
         except (duckdb.Error, OSError) as exc:
             self._reply_err(rid, "query_failed", f"{type(exc).__name__}: {exc}")
         finally:
             self._unregister(rid)
             cursor.close()
-
-    def export(self, cursor: Any, message: Mapping[str, Any]) -> dict[str, Any]:
-        """COPY one table or view (``table``), or a read-only query's result (``sql``, checked as the query
-        engine checks it), whole, into the export folder (or, with ``publish``, the publish folder's
-        ``subdir``), streamed by DuckDB with no row cap, written to a hidden temporary name and renamed when
-        complete, so a reader elsewhere sees the old file or the new one. Returns path, rows and bytes."""
-        schema, _, table = str(message.get("table", "")).lower().partition(".")
-        sql = str(message.get("sql", ""))
-        fmt = str(message.get("format", ""))
-        name = str(message.get("name", ""))
-        folder = self.publish_dir if message.get("publish") else self.export_dir
-        if folder is None:
-            raise QueryRefusedError("this worker has no export folder")
-        subdir = str(message.get("subdir", ""))
-        if subdir:
-            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", subdir):
-                raise QueryRefusedError(f"bad export folder name {subdir!r}")
-            folder = folder / subdir
-            folder.mkdir(parents=True, exist_ok=True)
-        if fmt not in _EXPORT_FORMATS:
-            raise QueryRefusedError(f"format must be one of {', '.join(sorted(_EXPORT_FORMATS))}")
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", name) or name.startswith("."):
-            raise QueryRefusedError(f"bad export file name {name!r}")
-        if sql:  # one SELECT that reads warehouse tables only; a trailing comment ends at the line break
-            checked = check_query(cursor, sql, database=self.database).strip().rstrip(";").rstrip()
-            source = f"({checked}\n)"
-        else:
-            found = cursor.execute(
-                "SELECT count(*) FROM (SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary"
-                " UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary)"
-                " WHERE schema_name = ? AND table_name = ?",
-                [schema, table],
-            ).fetchone()[0]
-            if not found:
-                raise QueryRefusedError(f"no table or view {message.get('table')!r} (give it as schema.table)")
-            quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
-            source = f"(SELECT * FROM {quoted})"  # noqa: S608 (checked above)
-        final = folder / name
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
-        cursor.execute("BEGIN TRANSACTION READ ONLY")
-        try:
-            rows = cursor.execute(f"COPY {source} TO '{tmp}' ({_EXPORT_FORMATS[fmt]})").fetchone()[0]
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        finally:
-            with contextlib.suppress(duckdb.Error):
-                cursor.execute("ROLLBACK")
-        os.replace(tmp, final)
-        return {"path": str(final), "rows": int(rows), "bytes": final.stat().st_size, "format": fmt}
 
     # ------------------------------------------------------------------ steps
     def _run_step_thread(self, rid: Any, message: dict[str, Any]) -> None:
@@ -318,7 +291,7 @@ class Worker:
                 if message.get("create_ledger"):
                     cursor.execute(ledger_ddl(ledger))
                 if step["kind"] == "sql":
-                    metrics = self._run_sql(
+                    metrics = run_sql(
                         cursor, str(step.get("sql") or ""), bool(message.get("require_metrics", True)), access
                     )
                     warnings.extend(str(w) for w in metrics.pop("warnings", None) or [])
@@ -339,14 +312,14 @@ class Worker:
                         patterns=tuple((message.get("access") or {}).get("patterns") or ()),
                         schemas=tuple(sorted(access.owned)),
                     )
-                    metrics = dict(_import_callable(str(step["callable"]))(ctx))
+                    metrics = dict(import_callable(str(step["callable"]))(ctx))
                     warnings.extend(ctx.warnings)
                 metrics = {k: to_jsonable(v) for k, v in metrics.items()}
                 if message.get("require_metrics", True):
                     for required in ("rows_in", "rows_out"):
                         if not isinstance(metrics.get(required), int | float):
                             raise StepFailure("step_error", f"step reported no numeric {required!r} metric")
-                self._check(message, str(step["name"]), metrics)
+                check_metrics(message, str(step["name"]), metrics)
                 cursor.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
@@ -359,9 +332,9 @@ class Worker:
         except duckdb.InterruptException:
             raise StepFailure("cancelled", "step interrupted") from None
         except duckdb.Error as exc:
-            if _no_landing_files(exc, folders):
+            if no_landing_files(exc, folders):
                 raise StepFailure("no_input", str(exc).split("\n", 1)[0]) from None
-            if isinstance(exc, _TRANSIENT) and _NO_FILES not in str(exc):  # a missing file stays missing
+            if isinstance(exc, TRANSIENT) and NO_FILES not in str(exc):  # a missing file stays missing
                 raise StepFailure("transient", f"{type(exc).__name__}: {exc}") from None
             raise StepFailure("sql_error", f"{type(exc).__name__}: {exc}") from None
         except Exception as exc:
@@ -372,66 +345,22 @@ class Worker:
             cursor.close()
         return {"metrics": metrics, "warnings": warnings}
 
-    @staticmethod
-    def _run_sql(cursor: Any, sql: str, require_metrics: bool, access: Access) -> dict[str, Any]:
-        statements = duckdb.extract_statements(sql) if sql.strip() else []
-        if not statements:
-            if not require_metrics:
-                return {}  # a pipeline without setup SQL: only the ledger was created
-            raise StepFailure("step_error", "SQL file holds no statement")
-        for stmt in statements:
-            access.check(stmt.query)
-            cursor.execute(stmt.query)
-        if not require_metrics:
-            return {}
-        description = cursor.description
-        rows = cursor.fetchall() if description else []
-        if len(rows) != 1:
-            raise StepFailure(
-                "step_error", "the last statement of a SQL step must be a SELECT returning one row of metrics"
-            )
-        return {d[0]: v for d, v in zip(description, rows[0], strict=True)}
-
-    @staticmethod
-    def _check(message: Mapping[str, Any], step_name: str, metrics: dict[str, Any]) -> None:
-        """Evaluate every row-accounting check that reads this step, before COMMIT."""
-        known: dict[str, Mapping[str, Any]] = dict(message.get("prior_metrics") or {})
-        known[step_name] = metrics
-        for text in message.get("checks") or []:
-            check = parse_check(str(text))
-            if step_name not in check.steps:
-                continue
-            try:
-                passed, detail = evaluate_check(check, known)
-            except KeyError as exc:
-                raise StepFailure("check_failed", str(exc.args[0])) from None
-            if passed is False:
-                raise StepFailure("check_failed", f"row accounting check failed: {check.text} ({detail})")
-
-
-def _no_landing_files(exc: Exception, folders: Folders) -> bool:
-    """True when DuckDB failed only because a file pattern inside the landing folder matched nothing."""
-    if not isinstance(exc, duckdb.IOException):
-        return False
-    m = re.search(_NO_FILES + r' "([^"]*)"', str(exc))
-    return m is not None and Path(m[1]).parent.resolve() == folders.landing.resolve()
-
-
-def _import_callable(spec: str) -> Any:
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
-
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: open the database, announce readiness, then serve until EOF or shutdown."""
     parser = argparse.ArgumentParser(prog="python -m foss_supervisor.pipeline.worker")
     parser.add_argument("--db", required=True, type=Path)
     parser.add_argument("--allow-dir", action="append", default=[], type=Path)
-    parser.add_argument("--memory-limit")
+    parser.add_argument("--memory-limit", type=int, help="DuckDB's memory_limit (bytes)")
+    parser.add_argument("--os-memory-limit", type=int, help="RLIMIT_DATA the worker sets on itself (bytes)")
+    parser.add_argument("--temp-dir", type=Path, help="where DuckDB spills (emptied at start)")
+    parser.add_argument("--max-temp-size", type=int, help="DuckDB's max_temp_directory_size (bytes)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--export-dir", type=Path, help="where exports are written (also an allowed directory)")
     parser.add_argument("--publish-dir", type=Path, help="where published tables are written (also allowed)")
     args = parser.parse_args(argv)
+    if args.os_memory_limit:  # before the database is opened: everything the worker maps counts
+        apply_os_memory_limit(args.os_memory_limit)
 
     # Keep the protocol channel private: anything else printing to fd 1 lands on stderr instead.
     out = os.fdopen(os.dup(1), "wb", buffering=0)
@@ -446,12 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.publish_dir is not None:
         args.publish_dir.mkdir(parents=True, exist_ok=True)
         allow.append(args.publish_dir)
-    con = open_database(args.db, allow_dirs=allow, memory_limit=args.memory_limit, threads=args.threads)
+    con = open_database(args.db, allow_dirs=allow, memory_limit=args.memory_limit, threads=args.threads,
+                        temp_dir=args.temp_dir, max_temp_size=args.max_temp_size)  # fmt: skip
     database = con.execute("SELECT current_database()").fetchone()[0]
     worker = Worker(
         con, out, database=database,
         export_dir=args.export_dir.resolve() if args.export_dir else None,
-        publish_dir=args.publish_dir.resolve() if args.publish_dir else None,
+        publish_dir=args.publish_dir.resolve() if args.publish_dir else None, memory_limit=args.memory_limit,
     )  # fmt: skip
     worker.send(
         {

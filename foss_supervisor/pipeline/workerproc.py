@@ -41,6 +41,7 @@ class WorkerProcess:
         self.started_at = time.time()
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ops: dict[int, str] = {}  # op of each request in flight
         self._log_handlers: dict[int, Callable[[str, str], None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.exit_reason = "died"
@@ -128,12 +129,18 @@ class WorkerProcess:
         rid = next(self._ids)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
+        self._ops[rid] = op
+        fut.add_done_callback(lambda _f: self._ops.pop(rid, None))
         if on_log is not None:
             self._log_handlers[rid] = on_log
             fut.add_done_callback(lambda _f: self._log_handlers.pop(rid, None))
         assert self.proc.stdin is not None
         self.proc.stdin.write(encode({"id": rid, "op": op, **payload}))
         return rid, fut
+
+    def in_flight(self, *ops: str) -> int:
+        """How many requests (of ``ops``, or of any op when none is given) are waiting for their reply."""
+        return sum(1 for op in self._ops.values() if not ops or op in ops)
 
     async def request(self, op: str, payload: Mapping[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
         """Send and await one reply (bounded)."""
@@ -145,9 +152,9 @@ class WorkerProcess:
         self.exit_reason = reason
         await asyncio.shield(self._finish(kill=True))
 
-    async def stop(self, timeout_s: float = 10.0) -> None:
+    async def stop(self, timeout_s: float = 10.0, reason: str = "stop") -> None:
         """Ask for a clean exit (checkpoint), wait bounded, then SIGKILL; survives caller cancellation."""
-        self.exit_reason = "stop"
+        self.exit_reason = reason
         await asyncio.shield(self._stop(timeout_s))
 
     async def _stop(self, timeout_s: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -40,3 +41,16 @@ def copy_into(ctx: StepContext) -> Mapping[str, int | float]:
     """Try to write a file through the step's cursor (the sandbox must refuse it)."""
     ctx.cursor.execute(f"COPY (SELECT 1 AS x) TO '{ctx.params['path']}'")
     return {"rows_in": 0, "rows_out": 0}
+
+
+def gated(ctx: StepContext) -> Mapping[str, int | float]:
+    """Say it started (a file), then hold the step until the test creates the release file (60 s at most)."""
+    Path(ctx.params["started"]).write_text("running")
+    release = Path(ctx.params["release"])
+    deadline = time.monotonic() + 60.0
+    while not release.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("never released")
+        time.sleep(0.02)
+    ctx.cursor.execute("CREATE OR REPLACE TABLE main.gated AS SELECT 1 AS x")
+    return {"rows_in": 1, "rows_out": 1}

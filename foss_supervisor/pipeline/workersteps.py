@@ -1,0 +1,84 @@
+"""What a step attempt runs in the worker besides its transaction: the SQL of a SQL step, the row-accounting
+checks of its metrics, and the classification of DuckDB's errors (no input, transient).
+
+The transaction, threads and replies are the worker's (see worker.py); this holds no state.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from foss_supervisor.pipeline.sandbox import Access
+from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check
+
+__all__ = ["NO_FILES", "TRANSIENT", "StepFailure", "check_metrics", "import_callable", "no_landing_files", "run_sql"]
+
+NO_FILES = "No files found that match the pattern"
+#: DuckDB errors worth a retry (a missing file is not one, see worker.py)
+TRANSIENT = (duckdb.TransactionException, duckdb.IOException, duckdb.OutOfMemoryException)
+
+
+class StepFailure(Exception):
+    """A step attempt failed; ``kind`` is one of protocol.ERROR_KINDS."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def run_sql(cursor: Any, sql: str, require_metrics: bool, access: Access) -> dict[str, Any]:
+    """Run a SQL step's statements, each checked against ``access`` first; its metrics are the one row of
+    the last statement (``{}`` when not ``require_metrics``). Raises StepFailure, AccessDenied, duckdb.Error."""
+    statements = duckdb.extract_statements(sql) if sql.strip() else []
+    if not statements:
+        if not require_metrics:
+            return {}  # a pipeline without setup SQL: only the ledger was created
+        raise StepFailure("step_error", "SQL file holds no statement")
+    for stmt in statements:
+        access.check(stmt.query)
+        cursor.execute(stmt.query)
+    if not require_metrics:
+        return {}
+    description = cursor.description
+    rows = cursor.fetchall() if description else []
+    if len(rows) != 1:
+        raise StepFailure(
+            "step_error", "the last statement of a SQL step must be a SELECT returning one row of metrics"
+        )
+    return {d[0]: v for d, v in zip(description, rows[0], strict=True)}
+
+
+def check_metrics(message: Mapping[str, Any], step_name: str, metrics: dict[str, Any]) -> None:
+    """Evaluate every row-accounting check that reads this step, before COMMIT."""
+    known: dict[str, Mapping[str, Any]] = dict(message.get("prior_metrics") or {})
+    known[step_name] = metrics
+    for text in message.get("checks") or []:
+        check = parse_check(str(text))
+        if step_name not in check.steps:
+            continue
+        try:
+            passed, detail = evaluate_check(check, known)
+        except KeyError as exc:
+            raise StepFailure("check_failed", str(exc.args[0])) from None
+        if passed is False:
+            raise StepFailure("check_failed", f"row accounting check failed: {check.text} ({detail})")
+
+
+def no_landing_files(exc: Exception, folders: Folders) -> bool:
+    """True when DuckDB failed only because a file pattern inside the landing folder matched nothing."""
+    if not isinstance(exc, duckdb.IOException):
+        return False
+    m = re.search(NO_FILES + r' "([^"]*)"', str(exc))
+    return m is not None and Path(m[1]).parent.resolve() == folders.landing.resolve()
+
+
+def import_callable(spec: str) -> Any:
+    """The object ``module:name`` names (a Python step's callable)."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
