@@ -143,6 +143,7 @@ class Daemon:
         self._watcher: OwningChildWatcher | None = None
         self._problems: list[str] = []
         self._reload_refused = ""  # why the last reload was refused, until one succeeds
+        self._reloading = asyncio.Lock()  # one reload (or scale) at a time: each plans from what the last applied
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
 
     def _selectables(self) -> tuple[list[str], dict[str, list[str]], Mapping[str, tuple[str, ...]]]:
@@ -179,17 +180,19 @@ class Daemon:
 
         A refused reload (:class:`ConfigRefused`, or pipelines refused as :class:`CommandError`) keeps
         the running config and, unless ``dry_run``, stays in :attr:`problems` (``status``, ``/health``)
-        until a reload succeeds.
+        until a reload succeeds. Reloads run one at a time: two at once (two ``scale`` commands, SIGHUP
+        during a reload) would both plan from the same running programs and stop one twice.
         """
-        try:
-            result = await self._reload(dry_run, replicas)
-        except CommandError as exc:
+        async with self._reloading:
+            try:
+                result = await self._reload(dry_run, replicas)
+            except CommandError as exc:
+                if not dry_run:
+                    self._reload_refused = f"last reload refused: {exc}"
+                raise
             if not dry_run:
-                self._reload_refused = f"last reload refused: {exc}"
-            raise
-        if not dry_run:
-            self._reload_refused = ""
-        return result
+                self._reload_refused = ""
+            return result
 
     async def _reload(self, dry_run: bool, replicas: Mapping[str, int] | None) -> dict[str, Any]:
         try:
