@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.config_model import (
+    DASHBOARD_PARTS,
     DEPENDENCY_CONDITIONS,
     EVENT_KINDS,
     RLIM_INFINITY,
@@ -36,6 +37,7 @@ from foss_supervisor.config_reader import (
     NAME_RE,
     Reader,
     as_bool,
+    as_choices,
     as_duration,
     as_int,
     as_names,
@@ -158,7 +160,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
     state_dir_text = environ.get("FOSS_SUPERVISOR_STATE_DIR") or root.get("state_dir", as_str, "")
     state_dir = resolve_path(base, state_dir_text) if state_dir_text else default_state_dir()
     dash = root.sub("dashboard")
-    dash.only({"host", "port"})
+    dash.only({"host", "port", "public"})
     host = environ.get("FOSS_SUPERVISOR_HOST") or dash.get("host", as_str, "127.0.0.1")
     port = dash.get("port", as_port, 5000)
     if env_port := environ.get("FOSS_SUPERVISOR_PORT"):
@@ -188,6 +190,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         state_dir=state_dir,
         dashboard_host=host,
         dashboard_port=port,
+        dashboard_public=dash.get("public", as_choices(DASHBOARD_PARTS), ()),
         debug=debug,
         log_max_bytes=log.get("max_bytes", as_size, 10 * 1024 * 1024),
         log_backups=log.get("backups", as_int(0, 100), 3),

@@ -20,6 +20,7 @@ __all__ = [
     "Reader",
     "as_argv",
     "as_bool",
+    "as_choices",
     "as_duration",
     "as_exit_codes",
     "as_int",
@@ -200,6 +201,19 @@ def as_names(value: Any) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise TypeError(f"must be a program name or a list of names, got {value!r}")
+
+
+def as_choices(known: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
+    """A list of names out of ``known`` (each once, in the order given); an unknown one is refused by name."""
+
+    def convert(value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise TypeError(f"must be a list out of {', '.join(known)}; got {value!r}")
+        if unknown := [v for v in value if v not in known]:
+            raise ValueError(f"unknown {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+        return tuple(dict.fromkeys(value))
+
+    return convert
 
 
 def as_exit_codes(value: Any) -> frozenset[int]:

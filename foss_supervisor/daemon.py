@@ -323,10 +323,11 @@ class Daemon:
         if self._dashboard_socket is None:
             return None
         await asyncio.to_thread(importlib.import_module, "foss_supervisor.web.server")
-        from foss_supervisor.web.auth import load_or_create_token
+        from foss_supervisor.web.auth import load_or_create_token, write_viewer_token
         from foss_supervisor.web.server import WebServer
 
         token = load_or_create_token(self._config.state_dir / "api-token")
+        write_viewer_token(self._config.state_dir, token)  # the read-only token that goes with it
         server = WebServer(self, self.bus, token, self._dashboard_socket,
                            on_failure=lambda exc: self._subsystem_failed("dashboard", exc))  # fmt: skip
         await server.start()
