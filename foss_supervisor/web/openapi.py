@@ -15,7 +15,7 @@ from foss_supervisor import __version__
 from foss_supervisor import events as core_events
 from foss_supervisor.commands import COMMANDS
 from foss_supervisor.pipeline import events as pipeline_events
-from foss_supervisor.web.access import HEALTH, OPEN
+from foss_supervisor.web.access import HEALTH, OPEN, TOKEN_ONLY
 from foss_supervisor.web.keys import PUBLIC
 from foss_supervisor.web.responder import FORMATS
 from foss_supervisor.web.sse import EVENT_TYPES
@@ -78,6 +78,7 @@ def _command_paths() -> dict[str, Any]:
             if cmd.mutating
             else [{"bearer": []}, {"cookie": []}],
             "x-mutating": cmd.mutating,
+            "x-part": TOKEN_ONLY,
             "requestBody": {
                 "required": bool(required),
                 "content": {"application/json": {"schema": body, "example": _EXAMPLES.get(name, {})}},
