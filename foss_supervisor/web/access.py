@@ -116,7 +116,7 @@ async def admit(request: web.Request) -> web.StreamResponse | None:
     if _wants_page(request):
         from foss_supervisor.web.views.session import login_page
 
-        return await login_page(request, request.path_qs, status=401)
+        return await login_page(request, request.path_qs, status=401, html=True)
     return web.Response(
         status=401,
         text=UNAUTHORIZED,

@@ -81,14 +81,16 @@ def number_cell(value: Any) -> str:
 
 
 async def respond(
-    request: web.Request, template: str, data: dict[str, Any], *, status: int = 200, default_json: bool = False
-) -> web.Response:
-    """``data`` as JSON, or rendered into ``template`` with the session (logged in, CSRF token) added."""
-    if wants_json(request, default_json):
+    request: web.Request, template: str, data: dict[str, Any], *, status: int = 200, default_json: bool = False,
+    html: bool = False,
+) -> web.Response:  # fmt: skip
+    """``data`` as JSON, or rendered into ``template`` with the session (logged in, CSRF token) added;
+    ``html``: the page whatever the request asks (the login page answering another route's request)."""
+    if not html and wants_json(request, default_json):
         return web.json_response(data, status=status, dumps=_dumps)
     session = request.cookies.get(auth.COOKIE, "")
     role = auth.token_role(session, request.app[TOKEN])
-    html = (
+    page = (
         request.app[JINJA]
         .get_template(template)
         .render(
@@ -103,7 +105,7 @@ async def respond(
             **data,
         )
     )
-    return web.Response(text=html, content_type="text/html", status=status)
+    return web.Response(text=page, content_type="text/html", status=status)
 
 
 def _dumps(obj: Any) -> str:

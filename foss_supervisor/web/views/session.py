@@ -55,9 +55,13 @@ def _logged_in(target: str, given: str) -> web.HTTPSeeOther:
     return response
 
 
-async def login_page(request: web.Request, target: str, *, error: str = "", status: int = 200) -> web.Response:
-    """The login form, coming back to ``target`` (through :func:`local_path`) once logged in."""
-    return await respond(request, "login.html", {"next": local_path(target), "error": error}, status=status)
+async def login_page(
+    request: web.Request, target: str, *, error: str = "", status: int = 200, html: bool = False
+) -> web.Response:
+    """The login form, coming back to ``target`` (through :func:`local_path`) once logged in; ``html``: as a
+    page whatever the request's ``?format=`` (it belongs to the route the request was for)."""
+    data = {"next": local_path(target), "error": error}
+    return await respond(request, "login.html", data, status=status, html=html)
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
