@@ -187,3 +187,14 @@ def test_files_with_tokens_are_private(served: tuple[DaemonHandle, str, str]) ->
     d, _, _ = served
     for name in ("api-token", auth.VIEWER_TOKEN_FILE, "control.sock"):
         assert os.stat(d.state_dir / name).st_mode & 0o077 == 0, name
+
+
+def test_the_security_doc_matches_the_route_table_and_the_registry() -> None:
+    """docs/security.md's table per route and role says what the code does (it cannot drift)."""
+    text = (Path(__file__).parent.parent / "docs" / "security.md").read_text()
+    rows = dict(re.findall(r"^\| `([A-Z]+ /[^`]*)` \| (\w+) \|", text, re.M))
+    assert {f"{r.method} {r.path}": r.part for r in ROUTES} == {k: v for k, v in rows.items() if "/static" not in k}
+    read, mutating = (set(re.findall(r"`(\w+)`", line.split("|")[1])) for line in text.splitlines()
+                      if line.startswith(("| read: ", "| mutating: ")))  # fmt: skip
+    assert read == {n for n, c in COMMANDS.items() if not c.mutating}
+    assert mutating == {n for n, c in COMMANDS.items() if c.mutating}
