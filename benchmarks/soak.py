@@ -86,7 +86,7 @@ class Soak:
         self.tmpfs = False
         self.tally: dict[str, Tally] = {}
         self.fleet = Fleet(self.state, self.port, work / "config.yaml")
-        self.load = HttpLoad(self.port)
+        self.load = HttpLoad(self.port, self.state / "api-token")
         self.conns_held = 0
         self.run_ids: set[str] = set()
         self.mid_step_kills = 0

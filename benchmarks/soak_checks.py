@@ -271,8 +271,10 @@ class HttpLoad:
 
     PATHS = ("/health", "/api/status", "/", "/metrics")
 
-    def __init__(self, port: int, max_requests: int = 2_000_000) -> None:
+    def __init__(self, port: int, token_file: Path, max_requests: int = 2_000_000) -> None:
         self.port = port
+        self.token_file = token_file  # every read needs the token: read once the daemon wrote it
+        self._token = ""
         self.max_requests = max_requests
         self.ok = 0
         self.failed = 0
@@ -287,9 +289,12 @@ class HttpLoad:
         self._thread.join(timeout=30)
 
     def get(self, path: str, timeout_s: float = 5.0) -> int:
+        if not self._token:
+            with contextlib.suppress(OSError):
+                self._token = self.token_file.read_text().strip()
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout_s)
         try:
-            conn.request("GET", path, headers={"Accept": "application/json"})
+            conn.request("GET", path, headers={"Accept": "application/json", "Authorization": f"Bearer {self._token}"})
             resp = conn.getresponse()
             resp.read()
             return resp.status

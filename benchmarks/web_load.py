@@ -161,9 +161,9 @@ def load(url: str, clients: int, seconds: float, watch: EventLog, names: list[st
     return {**parse_wrk(out), **restarts}
 
 
-def page_bytes(url: str) -> dict[str, int]:
+def page_bytes(url: str, headers: dict[str, str]) -> dict[str, int]:
     """Bytes of ``url`` on the wire (as a browser asks: gzip accepted) and uncompressed."""
-    with urllib.request.urlopen(urllib.request.Request(url, headers=PAGE_HEADERS), timeout=10) as resp:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as resp:
         wire = resp.read()
         encoding = resp.headers.get("Content-Encoding", "")
     if encoding == "gzip":
@@ -188,6 +188,8 @@ def main() -> None:
         names = [f"p{i:02d}" for i in range(args.programs)]
         try:
             base = f"http://127.0.0.1:{port}"
+            # every read needs a token: the owner's for the page, none for the probe (its summary)
+            page = {**PAGE_HEADERS, "Authorization": "Bearer " + (tmp / "state" / "api-token").read_text().strip()}
             child = child_argv(tmp)
             third = len(names) // 3  # each program is killed once: a third idle, a third under each load
             idle = restarts_ms(watch, names[:third], child)
@@ -196,11 +198,11 @@ def main() -> None:
             health = load(base + "/api/v1/health", args.clients, args.seconds, watch, names[third : 2 * third],
                           child, script)  # fmt: skip
             overview = load(base + "/", args.clients, args.seconds, watch, names[2 * third :], child, script,
-                            PAGE_HEADERS)  # fmt: skip
+                            page)  # fmt: skip
             runs = call(sock, "pipeline_runs", name="orders", limit=500)
             print(json.dumps({"clients": args.clients, "programs": args.programs, "cpus": os.cpu_count(),
                               "seconds": args.seconds, "idle": idle, "health": health, "overview": overview,
-                              "overview_bytes": page_bytes(base + "/"),
+                              "overview_bytes": page_bytes(base + "/", page),
                               "pipeline_runs_during": len(runs)}, indent=2))  # fmt: skip
         finally:
             proc.send_signal(signal.SIGTERM)

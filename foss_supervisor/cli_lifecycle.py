@@ -62,12 +62,16 @@ def _ping(config: Config, timeout_s: float) -> dict[str, Any] | None:
 
 
 def _http_health(config: Config, timeout_s: float) -> tuple[int | None, dict[str, Any]]:
-    """GET /health: (status code, body), or (None, {}) when nothing answers in time."""
+    """GET /health with the owner's token (the whole report): (status code, body), or (None, {}) when
+    nothing answers in time. Without a readable token the answer is the summary (no ``problems``)."""
     import urllib.error
     import urllib.request
 
+    request = urllib.request.Request(config.dashboard_url + "health")  # noqa: S310 (our own http:// URL)
+    if token := _owner_token(config):
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(config.dashboard_url + "health", timeout=timeout_s) as resp:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310
             return resp.status, json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
         try:
@@ -352,14 +356,20 @@ def _await_started(config: Config, proc: Any, stderr_path: Path, report_fd: int)
     return EXIT_OK
 
 
-def _print_login(config: Config) -> None:
-    """The one-time login URL, as Jupyter prints it: it sets the cookie that dashboard actions need."""
-    token_file = config.state_dir / "api-token"
+def _owner_token(config: Config) -> str:
+    """The owner's API token, or "" when this user cannot read it."""
     try:
-        token = token_file.read_text(encoding="ascii").strip()
+        return (config.state_dir / "api-token").read_text(encoding="ascii").strip()
     except OSError:
+        return ""
+
+
+def _print_login(config: Config) -> None:
+    """The one-time login URL, as Jupyter prints it: every page needs the cookie it sets (or a token)."""
+    if not (token := _owner_token(config)):
         return
-    say("INFO", f"To run actions from the browser, open once: {config.dashboard_url}login?token={token}")
+    say("INFO", f"To open the dashboard, open once: {config.dashboard_url}login?token={token}")
+    say("INFO", f"Read-only token for viewers and Prometheus (bearer_token_file): {config.state_dir / 'viewer-token'}")
 
 
 def cmd_stop(args: argparse.Namespace, config: Config) -> int:

@@ -168,6 +168,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         state_dir=state_dir,
         dashboard_host=host,
         dashboard_port=port,
+        dashboard_public=dash.get("public", ()),
         debug=debug,
         log_max_bytes=log.get("max_bytes", 10 * 1024 * 1024),
         log_backups=log.get("backups", 3),

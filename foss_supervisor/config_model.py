@@ -12,6 +12,7 @@ from foss_supervisor.backoff import BackoffPolicy
 from foss_supervisor.resources import control_socket_path
 
 __all__ = [
+    "DASHBOARD_PARTS",
     "DEPENDENCY_CONDITIONS",
     "EVENT_KINDS",
     "RLIMIT_NAMES",
@@ -36,6 +37,8 @@ RLIMIT_NAMES = frozenset({
     "rtprio", "rttime", "sigpending", "stack",
 })  # fmt: skip
 RLIM_INFINITY = -1
+#: parts of the dashboard that ``dashboard.public`` may open to clients without a token (docs/security.md)
+DASHBOARD_PARTS = ("health", "metrics", "overview", "events", "pipelines", "data", "logs", "config", "reference")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,7 @@ class Config:
     state_dir: Path
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 5000
+    dashboard_public: tuple[str, ...] = ()  # parts of DASHBOARD_PARTS open without a token
     debug: bool = False
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 3

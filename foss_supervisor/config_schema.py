@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from foss_supervisor import gates
-from foss_supervisor.config_model import DEPENDENCY_CONDITIONS, EVENT_KINDS, RLIMIT_NAMES
+from foss_supervisor.config_model import DASHBOARD_PARTS, DEPENDENCY_CONDITIONS, EVENT_KINDS, RLIMIT_NAMES
 from foss_supervisor.gates import Gate, GateError, shown
 
 __all__ = [
@@ -239,7 +239,7 @@ SCHEMA: Section = {
     "state_dir": _PATH,
     "data_dir": _PATH,
     "debug": _BOOL,
-    "dashboard": {"host": gates.host(), "port": _PORT},
+    "dashboard": {"host": gates.host(), "port": _PORT, "public": gates.names(gates.choice(DASHBOARD_PARTS))},
     "log": {"max_bytes": gates.size(0, TIB), "backups": gates.count(0, 100)},
     "warehouse": {
         "watch_interval": gates.duration(0.01, HOUR),

@@ -55,7 +55,7 @@ from foss_supervisor.services import Services, dashboard_service
 from foss_supervisor.states import Health, ProcessState
 from foss_supervisor.statestore import StateStore
 from foss_supervisor.supervisor import Supervisor
-from foss_supervisor.tokens import load_or_create_token
+from foss_supervisor.tokens import load_or_create_token, write_viewer_token
 from foss_supervisor.writefailures import WriteFailures
 
 __all__ = [
@@ -127,7 +127,7 @@ class Daemon:
         self._watcher: OwningChildWatcher | None = None
         self._problems: list[str] = []
         self._reload_refused = ""  # why the last reload was refused, until one succeeds
-        self._reloading = asyncio.Lock()
+        self._reloading = asyncio.Lock()  # one reload (or scale) at a time: each plans from what the last applied
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
 
     def _selectables(self) -> tuple[list[str], dict[str, list[str]], Mapping[str, tuple[str, ...]]]:
@@ -164,7 +164,8 @@ class Daemon:
 
         A refused reload (:class:`ConfigRefused`, or pipelines refused as :class:`CommandError`) keeps
         the running config and, unless ``dry_run``, stays in :attr:`problems` (``status``, ``/health``)
-        until a reload succeeds.
+        until a reload succeeds. Reloads run one at a time: two at once (two ``scale`` commands, SIGHUP
+        during a reload) would both plan from the same running programs and stop one twice.
         """
         try:
             if dry_run:
@@ -303,7 +304,8 @@ class Daemon:
             return []
         token_file = self._config.state_dir / "api-token"
         try:
-            load_or_create_token(token_file)  # before the dashboard reads it (and `start` prints the login URL)
+            token = load_or_create_token(token_file)  # before the dashboard reads it (`start` prints the URL)
+            write_viewer_token(self._config.state_dir, token)  # the read-only token that goes with it
         except OSError as exc:  # a dashboard that cannot start must not strand the programs
             self._subsystem_failed("dashboard", exc)
             return []

@@ -90,6 +90,22 @@ def kill_recorded_children(state_dir: Path) -> None:
                     os.killpg(rec["pid"], signal.SIGKILL)
 
 
+_STATE_DIRS: dict[int, Path] = {}  # dashboard port -> state dir of the daemon under test serving it
+
+
+def owner_headers(port: int, file: str = "api-token") -> dict[str, str]:
+    """The owner's token of the daemon under test on ``port`` as an ``Authorization`` header ({} if none)."""
+    state_dir = _STATE_DIRS.get(port)
+    if state_dir is None or not (state_dir / file).exists():
+        return {}
+    return {"Authorization": "Bearer " + (state_dir / file).read_text().strip()}
+
+
+def viewer_headers(port: int) -> dict[str, str]:
+    """The read-only token of the daemon under test on ``port`` as an ``Authorization`` header."""
+    return owner_headers(port, "viewer-token")
+
+
 class DaemonHandle:
     """A daemon under test, run in the foreground as a real subprocess."""
 
@@ -128,6 +144,7 @@ class DaemonHandle:
         return None
 
     def start(self, *extra_args: str, wait_ready: bool = True) -> subprocess.Popen[bytes]:
+        _STATE_DIRS[self.port] = self.state_dir
         argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(self.config_path), *extra_args]
         self.log = (self.tmp / "daemon.stderr").open("ab")
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, env=self.env, start_new_session=True)
@@ -152,6 +169,14 @@ class DaemonHandle:
 
     def call(self, cmd: str, **args: Any) -> Any:
         return call(self.socket_path, cmd, timeout_s=30.0, **args)
+
+    def bearer(self) -> dict[str, str]:
+        """The owner's token as an ``Authorization`` header: every HTTP read needs a token."""
+        return owner_headers(self.port)
+
+    def viewer(self) -> dict[str, str]:
+        """The read-only token as an ``Authorization`` header."""
+        return viewer_headers(self.port)
 
     def program(self, name: str) -> dict[str, Any]:
         status = self.call("status")

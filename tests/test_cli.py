@@ -250,6 +250,39 @@ def test_ctl_scale_adds_and_removes_replicas_and_refuses_with_other_edits(fleet:
     assert fleet.cli("ctl", "scale", "nope", "2").returncode == 1
 
 
+def test_scales_at_once_take_turns_and_never_break_the_daemon(fleet: DaemonHandle) -> None:
+    """Two scale commands at once (found by schemathesis: a KeyError, a 500, replicas stopped twice): reloads
+    take turns; each scale applies whole or is refused as one that raced another, and the fleet is one of
+    the counts asked for."""
+    import threading
+
+    from foss_supervisor.control.client import call
+    from foss_supervisor.errors import CommandError
+
+    refused: list[str] = []
+    crashed: list[BaseException] = []
+
+    def scale(count: int) -> None:
+        try:
+            call(fleet.socket_path, "scale", timeout_s=60.0, name="web", replicas=count)
+        except CommandError as exc:
+            refused.append(str(exc))
+        except BaseException as exc:  # collected and asserted on below
+            crashed.append(exc)
+
+    threads = [threading.Thread(target=scale, args=(n,)) for n in (4, 1, 3, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert crashed == [] and not any(t.is_alive() for t in threads)
+    assert all("other changes (web-" in why for why in refused), refused
+    assert len(refused) < len(threads) and fleet.ping() is not None
+    web = sorted(n for n in states(fleet) if n.startswith("web"))
+    assert web in (["web"], ["web-0", "web-1", "web-2"], ["web-0", "web-1", "web-2", "web-3"]), web
+    wait_for(lambda: all(states(fleet)[n] == "RUNNING" for n in web), 20, "the replicas running")
+
+
 def test_readme_parity_table_names_tests_that_exist() -> None:
     """Each row of "Coming from supervisord, PM2 or process-compose" is checked by a test that exists."""
     import ast

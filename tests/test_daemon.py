@@ -15,7 +15,7 @@ import urllib.request
 
 import psutil
 import pytest
-from conftest import PY, DaemonHandle, is_gone, kill_tree_by_pid, wait_for
+from conftest import PY, DaemonHandle, is_gone, kill_tree_by_pid, owner_headers, wait_for
 
 from foss_supervisor.control.client import ControlClient
 from foss_supervisor.errors import CommandError, ProtocolError
@@ -32,7 +32,8 @@ def programs(*names: str) -> str:
 
 def http_get(port: int, path: str) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=owner_headers(port))
+        with urllib.request.urlopen(request, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())

@@ -134,7 +134,7 @@ def fill(folder: Path) -> Path:
 def health(daemon: DaemonHandle) -> tuple[int, dict[str, Any]]:
     url = f"http://127.0.0.1:{daemon.port}/health"
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=daemon.bearer()), timeout=10) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())

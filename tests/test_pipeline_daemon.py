@@ -13,7 +13,7 @@ import urllib.request
 
 import psutil
 import pytest
-from conftest import DaemonHandle, wait_for
+from conftest import DaemonHandle, owner_headers, wait_for
 
 from foss_supervisor.errors import CommandError
 
@@ -25,7 +25,7 @@ PIPELINE_CONFIG = """pipelines:
 def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     try:
-        conn.request("GET", path, headers=headers or {})
+        conn.request("GET", path, headers={**owner_headers(port), **(headers or {})})
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
@@ -156,10 +156,12 @@ def test_pages_report_and_json_twins(pipeline_daemon: DaemonHandle) -> None:
 
 
 def test_pipeline_run_needs_the_token_over_http(pipeline_daemon: DaemonHandle) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", pipeline_daemon.port, timeout=10)
-    conn.request("POST", "/api/commands/pipeline_run", body=b'{"name": "orders"}')
-    assert conn.getresponse().status == 403
-    conn.close()
+    for headers, refused in (({}, 401), (pipeline_daemon.viewer(), 403)):  # nobody; the read-only token
+        conn = http.client.HTTPConnection("127.0.0.1", pipeline_daemon.port, timeout=10)
+        conn.request("POST", "/api/commands/pipeline_run", body=b'{"name": "orders"}', headers=headers)
+        assert conn.getresponse().status == refused
+        conn.close()
+    assert pipeline_daemon.call("pipeline_runs", name="orders") == []
 
 
 @pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is installed by .ci/run")
@@ -400,13 +402,15 @@ def test_export_streams_whole_tables_without_a_row_cap(pipeline_daemon: DaemonHa
     assert back[0] == daily[0] and float(back[1]) == pytest.approx(float(daily[1]), abs=0.01)
 
     # the same over HTTP, streamed: the whole table, no row cap
-    with urllib.request.urlopen(f"http://127.0.0.1:{d.port}/api/v1/export/bronze.orders_raw?format=parquet") as r:
+    url = f"http://127.0.0.1:{d.port}/api/v1/export"
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/bronze.orders_raw?format=parquet", headers=d.viewer())
+                                ) as r:  # fmt: skip
         assert r.headers["Content-Type"] == "application/vnd.apache.parquet"
         (tmp_path / "http.parquet").write_bytes(r.read())
     assert con.execute(f"SELECT count(*) FROM '{tmp_path / 'http.parquet'}'").fetchone()[0] == bronze
     with pytest.raises(urllib.error.HTTPError) as refused_http:
-        urllib.request.urlopen(f"http://127.0.0.1:{d.port}/api/v1/export/gold.nope?format=csv")
-    assert refused_http.value.code == 400
+        urllib.request.urlopen(urllib.request.Request(f"{url}/gold.nope?format=csv", headers=d.viewer()))
+    assert refused_http.value.code == 404
 
     for bad, reason in (("gold.nope", "no table or view"), ("gold.daily_revenue'; --", "no table or view")):
         refused = d.cli("export", bad, "--format", "csv")

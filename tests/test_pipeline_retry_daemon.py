@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import DaemonHandle, wait_for
+from conftest import DaemonHandle, owner_headers, wait_for
 from test_web_browser import CHROMIUM, Watched
 
 from foss_supervisor.pipeline.spec import default_pipelines_dir
@@ -63,7 +63,9 @@ def request(port: int, method: str, path: str, body: Any = None, headers: dict[s
             ) -> tuple[int, bytes]:  # fmt: skip
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        conn.request(method, path, body=None if body is None else json.dumps(body).encode(), headers=headers or {})
+        reader = owner_headers(port) if method == "GET" else {}  # reads with the token; writes say who they are
+        conn.request(method, path, body=None if body is None else json.dumps(body).encode(),
+                     headers={**reader, **(headers or {})})  # fmt: skip
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
@@ -109,7 +111,7 @@ def test_http_retry_needs_login_and_csrf_and_the_run_pages_offer_it(
 
     path, args = "/api/commands/pipeline_retry", {"run_id": rid}
     same = {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}
-    assert request(port, "POST", path, args)[0] == 403  # not logged in
+    assert request(port, "POST", path, args)[0] == 401  # no token at all
     assert request(port, "POST", path, args, {"Cookie": f"foss_token={token}", **same})[0] == 403  # no CSRF token
     browser = {"Cookie": f"foss_token={token}", "X-CSRF-Token": csrf_token(token), **same}
     status, body = request(port, "POST", path, {**args, "step": "report"}, browser)
@@ -168,7 +170,7 @@ def test_a_failed_runs_long_error_wraps_at_400_px(failed: tuple[DaemonHandle, di
     d, run = failed
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
-        w = Watched(browser, width=400)
+        w = Watched(browser, width=400, session=d)
         try:
             for path, text in ((f"/runs/{run['run_id']}", "gate.csv"), ("/health", "gate.csv")):
                 w.page.goto(f"http://127.0.0.1:{d.port}{path}")

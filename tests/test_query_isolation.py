@@ -10,7 +10,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from conftest import DaemonHandle, wait_for
+from conftest import DaemonHandle, owner_headers, wait_for
 
 from foss_supervisor.control.client import ControlClient
 from foss_supervisor.errors import CommandError
@@ -22,7 +22,7 @@ LONG_SQL = "SELECT sum(i * i % 7) FROM range(4000000000) t(i)"  # interrupted at
 def post_query(port: int, sql: str, timeout_s: float) -> tuple[int, dict[str, Any]]:
     body = json.dumps({"sql": sql, "timeout_s": timeout_s}).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}/api/commands/query", data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})  # fmt: skip
+                                 headers={"Content-Type": "application/json", **owner_headers(port)})  # fmt: skip
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, json.loads(resp.read())

@@ -26,7 +26,8 @@ CRASHER = (
 
 def health(daemon: DaemonHandle) -> tuple[int, dict[str, Any]]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/health", timeout=10) as resp:
+        url = f"http://127.0.0.1:{daemon.port}/health"  # the whole report: with the owner's token
+        with urllib.request.urlopen(urllib.request.Request(url, headers=daemon.bearer()), timeout=10) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())

@@ -49,7 +49,7 @@ def test_token_file_is_private(web_daemon: DaemonHandle) -> None:
 def test_mutating_commands_need_the_token(web_daemon: DaemonHandle) -> None:
     port, token = web_daemon.port, web_daemon.token  # type: ignore[attr-defined]
     status, _, body = request(port, "POST", "/api/commands/stop", {"names": ["app"]})
-    assert status == 403 and b"API token" in body
+    assert status == 401 and b"api-token" in body  # no token at all: not even a read
     # the cookie alone (what a forged cross-site form would carry) is not enough
     status, _, _ = request(port, "POST", "/api/commands/stop", {"names": ["app"]}, {"Cookie": f"foss_token={token}"})
     assert status == 403
@@ -64,11 +64,12 @@ def test_mutating_commands_need_the_token(web_daemon: DaemonHandle) -> None:
     status, _, body = request(port, "POST", "/api/commands/start", {"names": ["app"]},
                               {"Authorization": f"Bearer {token}"})  # fmt: skip
     assert status == 200 and json.loads(body)["result"][0]["state"] == "RUNNING"
-    # reads need nothing; errors are JSON with a 4xx status
-    assert request(port, "POST", "/api/commands/status")[0] == 200
-    status, _, body = request(port, "POST", "/api/commands/nope")
+    # reads need a token too; errors are JSON with a 4xx status
+    assert request(port, "POST", "/api/commands/status")[0] == 401
+    assert request(port, "POST", "/api/commands/status", headers=web_daemon.bearer())[0] == 200
+    status, _, body = request(port, "POST", "/api/commands/nope", headers=web_daemon.bearer())
     assert status == 404 and json.loads(body)["error"]["type"] == "ProtocolError"
-    status, _, body = request(port, "POST", "/api/commands/logs", {"names": ["app"], "lines": "x"})
+    status, _, body = request(port, "POST", "/api/commands/logs", {"names": ["app"], "lines": "x"}, web_daemon.bearer())
     assert status == 400 and "must be int" in json.loads(body)["error"]["message"]
 
 
@@ -83,32 +84,32 @@ def test_login_sets_a_strict_httponly_cookie_and_only_redirects_locally(web_daem
 
 
 def test_pages_escape_what_programs_report(web_daemon: DaemonHandle) -> None:
-    status, headers, body = request(web_daemon.port, "GET", "/")
+    status, headers, body = request(web_daemon.port, "GET", "/", headers=web_daemon.bearer())
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert b"<script>alert(1)</script>" not in body
     assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in body
 
 
 def test_every_page_has_a_json_twin(web_daemon: DaemonHandle) -> None:
-    port = web_daemon.port
-    _, _, body = request(port, "GET", "/?format=json")
+    port, owner = web_daemon.port, web_daemon.bearer()
+    _, _, body = request(port, "GET", "/?format=json", headers=owner)
     data = json.loads(body)
     assert {p["name"] for p in data["status"]["programs"]} == {"app", "weird"}
     assert data["resources"]["cpus"] >= 1
-    status, _, body = request(port, "GET", "/health", headers={"Accept": "text/html"})
+    status, _, body = request(port, "GET", "/health", headers={"Accept": "text/html", **owner})
     assert status == 503 and b"weird is FATAL" in body and b"<html" in body
-    status, _, body = request(port, "GET", "/health")
+    status, _, body = request(port, "GET", "/health", headers=owner)
     assert status == 503 and json.loads(body)["problems"][0].startswith("weird is FATAL")
-    status, _, body = request(port, "GET", "/health?format=json", headers={"Accept": "text/html"})
+    status, _, body = request(port, "GET", "/health?format=json", headers={"Accept": "text/html", **owner})
     assert status == 503 and json.loads(body)["status"] == "unhealthy"  # the page's "as JSON" link
-    _, _, body = request(port, "GET", "/chat?format=json")
+    _, _, body = request(port, "GET", "/chat?format=json", headers=owner)
     assert "reload" in json.loads(body) and json.loads(body)["stop"]["mutating"] is True
     status, _, body = request(port, "GET", "/favicon.ico")
     assert status == 200 and body.startswith(b"<svg")
 
 
 def test_metrics_for_prometheus(web_daemon: DaemonHandle) -> None:
-    status, headers, body = request(web_daemon.port, "GET", "/metrics")
+    status, headers, body = request(web_daemon.port, "GET", "/metrics", headers=web_daemon.bearer())
     text = body.decode()
     assert status == 200 and headers["content-type"].startswith("text/plain")
     assert 'foss_supervisor_program_state{program="app",state="RUNNING"} 1.0' in text
@@ -122,7 +123,8 @@ def test_server_sent_events_carry_state_changes(web_daemon: DaemonHandle) -> Non
     got = threading.Event()
 
     def read() -> None:
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_daemon.port}/api/events", timeout=15) as resp:
+        url = f"http://127.0.0.1:{web_daemon.port}/api/events"
+        with urllib.request.urlopen(urllib.request.Request(url, headers=web_daemon.bearer()), timeout=15) as resp:
             for raw in resp:
                 line = raw.decode().strip()
                 lines.append(line)
@@ -146,12 +148,13 @@ def test_health_names_a_crash_loop_as_a_problem(daemon: DaemonHandle) -> None:
             autostart: false}}
 """)
     daemon.start()
+    owner = daemon.bearer()
     assert request(daemon.port, "GET", "/health")[0] == 200
     with contextlib.suppress(Exception):  # start waits for RUNNING, which a crash loop never reaches
         daemon.call("start", names=["looper"], wait_s=0.5)
-    body = wait_for(lambda: (r := request(daemon.port, "GET", "/health"))[0] == 503 and json.loads(r[2]), 15,
-                    "unhealthy")  # fmt: skip
+    body = wait_for(lambda: (r := request(daemon.port, "GET", "/health", headers=owner))[0] == 503
+                    and json.loads(r[2]), 15, "unhealthy")  # fmt: skip
     assert body["ok"] is False and body["status"] == "unhealthy"
     assert body["problems"][0].startswith("looper is crash-looping (BACKOFF)")
-    _, _, html = request(daemon.port, "GET", "/health", headers={"Accept": "text/html"})
+    _, _, html = request(daemon.port, "GET", "/health", headers={"Accept": "text/html", **owner})
     assert b"crash-looping" in html and b"unhealthy" in html

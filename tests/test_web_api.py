@@ -26,10 +26,10 @@ def web_daemon(daemon: DaemonHandle) -> DaemonHandle:
     return daemon
 
 
-def read_events(port: int, until: str, headers: dict[str, str] | None = None) -> list[dict[str, str]]:
+def read_events(d: DaemonHandle, until: str, headers: dict[str, str] | None = None) -> list[dict[str, str]]:
     """SSE frames (id, event, data) up to and including the first whose text holds ``until``."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    conn.request("GET", "/api/events", headers=headers or {})
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=15)
+    conn.request("GET", "/api/events", headers={**d.bearer(), **(headers or {})})
     resp = conn.getresponse()
     assert resp.status == 200 and resp.getheader("Content-Type") == "text/event-stream"
     frames: list[dict[str, str]] = []
@@ -51,24 +51,23 @@ def read_events(port: int, until: str, headers: dict[str, str] | None = None) ->
 
 
 def test_the_stream_replays_what_a_client_missed_by_last_event_id(web_daemon: DaemonHandle) -> None:
-    port = web_daemon.port
-    [hello] = read_events(port, "hello")
+    [hello] = read_events(web_daemon, "hello")
     web_daemon.call("stop", names=["app"])
     web_daemon.call("start", names=["app"])
     # a reconnecting browser sends the id it saw last and gets every event since, in order
-    frames = read_events(port, '\\"new\\": \\"RUNNING\\"', {"Last-Event-ID": hello["id"]})
+    frames = read_events(web_daemon, '\\"new\\": \\"RUNNING\\"', {"Last-Event-ID": hello["id"]})
     states = [json.loads(f["data"])["new"] for f in frames if f.get("event") == "StateChanged"]
     assert states == ["STOPPING", "STOPPED", "STARTING", "RUNNING"]
     ids = [int(f["id"].split("-")[1]) for f in frames if f.get("event") == "StateChanged"]
     assert ids == sorted(ids) and len(set(ids)) == 4
     # an id from another daemon (it restarted) asks the page to fetch everything afresh
-    frames = read_events(port, "resync", {"Last-Event-ID": "0badb00t-17"})
+    frames = read_events(web_daemon, "resync", {"Last-Event-ID": "0badb00t-17"})
     assert frames[-1]["event"] == "resync"
 
 
 def test_openapi_describes_every_route_command_and_event(web_daemon: DaemonHandle) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", web_daemon.port, timeout=10)
-    conn.request("GET", "/api/v1/openapi.json")
+    conn.request("GET", "/api/v1/openapi.json", headers=web_daemon.bearer())
     resp = conn.getresponse()
     spec: dict[str, Any] = json.loads(resp.read())
     conn.close()
@@ -95,7 +94,8 @@ def test_openapi_describes_every_route_command_and_event(web_daemon: DaemonHandl
         op = spec["paths"][f"/api/commands/{name}"]["post"]
         assert op["description"] == cmd.doc
         assert set(op["requestBody"]["content"]["application/json"]["schema"]["properties"]) == set(cmd.params)
-        assert ("security" in op) == cmd.mutating, name
+        assert op["x-mutating"] == cmd.mutating and {"bearer": []} in op["security"], name
+        assert ({"cookie": [], "csrf": []} in op["security"]) == cmd.mutating, name
     events = spec["components"]["x-sse-events"]
     assert set(events) == set(EVENT_TYPES)
     assert events["StateChanged"]["properties"]["new"]["enum"][0] == "STOPPED"
@@ -107,7 +107,7 @@ def test_openapi_describes_every_route_command_and_event(web_daemon: DaemonHandl
 def test_overview_carries_an_hour_of_samples_for_its_charts(web_daemon: DaemonHandle) -> None:
     def series() -> dict[str, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", web_daemon.port, timeout=10)
-        conn.request("GET", "/?format=json")
+        conn.request("GET", "/?format=json", headers=web_daemon.bearer())
         body = json.loads(conn.getresponse().read())
         conn.close()
         return body["series"]  # type: ignore[no-any-return]
@@ -151,7 +151,7 @@ def test_the_overview_is_shared_yet_never_older_than_a_change(web_daemon: Daemon
     def state_cell() -> str:
         conn = http.client.HTTPConnection("127.0.0.1", web_daemon.port, timeout=10)
         try:
-            conn.request("GET", "/", headers={"Accept": "text/html"})
+            conn.request("GET", "/", headers={"Accept": "text/html", **web_daemon.bearer()})
             page = conn.getresponse().read().decode()
         finally:
             conn.close()

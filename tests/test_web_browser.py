@@ -2,13 +2,17 @@
 
 Every page loads with no console error and no CSP violation at 1,280 and 400 px (no sideways scroll at
 400); a program killed from outside changes on an open ``/`` without a reload; the restart button is
-refused without login and works after it; the log viewer shows a line printed after it opened, as text.
+refused to the read-only viewer and works for the owner; the log viewer shows a line printed after it
+opened, as text; the login URL ``start`` prints opens the dashboard in one step, and a page asked for
+without a session shows the login form, which comes back to it.
 Screenshots go to ``$FOSS_SCREENSHOTS`` when set (the README's), else to the test's temp folder.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 from collections.abc import Iterator
@@ -61,10 +65,13 @@ def dash(daemon: DaemonHandle) -> DaemonHandle:
 
 
 class Watched:
-    """A page with its console errors (CSP violations are console errors) and main-frame navigations."""
+    """A page with its console errors (CSP violations are console errors) and main-frame navigations;
+    with ``session`` (a daemon), logged in as its owner (the cookie the login URL sets)."""
 
-    def __init__(self, browser: Any, width: int = 1280) -> None:
+    def __init__(self, browser: Any, width: int = 1280, session: DaemonHandle | None = None) -> None:
         self.context = browser.new_context(viewport={"width": width, "height": 900})
+        if session is not None:
+            self.context.add_cookies([login_cookie(session)])
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.navigations = 0
@@ -80,6 +87,13 @@ class Watched:
         self.context.close()
 
 
+def login_cookie(d: DaemonHandle) -> dict[str, Any]:
+    """The owner's session cookie for ``d``, as ``/login?token=`` sets it."""
+    token = (d.state_dir / "api-token").read_text().strip()
+    return {"name": "foss_token", "value": token, "url": f"http://127.0.0.1:{d.port}", "httpOnly": True,
+            "sameSite": "Strict"}  # fmt: skip
+
+
 def shots_dir(tmp_path: Path) -> Path:
     out = Path(os.environ.get("FOSS_SCREENSHOTS") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,7 +107,7 @@ def row(page: Any, name: str) -> Any:
 def test_every_page_loads_clean_at_1280_and_400(dash: DaemonHandle, browser: Any, tmp_path: Path) -> None:
     out = shots_dir(tmp_path)
     for width in (1280, 400):
-        w = Watched(browser, width)
+        w = Watched(browser, width, session=dash)
         try:
             for path in PAGES:
                 w.page.goto(f"http://127.0.0.1:{dash.port}{path}")
@@ -110,7 +124,7 @@ def test_every_page_loads_clean_at_1280_and_400(dash: DaemonHandle, browser: Any
 
 
 def test_overview_follows_a_program_killed_from_outside(dash: DaemonHandle, browser: Any) -> None:
-    w = Watched(browser)
+    w = Watched(browser, session=dash)
     try:
         w.page.goto(f"http://127.0.0.1:{dash.port}/")
         w.page.locator("#live.ok").wait_for(timeout=10_000)
@@ -127,12 +141,13 @@ def test_overview_follows_a_program_killed_from_outside(dash: DaemonHandle, brow
         w.close()
 
 
-def test_restart_button_is_refused_without_login_and_works_after(dash: DaemonHandle, browser: Any) -> None:
+def test_restart_button_is_refused_to_the_viewer_and_works_for_the_owner(dash: DaemonHandle, browser: Any) -> None:
     w = Watched(browser)
     try:
         pid = dash.program("app")["pid"]
-        w.page.goto(f"http://127.0.0.1:{dash.port}/")
-        w.page.locator("#session", has_text="read-only").wait_for()
+        viewer = (dash.state_dir / "viewer-token").read_text().strip()
+        w.page.goto(f"http://127.0.0.1:{dash.port}/login?token={viewer}&next=/")
+        w.page.locator("#session", has_text="viewer (read-only)").wait_for()
         w.page.click('button[data-command="restart"][data-names="app"]')
         w.page.locator("#action-message", has_text="Log in first").wait_for(timeout=10_000)
         assert dash.program("app")["pid"] == pid
@@ -144,15 +159,17 @@ def test_restart_button_is_refused_without_login_and_works_after(dash: DaemonHan
         new_pid = dash.program("app")["pid"]
         assert new_pid not in (None, pid)
         row(w.page, "app").locator("td.num", has_text=str(new_pid)).wait_for(timeout=10_000)
-        w.page.click("#session button")  # log out
-        w.page.locator("#session", has_text="read-only").wait_for()
+        w.page.click("#session button")  # log out: the page asked for next shows the login form
+        w.page.locator("#session", has_text="not logged in").wait_for()
+        w.page.locator("form.login").wait_for()
+        w.errors = [e for e in w.errors if "401" not in e]  # that page's own status
         assert w.errors == [], w.errors
     finally:
         w.close()
 
 
 def test_log_viewer_shows_a_line_printed_after_it_opened_as_text(dash: DaemonHandle, browser: Any) -> None:
-    w = Watched(browser)
+    w = Watched(browser, session=dash)
     try:
         w.page.goto(f"http://127.0.0.1:{dash.port}/logs/talker")
         w.page.locator("#log", has_text="talker up").wait_for(timeout=10_000)
@@ -225,6 +242,7 @@ def serious_violations(page: Any) -> list[str]:
 def test_axe_finds_no_serious_violation(dash: DaemonHandle, browser: Any, scheme: str) -> None:
     # axe is injected from the test (the page's CSP rightly refuses foreign script: bypassed here only)
     context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True, color_scheme=scheme)
+    context.add_cookies([login_cookie(dash)])
     try:
         page = context.new_page()
         found = {}
@@ -239,7 +257,7 @@ def test_axe_finds_no_serious_violation(dash: DaemonHandle, browser: Any, scheme
 
 
 def test_an_open_page_reconnects_and_catches_up_after_a_daemon_restart(dash: DaemonHandle, browser: Any) -> None:
-    w = Watched(browser)
+    w = Watched(browser, session=dash)
     try:
         w.page.goto(f"http://127.0.0.1:{dash.port}/")
         w.page.locator("#live.ok").wait_for(timeout=10_000)
@@ -256,6 +274,53 @@ def test_an_open_page_reconnects_and_catches_up_after_a_daemon_restart(dash: Dae
         assert w.navigations == 1  # caught up by itself, never reloaded
         down = ("ERR_CONNECTION_REFUSED", "ERR_CONNECTION_RESET")  # while the daemon was going down or down
         w.errors = [e for e in w.errors if not any(d in e for d in down)]
+        assert w.errors == [], w.errors
+    finally:
+        w.close()
+
+
+def test_the_login_url_opens_the_dashboard_in_one_step(dash: DaemonHandle, browser: Any) -> None:
+    printed = dash.cli("start").stdout  # already running: it prints the dashboard and the login URL again
+    found = re.search(r"(http://\S+/login\?token=\S+)", printed)
+    assert found is not None, printed
+    w = Watched(browser)
+    try:
+        w.page.goto(found[1])
+        w.page.locator("#session", has_text="logged in").wait_for(timeout=10_000)
+        w.page.locator("#live.ok").wait_for(timeout=10_000)
+        assert w.page.url == f"http://127.0.0.1:{dash.port}/" and w.navigations == 1
+        assert row(w.page, "app").count() == 1
+        assert w.errors == [], w.errors
+    finally:
+        w.close()
+
+
+def test_pages_without_a_session_show_the_login_page_which_comes_back(dash: DaemonHandle, browser: Any) -> None:
+    token = (dash.state_dir / "api-token").read_text().strip()
+    base = f"http://127.0.0.1:{dash.port}"
+    w = Watched(browser)
+    try:
+        for path in [p for p in PAGES if p not in ("/login", "/health")]:
+            w.page.goto(base + path)
+            w.page.locator("form.login").wait_for(timeout=10_000)
+            text = w.page.locator("main").inner_text()
+            assert "talker" not in text and "app" not in text.split(), (path, text)
+            assert w.page.locator("#live", has_text="not live").count() == 1  # no event stream without a token
+        w.page.goto(base + "/health")  # the verdict and counts, for monitors
+        assert set(json.loads(w.page.locator("body").inner_text())) == {"ok", "status", "phase", "problem_count",
+                                                                        "warning_count", "programs"}  # fmt: skip
+        w.page.goto(base + "/logs/talker")
+        w.page.fill("#token", "not the token")
+        w.page.click("form.login button")
+        w.page.locator("p.error", has_text="not the token").wait_for()
+        w.page.fill("#token", token)
+        w.page.click("form.login button")
+        w.page.locator("#log", has_text="talker up").wait_for(timeout=10_000)
+        assert w.page.url == base + "/logs/talker"
+        # issue 16: after logging in, next=/%09/evil.example went to //evil.example
+        w.page.goto(f"{base}/login?token={token}&next=/%09/evil.example")
+        assert w.page.url.startswith(base + "/")
+        w.errors = [e for e in w.errors if "401" not in e and "403" not in e]  # the refused loads themselves
         assert w.errors == [], w.errors
     finally:
         w.close()

@@ -10,15 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PY, DaemonHandle, wait_for
+from conftest import PY, DaemonHandle, viewer_headers, wait_for
 from test_web_browser import CHROMIUM, Watched, shots_dir
 
 SLEEPER = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"
 
 
 def post(port: int, name: str, args: dict[str, Any], token: str = "") -> tuple[int, dict[str, Any]]:
+    """Run a command over HTTP with ``token`` (default: the read-only viewer token)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {"Authorization": f"Bearer {token}"} if token else viewer_headers(port)
     conn.request("POST", f"/api/commands/{name}", body=json.dumps(args).encode(), headers=headers)
     resp = conn.getresponse()
     body = json.loads(resp.read())
@@ -51,7 +52,7 @@ def test_effective_config_is_redacted_and_the_file_needs_the_token(configured: D
     assert "pw-secret" not in json.dumps(argv) and argv[-2:] == ["--mode", "fast"]
     assert argv[3:7] == ["--password=***", "--api-token", "***", "DB_PASSWORD=***"]
     conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
-    conn.request("GET", "/config", headers={"Accept": "text/html"})
+    conn.request("GET", "/config", headers={"Accept": "text/html", **viewer_headers(d.port)})
     page = conn.getresponse().read()
     conn.close()
     assert b"hunter2-secret" not in page and b"pw-secret" not in page and b"fast" in page and b"Log in" in page

@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import DaemonHandle, wait_for
-from test_web_browser import CHROMIUM, Watched, serious_violations, shots_dir
+from conftest import DaemonHandle, owner_headers, wait_for
+from test_web_browser import CHROMIUM, Watched, login_cookie, serious_violations, shots_dir
 
 PIPELINE_CONFIG = """pipelines:
   orders: {on_new_files: true, demo_data: false}
@@ -24,7 +24,7 @@ PIPELINE_CONFIG = """pipelines:
 def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     try:
-        conn.request("GET", path, headers=headers or {})
+        conn.request("GET", path, headers={**owner_headers(port), **(headers or {})})
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
@@ -116,7 +116,7 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
         try:
             for width in (1280, 400):
-                w = Watched(browser, width)
+                w = Watched(browser, width, session=d)
                 pages = [
                     ("/", "overview-pipeline"),
                     ("/pipeline-management", "pipelines"),
@@ -152,6 +152,7 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
                 w.close()
             for scheme in ("light", "dark"):
                 context = browser.new_context(bypass_csp=True, color_scheme=scheme)  # for axe only
+                context.add_cookies([login_cookie(d)])
                 page = context.new_page()
                 for path in (
                     "/",
@@ -196,8 +197,11 @@ def test_table_view_pages_sorts_and_filters_safely(ran: tuple[DaemonHandle, dict
     assert {r[1] for r in only["rows"]} == {category}
     found = view(f"_search={quote(everything[0][0][-3:])}")
     assert found["total"] >= 1 and any(r[0] == everything[0][0] for r in found["rows"])
-    # hostile input: unknown columns and sorts are ignored, quotes are data, other names are not tables
-    assert view("_sort=units%3BDROP+TABLE+x&units%27+OR+1%3D1--=5")["total"] == len(everything)
+    # hostile input: an unknown sort is ignored, a filter on no column refused by name, quotes are data,
+    # other names are not tables
+    assert view("_sort=units%3BDROP+TABLE+x")["total"] == len(everything)
+    status, _, body = get(d.port, "/data-browser/gold.product_sales?format=json&units%27+OR+1%3D1--=5")
+    assert status == 400 and b'no column "units\' OR 1=1--"' in body
     assert view(f"category={quote(chr(39) + ' OR 1=1 --')}")["total"] == 0
     assert get(d.port, "/data-browser/gold.product_sales%3B%20DROP%20TABLE%20x")[0] == 404
     assert get(d.port, "/data-browser/main.secrets")[0] == 404

@@ -63,8 +63,9 @@ def test_templates_hold_no_inline_script_handler_or_style() -> None:
 
 def test_every_response_has_a_strict_csp_and_pages_no_inline_script(web_daemon: DaemonHandle) -> None:
     port = web_daemon.port
-    for path in [*PAGES, "/static/app.js", "/favicon.ico", "/nope", "/metrics", "/api/status"]:
-        status, headers, body = request(port, "GET", path, headers={"Accept": "text/html"})
+    for path, who in [(p, w) for p in [*PAGES, "/static/app.js", "/favicon.ico", "/nope", "/metrics", "/api/status"]
+                      for w in ({}, web_daemon.bearer())]:  # fmt: skip
+        status, headers, body = request(port, "GET", path, headers={"Accept": "text/html", **who})
         csp = headers.get("content-security-policy", "")
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0], path
         assert "frame-ancestors 'none'" in csp and headers["x-content-type-options"] == "nosniff", path
@@ -81,7 +82,7 @@ def test_unknown_host_names_are_refused_against_dns_rebinding(web_daemon: Daemon
             status, _, body = request(port, "GET", path, headers={"Host": host})
             assert status == 421 and b"app" not in body, (host, path)
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}"):
-        assert request(port, "GET", "/api/status", headers={"Host": host})[0] == 200, host
+        assert request(port, "GET", "/api/status", headers={"Host": host, **web_daemon.bearer()})[0] == 200, host
 
 
 def test_cross_origin_writes_are_refused_even_with_credentials(web_daemon: DaemonHandle) -> None:
@@ -116,8 +117,9 @@ def test_login_form_session_shown_and_logout(web_daemon: DaemonHandle) -> None:
     assert status == 403 and b"not the token" in body
     status, headers, _ = request(port, "POST", "/login", f"token={token}&next=//evil.example".encode(), form)
     assert status == 303 and headers["location"] == "/" and "HttpOnly" in headers["set-cookie"]
-    _, _, anonymous = request(port, "GET", "/", headers={"Accept": "text/html"})
-    assert b"read-only" in anonymous and b"Log out" not in anonymous and b"csrf-token" not in anonymous
+    status, _, anonymous = request(port, "GET", "/", headers={"Accept": "text/html"})
+    assert status == 401 and b'action="/login"' in anonymous  # the login page, coming back to /
+    assert b"not logged in" in anonymous and b"Log out" not in anonymous and b"csrf-token" not in anonymous
     cookie = {"Cookie": f"foss_token={token}"}
     _, _, page = request(port, "GET", "/", headers={**cookie, "Accept": "text/html"})
     assert b"logged in" in page and b"Log out" in page and csrf_token(token).encode() in page
@@ -140,7 +142,9 @@ def test_exposed_bind_needs_the_token_for_every_read(daemon: DaemonHandle) -> No
         assert status == 401 and b"app" not in body, path
         assert headers["www-authenticate"].startswith("Bearer")
     status, _, body = request(port, "GET", "/health")
-    assert status == 200 and json.loads(body) == {"ok": True, "status": "healthy", "phase": "ready"}
+    assert status == 200 and json.loads(body) == {"ok": True, "status": "healthy", "phase": "ready",
+                                                  "problem_count": 0, "warning_count": 0,
+                                                  "programs": {"RUNNING": 1}}  # fmt: skip
     assert request(port, "GET", "/login", headers={"Accept": "text/html"})[0] == 200
     assert request(port, "GET", "/api/status", headers={"Authorization": f"Bearer {token}"})[0] == 200
     assert request(port, "GET", "/", headers={"Cookie": f"foss_token={token}", "Accept": "text/html"})[0] == 200

@@ -79,7 +79,7 @@ def names(item: Gate[str]) -> Gate[tuple[str, ...]]:
     def convert(value: Any) -> tuple[str, ...]:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or len(items) > 1000:
-            raise GateError(f"must be a name or a list of at most 1000 names, got {shown(value)}")
+            raise GateError(f"must be a name ({item.range}) or a list of at most 1000 of them, got {shown(value)}")
         out = []
         for i, v in enumerate(items):
             try:

@@ -19,9 +19,10 @@ from foss_supervisor.resources import data_dir
 from foss_supervisor.web import security
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.history import History
-from foss_supervisor.web.keys import CORE, EVENTS, EXPOSED, GUARD, HISTORY, JINJA, QUERIES, TOKEN
+from foss_supervisor.web.keys import CORE, EVENTS, EXPOSED, GUARD, HISTORY, JINJA, PUBLIC, QUERIES, TOKEN
 from foss_supervisor.web.limits import ConnectionGuard, Limits, PerClient
 from foss_supervisor.web.pagecache import PAGES, PageCache
+from foss_supervisor.web.public import PublicParts
 from foss_supervisor.web.responder import make_jinja
 from foss_supervisor.web.routes import ROUTES
 from foss_supervisor.web.sse import EventLog
@@ -35,8 +36,9 @@ def create_app(
     core: Core, token: str, *, dashboard_host: str, bound: tuple[str, int] = ("127.0.0.1", 0),
     limits: Limits | None = None,
 ) -> web.Application:  # fmt: skip
-    """The application for a server bound to ``bound`` (host, port; beyond loopback, every read needs
-    ``token``), answering requests whose Host names ``dashboard_host`` (the config's) or loopback.
+    """The application for a server bound to ``bound`` (host, port), answering requests whose Host names
+    ``dashboard_host`` (the config's) or loopback; every read needs ``token`` or the viewer token derived
+    from it, but for the parts the config's ``dashboard.public`` opens (read through ``core``).
 
     Call it on the loop that will serve it: the event stream follows the core's events from there.
     """
@@ -57,6 +59,8 @@ def create_app(
     app[JINJA] = make_jinja()
     # programs' figures only while a page is open (an SSE stream): they are the idle daemon's main cost
     app[HISTORY] = History(core, watched=lambda: app[EVENTS].open_streams > 0)
+    app[PUBLIC] = PublicParts(core)
+    app.cleanup_ctx.append(app[PUBLIC].follow)
     app.cleanup_ctx.append(_sampling)
     app.on_response_prepare.append(security.set_security_headers)
     app.on_shutdown.append(app[EVENTS].close)
@@ -68,8 +72,8 @@ def create_app(
             "dashboard_exposed",
             host=bound_host,
             port=port,
-            detail="listening beyond loopback: every request but /health, /api/v1/health and /login needs "
-            "the API token",
+            detail="listening beyond loopback: the token goes over the network in clear unless a TLS proxy "
+            "stands in front",
         )
     return app
 

@@ -8,13 +8,15 @@ from aiohttp import web
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.history import History
 from foss_supervisor.web.limits import ConnectionGuard, PerClient
+from foss_supervisor.web.public import PublicParts
 from foss_supervisor.web.sse import EventLog
 
-__all__ = ["CORE", "EVENTS", "EXPOSED", "GUARD", "HISTORY", "JINJA", "TOKEN"]
+__all__ = ["CORE", "EVENTS", "EXPOSED", "GUARD", "HISTORY", "JINJA", "PUBLIC", "QUERIES", "TOKEN"]
 
 CORE = web.AppKey("core", Core)  # the daemon's command surface and events
 TOKEN = web.AppKey("token", str)
-EXPOSED = web.AppKey("exposed", bool)  # bound beyond loopback: every read needs the token
+EXPOSED = web.AppKey("exposed", bool)  # bound beyond loopback (reads need a token on any bind)
+PUBLIC = web.AppKey("public", PublicParts)  # parts open without a token (dashboard.public)
 EVENTS = web.AppKey("events", EventLog)
 GUARD = web.AppKey("guard", ConnectionGuard)
 QUERIES = web.AppKey("queries", PerClient)  # warehouse requests in progress per client

@@ -15,10 +15,13 @@ from foss_supervisor import __version__
 from foss_supervisor import events as core_events
 from foss_supervisor.commands import COMMANDS
 from foss_supervisor.pipeline import events as pipeline_events
+from foss_supervisor.web.access import HEALTH, OPEN, TOKEN_ONLY
+from foss_supervisor.web.keys import PUBLIC
+from foss_supervisor.web.responder import FORMATS
 from foss_supervisor.web.sse import EVENT_TYPES
 
 if typing.TYPE_CHECKING:
-    from foss_supervisor.web.routes import Param
+    from foss_supervisor.web.routes import Param, Route
 
 __all__ = ["build_openapi"]
 
@@ -47,6 +50,17 @@ def _param_schema(ptype: type) -> dict[str, Any]:
     return schema
 
 
+def _text(why: str, *types: str) -> dict[str, Any]:
+    return {"description": why, "content": {t: {"schema": _TEXT_SCHEMAS.get(t, {"type": "string"})} for t in types}}
+
+
+_TEXT_SCHEMAS: dict[str, Any] = {"application/json": {"$ref": "#/components/schemas/Error"}, "text/html": {}}
+_GUARD_401 = _text("no token (a browser gets the login page)", "text/plain", "text/html")
+_GUARD_421 = _text("the Host header names no address of this dashboard (DNS rebinding)", "text/plain")
+_BODY_408 = _text("the request body did not arrive in time", "text/plain")
+_CROSS_SITE = "a cross-site request (Origin), or a logged-in browser without the page's CSRF token"
+
+
 def _command_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for name, cmd in sorted(COMMANDS.items()):
@@ -55,11 +69,19 @@ def _command_paths() -> dict[str, Any]:
         body: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
         if required:
             body["required"] = required
+        forbidden = (
+            f"{_CROSS_SITE}; this command changes state: a viewer may not run it" if cmd.mutating else (_CROSS_SITE)
+        )
         op: dict[str, Any] = {
             "operationId": f"command_{name}",
             "tags": ["commands"],
             "summary": cmd.doc.splitlines()[0] if cmd.doc else name,
             "description": cmd.doc,
+            "security": [{"bearer": []}, {"cookie": [], "csrf": []}]
+            if cmd.mutating
+            else [{"bearer": []}, {"cookie": []}],
+            "x-mutating": cmd.mutating,
+            "x-part": TOKEN_ONLY,
             "requestBody": {
                 "required": bool(required),
                 "content": {"application/json": {"schema": body, "example": _EXAMPLES.get(name, {})}},
@@ -70,12 +92,15 @@ def _command_paths() -> dict[str, Any]:
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CommandReply"}}},
                 },
                 "400": {"$ref": "#/components/responses/BadRequest"},
+                "401": _GUARD_401,
+                "403": _text(forbidden, "application/json", "text/plain"),
+                "408": _BODY_408,
                 "409": {"$ref": "#/components/responses/Refused"},
+                "421": _GUARD_421,
             },
         }
-        if cmd.mutating:
-            op["security"] = [{"bearer": []}, {"cookie": [], "csrf": []}]
-            op["responses"]["403"] = {"$ref": "#/components/responses/Forbidden"}
+        if name in ("query", "export"):
+            op["responses"]["429"] = _text("the client already runs 2 warehouse requests", "text/plain")
         paths[f"/api/commands/{name}"] = {"post": op}
     return paths
 
@@ -114,116 +139,134 @@ def _event_schemas() -> dict[str, Any]:
 
 
 def _schema(param: Param) -> dict[str, Any]:
-    return {"type": param.type, **({"enum": list(param.enum)} if param.enum else {})}
+    schema: dict[str, Any] = {"type": param.type}
+    if param.enum:
+        schema["enum"] = list(param.enum)
+    if param.pattern:
+        schema["pattern"] = param.pattern
+    if param.example:
+        schema["examples"] = [param.example]
+    return schema
 
 
-def _query_param(param: Param) -> dict[str, Any]:
-    return {"name": param.name, "in": "query", "required": param.required, "description": param.description,
-            "schema": _schema(param)}  # fmt: skip
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    named = {p.name: p for p in route.params}
+    out = [
+        {"name": name, "in": "path", "required": True, "description": named[name].description if name in named
+         else name, "schema": _schema(named[name]) if name in named else {"type": "string"}}
+        for name in (part[1:-1] for part in route.path.split("/") if part.startswith("{"))
+    ]  # fmt: skip
+    if route.twin and "format" not in named:
+        out.append({"name": "format", "in": "query", "required": False, "description": "json: the JSON twin",
+                    "schema": {"type": "string", "enum": list(FORMATS)}})  # fmt: skip
+    for param in route.params:
+        if param.in_ == "query":
+            out.append({"name": param.name, "in": "query", "required": param.required,
+                        "description": param.description, "schema": _schema(param)})  # fmt: skip
+        elif param.in_ == "filters":  # free COLUMN=value pairs: a form-style object
+            out.append({"name": param.name, "in": "query", "required": False, "description": param.description,
+                        "style": "form", "explode": True,
+                        "schema": {"type": "object", "additionalProperties": {"type": "string"}}})  # fmt: skip
+    return out
+
+
+def _ok_content(route: Route) -> dict[str, Any]:
+    json_schema: dict[str, Any] = {"type": "object"}
+    if route.part == HEALTH:
+        json_schema = {"$ref": "#/components/schemas/Health"}
+    if route.twin:
+        content: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}, "application/json": {
+            "schema": json_schema}}  # fmt: skip
+    elif route.produces == "application/json":
+        content = {"application/json": {"schema": json_schema}}
+    else:
+        content = {route.produces: {"schema": {"type": "string"}}}
+    for extra in route.also:
+        content[extra] = {"schema": {"type": "object"} if extra == "application/json" else {"type": "string"}}
+    return content
+
+
+def _answers(route: Route) -> dict[str, Any]:
+    answers: dict[str, Any] = {"200": {"description": "OK", "content": _ok_content(route)}, "421": _GUARD_421}
+    if route.part != OPEN:
+        answers["401"] = _GUARD_401
+    if route.method != "GET":
+        answers["403"] = _text(_CROSS_SITE, "text/plain")
+    if route.twin or any(p.name == "format" for p in route.params):
+        answers["400"] = _text("a ?format= the operation does not answer", "text/plain")
+    for answer in route.errors:
+        if answer.status < 400:
+            answers[str(answer.status)] = {"description": answer.why, "headers": {"Location": {
+                "description": "where to go: a path on this site", "schema": {"type": "string"}}}}  # fmt: skip
+            continue
+        merged = answers.get(str(answer.status), {"content": {}})["content"]
+        types = {*merged, answer.content_type}
+        if answer.content_type == "text/html":
+            types.add("application/json")  # a page's JSON twin (Accept: application/json)
+        answers[str(answer.status)] = _text(answer.why, *sorted(types))
+    return answers
+
+
+def _security(route: Route, public: frozenset[str]) -> list[dict[str, list[str]]]:
+    """Who may call: OPEN routes anyone; parts dashboard.public opens (and /health's summary) anyone too,
+    a token shows more on /health; the rest the owner's or the viewer's token (Bearer or login cookie)."""
+    if route.part == OPEN:
+        return []
+    tokens: list[dict[str, list[str]]] = [{"bearer": []}, {"cookie": []}]
+    return [{}, *tokens] if route.part == HEALTH or route.part in public else tokens
 
 
 def build_openapi(app: web.Application) -> dict[str, Any]:
-    """The description as a dict (``GET /api/v1/openapi.json``)."""
+    """The description as a dict (``GET /api/v1/openapi.json``), for the running config's public parts."""
     from foss_supervisor.web.routes import ROUTES
 
+    public = app[PUBLIC].parts
     paths: dict[str, Any] = {}
     for route in ROUTES:
-        params = [
-            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-            for part in route.path.split("/")
-            if part.startswith("{")
-        ]
-        content: dict[str, Any] = {route.produces: {}}
-        if route.twin:
-            content = {"text/html": {}, "application/json": {"schema": {"type": "object"}}}
-            params.append(
-                {
-                    "name": "format",
-                    "in": "query",
-                    "required": False,
-                    "description": "json: the JSON twin",
-                    "schema": {"type": "string", "enum": ["json", "html"]},
-                }
-            )
-        for extra in route.also:
-            content[extra] = {}
-        for param in route.params:
-            if param.in_ == "query":
-                params.append(_query_param(param))
-            elif param.in_ == "filters":  # free COLUMN=value pairs: a form-style object
-                params.append({"name": param.name, "in": "query", "required": False, "description": param.description,
-                               "style": "form", "explode": True,
-                               "schema": {"type": "object", "additionalProperties": {"type": "string"}}})  # fmt: skip
         form = [p for p in route.params if p.in_ == "form"]
         op: dict[str, Any] = {
             "operationId": f"{route.method.lower()}_{route.handler.__name__}",
             "summary": route.summary,
             "description": (route.handler.__doc__ or "").strip(),
-            "parameters": params,
-            "responses": {"200": {"description": "OK", "content": content}},
+            "x-part": route.part,
+            "security": _security(route, public),
+            "parameters": _parameters(route),
+            "responses": _answers(route),
         }
         if form:
-            op["requestBody"] = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+            op["requestBody"] = {"required": any(p.required for p in form), "content": {
+                "application/x-www-form-urlencoded": {"schema": {
                 "type": "object", "required": [p.name for p in form if p.required],
                 "properties": {p.name: _schema(p) | {"description": p.description} for p in form}}}}}  # fmt: skip
-        for code, why in route.errors:
-            op["responses"][str(code)] = {"description": why, "content": {"text/plain": {"schema": {"type": "string"}}}}
         if route.path == "/api/events":
-            op["parameters"].append(
-                {
-                    "name": "Last-Event-ID",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "example": "3f9a1c2e-42",
-                }
-            )
-            op["responses"]["200"]["content"] = {
-                "text/event-stream": {
-                    "schema": {"type": "string"},
-                    "example": 'id: 3f9a1c2e-43\nevent: StateChanged\ndata: {"name": "web", '
-                    '"old": "RUNNING", "new": "BACKOFF", "type": "StateChanged", "at": 1767225600.0}\n\n',
-                }
-            }
-            op["x-sse-events"] = [{"$ref": f"#/components/x-sse-events/{e}"} for e in EVENT_TYPES]
-        if route.path in ("/health", "/api/v1/health"):
-            op["responses"]["503"] = {"description": "unhealthy (same body)"}
+            _event_stream(op)
         paths.setdefault(route.path, {})[route.method.lower()] = op
     paths.update(_command_paths())
     return {
         "openapi": "3.1.0",
-        "info": {
-            "title": "foss-supervisor",
-            "version": __version__,
-            "description": "The dashboard's HTTP API. Reads are open on a loopback bind; every command that "
-            "changes state needs the API token (state_dir/api-token) as a Bearer token, or the "
-            "login cookie plus the X-CSRF-Token header of the dashboard's pages. Beyond "
-            "loopback every request but /health, /api/v1/health and /login needs the token.",
-        },
+        "info": {"title": "foss-supervisor", "version": __version__, "description": DESCRIPTION},
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "cookie": {"type": "apiKey", "in": "cookie", "name": "foss_token"},
-                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
-            },
-            "schemas": {
-                "CommandReply": {
-                    "type": "object",
-                    "properties": {"ok": {"const": True}, "result": {}},
-                    "required": ["ok", "result"],
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the owner's token (state_dir/api-token) or the viewer's (state_dir/viewer-token)",
                 },
-                "Error": {
-                    "type": "object",
-                    "properties": {
-                        "ok": {"const": False},
-                        "error": {
-                            "type": "object",
-                            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
-                        },
-                    },
+                "cookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "foss_token",
+                    "description": "set by /login",
+                },
+                "csrf": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-CSRF-Token",
+                    "description": "a logged-in page's meta csrf-token",
                 },
             },
+            "schemas": _SCHEMAS,
             "responses": {
                 code: {
                     "description": why,
@@ -232,9 +275,84 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
                 for code, why in (
                     ("BadRequest", "unknown argument, wrong type or invalid JSON"),
                     ("Refused", "the command was refused (no such program, no pipelines, ...)"),
-                    ("Forbidden", "this command changes state and the token is missing"),
                 )
             },
             "x-sse-events": _event_schemas(),
         },
     }
+
+
+def _event_stream(op: dict[str, Any]) -> None:
+    """The event stream: its Last-Event-ID header, and each event as schemathesis and readers see it."""
+    op["parameters"].append({"name": "Last-Event-ID", "in": "header", "required": False,
+                             "schema": {"type": "string"}, "example": "3f9a1c2e-42"})  # fmt: skip
+    op["responses"]["200"]["content"] = {
+        "text/event-stream": {
+            "schema": {  # one event (Open API 3.1: the schema of a stream's item)
+                "type": "object",
+                "properties": {
+                    "event": {"enum": ["hello", "resync", "tick", *EVENT_TYPES]},
+                    "data": {"type": "string", "contentMediaType": "application/json"},
+                    "id": {"type": "string"},
+                    "retry": {"type": "integer", "minimum": 0},
+                },
+            },
+            "example": 'id: 3f9a1c2e-43\nevent: StateChanged\ndata: {"name": "web", '
+            '"old": "RUNNING", "new": "BACKOFF", "type": "StateChanged", "at": 1767225600.0}\n\n',
+        }
+    }
+    op["x-sse-events"] = [{"$ref": f"#/components/x-sse-events/{e}"} for e in EVENT_TYPES]
+
+
+DESCRIPTION = (
+    "The dashboard's HTTP API. Every request needs a token, on loopback too, but for the login page, the "
+    "icon and static files, /health's summary (status code and counts) and the parts the config's "
+    "dashboard.public opens (each operation's x-part; its security then lists {}). The owner's token "
+    "(state_dir/api-token) reads everything and runs every command; the viewer's (state_dir/viewer-token) "
+    "reads everything and runs no command marked x-mutating. Send one as a Bearer token, or log in once "
+    "(/login?token=...: an HttpOnly cookie); a logged-in browser's commands also carry the X-CSRF-Token "
+    "header of the page. docs/security.md has the table per route and role."
+)
+
+_HEALTH_COMMON = {"ok": {"type": "boolean"}, "status": {"enum": ["healthy", "degraded", "unhealthy"]},
+                  "phase": {"type": "string"}, "programs": {"type": "object",
+                  "additionalProperties": {"type": "integer"}}}  # fmt: skip
+_SCHEMAS: dict[str, Any] = {
+    "CommandReply": {
+        "type": "object",
+        "properties": {"ok": {"const": True}, "result": {}},
+        "required": ["ok", "result"],
+    },
+    "Error": {
+        "type": "object",
+        "properties": {
+            "ok": {"const": False},
+            "error": {"type": "object", "properties": {"type": {"type": "string"}, "message": {"type": "string"}}},
+        },
+    },
+    "Health": {
+        "description": "the health report (with a token, or when dashboard.public names health), else its "
+        "summary: the verdict and counts",
+        "anyOf": [
+            {
+                "type": "object",
+                "required": ["ok", "status", "phase", "problems", "warnings"],
+                "properties": _HEALTH_COMMON
+                | {
+                    "problems": {"type": "array", "items": {"type": "string"}},
+                    "warnings": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["ok", "status", "phase", "problem_count", "warning_count"],
+                "additionalProperties": False,
+                "properties": _HEALTH_COMMON
+                | {
+                    "problem_count": {"type": "integer", "minimum": 0},
+                    "warning_count": {"type": "integer", "minimum": 0},
+                },
+            },
+        ],
+    },
+}

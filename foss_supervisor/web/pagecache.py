@@ -8,7 +8,7 @@ for one render, and that answer serves for ``max_age_s`` unless the state change
 (:attr:`Core.generation <foss_supervisor.web.core.Core.generation>`: a bus event or a state-changing
 command): a page is never older than the last event or command, other changes (a failed write) show
 within ``max_age_s``, and its live parts update over SSE anyway. The key is the path with its query, JSON or
-HTML, and logged in or not (the only per-visitor parts; the CSRF token is derived from the API token).
+HTML, and the login cookie's role (the only per-visitor parts; the CSRF token is derived from the token).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ class _Page:
     body: bytes
 
 
-class PageCache(SharedResults[tuple[str, bool, bool], _Page]):
-    """The pages of one app, by (path with query, JSON or not, logged in or not)."""
+class PageCache(SharedResults[tuple[str, bool, str], _Page]):
+    """The pages of one app, by (path with query, JSON or not, the login cookie's role or "")."""
 
     def __init__(self) -> None:
         super().__init__(MAX_PAGES)
@@ -59,7 +59,7 @@ def shared_page(max_age_s: float = 0.5) -> Callable[[Handler], Handler]:
         @functools.wraps(view)
         async def shared(request: web.Request) -> web.StreamResponse:
             app = request.app
-            key = (request.path_qs, wants_json(request), auth.is_logged_in(request, app[TOKEN]))
+            key = (request.path_qs, wants_json(request), str(auth.session_role(request, app[TOKEN]) or ""))
             page = await app[PAGES].get(key, app[CORE].generation, max_age_s, lambda: _capture(view(request)))
             return web.Response(status=page.status, body=page.body, content_type=page.content_type,
                                 charset=page.charset)  # fmt: skip

@@ -1,7 +1,8 @@
 """The one responder: a view returns plain data, this answers it as HTML (a template) or as its JSON twin.
 
 JSON when the URL says ``?format=json`` or the client asks for ``application/json`` and not HTML;
-views that probes read (``/health``) answer JSON unless the client asks for HTML.
+views that probes read (``/health``) answer JSON unless the client asks for HTML. Any other ``?format=``
+is a 400 (views with formats of their own, such as a log's ``text``, answer those before responding).
 """
 
 from __future__ import annotations
@@ -14,18 +15,23 @@ from aiohttp import web
 
 from foss_supervisor import __version__
 from foss_supervisor.resources import data_dir
-from foss_supervisor.web import auth
+from foss_supervisor.web import access, auth
 from foss_supervisor.web.icons import STATE_ICONS, STATE_WORDS
 from foss_supervisor.web.keys import EXPOSED, JINJA, TOKEN
 from foss_supervisor.web.sse import SINCE
 
-__all__ = ["kpi_number", "make_jinja", "number_cell", "respond", "wants_json"]
+__all__ = ["FORMATS", "kpi_number", "make_jinja", "number_cell", "respond", "wants_json"]
+
+
+FORMATS = ("json", "html")  # ?format= of a page with a JSON twin
 
 
 def wants_json(request: web.Request, default_json: bool = False) -> bool:
-    """Whether to answer JSON (see the module docstring)."""
+    """Whether to answer JSON (see the module docstring); HTTPBadRequest for another ``?format=``."""
     fmt = request.query.get("format")
-    if fmt in ("json", "html"):
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise web.HTTPBadRequest(text=f"format must be one of {', '.join(FORMATS)}\n")
         return fmt == "json"
     accept = request.headers.get("Accept", "")
     if "text/html" in accept:
@@ -75,27 +81,31 @@ def number_cell(value: Any) -> str:
 
 
 async def respond(
-    request: web.Request, template: str, data: dict[str, Any], *, status: int = 200, default_json: bool = False
-) -> web.Response:
-    """``data`` as JSON, or rendered into ``template`` with the session (logged in, CSRF token) added."""
-    if wants_json(request, default_json):
+    request: web.Request, template: str, data: dict[str, Any], *, status: int = 200, default_json: bool = False,
+    html: bool = False,
+) -> web.Response:  # fmt: skip
+    """``data`` as JSON, or rendered into ``template`` with the session (logged in, CSRF token) added;
+    ``html``: the page whatever the request asks (the login page answering another route's request)."""
+    if not html and wants_json(request, default_json):
         return web.json_response(data, status=status, dumps=_dumps)
-    token = request.app[TOKEN]
-    logged_in = auth.is_logged_in(request, token)
-    html = (
+    session = request.cookies.get(auth.COOKIE, "")
+    role = auth.token_role(session, request.app[TOKEN])
+    page = (
         request.app[JINJA]
         .get_template(template)
         .render(
             version=__version__,
             path=request.path,
-            logged_in=logged_in,
+            logged_in=role is auth.Role.OWNER,
+            viewer=role is auth.Role.VIEWER,
             exposed=request.app[EXPOSED],
-            csrf=auth.csrf_token(token) if logged_in else "",
-            events_since=request.get(SINCE, ""),
+            csrf=auth.csrf_token(session) if role is not None else "",
+            # a page opens the event stream only when the visitor may read it (no 401 on the login page)
+            events_since=request.get(SINCE, "") if access.may_read(request, "events") else "",
             **data,
         )
     )
-    return web.Response(text=html, content_type="text/html", status=status)
+    return web.Response(text=page, content_type="text/html", status=status)
 
 
 def _dumps(obj: Any) -> str:

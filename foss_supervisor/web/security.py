@@ -1,10 +1,11 @@
-"""The request guard every request passes: Host allow-list, Origin check, reads on an exposed bind, headers.
+"""The request guard every request passes: Host allow-list, Origin check, a token to read, headers.
 
 - ``Host`` must be a loopback name, an IP literal, this machine's name or the configured host: a
   DNS-rebinding page (``attacker.example`` resolving to 127.0.0.1) is answered 421 and reads nothing.
 - A state-changing method (anything but GET, HEAD, OPTIONS) from a browser must come from our own
   origin (``Origin``, else ``Sec-Fetch-Site``); a cross-site one is answered 403 before any handler runs.
-- On a non-loopback bind every request but ``/health``, ``/login`` and static assets needs the token.
+- On any bind, loopback included, every request but the login page, static files, ``/health``'s summary
+  and the parts ``dashboard.public`` opens needs a token (:func:`foss_supervisor.web.access.admit`).
 - Every response carries a strict Content-Security-Policy (scripts and styles from our origin only, no
   inline script) and the usual hardening headers.
 """
@@ -18,8 +19,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from foss_supervisor.web import auth
-from foss_supervisor.web.keys import EXPOSED, TOKEN
+from foss_supervisor.web import access
 
 __all__ = ["CSP", "REPORT_CSP", "allowed_hosts", "guard", "is_loopback", "set_security_headers"]
 
@@ -31,7 +31,6 @@ CSP = (
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; frame-ancestors 'none'"
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PUBLIC_PATHS = frozenset({"/health", "/api/v1/health", "/login", "/favicon.ico"})
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -87,13 +86,8 @@ def guard(names: frozenset[str]) -> Middleware:
             raise web.HTTPMisdirectedRequest(text="unknown Host: open the dashboard by the address it listens on\n")
         if request.method not in SAFE_METHODS and not _same_origin(request):
             raise web.HTTPForbidden(text="cross-origin request refused\n")
-        public = request.path in PUBLIC_PATHS or request.path.startswith("/static/")
-        if request.app[EXPOSED] and not public and not auth.is_authorized_reader(request, request.app[TOKEN]):
-            raise web.HTTPUnauthorized(
-                text="this dashboard listens beyond loopback: log in with the token (state_dir/api-token)\n",
-                headers={"WWW-Authenticate": 'Bearer realm="foss-supervisor"'},
-            )
-        return await handler(request)
+        refused = await access.admit(request)
+        return refused if refused is not None else await handler(request)
 
     return middleware
 

@@ -115,6 +115,7 @@ document.addEventListener("click", async (ev) => {
   // the first connection names the newest event the page was rendered with: the server sends what came
   // after it, so nothing between render and connect is missed; reconnects send Last-Event-ID themselves
   const since = document.querySelector('meta[name="events-since"]')?.content;
+  if (!since) { setLive("not live", false); return; }  // the visitor may not read the stream (not logged in)
   const source = new EventSource("/api/events" + (since ? `?since=${encodeURIComponent(since)}` : ""));
   source.onopen = () => {
     setLive("live", true);

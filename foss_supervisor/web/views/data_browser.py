@@ -12,12 +12,17 @@ from foss_supervisor.errors import SupervisorError
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.keys import CORE, QUERIES
 from foss_supervisor.web.responder import respond
+from foss_supervisor.web.views.table import sql_ident, sql_literal
 
 __all__ = ["data_browser", "export", "export_table"]
 
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8",
                 "parquet": "application/vnd.apache.parquet"}  # fmt: skip
 EXPORT_CHUNK_BYTES = 1 << 20
+CATALOG_SQL = (  # every table and view, as the export command looks them up
+    "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary UNION ALL "
+    "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
+)
 EXACT_COUNT_TABLES = 300  # beyond, the tree shows DuckDB's estimates
 
 # every pipeline's layers: bronze, silver, gold, or its own prefixed ones (trips_bronze, ...)
@@ -58,7 +63,7 @@ async def _exact_counts(core: Core, tables: dict[str, list[dict[str, Any]]]) -> 
     if not listed or len(listed) > EXACT_COUNT_TABLES:
         return
     counts = [
-        f"SELECT {i} AS i, count(*) AS n FROM {_quoted(schema)}.{_quoted(t['name'])}"  # noqa: S608 (quoted names)
+        f"SELECT {i} AS i, count(*) AS n FROM {sql_ident(schema)}.{sql_ident(t['name'])}"  # noqa: S608 (quoted names)
         for i, (schema, t) in enumerate(listed)
     ]
     sql = " UNION ALL ".join(counts)
@@ -68,11 +73,6 @@ async def _exact_counts(core: Core, tables: dict[str, list[dict[str, Any]]]) -> 
         return  # the estimates stay, marked as such
     for i, n in result["rows"]:
         listed[int(i)][1].update(rows=int(n), exact=True)
-
-
-def _quoted(name: str) -> str:
-    """A SQL identifier, double-quoted (names come from duckdb_tables())."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 async def export(request: web.Request) -> web.StreamResponse:
@@ -98,7 +98,23 @@ async def export_table(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "parquet")
     if fmt not in EXPORT_TYPES:
         raise web.HTTPBadRequest(text=f"format must be one of {', '.join(sorted(EXPORT_TYPES))}\n")
+    if not await _exists(request.app[CORE], table):
+        raise web.HTTPNotFound(text=f"no table or view {table!r} (give it as schema.table)\n")
     return await _exported(request, {"table": table, "format": fmt}, f"{table}.{fmt}")
+
+
+async def _exists(core: Core, table: str) -> bool:
+    """Whether the warehouse has table or view ``table`` (schema.table, as the export command reads it)."""
+    schema, dot, name = table.lower().partition(".")
+    if not dot:
+        return False
+    where = f"WHERE schema_name = {sql_literal(schema)} AND table_name = {sql_literal(name)}"
+    sql = f"SELECT count(*) FROM ({CATALOG_SQL}) {where}"  # noqa: S608 (literals quoted)
+    try:
+        result = await core.call("query", {"sql": sql, "max_rows": 1, "timeout_s": 5.0})
+    except SupervisorError:  # no pipelines, or no warehouse yet
+        return False
+    return bool(result["rows"] and result["rows"][0][0])
 
 
 async def _exported(request: web.Request, args: dict[str, str], filename: str) -> web.StreamResponse:

@@ -1,4 +1,8 @@
-"""``/health``: 200 healthy, 503 not; JSON for probes, HTML for people (command ``health``)."""
+"""``/health``: 200 healthy, 503 not; JSON for probes, HTML for people (command ``health``).
+
+Without a token (and unless ``dashboard.public`` names ``health``) the answer is the summary of
+:func:`foss_supervisor.web.access.health_summary`: the status code and counts, nothing naming a program.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from foss_supervisor.web import auth
-from foss_supervisor.web.keys import CORE, EXPOSED, TOKEN
+from foss_supervisor.web import access
+from foss_supervisor.web.keys import CORE
 from foss_supervisor.web.responder import respond, wants_json
 
 __all__ = ["health", "health_json"]
@@ -15,10 +19,8 @@ __all__ = ["health", "health_json"]
 
 async def _report(request: web.Request) -> dict[str, Any]:
     body: dict[str, Any] = await request.app[CORE].read("health")
-    if request.app[EXPOSED] and not auth.is_authorized_reader(request, request.app[TOKEN]):
-        # beyond loopback an anonymous probe learns the verdict, not program names or reasons
-        body = {"ok": body["ok"], "status": body["status"], "phase": body["phase"]}
-    return body
+    # without a token a probe learns the verdict and counts, not program names or reasons
+    return body if access.full_health(request) else access.health_summary(body)
 
 
 async def health_json(request: web.Request) -> web.StreamResponse:
@@ -28,8 +30,9 @@ async def health_json(request: web.Request) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.StreamResponse:
+    as_json = wants_json(request, default_json=True)  # a bad ?format= is a 400 before anything is read
     body = await _report(request)
     code = 200 if body["ok"] else 503
-    if "problems" not in body or wants_json(request, default_json=True):
+    if as_json or "problems" not in body:
         return web.json_response(body, status=code)  # the twin is the health report itself
     return await respond(request, "health.html", {"health": body}, status=code)

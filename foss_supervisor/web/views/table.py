@@ -18,7 +18,7 @@ from foss_supervisor.errors import SupervisorError
 from foss_supervisor.web.keys import CORE, QUERIES
 from foss_supervisor.web.responder import respond
 
-__all__ = ["table_view"]
+__all__ = ["sql_ident", "sql_literal", "table_view"]
 
 NAME = re.compile(r"^((?:[a-z0-9_]{0,60}_)?(?:bronze|silver|gold))\.([A-Za-z_][A-Za-z0-9_]{0,100})$")
 NUMERIC = re.compile(
@@ -28,11 +28,13 @@ TEXT = re.compile(r"^(VARCHAR|TEXT|STRING)")
 RESERVED = {"_page", "_size", "_sort", "_desc", "_search", "format"}
 
 
-def _literal(value: str) -> str:
+def sql_literal(value: str) -> str:
+    """A SQL string literal (quotes doubled)."""
     return "'" + value.replace("'", "''") + "'"
 
 
-def _ident(name: str) -> str:
+def sql_ident(name: str) -> str:
+    """A double-quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -61,7 +63,7 @@ async def table_view(request: web.Request) -> web.StreamResponse:
     schema, name = match[1], match[2]  # a layer schema of some pipeline; the catalog has the final word
     columns_sql = (
         "SELECT column_name, data_type FROM duckdb_columns() "  # noqa: S608 (literals quoted, names matched)
-        f"WHERE schema_name = {_literal(schema)} AND table_name = {_literal(name)} ORDER BY column_index"
+        f"WHERE schema_name = {sql_literal(schema)} AND table_name = {sql_literal(name)} ORDER BY column_index"
     )
     try:
         cols = await request.app[CORE].call("query", {"sql": columns_sql, "max_rows": 2000, "timeout_s": 10.0})
@@ -71,19 +73,23 @@ async def table_view(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="no such table\n")
     columns = [{"name": c, "type": t, "numeric": bool(NUMERIC.match(t))} for c, t in cols["rows"]]
     known = {c["name"] for c in columns}
-    where = [f"{_ident(k)} = {_literal(v)}" for k, v in request.query.items() if k not in RESERVED and k in known]
+    if unknown := sorted(k for k in request.query if k not in RESERVED and k not in known):
+        raise web.HTTPBadRequest(text=f"no column {', '.join(map(repr, unknown))} in {schema}.{name} to filter on\n")
+    where = [f"{sql_ident(k)} = {sql_literal(v)}" for k, v in request.query.items() if k not in RESERVED and k in known]
     search = request.query.get("_search", "").strip()
     if search:
         texts = [c["name"] for c in columns if TEXT.match(c["type"])]
-        pattern = _literal("%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-        where.append("(" + " OR ".join(f"{_ident(t)} ILIKE {pattern} ESCAPE '\\'" for t in texts) + ")" if texts
+        pattern = sql_literal("%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        where.append("(" + " OR ".join(f"{sql_ident(t)} ILIKE {pattern} ESCAPE '\\'" for t in texts) + ")" if texts
                      else "false")  # fmt: skip
     sort = request.query.get("_sort", "")
-    desc = request.query.get("_desc", "") not in ("", "0")
+    if request.query.get("_desc", "0") not in ("0", "1"):
+        raise web.HTTPBadRequest(text="_desc must be 0 or 1\n")
+    desc = request.query.get("_desc") == "1"
     size = _int(request, "_size", 50, 1, 500)
     page = _int(request, "_page", 1, 1, 10_000_000)
-    source = f"{_ident(schema)}.{_ident(name)}" + (" WHERE " + " AND ".join(where) if where else "")
-    order = f" ORDER BY {_ident(sort)} {'DESC' if desc else 'ASC'} NULLS LAST" if sort in known else ""
+    source = f"{sql_ident(schema)}.{sql_ident(name)}" + (" WHERE " + " AND ".join(where) if where else "")
+    order = f" ORDER BY {sql_ident(sort)} {'DESC' if desc else 'ASC'} NULLS LAST" if sort in known else ""
     total = (await _query(request, f"SELECT count(*) FROM {source}", 1))["rows"][0][0]  # noqa: S608
     page = min(page, max(1, math.ceil(total / size)))  # past the last page: the last page
     rows = await _query(request, f"SELECT * FROM {source}{order} LIMIT {size} OFFSET {(page - 1) * size}", size)  # noqa: S608

@@ -1,0 +1,200 @@
+"""Reads need a token, on loopback too (issue 16, item 1), against a real daemon over real HTTP.
+
+Anonymous clients get 401 on every route of the table but the login page, the icon and /health's
+summary; the viewer token reads everything and runs no command the registry marks ``mutating``;
+``dashboard.public`` opens named parts, and a reload opens or closes them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from conftest import PY, DaemonHandle, wait_for
+
+from foss_supervisor.commands import COMMANDS
+from foss_supervisor.config import parse_config
+from foss_supervisor.errors import ConfigError
+from foss_supervisor.web import auth
+from foss_supervisor.web.access import HEALTH, OPEN
+from foss_supervisor.web.routes import ROUTES
+
+MARK = "log-line-7f3a"
+TALKER = f"[{PY!r}, '-u', '-c', 'import time; print(\"{MARK}\"); time.sleep(300)']"
+PROGRAMS = f"""programs:
+  talker: {{command: {TALKER}, start_timeout: 0.1}}
+  broken: {{command: ["/nonexistent/broken-prog"], start_retries: 0}}
+"""
+# a value for each path parameter, naming things that exist
+PATH_VALUES = {"source": "talker", "run_id": "20260101T000000Z-abcdef", "name": "orders", "file": "latest.html",
+               "table": "gold.daily_revenue"}  # fmt: skip
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+        if headers.get("content-type") == "text/event-stream":  # an open stream never ends: its status is enough
+            return resp.status, headers, b""
+        return resp.status, headers, resp.read()
+    finally:
+        conn.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def route_path(template: str) -> str:
+    return "/".join(PATH_VALUES.get(p[1:-1], p) if p.startswith("{") else p for p in template.split("/"))
+
+
+@pytest.fixture
+def served(daemon: DaemonHandle) -> tuple[DaemonHandle, str, str]:
+    daemon.write_config(PROGRAMS)
+    daemon.start()
+    wait_for(lambda: daemon.program("broken")["state"] == "FATAL", 10, "broken FATAL")
+    token = (daemon.state_dir / "api-token").read_text().strip()
+    viewer = (daemon.state_dir / "viewer-token").read_text().strip()
+    return daemon, token, viewer
+
+
+def test_every_route_needs_a_token_on_loopback(served: tuple[DaemonHandle, str, str]) -> None:
+    d, token, viewer = served
+    wait_for(lambda: MARK in d.call("log_read", source="talker")["lines"][-1], 10, "the talker's line")
+    for route in ROUTES:
+        path = route_path(route.path)
+        body = b"{}" if route.method == "POST" else None
+        for headers in ({}, bearer("wrong"), {"Cookie": "foss_token=wrong"}, {"Accept": "text/html"}):
+            status, _, reply = request(d.port, route.method, path, body, headers)
+            if route.part == OPEN:
+                assert status != 401, (route.path, headers)
+            elif route.part == HEALTH:
+                assert status == 503 and set(json.loads(reply)) == {"ok", "status", "phase", "problem_count",
+                                                                      "warning_count", "programs"}  # fmt: skip
+            else:
+                assert status == 401, (route.method, path, headers, status)
+            # nothing the daemon knows: a name shows only where the client's own path echoes it (login next)
+            assert not [w for w in ("talker", "broken", MARK) if w not in path and w.encode() in reply], path
+        for who in (token, viewer):
+            status, _, _ = request(d.port, route.method, path, body, bearer(who))
+            assert status not in (401, 421), (route.path, status)
+    # issue 16's sample: a program's log as JSON
+    assert request(d.port, "GET", "/logs/talker?format=json")[0] == 401
+    status, _, reply = request(d.port, "GET", "/logs/talker?format=json", headers=bearer(viewer))
+    assert status == 200 and MARK in "".join(json.loads(reply)["log"]["lines"])
+
+
+def test_health_without_a_token_is_the_verdict_and_counts(served: tuple[DaemonHandle, str, str]) -> None:
+    d, token, _ = served
+    for path in ("/health", "/api/v1/health", "/health?format=json"):
+        status, _, reply = request(d.port, "GET", path)
+        summary = json.loads(reply)
+        assert status == 503 and summary["status"] == "unhealthy"
+        assert summary["problem_count"] >= 1 and summary["programs"] == {"RUNNING": 1, "FATAL": 1}
+        status, _, reply = request(d.port, "GET", path, headers=bearer(token))
+        assert status == 503 and any("broken" in p for p in json.loads(reply)["problems"])
+    status, headers, _ = request(d.port, "GET", "/health", headers={"Accept": "text/html"})
+    assert status == 503 and headers["content-type"].startswith("application/json")  # no page names programs
+
+
+def test_the_viewer_token_reads_and_changes_nothing(served: tuple[DaemonHandle, str, str]) -> None:
+    d, token, viewer = served
+    path = d.state_dir / auth.VIEWER_TOKEN_FILE
+    assert path.stat().st_mode & 0o777 == 0o600 and viewer == auth.viewer_token(token) != token
+    status, headers, text = request(d.port, "GET", "/metrics", headers=bearer(viewer))  # Prometheus' way
+    assert status == 200 and b"foss_supervisor_" in text and headers["content-type"].startswith("text/plain")
+    before = {p["name"]: p["state"] for p in d.call("status")["programs"]}
+    args = {"names": ["talker"], "name": "talker", "signal": "KILL", "replicas": 2, "text": "programs: {}\n"}
+    for name, cmd in COMMANDS.items():
+        if not cmd.mutating:
+            continue
+        body = {p: args[p] for p in cmd.params if p in args}
+        status, _, reply = request(d.port, "POST", f"/api/commands/{name}", json.dumps(body).encode(), bearer(viewer))
+        assert status == 403 and b"viewer" in reply, (name, status, reply)
+    assert {p["name"]: p["state"] for p in d.call("status")["programs"]} == before
+    assert d.ping() is not None  # shutdown was refused too
+    for name in ("status", "health", "help", "ping", "config_show"):
+        status, _, reply = request(d.port, "POST", f"/api/commands/{name}", b"{}", bearer(viewer))
+        assert status == 200 and json.loads(reply)["ok"], name
+    assert request(d.port, "POST", "/api/commands/status", b"{}")[0] == 401
+
+
+def test_the_viewer_logs_in_with_a_browser_session(served: tuple[DaemonHandle, str, str]) -> None:
+    d, _, viewer = served
+    status, headers, _ = request(d.port, "GET", f"/login?token={viewer}&next=/logs")
+    assert status == 303 and headers["location"] == "/logs"
+    cookie = {"Cookie": headers["set-cookie"].split(";")[0]}
+    status, _, page = request(d.port, "GET", "/logs", headers={**cookie, "Accept": "text/html"})
+    assert status == 200 and b"viewer (read-only)" in page and b"talker" in page
+    csrf = re.search(rb'name="csrf-token" content="([0-9a-f]+)"', page)
+    assert csrf is not None and csrf[1].decode() == auth.csrf_token(viewer)
+    # its CSRF token does not make it an owner
+    status, _, _ = request(d.port, "POST", "/api/commands/stop", b'{"names": ["talker"]}',
+                           {**cookie, auth.CSRF_HEADER: csrf[1].decode()})  # fmt: skip
+    assert status == 403 and d.program("talker")["state"] == "RUNNING"
+    status, headers, _ = request(d.port, "POST", "/logout", f"csrf={csrf[1].decode()}".encode(),
+                                 {**cookie, "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert status == 303 and 'foss_token=""' in headers["set-cookie"]
+
+
+def test_public_parts_open_on_purpose_and_follow_reloads(daemon: DaemonHandle) -> None:
+    daemon.write_config(PROGRAMS)
+    config = daemon.config_path.read_text().replace(
+        f"dashboard: {{port: {daemon.port}}}", f"dashboard: {{port: {daemon.port}, public: [health, metrics]}}"
+    )
+    daemon.config_path.write_text(config)
+    daemon.start()
+    wait_for(lambda: daemon.program("broken")["state"] == "FATAL", 10, "broken FATAL")
+    status, _, text = request(daemon.port, "GET", "/metrics")
+    assert status == 200 and b'program="talker"' in text
+    status, _, reply = request(daemon.port, "GET", "/health")
+    assert status == 503 and any("broken" in p for p in json.loads(reply)["problems"])  # the full report
+    assert request(daemon.port, "GET", "/logs/talker?format=json")[0] == 401  # what is not named stays closed
+    token = (daemon.state_dir / "api-token").read_text().strip()
+    _, _, spec = request(daemon.port, "GET", "/api/v1/openapi.json", headers=bearer(token))
+    assert {} in json.loads(spec)["paths"]["/metrics"]["get"]["security"]
+    daemon.config_path.write_text(config.replace("public: [health, metrics]", "public: [metrics]"))
+    assert daemon.cli("reload").returncode == 0
+    wait_for(lambda: "problem_count" in json.loads(request(daemon.port, "GET", "/health")[2]), 10, "health closed")
+    assert request(daemon.port, "GET", "/metrics")[0] == 200
+
+
+@pytest.mark.parametrize("value", ["[logs, secrets]", "all", "[1]", "{health: true}"])
+def test_an_unknown_public_part_is_refused_at_load(tmp_path: Path, value: str) -> None:
+    text = f"dashboard:\n  port: 8080\n  public: {value}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, tmp_path / "c.yaml", environ={})
+    message = str(caught.value)
+    assert "dashboard.public" in message and ":3" in message and "metrics" in message
+
+
+def test_the_default_config_opens_nothing(tmp_path: Path) -> None:
+    from foss_supervisor.resources import default_config_path
+
+    config = parse_config(default_config_path().read_text(), tmp_path / "c.yaml", environ={})
+    assert config.dashboard_public == ()
+
+
+def test_files_with_tokens_are_private(served: tuple[DaemonHandle, str, str]) -> None:
+    d, _, _ = served
+    for name in ("api-token", auth.VIEWER_TOKEN_FILE, "control.sock"):
+        assert os.stat(d.state_dir / name).st_mode & 0o077 == 0, name
+
+
+def test_the_security_doc_matches_the_route_table_and_the_registry() -> None:
+    """docs/security.md's table per route and role says what the code does (it cannot drift)."""
+    text = (Path(__file__).parent.parent / "docs" / "security.md").read_text()
+    rows = dict(re.findall(r"^\| `([A-Z]+ /[^`]*)` \| (\w+) \|", text, re.M))
+    assert {f"{r.method} {r.path}": r.part for r in ROUTES} == {k: v for k, v in rows.items() if "/static" not in k}
+    read, mutating = (set(re.findall(r"`(\w+)`", line.split("|")[1])) for line in text.splitlines()
+                      if line.startswith(("| read: ", "| mutating: ")))  # fmt: skip
+    assert read == {n for n, c in COMMANDS.items() if not c.mutating}
+    assert mutating == {n for n, c in COMMANDS.items() if c.mutating}
