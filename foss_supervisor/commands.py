@@ -20,13 +20,13 @@ from foss_supervisor import __version__
 from foss_supervisor.config import Config
 from foss_supervisor.errors import CommandError, ProtocolError
 from foss_supervisor.logview import DAEMON, PIPELINE, LogSource, select_sources, tail
-from foss_supervisor.redact import redact_env
+from foss_supervisor.redact import Redactor
 from foss_supervisor.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from foss_supervisor.pipeline_service import PipelineService
 
-__all__ = ["COMMANDS", "Command", "CommandContext", "dispatch"]
+__all__ = ["COMMANDS", "Command", "CommandContext", "answer", "dispatch"]
 
 
 class CommandContext(Protocol):
@@ -37,6 +37,7 @@ class CommandContext(Protocol):
     started_at: float
     phase: str  # starting | ready | reloading | stopping
     changes: int  # state-changing commands run (done or refused): readers that share replies compare it
+    redactor: Redactor  # the egress gate every reply passes (see answer)
 
     @property
     def config(self) -> Config: ...
@@ -54,12 +55,17 @@ Handler = Callable[..., Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A registered command: its parameters as name -> (type, default); ``...`` marks required."""
+    """A registered command: its parameters as name -> (type, default); ``...`` marks required.
+
+    ``raw``: the reply is the operator's own file, for the config editor (write role only), passed
+    without redaction; every other reply is redacted (see :func:`answer`).
+    """
 
     name: str
     handler: Handler
     params: Mapping[str, tuple[type, Any]]
     mutating: bool
+    raw: bool = False
 
     @property
     def doc(self) -> str:
@@ -69,9 +75,10 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def command(command_name: str, *, mutating: bool = False, **params: tuple[type, Any]) -> Callable[[Handler], Handler]:
+def command(command_name: str, *, mutating: bool = False, raw: bool = False,
+            **params: tuple[type, Any]) -> Callable[[Handler], Handler]:  # fmt: skip
     def register(handler: Handler) -> Handler:
-        COMMANDS[command_name] = Command(command_name, handler, params, mutating)
+        COMMANDS[command_name] = Command(command_name, handler, params, mutating, raw)
         return handler
 
     return register
@@ -113,6 +120,24 @@ async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> A
         ctx.changes += 1
 
 
+async def answer(ctx: CommandContext, name: str, args: Mapping[str, Any],
+                 via: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None) -> Any:  # fmt: skip
+    """:func:`dispatch` behind the egress gate: what transports send. The reply is redacted by
+    ``ctx.redactor`` (:mod:`foss_supervisor.redact`), and so is the message of an error it raises.
+
+    The control socket server and the web's ``Core`` answer through here and nowhere else, so no
+    command redacts what it returns. ``via`` runs the command elsewhere (the web passes the core's
+    loop) while the redaction is done here, on the caller's loop. Raises what :func:`dispatch` raises.
+    """
+    running = dispatch(ctx, name, args)
+    try:
+        reply = await (running if via is None else via(running))
+    except Exception as exc:
+        exc.args = ctx.redactor.data(exc.args)  # str(exc) is made of its args (the tree has no __str__)
+        raise
+    return reply if COMMANDS[name].raw else ctx.redactor.data(reply)
+
+
 # ------------------------------------------------------------------------------------------
 
 
@@ -132,15 +157,15 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
     ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, problems},
     "programs": [{name, group, state, health, health_detail, pid, exit_code, completed, uptime_s,
     spawns, wanted ("running"|"stopped"), reason, next_attempt_at, retry_in_s, status_text, command,
-    depends_on, dependency_conditions, log_file, env (secrets redacted)}]}``, plus, when pipelines are
-    configured, ``"pipelines": {"worker": {pid, state, busy, uptime_s, rss_bytes, starts, memory_limit,
-    warehouse, active_runs}}`` (see PipelineRunner.worker_status); ``status --json`` prints it.
+    depends_on, dependency_conditions, log_file, env}]}`` (secrets redacted, as in every reply), plus,
+    when pipelines are configured, ``"pipelines": {"worker": {pid, state, busy, uptime_s, rss_bytes,
+    starts, memory_limit, warehouse, active_runs}}`` (see PipelineRunner.worker_status); ``status --json`` prints it.
     """
     cfg = ctx.config
     programs = []
     for proc in ctx.supervisor.select(names) if names else ctx.supervisor.processes.values():
         snap = proc.snapshot()
-        snap["env"] = redact_env(proc.cfg.env)
+        snap["env"] = dict(proc.cfg.env)
         programs.append(snap)
     result: dict[str, Any] = {
         "daemon": {

@@ -45,6 +45,7 @@ from foss_supervisor.config_reader import (
 )
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.interpolate import interpolate_config
+from foss_supervisor.redact import MAX_LITERAL, MIN_LITERAL
 from foss_supervisor.resources import (
     config_path,
     data_dir,
@@ -154,7 +155,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         interpolate_config(data, lines, label, base, environ, errors)
     root = Reader(data, "", label, lines, errors)
     root.only({"state_dir", "dashboard", "debug", "log", "programs", "groups", "hooks", "pipelines", "data_dir",
-               "warehouse"})  # fmt: skip
+               "warehouse", "secrets"})  # fmt: skip
     state_dir_text = environ.get("FOSS_SUPERVISOR_STATE_DIR") or root.get("state_dir", as_str, "")
     state_dir = resolve_path(base, state_dir_text) if state_dir_text else default_state_dir()
     dash = root.sub("dashboard")
@@ -198,10 +199,23 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         worker_memory_limit=wh.get("memory_limit", as_str, "") or None,
         groups=program_groups,
         hooks=hooks,
+        secrets=root.get("secrets", _as_secrets, ()),
     )
     if errors:
         raise ConfigError.collected(errors)
     return config
+
+
+def _as_secrets(value: Any) -> tuple[str, ...]:
+    """``secrets:``, a list of values redacted wherever they appear; never quoted back in an error."""
+    if not isinstance(value, list):
+        raise TypeError(f"must be a list of strings, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not MIN_LITERAL <= len(item.strip()) <= MAX_LITERAL or not item.strip("* "):
+            what = type(item).__name__ if not isinstance(item, str) else f"{len(item.strip())} characters"
+            raise ValueError(f"item {i} must be a string of {MIN_LITERAL} to {MAX_LITERAL} characters "
+                             f"(not only '*'), got {what}")  # fmt: skip
+    return tuple(item.strip() for item in value)
 
 
 def _override_replicas(data: dict[str, Any], replicas: Mapping[str, int]) -> None:

@@ -148,6 +148,7 @@ class Config:
     worker_memory_limit: str | None = None  # DuckDB memory_limit of the pipeline worker
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # group -> program (replica-set) names
     hooks: tuple[HookConfig, ...] = ()  # see foss_supervisor.hooks
+    secrets: tuple[str, ...] = ()  # values redacted wherever they appear (see foss_supervisor.redact)
 
     @property
     def replica_sets(self) -> dict[str, list[str]]:

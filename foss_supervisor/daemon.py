@@ -34,6 +34,7 @@ from foss_supervisor.instance import bind_dashboard, clean_leftovers
 from foss_supervisor.logsetup import configure_logging, log_pipeline_event
 from foss_supervisor.pidfile import PidFile
 from foss_supervisor.procinfo import describe
+from foss_supervisor.redact import Redactor
 from foss_supervisor.sdnotify import (
     Notifier,
     SystemdNotifier,
@@ -120,8 +121,10 @@ class Daemon:
 
     def __init__(self, config: Config, dashboard_socket: socket.socket | None,
                  notifier: Notifier | None = None, watchdog_s: float | None = None,
-                 write_failures: WriteFailures | None = None) -> None:  # fmt: skip
+                 write_failures: WriteFailures | None = None, redactor: Redactor | None = None) -> None:  # fmt: skip
         self._config = config
+        self.redactor = redactor or Redactor()  # the egress gate: replies, events, hook payloads, log lines
+        self.redactor.learn(config)
         self.bus = EventBus()
         self.bus.on(log_event)
         self.bus.on(log_pipeline_event)
@@ -130,7 +133,7 @@ class Daemon:
         self.containment = Containment(self._owned_by_watcher)
         self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
         self.pipelines = _pipeline_service(config, self.bus, self.write_failures)
-        self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables)
+        self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables, self.redactor)
         self.bus.on(self.hooks.offer)  # hooks only enqueue here; their workers deliver in the background
         self.started_at = time.time()
         self.phase = "starting"
@@ -220,6 +223,7 @@ class Daemon:
         try:
             if pipelines_plan is not None and self.pipelines is not None:
                 result["pipelines"] = await self.pipelines.reload(new, dry_run=False)
+            self.redactor.learn(new)  # before anything of the new config can be shown or logged
             await self.supervisor.apply(new)
             self._config = new
         finally:
@@ -401,11 +405,13 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
     activated = listen_sockets()
     strip_systemd_environ(os.environ)
     write_failures = WriteFailures()
+    redactor = Redactor()
+    redactor.learn(config)
     try:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         configure_logging(config.state_dir / "foss-supervisor.log", debug=config.debug, stderr=stderr_logs,
                           max_bytes=config.log_max_bytes, backups=config.log_backups,
-                          write_failures=write_failures)  # fmt: skip
+                          write_failures=write_failures, redactor=redactor)  # fmt: skip
     except OSError as exc:
         raise DaemonError(f"cannot use the state dir {config.state_dir}: {exc}") from None
     raise_open_files_limit()
@@ -435,6 +441,6 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
         log.info("daemon_starting", pid=os.getpid(), config=str(config.source), state_dir=str(config.state_dir),
                  dashboard=config.dashboard_url)  # fmt: skip
         with sock:
-            return asyncio.run(Daemon(config, sock, notifier, watchdog_s, write_failures).run())
+            return asyncio.run(Daemon(config, sock, notifier, watchdog_s, write_failures, redactor).run())
     finally:
         pidfile.release()

@@ -18,7 +18,8 @@ environment and the lines above them), then from the daemon's environment. Inter
 ``command`` (but a ``shell: true`` command is left to the shell, apart from the ``%(...)s`` forms),
 ``env`` values, ``env_file``, ``cwd``, ``pidfile``, ``log.file`` and the ``health`` probes. The ``env_file``'s values
 are folded into ``env`` (``env`` wins), so the child sees them interpolated. In ``hooks:``, ``command``,
-``url`` and ``headers`` values are interpolated from the daemon's environment.
+``url`` and ``headers`` values are interpolated from the daemon's environment, and so are the items of
+the top-level ``secrets:`` list.
 """
 
 from __future__ import annotations
@@ -294,3 +295,5 @@ def interpolate_config(data: dict[str, Any], lines: Mapping[str, int], file: str
     for name, hook in hooks.items() if isinstance(hooks, dict) else ():
         if isinstance(hook, dict):
             _Program(f"hooks.{name}", str(name), hook, ctx).hook()
+    if isinstance(data.get("secrets"), list):  # secrets: ["${API_TOKEN}"] names a value without writing it
+        _Program("secrets", "", data, ctx).argv(data, "secrets", "secrets")

@@ -2,7 +2,8 @@
 
 The command context is a real :class:`~foss_supervisor.ctx.Daemon` built from a parsed config (not
 started: the commands used here read its state). The web side runs on a second thread with its own
-event loop, as the dashboard does. Dispatches are counted by wrapping the real ``dispatch``.
+event loop, as the dashboard does. Dispatches are counted by wrapping the real ``dispatch``, which
+:func:`foss_supervisor.commands.answer` (the egress gate the bridge goes through) calls.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from foss_supervisor import commands as commands_module
 from foss_supervisor.commands import CommandError
 from foss_supervisor.config import parse_config
 from foss_supervisor.daemon import Daemon
 from foss_supervisor.events import DaemonStateChanged
-from foss_supervisor.web import core as core_module
 from foss_supervisor.web.core import Core
 
 T = TypeVar("T")
@@ -59,9 +60,12 @@ def loops() -> Iterator[Loops]:
         got.close()
 
 
+SECRET = "pw-across-threads-7"
+
+
 @pytest.fixture
 def ctx(tmp_path: Path) -> Daemon:
-    text = f"state_dir: {tmp_path / 'state'}\nprograms: {{}}\n"
+    text = f"state_dir: {tmp_path / 'state'}\nprograms: {{}}\nsecrets: [{SECRET}]\n"
     config = parse_config(text, tmp_path / "config.yaml")
     return Daemon(config, None)
 
@@ -70,13 +74,13 @@ def ctx(tmp_path: Path) -> Daemon:
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, threading.Thread]]:
     """Every dispatch the bridge makes: (command, thread it ran on)."""
     seen: list[tuple[str, threading.Thread]] = []
-    real = core_module.dispatch
+    real = commands_module.dispatch
 
     async def counting(ctx: Any, name: str, args: Any) -> Any:
         seen.append((name, threading.current_thread()))
         return await real(ctx, name, args)
 
-    monkeypatch.setattr(core_module, "dispatch", counting)
+    monkeypatch.setattr(commands_module, "dispatch", counting)
     return seen
 
 
@@ -230,3 +234,37 @@ def test_events_reach_the_web_loop_in_order_until_closed(loops: Loops, ctx: Daem
 
     loops.on_web(flushed)
     assert len(got) == 100
+
+
+def test_replies_errors_and_events_reach_the_web_redacted(loops: Loops, ctx: Daemon) -> None:
+    """The web gets what the control socket gets: the gate (commands.answer, Redactor.event) sits on its path."""
+    core = make_core(loops, ctx)
+    got: list[object] = []
+    arrived = threading.Event()
+
+    async def subscribe() -> None:
+        core.on_event(lambda event: (got.append(event), arrived.set()))
+
+    loops.on_web(subscribe)
+
+    async def publish() -> None:
+        await asyncio.sleep(0)  # the subscription is made on the core loop: let it run once
+        ctx.phase = f"ready {SECRET}"
+        ctx.bus.publish(DaemonStateChanged(state="ready", detail=f"postgres://u:{SECRET}@db and {SECRET}"))
+
+    loops.on_core(publish)
+    assert arrived.wait(10)
+    [event] = got
+    assert isinstance(event, DaemonStateChanged) and event.detail == "postgres://u:***@db and ***"
+
+    async def read() -> Any:
+        return await core.call("health")
+
+    assert loops.on_web(read)["phase"] == "ready ***"
+
+    async def refused() -> None:
+        await core.call("status", {"names": [SECRET]})  # refused, naming what it was asked for
+
+    with pytest.raises(CommandError) as refusal:
+        loops.on_web(refused)
+    assert "***" in str(refusal.value) and SECRET not in str(refusal.value)

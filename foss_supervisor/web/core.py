@@ -5,7 +5,8 @@ hundred busy browsers cannot delay the supervision loop: a program's crash is ha
 whatever the web is doing. Everything the web needs from the core crosses here, and only here:
 
 - :meth:`Core.call` runs a command on the core's loop (``asyncio.run_coroutine_threadsafe``) and awaits
-  its reply on the web loop; the reply is fresh JSON-able data the core no longer touches.
+  its reply on the web loop; the reply is fresh JSON-able data the core no longer touches, redacted
+  (:func:`foss_supervisor.commands.answer`, the gate the control socket uses too).
 - :meth:`Core.read` is :meth:`Core.call` for the read-only commands every page and probe asks for
   (:data:`READ_MAX_AGE_S`): callers asking at once share one call, and for pages its reply serves
   0.5 s more, unless the state changed since (:attr:`Core.generation`: a bus event, or a state-changing
@@ -14,7 +15,8 @@ whatever the web is doing. Everything the web needs from the core crosses here, 
   A hundred clients polling then cost the core's loop a fraction of the commands. Such a reply is shared
   between requests: views must not mutate it.
 - :meth:`Core.on_event` delivers each bus event to a callback on the web loop
-  (``loop.call_soon_threadsafe``), in publish order; :meth:`Core.close` stops the delivery.
+  (``loop.call_soon_threadsafe``), in publish order, redacted (``Redactor.event``); :meth:`Core.close`
+  stops the delivery.
 
 Built with ``core_loop=None`` (tests, or a web app on the core's own loop) both are plain direct calls.
 """
@@ -23,10 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from foss_supervisor.commands import CommandContext, dispatch
+from foss_supervisor.commands import CommandContext, answer
 from foss_supervisor.events import EventBus
 from foss_supervisor.web.shared import SharedResults
 
@@ -66,14 +68,18 @@ class Core:
     async def call(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
         """Run command ``name`` with ``args`` on the core's loop and return its reply.
 
-        Raises what :func:`foss_supervisor.commands.dispatch` raises (CommandError and its kinds).
-        Cancelling the caller cancels the command on the core's loop.
+        Raises what :func:`foss_supervisor.commands.dispatch` raises (CommandError and its kinds), its
+        message redacted like the reply. Cancelling the caller cancels the command on the core's loop.
         """
-        coro = dispatch(self._ctx, name, dict(args or {}))
         loop = self._core_loop
         if loop is None or loop is asyncio.get_running_loop():
-            return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+            return await answer(self._ctx, name, dict(args or {}))
+
+        def on_core_loop(running: Awaitable[Any]) -> Awaitable[Any]:  # the command there, the redaction here
+            assert asyncio.iscoroutine(running) and loop is not None
+            return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(running, loop))
+
+        return await answer(self._ctx, name, dict(args or {}), via=on_core_loop)
 
     async def read(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
         """Like :meth:`call` for a command of :data:`READ_MAX_AGE_S`, sharing replies (see the module docstring).
@@ -89,16 +95,18 @@ class Core:
     def on_event(self, callback: Callable[[object], None]) -> None:
         """Call ``callback(event)`` on the calling thread's running loop for every bus event.
 
-        Must be called from the loop that is to receive the events (the web loop).
+        Must be called from the loop that is to receive the events (the web loop). Each event is
+        redacted on the web's side (its string fields, by the daemon's Redactor).
         """
+        redact = self._ctx.redactor.event
         if self._core_loop is None:
-            self._bus.on(callback)
+            self._bus.on(lambda event: callback(redact(event)))
             return
         web_loop = asyncio.get_running_loop()
 
         def forward(event: object) -> None:
             with contextlib.suppress(RuntimeError):  # the web loop is closing: nobody to tell
-                web_loop.call_soon_threadsafe(callback, event)
+                web_loop.call_soon_threadsafe(lambda: callback(redact(event)))
 
         self._forwarders.append(forward)
         self._core_loop.call_soon_threadsafe(self._bus.on, forward)
