@@ -38,6 +38,7 @@ class CommandContext(Protocol):
     phase: str  # starting | ready | reloading | stopping
     changes: int  # state-changing commands run (done or refused): readers that share replies compare it
     redactor: Redactor  # the egress gate every reply passes (see answer)
+    instance_id: str  # this daemon's id, also written in its PID lock file (pidfile.answers_as_holder)
 
     @property
     def config(self) -> Config: ...
@@ -144,10 +145,11 @@ async def answer(ctx: CommandContext, name: str, args: Mapping[str, Any],
 @command("ping")
 async def ping(ctx: CommandContext) -> dict[str, Any]:
     """Liveness: answers at once with the daemon's PID, phase (starting, ready, reloading, stopping),
-    config file and state dir (so another ``start`` can tell whether it is the same instance)."""
+    config file, state dir and instance id (the one written in its PID lock file: proof that the daemon
+    answering is the one holding the lock, so another ``start`` can tell whether it is the same instance)."""
     cfg = ctx.config
     return {"pong": True, "pid": os.getpid(), "phase": ctx.phase, "version": __version__, "config": str(cfg.source),
-            "state_dir": str(cfg.state_dir)}  # fmt: skip
+            "state_dir": str(cfg.state_dir), "instance": ctx.instance_id}  # fmt: skip
 
 
 @command("status", names=(list, []))

@@ -121,8 +121,10 @@ class Daemon:
 
     def __init__(self, config: Config, dashboard_socket: socket.socket | None,
                  notifier: Notifier | None = None, watchdog_s: float | None = None,
-                 write_failures: WriteFailures | None = None, redactor: Redactor | None = None) -> None:  # fmt: skip
+                 write_failures: WriteFailures | None = None, redactor: Redactor | None = None,
+                 instance_id: str = "") -> None:  # fmt: skip
         self._config = config
+        self.instance_id = instance_id  # written in the PID lock file too: ping proves who answers
         self.redactor = redactor or Redactor()  # the egress gate: replies, events, hook payloads, log lines
         self.redactor.learn(config)
         self.bus = EventBus()
@@ -441,6 +443,7 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
         log.info("daemon_starting", pid=os.getpid(), config=str(config.source), state_dir=str(config.state_dir),
                  dashboard=config.dashboard_url)  # fmt: skip
         with sock:
-            return asyncio.run(Daemon(config, sock, notifier, watchdog_s, write_failures, redactor).run())
+            daemon = Daemon(config, sock, notifier, watchdog_s, write_failures, redactor, pidfile.instance_id)
+            return asyncio.run(daemon.run())
     finally:
         pidfile.release()
