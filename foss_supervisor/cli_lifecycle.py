@@ -287,11 +287,14 @@ def _start_background(args: argparse.Namespace, config: Config) -> int:
         say("ERROR", f"the daemon (pid {proc.pid}) did not answer within {READY_TIMEOUT_S:g}s; see {stderr_path}")
         return EXIT_FAIL
     try:  # ready means every program settled; some may have failed (FATAL, crash-looping, stuck behind one)
-        problems = call(config.control_socket, "status")["daemon"].get("problems", [])
+        verdict = call(config.control_socket, "status")["daemon"]
     except SupervisorError:
-        problems = []
+        verdict = {}
+    problems, warnings = verdict.get("problems", []), verdict.get("warnings", [])
+    for line in warnings:
+        say("WARN", line)
     if problems:
-        say("ERROR", f"foss-supervisor is running (pid {proc.pid}), but not every program started:")
+        say("ERROR", f"foss-supervisor is running (pid {proc.pid}), but it is unhealthy:")
         for line in problems:
             say("ERROR", f"  {line}")
         say("INFO", f"Dashboard: {config.dashboard_url}")

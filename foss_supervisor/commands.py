@@ -22,6 +22,7 @@ from foss_supervisor.errors import CommandError, ProtocolError
 from foss_supervisor.logview import DAEMON, PIPELINE, LogSource, select_sources, tail
 from foss_supervisor.redact import Redactor
 from foss_supervisor.supervisor import Supervisor
+from foss_supervisor.verdict import assess
 
 if TYPE_CHECKING:
     from foss_supervisor.pipeline_service import PipelineService
@@ -44,7 +45,10 @@ class CommandContext(Protocol):
     def config(self) -> Config: ...
 
     @property
-    def problems(self) -> list[str]: ...
+    def problems(self) -> list[str]: ...  # the daemon's own, that make it unhealthy (a failed subsystem)
+
+    @property
+    def warnings(self) -> list[str]: ...  # the daemon's own, that make it degraded (refused reload, writes)
 
     async def reload(self, dry_run: bool, replicas: Mapping[str, int] | None = None) -> dict[str, Any]: ...
 
@@ -156,7 +160,8 @@ async def ping(ctx: CommandContext) -> dict[str, Any]:
 async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
     """The daemon and its programs (all, or those names select: see ``selectors``).
 
-    ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, problems},
+    ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, health, problems,
+    warnings},
     "programs": [{name, group, state, health, health_detail, pid, exit_code, completed, uptime_s,
     spawns, wanted ("running"|"stopped"), reason, next_attempt_at, retry_in_s, status_text, command,
     depends_on, dependency_conditions, log_file, env}]}`` (secrets redacted, as in every reply), plus,
@@ -164,6 +169,7 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
     starts, memory_limit, warehouse, active_runs}}`` (see PipelineRunner.worker_status); ``status --json`` prints it.
     """
     cfg = ctx.config
+    verdict = assess(ctx)
     programs = []
     for proc in ctx.supervisor.select(names) if names else ctx.supervisor.processes.values():
         snap = proc.snapshot()
@@ -178,8 +184,10 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
             "config": str(cfg.source),
             "state_dir": str(cfg.state_dir),
             "dashboard_url": cfg.dashboard_url,
-            # daemon-level errors (a failed subsystem, state that cannot be written), then the programs'
-            "problems": [*ctx.problems, *ctx.supervisor.problems()],
+            # the verdict /health gives (verdict.assess): healthy, degraded (warnings) or unhealthy (problems)
+            "health": verdict["status"],
+            "problems": verdict["problems"],
+            "warnings": verdict["warnings"],
         },
         "programs": programs,
     }
@@ -309,35 +317,16 @@ async def help_(ctx: CommandContext) -> dict[str, Any]:
 
 @command("health")
 async def health(ctx: CommandContext) -> dict[str, Any]:
-    """Healthy, degraded or unhealthy, with the reasons.
+    """Healthy, degraded or unhealthy, with the reasons: the one verdict (:func:`foss_supervisor.verdict.assess`,
+    whose table says what counts) that ``/health``, ``status``, ``/metrics`` and the dashboard show.
 
-    Unhealthy (``/health`` answers 503): the daemon is not ready, has a problem of its own (a failed
-    subsystem, state it cannot write), or a program has one (FATAL, crash-looping in BACKOFF, a job
-    that ended badly, stuck behind a dependency, failing its probes). Degraded (still 200): a
-    pipeline's last finished run failed, or its timer or cron schedule went by (plus a minute's grace)
-    with no run (paused and running pipelines are not overdue). Returns ``{"ok": bool,
-    "status": "healthy"|"degraded"|"unhealthy", "phase": str, "problems": [str], "warnings": [str],
+    Unhealthy (``/health`` answers 503): something that should run is not running or not healthy, or a
+    pipeline is failing or overdue. Degraded (200, under ``warnings``): a refused reload, failing
+    writes, a program up again after crashes in a row. Returns ``{"ok": bool, "status":
+    "healthy"|"degraded"|"unhealthy", "phase": str, "problems": [str], "warnings": [str],
     "programs": {state: count}}``.
     """
-    problems = [] if ctx.phase == "ready" else [f"daemon is {ctx.phase}"]
-    problems += [*ctx.problems, *ctx.supervisor.problems()]
-    warnings: list[str] = []
-    counts: dict[str, int] = {}
-    for proc in ctx.supervisor.processes.values():  # probes call this often: no snapshot, no Enum.value
-        state: str = proc.state  # a StrEnum member is its own value
-        counts[state] = counts.get(state, 0) + 1
-    if ctx.pipelines is not None:
-        overdue = ctx.pipelines.overdue(time.time())
-        for name in ctx.pipelines.specs:
-            last = next((r for r in ctx.pipelines.runs(name, 5) if r["finished_at"] is not None), None)
-            if last is not None and last["status"] in ("failed", "abandoned"):
-                warnings.append(f"pipeline {name}: last run {last['run_id']} {last['status']}: {last['error'] or ''}")
-            if name in overdue:
-                warnings.append(f"pipeline {name}: {overdue[name]}")
-    ok = not problems
-    status = "unhealthy" if problems else ("degraded" if warnings else "healthy")
-    return {"ok": ok, "status": status, "phase": ctx.phase, "problems": problems, "warnings": warnings,
-            "programs": counts}  # fmt: skip
+    return assess(ctx)
 
 
 LOG_SOURCES = (DAEMON, PIPELINE)

@@ -49,12 +49,15 @@ class LogConfig:
 
 @dataclass(frozen=True, slots=True)
 class HealthConfig:
-    """One probe: ``http`` (GET url, 2xx/3xx is healthy), ``tcp`` (connect) or ``exec`` (exit 0)."""
+    """One probe: ``http`` (GET url, 2xx/3xx is healthy), ``tcp`` (connect; with ``send``/``expect``, an
+    answer too) or ``exec`` (exit 0). See :mod:`foss_supervisor.health`."""
 
     kind: Literal["http", "tcp", "exec"]
     url: str = ""
     host: str = "127.0.0.1"
     port: int = 0
+    send: str = ""  # tcp: written once connected (e.g. "PING\r\n")
+    expect: str = ""  # tcp: the answer must hold this text; with send alone, any answer passes
     command: tuple[str, ...] = ()
     interval_s: float = 5.0
     timeout_s: float = 2.0

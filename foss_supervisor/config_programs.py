@@ -44,11 +44,14 @@ __all__ = ["check_dependencies", "parse_groups", "parse_hooks", "parse_programs"
 
 
 def _parse_health(r: Reader) -> HealthConfig:
-    r.only({"http", "tcp", "exec", "interval", "timeout", "failure_threshold", "start_period"})
+    r.only({"http", "tcp", "exec", "interval", "timeout", "failure_threshold", "start_period", "send", "expect"})
     kinds = [k for k in ("http", "tcp", "exec") if k in r.data]
     if len(kinds) != 1:
         r.fail("", "needs exactly one probe: http (url), tcp (host:port or port) or exec (command)")
     kind = kinds[0]
+    for key in ("send", "expect"):
+        if key in r.data and kind != "tcp":
+            r.note(key, f"only a tcp probe sends and expects text; this one is {kind}")
     common: dict[str, Any] = {
         "interval_s": r.get("interval", as_duration, 5.0),
         "timeout_s": r.get("timeout", as_duration, 2.0),
@@ -67,8 +70,17 @@ def _parse_health(r: Reader) -> HealthConfig:
             port = as_port(int(port_text))
         except (TypeError, ValueError):
             r.fail("tcp", f"must be a port or host:port, got {raw!r}")
-        return HealthConfig(kind="tcp", host=host or "127.0.0.1", port=port, **common)
+        send, expect = r.get("send", _probe_text, ""), r.get("expect", _probe_text, "")
+        return HealthConfig(kind="tcp", host=host or "127.0.0.1", port=port, send=send, expect=expect, **common)
     return HealthConfig(kind="exec", command=r.get("exec", as_argv, ()), **common)
+
+
+def _probe_text(value: Any) -> str:
+    """A tcp probe's ``send`` or ``expect``: a non-empty string of at most 4096 characters."""
+    text = as_str(value)
+    if len(text) > 4096:
+        raise ValueError(f"must be at most 4096 characters, got {len(text)}")
+    return text
 
 
 def _parse_log(r: Reader, base: Path) -> LogConfig:

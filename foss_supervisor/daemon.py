@@ -183,8 +183,8 @@ class Daemon:
         """Apply the config file again (``dry_run``: only say what would change); returns the plan.
 
         A refused reload (:class:`ConfigRefused`, or pipelines refused as :class:`CommandError`) keeps
-        the running config and, unless ``dry_run``, stays in :attr:`problems` (``status``, ``/health``)
-        until a reload succeeds.
+        the running config and, unless ``dry_run``, stays in :attr:`warnings` (``status``, ``/health``:
+        degraded) until a reload succeeds.
         """
         try:
             result = await self._reload(dry_run, replicas)
@@ -235,9 +235,15 @@ class Daemon:
 
     @property
     def problems(self) -> list[str]:
-        """Daemon-level errors an operator must see (a subsystem that failed, a file that cannot be written)."""
+        """Daemon-level errors that make it unhealthy: a subsystem that failed (see verdict.assess)."""
+        return list(self._problems)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Daemon-level errors that make it degraded: a refused reload (the running config stays), files
+        that cannot be written (see verdict.assess)."""
         refused = [self._reload_refused] if self._reload_refused else []
-        return [*self._problems, *refused, *self.write_failures.problems]
+        return [*refused, *self.write_failures.problems]
 
     def _subsystem_failed(self, name: str, exc: BaseException) -> None:
         log.error("subsystem_failed", subsystem=name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)

@@ -303,7 +303,7 @@ class ManagedProcess:
             self._transition(S.RUNNING, became)
             if self.cfg.health is not None:
                 monitor = self._monitor = HealthMonitor(self.cfg.health, self._health_changed, self._child.probe(),
-                                                        self._seams.sleep)  # fmt: skip
+                                                        self._seams.sleep, self._child.halted)  # fmt: skip
                 probe_task = asyncio.create_task(monitor.run())
             interrupt = await self._watch(exited, None)
             if probe_task is not None:
@@ -516,6 +516,6 @@ class ManagedProcess:
         self.health, self.health_detail = health, detail
         self._bus.publish(HealthChanged(name=self.name, old=old, new=health, detail=detail))
         self._changed.set()
-        if health is Health.UNHEALTHY:
+        if health is Health.UNHEALTHY and self.cfg.autorestart != "never":  # never: reported, left running
             self._unhealthy = True
             self._wake.set()

@@ -1,6 +1,7 @@
 """Prometheus metrics, built at scrape time from what the commands return (no counters to keep in sync).
 
-Programs (state, health, spawns, uptime), the daemon (ready, its own process figures) and pipelines:
+Programs (state, health, spawns, uptime), the daemon (ready, the verdict ``/health`` gives, computed by
+``verdict.assess``, its own process figures) and pipelines:
 runs by status in the recent history, the last run's duration, status and per-step rows and seconds,
 and the quality pass rates of the latest report.
 """
@@ -21,6 +22,7 @@ from foss_supervisor.web.views.overview import configured_pipelines
 __all__ = ["render", "snapshot"]
 
 PROGRAM_STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
+VERDICTS = ("healthy", "degraded", "unhealthy")
 _HEALTH_VALUE = {"healthy": 1.0, "unhealthy": 0.0, "unknown": -1.0}
 RUNS_LOOKED_AT = 100
 
@@ -59,9 +61,17 @@ class _Snapshot(Collector):
             health.add_metric([p["name"]], _HEALTH_VALUE.get(p["health"], -1.0))
             spawns.add_metric([p["name"]], float(p["spawns"]))
             uptime.add_metric([p["name"]], float(p["uptime_s"] or 0.0))
+        daemon = status["daemon"]
         ready = _gauge("ready", "1 when the daemon is ready")
-        ready.add_metric([], 1.0 if status["daemon"]["phase"] == "ready" else 0.0)
-        yield from (state, health, spawns, uptime, ready)
+        ready.add_metric([], 1.0 if daemon["phase"] == "ready" else 0.0)
+        verdict = _gauge("health_status", "1 for the verdict /health gives (503 when unhealthy)", ["status"])
+        for v in VERDICTS:
+            verdict.add_metric([v], 1.0 if daemon["health"] == v else 0.0)
+        problems = _gauge("health_problems", "reasons the daemon is unhealthy (each one listed by /health)")
+        problems.add_metric([], float(len(daemon["problems"])))
+        warnings = _gauge("health_warnings", "reasons the daemon is degraded (each one listed by /health)")
+        warnings.add_metric([], float(len(daemon["warnings"])))
+        yield from (state, health, spawns, uptime, ready, verdict, problems, warnings)
 
     @staticmethod
     def _pipelines(pipelines: list[dict[str, Any]]) -> Iterator[Metric]:
