@@ -1,9 +1,13 @@
 """Prometheus metrics, built at scrape time from what the commands return (no counters to keep in sync).
 
-Programs (state, health, spawns, uptime), the daemon (ready, the verdict ``/health`` gives, computed by
-``verdict.assess``, its own process figures) and pipelines:
-runs by status in the recent history, the last run's duration, status and per-step rows and seconds,
-and the quality pass rates of the latest report.
+Programs (state, health, spawns, uptime), the daemon (ready, its verdict: the one ``verdict.assess``
+that ``/health`` gives, its own process figures) and pipelines: runs finished by status, the worker's
+starts, the last run's duration, status and per-step rows and seconds, and the quality pass ratios of
+the latest report.
+
+Named as Prometheus asks: monotonic totals are counters ending in ``_total`` (``rate()`` across daemon
+restarts: a restart starts them at 0 again, which Prometheus reads as a reset), units end the name in
+their base unit (``_seconds``, ``_bytes``, ``_timestamp_seconds``, ``_rows``, ``_ratio`` for 0..1).
 """
 
 from __future__ import annotations
@@ -12,33 +16,32 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from foss_supervisor.pipeline.states import RunStatus, StepState
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.views.overview import configured_pipelines
 
-__all__ = ["render", "snapshot"]
+__all__ = ["exposition", "render", "snapshot"]
 
 PROGRAM_STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
 VERDICTS = ("healthy", "degraded", "unhealthy")
 _HEALTH_VALUE = {"healthy": 1.0, "unhealthy": 0.0, "unknown": -1.0}
-RUNS_LOOKED_AT = 100
 
 
 async def snapshot(core: Core) -> dict[str, Any]:
-    """What one scrape reports: ``{"status", "pipelines": [...with "runs"]}``, all from commands."""
-    data: dict[str, Any] = {"status": await core.read("status"), "pipelines": []}
-    for p in await configured_pipelines(core):  # shared replies: new dicts, never changed in place
-        data["pipelines"].append(
-            {**p, "runs": await core.read("pipeline_runs", {"name": p["name"], "limit": RUNS_LOOKED_AT})}
-        )
-    return data
+    """What one scrape reports: ``{"status", "pipelines"}``, the replies of those two commands."""
+    return {"status": await core.read("status"), "pipelines": await configured_pipelines(core)}
 
 
 def _gauge(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"foss_supervisor_{name}", doc, labels=labels)
+
+
+def _counter(name: str, doc: str, labels: list[str] | None = None) -> CounterMetricFamily:
+    """A monotonic total; exposed as ``foss_supervisor_<name>_total``."""
+    return CounterMetricFamily(f"foss_supervisor_{name}", doc, labels=labels)
 
 
 class _Snapshot(Collector):
@@ -53,7 +56,7 @@ class _Snapshot(Collector):
     def _programs(status: dict[str, Any]) -> Iterator[Metric]:
         state = _gauge("program_state", "1 for the state each program is in", ["program", "state"])
         health = _gauge("program_health", "1 healthy, 0 unhealthy, -1 unknown", ["program"])
-        spawns = _gauge("program_spawns", "times the program was spawned", ["program"])
+        spawns = _counter("program_spawns", "times the program was spawned since the daemon started", ["program"])
         uptime = _gauge("program_uptime_seconds", "seconds since the current spawn", ["program"])
         for p in status["programs"]:
             for s in PROGRAM_STATES:
@@ -72,10 +75,15 @@ class _Snapshot(Collector):
         warnings = _gauge("health_warnings", "reasons the daemon is degraded (each one listed by /health)")
         warnings.add_metric([], float(len(daemon["warnings"])))
         yield from (state, health, spawns, uptime, ready, verdict, problems, warnings)
+        worker = (status.get("pipelines") or {}).get("worker")
+        if worker is not None:
+            starts = _counter("pipeline_worker_starts", "times the DuckDB worker process was started")
+            starts.add_metric([], float(worker["starts"]))
+            yield starts
 
     @staticmethod
     def _pipelines(pipelines: list[dict[str, Any]]) -> Iterator[Metric]:
-        runs = _gauge("pipeline_runs", f"runs by status among the last {RUNS_LOOKED_AT}", ["pipeline", "status"])
+        runs = _counter("pipeline_runs", "runs finished since the daemon started, by status", ["pipeline", "status"])
         running = _gauge("pipeline_running", "1 while a run is in progress", ["pipeline"])
         last_status = _gauge(
             "pipeline_last_run_status", "1 for the status of the last finished run", ["pipeline", "status"]
@@ -87,7 +95,7 @@ class _Snapshot(Collector):
             "pipeline_last_run_finished_timestamp_seconds", "when it finished (Unix time)", ["pipeline"]
         )
         step_rows = _gauge(
-            "pipeline_step_rows_out", "rows the step wrote in the last finished run", ["pipeline", "step"]
+            "pipeline_step_output_rows", "rows the step wrote in the last finished run", ["pipeline", "step"]
         )
         step_seconds = _gauge(
             "pipeline_step_duration_seconds", "how long the step took in the last finished run", ["pipeline", "step"]
@@ -98,16 +106,14 @@ class _Snapshot(Collector):
             ["pipeline", "step", "state"],
         )
         quality = _gauge(
-            "pipeline_quality_pass_rate",
+            "pipeline_quality_pass_ratio",
             "valid rows over rows checked (0..1), from the latest report",
             ["pipeline", "scope"],
         )
         for p in pipelines:
             name = p["name"]
-            counts = {s.value: 0 for s in RunStatus}
-            for r in p["runs"]:
-                counts[r["status"]] = counts.get(r["status"], 0) + 1
-            for status, n in counts.items():
+            finished = {s.value: 0 for s in RunStatus} | p["runs_finished"]  # every status, 0 until one ends so
+            for status, n in finished.items():
                 runs.add_metric([name, status], float(n))
             running.add_metric([name], 1.0 if p["active_run"] else 0.0)
             last = p["last_run"]
@@ -139,9 +145,15 @@ class _Snapshot(Collector):
         )
 
 
-async def render(core: Core) -> bytes:
-    """The exposition text of one scrape (a registry of our own each time, never the global one)."""
+def exposition(data: dict[str, Any]) -> bytes:
+    """The exposition text of ``data`` (as :func:`snapshot` returns it) and of this process's figures, from a
+    registry of our own each time, never the global one."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(await snapshot(core)))
+    registry.register(_Snapshot(data))
     ProcessCollector(namespace="foss_supervisor", registry=registry)
     return generate_latest(registry)
+
+
+async def render(core: Core) -> bytes:
+    """The exposition text of one scrape."""
+    return exposition(await snapshot(core))
