@@ -260,14 +260,15 @@ class Redactor:
 
     def _walk(self, value: Any, secret: bool, sink: _Sink | None) -> Any:
         """``value`` redacted; ``secret``: it sits under a secret-looking key (every scalar in it goes)."""
-        if isinstance(value, str):
+        kind = type(value)
+        if kind is str or isinstance(value, str):
             if secret and value and value != REDACTED:
                 if sink is not None:
                     sink.add(value)
                     self._text(value, sink)  # its parts too: the token of "Bearer <token>"
                 return REDACTED
             return self._text(value, sink)
-        if value is None or isinstance(value, bool | float | enum.Enum):
+        if value is None or kind is bool or kind is float or isinstance(value, enum.Enum):
             return value
         if isinstance(value, int):
             if secret and sink is not None:
@@ -288,21 +289,28 @@ class Redactor:
     def _mapping(self, value: Mapping[Any, Any], secret: bool, sink: _Sink | None) -> Mapping[Any, Any]:
         out: dict[Any, Any] = {}
         changed = False
+        text, walk = self._text, self._walk
         for key, item in value.items():
-            under = secret or (isinstance(key, str) and looks_secret(key))
-            new_key = self._text(key, sink) if isinstance(key, str) else key
-            new = self._walk(item, under, sink)
-            changed = changed or new is not item or new_key is not key
+            if type(key) is str:
+                under = secret or looks_secret(key)
+                new_key = text(key, sink)
+            else:
+                under, new_key = secret, key
+            new = text(item, sink) if type(item) is str and not under else walk(item, under, sink)
+            if new is not item or new_key is not key:
+                changed = True
             out[new_key] = new
         return out if changed else value
 
     def _sequence(self, value: Any, secret: bool, sink: _Sink | None) -> Any:
         items = list(value)
-        out = [self._walk(item, secret, sink) for item in items]
+        text, walk = self._text, self._walk
+        out = [text(item, sink) if type(item) is str and not secret else walk(item, secret, sink) for item in items]
         for i in range(len(items) - 1):  # a command line: the value after --password, --api-token...
             flag = items[i]
-            secret_flag = isinstance(flag, str) and _FLAG.fullmatch(flag) and looks_secret(flag.lstrip("-"))
-            if secret_flag and isinstance(items[i + 1], str) and out[i + 1] != REDACTED:
+            if not isinstance(flag, str) or not flag.startswith("-") or not isinstance(items[i + 1], str):
+                continue
+            if _FLAG.fullmatch(flag) and looks_secret(flag.lstrip("-")) and out[i + 1] != REDACTED:
                 if sink is not None:
                     sink.add(items[i + 1])
                 out[i + 1] = REDACTED
