@@ -287,13 +287,14 @@ def test_children_record_write_failure_is_logged_once_shown_and_retried(daemon: 
     (record / "block").write_text("")
     for _ in range(3):
         daemon.call("restart", names=["a"], wait_s=10.0)
-    problems = wait_for(lambda: daemon.call("status")["daemon"]["problems"], 10, "problem shown")
+    # a failing write makes the daemon degraded (verdict.assess): shown under warnings, /health stays 200
+    problems = wait_for(lambda: daemon.call("status")["daemon"]["warnings"], 10, "problem shown")
     assert any("children.json" in p for p in problems)
     assert len(log_events(daemon, "state_write_failed")) == 1  # rate-limited, not one per attempt
     shutil.rmtree(record)
     wait_for(lambda: record.is_file(), 10, "children.json written again")
     assert json.loads(record.read_text())["a"]["pid"] == daemon.program("a")["pid"]
-    assert daemon.call("status")["daemon"]["problems"] == []
+    assert daemon.call("status")["daemon"]["warnings"] == []
     assert log_events(daemon, "state_write_recovered")
 
 
