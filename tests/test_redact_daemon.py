@@ -99,16 +99,18 @@ def _get(port: int, path: str, token: str, timeout_s: float = 10.0) -> str:
 
 def _event_stream(port: int, token: str, since: str, until: float) -> str:
     """What /api/events sends from the first event on, read until ``until`` (monotonic seconds)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10.0)
     conn.request("GET", f"/api/events?since={since}", headers={"Authorization": f"Bearer {token}"})
     resp = conn.getresponse()
     got = b""
     try:
-        while time.monotonic() < until:
+        while (left := until - time.monotonic()) > 0:
+            assert conn.sock is not None
+            conn.sock.settimeout(left)
             try:
                 chunk = resp.read1(65536)
             except TimeoutError:
-                continue
+                break  # the stream stays open: what it had to send by now was sent
             if not chunk:
                 break
             got += chunk
