@@ -239,7 +239,7 @@ class Soak:
             self.fault_child_kill()  # children still come back while nothing can be written
             problems = self.fleet.problems()
             if not problems:
-                raise SoakError("a full state disk is not shown in status problems")
+                raise SoakError("a full state disk is not shown in status (problems or warnings)")
         finally:
             filler.unlink()
         t0 = time.monotonic()

@@ -121,7 +121,9 @@ class Fleet:
         return {p["name"]: p["pid"] for p in self.status()["programs"] if p["state"] == "RUNNING" and p["pid"]}
 
     def problems(self) -> list[str]:
-        return list(self.status()["daemon"]["problems"])
+        """What the daemon shows as wrong: its problems (unhealthy) and warnings (degraded: a full disk)."""
+        daemon = self.status()["daemon"]
+        return [*daemon["problems"], *daemon["warnings"]]
 
     def wait_problems_cleared(self) -> None:
         _wait(lambda: not self.problems(), 30, "daemon problems cleared")

@@ -27,6 +27,7 @@ from foss_supervisor.terminal import EXIT_FAIL, EXIT_OK, say
 
 if TYPE_CHECKING:
     from foss_supervisor.config import Config
+    from foss_supervisor.pidfile import PidFile
     from foss_supervisor.procinfo import ProcessIdentity
 
 __all__ = ["cmd_restart", "cmd_start", "cmd_stop"]
@@ -91,12 +92,15 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
     A daemon that had to be SIGKILLed leaves its programs behind: they are stopped here from its
     ``children.json`` record, whole process groups, so ``stop`` never leaves a program running.
     A stopped daemon (SIGSTOP, state T) is continued first, so it answers and stops its programs itself.
+    Only the process that holds the PID lock is signalled, and the shutdown command goes only to the one
+    that answers with that lock's instance id.
     """
-    from foss_supervisor.pidfile import PidFile
+    from foss_supervisor.pidfile import PidFile, answers_as_holder
     from foss_supervisor.procinfo import identity_of, read_stat, terminate, wait_gone
 
     pidfile = PidFile(config.pid_file)
-    ident = identity_of(pid) if pid else None
+    holder = _lock_holder(pidfile, pid)
+    ident = identity_of(holder) if holder else None
     longest = max((p.stop_timeout_s for p in config.programs.values()), default=0.0)
 
     def gone() -> bool:
@@ -107,6 +111,8 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
         say("WARN", f"the daemon (pid {ident.pid}) is stopped (state {stat.state}: SIGSTOP or a debugger); "
                     "sending SIGCONT so it can stop its programs")  # fmt: skip
         _continue(ident)
+    if graceful and not answers_as_holder(_ping(config, HEALTH_BOUND_S), pidfile):
+        graceful = False  # whatever answers there is not the daemon that holds the lock: no command to it
     if graceful:
         try:
             call(config.control_socket, "shutdown", timeout_s=HEALTH_BOUND_S)
@@ -125,6 +131,19 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
         if outcome == "killed":
             _stop_leftovers(config)
     return _bounded_poll(gone, 10.0) and _programs_gone(config)
+
+
+def _lock_holder(pidfile: PidFile, pid: int | None) -> int | None:
+    """The daemon to signal: ``pid`` (from the PID file) if it holds the lock, else the one process that
+    does (``/proc/locks``), else None. A PID is never signalled on the file's word alone."""
+    holders = pidfile.holders()
+    if pid in holders:
+        return pid
+    if len(holders) == 1:
+        return next(iter(holders))
+    if pid is not None:
+        say("WARN", f"pid {pid} of {pidfile.path} does not hold its lock; it is not signalled")
+    return None
 
 
 def _continue(ident: ProcessIdentity) -> None:
@@ -184,14 +203,18 @@ def cmd_start(args: argparse.Namespace, config: Config) -> int:
     An instance that answers on the control socket but runs another config file is refused
     (exit 1), unless ``--restart`` asks to replace it.
     """
-    from foss_supervisor.pidfile import PidFile
+    from foss_supervisor.pidfile import PidFile, answers_as_holder
     from foss_supervisor.procinfo import describe
 
     pidfile = PidFile(config.pid_file)
     status = pidfile.inspect()
     if status.locked:
         pong = _ping(config, HEALTH_BOUND_S)
-        healthy = pong is not None  # answering on its control socket proves it alive
+        if pong is not None and not answers_as_holder(pong, pidfile):
+            say("WARN", f"{config.control_socket} answers, but not with the instance id of the daemon holding "
+                        f"{pidfile.lock_path}: taken as not answering")  # fmt: skip
+            pong = None
+        healthy = pong is not None  # answering on its control socket as the lock's holder proves it alive
         if pong is not None and not _same_config(pong, config):
             other = f"pid {pong.get('pid')}, config {pong.get('config')}, state dir {pong.get('state_dir')}"
             if not args.restart:
@@ -340,11 +363,14 @@ def _await_started(config: Config, proc: Any, stderr_path: Path, report_fd: int)
         say("ERROR", f"the daemon (pid {proc.pid}) did not answer within {READY_TIMEOUT_S:g}s; see {stderr_path}")
         return EXIT_FAIL
     try:  # ready means every program settled; some may have failed (FATAL, crash-looping, stuck behind one)
-        problems = call(config.control_socket, "status")["daemon"].get("problems", [])
+        verdict = call(config.control_socket, "status")["daemon"]
     except SupervisorError:
-        problems = []
+        verdict = {}
+    problems, warnings = verdict.get("problems", []), verdict.get("warnings", [])
+    for line in warnings:
+        say("WARN", line)
     if problems:
-        say("ERROR", f"foss-supervisor is running (pid {proc.pid}), but not every program started:")
+        say("ERROR", f"foss-supervisor is running (pid {proc.pid}), but it is unhealthy:")
         for line in problems:
             say("ERROR", f"  {line}")
         say("INFO", f"Dashboard: {config.dashboard_url}")

@@ -22,14 +22,15 @@ from foss_supervisor.errors import CommandError, ProtocolError
 from foss_supervisor.events import CommandCompleted, EventBus
 from foss_supervisor.heartbeat import Heartbeat
 from foss_supervisor.logview import DAEMON, PIPELINE, LogSource, select_sources, tail
-from foss_supervisor.redact import redact_env
+from foss_supervisor.redact import Redactor
 from foss_supervisor.services import Services
 from foss_supervisor.supervisor import Supervisor
+from foss_supervisor.verdict import assess
 
 if TYPE_CHECKING:
     from foss_supervisor.pipeline_service import PipelineService
 
-__all__ = ["COMMANDS", "Command", "CommandContext", "dispatch"]
+__all__ = ["COMMANDS", "Command", "CommandContext", "answer", "dispatch"]
 
 
 class CommandContext(Protocol):
@@ -43,12 +44,17 @@ class CommandContext(Protocol):
     started_at: float
     phase: str  # starting | ready | reloading | stopping
     changes: int  # state-changing commands run (done or refused): readers that share replies compare it
+    redactor: Redactor  # the egress gate every reply passes (see answer)
+    instance_id: str  # this daemon's id, also written in its PID lock file (pidfile.answers_as_holder)
 
     @property
     def config(self) -> Config: ...
 
     @property
-    def problems(self) -> list[str]: ...
+    def problems(self) -> list[str]: ...  # the daemon's own, that make it unhealthy (a failed subsystem)
+
+    @property
+    def warnings(self) -> list[str]: ...  # the daemon's own, that make it degraded (refused reload, writes)
 
     async def reload(self, dry_run: bool, replicas: Mapping[str, int] | None = None) -> dict[str, Any]: ...
 
@@ -60,12 +66,17 @@ Handler = Callable[..., Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A registered command: its parameters as name -> (type, default); ``...`` marks required."""
+    """A registered command: its parameters as name -> (type, default); ``...`` marks required.
+
+    ``raw``: the reply is the operator's own file, for the config editor (write role only), passed
+    without redaction; every other reply is redacted (see :func:`answer`).
+    """
 
     name: str
     handler: Handler
     params: Mapping[str, tuple[type, Any]]
     mutating: bool
+    raw: bool = False
 
     @property
     def doc(self) -> str:
@@ -75,9 +86,10 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def command(command_name: str, *, mutating: bool = False, **params: tuple[type, Any]) -> Callable[[Handler], Handler]:
+def command(command_name: str, *, mutating: bool = False, raw: bool = False,
+            **params: tuple[type, Any]) -> Callable[[Handler], Handler]:  # fmt: skip
     def register(handler: Handler) -> Handler:
-        COMMANDS[command_name] = Command(command_name, handler, params, mutating)
+        COMMANDS[command_name] = Command(command_name, handler, params, mutating, raw)
         return handler
 
     return register
@@ -124,36 +136,56 @@ async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> A
         ctx.bus.publish(CommandCompleted(command=name, ok=not error, error=error))
 
 
+async def answer(ctx: CommandContext, name: str, args: Mapping[str, Any],
+                 via: Callable[[Awaitable[Any]], Awaitable[Any]] | None = None) -> Any:  # fmt: skip
+    """:func:`dispatch` behind the egress gate: what transports send. The reply is redacted by
+    ``ctx.redactor`` (:mod:`foss_supervisor.redact`), and so is the message of an error it raises.
+
+    The control socket server and the web's ``Core`` answer through here and nowhere else, so no
+    command redacts what it returns. ``via`` runs the command elsewhere (the web passes the core's
+    loop) while the redaction is done here, on the caller's loop. Raises what :func:`dispatch` raises.
+    """
+    running = dispatch(ctx, name, args)
+    try:
+        reply = await (running if via is None else via(running))
+    except Exception as exc:
+        exc.args = ctx.redactor.data(exc.args)  # str(exc) is made of its args (the tree has no __str__)
+        raise
+    return reply if COMMANDS[name].raw else ctx.redactor.data(reply)
+
+
 # ------------------------------------------------------------------------------------------
 
 
 @command("ping")
 async def ping(ctx: CommandContext) -> dict[str, Any]:
     """Liveness: answers at once with the daemon's PID, phase (starting, ready, reloading, stopping),
-    config file and state dir (so another ``start`` can tell whether it is the same instance)."""
+    config file, state dir and instance id (the one written in its PID lock file: proof that the daemon
+    answering is the one holding the lock, so another ``start`` can tell whether it is the same instance)."""
     cfg = ctx.config
     return {"pong": True, "pid": os.getpid(), "phase": ctx.phase, "version": __version__, "config": str(cfg.source),
-            "state_dir": str(cfg.state_dir)}  # fmt: skip
+            "state_dir": str(cfg.state_dir), "instance": ctx.instance_id}  # fmt: skip
 
 
 @command("status", names=(list, []))
 async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
     """The daemon and its programs (all, or those names select: see ``selectors``).
 
-    ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, problems, loop: {beats,
-    last_beat_at, lag_s, max_lag_s, max_lag_ever_s, interval_s}}, "services": [the daemon's own children
-    (``@dashboard``), each like a program],
+    ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, health, problems,
+    warnings, loop: {beats, last_beat_at, lag_s, max_lag_s, max_lag_ever_s, interval_s}}, "services": [the
+    daemon's own children (``@dashboard``), each like a program],
     "programs": [{name, group, state, health, health_detail, pid, exit_code, completed, uptime_s,
     spawns, wanted ("running"|"stopped"), reason, next_attempt_at, retry_in_s, status_text, command,
-    depends_on, dependency_conditions, log_file, env (secrets redacted)}]}``, plus, when pipelines are
-    configured, ``"pipelines": {"worker": {pid, state, busy, uptime_s, rss_bytes, starts, memory_limit,
-    warehouse, active_runs}}`` (see PipelineRunner.worker_status); ``status --json`` prints it.
+    depends_on, dependency_conditions, log_file, env}]}`` (secrets redacted, as in every reply), plus,
+    when pipelines are configured, ``"pipelines": {"worker": {pid, state, busy, uptime_s, rss_bytes,
+    starts, memory_limit, warehouse, active_runs}}`` (see PipelineRunner.worker_status); ``status --json`` prints it.
     """
     cfg = ctx.config
+    verdict = assess(ctx)
     programs = []
     for proc in ctx.supervisor.select(names) if names else ctx.supervisor.processes.values():
         snap = proc.snapshot()
-        snap["env"] = redact_env(proc.cfg.env)
+        snap["env"] = dict(proc.cfg.env)
         programs.append(snap)
     result: dict[str, Any] = {
         "daemon": {
@@ -164,8 +196,10 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
             "config": str(cfg.source),
             "state_dir": str(cfg.state_dir),
             "dashboard_url": cfg.dashboard_url,
-            # daemon-level errors (a failed subsystem, state that cannot be written), then the programs'
-            "problems": [*ctx.problems, *ctx.supervisor.problems()],
+            # the verdict /health gives (verdict.assess): healthy, degraded (warnings) or unhealthy (problems)
+            "health": verdict["status"],
+            "problems": verdict["problems"],
+            "warnings": verdict["warnings"],
             # the supervision loop's heartbeat: how late it woke (what a SIGCHLD would have waited)
             "loop": ctx.heartbeat.snapshot(),
         },
@@ -298,35 +332,16 @@ async def help_(ctx: CommandContext) -> dict[str, Any]:
 
 @command("health")
 async def health(ctx: CommandContext) -> dict[str, Any]:
-    """Healthy, degraded or unhealthy, with the reasons.
+    """Healthy, degraded or unhealthy, with the reasons: the one verdict (:func:`foss_supervisor.verdict.assess`,
+    whose table says what counts) that ``/health``, ``status``, ``/metrics`` and the dashboard show.
 
-    Unhealthy (``/health`` answers 503): the daemon is not ready, has a problem of its own (a failed
-    subsystem, state it cannot write), or a program has one (FATAL, crash-looping in BACKOFF, a job
-    that ended badly, stuck behind a dependency, failing its probes). Degraded (still 200): a
-    pipeline's last finished run failed, or its timer or cron schedule went by (plus a minute's grace)
-    with no run (paused and running pipelines are not overdue). Returns ``{"ok": bool,
-    "status": "healthy"|"degraded"|"unhealthy", "phase": str, "problems": [str], "warnings": [str],
+    Unhealthy (``/health`` answers 503): something that should run is not running or not healthy, or a
+    pipeline is failing or overdue. Degraded (200, under ``warnings``): a refused reload, failing
+    writes, a program up again after crashes in a row. Returns ``{"ok": bool, "status":
+    "healthy"|"degraded"|"unhealthy", "phase": str, "problems": [str], "warnings": [str],
     "programs": {state: count}}``.
     """
-    problems = [] if ctx.phase == "ready" else [f"daemon is {ctx.phase}"]
-    problems += [*ctx.problems, *ctx.supervisor.problems()]
-    warnings: list[str] = []
-    counts: dict[str, int] = {}
-    for proc in ctx.supervisor.processes.values():  # probes call this often: no snapshot, no Enum.value
-        state: str = proc.state  # a StrEnum member is its own value
-        counts[state] = counts.get(state, 0) + 1
-    if ctx.pipelines is not None:
-        overdue = ctx.pipelines.overdue(time.time())
-        for name in ctx.pipelines.specs:
-            last = next((r for r in ctx.pipelines.runs(name, 5) if r["finished_at"] is not None), None)
-            if last is not None and last["status"] in ("failed", "abandoned"):
-                warnings.append(f"pipeline {name}: last run {last['run_id']} {last['status']}: {last['error'] or ''}")
-            if name in overdue:
-                warnings.append(f"pipeline {name}: {overdue[name]}")
-    ok = not problems
-    status = "unhealthy" if problems else ("degraded" if warnings else "healthy")
-    return {"ok": ok, "status": status, "phase": ctx.phase, "problems": problems, "warnings": warnings,
-            "programs": counts}  # fmt: skip
+    return assess(ctx)
 
 
 LOG_SOURCES = (DAEMON, PIPELINE)

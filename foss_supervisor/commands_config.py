@@ -28,7 +28,6 @@ from foss_supervisor.config import parse_config
 from foss_supervisor.config_change import CONFIRM_HINT, pin_daemon_settings, save_refusal
 from foss_supervisor.config_history import ConfigHistory
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, ConfirmationRequired
-from foss_supervisor.redact import redact_argv, redact_env
 from foss_supervisor.resources import default_config_path
 from foss_supervisor.states import RUNNING_STATES
 from foss_supervisor.yamlload import MAX_FILE_BYTES
@@ -46,14 +45,10 @@ __all__ = [
 log = structlog.get_logger("foss_supervisor.config")
 
 
-def _plain_config(value: Any, key: str = "") -> Any:
-    """Config dataclasses as JSON-able data; ``env`` maps and command lines redacted."""
-    if key == "env" and isinstance(value, Mapping):
-        return redact_env(value)
-    if key == "command" and isinstance(value, list | tuple):
-        return redact_argv(value)
+def _plain_config(value: Any) -> Any:
+    """Config dataclasses as JSON-able data (secrets are redacted where every reply is: commands.answer)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain_config(getattr(value, f.name), f.name) for f in dataclasses.fields(value)}
+        return {f.name: _plain_config(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
         return {str(k): _plain_config(v) for k, v in value.items()}
     if isinstance(value, frozenset | set):
@@ -69,7 +64,7 @@ def _plain_config(value: Any, key: str = "") -> Any:
 
 @command("config_show")
 async def config_show(ctx: CommandContext) -> dict[str, Any]:
-    """The running (effective) config, every default filled in and environment secrets redacted.
+    """The running (effective) config, every default filled in, secrets redacted (as in every reply).
 
     Returns ``{"file": str, "editable": bool, "config": {...}}``; editable is false when the daemon
     runs on the embedded default config (start it with --config FILE to edit one).
@@ -82,9 +77,10 @@ def _editable(path: Path) -> bool:
     return path.resolve() != default_config_path().resolve()
 
 
-@command("config_file", mutating=True)
+@command("config_file", mutating=True, raw=True)
 async def config_file(ctx: CommandContext) -> dict[str, Any]:
-    """The config file as it is on disk (needs the token: it may hold secrets): ``{"file", "text"}``."""
+    """The config file as it is on disk, for the editor: ``{"file", "text"}``. The one reply not redacted
+    (an edit saves the whole text back): it needs the write role, as a save does."""
     path = ctx.config.source
     text = await asyncio.to_thread(path.read_text, encoding="utf-8")
     return {"file": str(path), "text": text}

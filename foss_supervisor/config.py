@@ -183,6 +183,7 @@ def parse_config(text: str, file: Path, environ: Mapping[str, str] | None = None
         groups=program_groups,
         hooks=hooks,
         config_generations=root.get("config_generations", 10),
+        secrets=root.get("secrets", ()),
     )
     if errors:
         raise ConfigError.collected(errors)

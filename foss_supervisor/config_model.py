@@ -53,12 +53,15 @@ class LogConfig:
 
 @dataclass(frozen=True, slots=True)
 class HealthConfig:
-    """One probe: ``http`` (GET url, 2xx/3xx is healthy), ``tcp`` (connect) or ``exec`` (exit 0)."""
+    """One probe: ``http`` (GET url, 2xx/3xx is healthy), ``tcp`` (connect; with ``send``/``expect``, an
+    answer too) or ``exec`` (exit 0). See :mod:`foss_supervisor.health`."""
 
     kind: Literal["http", "tcp", "exec"]
     url: str = ""
     host: str = "127.0.0.1"
     port: int = 0
+    send: str = ""  # tcp: written once connected (e.g. "PING\r\n")
+    expect: str = ""  # tcp: the answer must hold this text; with send alone, any answer passes
     command: tuple[str, ...] = ()
     interval_s: float = 5.0
     timeout_s: float = 2.0
@@ -160,6 +163,7 @@ class Config:
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # group -> program (replica-set) names
     hooks: tuple[HookConfig, ...] = ()  # see foss_supervisor.hooks
     config_generations: int = 10  # earlier versions of the file a save keeps (see commands_config)
+    secrets: tuple[str, ...] = ()  # values redacted wherever they appear (see foss_supervisor.redact)
 
     @property
     def replica_sets(self) -> dict[str, list[str]]:

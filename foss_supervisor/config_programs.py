@@ -31,17 +31,22 @@ def _parse_health(r: Reader) -> HealthConfig:
     kinds = [k for k in ("http", "tcp", "exec") if k in r.data]
     if len(kinds) != 1:
         r.fail("", "needs exactly one probe: http (url), tcp (host:port or port) or exec (command)")
+    kind = kinds[0]
+    for key in ("send", "expect"):
+        if key in r.data and kind != "tcp":
+            r.note(key, f"only a tcp probe sends and expects text; this one is {kind}")
     common: dict[str, Any] = {
         "interval_s": r.get("interval", 5.0),
         "timeout_s": r.get("timeout", 2.0),
         "failure_threshold": r.get("failure_threshold", 3),
         "start_period_s": r.get("start_period", 0.0),
     }
-    if kinds[0] == "http":
+    if kind == "http":
         return HealthConfig(kind="http", url=r.get("http", ""), **common)
-    if kinds[0] == "tcp":
+    if kind == "tcp":
         host, port = r.get("tcp", ("127.0.0.1", 0))
-        return HealthConfig(kind="tcp", host=host, port=port, **common)
+        return HealthConfig(kind="tcp", host=host, port=port, send=r.get("send", ""), expect=r.get("expect", ""),
+                            **common)  # fmt: skip
     return HealthConfig(kind="exec", command=r.get("exec", ()), **common)
 
 

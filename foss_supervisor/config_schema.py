@@ -177,6 +177,8 @@ HEALTH: Section = {
     "timeout": _DURATION_PROBE,
     "failure_threshold": gates.count(1, 1000),
     "start_period": gates.duration(0, DAY),
+    "send": gates.text(4096),  # tcp probes: written once connected
+    "expect": gates.text(4096),  # tcp probes: the answer must hold this within the timeout
 }
 LOG: Section = {
     "file": _PATH,
@@ -253,6 +255,8 @@ SCHEMA: Section = {
     "hooks": Each(HOOK_NAME, HOOK),
     "pipelines": Each(PIPELINE_NAME, PIPELINE),
     "config_generations": gates.count(0, 1000),  # saved config files kept (see commands_config)
+    # values redacted wherever they appear (see foss_supervisor.redact: MIN_LITERAL, MAX_LITERAL)
+    "secrets": gates.secrets(4, 4096),
 }
 
 STEP: Section = {

@@ -41,6 +41,7 @@ from foss_supervisor.logsetup import configure_logging, log_pipeline_event
 from foss_supervisor.loopguard import LoopErrorLog
 from foss_supervisor.pidfile import PidFile
 from foss_supervisor.procinfo import describe
+from foss_supervisor.redact import Redactor
 from foss_supervisor.sdnotify import (
     Notifier,
     SystemdNotifier,
@@ -100,10 +101,14 @@ class Daemon:
 
     def __init__(self, config: Config, dashboard_socket: socket.socket | None,
                  notifier: Notifier | None = None, watchdog_s: float | None = None,
-                 write_failures: WriteFailures | None = None) -> None:  # fmt: skip
+                 write_failures: WriteFailures | None = None, redactor: Redactor | None = None,
+                 instance_id: str = "") -> None:  # fmt: skip
         self._config = config
+        self.instance_id = instance_id  # written in the PID lock file too: ping proves who answers
+        self.redactor = redactor or Redactor()  # the egress gate: replies, events, hook payloads, log lines
+        self.redactor.learn(config)
         self.bus = EventBus()
-        self.events = EventLog()  # every event, numbered: the dashboard and `events` follow it
+        self.events = EventLog(self.redactor.data)  # every event, numbered and redacted: what subscribers read
         self.bus.on(self.events.append)
         self.bus.on(log_event)
         self.bus.on(log_pipeline_event)
@@ -114,7 +119,7 @@ class Daemon:
         self.services = Services(config.state_dir, self.bus, self.store, self.containment)
         self.heartbeat = Heartbeat()
         self.pipelines = _pipeline_service(config, self.bus, self.write_failures)
-        self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables)
+        self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables, self.redactor)
         self.bus.on(self.hooks.offer)  # hooks only enqueue here; their workers deliver in the background
         self.started_at = time.time()
         self.phase = "starting"
@@ -163,9 +168,9 @@ class Daemon:
         """Apply the config file again (``dry_run``: only say what would change); returns the plan.
 
         A refused reload (:class:`ConfigRefused`, or pipelines refused as :class:`CommandError`) keeps
-        the running config and, unless ``dry_run``, stays in :attr:`problems` (``status``, ``/health``)
-        until a reload succeeds. Reloads run one at a time: two at once (two ``scale`` commands, SIGHUP
-        during a reload) would both plan from the same running programs and stop one twice.
+        the running config and, unless ``dry_run``, stays in :attr:`warnings` (``status``, ``/health``:
+        degraded) until a reload succeeds. Reloads run one at a time: two at once (two ``scale`` commands,
+        SIGHUP during a reload) would both plan from the same running programs and stop one twice.
         """
         try:
             if dry_run:
@@ -206,6 +211,7 @@ class Daemon:
         try:
             if pipelines_plan is not None and self.pipelines is not None:
                 result["pipelines"] = await self.pipelines.reload(new, dry_run=False)
+            self.redactor.learn(new)  # before anything of the new config can be shown or logged
             await self.supervisor.apply(new)
             self._config = new
         finally:
@@ -215,9 +221,16 @@ class Daemon:
 
     @property
     def problems(self) -> list[str]:
-        """Daemon-level errors an operator must see (a subsystem that failed, a file that cannot be written)."""
+        """Daemon-level errors that make it unhealthy: a subsystem that failed, a service of the daemon (the
+        dashboard) that is not running (see verdict.assess)."""
+        return [*self._problems, *self.services.problems()]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Daemon-level errors that make it degraded: a refused reload (the running config stays), files
+        that cannot be written (see verdict.assess)."""
         refused = [self._reload_refused] if self._reload_refused else []
-        return [*self._problems, *refused, *self.write_failures.problems, *self.services.problems()]
+        return [*refused, *self.write_failures.problems]
 
     def _subsystem_failed(self, name: str, exc: BaseException) -> None:
         log.error("subsystem_failed", subsystem=name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
@@ -412,11 +425,13 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
     activated = listen_sockets()
     strip_systemd_environ(os.environ)
     write_failures = WriteFailures()
+    redactor = Redactor()
+    redactor.learn(config)
     try:
         config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         configure_logging(config.state_dir / "foss-supervisor.log", debug=config.debug, stderr=stderr_logs,
                           max_bytes=config.log_max_bytes, backups=config.log_backups,
-                          write_failures=write_failures)  # fmt: skip
+                          write_failures=write_failures, redactor=redactor)  # fmt: skip
     except OSError as exc:
         raise DaemonError(f"cannot use the state dir {config.state_dir}: {exc}") from None
     raise_open_files_limit()
@@ -455,6 +470,7 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
         log.info("daemon_starting", pid=os.getpid(), config=str(config.source), state_dir=str(config.state_dir),
                  dashboard=config.dashboard_url)  # fmt: skip
         with sock:
-            return asyncio.run(Daemon(config, sock, notifier, watchdog_s, write_failures).run())
+            daemon = Daemon(config, sock, notifier, watchdog_s, write_failures, redactor, pidfile.instance_id)
+            return asyncio.run(daemon.run())
     finally:
         pidfile.release()

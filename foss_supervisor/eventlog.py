@@ -6,7 +6,9 @@ socket) follow the daemon through it: :meth:`EventLog.since` gives what came aft
 daemon run, named by :attr:`EventLog.boot` (new per start): a reader holding ``(boot, seq)`` resumes exactly
 where it left off, or learns that it must resynchronise (another boot, or events already dropped).
 
-Stdlib only; appending is O(1) and never blocks the publisher.
+Events are kept as they leave the daemon: ``redact`` (the daemon's
+:class:`~foss_supervisor.redact.Redactor`) runs once per event, at :meth:`EventLog.append`, so no subscriber
+ever reads a secret. Stdlib only; appending never blocks the publisher.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import dataclasses
 import itertools
 import secrets
 from collections import deque
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -39,8 +42,9 @@ def event_to_json(event: object) -> dict[str, Any]:
 class EventLog:
     """The last ``size`` bus events, numbered; register :meth:`append` as a bus observer."""
 
-    def __init__(self, size: int = 2000) -> None:
+    def __init__(self, redact: Callable[[dict[str, Any]], dict[str, Any]] = lambda d: d, size: int = 2000) -> None:
         self.boot = secrets.token_hex(4)
+        self._redact = redact
         self.seq = 0  # the newest event's number (0: none yet)
         self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=size)
         self._newer = asyncio.Event()
@@ -48,7 +52,7 @@ class EventLog:
     def append(self, event: object) -> None:
         """Number and keep ``event`` (a bus callback: quick, never raises for an event dataclass)."""
         self.seq += 1
-        data = event_to_json(event)
+        data = self._redact(event_to_json(event))
         data["seq"] = self.seq
         self._events.append((self.seq, data))
         self._newer.set()

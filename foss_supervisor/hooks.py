@@ -22,6 +22,10 @@ Event kinds (:data:`EVENT_KINDS`) and the JSON each delivers (every one has ``ki
     pipeline_failed     {"pipeline", "run_id", "status", "duration_s", "error"}   failed, cancelled, abandoned
     pipeline_succeeded  same keys                                                 succeeded (with warnings)
 
+Every payload is redacted before it is queued (the daemon's :class:`~foss_supervisor.redact.Redactor`:
+a program's ``reason`` or a pipeline's ``error`` may quote a URL with its password); the hook's own
+``url`` and ``headers`` are sent as configured.
+
 Supervision never waits for a hook: the bus callback only enqueues (a bounded queue; the oldest
 delivery is dropped, and counted, when it is full) and a few workers deliver. A delivery that fails,
 times out (the command's process group is killed) or gets a non-2xx reply is retried ``retries``
@@ -45,6 +49,7 @@ from foss_supervisor.child import stop_group
 from foss_supervisor.config import EVENT_KINDS, HookConfig
 from foss_supervisor.errors import CommandError
 from foss_supervisor.events import HealthChanged, StateChanged
+from foss_supervisor.redact import Redactor
 from foss_supervisor.sdnotify import without_systemd_environ
 from foss_supervisor.selectors import resolve
 from foss_supervisor.states import Health, ProcessState
@@ -93,13 +98,15 @@ class HookDispatcher:
     """Hears the bus, queues deliveries for the hooks that match, and delivers them in the background.
 
     ``hooks`` returns the current hooks (they change on reload); ``programs`` the current replica sets
-    and groups, to resolve ``select``. Call :meth:`offer` from the bus and run :meth:`run` in a task.
+    and groups, to resolve ``select``; ``redactor`` the daemon's egress gate. Call :meth:`offer` from the
+    bus and run :meth:`run` in a task.
     """
 
     def __init__(self, hooks: Callable[[], Sequence[HookConfig]],
                  selectables: Callable[[], tuple[list[str], Mapping[str, Sequence[str]], Mapping[str, Sequence[str]]]],
-                 sweep: Callable[[], int] = lambda: 0) -> None:  # fmt: skip
+                 redactor: Redactor, sweep: Callable[[], int] = lambda: 0) -> None:  # fmt: skip
         self._hooks = hooks
+        self._redactor = redactor
         self._selectables = selectables
         self._sweep = sweep
         self._queue: deque[tuple[HookConfig, dict[str, Any]]] = deque()
@@ -116,12 +123,14 @@ class HookDispatcher:
             if payload is None:
                 return
             payload = {**payload, "at": getattr(event, "at", None), "host": self.host}
+            sent: dict[str, Any] | None = None  # what leaves: redacted once, if any hook takes it
             for hook in self._hooks():
                 if payload["kind"] in hook.events and self._selected(hook, payload):
+                    sent = sent or self._redactor.data(payload)
                     if len(self._queue) >= QUEUE_MAX:
                         self._queue.popleft()
                         self.dropped += 1
-                    self._queue.append((hook, payload))
+                    self._queue.append((hook, sent))
                     self._ready.set()
         except Exception:  # an observer must not break the publisher
             log.exception("hook_offer_failed")

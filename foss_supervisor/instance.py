@@ -1,10 +1,13 @@
 """Other instances: tell a live foss-supervisor from a stale one, and end what a killed one left.
 
-A daemon proves it is alive two ways: it holds the ``fcntl`` lock on ``<state_dir>/foss-supervisor.lock``
-and it answers ``ping`` on ``<state_dir>/control.sock``. Another process's state dir is found from the
-lock file it holds open (``/proc/PID/fd``), so this works whatever config or environment started it.
-Only an instance that does not answer is stale and may be replaced; one that answers is never stopped.
-A killed daemon's programs are found from its ``children.json`` record and ended whole.
+Identity by proof, never by resemblance. A process is a foss-supervisor daemon only if it *holds* the
+``fcntl`` lock on some ``<state_dir>/foss-supervisor.lock`` (its open files name the file, ``/proc/locks``
+shows it holding the lock); it is alive only if it also answers ``ping`` on ``<state_dir>/control.sock``
+with the instance id written in that lock file. Its command line proves nothing: a docs server run
+from ``/srv/foss-supervisor-docs`` is a stranger. Only an instance of ours that does not answer is stale
+and may be replaced; one that answers is never stopped; a stranger is named (PID, user, command line)
+and left alone unless ``--take-over-port`` asks for the port. A killed daemon's programs are found from
+its ``children.json`` record and ended whole.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import structlog
 from foss_supervisor.containment import spawn_tag, tagged_processes
 from foss_supervisor.control.client import call
 from foss_supervisor.errors import DaemonError, InstanceConflict, PortInUse, SupervisorError
-from foss_supervisor.pidfile import PidFile
+from foss_supervisor.pidfile import PidFile, answers_as_holder
 from foss_supervisor.procinfo import (
     ProcessIdentity,
     identity_of,
@@ -45,7 +48,6 @@ __all__ = [
     "clean_leftovers",
     "inspect_instance",
     "leftover_processes",
-    "looks_like_ours",
     "ping",
 ]
 
@@ -58,21 +60,20 @@ STARTING_GRACE_S = 5.0
 
 @dataclass(frozen=True, slots=True)
 class Instance:
-    """What is known of a foss-supervisor process (``pid``): its state dir, config and liveness."""
+    """What is known of a process (``pid``) that may be a foss-supervisor: its state dir, config and liveness."""
 
     pid: int
-    state_dir: Path | None  # from the lock file it holds open; None when it holds none
+    state_dir: Path | None  # where it holds our lock (proved); None: it holds none, it is not ours
     config: str | None  # as it answered on its control socket, else from its command line
-    answering: bool  # answered ping on <state_dir>/control.sock: alive, never to be stopped
+    answering: bool  # answered ping on <state_dir>/control.sock with its lock's instance id: never stopped
+
+    @property
+    def ours(self) -> bool:
+        """It holds a foss-supervisor lock: a daemon of ours, live or stale."""
+        return self.state_dir is not None
 
     def describe(self) -> str:
         return f"pid {self.pid}, state dir {self.state_dir or 'unknown'}, config {self.config or 'unknown'}"
-
-
-def looks_like_ours(holder: dict[str, Any]) -> bool:
-    """A process (as :func:`foss_supervisor.procinfo.describe` returns it) whose command line is foss-supervisor."""
-    cmdline = str(holder.get("cmdline") or "")
-    return "foss_supervisor" in cmdline or "foss-supervisor" in cmdline
 
 
 def ping(control_socket: Path, timeout_s: float) -> dict[str, Any] | None:
@@ -85,13 +86,15 @@ def ping(control_socket: Path, timeout_s: float) -> dict[str, Any] | None:
 
 
 def _held_lock_dir(pid: int) -> Path | None:
+    """The state dir whose lock ``pid`` holds: a file named like our lock among its open files, which
+    ``/proc/locks`` shows it holding. None otherwise (not ours, or not visible to this user)."""
     try:
         files = psutil.Process(pid).open_files()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
     for f in files:
         path = Path(f.path)
-        if path.name == LOCK_NAME:
+        if path.name == LOCK_NAME and pid in PidFile(path.with_suffix(".pid")).holders():
             return path.parent
     return None
 
@@ -110,19 +113,21 @@ def _config_from_cmdline(pid: int) -> str | None:
 
 
 def inspect_instance(pid: int, grace_s: float = STARTING_GRACE_S, ping_timeout_s: float = 2.0) -> Instance:
-    """Find ``pid``'s state dir and ask it over its control socket, for up to ``grace_s`` seconds.
+    """Find the state dir whose lock ``pid`` holds and ask it over its control socket, for up to ``grace_s``.
 
-    An instance that holds no lock, or does not answer within the grace (hung, stopped, or not a
-    daemon at all), comes back with ``answering`` False.
+    A process that holds no lock of ours comes back at once with ``state_dir`` None (a stranger). One
+    that holds one but does not answer within the grace with that lock's instance id (hung, stopped,
+    or another process on its socket) comes back with ``answering`` False (stale).
     """
     state_dir = _held_lock_dir(pid)
     if state_dir is None:
         return Instance(pid, None, _config_from_cmdline(pid), answering=False)
+    pidfile = PidFile(state_dir / "foss-supervisor.pid")
     deadline = time.monotonic() + grace_s
     delay = 0.05
     while True:
         pong = ping(state_dir / "control.sock", ping_timeout_s)
-        if pong is not None:
+        if pong is not None and answers_as_holder(pong, pidfile):
             config = pong.get("config") or _config_from_cmdline(pid)
             return Instance(int(pong.get("pid") or pid), state_dir, config, answering=True)
         if time.monotonic() >= deadline or not psutil.pid_exists(pid):
@@ -157,10 +162,13 @@ def _try_bind(host: str, port: int) -> socket.socket | None:
 def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: float = 5.0) -> socket.socket:
     """Bind the dashboard port; replace a stale foss-supervisor; touch a stranger only if asked.
 
-    A foss-supervisor that answers on its own control socket is never stopped, not even with
-    ``take_over``: that raises :class:`InstanceConflict` naming its PID, state dir and config. Any
-    other failure (an address not on this host, a privileged port, no descriptor left) raises
-    :class:`DaemonError` naming the address and the reason.
+    Who holds the port is found by proof (:func:`inspect_instance`). A foss-supervisor that answers on
+    its own control socket is never stopped, not even with ``take_over``: that raises
+    :class:`InstanceConflict` naming its PID, state dir and config. One that holds its lock but does not
+    answer is stale and replaced. Any other process raises :class:`PortInUse` naming it (PID, user,
+    command line) and is left alone, unless ``take_over``. Any other failure (an address not on this
+    host, a privileged port, no descriptor left) raises :class:`DaemonError` naming the address and the
+    reason.
     """
     sock = _try_bind(host, port)
     if sock is not None:
@@ -169,21 +177,22 @@ def bind_dashboard(host: str, port: int, *, take_over: bool, stop_timeout_s: flo
     ident = identity_of(int(holder["pid"])) if holder else None
     if holder is None or ident is None or ident.pid == os.getpid():
         raise PortInUse(host, port, holder)
-    other = inspect_instance(ident.pid) if looks_like_ours(holder) else None
-    if other is not None:
-        if other.answering:
-            log.error("port_held_by_live_instance", port=port, pid=other.pid, state_dir=str(other.state_dir),
-                      config=other.config)  # fmt: skip
-            raise InstanceConflict(f"port {host}:{port}", other.pid, str(other.state_dir), other.config)
+    other = inspect_instance(ident.pid)
+    if other.answering:
+        log.error("port_held_by_live_instance", port=port, pid=other.pid, state_dir=str(other.state_dir),
+                  config=other.config)  # fmt: skip
+        raise InstanceConflict(f"port {host}:{port}", other.pid, str(other.state_dir), other.config)
+    if other.ours:
         why = f"stale foss-supervisor instance ({other.describe()}, not answering on its control socket)"
     elif take_over:
         why = "--take-over-port"
-    else:
+    else:  # whatever its command line says: it holds no lock of ours
+        log.error("port_held_by_another_program", port=port, **holder)
         raise PortInUse(host, port, holder)
     log.warning("port_holder_stopping", port=port, reason=why, **holder)
     outcome = terminate(ident, stop_timeout_s)
     log.info("port_holder_stopped", port=port, pid=ident.pid, outcome=outcome)
-    if other is not None and other.state_dir is not None and outcome == "killed":
+    if other.state_dir is not None and outcome == "killed":
         _end_programs_of(other.state_dir)
     # a killed multi-threaded holder lets its descriptors go a moment after it is seen gone
     deadline = time.monotonic() + RELEASE_S

@@ -24,7 +24,8 @@ only its unquoted and double-quoted parts are interpolated: single quotes keep t
 never splits into more arguments. A ``shell: true`` command is given to ``/bin/sh -c`` exactly as written
 (only ``{replica}`` is filled): the shell expands it, from the child's environment. The ``env_file``'s
 values are folded into ``env`` (``env`` wins), so the child sees them interpolated. In ``hooks:``,
-``command``, ``url`` and ``headers`` values are interpolated from the daemon's environment.
+``command``, ``url`` and ``headers`` values are interpolated from the daemon's environment, and so are
+the items of the top-level ``secrets:`` list.
 """
 
 from __future__ import annotations
@@ -314,3 +315,5 @@ def interpolate_config(data: dict[str, Any], lines: Mapping[str, int], file: str
     for name, hook in hooks.items() if isinstance(hooks, dict) else ():
         if isinstance(hook, dict):
             _Program(f"hooks.{name}", str(name), hook, ctx).hook()
+    if isinstance(data.get("secrets"), list):  # secrets: ["${API_TOKEN}"] names a value without writing it
+        _Program("secrets", "", data, ctx).argv(data, "secrets", "secrets")

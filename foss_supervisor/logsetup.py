@@ -1,5 +1,8 @@
 """structlog set-up: snake_case events with key/values, JSON to the daemon's log file, and to stderr
-as readable lines on a terminal or JSON otherwise; under systemd, straight to journald as fields."""
+as readable lines on a terminal or JSON otherwise; under systemd, straight to journald as fields.
+
+Every line, whatever its destination, passes the daemon's :class:`~foss_supervisor.redact.Redactor` last
+(exceptions are formatted before it, so a traceback quoting a URL is redacted too)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.journal import JournalHandler, journald_wanted
+from foss_supervisor.redact import Redactor
 from foss_supervisor.writefailures import CheckedFileHandler, WriteFailures
 
 __all__ = ["configure_logging", "log_pipeline_event"]
@@ -66,8 +70,12 @@ def _plain(value: Any) -> Any:
 
 
 def configure_logging(log_file: Path | None, *, debug: bool, stderr: bool, max_bytes: int, backups: int,
-                      write_failures: WriteFailures | None = None) -> None:  # fmt: skip
+                      write_failures: WriteFailures | None = None,
+                      redactor: Redactor | None = None) -> None:  # fmt: skip
     """Route structlog through stdlib logging so one call decides every destination.
+
+    ``redactor`` (the daemon's, which learns the config's secrets) redacts every line; without one,
+    a fresh one applies the rules alone.
 
     A record the log file cannot take (full disk) is dropped and counted in ``write_failures``
     (shown in ``status``), never printed to stderr as a traceback; without ``stderr`` logging, each
@@ -79,6 +87,8 @@ def configure_logging(log_file: Path | None, *, debug: bool, stderr: bool, max_b
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _plain_values,
+        structlog.processors.format_exc_info,  # a traceback as text, so the redaction sees it
+        (redactor or Redactor()).log_processor,
     ]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

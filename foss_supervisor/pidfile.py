@@ -3,6 +3,11 @@
 The lock sits on ``foss-supervisor.lock`` for the daemon's whole life; the PID is written next to it
 atomically. A PID file without a held lock is stale, whatever its PID: that PID may be dead or may
 now belong to another program, and is never signalled on the file's word alone.
+
+The lock file holds the daemon's instance id (random, new at every start), which it also gives in its
+``ping`` answer: a process that answers a control socket is the daemon that holds this lock only when
+the ids match (:meth:`PidFile.recorded_instance`). Who holds the lock is read from ``/proc/locks``
+(:meth:`PidFile.holders`), never guessed from a command line.
 """
 
 from __future__ import annotations
@@ -10,13 +15,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from foss_supervisor.atomicfile import atomic_write
 from foss_supervisor.errors import AlreadyRunning, DaemonError
+from foss_supervisor.procinfo import lock_holders
 
-__all__ = ["PidFile", "PidFileStatus"]
+__all__ = ["PidFile", "PidFileStatus", "answers_as_holder"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +40,7 @@ class PidFile:
     def __init__(self, pid_path: Path) -> None:
         self.path = pid_path
         self.lock_path = pid_path.with_suffix(".lock")
+        self.instance_id = ""  # set by acquire: this daemon's id, in the lock file and in its ping answer
         self._fd: int | None = None
 
     def read_pid(self) -> int | None:
@@ -55,6 +63,17 @@ class PidFile:
         finally:
             os.close(fd)
         return PidFileStatus(False, self.read_pid())
+
+    def holders(self) -> set[int]:
+        """The PIDs that hold the lock now (``/proc/locks``): the live daemon's, or none."""
+        return lock_holders(self.lock_path)
+
+    def recorded_instance(self) -> str:
+        """The instance id the lock's holder wrote into the lock file ("" when none was written)."""
+        try:
+            return self.lock_path.read_text(encoding="ascii", errors="replace").strip()[:64]
+        except OSError:
+            return ""
 
     def acquire(self) -> int | None:
         """:meth:`lock`, then :meth:`write_pid`; the lock is not kept when the PID cannot be written."""
@@ -86,12 +105,22 @@ class PidFile:
         return self.read_pid()
 
     def write_pid(self) -> None:
-        """Write our PID next to the held lock; DaemonError names the file and the reason (``No space left
-        on device``) when it cannot be written (the lock stays held: the caller releases it)."""
+        """Write a new instance id into the held lock file and our PID next to it. DaemonError names the file
+        and the reason (``No space left on device``) when either cannot be written (the lock stays held:
+        the caller releases it). The id is what ``ping`` answers with: a process is this daemon only if it
+        holds the lock and answers with the id written in it (:func:`answers_as_holder`)."""
+        assert self._fd is not None, "lock() first"
+        instance_id = secrets.token_hex(16)
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{instance_id}\n".encode(), 0)
+        except OSError as exc:
+            raise DaemonError(f"cannot write the lock file {self.lock_path}: {exc.strerror or exc}") from None
         try:
             atomic_write(self.path, f"{os.getpid()}\n", mode=0o644, durable=False)
         except OSError as exc:
             raise DaemonError(f"cannot write the PID file {self.path}: {exc.strerror or exc}") from None
+        self.instance_id = instance_id
 
     def release(self) -> None:
         """Remove the PID file, then drop the lock (in that order, so no one reads a dead PID as live)."""
@@ -102,3 +131,12 @@ class PidFile:
                 self.path.unlink()
         os.close(self._fd)
         self._fd = None
+
+
+def answers_as_holder(pong: object, pidfile: PidFile) -> bool:
+    """Is ``pong`` (a ``ping`` answer) from the daemon that holds ``pidfile``'s lock? Proof: the instance id
+    it gives is the one written in the lock file, and its PID holds the lock now."""
+    if not isinstance(pong, dict):
+        return False
+    recorded = pidfile.recorded_instance()
+    return bool(recorded) and pong.get("instance") == recorded and pong.get("pid") in pidfile.holders()

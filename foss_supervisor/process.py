@@ -30,7 +30,6 @@ from foss_supervisor.events import EventBus, HealthChanged, StateChanged
 from foss_supervisor.health import HealthMonitor
 from foss_supervisor.procinfo import ProcStat
 from foss_supervisor.program_child import ProgramChild, child_environment, read_env_file
-from foss_supervisor.redact import redact_argv
 from foss_supervisor.seams import REAL_SEAMS, ChildEdge, ExitWatch, Seams
 from foss_supervisor.states import STOPPED_STATES, Health, ProcessState, check_transition
 from foss_supervisor.writefailures import WriteFailures
@@ -203,7 +202,7 @@ class ManagedProcess:
             "next_attempt_at": self.next_attempt_at,
             "retry_in_s": retry_in,
             "status_text": self._child.status_text,
-            "command": redact_argv(self.cfg.command),  # secrets in arguments are not shown
+            "command": list(self.cfg.command),  # redacted where it leaves (commands.answer)
             "depends_on": list(self.cfg.depends_on),
             "dependency_conditions": {d: self.cfg.condition_for(d) for d in self.cfg.depends_on},
             "log_file": str(self.log_path),
@@ -306,7 +305,7 @@ class ManagedProcess:
             self._transition(S.RUNNING, became)
             if self.cfg.health is not None:
                 monitor = self._monitor = HealthMonitor(self.cfg.health, self._health_changed, self._child.probe(),
-                                                        self._seams.sleep)  # fmt: skip
+                                                        self._seams.sleep, self._child.halted)  # fmt: skip
                 probe_task = asyncio.create_task(monitor.run())
             if self.cfg.watchdog_s is not None and ready is not None:
                 watchdog_task = asyncio.create_task(self._watchdog(self.cfg.watchdog_s))
@@ -543,6 +542,6 @@ class ManagedProcess:
         self.health, self.health_detail = health, detail
         self._bus.publish(HealthChanged(name=self.name, old=old, new=health, detail=detail))
         self._changed.set()
-        if health is Health.UNHEALTHY:
+        if health is Health.UNHEALTHY and self.cfg.autorestart != "never":  # never: reported, left running
             self._unhealthy = True
             self._wake.set()

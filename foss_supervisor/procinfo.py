@@ -32,6 +32,7 @@ __all__ = [
     "boot_id",
     "describe",
     "identity_of",
+    "lock_holders",
     "port_holder",
     "read_stat",
     "send_signal",
@@ -199,6 +200,27 @@ def describe(pid: int) -> dict[str, Any]:
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         pass
     return out
+
+
+def lock_holders(path: Path) -> set[int]:
+    """PIDs that hold a lock (``flock``, POSIX) on the file ``path`` now, as ``/proc/locks`` lists them.
+
+    Proof of holding, not of having the file open: waiters (``->`` lines) are left out, and so are
+    open-file-description locks (their owner shows as -1). Empty when nobody holds one, the file is
+    gone or ``/proc/locks`` cannot be read.
+    """
+    try:
+        st = os.stat(path)
+        text = (PROC / "locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return set()
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    holders = set()
+    for line in text.splitlines():  # "3: FLOCK  ADVISORY  WRITE 14493 fe:00:2165719 0 EOF"
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] != "->" and fields[5] == where and fields[4].isdigit():
+            holders.add(int(fields[4]))
+    return holders
 
 
 def port_holder(port: int) -> dict[str, Any] | None:

@@ -46,6 +46,9 @@ __all__ = [
 
 log = structlog.get_logger("foss_supervisor.process")
 
+# process states (/proc/PID/stat) in which a program cannot answer anything, whatever its probe asks
+_HALTED = {"T": "stopped", "t": "stopped by a debugger", "Z": "a zombie", "X": "dead"}
+
 
 def _account(user: str) -> pwd.struct_passwd:
     """The passwd entry a ``user:`` program runs as (by name or numeric uid)."""
@@ -327,6 +330,13 @@ class ProgramChild:
         env = {**child_environment(self.cfg, os.environ), SPAWN_ENV: tag}
 
         return functools.partial(probe, env=env, sweep=functools.partial(self._contain.sweep, tag))
+
+    def halted(self) -> str:
+        """Why the supervised process cannot answer (stopped by SIGSTOP or a debugger, or a zombie), or ""."""
+        entry = read_stat(self.pid) if self.pid else None
+        if entry is None or entry.state not in _HALTED:
+            return ""
+        return f"process {entry.pid} is {_HALTED[entry.state]} (state {entry.state}): it cannot answer"
 
     # ---------------------------------------------------------------- programs that fork (pidfile:)
 

@@ -86,6 +86,10 @@ class ChildEdge(Protocol):
         """The health probe for the current spawn."""
         ...
 
+    def halted(self) -> str:
+        """Why the supervised process cannot answer at all (stopped: state T; a zombie), or ""."""
+        ...
+
     async def follow_main_pid(self, deadline: float) -> tuple[int, ExitWatch] | str:
         """``pidfile:`` programs: adopt the main PID the leader wrote (by a monotonic deadline), or say why not."""
         ...

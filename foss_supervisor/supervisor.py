@@ -133,7 +133,7 @@ class Supervisor:
         """What keeps this daemon from being healthy, one line per program, e.g. ``api is waiting for db (FATAL)``.
 
         FATAL, BACKOFF (crash-looping), a job that ended with an unexpected code, a program stuck
-        behind a dependency that gave up, and failing health probes.
+        behind a dependency that gave up, and failing health probes (see verdict.assess).
         """
         out = []
         for p in self.processes.values():
@@ -141,8 +141,6 @@ class Supervisor:
                 out.append(f"{p.name} is FATAL: {p.reason}")
             elif p.state is ProcessState.BACKOFF:
                 out.append(f"{p.name} is crash-looping (BACKOFF): {p.reason}")
-            elif streak := p.crash_streak:
-                out.append(f"{p.name} is crash-looping: {streak} failures in a row, started again ({p.state})")
             elif p.state is ProcessState.EXITED and not p.wanted and p.exit_code not in p.cfg.exit_codes:
                 out.append(f"{p.name} exited with unexpected code {p.exit_code}: {p.reason}")
             elif self._stuck(p):
@@ -150,6 +148,12 @@ class Supervisor:
             elif p.health is Health.UNHEALTHY:
                 out.append(f"{p.name} is unhealthy: {p.health_detail}")
         return out
+
+    def warnings(self) -> list[str]:
+        """What makes this daemon degraded, one line per program: up again after crashes in a row, not yet
+        for ``backoff.reset_after`` (a crash loop's history; in BACKOFF it is a problem)."""
+        return [f"{p.name} crashed {streak} times in a row and was started again ({p.state})"
+                for p in self.processes.values() if (streak := p.crash_streak)]  # fmt: skip
 
     async def stop_all(self) -> None:
         """Stop every program, dependents before their dependencies."""

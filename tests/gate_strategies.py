@@ -117,6 +117,22 @@ def _text_valid(gate: Gate[Any]) -> Strategy:
     return st.text(chars, min_size=1, max_size=40).map(lambda t: (t, t))
 
 
+def _secrets_hostile(gate: Gate[Any]) -> Strategy:
+    assert gate.bounds is not None
+    lo, hi = int(gate.bounds[0]), int(gate.bounds[1])
+    bad_item = (
+        st.text(st.characters(whitelist_categories=("Ll",)), max_size=lo - 1) | st.just("*" * (lo + 2))
+        | st.just("x" * (hi + 1)) | st.just("ab\x00cd") | st.integers() | BOOLS | st.none() | WRONG_CONTAINERS
+    )  # fmt: skip
+    return st.lists(bad_item, min_size=1, max_size=3) | st.text(min_size=1, max_size=8) | st.integers() | BOOLS
+
+
+def _secrets_valid(gate: Gate[Any]) -> Strategy:
+    item = st.text(st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters="-_."), min_size=4,
+                   max_size=40)  # fmt: skip
+    return st.lists(item, min_size=1, max_size=3).map(lambda v: (v, tuple(v)))
+
+
 def _path_hostile(gate: Gate[Any]) -> Strategy:
     return (
         st.just("") | st.just("a\x00b") | st.just("/x/" + "y" * (MAX_NAME_BYTES + 1))
@@ -363,6 +379,7 @@ KINDS: dict[str, tuple[Callable[[Gate[Any]], Strategy], Callable[[Gate[Any]], St
     "port": (_integer_hostile, _integer_valid),
     "retries": (_retries_hostile, _retries_valid),
     "text": (_text_hostile, _text_valid),
+    "secrets": (_secrets_hostile, _secrets_valid),
     "path": (_path_hostile, _path_valid),
     "name": (_name_hostile, _name_valid),
     "names": (_names_hostile, _names_valid),

@@ -384,6 +384,19 @@ async def test_unhealthy_program_is_stopped_and_restarted_through_backoff() -> N
         assert len(h.children.spawned) == 3
 
 
+@pytest.mark.parametrize("autorestart", ["always", "on-failure", "never"])
+async def test_what_follows_unhealthy_is_the_restart_policy(autorestart: str) -> None:
+    """One table (README, Health and restarts): never leaves an unhealthy program running, as it is."""
+    async with controlled(program(autorestart=autorestart, backoff=BackoffPolicy(jitter=0.0)), Script()) as h:
+        await h.until_state(S.RUNNING)
+        h.proc._health_changed(Health.UNHEALTHY, "probe failed")
+        await h.clock.advance(600.0)
+        restarted = autorestart != "never"
+        assert (len(h.children.spawned), h.proc.state) == (2 if restarted else 1, S.RUNNING)
+        assert ((S.RUNNING, S.STOPPING) in h.edges()) is restarted
+        assert h.proc.health is (Health.UNKNOWN if restarted else Health.UNHEALTHY)
+
+
 async def test_waiting_for_dependencies_shows_them_as_the_reason() -> None:
     blocking = ["db (FATAL)"]
     loop = asyncio.get_running_loop()

@@ -1,10 +1,22 @@
-"""Secrets in command lines are never shown: each way a secret is passed, as argv and inside sh -c."""
+"""The one redaction (foss_supervisor.redact): every shape a secret takes, in any string and at any depth of
+any data; property tests generate each shape with generated secrets around generated text."""
 
 from __future__ import annotations
 
-import pytest
+import base64
+import json
+import string
+from pathlib import Path
+from typing import Any
 
-from foss_supervisor.redact import redact_argv, redact_text
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from strategies import SECRET, SECRET_NAME
+
+from foss_supervisor.config import parse_config
+from foss_supervisor.errors import ConfigError
+from foss_supervisor.redact import REDACTED, Redactor, looks_secret
 
 
 @pytest.mark.parametrize(
@@ -15,15 +27,230 @@ from foss_supervisor.redact import redact_argv, redact_text
         (["env", "DB_PASSWORD=hunter2", "app"], ["env", "DB_PASSWORD=***", "app"]),
         (["psql", "postgres://app:hunter2@db:5432/x"], ["psql", "postgres://app:***@db:5432/x"]),
         (["sh", "-c", "exec app --secret-key hunter2 --port 80"], ["sh", "-c", "exec app --secret-key *** --port 80"]),
-        (["sh", "-c", "AWS_SECRET_ACCESS_KEY='a b' app"], ["sh", "-c", "AWS_SECRET_ACCESS_KEY=*** app"]),
-        (["app", "--keyboard-layout=us", "--port", "80"], ["app", "--keyboard-layout=***", "--port", "80"]),
+        (["sh", "-c", "AWS_SECRET_ACCESS_KEY='a b' app"], ["sh", "-c", "AWS_SECRET_ACCESS_KEY='***' app"]),
+        (["app", "--keyboard-layout=us", "--port", "80"], ["app", "--keyboard-layout=us", "--port", "80"]),
         (["app", "--verbose", "file.txt"], ["app", "--verbose", "file.txt"]),
     ],
 )
 def test_secrets_in_command_lines_are_replaced(argv: list[str], shown: list[str]) -> None:
-    assert redact_argv(argv) == shown
+    assert Redactor().data(argv) == shown
 
 
-def test_plain_words_and_urls_without_passwords_are_kept() -> None:
-    text = "curl https://example.org/path?q=1 --retry 3 fruit=banana"
-    assert redact_text(text) == text
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgres://user:pw-in-env-1@db/x", "postgres://user:***@db/x"),
+        ("redis://:pw-in-env-2@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("amqp://guest:pw-in-env-3@mq//", "amqp://guest:***@mq//"),
+        ("git clone https://ghp_token0123@github.com/a/b", "git clone https://***@github.com/a/b"),
+        ("jdbc:postgresql://u:p%40ss@h/db", "jdbc:postgresql://u:***@h/db"),
+        ("host=db port=5432 password=s3cr3t dbname=x", "host=db port=5432 password=*** dbname=x"),
+        ("Server=db;Password=s3cr3t;Database=x", "Server=db;Password=***;Database=x"),
+        ("POST https://hooks.example/x?access_token=abc123&a=1", "POST https://hooks.example/x?access_token=***&a=1"),
+        ("curl -H 'Authorization: Bearer abc.def-123'", "curl -H 'Authorization: *** ***'"),
+        ("sent Bearer abcdef123456 upstream", "sent Bearer *** upstream"),
+        ("Basic " + base64.b64encode(b"bob:hunter2").decode(), "Basic ***"),
+        ("key AKIAIOSFODNN7EXAMPLE used", "key *** used"),
+        ("tok eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl end", "tok *** end"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\nok", "***\nok"),
+        ("cut -----BEGIN PRIVATE KEY-----\nMIIEvQ", "cut ***"),
+        ('{"password": "hunter2", "user": "bob"}', '{"password": "***", "user": "bob"}'),
+        ("{'api_key': 'abc'}", "{'api_key': '***'}"),
+        ("slack xoxb-1234567890-abcdef and github_pat_11ABCDEFGHIJKLMNOPQRSTUV", "slack *** and ***"),
+    ],
+)
+def test_each_shape_of_a_secret_in_any_string(text: str, shown: str) -> None:
+    assert Redactor().text(text) == shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "curl https://example.org/path?q=1 --retry 3 fruit=banana",
+        "Basic authentication is off",
+        "pass_rate=0.97 sort_key=id keyboard=us author: ann",
+        "ssh://example.org:22/repo and user@example.org",
+        "exited with code 1 after 0.5s; RUNNING, health unknown",
+    ],
+)
+def test_plain_words_and_urls_without_credentials_are_kept(text: str) -> None:
+    assert Redactor().text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("DB_PASSWORD", True), ("PGPASSWORD", True), ("DB_PASS", True), ("apiKey", True), ("X-Api-Key", True),
+        ("X-Auth-Token", True), ("Authorization", True), ("AWS_SECRET_ACCESS_KEY", True), ("SENTRY_DSN", True),
+        ("client_secret", True), ("session_cookie", True), ("secrets", True), ("DB_PWD", True),
+        ("key", False), ("sort_key", False), ("pass_rate", False), ("keyboard", False), ("author", False),
+        ("name", False), ("passenger", False), ("monkey", False),
+    ],
+)  # fmt: skip
+def test_secret_looking_names(name: str, secret: bool) -> None:
+    assert looks_secret(name) is secret
+
+
+def test_values_under_secret_keys_at_any_depth_and_shared_parts_kept() -> None:
+    plain = {"state": "RUNNING", "pid": 42, "key": ["id"], "pass_rate": 0.5}
+    reply = {
+        "programs": [{"env": {"DB_PASSWORD": "hunter22", "PORT": "80", "API_TOKEN": 12345}, **plain}],
+        "hooks": [{"headers": {"Authorization": "Bearer abc", "X-Trace": "on"}}],
+        "credentials": {"aws": {"id": "x-1234"}, "list": ["a-123", "b-456"]},
+        "plain": plain,
+    }
+    out = Redactor().data(reply)
+    assert out["programs"][0]["env"] == {"DB_PASSWORD": REDACTED, "PORT": "80", "API_TOKEN": REDACTED}
+    assert out["hooks"][0]["headers"] == {"Authorization": REDACTED, "X-Trace": "on"}
+    assert out["credentials"] == {"aws": {"id": REDACTED}, "list": [REDACTED, REDACTED]}
+    assert out["plain"] is plain  # nothing to redact: the very object (shared replies are not copied)
+    assert reply["programs"][0]["env"]["DB_PASSWORD"] == "hunter22"  # the input is never changed
+
+
+def test_learned_literals_are_redacted_wherever_they_appear() -> None:
+    redactor = Redactor()
+    config = {
+        "secrets": ["operator-listed-1"],
+        "programs": {"api": {"env": {"DATABASE_URL": "postgres://u:url-password@db/x", "API_KEY": "key-value-9"},
+                             "command": ["app", "--token", "flag-value-7"]}},
+        "hooks": [{"headers": {"Authorization": "Bearer header-token-5"}}],
+        "short": {"PIN": "42"},
+    }  # fmt: skip
+    assert redactor.learn(config) == 6  # the header whole, and its token alone
+    line = "cwd /srv/operator-listed-1 pw url-password k key-value-9 t flag-value-7 h header-token-5 pin 42"
+    assert redactor.text(line) == "cwd /srv/*** pw *** k *** t *** h *** pin 42"
+    redactor.learn({"secrets": ["second-value"]})  # a reload adds; nothing learned is forgotten
+    assert redactor.text("operator-listed-1 second-value") == "*** ***"
+
+
+# ------------------------------------------------------------------------------------------ the whole class
+
+NOISE = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30)
+
+
+@st.composite
+def shaped(draw: st.DrawFn) -> tuple[str, str]:
+    """(a text carrying a secret in one of the shapes of redact.py, that secret)."""
+    secret = draw(SECRET)
+    scheme = draw(st.sampled_from(["postgres", "redis", "amqp", "mongodb+srv", "https", "mysql"]))
+    user = draw(st.sampled_from(["", "user", "app_1"]))
+    name = draw(SECRET_NAME)
+    token_secret = "".join(c for c in secret if c.isalnum()).ljust(16, "7")
+    forms = [
+        f"{scheme}://{user}:{secret}@db.example:5432/x",
+        f"{name}={secret}",
+        f"{name}: {secret}",
+        f'"{name}": "{secret}"',
+        f"--{name.lower()} {secret}",
+        f"host=db {name.lower()}={secret} dbname=x",
+        f"Authorization: Bearer {secret}",
+        f"AKIA{token_secret.upper()[:16]}",
+        f"eyJhbGciOiJub25lIn0.eyJ{token_secret}.{token_secret}",
+        f"ghp_{token_secret * 3}",
+        f"-----BEGIN EC PRIVATE KEY-----\n{secret}\n-----END EC PRIVATE KEY-----",
+        "Basic " + base64.b64encode(f"bob:{secret}".encode()).decode(),
+    ]
+    index = draw(st.integers(0, len(forms) - 1))
+    core = secret if index < 7 or index in (10, 11) else forms[index]
+    return forms[index], core
+
+
+def _plant(tree: Any, text: str, path: list[int]) -> Any:
+    """``tree`` with ``text`` put somewhere in it (a dict value, a list item, or a string's middle)."""
+    step = path[0] if path else 0
+    if isinstance(tree, dict) and tree:
+        key = sorted(tree)[step % len(tree)]
+        return {**tree, key: _plant(tree[key], text, path[1:])}
+    if isinstance(tree, list) and tree:
+        i = step % len(tree)
+        return [*tree[:i], _plant(tree[i], text, path[1:]), *tree[i + 1 :]]
+    if isinstance(tree, str):
+        cut = step % (len(tree) + 1)
+        return f"{tree[:cut]} {text} {tree[cut:]}"
+    return [tree, text]
+
+
+KEY = st.text(string.ascii_lowercase, max_size=8).filter(lambda k: not looks_secret(k))
+DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | NOISE,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEY, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400)
+@given(shaped(), DATA, st.lists(st.integers(0, 50), max_size=6))
+def test_no_shape_of_secret_survives_anywhere_in_any_data(carried: tuple[str, str], data: Any, path: list[int]) -> None:
+    text, secret = carried
+    assume(secret not in json.dumps(data, ensure_ascii=False))  # elsewhere only a learned literal goes
+    out = Redactor().data(_plant(data, text, path))
+    assert secret not in json.dumps(out, ensure_ascii=False)
+
+
+@settings(max_examples=200)
+@given(SECRET_NAME, SECRET, DATA)
+def test_a_value_under_a_secret_key_goes_whole_at_any_depth(name: str, secret: str, data: Any) -> None:
+    tree = {"outer": [data, {name: secret}], name: {"nested": [secret, {"deeper": secret}]}}
+    out = Redactor().data(tree)
+    assert secret not in json.dumps([out["outer"][1], out[name]])
+    learned = Redactor()
+    learned.learn(tree)  # a config holding it under that key: the same value elsewhere goes too
+    assert secret not in json.dumps(learned.data([tree, f"in a log line: {secret}."]))
+
+
+@settings(max_examples=200)
+@given(st.lists(SECRET, min_size=1, max_size=5, unique=True), NOISE, NOISE)
+def test_listed_and_learned_literals_go_inside_any_text(secrets: list[str], before: str, after: str) -> None:
+    redactor = Redactor()
+    redactor.learn({"secrets": secrets})
+    for secret in secrets:
+        assert secret not in redactor.text(f"{before}{secret}{after}")  # no separator needed
+
+
+@settings(max_examples=200)
+@given(DATA)
+def test_redaction_keeps_the_shape_and_is_idempotent(data: Any) -> None:
+    redactor = Redactor()
+    once = redactor.data(data)
+    assert redactor.data(once) == once
+
+    def shape(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {len(value): [shape(v) for v in value.values()]}
+        if isinstance(value, list):
+            return [shape(v) for v in value]
+        return type(value).__name__ if not isinstance(value, str) else "str"
+
+    assert shape(once) == shape(data)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("secrets: abcdefgh", "secrets: must be a list of at most 1000 strings of 4 to 4096 characters, got a str"),
+        (
+            "secrets: [abc]",
+            "secrets[0]: must be a string of 4 to 4096 characters (not only '*', no NUL), got 3 characters",
+        ),
+        (
+            "secrets: [abcdef, 12345678]",
+            "secrets[1]: must be a string of 4 to 4096 characters (not only '*', no NUL), got int",
+        ),
+        (
+            "secrets: ['****']",
+            "secrets[0]: must be a string of 4 to 4096 characters (not only '*', no NUL), got 4 characters",
+        ),
+        (f"secrets: [{'x' * 4097}]", "got 4097 characters"),
+    ],
+)
+def test_listed_secrets_are_checked_at_load_and_never_quoted_back(tmp_path: Path, value: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config(f"state_dir: {tmp_path}\n{value}\n", tmp_path / "config.yaml")
+    assert "config.yaml:2: secrets" in str(refused.value) and reason in str(refused.value)
+    assert "abcdef" not in str(refused.value)
+
+
+def test_listed_secrets_may_name_environment_variables(tmp_path: Path) -> None:
+    text = f"state_dir: {tmp_path}\nsecrets: [literal-1, '${{API_TOKEN}}']\n"
+    config = parse_config(text, tmp_path / "config.yaml", environ={"API_TOKEN": "from-the-env-9"})
+    assert config.secrets == ("literal-1", "from-the-env-9")

@@ -3,7 +3,8 @@
 ``LocalCore`` dispatches in-process; ``RemoteCore`` (what the dashboard process uses) speaks the control
 protocol to a real :class:`~foss_supervisor.control.server.ControlServer` on a real Unix socket. The
 command context is a real :class:`~foss_supervisor.daemon.Daemon` built from a parsed config (not
-started: the commands used here read its state). Dispatches are counted by wrapping the real ``dispatch``.
+started: the commands used here read its state). Dispatches are counted by wrapping the real ``dispatch``,
+which :func:`foss_supervisor.commands.answer` (the egress gate both paths go through) calls.
 """
 
 from __future__ import annotations
@@ -17,38 +18,42 @@ from typing import Any
 
 import pytest
 
+from foss_supervisor import commands as commands_module
 from foss_supervisor.commands import CommandError
 from foss_supervisor.config import parse_config
-from foss_supervisor.control import server as server_module
 from foss_supervisor.control.protocol import VERSION, encode
 from foss_supervisor.control.server import ControlServer
 from foss_supervisor.daemon import Daemon
 from foss_supervisor.errors import NotRunning, ProtocolError
 from foss_supervisor.events import DaemonStateChanged
-from foss_supervisor.web import core as core_module
 from foss_supervisor.web.core import RESYNC, Core, LocalCore
 from foss_supervisor.web.remote import RemoteCommandError, RemoteCore
+
+SECRET = "pw-across-threads-7"
+
+
+SECRET = "pw-across-processes-7"
 
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Daemon:
     state = tmp_path / "s"
     state.mkdir()
-    return Daemon(parse_config(f"state_dir: {state}\nprograms: {{}}\n", tmp_path / "config.yaml"), None)
+    text = f"state_dir: {state}\nprograms: {{}}\nsecrets: [{SECRET}]\n"
+    return Daemon(parse_config(text, tmp_path / "config.yaml"), None)
 
 
 @pytest.fixture
 def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every command the core ran, by either path."""
     seen: list[str] = []
-    real = core_module.dispatch
+    real = commands_module.dispatch
 
     async def counting(ctx: Any, name: str, args: Any) -> Any:
         seen.append(name)
         return await real(ctx, name, args)
 
-    monkeypatch.setattr(core_module, "dispatch", counting)
-    monkeypatch.setattr(server_module, "dispatch", counting)
+    monkeypatch.setattr(commands_module, "dispatch", counting)
     return seen
 
 
@@ -121,7 +126,7 @@ async def test_a_state_changing_command_of_another_transport_is_an_event(core: C
     core.on_event(seen.append)
     before = core.generation
     with contextlib.suppress(CommandError):
-        await server_module.dispatch(ctx, "stop", {"names": ["nope"]})  # as the control socket would
+        await commands_module.answer(ctx, "stop", {"names": ["nope"]})  # as the control socket would
     await until(lambda: bool(seen), "the event")
     assert seen[0]["type"] == "CommandCompleted" and seen[0]["command"] == "stop" and not seen[0]["ok"]
     assert core.generation != before
@@ -198,7 +203,7 @@ async def test_remote_commands_in_flight_are_bounded(ctx: Daemon, monkeypatch: p
     """A flood of page requests costs the daemon at most ``pool_size`` commands at once."""
     running, most = 0, 0
     gate = asyncio.Event()
-    real = server_module.dispatch
+    real = commands_module.dispatch
 
     async def slow(ctx_: Any, name: str, args: Any) -> Any:
         nonlocal running, most
@@ -208,7 +213,7 @@ async def test_remote_commands_in_flight_are_bounded(ctx: Daemon, monkeypatch: p
         running -= 1
         return await real(ctx_, name, args)
 
-    monkeypatch.setattr(server_module, "dispatch", slow)
+    monkeypatch.setattr(commands_module, "dispatch", slow)
     async with served(ctx):
         remote = RemoteCore(ctx.config.control_socket, pool_size=3)
         await remote.start()
@@ -268,3 +273,18 @@ async def test_remote_core_outlives_the_daemons_idle_timeout(ctx: Daemon) -> Non
         await remote.close()
     finally:
         await server.close()
+
+
+async def test_replies_errors_and_events_reach_the_web_redacted(core: Core, ctx: Daemon) -> None:
+    """The web gets what the control socket gets: replies and errors through commands.answer, events as the
+    daemon's event log keeps them (redacted once, when they are numbered)."""
+    got: list[dict[str, Any]] = []
+    core.on_event(got.append)
+    ctx.phase = f"ready {SECRET}"
+    ctx.bus.publish(DaemonStateChanged(state="ready", detail=f"postgres://u:{SECRET}@db and {SECRET}"))
+    await until(lambda: bool(got), "the event")
+    assert got[0]["detail"] == "postgres://u:***@db and ***"
+    assert (await core.call("health"))["phase"] == "ready ***"
+    with pytest.raises(CommandError) as refusal:
+        await core.call("status", {"names": [SECRET]})  # refused, naming what it was asked for
+    assert "***" in str(refusal.value) and SECRET not in str(refusal.value)

@@ -58,12 +58,12 @@ def test_run_page_report_and_metrics(ran: tuple[DaemonHandle, dict[str, Any]]) -
     _, _, page = get(d.port, "/pipeline-management", {"Accept": "text/html"})
     assert f'href="/runs/{run["run_id"]}"'.encode() in page
     text = get(d.port, "/metrics")[2].decode()
-    assert 'foss_supervisor_pipeline_runs{pipeline="orders",status="succeeded"} 1.0' in text
+    assert 'foss_supervisor_pipeline_runs_total{pipeline="orders",status="succeeded"} 1.0' in text
     assert 'foss_supervisor_pipeline_last_run_status{pipeline="orders",status="succeeded"} 1.0' in text
     assert 'foss_supervisor_pipeline_step_state{pipeline="orders",state="succeeded",step="report"} 1.0' in text
-    rows = re.search(r'foss_supervisor_pipeline_step_rows_out\{pipeline="orders",step="ingest"\} (\S+)', text)
+    rows = re.search(r'foss_supervisor_pipeline_step_output_rows\{pipeline="orders",step="ingest"\} (\S+)', text)
     assert rows and float(rows[1]) == next(s["rows_out"] for s in run["steps"] if s["name"] == "ingest")
-    assert re.search(r'foss_supervisor_pipeline_quality_pass_rate\{pipeline="orders",scope="overall"\} 0\.\d+', text)
+    assert re.search(r'foss_supervisor_pipeline_quality_pass_ratio\{pipeline="orders",scope="overall"\} 0\.\d+', text)
 
 
 def test_export_of_a_query_as_csv_and_json_lines(ran: tuple[DaemonHandle, dict[str, Any]]) -> None:

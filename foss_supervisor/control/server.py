@@ -1,4 +1,5 @@
-"""The control socket server: a thin transport over :func:`foss_supervisor.commands.dispatch`.
+"""The control socket server: a thin transport over :func:`foss_supervisor.commands.answer` (every reply
+and error message passes its redaction).
 
 The socket is created with mode 0600 (umask set around ``bind``, so there is no window where it is
 wider) and peers of another uid are refused (root excepted), checked with ``SO_PEERCRED``.
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import structlog
 
-from foss_supervisor.commands import CommandContext, dispatch
+from foss_supervisor.commands import CommandContext, answer
 from foss_supervisor.control.protocol import (
     MAX_LINE_BYTES,
     SUBSCRIBE,
@@ -199,7 +200,7 @@ class ControlServer:
         req_id = None
         try:
             req_id, cmd, args = decode_request(line)
-            return ok_reply(req_id, await dispatch(self.ctx, cmd, args))
+            return ok_reply(req_id, await answer(self.ctx, cmd, args))
         except SupervisorError as exc:
             log.info("control_request_refused", error=str(exc), type=type(exc).__name__)
             return error_reply(req_id, exc)

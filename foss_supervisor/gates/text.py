@@ -22,7 +22,7 @@ from foss_supervisor.gates.base import (
 
 __all__ = [
     "MAX_REGEX", "argv", "boolean", "choice", "cron", "env_map", "glob", "host", "name", "names", "path", "regex",
-    "signal_name", "text", "url",
+    "secrets", "signal_name", "text", "url",
 ]  # fmt: skip
 
 
@@ -284,3 +284,24 @@ def cron() -> Gate[str]:
         return expr
 
     return Gate("cron", "five cron fields (or six, seconds last)", convert)
+
+
+def secrets(min_chars: int, max_chars: int) -> Gate[tuple[str, ...]]:
+    """A list of secret values (each ``min_chars`` to ``max_chars`` characters once stripped, not only ``*``,
+    no NUL), at most 1,000. An error says which item and why, never what it holds."""
+    range_text = f"a list of at most 1000 strings of {min_chars} to {max_chars} characters"
+
+    def convert(value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or len(value) > 1000:
+            raise GateError(f"must be {range_text}, got a {type(value).__name__}")
+        out = []
+        for i, item in enumerate(value):
+            text_ = item.strip() if isinstance(item, str) else None
+            if text_ is None or not min_chars <= len(text_) <= max_chars or not text_.strip("*") or "\x00" in text_:
+                what = type(item).__name__ if text_ is None else f"{len(text_)} characters"
+                raise GateError(f"must be a string of {min_chars} to {max_chars} characters (not only '*', no NUL), "
+                                f"got {what}", f"[{i}]")  # fmt: skip
+            out.append(text_)
+        return tuple(out)
+
+    return Gate("secrets", range_text, convert, bounds=(min_chars, max_chars))

@@ -25,6 +25,7 @@ from foss_supervisor.config import Config
 from foss_supervisor.errors import CommandError, ConfigError
 from foss_supervisor.events import EventBus
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError
+from foss_supervisor.pipeline.events import RunFinished
 from foss_supervisor.pipeline.fingerprint import (
     FingerprintStore,
     definition_digest,
@@ -85,6 +86,8 @@ class PipelineService:
         self._paused = {n for n in paused if isinstance(n, str)} if isinstance(paused, list) else set()
         self._write_failures = write_failures or WriteFailures()
         self.started_at = time.time()  # a schedule is not overdue for the time the daemon was down
+        self._finished: dict[str, dict[str, int]] = {}  # pipeline -> status -> runs finished since start
+        bus.on(self._count_finished)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -315,8 +318,14 @@ class PipelineService:
         log.info("pipeline_schedules_paused" if paused else "pipeline_schedules_resumed", pipeline=name)
         return {"name": name, "paused": paused}
 
+    def _count_finished(self, event: object) -> None:
+        if isinstance(event, RunFinished):
+            counts = self._finished.setdefault(event.pipeline, {})
+            counts[event.status.value] = counts.get(event.status.value, 0) + 1
+
     def overview(self) -> list[dict[str, Any]]:
-        """Each pipeline with its steps, its run in progress, its last finished run and its report."""
+        """Each pipeline with its steps, its run in progress, its last finished run and its report, and
+        ``runs_finished``: ``{status: count}`` of the runs finished since the daemon started (only grows)."""
         out = []
         for name, spec in self.specs.items():
             pc = self.config.pipelines[name]
@@ -336,6 +345,7 @@ class PipelineService:
                 "paused": name in self._paused,
                 "patterns": list(spec.patterns),
                 "schemas": sorted(spec.schemas),
+                "runs_finished": dict(self._finished.get(name, {})),
                 "active_run": active.to_dict() if active else None,
                 "last_run": finished.to_dict() if finished else None,
                 "report": read_json(report),

@@ -11,14 +11,15 @@ crosses one interface, :class:`Core`, in two implementations:
 Both give:
 
 - :meth:`Core.call` runs a command and returns its reply: fresh JSON-able data, redacted as any reply
-  that leaves the daemon;
+  that leaves the daemon (:func:`foss_supervisor.commands.answer`, the one gate);
 - :meth:`Core.read` is :meth:`Core.call` for the read-only commands every page and probe asks for
   (:data:`READ_MAX_AGE_S`): callers asking at once share one call, and for pages its reply serves 0.5 s
   more unless the state changed since (:attr:`Core.generation`). ``health`` is shared only while in
   flight. A hundred clients polling then cost the daemon a fraction of the commands. A shared reply is
   shared between requests: views must not mutate it.
 - :meth:`Core.on_event` delivers each daemon event as JSON-able data (``type``, ``seq``, fields) in
-  order; ``{"type": "resync"}`` says events were missed (the daemon restarted, or the reader fell behind).
+  order, redacted as the daemon's event log keeps them; ``{"type": "resync"}`` says events were missed
+  (the daemon restarted, or the reader fell behind).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import contextlib
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from foss_supervisor.commands import COMMANDS, CommandContext, dispatch
+from foss_supervisor.commands import COMMANDS, CommandContext, answer
 from foss_supervisor.web.shared import SharedResults
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class LocalCore(Core):
         self._follower: asyncio.Task[None] | None = None
 
     async def _call(self, name: str, args: dict[str, Any]) -> Any:
-        return await dispatch(self._ctx, name, args)
+        return await answer(self._ctx, name, args)  # the egress gate the control socket uses: redacted
 
     def on_event(self, callback: EventCallback) -> None:
         super().on_event(callback)

@@ -1,10 +1,14 @@
 """Prometheus metrics, built at scrape time from what the commands return (no counters to keep in sync).
 
-Programs (state, health, spawns, uptime), the daemon (ready, the supervision loop's heartbeat lag, its
-services, its process figures as ``foss_supervisor_process_*``; the dashboard process's own as
-``foss_supervisor_dashboard_process_*``) and pipelines:
-runs by status in the recent history, the last run's duration, status and per-step rows and seconds,
-and the quality pass rates of the latest report.
+Programs (state, health, spawns, uptime), the daemon (ready, its verdict: the one ``verdict.assess`` that
+``/health`` gives, the supervision loop's heartbeat lag, its services, its process figures as
+``foss_supervisor_process_*``; the dashboard process's own as ``foss_supervisor_dashboard_process_*``)
+and pipelines: runs finished by status, the worker's starts, the last run's duration, status and
+per-step rows and seconds, and the quality pass ratios of the latest report.
+
+Named as Prometheus asks: monotonic totals are counters ending in ``_total`` (``rate()`` across daemon
+restarts: a restart starts them at 0 again, which Prometheus reads as a reset), units end the name in
+their base unit (``_seconds``, ``_bytes``, ``_timestamp_seconds``, ``_rows``, ``_ratio`` for 0..1).
 """
 
 from __future__ import annotations
@@ -13,32 +17,32 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from foss_supervisor.pipeline.states import RunStatus, StepState
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.views.overview import configured_pipelines
 
-__all__ = ["render", "snapshot"]
+__all__ = ["exposition", "render", "snapshot"]
 
 PROGRAM_STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
+VERDICTS = ("healthy", "degraded", "unhealthy")
 _HEALTH_VALUE = {"healthy": 1.0, "unhealthy": 0.0, "unknown": -1.0}
-RUNS_LOOKED_AT = 100
 
 
 async def snapshot(core: Core) -> dict[str, Any]:
-    """What one scrape reports: ``{"status", "pipelines": [...with "runs"]}``, all from commands."""
-    data: dict[str, Any] = {"status": await core.read("status"), "pipelines": []}
-    for p in await configured_pipelines(core):  # shared replies: new dicts, never changed in place
-        data["pipelines"].append(
-            {**p, "runs": await core.read("pipeline_runs", {"name": p["name"], "limit": RUNS_LOOKED_AT})}
-        )
-    return data
+    """What one scrape reports: ``{"status", "pipelines"}``, the replies of those two commands."""
+    return {"status": await core.read("status"), "pipelines": await configured_pipelines(core)}
 
 
 def _gauge(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
     return GaugeMetricFamily(f"foss_supervisor_{name}", doc, labels=labels)
+
+
+def _counter(name: str, doc: str, labels: list[str] | None = None) -> CounterMetricFamily:
+    """A monotonic total; exposed as ``foss_supervisor_<name>_total``."""
+    return CounterMetricFamily(f"foss_supervisor_{name}", doc, labels=labels)
 
 
 class _Snapshot(Collector):
@@ -53,7 +57,7 @@ class _Snapshot(Collector):
     def _programs(status: dict[str, Any]) -> Iterator[Metric]:
         state = _gauge("program_state", "1 for the state each program is in", ["program", "state"])
         health = _gauge("program_health", "1 healthy, 0 unhealthy, -1 unknown", ["program"])
-        spawns = _gauge("program_spawns", "times the program was spawned", ["program"])
+        spawns = _counter("program_spawns", "times the program was spawned since the daemon started", ["program"])
         uptime = _gauge("program_uptime_seconds", "seconds since the current spawn", ["program"])
         for p in status["programs"]:
             for s in PROGRAM_STATES:
@@ -61,9 +65,17 @@ class _Snapshot(Collector):
             health.add_metric([p["name"]], _HEALTH_VALUE.get(p["health"], -1.0))
             spawns.add_metric([p["name"]], float(p["spawns"]))
             uptime.add_metric([p["name"]], float(p["uptime_s"] or 0.0))
+        daemon = status["daemon"]
         ready = _gauge("ready", "1 when the daemon is ready")
-        ready.add_metric([], 1.0 if status["daemon"]["phase"] == "ready" else 0.0)
-        loop = status["daemon"].get("loop") or {}
+        ready.add_metric([], 1.0 if daemon["phase"] == "ready" else 0.0)
+        verdict = _gauge("health_status", "1 for the verdict /health gives (503 when unhealthy)", ["status"])
+        for v in VERDICTS:
+            verdict.add_metric([v], 1.0 if daemon["health"] == v else 0.0)
+        problems = _gauge("health_problems", "reasons the daemon is unhealthy (each one listed by /health)")
+        problems.add_metric([], float(len(daemon["problems"])))
+        warnings = _gauge("health_warnings", "reasons the daemon is degraded (each one listed by /health)")
+        warnings.add_metric([], float(len(daemon["warnings"])))
+        loop = daemon.get("loop") or {}
         lag = _gauge("loop_lag_seconds", "how late the supervision loop's last heartbeat woke")
         lag.add_metric([], float(loop.get("lag_s") or 0.0))
         lag_max = _gauge("loop_lag_max_seconds", "the largest heartbeat lag of the last minute")
@@ -74,11 +86,16 @@ class _Snapshot(Collector):
         for svc in status.get("services", []):
             for s in PROGRAM_STATES:
                 service.add_metric([svc["name"], s], 1.0 if svc["state"] == s else 0.0)
-        yield from (state, health, spawns, uptime, ready, lag, lag_max, beat, service)
+        yield from (state, health, spawns, uptime, ready, verdict, problems, warnings, lag, lag_max, beat, service)
+        worker = (status.get("pipelines") or {}).get("worker")
+        if worker is not None:
+            starts = _counter("pipeline_worker_starts", "times the DuckDB worker process was started")
+            starts.add_metric([], float(worker["starts"]))
+            yield starts
 
     @staticmethod
     def _pipelines(pipelines: list[dict[str, Any]]) -> Iterator[Metric]:
-        runs = _gauge("pipeline_runs", f"runs by status among the last {RUNS_LOOKED_AT}", ["pipeline", "status"])
+        runs = _counter("pipeline_runs", "runs finished since the daemon started, by status", ["pipeline", "status"])
         running = _gauge("pipeline_running", "1 while a run is in progress", ["pipeline"])
         last_status = _gauge(
             "pipeline_last_run_status", "1 for the status of the last finished run", ["pipeline", "status"]
@@ -90,7 +107,7 @@ class _Snapshot(Collector):
             "pipeline_last_run_finished_timestamp_seconds", "when it finished (Unix time)", ["pipeline"]
         )
         step_rows = _gauge(
-            "pipeline_step_rows_out", "rows the step wrote in the last finished run", ["pipeline", "step"]
+            "pipeline_step_output_rows", "rows the step wrote in the last finished run", ["pipeline", "step"]
         )
         step_seconds = _gauge(
             "pipeline_step_duration_seconds", "how long the step took in the last finished run", ["pipeline", "step"]
@@ -101,16 +118,14 @@ class _Snapshot(Collector):
             ["pipeline", "step", "state"],
         )
         quality = _gauge(
-            "pipeline_quality_pass_rate",
+            "pipeline_quality_pass_ratio",
             "valid rows over rows checked (0..1), from the latest report",
             ["pipeline", "scope"],
         )
         for p in pipelines:
             name = p["name"]
-            counts = {s.value: 0 for s in RunStatus}
-            for r in p["runs"]:
-                counts[r["status"]] = counts.get(r["status"], 0) + 1
-            for status, n in counts.items():
+            finished = {s.value: 0 for s in RunStatus} | p["runs_finished"]  # every status, 0 until one ends so
+            for status, n in finished.items():
                 runs.add_metric([name, status], float(n))
             running.add_metric([name], 1.0 if p["active_run"] else 0.0)
             last = p["last_run"]
@@ -142,12 +157,18 @@ class _Snapshot(Collector):
         )
 
 
-async def render(core: Core) -> bytes:
-    """The exposition text of one scrape (a registry of our own each time, never the global one)."""
+def exposition(data: dict[str, Any]) -> bytes:
+    """The exposition text of ``data`` (as :func:`snapshot` returns it) and of this process's figures, from a
+    registry of our own each time, never the global one."""
     registry = CollectorRegistry(auto_describe=False)
-    data = await snapshot(core)
     registry.register(_Snapshot(data))
-    daemon_pid = int(data["status"]["daemon"]["pid"])
-    ProcessCollector(namespace="foss_supervisor", pid=lambda: daemon_pid, registry=registry)  # the daemon's
+    daemon_pid = data["status"]["daemon"].get("pid")
+    if isinstance(daemon_pid, int):  # the daemon's own figures, read from /proc by its PID
+        ProcessCollector(namespace="foss_supervisor", pid=lambda: daemon_pid, registry=registry)
     ProcessCollector(namespace="foss_supervisor_dashboard", registry=registry)  # this process's
     return generate_latest(registry)
+
+
+async def render(core: Core) -> bytes:
+    """The exposition text of one scrape."""
+    return exposition(await snapshot(core))
