@@ -31,8 +31,7 @@ RESTART_SETTINGS: tuple[tuple[str, str], ...] = (
     ("debug", "debug"),
     ("log.max_bytes", "log_max_bytes"),
     ("log.backups", "log_backups"),
-    ("warehouse.memory_limit", "worker_memory_limit"),
-)
+)  # warehouse.* bounds are applied live: the worker restarts with them once idle (pipeline/service.py)
 CONFIRM_HINT = "to save it anyway, confirm: allow_empty=true (CLI: --allow-empty; the editor asks)"
 _NAMES_SHOWN = 5
 

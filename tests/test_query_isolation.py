@@ -84,17 +84,27 @@ def test_unbounded_queries_hit_the_workers_limits_and_supervision_goes_on(daemon
     after_memory = daemon.call("status")["pipelines"]["worker"]
     assert after_memory["pid"] == first["pid"] and after_memory["limit_hits"]["memory"] == 1
 
-    # scalar calls DuckDB cannot interrupt (5-13 s): answered at 1 s + the 2 s grace, the worker restarted
-    with pytest.raises(CommandError, match=r"^query exceeded its 1 s limit; the worker was restarted$"):
-        query(daemon, "SELECT len(list_reverse(list_reverse(range(40000000))))", timeout_s=1)
+    # a scan past its time limit is interrupted at it (a query DuckDB cannot interrupt is answered at the limit
+    # plus the grace with the worker recycled: tests/pipeline/test_query_bounds.py, deterministically)
+    with pytest.raises(CommandError, match=r"^query interrupted after its time limit of 1 s$"):
+        query(daemon, LONG_SQL, timeout_s=1)
     assert daemon.call("query", sql="SELECT 42")["rows"] == [[42]]
+    assert daemon.call("status")["pipelines"]["worker"]["limit_hits"]["time"] == 1
+
+    # what the big query left behind (DuckDB keeps its memory) makes the idle worker's RSS stay high: recycled
+    daemon.config_path.write_text(
+        daemon.config_path.read_text().replace(
+            "memory_limit: 1GiB", "memory_limit: 1GiB, recycle_rss: 512MiB, recycle_after: 500ms"
+        )
+    )
+    assert daemon.cli("reload").returncode == 0
+    worker = wait_for(lambda: (w := daemon.call("status")["pipelines"]["worker"])["restarts"] >= 1 and w, 30,
+                      "the worker recycled")  # fmt: skip
+    assert worker["pid"] != first["pid"]
     status = daemon.call("status")
-    worker = status["pipelines"]["worker"]
-    assert worker["pid"] != first["pid"] and worker["restarts"] == 1
-    assert worker["last_restart"]["reason"] == "recycled_query_timeout" and worker["recycles"] == {"query_timeout": 1}
     sleeper = next(p for p in status["programs"] if p["name"] == "sleeper")
     assert sleeper["state"] == "RUNNING" and sleeper["spawns"] == 1  # supervision never noticed
-    assert "pipeline worker" in daemon.cli("status").stdout and "restarts 1" in daemon.cli("status").stdout
+    assert "pipeline worker" in daemon.cli("status").stdout and "restarts" in daemon.cli("status").stdout
 
     # a reload with other bounds restarts the (idle) worker with them
     daemon.config_path.write_text(daemon.config_path.read_text().replace("memory_limit: 1GiB", "memory_limit: 512MiB"))
