@@ -160,41 +160,54 @@ class ConnectionGuard:
         self._clock = clock
         self._idle_since: dict[RequestHandler, float] = {}
         self._busy: dict[RequestHandler, int] = {}
+        self._accepting: set[RequestHandler] = set()  # made by protocol_factory, connection_made to come
         self.closed_idle = 0
         self.refused = 0  # connections answered 503 at the cap
 
     def protocol_factory(self) -> asyncio.Protocol:
         """What the listening socket calls per accepted connection: served and tracked, or 503 at the cap."""
         assert self.server is not None, "serve through GuardedSockSite"
-        if len(self._idle_since) >= self.limits.max_connections and self._open()[0] >= self.limits.max_connections:
+        if len(self._idle_since) >= self.limits.max_connections and self._open() >= self.limits.max_connections:
             self.refused += 1
             return BusyProtocol(self.limits.retry_after_s, self._admit_reserved)
         return self._track(self.server())
 
     def _track(self, handler: RequestHandler) -> RequestHandler:
         self._idle_since[handler] = self._clock()
+        # Being accepted until its connection_made: the transport queues that call right after this one (both
+        # from the same accept step), so a burst of accepts counts every connection not yet made.
+        self._accepting.add(handler)
+        asyncio.get_running_loop().call_soon(self._accepting.discard, handler)
         return handler
 
     def _admit_reserved(self) -> RequestHandler | None:
         """A handler for a health probe beyond the cap, while the reserve has room."""
         assert self.server is not None
-        if self._open()[0] >= self.limits.max_connections + self.limits.health_reserve:
+        if self._open() >= self.limits.max_connections + self.limits.health_reserve:
             return None
         self.refused -= 1
         return self._track(self.server())
 
-    def _open(self) -> tuple[int, list[RequestHandler]]:
-        """(connections open or being accepted, the idle ones among them oldest first)."""
-        now, count, idle = self._clock(), 0, []
-        for h, since in self._idle_since.items():
-            if h.transport is None:
-                count += now - since < 1.0  # accepted, connection_made still to come
-            elif not h.transport.is_closing():
+    def _open(self) -> int:
+        """Connections open or being accepted; forgets those already gone.
+
+        A handler without a transport is either being accepted or already closed (aiohttp drops the
+        transport in ``connection_lost``): only the first kind counts. Counting every handler without a
+        transport for a second, as before, counted closed ``Connection: close`` clients as open and refused
+        new ones far below the cap.
+        """
+        count = 0
+        for handler in tuple(self._idle_since):
+            transport = handler.transport
+            if handler in self._accepting or (transport is not None and not transport.is_closing()):
                 count += 1
-                if not self._busy.get(h):
-                    idle.append(h)
-        idle.sort(key=self._idle_since.__getitem__)
-        return count, idle
+            elif transport is None:
+                self._forget(handler)
+        return count
+
+    def _forget(self, handler: RequestHandler) -> None:
+        self._idle_since.pop(handler, None)
+        self._busy.pop(handler, None)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
@@ -216,25 +229,21 @@ class ConnectionGuard:
         """Close connections idle past the timeout; forget closed ones."""
         deadline = self._clock() - self.limits.idle_timeout_s
         for handler, since in tuple(self._idle_since.items()):
+            if handler in self._accepting:
+                continue
             if handler.transport is None or handler.transport.is_closing():
-                if since < self._clock() - 1.0:  # gone (or never made): forget it
-                    self._idle_since.pop(handler, None)
-                    self._busy.pop(handler, None)
+                if handler.transport is None:  # gone
+                    self._forget(handler)
                 continue
             if not self._busy.get(handler) and since < deadline:
-                self._close(handler)
+                self._forget(handler)
+                handler.transport.close()
                 self.closed_idle += 1
-
-    def _close(self, handler: RequestHandler) -> None:
-        self._idle_since.pop(handler, None)
-        self._busy.pop(handler, None)
-        if handler.transport is not None:
-            handler.transport.close()
 
     @property
     def connections(self) -> int:
         """Connections currently open."""
-        return self._open()[0]
+        return self._open()
 
     async def run(self) -> None:
         """Sweep until cancelled."""
