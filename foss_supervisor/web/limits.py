@@ -82,13 +82,17 @@ HEALTH_PATHS = (b"/health", b"/api/v1/health")
 
 BUSY_HEAD_LIMIT = 16 * 1024  # bytes of a refused connection's request head read before the 503
 BUSY_HEAD_TIMEOUT_S = 2.0  # a refused connection that sends no complete head gets the 503 after this
+BUSY_LINGER_S = 2.0  # after the 503: how long what the client still sends is read and dropped
 
 
 class BusyProtocol(asyncio.Protocol):
     """A connection over the cap: read its request head (bounded), answer 503 with Retry-After, close.
 
-    Reading the head first makes the answer arrive as an HTTP reply, not as a reset (closing a socket
-    with unread bytes makes the kernel send RST, and the client would see a connection error).
+    Closing a socket with unread bytes makes the kernel send RST, and a client that gets the reset before it
+    reads the answer sees a connection error instead of the 503. So the head is read before the answer, and
+    after it the connection lingers (Apache's lingering close): the 503 goes out with a FIN, and whatever
+    the client still sends (a request body, in the chaos suite 4 MB POSTs) is read and dropped until it
+    closes its side, for ``BUSY_LINGER_S`` at most.
     """
 
     def __init__(self, retry_after_s: int, admit: Callable[[], RequestHandler | None] = lambda: None) -> None:
@@ -98,6 +102,7 @@ class BusyProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._head = b""
         self._timer: asyncio.TimerHandle | None = None
+        self._answered = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -105,6 +110,8 @@ class BusyProtocol(asyncio.Protocol):
         self._timer = asyncio.get_running_loop().call_later(BUSY_HEAD_TIMEOUT_S, self._answer)
 
     def data_received(self, data: bytes) -> None:
+        if self._answered:
+            return  # a body (or more requests) after the 503: dropped, so that the close is not a reset
         self._head = (self._head + data)[:BUSY_HEAD_LIMIT]
         complete = b"\r\n\r\n" in self._head or len(self._head) >= BUSY_HEAD_LIMIT
         if complete and not self._hand_over():
@@ -130,12 +137,15 @@ class BusyProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._answer()
-        return False
+        return False  # the transport closes once the 503 is written
 
     def _answer(self) -> None:
-        transport, self._transport = self._transport, None
-        if transport is None or transport.is_closing():
+        transport = self._transport
+        if self._answered or transport is None or transport.is_closing():
             return
+        self._answered = True
+        if self._timer is not None:
+            self._timer.cancel()
         body = b"the dashboard is at its connection limit; retry shortly\n"
         transport.write(
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -143,7 +153,11 @@ class BusyProtocol(asyncio.Protocol):
             + b"Connection: close\r\n\r\n"
             + body
         )
-        transport.close()  # after the buffered reply is written
+        if transport.can_write_eof():
+            transport.write_eof()  # the 503 and a FIN; the client closes its side once it has read it
+            self._timer = asyncio.get_running_loop().call_later(BUSY_LINGER_S, transport.close)
+        else:
+            transport.close()  # after the buffered reply is written
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
