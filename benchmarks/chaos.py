@@ -32,7 +32,8 @@ measure how the scheduler shares the CPU, not supervision. Asserted (exit 1 name
 kill is followed by a restart, with the restart p99 over all loaded phases' kills within 100 ms of the
 quiet phase's; every ``status`` answers within 1 s; no admitted request is lost (a request written in
 full whose connection then ended without an answer: our clients' ``lost``, wrk's read errors, event
-streams cut); no server error but 503; every large body and over-long control line refused by size;
+streams cut); no server error but 503, and no 4xx to a request for a path that exists (our clients' and
+wrk's); every large body and over-long control line refused by size;
 schemathesis finds no server error; ``/api/v1/health`` answers 200 within 2 s of each load's end (kills
 pause meanwhile: a program restarting makes it say 503). Writes ``benchmarks/results/chaos[-short].md``
 and ``.json``; see benchmarks/README.md.
@@ -239,6 +240,7 @@ class Runner:
                 "name": phase.name,
                 "what": phase.what,
                 "ran_s": round(time.monotonic() - started, 1),
+                "footprint": self.daemon.footprint(),
                 "dashboard_restarts": self.daemon.dashboard()["spawns"] - before["spawns"],
             }
         seconds = self.profile.phase_s
@@ -292,6 +294,7 @@ class Runner:
             "health_back_s": None if back is None else round(back, 3),
             "load": outputs,
             "dashboard_restarts": after["spawns"] - before["spawns"],
+            "footprint": self.daemon.footprint(),  # after the load, with its connections closed
             "failures": failures,
         }
 
@@ -316,12 +319,17 @@ class Runner:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--short", action="store_true", help="the CI profile (about 80 s)")
+    ap.add_argument("--short", action="store_true", help="the CI profile (about 90 s)")
     ap.add_argument("--programs", type=int, default=20)
     ap.add_argument("--nofile", type=int, default=1024, help="the daemon's open-files limit (sets the cap)")
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--only", default="", help="comma-separated phases to run after the quiet one")
-    ap.add_argument("--out", type=Path, default=HERE / "results", help="where chaos[-short].md/.json go")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "results",
+        help="where chaos[-short].md/.json go (and, when an assertion fails, the run's logs)",
+    )
     args = ap.parse_args()
     for tool in ("wrk", str(Path(sys.executable).with_name("schemathesis"))):
         if shutil.which(tool) is None:
@@ -364,11 +372,16 @@ def main() -> None:
                 "daemon_exit_code": code,
             }
         )
-    failed = check(report, Thresholds())
+        failed = check(report, Thresholds())
+        args.out.mkdir(parents=True, exist_ok=True)
+        stem = args.out / ("chaos-short" if args.short else "chaos")
+        if failed:  # keep the logs and the load processes' outputs to look into
+            kept = stem.with_name(stem.name + "-logs")
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(work, kept, ignore=shutil.ignore_patterns("*.sock", "child.py", "*.lua"))
+            report["kept"] = str(kept)
     report["failed"] = failed
     text = markdown(report)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / ("chaos-short" if args.short else "chaos")
     stem.with_suffix(".md").write_text(text)
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     print(text)

@@ -69,12 +69,15 @@ def _http(load: dict[str, Any]) -> dict[str, Any]:
             status.update(tally["status"])
             errors.update(tally["errors"])
             busy += tally["notes"].get("busy", 0)
+    # requests that exist and are allowed (our requesters' and wrk's): a 4xx to one of them is a wrong answer
+    wrong = Counter({k: v for k, v in (clients.get("requesters") or {}).get("status", {}).items() if k[0] == "4"})
     for name in CONTROL_PATTERNS:
         if clients.get(name):
             errors["lost"] += clients[name]["errors"].get("lost", 0)
     wrk = load.get("wrk")
     if wrk:
         status.update({str(k): v for k, v in wrk["by_status"].items()})
+        wrong.update({str(k): v for k, v in wrk["by_status"].items() if str(k)[0] == "4"})
         busy += wrk.get("gate_503", 0)
         kinds = wrk["socket_errors_by_kind"]
         errors["lost"] += kinds.get("read", 0)  # the request was written; the connection ended unanswered
@@ -91,6 +94,7 @@ def _http(load: dict[str, Any]) -> dict[str, Any]:
         "server_errors": server_errors,
         "other": answered - ok - status.get("503", 0) - server_errors,
         "lost": errors.pop("lost", 0),
+        "wrong_4xx": dict(wrong),
         "errors": {k: v for k, v in errors.items() if v},
         "by_status": dict(status),
     }
@@ -148,6 +152,8 @@ def check(report: dict[str, Any], limits: Thresholds) -> list[str]:
         failed += p.get("failures", [])
         if http["lost"]:
             failed.append(f"{name}: {http['lost']} admitted requests lost (written in full, then no answer)")
+        if http["wrong_4xx"]:
+            failed.append(f"{name}: requests for paths that exist answered {http['wrong_4xx']} (wrong answers)")
         if http["server_errors"]:
             failed.append(f"{name}: {http['server_errors']} server errors (5xx other than 503): {http['by_status']}")
         if name != "quiet" and (p.get("health_back_s") is None or p["health_back_s"] > limits.health_back_s):
@@ -247,8 +253,24 @@ def markdown(report: dict[str, Any]) -> str:
             f"{'not admitted or slow: ' + errs + '; ' if errs else ''}supervision loop lag max {_fmt(lag, ' ms')}, "
             f"the daemon's answer to `status` max {_fmt(answer, ' ms')}"
         )
+    first, last = phases[0].get("footprint", {}), phases[-1].get("footprint", {})
+    lines += [
+        "",
+        "After the quiet phase -> after the last: "
+        + "; ".join(
+            f"{name} RSS {first[name]['rss_mb']:g} -> {last[name]['rss_mb']:g} MB, "
+            f"descriptors {first[name]['fds']} -> {last[name]['fds']}"
+            for name in ("daemon", "dashboard")
+            if name in first and name in last
+        )
+        + ".",
+    ]
     logged = report.get("errors_logged", {})
-    lines += ["", f"ERROR lines logged: daemon {logged.get('daemon')}, dashboard {logged.get('dashboard')}."]
+    lines += ["", "ERROR lines logged: " + ", ".join(f"{n} {v['count']}" for n, v in logged.items()) + "."]
+    for name, found in logged.items():
+        lines += [f"- {name}: {key} ({kind['count']})" for key, kind in found["kinds"].items()]
+    if report.get("kept"):
+        lines += ["", f"The run's logs and load outputs are kept in {report['kept']}."]
     failed = report.get("failed") or []
     lines += ["", "All assertions held." if not failed else "FAILED:\n" + "\n".join(f"- {f}" for f in failed)]
     return "\n".join(lines) + "\n"

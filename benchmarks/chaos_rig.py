@@ -80,16 +80,41 @@ class Daemon:
                 self.services[dash["pid"]] = psutil.Process(dash["pid"])
         return dict(dash)
 
-    def log_errors(self) -> dict[str, int]:
-        """ERROR-level lines in the daemon's and the dashboard's logs (they are JSON lines)."""
-        counts = {}
+    def footprint(self) -> dict[str, dict[str, float]]:
+        """RSS (MB) and open descriptors of the daemon and of the dashboard process now, each named."""
+        procs = {"daemon": psutil.Process(self.proc.pid)}
+        pid = self.dashboard().get("pid")
+        if pid in self.services:
+            procs["dashboard"] = self.services[pid]
+        figures = {}
+        for name, proc in procs.items():
+            with contextlib.suppress(psutil.Error):
+                figures[name] = {"rss_mb": round(proc.memory_info().rss / 2**20, 1), "fds": proc.num_fds()}
+        return figures
+
+    def log_errors(self) -> dict[str, Any]:
+        """ERROR-level lines of the daemon's and the dashboard's logs (JSON lines): how many, and each distinct
+        (event, exception's last line) with its count and the first one's traceback tail."""
+        found: dict[str, Any] = {}
         for name, path in (
             ("daemon", self.tmp / "daemon.stderr"),
             ("dashboard", self.tmp / "state/logs/@dashboard.log"),
         ):
-            text = path.read_text(errors="replace") if path.exists() else ""
-            counts[name] = text.count('"level": "error"') + text.count('"level": "critical"')
-        return counts
+            kinds: dict[str, dict[str, Any]] = {}
+            lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+            for line in lines:
+                if '"level": "error"' not in line and '"level": "critical"' not in line:
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    entry = {"event": line[:200]}
+                trace = str(entry.get("exception") or "").strip()
+                key = f"{entry.get('event')}: {trace.splitlines()[-1] if trace else ''}"
+                kind = kinds.setdefault(key, {"count": 0, "first": trace[-1500:]})
+                kind["count"] += 1
+            found[name] = {"count": sum(k["count"] for k in kinds.values()), "kinds": kinds}
+        return found
 
 
 def _limit_nofile(nofile: int) -> None:
