@@ -90,9 +90,10 @@ class BusyProtocol(asyncio.Protocol):
 
     Closing a socket with unread bytes makes the kernel send RST, and a client that gets the reset before it
     reads the answer sees a connection error instead of the 503. So the head is read before the answer, and
-    after it the connection lingers (Apache's lingering close): the 503 goes out with a FIN, and whatever
-    the client still sends (a request body, in the chaos suite 4 MB POSTs) is read and dropped until it
-    closes its side, for ``BUSY_LINGER_S`` at most.
+    after a complete head the connection lingers (Apache's lingering close): the 503 goes out with a FIN,
+    and whatever the client still sends (a request body, in the chaos suite 4 MB POSTs) is read and dropped
+    until it closes its side, for ``BUSY_LINGER_S`` at most. A client that sent no complete head within
+    ``BUSY_HEAD_TIMEOUT_S`` (silent, or trickling its headers) is closed right after its 503.
     """
 
     def __init__(self, retry_after_s: int, admit: Callable[[], RequestHandler | None] = lambda: None) -> None:
@@ -153,10 +154,10 @@ class BusyProtocol(asyncio.Protocol):
             + b"Connection: close\r\n\r\n"
             + body
         )
-        if transport.can_write_eof():
+        if b"\r\n\r\n" in self._head and transport.can_write_eof():  # a client whose body may follow
             transport.write_eof()  # the 503 and a FIN; the client closes its side once it has read it
             self._timer = asyncio.get_running_loop().call_later(BUSY_LINGER_S, transport.close)
-        else:
+        else:  # silent or trickling: nothing more is worth waiting for
             transport.close()  # after the buffered reply is written
 
     def connection_lost(self, exc: Exception | None) -> None:
