@@ -219,7 +219,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['nofile'] // 2}), {report['cpus']} CPUs (load average {report['loadavg_1min'][0]:g} before, "
         f"{report['loadavg_1min'][1]:g} after), {report['wall_s']:g} s, seed {report['seed']}.",
         "",
-        "| phase | requests | 2xx | 503 (gate) | other 4xx | 5xx | lost | restart median / p99 ms (kills) "
+        "| phase | requests | 2xx | 503 (the gate's) | other 4xx | 5xx | lost | restart median / p99 ms (kills) "
         "| floor median / p99 ms | `status` max | health back |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
