@@ -8,7 +8,9 @@ other core stays for the daemon; a Python client would measure itself). While ea
 kills supervised children with SIGKILL and times crash -> restart exactly as bench_supervisors does (the
 child stamps CLOCK_MONOTONIC as its first act), each followed by a bare spawn of the same child by this
 script: the floor under the same load, since on 2 busy cores the child itself waits for a CPU. The same
-is measured idle first. Prints one JSON object; the README's table comes from it.
+is measured idle first. For each phase, the CPU (% of one core) and RSS of each of the daemon's processes,
+named: ``daemon`` (supervision, the control socket), ``dashboard`` (the web app, a process of its own
+since issue 15) and ``pipeline_worker`` (DuckDB). Prints one JSON object; the README's table comes from it.
 
     apt-get install wrk        # once
     .venv/bin/python benchmarks/web_load.py --clients 100 --seconds 20 --programs 50
@@ -30,6 +32,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the supervisors package beside this script
 
@@ -121,7 +125,9 @@ def restarts_ms(watch: EventLog, names: list[str], child: list[str], until: floa
 
 
 def parse_wrk(text: str) -> dict[str, Any]:
-    """Requests/s, latency percentiles (ms), non-2xx answers and socket errors from ``wrk --latency``."""
+    """Requests/s, latency percentiles (ms), answers by status, non-2xx answers and socket errors (in all, and by
+    wrk's kinds: ``connect``, ``read`` (the connection ended before the answer), ``write``, ``timeout``) from
+    ``wrk --latency`` run with :data:`STATUS_LUA`."""
     unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
     def ms(pct: str) -> float:
@@ -137,14 +143,52 @@ def parse_wrk(text: str) -> dict[str, Any]:
     if rps is None or total is None:
         raise RuntimeError(f"unexpected wrk output:\n{text}")
     codes = {m.group(1): int(m.group(2)) for m in re.finditer(r"^status (\d+) (\d+)$", text, re.M)}
+    kinds = dict(zip(("connect", "read", "write", "timeout"), map(int, errs.groups()), strict=True)) if errs else {}
     return {"rps": round(float(rps.group(1))), "requests": int(total.group(1)), "p50_ms": ms("50"),
             "p90_ms": ms("90"), "p99_ms": ms("99"), "by_status": codes, "non_2xx": int(bad.group(1)) if bad else 0,
-            "socket_errors": sum(int(g) for g in errs.groups()) if errs else 0}  # fmt: skip
+            "socket_errors": sum(kinds.values()), "socket_errors_by_kind": kinds}  # fmt: skip
+
+
+class Usage:
+    """CPU (% of one core) and RSS (MB) of the daemon, the dashboard process and the pipeline worker, each
+    named, over a phase: the dashboard is a process of its own (``@dashboard``), so its load shows apart from
+    the daemon's, which supervises."""
+
+    def __init__(self, sock: Path, daemon_pid: int) -> None:
+        status = call(sock, "status")
+        dash = next(s for s in status["services"] if s["name"] == "@dashboard")
+        worker = (status.get("pipelines") or {}).get("worker") or {}
+        pids = {"daemon": daemon_pid, "dashboard": dash["pid"], "pipeline_worker": worker.get("pid")}
+        self._procs = {name: psutil.Process(pid) for name, pid in pids.items() if pid}
+        self._spawns = dash["spawns"]
+        self._sock = sock
+        self._t0 = time.monotonic()
+        self._cpu0 = {name: self._cpu(proc) for name, proc in self._procs.items()}
+
+    @staticmethod
+    def _cpu(proc: psutil.Process) -> float:
+        times = proc.cpu_times()
+        return times.user + times.system
+
+    def done(self) -> dict[str, Any]:
+        """``{name: {cpu_pct, rss_mb}}`` since this was made, and ``dashboard_restarts`` meanwhile."""
+        took = time.monotonic() - self._t0
+        figures: dict[str, Any] = {}
+        for name, proc in self._procs.items():
+            try:
+                cpu, rss = self._cpu(proc) - self._cpu0[name], proc.memory_info().rss
+            except psutil.Error:  # exited meanwhile (a restarted dashboard or worker): said below
+                continue
+            figures[name] = {"cpu_pct": round(100 * cpu / took, 1), "rss_mb": round(rss / 2**20, 1)}
+        dash = next(s for s in call(self._sock, "status")["services"] if s["name"] == "@dashboard")
+        figures["dashboard_restarts"] = dash["spawns"] - self._spawns
+        return figures
 
 
 def load(url: str, clients: int, seconds: float, watch: EventLog, names: list[str], child: list[str],
-         script: Path, headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
-    """wrk on ``url`` for ``seconds`` while children of ``names`` are killed and timed."""
+         script: Path, usage: Usage, headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """wrk on ``url`` for ``seconds`` while children of ``names`` are killed and timed; ``usage`` is read at
+    its end."""
     argv = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--latency", "--timeout", "5s", "-s", str(script)]
     for key, value in (headers or {}).items():
         argv += ["-H", f"{key}: {value}"]
@@ -158,7 +202,7 @@ def load(url: str, clients: int, seconds: float, watch: EventLog, names: list[st
         if wrk.poll() is None:
             wrk.kill()
             wrk.wait()
-    return {**parse_wrk(out), **restarts}
+    return {**parse_wrk(out), **restarts, "processes": usage.done()}
 
 
 def page_bytes(url: str, headers: dict[str, str]) -> dict[str, int]:
@@ -192,13 +236,14 @@ def main() -> None:
             page = {**PAGE_HEADERS, "Authorization": "Bearer " + (tmp / "state" / "api-token").read_text().strip()}
             child = child_argv(tmp)
             third = len(names) // 3  # each program is killed once: a third idle, a third under each load
-            idle = restarts_ms(watch, names[:third], child)
+            usage = Usage(sock, proc.pid)
+            idle = {**restarts_ms(watch, names[:third], child), "processes": usage.done()}
             script = tmp / "status.lua"
             script.write_text(STATUS_LUA)
             health = load(base + "/api/v1/health", args.clients, args.seconds, watch, names[third : 2 * third],
-                          child, script)  # fmt: skip
+                          child, script, Usage(sock, proc.pid))  # fmt: skip
             overview = load(base + "/", args.clients, args.seconds, watch, names[2 * third :], child, script,
-                            page)  # fmt: skip
+                            Usage(sock, proc.pid), page)  # fmt: skip
             runs = call(sock, "pipeline_runs", name="orders", limit=500)
             print(json.dumps({"clients": args.clients, "programs": args.programs, "cpus": os.cpu_count(),
                               "seconds": args.seconds, "idle": idle, "health": health, "overview": overview,

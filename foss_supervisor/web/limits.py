@@ -82,13 +82,18 @@ HEALTH_PATHS = (b"/health", b"/api/v1/health")
 
 BUSY_HEAD_LIMIT = 16 * 1024  # bytes of a refused connection's request head read before the 503
 BUSY_HEAD_TIMEOUT_S = 2.0  # a refused connection that sends no complete head gets the 503 after this
+BUSY_LINGER_S = 2.0  # after the 503: how long what the client still sends is read and dropped
 
 
 class BusyProtocol(asyncio.Protocol):
     """A connection over the cap: read its request head (bounded), answer 503 with Retry-After, close.
 
-    Reading the head first makes the answer arrive as an HTTP reply, not as a reset (closing a socket
-    with unread bytes makes the kernel send RST, and the client would see a connection error).
+    Closing a socket with unread bytes makes the kernel send RST, and a client that gets the reset before it
+    reads the answer sees a connection error instead of the 503. So the head is read before the answer, and
+    after a complete head the connection lingers (Apache's lingering close): the 503 goes out with a FIN,
+    and whatever the client still sends (a request body, in the chaos suite 4 MB POSTs) is read and dropped
+    until it closes its side, for ``BUSY_LINGER_S`` at most. A client that sent no complete head within
+    ``BUSY_HEAD_TIMEOUT_S`` (silent, or trickling its headers) is closed right after its 503.
     """
 
     def __init__(self, retry_after_s: int, admit: Callable[[], RequestHandler | None] = lambda: None) -> None:
@@ -98,6 +103,7 @@ class BusyProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._head = b""
         self._timer: asyncio.TimerHandle | None = None
+        self._answered = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -105,6 +111,8 @@ class BusyProtocol(asyncio.Protocol):
         self._timer = asyncio.get_running_loop().call_later(BUSY_HEAD_TIMEOUT_S, self._answer)
 
     def data_received(self, data: bytes) -> None:
+        if self._answered:
+            return  # a body (or more requests) after the 503: dropped, so that the close is not a reset
         self._head = (self._head + data)[:BUSY_HEAD_LIMIT]
         complete = b"\r\n\r\n" in self._head or len(self._head) >= BUSY_HEAD_LIMIT
         if complete and not self._hand_over():
@@ -130,12 +138,15 @@ class BusyProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._answer()
-        return False
+        return False  # the transport closes once the 503 is written
 
     def _answer(self) -> None:
-        transport, self._transport = self._transport, None
-        if transport is None or transport.is_closing():
+        transport = self._transport
+        if self._answered or transport is None or transport.is_closing():
             return
+        self._answered = True
+        if self._timer is not None:
+            self._timer.cancel()
         body = b"the dashboard is at its connection limit; retry shortly\n"
         transport.write(
             b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -143,7 +154,11 @@ class BusyProtocol(asyncio.Protocol):
             + b"Connection: close\r\n\r\n"
             + body
         )
-        transport.close()  # after the buffered reply is written
+        if b"\r\n\r\n" in self._head and transport.can_write_eof():  # a client whose body may follow
+            transport.write_eof()  # the 503 and a FIN; the client closes its side once it has read it
+            self._timer = asyncio.get_running_loop().call_later(BUSY_LINGER_S, transport.close)
+        else:  # silent or trickling: nothing more is worth waiting for
+            transport.close()  # after the buffered reply is written
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -160,41 +175,54 @@ class ConnectionGuard:
         self._clock = clock
         self._idle_since: dict[RequestHandler, float] = {}
         self._busy: dict[RequestHandler, int] = {}
+        self._accepting: set[RequestHandler] = set()  # made by protocol_factory, connection_made to come
         self.closed_idle = 0
         self.refused = 0  # connections answered 503 at the cap
 
     def protocol_factory(self) -> asyncio.Protocol:
         """What the listening socket calls per accepted connection: served and tracked, or 503 at the cap."""
         assert self.server is not None, "serve through GuardedSockSite"
-        if len(self._idle_since) >= self.limits.max_connections and self._open()[0] >= self.limits.max_connections:
+        if len(self._idle_since) >= self.limits.max_connections and self._open() >= self.limits.max_connections:
             self.refused += 1
             return BusyProtocol(self.limits.retry_after_s, self._admit_reserved)
         return self._track(self.server())
 
     def _track(self, handler: RequestHandler) -> RequestHandler:
         self._idle_since[handler] = self._clock()
+        # Being accepted until its connection_made: the transport queues that call right after this one (both
+        # from the same accept step), so a burst of accepts counts every connection not yet made.
+        self._accepting.add(handler)
+        asyncio.get_running_loop().call_soon(self._accepting.discard, handler)
         return handler
 
     def _admit_reserved(self) -> RequestHandler | None:
         """A handler for a health probe beyond the cap, while the reserve has room."""
         assert self.server is not None
-        if self._open()[0] >= self.limits.max_connections + self.limits.health_reserve:
+        if self._open() >= self.limits.max_connections + self.limits.health_reserve:
             return None
         self.refused -= 1
         return self._track(self.server())
 
-    def _open(self) -> tuple[int, list[RequestHandler]]:
-        """(connections open or being accepted, the idle ones among them oldest first)."""
-        now, count, idle = self._clock(), 0, []
-        for h, since in self._idle_since.items():
-            if h.transport is None:
-                count += now - since < 1.0  # accepted, connection_made still to come
-            elif not h.transport.is_closing():
+    def _open(self) -> int:
+        """Connections open or being accepted; forgets those already gone.
+
+        A handler without a transport is either being accepted or already closed (aiohttp drops the
+        transport in ``connection_lost``): only the first kind counts. Counting every handler without a
+        transport for a second, as before, counted closed ``Connection: close`` clients as open and refused
+        new ones far below the cap.
+        """
+        count = 0
+        for handler in tuple(self._idle_since):
+            transport = handler.transport
+            if handler in self._accepting or (transport is not None and not transport.is_closing()):
                 count += 1
-                if not self._busy.get(h):
-                    idle.append(h)
-        idle.sort(key=self._idle_since.__getitem__)
-        return count, idle
+            elif transport is None:
+                self._forget(handler)
+        return count
+
+    def _forget(self, handler: RequestHandler) -> None:
+        self._idle_since.pop(handler, None)
+        self._busy.pop(handler, None)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
@@ -216,25 +244,21 @@ class ConnectionGuard:
         """Close connections idle past the timeout; forget closed ones."""
         deadline = self._clock() - self.limits.idle_timeout_s
         for handler, since in tuple(self._idle_since.items()):
+            if handler in self._accepting:
+                continue
             if handler.transport is None or handler.transport.is_closing():
-                if since < self._clock() - 1.0:  # gone (or never made): forget it
-                    self._idle_since.pop(handler, None)
-                    self._busy.pop(handler, None)
+                if handler.transport is None:  # gone
+                    self._forget(handler)
                 continue
             if not self._busy.get(handler) and since < deadline:
-                self._close(handler)
+                self._forget(handler)
+                handler.transport.close()
                 self.closed_idle += 1
-
-    def _close(self, handler: RequestHandler) -> None:
-        self._idle_since.pop(handler, None)
-        self._busy.pop(handler, None)
-        if handler.transport is not None:
-            handler.transport.close()
 
     @property
     def connections(self) -> int:
         """Connections currently open."""
-        return self._open()[0]
+        return self._open()
 
     async def run(self) -> None:
         """Sweep until cancelled."""
@@ -267,10 +291,35 @@ class GuardedSockSite(web.SockSite):
 
 
 async def read_body(request: web.Request, timeout_s: float) -> bytes:
-    """The request body, or 408 when the client does not send it within ``timeout_s``."""
+    """The request body, at most ``request.client_max_size`` bytes (the app's ``client_max_size``).
+
+    Raises 413 when the body is larger: at once, reading nothing of it, when its Content-Length says so;
+    when a chunked body outgrows the limit, with a fresh exception, so that nothing keeps the bytes read
+    (aiohttp holds a refused request's handler for its lingering close, 10 s even after the client left,
+    and with it what the traceback of its own 413 holds: each 4 MB upload kept 1.3 MB of the dashboard
+    for that long, 370 MB under the chaos suite). Raises 408 when the body does not arrive within
+    ``timeout_s``. The body read stays available to ``request.post()`` and ``request.json()``.
+    """
+    limit = request.client_max_size
+    if limit and request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit, f"its Content-Length is {request.content_length}")
+    timed_out = False
     try:
         async with asyncio.timeout(timeout_s):
             return await request.read()
     except TimeoutError:
+        timed_out = True
+    except web.HTTPRequestEntityTooLarge:
+        pass
+    # raised out here: raised in the except blocks, our exception would keep aiohttp's as its context, and
+    # with it the frame that holds the bytes read
+    if timed_out:
         log.warning("http_body_timeout", peer=request.remote, path=request.path)
-        raise web.HTTPRequestTimeout(text="the request body did not arrive in time\n") from None
+        raise web.HTTPRequestTimeout(text="the request body did not arrive in time\n")
+    raise _too_large(limit, "it is larger")
+
+
+def _too_large(limit: int, why: str) -> web.HTTPRequestEntityTooLarge:
+    return web.HTTPRequestEntityTooLarge(
+        max_size=limit, actual_size=-1, text=f"a request body may have at most {limit} bytes; {why}\n"
+    )
