@@ -189,6 +189,8 @@ class Runner:
             "wrk",
             "-t1",
             *opts,
+            "-H",  # every read needs a token (docs/security.md): wrk reads as the owner
+            f"Authorization: Bearer {self.daemon.token}",
             f"-d{seconds:g}s",
             "--timeout",
             "10s",

@@ -194,7 +194,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     for name, params in spec["patterns"].items():
         tallies[name] = Tally()
         where = spec["control"] if name.startswith("control_") else spec["port"]
-        extra = {"token": spec["token"]} if name in ("bodies", "resets") else {}
+        # every read needs a token (docs/security.md): the clients that read send the owner's
+        extra = {"token": spec["token"]} if name in ("bodies", "resets", "requesters", "sse") else {}
         coro = PATTERNS[name](where, stop, tallies[name], **params, **extra)
         tasks.append(asyncio.ensure_future(coro))
     started = time.monotonic()

@@ -156,9 +156,12 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, d
     return headers.get("connection", "").lower() != "close"
 
 
-async def requesters(port: int, stop: asyncio.Event, tally: Tally, connections: int, keepalive: float = 0.5) -> None:
-    """``connections`` clients, each sending requests back to back (reads and read-only commands) until
-    ``stop``; a share ``keepalive`` of them keep their connection, the others send ``Connection: close``."""
+async def requesters(
+    port: int, stop: asyncio.Event, tally: Tally, connections: int, keepalive: float = 0.5, token: str = ""
+) -> None:
+    """``connections`` clients, each sending requests back to back (reads and read-only commands, with the
+    read ``token``) until ``stop``; a share ``keepalive`` of them keep their connection, the others send
+    ``Connection: close``."""
 
     async def client(i: int) -> None:
         keep = i < connections * keepalive
@@ -173,9 +176,11 @@ async def requesters(port: int, stop: asyncio.Event, tally: Tally, connections: 
                 while not stop.is_set():
                     if rng.random() < 0.15:
                         name = rng.choice(("status", "ping", "health"))
-                        data = request_bytes(port, "POST", f"/api/commands/{name}", body=b"{}", close=not keep)
+                        data = request_bytes(
+                            port, "POST", f"/api/commands/{name}", body=b"{}", close=not keep, token=token
+                        )
                     else:
-                        data = request_bytes(port, "GET", rng.choice(READS), close=not keep)
+                        data = request_bytes(port, "GET", rng.choice(READS), close=not keep, token=token)
                     if not await exchange(reader, writer, data, tally) or not keep:
                         break
             finally:
@@ -227,7 +232,7 @@ async def half_open(port: int, stop: asyncio.Event, tally: Tally, connections: i
     )
 
 
-async def sse_clients(port: int, stop: asyncio.Event, tally: Tally, connections: int) -> None:
+async def sse_clients(port: int, stop: asyncio.Event, tally: Tally, connections: int, token: str = "") -> None:
     """``connections`` event-stream readers (``/api/events``): each reads its stream until ``stop``.
 
     ``notes``: streams served, refused (503: at most 100 streams), and cut by the server before the end
@@ -241,7 +246,7 @@ async def sse_clients(port: int, stop: asyncio.Event, tally: Tally, connections:
         reader, writer = conn
         started = time.monotonic()
         try:
-            writer.write(request_bytes(port, "GET", "/api/events", extra="Accept: text/event-stream\r\n"))
+            writer.write(request_bytes(port, "GET", "/api/events", token=token, extra="Accept: text/event-stream\r\n"))
             async with asyncio.timeout(ANSWER_TIMEOUT_S):
                 status, _, _ = await read_response(reader, head_only=True)
             tally.status[status] += 1

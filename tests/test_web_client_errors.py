@@ -82,11 +82,12 @@ def test_clients_that_reset_mid_request_are_counted_not_logged_as_errors(daemon:
     daemon.write_config(f"programs:\n  app: {{command: [{PY!r}, '-c', 'import time; time.sleep(300)']}}\n")
     daemon.start()
     host = f"Host: 127.0.0.1:{daemon.port}\r\n".encode()
+    auth = f"Authorization: {daemon.bearer()['Authorization']}\r\n".encode()  # every command needs the token
     for i in range(20):
         with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as s:
             if i % 2:
                 s.sendall(
-                    b"POST /api/commands/status HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
+                    b"POST /api/commands/status HTTP/1.1\r\n" + host + auth + b"Content-Type: application/json\r\n"
                     b"Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n"
                 )
                 assert s.recv(100).startswith(b"HTTP/1.1 100")

@@ -125,3 +125,13 @@ async def test_a_pages_first_connection_gets_what_happened_since_its_render(
     bus.publish(DaemonStateChanged(state="after"))
     got = await asyncio.wait_for(task, 5)
     assert '"after"' in got[1]["data"]
+
+
+async def test_recent_events_are_whole_whatever_their_text(served: tuple[EventBus, EventLog, str]) -> None:
+    """An event whose text holds an SSE field name (``data: ``, a newline) comes back whole for a page's first
+    render (the chaos suite's schemathesis phase once made / answer 500 with ``start {"names": ["data: x"]}``)."""
+    bus, log, _ = served
+    bus.publish(DaemonStateChanged(state="s", detail="data: x\ndata: {not json"))
+    await caught_up(log, 1)
+    [event] = log.recent(5)
+    assert event["detail"] == "data: x\ndata: {not json" and event["type"] == "DaemonStateChanged"

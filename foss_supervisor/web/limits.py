@@ -13,7 +13,12 @@ that trickles its request headers, so enough slow or idle clients exhaust the se
   (``GET /health``, ``GET /api/v1/health``) beyond the cap are still served, on up to
   ``health_reserve`` connections more (PostgreSQL's reserved connections): a flood never makes a
   monitor see the host as down;
-- a request body must arrive within ``body_timeout_s`` (see :func:`read_body`).
+- a request body must arrive within ``body_timeout_s`` (see :func:`read_body`);
+- a descriptor budget (``max_descriptors``): :class:`GuardedSockSite` accepts with a loop of its own and
+  stops accepting while the connections it holds (admitted, and refused ones still being answered) would
+  leave fewer than ``FILE_RESERVE`` descriptors for files: further clients wait in the kernel's backlog
+  instead of being accepted into a process that could then open no file (404 for a static file, 500 for
+  ``/proc``).
 
 Requests in progress (an SSE stream, a long query) are never cut; their number is bounded elsewhere.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -75,6 +81,11 @@ class Limits:
     sweep_every_s: float = 1.0
     retry_after_s: int = 1  # what a refused connection is told to wait
     health_reserve: int = 32  # connections beyond the cap kept for health probes
+    max_descriptors: int = 0  # connections held at most (admitted + being refused); 0: no budget
+
+
+FILE_RESERVE = 64  # descriptors the budget leaves for files, logs and the daemon's control connections
+ACCEPT_PAUSE_S = 0.05  # how often a paused accept loop looks for room
 
 
 HEALTH_PATHS = (b"/health", b"/api/v1/health")
@@ -96,10 +107,17 @@ class BusyProtocol(asyncio.Protocol):
     ``BUSY_HEAD_TIMEOUT_S`` (silent, or trickling its headers) is closed right after its 503.
     """
 
-    def __init__(self, retry_after_s: int, admit: Callable[[], RequestHandler | None] = lambda: None) -> None:
-        """``admit()`` returns a handler to serve a health probe with (None: no room in the reserve)."""
+    def __init__(
+        self,
+        retry_after_s: int,
+        admit: Callable[[], RequestHandler | None] = lambda: None,
+        gone: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``admit()`` returns a handler to serve a health probe with (None: no room in the reserve);
+        ``gone()`` is called once the connection is closed (the guard counts those being refused)."""
         self._retry_after_s = retry_after_s
         self._admit = admit
+        self._gone = gone
         self._transport: asyncio.Transport | None = None
         self._head = b""
         self._timer: asyncio.TimerHandle | None = None
@@ -131,6 +149,7 @@ class BusyProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         self._transport = None
+        self._gone()  # no longer a refused connection: the handler is counted as admitted
         transport.set_protocol(handler)
         handler.connection_made(transport)
         handler.data_received(self._head)
@@ -161,6 +180,8 @@ class BusyProtocol(asyncio.Protocol):
             transport.close()  # after the buffered reply is written
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:  # still ours (not handed over to a handler)
+            self._gone()
         self._transport = None
         if self._timer is not None:
             self._timer.cancel()
@@ -178,14 +199,29 @@ class ConnectionGuard:
         self._accepting: set[RequestHandler] = set()  # made by protocol_factory, connection_made to come
         self.closed_idle = 0
         self.refused = 0  # connections answered 503 at the cap
+        self.refusing = 0  # refused connections still open (being answered, or lingering)
+        self.paused = 0  # times the accept loop waited for a descriptor
 
     def protocol_factory(self) -> asyncio.Protocol:
         """What the listening socket calls per accepted connection: served and tracked, or 503 at the cap."""
         assert self.server is not None, "serve through GuardedSockSite"
         if len(self._idle_since) >= self.limits.max_connections and self._open() >= self.limits.max_connections:
             self.refused += 1
-            return BusyProtocol(self.limits.retry_after_s, self._admit_reserved)
+            self.refusing += 1
+            return BusyProtocol(self.limits.retry_after_s, self._admit_reserved, self._refused_gone)
         return self._track(self.server())
+
+    def _refused_gone(self) -> None:
+        self.refusing -= 1
+
+    def has_room(self) -> bool:
+        """Whether one more connection fits the descriptor budget (always, without one)."""
+        budget = self.limits.max_descriptors
+        if not budget or len(self._idle_since) + self.refusing < budget:
+            return True  # an upper bound of what is held: no need to look closer
+        # a closing transport still holds its descriptor until its connection is lost
+        held = sum(1 for h in self._idle_since if h in self._accepting or h.transport is not None)
+        return held + self.refusing < budget
 
     def _track(self, handler: RequestHandler) -> RequestHandler:
         self._idle_since[handler] = self._clock()
@@ -268,25 +304,53 @@ class ConnectionGuard:
 
 
 class GuardedSockSite(web.SockSite):
-    """``web.SockSite`` whose accepted connections go through a :class:`ConnectionGuard`."""
+    """``web.SockSite`` whose connections are accepted by a loop of its own and go through a :class:`ConnectionGuard`.
+
+    The loop accepts while the guard's descriptor budget has room and waits otherwise, so clients past the
+    budget wait in the kernel's backlog (the daemon keeps that backlog at ``SOMAXCONN``).
+    """
 
     def __init__(self, runner: web.BaseRunner, sock: socket.socket, guard: ConnectionGuard) -> None:
         super().__init__(runner, sock)
         guard.server = runner.server
         self._guard = guard
-        self._sweeper: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        await web.BaseSite.start(self)  # SockSite.start, with our protocol factory instead of the server's
+        await web.BaseSite.start(self)  # SockSite.start, with our own accept loop instead of a loop.create_server
+        self._tasks = [
+            asyncio.create_task(self._accept(), name="web-accept"),
+            asyncio.create_task(self._guard.run(), name="web-connection-sweeper"),
+        ]
+
+    async def _accept(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._guard.protocol_factory, sock=self._sock)
-        self._sweeper = asyncio.create_task(self._guard.run(), name="web-connection-sweeper")
+        while True:
+            while not self._guard.has_room():  # at the budget: clients wait in the backlog
+                self._guard.paused += 1
+                await asyncio.sleep(ACCEPT_PAUSE_S)
+            try:
+                conn, _ = await loop.sock_accept(self._sock)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("http_accept_out_of_resources", error=str(exc))
+                    await asyncio.sleep(ACCEPT_PAUSE_S)
+                    continue
+                if exc.errno == errno.EINVAL:  # the daemon shut the port down: it is stopping
+                    return
+                raise
+            try:
+                await loop.connect_accepted_socket(self._guard.protocol_factory, conn)
+            except OSError:  # the client left before its transport was made
+                conn.close()
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+                await task
+        self._tasks = []
         await super().stop()
 
 

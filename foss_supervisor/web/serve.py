@@ -45,7 +45,7 @@ from foss_supervisor.loopguard import LoopErrorLog
 from foss_supervisor.sdnotify import Notifier, watchdog_interval_s
 from foss_supervisor.web.app import create_app
 from foss_supervisor.web.keys import GUARD
-from foss_supervisor.web.limits import GuardedSockSite, Limits
+from foss_supervisor.web.limits import FILE_RESERVE, GuardedSockSite, Limits
 from foss_supervisor.web.remote import RemoteCore
 
 __all__ = ["ClientErrorFilter", "client_side", "default_limits", "main"]
@@ -109,14 +109,18 @@ class ClientErrorFilter(logging.Filter):
 
 
 def default_limits() -> Limits:
-    """Connections admitted at once: half this process's open-files limit, between 64 and 4,096.
+    """Connections admitted at once: a third of this process's open-files limit, between 64 and 4,096; and
+    connections held at most (admitted, or refused and still being answered).
 
-    The dashboard process has its own descriptors (the programs' pipes are the daemon's), so the cap is
-    set by what it may open; the soft limit is raised to the hard one first (:func:`_raise_nofile`).
+    The dashboard process has its own descriptors (the programs' pipes are the daemon's), so the bounds
+    come from what it may open; the soft limit is raised to the hard one first (:func:`_raise_nofile`).
+    Each admitted connection may hold one file more while a file is sent to it, and ``FILE_RESERVE`` stay
+    for logs, the control connections and /proc: held connections + admitted + reserve <= the limit.
     """
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     soft = 1 << 20 if soft == resource.RLIM_INFINITY else soft
-    return Limits(max_connections=max(64, min(4096, soft // 2)))
+    admitted = max(64, min(4096, soft // 3))
+    return Limits(max_connections=admitted, max_descriptors=max(96, soft - FILE_RESERVE - admitted))
 
 
 def _raise_nofile() -> None:

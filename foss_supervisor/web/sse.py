@@ -54,7 +54,7 @@ class EventLog:
         self._core = core
         self.boot = core.boot
         self._seq = core.seq
-        self._events: deque[tuple[int, str, bytes]] = deque(maxlen=size)
+        self._events: deque[tuple[int, dict[str, Any], bytes]] = deque(maxlen=size)  # (seq, event, SSE frame)
         self._changed = asyncio.Event()
         self._streams: set[asyncio.Task[Any]] = set()
         self.max_streams = max_streams
@@ -72,7 +72,7 @@ class EventLog:
         else:
             payload = json.dumps(event, default=str)
             self._seq = seq
-            self._events.append((seq, name, f"id: {self.boot}-{seq}\nevent: {name}\ndata: {payload}\n\n".encode()))
+            self._events.append((seq, event, f"id: {self.boot}-{seq}\nevent: {name}\ndata: {payload}\n\n".encode()))
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -90,7 +90,7 @@ class EventLog:
 
     def recent(self, count: int) -> list[dict[str, Any]]:
         """The last ``count`` events as JSON-able data, newest first (for a page's first render)."""
-        return [json.loads(frame.rsplit(b"data: ", 1)[1]) for _, _, frame in list(self._events)[-count:]][::-1]
+        return [event for _, event, _ in list(self._events)[-count:]][::-1] if count > 0 else []
 
     def _since(self, last: int) -> tuple[list[bytes], bool]:
         """Frames after ``last``, and whether some were already dropped from the log."""
