@@ -216,7 +216,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Chaos, {report['profile']} profile: {report['programs']} programs, {report['kills']} kills, "
         f"{report['cli_probes']} `status` runs, open-files limit {report['nofile']} (dashboard cap "
-        f"{report['nofile'] // 2}), {report['cpus']} CPUs (load average {report['loadavg_1min'][0]:g} before, "
+        f"{max(64, min(4096, report['nofile'] // 3))}), {report['cpus']} CPUs "
+        f"(load average {report['loadavg_1min'][0]:g} before, "
         f"{report['loadavg_1min'][1]:g} after), {report['wall_s']:g} s, seed {report['seed']}.",
         "",
         "| phase | requests | 2xx | 503 (the gate's) | other 4xx | 5xx | lost | restart median / p99 ms (kills) "
