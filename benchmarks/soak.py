@@ -59,11 +59,33 @@ class Profile:
 
 
 PROFILES = {
-    "short": Profile(budget_s=100, child_kill_batches=30, daemon_kills=3, child_stops=10, daemon_stops=3,
-                     worker_kills=2, floods=2, port_holds=1, disk_fills=2, conn_rounds=2, conns_per_round=200),
-    "long": Profile(budget_s=3600, child_kill_batches=400, daemon_kills=40, child_stops=200, daemon_stops=40,
-                    worker_kills=20, floods=20, port_holds=10, disk_fills=20, conn_rounds=20, conns_per_round=500),
-}  # fmt: skip
+    "short": Profile(
+        budget_s=100,
+        child_kill_batches=30,
+        daemon_kills=3,
+        child_stops=10,
+        daemon_stops=3,
+        worker_kills=2,
+        floods=2,
+        port_holds=1,
+        disk_fills=2,
+        conn_rounds=2,
+        conns_per_round=200,
+    ),
+    "long": Profile(
+        budget_s=3600,
+        child_kill_batches=400,
+        daemon_kills=40,
+        child_stops=200,
+        daemon_stops=40,
+        worker_kills=20,
+        floods=20,
+        port_holds=10,
+        disk_fills=20,
+        conn_rounds=20,
+        conns_per_round=500,
+    ),
+}
 KILL_BATCH = 10
 PROGRAMS = 50
 
@@ -97,18 +119,32 @@ class Soak:
     def setup(self) -> None:
         self.state.mkdir(parents=True)
         if os.geteuid() == 0:
-            res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs", str(self.state)],
-                                 capture_output=True, text=True, timeout=10)  # fmt: skip
+            res = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs", str(self.state)],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
             self.tmpfs = res.returncode == 0
-        sleeper = ("command: [sleep, '100000']\n    start_timeout: 0.2\n    start_retries: forever\n"
-                   "    backoff: {initial: 0, max: 2, jitter: 0.1}\n"
-                   "    log: {max_bytes: 256KB, backups: 1}\n")  # fmt: skip
-        flood = (f"command: [{sys.executable!r}, '-c', 'import sys; b = b\"x\" * 65535 + b\"\\\\n\"; "
-                 "w = sys.stdout.buffer.write; [w(b) for _ in iter(int, 1)]']\n    autostart: false\n"
-                 "    start_timeout: 0\n    log: {max_bytes: 1MB, backups: 1}\n")  # fmt: skip
-        body = [f"state_dir: {self.state}", f"data_dir: {self.work / 'data'}", f"dashboard: {{port: {self.port}}}",
-                "log: {max_bytes: 1MB, backups: 2}", "pipelines:", "  orders: {on_new_files: false, demo_data: false}",
-                "programs:"]  # fmt: skip
+        sleeper = (
+            "command: [sleep, '100000']\n    start_timeout: 0.2\n    start_retries: forever\n"
+            "    backoff: {initial: 0, max: 2, jitter: 0.1}\n"
+            "    log: {max_bytes: 256KB, backups: 1}\n"
+        )
+        flood = (
+            f'command: [{sys.executable!r}, \'-c\', \'import sys; b = b"x" * 65535 + b"\\\\n"; '
+            "w = sys.stdout.buffer.write; [w(b) for _ in iter(int, 1)]']\n    autostart: false\n"
+            "    start_timeout: 0\n    log: {max_bytes: 1MB, backups: 1}\n"
+        )
+        body = [
+            f"state_dir: {self.state}",
+            f"data_dir: {self.work / 'data'}",
+            f"dashboard: {{port: {self.port}}}",
+            "log: {max_bytes: 1MB, backups: 2}",
+            "pipelines:",
+            "  orders: {on_new_files: false, demo_data: false}",
+            "programs:",
+        ]
         body += [f"  p{i:02d}:\n    {sleeper}" for i in range(PROGRAMS - 1)]
         body.append(f"  flood:\n    {flood}")
         self.fleet.config.write_text("\n".join(body) + "\n")
@@ -209,10 +245,18 @@ class Soak:
     def fault_port_hold(self) -> float:
         os.kill(self.fleet.daemon_pid(), signal.SIGKILL)
         self.fleet.wait_daemon_gone()
-        holder = subprocess.Popen([sys.executable, "-c", "import socket, sys, time; s = socket.socket(); "
-                                   "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
-                                   f"s.bind(('127.0.0.1', {self.port})); s.listen(); print('ok', flush=True); "
-                                   "time.sleep(120)"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import socket, sys, time; s = socket.socket(); "
+                "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+                f"s.bind(('127.0.0.1', {self.port})); s.listen(); print('ok', flush=True); "
+                "time.sleep(120)",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert holder.stdout is not None
             if holder.stdout.readline().strip() != "ok":
@@ -262,10 +306,17 @@ class Soak:
 
     def plan(self) -> list[str]:
         p = self.profile
-        kinds = (["child_kill"] * p.child_kill_batches + ["daemon_kill"] * p.daemon_kills
-                 + ["child_stop"] * p.child_stops + ["daemon_stop"] * p.daemon_stops
-                 + ["worker_kill"] * p.worker_kills + ["flood"] * p.floods + ["port_hold"] * p.port_holds
-                 + ["disk_fill"] * p.disk_fills + ["connections"] * p.conn_rounds)  # fmt: skip
+        kinds = (
+            ["child_kill"] * p.child_kill_batches
+            + ["daemon_kill"] * p.daemon_kills
+            + ["child_stop"] * p.child_stops
+            + ["daemon_stop"] * p.daemon_stops
+            + ["worker_kill"] * p.worker_kills
+            + ["flood"] * p.floods
+            + ["port_hold"] * p.port_holds
+            + ["disk_fill"] * p.disk_fills
+            + ["connections"] * p.conn_rounds
+        )
         self.rng.shuffle(kinds)
         return kinds
 
@@ -296,9 +347,10 @@ class Soak:
         history = {r["run_id"] for r in call(self.fleet.socket, "pipeline_runs", name="orders", limit=10_000)}
         missing_runs = len(self.run_ids - history)
         gold = self.gold()
-        lost = self.fleet.lost | {"pipeline runs missing from the history": missing_runs,
-                                  "gold tables differing from the clean run": sum(a != b for a, b in zip(
-                                      gold, self.gold_clean, strict=True))}  # fmt: skip
+        lost = self.fleet.lost | {
+            "pipeline runs missing from the history": missing_runs,
+            "gold tables differing from the clean run": sum(a != b for a, b in zip(gold, self.gold_clean, strict=True)),
+        }
         rows = ["| fault | injected | survived | worst recovery | median recovery |", "|---|---:|---:|---:|---:|"]
         for kind, t in sorted(self.tally.items()):
             worst = f"{max(t.recoveries):.3f} s" if t.recoveries else "-"
@@ -306,7 +358,8 @@ class Soak:
             rows.append(f"| {kind} | {t.injected} | {t.survived} | {worst} | {median} |")
         fds, rss = self.fleet.resources
         lines = [
-            *rows, "",
+            *rows,
+            "",
             f"- connections held at once: {self.conns_held}",
             f"- dashboard GETs under load: {self.load.ok} answered, {self.load.failed} failed "
             "(a GET fails while the daemon is killed and restarting, or the port is held)",
@@ -316,7 +369,7 @@ class Soak:
             f"- daemon descriptors over its last life: {fds[0]} -> {fds[1]}; RSS {rss[0] / 2**20:.0f} MB -> "
             f"{rss[1] / 2**20:.0f} MB",
             "- lost: " + ", ".join(f"{k}: {v}" for k, v in lost.items()),
-        ]  # fmt: skip
+        ]
         for kind, t in sorted(self.tally.items()):
             lines += [f"- {kind}: {f}" for f in t.failures[:5]]
         bad = sum(lost.values()) + sum(t.injected - t.survived for t in self.tally.values())
@@ -365,8 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         soak.teardown()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"## Soak ({args.profile} profile, seed {args.seed}, {time.monotonic() - t0:.0f} s, "
-          f"{PROGRAMS} programs)\n")  # fmt: skip
+    print(f"## Soak ({args.profile} profile, seed {args.seed}, {time.monotonic() - t0:.0f} s, {PROGRAMS} programs)\n")
     print(table)
     print(f"\nreproduce: python benchmarks/soak.py --profile {args.profile} --seed {args.seed}")
     return 1 if bad else 0

@@ -24,9 +24,9 @@ from typing import Any
 
 import psutil
 
-from foss_supervisor.containment import spawn_tag
+from foss_supervisor.base.procinfo import all_stats, read_stat
 from foss_supervisor.control.client import call
-from foss_supervisor.procinfo import all_stats, read_stat
+from foss_supervisor.core.containment import spawn_tag
 
 __all__ = ["Fleet", "HttpLoad", "SoakError", "hold_connections"]
 

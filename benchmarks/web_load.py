@@ -68,8 +68,14 @@ def start_daemon(tmp: Path, port: int, programs: int) -> tuple[subprocess.Popen[
     """A foreground daemon with ``programs`` children (:func:`child_argv`) and the orders pipeline."""
     (tmp / "child.py").write_text(CHILD_SOURCE)
     events = tmp / "events"
-    lines = [f"state_dir: {tmp / 'state'}", f"dashboard: {{port: {port}}}", "warehouse: {watch_interval: 0.5s}",
-             "pipelines:", "  orders: {every: 5s, demo_data: true}", "programs:"]  # fmt: skip
+    lines = [
+        f"state_dir: {tmp / 'state'}",
+        f"dashboard: {{port: {port}}}",
+        "warehouse: {watch_interval: 0.5s}",
+        "pipelines:",
+        "  orders: {every: 5s, demo_data: true}",
+        "programs:",
+    ]
     for i in range(programs):
         argv = [*child_argv(tmp), f"p{i:02d}"]
         lines.append(f"  p{i:02d}: {{command: {json.dumps(argv)}, start_timeout: 0.1}}")
@@ -119,9 +125,14 @@ def restarts_ms(watch: EventLog, names: list[str], child: list[str], until: floa
         restarts.append(kill_and_time(watch, name, tick_s=0.1))
         spawns.append(spawn_ms(watch, child, len(watch.lines)))
     med_r, med_s = statistics.median(restarts), statistics.median(spawns)
-    return {"restart_ms_median": round(med_r, 1), "restart_ms_p90": round(statistics.quantiles(restarts, n=10)[8], 1),
-            "restart_ms_max": round(max(restarts), 1), "bare_spawn_ms_median": round(med_s, 1),
-            "restart_over_spawn": round(med_r / med_s, 2), "restarts": len(restarts)}  # fmt: skip
+    return {
+        "restart_ms_median": round(med_r, 1),
+        "restart_ms_p90": round(statistics.quantiles(restarts, n=10)[8], 1),
+        "restart_ms_max": round(max(restarts), 1),
+        "bare_spawn_ms_median": round(med_s, 1),
+        "restart_over_spawn": round(med_r / med_s, 2),
+        "restarts": len(restarts),
+    }
 
 
 def parse_wrk(text: str) -> dict[str, Any]:
@@ -144,9 +155,17 @@ def parse_wrk(text: str) -> dict[str, Any]:
         raise RuntimeError(f"unexpected wrk output:\n{text}")
     codes = {m.group(1): int(m.group(2)) for m in re.finditer(r"^status (\d+) (\d+)$", text, re.M)}
     kinds = dict(zip(("connect", "read", "write", "timeout"), map(int, errs.groups()), strict=True)) if errs else {}
-    return {"rps": round(float(rps.group(1))), "requests": int(total.group(1)), "p50_ms": ms("50"),
-            "p90_ms": ms("90"), "p99_ms": ms("99"), "by_status": codes, "non_2xx": int(bad.group(1)) if bad else 0,
-            "socket_errors": sum(kinds.values()), "socket_errors_by_kind": kinds}  # fmt: skip
+    return {
+        "rps": round(float(rps.group(1))),
+        "requests": int(total.group(1)),
+        "p50_ms": ms("50"),
+        "p90_ms": ms("90"),
+        "p99_ms": ms("99"),
+        "by_status": codes,
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": sum(kinds.values()),
+        "socket_errors_by_kind": kinds,
+    }
 
 
 class Usage:
@@ -185,8 +204,17 @@ class Usage:
         return figures
 
 
-def load(url: str, clients: int, seconds: float, watch: EventLog, names: list[str], child: list[str],
-         script: Path, usage: Usage, headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+def load(
+    url: str,
+    clients: int,
+    seconds: float,
+    watch: EventLog,
+    names: list[str],
+    child: list[str],
+    script: Path,
+    usage: Usage,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """wrk on ``url`` for ``seconds`` while children of ``names`` are killed and timed; ``usage`` is read at
     its end."""
     argv = ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "--latency", "--timeout", "5s", "-s", str(script)]
@@ -240,15 +268,44 @@ def main() -> None:
             idle = {**restarts_ms(watch, names[:third], child), "processes": usage.done()}
             script = tmp / "status.lua"
             script.write_text(STATUS_LUA)
-            health = load(base + "/api/v1/health", args.clients, args.seconds, watch, names[third : 2 * third],
-                          child, script, Usage(sock, proc.pid))  # fmt: skip
-            overview = load(base + "/", args.clients, args.seconds, watch, names[2 * third :], child, script,
-                            Usage(sock, proc.pid), page)  # fmt: skip
+            health = load(
+                base + "/api/v1/health",
+                args.clients,
+                args.seconds,
+                watch,
+                names[third : 2 * third],
+                child,
+                script,
+                Usage(sock, proc.pid),
+            )
+            overview = load(
+                base + "/",
+                args.clients,
+                args.seconds,
+                watch,
+                names[2 * third :],
+                child,
+                script,
+                Usage(sock, proc.pid),
+                page,
+            )
             runs = call(sock, "pipeline_runs", name="orders", limit=500)
-            print(json.dumps({"clients": args.clients, "programs": args.programs, "cpus": os.cpu_count(),
-                              "seconds": args.seconds, "idle": idle, "health": health, "overview": overview,
-                              "overview_bytes": page_bytes(base + "/", page),
-                              "pipeline_runs_during": len(runs)}, indent=2))  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "clients": args.clients,
+                        "programs": args.programs,
+                        "cpus": os.cpu_count(),
+                        "seconds": args.seconds,
+                        "idle": idle,
+                        "health": health,
+                        "overview": overview,
+                        "overview_bytes": page_bytes(base + "/", page),
+                        "pipeline_runs_during": len(runs),
+                    },
+                    indent=2,
+                )
+            )
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)

@@ -22,8 +22,8 @@ from typing import Any
 import psutil
 import pytest
 
+from foss_supervisor.base.resources import control_socket_path
 from foss_supervisor.control.client import call
-from foss_supervisor.resources import control_socket_path
 
 # CI (CI=true, as .ci/run is started) runs each property test on the same examples every time, so a
 # submission's verdict never depends on the draw; runs by hand keep drawing new examples.

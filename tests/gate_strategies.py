@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from foss_supervisor.gates import MAX_ARG_BYTES, MAX_NAME_BYTES, Gate
+from foss_supervisor.config.gates import MAX_ARG_BYTES, MAX_NAME_BYTES, Gate
 
 __all__ = ["KINDS", "hostile", "tagged_yaml", "valid"]
 
@@ -53,10 +53,16 @@ def _duration_hostile(gate: Gate[Any]) -> Strategy:
     lo, hi = gate.bounds
     as_text = _outside(lo, hi, integer=True).filter(lambda n: n >= 0).map(lambda n: f"{n}s")
     return (
-        NON_FINITE | _outside(lo, hi, integer=False) | _outside(lo, hi, integer=True) | as_text | BOOLS
-        | WRONG_CONTAINERS | BAD_TEXT.filter(bool) | HUGE_INTS
+        NON_FINITE
+        | _outside(lo, hi, integer=False)
+        | _outside(lo, hi, integer=True)
+        | as_text
+        | BOOLS
+        | WRONG_CONTAINERS
+        | BAD_TEXT.filter(bool)
+        | HUGE_INTS
         | st.sampled_from(["5 s s", "1w", "-5s", "5sec", "1e3", ".5s", "nan"])
-    )  # fmt: skip
+    )
 
 
 def _duration_valid(gate: Gate[Any]) -> Strategy:
@@ -71,9 +77,14 @@ def _integer_hostile(gate: Gate[Any]) -> Strategy:
     assert gate.bounds is not None
     lo, hi = gate.bounds
     return (
-        _outside(lo, hi, integer=True) | HUGE_INTS | NON_FINITE | FRACTIONS
-        | BOOLS | WRONG_CONTAINERS | st.text(max_size=5).filter(lambda t: not t.strip().isdigit())
-    )  # fmt: skip
+        _outside(lo, hi, integer=True)
+        | HUGE_INTS
+        | NON_FINITE
+        | FRACTIONS
+        | BOOLS
+        | WRONG_CONTAINERS
+        | st.text(max_size=5).filter(lambda t: not t.strip().isdigit())
+    )
 
 
 def _integer_valid(gate: Gate[Any]) -> Strategy:
@@ -87,9 +98,15 @@ def _size_hostile(gate: Gate[Any]) -> Strategy:
     lo, hi = gate.bounds
     too_big = st.integers(min_value=int(hi) + 1, max_value=2**70)
     return (
-        _outside(lo, hi, integer=True) | NON_FINITE | st.floats(allow_nan=False) | BOOLS | WRONG_CONTAINERS
-        | too_big.map(str) | st.sampled_from(["10 XB", "-5MB", "MB", "1e9", "ten"]) | BAD_TEXT.filter(bool)
-    )  # fmt: skip
+        _outside(lo, hi, integer=True)
+        | NON_FINITE
+        | st.floats(allow_nan=False)
+        | BOOLS
+        | WRONG_CONTAINERS
+        | too_big.map(str)
+        | st.sampled_from(["10 XB", "-5MB", "MB", "1e9", "ten"])
+        | BAD_TEXT.filter(bool)
+    )
 
 
 def _factor_hostile(gate: Gate[Any]) -> Strategy:
@@ -107,9 +124,14 @@ def _factor_valid(gate: Gate[Any]) -> Strategy:
 def _text_hostile(gate: Gate[Any]) -> Strategy:
     limit = int(gate.bounds[1]) if gate.bounds else MAX_ARG_BYTES
     return (
-        st.just("") | st.text(min_size=1, max_size=20).map(lambda t: t + "\x00")
-        | st.just("x" * (limit + 1)) | st.integers() | st.floats() | BOOLS | WRONG_CONTAINERS
-    )  # fmt: skip
+        st.just("")
+        | st.text(min_size=1, max_size=20).map(lambda t: t + "\x00")
+        | st.just("x" * (limit + 1))
+        | st.integers()
+        | st.floats()
+        | BOOLS
+        | WRONG_CONTAINERS
+    )
 
 
 def _text_valid(gate: Gate[Any]) -> Strategy:
@@ -121,28 +143,42 @@ def _secrets_hostile(gate: Gate[Any]) -> Strategy:
     assert gate.bounds is not None
     lo, hi = int(gate.bounds[0]), int(gate.bounds[1])
     bad_item = (
-        st.text(st.characters(whitelist_categories=("Ll",)), max_size=lo - 1) | st.just("*" * (lo + 2))
-        | st.just("x" * (hi + 1)) | st.just("ab\x00cd") | st.integers() | BOOLS | st.none() | WRONG_CONTAINERS
-    )  # fmt: skip
+        st.text(st.characters(whitelist_categories=("Ll",)), max_size=lo - 1)
+        | st.just("*" * (lo + 2))
+        | st.just("x" * (hi + 1))
+        | st.just("ab\x00cd")
+        | st.integers()
+        | BOOLS
+        | st.none()
+        | WRONG_CONTAINERS
+    )
     return st.lists(bad_item, min_size=1, max_size=3) | st.text(min_size=1, max_size=8) | st.integers() | BOOLS
 
 
 def _secrets_valid(gate: Gate[Any]) -> Strategy:
-    item = st.text(st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters="-_."), min_size=4,
-                   max_size=40)  # fmt: skip
+    item = st.text(
+        st.characters(whitelist_categories=("Lu", "Ll", "Nd"), whitelist_characters="-_."), min_size=4, max_size=40
+    )
     return st.lists(item, min_size=1, max_size=3).map(lambda v: (v, tuple(v)))
 
 
 def _path_hostile(gate: Gate[Any]) -> Strategy:
     return (
-        st.just("") | st.just("a\x00b") | st.just("/x/" + "y" * (MAX_NAME_BYTES + 1))
-        | st.just("/" + "/".join(["z" * 200] * 21)) | st.integers() | BOOLS | WRONG_CONTAINERS | NON_FINITE
-    )  # fmt: skip
+        st.just("")
+        | st.just("a\x00b")
+        | st.just("/x/" + "y" * (MAX_NAME_BYTES + 1))
+        | st.just("/" + "/".join(["z" * 200] * 21))
+        | st.integers()
+        | BOOLS
+        | WRONG_CONTAINERS
+        | NON_FINITE
+    )
 
 
 def _path_valid(gate: Gate[Any]) -> Strategy:
-    part = st.text(st.characters(whitelist_categories=("Ll", "Nd"), whitelist_characters="_-."), min_size=1,
-                   max_size=30).filter(lambda p: p not in (".", ".."))  # fmt: skip
+    part = st.text(
+        st.characters(whitelist_categories=("Ll", "Nd"), whitelist_characters="_-."), min_size=1, max_size=30
+    ).filter(lambda p: p not in (".", ".."))
     return st.lists(part, min_size=1, max_size=4).map(lambda ps: "/" + "/".join(ps)).map(lambda p: (p, p))
 
 
@@ -160,9 +196,11 @@ def _names_hostile(gate: Gate[Any]) -> Strategy:
     assert gate.item is not None
     bad = hostile(gate.item)
     return (
-        st.lists(bad, min_size=1, max_size=3) | bad.filter(lambda v: isinstance(v, str))
-        | st.dictionaries(st.text(max_size=3), st.integers(), min_size=1) | st.just(["a"] * 1001)
-    )  # fmt: skip
+        st.lists(bad, min_size=1, max_size=3)
+        | bad.filter(lambda v: isinstance(v, str))
+        | st.dictionaries(st.text(max_size=3), st.integers(), min_size=1)
+        | st.just(["a"] * 1001)
+    )
 
 
 def _names_valid(gate: Gate[Any]) -> Strategy:
@@ -204,10 +242,16 @@ def _signal_valid(gate: Gate[Any]) -> Strategy:
 
 def _argv_hostile(gate: Gate[Any]) -> Strategy:
     return (
-        st.just([]) | st.just("") | st.just("   ") | st.sampled_from(["'unclosed", '"unclosed', "trailing\\"])
+        st.just([])
+        | st.just("")
+        | st.just("   ")
+        | st.sampled_from(["'unclosed", '"unclosed', "trailing\\"])
         | st.lists(st.sampled_from([True, None, [1], {"a": 1}, math.nan, math.inf, "a\x00b"]), min_size=1, max_size=3)
-        | st.just(["x" * (MAX_ARG_BYTES + 1)]) | st.integers() | BOOLS | st.just({})
-    )  # fmt: skip
+        | st.just(["x" * (MAX_ARG_BYTES + 1)])
+        | st.integers()
+        | BOOLS
+        | st.just({})
+    )
 
 
 def _argv_valid(gate: Gate[Any]) -> Strategy:
@@ -217,10 +261,22 @@ def _argv_valid(gate: Gate[Any]) -> Strategy:
 
 def _env_hostile(gate: Gate[Any]) -> Strategy:
     return (
-        st.sampled_from([{"A=B": "x"}, {"": "x"}, {"A": [1]}, {"A": {"b": 1}}, {"A": True}, {"A": math.nan},
-                         {"A": "x\x00y"}, {"A": "x" * (MAX_ARG_BYTES + 1)}])
-        | st.lists(st.text(max_size=3), min_size=1) | st.text(min_size=1, max_size=5) | st.integers()
-    )  # fmt: skip
+        st.sampled_from(
+            [
+                {"A=B": "x"},
+                {"": "x"},
+                {"A": [1]},
+                {"A": {"b": 1}},
+                {"A": True},
+                {"A": math.nan},
+                {"A": "x\x00y"},
+                {"A": "x" * (MAX_ARG_BYTES + 1)},
+            ]
+        )
+        | st.lists(st.text(max_size=3), min_size=1)
+        | st.text(min_size=1, max_size=5)
+        | st.integers()
+    )
 
 
 def _env_valid(gate: Gate[Any]) -> Strategy:
@@ -231,10 +287,26 @@ def _env_valid(gate: Gate[Any]) -> Strategy:
 
 def _url_hostile(gate: Gate[Any]) -> Strategy:
     return (
-        st.sampled_from(["", "ftp://x/", "http://", "http:///x", "//x/", "x", "http://a b/", "http://x:99999/",
-                         "http://x/\n", "javascript:alert(1)", "file:///etc/passwd", "http://[::1/"])
-        | st.just("http://x/" + "a" * 2100) | st.integers() | WRONG_CONTAINERS
-    )  # fmt: skip
+        st.sampled_from(
+            [
+                "",
+                "ftp://x/",
+                "http://",
+                "http:///x",
+                "//x/",
+                "x",
+                "http://a b/",
+                "http://x:99999/",
+                "http://x/\n",
+                "javascript:alert(1)",
+                "file:///etc/passwd",
+                "http://[::1/",
+            ]
+        )
+        | st.just("http://x/" + "a" * 2100)
+        | st.integers()
+        | WRONG_CONTAINERS
+    )
 
 
 def _url_valid(gate: Gate[Any]) -> Strategy:
@@ -245,9 +317,12 @@ def _url_valid(gate: Gate[Any]) -> Strategy:
 
 def _host_hostile(gate: Gate[Any]) -> Strategy:
     return (
-        st.sampled_from(["", "a b", "-x", "x-", "x..y", "x_y", "a/b", "::g", "host:80"]) | st.just("a" * 254)
-        | st.just(("a" * 64) + ".x") | st.integers() | WRONG_CONTAINERS
-    )  # fmt: skip
+        st.sampled_from(["", "a b", "-x", "x-", "x..y", "x_y", "a/b", "::g", "host:80"])
+        | st.just("a" * 254)
+        | st.just(("a" * 64) + ".x")
+        | st.integers()
+        | WRONG_CONTAINERS
+    )
 
 
 def _host_valid(gate: Gate[Any]) -> Strategy:
@@ -261,8 +336,10 @@ def _glob_hostile(gate: Gate[Any]) -> Strategy:
 def _regex_hostile(gate: Gate[Any]) -> Strategy:
     return (
         st.sampled_from(["(?=x)", "(?!x)", "(?<=x)y", "(a)\\1", "(?P<n>a)(?P=n)", "[", "(", "a{2,1}", "a++"])
-        | st.just("a" * 1001) | st.just("") | st.integers()
-    )  # fmt: skip
+        | st.just("a" * 1001)
+        | st.just("")
+        | st.integers()
+    )
 
 
 def _regex_valid(gate: Gate[Any]) -> Strategy:
@@ -271,9 +348,14 @@ def _regex_valid(gate: Gate[Any]) -> Strategy:
 
 def _mode_hostile(gate: Gate[Any]) -> Strategy:
     return (
-        st.integers(min_value=0o1000, max_value=2**40) | st.integers(max_value=-1)
-        | st.sampled_from(["8", "rw", "0o8", "7777", ""]) | NON_FINITE | FRACTIONS | BOOLS | WRONG_CONTAINERS
-    )  # fmt: skip
+        st.integers(min_value=0o1000, max_value=2**40)
+        | st.integers(max_value=-1)
+        | st.sampled_from(["8", "rw", "0o8", "7777", ""])
+        | NON_FINITE
+        | FRACTIONS
+        | BOOLS
+        | WRONG_CONTAINERS
+    )
 
 
 def _mode_valid(gate: Gate[Any]) -> Strategy:
@@ -282,10 +364,14 @@ def _mode_valid(gate: Gate[Any]) -> Strategy:
 
 def _rlimit_hostile(gate: Gate[Any]) -> Strategy:
     return (
-        st.integers(max_value=-1) | st.integers(min_value=2**63, max_value=2**70)
-        | st.sampled_from(["1:2:3", "x", "9:8", "unlimited:5", "-1", ""]) | NON_FINITE | st.floats(allow_nan=False)
-        | BOOLS | WRONG_CONTAINERS
-    )  # fmt: skip
+        st.integers(max_value=-1)
+        | st.integers(min_value=2**63, max_value=2**70)
+        | st.sampled_from(["1:2:3", "x", "9:8", "unlimited:5", "-1", ""])
+        | NON_FINITE
+        | st.floats(allow_nan=False)
+        | BOOLS
+        | WRONG_CONTAINERS
+    )
 
 
 def _rlimit_valid(gate: Gate[Any]) -> Strategy:
@@ -313,18 +399,30 @@ def _retries_valid(gate: Gate[Any]) -> Strategy:
 
 
 def _dependencies_hostile(gate: Gate[Any]) -> Strategy:
-    return (
-        st.sampled_from([{"db": "ready"}, {"db": {"condition": "up"}}, {"db": {"when": "healthy"}}, {"a b": None},
-                         ["a b"], [1], 5, True, {"db": 5}])
-    )  # fmt: skip
+    return st.sampled_from(
+        [
+            {"db": "ready"},
+            {"db": {"condition": "up"}},
+            {"db": {"when": "healthy"}},
+            {"a b": None},
+            ["a b"],
+            [1],
+            5,
+            True,
+            {"db": 5},
+        ]
+    )
 
 
 def _address_hostile(gate: Gate[Any]) -> Strategy:
     return (
-        st.integers(max_value=0) | st.integers(min_value=65536) | st.sampled_from(["h:x", "a b:80", ":", "h:", "h:0",
-                                                                                  "h:99999", "[::1:80"])
-        | NON_FINITE | BOOLS | WRONG_CONTAINERS
-    )  # fmt: skip
+        st.integers(max_value=0)
+        | st.integers(min_value=65536)
+        | st.sampled_from(["h:x", "a b:80", ":", "h:", "h:0", "h:99999", "[::1:80"])
+        | NON_FINITE
+        | BOOLS
+        | WRONG_CONTAINERS
+    )
 
 
 def _address_valid(gate: Gate[Any]) -> Strategy:
@@ -415,9 +513,20 @@ def valid(gate: Gate[Any]) -> Strategy:
 
 #: YAML tags outside the core schema, each with a node it may stand on (scalar, sequence, mapping)
 TAGS = [
-    "!!python/object/apply:os.system", "!!python/name:os.system", "!!python/object:x.Y", "!!python/tuple",
-    "!!binary", "!!timestamp", "!!set", "!!omap", "!!pairs", "!custom", "!Ref", "!include", "!<tag:x.org:y>",
-]  # fmt: skip
+    "!!python/object/apply:os.system",
+    "!!python/name:os.system",
+    "!!python/object:x.Y",
+    "!!python/tuple",
+    "!!binary",
+    "!!timestamp",
+    "!!set",
+    "!!omap",
+    "!!pairs",
+    "!custom",
+    "!Ref",
+    "!include",
+    "!<tag:x.org:y>",
+]
 
 
 def tagged_yaml() -> Strategy:

@@ -17,6 +17,22 @@ SECRET = st.text(string.ascii_letters + string.digits + "-_.~", min_size=10, max
 SECRET_NAME = st.builds(
     lambda prefix, word: f"{prefix}{word}",
     st.sampled_from(["", "DB_", "APP_", "x-", "my", "GITHUB_", "AWS_"]),
-    st.sampled_from(["PASSWORD", "PASS", "TOKEN", "SECRET", "API_KEY", "ApiKey", "Auth-Token", "Authorization",
-                     "ACCESS_KEY", "PRIVATE_KEY", "CREDENTIALS", "COOKIE", "DSN", "Pwd"]),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            "PASSWORD",
+            "PASS",
+            "TOKEN",
+            "SECRET",
+            "API_KEY",
+            "ApiKey",
+            "Auth-Token",
+            "Authorization",
+            "ACCESS_KEY",
+            "PRIVATE_KEY",
+            "CREDENTIALS",
+            "COOKIE",
+            "DSN",
+            "Pwd",
+        ]
+    ),
+)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.atomicfile import atomic_write, remove_stray_temps, stray_temps
+from foss_supervisor.base.atomicfile import atomic_write, remove_stray_temps, stray_temps
 
 
 def test_racing_writers_of_one_file_never_collide(tmp_path: Path) -> None:

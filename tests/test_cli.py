@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import PY, DaemonHandle, wait_for
 
-from foss_supervisor.cli import SUBCOMMANDS, build_parser
+from foss_supervisor.cli.main import SUBCOMMANDS, build_parser
+from foss_supervisor.core.selectors import resolve
 from foss_supervisor.errors import CommandError
-from foss_supervisor.selectors import resolve
 
 CHILD = """
 import signal, sys, time
@@ -229,8 +229,13 @@ def test_no_config_error_reaches_the_user_as_a_traceback(tmp_path: Path) -> None
     bad = tmp_path / "c.yaml"
     bad.write_text("programs:\n  a: {command: [x], stop_timeout: soon}\n  b: {command: '$NOPE_NOT_SET'}\n")
     env = {k: v for k, v in os.environ.items() if k != "NOPE_NOT_SET"}
-    result = subprocess.run([PY, "-m", "foss_supervisor", "start", "--config", str(bad)], capture_output=True,
-                            text=True, timeout=30, env=env)  # fmt: skip
+    result = subprocess.run(
+        [PY, "-m", "foss_supervisor", "start", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
     assert result.returncode == 2
     assert f"{bad}:2: programs.a.stop_timeout" in result.stderr and f"{bad}:3: programs.b.command" in result.stderr
 

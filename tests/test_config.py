@@ -133,7 +133,7 @@ def test_a_bad_dependency_condition_names_its_line_and_key() -> None:
 
 
 def test_retry_defaults_give_tens_of_seconds_before_fatal() -> None:
-    from foss_supervisor.backoff import Backoff
+    from foss_supervisor.core.backoff import Backoff
 
     prog = parse("programs: {a: {command: [x]}}").programs["a"]
     assert prog.start_retries == 10
@@ -251,7 +251,7 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
 )
 def test_control_socket_is_found_without_the_yaml_loader(tmp_path: Path, text: str, expected: str | None) -> None:
     """The CLI's fast path agrees with the full loader, or steps aside (None) for it."""
-    from foss_supervisor.resources import default_state_dir, locate_control_socket
+    from foss_supervisor.base.resources import default_state_dir, locate_control_socket
 
     path = tmp_path / "c.yaml"
     path.write_text(text)

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.config import MAX_PROGRAMS, load_config, parse_config
+from foss_supervisor.config.yamlload import MAX_FILE_BYTES, MAX_NODES, load_yaml
 from foss_supervisor.control.protocol import MAX_DEPTH, decode_request
 from foss_supervisor.errors import ConfigError, ProtocolError
-from foss_supervisor.yamlload import MAX_FILE_BYTES, MAX_NODES, load_yaml
 
 FILE = Path("/etc/fs/c.yaml")
 
@@ -78,8 +78,10 @@ def test_an_env_file_is_read_bounded(tmp_path: Path) -> None:
 
 
 def test_too_many_programs_are_refused() -> None:
-    err = refused(f"programs:\n  a: {{command: [x], replicas: 1000}}\n  b: {{command: [x], replicas: 1000}}\n"
-                  f"  c: {{command: [x], replicas: {MAX_PROGRAMS}}}\n")  # fmt: skip
+    err = refused(
+        f"programs:\n  a: {{command: [x], replicas: 1000}}\n  b: {{command: [x], replicas: 1000}}\n"
+        f"  c: {{command: [x], replicas: {MAX_PROGRAMS}}}\n"
+    )
     assert err.key == "programs.c" and f"more than {MAX_PROGRAMS} programs" in err.reason
 
 
@@ -272,8 +274,7 @@ _spec_values = st.dictionaries(
 
 @_FAST
 @given(st.text(max_size=300) | st.builds(json.dumps, _spec_values))
-def test_any_pipeline_spec_gives_a_spec_or_a_located_error(tmp_path_factory: pytest.TempPathFactory,
-                                                            text: str) -> None:  # fmt: skip
+def test_any_pipeline_spec_gives_a_spec_or_a_located_error(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
     from foss_supervisor.pipeline.errors import PipelineConfigError
     from foss_supervisor.pipeline.spec import load_pipeline
 

@@ -10,8 +10,8 @@ import pytest
 from conftest import PY, DaemonHandle, wait_for
 
 from foss_supervisor.config import parse_config
+from foss_supervisor.config.interpolate import expand
 from foss_supervisor.errors import ConfigError
-from foss_supervisor.interpolate import expand
 
 ENV = {"HOME": "/home/op", "EMPTY": "", "PORT": "8080"}
 
@@ -82,13 +82,21 @@ def test_a_string_command_is_split_like_sh_and_single_quotes_stay_literal(tmp_pa
         {**ENV, "SPACED": "two words; $(rm -rf x)"},
     )
     assert cfg.programs["a"].command == (
-        "run", "--fmt", "%(asctime)s", "pa$$word", "/home/op", "two words; $(rm -rf x)", "--port=8080", "$HOME",
-    )  # fmt: skip
+        "run",
+        "--fmt",
+        "%(asctime)s",
+        "pa$$word",
+        "/home/op",
+        "two words; $(rm -rf x)",
+        "--port=8080",
+        "$HOME",
+    )
 
 
 def test_a_shell_command_is_given_to_the_shell_exactly_as_written(tmp_path: Path) -> None:
-    cfg = parse("programs:\n  a:\n    shell: true\n    command: \"exec x \\\"$HOME\\\" '%(x)s' %(ENV_NOPE)s $$\"\n",
-                tmp_path)  # fmt: skip
+    cfg = parse(
+        'programs:\n  a:\n    shell: true\n    command: "exec x \\"$HOME\\" \'%(x)s\' %(ENV_NOPE)s $$"\n', tmp_path
+    )
     assert cfg.programs["a"].command == ("/bin/sh", "-c", "exec x \"$HOME\" '%(x)s' %(ENV_NOPE)s $$")
 
 

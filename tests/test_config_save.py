@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.config import parse_config
-from foss_supervisor.config_change import holds_no_settings, pin_daemon_settings, save_refusal
-from foss_supervisor.config_history import MAX_DIFF_LINES, ConfigHistory
+from foss_supervisor.config.change import holds_no_settings, pin_daemon_settings, save_refusal
+from foss_supervisor.config.history import MAX_DIFF_LINES, ConfigHistory
 from foss_supervisor.errors import CommandError, ConfirmationRequired
 
 SLEEPER = f"{{command: [{PY!r}, '-c', 'import time; time.sleep(300)'], start_timeout: 0.1}}"
@@ -28,15 +28,22 @@ RUNNING = ("alpha", "beta")
 _comment = st.from_regex(r"#[ -~]{0,24}", fullmatch=True)
 _filler = st.lists(st.one_of(st.just(""), st.just("   "), _comment), max_size=4).map("\n".join)
 # a text that sets nothing: empty, blank, comments, a document marker, an empty mapping
-BLANK = st.builds(lambda a, mark, b: f"{a}\n{mark}\n{b}", _filler, st.sampled_from(["", "---", "{}", "--- {}"]),
-                  _filler)  # fmt: skip
+BLANK = st.builds(
+    lambda a, mark, b: f"{a}\n{mark}\n{b}", _filler, st.sampled_from(["", "---", "{}", "--- {}"]), _filler
+)
 _others = st.lists(st.from_regex(r"[c-z][a-z0-9_]{0,8}", fullmatch=True), min_size=1, max_size=4, unique=True)
 
 
 def _settings(state_dir: Path, port: int) -> st.SearchStrategy[list[str]]:
     """Top-level lines other than programs: the running daemon's own, other valid ones, or none."""
-    lines = [f"state_dir: {state_dir}", f"dashboard: {{port: {port}}}", "debug: false", "log: {backups: 2}",
-             "config_generations: 4", "hooks: {}"]  # fmt: skip
+    lines = [
+        f"state_dir: {state_dir}",
+        f"dashboard: {{port: {port}}}",
+        "debug: false",
+        "log: {backups: 2}",
+        "config_generations: 4",
+        "hooks: {}",
+    ]
     return st.lists(st.sampled_from(lines), unique=True, max_size=len(lines))
 
 
@@ -49,8 +56,7 @@ def destructive_texts(state_dir: Path, port: int) -> st.SearchStrategy[str]:
     def assemble(head: list[str], programs: str, pad: str) -> str:
         return "\n".join([pad, *head, programs, pad]) + "\n"
 
-    return st.one_of(BLANK, st.builds(assemble, _settings(state_dir, port), st.one_of(empty_programs, others),
-                                      _filler))  # fmt: skip
+    return st.one_of(BLANK, st.builds(assemble, _settings(state_dir, port), st.one_of(empty_programs, others), _filler))
 
 
 def config_text(state_dir: Path, port: int, programs: tuple[str, ...] = RUNNING, extra: str = "") -> str:
@@ -80,8 +86,9 @@ def test_every_destructive_text_needs_a_confirmation(
 
 @settings(max_examples=150, deadline=None)
 @given(keep=st.sampled_from([("alpha",), ("beta",), RUNNING]), others=_others, pad=_filler)
-def test_a_text_that_keeps_a_running_program_passes(keep: tuple[str, ...], others: list[str], pad: str,
-                                                    tmp_path_factory: pytest.TempPathFactory) -> None:  # fmt: skip
+def test_a_text_that_keeps_a_running_program_passes(
+    keep: tuple[str, ...], others: list[str], pad: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     folder = tmp_path_factory.getbasetemp()
     file = folder / "config.yaml"
     current = config_text(folder / "state", 15000)
@@ -109,12 +116,18 @@ def test_gate_edges(tmp_path: Path) -> None:
 def test_daemon_level_settings_keep_their_running_values(tmp_path: Path) -> None:
     file = tmp_path / "config.yaml"
     running = parse_config(config_text(tmp_path / "a", 15000), file)
-    moved = parse_config(config_text(tmp_path / "b", 15001, ("alpha", "gamma"), "debug: true\nlog: {backups: 9}\n"),
-                         file)  # fmt: skip
+    moved = parse_config(
+        config_text(tmp_path / "b", 15001, ("alpha", "gamma"), "debug: true\nlog: {backups: 9}\n"), file
+    )
     pinned, waiting = pin_daemon_settings(running, moved)
     assert waiting == ["state_dir", "dashboard.port", "debug", "log.backups", "data_dir"]
     assert (pinned.state_dir, pinned.dashboard_port, pinned.debug, pinned.log_backups, pinned.data_path) == (
-        running.state_dir, 15000, False, 3, running.data_path)  # fmt: skip
+        running.state_dir,
+        15000,
+        False,
+        3,
+        running.data_path,
+    )
     assert sorted(pinned.programs) == ["alpha", "gamma"]  # programs apply at once
     same, none_waiting = pin_daemon_settings(running, parse_config(config_text(tmp_path / "a", 15000), file))
     assert none_waiting == [] and same == running
@@ -134,8 +147,14 @@ def test_generations_are_private_numbered_pruned_and_diffed(tmp_path: Path) -> N
     assert all(stat.S_IMODE(g.path.stat().st_mode) == 0o600 for g in kept)
     current = b"version: 6\nsecret: hunter2\n"
     diff = history.diff(4, current)
-    assert diff.splitlines() == [f"--- {file} (generation 4)", f"+++ {file} (current)", "@@ -1,2 +1,2 @@",
-                                 "-version: 4", "+version: 6", " secret: hunter2"]  # fmt: skip
+    assert diff.splitlines() == [
+        f"--- {file} (generation 4)",
+        f"+++ {file} (current)",
+        "@@ -1,2 +1,2 @@",
+        "-version: 4",
+        "+version: 6",
+        " secret: hunter2",
+    ]
     summary = history.summary(current)
     assert [(s["generation"], s["lines_added"], s["lines_removed"]) for s in summary] == [
         (5, 1, 1),
@@ -154,8 +173,17 @@ def test_a_diff_deep_in_a_long_file_is_numbered_right_and_a_huge_one_is_bounded(
     new[15_000] = "changed\n"
     history.keep("".join(old).encode(), 0.0, keep=2)
     diff = history.diff(1, "".join(new).encode()).splitlines()
-    assert diff[2:] == ["@@ -14998,7 +14998,7 @@", " line 14997", " line 14998", " line 14999", "-line 15000",
-                        "+changed", " line 15001", " line 15002", " line 15003"]  # fmt: skip
+    assert diff[2:] == [
+        "@@ -14998,7 +14998,7 @@",
+        " line 14997",
+        " line 14998",
+        " line 14999",
+        "-line 15000",
+        "+changed",
+        " line 15001",
+        " line 15002",
+        " line 15003",
+    ]
     scattered = [f"other {i}\n" if i % 2 else line for i, line in enumerate(old)]
     too_large = history.diff(1, "".join(scattered).encode())
     assert f"more than {MAX_DIFF_LINES} lines" in too_large and "diff -u" in too_large
@@ -178,8 +206,9 @@ def pids(d: DaemonHandle) -> dict[str, Any]:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_a_real_daemon_refuses_every_destructive_save_and_changes_nothing(running: DaemonHandle,
-                                                                          data: st.DataObject) -> None:  # fmt: skip
+def test_a_real_daemon_refuses_every_destructive_save_and_changes_nothing(
+    running: DaemonHandle, data: st.DataObject
+) -> None:
     d = running
     before, up = d.config_path.read_bytes(), pids(d)
     text = data.draw(destructive_texts(d.state_dir, d.port))
@@ -257,15 +286,22 @@ def test_a_save_keeps_config_generations_and_stray_temp_files_go_at_start(daemon
     d.state_dir.mkdir(parents=True)
     folder = d.config_path.with_name("config.yaml.history")
     folder.mkdir()
-    strays = [d.tmp / ".config.yaml.4242.tmp", d.tmp / ".config.yaml.9f8e7d6c5b4a.tmp", folder / ".3.yaml.abc.tmp",
-              d.state_dir / ".children.json.77.tmp"]  # fmt: skip
+    strays = [
+        d.tmp / ".config.yaml.4242.tmp",
+        d.tmp / ".config.yaml.9f8e7d6c5b4a.tmp",
+        folder / ".3.yaml.abc.tmp",
+        d.state_dir / ".children.json.77.tmp",
+    ]
     for path in strays:
         path.write_text("API_TOKEN: hunter2\n")
     d.start()
     assert [p for p in strays if p.exists()] == []
     for i in range(4):
-        d.call("config_write", text=config_text(d.state_dir, d.port, extra=f"config_generations: 2\n# {i}\n"),
-               dry_run=False)  # fmt: skip
+        d.call(
+            "config_write",
+            text=config_text(d.state_dir, d.port, extra=f"config_generations: 2\n# {i}\n"),
+            dry_run=False,
+        )
     assert [g["generation"] for g in d.call("config_history")["generations"]] == [4, 3]
     assert sorted(p.name for p in folder.iterdir()) == ["3.yaml", "4.yaml"]
 

@@ -151,8 +151,12 @@ def test_forking_program_with_pidfile_is_supervised_by_its_main_pid(daemon: Daem
 def test_timed_out_exec_probe_leaves_nothing_behind(daemon: DaemonHandle, marker: str) -> None:
     app = [PY, "-c", "import time; time.sleep(300)", f"{marker}-app"]
     # the probe hangs; its shell has a child in its group and one that left it with setsid
-    probe = ["sh", "-c", f"setsid {PY} -c 'import time; time.sleep(60)' {marker}-esc & "
-             f"{PY} -c 'import time; time.sleep(60)' {marker}-kid; true"]  # fmt: skip
+    probe = [
+        "sh",
+        "-c",
+        f"setsid {PY} -c 'import time; time.sleep(60)' {marker}-esc & "
+        f"{PY} -c 'import time; time.sleep(60)' {marker}-kid; true",
+    ]
     daemon.write_config(
         f"programs:\n  web:\n    command: {app!r}\n    start_timeout: 0.2\n"
         f"    health: {{exec: {probe!r}, interval: 200ms, timeout: 300ms, failure_threshold: 1000}}\n"
@@ -220,10 +224,22 @@ def test_as_pid1_of_a_namespace_no_zombie_piles_up(daemon: DaemonHandle, marker:
         pytest.skip(f"PID namespaces not allowed here: {probe.stderr.decode().strip()}")
     cmd = [PY, script(daemon.tmp, "bg.py", BACKGROUNDER), marker]
     daemon.write_config(f"programs:\n  jobs: {{command: {cmd!r}, start_timeout: 0.2}}\n")
-    argv = ["unshare", "--pid", "--fork", "--mount-proc", PY, "-m", "foss_supervisor", "start", "--foreground",
-            "--config", str(daemon.config_path)]  # fmt: skip
-    outer = subprocess.Popen(argv, env=daemon.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)  # fmt: skip
+    argv = [
+        "unshare",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        PY,
+        "-m",
+        "foss_supervisor",
+        "start",
+        "--foreground",
+        "--config",
+        str(daemon.config_path),
+    ]
+    outer = subprocess.Popen(
+        argv, env=daemon.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         daemon.wait_ready()
         inner = daemon.read_pid()

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from conftest import PY, DaemonHandle, wait_for
 
+from foss_supervisor.base.pidfile import PidFile
+from foss_supervisor.cli.terminal import EXIT_BUSY
 from foss_supervisor.control.client import ControlClient, call
 from foss_supervisor.control.protocol import encode, ok_reply
 from foss_supervisor.control.server import IDLE_TIMEOUT_S
 from foss_supervisor.errors import DaemonBusy, NotRunning
-from foss_supervisor.pidfile import PidFile
-from foss_supervisor.terminal import EXIT_BUSY
 
 # ------------------------------------------------------------------------------------------ a busy socket
 
@@ -56,8 +56,9 @@ def test_the_cli_says_busy_on_a_full_backlog_never_a_traceback(tmp_path: Path) -
     config = tmp_path / "config.yaml"
     config.write_text(f"state_dir: {tmp_path}\n")
     with full_backlog(tmp_path / "control.sock"):
-        result = subprocess.run([PY, "-m", "foss_supervisor", "status", "--config", str(config)],
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        result = subprocess.run(
+            [PY, "-m", "foss_supervisor", "status", "--config", str(config)], capture_output=True, text=True, timeout=60
+        )
     assert result.returncode == EXIT_BUSY, result.stderr
     assert "busy" in result.stderr and "backlog is full" in result.stderr
     assert "Traceback" not in result.stderr and "BlockingIOError" not in result.stderr
@@ -149,8 +150,11 @@ def test_silent_and_half_open_clients_are_closed_but_a_long_command_is_not_cut(d
         s.setblocking(False)
     wait_for(lambda: fds(daemon.proc.pid) >= baseline + 100, 10, "the clients accepted")  # type: ignore[union-attr]
     reply: dict[str, Any] = {}
-    stopper = threading.Thread(target=lambda: reply.update(
-        result=call(daemon.socket_path, "stop", timeout_s=120.0, names=["slow"], wait_s=60.0)))  # fmt: skip
+    stopper = threading.Thread(
+        target=lambda: reply.update(
+            result=call(daemon.socket_path, "stop", timeout_s=120.0, names=["slow"], wait_s=60.0)
+        )
+    )
     stopper.start()
     got = {id(s): bytearray() for s in silent + half}
     try:

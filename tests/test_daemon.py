@@ -337,8 +337,12 @@ def test_logs_follow_prints_new_lines(daemon: DaemonHandle) -> None:
     daemon.write_config(f"programs:\n  ticker:\n    command: [{PY!r}, '-c', {code!r}]\n    start_timeout: 0.1\n")
     daemon.start()
     wait_for(lambda: "tick 2" in daemon.cli("logs", "ticker", "-n", "5").stdout, 10, "first ticks")
-    follow = subprocess.Popen([PY, "-m", "foss_supervisor", "logs", "--config", str(daemon.config_path), "ticker",
-                               "-n", "1", "-f"], stdout=subprocess.PIPE, text=True, env=daemon.env)  # fmt: skip
+    follow = subprocess.Popen(
+        [PY, "-m", "foss_supervisor", "logs", "--config", str(daemon.config_path), "ticker", "-n", "1", "-f"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=daemon.env,
+    )
     try:
         assert follow.stdout is not None
         first = follow.stdout.readline()

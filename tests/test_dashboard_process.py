@@ -81,8 +81,11 @@ def test_a_wedged_dashboard_is_caught_by_its_watchdog_and_replaced(daemon: Daemo
     os.kill(old, signal.SIGSTOP)
     try:
         assert _status_code(daemon.port, "/api/v1/health", timeout_s=1.0) != 200  # it is wedged indeed
-        new = wait_for(lambda: (d := _dashboard(daemon))["state"] == "RUNNING" and d["pid"] != old and d["pid"], 40,
-                       "the watchdog to replace it")  # fmt: skip
+        new = wait_for(
+            lambda: (d := _dashboard(daemon))["state"] == "RUNNING" and d["pid"] != old and d["pid"],
+            40,
+            "the watchdog to replace it",
+        )
     finally:
         if not is_gone(old):
             os.kill(old, signal.SIGKILL)

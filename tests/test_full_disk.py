@@ -22,11 +22,11 @@ import psutil
 import pytest
 from conftest import PY, DaemonHandle, is_gone, wait_for
 
-from foss_supervisor.logsink import LogSink
+from foss_supervisor.base.writefailures import WriteFailures
+from foss_supervisor.core.logsink import LogSink
+from foss_supervisor.core.statestore import StateStore
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.states import RunMode, RunStatus
-from foss_supervisor.statestore import StateStore
-from foss_supervisor.writefailures import WriteFailures
 
 CHATTY = (
     f"command: [{PY!r}, '-u', '-c', 'import time; [(print(\"x\" * 200), time.sleep(0.001)) for _ in iter(int, 1)]']"
@@ -103,8 +103,12 @@ def test_a_failed_intent_write_is_kept_in_memory_and_shown(tmp_path: Path) -> No
 def tmpfs(path: Path, size: str) -> Iterator[Path]:
     """``path`` as a fresh tmpfs of ``size`` (e.g. ``"2m"``) for the block; unmounted afterwards."""
     path.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-                            capture_output=True, text=True, timeout=10)  # fmt: skip
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode}")
     try:
@@ -241,8 +245,15 @@ def spawn_of(proc: psutil.Process, instances: set[str], program: str) -> bool:
 def test_run_history_on_a_full_disk_loses_no_run_and_leaves_no_torn_line(tmp_path: Path) -> None:
     def record(i: int) -> RunRecord:
         steps = tuple(StepRecord(name=f"step{n}", error="e" * 2000) for n in range(4))  # lines bigger than a block
-        return RunRecord(run_id=f"r{i}", pipeline="orders", mode=RunMode.RUN, trigger="test",
-                         status=RunStatus.SUCCEEDED, started_at=float(i), steps=steps)  # fmt: skip
+        return RunRecord(
+            run_id=f"r{i}",
+            pipeline="orders",
+            mode=RunMode.RUN,
+            trigger="test",
+            status=RunStatus.SUCCEEDED,
+            started_at=float(i),
+            steps=steps,
+        )
 
     with tmpfs(tmp_path / "state", "256k") as state:
         history = RunHistory(state / "pipeline_runs.jsonl")
@@ -289,6 +300,7 @@ def test_cli_output_to_a_full_device_never_stops_a_command(tmp_path: Path) -> No
     config = tmp_path / "config.yaml"
     config.write_text(f"state_dir: {tmp_path / 'state'}\n")
     with open("/dev/full", "w") as full:  # every write fails with ENOSPC
-        result = subprocess.run([PY, "-m", "foss_supervisor", "status", "--config", str(config)], stdout=full,
-                                stderr=full, timeout=60)  # fmt: skip
+        result = subprocess.run(
+            [PY, "-m", "foss_supervisor", "status", "--config", str(config)], stdout=full, stderr=full, timeout=60
+        )
     assert result.returncode == 3  # "not running", said into a full device: not a crash (exit 1)

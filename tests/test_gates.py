@@ -21,12 +21,11 @@ from gate_strategies import KINDS, hostile, tagged_yaml, valid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor import gates
-from foss_supervisor.config import parse_config
-from foss_supervisor.config_schema import PIPELINE_SCHEMA, SCHEMA, leaves
+from foss_supervisor.config import gates, parse_config
+from foss_supervisor.config.gates import MAX_ARGV_BYTES, Gate, GateError, argv, shown
+from foss_supervisor.config.interpolate import expand
+from foss_supervisor.config.schema import PIPELINE_SCHEMA, SCHEMA, leaves
 from foss_supervisor.errors import ConfigError
-from foss_supervisor.gates import MAX_ARGV_BYTES, Gate, GateError, argv, shown
-from foss_supervisor.interpolate import expand
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.spec import load_pipeline
 
@@ -111,9 +110,14 @@ def test_each_config_key_refuses_its_kinds_hostile_class_with_file_line_and_key(
 
 
 _NEEDS_CONTEXT = {  # valid alone, but they name files, programs or pipelines that must exist
-    "programs.<name>.env_file", "programs.<name>.depends_on", "pipelines.<name>.file", "pipelines.<name>.after",
-    "groups.<name>", "pipelines.<name>", "programs.<name>.user",
-}  # fmt: skip
+    "programs.<name>.env_file",
+    "programs.<name>.depends_on",
+    "pipelines.<name>.file",
+    "pipelines.<name>.after",
+    "groups.<name>",
+    "pipelines.<name>",
+    "programs.<name>.user",
+}
 
 
 @PROPERTY
@@ -237,8 +241,11 @@ def test_any_text_can_be_written_literally_with_the_escapes(text: str) -> None:
 
 
 @PROPERTY
-@given(st.lists(st.lists(_PIECES | st.text(min_size=1, max_size=4), min_size=1, max_size=6).map("".join),
-                min_size=1, max_size=5))  # fmt: skip
+@given(
+    st.lists(
+        st.lists(_PIECES | st.text(min_size=1, max_size=4), min_size=1, max_size=6).map("".join), min_size=1, max_size=5
+    )
+)
 def test_single_quoted_arguments_of_a_string_command_arrive_as_written(args: list[str]) -> None:
     args = [a for a in args if "\x00" not in a and "{replica}" not in a and a]
     if not args:
@@ -284,7 +291,7 @@ def test_environment_overrides_pass_the_same_gates() -> None:
 
 def test_a_gate_is_the_only_way_a_key_is_read() -> None:
     """Reading a key the schema does not name is our bug, caught at once (not a silent default)."""
-    from foss_supervisor.config_reader import Reader
+    from foss_supervisor.config.reader import Reader
 
     r = Reader({"x": 1}, "", "f", {}, [], {"y": SCHEMA["debug"]})
     with pytest.raises(KeyError, match="no gate"):
@@ -302,8 +309,11 @@ def test_quality_rules_pass_the_number_and_regex_gates(spec_home: Path, data: st
     gate, rule = data.draw(st.sampled_from([(_NUMBER, "accepted_range"), (_REGEX, "pattern")]))
     value = data.draw(hostile(gate))
     arg = {"min_value": value} if rule == "accepted_range" else value
-    step = {"name": "q", "kind": "quality", "params": {
-        "source": "a.raw", "valid": "a.ok", "rejected": "a.bad", "columns": {"x": [{rule: arg}]}}}  # fmt: skip
+    step = {
+        "name": "q",
+        "kind": "quality",
+        "params": {"source": "a.raw", "valid": "a.ok", "rejected": "a.bad", "columns": {"x": [{rule: arg}]}},
+    }
     path = spec_home / "q.yaml"
     path.write_text(yaml.safe_dump({**_PIPELINE, "steps": [step]}, allow_unicode=True, width=10**9))
     with pytest.raises(PipelineConfigError) as refused:

@@ -1,4 +1,4 @@
-"""One definition of healthy, told the same everywhere (foss_supervisor.verdict, foss_supervisor.health).
+"""One definition of healthy, told the same everywhere (foss_supervisor.commands.verdict, foss_supervisor.core.health).
 
 A stopped (SIGSTOP) or zombie process is unhealthy at the next probe whatever the probe kind, and what
 follows is its ``autorestart``; a tcp probe that connects but gets no answer fails; ``/health``, ``status``,
@@ -26,13 +26,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_process import make_config, supervising, until
 
-from foss_supervisor.config_model import HealthConfig
-from foss_supervisor.containment import Containment
+from foss_supervisor.config.model import HealthConfig
+from foss_supervisor.core.containment import Containment
+from foss_supervisor.core.events import HealthChanged, StateChanged
+from foss_supervisor.core.health import probe
+from foss_supervisor.core.program_child import ProgramChild
+from foss_supervisor.core.states import Health, ProcessState
 from foss_supervisor.errors import ConfigError
-from foss_supervisor.events import HealthChanged, StateChanged
-from foss_supervisor.health import probe
-from foss_supervisor.program_child import ProgramChild
-from foss_supervisor.states import Health, ProcessState
 
 # answers GET with 200 and "PING" with "PONG"; stays silent to anything else
 SERVER = r"""
@@ -67,14 +67,17 @@ def _probe_yaml(kind: str, port: int, threshold: int) -> str:
 
 async def _stopped_case(tmp: Path, kind: str, threshold: int, policy: str) -> None:
     port = free_port()
-    cfg = make_config(tmp, f"""
+    cfg = make_config(
+        tmp,
+        f"""
         web:
           command: [{PY!r}, '-c', {json.dumps(SERVER)}, '{port}']
           start_timeout: 0.2
           autorestart: {policy}
           backoff: {{initial: 0s}}
           health: {_probe_yaml(kind, port, threshold)}
-    """)  # fmt: skip
+    """,
+    )
     async with supervising(cfg) as (sup, sub):
         web = sup.processes["web"]
 
@@ -98,8 +101,16 @@ async def _stopped_case(tmp: Path, kind: str, threshold: int, policy: str) -> No
                 await until(sub, health(Health.HEALTHY), timeout_s=20)  # it answers again: healthy, same process
                 assert web.pid == pid and sup.problems() == []
             else:  # stopped (SIGTERM with SIGCONT) and started again
-                await until(sub, lambda e: isinstance(e, StateChanged) and e.name == "web" and e.pid not in (pid, None)
-                            and e.new is ProcessState.RUNNING, timeout_s=20)  # fmt: skip
+                await until(
+                    sub,
+                    lambda e: (
+                        isinstance(e, StateChanged)
+                        and e.name == "web"
+                        and e.pid not in (pid, None)
+                        and e.new is ProcessState.RUNNING
+                    ),
+                    timeout_s=20,
+                )
                 assert web.spawns == 2
                 await until(sub, health(Health.HEALTHY), timeout_s=20)
         finally:
@@ -108,10 +119,14 @@ async def _stopped_case(tmp: Path, kind: str, threshold: int, policy: str) -> No
 
 
 @settings(max_examples=8, deadline=None)
-@given(st.sampled_from(["http", "tcp", "tcp-talk", "exec"]), st.integers(1, 5),
-       st.sampled_from(["always", "on-failure", "never"]))  # fmt: skip
-def test_a_stopped_process_is_unhealthy_at_the_next_probe_whatever_the_kind(kind: str, threshold: int,
-                                                                              policy: str) -> None:  # fmt: skip
+@given(
+    st.sampled_from(["http", "tcp", "tcp-talk", "exec"]),
+    st.integers(1, 5),
+    st.sampled_from(["always", "on-failure", "never"]),
+)
+def test_a_stopped_process_is_unhealthy_at_the_next_probe_whatever_the_kind(
+    kind: str, threshold: int, policy: str
+) -> None:
     with tempfile.TemporaryDirectory(prefix="health-") as tmp:
         asyncio.run(_stopped_case(Path(tmp), kind, threshold, policy))
 
@@ -218,35 +233,55 @@ def _everywhere(d: DaemonHandle) -> dict[str, Any]:
         metrics = resp.read().decode()
     with urllib.request.urlopen(_get(d.port, "/?format=json"), timeout=10) as resp:
         page = json.loads(resp.read())
-    shown = [line.split('"')[1] for line in metrics.splitlines()
-             if line.startswith("foss_supervisor_health_status{") and line.endswith(" 1.0")]  # fmt: skip
-    return {"code": code, "health": body["status"], "status": d.call("status")["daemon"]["health"],
-            "metrics": shown, "dashboard": page["health"]["status"]}  # fmt: skip
+    shown = [
+        line.split('"')[1]
+        for line in metrics.splitlines()
+        if line.startswith("foss_supervisor_health_status{") and line.endswith(" 1.0")
+    ]
+    return {
+        "code": code,
+        "health": body["status"],
+        "status": d.call("status")["daemon"]["health"],
+        "metrics": shown,
+        "dashboard": page["health"]["status"],
+    }
 
 
 def test_a_sigstopped_tcp_server_is_unhealthy_everywhere_and_never_restarted(daemon: DaemonHandle) -> None:
     """Repro 30: a tcp probe kept a SIGSTOPped http.server (listen backlog 5) healthy until the backlog
     filled, then restarted it although it had autorestart: never."""
     port = free_port()
-    daemon.write_config(textwrap.dedent(f"""\
+    daemon.write_config(
+        textwrap.dedent(f"""\
         programs:
           web:
             command: [{PY!r}, '-m', 'http.server', '{port}', '--bind', '127.0.0.1']
             health: {{tcp: {port}, interval: 0.3, timeout: 1s, failure_threshold: 2}}
             autorestart: never
-    """))  # fmt: skip
+    """)
+    )
     daemon.start()
     wait_for(lambda: daemon.program("web")["health"] == "healthy", 20, "web healthy")
-    assert _everywhere(daemon) == {"code": 200, "health": "healthy", "status": "healthy", "metrics": ["healthy"],
-                                   "dashboard": "healthy"}  # fmt: skip
+    assert _everywhere(daemon) == {
+        "code": 200,
+        "health": "healthy",
+        "status": "healthy",
+        "metrics": ["healthy"],
+        "dashboard": "healthy",
+    }
     pid = daemon.program("web")["pid"]
     os.kill(pid, signal.SIGSTOP)
     try:
         wait_for(lambda: daemon.program("web")["health"] == "unhealthy", 20, "web unhealthy")
         web = daemon.program("web")
         assert f"process {pid} is stopped (state T)" in web["health_detail"]
-        assert _everywhere(daemon) == {"code": 503, "health": "unhealthy", "status": "unhealthy",
-                                       "metrics": ["unhealthy"], "dashboard": "unhealthy"}  # fmt: skip
+        assert _everywhere(daemon) == {
+            "code": 503,
+            "health": "unhealthy",
+            "status": "unhealthy",
+            "metrics": ["unhealthy"],
+            "dashboard": "unhealthy",
+        }
         wait_for(lambda: "4 failures" in daemon.program("web")["health_detail"], 20, "more probes")
         web = daemon.program("web")
         assert (web["state"], web["pid"], web["spawns"]) == ("RUNNING", pid, 1)  # never restarted

@@ -14,13 +14,13 @@ import pytest
 from conftest import PY, DaemonHandle, free_port, wait_for
 
 from foss_supervisor.config import parse_config
+from foss_supervisor.core.events import HealthChanged, StateChanged
+from foss_supervisor.core.hooks import event_payload
+from foss_supervisor.core.states import Health
+from foss_supervisor.core.states import ProcessState as S
 from foss_supervisor.errors import ConfigError
-from foss_supervisor.events import HealthChanged, StateChanged
-from foss_supervisor.hooks import event_payload
 from foss_supervisor.pipeline.events import RunFinished
 from foss_supervisor.pipeline.states import RunStatus
-from foss_supervisor.states import Health
-from foss_supervisor.states import ProcessState as S
 
 
 @pytest.mark.parametrize(
@@ -33,12 +33,18 @@ from foss_supervisor.states import ProcessState as S
         (StateChanged(name="a", old=S.STARTING, new=S.RUNNING), None),
         (HealthChanged(name="a", old=Health.HEALTHY, new=Health.UNHEALTHY, detail="GET -> 500"), "program_unhealthy"),
         (HealthChanged(name="a", old=Health.UNKNOWN, new=Health.HEALTHY), None),
-        (RunFinished(at=1.0, run_id="r1", pipeline="orders", status=RunStatus.FAILED, duration_s=2.0, error="x"),
-         "pipeline_failed"),
-        (RunFinished(at=1.0, run_id="r1", pipeline="orders", status=RunStatus.SUCCEEDED_WITH_WARNINGS,
-                     duration_s=2.0), "pipeline_succeeded"),
+        (
+            RunFinished(at=1.0, run_id="r1", pipeline="orders", status=RunStatus.FAILED, duration_s=2.0, error="x"),
+            "pipeline_failed",
+        ),
+        (
+            RunFinished(
+                at=1.0, run_id="r1", pipeline="orders", status=RunStatus.SUCCEEDED_WITH_WARNINGS, duration_s=2.0
+            ),
+            "pipeline_succeeded",
+        ),
     ],
-)  # fmt: skip
+)
 def test_each_event_kind(event: object, kind: str | None) -> None:
     payload = event_payload(event)
     assert (payload or {}).get("kind") == kind
@@ -175,6 +181,6 @@ def test_a_pipeline_run_is_delivered_to_its_hook(daemon: DaemonHandle) -> None:
 
 
 def test_a_webhook_url_is_logged_without_its_credentials() -> None:
-    from foss_supervisor.hooks import _shown
+    from foss_supervisor.core.hooks import _shown
 
     assert _shown("https://user:pw@hooks.example:8443/x?token=s3cret") == "https://hooks.example:8443/x"

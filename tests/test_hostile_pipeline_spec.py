@@ -28,8 +28,14 @@ HYPOTHESIS = settings(max_examples=150, deadline=None, suppress_health_check=[He
 KEYS = sorted(_TOP_KEYS | _STEP_KEYS | _FOLDER_KEYS)
 
 TRICKY = ["trips/clean.sql", "../../x", "/etc/passwd", "a == b", "*.csv", "x.y == 1 + z.w"]
-scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats()
-           | st.text(max_size=20) | st.sampled_from(TRICKY))  # fmt: skip
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.sampled_from(TRICKY)
+)
 values = st.recursive(
     scalars,
     lambda inner: (
@@ -97,8 +103,12 @@ def test_the_shipped_pipeline_with_one_value_replaced_is_a_spec_or_a_located_err
     home: Path, where: tuple[Any, ...], junk: Any
 ) -> None:
     doc = copy.deepcopy(TRIPS)
-    doc["folders"] = {"landing": "landing", "reference": "trips/reference", "warehouse": "w.duckdb",
-                      "reports": "reports"}  # fmt: skip
+    doc["folders"] = {
+        "landing": "landing",
+        "reference": "trips/reference",
+        "warehouse": "w.duckdb",
+        "reports": "reports",
+    }
     target = doc
     for key in where[:-1]:
         if not isinstance(target, dict | list) or (isinstance(target, list) and key >= len(target)):
@@ -111,7 +121,11 @@ def test_the_shipped_pipeline_with_one_value_replaced_is_a_spec_or_a_located_err
 
 def test_the_unchanged_shipped_pipeline_loads(home: Path) -> None:
     doc = copy.deepcopy(TRIPS)
-    doc["folders"] = {"landing": "landing", "reference": "trips/reference", "warehouse": "w.duckdb",
-                      "reports": "reports"}  # fmt: skip
+    doc["folders"] = {
+        "landing": "landing",
+        "reference": "trips/reference",
+        "warehouse": "w.duckdb",
+        "reports": "reports",
+    }
     spec = loads_or_says_where(home, yaml.safe_dump(doc))
     assert spec is not None and spec.name == "trips"  # the mutation test starts from a valid document

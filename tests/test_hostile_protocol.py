@@ -53,8 +53,11 @@ def test_any_json_document_is_a_request_or_a_protocol_error(value: Any) -> None:
     decodes_or_refuses(json.dumps(value).encode())
 
 
-@given(st.one_of(st.none(), st.integers(), st.text(max_size=20)), st.text(min_size=1, max_size=40),
-       st.dictionaries(st.text(max_size=10), json_values, max_size=5))  # fmt: skip
+@given(
+    st.one_of(st.none(), st.integers(), st.text(max_size=20)),
+    st.text(min_size=1, max_size=40),
+    st.dictionaries(st.text(max_size=10), json_values, max_size=5),
+)
 @settings(max_examples=300)
 def test_encode_then_decode_gives_the_request_back_on_one_line(req_id: Any, cmd: str, args: dict[str, Any]) -> None:
     line = encode({"v": VERSION, "id": req_id, "cmd": cmd, "args": args})

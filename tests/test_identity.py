@@ -20,9 +20,9 @@ from conftest import PY, DaemonHandle, free_port, kill_tree_by_pid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.pidfile import PidFile, answers_as_holder
+from foss_supervisor.daemon.instance import LOCK_NAME, bind_dashboard, inspect_instance
 from foss_supervisor.errors import PortInUse
-from foss_supervisor.instance import LOCK_NAME, bind_dashboard, inspect_instance
-from foss_supervisor.pidfile import PidFile, answers_as_holder
 
 # a server on the port that looks like us in every way but the proof; SIGTERM is written down, not obeyed
 STRANGER = r"""
@@ -54,16 +54,35 @@ while True:
     time.sleep(1)
 """
 
-ARGV_WORDS = st.sampled_from(["foss-supervisor", "foss_supervisor", "-m", "start", "--foreground", "--config",
-                              "/srv/foss-supervisor-docs", "--root", "docs", "serve", "python3", "x"])  # fmt: skip
+ARGV_WORDS = st.sampled_from(
+    [
+        "foss-supervisor",
+        "foss_supervisor",
+        "-m",
+        "start",
+        "--foreground",
+        "--config",
+        "/srv/foss-supervisor-docs",
+        "--root",
+        "docs",
+        "serve",
+        "python3",
+        "x",
+    ]
+)
 
 
-def _stranger(tmp: Path, port: int, words: list[str], opens_lock: bool, answers: bool,
-              locks_other: bool) -> tuple[subprocess.Popen[str], Path]:  # fmt: skip
+def _stranger(
+    tmp: Path, port: int, words: list[str], opens_lock: bool, answers: bool, locks_other: bool
+) -> tuple[subprocess.Popen[str], Path]:
     marks = tmp / "signals.txt"
     flags = [str(int(x)) for x in (opens_lock, answers, locks_other)]
-    proc = subprocess.Popen([PY, "-c", STRANGER, str(port), str(marks), str(tmp), *flags, *words],
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [PY, "-c", STRANGER, str(port), str(marks), str(tmp), *flags, *words],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stdout is not None and proc.stdout.readline() == "up\n"
     return proc, marks
 

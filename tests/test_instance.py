@@ -19,8 +19,8 @@ import pytest
 from conftest import PY, DaemonHandle, free_port, is_gone, wait_for
 from structlog.testing import capture_logs
 
-from foss_supervisor.daemon import LoopErrorLog
-from foss_supervisor.procinfo import boot_id, identity_of
+from foss_supervisor.base.loopguard import LoopErrorLog
+from foss_supervisor.base.procinfo import boot_id, identity_of
 
 SLEEPER = f"command: [{PY!r}, '-c', 'import time; time.sleep(300)']\n    start_timeout: 0.1"
 
@@ -148,8 +148,14 @@ def test_background_daemon_runs_from_root_and_never_imports_from_the_launch_dir(
     launch, marker = _evil_launch_dir(tmp_path)
     daemon.write_config(programs("a"))
     cli = Path(PY).parent / "foss-supervisor"  # the console script: its sys.path holds no cwd
-    result = subprocess.run([str(cli), "start", "--config", str(daemon.config_path)], cwd=launch, env=daemon.env,
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [str(cli), "start", "--config", str(daemon.config_path)],
+        cwd=launch,
+        env=daemon.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     pid = daemon.read_pid()
     if pid:
         daemon.extra_pids.append(pid)
@@ -167,8 +173,9 @@ def test_foreground_daemon_leaves_the_launch_dir_before_lazy_imports(daemon: Dae
     argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", relative]
     daemon.write_config(programs("a"))
     daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
-    daemon.proc = subprocess.Popen(argv, cwd=launch, env=daemon.env, stdout=daemon.log, stderr=daemon.log,
-                                   start_new_session=True)  # fmt: skip
+    daemon.proc = subprocess.Popen(
+        argv, cwd=launch, env=daemon.env, stdout=daemon.log, stderr=daemon.log, start_new_session=True
+    )
     daemon.wait_ready()
     assert not marker.exists()
     assert os.readlink(f"/proc/{daemon.proc.pid}/cwd") == "/"
@@ -182,9 +189,11 @@ def test_foreground_daemon_leaves_the_launch_dir_before_lazy_imports(daemon: Dae
 
 def test_leftover_group_is_stopped_even_when_its_leader_died(daemon: DaemonHandle) -> None:
     helpers = daemon.tmp / "helpers"
-    code = ("import subprocess, sys, time; "
-            "h = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']); "
-            f"open({str(helpers)!r}, 'a').write(f'{{h.pid}}\\n'); time.sleep(300)")  # fmt: skip
+    code = (
+        "import subprocess, sys, time; "
+        "h = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']); "
+        f"open({str(helpers)!r}, 'a').write(f'{{h.pid}}\\n'); time.sleep(300)"
+    )
     daemon.write_config(f"programs:\n  p:\n    command: [{PY!r}, '-c', {code!r}]\n    start_timeout: 0.1\n")
     proc = daemon.start()
     leader = daemon.program("p")["pid"]
@@ -203,14 +212,16 @@ def test_leftover_group_is_stopped_even_when_its_leader_died(daemon: DaemonHandl
 
 def test_leftover_that_left_its_session_is_found_by_its_spawn_tag(daemon: DaemonHandle) -> None:
     escaped = daemon.tmp / "escaped"
-    code = ("import os, time\n"
-            "if os.fork() == 0:\n"
-            "    os.setsid()\n"
-            "    if os.fork() == 0:\n"
-            f"        open({str(escaped)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
-            "        time.sleep(300)\n"
-            "    os._exit(0)\n"
-            "time.sleep(300)\n")  # fmt: skip
+    code = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        f"        open({str(escaped)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+        "        time.sleep(300)\n"
+        "    os._exit(0)\n"
+        "time.sleep(300)\n"
+    )
     daemon.write_config(f"programs:\n  p:\n    command: [{PY!r}, '-c', {code!r}]\n    start_timeout: 0.1\n")
     proc = daemon.start()
     leader = daemon.program("p")["pid"]
@@ -322,8 +333,14 @@ def test_open_files_soft_limit_is_raised_to_the_hard_limit(daemon: DaemonHandle)
         pytest.skip(f"hard open-files limit is only {hard}")
     daemon.write_config()
     argv = [PY, "-m", "foss_supervisor", "start", "--config", str(daemon.config_path)]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=daemon.env,
-                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))  # fmt: skip
+    result = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=daemon.env,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)),
+    )
     pid = daemon.read_pid()
     if pid:
         daemon.extra_pids.append(pid)
@@ -364,8 +381,9 @@ def test_more_programs_than_the_open_files_limit_allows_are_refused_cleanly(daem
     assert not (daemon.state_dir / "children.json").exists()  # nothing was started
     daemon.write_config(programs(*names[:20]))
     daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
-    daemon.proc = subprocess.Popen([*argv], stdout=daemon.log, stderr=daemon.log, env=daemon.env,
-                                   start_new_session=True, preexec_fn=limit_300)  # fmt: skip
+    daemon.proc = subprocess.Popen(
+        [*argv], stdout=daemon.log, stderr=daemon.log, env=daemon.env, start_new_session=True, preexec_fn=limit_300
+    )
     daemon.wait_ready()
     daemon.write_config(programs(*names))
     reload = daemon.cli("reload")

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from foss_supervisor.journal import (
+from foss_supervisor.core.states import ProcessState
+from foss_supervisor.systemd.journal import (
     JournalHandler,
     encode_fields,
     field_name,
@@ -22,7 +23,6 @@ from foss_supervisor.journal import (
     priority_of,
     record_fields,
 )
-from foss_supervisor.states import ProcessState
 
 RECV_TIMEOUT_S = 5.0
 
@@ -113,8 +113,16 @@ def log(handler: JournalHandler, request: pytest.FixtureRequest) -> Iterator[str
 
 
 def test_structlog_key_values_become_journal_fields(log: structlog.stdlib.BoundLogger, journal: Journal) -> None:
-    log.info("program_state", program="api", old=ProcessState.STARTING, new=ProcessState.RUNNING, pid=4242,
-             exit_code=None, reason="", retry_in_s=None)  # fmt: skip
+    log.info(
+        "program_state",
+        program="api",
+        old=ProcessState.STARTING,
+        new=ProcessState.RUNNING,
+        pid=4242,
+        exit_code=None,
+        reason="",
+        retry_in_s=None,
+    )
     entry = journal.entry()
     assert entry["MESSAGE"] == 'program_state program=api old=STARTING new=RUNNING pid=4242 reason=""'
     assert entry["PRIORITY"] == "6"
@@ -162,12 +170,16 @@ def test_exceptions_carry_their_traceback(log: structlog.stdlib.BoundLogger, jou
     assert "EXC_INFO" not in entry
 
 
-def test_code_location_is_left_out_when_it_would_point_into_structlog(handler: JournalHandler,
-                                                                       journal: Journal) -> None:  # fmt: skip
+def test_code_location_is_left_out_when_it_would_point_into_structlog(
+    handler: JournalHandler, journal: Journal
+) -> None:
     plain = logging.Logger("foss_supervisor.test.plain")  # not from structlog's factory: finds structlog frames
     plain.addHandler(handler)
-    structlog.wrap_logger(plain, processors=[structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-                          wrapper_class=structlog.stdlib.BoundLogger).info("x", a=1)  # fmt: skip
+    structlog.wrap_logger(
+        plain,
+        processors=[structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.stdlib.BoundLogger,
+    ).info("x", a=1)
     entry = journal.entry()
     assert entry["A"] == "1"
     assert not {"CODE_FILE", "CODE_LINE", "CODE_FUNC"} & set(entry)
@@ -187,12 +199,17 @@ def test_plain_stdlib_records_work_too(handler: JournalHandler, journal: Journal
     assert entry["LOGGER"] == "aiohttp.server.test"
 
 
-def test_a_formatter_decides_the_message(log: structlog.stdlib.BoundLogger, handler: JournalHandler,
-                                         journal: Journal) -> None:  # fmt: skip
+def test_a_formatter_decides_the_message(
+    log: structlog.stdlib.BoundLogger, handler: JournalHandler, journal: Journal
+) -> None:
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                                                        structlog.processors.KeyValueRenderer(key_order=["event"])])
-    )  # fmt: skip
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.KeyValueRenderer(key_order=["event"]),
+            ]
+        )
+    )
     log.info("daemon_state", state="ready")
     entry = journal.entry()
     assert entry["MESSAGE"].startswith("event='daemon_state'")
@@ -208,8 +225,9 @@ def test_field_names_are_made_legal() -> None:
     assert field_name("x" * 100) == "X" * 64
 
 
-def test_event_keys_never_overwrite_the_handlers_own_fields(log: structlog.stdlib.BoundLogger,
-                                                            journal: Journal) -> None:  # fmt: skip
+def test_event_keys_never_overwrite_the_handlers_own_fields(
+    log: structlog.stdlib.BoundLogger, journal: Journal
+) -> None:
     log.info("odd", message="user text", priority="urgent", syslog_identifier="evil", tags=["a", "b"], ok=True)
     entry = journal.entry()
     assert entry["SYSLOG_IDENTIFIER"] == "foss-supervisor"
@@ -231,8 +249,9 @@ def test_an_entry_too_large_for_a_datagram_goes_through_a_sealed_memfd(
     assert handler.failed == 0 and handler.dropped == 0
 
 
-def test_a_full_journal_queue_drops_instead_of_blocking(log: structlog.stdlib.BoundLogger, journal: Journal,
-                                                         handler: JournalHandler) -> None:  # fmt: skip
+def test_a_full_journal_queue_drops_instead_of_blocking(
+    log: structlog.stdlib.BoundLogger, journal: Journal, handler: JournalHandler
+) -> None:
     for i in range(2000):  # nobody reads: the receive queue fills up (max_dgram_qlen / rcvbuf)
         log.info("flood", i=i)
     assert handler.dropped > 0
@@ -263,9 +282,14 @@ def test_encode_fields_round_trips() -> None:
 def test_record_fields_of_a_bare_record() -> None:
     record = logging.LogRecord("x", logging.INFO, "/src/f.py", 12, "m %d", (1,), None, func="f")
     assert record_fields(record, "ident") == [
-        ("MESSAGE", "m 1"), ("PRIORITY", "6"), ("SYSLOG_IDENTIFIER", "ident"), ("CODE_FILE", "/src/f.py"),
-        ("CODE_LINE", "12"), ("CODE_FUNC", "f"), ("LOGGER", "x"),
-    ]  # fmt: skip
+        ("MESSAGE", "m 1"),
+        ("PRIORITY", "6"),
+        ("SYSLOG_IDENTIFIER", "ident"),
+        ("CODE_FILE", "/src/f.py"),
+        ("CODE_LINE", "12"),
+        ("CODE_FUNC", "f"),
+        ("LOGGER", "x"),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- journald_wanted

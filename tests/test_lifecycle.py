@@ -9,8 +9,8 @@ from pathlib import Path
 
 from test_process import make_config, py, state, supervising, until
 
-from foss_supervisor.events import StateChanged
-from foss_supervisor.states import Health, ProcessState
+from foss_supervisor.core.events import StateChanged
+from foss_supervisor.core.states import Health, ProcessState
 
 S = ProcessState
 
@@ -30,11 +30,14 @@ async def test_one_shot_job_runs_once_ends_exited_and_is_no_problem(tmp_path: Pa
 async def test_dependent_of_a_fatal_program_says_so_and_starts_once_it_is_fixed(tmp_path: Path) -> None:
     ok = tmp_path / "db-ok"
     db = f"import os, sys, time; sys.exit(1) if not os.path.exists({str(ok)!r}) else time.sleep(300)"
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         db: {{command: {py(db)}, start_timeout: 0.2, start_retries: 1}}
         api: {{command: {py("import time; time.sleep(300)")}, start_timeout: 0.2, depends_on: db}}
         web: {{command: {py("import time; time.sleep(300)")}, start_timeout: 0.2, depends_on: api}}
-    """)  # fmt: skip
+    """,
+    )
     async with supervising(cfg) as (sup, sub):
         # settled as soon as db gave up: its dependents can never start on their own
         problems = await asyncio.wait_for(sup.wait_autostarted(60), 20)
@@ -58,13 +61,16 @@ async def test_init_job_gates_its_dependent_until_it_completed_successfully(tmp_
     marker = tmp_path / "initialised"
     init = f"import time; time.sleep(0.3); open({str(marker)!r}, 'w').close()"
     app = f"import os, sys, time; time.sleep(300) if os.path.exists({str(marker)!r}) else sys.exit(7)"
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         init: {{command: {py(init)}, autorestart: never}}
         app:
           command: {py(app)}
           start_timeout: 0.2
           depends_on: {{init: {{condition: completed_successfully}}}}
-    """)  # fmt: skip
+    """,
+    )
     async with supervising(cfg) as (sup, sub):
         started = await until(sub, state("app", S.STARTING))
         assert sup.processes["init"].completed
@@ -73,12 +79,15 @@ async def test_init_job_gates_its_dependent_until_it_completed_successfully(tmp_
 
 
 async def test_failed_init_job_blocks_its_dependent_with_the_reason(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         init: {{command: {py("import sys; sys.exit(4)")}, autorestart: never}}
         app:
           command: {py("import time; time.sleep(300)")}
           depends_on: {{init: {{condition: completed_successfully}}}}
-    """)  # fmt: skip
+    """,
+    )
     async with supervising(cfg) as (sup, _):
         problems = await asyncio.wait_for(sup.wait_autostarted(60), 20)
         assert sup.processes["app"].reason == "waiting for init (EXITED with code 4)"
@@ -87,9 +96,12 @@ async def test_failed_init_job_blocks_its_dependent_with_the_reason(tmp_path: Pa
 
 async def test_crash_looping_running_program_waits_in_backoff_and_is_a_problem(tmp_path: Path) -> None:
     crash = "import sys, time; time.sleep(0.3); sys.exit(1)"
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         crashy: {{command: {py(crash)}, start_timeout: 0.1, backoff: {{initial: 2, jitter: 0}}}}
-    """)  # fmt: skip
+    """,
+    )
     async with supervising(cfg) as (sup, sub):
         backoff = await until(sub, state("crashy", S.BACKOFF))
         assert isinstance(backoff, StateChanged) and backoff.old is S.EXITED and backoff.retry_in_s == 2.0
@@ -100,14 +112,17 @@ async def test_crash_looping_running_program_waits_in_backoff_and_is_a_problem(t
 
 async def test_replica_number_reaches_the_health_probe(tmp_path: Path) -> None:
     touch = "import pathlib, sys, time; pathlib.Path(sys.argv[1]).touch(); time.sleep(300)"
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         svc:
           command: [{sys.executable!r}, '-c', {touch!r}, 'ok-{{replica}}']
           cwd: {str(tmp_path)!r}
           replicas: 2
           start_timeout: 0.1
-          health: {{exec: [test, -f, {str(tmp_path / 'ok-{replica}')!r}], interval: 0.05, failure_threshold: 1}}
-    """)  # fmt: skip
+          health: {{exec: [test, -f, {str(tmp_path / "ok-{replica}")!r}], interval: 0.05, failure_threshold: 1}}
+    """,
+    )
     async with supervising(cfg) as (sup, sub):
         async with asyncio.timeout(15):
             while not all(sup.processes[f"svc-{i}"].health is Health.HEALTHY for i in (0, 1)):
@@ -121,13 +136,16 @@ async def test_umask_and_resource_limits_apply_in_the_child(tmp_path: Path) -> N
         "print(oct(m), resource.getrlimit(resource.RLIMIT_NOFILE), resource.getrlimit(resource.RLIMIT_CORE), "
         "os.getppid(), flush=True)"
     )
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         limited:
           command: {py(show)}
           autorestart: never
           umask: "027"
           rlimits: {{nofile: "256:512", core: 0}}
-    """)  # fmt: skip
+    """,
+    )
     async with supervising(cfg) as (sup, sub):
         await until(sub, state("limited", S.EXITED))
         out = sup.processes["limited"].log_path.read_text().split()
@@ -136,10 +154,13 @@ async def test_umask_and_resource_limits_apply_in_the_child(tmp_path: Path) -> N
 
 
 async def test_start_reports_a_program_whose_next_attempt_is_far_off_instead_of_waiting(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, f"""
+    cfg = make_config(
+        tmp_path,
+        f"""
         broken: {{command: {py("import sys; sys.exit(2)")}, backoff: {{initial: 120}}}}
         after: {{command: {py("import time; time.sleep(300)")}, start_timeout: 0.1, depends_on: broken}}
-    """)  # fmt: skip
+    """,
+    )
     async with supervising(cfg) as (sup, _):
         problems = await asyncio.wait_for(sup.wait_autostarted(600), 30)
         assert sup.processes["broken"].state is S.BACKOFF

@@ -117,11 +117,22 @@ def root_daemon() -> Iterator[DaemonHandle]:
 def _attempts(d: DaemonHandle, spec: dict[str, Any]) -> list[tuple[str, str, dict[str, str], str | None, str]]:
     """(method, URL, headers, body, operation's x-part) for every operation, each as three strangers."""
     tables = _tables(d)
-    values = {"source": PROGRAM, "run_id": d.run_id, "name": "orders", "table": tables[0],  # type: ignore[attr-defined]
-              "file": "latest.html"}  # fmt: skip
-    query = {"sql": f"SELECT content FROM read_text('{d.tmp / 'secret.txt'}') UNION ALL "
-                    "SELECT schema_name || '.' || table_name FROM duckdb_tables()",
-             "format": "json", "next": "/", "since": "", "_search": "a", "table": tables[0]}  # fmt: skip
+    values = {
+        "source": PROGRAM,
+        "run_id": d.run_id,
+        "name": "orders",
+        "table": tables[0],  # type: ignore[attr-defined]
+        "file": "latest.html",
+    }
+    query = {
+        "sql": f"SELECT content FROM read_text('{d.tmp / 'secret.txt'}') UNION ALL "
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables()",
+        "format": "json",
+        "next": "/",
+        "since": "",
+        "_search": "a",
+        "table": tables[0],
+    }
     out = []
     for template, ops in spec["paths"].items():
         path = "/".join(quote(values[p[1:-1]], safe="") if p.startswith("{") else p for p in template.split("/"))
@@ -136,8 +147,12 @@ def _attempts(d: DaemonHandle, spec: dict[str, Any]) -> list[tuple[str, str, dic
             if method == "post":
                 example = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("example")
                 body = json.dumps(example or {}).replace('"web"', f'"{PROGRAM}"')
-            for headers in ({}, {"Authorization": "Bearer not-the-token"}, {"Cookie": "foss_token=not-the-token"},
-                            {"Accept": "text/html"}):  # fmt: skip
+            for headers in (
+                {},
+                {"Authorization": "Bearer not-the-token"},
+                {"Cookie": "foss_token=not-the-token"},
+                {"Accept": "text/html"},
+            ):
                 out.append((method.upper(), url, {"Content-Type": "application/json", **headers}, body, op["x-part"]))
     return out
 
@@ -151,9 +166,15 @@ def test_nobody_learns_nothing_but_the_health_verdict(root_daemon: DaemonHandle)
     assert len({(m, u.split("?")[0]) for m, u, *_ in attempts}) == sum(len(ops) for ops in spec["paths"].values())
     token_files = [str(d.state_dir / "api-token"), str(d.state_dir / "viewer-token")]
     reply = json.loads(as_nobody(CLIENT, *token_files, stdin=json.dumps([a[:4] for a in attempts])))
-    secrets = [PROGRAM, MARK, SECRET_FILE_TEXT, d.run_id,  # type: ignore[attr-defined]
-               (d.state_dir / "api-token").read_text().strip(), (d.state_dir / "viewer-token").read_text().strip(),
-               *[t.split(".")[1] for t in _tables(d)]]  # fmt: skip
+    secrets = [
+        PROGRAM,
+        MARK,
+        SECRET_FILE_TEXT,
+        d.run_id,  # type: ignore[attr-defined]
+        (d.state_dir / "api-token").read_text().strip(),
+        (d.state_dir / "viewer-token").read_text().strip(),
+        *[t.split(".")[1] for t in _tables(d)],
+    ]
     for (method, url, headers, _, part), answer in zip(attempts, reply["answers"], strict=True):
         where = (method, url, headers)
         if part == HEALTH:

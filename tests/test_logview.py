@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from foss_supervisor.logview import PIPELINE, LogSource, follow, select_sources, tail
+from foss_supervisor.core.logview import PIPELINE, LogSource, follow, select_sources, tail
 
 
 def _record(logger: str, event: str) -> str:
@@ -18,7 +18,7 @@ def test_pipeline_source_keeps_only_the_pipeline_lines(tmp_path: Path) -> None:
         + "".join(_record("foss_supervisor.pipeline", f"step_{i}") for i in range(5))
         + _record("foss_supervisor.pipelines", "run_finished")
         + "not json at all\n"
-        + _record("foss_supervisor.supervisor", "program_started")
+        + _record("foss_supervisor.core.supervisor", "program_started")
     )
     sources = select_sources([PIPELINE, "daemon"], {}, tmp_path, {}, {})
     daemon, pipeline = sources  # in a fixed order: programs, then daemon, then pipeline

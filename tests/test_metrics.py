@@ -21,8 +21,10 @@ from foss_supervisor.web.metrics import PROGRAM_STATES, VERDICTS, exposition
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 # words that say a unit, and the base-unit suffix Prometheus wants the name to end with
-_UNITS = {r"(duration|uptime|latency|age|seconds|time)": ("_seconds", "_timestamp_seconds", "_seconds_total"),
-          r"(bytes|memory|size)": ("_bytes", "_bytes_total")}  # fmt: skip
+_UNITS = {
+    r"(duration|uptime|latency|age|seconds|time)": ("_seconds", "_timestamp_seconds", "_seconds_total"),
+    r"(bytes|memory|size)": ("_bytes", "_bytes_total"),
+}
 _MONOTONIC_WORDS = ("spawns", "starts", "runs_finished", "runs", "restarts")  # totals that only grow
 
 
@@ -68,27 +70,53 @@ SECONDS = st.none() | st.floats(0, 1e9, allow_nan=False)
 def scrapes(draw: st.DrawFn) -> dict[str, Any]:
     """What the status and pipelines commands may return, with hostile label values."""
     names = draw(st.lists(LABEL, max_size=5, unique=True))
-    programs = [{"name": n, "state": draw(st.sampled_from(PROGRAM_STATES)), "spawns": draw(COUNT),
-                 "health": draw(st.sampled_from(["healthy", "unhealthy", "unknown"])), "uptime_s": draw(SECONDS)}
-                for n in names]  # fmt: skip
-    daemon = {"phase": draw(st.sampled_from(["starting", "ready", "reloading", "stopping"])),
-              "health": draw(st.sampled_from(VERDICTS)), "problems": draw(st.lists(LABEL, max_size=3)),
-              "warnings": draw(st.lists(LABEL, max_size=3))}  # fmt: skip
+    programs = [
+        {
+            "name": n,
+            "state": draw(st.sampled_from(PROGRAM_STATES)),
+            "spawns": draw(COUNT),
+            "health": draw(st.sampled_from(["healthy", "unhealthy", "unknown"])),
+            "uptime_s": draw(SECONDS),
+        }
+        for n in names
+    ]
+    daemon = {
+        "phase": draw(st.sampled_from(["starting", "ready", "reloading", "stopping"])),
+        "health": draw(st.sampled_from(VERDICTS)),
+        "problems": draw(st.lists(LABEL, max_size=3)),
+        "warnings": draw(st.lists(LABEL, max_size=3)),
+    }
     status: dict[str, Any] = {"daemon": daemon, "programs": programs}
     if draw(st.booleans()):
         status["pipelines"] = {"worker": {"starts": draw(COUNT)}}
     pipelines = []
     for name in draw(st.lists(LABEL, max_size=3, unique=True)):
         step_names = draw(st.lists(LABEL, min_size=1, max_size=3, unique=True))
-        steps = [{"name": s, "rows_out": draw(st.none() | COUNT), "duration_s": draw(SECONDS),
-                  "state": draw(st.sampled_from([x.value for x in StepState]))} for s in step_names]  # fmt: skip
-        last = {"status": draw(st.sampled_from([x.value for x in RunStatus])), "duration_s": draw(SECONDS),
-                "finished_at": draw(SECONDS), "steps": steps}  # fmt: skip
+        steps = [
+            {
+                "name": s,
+                "rows_out": draw(st.none() | COUNT),
+                "duration_s": draw(SECONDS),
+                "state": draw(st.sampled_from([x.value for x in StepState])),
+            }
+            for s in step_names
+        ]
+        last = {
+            "status": draw(st.sampled_from([x.value for x in RunStatus])),
+            "duration_s": draw(SECONDS),
+            "finished_at": draw(SECONDS),
+            "steps": steps,
+        }
         quality = {"run_pass_rate": draw(st.none() | st.floats(0, 1)), "overall_pass_rate": draw(st.floats(0, 1))}
-        pipelines.append({"name": name, "active_run": draw(st.none() | st.just({})),
-                          "last_run": draw(st.none() | st.just(last)), "report": {"quality": quality},
-                          "runs_finished": draw(st.dictionaries(st.sampled_from([x.value for x in RunStatus]),
-                                                                COUNT))})  # fmt: skip
+        pipelines.append(
+            {
+                "name": name,
+                "active_run": draw(st.none() | st.just({})),
+                "last_run": draw(st.none() | st.just(last)),
+                "report": {"quality": quality},
+                "runs_finished": draw(st.dictionaries(st.sampled_from([x.value for x in RunStatus]), COUNT)),
+            }
+        )
     return {"status": status, "pipelines": pipelines}
 
 

@@ -14,12 +14,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.timeout(300)
 def test_wheel_ships_configs_and_templates(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-                   check=True, capture_output=True, timeout=280)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=280,
+    )
     [wheel] = tmp_path.glob("foss_supervisor-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("foss_supervisor/configs/default.yaml", "foss_supervisor/ui_templates/base.html",
-                     "foss_supervisor/ui_templates/static/app.js", "foss_supervisor/py.typed"):  # fmt: skip
+    for required in (
+        "foss_supervisor/configs/default.yaml",
+        "foss_supervisor/ui_templates/base.html",
+        "foss_supervisor/ui_templates/static/app.js",
+        "foss_supervisor/py.typed",
+    ):
         assert required in names, required
     shipped = {n for n in names if n.startswith(("foss_supervisor/configs/", "foss_supervisor/ui_templates/"))}
     in_repo = {

@@ -20,11 +20,11 @@ import pytest
 from conftest import DaemonHandle
 from test_process import PY, S, make_config, state, supervising, until
 
+from foss_supervisor.base.resources import MAX_SOCKET_PATH, locate_control_socket
 from foss_supervisor.config import parse_config
+from foss_supervisor.core.logsink import LogSink, StreamWriter
+from foss_supervisor.core.readiness import NotifyListener
 from foss_supervisor.errors import ConfigError
-from foss_supervisor.logsink import LogSink, StreamWriter
-from foss_supervisor.readiness import NotifyListener
-from foss_supervisor.resources import MAX_SOCKET_PATH, locate_control_socket
 
 SENDER = """
 import os, socket, sys

@@ -50,12 +50,22 @@ def test_landed_files_trigger_a_run_and_cli_follows_another(pipeline_daemon: Dae
     landed = d.cli("demo-data", "--orders", "3000", "--seed", "7")
     assert landed.returncode == 0, landed.stderr
     assert "orders: 3000" in landed.stdout and "{" not in landed.stdout  # plain text, not a Python dict
-    run = wait_for(lambda: d.call("pipelines")[0]["active_run"] is None and last_run(d), 60,
-                   "run triggered by the landed files")  # fmt: skip
+    run = wait_for(
+        lambda: d.call("pipelines")[0]["active_run"] is None and last_run(d), 60, "run triggered by the landed files"
+    )
     assert run["trigger"] == "files_landed" and run["status"] == "succeeded"
     steps = {s["name"]: s for s in run["steps"]}
-    assert list(steps) == ["discover", "ingest", "reference", "validate", "quarantine", "deduplicate", "enrich",
-                           "aggregate", "report"]  # fmt: skip
+    assert list(steps) == [
+        "discover",
+        "ingest",
+        "reference",
+        "validate",
+        "quarantine",
+        "deduplicate",
+        "enrich",
+        "aggregate",
+        "report",
+    ]
     assert steps["ingest"]["rows_out"] == steps["validate"]["rows_in"] > 3000  # re-sent orders and bad lines too
 
     again = d.cli("pipeline", "run", "orders", "--wait")
@@ -71,8 +81,11 @@ def test_landed_files_trigger_a_run_and_cli_follows_another(pipeline_daemon: Dae
 
 def test_status_shows_the_pipeline_worker(pipeline_daemon: DaemonHandle) -> None:
     d = pipeline_daemon
-    worker = wait_for(lambda: (w := json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"])["pid"] and w,
-                      30, "the worker in status --json")  # fmt: skip
+    worker = wait_for(
+        lambda: (w := json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"])["pid"] and w,
+        30,
+        "the worker in status --json",
+    )
     assert worker["state"] == "running" and worker["active_runs"] == [] and worker["starts"] == 1
     proc = psutil.Process(worker["pid"])  # the real worker: a live child of the daemon, its memory as the OS says
     assert proc.ppid() == d.read_pid() and "foss_supervisor.pipeline.worker" in " ".join(proc.cmdline())
@@ -85,8 +98,11 @@ def test_status_shows_the_pipeline_worker(pipeline_daemon: DaemonHandle) -> None
 
     # killed, it shows as stopped until its next use starts a new one
     os.kill(worker["pid"], signal.SIGKILL)
-    wait_for(lambda: json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"]["state"] == "stopped",
-             30, "the killed worker shown as stopped")  # fmt: skip
+    wait_for(
+        lambda: json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"]["state"] == "stopped",
+        30,
+        "the killed worker shown as stopped",
+    )
     assert "pipeline worker  stopped (starts on first use)" in d.cli("status").stdout
     assert d.cli("query", "SELECT 1").returncode == 0
     again = json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"]
@@ -236,8 +252,9 @@ def test_two_pipelines_in_one_daemon_keep_their_rows_and_skip_when_nothing_is_ne
     d.call("demo_data", name="orders", orders=2000, seed=3)
     runs = {n: wait_for(lambda n=n: newest_run(d, n), 60, f"{n} run") for n in ("orders", "trips")}
     assert {n: (r["trigger"], r["status"]) for n, r in runs.items()} == {
-        "orders": ("files_landed", "succeeded"), "trips": ("files_landed", "succeeded"),
-    }  # fmt: skip
+        "orders": ("files_landed", "succeeded"),
+        "trips": ("files_landed", "succeeded"),
+    }
     ingested = {n: next(s for s in r["steps"] if s["name"] == "ingest")["rows_out"] for n, r in runs.items()}
     sql = (
         "SELECT (SELECT count(*) FROM bronze.orders_raw), (SELECT count(*) FROM trips_bronze.trips_raw),"
@@ -264,8 +281,9 @@ def test_two_pipelines_in_one_daemon_keep_their_rows_and_skip_when_nothing_is_ne
     assert d.proc is not None and d.proc.wait(30) == 0
     d.start()
     for name in ("orders", "trips"):
-        skipped = wait_for(lambda name=name: (r := newest_run(d, name)) and r["status"] == "skipped" and r, 30,
-                           f"{name} skipped run")  # fmt: skip
+        skipped = wait_for(
+            lambda name=name: (r := newest_run(d, name)) and r["status"] == "skipped" and r, 30, f"{name} skipped run"
+        )
         assert skipped["trigger"] == "files_landed" and skipped["note"] == "nothing new since the last good run"
         assert {s["state"] for s in skipped["steps"]} == {"skipped"} and skipped["duration_s"] < 60
     # a manual run still runs, and nothing new lands: the data is unchanged
@@ -291,16 +309,24 @@ def test_pipeline_config_errors_exit_2_with_file_line_and_step_name(tmp_path) ->
     line = 1 + broken.splitlines().index("    sql: nope.sql")
     config = tmp_path / "config.yaml"
     config.write_text(f"state_dir: {tmp_path / 'state'}\npipelines:\n  orders: {{file: orders.yaml}}\n")
-    out = subprocess.run([sys.executable, "-m", "foss_supervisor", "start", "--config", str(config)],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "foss_supervisor", "start", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2, out.stderr
     assert f"{tmp_path / 'orders.yaml'}:{line}: steps.aggregate.sql: cannot read SQL file" in out.stderr
 
     # two pipelines that would share a schema are refused the same way
     (tmp_path / "copy.yaml").write_text(text.replace("name: orders", "name: copy"))
     config.write_text(f"state_dir: {tmp_path / 'state'}\npipelines:\n  orders: {{}}\n  copy: {{file: copy.yaml}}\n")
-    out = subprocess.run([sys.executable, "-m", "foss_supervisor", "start", "--config", str(config)],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "foss_supervisor", "start", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "is also owned by pipeline 'orders'" in out.stderr, out.stderr
     assert not (tmp_path / "state" / "foss-supervisor.pid").exists()
 
@@ -403,8 +429,9 @@ def test_export_streams_whole_tables_without_a_row_cap(pipeline_daemon: DaemonHa
 
     # the same over HTTP, streamed: the whole table, no row cap
     url = f"http://127.0.0.1:{d.port}/api/v1/export"
-    with urllib.request.urlopen(urllib.request.Request(f"{url}/bronze.orders_raw?format=parquet", headers=d.viewer())
-                                ) as r:  # fmt: skip
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{url}/bronze.orders_raw?format=parquet", headers=d.viewer())
+    ) as r:
         assert r.headers["Content-Type"] == "application/vnd.apache.parquet"
         (tmp_path / "http.parquet").write_bytes(r.read())
     assert con.execute(f"SELECT count(*) FROM '{tmp_path / 'http.parquet'}'").fetchone()[0] == bronze
@@ -494,6 +521,10 @@ def test_schedule_errors_exit_2_with_the_line(tmp_path, entry: str, key: str, re
         "two: {", f"two: {{file: {tmp_path}/two.yaml, "
     )
     (tmp_path / "c.yaml").write_text(body)
-    out = subprocess.run([sys.executable, "-m", "foss_supervisor", "start", "--config", str(tmp_path / "c.yaml")],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "foss_supervisor", "start", "--config", str(tmp_path / "c.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and f"c.yaml:3: {key}: " in out.stderr and reason in out.stderr, out.stderr

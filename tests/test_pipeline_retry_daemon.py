@@ -18,8 +18,8 @@ import yaml
 from conftest import DaemonHandle, owner_headers, wait_for
 from test_web_browser import CHROMIUM, Watched
 
+from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from foss_supervisor.pipeline.spec import default_pipelines_dir
-from foss_supervisor.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from foss_supervisor.web.auth import csrf_token
 
 GATE = "CREATE OR REPLACE TEMP TABLE _gate AS SELECT * FROM read_csv(getvariable('reference_dir') || '/gate.csv');\n"
@@ -59,13 +59,18 @@ def failed(daemon: DaemonHandle) -> tuple[DaemonHandle, dict[str, Any]]:
     return daemon, run
 
 
-def request(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-            ) -> tuple[int, bytes]:  # fmt: skip
+def request(
+    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         reader = owner_headers(port) if method == "GET" else {}  # reads with the token; writes say who they are
-        conn.request(method, path, body=None if body is None else json.dumps(body).encode(),
-                     headers={**reader, **(headers or {})})  # fmt: skip
+        conn.request(
+            method,
+            path,
+            body=None if body is None else json.dumps(body).encode(),
+            headers={**reader, **(headers or {})},
+        )
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
@@ -101,8 +106,11 @@ def test_http_retry_needs_login_and_csrf_and_the_run_pages_offer_it(
     d, run = failed
     rid, token, port = run["run_id"], d.token, d.port  # type: ignore[attr-defined]
     status, body = request(port, "GET", f"/runs/{rid}?format=json")
-    assert status == 200 and json.loads(body)["run"]["retry"] == {"possible": True, "reason": None,
-                                                                   "from_steps": ["enrich"]}  # fmt: skip
+    assert status == 200 and json.loads(body)["run"]["retry"] == {
+        "possible": True,
+        "reason": None,
+        "from_steps": ["enrich"],
+    }
     status, html = request(port, "GET", f"/runs/{rid}", headers={"Accept": "text/html"})
     assert html.count(b'data-command="pipeline_retry"') == 2 and b"Retry from this step" in html
     assert b'aria-label="Retry from step enrich"' in html
@@ -151,8 +159,9 @@ def test_retry_from_this_step_in_chromium_follows_the_new_run(failed: tuple[Daem
             w.page.locator("h1 .badge", has_text="succeeded").wait_for(timeout=60_000)
             w.page.locator(f'a[data-retry-of][href="/runs/{rid}"]').wait_for()
             assert w.page.locator("tr", has_text="ingest").locator(".badge", has_text="skipped").count() == 1
-            record = wait_for(lambda: (r := d.call("pipeline_run_info", run_id=new_id))["finished_at"] and r, 30,
-                              "the retry's end")  # fmt: skip
+            record = wait_for(
+                lambda: (r := d.call("pipeline_run_info", run_id=new_id))["finished_at"] and r, 30, "the retry's end"
+            )
             assert record["retry_of"] == rid and record["status"] == "succeeded"
             assert w.navigations == followed  # the new run's page followed it to its end without a reload
             assert w.errors == [], w.errors

@@ -1,7 +1,7 @@
 """Restart policy on virtual time with a fake child: every decision of the controller, in milliseconds.
 
 The real-process tier (``test_process.py``, ``test_lifecycle.py``) proves the OS edge; here the
-:class:`~foss_supervisor.process.Seams` carry a virtual clock and a scripted child, so minutes of
+:class:`~foss_supervisor.core.process.Seams` carry a virtual clock and a scripted child, so minutes of
 backoff run instantly and each test states exactly what the child does.
 """
 
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from foss_supervisor.backoff import BackoffPolicy
 from foss_supervisor.config import ProgramConfig
-from foss_supervisor.events import EventBus, StateChanged
-from foss_supervisor.process import ManagedProcess, Seams
-from foss_supervisor.states import TRANSITIONS, Health, ProcessState
+from foss_supervisor.core.backoff import BackoffPolicy
+from foss_supervisor.core.events import EventBus, StateChanged
+from foss_supervisor.core.process import ManagedProcess, Seams
+from foss_supervisor.core.states import TRANSITIONS, Health, ProcessState
 
 S = ProcessState
 EPOCH = 1_700_000_000.0
@@ -91,7 +91,7 @@ class Watch:
 
 @dataclass
 class FakeChildren:
-    """A :class:`~foss_supervisor.seams.ChildEdge` whose children follow scripts (the last one repeats).
+    """A :class:`~foss_supervisor.core.seams.ChildEdge` whose children follow scripts (the last one repeats).
 
     ``stop`` behaves like the real one on the virtual clock: stop signal, ``stop_timeout_s``, SIGKILL.
     """
@@ -199,8 +199,15 @@ async def controlled(
     events: list[StateChanged] = []
     bus.on(lambda e: events.append(e) if isinstance(e, StateChanged) else None)
     seams = Seams(monotonic=clock.monotonic, wall_clock=clock.wall, sleep=clock.sleep, child=lambda p: children)
-    proc = ManagedProcess(cfg, log_dir=Path("/nonexistent"), bus=bus, seams=seams,
-                          blockers=blockers or (lambda c: []), changed=changed, on_spawn=on_spawn)  # fmt: skip
+    proc = ManagedProcess(
+        cfg,
+        log_dir=Path("/nonexistent"),
+        bus=bus,
+        seams=seams,
+        blockers=blockers or (lambda c: []),
+        changed=changed,
+        on_spawn=on_spawn,
+    )
     task = asyncio.create_task(proc.run())
     try:
         yield Harness(proc, clock, children, events)
@@ -230,8 +237,9 @@ async def test_one_shot_job_that_finishes_within_start_timeout_runs_once_and_is_
     ("autorestart", "code", "retried"),
     [("never", 0, False), ("never", 3, False), ("on-failure", 0, False), ("on-failure", 3, True), ("always", 0, True)],
 )
-async def test_early_exit_is_a_failed_start_only_when_the_policy_restarts_it(autorestart: str, code: int,
-                                                                            retried: bool) -> None:  # fmt: skip
+async def test_early_exit_is_a_failed_start_only_when_the_policy_restarts_it(
+    autorestart: str, code: int, retried: bool
+) -> None:
     cfg = program(autorestart=autorestart, start_retries=2)
     async with controlled(cfg, Script(run_s=0.1, code=code)) as h:
         await h.until(lambda: h.proc.state in (S.EXITED, S.FATAL))
@@ -278,8 +286,16 @@ async def test_crash_of_a_running_program_restarts_at_once_then_waits_in_backoff
     cfg = program(autorestart="always", backoff=BackoffPolicy(jitter=0.0))
     async with controlled(cfg, Script(run_s=2.0, code=1)) as h:
         await h.until(lambda: len(h.children.spawned) == 3)
-        assert h.states()[:8] == [S.STARTING, S.RUNNING, S.EXITED, S.STARTING, S.RUNNING, S.EXITED, S.BACKOFF,
-                                  S.STARTING]  # fmt: skip
+        assert h.states()[:8] == [
+            S.STARTING,
+            S.RUNNING,
+            S.EXITED,
+            S.STARTING,
+            S.RUNNING,
+            S.EXITED,
+            S.BACKOFF,
+            S.STARTING,
+        ]
         backoff = next(e for e in h.events if e.new is S.BACKOFF)
         assert backoff.old is S.EXITED and backoff.retry_in_s == pytest.approx(0.1)
         assert h.proc.next_attempt_at is None  # cleared once the attempt happens
@@ -350,10 +366,13 @@ async def test_stop_during_backoff_is_stopped_and_stop_of_fatal_takes_it_out() -
 @pytest.mark.parametrize("where", ["STARTING", "RUNNING", "BACKOFF", "FATAL", "EXITED", "STOPPING"])
 async def test_shutdown_in_any_state_leaves_a_legal_state_and_no_child(where: str) -> None:
     scripts = {
-        "STARTING": [Script()], "RUNNING": [Script()], "BACKOFF": [Script(run_s=0.01, code=1)],
-        "FATAL": [Script(run_s=0.01, code=1)], "EXITED": [Script(run_s=0.01, code=0)],
+        "STARTING": [Script()],
+        "RUNNING": [Script()],
+        "BACKOFF": [Script(run_s=0.01, code=1)],
+        "FATAL": [Script(run_s=0.01, code=1)],
+        "EXITED": [Script(run_s=0.01, code=0)],
         "STOPPING": [Script(ignores_term=True)],
-    }[where]  # fmt: skip
+    }[where]
     cfg = program(start_retries=1, autorestart="never" if where == "EXITED" else "on-failure")
     async with controlled(cfg, *scripts) as h:
         if where == "STOPPING":
@@ -465,13 +484,23 @@ async def test_the_table_holds_exactly_the_edges_the_controller_takes() -> None:
 
 def test_each_dependency_condition_is_met_by_exactly_its_states() -> None:
     from foss_supervisor.config import HealthConfig
-    from foss_supervisor.supervisor import _describe, _meets
+    from foss_supervisor.core.supervisor import _describe, _meets
 
-    def dep(state: ProcessState, *, wanted: bool = True, code: int | None = None, health: Health = Health.UNKNOWN,
-            probed: bool = False) -> ManagedProcess:  # fmt: skip
+    def dep(
+        state: ProcessState,
+        *,
+        wanted: bool = True,
+        code: int | None = None,
+        health: Health = Health.UNKNOWN,
+        probed: bool = False,
+    ) -> ManagedProcess:
         cfg = program(health=HealthConfig(kind="tcp", port=1) if probed else None)
-        proc = ManagedProcess(cfg, log_dir=Path("/nonexistent"), bus=EventBus(),
-                              seams=Seams(child=lambda p: FakeChildren(VirtualClock(), [Script()])))  # type: ignore[arg-type,return-value]  # fmt: skip
+        proc = ManagedProcess(
+            cfg,
+            log_dir=Path("/nonexistent"),
+            bus=EventBus(),
+            seams=Seams(child=lambda p: FakeChildren(VirtualClock(), [Script()])),
+        )  # type: ignore[arg-type,return-value]
         proc.state, proc.wanted, proc.exit_code, proc.health = state, wanted, code, health
         return proc
 
@@ -490,8 +519,12 @@ def test_each_dependency_condition_is_met_by_exactly_its_states() -> None:
         got = (_meets(proc, "started"), _meets(proc, "healthy"), _meets(proc, "completed_successfully"))
         assert got == (started, healthy, completed), (proc.state, proc.exit_code, proc.health, got)
     assert [_describe(p) for p, *_ in cases[:5]] == [
-        "RUNNING", "RUNNING, health unknown", "RUNNING, health healthy", "EXITED with code 0", "EXITED with code 3",
-    ]  # fmt: skip
+        "RUNNING",
+        "RUNNING, health unknown",
+        "RUNNING, health healthy",
+        "EXITED with code 0",
+        "EXITED with code 3",
+    ]
 
 
 # ------------------------------------------------------------------------------------------ watchdog (WatchdogSec=)

@@ -17,11 +17,11 @@ import pytest
 from conftest import is_gone
 
 from foss_supervisor.config import Config, parse_config
-from foss_supervisor.events import Event, EventBus, HealthChanged, StateChanged, Subscription
-from foss_supervisor.seams import ExitWatch
-from foss_supervisor.states import Health, ProcessState
-from foss_supervisor.statestore import StateStore
-from foss_supervisor.supervisor import Supervisor
+from foss_supervisor.core.events import Event, EventBus, HealthChanged, StateChanged, Subscription
+from foss_supervisor.core.seams import ExitWatch
+from foss_supervisor.core.states import Health, ProcessState
+from foss_supervisor.core.statestore import StateStore
+from foss_supervisor.core.supervisor import Supervisor
 
 S = ProcessState
 PY = sys.executable

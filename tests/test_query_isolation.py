@@ -21,8 +21,12 @@ LONG_SQL = "SELECT sum(i * i % 7) FROM range(4000000000) t(i)"  # interrupted at
 
 def post_query(port: int, sql: str, timeout_s: float) -> tuple[int, dict[str, Any]]:
     body = json.dumps({"sql": sql, "timeout_s": timeout_s}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/commands/query", data=body, method="POST",
-                                 headers={"Content-Type": "application/json", **owner_headers(port)})  # fmt: skip
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/commands/query",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", **owner_headers(port)},
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, json.loads(resp.read())
@@ -35,8 +39,9 @@ def test_long_queries_of_one_client_leave_room_for_others(daemon: DaemonHandle) 
     daemon.start()
     daemon.call("query", sql="SELECT 1")  # the worker is up
     results: list[tuple[int, dict[str, Any]]] = []
-    started = [threading.Thread(target=lambda: results.append(post_query(daemon.port, LONG_SQL, 8.0)))
-               for _ in range(4)]  # fmt: skip
+    started = [
+        threading.Thread(target=lambda: results.append(post_query(daemon.port, LONG_SQL, 8.0))) for _ in range(4)
+    ]
     for t in started:
         t.start()
     try:
@@ -98,8 +103,9 @@ def test_unbounded_queries_hit_the_workers_limits_and_supervision_goes_on(daemon
         )
     )
     assert daemon.cli("reload").returncode == 0
-    worker = wait_for(lambda: (w := daemon.call("status")["pipelines"]["worker"])["restarts"] >= 1 and w, 30,
-                      "the worker recycled")  # fmt: skip
+    worker = wait_for(
+        lambda: (w := daemon.call("status")["pipelines"]["worker"])["restarts"] >= 1 and w, 30, "the worker recycled"
+    )
     assert worker["pid"] != first["pid"]
     status = daemon.call("status")
     sleeper = next(p for p in status["programs"] if p["name"] == "sleeper")

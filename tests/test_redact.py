@@ -1,4 +1,4 @@
-"""The one redaction (foss_supervisor.redact): every shape a secret takes, in any string and at any depth of
+"""The one redaction (foss_supervisor.base.redact): every shape a secret takes, in any string and at any depth of
 any data; property tests generate each shape with generated secrets around generated text."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from strategies import SECRET, SECRET_NAME
 
+from foss_supervisor.base.redact import REDACTED, Redactor, looks_secret
 from foss_supervisor.config import parse_config
 from foss_supervisor.errors import ConfigError
-from foss_supervisor.redact import REDACTED, Redactor, looks_secret
 
 
 @pytest.mark.parametrize(
@@ -80,13 +80,29 @@ def test_plain_words_and_urls_without_credentials_are_kept(text: str) -> None:
 @pytest.mark.parametrize(
     ("name", "secret"),
     [
-        ("DB_PASSWORD", True), ("PGPASSWORD", True), ("DB_PASS", True), ("apiKey", True), ("X-Api-Key", True),
-        ("X-Auth-Token", True), ("Authorization", True), ("AWS_SECRET_ACCESS_KEY", True), ("SENTRY_DSN", True),
-        ("client_secret", True), ("session_cookie", True), ("secrets", True), ("DB_PWD", True),
-        ("key", False), ("sort_key", False), ("pass_rate", False), ("keyboard", False), ("author", False),
-        ("name", False), ("passenger", False), ("monkey", False),
+        ("DB_PASSWORD", True),
+        ("PGPASSWORD", True),
+        ("DB_PASS", True),
+        ("apiKey", True),
+        ("X-Api-Key", True),
+        ("X-Auth-Token", True),
+        ("Authorization", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("SENTRY_DSN", True),
+        ("client_secret", True),
+        ("session_cookie", True),
+        ("secrets", True),
+        ("DB_PWD", True),
+        ("key", False),
+        ("sort_key", False),
+        ("pass_rate", False),
+        ("keyboard", False),
+        ("author", False),
+        ("name", False),
+        ("passenger", False),
+        ("monkey", False),
     ],
-)  # fmt: skip
+)
 def test_secret_looking_names(name: str, secret: bool) -> None:
     assert looks_secret(name) is secret
 
@@ -111,11 +127,15 @@ def test_learned_literals_are_redacted_wherever_they_appear() -> None:
     redactor = Redactor()
     config = {
         "secrets": ["operator-listed-1"],
-        "programs": {"api": {"env": {"DATABASE_URL": "postgres://u:url-password@db/x", "API_KEY": "key-value-9"},
-                             "command": ["app", "--token", "flag-value-7"]}},
+        "programs": {
+            "api": {
+                "env": {"DATABASE_URL": "postgres://u:url-password@db/x", "API_KEY": "key-value-9"},
+                "command": ["app", "--token", "flag-value-7"],
+            }
+        },
         "hooks": [{"headers": {"Authorization": "Bearer header-token-5"}}],
         "short": {"PIN": "42"},
-    }  # fmt: skip
+    }
     assert redactor.learn(config) == 6  # the header whole, and its token alone
     line = "cwd /srv/operator-listed-1 pw url-password k key-value-9 t flag-value-7 h header-token-5 pin 42"
     assert redactor.text(line) == "cwd /srv/*** pw *** k *** t *** h *** pin 42"

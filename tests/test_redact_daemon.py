@@ -28,13 +28,29 @@ APP = """import os, sys, http.server
 print("env", sorted(os.environ.items()), "argv", sys.argv, "cwd", os.getcwd(), flush=True)
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler).serve_forever()
 """
-WEB_PATHS = ("/", "/?format=json", "/api/status", "/config", "/config?format=json", "/logs?format=json",
-             "/logs/app?format=json", "/logs/daemon?format=json", "/health", "/api/v1/health", "/metrics")  # fmt: skip
+WEB_PATHS = (
+    "/",
+    "/?format=json",
+    "/api/status",
+    "/config",
+    "/config?format=json",
+    "/logs?format=json",
+    "/logs/app?format=json",
+    "/logs/daemon?format=json",
+    "/health",
+    "/api/v1/health",
+    "/metrics",
+)
 
 
 def _arg_forms(secret: str) -> list[list[str]]:
-    return [[f"--password={secret}"], ["--api-token", secret], [f"DB_PASSWORD={secret}"],
-            [f"postgres://u:{secret}@db/x"], [f"host=db password={secret}"]]  # fmt: skip
+    return [
+        [f"--password={secret}"],
+        ["--api-token", secret],
+        [f"DB_PASSWORD={secret}"],
+        [f"postgres://u:{secret}@db/x"],
+        [f"host=db password={secret}"],
+    ]
 
 
 @st.composite
@@ -63,28 +79,42 @@ def _config(tmp: Path, plan: dict[str, Any], app_port: int, closed_port: int) ->
     hooks_out = tmp / "hooks.jsonl"
     recorder = f"import sys; open({str(hooks_out)!r}, 'ab').write(sys.stdin.buffer.read() + b'\\n')"
     args = [str(app_port), *_arg_forms(s[2])[plan["arg_form"]], f"--greeting={listed}"]
-    env = {"DATABASE_URL": f"{plan['scheme']}://{plan['user']}:{s[3]}@db.example:5432/x", plan["env_name"]: s[4],
-           "GREETING": f"hello {listed}", "MODE": "prod"}  # fmt: skip
+    env = {
+        "DATABASE_URL": f"{plan['scheme']}://{plan['user']}:{s[3]}@db.example:5432/x",
+        plan["env_name"]: s[4],
+        "GREETING": f"hello {listed}",
+        "MODE": "prod",
+    }
     config = {
         "secrets": [listed, "${FOSS_TEST_LISTED}"],
         "programs": {
             "app": {
-                "command": [PY, "-c", APP, *args], "cwd": str(workdir), "env": env, "env_file": str(tmp / "app.env"),
-                "start_timeout": 0.2, "log": {"file": str(tmp / f"logs-{listed}" / "app.log")},
+                "command": [PY, "-c", APP, *args],
+                "cwd": str(workdir),
+                "env": env,
+                "env_file": str(tmp / "app.env"),
+                "start_timeout": 0.2,
+                "log": {"file": str(tmp / f"logs-{listed}" / "app.log")},
                 "health": {"http": f"http://probe:{s[5]}@127.0.0.1:{app_port}/", "interval": "300ms"},
             },
             "sick": {
-                "command": [PY, "-c", "import time; time.sleep(300)", s[6]], "start_timeout": 0.1,
-                "autorestart": "never", "health": {"exec": [str(probe)], "interval": "200ms", "failure_threshold": 1},
+                "command": [PY, "-c", "import time; time.sleep(300)", s[6]],
+                "start_timeout": 0.1,
+                "autorestart": "never",
+                "health": {"exec": [str(probe)], "interval": "200ms", "failure_threshold": 1},
             },
         },
         "hooks": {
             "recorder": {"on": "all", "command": [PY, "-c", recorder]},
-            "pager": {"on": "all", "url": f"http://hook:{s[7]}@127.0.0.1:{closed_port}/x?token={s[8]}",
-                      "headers": {"Authorization": f"Bearer {s[9]}", "X-Api-Key": s[10]}, "retries": 0,
-                      "timeout": "1s"},
+            "pager": {
+                "on": "all",
+                "url": f"http://hook:{s[7]}@127.0.0.1:{closed_port}/x?token={s[8]}",
+                "headers": {"Authorization": f"Bearer {s[9]}", "X-Api-Key": s[10]},
+                "retries": 0,
+                "timeout": "1s",
+            },
         },
-    }  # fmt: skip
+    }
     return yaml.safe_dump(config, default_flow_style=False)
 
 
@@ -121,9 +151,14 @@ def _event_stream(port: int, token: str, since: str, until: float) -> str:
 
 def _read_commands(d: DaemonHandle) -> dict[str, str]:
     """Every read-only command, asked over the control socket: its reply or its refusal, as text."""
-    args = {"log_read": [{"source": s} for s in ("app", "sick", "daemon")], "query": [{"sql": "SELECT 1"}],
-            "pipeline_report": [{"name": "x"}], "pipeline_run_info": [{"run_id": "x"}],
-            "pipeline_sources": [{"name": "x"}], "logs": [{"names": ["all"]}]}  # fmt: skip
+    args = {
+        "log_read": [{"source": s} for s in ("app", "sick", "daemon")],
+        "query": [{"sql": "SELECT 1"}],
+        "pipeline_report": [{"name": "x"}],
+        "pipeline_run_info": [{"run_id": "x"}],
+        "pipeline_sources": [{"name": "x"}],
+        "logs": [{"names": ["all"]}],
+    }
     out = {}
     for name, cmd in COMMANDS.items():
         if cmd.mutating:
@@ -177,8 +212,11 @@ def test_no_planted_secret_leaves_a_running_daemon(plan: dict[str, Any]) -> None
 def test_passwords_in_urls_under_harmless_env_names_are_redacted(daemon: DaemonHandle) -> None:
     """Repro 27: DATABASE_URL, REDIS_URL, AMQP held passwords that status --json, /api/status, /config and /
     showed in clear, while the same URL as an argument was redacted."""
-    env = {"DATABASE_URL": "postgres://user:pw-in-env-1@db/x", "REDIS_URL": "redis://:pw-in-env-2@cache:6379/0",
-           "AMQP": "amqp://guest:pw-in-env-3@mq//"}  # fmt: skip
+    env = {
+        "DATABASE_URL": "postgres://user:pw-in-env-1@db/x",
+        "REDIS_URL": "redis://:pw-in-env-2@cache:6379/0",
+        "AMQP": "amqp://guest:pw-in-env-3@mq//",
+    }
     command = [PY, "-c", "import time; time.sleep(300)", "--db", "postgres://user:argpw@db/x"]
     daemon.write_config(yaml.safe_dump({"programs": {"api": {"command": command, "env": env, "start_timeout": 0.1}}}))
     daemon.start()
@@ -186,10 +224,13 @@ def test_passwords_in_urls_under_harmless_env_names_are_redacted(daemon: DaemonH
     shown = {"status --json": daemon.cli("status", "--json").stdout}
     for path in ("/api/status", "/config?format=json", "/?format=json", "/"):
         shown[path] = _get(daemon.port, path, token)
-    leaks = {where: [pw for pw in ("pw-in-env-1", "pw-in-env-2", "pw-in-env-3", "argpw") if pw in text]
-             for where, text in shown.items()}  # fmt: skip
+    leaks = {
+        where: [pw for pw in ("pw-in-env-1", "pw-in-env-2", "pw-in-env-3", "argpw") if pw in text]
+        for where, text in shown.items()
+    }
     assert not {where: found for where, found in leaks.items() if found}
     assert json.loads(shown["status --json"])["programs"][0]["env"] == {
-        "DATABASE_URL": "postgres://user:***@db/x", "REDIS_URL": "redis://:***@cache:6379/0",
+        "DATABASE_URL": "postgres://user:***@db/x",
+        "REDIS_URL": "redis://:***@cache:6379/0",
         "AMQP": "amqp://guest:***@mq//",
-    }  # fmt: skip
+    }

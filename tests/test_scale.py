@@ -19,7 +19,7 @@ from conftest import DaemonHandle, is_gone, wait_for
 
 from foss_supervisor.config import MAX_PROGRAMS
 from foss_supervisor.control.client import call
-from foss_supervisor.daemon import FDS_PER_PROGRAM, FDS_RESERVED
+from foss_supervisor.daemon.fdlimits import FDS_PER_PROGRAM, FDS_RESERVED
 
 PY = sys.executable
 SLEEP = shutil.which("sleep") or "/bin/sleep"
@@ -42,8 +42,14 @@ def low_limit() -> tuple[int, int]:
 def start_limited(daemon: DaemonHandle, limit: tuple[int, int]) -> None:
     argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)]
     daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
-    daemon.proc = subprocess.Popen(argv, stdout=daemon.log, stderr=daemon.log, env=daemon.env, start_new_session=True,
-                                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit))  # fmt: skip
+    daemon.proc = subprocess.Popen(
+        argv,
+        stdout=daemon.log,
+        stderr=daemon.log,
+        env=daemon.env,
+        start_new_session=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit),
+    )
 
 
 def running(daemon: DaemonHandle, count: int) -> bool:

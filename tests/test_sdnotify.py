@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 
-from foss_supervisor.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
-from foss_supervisor.sdnotify import (
+from foss_supervisor.core.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
+from foss_supervisor.core.states import Health, ProcessState
+from foss_supervisor.daemon.notifier import SystemdNotifier, format_status
+from foss_supervisor.systemd.notify import (
     SYSTEMD_ENVIRON,
     Notifier,
-    SystemdNotifier,
     extend_timeout_loop,
-    format_status,
     listen_sockets,
     monotonic_usec,
     parse_message,
@@ -39,7 +39,6 @@ from foss_supervisor.sdnotify import (
     watchdog_loop,
     without_systemd_environ,
 )
-from foss_supervisor.states import Health, ProcessState
 
 S = ProcessState
 RECV_TIMEOUT_S = 5.0
@@ -397,8 +396,16 @@ async def test_extend_timeout_loop_extends_while_progressing_then_stops(path_rec
 
 
 def test_systemd_variables_are_stripped() -> None:
-    env = {"PATH": "/bin", "NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "1", "WATCHDOG_PID": "2", "LISTEN_FDS": "1",
-           "LISTEN_PID": "3", "LISTEN_FDNAMES": "dashboard", "JOURNAL_STREAM": "1:2"}  # fmt: skip
+    env = {
+        "PATH": "/bin",
+        "NOTIFY_SOCKET": "@x",
+        "WATCHDOG_USEC": "1",
+        "WATCHDOG_PID": "2",
+        "LISTEN_FDS": "1",
+        "LISTEN_PID": "3",
+        "LISTEN_FDNAMES": "dashboard",
+        "JOURNAL_STREAM": "1:2",
+    }
     assert without_systemd_environ(env) == {"PATH": "/bin", "JOURNAL_STREAM": "1:2"}
     removed = strip_systemd_environ(env)
     assert set(removed) == set(SYSTEMD_ENVIRON)
@@ -434,7 +441,7 @@ LAUNCHER = textwrap.dedent(
 CHILD = textwrap.dedent(
     """
     import fcntl, json, os, socket
-    from foss_supervisor.sdnotify import listen_sockets, named_listen_sockets
+    from foss_supervisor.systemd.notify import listen_sockets, named_listen_sockets
     try:
         pairs = named_listen_sockets()
     except OSError as exc:
@@ -464,8 +471,13 @@ def activated_child(tmp_path: Path, fd: int, names: str = "dashboard") -> Iterat
     script.write_text(CHILD)
     env = {**os.environ, "LISTEN_FDS": "1", "LISTEN_FDNAMES": names}
     env.pop("LISTEN_PID", None)
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(fd), str(script)], env=env, pass_fds=(fd,),
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, str(fd), str(script)],
+        env=env,
+        pass_fds=(fd,),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         yield proc
     finally:
@@ -494,9 +506,15 @@ def test_socket_activation_with_a_socket_passed_in_by_fd(tmp_path: Path) -> None
         report = _report(proc)
         assert report["listen_pid"] == str(report["pid"]) == str(proc.pid)
         assert report["sockets"] == [
-            {"name": "dashboard", "fd": 3, "family": int(socket.AF_INET), "type": int(socket.SOCK_STREAM),
-             "addr": ["127.0.0.1", port], "cloexec": True}
-        ]  # fmt: skip
+            {
+                "name": "dashboard",
+                "fd": 3,
+                "family": int(socket.AF_INET),
+                "type": int(socket.SOCK_STREAM),
+                "addr": ["127.0.0.1", port],
+                "cloexec": True,
+            }
+        ]
         assert report["for_parent"] == []
         with socket.create_connection(("127.0.0.1", port), timeout=RECV_TIMEOUT_S) as client:
             client.settimeout(RECV_TIMEOUT_S)

@@ -17,8 +17,9 @@ SOAK = Path(__file__).resolve().parents[1] / "benchmarks" / "soak.py"
 
 @pytest.mark.timeout(600)
 def test_short_soak_survives_every_fault_and_loses_nothing() -> None:
-    result = subprocess.run([sys.executable, str(SOAK), "--profile", "short"], capture_output=True, text=True,
-                            timeout=540)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(SOAK), "--profile", "short"], capture_output=True, text=True, timeout=540
+    )
     report = result.stdout + result.stderr[-3000:]
     assert result.returncode == 0, report
     assert "| child_kill | 300 | 300 |" in result.stdout, report

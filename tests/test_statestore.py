@@ -12,9 +12,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.instance import leftover_processes
-from foss_supervisor.procinfo import ProcessIdentity, boot_id, identity_of, read_stat
-from foss_supervisor.statestore import StateStore
+from foss_supervisor.base.procinfo import ProcessIdentity, boot_id, identity_of, read_stat
+from foss_supervisor.core.statestore import StateStore
+from foss_supervisor.daemon.instance import leftover_processes
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from conftest import PY, DaemonHandle, is_gone, wait_for
 
-from foss_supervisor.cli_lifecycle import _programs_gone
+from foss_supervisor.base.procinfo import identity_of, read_stat
+from foss_supervisor.cli.lifecycle import _programs_gone
 from foss_supervisor.config import load_config
-from foss_supervisor.procinfo import identity_of, read_stat
 
 SLEEPER = f"command: [{PY!r}, '-c', 'import time; time.sleep(300)']\n    start_timeout: 0.1\n    stop_timeout: 60"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import PY, DaemonHandle, kill_tree_by_pid, wait_for
 
-from foss_supervisor.sdnotify import parse_message
+from foss_supervisor.systemd.notify import parse_message
 
 
 class NotifyReceiver:
@@ -113,8 +113,13 @@ def test_socket_activation_serves_on_the_passed_socket(daemon: DaemonHandle) -> 
         f"'--config', {str(daemon.config_path)!r}])"
     )
     log = (daemon.tmp / "daemon.stderr").open("ab")
-    proc = subprocess.Popen([PY, "-c", wrapper, str(listener.fileno())], pass_fds=[listener.fileno()],
-                            env=daemon.env, stdout=log, stderr=log)  # fmt: skip
+    proc = subprocess.Popen(
+        [PY, "-c", wrapper, str(listener.fileno())],
+        pass_fds=[listener.fileno()],
+        env=daemon.env,
+        stdout=log,
+        stderr=log,
+    )
     listener.close()  # the daemon holds its own copy now
     try:
         daemon.proc = proc

@@ -13,19 +13,8 @@ from pathlib import Path
 import pytest
 
 from foss_supervisor.config import Config, LogConfig, ProgramConfig, default_config_path, default_state_dir
-from foss_supervisor.systemd_units import (
-    SERVICE,
-    SOCKET,
-    InstallPlan,
-    UnitOptions,
-    installed_exec_argv,
-    options_for,
-    plan_install,
-    render_units,
-    shipped_units,
-    stop_budget_s,
-    write_units,
-)
+from foss_supervisor.systemd.install import installed_exec_argv, options_for, plan_install, stop_budget_s, write_units
+from foss_supervisor.systemd.units import SERVICE, SOCKET, InstallPlan, UnitOptions, render_units, shipped_units
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "systemd"
@@ -53,7 +42,7 @@ def one(text: str, key: str) -> str:
 
 
 def test_shipped_units_are_the_renderings_of_the_templates() -> None:
-    """One source of truth: edit the templates, then `python -m foss_supervisor.systemd_units systemd/`."""
+    """One source of truth: edit the templates, then `python -m foss_supervisor.systemd.install systemd/`."""
     expected = shipped_units()
     for rel, text in expected.items():
         assert (SHIPPED / rel).read_text(encoding="utf-8") == text, f"systemd/{rel} is stale: re-render it"
@@ -79,13 +68,26 @@ def test_the_system_service_has_what_the_issue_asks_for() -> None:
     assert one(unit, "StateDirectory") == "foss-supervisor"
     assert one(unit, "Environment") == "FOSS_SUPERVISOR_STATE_DIR=/var/lib/foss-supervisor"
     hardening = {
-        "NoNewPrivileges": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes", "ProtectSystem": "strict",
-        "ProtectHome": "yes", "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6", "ProtectKernelTunables": "yes",
-        "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes", "ProtectControlGroups": "yes",
-        "LockPersonality": "yes", "SystemCallFilter": "@system-service", "SystemCallArchitectures": "native",
-        "RestrictNamespaces": "yes", "RestrictRealtime": "yes", "RestrictSUIDSGID": "yes",
-        "MemoryDenyWriteExecute": "yes", "CapabilityBoundingSet": "", "ProtectProc": "invisible",
-    }  # fmt: skip
+        "NoNewPrivileges": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+        "ProtectKernelTunables": "yes",
+        "ProtectKernelModules": "yes",
+        "ProtectKernelLogs": "yes",
+        "ProtectControlGroups": "yes",
+        "LockPersonality": "yes",
+        "SystemCallFilter": "@system-service",
+        "SystemCallArchitectures": "native",
+        "RestrictNamespaces": "yes",
+        "RestrictRealtime": "yes",
+        "RestrictSUIDSGID": "yes",
+        "MemoryDenyWriteExecute": "yes",
+        "CapabilityBoundingSet": "",
+        "ProtectProc": "invisible",
+    }
     assert {k: one(unit, k) for k in hardening} == hardening
     assert one(unit, "WantedBy") == "multi-user.target"
     assert "${" not in unit and "\n@" not in unit
@@ -94,8 +96,18 @@ def test_the_system_service_has_what_the_issue_asks_for() -> None:
 def test_the_user_service_leaves_out_what_a_user_manager_cannot_do() -> None:
     unit = render_units(UnitOptions(user_mode=True))[SERVICE]
     keys = settings(unit)
-    for absent in ("User", "Group", "StateDirectory", "Environment", "CapabilityBoundingSet", "PrivateTmp",
-                   "ProtectSystem", "ProtectHome", "ReadWritePaths", "After"):  # fmt: skip
+    for absent in (
+        "User",
+        "Group",
+        "StateDirectory",
+        "Environment",
+        "CapabilityBoundingSet",
+        "PrivateTmp",
+        "ProtectSystem",
+        "ProtectHome",
+        "ReadWritePaths",
+        "After",
+    ):
         assert absent not in keys, absent
     assert one(unit, "Type") == "notify"
     assert one(unit, "NoNewPrivileges") == "yes"  # what makes the seccomp settings work unprivileged
@@ -115,9 +127,12 @@ def test_the_socket_unit_listens_on_the_dashboard_port() -> None:
 
 
 def test_paths_are_quoted_and_specifiers_escaped() -> None:
-    opts = UnitOptions(exec_argv=("/opt/my venv/bin/python", "-m", "foss_supervisor"),
-                       config=Path("/etc/foss/100%.yaml"), state_dir=Path("/srv/foss state"),
-                       write_paths=(Path("/srv/data"),))  # fmt: skip
+    opts = UnitOptions(
+        exec_argv=("/opt/my venv/bin/python", "-m", "foss_supervisor"),
+        config=Path("/etc/foss/100%.yaml"),
+        state_dir=Path("/srv/foss state"),
+        write_paths=(Path("/srv/data"),),
+    )
     unit = render_units(opts)[SERVICE]
     assert one(unit, "ExecStart") == '"/opt/my venv/bin/python" -m foss_supervisor start --foreground'
     assert settings(unit)["Environment"] == [
@@ -155,13 +170,17 @@ def test_stop_budget_sums_the_longest_stop_of_each_level() -> None:
 
 def test_options_for_a_config_use_its_paths_port_and_stop_timeouts(tmp_path: Path) -> None:
     config = Config(
-        source=tmp_path / "foss.yaml", state_dir=tmp_path / "state", dashboard_host="::1", dashboard_port=5001,
+        source=tmp_path / "foss.yaml",
+        state_dir=tmp_path / "state",
+        dashboard_host="::1",
+        dashboard_port=5001,
         programs={
             "db": ProgramConfig(name="db", command=("x",), stop_timeout_s=100.0),
-            "api": ProgramConfig(name="api", command=("x",), depends_on=("db",),
-                                 log=LogConfig(file=tmp_path / "logs" / "api.log")),
+            "api": ProgramConfig(
+                name="api", command=("x",), depends_on=("db",), log=LogConfig(file=tmp_path / "logs" / "api.log")
+            ),
         },
-    )  # fmt: skip
+    )
     opts, _ = options_for(config, user_mode=False, exec_argv=("/opt/foss/bin/foss-supervisor",))
     assert opts.config == config.source.resolve()
     assert opts.state_dir == tmp_path / "state"
@@ -175,8 +194,11 @@ def test_options_for_a_config_use_its_paths_port_and_stop_timeouts(tmp_path: Pat
 
 
 def test_programs_with_user_make_the_service_run_as_root(tmp_path: Path) -> None:
-    config = Config(source=tmp_path / "c.yaml", state_dir=default_state_dir(),
-                    programs={"pg": ProgramConfig(name="pg", command=("x",), user="postgres")})  # fmt: skip
+    config = Config(
+        source=tmp_path / "c.yaml",
+        state_dir=default_state_dir(),
+        programs={"pg": ProgramConfig(name="pg", command=("x",), user="postgres")},
+    )
     opts, notes = options_for(config, user_mode=False, exec_argv=("/usr/bin/foss-supervisor",))
     assert opts.service_user is None and opts.state_dir is None
     assert any("root" in n for n in notes)
@@ -218,8 +240,9 @@ def test_system_plan_prints_commands_and_never_runs_them(tmp_path: Path) -> None
         "sudo systemctl daemon-reload",
         "sudo systemctl enable --now foss-supervisor.service",
     ]
-    plan = plan_install(UnitOptions(service_user="root", state_dir=Path("/srv/foss")), sudo=False,
-                        socket_activation=True)  # fmt: skip
+    plan = plan_install(
+        UnitOptions(service_user="root", state_dir=Path("/srv/foss")), sudo=False, socket_activation=True
+    )
     assert set(plan.files) == {SERVICE, SOCKET}
     assert plan.commands == [
         "install -d -m 0700 -o root -g root /srv/foss",
@@ -249,8 +272,13 @@ def test_write_units_replaces_files_atomically(tmp_path: Path) -> None:
 
 
 def test_regenerating_the_shipped_units_writes_exactly_them(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "foss_supervisor.systemd_units", str(tmp_path)], capture_output=True,
-                         text=True, timeout=60, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "foss_supervisor.systemd.install", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert len(out.stdout.splitlines()) == 4
     for rel in shipped_units():
         assert (tmp_path / rel).read_bytes() == (SHIPPED / rel).read_bytes()
@@ -291,8 +319,9 @@ def _verify(tmp_path: Path, files: dict[str, str], *, user: bool = False) -> sub
         (tmp_path / name).write_text(text)
     env = {**os.environ, "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)}
     args = [str(ANALYZE), "verify", "--man=no", "--generators=no", *(["--user"] if user else [])]
-    return subprocess.run([*args, *(str(tmp_path / n) for n in files)], capture_output=True, text=True, timeout=120,
-                          env=env, cwd=tmp_path)  # fmt: skip
+    return subprocess.run(
+        [*args, *(str(tmp_path / n) for n in files)], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
+    )
 
 
 @needs_analyze
@@ -305,8 +334,12 @@ def test_units_rendered_for_this_installation_verify_cleanly(tmp_path: Path, var
     result = _verify(tmp_path, files, user=variant == "user")
     assert (result.returncode, result.stderr) == (0, "")
     if variant == "system":
-        security = subprocess.run([str(ANALYZE), "security", "--offline=true", str(tmp_path / SERVICE)],
-                                  capture_output=True, text=True, timeout=120)  # fmt: skip
+        security = subprocess.run(
+            [str(ANALYZE), "security", "--offline=true", str(tmp_path / SERVICE)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         line = next(x for x in security.stdout.splitlines() if "Overall exposure level" in x)
         assert float(line.split(":")[1].split()[0]) <= 2.0, line
 
@@ -361,6 +394,7 @@ MDWE_CHECK = textwrap.dedent(
 @pytest.mark.skipif(platform.machine() != "x86_64" or sys.platform != "linux", reason="x86_64 seccomp filter")
 def test_python_and_duckdb_survive_memory_deny_write_execute() -> None:
     """Why the unit can say MemoryDenyWriteExecute=yes (DuckDB has no JIT; CPython needs no W+X pages)."""
-    result = subprocess.run([sys.executable, "-c", MDWE_LAUNCHER, MDWE_CHECK], capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", MDWE_LAUNCHER, MDWE_CHECK], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and result.stdout.strip() == "survived", result.stderr

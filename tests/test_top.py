@@ -10,7 +10,7 @@ import pytest
 from conftest import PY, DaemonHandle, wait_for
 from textual.widgets import DataTable, Log
 
-from foss_supervisor.top import TopApp
+from foss_supervisor.cli.top import TopApp
 
 CHILD = (
     "import signal, sys, time\n"

@@ -7,12 +7,12 @@ import itertools
 
 import pytest
 
-from foss_supervisor.backoff import Backoff, BackoffPolicy
 from foss_supervisor.config import ProgramConfig
 from foss_supervisor.control.protocol import decode_request
+from foss_supervisor.core.backoff import Backoff, BackoffPolicy
+from foss_supervisor.core.states import TRANSITIONS, ProcessState, check_transition
+from foss_supervisor.core.supervisor import plan_reload, stop_levels
 from foss_supervisor.errors import ProtocolError, StateTransitionError
-from foss_supervisor.states import TRANSITIONS, ProcessState, check_transition
-from foss_supervisor.supervisor import plan_reload, stop_levels
 
 S = ProcessState
 

@@ -18,8 +18,9 @@ from foss_supervisor.web.auth import csrf_token
 SLEEPER = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"
 
 
-def request(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-            ) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+def request(
+    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         data = json.dumps(body).encode() if body is not None else None
@@ -55,14 +56,21 @@ def test_mutating_commands_need_the_token(web_daemon: DaemonHandle) -> None:
     assert status == 403
     assert web_daemon.program("app")["state"] == "RUNNING"
     # the old constant header is no CSRF token
-    status, _, _ = request(port, "POST", "/api/commands/stop", {"names": ["app"]},
-                           {"Cookie": f"foss_token={token}", "X-Foss-Request": "1"})  # fmt: skip
+    status, _, _ = request(
+        port, "POST", "/api/commands/stop", {"names": ["app"]}, {"Cookie": f"foss_token={token}", "X-Foss-Request": "1"}
+    )
     assert status == 403
-    status, _, body = request(port, "POST", "/api/commands/stop", {"names": ["app"]},
-                              {"Cookie": f"foss_token={token}", "X-CSRF-Token": csrf_token(token)})  # fmt: skip
+    status, _, body = request(
+        port,
+        "POST",
+        "/api/commands/stop",
+        {"names": ["app"]},
+        {"Cookie": f"foss_token={token}", "X-CSRF-Token": csrf_token(token)},
+    )
     assert status == 200 and json.loads(body)["result"][0]["state"] == "STOPPED"
-    status, _, body = request(port, "POST", "/api/commands/start", {"names": ["app"]},
-                              {"Authorization": f"Bearer {token}"})  # fmt: skip
+    status, _, body = request(
+        port, "POST", "/api/commands/start", {"names": ["app"]}, {"Authorization": f"Bearer {token}"}
+    )
     assert status == 200 and json.loads(body)["result"][0]["state"] == "RUNNING"
     # reads need a token too; errors are JSON with a 4xx status
     assert request(port, "POST", "/api/commands/status")[0] == 401
@@ -152,8 +160,11 @@ def test_health_names_a_crash_loop_as_a_problem(daemon: DaemonHandle) -> None:
     assert request(daemon.port, "GET", "/health")[0] == 200
     with contextlib.suppress(Exception):  # start waits for RUNNING, which a crash loop never reaches
         daemon.call("start", names=["looper"], wait_s=0.5)
-    body = wait_for(lambda: (r := request(daemon.port, "GET", "/health", headers=owner))[0] == 503
-                    and json.loads(r[2]), 15, "unhealthy")  # fmt: skip
+    body = wait_for(
+        lambda: (r := request(daemon.port, "GET", "/health", headers=owner))[0] == 503 and json.loads(r[2]),
+        15,
+        "unhealthy",
+    )
     assert body["ok"] is False and body["status"] == "unhealthy"
     assert body["problems"][0].startswith("looper is crash-looping (BACKOFF)")
     _, _, html = request(daemon.port, "GET", "/health", headers={"Accept": "text/html", **owner})

@@ -30,12 +30,18 @@ PROGRAMS = f"""programs:
   broken: {{command: ["/nonexistent/broken-prog"], start_retries: 0}}
 """
 # a value for each path parameter, naming things that exist
-PATH_VALUES = {"source": "talker", "run_id": "20260101T000000Z-abcdef", "name": "orders", "file": "latest.html",
-               "table": "gold.daily_revenue"}  # fmt: skip
+PATH_VALUES = {
+    "source": "talker",
+    "run_id": "20260101T000000Z-abcdef",
+    "name": "orders",
+    "file": "latest.html",
+    "table": "gold.daily_revenue",
+}
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+def request(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -77,8 +83,14 @@ def test_every_route_needs_a_token_on_loopback(served: tuple[DaemonHandle, str, 
             if route.part == OPEN:
                 assert status != 401, (route.path, headers)
             elif route.part == HEALTH:
-                assert status == 503 and set(json.loads(reply)) == {"ok", "status", "phase", "problem_count",
-                                                                      "warning_count", "programs"}  # fmt: skip
+                assert status == 503 and set(json.loads(reply)) == {
+                    "ok",
+                    "status",
+                    "phase",
+                    "problem_count",
+                    "warning_count",
+                    "programs",
+                }
             else:
                 assert status == 401, (route.method, path, headers, status)
             # nothing the daemon knows: a name shows only where the client's own path echoes it (login next)
@@ -137,11 +149,17 @@ def test_the_viewer_logs_in_with_a_browser_session(served: tuple[DaemonHandle, s
     csrf = re.search(rb'name="csrf-token" content="([0-9a-f]+)"', page)
     assert csrf is not None and csrf[1].decode() == auth.csrf_token(viewer)
     # its CSRF token does not make it an owner
-    status, _, _ = request(d.port, "POST", "/api/commands/stop", b'{"names": ["talker"]}',
-                           {**cookie, auth.CSRF_HEADER: csrf[1].decode()})  # fmt: skip
+    status, _, _ = request(
+        d.port, "POST", "/api/commands/stop", b'{"names": ["talker"]}', {**cookie, auth.CSRF_HEADER: csrf[1].decode()}
+    )
     assert status == 403 and d.program("talker")["state"] == "RUNNING"
-    status, headers, _ = request(d.port, "POST", "/logout", f"csrf={csrf[1].decode()}".encode(),
-                                 {**cookie, "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    status, headers, _ = request(
+        d.port,
+        "POST",
+        "/logout",
+        f"csrf={csrf[1].decode()}".encode(),
+        {**cookie, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status == 303 and 'foss_token=""' in headers["set-cookie"]
 
 
@@ -177,7 +195,7 @@ def test_an_unknown_public_part_is_refused_at_load(tmp_path: Path, value: str) -
 
 
 def test_the_default_config_opens_nothing(tmp_path: Path) -> None:
-    from foss_supervisor.resources import default_config_path
+    from foss_supervisor.base.resources import default_config_path
 
     config = parse_config(default_config_path().read_text(), tmp_path / "c.yaml", environ={})
     assert config.dashboard_public == ()
@@ -194,7 +212,10 @@ def test_the_security_doc_matches_the_route_table_and_the_registry() -> None:
     text = (Path(__file__).parent.parent / "docs" / "security.md").read_text()
     rows = dict(re.findall(r"^\| `([A-Z]+ /[^`]*)` \| (\w+) \|", text, re.M))
     assert {f"{r.method} {r.path}": r.part for r in ROUTES} == {k: v for k, v in rows.items() if "/static" not in k}
-    read, mutating = (set(re.findall(r"`(\w+)`", line.split("|")[1])) for line in text.splitlines()
-                      if line.startswith(("| read: ", "| mutating: ")))  # fmt: skip
+    read, mutating = (
+        set(re.findall(r"`(\w+)`", line.split("|")[1]))
+        for line in text.splitlines()
+        if line.startswith(("| read: ", "| mutating: "))
+    )
     assert read == {n for n, c in COMMANDS.items() if not c.mutating}
     assert mutating == {n for n, c in COMMANDS.items() if c.mutating}

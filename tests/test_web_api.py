@@ -77,19 +77,29 @@ def test_openapi_describes_every_route_command_and_event(web_daemon: DaemonHandl
         op = spec["paths"][route.path][route.method.lower()]
         assert op["summary"] and op["responses"]["200"], route.path
         named = {p["name"] for p in op["parameters"]}
-        named |= set(op.get("requestBody", {}).get("content", {}).get("application/x-www-form-urlencoded", {})
-                     .get("schema", {}).get("properties", {}))  # fmt: skip
+        named |= set(
+            op.get("requestBody", {})
+            .get("content", {})
+            .get("application/x-www-form-urlencoded", {})
+            .get("schema", {})
+            .get("properties", {})
+        )
         assert {p.name for p in route.params} <= named, route.path  # every parameter a view reads is described
     export = spec["paths"]["/api/v1/export/{table}"]["get"]
-    assert {"parquet", "csv", "jsonl"} == set(next(p for p in export["parameters"] if p["name"] == "format")["schema"]
-                                              ["enum"])  # fmt: skip
+    assert {"parquet", "csv", "jsonl"} == set(
+        next(p for p in export["parameters"] if p["name"] == "format")["schema"]["enum"]
+    )
     assert {"application/vnd.apache.parquet", "text/csv", "application/x-ndjson"} <= set(
         export["responses"]["200"]["content"]
     )
     table = spec["paths"]["/data-browser/{table}"]["get"]
     assert {"_page", "_size", "_sort", "_desc", "_search", "filters"} <= {p["name"] for p in table["parameters"]}
-    assert "parquet" in next(p for p in spec["paths"]["/data-browser/export"]["get"]["parameters"]
-                             if p["name"] == "format")["schema"]["enum"]  # fmt: skip
+    assert (
+        "parquet"
+        in next(p for p in spec["paths"]["/data-browser/export"]["get"]["parameters"] if p["name"] == "format")[
+            "schema"
+        ]["enum"]
+    )
     for name, cmd in COMMANDS.items():
         op = spec["paths"][f"/api/commands/{name}"]["post"]
         assert op["description"] == cmd.doc

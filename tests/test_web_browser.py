@@ -25,8 +25,18 @@ from conftest import PY, DaemonHandle, wait_for
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: .ci/run installs Debian's chromium")
 
-PAGES = ["/", "/pipeline-management", "/data-browser", "/logs", "/logs/talker", "/logs/daemon", "/config", "/health",
-         "/chat", "/login"]  # fmt: skip
+PAGES = [
+    "/",
+    "/pipeline-management",
+    "/data-browser",
+    "/logs",
+    "/logs/talker",
+    "/logs/daemon",
+    "/config",
+    "/health",
+    "/chat",
+    "/login",
+]
 TALKER = (
     "import os, sys, time\n"
     "say = sys.argv[1]\n"
@@ -90,8 +100,13 @@ class Watched:
 def login_cookie(d: DaemonHandle) -> dict[str, Any]:
     """The owner's session cookie for ``d``, as ``/login?token=`` sets it."""
     token = (d.state_dir / "api-token").read_text().strip()
-    return {"name": "foss_token", "value": token, "url": f"http://127.0.0.1:{d.port}", "httpOnly": True,
-            "sameSite": "Strict"}  # fmt: skip
+    return {
+        "name": "foss_token",
+        "value": token,
+        "url": f"http://127.0.0.1:{d.port}",
+        "httpOnly": True,
+        "sameSite": "Strict",
+    }
 
 
 def shots_dir(tmp_path: Path) -> Path:
@@ -234,8 +249,11 @@ def serious_violations(page: Any) -> list[str]:
     """What axe-core finds serious or critical on the page as it is now."""
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [f"{v['id']}: {v['help']} ({len(v['nodes'])}: {v['nodes'][0]['target']})"
-            for v in result["violations"] if v["impact"] in ("serious", "critical")]  # fmt: skip
+    return [
+        f"{v['id']}: {v['help']} ({len(v['nodes'])}: {v['nodes'][0]['target']})"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -307,8 +325,14 @@ def test_pages_without_a_session_show_the_login_page_which_comes_back(dash: Daem
             assert "talker" not in text and "app" not in text.split(), (path, text)
             assert w.page.locator("#live", has_text="not live").count() == 1  # no event stream without a token
         w.page.goto(base + "/health")  # the verdict and counts, for monitors
-        assert set(json.loads(w.page.locator("body").inner_text())) == {"ok", "status", "phase", "problem_count",
-                                                                        "warning_count", "programs"}  # fmt: skip
+        assert set(json.loads(w.page.locator("body").inner_text())) == {
+            "ok",
+            "status",
+            "phase",
+            "problem_count",
+            "warning_count",
+            "programs",
+        }
         w.page.goto(base + "/logs/talker")
         w.page.fill("#token", "not the token")
         w.page.click("form.login button")

@@ -2,9 +2,9 @@
 
 ``LocalCore`` dispatches in-process; ``RemoteCore`` (what the dashboard process uses) speaks the control
 protocol to a real :class:`~foss_supervisor.control.server.ControlServer` on a real Unix socket. The
-command context is a real :class:`~foss_supervisor.daemon.Daemon` built from a parsed config (not
+command context is a real :class:`~foss_supervisor.daemon.lifecycle.Daemon` built from a parsed config (not
 started: the commands used here read its state). Dispatches are counted by wrapping the real ``dispatch``,
-which :func:`foss_supervisor.commands.answer` (the egress gate both paths go through) calls.
+which :func:`foss_supervisor.commands.registry.answer` (the egress gate both paths go through) calls.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from typing import Any
 
 import pytest
 
-from foss_supervisor import commands as commands_module
-from foss_supervisor.commands import CommandError
+from foss_supervisor.commands import registry as commands_module
 from foss_supervisor.config import parse_config
 from foss_supervisor.control.protocol import VERSION, encode
 from foss_supervisor.control.server import ControlServer
+from foss_supervisor.core.events import DaemonStateChanged
 from foss_supervisor.daemon import Daemon
-from foss_supervisor.errors import NotRunning, ProtocolError
-from foss_supervisor.events import DaemonStateChanged
+from foss_supervisor.errors import CommandError, NotRunning, ProtocolError
 from foss_supervisor.web.core import RESYNC, Core, LocalCore
 from foss_supervisor.web.remote import RemoteCommandError, RemoteCore
 

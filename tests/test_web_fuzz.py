@@ -20,9 +20,11 @@ from hypothesis import strategies as st
 SKIP_PATHS = {"/api/events"}  # a stream never ends: covered by its own tests
 
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
-json_value = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
-                          lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
-                          max_leaves=12)  # fmt: skip
+json_value = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
+    max_leaves=12,
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,9 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonHan
         handle.cleanup()
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
+def request(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -53,12 +56,18 @@ def request(port: int, method: str, path: str, body: bytes | None = None,
 @given(data=st.data())
 def test_command_bodies_never_get_a_server_error(fuzzed: tuple[DaemonHandle, dict[str, Any]], data: Any) -> None:
     d, spec = fuzzed
-    reads = sorted(p for p, ops in spec["paths"].items() if p.startswith("/api/commands/") and "{" not in p
-                   and not ops["post"]["x-mutating"])  # fmt: skip
+    reads = sorted(
+        p
+        for p, ops in spec["paths"].items()
+        if p.startswith("/api/commands/") and "{" not in p and not ops["post"]["x-mutating"]
+    )
     path = data.draw(st.sampled_from(reads))
     props = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
-    args = data.draw(st.dictionaries(st.sampled_from(sorted(props)) | text, json_value, max_size=4)
-                     if props else st.just({}) | st.dictionaries(text, json_value, max_size=2))  # fmt: skip
+    args = data.draw(
+        st.dictionaries(st.sampled_from(sorted(props)) | text, json_value, max_size=4)
+        if props
+        else st.just({}) | st.dictionaries(text, json_value, max_size=2)
+    )
     if "timeout_s" in args and isinstance(args["timeout_s"], int | float):
         args["timeout_s"] = 1.0  # a query may run for its timeout: keep the run short
     raw = data.draw(st.sampled_from(["json", "garbage"]))
@@ -78,16 +87,21 @@ def test_every_get_route_survives_hostile_paths_queries_and_headers(
     d, spec = fuzzed
     routes = sorted(p for p, ops in spec["paths"].items() if "get" in ops and p not in SKIP_PATHS)
     template = data.draw(st.sampled_from(routes))
-    path = "/".join(quote(data.draw(text), safe="") if part.startswith("{") else part
-                    for part in template.split("/"))  # fmt: skip
-    names = st.sampled_from(["format", "_sort", "_desc", "_page", "_size", "_search", "token", "next", "sql",
-                             "table"]) | st.text(string.ascii_letters, min_size=1, max_size=8)  # fmt: skip
+    path = "/".join(quote(data.draw(text), safe="") if part.startswith("{") else part for part in template.split("/"))
+    names = st.sampled_from(
+        ["format", "_sort", "_desc", "_page", "_size", "_search", "token", "next", "sql", "table"]
+    ) | st.text(string.ascii_letters, min_size=1, max_size=8)
     query = data.draw(st.dictionaries(names, text, max_size=4))
-    headers = data.draw(st.fixed_dictionaries({}, optional={
-        "Accept": st.sampled_from(["text/html", "application/json", "*/*", "x/y"]),
-        "Last-Event-ID": text.filter(lambda s: s.isprintable()),
-        "Cookie": st.just("foss_token=") | st.just("foss_token=wrong"),
-    }))  # fmt: skip
+    headers = data.draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "Accept": st.sampled_from(["text/html", "application/json", "*/*", "x/y"]),
+                "Last-Event-ID": text.filter(lambda s: s.isprintable()),
+                "Cookie": st.just("foss_token=") | st.just("foss_token=wrong"),
+            },
+        )
+    )
     url = path + ("?" + urlencode(query) if query else "")
     headers = {k: v.encode("latin-1", "ignore").decode("latin-1") for k, v in headers.items()}
     status, body = request(d.port, "GET", url, headers=headers if "Cookie" in headers else {**d.viewer(), **headers})

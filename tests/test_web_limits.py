@@ -147,8 +147,11 @@ async def test_a_body_that_never_arrives_times_out() -> None:
 
 
 def _tcp_clients(pid: int, port: int) -> int:
-    return sum(1 for c in psutil.Process(pid).net_connections("tcp")
-               if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED)  # fmt: skip
+    return sum(
+        1
+        for c in psutil.Process(pid).net_connections("tcp")
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
 
 
 @pytest.mark.timeout(90)
@@ -191,8 +194,9 @@ def test_a_flood_beyond_the_open_files_limit_leaves_health_and_the_cli_working(d
     def low_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
-    daemon.proc = subprocess.Popen(argv, stdout=daemon.log, stderr=daemon.log, env=daemon.env,
-                                   start_new_session=True, preexec_fn=low_limit)  # fmt: skip
+    daemon.proc = subprocess.Popen(
+        argv, stdout=daemon.log, stderr=daemon.log, env=daemon.env, start_new_session=True, preexec_fn=low_limit
+    )
     daemon.wait_ready()
     socks = []
     try:
@@ -210,8 +214,12 @@ def test_a_flood_beyond_the_open_files_limit_leaves_health_and_the_cli_working(d
             s.close()
 
 
-async def _one(port: int, writer: asyncio.StreamWriter | None = None, reader: asyncio.StreamReader | None = None,
-               close: bool = True) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:  # fmt: skip
+async def _one(
+    port: int,
+    writer: asyncio.StreamWriter | None = None,
+    reader: asyncio.StreamReader | None = None,
+    close: bool = True,
+) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
     """One GET /health (answered 200 by the app, 503 by the gate), on a new connection or the one given."""
     if writer is None or reader is None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -88,9 +88,23 @@ def run_schemathesis(d: DaemonHandle, tmp: Path, *args: str) -> tuple[subprocess
     assert SCHEMATHESIS is not None
     (tmp / "schemathesis.toml").write_text(CONFIG)
     (tmp / "openapi.json").write_text(json.dumps(_spec(d)))
-    argv = [SCHEMATHESIS, "--config-file", str(tmp / "schemathesis.toml"), "--no-color", "run",
-            str(tmp / "openapi.json"), "--url", f"http://127.0.0.1:{d.port}", "--checks", "all", "--report",
-            "har", "--report-har-path", str(tmp / "run.har"), *args]  # fmt: skip
+    argv = [
+        SCHEMATHESIS,
+        "--config-file",
+        str(tmp / "schemathesis.toml"),
+        "--no-color",
+        "run",
+        str(tmp / "openapi.json"),
+        "--url",
+        f"http://127.0.0.1:{d.port}",
+        "--checks",
+        "all",
+        "--report",
+        "har",
+        "--report-har-path",
+        str(tmp / "run.har"),
+        *args,
+    ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": ""}
     run = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env, cwd=tmp)
     return run, tmp / "run.har"
@@ -102,8 +116,9 @@ def _summary(run: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_every_operation_conforms_with_the_owners_token(served: DaemonHandle, tmp_path: Path) -> None:
-    run, _ = run_schemathesis(served, tmp_path, "--header", served.bearer()["Authorization"].join(
-        ["Authorization: ", ""]))  # fmt: skip
+    run, _ = run_schemathesis(
+        served, tmp_path, "--header", served.bearer()["Authorization"].join(["Authorization: ", ""])
+    )
     assert run.returncode == 0, _summary(run)
     assert "No issues found" in run.stdout or " passed" in run.stdout, _summary(run)
     assert served.ping() is not None
@@ -112,8 +127,11 @@ def test_every_operation_conforms_with_the_owners_token(served: DaemonHandle, tm
 def test_without_a_token_only_documented_refusals(served: DaemonHandle, tmp_path: Path) -> None:
     spec = _spec(served)
     parts = {(m.upper(), p): op["x-part"] for p, ops in spec["paths"].items() for m, op in ops.items()}
-    secrets = ["daily_revenue", "orders_raw", *(
-        (served.state_dir / f).read_text().strip() for f in ("api-token", "viewer-token"))]  # fmt: skip
+    secrets = [
+        "daily_revenue",
+        "orders_raw",
+        *((served.state_dir / f).read_text().strip() for f in ("api-token", "viewer-token")),
+    ]
     run, har = run_schemathesis(served, tmp_path, "--max-examples", "10")
     assert run.returncode == 0, _summary(run)
     entries = json.loads(har.read_text())["log"]["entries"]

@@ -82,8 +82,11 @@ def test_export_of_a_query_as_csv_and_json_lines(ran: tuple[DaemonHandle, dict[s
     assert status == 400
     assert d.call("query", sql="SELECT count(*) FROM gold.product_sales")["rows"] == [[count]]
     # a long query still fits in an export link (request lines up to 64 KiB)
-    long_sql = "SELECT product_id FROM gold.product_sales WHERE product_id NOT IN (" + ", ".join(
-        f"'x{i}'" for i in range(3000)) + ")"  # fmt: skip
+    long_sql = (
+        "SELECT product_id FROM gold.product_sales WHERE product_id NOT IN ("
+        + ", ".join(f"'x{i}'" for i in range(3000))
+        + ")"
+    )
     status, _, body = get(d.port, f"/data-browser/export?format=csv&sql={quote(long_sql)}")
     assert status == 200 and len(body.decode().splitlines()) == count + 1
     # a result of any size goes out whole (DuckDB writes it; no row cap), as Parquet too
@@ -211,8 +214,10 @@ def test_table_view_pages_sorts_and_filters_safely(ran: tuple[DaemonHandle, dict
 
 
 def test_pages_with_two_pipelines_of_different_shapes(daemon: DaemonHandle) -> None:
-    daemon.write_config("pipelines:\n  orders: {on_new_files: true}\n  trips: {on_new_files: true}\n",
-                        extra="warehouse: {watch_interval: 0.2s}")  # fmt: skip
+    daemon.write_config(
+        "pipelines:\n  orders: {on_new_files: true}\n  trips: {on_new_files: true}\n",
+        extra="warehouse: {watch_interval: 0.2s}",
+    )
     daemon.start()
     daemon.call("demo_data", name="orders", orders=1000)
     wait_for(lambda: daemon.call("pipeline_runs", name="orders", limit=1), 60, "an orders run")

@@ -28,12 +28,63 @@ from foss_supervisor.web.views.session import MAX_NEXT_CHARS, local_path
 
 BASE = "http://127.0.0.1:8080/login"
 PIECES = [
-    "/", "//", "///", "\\", "\\\\", "/\\", "\\/", "\t", "\n", "\r", "\r\n", " ", "\x00", "\x0b", "\x0c", "\x1f",
-    "\x7f", "\x85", "\u00a0", "\u2028", "\u3000", "%09", "%0a", "%0d", "%2f", "%2F", "%5c", "%5C", "%252f", "%",
-    "%%", "%00", "\u2215", "\u2044", "\uff0f", "\uff3c", "\u29f8", "\u3002", "\ufe68", "http:", "https:",
-    "javascript:", "data:", "//evil.example", "evil.example", "@evil.example", "user:pw@", ":", "?", "#", ".",
-    "..", "/./", "/../", "ok", "page",
-]  # fmt: skip
+    "/",
+    "//",
+    "///",
+    "\\",
+    "\\\\",
+    "/\\",
+    "\\/",
+    "\t",
+    "\n",
+    "\r",
+    "\r\n",
+    " ",
+    "\x00",
+    "\x0b",
+    "\x0c",
+    "\x1f",
+    "\x7f",
+    "\x85",
+    "\u00a0",
+    "\u2028",
+    "\u3000",
+    "%09",
+    "%0a",
+    "%0d",
+    "%2f",
+    "%2F",
+    "%5c",
+    "%5C",
+    "%252f",
+    "%",
+    "%%",
+    "%00",
+    "\u2215",
+    "\u2044",
+    "\uff0f",
+    "\uff3c",
+    "\u29f8",
+    "\u3002",
+    "\ufe68",
+    "http:",
+    "https:",
+    "javascript:",
+    "data:",
+    "//evil.example",
+    "evil.example",
+    "@evil.example",
+    "user:pw@",
+    ":",
+    "?",
+    "#",
+    ".",
+    "..",
+    "/./",
+    "/../",
+    "ok",
+    "page",
+]
 hostile = st.lists(st.sampled_from(PIECES) | st.text(max_size=3), max_size=10).map("".join)
 legit = st.text(string.ascii_letters + string.digits + "-_./=&", max_size=40).map(lambda s: "/p" + s)
 
@@ -82,8 +133,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonHan
         handle.cleanup()
 
 
-def request(port: int, method: str, target: str, body: str | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], str]:  # fmt: skip
+def request(
+    port: int, method: str, target: str, body: str | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
     try:
         conn.putrequest(method, target, skip_accept_encoding=True)
@@ -112,8 +164,13 @@ def test_login_redirects_stay_on_this_site(server: tuple[DaemonHandle, str], tar
     if how == "get":
         status, headers, _ = request(d.port, "GET", "/login?" + urlencode({"token": token, "next": target}))
     else:
-        status, headers, _ = request(d.port, "POST", "/login", urlencode({"token": token, "next": target}),
-                                     {"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        status, headers, _ = request(
+            d.port,
+            "POST",
+            "/login",
+            urlencode({"token": token, "next": target}),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
     assert status == 303
     assert same_origin(headers["location"], base), (target, headers["location"])
     assert "foss_token=" in headers["set-cookie"]
@@ -123,11 +180,16 @@ def test_login_redirects_stay_on_this_site(server: tuple[DaemonHandle, str], tar
 @given(target=hostile.map(lambda s: quote(s, safe="/\\:@?&=%")))
 @example(target="//evil.example")
 @example(target="/%09/evil.example")
-def test_the_login_page_of_a_page_without_a_token_comes_back_here(server: tuple[DaemonHandle, str],
-                                                                   target: Any) -> None:  # fmt: skip
+def test_the_login_page_of_a_page_without_a_token_comes_back_here(
+    server: tuple[DaemonHandle, str], target: Any
+) -> None:
     d, _ = server
-    status, _, page = request(d.port, "GET", "/" + target.lstrip("/") if not target.startswith("/") else target,
-                              headers={"Accept": "text/html"})  # fmt: skip
+    status, _, page = request(
+        d.port,
+        "GET",
+        "/" + target.lstrip("/") if not target.startswith("/") else target,
+        headers={"Accept": "text/html"},
+    )
     if status == 400:  # a request line aiohttp itself refuses reaches no view
         return
     assert status == 401 and "<form" in page

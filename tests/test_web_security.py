@@ -13,16 +13,27 @@ from typing import Any
 import pytest
 from conftest import PY, DaemonHandle, wait_for
 
-from foss_supervisor.resources import data_dir
+from foss_supervisor.base.resources import data_dir
 from foss_supervisor.web.auth import csrf_token
 
 SLEEPER = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"
-PAGES = ["/", "/pipeline-management", "/data-browser", "/logs", "/logs/app", "/logs/daemon", "/config", "/health",
-         "/chat", "/login"]  # fmt: skip
+PAGES = [
+    "/",
+    "/pipeline-management",
+    "/data-browser",
+    "/logs",
+    "/logs/app",
+    "/logs/daemon",
+    "/config",
+    "/health",
+    "/chat",
+    "/login",
+]
 
 
-def request(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-            ) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+def request(
+    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
@@ -63,8 +74,11 @@ def test_templates_hold_no_inline_script_handler_or_style() -> None:
 
 def test_every_response_has_a_strict_csp_and_pages_no_inline_script(web_daemon: DaemonHandle) -> None:
     port = web_daemon.port
-    for path, who in [(p, w) for p in [*PAGES, "/static/app.js", "/favicon.ico", "/nope", "/metrics", "/api/status"]
-                      for w in ({}, web_daemon.bearer())]:  # fmt: skip
+    for path, who in [
+        (p, w)
+        for p in [*PAGES, "/static/app.js", "/favicon.ico", "/nope", "/metrics", "/api/status"]
+        for w in ({}, web_daemon.bearer())
+    ]:
         status, headers, body = request(port, "GET", path, headers={"Accept": "text/html", **who})
         csp = headers.get("content-security-policy", "")
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0], path
@@ -88,8 +102,7 @@ def test_unknown_host_names_are_refused_against_dns_rebinding(web_daemon: Daemon
 def test_cross_origin_writes_are_refused_even_with_credentials(web_daemon: DaemonHandle) -> None:
     port, token = web_daemon.port, web_daemon.token  # type: ignore[attr-defined]
     browser = {"Cookie": f"foss_token={token}", "X-CSRF-Token": csrf_token(token)}
-    for origin_headers in ({"Origin": "http://attacker.example"}, {"Origin": "null"},
-                           {"Sec-Fetch-Site": "cross-site"}):  # fmt: skip
+    for origin_headers in ({"Origin": "http://attacker.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
         status, _, _ = request(port, "POST", "/api/commands/stop", {"names": ["app"]}, {**browser, **origin_headers})
         assert status == 403, origin_headers
     assert web_daemon.program("app")["state"] == "RUNNING"
@@ -130,21 +143,36 @@ def test_login_form_session_shown_and_logout(web_daemon: DaemonHandle) -> None:
 
 def test_exposed_bind_needs_the_token_for_every_read(daemon: DaemonHandle) -> None:
     daemon.write_config(f"programs:\n  app: {{command: {SLEEPER}}}\n", extra="")
-    text = daemon.config_path.read_text().replace(f"dashboard: {{port: {daemon.port}}}",
-                                                  f"dashboard: {{host: 0.0.0.0, port: {daemon.port}}}")  # fmt: skip
+    text = daemon.config_path.read_text().replace(
+        f"dashboard: {{port: {daemon.port}}}", f"dashboard: {{host: 0.0.0.0, port: {daemon.port}}}"
+    )
     daemon.config_path.write_text(text)
     daemon.start()
     token = (daemon.state_dir / "api-token").read_text().strip()
     port = daemon.port
-    for path in ("/", "/api/status", "/logs/app", "/logs/daemon?format=text", "/api/events", "/data-browser",
-                 "/metrics", "/chat?format=json", "/api/v1/openapi.json"):  # fmt: skip
+    for path in (
+        "/",
+        "/api/status",
+        "/logs/app",
+        "/logs/daemon?format=text",
+        "/api/events",
+        "/data-browser",
+        "/metrics",
+        "/chat?format=json",
+        "/api/v1/openapi.json",
+    ):
         status, headers, body = request(port, "GET", path)
         assert status == 401 and b"app" not in body, path
         assert headers["www-authenticate"].startswith("Bearer")
     status, _, body = request(port, "GET", "/health")
-    assert status == 200 and json.loads(body) == {"ok": True, "status": "healthy", "phase": "ready",
-                                                  "problem_count": 0, "warning_count": 0,
-                                                  "programs": {"RUNNING": 1}}  # fmt: skip
+    assert status == 200 and json.loads(body) == {
+        "ok": True,
+        "status": "healthy",
+        "phase": "ready",
+        "problem_count": 0,
+        "warning_count": 0,
+        "programs": {"RUNNING": 1},
+    }
     assert request(port, "GET", "/login", headers={"Accept": "text/html"})[0] == 200
     assert request(port, "GET", "/api/status", headers={"Authorization": f"Bearer {token}"})[0] == 200
     assert request(port, "GET", "/", headers={"Cookie": f"foss_token={token}", "Accept": "text/html"})[0] == 200

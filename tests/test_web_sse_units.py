@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 
 from foss_supervisor.config import parse_config
+from foss_supervisor.core.events import DaemonStateChanged, EventBus
 from foss_supervisor.daemon import Daemon
-from foss_supervisor.events import DaemonStateChanged, EventBus
 from foss_supervisor.web.core import LocalCore
 from foss_supervisor.web.sse import EventLog
 
@@ -81,8 +81,13 @@ async def test_replay_resync_and_cap(served: tuple[EventBus, EventLog, str]) -> 
     await caught_up(log, 8)
     # events 2..4 are gone from a log of 3: the client is told to fetch everything afresh, then gets the rest
     got = await asyncio.wait_for(frames(url, 5, f"{log.boot}-1"), 5)
-    assert [f["event"] for f in got] == ["hello", "resync", "DaemonStateChanged", "DaemonStateChanged",
-                                         "DaemonStateChanged"]  # fmt: skip
+    assert [f["event"] for f in got] == [
+        "hello",
+        "resync",
+        "DaemonStateChanged",
+        "DaemonStateChanged",
+        "DaemonStateChanged",
+    ]
     assert [f["id"] for f in got[2:]] == [f"{log.boot}-{n}" for n in (6, 7, 8)]
     # another daemon's id (it restarted): resync, nothing replayed
     got = await asyncio.wait_for(frames(url, 2, "feedf00d-3"), 5)

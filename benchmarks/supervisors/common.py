@@ -88,10 +88,26 @@ class Plan:
     fleet_status_runs: int
 
 
-FULL = Plan(crash_reps=7, cold_reps=5, stop_reps=4, cpu_window_s=10.0, status_runs=20,
-            fleet_reps=3, fleet_crash_reps=5, fleet_status_runs=10)  # fmt: skip
-QUICK = Plan(crash_reps=3, cold_reps=2, stop_reps=2, cpu_window_s=4.0, status_runs=6,
-             fleet_reps=1, fleet_crash_reps=3, fleet_status_runs=4)  # fmt: skip
+FULL = Plan(
+    crash_reps=7,
+    cold_reps=5,
+    stop_reps=4,
+    cpu_window_s=10.0,
+    status_runs=20,
+    fleet_reps=3,
+    fleet_crash_reps=5,
+    fleet_status_runs=10,
+)
+QUICK = Plan(
+    crash_reps=3,
+    cold_reps=2,
+    stop_reps=2,
+    cpu_window_s=4.0,
+    status_runs=6,
+    fleet_reps=1,
+    fleet_crash_reps=3,
+    fleet_status_runs=4,
+)
 WORKLOADS = ("crash", "cold", "stop", "rss", "status", "fleet")  # "rss" is RSS and idle CPU
 
 
@@ -106,8 +122,9 @@ def note(message: str) -> None:
 
 def tool_env() -> dict[str, str]:
     """Our environment for the daemons and CLIs under test: no foss overrides, the shared bytecode cache."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("FOSS_SUPERVISOR_") and k != "PYTHONDONTWRITEBYTECODE"}  # fmt: skip
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("FOSS_SUPERVISOR_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env["PYTHONPYCACHEPREFIX"] = str(PYCACHE_PREFIX)
     return env
 

@@ -59,13 +59,16 @@ def bench_large_fleet(tool: Tool, plan: Plan, size: int, rep: int, res: Results)
                 took = kill_and_time(log, name, tool.tick_s)
                 res.add("fleet_crash", key, took)
                 note(f"fleet crash {key} {name}: {took:.1f} ms")
-        programs_s, daemon_s = time_stop(log, names, tool.send_shutdown, daemon=tool.daemon_process(),
-                                         timeout_s=FLEET_STOP_TIMEOUT_S)  # fmt: skip
+        programs_s, daemon_s = time_stop(
+            log, names, tool.send_shutdown, daemon=tool.daemon_process(), timeout_s=FLEET_STOP_TIMEOUT_S
+        )
     res.add("fleet_stop", key, programs_s)
     if daemon_s is not None:
         res.add("fleet_exit", key, daemon_s)
-    note(f"fleet {key} {rep + 1}: SIGTERM → all {size} exited {programs_s:.2f} s, daemon gone {daemon_s:.2f} s "
-         f"(stop timeout {STOP_TIMEOUT_S:g} s)")  # fmt: skip
+    note(
+        f"fleet {key} {rep + 1}: SIGTERM → all {size} exited {programs_s:.2f} s, daemon gone {daemon_s:.2f} s "
+        f"(stop timeout {STOP_TIMEOUT_S:g} s)"
+    )
 
 
 def bare_fleet(env: Env, size: int, rep: int, res: Results) -> None:
@@ -79,8 +82,9 @@ def bare_fleet(env: Env, size: int, rep: int, res: Results) -> None:
     try:
         t0 = time.monotonic_ns()
         for name in names:
-            children.append(subprocess.Popen(env.child_argv(log.path, name), stdin=subprocess.DEVNULL,
-                                             start_new_session=True))  # fmt: skip
+            children.append(
+                subprocess.Popen(env.child_argv(log.path, name), stdin=subprocess.DEVNULL, start_new_session=True)
+            )
         firsts = log.wait_names(names, FLEET_LAUNCH_TIMEOUT_S, poll_s=0.05)
     finally:
         for child in children:

@@ -58,18 +58,23 @@ def ensure_bench_venv(python: Path) -> Path:
     if not bench_python.exists():
         note(f"creating {BENCH_VENV} from {python}")
         subprocess.run([str(python), "-m", "venv", str(BENCH_VENV)], check=True, timeout=300)
-    probe = subprocess.run([str(bench_python), "-c", "import supervisor, circus, psutil"],
-                           capture_output=True, timeout=120)  # fmt: skip
+    probe = subprocess.run(
+        [str(bench_python), "-c", "import supervisor, circus, psutil"], capture_output=True, timeout=120
+    )
     if probe.returncode != 0:
         note(f"installing {', '.join(COMPETITOR_PACKAGES)} into {BENCH_VENV} with pip")
-        subprocess.run([str(bench_python), "-m", "pip", "install", "--quiet", *COMPETITOR_PACKAGES],
-                       check=True, timeout=900)  # fmt: skip
+        subprocess.run(
+            [str(bench_python), "-m", "pip", "install", "--quiet", *COMPETITOR_PACKAGES], check=True, timeout=900
+        )
     # foss-supervisor too, as users install it (a regular wheel, not the repo's editable install, whose
     # import hook costs every CLI call ~25 ms), refreshed from the working tree on every run
     note(f"installing foss-supervisor from {REPO} into {BENCH_VENV} (regular install)")
     subprocess.run([str(bench_python), "-m", "pip", "install", "--quiet", str(REPO)], check=True, timeout=900)
-    subprocess.run([str(bench_python), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall",
-                    str(REPO)], check=True, timeout=900)  # fmt: skip
+    subprocess.run(
+        [str(bench_python), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(REPO)],
+        check=True,
+        timeout=900,
+    )
     for exe in ("supervisord", "supervisorctl", "circusd", "circusctl", "foss-supervisor"):
         if not (bin_dir / exe).exists():
             raise BenchError(f"{bin_dir / exe} is missing after the install")
@@ -78,8 +83,13 @@ def ensure_bench_venv(python: Path) -> Path:
 
 def make_env(bench_bin: Path, workroot: Path) -> Env:
     """The ``Env`` of one run: everything runs on the bench venv's interpreter; the children live in ``workroot``."""
-    env = Env(foss_python=bench_bin / "python", bench_bin=bench_bin, workroot=workroot,
-              child_script=workroot / "child.py", floor_script=workroot / "floor.py")  # fmt: skip
+    env = Env(
+        foss_python=bench_bin / "python",
+        bench_bin=bench_bin,
+        workroot=workroot,
+        child_script=workroot / "child.py",
+        floor_script=workroot / "floor.py",
+    )
     env.child_script.write_text(CHILD_SOURCE)
     env.floor_script.write_text(FLOOR_SOURCE)
     return env

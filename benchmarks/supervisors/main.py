@@ -84,8 +84,10 @@ def run_workloads(env: Env, plan: Plan, only: set[str], tools: Sequence[str], fl
                 tool = TOOLS[key](env, env.workroot / key / "crash")
                 guarded(res, f"crash {key}", tool, partial(bench_crash, tool, plan.crash_reps, res))
             guarded(res, "baselines", None, partial(baselines.sample, per_slot, res))
-        note(f"baselines: spawn {fmt(res.median('spawn', 'baseline'), 'ms')}, "
-             f"floor {fmt(res.median('floor', 'baseline'), 'ms')}")  # fmt: skip
+        note(
+            f"baselines: spawn {fmt(res.median('spawn', 'baseline'), 'ms')}, "
+            f"floor {fmt(res.median('floor', 'baseline'), 'ms')}"
+        )
     if "cold" in only:
         background(res, "cold")
         for key in plain:
@@ -119,13 +121,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     known = ", ".join(WORKLOADS)
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help=f"run only these workloads (repeat, or comma-separate): {known}")  # fmt: skip
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"run only these workloads (repeat, or comma-separate): {known}",
+    )
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {', '.join(TOOLS)}")
-    parser.add_argument("--fleet-size", type=int, default=LARGE_FLEET_SIZE,
-                        help=f"programs in the fleet workload (default {LARGE_FLEET_SIZE})")  # fmt: skip
-    parser.add_argument("--foss-python", type=Path, default=REPO / ".venv" / "bin" / "python",
-                        help="the interpreter the bench venv is built from (default: the repo's .venv)")  # fmt: skip
+    parser.add_argument(
+        "--fleet-size",
+        type=int,
+        default=LARGE_FLEET_SIZE,
+        help=f"programs in the fleet workload (default {LARGE_FLEET_SIZE})",
+    )
+    parser.add_argument(
+        "--foss-python",
+        type=Path,
+        default=REPO / ".venv" / "bin" / "python",
+        help="the interpreter the bench venv is built from (default: the repo's .venv)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary work directory (configs, logs)")
     parser.add_argument("--seed", type=int, default=None, help="seed for the random pauses and picks")
     args = parser.parse_args(argv)
@@ -167,8 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = render(res, info, plan, time.monotonic() - started, args.tools, args.fleet_size)
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / "latest.md").write_text(report)
-    dump: dict[str, Any] = {"machine": info, "plan": str(plan), "fleet_size": args.fleet_size,
-                            "samples": res.samples, "notes": res.notes}  # fmt: skip
+    dump: dict[str, Any] = {
+        "machine": info,
+        "plan": str(plan),
+        "fleet_size": args.fleet_size,
+        "samples": res.samples,
+        "notes": res.notes,
+    }
     (RESULTS_DIR / "latest.json").write_text(json.dumps(dump, indent=1) + "\n")
     print(report)
     note(f"written to {RESULTS_DIR / 'latest.md'}")

@@ -74,8 +74,9 @@ class EventLog:
                 raise BenchError(f"no {what} within {timeout_s:g}s")
             time.sleep(EVENT_POLL_S)
 
-    def wait_names(self, names: Collection[str], timeout_s: float, after: int = 0,
-                   poll_s: float = EVENT_POLL_S) -> dict[str, Line]:  # fmt: skip
+    def wait_names(
+        self, names: Collection[str], timeout_s: float, after: int = 0, poll_s: float = EVENT_POLL_S
+    ) -> dict[str, Line]:
         """The first line of each of ``names`` among lines ``after`` onwards, waiting for the missing ones.
 
         Each line is looked at once, so waiting for 1,000 programs costs this script little CPU beside the
@@ -187,9 +188,13 @@ def kill_and_time(log: EventLog, name: str, tick_s: float = 0.3) -> float:
     return (new.t_ns - t0) / 1e6
 
 
-def time_stop(log: EventLog, names: Sequence[str], ask: Callable[[], subprocess.Popen[bytes] | None],
-              daemon: psutil.Process | None = None, timeout_s: float = STOP_TIMEOUT_S * 10 + 30,
-              ) -> tuple[float, float | None]:  # fmt: skip
+def time_stop(
+    log: EventLog,
+    names: Sequence[str],
+    ask: Callable[[], subprocess.Popen[bytes] | None],
+    daemon: psutil.Process | None = None,
+    timeout_s: float = STOP_TIMEOUT_S * 10 + 30,
+) -> tuple[float, float | None]:
     """Seconds from ``ask()`` (a stop request) until every child of ``names`` has exited, and until ``daemon``
     has exited (``None`` without one). A CLI that ``ask()`` returns is waited for and must exit 0 (else noted)."""
     procs = [log.process(log.latest(name)) for name in names]
@@ -229,8 +234,9 @@ def timed_run(argv: Sequence[str], env: dict[str, str], cwd: Path) -> float:
     which rounds every measurement up to the next step.
     """
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env, cwd=cwd)  # fmt: skip
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd
+    )
     fd = os.pidfd_open(proc.pid)  # our unreaped child: the PID is still its own
     try:
         exited = bool(select.select([fd], [], [], CLI_TIMEOUT_S)[0])

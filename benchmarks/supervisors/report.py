@@ -91,8 +91,14 @@ def machine_info(env: Env) -> dict[str, str]:
             return f"? ({exc})"
         return (done.stdout or done.stderr).strip()
 
-    model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                  if ln.startswith("model name")), platform.processor() or "?")  # fmt: skip
+    model = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor() or "?",
+    )
     foss_code = "import sys, foss_supervisor; print(foss_supervisor.__version__, sys.version.split()[0])"
     foss = out([str(env.foss_python), "-c", foss_code]).split()
     bench_py = out([str(env.bench_bin / "python"), "-c", "import sys; print(sys.version.split()[0])"])
@@ -145,18 +151,24 @@ def value(res: Results, row: Row, column: str) -> float | None:
     return None if got is None else got * row.scale
 
 
-def render(res: Results, info: dict[str, str], plan: Plan, elapsed_s: float, tools: Sequence[str],
-           fleet_size: int) -> str:  # fmt: skip
+def render(
+    res: Results, info: dict[str, str], plan: Plan, elapsed_s: float, tools: Sequence[str], fleet_size: int
+) -> str:
     """The Markdown report: machine, results with ratios, baselines, the issue's targets, notes, samples."""
     cols = [k for k in COLUMNS if k in tools]
     table = rows(fleet_size)
     md = ["# Supervisor benchmark", "", "## Machine", ""]
     md += [f"- **{k}**: {v}" for k, v in info.items()]
-    md += ["", f"Plan: {plan}; the run took {elapsed_s:.0f} s. Medians. Every figure is a cost, so a ratio "
-           "(foss-supervisor ÷ the other) below 1 favours foss-supervisor.", ""]  # fmt: skip
+    md += [
+        "",
+        f"Plan: {plan}; the run took {elapsed_s:.0f} s. Medians. Every figure is a cost, so a ratio "
+        "(foss-supervisor ÷ the other) below 1 favours foss-supervisor.",
+        "",
+    ]
     others = [k for k in cols if k != "foss"]
-    md.append("| workload | " + " | ".join(COLUMNS[k] for k in cols) + " | "
-              + " | ".join(f"foss/{k}" for k in others) + " |")  # fmt: skip
+    md.append(
+        "| workload | " + " | ".join(COLUMNS[k] for k in cols) + " | " + " | ".join(f"foss/{k}" for k in others) + " |"
+    )
     md.append("|---" * (1 + len(cols) + len(others)) + "|")
     for row in table:
         cells = [fmt(value(res, row, k), row.unit) for k in cols]
@@ -198,22 +210,41 @@ def targets(res: Results, fleet_size: int) -> list[tuple[str, str, str]]:
         out.append((f"crash → restart ≤ 1.3x bare spawn, {what} ({here})", shown, _at_most(crash, bound)))
     cold, circus_cold = m("cold", "foss"), m("cold", "circus")
     half = None if circus_cold is None else circus_cold / 2
-    out.append((f"cold start of {FLEET_SIZE} ≤ 0.5x circus", f"{fmt(cold, 's')} vs {fmt(circus_cold, 's')}"
-                + (f" ({cold / circus_cold:.2f}x)" if cold and circus_cold else ""), _at_most(cold, half)))  # fmt: skip
+    out.append(
+        (
+            f"cold start of {FLEET_SIZE} ≤ 0.5x circus",
+            f"{fmt(cold, 's')} vs {fmt(circus_cold, 's')}"
+            + (f" ({cold / circus_cold:.2f}x)" if cold and circus_cold else ""),
+            _at_most(cold, half),
+        )
+    )
     rss = m("rss", "foss")
-    out.append((f"daemon RSS ≤ 40 MB with the dashboard up ({FLEET_SIZE} programs)",
-                fmt(rss, "MiB") + (f" = {rss * 2**20 / 1e6:.1f} MB" if rss else ""),
-                _at_most(None if rss is None else rss * 2**20, 40e6)))  # fmt: skip
+    out.append(
+        (
+            f"daemon RSS ≤ 40 MB with the dashboard up ({FLEET_SIZE} programs)",
+            fmt(rss, "MiB") + (f" = {rss * 2**20 / 1e6:.1f} MB" if rss else ""),
+            _at_most(None if rss is None else rss * 2**20, 40e6),
+        )
+    )
     full = m("stop_exit", "foss")
-    out.append((f"full shutdown ≤ 1.15x the {STOP_TIMEOUT_S:g} s stop timeout ({STUBBORN_COUNT} SIGTERM-deaf, "
-                "SIGTERM → daemon exited)", fmt(full, "s"), _at_most(full, 1.15 * STOP_TIMEOUT_S)))  # fmt: skip
+    out.append(
+        (
+            f"full shutdown ≤ 1.15x the {STOP_TIMEOUT_S:g} s stop timeout ({STUBBORN_COUNT} SIGTERM-deaf, "
+            "SIGTERM → daemon exited)",
+            fmt(full, "s"),
+            _at_most(full, 1.15 * STOP_TIMEOUT_S),
+        )
+    )
     running, bare = m("fleet_running", "foss"), m("fleet_spawn", "baseline")
-    out.append((f"{n} programs all RUNNING ≤ 10 s on {len(os.sched_getaffinity(0))} cores",
-                fmt(running, "s") + (f" (bare fleet: {fmt(bare, 's')})" if bare is not None else ""),
-                _at_most(running, 10.0)))  # fmt: skip
+    out.append(
+        (
+            f"{n} programs all RUNNING ≤ 10 s on {len(os.sched_getaffinity(0))} cores",
+            fmt(running, "s") + (f" (bare fleet: {fmt(bare, 's')})" if bare is not None else ""),
+            _at_most(running, 10.0),
+        )
+    )
     status = m("fleet_status", "foss")
     out.append((f"`status` ≤ 150 ms with {n} programs", fmt(status, "ms"), _at_most(status, 150.0)))
     cpu = m("fleet_cpu", "foss")
-    out.append((f"idle CPU < 0.5 % with {n} programs", fmt(cpu, "% core"),
-                _check(None if cpu is None else cpu < 0.5)))  # fmt: skip
+    out.append((f"idle CPU < 0.5 % with {n} programs", fmt(cpu, "% core"), _check(None if cpu is None else cpu < 0.5)))
     return out

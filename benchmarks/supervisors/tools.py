@@ -98,9 +98,16 @@ class Tool(ABC):
         """Start the daemon in its own session, with the open-files soft limit raised as for every tool."""
         with (self.workdir / "daemon.out").open("wb") as out:
             self.launched_ns = time.monotonic_ns()
-            self.proc = subprocess.Popen(self.daemon_argv(), stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, env=self.daemon_env(), cwd=self.workdir,
-                                         start_new_session=True, preexec_fn=raise_nofile)  # fmt: skip
+            self.proc = subprocess.Popen(
+                self.daemon_argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.daemon_env(),
+                cwd=self.workdir,
+                start_new_session=True,
+                preexec_fn=raise_nofile,
+            )
 
     def send_shutdown(self) -> None:
         """SIGTERM to the daemon: all three stop their programs, then exit."""
@@ -109,8 +116,15 @@ class Tool(ABC):
             self.proc.send_signal(signal.SIGTERM)
 
     def cli(self, argv: Sequence[str], timeout_s: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=self.daemon_env(),
-                              cwd=self.workdir, stdin=subprocess.DEVNULL)  # fmt: skip
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=self.daemon_env(),
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+        )
 
     def wait_running(self, names: Collection[str], timeout_s: float = LAUNCH_TIMEOUT_S, poll_s: float = 0.1) -> int:
         """Poll the tool's own status until all ``names`` are running, so a kill is a crash, not a failed start.
@@ -173,8 +187,10 @@ class Tool(ABC):
                 proc.kill()  # psutil checks the PID still names the same process before signalling
         psutil.wait_procs(leftovers, timeout=5)
         if leftovers:
-            note(f"{self.key}: killed {len(leftovers)} processes the daemon left behind: "
-                 f"{sorted(p.pid for p in leftovers)}")  # fmt: skip
+            note(
+                f"{self.key}: killed {len(leftovers)} processes the daemon left behind: "
+                f"{sorted(p.pid for p in leftovers)}"
+            )
 
 
 class Foss(Tool):
@@ -211,8 +227,15 @@ class Foss(Tool):
         return env
 
     def daemon_argv(self) -> list[str]:
-        return [str(self.env.foss_python), "-m", "foss_supervisor", "start", "--foreground", "--config",
-                str(self.config)]  # fmt: skip
+        return [
+            str(self.env.foss_python),
+            "-m",
+            "foss_supervisor",
+            "start",
+            "--foreground",
+            "--config",
+            str(self.config),
+        ]
 
     def status_argv(self) -> list[str]:
         return [self.exe, "status", "--config", str(self.config)]
@@ -252,19 +275,32 @@ class Supervisord(Tool):
         (self.workdir / "childlogs").mkdir()
         sock = self.workdir / "supervisor.sock"
         lines = [
-            "[unix_http_server]", f"file={sock}", "",
-            "[supervisord]", f"logfile={self.workdir / 'supervisord.log'}",
-            f"pidfile={self.workdir / 'supervisord.pid'}", f"childlogdir={self.workdir / 'childlogs'}",
-            "nodaemon=true", "",
+            "[unix_http_server]",
+            f"file={sock}",
+            "",
+            "[supervisord]",
+            f"logfile={self.workdir / 'supervisord.log'}",
+            f"pidfile={self.workdir / 'supervisord.pid'}",
+            f"childlogdir={self.workdir / 'childlogs'}",
+            "nodaemon=true",
+            "",
             "[rpcinterface:supervisor]",
-            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
-            "[supervisorctl]", f"serverurl=unix://{sock}", "",
-        ]  # fmt: skip
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+            "",
+            "[supervisorctl]",
+            f"serverurl=unix://{sock}",
+            "",
+        ]
         for p in programs:
             command = shlex.join(self.program_argv(p))
             assert "%" not in command, "supervisord expands %(...)s in commands"
-            lines += [f"[program:{p.name}]", f"command={command}", f"startsecs={START_TIMEOUT_S:g}",
-                      f"stopwaitsecs={STOP_TIMEOUT_S:g}", ""]  # fmt: skip
+            lines += [
+                f"[program:{p.name}]",
+                f"command={command}",
+                f"startsecs={START_TIMEOUT_S:g}",
+                f"stopwaitsecs={STOP_TIMEOUT_S:g}",
+                "",
+            ]
         if self.group:
             lines += [f"[group:{self.group}]", f"programs={','.join(p.name for p in programs)}", ""]
         self.conf.write_text("\n".join(lines))
@@ -305,23 +341,29 @@ class Circus(Tool):
 
     def configure(self, programs: Sequence[Program]) -> None:
         lines = [
-            "[circus]", f"endpoint = {self.endpoint}", f"pubsub_endpoint = tcp://127.0.0.1:{free_port()}",
+            "[circus]",
+            f"endpoint = {self.endpoint}",
+            f"pubsub_endpoint = tcp://127.0.0.1:{free_port()}",
             "statsd = False",
             # an empty value turns off cluster discovery, which would otherwise join a UDP multicast group
             # on every interface: this benchmark talks to loopback only
             "multicast_endpoint =",
-        ]  # fmt: skip
+        ]
         if self.check_delay_s is not None:
             lines.append(f"check_delay = {self.check_delay_s:g}")
         lines.append("")
         for p in programs:
-            lines += [f"[watcher:{p.name}]", f"cmd = {shlex.join(self.program_argv(p))}", "numprocesses = 1",
-                      f"graceful_timeout = {STOP_TIMEOUT_S:g}", ""]  # fmt: skip
+            lines += [
+                f"[watcher:{p.name}]",
+                f"cmd = {shlex.join(self.program_argv(p))}",
+                "numprocesses = 1",
+                f"graceful_timeout = {STOP_TIMEOUT_S:g}",
+                "",
+            ]
         self.conf.write_text("\n".join(lines))
 
     def daemon_argv(self) -> list[str]:
-        return [str(self.env.bench_bin / "circusd"), "--log-output", str(self.workdir / "circusd.log"),
-                str(self.conf)]  # fmt: skip
+        return [str(self.env.bench_bin / "circusd"), "--log-output", str(self.workdir / "circusd.log"), str(self.conf)]
 
     def status_argv(self) -> list[str]:
         return [*self.ctl, "status"]

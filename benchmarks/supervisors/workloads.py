@@ -44,8 +44,9 @@ class Baselines:
     def __enter__(self) -> Baselines:
         argv = [str(self.env.foss_python), "-I", str(self.env.floor_script), *self.env.child_argv(self.events, "floor")]
         with (self.workdir / "floor.out").open("wb") as out:
-            self.floor = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                          start_new_session=True)  # fmt: skip
+            self.floor = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             self.log.wait_line(lambda ln: ln.name == "floor", LAUNCH_TIMEOUT_S, "floor child")
             self.spawn_once()  # a warm-up, not counted
@@ -66,8 +67,9 @@ class Baselines:
         name = f"spawn-{self.spawns}"
         self.spawns += 1
         t0 = time.monotonic_ns()
-        child = subprocess.Popen(self.env.child_argv(self.events, name), stdin=subprocess.DEVNULL,
-                                 start_new_session=True)  # fmt: skip
+        child = subprocess.Popen(
+            self.env.child_argv(self.events, name), stdin=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             line = self.log.wait_names([name], RESTART_TIMEOUT_S)[name]
         finally:
@@ -123,9 +125,11 @@ def bench_stop(factory: ToolFactory, env: Env, key: str, reps: int, res: Results
         note(f"stop {key} {rep + 1}/{reps}: CLI {by_cli:.3f} s, SIGTERM {by_signal:.3f} s, daemon gone {exited:.3f} s")
     if key == "supervisord":  # its shutdown stops one group at a time: say what one group would give
         by_cli, by_signal, exited = stop_twice(Supervisord(env, env.workroot / key / "stop-grouped", group="stubborn"))
-        res.say(f"supervisord with the 10 programs in one [group:stubborn] (one run): CLI {by_cli:.3f} s, SIGTERM "
-                f"{by_signal:.3f} s (daemon gone {exited:.3f} s); as 10 separate programs its shutdown stops them "
-                "one group at a time")  # fmt: skip
+        res.say(
+            f"supervisord with the 10 programs in one [group:stubborn] (one run): CLI {by_cli:.3f} s, SIGTERM "
+            f"{by_signal:.3f} s (daemon gone {exited:.3f} s); as 10 separate programs its shutdown stops them "
+            "one group at a time"
+        )
 
 
 def stop_twice(tool: Tool) -> tuple[float, float, float]:
@@ -135,8 +139,14 @@ def stop_twice(tool: Tool) -> tuple[float, float, float]:
     programs = [Program(name, ignore_term=True) for name in names]
 
     def ask_cli() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(tool.stop_argv(names), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=tool.daemon_env(), cwd=tool.workdir)  # fmt: skip
+        return subprocess.Popen(
+            tool.stop_argv(names),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=tool.daemon_env(),
+            cwd=tool.workdir,
+        )
 
     def ask_signal() -> None:
         tool.send_shutdown()
@@ -167,16 +177,17 @@ def measure_idle(tool: Tool, log: EventLog, window_s: float, res: Results) -> tu
     if isinstance(tool, Foss):
         before = sum(p.memory_info().rss for p in own) / 2**20
         tool.touch_dashboard()
-        res.say(f"foss RSS before any dashboard request: {before:.1f} MiB with {len(log.pids())} children seen "
-                "(reported figure is after one GET /health and one GET /api/status)")  # fmt: skip
+        res.say(
+            f"foss RSS before any dashboard request: {before:.1f} MiB with {len(log.pids())} children seen "
+            "(reported figure is after one GET /health and one GET /api/status)"
+        )
     time.sleep(2.0)  # let start-up work settle before the quiet window
     own = tool.supervisor_processes(log.pids())
     cpu0, t0 = cpu_seconds(own), time.monotonic()
     time.sleep(window_s)
     cpu1, t1 = cpu_seconds(own), time.monotonic()
     rss = sum(p.memory_info().rss for p in own) / 2**20
-    res.say(f"{tool.key}: the supervisor is {len(own)} process(es): "
-            f"{', '.join(f'{p.pid} {p.name()}' for p in own)}")  # fmt: skip
+    res.say(f"{tool.key}: the supervisor is {len(own)} process(es): {', '.join(f'{p.pid} {p.name()}' for p in own)}")
     return rss, (cpu1 - cpu0) / (t1 - t0) * 100
 
 

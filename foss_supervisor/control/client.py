@@ -34,7 +34,8 @@ __all__ = ["BUSY_FIRST_DELAY_S", "BUSY_MAX_DELAY_S", "ControlClient", "call"]
 
 BUSY_FIRST_DELAY_S = 0.005  # the first wait before connecting again to a busy socket; doubles each time
 BUSY_MAX_DELAY_S = 0.25  # the longest wait between two tries
-PID_NAME = "foss-supervisor.pid"  # next to the socket; its lock is held by a live daemon (foss_supervisor.pidfile)
+# next to the socket; its lock is held by a live daemon (foss_supervisor.base.pidfile)
+PID_NAME = "foss-supervisor.pid"
 
 _ids = itertools.count(1)
 # error replies raised as these types by name; any other is a CommandError
@@ -65,8 +66,10 @@ class ControlClient:
             self.busy_retries += 1
             left = deadline - time.monotonic()
             if left <= 0:
-                raise DaemonBusy(f"the daemon is busy: its control socket {self.path} took no new connection "
-                                 f"within {self.timeout_s:g}s ({busy}); try again") from None  # fmt: skip
+                raise DaemonBusy(
+                    f"the daemon is busy: its control socket {self.path} took no new connection "
+                    f"within {self.timeout_s:g}s ({busy}); try again"
+                ) from None
             time.sleep(min(left, delay * random.uniform(0.5, 1.0)))  # noqa: S311 - jitter, not a secret
             delay = min(delay * 2, BUSY_MAX_DELAY_S)
 
@@ -122,8 +125,9 @@ class ControlClient:
                     raise NotRunning("the daemon closed the connection")
                 self._buffer += chunk
         except TimeoutError:
-            raise NoAnswer(f"the daemon did not answer {cmd!r} on {self.path} within {self.timeout_s:g}s "
-                           "(busy, stopped or hung)") from None  # fmt: skip
+            raise NoAnswer(
+                f"the daemon did not answer {cmd!r} on {self.path} within {self.timeout_s:g}s (busy, stopped or hung)"
+            ) from None
         line, self._buffer = self._buffer.split(b"\n", 1)
         reply = json.loads(line)
         if reply.get("ok"):
@@ -135,7 +139,7 @@ class ControlClient:
 
 def _daemon_holds_lock(socket_path: Path) -> bool:
     """Whether a live daemon holds the PID lock next to its control socket (the lock, not a PID, proves it)."""
-    from foss_supervisor.pidfile import PidFile
+    from foss_supervisor.base.pidfile import PidFile
 
     return PidFile(socket_path.with_name(PID_NAME)).inspect().locked
 

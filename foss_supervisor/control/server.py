@@ -1,11 +1,11 @@
-"""The control socket server: a thin transport over :func:`foss_supervisor.commands.answer` (every reply
+"""The control socket server: a thin transport over :func:`foss_supervisor.commands.registry.answer` (every reply
 and error message passes its redaction).
 
 The socket is created with mode 0600 (umask set around ``bind``, so there is no window where it is
 wider) and peers of another uid are refused (root excepted), checked with ``SO_PEERCRED``.
 
 Besides commands, a connection may ``subscribe`` (see :mod:`foss_supervisor.control.protocol`): it then
-carries the daemon's events, read from the core's :class:`~foss_supervisor.eventlog.EventLog`, until the
+carries the daemon's events, read from the core's :class:`~foss_supervisor.core.eventlog.EventLog`, until the
 client closes it. A subscriber that does not read is cut after ``STREAM_WRITE_TIMEOUT_S``; one that
 falls behind the log's memory gets a ``resync`` line, never an unbounded queue in the daemon.
 
@@ -39,8 +39,8 @@ from foss_supervisor.control.protocol import (
     error_reply,
     ok_reply,
 )
+from foss_supervisor.core.eventlog import EventLog
 from foss_supervisor.errors import ControlError, ProtocolError, SupervisorError
-from foss_supervisor.eventlog import EventLog
 
 __all__ = ["IDLE_TIMEOUT_S", "REQUEST_TIMEOUT_S", "ControlServer"]
 

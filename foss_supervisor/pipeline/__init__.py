@@ -10,7 +10,11 @@ The daemon side never imports DuckDB: it talks to the worker over pipes. Rooms:
   ``ledger`` (file ledger, discover), ``orders_steps`` (ingest, orders report), ``report`` (generic report);
 * the CLI's ``pipeline validate``: ``validate``.
 
-Entry points for the core:
+This package's ``__init__`` imports nothing, so a module of it (``configcheck``, ``events``, ``states``)
+can be imported alone without loading the engine. May import: the core, the config, the base; never the
+commands, the transports, the daemon or the CLI.
+
+Entry points (import them from their modules):
 
 * ``load_pipeline(path, folders=FolderOverrides(...))`` / ``load_pipelines(dir)`` -> ``PipelineSpec``
 * ``PipelineRunner(specs, state_dir=..., on_event=callback)``: ``await start()``, ``await run(name)``,
@@ -21,75 +25,3 @@ Entry points for the core:
 """
 
 from __future__ import annotations
-
-from foss_supervisor.pipeline.errors import (
-    PipelineBusyError,
-    PipelineConfigError,
-    PipelineError,
-    QueryError,
-    QueryFailedError,
-    QueryMemoryError,
-    QueryRefusedError,
-    QueryTimeoutError,
-    UnknownPipelineError,
-    WorkerCrashedError,
-    WorkerError,
-)
-from foss_supervisor.pipeline.events import (
-    PipelineEvent,
-    RunFinished,
-    RunStarted,
-    StepLog,
-    StepStateChanged,
-    WorkerExited,
-    WorkerStarted,
-    event_to_dict,
-)
-from foss_supervisor.pipeline.history import RunRecord, StepRecord
-from foss_supervisor.pipeline.runner import PipelineRunner, QueryResult
-from foss_supervisor.pipeline.spec import (
-    FolderOverrides,
-    Folders,
-    PipelineSpec,
-    StepSpec,
-    default_pipelines_dir,
-    load_pipeline,
-    load_pipelines,
-)
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
-
-__all__ = [
-    "FolderOverrides",
-    "Folders",
-    "PipelineBusyError",
-    "PipelineConfigError",
-    "PipelineError",
-    "PipelineEvent",
-    "PipelineRunner",
-    "PipelineSpec",
-    "QueryError",
-    "QueryFailedError",
-    "QueryMemoryError",
-    "QueryRefusedError",
-    "QueryResult",
-    "QueryTimeoutError",
-    "RunFinished",
-    "RunMode",
-    "RunRecord",
-    "RunStarted",
-    "RunStatus",
-    "StepLog",
-    "StepRecord",
-    "StepSpec",
-    "StepState",
-    "StepStateChanged",
-    "UnknownPipelineError",
-    "WorkerCrashedError",
-    "WorkerError",
-    "WorkerExited",
-    "WorkerStarted",
-    "default_pipelines_dir",
-    "event_to_dict",
-    "load_pipeline",
-    "load_pipelines",
-]

@@ -126,9 +126,15 @@ class WorkerClient:
         raise self._error(reply, "query failed", timeout_s=timeout_s)
 
     async def export(
-        self, table: str, fmt: str, *, sql: str = "", timeout_s: float = 3600.0, publish_to: str | None = None,
+        self,
+        table: str,
+        fmt: str,
+        *,
+        sql: str = "",
+        timeout_s: float = 3600.0,
+        publish_to: str | None = None,
         name: str | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Write the whole of ``table`` (schema.table), or the whole result of the read-only query ``sql``
         (then ``table`` is ""), as csv, parquet or jsonl into ``export_dir``.
 

@@ -61,10 +61,12 @@ def compile_deduplicate(params: Mapping[str, Any], *, file: str, key: str) -> st
     keys = _columns(params.get("key"), file, f"{key}.key", _IDENT)
     order = [
         f"{m[1]} {(m[2] or 'desc').upper()} NULLS LAST"
-        for m in (_ORDER.match(o) for o in _columns(params.get("order_by", []) or ["_row_id"], file,
-                                                   f"{key}.order_by", _ORDER))
+        for m in (
+            _ORDER.match(o)
+            for o in _columns(params.get("order_by", []) or ["_row_id"], file, f"{key}.order_by", _ORDER)
+        )
         if m
-    ]  # fmt: skip
+    ]
     row_id = params.get("row_id", "_row_id")
     if not isinstance(row_id, str) or not _IDENT.match(row_id):
         raise PipelineConfigError(file, f"{key}.row_id", "must be a column name")

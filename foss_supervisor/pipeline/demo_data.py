@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from foss_supervisor.atomicfile import atomic_write
+from foss_supervisor.base.atomicfile import atomic_write
 
 __all__ = ["COUNTRIES", "FX_RATES", "PRODUCTS", "DemoSummary", "generate", "main", "write_reference"]
 

@@ -18,10 +18,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from foss_supervisor.atomicfile import atomic_write
+from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.core.statestore import read_json
 from foss_supervisor.pipeline.ledger import landing_files
 from foss_supervisor.pipeline.spec import PipelineSpec
-from foss_supervisor.statestore import read_json
 
 __all__ = ["FingerprintStore", "definition_digest", "folder_signature", "input_fingerprint", "landing_signature"]
 

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.atomicfile import atomic_write
+from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
-from foss_supervisor.writefailures import WriteFailures
 
 __all__ = ["RunHistory", "RunRecord", "StepRecord"]
 

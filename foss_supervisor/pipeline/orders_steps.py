@@ -218,13 +218,17 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
         params: dict[str, Any] = {"base": base, "batch": ctx.run_id, "path": str(path), "sha": sha, "now": now}
         if fmt == "parquet":
             params["file"] = str(path)
-            have = {r[0].lower(): r[0] for r in cur.execute("DESCRIBE SELECT * FROM read_parquet($file)",
-                                                            {"file": str(path)}).fetchall()}  # fmt: skip
+            have = {
+                r[0].lower(): r[0]
+                for r in cur.execute("DESCRIBE SELECT * FROM read_parquet($file)", {"file": str(path)}).fetchall()
+            }
             quoted = {c: '"' + name.replace('"', '""') + '"' for c, name in have.items()}
             fields = ", ".join(f"CAST({quoted[c]} AS VARCHAR)" if c in quoted else "NULL::VARCHAR" for c in columns)
-            sql = (f"INSERT INTO {table} SELECT $base + file_row_number + 1, $batch, $path, $sha,"  # noqa: S608
-                   f" file_row_number + 1, $now, NULL, NULL, {fields}"
-                   " FROM read_parquet($file, file_row_number = true)")  # fmt: skip
+            sql = (
+                f"INSERT INTO {table} SELECT $base + file_row_number + 1, $batch, $path, $sha,"  # noqa: S608
+                f" file_row_number + 1, $now, NULL, NULL, {fields}"
+                " FROM read_parquet($file, file_row_number = true)"
+            )
         elif reader == "duckdb":
             params["file"] = str(path)
             source = (

@@ -46,7 +46,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from foss_supervisor import gates
+from foss_supervisor.config import gates
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.rules import gated
 
@@ -181,9 +181,10 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> str:
         checks.append((str(test["name"]), f"NOT coalesce(({test['expression']}), false)"))
     unparsed = params.get("unparsed")
     if unparsed is not None and (
-        not isinstance(unparsed, dict) or set(unparsed) != {"column", "reason"}
+        not isinstance(unparsed, dict)
+        or set(unparsed) != {"column", "reason"}
         or not all(isinstance(v, str) and _IDENT.match(v) for v in unparsed.values())
-    ):  # fmt: skip
+    ):
         raise PipelineConfigError(file, f"{key}.unparsed", "is {column: column_name, reason: reason_name}")
     grouped: dict[str, list[str]] = {}
     for reason, cond in checks:  # rules sharing a reason give it once, where the first of them is declared

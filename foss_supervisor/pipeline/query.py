@@ -142,9 +142,15 @@ SQL_BUDGET_FACTOR = 2
 
 
 def run_query(
-    cursor: Any, sql: str, *, database: str, max_rows: int, timeout_s: float, max_bytes: int = MAX_RESULT_BYTES,
+    cursor: Any,
+    sql: str,
+    *,
+    database: str,
+    max_rows: int,
+    timeout_s: float,
+    max_bytes: int = MAX_RESULT_BYTES,
     memory_limit: int | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Check and run one query on ``cursor`` (a fresh cursor of the worker's connection).
 
     Returns ``{columns, types, rows, row_count, truncated, truncated_reason, elapsed_s}`` whose JSON is at most

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.atomicfile import atomic_write
+from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.pipeline.context import StepContext
 from foss_supervisor.pipeline.states import StepState
 
@@ -47,10 +47,15 @@ def build_report(ctx: StepContext) -> dict[str, Any]:
     tables = [(s, t) for s, t in tables if not (s == ctx.ledger and t in ("files", "file_seen"))]
     layers = {f"{s}.{t}": int(cur.execute(f"SELECT count(*) FROM {_quote(s, t)}").fetchone()[0]) for s, t in tables}  # noqa: S608
     rejected_tables = [
-        (s, t) for s, t in tables if t.endswith("_rejected")
-        and cur.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?"
-                        " AND column_name = 'reasons' AND data_type LIKE '%[]'", [s, t]).fetchone()[0]
-    ]  # fmt: skip
+        (s, t)
+        for s, t in tables
+        if t.endswith("_rejected")
+        and cur.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?"
+            " AND column_name = 'reasons' AND data_type LIKE '%[]'",
+            [s, t],
+        ).fetchone()[0]
+    ]
     reasons: list[tuple[str, int]] = []
     if rejected_tables:
         union = " UNION ALL ".join(f"SELECT unnest(reasons) AS reason FROM {_quote(s, t)}" for s, t in rejected_tables)  # noqa: S608
@@ -91,8 +96,12 @@ def write_report(ctx: StepContext, doc: Mapping[str, Any]) -> tuple[Path, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     body = json.dumps(doc, indent=2, default=str)
     page = render_report_html(doc)
-    for name, text in ((f"{ctx.run_id}.json", body), (f"{ctx.run_id}.html", page),
-                       ("latest.json", body), ("latest.html", page)):  # fmt: skip
+    for name, text in (
+        (f"{ctx.run_id}.json", body),
+        (f"{ctx.run_id}.html", page),
+        ("latest.json", body),
+        ("latest.html", page),
+    ):
         atomic_write(out_dir / name, text, mode=0o644, durable=False)
     ctx.log(f"report written to {out_dir / (ctx.run_id + '.html')}")
     return out_dir, body
@@ -127,10 +136,15 @@ def render_report_html(doc: Mapping[str, Any]) -> str:
     q = doc["quality"]
     k = doc.get("kpis") or {}
     steps = [
-        (s.get("name"), state_label(str(s.get("state"))), s.get("rows_in"), s.get("rows_out"),
-         f"{s['duration_s']:.3f}" if isinstance(s.get("duration_s"), int | float) else "")
+        (
+            s.get("name"),
+            state_label(str(s.get("state"))),
+            s.get("rows_in"),
+            s.get("rows_out"),
+            f"{s['duration_s']:.3f}" if isinstance(s.get("duration_s"), int | float) else "",
+        )
         for s in doc.get("steps", [])
-    ]  # fmt: skip
+    ]
     kpis = f"<h2>KPIs</h2>\n{table([str(n) for n in k], [[str(v) for v in k.values()]])}\n" if k else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Run {e(doc["run_id"])} of {e(doc["pipeline"])}</title>

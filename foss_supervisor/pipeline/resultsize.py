@@ -29,12 +29,32 @@ CUMULATIVE_COLUMN = "__foss_result_bytes"
 NULL_BYTES = 5  # "null,"
 #: JSON bytes of one value, separator included, by DuckDB type id (upper bounds, as to_jsonable writes them)
 FIXED_BYTES = {
-    "boolean": 6, "tinyint": 5, "utinyint": 4, "smallint": 7, "usmallint": 6, "integer": 12, "uinteger": 11,
-    "bigint": 23, "ubigint": 23, "hugeint": 43, "uhugeint": 43, "float": 16, "double": 25, "date": 13,
-    "time": 18, "time_ns": 21, "time with time zone": 24, "timestamp": 29, "timestamp_s": 29,
-    "timestamp_ms": 29, "timestamp_ns": 32, "timestamp with time zone": 35, "interval": 25, "uuid": 39,
+    "boolean": 6,
+    "tinyint": 5,
+    "utinyint": 4,
+    "smallint": 7,
+    "usmallint": 6,
+    "integer": 12,
+    "uinteger": 11,
+    "bigint": 23,
+    "ubigint": 23,
+    "hugeint": 43,
+    "uhugeint": 43,
+    "float": 16,
+    "double": 25,
+    "date": 13,
+    "time": 18,
+    "time_ns": 21,
+    "time with time zone": 24,
+    "timestamp": 29,
+    "timestamp_s": 29,
+    "timestamp_ms": 29,
+    "timestamp_ns": 32,
+    "timestamp with time zone": 35,
+    "interval": 25,
+    "uuid": 39,
     "null": NULL_BYTES,
-}  # fmt: skip
+}
 #: above this many terms a column is measured as its text (CAST AS VARCHAR) instead of field by field
 MAX_TERMS = 500
 

@@ -15,17 +15,22 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from foss_supervisor.config_schema import PIPELINE_SCHEMA
-from foss_supervisor.gates import Gate, GateError
+from foss_supervisor.config.gates import Gate, GateError
+from foss_supervisor.config.schema import PIPELINE_SCHEMA
 from foss_supervisor.pipeline.errors import PipelineConfigError
 
 if TYPE_CHECKING:
     from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 
 __all__ = [
-    "DEFAULT_PATTERNS", "check_isolation", "check_shipped_params", "gated", "load_access", "load_patterns",
+    "DEFAULT_PATTERNS",
+    "check_isolation",
+    "check_shipped_params",
+    "gated",
+    "load_access",
+    "load_patterns",
     "schema_of",
-]  # fmt: skip
+]
 
 T = TypeVar("T")
 
@@ -123,10 +128,11 @@ def check_isolation(specs: Iterable[PipelineSpec]) -> None:
             other = owner.setdefault(schema, spec)
             if other is not spec:
                 raise PipelineConfigError(
-                    str(spec.path), "schemas",
+                    str(spec.path),
+                    "schemas",
                     f"schema {schema!r} is also owned by pipeline {other.name!r} ({other.path}); pipelines of one"
                     " warehouse cannot share a schema: give each its own, and list the other's tables under inputs",
-                )  # fmt: skip
+                )
 
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -134,20 +140,24 @@ _TABLE = re.compile(r"[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}")
 #: the parameters of the shipped Python steps: name -> (required, check, what it must be)
 _SHIPPED_PARAMS: dict[str, dict[str, tuple[bool, Any, str]]] = {
     "foss_supervisor.pipeline.ledger:discover": {
-        "patterns": (False, lambda v: isinstance(v, list) and v and all(isinstance(p, str) for p in v),
-                     "a non-empty list of file name patterns"),
+        "patterns": (
+            False,
+            lambda v: isinstance(v, list) and v and all(isinstance(p, str) for p in v),
+            "a non-empty list of file name patterns",
+        ),
     },
     "foss_supervisor.pipeline.orders_steps:ingest": {
-        "table": (True, lambda v: isinstance(v, str) and _TABLE.fullmatch(v),
-                  "a lower-case schema.table name"),
-        "columns": (True, lambda v: isinstance(v, list) and v and all(isinstance(c, str) and _IDENTIFIER.match(c)
-                                                                      for c in v),
-                    "a non-empty list of lower-case column names"),
+        "table": (True, lambda v: isinstance(v, str) and _TABLE.fullmatch(v), "a lower-case schema.table name"),
+        "columns": (
+            True,
+            lambda v: isinstance(v, list) and v and all(isinstance(c, str) and _IDENTIFIER.match(c) for c in v),
+            "a non-empty list of lower-case column names",
+        ),
     },
     "foss_supervisor.pipeline.report:report": {
         "bronze": (False, lambda v: isinstance(v, str) and v.count(".") == 1, "a schema.table name"),
     },
-}  # fmt: skip
+}
 _SHIPPED_PARAMS["foss_supervisor.pipeline.orders_steps:discover"] = _SHIPPED_PARAMS[
     "foss_supervisor.pipeline.ledger:discover"
 ]  # the name it had before ledger.py

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
-import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -23,33 +21,27 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.pipeline.client import QueryResult, WorkerClient
 from foss_supervisor.pipeline.errors import (
     PipelineBusyError,
     PipelineConfigError,
-    PipelineError,
-    UnknownPipelineError,
-    WorkerError,
 )
 from foss_supervisor.pipeline.events import (
     EventCallback,
-    PipelineEvent,
     RunFinished,
     RunStarted,
-    StepLog,
-    StepStateChanged,
 )
+from foss_supervisor.pipeline.execution import RunExecution
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, WorkerLimits
 from foss_supervisor.pipeline.retry import RetryPlan, latest_run, plan_retry
-from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload, is_transient, step_payload
-from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec, check_isolation
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState, check_step_transition
+from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
+from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation
+from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.workerhost import StepAttemptError, StepTimeoutError, WorkerHost
 from foss_supervisor.pipeline.workerproc import WorkerProcess
-from foss_supervisor.writefailures import WriteFailures
 
 __all__ = ["PipelineRunner", "QueryResult", "StepAttemptError", "StepTimeoutError", "WorkerProcess"]
 
@@ -61,7 +53,7 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 # ------------------------------------------------------------------------------------------- runner
 
 
-class PipelineRunner:
+class PipelineRunner(RunExecution):
     """Runs declared pipelines against one warehouse file through one supervised DuckDB worker.
 
     Use as ``async with PipelineRunner(specs, state_dir=...) as runner: rec = await runner.run("orders")``.
@@ -114,8 +106,9 @@ class PipelineRunner:
         self._retry_max_s = retry_max_s
         self._sleep = sleep
         self._clock = clock
-        self._host = WorkerHost(self.db_path, self._worker_argv, self._worker_environ, self._emit, clock,
-                                cancel_grace_s, self.limits)  # fmt: skip
+        self._host = WorkerHost(
+            self.db_path, self._worker_argv, self._worker_environ, self._emit, clock, cancel_grace_s, self.limits
+        )
         self._client = WorkerClient(self._host, max_result_bytes)
         self._step_lock = asyncio.Lock()
         self._run_locks = {name: asyncio.Lock() for name in self._specs}
@@ -172,13 +165,22 @@ class PipelineRunner:
         worker starts on first use and again after it died or was recycled."""
         figures = self._host.figures()
         return {
-            "pid": figures["pid"], "state": "running" if figures["pid"] is not None else "stopped",
-            "busy": self._step_lock.locked(), "uptime_s": figures["uptime_s"], "rss_bytes": figures["rss_bytes"],
-            "starts": self._host.starts, "restarts": figures["restarts"], "last_restart": figures["last_restart"],
-            "recycles": figures["recycles"], "recycle_pending": figures["recycle_pending"],
-            "limit_hits": figures["limit_hits"], "memory_limit": self.limits.memory_limit,
-            "limits": self.limits.to_dict(), "warehouse": str(self.db_path), "active_runs": sorted(self._active),
-        }  # fmt: skip
+            "pid": figures["pid"],
+            "state": "running" if figures["pid"] is not None else "stopped",
+            "busy": self._step_lock.locked(),
+            "uptime_s": figures["uptime_s"],
+            "rss_bytes": figures["rss_bytes"],
+            "starts": self._host.starts,
+            "restarts": figures["restarts"],
+            "last_restart": figures["last_restart"],
+            "recycles": figures["recycles"],
+            "recycle_pending": figures["recycle_pending"],
+            "limit_hits": figures["limit_hits"],
+            "memory_limit": self.limits.memory_limit,
+            "limits": self.limits.to_dict(),
+            "warehouse": str(self.db_path),
+            "active_runs": sorted(self._active),
+        }
 
     async def set_limits(self, limits: WorkerLimits) -> None:
         """Serve with ``limits`` from now on (a reload): when they changed, the worker is restarted with them
@@ -223,9 +225,13 @@ class PipelineRunner:
         source = self.get_run(run_id)
         name = source.pipeline if source is not None else ""
         return plan_retry(
-            self._specs.get(name), source, run_id=run_id, step=step, latest=latest_run(self.history.list(name, 1000)),
+            self._specs.get(name),
+            source,
+            run_id=run_id,
+            step=step,
+            latest=latest_run(self.history.list(name, 1000)),
             busy=self._closed or (name in self._run_locks and self._run_locks[name].locked()),
-        )  # fmt: skip
+        )
 
     async def retry(self, run_id: str, *, step: str | None = None, trigger: str = "manual") -> RunRecord:
         """Retry failed run ``run_id`` as a new run (``retry_of`` names it) in its mode: run ``step`` (or, when
@@ -261,10 +267,16 @@ class PipelineRunner:
             raise PipelineBusyError(f"pipeline {pipeline!r} is already running")
         now = self._clock()
         record = RunRecord(
-            run_id=self._new_run_id(), pipeline=pipeline, mode=RunMode.RUN, trigger=trigger,
-            status=RunStatus.SKIPPED, started_at=now, finished_at=now, note=reason,
+            run_id=self._new_run_id(),
+            pipeline=pipeline,
+            mode=RunMode.RUN,
+            trigger=trigger,
+            status=RunStatus.SKIPPED,
+            started_at=now,
+            finished_at=now,
+            note=reason,
             steps=tuple(StepRecord(name=s.name, state=StepState.SKIPPED) for s in spec.steps),
-        )  # fmt: skip
+        )
         self.history.append(record)
         self._emit(RunStarted(now, record.run_id, pipeline, RunMode.RUN, trigger, tuple(s.name for s in spec.steps)))
         self._emit(RunFinished(now, record.run_id, pipeline, RunStatus.SKIPPED, 0.0, None))
@@ -305,11 +317,18 @@ class PipelineRunner:
         async with lock:
             schemas = sorted(spec.schemas)
             payload = {
-                "pipeline": pipeline, "run_id": "reset", "mode": RunMode.RUN.value, "require_metrics": False,
-                "folders": folders_payload(spec), "access": access_payload(spec),
-                "step": {"name": "_reset", "kind": "sql",
-                         "sql": "".join(f"DROP SCHEMA IF EXISTS {s} CASCADE;\n" for s in schemas)},
-            }  # fmt: skip
+                "pipeline": pipeline,
+                "run_id": "reset",
+                "mode": RunMode.RUN.value,
+                "require_metrics": False,
+                "folders": folders_payload(spec),
+                "access": access_payload(spec),
+                "step": {
+                    "name": "_reset",
+                    "kind": "sql",
+                    "sql": "".join(f"DROP SCHEMA IF EXISTS {s} CASCADE;\n" for s in schemas),
+                },
+            }
             async with self._step_lock:
                 await self._host.attempt(payload, timeout_s=300.0, on_log=None)
             forgotten = self.history.forget(pipeline)
@@ -358,9 +377,16 @@ class PipelineRunner:
         for d in dirs:
             argv += ["--allow-dir", d]
         argv += ["--export-dir", str(self.export_dir), "--publish-dir", str(self.publish_dir)]
-        argv += ["--memory-limit", str(self.limits.memory_limit), "--os-memory-limit",
-                 str(self.limits.os_memory_limit), "--temp-dir", str(self.temp_dir),
-                 "--max-temp-size", str(self.limits.max_temp_directory_size)]  # fmt: skip
+        argv += [
+            "--memory-limit",
+            str(self.limits.memory_limit),
+            "--os-memory-limit",
+            str(self.limits.os_memory_limit),
+            "--temp-dir",
+            str(self.temp_dir),
+            "--max-temp-size",
+            str(self.limits.max_temp_directory_size),
+        ]
         if self._threads:
             argv += ["--threads", str(self._threads)]
         return argv
@@ -372,228 +398,3 @@ class PipelineRunner:
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
-
-    # ------------------------------------------------------------------ internals: runs
-    def _spec(self, name: str) -> PipelineSpec:
-        try:
-            return self._specs[name]
-        except KeyError:
-            known = ", ".join(sorted(self._specs))
-            raise UnknownPipelineError(f"no pipeline named {name!r} (known: {known})") from None
-
-    def _new_run_id(self) -> str:
-        return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock())) + "-" + secrets.token_hex(3)
-
-    def _emit(self, event: PipelineEvent) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event(event)
-        except Exception:  # an observer must never break a run
-            log.exception("pipeline_event_observer_failed", event=type(event).__name__)
-
-    def _set_state(self, run: ActiveRun, step: StepSpec, new: StepState, **changes: Any) -> None:
-        rec = run.steps[step.name]
-        check_step_transition(rec.state, new)
-        run.steps[step.name] = dataclasses.replace(rec, state=new, **changes)
-        rec2 = run.steps[step.name]
-        index = [s.name for s in run.spec.steps].index(step.name)
-        self._emit(
-            StepStateChanged(
-                at=self._clock(),
-                run_id=run.run_id,
-                pipeline=run.spec.name,
-                step=step.name,
-                old=rec.state,
-                new=new,
-                index=index,
-                total=len(run.spec.steps),
-                attempt=rec2.attempts,
-                rows_in=rec2.rows_in,
-                rows_out=rec2.rows_out,
-                duration_s=rec2.duration_s,
-                error=rec2.error,
-                warnings=rec2.warnings,
-            )
-        )
-        log.debug(
-            "pipeline_step_state",
-            run_id=run.run_id,
-            pipeline=run.spec.name,
-            step=step.name,
-            old=rec.state.value,
-            new=new.value,
-            attempt=rec2.attempts,
-            error=rec2.error,
-        )
-
-    async def _execute(self, run: ActiveRun) -> RunRecord:
-        spec = run.spec
-        self.history.append(run.snapshot())
-        self._emit(
-            RunStarted(self._clock(), run.run_id, spec.name, run.mode, run.trigger, tuple(s.name for s in spec.steps))
-        )
-        log.info("pipeline_run_started", run_id=run.run_id, pipeline=spec.name, mode=run.mode.value,
-                 retry_of=run.retry.source.run_id if run.retry else None)  # fmt: skip
-        try:
-            await self._setup(run)
-            for step in spec.steps:
-                rec = run.steps[step.name]
-                if run.mode not in step.modes:
-                    self._set_state(run, step, StepState.SKIPPED)
-                    continue
-                if run.retry is not None and step.name in run.retry.reused:  # committed by the source run
-                    reused = run.retry.reused[step.name]
-                    self._set_state(run, step, StepState.SKIPPED, metrics=reused.metrics, warnings=(run.retry.note,))
-                    continue
-                failed_deps = [d for d in step.depends_on if not run.steps[d].state.ok]
-                if failed_deps:
-                    self._set_state(
-                        run,
-                        step,
-                        StepState.UPSTREAM_FAILED,
-                        error=f"upstream step(s) did not succeed: {', '.join(failed_deps)}",
-                    )
-                    continue
-                del rec
-                await self._run_step(run, step)
-        except asyncio.CancelledError:
-            for step in spec.steps:
-                if run.steps[step.name].state is StepState.PENDING:
-                    self._set_state(run, step, StepState.CANCELLED)
-            self._finish(run, RunStatus.CANCELLED, "cancelled")
-            raise
-        except (WorkerError, StepAttemptError, OSError) as exc:
-            for step in spec.steps:
-                if run.steps[step.name].state is StepState.PENDING:
-                    self._set_state(run, step, StepState.UPSTREAM_FAILED, error="pipeline setup failed")
-            return self._finish(run, RunStatus.FAILED, f"setup failed: {exc}")
-        states = [run.steps[s.name].state for s in spec.steps]
-        bad = [s.name for s in spec.steps if not run.steps[s.name].state.ok]
-        if bad:
-            first = run.steps[bad[0]]
-            return self._finish(run, RunStatus.FAILED, f"step {bad[0]} {first.state.value}: {first.error}")
-        if spec.publish:
-            try:
-                published = await self.publish(spec.name)
-                log.info("pipeline_published", pipeline=spec.name, tables=[p["path"] for p in published])
-            except (PipelineError, OSError) as exc:
-                return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, f"publish failed: {exc}")
-        if StepState.SUCCEEDED_WITH_WARNINGS in states:
-            return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, None)
-        return self._finish(run, RunStatus.SUCCEEDED, None)
-
-    def _finish(self, run: ActiveRun, status: RunStatus, error: str | None) -> RunRecord:
-        run.status = status
-        run.error = error
-        run.finished_at = self._clock()
-        record = run.snapshot()
-        self.history.append(record)
-        self._emit(RunFinished(self._clock(), run.run_id, run.spec.name, status, record.duration_s or 0.0, error))
-        log.info(
-            "pipeline_run_finished",
-            run_id=run.run_id,
-            pipeline=run.spec.name,
-            status=status.value,
-            duration_s=record.duration_s,
-            error=error,
-        )
-        return record
-
-    def _wait(self) -> wait_exponential_jitter:
-        """Exponential backoff (x2 per attempt) with jitter, capped at retry_max_s."""
-        return wait_exponential_jitter(
-            multiplier=self._retry_initial_s, max=self._retry_max_s, jitter=self._retry_initial_s
-        )
-
-    async def _setup(self, run: ActiveRun) -> None:
-        """Create the pipeline's ledger and run its idempotent schema script, in one transaction (retried
-        like a step)."""
-        payload = {
-            "pipeline": run.spec.name,
-            "run_id": run.run_id,
-            "mode": run.mode.value,
-            "folders": folders_payload(run.spec),
-            "require_metrics": False,
-            "create_ledger": True,
-            "access": access_payload(run.spec),
-            "step": {"name": "_setup", "kind": "sql", "sql": run.spec.setup_sql or ""},
-        }
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(3),
-            wait=self._wait(),
-            retry=retry_if_exception(is_transient),
-            sleep=self._sleep,
-            reraise=True,
-        ):
-            with attempt:
-                async with self._step_lock:
-                    await self._host.attempt(payload, timeout_s=120.0, on_log=None)
-
-    async def _run_step(self, run: ActiveRun, step: StepSpec) -> None:
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            self._set_state(run, step, StepState.RETRYING, error=f"{type(exc).__name__}: {exc}")
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(step.retries + 1),
-            wait=self._wait(),
-            retry=retry_if_exception(is_transient),
-            sleep=self._sleep,
-            reraise=True,
-            before_sleep=before_sleep,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    await self._step_attempt(run, step)
-        except asyncio.CancelledError:
-            if not run.steps[step.name].state.terminal:
-                self._set_state(run, step, StepState.CANCELLED, error="cancelled")
-            raise
-        except StepTimeoutError as exc:
-            self._set_state(run, step, StepState.CRASHED, error=str(exc), **self._elapsed(run, step))
-        except WorkerError as exc:
-            self._set_state(run, step, StepState.CRASHED, error=str(exc), **self._elapsed(run, step))
-        except StepAttemptError as exc:
-            if exc.kind == "no_input":  # nothing landed for this step to read: skipped, not failed
-                self._set_state(run, step, StepState.SKIPPED, warnings=(f"no input: {exc}",),
-                                **self._elapsed(run, step))  # fmt: skip
-                return
-            state = StepState.CANCELLED if exc.kind == "cancelled" else StepState.FAILED
-            self._set_state(run, step, state, error=f"{exc.kind}: {exc}", **self._elapsed(run, step))
-
-    def _elapsed(self, run: ActiveRun, step: StepSpec) -> dict[str, Any]:
-        started = run.steps[step.name].started_at
-        return {"duration_s": round(self._clock() - started, 6)} if started is not None else {}
-
-    async def _step_attempt(self, run: ActiveRun, step: StepSpec) -> None:
-        rec = run.steps[step.name]
-        self._set_state(run, step, StepState.QUEUED)
-        async with self._step_lock:
-            self._set_state(
-                run, step, StepState.RUNNING, attempts=rec.attempts + 1, started_at=self._clock(), error=None
-            )
-            payload = step_payload(run, step)
-
-            def on_log(level: str, message: str) -> None:
-                self._emit(StepLog(self._clock(), run.run_id, run.spec.name, step.name, level, message))
-
-            result = await self._host.attempt(payload, timeout_s=step.timeout_s, on_log=on_log)
-        metrics: dict[str, Any] = dict(result.get("metrics") or {})
-        warnings = tuple(result.get("warnings") or ())
-        final = StepState.SUCCEEDED_WITH_WARNINGS if warnings else StepState.SUCCEEDED
-        self._set_state(
-            run,
-            step,
-            final,
-            rows_in=_as_int(metrics.get("rows_in")),
-            rows_out=_as_int(metrics.get("rows_out")),
-            metrics=metrics,
-            warnings=warnings,
-            duration_s=float(result.get("duration_s", 0.0)),
-        )
-
-
-def _as_int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) else None

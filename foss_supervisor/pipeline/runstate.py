@@ -31,9 +31,14 @@ class ActiveRun:
     """Mutable bookkeeping of one in-progress run; snapshots are RunRecords."""
 
     def __init__(
-        self, run_id: str, spec: PipelineSpec, mode: RunMode, trigger: str, started_at: float,
+        self,
+        run_id: str,
+        spec: PipelineSpec,
+        mode: RunMode,
+        trigger: str,
+        started_at: float,
         retry: RetryPlan | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.run_id = run_id
         self.retry = retry
         self.spec = spec
@@ -63,8 +68,12 @@ class ActiveRun:
 
 def access_payload(spec: PipelineSpec) -> dict[str, Any]:
     """Which schemas the step may write and read, its ledger and landing patterns."""
-    return {"owned": sorted(spec.schemas), "inputs": sorted(spec.inputs), "ledger": spec.ledger,
-            "patterns": list(spec.patterns)}  # fmt: skip
+    return {
+        "owned": sorted(spec.schemas),
+        "inputs": sorted(spec.inputs),
+        "ledger": spec.ledger,
+        "patterns": list(spec.patterns),
+    }
 
 
 def folders_payload(spec: PipelineSpec) -> dict[str, str]:

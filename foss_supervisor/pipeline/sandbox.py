@@ -41,11 +41,41 @@ _REFUSED_TYPES = {
     "PRAGMA": "PRAGMA/IMPORT DATABASE",
 }
 #: keywords after which a (qualified) name is a table, view, macro or sequence
-_NAME_AFTER = {"FROM", "JOIN", "INTO", "UPDATE", "TABLE", "VIEW", "USING", "EXISTS", "MACRO", "FUNCTION",
-               "SEQUENCE", "TRUNCATE", "COPY"}  # fmt: skip
+_NAME_AFTER = {
+    "FROM",
+    "JOIN",
+    "INTO",
+    "UPDATE",
+    "TABLE",
+    "VIEW",
+    "USING",
+    "EXISTS",
+    "MACRO",
+    "FUNCTION",
+    "SEQUENCE",
+    "TRUNCATE",
+    "COPY",
+}
 #: keywords that end a FROM list at their depth
-_FROM_END = {"WHERE", "GROUP", "ORDER", "HAVING", "QUALIFY", "LIMIT", "WINDOW", "UNION", "EXCEPT", "INTERSECT",
-             "ON", "USING", "SELECT", "SET", "RETURNING", "VALUES", "TO"}  # fmt: skip
+_FROM_END = {
+    "WHERE",
+    "GROUP",
+    "ORDER",
+    "HAVING",
+    "QUALIFY",
+    "LIMIT",
+    "WINDOW",
+    "UNION",
+    "EXCEPT",
+    "INTERSECT",
+    "ON",
+    "USING",
+    "SELECT",
+    "SET",
+    "RETURNING",
+    "VALUES",
+    "TO",
+}
 #: table functions that take a table name or a query as a string, so the check could not see what they read
 _HIDDEN_NAMES = {"query", "query_table"}
 #: functions whose argument syntax uses FROM for something that is not a table
@@ -94,10 +124,12 @@ def scan_statement(sql: str) -> StatementRefs:
     if len(statements) != 1:
         refs = [scan_statement(s.query) for s in statements]
         return StatementRefs(
-            writes=tuple(w for r in refs for w in r.writes), reads=tuple(x for r in refs for x in r.reads),
-            schemas=tuple(s for r in refs for s in r.schemas), writes_file=any(r.writes_file for r in refs),
+            writes=tuple(w for r in refs for w in r.writes),
+            reads=tuple(x for r in refs for x in r.reads),
+            schemas=tuple(s for r in refs for s in r.schemas),
+            writes_file=any(r.writes_file for r in refs),
             refused=next((r.refused for r in refs if r.refused), None),
-        )  # fmt: skip
+        )
     stype = statements[0].type.name
     toks = _tokens(statements[0].query)
     for (text, kind), nxt in itertools.pairwise(toks):

@@ -33,8 +33,13 @@ def next_due(every_s: float, cron: str | None, since: float) -> float | None:
     return min(due) if due else None
 
 
-def overdue_reason(every_s: float, cron: str | None, last_run: float | None, daemon_started: float, now: float,
-                   ) -> str | None:  # fmt: skip
+def overdue_reason(
+    every_s: float,
+    cron: str | None,
+    last_run: float | None,
+    daemon_started: float,
+    now: float,
+) -> str | None:
     """Why a pipeline (not paused, not running) is overdue at ``now``, or None when it is not.
 
     ``last_run`` is the later of its last run's start and end (epoch s), None when it never ran.

@@ -20,10 +20,12 @@ from typing import Any
 
 import structlog
 
-from foss_supervisor.atomicfile import atomic_write
+from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import Config
+from foss_supervisor.core.events import EventBus
+from foss_supervisor.core.statestore import read_json
 from foss_supervisor.errors import CommandError, ConfigError
-from foss_supervisor.events import EventBus
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError
 from foss_supervisor.pipeline.events import RunFinished
 from foss_supervisor.pipeline.fingerprint import (
@@ -40,8 +42,6 @@ from foss_supervisor.pipeline.schedule import overdue_reason
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
 from foss_supervisor.pipeline.states import RunMode, RunStatus
 from foss_supervisor.pipeline.triggers import Triggers
-from foss_supervisor.statestore import read_json
-from foss_supervisor.writefailures import WriteFailures
 
 __all__ = ["PipelineService", "load_specs", "worker_limits"]
 
@@ -63,9 +63,11 @@ def load_specs(config: Config) -> list[PipelineSpec]:
 def worker_limits(config: Config) -> WorkerLimits:
     """The worker's bounds from the ``warehouse:`` keys, defaults for what is not given (see limits.py)."""
     return WorkerLimits.resolve(
-        config.worker_memory_limit, max_temp_directory_size=config.worker_max_temp_size,
-        recycle_rss=config.worker_recycle_rss, recycle_after_s=config.worker_recycle_after_s,
-    )  # fmt: skip
+        config.worker_memory_limit,
+        max_temp_directory_size=config.worker_max_temp_size,
+        recycle_rss=config.worker_recycle_rss,
+        recycle_after_s=config.worker_recycle_after_s,
+    )
 
 
 class PipelineService:
@@ -75,8 +77,13 @@ class PipelineService:
         self.config = config
         self._bus = bus
         self.specs = {s.name: s for s in load_specs(config)}
-        self.runner = PipelineRunner(list(self.specs.values()), state_dir=config.state_dir, on_event=bus.publish,
-                                     limits=worker_limits(config), write_failures=write_failures)  # fmt: skip
+        self.runner = PipelineRunner(
+            list(self.specs.values()),
+            state_dir=config.state_dir,
+            on_event=bus.publish,
+            limits=worker_limits(config),
+            write_failures=write_failures,
+        )
         self._group: asyncio.TaskGroup | None = None
         self._triggers = Triggers(self._try_start, lambda: self.config.watch_interval_s)
         self._fingerprints = FingerprintStore(config.state_dir / "pipeline_inputs.json")
@@ -254,10 +261,11 @@ class PipelineService:
             raise CommandError(f"pipelines refused, the running ones stay: {exc}") from None
         old = self.specs
         changed = sorted(
-            n for n in old.keys() & new_specs.keys()
+            n
+            for n in old.keys() & new_specs.keys()
             if definition_digest(old[n]) != definition_digest(new_specs[n])
             or self.config.pipelines[n] != new.pipelines[n]
-        )  # fmt: skip
+        )
         plan = {
             "added": sorted(new_specs.keys() - old.keys()),
             "removed": sorted(old.keys() - new_specs.keys()),
@@ -332,26 +340,28 @@ class PipelineService:
             active = self.runner.active_run(name)
             finished = next((r for r in self.runner.runs(name, limit=10) if r.finished_at is not None), None)
             report = spec.folders.reports / name / "latest.json"
-            out.append({
-                "name": name,
-                "description": spec.description,
-                "steps": [s.name for s in spec.steps],
-                "layers": {s.name: s.layer for s in spec.steps if s.layer},  # as declared; others are guessed
-                "landing": str(pc.landing),
-                "every_s": pc.every_s,
-                "on_new_files": pc.on_new_files,
-                "cron": pc.cron,
-                "after": list(pc.after),
-                "paused": name in self._paused,
-                "patterns": list(spec.patterns),
-                "schemas": sorted(spec.schemas),
-                "runs_finished": dict(self._finished.get(name, {})),
-                "active_run": active.to_dict() if active else None,
-                "last_run": finished.to_dict() if finished else None,
-                "report": read_json(report),
-                "report_html": f"/reports/{name}/latest.html" if report.with_suffix(".html").exists() else None,
-                "report_url": f"{self.config.dashboard_url}reports/{name}/latest.html",
-            })  # fmt: skip
+            out.append(
+                {
+                    "name": name,
+                    "description": spec.description,
+                    "steps": [s.name for s in spec.steps],
+                    "layers": {s.name: s.layer for s in spec.steps if s.layer},  # as declared; others are guessed
+                    "landing": str(pc.landing),
+                    "every_s": pc.every_s,
+                    "on_new_files": pc.on_new_files,
+                    "cron": pc.cron,
+                    "after": list(pc.after),
+                    "paused": name in self._paused,
+                    "patterns": list(spec.patterns),
+                    "schemas": sorted(spec.schemas),
+                    "runs_finished": dict(self._finished.get(name, {})),
+                    "active_run": active.to_dict() if active else None,
+                    "last_run": finished.to_dict() if finished else None,
+                    "report": read_json(report),
+                    "report_html": f"/reports/{name}/latest.html" if report.with_suffix(".html").exists() else None,
+                    "report_url": f"{self.config.dashboard_url}reports/{name}/latest.html",
+                }
+            )
         return out
 
     def overdue(self, now: float) -> dict[str, str]:
@@ -385,9 +395,11 @@ class PipelineService:
         if record is None:
             raise CommandError(f"no such run: {run_id!r}")
         options = retry_options(
-            self.runner.pipelines.get(record.pipeline), record,
-            latest=latest_run(self.runner.runs(record.pipeline, 1000)), busy=self.runner.is_running(record.pipeline),
-        )  # fmt: skip
+            self.runner.pipelines.get(record.pipeline),
+            record,
+            latest=latest_run(self.runner.runs(record.pipeline, 1000)),
+            busy=self.runner.is_running(record.pipeline),
+        )
         return {**record.to_dict(), "retry": options}
 
     async def query(self, sql: str, max_rows: int, timeout_s: float) -> dict[str, Any]:

@@ -23,9 +23,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.config_schema import FOLDERS, PIPELINE_SCHEMA, STEP, STEP_NAME, Section
+from foss_supervisor.base.resources import data_dir
+from foss_supervisor.config.gates import Gate
+from foss_supervisor.config.schema import FOLDERS, PIPELINE_SCHEMA, STEP, STEP_NAME, Section
+from foss_supervisor.config.yamlload import MAX_FILE_BYTES, load_yaml
 from foss_supervisor.errors import ConfigError
-from foss_supervisor.gates import Gate
 from foss_supervisor.pipeline.checks import Check, evaluate_check, parse_check
 from foss_supervisor.pipeline.dedupe import compile_deduplicate
 from foss_supervisor.pipeline.errors import PipelineConfigError
@@ -39,8 +41,6 @@ from foss_supervisor.pipeline.rules import (
     load_patterns,
 )
 from foss_supervisor.pipeline.states import RunMode
-from foss_supervisor.resources import data_dir
-from foss_supervisor.yamlload import MAX_FILE_BYTES, load_yaml
 
 __all__ = [
     "DEFAULT_PATTERNS",

@@ -96,11 +96,16 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
     metrics: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="validate-landing-") as empty:
         variables = {
-            "run_id": "validate", "pipeline": spec.name, "mode": "run", "step": "_setup",
-            "landing_dir": str(Path(empty).resolve()), "reference_dir": str(spec.folders.reference),
-        }  # fmt: skip
-        con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
-                                                 "autoload_known_extensions": False})  # fmt: skip
+            "run_id": "validate",
+            "pipeline": spec.name,
+            "mode": "run",
+            "step": "_setup",
+            "landing_dir": str(Path(empty).resolve()),
+            "reference_dir": str(spec.folders.reference),
+        }
+        con = duckdb.connect(
+            ":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        )
         try:
             con.execute("SET GLOBAL TimeZone = 'UTC'")
             dirs = [str(Path(d).resolve()).rstrip("/") + "/" for d in (empty, spec.folders.reference)]

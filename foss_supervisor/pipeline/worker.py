@@ -71,9 +71,14 @@ def _access(message: Mapping[str, Any]) -> Access:
 
 
 def open_database(
-    db_path: Path, *, allow_dirs: list[Path], memory_limit: int | None = None, threads: int | None = None,
-    temp_dir: Path | None = None, max_temp_size: int | None = None,
-) -> Any:  # fmt: skip
+    db_path: Path,
+    *,
+    allow_dirs: list[Path],
+    memory_limit: int | None = None,
+    threads: int | None = None,
+    temp_dir: Path | None = None,
+    max_temp_size: int | None = None,
+) -> Any:
     """Open the warehouse and lock it down: UTC, no file access outside ``allow_dirs``, config frozen;
     ``memory_limit`` bytes, spilling to ``temp_dir`` (emptied first: it is this worker's alone) up to
     ``max_temp_size`` bytes."""
@@ -234,8 +239,12 @@ class Worker:
         cursor = self.con.cursor()
         self._register(rid, cursor)
         try:
-            self._reply_ok(rid, export_to_file(cursor, message, database=self.database,
-                                               export_dir=self.export_dir, publish_dir=self.publish_dir))  # fmt: skip
+            self._reply_ok(
+                rid,
+                export_to_file(
+                    cursor, message, database=self.database, export_dir=self.export_dir, publish_dir=self.publish_dir
+                ),
+            )
         except QueryError as exc:
             self._reply_err(rid, "query_refused" if isinstance(exc, QueryRefusedError) else "query_failed", str(exc))
         except duckdb.InterruptException:
@@ -375,14 +384,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.publish_dir is not None:
         args.publish_dir.mkdir(parents=True, exist_ok=True)
         allow.append(args.publish_dir)
-    con = open_database(args.db, allow_dirs=allow, memory_limit=args.memory_limit, threads=args.threads,
-                        temp_dir=args.temp_dir, max_temp_size=args.max_temp_size)  # fmt: skip
+    con = open_database(
+        args.db,
+        allow_dirs=allow,
+        memory_limit=args.memory_limit,
+        threads=args.threads,
+        temp_dir=args.temp_dir,
+        max_temp_size=args.max_temp_size,
+    )
     database = con.execute("SELECT current_database()").fetchone()[0]
     worker = Worker(
-        con, out, database=database,
+        con,
+        out,
+        database=database,
         export_dir=args.export_dir.resolve() if args.export_dir else None,
-        publish_dir=args.publish_dir.resolve() if args.publish_dir else None, memory_limit=args.memory_limit,
-    )  # fmt: skip
+        publish_dir=args.publish_dir.resolve() if args.publish_dir else None,
+        memory_limit=args.memory_limit,
+    )
     worker.send(
         {
             "event": "ready",

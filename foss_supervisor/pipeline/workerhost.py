@@ -110,9 +110,12 @@ class WorkerHost:
             out["uptime_s"] = round(time.time() - self._worker.started_at, 3)
             out["rss_bytes"] = _rss(pid)
         return out | {
-            "restarts": max(0, self.starts - 1), "last_restart": self._last_exit, "recycles": dict(self.recycles),
-            "recycle_pending": self._pending_recycle, "limit_hits": dict(self.limit_hits),
-        }  # fmt: skip
+            "restarts": max(0, self.starts - 1),
+            "last_restart": self._last_exit,
+            "recycles": dict(self.recycles),
+            "recycle_pending": self._pending_recycle,
+            "limit_hits": dict(self.limit_hits),
+        }
 
     async def ensure(self) -> WorkerProcess:
         """The live worker, spawned now if there is none. Raises WorkerError once closed."""
@@ -128,8 +131,13 @@ class WorkerHost:
             self._worker = worker
             self._pending_recycle = None  # a new worker has nothing stuck in it
             self.starts += 1
-            log.info("pipeline_worker_started", pid=worker.pid, startup_s=round(worker.startup_s, 4),
-                     import_s=worker.ready.get("import_s"), open_s=worker.ready.get("open_s"))  # fmt: skip
+            log.info(
+                "pipeline_worker_started",
+                pid=worker.pid,
+                startup_s=round(worker.startup_s, 4),
+                import_s=worker.ready.get("import_s"),
+                open_s=worker.ready.get("open_s"),
+            )
             self._emit(WorkerStarted(self._clock(), worker.pid, str(self._db_path), worker.startup_s, self.starts - 1))
             self._track(self._watch(worker), f"worker-{worker.pid}-watch")
             self._track(self._monitor(worker), f"worker-{worker.pid}-monitor")
@@ -177,8 +185,13 @@ class WorkerHost:
         self._worker = None
         self._pending_recycle = None
         self.recycles[reason] = self.recycles.get(reason, 0) + 1
-        log.warning("pipeline_worker_recycled", pid=worker.pid, reason=reason, rss_bytes=rss,
-                    recycle_rss_bytes=self.limits.recycle_rss)  # fmt: skip
+        log.warning(
+            "pipeline_worker_recycled",
+            pid=worker.pid,
+            reason=reason,
+            rss_bytes=rss,
+            recycle_rss_bytes=self.limits.recycle_rss,
+        )
         if not self._closed:
             self._track(self._respawn(), "worker-respawn")
 
@@ -274,8 +287,12 @@ class WorkerHost:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(worker.proc.wait(), 10.0)
         log.info("pipeline_worker_exited", pid=worker.pid, returncode=worker.proc.returncode, reason=worker.exit_reason)
-        self._last_exit = {"reason": worker.exit_reason, "at": self._clock(), "pid": worker.pid,
-                           "returncode": worker.proc.returncode}  # fmt: skip
+        self._last_exit = {
+            "reason": worker.exit_reason,
+            "at": self._clock(),
+            "pid": worker.pid,
+            "returncode": worker.proc.returncode,
+        }
         self._emit(WorkerExited(self._clock(), worker.pid, worker.proc.returncode, worker.exit_reason))
 
 

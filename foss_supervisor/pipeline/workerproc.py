@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from foss_supervisor.child import stop_group
+from foss_supervisor.core.child import stop_group
 from foss_supervisor.pipeline.errors import WorkerCrashedError, WorkerProtocolError
 from foss_supervisor.pipeline.protocol import decode, encode
 
@@ -188,7 +188,7 @@ async def _read_all(stream: asyncio.StreamReader) -> str:
 
 
 async def _kill_and_reap(proc: asyncio.subprocess.Process) -> None:
-    """SIGKILL the worker's whole group (the one stop path of :mod:`foss_supervisor.child`), then reap it."""
+    """SIGKILL the worker's whole group (the one stop path of :mod:`foss_supervisor.core.child`), then reap it."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(10.0):
             await stop_group(proc.pid, proc.wait())

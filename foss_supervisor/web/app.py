@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
-from foss_supervisor.resources import data_dir
+from foss_supervisor.base.resources import data_dir
 from foss_supervisor.web import security
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.history import History
@@ -33,9 +33,13 @@ log = structlog.get_logger("foss_supervisor.web")
 
 
 def create_app(
-    core: Core, token: str, *, dashboard_host: str, bound: tuple[str, int] = ("127.0.0.1", 0),
+    core: Core,
+    token: str,
+    *,
+    dashboard_host: str,
+    bound: tuple[str, int] = ("127.0.0.1", 0),
     limits: Limits | None = None,
-) -> web.Application:  # fmt: skip
+) -> web.Application:
     """The application for a server bound to ``bound`` (host, port), answering requests whose Host names
     ``dashboard_host`` (the config's) or loopback; every read needs ``token`` or the viewer token derived
     from it, but for the parts the config's ``dashboard.public`` opens (read through ``core``).

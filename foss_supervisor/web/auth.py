@@ -23,7 +23,7 @@ import hmac
 
 from aiohttp import web
 
-from foss_supervisor.tokens import VIEWER_TOKEN_FILE, load_or_create_token, viewer_token, write_viewer_token
+from foss_supervisor.base.tokens import VIEWER_TOKEN_FILE, load_or_create_token, viewer_token, write_viewer_token
 
 __all__ = [
     "COOKIE",

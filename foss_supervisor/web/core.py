@@ -5,13 +5,13 @@ like a program, so nothing a browser does can stop supervision. Everything it ne
 crosses one interface, :class:`Core`, in two implementations:
 
 - :class:`~foss_supervisor.web.remote.RemoteCore`: the control socket (what the dashboard process uses);
-- :class:`LocalCore`: a :class:`~foss_supervisor.commands.CommandContext` in this process (tests serve the
+- :class:`LocalCore`: a :class:`~foss_supervisor.commands.registry.CommandContext` in this process (tests serve the
   app in-process with aiohttp's test client against a real core, as Datasette tests through ``ds.client``).
 
 Both give:
 
 - :meth:`Core.call` runs a command and returns its reply: fresh JSON-able data, redacted as any reply
-  that leaves the daemon (:func:`foss_supervisor.commands.answer`, the one gate);
+  that leaves the daemon (:func:`foss_supervisor.commands.registry.answer`, the one gate);
 - :meth:`Core.read` is :meth:`Core.call` for the read-only commands every page and probe asks for
   (:data:`READ_MAX_AGE_S`): callers asking at once share one call, and for pages its reply serves 0.5 s
   more unless the state changed since (:attr:`Core.generation`). ``health`` is shared only while in
@@ -34,7 +34,7 @@ from foss_supervisor.commands import COMMANDS, CommandContext, answer
 from foss_supervisor.web.shared import SharedResults
 
 if TYPE_CHECKING:
-    from foss_supervisor.eventlog import EventLog
+    from foss_supervisor.core.eventlog import EventLog
 
 __all__ = ["READ_MAX_AGE_S", "RESYNC", "Core", "EventCallback", "LocalCore"]
 
@@ -65,7 +65,7 @@ class Core(abc.ABC):
     async def call(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
         """Run command ``name`` with ``args`` and return its reply.
 
-        Raises what :func:`foss_supervisor.commands.dispatch` raises (CommandError and its kinds,
+        Raises what :func:`foss_supervisor.commands.registry.dispatch` raises (CommandError and its kinds,
         ProtocolError for a bad request), and NotRunning/NoAnswer when the daemon cannot be reached.
         """
         try:

@@ -11,11 +11,23 @@ __all__ = ["STATE_ICONS", "STATE_WORDS"]
 
 _STEP = {s.value: s.icon for s in StepState}
 STATE_ICONS: dict[str, str] = {
-    "RUNNING": "▶", "STARTING": "◔", "BACKOFF": "↻", "STOPPING": "◕", "STOPPED": "■", "EXITED": "⏏", "FATAL": "✘",
-    "healthy": "♥", "unhealthy": "✘", "unknown": "?", "degraded": "⚠",
-    "ready": "●", "starting": "◔", "reloading": "↻", "stopping": "◕",
+    "RUNNING": "▶",
+    "STARTING": "◔",
+    "BACKOFF": "↻",
+    "STOPPING": "◕",
+    "STOPPED": "■",
+    "EXITED": "⏏",
+    "FATAL": "✘",
+    "healthy": "♥",
+    "unhealthy": "✘",
+    "unknown": "?",
+    "degraded": "⚠",
+    "ready": "●",
+    "starting": "◔",
+    "reloading": "↻",
+    "stopping": "◕",
     **_STEP,
     "abandoned": "☠",
-}  # fmt: skip
+}
 
 STATE_WORDS = {state: state.replace("_", " ") for state in STATE_ICONS}

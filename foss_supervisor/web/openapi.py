@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from foss_supervisor import __version__
-from foss_supervisor import events as core_events
 from foss_supervisor.commands import COMMANDS
+from foss_supervisor.core import events as core_events
 from foss_supervisor.pipeline import events as pipeline_events
 from foss_supervisor.web.access import HEALTH, OPEN, TOKEN_ONLY
 from foss_supervisor.web.keys import PUBLIC
@@ -152,21 +152,48 @@ def _schema(param: Param) -> dict[str, Any]:
 def _parameters(route: Route) -> list[dict[str, Any]]:
     named = {p.name: p for p in route.params}
     out = [
-        {"name": name, "in": "path", "required": True, "description": named[name].description if name in named
-         else name, "schema": _schema(named[name]) if name in named else {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": named[name].description if name in named else name,
+            "schema": _schema(named[name]) if name in named else {"type": "string"},
+        }
         for name in (part[1:-1] for part in route.path.split("/") if part.startswith("{"))
-    ]  # fmt: skip
+    ]
     if route.twin and "format" not in named:
-        out.append({"name": "format", "in": "query", "required": False, "description": "json: the JSON twin",
-                    "schema": {"type": "string", "enum": list(FORMATS)}})  # fmt: skip
+        out.append(
+            {
+                "name": "format",
+                "in": "query",
+                "required": False,
+                "description": "json: the JSON twin",
+                "schema": {"type": "string", "enum": list(FORMATS)},
+            }
+        )
     for param in route.params:
         if param.in_ == "query":
-            out.append({"name": param.name, "in": "query", "required": param.required,
-                        "description": param.description, "schema": _schema(param)})  # fmt: skip
+            out.append(
+                {
+                    "name": param.name,
+                    "in": "query",
+                    "required": param.required,
+                    "description": param.description,
+                    "schema": _schema(param),
+                }
+            )
         elif param.in_ == "filters":  # free COLUMN=value pairs: a form-style object
-            out.append({"name": param.name, "in": "query", "required": False, "description": param.description,
-                        "style": "form", "explode": True,
-                        "schema": {"type": "object", "additionalProperties": {"type": "string"}}})  # fmt: skip
+            out.append(
+                {
+                    "name": param.name,
+                    "in": "query",
+                    "required": False,
+                    "description": param.description,
+                    "style": "form",
+                    "explode": True,
+                    "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+                }
+            )
     return out
 
 
@@ -175,8 +202,10 @@ def _ok_content(route: Route) -> dict[str, Any]:
     if route.part == HEALTH:
         json_schema = {"$ref": "#/components/schemas/Health"}
     if route.twin:
-        content: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}, "application/json": {
-            "schema": json_schema}}  # fmt: skip
+        content: dict[str, Any] = {
+            "text/html": {"schema": {"type": "string"}},
+            "application/json": {"schema": json_schema},
+        }
     elif route.produces == "application/json":
         content = {"application/json": {"schema": json_schema}}
     else:
@@ -196,8 +225,12 @@ def _answers(route: Route) -> dict[str, Any]:
         answers["400"] = _text("a ?format= the operation does not answer", "text/plain")
     for answer in route.errors:
         if answer.status < 400:
-            answers[str(answer.status)] = {"description": answer.why, "headers": {"Location": {
-                "description": "where to go: a path on this site", "schema": {"type": "string"}}}}  # fmt: skip
+            answers[str(answer.status)] = {
+                "description": answer.why,
+                "headers": {
+                    "Location": {"description": "where to go: a path on this site", "schema": {"type": "string"}}
+                },
+            }
             continue
         merged = answers.get(str(answer.status), {"content": {}})["content"]
         types = {*merged, answer.content_type}
@@ -234,10 +267,18 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             "responses": _answers(route),
         }
         if form:
-            op["requestBody"] = {"required": any(p.required for p in form), "content": {
-                "application/x-www-form-urlencoded": {"schema": {
-                "type": "object", "required": [p.name for p in form if p.required],
-                "properties": {p.name: _schema(p) | {"description": p.description} for p in form}}}}}  # fmt: skip
+            op["requestBody"] = {
+                "required": any(p.required for p in form),
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "required": [p.name for p in form if p.required],
+                            "properties": {p.name: _schema(p) | {"description": p.description} for p in form},
+                        }
+                    }
+                },
+            }
         if route.path == "/api/events":
             _event_stream(op)
         paths.setdefault(route.path, {})[route.method.lower()] = op
@@ -284,8 +325,15 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
 
 def _event_stream(op: dict[str, Any]) -> None:
     """The event stream: its Last-Event-ID header, and each event as schemathesis and readers see it."""
-    op["parameters"].append({"name": "Last-Event-ID", "in": "header", "required": False,
-                             "schema": {"type": "string"}, "example": "3f9a1c2e-42"})  # fmt: skip
+    op["parameters"].append(
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "example": "3f9a1c2e-42",
+        }
+    )
     op["responses"]["200"]["content"] = {
         "text/event-stream": {
             "schema": {  # one event (Open API 3.1: the schema of a stream's item)
@@ -314,9 +362,12 @@ DESCRIPTION = (
     "header of the page. docs/security.md has the table per route and role."
 )
 
-_HEALTH_COMMON = {"ok": {"type": "boolean"}, "status": {"enum": ["healthy", "degraded", "unhealthy"]},
-                  "phase": {"type": "string"}, "programs": {"type": "object",
-                  "additionalProperties": {"type": "integer"}}}  # fmt: skip
+_HEALTH_COMMON = {
+    "ok": {"type": "boolean"},
+    "status": {"enum": ["healthy", "degraded", "unhealthy"]},
+    "phase": {"type": "string"},
+    "programs": {"type": "object", "additionalProperties": {"type": "integer"}},
+}
 _SCHEMAS: dict[str, Any] = {
     "CommandReply": {
         "type": "object",

@@ -61,8 +61,9 @@ def shared_page(max_age_s: float = 0.5) -> Callable[[Handler], Handler]:
             app = request.app
             key = (request.path_qs, wants_json(request), str(auth.session_role(request, app[TOKEN]) or ""))
             page = await app[PAGES].get(key, app[CORE].generation, max_age_s, lambda: _capture(view(request)))
-            return web.Response(status=page.status, body=page.body, content_type=page.content_type,
-                                charset=page.charset)  # fmt: skip
+            return web.Response(
+                status=page.status, body=page.body, content_type=page.content_type, charset=page.charset
+            )
 
         return shared
 

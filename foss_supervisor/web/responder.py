@@ -14,7 +14,7 @@ import jinja2
 from aiohttp import web
 
 from foss_supervisor import __version__
-from foss_supervisor.resources import data_dir
+from foss_supervisor.base.resources import data_dir
 from foss_supervisor.web import access, auth
 from foss_supervisor.web.icons import STATE_ICONS, STATE_WORDS
 from foss_supervisor.web.keys import EXPOSED, JINJA, TOKEN
@@ -81,9 +81,14 @@ def number_cell(value: Any) -> str:
 
 
 async def respond(
-    request: web.Request, template: str, data: dict[str, Any], *, status: int = 200, default_json: bool = False,
+    request: web.Request,
+    template: str,
+    data: dict[str, Any],
+    *,
+    status: int = 200,
+    default_json: bool = False,
     html: bool = False,
-) -> web.Response:  # fmt: skip
+) -> web.Response:
     """``data`` as JSON, or rendered into ``template`` with the session (logged in, CSRF token) added;
     ``html``: the page whatever the request asks (the login page answering another route's request)."""
     if not html and wants_json(request, default_json):

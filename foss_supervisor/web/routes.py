@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from foss_supervisor.config_model import DASHBOARD_PARTS
+from foss_supervisor.config.model import DASHBOARD_PARTS
 from foss_supervisor.web.access import HEALTH, OPEN, TOKEN_ONLY
 from foss_supervisor.web.responder import FORMATS
 from foss_supervisor.web.views import (

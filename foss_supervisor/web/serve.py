@@ -40,9 +40,9 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from foss_supervisor.logsetup import configure_logging
-from foss_supervisor.loopguard import LoopErrorLog
-from foss_supervisor.sdnotify import Notifier, watchdog_interval_s
+from foss_supervisor.base.loopguard import LoopErrorLog
+from foss_supervisor.core.logsetup import configure_logging
+from foss_supervisor.systemd.notify import Notifier, watchdog_interval_s
 from foss_supervisor.web.app import create_app
 from foss_supervisor.web.keys import GUARD
 from foss_supervisor.web.limits import FILE_RESERVE, GuardedSockSite, Limits
@@ -103,8 +103,12 @@ class ClientErrorFilter(logging.Filter):
         now = time.monotonic()
         if now - self._last >= self.every_s:
             self._last = now
-            log.info("http_requests_refused", malformed=self.refused, disconnected=self.disconnected,
-                     last=f"{type(exc).__name__}: {getattr(exc, 'message', exc)}")  # fmt: skip
+            log.info(
+                "http_requests_refused",
+                malformed=self.refused,
+                disconnected=self.disconnected,
+                last=f"{type(exc).__name__}: {getattr(exc, 'message', exc)}",
+            )
         return False
 
 

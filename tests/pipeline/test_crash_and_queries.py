@@ -192,9 +192,17 @@ async def test_query_results_keep_exact_numbers(workspace: dict[str, Path], runn
         " 12345678901234567890::HUGEINT, -9007199254740993::BIGINT, 9007199254740991::BIGINT, 42, 0.5::DOUBLE"
     )
     assert [list(r) for r in result.rows] == [
-        ["12345678901234567.89", "952.70", "9007199254740993", "12345678901234567890", "-9007199254740993",
-         9007199254740991, 42, 0.5],
-    ]  # fmt: skip
+        [
+            "12345678901234567.89",
+            "952.70",
+            "9007199254740993",
+            "12345678901234567890",
+            "-9007199254740993",
+            9007199254740991,
+            42,
+            0.5,
+        ],
+    ]
 
 
 async def test_a_querys_whole_result_exports_and_hostile_ones_are_refused(

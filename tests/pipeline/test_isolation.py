@@ -39,8 +39,9 @@ SELECT (SELECT count(*) FROM events_bronze.raw) AS rows_in, (SELECT count(*) FRO
 """
 
 
-def events_yaml(tmp_path: Path, ws: dict[str, Path], *, extra_steps: list[dict[str, Any]] | None = None,
-                **top: Any) -> Path:  # fmt: skip
+def events_yaml(
+    tmp_path: Path, ws: dict[str, Path], *, extra_steps: list[dict[str, Any]] | None = None, **top: Any
+) -> Path:
     """A second pipeline that reuses the shipped discover and ingest steps (CSV and Parquet input)."""
     (tmp_path / "events_setup.sql").write_text(EVENTS_SETUP)
     (tmp_path / "events_summary.sql").write_text(EVENTS_SUMMARY)
@@ -120,10 +121,12 @@ async def test_two_pipelines_keep_their_own_files_and_rows(
     )
     by_kind = (await runner.query("SELECT kind, n, CAST(total AS VARCHAR) FROM events_gold.by_kind ORDER BY 1")).rows
     assert [list(r) for r in by_kind] == [["buy", 4, "100.00"], ["click", 2, "3.50"], ["view", 1, "0.25"]]
-    ledgers = (await runner.query(
-        "SELECT 'meta', count(*) FILTER (status = 'ingested'), count(*) FROM meta.files UNION ALL "
-        "SELECT 'events_meta', count(*) FILTER (status = 'ingested'), count(*) FROM events_meta.files ORDER BY 1"
-    )).rows  # fmt: skip
+    ledgers = (
+        await runner.query(
+            "SELECT 'meta', count(*) FILTER (status = 'ingested'), count(*) FROM meta.files UNION ALL "
+            "SELECT 'events_meta', count(*) FILTER (status = 'ingested'), count(*) FROM events_meta.files ORDER BY 1"
+        )
+    ).rows
     assert [list(r) for r in ledgers] == [["events_meta", 3, 3], ["meta", 2, 2]]
 
     # nothing new: both rerun without ingesting anything again
@@ -198,8 +201,10 @@ async def test_reading_another_pipelines_table_needs_an_input(
         "SELECT 1 AS rows_in, 1 AS rows_out;"
     )
     (tmp_path / "write_other.sql").write_text("DELETE FROM gold.daily_revenue;\nSELECT 1 AS rows_in, 1 AS rows_out;")
-    steps = [{"name": "peek", "sql": "peek.sql", "retries": 0},
-             {"name": "write_other", "sql": "write_other.sql", "retries": 0}]  # fmt: skip
+    steps = [
+        {"name": "peek", "sql": "peek.sql", "retries": 0},
+        {"name": "write_other", "sql": "write_other.sql", "retries": 0},
+    ]
     undeclared = load_pipeline(events_yaml(tmp_path, ws, extra_steps=steps))
     runner = await runners.open([orders_spec(ws), undeclared], ws["state"])
     write_files(ws["landing"], FILES_BATCH1)

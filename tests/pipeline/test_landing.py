@@ -85,10 +85,15 @@ async def test_gzipped_csv_and_jsonl_are_read_like_plain_ones(
         "folders": {"landing": str(ws["landing"]), "reference": str(ws["reference"]), "warehouse": str(ws["db"])},
         "steps": [
             {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
-            {"name": "ingest", "kind": "python", "callable": "foss_supervisor.pipeline.orders_steps:ingest",
-             "depends_on": ["discover"], "params": {"table": "gz_bronze.raw", "columns": ["id", "v"]}},
+            {
+                "name": "ingest",
+                "kind": "python",
+                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                "depends_on": ["discover"],
+                "params": {"table": "gz_bronze.raw", "columns": ["id", "v"]},
+            },
         ],
-    }  # fmt: skip
+    }
     (tmp_path / "gz.yaml").write_text(yaml.safe_dump(doc))
     spec = load_pipeline(tmp_path / "gz.yaml")
     assert "*.csv.gz" in spec.patterns and spec.schemas == {"gz_meta", "gz_bronze"}

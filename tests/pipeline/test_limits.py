@@ -35,9 +35,12 @@ def test_the_lowest_cgroup_limit_up_the_tree_is_found_v2_v1_and_hybrid(tmp_path:
     v2 = cgroup_tree(
         tmp_path / "v2",
         "0::/system.slice/foss.service\n",
-        {"cgroup.controllers": "memory", "system.slice/memory.max": "3221225472\n",
-         "system.slice/foss.service/memory.max": "max\n"},
-    )  # fmt: skip
+        {
+            "cgroup.controllers": "memory",
+            "system.slice/memory.max": "3221225472\n",
+            "system.slice/foss.service/memory.max": "max\n",
+        },
+    )
     assert cgroup_memory_limit(*v2) == 3 * GiB
     v1 = cgroup_tree(
         tmp_path / "v1",
@@ -59,15 +62,24 @@ def test_defaults_follow_the_memory_there_is() -> None:
     assert limits.recycle_rss == limits.memory_limit // 2 and limits.recycle_after_s == 30.0
     assert limits.max_temp_directory_size == 10 * GiB and limits.query_grace_s == 2.0
     assert WorkerLimits.resolve(512 * MiB, recycle_rss=0).to_dict() == {
-        "memory_limit_bytes": 512 * MiB, "os_memory_limit_bytes": 2 * GiB, "max_temp_directory_size_bytes": 10 * GiB,
-        "recycle_rss_bytes": 0, "recycle_after_s": 30.0, "query_grace_s": 2.0,
-    }  # fmt: skip
+        "memory_limit_bytes": 512 * MiB,
+        "os_memory_limit_bytes": 2 * GiB,
+        "max_temp_directory_size_bytes": 10 * GiB,
+        "recycle_rss_bytes": 0,
+        "recycle_after_s": 30.0,
+        "query_grace_s": 2.0,
+    }
 
 
 def test_sizes_and_the_limit_message_read_well() -> None:
     assert [format_bytes(n) for n in (0, 1023, 2 * GiB, 768 * MiB, 1536 * MiB, 1500)] == [
-        "0 B", "1023 B", "2 GiB", "768 MiB", "1.5 GiB", "1.5 KiB",
-    ]  # fmt: skip
+        "0 B",
+        "1023 B",
+        "2 GiB",
+        "768 MiB",
+        "1.5 GiB",
+        "1.5 KiB",
+    ]
     assert memory_limit_message(2 * GiB).startswith("query needs more than the worker's 2 GiB memory limit; ")
     assert memory_limit_message(GiB, "export").startswith("export needs more than the worker's 1 GiB")
 

@@ -98,9 +98,17 @@ async def test_every_rule_gives_its_reason_and_runs_incrementally(
         ["8", ["amount_below_limit"]],
         ["9", ["id:unique"]],
         ["9", ["id:unique"]],
-        ["10", ["kind:accepted_values", "amount:accepted_range", "code:pattern", "zone:relationships",
-                "amount_below_limit"]],
-    ]  # fmt: skip
+        [
+            "10",
+            [
+                "kind:accepted_values",
+                "amount:accepted_range",
+                "code:pattern",
+                "zone:relationships",
+                "amount_below_limit",
+            ],
+        ],
+    ]
     assert sorted(r[0] for r in (await runner.query("SELECT id FROM q_silver.ok")).rows) == ["1", "2"]
 
     (ws["landing"] / "b2.csv").write_text(BATCH2)  # id 1 is already valid: unique fails; only new rows checked
@@ -114,19 +122,24 @@ async def test_named_rules_unparsed_lines_and_replay_releasing_fixed_rows(
 ) -> None:
     ws = workspace
     rules = {
-        "source": "q_bronze.raw", "valid": "q_silver.ok", "rejected": "q_silver.bad_rejected",
+        "source": "q_bronze.raw",
+        "valid": "q_silver.ok",
+        "rejected": "q_silver.bad_rejected",
         "unparsed": {"column": "_parse_error", "reason": "malformed_line"},
         "columns": {
             "id": [{"not_null": {"name": "missing_id"}}],
-            "zone": [{"not_null": {"name": "unknown_zone"}},  # missing or not in zones: one reason, once
-                     {"relationships": {"to": "q_ref.zones", "field": "zone", "name": "unknown_zone"}}],
+            "zone": [
+                {"not_null": {"name": "unknown_zone"}},  # missing or not in zones: one reason, once
+                {"relationships": {"to": "q_ref.zones", "field": "zone", "name": "unknown_zone"}},
+            ],
             "kind": [{"accepted_values": {"values": ["a", "b"], "name": "bad_kind"}}],
         },
-    }  # fmt: skip
+    }
     spec = load_pipeline(pipeline(tmp_path, ws, rules))
     runner = await runners.open([spec], ws["state"])
-    (ws["landing"] / "b1.csv").write_text('id,kind,amount,code,zone,lim\n1,a,1,AB,Z1,5\n,c,1,AB, ,5\n'
-                                          '2,a,1,AB,Z3,5\n"3,a,1,AB,Z1,5\n')  # fmt: skip
+    (ws["landing"] / "b1.csv").write_text(
+        'id,kind,amount,code,zone,lim\n1,a,1,AB,Z1,5\n,c,1,AB, ,5\n2,a,1,AB,Z3,5\n"3,a,1,AB,Z1,5\n'
+    )
     rec = await asyncio.wait_for(runner.run("q"), 60)
     assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
     m = rec.step("check").metrics
@@ -189,14 +202,28 @@ async def test_deduplicate_keeps_the_latest_row_per_key_across_batches(
         "setup": "setup.sql",
         "steps": [
             {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
-            {"name": "ingest", "kind": "python", "callable": "foss_supervisor.pipeline.orders_steps:ingest",
-             "depends_on": ["discover"], "params": {"table": "d_bronze.raw", "columns": ["id", "grp", "ts", "v"]}},
-            {"name": "dedupe", "kind": "deduplicate", "depends_on": ["ingest"],
-             "params": {"source": "d_bronze.raw", "target": "d_silver.current", "superseded": "d_silver.old",
-                        "key": ["id", "grp"], "order_by": ["ts"]}},
+            {
+                "name": "ingest",
+                "kind": "python",
+                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                "depends_on": ["discover"],
+                "params": {"table": "d_bronze.raw", "columns": ["id", "grp", "ts", "v"]},
+            },
+            {
+                "name": "dedupe",
+                "kind": "deduplicate",
+                "depends_on": ["ingest"],
+                "params": {
+                    "source": "d_bronze.raw",
+                    "target": "d_silver.current",
+                    "superseded": "d_silver.old",
+                    "key": ["id", "grp"],
+                    "order_by": ["ts"],
+                },
+            },
         ],
         "checks": ["dedupe.rows_in + dedupe.replaced == dedupe.kept + dedupe.superseded"],
-    }  # fmt: skip
+    }
     (tmp_path / "setup.sql").write_text("CREATE SCHEMA IF NOT EXISTS d_silver;")
     (tmp_path / "d.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     spec = load_pipeline(tmp_path / "d.yaml")
@@ -223,8 +250,12 @@ async def test_deduplicate_keeps_the_latest_row_per_key_across_batches(
     assert await table("old") == [["1", "a"], ["1", "f"], ["2", "c"], ["3", "d"]]
     lost = await runner.query("SELECT v, was, superseded_by FROM d_silver.old ORDER BY v")
     winner = {r[0]: r[1] for r in (await runner.query("SELECT v, _row_id FROM d_silver.current")).rows}
-    assert [list(r) for r in lost.rows] == [["a", "new", winner["b"]], ["c", "current", winner["g"]],
-                                            ["d", "new", winner["e"]], ["f", "new", winner["b"]]]  # fmt: skip
+    assert [list(r) for r in lost.rows] == [
+        ["a", "new", winner["b"]],
+        ["c", "current", winner["g"]],
+        ["d", "new", winner["e"]],
+        ["f", "new", winner["b"]],
+    ]
 
     rec = await asyncio.wait_for(runner.run("d"), 60)  # nothing new: no loser competes again
     assert rec.step("dedupe").metrics["rows_in"] == 0 and rec.step("dedupe").metrics["superseded"] == 0

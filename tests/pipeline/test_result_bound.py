@@ -115,8 +115,9 @@ def test_a_huge_cell_is_never_converted_to_python(con: Any) -> None:
     """40M rows aggregated into one LIST would be gigabytes of Python objects: the bound stops it in DuckDB."""
     tracemalloc.start()
     try:
-        result = reply_of(con, "SELECT 7 AS a, list(range) AS l FROM range(40000000)", max_rows=10,
-                          max_bytes=MAX_RESULT_BYTES)  # fmt: skip
+        result = reply_of(
+            con, "SELECT 7 AS a, list(range) AS l FROM range(40000000)", max_rows=10, max_bytes=MAX_RESULT_BYTES
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -136,8 +136,10 @@ async def test_a_fixed_sql_file_reloaded_is_what_the_retry_runs(
     retried = await asyncio.wait_for(runner.retry(failed.run_id), 60)
     assert retried.status is RunStatus.SUCCEEDED, retried.to_dict()
     assert [retried.step(n).state for n in ("enrich", "aggregate", "report")] == [
-        StepState.SKIPPED, StepState.SUCCEEDED, StepState.SUCCEEDED
-    ]  # fmt: skip
+        StepState.SKIPPED,
+        StepState.SUCCEEDED,
+        StepState.SUCCEEDED,
+    ]
 
 
 # ------------------------------------------------------------------------------------------- the plan
@@ -149,8 +151,13 @@ def record(run_id: str, status: RunStatus, **states: StepState) -> RunRecord:
     return RunRecord(run_id, "orders", RunMode.RUN, "manual", status, 1.0, steps, finished_at=2.0)
 
 
-FAILED = record("r1", RunStatus.FAILED, enrich=StepState.FAILED, aggregate=StepState.UPSTREAM_FAILED,
-                report=StepState.UPSTREAM_FAILED)  # fmt: skip
+FAILED = record(
+    "r1",
+    RunStatus.FAILED,
+    enrich=StepState.FAILED,
+    aggregate=StepState.UPSTREAM_FAILED,
+    report=StepState.UPSTREAM_FAILED,
+)
 
 
 def test_plan_selects_the_failed_steps_and_everything_downstream() -> None:
@@ -159,12 +166,24 @@ def test_plan_selects_the_failed_steps_and_everything_downstream() -> None:
     assert plan.selected == {"enrich", "aggregate", "report"}
     assert list(plan.reused) == REUSED and plan.note == "reused from run r1"
     assert downstream(spec, ["quarantine"]) == {"quarantine", "deduplicate", "enrich", "aggregate", "report"}
-    cancelled = record("r2", RunStatus.CANCELLED, validate=StepState.CANCELLED, quarantine=StepState.CANCELLED,
-                       deduplicate=StepState.CANCELLED, enrich=StepState.CANCELLED, aggregate=StepState.CANCELLED,
-                       report=StepState.CANCELLED)  # fmt: skip
+    cancelled = record(
+        "r2",
+        RunStatus.CANCELLED,
+        validate=StepState.CANCELLED,
+        quarantine=StepState.CANCELLED,
+        deduplicate=StepState.CANCELLED,
+        enrich=StepState.CANCELLED,
+        aggregate=StepState.CANCELLED,
+        report=StepState.CANCELLED,
+    )
     assert plan_retry(spec, cancelled, run_id="r2", step="validate", latest=cancelled, busy=False).selected == {
-        "validate", "quarantine", "deduplicate", "enrich", "aggregate", "report"
-    }  # fmt: skip
+        "validate",
+        "quarantine",
+        "deduplicate",
+        "enrich",
+        "aggregate",
+        "report",
+    }
     later = ["reference", "validate", "quarantine", "deduplicate", "enrich", "aggregate", "report"]
     abandoned = record("r3", RunStatus.ABANDONED, ingest=StepState.RUNNING, **dict.fromkeys(later, StepState.PENDING))
     assert plan_retry(spec, abandoned, run_id="r3", latest=abandoned, busy=False).reused.keys() == {"discover"}
@@ -178,8 +197,12 @@ def test_plan_selects_the_failed_steps_and_everything_downstream() -> None:
         (record("r1", RunStatus.SUCCEEDED), {}, RetryRefusedError, "succeeded: nothing to retry"),
         (record("r1", RunStatus.SKIPPED), {}, RetryRefusedError, "skipped: nothing to retry"),
         (FAILED, {"busy": True}, PipelineBusyError, "already running"),
-        (FAILED, {"latest": record("r9", RunStatus.SUCCEEDED)}, RetryRefusedError,
-         r"not the latest run of 'orders': run r9 \(succeeded\) came after it .*; run the pipeline$"),
+        (
+            FAILED,
+            {"latest": record("r9", RunStatus.SUCCEEDED)},
+            RetryRefusedError,
+            r"not the latest run of 'orders': run r9 \(succeeded\) came after it .*; run the pipeline$",
+        ),
         (FAILED, {"latest": record("r9", RunStatus.FAILED)}, RetryRefusedError, "; retry run r9, or run the pipeline"),
         (FAILED, {"step": "ingest"}, RetryRefusedError, "step ingest was ok in run r1"),
         (FAILED, {"step": "nope"}, RetryRefusedError, "'nope' is not a step of 'orders'"),
@@ -187,7 +210,7 @@ def test_plan_selects_the_failed_steps_and_everything_downstream() -> None:
         (dataclasses.replace(FAILED, steps=FAILED.steps[:-1]), {}, RetryRefusedError, "the steps of 'orders' changed"),
         (FAILED, {"spec": None}, RetryRefusedError, "no longer configured"),
     ],
-)  # fmt: skip
+)
 def test_plan_refusals(source: RunRecord | None, kw: dict[str, object], error: type[Exception], match: str) -> None:
     args: dict[str, object] = {"spec": load_pipeline(ORDERS_YAML), "latest": source, "busy": False, **kw}
     with pytest.raises(error, match=match):
@@ -197,8 +220,10 @@ def test_plan_refusals(source: RunRecord | None, kw: dict[str, object], error: t
 def test_options_offer_only_retries_that_would_be_accepted() -> None:
     spec = load_pipeline(ORDERS_YAML)
     assert retry_options(spec, FAILED, latest=FAILED, busy=False) == {
-        "possible": True, "reason": None, "from_steps": ["enrich"]
-    }  # fmt: skip
+        "possible": True,
+        "reason": None,
+        "from_steps": ["enrich"],
+    }
     newer = record("r9", RunStatus.SKIPPED)  # a skipped run changed nothing: r1 stays the latest
     assert latest_run([newer, FAILED]) is FAILED
     refused = retry_options(spec, FAILED, latest=record("r9", RunStatus.FAILED), busy=False)

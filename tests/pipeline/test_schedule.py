@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from foss_supervisor.config import parse_config
-from foss_supervisor.events import EventBus
+from foss_supervisor.core.events import EventBus
 from foss_supervisor.pipeline.schedule import GRACE_S, next_due, overdue_reason
 from foss_supervisor.pipeline.service import PipelineService
 

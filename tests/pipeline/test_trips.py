@@ -59,11 +59,21 @@ def expected_gold(batches: list[list[list[str]]], zones_csv: Path) -> list[list[
             start = dt.datetime.fromisoformat(d["pickup_at"])
             end = dt.datetime.fromisoformat(d["dropoff_at"])
             zone = d["pickup_zone"].strip().upper()
-            ok = (d["trip_id"].strip() and end >= start and zone in zones and Decimal(d["distance_km"]) >= 0
-                  and Decimal(d["fare"]) >= 0 and d["payment_type"].strip().lower() in ("card", "cash"))  # fmt: skip
+            ok = (
+                d["trip_id"].strip()
+                and end >= start
+                and zone in zones
+                and Decimal(d["distance_km"]) >= 0
+                and Decimal(d["fare"]) >= 0
+                and d["payment_type"].strip().lower() in ("card", "cash")
+            )
             if ok:
-                trips[d["trip_id"].strip()] = {"day": start.astimezone(dt.UTC).date(), "zone": zone,
-                                               "fare": Decimal(d["fare"]), "km": Decimal(d["distance_km"])}  # fmt: skip
+                trips[d["trip_id"].strip()] = {
+                    "day": start.astimezone(dt.UTC).date(),
+                    "zone": zone,
+                    "fare": Decimal(d["fare"]),
+                    "km": Decimal(d["distance_km"]),
+                }
     out: dict[tuple[Any, str], list[Any]] = defaultdict(lambda: [0, Decimal(0), Decimal(0)])
     for t in trips.values():
         acc = out[(t["day"], t["zone"])]
@@ -117,9 +127,11 @@ async def test_trips_beside_orders_exact_and_incremental(
     assert await gold(runner) == expected_gold([BATCH1, BATCH2], zones)
     rejected = await runner.query("SELECT trip_id, reasons FROM trips_silver.trips_rejected ORDER BY _row_id")
     assert [list(r) for r in rejected.rows] == [
-        ["T4", ["invalid_dropoff_at"]], ["T5", ["unknown_zone"]], [None, ["missing_trip_id"]],
+        ["T4", ["invalid_dropoff_at"]],
+        ["T5", ["unknown_zone"]],
+        [None, ["missing_trip_id"]],
         ["T6", ["invalid_distance", "invalid_payment_type"]],
-    ]  # fmt: skip
+    ]
     assert (await runner.query("SELECT count(*) FROM bronze.orders_raw")).rows[0][0] == 35  # orders untouched
 
     # gold is published as Parquet after each good run, readable while the worker holds the warehouse

@@ -13,8 +13,10 @@ from foss_supervisor.pipeline.spec import default_pipelines_dir, load_pipeline
 from foss_supervisor.pipeline.validate import validate_spec
 
 SETUP = "CREATE SCHEMA IF NOT EXISTS s_raw;\nCREATE TABLE IF NOT EXISTS s_raw.t (id INTEGER, amount DECIMAL(10, 2));\n"
-GOOD = "-- totals\nCREATE OR REPLACE TABLE s_raw.total AS SELECT sum(amount) AS x FROM s_raw.t;\n" \
-       "SELECT count(*) AS rows_in, count(*) AS rows_out, 0 AS dropped FROM s_raw.t;\n"  # fmt: skip
+GOOD = (
+    "-- totals\nCREATE OR REPLACE TABLE s_raw.total AS SELECT sum(amount) AS x FROM s_raw.t;\n"
+    "SELECT count(*) AS rows_in, count(*) AS rows_out, 0 AS dropped FROM s_raw.t;\n"
+)
 
 
 def write(tmp_path: Path, step_sql: str, checks: list[str] | None = None) -> Path:

@@ -6,9 +6,9 @@ import json
 
 from aiohttp import web
 
+from foss_supervisor.base.resources import data_dir
 from foss_supervisor.commands import COMMANDS
 from foss_supervisor.errors import CommandError, ProtocolError, SupervisorError
-from foss_supervisor.resources import data_dir
 from foss_supervisor.web import access, auth, metrics
 from foss_supervisor.web.keys import CORE, EVENTS, QUERIES, TOKEN
 from foss_supervisor.web.limits import read_body
@@ -30,8 +30,13 @@ async def api_command(request: web.Request) -> web.Response:
         return _error(404, ProtocolError(f"unknown command {name!r}"))
     if command.mutating and not auth.is_authorized(request, request.app[TOKEN]):
         if access.role(request) is auth.Role.VIEWER:
-            return _error(403, CommandError("this command changes state: the viewer token only reads; "
-                                            "send the owner's API token (STATE_DIR/api-token)"))  # fmt: skip
+            return _error(
+                403,
+                CommandError(
+                    "this command changes state: the viewer token only reads; "
+                    "send the owner's API token (STATE_DIR/api-token)"
+                ),
+            )
         if auth.is_logged_in(request, request.app[TOKEN]):  # the cookie alone: a cross-site request looks so
             why = f"this command changes state: a logged-in browser must also send the {auth.CSRF_HEADER} header"
             return _error(403, CommandError(why + " of the page it was loaded with (reload the page)"))

@@ -19,5 +19,6 @@ async def config_page(request: web.Request) -> web.StreamResponse:
     core = request.app[CORE]
     shown = await core.call("config_show", {})
     sources = [await core.call("pipeline_sources", {"name": p["name"]}) for p in await configured_pipelines(core)]
-    return await respond(request, "config.html",
-                         {**shown, "pretty": json.dumps(shown["config"], indent=2), "pipelines": sources})  # fmt: skip
+    return await respond(
+        request, "config.html", {**shown, "pretty": json.dumps(shown["config"], indent=2), "pipelines": sources}
+    )

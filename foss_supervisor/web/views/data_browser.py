@@ -16,8 +16,11 @@ from foss_supervisor.web.views.table import sql_ident, sql_literal
 
 __all__ = ["data_browser", "export", "export_table"]
 
-EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8",
-                "parquet": "application/vnd.apache.parquet"}  # fmt: skip
+EXPORT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
+}
 EXPORT_CHUNK_BYTES = 1 << 20
 CATALOG_SQL = (  # every table and view, as the export command looks them up
     "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary UNION ALL "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from foss_supervisor.commands import LOG_SOURCES
+from foss_supervisor.commands.logs import LOG_SOURCES
 from foss_supervisor.errors import SupervisorError
 from foss_supervisor.web.keys import CORE
 from foss_supervisor.web.responder import respond

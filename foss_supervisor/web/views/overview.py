@@ -94,8 +94,9 @@ async def pipelines_with_runs(core: Core, limit: int = 10) -> list[dict[str, Any
     out = []
     for p in await configured_pipelines(core):  # shared replies: new dicts, never changed in place
         runs = await core.read("pipeline_runs", {"name": p["name"], "limit": limit})
-        out.append({**p, "recent_runs": runs, "layers": layers_of(p["steps"], p.get("layers")),
-                    "history": run_history(runs)})  # fmt: skip
+        out.append(
+            {**p, "recent_runs": runs, "layers": layers_of(p["steps"], p.get("layers")), "history": run_history(runs)}
+        )
     return out
 
 

@@ -43,10 +43,14 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     for s in run["steps"]:
         offset = ((s["started_at"] or start) - start) / span
         s["bar"] = {"left": round(100 * offset, 2), "width": round(max(0.5, 100 * (s["duration_s"] or 0) / span), 2)}
-    logged = await core.call("log_read", {"source": "pipeline", "offset": -1, "max_bytes": 1024 * 1024,
-                                              "contains": run["run_id"]})  # fmt: skip
-    step_lines = [f"{e['step']} {e['level']}: {e['message']}" for e in reversed(request.app[EVENTS].recent(1000))
-                  if e["type"] == "StepLog" and e["run_id"] == run["run_id"]]  # fmt: skip
+    logged = await core.call(
+        "log_read", {"source": "pipeline", "offset": -1, "max_bytes": 1024 * 1024, "contains": run["run_id"]}
+    )
+    step_lines = [
+        f"{e['step']} {e['level']}: {e['message']}"
+        for e in reversed(request.app[EVENTS].recent(1000))
+        if e["type"] == "StepLog" and e["run_id"] == run["run_id"]
+    ]
     data = {
         "log": logged["lines"][-200:],
         "step_log": step_lines[-500:],

@@ -41,8 +41,9 @@ def sql_ident(name: str) -> str:
 async def _query(request: web.Request, sql: str, max_rows: int) -> dict[str, Any]:
     try:
         with request.app[QUERIES].slot(request):
-            result: dict[str, Any] = await request.app[CORE].call("query",
-                                                    {"sql": sql, "max_rows": max_rows, "timeout_s": 10.0})  # fmt: skip
+            result: dict[str, Any] = await request.app[CORE].call(
+                "query", {"sql": sql, "max_rows": max_rows, "timeout_s": 10.0}
+            )
     except SupervisorError as exc:
         raise web.HTTPBadRequest(text=f"{exc}\n") from None
     return result
@@ -80,8 +81,9 @@ async def table_view(request: web.Request) -> web.StreamResponse:
     if search:
         texts = [c["name"] for c in columns if TEXT.match(c["type"])]
         pattern = sql_literal("%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-        where.append("(" + " OR ".join(f"{sql_ident(t)} ILIKE {pattern} ESCAPE '\\'" for t in texts) + ")" if texts
-                     else "false")  # fmt: skip
+        where.append(
+            "(" + " OR ".join(f"{sql_ident(t)} ILIKE {pattern} ESCAPE '\\'" for t in texts) + ")" if texts else "false"
+        )
     sort = request.query.get("_sort", "")
     if request.query.get("_desc", "0") not in ("0", "1"):
         raise web.HTTPBadRequest(text="_desc must be 0 or 1\n")
@@ -98,9 +100,22 @@ async def table_view(request: web.Request) -> web.StreamResponse:
     for c in columns:  # a click sorts by the column, a second click reverses
         again = sort == c["name"] and not desc
         c["sort_url"] = str(url.update_query(_sort=c["name"], _desc="1" if again else "0", _page="1"))
-    links = {"prev": str(url.update_query(_page=str(page - 1))) if page > 1 else "",
-             "next": str(url.update_query(_page=str(page + 1))) if page * size < total else ""}  # fmt: skip
-    data = {"table": f"{schema}.{name}", "columns": columns, "rows": rows["rows"], "total": total, "page": page,
-            "pages": max(1, math.ceil(total / size)), "size": size, "sort": sort if sort in known else "",
-            "desc": desc, "search": search, "filters": filters, "links": links}  # fmt: skip
+    links = {
+        "prev": str(url.update_query(_page=str(page - 1))) if page > 1 else "",
+        "next": str(url.update_query(_page=str(page + 1))) if page * size < total else "",
+    }
+    data = {
+        "table": f"{schema}.{name}",
+        "columns": columns,
+        "rows": rows["rows"],
+        "total": total,
+        "page": page,
+        "pages": max(1, math.ceil(total / size)),
+        "size": size,
+        "sort": sort if sort in known else "",
+        "desc": desc,
+        "search": search,
+        "filters": filters,
+        "links": links,
+    }
     return await respond(request, "table.html", data)

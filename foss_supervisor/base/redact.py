@@ -1,0 +1,319 @@
+"""The one redaction: whatever leaves the daemon passes a :class:`Redactor`; producers never redact.
+
+Where it is applied (the egress points):
+
+- every command reply and error message: :func:`foss_supervisor.commands.registry.answer`, which the control
+  socket server and the web's ``Core.call``/``Core.read`` both use, so it holds with the web in the
+  daemon's process or in one of its own (there it reads replies from the control socket);
+- every event that leaves: the web's ``Core.on_event`` (SSE, pages) and hook payloads
+  (``HookDispatcher.offer``, the body a receiver gets and ``FOSS_EVENT_JSON``);
+- every log line: :meth:`Redactor.log_processor`, in the structlog chain every handler gets (the log
+  file, stderr, journald), after exceptions are formatted, so a traceback is redacted too.
+
+What is replaced with ``***`` (the shapes secrets take most often in leaked logs and configs, as the
+default rules of secret scanners such as gitleaks and detect-secrets list them):
+
+1. the value under a secret-looking key (:func:`looks_secret`: ``DB_PASSWORD``, ``apiKey``,
+   ``X-Auth-Token``, ``Authorization``, ``secrets``...) at any depth of a reply: ``env``, hook
+   ``headers``, a log line's key/values; everything under such a key, nested or not;
+2. URL userinfo anywhere in any string: ``postgres://user:***@db/x``, ``redis://:***@cache``,
+   ``https://***@github.com`` (a token given as the user);
+3. ``NAME=value``, ``NAME: value``, ``"name": "value"`` and ``--name value`` with a secret-looking
+   name, inside any string: a DSN's ``host=db password=x``, ``sh -c`` lines, query strings
+   (``?access_token=x``), JSON or YAML printed to a log; in a list of strings (a command line),
+   the item after a ``--secret-flag``;
+4. ``Bearer <token>`` and ``Basic <base64 of user:password>``;
+5. PEM private key blocks, JWTs (``eyJ...``), AWS access key ids (``AKIA``/``ASIA`` + 16), and
+   tokens by their documented prefixes: GitHub ``ghp_``/``gho_``/``ghu_``/``ghs_``/``ghr_``/
+   ``github_pat_``, GitLab ``glpat-``, Slack ``xox?-``, Stripe ``sk_live_``/``rk_live_``, Google ``AIza``;
+6. literal values: those the operator lists under the config's top-level ``secrets:``, and every
+   value rules 1-5 replace in the config (:meth:`Redactor.learn`), so the same value elsewhere
+   (a log line, a program's output, a path) is replaced too. Values shorter than
+   :data:`MIN_LITERAL` characters are only replaced where a rule finds them (replacing every ``42``
+   of every reply would destroy the data).
+
+Not detected: a bare high-entropy string with no name and no known prefix (scanners' entropy rules
+flag hashes and ids as often as secrets); list such values under ``secrets:``. Why our own code: the
+scanners report findings in files; the daemon needs every span replaced in every reply string, fast
+(replies are cached by string, and strings with no trigger pass after one regex search).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import enum
+import functools
+import re
+from collections.abc import Mapping, MutableMapping
+from typing import Any, TypeVar
+
+__all__ = ["MAX_LITERAL", "MIN_LITERAL", "REDACTED", "Redactor", "looks_secret"]
+
+REDACTED = "***"
+MIN_LITERAL = 4  # characters a value needs to be replaced wherever it appears
+MAX_LITERAL = 4096  # longer values (a whole key file) are left to the rules
+_CACHE_MAX = 8192  # distinct strings remembered (forgotten all at once beyond)
+_CACHE_LEN = 2048  # longer strings are not remembered
+
+T = TypeVar("T")
+
+# ---------------------------------------------------------------------------------------------- names
+
+# searched in the name lowercased with separators removed: PGPASSWORD, apiKey, X-Api-Key, client_secret
+_SECRET_IN_NAME = re.compile(
+    r"passw(?:or)?d|passphrase|secret|token|credential|cookie|authoriz|connectionstring|dsn"
+    r"|(?:api|access|private|signing|encryption|master|client|session|auth|license|subscription|webhook|ssh)key"
+)
+_SECRET_WORDS = frozenset({"pwd", "pw", "auth", "jwt", "bearer", "otp"})  # whole words anywhere
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+@functools.lru_cache(maxsize=4096)
+def looks_secret(name: str) -> bool:
+    """True for names like DB_PASSWORD, DB_PASS, API_KEY, apiKey, X-Auth-Token, AWS_SECRET_ACCESS_KEY.
+
+    Not for ``key`` alone (a dedupe key's columns), ``pass_rate``, ``keyboard`` or ``author``.
+    """
+    flat = re.sub(r"[^a-z0-9]", "", name.lower())
+    if _SECRET_IN_NAME.search(flat) or flat.endswith(("pass", "pwd")):  # SMTPPASS, MYSQL_PWD (and --bypass)
+        return True
+    words = [w.lower() for w in _WORD.findall(name)]
+    return bool(words) and (words[-1] == "pass" or any(w in _SECRET_WORDS for w in words))
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+
+_NAME_WORDS = r"pass|pwd|pw|secret|token|credential|cookie|auth|key|dsn|connection|jwt|otp|bearer"
+# one cheap search decides whether a string needs the rules at all (a superset of what they match)
+_TRIGGER = re.compile(
+    r"://|PRIVATE KEY|eyJ|A(?:KI|SI|BI|CC)A|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|[sr]k_live_|AIza"
+    rf"|basic\s|{_NAME_WORDS}",
+    re.I,
+)
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|.*\Z)", re.S)
+_TOKEN = re.compile(
+    r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"  # JWT: header.payload.signature
+    r"|\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"  # AWS access key id
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{22,}|\bglpat-[A-Za-z0-9_-]{20,}"
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}|\b[sr]k_live_[A-Za-z0-9]{16,}|\bAIza[0-9A-Za-z_-]{35}"
+)
+# scheme://userinfo@ : userinfo runs to the last '@' before the path, query or fragment
+_URL = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#\"'<>]+)@")
+_BEARER = re.compile(r"(?P<head>\bbearer\s+)(?P<secret>[A-Za-z0-9._~+/=-]{6,})", re.I)
+_BASIC = re.compile(r"(?P<head>\bbasic\s+)(?P<secret>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])", re.I)
+# NAME=value, NAME: value, "name": "value", --name value (a space separates only after a dash)
+_INLINE = re.compile(  # only names holding a secret word match, so a harmless one never hides a secret one
+    rf"(?P<name>(?<![\w-])-{{0,2}}(?=[\w.-]*(?i:{_NAME_WORDS}))[A-Za-z_][\w.-]*)(?P<close>[\"']?)(?!:/)"
+    r"(?P<sep>\s*[=:]\s*|\s+)(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s'\",;&]+)"
+)
+_FLAG = re.compile(r"-{1,2}[A-Za-z_][\w.-]*")
+
+
+class _Sink:
+    """Where :meth:`Redactor.learn` collects the values the rules replace."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+
+    def add(self, value: str) -> None:
+        value = value.strip().strip("\"'")
+        if MIN_LITERAL <= len(value) <= MAX_LITERAL and value.strip("*"):
+            self.values.add(value)
+
+
+def _rules(text: str, sink: _Sink | None) -> str:
+    """``text`` with rules 2-5 of the module docstring applied (rule 1 needs the key: see Redactor)."""
+
+    def whole(m: re.Match[str]) -> str:
+        if sink is not None:
+            sink.add(m.group(0))
+        return REDACTED
+
+    def url(m: re.Match[str]) -> str:
+        user, colon, password = m.group("userinfo").partition(":")
+        if sink is not None:
+            sink.add(password if colon else (user if len(user) >= 16 else ""))
+        return f"{m.group('head')}{user + ':' if colon else ''}{REDACTED}@"
+
+    def bearer(m: re.Match[str]) -> str:
+        if sink is not None:
+            sink.add(m.group("secret"))
+        return m.group("head") + REDACTED
+
+    def basic(m: re.Match[str]) -> str:
+        try:
+            decoded = base64.b64decode(m.group("secret"), validate=True)
+        except (binascii.Error, ValueError):
+            return m.group(0)
+        if b":" not in decoded:
+            return m.group(0)
+        if sink is not None:
+            sink.add(m.group("secret"))
+            sink.add(decoded.partition(b":")[2].decode("utf-8", "replace"))
+        return m.group("head") + REDACTED
+
+    def inline(m: re.Match[str]) -> str:
+        name, sep, value = m.group("name"), m.group("sep"), m.group("value")
+        if not looks_secret(name.lstrip("-")) or (not sep.strip() and not name.startswith("-")):
+            return m.group(0)
+        if value == REDACTED:
+            return m.group(0)
+        if sink is not None:
+            sink.add(value)
+        quote = value[0] if value[0] in "\"'" else ""
+        return f"{name}{m.group('close')}{sep}{quote}{REDACTED}{quote}"
+
+    text = _PEM.sub(whole, text)
+    text = _TOKEN.sub(whole, text)
+    text = _URL.sub(url, text)
+    text = _BEARER.sub(bearer, text)
+    text = _BASIC.sub(basic, text)
+    return _INLINE.sub(inline, text)
+
+
+class Redactor:
+    """Redacts text and JSON-able data by the rules of the module docstring, and the literals it learned.
+
+    One per daemon. :meth:`learn` replaces the literals (at start and after each reload); the swap is
+    one attribute assignment, so readers on other threads (the web's) see the old set or the new one.
+    """
+
+    def __init__(self) -> None:
+        self._literals: tuple[tuple[str, ...], re.Pattern[str] | None] = ((), None)
+        self._cache: dict[str, str | None] = {}  # string -> its redaction, None when unchanged
+
+    # ------------------------------------------------------------------------------------ literals
+
+    def learn(self, config: object) -> int:
+        """Add as literals every value the rules replace in ``config`` (a Config, or any data).
+
+        The config's ``secrets:`` list is a secret-looking key, so its values are taken whole; so are
+        ``env`` values under secret-looking names, hook headers, URL passwords, ``--token x`` in a
+        command. Literals are never forgotten (a reload may drop a secret that old log lines still
+        hold). Returns how many literals are known now.
+        """
+        sink = _Sink()
+        sink.values.update(self._literals[0])
+        self._walk(config, False, sink)
+        ordered = tuple(sorted(sink.values, key=lambda v: (-len(v), v)))  # longest first: no partial leftovers
+        pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._literals = (ordered, pattern)
+        self._cache = {}
+        return len(ordered)
+
+    @property
+    def literals(self) -> int:
+        """How many literal values are redacted wherever they appear."""
+        return len(self._literals[0])
+
+    # ------------------------------------------------------------------------------------ text and data
+
+    def text(self, text: str) -> str:
+        """``text`` with every secret the rules or the literals find replaced by ``***``."""
+        return self._text(text, None)
+
+    def data(self, value: T) -> T:
+        """``value`` (dicts, lists, tuples, strings, numbers: a reply, an event payload) redacted.
+
+        Parts with nothing to redact are returned as they are (the same objects): a shared reply is
+        not copied; a changed part is a new container, so the input is never modified.
+        """
+        result: T = self._walk(value, False, None)
+        return result
+
+    def event(self, event: T) -> T:
+        """A frozen event dataclass with its redacted fields replaced (the same object if none changed)."""
+        if not dataclasses.is_dataclass(event) or isinstance(event, type):
+            return self.data(event)
+        changes = {}
+        for f in dataclasses.fields(event):
+            if f.init:
+                old = getattr(event, f.name)
+                new = self._walk(old, looks_secret(f.name), None)
+                if new is not old:
+                    changes[f.name] = new
+        return dataclasses.replace(event, **changes) if changes else event
+
+    def log_processor(self, _logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """The structlog processor: every key/value of a log line, the formatted exception included."""
+        for key, value in event.items():
+            if not key.startswith("_"):  # structlog's own (_record, _from_structlog)
+                event[key] = self._walk(value, looks_secret(key), None)
+        return event
+
+    def _text(self, text: str, sink: _Sink | None) -> str:
+        if sink is None:
+            known = self._cache.get(text, text)
+            if known is not text:
+                return text if known is None else known
+        out = _rules(text, sink) if _TRIGGER.search(text) else text
+        literals, pattern = self._literals
+        if pattern is not None and any(lit in out for lit in literals):
+            out = pattern.sub(REDACTED, out)
+        if sink is None and len(text) <= _CACHE_LEN:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache = {}
+            self._cache[text] = None if out == text else out
+        return text if out == text else out
+
+    def _walk(self, value: Any, secret: bool, sink: _Sink | None) -> Any:
+        """``value`` redacted; ``secret``: it sits under a secret-looking key (every scalar in it goes)."""
+        kind = type(value)
+        if kind is str or isinstance(value, str):
+            if secret and value and value != REDACTED:
+                if sink is not None:
+                    sink.add(value)
+                    self._text(value, sink)  # its parts too: the token of "Bearer <token>"
+                return REDACTED
+            return self._text(value, sink)
+        if value is None or kind is bool or kind is float or isinstance(value, enum.Enum):
+            return value
+        if isinstance(value, int):
+            if secret and sink is not None:
+                sink.add(str(value))
+            return REDACTED if secret else value
+        if isinstance(value, Mapping):
+            return self._mapping(value, secret, sink)
+        if isinstance(value, list | tuple | set | frozenset):
+            return self._sequence(value, secret, sink)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+            walked = self._mapping(fields, secret, sink)
+            return value if walked is fields else walked
+        shown = str(value)  # a Path, a datetime: JSON encoders print it, so it is redacted as printed
+        redacted = self._text(shown, sink)
+        return value if redacted is shown else redacted
+
+    def _mapping(self, value: Mapping[Any, Any], secret: bool, sink: _Sink | None) -> Mapping[Any, Any]:
+        out: dict[Any, Any] = {}
+        changed = False
+        text, walk = self._text, self._walk
+        for key, item in value.items():
+            if type(key) is str:
+                under = secret or looks_secret(key)
+                new_key = text(key, sink)
+            else:
+                under, new_key = secret, key
+            new = text(item, sink) if type(item) is str and not under else walk(item, under, sink)
+            if new is not item or new_key is not key:
+                changed = True
+            out[new_key] = new
+        return out if changed else value
+
+    def _sequence(self, value: Any, secret: bool, sink: _Sink | None) -> Any:
+        items = list(value)
+        text, walk = self._text, self._walk
+        out = [text(item, sink) if type(item) is str and not secret else walk(item, secret, sink) for item in items]
+        for i in range(len(items) - 1):  # a command line: the value after --password, --api-token...
+            flag = items[i]
+            if not isinstance(flag, str) or not flag.startswith("-") or not isinstance(items[i + 1], str):
+                continue
+            if _FLAG.fullmatch(flag) and looks_secret(flag.lstrip("-")) and out[i + 1] != REDACTED:
+                if sink is not None:
+                    sink.add(items[i + 1])
+                out[i + 1] = REDACTED
+        if all(new is old for new, old in zip(out, items, strict=True)):
+            return value
+        return tuple(out) if isinstance(value, tuple) else out

@@ -1,0 +1,242 @@
+"""The ``foss-supervisor`` command line.
+
+Everything but ``start --foreground`` talks to the daemon over the control socket. Heavy modules
+(psutil, structlog, aiohttp, asyncio) are imported only by the commands that need them, so that
+``foss-supervisor status`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from foss_supervisor import __version__
+from foss_supervisor.base.resources import locate_control_socket
+from foss_supervisor.cli.config import args_config, cmd_config, print_plan
+from foss_supervisor.cli.lifecycle import cmd_restart, cmd_start, cmd_stop
+from foss_supervisor.cli.pipelines import (
+    args_demo_data,
+    args_export,
+    args_pipeline,
+    args_query,
+    cmd_demo_data,
+    cmd_export,
+    cmd_pipeline,
+    cmd_query,
+)
+from foss_supervisor.cli.programs import (
+    args_ctl,
+    args_logs,
+    args_status,
+    cmd_ctl,
+    cmd_logs,
+    cmd_status,
+    cmd_top,
+)
+from foss_supervisor.cli.terminal import (
+    EXIT_BUSY,
+    EXIT_FAIL,
+    EXIT_NOT_RUNNING,
+    EXIT_OK,
+    EXIT_USAGE,
+    guard_output,
+    say,
+)
+from foss_supervisor.control.client import call
+from foss_supervisor.errors import (
+    CommandError,
+    ConfigError,
+    ConfigRefused,
+    DaemonBusy,
+    NotRunning,
+    SupervisorError,
+)
+
+if TYPE_CHECKING:
+    from foss_supervisor.config import Config
+
+
+class Target(Protocol):
+    """What the socket-only commands need of the config: where the control socket is."""
+
+    @property
+    def control_socket(self) -> Path: ...
+
+
+class SocketTarget:
+    """A Target found without loading the config (see resources.locate_control_socket)."""
+
+    __slots__ = ("control_socket",)
+
+    def __init__(self, control_socket: Path) -> None:
+        self.control_socket = control_socket
+
+
+# These only talk to the daemon: they find its socket without PyYAML and the typed config, which are
+# about half of a CLI call's start-up (and so of the time `ctl stop` takes before the daemon hears it).
+SOCKET_ONLY = frozenset(
+    {"status", "ctl", "logs", "query", "pipeline", "demo-data", "export", "top", "reload", "config"}
+)
+
+__all__ = ["main"]
+
+DESCRIPTION = "One daemon for a data-platform host: supervised programs, the dashboard, the medallion pipeline."
+
+
+def cmd_reload(args: argparse.Namespace, config: Target) -> int:
+    result = call(config.control_socket, "reload", timeout_s=600.0, dry_run=args.dry_run)
+    print_plan(result, args.dry_run, config.control_socket)
+    return EXIT_OK
+
+
+def cmd_install_service(args: argparse.Namespace, config: Config) -> int:
+    """Write the systemd units for this installation and print the systemctl commands (never runs sudo)."""
+    from foss_supervisor.systemd.install import options_for, plan_install, write_units
+
+    options, notes = options_for(config if args.config else None, user_mode=args.user)
+    plan = plan_install(options, notes=notes, socket_activation=args.socket)
+    if args.print:
+        for name, text in plan.files.items():
+            print(f"# {plan.unit_dir / name}\n{text}")
+    else:
+        try:
+            for path in write_units(plan):
+                say("SUCCESS", f"wrote {path}")
+        except PermissionError as exc:
+            say("ERROR", f"cannot write to {plan.unit_dir} ({exc.strerror}); run as root, or use --print")
+            return EXIT_FAIL
+    for note in plan.notes:
+        say("INFO", note)
+    say("INFO", "then run:")
+    for command in plan.commands:
+        print(f"  {command}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------ parser
+
+
+def _args_start(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--foreground", action="store_true", help="run in this process (systemd, containers)")
+    p.add_argument("--restart", action="store_true", help="replace a running instance")
+    p.add_argument("--take-over-port", action="store_true", help="stop a foreign process holding the port")
+    p.add_argument("--daemonized", action="store_true", help=argparse.SUPPRESS)
+
+
+def _args_restart(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--foreground", action="store_true", help="run the new daemon in this process")
+    p.add_argument("--take-over-port", action="store_true", help="stop a foreign process holding the port")
+    p.set_defaults(daemonized=False)
+
+
+def _args_reload(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+
+
+def _args_install_service(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user", action="store_true", help="a unit for systemctl --user")
+    p.add_argument("--print", action="store_true", help="print the units instead of writing them")
+    p.add_argument("--socket", action="store_true", help="also a .socket unit, so systemd owns the port")
+
+
+def _no_args(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+Command = Callable[[argparse.Namespace, Any], int]
+SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], None]]] = {
+    "start": ("start the daemon (idempotent)", cmd_start, _args_start),
+    "restart": ("replace the running daemon with a fresh one", cmd_restart, _args_restart),
+    "stop": ("stop all programs and the daemon", cmd_stop, _no_args),
+    "status": ("daemon and program states (exit 3: a program is not as wanted)", cmd_status, args_status),
+    "reload": ("re-read the config and apply the difference", cmd_reload, _args_reload),
+    "config": (
+        "save the config through the daemon's checks; list, diff, restore kept versions",
+        cmd_config,
+        args_config,
+    ),
+    "logs": ("programs' output, the daemon's log, the pipeline's", cmd_logs, args_logs),
+    "ctl": ("start, stop, restart, signal or scale programs", cmd_ctl, args_ctl),
+    "pipeline": ("run pipelines and read their history", cmd_pipeline, args_pipeline),
+    "query": ("a read-only SQL query on the warehouse", cmd_query, args_query),
+    "export": ("a whole table or query result as csv, parquet or jsonl (no row cap)", cmd_export, args_export),
+    "demo-data": ("write sample orders into a landing folder", cmd_demo_data, args_demo_data),
+    "top": ("a terminal UI: live programs, their log, keys to start, stop, restart, signal", cmd_top, _no_args),
+    "install-service": ("write systemd units for this installation", cmd_install_service, _args_install_service),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that subcommand (argparse's set-up is a visible share of a CLI call)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="config file (default: $FOSS_SUPERVISOR_CONFIG or embedded)")
+    common.add_argument("--debug", action="store_true", help="verbose logs")
+    parser = argparse.ArgumentParser(prog="foss-supervisor", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"foss-supervisor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (text, func, add_arguments) in SUBCOMMANDS.items():
+        if only is None or name == only:
+            p = sub.add_parser(name, parents=[common], help=text)
+            add_arguments(p)
+            p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a closed stdout (``| head``) silences it but never stops it halfway."""
+    guard_output()
+    return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None).parse_args(argv)
+    if args.debug:
+        os.environ["FOSS_SUPERVISOR_DEBUG"] = "1"
+    if args.command in SOCKET_ONLY:
+        sock = locate_control_socket(args.config, os.environ)
+        if sock is not None and sock.exists():
+            return _run(args, SocketTarget(sock))
+    from foss_supervisor.config import load_config
+    from foss_supervisor.pipeline.configcheck import check_pipeline_files
+
+    try:
+        config = load_config(args.config, check_pipelines=check_pipeline_files)
+    except ConfigError as exc:
+        say("ERROR", f"config refused: {exc}")
+        sock = locate_control_socket(args.config, os.environ) if args.command == "stop" else None
+        if sock is None or not sock.exists():
+            return EXIT_USAGE
+        # a broken file must not keep an operator from stopping the daemon that runs the last good one
+        from foss_supervisor.config import Config
+
+        say("WARN", f"stopping the daemon that answers on {sock} anyway")
+        return _run(args, Config(source=Path(exc.file), state_dir=sock.parent))
+    return _run(args, config)
+
+
+def _run(args: argparse.Namespace, target: Target) -> int:
+    try:
+        code: int = args.func(args, target)
+        return code
+    except NotRunning:
+        say("ERROR", f"foss-supervisor is not running (no answer on {target.control_socket})")
+        return EXIT_NOT_RUNNING
+    except DaemonBusy as exc:
+        say("ERROR", str(exc))
+        return EXIT_BUSY
+    except ConfigRefused as exc:
+        say("ERROR", str(exc))
+        return EXIT_USAGE
+    except CommandError as exc:
+        say("ERROR", str(exc))
+        return EXIT_FAIL
+    except SupervisorError as exc:
+        say("ERROR", str(exc))
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130

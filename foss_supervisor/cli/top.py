@@ -1,0 +1,205 @@
+"""``foss-supervisor top``: a terminal UI for an SSH session without a browser (PM2's ``monit``, process-compose's TUI).
+
+Built on textual. It speaks the control socket like every other client: ``status`` once a second for
+the table (state, health, PID, uptime, INFO), psutil for CPU and memory of each program's process and
+its descendants, ``logs`` for the pane under the table, which then follows the selected program's file.
+
+Keys: ``s`` start, ``x`` stop, ``r`` restart, ``k`` signal (asks which; HUP by default), ``q`` quit;
+arrows or the mouse select a program.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, ClassVar
+
+import psutil
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Input, Log
+
+from foss_supervisor.cli.terminal import fmt_uptime, info_column
+from foss_supervisor.control.client import call
+from foss_supervisor.core.logview import Follower, LogSource
+from foss_supervisor.errors import SupervisorError
+
+__all__ = ["TopApp"]
+
+REFRESH_S = 1.0
+LOG_POLL_S = 0.3
+LOG_LINES = 200
+COLUMNS = ("NAME", "STATE", "HEALTH", "PID", "CPU%", "MEM", "UPTIME", "INFO")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f}M"
+
+
+class _Usage:
+    """CPU percent and resident memory of a process and its descendants (psutil, sampled between calls)."""
+
+    def __init__(self) -> None:
+        self._procs: dict[int, psutil.Process] = {}
+
+    def __call__(self, pid: int | None) -> tuple[str, str]:
+        if not pid:
+            return "-", "-"
+        try:
+            root = psutil.Process(pid)
+            members = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return "-", "-"
+        cpu, rss = 0.0, 0
+        for proc in members:
+            known = self._procs.setdefault(proc.pid, proc)  # the same object, so cpu_percent has a baseline
+            try:
+                cpu += known.cpu_percent(None)
+                rss += known.memory_info().rss
+            except psutil.Error:
+                continue
+        return f"{cpu:.0f}", _mib(rss)
+
+
+class TopApp(App[None]):
+    """Programs with live state, health, CPU and memory, and the selected program's log."""
+
+    TITLE = "foss-supervisor top"
+    CSS = """
+    DataTable { height: 1fr; }
+    Log { height: 1fr; border-top: solid $accent; }
+    Input { dock: bottom; }
+    """
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
+        Binding("s", "act('start')", "start"),
+        Binding("x", "act('stop')", "stop"),
+        Binding("r", "act('restart')", "restart"),
+        Binding("k", "ask_signal", "signal"),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(self, control_socket: Path) -> None:
+        super().__init__()
+        self.control_socket = control_socket
+        self.programs: list[dict[str, Any]] = []
+        self.selected: str | None = None
+        self._usage = _Usage()
+        self._follower: Follower | None = None
+        self._columns: list[Any] = []
+        self._rows: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(cursor_type="row", zebra_stripes=True)
+        yield Log(max_lines=5000, auto_scroll=True)
+        yield Input(placeholder="signal to send (HUP, TERM, USR1, 9...), Enter to send, Esc to cancel")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        self._columns = table.add_columns(*COLUMNS)
+        self.query_one(Input).display = False
+        await self.refresh_programs()
+        self.set_interval(REFRESH_S, self.refresh_programs)
+        self.set_interval(LOG_POLL_S, self.follow_log)
+        table.focus()
+
+    async def _call(self, cmd: str, **args: Any) -> Any:
+        return await asyncio.to_thread(call, self.control_socket, cmd, 65.0, **args)
+
+    async def refresh_programs(self) -> None:
+        try:
+            status = await self._call("status")
+        except (OSError, SupervisorError) as exc:
+            self.sub_title = f"no answer from the daemon: {exc}"
+            return
+        d = status["daemon"]
+        self.sub_title = f"pid {d['pid']}  {d['phase']}  {d['dashboard_url']}"
+        self.programs = status["programs"]
+        table = self.query_one(DataTable)
+        names = [p["name"] for p in self.programs]
+        if names != self._rows:  # programs came or went: rebuild; else update in place (no flicker, cursor kept)
+            cursor = table.cursor_row
+            table.clear()
+            for name in names:
+                table.add_row(*([name] + [""] * (len(COLUMNS) - 1)), key=name)
+            self._rows = names
+            if names:
+                table.move_cursor(row=min(cursor, len(names) - 1))
+        for p in self.programs:
+            cpu, mem = self._usage(p["pid"])
+            cells = (p["state"], p["health"], str(p["pid"] or "-"), cpu, mem, fmt_uptime(p["uptime_s"]), info_column(p))
+            for column, value in zip(self._columns[1:], cells, strict=True):
+                table.update_cell(p["name"], column, value)
+        if names and self.selected not in names:
+            await self.select(names[table.cursor_row])
+
+    async def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            await self.select(str(event.row_key.value))
+
+    async def select(self, name: str) -> None:
+        """Show the last lines of ``name``'s log and follow it from there."""
+        if name == self.selected:
+            return
+        self.selected = name
+        log = self.query_one(Log)
+        log.clear()
+        try:
+            reply = await self._call("logs", names=[name], lines=LOG_LINES)
+        except (OSError, SupervisorError) as exc:
+            log.write_line(f"cannot read the log of {name}: {exc}")
+            return
+        if self._follower is not None:
+            self._follower.close()
+        self._follower = Follower(LogSource(name, Path(reply["sources"][0]["file"])))
+        log.write_lines(reply["lines"].get(name, []))
+
+    async def follow_log(self) -> None:
+        if self._follower is not None:
+            lines = await asyncio.to_thread(self._follower.lines)
+            if lines:
+                self.query_one(Log).write_lines(lines)
+
+    async def action_act(self, action: str) -> None:
+        if self.selected is None:
+            return
+        self.notify(f"{action} {self.selected}...")
+        try:
+            results = await self._call(action, names=[self.selected], wait_s=30.0)
+        except (OSError, SupervisorError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        for p in results:
+            self.notify(f"{p['name']}: {p['state']} {p['reason']}")
+        await self.refresh_programs()
+
+    def action_ask_signal(self) -> None:
+        field = self.query_one(Input)
+        field.display = True
+        field.value = "HUP"
+        field.focus()
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        field = self.query_one(Input)
+        field.display = False
+        self.query_one(DataTable).focus()
+        if self.selected is None or not event.value.strip():
+            return
+        try:
+            sent = await self._call("signal", signal=event.value.strip(), names=[self.selected])
+        except (OSError, SupervisorError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        for p in sent:
+            self.notify(f"{p['name']}: sent {p['signal']}" if p["sent"] else f"{p['name']}: {p['reason']}")
+
+    def key_escape(self) -> None:
+        field = self.query_one(Input)
+        if field.display:
+            field.display = False
+            self.query_one(DataTable).focus()
+
+    def on_unmount(self) -> None:
+        if self._follower is not None:
+            self._follower.close()

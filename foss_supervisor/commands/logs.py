@@ -1,0 +1,90 @@
+"""The log commands: ``logs`` (the last lines of programs' and the daemon's logs) and ``log_read`` (a
+byte range of one log, for followers)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from foss_supervisor.commands.registry import CommandContext, command
+from foss_supervisor.core.logview import DAEMON, PIPELINE, LogSource, select_sources, tail
+from foss_supervisor.errors import CommandError
+
+__all__ = ["LOG_SOURCES"]
+
+
+@command("logs", names=(list, ["all"]), lines=(int, 100))
+async def logs(ctx: CommandContext, names: list[str], lines: int) -> dict[str, Any]:
+    """The last lines of the logs that names select: programs (any selector), ``daemon`` or ``pipeline``.
+
+    Returns ``{"sources": [{"name", "file", "logger_prefix"}], "lines": {name: [line, ...]}}``; the
+    files are what ``logs -f`` follows. Non-UTF-8 bytes come back as ``\\xNN`` escapes.
+    """
+    if not 0 <= lines <= 100_000:
+        raise CommandError("lines must be between 0 and 100000")
+    sup = ctx.supervisor
+    program_logs = {name: proc.log_path for name, proc in sup.processes.items()}
+    sources = select_sources(names, program_logs, ctx.config.state_dir, ctx.config.replica_sets, ctx.config.groups)
+    tails = await asyncio.to_thread(lambda: {s.name: tail(s, lines) for s in sources})
+    return {"sources": [s.as_dict() for s in sources], "lines": tails}
+
+
+LOG_SOURCES = (DAEMON, PIPELINE)
+
+
+def _log_source(ctx: CommandContext, name: str) -> LogSource:
+    """One log by its exact name: a program, ``daemon`` or ``pipeline`` (CommandError if unknown)."""
+    program_logs = {n: proc.log_path for n, proc in ctx.supervisor.processes.items()}
+    if name not in program_logs and name not in LOG_SOURCES:
+        raise CommandError(f"no such log: {name!r}; known: {', '.join([*program_logs, *LOG_SOURCES])}")
+    [source] = select_sources([name], program_logs, ctx.config.state_dir, {}, {})
+    return source
+
+
+def _read_log(path: Path, offset: int, max_bytes: int) -> tuple[int, int, bytes, bool]:
+    """(start, size, bytes) of whole lines from ``offset`` (-1: the last ``max_bytes``); rotated when it shrank."""
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            rotated = offset > size
+            start = 0 if rotated else (max(0, size - max_bytes) if offset < 0 else offset)
+            f.seek(start)
+            data = f.read(max_bytes)
+    except FileNotFoundError:
+        return 0, 0, b"", False
+    if offset < 0 and start > 0:  # tail: begin at a whole line
+        cut = data.find(b"\n")
+        start, data = (start + cut + 1, data[cut + 1 :]) if cut >= 0 else (start + len(data), b"")
+    if len(data) == max_bytes and b"\n" in data:  # a full read: end at a whole line, the rest comes next time
+        data = data[: data.rfind(b"\n") + 1]
+    return start, size, data, rotated
+
+
+@command("log_read", source=(str, ...), offset=(int, -1), max_bytes=(int, 65536), contains=(str, ""))
+async def log_read(ctx: CommandContext, source: str, offset: int, max_bytes: int, contains: str) -> dict[str, Any]:
+    """Lines of a log from a byte offset, for live viewers: a program's name, "daemon" or "pipeline".
+
+    offset -1 reads the tail (the last max_bytes, at most 1 MiB, from a line start). Returns
+    ``{"source", "file", "offset", "next_offset", "size", "rotated", "lines": [str]}``; ask again with
+    next_offset to follow. "pipeline" is the daemon's log kept to the pipeline runner's and worker's lines;
+    contains keeps only lines holding that text (case-insensitive). Non-UTF-8 bytes come back as \\xNN.
+    """
+    if not 1 <= max_bytes <= 1024 * 1024:
+        raise CommandError("max_bytes must be between 1 and 1048576")
+    log_source = _log_source(ctx, source)
+    start, size, data, rotated = await asyncio.to_thread(_read_log, log_source.file, offset, max_bytes)
+    lines = [line for line in data.decode("utf-8", "backslashreplace").splitlines() if log_source.keeps(line)]
+    if contains:
+        needle = contains.lower()
+        lines = [line for line in lines if needle in line.lower()]
+    return {
+        "source": source,
+        "file": str(log_source.file),
+        "offset": start,
+        "next_offset": start + len(data),
+        "size": size,
+        "rotated": rotated,
+        "lines": lines,
+    }

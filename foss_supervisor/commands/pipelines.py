@@ -1,0 +1,177 @@
+"""Pipeline commands: runs (run, replay, retry, cancel, pause, resume, reset), their history and reports,
+the read-only query and the export of tables, demo data.
+
+Registered into :data:`foss_supervisor.commands.registry.COMMANDS` on import (``commands`` imports this module).
+Every one answers CommandError "no pipelines are configured" on a daemon without pipelines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from foss_supervisor.commands.registry import CommandContext, command
+from foss_supervisor.errors import CommandError
+
+if TYPE_CHECKING:
+    from foss_supervisor.pipeline.service import PipelineService
+
+
+__all__ = [
+    "demo_data",
+    "export",
+    "pipeline_cancel",
+    "pipeline_pause",
+    "pipeline_replay",
+    "pipeline_report",
+    "pipeline_reset",
+    "pipeline_resume",
+    "pipeline_retry",
+    "pipeline_run",
+    "pipeline_run_info",
+    "pipeline_runs",
+    "pipelines",
+    "query",
+]
+
+
+def _pipelines(ctx: CommandContext) -> PipelineService:
+    if ctx.pipelines is None:
+        raise CommandError("no pipelines are configured (see pipelines: in the config)")
+    return ctx.pipelines
+
+
+@command("pipelines")
+async def pipelines(ctx: CommandContext) -> list[dict[str, Any]]:
+    """Every pipeline: its steps, its run in progress, its last finished run and its latest report (KPIs)."""
+    return _pipelines(ctx).overview()
+
+
+@command("pipeline_run", mutating=True, name=(str, ...), wait=(bool, False))
+async def pipeline_run(ctx: CommandContext, name: str, wait: bool) -> dict[str, Any]:
+    """Run a pipeline now. Returns the live run (with its run_id) at once, or its final record with wait."""
+    from foss_supervisor.pipeline.states import RunMode
+
+    return await _pipelines(ctx).run_now(name, RunMode.RUN, "manual", wait)
+
+
+@command("export", mutating=True, table=(str, ""), sql=(str, ""), format=(str, "parquet"))
+async def export(ctx: CommandContext, table: str, sql: str, format: str) -> dict[str, Any]:
+    """Write a whole table or view (``table``: schema.table), or the whole result of a read-only query
+    (``sql``, checked as ``query`` checks it), as csv, parquet or jsonl, streamed by DuckDB, no row cap.
+
+    Returns ``{"path", "rows", "bytes", "format"}``: a file in ``<state_dir>/exports`` that the caller moves
+    away or deletes (the CLI does both). Exactly one of ``table`` and ``sql``.
+    """
+    if bool(table) == bool(sql):
+        raise CommandError("export needs a table (schema.table) or a query (sql), not both")
+    return await _pipelines(ctx).export(table, format, sql)
+
+
+@command("pipeline_reset", mutating=True, name=(str, ...), confirm=(str, ""))
+async def pipeline_reset(ctx: CommandContext, name: str, confirm: str) -> dict[str, Any]:
+    """Drop every table of a pipeline (its schemas and file ledger) and forget its runs and reports.
+
+    ``confirm`` must repeat the pipeline's name. The next run ingests every landing file again.
+    """
+    return await _pipelines(ctx).reset(name, confirm)
+
+
+@command("pipeline_replay", mutating=True, name=(str, ...), wait=(bool, False))
+async def pipeline_replay(ctx: CommandContext, name: str, wait: bool) -> dict[str, Any]:
+    """Re-validate the quarantine (after reference data or a rule was fixed); rows that now pass go to silver."""
+    from foss_supervisor.pipeline.states import RunMode
+
+    return await _pipelines(ctx).run_now(name, RunMode.REPLAY, "manual", wait)
+
+
+@command("pipeline_retry", mutating=True, run_id=(str, ...), step=(str, ""), wait=(bool, False))
+async def pipeline_retry(ctx: CommandContext, run_id: str, step: str, wait: bool) -> dict[str, Any]:
+    """Retry a failed or cancelled run as a new run (``retry_of`` names it): its failed steps, or ``step``, and
+    everything downstream run again; the steps that succeeded are skipped, reused from it (see the docs).
+
+    Only the latest run of a pipeline can be retried. Refused with the reason: unknown run, still running,
+    succeeded, not the latest, pipeline busy, ``step`` unknown or ok, an upstream step not ok ("retry from
+    X"), the pipeline's steps changed since. Returns the live run at once, or its final record with wait.
+    """
+    return await _pipelines(ctx).retry_now(run_id, step or None, wait)
+
+
+@command("pipeline_pause", mutating=True, name=(str, ...))
+async def pipeline_pause(ctx: CommandContext, name: str) -> dict[str, Any]:
+    """Pause a pipeline's schedules (timer, cron, landing files, ``after:``); manual runs still run.
+
+    Remembered across daemon restarts. Returns ``{"name", "paused": true}``.
+    """
+    return _pipelines(ctx).set_paused(name, True)
+
+
+@command("pipeline_resume", mutating=True, name=(str, ...))
+async def pipeline_resume(ctx: CommandContext, name: str) -> dict[str, Any]:
+    """Resume a pipeline's schedules; files that landed while paused start a run.
+
+    Returns ``{"name", "paused": false}``.
+    """
+    return _pipelines(ctx).set_paused(name, False)
+
+
+@command("pipeline_cancel", mutating=True, name=(str, ...))
+async def pipeline_cancel(ctx: CommandContext, name: str) -> dict[str, Any]:
+    """Cancel the run in progress: the current step is rolled back, the run is recorded as cancelled.
+
+    Returns ``{"name", "cancelled": bool, "detail": str}`` (``detail`` says what happened, in words).
+    """
+    cancelled = await _pipelines(ctx).cancel(name)
+    detail = f"the run of {name} in progress is cancelled" if cancelled else f"no run of {name} was in progress"
+    return {"name": name, "cancelled": cancelled, "detail": detail}
+
+
+@command("pipeline_runs", name=(str, ""), limit=(int, 20))
+async def pipeline_runs(ctx: CommandContext, name: str, limit: int) -> list[dict[str, Any]]:
+    """Run history, newest first, with every step's state, rows in and out, timings and errors."""
+    return _pipelines(ctx).runs(name or None, max(1, min(limit, 500)))
+
+
+@command("pipeline_run_info", run_id=(str, ...))
+async def pipeline_run_info(ctx: CommandContext, run_id: str) -> dict[str, Any]:
+    """One run by its id (live while it runs), with ``retry_of`` (the run it retries, or null) and ``"retry":
+    {"possible": bool, "reason": str | null, "from_steps": [step]}``: what ``pipeline_retry`` would accept."""
+    return _pipelines(ctx).get_run(run_id)
+
+
+@command("query", sql=(str, ...), max_rows=(int, 1000), timeout_s=(float, 10.0))
+async def query(ctx: CommandContext, sql: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
+    """A read-only SQL query on the warehouse (bronze.x, silver.x, gold.x): SELECT only, time- and row-limited.
+
+    Writes, ATTACH, COPY, INSTALL/LOAD, SET/PRAGMA and file-reading functions are refused; a query
+    that runs past timeout_s (at most 60) is interrupted.
+    """
+    return await _pipelines(ctx).query(sql, max(1, min(max_rows, 100_000)), max(0.1, min(timeout_s, 60.0)))
+
+
+@command("demo_data", mutating=True, name=(str, "orders"), orders=(int, 100_000), seed=(int, 1))
+async def demo_data(ctx: CommandContext, name: str, orders: int, seed: int) -> dict[str, Any]:
+    """Write a reproducible sample of orders (with every kind of bad row) into the pipeline's landing folder."""
+    if not 1 <= orders <= 20_000_000:
+        raise CommandError("orders must be between 1 and 20000000")
+    return await _pipelines(ctx).demo_data(name, orders, seed)
+
+
+@command("pipeline_report", name=(str, ...), run_id=(str, ""))
+async def pipeline_report(ctx: CommandContext, name: str, run_id: str) -> dict[str, Any]:
+    """A run's report, the latest without run_id: ``{"name", "run_id", "html": str|None, "json": dict|None}``."""
+    if run_id and not run_id.replace("-", "").replace("_", "").isalnum():
+        raise CommandError(f"no such run: {run_id!r}")
+    service = _pipelines(ctx)
+    stem = run_id or "latest"
+
+    def read(suffix: str) -> str | None:
+        path = service.report_path(name, stem + suffix)
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+    html, body = await asyncio.to_thread(read, ".html"), await asyncio.to_thread(read, ".json")
+    return {"name": name, "run_id": run_id or None, "html": html, "json": json.loads(body) if body else None}
+
+
+# configuration management lives in its own module; importing it registers its commands

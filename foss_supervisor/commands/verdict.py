@@ -1,0 +1,68 @@
+"""The one definition of healthy: :func:`assess` is what ``/health``, ``status``, ``/metrics`` and the
+dashboard all show (the ``health`` command returns it; ``status`` carries it under ``daemon``).
+
+==========  =====  ===========================================================================================
+status      HTTP   when
+==========  =====  ===========================================================================================
+unhealthy   503    something that should run is not running or not healthy, or a pipeline is failing or
+                   overdue: the daemon is starting or stopping; one of its subsystems failed (dashboard,
+                   pipelines, hooks); a program is FATAL, crash-looping in BACKOFF, a job that exited with an
+                   unexpected code, waiting behind a dependency that gave up, or failing its health probes
+                   (a process that is stopped, by SIGSTOP or a debugger, or a zombie fails the next probe
+                   whatever its kind); a pipeline's last finished run failed or was abandoned, or its timer or
+                   cron schedule went by (plus a minute's grace) with no run
+degraded    200    everything runs, but an operator should look (``warnings``): the last reload was refused
+                   (the previous config still runs), writes fail (logs, state files: a full disk), or a
+                   program crashed several times in a row and is up again, not yet for ``backoff.reset_after``
+healthy     200    none of the above
+==========  =====  ===========================================================================================
+
+A reload in progress is not a problem (the programs keep running); paused pipelines and running ones are
+never overdue.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from foss_supervisor.commands.registry import CommandContext
+
+__all__ = ["assess"]
+
+_SERVING_PHASES = ("ready", "reloading")
+_FAILED_RUNS = ("failed", "abandoned")
+
+
+def assess(ctx: CommandContext, now: float | None = None) -> dict[str, Any]:
+    """The verdict on the daemon ``ctx`` at ``now`` (Unix seconds, default: the clock).
+
+    Returns ``{"ok": bool (not unhealthy), "status": "healthy"|"degraded"|"unhealthy", "phase": str,
+    "problems": [str] (each makes it unhealthy), "warnings": [str] (each makes it degraded),
+    "programs": {state: count}}``.
+    """
+    problems = [] if ctx.phase in _SERVING_PHASES else [f"daemon is {ctx.phase}"]
+    problems += [*ctx.problems, *ctx.supervisor.problems()]
+    warnings = [*ctx.warnings, *ctx.supervisor.warnings()]
+    counts: dict[str, int] = {}
+    for proc in ctx.supervisor.processes.values():  # probes call this often: no snapshot, no Enum.value
+        state: str = proc.state  # a StrEnum member is its own value
+        counts[state] = counts.get(state, 0) + 1
+    if ctx.pipelines is not None:
+        overdue = ctx.pipelines.overdue(time.time() if now is None else now)
+        for name in ctx.pipelines.specs:
+            last = next((r for r in ctx.pipelines.runs(name, 5) if r["finished_at"] is not None), None)
+            if last is not None and last["status"] in _FAILED_RUNS:
+                problems.append(f"pipeline {name}: last run {last['run_id']} {last['status']}: {last['error'] or ''}")
+            if name in overdue:
+                problems.append(f"pipeline {name}: {overdue[name]}")
+    status = "unhealthy" if problems else ("degraded" if warnings else "healthy")
+    return {
+        "ok": not problems,
+        "status": status,
+        "phase": ctx.phase,
+        "problems": problems,
+        "warnings": warnings,
+        "programs": counts,
+    }

@@ -1,0 +1,243 @@
+"""Typed configuration: the one loader that builds the frozen dataclasses of :mod:`config_model` from YAML.
+
+The types live in :mod:`config_model`, the located reading of values in :mod:`config_reader`, the
+``programs``/``groups``/``hooks`` sections in :mod:`config_programs`; this module holds the file as a
+whole, the ``pipelines`` section and the public names (importers use ``foss_supervisor.config.loader``).
+
+Every refusal is a :class:`~foss_supervisor.errors.ConfigError` naming the file, the line, the
+dotted key and the reason, so an operator can fix a file without reading our code. Durations are
+seconds (``5``, ``0.5``) or strings with a unit (``"500ms"``, ``"5s"``, ``"2m"``); sizes are bytes or
+``"10MB"``-style strings. Relative paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from foss_supervisor.base.resources import (
+    config_path,
+    data_dir,
+    default_config_path,
+    default_state_dir,
+    resolve_path,
+)
+from foss_supervisor.config.gates import Gate, GateError
+from foss_supervisor.config.interpolate import interpolate_config
+from foss_supervisor.config.model import (
+    DEPENDENCY_CONDITIONS,
+    EVENT_KINDS,
+    RLIM_INFINITY,
+    RLIMIT_NAMES,
+    Config,
+    DependencyCondition,
+    HealthConfig,
+    HookConfig,
+    LogConfig,
+    PipelineConfig,
+    ProgramConfig,
+)
+from foss_supervisor.config.programs import (
+    check_dependencies,
+    check_single_writers,
+    parse_groups,
+    parse_hooks,
+    parse_programs,
+)
+from foss_supervisor.config.reader import MAX_PROGRAMS, Reader
+from foss_supervisor.config.schema import SCHEMA
+from foss_supervisor.config.yamlload import MAX_FILE_BYTES, load_yaml
+from foss_supervisor.errors import ConfigError
+
+__all__ = [
+    "DEPENDENCY_CONDITIONS",
+    "EVENT_KINDS",
+    "MAX_PROGRAMS",
+    "RLIMIT_NAMES",
+    "RLIM_INFINITY",
+    "Config",
+    "DependencyCondition",
+    "HealthConfig",
+    "HookConfig",
+    "LogConfig",
+    "PipelineCheck",
+    "PipelineConfig",
+    "ProgramConfig",
+    "default_config_path",
+    "default_state_dir",
+    "load_config",
+    "parse_config",
+]
+
+
+#: checks the pipeline files a config declares (``foss_supervisor.pipeline.configcheck.check_pipeline_files``):
+#: passed in by the caller, so that this package never imports the pipeline engine
+PipelineCheck = Callable[[Sequence[PipelineConfig], Path], None]
+
+
+def _parse_pipelines(r: Reader, base: Path, data_dir: Path, check: PipelineCheck | None) -> dict[str, PipelineConfig]:
+    out = {}
+    for name, p in r.each():
+        p.only()
+        file = p.get("file", "")
+        landing = p.get("landing", "")
+        reference = p.get("reference", "")
+        pipeline = PipelineConfig(
+            name=name,
+            file=resolve_path(base, file) if file else shipped_pipeline_file(name),
+            landing=resolve_path(base, landing) if landing else data_dir / "landing" / name,
+            reference=resolve_path(base, reference) if reference else None,
+            every_s=p.get("every", 0.0),
+            on_new_files=p.get("on_new_files", True),
+            demo_data=p.get("demo_data", False),
+            cron=p.get("cron", None),
+            after=p.get("after", ()),
+        )
+        if not pipeline.file.is_file():
+            p.fail("file", f"no pipeline file at {pipeline.file}")
+        out[name] = pipeline
+    for name, pc in out.items():
+        for other in pc.after:
+            if other not in out or other == name:
+                r.fail(f"{name}.after", f"{other!r} is not another configured pipeline")
+        seen, todo = set(), list(pc.after)
+        while todo:  # runs started by other runs must not loop back
+            current = todo.pop()
+            if current == name:
+                r.fail(f"{name}.after", "pipelines triggering each other in a loop")
+            if current not in seen:
+                seen.add(current)
+                todo.extend(out[current].after)
+    if out and check is not None:
+        check(list(out.values()), data_dir)
+    return out
+
+
+def shipped_pipeline_file(name: str) -> Path:
+    """A pipeline without ``file:`` is the one shipped under that name (``configs/pipelines/NAME.yaml``)."""
+    return data_dir("configs") / "pipelines" / f"{name}.yaml"
+
+
+def parse_config(
+    text: str,
+    file: Path,
+    environ: Mapping[str, str] | None = None,
+    replicas: Mapping[str, int] | None = None,
+    check_pipelines: PipelineCheck | None = None,
+) -> Config:
+    """Build a :class:`Config` from YAML text; environment overrides win over the file.
+
+    ``replicas`` overrides programs' ``replicas:`` (``ctl scale``); ``check_pipelines`` checks the pipeline
+    files declared (None: only the ``pipelines:`` section itself). Raises one ConfigError that lists every
+    error found (``.errors``), each with file, line and key.
+    """
+    environ = os.environ if environ is None else environ
+    label = str(file)
+    data, lines = load_yaml(text, label)
+    errors: list[ConfigError] = []
+    base = file.parent.resolve()
+    if isinstance(data, dict):
+        _override_replicas(data, replicas or {})
+        interpolate_config(data, lines, label, base, environ, errors)
+    root = Reader(data, "", label, lines, errors, SCHEMA)
+    root.only()
+    state_dir_text = _from_environ(environ, "FOSS_SUPERVISOR_STATE_DIR", root.gate("state_dir"), errors)
+    state_dir_text = state_dir_text or root.get("state_dir", "")
+    state_dir = resolve_path(base, state_dir_text) if state_dir_text else default_state_dir()
+    dash = root.sub("dashboard")
+    dash.only()
+    host = _from_environ(environ, "FOSS_SUPERVISOR_HOST", dash.gate("host"), errors) or dash.get("host", "127.0.0.1")
+    port = _from_environ(environ, "FOSS_SUPERVISOR_PORT", dash.gate("port"), errors) or dash.get("port", 5000)
+    debug = root.get("debug", False) or environ.get("FOSS_SUPERVISOR_DEBUG", "") not in ("", "0", "false")
+    log = root.sub("log")
+    log.only()
+    programs, groups = parse_programs(root.sub("programs"), base)
+    check_single_writers(programs, state_dir, label, lines, errors)
+    program_groups = parse_groups(root.sub("groups"), groups)
+    hooks = parse_hooks(root.sub("hooks"))
+    data_dir_text = root.get("data_dir", "")
+    data_path = resolve_path(base, data_dir_text) if data_dir_text else state_dir / "data"
+    wh = root.sub("warehouse")
+    wh.only()
+    pipelines: dict[str, PipelineConfig] = {}
+    try:
+        pipelines = _parse_pipelines(root.sub("pipelines"), base, data_path, check_pipelines)
+        if not errors:  # a program that failed to parse would show up again as an unknown dependency
+            programs = check_dependencies(programs, groups, label, lines)
+    except ConfigError as exc:
+        errors.append(exc)
+    config = Config(
+        source=file,
+        state_dir=state_dir,
+        dashboard_host=host,
+        dashboard_port=port,
+        dashboard_public=dash.get("public", ()),
+        debug=debug,
+        log_max_bytes=log.get("max_bytes", 10 * 1024 * 1024),
+        log_backups=log.get("backups", 3),
+        programs=programs,
+        pipelines=pipelines,
+        data_dir=resolve_path(base, data_dir_text) if data_dir_text else None,
+        watch_interval_s=wh.get("watch_interval", 5.0),
+        worker_memory_limit=wh.get("memory_limit", 0) or None,
+        worker_max_temp_size=wh.get("max_temp_directory_size", None),
+        worker_recycle_rss=wh.get("recycle_rss", None),
+        worker_recycle_after_s=wh.get("recycle_after", None),
+        groups=program_groups,
+        hooks=hooks,
+        config_generations=root.get("config_generations", 10),
+        secrets=root.get("secrets", ()),
+    )
+    if errors:
+        raise ConfigError.collected(errors)
+    return config
+
+
+T = TypeVar("T")
+
+
+def _from_environ(environ: Mapping[str, str], variable: str, gate: Gate[T], errors: list[ConfigError]) -> T | None:
+    """The environment's override of a key, through that key's own gate; None when unset or refused (noted).
+
+    A variable is text: digits are read as the integer they spell, as YAML would read them.
+    """
+    text = environ.get(variable)
+    if not text:
+        return None
+    try:
+        return gate(int(text) if text.isdigit() and len(text) < 20 else text)
+    except GateError as exc:
+        errors.append(ConfigError("environment", variable, exc.reason))
+        return None
+
+
+def _override_replicas(data: dict[str, Any], replicas: Mapping[str, int]) -> None:
+    programs = data.get("programs")
+    for name, count in replicas.items():
+        if isinstance(programs, dict) and isinstance(programs.get(name), dict):
+            programs[name]["replicas"] = count
+
+
+def load_config(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    replicas: Mapping[str, int] | None = None,
+    check_pipelines: PipelineCheck | None = None,
+) -> Config:
+    """Load ``path``, else ``$FOSS_SUPERVISOR_CONFIG``, else the embedded default config (see
+    :func:`parse_config`)."""
+    environ = os.environ if environ is None else environ
+    path = config_path(path, environ)
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # never more: a config may be any file an operator points at
+        if len(raw) > MAX_FILE_BYTES:
+            raise ConfigError(str(path), "", f"larger than {MAX_FILE_BYTES} bytes")
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "", f"not UTF-8 text: {exc}") from None
+    return parse_config(text, path, environ, replicas, check_pipelines)

@@ -1,0 +1,305 @@
+"""Every key of the daemon config and of a pipeline file, and the one gate each value passes.
+
+:data:`SCHEMA` is the daemon config (``config.yaml``) and :data:`PIPELINE_SCHEMA` a pipeline file, as trees:
+a leaf is a :class:`~foss_supervisor.config.gates.Gate`, a nested mapping is a section, and :class:`Each` is a
+section of named entries (``programs.<name>``) whose names pass their own gate. The readers take their
+keys, their gates and the list of known keys from here and nowhere else (:class:`~foss_supervisor.
+config_reader.Reader`), so a key without a gate cannot be read, and ``tests/test_gates.py`` walks both
+trees with each kind's hostile values. The ranges below are the documented ones (README, Configuration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Union
+
+from foss_supervisor.config import gates
+from foss_supervisor.config.gates import Gate, GateError, shown
+from foss_supervisor.config.model import DASHBOARD_PARTS, DEPENDENCY_CONDITIONS, EVENT_KINDS, RLIMIT_NAMES
+
+__all__ = [
+    "DAY",
+    "FOLDERS",
+    "GROUP_NAME",
+    "PIPELINE_NAME",
+    "PIPELINE_SCHEMA",
+    "PROGRAM_NAME",
+    "SCHEMA",
+    "SHELL_COMMAND",
+    "STEP_NAME",
+    "Each",
+    "Section",
+    "leaves",
+]
+
+DAY = 86400.0
+HOUR = 3600.0
+TIB = 2**40
+
+PROGRAM_NAME = gates.name(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "letters, digits, '_', '.', '-' (at most 64)")
+GROUP_NAME = PROGRAM_NAME
+PIPELINE_NAME = PROGRAM_NAME
+HOOK_NAME = PROGRAM_NAME
+STEP_NAME = gates.name(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", "a letter or '_', then letters, digits, '_', '-' (at most 64)")
+SCHEMA_NAME = gates.name(r"[a-z_][a-z0-9_]{0,62}", "a lower-case schema name (letters, digits, _)")
+TABLE_NAME = gates.name(
+    r"[a-z_][a-z0-9_]{0,62}(?:\.[a-z_][a-z0-9_]{0,62})?", "a lower-case schema or schema.table name"
+)
+#: a selector of programs (``web``, ``api-*``, ``group:backend``) or a pipeline name
+SELECTOR = gates.name(r"[A-Za-z0-9_.:*?\[\]!-]{1,128}", "a program or pipeline name or selector like 'api-*'")
+
+
+def _start_retries(value: Any) -> int | None:
+    if value == "forever":
+        return None
+    return _RETRIES(value)
+
+
+_RETRIES = gates.count(0, 10_000)
+START_RETRIES: Gate[int | None] = Gate("retries", "0 to 10000, or forever", _start_retries, bounds=(0, 10_000))
+
+
+def _dependencies(value: Any) -> tuple[tuple[str, ...], dict[str, str]]:
+    """``db``, ``[db, cache]`` (each ``healthy``) or ``{db: {condition: healthy}, init: completed_successfully}``.
+
+    Docker Compose's ``service_*`` and process-compose's ``process_*`` spellings are accepted too.
+    """
+    if not isinstance(value, dict):
+        listed = _NAMES(value)
+        return listed, dict.fromkeys(listed, "healthy")
+    conditions: dict[str, str] = {}
+    for dep, spec in value.items():
+        PROGRAM_NAME(dep)
+        where = f".{dep}"
+        if isinstance(spec, dict):
+            if set(spec) - {"condition"}:
+                raise GateError("a dependency takes only 'condition'", where)
+            spec, where = spec.get("condition", "healthy"), f"{where}.condition"
+        text = "healthy" if spec is None else spec
+        if isinstance(text, str):
+            text = text.removeprefix("service_").removeprefix("process_")
+        if text not in DEPENDENCY_CONDITIONS:
+            raise GateError(f"must be one of {', '.join(DEPENDENCY_CONDITIONS)}, got {shown(spec)}", where)
+        conditions[dep] = text
+    return tuple(conditions), conditions
+
+
+_NAMES = gates.names(PROGRAM_NAME)
+DEPENDENCIES: Gate[tuple[tuple[str, ...], dict[str, str]]] = Gate(
+    "dependencies", "a program name, a list of them, or {name: {condition: started|healthy|...}}", _dependencies
+)
+
+
+def _tcp(value: Any) -> tuple[str, int]:
+    """``8080`` or ``host:port`` (``[::1]:8080`` for IPv6) as (host, port)."""
+    if not isinstance(value, str):
+        return "127.0.0.1", _PORT(value)
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit() or len(port_text) > 5:
+        raise GateError(f"must be a port or host:port, got {shown(value)}")
+    if host.startswith("[") != host.endswith("]"):
+        raise GateError(f"an IPv6 host is written in brackets, [::1]:8080, got {shown(value)}")
+    host = host[1:-1] if host.startswith("[") else host or "127.0.0.1"
+    return _HOST(host), _PORT(int(port_text))
+
+
+_PORT = gates.port()
+_HOST = gates.host()
+TCP_ADDRESS: Gate[tuple[str, int]] = Gate("address", "a port, or host:port with a port from 1 to 65535", _tcp)
+
+
+def _exit_codes(value: Any) -> frozenset[int]:
+    items = value if isinstance(value, list) else [value]
+    if len(items) > 256:
+        raise GateError("at most 256 exit codes")
+    return frozenset(_EXIT_CODE(v) for v in items)
+
+
+_EXIT_CODE = gates.count(0, 255)
+EXIT_CODES: Gate[frozenset[int]] = Gate("exit codes", "exit codes from 0 to 255 (one or a list)", _exit_codes)
+
+
+def _members(value: Any) -> tuple[str, ...]:
+    """``[a, b]``, ``{programs: [a, b]}`` or ``"a,b"`` (supervisord's spelling)."""
+    if isinstance(value, dict):
+        if set(value) != {"programs"}:
+            raise GateError("a group takes only 'programs' (a list of program names)")
+        value = value["programs"]
+    if isinstance(value, str):
+        value = [m.strip() for m in value.split(",") if m.strip()]
+    if not isinstance(value, list) or not value:
+        raise GateError(f"must be a list of program names, got {shown(value)}")
+    return _NAMES(value)
+
+
+GROUP_MEMBERS: Gate[tuple[str, ...]] = Gate(
+    "members", "a non-empty list of program names", _members, pattern=PROGRAM_NAME.pattern
+)
+
+
+def _on(value: Any) -> frozenset[str]:
+    listed = _EVENT_NAMES(value)
+    if listed == ("all",):
+        return frozenset(EVENT_KINDS)
+    unknown = [e for e in listed if e not in EVENT_KINDS]
+    if not listed or unknown:
+        raise GateError(f"must be 'all' or event kinds among {', '.join(EVENT_KINDS)}, got {shown(value)}")
+    return frozenset(listed)
+
+
+_EVENT_NAMES = gates.names(gates.name(r"[a-z_]{1,32}", "an event kind"))
+EVENTS: Gate[frozenset[str]] = Gate("events", f"all, or a list of {', '.join(EVENT_KINDS)}", _on, options=EVENT_KINDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Each:
+    """A section of named entries: each key passes ``key`` and each value is read as ``section``."""
+
+    key: Gate[str]
+    section: Section | Gate[Any]
+
+
+Section = Mapping[str, Union["Gate[Any]", "Section", Each]]
+
+#: ``command`` when ``shell: true``: the text handed to ``/bin/sh -c``
+SHELL_COMMAND = gates.text()
+_PATH = gates.path()
+_BOOL = gates.boolean()
+_ARGV = gates.argv()
+_DURATION_PROBE = gates.duration(0.01, HOUR)
+
+HEALTH: Section = {
+    "http": gates.url(),
+    "tcp": TCP_ADDRESS,
+    "exec": _ARGV,
+    "interval": gates.duration(0.01, DAY),
+    "timeout": _DURATION_PROBE,
+    "failure_threshold": gates.count(1, 1000),
+    "start_period": gates.duration(0, DAY),
+    "send": gates.text(4096),  # tcp probes: written once connected
+    "expect": gates.text(4096),  # tcp probes: the answer must hold this within the timeout
+}
+LOG: Section = {
+    "file": _PATH,
+    "max_bytes": gates.size(0, TIB),
+    "backups": gates.count(0, 100),
+    "timestamps": _BOOL,
+}
+BACKOFF: Section = {
+    "initial": gates.duration(0, HOUR),
+    "max": gates.duration(0, DAY),
+    "multiplier": gates.factor(1, 10),
+    "jitter": gates.factor(0, 1),
+    "reset_after": gates.duration(0, DAY),
+}
+PROGRAM: Section = {
+    "command": _ARGV,
+    "shell": _BOOL,
+    "cwd": _PATH,
+    "env": gates.env_map(),
+    "env_file": _PATH,
+    "user": gates.name(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|\d{1,10}", "a user name or a numeric uid"),
+    "autostart": _BOOL,
+    "autorestart": gates.choice(("always", "on-failure", "never")),
+    "exit_codes": EXIT_CODES,
+    "start_timeout": gates.duration(0, DAY),
+    "start_retries": START_RETRIES,
+    "backoff": BACKOFF,
+    "stop_signal": gates.signal_name(),
+    "stop_timeout": gates.duration(0, DAY),
+    "kill_group": _BOOL,
+    "depends_on": DEPENDENCIES,
+    "replicas": gates.count(1, 1000),
+    "health": HEALTH,
+    "log": LOG,
+    "ready": gates.choice(("running", "notify")),
+    "umask": gates.mode(),
+    "rlimits": dict.fromkeys(sorted(RLIMIT_NAMES), gates.rlimit()),
+    "pidfile": _PATH,
+}
+HOOK: Section = {
+    "on": EVENTS,
+    "command": _ARGV,
+    "url": gates.url(),
+    "headers": gates.env_map(),
+    "select": gates.names(SELECTOR),
+    "timeout": _DURATION_PROBE,
+    "retries": gates.count(0, 10),
+}
+PIPELINE: Section = {
+    "file": _PATH,
+    "landing": _PATH,
+    "reference": _PATH,
+    "every": gates.duration(0, 366 * DAY),
+    "on_new_files": _BOOL,
+    "demo_data": _BOOL,
+    "cron": gates.cron(),
+    "after": gates.names(PIPELINE_NAME),
+}
+SCHEMA: Section = {
+    "state_dir": _PATH,
+    "data_dir": _PATH,
+    "debug": _BOOL,
+    "dashboard": {"host": gates.host(), "port": _PORT, "public": gates.names(gates.choice(DASHBOARD_PARTS))},
+    "log": {"max_bytes": gates.size(0, TIB), "backups": gates.count(0, 100)},
+    "warehouse": {
+        "watch_interval": gates.duration(0.01, HOUR),
+        "memory_limit": gates.size(64 * 2**20, 2**50),  # 1 PiB: past it the worker's RLIMIT_DATA would not fit
+        "max_temp_directory_size": gates.size(0, 2**50),
+        "recycle_rss": gates.size(0, 2**50),
+        "recycle_after": gates.duration(0, DAY),
+    },
+    "programs": Each(PROGRAM_NAME, PROGRAM),
+    "groups": Each(GROUP_NAME, GROUP_MEMBERS),
+    "hooks": Each(HOOK_NAME, HOOK),
+    "pipelines": Each(PIPELINE_NAME, PIPELINE),
+    "config_generations": gates.count(0, 1000),  # saved config files kept (see commands_config)
+    # values redacted wherever they appear (see foss_supervisor.base.redact: MIN_LITERAL, MAX_LITERAL)
+    "secrets": gates.secrets(4, 4096),
+}
+
+STEP: Section = {
+    "name": STEP_NAME,
+    "kind": gates.choice(("sql", "python", "quality", "deduplicate")),
+    "sql": _PATH,
+    "callable": gates.name(r"[A-Za-z_][\w.]{0,200}:[A-Za-z_]\w{0,100}", "'package.module:function'"),
+    "depends_on": gates.names(STEP_NAME),
+    "timeout_s": gates.duration(0.001, DAY),
+    "retries": gates.count(0, 20),
+    "modes": gates.names(gates.choice(("run", "replay"))),
+    "layer": gates.choice(("bronze", "silver", "gold")),
+}
+FOLDERS: Section = {"landing": _PATH, "reference": _PATH, "warehouse": _PATH, "reports": _PATH}
+#: a pipeline file; ``steps`` is a list of :data:`STEP`; ``params`` are checked by their step kind
+PIPELINE_SCHEMA: Section = {
+    "name": STEP_NAME,
+    "description": gates.text(64 * 1024),
+    "folders": FOLDERS,
+    "setup": _PATH,
+    "steps": STEP,
+    "checks": gates.text(4096),
+    "schemas": gates.names(SCHEMA_NAME),
+    "inputs": gates.names(TABLE_NAME),
+    "ledger": SCHEMA_NAME,
+    "patterns": gates.names(gates.glob()),
+    "publish": gates.names(TABLE_NAME),
+}
+
+
+def leaves(section: Section, prefix: str = "") -> list[tuple[str, Gate[Any]]]:
+    """Every (dotted key, gate) of ``section``; an :class:`Each` entry is spelled ``<name>``."""
+    out: list[tuple[str, Gate[Any]]] = []
+    for key, value in section.items():
+        dotted = f"{prefix}.{key}" if prefix and key else prefix or key
+        if isinstance(value, Gate):
+            out.append((dotted, value))
+        elif isinstance(value, Each):
+            out.append((f"{dotted}.<name>", value.key))
+            if isinstance(value.section, Gate):
+                out.append((f"{dotted}.<name>", value.section))
+            else:
+                out.extend(leaves(value.section, f"{dotted}.<name>"))
+        else:
+            out.extend(leaves(value, dotted))
+    return out

@@ -1,0 +1,245 @@
+"""Hooks: state changes out of the daemon, as supervisord's event listeners and PM2's notifications.
+
+A hook (the config's ``hooks:`` section) names event kinds and either a command or a URL::
+
+    hooks:
+      pager:
+        on: [program_fatal, pipeline_failed]
+        url: https://alerts.example/hook          # POST, the event as a JSON body
+        headers: {Authorization: "Bearer ${PAGER_TOKEN}"}
+        timeout: 5s
+        retries: 3
+      journal:
+        on: all
+        select: [web, "api-*"]                    # only these programs (selectors) / pipelines
+        command: [/usr/local/bin/record-event]     # the event as JSON on stdin and in FOSS_EVENT_JSON
+
+Event kinds (:data:`EVENT_KINDS`) and the JSON each delivers (every one has ``kind``, ``at``, ``host``)::
+
+    program_fatal       {"program", "state", "old", "pid", "exit_code", "reason"}  gave up restarting
+    program_exited      same keys        it left RUNNING without being asked to stop (crash, kill, exit)
+    program_unhealthy   {"program", "health", "old", "detail"}   its probes crossed the failure threshold
+    pipeline_failed     {"pipeline", "run_id", "status", "duration_s", "error"}   failed, cancelled, abandoned
+    pipeline_succeeded  same keys                                                 succeeded (with warnings)
+
+Every payload is redacted before it is queued (the daemon's :class:`~foss_supervisor.base.redact.Redactor`:
+a program's ``reason`` or a pipeline's ``error`` may quote a URL with its password); the hook's own
+``url`` and ``headers`` are sent as configured.
+
+Supervision never waits for a hook: the bus callback only enqueues (a bounded queue; the oldest
+delivery is dropped, and counted, when it is full) and a few workers deliver. A delivery that fails,
+times out (the command's process group is killed) or gets a non-2xx reply is retried ``retries``
+times, 1 s, 2 s, 4 s... apart, then logged as ``hook_failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import structlog
+
+from foss_supervisor.base.redact import Redactor
+from foss_supervisor.config import EVENT_KINDS, HookConfig
+from foss_supervisor.core.child import stop_group
+from foss_supervisor.core.events import HealthChanged, StateChanged
+from foss_supervisor.core.selectors import resolve
+from foss_supervisor.core.states import Health, ProcessState
+from foss_supervisor.errors import CommandError
+from foss_supervisor.systemd.notify import without_systemd_environ
+
+__all__ = ["EVENT_KINDS", "HookConfig", "HookDispatcher", "event_payload"]
+
+log = structlog.get_logger("foss_supervisor.core.hooks")
+
+QUEUE_MAX = 1000
+WORKERS = 4
+RETRY_DELAY_S = 1.0
+RETRY_DELAY_MAX_S = 30.0
+_GOOD_RUNS = ("succeeded", "succeeded_with_warnings")
+
+
+def event_payload(event: object) -> dict[str, Any] | None:
+    """The hook payload for a bus event, or None when no hook kind covers it."""
+    if isinstance(event, StateChanged):
+        base = {
+            "program": event.name,
+            "state": str(event.new),
+            "old": str(event.old),
+            "pid": event.pid,
+            "exit_code": event.exit_code,
+            "reason": event.reason,
+        }
+        if event.new is ProcessState.FATAL:
+            return {"kind": "program_fatal", **base}
+        if event.old is ProcessState.RUNNING and event.new is not ProcessState.STOPPING:
+            return {"kind": "program_exited", **base}
+        return None
+    if isinstance(event, HealthChanged) and event.new is Health.UNHEALTHY:
+        return {
+            "kind": "program_unhealthy",
+            "program": event.name,
+            "health": str(event.new),
+            "old": str(event.old),
+            "detail": event.detail,
+        }
+    if type(event).__name__ == "RunFinished":  # the pipeline's events (that package does not import the core)
+        status = getattr(getattr(event, "status", None), "value", "")
+        kind = "pipeline_succeeded" if status in _GOOD_RUNS else "pipeline_failed"
+        return {
+            "kind": kind,
+            "pipeline": getattr(event, "pipeline", ""),
+            "run_id": getattr(event, "run_id", ""),
+            "status": status,
+            "duration_s": getattr(event, "duration_s", None),
+            "error": getattr(event, "error", None),
+        }
+    return None
+
+
+def _shown(url: str) -> str:
+    """A URL fit for a log line: no user:password, no query string (webhook URLs often carry a token)."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class HookDispatcher:
+    """Hears the bus, queues deliveries for the hooks that match, and delivers them in the background.
+
+    ``hooks`` returns the current hooks (they change on reload); ``programs`` the current replica sets
+    and groups, to resolve ``select``; ``redactor`` the daemon's egress gate. Call :meth:`offer` from the
+    bus and run :meth:`run` in a task.
+    """
+
+    def __init__(
+        self,
+        hooks: Callable[[], Sequence[HookConfig]],
+        selectables: Callable[[], tuple[list[str], Mapping[str, Sequence[str]], Mapping[str, Sequence[str]]]],
+        redactor: Redactor,
+        sweep: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self._hooks = hooks
+        self._redactor = redactor
+        self._selectables = selectables
+        self._sweep = sweep
+        self._queue: deque[tuple[HookConfig, dict[str, Any]]] = deque()
+        self._ready = asyncio.Event()
+        self.dropped = 0
+        self.delivered = 0
+        self.failed = 0
+        self.host = socket.gethostname()
+
+    def offer(self, event: object) -> None:
+        """The bus callback: quick, never raises, never blocks."""
+        try:
+            payload = event_payload(event)
+            if payload is None:
+                return
+            payload = {**payload, "at": getattr(event, "at", None), "host": self.host}
+            sent: dict[str, Any] | None = None  # what leaves: redacted once, if any hook takes it
+            for hook in self._hooks():
+                if payload["kind"] in hook.events and self._selected(hook, payload):
+                    sent = sent or self._redactor.data(payload)
+                    if len(self._queue) >= QUEUE_MAX:
+                        self._queue.popleft()
+                        self.dropped += 1
+                    self._queue.append((hook, sent))
+                    self._ready.set()
+        except Exception:  # an observer must not break the publisher
+            log.exception("hook_offer_failed")
+
+    def _selected(self, hook: HookConfig, payload: Mapping[str, Any]) -> bool:
+        if not hook.select:
+            return True
+        if "pipeline" in payload:
+            return payload["pipeline"] in hook.select
+        programs, sets, groups = self._selectables()
+        chosen: set[str] = set()
+        for sel in hook.select:
+            try:
+                chosen.update(resolve([sel], programs, sets, groups))
+            except CommandError:  # a selector that selects nothing now may select something later
+                continue
+        return payload["program"] in chosen
+
+    async def run(self) -> None:
+        """Deliver until cancelled, with a few workers so one slow receiver does not hold the others."""
+        async with asyncio.TaskGroup() as group:
+            for i in range(WORKERS):
+                group.create_task(self._worker(), name=f"hook-worker-{i}")
+
+    async def _worker(self) -> None:
+        while True:
+            while not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+            hook, payload = self._queue.popleft()
+            await self.deliver(hook, payload)
+
+    async def deliver(self, hook: HookConfig, payload: dict[str, Any]) -> bool:
+        """One delivery with its retries; True when the receiver took it."""
+        delay = RETRY_DELAY_S
+        error = ""
+        for attempt in range(hook.retries + 1):
+            try:
+                async with asyncio.timeout(hook.timeout_s):
+                    error = await (self._post(hook, payload) if hook.url else self._run(hook, payload))
+            except TimeoutError:
+                error = f"no answer within {hook.timeout_s:g}s"
+            except (OSError, ValueError) as exc:
+                error = str(exc) or type(exc).__name__
+            if not error:
+                self.delivered += 1
+                log.info("hook_delivered", hook=hook.name, kind=payload["kind"], attempt=attempt + 1)
+                return True
+            if attempt < hook.retries:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_DELAY_MAX_S)
+        self.failed += 1
+        log.warning("hook_failed", hook=hook.name, kind=payload["kind"], attempts=hook.retries + 1, error=error)
+        return False
+
+    async def _post(self, hook: HookConfig, payload: dict[str, Any]) -> str:
+        import aiohttp  # the daemon has it (the dashboard); the CLI never gets here
+
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(hook.url, json=payload, headers=dict(hook.headers), allow_redirects=False) as resp,
+            ):
+                return "" if 200 <= resp.status < 300 else f"POST {_shown(hook.url)} -> {resp.status}"
+        except aiohttp.ClientError as exc:
+            return f"POST {_shown(hook.url)} failed: {type(exc).__name__}"
+
+    async def _run(self, hook: HookConfig, payload: dict[str, Any]) -> str:
+        body = json.dumps(payload).encode()
+        # not the daemon's NOTIFY_SOCKET, WATCHDOG_* or LISTEN_*: a hook must not speak to systemd as the daemon
+        env = {**without_systemd_environ(os.environ), "FOSS_EVENT": payload["kind"], "FOSS_EVENT_JSON": body.decode()}
+        proc = await asyncio.create_subprocess_exec(
+            *hook.command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+        try:
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(body)
+                await proc.stdin.drain()
+                proc.stdin.close()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # a command that does not read its stdin is fine
+            code = await proc.wait()
+        finally:
+            # done, failed or timed out (cancelled): the command's whole group and what escaped it end here
+            await stop_group(proc.pid, proc.wait(), sweep=self._sweep)
+        return "" if code == 0 else f"{hook.command[0]} exited {code}"

@@ -1,0 +1,158 @@
+"""structlog set-up: snake_case events with key/values, JSON to the daemon's log file, and to stderr
+as readable lines on a terminal or JSON otherwise; under systemd, straight to journald as fields.
+
+Every line, whatever its destination, passes the daemon's :class:`~foss_supervisor.base.redact.Redactor` last
+(exceptions are formatted before it, so a traceback quoting a URL is redacted too)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from enum import Enum
+from pathlib import Path, PurePath
+from typing import Any
+
+import structlog
+
+from foss_supervisor.base.redact import Redactor
+from foss_supervisor.base.writefailures import CheckedFileHandler, WriteFailures
+from foss_supervisor.systemd.journal import JournalHandler, journald_wanted
+
+__all__ = ["configure_logging", "log_pipeline_event"]
+
+_steps = structlog.get_logger("foss_supervisor.pipeline.steps")  # `logs pipeline` shows these lines too
+_LEVELS = ("debug", "info", "warning", "error")
+_BAD_STEP_STATES = frozenset({"failed", "crashed", "retrying", "upstream_failed"})  # logged as warnings
+
+
+def log_pipeline_event(event: object) -> None:
+    """The bus observer that writes pipeline steps' state changes and log lines to the daemon's log.
+
+    Matched by type name: the pipeline package does not import the core, and the core need not import it.
+    """
+    kind = type(event).__name__
+    common = {"pipeline": getattr(event, "pipeline", ""), "run_id": getattr(event, "run_id", "")}
+    if kind == "StepLog":
+        level = str(getattr(event, "level", "info")).lower()
+        method = getattr(_steps, level if level in _LEVELS else "info")
+        method("pipeline_step_log", step=getattr(event, "step", ""), message=getattr(event, "message", ""), **common)
+    elif kind == "StepStateChanged":
+        state = str(getattr(getattr(event, "new", None), "value", getattr(event, "new", "")))
+        method = _steps.warning if state in _BAD_STEP_STATES else _steps.info
+        method(
+            "pipeline_step_state",
+            step=getattr(event, "step", ""),
+            state=getattr(event, "new", None),
+            rows_in=getattr(event, "rows_in", None),
+            rows_out=getattr(event, "rows_out", None),
+            duration_s=getattr(event, "duration_s", None),
+            error=getattr(event, "error", None),
+            **common,
+        )
+    elif kind == "RunFinished":
+        status = str(getattr(getattr(event, "status", None), "value", getattr(event, "status", "")))
+        method = _steps.error if status in ("failed", "abandoned") else _steps.info
+        method(
+            "pipeline_run_finished",
+            status=getattr(event, "status", None),
+            duration_s=getattr(event, "duration_s", None),
+            error=getattr(event, "error", None),
+            **common,
+        )
+
+
+def _plain_values(_logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Paths, enums and other objects as their text, never their repr (no ``PosixPath('...')`` in a log line)."""
+    for key, value in event.items():
+        event[key] = _plain(value)
+    return event
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum) and isinstance(value.value, str):
+        return value.value
+    if isinstance(value, PurePath | Enum):
+        return str(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    return value
+
+
+def configure_logging(
+    log_file: Path | None,
+    *,
+    debug: bool,
+    stderr: bool,
+    max_bytes: int,
+    backups: int,
+    write_failures: WriteFailures | None = None,
+    redactor: Redactor | None = None,
+) -> None:
+    """Route structlog through stdlib logging so one call decides every destination.
+
+    ``redactor`` (the daemon's, which learns the config's secrets) redacts every line; without one,
+    a fresh one applies the rules alone.
+
+    A record the log file cannot take (full disk) is dropped and counted in ``write_failures``
+    (shown in ``status``), never printed to stderr as a traceback; without ``stderr`` logging, each
+    rate-limited report is also echoed there as one line.
+    """
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _plain_values,
+        structlog.processors.format_exc_info,  # a traceback as text, so the redaction sees it
+        (redactor or Redactor()).log_processor,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    json_formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = CheckedFileHandler(
+            log_file,
+            kind="daemon_log",
+            failures=write_failures or WriteFailures(),
+            max_bytes=max_bytes,
+            backups=backups,
+            echo_stderr=not stderr,
+        )
+        file_handler.setFormatter(json_formatter)
+        root.addHandler(file_handler)
+    if stderr and journald_wanted():
+        root.addHandler(JournalHandler())  # fields journalctl -o json shows; stderr would log each line twice
+    elif stderr:
+        err = logging.StreamHandler(sys.stderr)
+        if sys.stderr.isatty():
+            err.setFormatter(
+                structlog.stdlib.ProcessorFormatter(
+                    foreign_pre_chain=shared,
+                    processors=[
+                        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        structlog.dev.ConsoleRenderer(colors=False),
+                    ],
+                )
+            )
+        else:
+            err.setFormatter(json_formatter)
+        root.addHandler(err)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,349 @@
+"""The supervisor: owns every ManagedProcess, orders them by dependency, reloads, and stops them all.
+
+Every controller task lives in one ``asyncio.TaskGroup`` (no orphan tasks). Start order follows
+from readiness gating: a program waits until each dependency meets its condition (``started``:
+RUNNING; ``healthy``, the default: RUNNING and, when probed, HEALTHY; ``completed_successfully``: a
+one-shot job that EXITED with an expected code). Stop order is the reverse, one dependency level at
+a time. A dependency that has given up (FATAL, stopped, or done without meeting the condition)
+leaves its dependents waiting with that as their reason, and counts as a problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+
+from foss_supervisor.base.procinfo import identity_of
+from foss_supervisor.config import Config, DependencyCondition, ProgramConfig
+from foss_supervisor.core.containment import Containment
+from foss_supervisor.core.events import ConfigReloaded, EventBus, HealthChanged, StateChanged
+from foss_supervisor.core.process import ManagedProcess
+from foss_supervisor.core.selectors import resolve
+from foss_supervisor.core.states import STOPPED_STATES, Health, ProcessState
+from foss_supervisor.core.statestore import StateStore
+from foss_supervisor.errors import CommandError
+
+__all__ = ["Action", "ReloadPlan", "Supervisor", "plan_reload", "stop_levels"]
+
+Action = Literal["start", "stop", "restart"]
+
+log = structlog.get_logger("foss_supervisor.core.supervisor")
+
+CONTROLLER_RESTART_DELAY_S = 1.0
+#: at start, a program in BACKOFF whose next attempt is further off than this is reported, not waited for
+LONG_BACKOFF_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadPlan:
+    """What a reload would do; pure data so it can be shown (``reload --dry-run``) and tested."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {k: list(getattr(self, k)) for k in ("added", "changed", "removed", "unchanged")}
+
+
+def plan_reload(old: Mapping[str, ProgramConfig], new: Mapping[str, ProgramConfig]) -> ReloadPlan:
+    """Diff two program sets by name and by every setting."""
+    return ReloadPlan(
+        added=tuple(sorted(n for n in new if n not in old)),
+        changed=tuple(sorted(n for n in new if n in old and new[n] != old[n])),
+        removed=tuple(sorted(n for n in old if n not in new)),
+        unchanged=tuple(sorted(n for n in new if n in old and new[n] == old[n])),
+    )
+
+
+def stop_levels(programs: Mapping[str, ProgramConfig]) -> list[list[str]]:
+    """Names grouped so that each group only depends on later groups: dependents stop first."""
+    depth: dict[str, int] = {}
+
+    def depth_of(name: str) -> int:
+        if name not in depth:
+            deps = [d for d in programs[name].depends_on if d in programs]
+            depth[name] = 1 + max((depth_of(d) for d in deps), default=-1)
+        return depth[name]
+
+    for name in programs:
+        depth_of(name)
+    levels: dict[int, list[str]] = {}
+    for name, d in depth.items():
+        levels.setdefault(d, []).append(name)
+    return [sorted(levels[d]) for d in sorted(levels, reverse=True)]
+
+
+class Supervisor:
+    """Runs the programs of one config; commands call its public methods."""
+
+    def __init__(
+        self, config: Config, bus: EventBus, store: StateStore, containment: Containment | None = None
+    ) -> None:
+        self.config = config
+        self.containment = containment or Containment()
+        self.bus = bus
+        self.store = store
+        self.processes: dict[str, ManagedProcess] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._pulse = asyncio.Event()
+        bus.on(self._on_event)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def run(self, started: asyncio.Event, shutdown: asyncio.Event) -> None:
+        """Start every program's controller, set ``started``, and stop them all once ``shutdown`` is set."""
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            stopped = self.store.stopped_by_hand()
+            for cfg in self.config.programs.values():
+                self._add(cfg, wanted=cfg.autostart and cfg.name not in stopped)
+            started.set()
+            await shutdown.wait()
+            await self.stop_all()
+            for task in self._tasks.values():
+                task.cancel()
+        self._group = None
+
+    async def wait_autostarted(self, timeout_s: float) -> list[str]:
+        """Wait until every program is settled, then return :meth:`problems` (empty: all is well).
+
+        Settled: RUNNING, ended (EXITED, FATAL, stopped), in BACKOFF with the next attempt more than
+        ``LONG_BACKOFF_S`` away, or waiting on a dependency that is one of those. Programs STARTING or
+        retrying soon are waited for, ``timeout_s`` at most; then the problems are returned as they
+        stand (no exception).
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    pulse = self._pulse
+                    if all(self._settled(p) for p in self.processes.values()):
+                        break
+                    await pulse.wait()
+        return self.problems()
+
+    def problems(self) -> list[str]:
+        """What keeps this daemon from being healthy, one line per program, e.g. ``api is waiting for db (FATAL)``.
+
+        FATAL, BACKOFF (crash-looping), a job that ended with an unexpected code, a program stuck
+        behind a dependency that gave up, and failing health probes (see verdict.assess).
+        """
+        out = []
+        for p in self.processes.values():
+            if p.state is ProcessState.FATAL:
+                out.append(f"{p.name} is FATAL: {p.reason}")
+            elif p.state is ProcessState.BACKOFF:
+                out.append(f"{p.name} is crash-looping (BACKOFF): {p.reason}")
+            elif p.state is ProcessState.EXITED and not p.wanted and p.exit_code not in p.cfg.exit_codes:
+                out.append(f"{p.name} exited with unexpected code {p.exit_code}: {p.reason}")
+            elif self._stuck(p):
+                out.append(f"{p.name} is waiting for {', '.join(self.blockers(p.cfg))}")
+            elif p.health is Health.UNHEALTHY:
+                out.append(f"{p.name} is unhealthy: {p.health_detail}")
+        return out
+
+    def warnings(self) -> list[str]:
+        """What makes this daemon degraded, one line per program: up again after crashes in a row, not yet
+        for ``backoff.reset_after`` (a crash loop's history; in BACKOFF it is a problem)."""
+        return [
+            f"{p.name} crashed {streak} times in a row and was started again ({p.state})"
+            for p in self.processes.values()
+            if (streak := p.crash_streak)
+        ]
+
+    async def stop_all(self) -> None:
+        """Stop every program, dependents before their dependencies."""
+        for level in stop_levels({n: p.cfg for n, p in self.processes.items()}):
+            await self._stop_many(level)
+
+    # ---------------------------------------------------------------- operator actions
+
+    def get(self, name: str) -> ManagedProcess:
+        try:
+            return self.processes[name]
+        except KeyError:
+            raise CommandError(f"no such program: {name!r}") from None
+
+    def select(self, names: Iterable[str]) -> list[ManagedProcess]:
+        """Programs by selector: a name, ``all``, a group, a replica set or a glob (see ``selectors``)."""
+        chosen = resolve(names, list(self.processes), self.config.replica_sets, self.config.groups)
+        return [self.processes[name] for name in chosen]
+
+    async def act(self, action: Action, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
+        """An operator's start, stop or restart: remembered across daemon restarts, then waited for."""
+        procs = self.select(names)
+        for p in procs:
+            self.store.remember_stopped(p.name, action == "stop")
+            {"start": p.start, "stop": p.stop, "restart": p.restart}[action]()
+        return await self._settle(procs, wait_s)
+
+    async def _settle(self, procs: list[ManagedProcess], wait_s: float) -> list[dict[str, Any]]:
+        """Wait (``wait_s`` at most) until each is as wanted, or stuck behind a dependency that gave up."""
+
+        def stuck(p: ManagedProcess) -> Callable[[], bool]:
+            return lambda: self._stuck(p) and p.reason.startswith("waiting for")  # once it says so
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.gather(*(p.wait_settled(wait_s, stuck(p)) for p in procs))
+        return [p.snapshot() for p in procs]
+
+    def plan(self, new: Config) -> ReloadPlan:
+        return plan_reload(self.config.programs, new.programs)
+
+    async def apply(self, new: Config) -> ReloadPlan:
+        """Apply a new config: stop removed and changed programs, then add changed and new ones."""
+        plan = self.plan(new)
+        old_cfgs = {n: self.processes[n].cfg for n in (*plan.removed, *plan.changed)}
+        removed_logs = {self.processes[n].log_path for n in plan.removed}
+        for level in stop_levels(old_cfgs):
+            await self._stop_many(level, remove=True)
+        for path in removed_logs - {p.log_path for p in self.processes.values()}:
+            self.store.write_failures.forget(path)  # a removed program's log is no longer a problem
+        stopped = self.store.stopped_by_hand()
+        self.config = new
+        for name in (*plan.changed, *plan.added):
+            cfg = new.programs[name]
+            self._add(cfg, wanted=cfg.autostart and name not in stopped)
+        self.bus.publish(ConfigReloaded(added=plan.added, changed=plan.changed, removed=plan.removed))
+        return plan
+
+    # ---------------------------------------------------------------- internals
+
+    def _add(self, cfg: ProgramConfig, wanted: bool) -> None:
+        assert self._group is not None, "programs are added only while the supervisor runs"
+        proc = ManagedProcess(
+            cfg,
+            log_dir=self.config.state_dir / "logs",
+            bus=self.bus,
+            blockers=self.blockers,
+            changed=self._next_change,
+            on_spawn=self._child_started,
+            on_exit=self._child_exited,
+            wanted=wanted,
+            containment=self.containment,
+            write_failures=self.store.write_failures,
+        )
+        self.processes[cfg.name] = proc
+        self._tasks[cfg.name] = self._group.create_task(self._supervise(proc), name=f"program:{cfg.name}")
+
+    async def _supervise(self, proc: ManagedProcess) -> None:
+        """Run one controller; a bug in it is logged and the controller restarted, never the whole daemon.
+
+        The controller stops its child on the way out (its ``finally``), so a restart starts clean;
+        the pause keeps a bug that fails every time from spinning.
+        """
+        while True:
+            try:
+                await proc.run()
+                return
+            except Exception:
+                log.exception("controller_crashed", program=proc.name, state=str(proc.state))
+                proc.reset_after_error()
+                await asyncio.sleep(CONTROLLER_RESTART_DELAY_S)
+
+    async def _stop_many(self, names: list[str], remove: bool = False) -> None:
+        """Stop ``names`` together (a reload's removed or changed ones, a level of a shutdown); one log line says
+        how it went, however many they are."""
+        procs = [self.processes[n] for n in names]
+        began = time.monotonic()
+        for p in procs:
+            p.stop()
+        longest = max((p.cfg.stop_timeout_s for p in procs), default=0.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.gather(*(p.wait_settled(longest + 10.0) for p in procs))
+        if len(procs) > 1:
+            left = [p.name for p in procs if p.state not in STOPPED_STATES]
+            (log.warning if left else log.info)(
+                "programs_stopped",
+                count=len(procs),
+                removed=remove,
+                elapsed_s=round(time.monotonic() - began, 3),
+                not_stopped=left[:20],
+                not_stopped_count=len(left),
+            )
+        if remove:
+            for name in names:
+                task = self._tasks.pop(name)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                del self.processes[name]
+
+    def _child_exited(self, proc: ManagedProcess) -> None:
+        self.store.child_gone(proc.name)
+        self.containment.reaper.kick()  # what the program left re-parented to the daemon may have ended too
+
+    def _child_started(self, proc: ManagedProcess) -> None:
+        if proc.pid is not None and (ident := identity_of(proc.pid)) is not None:
+            self.store.child_started(proc.name, ident, proc.spawn_tag)
+
+    def blockers(self, cfg: ProgramConfig) -> list[str]:
+        """The dependencies of ``cfg`` that do not meet their condition yet, as ``name (what it is)``."""
+        out = []
+        for dep in cfg.depends_on:
+            proc = self.processes.get(dep)
+            if proc is None:
+                out.append(f"{dep} (not loaded)")
+            elif not _meets(proc, cfg.condition_for(dep)):
+                out.append(f"{dep} ({_describe(proc)})")
+        return out
+
+    def _next_change(self) -> Awaitable[object]:
+        """An awaitable that returns at the next state or health change of any program (from this call on)."""
+        return self._pulse.wait()
+
+    def _settled(self, proc: ManagedProcess) -> bool:
+        """Nothing more to wait for at start: up, ended, retrying only after a long delay, or stuck."""
+        if proc.state is ProcessState.RUNNING or self._gave_up(proc):
+            return True
+        return self._stuck(proc)
+
+    def _gave_up(self, proc: ManagedProcess) -> bool:
+        """Ended for good (until an operator acts), or crash-looping with its next attempt far off."""
+        if proc.state in STOPPED_STATES and not proc.wanted:
+            return True
+        retry_at = proc.next_attempt_at
+        return proc.state is ProcessState.BACKOFF and retry_at is not None and retry_at - time.time() > LONG_BACKOFF_S
+
+    def _stuck(self, proc: ManagedProcess, depth: int = 0) -> bool:
+        """Wanted but not started, behind a dependency that gave up (or is itself stuck)."""
+        if not proc.wanted or proc.state not in STOPPED_STATES or depth > len(self.processes):
+            return False
+        for dep in proc.cfg.depends_on:
+            d = self.processes.get(dep)
+            if d is None or _meets(d, proc.cfg.condition_for(dep)):
+                continue
+            if self._gave_up(d) or self._stuck(d, depth + 1):
+                return True
+        return False
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, StateChanged | HealthChanged):
+            pulse, self._pulse = self._pulse, asyncio.Event()
+            pulse.set()
+
+
+def _meets(proc: ManagedProcess, condition: DependencyCondition) -> bool:
+    """Whether ``proc`` satisfies a dependent's ``condition``."""
+    if condition == "completed_successfully":
+        return proc.completed
+    if condition == "started":
+        return proc.state is ProcessState.RUNNING or (proc.state is ProcessState.EXITED and not proc.wanted)
+    return proc.state is ProcessState.RUNNING and (proc.cfg.health is None or proc.health is Health.HEALTHY)
+
+
+def _describe(proc: ManagedProcess) -> str:
+    """``FATAL``, ``RUNNING, health unknown``, ``EXITED with code 1``: what a waiting dependent shows."""
+    if proc.state is ProcessState.RUNNING and proc.cfg.health is not None:
+        return "RUNNING, unhealthy" if proc.health is Health.UNHEALTHY else f"RUNNING, health {proc.health}"
+    if proc.state is ProcessState.EXITED:
+        return f"EXITED with code {proc.exit_code}"
+    return str(proc.state)

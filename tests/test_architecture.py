@@ -1,0 +1,158 @@
+"""The house's rules, read from the code: rooms import only downward, no import cycle, no module much over
+400 lines. An equivalent of import-linter's layers contract, without the dependency: every ``import`` of
+``foss_supervisor`` (module level or inside a function; not under ``if TYPE_CHECKING``) is checked.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "foss_supervisor"
+
+#: what each room may import besides itself (docs/architecture.md draws it); errors and the version are
+#: everyone's. ``systemd.install`` (install-service) sits above the core, the rest of systemd below it.
+MAY_IMPORT: dict[str, frozenset[str]] = {
+    "base": frozenset(),
+    "config": frozenset({"base"}),
+    "systemd": frozenset({"base"}),
+    "core": frozenset({"config", "systemd", "base"}),
+    "pipeline": frozenset({"core", "config", "base"}),
+    "commands": frozenset({"pipeline", "core", "config", "base"}),
+    "control": frozenset({"commands", "core", "base"}),
+    "web": frozenset({"control", "commands", "pipeline", "core", "config", "systemd", "base"}),
+    "systemd.install": frozenset({"core", "config", "base"}),
+    "daemon": frozenset({"control", "commands", "pipeline", "core", "config", "systemd", "base"}),
+    "cli": frozenset(
+        {"daemon", "control", "commands", "pipeline", "core", "config", "systemd", "systemd.install", "base"}
+    ),
+    "__main__": frozenset({"cli"}),
+}
+EVERYONES = frozenset({"errors", "__version__", "__init__"})
+MAX_LINES = 450  # "no file much over 400 lines"
+
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+def room(module: str) -> str:
+    """``foss_supervisor.core.process`` -> ``core``; ``foss_supervisor.systemd.install`` -> ``systemd.install``."""
+    parts = module.split(".")[1:] or ["__init__"]
+    if parts[:2] == ["systemd", "install"]:
+        return "systemd.install"
+    return parts[0]
+
+
+def module_of(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = frozenset(module_of(p) for p in SOURCES)
+
+
+def imports(path: Path) -> Iterator[tuple[str, int, bool]]:
+    """(imported module, line, at module level) of every runtime import of ours in ``path``."""
+    tree = ast.parse(path.read_text())
+
+    def walk(node: ast.AST, top: bool) -> Iterator[tuple[str, int, bool]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for other in child.orelse:
+                    yield from walk(other, top)
+                continue
+            if isinstance(child, ast.Import):
+                yield from ((a.name, child.lineno, top) for a in child.names if a.name.startswith("foss_supervisor"))
+            elif isinstance(child, ast.ImportFrom) and (child.module or "").startswith("foss_supervisor"):
+                assert child.module is not None
+                for alias in child.names:  # "from pkg import module" imports that module; else a name of pkg
+                    sub = f"{child.module}.{alias.name}"
+                    yield (
+                        (sub if sub in MODULES or child.module == "foss_supervisor" else child.module),
+                        child.lineno,
+                        top,
+                    )
+            inner = top and not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+            yield from walk(child, inner)
+
+    yield from walk(tree, True)
+
+
+def test_every_room_has_its_rules() -> None:
+    rooms = {room(module_of(p)) for p in SOURCES} - EVERYONES
+    assert rooms <= set(MAY_IMPORT), f"rooms without rules: {rooms - set(MAY_IMPORT)}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_a_room_imports_only_downward(path: Path) -> None:
+    here = room(module_of(path))
+    allowed = MAY_IMPORT.get(here, frozenset()) | EVERYONES | {here}
+    if here == "systemd.install":
+        allowed |= {"systemd"}
+    wrong = [f"{path.name}:{line} imports {target}" for target, line, _ in imports(path) if room(target) not in allowed]
+    assert not wrong, f"{here} may import {sorted(allowed)}: " + "; ".join(wrong)
+
+
+def test_no_import_cycle_at_module_level() -> None:
+    """Module-level imports form no cycle (a cycle would make import order matter)."""
+    graph: dict[str, set[str]] = {}
+    for path in SOURCES:
+        here = module_of(path)
+        graph[here] = {t for t, _, top in imports(path) if top and t != here}
+    known = set(graph)
+
+    def resolve(target: str) -> str | None:  # "from pkg import module" names a module or a name in pkg
+        return (
+            target if target in known else (target.rpartition(".")[0] if target.rpartition(".")[0] in known else None)
+        )
+
+    edges = {m: {r for t in ts if (r := resolve(t)) and r != m} for m, ts in graph.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    counter = [0]
+
+    def connect(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in edges:
+        if v not in index:
+            connect(v)
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def test_no_module_is_much_over_400_lines() -> None:
+    long = {str(p.relative_to(PACKAGE)): n for p in SOURCES if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"split these by responsibility: {long}"
+
+
+def test_each_package_says_what_lives_there_and_what_it_may_import() -> None:
+    for init in PACKAGE.rglob("__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        if init.parent.name in ("views", "gates"):
+            continue  # a room's inner folders: the room's docstring covers them
+        assert "May import" in doc or init.parent == PACKAGE, f"{init.relative_to(PACKAGE)} says nothing of its imports"
