@@ -14,11 +14,11 @@ that trickles its request headers, so enough slow or idle clients exhaust the se
   ``health_reserve`` connections more (PostgreSQL's reserved connections): a flood never makes a
   monitor see the host as down;
 - a request body must arrive within ``body_timeout_s`` (see :func:`read_body`);
-- a descriptor budget (``max_descriptors``): :class:`GuardedSockSite` accepts with a loop of its own and
-  stops accepting while the connections it holds (admitted, and refused ones still being answered) would
-  leave fewer than ``FILE_RESERVE`` descriptors for files: further clients wait in the kernel's backlog
-  instead of being accepted into a process that could then open no file (404 for a static file, 500 for
-  ``/proc``).
+- a descriptor budget (``max_descriptors``): :class:`GuardedSockSite` accepts with a loop of its own; while
+  the connections it holds (admitted, and refused ones still being answered) would leave fewer than
+  ``FILE_RESERVE`` descriptors for files, a new connection is answered 503 at once and closed (a health
+  probe whose request already arrived is served from the reserve), so the process never runs out of
+  descriptors for files (404 for a static file, 500 for ``/proc``) and the backlog drains at full speed.
 
 Requests in progress (an SSE stream, a long query) are never cut; their number is bounded elsewhere.
 """
@@ -85,7 +85,7 @@ class Limits:
 
 
 FILE_RESERVE = 64  # descriptors the budget leaves for files, logs and the daemon's control connections
-ACCEPT_PAUSE_S = 0.05  # how often a paused accept loop looks for room
+ACCEPT_PAUSE_S = 0.05  # how long the accept loop waits after the system refused it a descriptor
 
 
 HEALTH_PATHS = (b"/health", b"/api/v1/health")
@@ -93,7 +93,34 @@ HEALTH_PATHS = (b"/health", b"/api/v1/health")
 
 BUSY_HEAD_LIMIT = 16 * 1024  # bytes of a refused connection's request head read before the 503
 BUSY_HEAD_TIMEOUT_S = 2.0  # a refused connection that sends no complete head gets the 503 after this
+SHED_HEAD_TIMEOUT_S = 0.2  # past the descriptor budget, the (shorter) wait for a health probe's head
+SHED_WAITING = 16  # past the descriptor budget, connections waiting that long at most at once
 BUSY_LINGER_S = 2.0  # after the 503: how long what the client still sends is read and dropped
+
+
+def busy_reply(retry_after_s: int) -> bytes:
+    """The 503 of a connection past the cap (its text names the limit, so a client can tell it apart)."""
+    body = b"the dashboard is at its connection limit; retry shortly\n"
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        + f"Retry-After: {retry_after_s}\r\nContent-Length: {len(body)}\r\n".encode()
+        + b"Connection: close\r\n\r\n"
+        + body
+    )
+
+
+def head_arrived(conn: socket.socket) -> bool:
+    """Whether a request head's first bytes are already waiting on ``conn`` (non-blocking)."""
+    try:
+        return bool(conn.recv(1, socket.MSG_PEEK))
+    except OSError:
+        return False
+
+
+def is_health_probe(head: bytes) -> bool:
+    """Whether a request head is a GET or HEAD of a health path (served past the cap, from the reserve)."""
+    method, _, rest = head.partition(b" ")
+    return method in (b"GET", b"HEAD") and rest.split(b" ", 1)[0].split(b"?", 1)[0] in HEALTH_PATHS
 
 
 class BusyProtocol(asyncio.Protocol):
@@ -112,12 +139,15 @@ class BusyProtocol(asyncio.Protocol):
         retry_after_s: int,
         admit: Callable[[], RequestHandler | None] = lambda: None,
         gone: Callable[[], None] = lambda: None,
+        head_timeout_s: float = BUSY_HEAD_TIMEOUT_S,
     ) -> None:
         """``admit()`` returns a handler to serve a health probe with (None: no room in the reserve);
-        ``gone()`` is called once the connection is closed (the guard counts those being refused)."""
+        ``gone()`` is called once the connection is closed (the guard counts those being refused);
+        ``head_timeout_s``: how long a request head may take to arrive before the 503 goes out anyway."""
         self._retry_after_s = retry_after_s
         self._admit = admit
         self._gone = gone
+        self._head_timeout_s = head_timeout_s
         self._transport: asyncio.Transport | None = None
         self._head = b""
         self._timer: asyncio.TimerHandle | None = None
@@ -126,7 +156,7 @@ class BusyProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        self._timer = asyncio.get_running_loop().call_later(BUSY_HEAD_TIMEOUT_S, self._answer)
+        self._timer = asyncio.get_running_loop().call_later(self._head_timeout_s, self._answer)
 
     def data_received(self, data: bytes) -> None:
         if self._answered:
@@ -138,10 +168,8 @@ class BusyProtocol(asyncio.Protocol):
 
     def _hand_over(self) -> bool:
         """A health probe: serve it on a reserved connection (the handler takes over the transport)."""
-        method, _, rest = self._head.partition(b" ")
-        path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
         transport = self._transport
-        if method not in (b"GET", b"HEAD") or path not in HEALTH_PATHS or transport is None:
+        if not is_health_probe(self._head) or transport is None:
             return False
         handler = self._admit()
         if handler is None:
@@ -166,13 +194,7 @@ class BusyProtocol(asyncio.Protocol):
         self._answered = True
         if self._timer is not None:
             self._timer.cancel()
-        body = b"the dashboard is at its connection limit; retry shortly\n"
-        transport.write(
-            b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            + f"Retry-After: {self._retry_after_s}\r\nContent-Length: {len(body)}\r\n".encode()
-            + b"Connection: close\r\n\r\n"
-            + body
-        )
+        transport.write(busy_reply(self._retry_after_s))
         if b"\r\n\r\n" in self._head and transport.can_write_eof():  # a client whose body may follow
             transport.write_eof()  # the 503 and a FIN; the client closes its side once it has read it
             self._timer = asyncio.get_running_loop().call_later(BUSY_LINGER_S, transport.close)
@@ -200,7 +222,8 @@ class ConnectionGuard:
         self.closed_idle = 0
         self.refused = 0  # connections answered 503 at the cap
         self.refusing = 0  # refused connections still open (being answered, or lingering)
-        self.paused = 0  # times the accept loop waited for a descriptor
+        self.shed = 0  # connections answered 503 at once at the descriptor budget
+        self.shedding = 0  # past the budget, connections given a moment for a health probe's head
 
     def protocol_factory(self) -> asyncio.Protocol:
         """What the listening socket calls per accepted connection: served and tracked, or 503 at the cap."""
@@ -208,20 +231,23 @@ class ConnectionGuard:
         if len(self._idle_since) >= self.limits.max_connections and self._open() >= self.limits.max_connections:
             self.refused += 1
             self.refusing += 1
-            return BusyProtocol(self.limits.retry_after_s, self._admit_reserved, self._refused_gone)
+            return BusyProtocol(self.limits.retry_after_s, self._admit_refused, self._refused_gone)
         return self._track(self.server())
 
     def _refused_gone(self) -> None:
         self.refusing -= 1
 
+    def shed_gone(self) -> None:
+        self.shedding -= 1
+
     def has_room(self) -> bool:
         """Whether one more connection fits the descriptor budget (always, without one)."""
         budget = self.limits.max_descriptors
-        if not budget or len(self._idle_since) + self.refusing < budget:
+        held = self.refusing + self.shedding
+        if not budget or len(self._idle_since) + held < budget:
             return True  # an upper bound of what is held: no need to look closer
         # a closing transport still holds its descriptor until its connection is lost
-        held = sum(1 for h in self._idle_since if h in self._accepting or h.transport is not None)
-        return held + self.refusing < budget
+        return sum(1 for h in self._idle_since if h in self._accepting or h.transport is not None) + held < budget
 
     def _track(self, handler: RequestHandler) -> RequestHandler:
         self._idle_since[handler] = self._clock()
@@ -231,13 +257,19 @@ class ConnectionGuard:
         asyncio.get_running_loop().call_soon(self._accepting.discard, handler)
         return handler
 
-    def _admit_reserved(self) -> RequestHandler | None:
+    def admit_reserved(self) -> RequestHandler | None:
         """A handler for a health probe beyond the cap, while the reserve has room."""
         assert self.server is not None
         if self._open() >= self.limits.max_connections + self.limits.health_reserve:
             return None
-        self.refused -= 1
         return self._track(self.server())
+
+    def _admit_refused(self) -> RequestHandler | None:
+        """:meth:`admit_reserved` for a connection first refused (a health probe after all)."""
+        handler = self.admit_reserved()
+        if handler is not None:
+            self.refused -= 1
+        return handler
 
     def _open(self) -> int:
         """Connections open or being accepted; forgets those already gone.
@@ -306,8 +338,8 @@ class ConnectionGuard:
 class GuardedSockSite(web.SockSite):
     """``web.SockSite`` whose connections are accepted by a loop of its own and go through a :class:`ConnectionGuard`.
 
-    The loop accepts while the guard's descriptor budget has room and waits otherwise, so clients past the
-    budget wait in the kernel's backlog (the daemon keeps that backlog at ``SOMAXCONN``).
+    At the guard's descriptor budget the loop answers new connections itself (:meth:`_shed`): 503 at once,
+    or a health probe served from the reserve; it never holds a descriptor it cannot afford.
     """
 
     def __init__(self, runner: web.BaseRunner, sock: socket.socket, guard: ConnectionGuard) -> None:
@@ -326,9 +358,6 @@ class GuardedSockSite(web.SockSite):
     async def _accept(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            while not self._guard.has_room():  # at the budget: clients wait in the backlog
-                self._guard.paused += 1
-                await asyncio.sleep(ACCEPT_PAUSE_S)
             try:
                 conn, _ = await loop.sock_accept(self._sock)
             except OSError as exc:
@@ -339,10 +368,37 @@ class GuardedSockSite(web.SockSite):
                 if exc.errno == errno.EINVAL:  # the daemon shut the port down: it is stopping
                     return
                 raise
+            factory: Callable[[], asyncio.Protocol] | None = self._guard.protocol_factory
+            if not self._guard.has_room():
+                factory = self._shed(conn)
+            if factory is None:
+                continue
             try:
-                await loop.connect_accepted_socket(self._guard.protocol_factory, conn)
+                await loop.connect_accepted_socket(factory, conn)
             except OSError:  # the client left before its transport was made
                 conn.close()
+
+    def _shed(self, conn: socket.socket) -> Callable[[], asyncio.Protocol] | None:
+        """At the descriptor budget: a health probe is served from the reserve (its head already arrived, or
+        arrives within ``SHED_HEAD_TIMEOUT_S``, for up to ``SHED_WAITING`` connections at once); any other
+        connection gets the 503 at once and is closed, holding its descriptor for no time."""
+        guard = self._guard
+        with contextlib.suppress(OSError):
+            head = conn.recv(BUSY_HEAD_LIMIT, socket.MSG_PEEK)  # what the client sent already, left unread
+            if is_health_probe(head) and (handler := guard.admit_reserved()) is not None:
+                return lambda: handler
+        if guard.shedding < SHED_WAITING and not head_arrived(conn):
+            guard.shedding += 1
+            retry_after = guard.limits.retry_after_s
+            return lambda: BusyProtocol(retry_after, guard.admit_reserved, guard.shed_gone, SHED_HEAD_TIMEOUT_S)
+        guard.shed += 1
+        with contextlib.suppress(OSError):
+            conn.send(busy_reply(guard.limits.retry_after_s))
+            conn.shutdown(socket.SHUT_WR)
+            while conn.recv(65536):  # unread bytes would make the close a reset that could beat the 503
+                pass
+        conn.close()
+        return None
 
     async def stop(self) -> None:
         for task in self._tasks:
