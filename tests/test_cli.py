@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, wait_for
 
 from foss_supervisor.cli.main import SUBCOMMANDS, build_parser
 from foss_supervisor.core.selectors import resolve

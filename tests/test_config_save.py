@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

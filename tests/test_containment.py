@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DaemonHandle, wait_for
+from helpers import DaemonHandle, wait_for
 
 PY = sys.executable
 

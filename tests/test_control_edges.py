@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, wait_for
 
 from foss_supervisor.base.pidfile import PidFile
 from foss_supervisor.cli.terminal import EXIT_BUSY

@@ -15,7 +15,7 @@ import urllib.request
 
 import psutil
 import pytest
-from conftest import PY, DaemonHandle, is_gone, kill_tree_by_pid, owner_headers, wait_for
+from helpers import PY, DaemonHandle, is_gone, kill_tree_by_pid, owner_headers, wait_for
 
 from foss_supervisor.control.client import ControlClient
 from foss_supervisor.errors import CommandError, ProtocolError

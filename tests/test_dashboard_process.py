@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import PY, DaemonHandle, is_gone, wait_for
+from helpers import PY, DaemonHandle, is_gone, wait_for
 
 SLEEPER = f"programs:\n  one: {{command: [{PY!r}, '-c', 'import time; time.sleep(600)']}}\n"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import PY, DaemonHandle, is_gone, wait_for
+from helpers import PY, DaemonHandle, is_gone, wait_for
 
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.core.logsink import LogSink

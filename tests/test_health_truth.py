@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PY, DaemonHandle, free_port, owner_headers, wait_for
+from helpers import PY, DaemonHandle, free_port, owner_headers, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_process import make_config, supervising, until

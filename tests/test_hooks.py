@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import PY, DaemonHandle, free_port, wait_for
+from helpers import PY, DaemonHandle, free_port, wait_for
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import HealthChanged, StateChanged

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DaemonHandle, free_port
+from helpers import DaemonHandle, free_port
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

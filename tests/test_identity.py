@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PY, DaemonHandle, free_port, kill_tree_by_pid
+from helpers import PY, DaemonHandle, free_port, kill_tree_by_pid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PY, DaemonHandle, free_port, is_gone, wait_for
+from helpers import PY, DaemonHandle, free_port, is_gone, wait_for
 from structlog.testing import capture_logs
 
 from foss_supervisor.base.loopguard import LoopErrorLog

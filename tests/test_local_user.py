@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from conftest import PY, DaemonHandle, free_port, wait_for
+from helpers import PY, DaemonHandle, free_port, wait_for
 
 from foss_supervisor.web.access import HEALTH, OPEN
 

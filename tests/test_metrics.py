@@ -10,7 +10,7 @@ import re
 import urllib.request
 from typing import Any
 
-from conftest import PY, DaemonHandle, owner_headers, wait_for
+from helpers import PY, DaemonHandle, owner_headers, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families

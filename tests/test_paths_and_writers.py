@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import DaemonHandle
+from helpers import DaemonHandle
 from test_process import PY, S, make_config, state, supervising, until
 
 from foss_supervisor.base.resources import MAX_SOCKET_PATH, locate_control_socket

@@ -13,7 +13,7 @@ import urllib.request
 
 import psutil
 import pytest
-from conftest import DaemonHandle, owner_headers, wait_for
+from helpers import DaemonHandle, owner_headers, wait_for
 
 from foss_supervisor.errors import CommandError
 

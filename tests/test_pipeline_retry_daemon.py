@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import DaemonHandle, owner_headers, wait_for
+from helpers import DaemonHandle, owner_headers, wait_for
 from test_web_browser import CHROMIUM, Watched
 
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE

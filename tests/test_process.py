@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import is_gone
+from helpers import is_gone
 
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.core.events import Event, EventBus, HealthChanged, StateChanged, Subscription

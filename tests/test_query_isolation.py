@@ -10,7 +10,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from conftest import DaemonHandle, owner_headers, wait_for
+from helpers import DaemonHandle, owner_headers, wait_for
 
 from foss_supervisor.control.client import ControlClient
 from foss_supervisor.errors import CommandError

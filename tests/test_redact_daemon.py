@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import PY, DaemonHandle, free_port, wait_for
+from helpers import PY, DaemonHandle, free_port, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import SECRET, SECRET_NAME

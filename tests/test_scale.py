@@ -15,7 +15,7 @@ import time
 
 import psutil
 import pytest
-from conftest import DaemonHandle, is_gone, wait_for
+from helpers import DaemonHandle, is_gone, wait_for
 
 from foss_supervisor.config import MAX_PROGRAMS
 from foss_supervisor.control.client import call

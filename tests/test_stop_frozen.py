@@ -12,7 +12,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import PY, DaemonHandle, is_gone, wait_for
+from helpers import PY, DaemonHandle, is_gone, wait_for
 
 from foss_supervisor.base.procinfo import identity_of, read_stat
 from foss_supervisor.cli.lifecycle import _programs_gone

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import PY, DaemonHandle, kill_tree_by_pid, wait_for
+from helpers import PY, DaemonHandle, kill_tree_by_pid, wait_for
 
 from foss_supervisor.systemd.notify import parse_message
 

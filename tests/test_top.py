@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from conftest import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, wait_for
 from textual.widgets import DataTable, Log
 
 from foss_supervisor.cli.top import TopApp

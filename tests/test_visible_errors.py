@@ -14,7 +14,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from conftest import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, wait_for
 
 from foss_supervisor.errors import CommandError
 

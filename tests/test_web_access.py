@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, wait_for
 
 from foss_supervisor.commands import COMMANDS
 from foss_supervisor.config import parse_config

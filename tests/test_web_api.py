@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, wait_for
 from openapi_spec_validator import validate
 
 from foss_supervisor.commands import COMMANDS

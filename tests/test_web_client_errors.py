@@ -12,7 +12,7 @@ import struct
 
 from aiohttp import http_exceptions
 from aiohttp.client_exceptions import ClientConnectionResetError
-from conftest import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, wait_for
 from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PY, DaemonHandle, viewer_headers, wait_for
+from helpers import PY, DaemonHandle, viewer_headers, wait_for
 from test_web_browser import CHROMIUM, Watched, shots_dir
 
 SLEEPER = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"

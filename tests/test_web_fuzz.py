@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from conftest import PY, DaemonHandle, free_port
+from helpers import PY, DaemonHandle, free_port
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import psutil
 import pytest
 from aiohttp import web
-from conftest import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

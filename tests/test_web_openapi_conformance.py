@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PY, DaemonHandle, free_port
+from helpers import PY, DaemonHandle, free_port
 
 from foss_supervisor.web.access import HEALTH, OPEN
 

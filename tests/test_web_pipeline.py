@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import DaemonHandle, owner_headers, wait_for
+from helpers import DaemonHandle, owner_headers, wait_for
 from test_web_browser import CHROMIUM, Watched, login_cookie, serious_violations, shots_dir
 
 PIPELINE_CONFIG = """pipelines:

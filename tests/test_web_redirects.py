@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from ada_url import URL
-from conftest import DaemonHandle, free_port
+from helpers import DaemonHandle, free_port
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
