@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import DaemonHandle, free_port
+from pipeline_helpers import REFERENCE_DIR
 
 # CI (CI=true, as .ci/run is started) runs each property test on the same examples every time, so a
 # submission's verdict never depends on the draw; runs by hand keep drawing new examples.
@@ -33,3 +35,19 @@ def daemon(tmp_path: Path) -> Iterator[DaemonHandle]:
         yield handle
     finally:
         handle.cleanup()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> dict[str, Path]:
+    """A pipeline's folders under ``tmp_path``: landing/, reference/ (a copy of the shipped one, so a test may
+    edit it), the warehouse file's path (warehouse/wh.duckdb), state/ and reports/ (not created)."""
+    ref = tmp_path / "reference"
+    shutil.copytree(REFERENCE_DIR, ref)
+    (tmp_path / "landing").mkdir()
+    return {
+        "landing": tmp_path / "landing",
+        "reference": ref,
+        "db": tmp_path / "warehouse" / "wh.duckdb",
+        "state": tmp_path / "state",
+        "reports": tmp_path / "reports",
+    }

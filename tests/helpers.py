@@ -31,6 +31,7 @@ from foss_supervisor.control.client import call
 
 __all__ = [
     "PY",
+    "REPO",
     "DaemonHandle",
     "Reply",
     "free_port",
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 PY = sys.executable
+#: the repository's root (tests/.. ): the package, configs/, docs/, README.md, benchmarks/
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:

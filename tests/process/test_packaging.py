@@ -8,14 +8,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import REPO
 
 
 @pytest.mark.timeout(300)
 def test_wheel_ships_configs_and_templates(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
         check=True,
         capture_output=True,
         timeout=280,
@@ -31,9 +30,9 @@ def test_wheel_ships_configs_and_templates(tmp_path: Path) -> None:
         assert required in names, required
     shipped = {n for n in names if n.startswith(("foss_supervisor/configs/", "foss_supervisor/ui_templates/"))}
     in_repo = {
-        "foss_supervisor/" + str(p.relative_to(ROOT))
+        "foss_supervisor/" + str(p.relative_to(REPO))
         for top in ("configs", "ui_templates")
-        for p in (ROOT / top).rglob("*")
+        for p in (REPO / top).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
     assert in_repo <= shipped, sorted(in_repo - shipped)

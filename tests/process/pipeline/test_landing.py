@@ -12,8 +12,6 @@ from pipeline_helpers import RunnerFactory
 from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
-pytest_plugins = ("pipeline_fixtures",)
-
 LOAD_SQL = """
 CREATE SCHEMA IF NOT EXISTS raw;
 CREATE OR REPLACE TABLE raw.events AS SELECT * FROM read_parquet(getvariable('landing_dir') || '/*.parquet');

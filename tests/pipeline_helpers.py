@@ -1,8 +1,8 @@
-"""Helpers and fixtures for the pipeline tests (imported by the test modules, not a conftest.py,
-so that the name "conftest" stays the top-level one): orders specs in tmp dirs, runners whose worker is reaped.
+"""What the pipeline tests of every tier share: the shipped orders spec moved into a test's folders, variants
+of it, and :class:`RunnerFactory` (runners whose worker PIDs are checked gone after the test).
 
-Every runner a test opens is closed by the fixture, and the worker PIDs it ever had are checked to be
-gone (killed by PID if not), so no DuckDB process outlives a test.
+The ``workspace`` fixture (tests/conftest.py) gives the folders; ``runners`` (tests/process/pipeline/conftest.py)
+the factory.
 """
 
 from __future__ import annotations

@@ -13,9 +13,6 @@ from pipeline_helpers import RunnerFactory, dump_tables, orders_spec
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
-#: the workspace and runners fixtures (not in a conftest.py: see pipeline_fixtures)
-pytest_plugins = ("pipeline_fixtures",)
-
 
 async def gold(runner: PipelineRunner) -> dict[str, list[list[str]]]:
     q = {

@@ -11,12 +11,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
 from foss_supervisor.config import Config, LogConfig, ProgramConfig, default_config_path, default_state_dir
 from foss_supervisor.systemd.install import installed_exec_argv, options_for, plan_install, stop_budget_s, write_units
 from foss_supervisor.systemd.units import SERVICE, SOCKET, InstallPlan, UnitOptions, render_units, shipped_units
 
-REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "systemd"
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze missing (apt-get install systemd)")

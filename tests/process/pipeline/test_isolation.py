@@ -20,8 +20,6 @@ from foss_supervisor.pipeline.sandbox import Access, AccessDenied, scan_statemen
 from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
-pytest_plugins = ("pipeline_fixtures",)
-
 EVENTS_SETUP = """
 CREATE SCHEMA IF NOT EXISTS events_bronze;
 CREATE SCHEMA IF NOT EXISTS events_gold;

@@ -16,9 +16,6 @@ from foss_supervisor.pipeline.errors import QueryFailedError, QueryRefusedError,
 from foss_supervisor.pipeline.events import StepStateChanged, WorkerExited
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
-#: the workspace and runners fixtures (not in a conftest.py: see pipeline_fixtures)
-pytest_plugins = ("pipeline_fixtures",)
-
 #: after the step's writes, before its metrics: a statement that would run for hours
 SLOW = "CREATE TEMP TABLE _slow AS SELECT count(*) AS n FROM range(1000000000000) t(x) WHERE hash(x) = 42;"
 

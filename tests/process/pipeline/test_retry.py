@@ -19,9 +19,6 @@ from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
-#: the workspace and runners fixtures (not in a conftest.py: see pipeline_fixtures)
-pytest_plugins = ("pipeline_fixtures",)
-
 #: enrich reads a reference file that is not there until the test writes it: the step fails, then is fixed
 GATE = "CREATE OR REPLACE TEMP TABLE _gate AS SELECT * FROM read_csv(getvariable('reference_dir') || '/gate.csv');"
 REUSED = ["discover", "ingest", "reference", "validate", "quarantine", "deduplicate"]

@@ -22,8 +22,6 @@ from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
-pytest_plugins = ("pipeline_fixtures",)
-
 HERE = Path(__file__).parent
 #: scalar calls on one 40M-element list: DuckDB checks for an interrupt only once they return (5-13 s here,
 #: measured with an interrupt at 1 s), well past a 1 s limit plus the 2 s grace

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from gate_strategies import KINDS, hostile, tagged_yaml, valid
+from helpers import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,7 +44,7 @@ def test_every_kind_has_strategies() -> None:
 
 def test_every_documented_key_has_a_gate() -> None:
     """Each key ``configs/default.yaml`` documents (commented or not) is a key of the schema."""
-    text = (Path(__file__).resolve().parents[1] / "configs" / "default.yaml").read_text()
+    text = (REPO / "configs" / "default.yaml").read_text()
     known = {part for dotted, _ in CONFIG_LEAVES for part in dotted.split(".")}
     documented = set(re.findall(r"^#?\s{0,6}([a-z_]+):", text, re.M)) - {"orders", "api", "programs", "pipelines"}
     assert documented <= known, documented - known

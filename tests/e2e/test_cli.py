@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import PY, DaemonHandle, wait_for
+from helpers import PY, REPO, DaemonHandle, wait_for
 
 from foss_supervisor.cli.main import SUBCOMMANDS, build_parser
 from foss_supervisor.core.selectors import resolve
@@ -293,7 +293,7 @@ def test_readme_parity_table_names_tests_that_exist() -> None:
     import ast
     import re
 
-    root = Path(__file__).parent.parent
+    root = REPO
     readme = (root / "README.md").read_text()
     section = readme.split("## Coming from supervisord, PM2 or process-compose")[1].split("\n## ")[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]

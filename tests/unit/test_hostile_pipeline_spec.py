@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.spec import _FOLDER_KEYS, _STEP_KEYS, _TOP_KEYS, PipelineSpec, load_pipeline
 
-SHIPPED = Path(__file__).resolve().parents[1] / "configs" / "pipelines"
+SHIPPED = REPO / "configs" / "pipelines"
 HYPOTHESIS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 KEYS = sorted(_TOP_KEYS | _STEP_KEYS | _FOLDER_KEYS)
 

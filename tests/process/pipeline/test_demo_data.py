@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from helpers import REPO
 from pipeline_helpers import RunnerFactory, orders_spec
 
 from foss_supervisor.pipeline.demo_data import generate, write_reference
 from foss_supervisor.pipeline.states import RunStatus
-
-#: the workspace and runners fixtures (not in a conftest.py: see pipeline_fixtures)
-pytest_plugins = ("pipeline_fixtures",)
 
 ALL_REASONS = {
     "malformed_line",
@@ -41,7 +39,7 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
 
 def test_shipped_reference_matches_generator(tmp_path: Path) -> None:
     write_reference(tmp_path)
-    shipped = Path(__file__).resolve().parents[2] / "configs" / "reference"
+    shipped = REPO / "configs" / "reference"
     for name in ("products.csv", "countries.csv", "fx_rates.csv"):
         assert (tmp_path / name).read_text() == (shipped / name).read_text()
 

@@ -22,9 +22,6 @@ from foss_supervisor.pipeline.states import (
     check_step_transition,
 )
 
-#: the workspace and runners fixtures (not in a conftest.py: see pipeline_fixtures)
-pytest_plugins = ("pipeline_fixtures",)
-
 HERE = Path(__file__).parent
 
 

@@ -12,9 +12,6 @@ from pipeline_helpers import RunnerFactory, dump_tables, orders_spec, variant_ya
 
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
-#: the workspace and runners fixtures (not in a conftest.py: see pipeline_fixtures)
-pytest_plugins = ("pipeline_fixtures",)
-
 
 async def test_pending_batch_keeps_its_reference_data(
     tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory

@@ -15,8 +15,6 @@ from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
 from foss_supervisor.pipeline.validate import validate_spec
 
-pytest_plugins = ("pipeline_fixtures",)
-
 RULES: dict[str, Any] = {
     "source": "q_bronze.raw",
     "valid": "q_silver.ok",

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import PY, DaemonHandle, wait_for
+from helpers import PY, REPO, DaemonHandle, wait_for
 
 from foss_supervisor.commands import COMMANDS
 from foss_supervisor.config import parse_config
@@ -209,7 +209,7 @@ def test_files_with_tokens_are_private(served: tuple[DaemonHandle, str, str]) ->
 
 def test_the_security_doc_matches_the_route_table_and_the_registry() -> None:
     """docs/security.md's table per route and role says what the code does (it cannot drift)."""
-    text = (Path(__file__).parent.parent / "docs" / "security.md").read_text()
+    text = (REPO / "docs" / "security.md").read_text()
     rows = dict(re.findall(r"^\| `([A-Z]+ /[^`]*)` \| (\w+) \|", text, re.M))
     assert {f"{r.method} {r.path}": r.part for r in ROUTES} == {k: v for k, v in rows.items() if "/static" not in k}
     read, mutating = (

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-PACKAGE = Path(__file__).resolve().parents[1] / "foss_supervisor"
+PACKAGE = REPO / "foss_supervisor"
 
 #: what each room may import besides itself (docs/architecture.md draws it); errors and the version are
 #: everyone's. ``systemd.install`` (install-service) sits above the core, the rest of systemd below it.

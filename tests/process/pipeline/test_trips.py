@@ -19,8 +19,6 @@ from pipeline_helpers import RunnerFactory, orders_spec
 from foss_supervisor.pipeline.spec import FolderOverrides, default_pipelines_dir, load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
 
-pytest_plugins = ("pipeline_fixtures",)
-
 TRIPS_YAML = default_pipelines_dir() / "trips.yaml"
 COLUMNS = ["trip_id", "pickup_at", "dropoff_at", "pickup_zone", "distance_km", "fare", "payment_type"]
 
