@@ -9,6 +9,7 @@ pkill/killall).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,20 +28,31 @@ from typing import Any
 import psutil
 
 from foss_supervisor.base.resources import control_socket_path
+from foss_supervisor.config import Config, parse_config
 from foss_supervisor.control.client import call
+from foss_supervisor.core.events import Event, EventBus, StateChanged, Subscription
+from foss_supervisor.core.states import ProcessState
+from foss_supervisor.core.statestore import StateStore
+from foss_supervisor.core.supervisor import Supervisor
 
 __all__ = [
     "PY",
     "REPO",
     "DaemonHandle",
     "Reply",
+    "deep_dir",
     "free_port",
     "get",
     "is_gone",
     "kill_recorded_children",
     "kill_tree_by_pid",
+    "make_config",
     "owner_headers",
+    "py",
     "request",
+    "state",
+    "supervising",
+    "until",
     "viewer_headers",
     "wait_for",
 ]
@@ -68,6 +80,11 @@ def wait_for(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "con
             raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.1)
+
+
+def deep_dir(tmp: Path, length: int) -> Path:
+    """A folder under ``tmp`` whose path is ``length`` bytes long (not created)."""
+    return tmp / ("d" * (length - len(os.fsencode(str(tmp))) - 1))
 
 
 def is_gone(pid: int) -> bool:
@@ -117,6 +134,52 @@ def owner_headers(port: int, file: str = "api-token") -> dict[str, str]:
 def viewer_headers(port: int) -> dict[str, str]:
     """The read-only token of the daemon under test on ``port`` as an ``Authorization`` header."""
     return owner_headers(port, "viewer-token")
+
+
+# ------------------------------------------------------------------------------ a Supervisor in this process
+
+
+def make_config(tmp: Path, programs: str) -> Config:
+    """A parsed config with its state dir in ``tmp``; ``programs`` is the YAML under ``programs:`` (dedented)."""
+    text = f"state_dir: {tmp / 'state'}\nprograms:\n" + textwrap.indent(textwrap.dedent(programs), "  ")
+    return parse_config(text, tmp / "c.yaml", {})
+
+
+def py(code: str) -> str:
+    """A YAML flow list that runs ``code`` with this interpreter."""
+    return f"[{PY!r}, '-c', {textwrap.dedent(code)!r}]"
+
+
+@contextlib.asynccontextmanager
+async def supervising(config: Config) -> AsyncIterator[tuple[Supervisor, Subscription]]:
+    """A running :class:`Supervisor` of ``config`` and a subscription to its events; shut down (every program
+    stopped, 30 s at most) on the way out."""
+    bus = EventBus()
+    sub = bus.subscribe(10_000)
+    sup = Supervisor(config, bus, StateStore(config.state_dir))
+    started, shutdown = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(sup.run(started, shutdown))
+    await asyncio.wait_for(started.wait(), 5)
+    try:
+        yield sup, sub
+    finally:
+        shutdown.set()
+        await asyncio.wait_for(task, 30)
+        sub.close()
+
+
+async def until(sub: Subscription, match: Callable[[Event], bool], timeout_s: float = 10.0) -> Event:
+    """The first event of ``sub`` that ``match`` accepts; ``TimeoutError`` after ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        async for event in sub:
+            if match(event):
+                return event
+    raise AssertionError("the subscription ended")
+
+
+def state(name: str, new: ProcessState) -> Callable[[Event], bool]:
+    """Matches the event of program ``name`` entering ``new``."""
+    return lambda e: isinstance(e, StateChanged) and e.name == name and e.new is new
 
 
 # ------------------------------------------------------------------------------------------ HTTP

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PY, DaemonHandle, free_port, owner_headers, wait_for
+from helpers import PY, DaemonHandle, free_port, make_config, owner_headers, supervising, until, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_process import make_config, supervising, until
 
 from foss_supervisor.config.model import HealthConfig
 from foss_supervisor.core.containment import Containment

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from test_process import make_config, py, state, supervising, until
+from helpers import make_config, py, state, supervising, until
 
 from foss_supervisor.core.events import StateChanged
 from foss_supervisor.core.states import Health, ProcessState

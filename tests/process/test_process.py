@@ -3,66 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import sys
-import textwrap
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import psutil
 import pytest
-from helpers import is_gone
+from helpers import is_gone, make_config, py, state, supervising, until
 
-from foss_supervisor.config import Config, parse_config
-from foss_supervisor.core.events import Event, EventBus, HealthChanged, StateChanged, Subscription
+from foss_supervisor.core.events import HealthChanged, StateChanged
 from foss_supervisor.core.seams import ExitWatch
 from foss_supervisor.core.states import Health, ProcessState
-from foss_supervisor.core.statestore import StateStore
-from foss_supervisor.core.supervisor import Supervisor
 
 S = ProcessState
-PY = sys.executable
-
-
-def make_config(tmp: Path, programs: str) -> Config:
-    text = f"state_dir: {tmp / 'state'}\nprograms:\n" + textwrap.indent(textwrap.dedent(programs), "  ")
-    return parse_config(text, tmp / "c.yaml", {})
-
-
-@contextlib.asynccontextmanager
-async def supervising(config: Config) -> AsyncIterator[tuple[Supervisor, Subscription]]:
-    bus = EventBus()
-    sub = bus.subscribe(10_000)
-    sup = Supervisor(config, bus, StateStore(config.state_dir))
-    started, shutdown = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(sup.run(started, shutdown))
-    await asyncio.wait_for(started.wait(), 5)
-    try:
-        yield sup, sub
-    finally:
-        shutdown.set()
-        await asyncio.wait_for(task, 30)
-        sub.close()
-
-
-async def until(sub: Subscription, match: Callable[[Event], bool], timeout_s: float = 10.0) -> Event:
-    async with asyncio.timeout(timeout_s):
-        async for event in sub:
-            if match(event):
-                return event
-    raise AssertionError("unreachable")
-
-
-def state(name: str, new: ProcessState) -> Callable[[Event], bool]:
-    return lambda e: isinstance(e, StateChanged) and e.name == name and e.new is new
-
-
-def py(code: str) -> str:
-    """A YAML flow list that runs ``code`` with this interpreter."""
-    return f"[{PY!r}, '-c', {textwrap.dedent(code)!r}]"
 
 
 async def test_sigkilled_child_comes_back_at_once(tmp_path: Path) -> None:

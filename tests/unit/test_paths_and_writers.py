@@ -1,94 +1,28 @@
 """Limits that used to be found at spawn, now gone or checked at load, and one writer per file.
 
-A ``ready: notify`` program's socket path no longer depends on its name or the state dir, and only its own
-uid may speak on it; a state dir too deep for ``<state_dir>/control.sock`` gets a short control socket that
+A state dir too deep for ``<state_dir>/control.sock`` gets a short control socket that
 the CLI finds too; programs and replicas sharing a ``log.file`` share one writer and one rotation, and
 what two programs cannot share (a pidfile, different rotations, the daemon's own log) is refused at load.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import shutil
-import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import DaemonHandle
-from test_process import PY, S, make_config, state, supervising, until
+from helpers import deep_dir, make_config
 
 from foss_supervisor.base.resources import MAX_SOCKET_PATH, locate_control_socket
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.logsink import LogSink, StreamWriter
-from foss_supervisor.core.readiness import NotifyListener
 from foss_supervisor.errors import ConfigError
-
-SENDER = """
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.sendto(sys.argv[2].encode(), sys.argv[1])
-"""
-
-
-def _deep(tmp: Path, length: int) -> Path:
-    """A folder whose path is ``length`` bytes long."""
-    return tmp / ("d" * (length - len(os.fsencode(str(tmp))) - 1))
-
-
-async def test_a_notify_program_runs_whatever_its_name_and_state_dir(tmp_path: Path) -> None:
-    name = "n" * 64  # the longest name the validator accepts
-    code = "import os, socket, time; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
-    code += "s.sendto(b'READY=1', os.environ['NOTIFY_SOCKET']); print(os.environ['NOTIFY_SOCKET'], flush=True); "
-    code += "time.sleep(60)"
-    state_dir = _deep(tmp_path, 100)
-    text = f"state_dir: {state_dir}\nprograms:\n  {name}: {{command: ['{PY}', '-c', \"{code}\"], ready: notify}}\n"
-    cfg = parse_config(text, tmp_path / "c.yaml", {})
-    async with supervising(cfg) as (sup, sub):
-        await until(sub, state(name, S.RUNNING))
-        log = sup.processes[name].log_path
-        async with asyncio.timeout(10):
-            while not log.exists() or not log.read_text().strip():
-                await asyncio.sleep(0.01)
-        socket_path = log.read_text().split()[0]
-    assert len(os.fsencode(socket_path)) < 64, socket_path  # far from sun_path's 107 bytes
-    assert not Path(socket_path).exists()  # removed with its folder when the program stopped
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="sends as other uids")
-async def test_only_the_programs_uid_and_root_may_notify(tmp_path: Path) -> None:
-    ready = asyncio.Event()
-    listener = NotifyListener(ready.set)
-    await listener.open(owner_uid=65534)
-    assert listener.path is not None
-    try:
-        # open the folder to everyone, to prove the credential check itself (0700 alone already keeps them out)
-        os.chmod(listener.path.parent, 0o777)
-        os.chmod(listener.path, 0o777)
-        python = shutil.which("python3", path="/usr/bin:/bin") or PY
-
-        def send(uid: int, text: str) -> None:
-            subprocess.run([python, "-c", SENDER, str(listener.path), text], user=uid, check=True, timeout=30)
-
-        send(65533, "READY=1")  # another local user
-        async with asyncio.timeout(10):
-            while listener.refused < 1:
-                await asyncio.sleep(0.01)
-        assert not listener.ready.done()
-        send(65534, "STATUS=up\nREADY=1")  # the program's own user
-        async with asyncio.timeout(10):
-            await ready.wait()
-        assert listener.status == "up" and listener.refused == 1
-    finally:
-        folder = listener.path.parent
-        listener.close()
-    assert not folder.exists()
 
 
 def test_a_deep_state_dir_gets_a_short_control_socket_the_cli_finds(tmp_path: Path) -> None:
-    state_dir = _deep(tmp_path, 110)
+    state_dir = deep_dir(tmp_path, 110)
     config = tmp_path / "c.yaml"
     config.write_text(f"state_dir: {state_dir}\n")
     cfg = parse_config(config.read_text(), config, {})
@@ -97,14 +31,6 @@ def test_a_deep_state_dir_gets_a_short_control_socket_the_cli_finds(tmp_path: Pa
     assert parse_config("", config, {"FOSS_SUPERVISOR_STATE_DIR": str(tmp_path)}).control_socket == (
         tmp_path / "control.sock"
     )  # a state dir that fits keeps its socket
-
-
-def test_a_daemon_with_a_deep_state_dir_starts_and_answers(daemon: DaemonHandle) -> None:
-    daemon.state_dir = _deep(daemon.tmp, 120)
-    daemon.write_config(f"programs:\n  idle: {{command: ['{PY}', '-c', 'import time; time.sleep(60)']}}\n")
-    daemon.start()
-    result = daemon.cli("status")
-    assert result.returncode == 0 and "idle" in result.stdout, result.stderr
 
 
 # ---------------------------------------------------------------------------------------------- log files
