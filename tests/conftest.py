@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers import DaemonHandle, free_port
-from pipeline_helpers import REFERENCE_DIR
+from helpers.pipeline import REFERENCE_DIR
 
 # CI (CI=true, as .ci/run is started) runs each property test on the same examples every time, so a
 # submission's verdict never depends on the draw; runs by hand keep drawing new examples.

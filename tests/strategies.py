@@ -1,12 +1,25 @@
-"""Hypothesis strategies shared by the test files: generated secrets and the names that hold them."""
+"""Hostile and generated inputs shared by the test files of every tier: secrets and the names that hold them,
+YAML alias bombs, and the class of config texts a save must not apply without a confirmation."""
 
 from __future__ import annotations
 
 import string
+from pathlib import Path
 
+from helpers import PY
 from hypothesis import strategies as st
 
-__all__ = ["SECRET", "SECRET_NAME"]
+__all__ = [
+    "BILLION_LAUGHS",
+    "FILLER",
+    "OTHER_NAMES",
+    "RUNNING",
+    "SECRET",
+    "SECRET_NAME",
+    "SLEEPER",
+    "config_text",
+    "destructive_texts",
+]
 
 # a secret as they come: letters, digits and URL-safe marks, with a letter and a digit so that it cannot
 # occur by chance in a reply (no "0000000000")
@@ -36,3 +49,55 @@ SECRET_NAME = st.builds(
         ]
     ),
 )
+
+# a YAML alias bomb: nine levels of nine aliases each, 9**9 leaves if it were ever built
+BILLION_LAUGHS = "programs:\n  x:\n    command: [echo]\n    env: {}\nlol:\n" + "".join(
+    f"  {c}: &{c} [{', '.join([f'*{p}'] * 9 if p else ['lol'] * 9)}]\n"
+    for p, c in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+)
+
+# ------------------------------------------------------------------------------------------ config saves
+
+#: a program that sleeps, as a YAML flow mapping
+SLEEPER = f"{{command: [{PY!r}, '-c', 'import time; time.sleep(300)'], start_timeout: 0.1}}"
+#: the programs a config_text runs unless told otherwise
+RUNNING = ("alpha", "beta")
+
+_comment = st.from_regex(r"#[ -~]{0,24}", fullmatch=True)
+# blank lines and comments, to pad a text with
+FILLER = st.lists(st.one_of(st.just(""), st.just("   "), _comment), max_size=4).map("\n".join)
+# a text that sets nothing: empty, blank, comments, a document marker, an empty mapping
+BLANK = st.builds(lambda a, mark, b: f"{a}\n{mark}\n{b}", FILLER, st.sampled_from(["", "---", "{}", "--- {}"]), FILLER)
+# names of programs that are not running
+OTHER_NAMES = st.lists(st.from_regex(r"[c-z][a-z0-9_]{0,8}", fullmatch=True), min_size=1, max_size=4, unique=True)
+
+
+def _settings(state_dir: Path, port: int) -> st.SearchStrategy[list[str]]:
+    """Top-level lines other than programs: the running daemon's own, other valid ones, or none."""
+    lines = [
+        f"state_dir: {state_dir}",
+        f"dashboard: {{port: {port}}}",
+        "debug: false",
+        "log: {backups: 2}",
+        "config_generations: 4",
+        "hooks: {}",
+    ]
+    return st.lists(st.sampled_from(lines), unique=True, max_size=len(lines))
+
+
+def destructive_texts(state_dir: Path, port: int) -> st.SearchStrategy[str]:
+    """Every shape of a text that keeps none of the running programs: blank ones, settings with an empty or
+    missing ``programs``, and valid files that name only other programs."""
+    empty_programs = st.sampled_from(["programs: {}", "programs:", "programs: null", ""])
+    others = OTHER_NAMES.map(lambda names: "programs:\n" + "".join(f"  {n}: {SLEEPER}\n" for n in names))
+
+    def assemble(head: list[str], programs: str, pad: str) -> str:
+        return "\n".join([pad, *head, programs, pad]) + "\n"
+
+    return st.one_of(BLANK, st.builds(assemble, _settings(state_dir, port), st.one_of(empty_programs, others), FILLER))
+
+
+def config_text(state_dir: Path, port: int, programs: tuple[str, ...] = RUNNING, extra: str = "") -> str:
+    """A config of sleeping ``programs`` with its state dir and dashboard port, ``extra`` lines before them."""
+    body = "".join(f"  {n}: {SLEEPER}\n" for n in programs)
+    return f"state_dir: {state_dir}\ndashboard: {{port: {port}}}\n{extra}programs:\n{body}"

@@ -2,22 +2,18 @@
 
 Unit cases per kind (alias expansion, recursive alias, nesting, size, program count, merge keys,
 all errors at once), property-based tests (hypothesis) that nothing but a ConfigError ever comes
-out of the loader, and the real daemon refusing a bomb through ``reload`` and at start.
+out of the loader (the real daemon refusing a bomb: tests/e2e/test_config_hostile_daemon.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 from pathlib import Path
 
-import psutil
 import pytest
-from helpers import PY, DaemonHandle, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import BILLION_LAUGHS
 
 from foss_supervisor.config import MAX_PROGRAMS, load_config, parse_config
 from foss_supervisor.config.yamlload import MAX_FILE_BYTES, MAX_NODES, load_yaml
@@ -26,13 +22,8 @@ from foss_supervisor.errors import ConfigError, ProtocolError
 
 FILE = Path("/etc/fs/c.yaml")
 
+
 # The 502-byte kind: nine levels of nine aliases each, 9^9 (387 million) strings once expanded.
-BILLION_LAUGHS = "programs:\n  x:\n    command: [echo]\n    env: {}\nlol:\n" + "".join(
-    f"  {c}: &{c} [{', '.join([f'*{p}'] * 9 if p else ['lol'] * 9)}]\n"
-    for p, c in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
-)
-
-
 def refused(text: str) -> ConfigError:
     with pytest.raises(ConfigError) as info:
         parse_config(text, FILE, {})
@@ -208,50 +199,6 @@ def test_control_request_deeper_than_python_recursion_is_a_protocol_error() -> N
 
 
 # ------------------------------------------------------------------------------------------ real daemon
-
-
-def test_reload_of_an_alias_bomb_is_refused_and_the_running_config_stays(daemon: DaemonHandle) -> None:
-    daemon.write_config(f"programs:\n  keep:\n    command: ['{PY}', '-c', 'import time; time.sleep(600)']\n")
-    daemon.start()
-    assert daemon.proc is not None
-    rss_before = psutil.Process(daemon.proc.pid).memory_info().rss
-    good = daemon.config_path.read_text()
-    bomb = BILLION_LAUGHS[BILLION_LAUGHS.index("lol:") :]
-    daemon.config_path.write_text(good + bomb)
-    result = daemon.cli("reload")
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "expands to more than" in result.stderr and f"{daemon.config_path}:" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert daemon.program("keep")["state"] == "RUNNING"
-    assert psutil.Process(daemon.proc.pid).memory_info().rss < rss_before + 50 * 1024 * 1024
-    assert "the running config stays" in result.stderr  # the daemon refused it, not only the CLI
-    # a recursive alias, through SIGHUP this time: the same refusal, and the daemon still answers
-    daemon.config_path.write_text(good + "x: &r [*r]\n")
-    os.kill(daemon.proc.pid, signal.SIGHUP)
-    log_file = daemon.state_dir / "foss-supervisor.log"
-    wait_for(lambda: "refers to a node that contains it" in log_file.read_text(), 10, "SIGHUP reload refused")
-    assert daemon.ping() is not None and daemon.program("keep")["state"] == "RUNNING"
-
-
-def test_start_with_a_recursive_alias_exits_2_with_the_line(daemon: DaemonHandle) -> None:
-    daemon.write_config("programs:\n  a: &a\n    command: [x]\n    env: *a\n")
-    result = daemon.cli("start")
-    assert result.returncode == 2
-    assert f"{daemon.config_path}:" in result.stderr and "programs.a.env" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_daemon_answers_a_too_deep_request_and_keeps_serving(daemon: DaemonHandle) -> None:
-    daemon.write_config()
-    daemon.start()
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(10)
-        s.connect(str(daemon.socket_path))
-        s.sendall(b'{"v":1,"id":1,"cmd":"status","args":{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}}\n")
-        reply = json.loads(s.makefile("rb").readline())
-    assert reply["ok"] is False and "nested deeper" in reply["error"]["message"]
-    assert daemon.ping() is not None
-    assert "Traceback" not in daemon.stderr()
 
 
 def test_a_pipeline_spec_is_bounded_the_same_way(tmp_path: Path) -> None:

@@ -1,13 +1,11 @@
-"""Variables in config values: one test per form, per interpolated key, per error; and a real child that sees them."""
+"""Variables in config values: one test per form, per interpolated key, per error (a real child that sees them:
+tests/e2e/test_config_interpolate_daemon.py)."""
 
 from __future__ import annotations
 
-import json
-import socket
 from pathlib import Path
 
 import pytest
-from helpers import PY, DaemonHandle, wait_for
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.config.interpolate import expand
@@ -168,32 +166,3 @@ def test_unset_variables_are_all_reported_with_file_line_key(tmp_path: Path) -> 
         ("c.yaml", "programs.b.env_file", 8),
     }
     assert "MISSING_A is not set" in str(info.value)
-
-
-def test_a_real_child_sees_interpolated_values(daemon: DaemonHandle) -> None:
-    out = daemon.tmp / "seen.json"
-    (daemon.tmp / "app.env").write_text("FROM_FILE=${HOME}/data\n")
-    script = "import json,os,sys; json.dump({'argv': sys.argv[1:], 'env': dict(os.environ)}, open(sys.argv[1], 'w'))"
-    daemon.write_config(
-        "programs:\n"
-        "  show:\n"
-        f"    command: ['{PY}', '-c', \"{script}\", '{out}', '$HOME', '%(ENV_HOME)s', '$$HOME']\n"
-        "    env_file: app.env\n"
-        "    env: {PATH: '/opt/tools/bin:${PATH}', HOST: '%(host_node_name)s'}\n"
-        "    autorestart: never\n"
-    )
-    daemon.start()
-    seen = wait_for(lambda: out.exists() and out.stat().st_size and json.loads(out.read_text()), 20, "child output")
-    home = daemon.env["HOME"]
-    assert seen["argv"] == [str(out), home, home, "$HOME"]
-    assert seen["env"]["FROM_FILE"] == f"{home}/data"
-    assert seen["env"]["PATH"] == f"/opt/tools/bin:{daemon.env['PATH']}"
-    assert seen["env"]["HOST"] == socket.gethostname()
-
-
-def test_unset_variable_refuses_start_with_file_line_key(daemon: DaemonHandle) -> None:
-    daemon.write_config("programs:\n  a:\n    command: [x, '${FOSS_TEST_SURELY_UNSET}']\n")
-    result = daemon.cli("start")
-    assert result.returncode == 2
-    assert f"{daemon.config_path}:" in result.stderr
-    assert "programs.a.command[1]: variable FOSS_TEST_SURELY_UNSET is not set" in result.stderr

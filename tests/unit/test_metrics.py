@@ -1,65 +1,19 @@
 """/metrics as Prometheus reads it: the exposition parses (prometheus_client's own parser), every name follows
 Prometheus naming (what ``promtool check metrics`` checks: counters end in ``_total``, base units end the
-name), monotonic totals are counters, for any data the commands may return (hypothesis), and a real daemon's
-counters only grow.
+name), monotonic totals are counters, for any data the commands may return (hypothesis). A real daemon's counters:
+tests/e2e/test_metrics_daemon.py.
 """
 
 from __future__ import annotations
 
-import re
-import urllib.request
 from typing import Any
 
-from helpers import PY, DaemonHandle, owner_headers, wait_for
+from helpers.prometheus import lint, samples
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
 
 from foss_supervisor.pipeline.states import RunStatus, StepState
 from foss_supervisor.web.metrics import PROGRAM_STATES, VERDICTS, exposition
-
-_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-# words that say a unit, and the base-unit suffix Prometheus wants the name to end with
-_UNITS = {
-    r"(duration|uptime|latency|age|seconds|time)": ("_seconds", "_timestamp_seconds", "_seconds_total"),
-    r"(bytes|memory|size)": ("_bytes", "_bytes_total"),
-}
-_MONOTONIC_WORDS = ("spawns", "starts", "runs_finished", "runs", "restarts")  # totals that only grow
-
-
-def lint(text: str) -> list[str]:
-    """What ``promtool check metrics`` would object to in ``text``, plus our own prefix and unit rules."""
-    problems = []
-    for family in text_string_to_metric_families(text):  # raises on text that does not parse
-        name, kind = family.name, family.type
-        if not _NAME.fullmatch(name) or not name.startswith(("foss_supervisor_", "process_")):
-            problems.append(f"{name}: not a foss_supervisor_ name")
-        if not family.documentation:
-            problems.append(f"{name}: no HELP")
-        samples = {s.name for s in family.samples}
-        if kind == "counter" and not all(s.endswith(("_total", "_created")) for s in samples):
-            problems.append(f"{name}: counter samples {samples} must end in _total")
-        if kind == "gauge" and name.endswith(("_total", "_count", "_sum", "_bucket")):
-            problems.append(f"{name}: a gauge named like a counter or histogram")
-        if kind == "gauge" and any(word in name for word in _MONOTONIC_WORDS) and "last_run" not in name:
-            problems.append(f"{name}: a monotonic total typed gauge")
-        if re.search(r"(_rate|percent)$", name):
-            problems.append(f"{name}: a 0..1 value is a _ratio")
-        for words, suffixes in _UNITS.items():
-            if re.search(words, name) and not name.endswith(suffixes) and kind != "counter":
-                problems.append(f"{name}: a unit word without its base unit at the end {suffixes}")
-    return problems
-
-
-def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    found: dict[tuple[tuple[str, str], ...], float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if isinstance(s, Sample) and s.name == name:
-                found[tuple(sorted(s.labels.items()))] = s.value
-    return found
-
 
 LABEL = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=20)
 COUNT = st.integers(0, 10**9)
@@ -149,24 +103,3 @@ def test_the_linter_catches_what_prometheus_naming_forbids() -> None:
         "foss_supervisor_program_uptime 1.0\n"
     )
     assert len(lint(bad)) == 3
-
-
-def _metrics(port: int) -> str:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=owner_headers(port))
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return str(resp.read().decode())
-
-
-def test_a_real_daemons_counters_are_counters_and_only_grow(daemon: DaemonHandle) -> None:
-    code = "import time; time.sleep(300)"
-    daemon.write_config(f"programs:\n  app: {{command: [{PY!r}, '-c', {code!r}], start_timeout: 0.1}}\n")
-    daemon.start()
-    text = _metrics(daemon.port)
-    assert lint(text) == []
-    key = (("program", "app"),)
-    first = samples(text, "foss_supervisor_program_spawns_total")[key]
-    for _ in range(3):
-        daemon.call("restart", names=["app"])
-    wait_for(lambda: daemon.program("app")["state"] == "RUNNING", 10, "app running again")
-    after = samples(_metrics(daemon.port), "foss_supervisor_program_spawns_total")[key]
-    assert (first, after) == (1.0, 4.0)

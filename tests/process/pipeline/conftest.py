@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from pipeline_helpers import RunnerFactory
+from helpers.pipeline import RunnerFactory
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from golden_data import FILES_BATCH1, FILES_BATCH2, write_files
-from pipeline_helpers import RunnerFactory, dump_tables, orders_spec, variant_yaml
+from helpers.pipeline import RunnerFactory, dump_tables, orders_spec, variant_yaml
 
 from foss_supervisor.pipeline.errors import QueryFailedError, QueryRefusedError, QueryTimeoutError
 from foss_supervisor.pipeline.events import StepStateChanged, WorkerExited

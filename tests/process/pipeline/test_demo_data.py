@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from helpers import REPO
-from pipeline_helpers import RunnerFactory, orders_spec
+from helpers.pipeline import RunnerFactory, orders_spec
 
 from foss_supervisor.pipeline.demo_data import generate, write_reference
 from foss_supervisor.pipeline.states import RunStatus

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 import yaml
 from golden_data import FILES_BATCH1, write_files
-from pipeline_helpers import RunnerFactory, orders_spec
+from helpers.pipeline import RunnerFactory, orders_spec
 
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.runner import PipelineRunner

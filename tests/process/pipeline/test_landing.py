@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import yaml
-from pipeline_helpers import RunnerFactory
+from helpers.pipeline import RunnerFactory
 
 from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from pipeline_helpers import RunnerFactory
+from helpers.pipeline import RunnerFactory
 
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.spec import load_pipeline

@@ -12,7 +12,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from pipeline_helpers import RunnerFactory
+from helpers.pipeline import RunnerFactory
 from structlog.testing import capture_logs
 
 from foss_supervisor.pipeline.errors import QueryMemoryError, QueryTimeoutError

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from golden_data import FILES_BATCH1, write_files
-from pipeline_helpers import ORDERS_YAML, RunnerFactory, dump_tables, orders_spec, variant_yaml
+from helpers.pipeline import ORDERS_YAML, RunnerFactory, dump_tables, orders_spec, variant_yaml
 
 from foss_supervisor.pipeline.errors import PipelineBusyError, RetryRefusedError
 from foss_supervisor.pipeline.events import StepStateChanged

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_helpers import ORDERS_YAML, RunnerFactory
+from helpers.pipeline import ORDERS_YAML, RunnerFactory
 
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineConfigError, UnknownPipelineError
 from foss_supervisor.pipeline.events import RunFinished, StepLog, StepStateChanged

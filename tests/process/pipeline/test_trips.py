@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 from golden_data import FILES_BATCH1, write_files
-from pipeline_helpers import RunnerFactory, orders_spec
+from helpers.pipeline import RunnerFactory, orders_spec
 
 from foss_supervisor.pipeline.spec import FolderOverrides, default_pipelines_dir, load_pipeline
 from foss_supervisor.pipeline.states import RunStatus

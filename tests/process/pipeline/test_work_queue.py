@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from golden_data import FILES_BATCH1, write_files
-from pipeline_helpers import RunnerFactory, dump_tables, orders_spec, variant_yaml
+from helpers.pipeline import RunnerFactory, dump_tables, orders_spec, variant_yaml
 
 from foss_supervisor.pipeline.states import RunStatus, StepState
 

@@ -1,5 +1,5 @@
-"""What the pipeline tests of every tier share: the shipped orders spec moved into a test's folders, variants
-of it, and :class:`RunnerFactory` (runners whose worker PIDs are checked gone after the test).
+"""The pipeline tests' shared parts: the shipped orders spec moved into a test's folders, variants of it, and
+:class:`RunnerFactory` (runners whose worker PIDs are checked gone after the test).
 
 The ``workspace`` fixture (tests/conftest.py) gives the folders; ``runners`` (tests/process/pipeline/conftest.py)
 the factory.
@@ -21,6 +21,16 @@ import yaml
 from foss_supervisor.pipeline.events import PipelineEvent, WorkerStarted
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.spec import FolderOverrides, PipelineSpec, default_pipelines_dir, load_pipeline
+
+__all__ = [
+    "ORDERS_YAML",
+    "REFERENCE_DIR",
+    "VOLATILE_COLUMNS",
+    "RunnerFactory",
+    "dump_tables",
+    "orders_spec",
+    "variant_yaml",
+]
 
 ORDERS_YAML = default_pipelines_dir() / "orders.yaml"
 REFERENCE_DIR = default_pipelines_dir().parent / "reference"

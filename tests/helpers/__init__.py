@@ -1,0 +1,52 @@
+"""What the tests of every tier share; test modules import it as ``from helpers import ...`` (pyproject.toml
+puts ``tests/`` on the path), the fixtures that use it are in tests/conftest.py.
+
+- :mod:`helpers.system`: this interpreter, the repository, free ports, bounded waits, ending processes by PID
+- :mod:`helpers.daemon`: real daemons as subprocesses (:class:`DaemonHandle`) and their tokens
+- :mod:`helpers.web`: one HTTP request, sent as written (:func:`request`, :func:`get`)
+- :mod:`helpers.supervising`: a real Supervisor in this process and waits on its events
+- :mod:`helpers.prometheus`: /metrics read as Prometheus reads it
+- :mod:`helpers.pipeline`: the shipped orders pipeline in a test's folders, runners whose worker is reaped
+
+Nothing here touches port 5000 or a real state dir, so the suite can run beside a live daemon.
+"""
+
+from __future__ import annotations
+
+from .daemon import DaemonHandle, owner_headers, viewer_headers
+from .supervising import make_config, py, state, supervising, until
+from .system import (
+    PY,
+    REPO,
+    deep_dir,
+    free_port,
+    full_backlog,
+    is_gone,
+    kill_recorded_children,
+    kill_tree_by_pid,
+    wait_for,
+)
+from .web import Reply, get, request
+
+__all__ = [
+    "PY",
+    "REPO",
+    "DaemonHandle",
+    "Reply",
+    "deep_dir",
+    "free_port",
+    "full_backlog",
+    "get",
+    "is_gone",
+    "kill_recorded_children",
+    "kill_tree_by_pid",
+    "make_config",
+    "owner_headers",
+    "py",
+    "request",
+    "state",
+    "supervising",
+    "until",
+    "viewer_headers",
+    "wait_for",
+]

@@ -1,0 +1,122 @@
+"""The machine under test: this interpreter, the repository, free ports, bounded waits, and ending processes
+by PID (never by name)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+__all__ = [
+    "PY",
+    "REPO",
+    "deep_dir",
+    "free_port",
+    "full_backlog",
+    "is_gone",
+    "kill_recorded_children",
+    "kill_tree_by_pid",
+    "wait_for",
+]
+
+PY = sys.executable
+#: the repository's root (tests/..): the package, configs/, docs/, README.md, benchmarks/
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick, never 5000 by design)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
+    """Bounded poll with growing intervals; returns the first truthy value of ``check``."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
+
+
+def deep_dir(tmp: Path, length: int) -> Path:
+    """A folder under ``tmp`` whose path is ``length`` bytes long (not created)."""
+    return tmp / ("d" * (length - len(os.fsencode(str(tmp))) - 1))
+
+
+def is_gone(pid: int) -> bool:
+    """No such process, or only a zombie waiting for its (re)parent to reap it."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def kill_tree_by_pid(pid: int) -> None:
+    """SIGKILL a process and every descendant we can still see (by PID, nothing else)."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(procs, timeout=5)
+
+
+def kill_recorded_children(state_dir: Path) -> None:
+    """Kill what a daemon recorded in children.json, checking the start time first."""
+    path = state_dir / "children.json"
+    if not path.exists():
+        return
+    with contextlib.suppress(ValueError, OSError):
+        for rec in json.loads(path.read_text()).values():
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError, PermissionError):
+                if abs(psutil.Process(rec["pid"]).create_time() - rec["create_time"]) < 0.01:
+                    os.killpg(rec["pid"], signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def full_backlog(path: Path) -> Iterator[tuple[socket.socket, list[socket.socket]]]:
+    """A real listening Unix socket at ``path`` whose backlog is full: the next connect gets EAGAIN.
+
+    Yields the listener and the connections that fill its queue; closes them all on the way out.
+    """
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(0)
+    fillers: list[socket.socket] = []
+    try:
+        for _ in range(64):  # Linux queues backlog + 1 connections
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(str(path))
+            except BlockingIOError:
+                s.close()
+                break
+            fillers.append(s)
+        else:
+            pytest.fail("the backlog never filled")
+        yield server, fillers
+    finally:
+        for s in fillers:
+            s.close()
+        server.close()

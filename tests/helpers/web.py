@@ -1,0 +1,74 @@
+"""HTTP to a server on 127.0.0.1, one request per connection, sent exactly as written."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .daemon import owner_headers
+
+__all__ = ["Reply", "get", "request"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One HTTP answer: the status, the headers (names lower-cased) and the body's bytes."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """The body as UTF-8 (undecodable bytes replaced)."""
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON (raises ``ValueError`` when it is not)."""
+        return json.loads(self.body)
+
+
+def request(
+    port: int,
+    method: str,
+    target: str,
+    body: bytes | str | Any = None,
+    headers: Mapping[str, str] | None = None,
+    *,
+    timeout_s: float = 15.0,
+) -> Reply:
+    """One request to ``127.0.0.1:port`` on a connection of its own, sent as written.
+
+    ``target`` goes on the request line unchanged (hostile paths stay hostile); no header is added but
+    ``Host`` (unless ``headers`` has one) and ``Content-Length``. ``body``: bytes as they are, a str as
+    UTF-8, anything else as JSON. An event stream's body never ends: for one, only the status and headers
+    are read (``body`` is empty). Raises ``OSError`` when the connection fails or times out.
+    """
+    given = dict(headers or {})
+    names = {k.lower() for k in given}
+    data = body if isinstance(body, bytes) or body is None else body.encode() if isinstance(body, str) else None
+    if data is None and body is not None:
+        data = json.dumps(body).encode()
+    if "content-length" not in names and (data is not None or method in ("POST", "PUT", "PATCH")):
+        given["Content-Length"] = str(len(data or b""))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        conn.putrequest(method, target, skip_host="host" in names, skip_accept_encoding=True)
+        for key, value in given.items():
+            conn.putheader(key, value)
+        conn.endheaders(data)
+        resp = conn.getresponse()
+        got = {k.lower(): v for k, v in resp.getheaders()}
+        streams = got.get("content-type", "").startswith("text/event-stream")
+        return Reply(resp.status, got, b"" if streams else resp.read())
+    finally:
+        conn.close()
+
+
+def get(port: int, target: str, headers: Mapping[str, str] | None = None, *, timeout_s: float = 15.0) -> Reply:
+    """``GET target`` with the owner's token of the daemon under test on ``port`` (every read needs one);
+    ``headers`` are added (and win)."""
+    return request(port, "GET", target, headers={**owner_headers(port), **(headers or {})}, timeout_s=timeout_s)
