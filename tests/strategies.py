@@ -1,15 +1,18 @@
 """Hostile and generated inputs shared by the test files of every tier: secrets and the names that hold them,
-YAML alias bombs, and the class of config texts a save must not apply without a confirmation."""
+YAML alias bombs, the class of config texts a save must not apply without a confirmation, and redirect
+targets made of what open-redirect attacks are made of (with a WHATWG parser to judge where they lead)."""
 
 from __future__ import annotations
 
 import string
 from pathlib import Path
 
+from ada_url import URL
 from helpers import PY
 from hypothesis import strategies as st
 
 __all__ = [
+    "BASE",
     "BILLION_LAUGHS",
     "FILLER",
     "OTHER_NAMES",
@@ -19,6 +22,8 @@ __all__ = [
     "SLEEPER",
     "config_text",
     "destructive_texts",
+    "hostile",
+    "same_origin",
 ]
 
 # a secret as they come: letters, digits and URL-safe marks, with a letter and a digit so that it cannot
@@ -101,3 +106,74 @@ def config_text(state_dir: Path, port: int, programs: tuple[str, ...] = RUNNING,
     """A config of sleeping ``programs`` with its state dir and dashboard port, ``extra`` lines before them."""
     body = "".join(f"  {n}: {SLEEPER}\n" for n in programs)
     return f"state_dir: {state_dir}\ndashboard: {{port: {port}}}\n{extra}programs:\n{body}"
+
+
+# -------------------------------------------------------------------------------------- redirect targets
+
+#: where the login page is, for the judge
+BASE = "http://127.0.0.1:8080/login"
+PIECES = [
+    "/",
+    "//",
+    "///",
+    "\\",
+    "\\\\",
+    "/\\",
+    "\\/",
+    "\t",
+    "\n",
+    "\r",
+    "\r\n",
+    " ",
+    "\x00",
+    "\x0b",
+    "\x0c",
+    "\x1f",
+    "\x7f",
+    "\x85",
+    "\u00a0",
+    "\u2028",
+    "\u3000",
+    "%09",
+    "%0a",
+    "%0d",
+    "%2f",
+    "%2F",
+    "%5c",
+    "%5C",
+    "%252f",
+    "%",
+    "%%",
+    "%00",
+    "\u2215",
+    "\u2044",
+    "\uff0f",
+    "\uff3c",
+    "\u29f8",
+    "\u3002",
+    "\ufe68",
+    "http:",
+    "https:",
+    "javascript:",
+    "data:",
+    "//evil.example",
+    "evil.example",
+    "@evil.example",
+    "user:pw@",
+    ":",
+    "?",
+    "#",
+    ".",
+    "..",
+    "/./",
+    "/../",
+    "ok",
+    "page",
+]
+# a redirect target built from the pieces of open-redirect attacks
+hostile = st.lists(st.sampled_from(PIECES) | st.text(max_size=3), max_size=10).map("".join)
+
+
+def same_origin(location: str, base: str = BASE) -> bool:
+    """Would a browser at ``base``, sent to ``location``, stay on ``base``'s origin?"""
+    return URL(location, base=base).origin == URL(base).origin

@@ -12,10 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import PY, REPO, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, wait_for
 
 from foss_supervisor.cli.main import SUBCOMMANDS, build_parser
-from foss_supervisor.core.selectors import resolve
 from foss_supervisor.errors import CommandError
 
 CHILD = """
@@ -56,27 +55,6 @@ def fleet(daemon: DaemonHandle) -> DaemonHandle:
 
 def states(d: DaemonHandle) -> dict[str, str]:
     return {p["name"]: p["state"] for p in d.call("status")["programs"]}
-
-
-def test_selectors_resolve_each_kind() -> None:
-    programs = ["web-0", "web-1", "api", "worker"]
-    sets = {"web": ["web-0", "web-1"], "api": ["api"], "worker": ["worker"]}
-    groups = {"backend": ["api", "worker"], "front": ["web"]}
-
-    def sel(*names: str) -> list[str]:
-        return resolve(names, programs, sets, groups)
-
-    assert sel("all") == programs
-    assert sel("api") == ["api"]
-    assert sel("backend") == ["api", "worker"]
-    assert sel("front") == ["web-0", "web-1"]
-    assert sel("web") == ["web-0", "web-1"]
-    assert sel("w*") == ["web-0", "web-1", "worker"]
-    assert sel("web-[1]", "api", "api") == ["web-1", "api"]  # config order, each once
-    with pytest.raises(CommandError, match=r"no such program, group or replica set: 'nope'; known programs: api, web,"):
-        sel("nope")
-    with pytest.raises(CommandError, match="no program matches 'x\\*'"):
-        sel("x*")
 
 
 def test_ctl_takes_all_groups_replica_sets_and_globs(fleet: DaemonHandle) -> None:
@@ -262,7 +240,6 @@ def test_scales_at_once_take_turns_and_never_break_the_daemon(fleet: DaemonHandl
     import threading
 
     from foss_supervisor.control.client import call
-    from foss_supervisor.errors import CommandError
 
     refused: list[str] = []
     crashed: list[BaseException] = []
@@ -286,24 +263,6 @@ def test_scales_at_once_take_turns_and_never_break_the_daemon(fleet: DaemonHandl
     web = sorted(n for n in states(fleet) if n.startswith("web"))
     assert web in (["web"], ["web-0", "web-1", "web-2"], ["web-0", "web-1", "web-2", "web-3"]), web
     wait_for(lambda: all(states(fleet)[n] == "RUNNING" for n in web), 20, "the replicas running")
-
-
-def test_readme_parity_table_names_tests_that_exist() -> None:
-    """Each row of "Coming from supervisord, PM2 or process-compose" is checked by a test that exists."""
-    import ast
-    import re
-
-    root = REPO
-    readme = (root / "README.md").read_text()
-    section = readme.split("## Coming from supervisord, PM2 or process-compose")[1].split("\n## ")[0]
-    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert len(rows) >= 20
-    for row in rows:
-        ref = re.search(r"`(tests/[\w/]+\.py)::(\w+)`", row)
-        assert ref is not None, row
-        tree = ast.parse((root / ref.group(1)).read_text())
-        names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
-        assert ref.group(2) in names, row
 
 
 def test_stop_works_when_the_config_file_has_since_been_broken(daemon: DaemonHandle) -> None:

@@ -1,32 +1,23 @@
 """A full disk under the logs or the state: writes fail, are counted and shown, never flood, and recover.
 
-The real tests put the folder on a real, small tmpfs (root only; skipped with the reason otherwise),
-fill it, and watch a real daemon keep supervising. Every wait is bounded; every mount is undone.
+These tests put the folder on a real, small tmpfs (root only), fill it, and watch a real daemon keep
+supervising. Every wait is bounded; every mount is undone. (The counting alone: tests/unit/test_write_failures.py.)
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import signal
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
-from helpers import PY, DaemonHandle, is_gone, wait_for
-
-from foss_supervisor.base.writefailures import WriteFailures
-from foss_supervisor.core.logsink import LogSink
-from foss_supervisor.core.statestore import StateStore
-from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
-from foss_supervisor.pipeline.states import RunMode, RunStatus
+from helpers import PY, DaemonHandle, fill, is_gone, tmpfs, wait_for
 
 CHATTY = (
     f"command: [{PY!r}, '-u', '-c', 'import time; [(print(\"x\" * 200), time.sleep(0.001)) for _ in iter(int, 1)]']"
@@ -37,102 +28,7 @@ SLEEPER = f"command: [{PY!r}, '-c', 'import time; time.sleep(300)']"
 # ------------------------------------------------------------------------------------------ without a disk
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_failures_are_counted_reported_once_per_interval_and_cleared(tmp_path: Path) -> None:
-    clock = FakeClock()
-    failures = WriteFailures(interval_s=60.0, clock=clock)
-    path = tmp_path / "a.log"
-    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    reports = [failures.failed(path, "program_log", full, dropped_bytes=100) for _ in range(1000)]
-    assert reports.count(True) == 1  # the first failure is reported, the rest only counted
-    assert failures.problems == [failures.problems[0]]
-    assert "cannot write program log" in failures.problems[0] and "No space left on device" in failures.problems[0]
-    assert "1000 writes failed" in failures.problems[0] and "97.7 KB dropped" in failures.problems[0]
-    clock.now += 61.0
-    assert failures.failed(path, "program_log", full) is True  # one report per interval
-    failures.succeeded(path)
-    assert failures.problems == []
-    assert failures.failed(path, "program_log", full) is True  # a new spell is reported at once
-
-
-def test_a_log_sink_that_cannot_write_drops_counts_and_recovers(tmp_path: Path, capfd: Any) -> None:
-    failures = WriteFailures()
-    sink = LogSink(tmp_path / "logs" / "a.log", max_bytes=1 << 20, backups=1, timestamps=False, failures=failures)
-    sink.write("first\n")
-    (tmp_path / "logs").chmod(0o500)  # rotation cannot create its files: a write that fails, as on a full disk
-    sink._handler.maxBytes = 1
-    try:
-        if os.geteuid() == 0:  # root ignores the mode: make the rename target a folder instead
-            (tmp_path / "logs" / "a.log.1").mkdir()
-        for _ in range(500):
-            sink.write("lost\n")
-    finally:
-        (tmp_path / "logs").chmod(0o700)
-    assert len(failures.problems) == 1 and "500 writes failed" in failures.problems[0]
-    assert "Logging error" not in capfd.readouterr().err  # no traceback per record
-    if (tmp_path / "logs" / "a.log.1").is_dir():
-        (tmp_path / "logs" / "a.log.1").rmdir()
-    sink.write("back\n")
-    assert failures.problems == []
-    sink.close()
-
-
-def test_a_failed_intent_write_is_kept_in_memory_and_shown(tmp_path: Path) -> None:
-    store = StateStore(tmp_path)
-    store.intent_file.mkdir()  # the rename onto it fails
-    assert store.remember_stopped("a", True) is False
-    assert store.stopped_by_hand() == {"a"}  # the wish is not lost
-    assert any("intent.json" in p for p in store.problems)
-    store.intent_file.rmdir()
-    assert store.remember_stopped("b", True) is True
-    assert json.loads(store.intent_file.read_text())["stopped"] == ["a", "b"]
-    assert store.problems == []
-
-
 # ------------------------------------------------------------------------------------------ a real full disk
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[Path]:
-    """``path`` as a fresh tmpfs of ``size`` (e.g. ``"2m"``) for the block; unmounted afterwards."""
-    path.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=10)
-
-
-def fill(folder: Path) -> Path:
-    """Fill the filesystem of ``folder`` to the last byte; returns the filler file (delete it to free)."""
-    filler = folder / "filler"
-    chunk = b"\0" * 65536
-    with filler.open("wb", buffering=0) as f:
-        for _ in range(1 << 16):  # bounded: 4 GB at most
-            try:
-                f.write(chunk)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-                break
-    for size in (4096, 512, 1):  # the last partial blocks too
-        with contextlib.suppress(OSError), filler.open("ab", buffering=0) as f:
-            for _ in range(1024):
-                f.write(b"\0" * size)
-    return filler
 
 
 def health(daemon: DaemonHandle) -> tuple[int, dict[str, Any]]:
@@ -240,36 +136,6 @@ def spawn_of(proc: psutil.Process, instances: set[str], program: str) -> bool:
         live = proc.status() != psutil.STATUS_ZOMBIE
         return len(parts) >= 3 and parts[0] in instances and parts[1] == program and live
     return False
-
-
-def test_run_history_on_a_full_disk_loses_no_run_and_leaves_no_torn_line(tmp_path: Path) -> None:
-    def record(i: int) -> RunRecord:
-        steps = tuple(StepRecord(name=f"step{n}", error="e" * 2000) for n in range(4))  # lines bigger than a block
-        return RunRecord(
-            run_id=f"r{i}",
-            pipeline="orders",
-            mode=RunMode.RUN,
-            trigger="test",
-            status=RunStatus.SUCCEEDED,
-            started_at=float(i),
-            steps=steps,
-        )
-
-    with tmpfs(tmp_path / "state", "256k") as state:
-        history = RunHistory(state / "pipeline_runs.jsonl")
-        history.append(record(0))
-        filler = fill(state)
-        os.truncate(filler, filler.stat().st_size - 4096)  # room for part of a line: a write that tears
-        for i in range(1, 6):
-            history.append(record(i))  # never raises: counted and kept
-        assert [r.run_id for r in history.list()] == [f"r{i}" for i in range(5, -1, -1)]
-        assert any("pipeline_runs.jsonl" in p and "No space left" in p for p in history.write_failures.problems)
-        filler.unlink()
-        history.append(record(6))
-        assert history.write_failures.problems == []
-        lines = (state / "pipeline_runs.jsonl").read_text().splitlines()
-        assert [json.loads(line)["run_id"] for line in lines] == [f"r{i}" for i in range(7)]
-        assert len(RunHistory(state / "pipeline_runs.jsonl").list()) == 7
 
 
 def test_start_after_kill9_on_a_full_state_disk_names_the_reason_and_ends_the_leftovers(daemon: DaemonHandle) -> None:

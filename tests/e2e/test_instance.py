@@ -1,12 +1,11 @@
 """One instance, safely: another daemon is never stopped while it answers, leftovers of a killed daemon
 are ended whole, state writes are checked, and a failing subsystem never strands the others.
 
-Real daemons run as subprocesses (see conftest.py); every wait is bounded.
+Real daemons run as subprocesses (see helpers/daemon.py); every wait is bounded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import resource
@@ -17,9 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers import PY, DaemonHandle, free_port, is_gone, wait_for
-from structlog.testing import capture_logs
 
-from foss_supervisor.base.loopguard import LoopErrorLog
 from foss_supervisor.base.procinfo import boot_id, identity_of
 
 SLEEPER = f"command: [{PY!r}, '-c', 'import time; time.sleep(300)']\n    start_timeout: 0.1"
@@ -390,23 +387,6 @@ def test_more_programs_than_the_open_files_limit_allows_are_refused_cleanly(daem
     assert reload.returncode == 2 and "40 programs need about 328 open files" in reload.stderr
     status = daemon.call("status")["programs"]
     assert len(status) == 20 and {p["state"] for p in status} == {"RUNNING"}
-
-
-def test_a_repeated_event_loop_error_is_logged_once_per_interval() -> None:
-    now = [0.0]
-    handler = LoopErrorLog(interval_s=10.0, clock=lambda: now[0])
-    loop = asyncio.new_event_loop()
-    try:
-        with capture_logs() as logs:
-            for second in range(25):  # what the loop reports while accept() fails with EMFILE
-                now[0] = float(second)
-                handler(loop, {"message": "socket.accept() out of system resource", "exception": OSError(24, "EMFILE")})
-            handler(loop, {"message": "another failure"})
-    finally:
-        loop.close()
-    lines = [(e["message"], e["skipped_since_last"]) for e in logs if e["event"] == "event_loop_error"]
-    accept = "socket.accept() out of system resource"
-    assert lines == [(accept, 0), (accept, 9), (accept, 9), ("another failure", 0)]
 
 
 def test_control_socket_that_cannot_be_served_is_a_clean_refusal(tmp_path: Path) -> None:

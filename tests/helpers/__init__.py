@@ -13,17 +13,19 @@ Nothing here touches port 5000 or a real state dir, so the suite can run beside 
 
 from __future__ import annotations
 
-from .daemon import DaemonHandle, owner_headers, viewer_headers
+from .daemon import DaemonHandle, owner_headers, stranger, viewer_headers
 from .supervising import make_config, py, state, supervising, until
 from .system import (
     PY,
     REPO,
     deep_dir,
+    fill,
     free_port,
     full_backlog,
     is_gone,
     kill_recorded_children,
     kill_tree_by_pid,
+    tmpfs,
     wait_for,
 )
 from .web import Reply, get, request
@@ -34,6 +36,7 @@ __all__ = [
     "DaemonHandle",
     "Reply",
     "deep_dir",
+    "fill",
     "free_port",
     "full_backlog",
     "get",
@@ -45,7 +48,9 @@ __all__ = [
     "py",
     "request",
     "state",
+    "stranger",
     "supervising",
+    "tmpfs",
     "until",
     "viewer_headers",
     "wait_for",

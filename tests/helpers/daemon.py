@@ -18,7 +18,7 @@ from foss_supervisor.control.client import call
 
 from .system import PY, kill_recorded_children, kill_tree_by_pid, wait_for
 
-__all__ = ["DaemonHandle", "owner_headers", "viewer_headers"]
+__all__ = ["DaemonHandle", "owner_headers", "stranger", "viewer_headers"]
 
 
 _STATE_DIRS: dict[int, Path] = {}  # dashboard port -> state dir of the daemon under test serving it
@@ -135,3 +135,53 @@ class DaemonHandle:
         kill_recorded_children(self.state_dir)
         if hasattr(self, "log"):
             self.log.close()
+
+
+# a server on the port that looks like us in every way but the proof; SIGTERM is written down, not obeyed
+_STRANGER = r"""
+import fcntl, json, os, signal, socket, sys, threading, time
+port, marks, lock_dir = sys.argv[1:4]
+opens_lock, answers, locks_other = map(int, sys.argv[4:7])
+signal.signal(signal.SIGTERM, lambda *a: open(marks, "a").write("SIGTERM\n"))
+held = []
+if opens_lock:  # our lock file's name, open, never locked
+    held.append(open(os.path.join(lock_dir, "foss-supervisor.lock"), "a+"))
+    held[-1].write("f" * 32 + "\n"); held[-1].flush()
+if locks_other:  # a lock it does hold, on a file of another name
+    held.append(open(os.path.join(lock_dir, "foss-supervisor.pid"), "a+"))
+    fcntl.flock(held[-1], fcntl.LOCK_EX)
+if answers:  # a control socket that answers anything with a forged pong
+    unix = socket.socket(socket.AF_UNIX); unix.bind(os.path.join(lock_dir, "control.sock")); unix.listen()
+    def serve():
+        while True:
+            conn, _ = unix.accept()
+            conn.recv(65536)
+            pong = {"pong": True, "pid": os.getpid(), "phase": "ready", "instance": "f" * 32}
+            conn.sendall(json.dumps({"v": 1, "id": 1, "ok": True, "result": pong}).encode() + b"\n")
+            conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(port))); s.listen(8)
+print("up", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def stranger(
+    tmp: Path, port: int, words: list[str], opens_lock: bool, answers: bool, locks_other: bool
+) -> tuple[subprocess.Popen[str], Path]:
+    """Start a server on ``port`` that looks like a daemon of ours in every way but the proof (its argv holds
+    ``words``): it may hold our lock file's name open unlocked (``opens_lock``), answer pings on a control
+    socket in ``tmp`` with a forged pong (``answers``), hold a lock on another file (``locks_other``).
+    Returns it (up, in its own session; end it by PID) and the file where it writes each SIGTERM it ignores."""
+    marks = tmp / "signals.txt"
+    flags = [str(int(x)) for x in (opens_lock, answers, locks_other)]
+    proc = subprocess.Popen(
+        [PY, "-c", _STRANGER, str(port), str(marks), str(tmp), *flags, *words],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+    return proc, marks

@@ -4,10 +4,12 @@ by PID (never by name)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,11 +23,13 @@ __all__ = [
     "PY",
     "REPO",
     "deep_dir",
+    "fill",
     "free_port",
     "full_backlog",
     "is_gone",
     "kill_recorded_children",
     "kill_tree_by_pid",
+    "tmpfs",
     "wait_for",
 ]
 
@@ -120,3 +124,39 @@ def full_backlog(path: Path) -> Iterator[tuple[socket.socket, list[socket.socket
         for s in fillers:
             s.close()
         server.close()
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """``path`` as a fresh tmpfs of ``size`` (e.g. ``"2m"``) for the block; unmounted afterwards."""
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=10)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the filesystem of ``folder`` to the last byte; returns the filler file (delete it to free)."""
+    filler = folder / "filler"
+    chunk = b"\0" * 65536
+    with filler.open("wb", buffering=0) as f:
+        for _ in range(1 << 16):  # bounded: 4 GB at most
+            try:
+                f.write(chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break
+    for size in (4096, 512, 1):  # the last partial blocks too
+        with contextlib.suppress(OSError), filler.open("ab", buffering=0) as f:
+            for _ in range(1024):
+                f.write(b"\0" * size)
+    return filler

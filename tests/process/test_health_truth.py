@@ -1,8 +1,9 @@
 """One definition of healthy, told the same everywhere (foss_supervisor.commands.verdict, foss_supervisor.core.health).
 
 A stopped (SIGSTOP) or zombie process is unhealthy at the next probe whatever the probe kind, and what
-follows is its ``autorestart``; a tcp probe that connects but gets no answer fails; ``/health``, ``status``,
-``/metrics`` and the dashboard give one verdict. Real processes, real sockets, real signals.
+follows is its ``autorestart``. Real processes, real sockets, real signals. (A tcp probe's answers:
+tests/unit/test_health_probes.py; one verdict in ``/health``, ``status``, ``/metrics`` and the dashboard:
+tests/e2e/test_health_truth_daemon.py.)
 """
 
 from __future__ import annotations
@@ -14,24 +15,17 @@ import os
 import signal
 import subprocess
 import tempfile
-import textwrap
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
-from helpers import PY, DaemonHandle, free_port, make_config, owner_headers, supervising, until, wait_for
+from helpers import PY, free_port, make_config, supervising, until, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.config.model import HealthConfig
 from foss_supervisor.core.containment import Containment
 from foss_supervisor.core.events import HealthChanged, StateChanged
-from foss_supervisor.core.health import probe
 from foss_supervisor.core.program_child import ProgramChild
 from foss_supervisor.core.states import Health, ProcessState
-from foss_supervisor.errors import ConfigError
 
 # answers GET with 200 and "PING" with "PONG"; stays silent to anything else
 SERVER = r"""
@@ -133,58 +127,6 @@ def test_a_stopped_process_is_unhealthy_at_the_next_probe_whatever_the_kind(
 # ------------------------------------------------------------------------------------------ tcp answers
 
 
-@st.composite
-def exchanges(draw: st.DrawFn) -> tuple[str, str, bool, str, str]:
-    """(server behaviour, its answer, whether it closes after it, the probe's send, the probe's expect)."""
-    behaviour = draw(st.sampled_from(["answer", "silent", "close", "refuse"]))
-    text = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=30)
-    answer = draw(text) if behaviour == "answer" else ""
-    send = draw(st.just("") | text)
-    expect = draw(st.just("") | text | (st.just(answer[1:4]) if len(answer) > 3 else st.just("")))
-    return behaviour, answer, draw(st.booleans()), send, expect
-
-
-async def _exchange(behaviour: str, answer: str, closes: bool, send: str, expect: str) -> tuple[bool, str]:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if behaviour == "answer":
-            writer.write(answer.encode())
-            await writer.drain()
-        if behaviour == "close" or (behaviour == "answer" and closes):
-            writer.close()
-            return
-        await reader.read()  # silent, or the answer given: wait for the probe to leave
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    if behaviour == "refuse":
-        server.close()
-        await server.wait_closed()
-    cfg = HealthConfig(kind="tcp", port=port, send=send, expect=expect, timeout_s=0.3)
-    try:
-        return await probe(cfg)
-    finally:
-        server.close()
-
-
-@settings(max_examples=120, deadline=None)
-@given(exchanges())
-def test_a_tcp_probe_passes_only_when_it_gets_what_it_waits_for(exchange: tuple[str, str, bool, str, str]) -> None:
-    behaviour, answer, _, send, expect = exchange
-    ok, detail = asyncio.run(_exchange(*exchange))
-    talks = bool(send or expect)
-    if behaviour == "refuse":
-        wanted = False
-    elif not talks:
-        wanted = True  # a plain tcp probe proves the port listens (the process state is checked apart)
-    elif behaviour == "answer":
-        wanted = expect in answer if expect else True
-    else:
-        wanted = False  # accepted, then silent or closed: no answer
-    assert ok is wanted, detail
-    if behaviour == "silent" and talks:
-        assert "accepted but gave no answer within 0.3s" in detail
-
-
 # ------------------------------------------------------------------------------------------ the OS edge
 
 
@@ -211,95 +153,3 @@ def test_a_stopped_or_zombie_main_process_is_halted(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ one verdict
-
-
-def _get(port: int, path: str) -> urllib.request.Request:
-    return urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=owner_headers(port))
-
-
-def _health(port: int) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(_get(port, "/health"), timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def _everywhere(d: DaemonHandle) -> dict[str, Any]:
-    """The verdict as /health, status, /metrics and the dashboard give it."""
-    code, body = _health(d.port)
-    with urllib.request.urlopen(_get(d.port, "/metrics"), timeout=10) as resp:
-        metrics = resp.read().decode()
-    with urllib.request.urlopen(_get(d.port, "/?format=json"), timeout=10) as resp:
-        page = json.loads(resp.read())
-    shown = [
-        line.split('"')[1]
-        for line in metrics.splitlines()
-        if line.startswith("foss_supervisor_health_status{") and line.endswith(" 1.0")
-    ]
-    return {
-        "code": code,
-        "health": body["status"],
-        "status": d.call("status")["daemon"]["health"],
-        "metrics": shown,
-        "dashboard": page["health"]["status"],
-    }
-
-
-def test_a_sigstopped_tcp_server_is_unhealthy_everywhere_and_never_restarted(daemon: DaemonHandle) -> None:
-    """Repro 30: a tcp probe kept a SIGSTOPped http.server (listen backlog 5) healthy until the backlog
-    filled, then restarted it although it had autorestart: never."""
-    port = free_port()
-    daemon.write_config(
-        textwrap.dedent(f"""\
-        programs:
-          web:
-            command: [{PY!r}, '-m', 'http.server', '{port}', '--bind', '127.0.0.1']
-            health: {{tcp: {port}, interval: 0.3, timeout: 1s, failure_threshold: 2}}
-            autorestart: never
-    """)
-    )
-    daemon.start()
-    wait_for(lambda: daemon.program("web")["health"] == "healthy", 20, "web healthy")
-    assert _everywhere(daemon) == {
-        "code": 200,
-        "health": "healthy",
-        "status": "healthy",
-        "metrics": ["healthy"],
-        "dashboard": "healthy",
-    }
-    pid = daemon.program("web")["pid"]
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        wait_for(lambda: daemon.program("web")["health"] == "unhealthy", 20, "web unhealthy")
-        web = daemon.program("web")
-        assert f"process {pid} is stopped (state T)" in web["health_detail"]
-        assert _everywhere(daemon) == {
-            "code": 503,
-            "health": "unhealthy",
-            "status": "unhealthy",
-            "metrics": ["unhealthy"],
-            "dashboard": "unhealthy",
-        }
-        wait_for(lambda: "4 failures" in daemon.program("web")["health_detail"], 20, "more probes")
-        web = daemon.program("web")
-        assert (web["state"], web["pid"], web["spawns"]) == ("RUNNING", pid, 1)  # never restarted
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    wait_for(lambda: daemon.program("web")["health"] == "healthy", 20, "web healthy again")
-    assert _health(daemon.port)[0] == 200
-
-
-@pytest.mark.parametrize(
-    ("probe_yaml", "error"),
-    [
-        ("{http: 'http://x/', send: PING}", "programs.a.health.send: only a tcp probe sends and expects text"),
-        ("{exec: [true], expect: PONG}", "programs.a.health.expect: only a tcp probe sends and expects text"),
-        ("{tcp: 80, expect: ''}", "programs.a.health.expect: must be a non-empty string"),
-        (f"{{tcp: 80, send: {'x' * 4097}}}", "programs.a.health.send: string must be at most 4096 bytes, got 4097"),
-    ],
-)
-def test_send_and_expect_belong_to_tcp_probes(tmp_path: Path, probe_yaml: str, error: str) -> None:
-    with pytest.raises(ConfigError) as refused:
-        make_config(tmp_path, f"a: {{command: [x], health: {probe_yaml}}}\n")
-    assert error in str(refused.value)

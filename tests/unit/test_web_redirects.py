@@ -4,94 +4,24 @@ The judge is a WHATWG URL parser (ada, the one Node.js uses), which reads a ``Lo
 does: ``/\\t/evil.example`` is ``//evil.example`` to it, as it was to Chromium before the gate. Values are
 generated from the pieces such attacks are made of (tabs, CR/LF, backslashes, percent-encodings,
 scheme-relative starts, ``/\\``, unicode slashes, schemes, controls) and checked twice: against the gate
-itself (many examples, fast) and through the real server's three ways in (``GET /login?token=&next=``,
-``POST /login``, and the login page that a page asked for without a token shows).
+itself here (many examples, fast) and through the real server's three ways in (``GET /login?token=&next=``,
+``POST /login``, and the login page that a page asked for without a token shows) in
+tests/e2e/test_web_redirects_daemon.py.
 """
 
 from __future__ import annotations
 
-import http.client
 import re
 import string
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-import pytest
-from ada_url import URL
-from helpers import DaemonHandle, free_port
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from strategies import hostile, same_origin
 
 from foss_supervisor.web.views.session import MAX_NEXT_CHARS, local_path
 
-BASE = "http://127.0.0.1:8080/login"
-PIECES = [
-    "/",
-    "//",
-    "///",
-    "\\",
-    "\\\\",
-    "/\\",
-    "\\/",
-    "\t",
-    "\n",
-    "\r",
-    "\r\n",
-    " ",
-    "\x00",
-    "\x0b",
-    "\x0c",
-    "\x1f",
-    "\x7f",
-    "\x85",
-    "\u00a0",
-    "\u2028",
-    "\u3000",
-    "%09",
-    "%0a",
-    "%0d",
-    "%2f",
-    "%2F",
-    "%5c",
-    "%5C",
-    "%252f",
-    "%",
-    "%%",
-    "%00",
-    "\u2215",
-    "\u2044",
-    "\uff0f",
-    "\uff3c",
-    "\u29f8",
-    "\u3002",
-    "\ufe68",
-    "http:",
-    "https:",
-    "javascript:",
-    "data:",
-    "//evil.example",
-    "evil.example",
-    "@evil.example",
-    "user:pw@",
-    ":",
-    "?",
-    "#",
-    ".",
-    "..",
-    "/./",
-    "/../",
-    "ok",
-    "page",
-]
-hostile = st.lists(st.sampled_from(PIECES) | st.text(max_size=3), max_size=10).map("".join)
 legit = st.text(string.ascii_letters + string.digits + "-_./=&", max_size=40).map(lambda s: "/p" + s)
-
-
-def same_origin(location: str, base: str = BASE) -> bool:
-    """Would a browser at ``base``, sent to ``location``, stay on ``base``'s origin?"""
-    return URL(location, base=base).origin == URL(base).origin
 
 
 @settings(max_examples=3000, deadline=None)
@@ -120,83 +50,3 @@ def test_the_gate_bounds_its_input() -> None:
 
 
 # ---------------------------------------------------------------------------------------- through the server
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonHandle, str]]:
-    handle = DaemonHandle(Path(tmp_path_factory.mktemp("redirects")), free_port())
-    handle.write_config()
-    handle.start()
-    try:
-        yield handle, (handle.state_dir / "api-token").read_text().strip()
-    finally:
-        handle.cleanup()
-
-
-def request(
-    port: int, method: str, target: str, body: str | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    try:
-        conn.putrequest(method, target, skip_accept_encoding=True)
-        for k, v in {**(headers or {}), **({"Content-Length": str(len(body.encode()))} if body else {})}.items():
-            conn.putheader(k, v)
-        conn.endheaders(body.encode() if body else None)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode(errors="replace")
-    finally:
-        conn.close()
-
-
-def _hidden_next(page: str) -> str:
-    found = re.search(r'name="next" value="([^"]*)"', page)
-    assert found, page[:500]
-    return found[1].replace("&amp;", "&").replace("&#34;", '"').replace("&#39;", "'").replace("&lt;", "<")
-
-
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(target=hostile | hostile.map(quote), how=st.sampled_from(["get", "post"]))
-@example(target="/\t/evil.example", how="get")  # issue 16's sample, as the URL /login?next=/%09/evil.example
-@example(target="/\t/evil.example", how="post")
-def test_login_redirects_stay_on_this_site(server: tuple[DaemonHandle, str], target: str, how: str) -> None:
-    d, token = server
-    base = f"http://127.0.0.1:{d.port}/login"
-    if how == "get":
-        status, headers, _ = request(d.port, "GET", "/login?" + urlencode({"token": token, "next": target}))
-    else:
-        status, headers, _ = request(
-            d.port,
-            "POST",
-            "/login",
-            urlencode({"token": token, "next": target}),
-            {"Content-Type": "application/x-www-form-urlencoded"},
-        )
-    assert status == 303
-    assert same_origin(headers["location"], base), (target, headers["location"])
-    assert "foss_token=" in headers["set-cookie"]
-
-
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(target=hostile.map(lambda s: quote(s, safe="/\\:@?&=%")))
-@example(target="//evil.example")
-@example(target="/%09/evil.example")
-def test_the_login_page_of_a_page_without_a_token_comes_back_here(
-    server: tuple[DaemonHandle, str], target: Any
-) -> None:
-    d, _ = server
-    status, _, page = request(
-        d.port,
-        "GET",
-        "/" + target.lstrip("/") if not target.startswith("/") else target,
-        headers={"Accept": "text/html"},
-    )
-    if status == 400:  # a request line aiohttp itself refuses reaches no view
-        return
-    assert status == 401 and "<form" in page
-    assert same_origin(_hidden_next(page), f"http://127.0.0.1:{d.port}/login")
-
-
-def test_a_wrong_token_logs_nobody_in(server: tuple[DaemonHandle, str]) -> None:
-    d, token = server
-    status, headers, _ = request(d.port, "GET", "/login?" + urlencode({"token": token + "x", "next": "/"}))
-    assert status == 403 and "set-cookie" not in headers

@@ -1,0 +1,74 @@
+"""Failed writes, in-process: counted and reported once per interval and cleared, a log sink that cannot write
+drops, counts and recovers, a failed intent write is kept in memory and shown (a full disk for real:
+tests/e2e/test_full_disk.py)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from foss_supervisor.base.writefailures import WriteFailures
+from foss_supervisor.core.logsink import LogSink
+from foss_supervisor.core.statestore import StateStore
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_failures_are_counted_reported_once_per_interval_and_cleared(tmp_path: Path) -> None:
+    clock = FakeClock()
+    failures = WriteFailures(interval_s=60.0, clock=clock)
+    path = tmp_path / "a.log"
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    reports = [failures.failed(path, "program_log", full, dropped_bytes=100) for _ in range(1000)]
+    assert reports.count(True) == 1  # the first failure is reported, the rest only counted
+    assert failures.problems == [failures.problems[0]]
+    assert "cannot write program log" in failures.problems[0] and "No space left on device" in failures.problems[0]
+    assert "1000 writes failed" in failures.problems[0] and "97.7 KB dropped" in failures.problems[0]
+    clock.now += 61.0
+    assert failures.failed(path, "program_log", full) is True  # one report per interval
+    failures.succeeded(path)
+    assert failures.problems == []
+    assert failures.failed(path, "program_log", full) is True  # a new spell is reported at once
+
+
+def test_a_log_sink_that_cannot_write_drops_counts_and_recovers(tmp_path: Path, capfd: Any) -> None:
+    failures = WriteFailures()
+    sink = LogSink(tmp_path / "logs" / "a.log", max_bytes=1 << 20, backups=1, timestamps=False, failures=failures)
+    sink.write("first\n")
+    (tmp_path / "logs").chmod(0o500)  # rotation cannot create its files: a write that fails, as on a full disk
+    sink._handler.maxBytes = 1
+    try:
+        if os.geteuid() == 0:  # root ignores the mode: make the rename target a folder instead
+            (tmp_path / "logs" / "a.log.1").mkdir()
+        for _ in range(500):
+            sink.write("lost\n")
+    finally:
+        (tmp_path / "logs").chmod(0o700)
+    assert len(failures.problems) == 1 and "500 writes failed" in failures.problems[0]
+    assert "Logging error" not in capfd.readouterr().err  # no traceback per record
+    if (tmp_path / "logs" / "a.log.1").is_dir():
+        (tmp_path / "logs" / "a.log.1").rmdir()
+    sink.write("back\n")
+    assert failures.problems == []
+    sink.close()
+
+
+def test_a_failed_intent_write_is_kept_in_memory_and_shown(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.intent_file.mkdir()  # the rename onto it fails
+    assert store.remember_stopped("a", True) is False
+    assert store.stopped_by_hand() == {"a"}  # the wish is not lost
+    assert any("intent.json" in p for p in store.problems)
+    store.intent_file.rmdir()
+    assert store.remember_stopped("b", True) is True
+    assert json.loads(store.intent_file.read_text())["stopped"] == ["a", "b"]
+    assert store.problems == []
