@@ -24,12 +24,20 @@ from foss_supervisor.pipeline.spec import FolderOverrides, PipelineSpec, default
 
 __all__ = [
     "ORDERS_YAML",
+    "QUALITY_RULES",
     "REFERENCE_DIR",
+    "RERUN",
+    "REUSED",
     "VOLATILE_COLUMNS",
     "RunnerFactory",
+    "base_doc",
     "dump_tables",
+    "events_yaml",
     "orders_spec",
+    "quality_pipeline",
+    "two_step_pipeline",
     "variant_yaml",
+    "write_yaml",
 ]
 
 ORDERS_YAML = default_pipelines_dir() / "orders.yaml"
@@ -126,3 +134,153 @@ async def dump_tables(runner: PipelineRunner, *, skip: Callable[[str], bool] = l
         assert not res.truncated
         out[fq] = [list(r) for r in res.rows]
     return out
+
+
+# ---------------------------------------------------------------------------------- specs built by tests
+
+
+def write_yaml(tmp_path: Path, doc: dict[str, object], name: str = "p.yaml") -> Path:
+    """``doc`` written as YAML to ``tmp_path / name``; returns the path."""
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(doc))
+    return p
+
+
+def base_doc(tmp_path: Path) -> dict[str, object]:
+    """The smallest valid pipeline document (one SQL step, ``a.sql`` written to ``tmp_path``), to be changed."""
+    (tmp_path / "a.sql").write_text("SELECT 1 AS rows_in, 1 AS rows_out;")
+    return {
+        "name": "p",
+        "folders": {"landing": "land", "reference": "ref", "warehouse": "wh/w.duckdb"},
+        "steps": [{"name": "a", "sql": "a.sql"}],
+    }
+
+
+EVENTS_SETUP = """
+CREATE SCHEMA IF NOT EXISTS events_bronze;
+CREATE SCHEMA IF NOT EXISTS events_gold;
+CREATE TABLE IF NOT EXISTS events_bronze.raw (
+    _row_id BIGINT NOT NULL, _batch_id VARCHAR NOT NULL, _source_file VARCHAR NOT NULL,
+    _source_sha256 VARCHAR NOT NULL, _source_line BIGINT NOT NULL, _ingested_at TIMESTAMPTZ NOT NULL,
+    _raw_line VARCHAR, _parse_error VARCHAR, event_id VARCHAR, kind VARCHAR, amount VARCHAR
+);
+"""
+EVENTS_SUMMARY = """
+CREATE OR REPLACE TABLE events_gold.by_kind AS
+SELECT kind, count(*) AS n, sum(CAST(amount AS DECIMAL(18, 2))) AS total
+FROM events_bronze.raw WHERE kind IS NOT NULL GROUP BY kind;
+SELECT (SELECT count(*) FROM events_bronze.raw) AS rows_in, (SELECT count(*) FROM events_gold.by_kind) AS rows_out;
+"""
+
+
+def events_yaml(
+    tmp_path: Path, ws: dict[str, Path], *, extra_steps: list[dict[str, Any]] | None = None, **top: Any
+) -> Path:
+    """A second pipeline that reuses the shipped discover and ingest steps (CSV and Parquet input)."""
+    (tmp_path / "events_setup.sql").write_text(EVENTS_SETUP)
+    (tmp_path / "events_summary.sql").write_text(EVENTS_SUMMARY)
+    doc: dict[str, Any] = {
+        "name": "events",
+        "folders": {
+            "landing": str(tmp_path / "events_landing"),
+            "reference": str(ws["reference"]),
+            "warehouse": str(ws["db"]),
+        },
+        "schemas": ["events_meta", "events_bronze", "events_gold"],
+        "setup": "events_setup.sql",
+        "patterns": ["*.csv", "*.parquet"],
+        "steps": [
+            {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
+            {
+                "name": "ingest",
+                "kind": "python",
+                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                "depends_on": ["discover"],
+                "params": {"table": "events_bronze.raw", "columns": ["event_id", "kind", "amount"]},
+            },
+            {"name": "summarize", "sql": "events_summary.sql", "depends_on": ["ingest"]},
+            *(extra_steps or []),
+        ],
+        **top,
+    }
+    (tmp_path / "events_landing").mkdir(exist_ok=True)
+    path = tmp_path / "events.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+#: a quality step's rules, one of each kind
+QUALITY_RULES: dict[str, Any] = {
+    "source": "q_bronze.raw",
+    "valid": "q_silver.ok",
+    "rejected": "q_silver.bad_rejected",
+    "columns": {
+        "id": ["not_null", "unique"],
+        "kind": [{"accepted_values": ["a", "b"]}],
+        "amount": [{"accepted_range": {"min_value": 0, "max_value": 100}}],
+        "code": [{"pattern": "^[A-Z]{2}$"}],
+        "zone": [{"relationships": {"to": "q_ref.zones", "field": "zone"}}],
+    },
+    "tests": [{"name": "amount_below_limit", "expression": "try_cast(amount AS DOUBLE) <= try_cast(lim AS DOUBLE)"}],
+}
+
+
+def quality_pipeline(tmp_path: Path, ws: dict[str, Path], rules: dict[str, Any]) -> Path:
+    """A pipeline ``q`` over ``ws``'s folders: discover, ingest, then a ``quality`` step with ``rules``
+    (a zones reference table included); returns its YAML path."""
+    (ws["reference"] / "zones.csv").write_text("zone\nZ1\nZ2\n")
+    (tmp_path / "setup.sql").write_text(
+        "CREATE SCHEMA IF NOT EXISTS q_ref; CREATE SCHEMA IF NOT EXISTS q_silver;\n"
+        "CREATE OR REPLACE TABLE q_ref.zones AS SELECT * FROM read_csv(getvariable('reference_dir') || '/zones.csv');"
+    )
+    doc = {
+        "name": "q",
+        "folders": {"landing": str(ws["landing"]), "reference": str(ws["reference"]), "warehouse": str(ws["db"])},
+        "schemas": ["q_meta", "q_ref", "q_bronze", "q_silver"],
+        "setup": "setup.sql",
+        "steps": [
+            {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
+            {
+                "name": "ingest",
+                "kind": "python",
+                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                "depends_on": ["discover"],
+                "params": {"table": "q_bronze.raw", "columns": ["id", "kind", "amount", "code", "zone", "lim"]},
+            },
+            {"name": "check", "kind": "quality", "depends_on": ["ingest"], "params": rules},
+        ],
+        "checks": ["check.rows_in == check.valid + check.rejected"],
+    }
+    (tmp_path / "q.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return tmp_path / "q.yaml"
+
+
+#: the orders steps a retry from ``enrich`` reuses, and those it runs again
+REUSED = ["discover", "ingest", "reference", "validate", "quarantine", "deduplicate"]
+RERUN = ["enrich", "aggregate", "report"]
+
+
+_TWO_STEP_SETUP = (
+    "CREATE SCHEMA IF NOT EXISTS s_raw;\nCREATE TABLE IF NOT EXISTS s_raw.t (id INTEGER, amount DECIMAL(10, 2));\n"
+)
+_TWO_STEP_GOOD = (
+    "-- totals\nCREATE OR REPLACE TABLE s_raw.total AS SELECT sum(amount) AS x FROM s_raw.t;\n"
+    "SELECT count(*) AS rows_in, count(*) AS rows_out, 0 AS dropped FROM s_raw.t;\n"
+)
+
+
+def two_step_pipeline(tmp_path: Path, step_sql: str, checks: list[str] | None = None) -> Path:
+    """A pipeline ``s`` whose step ``mine`` runs ``step_sql`` after a good step, with ``checks``; its YAML path."""
+    (tmp_path / "setup.sql").write_text(_TWO_STEP_SETUP)
+    (tmp_path / "good.sql").write_text(_TWO_STEP_GOOD)
+    (tmp_path / "step.sql").write_text(step_sql)
+    doc = {
+        "name": "s",
+        "folders": {"landing": str(tmp_path / "land"), "reference": str(tmp_path), "warehouse": str(tmp_path / "w.db")},
+        "schemas": ["s_raw"],
+        "setup": "setup.sql",
+        "steps": [{"name": "good", "sql": "good.sql"}, {"name": "mine", "sql": "step.sql", "depends_on": ["good"]}],
+        "checks": checks or [],
+    }
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc))
+    return tmp_path / "s.yaml"

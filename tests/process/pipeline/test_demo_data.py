@@ -1,14 +1,14 @@
-"""The demo generator is reproducible and feeds the pipeline every kind of bad row and re-send."""
+"""The demo generator feeds the pipeline every kind of bad row and re-send (its bytes:
+tests/unit/pipeline/test_demo_data_bytes.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from helpers import REPO
 from helpers.pipeline import RunnerFactory, orders_spec
 
-from foss_supervisor.pipeline.demo_data import generate, write_reference
+from foss_supervisor.pipeline.demo_data import generate
 from foss_supervisor.pipeline.states import RunStatus
 
 ALL_REASONS = {
@@ -25,23 +25,6 @@ ALL_REASONS = {
     "unknown_country",
     "invalid_status",
 }
-
-
-def test_same_seed_same_bytes(tmp_path: Path) -> None:
-    a = generate(tmp_path / "a", orders=3000, seed=7, files=3)
-    b = generate(tmp_path / "b", orders=3000, seed=7, files=3)
-    assert [p.name for p in a.files] == [p.name for p in b.files]
-    assert all(pa.read_bytes() == pb.read_bytes() for pa, pb in zip(a.files, b.files, strict=True))
-    c = generate(tmp_path / "c", orders=3000, seed=8, files=3)
-    assert a.files[0].read_bytes() != c.files[0].read_bytes()
-    assert not list((tmp_path / "a").glob(".*"))  # no temporary files left behind
-
-
-def test_shipped_reference_matches_generator(tmp_path: Path) -> None:
-    write_reference(tmp_path)
-    shipped = REPO / "configs" / "reference"
-    for name in ("products.csv", "countries.csv", "fx_rates.csv"):
-        assert (tmp_path / name).read_text() == (shipped / name).read_text()
 
 
 async def test_demo_data_through_the_pipeline(workspace: dict[str, Path], runners: RunnerFactory) -> None:

@@ -1,5 +1,6 @@
 """Isolation of pipelines that share one warehouse: own file ledgers, own schemas, read-only landing and
-reference folders. Real worker, real DuckDB file; expected numbers are counted from the files themselves."""
+reference folders. Real worker, real DuckDB file; expected numbers are counted from the files themselves.
+What the sandbox refuses before anything runs: tests/unit/pipeline/test_sandbox.py."""
 
 from __future__ import annotations
 
@@ -10,67 +11,12 @@ from typing import Any
 
 import duckdb
 import pytest
-import yaml
 from golden_data import FILES_BATCH1, write_files
-from helpers.pipeline import RunnerFactory, orders_spec
+from helpers.pipeline import RunnerFactory, events_yaml, orders_spec
 
-from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.sandbox import Access, AccessDenied, scan_statement
 from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState
-
-EVENTS_SETUP = """
-CREATE SCHEMA IF NOT EXISTS events_bronze;
-CREATE SCHEMA IF NOT EXISTS events_gold;
-CREATE TABLE IF NOT EXISTS events_bronze.raw (
-    _row_id BIGINT NOT NULL, _batch_id VARCHAR NOT NULL, _source_file VARCHAR NOT NULL,
-    _source_sha256 VARCHAR NOT NULL, _source_line BIGINT NOT NULL, _ingested_at TIMESTAMPTZ NOT NULL,
-    _raw_line VARCHAR, _parse_error VARCHAR, event_id VARCHAR, kind VARCHAR, amount VARCHAR
-);
-"""
-EVENTS_SUMMARY = """
-CREATE OR REPLACE TABLE events_gold.by_kind AS
-SELECT kind, count(*) AS n, sum(CAST(amount AS DECIMAL(18, 2))) AS total
-FROM events_bronze.raw WHERE kind IS NOT NULL GROUP BY kind;
-SELECT (SELECT count(*) FROM events_bronze.raw) AS rows_in, (SELECT count(*) FROM events_gold.by_kind) AS rows_out;
-"""
-
-
-def events_yaml(
-    tmp_path: Path, ws: dict[str, Path], *, extra_steps: list[dict[str, Any]] | None = None, **top: Any
-) -> Path:
-    """A second pipeline that reuses the shipped discover and ingest steps (CSV and Parquet input)."""
-    (tmp_path / "events_setup.sql").write_text(EVENTS_SETUP)
-    (tmp_path / "events_summary.sql").write_text(EVENTS_SUMMARY)
-    doc: dict[str, Any] = {
-        "name": "events",
-        "folders": {
-            "landing": str(tmp_path / "events_landing"),
-            "reference": str(ws["reference"]),
-            "warehouse": str(ws["db"]),
-        },
-        "schemas": ["events_meta", "events_bronze", "events_gold"],
-        "setup": "events_setup.sql",
-        "patterns": ["*.csv", "*.parquet"],
-        "steps": [
-            {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
-            {
-                "name": "ingest",
-                "kind": "python",
-                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
-                "depends_on": ["discover"],
-                "params": {"table": "events_bronze.raw", "columns": ["event_id", "kind", "amount"]},
-            },
-            {"name": "summarize", "sql": "events_summary.sql", "depends_on": ["ingest"]},
-            *(extra_steps or []),
-        ],
-        **top,
-    }
-    (tmp_path / "events_landing").mkdir(exist_ok=True)
-    path = tmp_path / "events.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 async def run(runner: PipelineRunner, name: str) -> Any:
@@ -134,13 +80,6 @@ async def test_two_pipelines_keep_their_own_files_and_rows(
     # each pipeline's run history is its own
     assert {r.pipeline for r in runner.runs("events")} == {"events"}
     assert len(runner.runs("orders")) == 2
-
-
-async def test_two_pipelines_cannot_own_one_schema(tmp_path: Path, workspace: dict[str, Path]) -> None:
-    ws = workspace
-    clash = events_yaml(tmp_path, ws, schemas=["events_meta", "events_bronze", "events_gold", "gold"])
-    with pytest.raises(PipelineConfigError, match="schema 'gold' is also owned by pipeline 'orders'"):
-        PipelineRunner([orders_spec(ws), load_pipeline(clash)], state_dir=ws["state"])
 
 
 def failing_step(spec: PipelineSpec, rec: Any, step: str) -> str:
@@ -218,61 +157,3 @@ async def test_reading_another_pipelines_table_needs_an_input(
     assert rec.step("peek").state is StepState.SUCCEEDED  # a declared input may be read ...
     assert "may not write gold.daily_revenue" in str(rec.step("write_other").error)  # ... never written
     assert await scalar(runner, "SELECT count(*) FROM gold.daily_revenue") > 0
-
-
-@pytest.mark.parametrize(
-    ("sql", "writes", "reads"),
-    [
-        ("INSERT INTO a.b SELECT * FROM c.d JOIN e.f ON c.d.x = e.f.x", ["a.b"], ["c.d", "e.f"]),
-        ("CREATE OR REPLACE TABLE w.y AS SELECT * FROM c.d x, e.f AS y WHERE x.k = y.k", ["w.y"], ["c.d", "e.f"]),
-        ("CREATE TEMP TABLE t AS SELECT * FROM c.d", [], ["c.d"]),
-        ("DELETE FROM a.b WHERE x IN (SELECT x FROM c.d)", ["a.b"], ["c.d"]),
-        ("UPDATE a.b SET x = 1 FROM c.d WHERE a.b.k = c.d.k", ["a.b"], ["c.d"]),
-        ("TRUNCATE a.b", ["a.b"], []),
-        ("TRUNCATE TABLE a.b", ["a.b"], []),
-        ("WITH q AS (SELECT * FROM c.d) INSERT INTO a.b SELECT * FROM q", ["a.b"], ["c.d"]),
-        ("WITH q AS (SELECT 1) DELETE FROM a.b WHERE k IN (SELECT * FROM q)", ["a.b"], []),
-        ("MERGE INTO a.b USING c.d ON a.b.k = c.d.k WHEN MATCHED THEN DELETE", ["a.b"], ["c.d"]),
-        ("COPY (SELECT * FROM c.d) TO '/tmp/x.csv'", [], ["c.d"]),
-        ("DROP TABLE IF EXISTS a.b", ["a.b"], []),
-        ("CREATE OR REPLACE MACRO work.f(x) AS x + 1", ["work.f"], []),
-        ('SELECT EXTRACT(year FROM r.ts), r.x IS DISTINCT FROM s.y FROM "Q"."R" r, s.t s', [], ["q.r", "s.t"]),
-        ("SET VARIABLE v = (SELECT max(x) FROM w.t)", [], ["w.t"]),
-        ("COPY a.b FROM '/x.csv'", ["a.b"], []),
-        ("SELECT * FROM read_csv('/x.csv') WITH ORDINALITY AS t(line, n)", [], []),
-    ],
-)
-def test_statement_scan_finds_targets_and_sources(sql: str, writes: list[str], reads: list[str]) -> None:
-    refs = scan_statement(sql)
-    assert list(refs.writes) == writes and sorted(refs.reads) == reads and refs.refused is None
-
-
-@pytest.mark.parametrize(
-    ("sql", "reason"),
-    [
-        ("COPY (SELECT 1) TO '/tmp/x.csv'", "may not write files"),
-        ("COPY a.b TO '/tmp/x.parquet' (FORMAT parquet)", "may not write files"),
-        ("EXPORT DATABASE '/tmp/dump'", "EXPORT"),
-        ("ATTACH '/tmp/x.duckdb' AS x", "ATTACH"),
-        ("USE gold", "USE, SET and RESET"),
-        ("SET search_path = 'gold'", "USE, SET and RESET"),
-        ("COMMIT", "transaction control"),
-        ("CREATE SCHEMA gold", "schema 'gold' is not one of"),
-        ("INSERT INTO gold.t VALUES (1)", "may not write gold.t"),
-        ("SELECT * FROM gold.t", "may not read gold.t"),
-        ("SELECT * FROM query_table('gold.t')", "hides the tables"),
-        ("SELECT * FROM query('SELECT * FROM gold.t')", "hides the tables"),
-        # a declared input is read-only, whatever the statement starts with
-        ("WITH q AS (SELECT 1 AS x) INSERT INTO gold.t SELECT * FROM q", "may not write gold.t"),
-        ("WITH q AS (SELECT 1 AS x) DELETE FROM gold.t", "may not write gold.t"),
-    ],
-)
-def test_access_refuses_what_leaves_the_sandbox(sql: str, reason: str) -> None:
-    access = Access(
-        "p", owned=frozenset({"p_meta", "p_gold"}), inputs=frozenset({"gold.t"}) if "WITH" in sql else frozenset()
-    )
-    with pytest.raises(AccessDenied, match=reason.replace("(", r"\(")):
-        access.check(sql)
-    access.check("CREATE SCHEMA IF NOT EXISTS p_gold")
-    access.check("CREATE TABLE p_gold.t AS SELECT * FROM main.scratch")
-    access.check("SET VARIABLE x = 1")

@@ -1,33 +1,18 @@
-"""Declared quality rules (``kind: quality``): every rule, one reason per failed rule, incremental, located errors."""
+"""Declared quality rules (``kind: quality``): every rule, one reason per failed rule, incremental (located errors:
+tests/unit/pipeline/test_quality_rules.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
-import pytest
 import yaml
-from helpers.pipeline import RunnerFactory
+from helpers.pipeline import QUALITY_RULES, RunnerFactory, quality_pipeline
 
-from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
 from foss_supervisor.pipeline.validate import validate_spec
 
-RULES: dict[str, Any] = {
-    "source": "q_bronze.raw",
-    "valid": "q_silver.ok",
-    "rejected": "q_silver.bad_rejected",
-    "columns": {
-        "id": ["not_null", "unique"],
-        "kind": [{"accepted_values": ["a", "b"]}],
-        "amount": [{"accepted_range": {"min_value": 0, "max_value": 100}}],
-        "code": [{"pattern": "^[A-Z]{2}$"}],
-        "zone": [{"relationships": {"to": "q_ref.zones", "field": "zone"}}],
-    },
-    "tests": [{"name": "amount_below_limit", "expression": "try_cast(amount AS DOUBLE) <= try_cast(lim AS DOUBLE)"}],
-}
 BATCH1 = """id,kind,amount,code,zone,lim
 1,a,10,AB,Z1,50
 2,b,0,CD,Z2,50
@@ -45,39 +30,11 @@ BATCH1 = """id,kind,amount,code,zone,lim
 BATCH2 = "id,kind,amount,code,zone,lim\n1,a,1,AB,Z1,5\n11,b,1,AB,Z2,5\n"
 
 
-def pipeline(tmp_path: Path, ws: dict[str, Path], rules: dict[str, Any]) -> Path:
-    (ws["reference"] / "zones.csv").write_text("zone\nZ1\nZ2\n")
-    (tmp_path / "setup.sql").write_text(
-        "CREATE SCHEMA IF NOT EXISTS q_ref; CREATE SCHEMA IF NOT EXISTS q_silver;\n"
-        "CREATE OR REPLACE TABLE q_ref.zones AS SELECT * FROM read_csv(getvariable('reference_dir') || '/zones.csv');"
-    )
-    doc = {
-        "name": "q",
-        "folders": {"landing": str(ws["landing"]), "reference": str(ws["reference"]), "warehouse": str(ws["db"])},
-        "schemas": ["q_meta", "q_ref", "q_bronze", "q_silver"],
-        "setup": "setup.sql",
-        "steps": [
-            {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
-            {
-                "name": "ingest",
-                "kind": "python",
-                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
-                "depends_on": ["discover"],
-                "params": {"table": "q_bronze.raw", "columns": ["id", "kind", "amount", "code", "zone", "lim"]},
-            },
-            {"name": "check", "kind": "quality", "depends_on": ["ingest"], "params": rules},
-        ],
-        "checks": ["check.rows_in == check.valid + check.rejected"],
-    }
-    (tmp_path / "q.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    return tmp_path / "q.yaml"
-
-
 async def test_every_rule_gives_its_reason_and_runs_incrementally(
     tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
 ) -> None:
     ws = workspace
-    spec = load_pipeline(pipeline(tmp_path, ws, RULES))
+    spec = load_pipeline(quality_pipeline(tmp_path, ws, QUALITY_RULES))
     assert [r for r in validate_spec(spec) if r.status != "ok"] == []
     runner = await runners.open([spec], ws["state"])
     (ws["landing"] / "b1.csv").write_text(BATCH1)
@@ -133,7 +90,7 @@ async def test_named_rules_unparsed_lines_and_replay_releasing_fixed_rows(
             "kind": [{"accepted_values": {"values": ["a", "b"], "name": "bad_kind"}}],
         },
     }
-    spec = load_pipeline(pipeline(tmp_path, ws, rules))
+    spec = load_pipeline(quality_pipeline(tmp_path, ws, rules))
     runner = await runners.open([spec], ws["state"])
     (ws["landing"] / "b1.csv").write_text(
         'id,kind,amount,code,zone,lim\n1,a,1,AB,Z1,5\n,c,1,AB, ,5\n2,a,1,AB,Z3,5\n"3,a,1,AB,Z1,5\n'
@@ -157,36 +114,6 @@ async def test_named_rules_unparsed_lines_and_replay_releasing_fixed_rows(
     assert (m["rows_in"], m["valid"], m["rejected"], m["replayed"], m["released"]) == (3, 1, 2, 3, 1)
     assert [r[0] for r in (await runner.query(rejected)).rows] == [3, 5]
     assert sorted(r[0] for r in (await runner.query("SELECT id FROM q_silver.ok")).rows) == ["1", "2"]
-
-
-@pytest.mark.parametrize(
-    ("change", "key", "reason"),
-    [
-        ({"columns": {"id": ["not_nul"]}}, "steps.check.params.columns.id", "rules are not_null"),
-        ({"columns": {"id": [{"accepted_values": []}]}}, "steps.check.params.columns.id", "non-empty list"),
-        ({"columns": {"id": [{"pattern": "(["}]}}, "steps.check.params.columns.id", "not a regular expression"),
-        ({"valid": "ok"}, "steps.check.params.valid", "schema.table"),
-        ({"tests": [{"name": "t", "expression": "1; DROP TABLE x"}]}, "steps.check.params.tests[0].expression", "';'"),
-        (
-            {"columns": {"id": [{"not_null": {"name": "Bad name"}}]}},
-            "steps.check.params.columns.id.not_null.name",
-            "lower-case identifier",
-        ),
-        (
-            {"columns": {"id": [{"not_null": {"name": "x", "min": 1}}]}},
-            "steps.check.params.columns.id.not_null",
-            "takes only a name",
-        ),
-        ({"unparsed": {"column": "_parse_error"}}, "steps.check.params.unparsed", "{column: column_name, reason:"),
-    ],
-)
-def test_rule_errors_name_the_key_and_line(
-    tmp_path: Path, workspace: dict[str, Path], change: dict[str, Any], key: str, reason: str
-) -> None:
-    path = pipeline(tmp_path, workspace, {**RULES, **change})
-    with pytest.raises(PipelineConfigError) as info:
-        load_pipeline(path)
-    assert info.value.key == key and reason in info.value.reason and info.value.line is not None, info.value
 
 
 async def test_deduplicate_keeps_the_latest_row_per_key_across_batches(

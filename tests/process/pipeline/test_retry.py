@@ -1,28 +1,23 @@
 """Retrying a failed run: the real worker and warehouse (a step fails until the test fixes what it reads), and
-the pure plan (pipeline/retry.py) for every refusal."""
+the retry's run reuses what succeeded (the pure plan: tests/unit/pipeline/test_retry_plan.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 
 import pytest
 from golden_data import FILES_BATCH1, write_files
-from helpers.pipeline import ORDERS_YAML, RunnerFactory, dump_tables, orders_spec, variant_yaml
+from helpers.pipeline import RERUN, REUSED, RunnerFactory, dump_tables, orders_spec, variant_yaml
 
-from foss_supervisor.pipeline.errors import PipelineBusyError, RetryRefusedError
+from foss_supervisor.pipeline.errors import RetryRefusedError
 from foss_supervisor.pipeline.events import StepStateChanged
-from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
-from foss_supervisor.pipeline.retry import downstream, latest_run, plan_retry, retry_options
+from foss_supervisor.pipeline.history import RunHistory
 from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 #: enrich reads a reference file that is not there until the test writes it: the step fails, then is fixed
 GATE = "CREATE OR REPLACE TEMP TABLE _gate AS SELECT * FROM read_csv(getvariable('reference_dir') || '/gate.csv');"
-REUSED = ["discover", "ingest", "reference", "validate", "quarantine", "deduplicate"]
-RERUN = ["enrich", "aggregate", "report"]
 
 
 async def counts(runner: PipelineRunner) -> list[int]:
@@ -137,91 +132,3 @@ async def test_a_fixed_sql_file_reloaded_is_what_the_retry_runs(
         StepState.SUCCEEDED,
         StepState.SUCCEEDED,
     ]
-
-
-# ------------------------------------------------------------------------------------------- the plan
-
-
-def record(run_id: str, status: RunStatus, **states: StepState) -> RunRecord:
-    spec = load_pipeline(ORDERS_YAML)
-    steps = tuple(StepRecord(s.name, states.get(s.name, StepState.SUCCEEDED)) for s in spec.steps)
-    return RunRecord(run_id, "orders", RunMode.RUN, "manual", status, 1.0, steps, finished_at=2.0)
-
-
-FAILED = record(
-    "r1",
-    RunStatus.FAILED,
-    enrich=StepState.FAILED,
-    aggregate=StepState.UPSTREAM_FAILED,
-    report=StepState.UPSTREAM_FAILED,
-)
-
-
-def test_plan_selects_the_failed_steps_and_everything_downstream() -> None:
-    spec = load_pipeline(ORDERS_YAML)
-    plan = plan_retry(spec, FAILED, run_id="r1", latest=FAILED, busy=False)
-    assert plan.selected == {"enrich", "aggregate", "report"}
-    assert list(plan.reused) == REUSED and plan.note == "reused from run r1"
-    assert downstream(spec, ["quarantine"]) == {"quarantine", "deduplicate", "enrich", "aggregate", "report"}
-    cancelled = record(
-        "r2",
-        RunStatus.CANCELLED,
-        validate=StepState.CANCELLED,
-        quarantine=StepState.CANCELLED,
-        deduplicate=StepState.CANCELLED,
-        enrich=StepState.CANCELLED,
-        aggregate=StepState.CANCELLED,
-        report=StepState.CANCELLED,
-    )
-    assert plan_retry(spec, cancelled, run_id="r2", step="validate", latest=cancelled, busy=False).selected == {
-        "validate",
-        "quarantine",
-        "deduplicate",
-        "enrich",
-        "aggregate",
-        "report",
-    }
-    later = ["reference", "validate", "quarantine", "deduplicate", "enrich", "aggregate", "report"]
-    abandoned = record("r3", RunStatus.ABANDONED, ingest=StepState.RUNNING, **dict.fromkeys(later, StepState.PENDING))
-    assert plan_retry(spec, abandoned, run_id="r3", latest=abandoned, busy=False).reused.keys() == {"discover"}
-
-
-@pytest.mark.parametrize(
-    ("source", "kw", "error", "match"),
-    [
-        (None, {}, RetryRefusedError, "no such run: 'r1'"),
-        (dataclasses.replace(FAILED, status=RunStatus.RUNNING), {}, PipelineBusyError, "still running"),
-        (record("r1", RunStatus.SUCCEEDED), {}, RetryRefusedError, "succeeded: nothing to retry"),
-        (record("r1", RunStatus.SKIPPED), {}, RetryRefusedError, "skipped: nothing to retry"),
-        (FAILED, {"busy": True}, PipelineBusyError, "already running"),
-        (
-            FAILED,
-            {"latest": record("r9", RunStatus.SUCCEEDED)},
-            RetryRefusedError,
-            r"not the latest run of 'orders': run r9 \(succeeded\) came after it .*; run the pipeline$",
-        ),
-        (FAILED, {"latest": record("r9", RunStatus.FAILED)}, RetryRefusedError, "; retry run r9, or run the pipeline"),
-        (FAILED, {"step": "ingest"}, RetryRefusedError, "step ingest was ok in run r1"),
-        (FAILED, {"step": "nope"}, RetryRefusedError, "'nope' is not a step of 'orders'"),
-        (FAILED, {"step": "report"}, RetryRefusedError, "report depends on aggregate, .* retry from aggregate"),
-        (dataclasses.replace(FAILED, steps=FAILED.steps[:-1]), {}, RetryRefusedError, "the steps of 'orders' changed"),
-        (FAILED, {"spec": None}, RetryRefusedError, "no longer configured"),
-    ],
-)
-def test_plan_refusals(source: RunRecord | None, kw: dict[str, object], error: type[Exception], match: str) -> None:
-    args: dict[str, object] = {"spec": load_pipeline(ORDERS_YAML), "latest": source, "busy": False, **kw}
-    with pytest.raises(error, match=match):
-        plan_retry(args.pop("spec"), source, run_id="r1", **args)  # type: ignore[arg-type]
-
-
-def test_options_offer_only_retries_that_would_be_accepted() -> None:
-    spec = load_pipeline(ORDERS_YAML)
-    assert retry_options(spec, FAILED, latest=FAILED, busy=False) == {
-        "possible": True,
-        "reason": None,
-        "from_steps": ["enrich"],
-    }
-    newer = record("r9", RunStatus.SKIPPED)  # a skipped run changed nothing: r1 stays the latest
-    assert latest_run([newer, FAILED]) is FAILED
-    refused = retry_options(spec, FAILED, latest=record("r9", RunStatus.FAILED), busy=False)
-    assert refused["possible"] is False and "not the latest" in str(refused["reason"])

@@ -1,185 +1,24 @@
-"""Spec loading errors, the state table, history reload, retries, warnings and step-failure rollback."""
+"""The runner with a real worker: transient faults retried with their write rolled back, a step bug failing
+without retry and blocking its dependents, runs of one pipeline never overlapping (spec loading, the state
+table and history: tests/unit/pipeline/test_spec_and_history.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
-import yaml
-from helpers.pipeline import ORDERS_YAML, RunnerFactory
+from helpers.pipeline import RunnerFactory, write_yaml
 
-from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineConfigError, UnknownPipelineError
+from foss_supervisor.pipeline.errors import PipelineBusyError, UnknownPipelineError
 from foss_supervisor.pipeline.events import RunFinished, StepLog, StepStateChanged
-from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
-from foss_supervisor.pipeline.spec import evaluate_check, load_pipeline, parse_check
+from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import (
-    IllegalTransitionError,
-    RunMode,
     RunStatus,
     StepState,
-    check_step_transition,
 )
 
 HERE = Path(__file__).parent
-
-
-def write_yaml(tmp_path: Path, doc: dict[str, object], name: str = "p.yaml") -> Path:
-    p = tmp_path / name
-    p.write_text(yaml.safe_dump(doc))
-    return p
-
-
-def base_doc(tmp_path: Path) -> dict[str, object]:
-    (tmp_path / "a.sql").write_text("SELECT 1 AS rows_in, 1 AS rows_out;")
-    return {
-        "name": "p",
-        "folders": {"landing": "land", "reference": "ref", "warehouse": "wh/w.duckdb"},
-        "steps": [{"name": "a", "sql": "a.sql"}],
-    }
-
-
-def test_orders_yaml_loads_in_dependency_order() -> None:
-    spec = load_pipeline(ORDERS_YAML)
-    assert [s.name for s in spec.steps] == [
-        "discover",
-        "ingest",
-        "reference",
-        "validate",
-        "quarantine",
-        "deduplicate",
-        "enrich",
-        "aggregate",
-        "report",
-    ]
-    assert spec.step("discover").modes == frozenset({RunMode.RUN})
-    assert spec.folders.reference.name == "reference" and spec.folders.reference.is_absolute()
-    assert len(spec.checks) == 4
-
-
-@pytest.mark.parametrize(
-    ("mutate", "key", "reason"),
-    [
-        (lambda d: d.update(nme="x"), "nme", "unknown key"),
-        (lambda d: d.pop("name"), "name", "is required"),
-        (lambda d: d["steps"][0].update(sql="missing.sql"), "steps.a.sql", "cannot read SQL file"),
-        (lambda d: d["steps"][0].update(depends_on=["nope"]), "steps.a.depends_on", "unknown step 'nope'"),
-        (lambda d: d["steps"][0].update(kind="shell"), "steps.a.kind", "sql, python, quality, deduplicate"),
-        (lambda d: d["steps"][0].update(timeout_s=-1), "steps.a.timeout_s", "must be a duration from 1ms to 1d"),
-        (lambda d: d["steps"][0].update(retries="many"), "steps.a.retries", "must be an integer"),
-        (lambda d: d["steps"][0].update(modes=["sometimes"]), "steps.a.modes[0]", "must be one of run, replay"),
-        (lambda d: d["steps"].append({"name": "a", "sql": "a.sql"}), "steps[1].name", "duplicate step name"),
-        (
-            lambda d: d["steps"].append({"name": "b", "kind": "python", "callable": "no_such_mod:f"}),
-            "steps.b.callable",
-            "cannot be imported",
-        ),
-        (
-            lambda d: d["steps"].append({"name": "b", "kind": "python", "callable": "not a callable"}),
-            "steps.b.callable",
-            "'package.module:function'",
-        ),
-        (
-            lambda d: d["steps"].append(
-                {"name": "b", "kind": "python", "callable": "foss_supervisor.pipeline.orders_steps:ingest"}
-            ),
-            "steps.b.params",
-            "ingest needs params.table",
-        ),
-        (
-            lambda d: d["steps"].append(
-                {
-                    "name": "b",
-                    "kind": "python",
-                    "callable": "foss_supervisor.pipeline.orders_steps:ingest",
-                    "params": {"table": "b_raw.t", "columns": ["Order Id"]},
-                }
-            ),
-            "steps.b.params.columns",
-            "lower-case column names",
-        ),
-        (
-            lambda d: d["steps"].append(
-                {
-                    "name": "b",
-                    "kind": "python",
-                    "callable": "foss_supervisor.pipeline.ledger:discover",
-                    "params": {"pattern": "*.csv"},
-                }
-            ),
-            "steps.b.params.pattern",
-            "unknown parameter",
-        ),
-        (lambda d: d.update(checks=["a.rows_in = a.rows_out"]), "checks[0]", "exactly one '=='"),
-        (lambda d: d.update(checks=["zz.rows_in == a.rows_out"]), "checks[0]", "unknown step 'zz'"),
-        (lambda d: d["folders"].pop("landing"), "folders.landing", "is required: a path"),
-    ],
-)
-def test_loader_errors_name_file_key_and_reason(tmp_path: Path, mutate: object, key: str, reason: str) -> None:
-    doc = base_doc(tmp_path)
-    mutate(doc)  # type: ignore[operator]
-    path = write_yaml(tmp_path, doc)
-    with pytest.raises(PipelineConfigError) as info:
-        load_pipeline(path)
-    assert info.value.file == str(path)
-    assert info.value.key == key
-    assert reason in info.value.reason
-    assert str(path) in str(info.value) and key in str(info.value)
-    # the line is the one that holds the key (steps are named, not numbered)
-    assert info.value.line is not None and f"{path}:{info.value.line}:" in str(info.value)
-    leaf = key.rsplit(".", 1)[-1].split("[")[0]
-    text = path.read_text().splitlines()[info.value.line - 1]
-    assert leaf in text or key.endswith("]") or key in ("name", "folders.landing", "steps.b.params"), (key, text)
-
-
-def test_cycle_is_reported(tmp_path: Path) -> None:
-    doc = base_doc(tmp_path)
-    doc["steps"] = [
-        {"name": "a", "sql": "a.sql", "depends_on": ["b"]},
-        {"name": "b", "sql": "a.sql", "depends_on": ["a"]},
-    ]
-    with pytest.raises(PipelineConfigError, match="dependency cycle among: a, b"):
-        load_pipeline(write_yaml(tmp_path, doc))
-
-
-def test_invalid_yaml_is_reported(tmp_path: Path) -> None:
-    p = tmp_path / "bad.yaml"
-    p.write_text("name: [unclosed\n")
-    with pytest.raises(PipelineConfigError, match="invalid YAML"):
-        load_pipeline(p)
-
-
-def test_checks_parse_and_evaluate() -> None:
-    c = parse_check("validate.rows_in == validate.valid + validate.rejected")
-    assert evaluate_check(c, {"validate": {"rows_in": 10, "valid": 7, "rejected": 3}})[0] is True
-    ok, detail = evaluate_check(c, {"validate": {"rows_in": 10, "valid": 7, "rejected": 2}})
-    assert ok is False and detail == "left=10 right=9"
-    assert evaluate_check(c, {})[0] is None
-
-
-def test_state_table() -> None:
-    check_step_transition(StepState.PENDING, StepState.QUEUED)
-    check_step_transition(StepState.RUNNING, StepState.RETRYING)
-    check_step_transition(StepState.RETRYING, StepState.QUEUED)
-    with pytest.raises(IllegalTransitionError, match="succeeded -> running"):
-        check_step_transition(StepState.SUCCEEDED, StepState.RUNNING)
-    with pytest.raises(IllegalTransitionError):
-        check_step_transition(StepState.PENDING, StepState.SUCCEEDED)
-    assert all(s.icon for s in StepState)
-    assert StepState.SKIPPED.ok and not StepState.CRASHED.ok
-
-
-def test_history_marks_unfinished_runs_abandoned(tmp_path: Path) -> None:
-    h = RunHistory(tmp_path / "runs.jsonl")
-    rec = RunRecord("r1", "p", RunMode.RUN, "manual", RunStatus.RUNNING, 1.0, (StepRecord("a"),))
-    h.append(rec)
-    with (tmp_path / "runs.jsonl").open("a") as f:
-        f.write('{"torn": ')  # a crash mid-write
-    again = RunHistory(tmp_path / "runs.jsonl")
-    got = again.get("r1")
-    assert got is not None and got.status is RunStatus.ABANDONED
-    assert json.loads(json.dumps(got.to_dict()))["steps"][0]["state"] == "pending"
 
 
 def flaky_yaml(tmp_path: Path, *, step: str = "flaky", retries: int = 2) -> Path:

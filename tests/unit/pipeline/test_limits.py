@@ -1,10 +1,8 @@
-"""The worker's limits as data: defaults, the cgroup they follow, the config keys, the OS limit in the worker."""
+"""The worker's limits as data: defaults, the cgroup they follow, the config keys (the OS limit in a real
+worker: tests/process/pipeline/test_worker_os_limit.py)."""
 
 from __future__ import annotations
 
-import resource
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -107,16 +105,3 @@ def test_the_warehouse_keys_are_read_and_gated(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             parse_config(f"warehouse:\n  {bad}\n", tmp_path / "c.yaml", environ={})
         assert key in str(info.value), (bad, str(info.value))
-
-
-def test_the_worker_sets_its_os_limit_before_anything_else() -> None:
-    code = (
-        "import resource, sys\n"
-        "from foss_supervisor.pipeline.limits import apply_os_memory_limit\n"
-        "apply_os_memory_limit(3 * 2**30)\n"
-        "apply_os_memory_limit(5 * 2**30)\n"  # never raises it again
-        "print(resource.getrlimit(resource.RLIMIT_DATA))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
-    assert out.stdout.strip() == f"({3 * GiB}, {3 * GiB})"
-    assert resource.getrlimit(resource.RLIMIT_DATA)[0] != 3 * GiB  # the test process itself is untouched

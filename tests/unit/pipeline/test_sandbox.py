@@ -1,0 +1,80 @@
+"""What a pipeline's SQL may touch, decided before it runs: two pipelines cannot own one schema, the statement
+scan finds targets and sources, and access refuses what leaves the sandbox (DuckDB's own tokenizer, no
+database; isolation on a real warehouse: tests/process/pipeline/test_isolation.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.pipeline import events_yaml, orders_spec
+
+from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.runner import PipelineRunner
+from foss_supervisor.pipeline.sandbox import Access, AccessDenied, scan_statement
+from foss_supervisor.pipeline.spec import load_pipeline
+
+
+async def test_two_pipelines_cannot_own_one_schema(tmp_path: Path, workspace: dict[str, Path]) -> None:
+    ws = workspace
+    clash = events_yaml(tmp_path, ws, schemas=["events_meta", "events_bronze", "events_gold", "gold"])
+    with pytest.raises(PipelineConfigError, match="schema 'gold' is also owned by pipeline 'orders'"):
+        PipelineRunner([orders_spec(ws), load_pipeline(clash)], state_dir=ws["state"])
+
+
+@pytest.mark.parametrize(
+    ("sql", "writes", "reads"),
+    [
+        ("INSERT INTO a.b SELECT * FROM c.d JOIN e.f ON c.d.x = e.f.x", ["a.b"], ["c.d", "e.f"]),
+        ("CREATE OR REPLACE TABLE w.y AS SELECT * FROM c.d x, e.f AS y WHERE x.k = y.k", ["w.y"], ["c.d", "e.f"]),
+        ("CREATE TEMP TABLE t AS SELECT * FROM c.d", [], ["c.d"]),
+        ("DELETE FROM a.b WHERE x IN (SELECT x FROM c.d)", ["a.b"], ["c.d"]),
+        ("UPDATE a.b SET x = 1 FROM c.d WHERE a.b.k = c.d.k", ["a.b"], ["c.d"]),
+        ("TRUNCATE a.b", ["a.b"], []),
+        ("TRUNCATE TABLE a.b", ["a.b"], []),
+        ("WITH q AS (SELECT * FROM c.d) INSERT INTO a.b SELECT * FROM q", ["a.b"], ["c.d"]),
+        ("WITH q AS (SELECT 1) DELETE FROM a.b WHERE k IN (SELECT * FROM q)", ["a.b"], []),
+        ("MERGE INTO a.b USING c.d ON a.b.k = c.d.k WHEN MATCHED THEN DELETE", ["a.b"], ["c.d"]),
+        ("COPY (SELECT * FROM c.d) TO '/tmp/x.csv'", [], ["c.d"]),
+        ("DROP TABLE IF EXISTS a.b", ["a.b"], []),
+        ("CREATE OR REPLACE MACRO work.f(x) AS x + 1", ["work.f"], []),
+        ('SELECT EXTRACT(year FROM r.ts), r.x IS DISTINCT FROM s.y FROM "Q"."R" r, s.t s', [], ["q.r", "s.t"]),
+        ("SET VARIABLE v = (SELECT max(x) FROM w.t)", [], ["w.t"]),
+        ("COPY a.b FROM '/x.csv'", ["a.b"], []),
+        ("SELECT * FROM read_csv('/x.csv') WITH ORDINALITY AS t(line, n)", [], []),
+    ],
+)
+def test_statement_scan_finds_targets_and_sources(sql: str, writes: list[str], reads: list[str]) -> None:
+    refs = scan_statement(sql)
+    assert list(refs.writes) == writes and sorted(refs.reads) == reads and refs.refused is None
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("COPY (SELECT 1) TO '/tmp/x.csv'", "may not write files"),
+        ("COPY a.b TO '/tmp/x.parquet' (FORMAT parquet)", "may not write files"),
+        ("EXPORT DATABASE '/tmp/dump'", "EXPORT"),
+        ("ATTACH '/tmp/x.duckdb' AS x", "ATTACH"),
+        ("USE gold", "USE, SET and RESET"),
+        ("SET search_path = 'gold'", "USE, SET and RESET"),
+        ("COMMIT", "transaction control"),
+        ("CREATE SCHEMA gold", "schema 'gold' is not one of"),
+        ("INSERT INTO gold.t VALUES (1)", "may not write gold.t"),
+        ("SELECT * FROM gold.t", "may not read gold.t"),
+        ("SELECT * FROM query_table('gold.t')", "hides the tables"),
+        ("SELECT * FROM query('SELECT * FROM gold.t')", "hides the tables"),
+        # a declared input is read-only, whatever the statement starts with
+        ("WITH q AS (SELECT 1 AS x) INSERT INTO gold.t SELECT * FROM q", "may not write gold.t"),
+        ("WITH q AS (SELECT 1 AS x) DELETE FROM gold.t", "may not write gold.t"),
+    ],
+)
+def test_access_refuses_what_leaves_the_sandbox(sql: str, reason: str) -> None:
+    access = Access(
+        "p", owned=frozenset({"p_meta", "p_gold"}), inputs=frozenset({"gold.t"}) if "WITH" in sql else frozenset()
+    )
+    with pytest.raises(AccessDenied, match=reason.replace("(", r"\(")):
+        access.check(sql)
+    access.check("CREATE SCHEMA IF NOT EXISTS p_gold")
+    access.check("CREATE TABLE p_gold.t AS SELECT * FROM main.scratch")
+    access.check("SET VARIABLE x = 1")
