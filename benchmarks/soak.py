@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Soak and fault injection: a real daemon with 50 programs, a loaded dashboard and a pipeline, under faults.
 
-    python benchmarks/soak.py --profile short     # a few minutes; run by tests/test_soak.py
+    python benchmarks/soak.py --profile short     # a few minutes; run by tests/e2e/test_soak.py
     python benchmarks/soak.py --profile long      # on demand: thousands of faults
 
 Faults, in a seeded random order: SIGKILL of random children (in batches), SIGKILL of the daemon and

@@ -4,7 +4,7 @@
 a leaf is a :class:`~foss_supervisor.config.gates.Gate`, a nested mapping is a section, and :class:`Each` is a
 section of named entries (``programs.<name>``) whose names pass their own gate. The readers take their
 keys, their gates and the list of known keys from here and nowhere else (:class:`~foss_supervisor.
-config_reader.Reader`), so a key without a gate cannot be read, and ``tests/test_gates.py`` walks both
+config_reader.Reader`), so a key without a gate cannot be read, and ``tests/unit/test_gates.py`` walks both
 trees with each kind's hostile values. The ranges below are the documented ones (README, Configuration).
 """
 

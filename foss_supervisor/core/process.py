@@ -7,7 +7,7 @@ controller alone spawns, transitions and stops, so there is exactly one writer o
 Restart policy is apart from the OS edge: the controller reaches the world only through its
 :class:`~foss_supervisor.core.seams.Seams` (clock, wall clock, sleep, and a
 :class:`~foss_supervisor.core.seams.ChildEdge` that spawns, watches, signals, stops and reaps), so tests
-drive the policy with a scripted child on virtual time (``tests/test_policy.py``) beside the
+drive the policy with a scripted child on virtual time (``tests/unit/test_policy.py``) beside the
 real-process tier. The real edge is :class:`~foss_supervisor.core.program_child.ProgramChild`.
 """
 

@@ -36,7 +36,7 @@ bool       ``true`` or ``false``                                   --
 
 Stdlib only (the cron and regex gates import croniter and google-re2 when they are used), so the daemon, the CLI
 and the pipeline loader share them without cost. Strategies that generate each kind's hostile class are
-in ``tests/gate_strategies.py``; ``tests/test_gates.py`` walks :data:`foss_supervisor.config.schema.SCHEMA`
+in ``tests/gate_strategies.py``; ``tests/unit/test_gates.py`` walks :data:`foss_supervisor.config.schema.SCHEMA`
 so that no key escapes its gate.
 """
 
