@@ -28,7 +28,7 @@ from .system import (
     tmpfs,
     wait_for,
 )
-from .web import Reply, get, request
+from .web import Reply, get, guarded_server, request
 
 __all__ = [
     "PY",
@@ -40,6 +40,7 @@ __all__ = [
     "free_port",
     "full_backlog",
     "get",
+    "guarded_server",
     "is_gone",
     "kill_recorded_children",
     "kill_tree_by_pid",

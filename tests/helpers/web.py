@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
+
+from foss_supervisor.web.limits import ConnectionGuard, GuardedSockSite, Limits, read_body
+
 from .daemon import owner_headers
 
-__all__ = ["Reply", "get", "request"]
+__all__ = ["Reply", "get", "guarded_server", "request"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +77,28 @@ def get(port: int, target: str, headers: Mapping[str, str] | None = None, *, tim
     """``GET target`` with the owner's token of the daemon under test on ``port`` (every read needs one);
     ``headers`` are added (and win)."""
     return request(port, "GET", target, headers={**owner_headers(port), **(headers or {})}, timeout_s=timeout_s)
+
+
+async def guarded_server(limits: Limits) -> tuple[web.AppRunner, ConnectionGuard, int]:
+    """An aiohttp app in this process behind the dashboard's :class:`ConnectionGuard` with ``limits``, on a free
+    port of 127.0.0.1: ``GET /health`` answers ``{"ok": true}``, ``POST /upload`` reads the body (bounded) and
+    answers its size. Returns the runner (``await runner.cleanup()`` when done), the guard and the port."""
+    guard = ConnectionGuard(limits)
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def upload(request: web.Request) -> web.Response:
+        return web.json_response({"bytes": len(await read_body(request, limits.body_timeout_s))})
+
+    app = web.Application(middlewares=[guard.middleware])
+    app.router.add_get("/health", health)
+    app.router.add_post("/upload", upload)
+    runner = web.AppRunner(app, keepalive_timeout=3600)  # aiohttp's own timer would not close them in time
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.setblocking(False)
+    await GuardedSockSite(runner, sock, guard).start()
+    return runner, guard, sock.getsockname()[1]

@@ -1,9 +1,9 @@
 """One definition of healthy, told the same everywhere (foss_supervisor.commands.verdict, foss_supervisor.core.health).
 
 A stopped (SIGSTOP) or zombie process is unhealthy at the next probe whatever the probe kind, and what
-follows is its ``autorestart``. Real processes, real sockets, real signals. (A tcp probe's answers:
-tests/unit/test_health_probes.py; one verdict in ``/health``, ``status``, ``/metrics`` and the dashboard:
-tests/e2e/test_health_truth_daemon.py.)
+follows is its ``autorestart``; a tcp probe that connects but gets no answer fails (real servers, real
+timeouts). Real processes, real sockets, real signals. (One verdict in ``/health``, ``status``, ``/metrics``
+and the dashboard: tests/e2e/test_health_truth_daemon.py.)
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from helpers import PY, free_port, make_config, supervising, until, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.config.model import HealthConfig
 from foss_supervisor.core.containment import Containment
 from foss_supervisor.core.events import HealthChanged, StateChanged
+from foss_supervisor.core.health import probe
 from foss_supervisor.core.program_child import ProgramChild
 from foss_supervisor.core.states import Health, ProcessState
 
@@ -153,3 +155,55 @@ def test_a_stopped_or_zombie_main_process_is_halted(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ one verdict
+
+
+@st.composite
+def exchanges(draw: st.DrawFn) -> tuple[str, str, bool, str, str]:
+    """(server behaviour, its answer, whether it closes after it, the probe's send, the probe's expect)."""
+    behaviour = draw(st.sampled_from(["answer", "silent", "close", "refuse"]))
+    text = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=30)
+    answer = draw(text) if behaviour == "answer" else ""
+    send = draw(st.just("") | text)
+    expect = draw(st.just("") | text | (st.just(answer[1:4]) if len(answer) > 3 else st.just("")))
+    return behaviour, answer, draw(st.booleans()), send, expect
+
+
+async def _exchange(behaviour: str, answer: str, closes: bool, send: str, expect: str) -> tuple[bool, str]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if behaviour == "answer":
+            writer.write(answer.encode())
+            await writer.drain()
+        if behaviour == "close" or (behaviour == "answer" and closes):
+            writer.close()
+            return
+        await reader.read()  # silent, or the answer given: wait for the probe to leave
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    if behaviour == "refuse":
+        server.close()
+        await server.wait_closed()
+    cfg = HealthConfig(kind="tcp", port=port, send=send, expect=expect, timeout_s=0.3)
+    try:
+        return await probe(cfg)
+    finally:
+        server.close()
+
+
+@settings(max_examples=120, deadline=None)
+@given(exchanges())
+def test_a_tcp_probe_passes_only_when_it_gets_what_it_waits_for(exchange: tuple[str, str, bool, str, str]) -> None:
+    behaviour, answer, _, send, expect = exchange
+    ok, detail = asyncio.run(_exchange(*exchange))
+    talks = bool(send or expect)
+    if behaviour == "refuse":
+        wanted = False
+    elif not talks:
+        wanted = True  # a plain tcp probe proves the port listens (the process state is checked apart)
+    elif behaviour == "answer":
+        wanted = expect in answer if expect else True
+    else:
+        wanted = False  # accepted, then silent or closed: no answer
+    assert ok is wanted, detail
+    if behaviour == "silent" and talks:
+        assert "accepted but gave no answer within 0.3s" in detail

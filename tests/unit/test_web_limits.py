@@ -6,38 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
-import tracemalloc
 from collections.abc import Callable
 
-from aiohttp import web
+from helpers import guarded_server
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.web.limits import ConnectionGuard, GuardedSockSite, Limits, read_body
-
-
-async def _serve(limits: Limits) -> tuple[web.AppRunner, ConnectionGuard, int]:
-    guard = ConnectionGuard(limits)
-
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
-
-    async def upload(request: web.Request) -> web.Response:
-        return web.json_response({"bytes": len(await read_body(request, limits.body_timeout_s))})
-
-    app = web.Application(middlewares=[guard.middleware])
-    app.router.add_get("/health", health)
-    app.router.add_post("/upload", upload)
-    runner = web.AppRunner(app, keepalive_timeout=3600)  # aiohttp's own timer would not close them in time
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    sock.setblocking(False)
-    await GuardedSockSite(runner, sock, guard).start()
-    return runner, guard, sock.getsockname()[1]
+from foss_supervisor.web.limits import Limits
 
 
 async def _get_health(port: int) -> bytes:
@@ -59,7 +35,7 @@ async def _closed(reader: asyncio.StreamReader, timeout_s: float) -> bool:
 
 
 async def test_idle_and_trickling_connections_are_closed_and_health_answers() -> None:
-    runner, guard, port = await _serve(Limits(idle_timeout_s=0.6, sweep_every_s=0.1))
+    runner, guard, port = await guarded_server(Limits(idle_timeout_s=0.6, sweep_every_s=0.1))
     try:
         idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)  # never sends a byte
         slow_r, slow_w = await asyncio.open_connection("127.0.0.1", port)  # trickles its headers
@@ -100,7 +76,7 @@ async def test_at_the_cap_new_connections_get_503_and_admitted_ones_stay() -> No
     """Admission, not eviction: past the cap a request gets 503 with Retry-After at once, every connection
     already admitted keeps working, health probes are served from the reserve until it is full too."""
     limits = Limits(idle_timeout_s=60, max_connections=20, sweep_every_s=0.1, health_reserve=3)
-    runner, guard, port = await _serve(limits)
+    runner, guard, port = await guarded_server(limits)
     try:
         conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
         await wait_until(lambda: guard.connections == 20)
@@ -130,7 +106,7 @@ async def wait_until(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
 
 
 async def test_a_body_that_never_arrives_times_out() -> None:
-    runner, _, port = await _serve(Limits(body_timeout_s=0.5, idle_timeout_s=60))
+    runner, _, port = await guarded_server(Limits(body_timeout_s=0.5, idle_timeout_s=60))
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123")
@@ -171,7 +147,7 @@ def test_a_connection_is_refused_exactly_when_the_open_ones_are_at_the_cap(actio
     cap = 8
 
     async def scenario() -> None:
-        runner, guard, port = await _serve(Limits(idle_timeout_s=60, max_connections=cap, health_reserve=0))
+        runner, guard, port = await guarded_server(Limits(idle_timeout_s=60, max_connections=cap, health_reserve=0))
         held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         try:
             for action, n in actions:
@@ -214,7 +190,7 @@ def test_a_request_past_the_cap_gets_its_503_whatever_body_follows(
     POSTs lost their 503.)"""
 
     async def scenario() -> None:
-        runner, _, port = await _serve(Limits(idle_timeout_s=60, max_connections=2, health_reserve=0))
+        runner, _, port = await guarded_server(Limits(idle_timeout_s=60, max_connections=2, health_reserve=0))
         held = [await _one(port, close=False) for _ in range(2)]  # the cap is full
         try:
             assert [status for status, _, _ in held] == [200, 200]
@@ -238,53 +214,11 @@ def test_a_request_past_the_cap_gets_its_503_whatever_body_follows(
     asyncio.run(scenario())
 
 
-async def _upload(port: int, size: int, chunked: bool) -> int:
-    """POST ``size`` bytes to /upload, written in full before the answer is read; its status."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    length = b"Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {size}\r\n".encode()
-    writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + length + b"\r\n")
-    piece = b"x" * (64 << 10)
-    for start in range(0, size, len(piece)):
-        part = piece[: size - start]
-        writer.write(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
-        await writer.drain()
-    writer.write(b"0\r\n\r\n" if chunked else b"")
-    await writer.drain()
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)
-    writer.close()
-    return int(head.split(b" ")[1])
-
-
-@settings(max_examples=5, deadline=None)
-@given(bodies=st.lists(st.tuples(st.integers((1 << 20) + 1, 3 << 20), st.booleans()), min_size=6, max_size=8))
-def test_refused_bodies_are_not_kept_while_their_connection_lingers(bodies: list[tuple[int, bool]]) -> None:
-    """Every body over the limit (1 MiB), declared by Content-Length or chunked, gets 413, and nothing of
-    it is kept meanwhile: aiohttp holds a refused request's handler for 10 s after the answer (its
-    lingering close), and what that held (the 1 MiB read, through the traceback of aiohttp's own 413) grew
-    the dashboard by 1.3 MB per upload, to 370 MB under the chaos suite. Measured with tracemalloc (the
-    server runs in this process), right after the uploads, while every handler still lingers."""
-
-    async def scenario() -> None:
-        runner, _, port = await _serve(Limits(idle_timeout_s=60))
-        tracemalloc.start()
-        try:
-            base = tracemalloc.get_traced_memory()[0]
-            statuses = [await _upload(port, size, chunked) for size, chunked in bodies]
-            held = tracemalloc.get_traced_memory()[0] - base
-            assert statuses == [413] * len(bodies)
-            assert held < 128 * 1024 * len(bodies), f"{held / len(bodies) / 1024:.0f} KiB kept per refused body"
-        finally:
-            tracemalloc.stop()
-            await runner.cleanup()
-
-    asyncio.run(scenario())
-
-
 async def test_past_the_descriptor_budget_a_connection_gets_503_at_once_and_health_is_still_served() -> None:
     """The dashboard must never hold so many connections that it cannot open a file: past its budget a new
     connection is answered 503 at once and closed (no descriptor held), a health probe is still served."""
     limits = Limits(idle_timeout_s=60, max_connections=5, sweep_every_s=0.1, health_reserve=2, max_descriptors=8)
-    runner, guard, port = await _serve(limits)
+    runner, guard, port = await guarded_server(limits)
     try:
         first = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]  # admitted, idle
         await wait_until(lambda: guard.connections == 5)
