@@ -6,13 +6,16 @@ RUNNING; ``healthy``, the default: RUNNING and, when probed, HEALTHY; ``complete
 one-shot job that EXITED with an expected code). Stop order is the reverse, one dependency level at
 a time. A dependency that has given up (FATAL, stopped, or done without meeting the condition)
 leaves its dependents waiting with that as their reason, and counts as a problem.
+
+The supervisor takes the same :class:`~foss_supervisor.core.seams.Seams` as each
+:class:`~foss_supervisor.core.process.ManagedProcess` and hands them on, so tests run dependency order,
+stop order and reload on a virtual clock with scripted children (``tests/unit/test_supervisor_order.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,6 +27,7 @@ from foss_supervisor.config import Config, DependencyCondition, ProgramConfig
 from foss_supervisor.core.containment import Containment
 from foss_supervisor.core.events import ConfigReloaded, EventBus, HealthChanged, StateChanged
 from foss_supervisor.core.process import ManagedProcess
+from foss_supervisor.core.seams import REAL_SEAMS, Seams
 from foss_supervisor.core.selectors import resolve
 from foss_supervisor.core.states import STOPPED_STATES, Health, ProcessState
 from foss_supervisor.core.statestore import StateStore
@@ -82,12 +86,22 @@ def stop_levels(programs: Mapping[str, ProgramConfig]) -> list[list[str]]:
 
 
 class Supervisor:
-    """Runs the programs of one config; commands call its public methods."""
+    """Runs the programs of one config; commands call its public methods.
+
+    ``seams`` (clocks, sleep, the child factory) go to every program's controller and time the supervisor's
+    own waits; production uses the real ones.
+    """
 
     def __init__(
-        self, config: Config, bus: EventBus, store: StateStore, containment: Containment | None = None
+        self,
+        config: Config,
+        bus: EventBus,
+        store: StateStore,
+        containment: Containment | None = None,
+        seams: Seams = REAL_SEAMS,
     ) -> None:
         self.config = config
+        self._seams = seams
         self.containment = containment or Containment()
         self.bus = bus
         self.store = store
@@ -230,6 +244,7 @@ class Supervisor:
             wanted=wanted,
             containment=self.containment,
             write_failures=self.store.write_failures,
+            seams=self._seams,
         )
         self.processes[cfg.name] = proc
         self._tasks[cfg.name] = self._group.create_task(self._supervise(proc), name=f"program:{cfg.name}")
@@ -247,13 +262,13 @@ class Supervisor:
             except Exception:
                 log.exception("controller_crashed", program=proc.name, state=str(proc.state))
                 proc.reset_after_error()
-                await asyncio.sleep(CONTROLLER_RESTART_DELAY_S)
+                await self._seams.sleep(CONTROLLER_RESTART_DELAY_S)
 
     async def _stop_many(self, names: list[str], remove: bool = False) -> None:
         """Stop ``names`` together (a reload's removed or changed ones, a level of a shutdown); one log line says
         how it went, however many they are."""
         procs = [self.processes[n] for n in names]
-        began = time.monotonic()
+        began = self._seams.monotonic()
         for p in procs:
             p.stop()
         longest = max((p.cfg.stop_timeout_s for p in procs), default=0.0)
@@ -265,7 +280,7 @@ class Supervisor:
                 "programs_stopped",
                 count=len(procs),
                 removed=remove,
-                elapsed_s=round(time.monotonic() - began, 3),
+                elapsed_s=round(self._seams.monotonic() - began, 3),
                 not_stopped=left[:20],
                 not_stopped_count=len(left),
             )
@@ -311,7 +326,11 @@ class Supervisor:
         if proc.state in STOPPED_STATES and not proc.wanted:
             return True
         retry_at = proc.next_attempt_at
-        return proc.state is ProcessState.BACKOFF and retry_at is not None and retry_at - time.time() > LONG_BACKOFF_S
+        return (
+            proc.state is ProcessState.BACKOFF
+            and retry_at is not None
+            and retry_at - self._seams.wall_clock() > LONG_BACKOFF_S
+        )
 
     def _stuck(self, proc: ManagedProcess, depth: int = 0) -> bool:
         """Wanted but not started, behind a dependency that gave up (or is itself stuck)."""
