@@ -13,7 +13,7 @@ import os
 import re
 
 import pytest
-from helpers import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, route_path, wait_for
 
 from foss_supervisor.commands import COMMANDS
 from foss_supervisor.web import auth
@@ -26,14 +26,6 @@ PROGRAMS = f"""programs:
   talker: {{command: {TALKER}, start_timeout: 0.1}}
   broken: {{command: ["/nonexistent/broken-prog"], start_retries: 0}}
 """
-# a value for each path parameter, naming things that exist
-PATH_VALUES = {
-    "source": "talker",
-    "run_id": "20260101T000000Z-abcdef",
-    "name": "orders",
-    "file": "latest.html",
-    "table": "gold.daily_revenue",
-}
 
 
 def request(
@@ -53,10 +45,6 @@ def request(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def route_path(template: str) -> str:
-    return "/".join(PATH_VALUES.get(p[1:-1], p) if p.startswith("{") else p for p in template.split("/"))
 
 
 @pytest.fixture

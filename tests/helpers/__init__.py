@@ -28,9 +28,10 @@ from .system import (
     tmpfs,
     wait_for,
 )
-from .web import Reply, get, guarded_server, request
+from .web import PATH_VALUES, Reply, get, guarded_server, request, route_path
 
 __all__ = [
+    "PATH_VALUES",
     "PY",
     "REPO",
     "DaemonHandle",
@@ -48,6 +49,7 @@ __all__ = [
     "owner_headers",
     "py",
     "request",
+    "route_path",
     "state",
     "stranger",
     "supervising",

@@ -15,7 +15,23 @@ from foss_supervisor.web.limits import ConnectionGuard, GuardedSockSite, Limits,
 
 from .daemon import owner_headers
 
-__all__ = ["Reply", "get", "guarded_server", "request"]
+__all__ = ["PATH_VALUES", "Reply", "get", "guarded_server", "request", "route_path"]
+
+#: a value for each path parameter of the route table (what the e2e daemons have: a program ``talker``, the
+#: orders pipeline)
+PATH_VALUES = {
+    "source": "talker",
+    "run_id": "20260101T000000Z-abcdef",
+    "name": "orders",
+    "file": "latest.html",
+    "table": "gold.daily_revenue",
+}
+
+
+def route_path(template: str, **values: str) -> str:
+    """A route's path with each ``{parameter}`` filled in from ``values``, else from :data:`PATH_VALUES`."""
+    given = {**PATH_VALUES, **values}
+    return "/".join(given.get(p[1:-1], p) if p.startswith("{") else p for p in template.split("/"))
 
 
 @dataclass(frozen=True, slots=True)
