@@ -11,11 +11,10 @@ import stat
 import subprocess
 import sys
 import time
-import urllib.request
 
 import psutil
 import pytest
-from helpers import PY, DaemonHandle, is_gone, kill_tree_by_pid, owner_headers, wait_for
+from helpers import PY, DaemonHandle, get, is_gone, kill_tree_by_pid, wait_for
 
 from foss_supervisor.control.client import ControlClient
 from foss_supervisor.errors import CommandError, ProtocolError
@@ -30,21 +29,12 @@ def programs(*names: str) -> str:
     return body
 
 
-def http_get(port: int, path: str) -> tuple[int, dict]:
-    try:
-        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=owner_headers(port))
-        with urllib.request.urlopen(request, timeout=5) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 def test_start_serves_health_and_socket_is_private(daemon: DaemonHandle) -> None:
     daemon.write_config(programs("a", "b"))
     daemon.start()
-    status, body = http_get(daemon.port, "/health")
-    assert status == 200 and body["status"] == "healthy"
-    assert body["programs"] == {"RUNNING": 2}
+    reply = get(daemon.port, "/health")
+    assert reply.status == 200 and reply.json()["status"] == "healthy"
+    assert reply.json()["programs"] == {"RUNNING": 2}
     assert stat.S_IMODE(os.stat(daemon.socket_path).st_mode) == 0o600
     assert daemon.read_pid() == daemon.proc.pid  # type: ignore[union-attr]
     assert (daemon.state_dir / "foss-supervisor.log").exists()
@@ -281,7 +271,7 @@ def test_logs_and_redacted_env(daemon: DaemonHandle) -> None:
     assert "hunter2" not in status and "s3cret" not in status
     env = json.loads(status)["programs"][0]["env"]
     assert env == {"API_TOKEN": "***", "DB_PASSWORD": "***", "MODE": "prod"}
-    _, body = http_get(daemon.port, "/api/status")
+    body = get(daemon.port, "/api/status").json()
     assert "hunter2" not in json.dumps(body)
 
 

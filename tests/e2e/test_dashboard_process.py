@@ -6,28 +6,24 @@ exactly). Every wait is bounded; every process started is ended by PID.
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
-from helpers import PY, DaemonHandle, is_gone, wait_for
+from helpers import PY, DaemonHandle, is_gone, request, wait_for
 
 SLEEPER = f"programs:\n  one: {{command: [{PY!r}, '-c', 'import time; time.sleep(600)']}}\n"
 
 
 def _status_code(port: int, path: str, timeout_s: float = 3.0) -> int | str:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout_s) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except OSError as exc:
+        return request(port, "GET", path, timeout_s=timeout_s).status
+    except (OSError, http.client.HTTPException) as exc:
         return type(exc).__name__
 
 

@@ -11,13 +11,10 @@ import json
 import os
 import signal
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import psutil
-from helpers import PY, DaemonHandle, fill, is_gone, tmpfs, wait_for
+from helpers import PY, DaemonHandle, fill, health, is_gone, tmpfs, wait_for
 
 CHATTY = (
     f"command: [{PY!r}, '-u', '-c', 'import time; [(print(\"x\" * 200), time.sleep(0.001)) for _ in iter(int, 1)]']"
@@ -29,15 +26,6 @@ SLEEPER = f"command: [{PY!r}, '-c', 'import time; time.sleep(300)']"
 
 
 # ------------------------------------------------------------------------------------------ a real full disk
-
-
-def health(daemon: DaemonHandle) -> tuple[int, dict[str, Any]]:
-    url = f"http://127.0.0.1:{daemon.port}/health"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=daemon.bearer()), timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def problems(daemon: DaemonHandle) -> list[str]:
@@ -58,7 +46,7 @@ def test_full_log_disk_is_counted_shown_and_recovers_without_flooding_stderr(dae
         filler = fill(logs)
         found = wait_for(lambda: [p for p in problems(daemon) if "chatty.log" in p], 20, "the problem shown")
         assert "No space left on device" in found[0]
-        code, body = health(daemon)
+        code, body = health(daemon.port)
         assert (code, body["status"]) == (200, "degraded") and any("chatty.log" in p for p in body["warnings"])
         before = len(daemon.stderr())
         kill_and_wait_restart(daemon, "quiet")  # still supervising, while the chatty one keeps failing
@@ -70,7 +58,7 @@ def test_full_log_disk_is_counted_shown_and_recovers_without_flooding_stderr(dae
         wait_for(lambda: not problems(daemon), 20, "the problem cleared after space returned")
         size = (logs / "chatty.log").stat().st_size
         wait_for(lambda: (logs / "chatty.log").stat().st_size > size, 10, "output written again")
-        assert health(daemon)[0] == 200
+        assert health(daemon.port)[0] == 200
         daemon.cleanup()
 
 

@@ -3,36 +3,19 @@ dashboard alike, and never restarted."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import textwrap
-import urllib.error
-import urllib.request
 from typing import Any
 
-from helpers import PY, DaemonHandle, free_port, owner_headers, wait_for
-
-
-def _get(port: int, path: str) -> urllib.request.Request:
-    return urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=owner_headers(port))
-
-
-def _health(port: int) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(_get(port, "/health"), timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+from helpers import PY, DaemonHandle, free_port, get, health, wait_for
 
 
 def _everywhere(d: DaemonHandle) -> dict[str, Any]:
     """The verdict as /health, status, /metrics and the dashboard give it."""
-    code, body = _health(d.port)
-    with urllib.request.urlopen(_get(d.port, "/metrics"), timeout=10) as resp:
-        metrics = resp.read().decode()
-    with urllib.request.urlopen(_get(d.port, "/?format=json"), timeout=10) as resp:
-        page = json.loads(resp.read())
+    code, body = health(d.port)
+    metrics = get(d.port, "/metrics").text
+    page = get(d.port, "/?format=json").json()
     shown = [
         line.split('"')[1]
         for line in metrics.splitlines()
@@ -88,4 +71,4 @@ def test_a_sigstopped_tcp_server_is_unhealthy_everywhere_and_never_restarted(dae
     finally:
         os.kill(pid, signal.SIGCONT)
     wait_for(lambda: daemon.program("web")["health"] == "healthy", 20, "web healthy again")
-    assert _health(daemon.port)[0] == 200
+    assert get(daemon.port, "/health").status == 200

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from helpers import PY, DaemonHandle, free_port, wait_for
+from helpers import PY, DaemonHandle, free_port, get, wait_for
 
 from foss_supervisor.web.access import HEALTH, OPEN
 
@@ -205,11 +205,7 @@ def test_the_control_socket_refuses_another_uid(root_daemon: DaemonHandle) -> No
 
 
 def _openapi(d: DaemonHandle) -> dict[str, Any]:
-    import urllib.request
-
-    request = urllib.request.Request(f"http://127.0.0.1:{d.port}/api/v1/openapi.json", headers=d.bearer())
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        return json.loads(resp.read())  # type: ignore[no-any-return]
+    return get(d.port, "/api/v1/openapi.json", timeout_s=30).json()  # type: ignore[no-any-return]
 
 
 def _tables(d: DaemonHandle) -> list[str]:

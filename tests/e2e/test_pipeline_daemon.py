@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import json
 import os
 import shutil
 import signal
-import urllib.error
-import urllib.request
 
 import psutil
 import pytest
-from helpers import DaemonHandle, owner_headers, wait_for
+from helpers import DaemonHandle, command, get, wait_for
 
 from foss_supervisor.errors import CommandError
 
 PIPELINE_CONFIG = """pipelines:
   orders: {on_new_files: true, demo_data: false}
 """
-
-
-def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    try:
-        conn.request("GET", path, headers={**owner_headers(port), **(headers or {})})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 def last_run(daemon: DaemonHandle) -> dict | None:
@@ -120,7 +107,7 @@ def test_query_command_reads_gold_and_refuses_writes(pipeline_daemon: DaemonHand
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["columns"] == ["n", "usd"] and result["rows"][0][0] > 0
-    report = json.loads(get(d.port, "/reports/orders/latest.json")[1])
+    report = get(d.port, "/reports/orders/latest.json").json()
     usd = result["rows"][0][1]  # a DECIMAL: its exact text, scale included, never a float
     assert isinstance(usd, str) and float(usd) == pytest.approx(report["kpis"]["revenue_usd"], abs=0.01)
     for hostile, reason in [
@@ -154,18 +141,18 @@ def test_pages_report_and_json_twins(pipeline_daemon: DaemonHandle) -> None:
     d = pipeline_daemon
     d.call("demo_data", orders=2000)
     wait_for(lambda: last_run(d), 60, "first run")
-    status, body = get(d.port, "/pipeline-management?format=json")
+    status, _, body = get(d.port, "/pipeline-management?format=json")
     [p] = json.loads(body)["pipelines"]
     assert status == 200 and p["name"] == "orders" and p["report"]["layers"]["bronze.orders_raw"] > 0
-    status, html = get(d.port, "/pipeline-management")
+    status, _, html = get(d.port, "/pipeline-management")
     assert status == 200 and b"Replay quarantine" in html and b"gold.daily_revenue" in html
-    status, html = get(d.port, "/")
+    status, _, html = get(d.port, "/")
     assert status == 200 and b"Quality pass rate" in html
-    status, body = get(d.port, "/data-browser?format=json")
+    status, _, body = get(d.port, "/data-browser?format=json")
     gold = json.loads(body)["tables"]["gold"]
     assert [t["name"] for t in gold] == ["customer_ltv", "daily_revenue", "product_sales"]
     assert all(t["rows"] > 0 for t in gold)
-    status, html = get(d.port, "/reports/orders/latest.html")
+    status, _, html = get(d.port, "/reports/orders/latest.html")
     assert status == 200 and b"<html" in html.lower()
     assert get(d.port, "/reports/orders/..%2F..%2Fapi-token")[0] == 404
     assert get(d.port, "/reports/nope/latest.html")[0] == 404
@@ -173,10 +160,7 @@ def test_pages_report_and_json_twins(pipeline_daemon: DaemonHandle) -> None:
 
 def test_pipeline_run_needs_the_token_over_http(pipeline_daemon: DaemonHandle) -> None:
     for headers, refused in (({}, 401), (pipeline_daemon.viewer(), 403)):  # nobody; the read-only token
-        conn = http.client.HTTPConnection("127.0.0.1", pipeline_daemon.port, timeout=10)
-        conn.request("POST", "/api/commands/pipeline_run", body=b'{"name": "orders"}', headers=headers)
-        assert conn.getresponse().status == refused
-        conn.close()
+        assert command(pipeline_daemon.port, "pipeline_run", {"name": "orders"}, headers).status == refused
     assert pipeline_daemon.call("pipeline_runs", name="orders") == []
 
 
@@ -266,14 +250,14 @@ def test_two_pipelines_in_one_daemon_keep_their_rows_and_skip_when_nothing_is_ne
     assert counts[2] == 5 and counts[4] == 1 and counts[3] == len(list((d.state_dir / "data/landing/orders").iterdir()))
 
     # every pipeline gets the generic report (layers, quality, reasons), shown on the dashboard
-    status, body = get(d.port, "/pipeline-management?format=json")
+    status, _, body = get(d.port, "/pipeline-management?format=json")
     trips_view = next(p for p in json.loads(body)["pipelines"] if p["name"] == "trips")
     report = trips_view["report"]
     assert status == 200 and report["layers"]["trips_bronze.trips_raw"] == 300
     assert report["layers"]["trips_gold.daily_zone"] == 5 and "trips_meta.files" not in report["layers"]
     assert report["quality"]["run_valid"] == 300 and report["quality"]["overall_pass_rate"] == 1.0
     assert get(d.port, "/")[0] == 200
-    status, html = get(d.port, "/pipeline-management")
+    status, _, html = get(d.port, "/pipeline-management")
     assert status == 200 and b"trips_gold.daily_zone" in html and b"trips_bronze.trips_raw" in html
 
     # restart: the landing watcher fires once for what is there, and finds nothing new
@@ -428,16 +412,11 @@ def test_export_streams_whole_tables_without_a_row_cap(pipeline_daemon: DaemonHa
     assert back[0] == daily[0] and float(back[1]) == pytest.approx(float(daily[1]), abs=0.01)
 
     # the same over HTTP, streamed: the whole table, no row cap
-    url = f"http://127.0.0.1:{d.port}/api/v1/export"
-    with urllib.request.urlopen(
-        urllib.request.Request(f"{url}/bronze.orders_raw?format=parquet", headers=d.viewer())
-    ) as r:
-        assert r.headers["Content-Type"] == "application/vnd.apache.parquet"
-        (tmp_path / "http.parquet").write_bytes(r.read())
+    exported = get(d.port, "/api/v1/export/bronze.orders_raw?format=parquet", d.viewer(), timeout_s=60)
+    assert exported.headers["content-type"] == "application/vnd.apache.parquet"
+    (tmp_path / "http.parquet").write_bytes(exported.body)
     assert con.execute(f"SELECT count(*) FROM '{tmp_path / 'http.parquet'}'").fetchone()[0] == bronze
-    with pytest.raises(urllib.error.HTTPError) as refused_http:
-        urllib.request.urlopen(urllib.request.Request(f"{url}/gold.nope?format=csv", headers=d.viewer()))
-    assert refused_http.value.code == 404
+    assert get(d.port, "/api/v1/export/gold.nope?format=csv", d.viewer()).status == 404
 
     for bad, reason in (("gold.nope", "no table or view"), ("gold.daily_revenue'; --", "no table or view")):
         refused = d.cli("export", bad, "--format", "csv")

@@ -7,7 +7,6 @@ folder: the first run fails there, the test writes the file, the retry succeeds.
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import DaemonHandle, owner_headers, wait_for
+from helpers import DaemonHandle, get, request, wait_for
 from test_web_browser import CHROMIUM, Watched
 
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE
@@ -59,24 +58,6 @@ def failed(daemon: DaemonHandle) -> tuple[DaemonHandle, dict[str, Any]]:
     return daemon, run
 
 
-def request(
-    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        reader = owner_headers(port) if method == "GET" else {}  # reads with the token; writes say who they are
-        conn.request(
-            method,
-            path,
-            body=None if body is None else json.dumps(body).encode(),
-            headers={**reader, **(headers or {})},
-        )
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
 def test_cli_retry_refuses_with_the_reason_then_retries_from_the_failed_step(
     failed: tuple[DaemonHandle, dict[str, Any]],
 ) -> None:
@@ -105,16 +86,16 @@ def test_http_retry_needs_login_and_csrf_and_the_run_pages_offer_it(
 ) -> None:
     d, run = failed
     rid, token, port = run["run_id"], d.token, d.port  # type: ignore[attr-defined]
-    status, body = request(port, "GET", f"/runs/{rid}?format=json")
+    status, _, body = get(port, f"/runs/{rid}?format=json")
     assert status == 200 and json.loads(body)["run"]["retry"] == {
         "possible": True,
         "reason": None,
         "from_steps": ["enrich"],
     }
-    status, html = request(port, "GET", f"/runs/{rid}", headers={"Accept": "text/html"})
+    status, _, html = get(port, f"/runs/{rid}", {"Accept": "text/html"})
     assert html.count(b'data-command="pipeline_retry"') == 2 and b"Retry from this step" in html
     assert b'aria-label="Retry from step enrich"' in html
-    status, html = request(port, "GET", "/pipeline-management", headers={"Accept": "text/html"})
+    status, _, html = get(port, "/pipeline-management", {"Accept": "text/html"})
     assert f'{{"run_id": "{rid}"}}'.encode() in html and b"Retry failed steps" in html
 
     path, args = "/api/commands/pipeline_retry", {"run_id": rid}
@@ -122,19 +103,19 @@ def test_http_retry_needs_login_and_csrf_and_the_run_pages_offer_it(
     assert request(port, "POST", path, args)[0] == 401  # no token at all
     assert request(port, "POST", path, args, {"Cookie": f"foss_token={token}", **same})[0] == 403  # no CSRF token
     browser = {"Cookie": f"foss_token={token}", "X-CSRF-Token": csrf_token(token), **same}
-    status, body = request(port, "POST", path, {**args, "step": "report"}, browser)
+    status, _, body = request(port, "POST", path, {**args, "step": "report"}, browser)
     assert status == 409 and "retry from aggregate" in json.loads(body)["error"]["message"]
     assert len(d.call("pipeline_runs", name="orders")) == 1  # nothing ran
 
     d.gate.write_text("ok\n1\n")  # type: ignore[attr-defined]
-    status, body = request(port, "POST", path, {**args, "wait": True}, browser)
+    status, _, body = request(port, "POST", path, {**args, "wait": True}, browser)
     assert status == 200, body
     new = json.loads(body)["result"]
     assert new["status"] == "succeeded" and new["retry_of"] == rid
-    status, html = request(port, "GET", f"/runs/{new['run_id']}", headers={"Accept": "text/html"})
+    status, _, html = get(port, f"/runs/{new['run_id']}", {"Accept": "text/html"})
     assert f'retry of <a href="/runs/{rid}" data-retry-of>'.encode() in html
     assert b'data-command="pipeline_retry"' not in html  # a run that succeeded offers no retry
-    status, body = request(port, "GET", f"/runs/{rid}?format=json")
+    status, _, body = get(port, f"/runs/{rid}?format=json")
     assert "not the latest run" in json.loads(body)["run"]["retry"]["reason"]
 
 

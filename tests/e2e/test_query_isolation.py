@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import threading
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
-from helpers import DaemonHandle, owner_headers, wait_for
+from helpers import DaemonHandle, command, wait_for
 
 from foss_supervisor.control.client import ControlClient
 from foss_supervisor.errors import CommandError
@@ -19,19 +17,13 @@ PIPELINE_CONFIG = "pipelines:\n  orders: {on_new_files: false}\n"
 LONG_SQL = "SELECT sum(i * i % 7) FROM range(4000000000) t(i)"  # interrupted at its time limit
 
 
-def post_query(port: int, sql: str, timeout_s: float) -> tuple[int, dict[str, Any]]:
-    body = json.dumps({"sql": sql, "timeout_s": timeout_s}).encode()
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/commands/query",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", **owner_headers(port)},
-    )
+def http_query(port: int, sql: str, timeout_s: float) -> tuple[int, dict[str, Any]]:
+    """``sql`` run over HTTP with the owner's token: the status and the reply (``{"text"}`` when not JSON)."""
+    reply = command(port, "query", {"sql": sql, "timeout_s": timeout_s}, timeout_s=60)
     try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, {"text": exc.read().decode(errors="replace")}
+        return reply.status, reply.json()
+    except ValueError:
+        return reply.status, {"text": reply.text}
 
 
 def test_long_queries_of_one_client_leave_room_for_others(daemon: DaemonHandle) -> None:
@@ -40,7 +32,7 @@ def test_long_queries_of_one_client_leave_room_for_others(daemon: DaemonHandle) 
     daemon.call("query", sql="SELECT 1")  # the worker is up
     results: list[tuple[int, dict[str, Any]]] = []
     started = [
-        threading.Thread(target=lambda: results.append(post_query(daemon.port, LONG_SQL, 8.0))) for _ in range(4)
+        threading.Thread(target=lambda: results.append(http_query(daemon.port, LONG_SQL, 8.0))) for _ in range(4)
     ]
     for t in started:
         t.start()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from helpers import PY, DaemonHandle, free_port, wait_for
+from helpers import PY, DaemonHandle, free_port, request, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import SECRET, SECRET_NAME
@@ -118,15 +118,6 @@ def _config(tmp: Path, plan: dict[str, Any], app_port: int, closed_port: int) ->
     return yaml.safe_dump(config, default_flow_style=False)
 
 
-def _get(port: int, path: str, token: str, timeout_s: float = 10.0) -> str:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
-    try:
-        conn.request("GET", path, headers={"Authorization": f"Bearer {token}", "Accept": "text/html"})
-        return conn.getresponse().read().decode("utf-8", "replace")
-    finally:
-        conn.close()
-
-
 def _event_stream(port: int, token: str, since: str, until: float) -> str:
     """What /api/events sends from the first event on, read until ``until`` (monotonic seconds)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10.0)
@@ -192,7 +183,9 @@ def test_no_planted_secret_leaves_a_running_daemon(plan: dict[str, Any]) -> None
             wait_for(lambda: hooks_out.exists() and b"program_unhealthy" in hooks_out.read_bytes(), 20, "hooks")
             seen |= _read_commands(d)
             for path in WEB_PATHS:
-                seen[path] = _get(d.port, path, token)
+                seen[path] = request(
+                    d.port, "GET", path, headers={"Authorization": f"Bearer {token}", "Accept": "text/html"}
+                ).text
             boot = re.search(r'name="events-since" content="([0-9a-f]+)-\d+"', seen["/"])
             assert boot, "the page names its event stream"
             seen["/api/events"] = _event_stream(d.port, token, f"{boot[1]}-0", time.monotonic() + 2.0)
@@ -223,7 +216,9 @@ def test_passwords_in_urls_under_harmless_env_names_are_redacted(daemon: DaemonH
     token = (daemon.state_dir / "api-token").read_text().strip()
     shown = {"status --json": daemon.cli("status", "--json").stdout}
     for path in ("/api/status", "/config?format=json", "/?format=json", "/"):
-        shown[path] = _get(daemon.port, path, token)
+        shown[path] = request(
+            daemon.port, "GET", path, headers={"Authorization": f"Bearer {token}", "Accept": "text/html"}
+        ).text
     leaks = {
         where: [pw for pw in ("pw-in-env-1", "pw-in-env-2", "pw-in-env-3", "argpw") if pw in text]
         for where, text in shown.items()

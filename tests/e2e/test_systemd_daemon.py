@@ -8,10 +8,9 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
-from helpers import PY, DaemonHandle, kill_tree_by_pid, wait_for
+from helpers import PY, DaemonHandle, kill_tree_by_pid, request, wait_for
 
 from foss_supervisor.systemd.notify import parse_message
 
@@ -124,8 +123,8 @@ def test_socket_activation_serves_on_the_passed_socket(daemon: DaemonHandle) -> 
     try:
         daemon.proc = proc
         daemon.wait_ready()
-        with urllib.request.urlopen(f"http://127.0.0.1:{activated_port}/health", timeout=5) as resp:
-            assert resp.status == 200 and json.loads(resp.read())["status"] == "healthy"
+        health = request(activated_port, "GET", "/health")
+        assert health.status == 200 and health.json()["status"] == "healthy"
         with socket.socket() as probe:  # the configured port was never bound
             assert probe.connect_ex(("127.0.0.1", daemon.port)) != 0
         assert '"socket_activated"' in (daemon.state_dir / "foss-supervisor.log").read_text()
@@ -143,8 +142,7 @@ def test_sockets_for_another_pid_are_ignored(daemon: DaemonHandle) -> None:
     daemon.write_config()
     daemon.env.update(LISTEN_FDS="1", LISTEN_PID="1")  # not for us: bind the configured port as usual
     daemon.start()
-    with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/health", timeout=5) as resp:
-        assert resp.status == 200
+    assert request(daemon.port, "GET", "/health").status == 200
 
 
 def test_daemon_log_lines_carry_program_and_state_fields(daemon: DaemonHandle) -> None:

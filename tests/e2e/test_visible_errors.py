@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import signal
-import urllib.error
-import urllib.request
-from typing import Any
 
 import pytest
-from helpers import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, health, wait_for
 
 from foss_supervisor.errors import CommandError
 
@@ -23,15 +20,6 @@ CRASHER = (
     f"command: [{PY!r}, '-c', 'import sys; sys.exit(3)']\n    start_timeout: 0.5\n"
     "    backoff: {initial: 30, max: 30, jitter: 0}"
 )
-
-
-def health(daemon: DaemonHandle) -> tuple[int, dict[str, Any]]:
-    try:
-        url = f"http://127.0.0.1:{daemon.port}/health"  # the whole report: with the owner's token
-        with urllib.request.urlopen(urllib.request.Request(url, headers=daemon.bearer()), timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def status_json(daemon: DaemonHandle, key: str) -> list[str]:
@@ -47,7 +35,7 @@ def test_a_refused_reload_is_shown_as_degraded_until_a_reload_succeeds(daemon: D
     daemon.start()
     assert daemon.proc is not None
     good = daemon.config_path.read_text()
-    code, body = health(daemon)
+    code, body = health(daemon.port)
     assert (code, body["status"]) == (200, "healthy")
     daemon.config_path.write_text(good + "  broken:\n    command: 42\n")
     with pytest.raises(CommandError, match="config refused"):
@@ -55,7 +43,7 @@ def test_a_refused_reload_is_shown_as_degraded_until_a_reload_succeeds(daemon: D
     warnings = status_json(daemon, "warnings")
     assert len(warnings) == 1 and warnings[0].startswith("last reload refused: config refused")
     assert "programs.broken.command" in warnings[0] and status_json(daemon, "problems") == []
-    code, body = health(daemon)
+    code, body = health(daemon.port)
     assert (code, body["status"], body["problems"], body["warnings"]) == (200, "degraded", [], warnings)
     with pytest.raises(CommandError):  # a dry run is a check: it says why to its caller and changes nothing
         daemon.call("reload", dry_run=True)
@@ -64,11 +52,11 @@ def test_a_refused_reload_is_shown_as_degraded_until_a_reload_succeeds(daemon: D
     assert status_json(daemon, "warnings") == warnings
     daemon.proc.send_signal(signal.SIGHUP)  # a reload that succeeds clears it
     wait_for(lambda: not status_json(daemon, "warnings"), 15, "the refusal cleared")
-    assert health(daemon)[1]["status"] == "healthy"
+    assert health(daemon.port)[1]["status"] == "healthy"
     daemon.config_path.write_text(good + "x: &r [*r]\n")  # refused through SIGHUP too
     daemon.proc.send_signal(signal.SIGHUP)
     found = wait_for(lambda: status_json(daemon, "warnings"), 15, "the SIGHUP refusal shown")
-    assert "last reload refused" in found[0] and health(daemon)[0] == 200
+    assert "last reload refused" in found[0] and health(daemon.port)[0] == 200
     assert daemon.program("keep")["state"] == "RUNNING"
 
 
@@ -76,10 +64,10 @@ def test_a_crash_looping_program_in_backoff_makes_health_unhealthy(daemon: Daemo
     daemon.write_config(f"programs:\n  fine:\n    {SLEEPER}\n  crashy:\n    {CRASHER}\n")
     daemon.start()
     wait_for(lambda: daemon.program("crashy")["state"] == "BACKOFF", 15, "crashy in BACKOFF")
-    code, body = health(daemon)
+    code, body = health(daemon.port)
     assert code == 503
     assert any(p.startswith("crashy is crash-looping (BACKOFF)") for p in body["problems"]), body
     assert not any(p.startswith("fine") for p in body["problems"])
     daemon.call("stop", names=["crashy"], wait_s=10.0)  # the operator took it out: healthy again
-    code, body = health(daemon)
+    code, body = health(daemon.port)
     assert code == 200 and body["problems"] == []

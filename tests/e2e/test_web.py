@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import threading
 import urllib.error
 import urllib.request
-from typing import Any
 
 import pytest
-from helpers import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, request, wait_for
 
 from foss_supervisor.web.auth import csrf_token
 
 SLEEPER = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"
-
-
-def request(
-    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        data = json.dumps(body).encode() if body is not None else None
-        conn.request(method, path, body=data, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ summary; the viewer token reads everything and runs no command the registry mark
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
 
 import pytest
-from helpers import PY, DaemonHandle, route_path, wait_for
+from helpers import PY, DaemonHandle, request, route_path, wait_for
 
 from foss_supervisor.commands import COMMANDS
 from foss_supervisor.web import auth
@@ -26,21 +25,6 @@ PROGRAMS = f"""programs:
   talker: {{command: {TALKER}, start_timeout: 0.1}}
   broken: {{command: ["/nonexistent/broken-prog"], start_retries: 0}}
 """
-
-
-def request(
-    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        headers = {k.lower(): v for k, v in resp.getheaders()}
-        if headers.get("content-type") == "text/event-stream":  # an open stream never ends: its status is enough
-            return resp.status, headers, b""
-        return resp.status, headers, resp.read()
-    finally:
-        conn.close()
 
 
 def bearer(token: str) -> dict[str, str]:

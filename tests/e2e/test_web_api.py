@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 import pytest
-from helpers import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, get, request, wait_for
 
 SLEEPER = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"
 
@@ -63,11 +63,7 @@ def test_the_stream_replays_what_a_client_missed_by_last_event_id(web_daemon: Da
 
 def test_overview_carries_an_hour_of_samples_for_its_charts(web_daemon: DaemonHandle) -> None:
     def series() -> dict[str, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", web_daemon.port, timeout=10)
-        conn.request("GET", "/?format=json", headers=web_daemon.bearer())
-        body = json.loads(conn.getresponse().read())
-        conn.close()
-        return body["series"]  # type: ignore[no-any-return]
+        return get(web_daemon.port, "/?format=json").json()["series"]  # type: ignore[no-any-return]
 
     # programs are sampled while someone looks: the first look starts it, the next samples carry them
     s = wait_for(lambda: len((s := series())["t"]) >= 2 and "app" in s["programs"] and s, 30, "samples of app")
@@ -82,14 +78,9 @@ def test_health_api_is_json_and_follows_a_change_at_once(web_daemon: DaemonHandl
     right after a stop, the next answer counts the program as stopped."""
 
     def health() -> tuple[int, dict[str, Any]]:
-        conn = http.client.HTTPConnection("127.0.0.1", web_daemon.port, timeout=10)
-        try:
-            conn.request("GET", "/api/v1/health", headers={"Accept": "text/html"})
-            resp = conn.getresponse()
-            assert resp.getheader("Content-Type", "").startswith("application/json")
-            return resp.status, json.loads(resp.read())
-        finally:
-            conn.close()
+        reply = request(web_daemon.port, "GET", "/api/v1/health", headers={"Accept": "text/html"})
+        assert reply.headers["content-type"].startswith("application/json")
+        return reply.status, reply.json()
 
     wait_for(lambda: health()[1]["programs"] == {"RUNNING": 1}, 15, "app running")
     for _ in range(20):  # a burst of probes, as a load balancer sends: served from one shared reply
@@ -106,12 +97,7 @@ def test_the_overview_is_shared_yet_never_older_than_a_change(web_daemon: Daemon
     very next page: the program's row says STOPPED right after the stop command returns."""
 
     def state_cell() -> str:
-        conn = http.client.HTTPConnection("127.0.0.1", web_daemon.port, timeout=10)
-        try:
-            conn.request("GET", "/", headers={"Accept": "text/html", **web_daemon.bearer()})
-            page = conn.getresponse().read().decode()
-        finally:
-            conn.close()
+        page = get(web_daemon.port, "/", {"Accept": "text/html"}).text
         found = re.search(r'data-program="app">.*?class="state">(.*?)</td>', page, re.S)
         assert found is not None, page[:2000]
         return found.group(1)

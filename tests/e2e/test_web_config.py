@@ -4,27 +4,14 @@ empty one confirmed in the page first, and earlier versions listed, diffed and r
 
 from __future__ import annotations
 
-import http.client
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from helpers import PY, DaemonHandle, viewer_headers, wait_for
+from helpers import PY, DaemonHandle, command, request, viewer_headers, wait_for
 from test_web_browser import CHROMIUM, Watched, shots_dir
 
 SLEEPER = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"
-
-
-def post(port: int, name: str, args: dict[str, Any], token: str = "") -> tuple[int, dict[str, Any]]:
-    """Run a command over HTTP with ``token`` (default: the read-only viewer token)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Authorization": f"Bearer {token}"} if token else viewer_headers(port)
-    conn.request("POST", f"/api/commands/{name}", body=json.dumps(args).encode(), headers=headers)
-    resp = conn.getresponse()
-    body = json.loads(resp.read())
-    conn.close()
-    return resp.status, body
 
 
 def running(d: DaemonHandle) -> set[str]:
@@ -45,36 +32,39 @@ def configured(daemon: DaemonHandle) -> DaemonHandle:
 
 def test_effective_config_is_redacted_and_the_file_needs_the_token(configured: DaemonHandle) -> None:
     d = configured
-    status, reply = post(d.port, "config_show", {})
+    answer = command(d.port, "config_show", {}, viewer_headers(d.port))
+    status, reply = answer.status, answer.json()
     env = reply["result"]["config"]["programs"]["app"]["env"]
     assert status == 200 and env["MODE"] == "fast" and env["API_TOKEN"] != "hunter2-secret"
     argv = reply["result"]["config"]["programs"]["cli"]["command"]
     assert "pw-secret" not in json.dumps(argv) and argv[-2:] == ["--mode", "fast"]
     assert argv[3:7] == ["--password=***", "--api-token", "***", "DB_PASSWORD=***"]
-    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
-    conn.request("GET", "/config", headers={"Accept": "text/html", **viewer_headers(d.port)})
-    page = conn.getresponse().read()
-    conn.close()
+    page = request(d.port, "GET", "/config", headers={"Accept": "text/html", **viewer_headers(d.port)}).body
     assert b"hunter2-secret" not in page and b"pw-secret" not in page and b"fast" in page and b"Log in" in page
-    assert post(d.port, "config_file", {})[0] == 403
-    assert post(d.port, "config_write", {"text": "programs: {}", "dry_run": True})[0] == 403
-    status, reply = post(d.port, "config_file", {}, d.token)  # type: ignore[attr-defined]
+    assert command(d.port, "config_file", {}, viewer_headers(d.port))[0] == 403
+    assert command(d.port, "config_write", {"text": "programs: {}", "dry_run": True}, viewer_headers(d.port))[0] == 403
+    answer = command(d.port, "config_file", {}, {"Authorization": f"Bearer {d.token}"})  # type: ignore[attr-defined]
+    status, reply = answer.status, answer.json()
     assert status == 200 and "hunter2-secret" in reply["result"]["text"]
 
 
 def test_a_bad_edit_changes_nothing_and_a_good_one_is_applied(configured: DaemonHandle) -> None:
     d, token = configured, configured.token  # type: ignore[attr-defined]
+    owner = {"Authorization": f"Bearer {token}"}
     before = d.config_path.read_text()
     bad = before + "  broken: {command: 42}\n"
-    status, reply = post(d.port, "config_write", {"text": bad, "dry_run": False}, token)
+    answer = command(d.port, "config_write", {"text": bad, "dry_run": False}, owner)
+    status, reply = answer.status, answer.json()
     assert status == 409 and "nothing changed" in reply["error"]["message"]
     line = len(before.splitlines()) + 1  # file:line:key of the bad line
     assert f"config.yaml:{line}: programs.broken.command" in reply["error"]["message"]
     assert d.config_path.read_text() == before and not d.config_path.with_name("config.yaml.history").exists()
     good = before + f"  extra: {{command: {SLEEPER}, start_timeout: 0.1}}\n"
-    status, reply = post(d.port, "config_write", {"text": good, "dry_run": True}, token)
+    answer = command(d.port, "config_write", {"text": good, "dry_run": True}, owner)
+    status, reply = answer.status, answer.json()
     assert status == 200 and reply["result"]["plan"]["added"] == ["extra"] and d.config_path.read_text() == before
-    status, reply = post(d.port, "config_write", {"text": good, "dry_run": False}, token)
+    answer = command(d.port, "config_write", {"text": good, "dry_run": False}, owner)
+    status, reply = answer.status, answer.json()
     assert status == 200 and reply["result"]["plan"]["added"] == ["extra"] and reply["result"]["generation"] == 1
     assert d.config_path.read_text() == good
     assert (d.config_path.with_name("config.yaml.history") / "1.yaml").read_text() == before

@@ -4,7 +4,6 @@ viewer token: a fuzzer with the owner's would stop programs or rewrite the confi
 
 from __future__ import annotations
 
-import http.client
 import json
 import string
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from helpers import PY, DaemonHandle, free_port
+from helpers import PY, DaemonHandle, free_port, request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,23 +32,11 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonHan
     handle.write_config(f"programs:\n  app: {{command: [{PY!r}, '-c', 'import time; time.sleep(600)']}}\n")
     handle.start()
     try:
-        status, body = request(handle.port, "GET", "/api/v1/openapi.json", headers=handle.viewer())
+        status, _, body = request(handle.port, "GET", "/api/v1/openapi.json", headers=handle.viewer(), timeout_s=30)
         assert status == 200
         yield handle, json.loads(body)
     finally:
         handle.cleanup()
-
-
-def request(
-    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -72,7 +59,9 @@ def test_command_bodies_never_get_a_server_error(fuzzed: tuple[DaemonHandle, dic
         args["timeout_s"] = 1.0  # a query may run for its timeout: keep the run short
     raw = data.draw(st.sampled_from(["json", "garbage"]))
     body = json.dumps(args).encode() if raw == "json" else data.draw(st.binary(max_size=200))
-    status, reply = request(d.port, "POST", path, body, {"Content-Type": "application/json", **d.viewer()})
+    status, _, reply = request(
+        d.port, "POST", path, body, {"Content-Type": "application/json", **d.viewer()}, timeout_s=30
+    )
     assert status < 500, (path, args, reply[:300])
     if status >= 400:
         error = json.loads(reply)["error"]
@@ -104,6 +93,8 @@ def test_every_get_route_survives_hostile_paths_queries_and_headers(
     )
     url = path + ("?" + urlencode(query) if query else "")
     headers = {k: v.encode("latin-1", "ignore").decode("latin-1") for k, v in headers.items()}
-    status, body = request(d.port, "GET", url, headers=headers if "Cookie" in headers else {**d.viewer(), **headers})
+    status, _, body = request(
+        d.port, "GET", url, headers=headers if "Cookie" in headers else {**d.viewer(), **headers}, timeout_s=30
+    )
     assert status < 500, (url, headers, body[:300])
     assert d.ping() is not None  # and the daemon is still there

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PY, DaemonHandle, free_port
+from helpers import PY, DaemonHandle, free_port, get
 
 from foss_supervisor.web.access import HEALTH, OPEN
 
@@ -152,11 +152,7 @@ def test_without_a_token_only_documented_refusals(served: DaemonHandle, tmp_path
 
 
 def _spec(d: DaemonHandle) -> dict[str, Any]:
-    import urllib.request
-
-    request = urllib.request.Request(f"http://127.0.0.1:{d.port}/api/v1/openapi.json", headers=d.bearer())
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        return json.loads(resp.read())  # type: ignore[no-any-return]
+    return get(d.port, "/api/v1/openapi.json", timeout_s=30).json()  # type: ignore[no-any-return]
 
 
 def _part(parts: dict[tuple[str, str], str], method: str, path: str) -> str | None:

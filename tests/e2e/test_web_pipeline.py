@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import http.client
 import io
 import json
 import re
@@ -13,22 +12,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from helpers import DaemonHandle, owner_headers, wait_for
+from helpers import DaemonHandle, get, wait_for
 from test_web_browser import CHROMIUM, Watched, login_cookie, serious_violations, shots_dir
 
 PIPELINE_CONFIG = """pipelines:
   orders: {on_new_files: true, demo_data: false}
 """
-
-
-def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    try:
-        conn.request("GET", path, headers={**owner_headers(port), **(headers or {})})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ tests/unit/test_web_redirects.py)."""
 
 from __future__ import annotations
 
-import http.client
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from helpers import DaemonHandle, free_port
+from helpers import DaemonHandle, free_port, request
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from strategies import hostile, same_origin
@@ -27,21 +26,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonHan
         yield handle, (handle.state_dir / "api-token").read_text().strip()
     finally:
         handle.cleanup()
-
-
-def request(
-    port: int, method: str, target: str, body: str | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    try:
-        conn.putrequest(method, target, skip_accept_encoding=True)
-        for k, v in {**(headers or {}), **({"Content-Length": str(len(body.encode()))} if body else {})}.items():
-            conn.putheader(k, v)
-        conn.endheaders(body.encode() if body else None)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read().decode(errors="replace")
-    finally:
-        conn.close()
 
 
 def _hidden_next(page: str) -> str:
@@ -80,16 +64,16 @@ def test_the_login_page_of_a_page_without_a_token_comes_back_here(
     server: tuple[DaemonHandle, str], target: Any
 ) -> None:
     d, _ = server
-    status, _, page = request(
+    reply = request(
         d.port,
         "GET",
         "/" + target.lstrip("/") if not target.startswith("/") else target,
         headers={"Accept": "text/html"},
     )
-    if status == 400:  # a request line aiohttp itself refuses reaches no view
+    if reply.status == 400:  # a request line aiohttp itself refuses reaches no view
         return
-    assert status == 401 and "<form" in page
-    assert same_origin(_hidden_next(page), f"http://127.0.0.1:{d.port}/login")
+    assert reply.status == 401 and "<form" in reply.text
+    assert same_origin(_hidden_next(reply.text), f"http://127.0.0.1:{d.port}/login")
 
 
 def test_a_wrong_token_logs_nobody_in(server: tuple[DaemonHandle, str]) -> None:

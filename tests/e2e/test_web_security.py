@@ -3,13 +3,11 @@ response, no inline script, no state change on GET, login and logout, and an exp
 
 from __future__ import annotations
 
-import http.client
 import json
 from html.parser import HTMLParser
-from typing import Any
 
 import pytest
-from helpers import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, request, wait_for
 
 from foss_supervisor.web.auth import csrf_token
 
@@ -26,19 +24,6 @@ PAGES = [
     "/chat",
     "/login",
 ]
-
-
-def request(
-    port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        conn.request(method, path, body=data, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from .system import (
     tmpfs,
     wait_for,
 )
-from .web import PATH_VALUES, Reply, get, guarded_server, request, route_path
+from .web import PATH_VALUES, Reply, command, get, guarded_server, health, request, route_path
 
 __all__ = [
     "PATH_VALUES",
@@ -36,12 +36,14 @@ __all__ = [
     "REPO",
     "DaemonHandle",
     "Reply",
+    "command",
     "deep_dir",
     "fill",
     "free_port",
     "full_backlog",
     "get",
     "guarded_server",
+    "health",
     "is_gone",
     "kill_recorded_children",
     "kill_tree_by_pid",

@@ -6,8 +6,7 @@ import http.client
 import json
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -15,7 +14,7 @@ from foss_supervisor.web.limits import ConnectionGuard, GuardedSockSite, Limits,
 
 from .daemon import owner_headers
 
-__all__ = ["PATH_VALUES", "Reply", "get", "guarded_server", "request", "route_path"]
+__all__ = ["PATH_VALUES", "Reply", "command", "get", "guarded_server", "health", "request", "route_path"]
 
 #: a value for each path parameter of the route table (what the e2e daemons have: a program ``talker``, the
 #: orders pipeline)
@@ -34,9 +33,9 @@ def route_path(template: str, **values: str) -> str:
     return "/".join(given.get(p[1:-1], p) if p.startswith("{") else p for p in template.split("/"))
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One HTTP answer: the status, the headers (names lower-cased) and the body's bytes."""
+class Reply(NamedTuple):
+    """One HTTP answer: the status, the headers (names lower-cased) and the body's bytes; unpacks as
+    ``status, headers, body``."""
 
     status: int
     headers: dict[str, str]
@@ -93,6 +92,21 @@ def get(port: int, target: str, headers: Mapping[str, str] | None = None, *, tim
     """``GET target`` with the owner's token of the daemon under test on ``port`` (every read needs one);
     ``headers`` are added (and win)."""
     return request(port, "GET", target, headers={**owner_headers(port), **(headers or {})}, timeout_s=timeout_s)
+
+
+def health(port: int) -> tuple[int, Any]:
+    """``/health`` as the owner of the daemon under test on ``port`` reads it: the status and the whole report."""
+    reply = get(port, "/health")
+    return reply.status, reply.json()
+
+
+def command(
+    port: int, name: str, args: Any = None, headers: Mapping[str, str] | None = None, *, timeout_s: float = 30.0
+) -> Reply:
+    """Run command ``name`` over HTTP (``POST /api/commands/{name}``, ``args`` as JSON, ``{}`` if None) with
+    ``headers`` (the owner's token of the daemon under test on ``port`` if None)."""
+    sent = owner_headers(port) if headers is None else headers
+    return request(port, "POST", f"/api/commands/{name}", {} if args is None else args, sent, timeout_s=timeout_s)
 
 
 async def guarded_server(limits: Limits) -> tuple[web.AppRunner, ConnectionGuard, int]:
