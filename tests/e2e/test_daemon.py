@@ -14,7 +14,7 @@ import time
 
 import psutil
 import pytest
-from helpers import PY, DaemonHandle, get, is_gone, kill_tree_by_pid, wait_for
+from helpers import PY, DaemonHandle, get, is_gone, kill_tree_by_pid, need_root, wait_for
 
 from foss_supervisor.control.client import ControlClient
 from foss_supervisor.errors import CommandError, ProtocolError
@@ -291,8 +291,8 @@ def test_stop_of_many_programs_ignoring_sigterm_is_concurrent(daemon: DaemonHand
     assert time.monotonic() - t0 < 4.0
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another uid")
 def test_control_socket_refuses_other_uids(daemon: DaemonHandle) -> None:
+    need_root("it acts as another uid")
     daemon.write_config()
     daemon.start()
     os.chmod(daemon.socket_path, 0o666)  # even if the mode were opened up, the uid check refuses

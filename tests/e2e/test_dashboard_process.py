@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import http.client
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import psutil
 import pytest
-from helpers import PY, DaemonHandle, is_gone, request, wait_for
+from helpers import PY, DaemonHandle, is_gone, need, request, wait_for
 
 SLEEPER = f"programs:\n  one: {{command: [{PY!r}, '-c', 'import time; time.sleep(600)']}}\n"
 
@@ -107,8 +106,7 @@ def test_the_dashboard_dies_with_the_daemon(daemon: DaemonHandle) -> None:
 @pytest.mark.timeout(120)
 def test_the_wrk_connection_close_flood_of_issue_15_leaves_supervision_running(daemon: DaemonHandle) -> None:
     """The exact command of the report: after it, status answers, health answers, and a kill is restarted."""
-    wrk = shutil.which("wrk")
-    assert wrk, "wrk is needed (apt-get install wrk; .ci/run installs it)"
+    wrk = need("wrk", "apt-get install -y wrk")
     daemon.write_config(SLEEPER)
     daemon.start()
     url = f"http://127.0.0.1:{daemon.port}/favicon.ico"

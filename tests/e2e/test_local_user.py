@@ -25,16 +25,13 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from helpers import PY, DaemonHandle, free_port, get, wait_for
+from helpers import PY, DaemonHandle, free_port, get, need, need_root, wait_for
 
 from foss_supervisor.web.access import HEALTH, OPEN
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching to user nobody needs root (CI runs as root)")
 
 MARK = "bh-local-log-5d1e"
 PROGRAM = "ledger-writer-q7"
 SECRET_FILE_TEXT = "root-only-marker-1c9b"
-SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
 SUMMARY_KEYS = {"ok", "status", "phase", "problem_count", "warning_count", "programs"}
 
@@ -79,7 +76,8 @@ except OSError as e:
 
 def as_nobody(code: str, *args: str, stdin: str = "") -> str:
     """Run ``code`` with the system Python as user nobody (no groups), from /."""
-    argv = [SETPRIV, "--reuid=nobody", "--regid=nogroup", "--clear-groups", SYSTEM_PYTHON, "-c", code, *args]
+    setpriv = need("setpriv", "apt-get install -y util-linux")
+    argv = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", SYSTEM_PYTHON, "-c", code, *args]
     result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=300, cwd="/")
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -92,6 +90,7 @@ def root_daemon() -> Iterator[DaemonHandle]:
     Its folder is 0711 (others may pass, not list) so that the socket's own mode and peer check are what
     refuse nobody; everything in it keeps the modes the daemon gives it.
     """
+    need_root("switching to user nobody")
     tmp = Path(tempfile.mkdtemp(prefix="foss-local-user-"))
     tmp.chmod(0o711)
     handle = DaemonHandle(tmp, free_port())

@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import signal
 
 import psutil
 import pytest
 from helpers import DaemonHandle, command, get, wait_for
+from helpers.browser import chromium
 
 from foss_supervisor.errors import CommandError
 
@@ -164,7 +164,6 @@ def test_pipeline_run_needs_the_token_over_http(pipeline_daemon: DaemonHandle) -
     assert pipeline_daemon.call("pipeline_runs", name="orders") == []
 
 
-@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is installed by .ci/run")
 def test_run_from_the_pipeline_page_in_chromium(pipeline_daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import sync_playwright
 
@@ -173,7 +172,7 @@ def test_run_from_the_pipeline_page_in_chromium(pipeline_daemon: DaemonHandle, t
     wait_for(lambda: last_run(d), 60, "first run")
     token = (d.state_dir / "api-token").read_text().strip()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=["--disable-gpu"])
+        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from helpers import DaemonHandle, get, request, wait_for
-from test_web_browser import CHROMIUM, Watched
+from helpers.browser import Watched, chromium
 
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from foss_supervisor.pipeline.spec import default_pipelines_dir
@@ -119,7 +119,6 @@ def test_http_retry_needs_login_and_csrf_and_the_run_pages_offer_it(
     assert "not the latest run" in json.loads(body)["run"]["retry"]["reason"]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: .ci/run installs Debian's chromium")
 def test_retry_from_this_step_in_chromium_follows_the_new_run(failed: tuple[DaemonHandle, dict[str, Any]]) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -127,7 +126,7 @@ def test_retry_from_this_step_in_chromium_follows_the_new_run(failed: tuple[Daem
     rid = run["run_id"]
     d.gate.write_text("ok\n1\n")  # type: ignore[attr-defined]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
+        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
         w = Watched(browser)
         try:
             w.page.goto(f"http://127.0.0.1:{d.port}/login?token={d.token}&next=/runs/{rid}")  # type: ignore[attr-defined]
@@ -151,7 +150,6 @@ def test_retry_from_this_step_in_chromium_follows_the_new_run(failed: tuple[Daem
             browser.close()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: .ci/run installs Debian's chromium")
 def test_a_failed_runs_long_error_wraps_at_400_px(failed: tuple[DaemonHandle, dict[str, Any]]) -> None:
     """A DuckDB error holds long unbroken text (a path, a ^^^^ marker): the run page and /health wrap it
     instead of scrolling sideways on a phone."""
@@ -159,7 +157,7 @@ def test_a_failed_runs_long_error_wraps_at_400_px(failed: tuple[DaemonHandle, di
 
     d, run = failed
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
+        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
         w = Watched(browser, width=400, session=d)
         try:
             for path, text in ((f"/runs/{run['run_id']}", "gate.csv"), ("/health", "gate.csv")):

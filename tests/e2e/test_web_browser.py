@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +20,7 @@ from typing import Any
 
 import pytest
 from helpers import PY, DaemonHandle, wait_for
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: .ci/run installs Debian's chromium")
+from helpers.browser import Watched, chromium, login_cookie, serious_violations, shots_dir
 
 PAGES = [
     "/",
@@ -53,7 +50,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
+        b = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
         try:
             yield b
         finally:
@@ -72,47 +69,6 @@ def dash(daemon: DaemonHandle) -> DaemonHandle:
     daemon.token = (daemon.state_dir / "api-token").read_text().strip()  # type: ignore[attr-defined]
     daemon.say = say  # type: ignore[attr-defined]
     return daemon
-
-
-class Watched:
-    """A page with its console errors (CSP violations are console errors) and main-frame navigations;
-    with ``session`` (a daemon), logged in as its owner (the cookie the login URL sets)."""
-
-    def __init__(self, browser: Any, width: int = 1280, session: DaemonHandle | None = None) -> None:
-        self.context = browser.new_context(viewport={"width": width, "height": 900})
-        if session is not None:
-            self.context.add_cookies([login_cookie(session)])
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.navigations = 0
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("framenavigated", self._navigated)
-
-    def _navigated(self, frame: Any) -> None:
-        if frame == self.page.main_frame:
-            self.navigations += 1
-
-    def close(self) -> None:
-        self.context.close()
-
-
-def login_cookie(d: DaemonHandle) -> dict[str, Any]:
-    """The owner's session cookie for ``d``, as ``/login?token=`` sets it."""
-    token = (d.state_dir / "api-token").read_text().strip()
-    return {
-        "name": "foss_token",
-        "value": token,
-        "url": f"http://127.0.0.1:{d.port}",
-        "httpOnly": True,
-        "sameSite": "Strict",
-    }
-
-
-def shots_dir(tmp_path: Path) -> Path:
-    out = Path(os.environ.get("FOSS_SCREENSHOTS") or tmp_path)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def row(page: Any, name: str) -> Any:
@@ -240,20 +196,6 @@ def test_console_defaults_to_a_read_only_command_and_runs_one_after_login(dash: 
         assert w.errors == [], w.errors
     finally:
         w.close()
-
-
-AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
-
-
-def serious_violations(page: Any) -> list[str]:
-    """What axe-core finds serious or critical on the page as it is now."""
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{v['id']}: {v['help']} ({len(v['nodes'])}: {v['nodes'][0]['target']})"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import PY, DaemonHandle, command, request, viewer_headers, wait_for
-from test_web_browser import CHROMIUM, Watched, shots_dir
+from helpers.browser import Watched, chromium, shots_dir
 
 SLEEPER = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"
 
@@ -71,14 +71,13 @@ def test_a_bad_edit_changes_nothing_and_a_good_one_is_applied(configured: Daemon
     wait_for(lambda: d.program("extra")["state"] == "RUNNING", 15, "the new program running")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: .ci/run installs Debian's chromium")
 def test_config_editor_in_chromium(configured: DaemonHandle, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     d = configured
     before = d.config_path.read_text()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
+        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
         try:
             w = Watched(browser)
             w.page.goto(f"http://127.0.0.1:{d.port}/login?token={d.token}&next=/config")  # type: ignore[attr-defined]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,12 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PY, DaemonHandle, free_port, get
+from helpers import PY, DaemonHandle, free_port, get, need
 
 from foss_supervisor.web.access import HEALTH, OPEN
-
-SCHEMATHESIS = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("schemathesis")
-pytestmark = pytest.mark.skipif(SCHEMATHESIS is None, reason="schemathesis comes with the test extra")
 
 MAX_EXAMPLES = 25
 SEED = 20260416
@@ -85,11 +81,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonHandle]:
 def run_schemathesis(d: DaemonHandle, tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     """One bounded run against the description ``d`` serves (read with the owner's token: it needs one
     too); returns the run and its HAR record."""
-    assert SCHEMATHESIS is not None
     (tmp / "schemathesis.toml").write_text(CONFIG)
     (tmp / "openapi.json").write_text(json.dumps(_spec(d)))
     argv = [
-        SCHEMATHESIS,
+        need("schemathesis", "pip install -e '.[test]'", path=str(Path(sys.executable).parent)),
         "--config-file",
         str(tmp / "schemathesis.toml"),
         "--no-color",

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 from helpers import DaemonHandle, get, wait_for
-from test_web_browser import CHROMIUM, Watched, login_cookie, serious_violations, shots_dir
+from helpers.browser import Watched, chromium, login_cookie, serious_violations, shots_dir
 
 PIPELINE_CONFIG = """pipelines:
   orders: {on_new_files: true, demo_data: false}
@@ -97,7 +97,6 @@ def test_export_of_a_query_as_csv_and_json_lines(ran: tuple[DaemonHandle, dict[s
     assert status == 200 and len(list(csv.reader(io.StringIO(body.decode())))) == count + 1
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: .ci/run installs Debian's chromium")
 def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -105,7 +104,7 @@ def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tm
     d.call("pipeline_run", name="orders", wait=True)  # two runs: the history charts have a line to draw
     out = shots_dir(tmp_path)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
+        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
         try:
             for width in (1280, 400):
                 w = Watched(browser, width, session=d)

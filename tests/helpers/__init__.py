@@ -25,6 +25,8 @@ from .system import (
     is_gone,
     kill_recorded_children,
     kill_tree_by_pid,
+    need,
+    need_root,
     tmpfs,
     wait_for,
 )
@@ -48,6 +50,8 @@ __all__ = [
     "kill_recorded_children",
     "kill_tree_by_pid",
     "make_config",
+    "need",
+    "need_root",
     "owner_headers",
     "py",
     "request",

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +30,8 @@ __all__ = [
     "is_gone",
     "kill_recorded_children",
     "kill_tree_by_pid",
+    "need",
+    "need_root",
     "tmpfs",
     "wait_for",
 ]
@@ -62,6 +65,21 @@ def wait_for(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "con
 def deep_dir(tmp: Path, length: int) -> Path:
     """A folder under ``tmp`` whose path is ``length`` bytes long (not created)."""
     return tmp / ("d" * (length - len(os.fsencode(str(tmp))) - 1))
+
+
+def need(tool: str, install: str, path: str | None = None) -> str:
+    """The path of ``tool`` (looked up on ``path``, default ``$PATH``). A test that needs it fails when it is
+    missing, saying ``install`` (the line .ci/run runs): the test command never skips it silently."""
+    found = shutil.which(tool, path=path)
+    if found is None:
+        pytest.fail(f"{tool} is missing: {install} (.ci/run installs it)", pytrace=False)
+    return found
+
+
+def need_root(why: str) -> None:
+    """Fail the test (never skip it) unless it runs as root, as .ci/run does; ``why`` says what needs root."""
+    if os.geteuid() != 0:
+        pytest.fail(f"needs root ({why}): run the tests as root, as .ci/run does", pytrace=False)
 
 
 def is_gone(pid: int) -> bool:
@@ -137,7 +155,10 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
         timeout=10,
     )
     if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode}")
+        pytest.fail(
+            f"cannot mount a tmpfs: {result.stderr.strip() or result.returncode} (needs root, as .ci/run runs)",
+            pytrace=False,
+        )
     try:
         yield path
     finally:

@@ -9,8 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-from helpers import PY, deep_dir, state, supervising, until
+from helpers import PY, deep_dir, need_root, state, supervising, until
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.readiness import NotifyListener
@@ -42,8 +41,8 @@ async def test_a_notify_program_runs_whatever_its_name_and_state_dir(tmp_path: P
     assert not Path(socket_path).exists()  # removed with its folder when the program stopped
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="sends as other uids")
 async def test_only_the_programs_uid_and_root_may_notify(tmp_path: Path) -> None:
+    need_root("it sends as other uids")
     ready = asyncio.Event()
     listener = NotifyListener(ready.set)
     await listener.open(owner_uid=65534)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import is_gone, make_config, py, state, supervising, until
+from helpers import is_gone, make_config, need_root, py, state, supervising, until
 
 from foss_supervisor.core.events import HealthChanged, StateChanged
 from foss_supervisor.core.seams import ExitWatch
@@ -320,8 +320,8 @@ async def test_notify_program_without_ready_backs_off_to_fatal(tmp_path: Path) -
         assert pid is not None and is_gone(pid)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="user: needs a root daemon")
 async def test_user_program_runs_as_that_user(tmp_path: Path) -> None:
+    need_root("a program with user: needs a root daemon")
     import pwd
 
     cfg = make_config(

@@ -13,14 +13,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, need
 
 from foss_supervisor.systemd.install import options_for
 from foss_supervisor.systemd.units import SERVICE, render_units, shipped_units
 
-ANALYZE = shutil.which("systemd-analyze")
 SHIPPED = REPO / "systemd"
-needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze missing (apt-get install systemd)")
+
+
+def analyze() -> str:
+    """systemd-analyze, which checks the units as systemd reads them (the test fails without it)."""
+    return need("systemd-analyze", "apt-get install -y systemd")
 
 
 def test_regenerating_the_shipped_units_writes_exactly_them(tmp_path: Path) -> None:
@@ -36,16 +39,16 @@ def test_regenerating_the_shipped_units_writes_exactly_them(tmp_path: Path) -> N
         assert (tmp_path / rel).read_bytes() == (SHIPPED / rel).read_bytes()
 
 
-@needs_analyze
 def test_check_units_script_passes_on_the_shipped_units() -> None:
+    analyze()
     result = subprocess.run([str(SHIPPED / "check-units.sh")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok   verify system" in result.stdout and "ok   verify user" in result.stdout
     assert "ok   security: exposure" in result.stdout
 
 
-@needs_analyze
 def test_check_units_script_fails_on_unknown_keys_and_weak_sandboxes(tmp_path: Path) -> None:
+    analyze()
     copy = tmp_path / "systemd"
     shutil.copytree(SHIPPED, copy)
     user_unit = copy / "user" / SERVICE
@@ -67,13 +70,12 @@ def _verify(tmp_path: Path, files: dict[str, str], *, user: bool = False) -> sub
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     env = {**os.environ, "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)}
-    args = [str(ANALYZE), "verify", "--man=no", "--generators=no", *(["--user"] if user else [])]
+    args = [analyze(), "verify", "--man=no", "--generators=no", *(["--user"] if user else [])]
     return subprocess.run(
         [*args, *(str(tmp_path / n) for n in files)], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
     )
 
 
-@needs_analyze
 @pytest.mark.parametrize("variant", ["system", "system-root", "user"])
 def test_units_rendered_for_this_installation_verify_cleanly(tmp_path: Path, variant: str) -> None:
     """The real console script of this venv and the embedded config: paths that exist on this machine."""
@@ -84,7 +86,7 @@ def test_units_rendered_for_this_installation_verify_cleanly(tmp_path: Path, var
     assert (result.returncode, result.stderr) == (0, "")
     if variant == "system":
         security = subprocess.run(
-            [str(ANALYZE), "security", "--offline=true", str(tmp_path / SERVICE)],
+            [analyze(), "security", "--offline=true", str(tmp_path / SERVICE)],
             capture_output=True,
             text=True,
             timeout=120,
