@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from foss_supervisor.core.states import Health, ProcessState
+from foss_supervisor.core.states import DaemonPhase, Health, ProcessState
 
 __all__ = [
     "CommandCompleted",
@@ -70,9 +70,9 @@ class ConfigReloaded(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DaemonStateChanged(Event):
-    """The daemon itself is starting, ready, reloading or stopping."""
+    """The daemon itself is starting, ready, reloading or stopping (an edge of ``PHASE_TRANSITIONS``)."""
 
-    state: str
+    state: DaemonPhase
     detail: str = ""
 
 

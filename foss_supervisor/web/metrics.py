@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from foss_supervisor.core.states import DaemonPhase
 from foss_supervisor.pipeline.states import RunStatus, StepState
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.views.overview import configured_pipelines
@@ -67,7 +68,7 @@ class _Snapshot(Collector):
             uptime.add_metric([p["name"]], float(p["uptime_s"] or 0.0))
         daemon = status["daemon"]
         ready = _gauge("ready", "1 when the daemon is ready")
-        ready.add_metric([], 1.0 if daemon["phase"] == "ready" else 0.0)
+        ready.add_metric([], 1.0 if daemon["phase"] == DaemonPhase.READY else 0.0)
         verdict = _gauge("health_status", "1 for the verdict /health gives (503 when unhealthy)", ["status"])
         for v in VERDICTS:
             verdict.add_metric([v], 1.0 if daemon["health"] == v else 0.0)
