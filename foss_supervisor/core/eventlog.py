@@ -14,13 +14,13 @@ ever reads a secret. Stdlib only; appending never blocks the publisher.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import secrets
 from collections import deque
 from collections.abc import Callable
-from enum import Enum
 from typing import Any
+
+from foss_supervisor.base.jsonable import dataclass_to_json
 
 __all__ = ["EventLog", "event_name", "event_to_json"]
 
@@ -32,9 +32,7 @@ def event_name(event: object) -> str:
 
 def event_to_json(event: object) -> dict[str, Any]:
     """A bus event (a frozen dataclass) as JSON-able data: its fields (enums by value) and ``type``."""
-    if not dataclasses.is_dataclass(event) or isinstance(event, type):
-        raise TypeError(f"not an event dataclass: {event!r}")
-    data = {k: (v.value if isinstance(v, Enum) else v) for k, v in dataclasses.asdict(event).items()}
+    data = dataclass_to_json(event)  # TypeError for anything but a dataclass instance
     data["type"] = event_name(event)
     return data
 

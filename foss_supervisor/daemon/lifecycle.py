@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.base.loopguard import LoopErrorLog
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.base.tokens import load_or_create_token, write_viewer_token
@@ -196,7 +197,7 @@ class Daemon:
         pipelines_plan = await self.pipelines.reload(new, dry_run=True) if self.pipelines and new.pipelines else None
         result: dict[str, Any] = {
             "dry_run": dry_run,
-            **plan.as_dict(),
+            **dataclass_to_json(plan),
             "needs_daemon_restart": needs_restart,
             "pipelines": pipelines_plan,
         }

@@ -14,6 +14,7 @@ import jinja2
 from aiohttp import web
 
 from foss_supervisor import __version__
+from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.base.resources import data_dir
 from foss_supervisor.web import access, auth
 from foss_supervisor.web.icons import STATE_ICONS, STATE_WORDS
@@ -116,4 +117,4 @@ async def respond(
 def _dumps(obj: Any) -> str:
     import json
 
-    return json.dumps(obj, default=str)
+    return json.dumps(obj, default=jsonable)

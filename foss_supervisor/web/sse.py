@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.web.core import RESYNC, Core
 
 __all__ = ["EVENT_TYPES", "SINCE", "EventLog"]
@@ -70,7 +71,7 @@ class EventLog:
             self._events.clear()
             self._seq = seq
         else:
-            payload = json.dumps(event, default=str)
+            payload = json.dumps(event, default=jsonable)
             self._seq = seq
             self._events.append((seq, event, f"id: {self.boot}-{seq}\nevent: {name}\ndata: {payload}\n\n".encode()))
         self._changed.set()
