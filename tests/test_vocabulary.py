@@ -1,13 +1,17 @@
 """One vocabulary (issue 17): one state-table type and one illegal-transition error for every state machine,
-StrEnums for every state, and the daemon's phase as a table of its own.
+StrEnums for every state, the daemon's phase as a table of its own; one event base whose registry is the one
+list of events (the stream, the page script, the OpenAPI description and the docs take theirs from it).
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import enum
 import importlib
 import itertools
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,9 +20,11 @@ from hypothesis import strategies as st
 
 from foss_supervisor.base.transitions import TransitionTable
 from foss_supervisor.config import parse_config
+from foss_supervisor.core.events import EVENTS, Event, event_to_json
 from foss_supervisor.core.states import PHASE_TRANSITIONS, DaemonPhase
 from foss_supervisor.daemon import Daemon
 from foss_supervisor.errors import CommandError, IllegalTransitionError, SupervisorError
+from foss_supervisor.web.core import EVENT_TYPES, LISTED_EVENTS
 from foss_supervisor.web.icons import STATE_ICONS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "foss_supervisor"
@@ -148,3 +154,95 @@ async def test_a_reload_returns_to_the_phase_it_began_in_and_never_after_a_shutd
         await daemon.reload(dry_run=False)
     assert daemon.phase is DaemonPhase.STOPPING
     assert [s for s in phases if s is not None] == ["reloading", "starting", "stopping"]
+
+
+# ------------------------------------------------------------------------------------------------ events
+
+
+def _event_classes_in_source() -> set[str]:
+    """Every class of the package deriving (through any chain) from the one event base, read from the source."""
+    bases: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases[node.name] = {ast.unparse(b).rpartition(".")[2] for b in node.bases}
+    found: set[str] = set()
+    grown = True
+    while grown:
+        new = {n for n, b in bases.items() if b & (found | {"Event"})} - found
+        found |= new
+        grown = bool(new)
+    return found
+
+
+def test_every_event_class_is_registered_under_its_type_and_in_every_list() -> None:
+    in_source = _event_classes_in_source()
+    assert {"StateChanged", "RunFinished", "PipelineEvent"} <= in_source
+    assert set(EVENTS) == in_source - {"PipelineEvent"}  # a family's base is no event of its own
+    for name, cls in EVENTS.items():
+        assert cls.type == name == cls.__name__ and not cls.base
+        assert issubclass(cls, Event) and dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
+    assert tuple(EVENTS) == EVENT_TYPES
+    assert tuple(n for n, c in EVENTS.items() if c.listed) == LISTED_EVENTS
+    assert set(build_openapi_events()) == set(EVENTS)
+
+
+def build_openapi_events() -> dict[str, object]:
+    from foss_supervisor.web.openapi import _event_schemas
+
+    return _event_schemas()
+
+
+@given(st.sampled_from(sorted(EVENTS)).flatmap(lambda name: st.builds(EVENTS[name])))
+def test_every_event_becomes_its_json_with_its_type(event: Event) -> None:
+    data = event_to_json(event)
+    json.dumps(data, allow_nan=False)
+    assert data["type"] == type(event).type
+    assert set(data) == {f.name for f in dataclasses.fields(event)} | {"type"}
+
+
+def test_event_to_json_takes_only_events() -> None:
+    for wrong in (object(), {"type": "StateChanged"}, EVENTS["StateChanged"]):
+        with pytest.raises(TypeError):
+            event_to_json(wrong)  # type: ignore[arg-type]
+
+
+def test_the_page_script_types_no_event_name_and_reads_the_list_from_the_page() -> None:
+    script = (PACKAGE.parent / "ui_templates" / "static" / "app.js").read_text()
+    typed = [name for name in EVENTS if f'"{name}"' in script or f"'{name}'" in script]
+    assert not typed, f"app.js names events itself: {typed}"
+    assert 'getElementById("event-types")' in script
+
+
+async def test_every_page_carries_the_listed_events(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from foss_supervisor.web.app import create_app
+    from foss_supervisor.web.core import LocalCore
+
+    ctx = Daemon(parse_config(f"state_dir: {tmp_path}\nprograms: {{}}\n", tmp_path / "c.yaml"), None)
+    core = LocalCore(ctx, ctx.events)
+    async with TestClient(TestServer(create_app(core, "t" * 32, dashboard_host="127.0.0.1"))) as client:
+        page = await (await client.get("/login")).text()
+    await core.close()
+    carried = re.search(r'<script id="event-types" type="application/json">(.*?)</script>', page)
+    assert carried is not None and json.loads(carried.group(1)) == list(LISTED_EVENTS)
+
+
+def events_table() -> str:
+    """The table of ``docs/dashboard.md``, made from the registry."""
+    rows = ["| event | listed | fields (besides `type`, `at` and `seq`) | what |", "|---|---|---|---|"]
+    for name, cls in EVENTS.items():
+        fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(cls) if f.name != "at")
+        what = (cls.__doc__ or "").strip().splitlines()[0].replace("``", "`")
+        rows.append(f"| `{name}` | {'yes' if cls.listed else 'no'} | {fields} | {what} |")
+    return "\n".join(rows) + "\n"
+
+
+def test_the_docs_list_every_event_as_the_registry_says() -> None:
+    doc = (PACKAGE.parent / "docs" / "dashboard.md").read_text()
+    found = re.search(
+        r"<!-- events: made from foss_supervisor.core.events.EVENTS -->\n(.*?)<!-- /events -->", doc, re.S
+    )
+    assert found is not None, "docs/dashboard.md lost its table of events"
+    assert found.group(1) == events_table(), "replace the table in docs/dashboard.md with:\n" + events_table()

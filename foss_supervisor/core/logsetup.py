@@ -29,9 +29,9 @@ _BAD_STEP_STATES = frozenset({"failed", "crashed", "retrying", "upstream_failed"
 def log_pipeline_event(event: object) -> None:
     """The bus observer that writes pipeline steps' state changes and log lines to the daemon's log.
 
-    Matched by type name: the pipeline package does not import the core, and the core need not import it.
+    Matched by the event's ``type``: the core does not import the pipeline package.
     """
-    kind = type(event).__name__
+    kind = getattr(event, "type", "")
     common = {"pipeline": getattr(event, "pipeline", ""), "run_id": getattr(event, "run_id", "")}
     if kind == "StepLog":
         level = str(getattr(event, "level", "info")).lower()

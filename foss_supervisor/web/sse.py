@@ -24,27 +24,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from foss_supervisor.base.jsonable import jsonable
-from foss_supervisor.web.core import RESYNC, Core
+from foss_supervisor.web.core import EVENT_TYPES, RESYNC, Core
 
 __all__ = ["EVENT_TYPES", "SINCE", "EventLog"]
 
 SINCE = "foss_events_since"  # request key: the newest event id when the request came in
 
 KEEPALIVE_S = 15.0
-# what the dashboard listens for (documented in the OpenAPI description)
-EVENT_TYPES = (
-    "StateChanged",
-    "HealthChanged",
-    "CommandCompleted",
-    "ConfigReloaded",
-    "DaemonStateChanged",
-    "RunStarted",
-    "StepStateChanged",
-    "StepLog",
-    "RunFinished",
-    "WorkerStarted",
-    "WorkerExited",
-)
 
 
 class EventLog:

@@ -10,7 +10,7 @@ import psutil
 from aiohttp import web
 
 from foss_supervisor.errors import CommandError
-from foss_supervisor.web.core import Core
+from foss_supervisor.web.core import LISTED_EVENTS, Core
 from foss_supervisor.web.history import History
 from foss_supervisor.web.keys import CORE, EVENTS, HISTORY
 from foss_supervisor.web.pagecache import shared_page
@@ -100,9 +100,6 @@ async def pipelines_with_runs(core: Core, limit: int = 10) -> list[dict[str, Any
     return out
 
 
-QUIET_EVENTS = frozenset({"StepLog"})  # a step's log lines belong in the log viewer, not the event list
-
-
 def _event_line(e: dict[str, Any]) -> dict[str, Any]:
     """``{"at", "text"}`` as the page script writes a live event: who, what, and why."""
     who = e.get("name") or e.get("pipeline") or "daemon"
@@ -126,7 +123,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
         "generated_at": time.time(),
         "pipelines": await pipelines_with_runs(core, 30),
         "series": _looked_at(request).page_series(),
-        "events": [_event_line(e) for e in request.app[EVENTS].recent(40) if e["type"] not in QUIET_EVENTS][:20],
+        "events": [_event_line(e) for e in request.app[EVENTS].recent(40) if e["type"] in LISTED_EVENTS][:20],
     }
     return await respond(request, "index.html", data)
 
