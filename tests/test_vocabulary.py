@@ -246,3 +246,21 @@ def test_the_docs_list_every_event_as_the_registry_says() -> None:
     )
     assert found is not None, "docs/dashboard.md lost its table of events"
     assert found.group(1) == events_table(), "replace the table in docs/dashboard.md with:\n" + events_table()
+
+
+def test_an_event_named_by_hand_is_a_registered_one() -> None:
+    """Where a module cannot import an event class (the core matching the pipeline's events by ``type``), the
+    name it types must still be one the registry knows: a renamed event cannot leave a dead match behind."""
+    looks_like_an_event = re.compile(
+        r"^[A-Z][a-z]+(?:[A-Z][a-z]+)*(?:Changed|Started|Finished|Exited|Log|Completed|Reloaded)$"
+    )
+    typed = {  # names a module compares an event's type with
+        (str(path.relative_to(PACKAGE)), node.value)
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for compare in ast.walk(ast.parse(path.read_text()))
+        if isinstance(compare, ast.Compare)
+        for node in ast.walk(compare)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and looks_like_an_event.match(node.value)
+    }
+    assert {"StepLog", "RunFinished"} <= {name for _, name in typed}  # the core's matches are seen
+    assert [(path, name) for path, name in sorted(typed) if name not in EVENTS] == []
