@@ -102,6 +102,7 @@ def test_each_kind_becomes_what_the_table_says() -> None:
     assert jsonable(Level.LOW) == 1
     assert jsonable(decimal.Decimal("952.70")) == 952.7
     assert jsonable(decimal.Decimal("952.70"), exact=True) == "952.70"
+    assert jsonable(decimal.Decimal("sNaN")) == jsonable(decimal.Decimal("NaN"), exact=True) == "nan"
     assert jsonable(float("nan")) == "nan" and jsonable(float("-inf")) == "-inf"
     assert jsonable(dt.datetime(2025, 1, 2, 3, 4, 5)) == "2025-01-02T03:04:05"
     assert jsonable(dt.timedelta(minutes=1)) == 60.0

@@ -13,7 +13,7 @@ list, tuple, deque, other iterables    list; a set or frozenset sorted (by its t
 path                                   its text
 datetime, date, time                   ISO 8601 text
 timedelta                              seconds (float)
-Decimal                                float; with ``exact``, its digits as text (``"952.70"``)
+Decimal                                float; with ``exact``, its digits as text (``"952.70"``); NaN ``"nan"``
 int                                    itself; with ``exact``, beyond 2**53 - 1 its digits as text
 float                                  itself; NaN and infinities as text (``"nan"``, ``"inf"``): JSON has none
 bytes, bytearray, memoryview           base64 text
@@ -103,6 +103,8 @@ def _rare_scalar(value: object, exact: bool) -> Any:
     """Decimal, dates and times, timedelta, UUID as JSON; :data:`_NOT_SCALAR` for anything else."""
     decimal = sys.modules.get("decimal")
     if decimal is not None and isinstance(value, decimal.Decimal):
+        if value.is_nan():  # quiet or signalling: float() refuses the latter
+            return "nan"
         return str(value) if exact and value.is_finite() else jsonable(float(value))
     dt = sys.modules.get("datetime")
     if dt is not None and isinstance(value, dt.datetime | dt.date | dt.time):
