@@ -4,7 +4,7 @@
 
     SupervisorError
     ├── ConfigError            a config file or value is refused (names file, line, key, reason)
-    ├── StateTransitionError   an illegal move in the process state table
+    ├── IllegalTransitionError an edge missing from a state table (programs, steps, runs, the daemon's phase)
     ├── DaemonError
     │   ├── AlreadyRunning     another live daemon holds the PID file lock
     │   ├── InstanceConflict   another live foss-supervisor holds what this one needs (names it)
@@ -30,12 +30,12 @@ __all__ = [
     "ControlError",
     "DaemonBusy",
     "DaemonError",
+    "IllegalTransitionError",
     "InstanceConflict",
     "NoAnswer",
     "NotRunning",
     "PortInUse",
     "ProtocolError",
-    "StateTransitionError",
     "SupervisorError",
 ]
 
@@ -77,8 +77,16 @@ class ConfigError(SupervisorError):
         return combined
 
 
-class StateTransitionError(SupervisorError):
-    """A process was asked to take an edge the state table does not have."""
+class IllegalTransitionError(SupervisorError):
+    """A state machine was asked to take an edge its table does not have (a bug: the site is wrong).
+
+    ``machine`` names the table (``process``, ``step``, ``run``, ``daemon phase``); ``old`` and ``new`` are the
+    states' words. One class for every table (:class:`foss_supervisor.base.transitions.TransitionTable`).
+    """
+
+    def __init__(self, machine: str, old: str, new: str) -> None:
+        self.machine, self.old, self.new = machine, old, new
+        super().__init__(f"illegal {machine} transition {old} -> {new}")
 
 
 class DaemonError(SupervisorError):

@@ -18,7 +18,7 @@ import select
 import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ __all__ = [
     "session_members",
     "terminate",
     "terminate_all",
+    "ticks_per_s",
     "wait_gone",
 ]
 
@@ -48,7 +49,11 @@ PID_MAX_LIMIT = 4 * 1024 * 1024  # the kernel's ceiling for kernel.pid_max
 
 @dataclass(frozen=True, slots=True)
 class ProcStat:
-    """The fields of ``/proc/PID/stat`` the daemon acts on (``start_ticks``: clock ticks after boot)."""
+    """The fields of ``/proc/PID/stat`` the daemon acts on (``start_ticks``: clock ticks after boot).
+
+    ``cpu_ticks`` (user + system time, clock ticks) and ``rss_pages`` (resident pages) are what the process
+    uses at the moment of the read; they are no part of its identity (not compared).
+    """
 
     pid: int
     ppid: int
@@ -56,6 +61,8 @@ class ProcStat:
     sid: int
     state: str  # R, S, D, T, Z, X, ...
     start_ticks: int
+    cpu_ticks: int = field(default=0, compare=False)
+    rss_pages: int = field(default=0, compare=False)
 
     @property
     def zombie(self) -> bool:
@@ -71,7 +78,16 @@ def read_stat(pid: int) -> ProcStat | None:
     try:
         # the command name (field 2) may hold spaces and parentheses: split after its last ')'
         fields = raw[raw.rindex(b")") + 2 :].split()
-        return ProcStat(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0].decode(), int(fields[19]))
+        return ProcStat(
+            pid,
+            int(fields[1]),
+            int(fields[2]),
+            int(fields[3]),
+            fields[0].decode(),
+            int(fields[19]),
+            cpu_ticks=int(fields[11]) + int(fields[12]),  # utime + stime (fields 14 and 15)
+            rss_pages=int(fields[21]),  # field 24
+        )
     except (IndexError, ValueError):
         return None
 
@@ -93,7 +109,8 @@ def boot_id() -> str:
 
 
 @cache
-def _ticks_per_s() -> int:
+def ticks_per_s() -> int:
+    """Clock ticks per second (``SC_CLK_TCK``): the unit of ``start_ticks`` and ``cpu_ticks``."""
     return os.sysconf("SC_CLK_TCK")
 
 
@@ -156,7 +173,7 @@ def identity_of(pid: int) -> ProcessIdentity | None:
     st = read_stat(pid)
     if st is None or st.zombie:
         return None
-    return ProcessIdentity(pid, st.start_ticks, psutil.boot_time() + st.start_ticks / _ticks_per_s())
+    return ProcessIdentity(pid, st.start_ticks, psutil.boot_time() + st.start_ticks / ticks_per_s())
 
 
 def session_members(leaders: Iterable[ProcessIdentity]) -> dict[ProcessIdentity, list[ProcessIdentity]]:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE, say
 from foss_supervisor.control.client import ControlClient, call
 from foss_supervisor.errors import ConfigError
@@ -196,7 +197,7 @@ def cmd_query(args: argparse.Namespace, config: Target) -> int:
     with ControlClient(config.control_socket, timeout_s=args.timeout + 10.0) as client:
         result = client.call("query", sql=args.sql, max_rows=args.max_rows, timeout_s=args.timeout)
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        print(json.dumps(result, indent=2, default=jsonable))
         return EXIT_OK
     header = [str(c) for c in result["columns"]]
     rows = [header] + [["NULL" if v is None else str(v) for v in r] for r in result["rows"]]

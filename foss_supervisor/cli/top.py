@@ -1,8 +1,9 @@
 """``foss-supervisor top``: a terminal UI for an SSH session without a browser (PM2's ``monit``, process-compose's TUI).
 
 Built on textual. It speaks the control socket like every other client: ``status`` once a second for
-the table (state, health, PID, uptime, INFO), psutil for CPU and memory of each program's process and
-its descendants, ``logs`` for the pane under the table, which then follows the selected program's file.
+the table (state, health, PID, uptime, INFO), ``resources`` for CPU and memory of each program's whole
+process tree (the daemon's measurement: the figures the dashboard's charts and ``/metrics`` show), ``logs``
+for the pane under the table, which then follows the selected program's file.
 
 Keys: ``s`` start, ``x`` stop, ``r`` restart, ``k`` signal (asks which; HUP by default), ``q`` quit;
 arrows or the mouse select a program.
@@ -14,7 +15,6 @@ import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
-import psutil
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Log
@@ -24,7 +24,7 @@ from foss_supervisor.control.client import call
 from foss_supervisor.core.logview import Follower, LogSource
 from foss_supervisor.errors import SupervisorError
 
-__all__ = ["TopApp"]
+__all__ = ["TopApp", "usage_cells"]
 
 REFRESH_S = 1.0
 LOG_POLL_S = 0.3
@@ -32,33 +32,12 @@ LOG_LINES = 200
 COLUMNS = ("NAME", "STATE", "HEALTH", "PID", "CPU%", "MEM", "UPTIME", "INFO")
 
 
-def _mib(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f}M"
-
-
-class _Usage:
-    """CPU percent and resident memory of a process and its descendants (psutil, sampled between calls)."""
-
-    def __init__(self) -> None:
-        self._procs: dict[int, psutil.Process] = {}
-
-    def __call__(self, pid: int | None) -> tuple[str, str]:
-        if not pid:
-            return "-", "-"
-        try:
-            root = psutil.Process(pid)
-            members = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return "-", "-"
-        cpu, rss = 0.0, 0
-        for proc in members:
-            known = self._procs.setdefault(proc.pid, proc)  # the same object, so cpu_percent has a baseline
-            try:
-                cpu += known.cpu_percent(None)
-                rss += known.memory_info().rss
-            except psutil.Error:
-                continue
-        return f"{cpu:.0f}", _mib(rss)
+def usage_cells(tree: dict[str, Any] | None) -> tuple[str, str]:
+    """The CPU% and MEM cells of one tree of a ``resources`` reply ("-" where there is no figure)."""
+    if tree is None or tree["pid"] is None:
+        return "-", "-"
+    cpu = "-" if tree["cpu_percent"] is None else f"{tree['cpu_percent']:.0f}"
+    return cpu, f"{tree['rss_bytes'] / 2**20:.1f}M"
 
 
 class TopApp(App[None]):
@@ -83,7 +62,6 @@ class TopApp(App[None]):
         self.control_socket = control_socket
         self.programs: list[dict[str, Any]] = []
         self.selected: str | None = None
-        self._usage = _Usage()
         self._follower: Follower | None = None
         self._columns: list[Any] = []
         self._rows: list[str] = []
@@ -110,6 +88,7 @@ class TopApp(App[None]):
     async def refresh_programs(self) -> None:
         try:
             status = await self._call("status")
+            usage = (await self._call("resources"))["programs"]
         except (OSError, SupervisorError) as exc:
             self.sub_title = f"no answer from the daemon: {exc}"
             return
@@ -127,7 +106,7 @@ class TopApp(App[None]):
             if names:
                 table.move_cursor(row=min(cursor, len(names) - 1))
         for p in self.programs:
-            cpu, mem = self._usage(p["pid"])
+            cpu, mem = usage_cells(usage.get(p["name"]))
             cells = (p["state"], p["health"], str(p["pid"] or "-"), cpu, mem, fmt_uptime(p["uptime_s"]), info_column(p))
             for column, value in zip(self._columns[1:], cells, strict=True):
                 table.update_cell(p["name"], column, value)

@@ -11,18 +11,15 @@ generation (:mod:`foss_supervisor.config.history`), written atomically, then the
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import enum
 import os
-import signal
 import weakref
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.base.jsonable import dataclass_to_json, jsonable
 from foss_supervisor.base.resources import default_config_path
 from foss_supervisor.commands.registry import CommandContext, command
 from foss_supervisor.config import parse_config
@@ -46,23 +43,6 @@ __all__ = [
 log = structlog.get_logger("foss_supervisor.config")
 
 
-def _plain_config(value: Any) -> Any:
-    """Config dataclasses as JSON-able data (secrets are redacted where every reply is: commands.answer)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain_config(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _plain_config(v) for k, v in value.items()}
-    if isinstance(value, frozenset | set):
-        return sorted(_plain_config(v) for v in value)
-    if isinstance(value, list | tuple):
-        return [_plain_config(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.name if isinstance(value, signal.Signals) else value.value
-    if isinstance(value, Path):
-        return str(value)
-    return value if value is None or isinstance(value, str | int | float | bool) else repr(value)
-
-
 @command("config_show")
 async def config_show(ctx: CommandContext) -> dict[str, Any]:
     """The running (effective) config, every default filled in, secrets redacted (as in every reply).
@@ -71,7 +51,7 @@ async def config_show(ctx: CommandContext) -> dict[str, Any]:
     runs on the embedded default config (start it with --config FILE to edit one).
     """
     cfg = ctx.config
-    return {"file": str(cfg.source), "editable": _editable(cfg.source), "config": _plain_config(cfg)}
+    return {"file": str(cfg.source), "editable": _editable(cfg.source), "config": jsonable(cfg)}
 
 
 def _editable(path: Path) -> bool:
@@ -130,7 +110,7 @@ async def _save(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool
         refusal = save_refusal(current_text, text, new, ctx.config, _up(ctx))
         if dry_run:
             pinned, waiting = pin_daemon_settings(ctx.config, new)
-            plan = {**ctx.supervisor.plan(pinned).as_dict(), "needs_daemon_restart": waiting}
+            plan = {**dataclass_to_json(ctx.supervisor.plan(pinned)), "needs_daemon_restart": waiting}
             return {"dry_run": True, "file": str(path), "plan": plan, "needs_confirmation": refusal, "generation": None}
         if refusal is not None and not allow_empty:
             raise ConfirmationRequired(f"{refusal}; nothing changed: {CONFIRM_HINT}")
@@ -276,7 +256,7 @@ async def pipeline_sources(ctx: CommandContext, name: str) -> dict[str, Any]:
     steps = [
         {
             "name": s.name,
-            "kind": _plain_config(s.kind),
+            "kind": jsonable(s.kind),
             "file": str(s.sql_path) if s.sql_path else None,
             "sql": s.sql,
             "callable": s.callable,

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.commands.registry import CommandContext, command
 from foss_supervisor.core.logview import DAEMON, PIPELINE, LogSource, select_sources, tail
 from foss_supervisor.errors import CommandError
@@ -28,7 +29,7 @@ async def logs(ctx: CommandContext, names: list[str], lines: int) -> dict[str, A
     program_logs = {name: proc.log_path for name, proc in sup.processes.items()}
     sources = select_sources(names, program_logs, ctx.config.state_dir, ctx.config.replica_sets, ctx.config.groups)
     tails = await asyncio.to_thread(lambda: {s.name: tail(s, lines) for s in sources})
-    return {"sources": [s.as_dict() for s in sources], "lines": tails}
+    return {"sources": [dataclass_to_json(s) for s in sources], "lines": tails}
 
 
 LOG_SOURCES = (DAEMON, PIPELINE)

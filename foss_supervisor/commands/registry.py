@@ -18,6 +18,7 @@ from foss_supervisor.config import Config
 from foss_supervisor.core.events import CommandCompleted, EventBus
 from foss_supervisor.core.heartbeat import Heartbeat
 from foss_supervisor.core.services import Services
+from foss_supervisor.core.states import DaemonPhase
 from foss_supervisor.core.supervisor import Supervisor
 from foss_supervisor.errors import ProtocolError
 
@@ -36,7 +37,7 @@ class CommandContext(Protocol):
     bus: EventBus
     pipelines: PipelineService | None
     started_at: float
-    phase: str  # starting | ready | reloading | stopping
+    phase: DaemonPhase
     changes: int  # state-changing commands run (done or refused): readers that share replies compare it
     redactor: Redactor  # the egress gate every reply passes (see answer)
     instance_id: str  # this daemon's id, also written in its PID lock file (pidfile.answers_as_holder)

@@ -26,12 +26,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.core.states import DaemonPhase
+
 if TYPE_CHECKING:
     from foss_supervisor.commands.registry import CommandContext
 
 __all__ = ["assess"]
 
-_SERVING_PHASES = ("ready", "reloading")
+_SERVING_PHASES = (DaemonPhase.READY, DaemonPhase.RELOADING)
 _FAILED_RUNS = ("failed", "abandoned")
 
 

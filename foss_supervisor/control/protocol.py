@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.errors import ProtocolError
 
 __all__ = [
@@ -51,7 +52,7 @@ SUBSCRIBE = "subscribe"  # not a command of the registry: it turns the connectio
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), default=str).encode() + b"\n"
+    return json.dumps(message, separators=(",", ":"), default=jsonable).encode() + b"\n"
 
 
 def decode_request(line: bytes) -> tuple[Any, str, dict[str, Any]]:

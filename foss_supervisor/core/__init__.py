@@ -6,7 +6,8 @@ What lives here: the state tables (:mod:`~.states`), the restart policy (:mod:`~
 (:mod:`~.containment`), health probes (:mod:`~.health`), the supervisor of a config's programs
 (:mod:`~.supervisor`, :mod:`~.selectors`) and of the daemon's own services (:mod:`~.services`), state kept
 across restarts (:mod:`~.statestore`), events (:mod:`~.events`, :mod:`~.eventlog`), the loop's heartbeat
-(:mod:`~.heartbeat`), hooks (:mod:`~.hooks`), and logs (:mod:`~.logview`, :mod:`~.logsetup`).
+(:mod:`~.heartbeat`), hooks (:mod:`~.hooks`), logs (:mod:`~.logview`, :mod:`~.logsetup`), and CPU and memory
+of process trees (:mod:`~.usage`).
 
 May import: :mod:`foss_supervisor.config`, :mod:`foss_supervisor.systemd` (its protocol modules),
 :mod:`foss_supervisor.base`. Never the pipeline package, the commands, the transports or the CLI.

@@ -6,37 +6,23 @@ socket) follow the daemon through it: :meth:`EventLog.since` gives what came aft
 daemon run, named by :attr:`EventLog.boot` (new per start): a reader holding ``(boot, seq)`` resumes exactly
 where it left off, or learns that it must resynchronise (another boot, or events already dropped).
 
-Events are kept as they leave the daemon: ``redact`` (the daemon's
-:class:`~foss_supervisor.base.redact.Redactor`) runs once per event, at :meth:`EventLog.append`, so no subscriber
-ever reads a secret. Stdlib only; appending never blocks the publisher.
+Events are kept as they leave the daemon, as :func:`~foss_supervisor.core.events.event_to_json` makes them:
+``redact`` (the daemon's :class:`~foss_supervisor.base.redact.Redactor`) runs once per event, at
+:meth:`EventLog.append`, so no subscriber ever reads a secret. Stdlib only; appending never blocks the publisher.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import secrets
 from collections import deque
 from collections.abc import Callable
-from enum import Enum
 from typing import Any
 
-__all__ = ["EventLog", "event_name", "event_to_json"]
+from foss_supervisor.core.events import Event, event_to_json
 
-
-def event_name(event: object) -> str:
-    """The name an event is known by outside the daemon (its class name, e.g. ``StateChanged``)."""
-    return type(event).__name__
-
-
-def event_to_json(event: object) -> dict[str, Any]:
-    """A bus event (a frozen dataclass) as JSON-able data: its fields (enums by value) and ``type``."""
-    if not dataclasses.is_dataclass(event) or isinstance(event, type):
-        raise TypeError(f"not an event dataclass: {event!r}")
-    data = {k: (v.value if isinstance(v, Enum) else v) for k, v in dataclasses.asdict(event).items()}
-    data["type"] = event_name(event)
-    return data
+__all__ = ["EventLog"]
 
 
 class EventLog:
@@ -49,8 +35,8 @@ class EventLog:
         self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=size)
         self._newer = asyncio.Event()
 
-    def append(self, event: object) -> None:
-        """Number and keep ``event`` (a bus callback: quick, never raises for an event dataclass)."""
+    def append(self, event: Event) -> None:
+        """Number and keep ``event`` (a bus callback: quick, never raises for an event)."""
         self.seq += 1
         data = self._redact(event_to_json(event))
         data["seq"] = self.seq

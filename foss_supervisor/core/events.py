@@ -1,7 +1,13 @@
-"""Events the core publishes, and the one-way bus that carries them to observers.
+"""Events: their one base and registry, the core's own events, and the one-way bus that carries them.
 
-The bus carries any frozen event dataclass: the core's below and the pipeline engine's
-(:mod:`foss_supervisor.pipeline.events`), which does not import the core.
+Every event is a frozen dataclass deriving from :class:`Event`, the core's below and the pipeline engine's
+(:mod:`foss_supervisor.pipeline.events`). Each class is known outside the daemon by its ``type`` (its class
+name: the ``type`` of its JSON, the ``event:`` of its server-sent event; ``name`` is taken, by the program a
+:class:`StateChanged` is about) and is entered in :data:`EVENTS` when defined: the one list from which the
+dashboard's event stream, its page script, the OpenAPI description and ``docs/dashboard.md`` take theirs.
+Two class-level flags say how the dashboard treats an event: ``listed`` (shown in its list of recent events,
+and the page refreshes on it) and ``moves`` (it may change a command's reply, so shared replies are asked
+again).
 
 Observers (log, metrics, SSE, sd_notify, history) subscribe; they never call back into the core
 except through the commands. A slow observer cannot block the core: async subscribers get a
@@ -14,10 +20,13 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from foss_supervisor.core.states import Health, ProcessState
+from foss_supervisor.base.jsonable import dataclass_to_json
+from foss_supervisor.core.states import DaemonPhase, Health, ProcessState
 
 __all__ = [
+    "EVENTS",
     "CommandCompleted",
     "ConfigReloaded",
     "DaemonStateChanged",
@@ -26,14 +35,46 @@ __all__ = [
     "HealthChanged",
     "StateChanged",
     "Subscription",
+    "event_to_json",
 ]
+
+#: every event class by its ``type``, in the order they were defined (the core's, then the pipeline's once
+#: :mod:`foss_supervisor.pipeline.events` is imported)
+EVENTS: dict[str, type[Event]] = {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
-    """Base of every event; ``at`` is wall-clock seconds since the epoch."""
+    """Base of every event; ``at`` is wall-clock seconds since the epoch.
+
+    A subclass is registered in :data:`EVENTS` under its ``type`` unless it declares ``base = True`` itself
+    (a family's base, such as the pipeline's).
+    """
+
+    #: the name the event is known by outside the daemon (set from the class name)
+    type: ClassVar[str] = "Event"
+    #: shown in the dashboard's list of recent events (and its page refreshes on it)
+    listed: ClassVar[bool] = True
+    #: may change a command's reply (readers that share replies ask again)
+    moves: ClassVar[bool] = True
+    #: a family's base, not an event of its own (not registered)
+    base: ClassVar[bool] = True
 
     at: float = field(default_factory=time.time)
+
+    def __init_subclass__(cls) -> None:  # no super(): the slotted class dataclass makes is another class
+        cls.type = cls.__name__
+        if not cls.__dict__.get("base", False):  # again for the slotted copy, which then replaces the first
+            cls.base = False
+            EVENTS[cls.type] = cls
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    """An event as JSON-able data: its fields (:func:`~foss_supervisor.base.jsonable.jsonable`: enums by value,
+    tuples as lists) and its ``type``. Raises ``TypeError`` for anything but an event."""
+    if not isinstance(event, Event):
+        raise TypeError(f"not an event: {event!r}")
+    return dataclass_to_json(event) | {"type": event.type}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,15 +111,17 @@ class ConfigReloaded(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DaemonStateChanged(Event):
-    """The daemon itself is starting, ready, reloading or stopping."""
+    """The daemon itself is starting, ready, reloading or stopping (an edge of ``PHASE_TRANSITIONS``)."""
 
-    state: str
+    state: DaemonPhase
     detail: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommandCompleted(Event):
     """A state-changing command ran (from any transport): done (``ok``) or refused with ``error``."""
+
+    listed: ClassVar[bool] = False  # what it did shows as the events it caused
 
     command: str
     ok: bool
@@ -90,20 +133,20 @@ class Subscription:
 
     def __init__(self, bus: EventBus, maxsize: int) -> None:
         self._bus = bus
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize)
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
         self.dropped = 0
 
-    def _offer(self, event: object) -> None:
+    def _offer(self, event: Event) -> None:
         if self._queue.full():
             self._queue.get_nowait()
             self.dropped += 1
         self._queue.put_nowait(event)
 
-    async def get(self) -> object:
+    async def get(self) -> Event:
         """Wait for the next event."""
         return await self._queue.get()
 
-    def drain(self) -> list[object]:
+    def drain(self) -> list[Event]:
         """Take every event already queued, without waiting."""
         events = []
         while not self._queue.empty():
@@ -117,7 +160,7 @@ class Subscription:
     def __aiter__(self) -> Subscription:
         return self
 
-    async def __anext__(self) -> object:
+    async def __anext__(self) -> Event:
         return await self.get()
 
 
@@ -125,14 +168,14 @@ class EventBus:
     """Synchronous fan-out: callbacks run in publish order; async subscribers get queues."""
 
     def __init__(self) -> None:
-        self._callbacks: list[Callable[[object], None]] = []
+        self._callbacks: list[Callable[[Event], None]] = []
         self._subscriptions: set[Subscription] = set()
 
-    def on(self, callback: Callable[[object], None]) -> None:
+    def on(self, callback: Callable[[Event], None]) -> None:
         """Call ``callback(event)`` for every event; it must be quick and must not raise."""
         self._callbacks.append(callback)
 
-    def off(self, callback: Callable[[object], None]) -> None:
+    def off(self, callback: Callable[[Event], None]) -> None:
         """Stop calling ``callback`` (no error if it was not registered)."""
         if callback in self._callbacks:
             self._callbacks = [c for c in self._callbacks if c is not callback]
@@ -143,7 +186,7 @@ class EventBus:
         self._subscriptions.add(sub)
         return sub
 
-    def publish(self, event: object) -> None:
+    def publish(self, event: Event) -> None:
         """Deliver ``event`` to every observer."""
         for callback in self._callbacks:
             callback(event)

@@ -89,7 +89,7 @@ def event_payload(event: object) -> dict[str, Any] | None:
             "old": str(event.old),
             "detail": event.detail,
         }
-    if type(event).__name__ == "RunFinished":  # the pipeline's events (that package does not import the core)
+    if getattr(event, "type", "") == "RunFinished":  # a pipeline's event (the core does not import that package)
         status = getattr(getattr(event, "status", None), "value", "")
         kind = "pipeline_succeeded" if status in _GOOD_RUNS else "pipeline_failed"
         return {

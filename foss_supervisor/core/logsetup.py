@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from enum import Enum
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import structlog
 
+from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.base.writefailures import CheckedFileHandler, WriteFailures
 from foss_supervisor.systemd.journal import JournalHandler, journald_wanted
@@ -29,9 +29,9 @@ _BAD_STEP_STATES = frozenset({"failed", "crashed", "retrying", "upstream_failed"
 def log_pipeline_event(event: object) -> None:
     """The bus observer that writes pipeline steps' state changes and log lines to the daemon's log.
 
-    Matched by type name: the pipeline package does not import the core, and the core need not import it.
+    Matched by the event's ``type``: the core does not import the pipeline package.
     """
-    kind = type(event).__name__
+    kind = getattr(event, "type", "")
     common = {"pipeline": getattr(event, "pipeline", ""), "run_id": getattr(event, "run_id", "")}
     if kind == "StepLog":
         level = str(getattr(event, "level", "info")).lower()
@@ -63,20 +63,16 @@ def log_pipeline_event(event: object) -> None:
 
 
 def _plain_values(_logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Paths, enums and other objects as their text, never their repr (no ``PosixPath('...')`` in a log line)."""
+    """Values as JSON-able data (:func:`~foss_supervisor.base.jsonable.jsonable`: paths and enums as their text,
+    never their repr, no ``PosixPath('...')`` in a log line); what later processors read is left alone:
+    ``exc_info``/``stack_info`` (formatted next) and structlog's own ``_record``/``_from_structlog``."""
     for key, value in event.items():
-        event[key] = _plain(value)
+        if key not in _LEFT_ALONE and not key.startswith("_"):
+            event[key] = jsonable(value)
     return event
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Enum) and isinstance(value.value, str):
-        return value.value
-    if isinstance(value, PurePath | Enum):
-        return str(value)
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
-    return value
+_LEFT_ALONE = frozenset({"exc_info", "stack_info"})
 
 
 def configure_logging(

@@ -62,9 +62,6 @@ class LogSource:
             return False
         return isinstance(record, dict) and str(record.get("logger", "")).startswith(self.logger_prefix)
 
-    def as_dict(self) -> dict[str, str | list[str]]:
-        return {"name": self.name, "file": str(self.file), "logger_prefix": list(self.logger_prefix)}
-
 
 def dashboard_log(state_dir: Path) -> Path:
     """Where the dashboard process (the service ``@dashboard``) writes its output."""

@@ -22,7 +22,7 @@ from foss_supervisor.config import ProgramConfig
 from foss_supervisor.core.child import uncancellable
 from foss_supervisor.core.events import EventBus, HealthChanged, StateChanged
 from foss_supervisor.core.seams import ChildEdge, ExitWatch, Seams
-from foss_supervisor.core.states import Health, ProcessState, check_transition
+from foss_supervisor.core.states import TRANSITIONS, Health, ProcessState
 
 __all__ = ["ProgramRecord", "exit_text"]
 
@@ -155,7 +155,7 @@ class ProgramRecord:
 
     def _transition(self, new: ProcessState, reason: str, retry_in_s: float | None = None) -> None:
         old = self.state
-        check_transition(old, new)
+        TRANSITIONS.check(old, new)
         self.state = new
         self.reason = reason
         if new not in (S.RUNNING, S.STOPPING):

@@ -1,8 +1,11 @@
-"""Process states, the groups they fall in, and the one table of legal transitions (stdlib only).
+"""Process states, the groups they fall in, their table of legal transitions; the daemon's phase and its table.
 
-Like supervisord's ``states.py``: a transition site calls :func:`check_transition`; an edge missing
-from the table is a bug and raises. Code that asks "is it up?", "is a child there?" uses the groups
-below instead of writing its own set of states.
+Stdlib only.
+
+Like supervisord's ``states.py``: a transition site calls ``TRANSITIONS.check(old, new)``; an edge missing
+from the table is a bug and raises :class:`~foss_supervisor.errors.IllegalTransitionError` (the table is a
+:class:`~foss_supervisor.base.transitions.TransitionTable`, the one type of every state table). Code that
+asks "is it up?", "is a child there?" uses the groups below instead of writing its own set of states.
 
 ::
 
@@ -13,23 +16,29 @@ below instead of writing its own set of states.
     RUNNING --died--> EXITED --restart at once--> STARTING   (or --restart later--> BACKOFF)
     STARTING/RUNNING --stop, restart, unhealthy--> STOPPING --reaped--> STOPPED (--restart later--> BACKOFF)
     BACKOFF --stop requested--> STOPPED
+
+The daemon's own phase (:class:`DaemonPhase`, table :data:`PHASE_TRANSITIONS`)::
+
+    starting --autostart done, dashboard up--> ready --reload--> reloading --applied or refused--> ready
+    starting --reload--> reloading --> starting          any phase --shutdown--> stopping (final)
 """
 
 from __future__ import annotations
 
 import enum
 
-from foss_supervisor.errors import StateTransitionError
+from foss_supervisor.base.transitions import TransitionTable
 
 __all__ = [
     "FAILING_STATES",
+    "PHASE_TRANSITIONS",
     "RUNNING_STATES",
     "SIGNALLABLE_STATES",
     "STOPPED_STATES",
     "TRANSITIONS",
+    "DaemonPhase",
     "Health",
     "ProcessState",
-    "check_transition",
 ]
 
 
@@ -69,25 +78,46 @@ SIGNALLABLE_STATES = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
 #: crash-looping or given up: a problem for ``/health`` and ``start``
 FAILING_STATES = frozenset({S.BACKOFF, S.FATAL})
 
-TRANSITIONS: dict[ProcessState, frozenset[ProcessState]] = {
-    # spawn (operator, autostart, restart); or, after a stop for ill health, wait before the respawn
-    S.STOPPED: frozenset({S.STARTING, S.BACKOFF}),
-    # respawn at once, or after a backoff delay
-    S.EXITED: frozenset({S.STARTING, S.BACKOFF}),
-    # an operator's start gives a FATAL program fresh retries; an operator's stop takes it out
-    S.FATAL: frozenset({S.STARTING, S.STOPPED}),
-    # the delay is over / retries are spent / a stop was asked for while waiting
-    S.BACKOFF: frozenset({S.STARTING, S.FATAL, S.STOPPED}),
-    # up for start_timeout or READY=1 / died early or no READY / one-shot done / asked to stop
-    S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.EXITED, S.STOPPING}),
-    # died on its own / asked to stop (stop, restart, unhealthy, shutdown)
-    S.RUNNING: frozenset({S.EXITED, S.STOPPING}),
-    # the stop coroutine reaped it
-    S.STOPPING: frozenset({S.STOPPED}),
-}
+TRANSITIONS: TransitionTable[ProcessState] = TransitionTable(
+    "process",
+    {
+        # spawn (operator, autostart, restart); or, after a stop for ill health, wait before the respawn
+        S.STOPPED: frozenset({S.STARTING, S.BACKOFF}),
+        # respawn at once, or after a backoff delay
+        S.EXITED: frozenset({S.STARTING, S.BACKOFF}),
+        # an operator's start gives a FATAL program fresh retries; an operator's stop takes it out
+        S.FATAL: frozenset({S.STARTING, S.STOPPED}),
+        # the delay is over / retries are spent / a stop was asked for while waiting
+        S.BACKOFF: frozenset({S.STARTING, S.FATAL, S.STOPPED}),
+        # up for start_timeout or READY=1 / died early or no READY / one-shot done / asked to stop
+        S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.EXITED, S.STOPPING}),
+        # died on its own / asked to stop (stop, restart, unhealthy, shutdown)
+        S.RUNNING: frozenset({S.EXITED, S.STOPPING}),
+        # the stop coroutine reaped it
+        S.STOPPING: frozenset({S.STOPPED}),
+    },
+)
 
 
-def check_transition(old: ProcessState, new: ProcessState) -> None:
-    """Raise :class:`StateTransitionError` unless ``old -> new`` is an edge of the table."""
-    if new not in TRANSITIONS.get(old, frozenset()):
-        raise StateTransitionError(f"illegal transition {old} -> {new}")
+class DaemonPhase(enum.StrEnum):
+    """Where the daemon itself is (``ping``, ``status``, ``/health``; sd_notify READY/RELOADING/STOPPING)."""
+
+    STARTING = "starting"
+    READY = "ready"
+    RELOADING = "reloading"
+    STOPPING = "stopping"
+
+
+P = DaemonPhase
+PHASE_TRANSITIONS: TransitionTable[DaemonPhase] = TransitionTable(
+    "daemon phase",
+    {
+        # autostart done and the dashboard up / a reload asked while starting / a shutdown
+        P.STARTING: frozenset({P.READY, P.RELOADING, P.STOPPING}),
+        P.READY: frozenset({P.RELOADING, P.STOPPING}),
+        # back where the reload began (or ready, when the start finished meanwhile) / a shutdown asked meanwhile
+        P.RELOADING: frozenset({P.STARTING, P.READY, P.STOPPING}),
+        # nothing un-stops a daemon
+    },
+)
+del P

@@ -53,9 +53,6 @@ class ReloadPlan:
     removed: tuple[str, ...]
     unchanged: tuple[str, ...]
 
-    def as_dict(self) -> dict[str, list[str]]:
-        return {k: list(getattr(self, k)) for k in ("added", "changed", "removed", "unchanged")}
-
 
 def plan_reload(old: Mapping[str, ProgramConfig], new: Mapping[str, ProgramConfig]) -> ReloadPlan:
     """Diff two program sets by name and by every setting."""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.base.loopguard import LoopErrorLog
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.base.tokens import load_or_create_token, write_viewer_token
@@ -35,7 +36,7 @@ from foss_supervisor.core.heartbeat import Heartbeat
 from foss_supervisor.core.hooks import HookDispatcher
 from foss_supervisor.core.logsetup import log_pipeline_event
 from foss_supervisor.core.services import Services, dashboard_service
-from foss_supervisor.core.states import Health, ProcessState
+from foss_supervisor.core.states import PHASE_TRANSITIONS, DaemonPhase, Health, ProcessState
 from foss_supervisor.core.statestore import StateStore
 from foss_supervisor.core.supervisor import Supervisor
 from foss_supervisor.daemon.fdlimits import open_files_shortfall
@@ -114,7 +115,7 @@ class Daemon:
         self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables, self.redactor)
         self.bus.on(self.hooks.offer)  # hooks only enqueue here; their workers deliver in the background
         self.started_at = time.time()
-        self.phase = "starting"
+        self.phase = DaemonPhase.STARTING
         self.changes = 0  # state-changing commands run (see CommandContext)
         self._dashboard_socket = dashboard_socket
         self._shutdown = asyncio.Event()
@@ -137,7 +138,8 @@ class Daemon:
     def config(self) -> Config:
         return self._config
 
-    def _set_phase(self, phase: str, detail: str = "") -> None:
+    def _set_phase(self, phase: DaemonPhase, detail: str = "") -> None:
+        PHASE_TRANSITIONS.check(self.phase, phase)
         self.phase = phase
         self.bus.publish(DaemonStateChanged(state=phase, detail=detail))
 
@@ -153,8 +155,8 @@ class Daemon:
         )
 
     def request_shutdown(self) -> None:
-        if self.phase != "stopping":
-            self._set_phase("stopping")
+        if self.phase is not DaemonPhase.STOPPING:
+            self._set_phase(DaemonPhase.STOPPING)
         self._shutdown.set()
 
     async def reload(self, dry_run: bool, replicas: Mapping[str, int] | None = None) -> dict[str, Any]:
@@ -195,7 +197,7 @@ class Daemon:
         pipelines_plan = await self.pipelines.reload(new, dry_run=True) if self.pipelines and new.pipelines else None
         result: dict[str, Any] = {
             "dry_run": dry_run,
-            **plan.as_dict(),
+            **dataclass_to_json(plan),
             "needs_daemon_restart": needs_restart,
             "pipelines": pipelines_plan,
         }
@@ -207,7 +209,10 @@ class Daemon:
                 settings=needs_restart,
                 detail="the running values stay until `foss-supervisor restart`",
             )
-        self._set_phase("reloading")
+        if self.phase is DaemonPhase.STOPPING:  # a shutdown began while the new config was read: it wins
+            raise CommandError("the daemon is stopping: the config is not applied")
+        back_to = self.phase  # starting or ready
+        self._set_phase(DaemonPhase.RELOADING)
         try:
             if pipelines_plan is not None and self.pipelines is not None:
                 result["pipelines"] = await self.pipelines.reload(new, dry_run=False)
@@ -215,8 +220,8 @@ class Daemon:
             await self.supervisor.apply(new)
             self._config = new
         finally:
-            if self.phase == "reloading":  # a shutdown asked for meanwhile keeps its "stopping"
-                self._set_phase("ready")
+            if self.phase is DaemonPhase.RELOADING:  # a shutdown asked for meanwhile keeps its "stopping"
+                self._set_phase(back_to)
         return result
 
     @property
@@ -287,7 +292,7 @@ class Daemon:
                     await self.supervisor.wait_autostarted(AUTOSTART_WAIT_S)
                 await self.services.wait_running(DASHBOARD_WAIT_S)
                 if not self._shutdown.is_set():
-                    self._set_phase("ready", self._config.dashboard_url)
+                    self._set_phase(DaemonPhase.READY, self._config.dashboard_url)
                 await self._shutdown.wait()
                 if self._notifier.enabled:  # a long stop asks systemd for more time while it progresses
                     budget = max((p.stop_timeout_s for p in self._config.programs.values()), default=0.0) + 10.0

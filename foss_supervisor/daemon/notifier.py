@@ -10,6 +10,7 @@ from collections.abc import Callable
 import structlog
 
 from foss_supervisor.core.events import DaemonStateChanged
+from foss_supervisor.core.states import DaemonPhase
 from foss_supervisor.systemd.notify import Notifier
 
 __all__ = ["SystemdNotifier", "format_status"]
@@ -43,7 +44,7 @@ class SystemdNotifier:
     def __init__(self, notifier: Notifier, status_text: Callable[[], str]) -> None:
         self.notifier = notifier
         self._status_text = status_text
-        self.phase = "starting"
+        self.phase = DaemonPhase.STARTING
         self._last_status: str | None = None
 
     def __call__(self, event: object) -> None:
@@ -54,21 +55,21 @@ class SystemdNotifier:
 
     def _status(self) -> str:
         text = self._status_text()
-        return text if self.phase == "ready" else f"{self.phase}: {text}"
+        return text if self.phase == DaemonPhase.READY else f"{self.phase}: {text}"
 
     def _handle(self, event: object) -> None:
         if isinstance(event, DaemonStateChanged):
-            if self.phase == "stopping" or event.state == self.phase:
+            if self.phase == DaemonPhase.STOPPING or event.state == self.phase:
                 return  # nothing un-stops a daemon; a repeated phase is not news
             self.phase = event.state
             if not self.notifier.enabled:
                 return
             status = self._status()
-            if event.state == "ready":
+            if event.state == DaemonPhase.READY:
                 self.notifier.ready(status)
-            elif event.state == "reloading":
+            elif event.state == DaemonPhase.RELOADING:
                 self.notifier.reloading(status)
-            elif event.state == "stopping":
+            elif event.state == DaemonPhase.STOPPING:
                 self.notifier.stopping(status)
             else:
                 self.notifier.status(status)

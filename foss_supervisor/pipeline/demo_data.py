@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.base.jsonable import dataclass_to_json
 
 __all__ = ["COUNTRIES", "FX_RATES", "PRODUCTS", "DemoSummary", "generate", "main", "write_reference"]
 
@@ -319,9 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = generate(args.landing, orders=args.orders, seed=args.seed, files=args.files)
     if args.reference:
         write_reference(args.reference)
-    out = dataclasses.asdict(summary)
-    out["files"] = [str(p) for p in summary.files]
-    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.write(json.dumps(dataclass_to_json(summary)) + "\n")
     return 0
 
 

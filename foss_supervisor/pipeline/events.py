@@ -1,15 +1,18 @@
-"""Frozen event dataclasses the runner reports through its injected ``on_event`` callback.
+"""The pipeline's events: frozen dataclasses the runner reports through its injected ``on_event`` callback.
 
-The core forwards them to its bus; nothing here imports the core, so the dependency points one way.
-Every event carries plain values (str, int, float, tuples) so observers can serialise it as-is.
+They derive from the one event base (:class:`foss_supervisor.core.events.Event`), so they are registered with
+the core's and carry a ``type``; the core forwards them to its bus. ``at`` is required here: the runner stamps
+each with its injected clock (virtual time in tests). Every event carries plain values (str, int, float,
+tuples) so observers can serialise it as-is.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import ClassVar
 
+from foss_supervisor.core.events import Event
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 __all__ = [
@@ -21,13 +24,14 @@ __all__ = [
     "StepStateChanged",
     "WorkerExited",
     "WorkerStarted",
-    "event_to_dict",
 ]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class PipelineEvent:
-    """Base of every pipeline event; ``at`` is wall-clock seconds since the epoch."""
+class PipelineEvent(Event):
+    """Base of every pipeline event; ``at`` (first, positional) is wall-clock seconds since the epoch."""
+
+    base: ClassVar[bool] = True
 
     at: float
 
@@ -65,6 +69,9 @@ class StepStateChanged(PipelineEvent):
 @dataclasses.dataclass(frozen=True, slots=True)
 class StepLog(PipelineEvent):
     """A log line a step emitted inside the worker."""
+
+    listed: ClassVar[bool] = False  # it belongs in the log viewer, not the list of events
+    moves: ClassVar[bool] = False  # it changes no command's reply
 
     run_id: str
     pipeline: str
@@ -104,16 +111,3 @@ class WorkerExited(PipelineEvent):
 
 
 EventCallback = Callable[[PipelineEvent], None]
-
-
-def event_to_dict(event: PipelineEvent) -> dict[str, Any]:
-    """Plain-JSON form of an event (enums become their values) with its type name under ``event``."""
-    out: dict[str, Any] = {"event": type(event).__name__}
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
-        if isinstance(value, RunMode | RunStatus | StepState):
-            value = value.value
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[f.name] = value
-    return out

@@ -2,7 +2,7 @@
 
 :class:`RunExecution` is the base of :class:`~foss_supervisor.pipeline.runner.PipelineRunner`, which owns
 the worker, the history, the locks and the public API; the runner sets every attribute declared below.
-Each step's state change is checked against the step table (``states.check_step_transition``) and goes
+Each step's state change is checked against the step table (``states.STEP_TRANSITIONS``) and goes
 out as a :class:`~foss_supervisor.pipeline.events.StepStateChanged`.
 """
 
@@ -32,7 +32,7 @@ from foss_supervisor.pipeline.events import (
 from foss_supervisor.pipeline.history import RunHistory, RunRecord
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload, is_transient, step_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
-from foss_supervisor.pipeline.states import RunStatus, StepState, check_step_transition
+from foss_supervisor.pipeline.states import RUN_TRANSITIONS, STEP_TRANSITIONS, RunStatus, StepState
 from foss_supervisor.pipeline.workerhost import StepAttemptError, StepTimeoutError, WorkerHost
 
 __all__ = ["RunExecution"]
@@ -78,7 +78,7 @@ class RunExecution:
 
     def _set_state(self, run: ActiveRun, step: StepSpec, new: StepState, **changes: Any) -> None:
         rec = run.steps[step.name]
-        check_step_transition(rec.state, new)
+        STEP_TRANSITIONS.check(rec.state, new)
         run.steps[step.name] = dataclasses.replace(rec, state=new, **changes)
         rec2 = run.steps[step.name]
         index = [s.name for s in run.spec.steps].index(step.name)
@@ -173,6 +173,7 @@ class RunExecution:
         return self._finish(run, RunStatus.SUCCEEDED, None)
 
     def _finish(self, run: ActiveRun, status: RunStatus, error: str | None) -> RunRecord:
+        RUN_TRANSITIONS.check(run.status, status)
         run.status = status
         run.error = error
         run.finished_at = self._clock()

@@ -11,7 +11,6 @@ costs one scandir. Stdlib only: the daemon computes it, and the daemon never imp
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -19,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.base.jsonable import dataclass_to_json, jsonable
 from foss_supervisor.core.statestore import read_json
 from foss_supervisor.pipeline.ledger import landing_files
 from foss_supervisor.pipeline.spec import PipelineSpec
@@ -73,9 +73,9 @@ def definition_digest(spec: PipelineSpec) -> str:
         "ledger": spec.ledger,
         "patterns": list(spec.patterns),
         "publish": list(spec.publish),
-        "folders": {k: str(v) for k, v in dataclasses.asdict(spec.folders).items()},
+        "folders": dataclass_to_json(spec.folders),
     }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=jsonable).encode()).hexdigest()
 
 
 def input_fingerprint(spec: PipelineSpec) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
@@ -41,11 +42,7 @@ class StepRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON form."""
-        d = dataclasses.asdict(self)
-        d["state"] = self.state.value
-        d["warnings"] = list(self.warnings)
-        d["metrics"] = dict(self.metrics)
-        return d
+        return dataclass_to_json(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StepRecord:
@@ -93,21 +90,8 @@ class RunRecord:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON form (also what the API and ``--json`` should print)."""
-        return {
-            "run_id": self.run_id,
-            "pipeline": self.pipeline,
-            "mode": self.mode.value,
-            "trigger": self.trigger,
-            "status": self.status.value,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "duration_s": self.duration_s,
-            "error": self.error,
-            "note": self.note,
-            "retry_of": self.retry_of,
-            "steps": [s.to_dict() for s in self.steps],
-        }
+        """Plain JSON form (also what the API and ``--json`` print): the fields and ``duration_s``."""
+        return dataclass_to_json(self) | {"duration_s": self.duration_s}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunRecord:
@@ -172,7 +156,7 @@ class RunHistory:
 
         Never raises for the disk: a failed write is counted and retried with the next record.
         """
-        line = json.dumps(record.to_dict(), separators=(",", ":"), default=str) + "\n"
+        line = json.dumps(record.to_dict(), separators=(",", ":")) + "\n"
         self._unwritten = [*self._unwritten, line][-self._keep :]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,9 +193,7 @@ class RunHistory:
         for run_id in gone:
             del self._runs[run_id]
         if self.path.exists():
-            text = "".join(
-                json.dumps(r.to_dict(), separators=(",", ":"), default=str) + "\n" for r in self._runs.values()
-            )
+            text = "".join(json.dumps(r.to_dict(), separators=(",", ":")) + "\n" for r in self._runs.values())
             atomic_write(self.path, text, mode=0o644)
         return len(gone)
 

@@ -28,9 +28,9 @@ from typing import Any
 
 import duckdb
 
+from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.pipeline.errors import QueryFailedError, QueryMemoryError, QueryRefusedError, QueryTimeoutError
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, format_bytes, memory_limit_message
-from foss_supervisor.pipeline.protocol import to_jsonable
 from foss_supervisor.pipeline.resultsize import bounded_sql
 
 __all__ = ["ALLOWED_TABLE_FUNCTIONS", "DENIED_FUNCTIONS", "check_query", "run_query"]
@@ -238,7 +238,7 @@ def _fetch_within(
             if total > sql_budget:
                 cut = (True, _too_large(max_bytes, len(rows) + len(converted), row_bytes))
                 break
-            converted.append([to_jsonable(v, exact=True) for v in cells])
+            converted.append([jsonable(v, exact=True) for v in cells])
         if fired.is_set():
             break
         whole = len(json.dumps(converted, separators=(",", ":")))  # the rows of the chunk, brackets included

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.pipeline.context import StepContext
 from foss_supervisor.pipeline.states import StepState
 
@@ -94,7 +95,7 @@ def write_report(ctx: StepContext, doc: Mapping[str, Any]) -> tuple[Path, str]:
     """Write the run's JSON and HTML and the ``latest`` copies, each replaced atomically; (folder, JSON text)."""
     out_dir = ctx.folders.reports / ctx.pipeline
     out_dir.mkdir(parents=True, exist_ok=True)
-    body = json.dumps(doc, indent=2, default=str)
+    body = json.dumps(doc, indent=2, default=jsonable)
     page = render_report_html(doc)
     for name, text in (
         (f"{ctx.run_id}.json", body),

@@ -27,7 +27,7 @@ __all__ = ["BYTES_COLUMN", "CUMULATIVE_COLUMN", "bounded_sql", "size_expr"]
 BYTES_COLUMN = "__foss_row_bytes"
 CUMULATIVE_COLUMN = "__foss_result_bytes"
 NULL_BYTES = 5  # "null,"
-#: JSON bytes of one value, separator included, by DuckDB type id (upper bounds, as to_jsonable writes them)
+#: JSON bytes of one value, separator included, by DuckDB type id (upper bounds, as base.jsonable writes them)
 FIXED_BYTES = {
     "boolean": 6,
     "tinyint": 5,

@@ -10,17 +10,16 @@ skipped run instead of recomputing (see fingerprint.py). Pipeline events go to t
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import Config
 from foss_supervisor.core.events import EventBus
@@ -424,7 +423,7 @@ class PipelineService:
         pc = self.config.pipelines[name]
         prefix = f"demo-{seed}-{int(time.time())}"
         summary = await asyncio.to_thread(demo_data.generate, pc.landing, orders=orders, seed=seed, prefix=prefix)
-        return {"pipeline": name, "landing": str(pc.landing), "summary": _plain(summary)}
+        return {"pipeline": name, "landing": str(pc.landing), "summary": dataclass_to_json(summary)}
 
     def report_path(self, name: str, filename: str) -> Path:
         spec = self._spec(name)
@@ -437,13 +436,3 @@ class PipelineService:
             return None
         run = max(latest, key=lambda r: r.started_at)
         return f"{run.pipeline} {run.status.value} {time.strftime('%H:%M', time.localtime(run.started_at))}"
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, Iterable) and not isinstance(value, str | bytes | dict):
-        return [_plain(v) for v in value]
-    return value

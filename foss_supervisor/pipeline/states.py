@@ -1,20 +1,23 @@
-"""Step and run states as Enums, with the legal step transitions in one table.
+"""Step and run states as StrEnums, with the legal moves of each in one table.
 
-Stdlib only, so the core and the web layer can import it cheaply. An illegal move raises, which turns a
-bookkeeping bug into a loud failure instead of a wrong icon on the dashboard.
+Both tables are :class:`~foss_supervisor.base.transitions.TransitionTable` (the one type of every state
+table): ``STEP_TRANSITIONS.check(old, new)`` raises :class:`~foss_supervisor.errors.IllegalTransitionError`,
+which turns a bookkeeping bug into a loud failure instead of a wrong icon on the dashboard. Stdlib only, so
+the core and the web layer can import it cheaply.
 """
 
 from __future__ import annotations
 
 import enum
 
+from foss_supervisor.base.transitions import TransitionTable
+
 __all__ = [
+    "RUN_TRANSITIONS",
     "STEP_TRANSITIONS",
-    "IllegalTransitionError",
     "RunMode",
     "RunStatus",
     "StepState",
-    "check_step_transition",
 ]
 
 
@@ -49,18 +52,6 @@ class StepState(enum.StrEnum):
         return _ICONS[self]
 
 
-_TERMINAL = frozenset(
-    {
-        StepState.SUCCEEDED,
-        StepState.SUCCEEDED_WITH_WARNINGS,
-        StepState.FAILED,
-        StepState.CRASHED,
-        StepState.UPSTREAM_FAILED,
-        StepState.SKIPPED,
-        StepState.CANCELLED,
-    }
-)
-
 _ICONS = {
     StepState.PENDING: "○",
     StepState.QUEUED: "◔",
@@ -79,26 +70,21 @@ S = StepState
 #: Every legal edge. pending -> queued (the run reached the step) -> running (the worker took it) ->
 #: a terminal state, or retrying -> queued again. Steps that never start go straight from pending to
 #: skipped / upstream_failed / cancelled.
-STEP_TRANSITIONS: dict[StepState, frozenset[StepState]] = {
-    S.PENDING: frozenset({S.QUEUED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED}),
-    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED}),
-    # running -> skipped: a SQL step whose landing glob matched no file had no input (not a failure)
-    S.RUNNING: frozenset(
-        {S.SUCCEEDED, S.SUCCEEDED_WITH_WARNINGS, S.FAILED, S.CRASHED, S.RETRYING, S.CANCELLED, S.SKIPPED}
-    ),
-    S.RETRYING: frozenset({S.QUEUED, S.CANCELLED}),
-}
+STEP_TRANSITIONS: TransitionTable[StepState] = TransitionTable(
+    "step",
+    {
+        S.PENDING: frozenset({S.QUEUED, S.SKIPPED, S.UPSTREAM_FAILED, S.CANCELLED}),
+        S.QUEUED: frozenset({S.RUNNING, S.CANCELLED}),
+        # running -> skipped: a SQL step whose landing glob matched no file had no input (not a failure)
+        S.RUNNING: frozenset(
+            {S.SUCCEEDED, S.SUCCEEDED_WITH_WARNINGS, S.FAILED, S.CRASHED, S.RETRYING, S.CANCELLED, S.SKIPPED}
+        ),
+        S.RETRYING: frozenset({S.QUEUED, S.CANCELLED}),
+    },
+)
 del S
-
-
-class IllegalTransitionError(RuntimeError):
-    """A step was asked to move along an edge that is not in STEP_TRANSITIONS."""
-
-
-def check_step_transition(old: StepState, new: StepState) -> None:
-    """Raise IllegalTransitionError unless old -> new is a legal edge."""
-    if new not in STEP_TRANSITIONS.get(old, frozenset()):
-        raise IllegalTransitionError(f"illegal step transition {old.value} -> {new.value}")
+#: where a step stays for the rest of its run: the states no edge leaves
+_TERMINAL = STEP_TRANSITIONS.final()
 
 
 class RunStatus(enum.StrEnum):
@@ -113,6 +99,16 @@ class RunStatus(enum.StrEnum):
     ABANDONED = "abandoned"
     #: a trigger fired but nothing changed since the last good run (landing, reference, definition)
     SKIPPED = "skipped"
+
+
+R = RunStatus
+#: A run is RUNNING until it ends; it ends once (a skipped run is recorded ended, never running). ABANDONED is
+#: what a history found on start says of a run its daemon stopped (or died) in.
+RUN_TRANSITIONS: TransitionTable[RunStatus] = TransitionTable(
+    "run",
+    {R.RUNNING: frozenset({R.SUCCEEDED, R.SUCCEEDED_WITH_WARNINGS, R.FAILED, R.CANCELLED, R.ABANDONED})},
+)
+del R
 
 
 class RunMode(enum.StrEnum):

@@ -32,6 +32,7 @@ _T0 = time.perf_counter()
 
 import duckdb  # noqa: E402  (timed on purpose: the import is most of the startup cost)
 
+from foss_supervisor.base.jsonable import jsonable  # noqa: E402
 from foss_supervisor.pipeline.context import StepContext  # noqa: E402
 from foss_supervisor.pipeline.errors import (  # noqa: E402
     QueryError,
@@ -41,7 +42,7 @@ from foss_supervisor.pipeline.errors import (  # noqa: E402
 )
 from foss_supervisor.pipeline.ledger import ledger_ddl  # noqa: E402
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, apply_os_memory_limit, memory_limit_message  # noqa: E402
-from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode, to_jsonable  # noqa: E402
+from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders  # noqa: E402
@@ -323,7 +324,7 @@ class Worker:
                     )
                     metrics = dict(import_callable(str(step["callable"]))(ctx))
                     warnings.extend(ctx.warnings)
-                metrics = {k: to_jsonable(v) for k, v in metrics.items()}
+                metrics = {k: jsonable(v) for k, v in metrics.items()}
                 if message.get("require_metrics", True):
                     for required in ("rows_in", "rows_out"):
                         if not isinstance(metrics.get(required), int | float):

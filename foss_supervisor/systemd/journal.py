@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final
 
+from foss_supervisor.base.jsonable import jsonable
+
 __all__ = [
     "DEFAULT_SOCKET",
     "IDENTIFIER",
@@ -114,7 +116,7 @@ def _text(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     try:
-        return json.dumps(value, default=str, ensure_ascii=False)
+        return json.dumps(value, default=jsonable, ensure_ascii=False)
     except (TypeError, ValueError):
         return str(value)
 

@@ -31,17 +31,33 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.commands import COMMANDS, CommandContext, answer
+from foss_supervisor.core.events import EVENTS
+from foss_supervisor.pipeline import events as pipeline_events  # noqa: F401  (its classes register in EVENTS)
 from foss_supervisor.web.shared import SharedResults
 
 if TYPE_CHECKING:
     from foss_supervisor.core.eventlog import EventLog
 
-__all__ = ["READ_MAX_AGE_S", "RESYNC", "Core", "EventCallback", "LocalCore"]
+__all__ = [
+    "EVENT_TYPES",
+    "LISTED_EVENTS",
+    "QUIET_EVENTS",
+    "READ_MAX_AGE_S",
+    "RESYNC",
+    "Core",
+    "EventCallback",
+    "LocalCore",
+]
 
 # the read-only commands whose replies may be shared, and how long (s) a finished reply serves when the
 # state did not change; uptimes and CPU figures move meanwhile, which a page updated over SSE tolerates
 READ_MAX_AGE_S = {"status": 0.5, "pipelines": 0.5, "pipeline_runs": 0.5, "health": 0.0}
-QUIET_EVENTS = frozenset({"StepLog"})  # a step's log line changes no command's reply
+#: every event the daemon sends, by ``type``: the one registry's (core.events.EVENTS), the pipeline's included
+EVENT_TYPES = tuple(EVENTS)
+#: those the dashboard lists as recent events, and refreshes a page on (the page script reads them from the page)
+LISTED_EVENTS = tuple(name for name, cls in EVENTS.items() if cls.listed)
+#: those that change no command's reply (a step's log line)
+QUIET_EVENTS = frozenset(name for name, cls in EVENTS.items() if not cls.moves)
 MAX_READS = 256  # distinct (command, arguments) remembered; forgotten all at once beyond
 RESYNC = "resync"  # the ``type`` of the marker event: what came before is incomplete, read afresh
 

@@ -1,10 +1,11 @@
 """The last hour of figures for the dashboard's charts, sampled every few seconds while the daemon runs.
 
-Host CPU and memory, the daemon's RSS, programs running, and each program's CPU and RSS (by its PID,
-read with psutil). Programs come from the ``status`` command, like every other figure the web shows.
-Each program's figures are sampled only while someone watches the dashboard (``watched``, or a view of
-the overview in the last :data:`WATCH_S`): with 1,000 programs they cost the idle daemon about 1.5 % of
-a core; host figures are always sampled.
+Host CPU, memory and disk, the daemon's RSS, programs running, and each program's CPU and RSS: every figure
+but the count comes from the ``resources`` command (the daemon measures each program's whole process tree:
+the same figures ``top`` and ``/metrics`` show), the count from ``health``. Each program's figures are
+sampled only while someone watches the dashboard (``watched``, or a view of the overview in the last
+:data:`WATCH_S`): with 1,000 programs they cost the idle daemon about 1.5 % of a core; host figures are
+always sampled.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import psutil
 import structlog
 
 from foss_supervisor.web.core import Core
 
-__all__ = ["WATCH_S", "History"]
+__all__ = ["WATCH_S", "History", "mib"]
 
 WATCH_S = 600.0  # after a look at the overview, programs' figures are sampled this long
 
 log = structlog.get_logger("foss_supervisor.web")
+
+
+def mib(n_bytes: int | None) -> float | None:
+    """Bytes as MiB with one decimal, as every chart and KPI shows memory (None stays None)."""
+    return None if n_bytes is None else round(n_bytes / 2**20, 1)
 
 
 class History:
@@ -47,84 +52,42 @@ class History:
             k: deque(maxlen=size) for k in ("cpu", "mem", "rss", "running", "disk")
         }
         self._programs: dict[str, dict[str, deque[float | None]]] = {}
-        self._procs: dict[int, psutil.Process] = {}
-        self._daemon: psutil.Process | None = None  # the daemon's process (the dashboard runs in another)
         self._size = size
-        self._state_dir: str | None = None
+        self.last: dict[str, Any] | None = None  # the last ``resources`` reply (the overview's KPIs)
 
     async def sample(self) -> None:
         """Take one sample now (each program's figures only while someone watches)."""
         watched = self._watched() or time.monotonic() - self._looked_at < WATCH_S
-        if watched:
-            programs = (await self._core.read("status"))["programs"]
-            running = sum(1 for p in programs if p["state"] == "RUNNING")
-        else:  # the light command: state counts, no snapshot of every program
-            programs = []
-            running = (await self._core.read("health"))["programs"].get("RUNNING", 0)
-        self._t.append(round(time.time(), 1))
-        self._host["cpu"].append(psutil.cpu_percent(interval=None))
-        self._host["mem"].append(psutil.virtual_memory().percent)
-        self._host["rss"].append(await self._daemon_rss_mb())
+        reply = await self._core.call("resources", {"programs": watched})
+        running = (await self._core.read("health"))["programs"].get("RUNNING", 0)
+        self.record(reply, running)
+
+    def record(self, reply: dict[str, Any], running: int) -> None:
+        """Append one sample: a ``resources`` reply and the count of programs running."""
+        self.last = reply
+        host = reply["host"]
+        self._t.append(round(reply["at"], 1))
+        self._host["cpu"].append(host["cpu_percent"])
+        self._host["mem"].append(host["memory_percent"])
+        self._host["rss"].append(mib(reply["daemon"]["rss_bytes"]))
         self._host["running"].append(running)
-        self._host["disk"].append(await self._disk_percent())
-        seen = set()
-        for p in programs:
-            cpu, rss = self._measure(p["pid"])
-            series = self._programs.setdefault(p["name"], self._empty())
-            series["cpu"].append(cpu)
-            series["rss"].append(rss)
-            seen.add(p["name"])
+        self._host["disk"].append(host["disk_percent"])
+        for name, tree in reply["programs"].items():
+            series = self._programs.setdefault(name, self._empty())
+            series["cpu"].append(tree["cpu_percent"])
+            series["rss"].append(mib(tree["rss_bytes"]) if tree["pid"] else None)
         for name, series in self._programs.items():
-            if name not in seen:
+            if name not in reply["programs"]:
                 series["cpu"].append(None)
                 series["rss"].append(None)
-        live = {p["pid"] for p in programs if p["pid"]}
-        self._procs = {pid: proc for pid, proc in self._procs.items() if pid in live}
-
-    async def _daemon_rss_mb(self) -> float | None:
-        """The daemon's RSS (MB), its PID asked once from ``status`` (None when it cannot be read)."""
-        try:
-            if self._daemon is None or not self._daemon.is_running():
-                self._daemon = psutil.Process(int((await self._core.read("status"))["daemon"]["pid"]))
-            return round(self._daemon.memory_info().rss / 2**20, 1)
-        except (psutil.Error, KeyError, TypeError, ValueError):
-            return None
-
-    async def _disk_percent(self) -> float | None:
-        """How full (%) the state dir's file system is (its path from ``status``, asked once)."""
-        if self._state_dir is None:
-            self._state_dir = str((await self._core.read("status"))["daemon"]["state_dir"])
-        try:
-            return float(psutil.disk_usage(self._state_dir).percent)
-        except OSError:
-            return None
 
     def _empty(self) -> dict[str, deque[float | None]]:
         pad = [None] * (len(self._t) - 1)
         return {"cpu": deque(pad, maxlen=self._size), "rss": deque(pad, maxlen=self._size)}
 
-    def _measure(self, pid: int | None) -> tuple[float | None, float | None]:
-        """(CPU percent since the last sample, RSS in MB) of a program's main process, or Nones."""
-        if not pid:
-            return None, None
-        try:
-            proc = self._procs.get(pid)
-            if proc is None:
-                proc = self._procs[pid] = psutil.Process(pid)
-                proc.cpu_percent(interval=None)  # the first call only starts the measurement
-            return round(proc.cpu_percent(interval=None), 1), round(proc.memory_info().rss / 2**20, 1)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            return None, None
-
     def touch(self) -> None:
         """Someone looked at the overview: sample each program's figures for the next :data:`WATCH_S`."""
         self._looked_at = time.monotonic()
-
-    def latest(self, key: str) -> float | None:
-        """The last sample of a host series (``cpu``, ``mem``, ``rss``, ``running``, ``disk``), None before
-        the first."""
-        values = self._host[key]
-        return values[-1] if values else None
 
     def series(self) -> dict[str, Any]:
         """Every sample: ``{"t": [unix s], "cpu": [%], "mem": [%], "rss": [MB], "running": [n], "disk": [%],

@@ -1,6 +1,8 @@
 """Prometheus metrics, built at scrape time from what the commands return (no counters to keep in sync).
 
-Programs (state, health, spawns, uptime), the daemon (ready, its verdict: the one ``verdict.assess`` that
+Programs (state, health, spawns, uptime), CPU and memory of every process tree (each program's, the daemon's,
+its services', the pipeline worker's: the ``resources`` command's figures, the same the charts and ``top``
+show, as ``foss_supervisor_tree_*{kind, name}``), the daemon (ready, its verdict: the one ``verdict.assess`` that
 ``/health`` gives, the supervision loop's heartbeat lag, its services, its process figures as
 ``foss_supervisor_process_*``; the dashboard process's own as ``foss_supervisor_dashboard_process_*``)
 and pipelines: runs finished by status, the worker's starts, the last run's duration, status and
@@ -20,11 +22,12 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from foss_supervisor.core.states import DaemonPhase
 from foss_supervisor.pipeline.states import RunStatus, StepState
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.views.overview import configured_pipelines
 
-__all__ = ["exposition", "render", "snapshot"]
+__all__ = ["exposition", "render", "snapshot", "trees"]
 
 PROGRAM_STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
 VERDICTS = ("healthy", "degraded", "unhealthy")
@@ -32,8 +35,12 @@ _HEALTH_VALUE = {"healthy": 1.0, "unhealthy": 0.0, "unknown": -1.0}
 
 
 async def snapshot(core: Core) -> dict[str, Any]:
-    """What one scrape reports: ``{"status", "pipelines"}``, the replies of those two commands."""
-    return {"status": await core.read("status"), "pipelines": await configured_pipelines(core)}
+    """What one scrape reports: ``{"status", "pipelines", "resources"}``, the replies of those three commands."""
+    return {
+        "status": await core.read("status"),
+        "pipelines": await configured_pipelines(core),
+        "resources": await core.call("resources"),
+    }
 
 
 def _gauge(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
@@ -52,6 +59,7 @@ class _Snapshot(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._programs(self._data["status"])
         yield from self._pipelines(self._data["pipelines"])
+        yield from self._resources(self._data["resources"])
 
     @staticmethod
     def _programs(status: dict[str, Any]) -> Iterator[Metric]:
@@ -67,7 +75,7 @@ class _Snapshot(Collector):
             uptime.add_metric([p["name"]], float(p["uptime_s"] or 0.0))
         daemon = status["daemon"]
         ready = _gauge("ready", "1 when the daemon is ready")
-        ready.add_metric([], 1.0 if daemon["phase"] == "ready" else 0.0)
+        ready.add_metric([], 1.0 if daemon["phase"] == DaemonPhase.READY else 0.0)
         verdict = _gauge("health_status", "1 for the verdict /health gives (503 when unhealthy)", ["status"])
         for v in VERDICTS:
             verdict.add_metric([v], 1.0 if daemon["health"] == v else 0.0)
@@ -92,6 +100,28 @@ class _Snapshot(Collector):
             starts = _counter("pipeline_worker_starts", "times the DuckDB worker process was started")
             starts.add_metric([], float(worker["starts"]))
             yield starts
+
+    @staticmethod
+    def _resources(reply: dict[str, Any]) -> Iterator[Metric]:
+        labels = ["kind", "name"]
+        rss = _gauge("tree_resident_memory_bytes", "resident memory of the process tree (its members summed)", labels)
+        cpu = _gauge(
+            "tree_cpu_ratio",
+            "CPU seconds the tree used per second over the last window (1 = one core busy, more with several)",
+            labels,
+        )
+        members = _gauge("tree_processes", "live processes in the tree: its root, descendants, escaped ones", labels)
+        for kind, name, tree in trees(reply):
+            if tree["pid"] is None:
+                continue
+            rss.add_metric([kind, name], float(tree["rss_bytes"]))
+            members.add_metric([kind, name], float(tree["processes"]))
+            if tree["cpu_percent"] is not None:
+                cpu.add_metric([kind, name], tree["cpu_percent"] / 100)
+        host = _gauge("host_cpu_ratio", "the host's CPU busy over the last window (1 = every core)")
+        if reply["host"]["cpu_percent"] is not None:
+            host.add_metric([], reply["host"]["cpu_percent"] / 100)
+        yield from (rss, cpu, members, host)
 
     @staticmethod
     def _pipelines(pipelines: list[dict[str, Any]]) -> Iterator[Metric]:
@@ -155,6 +185,18 @@ class _Snapshot(Collector):
             step_state,
             quality,
         )
+
+
+def trees(reply: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(kind, name, figures)`` of every tree of a ``resources`` reply: the daemon, its services, the pipeline
+    worker, the programs."""
+    yield "daemon", "daemon", reply["daemon"]
+    for name, tree in reply["services"].items():
+        yield "service", name, tree
+    if reply["worker"] is not None:
+        yield "worker", "pipeline", reply["worker"]
+    for name, tree in reply["programs"].items():
+        yield "program", name, tree
 
 
 def exposition(data: dict[str, Any]) -> bytes:

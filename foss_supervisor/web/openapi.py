@@ -13,8 +13,7 @@ from aiohttp import web
 
 from foss_supervisor import __version__
 from foss_supervisor.commands import COMMANDS
-from foss_supervisor.core import events as core_events
-from foss_supervisor.pipeline import events as pipeline_events
+from foss_supervisor.core.events import EVENTS
 from foss_supervisor.web.access import HEALTH, OPEN, TOKEN_ONLY
 from foss_supervisor.web.keys import PUBLIC
 from foss_supervisor.web.responder import FORMATS
@@ -121,7 +120,7 @@ def _field_schema(hint: Any) -> dict[str, Any]:
 def _event_schemas() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in EVENT_TYPES:
-        cls = getattr(core_events, name, None) or getattr(pipeline_events, name)
+        cls = EVENTS[name]
         hints = typing.get_type_hints(cls)
         props = {f.name: _field_schema(hints[f.name]) for f in dataclasses.fields(cls)}
         props["type"] = {"const": name}

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from foss_supervisor.core.events import ConfigReloaded, DaemonStateChanged
 from foss_supervisor.errors import SupervisorError
 from foss_supervisor.web.core import Core
 
@@ -22,7 +23,7 @@ __all__ = ["REFRESH_EVENTS", "PublicParts"]
 
 log = structlog.get_logger("foss_supervisor.web")
 
-REFRESH_EVENTS = frozenset({"ConfigReloaded", "DaemonStateChanged"})  # a reload ends with both
+REFRESH_EVENTS = frozenset({ConfigReloaded.type, DaemonStateChanged.type})  # a reload ends with both
 
 
 class PublicParts:

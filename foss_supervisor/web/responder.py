@@ -14,8 +14,10 @@ import jinja2
 from aiohttp import web
 
 from foss_supervisor import __version__
+from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.base.resources import data_dir
 from foss_supervisor.web import access, auth
+from foss_supervisor.web.core import LISTED_EVENTS
 from foss_supervisor.web.icons import STATE_ICONS, STATE_WORDS
 from foss_supervisor.web.keys import EXPOSED, JINJA, TOKEN
 from foss_supervisor.web.sse import SINCE
@@ -45,6 +47,7 @@ def make_jinja() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(data_dir("ui_templates")), autoescape=True, undefined=jinja2.StrictUndefined
     )
     env.globals["state_icons"] = STATE_ICONS
+    env.globals["listed_events"] = LISTED_EVENTS  # the page script listens for these (none typed in it)
     env.globals["state_words"] = STATE_WORDS
     env.filters["num"] = lambda v, digits=0: "\u2013" if v is None else f"{v:,.{digits}f}"
     env.filters["cell"] = number_cell
@@ -116,4 +119,4 @@ async def respond(
 def _dumps(obj: Any) -> str:
     import json
 
-    return json.dumps(obj, default=str)
+    return json.dumps(obj, default=jsonable)

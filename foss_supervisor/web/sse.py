@@ -23,27 +23,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from foss_supervisor.web.core import RESYNC, Core
+from foss_supervisor.base.jsonable import jsonable
+from foss_supervisor.web.core import EVENT_TYPES, RESYNC, Core
 
 __all__ = ["EVENT_TYPES", "SINCE", "EventLog"]
 
 SINCE = "foss_events_since"  # request key: the newest event id when the request came in
 
 KEEPALIVE_S = 15.0
-# what the dashboard listens for (documented in the OpenAPI description)
-EVENT_TYPES = (
-    "StateChanged",
-    "HealthChanged",
-    "CommandCompleted",
-    "ConfigReloaded",
-    "DaemonStateChanged",
-    "RunStarted",
-    "StepStateChanged",
-    "StepLog",
-    "RunFinished",
-    "WorkerStarted",
-    "WorkerExited",
-)
 
 
 class EventLog:
@@ -70,7 +57,7 @@ class EventLog:
             self._events.clear()
             self._seq = seq
         else:
-            payload = json.dumps(event, default=str)
+            payload = json.dumps(event, default=jsonable)
             self._seq = seq
             self._events.append((seq, event, f"id: {self.boot}-{seq}\nevent: {name}\ndata: {payload}\n\n".encode()))
         self._changed.set()

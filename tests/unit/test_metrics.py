@@ -20,6 +20,17 @@ COUNT = st.integers(0, 10**9)
 SECONDS = st.none() | st.floats(0, 1e9, allow_nan=False)
 
 
+TREES = st.fixed_dictionaries(
+    {
+        "pid": st.none() | st.integers(1, 2**22),
+        "processes": st.integers(0, 10**4),
+        "rss_bytes": st.integers(0, 2**50),
+        "cpu_percent": st.none() | st.floats(0, 12800),
+        "window_s": st.none() | st.floats(1, 1e6),
+    }
+)
+
+
 @st.composite
 def scrapes(draw: st.DrawFn) -> dict[str, Any]:
     """What the status and pipelines commands may return, with hostile label values."""
@@ -71,7 +82,14 @@ def scrapes(draw: st.DrawFn) -> dict[str, Any]:
                 "runs_finished": draw(st.dictionaries(st.sampled_from([x.value for x in RunStatus]), COUNT)),
             }
         )
-    return {"status": status, "pipelines": pipelines}
+    resources = {
+        "host": {"cpu_percent": draw(st.none() | st.floats(0, 100))},
+        "daemon": draw(TREES),
+        "services": draw(st.dictionaries(LABEL, TREES, max_size=2)),
+        "worker": draw(st.none() | TREES),
+        "programs": {n: draw(TREES) for n in names},
+    }
+    return {"status": status, "pipelines": pipelines, "resources": resources}
 
 
 @settings(max_examples=150)

@@ -10,22 +10,22 @@ import pytest
 from foss_supervisor.config import ProgramConfig
 from foss_supervisor.control.protocol import decode_request
 from foss_supervisor.core.backoff import Backoff, BackoffPolicy
-from foss_supervisor.core.states import TRANSITIONS, ProcessState, check_transition
+from foss_supervisor.core.states import TRANSITIONS, ProcessState
 from foss_supervisor.core.supervisor import plan_reload, stop_levels
-from foss_supervisor.errors import ProtocolError, StateTransitionError
+from foss_supervisor.errors import IllegalTransitionError, ProtocolError
 
 S = ProcessState
 
 
 def test_every_state_has_a_way_out_and_illegal_moves_raise() -> None:
     assert set(TRANSITIONS) == set(S)
-    check_transition(S.STARTING, S.RUNNING)
+    TRANSITIONS.check(S.STARTING, S.RUNNING)
     for old, new in itertools.product(S, S):
         if new not in TRANSITIONS[old]:
-            with pytest.raises(StateTransitionError):
-                check_transition(old, new)
-    with pytest.raises(StateTransitionError):
-        check_transition(S.STOPPED, S.RUNNING)
+            with pytest.raises(IllegalTransitionError):
+                TRANSITIONS.check(old, new)
+    with pytest.raises(IllegalTransitionError, match="illegal process transition STOPPED -> RUNNING"):
+        TRANSITIONS.check(S.STOPPED, S.RUNNING)
 
 
 def test_backoff_grows_caps_and_resets() -> None:

@@ -134,8 +134,8 @@ document.addEventListener("click", async (ev) => {
     events.prepend(li);
     while (events.children.length > 50) events.lastChild.remove();
   };
-  for (const type of ["StateChanged", "HealthChanged", "ConfigReloaded", "DaemonStateChanged",
-                      "RunStarted", "StepStateChanged", "RunFinished", "WorkerStarted", "WorkerExited"]) {
+  // the events to list and refresh on, as the server's registry says (never typed here)
+  for (const type of JSON.parse(document.getElementById("event-types")?.textContent || "[]")) {
     source.addEventListener(type, (ev) => {
       const data = JSON.parse(ev.data);
       show(type, data);

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
-import psutil
 from aiohttp import web
 
 from foss_supervisor.errors import CommandError
-from foss_supervisor.web.core import Core
-from foss_supervisor.web.history import History
+from foss_supervisor.web.core import LISTED_EVENTS, Core
+from foss_supervisor.web.history import History, mib
 from foss_supervisor.web.keys import CORE, EVENTS, HISTORY
 from foss_supervisor.web.pagecache import shared_page
 from foss_supervisor.web.responder import respond
@@ -34,25 +32,22 @@ LAYERS = {
 }
 
 
-def system_resources(state_dir: str, cpu_percent: float | None) -> dict[str, Any]:
-    """CPU (the last sample of the chart history), memory, disk and load of this host, and the daemon's RSS (MB).
-
-    Host CPU is measured in one place only (:class:`~foss_supervisor.web.history.History`): psutil
-    reports CPU since its previous call, so a second caller would shorten the history's intervals.
-    """
-    vm = psutil.virtual_memory()
-    disk = psutil.disk_usage(state_dir if os.path.exists(state_dir) else "/")
-    load1, load5, load15 = os.getloadavg()
+def system_resources(reply: dict[str, Any]) -> dict[str, Any]:
+    """The overview's KPIs from a ``resources`` reply: the host's CPU, memory, disk (of the state dir) and load,
+    and the daemon's RSS (MB). The figures are the daemon's measurement, as the charts, ``top`` and
+    ``/metrics`` show them."""
+    host = reply["host"]
+    free = host["disk_free_bytes"]
     return {
-        "cpu_percent": cpu_percent,
-        "cpus": psutil.cpu_count(),
-        "memory_percent": vm.percent,
-        "memory_used_mb": round((vm.total - vm.available) / 2**20),
-        "memory_total_mb": round(vm.total / 2**20),
-        "disk_percent": disk.percent,
-        "disk_free_gb": round(disk.free / 2**30, 1),
-        "load": [round(load1, 2), round(load5, 2), round(load15, 2)],
-        "daemon_rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+        "cpu_percent": host["cpu_percent"],
+        "cpus": host["cpu_count"],
+        "memory_percent": host["memory_percent"],
+        "memory_used_mb": round((host["memory_total_bytes"] - host["memory_available_bytes"]) / 2**20),
+        "memory_total_mb": round(host["memory_total_bytes"] / 2**20),
+        "disk_percent": host["disk_percent"],
+        "disk_free_gb": None if free is None else round(free / 2**30, 1),
+        "load": host["load"],
+        "daemon_rss_mb": mib(reply["daemon"]["rss_bytes"]),
     }
 
 
@@ -100,9 +95,6 @@ async def pipelines_with_runs(core: Core, limit: int = 10) -> list[dict[str, Any
     return out
 
 
-QUIET_EVENTS = frozenset({"StepLog"})  # a step's log lines belong in the log viewer, not the event list
-
-
 def _event_line(e: dict[str, Any]) -> dict[str, Any]:
     """``{"at", "text"}`` as the page script writes a live event: who, what, and why."""
     who = e.get("name") or e.get("pipeline") or "daemon"
@@ -122,11 +114,11 @@ async def overview(request: web.Request) -> web.StreamResponse:
         "health": await core.read("health"),
         "running": sum(1 for p in programs if p["state"] == "RUNNING"),
         "total": len(programs),
-        "resources": system_resources(status["daemon"]["state_dir"], request.app[HISTORY].latest("cpu")),
+        "resources": system_resources(request.app[HISTORY].last or await core.call("resources", {"programs": False})),
         "generated_at": time.time(),
         "pipelines": await pipelines_with_runs(core, 30),
         "series": _looked_at(request).page_series(),
-        "events": [_event_line(e) for e in request.app[EVENTS].recent(40) if e["type"] not in QUIET_EVENTS][:20],
+        "events": [_event_line(e) for e in request.app[EVENTS].recent(40) if e["type"] in LISTED_EVENTS][:20],
     }
     return await respond(request, "index.html", data)
 

@@ -7,6 +7,7 @@ import re
 from aiohttp import web
 
 from foss_supervisor.errors import SupervisorError
+from foss_supervisor.pipeline.events import StepLog
 from foss_supervisor.web.keys import CORE, EVENTS
 from foss_supervisor.web.pagecache import shared_page
 from foss_supervisor.web.responder import respond
@@ -49,7 +50,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     step_lines = [
         f"{e['step']} {e['level']}: {e['message']}"
         for e in reversed(request.app[EVENTS].recent(1000))
-        if e["type"] == "StepLog" and e["run_id"] == run["run_id"]
+        if e["type"] == StepLog.type and e["run_id"] == run["run_id"]
     ]
     data = {
         "log": logged["lines"][-200:],

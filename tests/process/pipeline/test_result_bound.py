@@ -17,9 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.pipeline.errors import QueryFailedError
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, MiB
-from foss_supervisor.pipeline.protocol import encode, to_jsonable
+from foss_supervisor.pipeline.protocol import encode
 from foss_supervisor.pipeline.query import run_query
 
 #: what a reply holds beside the result's names, types and rows: its keys, counts and the reason text
@@ -103,7 +104,7 @@ def test_no_result_shape_makes_a_reply_over_the_bound(con: Any, sql: str, max_ro
     # the rows kept are exactly the first rows of the result, as the protocol writes them
     kept = len(result["rows"])
     expected = con.execute(f"SELECT * FROM ({sql}) LIMIT {kept}").fetchall()
-    assert result["rows"] == [[to_jsonable(v, exact=True) for v in row] for row in expected]
+    assert result["rows"] == [[jsonable(v, exact=True) for v in row] for row in expected]
     total = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
     if not result["truncated"]:
         assert kept == total

@@ -10,16 +10,11 @@ from pathlib import Path
 import pytest
 from helpers.pipeline import ORDERS_YAML, base_doc, write_yaml
 
+from foss_supervisor.errors import IllegalTransitionError
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.spec import evaluate_check, load_pipeline, parse_check
-from foss_supervisor.pipeline.states import (
-    IllegalTransitionError,
-    RunMode,
-    RunStatus,
-    StepState,
-    check_step_transition,
-)
+from foss_supervisor.pipeline.states import STEP_TRANSITIONS, RunMode, RunStatus, StepState
 
 
 def test_orders_yaml_loads_in_dependency_order() -> None:
@@ -141,13 +136,13 @@ def test_checks_parse_and_evaluate() -> None:
 
 
 def test_state_table() -> None:
-    check_step_transition(StepState.PENDING, StepState.QUEUED)
-    check_step_transition(StepState.RUNNING, StepState.RETRYING)
-    check_step_transition(StepState.RETRYING, StepState.QUEUED)
+    STEP_TRANSITIONS.check(StepState.PENDING, StepState.QUEUED)
+    STEP_TRANSITIONS.check(StepState.RUNNING, StepState.RETRYING)
+    STEP_TRANSITIONS.check(StepState.RETRYING, StepState.QUEUED)
     with pytest.raises(IllegalTransitionError, match="succeeded -> running"):
-        check_step_transition(StepState.SUCCEEDED, StepState.RUNNING)
+        STEP_TRANSITIONS.check(StepState.SUCCEEDED, StepState.RUNNING)
     with pytest.raises(IllegalTransitionError):
-        check_step_transition(StepState.PENDING, StepState.SUCCEEDED)
+        STEP_TRANSITIONS.check(StepState.PENDING, StepState.SUCCEEDED)
     assert all(s.icon for s in StepState)
     assert StepState.SKIPPED.ok and not StepState.CRASHED.ok
 
