@@ -51,9 +51,7 @@ async def pipelines(ctx: CommandContext) -> list[dict[str, Any]]:
 @command("pipeline_run", mutating=True, name=(str, ...), wait=(bool, False))
 async def pipeline_run(ctx: CommandContext, name: str, wait: bool) -> dict[str, Any]:
     """Run a pipeline now. Returns the live run (with its run_id) at once, or its final record with wait."""
-    from foss_supervisor.pipeline.states import RunMode
-
-    return await _pipelines(ctx).run_now(name, RunMode.RUN, "manual", wait)
+    return await _pipelines(ctx).run_now(name, wait)
 
 
 @command("export", mutating=True, table=(str, ""), sql=(str, ""), format=(str, "parquet"))
@@ -81,9 +79,7 @@ async def pipeline_reset(ctx: CommandContext, name: str, confirm: str) -> dict[s
 @command("pipeline_replay", mutating=True, name=(str, ...), wait=(bool, False))
 async def pipeline_replay(ctx: CommandContext, name: str, wait: bool) -> dict[str, Any]:
     """Re-validate the quarantine (after reference data or a rule was fixed); rows that now pass go to silver."""
-    from foss_supervisor.pipeline.states import RunMode
-
-    return await _pipelines(ctx).run_now(name, RunMode.REPLAY, "manual", wait)
+    return await _pipelines(ctx).run_now(name, wait, replay=True)
 
 
 @command("pipeline_retry", mutating=True, run_id=(str, ...), step=(str, ""), wait=(bool, False))

@@ -103,7 +103,8 @@ class WorkerExited(PipelineEvent):
     reason: str
 
 
-EventCallback = Callable[[PipelineEvent], None]
+#: the runner's observer: its PipelineEvents, and the worker's state changes (the core's StateChanged)
+EventCallback = Callable[[Any], None]
 
 
 def event_to_dict(event: PipelineEvent) -> dict[str, Any]:

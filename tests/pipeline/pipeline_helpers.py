@@ -95,7 +95,7 @@ class RunnerFactory:
 
 async def dump_tables(runner: PipelineRunner, *, skip: Callable[[str], bool] = lambda t: False) -> dict[str, list[Any]]:
     """Every table of every schema, rows sorted, volatile columns left out: a run-independent fingerprint."""
-    tables = await runner.query(
+    tables = await runner.client.query(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY 1, 2", max_rows=1000
     )
     out: dict[str, list[Any]] = {}
@@ -103,7 +103,7 @@ async def dump_tables(runner: PipelineRunner, *, skip: Callable[[str], bool] = l
         fq = f"{schema}.{table}"
         if fq == "meta.run_reports" or skip(fq):
             continue
-        cols = await runner.query(
+        cols = await runner.client.query(
             f"SELECT column_name FROM duckdb_columns() WHERE schema_name = '{schema}' AND table_name = '{table}'"
             " ORDER BY column_index",
             max_rows=1000,
@@ -112,7 +112,7 @@ async def dump_tables(runner: PipelineRunner, *, skip: Callable[[str], bool] = l
             c for (c,) in cols.rows if c not in VOLATILE_COLUMNS and not c.endswith("_run") and not c.endswith("_at")
         ]
         select = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in keep)
-        res = await runner.query(f"SELECT {select} FROM {fq} ORDER BY ALL", max_rows=100_000, timeout_s=30)
+        res = await runner.client.query(f"SELECT {select} FROM {fq} ORDER BY ALL", max_rows=100_000, timeout_s=30)
         assert not res.truncated
         out[fq] = [list(r) for r in res.rows]
     return out
