@@ -31,7 +31,7 @@ from typing import Any
 import psutil
 import structlog
 
-from foss_supervisor.core.events import EventBus
+from foss_supervisor.core.events import EventBus, StateChanged
 from foss_supervisor.core.process import ManagedProcess
 from foss_supervisor.core.seams import Seams
 from foss_supervisor.core.states import FAILING_STATES, ProcessState
@@ -104,6 +104,7 @@ class WorkerService:
         self._last_exit: dict[str, Any] | None = None
         self.recycles: dict[str, int] = {}
         self.limit_hits: dict[str, int] = {"time": 0, "memory": 0, "result_size": 0}
+        bus.on(lambda event: self._changed.set() if isinstance(event, StateChanged) else None)
 
     # ---------------------------------------------------------------- the edge's reports
 
@@ -162,9 +163,9 @@ class WorkerService:
         Raises WorkerCrashedError when the start that followed failed (with the worker's last words), and
         WorkerError once closed.
         """
-        channel = self._edge.channel
-        if channel is not None and channel.alive:
-            return channel
+        if self._serving():
+            assert self._edge.channel is not None
+            return self._edge.channel
         if self._closed:
             raise WorkerError("the pipeline runner is closed")
         self._supervise()
@@ -174,9 +175,9 @@ class WorkerService:
         try:
             async with asyncio.timeout(START_TIMEOUT_S + 2 * STOP_TIMEOUT_S):
                 while True:
-                    channel = self._edge.channel
-                    if channel is not None and channel.alive:
-                        return channel
+                    if self._serving():
+                        assert self._edge.channel is not None
+                        return self._edge.channel
                     if self._failed_starts > failed:
                         raise WorkerCrashedError(self._start_error)
                     if self._closed:
@@ -185,6 +186,11 @@ class WorkerService:
                     await self._changed.wait()
         except TimeoutError:
             raise WorkerCrashedError(f"the worker was not ready within {START_TIMEOUT_S:g} s") from None
+
+    def _serving(self) -> bool:
+        """A worker is ready and its controller counts it RUNNING."""
+        channel = self._edge.channel
+        return channel is not None and channel.alive and self.process.state is ProcessState.RUNNING
 
     def _supervise(self) -> None:
         """Run the worker's controller (again, if a bug ended it: it stopped its child on the way out)."""
