@@ -300,9 +300,8 @@ def test_pipeline_config_errors_exit_2_with_file_line_and_step_name(tmp_path) ->
 
     shipped = default_pipelines_dir()
     text = (shipped / "orders.yaml").read_text()
-    text = text.replace("setup: orders/", f"setup: {shipped}/orders/").replace(
-        "sql: orders/", f"sql: {shipped}/orders/"
-    )
+    for key in ("setup", "sql", "callable", "demo_data"):  # its SQL and Python stay in the shipped folder
+        text = text.replace(f"{key}: orders/", f"{key}: {shipped}/orders/")
     text = text.replace("reference: ../reference", f"reference: {shipped.parent / 'reference'}")
     broken = text.replace(f"sql: {shipped}/orders/aggregate.sql", "sql: nope.sql")
     (tmp_path / "orders.yaml").write_text(broken)

@@ -148,7 +148,8 @@ async def query(ctx: CommandContext, sql: str, max_rows: int, timeout_s: float) 
 
 @command("demo_data", mutating=True, name=(str, "orders"), orders=(int, 100_000), seed=(int, 1))
 async def demo_data(ctx: CommandContext, name: str, orders: int, seed: int) -> dict[str, Any]:
-    """Write a reproducible sample of orders (with every kind of bad row) into the pipeline's landing folder."""
+    """Write a reproducible sample into the pipeline's landing folder, made by the generator its file names
+    (``demo_data:``; the shipped ``orders`` makes ``orders`` orders with every kind of bad row)."""
     if not 1 <= orders <= 20_000_000:
         raise CommandError("orders must be between 1 and 20000000")
     return await _pipelines(ctx).demo_data(name, orders, seed)

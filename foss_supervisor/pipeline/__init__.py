@@ -10,7 +10,8 @@ The daemon side never imports DuckDB: it talks to the worker over pipes. Rooms:
   ``retry`` (which steps a retry of a failed run runs), ``fingerprint`` (skip runs with nothing new),
   ``history``, ``events``, ``states``, ``errors``;
 * worker side (DuckDB): ``worker``, ``sandbox`` (what a step may touch), ``query`` (read-only queries),
-  ``ledger`` (file ledger, discover), ``orders_steps`` (ingest, orders report), ``report`` (generic report);
+  ``ledger`` (file ledger, discover), ``ingest`` (the generic ingest), ``report`` (the generic report),
+  ``callables`` (the Python a pipeline names: a shipped step, or a file in its own folder);
 * the CLI's ``pipeline validate``: ``validate``.
 
 This package's ``__init__`` imports nothing, so a module of it (``configcheck``, ``events``, ``states``)
@@ -25,7 +26,8 @@ Entry points (import them from their modules):
   ``runs(name)``, ``get_run(id)``, ``active_run(name)``, ``await aclose()``; ``runner.client``:
   ``await query(sql, max_rows=, timeout_s=)``, ``await export(table, fmt)``; ``runner.worker``: ``pid``,
   ``status()``, ``await set_limits(limits)``
-* ``demo_data.generate(landing)`` and ``demo_data.write_reference(dir)``
+* a pipeline's own code lives beside its YAML (``configs/pipelines/orders/``: SQL, ``steps.py``,
+  ``demo_data.py``), loaded by ``callables.load_callable``
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from foss_supervisor.config import Config
 from foss_supervisor.core.events import EventBus
 from foss_supervisor.core.statestore import read_json
 from foss_supervisor.errors import CommandError, ConfigError
+from foss_supervisor.pipeline.callables import load_callable
 from foss_supervisor.pipeline.configcheck import check_pipeline_files
 from foss_supervisor.pipeline.errors import PipelineError
 from foss_supervisor.pipeline.events import RunFinished
@@ -119,12 +120,14 @@ class PipelineService(RunScheduling):
             await self.runner.aclose()
 
     async def _first_start_demo_data(self) -> None:
-        from foss_supervisor.pipeline import demo_data
-
         for pc in self.config.pipelines.values():
+            spec = self.specs[pc.name]
             marker = self.config.state_dir / f".demo-data-{pc.name}"
-            if pc.demo_data and not marker.exists() and not landing_signature(pc.landing, self.specs[pc.name].patterns):
-                summary = await asyncio.to_thread(demo_data.generate, pc.landing)
+            if pc.demo_data and not marker.exists() and not landing_signature(pc.landing, spec.patterns):
+                if spec.demo_data is None:
+                    log.warning("demo_data_unavailable", pipeline=pc.name, reason="its file declares no demo_data:")
+                    continue
+                summary = await asyncio.to_thread(_generate, spec.demo_data, pc.landing)
                 marker.touch()
                 log.info("demo_data_written", pipeline=pc.name, landing=str(pc.landing), summary=str(summary))
 
@@ -315,12 +318,15 @@ class PipelineService(RunScheduling):
             raise CommandError(str(exc)) from None
 
     async def demo_data(self, name: str, orders: int, seed: int) -> dict[str, Any]:
-        from foss_supervisor.pipeline import demo_data
-
-        self._spec(name)
+        """Sample landing files from the pipeline's own generator (its file's ``demo_data:``)."""
+        spec = self._spec(name)
         pc = self.config.pipelines[name]
+        if spec.demo_data is None:
+            raise CommandError(f"pipeline {name!r} has no demo data: its file declares no demo_data: generator")
         prefix = f"demo-{seed}-{int(time.time())}"
-        summary = await asyncio.to_thread(demo_data.generate, pc.landing, orders=orders, seed=seed, prefix=prefix)
+        summary = await asyncio.to_thread(
+            _generate, spec.demo_data, pc.landing, orders=orders, seed=seed, prefix=prefix
+        )
         return {"pipeline": name, "landing": str(pc.landing), "summary": _plain(summary)}
 
     def report_path(self, name: str, filename: str) -> Path:
@@ -334,6 +340,11 @@ class PipelineService(RunScheduling):
             return None
         run = max(latest, key=lambda r: r.started_at)
         return f"{run.pipeline} {run.status.value} {time.strftime('%H:%M', time.localtime(run.started_at))}"
+
+
+def _generate(ref: str, landing: Path, **options: Any) -> Any:
+    """Run a pipeline's demo data generator (loaded from its folder, in this thread: never on the loop)."""
+    return load_callable(ref)(landing, **options)
 
 
 def _plain(value: Any) -> Any:

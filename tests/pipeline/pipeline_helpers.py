@@ -42,12 +42,15 @@ def orders_spec(ws: dict[str, Path], *, db: Path | None = None, yaml_path: Path 
 def variant_yaml(
     tmp_path: Path, name: str, *, step_overrides: dict[str, dict[str, Any]], extra_sql: dict[str, str] | None = None
 ) -> Path:
-    """A copy of orders.yaml with absolute SQL paths, per-step overrides, and SQL appended before the
-    final metrics SELECT of chosen steps (used to make a step slow after it has written)."""
+    """A copy of orders.yaml with absolute SQL and Python paths, per-step overrides, and SQL appended before
+    the final metrics SELECT of chosen steps (used to make a step slow after it has written)."""
     raw = yaml.safe_load(ORDERS_YAML.read_text())
     base = ORDERS_YAML.parent
     raw["setup"] = str(base / raw["setup"])
+    raw["demo_data"] = str(base / raw["demo_data"])
     for step in raw["steps"]:
+        if ".py:" in step.get("callable", ""):
+            step["callable"] = str(base / step["callable"])
         if "sql" in step:
             sql_path = base / step["sql"]
             step["sql"] = str(sql_path)

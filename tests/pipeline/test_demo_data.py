@@ -7,8 +7,13 @@ from pathlib import Path
 
 from pipeline_helpers import RunnerFactory, orders_spec
 
-from foss_supervisor.pipeline.demo_data import generate, write_reference
+from foss_supervisor.pipeline.callables import load_callable
+from foss_supervisor.pipeline.spec import default_pipelines_dir
 from foss_supervisor.pipeline.states import RunStatus
+
+#: the orders pipeline's generator, from its folder (as the daemon loads it)
+generate = load_callable(f"{default_pipelines_dir() / 'orders' / 'demo_data.py'}:generate")
+write_reference = load_callable(f"{default_pipelines_dir() / 'orders' / 'demo_data.py'}:write_reference")
 
 #: the workspace and runners fixtures (not in a conftest.py: see pipeline_fixtures)
 pytest_plugins = ("pipeline_fixtures",)

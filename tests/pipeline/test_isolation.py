@@ -60,7 +60,7 @@ def events_yaml(
             {
                 "name": "ingest",
                 "kind": "python",
-                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                "callable": "foss_supervisor.pipeline.ingest:ingest",
                 "depends_on": ["discover"],
                 "params": {"table": "events_bronze.raw", "columns": ["event_id", "kind", "amount"]},
             },

@@ -88,7 +88,7 @@ async def test_gzipped_csv_and_jsonl_are_read_like_plain_ones(
             {
                 "name": "ingest",
                 "kind": "python",
-                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                "callable": "foss_supervisor.pipeline.ingest:ingest",
                 "depends_on": ["discover"],
                 "params": {"table": "gz_bronze.raw", "columns": ["id", "v"]},
             },

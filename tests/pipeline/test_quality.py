@@ -63,7 +63,7 @@ def pipeline(tmp_path: Path, ws: dict[str, Path], rules: dict[str, Any]) -> Path
             {
                 "name": "ingest",
                 "kind": "python",
-                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                "callable": "foss_supervisor.pipeline.ingest:ingest",
                 "depends_on": ["discover"],
                 "params": {"table": "q_bronze.raw", "columns": ["id", "kind", "amount", "code", "zone", "lim"]},
             },
@@ -205,7 +205,7 @@ async def test_deduplicate_keeps_the_latest_row_per_key_across_batches(
             {
                 "name": "ingest",
                 "kind": "python",
-                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                "callable": "foss_supervisor.pipeline.ingest:ingest",
                 "depends_on": ["discover"],
                 "params": {"table": "d_bronze.raw", "columns": ["id", "grp", "ts", "v"]},
             },
