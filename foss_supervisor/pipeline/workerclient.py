@@ -1,18 +1,17 @@
 """The daemon side of the worker protocol (protocol.py): every request to the DuckDB worker goes through here.
 
-:class:`WorkerChannel` is one worker process's pipes: requests out on its stdin, replies and step logs in
-on its stdout (read as they arrive, through the child primitive's output sink: no reader task), its stderr
-into the daemon's log. :class:`WorkerClient` is what the runner (``run_step``) and the pipeline service
-(``query``, ``export``) call; it asks the supervised worker (workerservice.py) for the live channel,
-starting the worker if needed, and for a restart when a request cannot be stopped otherwise.
+:class:`WorkerChannel` is one worker's pipes: requests out on its stdin, replies and step logs in on its
+stdout (read as they arrive through the child primitive's output sink: no reader task), stderr to the
+daemon's log. :class:`WorkerClient` is what the runner (``run_step``) and the pipeline service (``query``,
+``export``) call; it asks the supervised worker (workerservice.py) for the live channel, and for a restart
+when a request cannot be stopped otherwise.
 
-Time bounds: a step request past its ``timeout_s`` SIGKILLs the worker (its transaction is lost, never half
-applied); a cancelled step is interrupted, then the worker is killed after ``cancel_grace_s``. A query is
-answered by its time limit plus the grace of the worker's limits (2 s by default) whatever happens in the
-worker: the worker interrupts it at the limit, and when the reply still has not come at limit + grace
-(DuckDB could not interrupt it, or Python was still converting its values), the worker is recycled and the
-caller told "query exceeded its 10 s limit; the worker was restarted". Every limit hit is counted
-by the worker's service (``status``: ``limit_hits``) and logged (``pipeline_query_limit_hit``).
+Time bounds: a step past its ``timeout_s`` SIGKILLs the worker (its transaction is lost, never half applied);
+a cancelled step is interrupted, the worker killed after ``cancel_grace_s``. A query is answered by its time
+limit plus the worker's grace (2 s by default) whatever happens in the worker: it interrupts the query at the
+limit, and when no reply came at limit + grace (DuckDB could not interrupt it, or Python was converting its
+values), the worker is recycled and the caller told "query exceeded its 10 s limit; the worker was
+restarted". Limit hits are counted (``status``: ``limit_hits``) and logged (``pipeline_query_limit_hit``).
 """
 
 from __future__ import annotations
