@@ -42,7 +42,7 @@ from pathlib import Path
 t0 = time.perf_counter()
 import duckdb
 sys.path.insert(0, sys.argv[4])
-from foss_supervisor.pipeline.orders_steps import build_ingest_sql, _read_header
+from foss_supervisor.pipeline.ingest import build_ingest_sql, read_header as _read_header
 landing, reference, db = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 con = duckdb.connect(db)
 con.execute("SET TimeZone = 'UTC'")
@@ -148,15 +148,15 @@ async def run_pipeline(landing: Path, workdir: Path, config: Path) -> dict[str, 
     t0 = time.perf_counter()
     runner = PipelineRunner([spec], state_dir=wh / "state")
     await runner.start()
-    startup = runner.worker_startup_s
+    startup = runner.worker.status()["startup_s"]
     rec = await runner.run("orders")
     e2e = time.perf_counter() - t0
-    pid = runner.worker_pid
+    pid = runner.worker.pid
     worker_peak = vm_hwm_mb(pid) if pid else float("nan")
-    revenue = float((await runner.query("SELECT sum(revenue_usd) FROM gold.daily_revenue")).rows[0][0])
-    silver = (await runner.query("SELECT count(*) FROM silver.orders")).rows[0][0]
+    revenue = float((await runner.client.query("SELECT sum(revenue_usd) FROM gold.daily_revenue")).rows[0][0])
+    silver = (await runner.client.query("SELECT count(*) FROM silver.orders")).rows[0][0]
     t_export = time.perf_counter()
-    exported = await runner.export("bronze.orders_raw", "parquet")  # what `foss-supervisor export` does
+    exported = await runner.client.export("bronze.orders_raw", "parquet")  # what `foss-supervisor export` does
     export_s = time.perf_counter() - t_export
     Path(exported["path"]).unlink()
     await runner.aclose()
@@ -209,8 +209,7 @@ def bench(n: int, workdir: Path, repeat: int = 1, config: Path = DEFAULT_CONFIG)
         subprocess.run(
             [
                 sys.executable,
-                "-m",
-                "foss_supervisor.pipeline.demo_data",
+                str(ROOT / "configs" / "pipelines" / "orders" / "demo_data.py"),
                 "--landing",
                 str(landing),
                 "--orders",

@@ -30,7 +30,7 @@ from foss_supervisor.errors import NotRunning
 if TYPE_CHECKING:
     from foss_supervisor.cli.main import Target
 
-__all__ = ["args_ctl", "args_logs", "args_status", "cmd_ctl", "cmd_logs", "cmd_status", "cmd_top", "worker_line"]
+__all__ = ["args_ctl", "args_logs", "args_status", "cmd_ctl", "cmd_logs", "cmd_status", "cmd_top", "worker_info"]
 
 SELECTOR_HELP = "a program, a group, a replica set, a glob like 'web-*', or all"
 
@@ -48,35 +48,33 @@ def cmd_status(args: argparse.Namespace, config: Target) -> int:
         f"dashboard {d['dashboard_url']}"
     )
     rows = [("NAME", "STATE", "HEALTH", "PID", "UPTIME", "INFO")]
-    for p in result["programs"]:
+    worker = (result.get("pipelines") or {}).get("worker")
+    # the daemon's own services (the dashboard, the pipeline worker) follow the programs when all are listed
+    for p in result["programs"] + ([] if args.names else result.get("services", [])):
         state = p["state"] if as_wanted(p) else f"{p['state']}*"
-        rows.append((p["name"], state, p["health"], str(p["pid"] or "-"), fmt_uptime(p["uptime_s"]), info_column(p)))
+        info = worker_info(worker, p) if worker is not None and p["name"] == worker["name"] else info_column(p)
+        rows.append((p["name"], state, p["health"], str(p["pid"] or "-"), fmt_uptime(p["uptime_s"]), info))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
         print(("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5]).rstrip())
-    if "pipelines" in result:
-        print(worker_line(result["pipelines"]["worker"]))
     if code != EXIT_OK:
         print("* not in its wanted state (see `foss-supervisor logs NAME`)")
     return code
 
 
-def worker_line(w: Mapping[str, Any]) -> str:
-    """One line for the pipeline worker of a ``status`` reply: ``pipeline worker  pid 812  running (orders)
-    up 0:04:10  memory 96.4 MiB of 2 GiB  restarts 1 (last: recycled_rss)``; a worker that is not running
-    says so (it starts on first use)."""
+def worker_info(w: Mapping[str, Any], p: Mapping[str, Any]) -> str:
+    """The INFO column of the pipeline worker's row (``p``: its service entry; ``w``: ``pipelines.worker``):
+    ``idle  memory 96.4 MiB of 2 GiB  restarts 1 (last: recycled_rss)``, or why it does not run."""
     restarts = ""
     if w.get("restarts"):
         restarts = f"  restarts {w['restarts']} (last: {(w.get('last_restart') or {}).get('reason', '?')})"
-    if w["state"] != "running":
-        return f"pipeline worker  {w['state']} (starts on first use){restarts}"
-    busy = f" ({', '.join(w['active_runs'])})" if w["active_runs"] else (" (busy)" if w["busy"] else " (idle)")
+    if w["pid"] is None:
+        why = "starts on first use" if w["state"] == "STOPPED" and p["wanted"] == "stopped" else info_column(p)
+        return f"{why}{restarts}"
+    busy = ", ".join(w["active_runs"]) if w.get("active_runs") else ("busy" if w["busy"] else "idle")
     memory = "-" if w["rss_bytes"] is None else f"{w['rss_bytes'] / 2**20:.1f} MiB"
     limit = f" of {w['memory_limit'] / 2**30:g} GiB" if isinstance(w.get("memory_limit"), int) else ""
-    return (
-        f"pipeline worker  pid {w['pid']}  {w['state']}{busy}  up {fmt_uptime(w['uptime_s'])}  memory {memory}"
-        f"{limit}{restarts}"
-    )
+    return f"{busy}  memory {memory}{limit}{restarts}"
 
 
 def cmd_logs(args: argparse.Namespace, config: Target) -> int:

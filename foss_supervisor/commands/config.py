@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,12 @@ from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.jsonable import dataclass_to_json, jsonable
 from foss_supervisor.base.resources import default_config_path
 from foss_supervisor.commands.registry import CommandContext, command
-from foss_supervisor.config import parse_config
+from foss_supervisor.config import PipelineConfig, parse_config
 from foss_supervisor.config.change import CONFIRM_HINT, pin_daemon_settings, save_refusal
 from foss_supervisor.config.history import ConfigHistory
 from foss_supervisor.config.yamlload import MAX_FILE_BYTES
 from foss_supervisor.core.states import RUNNING_STATES
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, ConfirmationRequired
-from foss_supervisor.pipeline.configcheck import check_pipeline_files
 
 __all__ = [
     "config_diff",
@@ -41,6 +41,13 @@ __all__ = [
 ]
 
 log = structlog.get_logger("foss_supervisor.config")
+
+
+def _check_pipelines(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
+    """The pipeline files a new config declares, checked by the pipelines' façade (imported only then)."""
+    from foss_supervisor.pipeline.service import check_pipeline_files
+
+    check_pipeline_files(pipelines, data_dir)
 
 
 @command("config_show")
@@ -99,7 +106,7 @@ async def _save(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool
         raise CommandError(f"the config is larger than {MAX_FILE_BYTES} bytes")
     async with _save_lock(ctx):
         try:
-            new = await asyncio.to_thread(parse_config, text, path, None, None, check_pipeline_files)
+            new = await asyncio.to_thread(parse_config, text, path, None, None, _check_pipelines)
         except ConfigError as exc:
             raise ConfigRefused(f"config refused, nothing changed: {exc}") from None
         try:

@@ -51,9 +51,7 @@ async def pipelines(ctx: CommandContext) -> list[dict[str, Any]]:
 @command("pipeline_run", mutating=True, name=(str, ...), wait=(bool, False))
 async def pipeline_run(ctx: CommandContext, name: str, wait: bool) -> dict[str, Any]:
     """Run a pipeline now. Returns the live run (with its run_id) at once, or its final record with wait."""
-    from foss_supervisor.pipeline.states import RunMode
-
-    return await _pipelines(ctx).run_now(name, RunMode.RUN, "manual", wait)
+    return await _pipelines(ctx).run_now(name, wait)
 
 
 @command("export", mutating=True, table=(str, ""), sql=(str, ""), format=(str, "parquet"))
@@ -81,9 +79,7 @@ async def pipeline_reset(ctx: CommandContext, name: str, confirm: str) -> dict[s
 @command("pipeline_replay", mutating=True, name=(str, ...), wait=(bool, False))
 async def pipeline_replay(ctx: CommandContext, name: str, wait: bool) -> dict[str, Any]:
     """Re-validate the quarantine (after reference data or a rule was fixed); rows that now pass go to silver."""
-    from foss_supervisor.pipeline.states import RunMode
-
-    return await _pipelines(ctx).run_now(name, RunMode.REPLAY, "manual", wait)
+    return await _pipelines(ctx).run_now(name, wait, replay=True)
 
 
 @command("pipeline_retry", mutating=True, run_id=(str, ...), step=(str, ""), wait=(bool, False))
@@ -152,7 +148,8 @@ async def query(ctx: CommandContext, sql: str, max_rows: int, timeout_s: float) 
 
 @command("demo_data", mutating=True, name=(str, "orders"), orders=(int, 100_000), seed=(int, 1))
 async def demo_data(ctx: CommandContext, name: str, orders: int, seed: int) -> dict[str, Any]:
-    """Write a reproducible sample of orders (with every kind of bad row) into the pipeline's landing folder."""
+    """Write a reproducible sample into the pipeline's landing folder, made by the generator its file names
+    (``demo_data:``; the shipped ``orders`` makes ``orders`` orders with every kind of bad row)."""
     if not 1 <= orders <= 20_000_000:
         raise CommandError("orders must be between 1 and 20000000")
     return await _pipelines(ctx).demo_data(name, orders, seed)

@@ -39,12 +39,13 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
 
     ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, health, problems,
     warnings, loop: {beats, last_beat_at, lag_s, max_lag_s, max_lag_ever_s, interval_s}}, "services": [the
-    daemon's own children (``@dashboard``), each like a program],
-    "programs": [{name, group, state, health, health_detail, pid, exit_code, completed, uptime_s,
-    spawns, wanted ("running"|"stopped"), reason, next_attempt_at, retry_in_s, status_text, command,
-    depends_on, dependency_conditions, log_file, env}]}`` (secrets redacted, as in every reply), plus,
-    when pipelines are configured, ``"pipelines": {"worker": {pid, state, busy, uptime_s, rss_bytes,
-    starts, memory_limit, warehouse, active_runs}}`` (see PipelineRunner.worker_status); ``status --json`` prints it.
+    daemon's own children, each like a program: ``@dashboard``, and ``@pipeline-worker`` when pipelines
+    are configured], "programs": [{name, group, state, health, health_detail, pid, exit_code, completed,
+    uptime_s, spawns, wanted ("running"|"stopped"), reason, next_attempt_at, retry_in_s, status_text,
+    command, depends_on, dependency_conditions, log_file, env}]}`` (secrets redacted, as in every reply),
+    plus, when pipelines are configured, ``"pipelines": {"worker": {name, state, reason, pid, busy,
+    uptime_s, rss_bytes, startup_s, starts, restarts, last_restart, recycles, recycle_pending, limit_hits,
+    memory_limit, limits, warehouse, active_runs}}`` (see WorkerService.status); ``status --json`` prints it.
     """
     cfg = ctx.config
     verdict = assess(ctx)
@@ -73,6 +74,7 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
         "programs": programs,
     }
     if ctx.pipelines is not None:
+        result["services"].append(ctx.pipelines.worker_snapshot())
         result["pipelines"] = {"worker": ctx.pipelines.worker_status()}
     return result
 

@@ -6,11 +6,12 @@ status      HTTP   when
 ==========  =====  ===========================================================================================
 unhealthy   503    something that should run is not running or not healthy, or a pipeline is failing or
                    overdue: the daemon is starting or stopping; one of its subsystems failed (dashboard,
-                   pipelines, hooks); a program is FATAL, crash-looping in BACKOFF, a job that exited with an
-                   unexpected code, waiting behind a dependency that gave up, or failing its health probes
-                   (a process that is stopped, by SIGSTOP or a debugger, or a zombie fails the next probe
-                   whatever its kind); a pipeline's last finished run failed or was abandoned, or its timer or
-                   cron schedule went by (plus a minute's grace) with no run
+                   pipelines, hooks); the pipeline worker is crash-looping (BACKOFF); a program is FATAL,
+                   crash-looping in BACKOFF, a job that exited with an unexpected code, waiting behind a
+                   dependency that gave up, or failing its health probes (a process that is stopped, by
+                   SIGSTOP or a debugger, or a zombie fails the next probe whatever its kind); a pipeline's
+                   last finished run failed or was abandoned, or its timer or cron schedule went by (plus a
+                   minute's grace) with no run
 degraded    200    everything runs, but an operator should look (``warnings``): the last reload was refused
                    (the previous config still runs), writes fail (logs, state files: a full disk), or a
                    program crashed several times in a row and is up again, not yet for ``backoff.reset_after``
@@ -52,6 +53,7 @@ def assess(ctx: CommandContext, now: float | None = None) -> dict[str, Any]:
         state: str = proc.state  # a StrEnum member is its own value
         counts[state] = counts.get(state, 0) + 1
     if ctx.pipelines is not None:
+        problems += ctx.pipelines.problems()  # its worker crash-looping
         overdue = ctx.pipelines.overdue(time.time() if now is None else now)
         for name in ctx.pipelines.specs:
             last = next((r for r in ctx.pipelines.runs(name, 5) if r["finished_at"] is not None), None)

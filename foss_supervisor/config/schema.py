@@ -259,11 +259,16 @@ SCHEMA: Section = {
     "secrets": gates.secrets(4, 4096),
 }
 
+#: Python a pipeline names: a module's function, or a function of a file beside the pipeline's YAML
+CALLABLE = gates.name(
+    r"(?:[A-Za-z_][\w.]{0,200}|[\w./-]{0,200}\.py):[A-Za-z_]\w{0,100}",
+    "'package.module:function' or 'file.py:function' (relative to the pipeline file)",
+)
 STEP: Section = {
     "name": STEP_NAME,
     "kind": gates.choice(("sql", "python", "quality", "deduplicate")),
     "sql": _PATH,
-    "callable": gates.name(r"[A-Za-z_][\w.]{0,200}:[A-Za-z_]\w{0,100}", "'package.module:function'"),
+    "callable": CALLABLE,
     "depends_on": gates.names(STEP_NAME),
     "timeout_s": gates.duration(0.001, DAY),
     "retries": gates.count(0, 20),
@@ -284,6 +289,7 @@ PIPELINE_SCHEMA: Section = {
     "ledger": SCHEMA_NAME,
     "patterns": gates.names(gates.glob()),
     "publish": gates.names(TABLE_NAME),
+    "demo_data": CALLABLE,  # its sample data generator: generate(landing, orders=, seed=, prefix=)
 }
 
 

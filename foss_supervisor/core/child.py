@@ -1,6 +1,13 @@
-"""The one way a child is stopped: programs, health probes and the pipeline worker all end through here.
+"""The one way a child is started and the one way it is stopped: programs, health probes, hook commands and
+the pipeline worker all spawn through :func:`spawn` and end through :func:`stop_group`.
 
-A child runs in its own session (``start_new_session=True``), so its PID is also its process group.
+:func:`spawn` is the shape of trio's ``open_process`` (a primitive that manages nothing: the caller owns
+the :class:`Child`) with circus's redirector folded in (output goes to a sink as it arrives, no reader
+task per pipe). Every child starts in a new session (``start_new_session=True``), so its PID is also its
+process group. Its exit is noticed by the loop's child watcher (asyncio's ``process_exited``, a pidfd on
+Linux: never ``os.waitpid(-1)``, which would steal other children's exit statuses), which resolves
+:attr:`Child.exited` at once, whether or not something still holds its pipes.
+
 :func:`stop_group` signals that group, waits (bounded) for the leader, SIGKILLs the group, then ends
 what escaped the group (descendants that called ``setsid()`` or double-forked, found by their spawn tag
 once they are re-parented to the daemon, see :mod:`foss_supervisor.core.containment`). It completes even when
@@ -13,18 +20,176 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pwd
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
-__all__ = ["StopOutcome", "reap_stragglers", "signal_group", "stop_group", "uncancellable"]
+__all__ = [
+    "Child",
+    "OutputSink",
+    "StopOutcome",
+    "reap_stragglers",
+    "signal_group",
+    "spawn",
+    "stop_group",
+    "uncancellable",
+]
 
 T = TypeVar("T")
 
 log = structlog.get_logger("foss_supervisor.core.child")
+
+#: receives a child's output as it arrives: ``(fd, chunk)``, fd 1 (stdout) or 2 (stderr); an empty chunk
+#: once that stream ended. Called on the loop: it must not block.
+OutputSink = Callable[[int, bytes], None]
+
+
+class Child(asyncio.SubprocessProtocol):
+    """One spawned child (made by :func:`spawn`): its PID, its exit, its pipes.
+
+    ``exited`` resolves with the exit code (-N: killed by signal N) the moment the child watcher reaps
+    it, and ``exited_at`` (monotonic seconds) is set just before; ``closed`` resolves once it exited and
+    every pipe of it is closed. The caller owns it: end it with :meth:`stop` (or see it exit), then
+    :meth:`release` it.
+    """
+
+    def __init__(self, output: OutputSink | None) -> None:
+        loop = asyncio.get_running_loop()
+        self.pid = 0
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self.exited_at = 0.0
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self._output = output
+        self._transport: asyncio.SubprocessTransport | None = None
+
+    # ---------------------------------------------------------------- the loop's callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self._transport = transport
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        if self._output is not None and data:
+            self._output(fd, data if isinstance(data, bytes) else data.encode())
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if self._output is not None and fd in (1, 2):
+            self._output(fd, b"")
+
+    def process_exited(self) -> None:
+        assert self._transport is not None
+        code = self._transport.get_returncode()
+        if not self.exited.done() and code is not None:
+            self.exited_at = time.monotonic()
+            self.exited.set_result(code)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # ---------------------------------------------------------------- the owner's side
+
+    async def wait(self) -> int:
+        """The exit code, once it exited; cancelling the caller leaves :attr:`exited` intact."""
+        return await asyncio.shield(self.exited)
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for the child's stdin (``spawn(stdin=True)``); never blocks.
+
+        A child that closed its stdin or exited loses what is written (the pipe reports it, nothing
+        raises): its exit tells the rest.
+        """
+        pipe = self._transport.get_pipe_transport(0) if self._transport is not None else None
+        if isinstance(pipe, asyncio.WriteTransport) and not pipe.is_closing():
+            pipe.write(data)
+
+    def close_stdin(self) -> None:
+        """End the child's stdin (it reads EOF once what was written is flushed)."""
+        pipe = self._transport.get_pipe_transport(0) if self._transport is not None else None
+        if pipe is not None:
+            pipe.close()
+
+    def send_signal(self, sig: signal.Signals, *, group: bool = True) -> bool:
+        """Send ``sig`` to the child's process group (or to the child alone); False once it exited."""
+        return not self.exited.done() and signal_group(self.pid, sig, group=group)
+
+    async def stop(
+        self,
+        *,
+        stop_signal: signal.Signals = signal.SIGTERM,
+        timeout_s: float = 0.0,
+        group: bool = True,
+        sweep: Callable[[], int] = lambda: 0,
+        on_timeout: Callable[[], None] = lambda: None,
+    ) -> StopOutcome:
+        """:func:`stop_group` on this child (the arguments are its); safe under cancellation."""
+        return await stop_group(
+            self.pid,
+            self.exited,
+            stop_signal=stop_signal,
+            timeout_s=timeout_s,
+            group=group,
+            sweep=sweep,
+            on_timeout=on_timeout,
+        )
+
+    async def release(self, drain_s: float = 1.0) -> None:
+        """Once it exited: let its pipes drain (``drain_s`` at most: a process that left the group may
+        hold them), then close them. Idempotent."""
+        await self.wait()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain_s):
+                await asyncio.shield(self.closed)
+        if self._transport is not None:
+            self._transport.close()  # after the exit: closing a running child's transport would kill it
+
+
+async def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+    output: OutputSink | None = None,
+    stdin: bool = False,
+    pass_fds: Sequence[int] = (),
+    account: pwd.struct_passwd | None = None,
+    umask: int = -1,
+) -> Child:
+    """Start ``argv`` in a new session and return its :class:`Child`.
+
+    ``env`` (default: the daemon's environment) and ``cwd`` as given; ``output``: stdout and stderr go
+    through pipes into this sink (None: to ``/dev/null``); ``stdin``: a pipe the caller writes through
+    :meth:`Child.write` (False: ``/dev/null``); ``pass_fds``: descriptors the child inherits; ``account``:
+    run as that user (its uid, gid and groups); ``umask`` (-1: the daemon's), set by the C fork code, no
+    Python runs in the child. Raises OSError (no such file, permission) or ValueError when it cannot start;
+    nothing is left behind then.
+    """
+    devnull = asyncio.subprocess.DEVNULL
+    pipe = asyncio.subprocess.PIPE
+    _, child = await asyncio.get_running_loop().subprocess_exec(
+        lambda: Child(output),
+        *argv,
+        stdin=pipe if stdin else devnull,
+        stdout=pipe if output is not None else devnull,
+        stderr=pipe if output is not None else devnull,
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        start_new_session=True,  # its own process group, so a stop reaches what it started
+        user=account.pw_uid if account else None,
+        group=account.pw_gid if account else None,
+        extra_groups=os.getgrouplist(account.pw_name, account.pw_gid) if account else None,
+        umask=umask,
+        pass_fds=tuple(pass_fds),
+    )
+    assert child._transport is not None
+    child.pid = child._transport.get_pid()
+    return child
 
 
 @dataclass(frozen=True, slots=True)

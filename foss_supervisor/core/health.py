@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from foss_supervisor.config import HealthConfig
-from foss_supervisor.core.child import stop_group
+from foss_supervisor.core.child import spawn
 from foss_supervisor.core.states import Health
 
 if TYPE_CHECKING:
@@ -107,19 +106,13 @@ async def _http(cfg: HealthConfig, session: aiohttp.ClientSession | None) -> tup
 
 
 async def _exec(cfg: HealthConfig, env: Mapping[str, str] | None, sweep: Callable[[], int]) -> tuple[bool, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *cfg.command,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
-        env=dict(env) if env is not None else dict(os.environ),
-    )
+    child = await spawn(cfg.command, env=env)
     try:
-        code = await proc.wait()
+        code = await child.wait()
     finally:
         # passed, failed or timed out (cancelled): the probe's whole group and what escaped it end here
-        await stop_group(proc.pid, proc.wait(), sweep=sweep)
+        await child.stop(sweep=sweep)
+        await child.release()
     return code == 0, f"exec {cfg.command[0]} exited {code}"
 
 

@@ -47,7 +47,7 @@ import structlog
 
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import EVENT_KINDS, HookConfig
-from foss_supervisor.core.child import stop_group
+from foss_supervisor.core.child import spawn
 from foss_supervisor.core.events import HealthChanged, StateChanged
 from foss_supervisor.core.selectors import resolve
 from foss_supervisor.core.states import Health, ProcessState
@@ -222,24 +222,13 @@ class HookDispatcher:
         body = json.dumps(payload).encode()
         # not the daemon's NOTIFY_SOCKET, WATCHDOG_* or LISTEN_*: a hook must not speak to systemd as the daemon
         env = {**without_systemd_environ(os.environ), "FOSS_EVENT": payload["kind"], "FOSS_EVENT_JSON": body.decode()}
-        proc = await asyncio.create_subprocess_exec(
-            *hook.command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-        )
+        child = await spawn(hook.command, env=env, stdin=True)
         try:
-            assert proc.stdin is not None
-            try:
-                proc.stdin.write(body)
-                await proc.stdin.drain()
-                proc.stdin.close()
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # a command that does not read its stdin is fine
-            code = await proc.wait()
+            child.write(body)  # a command that does not read its stdin is fine: the pipe drops the rest
+            child.close_stdin()
+            code = await child.wait()
         finally:
             # done, failed or timed out (cancelled): the command's whole group and what escaped it end here
-            await stop_group(proc.pid, proc.wait(), sweep=self._sweep)
+            await child.stop(sweep=self._sweep)
+            await child.release()
         return "" if code == 0 else f"{hook.command[0]} exited {code}"

@@ -97,7 +97,7 @@ class ManagedProcess(ProgramRecord):
         else:
             contain = containment or Containment()
             self._child = ProgramChild(
-                cfg, log_path=self.log_path, containment=contain, wake=self._wake.set, write_failures=write_failures
+                cfg, log_path=self.log_path, containment=contain, wake=self.wake, write_failures=write_failures
             )
 
     # ---------------------------------------------------------------- requests (any caller)
@@ -123,6 +123,11 @@ class ManagedProcess(ProgramRecord):
         self.wanted = True
         self._fresh_retries()
         self._restart_requested = True
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Have the controller look again: its child edge calls this when the child reports something
+        (READY=1, a watchdog ping, a worker's ready line)."""
         self._wake.set()
 
     def _fresh_retries(self) -> None:

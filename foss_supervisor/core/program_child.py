@@ -28,7 +28,7 @@ from foss_supervisor.base.procinfo import ProcStat, read_stat
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import RLIM_INFINITY, HealthConfig, ProgramConfig
 from foss_supervisor.config.interpolate import read_env_file
-from foss_supervisor.core.child import reap_stragglers, signal_group, stop_group
+from foss_supervisor.core.child import Child, reap_stragglers, signal_group, spawn, stop_group
 from foss_supervisor.core.containment import SPAWN_ENV, Containment, kill_all, spawn_tag
 from foss_supervisor.core.health import probe
 from foss_supervisor.core.logsink import LogSink, StreamWriter
@@ -36,7 +36,6 @@ from foss_supervisor.core.readiness import NotifyListener
 from foss_supervisor.systemd.notify import without_systemd_environ
 
 __all__ = [
-    "ChildProtocol",
     "MainPidExit",
     "ProgramChild",
     "child_argv",
@@ -97,7 +96,7 @@ class MainPidExit:
     """Watches a main PID adopted through the subreaper (``pidfile:``) through its pidfd.
 
     ``exited`` resolves with its exit code (-1 when its own parent reaped it first) and ``exited_at``
-    (monotonic) is set just before, like :class:`ChildProtocol`'s.
+    (monotonic) is set just before, like :class:`~foss_supervisor.core.child.Child`'s.
     """
 
     def __init__(self, pid: int) -> None:
@@ -128,40 +127,6 @@ class MainPidExit:
             self.exited.set_result(code)
 
 
-class ChildProtocol(asyncio.SubprocessProtocol):
-    """Writes output chunks straight to the log sink and resolves ``exited`` the moment the child dies."""
-
-    def __init__(self, sink: LogSink, stamp_stderr: bool) -> None:
-        loop = asyncio.get_running_loop()
-        self.exited: asyncio.Future[int] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
-        self._writers = {1: StreamWriter(sink, ""), 2: StreamWriter(sink, "stderr: " if stamp_stderr else "")}
-        self._transport: asyncio.SubprocessTransport | None = None
-        self.exited_at = 0.0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self._transport = transport
-
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        self._writers[fd].feed(data if isinstance(data, bytes) else data.encode())
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if fd in self._writers:
-            self._writers[fd].feed(b"", final=True)
-
-    def process_exited(self) -> None:
-        assert self._transport is not None
-        code = self._transport.get_returncode()
-        if not self.exited.done() and code is not None:
-            self.exited_at = time.monotonic()
-            self.exited.set_result(code)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
 class ProgramChild:
     """The real child edge of one program (see :class:`~foss_supervisor.core.process.ChildEdge` for the contract).
 
@@ -183,13 +148,12 @@ class ProgramChild:
         self._log_path = log_path
         self._contain = containment
         self._wake = wake
-        self._transport: asyncio.SubprocessTransport | None = None
-        self._protocol: ChildProtocol | None = None
+        self._child: Child | None = None
         self._notify: NotifyListener | None = None
         self._sink: LogSink | None = None
         self._write_failures = write_failures or WriteFailures()
         self._tag = ""  # this spawn's tag: inherited by every descendant, so escapees are found
-        self._exit_watch: ChildProtocol | MainPidExit | None = None  # the supervised PID: leader or main PID
+        self._exit_watch: Child | MainPidExit | None = None  # the supervised PID: leader or main PID
         self._pgid = 0  # the group a stop signals: the leader's own, or the main PID's (pidfile:)
         self._serial = 0
 
@@ -218,7 +182,7 @@ class ProgramChild:
         """This spawn's tag, which every descendant inherits (recorded for leftover clean-up)."""
         return self._tag
 
-    async def spawn(self, serial: int) -> tuple[int, ChildProtocol]:
+    async def spawn(self, serial: int) -> tuple[int, Child]:
         """Start spawn number ``serial``; return its PID and its exit watch. OSError/ValueError: not started."""
         cfg = self.cfg
         env = child_environment(cfg, os.environ)
@@ -244,39 +208,32 @@ class ProgramChild:
                 env["NOTIFY_SOCKET"] = str(self._notify.path)
                 if cfg.watchdog_s is not None:
                     env["WATCHDOG_USEC"] = str(int(cfg.watchdog_s * 1_000_000))
-            transport, protocol = await self._exec(env, account)
+            child = await spawn(
+                child_argv(cfg),
+                env=env,
+                cwd=cfg.cwd,
+                output=self._output(),
+                account=account,
+                umask=-1 if cfg.umask is None else cfg.umask,
+                pass_fds=cfg.pass_fds,
+            )
         except BaseException:
             self._close_notify()
             raise
-        self._transport, self._protocol = transport, protocol
-        self.pid = self._pgid = transport.get_pid()
+        self._child = child
+        self.pid = self._pgid = child.pid
         if cfg.nice is not None:
             with contextlib.suppress(OSError):  # it may have exited already; its exit is seen as usual
                 os.setpriority(os.PRIO_PROCESS, self.pid, cfg.nice)
-        self._exit_watch = protocol
-        return self.pid, protocol
+        self._exit_watch = child
+        return self.pid, child
 
-    async def _exec(
-        self, env: dict[str, str], account: pwd.struct_passwd | None
-    ) -> tuple[asyncio.SubprocessTransport, ChildProtocol]:
-        cfg = self.cfg
+    def _output(self) -> Callable[[int, bytes], None]:
+        """The sink of this spawn's output: stdout and stderr into the program's log, as they arrive."""
         sink = self._sink
         assert sink is not None
-        return await asyncio.get_running_loop().subprocess_exec(
-            lambda: ChildProtocol(sink, cfg.log.timestamps),
-            *child_argv(cfg),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=cfg.cwd,
-            env=env,
-            start_new_session=True,  # its own process group, so a stop reaches grandchildren
-            user=account.pw_uid if account else None,
-            group=account.pw_gid if account else None,
-            extra_groups=os.getgrouplist(account.pw_name, account.pw_gid) if account else None,
-            umask=-1 if cfg.umask is None else cfg.umask,  # set by the C fork code, no Python in the child
-            pass_fds=cfg.pass_fds,
-        )
+        writers = {1: StreamWriter(sink, ""), 2: StreamWriter(sink, "stderr: " if self.cfg.log.timestamps else "")}
+        return lambda fd, data: writers[fd].feed(data, final=not data)
 
     async def reap(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcStat]:
         """Once it exited: end everything the spawn left running, close the pipes.
@@ -292,12 +249,9 @@ class ProgramChild:
             reap_stragglers(self._pgid, lambda: kill_all(left, signal.SIGKILL))
         if left and end_left:
             log.warning("left_processes_ended", program=self.name, pids=[e.pid for e in left[:20]], count=len(left))
-        if self._transport is not None and self._protocol is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):  # let the pipes drain; a process outside the group may hold them
-                    await asyncio.shield(self._protocol.closed)
-            self._transport.close()
-        self._transport = self._protocol = None
+        if self._child is not None:
+            await self._child.release(drain_s=1.0)  # a process outside the group may hold the pipes
+        self._child = None
         self._exit_watch = None
         self._close_notify()
         self.pid = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from foss_supervisor.core.events import Event
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
@@ -110,4 +110,5 @@ class WorkerExited(PipelineEvent):
     reason: str
 
 
-EventCallback = Callable[[PipelineEvent], None]
+#: the runner's observer: its PipelineEvents, and the worker's state changes (the core's StateChanged)
+EventCallback = Callable[[Any], None]

@@ -19,11 +19,9 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from foss_supervisor.pipeline.client import WorkerClient
 from foss_supervisor.pipeline.errors import PipelineError, UnknownPipelineError, WorkerError
 from foss_supervisor.pipeline.events import (
     EventCallback,
-    PipelineEvent,
     RunFinished,
     RunStarted,
     StepLog,
@@ -33,7 +31,7 @@ from foss_supervisor.pipeline.history import RunHistory, RunRecord
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload, is_transient, step_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 from foss_supervisor.pipeline.states import RUN_TRANSITIONS, STEP_TRANSITIONS, RunStatus, StepState
-from foss_supervisor.pipeline.workerhost import StepAttemptError, StepTimeoutError, WorkerHost
+from foss_supervisor.pipeline.workerclient import StepAttemptError, StepTimeoutError, WorkerClient
 
 __all__ = ["RunExecution"]
 
@@ -45,8 +43,7 @@ class RunExecution:
 
     _specs: dict[str, PipelineSpec]
     _on_event: EventCallback | None
-    _host: WorkerHost
-    _client: WorkerClient
+    client: WorkerClient
     _step_lock: asyncio.Lock
     _active: dict[str, ActiveRun]
     _retry_initial_s: float
@@ -68,7 +65,7 @@ class RunExecution:
     def _new_run_id(self) -> str:
         return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock())) + "-" + secrets.token_hex(3)
 
-    def _emit(self, event: PipelineEvent) -> None:
+    def _emit(self, event: object) -> None:
         if self._on_event is None:
             return
         try:
@@ -218,7 +215,7 @@ class RunExecution:
         ):
             with attempt:
                 async with self._step_lock:
-                    await self._host.attempt(payload, timeout_s=120.0, on_log=None)
+                    await self.client.attempt(payload, timeout_s=120.0, on_log=None)
 
     async def _run_step(self, run: ActiveRun, step: StepSpec) -> None:
         def before_sleep(state: RetryCallState) -> None:
@@ -270,7 +267,7 @@ class RunExecution:
             def on_log(level: str, message: str) -> None:
                 self._emit(StepLog(self._clock(), run.run_id, run.spec.name, step.name, level, message))
 
-            result = await self._host.attempt(payload, timeout_s=step.timeout_s, on_log=on_log)
+            result = await self.client.attempt(payload, timeout_s=step.timeout_s, on_log=on_log)
         metrics: dict[str, Any] = dict(result.get("metrics") or {})
         warnings = tuple(result.get("warnings") or ())
         final = StepState.SUCCEEDED_WITH_WARNINGS if warnings else StepState.SUCCEEDED

@@ -106,7 +106,7 @@ def discover(ctx: StepContext) -> Mapping[str, int | float]:
     files are recognised by (path, size, mtime) and not hashed again. Metrics: rows_in (files seen),
     rows_out and new_files (registered now), hashed.
     """
-    from foss_supervisor.pipeline.orders_steps import scan_file
+    from foss_supervisor.pipeline.ingest import scan_file
 
     cur = ctx.cursor
     ledger = ctx.ledger

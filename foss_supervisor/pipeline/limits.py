@@ -21,7 +21,7 @@ Three layers bound the worker's memory (measured on DuckDB 2.0, see docs/pipelin
    service instead, and the default memory limit follows it (see :func:`available_memory`).
 3. The recycle: after a big query the allocator keeps what it freed (1.6 GB of resident memory after one
    query failed at a 2 GiB limit, measured), so a worker whose RSS stays above ``recycle_rss`` for
-   ``recycle_after_s`` while idle is restarted (see workerhost.py).
+   ``recycle_after_s`` while idle is restarted (see workerservice.py).
 
 Time: a query's time limit interrupts it at its second (``cursor.interrupt()``); what DuckDB cannot
 interrupt (one huge ``range()`` or ``list_sort`` call, or Python building objects from a huge value) gets

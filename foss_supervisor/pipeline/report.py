@@ -2,7 +2,7 @@
 
 Add it as the last step (``callable: foss_supervisor.pipeline.report:report``); it writes
 ``<reports>/<pipeline>/<run_id>.json|.html`` and ``latest.json|.html``, which the dashboard reads. Pipelines
-add their own figures on top (orders adds revenue KPIs: see orders_steps.report). What it reads, by
+add their own figures on top (orders adds revenue KPIs: see configs/pipelines/orders/steps.py). What it reads, by
 convention rather than configuration:
 
 - layers: the row count of every table in the schemas the pipeline owns (its ledger's file tables left out);

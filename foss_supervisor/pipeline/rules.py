@@ -146,7 +146,7 @@ _SHIPPED_PARAMS: dict[str, dict[str, tuple[bool, Any, str]]] = {
             "a non-empty list of file name patterns",
         ),
     },
-    "foss_supervisor.pipeline.orders_steps:ingest": {
+    "foss_supervisor.pipeline.ingest:ingest": {
         "table": (True, lambda v: isinstance(v, str) and _TABLE.fullmatch(v), "a lower-case schema.table name"),
         "columns": (
             True,
@@ -158,9 +158,6 @@ _SHIPPED_PARAMS: dict[str, dict[str, tuple[bool, Any, str]]] = {
         "bronze": (False, lambda v: isinstance(v, str) and v.count(".") == 1, "a schema.table name"),
     },
 }
-_SHIPPED_PARAMS["foss_supervisor.pipeline.orders_steps:discover"] = _SHIPPED_PARAMS[
-    "foss_supervisor.pipeline.ledger:discover"
-]  # the name it had before ledger.py
 
 
 def check_shipped_params(func: str, params: Mapping[str, Any], file: str, key: str) -> None:

@@ -1,20 +1,20 @@
 """PipelineRunner: runs pipelines' steps in the supervised DuckDB worker, with history and events.
 
-Shape: the runner owns one worker child (see worker.py for why one) through its WorkerHost (workerhost.py:
-spawned on demand, awaited by its own ``proc.wait()``, never ``os.waitpid(-1)``). Steps run one at a time
+Shape: the runner owns one worker process (see worker.py for why one), supervised like a program as
+``@pipeline-worker`` (:attr:`PipelineRunner.worker`, workerservice.py: started on first use, restarted
+whenever it ends), and one client that speaks its protocol (:attr:`PipelineRunner.client`,
+workerclient.py: steps here, queries and exports for the pipeline service). Steps run one at a time
 in dependency order, each with a timeout (on expiry the worker is SIGKILLed, which loses only the
 uncommitted step transaction, and restarted on the next request) and tenacity retries with exponential
 backoff and jitter for transient faults (worker death, DuckDB transaction/IO/OOM errors). Runs of one
-pipeline never overlap. Progress goes out as frozen events through the injected ``on_event``; nothing here
-imports the core.
+pipeline never overlap. Progress goes out as frozen events through the injected ``on_event``, with the
+worker's state changes (the core's StateChanged, as for any supervised process).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.base.writefailures import WriteFailures
-from foss_supervisor.pipeline.client import QueryResult, WorkerClient
+from foss_supervisor.core.events import EventBus
 from foss_supervisor.pipeline.errors import (
     PipelineBusyError,
     PipelineConfigError,
@@ -40,14 +40,13 @@ from foss_supervisor.pipeline.retry import RetryPlan, latest_run, plan_retry
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
-from foss_supervisor.pipeline.workerhost import StepAttemptError, StepTimeoutError, WorkerHost
-from foss_supervisor.pipeline.workerproc import WorkerProcess
+from foss_supervisor.pipeline.workerclient import StepAttemptError, StepTimeoutError, WorkerClient
+from foss_supervisor.pipeline.workeredge import worker_argv, worker_environ
+from foss_supervisor.pipeline.workerservice import WorkerService
 
-__all__ = ["PipelineRunner", "QueryResult", "StepAttemptError", "StepTimeoutError", "WorkerProcess"]
+__all__ = ["PipelineRunner", "StepAttemptError", "StepTimeoutError"]
 
 log = structlog.get_logger("foss_supervisor.pipeline")
-
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 # ------------------------------------------------------------------------------------------- runner
@@ -98,18 +97,27 @@ class PipelineRunner(RunExecution):
         self.publish_dir = self.db_path.parent / "published"
         self._on_event = on_event
         self._worker_env = dict(worker_env or {})
-        #: the worker's memory, spill, recycle and grace bounds (see limits.py); DuckDB spills to temp_dir
-        self.limits = limits or WorkerLimits.resolve()
-        self.temp_dir = state_dir / "duckdb_tmp"
+        self.temp_dir = state_dir / "duckdb_tmp"  # where DuckDB spills
         self._threads = threads
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._sleep = sleep
         self._clock = clock
-        self._host = WorkerHost(
-            self.db_path, self._worker_argv, self._worker_environ, self._emit, clock, cancel_grace_s, self.limits
+        bus = EventBus()  # the worker's state changes, to the same observer as the runs' events
+        bus.on(self._emit)
+        #: the DuckDB worker, supervised as ``@pipeline-worker``: its state, restarts, recycles and bounds
+        self.worker = WorkerService(
+            self.db_path,
+            self._worker_argv,
+            lambda: worker_environ(self._worker_env),
+            self._emit,
+            clock,
+            bus,
+            log_file=state_dir / "foss-supervisor.log",
+            limits=limits or WorkerLimits.resolve(),
         )
-        self._client = WorkerClient(self._host, max_result_bytes)
+        #: the one client of the worker's protocol: steps (here), queries and exports
+        self.client = WorkerClient(self.worker, max_result_bytes, cancel_grace_s)
         self._step_lock = asyncio.Lock()
         self._run_locks = {name: asyncio.Lock() for name in self._specs}
         self._active: dict[str, ActiveRun] = {}
@@ -125,7 +133,7 @@ class PipelineRunner(RunExecution):
 
     async def start(self) -> None:
         """Start the worker now (otherwise it starts on first use) so startup cost is paid up front."""
-        await self._host.ensure()
+        await self.worker.ensure()
 
     async def aclose(self) -> None:
         """Cancel active runs, then stop the worker cleanly (bounded; SIGKILL as last resort)."""
@@ -137,7 +145,7 @@ class PipelineRunner(RunExecution):
             if run.task is not None:
                 with contextlib.suppress(BaseException):
                     await asyncio.wait_for(asyncio.shield(run.task), 30.0)
-        await self._host.close()
+        await self.worker.close()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -146,50 +154,9 @@ class PipelineRunner(RunExecution):
         return dict(self._specs)
 
     @property
-    def worker_pid(self) -> int | None:
-        """PID of the live worker, if any (for status pages and tests)."""
-        return self._host.pid
-
-    @property
-    def worker_startup_s(self) -> float | None:
-        """Spawn-to-ready time of the current worker."""
-        return self._host.startup_s
-
-    def worker_status(self) -> dict[str, Any]:
-        """The worker as ``status`` shows it: ``{pid (None when stopped), state ("running"|"stopped"),
-        busy (a step, setup, publish or reset is in it; queries run beside), uptime_s, rss_bytes (resident
-        memory), starts (spawns since the runner started), restarts (spawns after the first), last_restart
-        ({reason, at, pid, returncode} of the worker that ended last, or None), recycles ({reason: count}),
-        recycle_pending (reason or None), limit_hits ({time, memory, result_size}), memory_limit (bytes),
-        limits (every bound, see WorkerLimits.to_dict), warehouse, active_runs (pipeline names)}``. The
-        worker starts on first use and again after it died or was recycled."""
-        figures = self._host.figures()
-        return {
-            "pid": figures["pid"],
-            "state": "running" if figures["pid"] is not None else "stopped",
-            "busy": self._step_lock.locked(),
-            "uptime_s": figures["uptime_s"],
-            "rss_bytes": figures["rss_bytes"],
-            "starts": self._host.starts,
-            "restarts": figures["restarts"],
-            "last_restart": figures["last_restart"],
-            "recycles": figures["recycles"],
-            "recycle_pending": figures["recycle_pending"],
-            "limit_hits": figures["limit_hits"],
-            "memory_limit": self.limits.memory_limit,
-            "limits": self.limits.to_dict(),
-            "warehouse": str(self.db_path),
-            "active_runs": sorted(self._active),
-        }
-
-    async def set_limits(self, limits: WorkerLimits) -> None:
-        """Serve with ``limits`` from now on (a reload): when they changed, the worker is restarted with them
-        (cleanly, and only once no step or export runs in it)."""
-        if limits == self.limits:
-            return
-        self.limits = self._host.limits = limits
-        log.info("pipeline_worker_limits_changed", **limits.to_dict())
-        await self._host.recycle("limits", polite=True)
+    def limits(self) -> WorkerLimits:
+        """The worker's memory, spill, recycle and grace bounds (see limits.py); ``worker.set_limits`` changes them."""
+        return self.worker.limits
 
     def is_running(self, pipeline: str) -> bool:
         """True while a run of ``pipeline`` is in progress."""
@@ -302,7 +269,7 @@ class PipelineRunner(RunExecution):
             )
         self._run_locks = {name: self._run_locks.get(name) or asyncio.Lock() for name in specs}
         if self._worker_argv() != old_argv:
-            await self._host.stop()
+            await self.worker.restart()
 
     async def reset(self, pipeline: str) -> dict[str, Any]:
         """Drop every schema ``pipeline`` owns (its tables, views, macros and file ledger) in one transaction,
@@ -330,7 +297,7 @@ class PipelineRunner(RunExecution):
                 },
             }
             async with self._step_lock:
-                await self._host.attempt(payload, timeout_s=300.0, on_log=None)
+                await self.client.attempt(payload, timeout_s=300.0, on_log=None)
             forgotten = self.history.forget(pipeline)
         log.info("pipeline_reset", pipeline=pipeline, schemas=schemas, runs_forgotten=forgotten)
         return {"pipeline": pipeline, "schemas_dropped": schemas, "runs_forgotten": forgotten}
@@ -347,54 +314,29 @@ class PipelineRunner(RunExecution):
         run.task.cancel()
         return True
 
-    async def query(self, sql: str, *, max_rows: int = 1000, timeout_s: float = 10.0) -> QueryResult:
-        """Run one read-only query in the worker (see WorkerClient.query)."""
-        return await self._client.query(sql, max_rows=max_rows, timeout_s=timeout_s)
-
-    async def export(self, table: str, fmt: str, *, sql: str = "", timeout_s: float = 3600.0) -> dict[str, Any]:
-        """Write a whole table, or a query's whole result, into ``export_dir`` (see WorkerClient.export); the
-        caller owns the file."""
-        return await self._client.export(table, fmt, sql=sql, timeout_s=timeout_s)
-
     async def publish(self, pipeline: str) -> list[dict[str, Any]]:
         """Write every table ``pipeline`` publishes as Parquet into ``publish_dir/<pipeline>/schema.table.parquet``,
         each replaced atomically; returns what export returned per table."""
         spec = self._spec(pipeline)
         schemas = sorted(p for p in spec.publish if "." not in p)
         in_list = ", ".join(f"'{s}'" for s in schemas or ["-"])  # plain identifiers, checked by the loader
-        listed = await self.query(
+        listed = await self.client.query(
             "SELECT schema_name || '.' || table_name FROM duckdb_tables()"  # noqa: S608
             f" WHERE NOT temporary AND schema_name IN ({in_list}) ORDER BY 1",
             max_rows=10_000,
         )
         tables = sorted({*(r[0] for r in listed.rows), *(p for p in spec.publish if "." in p)})
-        return [await self._client.export(t, "parquet", publish_to=pipeline, name=f"{t}.parquet") for t in tables]
+        return [await self.client.export(t, "parquet", publish_to=pipeline, name=f"{t}.parquet") for t in tables]
 
     # ------------------------------------------------------------------ internals: worker
     def _worker_argv(self) -> list[str]:
-        argv = [sys.executable, "-m", "foss_supervisor.pipeline.worker", "--db", str(self.db_path)]
-        dirs = sorted({str(d) for s in self._specs.values() for d in (s.folders.landing, s.folders.reference)})
-        for d in dirs:
-            argv += ["--allow-dir", d]
-        argv += ["--export-dir", str(self.export_dir), "--publish-dir", str(self.publish_dir)]
-        argv += [
-            "--memory-limit",
-            str(self.limits.memory_limit),
-            "--os-memory-limit",
-            str(self.limits.os_memory_limit),
-            "--temp-dir",
-            str(self.temp_dir),
-            "--max-temp-size",
-            str(self.limits.max_temp_directory_size),
-        ]
-        if self._threads:
-            argv += ["--threads", str(self._threads)]
-        return argv
-
-    def _worker_environ(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(self._worker_env)
-        paths = [_PACKAGE_ROOT, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        return env
+        dirs = {d for s in self._specs.values() for d in (s.folders.landing, s.folders.reference)}
+        return worker_argv(
+            self.db_path,
+            read_dirs=dirs,
+            export_dir=self.export_dir,
+            publish_dir=self.publish_dir,
+            temp_dir=self.temp_dir,
+            limits=self.limits,
+            threads=self._threads,
+        )

@@ -15,7 +15,7 @@ from foss_supervisor.pipeline.history import RunRecord, StepRecord
 from foss_supervisor.pipeline.retry import RetryPlan
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec
 from foss_supervisor.pipeline.states import RunMode, RunStatus
-from foss_supervisor.pipeline.workerhost import StepAttemptError
+from foss_supervisor.pipeline.workerclient import StepAttemptError
 
 __all__ = ["ActiveRun", "access_payload", "folders_payload", "is_transient", "step_payload"]
 

@@ -1,10 +1,10 @@
-"""The daemon's side of the pipelines: when runs start (on demand, on a timer, when a file lands) and
-where their data lives. The engine itself (worker, steps, history) is :mod:`foss_supervisor.pipeline`.
+"""The pipelines' façade: what the commands see of the package (``PipelineService``; a test checks that they
+import nothing else of it). It owns the runner, the supervised worker and its client, the triggers and the
+pipelines' state on disk (paused schedules, input fingerprints); the engine itself (worker, steps,
+history) is the rest of :mod:`foss_supervisor.pipeline`.
 
-Runs started on demand or by a trigger are tasks of this service's TaskGroup, so none outlives the
-daemon; runs of one pipeline never overlap (a trigger that finds its pipeline busy waits for the next
-tick). A trigger (timer, landed files) whose pipeline has nothing new since its last good run records a
-skipped run instead of recomputing (see fingerprint.py). Pipeline events go to the bus unchanged.
+How runs start (on demand, by a trigger, as a retry) is :mod:`~foss_supervisor.pipeline.scheduling`, its
+base. Queries and exports go straight to the worker's client; pipeline events go to the bus unchanged.
 """
 
 from __future__ import annotations
@@ -19,34 +19,32 @@ from typing import Any
 import structlog
 
 from foss_supervisor.base.atomicfile import atomic_write
-from foss_supervisor.base.jsonable import dataclass_to_json
+from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import Config
 from foss_supervisor.core.events import EventBus
 from foss_supervisor.core.statestore import read_json
 from foss_supervisor.errors import CommandError, ConfigError
-from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError
+from foss_supervisor.pipeline.callables import load_callable
+from foss_supervisor.pipeline.configcheck import check_pipeline_files
+from foss_supervisor.pipeline.errors import PipelineError
 from foss_supervisor.pipeline.events import RunFinished
 from foss_supervisor.pipeline.fingerprint import (
     FingerprintStore,
     definition_digest,
-    input_fingerprint,
     landing_signature,
 )
-from foss_supervisor.pipeline.history import RunRecord
 from foss_supervisor.pipeline.limits import WorkerLimits
 from foss_supervisor.pipeline.retry import latest_run, retry_options
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.schedule import overdue_reason
+from foss_supervisor.pipeline.scheduling import RunScheduling
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
-from foss_supervisor.pipeline.states import RunMode, RunStatus
 from foss_supervisor.pipeline.triggers import Triggers
 
-__all__ = ["PipelineService", "load_specs", "worker_limits"]
+__all__ = ["PipelineService", "check_pipeline_files", "load_specs", "worker_limits"]
 
 log = structlog.get_logger("foss_supervisor.pipelines")
-
-_GOOD = (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS)
 
 
 def load_specs(config: Config) -> list[PipelineSpec]:
@@ -69,8 +67,12 @@ def worker_limits(config: Config) -> WorkerLimits:
     )
 
 
-class PipelineService:
-    """Owns the PipelineRunner and its triggers; the commands call its public methods."""
+class PipelineService(RunScheduling):
+    """The pipelines' façade: the commands see this and nothing else of the package (a test checks it).
+
+    Owns the PipelineRunner (runs), its worker (``runner.worker``, supervised as ``@pipeline-worker``) and
+    the worker's client (``runner.client``: queries and exports go straight to it), and the triggers.
+    """
 
     def __init__(self, config: Config, bus: EventBus, write_failures: WriteFailures | None = None) -> None:
         self.config = config
@@ -117,130 +119,16 @@ class PipelineService:
             await self.runner.aclose()
 
     async def _first_start_demo_data(self) -> None:
-        from foss_supervisor.pipeline import demo_data
-
         for pc in self.config.pipelines.values():
+            spec = self.specs[pc.name]
             marker = self.config.state_dir / f".demo-data-{pc.name}"
-            if pc.demo_data and not marker.exists() and not landing_signature(pc.landing, self.specs[pc.name].patterns):
-                summary = await asyncio.to_thread(demo_data.generate, pc.landing)
+            if pc.demo_data and not marker.exists() and not landing_signature(pc.landing, spec.patterns):
+                if spec.demo_data is None:
+                    log.warning("demo_data_unavailable", pipeline=pc.name, reason="its file declares no demo_data:")
+                    continue
+                summary = await asyncio.to_thread(_generate, spec.demo_data, pc.landing)
                 marker.touch()
                 log.info("demo_data_written", pipeline=pc.name, landing=str(pc.landing), summary=str(summary))
-
-    # ---------------------------------------------------------------- triggers
-
-    def _try_start(self, name: str, trigger: str, *, skip_unchanged: bool = True) -> bool:
-        """Start a scheduled run unless one is in progress or the schedules are paused; True when it started."""
-        if name in self._paused:
-            log.info("pipeline_trigger_paused", pipeline=name, trigger=trigger)
-            return False  # a landing folder's files stay unseen, so resuming runs them
-        if self.runner.is_running(name) or self._group is None:
-            return False
-        self.start(name, RunMode.RUN, trigger, skip_unchanged=skip_unchanged)
-        return True
-
-    # ---------------------------------------------------------------- commands
-
-    def _spec(self, name: str) -> PipelineSpec:
-        if name not in self.specs:
-            raise CommandError(f"no such pipeline: {name!r}; known: {', '.join(sorted(self.specs))}")
-        return self.specs[name]
-
-    def start(
-        self, name: str, mode: RunMode, trigger: str, *, skip_unchanged: bool = False
-    ) -> asyncio.Task[RunRecord | None]:
-        """Start a run in the background; raises CommandError when one is already running.
-
-        With ``skip_unchanged`` (triggers), a pipeline whose inputs and definition did not change since
-        its last good run records a skipped run instead.
-        """
-        self._spec(name)
-        if self._group is None:
-            raise CommandError("pipelines are not running (the daemon is starting or stopping)")
-        if self.runner.is_running(name):
-            raise CommandError(f"pipeline {name!r} is already running")
-        return self._group.create_task(self._guarded(name, mode, trigger, skip_unchanged), name=f"pipeline-run:{name}")
-
-    def start_retry(self, run_id: str, step: str | None) -> tuple[str, asyncio.Task[RunRecord | None]]:
-        """Start a retry of failed run ``run_id`` in the background (see PipelineRunner.retry); returns the
-        pipeline's name and the task. Raises CommandError with the reason when the retry is refused."""
-        if self._group is None:
-            raise CommandError("pipelines are not running (the daemon is starting or stopping)")
-        try:
-            plan = self.runner.plan_retry(run_id, step=step)
-        except PipelineError as exc:
-            raise CommandError(str(exc)) from None
-        name = plan.source.pipeline
-        task = self._group.create_task(
-            self._guarded(name, plan.source.mode, "manual", False, retry=(run_id, step)), name=f"pipeline-retry:{name}"
-        )
-        return name, task
-
-    async def _guarded(
-        self, name: str, mode: RunMode, trigger: str, skip_unchanged: bool, retry: tuple[str, str | None] | None = None
-    ) -> RunRecord | None:
-        """One background run (a retry of ``retry`` = (run id, step) if given); its failures are recorded by the
-        runner, never raised into the TaskGroup."""
-        try:
-            fingerprint = await asyncio.to_thread(input_fingerprint, self.specs[name])
-        except OSError as exc:  # an unreadable folder: run anyway, the run reports what is wrong
-            log.warning("pipeline_fingerprint_failed", pipeline=name, error=str(exc))
-            fingerprint = None
-        try:
-            if skip_unchanged and fingerprint is not None and fingerprint == self._fingerprints.get(name):
-                return self.runner.record_skipped(name, trigger=trigger, reason="nothing new since the last good run")
-            if retry is not None:
-                record = await self.runner.retry(retry[0], step=retry[1], trigger=trigger)
-            else:
-                record = await self.runner.run(name, mode=mode, trigger=trigger)
-        except PipelineBusyError:
-            return None
-        except PipelineError as exc:
-            log.error("pipeline_run_failed_to_start", pipeline=name, error=str(exc))
-            return None
-        # a retry reused the source run's ingest, which may predate files that landed since: never "nothing new"
-        self._fingerprints.set(name, fingerprint if record.status in _GOOD and retry is None else None)
-        if record.status in _GOOD:
-            for pc in self.config.pipelines.values():
-                if name in pc.after:  # its input changed: never skipped as "nothing new"
-                    self._try_start(pc.name, f"after:{name}", skip_unchanged=False)
-        return record
-
-    async def run_now(self, name: str, mode: RunMode, trigger: str, wait: bool) -> dict[str, Any]:
-        """Start a run; with ``wait`` return its final record, else its live snapshot."""
-        return await self._reply(name, self.start(name, mode, trigger), wait)
-
-    async def retry_now(self, run_id: str, step: str | None, wait: bool) -> dict[str, Any]:
-        """Start a retry of failed run ``run_id``; with ``wait`` return its final record, else its live snapshot.
-        CommandError says why a retry is refused."""
-        name, task = self.start_retry(run_id, step)
-        return await self._reply(name, task, wait)
-
-    async def _reply(self, name: str, task: asyncio.Task[RunRecord | None], wait: bool) -> dict[str, Any]:
-        if wait:
-            record = await asyncio.shield(task)
-            if record is None:
-                raise CommandError(f"pipeline {name!r} could not run (see the daemon log)")
-            return record.to_dict()
-        await self._until_started(name, task)
-        active = self.runner.active_run(name)
-        if active is None:
-            record = task.result()
-            if record is None:
-                raise CommandError(f"pipeline {name!r} could not run (see the daemon log)")
-            return record.to_dict()
-        return active.to_dict()
-
-    async def _until_started(self, name: str, task: asyncio.Task[RunRecord | None]) -> None:
-        """Wait for the run's RunStarted event (or its end), so the reply can carry its run id."""
-        sub = self._bus.subscribe()
-        try:
-            async with asyncio.timeout(10.0):
-                while not task.done() and self.runner.active_run(name) is None:
-                    getter = asyncio.ensure_future(sub.get())
-                    await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-                    getter.cancel()
-        finally:
-            sub.close()
 
     async def cancel(self, name: str) -> bool:
         self._spec(name)
@@ -274,7 +162,7 @@ class PipelineService:
         if dry_run:
             return plan
         if not (plan["added"] or plan["removed"] or plan["changed"]):
-            await self.runner.set_limits(worker_limits(new))  # new bounds: the worker restarts once idle
+            await self.runner.worker.set_limits(worker_limits(new))  # new bounds: the worker restarts once idle
             return plan
         if new.data_path != self.config.data_path:  # another warehouse file: the daemon reports a restart
             log.warning("pipelines_reload_deferred", reason="data_dir changed: takes effect on restart")
@@ -289,7 +177,7 @@ class PipelineService:
         for name in (*plan["removed"], *plan["changed"]):
             self._triggers.stop(name)
         self.specs, self.config = new_specs, new
-        await self.runner.set_limits(worker_limits(new))
+        await self.runner.worker.set_limits(worker_limits(new))
         for name in (*plan["added"], *plan["changed"]):
             new.pipelines[name].landing.mkdir(parents=True, exist_ok=True)
             if self._group is not None:
@@ -380,8 +268,20 @@ class PipelineService:
         return out
 
     def worker_status(self) -> dict[str, Any]:
-        """The DuckDB worker's PID, state, uptime and memory (PipelineRunner.worker_status)."""
-        return self.runner.worker_status()
+        """The DuckDB worker as ``status`` shows it (WorkerService.status) and ``active_runs``: the pipelines
+        running now."""
+        return {
+            **self.runner.worker.status(),
+            "active_runs": sorted(n for n in self.specs if self.runner.is_running(n)),
+        }
+
+    def worker_snapshot(self) -> dict[str, Any]:
+        """The worker as a supervised process, the shape of a program's entry in ``status`` (for ``services``)."""
+        return self.runner.worker.process.snapshot()
+
+    def problems(self) -> list[str]:
+        """The worker crash-looping or given up (for ``/health``)."""
+        return self.runner.worker.problems()
 
     def runs(self, name: str | None, limit: int) -> list[dict[str, Any]]:
         if name is not None:
@@ -403,27 +303,30 @@ class PipelineService:
 
     async def query(self, sql: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
         try:
-            result = await self.runner.query(sql, max_rows=max_rows, timeout_s=timeout_s)
+            result = await self.runner.client.query(sql, max_rows=max_rows, timeout_s=timeout_s)
         except PipelineError as exc:
             raise CommandError(str(exc)) from None
         return result.to_dict()
 
     async def export(self, table: str, fmt: str, sql: str = "") -> dict[str, Any]:
         """The whole table, or the whole result of a read-only query, as a csv, parquet or jsonl file in the
-        state dir's exports folder (see runner.export)."""
+        state dir's exports folder (see WorkerClient.export)."""
         try:
-            return await self.runner.export(table, fmt, sql=sql)
+            return await self.runner.client.export(table, fmt, sql=sql)
         except PipelineError as exc:
             raise CommandError(str(exc)) from None
 
     async def demo_data(self, name: str, orders: int, seed: int) -> dict[str, Any]:
-        from foss_supervisor.pipeline import demo_data
-
-        self._spec(name)
+        """Sample landing files from the pipeline's own generator (its file's ``demo_data:``)."""
+        spec = self._spec(name)
         pc = self.config.pipelines[name]
+        if spec.demo_data is None:
+            raise CommandError(f"pipeline {name!r} has no demo data: its file declares no demo_data: generator")
         prefix = f"demo-{seed}-{int(time.time())}"
-        summary = await asyncio.to_thread(demo_data.generate, pc.landing, orders=orders, seed=seed, prefix=prefix)
-        return {"pipeline": name, "landing": str(pc.landing), "summary": dataclass_to_json(summary)}
+        summary = await asyncio.to_thread(
+            _generate, spec.demo_data, pc.landing, orders=orders, seed=seed, prefix=prefix
+        )
+        return {"pipeline": name, "landing": str(pc.landing), "summary": jsonable(summary)}
 
     def report_path(self, name: str, filename: str) -> Path:
         spec = self._spec(name)
@@ -436,3 +339,8 @@ class PipelineService:
             return None
         run = max(latest, key=lambda r: r.started_at)
         return f"{run.pipeline} {run.status.value} {time.strftime('%H:%M', time.localtime(run.started_at))}"
+
+
+def _generate(ref: str, landing: Path, **options: Any) -> Any:
+    """Run a pipeline's demo data generator (loaded from its folder, in this thread: never on the loop)."""
+    return load_callable(ref)(landing, **options)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib.util
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from foss_supervisor.config.gates import Gate
 from foss_supervisor.config.schema import FOLDERS, PIPELINE_SCHEMA, STEP, STEP_NAME, Section
 from foss_supervisor.config.yamlload import MAX_FILE_BYTES, load_yaml
 from foss_supervisor.errors import ConfigError
+from foss_supervisor.pipeline.callables import resolve_callable
 from foss_supervisor.pipeline.checks import Check, evaluate_check, parse_check
 from foss_supervisor.pipeline.dedupe import compile_deduplicate
 from foss_supervisor.pipeline.errors import PipelineConfigError
@@ -127,6 +127,7 @@ class PipelineSpec:
     ledger: str = "meta"
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
     publish: tuple[str, ...] = ()  # schemas or schema.table written as Parquet after each good run
+    demo_data: str | None = None  # its sample data generator, ``generate(landing, orders=, seed=, prefix=)``
 
     def step(self, name: str) -> StepSpec:
         """The step called ``name``; KeyError if there is none."""
@@ -265,6 +266,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
     publish = gated(raw, "publish", _gate(PIPELINE_SCHEMA, "publish"), (), file)
     if not isinstance(raw.get("publish", []), list) or not all(p.split(".")[0] in schemas for p in publish):
         raise PipelineConfigError(file, "publish", "must be a list of the pipeline's schemas or schema.table names")
+    demo = gated(raw, "demo_data", _gate(PIPELINE_SCHEMA, "demo_data"), "", file)
 
     return PipelineSpec(
         name=name,
@@ -279,6 +281,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         ledger=ledger,
         patterns=patterns,
         publish=tuple(publish),
+        demo_data=resolve_callable(demo, base, file, "demo_data") if demo else None,
     )
 
 
@@ -384,15 +387,11 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
         if "sql" in raw:
             raise PipelineConfigError(file, f"{key}.sql", "only sql steps take a sql file")
         if raw.get("callable") is None:
-            raise PipelineConfigError(file, f"{key}.callable", "is required: 'package.module:function'")
+            raise PipelineConfigError(
+                file, f"{key}.callable", "is required: 'package.module:function' or 'file.py:function'"
+            )
         func = gated(raw, "callable", _gate(STEP, "callable"), "", file, f"{key}.callable")
-        module = func.split(":", 1)[0]
-        try:
-            found = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            found = None
-        if found is None:
-            raise PipelineConfigError(file, f"{key}.callable", f"module {module!r} cannot be imported")
+        func = resolve_callable(func, base, file, f"{key}.callable")
 
     deps = gated(raw, "depends_on", _gate(STEP, "depends_on"), (), file, f"{key}.depends_on")
     timeout = gated(raw, "timeout_s", _gate(STEP, "timeout_s"), DEFAULT_TIMEOUT_S, file, f"{key}.timeout_s")

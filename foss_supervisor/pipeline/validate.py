@@ -15,7 +15,6 @@ file plus DuckDB's own ``LINE n``).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import re
 import tempfile
 from pathlib import Path
@@ -23,15 +22,16 @@ from typing import Any
 
 import duckdb
 
+from foss_supervisor.pipeline.callables import load_callable
+from foss_supervisor.pipeline.ingest import bronze_ddl
 from foss_supervisor.pipeline.ledger import ledger_ddl
-from foss_supervisor.pipeline.orders_steps import bronze_ddl
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, evaluate_check
 
 __all__ = ["StepReport", "validate_spec"]
 
 #: the shipped ingest step creates its bronze table itself; validate does the same so later steps bind
-_INGEST = "foss_supervisor.pipeline.orders_steps:ingest"
+_INGEST = "foss_supervisor.pipeline.ingest:ingest"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,10 +79,9 @@ def _run_sql(cur: Any, sql: str, path: Path | None, access: Access) -> tuple[lis
 
 
 def _python_step(step: StepSpec) -> StepReport:
-    module, _, name = str(step.callable).partition(":")
     try:
-        func = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
+        func = load_callable(str(step.callable))
+    except (ImportError, AttributeError, OSError, SyntaxError) as exc:
         return StepReport(step.name, "error", message=f"cannot import {step.callable}: {exc}")
     if not callable(func):
         return StepReport(step.name, "error", message=f"{step.callable} is not callable")

@@ -33,6 +33,7 @@ _T0 = time.perf_counter()
 import duckdb  # noqa: E402  (timed on purpose: the import is most of the startup cost)
 
 from foss_supervisor.base.jsonable import jsonable  # noqa: E402
+from foss_supervisor.pipeline.callables import load_callable  # noqa: E402
 from foss_supervisor.pipeline.context import StepContext  # noqa: E402
 from foss_supervisor.pipeline.errors import (  # noqa: E402
     QueryError,
@@ -52,7 +53,6 @@ from foss_supervisor.pipeline.workersteps import (  # noqa: E402
     TRANSIENT,
     StepFailure,
     check_metrics,
-    import_callable,
     no_landing_files,
     run_sql,
 )
@@ -322,7 +322,7 @@ class Worker:
                         patterns=tuple((message.get("access") or {}).get("patterns") or ()),
                         schemas=tuple(sorted(access.owned)),
                     )
-                    metrics = dict(import_callable(str(step["callable"]))(ctx))
+                    metrics = dict(load_callable(str(step["callable"]))(ctx))
                     warnings.extend(ctx.warnings)
                 metrics = {k: jsonable(v) for k, v in metrics.items()}
                 if message.get("require_metrics", True):

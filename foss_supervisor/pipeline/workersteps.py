@@ -6,7 +6,6 @@ The transaction, threads and replies are the worker's (see worker.py); this hold
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +16,7 @@ import duckdb
 from foss_supervisor.pipeline.sandbox import Access
 from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check
 
-__all__ = ["NO_FILES", "TRANSIENT", "StepFailure", "check_metrics", "import_callable", "no_landing_files", "run_sql"]
+__all__ = ["NO_FILES", "TRANSIENT", "StepFailure", "check_metrics", "no_landing_files", "run_sql"]
 
 NO_FILES = "No files found that match the pattern"
 #: DuckDB errors worth a retry (a missing file is not one, see worker.py)
@@ -76,9 +75,3 @@ def no_landing_files(exc: Exception, folders: Folders) -> bool:
         return False
     m = re.search(NO_FILES + r' "([^"]*)"', str(exc))
     return m is not None and Path(m[1]).parent.resolve() == folders.landing.resolve()
-
-
-def import_callable(spec: str) -> Any:
-    """The object ``module:name`` names (a Python step's callable)."""
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)

@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import signal
+from typing import Any, cast
 
 import psutil
 import pytest
@@ -68,35 +69,34 @@ def test_landed_files_trigger_a_run_and_cli_follows_another(pipeline_daemon: Dae
 
 def test_status_shows_the_pipeline_worker(pipeline_daemon: DaemonHandle) -> None:
     d = pipeline_daemon
-    worker = wait_for(
-        lambda: (w := json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"])["pid"] and w,
-        30,
-        "the worker in status --json",
-    )
-    assert worker["state"] == "running" and worker["active_runs"] == [] and worker["starts"] == 1
+
+    def status() -> dict[str, Any]:
+        return cast(dict[str, Any], json.loads(d.cli("status", "--json").stdout))
+
+    worker = wait_for(lambda: (w := status()["pipelines"]["worker"])["pid"] and w, 30, "the worker in status --json")
+    assert worker["state"] == "RUNNING" and worker["active_runs"] == [] and worker["starts"] == 1
     proc = psutil.Process(worker["pid"])  # the real worker: a live child of the daemon, its memory as the OS says
     assert proc.ppid() == d.read_pid() and "foss_supervisor.pipeline.worker" in " ".join(proc.cmdline())
     assert worker["rss_bytes"] > 0 and worker["uptime_s"] >= 0
+    # a supervised service like the dashboard: listed under services, with a program's fields
+    service = next(s for s in status()["services"] if s["name"] == "@pipeline-worker")
+    assert service["state"] == "RUNNING" and service["pid"] == worker["pid"] and service["spawns"] == 1
     plain = d.cli("status")
     assert plain.returncode == 0, plain.stderr
-    [line] = [ln for ln in plain.stdout.splitlines() if ln.startswith("pipeline worker")]
-    assert f"pid {worker['pid']}  running (idle)  up " in line
-    assert line.endswith(f" MiB of {worker['memory_limit'] / 2**30:g} GiB")
+    [line] = [ln for ln in plain.stdout.splitlines() if ln.startswith("@pipeline-worker ")]
+    assert line.split()[:2] == ["@pipeline-worker", "RUNNING"] and f" {worker['pid']} " in line
+    assert "  idle  memory " in line and line.endswith(f" MiB of {worker['memory_limit'] / 2**30:g} GiB")
 
-    # killed, it shows as stopped until its next use starts a new one
+    # killed, it is restarted at once, as any supervised program is
     os.kill(worker["pid"], signal.SIGKILL)
-    wait_for(
-        lambda: json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"]["state"] == "stopped",
-        30,
-        "the killed worker shown as stopped",
+    again = wait_for(
+        lambda: (w := status()["pipelines"]["worker"])["pid"] not in (None, worker["pid"]) and w, 30, "a new worker"
     )
-    assert "pipeline worker  stopped (starts on first use)" in d.cli("status").stdout
-    assert d.cli("query", "SELECT 1").returncode == 0
-    again = json.loads(d.cli("status", "--json").stdout)["pipelines"]["worker"]
-    assert again["state"] == "running" and again["pid"] != worker["pid"] and again["starts"] == 2
-    assert again["restarts"] == 1 and again["last_restart"]["reason"] == "died"
+    assert again["state"] == "RUNNING" and again["starts"] == 2 and again["restarts"] == 1
+    assert again["last_restart"]["reason"] == "died"
     assert again["last_restart"]["pid"] == worker["pid"] and again["last_restart"]["returncode"] == -signal.SIGKILL
     assert "restarts 1 (last: died)" in d.cli("status").stdout
+    assert d.cli("query", "SELECT 1").returncode == 0
 
 
 def test_query_command_reads_gold_and_refuses_writes(pipeline_daemon: DaemonHandle) -> None:
@@ -283,9 +283,8 @@ def test_pipeline_config_errors_exit_2_with_file_line_and_step_name(tmp_path) ->
 
     shipped = default_pipelines_dir()
     text = (shipped / "orders.yaml").read_text()
-    text = text.replace("setup: orders/", f"setup: {shipped}/orders/").replace(
-        "sql: orders/", f"sql: {shipped}/orders/"
-    )
+    for key in ("setup", "sql", "callable", "demo_data"):  # its SQL and Python stay in the shipped folder
+        text = text.replace(f"{key}: orders/", f"{key}: {shipped}/orders/")
     text = text.replace("reference: ../reference", f"reference: {shipped.parent / 'reference'}")
     broken = text.replace(f"sql: {shipped}/orders/aggregate.sql", "sql: nope.sql")
     (tmp_path / "orders.yaml").write_text(broken)

@@ -25,11 +25,14 @@ GATE = "CREATE OR REPLACE TEMP TABLE _gate AS SELECT * FROM read_csv(getvariable
 
 
 def gated_pipeline(tmp: Path) -> Path:
-    """orders.yaml with absolute SQL paths and a gate in enrich (no retries: it fails at once)."""
+    """orders.yaml with absolute SQL and Python paths and a gate in enrich (no retries: it fails at once)."""
     shipped = default_pipelines_dir() / "orders.yaml"
     raw = yaml.safe_load(shipped.read_text())
     raw["setup"] = str(shipped.parent / raw["setup"])
+    raw["demo_data"] = str(shipped.parent / raw["demo_data"])
     for step in raw["steps"]:
+        if ".py:" in step.get("callable", ""):
+            step["callable"] = str(shipped.parent / step["callable"])
         if "sql" in step:
             step["sql"] = str(shipped.parent / step["sql"])
         if step["name"] == "enrich":

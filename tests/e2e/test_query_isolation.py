@@ -102,7 +102,7 @@ def test_unbounded_queries_hit_the_workers_limits_and_supervision_goes_on(daemon
     status = daemon.call("status")
     sleeper = next(p for p in status["programs"] if p["name"] == "sleeper")
     assert sleeper["state"] == "RUNNING" and sleeper["spawns"] == 1  # supervision never noticed
-    assert "pipeline worker" in daemon.cli("status").stdout and "restarts" in daemon.cli("status").stdout
+    assert "@pipeline-worker " in daemon.cli("status").stdout and "restarts" in daemon.cli("status").stdout
 
     # a reload with other bounds restarts the (idle) worker with them
     daemon.config_path.write_text(daemon.config_path.read_text().replace("memory_limit: 1GiB", "memory_limit: 512MiB"))

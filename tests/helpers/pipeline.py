@@ -60,12 +60,15 @@ def orders_spec(ws: dict[str, Path], *, db: Path | None = None, yaml_path: Path 
 def variant_yaml(
     tmp_path: Path, name: str, *, step_overrides: dict[str, dict[str, Any]], extra_sql: dict[str, str] | None = None
 ) -> Path:
-    """A copy of orders.yaml with absolute SQL paths, per-step overrides, and SQL appended before the
-    final metrics SELECT of chosen steps (used to make a step slow after it has written)."""
+    """A copy of orders.yaml with absolute SQL and Python paths, per-step overrides, and SQL appended before
+    the final metrics SELECT of chosen steps (used to make a step slow after it has written)."""
     raw = yaml.safe_load(ORDERS_YAML.read_text())
     base = ORDERS_YAML.parent
     raw["setup"] = str(base / raw["setup"])
+    raw["demo_data"] = str(base / raw["demo_data"])
     for step in raw["steps"]:
+        if ".py:" in step.get("callable", ""):
+            step["callable"] = str(base / step["callable"])
         if "sql" in step:
             sql_path = base / step["sql"]
             step["sql"] = str(sql_path)
@@ -113,7 +116,7 @@ class RunnerFactory:
 
 async def dump_tables(runner: PipelineRunner, *, skip: Callable[[str], bool] = lambda t: False) -> dict[str, list[Any]]:
     """Every table of every schema, rows sorted, volatile columns left out: a run-independent fingerprint."""
-    tables = await runner.query(
+    tables = await runner.client.query(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY 1, 2", max_rows=1000
     )
     out: dict[str, list[Any]] = {}
@@ -121,7 +124,7 @@ async def dump_tables(runner: PipelineRunner, *, skip: Callable[[str], bool] = l
         fq = f"{schema}.{table}"
         if fq == "meta.run_reports" or skip(fq):
             continue
-        cols = await runner.query(
+        cols = await runner.client.query(
             f"SELECT column_name FROM duckdb_columns() WHERE schema_name = '{schema}' AND table_name = '{table}'"
             " ORDER BY column_index",
             max_rows=1000,
@@ -130,7 +133,7 @@ async def dump_tables(runner: PipelineRunner, *, skip: Callable[[str], bool] = l
             c for (c,) in cols.rows if c not in VOLATILE_COLUMNS and not c.endswith("_run") and not c.endswith("_at")
         ]
         select = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in keep)
-        res = await runner.query(f"SELECT {select} FROM {fq} ORDER BY ALL", max_rows=100_000, timeout_s=30)
+        res = await runner.client.query(f"SELECT {select} FROM {fq} ORDER BY ALL", max_rows=100_000, timeout_s=30)
         assert not res.truncated
         out[fq] = [list(r) for r in res.rows]
     return out
@@ -194,7 +197,7 @@ def events_yaml(
             {
                 "name": "ingest",
                 "kind": "python",
-                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                "callable": "foss_supervisor.pipeline.ingest:ingest",
                 "depends_on": ["discover"],
                 "params": {"table": "events_bronze.raw", "columns": ["event_id", "kind", "amount"]},
             },
@@ -243,7 +246,7 @@ def quality_pipeline(tmp_path: Path, ws: dict[str, Path], rules: dict[str, Any])
             {
                 "name": "ingest",
                 "kind": "python",
-                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                "callable": "foss_supervisor.pipeline.ingest:ingest",
                 "depends_on": ["discover"],
                 "params": {"table": "q_bronze.raw", "columns": ["id", "kind", "amount", "code", "zone", "lim"]},
             },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -36,3 +37,63 @@ def test_wheel_ships_configs_and_templates(tmp_path: Path) -> None:
         if p.is_file() and "__pycache__" not in p.parts
     }
     assert in_repo <= shipped, sorted(in_repo - shipped)
+
+
+INSTALLED_CHECK = r"""
+import sys
+from pathlib import Path
+import foss_supervisor
+from foss_supervisor.pipeline.callables import load_callable
+from foss_supervisor.pipeline.spec import default_pipelines_dir, load_pipeline
+
+target = Path(sys.argv[1]).resolve()
+assert Path(foss_supervisor.__file__).resolve().is_relative_to(target), foss_supervisor.__file__
+spec = load_pipeline(default_pipelines_dir() / "orders.yaml")
+own = [s.callable for s in spec.steps if s.callable and ".py:" in s.callable] + [spec.demo_data]
+assert own and all(ref and Path(ref.rpartition(":")[0]).resolve().is_relative_to(target) for ref in own), own
+assert all(callable(load_callable(ref)) for ref in own if ref)
+summary = load_callable(spec.demo_data)(Path(sys.argv[2]), orders=50, seed=1)
+assert summary.files and all(p.exists() for p in summary.files)
+print("ok", len(own))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_an_installed_copy_finds_the_orders_pipelines_own_python(tmp_path: Path) -> None:
+    """A regular install: orders.yaml's own steps and demo data generator load from the installed package."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=280,
+    )
+    [wheel] = tmp_path.glob("foss_supervisor-*.whl")
+    assert "foss_supervisor/configs/pipelines/orders/steps.py" in zipfile.ZipFile(wheel).namelist()
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-compile",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", INSTALLED_CHECK, str(target), str(tmp_path / "landing")],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("ok 2"), done.stdout + done.stderr
+    assert not list((target / "foss_supervisor" / "configs").rglob("__pycache__"))  # nothing written beside it

@@ -97,6 +97,23 @@ def test_a_room_imports_only_downward(path: Path) -> None:
     assert not wrong, f"{here} may import {sorted(allowed)}: " + "; ".join(wrong)
 
 
+#: what a room sees of the pipeline package: its façade only (the rest is the engine behind it)
+PIPELINE_FACADE: dict[str, frozenset[str]] = {"commands": frozenset({"foss_supervisor.pipeline.service"})}
+
+
+@pytest.mark.parametrize("here", sorted(PIPELINE_FACADE))
+def test_a_room_sees_the_pipeline_facade_only(here: str) -> None:
+    """The commands reach pipelines through ``PipelineService`` (pipeline/service.py) and nothing else."""
+    wrong = [
+        f"{path.name}:{line} imports {target}"
+        for path in SOURCES
+        if room(module_of(path)) == here
+        for target, line, _ in imports(path)
+        if room(target) == "pipeline" and target not in PIPELINE_FACADE[here]
+    ]
+    assert not wrong, f"{here} may import of the pipeline package only {sorted(PIPELINE_FACADE[here])}: {wrong}"
+
+
 def test_no_import_cycle_at_module_level() -> None:
     """Module-level imports form no cycle (a cycle would make import order matter)."""
     graph: dict[str, set[str]] = {}

@@ -16,21 +16,6 @@ from foss_supervisor.web.responder import respond
 
 __all__ = ["configured_pipelines", "layers_of", "overview", "pipelines_with_runs", "run_history", "system_resources"]
 
-# the layer each step of the shipped pipelines (orders, trips) writes; other steps are placed by position
-LAYERS = {
-    "discover": "bronze",
-    "ingest": "bronze",
-    "validate": "silver",
-    "quarantine": "silver",
-    "deduplicate": "silver",
-    "reference": "silver",
-    "enrich": "silver",
-    "clean": "silver",
-    "aggregate": "gold",
-    "daily": "gold",
-    "report": "gold",
-}
-
 
 def system_resources(reply: dict[str, Any]) -> dict[str, Any]:
     """The overview's KPIs from a ``resources`` reply: the host's CPU, memory, disk (of the state dir) and load,
@@ -52,10 +37,10 @@ def system_resources(reply: dict[str, Any]) -> dict[str, Any]:
 
 
 def layers_of(steps: list[str], declared: dict[str, str] | None = None) -> dict[str, str]:
-    """Step name -> medallion layer (bronze, silver, gold): as the pipeline declares it (``layer:``), else
-    by a known step name, else by position (first, middle, last third)."""
+    """Step name -> medallion layer (bronze, silver, gold): as the pipeline declares it (``layer:``), else by
+    position (first, middle, last third). The engine knows no pipeline's step names: each declares its own."""
     n = max(len(steps), 1)
-    known = {**LAYERS, **(declared or {})}
+    known = declared or {}
     return {s: known.get(s, ("bronze", "silver", "gold")[min(2, 3 * i // n)]) for i, s in enumerate(steps)}
 
 

@@ -12,7 +12,7 @@ from foss_supervisor.web.keys import CORE, EVENTS
 from foss_supervisor.web.pagecache import shared_page
 from foss_supervisor.web.responder import respond
 from foss_supervisor.web.security import REPORT_CSP
-from foss_supervisor.web.views.overview import layers_of, pipelines_with_runs
+from foss_supervisor.web.views.overview import configured_pipelines, layers_of, pipelines_with_runs
 
 __all__ = ["pipeline_management", "report", "run_page"]
 
@@ -36,6 +36,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
     except SupervisorError as exc:
         raise web.HTTPNotFound(text=f"{exc}\n") from None
     report = await core.call("pipeline_report", {"name": run["pipeline"], "run_id": run["run_id"]})
+    declared = next((p for p in await configured_pipelines(core) if p["name"] == run["pipeline"]), {})
     start = run["started_at"]
     end = run["finished_at"] or max(
         [start, *((s["started_at"] or start) + (s["duration_s"] or 0) for s in run["steps"])]
@@ -56,7 +57,7 @@ async def run_page(request: web.Request) -> web.StreamResponse:
         "log": logged["lines"][-200:],
         "step_log": step_lines[-500:],
         "run": run,
-        "layers": layers_of([s["name"] for s in run["steps"]]),
+        "layers": layers_of([s["name"] for s in run["steps"]], declared.get("layers")),
         "report": report["json"],
         "has_report": report["html"] is not None,
     }

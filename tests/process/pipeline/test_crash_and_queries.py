@@ -63,12 +63,12 @@ async def test_sigkill_halfway_then_rerun_equals_uninterrupted(
     await asyncio.sleep(0.5)  # the step's DELETE/INSERTs are done; it is inside the slow statement now
     # a read during the write sees the last committed state and answers promptly
     t0 = time.monotonic()
-    during = await asyncio.wait_for(slow_runner.query(f"SELECT count(*) FROM {table}"), 10)
+    during = await asyncio.wait_for(slow_runner.client.query(f"SELECT count(*) FROM {table}"), 10)
     assert time.monotonic() - t0 < 5
     assert during.rows[0][0] == len(before_batch2[table]), [
         (e.step, e.new.value) for e in runners.events if isinstance(e, StepStateChanged)
     ]
-    pid = slow_runner.worker_pid
+    pid = slow_runner.worker.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     rec = await asyncio.wait_for(run_task, 60)
@@ -99,7 +99,7 @@ async def test_timeout_kills_worker_and_leaves_tables(
         extra_sql={"reference": SLOW},
     )
     runner = await runners.open([orders_spec(ws, yaml_path=slow_yaml)], ws["state"])
-    first_pid = runner.worker_pid
+    first_pid = runner.worker.pid
     rec = await asyncio.wait_for(runner.run("orders"), 60)
     assert rec.status is RunStatus.FAILED
     assert rec.step("ingest").state is StepState.SUCCEEDED
@@ -109,7 +109,7 @@ async def test_timeout_kills_worker_and_leaves_tables(
     # the reference step's writes were rolled back (its tables as setup left them, empty), nothing past
     # bronze exists; a new worker answers
     res = await asyncio.wait_for(
-        runner.query(
+        runner.client.query(
             "SELECT (SELECT count(*) FROM ref.products) + (SELECT count(*) FROM ref.fx_rates),"
             " (SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'silver'"
             " AND table_name IN ('orders', 'orders_valid', 'orders_rejected')),"
@@ -118,7 +118,7 @@ async def test_timeout_kills_worker_and_leaves_tables(
         30,
     )
     assert res.rows[0] == (0, 0, 35)
-    assert runner.worker_pid not in (None, first_pid)
+    assert runner.worker.pid not in (None, first_pid)
 
 
 async def test_hostile_queries_are_refused_or_stopped(workspace: dict[str, Path], runners: RunnerFactory) -> None:
@@ -155,27 +155,27 @@ async def test_hostile_queries_are_refused_or_stopped(workspace: dict[str, Path]
     }
     for sql, message in refused.items():
         with pytest.raises(QueryRefusedError) as info:
-            await asyncio.wait_for(runner.query(sql), 10)
+            await asyncio.wait_for(runner.client.query(sql), 10)
         assert message in str(info.value), (sql, str(info.value))
 
     with pytest.raises(QueryFailedError, match="syntax error"):
-        await runner.query("SELEC 1")
+        await runner.client.query("SELEC 1")
     with pytest.raises(QueryFailedError, match="does not exist"):
-        await runner.query("SELECT * FROM gold.nope")
+        await runner.client.query("SELECT * FROM gold.nope")
 
     t0 = time.monotonic()
     with pytest.raises(QueryTimeoutError, match="time limit"):
         await asyncio.wait_for(
-            runner.query("SELECT count(*) FROM range(1000000000000) t(x) WHERE hash(x) = 42", timeout_s=0.5), 15
+            runner.client.query("SELECT count(*) FROM range(1000000000000) t(x) WHERE hash(x) = 42", timeout_s=0.5), 15
         )
     assert time.monotonic() - t0 < 5
 
     # the engine still answers, row-limited, and the data is intact
-    res = await runner.query("SELECT * FROM range(10)", max_rows=3)
+    res = await runner.client.query("SELECT * FROM range(10)", max_rows=3)
     assert res.truncated and len(res.rows) == 3
-    res = await runner.query("DESCRIBE gold.daily_revenue")
+    res = await runner.client.query("DESCRIBE gold.daily_revenue")
     assert [r[0] for r in res.rows] == ["day", "country", "orders", "revenue_usd"]
-    res = await runner.query("SELECT count(*) FROM silver.orders")
+    res = await runner.client.query("SELECT count(*) FROM silver.orders")
     assert res.rows[0][0] == 12
 
 
@@ -184,7 +184,7 @@ async def test_query_results_keep_exact_numbers(workspace: dict[str, Path], runn
     JavaScript number) would change them. Smaller integers and floats stay JSON numbers."""
     ws = workspace
     runner = await runners.open([orders_spec(ws)], ws["state"])
-    result = await runner.query(
+    result = await runner.client.query(
         "SELECT 12345678901234567.89::DECIMAL(38,2), 952.70::DECIMAL(18,2), 9007199254740993::BIGINT,"
         " 12345678901234567890::HUGEINT, -9007199254740993::BIGINT, 9007199254740991::BIGINT, 42, 0.5::DOUBLE"
     )
@@ -209,12 +209,12 @@ async def test_a_querys_whole_result_exports_and_hostile_ones_are_refused(
     the query engine refuses is refused here too, and no text can reach past the COPY's parentheses."""
     ws = workspace
     runner = await runners.open([orders_spec(ws)], ws["state"])
-    done = await runner.export("", "csv", sql="SELECT range AS n FROM range(300000)")
+    done = await runner.client.export("", "csv", sql="SELECT range AS n FROM range(300000)")
     path = Path(done["path"])
     assert done["rows"] == 300_000 and path.parent == runner.export_dir
     assert len(path.read_text().splitlines()) == 300_001
     path.unlink()
-    done = await runner.export("", "csv", sql="SELECT 42 AS answer;  \n")  # as the SQL box takes it
+    done = await runner.client.export("", "csv", sql="SELECT 42 AS answer;  \n")  # as the SQL box takes it
     assert Path(done["path"]).read_text().splitlines() == ["answer", "42"]
     Path(done["path"]).unlink()
     outside = tmp_path / "pwn.csv"
@@ -227,7 +227,7 @@ async def test_a_querys_whole_result_exports_and_hostile_ones_are_refused(
     ]
     for sql in hostile:
         try:
-            done = await runner.export("", "csv", sql=sql)
+            done = await runner.client.export("", "csv", sql=sql)
         except (QueryRefusedError, QueryFailedError):
             continue
         assert Path(done["path"]).parent == runner.export_dir, sql  # ran as a plain SELECT, nothing else

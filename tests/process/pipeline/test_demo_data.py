@@ -8,8 +8,13 @@ from pathlib import Path
 
 from helpers.pipeline import RunnerFactory, orders_spec
 
-from foss_supervisor.pipeline.demo_data import generate
+from foss_supervisor.pipeline.callables import load_callable
+from foss_supervisor.pipeline.spec import default_pipelines_dir
 from foss_supervisor.pipeline.states import RunStatus
+
+#: the orders pipeline's generator, from its folder (as the daemon loads it)
+generate = load_callable(f"{default_pipelines_dir() / 'orders' / 'demo_data.py'}:generate")
+
 
 ALL_REASONS = {
     "malformed_line",
@@ -35,7 +40,7 @@ async def test_demo_data_through_the_pipeline(workspace: dict[str, Path], runner
     assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
     assert rec.step("ingest").rows_out == summary.lines
     assert rec.step("deduplicate").metrics["superseded"] > 0
-    res = await runner.query("SELECT DISTINCT unnest(reasons) FROM silver.orders_rejected")
+    res = await runner.client.query("SELECT DISTINCT unnest(reasons) FROM silver.orders_rejected")
     assert {r[0] for r in res.rows} == ALL_REASONS
-    res = await runner.query("SELECT count(*) FROM gold.daily_revenue WHERE revenue_usd > 0")
+    res = await runner.client.query("SELECT count(*) FROM gold.daily_revenue WHERE revenue_usd > 0")
     assert res.rows[0][0] > 100

@@ -26,7 +26,7 @@ async def gold(runner: PipelineRunner) -> dict[str, list[list[str]]]:
     }
     out = {}
     for name, sql in q.items():
-        res = await runner.query(sql)
+        res = await runner.client.query(sql)
         out[name] = [list(r) for r in res.rows]
     return out
 
@@ -58,7 +58,7 @@ async def test_golden_two_batches_idempotent_and_replay(workspace: dict[str, Pat
     assert await gold(runner) == {k: exp1[k] for k in ("daily_revenue", "product_sales", "customer_ltv")}
 
     # every rejection reason, per line, as the model sees it
-    res = await runner.query(
+    res = await runner.client.query(
         "SELECT regexp_extract(_source_file, '[^/]+$'), _source_line, reasons"
         " FROM silver.orders_rejected ORDER BY _row_id"
     )
@@ -68,7 +68,9 @@ async def test_golden_two_batches_idempotent_and_replay(workspace: dict[str, Pat
     assert reasons[22] == ["invalid_order_ts", "invalid_updated_at"]
 
     # winners of the ties: A10 keeps the later line (quantity 4), A1 the later-ingested JSON version (3)
-    res = await runner.query("SELECT order_id, quantity FROM silver.orders WHERE order_id IN ('A1', 'A10') ORDER BY 1")
+    res = await runner.client.query(
+        "SELECT order_id, quantity FROM silver.orders WHERE order_id IN ('A1', 'A10') ORDER BY 1"
+    )
     assert [list(r) for r in res.rows] == [["A1", 3], ["A10", 4]]
     # a known figure by hand: US on 2024-03-02 = 12.00 + 3 x 0.005 = 12.015 -> 12.02 (rounded after summing)
     assert ["2024-03-02", "US", "4", "12.02"] in exp1["daily_revenue"]
@@ -86,7 +88,7 @@ async def test_golden_two_batches_idempotent_and_replay(workspace: dict[str, Pat
     assert rec2.step("ingest").rows_out == 5
     exp2 = model([FILES_BATCH1, FILES_BATCH2], ws["reference"])
     assert await gold(runner) == {k: exp2[k] for k in ("daily_revenue", "product_sales", "customer_ltv")}
-    res = await runner.query(
+    res = await runner.client.query(
         "SELECT order_id, status, quantity FROM silver.orders WHERE order_id IN ('A2','A3','A4','J2') ORDER BY 1"
     )
     assert [list(r) for r in res.rows] == [
@@ -95,7 +97,7 @@ async def test_golden_two_batches_idempotent_and_replay(workspace: dict[str, Pat
         ["A4", "refunded", 1],
         ["J2", "shipped", 1],
     ]
-    totals = await runner.query(
+    totals = await runner.client.query(
         "SELECT (SELECT count(*) FROM bronze.orders_raw), (SELECT count(*) FROM silver.orders_rejected),"
         " (SELECT count(*) FROM silver.orders), (SELECT count(*) FROM silver.orders_superseded WHERE was = 'new')"
     )
@@ -119,7 +121,7 @@ async def test_golden_two_batches_idempotent_and_replay(workspace: dict[str, Pat
     exp3 = model([FILES_BATCH1, FILES_BATCH2], ws["reference"])
     assert len(exp3["rejected"]) == rejected - 1
     assert await gold(runner) == {k: exp3[k] for k in ("daily_revenue", "product_sales", "customer_ltv")}
-    res = await runner.query("SELECT count(*) FROM silver.orders_rejected")
+    res = await runner.client.query("SELECT count(*) FROM silver.orders_rejected")
     assert res.rows[0][0] == rejected - 1
 
     # history survives a restart of the runner

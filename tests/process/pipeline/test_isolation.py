@@ -24,7 +24,7 @@ async def run(runner: PipelineRunner, name: str) -> Any:
 
 
 async def scalar(runner: PipelineRunner, sql: str) -> Any:
-    return (await runner.query(sql)).rows[0][0]
+    return (await runner.client.query(sql)).rows[0][0]
 
 
 async def test_two_pipelines_keep_their_own_files_and_rows(
@@ -63,10 +63,12 @@ async def test_two_pipelines_keep_their_own_files_and_rows(
     assert (
         await scalar(runner, "SELECT count(*) FROM bronze.orders_raw WHERE _source_file LIKE '%events_landing%'") == 0
     )
-    by_kind = (await runner.query("SELECT kind, n, CAST(total AS VARCHAR) FROM events_gold.by_kind ORDER BY 1")).rows
+    by_kind = (
+        await runner.client.query("SELECT kind, n, CAST(total AS VARCHAR) FROM events_gold.by_kind ORDER BY 1")
+    ).rows
     assert [list(r) for r in by_kind] == [["buy", 4, "100.00"], ["click", 2, "3.50"], ["view", 1, "0.25"]]
     ledgers = (
-        await runner.query(
+        await runner.client.query(
             "SELECT 'meta', count(*) FILTER (status = 'ingested'), count(*) FROM meta.files UNION ALL "
             "SELECT 'events_meta', count(*) FILTER (status = 'ingested'), count(*) FROM events_meta.files ORDER BY 1"
         )

@@ -51,7 +51,7 @@ async def test_read_parquet_of_an_empty_landing_skips_the_step(
     con.close()
     rec = await asyncio.wait_for(runner.run("pure"), 60)
     assert rec.status is RunStatus.SUCCEEDED and rec.step("load").rows_out == 5
-    assert (await runner.query("SELECT n FROM mart.total")).rows == ((5,),)
+    assert (await runner.client.query("SELECT n FROM mart.total")).rows == ((5,),)
 
 
 async def test_a_missing_file_outside_landing_is_still_an_error(
@@ -86,7 +86,7 @@ async def test_gzipped_csv_and_jsonl_are_read_like_plain_ones(
             {
                 "name": "ingest",
                 "kind": "python",
-                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                "callable": "foss_supervisor.pipeline.ingest:ingest",
                 "depends_on": ["discover"],
                 "params": {"table": "gz_bronze.raw", "columns": ["id", "v"]},
             },
@@ -103,5 +103,5 @@ async def test_gzipped_csv_and_jsonl_are_read_like_plain_ones(
     rec = await asyncio.wait_for(runner.run("gz"), 60)
     assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
     assert rec.step("discover").metrics["new_files"] == 2 and rec.step("ingest").rows_out == 5
-    rows = await runner.query("SELECT id, v, _parse_error FROM gz_bronze.raw ORDER BY id")
+    rows = await runner.client.query("SELECT id, v, _parse_error FROM gz_bronze.raw ORDER BY id")
     assert [list(r) for r in rows.rows] == [[str(i), c, None] for i, c in enumerate("abcde", 1)]

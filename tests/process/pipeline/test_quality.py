@@ -42,7 +42,7 @@ async def test_every_rule_gives_its_reason_and_runs_incrementally(
     assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
     m = rec.step("check").metrics
     assert (m["rows_in"], m["valid"], m["rejected"]) == (12, 2, 10)
-    rows = (await runner.query("SELECT id, reasons FROM q_silver.bad_rejected ORDER BY _row_id")).rows
+    rows = (await runner.client.query("SELECT id, reasons FROM q_silver.bad_rejected ORDER BY _row_id")).rows
     assert [list(r) for r in rows] == [
         ["", ["id:not_null"]],
         ["3", ["kind:accepted_values"]],
@@ -64,12 +64,12 @@ async def test_every_rule_gives_its_reason_and_runs_incrementally(
             ],
         ],
     ]
-    assert sorted(r[0] for r in (await runner.query("SELECT id FROM q_silver.ok")).rows) == ["1", "2"]
+    assert sorted(r[0] for r in (await runner.client.query("SELECT id FROM q_silver.ok")).rows) == ["1", "2"]
 
     (ws["landing"] / "b2.csv").write_text(BATCH2)  # id 1 is already valid: unique fails; only new rows checked
     rec = await asyncio.wait_for(runner.run("q"), 60)
     assert (rec.step("check").metrics["rows_in"], rec.step("check").metrics["rejected"]) == (2, 1)
-    assert sorted(r[0] for r in (await runner.query("SELECT id FROM q_silver.ok")).rows) == ["1", "11", "2"]
+    assert sorted(r[0] for r in (await runner.client.query("SELECT id FROM q_silver.ok")).rows) == ["1", "11", "2"]
 
 
 async def test_named_rules_unparsed_lines_and_replay_releasing_fixed_rows(
@@ -100,7 +100,7 @@ async def test_named_rules_unparsed_lines_and_replay_releasing_fixed_rows(
     m = rec.step("check").metrics
     assert (m["rows_in"], m["valid"], m["rejected"], m["replayed"], m["released"]) == (4, 1, 3, 0, 0)
     rejected = "SELECT _source_line, reasons FROM q_silver.bad_rejected ORDER BY _row_id"
-    assert [list(r) for r in (await runner.query(rejected)).rows] == [
+    assert [list(r) for r in (await runner.client.query(rejected)).rows] == [
         [3, ["missing_id", "unknown_zone", "bad_kind"]],
         [4, ["unknown_zone"]],
         [5, ["malformed_line"]],
@@ -112,8 +112,8 @@ async def test_named_rules_unparsed_lines_and_replay_releasing_fixed_rows(
     assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
     m = rec.step("check").metrics
     assert (m["rows_in"], m["valid"], m["rejected"], m["replayed"], m["released"]) == (3, 1, 2, 3, 1)
-    assert [r[0] for r in (await runner.query(rejected)).rows] == [3, 5]
-    assert sorted(r[0] for r in (await runner.query("SELECT id FROM q_silver.ok")).rows) == ["1", "2"]
+    assert [r[0] for r in (await runner.client.query(rejected)).rows] == [3, 5]
+    assert sorted(r[0] for r in (await runner.client.query("SELECT id FROM q_silver.ok")).rows) == ["1", "2"]
 
 
 async def test_deduplicate_keeps_the_latest_row_per_key_across_batches(
@@ -130,7 +130,7 @@ async def test_deduplicate_keeps_the_latest_row_per_key_across_batches(
             {
                 "name": "ingest",
                 "kind": "python",
-                "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                "callable": "foss_supervisor.pipeline.ingest:ingest",
                 "depends_on": ["discover"],
                 "params": {"table": "d_bronze.raw", "columns": ["id", "grp", "ts", "v"]},
             },
@@ -156,7 +156,7 @@ async def test_deduplicate_keeps_the_latest_row_per_key_across_batches(
     runner = await runners.open([spec], ws["state"])
 
     async def table(name: str) -> list[list[str]]:
-        return sorted([list(r) for r in (await runner.query(f"SELECT id, v FROM d_silver.{name}")).rows])
+        return sorted([list(r) for r in (await runner.client.query(f"SELECT id, v FROM d_silver.{name}")).rows])
 
     (ws["landing"] / "1.csv").write_text(
         "id,grp,ts,v\n1,x,2024-01-01,a\n1,x,2024-01-03,b\n2,x,2024-01-02,c\n3,x,,d\n3,x,2024-01-01,e\n"
@@ -173,8 +173,8 @@ async def test_deduplicate_keeps_the_latest_row_per_key_across_batches(
     assert (m["rows_in"], m["kept"], m["replaced"], m["superseded"]) == (3, 2, 1, 2)
     assert await table("current") == [["1", "b"], ["2", "g"], ["3", "e"], ["4", "h"]]
     assert await table("old") == [["1", "a"], ["1", "f"], ["2", "c"], ["3", "d"]]
-    lost = await runner.query("SELECT v, was, superseded_by FROM d_silver.old ORDER BY v")
-    winner = {r[0]: r[1] for r in (await runner.query("SELECT v, _row_id FROM d_silver.current")).rows}
+    lost = await runner.client.query("SELECT v, was, superseded_by FROM d_silver.old ORDER BY v")
+    winner = {r[0]: r[1] for r in (await runner.client.query("SELECT v, _row_id FROM d_silver.current")).rows}
     assert [list(r) for r in lost.rows] == [
         ["a", "new", winner["b"]],
         ["c", "current", winner["g"]],

@@ -22,7 +22,7 @@ GATE = "CREATE OR REPLACE TEMP TABLE _gate AS SELECT * FROM read_csv(getvariable
 
 async def counts(runner: PipelineRunner) -> list[int]:
     """Rows of the file ledger, bronze and silver: what the reused steps wrote."""
-    res = await runner.query(
+    res = await runner.client.query(
         "SELECT (SELECT count(*) FROM meta.files), (SELECT count(*) FROM bronze.orders_raw),"
         " (SELECT count(*) FROM silver.orders_valid), (SELECT count(*) FROM silver.orders)"
     )

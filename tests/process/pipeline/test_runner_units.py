@@ -53,7 +53,7 @@ async def test_transient_fault_is_retried_with_its_write_rolled_back(tmp_path: P
     assert rec.step("warn").warnings == ("3 rows looked odd",)
     # the failed attempt's insert was rolled back: only the second attempt's row exists
     assert rec.step("after").rows_out == 1
-    res = await runner.query("SELECT attempt FROM main.t")
+    res = await runner.client.query("SELECT attempt FROM main.t")
     assert res.rows == ((2,),)
     edges = [(e.old, e.new) for e in runners.events if isinstance(e, StepStateChanged) and e.step == "first"]
     assert edges == [
@@ -93,7 +93,7 @@ async def test_runs_of_one_pipeline_never_overlap_and_cancel(tmp_path: Path, run
     }
     spec = load_pipeline(write_yaml(tmp_path, doc, "slow.yaml"))
     runner = await runners.open([spec], tmp_path / "state", cancel_grace_s=5.0)
-    pid = runner.worker_pid
+    pid = runner.worker.pid
     task = asyncio.create_task(runner.run("slow"))
     for _ in range(500):
         if runner.is_running("slow"):
@@ -109,6 +109,6 @@ async def test_runs_of_one_pipeline_never_overlap_and_cancel(tmp_path: Path, run
     assert rec.status is RunStatus.CANCELLED
     assert rec.step("slow").state is StepState.CANCELLED and rec.step("next").state is StepState.CANCELLED
     # the interrupt was enough: same worker, and the step's CREATE TABLE was rolled back
-    assert runner.worker_pid == pid
-    res = await runner.query("SELECT count(*) FROM duckdb_tables() WHERE table_name = 's'")
+    assert runner.worker.pid == pid
+    res = await runner.client.query("SELECT count(*) FROM duckdb_tables() WHERE table_name = 's'")
     assert res.rows == ((0,),)

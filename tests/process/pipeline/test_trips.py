@@ -84,7 +84,7 @@ def expected_gold(batches: list[list[list[str]]], zones_csv: Path) -> list[list[
 
 
 async def gold(runner: Any) -> list[list[str]]:
-    res = await runner.query(
+    res = await runner.client.query(
         "SELECT CAST(day AS VARCHAR), pickup_zone, zone_name, CAST(trips AS VARCHAR), CAST(fare AS VARCHAR),"
         " CAST(distance_km AS VARCHAR) FROM trips_gold.daily_zone ORDER BY ALL"
     )
@@ -123,14 +123,14 @@ async def test_trips_beside_orders_exact_and_incremental(
     rec2 = await asyncio.wait_for(runner.run("trips"), 60)
     assert rec2.status is RunStatus.SUCCEEDED and rec2.step("ingest").rows_out == len(BATCH2)
     assert await gold(runner) == expected_gold([BATCH1, BATCH2], zones)
-    rejected = await runner.query("SELECT trip_id, reasons FROM trips_silver.trips_rejected ORDER BY _row_id")
+    rejected = await runner.client.query("SELECT trip_id, reasons FROM trips_silver.trips_rejected ORDER BY _row_id")
     assert [list(r) for r in rejected.rows] == [
         ["T4", ["invalid_dropoff_at"]],
         ["T5", ["unknown_zone"]],
         [None, ["missing_trip_id"]],
         ["T6", ["invalid_distance", "invalid_payment_type"]],
     ]
-    assert (await runner.query("SELECT count(*) FROM bronze.orders_raw")).rows[0][0] == 35  # orders untouched
+    assert (await runner.client.query("SELECT count(*) FROM bronze.orders_raw")).rows[0][0] == 35  # orders untouched
 
     # gold is published as Parquet after each good run, readable while the worker holds the warehouse
     published = ws["db"].parent / "published" / "trips"

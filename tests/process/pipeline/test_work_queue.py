@@ -36,7 +36,7 @@ async def test_pending_batch_keeps_its_reference_data(
     rec = await asyncio.wait_for(runner.run("orders"), 60)
     assert rec.status is RunStatus.FAILED
     assert rec.step("quarantine").state is StepState.FAILED
-    waiting = await runner.query(
+    waiting = await runner.client.query(
         "SELECT (SELECT count(*) FROM silver.orders_valid),"
         " (SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = 'orders')"
     )
@@ -57,7 +57,7 @@ async def test_pending_batch_keeps_its_reference_data(
     assert rec2.step("deduplicate").metrics["kept"] == len(expected["silver.orders"])
     got = await dump_tables(rerun, skip=lambda t: t.startswith(("meta.", "ref.")))
     assert got == {k: v for k, v in expected.items() if not k.startswith("ref.")}
-    unmerged = await rerun.query(
+    unmerged = await rerun.client.query(
         "SELECT count(*) FROM silver.orders_valid WHERE _row_id NOT IN"
         " (SELECT _row_id FROM silver.orders UNION ALL SELECT _row_id FROM silver.orders_superseded)"
     )

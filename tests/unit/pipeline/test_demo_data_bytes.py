@@ -7,7 +7,12 @@ from pathlib import Path
 
 from helpers import REPO
 
-from foss_supervisor.pipeline.demo_data import generate, write_reference
+from foss_supervisor.pipeline.callables import load_callable
+from foss_supervisor.pipeline.spec import default_pipelines_dir
+
+#: the orders pipeline's generator, from its folder (as the daemon loads it)
+generate = load_callable(f"{default_pipelines_dir() / 'orders' / 'demo_data.py'}:generate")
+write_reference = load_callable(f"{default_pipelines_dir() / 'orders' / 'demo_data.py'}:write_reference")
 
 
 def test_same_seed_same_bytes(tmp_path: Path) -> None:

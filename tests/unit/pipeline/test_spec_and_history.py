@@ -59,7 +59,7 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
         ),
         (
             lambda d: d["steps"].append(
-                {"name": "b", "kind": "python", "callable": "foss_supervisor.pipeline.orders_steps:ingest"}
+                {"name": "b", "kind": "python", "callable": "foss_supervisor.pipeline.ingest:ingest"}
             ),
             "steps.b.params",
             "ingest needs params.table",
@@ -69,7 +69,7 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
                 {
                     "name": "b",
                     "kind": "python",
-                    "callable": "foss_supervisor.pipeline.orders_steps:ingest",
+                    "callable": "foss_supervisor.pipeline.ingest:ingest",
                     "params": {"table": "b_raw.t", "columns": ["Order Id"]},
                 }
             ),

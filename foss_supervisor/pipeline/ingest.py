@@ -1,11 +1,11 @@
-"""Python steps of the orders pipeline: ingest and report (discover lives in ledger.py, the generic report
-in report.py; both names stay importable from here).
+"""The shipped ``ingest`` step, generic: every new landing file of the pipeline's ledger into a bronze table,
+line by line, each line kept with its file, its physical line number and its content hash.
 
-These touch the file system, which SQL in the sandboxed worker may only do inside the landing and
-reference folders; everything else is SQL in ``configs/pipelines/orders/``. Lines are read by DuckDB's CSV
-reader in "one column per line" mode (fast and parallel) with their physical line numbers; files DuckDB
-would misread (CR line ends, invalid UTF-8, NUL bytes) go through a slower Python reader instead, so no
-line is ever dropped or renumbered.
+Lines are read by DuckDB's CSV reader in "one column per line" mode (fast and parallel) with their physical
+line numbers; files DuckDB would misread (CR line ends, invalid UTF-8, NUL bytes) go through a slower
+Python reader instead, so no line is ever dropped or renumbered. CSV, JSON lines and their gzipped forms;
+the columns are the step's ``params.columns`` (``params.table`` the bronze table). Used by ``orders`` and
+``trips``; :func:`scan_file` (content hash, reader) is also ``discover``'s (ledger.py).
 """
 
 from __future__ import annotations
@@ -22,19 +22,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from foss_supervisor.pipeline.context import StepContext
-from foss_supervisor.pipeline.ledger import discover, pending_files, set_file_status
-from foss_supervisor.pipeline.report import build_report, render_report_html, write_report
+from foss_supervisor.pipeline.ledger import pending_files, set_file_status
 
-__all__ = [
-    "FileScan",
-    "bronze_ddl",
-    "build_ingest_sql",
-    "discover",
-    "ingest",
-    "render_report_html",
-    "report",
-    "scan_file",
-]
+__all__ = ["FileScan", "bronze_ddl", "build_ingest_sql", "ingest", "read_header", "scan_file"]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _QUALIFIED = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -179,7 +169,7 @@ FROM (
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def _read_header(path: Path) -> list[str]:
+def read_header(path: Path) -> list[str]:
     with io.TextIOWrapper(_open_raw(path), encoding="utf-8", errors="replace", newline="") as f:
         first = f.readline().lstrip("\ufeff").rstrip("\r\n")
     try:
@@ -213,7 +203,7 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
             set_file_status(cur, ctx.ledger, sha, "changed", note="content changed after discovery")
             ctx.warn(f"{path.name} changed after discovery; its new content is picked up by the next run")
             continue
-        header = _read_header(path) if fmt == "csv" else None
+        header = read_header(path) if fmt == "csv" else None
         base = cur.execute(f"SELECT coalesce(max(_row_id), 0) FROM {table}").fetchone()[0]  # noqa: S608
         params: dict[str, Any] = {"base": base, "batch": ctx.run_id, "path": str(path), "sha": sha, "now": now}
         if fmt == "parquet":
@@ -254,28 +244,3 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
         files_done += 1
         ctx.log(f"ingested {path.name}: {n} lines ({reader} reader)")
     return {"rows_in": lines_total, "rows_out": lines_total, "files": files_done}
-
-
-# ------------------------------------------------------------------------------------------------ report
-
-
-def report(ctx: StepContext) -> Mapping[str, int | float]:
-    """The generic run report (report.py) plus the orders KPIs, also kept in meta.run_reports."""
-    cur = ctx.cursor
-    doc = build_report(ctx)
-    revenue, orders, customers = cur.execute(
-        "SELECT coalesce(sum(revenue_usd), 0), coalesce(sum(orders), 0), "
-        "(SELECT count(*) FROM gold.customer_ltv) FROM gold.daily_revenue"
-    ).fetchone()
-    doc["kpis"] = {
-        "revenue_usd": float(revenue),
-        "paid_or_shipped_orders": int(orders),
-        "customers": int(customers),
-        "average_order_usd": round(float(revenue) / int(orders), 2) if orders else None,
-    }
-    _, body = write_report(ctx, doc)
-    cur.execute(
-        "INSERT INTO meta.run_reports VALUES (?, ?, ?, ?)",
-        [ctx.run_id, ctx.pipeline, dt.datetime.now(dt.UTC), body],
-    )
-    return {"rows_in": sum(doc["layers"].values()), "rows_out": 1}

@@ -6,7 +6,10 @@ validate step knows, malformed lines, re-sent orders (later updates, status chan
 and a mix of timestamp styles, code casings and stray whitespace. Files are written under a temporary
 name and renamed, so a pipeline watching the folder never sees half a file.
 
-CLI: ``python -m foss_supervisor.pipeline.demo_data --landing DIR [--orders N] [--seed S] [--reference DIR]``
+It lives beside the orders pipeline it feeds (``orders.yaml`` names it as ``demo_data:``); the daemon loads
+it for ``demo-data`` and for ``demo_data: true`` on a first start.
+
+CLI: ``python configs/pipelines/orders/demo_data.py --landing DIR [--orders N] [--seed S] [--reference DIR]``
 """
 
 from __future__ import annotations
@@ -310,7 +313,7 @@ def _spoil_one(rng: random.Random, row: dict[str, str], kind: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; prints a one-line JSON summary."""
-    parser = argparse.ArgumentParser(prog="python -m foss_supervisor.pipeline.demo_data", description=__doc__)
+    parser = argparse.ArgumentParser(prog="demo_data.py", description=__doc__)
     parser.add_argument("--landing", type=Path, required=True)
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=20240601)
