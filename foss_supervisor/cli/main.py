@@ -57,7 +57,7 @@ from foss_supervisor.errors import (
 )
 
 if TYPE_CHECKING:
-    from foss_supervisor.config import Config
+    from foss_supervisor.config import Config, PipelineConfig
 
 
 class Target(Protocol):
@@ -202,10 +202,9 @@ def _main(argv: Sequence[str] | None) -> int:
         if sock is not None and sock.exists():
             return _run(args, SocketTarget(sock))
     from foss_supervisor.config import load_config
-    from foss_supervisor.pipeline.configcheck import check_pipeline_files
 
     try:
-        config = load_config(args.config, check_pipelines=check_pipeline_files)
+        config = load_config(args.config, check_pipelines=_check_pipeline_files)
     except ConfigError as exc:
         say("ERROR", f"config refused: {exc}")
         sock = locate_control_socket(args.config, os.environ) if args.command == "stop" else None
@@ -217,6 +216,14 @@ def _main(argv: Sequence[str] | None) -> int:
         say("WARN", f"stopping the daemon that answers on {sock} anyway")
         return _run(args, Config(source=Path(exc.file), state_dir=sock.parent))
     return _run(args, config)
+
+
+def _check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
+    """The pipeline files' check, imported only when the config declares pipelines (then the loader calls it):
+    ``start --foreground`` runs the daemon in this process, which must not import the pipeline package."""
+    from foss_supervisor.pipeline.configcheck import check_pipeline_files
+
+    check_pipeline_files(pipelines, data_dir)
 
 
 def _run(args: argparse.Namespace, target: Target) -> int:

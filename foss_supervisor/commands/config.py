@@ -16,7 +16,7 @@ import enum
 import os
 import signal
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +25,15 @@ import structlog
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.resources import default_config_path
 from foss_supervisor.commands.registry import CommandContext, command
-from foss_supervisor.config import parse_config
+from foss_supervisor.config import PipelineConfig, parse_config
 from foss_supervisor.config.change import CONFIRM_HINT, pin_daemon_settings, save_refusal
 from foss_supervisor.config.history import ConfigHistory
 from foss_supervisor.config.yamlload import MAX_FILE_BYTES
 from foss_supervisor.core.states import RUNNING_STATES
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, ConfirmationRequired
-from foss_supervisor.pipeline.configcheck import check_pipeline_files
 
 __all__ = [
+    "check_pipeline_files",
     "config_diff",
     "config_file",
     "config_history",
@@ -44,6 +44,15 @@ __all__ = [
 ]
 
 log = structlog.get_logger("foss_supervisor.config")
+
+
+def check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
+    """:func:`foss_supervisor.pipeline.configcheck.check_pipeline_files`, imported when first called: the loader
+    calls it only for a config that declares pipelines, so a daemon without them never imports the pipeline
+    package (the daemon's reload uses this one too)."""
+    from foss_supervisor.pipeline.configcheck import check_pipeline_files as check
+
+    check(pipelines, data_dir)
 
 
 def _plain_config(value: Any) -> Any:

@@ -25,6 +25,7 @@ from foss_supervisor.base.loopguard import LoopErrorLog
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.base.tokens import load_or_create_token, write_viewer_token
 from foss_supervisor.base.writefailures import WriteFailures
+from foss_supervisor.commands.config import check_pipeline_files
 from foss_supervisor.config import Config, ProgramConfig, load_config
 from foss_supervisor.config.change import pin_daemon_settings
 from foss_supervisor.control.server import ControlServer
@@ -41,7 +42,6 @@ from foss_supervisor.core.supervisor import Supervisor
 from foss_supervisor.daemon.fdlimits import open_files_shortfall
 from foss_supervisor.daemon.notifier import SystemdNotifier, format_status
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError
-from foss_supervisor.pipeline.configcheck import check_pipeline_files
 from foss_supervisor.systemd.notify import (
     Notifier,
     extend_timeout_loop,
