@@ -38,22 +38,16 @@ from foss_supervisor.cli.programs import (
     cmd_top,
 )
 from foss_supervisor.cli.terminal import (
-    EXIT_BUSY,
     EXIT_FAIL,
-    EXIT_NOT_RUNNING,
     EXIT_OK,
     EXIT_USAGE,
+    exit_code,
     guard_output,
     say,
 )
 from foss_supervisor.control.client import call
 from foss_supervisor.errors import (
-    CommandError,
     ConfigError,
-    ConfigRefused,
-    DaemonBusy,
-    NotRunning,
-    SupervisorError,
 )
 
 if TYPE_CHECKING:
@@ -227,23 +221,4 @@ def _check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -
 
 
 def _run(args: argparse.Namespace, target: Target) -> int:
-    try:
-        code: int = args.func(args, target)
-        return code
-    except NotRunning:
-        say("ERROR", f"foss-supervisor is not running (no answer on {target.control_socket})")
-        return EXIT_NOT_RUNNING
-    except DaemonBusy as exc:
-        say("ERROR", str(exc))
-        return EXIT_BUSY
-    except ConfigRefused as exc:
-        say("ERROR", str(exc))
-        return EXIT_USAGE
-    except CommandError as exc:
-        say("ERROR", str(exc))
-        return EXIT_FAIL
-    except SupervisorError as exc:
-        say("ERROR", str(exc))
-        return EXIT_FAIL
-    except KeyboardInterrupt:
-        return 130
+    return exit_code(lambda: int(args.func(args, target)), target.control_socket)
