@@ -97,8 +97,10 @@ class Daemon:
     ) -> None:
         self._config = config
         self.instance_id = instance_id  # written in the PID lock file too: ping proves who answers
-        self.redactor = redactor or Redactor()  # the egress gate: replies, events, hook payloads, log lines
-        self.redactor.learn(config)
+        if redactor is None:  # a redactor passed in has learned the config already (run_daemon: before logging)
+            redactor = Redactor()
+            redactor.learn(config)
+        self.redactor = redactor  # the egress gate: replies, events, hook payloads, log lines
         self.bus = EventBus()
         self.events = EventLog(self.redactor.data)  # every event, numbered and redacted: what subscribers read
         self.bus.on(self.events.append)
