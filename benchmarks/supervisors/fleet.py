@@ -47,8 +47,9 @@ def bench_large_fleet(tool: Tool, plan: Plan, size: int, rep: int, res: Results)
         res.add("fleet_running", key, running)
         note(f"fleet {key} {rep + 1}: all {size} started {cold:.2f} s, all RUNNING per status {running:.2f} s")
         if rep == 0:
-            rss, cpu = measure_idle(tool, log, plan.cpu_window_s, res)
+            rss, daemon, cpu = measure_idle(tool, log, plan.cpu_window_s, res)
             res.add("fleet_rss", key, rss)
+            res.add("fleet_rss_daemon", key, daemon)
             res.add("fleet_cpu", key, cpu)
             status = measure_status(tool, names, plan.fleet_status_runs)
             for took in status:

@@ -167,11 +167,14 @@ def stop_twice(tool: Tool) -> tuple[float, float, float]:
     return by_cli, by_signal, exited
 
 
-def measure_idle(tool: Tool, log: EventLog, window_s: float, res: Results) -> tuple[float, float]:
-    """RSS (MiB) of the supervisor's own processes and their CPU (% of one core) over a quiet ``window_s``.
+def measure_idle(tool: Tool, log: EventLog, window_s: float, res: Results) -> tuple[float, float, float]:
+    """RSS (MiB) of the supervisor's own processes and of its daemon process alone, and their CPU (% of one
+    core) over a quiet ``window_s``: (all its processes, the daemon process, CPU).
 
-    foss-supervisor's dashboard is always up: it serves one GET /health and one GET /api/status first, and
-    the RSS before them goes into the notes. Two seconds of settling come before the window.
+    foss-supervisor's dashboard is a process of its own (``@dashboard``) and always up: it serves one GET
+    /health and one GET /api/status first, and the RSS before them goes into the notes; the notes also name
+    every process counted. supervisord and circus are one process each. Two seconds of settling come
+    before the window.
     """
     own = tool.supervisor_processes(log.pids())
     if isinstance(tool, Foss):
@@ -186,9 +189,12 @@ def measure_idle(tool: Tool, log: EventLog, window_s: float, res: Results) -> tu
     cpu0, t0 = cpu_seconds(own), time.monotonic()
     time.sleep(window_s)
     cpu1, t1 = cpu_seconds(own), time.monotonic()
-    rss = sum(p.memory_info().rss for p in own) / 2**20
-    res.say(f"{tool.key}: the supervisor is {len(own)} process(es): {', '.join(f'{p.pid} {p.name()}' for p in own)}")
-    return rss, (cpu1 - cpu0) / (t1 - t0) * 100
+    each = [(p, p.memory_info().rss / 2**20) for p in own]
+    rss = sum(mib for _, mib in each)
+    daemon = each[0][1]  # supervisor_processes lists the daemon first
+    shown = ", ".join(f"{p.pid} {' '.join(p.cmdline()[1:5])[:70]!r} {mib:.1f} MiB" for p, mib in each)
+    res.say(f"{tool.key}: the supervisor is {len(own)} process(es), {rss:.1f} MiB in all: {shown}")
+    return rss, daemon, (cpu1 - cpu0) / (t1 - t0) * 100
 
 
 def measure_status(tool: Tool, names: Sequence[str], runs: int) -> list[float]:
@@ -210,10 +216,11 @@ def bench_idle(factory: ToolFactory, env: Env, key: str, plan: Plan, want: set[s
         log.wait_names(names, LAUNCH_TIMEOUT_S)
         tool.wait_running(names)
         if "rss" in want:
-            rss, cpu = measure_idle(tool, log, plan.cpu_window_s, res)
+            rss, daemon, cpu = measure_idle(tool, log, plan.cpu_window_s, res)
             res.add("cpu", key, cpu)
             res.add("rss", key, rss)
-            note(f"idle {key}: RSS {rss:.1f} MiB, idle CPU {cpu:.2f} %")
+            res.add("rss_daemon", key, daemon)
+            note(f"idle {key}: RSS {rss:.1f} MiB (daemon process {daemon:.1f} MiB), idle CPU {cpu:.2f} %")
         if "status" in want and key != "circus-fast":  # check_delay does not change what status costs
             for took in measure_status(tool, names, plan.status_runs):
                 res.add("status", key, took)

@@ -21,7 +21,7 @@ from foss_supervisor.cli.terminal import EXIT_OK, EXIT_USAGE, say
 from foss_supervisor.control.client import call
 
 if TYPE_CHECKING:
-    from foss_supervisor.cli.main import Target
+    from foss_supervisor.cli.dispatch import Target
 
 __all__ = ["args_config", "cmd_config", "print_plan"]
 

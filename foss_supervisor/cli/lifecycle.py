@@ -1,7 +1,7 @@
 """The CLI's instance lifecycle: ``start`` (idempotent: a healthy instance is left alone, an unhealthy or
 stale one replaced), ``stop`` (also of a frozen or half-dead daemon, and what it left) and ``restart``.
 
-Split out of :mod:`foss_supervisor.cli.main`, which parses arguments and dispatches to these.
+Split out of :mod:`foss_supervisor.cli.dispatch`, which parses arguments and dispatches to these.
 
 ``start`` hears why a daemon it started could not start through a pipe (the SysV daemon's way, see
 daemon(7)): the write end is passed to the daemon, named in ``$FOSS_SUPERVISOR_START_REPORT_FD``, and the

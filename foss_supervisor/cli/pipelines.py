@@ -17,7 +17,7 @@ from foss_supervisor.control.client import ControlClient, call
 from foss_supervisor.errors import ConfigError
 
 if TYPE_CHECKING:
-    from foss_supervisor.cli.main import Target
+    from foss_supervisor.cli.dispatch import Target
 
 __all__ = [
     "args_demo_data",

@@ -7,74 +7,31 @@ daemon over the control socket; ``logs`` reads the files itself when the daemon 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.cli.terminal import (
     EXIT_FAIL,
-    EXIT_NOT_AS_WANTED,
     EXIT_OK,
     EXIT_USAGE,
-    as_wanted,
-    fmt_uptime,
-    info_column,
     output_closed,
+    print_status,
     say,
 )
 from foss_supervisor.control.client import call
 from foss_supervisor.errors import NotRunning
 
 if TYPE_CHECKING:
-    from foss_supervisor.cli.main import Target
+    from foss_supervisor.cli.dispatch import Target
 
-__all__ = ["args_ctl", "args_logs", "args_status", "cmd_ctl", "cmd_logs", "cmd_status", "cmd_top", "worker_info"]
+__all__ = ["args_ctl", "args_logs", "args_status", "cmd_ctl", "cmd_logs", "cmd_status", "cmd_top"]
 
 SELECTOR_HELP = "a program, a group, a replica set, a glob like 'web-*', or all"
 
 
 def cmd_status(args: argparse.Namespace, config: Target) -> int:
-    result = call(config.control_socket, "status", names=args.names)
-    code = EXIT_OK if all(as_wanted(p) for p in result["programs"]) else EXIT_NOT_AS_WANTED
-    if args.json:  # a script reads the states from the JSON: exit 0 whenever the daemon answered
-        result["all_as_wanted"] = code == EXIT_OK
-        print(json.dumps(result, indent=2))
-        return EXIT_OK
-    d = result["daemon"]
-    print(
-        f"foss-supervisor {d['version']}  pid {d['pid']}  {d['phase']}  up {fmt_uptime(d['uptime_s'])}  "
-        f"dashboard {d['dashboard_url']}"
-    )
-    rows = [("NAME", "STATE", "HEALTH", "PID", "UPTIME", "INFO")]
-    worker = (result.get("pipelines") or {}).get("worker")
-    # the daemon's own services (the dashboard, the pipeline worker) follow the programs when all are listed
-    for p in result["programs"] + ([] if args.names else result.get("services", [])):
-        state = p["state"] if as_wanted(p) else f"{p['state']}*"
-        info = worker_info(worker, p) if worker is not None and p["name"] == worker["name"] else info_column(p)
-        rows.append((p["name"], state, p["health"], str(p["pid"] or "-"), fmt_uptime(p["uptime_s"]), info))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    for row in rows:
-        print(("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5]).rstrip())
-    if code != EXIT_OK:
-        print("* not in its wanted state (see `foss-supervisor logs NAME`)")
-    return code
-
-
-def worker_info(w: Mapping[str, Any], p: Mapping[str, Any]) -> str:
-    """The INFO column of the pipeline worker's row (``p``: its service entry; ``w``: ``pipelines.worker``):
-    ``idle  memory 96.4 MiB of 2 GiB  restarts 1 (last: recycled_rss)``, or why it does not run."""
-    restarts = ""
-    if w.get("restarts"):
-        restarts = f"  restarts {w['restarts']} (last: {(w.get('last_restart') or {}).get('reason', '?')})"
-    if w["pid"] is None:
-        why = "starts on first use" if w["state"] == "STOPPED" and p["wanted"] == "stopped" else info_column(p)
-        return f"{why}{restarts}"
-    busy = ", ".join(w["active_runs"]) if w.get("active_runs") else ("busy" if w["busy"] else "idle")
-    memory = "-" if w["rss_bytes"] is None else f"{w['rss_bytes'] / 2**20:.1f} MiB"
-    limit = f" of {w['memory_limit'] / 2**30:g} GiB" if isinstance(w.get("memory_limit"), int) else ""
-    return f"{busy}  memory {memory}{limit}{restarts}"
+    return print_status(call(config.control_socket, "status", names=args.names), args.json, not args.names)
 
 
 def cmd_logs(args: argparse.Namespace, config: Target) -> int:

@@ -10,11 +10,17 @@ new one leaves nothing running. :func:`guard_output` wraps stdout and stderr so 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sys
 import time
-from collections.abc import Mapping
-from typing import Any, TextIO
+
+from foss_supervisor.errors import ConfigRefused, DaemonBusy, NotRunning, SupervisorError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: ``status`` imports this module
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, TextIO
 
 __all__ = [
     "EXIT_BUSY",
@@ -24,11 +30,14 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "as_wanted",
+    "exit_code",
     "fmt_uptime",
     "guard_output",
     "info_column",
     "output_closed",
+    "print_status",
     "say",
+    "worker_info",
 ]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
@@ -72,6 +81,70 @@ def info_column(p: Mapping[str, Any]) -> str:
         left = max(0.0, p["next_attempt_at"] - time.time())
         reason = f"{reason.split('; retry in ')[0]}; next attempt at {at} (in {left:.1f}s)"
     return reason
+
+
+def print_status(result: Mapping[str, Any], as_json: bool, services: bool = True) -> int:
+    """Print a ``status`` reply (a table, or the JSON with ``all_as_wanted``); return the exit code: 3 when a
+    program is not in its wanted state (supervisorctl's convention), 0 otherwise and always with JSON.
+    ``services``: list the daemon's own services (the dashboard, the pipeline worker) after the programs."""
+    code = EXIT_OK if all(as_wanted(p) for p in result["programs"]) else EXIT_NOT_AS_WANTED
+    if as_json:  # a script reads the states from the JSON: exit 0 whenever the daemon answered
+        print(json.dumps({**result, "all_as_wanted": code == EXIT_OK}, indent=2))
+        return EXIT_OK
+    d = result["daemon"]
+    print(
+        f"foss-supervisor {d['version']}  pid {d['pid']}  {d['phase']}  up {fmt_uptime(d['uptime_s'])}  "
+        f"dashboard {d['dashboard_url']}"
+    )
+    rows = [("NAME", "STATE", "HEALTH", "PID", "UPTIME", "INFO")]
+    worker = (result.get("pipelines") or {}).get("worker")
+    for p in result["programs"] + (result.get("services", []) if services else []):
+        state = p["state"] if as_wanted(p) else f"{p['state']}*"
+        info = worker_info(worker, p) if worker is not None and p["name"] == worker["name"] else info_column(p)
+        rows.append((p["name"], state, p["health"], str(p["pid"] or "-"), fmt_uptime(p["uptime_s"]), info))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        print(("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5]).rstrip())
+    if code != EXIT_OK:
+        print("* not in its wanted state (see `foss-supervisor logs NAME`)")
+    return code
+
+
+def worker_info(w: Mapping[str, Any], p: Mapping[str, Any]) -> str:
+    """The INFO column of the pipeline worker's row (``p``: its service entry; ``w``: ``pipelines.worker``):
+    ``idle  memory 96.4 MiB of 2 GiB  restarts 1 (last: recycled_rss)``, or why it does not run."""
+    restarts = ""
+    if w.get("restarts"):
+        restarts = f"  restarts {w['restarts']} (last: {(w.get('last_restart') or {}).get('reason', '?')})"
+    if w["pid"] is None:
+        why = "starts on first use" if w["state"] == "STOPPED" and p["wanted"] == "stopped" else info_column(p)
+        return f"{why}{restarts}"
+    busy = ", ".join(w["active_runs"]) if w.get("active_runs") else ("busy" if w["busy"] else "idle")
+    memory = "-" if w["rss_bytes"] is None else f"{w['rss_bytes'] / 2**20:.1f} MiB"
+    limit = f" of {w['memory_limit'] / 2**30:g} GiB" if isinstance(w.get("memory_limit"), int) else ""
+    return f"{busy}  memory {memory}{limit}{restarts}"
+
+
+def exit_code(command: Callable[[], int], control_socket: object) -> int:
+    """Run one command and turn what it raised into its tagged message and exit code: 3 when no daemon
+    answers on ``control_socket``, 75 when it is too busy, 2 for a refused config, 1 for any other refusal
+    or error, 130 on Ctrl-C."""
+    try:
+        return command()
+    except NotRunning:
+        say("ERROR", f"foss-supervisor is not running (no answer on {control_socket})")
+        return EXIT_NOT_RUNNING
+    except DaemonBusy as exc:
+        say("ERROR", str(exc))
+        return EXIT_BUSY
+    except ConfigRefused as exc:
+        say("ERROR", str(exc))
+        return EXIT_USAGE
+    except SupervisorError as exc:  # CommandError and the rest of the tree
+        say("ERROR", str(exc))
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130
 
 
 # a write to a file on a full disk (or over quota, or a failing device): that output is lost, nothing else

@@ -31,6 +31,7 @@ from foss_supervisor.core.states import RUNNING_STATES
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, ConfirmationRequired
 
 __all__ = [
+    "check_pipeline_files",
     "config_diff",
     "config_file",
     "config_history",
@@ -43,11 +44,13 @@ __all__ = [
 log = structlog.get_logger("foss_supervisor.config")
 
 
-def _check_pipelines(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
-    """The pipeline files a new config declares, checked by the pipelines' façade (imported only then)."""
-    from foss_supervisor.pipeline.service import check_pipeline_files
+def check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
+    """The pipeline files a new config declares, checked by the pipelines' façade, imported when first called:
+    the loader calls it only for a config that declares pipelines, so a daemon without them never imports the
+    pipeline package (the daemon's reload uses this one too)."""
+    from foss_supervisor.pipeline.service import check_pipeline_files as check
 
-    check_pipeline_files(pipelines, data_dir)
+    check(pipelines, data_dir)
 
 
 @command("config_show")
@@ -106,7 +109,7 @@ async def _save(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool
         raise CommandError(f"the config is larger than {MAX_FILE_BYTES} bytes")
     async with _save_lock(ctx):
         try:
-            new = await asyncio.to_thread(parse_config, text, path, None, None, _check_pipelines)
+            new = await asyncio.to_thread(parse_config, text, path, None, None, check_pipeline_files)
         except ConfigError as exc:
             raise ConfigRefused(f"config refused, nothing changed: {exc}") from None
         try:

@@ -29,10 +29,13 @@ or too old), and the stream starts from now. Without arguments the stream starts
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.errors import ProtocolError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the CLI's client imports this module)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "MAX_DEPTH",

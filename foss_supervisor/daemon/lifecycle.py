@@ -26,6 +26,7 @@ from foss_supervisor.base.loopguard import LoopErrorLog
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.base.tokens import load_or_create_token, write_viewer_token
 from foss_supervisor.base.writefailures import WriteFailures
+from foss_supervisor.commands.config import check_pipeline_files
 from foss_supervisor.config import Config, ProgramConfig, load_config
 from foss_supervisor.config.change import pin_daemon_settings
 from foss_supervisor.control.server import ControlServer
@@ -42,7 +43,6 @@ from foss_supervisor.core.supervisor import Supervisor
 from foss_supervisor.daemon.fdlimits import open_files_shortfall
 from foss_supervisor.daemon.notifier import SystemdNotifier, format_status
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError
-from foss_supervisor.pipeline.configcheck import check_pipeline_files
 from foss_supervisor.systemd.notify import (
     Notifier,
     extend_timeout_loop,
@@ -98,8 +98,10 @@ class Daemon:
     ) -> None:
         self._config = config
         self.instance_id = instance_id  # written in the PID lock file too: ping proves who answers
-        self.redactor = redactor or Redactor()  # the egress gate: replies, events, hook payloads, log lines
-        self.redactor.learn(config)
+        if redactor is None:  # a redactor passed in has learned the config already (run_daemon: before logging)
+            redactor = Redactor()
+            redactor.learn(config)
+        self.redactor = redactor  # the egress gate: replies, events, hook payloads, log lines
         self.bus = EventBus()
         self.events = EventLog(self.redactor.data)  # every event, numbered and redacted: what subscribers read
         self.bus.on(self.events.append)

@@ -23,9 +23,9 @@ from foss_supervisor.web.keys import CORE, EVENTS, EXPOSED, GUARD, HISTORY, JINJ
 from foss_supervisor.web.limits import ConnectionGuard, Limits, PerClient
 from foss_supervisor.web.pagecache import PAGES, PageCache
 from foss_supervisor.web.public import PublicParts
-from foss_supervisor.web.responder import make_jinja
 from foss_supervisor.web.routes import ROUTES
 from foss_supervisor.web.sse import EventLog
+from foss_supervisor.web.templates import Templates
 
 __all__ = ["create_app"]
 
@@ -60,7 +60,7 @@ def create_app(
     app[GUARD] = guard
     app[QUERIES] = PerClient()
     app[PAGES] = PageCache()
-    app[JINJA] = make_jinja()
+    app[JINJA] = Templates()  # jinja2 is imported when the first page is rendered
     # programs' figures only while a page is open (an SSE stream): they are the idle daemon's main cost
     app[HISTORY] = History(core, watched=lambda: app[EVENTS].open_streams > 0)
     app[PUBLIC] = PublicParts(core)

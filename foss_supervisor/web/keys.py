@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jinja2
 from aiohttp import web
 
 from foss_supervisor.web.core import Core
@@ -10,6 +9,7 @@ from foss_supervisor.web.history import History
 from foss_supervisor.web.limits import ConnectionGuard, PerClient
 from foss_supervisor.web.public import PublicParts
 from foss_supervisor.web.sse import EventLog
+from foss_supervisor.web.templates import Templates
 
 __all__ = ["CORE", "EVENTS", "EXPOSED", "GUARD", "HISTORY", "JINJA", "PUBLIC", "QUERIES", "TOKEN"]
 
@@ -20,5 +20,5 @@ PUBLIC = web.AppKey("public", PublicParts)  # parts open without a token (dashbo
 EVENTS = web.AppKey("events", EventLog)
 GUARD = web.AppKey("guard", ConnectionGuard)
 QUERIES = web.AppKey("queries", PerClient)  # warehouse requests in progress per client
-JINJA = web.AppKey("jinja", jinja2.Environment)
+JINJA = web.AppKey("jinja", Templates)  # the page templates, made on first use
 HISTORY = web.AppKey("history", History)

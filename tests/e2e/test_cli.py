@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import PY, DaemonHandle, wait_for
 
-from foss_supervisor.cli.main import SUBCOMMANDS, build_parser
+from foss_supervisor.cli.dispatch import SUBCOMMANDS, build_parser
 from foss_supervisor.errors import CommandError
 
 CHILD = """

@@ -9,7 +9,7 @@ from aiohttp import web
 from foss_supervisor.base.resources import data_dir
 from foss_supervisor.commands import COMMANDS
 from foss_supervisor.errors import CommandError, ProtocolError, SupervisorError
-from foss_supervisor.web import access, auth, metrics
+from foss_supervisor.web import access, auth
 from foss_supervisor.web.keys import CORE, EVENTS, QUERIES, TOKEN
 from foss_supervisor.web.limits import read_body
 
@@ -76,6 +76,8 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def prometheus(request: web.Request) -> web.Response:
+    from foss_supervisor.web import metrics  # prometheus_client: imported on the first scrape, not at start
+
     body = await metrics.render(request.app[CORE])
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from foss_supervisor.web.keys import CORE
-from foss_supervisor.web.openapi import build_openapi
 from foss_supervisor.web.responder import respond
 
 __all__ = ["api_reference", "openapi_json"]
 
 
 async def api_reference(request: web.Request) -> web.StreamResponse:
+    from foss_supervisor.web.openapi import build_openapi  # built when first asked for, not at start
+
     commands = await request.app[CORE].call("help", {})
     spec = build_openapi(request.app)
     endpoints = [
@@ -33,4 +34,6 @@ async def api_reference(request: web.Request) -> web.StreamResponse:
 
 
 async def openapi_json(request: web.Request) -> web.Response:
+    from foss_supervisor.web.openapi import build_openapi
+
     return web.json_response(build_openapi(request.app))

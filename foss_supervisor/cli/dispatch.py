@@ -38,26 +38,20 @@ from foss_supervisor.cli.programs import (
     cmd_top,
 )
 from foss_supervisor.cli.terminal import (
-    EXIT_BUSY,
     EXIT_FAIL,
-    EXIT_NOT_RUNNING,
     EXIT_OK,
     EXIT_USAGE,
+    exit_code,
     guard_output,
     say,
 )
 from foss_supervisor.control.client import call
 from foss_supervisor.errors import (
-    CommandError,
     ConfigError,
-    ConfigRefused,
-    DaemonBusy,
-    NotRunning,
-    SupervisorError,
 )
 
 if TYPE_CHECKING:
-    from foss_supervisor.config import Config
+    from foss_supervisor.config import Config, PipelineConfig
 
 
 class Target(Protocol):
@@ -202,10 +196,9 @@ def _main(argv: Sequence[str] | None) -> int:
         if sock is not None and sock.exists():
             return _run(args, SocketTarget(sock))
     from foss_supervisor.config import load_config
-    from foss_supervisor.pipeline.configcheck import check_pipeline_files
 
     try:
-        config = load_config(args.config, check_pipelines=check_pipeline_files)
+        config = load_config(args.config, check_pipelines=_check_pipeline_files)
     except ConfigError as exc:
         say("ERROR", f"config refused: {exc}")
         sock = locate_control_socket(args.config, os.environ) if args.command == "stop" else None
@@ -219,24 +212,13 @@ def _main(argv: Sequence[str] | None) -> int:
     return _run(args, config)
 
 
+def _check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
+    """The pipeline files' check, imported only when the config declares pipelines (then the loader calls it):
+    ``start --foreground`` runs the daemon in this process, which must not import the pipeline package."""
+    from foss_supervisor.pipeline.configcheck import check_pipeline_files
+
+    check_pipeline_files(pipelines, data_dir)
+
+
 def _run(args: argparse.Namespace, target: Target) -> int:
-    try:
-        code: int = args.func(args, target)
-        return code
-    except NotRunning:
-        say("ERROR", f"foss-supervisor is not running (no answer on {target.control_socket})")
-        return EXIT_NOT_RUNNING
-    except DaemonBusy as exc:
-        say("ERROR", str(exc))
-        return EXIT_BUSY
-    except ConfigRefused as exc:
-        say("ERROR", str(exc))
-        return EXIT_USAGE
-    except CommandError as exc:
-        say("ERROR", str(exc))
-        return EXIT_FAIL
-    except SupervisorError as exc:
-        say("ERROR", str(exc))
-        return EXIT_FAIL
-    except KeyboardInterrupt:
-        return 130
+    return exit_code(lambda: int(args.func(args, target)), target.control_socket)
