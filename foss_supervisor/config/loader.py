@@ -144,6 +144,9 @@ def parse_config(
     root = Reader(data, "", label, lines, errors, SCHEMA)
     root.only()
     state_dir_text = _from_environ(environ, "FOSS_SUPERVISOR_STATE_DIR", root.gate("state_dir"), errors)
+    if state_dir_text and not Path(state_dir_text).is_absolute():  # relative to what? the daemon runs from /
+        errors.append(ConfigError("environment", "FOSS_SUPERVISOR_STATE_DIR", "must be an absolute path"))
+        state_dir_text = None
     state_dir_text = state_dir_text or root.get("state_dir", "")
     state_dir = resolve_path(base, state_dir_text) if state_dir_text else default_state_dir()
     dash = root.sub("dashboard")

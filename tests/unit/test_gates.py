@@ -290,6 +290,16 @@ def test_environment_overrides_pass_the_same_gates() -> None:
     assert found == {("environment", "FOSS_SUPERVISOR_PORT"), ("environment", "FOSS_SUPERVISOR_HOST")}
 
 
+@given(st.sampled_from(["state", "./state", "../x/state", "state/../s", "~user"]))
+def test_a_relative_state_dir_from_the_environment_is_refused(relative: str) -> None:
+    """The daemon runs from /, and a shell's working folder is not the config's: only an absolute path is clear."""
+    with pytest.raises(ConfigError) as refused:
+        parse_config("programs: {}\n", FILE, {"FOSS_SUPERVISOR_STATE_DIR": relative})
+    [error] = refused.value.errors
+    assert (error.file, error.key) == ("environment", "FOSS_SUPERVISOR_STATE_DIR")
+    assert "absolute path" in str(error)
+
+
 def test_a_gate_is_the_only_way_a_key_is_read() -> None:
     """Reading a key the schema does not name is our bug, caught at once (not a silent default)."""
     from foss_supervisor.config.reader import Reader
