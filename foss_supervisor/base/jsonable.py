@@ -34,8 +34,10 @@ import json
 import math
 import sys
 from collections.abc import Iterable, Mapping
-from pathlib import PurePath
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the CLI's fast path imports this module)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["MAX_SAFE_INTEGER", "dataclass_to_json", "jsonable"]
 
@@ -57,7 +59,8 @@ def jsonable(value: Any, exact: bool = False) -> Any:
         return float(value) if math.isfinite(value) else str(value)
     if isinstance(value, str):
         return str(value)
-    if isinstance(value, PurePath):
+    pathlib = sys.modules.get("pathlib")  # a path exists only once pathlib is loaded
+    if pathlib is not None and isinstance(value, pathlib.PurePath):
         return str(value)
     if (fields := _fields(value)) is not None:
         return {name: jsonable(getattr(value, name), exact) for name in fields}
