@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from foss_supervisor import __version__
 from foss_supervisor.base.resources import locate_control_socket
 from foss_supervisor.cli.config import args_config, cmd_config, print_plan
+from foss_supervisor.cli.events import args_events, cmd_events
 from foss_supervisor.cli.lifecycle import cmd_restart, cmd_start, cmd_stop
 from foss_supervisor.cli.pipelines import (
     args_demo_data,
@@ -154,6 +155,7 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
         args_config,
     ),
     "logs": ("programs' output, the daemon's log, the pipeline's", cmd_logs, args_logs),
+    "events": ("the daemon's events and audit records as JSON lines (journal, then --follow)", cmd_events, args_events),
     "ctl": ("start, stop, restart, signal or scale programs", cmd_ctl, args_ctl),
     "pipeline": ("run pipelines and read their history", cmd_pipeline, args_pipeline),
     "query": ("a read-only SQL query on the warehouse", cmd_query, args_query),

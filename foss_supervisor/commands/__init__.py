@@ -14,6 +14,6 @@ it). Never the transports (control, web), the daemon's lifecycle or the CLI.
 from __future__ import annotations
 
 from foss_supervisor.commands import config, logs, pipelines, programs, resources  # noqa: F401  (they register)
-from foss_supervisor.commands.registry import COMMANDS, Command, CommandContext, answer, command, dispatch
+from foss_supervisor.commands.registry import ACTOR, COMMANDS, Actor, Command, CommandContext, answer, command, dispatch
 
-__all__ = ["COMMANDS", "Command", "CommandContext", "answer", "command", "dispatch"]
+__all__ = ["ACTOR", "COMMANDS", "Actor", "Command", "CommandContext", "answer", "command", "dispatch"]

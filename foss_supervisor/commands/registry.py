@@ -10,6 +10,7 @@ dashboard) answer through :func:`answer`, the egress gate that redacts.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,7 +26,7 @@ from foss_supervisor.errors import ProtocolError
 if TYPE_CHECKING:
     from foss_supervisor.pipeline.service import PipelineService
 
-__all__ = ["COMMANDS", "Command", "CommandContext", "answer", "dispatch"]
+__all__ = ["ACTOR", "COMMANDS", "Actor", "Command", "CommandContext", "answer", "audit_args", "dispatch"]
 
 
 class CommandContext(Protocol):
@@ -114,6 +115,42 @@ def _check(cmd: Command, args: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who runs the commands of this task: ``via`` a transport (``control``, ``web``) or the ``daemon``
+    itself, with the peer's credentials (``SO_PEERCRED``) when known. Transports set :data:`ACTOR`."""
+
+    via: str = "daemon"
+    uid: int | None = None
+    pid: int | None = None
+
+
+#: the actor of the commands run in this context (a control connection sets it for its task)
+ACTOR: ContextVar[Actor] = ContextVar("actor", default=Actor())  # noqa: B039 (Actor is frozen)
+AUDIT_TEXT = 256  # characters of a text argument an audit record keeps
+AUDIT_ITEMS = 20  # items of a list or keys of an object it keeps
+
+
+def audit_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    """``args`` as an audit record keeps them: bounded in size (texts cut at :data:`AUDIT_TEXT`
+    characters with the length said, at most :data:`AUDIT_ITEMS` items or keys, nothing nested deeper)."""
+
+    def bounded(value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            return value if len(value) <= AUDIT_TEXT else f"{value[:AUDIT_TEXT]}... ({len(value)} characters)"
+        if isinstance(value, bool | int | float) or value is None:
+            return value
+        if depth >= 2:
+            return f"<{type(value).__name__}>"
+        if isinstance(value, Mapping):
+            return {str(k)[:AUDIT_TEXT]: bounded(v, depth + 1) for k, v in list(value.items())[:AUDIT_ITEMS]}
+        if isinstance(value, list | tuple):
+            return [bounded(v, depth + 1) for v in value[:AUDIT_ITEMS]]
+        return f"<{type(value).__name__}>"
+
+    return {str(k)[:AUDIT_TEXT]: bounded(v, 1) for k, v in list(args.items())[:AUDIT_ITEMS]}
+
+
 async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> Any:
     """Run command ``name`` with ``args``; unknown names and bad arguments raise ProtocolError."""
     cmd = COMMANDS.get(name)
@@ -129,7 +166,18 @@ async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> A
         raise
     finally:  # a refused command may change state too (a refused reload is shown as a problem)
         ctx.changes += 1
-        ctx.bus.publish(CommandCompleted(command=name, ok=not error, error=error))
+        actor = ACTOR.get()
+        ctx.bus.publish(
+            CommandCompleted(
+                command=name,
+                ok=not error,
+                error=error,
+                args=audit_args(args),
+                via=actor.via,
+                uid=actor.uid,
+                pid=actor.pid,
+            )
+        )
 
 
 async def answer(

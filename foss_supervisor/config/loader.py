@@ -156,6 +156,8 @@ def parse_config(
     debug = root.get("debug", False) or environ.get("FOSS_SUPERVISOR_DEBUG", "") not in ("", "0", "false")
     log = root.sub("log")
     log.only()
+    history = root.sub("history")
+    history.only()
     programs, groups = parse_programs(root.sub("programs"), base)
     check_single_writers(programs, state_dir, label, lines, errors)
     program_groups = parse_groups(root.sub("groups"), groups)
@@ -180,6 +182,8 @@ def parse_config(
         debug=debug,
         log_max_bytes=log.get("max_bytes", 10 * 1024 * 1024),
         log_backups=log.get("backups", 3),
+        history_retention_days=history.get("retention_days", 30),
+        history_max_bytes=history.get("max_bytes", 2**30),
         programs=programs,
         pipelines=pipelines,
         data_dir=resolve_path(base, data_dir_text) if data_dir_text else None,

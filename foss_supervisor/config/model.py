@@ -180,6 +180,8 @@ class Config:
     debug: bool = False
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 3
+    history_retention_days: int = 30  # the event journal's files older than this are removed
+    history_max_bytes: int = 2**30  # ... and the oldest while all of them together are larger
     programs: Mapping[str, ProgramConfig] = field(default_factory=dict)
     pipelines: Mapping[str, PipelineConfig] = field(default_factory=dict)
     data_dir: Path | None = None  # None: <state_dir>/data (landing, warehouse, reports)

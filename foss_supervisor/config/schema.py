@@ -243,6 +243,8 @@ SCHEMA: Section = {
     "debug": _BOOL,
     "dashboard": {"host": gates.host(), "port": _PORT, "public": gates.names(gates.choice(DASHBOARD_PARTS))},
     "log": {"max_bytes": gates.size(0, TIB), "backups": gates.count(0, 100)},
+    # the durable journal of events (see foss_supervisor.core.eventjournal): kept this many days, at most this size
+    "history": {"retention_days": gates.count(1, 3650), "max_bytes": gates.size(2**20, TIB)},
     "warehouse": {
         "watch_interval": gates.duration(0.01, HOUR),
         "memory_limit": gates.size(64 * 2**20, 2**50),  # 1 PiB: past it the worker's RLIMIT_DATA would not fit

@@ -30,14 +30,16 @@ from foss_supervisor.errors import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: ``status`` starts faster
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
     StrPath = str | os.PathLike[str]
 
-__all__ = ["BUSY_FIRST_DELAY_S", "BUSY_MAX_DELAY_S", "ControlClient", "call"]
+__all__ = ["BUSY_FIRST_DELAY_S", "BUSY_MAX_DELAY_S", "STREAM_SILENCE_S", "ControlClient", "call"]
 
 BUSY_FIRST_DELAY_S = 0.005  # the first wait before connecting again to a busy socket; doubles each time
 BUSY_MAX_DELAY_S = 0.25  # the longest wait between two tries
+STREAM_SILENCE_S = 45.0  # an event stream silent this long (keepalives come every 15 s) has gone
 # next to the socket; its lock is held by a live daemon (foss_supervisor.base.pidfile)
 PID_NAME = "foss-supervisor.pid"
 
@@ -141,6 +143,40 @@ class ControlClient:
         error = reply.get("error") or {}
         exc_type = _REPLY_ERRORS.get(error.get("type"), CommandError)
         raise exc_type(error.get("message", "unknown error"))
+
+    def subscribe(self, boot: str | None = None, since: int | None = None) -> Iterator[dict[str, Any]]:
+        """Turn this connection into the daemon's event stream (see the protocol's ``subscribe``).
+
+        Yields the reply first (``{"boot", "seq", "resync"}``), then one message per line: ``{"event": {...}}``,
+        ``{"keepalive": true, "seq"}`` or ``{"resync": true, "seq"}``. Raises NotRunning when the daemon closes
+        the stream, NoAnswer when nothing (not even a keepalive) arrives within ``STREAM_SILENCE_S``.
+        """
+        assert self._sock is not None, "use ControlClient as a context manager"
+        args: dict[str, Any] = {}
+        if boot is not None and since is not None:
+            args = {"boot": boot, "since": since}
+        self._sock.sendall(encode({"v": VERSION, "id": next(_ids), "cmd": "subscribe", "args": args}))
+        self._sock.settimeout(STREAM_SILENCE_S)
+        first = True
+        while True:
+            while b"\n" not in self._buffer:
+                try:
+                    chunk = self._sock.recv(65536)
+                except TimeoutError:
+                    raise NoAnswer(f"the daemon sent nothing on {self.path} for {STREAM_SILENCE_S:g}s") from None
+                if not chunk:
+                    raise NotRunning("the daemon closed the event stream")
+                self._buffer += chunk
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            message = json.loads(line)
+            if first:
+                first = False
+                if not message.get("ok"):
+                    error = message.get("error") or {}
+                    raise _REPLY_ERRORS.get(error.get("type"), CommandError)(error.get("message", "refused"))
+                yield dict(message.get("result") or {})
+            else:
+                yield message
 
 
 def _daemon_holds_lock(socket_path: StrPath) -> bool:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import structlog
 
-from foss_supervisor.commands import CommandContext, answer
+from foss_supervisor.commands import ACTOR, Actor, CommandContext, answer
 from foss_supervisor.control.protocol import (
     MAX_LINE_BYTES,
     SUBSCRIBE,
@@ -52,13 +52,14 @@ IDLE_TIMEOUT_S = 10.0  # no byte of a new request within this long (after connec
 REQUEST_TIMEOUT_S = 5.0  # a request line must be whole within this long of its first byte
 
 
-def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+def _peer(writer: asyncio.StreamWriter) -> tuple[int, int] | None:
+    """The peer's (pid, uid) from ``SO_PEERCRED``; None when the transport has no socket."""
     sock = writer.get_extra_info("socket")
     if sock is None:
         return None
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
+    pid, uid, _gid = struct.unpack("3i", creds)
+    return int(pid), int(uid)
 
 
 class ControlServer:
@@ -106,12 +107,16 @@ class ControlServer:
         assert task is not None
         self._connections.add(task)
         try:
-            uid = _peer_uid(writer)
-            if uid is None or (uid != os.getuid() and uid != 0):
+            peer = _peer(writer)
+            uid = None if peer is None else peer[1]
+            if peer is None or (peer[1] != os.getuid() and peer[1] != 0):
                 log.warning("control_peer_refused", uid=uid)
                 writer.write(encode(error_reply(None, ControlError("permission denied: peer has another uid"))))
                 await writer.drain()
                 return
+            # the audit's "who": this connection's commands run in this task's context
+            dashboard = {s.get("pid") for s in self.ctx.services.snapshots() if s.get("name") == "@dashboard"}
+            ACTOR.set(Actor("web" if peer[0] in dashboard else "control", peer[1], peer[0]))
             await self._requests(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass

@@ -28,9 +28,16 @@ __all__ = ["EventLog"]
 class EventLog:
     """The last ``size`` bus events, numbered; register :meth:`append` as a bus observer."""
 
-    def __init__(self, redact: Callable[[dict[str, Any]], dict[str, Any]] = lambda d: d, size: int = 2000) -> None:
+    def __init__(
+        self,
+        redact: Callable[[dict[str, Any]], dict[str, Any]] = lambda d: d,
+        size: int = 2000,
+        sink: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """``sink`` receives each event as kept (redacted, numbered, with ``boot``): the durable journal."""
         self.boot = secrets.token_hex(4)
         self._redact = redact
+        self._sink = sink
         self.seq = 0  # the newest event's number (0: none yet)
         self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=size)
         self._newer = asyncio.Event()
@@ -41,6 +48,8 @@ class EventLog:
         data = self._redact(event_to_json(event))
         data["seq"] = self.seq
         self._events.append((self.seq, data))
+        if self._sink is not None:
+            self._sink(data | {"boot": self.boot})
         self._newer.set()
         self._newer = asyncio.Event()
 

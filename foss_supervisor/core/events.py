@@ -119,13 +119,21 @@ class DaemonStateChanged(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommandCompleted(Event):
-    """A state-changing command ran (from any transport): done (``ok``) or refused with ``error``."""
+    """A state-changing command ran (any transport), done (``ok``) or refused (``error``): the audit record.
+
+    Who asked: ``via`` (``control``: the CLI or a tool on the control socket; ``web``: the dashboard, which
+    admits changes only with the owner's token; ``daemon``: the daemon itself), the peer's ``uid`` and
+    ``pid``; ``args`` as given (each text cut at 256 characters; redacted like every event)."""
 
     listed: ClassVar[bool] = False  # what it did shows as the events it caused
 
     command: str
     ok: bool
     error: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+    via: str = "daemon"
+    uid: int | None = None
+    pid: int | None = None
 
 
 class Subscription:

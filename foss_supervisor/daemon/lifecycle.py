@@ -31,6 +31,7 @@ from foss_supervisor.config import Config, ProgramConfig, load_config
 from foss_supervisor.config.change import pin_daemon_settings
 from foss_supervisor.control.server import ControlServer
 from foss_supervisor.core.containment import Containment, OwningChildWatcher, install_child_watcher
+from foss_supervisor.core.eventjournal import EventJournal
 from foss_supervisor.core.eventlog import EventLog
 from foss_supervisor.core.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
 from foss_supervisor.core.heartbeat import Heartbeat
@@ -103,11 +104,18 @@ class Daemon:
             redactor.learn(config)
         self.redactor = redactor  # the egress gate: replies, events, hook payloads, log lines
         self.bus = EventBus()
-        self.events = EventLog(self.redactor.data)  # every event, numbered and redacted: what subscribers read
+        self.write_failures = write_failures or WriteFailures()  # state files, program logs, the daemon log
+        self.event_journal = EventJournal(
+            config.state_dir / "history",
+            retention_days=config.history_retention_days,
+            max_bytes=config.history_max_bytes,
+            failures=self.write_failures,
+        )
+        # every event, numbered and redacted: what subscribers read, and what the journal keeps
+        self.events = EventLog(self.redactor.data, sink=self.event_journal.append)
         self.bus.on(self.events.append)
         self.bus.on(log_event)
         self.bus.on(log_pipeline_event)
-        self.write_failures = write_failures or WriteFailures()  # state files, program logs, the daemon log
         self.store = StateStore(config.state_dir, self.write_failures)
         self.containment = Containment(self._owned_by_watcher)
         self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
@@ -265,6 +273,10 @@ class Daemon:
         except OSError as exc:
             log.error("control_socket_failed", path=str(self._config.control_socket), error=str(exc))
             raise DaemonError(f"cannot serve the control socket {self._config.control_socket}: {exc}") from None
+        try:
+            self.event_journal.start()
+        except OSError as exc:  # no history is a problem shown in status, not a reason to leave programs alone
+            self._subsystem_failed("journal", exc)
         self._watcher = install_child_watcher(loop)
         self.containment.start(loop)  # subreaper: nothing a program starts can leave the daemon's tree
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -312,6 +324,7 @@ class Daemon:
                     task.cancel()
         finally:
             await control.close()
+            self.event_journal.close()  # what the last second queued (bounded: 5 s)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             self.containment.end_adopted()
