@@ -33,10 +33,12 @@ from foss_supervisor.cli.programs import (
     args_ctl,
     args_logs,
     args_status,
+    args_why,
     cmd_ctl,
     cmd_logs,
     cmd_status,
     cmd_top,
+    cmd_why,
 )
 from foss_supervisor.cli.terminal import (
     EXIT_FAIL,
@@ -74,7 +76,7 @@ class SocketTarget:
 # These only talk to the daemon: they find its socket without PyYAML and the typed config, which are
 # about half of a CLI call's start-up (and so of the time `ctl stop` takes before the daemon hears it).
 SOCKET_ONLY = frozenset(
-    {"status", "ctl", "logs", "query", "pipeline", "demo-data", "export", "top", "reload", "config"}
+    {"status", "why", "ctl", "logs", "query", "pipeline", "demo-data", "export", "top", "reload", "config"}
 )
 
 __all__ = ["main"]
@@ -154,6 +156,7 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
         cmd_config,
         args_config,
     ),
+    "why": ("why a program is in its state: the cause chain (exit 3: not as wanted)", cmd_why, args_why),
     "logs": ("programs' output, the daemon's log, the pipeline's", cmd_logs, args_logs),
     "events": ("the daemon's events and audit records as JSON lines (journal, then --follow)", cmd_events, args_events),
     "ctl": ("start, stop, restart, signal or scale programs", cmd_ctl, args_ctl),

@@ -7,12 +7,14 @@ daemon over the control socket; ``logs`` reads the files itself when the daemon 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.cli.terminal import (
     EXIT_FAIL,
+    EXIT_NOT_AS_WANTED,
     EXIT_OK,
     EXIT_USAGE,
     output_closed,
@@ -25,13 +27,38 @@ from foss_supervisor.errors import NotRunning
 if TYPE_CHECKING:
     from foss_supervisor.cli.dispatch import Target
 
-__all__ = ["args_ctl", "args_logs", "args_status", "cmd_ctl", "cmd_logs", "cmd_status", "cmd_top"]
+__all__ = [
+    "args_ctl",
+    "args_logs",
+    "args_status",
+    "args_why",
+    "cmd_ctl",
+    "cmd_logs",
+    "cmd_status",
+    "cmd_top",
+    "cmd_why",
+]
 
 SELECTOR_HELP = "a program, a group, a replica set, a glob like 'web-*', or all"
 
 
 def cmd_status(args: argparse.Namespace, config: Target) -> int:
     return print_status(call(config.control_socket, "status", names=args.names), args.json, not args.names)
+
+
+def args_why(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="a program, or a service (@dashboard, @pipeline-worker)")
+    p.add_argument("--json", action="store_true", help="print the reply as JSON")
+
+
+def cmd_why(args: argparse.Namespace, config: Target) -> int:
+    """``api BACKOFF <- exited 3 times in 41 s, last: exit 1 <- ...``: exit 0 when as wanted, 3 otherwise."""
+    result = call(config.control_socket, "why", name=args.name)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(" <- ".join(result["chain"]))
+    return EXIT_OK if result["as_wanted"] else EXIT_NOT_AS_WANTED
 
 
 def cmd_logs(args: argparse.Namespace, config: Target) -> int:

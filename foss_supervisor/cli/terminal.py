@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+from foss_supervisor.base.wanted import as_wanted
 from foss_supervisor.errors import ConfigRefused, DaemonBusy, NotRunning, SupervisorError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: ``status`` imports this module
@@ -45,7 +46,6 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 EXIT_BUSY = 75
 # supervisorctl's convention: `status` exits 3 when a selected program is not in the state it should be in
 EXIT_NOT_AS_WANTED = 3
-SETTLED_STOPPED = ("STOPPED", "EXITED")
 
 
 def say(tag: str, message: str) -> None:
@@ -60,11 +60,6 @@ def fmt_uptime(seconds: float | None) -> str:
         return "-"
     s = int(seconds)
     return f"{s // 86400}d{s % 86400 // 3600}h" if s >= 86400 else f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def as_wanted(p: Mapping[str, Any]) -> bool:
-    """Whether a program (a ``status`` reply's entry) is in the state it should be in."""
-    return bool(p["state"] == "RUNNING" if p["wanted"] == "running" else p["state"] in SETTLED_STOPPED)
 
 
 def info_column(p: Mapping[str, Any]) -> str:

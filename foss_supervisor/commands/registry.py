@@ -10,12 +10,13 @@ dashboard) answer through :func:`answer`, the egress gate that redacts.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import Config
+from foss_supervisor.core.actor import ACTOR, Actor
+from foss_supervisor.core.eventlog import EventLog
 from foss_supervisor.core.events import CommandCompleted, EventBus
 from foss_supervisor.core.heartbeat import Heartbeat
 from foss_supervisor.core.services import Services
@@ -42,6 +43,7 @@ class CommandContext(Protocol):
     changes: int  # state-changing commands run (done or refused): readers that share replies compare it
     redactor: Redactor  # the egress gate every reply passes (see answer)
     instance_id: str  # this daemon's id, also written in its PID lock file (pidfile.answers_as_holder)
+    events: EventLog  # the last events, numbered and redacted (why reads a program's recent edges)
 
     @property
     def config(self) -> Config: ...
@@ -115,18 +117,6 @@ def _check(cmd: Command, args: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who runs the commands of this task: ``via`` a transport (``control``, ``web``) or the ``daemon``
-    itself, with the peer's credentials (``SO_PEERCRED``) when known. Transports set :data:`ACTOR`."""
-
-    via: str = "daemon"
-    uid: int | None = None
-    pid: int | None = None
-
-
-#: the actor of the commands run in this context (a control connection sets it for its task)
-ACTOR: ContextVar[Actor] = ContextVar("actor", default=Actor())  # noqa: B039 (Actor is frozen)
 AUDIT_TEXT = 256  # characters of a text argument an audit record keeps
 AUDIT_ITEMS = 20  # items of a list or keys of an object it keeps
 

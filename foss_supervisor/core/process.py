@@ -23,6 +23,7 @@ import structlog
 from foss_supervisor.base.procinfo import ProcStat
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import ProgramConfig
+from foss_supervisor.core.actor import ACTOR
 from foss_supervisor.core.backoff import Backoff
 from foss_supervisor.core.containment import Containment
 from foss_supervisor.core.events import EventBus, StateChanged
@@ -88,6 +89,7 @@ class ManagedProcess(ProgramRecord):
         self._changed = asyncio.Event()
         self._restart_requested = False
         self._stop_asked = False  # an operator's stop, not yet acted on (it takes a FATAL program out)
+        self._stopped_by = ""  # who asked for the last stop (see core.actor): " by uid 1000 via web"
         self._unhealthy = False
         self._watchdog_failed = False  # the unhealthiness is a missed watchdog: stopped with SIGABRT
         self._exit_watch: ExitWatch | None = None  # set while a supervised PID of ours exists
@@ -116,6 +118,7 @@ class ManagedProcess(ProgramRecord):
         """Want it stopped. A FATAL program is taken out: STOPPED, no longer a problem for /health."""
         self.wanted = False
         self._stop_asked = True
+        self._stopped_by = ACTOR.get().phrase()  # who asked, for the reason STOPPED gives
         self._wake.set()
 
     def restart(self) -> None:
@@ -210,7 +213,7 @@ class ManagedProcess(ProgramRecord):
                 if not self.wanted:
                     self._restart_requested = False
                     if self.state is S.BACKOFF:
-                        self._transition(S.STOPPED, "stop requested while in backoff")
+                        self._transition(S.STOPPED, f"stop requested{self._stopped_by} while in backoff")
                     elif self.state is S.FATAL and self._stop_asked:  # acknowledged: no longer a problem
                         self._transition(S.STOPPED, f"stopped by the operator after FATAL: {self.reason}")
                     self._stop_asked = False
@@ -361,7 +364,7 @@ class ManagedProcess(ProgramRecord):
 
     def _interrupt_reason(self) -> str:
         if not self.wanted:
-            return "stop requested"
+            return f"stop requested{self._stopped_by}"
         if self._unhealthy:
             return "unhealthy"
         if self._restart_requested:
