@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from foss_supervisor import __version__
 from foss_supervisor.base.resources import locate_control_socket
+from foss_supervisor.cli.analyze import args_analyze, cmd_analyze
 from foss_supervisor.cli.config import args_config, cmd_config, print_plan
 from foss_supervisor.cli.events import args_events, cmd_events
 from foss_supervisor.cli.lifecycle import cmd_restart, cmd_start, cmd_stop
@@ -76,7 +77,7 @@ class SocketTarget:
 # These only talk to the daemon: they find its socket without PyYAML and the typed config, which are
 # about half of a CLI call's start-up (and so of the time `ctl stop` takes before the daemon hears it).
 SOCKET_ONLY = frozenset(
-    {"status", "why", "ctl", "logs", "query", "pipeline", "demo-data", "export", "top", "reload", "config"}
+    {"status", "why", "analyze", "ctl", "logs", "query", "pipeline", "demo-data", "export", "top", "reload", "config"}
 )
 
 __all__ = ["main"]
@@ -157,6 +158,7 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
         args_config,
     ),
     "why": ("why a program is in its state: the cause chain (exit 3: not as wanted)", cmd_why, args_why),
+    "analyze": ("the start-up's critical chain: when each program became RUNNING", cmd_analyze, args_analyze),
     "logs": ("programs' output, the daemon's log, the pipeline's", cmd_logs, args_logs),
     "events": ("the daemon's events and audit records as JSON lines (journal, then --follow)", cmd_events, args_events),
     "ctl": ("start, stop, restart, signal or scale programs", cmd_ctl, args_ctl),

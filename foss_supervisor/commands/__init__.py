@@ -4,7 +4,7 @@ What lives here: :mod:`~foss_supervisor.commands.registry` (what a command is; `
 the egress gate), and one module per family of commands, each registering its commands when imported:
 :mod:`~.programs` (daemon and programs), :mod:`~.resources` (CPU and memory of every process tree),
 :mod:`~.logs`, :mod:`~.config` (the config file, its saves and generations), :mod:`~.pipelines`,
-:mod:`~.why` (the cause chain of a state);
+:mod:`~.why` (the cause chain of a state), :mod:`~.analyze` (the start-up's critical chain);
 :mod:`~.verdict` is the one health verdict. Every module is imported
 below, explicitly, so the registry is complete once this package is.
 
@@ -14,7 +14,15 @@ it). Never the transports (control, web), the daemon's lifecycle or the CLI.
 
 from __future__ import annotations
 
-from foss_supervisor.commands import config, logs, pipelines, programs, resources, why  # noqa: F401  (they register)
+from foss_supervisor.commands import (  # noqa: F401  (they register)
+    analyze,
+    config,
+    logs,
+    pipelines,
+    programs,
+    resources,
+    why,
+)
 from foss_supervisor.commands.registry import ACTOR, COMMANDS, Actor, Command, CommandContext, answer, command, dispatch
 
 __all__ = ["ACTOR", "COMMANDS", "Actor", "Command", "CommandContext", "answer", "command", "dispatch"]

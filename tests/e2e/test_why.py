@@ -50,3 +50,31 @@ def test_why_follows_a_dependency_to_the_exit_that_explains_it_and_names_who_sto
     assert text.startswith(f"cli STOPPED (as wanted) <- stop requested by uid {uid} via control")
     unknown = daemon.cli("why", "nope")
     assert unknown.returncode != 0 and "no program 'nope'" in unknown.stderr
+
+
+CHAIN = """
+programs:
+  db: {command: "sleep 1000", start_timeout: 0.6}
+  cache: {command: "sleep 1000", start_timeout: 0.2}
+  api: {command: "sleep 1000", depends_on: [db, cache], start_timeout: 0.3}
+  idle: {command: "sleep 1000", autostart: false}
+"""
+
+
+def test_analyze_gives_the_chain_a_dependent_waited_through(daemon: DaemonHandle) -> None:
+    daemon.write_config(CHAIN)
+    daemon.start()
+    wait_for(lambda: daemon.program("api")["state"] == "RUNNING", 30, "api RUNNING")
+    reply = json.loads(daemon.cli("analyze", "--json").stdout)
+    times = {p["name"]: p for p in reply["programs"]}
+    assert times["idle"]["offset_s"] is None  # not wanted running: listed, and not waited for
+    assert reply["total_s"] == max(t["offset_s"] for t in times.values() if t["offset_s"] is not None)
+    # api spawned only once both were RUNNING: it became RUNNING after each of them
+    assert times["api"]["offset_s"] > max(times["db"]["offset_s"], times["cache"]["offset_s"])
+    chain = [p["name"] for p in reply["chain"]]
+    assert chain[0] == "api" and chain[1] in ("db", "cache") and len(chain) == 2
+    text = daemon.cli("analyze", "startup", "--all").stdout.splitlines()
+    assert (
+        text[0] == f"startup finished in {reply['total_s']:.3f}s (from the daemon's start to the last program RUNNING)"
+    )
+    assert text[-2].startswith("api @") and text[-1].startswith(f"└─{chain[1]} @")
