@@ -184,6 +184,7 @@ def parse_config(
         log_backups=log.get("backups", 3),
         history_retention_days=history.get("retention_days", 30),
         history_max_bytes=history.get("max_bytes", 2**30),
+        history_sample_interval_s=history.get("sample_interval", 60.0),
         programs=programs,
         pipelines=pipelines,
         data_dir=resolve_path(base, data_dir_text) if data_dir_text else None,

@@ -182,6 +182,7 @@ class Config:
     log_backups: int = 3
     history_retention_days: int = 30  # the event journal's files older than this are removed
     history_max_bytes: int = 2**30  # ... and the oldest while all of them together are larger
+    history_sample_interval_s: float = 60.0  # a ResourcesSampled event this often (0: none)
     programs: Mapping[str, ProgramConfig] = field(default_factory=dict)
     pipelines: Mapping[str, PipelineConfig] = field(default_factory=dict)
     data_dir: Path | None = None  # None: <state_dir>/data (landing, warehouse, reports)

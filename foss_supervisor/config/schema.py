@@ -244,7 +244,11 @@ SCHEMA: Section = {
     "dashboard": {"host": gates.host(), "port": _PORT, "public": gates.names(gates.choice(DASHBOARD_PARTS))},
     "log": {"max_bytes": gates.size(0, TIB), "backups": gates.count(0, 100)},
     # the durable journal of events (see foss_supervisor.core.eventjournal): kept this many days, at most this size
-    "history": {"retention_days": gates.count(1, 3650), "max_bytes": gates.size(2**20, TIB)},
+    "history": {
+        "retention_days": gates.count(1, 3650),
+        "max_bytes": gates.size(2**20, TIB),
+        "sample_interval": gates.duration(0, DAY),  # 0: no resource samples
+    },
     "warehouse": {
         "watch_interval": gates.duration(0.01, HOUR),
         "memory_limit": gates.size(64 * 2**20, 2**50),  # 1 PiB: past it the worker's RLIMIT_DATA would not fit

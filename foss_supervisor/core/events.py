@@ -33,6 +33,7 @@ __all__ = [
     "Event",
     "EventBus",
     "HealthChanged",
+    "ResourcesSampled",
     "StateChanged",
     "Subscription",
     "event_to_json",
@@ -134,6 +135,24 @@ class CommandCompleted(Event):
     via: str = "daemon"
     uid: int | None = None
     pid: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourcesSampled(Event):
+    """A periodic sample of CPU and memory, kept by the journal (``history.sample_interval``).
+
+    ``programs`` and ``services``: ``{name: {pid, processes, rss_bytes, cpu_percent}}`` of each whole process
+    tree; ``daemon``, ``worker`` (null without pipelines): one such tree; ``host``: the ``resources``
+    command's host figures (CPU, memory, load, the state dir's disk)."""
+
+    listed: ClassVar[bool] = False
+    moves: ClassVar[bool] = False
+
+    programs: dict[str, Any] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)
+    daemon: dict[str, Any] = field(default_factory=dict)
+    worker: dict[str, Any] | None = None
+    host: dict[str, Any] = field(default_factory=dict)
 
 
 class Subscription:

@@ -43,6 +43,7 @@ from foss_supervisor.core.statestore import StateStore
 from foss_supervisor.core.supervisor import Supervisor
 from foss_supervisor.daemon.fdlimits import open_files_shortfall
 from foss_supervisor.daemon.notifier import SystemdNotifier, format_status
+from foss_supervisor.daemon.sampler import sample_resources
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError
 from foss_supervisor.systemd.notify import (
     Notifier,
@@ -291,6 +292,12 @@ class Daemon:
                     group.create_task(self._handle_signals(), name="signals"),
                     group.create_task(self.heartbeat.run(), name="heartbeat"),
                     group.create_task(self._guarded("hooks", self.hooks.run()), name="hooks"),
+                    group.create_task(
+                        self._guarded(
+                            "history", sample_resources(self, lambda: self._config.history_sample_interval_s)
+                        ),
+                        name="resource-samples",
+                    ),
                 ]
                 if self.pipelines is not None:
                     group.create_task(self._guarded("pipelines", self.pipelines.run(self._shutdown)), name="pipelines")

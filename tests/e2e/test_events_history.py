@@ -126,3 +126,18 @@ def test_two_followers_and_a_reader_with_since_see_the_same_sequence(
     wait_for(lambda: followers[0].events()[-1] in late.events(), 15, "the live events after the journal's")
     tail = followers[0].events()[len(seen) :]
     assert tail and late.events()[-len(tail) :] == tail
+
+
+def test_resource_samples_are_kept_with_every_programs_tree(daemon: DaemonHandle) -> None:
+    daemon.write_config(PROGRAMS, extra="history: {sample_interval: 0.2s}")
+    daemon.start()
+
+    def samples() -> list[dict[str, Any]]:
+        return [e for e in _journal(daemon.state_dir) if e["type"] == "ResourcesSampled"]
+
+    wait_for(lambda: samples()[1:], 15, "two resource samples in the journal")
+    last = samples()[-1]
+    assert set(last["programs"]) == {"one", "two"} and "@dashboard" in last["services"]
+    one = last["programs"]["one"]
+    assert one["pid"] == daemon.program("one")["pid"] and one["processes"] == 1 and one["rss_bytes"] > 0
+    assert last["host"]["memory_total_bytes"] > 0 and last["daemon"]["pid"] == daemon.proc.pid  # type: ignore[union-attr]
