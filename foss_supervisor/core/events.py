@@ -141,15 +141,15 @@ class CommandCompleted(Event):
 class ResourcesSampled(Event):
     """A periodic sample of CPU and memory, kept by the journal (``history.sample_interval``).
 
-    ``programs`` and ``services``: ``{name: {pid, processes, rss_bytes, cpu_percent}}`` of each whole process
-    tree; ``daemon``, ``worker`` (null without pipelines): one such tree; ``host``: the ``resources``
-    command's host figures (CPU, memory, load, the state dir's disk)."""
+    ``programs`` and ``services``: ``[{name, pid, processes, rss_bytes, cpu_percent}]``, one per whole
+    process tree; ``daemon``, ``worker`` (null without pipelines): one such tree; ``host``: the
+    ``resources`` command's host figures (CPU, memory, load, the state dir's disk)."""
 
     listed: ClassVar[bool] = False
     moves: ClassVar[bool] = False
 
-    programs: dict[str, Any] = field(default_factory=dict)
-    services: dict[str, Any] = field(default_factory=dict)
+    programs: list[dict[str, Any]] = field(default_factory=list)
+    services: list[dict[str, Any]] = field(default_factory=list)
     daemon: dict[str, Any] = field(default_factory=dict)
     worker: dict[str, Any] | None = None
     host: dict[str, Any] = field(default_factory=dict)

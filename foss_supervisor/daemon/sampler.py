@@ -27,8 +27,8 @@ def sample_from(figures: dict[str, Any]) -> ResourcesSampled:
         return None if t is None else {k: v for k, v in t.items() if k != "window_s"}
 
     return ResourcesSampled(
-        programs={n: tree(t) for n, t in figures["programs"].items()},
-        services={n: tree(t) for n, t in figures["services"].items()},
+        programs=[{"name": n, **(tree(t) or {})} for n, t in figures["programs"].items()],
+        services=[{"name": n, **(tree(t) or {})} for n, t in figures["services"].items()],
         daemon=tree(figures["daemon"]) or {},
         worker=tree(figures.get("worker")),
         host=figures["host"],

@@ -74,6 +74,7 @@ class PipelineRunner(RunExecution):
         write_failures: WriteFailures | None = None,
         clock: Callable[[], float] = time.time,
         max_result_bytes: int = MAX_RESULT_BYTES,
+        history_days: int = 30,
     ) -> None:
         if not pipelines:
             raise PipelineConfigError("<runner>", "pipelines", "at least one pipeline is required")
@@ -90,6 +91,7 @@ class PipelineRunner(RunExecution):
         self.db_path: Path = dbs.pop()
         check_isolation(self._specs.values())
         self.state_dir = state_dir
+        self._history_days = history_days  # the supervision schema keeps what the journal keeps
         self.history = RunHistory(state_dir / "pipeline_runs.jsonl", write_failures=write_failures)
         #: where ``export`` writes its files (the worker may write only here and nowhere else)
         self.export_dir = state_dir / "exports"
@@ -339,4 +341,6 @@ class PipelineRunner(RunExecution):
             temp_dir=self.temp_dir,
             limits=self.limits,
             threads=self._threads,
+            history_dir=self.state_dir / "history",
+            history_days=self._history_days,
         )

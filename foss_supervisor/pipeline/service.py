@@ -84,6 +84,7 @@ class PipelineService(RunScheduling):
             on_event=bus.publish,
             limits=worker_limits(config),
             write_failures=write_failures,
+            history_days=config.history_retention_days,
         )
         self._group: asyncio.TaskGroup | None = None
         self._triggers = Triggers(self._try_start, lambda: self.config.watch_interval_s)

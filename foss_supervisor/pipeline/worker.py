@@ -47,6 +47,7 @@ from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode  # n
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders  # noqa: E402
+from foss_supervisor.pipeline.supervision import SupervisionTables  # noqa: E402
 from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402
 from foss_supervisor.pipeline.workersteps import (  # noqa: E402
     NO_FILES,
@@ -134,6 +135,7 @@ class Worker:
         self._step_thread: threading.Thread | None = None
         self._step_busy = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=query_threads, thread_name_prefix="query")
+        self.supervision: SupervisionTables | None = None  # the daemon's journal as tables (supervision.py)
 
     # ------------------------------------------------------------------ plumbing
     def send(self, message: dict[str, Any]) -> None:
@@ -210,6 +212,8 @@ class Worker:
         cursor = self.con.cursor()
         self._register(rid, cursor)
         try:
+            if self.supervision is not None and "supervision" in str(message.get("sql", "")).lower():
+                self.supervision.refresh()  # the journal's new lines first (at most once a second)
             result = run_query(
                 cursor,
                 str(message.get("sql", "")),
@@ -368,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--export-dir", type=Path, help="where exports are written (also an allowed directory)")
     parser.add_argument("--publish-dir", type=Path, help="where published tables are written (also allowed)")
+    parser.add_argument("--history-dir", type=Path, help="the daemon's event journal: the supervision schema")
+    parser.add_argument("--history-days", type=int, default=30, help="days of it the supervision schema keeps")
     args = parser.parse_args(argv)
     if args.os_memory_limit:  # before the database is opened: everything the worker maps counts
         apply_os_memory_limit(args.os_memory_limit)
@@ -385,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.publish_dir is not None:
         args.publish_dir.mkdir(parents=True, exist_ok=True)
         allow.append(args.publish_dir)
+    ingest_dir = None
+    if args.history_dir is not None:  # the journal's new lines pass through here (supervision.py)
+        ingest_dir = (args.temp_dir or args.db.parent) / "supervision-ingest"
+        ingest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        allow.append(ingest_dir)
     con = open_database(
         args.db,
         allow_dirs=allow,
@@ -402,6 +413,13 @@ def main(argv: list[str] | None = None) -> int:
         publish_dir=args.publish_dir.resolve() if args.publish_dir else None,
         memory_limit=args.memory_limit,
     )
+    if args.history_dir is not None and ingest_dir is not None:
+        tables = SupervisionTables(con, args.history_dir, ingest_dir, args.history_days)
+        try:
+            tables.setup()
+            worker.supervision = tables
+        except (duckdb.Error, OSError) as exc:  # the pipelines work without it: said once, on stderr
+            print(f"supervision schema unavailable: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     worker.send(
         {
             "event": "ready",

@@ -58,14 +58,19 @@ def worker_argv(
     temp_dir: Path,
     limits: WorkerLimits,
     threads: int | None,
+    history_dir: Path | None = None,
+    history_days: int = 30,
 ) -> list[str]:
-    """The worker's command line: the database, the folders it may read and write, its bounds (worker.py)."""
+    """The worker's command line: the database, the folders it may read and write, its bounds, and the daemon's
+    event journal it keeps as the ``supervision`` schema (worker.py, supervision.py)."""
     argv = [sys.executable, "-m", WORKER_MODULE, "--db", str(db_path)]
     for d in sorted({str(d) for d in read_dirs}):
         argv += ["--allow-dir", d]
     argv += ["--export-dir", str(export_dir), "--publish-dir", str(publish_dir)]
     argv += ["--memory-limit", str(limits.memory_limit), "--os-memory-limit", str(limits.os_memory_limit)]
     argv += ["--temp-dir", str(temp_dir), "--max-temp-size", str(limits.max_temp_directory_size)]
+    if history_dir is not None:
+        argv += ["--history-dir", str(history_dir), "--history-days", str(history_days)]
     return argv + (["--threads", str(threads)] if threads else [])
 
 

@@ -1,0 +1,47 @@
+"""The ``supervision`` schema: the daemon's journal queried beside the layers, through the same read-only gate."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from helpers import DaemonHandle, wait_for
+
+CONFIG = """
+programs:
+  flaky: {command: "sh -c 'sleep 0.2; exit 3'", autorestart: always}
+  steady: {command: "sleep 1000"}
+pipelines:
+  orders: {on_new_files: false, demo_data: false}
+"""
+
+
+def _query(daemon: DaemonHandle, sql: str) -> dict[str, Any]:
+    out = daemon.cli("query", sql, "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def test_restarts_exits_audit_and_samples_are_one_select_each(daemon: DaemonHandle) -> None:
+    daemon.write_config(CONFIG, extra="history: {sample_interval: 0.3s}")
+    daemon.start()
+    assert daemon.cli("ctl", "stop", "steady").returncode == 0
+
+    def exits() -> list[list[Any]]:
+        sql = "SELECT name, exit_code, count(*) FROM supervision.exits WHERE name = 'flaky' GROUP BY ALL"
+        return _query(daemon, sql)["rows"]  # type: ignore[no-any-return]
+
+    rows = wait_for(lambda: (r := exits()) and r[0][2] >= 2 and r, 30, "two exits of flaky in supervision.exits")
+    assert rows[0][:2] == ["flaky", 3]
+    audit = _query(daemon, "SELECT command, ok, via, args->>'$.names[0]' FROM supervision.commands")["rows"]
+    assert ["stop", True, "control", "steady"] in audit
+    peak = (
+        "SELECT name, max(rss_bytes) > 0, count(*) >= 1 FROM supervision.samples"
+        " WHERE kind = 'program' AND name = 'flaky' GROUP BY ALL"
+    )
+    wait_for(lambda: _query(daemon, peak)["rows"] == [["flaky", True, True]], 30, "flaky's samples")
+    host = _query(daemon, "SELECT count(*) > 0, bool_and(memory_available_bytes > 0) FROM supervision.host")
+    assert host["rows"] == [[True, True]]
+    # the same gate as any query: no write, no file read, even here
+    refused = daemon.cli("query", "DELETE FROM supervision.events")
+    assert refused.returncode == 1 and "read-only" in refused.stderr
