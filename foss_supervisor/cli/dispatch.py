@@ -76,7 +76,7 @@ SOCKET_ONLY = frozenset(
     {"status", "ctl", "logs", "query", "pipeline", "demo-data", "export", "top", "reload", "config"}
 )
 
-__all__ = ["main"]
+__all__ = ["check_pipeline_files", "main"]
 
 DESCRIPTION = "One daemon for a data-platform host: supervised programs, the dashboard, the medallion pipeline."
 
@@ -198,7 +198,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from foss_supervisor.config import load_config
 
     try:
-        config = load_config(args.config, check_pipelines=_check_pipeline_files)
+        config = load_config(args.config, check_pipelines=check_pipeline_files)
     except ConfigError as exc:
         say("ERROR", f"config refused: {exc}")
         sock = locate_control_socket(args.config, os.environ) if args.command == "stop" else None
@@ -212,12 +212,12 @@ def _main(argv: Sequence[str] | None) -> int:
     return _run(args, config)
 
 
-def _check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
+def check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
     """The pipeline files' check, imported only when the config declares pipelines (then the loader calls it):
     ``start --foreground`` runs the daemon in this process, which must not import the pipeline package."""
-    from foss_supervisor.pipeline.configcheck import check_pipeline_files
+    from foss_supervisor.pipeline.configcheck import check_pipeline_files as check
 
-    check_pipeline_files(pipelines, data_dir)
+    check(pipelines, data_dir)
 
 
 def _run(args: argparse.Namespace, target: Target) -> int:

@@ -55,11 +55,16 @@ def cmd_logs(args: argparse.Namespace, config: Target) -> int:
 
 
 def _offline_logs(args: argparse.Namespace) -> tuple[list[Any], dict[str, list[str]]]:
-    """The daemon is down: the same sources, found from the config, read from disk."""
+    """The daemon is down: the same sources, found from the config (without ``--config``: the one the last
+    daemon of the state dir ran), read from disk."""
+    from foss_supervisor.cli.lifecycle import config_given, load_last_config
     from foss_supervisor.config import load_config
     from foss_supervisor.core.logview import select_sources, tail
+    from foss_supervisor.core.statestore import last_config
 
     config = load_config(args.config)
+    if not config_given(args) and (ran := last_config(config.state_dir)) is not None:
+        config = load_last_config(ran)
     say("INFO", f"foss-supervisor is not running; reading the log files under {config.state_dir}")
     program_logs = {n: p.log.file or config.state_dir / "logs" / f"{n}.log" for n, p in config.programs.items()}
     sources = select_sources(args.names, program_logs, config.state_dir, config.replica_sets, config.groups)
