@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from foss_supervisor import __version__
 from foss_supervisor.base.resources import locate_control_socket
 from foss_supervisor.cli.config import args_config, cmd_config, print_plan
-from foss_supervisor.cli.lifecycle import cmd_restart, cmd_start, cmd_stop
+from foss_supervisor.cli.lifecycle import cmd_start, cmd_stop
 from foss_supervisor.cli.pipelines import (
     args_demo_data,
     args_export,
@@ -37,6 +37,7 @@ from foss_supervisor.cli.programs import (
     cmd_status,
     cmd_top,
 )
+from foss_supervisor.cli.restart import cmd_restart
 from foss_supervisor.cli.terminal import (
     EXIT_FAIL,
     EXIT_OK,

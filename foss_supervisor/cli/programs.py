@@ -57,7 +57,7 @@ def cmd_logs(args: argparse.Namespace, config: Target) -> int:
 def _offline_logs(args: argparse.Namespace) -> tuple[list[Any], dict[str, list[str]]]:
     """The daemon is down: the same sources, found from the config (without ``--config``: the one the last
     daemon of the state dir ran), read from disk."""
-    from foss_supervisor.cli.lifecycle import config_given, load_last_config
+    from foss_supervisor.cli.restart import config_given, load_last_config
     from foss_supervisor.config import load_config
     from foss_supervisor.core.logview import select_sources, tail
     from foss_supervisor.core.statestore import last_config
