@@ -41,7 +41,7 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
     warnings, loop: {beats, last_beat_at, lag_s, max_lag_s, max_lag_ever_s, interval_s}}, "services": [the
     daemon's own children, each like a program: ``@dashboard``, and ``@pipeline-worker`` when pipelines
     are configured], "programs": [{name, group, state, health, health_detail, pid, exit_code, completed,
-    uptime_s, spawns, wanted ("running"|"stopped"), reason, next_attempt_at, retry_in_s, status_text,
+    uptime_s, spawns, wanted ("running"|"stopped"), disabled, reason, next_attempt_at, retry_in_s, status_text,
     command, depends_on, dependency_conditions, log_file, env}]}`` (secrets redacted, as in every reply),
     plus, when pipelines are configured, ``"pipelines": {"worker": {name, state, reason, pid, busy,
     uptime_s, rss_bytes, startup_s, starts, restarts, last_restart, recycles, recycle_pending, limit_hits,

@@ -7,7 +7,7 @@ import signal
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from foss_supervisor.base.resources import resolve_path
 from foss_supervisor.config.model import (
@@ -100,8 +100,9 @@ def _parse_replica(name: str, group: str, replica: int, r: Reader, base: Path) -
     user = r.get("user", "") or None
     if user is not None and os.geteuid() != 0:
         r.fail("user", "can only be set when the daemon runs as root")
-    no_dependencies: tuple[tuple[str, ...], dict[str, str]] = ((), {})
-    depends_on, conditions = r.get("depends_on", no_dependencies)
+    no_dependencies: tuple[tuple[str, ...], dict[str, str], frozenset[str]] = ((), {}, frozenset())
+    depends_on, conditions, part_of = r.get("depends_on", no_dependencies)
+    ready, ready_log = r.get("ready", ("running", ""))
     return ProgramConfig(
         name=name,
         command=command,
@@ -122,9 +123,12 @@ def _parse_replica(name: str, group: str, replica: int, r: Reader, base: Path) -
         kill_group=r.get("kill_group", True),
         depends_on=depends_on,
         dependency_conditions=cast(dict[str, DependencyCondition], conditions),
+        part_of=part_of,
+        disabled=r.get("disabled", False),
         umask=r.get("umask", None),
         rlimits=_parse_rlimits(r.sub("rlimits")),
-        ready=r.get("ready", "running"),
+        ready=cast(Literal["running", "notify", "log"], ready),
+        ready_log=ready_log,
         group=group,
         replica=replica,
         health=_parse_health(r.sub("health")) if r.data.get("health") is not None else None,
@@ -161,13 +165,20 @@ def check_dependencies(
     for name, prog in programs.items():
         deps: list[str] = []
         conditions: dict[str, DependencyCondition] = {}
+        part_of: set[str] = set()
         for dep in prog.depends_on:
-            if dep not in groups:
+            # a program's name stands for all its replicas; a replica's name (web-0) for itself
+            members = groups.get(dep) or ([dep] if dep in programs and dep != name else None)
+            if members is None:
                 key = f"programs.{prog.group}.depends_on"
                 raise ConfigError(file, key, f"unknown program {dep!r}", lines.get(f"{key}.{dep}") or lines.get(key))
-            deps.extend(groups[dep])
-            conditions.update(dict.fromkeys(groups[dep], prog.condition_for(dep)))
-        expanded[name] = replace(prog, depends_on=tuple(deps), dependency_conditions=conditions)
+            deps.extend(m for m in members if m not in deps)
+            conditions.update(dict.fromkeys(members, prog.condition_for(dep)))
+            if dep in prog.part_of:
+                part_of.update(members)
+        expanded[name] = replace(
+            prog, depends_on=tuple(deps), dependency_conditions=conditions, part_of=frozenset(part_of)
+        )
     visiting: set[str] = set()
     done: set[str] = set()
 
