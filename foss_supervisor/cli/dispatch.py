@@ -30,9 +30,11 @@ from foss_supervisor.cli.pipelines import (
 )
 from foss_supervisor.cli.programs import (
     args_ctl,
+    args_is_ready,
     args_logs,
     args_status,
     cmd_ctl,
+    cmd_is_ready,
     cmd_logs,
     cmd_status,
     cmd_top,
@@ -74,7 +76,7 @@ class SocketTarget:
 # These only talk to the daemon: they find its socket without PyYAML and the typed config, which are
 # about half of a CLI call's start-up (and so of the time `ctl stop` takes before the daemon hears it).
 SOCKET_ONLY = frozenset(
-    {"status", "ctl", "logs", "query", "pipeline", "demo-data", "export", "top", "reload", "config"}
+    {"status", "is-ready", "ctl", "logs", "query", "pipeline", "demo-data", "export", "top", "reload", "config"}
 )
 
 __all__ = ["check_pipeline_files", "main"]
@@ -148,6 +150,11 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
     "restart": ("replace the running daemon with a fresh one", cmd_restart, _args_restart),
     "stop": ("stop all programs and the daemon", cmd_stop, _no_args),
     "status": ("daemon and program states (exit 3: a program is not as wanted)", cmd_status, args_status),
+    "is-ready": (
+        "exit 0 when the programs are ready; --wait waits for them (scripts, CI)",
+        cmd_is_ready,
+        args_is_ready,
+    ),
     "reload": ("re-read the config and apply the difference", cmd_reload, _args_reload),
     "config": (
         "save the config through the daemon's checks; list, diff, restore kept versions",

@@ -1,4 +1,5 @@
-"""The CLI's subcommands about programs: ``status``, ``logs``, ``ctl`` (start, stop, restart, signal, scale), ``top``.
+"""The CLI's subcommands about programs: ``status``, ``is-ready``, ``logs``, ``ctl`` (start, stop, restart, signal,
+scale), ``top``.
 
 Each takes any selector where it takes a program (see :mod:`foss_supervisor.core.selectors`) and talks to the
 daemon over the control socket; ``logs`` reads the files itself when the daemon is down.
@@ -25,7 +26,17 @@ from foss_supervisor.errors import NotRunning
 if TYPE_CHECKING:
     from foss_supervisor.cli.dispatch import Target
 
-__all__ = ["args_ctl", "args_logs", "args_status", "cmd_ctl", "cmd_logs", "cmd_status", "cmd_top"]
+__all__ = [
+    "args_ctl",
+    "args_is_ready",
+    "args_logs",
+    "args_status",
+    "cmd_ctl",
+    "cmd_is_ready",
+    "cmd_logs",
+    "cmd_status",
+    "cmd_top",
+]
 
 SELECTOR_HELP = "a program, a group, a replica set, a glob like 'web-*', or all"
 
@@ -83,8 +94,18 @@ def cmd_ctl(args: argparse.Namespace, config: Target) -> int:
             outcome = f"sent {p['signal']} to pid {p['pid']}" if p["sent"] else p["reason"]
             print(f"{p['name']}: {outcome}")
         return EXIT_OK if all(p["sent"] for p in sent) else EXIT_FAIL
+    if args.rolling and args.action != "restart":
+        say("ERROR", "--rolling goes with restart only (ctl restart --rolling web)")
+        return EXIT_USAGE
+    extra = {"rolling": True} if args.rolling else {}
+    selected = len(args.names) if not args.rolling else 1000  # a rolling restart waits for each in turn
     results = call(
-        config.control_socket, args.action, timeout_s=args.wait + 10.0, names=args.names, wait_s=float(args.wait)
+        config.control_socket,
+        args.action,
+        timeout_s=args.wait * selected + 10.0,
+        names=args.names,
+        wait_s=float(args.wait),
+        **extra,
     )
     failed = False
     for p in results:
@@ -103,7 +124,7 @@ def _scale(args: argparse.Namespace, config: Target) -> int:
     for key in ("added", "removed"):
         if plan[key]:
             print(f"{key:>7}: {', '.join(plan[key])}")
-    say("SUCCESS", f"{args.names[0]} runs {args.names[1]} replicas (until the next reload)")
+    say("SUCCESS", f"{args.names[0]} runs {args.names[1]} replicas (kept by reloads until its replicas: is edited)")
     return EXIT_OK
 
 
@@ -148,3 +169,33 @@ def args_ctl(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("names", nargs="+", metavar="SELECTOR", help=SELECTOR_HELP)
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the new state (default 30)")
+    p.add_argument(
+        "--rolling",
+        action="store_true",
+        help="restart one at a time, each ready (RUNNING, healthy) before the next; --wait bounds each",
+    )
+
+
+def cmd_is_ready(args: argparse.Namespace, config: Target) -> int:
+    """Exit 0 when every selected program is ready (RUNNING and, when probed, healthy), else 1 saying which
+    is not; with --wait, wait up to --timeout seconds for them first (process-compose's ``is-ready --wait``)."""
+    import time
+
+    wait_s = args.timeout if args.wait else 0.0
+    began = time.monotonic()
+    result = call(config.control_socket, "is_ready", timeout_s=wait_s + 10.0, names=args.names, wait_s=wait_s)
+    if result["ready"]:
+        say("SUCCESS", f"ready: {', '.join(p['name'] for p in result['programs']) or '(no program selected)'}")
+        return EXIT_OK
+    late = [p for p in result["programs"] if not p["ready"]]
+    after = f" after {time.monotonic() - began:.1f}s" if args.wait else ""  # stopped or FATAL ones end it early
+    say("ERROR", f"not ready{after}: " + "; ".join(f"{p['name']} ({p['state']}, {p['reason']})" for p in late))
+    return EXIT_FAIL
+
+
+def args_is_ready(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", default=["all"], metavar="SELECTOR", help=SELECTOR_HELP + " (default: all)")
+    p.add_argument(
+        "--wait", action="store_true", help="wait for them to be ready (up to --timeout) instead of answering at once"
+    )
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits at most (0 to 3600, default 60)")

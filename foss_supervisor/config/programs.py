@@ -62,8 +62,13 @@ def _parse_log(r: Reader, base: Path) -> LogConfig:
     )
 
 
-def _parse_program(name: str, r: Reader, base: Path) -> list[ProgramConfig]:
-    """One program section; each replica is parsed from its own copy with ``{replica}`` filled in everywhere."""
+def _parse_program(name: str, r: Reader, base: Path, file_count: int | None = None) -> list[ProgramConfig]:
+    """One program section; each replica is parsed from its own copy with ``{replica}`` filled in everywhere.
+
+    Names follow the file's count (``file_count`` when ``ctl scale`` overrides ``replicas``): one copy is
+    ``NAME``, and scaled up it stays ``NAME`` beside ``NAME-1``, ``NAME-2``...; several are ``NAME-0``...,
+    scaled down to one it stays ``NAME-0``. So a scale adds and removes replicas, never renames one.
+    """
     r.only()
     if "command" not in r.data:
         r.fail("", "missing required key 'command'")
@@ -72,9 +77,11 @@ def _parse_program(name: str, r: Reader, base: Path) -> list[ProgramConfig]:
     def replica(i: int) -> Reader:
         return Reader(_fill_replica(r.data, str(i)), r.path, r.file, r.lines, None, PROGRAM)
 
-    if replicas == 1:
-        return [_parse_replica(name, name, 0, replica(0), base)]
-    return [_parse_replica(f"{name}-{i}", name, i, replica(i), base) for i in range(replicas)]
+    bare_first = (replicas if file_count is None else file_count) == 1
+    return [
+        _parse_replica(name if bare_first and i == 0 else f"{name}-{i}", name, i, replica(i), base)
+        for i in range(replicas)
+    ]
 
 
 def _fill_replica(value: Any, replica: str) -> Any:
@@ -240,15 +247,20 @@ def parse_groups(r: Reader, replica_sets: dict[str, list[str]]) -> dict[str, tup
     return out
 
 
-def parse_programs(progs: Reader, base: Path) -> tuple[dict[str, ProgramConfig], dict[str, list[str]]]:
-    """Every program (replicas expanded) and each program name's replica names; errors go to the reader."""
+def parse_programs(
+    progs: Reader, base: Path, file_counts: Mapping[str, int] | None = None
+) -> tuple[dict[str, ProgramConfig], dict[str, list[str]]]:
+    """Every program (replicas expanded) and each program name's replica names; errors go to the reader.
+
+    ``file_counts``: the file's own ``replicas`` of the programs ``ctl scale`` overrides (they name the replicas).
+    """
     programs: dict[str, ProgramConfig] = {}
     groups: dict[str, list[str]] = {}
     for name, section in progs.each():
         if not isinstance(progs.data[name], dict):
             continue  # the reader noted it
         try:
-            expanded = _parse_program(name, section, base)
+            expanded = _parse_program(name, section, base, (file_counts or {}).get(name))
         except ConfigError as exc:
             if progs.errors is None:
                 raise

@@ -190,6 +190,29 @@ class Supervisor:
                 left = max(0.0, deadline - self._seams.monotonic())
                 await asyncio.gather(*(by_name[n].wait_settled(left) for n in level))
 
+    async def readiness(self, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
+        """Each selected program (a ``disabled`` one only when named exactly) and whether it is ready: RUNNING
+        and, when probed, healthy; a one-shot job that completed counts. Waits up to ``wait_s`` for all to be,
+        or until each that is not will not be without an operator (stopped, FATAL, waiting on one that gave up).
+
+        Returns ``[{"name", "state", "health", "ready", "reason"}]``.
+        """
+        names = list(names)
+        procs = [p for p in self.select(names) if not p.cfg.disabled or p.name in names]
+
+        def ready(p: ManagedProcess) -> bool:
+            return meets(p, "healthy") or p.completed
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                # one that will not come up without an operator (stopped, FATAL, behind one that gave up) ends the wait
+                while not all(ready(p) or self._gave_up(p) or self._stuck(p) for p in procs):
+                    await self._next_change()
+        return [
+            {"name": p.name, "state": str(p.state), "health": str(p.health), "ready": ready(p), "reason": p.reason}
+            for p in procs
+        ]
+
     async def rolling_restart(self, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
         """Restart the selected programs one at a time (replicas of a set in order), each waited for until it
         is ready (RUNNING and, when probed, healthy) before the next is touched, ``wait_s`` for each at most.
