@@ -71,6 +71,7 @@ class Supervisor:
         self._group: asyncio.TaskGroup | None = None
         self._pulse = asyncio.Event()
         self._restarting: set[str] = set()  # stopped by act() on the way to a restart (PartOf= propagates it)
+        self._stopped_along: set[str] = set()  # stopped because a dependency they are part of was: back with it
         bus.on(self._on_event)
 
     # ---------------------------------------------------------------- lifecycle
@@ -161,11 +162,11 @@ class Supervisor:
         condition (as at daemon start). A ``disabled`` program is left alone by start and restart unless
         ``names`` names it exactly.
         """
-        names = list(names)
-        procs = [p for p in self.select(names) if action == "stop" or not p.cfg.disabled or p.name in names]
+        procs = self._selected(names, with_disabled=action == "stop")
         deadline = self._seams.monotonic() + wait_s
         for p in procs:
             self.store.remember_stopped(p.name, action == "stop")
+            self._stopped_along.discard(p.name)  # an operator's word replaces what its dependency did to it
         if action == "start":
             for p in procs:
                 p.start()
@@ -179,6 +180,11 @@ class Supervisor:
                 for p in procs:
                     p.restart()
         return await self._settle(procs, max(0.0, deadline - self._seams.monotonic()))
+
+    def _selected(self, names: Iterable[str], with_disabled: bool = False) -> list[ManagedProcess]:
+        """:meth:`select`, without the ``disabled`` programs a selector covers (one named exactly stays)."""
+        names = list(names)
+        return [p for p in self.select(names) if with_disabled or not p.cfg.disabled or p.name in names]
 
     async def _stop_in_order(self, procs: list[ManagedProcess], deadline: float) -> None:
         """Stop ``procs``, dependents first: each level is stopped (or the deadline passed) before the next."""
@@ -197,8 +203,7 @@ class Supervisor:
 
         Returns ``[{"name", "state", "health", "ready", "reason"}]``.
         """
-        names = list(names)
-        procs = [p for p in self.select(names) if not p.cfg.disabled or p.name in names]
+        procs = self._selected(names)
 
         def ready(p: ManagedProcess) -> bool:
             return meets(p, "healthy") or p.completed
@@ -220,8 +225,9 @@ class Supervisor:
         Stops at the first that does not come back ready, so the others keep serving; its snapshot says why.
         """
         out = []
-        for p in self.select(names):
+        for p in self._selected(names):
             self.store.remember_stopped(p.name, False)
+            self._stopped_along.discard(p.name)
             p.restart()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
@@ -388,12 +394,17 @@ class Supervisor:
             pulse.set()
         if isinstance(event, StateChanged) and event.old is ProcessState.RUNNING:
             self._propagate(event.name)
+        elif isinstance(event, StateChanged) and event.new is ProcessState.RUNNING and self._stopped_along:
+            for proc in self.processes.values():  # the dependency is back: what stopped with it starts again
+                if event.name in proc.cfg.part_of and proc.name in self._stopped_along:
+                    self._stopped_along.discard(proc.name)
+                    proc.start()
 
     def _propagate(self, name: str) -> None:
         """``name`` left RUNNING: the programs that are part of it (``depends_on: {name: {restart: true}}``,
         systemd's ``PartOf=``) follow: restarted when it comes back (a restart, a crash it is restarted
         after), stopped when it is stopped. Each then waits for it as at start. Not remembered as an
-        operator's stop: a daemon restart starts them as configured."""
+        operator's stop: a daemon restart starts them as configured, and so does the dependency's next start."""
         dep = self.processes.get(name)
         if dep is None:
             return
@@ -405,3 +416,4 @@ class Supervisor:
                     proc.restart()
                 else:
                     proc.stop()
+                    self._stopped_along.add(proc.name)

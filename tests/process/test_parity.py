@@ -132,6 +132,14 @@ async def test_restart_true_makes_a_dependent_follow_its_dependency(tmp_path: Pa
         await until(sub, state("api", S.STOPPED))
         assert sup.processes["cron"].state is S.RUNNING
         assert not sup.store.stopped_by_hand() - {"db"}  # api's stop is not an operator's
+        await sup.act("start", ["db"], 20)  # and it comes back with db
+        await until(sub, state("api", S.RUNNING))
+
+        await sup.act("stop", ["db"], 20)
+        await until(sub, state("api", S.STOPPED))
+        await sup.act("stop", ["api"], 20)  # an operator's stop of api itself: it stays stopped this time
+        await sup.act("start", ["db"], 20)
+        assert sup.processes["api"].state is S.STOPPED and not sup.processes["api"].wanted
 
 
 async def test_disabled_programs_are_listed_and_started_only_by_name(tmp_path: Path) -> None:
