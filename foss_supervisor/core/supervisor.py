@@ -171,11 +171,12 @@ class Supervisor:
             for p in procs:
                 p.start()
         else:
-            self._restarting = {p.name for p in procs} if action == "restart" else set()
+            restarting = {p.name for p in procs} - self._restarting if action == "restart" else set()
+            self._restarting |= restarting  # (a reload may be stopping others meanwhile: each removes its own)
             try:
                 await self._stop_in_order(procs, deadline)
             finally:
-                self._restarting = set()
+                self._restarting -= restarting
             if action == "restart":
                 for p in procs:
                     p.restart()
@@ -257,12 +258,13 @@ class Supervisor:
         plan = self.plan(new)
         old_cfgs = {n: self.processes[n].cfg for n in (*plan.removed, *plan.changed)}
         removed_logs = {self.processes[n].log_path for n in plan.removed}
-        self._restarting = set(plan.changed)  # what is part of a changed program comes back with it
+        restarting = set(plan.changed) - self._restarting  # what is part of a changed program comes back with it
+        self._restarting |= restarting
         try:
             for level in stop_levels(old_cfgs):
                 await self._stop_many(level, remove=True)
         finally:
-            self._restarting = set()
+            self._restarting -= restarting
         for path in removed_logs - {p.log_path for p in self.processes.values()}:
             self.store.write_failures.forget(path)  # a removed program's log is no longer a problem
         stopped = self.store.stopped_by_hand()
