@@ -410,6 +410,8 @@ def _dependencies_hostile(gate: Gate[Any]) -> Strategy:
             5,
             True,
             {"db": 5},
+            {"db": {"restart": "yes"}},
+            {"db": {"restart": 1}},
         ]
     )
 
@@ -494,7 +496,20 @@ KINDS: dict[str, tuple[Callable[[Gate[Any]], Strategy], Callable[[Gate[Any]], St
     "mode": (_mode_hostile, _mode_valid),
     "rlimit": (_rlimit_hostile, _rlimit_valid),
     "cron": (_cron_hostile, _cron_valid),
-    "dependencies": (_dependencies_hostile, lambda g: st.just((["db"], (("db",), {"db": "healthy"})))),
+    "dependencies": (
+        _dependencies_hostile,
+        lambda g: (
+            st.just((["db"], (("db",), {"db": "healthy"}, frozenset())))
+            | st.just(({"db": {"restart": True}}, (("db",), {"db": "healthy"}, frozenset({"db"}))))
+        ),
+    ),
+    "ready": (
+        lambda g: _choice_hostile(g) | _regex_hostile(g).map(lambda p: {"log": p}) | st.just({"log": "x", "y": 1}),
+        lambda g: (
+            st.sampled_from(["running", "notify"]).map(lambda k: (k, (k, "")))
+            | _regex_valid(g).map(lambda pair: ({"log": pair[0]}, ("log", pair[1])))
+        ),
+    ),
     "address": (_address_hostile, _address_valid),
     "exit codes": (_exit_codes_hostile, _exit_codes_valid),
     "events": (_events_hostile, _events_valid),

@@ -19,7 +19,7 @@ from foss_supervisor.base.resources import locate_control_socket
 from foss_supervisor.cli.analyze import args_analyze, cmd_analyze
 from foss_supervisor.cli.config import args_config, cmd_config, print_plan
 from foss_supervisor.cli.events import args_events, cmd_events
-from foss_supervisor.cli.lifecycle import cmd_restart, cmd_start, cmd_stop
+from foss_supervisor.cli.lifecycle import cmd_start, cmd_stop
 from foss_supervisor.cli.pipelines import (
     args_demo_data,
     args_export,
@@ -32,15 +32,18 @@ from foss_supervisor.cli.pipelines import (
 )
 from foss_supervisor.cli.programs import (
     args_ctl,
+    args_is_ready,
     args_logs,
     args_status,
     args_why,
     cmd_ctl,
+    cmd_is_ready,
     cmd_logs,
     cmd_status,
     cmd_top,
     cmd_why,
 )
+from foss_supervisor.cli.restart import cmd_restart
 from foss_supervisor.cli.terminal import (
     EXIT_FAIL,
     EXIT_OK,
@@ -77,10 +80,24 @@ class SocketTarget:
 # These only talk to the daemon: they find its socket without PyYAML and the typed config, which are
 # about half of a CLI call's start-up (and so of the time `ctl stop` takes before the daemon hears it).
 SOCKET_ONLY = frozenset(
-    {"status", "why", "analyze", "ctl", "logs", "query", "pipeline", "demo-data", "export", "top", "reload", "config"}
+    {
+        "status",
+        "is-ready",
+        "why",
+        "analyze",
+        "ctl",
+        "logs",
+        "query",
+        "pipeline",
+        "demo-data",
+        "export",
+        "top",
+        "reload",
+        "config",
+    }
 )
 
-__all__ = ["main"]
+__all__ = ["check_pipeline_files", "main"]
 
 DESCRIPTION = "One daemon for a data-platform host: supervised programs, the dashboard, the medallion pipeline."
 
@@ -151,6 +168,11 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
     "restart": ("replace the running daemon with a fresh one", cmd_restart, _args_restart),
     "stop": ("stop all programs and the daemon", cmd_stop, _no_args),
     "status": ("daemon and program states (exit 3: a program is not as wanted)", cmd_status, args_status),
+    "is-ready": (
+        "exit 0 when the programs are ready; --wait waits for them (scripts, CI)",
+        cmd_is_ready,
+        args_is_ready,
+    ),
     "reload": ("re-read the config and apply the difference", cmd_reload, _args_reload),
     "config": (
         "save the config through the daemon's checks; list, diff, restore kept versions",
@@ -205,7 +227,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from foss_supervisor.config import load_config
 
     try:
-        config = load_config(args.config, check_pipelines=_check_pipeline_files)
+        config = load_config(args.config, check_pipelines=check_pipeline_files)
     except ConfigError as exc:
         say("ERROR", f"config refused: {exc}")
         sock = locate_control_socket(args.config, os.environ) if args.command == "stop" else None
@@ -219,12 +241,12 @@ def _main(argv: Sequence[str] | None) -> int:
     return _run(args, config)
 
 
-def _check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
+def check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
     """The pipeline files' check, imported only when the config declares pipelines (then the loader calls it):
     ``start --foreground`` runs the daemon in this process, which must not import the pipeline package."""
-    from foss_supervisor.pipeline.configcheck import check_pipeline_files
+    from foss_supervisor.pipeline.configcheck import check_pipeline_files as check
 
-    check_pipeline_files(pipelines, data_dir)
+    check(pipelines, data_dir)
 
 
 def _run(args: argparse.Namespace, target: Target) -> int:

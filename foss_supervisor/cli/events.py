@@ -22,12 +22,14 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, say
-from foss_supervisor.config import Config
 from foss_supervisor.control.client import ControlClient, call
 from foss_supervisor.errors import NoAnswer, NotRunning
+
+if TYPE_CHECKING:  # the CLI's front imports this module: the config (and PyYAML) only when events runs
+    from foss_supervisor.config import Config
 
 __all__ = ["args_events", "cmd_events", "matches", "parse_since", "read_journal"]
 

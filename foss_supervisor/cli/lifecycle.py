@@ -3,6 +3,8 @@ stale one replaced), ``stop`` (also of a frozen or half-dead daemon, and what it
 
 Split out of :mod:`foss_supervisor.cli.dispatch`, which parses arguments and dispatches to these.
 
+``restart`` (which config the new daemon runs) is in :mod:`foss_supervisor.cli.restart`.
+
 ``start`` hears why a daemon it started could not start through a pipe (the SysV daemon's way, see
 daemon(7)): the write end is passed to the daemon, named in ``$FOSS_SUPERVISOR_START_REPORT_FD``, and the
 daemon writes its reason there before it exits. Its stderr file may be on a full disk and stay empty.
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from foss_supervisor.base.procinfo import ProcessIdentity
     from foss_supervisor.config import Config
 
-__all__ = ["cmd_restart", "cmd_start", "cmd_stop"]
+__all__ = ["HEALTH_BOUND_S", "cmd_start", "cmd_stop", "ping_daemon"]
 
 # An instance that does not answer within this bound is unhealthy and gets replaced by `start`.
 HEALTH_BOUND_S = 3.0
@@ -54,7 +56,7 @@ def _bounded_poll(check: Callable[[], bool], timeout_s: float) -> bool:
         delay = min(delay * 1.5, 0.1)
 
 
-def _ping(config: Config, timeout_s: float) -> dict[str, Any] | None:
+def ping_daemon(config: Config, timeout_s: float) -> dict[str, Any] | None:
     try:
         result = call(config.control_socket, "ping", timeout_s=timeout_s)
         return result if isinstance(result, dict) else None
@@ -114,7 +116,7 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
             "sending SIGCONT so it can stop its programs",
         )
         _continue(ident)
-    if graceful and not answers_as_holder(_ping(config, HEALTH_BOUND_S), pidfile):
+    if graceful and not answers_as_holder(ping_daemon(config, HEALTH_BOUND_S), pidfile):
         graceful = False  # whatever answers there is not the daemon that holds the lock: no command to it
     if graceful:
         try:
@@ -212,7 +214,7 @@ def cmd_start(args: argparse.Namespace, config: Config) -> int:
     pidfile = PidFile(config.pid_file)
     status = pidfile.inspect()
     if status.locked:
-        pong = _ping(config, HEALTH_BOUND_S)
+        pong = ping_daemon(config, HEALTH_BOUND_S)
         if pong is not None and not answers_as_holder(pong, pidfile):
             say(
                 "WARN",
@@ -374,7 +376,7 @@ def _await_started(config: Config, proc: Any, stderr_path: Path, report_fd: int)
     def ready() -> bool:
         if proc.poll() is not None:
             return True
-        state["pong"] = _ping(config, 1.0)
+        state["pong"] = ping_daemon(config, 1.0)
         return bool(state["pong"]) and state["pong"].get("phase") == "ready"
 
     _bounded_poll(ready, READY_TIMEOUT_S)
@@ -437,11 +439,6 @@ def cmd_stop(args: argparse.Namespace, config: Config) -> int:
         return EXIT_OK
     say("ERROR", f"pid {status.pid} is still running")
     return EXIT_FAIL
-
-
-def cmd_restart(args: argparse.Namespace, config: Config) -> int:
-    args.restart = True
-    return cmd_start(args, config)
 
 
 # ------------------------------------------------------------------------------------------ queries

@@ -1,4 +1,5 @@
-"""The CLI's subcommands about programs: ``status``, ``logs``, ``ctl`` (start, stop, restart, signal, scale), ``top``.
+"""The CLI's subcommands about programs: ``status``, ``is-ready``, ``logs``, ``ctl`` (start, stop, restart, signal,
+scale), ``top``.
 
 Each takes any selector where it takes a program (see :mod:`foss_supervisor.core.selectors`) and talks to the
 daemon over the control socket; ``logs`` reads the files itself when the daemon is down.
@@ -29,10 +30,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "args_ctl",
+    "args_is_ready",
     "args_logs",
     "args_status",
     "args_why",
     "cmd_ctl",
+    "cmd_is_ready",
     "cmd_logs",
     "cmd_status",
     "cmd_top",
@@ -82,11 +85,16 @@ def cmd_logs(args: argparse.Namespace, config: Target) -> int:
 
 
 def _offline_logs(args: argparse.Namespace) -> tuple[list[Any], dict[str, list[str]]]:
-    """The daemon is down: the same sources, found from the config, read from disk."""
+    """The daemon is down: the same sources, found from the config (without ``--config``: the one the last
+    daemon of the state dir ran), read from disk."""
+    from foss_supervisor.cli.restart import config_given, load_last_config
     from foss_supervisor.config import load_config
     from foss_supervisor.core.logview import select_sources, tail
+    from foss_supervisor.core.statestore import last_config
 
     config = load_config(args.config)
+    if not config_given(args) and (ran := last_config(config.state_dir)) is not None:
+        config = load_last_config(ran)
     say("INFO", f"foss-supervisor is not running; reading the log files under {config.state_dir}")
     program_logs = {n: p.log.file or config.state_dir / "logs" / f"{n}.log" for n, p in config.programs.items()}
     sources = select_sources(args.names, program_logs, config.state_dir, config.replica_sets, config.groups)
@@ -105,8 +113,18 @@ def cmd_ctl(args: argparse.Namespace, config: Target) -> int:
             outcome = f"sent {p['signal']} to pid {p['pid']}" if p["sent"] else p["reason"]
             print(f"{p['name']}: {outcome}")
         return EXIT_OK if all(p["sent"] for p in sent) else EXIT_FAIL
+    if args.rolling and args.action != "restart":
+        say("ERROR", "--rolling goes with restart only (ctl restart --rolling web)")
+        return EXIT_USAGE
+    extra = {"rolling": True} if args.rolling else {}
+    selected = len(args.names) if not args.rolling else 1000  # a rolling restart waits for each in turn
     results = call(
-        config.control_socket, args.action, timeout_s=args.wait + 10.0, names=args.names, wait_s=float(args.wait)
+        config.control_socket,
+        args.action,
+        timeout_s=args.wait * selected + 10.0,
+        names=args.names,
+        wait_s=float(args.wait),
+        **extra,
     )
     failed = False
     for p in results:
@@ -125,7 +143,7 @@ def _scale(args: argparse.Namespace, config: Target) -> int:
     for key in ("added", "removed"):
         if plan[key]:
             print(f"{key:>7}: {', '.join(plan[key])}")
-    say("SUCCESS", f"{args.names[0]} runs {args.names[1]} replicas (until the next reload)")
+    say("SUCCESS", f"{args.names[0]} runs {args.names[1]} replicas (kept by reloads until its replicas: is edited)")
     return EXIT_OK
 
 
@@ -170,3 +188,33 @@ def args_ctl(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("names", nargs="+", metavar="SELECTOR", help=SELECTOR_HELP)
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the new state (default 30)")
+    p.add_argument(
+        "--rolling",
+        action="store_true",
+        help="restart one at a time, each ready (RUNNING, healthy) before the next; --wait bounds each",
+    )
+
+
+def cmd_is_ready(args: argparse.Namespace, config: Target) -> int:
+    """Exit 0 when every selected program is ready (RUNNING and, when probed, healthy), else 1 saying which
+    is not; with --wait, wait up to --timeout seconds for them first (process-compose's ``is-ready --wait``)."""
+    import time
+
+    wait_s = args.timeout if args.wait else 0.0
+    began = time.monotonic()
+    result = call(config.control_socket, "is_ready", timeout_s=wait_s + 10.0, names=args.names, wait_s=wait_s)
+    if result["ready"]:
+        say("SUCCESS", f"ready: {', '.join(p['name'] for p in result['programs']) or '(no program selected)'}")
+        return EXIT_OK
+    late = [p for p in result["programs"] if not p["ready"]]
+    after = f" after {time.monotonic() - began:.1f}s" if args.wait else ""  # stopped or FATAL ones end it early
+    say("ERROR", f"not ready{after}: " + "; ".join(f"{p['name']} ({p['state']}, {p['reason']})" for p in late))
+    return EXIT_FAIL
+
+
+def args_is_ready(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", default=["all"], metavar="SELECTOR", help=SELECTOR_HELP + " (default: all)")
+    p.add_argument(
+        "--wait", action="store_true", help="wait for them to be ready (up to --timeout) instead of answering at once"
+    )
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits at most (0 to 3600, default 60)")

@@ -75,6 +75,8 @@ def info_column(p: Mapping[str, Any]) -> str:
         at = time.strftime("%H:%M:%S", time.localtime(p["next_attempt_at"]))
         left = max(0.0, p["next_attempt_at"] - time.time())
         reason = f"{reason.split('; retry in ')[0]}; next attempt at {at} (in {left:.1f}s)"
+    if p.get("disabled") and p["wanted"] == "stopped":
+        return f"disabled; {reason}" if reason else "disabled (start it by name)"
     return reason
 
 

@@ -1,5 +1,5 @@
-"""The commands of the daemon and its programs: ping, status, start, stop, restart, signal, reload, scale,
-shutdown, help and health."""
+"""The commands of the daemon and its programs: ping, status, start, stop, restart, is_ready, signal, reload,
+scale, shutdown, help and health."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
     warnings, loop: {beats, last_beat_at, lag_s, max_lag_s, max_lag_ever_s, interval_s}}, "services": [the
     daemon's own children, each like a program: ``@dashboard``, and ``@pipeline-worker`` when pipelines
     are configured], "programs": [{name, group, state, health, health_detail, pid, exit_code, completed,
-    uptime_s, spawns, wanted ("running"|"stopped"), reason, next_attempt_at, retry_in_s, status_text,
+    uptime_s, spawns, wanted ("running"|"stopped"), disabled, reason, next_attempt_at, retry_in_s, status_text,
     command, depends_on, dependency_conditions, log_file, env}]}`` (secrets redacted, as in every reply),
     plus, when pipelines are configured, ``"pipelines": {"worker": {name, state, reason, pid, busy,
     uptime_s, rss_bytes, startup_s, starts, restarts, last_restart, recycles, recycle_pending, limit_hits,
@@ -91,10 +91,41 @@ async def stop(ctx: CommandContext, names: list[str], wait_s: float) -> list[dic
     return await ctx.supervisor.act("stop", names, wait_s)
 
 
-@command("restart", mutating=True, names=(list, ...), wait_s=(float, 60.0))
-async def restart(ctx: CommandContext, names: list[str], wait_s: float) -> list[dict[str, Any]]:
-    """Stop programs (stop_signal, then SIGKILL after stop_timeout) and start them again."""
+@command("restart", mutating=True, names=(list, ...), wait_s=(float, 60.0), rolling=(bool, False))
+async def restart(ctx: CommandContext, names: list[str], wait_s: float, rolling: bool) -> list[dict[str, Any]]:
+    """Stop programs (stop_signal, then SIGKILL after stop_timeout) and start them again, dependents
+    stopped first and each started once its dependencies are ready.
+
+    rolling: one at a time (the replicas of ``web`` in order), each waited for until ready (RUNNING
+    and, when probed, healthy; wait_s each at most) before the next is stopped, so the set never drops;
+    it stops at the first that does not come back ready, and returns the ones it restarted.
+    """
+    if rolling:
+        return await ctx.supervisor.rolling_restart(names, _bounded_wait(wait_s))
     return await ctx.supervisor.act("restart", names, wait_s)
+
+
+MAX_WAIT_S = 3600.0
+
+
+def _bounded_wait(wait_s: float) -> float:
+    if not 0.0 <= wait_s <= MAX_WAIT_S:  # NaN too
+        raise CommandError(f"wait_s must be between 0 and {MAX_WAIT_S:g} seconds")
+    return wait_s
+
+
+@command("is_ready", names=(list, ["all"]), wait_s=(float, 0.0))
+async def is_ready(ctx: CommandContext, names: list[str], wait_s: float) -> dict[str, Any]:
+    """Whether every selected program is ready (RUNNING and, when probed, healthy; a completed one-shot job
+    counts; a disabled program only when named), as process-compose's ``project is-ready``.
+
+    wait_s (0 to 3600): wait that long at most for all to be ready; 0 answers at once. The wait ends
+    early when each program that is not ready will not be without an operator (stopped, FATAL, or
+    waiting on a dependency that gave up). Returns
+    ``{"ready": bool, "programs": [{"name", "state", "health", "ready", "reason"}]}``.
+    """
+    programs = await ctx.supervisor.readiness(names, _bounded_wait(wait_s))
+    return {"ready": all(p["ready"] for p in programs), "programs": programs}
 
 
 @command("signal", mutating=True, signal=(str, ...), names=(list, ...))
@@ -144,10 +175,12 @@ async def reload(ctx: CommandContext, dry_run: bool) -> dict[str, Any]:
 async def scale(ctx: CommandContext, name: str, replicas: int) -> dict[str, Any]:
     """Run ``replicas`` copies of program ``name`` now (1 to 1000), as process-compose and PM2 scale.
 
-    The config file is re-read with that count (replicas are named NAME-0, NAME-1...; one copy is
-    named NAME); new copies start, surplus ones stop; other programs keep their running counts.
-    Refused when the file holds other changes (reload those first). Lasts until the next reload or
-    daemon restart, which use the file's counts.
+    The config file is re-read with that count: new copies start, surplus ones stop (the highest
+    numbers first), the running ones are not touched; other programs keep their running counts. Names
+    follow the file's count: a program the file runs once is NAME, scaled up NAME, NAME-1, NAME-2...;
+    one the file runs several times is NAME-0, NAME-1... at any count. Refused when the file holds
+    other changes (reload those first). A scale outlives reloads while the file's ``replicas`` of that
+    program stays as it was (editing it is the new word); a daemon restart uses the file's counts.
     Returns the reload plan (added, changed, removed, unchanged).
     """
     sets = ctx.config.replica_sets

@@ -138,8 +138,9 @@ def parse_config(
     data, lines = load_yaml(text, label)
     errors: list[ConfigError] = []
     base = file.parent.resolve()
+    file_counts: dict[str, int] = {}
     if isinstance(data, dict):
-        _override_replicas(data, replicas or {})
+        file_counts = _override_replicas(data, replicas or {})
         interpolate_config(data, lines, label, base, environ, errors)
     root = Reader(data, "", label, lines, errors, SCHEMA)
     root.only()
@@ -158,7 +159,7 @@ def parse_config(
     log.only()
     history = root.sub("history")
     history.only()
-    programs, groups = parse_programs(root.sub("programs"), base)
+    programs, groups = parse_programs(root.sub("programs"), base, file_counts)
     check_single_writers(programs, state_dir, label, lines, errors)
     program_groups = parse_groups(root.sub("groups"), groups)
     hooks = parse_hooks(root.sub("hooks"))
@@ -221,11 +222,17 @@ def _from_environ(environ: Mapping[str, str], variable: str, gate: Gate[T], erro
         return None
 
 
-def _override_replicas(data: dict[str, Any], replicas: Mapping[str, int]) -> None:
+def _override_replicas(data: dict[str, Any], replicas: Mapping[str, int]) -> dict[str, int]:
+    """Set the counts ``ctl scale`` asked for; returns the file's own count of each overridden program (their
+    replicas keep the names the file's count gives: scaling never renames a running replica)."""
     programs = data.get("programs")
+    file_counts: dict[str, int] = {}
     for name, count in replicas.items():
         if isinstance(programs, dict) and isinstance(programs.get(name), dict):
+            written = programs[name].get("replicas", 1)
+            file_counts[name] = written if isinstance(written, int) and not isinstance(written, bool) else 1
             programs[name]["replicas"] = count
+    return file_counts
 
 
 def load_config(

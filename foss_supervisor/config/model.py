@@ -121,7 +121,10 @@ class ProgramConfig:
     dependency_conditions: Mapping[str, DependencyCondition] = field(default_factory=dict)  # missing: healthy
     umask: int | None = None  # None: the daemon's
     rlimits: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # name -> (soft, hard); -1: unlimited
-    ready: Literal["running", "notify"] = "running"
+    ready: Literal["running", "notify", "log"] = "running"
+    ready_log: str = ""  # ready: log: the RE2 pattern a line of output must match
+    disabled: bool = False  # listed, never started but by an operator naming it (process-compose's disabled)
+    part_of: frozenset[str] = frozenset()  # dependencies whose stop or restart this follows (systemd PartOf=)
     group: str = ""  # the program name before replicas were expanded
     replica: int = 0
     health: HealthConfig | None = None

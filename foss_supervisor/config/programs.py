@@ -7,7 +7,7 @@ import signal
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from foss_supervisor.base.resources import resolve_path
 from foss_supervisor.config.model import (
@@ -62,8 +62,13 @@ def _parse_log(r: Reader, base: Path) -> LogConfig:
     )
 
 
-def _parse_program(name: str, r: Reader, base: Path) -> list[ProgramConfig]:
-    """One program section; each replica is parsed from its own copy with ``{replica}`` filled in everywhere."""
+def _parse_program(name: str, r: Reader, base: Path, file_count: int | None = None) -> list[ProgramConfig]:
+    """One program section; each replica is parsed from its own copy with ``{replica}`` filled in everywhere.
+
+    Names follow the file's count (``file_count`` when ``ctl scale`` overrides ``replicas``): one copy is
+    ``NAME``, and scaled up it stays ``NAME`` beside ``NAME-1``, ``NAME-2``...; several are ``NAME-0``...,
+    scaled down to one it stays ``NAME-0``. So a scale adds and removes replicas, never renames one.
+    """
     r.only()
     if "command" not in r.data:
         r.fail("", "missing required key 'command'")
@@ -72,9 +77,11 @@ def _parse_program(name: str, r: Reader, base: Path) -> list[ProgramConfig]:
     def replica(i: int) -> Reader:
         return Reader(_fill_replica(r.data, str(i)), r.path, r.file, r.lines, None, PROGRAM)
 
-    if replicas == 1:
-        return [_parse_replica(name, name, 0, replica(0), base)]
-    return [_parse_replica(f"{name}-{i}", name, i, replica(i), base) for i in range(replicas)]
+    bare_first = (replicas if file_count is None else file_count) == 1
+    return [
+        _parse_replica(name if bare_first and i == 0 else f"{name}-{i}", name, i, replica(i), base)
+        for i in range(replicas)
+    ]
 
 
 def _fill_replica(value: Any, replica: str) -> Any:
@@ -100,8 +107,9 @@ def _parse_replica(name: str, group: str, replica: int, r: Reader, base: Path) -
     user = r.get("user", "") or None
     if user is not None and os.geteuid() != 0:
         r.fail("user", "can only be set when the daemon runs as root")
-    no_dependencies: tuple[tuple[str, ...], dict[str, str]] = ((), {})
-    depends_on, conditions = r.get("depends_on", no_dependencies)
+    no_dependencies: tuple[tuple[str, ...], dict[str, str], frozenset[str]] = ((), {}, frozenset())
+    depends_on, conditions, part_of = r.get("depends_on", no_dependencies)
+    ready, ready_log = r.get("ready", ("running", ""))
     return ProgramConfig(
         name=name,
         command=command,
@@ -122,9 +130,12 @@ def _parse_replica(name: str, group: str, replica: int, r: Reader, base: Path) -
         kill_group=r.get("kill_group", True),
         depends_on=depends_on,
         dependency_conditions=cast(dict[str, DependencyCondition], conditions),
+        part_of=part_of,
+        disabled=r.get("disabled", False),
         umask=r.get("umask", None),
         rlimits=_parse_rlimits(r.sub("rlimits")),
-        ready=r.get("ready", "running"),
+        ready=cast(Literal["running", "notify", "log"], ready),
+        ready_log=ready_log,
         group=group,
         replica=replica,
         health=_parse_health(r.sub("health")) if r.data.get("health") is not None else None,
@@ -161,13 +172,20 @@ def check_dependencies(
     for name, prog in programs.items():
         deps: list[str] = []
         conditions: dict[str, DependencyCondition] = {}
+        part_of: set[str] = set()
         for dep in prog.depends_on:
-            if dep not in groups:
+            # a program's name stands for all its replicas; a replica's name (web-0) for itself
+            members = groups.get(dep) or ([dep] if dep in programs and dep != name else None)
+            if members is None:
                 key = f"programs.{prog.group}.depends_on"
                 raise ConfigError(file, key, f"unknown program {dep!r}", lines.get(f"{key}.{dep}") or lines.get(key))
-            deps.extend(groups[dep])
-            conditions.update(dict.fromkeys(groups[dep], prog.condition_for(dep)))
-        expanded[name] = replace(prog, depends_on=tuple(deps), dependency_conditions=conditions)
+            deps.extend(m for m in members if m not in deps)
+            conditions.update(dict.fromkeys(members, prog.condition_for(dep)))
+            if dep in prog.part_of:
+                part_of.update(members)
+        expanded[name] = replace(
+            prog, depends_on=tuple(deps), dependency_conditions=conditions, part_of=frozenset(part_of)
+        )
     visiting: set[str] = set()
     done: set[str] = set()
 
@@ -229,15 +247,20 @@ def parse_groups(r: Reader, replica_sets: dict[str, list[str]]) -> dict[str, tup
     return out
 
 
-def parse_programs(progs: Reader, base: Path) -> tuple[dict[str, ProgramConfig], dict[str, list[str]]]:
-    """Every program (replicas expanded) and each program name's replica names; errors go to the reader."""
+def parse_programs(
+    progs: Reader, base: Path, file_counts: Mapping[str, int] | None = None
+) -> tuple[dict[str, ProgramConfig], dict[str, list[str]]]:
+    """Every program (replicas expanded) and each program name's replica names; errors go to the reader.
+
+    ``file_counts``: the file's own ``replicas`` of the programs ``ctl scale`` overrides (they name the replicas).
+    """
     programs: dict[str, ProgramConfig] = {}
     groups: dict[str, list[str]] = {}
     for name, section in progs.each():
         if not isinstance(progs.data[name], dict):
             continue  # the reader noted it
         try:
-            expanded = _parse_program(name, section, base)
+            expanded = _parse_program(name, section, base, (file_counts or {}).get(name))
         except ConfigError as exc:
             if progs.errors is None:
                 raise

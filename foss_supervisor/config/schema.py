@@ -60,21 +60,28 @@ _RETRIES = gates.count(0, 10_000)
 START_RETRIES: Gate[int | None] = Gate("retries", "0 to 10000, or forever", _start_retries, bounds=(0, 10_000))
 
 
-def _dependencies(value: Any) -> tuple[tuple[str, ...], dict[str, str]]:
-    """``db``, ``[db, cache]`` (each ``healthy``) or ``{db: {condition: healthy}, init: completed_successfully}``.
+def _dependencies(value: Any) -> tuple[tuple[str, ...], dict[str, str], frozenset[str]]:
+    """``db``, ``[db, cache]`` (each ``healthy``) or ``{db: {condition: healthy, restart: true}, init:
+    completed_successfully}``: (names, name -> condition, the names whose stop or restart the program follows).
 
-    Docker Compose's ``service_*`` and process-compose's ``process_*`` spellings are accepted too.
+    Docker Compose's ``service_*`` and process-compose's ``process_*`` spellings are accepted too; ``restart:
+    true`` is compose's (systemd's ``PartOf=``).
     """
     if not isinstance(value, dict):
         listed = _NAMES(value)
-        return listed, dict.fromkeys(listed, "healthy")
+        return listed, dict.fromkeys(listed, "healthy"), frozenset()
     conditions: dict[str, str] = {}
+    part_of: set[str] = set()
     for dep, spec in value.items():
         PROGRAM_NAME(dep)
         where = f".{dep}"
         if isinstance(spec, dict):
-            if set(spec) - {"condition"}:
-                raise GateError("a dependency takes only 'condition'", where)
+            if set(spec) - {"condition", "restart"}:
+                raise GateError("a dependency takes only 'condition' and 'restart'", where)
+            if spec.get("restart", False) is True:
+                part_of.add(dep)
+            elif spec.get("restart", False) is not False:
+                raise GateError(f"must be true or false, got {shown(spec['restart'])}", f"{where}.restart")
             spec, where = spec.get("condition", "healthy"), f"{where}.condition"
         text = "healthy" if spec is None else spec
         if isinstance(text, str):
@@ -82,12 +89,33 @@ def _dependencies(value: Any) -> tuple[tuple[str, ...], dict[str, str]]:
         if text not in DEPENDENCY_CONDITIONS:
             raise GateError(f"must be one of {', '.join(DEPENDENCY_CONDITIONS)}, got {shown(spec)}", where)
         conditions[dep] = text
-    return tuple(conditions), conditions
+    return tuple(conditions), conditions, frozenset(part_of)
 
 
 _NAMES = gates.names(PROGRAM_NAME)
-DEPENDENCIES: Gate[tuple[tuple[str, ...], dict[str, str]]] = Gate(
-    "dependencies", "a program name, a list of them, or {name: {condition: started|healthy|...}}", _dependencies
+DEPENDENCIES: Gate[tuple[tuple[str, ...], dict[str, str], frozenset[str]]] = Gate(
+    "dependencies",
+    "a program name, a list of them, or {name: {condition: started|healthy|..., restart: true|false}}",
+    _dependencies,
+)
+
+
+def _ready(value: Any) -> tuple[str, str]:
+    """``running``, ``notify`` or ``{log: REGEX}`` (ready once a line of output matches, RE2) as (kind, pattern)."""
+    if isinstance(value, dict):
+        if set(value) != {"log"}:
+            raise GateError(f"a mapping takes only 'log' (a regular expression), got {shown(value)}")
+        try:
+            return "log", _LOG_PATTERN(value["log"])
+        except GateError as exc:
+            raise GateError(exc.reason, ".log") from None
+    return _READY_KIND(value), ""
+
+
+_READY_KIND = gates.choice(("running", "notify"))
+_LOG_PATTERN = gates.regex()
+READY: Gate[tuple[str, str]] = Gate(
+    "ready", "running, notify, or {log: REGEX} (RE2)", _ready, options=("running", "notify")
 )
 
 
@@ -213,7 +241,8 @@ PROGRAM: Section = {
     "replicas": gates.count(1, 1000),
     "health": HEALTH,
     "log": LOG,
-    "ready": gates.choice(("running", "notify")),
+    "ready": READY,
+    "disabled": _BOOL,
     "umask": gates.mode(),
     "rlimits": dict.fromkeys(sorted(RLIMIT_NAMES), gates.rlimit()),
     "pidfile": _PATH,

@@ -193,6 +193,7 @@ class ManagedProcess(ProgramRecord):
             "uptime_s": round(now - self.started_at, 3) if self.started_at and self.pid else None,
             "spawns": self.spawns,
             "wanted": "running" if self.wanted else "stopped",
+            "disabled": self.cfg.disabled,  # started only when an operator names it
             "reason": self.reason,
             "next_attempt_at": self.next_attempt_at,
             "retry_in_s": retry_in,
@@ -291,12 +292,15 @@ class ManagedProcess(ProgramRecord):
                     return
                 exited = followed
             if ready is not None and not ready.done():
-                why = f"no READY=1 within {start_timeout:g}s"
+                awaited = f"line matching {self.cfg.ready_log!r}" if self.cfg.ready == "log" else "READY=1"
+                why = f"no {awaited} within {start_timeout:g}s"
                 await self._stop_child(why, quiet=True)
                 await self._after_failed_start(why)
                 return
             self._start_failures = 0
-            became = "sent READY=1" if ready is not None else f"up for {start_timeout:g}s"
+            became = f"up for {start_timeout:g}s"
+            if ready is not None:
+                became = "wrote a line matching its ready pattern" if self.cfg.ready == "log" else "sent READY=1"
             self._transition(S.RUNNING, became)
             if self.cfg.health is not None:
                 monitor = self._monitor = HealthMonitor(

@@ -32,7 +32,7 @@ from foss_supervisor.core.child import Child, reap_stragglers, signal_group, spa
 from foss_supervisor.core.containment import SPAWN_ENV, Containment, kill_all, spawn_tag
 from foss_supervisor.core.health import probe
 from foss_supervisor.core.logsink import LogSink, StreamWriter
-from foss_supervisor.core.readiness import NotifyListener
+from foss_supervisor.core.readiness import LogLineWatch, NotifyListener
 from foss_supervisor.systemd.notify import without_systemd_environ
 
 __all__ = [
@@ -150,6 +150,7 @@ class ProgramChild:
         self._wake = wake
         self._child: Child | None = None
         self._notify: NotifyListener | None = None
+        self._log_watch: LogLineWatch | None = None  # ready: {log: REGEX}
         self._sink: LogSink | None = None
         self._write_failures = write_failures or WriteFailures()
         self._tag = ""  # this spawn's tag: inherited by every descendant, so escapees are found
@@ -159,7 +160,9 @@ class ProgramChild:
 
     @property
     def ready(self) -> asyncio.Future[None] | None:
-        """Resolves at READY=1 (``ready: notify`` programs); None for the others."""
+        """Resolves at READY=1 (``ready: notify``) or a matching line (``ready: {log: ...}``); None for the others."""
+        if self._log_watch is not None:
+            return self._log_watch.ready
         return self._notify.ready if self._notify is not None else None
 
     @property
@@ -201,6 +204,7 @@ class ProgramChild:
                 self._write_failures,
                 owner=self.name,
             )
+        self._log_watch = LogLineWatch(cfg.ready_log, self._wake) if cfg.ready == "log" else None
         try:
             if cfg.ready == "notify":
                 self._notify = NotifyListener(self._wake)
@@ -233,7 +237,15 @@ class ProgramChild:
         sink = self._sink
         assert sink is not None
         writers = {1: StreamWriter(sink, ""), 2: StreamWriter(sink, "stderr: " if self.cfg.log.timestamps else "")}
-        return lambda fd, data: writers[fd].feed(data, final=not data)
+        watch = self._log_watch
+        if watch is None:
+            return lambda fd, data: writers[fd].feed(data, final=not data)
+
+        def both(fd: int, data: bytes) -> None:
+            writers[fd].feed(data, final=not data)
+            watch.feed(fd, data)
+
+        return both
 
     async def reap(self, exited: asyncio.Future[int], end_left: bool = True) -> list[ProcStat]:
         """Once it exited: end everything the spawn left running, close the pipes.

@@ -1,4 +1,6 @@
-"""Readiness notification for programs that opt in (``ready: notify``).
+"""Readiness notification for programs that opt in: ``ready: notify`` (:class:`NotifyListener`) and
+``ready: {log: REGEX}`` (:class:`LogLineWatch`: ready at the first line of output that matches,
+process-compose's ``ready_log_line``; RE2, the config's one regex dialect, linear in the line's length).
 
 The daemon gives such a program a private ``NOTIFY_SOCKET`` (a datagram socket of its own, never the
 daemon's) and counts it RUNNING only after it sends ``READY=1``, the sd_notify protocol that
@@ -29,11 +31,42 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["NotifyListener", "runtime_dir"]
+__all__ = ["MAX_WATCHED_LINE", "LogLineWatch", "NotifyListener", "runtime_dir"]
 
 MAX_DATAGRAM = 4096
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _SHORT = 60  # a runtime dir longer than this is passed over for /tmp
+
+
+#: a line longer than this is matched on its first MAX_WATCHED_LINE characters (the rest of it is dropped)
+MAX_WATCHED_LINE = 64 * 1024
+
+
+class LogLineWatch:
+    """Watches one spawn's output until a line matches ``pattern``; then :attr:`ready` resolves and ``wake`` is
+    called. ``feed`` takes the raw bytes of stdout or stderr as they arrive (each stream its own buffer)."""
+
+    def __init__(self, pattern: str, wake: Callable[[], None]) -> None:
+        import re2  # type: ignore[import-not-found,import-untyped,unused-ignore]  # only programs that use it
+
+        self._regex = re2.compile(pattern)
+        self._wake = wake
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._partial: dict[int, bytes] = {}
+
+    def feed(self, fd: int, data: bytes) -> None:
+        """Bytes of stream ``fd`` (empty: the stream ended, its last unterminated line counts)."""
+        if self.ready.done():
+            return
+        buffered = self._partial.get(fd, b"") + data
+        *lines, rest = buffered.split(b"\n") if data else [*buffered.split(b"\n"), b""]
+        self._partial[fd] = rest[:MAX_WATCHED_LINE]
+        for line in lines:
+            if self._regex.search(line[:MAX_WATCHED_LINE].decode("utf-8", "replace")):
+                self.ready.set_result(None)
+                self._partial.clear()
+                self._wake()
+                return
 
 
 def runtime_dir() -> Path:

@@ -20,10 +20,30 @@ from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.procinfo import ProcessIdentity
 from foss_supervisor.base.writefailures import WriteFailures
 
-__all__ = ["Leftover", "StateStore", "read_json"]
+__all__ = ["LAST_CONFIG", "Leftover", "StateStore", "last_config", "read_json", "record_config"]
 
 RETRY_DELAY_S = 1.0  # a state file that failed to be written is written again after this long
 GONE_WRITE_DELAY_S = 0.5  # a child's exit alone is recorded after this long (or with the next spawn)
+
+
+#: the config file the last daemon of a state dir ran (an absolute path, one line): what ``restart`` and ``logs``
+#: use when the daemon is down and no ``--config`` is given
+LAST_CONFIG = "last-config"
+
+
+def record_config(state_dir: Path, source: Path) -> None:
+    """Write ``source`` (made absolute) as the last config of ``state_dir``; raises OSError on failure."""
+    atomic_write(state_dir / LAST_CONFIG, f"{source.resolve()}\n", durable=False)
+
+
+def last_config(state_dir: Path) -> Path | None:
+    """The config file the last daemon of ``state_dir`` ran, if recorded and still a file; else None."""
+    try:
+        text = (state_dir / LAST_CONFIG).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    path = Path(text)
+    return path if text and path.is_absolute() and path.is_file() else None
 
 
 def read_json(path: Path) -> Any:

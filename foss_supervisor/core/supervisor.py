@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 import structlog
 
 from foss_supervisor.base.procinfo import identity_of
-from foss_supervisor.config import Config, DependencyCondition, ProgramConfig
+from foss_supervisor.config import Config, ProgramConfig
 from foss_supervisor.core.containment import Containment
 from foss_supervisor.core.events import ConfigReloaded, EventBus, HealthChanged, StateChanged
+from foss_supervisor.core.ordering import ReloadPlan, describe, meets, plan_reload, stop_levels
 from foss_supervisor.core.process import ManagedProcess
 from foss_supervisor.core.seams import REAL_SEAMS, Seams
 from foss_supervisor.core.selectors import resolve
@@ -35,6 +35,8 @@ from foss_supervisor.errors import CommandError
 
 __all__ = ["Action", "ReloadPlan", "Supervisor", "plan_reload", "stop_levels"]
 
+_describe, _meets = describe, meets  # their former names here
+
 Action = Literal["start", "stop", "restart"]
 
 log = structlog.get_logger("foss_supervisor.core.supervisor")
@@ -42,44 +44,6 @@ log = structlog.get_logger("foss_supervisor.core.supervisor")
 CONTROLLER_RESTART_DELAY_S = 1.0
 #: at start, a program in BACKOFF whose next attempt is further off than this is reported, not waited for
 LONG_BACKOFF_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadPlan:
-    """What a reload would do; pure data so it can be shown (``reload --dry-run``) and tested."""
-
-    added: tuple[str, ...]
-    changed: tuple[str, ...]
-    removed: tuple[str, ...]
-    unchanged: tuple[str, ...]
-
-
-def plan_reload(old: Mapping[str, ProgramConfig], new: Mapping[str, ProgramConfig]) -> ReloadPlan:
-    """Diff two program sets by name and by every setting."""
-    return ReloadPlan(
-        added=tuple(sorted(n for n in new if n not in old)),
-        changed=tuple(sorted(n for n in new if n in old and new[n] != old[n])),
-        removed=tuple(sorted(n for n in old if n not in new)),
-        unchanged=tuple(sorted(n for n in new if n in old and new[n] == old[n])),
-    )
-
-
-def stop_levels(programs: Mapping[str, ProgramConfig]) -> list[list[str]]:
-    """Names grouped so that each group only depends on later groups: dependents stop first."""
-    depth: dict[str, int] = {}
-
-    def depth_of(name: str) -> int:
-        if name not in depth:
-            deps = [d for d in programs[name].depends_on if d in programs]
-            depth[name] = 1 + max((depth_of(d) for d in deps), default=-1)
-        return depth[name]
-
-    for name in programs:
-        depth_of(name)
-    levels: dict[int, list[str]] = {}
-    for name, d in depth.items():
-        levels.setdefault(d, []).append(name)
-    return [sorted(levels[d]) for d in sorted(levels, reverse=True)]
 
 
 class Supervisor:
@@ -106,6 +70,8 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._group: asyncio.TaskGroup | None = None
         self._pulse = asyncio.Event()
+        self._restarting: set[str] = set()  # stopped by act() on the way to a restart (PartOf= propagates it)
+        self._stopped_along: set[str] = set()  # stopped because a dependency they are part of was: back with it
         bus.on(self._on_event)
 
     # ---------------------------------------------------------------- lifecycle
@@ -116,7 +82,7 @@ class Supervisor:
             self._group = group
             stopped = self.store.stopped_by_hand()
             for cfg in self.config.programs.values():
-                self._add(cfg, wanted=cfg.autostart and cfg.name not in stopped)
+                self._add(cfg, wanted=cfg.autostart and not cfg.disabled and cfg.name not in stopped)
             started.set()
             await shutdown.wait()
             await self.stop_all()
@@ -189,12 +155,90 @@ class Supervisor:
         return [self.processes[name] for name in chosen]
 
     async def act(self, action: Action, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
-        """An operator's start, stop or restart: remembered across daemon restarts, then waited for."""
-        procs = self.select(names)
+        """An operator's start, stop or restart: remembered across daemon restarts, then waited for.
+
+        In dependency order, whatever the selector: a stop or restart stops dependents before their
+        dependencies, one level at a time; starts wait for each program's dependencies to meet their
+        condition (as at daemon start). A ``disabled`` program is left alone by start and restart unless
+        ``names`` names it exactly.
+        """
+        procs = self._selected(names, with_disabled=action == "stop")
+        deadline = self._seams.monotonic() + wait_s
         for p in procs:
             self.store.remember_stopped(p.name, action == "stop")
-            {"start": p.start, "stop": p.stop, "restart": p.restart}[action]()
-        return await self._settle(procs, wait_s)
+            self._stopped_along.discard(p.name)  # an operator's word replaces what its dependency did to it
+        if action == "start":
+            for p in procs:
+                p.start()
+        else:
+            restarting = {p.name for p in procs} - self._restarting if action == "restart" else set()
+            self._restarting |= restarting  # (a reload may be stopping others meanwhile: each removes its own)
+            try:
+                await self._stop_in_order(procs, deadline)
+            finally:
+                self._restarting -= restarting
+            if action == "restart":
+                for p in procs:
+                    p.restart()
+        return await self._settle(procs, max(0.0, deadline - self._seams.monotonic()))
+
+    def _selected(self, names: Iterable[str], with_disabled: bool = False) -> list[ManagedProcess]:
+        """:meth:`select`, without the ``disabled`` programs a selector covers (one named exactly stays)."""
+        names = list(names)
+        return [p for p in self.select(names) if with_disabled or not p.cfg.disabled or p.name in names]
+
+    async def _stop_in_order(self, procs: list[ManagedProcess], deadline: float) -> None:
+        """Stop ``procs``, dependents first: each level is stopped (or the deadline passed) before the next."""
+        by_name = {p.name: p for p in procs}
+        for level in stop_levels({p.name: p.cfg for p in procs}):
+            for name in level:
+                by_name[name].stop()
+            with contextlib.suppress(TimeoutError):
+                left = max(0.0, deadline - self._seams.monotonic())
+                await asyncio.gather(*(by_name[n].wait_settled(left) for n in level))
+
+    async def readiness(self, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
+        """Each selected program (a ``disabled`` one only when named exactly) and whether it is ready: RUNNING
+        and, when probed, healthy; a one-shot job that completed counts. Waits up to ``wait_s`` for all to be,
+        or until each that is not will not be without an operator (stopped, FATAL, waiting on one that gave up).
+
+        Returns ``[{"name", "state", "health", "ready", "reason"}]``.
+        """
+        procs = self._selected(names)
+
+        def ready(p: ManagedProcess) -> bool:
+            return meets(p, "healthy") or p.completed
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                # one that will not come up without an operator (stopped, FATAL, behind one that gave up) ends the wait
+                while not all(ready(p) or self._gave_up(p) or self._stuck(p) for p in procs):
+                    await self._next_change()
+        return [
+            {"name": p.name, "state": str(p.state), "health": str(p.health), "ready": ready(p), "reason": p.reason}
+            for p in procs
+        ]
+
+    async def rolling_restart(self, names: Iterable[str], wait_s: float) -> list[dict[str, Any]]:
+        """Restart the selected programs one at a time (replicas of a set in order), each waited for until it
+        is ready (RUNNING and, when probed, healthy) before the next is touched, ``wait_s`` for each at most.
+
+        Stops at the first that does not come back ready, so the others keep serving; its snapshot says why.
+        """
+        out = []
+        for p in self._selected(names):
+            self.store.remember_stopped(p.name, False)
+            self._stopped_along.discard(p.name)
+            p.restart()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await p.wait_settled(wait_s)
+                    while not meets(p, "healthy"):
+                        await self._next_change()
+            out.append(p.snapshot())
+            if not meets(p, "healthy"):
+                break
+        return out
 
     async def _settle(self, procs: list[ManagedProcess], wait_s: float) -> list[dict[str, Any]]:
         """Wait (``wait_s`` at most) until each is as wanted, or stuck behind a dependency that gave up."""
@@ -214,15 +258,20 @@ class Supervisor:
         plan = self.plan(new)
         old_cfgs = {n: self.processes[n].cfg for n in (*plan.removed, *plan.changed)}
         removed_logs = {self.processes[n].log_path for n in plan.removed}
-        for level in stop_levels(old_cfgs):
-            await self._stop_many(level, remove=True)
+        restarting = set(plan.changed) - self._restarting  # what is part of a changed program comes back with it
+        self._restarting |= restarting
+        try:
+            for level in stop_levels(old_cfgs):
+                await self._stop_many(level, remove=True)
+        finally:
+            self._restarting -= restarting
         for path in removed_logs - {p.log_path for p in self.processes.values()}:
             self.store.write_failures.forget(path)  # a removed program's log is no longer a problem
         stopped = self.store.stopped_by_hand()
         self.config = new
         for name in (*plan.changed, *plan.added):
             cfg = new.programs[name]
-            self._add(cfg, wanted=cfg.autostart and name not in stopped)
+            self._add(cfg, wanted=cfg.autostart and not cfg.disabled and name not in stopped)
         self.bus.publish(ConfigReloaded(added=plan.added, changed=plan.changed, removed=plan.removed))
         return plan
 
@@ -304,8 +353,8 @@ class Supervisor:
             proc = self.processes.get(dep)
             if proc is None:
                 out.append(f"{dep} (not loaded)")
-            elif not _meets(proc, cfg.condition_for(dep)):
-                out.append(f"{dep} ({_describe(proc)})")
+            elif not meets(proc, cfg.condition_for(dep)):
+                out.append(f"{dep} ({describe(proc)})")
         return out
 
     def _next_change(self) -> Awaitable[object]:
@@ -335,7 +384,7 @@ class Supervisor:
             return False
         for dep in proc.cfg.depends_on:
             d = self.processes.get(dep)
-            if d is None or _meets(d, proc.cfg.condition_for(dep)):
+            if d is None or meets(d, proc.cfg.condition_for(dep)):
                 continue
             if self._gave_up(d) or self._stuck(d, depth + 1):
                 return True
@@ -345,21 +394,28 @@ class Supervisor:
         if isinstance(event, StateChanged | HealthChanged):
             pulse, self._pulse = self._pulse, asyncio.Event()
             pulse.set()
+        if isinstance(event, StateChanged) and event.old is ProcessState.RUNNING:
+            self._propagate(event.name)
+        elif isinstance(event, StateChanged) and event.new is ProcessState.RUNNING and self._stopped_along:
+            for proc in self.processes.values():  # the dependency is back: what stopped with it starts again
+                if event.name in proc.cfg.part_of and proc.name in self._stopped_along:
+                    self._stopped_along.discard(proc.name)
+                    proc.start()
 
-
-def _meets(proc: ManagedProcess, condition: DependencyCondition) -> bool:
-    """Whether ``proc`` satisfies a dependent's ``condition``."""
-    if condition == "completed_successfully":
-        return proc.completed
-    if condition == "started":
-        return proc.state is ProcessState.RUNNING or (proc.state is ProcessState.EXITED and not proc.wanted)
-    return proc.state is ProcessState.RUNNING and (proc.cfg.health is None or proc.health is Health.HEALTHY)
-
-
-def _describe(proc: ManagedProcess) -> str:
-    """``FATAL``, ``RUNNING, health unknown``, ``EXITED with code 1``: what a waiting dependent shows."""
-    if proc.state is ProcessState.RUNNING and proc.cfg.health is not None:
-        return "RUNNING, unhealthy" if proc.health is Health.UNHEALTHY else f"RUNNING, health {proc.health}"
-    if proc.state is ProcessState.EXITED:
-        return f"EXITED with code {proc.exit_code}"
-    return str(proc.state)
+    def _propagate(self, name: str) -> None:
+        """``name`` left RUNNING: the programs that are part of it (``depends_on: {name: {restart: true}}``,
+        systemd's ``PartOf=``) follow: restarted when it comes back (a restart, a crash it is restarted
+        after), stopped when it is stopped. Each then waits for it as at start. Not remembered as an
+        operator's stop: a daemon restart starts them as configured, and so does the dependency's next start."""
+        dep = self.processes.get(name)
+        if dep is None:
+            return
+        coming_back = dep.wanted or name in self._restarting
+        for proc in self.processes.values():
+            if name in proc.cfg.part_of and proc.wanted:
+                log.info("dependency_propagated", program=proc.name, dependency=name, restart=coming_back)
+                if coming_back:
+                    proc.restart()
+                else:
+                    proc.stop()
+                    self._stopped_along.add(proc.name)

@@ -137,6 +137,9 @@ class Daemon:
         self._problems: list[str] = []
         self._reload_refused = ""  # why the last reload was refused, until one succeeds
         self._reloading = asyncio.Lock()  # one reload (or scale) at a time: each plans from what the last applied
+        # program -> (the file's replicas when scaled, the scaled count): kept by reloads while the file's count
+        # of that program stays as it was (an edit of it is the operator's new word), until the daemon restarts
+        self._scaled: dict[str, tuple[int, int]] = {}
         self.bus.on(SystemdNotifier(self._notifier, self.status_line))
 
     def _selectables(self) -> tuple[list[str], dict[str, list[str]], Mapping[str, tuple[str, ...]]]:
@@ -192,12 +195,19 @@ class Daemon:
             self._reload_refused = ""
         return result
 
-    async def _reload(self, dry_run: bool, replicas: Mapping[str, int] | None) -> dict[str, Any]:
+    async def _load(self, replicas: Mapping[str, int] | None) -> Config:
         try:
-            new = await asyncio.to_thread(load_config, self._config.source, None, replicas, check_pipeline_files)
+            return await asyncio.to_thread(load_config, self._config.source, None, replicas, check_pipeline_files)
         except ConfigError as exc:
             log.error("reload_refused", error=str(exc))
             raise ConfigRefused(f"config refused, the running config stays: {exc}") from None
+
+    async def _reload(self, dry_run: bool, replicas: Mapping[str, int] | None) -> dict[str, Any]:
+        as_written = await self._load(None)
+        file_counts = {name: len(members) for name, members in as_written.replica_sets.items()}
+        if replicas is None:  # a plain reload keeps the scales whose program's count the file still has
+            replicas = {n: count for n, (written, count) in self._scaled.items() if file_counts.get(n) == written}
+        new = await self._load(replicas) if replicas else as_written
         if (short := open_files_shortfall(len(new.programs))) is not None:
             log.error("reload_refused", error=short)
             raise ConfigRefused(f"config refused, the running config stays: {short}")
@@ -230,6 +240,7 @@ class Daemon:
             self.redactor.learn(new)  # before anything of the new config can be shown or logged
             await self.supervisor.apply(new)
             self._config = new
+            self._scaled = {n: (file_counts[n], c) for n, c in replicas.items() if file_counts.get(n, c) != c}
         finally:
             if self.phase is DaemonPhase.RELOADING:  # a shutdown asked for meanwhile keeps its "stopping"
                 self._set_phase(back_to)

@@ -22,7 +22,7 @@ from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import Config
 from foss_supervisor.config.history import remove_leftover_temps
 from foss_supervisor.core.logsetup import configure_logging
-from foss_supervisor.core.statestore import StateStore
+from foss_supervisor.core.statestore import StateStore, record_config
 from foss_supervisor.daemon.fdlimits import open_files_shortfall, raise_open_files_limit
 from foss_supervisor.daemon.instance import bind_dashboard, clean_leftovers
 from foss_supervisor.daemon.lifecycle import Daemon
@@ -118,6 +118,10 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
         for stray in remove_leftover_temps(config.source, config.state_dir):  # a killed save's copy may hold secrets
             log.warning("stray_temp_file_removed", path=str(stray))
         _end_leftovers(config)
+        try:  # what `restart` and `logs` use when no --config is given
+            record_config(config.state_dir, config.source)
+        except OSError as exc:
+            log.warning("last_config_not_recorded", error=str(exc))
         if activated:
             sock = activated[0]  # socket activation: systemd owns the port, we serve on what it passed
             sock.setblocking(False)

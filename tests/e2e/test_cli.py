@@ -225,11 +225,11 @@ def test_ctl_scale_adds_and_removes_replicas_and_refuses_with_other_edits(fleet:
     wait_for(lambda: states(fleet).get("web-2") == "RUNNING", 20, "web-2 running")
     assert fleet.cli("ctl", "stop", "web").stdout.count("STOPPED") == 3  # the replica set now has three
     assert fleet.cli("ctl", "scale", "web", "1").returncode == 0
-    assert set(states(fleet)) == {"web", "api", "worker"}
+    assert set(states(fleet)) == {"web-0", "api", "worker"}  # names follow the file's count: never renamed
     fleet.config_path.write_text(fleet.config_path.read_text().replace("groups:", "  extra: {command: [x]}\ngroups:"))
     refused = fleet.cli("ctl", "scale", "api", "2")
     assert refused.returncode == 1 and "other changes (extra)" in refused.stderr
-    assert set(states(fleet)) == {"web", "api", "worker"}
+    assert set(states(fleet)) == {"web-0", "api", "worker"}
     assert fleet.cli("ctl", "scale", "nope", "2").returncode == 1
 
 
@@ -261,7 +261,7 @@ def test_scales_at_once_take_turns_and_never_break_the_daemon(fleet: DaemonHandl
     assert all("other changes (web-" in why for why in refused), refused
     assert len(refused) < len(threads) and fleet.ping() is not None
     web = sorted(n for n in states(fleet) if n.startswith("web"))
-    assert web in (["web"], ["web-0", "web-1", "web-2"], ["web-0", "web-1", "web-2", "web-3"]), web
+    assert web in (["web-0"], ["web-0", "web-1", "web-2"], ["web-0", "web-1", "web-2", "web-3"]), web
     wait_for(lambda: all(states(fleet)[n] == "RUNNING" for n in web), 20, "the replicas running")
 
 

@@ -21,3 +21,31 @@ def test_readme_parity_table_names_tests_that_exist() -> None:
         tree = ast.parse((root / ref.group(1)).read_text())
         names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
         assert ref.group(2) in names, row
+
+
+def test_every_install_uses_the_tested_versions() -> None:
+    """constraints.txt pins every dependency (and the test extra) to a version its floor allows, and the README's
+    two commands and .ci/run install through it: a fresh install never gets an untested major."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins: dict[str, str] = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            req = Requirement(line)
+            [spec] = req.specifier
+            assert spec.operator == "==", line
+            pins[canonicalize_name(req.name)] = spec.version
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for text in [*project["dependencies"], *project["optional-dependencies"]["test"]]:
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} is not pinned in constraints.txt"
+        assert req.specifier.contains(pins[name]), f"{req.name}=={pins[name]} is outside {req.specifier}"
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "pip install -c constraints.txt . &&" in readme
+    assert readme.count("pip install -c constraints.txt -e '.[test]' &&") == 1
+    assert ci.count("pip install -c constraints.txt -e '.[test]'") == 2 and "pip install -e" not in ci
