@@ -35,7 +35,7 @@ from foss_supervisor.systemd.units import (
 if TYPE_CHECKING:
     from foss_supervisor.config import Config, ProgramConfig
 
-__all__ = ["installed_exec_argv", "options_for", "plan_install", "stop_budget_s", "write_units"]
+__all__ = ["installed_exec_argv", "memory_max_for", "options_for", "plan_install", "stop_budget_s", "write_units"]
 
 
 def installed_exec_argv() -> tuple[str, ...]:
@@ -72,6 +72,26 @@ def _under_home(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+GIB = 2**30
+DAEMON_ROOM_BYTES = GIB  # the daemon, its dashboard and ordinary programs, beside the DuckDB worker
+
+
+def memory_max_for(config: Config) -> tuple[str, str]:
+    """``MemoryMax=`` for the service of ``config`` and a note saying why: 1 GiB for the daemon, the dashboard
+    and programs, plus the DuckDB worker's ``warehouse.memory_limit`` (2 GiB when unset) when pipelines run.
+    A worker bounded by the unit's cgroup below its own limit would be killed by the kernel mid-query."""
+    if not config.pipelines:
+        size = DAEMON_ROOM_BYTES
+        return f"{size // GIB}G", "MemoryMax=1G: no pipelines (the daemon, its dashboard and the programs)"
+    worker = config.worker_memory_limit or 2 * GIB
+    size = -(-(worker + DAEMON_ROOM_BYTES) // GIB) * GIB  # rounded up to whole GiB
+    return (
+        f"{size // GIB}G",
+        f"MemoryMax={size // GIB}G: the DuckDB worker's memory_limit ({worker / GIB:g} GiB) and 1 GiB for the "
+        "daemon, its dashboard and the programs; raise it in the unit if the programs need more",
+    )
+
+
 def options_for(
     config: Config | None,
     *,
@@ -92,7 +112,16 @@ def options_for(
     config_path = state_dir = None
     extra = list(write_paths)
     timeout_stop_s, listen, needs_root = 90, "127.0.0.1:5000", False
+    environment: list[str] = []
+    memory_max = UnitOptions().memory_max
     if config is not None:
+        # what the operator exported reaches the service too (the config was loaded with it)
+        exported = {"FOSS_SUPERVISOR_HOST": config.dashboard_host, "FOSS_SUPERVISOR_PORT": str(config.dashboard_port)}
+        environment += [f"{k}={v}" for k, v in exported.items() if os.environ.get(k)]
+        if config.debug and os.environ.get("FOSS_SUPERVISOR_DEBUG"):
+            environment.append("FOSS_SUPERVISOR_DEBUG=1")
+        memory_max, why = memory_max_for(config)
+        notes.append(why)
         if config.source.resolve() != default_config_path().resolve():
             config_path = config.source.resolve()
         if config.state_dir != default_state_dir():
@@ -119,6 +148,8 @@ def options_for(
         service_user=None if root else DEFAULT_SERVICE_USER,
         timeout_stop_s=timeout_stop_s,
         listen=listen,
+        environment=tuple(environment),
+        memory_max=memory_max,
     )
     if not user_mode:
         installation = [

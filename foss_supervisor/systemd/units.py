@@ -156,7 +156,10 @@ class UnitOptions:
     service_user: str | None = DEFAULT_SERVICE_USER  # system only; None runs as root so programs may set `user:`
     timeout_stop_s: int = 90
     watchdog_s: int = 30
-    memory_max: str = "1G"
+    # the whole service: daemon, dashboard and programs (about 1 GiB) plus the DuckDB worker's memory_limit
+    # (2 GiB by default); install-service sizes it from the config (install.memory_max_for)
+    memory_max: str = "3G"
+    environment: tuple[str, ...] = ()  # more Environment= (NAME=value): the operator's exported overrides
     cpu_quota: str = "50%"
     listen: str = "127.0.0.1:5000"
     memory_deny_write_execute: bool = True
@@ -208,6 +211,7 @@ def render_units(opts: UnitOptions | None = None) -> dict[str, str]:
         env.append(f"FOSS_SUPERVISOR_CONFIG={opts.config}")
     if opts.state_dir is not None or not opts.user_mode:
         env.append(f"FOSS_SUPERVISOR_STATE_DIR={opts.state_dir or SYSTEM_STATE_DIR}")
+    env += list(opts.environment)
     rw_paths += list(opts.write_paths)
     values = {
         "scope": "user" if opts.user_mode else "system",

@@ -3,6 +3,7 @@ tests/process/test_systemd_verify.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -10,7 +11,14 @@ from pathlib import Path
 import pytest
 from helpers import REPO
 
-from foss_supervisor.config import Config, LogConfig, ProgramConfig, default_config_path, default_state_dir
+from foss_supervisor.config import (
+    Config,
+    LogConfig,
+    PipelineConfig,
+    ProgramConfig,
+    default_config_path,
+    default_state_dir,
+)
 from foss_supervisor.systemd.install import installed_exec_argv, options_for, plan_install, stop_budget_s, write_units
 from foss_supervisor.systemd.units import SERVICE, SOCKET, InstallPlan, UnitOptions, render_units, shipped_units
 
@@ -56,7 +64,7 @@ def test_the_system_service_has_what_the_issue_asks_for() -> None:
     assert one(unit, "KillMode") == "mixed"
     assert one(unit, "WatchdogSec") == "30s"
     assert one(unit, "TimeoutStopSec") == "90s"
-    assert one(unit, "MemoryMax") == "1G"
+    assert one(unit, "MemoryMax") == "3G"  # 1 GiB beside the worker's default 2 GiB memory_limit
     assert one(unit, "CPUQuota") == "50%"
     assert one(unit, "UMask") == "0077"
     assert one(unit, "User") == one(unit, "Group") == "foss-supervisor"
@@ -270,3 +278,27 @@ def test_write_units_replaces_files_atomically(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- W^X
+
+
+def test_the_unit_carries_exported_overrides_and_room_for_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the operator exported reaches the service (issue 21: install-service dropped the port), and the
+    unit's memory bound leaves the DuckDB worker its own limit plus 1 GiB."""
+    monkeypatch.setenv("FOSS_SUPERVISOR_PORT", "8123")
+    monkeypatch.delenv("FOSS_SUPERVISOR_HOST", raising=False)
+    plain = Config(source=tmp_path / "f.yaml", state_dir=tmp_path / "s", dashboard_port=8123)
+    opts, notes = options_for(plain, user_mode=False, exec_argv=("/opt/f",))
+    unit = render_units(opts)[SERVICE]
+    assert "Environment=FOSS_SUPERVISOR_PORT=8123" in unit.splitlines()
+    assert not any(line.startswith("Environment=FOSS_SUPERVISOR_HOST") for line in unit.splitlines())
+    assert one(unit, "MemoryMax") == "1G" and any("no pipelines" in n for n in notes)
+    for limit, expected in [(None, "3G"), (4 * 2**30, "5G"), (3 * 2**30 + 1, "5G"), (64 * 2**20, "2G")]:
+        config = dataclasses.replace(
+            plain,
+            pipelines={"orders": PipelineConfig(name="orders", file=tmp_path / "o.yaml", landing=tmp_path)},
+            worker_memory_limit=limit,
+        )
+        opts, notes = options_for(config, user_mode=False, exec_argv=("/opt/f",))
+        assert one(render_units(opts)[SERVICE], "MemoryMax") == expected, limit
+        assert any(n.startswith(f"MemoryMax={expected}: the DuckDB worker's memory_limit") for n in notes)
