@@ -42,7 +42,8 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
     daemon's own children, each like a program: ``@dashboard``, and ``@pipeline-worker`` when pipelines
     are configured], "programs": [{name, group, state, health, health_detail, pid, exit_code, completed,
     uptime_s, spawns, wanted ("running"|"stopped"), disabled, reason, next_attempt_at, retry_in_s, status_text,
-    command, depends_on, dependency_conditions, log_file, env}]}`` (secrets redacted, as in every reply),
+    command, depends_on, dependency_conditions, log_file, env}], "groups": {group: [program, ...]} (the
+    config's ``groups:``)}`` (secrets redacted, as in every reply),
     plus, when pipelines are configured, ``"pipelines": {"worker": {name, state, reason, pid, busy,
     uptime_s, rss_bytes, startup_s, starts, restarts, last_restart, recycles, recycle_pending, limit_hits,
     memory_limit, limits, warehouse, active_runs}}`` (see WorkerService.status); ``status --json`` prints it.
@@ -72,6 +73,7 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
         },
         "services": ctx.services.snapshots(),
         "programs": programs,
+        "groups": {name: list(members) for name, members in cfg.groups.items()},
     }
     if ctx.pipelines is not None:
         result["services"].append(ctx.pipelines.worker_snapshot())

@@ -84,6 +84,7 @@ document.addEventListener("click", async (ev) => {
   if (!button) return;
   const name = button.dataset.command;
   const args = button.dataset.args ? JSON.parse(button.dataset.args) : {names: [button.dataset.names]};
+  if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
   button.disabled = true;
   foss.say(`${button.textContent.trim()}…`);
   const reply = await foss.command(name, args);
@@ -145,6 +146,26 @@ document.addEventListener("click", async (ev) => {
   }
   source.addEventListener("resync", () => foss.soon(0));
   source.addEventListener("tick", () => { if (document.body.dataset.tick) foss.soon(0); });
+})();
+
+// the Programs table's state filter: kept across live refreshes (the table is re-rendered, the choice stays)
+(function stateFilter() {
+  let chosen = "";
+  const apply = () => {
+    const select = document.getElementById("state-filter");
+    if (!select) return;
+    select.value = chosen;
+    document.querySelectorAll("#programs tr[data-program]").forEach((tr) => {
+      const show = !chosen || (chosen === "unwanted" ? tr.dataset.asWanted === "no" : tr.dataset.state === chosen);
+      tr.hidden = !show;
+    });
+  };
+  document.addEventListener("change", (ev) => {
+    if (ev.target.id !== "state-filter") return;
+    chosen = ev.target.value;
+    apply();
+  });
+  document.addEventListener("foss:refreshed", apply);
 })();
 
 foss.decorate();
