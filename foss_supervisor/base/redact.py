@@ -8,7 +8,11 @@ Where it is applied (the egress points):
 - every event that leaves: the web's ``Core.on_event`` (SSE, pages) and hook payloads
   (``HookDispatcher.offer``, the body a receiver gets and ``FOSS_EVENT_JSON``);
 - every log line: :meth:`Redactor.log_processor`, in the structlog chain every handler gets (the log
-  file, stderr, journald), after exceptions are formatted, so a traceback is redacted too.
+  file, stderr, journald), after exceptions are formatted, so a traceback is redacted too;
+- every line of a log file that is read back (a program's output, the daemon's log): :meth:`Redactor.lines`,
+  the one function the ``logs`` and ``log_read`` commands pass their lines through, so the CLI (``logs``,
+  ``logs -f``, ``top``), the API, the dashboard's viewer and its text download (read through ``log_read``,
+  a bounded chunk at a time) all get the same text; the CLI reading files with the daemon down uses it too.
 
 What is replaced with ``***`` (the shapes secrets take most often in leaked logs and configs, as the
 default rules of secret scanners such as gitleaks and detect-secrets list them):
@@ -46,7 +50,7 @@ import dataclasses
 import enum
 import functools
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 __all__ = ["MAX_LITERAL", "MIN_LITERAL", "REDACTED", "Redactor", "looks_secret"]
@@ -93,6 +97,8 @@ _TRIGGER = re.compile(
     re.I,
 )
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|.*\Z)", re.S)
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
 _TOKEN = re.compile(
     r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"  # JWT: header.payload.signature
     r"|\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"  # AWS access key id
@@ -121,6 +127,10 @@ class _Sink:
         value = value.strip().strip("\"'")
         if MIN_LITERAL <= len(value) <= MAX_LITERAL and value.strip("*"):
             self.values.add(value)
+        if "\n" in value:  # log text is read back line by line: each line of a multi-line secret goes too
+            for line in value.splitlines():
+                if line.strip() != value:
+                    self.add(line)
 
 
 def _rules(text: str, sink: _Sink | None) -> str:
@@ -235,6 +245,28 @@ class Redactor:
                 if new is not old:
                     changes[f.name] = new
         return dataclasses.replace(event, **changes) if changes else event
+
+    def lines(self, lines: Iterable[str]) -> Iterator[str]:
+        """Lines of log text, each redacted; a PEM private key block, which spans lines, goes whole.
+
+        Lazy (one line at a time, so a caller streaming a file holds one line). A line from a
+        ``-----BEGIN ... PRIVATE KEY-----`` up to its ``-----END ...-----`` (or the end of the lines) is
+        ``***``, what precedes and follows the block is kept: its base64 body has no other shape a rule could
+        find line by line.
+        """
+        in_key = False
+        for line in lines:
+            if in_key:
+                end = _PEM_END.search(line)
+                in_key = end is None
+                yield REDACTED if end is None else REDACTED + self._text(line[end.end() :], None)
+                continue
+            begin = _PEM_BEGIN.search(line)
+            if begin is not None and _PEM_END.search(line, begin.end()) is None:
+                in_key = True
+                yield self._text(line[: begin.start()], None) + REDACTED
+                continue
+            yield self._text(line, None)
 
     def log_processor(self, _logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         """The structlog processor: every key/value of a log line, the formatted exception included."""

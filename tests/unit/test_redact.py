@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from strategies import SECRET, SECRET_NAME
+from strategies import KEY_LINE, LOG_TEXT, SECRET, SECRET_NAME
 
 from foss_supervisor.base.redact import REDACTED, Redactor, looks_secret
 from foss_supervisor.config import parse_config
@@ -274,3 +274,25 @@ def test_listed_secrets_may_name_environment_variables(tmp_path: Path) -> None:
     text = f"state_dir: {tmp_path}\nsecrets: [literal-1, '${{API_TOKEN}}']\n"
     config = parse_config(text, tmp_path / "config.yaml", environ={"API_TOKEN": "from-the-env-9"})
     assert config.secrets == ("literal-1", "from-the-env-9")
+
+
+@given(
+    st.lists(SECRET, min_size=1, max_size=3, unique=True),
+    SECRET_NAME,
+    st.lists(KEY_LINE, min_size=1, max_size=4),
+    st.lists(LOG_TEXT, min_size=3, max_size=3),
+)
+def test_log_lines_carry_no_learned_secret_nor_key_body(
+    secrets: list[str], name: str, key_lines: list[str], text: list[str]
+) -> None:
+    """Redactor.lines, the one gate of log text read back: the env value of a secret-looking name and the
+    ``secrets:`` values anywhere in a line, and a private key's body (which spans lines) go; the rest stays."""
+    assume(not [x for x in [*secrets, *key_lines] if any(x in t for t in text)])  # the text is not secret
+    redactor = Redactor()
+    redactor.learn({"secrets": secrets[1:], "programs": {"p": {"env": {name: secrets[0]}}}})
+    block = ["-----BEGIN EC PRIVATE KEY-----", *key_lines, f"-----END EC PRIVATE KEY-----{text[2]}"]
+    lines = [f"{text[0]}{s}{text[1]}" for s in secrets] + [f"{text[0]} {block[0]}", *block[1:]]
+    out = list(redactor.lines(iter(lines)))
+    assert len(out) == len(lines)
+    assert not [x for x in [*secrets, *key_lines] if any(x in line for line in out)]
+    assert out[-1].endswith(redactor.text(text[2]))
