@@ -32,6 +32,7 @@ _T0 = time.perf_counter()
 
 import duckdb  # noqa: E402  (timed on purpose: the import is most of the startup cost)
 
+from foss_supervisor.base.filemodes import make_private  # noqa: E402
 from foss_supervisor.base.jsonable import jsonable  # noqa: E402
 from foss_supervisor.pipeline.callables import load_callable  # noqa: E402
 from foss_supervisor.pipeline.context import StepContext  # noqa: E402
@@ -369,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export-dir", type=Path, help="where exports are written (also an allowed directory)")
     parser.add_argument("--publish-dir", type=Path, help="where published tables are written (also allowed)")
     args = parser.parse_args(argv)
+    make_private()  # the warehouse, exports and spill files: 0600, directories 0700
     if args.os_memory_limit:  # before the database is opened: everything the worker maps counts
         apply_os_memory_limit(args.os_memory_limit)
 
