@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 
 from foss_supervisor.config.gates import MAX_ARG_BYTES, MAX_NAME_BYTES, Gate
 
-__all__ = ["KINDS", "hostile", "tagged_yaml", "valid"]
+__all__ = [
+    "KINDS",
+    "bad_env_value",
+    "hostile",
+    "tagged_yaml",
+    "valid",
+]
 
 Strategy = st.SearchStrategy[Any]
 
@@ -276,6 +282,13 @@ def _env_hostile(gate: Gate[Any]) -> Strategy:
         | st.lists(st.text(max_size=3), min_size=1)
         | st.text(min_size=1, max_size=5)
         | st.integers()
+    )
+
+
+def bad_env_value(secret: str) -> Strategy:
+    """A value an ``env`` entry refuses, carrying ``secret`` (so an error that quotes the value shows it)."""
+    return st.sampled_from(
+        [[secret], {"v": secret}, f"{secret}\x00", f"x\x00{secret}", [1, secret], {secret: secret}, True, math.nan]
     )
 
 

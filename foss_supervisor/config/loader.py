@@ -13,10 +13,12 @@ seconds (``5``, ``0.5``) or strings with a unit (``"500ms"``, ``"5s"``, ``"2m"``
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from foss_supervisor.base.redact import REDACTED, Redactor, looks_secret
 from foss_supervisor.base.resources import (
     config_path,
     data_dir,
@@ -136,6 +138,45 @@ def parse_config(
     environ = os.environ if environ is None else environ
     label = str(file)
     data, lines = load_yaml(text, label)
+    try:
+        return _parse(data, lines, file, environ, replicas, check_pipelines)
+    except ConfigError as exc:
+        raise without_secrets(exc, data) from None
+
+
+def without_secrets(exc: ConfigError, document: Any) -> ConfigError:
+    """``exc`` (each of its errors) with no secret the file holds: the one place config errors are redacted.
+
+    A :class:`~foss_supervisor.base.redact.Redactor` learns ``document`` (the file as read, variables
+    expanded: values of secret-looking keys, URL passwords, everything under ``secrets:``) and redacts
+    every reason; a reason about a secret-looking key (``env.DB_PASSWORD``, ``headers.X-Api-Key``) loses
+    whatever it quotes of the value (``got ***``), however short. File, line and key are kept.
+    """
+    redactor = Redactor()
+    redactor.learn(document)
+    out: list[ConfigError] = []
+    for error in exc.errors:
+        reason = redactor.text(error.reason)
+        if any(looks_secret(part) for part in re.split(r"[.\[\]]", error.key) if part):
+            reason = _QUOTED.sub(REDACTED, reason)
+        out.append(ConfigError(error.file, error.key, reason, error.line))
+    return ConfigError.collected(out)
+
+
+# what a reason quotes of a value: gates show it (a repr) after "got "; a type ("got int", "got a str") or a
+# count ("got 3 characters") is kept
+_QUOTED = re.compile(r"(?<=got )(?!(?:an? |\d+ )?[A-Za-z_]+$).*$", re.S)
+
+
+def _parse(
+    data: Any,
+    lines: dict[str, int],
+    file: Path,
+    environ: Mapping[str, str],
+    replicas: Mapping[str, int] | None,
+    check_pipelines: PipelineCheck | None,
+) -> Config:
+    label = str(file)
     errors: list[ConfigError] = []
     base = file.parent.resolve()
     if isinstance(data, dict):

@@ -69,12 +69,16 @@ def _parse_program(name: str, r: Reader, base: Path) -> list[ProgramConfig]:
         r.fail("", "missing required key 'command'")
     replicas = r.get("replicas", 1)
 
-    def replica(i: int) -> Reader:
-        return Reader(_fill_replica(r.data, str(i)), r.path, r.file, r.lines, None, PROGRAM)
+    def replica(i: int) -> ProgramConfig:
+        """Replica ``i``; every error of its section raised at once (the first replica's are every one's)."""
+        errors: list[ConfigError] = []
+        section = Reader(_fill_replica(r.data, str(i)), r.path, r.file, r.lines, errors, PROGRAM)
+        prog = _parse_replica(f"{name}-{i}" if replicas != 1 else name, name, i, section, base)
+        if errors:
+            raise ConfigError.collected(errors)
+        return prog
 
-    if replicas == 1:
-        return [_parse_replica(name, name, 0, replica(0), base)]
-    return [_parse_replica(f"{name}-{i}", name, i, replica(i), base) for i in range(replicas)]
+    return [replica(i) for i in range(replicas)]
 
 
 def _fill_replica(value: Any, replica: str) -> Any:
@@ -241,7 +245,7 @@ def parse_programs(progs: Reader, base: Path) -> tuple[dict[str, ProgramConfig],
         except ConfigError as exc:
             if progs.errors is None:
                 raise
-            progs.errors.append(exc)
+            progs.errors.extend(exc.errors)
             continue
         if len(programs) + len(expanded) > MAX_PROGRAMS:
             progs.fail(name, f"more than {MAX_PROGRAMS} programs (replicas counted)")

@@ -31,11 +31,24 @@ RLIM_INFINITY = -1
 
 
 class GateError(ValueError):
-    """A value refused by a gate. ``at`` is where below the key (``[2]``, ``.db.condition``), or empty."""
+    """A value refused by a gate. ``at`` is where below the key (``[2]``, ``.db.condition``), or empty.
+
+    A gate of a collection refuses every bad item at once: :meth:`of` raises one error whose ``all`` holds
+    each (the loaders report them all, so a file is fixed in one pass).
+    """
 
     def __init__(self, reason: str, at: str = "") -> None:
         self.reason, self.at = reason, at
+        self.all: tuple[GateError, ...] = (self,)
         super().__init__(reason)
+
+    @classmethod
+    def of(cls, errors: list[GateError]) -> GateError:
+        """One error for ``errors`` (at least one): the first's reason and place, ``all`` of them."""
+        first = errors[0]
+        combined = cls(first.reason, first.at)
+        combined.all = tuple(errors)
+        return combined
 
 
 @dataclass(frozen=True, slots=True)

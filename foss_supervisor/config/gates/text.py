@@ -193,18 +193,23 @@ def env_map() -> Gate[dict[str, str]]:
         if not isinstance(value, dict) or len(value) > 4096:
             raise GateError(f"must be a mapping of at most 4096 names to values, got {shown(value)}")
         out: dict[str, str] = {}
+        refused: list[GateError] = []
         for k, v in value.items():
             key = str(k)
             if not key or "=" in key or "\x00" in key:
-                raise GateError(f"a variable name must be non-empty, without '=' or NUL, got {shown(key)}", f".{key}")
-            if isinstance(v, bool) or not isinstance(v, str | int | float):
-                raise GateError(f"must be a string or a number, got {shown(v)}", f".{key}")
-            if isinstance(v, float) and not math.isfinite(v):
-                raise GateError(f"must be a finite number or a string, got {shown(v)}", f".{key}")
-            item = str(v)
-            if "\x00" in item or len(os.fsencode(f"{key}={item}")) > MAX_ARG_BYTES:
-                raise GateError(f"must hold no NUL byte and be at most {MAX_ARG_BYTES} bytes", f".{key}")
-            out[key] = item
+                refused.append(
+                    GateError(f"a variable name must be non-empty, without '=' or NUL, got {shown(key)}", f".{key}")
+                )
+            elif isinstance(v, bool) or not isinstance(v, str | int | float):
+                refused.append(GateError(f"must be a string or a number, got {shown(v)}", f".{key}"))
+            elif isinstance(v, float) and not math.isfinite(v):
+                refused.append(GateError(f"must be a finite number or a string, got {shown(v)}", f".{key}"))
+            elif "\x00" in (item := str(v)) or len(os.fsencode(f"{key}={item}")) > MAX_ARG_BYTES:
+                refused.append(GateError(f"must hold no NUL byte and be at most {MAX_ARG_BYTES} bytes", f".{key}"))
+            else:
+                out[key] = item
+        if refused:  # every bad variable at once
+            raise GateError.of(refused)
         return out
 
     return Gate("env", range_text, convert)
