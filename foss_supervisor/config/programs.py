@@ -83,8 +83,8 @@ def _parse_program(name: str, r: Reader, base: Path) -> list[ProgramConfig]:
 
 def _fill_replica(value: Any, replica: str) -> Any:
     """``value`` with ``{replica}`` replaced in every string it holds (command, env, paths, probes...)."""
-    if isinstance(value, str):
-        return value.replace("{replica}", replica)
+    if isinstance(value, str):  # unchanged when it has none: a YamlNumber stays one for its gate
+        return value.replace("{replica}", replica) if "{replica}" in value else value
     if isinstance(value, dict):
         return {k: _fill_replica(v, replica) for k, v in value.items()}
     if isinstance(value, list):

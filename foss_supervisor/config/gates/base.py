@@ -12,9 +12,11 @@ __all__ = [
     "MAX_ARG_BYTES",
     "MAX_NAME_BYTES",
     "MAX_PATH_BYTES",
+    "NUMERIC_KINDS",
     "RLIM_INFINITY",
     "Gate",
     "GateError",
+    "YamlNumber",
     "between",
     "finite",
     "is_int",
@@ -28,6 +30,41 @@ MAX_ARGV_BYTES = 1024 * 1024  # half of the usual ARG_MAX, the other half left t
 MAX_PATH_BYTES = 4095  # PATH_MAX less its NUL
 MAX_NAME_BYTES = 255  # NAME_MAX: one component of a path
 RLIM_INFINITY = -1
+
+
+class YamlNumber(str):
+    """A plain YAML scalar that is a number to YAML 1.1 but not in plain decimal: ``0o17``, ``017``, ``1_000``,
+    ``0x1F``, ``1:30`` (sexagesimal), ``.inf``, ``.nan``, or an integer of more digits than Python converts.
+
+    It is the text as written (a ``str``), so text keys take it as written; each gate decides by its kind
+    (:meth:`Gate.__call__`): a numeric kind refuses it (YAML 1.1 and 1.2 read these differently, or they are
+    not finite), ``mode`` reads ``017``/``0o17`` as octal. ``reading`` is what YAML 1.1 makes of it (None
+    when it is too long to convert).
+    """
+
+    __slots__ = ("reading",)
+    reading: float | int | None
+
+    def __new__(cls, text: str, reading: float | int | None) -> YamlNumber:
+        self = super().__new__(cls, text)
+        self.reading = reading
+        return self
+
+    def refusal(self, kind: str) -> str:
+        """Why a gate of a numeric ``kind`` refuses this text."""
+        if isinstance(self.reading, float) and not math.isfinite(self.reading):
+            return f"must be a finite {kind}, got {self}"
+        if self.reading is None:
+            return f"must be a {kind} of at most {MAX_INT_DIGITS} digits, got {len(self)} characters"
+        return (
+            f"must be written in plain decimal, got {self[:40]} (YAML 1.1 reads it as {self.reading!r}, "
+            "YAML 1.2 otherwise): write the number you mean in decimal digits"
+        )
+
+
+MAX_INT_DIGITS = 4300  # Python's int max str digits: past it int() refuses to convert
+#: the kinds whose gates take numbers: a YamlNumber is refused there (see YamlNumber)
+NUMERIC_KINDS = frozenset({"duration", "size", "factor", "number", "count", "port", "rlimit", "retries", "exit codes"})
 
 
 class GateError(ValueError):
@@ -70,6 +107,8 @@ class Gate(Generic[T]):
     item: Gate[Any] | None = None
 
     def __call__(self, value: Any) -> T:
+        if isinstance(value, YamlNumber) and self.kind in NUMERIC_KINDS:
+            raise GateError(value.refusal(self.kind))
         try:
             return self.convert(value)
         except GateError:
