@@ -24,6 +24,7 @@ __all__ = [
     "bad_env_value",
     "hostile",
     "tagged_yaml",
+    "unicode_digits",
     "valid",
     "yaml_number_form",
 ]
@@ -281,6 +282,15 @@ def _env_hostile(gate: Gate[Any]) -> Strategy:
         | st.lists(st.text(max_size=3), min_size=1)
         | st.text(min_size=1, max_size=5)
         | st.integers()
+    )
+
+
+def unicode_digits() -> Strategy:
+    """A number written in digits other than 0-9 (Arabic-Indic U+0663, fullwidth U+FF15...), which Python's
+    int() and float() read, optionally with a unit."""
+    digit = st.characters(whitelist_categories=("Nd",)).filter(lambda c: not c.isascii())
+    return st.builds(
+        lambda ds, unit: "".join(ds) + unit, st.lists(digit, min_size=1, max_size=4), st.sampled_from(["", "s", "MB"])
     )
 
 

@@ -128,6 +128,12 @@ _INLINE = re.compile(  # only names holding a secret word match, so a harmless o
     r"(?P<sep>\s*[=:]\s*|\s+)(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s'\",;&]+)"
 )
 _HEADER_NAME = re.compile(r"-{0,2}(?:proxy-)?authorization", re.I)
+# "file:line: programs.p.env.DB_PASSWORD: must be a string": a dotted config key then the first word of a
+# refusal (config errors are redacted before they are formatted: config.loader.without_secrets)
+_REASON_WORDS = frozenset(
+    {"must", "unknown", "a", "an", "is", "only", "no", "cannot", "not", "needs", "larger", "invalid", "missing",
+     "duplicate", "more", "can", "the", "one", "soft", "refers", "expands", "keys"}
+)  # fmt: skip
 
 
 def apply(text: str, found: Callable[[str], None] | None = None) -> str:
@@ -178,6 +184,8 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
     def inline(m: re.Match[str]) -> str:
         name, sep, value = m.group("name"), m.group("sep"), m.group("value")
         if _HEADER_NAME.fullmatch(name) or value == REDACTED:  # the header's rule has been there
+            return m.group(0)
+        if "." in name and sep.startswith(":") and value in _REASON_WORDS:  # a config error's key: reason
             return m.group(0)
         if not looks_secret(name.lstrip("-")) or (not sep.strip() and not name.startswith("-")):
             return m.group(0)

@@ -26,7 +26,7 @@ from foss_supervisor.base.resources import (
     default_state_dir,
     resolve_path,
 )
-from foss_supervisor.config.gates import Gate, GateError
+from foss_supervisor.config.gates import Gate, GateError, shown
 from foss_supervisor.config.interpolate import interpolate_config
 from foss_supervisor.config.model import (
     DEPENDENCY_CONDITIONS,
@@ -191,7 +191,8 @@ def _parse(
     dash.only()
     host = _from_environ(environ, "FOSS_SUPERVISOR_HOST", dash.gate("host"), errors) or dash.get("host", "127.0.0.1")
     port = _from_environ(environ, "FOSS_SUPERVISOR_PORT", dash.gate("port"), errors) or dash.get("port", 5000)
-    debug = root.get("debug", False) or environ.get("FOSS_SUPERVISOR_DEBUG", "") not in ("", "0", "false")
+    debug_override: bool | None = _from_environ(environ, "FOSS_SUPERVISOR_DEBUG", ENV_FLAG, errors)
+    debug = root.get("debug", False) or bool(debug_override)
     log = root.sub("log")
     log.only()
     programs, groups = parse_programs(root.sub("programs"), base)
@@ -237,6 +238,18 @@ def _parse(
 
 
 T = TypeVar("T")
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _env_flag(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text not in _FLAGS:
+        raise GateError(f"must be one of {', '.join(_FLAGS)}, got {shown(str(value))}")
+    return _FLAGS[text]
+
+
+#: a boolean environment override (FOSS_SUPERVISOR_DEBUG): 1/0, true/false, yes/no, on/off, nothing else
+ENV_FLAG: Gate[bool] = Gate("bool", "1, 0, true, false, yes, no, on or off", _env_flag)
 
 
 def _from_environ(environ: Mapping[str, str], variable: str, gate: Gate[T], errors: list[ConfigError]) -> T | None:
@@ -248,7 +261,7 @@ def _from_environ(environ: Mapping[str, str], variable: str, gate: Gate[T], erro
     if not text:
         return None
     try:
-        return gate(int(text) if text.isdigit() and len(text) < 20 else text)
+        return gate(int(text) if text.isascii() and text.isdigit() and len(text) < 20 else text)
     except GateError as exc:
         errors.append(ConfigError("environment", variable, exc.reason))
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 from collections.abc import Mapping
 from dataclasses import replace
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from foss_supervisor.base.resources import resolve_path
+from foss_supervisor.config.gates import format_duration
 from foss_supervisor.config.model import (
     RLIMIT_NAMES,
     BackoffPolicy,
@@ -101,8 +103,12 @@ def _parse_replica(name: str, group: str, replica: int, r: Reader, base: Path) -
     env_file = r.get("env_file", "")
     pidfile = r.get("pidfile", "")
     cwd = r.get("cwd", "")
+    if cwd and not resolve_path(base, cwd).is_dir():  # found at load, not as a spawn failure in BACKOFF
+        r.note("cwd", f"no such directory: {resolve_path(base, cwd)}")
     user = r.get("user", "") or None
-    if user is not None and os.geteuid() != 0:
+    if user is not None and not _user_exists(user):
+        r.note("user", f"no such user on this host: {user!r}")
+    elif user is not None and os.geteuid() != 0:
         r.fail("user", "can only be set when the daemon runs as root")
     no_dependencies: tuple[tuple[str, ...], dict[str, str]] = ((), {})
     depends_on, conditions = r.get("depends_on", no_dependencies)
@@ -136,11 +142,24 @@ def _parse_replica(name: str, group: str, replica: int, r: Reader, base: Path) -
     )
 
 
+def _user_exists(user: str) -> bool:
+    """A user name or numeric uid with an entry in the user database (what the spawn will look up)."""
+    try:
+        pwd.getpwuid(int(user)) if user.isascii() and user.isdigit() else pwd.getpwnam(user)
+    except (KeyError, OverflowError):
+        return False
+    return True
+
+
 def _parse_backoff(b: Reader) -> BackoffPolicy:
     b.only()
+    initial_s, max_s = b.get("initial", 0.0), b.get("max", 30.0)
+    if initial_s > max_s:
+        b.note("initial", f"must not exceed backoff.max ({format_duration(max_s)}), got {format_duration(initial_s)}")
+        initial_s = max_s
     return BackoffPolicy(
-        initial_s=b.get("initial", 0.0),
-        max_s=b.get("max", 30.0),
+        initial_s=initial_s,
+        max_s=max_s,
         multiplier=b.get("multiplier", 2.0),
         jitter=b.get("jitter", 0.1),
         reset_after_s=b.get("reset_after", 10.0),

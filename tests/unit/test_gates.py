@@ -118,6 +118,8 @@ _NEEDS_CONTEXT = {  # valid alone, but they name files, programs or pipelines th
     "groups.<name>",
     "pipelines.<name>",
     "programs.<name>.user",
+    "programs.<name>.cwd",  # an existing directory
+    "programs.<name>.backoff.initial",  # at most backoff.max
 }
 
 
