@@ -417,16 +417,28 @@ def _rlimit_valid(gate: Gate[Any]) -> Strategy:
     return st.integers(min_value=0, max_value=2**40).map(lambda n: (n, (n, n))) | st.just(("unlimited", (-1, -1)))
 
 
+_LONGEST_MONTH = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+
+
+def _never(month: int) -> Strategy:
+    """Cron days of ``month`` that never come (30 February, 31 April...), in every field spelling."""
+    days = st.integers(_LONGEST_MONTH[month] + 1, 31)
+    return days.map(lambda d: f"0 0 {d} {month} *") | days.map(lambda d: f"*/5 1 {d}-31 {month} *")
+
+
 def _cron_hostile(gate: Gate[Any]) -> Strategy:
     return (
         st.sampled_from(["x", "* * *", "61 * * * *", "* * * * * * * *", "", "@never"])
         | st.integers()
         | st.just("*" * 101)
+        | st.sampled_from([2, 4, 6, 9, 11]).flatmap(_never)
     )
 
 
 def _cron_valid(gate: Gate[Any]) -> Strategy:
-    return st.sampled_from(["*/15 * * * *", "0 3 * * 1-5", "0 0 1 * *"]).map(lambda c: (c, c))
+    fixed = st.sampled_from(["*/15 * * * *", "0 3 * * 1-5", "0 0 1 * *", "0 0 29 2 *"])
+    dated = st.integers(1, 12).flatmap(lambda m: st.integers(1, _LONGEST_MONTH[m]).map(lambda d: f"0 0 {d} {m} *"))
+    return (fixed | dated).map(lambda c: (c, c))
 
 
 def _retries_hostile(gate: Gate[Any]) -> Strategy:

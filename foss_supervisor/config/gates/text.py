@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import math
 import os
@@ -296,10 +297,14 @@ def cron() -> Gate[str]:
 
     def convert(value: Any) -> str:
         expr = _text(value, "cron expression", 100)
-        from croniter import croniter  # only configs with a schedule pay for the import
+        from croniter import CroniterBadDateError, croniter  # only configs with a schedule pay for the import
 
         if not croniter.is_valid(expr):
             raise GateError(f"{shown(value)} is not a cron expression like '*/15 * * * *' (5 fields, or 6)")
+        try:  # valid field by field, but a date that never comes (Feb 30, Apr 31) would never run
+            croniter(expr, datetime.datetime(2000, 1, 1)).get_next(datetime.datetime)
+        except CroniterBadDateError:
+            raise GateError(f"{shown(value)} names a date that never occurs (like 30 February)") from None
         return expr
 
     return Gate("cron", "five cron fields (or six, seconds last)", convert)
