@@ -39,7 +39,7 @@ class YamlNumber(str):
     It is the text as written (a ``str``), so text keys take it as written; each gate decides by its kind
     (:meth:`Gate.__call__`): a numeric kind refuses it (YAML 1.1 and 1.2 read these differently, or they are
     not finite), ``mode`` reads ``017``/``0o17`` as octal. ``reading`` is what YAML 1.1 makes of it (None
-    when it is too long to convert).
+    when it is too long to convert; for ``0o17`` and ``1e3``, text to YAML 1.1, YAML 1.2's reading).
     """
 
     __slots__ = ("reading",)
@@ -57,8 +57,8 @@ class YamlNumber(str):
         if self.reading is None:
             return f"must be a {kind} of at most {MAX_INT_DIGITS} digits, got {len(self)} characters"
         return (
-            f"must be written in plain decimal, got {self[:40]} (YAML 1.1 reads it as {self.reading!r}, "
-            "YAML 1.2 otherwise): write the number you mean in decimal digits"
+            f"must be a {kind} in plain decimal digits, got {self[:40]}: YAML 1.1 and 1.2 read this form "
+            f"differently (one as {self.reading!r}); write the number you mean in decimal"
         )
 
 
