@@ -19,7 +19,15 @@ from hypothesis import strategies as st
 
 from foss_supervisor.config.gates import MAX_ARG_BYTES, MAX_NAME_BYTES, Gate
 
-__all__ = ["KINDS", "hostile", "tagged_yaml", "valid"]
+__all__ = [
+    "KINDS",
+    "bad_env_value",
+    "hostile",
+    "tagged_yaml",
+    "unicode_digits",
+    "valid",
+    "yaml_number_form",
+]
 
 Strategy = st.SearchStrategy[Any]
 
@@ -128,7 +136,7 @@ def _text_hostile(gate: Gate[Any]) -> Strategy:
         | st.text(min_size=1, max_size=20).map(lambda t: t + "\x00")
         | st.just("x" * (limit + 1))
         | st.integers()
-        | st.floats()
+        | st.floats(allow_nan=False, allow_infinity=False)  # .nan, .inf: the text written (yaml_number_form)
         | BOOLS
         | WRONG_CONTAINERS
     )
@@ -171,8 +179,7 @@ def _path_hostile(gate: Gate[Any]) -> Strategy:
         | st.integers()
         | BOOLS
         | WRONG_CONTAINERS
-        | NON_FINITE
-    )
+    )  # not .nan or .inf: a text key takes them as the text written (YamlNumber)
 
 
 def _path_valid(gate: Gate[Any]) -> Strategy:
@@ -246,7 +253,7 @@ def _argv_hostile(gate: Gate[Any]) -> Strategy:
         | st.just("")
         | st.just("   ")
         | st.sampled_from(["'unclosed", '"unclosed', "trailing\\"])
-        | st.lists(st.sampled_from([True, None, [1], {"a": 1}, math.nan, math.inf, "a\x00b"]), min_size=1, max_size=3)
+        | st.lists(st.sampled_from([True, None, [1], {"a": 1}, "a\x00b"]), min_size=1, max_size=3)
         | st.just(["x" * (MAX_ARG_BYTES + 1)])
         | st.integers()
         | BOOLS
@@ -268,7 +275,6 @@ def _env_hostile(gate: Gate[Any]) -> Strategy:
                 {"A": [1]},
                 {"A": {"b": 1}},
                 {"A": True},
-                {"A": math.nan},
                 {"A": "x\x00y"},
                 {"A": "x" * (MAX_ARG_BYTES + 1)},
             ]
@@ -276,6 +282,39 @@ def _env_hostile(gate: Gate[Any]) -> Strategy:
         | st.lists(st.text(max_size=3), min_size=1)
         | st.text(min_size=1, max_size=5)
         | st.integers()
+    )
+
+
+def unicode_digits() -> Strategy:
+    """A number written in digits other than 0-9 (Arabic-Indic U+0663, fullwidth U+FF15...), which Python's
+    int() and float() read, optionally with a unit."""
+    digit = st.characters(whitelist_categories=("Nd",)).filter(lambda c: not c.isascii())
+    return st.builds(
+        lambda ds, unit: "".join(ds) + unit, st.lists(digit, min_size=1, max_size=4), st.sampled_from(["", "s", "MB"])
+    )
+
+
+def yaml_number_form() -> Strategy:
+    """A plain YAML scalar YAML 1.1 or 1.2 reads as a number but not in plain decimal, as written: octal (``0o17``,
+    ``017``), ``1_000``, hex, binary, sexagesimal ``1:30``, exponents (``1e3``, ``1.5e3``), ``.inf``/``.nan`` in
+    their spellings, and integers past Python's 4,300-digit conversion limit."""
+    return st.one_of(
+        st.from_regex(r"0o[0-7]{1,6}", fullmatch=True),
+        st.from_regex(r"0[0-7]{1,6}", fullmatch=True),
+        st.from_regex(r"[1-9][0-9]{0,3}(_[0-9]{3}){1,3}", fullmatch=True),
+        st.from_regex(r"0x[0-9A-Fa-f]{1,6}", fullmatch=True),
+        st.from_regex(r"0b[01]{1,8}", fullmatch=True),
+        st.from_regex(r"[1-9][0-9]?(:[0-5][0-9]){1,2}", fullmatch=True),
+        st.from_regex(r"[1-9][0-9]{0,2}(\.[0-9]{1,3})?e[1-9]", fullmatch=True),
+        st.sampled_from([".inf", ".Inf", ".INF", "-.inf", "+.inf", ".nan", ".NaN", ".NAN"]),
+        st.integers(4301, 6000).map(lambda n: "9" * n),
+    )
+
+
+def bad_env_value(secret: str) -> Strategy:
+    """A value an ``env`` entry refuses, carrying ``secret`` (so an error that quotes the value shows it)."""
+    return st.sampled_from(
+        [[secret], {"v": secret}, f"{secret}\x00", f"x\x00{secret}", [1, secret], {secret: secret}, True, None]
     )
 
 
@@ -378,16 +417,28 @@ def _rlimit_valid(gate: Gate[Any]) -> Strategy:
     return st.integers(min_value=0, max_value=2**40).map(lambda n: (n, (n, n))) | st.just(("unlimited", (-1, -1)))
 
 
+_LONGEST_MONTH = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+
+
+def _never(month: int) -> Strategy:
+    """Cron days of ``month`` that never come (30 February, 31 April...), in every field spelling."""
+    days = st.integers(_LONGEST_MONTH[month] + 1, 31)
+    return days.map(lambda d: f"0 0 {d} {month} *") | days.map(lambda d: f"*/5 1 {d}-31 {month} *")
+
+
 def _cron_hostile(gate: Gate[Any]) -> Strategy:
     return (
         st.sampled_from(["x", "* * *", "61 * * * *", "* * * * * * * *", "", "@never"])
         | st.integers()
         | st.just("*" * 101)
+        | st.sampled_from([2, 4, 6, 9, 11]).flatmap(_never)
     )
 
 
 def _cron_valid(gate: Gate[Any]) -> Strategy:
-    return st.sampled_from(["*/15 * * * *", "0 3 * * 1-5", "0 0 1 * *"]).map(lambda c: (c, c))
+    fixed = st.sampled_from(["*/15 * * * *", "0 3 * * 1-5", "0 0 1 * *", "0 0 29 2 *"])
+    dated = st.integers(1, 12).flatmap(lambda m: st.integers(1, _LONGEST_MONTH[m]).map(lambda d: f"0 0 {d} {m} *"))
+    return (fixed | dated).map(lambda c: (c, c))
 
 
 def _retries_hostile(gate: Gate[Any]) -> Strategy:

@@ -15,6 +15,8 @@ __all__ = [
     "BASE",
     "BILLION_LAUGHS",
     "FILLER",
+    "KEY_LINE",
+    "LOG_TEXT",
     "OTHER_NAMES",
     "RUNNING",
     "SECRET",
@@ -30,6 +32,12 @@ __all__ = [
 # occur by chance in a reply (no "0000000000")
 SECRET = st.text(string.ascii_letters + string.digits + "-_.~", min_size=10, max_size=40).filter(
     lambda s: any(c.isdigit() for c in s) and any(c.isalpha() for c in s) and s.strip("-_.~") == s
+)
+# text a program prints around a secret on one line: any character but line breaks and controls
+LOG_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), max_size=20)
+# a line of a private key's base64 body (a PEM block's middle: no shape a rule finds line by line)
+KEY_LINE = st.text(string.ascii_letters + string.digits + "+/", min_size=16, max_size=64).filter(
+    lambda s: any(c.isdigit() for c in s) and any(c.isalpha() for c in s)
 )
 # a name that says it holds a secret, spelt as environments, headers and flags spell them
 SECRET_NAME = st.builds(

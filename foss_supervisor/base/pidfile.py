@@ -93,7 +93,7 @@ class PidFile:
         """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise DaemonError(f"cannot create the lock file {self.lock_path}: {exc.strerror or exc}") from None
         try:
@@ -117,7 +117,7 @@ class PidFile:
         except OSError as exc:
             raise DaemonError(f"cannot write the lock file {self.lock_path}: {exc.strerror or exc}") from None
         try:
-            atomic_write(self.path, f"{os.getpid()}\n", mode=0o644, durable=False)
+            atomic_write(self.path, f"{os.getpid()}\n", mode=0o600, durable=False)
         except OSError as exc:
             raise DaemonError(f"cannot write the PID file {self.path}: {exc.strerror or exc}") from None
         self.instance_id = instance_id

@@ -8,50 +8,45 @@ Where it is applied (the egress points):
 - every event that leaves: the web's ``Core.on_event`` (SSE, pages) and hook payloads
   (``HookDispatcher.offer``, the body a receiver gets and ``FOSS_EVENT_JSON``);
 - every log line: :meth:`Redactor.log_processor`, in the structlog chain every handler gets (the log
-  file, stderr, journald), after exceptions are formatted, so a traceback is redacted too.
+  file, stderr, journald), after exceptions are formatted, so a traceback is redacted too;
+- every line of a log file that is read back (a program's output, the daemon's log): :meth:`Redactor.lines`,
+  the one function the ``logs`` and ``log_read`` commands pass their lines through, so the CLI (``logs``,
+  ``logs -f``, ``top``), the API, the dashboard's viewer and its text download (read through ``log_read``,
+  a bounded chunk at a time) all get the same text; the CLI reading files with the daemon down uses it too.
 
-What is replaced with ``***`` (the shapes secrets take most often in leaked logs and configs, as the
-default rules of secret scanners such as gitleaks and detect-secrets list them):
+What is replaced with ``***``:
 
-1. the value under a secret-looking key (:func:`looks_secret`: ``DB_PASSWORD``, ``apiKey``,
-   ``X-Auth-Token``, ``Authorization``, ``secrets``...) at any depth of a reply: ``env``, hook
-   ``headers``, a log line's key/values; everything under such a key, nested or not;
-2. URL userinfo anywhere in any string: ``postgres://user:***@db/x``, ``redis://:***@cache``,
-   ``https://***@github.com`` (a token given as the user);
-3. ``NAME=value``, ``NAME: value``, ``"name": "value"`` and ``--name value`` with a secret-looking
-   name, inside any string: a DSN's ``host=db password=x``, ``sh -c`` lines, query strings
-   (``?access_token=x``), JSON or YAML printed to a log; in a list of strings (a command line),
-   the item after a ``--secret-flag``;
-4. ``Bearer <token>`` and ``Basic <base64 of user:password>``;
-5. PEM private key blocks, JWTs (``eyJ...``), AWS access key ids (``AKIA``/``ASIA`` + 16), and
-   tokens by their documented prefixes: GitHub ``ghp_``/``gho_``/``ghu_``/``ghs_``/``ghr_``/
-   ``github_pat_``, GitLab ``glpat-``, Slack ``xox?-``, Stripe ``sk_live_``/``rk_live_``, Google ``AIza``;
-6. literal values: those the operator lists under the config's top-level ``secrets:``, and every
-   value rules 1-5 replace in the config (:meth:`Redactor.learn`), so the same value elsewhere
+1. the value under a secret-looking key (:func:`looks_secret`: ``DB_PASSWORD``, ``apiKey``, ``APP_KEY``,
+   ``SMTP_CREDS``, ``X-Auth-Token``, ``Authorization``, ``secrets``...) at any depth of a reply, and every
+   value of a ``headers`` mapping (a hook's headers, whatever their names); everything under such a key;
+2. every shape of the table in :mod:`~foss_supervisor.base.secretshapes`, in any string: URL userinfo,
+   ``Authorization:`` values of any scheme, ``Bearer``/``Basic`` credentials, passwords on command lines
+   (``mysql -p``, ``curl -u user:pw``, Oracle ``user/pw@db``), ``NAME=value`` with a secret-looking name
+   (query strings too), PEM private key blocks, tokens by their documented prefixes, webhook URLs;
+   in a list of strings (a command line), the item after a ``--secret-flag``;
+3. literal values: those the operator lists under the config's top-level ``secrets:``, and every
+   value rules 1-2 replace in the config (:meth:`Redactor.learn`), so the same value elsewhere
    (a log line, a program's output, a path) is replaced too. Values shorter than
    :data:`MIN_LITERAL` characters are only replaced where a rule finds them (replacing every ``42``
    of every reply would destroy the data).
 
 Not detected: a bare high-entropy string with no name and no known prefix (scanners' entropy rules
-flag hashes and ids as often as secrets); list such values under ``secrets:``. Why our own code: the
-scanners report findings in files; the daemon needs every span replaced in every reply string, fast
-(replies are cached by string, and strings with no trigger pass after one regex search).
+flag hashes and ids as often as secrets); list such values under ``secrets:``. Strings with no trigger
+of a shape pass after one regex search, and replies are cached by string.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import enum
-import functools
 import re
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
+
+from foss_supervisor.base.secretshapes import REDACTED, TRIGGER, apply, looks_secret
 
 __all__ = ["MAX_LITERAL", "MIN_LITERAL", "REDACTED", "Redactor", "looks_secret"]
 
-REDACTED = "***"
 MIN_LITERAL = 4  # characters a value needs to be replaced wherever it appears
 MAX_LITERAL = 4096  # longer values (a whole key file) are left to the rules
 _CACHE_MAX = 8192  # distinct strings remembered (forgotten all at once beyond)
@@ -59,56 +54,10 @@ _CACHE_LEN = 2048  # longer strings are not remembered
 
 T = TypeVar("T")
 
-# ---------------------------------------------------------------------------------------------- names
-
-# searched in the name lowercased with separators removed: PGPASSWORD, apiKey, X-Api-Key, client_secret
-_SECRET_IN_NAME = re.compile(
-    r"passw(?:or)?d|passphrase|secret|token|credential|cookie|authoriz|connectionstring|dsn"
-    r"|(?:api|access|private|signing|encryption|master|client|session|auth|license|subscription|webhook|ssh)key"
-)
-_SECRET_WORDS = frozenset({"pwd", "pw", "auth", "jwt", "bearer", "otp"})  # whole words anywhere
-_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-
-
-@functools.lru_cache(maxsize=4096)
-def looks_secret(name: str) -> bool:
-    """True for names like DB_PASSWORD, DB_PASS, API_KEY, apiKey, X-Auth-Token, AWS_SECRET_ACCESS_KEY.
-
-    Not for ``key`` alone (a dedupe key's columns), ``pass_rate``, ``keyboard`` or ``author``.
-    """
-    flat = re.sub(r"[^a-z0-9]", "", name.lower())
-    if _SECRET_IN_NAME.search(flat) or flat.endswith(("pass", "pwd")):  # SMTPPASS, MYSQL_PWD (and --bypass)
-        return True
-    words = [w.lower() for w in _WORD.findall(name)]
-    return bool(words) and (words[-1] == "pass" or any(w in _SECRET_WORDS for w in words))
-
-
-# ---------------------------------------------------------------------------------------------- shapes
-
-_NAME_WORDS = r"pass|pwd|pw|secret|token|credential|cookie|auth|key|dsn|connection|jwt|otp|bearer"
-# one cheap search decides whether a string needs the rules at all (a superset of what they match)
-_TRIGGER = re.compile(
-    r"://|PRIVATE KEY|eyJ|A(?:KI|SI|BI|CC)A|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|[sr]k_live_|AIza"
-    rf"|basic\s|{_NAME_WORDS}",
-    re.I,
-)
-_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|.*\Z)", re.S)
-_TOKEN = re.compile(
-    r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"  # JWT: header.payload.signature
-    r"|\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"  # AWS access key id
-    r"|\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{22,}|\bglpat-[A-Za-z0-9_-]{20,}"
-    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}|\b[sr]k_live_[A-Za-z0-9]{16,}|\bAIza[0-9A-Za-z_-]{35}"
-)
-# scheme://userinfo@ : userinfo runs to the last '@' before the path, query or fragment
-_URL = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#\"'<>]+)@")
-_BEARER = re.compile(r"(?P<head>\bbearer\s+)(?P<secret>[A-Za-z0-9._~+/=-]{6,})", re.I)
-_BASIC = re.compile(r"(?P<head>\bbasic\s+)(?P<secret>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])", re.I)
-# NAME=value, NAME: value, "name": "value", --name value (a space separates only after a dash)
-_INLINE = re.compile(  # only names holding a secret word match, so a harmless one never hides a secret one
-    rf"(?P<name>(?<![\w-])-{{0,2}}(?=[\w.-]*(?i:{_NAME_WORDS}))[A-Za-z_][\w.-]*)(?P<close>[\"']?)(?!:/)"
-    r"(?P<sep>\s*[=:]\s*|\s+)(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s'\",;&]+)"
-)
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
 _FLAG = re.compile(r"-{1,2}[A-Za-z_][\w.-]*")
+_ALL_SECRET = frozenset({"headers"})  # a hook's headers: every value, whatever its name (X-Signature, Cookie...)
 
 
 class _Sink:
@@ -121,56 +70,15 @@ class _Sink:
         value = value.strip().strip("\"'")
         if MIN_LITERAL <= len(value) <= MAX_LITERAL and value.strip("*"):
             self.values.add(value)
+        if "\n" in value:  # log text is read back line by line: each line of a multi-line secret goes too
+            for line in value.splitlines():
+                if line.strip() != value:
+                    self.add(line)
 
 
 def _rules(text: str, sink: _Sink | None) -> str:
-    """``text`` with rules 2-5 of the module docstring applied (rule 1 needs the key: see Redactor)."""
-
-    def whole(m: re.Match[str]) -> str:
-        if sink is not None:
-            sink.add(m.group(0))
-        return REDACTED
-
-    def url(m: re.Match[str]) -> str:
-        user, colon, password = m.group("userinfo").partition(":")
-        if sink is not None:
-            sink.add(password if colon else (user if len(user) >= 16 else ""))
-        return f"{m.group('head')}{user + ':' if colon else ''}{REDACTED}@"
-
-    def bearer(m: re.Match[str]) -> str:
-        if sink is not None:
-            sink.add(m.group("secret"))
-        return m.group("head") + REDACTED
-
-    def basic(m: re.Match[str]) -> str:
-        try:
-            decoded = base64.b64decode(m.group("secret"), validate=True)
-        except (binascii.Error, ValueError):
-            return m.group(0)
-        if b":" not in decoded:
-            return m.group(0)
-        if sink is not None:
-            sink.add(m.group("secret"))
-            sink.add(decoded.partition(b":")[2].decode("utf-8", "replace"))
-        return m.group("head") + REDACTED
-
-    def inline(m: re.Match[str]) -> str:
-        name, sep, value = m.group("name"), m.group("sep"), m.group("value")
-        if not looks_secret(name.lstrip("-")) or (not sep.strip() and not name.startswith("-")):
-            return m.group(0)
-        if value == REDACTED:
-            return m.group(0)
-        if sink is not None:
-            sink.add(value)
-        quote = value[0] if value[0] in "\"'" else ""
-        return f"{name}{m.group('close')}{sep}{quote}{REDACTED}{quote}"
-
-    text = _PEM.sub(whole, text)
-    text = _TOKEN.sub(whole, text)
-    text = _URL.sub(url, text)
-    text = _BEARER.sub(bearer, text)
-    text = _BASIC.sub(basic, text)
-    return _INLINE.sub(inline, text)
+    """``text`` with the shapes of :mod:`~foss_supervisor.base.secretshapes` replaced (rule 1 needs the key)."""
+    return apply(text, None if sink is None else sink.add)
 
 
 class Redactor:
@@ -236,6 +144,28 @@ class Redactor:
                     changes[f.name] = new
         return dataclasses.replace(event, **changes) if changes else event
 
+    def lines(self, lines: Iterable[str]) -> Iterator[str]:
+        """Lines of log text, each redacted; a PEM private key block, which spans lines, goes whole.
+
+        Lazy (one line at a time, so a caller streaming a file holds one line). A line from a
+        ``-----BEGIN ... PRIVATE KEY-----`` up to its ``-----END ...-----`` (or the end of the lines) is
+        ``***``, what precedes and follows the block is kept: its base64 body has no other shape a rule could
+        find line by line.
+        """
+        in_key = False
+        for line in lines:
+            if in_key:
+                end = _PEM_END.search(line)
+                in_key = end is None
+                yield REDACTED if end is None else REDACTED + self._text(line[end.end() :], None)
+                continue
+            begin = _PEM_BEGIN.search(line)
+            if begin is not None and _PEM_END.search(line, begin.end()) is None:
+                in_key = True
+                yield self._text(line[: begin.start()], None) + REDACTED
+                continue
+            yield self._text(line, None)
+
     def log_processor(self, _logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         """The structlog processor: every key/value of a log line, the formatted exception included."""
         for key, value in event.items():
@@ -248,7 +178,7 @@ class Redactor:
             known = self._cache.get(text, text)
             if known is not text:
                 return text if known is None else known
-        out = _rules(text, sink) if _TRIGGER.search(text) else text
+        out = _rules(text, sink) if TRIGGER.search(text) else text
         literals, pattern = self._literals
         if pattern is not None and any(lit in out for lit in literals):
             out = pattern.sub(REDACTED, out)
@@ -292,7 +222,7 @@ class Redactor:
         text, walk = self._text, self._walk
         for key, item in value.items():
             if type(key) is str:
-                under = secret or looks_secret(key)
+                under = secret or looks_secret(key) or (key in _ALL_SECRET and isinstance(item, Mapping))
                 new_key = text(key, sink)
             else:
                 under, new_key = secret, key

@@ -8,9 +8,9 @@ daemon over the control socket; ``logs`` reads the files itself when the daemon 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.cli.terminal import (
@@ -65,40 +65,52 @@ def cmd_why(args: argparse.Namespace, config: Target) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, config: Target) -> int:
-    from foss_supervisor.core.logview import LogSource, follow
+    """Every line printed passed a redaction: the daemon's (``logs`` and ``log_read`` replies) or, with the
+    daemon down, one that learned the config's secrets the same way."""
+    from foss_supervisor.cli.logfollow import DaemonFollower
+    from foss_supervisor.core.logview import LineSource, follow
 
+    followers: list[LineSource]
     try:
         result = call(config.control_socket, "logs", names=args.names, lines=args.lines)
-        sources = [LogSource(s["name"], Path(s["file"]), tuple(s["logger_prefix"])) for s in result["sources"]]
+        names: list[str] = [s["name"] for s in result["sources"]]
         tails: dict[str, list[str]] = result["lines"]
+        if args.follow:
+            ask = functools.partial(call, config.control_socket)
+            followers = [DaemonFollower(ask, name) for name in names]
     except NotRunning:
-        sources, tails = _offline_logs(args)
-    prefix = len(sources) > 1
-    width = max((len(s.name) for s in sources), default=0)
-    for source in sources:
-        for line in tails.get(source.name, []):
-            print(f"{source.name.ljust(width)} | {line}" if prefix else line)
+        names, tails, followers = _offline_logs(args)
+    prefix = len(names) > 1
+    width = max((len(name) for name in names), default=0)
+    for name in names:
+        for line in tails.get(name, []):
+            print(f"{name.ljust(width)} | {line}" if prefix else line)
     sys.stdout.flush()
     if args.follow and not output_closed():
-        follow(sources, stop=output_closed)
+        follow(followers, stop=output_closed)
     return EXIT_OK
 
 
-def _offline_logs(args: argparse.Namespace) -> tuple[list[Any], dict[str, list[str]]]:
+def _offline_logs(args: argparse.Namespace) -> tuple[list[str], dict[str, list[str]], list[Any]]:
     """The daemon is down: the same sources, found from the config (without ``--config``: the one the last
-    daemon of the state dir ran), read from disk."""
+    daemon of the state dir ran), read from disk and redacted here."""
+    from foss_supervisor.base.redact import Redactor
     from foss_supervisor.cli.restart import config_given, load_last_config
     from foss_supervisor.config import load_config
-    from foss_supervisor.core.logview import select_sources, tail
+    from foss_supervisor.core.logview import Follower, select_sources, tail
     from foss_supervisor.core.statestore import last_config
 
     config = load_config(args.config)
     if not config_given(args) and (ran := last_config(config.state_dir)) is not None:
         config = load_last_config(ran)
+    redactor = Redactor()
+    redactor.learn(config)
     say("INFO", f"foss-supervisor is not running; reading the log files under {config.state_dir}")
     program_logs = {n: p.log.file or config.state_dir / "logs" / f"{n}.log" for n, p in config.programs.items()}
     sources = select_sources(args.names, program_logs, config.state_dir, config.replica_sets, config.groups)
-    return sources, {s.name: tail(s, args.lines) for s in sources}
+    tails = {s.name: list(redactor.lines(tail(s, args.lines))) for s in sources}
+    followers = [Follower(s, redactor.lines) for s in sources] if args.follow else []
+    return [s.name for s in sources], tails, followers
 
 
 def cmd_ctl(args: argparse.Namespace, config: Target) -> int:

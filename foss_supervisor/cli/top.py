@@ -12,6 +12,7 @@ arrows or the mouse select a program.
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,9 +20,9 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Log
 
+from foss_supervisor.cli.logfollow import DaemonFollower
 from foss_supervisor.cli.terminal import fmt_uptime, info_column
 from foss_supervisor.control.client import call
-from foss_supervisor.core.logview import Follower, LogSource
 from foss_supervisor.errors import SupervisorError
 
 __all__ = ["TopApp", "usage_cells"]
@@ -62,7 +63,7 @@ class TopApp(App[None]):
         self.control_socket = control_socket
         self.programs: list[dict[str, Any]] = []
         self.selected: str | None = None
-        self._follower: Follower | None = None
+        self._follower: DaemonFollower | None = None
         self._columns: list[Any] = []
         self._rows: list[str] = []
 
@@ -131,12 +132,16 @@ class TopApp(App[None]):
             return
         if self._follower is not None:
             self._follower.close()
-        self._follower = Follower(LogSource(name, Path(reply["sources"][0]["file"])))
+        self._follower = await asyncio.to_thread(DaemonFollower, functools.partial(call, self.control_socket), name)
         log.write_lines(reply["lines"].get(name, []))
 
     async def follow_log(self) -> None:
         if self._follower is not None:
-            lines = await asyncio.to_thread(self._follower.lines)
+            try:
+                lines = await asyncio.to_thread(self._follower.lines)
+            except (OSError, SupervisorError) as exc:
+                self.sub_title = f"no answer from the daemon: {exc}"
+                return
             if lines:
                 self.query_one(Log).write_lines(lines)
 

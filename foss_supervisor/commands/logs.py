@@ -1,5 +1,9 @@
 """The log commands: ``logs`` (the last lines of programs' and the daemon's logs) and ``log_read`` (a
-byte range of one log, for followers)."""
+byte range of one log, for followers and the dashboard's text download).
+
+These are the only readers of log bytes that leave the daemon, and both pass their lines through
+:meth:`~foss_supervisor.base.redact.Redactor.lines` (log text spans lines: a private key block is
+redacted whole, which the per-string redaction of every reply cannot see)."""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ async def logs(ctx: CommandContext, names: list[str], lines: int) -> dict[str, A
     sup = ctx.supervisor
     program_logs = {name: proc.log_path for name, proc in sup.processes.items()}
     sources = select_sources(names, program_logs, ctx.config.state_dir, ctx.config.replica_sets, ctx.config.groups)
-    tails = await asyncio.to_thread(lambda: {s.name: tail(s, lines) for s in sources})
+    tails = await asyncio.to_thread(lambda: {s.name: list(ctx.redactor.lines(tail(s, lines))) for s in sources})
     return {"sources": [dataclass_to_json(s) for s in sources], "lines": tails}
 
 
@@ -76,7 +80,8 @@ async def log_read(ctx: CommandContext, source: str, offset: int, max_bytes: int
         raise CommandError("max_bytes must be between 1 and 1048576")
     log_source = _log_source(ctx, source)
     start, size, data, rotated = await asyncio.to_thread(_read_log, log_source.file, offset, max_bytes)
-    lines = [line for line in data.decode("utf-8", "backslashreplace").splitlines() if log_source.keeps(line)]
+    kept = (line for line in data.decode("utf-8", "backslashreplace").splitlines() if log_source.keeps(line))
+    lines = list(ctx.redactor.lines(kept))
     if contains:
         needle = contains.lower()
         lines = [line for line in lines if needle in line.lower()]

@@ -13,10 +13,12 @@ seconds (``5``, ``0.5``) or strings with a unit (``"500ms"``, ``"5s"``, ``"2m"``
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from foss_supervisor.base.redact import REDACTED, Redactor, looks_secret
 from foss_supervisor.base.resources import (
     config_path,
     data_dir,
@@ -24,7 +26,7 @@ from foss_supervisor.base.resources import (
     default_state_dir,
     resolve_path,
 )
-from foss_supervisor.config.gates import Gate, GateError
+from foss_supervisor.config.gates import Gate, GateError, shown
 from foss_supervisor.config.interpolate import interpolate_config
 from foss_supervisor.config.model import (
     DEPENDENCY_CONDITIONS,
@@ -136,6 +138,45 @@ def parse_config(
     environ = os.environ if environ is None else environ
     label = str(file)
     data, lines = load_yaml(text, label)
+    try:
+        return _parse(data, lines, file, environ, replicas, check_pipelines)
+    except ConfigError as exc:
+        raise without_secrets(exc, data) from None
+
+
+def without_secrets(exc: ConfigError, document: Any) -> ConfigError:
+    """``exc`` (each of its errors) with no secret the file holds: the one place config errors are redacted.
+
+    A :class:`~foss_supervisor.base.redact.Redactor` learns ``document`` (the file as read, variables
+    expanded: values of secret-looking keys, URL passwords, everything under ``secrets:``) and redacts
+    every reason; a reason about a secret-looking key (``env.DB_PASSWORD``, ``headers.X-Api-Key``) loses
+    whatever it quotes of the value (``got ***``), however short. File, line and key are kept.
+    """
+    redactor = Redactor()
+    redactor.learn(document)
+    out: list[ConfigError] = []
+    for error in exc.errors:
+        reason = redactor.text(error.reason)
+        if any(looks_secret(part) for part in re.split(r"[.\[\]]", error.key) if part):
+            reason = _QUOTED.sub(REDACTED, reason)
+        out.append(ConfigError(error.file, error.key, reason, error.line))
+    return ConfigError.collected(out)
+
+
+# what a reason quotes of a value: gates show it (a repr) after "got "; a type ("got int", "got a str") or a
+# count ("got 3 characters") is kept
+_QUOTED = re.compile(r"(?<=got )(?!(?:an? |\d+ )?[A-Za-z_]+$).*$", re.S)
+
+
+def _parse(
+    data: Any,
+    lines: dict[str, int],
+    file: Path,
+    environ: Mapping[str, str],
+    replicas: Mapping[str, int] | None,
+    check_pipelines: PipelineCheck | None,
+) -> Config:
+    label = str(file)
     errors: list[ConfigError] = []
     base = file.parent.resolve()
     file_counts: dict[str, int] = {}
@@ -154,7 +195,8 @@ def parse_config(
     dash.only()
     host = _from_environ(environ, "FOSS_SUPERVISOR_HOST", dash.gate("host"), errors) or dash.get("host", "127.0.0.1")
     port = _from_environ(environ, "FOSS_SUPERVISOR_PORT", dash.gate("port"), errors) or dash.get("port", 5000)
-    debug = root.get("debug", False) or environ.get("FOSS_SUPERVISOR_DEBUG", "") not in ("", "0", "false")
+    debug_override: bool | None = _from_environ(environ, "FOSS_SUPERVISOR_DEBUG", ENV_FLAG, errors)
+    debug = root.get("debug", False) or bool(debug_override)
     log = root.sub("log")
     log.only()
     history = root.sub("history")
@@ -205,6 +247,18 @@ def parse_config(
 
 
 T = TypeVar("T")
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _env_flag(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text not in _FLAGS:
+        raise GateError(f"must be one of {', '.join(_FLAGS)}, got {shown(str(value))}")
+    return _FLAGS[text]
+
+
+#: a boolean environment override (FOSS_SUPERVISOR_DEBUG): 1/0, true/false, yes/no, on/off, nothing else
+ENV_FLAG: Gate[bool] = Gate("bool", "1, 0, true, false, yes, no, on or off", _env_flag)
 
 
 def _from_environ(environ: Mapping[str, str], variable: str, gate: Gate[T], errors: list[ConfigError]) -> T | None:
@@ -216,7 +270,7 @@ def _from_environ(environ: Mapping[str, str], variable: str, gate: Gate[T], erro
     if not text:
         return None
     try:
-        return gate(int(text) if text.isdigit() and len(text) < 20 else text)
+        return gate(int(text) if text.isascii() and text.isdigit() and len(text) < 20 else text)
     except GateError as exc:
         errors.append(ConfigError("environment", variable, exc.reason))
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 from collections.abc import Mapping
 from dataclasses import replace
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from foss_supervisor.base.resources import resolve_path
+from foss_supervisor.config.gates import format_duration
 from foss_supervisor.config.model import (
     RLIMIT_NAMES,
     BackoffPolicy,
@@ -74,20 +76,24 @@ def _parse_program(name: str, r: Reader, base: Path, file_count: int | None = No
         r.fail("", "missing required key 'command'")
     replicas = r.get("replicas", 1)
 
-    def replica(i: int) -> Reader:
-        return Reader(_fill_replica(r.data, str(i)), r.path, r.file, r.lines, None, PROGRAM)
-
     bare_first = (replicas if file_count is None else file_count) == 1
-    return [
-        _parse_replica(name if bare_first and i == 0 else f"{name}-{i}", name, i, replica(i), base)
-        for i in range(replicas)
-    ]
+
+    def replica(i: int) -> ProgramConfig:
+        """Replica ``i``; every error of its section raised at once (the first replica's are every one's)."""
+        errors: list[ConfigError] = []
+        section = Reader(_fill_replica(r.data, str(i)), r.path, r.file, r.lines, errors, PROGRAM)
+        prog = _parse_replica(name if bare_first and i == 0 else f"{name}-{i}", name, i, section, base)
+        if errors:
+            raise ConfigError.collected(errors)
+        return prog
+
+    return [replica(i) for i in range(replicas)]
 
 
 def _fill_replica(value: Any, replica: str) -> Any:
     """``value`` with ``{replica}`` replaced in every string it holds (command, env, paths, probes...)."""
-    if isinstance(value, str):
-        return value.replace("{replica}", replica)
+    if isinstance(value, str):  # unchanged when it has none: a YamlNumber stays one for its gate
+        return value.replace("{replica}", replica) if "{replica}" in value else value
     if isinstance(value, dict):
         return {k: _fill_replica(v, replica) for k, v in value.items()}
     if isinstance(value, list):
@@ -104,8 +110,12 @@ def _parse_replica(name: str, group: str, replica: int, r: Reader, base: Path) -
     env_file = r.get("env_file", "")
     pidfile = r.get("pidfile", "")
     cwd = r.get("cwd", "")
+    if cwd and not resolve_path(base, cwd).is_dir():  # found at load, not as a spawn failure in BACKOFF
+        r.note("cwd", f"no such directory: {resolve_path(base, cwd)}")
     user = r.get("user", "") or None
-    if user is not None and os.geteuid() != 0:
+    if user is not None and not _user_exists(user):
+        r.note("user", f"no such user on this host: {user!r}")
+    elif user is not None and os.geteuid() != 0:
         r.fail("user", "can only be set when the daemon runs as root")
     no_dependencies: tuple[tuple[str, ...], dict[str, str], frozenset[str]] = ((), {}, frozenset())
     depends_on, conditions, part_of = r.get("depends_on", no_dependencies)
@@ -143,11 +153,24 @@ def _parse_replica(name: str, group: str, replica: int, r: Reader, base: Path) -
     )
 
 
+def _user_exists(user: str) -> bool:
+    """A user name or numeric uid with an entry in the user database (what the spawn will look up)."""
+    try:
+        pwd.getpwuid(int(user)) if user.isascii() and user.isdigit() else pwd.getpwnam(user)
+    except (KeyError, OverflowError):
+        return False
+    return True
+
+
 def _parse_backoff(b: Reader) -> BackoffPolicy:
     b.only()
+    initial_s, max_s = b.get("initial", 0.0), b.get("max", 30.0)
+    if initial_s > max_s:
+        b.note("initial", f"must not exceed backoff.max ({format_duration(max_s)}), got {format_duration(initial_s)}")
+        initial_s = max_s
     return BackoffPolicy(
-        initial_s=b.get("initial", 0.0),
-        max_s=b.get("max", 30.0),
+        initial_s=initial_s,
+        max_s=max_s,
         multiplier=b.get("multiplier", 2.0),
         jitter=b.get("jitter", 0.1),
         reset_after_s=b.get("reset_after", 10.0),
@@ -264,7 +287,7 @@ def parse_programs(
         except ConfigError as exc:
             if progs.errors is None:
                 raise
-            progs.errors.append(exc)
+            progs.errors.extend(exc.errors)
             continue
         if len(programs) + len(expanded) > MAX_PROGRAMS:
             progs.fail(name, f"more than {MAX_PROGRAMS} programs (replicas counted)")

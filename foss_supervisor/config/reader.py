@@ -87,7 +87,8 @@ class Reader:
         try:
             value: T = gate(self.data[name])
         except GateError as exc:
-            self.note(name, exc.reason, exc.at)
+            for each in exc.all:
+                self.note(name, each.reason, each.at)
             return default
         return value
 
@@ -122,4 +123,5 @@ class Reader:
             try:
                 yield name, each.section(self.data[name])
             except GateError as exc:
-                self.note(name, exc.reason, exc.at)
+                for one in exc.all:
+                    self.note(name, one.reason, one.at)

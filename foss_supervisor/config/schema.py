@@ -124,7 +124,7 @@ def _tcp(value: Any) -> tuple[str, int]:
     if not isinstance(value, str):
         return "127.0.0.1", _PORT(value)
     host, sep, port_text = value.rpartition(":")
-    if not sep or not port_text.isdigit() or len(port_text) > 5:
+    if not sep or not (port_text.isascii() and port_text.isdigit()) or len(port_text) > 5:
         raise GateError(f"must be a port or host:port, got {shown(value)}")
     if host.startswith("[") != host.endswith("]"):
         raise GateError(f"an IPv6 host is written in brackets, [::1]:8080, got {shown(value)}")
@@ -227,7 +227,7 @@ PROGRAM: Section = {
     "cwd": _PATH,
     "env": gates.env_map(),
     "env_file": _PATH,
-    "user": gates.name(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|\d{1,10}", "a user name or a numeric uid"),
+    "user": gates.name(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|[0-9]{1,10}", "a user name or a numeric uid"),
     "autostart": _BOOL,
     "autorestart": gates.choice(("always", "on-failure", "never")),
     "exit_codes": EXIT_CODES,

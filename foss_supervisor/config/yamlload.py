@@ -20,11 +20,13 @@ Errors are :class:`~foss_supervisor.errors.ConfigError` naming the file and line
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from foss_supervisor.config.gates.base import MAX_INT_DIGITS, YamlNumber
 from foss_supervisor.errors import ConfigError
 
 __all__ = ["CORE_TAGS", "MAX_CHARS", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "load_yaml"]
@@ -182,6 +184,14 @@ def load_yaml(text: str, file: str) -> tuple[Any, dict[str, int]]:
         raise _yaml_error(exc, file, text) from None
 
 
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+# what YAML 1.1 and 1.2 read alike: an integer without leading zeros, a decimal fraction with a dot
+_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)|[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+
+# what YAML 1.2 reads as a number and YAML 1.1 as text: 0o17, 1e3
+_YAML12_NUMBER = re.compile(r"0o[0-7]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)", re.ASCII)
+
+
 class _Builder:
     """Walks a composed node graph (known to be bounded and acyclic) into plain data."""
 
@@ -195,7 +205,32 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.ScalarNode) and node.tag in _NUMBER_TAGS:
+            return self._number(node, path)
+        if isinstance(node, yaml.ScalarNode) and node.style in (None, "") and _YAML12_NUMBER.fullmatch(node.value):
+            reading = int(node.value[2:], 8) if node.value.startswith("0o") else float(node.value)
+            return YamlNumber(node.value, reading)  # text to YAML 1.1, a number to YAML 1.2
         return self.scalars.construct_object(node)  # the safe rules: ints, floats, bools, null, strings
+
+    def _number(self, node: yaml.ScalarNode, path: str) -> Any:
+        """A number in plain decimal as a number; any other form YAML 1.1 reads as one as a :class:`YamlNumber`
+        (the text as written, for each key's gate to decide); an explicit ``!!int`` too long is refused here."""
+        text, plain = node.value, node.style in (None, "")  # libyaml writes plain as ""
+        if plain and not _DECIMAL.fullmatch(text):
+            return YamlNumber(text, self._reading(node))
+        if node.tag.endswith(":int") and len(text.lstrip("+-")) > MAX_INT_DIGITS:
+            if plain:
+                return YamlNumber(text, None)
+            line = node.start_mark.line + 1
+            raise ConfigError(self.file, path, f"must be an integer of at most {MAX_INT_DIGITS} digits", line)
+        return self.scalars.construct_object(node)
+
+    def _reading(self, node: yaml.ScalarNode) -> float | int | None:
+        try:
+            value: float | int = self.scalars.construct_object(node)
+        except ValueError:  # past Python's int max str digits
+            return None
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: str) -> dict[str, Any]:
         try:

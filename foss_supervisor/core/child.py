@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 
 import structlog
 
+from foss_supervisor.base.filemodes import operator_umask
+
 __all__ = [
     "Child",
     "OutputSink",
@@ -159,16 +161,17 @@ async def spawn(
     stdin: bool = False,
     pass_fds: Sequence[int] = (),
     account: pwd.struct_passwd | None = None,
-    umask: int = -1,
+    umask: int | None = None,
 ) -> Child:
     """Start ``argv`` in a new session and return its :class:`Child`.
 
     ``env`` (default: the daemon's environment) and ``cwd`` as given; ``output``: stdout and stderr go
     through pipes into this sink (None: to ``/dev/null``); ``stdin``: a pipe the caller writes through
     :meth:`Child.write` (False: ``/dev/null``); ``pass_fds``: descriptors the child inherits; ``account``:
-    run as that user (its uid, gid and groups); ``umask`` (-1: the daemon's), set by the C fork code, no
-    Python runs in the child. Raises OSError (no such file, permission) or ValueError when it cannot start;
-    nothing is left behind then.
+    run as that user (its uid, gid and groups); ``umask`` (None: the one the operator started the daemon
+    with, :func:`~foss_supervisor.base.filemodes.operator_umask`, not the daemon's private 077), set by
+    the C fork code, no Python runs in the child. Raises OSError (no such file, permission) or ValueError
+    when it cannot start; nothing is left behind then.
     """
     devnull = asyncio.subprocess.DEVNULL
     pipe = asyncio.subprocess.PIPE
@@ -184,7 +187,7 @@ async def spawn(
         user=account.pw_uid if account else None,
         group=account.pw_gid if account else None,
         extra_groups=os.getgrouplist(account.pw_name, account.pw_gid) if account else None,
-        umask=umask,
+        umask=operator_umask() if umask is None else umask,
         pass_fds=tuple(pass_fds),
     )
     assert child._transport is not None

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from foss_supervisor.core.selectors import resolve
 
@@ -31,6 +31,7 @@ __all__ = [
     "DASHBOARD",
     "PIPELINE",
     "Follower",
+    "LineSource",
     "LogSource",
     "dashboard_log",
     "follow",
@@ -122,11 +123,31 @@ def tail(source: LogSource, count: int, block: int = 64 * 1024) -> list[str]:
     return list(kept)
 
 
-class Follower:
-    """``tail -F`` of one source: new complete lines, reopened when the file is rotated or appears."""
+Redact = Callable[[Iterable[str]], Iterable[str]]
 
-    def __init__(self, source: LogSource) -> None:
+
+class LineSource(Protocol):
+    """Something :func:`follow` polls: a name and the new complete lines since the last call."""
+
+    @property
+    def name(self) -> str: ...
+
+    def lines(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+class Follower:
+    """``tail -F`` of one source's file: new complete lines, reopened when the file is rotated or appears.
+
+    ``redact`` (a :meth:`~foss_supervisor.base.redact.Redactor.lines`) is what the lines pass before they
+    are returned: the CLI reads files itself only when the daemon is down, with a redactor that learned
+    the config (with the daemon up it follows through ``log_read``, redacted by the daemon).
+    """
+
+    def __init__(self, source: LogSource, redact: Redact) -> None:
         self.source = source
+        self._redact = redact
         self.f: IO[bytes] | None = None
         self.partial = b""
         self._open(at_end=True)
@@ -157,7 +178,11 @@ class Follower:
             return []
         data = self.partial + chunk
         *complete, self.partial = data.split(b"\n")
-        return [text for raw in complete if self.source.keeps(text := _decode(raw))]
+        return list(self._redact(text for raw in complete if self.source.keeps(text := _decode(raw))))
+
+    @property
+    def name(self) -> str:
+        return self.source.name
 
     def close(self) -> None:
         if self.f is not None:
@@ -165,18 +190,18 @@ class Follower:
 
 
 def follow(
-    sources: Iterable[LogSource],
+    followers: Sequence[LineSource],
     write: Callable[[str], object] | None = None,
     stop: Callable[[], bool] = lambda: False,
     poll_s: float = 0.2,
 ) -> None:
-    """Print lines appended to any of ``sources`` as they come, prefixed ``name | `` when more than one.
+    """Print the lines each follower gives as they come, prefixed ``name | `` when more than one.
 
-    Runs until ``stop()`` is true or KeyboardInterrupt; polls a few times a second (a human is reading).
+    Runs until ``stop()`` is true or KeyboardInterrupt; polls a few times a second (a human is reading);
+    closes the followers.
     """
     write = write or sys.stdout.write
-    followers = [Follower(s) for s in sources]
-    width = max((len(f.source.name) for f in followers), default=0)
+    width = max((len(f.name) for f in followers), default=0)
     prefix = len(followers) > 1
     try:
         while not stop():
@@ -184,7 +209,7 @@ def follow(
             for f in followers:
                 for line in f.lines():
                     quiet = False
-                    write(f"{f.source.name.ljust(width)} | {line}\n" if prefix else f"{line}\n")
+                    write(f"{f.name.ljust(width)} | {line}\n" if prefix else f"{line}\n")
             if quiet:
                 sys.stdout.flush()
                 time.sleep(poll_s)

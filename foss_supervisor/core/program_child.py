@@ -218,7 +218,7 @@ class ProgramChild:
                 cwd=cfg.cwd,
                 output=self._output(),
                 account=account,
-                umask=-1 if cfg.umask is None else cfg.umask,
+                umask=cfg.umask,
                 pass_fds=cfg.pass_fds,
             )
         except BaseException:

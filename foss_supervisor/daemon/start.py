@@ -15,6 +15,7 @@ import sys
 
 import structlog
 
+from foss_supervisor.base.filemodes import make_private
 from foss_supervisor.base.pidfile import PidFile
 from foss_supervisor.base.procinfo import describe
 from foss_supervisor.base.redact import Redactor
@@ -77,6 +78,7 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
     :class:`DaemonError` when it cannot start; nothing is left running then.
     """
     config = dataclasses.replace(config, source=config.source.resolve())  # still right after the chdir
+    make_private()  # what the daemon writes is 0600/0700; programs get the operator's umask back (filemodes)
     leave_launch_directory()
     # what systemd handed us, read once; then gone from os.environ so no child inherits it
     notifier = Notifier.from_environ()

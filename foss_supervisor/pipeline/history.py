@@ -172,7 +172,7 @@ class RunHistory:
 
     def _append_whole(self, data: bytes) -> None:
         """Append ``data`` and fsync; on failure cut the file back, so no torn line sits before the retry."""
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             start = os.lseek(fd, 0, os.SEEK_END)
             try:
@@ -194,7 +194,7 @@ class RunHistory:
             del self._runs[run_id]
         if self.path.exists():
             text = "".join(json.dumps(r.to_dict(), separators=(",", ":")) + "\n" for r in self._runs.values())
-            atomic_write(self.path, text, mode=0o644)
+            atomic_write(self.path, text, mode=0o600)
         return len(gone)
 
     def get(self, run_id: str) -> RunRecord | None:

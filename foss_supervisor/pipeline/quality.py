@@ -42,11 +42,13 @@ This module only writes SQL text: no DuckDB here (the daemon loads specs).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from foss_supervisor.config import gates
+from foss_supervisor.config.gates import YamlNumber
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.rules import gated
 
@@ -75,11 +77,18 @@ def _num(arg: Mapping[str, Any], name: str, file: str, key: str) -> str:
 
 
 def _value(value: Any, file: str, key: str) -> str:
-    """An accepted value as a SQL literal: text or a finite number (compared as trimmed text)."""
+    """An accepted value as a SQL literal: text or a finite number (compared as trimmed text). A YAML number
+    form that is not plain decimal is the text as written (``017`` stays ``017``), but not ``.nan``/``.inf``."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise PipelineConfigError(file, key, f"accepted values are text or numbers, got {gates.shown(value)}")
-    checked = _NUMBER(value) if not isinstance(value, str) else gated({"v": value}, "v", _VALUE, "", file, key)
-    return _lit(checked)
+    reading = value.reading if isinstance(value, YamlNumber) else value
+    if isinstance(reading, float) and not math.isfinite(reading):
+        raise PipelineConfigError(
+            file, key, f"accepted values are text or finite numbers, got {gates.shown(reading)} (quote it for text)"
+        )
+    if isinstance(value, str):
+        return _lit(gated({"v": value}, "v", _VALUE, "", file, key))
+    return _lit(gated({"v": value}, "v", _NUMBER, 0, file, key))
 
 
 def _rule(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None]:
@@ -121,10 +130,20 @@ def _rule(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None]:
         inclusive = gated(arg, "inclusive", _BOOL, True, file, f"{key}.accepted_range.inclusive")
         lo, hi = (">=", "<=") if inclusive else (">", "<")
         conds = []
-        if "min_value" in arg:
-            conds.append(f"try_cast({c} AS DOUBLE) {lo} {_num(arg, 'min_value', file, key)}")
-        if "max_value" in arg:
-            conds.append(f"try_cast({c} AS DOUBLE) {hi} {_num(arg, 'max_value', file, key)}")
+        low = _num(arg, "min_value", file, key) if "min_value" in arg else None
+        high = _num(arg, "max_value", file, key) if "max_value" in arg else None
+        if (
+            low is not None
+            and high is not None
+            and (float(low) > float(high) or (float(low) == float(high) and not inclusive))
+        ):
+            raise PipelineConfigError(
+                file, f"{key}.accepted_range", f"min_value {low} must be below max_value {high}: no value passes"
+            )
+        if low is not None:
+            conds.append(f"try_cast({c} AS DOUBLE) {lo} {low}")
+        if high is not None:
+            conds.append(f"try_cast({c} AS DOUBLE) {hi} {high}")
         return reason, f"{c} IS NOT NULL AND NOT coalesce({' AND '.join(conds)}, false)"
     if name == "pattern":
         if not isinstance(arg, str) or not arg:

@@ -103,7 +103,7 @@ def write_report(ctx: StepContext, doc: Mapping[str, Any]) -> tuple[Path, str]:
         ("latest.json", body),
         ("latest.html", page),
     ):
-        atomic_write(out_dir / name, text, mode=0o644, durable=False)
+        atomic_write(out_dir / name, text, mode=0o600, durable=False)
     ctx.log(f"report written to {out_dir / (ctx.run_id + '.html')}")
     return out_dir, body
 

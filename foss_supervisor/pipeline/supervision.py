@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_COPY_BYTES", "SupervisionTables"]
+__all__ = ["MAX_COPY_BYTES", "SupervisionTables", "ingest_dir_for", "open_supervision"]
 
 MAX_COPY_BYTES = 256 * 2**20  # copied per pass at most: the rest comes with the next query
 MIN_INTERVAL_S = 1.0  # between two copies
@@ -186,3 +187,29 @@ class SupervisionTables:
         for table in ("events", "samples", "host"):
             cursor.execute(f"DELETE FROM supervision.{table} WHERE ts < {cutoff}")  # noqa: S608 (no input)
         cursor.execute("DELETE FROM supervision.journal_files WHERE NOT list_contains(?, file)", [names])
+
+
+def ingest_dir_for(history_dir: Path | None, under: Path) -> Path | None:
+    """The worker's own folder for the journal's new lines (created 0700; an allowed directory of the
+    sandbox), under its temp dir; None without a journal."""
+    if history_dir is None:
+        return None
+    folder = under / "supervision-ingest"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder
+
+
+def open_supervision(
+    con: Any, history_dir: Path | None, ingest_dir: Path | None, days: int
+) -> SupervisionTables | None:
+    """The schema set up on ``con``; None without a journal, or when it cannot be (said once on stderr: the
+    pipelines work without it)."""
+    if history_dir is None or ingest_dir is None:
+        return None
+    tables = SupervisionTables(con, history_dir, ingest_dir, days)
+    try:
+        tables.setup()
+    except Exception as exc:  # duckdb.Error or OSError: not imported here for one except clause
+        print(f"supervision schema unavailable: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return None
+    return tables

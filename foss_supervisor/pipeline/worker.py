@@ -32,6 +32,7 @@ _T0 = time.perf_counter()
 
 import duckdb  # noqa: E402  (timed on purpose: the import is most of the startup cost)
 
+from foss_supervisor.base.filemodes import make_private  # noqa: E402
 from foss_supervisor.base.jsonable import jsonable  # noqa: E402
 from foss_supervisor.pipeline.callables import load_callable  # noqa: E402
 from foss_supervisor.pipeline.context import StepContext  # noqa: E402
@@ -47,7 +48,7 @@ from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode  # n
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders  # noqa: E402
-from foss_supervisor.pipeline.supervision import SupervisionTables  # noqa: E402
+from foss_supervisor.pipeline.supervision import SupervisionTables, ingest_dir_for, open_supervision  # noqa: E402
 from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402
 from foss_supervisor.pipeline.workersteps import (  # noqa: E402
     NO_FILES,
@@ -375,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history-dir", type=Path, help="the daemon's event journal: the supervision schema")
     parser.add_argument("--history-days", type=int, default=30, help="days of it the supervision schema keeps")
     args = parser.parse_args(argv)
+    make_private()  # the warehouse, exports and spill files: 0600, directories 0700
     if args.os_memory_limit:  # before the database is opened: everything the worker maps counts
         apply_os_memory_limit(args.os_memory_limit)
 
@@ -391,11 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.publish_dir is not None:
         args.publish_dir.mkdir(parents=True, exist_ok=True)
         allow.append(args.publish_dir)
-    ingest_dir = None
-    if args.history_dir is not None:  # the journal's new lines pass through here (supervision.py)
-        ingest_dir = (args.temp_dir or args.db.parent) / "supervision-ingest"
-        ingest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        allow.append(ingest_dir)
+    ingest_dir = ingest_dir_for(args.history_dir, args.temp_dir or args.db.parent)
+    allow += [ingest_dir] if ingest_dir is not None else []
     con = open_database(
         args.db,
         allow_dirs=allow,
@@ -413,13 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         publish_dir=args.publish_dir.resolve() if args.publish_dir else None,
         memory_limit=args.memory_limit,
     )
-    if args.history_dir is not None and ingest_dir is not None:
-        tables = SupervisionTables(con, args.history_dir, ingest_dir, args.history_days)
-        try:
-            tables.setup()
-            worker.supervision = tables
-        except (duckdb.Error, OSError) as exc:  # the pipelines work without it: said once, on stderr
-            print(f"supervision schema unavailable: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    worker.supervision = open_supervision(con, args.history_dir, ingest_dir, args.history_days)
     worker.send(
         {
             "event": "ready",

@@ -40,6 +40,7 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from foss_supervisor.base.filemodes import make_private
 from foss_supervisor.base.loopguard import LoopErrorLog
 from foss_supervisor.core.logsetup import configure_logging
 from foss_supervisor.systemd.notify import Notifier, watchdog_interval_s
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if not _die_with_parent(args.parent_pid):
         print("foss-supervisor dashboard: the daemon that started it is gone", file=sys.stderr)
         return 1
+    make_private()  # whatever it writes (a session secret, a cache) is 0600
     configure_logging(None, debug=args.debug, stderr=True, max_bytes=0, backups=0)
     _raise_nofile()
     server_log = logging.getLogger("aiohttp.server")

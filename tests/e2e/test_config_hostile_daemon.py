@@ -55,3 +55,37 @@ def test_daemon_answers_a_too_deep_request_and_keeps_serving(daemon: DaemonHandl
     assert reply["ok"] is False and "nested deeper" in reply["error"]["message"]
     assert daemon.ping() is not None
     assert "Traceback" not in daemon.stderr()
+
+
+def test_a_refused_reload_reports_every_env_error_and_no_secret(daemon: DaemonHandle) -> None:
+    """What leaves the daemon about a refused file (the CLI's message, the daemon's log, status and /health
+    warnings) names every bad variable with its line and quotes none of the secrets."""
+    daemon.write_config(f"programs:\n  keep:\n    command: ['{PY}', '-c', 'import time; time.sleep(600)']\n")
+    daemon.start()
+    secrets = ["Listed-Secret-9a", "env-pw-7Q2xY", "short-tok-42"]
+    daemon.write_config(
+        "secrets: [Listed-Secret-9a]\n"
+        "programs:\n"
+        "  keep:\n"
+        f"    command: ['{PY}', '-c', 'import time; time.sleep(600)']\n"
+        "    stop_timeout: Listed-Secret-9a\n"
+        "    env:\n"
+        "      DB_PASSWORD: [env-pw-7Q2xY]\n"
+        "      API_TOKEN: {t: short-tok-42}\n"
+        "      SMTP_PASS: [true]\n"
+    )
+    result = daemon.cli("reload")
+    assert result.returncode == 2, result.stdout + result.stderr
+    for key in ("env.DB_PASSWORD", "env.API_TOKEN", "env.SMTP_PASS", "keep.stop_timeout"):
+        assert key in result.stderr, result.stderr
+    shown = {
+        "cli": result.stdout + result.stderr,
+        "log": (daemon.state_dir / "foss-supervisor.log").read_text(),
+        "status": json.dumps(daemon.call("status")),
+        "health": json.dumps(daemon.call("health")),
+    }
+    assert "env.DB_PASSWORD: must be a string or a number, got ***" in shown["status"] + shown["health"]
+    assert not {
+        where: [s for s in secrets if s in text] for where, text in shown.items() if any(s in text for s in secrets)
+    }
+    assert daemon.program("keep")["state"] == "RUNNING"

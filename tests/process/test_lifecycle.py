@@ -157,7 +157,7 @@ async def test_start_reports_a_program_whose_next_attempt_is_far_off_instead_of_
     cfg = make_config(
         tmp_path,
         f"""
-        broken: {{command: {py("import sys; sys.exit(2)")}, backoff: {{initial: 120}}}}
+        broken: {{command: {py("import sys; sys.exit(2)")}, backoff: {{initial: 120, max: 120}}}}
         after: {{command: {py("import time; time.sleep(300)")}, start_timeout: 0.1, depends_on: broken}}
     """,
     )

@@ -157,6 +157,8 @@ programs:
 
 
 def test_replica_is_filled_in_every_string_probes_included(tmp_path: Path) -> None:
+    for i in (0, 1):
+        (tmp_path / f"slot-{i}").mkdir()  # a cwd must exist at load
     cfg = parse(
         """
 programs:

@@ -104,11 +104,12 @@ def parse(text: str, tmp: Path, environ: dict[str, str] | None = None):
 
 
 def test_every_interpolated_key(tmp_path: Path) -> None:
+    (tmp_path / "app-8080").mkdir()  # a cwd must exist at load
     cfg = parse(
         "programs:\n"
         "  api:\n"
         "    command: [srv, --home, $HOME, '${PORT}']\n"
-        "    cwd: ${HOME}/app\n"
+        "    cwd: '%(here)s/app-${PORT}'\n"
         "    env: {PATH: '/opt/bin:${HOME}', LIT: '$$HOME'}\n"
         "    log: {file: '%(here)s/logs/%(program_name)s.log'}\n"
         "    health: {http: 'http://127.0.0.1:${PORT}/health'}\n"
@@ -123,7 +124,7 @@ def test_every_interpolated_key(tmp_path: Path) -> None:
     )
     api = cfg.programs["api"]
     assert api.command == ("srv", "--home", "/home/op", "8080")
-    assert api.cwd == Path("/home/op/app")
+    assert api.cwd == tmp_path.resolve() / "app-8080"
     assert dict(api.env) == {"PATH": "/opt/bin:/home/op", "LIT": "$HOME"}
     assert api.log.file == tmp_path.resolve() / "logs" / "api.log"
     assert api.health is not None and api.health.url == "http://127.0.0.1:8080/health"

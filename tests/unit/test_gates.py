@@ -118,6 +118,8 @@ _NEEDS_CONTEXT = {  # valid alone, but they name files, programs or pipelines th
     "groups.<name>",
     "pipelines.<name>",
     "programs.<name>.user",
+    "programs.<name>.cwd",  # an existing directory
+    "programs.<name>.backoff.initial",  # at most backoff.max
 }
 
 
@@ -331,3 +333,37 @@ def test_quality_rules_pass_the_number_and_regex_gates(spec_home: Path, data: st
         load_pipeline(path)
     assert refused.value.key.startswith("steps.q.params.columns.x"), str(refused.value)[:200]
     assert refused.value.line is not None
+
+
+@PROPERTY
+@given(st.data())
+def test_quality_rules_refuse_non_finite_values_and_empty_ranges_at_their_key(
+    spec_home: Path, data: st.DataObject
+) -> None:
+    """``accepted_values`` holding ``.nan``/``.inf``, and an ``accepted_range`` no value can pass (min above max,
+    or equal and exclusive): refused with the file, line and key, not a bare gate error."""
+    low, high = data.draw(st.integers(-1000, 1000)), data.draw(st.integers(-1000, 1000))
+    inclusive = data.draw(st.booleans())
+    empty = low > high or (low == high and not inclusive)
+    form = data.draw(st.sampled_from([".nan", ".inf", "-.inf", ".NaN"]))
+    rule = data.draw(st.sampled_from(["values", "range"]))
+    arg: Any = (
+        ["a", "PLANTED"]
+        if rule == "values"
+        else {"accepted_range": {"min_value": low, "max_value": high, "inclusive": inclusive}}
+    )
+    rules = [{"accepted_values": arg}] if rule == "values" else [arg]
+    step = {
+        "name": "q",
+        "kind": "quality",
+        "params": {"source": "a.raw", "valid": "a.ok", "rejected": "a.bad", "columns": {"x": rules}},
+    }
+    path = spec_home / "q.yaml"
+    path.write_text(yaml.safe_dump({**_PIPELINE, "steps": [step]}, width=10**9).replace("PLANTED", form))
+    if rule == "range" and not empty:
+        load_pipeline(path)
+        return
+    with pytest.raises(PipelineConfigError) as refused:
+        load_pipeline(path)
+    assert refused.value.key.startswith("steps.q.params.columns.x"), str(refused.value)
+    assert refused.value.line is not None and refused.value.file == str(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from foss_supervisor.core.logview import PIPELINE, LogSource, follow, select_sources, tail
+from foss_supervisor.core.logview import PIPELINE, Follower, LogSource, follow, select_sources, tail
 
 
 def _record(logger: str, event: str) -> str:
@@ -53,6 +53,7 @@ def test_follow_prefixes_several_sources_and_survives_rotation(tmp_path: Path) -
         step()
         return False
 
-    follow([LogSource("a", a), LogSource("bb", b)], write=out.append, stop=stop, poll_s=0)
-    follow([LogSource("a", a), LogSource("bb", b)], write=out.append, stop=lambda: True)
+    follow(
+        [Follower(LogSource("a", a), iter), Follower(LogSource("bb", b), iter)], write=out.append, stop=stop, poll_s=0
+    )
     assert out == ["a  | a one\n", "bb | b one\n", "a  | a after rotation\n", "bb | b two\n"]

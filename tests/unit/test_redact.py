@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from strategies import SECRET, SECRET_NAME
+from strategies import KEY_LINE, LOG_TEXT, SECRET, SECRET_NAME
 
 from foss_supervisor.base.redact import REDACTED, Redactor, looks_secret
 from foss_supervisor.config import parse_config
@@ -47,7 +47,7 @@ def test_secrets_in_command_lines_are_replaced(argv: list[str], shown: list[str]
         ("host=db port=5432 password=s3cr3t dbname=x", "host=db port=5432 password=*** dbname=x"),
         ("Server=db;Password=s3cr3t;Database=x", "Server=db;Password=***;Database=x"),
         ("POST https://hooks.example/x?access_token=abc123&a=1", "POST https://hooks.example/x?access_token=***&a=1"),
-        ("curl -H 'Authorization: Bearer abc.def-123'", "curl -H 'Authorization: *** ***'"),
+        ("curl -H 'Authorization: Bearer abc.def-123'", "curl -H 'Authorization: Bearer ***'"),
         ("sent Bearer abcdef123456 upstream", "sent Bearer *** upstream"),
         ("Basic " + base64.b64encode(b"bob:hunter2").decode(), "Basic ***"),
         ("key AKIAIOSFODNN7EXAMPLE used", "key *** used"),
@@ -117,7 +117,7 @@ def test_values_under_secret_keys_at_any_depth_and_shared_parts_kept() -> None:
     }
     out = Redactor().data(reply)
     assert out["programs"][0]["env"] == {"DB_PASSWORD": REDACTED, "PORT": "80", "API_TOKEN": REDACTED}
-    assert out["hooks"][0]["headers"] == {"Authorization": REDACTED, "X-Trace": "on"}
+    assert out["hooks"][0]["headers"] == {"Authorization": REDACTED, "X-Trace": REDACTED}  # every header value
     assert out["credentials"] == {"aws": {"id": REDACTED}, "list": [REDACTED, REDACTED]}
     assert out["plain"] is plain  # nothing to redact: the very object (shared replies are not copied)
     assert reply["programs"][0]["env"]["DB_PASSWORD"] == "hunter22"  # the input is never changed
@@ -274,3 +274,25 @@ def test_listed_secrets_may_name_environment_variables(tmp_path: Path) -> None:
     text = f"state_dir: {tmp_path}\nsecrets: [literal-1, '${{API_TOKEN}}']\n"
     config = parse_config(text, tmp_path / "config.yaml", environ={"API_TOKEN": "from-the-env-9"})
     assert config.secrets == ("literal-1", "from-the-env-9")
+
+
+@given(
+    st.lists(SECRET, min_size=1, max_size=3, unique=True),
+    SECRET_NAME,
+    st.lists(KEY_LINE, min_size=1, max_size=4),
+    st.lists(LOG_TEXT, min_size=3, max_size=3),
+)
+def test_log_lines_carry_no_learned_secret_nor_key_body(
+    secrets: list[str], name: str, key_lines: list[str], text: list[str]
+) -> None:
+    """Redactor.lines, the one gate of log text read back: the env value of a secret-looking name and the
+    ``secrets:`` values anywhere in a line, and a private key's body (which spans lines) go; the rest stays."""
+    assume(not [x for x in [*secrets, *key_lines] if any(x in t for t in text)])  # the text is not secret
+    redactor = Redactor()
+    redactor.learn({"secrets": secrets[1:], "programs": {"p": {"env": {name: secrets[0]}}}})
+    block = ["-----BEGIN EC PRIVATE KEY-----", *key_lines, f"-----END EC PRIVATE KEY-----{text[2]}"]
+    lines = [f"{text[0]}{s}{text[1]}" for s in secrets] + [f"{text[0]} {block[0]}", *block[1:]]
+    out = list(redactor.lines(iter(lines)))
+    assert len(out) == len(lines)
+    assert not [x for x in [*secrets, *key_lines] if any(x in line for line in out)]
+    assert out[-1].endswith(redactor.text(text[2]))

@@ -47,9 +47,11 @@ from foss_supervisor.config.gates.base import (
     MAX_ARGV_BYTES,
     MAX_NAME_BYTES,
     MAX_PATH_BYTES,
+    NUMERIC_KINDS,
     RLIM_INFINITY,
     Gate,
     GateError,
+    YamlNumber,
     shown,
 )
 from foss_supervisor.config.gates.numbers import (
@@ -87,9 +89,11 @@ __all__ = [
     "MAX_ARG_BYTES",
     "MAX_NAME_BYTES",
     "MAX_PATH_BYTES",
+    "NUMERIC_KINDS",
     "RLIM_INFINITY",
     "Gate",
     "GateError",
+    "YamlNumber",
     "argv",
     "boolean",
     "choice",

@@ -12,9 +12,11 @@ __all__ = [
     "MAX_ARG_BYTES",
     "MAX_NAME_BYTES",
     "MAX_PATH_BYTES",
+    "NUMERIC_KINDS",
     "RLIM_INFINITY",
     "Gate",
     "GateError",
+    "YamlNumber",
     "between",
     "finite",
     "is_int",
@@ -30,12 +32,60 @@ MAX_NAME_BYTES = 255  # NAME_MAX: one component of a path
 RLIM_INFINITY = -1
 
 
+class YamlNumber(str):
+    """A plain YAML scalar that is a number to YAML 1.1 but not in plain decimal: ``0o17``, ``017``, ``1_000``,
+    ``0x1F``, ``1:30`` (sexagesimal), ``.inf``, ``.nan``, or an integer of more digits than Python converts.
+
+    It is the text as written (a ``str``), so text keys take it as written; each gate decides by its kind
+    (:meth:`Gate.__call__`): a numeric kind refuses it (YAML 1.1 and 1.2 read these differently, or they are
+    not finite), ``mode`` reads ``017``/``0o17`` as octal. ``reading`` is what YAML 1.1 makes of it (None
+    when it is too long to convert; for ``0o17`` and ``1e3``, text to YAML 1.1, YAML 1.2's reading).
+    """
+
+    __slots__ = ("reading",)
+    reading: float | int | None
+
+    def __new__(cls, text: str, reading: float | int | None) -> YamlNumber:
+        self = super().__new__(cls, text)
+        self.reading = reading
+        return self
+
+    def refusal(self, kind: str) -> str:
+        """Why a gate of a numeric ``kind`` refuses this text."""
+        if isinstance(self.reading, float) and not math.isfinite(self.reading):
+            return f"must be a finite {kind}, got {self}"
+        if self.reading is None:
+            return f"must be a {kind} of at most {MAX_INT_DIGITS} digits, got {len(self)} characters"
+        return (
+            f"must be a {kind} in plain decimal digits, got {self[:40]}: YAML 1.1 and 1.2 read this form "
+            f"differently (one as {self.reading!r}); write the number you mean in decimal"
+        )
+
+
+MAX_INT_DIGITS = 4300  # Python's int max str digits: past it int() refuses to convert
+#: the kinds whose gates take numbers: a YamlNumber is refused there (see YamlNumber)
+NUMERIC_KINDS = frozenset({"duration", "size", "factor", "number", "count", "port", "rlimit", "retries", "exit codes"})
+
+
 class GateError(ValueError):
-    """A value refused by a gate. ``at`` is where below the key (``[2]``, ``.db.condition``), or empty."""
+    """A value refused by a gate. ``at`` is where below the key (``[2]``, ``.db.condition``), or empty.
+
+    A gate of a collection refuses every bad item at once: :meth:`of` raises one error whose ``all`` holds
+    each (the loaders report them all, so a file is fixed in one pass).
+    """
 
     def __init__(self, reason: str, at: str = "") -> None:
         self.reason, self.at = reason, at
+        self.all: tuple[GateError, ...] = (self,)
         super().__init__(reason)
+
+    @classmethod
+    def of(cls, errors: list[GateError]) -> GateError:
+        """One error for ``errors`` (at least one): the first's reason and place, ``all`` of them."""
+        first = errors[0]
+        combined = cls(first.reason, first.at)
+        combined.all = tuple(errors)
+        return combined
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +107,8 @@ class Gate(Generic[T]):
     item: Gate[Any] | None = None
 
     def __call__(self, value: Any) -> T:
+        if isinstance(value, YamlNumber) and self.kind in NUMERIC_KINDS:
+            raise GateError(value.refusal(self.kind))
         try:
             return self.convert(value)
         except GateError:

@@ -12,9 +12,10 @@ __all__ = ["count", "duration", "factor", "format_duration", "format_size", "mod
 _RLIM_MAX = 2**63 - 1
 
 
-_DURATION = re.compile(r"\s*(\d{1,15}(?:\.\d{1,9})?)\s*(ms|s|m|h|d)?\s*")
+# re.ASCII: \d is 0-9 only; float() would read Arabic-Indic or fullwidth digits ('٣') as numbers
+_DURATION = re.compile(r"\s*(\d{1,15}(?:\.\d{1,9})?)\s*(ms|s|m|h|d)?\s*", re.ASCII)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_SIZE = re.compile(r"\s*(\d{1,15}(?:\.\d{1,9})?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*", re.IGNORECASE)
+_SIZE = re.compile(r"\s*(\d{1,15}(?:\.\d{1,9})?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*", re.IGNORECASE | re.ASCII)
 _SIZE_UNITS = {
     "b": 1,
     "kb": 10**3,
@@ -135,7 +136,7 @@ def rlimit() -> Gate[tuple[int, int]]:
     def one(part: Any) -> int:
         if isinstance(part, str) and part.strip() in ("unlimited", "infinity"):
             return RLIM_INFINITY
-        if isinstance(part, str) and re.fullmatch(r"\s*\d{1,19}\s*", part):
+        if isinstance(part, str) and re.fullmatch(r"\s*\d{1,19}\s*", part, re.ASCII):
             part = int(part)
         if not is_int(part) or not 0 <= part <= _RLIM_MAX:
             raise GateError(f"must be a resource limit from {range_text}, got {shown(part)}")

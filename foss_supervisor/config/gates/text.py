@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import math
 import os
@@ -193,18 +194,23 @@ def env_map() -> Gate[dict[str, str]]:
         if not isinstance(value, dict) or len(value) > 4096:
             raise GateError(f"must be a mapping of at most 4096 names to values, got {shown(value)}")
         out: dict[str, str] = {}
+        refused: list[GateError] = []
         for k, v in value.items():
             key = str(k)
             if not key or "=" in key or "\x00" in key:
-                raise GateError(f"a variable name must be non-empty, without '=' or NUL, got {shown(key)}", f".{key}")
-            if isinstance(v, bool) or not isinstance(v, str | int | float):
-                raise GateError(f"must be a string or a number, got {shown(v)}", f".{key}")
-            if isinstance(v, float) and not math.isfinite(v):
-                raise GateError(f"must be a finite number or a string, got {shown(v)}", f".{key}")
-            item = str(v)
-            if "\x00" in item or len(os.fsencode(f"{key}={item}")) > MAX_ARG_BYTES:
-                raise GateError(f"must hold no NUL byte and be at most {MAX_ARG_BYTES} bytes", f".{key}")
-            out[key] = item
+                refused.append(
+                    GateError(f"a variable name must be non-empty, without '=' or NUL, got {shown(key)}", f".{key}")
+                )
+            elif isinstance(v, bool) or not isinstance(v, str | int | float):
+                refused.append(GateError(f"must be a string or a number, got {shown(v)}", f".{key}"))
+            elif isinstance(v, float) and not math.isfinite(v):
+                refused.append(GateError(f"must be a finite number or a string, got {shown(v)}", f".{key}"))
+            elif "\x00" in (item := str(v)) or len(os.fsencode(f"{key}={item}")) > MAX_ARG_BYTES:
+                refused.append(GateError(f"must hold no NUL byte and be at most {MAX_ARG_BYTES} bytes", f".{key}"))
+            else:
+                out[key] = item
+        if refused:  # every bad variable at once
+            raise GateError.of(refused)
         return out
 
     return Gate("env", range_text, convert)
@@ -291,10 +297,14 @@ def cron() -> Gate[str]:
 
     def convert(value: Any) -> str:
         expr = _text(value, "cron expression", 100)
-        from croniter import croniter  # only configs with a schedule pay for the import
+        from croniter import CroniterBadDateError, croniter  # only configs with a schedule pay for the import
 
         if not croniter.is_valid(expr):
             raise GateError(f"{shown(value)} is not a cron expression like '*/15 * * * *' (5 fields, or 6)")
+        try:  # valid field by field, but a date that never comes (Feb 30, Apr 31) would never run
+            croniter(expr, datetime.datetime(2000, 1, 1)).get_next(datetime.datetime)
+        except CroniterBadDateError:
+            raise GateError(f"{shown(value)} names a date that never occurs (like 30 February)") from None
         return expr
 
     return Gate("cron", "five cron fields (or six, seconds last)", convert)

@@ -10,8 +10,9 @@ from foss_supervisor.errors import SupervisorError
 from foss_supervisor.web.keys import CORE
 from foss_supervisor.web.responder import respond
 
-__all__ = ["log_index", "log_page"]
+__all__ = ["DOWNLOAD_CHUNK_BYTES", "log_index", "log_page"]
 
+DOWNLOAD_CHUNK_BYTES = 256 * 1024  # what the text download holds at once (a log may be gigabytes)
 SOURCE_TITLES = {"daemon": "the daemon", "pipeline": "the pipeline worker and its runs"}
 
 
@@ -26,6 +27,32 @@ def _filename(source: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in source)[:100] or "log"
 
 
+async def _download(request: web.Request, source: str) -> web.StreamResponse:
+    """The whole log as text, redacted: read through ``log_read`` (the one reader of log bytes that leaves
+    the daemon) a chunk of at most :data:`DOWNLOAD_CHUNK_BYTES` at a time, up to the size it had when the
+    download began (a log that grows meanwhile does not keep the response open) or until it is rotated."""
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/plain; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{_filename(source)}.log"',
+        }
+    )
+    await response.prepare(request)
+    offset, end = 0, None
+    while end is None or offset < end:
+        chunk = await request.app[CORE].call(
+            "log_read", {"source": source, "offset": offset, "max_bytes": DOWNLOAD_CHUNK_BYTES}
+        )
+        if chunk["rotated"] or chunk["next_offset"] <= offset:
+            break
+        end = chunk["size"] if end is None else end
+        offset = chunk["next_offset"]
+        if chunk["lines"]:
+            await response.write("".join(f"{line}\n" for line in chunk["lines"]).encode())
+    await response.write_eof()
+    return response
+
+
 async def log_index(request: web.Request) -> web.StreamResponse:
     return await respond(request, "logs_index.html", {"sources": await _sources(request)})
 
@@ -37,13 +64,7 @@ async def log_page(request: web.Request) -> web.StreamResponse:
         tail = await request.app[CORE].call("log_read", {"source": source, "offset": -1, "max_bytes": 65536})
     except SupervisorError as exc:
         raise web.HTTPNotFound(text=f"{exc}\n") from None
-    if request.query.get("format") == "text":  # download the whole file, as it is
-        return web.FileResponse(
-            tail["file"],
-            headers={
-                "Content-Type": "text/plain; charset=utf-8",
-                "Content-Disposition": f'attachment; filename="{_filename(source)}.log"',
-            },
-        )
+    if request.query.get("format") == "text":
+        return await _download(request, source)
     title = SOURCE_TITLES.get(source, f"program {source}")
     return await respond(request, "logs.html", {"log": tail, "title": title, "source": source})

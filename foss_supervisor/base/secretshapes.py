@@ -1,0 +1,206 @@
+"""The shapes a secret takes: the table the :class:`~foss_supervisor.base.redact.Redactor` applies.
+
+One module, one table, so a new shape is one row here and one strategy in ``tests/unit/test_secret_shapes.py``
+(each shape's property test generates random secrets in random text around it). Why not a library: the
+secret scanners (detect-secrets, gitleaks) report findings per line of a file, with plugins and entropy
+rules meant for review; the daemon must replace every span in every reply, log line and error, fast, and
+keep the text around it. Their default rules are where most rows below come from.
+
+Names (:func:`looks_secret`): ``*PASSWORD``, ``*PASS``, ``*PWD``, ``*TOKEN``, ``*SECRET*``, ``*CREDENTIAL*``,
+``*CREDS``, ``*PASSPHRASE``, ``*PRIVATE*``, ``*COOKIE``, ``*AUTH*``, ``*DSN``, ``*SIGNATURE``, ``sig``, and
+``X_KEY`` for any ``X`` but the keys of data (``sort_key``, ``primary_key``, ``partition_key``...).
+
+Shapes in text (:func:`apply`), each replaced by ``***`` and handed to ``found`` (learned as a literal):
+
+============================  =====================================================================
+PEM private key block         ``-----BEGIN ... PRIVATE KEY-----`` to its END (or the end)
+tokens by prefix              JWT ``eyJ..``, AWS ``AKIA``/``ASIA``, GitHub ``ghp_``/``github_pat_``,
+                              GitLab ``glpat-``, Slack ``xox?-``, Stripe ``sk_live_``, Google ``AIza``,
+                              OpenAI-style ``sk-``/``sk-proj-``/``sk-ant-``
+webhook URLs                  the path after ``hooks.slack.com/services/``, ``discord.com/api/webhooks/N/``
+URL userinfo                  ``scheme://user:***@host``, ``https://***@host`` (a token as the user)
+Authorization header          ``Authorization: <scheme> ***`` whatever the scheme (Bearer, Basic, Digest...)
+Bearer / Basic                ``Bearer ***``, ``Basic ***`` (when it decodes to ``user:password``)
+command-line passwords        ``mysql -p***``/``-p ***`` (mysql family, sshpass), ``redis-cli -a ***``,
+                              ``-u user:***`` (curl, wget...), Oracle ``user/***@db``
+secret words in prose         ``password is ***``, ``token was ***``
+NAME=value and the like       ``NAME=v``, ``NAME: v``, ``"name": "v"``, ``--name v``, ``?name=v`` with a
+                              secret-looking name (query strings: ``sig``, ``X-Amz-Signature``, ``api_key``)
+============================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import re
+from collections.abc import Callable
+
+__all__ = ["REDACTED", "TRIGGER", "apply", "looks_secret"]
+
+REDACTED = "***"
+
+# ---------------------------------------------------------------------------------------------- names
+
+# searched in the name lowercased with separators removed: PGPASSWORD, apiKey, X-Api-Key, client_secret
+_SECRET_IN_NAME = re.compile(
+    r"passw(?:or)?d|passphrase|secret|token|credential|cookie|authoriz|connectionstring|dsn|signature"
+    r"|(?:api|access|private|signing|encryption|master|client|session|auth|license|subscription|webhook|ssh)key"
+)
+_SECRET_WORDS = frozenset({"pwd", "pw", "auth", "jwt", "bearer", "otp", "creds", "cred", "private", "sig"})
+# the keys of data, not of locks: X_KEY is secret for every other X
+_DATA_KEYS = frozenset(
+    {"sort", "primary", "foreign", "partition", "cache", "dedupe", "dedup", "group", "join", "unique", "row",
+     "lookup", "index", "idempotency", "routing", "shard", "composite", "natural", "surrogate", "business",
+     "public", "hot", "map", "dict", "hash", "order", "cluster", "distribution", "bucket", "object", "s3",
+     "record", "message", "event", "key", "sharding", "search", "short"}
+)  # fmt: skip
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+@functools.lru_cache(maxsize=4096)
+def looks_secret(name: str) -> bool:
+    """True for names like DB_PASSWORD, DB_PASS, API_KEY, APP_KEY, TLS_KEY, SMTP_CREDS, X-Auth-Token.
+
+    Not for ``key`` alone, ``sort_key``, ``pass_rate``, ``keyboard``, ``author`` or ``monkey``.
+    """
+    flat = re.sub(r"[^a-z0-9]", "", name.lower())
+    if _SECRET_IN_NAME.search(flat) or flat.endswith(("pass", "pwd")):  # SMTPPASS, MYSQL_PWD (and --bypass)
+        return True
+    words = [w.lower() for w in _WORD.findall(name)]
+    if len(words) >= 2 and words[-1] == "key" and words[-2] not in _DATA_KEYS:
+        return True
+    return bool(words) and (words[-1] == "pass" or any(w in _SECRET_WORDS for w in words))
+
+
+# ---------------------------------------------------------------------------------------------- shapes
+
+_NAME_WORDS = r"pass|pwd|pw|secret|token|credential|creds?|cookie|auth|key|dsn|connection|jwt|otp|bearer|sig|private"
+# one cheap search decides whether a string needs the rules at all (a superset of what they match)
+TRIGGER = re.compile(
+    r"://|PRIVATE KEY|eyJ|A(?:KI|SI|BI|CC)A|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|[sr]k_live_|AIza|sk-"
+    rf"|basic\s|webhooks|hooks\.slack|\s-[pua]|/[^\s/@]+@|{_NAME_WORDS}",
+    re.I,
+)
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|.*\Z)", re.S)
+_TOKEN = re.compile(
+    r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"  # JWT: header.payload.signature
+    r"|\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"  # AWS access key id
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{22,}|\bglpat-[A-Za-z0-9_-]{20,}"
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}|\b[sr]k_live_[A-Za-z0-9]{16,}|\bAIza[0-9A-Za-z_-]{35}"
+    r"|(?<![\w-])sk-(?:[a-z]{2,8}-)?[A-Za-z0-9_-]{20,}"  # OpenAI (sk-, sk-proj-), Anthropic (sk-ant-)
+)
+_WEBHOOK = re.compile(
+    r"(?P<head>\bhooks\.slack\.com/(?:services|workflows|triggers)/|\bdiscord(?:app)?\.com/api/webhooks/\d+/)"
+    r"(?P<secret>[\w/+.-]+)",
+    re.I,
+)
+# scheme://userinfo@ : userinfo runs to the last '@' before the path, query or fragment
+_URL = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#\"'<>]+)@")
+# Authorization: <scheme> <credentials>, up to the end of the line or a closing quote
+# (the scheme is kept when it is a registered one; an unknown first word may be the credential itself)
+_SCHEMES = (
+    r"bearer|basic|digest|token|negotiate|ntlm|hoba|mutual|dpop|apikey|api-key|key|splunk|ssws|gsskey|vapid"
+    r"|aws4-hmac-sha256|scram-sha-1|scram-sha-256|privatetoken|concealed|sso|otp|mac|oauth|jwt"
+)
+_AUTHORIZATION = re.compile(
+    rf"(?P<head>\b(?:proxy-)?authorization(?P<q>[\"'])?\s*[:=]\s*(?P<open>[\"'])?)(?:(?P<scheme>{_SCHEMES})\s+)?"
+    r"(?P<secret>(?(open)[^\n\"']+|[^\s\"'](?:[^\n]*?(?=[\"'](?:[\s;)}\]]|$)|$)|[^\n]*)))",
+    re.I,
+)
+_BEARER = re.compile(r"(?P<head>\bbearer\s+)(?P<secret>[A-Za-z0-9._~+/=-]{6,})", re.I)
+_BASIC = re.compile(r"(?P<head>\bbasic\s+)(?P<secret>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])", re.I)
+# passwords given on a command line: -p of the mysql family and sshpass, -a of redis-cli, -u user:pw
+_ARGUMENT = re.compile(
+    r"(?P<head>\b(?:mysql\w*|mariadb\w*|sshpass)\b[^\n;|&]*?\s-p\s?)(?P<secret>[^\s'\";|&]+)"
+    r"|(?P<head2>\bredis-cli\b[^\n;|&]*?\s-a\s+)(?P<secret2>[^\s'\";|&]+)"
+    r"|(?P<head3>(?<!\S)(?:-u|--user)[\s=]+[^\s:'\"]+:)(?P<secret3>[^\s'\";|&]+)"
+)
+# Oracle's user/password@database (not a digest: name@sha256:...)
+_ORACLE = re.compile(r"(?P<head>(?<![^\s\"'=(])[A-Za-z_][\w$#]*/)(?P<secret>[^\s/@\"']+)(?=@(?!sha\d*:)[\w.-]+)")
+_PROSE = re.compile(
+    r"(?P<head>\b(?:password|passphrase|passwd|secret|token)\s+(?:is|was)\s+)(?P<secret>[^\s,;]+)", re.I
+)
+# NAME=value, NAME: value, "name": "value", --name value (a space separates only after a dash)
+_INLINE = re.compile(  # only names holding a secret word match, so a harmless one never hides a secret one
+    rf"(?P<name>(?<![\w-])-{{0,2}}(?=[\w.-]*(?i:{_NAME_WORDS}))[A-Za-z_][\w.-]*)(?P<close>[\"']?)(?!:/)"
+    r"(?P<sep>\s*[=:]\s*|\s+)(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s'\",;&]+)"
+)
+_HEADER_NAME = re.compile(r"-{0,2}(?:proxy-)?authorization", re.I)
+# "file:line: programs.p.env.DB_PASSWORD: must be a string": a dotted config key then the first word of a
+# refusal (config errors are redacted before they are formatted: config.loader.without_secrets)
+_REASON_WORDS = frozenset(
+    {"must", "unknown", "a", "an", "is", "only", "no", "cannot", "not", "needs", "larger", "invalid", "missing",
+     "duplicate", "more", "can", "the", "one", "soft", "refers", "expands", "keys"}
+)  # fmt: skip
+
+
+def apply(text: str, found: Callable[[str], None] | None = None) -> str:
+    """``text`` with every shape of the module's table replaced by ``***``; ``found(value)`` gets each value."""
+
+    def note(value: str) -> None:
+        if found is not None:
+            found(value)
+
+    def whole(m: re.Match[str]) -> str:
+        note(m.group(0))
+        return REDACTED
+
+    def secret(m: re.Match[str]) -> str:
+        groups = m.groupdict()
+        for i in ("", "2", "3"):
+            if groups.get("secret" + i) is not None:
+                if groups["secret" + i] == REDACTED:
+                    return m.group(0)
+                note(groups["secret" + i])
+                return str(groups["head" + i]) + REDACTED
+        return m.group(0)
+
+    def url(m: re.Match[str]) -> str:
+        user, colon, password = m.group("userinfo").partition(":")
+        note(password if colon else (user if len(user) >= 16 else ""))
+        return f"{m.group('head')}{user + ':' if colon else ''}{REDACTED}@"
+
+    def authorization(m: re.Match[str]) -> str:
+        value = m.group("secret").rstrip()
+        if value == REDACTED:
+            return m.group(0)
+        note(value)
+        scheme = m.group("scheme")
+        return f"{m.group('head')}{scheme + ' ' if scheme else ''}{REDACTED}"
+
+    def basic(m: re.Match[str]) -> str:
+        try:
+            decoded = base64.b64decode(m.group("secret"), validate=True)
+        except (binascii.Error, ValueError):
+            return m.group(0)
+        if b":" not in decoded:
+            return m.group(0)
+        note(m.group("secret"))
+        note(decoded.partition(b":")[2].decode("utf-8", "replace"))
+        return m.group("head") + REDACTED
+
+    def inline(m: re.Match[str]) -> str:
+        name, sep, value = m.group("name"), m.group("sep"), m.group("value")
+        if _HEADER_NAME.fullmatch(name) or value == REDACTED:  # the header's rule has been there
+            return m.group(0)
+        if "." in name and sep.startswith(":") and value in _REASON_WORDS:  # a config error's key: reason
+            return m.group(0)
+        if not looks_secret(name.lstrip("-")) or (not sep.strip() and not name.startswith("-")):
+            return m.group(0)
+        note(value)
+        quote = value[0] if value[0] in "\"'" else ""
+        return f"{name}{m.group('close')}{sep}{quote}{REDACTED}{quote}"
+
+    text = _PEM.sub(whole, text)
+    text = _TOKEN.sub(whole, text)
+    text = _WEBHOOK.sub(secret, text)
+    text = _URL.sub(url, text)
+    text = _AUTHORIZATION.sub(authorization, text)
+    text = _BEARER.sub(secret, text)
+    text = _BASIC.sub(basic, text)
+    text = _ARGUMENT.sub(secret, text)
+    text = _ORACLE.sub(secret, text)
+    text = _PROSE.sub(secret, text)
+    return _INLINE.sub(inline, text)
