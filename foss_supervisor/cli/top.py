@@ -54,9 +54,17 @@ class TopApp(App[None]):
         Binding("s", "act('start')", "start"),
         Binding("x", "act('stop')", "stop"),
         Binding("r", "act('restart')", "restart"),
-        Binding("k", "ask_signal", "signal"),
+        Binding("k", "ask('signal')", "signal"),
+        Binding("f", "ask('filter')", "filter"),
+        Binding("slash", "ask('search')", "search log"),
         Binding("q", "quit", "quit"),
     ]
+    #: what the one input line asks for: its placeholder and the value it starts with
+    ASKS: ClassVar[dict[str, tuple[str, str]]] = {
+        "signal": ("signal to send (HUP, TERM, USR1, 9...), Enter to send, Esc to cancel", "HUP"),
+        "filter": ("show programs whose name contains this (empty: all), Enter", ""),
+        "search": ("find in the log (the last line holding it), Enter", ""),
+    }
 
     def __init__(self, control_socket: Path) -> None:
         super().__init__()
@@ -66,12 +74,14 @@ class TopApp(App[None]):
         self._follower: DaemonFollower | None = None
         self._columns: list[Any] = []
         self._rows: list[str] = []
+        self._asking = "signal"
+        self.name_filter = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(cursor_type="row", zebra_stripes=True)
         yield Log(max_lines=5000, auto_scroll=True)
-        yield Input(placeholder="signal to send (HUP, TERM, USR1, 9...), Enter to send, Esc to cancel")
+        yield Input()
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -97,7 +107,7 @@ class TopApp(App[None]):
         self.sub_title = f"pid {d['pid']}  {d['phase']}  {d['dashboard_url']}"
         self.programs = status["programs"]
         table = self.query_one(DataTable)
-        names = [p["name"] for p in self.programs]
+        names = [p["name"] for p in self.programs if self.name_filter in p["name"]]
         if names != self._rows:  # programs came or went: rebuild; else update in place (no flicker, cursor kept)
             cursor = table.cursor_row
             table.clear()
@@ -106,11 +116,11 @@ class TopApp(App[None]):
             self._rows = names
             if names:
                 table.move_cursor(row=min(cursor, len(names) - 1))
-        for p in self.programs:
+        for p in (p for p in self.programs if p["name"] in names):
             cpu, mem = usage_cells(usage.get(p["name"]))
             cells = (p["state"], p["health"], str(p["pid"] or "-"), cpu, mem, fmt_uptime(p["uptime_s"]), info_column(p))
             for column, value in zip(self._columns[1:], cells, strict=True):
-                table.update_cell(p["name"], column, value)
+                table.update_cell(p["name"], column, value, update_width=True)  # STARTING is never cut
         if names and self.selected not in names:
             await self.select(names[table.cursor_row])
 
@@ -133,7 +143,8 @@ class TopApp(App[None]):
         if self._follower is not None:
             self._follower.close()
         self._follower = await asyncio.to_thread(DaemonFollower, functools.partial(call, self.control_socket), name)
-        log.write_lines(reply["lines"].get(name, []))
+        log.write_lines(reply["lines"].get(name, []), scroll_end=True)
+        self.call_after_refresh(log.scroll_end, animate=False)  # once laid out: the pane opens at the newest line
 
     async def follow_log(self) -> None:
         if self._follower is not None:
@@ -142,8 +153,9 @@ class TopApp(App[None]):
             except (OSError, SupervisorError) as exc:
                 self.sub_title = f"no answer from the daemon: {exc}"
                 return
-            if lines:
-                self.query_one(Log).write_lines(lines)
+            if lines:  # follows the end unless the reader scrolled up to read
+                log = self.query_one(Log)
+                log.write_lines(lines, scroll_end=log.is_vertical_scroll_end or log.max_scroll_y == 0)
 
     async def action_act(self, action: str) -> None:
         if self.selected is None:
@@ -158,20 +170,43 @@ class TopApp(App[None]):
             self.notify(f"{p['name']}: {p['state']} {p['reason']}")
         await self.refresh_programs()
 
-    def action_ask_signal(self) -> None:
+    def action_ask(self, what: str) -> None:
+        """Open the input line for ``what``: a signal to send, a name filter or a log search."""
+        self._asking = what
         field = self.query_one(Input)
+        field.placeholder, field.value = self.ASKS[what]
+        if what == "filter":
+            field.value = self.name_filter
         field.display = True
-        field.value = "HUP"
         field.focus()
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:
         field = self.query_one(Input)
         field.display = False
         self.query_one(DataTable).focus()
-        if self.selected is None or not event.value.strip():
+        text = event.value.strip()
+        if self._asking == "filter":
+            self.name_filter = text
+            await self.refresh_programs()
+        elif self._asking == "search":
+            self.search_log(text)
+        elif self.selected is not None and text:
+            await self.send_signal(text)
+
+    def search_log(self, text: str) -> None:
+        """Scroll the log pane to the last line holding ``text`` and say which one."""
+        log = self.query_one(Log)
+        found = next((i for i in range(len(log.lines) - 1, -1, -1) if text and text in log.lines[i]), None)
+        if found is None:
+            self.notify(f"not in the log pane: {text!r}", severity="warning")
             return
+        log.scroll_to(y=found, animate=False)
+        self.notify(f"line {found + 1} of {len(log.lines)}: {log.lines[found][:80]}")
+
+    async def send_signal(self, signal: str) -> None:
+        assert self.selected is not None
         try:
-            sent = await self._call("signal", signal=event.value.strip(), names=[self.selected])
+            sent = await self._call("signal", signal=signal, names=[self.selected])
         except (OSError, SupervisorError) as exc:
             self.notify(str(exc), severity="error")
             return

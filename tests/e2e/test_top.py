@@ -71,3 +71,43 @@ async def test_top_shows_programs_follows_logs_and_acts(daemon: DaemonHandle) ->
         await until(lambda: daemon.program("beta")["pid"] not in (None, pid), "beta restarted")
         assert daemon.program("alpha")["state"] == "RUNNING"
         await pilot.press("q")
+
+
+@pytest.mark.timeout(120)
+async def test_top_opens_the_log_at_its_end_fits_states_filters_and_searches(daemon: DaemonHandle) -> None:
+    child = daemon.tmp / "child.py"
+    child.write_text(CHILD)
+    slow = f"['{PY}', '-c', 'import time; time.sleep(300)']"
+    daemon.write_config(
+        f"programs:\n  alpha: {{command: ['{PY}', '{child}', alpha]}}\n"
+        f"  gamma: {{command: ['{PY}', '{child}', gamma]}}\n"
+        f"  late: {{command: {slow}, ready: notify, start_timeout: 60}}\n"
+    )
+    daemon.start(wait_ready=False)
+    daemon.wait_ready(90)
+    wait_for(lambda: daemon.program("alpha")["state"] == "RUNNING", 20, "alpha running")
+    wait_for(lambda: len(daemon.cli("logs", "alpha", "-n", "300").stdout.splitlines()) >= 200, 60, "a long log")
+    app = TopApp(daemon.socket_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(lambda: app.query_one(DataTable).row_count == 3, "three rows")
+        await until(lambda: cell(app, "late", 1) == "STARTING", "late is STARTING")
+        state_column = app.query_one(DataTable).ordered_columns[1]
+        assert state_column.content_width >= len("STARTING")  # the word fits its column, whole
+        log = app.query_one(Log)
+        await until(lambda: len(log.lines) >= 100, "alpha's last lines")
+        await until(lambda: log.is_vertical_scroll_end, "the pane at its newest line")
+        count = len(log.lines)
+        await until(lambda: len(log.lines) > count + 3 and log.is_vertical_scroll_end, "following the end")
+
+        await pilot.press("slash")
+        await pilot.press(*"alpha tick 5", "enter")
+        await until(lambda: not log.is_vertical_scroll_end, "scrolled to the line found")
+
+        await pilot.press("f")
+        await pilot.press(*"gam", "enter")
+        await until(lambda: app.query_one(DataTable).row_count == 1, "only gamma")
+        assert str(app.query_one(DataTable).get_row_at(0)[0]) == "gamma"
+        await pilot.press("f")
+        await pilot.press("backspace", "backspace", "backspace", "enter")
+        await until(lambda: app.query_one(DataTable).row_count == 3, "all again")
+        await pilot.press("q")
