@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +267,16 @@ class RunExecution:
             def on_log(level: str, message: str) -> None:
                 self._emit(StepLog(self._clock(), run.run_id, run.spec.name, step.name, level, message))
 
-            result = await self.client.attempt(payload, timeout_s=step.timeout_s, on_log=on_log)
+            result = await self.client.attempt(
+                payload,
+                timeout_s=step.timeout_s,
+                on_log=on_log,
+                on_committed_while_cancelled=lambda committed: self._succeeded(run, step, committed),
+            )
+        self._succeeded(run, step, result)
+
+    def _succeeded(self, run: ActiveRun, step: StepSpec, result: Mapping[str, Any]) -> None:
+        """Record a step attempt whose transaction committed (also when the run was cancelled meanwhile)."""
         metrics: dict[str, Any] = dict(result.get("metrics") or {})
         warnings = tuple(result.get("warnings") or ())
         final = StepState.SUCCEEDED_WITH_WARNINGS if warnings else StepState.SUCCEEDED

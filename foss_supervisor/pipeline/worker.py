@@ -51,6 +51,7 @@ from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402
 from foss_supervisor.pipeline.workersteps import (  # noqa: E402
     NO_FILES,
     TRANSIENT,
+    CommitGate,
     StepFailure,
     check_metrics,
     no_landing_files,
@@ -133,6 +134,7 @@ class Worker:
         self._cursors_lock = threading.Lock()
         self._step_thread: threading.Thread | None = None
         self._step_busy = threading.Event()
+        self._step_gate: tuple[Any, CommitGate] | None = None  # (request id, gate) of the running step
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=query_threads, thread_name_prefix="query")
 
     # ------------------------------------------------------------------ plumbing
@@ -185,11 +187,7 @@ class Worker:
         elif op == "export":
             self._pool.submit(self._run_export, rid, message)
         elif op == "cancel":
-            with self._cursors_lock:
-                target = self._cursors.get(message.get("target"))
-            if target is not None:
-                target.interrupt()
-            self._reply_ok(rid, {"interrupted": target is not None})
+            self._reply_ok(rid, {"interrupted": self._cancel(message.get("target"))})
         elif op == "shutdown":
             self._reply_ok(rid, {})
             return False
@@ -197,8 +195,23 @@ class Worker:
             self._reply_err(rid, "bad_request", f"unknown op {op!r}")
         return True
 
+    def _cancel(self, target: Any) -> bool:
+        """Cancel request ``target``: a step is marked cancelled first (so it can no longer commit), then its
+        statement is interrupted. False when there is nothing to stop (unknown, or the step is committing)."""
+        gate = self._step_gate
+        if gate is not None and gate[0] == target and not gate[1].cancel():
+            return False
+        with self._cursors_lock:
+            cursor = self._cursors.get(target)
+        if cursor is not None:
+            cursor.interrupt()
+        return cursor is not None
+
     def close(self, grace_s: float = 5.0) -> None:
-        """Stop running work, then close the connection (which checkpoints the WAL)."""
+        """Stop running work (a step rolls back), then close the connection (which checkpoints the WAL)."""
+        gate = self._step_gate
+        if gate is not None:
+            gate[1].cancel()
         self.interrupt_all()
         if self._step_thread is not None:
             self._step_thread.join(grace_s)
@@ -291,6 +304,8 @@ class Worker:
         access = _access(message)
         ledger = str((message.get("access") or {}).get("ledger") or "meta")
         cursor = self.con.cursor()
+        gate = CommitGate()
+        self._step_gate = (rid, gate)
         self._register(rid, cursor)
         warnings: list[str] = []
         try:
@@ -302,12 +317,16 @@ class Worker:
                     cursor.execute(ledger_ddl(ledger))
                 if step["kind"] == "sql":
                     metrics = run_sql(
-                        cursor, str(step.get("sql") or ""), bool(message.get("require_metrics", True)), access
+                        cursor,
+                        str(step.get("sql") or ""),
+                        bool(message.get("require_metrics", True)),
+                        access,
+                        gate.checkpoint,
                     )
                     warnings.extend(str(w) for w in metrics.pop("warnings", None) or [])
                 else:
                     ctx = StepContext(
-                        cursor=GuardedCursor(cursor, access),
+                        cursor=GuardedCursor(cursor, access, gate.checkpoint),
                         run_id=variables["run_id"],
                         pipeline=variables["pipeline"],
                         step=variables["step"],
@@ -330,6 +349,7 @@ class Worker:
                         if not isinstance(metrics.get(required), int | float):
                             raise StepFailure("step_error", f"step reported no numeric {required!r} metric")
                 check_metrics(message, str(step["name"]), metrics)
+                gate.begin_commit()  # a cancel from here on is refused: the step commits
                 cursor.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
@@ -351,6 +371,7 @@ class Worker:
             tb = traceback.format_exception(exc)[-3:]
             raise StepFailure("step_error", f"{type(exc).__name__}: {exc}\n{''.join(tb)}") from None
         finally:
+            self._step_gate = None
             self._unregister(rid)
             cursor.close()
         return {"metrics": metrics, "warnings": warnings}
