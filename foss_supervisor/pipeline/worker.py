@@ -49,12 +49,11 @@ from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor
 from foss_supervisor.pipeline.spec import Folders  # noqa: E402
 from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402
 from foss_supervisor.pipeline.workersteps import (  # noqa: E402
-    NO_FILES,
-    TRANSIENT,
     CommitGate,
     StepFailure,
     check_metrics,
-    no_landing_files,
+    check_thresholds,
+    failure_of,
     run_sql,
 )
 
@@ -349,6 +348,7 @@ class Worker:
                         if not isinstance(metrics.get(required), int | float):
                             raise StepFailure("step_error", f"step reported no numeric {required!r} metric")
                 check_metrics(message, str(step["name"]), metrics)
+                warnings.extend(check_thresholds(message, metrics))
                 gate.begin_commit()  # a cancel from here on is refused: the step commits
                 cursor.execute("COMMIT")
             except BaseException:
@@ -362,11 +362,7 @@ class Worker:
         except duckdb.InterruptException:
             raise StepFailure("cancelled", "step interrupted") from None
         except duckdb.Error as exc:
-            if no_landing_files(exc, folders):
-                raise StepFailure("no_input", str(exc).split("\n", 1)[0]) from None
-            if isinstance(exc, TRANSIENT) and NO_FILES not in str(exc):  # a missing file stays missing
-                raise StepFailure("transient", f"{type(exc).__name__}: {exc}") from None
-            raise StepFailure("sql_error", f"{type(exc).__name__}: {exc}") from None
+            raise failure_of(exc, folders) from None
         except Exception as exc:
             tb = traceback.format_exception(exc)[-3:]
             raise StepFailure("step_error", f"{type(exc).__name__}: {exc}\n{''.join(tb)}") from None

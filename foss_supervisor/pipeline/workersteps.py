@@ -17,8 +17,19 @@ import duckdb
 
 from foss_supervisor.pipeline.sandbox import Access
 from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check
+from foss_supervisor.pipeline.thresholds import crossed
 
-__all__ = ["NO_FILES", "TRANSIENT", "CommitGate", "StepFailure", "check_metrics", "no_landing_files", "run_sql"]
+__all__ = [
+    "NO_FILES",
+    "TRANSIENT",
+    "CommitGate",
+    "StepFailure",
+    "check_metrics",
+    "check_thresholds",
+    "failure_of",
+    "no_landing_files",
+    "run_sql",
+]
 
 NO_FILES = "No files found that match the pattern"
 #: DuckDB errors worth a retry (a missing file is not one, see worker.py)
@@ -112,6 +123,34 @@ def check_metrics(message: Mapping[str, Any], step_name: str, metrics: dict[str,
             raise StepFailure("check_failed", str(exc.args[0])) from None
         if passed is False:
             raise StepFailure("check_failed", f"row accounting check failed: {check.text} ({detail})")
+
+
+def failure_of(exc: duckdb.Error, folders: Folders) -> StepFailure:
+    """What a DuckDB error of a step attempt is: no_input (its landing pattern matched nothing), transient
+    (worth a retry) or sql_error."""
+    text = str(exc)
+    if no_landing_files(exc, folders):
+        return StepFailure("no_input", text.split("\n", 1)[0])
+    if isinstance(exc, TRANSIENT) and NO_FILES not in text:  # a missing file stays missing
+        return StepFailure("transient", f"{type(exc).__name__}: {exc}")
+    return StepFailure("sql_error", f"{type(exc).__name__}: {exc}")
+
+
+def check_thresholds(message: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
+    """Judge the step's thresholds (thresholds.py) on its metrics, before COMMIT, in ``run`` mode: raises
+    StepFailure("quality_failed") for a crossed error threshold; returns the warnings of crossed warn ones."""
+    if message.get("mode", "run") != "run":
+        return []  # a replay re-checks rejected rows: its pass rate says nothing about the data
+    warnings: list[str] = []
+    for t in (message.get("step") or {}).get("thresholds") or []:
+        try:
+            said = crossed(t, metrics)
+        except KeyError as exc:
+            raise StepFailure("quality_failed", str(exc.args[0])) from None
+        if said is not None and t["severity"] == "error":
+            raise StepFailure("quality_failed", said)
+        warnings.extend([said] if said is not None else [])
+    return warnings
 
 
 def no_landing_files(exc: Exception, folders: Folders) -> bool:
