@@ -41,7 +41,7 @@ from foss_supervisor.pipeline.errors import (  # noqa: E402
     QueryRefusedError,
     QueryTimeoutError,
 )
-from foss_supervisor.pipeline.ledger import ledger_ddl  # noqa: E402
+from foss_supervisor.pipeline.ledger import ledger_ddl, record_commit  # noqa: E402
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, apply_os_memory_limit, memory_limit_message  # noqa: E402
 from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
@@ -349,6 +349,7 @@ class Worker:
                             raise StepFailure("step_error", f"step reported no numeric {required!r} metric")
                 check_metrics(message, str(step["name"]), metrics)
                 warnings.extend(check_thresholds(message, metrics))
+                record_commit(cursor, message, {"metrics": metrics, "warnings": warnings})
                 gate.begin_commit()  # a cancel from here on is refused: the step commits
                 cursor.execute("COMMIT")
             except BaseException:

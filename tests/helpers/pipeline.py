@@ -122,7 +122,7 @@ async def dump_tables(runner: PipelineRunner, *, skip: Callable[[str], bool] = l
     out: dict[str, list[Any]] = {}
     for schema, table in tables.rows:
         fq = f"{schema}.{table}"
-        if fq == "meta.run_reports" or skip(fq):
+        if fq == "meta.run_reports" or fq.endswith(".step_commits") or skip(fq):  # run bookkeeping
             continue
         cols = await runner.client.query(
             f"SELECT column_name FROM duckdb_columns() WHERE schema_name = '{schema}' AND table_name = '{table}'"

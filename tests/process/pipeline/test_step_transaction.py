@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS acct_bronze.raw (
     _raw_line VARCHAR, _parse_error VARCHAR, id VARCHAR, v VARCHAR
 );
 CREATE SCHEMA IF NOT EXISTS acct_silver;
+CREATE TABLE IF NOT EXISTS acct_silver.ok AS SELECT * FROM acct_bronze.raw WHERE false;
+CREATE TABLE IF NOT EXISTS acct_silver.bad AS SELECT *, []::VARCHAR[] AS reasons FROM acct_bronze.raw WHERE false;
 CREATE SCHEMA IF NOT EXISTS acct_gold;
 CREATE TABLE IF NOT EXISTS acct_gold.rows (_row_id BIGINT, _batch_id VARCHAR);
 """
@@ -158,12 +160,23 @@ async def assert_accounts(runner: PipelineRunner, landed: int) -> None:
         assert ok == gold == distinct == rollup, (batch, ok, gold, distinct, rollup)
 
 
-async def assert_history_tells_bronze(runner: PipelineRunner) -> None:
-    """What the interrupted run's record says of ingest is what bronze holds: its rows if it succeeded, else none."""
+#: per step of the first run (into an empty warehouse): what its table holds after it, and the metric saying so
+WRITES = {
+    "ingest": ("SELECT count(*) FROM acct_bronze.raw", "rows_out"),
+    "check": ("SELECT (SELECT count(*) FROM acct_silver.ok) + (SELECT count(*) FROM acct_silver.bad)", "rows_in"),
+    "append": ("SELECT count(*) FROM acct_gold.rows", "rows_out"),
+}
+
+
+async def assert_history_tells_the_tables(runner: PipelineRunner) -> None:
+    """What the interrupted run's record says of each step is what its tables hold: its rows if it
+    succeeded, none if it did not (cancelled, crashed, never ran): a step is never half in, nor in unsaid."""
     (record,) = runner.history.list("acct", 1)
-    ingest = record.step("ingest")
-    expected = ingest.rows_out if ingest.state.ok and ingest.rows_out is not None else 0
-    assert await rows(runner, "SELECT count(*) FROM acct_bronze.raw") == [(expected,)], record.to_dict()
+    for step, (sql, metric) in WRITES.items():
+        rec = record.step(step)
+        expected = rec.metrics.get(metric, 0) if rec.state.ok else 0
+        found = await rows(runner, sql)
+        assert found == [(expected,)], (step, found, expected, record.to_dict())
 
 
 async def interrupted_then_complete(root: Path, step: str, delay_ms: int, how: str, more_files: bool) -> None:
@@ -184,7 +197,7 @@ async def interrupted_then_complete(root: Path, step: str, delay_ms: int, how: s
             os.kill(pid, signal.SIGKILL)
             await wait_for_event(factory, lambda e: isinstance(e, WorkerExited) and e.pid == pid)
         await asyncio.wait_for(asyncio.gather(run, return_exceptions=True), 60)
-        await assert_history_tells_bronze(runner)
+        await assert_history_tells_the_tables(runner)
         if more_files:
             landed += land(spec.folders.landing, 100, 3, 50)
         second = await asyncio.wait_for(runner.run("acct", trigger="manual"), 60)
