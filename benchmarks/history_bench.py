@@ -22,7 +22,7 @@ from pathlib import Path
 
 from foss_supervisor.pipeline.query import run_query
 from foss_supervisor.pipeline.supervision import SupervisionTables
-from foss_supervisor.pipeline.worker import open_database
+from foss_supervisor.pipeline.warehouse import open_database
 
 DAY = 86400
 QUERIES = {

@@ -50,7 +50,12 @@ def print_plan(result: Mapping[str, Any], dry_run: bool, socket: Path) -> None:
             )
     verb = "would" if dry_run else "did"
     added, changed, removed = (len(result.get(k) or []) for k in ("added", "changed", "removed"))
-    say("SUCCESS", f"reload {verb} apply: {added} added, {changed} changed, {removed} removed")
+    summary = f"{added} added, {changed} changed, {removed} removed programs"
+    if (pipelines := result.get("pipelines")) is not None:  # counted too (issue 18): "1 pipeline changed"
+        counts = [(len(pipelines.get(k) or []), k) for k in ("added", "changed", "removed")]
+        said = [f"{n} pipeline{'s' if n != 1 else ''} {k}" for n, k in counts if n]
+        summary += "; " + (", ".join(said) if said else "no pipeline changed")
+    say("SUCCESS", f"reload {verb} apply: {summary}")
 
 
 def _saved(reply: Mapping[str, Any], socket: Path) -> int:

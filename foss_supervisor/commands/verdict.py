@@ -13,8 +13,10 @@ unhealthy   503    something that should run is not running or not healthy, or a
                    last finished run failed or was abandoned, or its timer or cron schedule went by (plus a
                    minute's grace) with no run
 degraded    200    everything runs, but an operator should look (``warnings``): the last reload was refused
-                   (the previous config still runs), writes fail (logs, state files: a full disk), or a
-                   program crashed several times in a row and is up again, not yet for ``backoff.reset_after``
+                   (the previous config still runs), writes fail (logs, state files: a full disk), a
+                   program crashed several times in a row and is up again, not yet for ``backoff.reset_after``,
+                   or a pipeline's last finished run ended succeeded_with_warnings (a quality threshold, a
+                   failed publish: its first warning is shown)
 healthy     200    none of the above
 ==========  =====  ===========================================================================================
 
@@ -59,6 +61,9 @@ def assess(ctx: CommandContext, now: float | None = None) -> dict[str, Any]:
             last = next((r for r in ctx.pipelines.runs(name, 5) if r["finished_at"] is not None), None)
             if last is not None and last["status"] in _FAILED_RUNS:
                 problems.append(f"pipeline {name}: last run {last['run_id']} {last['status']}: {last['error'] or ''}")
+            elif last is not None and last["status"] == "succeeded_with_warnings":
+                said = last["error"] or next((w for s in last["steps"] for w in s.get("warnings") or ()), "")
+                warnings.append(f"pipeline {name}: last run {last['run_id']} succeeded_with_warnings: {said}")
             if name in overdue:
                 problems.append(f"pipeline {name}: {overdue[name]}")
     status = "unhealthy" if problems else ("degraded" if warnings else "healthy")

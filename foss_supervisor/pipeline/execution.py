@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from foss_supervisor.pipeline.events import (
     StepStateChanged,
 )
 from foss_supervisor.pipeline.history import RunHistory, RunRecord
+from foss_supervisor.pipeline.ledger import committed_result_sql
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload, is_transient, step_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 from foss_supervisor.pipeline.states import RUN_TRANSITIONS, STEP_TRANSITIONS, RunStatus, StepState
@@ -262,12 +264,42 @@ class RunExecution:
             self._set_state(
                 run, step, StepState.RUNNING, attempts=rec.attempts + 1, started_at=self._clock(), error=None
             )
-            payload = step_payload(run, step)
+            payload = step_payload(run, step) | {"attempt": rec.attempts + 1}
 
             def on_log(level: str, message: str) -> None:
                 self._emit(StepLog(self._clock(), run.run_id, run.spec.name, step.name, level, message))
 
-            result = await self.client.attempt(payload, timeout_s=step.timeout_s, on_log=on_log)
+            try:
+                result = await self.client.attempt(
+                    payload,
+                    timeout_s=step.timeout_s,
+                    on_log=on_log,
+                    on_committed_while_cancelled=lambda committed: self._succeeded(run, step, committed),
+                )
+            except (WorkerError, StepTimeoutError):
+                # the worker died or was killed: between its COMMIT and its reply, the step did commit
+                found = await self._committed_result(run, step, rec.attempts + 1)
+                if found is None:
+                    raise
+                result = found
+        self._succeeded(run, step, result)
+
+    async def _committed_result(self, run: ActiveRun, step: StepSpec, attempt: int) -> dict[str, Any] | None:
+        """The result the attempt committed (ledger.record_commit), or None when it did not commit."""
+        sql = committed_result_sql(run.spec.ledger, run.run_id, step.name, attempt)
+        try:
+            found = await self.client.query(sql, max_rows=1, timeout_s=30.0)
+        except PipelineError as exc:  # cannot tell: the step is reported as it failed
+            log.warning("pipeline_commit_check_failed", run_id=run.run_id, step=step.name, error=str(exc))
+            return None
+        if not found.rows:
+            return None
+        metrics, warnings = found.rows[0]
+        log.info("pipeline_step_committed_before_worker_died", run_id=run.run_id, step=step.name, attempt=attempt)
+        return {"metrics": json.loads(metrics), "warnings": json.loads(warnings)}
+
+    def _succeeded(self, run: ActiveRun, step: StepSpec, result: Mapping[str, Any]) -> None:
+        """Record a step attempt whose transaction committed (also when the run was cancelled meanwhile)."""
         metrics: dict[str, Any] = dict(result.get("metrics") or {})
         warnings = tuple(result.get("warnings") or ())
         final = StepState.SUCCEEDED_WITH_WARNINGS if warnings else StepState.SUCCEEDED

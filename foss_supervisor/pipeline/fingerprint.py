@@ -64,7 +64,10 @@ def definition_digest(spec: PipelineSpec) -> str:
     doc = {
         "setup": spec.setup_sql,
         "steps": [
-            [s.name, s.kind.value, s.sql, s.callable, dict(s.params), sorted(m.value for m in s.modes)]
+            [
+                *(s.name, s.kind.value, s.sql, s.callable, dict(s.params), sorted(m.value for m in s.modes)),
+                [dataclass_to_json(t) for t in s.thresholds],
+            ]
             for s in spec.steps
         ],
         "checks": [c.text for c in spec.checks],

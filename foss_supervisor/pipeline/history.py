@@ -22,7 +22,20 @@ from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
-__all__ = ["RunHistory", "RunRecord", "StepRecord"]
+__all__ = ["RUN_REASONS", "RunHistory", "RunRecord", "StepRecord", "run_reason"]
+
+#: why a run started, as the history, the pages and ``runs --json`` say it (``reason``)
+RUN_REASONS = ("manual", "schedule", "files_landed", "config_changed", "after")
+
+
+def run_reason(trigger: str) -> str:
+    """The reason (one of RUN_REASONS) of a run started by ``trigger``: ``interval`` and ``cron`` are a
+    ``schedule``, ``after:orders`` is ``after``; a trigger of an older history that is none of them is kept."""
+    if trigger in ("interval", "cron"):
+        return "schedule"
+    if trigger.startswith("after:"):
+        return "after"
+    return trigger
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,9 +102,14 @@ class RunRecord:
                 return s
         raise KeyError(name)
 
+    @property
+    def reason(self) -> str:
+        """Why the run started, one of RUN_REASONS (see run_reason); ``trigger`` says which one exactly."""
+        return run_reason(self.trigger)
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON form (also what the API and ``--json`` print): the fields and ``duration_s``."""
-        return dataclass_to_json(self) | {"duration_s": self.duration_s}
+        """Plain JSON form (also what the API and ``--json`` print): the fields, ``duration_s`` and ``reason``."""
+        return dataclass_to_json(self) | {"duration_s": self.duration_s, "reason": self.reason}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunRecord:

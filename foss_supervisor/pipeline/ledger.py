@@ -11,12 +11,16 @@ the pipeline's setup SQL, so a pipeline only ever sees the files its own discove
                         discovered_at, ingested_run, ingested_at, lines, note
     <ledger>.file_seen  cache (path, size_bytes, mtime_ns) -> sha256, format, reader: unchanged files are
                         not hashed again
+    <ledger>.step_commits  one row per step attempt of the current run that committed (run_id, step,
+                        attempt, metrics and warnings as JSON), written in the step's own transaction: a
+                        worker killed between COMMIT and its reply leaves the proof (see workersteps.py)
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,7 +28,16 @@ from typing import Any
 
 from foss_supervisor.pipeline.context import StepContext
 
-__all__ = ["discover", "file_format", "landing_files", "ledger_ddl", "pending_files", "set_file_status"]
+__all__ = [
+    "committed_result_sql",
+    "discover",
+    "file_format",
+    "landing_files",
+    "ledger_ddl",
+    "pending_files",
+    "record_commit",
+    "set_file_status",
+]
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -44,7 +57,38 @@ CREATE TABLE IF NOT EXISTS {schema}.file_seen (
     path VARCHAR NOT NULL, size_bytes BIGINT NOT NULL, mtime_ns BIGINT NOT NULL, sha256 VARCHAR NOT NULL,
     format VARCHAR NOT NULL, reader VARCHAR NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {schema}.step_commits (
+    run_id VARCHAR NOT NULL, step VARCHAR NOT NULL, attempt INTEGER NOT NULL, metrics VARCHAR NOT NULL,
+    warnings VARCHAR NOT NULL
+);
 """
+
+
+def record_commit(cursor: Any, message: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+    """Inside the step's transaction, just before COMMIT: note that this attempt (``message["attempt"]``, sent
+    by a run's steps only) committed, with its result, in ``<ledger>.step_commits`` (the current run's rows
+    only). The runner reads it when the worker died before its reply could say so (committed_result_sql)."""
+    if message.get("attempt") is None:
+        return
+    table = f"{(message.get('access') or {}).get('ledger') or 'meta'}.step_commits"  # checked by the loader
+    run_id, step = str(message["run_id"]), str(message["step"]["name"])
+    cursor.execute(f"DELETE FROM {table} WHERE run_id <> ?", [run_id])  # noqa: S608
+    cursor.execute(
+        f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)",  # noqa: S608
+        [run_id, step, int(message["attempt"]), json.dumps(result["metrics"]), json.dumps(result["warnings"])],
+    )
+
+
+def committed_result_sql(ledger: str, run_id: str, step: str, attempt: int) -> str:
+    """The read-only query that finds a committed attempt's result (metrics, warnings as JSON), if any."""
+
+    def lit(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    return (
+        f"SELECT metrics, warnings FROM {ledger}.step_commits"  # noqa: S608 (ledger: a checked identifier)
+        f" WHERE run_id = {lit(run_id)} AND step = {lit(step)} AND attempt = {int(attempt)}"
+    )
 
 
 def file_format(path: Path) -> str | None:

@@ -29,6 +29,7 @@ ERROR_KINDS = frozenset(
         "sql_error",
         "step_error",
         "check_failed",
+        "quality_failed",
         "transient",
         "cancelled",
         "query_refused",

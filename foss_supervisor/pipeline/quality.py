@@ -37,6 +37,9 @@ Replay: in a run of mode ``replay`` the rows in ``rejected`` are checked again (
 been fixed): each leaves ``rejected`` and goes to ``valid`` when it now passes, or back to ``rejected`` with
 its new reasons. Metrics: rows_in (new and re-checked rows), rows_out and valid (passed), rejected,
 replayed (re-checked), released (re-checked rows that now pass).
+Thresholds (the step's ``thresholds``, ``severity``/``min_pass_rate``/``max_rejected`` of a rule or a test)
+make a run warn or fail on what it checked: see thresholds.py; a rule or test with a threshold adds the
+metric ``rejected.<reason>``.
 This module only writes SQL text: no DuckDB here (the daemon loads specs).
 """
 
@@ -51,6 +54,7 @@ from foss_supervisor.config import gates
 from foss_supervisor.config.gates import YamlNumber
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.rules import gated
+from foss_supervisor.pipeline.thresholds import THRESHOLD_KEYS, Threshold, failing_metric, parse_threshold
 
 __all__ = ["RULES", "compile_quality"]
 
@@ -91,8 +95,17 @@ def _value(value: Any, file: str, key: str) -> str:
     return _lit(gated({"v": value}, "v", _NUMBER, 0, file, key))
 
 
-def _rule(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None]:
-    """(reason, SQL condition that is TRUE when the row FAILS); unique returns None (handled by a window)."""
+def _rule(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None, Threshold | None]:
+    """(reason, SQL condition that is TRUE when the row FAILS, the rule's own threshold); unique returns no
+    condition (handled by a window)."""
+    reason, failing, limit_raw = _rule_condition(col, raw, file, key)
+    if limit_raw is None:
+        return reason, failing, None
+    return reason, failing, parse_threshold(limit_raw, reason, file, f"{key}.{next(iter(raw))}")
+
+
+def _rule_condition(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None, dict[str, Any] | None]:
+    """(reason, failing condition, the threshold keys the rule's argument carried, if any)."""
     c = f"s.{col}"
     text = f"trim(CAST({c} AS VARCHAR))"
     name: Any = None
@@ -104,26 +117,31 @@ def _rule(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None]:
     if name not in RULES:
         raise PipelineConfigError(file, key, f"{raw!r}: rules are {', '.join(RULES)} (a name, or {{name: argument}})")
     reason = f"{col}:{name}"
-    if isinstance(arg, dict) and "name" in arg:
+    limit: dict[str, Any] | None = None
+    if isinstance(arg, dict) and ("name" in arg or THRESHOLD_KEYS & set(arg)):
         arg = dict(arg)
-        reason = arg.pop("name")
-        if not isinstance(reason, str) or not _IDENT.match(reason):
-            raise PipelineConfigError(file, f"{key}.{name}.name", "a reason name is a lower-case identifier")
+        limit = {k: arg.pop(k) for k in THRESHOLD_KEYS & set(arg)} or None
+        if "name" in arg:
+            reason = arg.pop("name")
+            if not isinstance(reason, str) or not _IDENT.match(reason):
+                raise PipelineConfigError(file, f"{key}.{name}.name", "a reason name is a lower-case identifier")
         if name == "accepted_values" and set(arg) == {"values"}:
             arg = arg["values"]
         elif name in ("not_null", "unique"):
             if arg:
-                raise PipelineConfigError(file, f"{key}.{name}", f"{name} takes only a name")
+                raise PipelineConfigError(
+                    file, f"{key}.{name}", f"{name} takes only a name, severity, min_pass_rate and max_rejected"
+                )
             arg = None
     if name == "not_null":
         # typeof() folds to a constant, so typed columns skip the text test (formatting a timestamp is costly)
-        return reason, f"{c} IS NULL OR (typeof({c}) = 'VARCHAR' AND {text} = '')"
+        return reason, f"{c} IS NULL OR (typeof({c}) = 'VARCHAR' AND {text} = '')", limit
     if name == "unique":
-        return reason, None
+        return reason, None, limit
     if name == "accepted_values":
         if not isinstance(arg, list) or not arg:
             raise PipelineConfigError(file, key, "accepted_values takes a non-empty list of values")
-        return reason, f"{c} IS NOT NULL AND {text} NOT IN ({', '.join(_value(v, file, key) for v in arg)})"
+        return reason, f"{c} IS NOT NULL AND {text} NOT IN ({', '.join(_value(v, file, key) for v in arg)})", limit
     if name == "accepted_range":
         if not isinstance(arg, dict) or not ({"min_value", "max_value"} & set(arg)):
             raise PipelineConfigError(file, key, "accepted_range takes {min_value: n, max_value: n, inclusive: bool}")
@@ -144,22 +162,23 @@ def _rule(col: str, raw: Any, file: str, key: str) -> tuple[str, str | None]:
             conds.append(f"try_cast({c} AS DOUBLE) {lo} {low}")
         if high is not None:
             conds.append(f"try_cast({c} AS DOUBLE) {hi} {high}")
-        return reason, f"{c} IS NOT NULL AND NOT coalesce({' AND '.join(conds)}, false)"
+        return reason, f"{c} IS NOT NULL AND NOT coalesce({' AND '.join(conds)}, false)", limit
     if name == "pattern":
         if not isinstance(arg, str) or not arg:
             raise PipelineConfigError(file, key, "pattern takes a regular expression")
         arg = gated({"pattern": arg}, "pattern", _REGEX, "", file, key)
-        return reason, f"{c} IS NOT NULL AND NOT regexp_matches(CAST({c} AS VARCHAR), {_lit(arg)})"
+        return reason, f"{c} IS NOT NULL AND NOT regexp_matches(CAST({c} AS VARCHAR), {_lit(arg)})", limit
     # relationships
     if not isinstance(arg, dict) or not _TABLE.match(str(arg.get("to", ""))) or not _IDENT.match(str(arg.get("field"))):
         raise PipelineConfigError(file, key, "relationships takes {to: schema.table, field: column}")
     # NOT IN over the non-NULL keys: a hash anti-join, cheaper than a correlated NOT EXISTS
     keys = f"SELECT CAST({arg['field']} AS VARCHAR) FROM {arg['to']} WHERE {arg['field']} IS NOT NULL"  # noqa: S608
-    return reason, f"{c} IS NOT NULL AND {text} NOT IN ({keys})"
+    return reason, f"{c} IS NOT NULL AND {text} NOT IN ({keys})", limit
 
 
-def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> str:
-    """The step SQL for ``params`` (see the module docstring); PipelineConfigError names the bad key."""
+def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[str, tuple[Threshold, ...]]:
+    """The step SQL for ``params`` (see the module docstring) and the thresholds its rules and tests declare;
+    PipelineConfigError names the bad key."""
     unknown = sorted(set(params) - _PARAMS)
     if unknown:
         raise PipelineConfigError(file, f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_PARAMS))})")
@@ -178,6 +197,7 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> str:
         raise PipelineConfigError(file, f"{key}.columns", "declare rules per column (a mapping) and/or tests (a list)")
     checks: list[tuple[str, str]] = []
     unique: list[str] = []
+    limits: list[Threshold] = []
     for col, rules in columns.items():
         ckey = f"{key}.columns.{col}"
         if not _IDENT.match(str(col)) or col == "reasons":
@@ -185,7 +205,8 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> str:
         if not isinstance(rules, list) or not rules:
             raise PipelineConfigError(file, ckey, "must be a list of rules")
         for raw in rules:
-            reason, failing = _rule(col, raw, file, ckey)
+            reason, failing, limit = _rule(col, raw, file, ckey)
+            limits.extend([limit] if limit is not None else [])
             if failing is None:
                 unique.append(col)
                 seen = f"SELECT CAST({col} AS VARCHAR) FROM {tables['valid']} WHERE {col} IS NOT NULL"  # noqa: S608
@@ -193,10 +214,18 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> str:
             checks.append((reason, failing))
     for i, test in enumerate(tests):
         tkey = f"{key}.tests[{i}]"
-        if not isinstance(test, dict) or set(test) != {"name", "expression"} or not _IDENT.match(str(test["name"])):
-            raise PipelineConfigError(file, tkey, "a test is {name: lower_case_name, expression: SQL predicate}")
+        if (
+            not isinstance(test, dict)
+            or not {"name", "expression"} <= set(test) <= {"name", "expression", *THRESHOLD_KEYS}
+            or not _IDENT.match(str(test["name"]))
+        ):
+            raise PipelineConfigError(
+                file, tkey, "a test is {name: lower_case_name, expression: SQL predicate} (and a threshold's keys)"
+            )
         if ";" in str(test["expression"]):
             raise PipelineConfigError(file, f"{tkey}.expression", "one SQL expression, without ';'")
+        if THRESHOLD_KEYS & set(test):
+            limits.append(parse_threshold({k: test[k] for k in THRESHOLD_KEYS & set(test)}, test["name"], file, tkey))
         checks.append((str(test["name"]), f"NOT coalesce(({test['expression']}), false)"))
     unparsed = params.get("unparsed")
     if unparsed is not None and (
@@ -217,9 +246,13 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> str:
         f"CASE WHEN {' OR '.join(f'({c})' for c in conds)} THEN {_lit(reason)} END" for reason, conds in grouped.items()
     )
     reasons = f"list_filter([\n        {cases}\n    ], lambda r: r IS NOT NULL)"
+    per_rule = "".join(  # the failing rows of each rule with a threshold, a metric of its own
+        f',\n       count(*) FILTER (WHERE list_contains(reasons, {_lit(r)})) AS "{failing_metric(r)}"'
+        for r in dict.fromkeys(t.reason for t in limits if t.reason is not None)
+    )
     if unparsed is not None:
         reasons = f"CASE WHEN s.{unparsed['column']} IS NOT NULL THEN [{_lit(unparsed['reason'])}] ELSE {reasons} END"
-    return f"""-- compiled from the quality rules of this step
+    sql = f"""-- compiled from the quality rules of this step
 CREATE TABLE IF NOT EXISTS {valid} AS SELECT * FROM {src} WHERE false;
 CREATE TABLE IF NOT EXISTS {rejected} AS SELECT *, []::VARCHAR[] AS reasons FROM {src} WHERE false;
 SET VARIABLE q_from = (SELECT max({row_key})
@@ -235,6 +268,7 @@ INSERT INTO {rejected} BY NAME SELECT * {exclude_rejected} FROM _quality WHERE l
 SELECT count(*) AS rows_in, count(*) FILTER (WHERE len(reasons) = 0) AS rows_out,
        count(*) FILTER (WHERE len(reasons) = 0) AS valid, count(*) FILTER (WHERE len(reasons) > 0) AS rejected,
        count(*) FILTER (WHERE {row_key} <= getvariable('q_from')) AS replayed,
-       count(*) FILTER (WHERE {row_key} <= getvariable('q_from') AND len(reasons) = 0) AS released
+       count(*) FILTER (WHERE {row_key} <= getvariable('q_from') AND len(reasons) = 0) AS released{per_rule}
 FROM _quality;
 """  # noqa: S608 (identifiers checked above; values quoted by _lit)
+    return sql, tuple(limits)

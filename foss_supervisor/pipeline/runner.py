@@ -30,16 +30,14 @@ from foss_supervisor.pipeline.errors import (
 )
 from foss_supervisor.pipeline.events import (
     EventCallback,
-    RunFinished,
-    RunStarted,
 )
 from foss_supervisor.pipeline.execution import RunExecution
-from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
+from foss_supervisor.pipeline.history import RunHistory, RunRecord
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, WorkerLimits
 from foss_supervisor.pipeline.retry import RetryPlan, latest_run, plan_retry
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
+from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.pipeline.workerclient import StepAttemptError, StepTimeoutError, WorkerClient
 from foss_supervisor.pipeline.workeredge import worker_argv, worker_environ
 from foss_supervisor.pipeline.workerservice import WorkerService
@@ -225,32 +223,6 @@ class PipelineRunner(RunExecution):
                 return await self._execute(run)
             finally:
                 self._active.pop(pipeline, None)
-
-    def record_skipped(self, pipeline: str, *, trigger: str, reason: str) -> RunRecord:
-        """Record (and announce) a run that did not run because ``reason``; every step is skipped.
-
-        Raises PipelineBusyError while a run of ``pipeline`` is in progress.
-        """
-        spec = self._spec(pipeline)
-        if self._run_locks[pipeline].locked():
-            raise PipelineBusyError(f"pipeline {pipeline!r} is already running")
-        now = self._clock()
-        record = RunRecord(
-            run_id=self._new_run_id(),
-            pipeline=pipeline,
-            mode=RunMode.RUN,
-            trigger=trigger,
-            status=RunStatus.SKIPPED,
-            started_at=now,
-            finished_at=now,
-            note=reason,
-            steps=tuple(StepRecord(name=s.name, state=StepState.SKIPPED) for s in spec.steps),
-        )
-        self.history.append(record)
-        self._emit(RunStarted(now, record.run_id, pipeline, RunMode.RUN, trigger, tuple(s.name for s in spec.steps)))
-        self._emit(RunFinished(now, record.run_id, pipeline, RunStatus.SKIPPED, 0.0, None))
-        log.info("pipeline_run_skipped", run_id=record.run_id, pipeline=pipeline, trigger=trigger, reason=reason)
-        return record
 
     async def replace_pipelines(self, pipelines: Sequence[PipelineSpec]) -> None:
         """Serve ``pipelines`` from now on (a reload). Runs in progress keep their own spec; the worker is

@@ -10,6 +10,7 @@ import asyncio
 import time
 from typing import Any
 
+from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.pipeline.errors import WorkerCrashedError
 from foss_supervisor.pipeline.history import RunRecord, StepRecord
 from foss_supervisor.pipeline.retry import RetryPlan
@@ -109,5 +110,6 @@ def step_payload(run: ActiveRun, step: StepSpec) -> dict[str, Any]:
             "sql": step.sql if step.kind is not StepKind.PYTHON else None,
             "callable": step.callable,
             "params": dict(step.params),
+            "thresholds": [dataclass_to_json(t) for t in step.thresholds],
         },
     }

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -276,11 +277,14 @@ class GuardedCursor:
     the cursor) stay inside their pipeline's schemas and write no files.
     """
 
-    def __init__(self, cursor: Any, access: Access) -> None:
+    def __init__(self, cursor: Any, access: Access, checkpoint: Callable[[], None] = lambda: None) -> None:
+        """``checkpoint`` runs before every statement (the worker's cancel check; it raises to stop the step)."""
         self._cursor = cursor
         self._access = access
+        self._checkpoint = checkpoint
 
     def _check(self, sql: str) -> None:
+        self._checkpoint()
         for stmt in duckdb.extract_statements(sql):
             self._access.check(stmt.query)
 

@@ -3,13 +3,15 @@
 :class:`RunScheduling` is the base of :class:`~foss_supervisor.pipeline.service.PipelineService`, which sets
 the attributes declared below. Every run is a task of the service's TaskGroup, so none outlives the daemon;
 runs of one pipeline never overlap (a trigger that finds its pipeline busy waits for the next tick); a
-trigger whose pipeline has nothing new since its last good run records a skipped run instead (see
-fingerprint.py); a good run starts the pipelines declared ``after:`` it.
+trigger whose pipeline has nothing new since its last good run (see fingerprint.py) records no run: it is
+counted in the pipeline's one ``skips`` line instead, so the history and the pages keep showing the last run
+that did work; a good run starts the pipelines declared ``after:`` it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import structlog
@@ -41,6 +43,7 @@ class RunScheduling:
     _group: asyncio.TaskGroup | None
     _fingerprints: FingerprintStore
     _paused: set[str]
+    _skips: dict[str, dict[str, Any]]  # pipeline -> {"count", "last_at", "last_trigger"} since the daemon started
 
     def _try_start(self, name: str, trigger: str, *, skip_unchanged: bool = True) -> bool:
         """Start a scheduled run unless one is in progress or the schedules are paused; True when it started."""
@@ -99,7 +102,8 @@ class RunScheduling:
             fingerprint = None
         try:
             if skip_unchanged and fingerprint is not None and fingerprint == self._fingerprints.get(name):
-                return self.runner.record_skipped(name, trigger=trigger, reason="nothing new since the last good run")
+                self._note_skip(name, trigger)
+                return None
             if retry is not None:
                 record = await self.runner.retry(retry[0], step=retry[1], trigger=trigger)
             else:
@@ -116,6 +120,12 @@ class RunScheduling:
                 if name in pc.after:  # its input changed: never skipped as "nothing new"
                     self._try_start(pc.name, f"after:{name}", skip_unchanged=False)
         return record
+
+    def _note_skip(self, name: str, trigger: str) -> None:
+        """Count a trigger that found nothing new (no run is recorded for it)."""
+        skips = self._skips.setdefault(name, {"count": 0, "last_at": None, "last_trigger": None})
+        skips.update(count=skips["count"] + 1, last_at=time.time(), last_trigger=trigger)
+        log.info("pipeline_run_skipped", pipeline=name, trigger=trigger, reason="nothing new since the last good run")
 
     async def run_now(self, name: str, wait: bool, *, replay: bool = False) -> dict[str, Any]:
         """Start a manual run (a replay of the quarantine with ``replay``); with ``wait`` return its final record,

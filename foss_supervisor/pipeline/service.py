@@ -40,11 +40,15 @@ from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.schedule import overdue_reason
 from foss_supervisor.pipeline.scheduling import RunScheduling
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
+from foss_supervisor.pipeline.states import RunStatus
 from foss_supervisor.pipeline.triggers import Triggers
 
 __all__ = ["PipelineService", "check_pipeline_files", "load_specs", "worker_limits"]
 
 log = structlog.get_logger("foss_supervisor.pipelines")
+
+#: what a run that did work ended as (an older history also holds skipped runs, which changed nothing)
+_DID_WORK = frozenset(RunStatus) - {RunStatus.SKIPPED, RunStatus.RUNNING}
 
 
 def load_specs(config: Config) -> list[PipelineSpec]:
@@ -96,6 +100,7 @@ class PipelineService(RunScheduling):
         self._write_failures = write_failures or WriteFailures()
         self.started_at = time.time()  # a schedule is not overdue for the time the daemon was down
         self._finished: dict[str, dict[str, int]] = {}  # pipeline -> status -> runs finished since start
+        self._skips = {}
         bus.on(self._count_finished)
 
     # ---------------------------------------------------------------- lifecycle
@@ -148,6 +153,9 @@ class PipelineService(RunScheduling):
         except ConfigError as exc:
             raise CommandError(f"pipelines refused, the running ones stay: {exc}") from None
         old = self.specs
+        redefined = {
+            n for n in old.keys() & new_specs.keys() if definition_digest(old[n]) != definition_digest(new_specs[n])
+        }
         changed = sorted(
             n
             for n in old.keys() & new_specs.keys()
@@ -180,9 +188,15 @@ class PipelineService(RunScheduling):
         self.specs, self.config = new_specs, new
         await self.runner.worker.set_limits(worker_limits(new))
         for name in (*plan["added"], *plan["changed"]):
-            new.pipelines[name].landing.mkdir(parents=True, exist_ok=True)
+            pc = new.pipelines[name]
+            pc.landing.mkdir(parents=True, exist_ok=True)
             if self._group is not None:
-                self._triggers.start(self._group, new.pipelines[name], new_specs[name].patterns)
+                # a new definition (YAML, SQL) of a pipeline that runs on landed files runs once, said as such;
+                # its watcher then waits for files landing after it
+                rerun = name in redefined and pc.on_new_files
+                self._triggers.start(self._group, pc, new_specs[name].patterns, baseline=rerun)
+                if rerun:
+                    self._try_start(name, "config_changed", skip_unchanged=False)
         log.info("pipelines_reloaded", **plan)
         return plan
 
@@ -221,12 +235,20 @@ class PipelineService(RunScheduling):
 
     def overview(self) -> list[dict[str, Any]]:
         """Each pipeline with its steps, its run in progress, its last finished run and its report, and
-        ``runs_finished``: ``{status: count}`` of the runs finished since the daemon started (only grows)."""
+        ``runs_finished``: ``{status: count}`` of the runs finished since the daemon started (only grows);
+        ``skips``: ``{"count", "last_at", "last_trigger"}`` of the triggers that found nothing new since then (no
+        run is recorded for them). ``last_run`` is the last finished run that did work; ``active_run`` carries
+        ``elapsed_s``."""
+        now = time.time()
         out = []
         for name, spec in self.specs.items():
             pc = self.config.pipelines[name]
             active = self.runner.active_run(name)
-            finished = next((r for r in self.runner.runs(name, limit=10) if r.finished_at is not None), None)
+            # the last run that did work: a skipped run of an older history changed nothing
+            finished = next(
+                (r for r in self.runner.runs(name, limit=50) if r.finished_at is not None and r.status in _DID_WORK),
+                None,
+            )
             report = spec.folders.reports / name / "latest.json"
             out.append(
                 {
@@ -243,7 +265,10 @@ class PipelineService(RunScheduling):
                     "patterns": list(spec.patterns),
                     "schemas": sorted(spec.schemas),
                     "runs_finished": dict(self._finished.get(name, {})),
-                    "active_run": active.to_dict() if active else None,
+                    "active_run": (active.to_dict() | {"elapsed_s": round(now - active.started_at, 3)})
+                    if active
+                    else None,
+                    "skips": dict(self._skips.get(name) or {"count": 0, "last_at": None, "last_trigger": None}),
                     "last_run": finished.to_dict() if finished else None,
                     "report": read_json(report),
                     "report_html": f"/reports/{name}/latest.html" if report.with_suffix(".html").exists() else None,
@@ -264,6 +289,9 @@ class PipelineService(RunScheduling):
                 continue
             last = next(iter(self.runner.runs(name, limit=1)), None)
             last_at = None if last is None else max(last.started_at, last.finished_at or 0.0)
+            skipped_at = (self._skips.get(name) or {}).get("last_at")  # a trigger that found nothing new ran too
+            if skipped_at is not None:
+                last_at = max(last_at or 0.0, skipped_at)
             if reason := overdue_reason(pc.every_s, pc.cron, last_at, self.started_at, now):
                 out[name] = reason
         return out

@@ -41,6 +41,7 @@ from foss_supervisor.pipeline.rules import (
     load_patterns,
 )
 from foss_supervisor.pipeline.states import RunMode
+from foss_supervisor.pipeline.thresholds import DEFAULT_THRESHOLD, Threshold, step_thresholds
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -109,6 +110,8 @@ class StepSpec:
     callable: str | None = None
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False, compare=False)
     layer: str | None = None  # bronze, silver or gold, as the author declares it (shown by the dashboard)
+    #: when the step's checked rows make the run warn or fail (thresholds.py); the default when none declared
+    thresholds: tuple[Threshold, ...] = (DEFAULT_THRESHOLD,)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,7 +149,8 @@ def default_pipelines_dir() -> Path:
 
 
 _TOP_KEYS = set(PIPELINE_SCHEMA)
-_STEP_KEYS = {*STEP, "params"}  # params: checked by the step's kind (quality.py, dedupe.py, rules.py)
+_STEP_KEYS = {*STEP, "params", "thresholds"}  # params: checked by the step's kind (quality.py, dedupe.py, rules.py);
+# thresholds: by thresholds.py
 LAYERS = ("bronze", "silver", "gold")
 _FOLDER_KEYS = set(FOLDERS)
 
@@ -368,14 +372,17 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
     sql: str | None = None
     sql_path: Path | None = None
     func: str | None = None
+    rule_thresholds: tuple[Threshold, ...] = ()
     if kind in (StepKind.QUALITY, StepKind.DEDUPLICATE):
         for other in ("sql", "callable"):
             if other in raw:
                 raise PipelineConfigError(file, f"{key}.{other}", f"a {kind} step declares params, not sql or callable")
         if not isinstance(raw.get("params"), dict):
             raise PipelineConfigError(file, f"{key}.params", f"a {kind} step declares its tables and columns in params")
-        compile_step = compile_quality if kind is StepKind.QUALITY else compile_deduplicate
-        sql = compile_step(raw["params"], file=file, key=f"{key}.params")
+        if kind is StepKind.QUALITY:
+            sql, rule_thresholds = compile_quality(raw["params"], file=file, key=f"{key}.params")
+        else:
+            sql = compile_deduplicate(raw["params"], file=file, key=f"{key}.params")
     elif kind is StepKind.SQL:
         if "callable" in raw:
             raise PipelineConfigError(file, f"{key}.callable", "only python steps take a callable")
@@ -420,6 +427,7 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
         callable=func,
         params=params,
         layer=layer,
+        thresholds=step_thresholds(raw.get("thresholds"), rule_thresholds, file, key, name),
     )
 
 

@@ -97,7 +97,8 @@ class RunStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     #: the supervisor stopped (or died) while the run was in progress; found on reload of the history
     ABANDONED = "abandoned"
-    #: a trigger fired but nothing changed since the last good run (landing, reference, definition)
+    #: a trigger fired but nothing changed since the last good run: found only in histories written before
+    #: issue 18 (a trigger that finds nothing new is now counted, not recorded as a run)
     SKIPPED = "skipped"
 
 

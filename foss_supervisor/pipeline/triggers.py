@@ -21,7 +21,8 @@ class Triggers:
     """The trigger tasks of every pipeline, by name.
 
     ``fire(name, trigger)`` returns True when it started a run (``trigger`` is "interval", "cron" or
-    "files_landed"); ``watch_interval_s()`` is asked before each scan of a landing folder (seconds).
+    "files_landed"; the run's reason is "schedule" or "files_landed", see history.run_reason);
+    ``watch_interval_s()`` is asked before each scan of a landing folder (seconds).
     """
 
     def __init__(self, fire: Callable[[str, str], bool], watch_interval_s: Callable[[], float]) -> None:
@@ -29,13 +30,18 @@ class Triggers:
         self._watch_interval_s = watch_interval_s
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
 
-    def start(self, group: asyncio.TaskGroup, pc: PipelineConfig, patterns: Sequence[str]) -> None:
-        """Start the triggers ``pc`` declares, in ``group``."""
+    def start(
+        self, group: asyncio.TaskGroup, pc: PipelineConfig, patterns: Sequence[str], *, baseline: bool = False
+    ) -> None:
+        """Start the triggers ``pc`` declares, in ``group``. With ``baseline`` (a reload that starts its own
+        ``config_changed`` run) the landing files already there count as seen: only files landing later fire."""
         tasks = self._tasks.setdefault(pc.name, [])
         if pc.every_s > 0:
             tasks.append(group.create_task(self._every(pc), name=f"pipeline-timer:{pc.name}"))
         if pc.on_new_files:
-            tasks.append(group.create_task(self._watch_landing(pc, patterns), name=f"pipeline-watch:{pc.name}"))
+            tasks.append(
+                group.create_task(self._watch_landing(pc, patterns, baseline), name=f"pipeline-watch:{pc.name}")
+            )
         if pc.cron:
             tasks.append(group.create_task(self._cron(pc, pc.cron), name=f"pipeline-cron:{pc.name}"))
 
@@ -64,8 +70,8 @@ class Triggers:
             await asyncio.sleep(max(0.0, due - time.time()))
             self._fire(pc.name, "cron")
 
-    async def _watch_landing(self, pc: PipelineConfig, patterns: Sequence[str]) -> None:
-        """Start a run when files landed (and once at start for what is already there).
+    async def _watch_landing(self, pc: PipelineConfig, patterns: Sequence[str], baseline: bool) -> None:
+        """Start a run when files landed (and once at start for what is already there, unless ``baseline``).
 
         It waits until the folder looks the same on two scans in a row, so a drop of many files (or a
         file still being copied in place) starts one run with all of it, not a run per partial view.
@@ -74,6 +80,8 @@ class Triggers:
         previous: frozenset[tuple[str, int, int]] | None = None
         while True:
             current = await asyncio.to_thread(landing_signature, pc.landing, patterns)
+            if baseline:
+                seen, baseline = current, False
             if current == previous and current - seen and self._fire(pc.name, "files_landed"):
                 seen = current
             previous = current

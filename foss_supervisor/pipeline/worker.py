@@ -42,24 +42,25 @@ from foss_supervisor.pipeline.errors import (  # noqa: E402
     QueryRefusedError,
     QueryTimeoutError,
 )
-from foss_supervisor.pipeline.ledger import ledger_ddl  # noqa: E402
+from foss_supervisor.pipeline.ledger import ledger_ddl, record_commit  # noqa: E402
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, apply_os_memory_limit, memory_limit_message  # noqa: E402
 from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders  # noqa: E402
 from foss_supervisor.pipeline.supervision import SupervisionTables, ingest_dir_for, open_supervision  # noqa: E402
+from foss_supervisor.pipeline.warehouse import open_database  # noqa: E402
 from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402
 from foss_supervisor.pipeline.workersteps import (  # noqa: E402
-    NO_FILES,
-    TRANSIENT,
+    CommitGate,
     StepFailure,
     check_metrics,
-    no_landing_files,
+    check_thresholds,
+    failure_of,
     run_sql,
 )
 
-__all__ = ["StepFailure", "Worker", "main", "open_database"]
+__all__ = ["StepFailure", "Worker", "main"]
 
 _IMPORT_S = time.perf_counter() - _T0
 
@@ -71,43 +72,6 @@ def _access(message: Mapping[str, Any]) -> Access:
         owned=frozenset(raw.get("owned") or ()),
         inputs=frozenset(raw.get("inputs") or ()),
     )
-
-
-def open_database(
-    db_path: Path,
-    *,
-    allow_dirs: list[Path],
-    memory_limit: int | None = None,
-    threads: int | None = None,
-    temp_dir: Path | None = None,
-    max_temp_size: int | None = None,
-) -> Any:
-    """Open the warehouse and lock it down: UTC, no file access outside ``allow_dirs``, config frozen;
-    ``memory_limit`` bytes, spilling to ``temp_dir`` (emptied first: it is this worker's alone) up to
-    ``max_temp_size`` bytes."""
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(
-        str(db_path), config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-    )
-    con.execute("SET GLOBAL TimeZone = 'UTC'")
-    if memory_limit:
-        con.execute("SET GLOBAL memory_limit = ?", [f"{int(memory_limit)} bytes"])
-    if temp_dir is not None:
-        temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for leftover in temp_dir.iterdir():  # spill files of a worker that was killed
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-        con.execute("SET GLOBAL temp_directory = ?", [str(temp_dir)])
-    if max_temp_size is not None:  # 0: nothing spills
-        con.execute("SET GLOBAL max_temp_directory_size = ?", [f"{int(max_temp_size)} bytes"])
-    if threads:
-        con.execute(f"SET GLOBAL threads = {int(threads)}")
-    dirs = [str(d.resolve()).rstrip("/") + "/" for d in allow_dirs]
-    if dirs:
-        con.execute("SET GLOBAL allowed_directories = ?", [dirs])
-    con.execute("SET GLOBAL enable_external_access = false")
-    con.execute("SET GLOBAL lock_configuration = true")
-    return con
 
 
 class Worker:
@@ -135,6 +99,7 @@ class Worker:
         self._cursors_lock = threading.Lock()
         self._step_thread: threading.Thread | None = None
         self._step_busy = threading.Event()
+        self._step_gate: tuple[Any, CommitGate] | None = None  # (request id, gate) of the running step
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=query_threads, thread_name_prefix="query")
         self.supervision: SupervisionTables | None = None  # the daemon's journal as tables (supervision.py)
 
@@ -188,11 +153,7 @@ class Worker:
         elif op == "export":
             self._pool.submit(self._run_export, rid, message)
         elif op == "cancel":
-            with self._cursors_lock:
-                target = self._cursors.get(message.get("target"))
-            if target is not None:
-                target.interrupt()
-            self._reply_ok(rid, {"interrupted": target is not None})
+            self._reply_ok(rid, {"interrupted": self._cancel(message.get("target"))})
         elif op == "shutdown":
             self._reply_ok(rid, {})
             return False
@@ -200,8 +161,23 @@ class Worker:
             self._reply_err(rid, "bad_request", f"unknown op {op!r}")
         return True
 
+    def _cancel(self, target: Any) -> bool:
+        """Cancel request ``target``: a step is marked cancelled first (so it can no longer commit), then its
+        statement is interrupted. False when there is nothing to stop (unknown, or the step is committing)."""
+        gate = self._step_gate
+        if gate is not None and gate[0] == target and not gate[1].cancel():
+            return False
+        with self._cursors_lock:
+            cursor = self._cursors.get(target)
+        if cursor is not None:
+            cursor.interrupt()
+        return cursor is not None
+
     def close(self, grace_s: float = 5.0) -> None:
-        """Stop running work, then close the connection (which checkpoints the WAL)."""
+        """Stop running work (a step rolls back), then close the connection (which checkpoints the WAL)."""
+        gate = self._step_gate
+        if gate is not None:
+            gate[1].cancel()
         self.interrupt_all()
         if self._step_thread is not None:
             self._step_thread.join(grace_s)
@@ -296,6 +272,8 @@ class Worker:
         access = _access(message)
         ledger = str((message.get("access") or {}).get("ledger") or "meta")
         cursor = self.con.cursor()
+        gate = CommitGate()
+        self._step_gate = (rid, gate)
         self._register(rid, cursor)
         warnings: list[str] = []
         try:
@@ -307,12 +285,16 @@ class Worker:
                     cursor.execute(ledger_ddl(ledger))
                 if step["kind"] == "sql":
                     metrics = run_sql(
-                        cursor, str(step.get("sql") or ""), bool(message.get("require_metrics", True)), access
+                        cursor,
+                        str(step.get("sql") or ""),
+                        bool(message.get("require_metrics", True)),
+                        access,
+                        gate.checkpoint,
                     )
                     warnings.extend(str(w) for w in metrics.pop("warnings", None) or [])
                 else:
                     ctx = StepContext(
-                        cursor=GuardedCursor(cursor, access),
+                        cursor=GuardedCursor(cursor, access, gate.checkpoint),
                         run_id=variables["run_id"],
                         pipeline=variables["pipeline"],
                         step=variables["step"],
@@ -335,6 +317,9 @@ class Worker:
                         if not isinstance(metrics.get(required), int | float):
                             raise StepFailure("step_error", f"step reported no numeric {required!r} metric")
                 check_metrics(message, str(step["name"]), metrics)
+                warnings.extend(check_thresholds(message, metrics))
+                record_commit(cursor, message, {"metrics": metrics, "warnings": warnings})
+                gate.begin_commit()  # a cancel from here on is refused: the step commits
                 cursor.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
@@ -347,15 +332,12 @@ class Worker:
         except duckdb.InterruptException:
             raise StepFailure("cancelled", "step interrupted") from None
         except duckdb.Error as exc:
-            if no_landing_files(exc, folders):
-                raise StepFailure("no_input", str(exc).split("\n", 1)[0]) from None
-            if isinstance(exc, TRANSIENT) and NO_FILES not in str(exc):  # a missing file stays missing
-                raise StepFailure("transient", f"{type(exc).__name__}: {exc}") from None
-            raise StepFailure("sql_error", f"{type(exc).__name__}: {exc}") from None
+            raise failure_of(exc, folders) from None
         except Exception as exc:
             tb = traceback.format_exception(exc)[-3:]
             raise StepFailure("step_error", f"{type(exc).__name__}: {exc}\n{''.join(tb)}") from None
         finally:
+            self._step_gate = None
             self._unregister(rid)
             cursor.close()
         return {"metrics": metrics, "warnings": warnings}

@@ -254,12 +254,19 @@ class WorkerClient:
     # ---------------------------------------------------------------- steps
 
     async def attempt(
-        self, payload: Mapping[str, Any], *, timeout_s: float, on_log: Callable[[str, str], None] | None
+        self,
+        payload: Mapping[str, Any],
+        *,
+        timeout_s: float,
+        on_log: Callable[[str, str], None] | None,
+        on_committed_while_cancelled: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """One ``run_step`` request and its result; on timeout SIGKILL the worker, on cancel interrupt then kill.
 
-        Raises StepTimeoutError, StepAttemptError (the worker reported a failure, rolled back), or
-        WorkerCrashedError (the worker died under the request).
+        A cancel that reaches the worker after the step began to commit cannot undo it: the step's result is
+        then handed to ``on_committed_while_cancelled`` before the cancel propagates, so the caller records
+        what the warehouse holds. Raises StepTimeoutError, StepAttemptError (the worker reported a failure,
+        rolled back), WorkerCrashedError (the worker died under the request), CancelledError.
         """
         channel = await self._worker.ensure()
         rid, fut = channel.send("run_step", payload, on_log=on_log)
@@ -267,6 +274,10 @@ class WorkerClient:
             done, _ = await asyncio.wait({fut}, timeout=timeout_s)
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel(channel, rid, fut))
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                reply = fut.result()
+                if reply.get("ok") and on_committed_while_cancelled is not None:
+                    on_committed_while_cancelled(reply["result"])
             raise
         if not done:
             await self._worker.kill(channel, "killed_timeout")

@@ -1,13 +1,15 @@
 """What a step attempt runs in the worker besides its transaction: the SQL of a SQL step, the row-accounting
-checks of its metrics, and the classification of DuckDB's errors (no input, transient).
+checks of its metrics, the classification of DuckDB's errors (no input, transient), and :class:`CommitGate`,
+which decides once whether a step's transaction commits or a cancel rolls it back.
 
-The transaction, threads and replies are the worker's (see worker.py); this holds no state.
+The transaction, threads and replies are the worker's (see worker.py).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,19 @@ import duckdb
 
 from foss_supervisor.pipeline.sandbox import Access
 from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check
+from foss_supervisor.pipeline.thresholds import crossed
 
-__all__ = ["NO_FILES", "TRANSIENT", "StepFailure", "check_metrics", "no_landing_files", "run_sql"]
+__all__ = [
+    "NO_FILES",
+    "TRANSIENT",
+    "CommitGate",
+    "StepFailure",
+    "check_metrics",
+    "check_thresholds",
+    "failure_of",
+    "no_landing_files",
+    "run_sql",
+]
 
 NO_FILES = "No files found that match the pattern"
 #: DuckDB errors worth a retry (a missing file is not one, see worker.py)
@@ -31,15 +44,58 @@ class StepFailure(Exception):
         self.kind = kind
 
 
-def run_sql(cursor: Any, sql: str, require_metrics: bool, access: Access) -> dict[str, Any]:
-    """Run a SQL step's statements, each checked against ``access`` first; its metrics are the one row of
-    the last statement (``{}`` when not ``require_metrics``). Raises StepFailure, AccessDenied, duckdb.Error."""
+class CommitGate:
+    """The one decision of a step attempt: commit, or roll back because it was cancelled.
+
+    DuckDB's ``interrupt()`` stops only a statement that is running: a cancel that arrives between two
+    statements (a Python step between queries, a SQL step between statements) would be lost and the step
+    would commit. The gate keeps the cancel: every statement checks it first (:meth:`checkpoint`), and
+    :meth:`begin_commit` refuses to commit once it is set. A cancel that comes after the commit began is
+    refused (:meth:`cancel` returns False): the step's reply then says it succeeded, which is the truth.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancelled = False
+        self._committing = False
+
+    def cancel(self) -> bool:
+        """Mark the attempt cancelled; False when its commit already began (nothing to interrupt)."""
+        with self._lock:
+            if self._committing:
+                return False
+            self._cancelled = True
+            return True
+
+    def checkpoint(self) -> None:
+        """Raises StepFailure("cancelled") once the attempt was cancelled."""
+        if self._cancelled:
+            raise StepFailure("cancelled", "step cancelled")
+
+    def begin_commit(self) -> None:
+        """Called right before COMMIT; raises StepFailure("cancelled") (the caller rolls back) when cancelled."""
+        with self._lock:
+            self.checkpoint()
+            self._committing = True
+
+
+def run_sql(
+    cursor: Any,
+    sql: str,
+    require_metrics: bool,
+    access: Access,
+    checkpoint: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """Run a SQL step's statements, each checked against ``access`` and ``checkpoint`` (a cancel) first; its
+    metrics are the one row of the last statement (``{}`` when not ``require_metrics``). Raises StepFailure,
+    AccessDenied, duckdb.Error."""
     statements = duckdb.extract_statements(sql) if sql.strip() else []
     if not statements:
         if not require_metrics:
             return {}  # a pipeline without setup SQL: only the ledger was created
         raise StepFailure("step_error", "SQL file holds no statement")
     for stmt in statements:
+        checkpoint()
         access.check(stmt.query)
         cursor.execute(stmt.query)
     if not require_metrics:
@@ -67,6 +123,34 @@ def check_metrics(message: Mapping[str, Any], step_name: str, metrics: dict[str,
             raise StepFailure("check_failed", str(exc.args[0])) from None
         if passed is False:
             raise StepFailure("check_failed", f"row accounting check failed: {check.text} ({detail})")
+
+
+def failure_of(exc: duckdb.Error, folders: Folders) -> StepFailure:
+    """What a DuckDB error of a step attempt is: no_input (its landing pattern matched nothing), transient
+    (worth a retry) or sql_error."""
+    text = str(exc)
+    if no_landing_files(exc, folders):
+        return StepFailure("no_input", text.split("\n", 1)[0])
+    if isinstance(exc, TRANSIENT) and NO_FILES not in text:  # a missing file stays missing
+        return StepFailure("transient", f"{type(exc).__name__}: {exc}")
+    return StepFailure("sql_error", f"{type(exc).__name__}: {exc}")
+
+
+def check_thresholds(message: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
+    """Judge the step's thresholds (thresholds.py) on its metrics, before COMMIT, in ``run`` mode: raises
+    StepFailure("quality_failed") for a crossed error threshold; returns the warnings of crossed warn ones."""
+    if message.get("mode", "run") != "run":
+        return []  # a replay re-checks rejected rows: its pass rate says nothing about the data
+    warnings: list[str] = []
+    for t in (message.get("step") or {}).get("thresholds") or []:
+        try:
+            said = crossed(t, metrics)
+        except KeyError as exc:
+            raise StepFailure("quality_failed", str(exc.args[0])) from None
+        if said is not None and t["severity"] == "error":
+            raise StepFailure("quality_failed", said)
+        warnings.extend([said] if said is not None else [])
+    return warnings
 
 
 def no_landing_files(exc: Exception, folders: Folders) -> bool:

@@ -259,16 +259,25 @@ def test_two_pipelines_in_one_daemon_keep_their_rows_and_skip_when_nothing_is_ne
     status, _, html = get(d.port, "/pipeline-management")
     assert status == 200 and b"trips_gold.daily_zone" in html and b"trips_bronze.trips_raw" in html
 
-    # restart: the landing watcher fires once for what is there, and finds nothing new
+    # restart: the landing watcher fires once for what is there and finds nothing new, which records no run
+    # (issue 18): the skip is counted, and the history and the pages keep the last run that did work
     assert d.cli("stop").returncode == 0
     assert d.proc is not None and d.proc.wait(30) == 0
     d.start()
     for name in ("orders", "trips"):
-        skipped = wait_for(
-            lambda name=name: (r := newest_run(d, name)) and r["status"] == "skipped" and r, 30, f"{name} skipped run"
+        skips = wait_for(
+            lambda name=name: next(p["skips"] for p in d.call("pipelines") if p["name"] == name)["count"] >= 1,
+            30,
+            f"{name} trigger found nothing new",
         )
-        assert skipped["trigger"] == "files_landed" and skipped["note"] == "nothing new since the last good run"
-        assert {s["state"] for s in skipped["steps"]} == {"skipped"} and skipped["duration_s"] < 60
+        assert skips
+        view = next(p for p in d.call("pipelines") if p["name"] == name)
+        assert view["skips"]["last_trigger"] == "files_landed" and view["active_run"] is None
+        assert view["last_run"]["run_id"] == runs[name]["run_id"] == newest_run(d, name)["run_id"]  # type: ignore[index]
+        assert view["last_run"]["reason"] == "files_landed" and view["last_run"]["status"] == "succeeded"
+    status, _, html = get(d.port, "/pipeline-management")
+    assert status == 200 and f'data-run="{runs["trips"]["run_id"]}"'.encode() in html
+    assert b"1 trigger found nothing new" in html
     # a manual run still runs, and nothing new lands: the data is unchanged
     manual = d.call("pipeline_run", name="trips", wait=True)
     assert manual["status"] == "succeeded" and manual["steps"][1]["rows_out"] == 0
@@ -357,7 +366,8 @@ def counter_pipeline(tmp_path, name: str, value: int) -> None:  # type: ignore[n
 
 def test_reload_applies_pipeline_yaml_and_sql_changes_with_a_plan(daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
     counter_pipeline(tmp_path, "one", 1)
-    config = "pipelines:\n  one: {{file: {0}/one.yaml, on_new_files: false}}\n"
+    (tmp_path / "land").mkdir()  # one watches its (empty) landing folder: nothing to run at start
+    config = "pipelines:\n  one: {{file: {0}/one.yaml}}\n"
     daemon.write_config(config.format(tmp_path))
     daemon.start()
     d = daemon
@@ -369,12 +379,20 @@ def test_reload_applies_pipeline_yaml_and_sql_changes_with_a_plan(daemon: Daemon
     daemon.write_config((config + "  two: {{file: {0}/two.yaml, on_new_files: false}}\n").format(tmp_path))
     dry = d.cli("reload", "--dry-run")
     assert dry.returncode == 0 and "changed: pipeline one" in dry.stdout and "added: pipeline two" in dry.stdout
+    assert "would apply: 0 added, 0 changed, 0 removed programs; 1 pipeline added, 1 pipeline changed" in dry.stdout
     assert d.call("pipeline_run", name="one", wait=True)["status"] == "succeeded"
     assert d.call("query", sql="SELECT v FROM one_gold.v")["rows"] == [[1]]  # a dry run changes nothing
 
     done = d.cli("reload")
     assert done.returncode == 0 and "changed: pipeline one" in done.stdout, done.stdout + done.stderr
+    assert "did apply: 0 added, 0 changed, 0 removed programs; 1 pipeline added, 1 pipeline changed" in done.stdout
     assert [p["name"] for p in d.call("pipelines")] == ["one", "two"]
+    # its SQL changed: one runs again by itself, for that reason (no file landed)
+    rerun = wait_for(
+        lambda: (r := newest_run(d, "one")) and r["trigger"] == "config_changed" and r, 30, "a config_changed run"
+    )
+    assert rerun["reason"] == "config_changed" and rerun["status"] == "succeeded"
+    assert d.call("query", sql="SELECT v FROM one_gold.v")["rows"] == [[2]]
     for name, value in (("one", 2), ("two", 20)):
         assert d.call("pipeline_run", name=name, wait=True)["status"] == "succeeded"
         assert d.call("query", sql=f"SELECT v FROM {name}_gold.v")["rows"] == [[value]]
@@ -441,9 +459,11 @@ def test_cron_schedule_and_a_pipeline_triggered_by_anothers_success(daemon: Daem
     assert first[-1]["trigger"] == "cron"
     after = wait_for(lambda: runs("two"), 30, "two after one")
     assert after[-1]["trigger"] == "after:one" and after[-1]["status"] == "succeeded"
-    # the next ticks find nothing new: skipped, and a skipped run triggers nothing
-    skipped = wait_for(lambda: [r for r in runs("one") if r["status"] == "skipped"], 30, "a skipped cron run")
-    assert skipped[0]["trigger"] == "cron" and len(runs("two")) == 1
+    assert (first[-1]["reason"], after[-1]["reason"]) == ("schedule", "after")
+    # the next ticks find nothing new: counted, no run recorded, and nothing triggered
+    wait_for(lambda: d.call("pipelines")[0]["skips"]["count"] >= 2, 30, "cron ticks that found nothing new")
+    assert d.call("pipelines")[0]["skips"]["last_trigger"] == "cron"
+    assert [r["status"] for r in runs("one")] == ["succeeded"] and len(runs("two")) == 1
 
 
 def test_paused_schedules_start_nothing_until_resumed_and_survive_a_restart(daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -475,8 +495,8 @@ def test_paused_schedules_start_nothing_until_resumed_and_survive_a_restart(daem
     assert "runs on demand only: schedules paused (cron * * * * * *; `pipeline resume one`)" in shown, shown
     resumed = d.cli("pipeline", "resume", "one")
     assert resumed.returncode == 0 and "resumed" in resumed.stdout
-    count = len(d.call("pipeline_runs", name="one", limit=500))
-    wait_for(lambda: len(d.call("pipeline_runs", name="one", limit=500)) > count, 30, "a cron run after resume")
+    # its ticks run again: nothing new since the manual run, so each is counted (no run recorded)
+    wait_for(lambda: d.call("pipelines")[0]["skips"]["count"] >= 1, 30, "a cron tick after resume")
 
 
 @pytest.mark.parametrize(

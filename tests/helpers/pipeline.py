@@ -122,7 +122,7 @@ async def dump_tables(runner: PipelineRunner, *, skip: Callable[[str], bool] = l
     out: dict[str, list[Any]] = {}
     for schema, table in tables.rows:
         fq = f"{schema}.{table}"
-        if fq == "meta.run_reports" or skip(fq):
+        if fq == "meta.run_reports" or fq.endswith(".step_commits") or skip(fq):  # run bookkeeping
             continue
         cols = await runner.client.query(
             f"SELECT column_name FROM duckdb_columns() WHERE schema_name = '{schema}' AND table_name = '{table}'"
@@ -228,9 +228,11 @@ QUALITY_RULES: dict[str, Any] = {
 }
 
 
-def quality_pipeline(tmp_path: Path, ws: dict[str, Path], rules: dict[str, Any]) -> Path:
-    """A pipeline ``q`` over ``ws``'s folders: discover, ingest, then a ``quality`` step with ``rules``
-    (a zones reference table included); returns its YAML path."""
+def quality_pipeline(
+    tmp_path: Path, ws: dict[str, Path], rules: dict[str, Any], thresholds: list[dict[str, Any]] | None = None
+) -> Path:
+    """A pipeline ``q`` over ``ws``'s folders: discover, ingest, then a ``quality`` step with ``rules`` (and
+    ``thresholds``, when given) (a zones reference table included); returns its YAML path."""
     (ws["reference"] / "zones.csv").write_text("zone\nZ1\nZ2\n")
     (tmp_path / "setup.sql").write_text(
         "CREATE SCHEMA IF NOT EXISTS q_ref; CREATE SCHEMA IF NOT EXISTS q_silver;\n"
@@ -250,7 +252,13 @@ def quality_pipeline(tmp_path: Path, ws: dict[str, Path], rules: dict[str, Any])
                 "depends_on": ["discover"],
                 "params": {"table": "q_bronze.raw", "columns": ["id", "kind", "amount", "code", "zone", "lim"]},
             },
-            {"name": "check", "kind": "quality", "depends_on": ["ingest"], "params": rules},
+            {
+                "name": "check",
+                "kind": "quality",
+                "depends_on": ["ingest"],
+                "params": rules,
+                **({"thresholds": thresholds} if thresholds is not None else {}),
+            },
         ],
         "checks": ["check.rows_in == check.valid + check.rejected"],
     }

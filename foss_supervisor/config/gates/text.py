@@ -292,6 +292,9 @@ def regex() -> Gate[str]:
     return Gate("regex", f"an RE2 regular expression of at most {MAX_REGEX} characters", convert)
 
 
+_ONE_VALUE_RANGE = re.compile(r"(?<![\d/-])(\d+)-\1(?![\d/-])")
+
+
 def cron() -> Gate[str]:
     """A cron expression of five fields (or six, seconds last), as croniter reads it; at most 100 characters."""
 
@@ -299,6 +302,8 @@ def cron() -> Gate[str]:
         expr = _text(value, "cron expression", 100)
         from croniter import CroniterBadDateError, croniter  # only configs with a schedule pay for the import
 
+        # croniter reads a one-value range (``31-31``) as the whole field: written as the value it names
+        expr = _ONE_VALUE_RANGE.sub(r"\1", expr)
         if not croniter.is_valid(expr):
             raise GateError(f"{shown(value)} is not a cron expression like '*/15 * * * *' (5 fields, or 6)")
         try:  # valid field by field, but a date that never comes (Feb 30, Apr 31) would never run

@@ -54,3 +54,16 @@ def gated(ctx: StepContext) -> Mapping[str, int | float]:
         time.sleep(0.02)
     ctx.cursor.execute("CREATE OR REPLACE TABLE main.gated AS SELECT 1 AS x")
     return {"rows_in": 1, "rows_out": 1}
+
+
+def writes_then_gated(ctx: StepContext) -> Mapping[str, int | float]:
+    """Write a row, say so (a file), then hold in Python (no statement running) until released (60 s at most)."""
+    ctx.cursor.execute("CREATE TABLE IF NOT EXISTS main.g AS SELECT 1 AS x")
+    Path(ctx.params["started"]).write_text("wrote")
+    release = Path(ctx.params["release"])
+    deadline = time.monotonic() + 60.0
+    while not release.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("never released")
+        time.sleep(0.02)
+    return {"rows_in": 1, "rows_out": 1}

@@ -39,7 +39,11 @@ async def test_every_rule_gives_its_reason_and_runs_incrementally(
     runner = await runners.open([spec], ws["state"])
     (ws["landing"] / "b1.csv").write_text(BATCH1)
     rec = await asyncio.wait_for(runner.run("q"), 60)
-    assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
+    # 2 of 12 kept: below the default threshold (warn under a 50 % pass rate), so the run is not green
+    assert rec.status is RunStatus.SUCCEEDED_WITH_WARNINGS, rec.to_dict()
+    assert rec.step("check").warnings == (
+        "warn threshold of the step (default threshold): pass rate 16.7 % is below min_pass_rate 50 %",
+    )
     m = rec.step("check").metrics
     assert (m["rows_in"], m["valid"], m["rejected"]) == (12, 2, 10)
     rows = (await runner.client.query("SELECT id, reasons FROM q_silver.bad_rejected ORDER BY _row_id")).rows
@@ -90,7 +94,7 @@ async def test_named_rules_unparsed_lines_and_replay_releasing_fixed_rows(
             "kind": [{"accepted_values": {"values": ["a", "b"], "name": "bad_kind"}}],
         },
     }
-    spec = load_pipeline(quality_pipeline(tmp_path, ws, rules))
+    spec = load_pipeline(quality_pipeline(tmp_path, ws, rules, thresholds=[]))  # mostly bad rows on purpose
     runner = await runners.open([spec], ws["state"])
     (ws["landing"] / "b1.csv").write_text(
         'id,kind,amount,code,zone,lim\n1,a,1,AB,Z1,5\n,c,1,AB, ,5\n2,a,1,AB,Z3,5\n"3,a,1,AB,Z1,5\n'
