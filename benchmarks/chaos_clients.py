@@ -151,9 +151,12 @@ async def _lines(
                 tally.latencies_ms.append((time.monotonic() - started) * 1000)
         elif line is not None:
             tally.errors["lost" if written else "unsent"] += 1
-        if not line or not written or expect:  # the daemon ends a connection after an over-long line
+        busy = bool(line) and _told_busy(line or b"")
+        if not line or not written or expect or busy:  # the daemon ends a connection after these
             writer.close()
             conn = None
+        if busy:
+            await _back_off()
         await asyncio.sleep(rng.expovariate(rate))
     if conn is not None:
         conn[1].close()

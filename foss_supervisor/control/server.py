@@ -271,6 +271,10 @@ class ControlServer:
                 return
             async with self._in_flight:  # a command takes the time it takes: never cut
                 reply = encode(await self._answer(line))
+                # the permit is held over one turn of the loop, so at most max_in_flight commands run per
+                # turn, however many clients have requests ready (pipelined ones would otherwise all run
+                # here without yielding: a client sending 2,000 at once stalled supervision for a second)
+                await asyncio.sleep(0)
             await self._send(writer, reply)
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
