@@ -15,6 +15,7 @@ import sys
 
 import structlog
 
+from foss_supervisor.base.configlock import ConfigLock
 from foss_supervisor.base.pidfile import PidFile
 from foss_supervisor.base.procinfo import describe
 from foss_supervisor.base.redact import Redactor
@@ -105,7 +106,9 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
         raise DaemonError(short)  # refused before anything runs, rather than programs failing one by one
     pidfile = PidFile(config.pid_file)
     stale = pidfile.lock()
+    config_lock = ConfigLock(config.source)  # one daemon per config file, wherever the file says it lives
     try:
+        config_lock.acquire(config.state_dir)
         if stale is not None and stale != os.getpid():
             holder = describe(stale)
             why = "no such process" if holder["cmdline"] is None else f"PID now belongs to {holder['cmdline']!r}"
@@ -146,4 +149,5 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
             daemon = Daemon(config, sock, notifier, watchdog_s, write_failures, redactor, pidfile.instance_id)
             return asyncio.run(daemon.run())
     finally:
+        config_lock.release()
         pidfile.release()
