@@ -84,8 +84,9 @@ MAX_CONNECTIONS_PER_PEER = 16  # per client process: the dashboard process holds
 MAX_COMMANDS_IN_FLIGHT = 16  # commands running at once; the others wait in arrival order
 EVICT_IDLE_AFTER_S = 5.0  # an idle connection gives way to any newcomer only after this long (never a fresh one)
 LINGER_S = 1.0  # a connection told busy is kept this long while what it sent is read and dropped
-MAX_LINGERING = 2 * MAX_CONNECTIONS  # connections told busy that may linger at once; others closed at once
+MAX_LINGERING = 3 * MAX_CONNECTIONS  # connections told busy that may linger at once; others closed at once
 WRITE_TIMEOUT_S = 10.0  # each chunk of a reply must leave within this long, else the client is dropped
+SOCKET_SNDBUF_BYTES = 32 * 1024  # the kernel's share of unread replies per connection (it doubles this)
 WRITE_CHUNK_BYTES = 64 * 1024  # a reply is handed to the socket this much at a time
 
 
@@ -236,6 +237,8 @@ class ControlServer:
         self._connections.add(task)
         self._per_peer[peer] += 1
         self._peer_of[task] = peer
+        with contextlib.suppress(OSError):  # what a client that does not read can make us answer ahead
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SNDBUF_BYTES)
         try:
             if uid is None or (uid != os.getuid() and uid != 0):
                 log.warning("control_peer_refused", uid=uid)
@@ -248,15 +251,17 @@ class ControlServer:
             pass
         finally:
             self._idle.pop(task, None)
+            lingering = task in self._evicted  # told busy: its lingering close ends it (_tell_busy)
             self._evicted.discard(task)
             self._connections.discard(task)
             self._per_peer[peer] -= 1
             del self._peer_of[task]
             if not self._per_peer[peer]:
                 del self._per_peer[peer]
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
+            if not lingering:
+                writer.close()
+                with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                    await writer.wait_closed()
 
     async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
