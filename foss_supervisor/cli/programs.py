@@ -15,6 +15,7 @@ from foss_supervisor.cli.terminal import (
     EXIT_FAIL,
     EXIT_OK,
     EXIT_USAGE,
+    duration_s,
     output_closed,
     print_status,
     say,
@@ -142,4 +143,4 @@ def args_ctl(p: argparse.ArgumentParser) -> None:
         "scale a program and a count (ctl scale web 4)",
     )
     p.add_argument("names", nargs="+", metavar="SELECTOR", help=SELECTOR_HELP)
-    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the new state (default 30)")
+    p.add_argument("--wait", type=duration_s, default=30.0, help="seconds to wait for the new state (default 30)")
