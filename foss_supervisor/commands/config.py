@@ -22,7 +22,7 @@ import structlog
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.jsonable import dataclass_to_json, jsonable
 from foss_supervisor.base.resources import default_config_path
-from foss_supervisor.commands.registry import CommandContext, command
+from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.config import PipelineConfig, parse_config
 from foss_supervisor.config.change import CONFIRM_HINT, pin_daemon_settings, save_refusal
 from foss_supervisor.config.history import ConfigHistory
@@ -159,7 +159,13 @@ async def _save(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool
     return {"dry_run": False, "file": str(path), "plan": result, "needs_confirmation": refusal, "generation": number}
 
 
-@command("config_write", mutating=True, text=(str, ...), dry_run=(bool, True), allow_empty=(bool, False))
+@command(
+    "config_write",
+    mutating=True,
+    text=(str, ..., Limit(size=MAX_FILE_BYTES)),
+    dry_run=(bool, True),
+    allow_empty=(bool, False),
+)
 async def config_write(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool) -> dict[str, Any]:
     """Check a new config file text, and unless dry_run, save it and reload.
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from foss_supervisor import __version__
 from foss_supervisor.commands import COMMANDS
+from foss_supervisor.commands.registry import Limit
 from foss_supervisor.core.events import EVENTS
 from foss_supervisor.web.access import HEALTH, OPEN, TOKEN_ONLY
 from foss_supervisor.web.keys import PUBLIC
@@ -42,10 +43,17 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-def _param_schema(ptype: type) -> dict[str, Any]:
+def _param_schema(ptype: type, limit: Limit) -> dict[str, Any]:
+    """A command parameter's schema: its type and the bounds the registry's gate holds it to."""
     schema: dict[str, Any] = {"type": _JSON_TYPES.get(ptype, "string")}
-    if ptype is list:
-        schema["items"] = {"type": "string"}
+    if ptype in (int, float):
+        schema.update({k: v for k, v in (("minimum", limit.low), ("maximum", limit.high)) if v is not None})
+    elif ptype is str and limit.size is not None:
+        schema["maxLength"] = limit.size
+    elif ptype is list:
+        schema["items"] = {"type": "string", "maxLength": limit.item_size}
+        if limit.size is not None:
+            schema["maxItems"] = limit.size
     return schema
 
 
@@ -63,7 +71,10 @@ _CROSS_SITE = "a cross-site request (Origin), or a logged-in browser without the
 def _command_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for name, cmd in sorted(COMMANDS.items()):
-        props = {p: _param_schema(t) | ({} if d is ... else {"default": d}) for p, (t, d) in cmd.params.items()}
+        props = {
+            p: _param_schema(t, cmd.limits[p]) | ({} if d is ... else {"default": d})
+            for p, (t, d) in cmd.params.items()
+        }
         required = [p for p, (_, d) in cmd.params.items() if d is ...]
         body: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
         if required:
