@@ -62,7 +62,10 @@ async def export(ctx: CommandContext, table: str, sql: str, format: str) -> dict
     (``sql``, checked as ``query`` checks it), as csv, parquet or jsonl, streamed by DuckDB, no row cap.
 
     Returns ``{"path", "rows", "bytes", "format"}``: a file in ``<state_dir>/exports`` that the caller moves
-    away or deletes (the CLI does both). Exactly one of ``table`` and ``sql``.
+    away or deletes (the CLI does both). Exactly one of ``table`` and ``sql``. Refused (CommandError, saying
+    the figures) while the state filesystem is under its free-space floor or the exports folder holds its
+    budget of files not yet fetched; an export that took the filesystem under the floor is removed
+    (``foss_supervisor/base/diskroom.py``).
     """
     if bool(table) == bool(sql):
         raise CommandError("export needs a table (schema.table) or a query (sql), not both")
