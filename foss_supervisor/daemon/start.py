@@ -19,6 +19,7 @@ from foss_supervisor.base.configlock import ConfigLock
 from foss_supervisor.base.pidfile import PidFile
 from foss_supervisor.base.procinfo import describe
 from foss_supervisor.base.redact import Redactor
+from foss_supervisor.base.resources import default_config_path
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import Config
 from foss_supervisor.config.history import remove_leftover_temps
@@ -108,7 +109,8 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
     stale = pidfile.lock()
     config_lock = ConfigLock(config.source)  # one daemon per config file, wherever the file says it lives
     try:
-        config_lock.acquire(config.state_dir)
+        if config.source.resolve() != default_config_path().resolve():  # the embedded default: one per state dir
+            config_lock.acquire(config.state_dir)
         if stale is not None and stale != os.getpid():
             holder = describe(stale)
             why = "no such process" if holder["cmdline"] is None else f"PID now belongs to {holder['cmdline']!r}"
