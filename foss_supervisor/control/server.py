@@ -20,7 +20,8 @@ a connection between requests reconnects after an idle close.
 Admission, so that no number of local clients slows supervision (which shares this loop):
 
 - at most :data:`MAX_CONNECTIONS_PER_PEER` connections per client process (``SO_PEERCRED``), so that one
-  runaway script cannot starve the others (the CLI, the dashboard process); past it, a ``DaemonBusy`` line;
+  runaway script cannot starve the others (the CLI, the dashboard process); past it, that process's own
+  longest idle connection gives way (a pool), else the newcomer gets a ``DaemonBusy`` line;
 - at most :data:`MAX_CONNECTIONS` connections are open at once. A new one past it first takes the place of
   an idle connection (no request under way: it would be closed at its idle timeout anyway; it is told so
   by a ``DaemonBusy`` line, ``id`` null): one of the process holding the most connections when that is
@@ -166,19 +167,30 @@ class ControlServer:
 
         False: refused (told so with one ``DaemonBusy`` line, and closed).
         """
-        if self._per_peer[peer] >= self.max_per_peer:
-            why = f"{self.max_per_peer} control connections of this process are open (its limit)"
-            return self._refuse(writer, why)
+        if self._share(peer) >= self.max_per_peer:
+            own = next((task for task in self._idle if self._peer_of.get(task) == peer), None)
+            if own is None:
+                why = f"{self.max_per_peer} control connections of this process are open (its limit)"
+                return self._refuse(writer, why)
+            self._evict(own)  # its own longest idle one gives way (a pool of connections, like the dashboard's)
+            return True
         if len(self._connections) - len(self._evicted) < self.max_connections:
             return True
         victim = self._victim(peer)
         if victim is None:
             return self._refuse(writer, f"{self.max_connections} control connections are open (its limit)")
-        idle_writer, _since = self._idle.pop(victim)
-        self._evicted.add(victim)  # counted out now; its task ends within a turn of the loop
+        self._evict(victim)
+        return True
+
+    def _share(self, peer: int) -> int:
+        """The connections process ``peer`` holds, those already giving way not counted."""
+        return self._per_peer[peer] - sum(1 for task in self._evicted if self._peer_of.get(task) == peer)
+
+    def _evict(self, task: asyncio.Task[None]) -> None:
+        idle_writer, _since = self._idle.pop(task)
+        self._evicted.add(task)  # counted out now; its task ends within a turn of the loop
         self.evicted_idle += 1
         self._tell_busy(idle_writer, "its control connections are all in use; this idle one gave way")
-        return True
 
     def _victim(self, peer: int) -> asyncio.Task[None] | None:
         """The idle connection that gives way to a newcomer of process ``peer``, or None.
@@ -189,7 +201,7 @@ class ControlServer:
         """
         if not self._idle:
             return None
-        mine = self._per_peer[peer] + 1
+        mine = self._share(peer) + 1
         heaviest = max(self._idle, key=lambda task: self._per_peer[self._peer_of.get(task, 0)])
         if self._per_peer[self._peer_of.get(heaviest, 0)] - 1 >= mine + 1:
             return heaviest

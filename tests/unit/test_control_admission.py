@@ -97,6 +97,19 @@ async def test_one_process_gets_at_most_its_share(tmp_path: Path) -> None:
             w.close()
 
 
+async def test_a_process_at_its_share_replaces_its_own_idle_connection(tmp_path: Path) -> None:
+    async with served(tmp_path, max_connections=CAP * 4, max_per_peer=CAP) as server:
+        pool = [await open_conn(server) for _ in range(CAP)]  # idle, as a pool between requests
+        await until(lambda: len(server._connections) == CAP, "the pool accepted")
+        reader, writer = await open_conn(server)
+        writer.write(STATUS)
+        assert json.loads(await asyncio.wait_for(reader.readline(), 10))["ok"] is True
+        told = json.loads(await asyncio.wait_for(pool[0][0].read(), 10))  # its oldest idle one gave way
+        assert told["error"]["type"] == "DaemonBusy" and server.refused_busy == 0
+        for _, w in [*pool, (reader, writer)]:
+            w.close()
+
+
 async def test_a_fresh_connection_is_not_taken_for_idle(tmp_path: Path) -> None:
     async with served(tmp_path, max_connections=CAP, evict_idle_after_s=3600.0) as server:
         idle = [await open_conn(server) for _ in range(CAP)]
