@@ -21,12 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.cli.holder import proven_holder
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, say
 from foss_supervisor.control.client import call
 from foss_supervisor.errors import SupervisorError
 
 if TYPE_CHECKING:
-    from foss_supervisor.base.pidfile import PidFile
     from foss_supervisor.base.procinfo import ProcessIdentity
     from foss_supervisor.config import Config
 
@@ -99,7 +99,7 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
     from foss_supervisor.base.procinfo import identity_of, read_stat, terminate, wait_gone
 
     pidfile = PidFile(config.pid_file)
-    holder = _lock_holder(config, pidfile, pid)
+    holder = proven_holder(pidfile, pid, lambda: _ping(config, HEALTH_BOUND_S), config.control_socket)
     ident = identity_of(holder) if holder else None
     longest = max((p.stop_timeout_s for p in config.programs.values()), default=0.0)
 
@@ -134,32 +134,6 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
         if outcome == "killed":
             _stop_leftovers(config)
     return _bounded_poll(gone, 10.0) and _programs_gone(config)
-
-
-def _lock_holder(config: Config, pidfile: PidFile, pid: int | None) -> int | None:
-    """The daemon to signal, proven ours, or None: the process holding the lock whose PID the PID file names
-    (a daemon writes it once it holds the lock: a frozen one is found so), or the holder that answers ``ping``
-    with the lock's instance id. Any other holder of the lock (``/proc/locks``) is named and left alone:
-    holding a file proves no identity, and a PID is never signalled on the file's word alone."""
-    from foss_supervisor.base.pidfile import answers_as_holder
-    from foss_supervisor.base.procinfo import describe
-
-    holders = pidfile.holders()
-    if pid is not None and pid in holders:
-        return pid
-    pong = _ping(config, HEALTH_BOUND_S) if holders else None
-    if pong is not None and answers_as_holder(pong, pidfile):
-        return int(pong["pid"])
-    for holder in sorted(holders):
-        say(
-            "WARN",
-            f"pid {holder} ({describe(holder)['cmdline'] or 'unknown'}) holds {pidfile.lock_path} but is not "
-            f"proven a foss-supervisor daemon (its PID is not in {pidfile.path}, and it does not answer on "
-            f"{config.control_socket} with the lock's instance id): it is not signalled",
-        )
-    if pid is not None and pid not in holders:
-        say("WARN", f"pid {pid} of {pidfile.path} does not hold its lock; it is not signalled")
-    return None
 
 
 def _continue(ident: ProcessIdentity) -> None:
