@@ -158,6 +158,8 @@ def check_args(cmd: Command, args: Mapping[str, Any]) -> dict[str, Any]:
             continue
         value = args[pname]
         ok = isinstance(value, ptype) and not (ptype in (int, float) and isinstance(value, bool))
+        if ptype is int and isinstance(value, float) and value.is_integer():  # JSON Schema: 1.0 is an integer
+            value, ok = int(value), True
         if ptype is float and isinstance(value, int) and not isinstance(value, bool):
             try:
                 value, ok = float(value), True
