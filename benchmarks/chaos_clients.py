@@ -233,6 +233,9 @@ async def _flood_asker(path: str, stop: asyncio.Event, tally: Tally) -> None:
         except TimeoutError:
             tally.errors["timeout"] += 1
             line = None
+        except ConnectionResetError:  # the daemon resets only a connection it refused or evicted unread
+            tally.notes["status: reset at the caps (not run)"] += 1
+            line = None
         except (ConnectionError, ValueError):
             line = b""
         if line and b'"ok":true' in line:
