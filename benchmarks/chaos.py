@@ -23,7 +23,9 @@ figures, one phase per client pattern, then all of them at once:
     resets     requests cut by an RST (SO_LINGER 0) mid-head, after a GET, mid-body
     schemathesis  schemathesis against /api/v1/openapi.json with the token (commands that would stop,
                reshape or shut down supervision excluded), checking for server errors
-    control    on the control socket: silent connections, garbage lines, over-long lines
+    control    on the control socket: silent connections, garbage lines, over-long lines, and a flood of
+               300 connections from 10 processes (idle, `status` in a loop, never reading replies)
+               past the daemon's connection caps: programs must still be restarted, `status` answer
     mixed      all of the above but wrk1000 and schemathesis, at once
 
 Every loaded phase also runs 20 steady clients of our own (half keep-alive). The load processes run at
@@ -120,6 +122,8 @@ def phases() -> list[Phase]:
         "control_silent": {"connections": 200},
         "control_garbage": {"workers": 2},
         "control_huge": {"workers": 1},
+        # past the connection caps: idle, `status` in a loop, never reading; 10 processes share 300
+        "control_flood": {"connections": 300, "processes": 10},
     }
     return [
         Phase("quiet", "nothing: the idle figures"),
@@ -138,7 +142,11 @@ def phases() -> list[Phase]:
         Phase("bodies", "4 MB POSTs to commands, 4 at a time", {**STEADY, "bodies": bodies}),
         Phase("resets", "RST mid-request, 8 at a time", {**STEADY, "resets": {"workers": 8}}),
         Phase("schemathesis", "schemathesis on the OpenAPI, with the token", STEADY, schemathesis=True),
-        Phase("control", "control socket: 200 silent, garbage and 2 MiB lines", {**STEADY, **control}),
+        Phase(
+            "control",
+            "control socket: 200 silent, garbage, 2 MiB lines, a flood of 300 from 10 processes",
+            {**STEADY, **control},
+        ),
         Phase(
             "mixed",
             "all at once (wrk -c100 close, 300 own, 100 slowloris, 200 SSE, ...)",

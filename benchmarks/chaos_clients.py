@@ -6,7 +6,8 @@
 
 Runs until ``seconds`` have passed or SIGTERM, gives requests in flight ``GRACE_S`` to end, then prints
 ``{pattern: outcome}`` (see :class:`chaos_http.Tally`). HTTP patterns are in :mod:`chaos_http`; the control
-socket's are here: silent connections, garbage lines and over-long lines. Started by ``chaos.py`` at a lower
+socket's are here: silent connections, garbage lines, over-long lines, and a flood of connections from
+several processes (idle ones, ``status`` in a loop, ones that never read). Started by ``chaos.py`` at a lower
 CPU priority (these clients stand for other machines' browsers and scripts).
 """
 
@@ -36,7 +37,7 @@ from chaos_http import (
     sse_clients,
 )
 
-__all__ = ["GRACE_S", "control_garbage", "control_huge", "control_silent", "run"]
+__all__ = ["GRACE_S", "control_flood", "control_garbage", "control_huge", "control_silent", "run"]
 
 GRACE_S = 12.0  # after the end: what requests in flight get before they are abandoned (not counted)
 REPLY_TIMEOUT_S = 5.0
@@ -87,7 +88,9 @@ async def control_silent(path: str, stop: asyncio.Event, tally: Tally, connectio
         stopping = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait([reading, stopping], return_when=asyncio.FIRST_COMPLETED)
-            if reading.done():
+            if reading.done() and not reading.exception() and _told_busy(reading.result()):
+                tally.notes["told busy (connection caps)"] += 1
+            elif reading.done():
                 tally.notes["closed by the daemon"] += 1
                 tally.seconds.append(time.monotonic() - opened)
             else:
@@ -142,13 +145,18 @@ async def _lines(
                 error = (reply.get("error") or {}) if isinstance(reply, dict) else {}
                 message = str(error.get("message", ""))
                 kind = "accepted as a command" if not error else "error reply"
-                tally.notes[kind + (" naming the limit" if expect and expect in message else "")] += 1
+                kind = "told busy (connection caps)" if error.get("type") == "DaemonBusy" else kind
+                named = expect and expect in message and error.get("type") != "DaemonBusy"
+                tally.notes[kind + (" naming the limit" if named else "")] += 1
                 tally.latencies_ms.append((time.monotonic() - started) * 1000)
         elif line is not None:
             tally.errors["lost" if written else "unsent"] += 1
-        if not line or not written or expect:  # the daemon ends a connection after an over-long line
+        busy = bool(line) and _told_busy(line or b"")
+        if not line or not written or expect or busy:  # the daemon ends a connection after these
             writer.close()
             conn = None
+        if busy:
+            await _back_off()
         await asyncio.sleep(rng.expovariate(rate))
     if conn is not None:
         conn[1].close()
@@ -170,6 +178,144 @@ async def control_huge(
     await asyncio.gather(*(_lines(path, stop, tally, rate, i, lambda rng: line, "longer than") for i in range(workers)))
 
 
+STATUS = json.dumps({"v": 1, "id": 1, "cmd": "status", "args": {}}).encode() + b"\n"
+
+
+async def _back_off() -> None:
+    """What a client told busy does (as ours does): wait a little, with jitter, before connecting again."""
+    await asyncio.sleep(random.uniform(0.05, 0.25))
+
+
+def _told_busy(data: bytes) -> bool:
+    """Whether ``data`` starts with the daemon's one-line refusal at its connection caps."""
+    with contextlib.suppress(ValueError):
+        reply = json.loads(data.split(b"\n", 1)[0])
+        return isinstance(reply, dict) and (reply.get("error") or {}).get("type") == "DaemonBusy"
+    return False
+
+
+async def _flood_idle(path: str, stop: asyncio.Event, tally: Tally) -> None:
+    """Connect, send nothing, see what the daemon does; again until the end."""
+    while not stop.is_set():
+        conn = await _open(path, tally)
+        if conn is None:
+            await asyncio.sleep(0.05)
+            continue
+        reader, writer = conn
+        reading = asyncio.ensure_future(reader.read(4096))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([reading, stopping], return_when=asyncio.FIRST_COMPLETED)
+        busy = reading.done() and not reading.exception() and _told_busy(reading.result())
+        if reading.done():
+            tally.notes["idle: told busy" if busy else "idle: closed"] += 1
+        for task in (reading, stopping):
+            task.cancel()
+        writer.close()
+        if busy:
+            await _back_off()
+
+
+async def _flood_asker(path: str, stop: asyncio.Event, tally: Tally) -> None:
+    """``status`` in a loop on one connection, reconnecting when closed or told busy."""
+    conn = None
+    while not stop.is_set():
+        conn = conn or await _open(path, tally)
+        if conn is None:
+            await asyncio.sleep(0.05)
+            continue
+        reader, writer = conn
+        started = time.monotonic()
+        with contextlib.suppress(ConnectionError):  # refused before it was read: its busy line is still there
+            writer.write(STATUS)
+        try:
+            async with asyncio.timeout(REPLY_TIMEOUT_S):
+                line = await reader.readline()
+        except TimeoutError:
+            tally.errors["timeout"] += 1
+            line = None
+        except ConnectionResetError:  # the daemon resets only a connection it refused or evicted unread
+            tally.notes["status: reset at the caps (not run)"] += 1
+            line = None
+        except (ConnectionError, ValueError):
+            line = b""
+        if line and b'"ok":true' in line:
+            tally.notes["status answered"] += 1
+            tally.latencies_ms.append((time.monotonic() - started) * 1000)
+            continue
+        if line and _told_busy(line):
+            tally.notes["status: told busy"] += 1
+        elif line == b"":
+            tally.errors["lost"] += 1  # written, then the connection ended with no reply
+        writer.close()
+        conn = None
+        await _back_off()
+    if conn is not None:
+        conn[1].close()
+
+
+async def _flood_non_reader(path: str, stop: asyncio.Event, tally: Tally) -> None:
+    """Send 2,000 ``status`` requests, never read the replies, wait to be dropped; again until the end."""
+    while not stop.is_set():
+        conn = await _open(path, tally)
+        if conn is None:
+            await asyncio.sleep(0.05)
+            continue
+        _reader, writer = conn
+        writer.write(STATUS * 2000)
+        opened = time.monotonic()
+        stopping = asyncio.ensure_future(stop.wait())
+        ended = asyncio.ensure_future(_until_dropped(writer))
+        await asyncio.wait([stopping, ended], return_when=asyncio.FIRST_COMPLETED)
+        if ended.done():
+            tally.notes["non-reader dropped"] += 1
+            tally.seconds.append(time.monotonic() - opened)
+        for task in (stopping, ended):
+            task.cancel()
+        writer.close()
+
+
+async def _until_dropped(writer: asyncio.StreamWriter) -> None:
+    """Return once the daemon has ended the connection (reading nothing: a full buffer is the point)."""
+    with contextlib.suppress(ConnectionError):
+        while not writer.transport.is_closing():
+            writer.write(b"\n")  # blank lines: ignored by the daemon; an error once it hung up
+            await asyncio.sleep(0.2)
+
+
+async def control_flood_one(path: str, stop: asyncio.Event, tally: Tally, connections: int) -> None:
+    """``connections`` from this process: a third idle, a third asking ``status``, a third never reading."""
+    third = connections // 3
+    kinds = [_flood_idle] * third + [_flood_asker] * third + [_flood_non_reader] * (connections - 2 * third)
+    await asyncio.gather(*(kind(path, stop, tally) for kind in kinds))
+
+
+async def control_flood(path: str, stop: asyncio.Event, tally: Tally, connections: int, processes: int = 10) -> None:
+    """``connections`` control connections spread over ``processes`` processes (the daemon caps each
+    process's share), each a mix of :func:`control_flood_one`; their outcomes summed into ``tally``."""
+    spec = {"control": path, "seconds": 24 * 3600, "patterns": {"control_flood_one": {}}}
+    children = []
+    for i in range(processes):
+        share = connections // processes + (i < connections % processes)
+        spec["patterns"] = {"control_flood_one": {"connections": share}}
+        children.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable, __file__, json.dumps(spec), stdout=asyncio.subprocess.PIPE
+            )
+        )
+    try:
+        await stop.wait()
+    finally:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                child.terminate()
+        for child in children:
+            out, _ = await child.communicate()
+            with contextlib.suppress(ValueError, IndexError):
+                part = json.loads(out.decode().strip().splitlines()[-1])["control_flood_one"]
+                tally.notes.update(part["notes"])
+                tally.errors.update(part["errors"])
+
+
 PATTERNS: dict[str, Callable[..., Awaitable[None]]] = {
     "requesters": requesters,
     "slowloris": slowloris,
@@ -180,6 +326,8 @@ PATTERNS: dict[str, Callable[..., Awaitable[None]]] = {
     "control_silent": control_silent,
     "control_garbage": control_garbage,
     "control_huge": control_huge,
+    "control_flood": control_flood,
+    "control_flood_one": control_flood_one,
 }
 
 

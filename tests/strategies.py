@@ -110,6 +110,50 @@ def destructive_texts(state_dir: Path, port: int) -> st.SearchStrategy[str]:
     return st.one_of(BLANK, st.builds(assemble, _settings(state_dir, port), st.one_of(empty_programs, others), FILLER))
 
 
+#: a sleeper that would not run after a reload: changed (another argument), and ``autostart: false``
+IDLE_SLEEPER = f"{{command: [{PY!r}, '-c', 'import time; time.sleep(301)'], start_timeout: 0.1, autostart: false}}"
+
+
+def stopping_texts(state_dir: Path, port: int) -> st.SearchStrategy[str]:
+    """Valid texts that keep the daemon where it is but leave none of the running programs (RUNNING) running,
+    by any mix of means: each removed (absent, renamed, or its replicas now named otherwise) or changed with
+    ``autostart: false``; other programs may be added, running or not."""
+    fate = st.sampled_from(["removed", "idle", "replicas"])
+
+    def assemble(fates: list[str], others: list[str], pad: str) -> str:
+        lines = []
+        for name, how in zip(RUNNING, fates, strict=True):
+            if how == "idle":
+                lines.append(f"  {name}: {IDLE_SLEEPER}")
+            elif how == "replicas":  # the name now expands to name-0, name-1: the running one is gone
+                lines.append(f"  {name}: {{replicas: 2, {SLEEPER[1:]}")
+        lines += [f"  {n}: {SLEEPER}" for n in others]
+        head = f"{pad}\nstate_dir: {state_dir}\ndashboard: {{port: {port}}}\nprograms:\n"
+        return head + "".join(line + "\n" for line in lines)
+
+    return st.builds(
+        assemble,
+        st.lists(fate, min_size=len(RUNNING), max_size=len(RUNNING)),
+        st.one_of(st.just([]), OTHER_NAMES),
+        FILLER,
+    )
+
+
+def moving_texts(state_dir: Path, port: int) -> st.SearchStrategy[tuple[str, list[str]]]:
+    """(text, the keys moved): valid texts that keep the running programs but move what locates the daemon
+    (its state dir, its dashboard's port or host, any mix of them)."""
+    moves = st.lists(st.sampled_from(["state_dir", "dashboard.port", "dashboard.host"]), min_size=1, unique=True)
+
+    def assemble(moved: list[str], pad: str) -> tuple[str, list[str]]:
+        where = state_dir.with_name(state_dir.name + "-moved") if "state_dir" in moved else state_dir
+        new_port = port + 1 if "dashboard.port" in moved else port
+        host = ", host: 127.0.0.2" if "dashboard.host" in moved else ""
+        body = "".join(f"  {n}: {SLEEPER}\n" for n in RUNNING)
+        return f"{pad}\nstate_dir: {where}\ndashboard: {{port: {new_port}{host}}}\nprograms:\n{body}", moved
+
+    return st.builds(assemble, moves, FILLER)
+
+
 def config_text(state_dir: Path, port: int, programs: tuple[str, ...] = RUNNING, extra: str = "") -> str:
     """A config of sleeping ``programs`` with its state dir and dashboard port, ``extra`` lines before them."""
     body = "".join(f"  {n}: {SLEEPER}\n" for n in programs)

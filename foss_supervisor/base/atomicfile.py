@@ -29,10 +29,13 @@ def _temp_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
 
 
-def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o600, durable: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes | str, *, mode: int = 0o600, durable: bool = True, owner: tuple[int, int] | None = None
+) -> None:
     """Replace ``path`` with ``data`` (str is written as UTF-8) in one rename.
 
-    ``mode`` is the file's final permission bits (the temporary file is 0600 until then).
+    ``mode`` is the file's final permission bits (the temporary file is 0600 until then); ``owner``
+    (uid, gid) its owner, set before the rename (a root daemon saving a user's file keeps it theirs).
     ``durable`` fsyncs the file before and the folder after the rename (a config, a generation);
     without it (files that only matter while this boot lasts, written on the supervision loop)
     the rename is still atomic for readers but may be lost in a power cut. Raises OSError
@@ -46,6 +49,8 @@ def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o600, durable: b
             view = memoryview(payload)
             while view:
                 view = view[os.write(fd, view) :]
+            if owner is not None:
+                os.fchown(fd, *owner)  # before the mode: a chown clears set-id bits
             if mode != 0o600:
                 os.fchmod(fd, mode)
             if durable:

@@ -25,6 +25,7 @@ __all__ = [
     "package_data",
     "pure",
     "resolve",
+    "runtime_dir",
 ]
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # foss_supervisor/
@@ -80,6 +81,11 @@ def control_socket(state_dir: str) -> str:
 
     digest = hashlib.sha256(os.fsencode(state_dir)).hexdigest()[:24]
     return os.path.join(_private_runtime_dir(), f"foss-supervisor-{digest}.sock")
+
+
+def runtime_dir() -> str:
+    """A short folder only this user can enter, made if needed (see :func:`control_socket`); OSError if not."""
+    return _private_runtime_dir()
 
 
 def _private_runtime_dir() -> str:

@@ -238,7 +238,28 @@ def _main(argv: Sequence[str] | None) -> int:
 
         say("WARN", f"stopping the daemon that answers on {sock} anyway")
         return _run(args, Config(source=Path(exc.file), state_dir=sock.parent))
-    return _run(args, config)
+    return _run(args, _follow_running(config))
+
+
+def _follow_running(config: Config) -> Config:
+    """``config`` aimed at the state dir of the daemon that runs its file, when that is not where the file
+    says (a save moved ``state_dir``: the daemon keeps its own until a restart; see base/configlock.py)."""
+    import dataclasses
+
+    from foss_supervisor.base.configlock import ConfigLock
+    from foss_supervisor.base.pidfile import PidFile
+
+    if PidFile(config.pid_file).inspect().locked:
+        return config  # a daemon lives where the file says
+    running = ConfigLock(config.source).running_state_dir()
+    if running is None or running == config.state_dir:
+        return config
+    say(
+        "WARN",
+        f"the daemon running {config.source} uses the state dir {running} (the file now names "
+        f"{config.state_dir}; it applies at `foss-supervisor restart`)",
+    )
+    return dataclasses.replace(config, state_dir=running)
 
 
 def check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:

@@ -23,12 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.cli.holder import proven_holder
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, say
 from foss_supervisor.control.client import call
 from foss_supervisor.errors import SupervisorError
 
 if TYPE_CHECKING:
-    from foss_supervisor.base.pidfile import PidFile
     from foss_supervisor.base.procinfo import ProcessIdentity
     from foss_supervisor.config import Config
 
@@ -101,7 +101,7 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
     from foss_supervisor.base.procinfo import identity_of, read_stat, terminate, wait_gone
 
     pidfile = PidFile(config.pid_file)
-    holder = _lock_holder(pidfile, pid)
+    holder = proven_holder(pidfile, pid, lambda: ping_daemon(config, HEALTH_BOUND_S), config.control_socket)
     ident = identity_of(holder) if holder else None
     longest = max((p.stop_timeout_s for p in config.programs.values()), default=0.0)
 
@@ -136,19 +136,6 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
         if outcome == "killed":
             _stop_leftovers(config)
     return _bounded_poll(gone, 10.0) and _programs_gone(config)
-
-
-def _lock_holder(pidfile: PidFile, pid: int | None) -> int | None:
-    """The daemon to signal: ``pid`` (from the PID file) if it holds the lock, else the one process that
-    does (``/proc/locks``), else None. A PID is never signalled on the file's word alone."""
-    holders = pidfile.holders()
-    if pid in holders:
-        return pid
-    if len(holders) == 1:
-        return next(iter(holders))
-    if pid is not None:
-        say("WARN", f"pid {pid} of {pidfile.path} does not hold its lock; it is not signalled")
-    return None
 
 
 def _continue(ident: ProcessIdentity) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.base.jsonable import jsonable
-from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE, say
+from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE, duration_s, say
 from foss_supervisor.control.client import ControlClient, call
 from foss_supervisor.errors import ConfigError
 
@@ -279,7 +279,7 @@ def args_query(p: argparse.ArgumentParser) -> None:
     p.add_argument("sql", help="one SELECT statement on bronze.*, silver.*, gold.*")
     p.add_argument("--json", action="store_true", help="print columns, rows and timings as JSON")
     p.add_argument("--max-rows", type=int, default=1000, help="rows to return at most (default 1000)")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds before the query is interrupted")
+    p.add_argument("--timeout", type=duration_s, default=10.0, help="seconds before the query is interrupted")
 
 
 def args_export(p: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ from foss_supervisor.cli.terminal import (
     EXIT_NOT_AS_WANTED,
     EXIT_OK,
     EXIT_USAGE,
+    duration_s,
     output_closed,
     print_status,
     say,
@@ -199,7 +200,7 @@ def args_ctl(p: argparse.ArgumentParser) -> None:
         "scale a program and a count (ctl scale web 4)",
     )
     p.add_argument("names", nargs="+", metavar="SELECTOR", help=SELECTOR_HELP)
-    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the new state (default 30)")
+    p.add_argument("--wait", type=duration_s, default=30.0, help="seconds to wait for the new state (default 30)")
     p.add_argument(
         "--rolling",
         action="store_true",
@@ -229,4 +230,6 @@ def args_is_ready(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wait", action="store_true", help="wait for them to be ready (up to --timeout) instead of answering at once"
     )
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits at most (0 to 3600, default 60)")
+    p.add_argument(
+        "--timeout", type=duration_s, default=60.0, help="seconds --wait waits at most (0 to 3600, default 60)"
+    )

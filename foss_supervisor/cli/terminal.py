@@ -30,7 +30,9 @@ __all__ = [
     "EXIT_NOT_RUNNING",
     "EXIT_OK",
     "EXIT_USAGE",
+    "MAX_DURATION_S",
     "as_wanted",
+    "duration_s",
     "exit_code",
     "fmt_uptime",
     "guard_output",
@@ -44,6 +46,24 @@ __all__ = [
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 # sysexits' EX_TEMPFAIL: the daemon was too busy to take the connection (after retrying); try again later
 EXIT_BUSY = 75
+MAX_DURATION_S = 86400.0  # the longest wait or timeout a command line may ask for (a day)
+
+
+def duration_s(text: str) -> float:
+    """The argparse type of every duration option (``--wait``, ``--timeout``): seconds, a finite number from
+    0 to :data:`MAX_DURATION_S`. Anything else (``nan``, ``inf``, negative, not a number) is a usage error
+    (exit 2) naming the range, never a traceback."""
+    import argparse  # only when a duration is given: not a cost of ``status``
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.0 <= value <= MAX_DURATION_S:  # false for nan too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration from 0 to {MAX_DURATION_S:g} seconds")
+    return value
+
+
 # supervisorctl's convention: `status` exits 3 when a selected program is not in the state it should be in
 EXIT_NOT_AS_WANTED = 3
 
@@ -155,11 +175,20 @@ class _Guarded:
     be written, and later writes are tried again (the daemon's stderr file is where its startup says why).
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, text: _Guarded | None = None) -> None:
         self._stream = stream
+        self._text = text  # the text stream this one is the ``buffer`` of
+        self._buffer: _Guarded | None = None
         self.closed_pipe = False
 
-    def write(self, text: str) -> int:
+    @property
+    def buffer(self) -> _Guarded:
+        """The binary stream under this one, guarded the same way (``export`` writes bytes to stdout)."""
+        if self._buffer is None:
+            self._buffer = _Guarded(self._stream.buffer, text=self)  # type: ignore[arg-type]
+        return self._buffer
+
+    def write(self, text: Any) -> int:
         try:
             return self._stream.write(text)
         except BrokenPipeError:
@@ -180,6 +209,8 @@ class _Guarded:
 
     def _silence(self) -> None:
         self.closed_pipe = True
+        if self._text is not None:
+            self._text.closed_pipe = True
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
             os.dup2(devnull, self._stream.fileno())  # what is still buffered goes nowhere, quietly

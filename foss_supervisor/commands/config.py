@@ -11,6 +11,7 @@ generation (:mod:`foss_supervisor.config.history`), written atomically, then the
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import weakref
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ import structlog
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.jsonable import dataclass_to_json, jsonable
 from foss_supervisor.base.resources import default_config_path
-from foss_supervisor.commands.registry import CommandContext, command
+from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.config import PipelineConfig, parse_config
 from foss_supervisor.config.change import CONFIRM_HINT, pin_daemon_settings, save_refusal
 from foss_supervisor.config.history import ConfigHistory
@@ -88,12 +89,14 @@ def _save_lock(ctx: CommandContext) -> asyncio.Lock:
     return lock
 
 
-def _read_current(path: Path) -> tuple[bytes, float, int]:
-    """The config file's bytes (bounded), modification time and permission bits."""
+def _read_current(path: Path) -> tuple[bytes, float, int, tuple[int, int] | None]:
+    """The config file's bytes (bounded), modification time, permission bits (set-id and sticky bits too),
+    and its owner to keep: (uid, gid) when this daemon runs as root (anyone else writes its own files)."""
     with path.open("rb") as f:
         st = os.fstat(f.fileno())
         data = f.read(MAX_FILE_BYTES + 1)
-    return data, st.st_mtime, st.st_mode & 0o777
+    owner = (st.st_uid, st.st_gid) if os.geteuid() == 0 else None
+    return data, st.st_mtime, st.st_mode & 0o7777, owner
 
 
 def _up(ctx: CommandContext) -> list[str]:
@@ -113,7 +116,7 @@ async def _save(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool
         except ConfigError as exc:
             raise ConfigRefused(f"config refused, nothing changed: {exc}") from None
         try:
-            current, mtime, mode = await asyncio.to_thread(_read_current, path)
+            current, mtime, mode, owner = await asyncio.to_thread(_read_current, path)
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror or exc}; nothing changed") from None
         current_text = current.decode("utf-8", "replace")
@@ -135,7 +138,7 @@ async def _save(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool
                 f"cannot keep the current file in {history.folder} ({exc.strerror or exc}): nothing changed"
             ) from None
         try:
-            await asyncio.to_thread(atomic_write, path, text, mode=mode)
+            await asyncio.to_thread(functools.partial(atomic_write, path, text, mode=mode, owner=owner))
         except OSError as exc:
             if generation is not None:
                 await asyncio.to_thread(history.forget, generation)
@@ -143,7 +146,7 @@ async def _save(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool
         try:
             result = await ctx.reload(False)
         except CommandError as exc:  # the reload refused the saved text: the file goes back to what runs
-            await asyncio.to_thread(atomic_write, path, current, mode=mode)
+            await asyncio.to_thread(functools.partial(atomic_write, path, current, mode=mode, owner=owner))
             if generation is not None:
                 await asyncio.to_thread(history.forget, generation)
             raise type(exc)(f"{exc}; the file is back as it was") from None
@@ -159,7 +162,13 @@ async def _save(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool
     return {"dry_run": False, "file": str(path), "plan": result, "needs_confirmation": refusal, "generation": number}
 
 
-@command("config_write", mutating=True, text=(str, ...), dry_run=(bool, True), allow_empty=(bool, False))
+@command(
+    "config_write",
+    mutating=True,
+    text=(str, ..., Limit(size=MAX_FILE_BYTES)),
+    dry_run=(bool, True),
+    allow_empty=(bool, False),
+)
 async def config_write(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool) -> dict[str, Any]:
     """Check a new config file text, and unless dry_run, save it and reload.
 
@@ -191,7 +200,7 @@ async def config_history(ctx: CommandContext) -> dict[str, Any]:
     history = ConfigHistory(path)
 
     def read() -> dict[str, Any]:
-        current, mtime, _mode = _read_current(path)
+        current, mtime, _mode, _owner = _read_current(path)
         generations = history.summary(current)
         return {
             "file": str(path),

@@ -13,22 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.base.jsonable import dataclass_to_json
-from foss_supervisor.commands.registry import CommandContext, command
+from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.core.logview import DAEMON, PIPELINE, LogSource, select_sources, tail
 from foss_supervisor.errors import CommandError
 
 __all__ = ["LOG_SOURCES"]
 
 
-@command("logs", names=(list, ["all"]), lines=(int, 100))
+@command("logs", names=(list, ["all"]), lines=(int, 100, Limit(0, 100_000)))
 async def logs(ctx: CommandContext, names: list[str], lines: int) -> dict[str, Any]:
     """The last lines of the logs that names select: programs (any selector), ``daemon`` or ``pipeline``.
 
     Returns ``{"sources": [{"name", "file", "logger_prefix"}], "lines": {name: [line, ...]}}``; the
     files are what ``logs -f`` follows. Non-UTF-8 bytes come back as ``\\xNN`` escapes.
     """
-    if not 0 <= lines <= 100_000:
-        raise CommandError("lines must be between 0 and 100000")
     sup = ctx.supervisor
     program_logs = {name: proc.log_path for name, proc in sup.processes.items()}
     sources = select_sources(names, program_logs, ctx.config.state_dir, ctx.config.replica_sets, ctx.config.groups)
@@ -67,7 +65,13 @@ def _read_log(path: Path, offset: int, max_bytes: int) -> tuple[int, int, bytes,
     return start, size, data, rotated
 
 
-@command("log_read", source=(str, ...), offset=(int, -1), max_bytes=(int, 65536), contains=(str, ""))
+@command(
+    "log_read",
+    source=(str, ...),
+    offset=(int, -1, Limit(-1, 2**53)),
+    max_bytes=(int, 65536, Limit(1, 1024 * 1024)),
+    contains=(str, ""),
+)
 async def log_read(ctx: CommandContext, source: str, offset: int, max_bytes: int, contains: str) -> dict[str, Any]:
     """Lines of a log from a byte offset, for live viewers: a program's name, "daemon" or "pipeline".
 
@@ -76,8 +80,6 @@ async def log_read(ctx: CommandContext, source: str, offset: int, max_bytes: int
     next_offset to follow. "pipeline" is the daemon's log kept to the pipeline runner's and worker's lines;
     contains keeps only lines holding that text (case-insensitive). Non-UTF-8 bytes come back as \\xNN.
     """
-    if not 1 <= max_bytes <= 1024 * 1024:
-        raise CommandError("max_bytes must be between 1 and 1048576")
     log_source = _log_source(ctx, source)
     start, size, data, rotated = await asyncio.to_thread(_read_log, log_source.file, offset, max_bytes)
     kept = (line for line in data.decode("utf-8", "backslashreplace").splitlines() if log_source.keeps(line))

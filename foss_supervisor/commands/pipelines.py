@@ -11,7 +11,7 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
-from foss_supervisor.commands.registry import CommandContext, command
+from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.errors import CommandError
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ __all__ = [
     "query",
 ]
 
+SQL_LIMIT = Limit(size=1024 * 1024)  # a statement of up to a mebibyte (the control socket's line limit)
+
 
 def _pipelines(ctx: CommandContext) -> PipelineService:
     if ctx.pipelines is None:
@@ -54,13 +56,16 @@ async def pipeline_run(ctx: CommandContext, name: str, wait: bool) -> dict[str, 
     return await _pipelines(ctx).run_now(name, wait)
 
 
-@command("export", mutating=True, table=(str, ""), sql=(str, ""), format=(str, "parquet"))
+@command("export", mutating=True, table=(str, ""), sql=(str, "", SQL_LIMIT), format=(str, "parquet"))
 async def export(ctx: CommandContext, table: str, sql: str, format: str) -> dict[str, Any]:
     """Write a whole table or view (``table``: schema.table), or the whole result of a read-only query
     (``sql``, checked as ``query`` checks it), as csv, parquet or jsonl, streamed by DuckDB, no row cap.
 
     Returns ``{"path", "rows", "bytes", "format"}``: a file in ``<state_dir>/exports`` that the caller moves
-    away or deletes (the CLI does both). Exactly one of ``table`` and ``sql``.
+    away or deletes (the CLI does both). Exactly one of ``table`` and ``sql``. Refused (CommandError, saying
+    the figures) while the state filesystem is under its free-space floor or the exports folder holds its
+    budget of files not yet fetched; an export that took the filesystem under the floor is removed
+    (``foss_supervisor/base/diskroom.py``).
     """
     if bool(table) == bool(sql):
         raise CommandError("export needs a table (schema.table) or a query (sql), not both")
@@ -136,7 +141,7 @@ async def pipeline_run_info(ctx: CommandContext, run_id: str) -> dict[str, Any]:
     return _pipelines(ctx).get_run(run_id)
 
 
-@command("query", sql=(str, ...), max_rows=(int, 1000), timeout_s=(float, 10.0))
+@command("query", sql=(str, ..., SQL_LIMIT), max_rows=(int, 1000), timeout_s=(float, 10.0))
 async def query(ctx: CommandContext, sql: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
     """A read-only SQL query on the warehouse (bronze.x, silver.x, gold.x): SELECT only, time- and row-limited.
 
@@ -146,12 +151,10 @@ async def query(ctx: CommandContext, sql: str, max_rows: int, timeout_s: float) 
     return await _pipelines(ctx).query(sql, max(1, min(max_rows, 100_000)), max(0.1, min(timeout_s, 60.0)))
 
 
-@command("demo_data", mutating=True, name=(str, "orders"), orders=(int, 100_000), seed=(int, 1))
+@command("demo_data", mutating=True, name=(str, "orders"), orders=(int, 100_000, Limit(1, 20_000_000)), seed=(int, 1))
 async def demo_data(ctx: CommandContext, name: str, orders: int, seed: int) -> dict[str, Any]:
     """Write a reproducible sample into the pipeline's landing folder, made by the generator its file names
     (``demo_data:``; the shipped ``orders`` makes ``orders`` orders with every kind of bad row)."""
-    if not 1 <= orders <= 20_000_000:
-        raise CommandError("orders must be between 1 and 20000000")
     return await _pipelines(ctx).demo_data(name, orders, seed)
 
 

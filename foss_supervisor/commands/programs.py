@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from foss_supervisor import __version__
-from foss_supervisor.commands.registry import COMMANDS, CommandContext, command
+from foss_supervisor.commands.registry import COMMANDS, CommandContext, Limit, command
 from foss_supervisor.commands.verdict import assess
 from foss_supervisor.errors import CommandError
 
@@ -173,7 +173,7 @@ async def reload(ctx: CommandContext, dry_run: bool) -> dict[str, Any]:
     return await ctx.reload(dry_run)
 
 
-@command("scale", mutating=True, name=(str, ...), replicas=(int, ...))
+@command("scale", mutating=True, name=(str, ...), replicas=(int, ..., Limit(1, 1000)))
 async def scale(ctx: CommandContext, name: str, replicas: int) -> dict[str, Any]:
     """Run ``replicas`` copies of program ``name`` now (1 to 1000), as process-compose and PM2 scale.
 
@@ -188,8 +188,6 @@ async def scale(ctx: CommandContext, name: str, replicas: int) -> dict[str, Any]
     sets = ctx.config.replica_sets
     if name not in sets:
         raise CommandError(f"no such program: {name!r}; known: {', '.join(sorted(sets))}")
-    if not 1 <= replicas <= 1000:
-        raise CommandError("replicas must be between 1 and 1000")
     wanted = {n: len(members) for n, members in sets.items()} | {name: replicas}  # earlier scales stay
     preview = await ctx.reload(True, wanted)
     ours = {name, *sets[name], *(f"{name}-{i}" for i in range(replicas))}

@@ -2,13 +2,16 @@
 
 Commands are an explicit registry (never ``getattr`` on a request: supervisord CVE-2017-11610), filled
 by the modules of this package (:mod:`foss_supervisor.commands` imports every one of them). Each
-command's docstring is its user documentation; arguments are checked against the declared parameters
-before the command runs, and every reply is plain JSON-able data. Transports (the control socket, the
-dashboard) answer through :func:`answer`, the egress gate that redacts.
+command's docstring is its user documentation; arguments pass one gate (:func:`check_args`) against the
+declared parameters before the command runs, on every transport: the type, then the parameter's
+:class:`Limit` (its own, or its type's default in :data:`DEFAULT_LIMITS`): numbers finite and within a
+range, strings and lists bounded in length, list items strings. Every reply is plain JSON-able data.
+Transports (the control socket, the dashboard) answer through :func:`answer`, the egress gate that redacts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,7 +30,19 @@ from foss_supervisor.errors import ProtocolError
 if TYPE_CHECKING:
     from foss_supervisor.pipeline.service import PipelineService
 
-__all__ = ["ACTOR", "COMMANDS", "Actor", "Command", "CommandContext", "answer", "audit_args", "dispatch"]
+__all__ = [
+    "ACTOR",
+    "COMMANDS",
+    "DEFAULT_LIMITS",
+    "Actor",
+    "Command",
+    "CommandContext",
+    "Limit",
+    "answer",
+    "audit_args",
+    "check_args",
+    "dispatch",
+]
 
 
 class CommandContext(Protocol):
@@ -63,6 +78,43 @@ Handler = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
+class Limit:
+    """What a parameter's value may be beyond its type: numbers in ``[low, high]`` (and finite), strings of at
+    most ``size`` characters, lists of at most ``size`` items (each a string of at most ``item_size``)."""
+
+    low: float | None = None
+    high: float | None = None
+    size: int | None = None
+    item_size: int = 4096
+
+    def refusal(self, value: Any) -> str:
+        """Why ``value`` is out of bounds ("" when it is within them)."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if value != value or value in (float("inf"), float("-inf")):
+                return "a finite number"
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                return f"a number from {self.low:g} to {self.high:g}"
+        if isinstance(value, str) and self.size is not None and len(value) > self.size:
+            return f"a string of at most {self.size:,} characters"
+        if isinstance(value, list):
+            if self.size is not None and len(value) > self.size:
+                return f"a list of at most {self.size:,} items"
+            if any(len(v) > self.item_size for v in value):
+                return f"a list of strings of at most {self.item_size:,} characters"
+        return ""
+
+
+#: the bounds of a parameter that declares none, by its type
+DEFAULT_LIMITS: dict[type, Limit] = {
+    float: Limit(0.0, 86400.0),  # every float parameter is a duration in seconds: up to a day
+    int: Limit(-(2**53), 2**53),  # exact in JSON and in a float
+    str: Limit(size=4096),
+    list: Limit(size=10_000),
+    bool: Limit(),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class Command:
     """A registered command: its parameters as name -> (type, default); ``...`` marks required.
 
@@ -75,6 +127,7 @@ class Command:
     params: Mapping[str, tuple[type, Any]]
     mutating: bool
     raw: bool = False
+    limits: Mapping[str, Limit] = dataclasses.field(default_factory=dict)  # each parameter's, defaults filled in
 
     @property
     def doc(self) -> str:
@@ -85,19 +138,32 @@ COMMANDS: dict[str, Command] = {}
 
 
 def command(
-    command_name: str, *, mutating: bool = False, raw: bool = False, **params: tuple[type, Any]
+    command_name: str, *, mutating: bool = False, raw: bool = False, **params: tuple[Any, ...]
 ) -> Callable[[Handler], Handler]:
+    """Register a command; each parameter is ``(type, default)`` or ``(type, default, Limit)`` (``...``:
+    required; without a Limit, the type's :data:`DEFAULT_LIMITS`)."""
+
     def register(handler: Handler) -> Handler:
-        COMMANDS[command_name] = Command(command_name, handler, params, mutating, raw)
+        types = {name: (spec[0], spec[1]) for name, spec in params.items()}
+        limits = {name: spec[2] if len(spec) > 2 else DEFAULT_LIMITS[spec[0]] for name, spec in params.items()}
+        COMMANDS[command_name] = Command(command_name, handler, types, mutating, raw, limits)
         return handler
 
     return register
 
 
-def _check(cmd: Command, args: Mapping[str, Any]) -> dict[str, Any]:
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_args(cmd: Command, args: Mapping[str, Any]) -> dict[str, Any]:
+    """The one gate of every command's arguments: ``args`` with defaults filled in, each of its declared type
+    and within its :class:`Limit`. Raises ProtocolError naming the argument, what it must be, and (cut to 80
+    characters) what it was."""
     unknown = set(args) - set(cmd.params)
     if unknown:
-        raise ProtocolError(f"{cmd.name}: unknown argument(s) {', '.join(sorted(unknown))}")
+        raise ProtocolError(f"{cmd.name}: unknown argument(s) {', '.join(sorted(map(_shown, unknown)))}")
     out: dict[str, Any] = {}
     for pname, (ptype, default) in cmd.params.items():
         if pname not in args:
@@ -107,12 +173,19 @@ def _check(cmd: Command, args: Mapping[str, Any]) -> dict[str, Any]:
             continue
         value = args[pname]
         ok = isinstance(value, ptype) and not (ptype in (int, float) and isinstance(value, bool))
+        if ptype is int and isinstance(value, float) and value.is_integer():  # JSON Schema: 1.0 is an integer
+            value, ok = int(value), True
         if ptype is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
+            try:
+                value, ok = float(value), True
+            except OverflowError:
+                value, ok = float("inf"), True  # refused below as not finite
         if ptype is list:
             ok = ok and all(isinstance(v, str) for v in value)
         if not ok:
-            raise ProtocolError(f"{cmd.name}: argument {pname!r} must be {ptype.__name__}, got {value!r}")
+            raise ProtocolError(f"{cmd.name}: argument {pname!r} must be {ptype.__name__}, got {_shown(value)}")
+        if why := cmd.limits.get(pname, DEFAULT_LIMITS[ptype]).refusal(value):
+            raise ProtocolError(f"{cmd.name}: argument {pname!r} must be {why}, got {_shown(value)}")
         out[pname] = value
     return out
 
@@ -147,10 +220,10 @@ async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> A
     if cmd is None:
         raise ProtocolError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
     if not cmd.mutating:
-        return await cmd.handler(ctx, **_check(cmd, args))
+        return await cmd.handler(ctx, **check_args(cmd, args))
     error = ""
     try:
-        return await cmd.handler(ctx, **_check(cmd, args))
+        return await cmd.handler(ctx, **check_args(cmd, args))
     except BaseException as exc:  # refused, failed, or cancelled (its caller went away)
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise

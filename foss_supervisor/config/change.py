@@ -9,7 +9,11 @@ names the keys that wait for ``foss-supervisor restart``; the programs' changes 
 
 :func:`save_refusal` is the gate every save of the config file passes (an edit through ``config_write``,
 a restore of an earlier generation): a save that would empty the file, leave no program configured while
-some are, or stop every running program, is refused unless confirmed, with what exactly would happen.
+some are, stop every running program by any means (removed, renamed, replicas gone, ``autostart: false``
+on a changed program), or move what locates the running daemon (its state dir, hence its PID lock and
+control socket, or its dashboard's address), is refused unless confirmed, with what exactly would happen.
+A confirmed move keeps the running values until ``foss-supervisor restart`` (:func:`pin_daemon_settings`),
+and the CLI finds the daemon by its config file meanwhile (:mod:`foss_supervisor.base.controlsocket`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,15 @@ from foss_supervisor.config.model import Config
 from foss_supervisor.config.yamlload import load_yaml
 from foss_supervisor.errors import ConfigError
 
-__all__ = ["CONFIRM_HINT", "RESTART_SETTINGS", "holds_no_settings", "pin_daemon_settings", "save_refusal"]
+__all__ = [
+    "CONFIRM_HINT",
+    "LOCATING_SETTINGS",
+    "RESTART_SETTINGS",
+    "holds_no_settings",
+    "pin_daemon_settings",
+    "save_refusal",
+    "would_stop",
+]
 
 #: (the key as written in the file, the Config attribute): kept at their running values until a restart
 RESTART_SETTINGS: tuple[tuple[str, str], ...] = (
@@ -34,6 +46,12 @@ RESTART_SETTINGS: tuple[tuple[str, str], ...] = (
     ("history.retention_days", "history_retention_days"),
     ("history.max_bytes", "history_max_bytes"),
 )  # warehouse.* bounds are applied live: the worker restarts with them once idle (pipeline/service.py)
+#: the settings by which the CLI and monitors find the running daemon: a save moving one needs a yes
+LOCATING_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("state_dir", "state_dir"),
+    ("dashboard.host", "dashboard_host"),
+    ("dashboard.port", "dashboard_port"),
+)
 CONFIRM_HINT = "to save it anyway, confirm: allow_empty=true (CLI: --allow-empty; the editor asks)"
 _NAMES_SHOWN = 5
 
@@ -76,13 +94,29 @@ def _names(names: Sequence[str]) -> str:
     return shown + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else "")
 
 
+def would_stop(running: Config, new: Config, up: Collection[str]) -> list[str]:
+    """The programs of ``up`` that would not run after ``new`` is applied, sorted.
+
+    A program stops when it is not in ``new`` (removed, renamed, its replicas gone), or when it changed
+    and ``autostart`` is false in ``new`` (a reload restarts a changed program only if it autostarts; see
+    :meth:`foss_supervisor.core.supervisor.Supervisor.apply`). An unchanged program keeps running.
+    """
+    stopping = []
+    for name in up:
+        cfg = new.programs.get(name)
+        if cfg is None or (cfg != running.programs.get(name) and not cfg.autostart):
+            stopping.append(name)
+    return sorted(stopping)
+
+
 def save_refusal(current_text: str, new_text: str, new: Config, running: Config, up: Collection[str]) -> str | None:
     """Why saving ``new_text`` (parsed: ``new``) over ``current_text`` needs a confirmation, or None.
 
     ``running`` is the running config and ``up`` the programs now starting, running or in backoff.
     A save needs a confirmation when it would empty the file (the new text sets nothing while the
-    current one does), leave no program configured while some are, or stop every program that is up
-    (none of them is in the new config). The reason says each thing that would happen, with names.
+    current one does), leave no program configured while some are, stop every program that is up
+    (:func:`would_stop`), or move a setting of :data:`LOCATING_SETTINGS` (the running daemon keeps it
+    until a restart). The reason says each thing that would happen, with names and values.
     """
     what: list[str] = []
     if holds_no_settings(new_text) and not holds_no_settings(current_text):
@@ -90,10 +124,19 @@ def save_refusal(current_text: str, new_text: str, new: Config, running: Config,
     configured = sorted(running.programs)
     if configured and not new.programs:
         what.append(f"remove every configured program ({len(configured)}: {_names(configured)})")
-    up_now = set(up)
-    stopped = sorted(name for name in up_now if name not in new.programs)
-    if stopped and len(stopped) == len(up_now):
+    stopped = would_stop(running, new, up)
+    if stopped and len(stopped) == len(set(up)):
         what.append(f"stop every running program ({len(stopped)}: {_names(stopped)})")
+    moved = [
+        f"{key} from {getattr(running, attr)} to {getattr(new, attr)}"
+        for key, attr in LOCATING_SETTINGS
+        if getattr(running, attr) != getattr(new, attr)
+    ]
+    if moved:
+        what.append(
+            f"move {', '.join(moved)}: the running daemon keeps its values until `foss-supervisor restart`, "
+            "which is needed for the change to take effect"
+        )
     if not what:
         return None
     return "this save would " + " and ".join(what)

@@ -6,10 +6,13 @@ that is not accepting yet. The client tries again with capped exponential backof
 (:data:`BUSY_FIRST_DELAY_S` doubling up to :data:`BUSY_MAX_DELAY_S`) within its timeout, then raises
 :class:`~foss_supervisor.errors.DaemonBusy` (the CLI says "busy" and exits 75, EX_TEMPFAIL), never a
 traceback. No socket file, or a refused connection with no daemon holding the lock, is NotRunning at once.
+A daemon at its cap of control connections answers a new one with a ``DaemonBusy`` line and closes it (the
+request was not read): the client connects again the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import json
@@ -69,17 +72,21 @@ class ControlClient:
             busy = self._connect()
             if busy is None:
                 return self
-            self.busy_retries += 1
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise DaemonBusy(
-                    f"the daemon is busy: its control socket {self.path} took no new connection "
-                    f"within {self.timeout_s:g}s ({busy}); try again"
-                ) from None
-            import random  # only when busy: not a cost of every call
+            delay = self._wait_busy(busy, deadline, delay)
 
-            time.sleep(min(left, delay * random.uniform(0.5, 1.0)))  # noqa: S311 - jitter, not a secret
-            delay = min(delay * 2, BUSY_MAX_DELAY_S)
+    def _wait_busy(self, busy: str, deadline: float, delay: float) -> float:
+        """Sleep a jittered ``delay`` before trying again; the next delay. Raises DaemonBusy past ``deadline``."""
+        self.busy_retries += 1
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DaemonBusy(
+                f"the daemon is busy: its control socket {self.path} took no new connection "
+                f"within {self.timeout_s:g}s ({busy}); try again"
+            ) from None
+        import random  # only when busy: not a cost of every call
+
+        time.sleep(min(left, delay * random.uniform(0.5, 1.0)))  # noqa: S311 - jitter, not a secret
+        return min(delay * 2, BUSY_MAX_DELAY_S)
 
     def _connect(self) -> str | None:
         """Connect once; None when connected, else why the daemon is busy (a reason to try again).
@@ -116,6 +123,7 @@ class ControlClient:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        self._buffer = b""
 
     def call(self, cmd: str, **args: Any) -> Any:
         """Send one request and return its result.
@@ -124,11 +132,35 @@ class ControlClient:
         within ``timeout_s`` (busy, stopped or hung), NotRunning when it hangs up.
         """
         assert self._sock is not None, "use ControlClient as a context manager"
+        deadline = time.monotonic() + self.timeout_s
+        delay = BUSY_FIRST_DELAY_S
+        while True:
+            reply = self._ask(cmd, args)
+            error = reply.get("error") or {}
+            if reply.get("ok") or reply.get("id") is not None or error.get("type") != "DaemonBusy":
+                break
+            self.__exit__()  # refused at the daemon's connection cap before it read the request: ask again
+            delay = self._wait_busy(str(error.get("message", "at its connection cap")), deadline, delay)
+            while (busy := self._connect()) is not None:
+                delay = self._wait_busy(busy, deadline, delay)
+        if reply.get("ok"):
+            return reply.get("result")
+        exc_type = _REPLY_ERRORS.get(error.get("type"), CommandError)
+        raise exc_type(error.get("message", "unknown error"))
+
+    def _ask(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Send one request on the open connection and read one reply line."""
+        assert self._sock is not None
         req_id = next(_ids)
         try:
-            self._sock.sendall(encode({"v": VERSION, "id": req_id, "cmd": cmd, "args": args}))
+            # closed before our request was read: what it said (a busy line) is still to be read
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._sock.sendall(encode({"v": VERSION, "id": req_id, "cmd": cmd, "args": args}))
             while b"\n" not in self._buffer:
-                chunk = self._sock.recv(65536)
+                try:
+                    chunk = self._sock.recv(65536)
+                except ConnectionResetError:
+                    chunk = b""
                 if not chunk:
                     raise NotRunning("the daemon closed the connection")
                 self._buffer += chunk
@@ -137,12 +169,8 @@ class ControlClient:
                 f"the daemon did not answer {cmd!r} on {self.path} within {self.timeout_s:g}s (busy, stopped or hung)"
             ) from None
         line, self._buffer = self._buffer.split(b"\n", 1)
-        reply = json.loads(line)
-        if reply.get("ok"):
-            return reply.get("result")
-        error = reply.get("error") or {}
-        exc_type = _REPLY_ERRORS.get(error.get("type"), CommandError)
-        raise exc_type(error.get("message", "unknown error"))
+        reply: dict[str, Any] = json.loads(line)
+        return reply
 
     def subscribe(self, boot: str | None = None, since: int | None = None) -> Iterator[dict[str, Any]]:
         """Turn this connection into the daemon's event stream (see the protocol's ``subscribe``).

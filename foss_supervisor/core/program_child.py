@@ -19,7 +19,7 @@ import pwd
 import shutil
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 
 import structlog
@@ -29,7 +29,7 @@ from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import RLIM_INFINITY, HealthConfig, ProgramConfig
 from foss_supervisor.config.interpolate import read_env_file
 from foss_supervisor.core.child import Child, reap_stragglers, signal_group, spawn, stop_group
-from foss_supervisor.core.containment import SPAWN_ENV, Containment, kill_all, spawn_tag
+from foss_supervisor.core.containment import SPAWN_ENV, Containment, kill_all, spawn_tag, tree_of
 from foss_supervisor.core.health import probe
 from foss_supervisor.core.logsink import LogSink, StreamWriter
 from foss_supervisor.core.readiness import LogLineWatch, NotifyListener
@@ -40,6 +40,7 @@ __all__ = [
     "ProgramChild",
     "child_argv",
     "child_environment",
+    "halted_tree",
     "read_env_file",
 ]
 
@@ -47,6 +48,20 @@ log = structlog.get_logger("foss_supervisor.core.process")
 
 # process states (/proc/PID/stat) in which a program cannot answer anything, whatever its probe asks
 _HALTED = {"T": "stopped", "t": "stopped by a debugger", "Z": "a zombie", "X": "dead"}
+
+
+def halted_tree(main: ProcStat, members: Iterable[ProcStat]) -> str:
+    """Why a program cannot answer, judged on its whole process tree, or "".
+
+    It is halted when its main process is (stopped by SIGSTOP or a debugger, a zombie, dead) *and* no
+    other process of the program (``members``: its main's subtree and its escaped descendants) runs:
+    a main that exited or stopped while its workers still serve is not halted.
+    """
+    if main.state not in _HALTED:
+        return ""
+    if any(m.pid != main.pid and m.state not in _HALTED for m in members):
+        return ""
+    return f"process {main.pid} is {_HALTED[main.state]} (state {main.state}): it cannot answer"
 
 
 def _account(user: str) -> pwd.struct_passwd:
@@ -317,11 +332,13 @@ class ProgramChild:
         return functools.partial(probe, env=env, sweep=functools.partial(self._contain.sweep, tag))
 
     def halted(self) -> str:
-        """Why the supervised process cannot answer (stopped by SIGSTOP or a debugger, or a zombie), or ""."""
+        """Why the supervised program cannot answer (see :func:`halted_tree`: its main process stopped or a
+        zombie, and none of its other processes running), or ""."""
         entry = read_stat(self.pid) if self.pid else None
         if entry is None or entry.state not in _HALTED:
-            return ""
-        return f"process {entry.pid} is {_HALTED[entry.state]} (state {entry.state}): it cannot answer"
+            return ""  # the common case, without walking the tree
+        escaped = self._contain.adopted(self._tag) if self._tag else []
+        return halted_tree(entry, [*tree_of(entry.pid), *escaped])
 
     # ---------------------------------------------------------------- programs that fork (pidfile:)
 

@@ -2,12 +2,13 @@
 
 Identity by proof, never by resemblance. A process is a foss-supervisor daemon only if it *holds* the
 ``fcntl`` lock on some ``<state_dir>/foss-supervisor.lock`` (its open files name the file, ``/proc/locks``
-shows it holding the lock); it is alive only if it also answers ``ping`` on ``<state_dir>/control.sock``
-with the instance id written in that lock file. Its command line proves nothing: a docs server run
-from ``/srv/foss-supervisor-docs`` is a stranger. Only an instance of ours that does not answer is stale
-and may be replaced; one that answers is never stopped; a stranger is named (PID, user, command line)
-and left alone unless ``--take-over-port`` asks for the port. A killed daemon's programs are found from
-its ``children.json`` record and ended whole.
+shows it holding the lock) and is the PID written in that state dir's PID file (a daemon writes it once it
+holds the lock: any process can lock a file); it is alive only if it also answers ``ping`` on
+``<state_dir>/control.sock`` with the instance id written in that lock file. Its command line proves nothing:
+a docs server run from ``/srv/foss-supervisor-docs`` is a stranger. Only an instance of ours that does not
+answer is stale and may be replaced; one that answers is never stopped; a stranger is named (PID, user,
+command line) and left alone unless ``--take-over-port`` asks for the port. A killed daemon's programs are
+found from its ``children.json`` record and ended whole.
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def _held_lock_dir(pid: int) -> Path | None:
         return None
     for f in files:
         path = Path(f.path)
-        if path.name == LOCK_NAME and pid in PidFile(path.with_suffix(".pid")).holders():
+        pidfile = PidFile(path.with_suffix(".pid"))
+        # it holds the lock and is the PID a daemon wrote after taking it: holding a file alone proves nothing
+        if path.name == LOCK_NAME and pid in pidfile.holders() and pidfile.read_pid() == pid:
             return path.parent
     return None
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from foss_supervisor.base.diskroom import room_warning
 from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.base.loopguard import LoopErrorLog
 from foss_supervisor.base.redact import Redactor
@@ -254,10 +255,11 @@ class Daemon:
 
     @property
     def warnings(self) -> list[str]:
-        """Daemon-level errors that make it degraded: a refused reload (the running config stays), files
-        that cannot be written (see verdict.assess)."""
+        """Daemon-level errors that make it degraded: a refused reload (the running config stays), a state
+        filesystem nearly full (base/diskroom.py), files that cannot be written (see verdict.assess)."""
         refused = [self._reload_refused] if self._reload_refused else []
-        return [*refused, *self.write_failures.problems]
+        room = room_warning(self._config.state_dir)  # before writes fail: a state filesystem nearly full
+        return [*refused, *([room] if room else []), *self.write_failures.problems]
 
     def _subsystem_failed(self, name: str, exc: BaseException) -> None:
         log.error("subsystem_failed", subsystem=name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)

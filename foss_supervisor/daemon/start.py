@@ -15,10 +15,12 @@ import sys
 
 import structlog
 
+from foss_supervisor.base.configlock import ConfigLock
 from foss_supervisor.base.filemodes import make_private
 from foss_supervisor.base.pidfile import PidFile
 from foss_supervisor.base.procinfo import describe
 from foss_supervisor.base.redact import Redactor
+from foss_supervisor.base.resources import default_config_path
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import Config
 from foss_supervisor.config.history import remove_leftover_temps
@@ -107,7 +109,10 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
         raise DaemonError(short)  # refused before anything runs, rather than programs failing one by one
     pidfile = PidFile(config.pid_file)
     stale = pidfile.lock()
+    config_lock = ConfigLock(config.source)  # one daemon per config file, wherever the file says it lives
     try:
+        if config.source.resolve() != default_config_path().resolve():  # the embedded default: one per state dir
+            config_lock.acquire(config.state_dir)
         if stale is not None and stale != os.getpid():
             holder = describe(stale)
             why = "no such process" if holder["cmdline"] is None else f"PID now belongs to {holder['cmdline']!r}"
@@ -152,4 +157,5 @@ def run_daemon(config: Config, *, take_over_port: bool = False, stderr_logs: boo
             daemon = Daemon(config, sock, notifier, watchdog_s, write_failures, redactor, pidfile.instance_id)
             return asyncio.run(daemon.run())
     finally:
+        config_lock.release()
         pidfile.release()

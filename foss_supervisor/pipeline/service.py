@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.base.diskroom import export_refusal, floor_refusal
 from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import Config
@@ -340,10 +341,17 @@ class PipelineService(RunScheduling):
     async def export(self, table: str, fmt: str, sql: str = "") -> dict[str, Any]:
         """The whole table, or the whole result of a read-only query, as a csv, parquet or jsonl file in the
         state dir's exports folder (see WorkerClient.export)."""
+        state_dir, exports_dir = self.config.state_dir, self.runner.export_dir
+        if why := await asyncio.to_thread(export_refusal, state_dir, exports_dir):  # slow readers fill no disk
+            raise CommandError(why)
         try:
-            return await self.runner.client.export(table, fmt, sql=sql)
+            result = await self.runner.client.export(table, fmt, sql=sql)
         except PipelineError as exc:
             raise CommandError(str(exc)) from None
+        if why := await asyncio.to_thread(floor_refusal, state_dir):  # it took the filesystem under its floor
+            await asyncio.to_thread(Path(result["path"]).unlink, missing_ok=True)
+            raise CommandError(f"this export ({result.get('bytes', 0):,} bytes) was removed: {why}")
+        return result
 
     async def demo_data(self, name: str, orders: int, seed: int) -> dict[str, Any]:
         """Sample landing files from the pipeline's own generator (its file's ``demo_data:``)."""

@@ -51,7 +51,10 @@ UNAUTHORIZED = (
 def _parts() -> dict[tuple[str, str], str]:
     from foss_supervisor.web.routes import ROUTES  # the route table imports the views, which import us
 
-    return {(r.method, r.path): r.part for r in ROUTES}
+    parts = {(r.method, r.path): r.part for r in ROUTES}
+    # HEAD is GET without the body (aiohttp serves it for every GET route): the same part, the same gate
+    parts.update({("HEAD", r.path): r.part for r in ROUTES if r.method == "GET"})
+    return parts
 
 
 def part_of(request: web.Request) -> str | None:

@@ -69,7 +69,10 @@ def create_app(
     app.on_response_prepare.append(security.set_security_headers)
     app.on_shutdown.append(app[EVENTS].close)
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+        if route.method == "GET":  # and HEAD, as HTTP asks of every GET (RFC 9110 9.3.2), behind the same gate
+            app.router.add_get(route.path, route.handler, allow_head=True)
+        else:
+            app.router.add_route(route.method, route.path, route.handler)
     app.router.add_static("/static", data_dir("ui_templates") / "static")
     if app[EXPOSED]:
         log.warning(

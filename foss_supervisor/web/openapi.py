@@ -13,6 +13,7 @@ from aiohttp import web
 
 from foss_supervisor import __version__
 from foss_supervisor.commands import COMMANDS
+from foss_supervisor.commands.registry import Limit
 from foss_supervisor.core.events import EVENTS
 from foss_supervisor.web.access import HEALTH, OPEN, TOKEN_ONLY
 from foss_supervisor.web.keys import PUBLIC
@@ -42,11 +43,20 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-def _param_schema(ptype: type) -> dict[str, Any]:
+def _param_schema(ptype: type, limit: Limit) -> dict[str, Any]:
+    """A command parameter's schema: its type and the bounds the registry's gate holds it to (those a request
+    can break within the 1 MiB body limit: a longer one is refused whole, 413, before any gate)."""
     schema: dict[str, Any] = {"type": _JSON_TYPES.get(ptype, "string")}
-    if ptype is list:
-        schema["items"] = {"type": "string"}
+    if ptype in (int, float):
+        schema.update({k: v for k, v in (("minimum", limit.low), ("maximum", limit.high)) if v is not None})
+    elif ptype is str and limit.size is not None and limit.size <= _BODY_BOUND:
+        schema["maxLength"] = limit.size
+    elif ptype is list:
+        schema["items"] = {"type": "string", "maxLength": limit.item_size}
     return schema
+
+
+_BODY_BOUND = 64 * 1024  # bounds below this are published; a request breaking them still fits in a body
 
 
 def _text(why: str, *types: str) -> dict[str, Any]:
@@ -57,13 +67,17 @@ _TEXT_SCHEMAS: dict[str, Any] = {"application/json": {"$ref": "#/components/sche
 _GUARD_401 = _text("no token (a browser gets the login page)", "text/plain", "text/html")
 _GUARD_421 = _text("the Host header names no address of this dashboard (DNS rebinding)", "text/plain")
 _BODY_408 = _text("the request body did not arrive in time", "text/plain")
+_BODY_413 = _text("a request body over 1 MiB (its Content-Length, or what arrived)", "text/plain")
 _CROSS_SITE = "a cross-site request (Origin), or a logged-in browser without the page's CSRF token"
 
 
 def _command_paths() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for name, cmd in sorted(COMMANDS.items()):
-        props = {p: _param_schema(t) | ({} if d is ... else {"default": d}) for p, (t, d) in cmd.params.items()}
+        props = {
+            p: _param_schema(t, cmd.limits[p]) | ({} if d is ... else {"default": d})
+            for p, (t, d) in cmd.params.items()
+        }
         required = [p for p, (_, d) in cmd.params.items() if d is ...]
         body: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
         if required:
@@ -95,6 +109,7 @@ def _command_paths() -> dict[str, Any]:
                 "403": _text(forbidden, "application/json", "text/plain"),
                 "408": _BODY_408,
                 "409": {"$ref": "#/components/responses/Refused"},
+                "413": _BODY_413,
                 "421": _GUARD_421,
             },
         }

@@ -41,6 +41,7 @@ _REPLY_ERRORS: dict[str, type[SupervisorError]] = {
         errors.ConfigRefused,
         errors.ControlError,
         errors.NoAnswer,
+        errors.DaemonBusy,
         errors.NotRunning,
     )
 }
@@ -99,6 +100,9 @@ class _Connection:
         reply = json.loads(line)
         if not isinstance(reply, dict) or reply.get("id") not in (req_id, None):
             raise NotRunning(f"the daemon answered out of turn: {line[:200]!r}")
+        if reply.get("id") is None and (reply.get("error") or {}).get("type") == "DaemonBusy":
+            # closed at the daemon's connection cap before it read the request (control.server)
+            raise error_from_reply(reply["error"])
         return reply
 
     def close(self) -> None:
@@ -136,7 +140,7 @@ class RemoteCore(Core):
             conn = None if command is None or command.mutating else self._reuse()
             try:
                 reply = await self._request(conn, name, args)
-            except (ConnectionError, NotRunning):
+            except (ConnectionError, NotRunning, errors.DaemonBusy):
                 if conn is None:
                     raise
                 # the daemon closed the pooled connection as this request left (its idle timeout): the

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 import pytest
-from helpers import DaemonHandle, wait_for
+from helpers import DaemonHandle, need_root, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import RUNNING, config_text, destructive_texts
@@ -166,3 +166,17 @@ def test_the_config_cli_saves_refuses_lists_diffs_and_restores(running: DaemonHa
     assert restored.returncode == 0 and "2 added" in restored.stdout and d.config_path.read_text() == before
     assert d.cli("config", "restore").returncode == 2  # no generation given: usage
     assert os.stat(d.config_path.with_name("config.yaml.history") / "2.yaml").st_size == len("# nothing here\n")
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mode=st.sampled_from([0o600, 0o640, 0o644, 0o660, 0o604, 0o2640]), owner=st.sampled_from([0, 65534]))
+def test_a_save_keeps_the_files_mode_and_owner(running: DaemonHandle, mode: int, owner: int) -> None:
+    need_root("the daemon runs as root and the file belongs to another user")
+    d = running
+    os.chown(d.config_path, owner, owner)
+    os.chmod(d.config_path, mode)
+    text = d.config_path.read_text() + f"# saved with mode {mode:o}\n"
+    d.call("config_write", text=text, dry_run=False)
+    st_after = d.config_path.stat()
+    assert d.config_path.read_text() == text
+    assert (st_after.st_mode & 0o7777, st_after.st_uid, st_after.st_gid) == (mode, owner, owner)

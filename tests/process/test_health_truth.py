@@ -22,6 +22,7 @@ from helpers import PY, free_port, make_config, supervising, until, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.procinfo import read_stat
 from foss_supervisor.config.model import HealthConfig
 from foss_supervisor.core.containment import Containment
 from foss_supervisor.core.events import HealthChanged, StateChanged
@@ -152,6 +153,31 @@ def test_a_stopped_or_zombie_main_process_is_halted(tmp_path: Path) -> None:
         sleeper.kill()
         sleeper.wait(timeout=10)
         quitter.wait(timeout=10)
+
+
+def test_a_program_is_halted_only_when_no_process_of_its_tree_runs(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, f"x: {{command: [{PY!r}, '-c', 'import time; time.sleep(60)']}}\n").programs["x"]
+    child = ProgramChild(cfg, log_path=tmp_path / "x.log", containment=Containment(), wake=lambda: None)
+    code = "import subprocess, sys, time; w = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])"
+    code += "; print(w.pid, flush=True); time.sleep(60)"
+    main = subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert main.stdout is not None
+    worker = int(main.stdout.readline())
+    try:
+        child.pid = main.pid
+        os.kill(main.pid, signal.SIGSTOP)  # the main stops; its worker still runs: the program can answer
+        wait_for(lambda: read_stat(main.pid).state == "T", 10, "the stop seen")  # type: ignore[union-attr]
+        assert child.halted() == ""
+        os.kill(worker, signal.SIGSTOP)  # now nothing of it runs
+        wait_for(lambda: child.halted(), 10, "the worker's stop seen")
+        assert child.halted() == f"process {main.pid} is stopped (state T): it cannot answer"
+        os.kill(worker, signal.SIGCONT)
+        wait_for(lambda: child.halted() == "", 10, "the worker's continue seen")
+    finally:
+        for pid in (worker, main.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        main.wait(timeout=10)
 
 
 # ------------------------------------------------------------------------------------------ one verdict

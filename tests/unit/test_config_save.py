@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import FILLER, OTHER_NAMES, RUNNING, config_text, destructive_texts
+from strategies import (
+    FILLER,
+    OTHER_NAMES,
+    RUNNING,
+    config_text,
+    destructive_texts,
+    moving_texts,
+    stopping_texts,
+)
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.config.change import holds_no_settings, pin_daemon_settings, save_refusal
@@ -34,6 +42,34 @@ def test_every_destructive_text_needs_a_confirmation(
     if holds_no_settings(text):
         assert "empty the config file" in reason
     assert "stop every running program (2: alpha, beta)" in reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_a_save_that_stops_every_running_program_by_any_means_needs_a_confirmation(
+    data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.getbasetemp()
+    current = config_text(folder / "state", 15000)
+    file = folder / "config.yaml"
+    text = data.draw(stopping_texts(folder / "state", 15000))
+    reason = save_refusal(current, text, parse_config(text, file), parse_config(current, file), RUNNING)
+    assert reason is not None and "stop every running program (2: alpha, beta)" in reason
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_a_save_that_moves_the_daemon_needs_a_confirmation_naming_the_restart(
+    data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.getbasetemp()
+    current = config_text(folder / "state", 15000)
+    file = folder / "config.yaml"
+    text, moved = data.draw(moving_texts(folder / "state", 15000))
+    reason = save_refusal(current, text, parse_config(text, file), parse_config(current, file), RUNNING)
+    assert reason is not None and "foss-supervisor restart" in reason
+    assert all(f"{key} from " in reason for key in moved)
+    assert "stop every running program" not in reason
 
 
 @settings(max_examples=150, deadline=None)

@@ -168,6 +168,20 @@ async def test_every_route_refuses_a_client_without_the_token_and_serves_both_to
             assert reply.status < 500 or route.part == HEALTH, (route.method, path, reply.status)  # (starting)
 
 
+async def test_head_answers_every_get_route_as_get_does_without_a_body(site: Site) -> None:
+    site.ready()
+    for route in ROUTES:
+        if route.method != "GET":
+            continue
+        path = route_path(route.path, source="daemon")
+        for headers in (*ANONYMOUS, site.owner, site.viewer):
+            if route.part == "health" or path.startswith("/api/events"):
+                continue  # a verdict that may change between the two requests; a stream that never ends
+            got, head = await site.fetch("GET", path, headers), await site.fetch("HEAD", path, headers)
+            assert head.status == got.status and head.status != 405, (path, headers, head.status, got.status)
+            assert head.body == b"", path
+
+
 async def test_the_viewer_token_reads_and_runs_no_command_that_changes_state(site: Site, dispatched: list[str]) -> None:
     for name, cmd in COMMANDS.items():
         reply = await site.fetch("POST", f"/api/commands/{name}", site.viewer, b"{}")
