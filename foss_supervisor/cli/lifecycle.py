@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from foss_supervisor.cli.holder import proven_holder
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, say
 from foss_supervisor.control.client import call
 from foss_supervisor.errors import SupervisorError
@@ -99,6 +98,7 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
     """
     from foss_supervisor.base.pidfile import PidFile, answers_as_holder
     from foss_supervisor.base.procinfo import identity_of, read_stat, terminate, wait_gone
+    from foss_supervisor.cli.holder import proven_holder  # psutil with it: only when stopping
 
     pidfile = PidFile(config.pid_file)
     holder = proven_holder(pidfile, pid, lambda: ping_daemon(config, HEALTH_BOUND_S), config.control_socket)

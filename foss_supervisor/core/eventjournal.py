@@ -8,10 +8,12 @@ line exactly as subscribers read it (already redacted, with ``seq`` and the daem
 Supervision shares fate with nothing: :meth:`EventJournal.append` only puts the line on a queue (never blocks,
 never raises); a thread of the journal's own (not the loop's default executor) writes what is queued, at
 the latest every ``flush_interval_s`` (1 s), with ``fdatasync`` after each batch. A ``kill -9`` of the
-daemon loses at most what was queued in the last second; a full or failing disk loses lines (counted in
-:attr:`EventJournal.dropped` and reported like every failed write, through the daemon's
-:class:`~foss_supervisor.base.writefailures.WriteFailures`: a warning in ``status``), never the loop's
-time. At most ``max_queue`` lines wait; past that the newest are dropped and counted.
+daemon loses at most what was queued in the last second. A full or failing disk is reported like every
+failed write, through the daemon's :class:`~foss_supervisor.base.writefailures.WriteFailures` (a warning in
+``status`` until a write succeeds again); the lines it refused are kept (the newest
+:data:`MAX_UNWRITTEN`; older ones are counted in :attr:`EventJournal.dropped`) and written once it takes
+them again, tried every interval. Never the loop's time. At most ``max_queue`` lines wait; past that the newest
+are dropped and counted.
 
 Retention: at start and whenever a new day begins, files older than ``retention_days`` are removed, and
 then the oldest files while all of them together exceed ``max_bytes`` (today's file is never removed).
@@ -40,6 +42,7 @@ __all__ = ["DAY_FILE", "EventJournal", "day_files"]
 #: a journal file's name: its UTC day
 DAY_FILE = re.compile(r"^events-(\d{4}-\d{2}-\d{2})\.jsonl$")
 _STOP = object()
+MAX_UNWRITTEN = 10_000  # lines kept while the disk refuses them (the newest; older ones are counted lost)
 
 
 def day_files(directory: Path) -> list[tuple[dt.date, Path]]:
@@ -83,6 +86,7 @@ class EventJournal:
         self._thread: threading.Thread | None = None
         self._day: dt.date | None = None
         self._fd: int | None = None
+        self._unwritten: list[str] = []  # lines a failed write could not store, tried again each interval
 
     def start(self) -> None:
         """Create the folder (0700), apply retention, start the writer thread."""
@@ -117,8 +121,8 @@ class EventJournal:
             try:
                 item = self._queue.get(timeout=self.flush_interval_s)
             except queue.Empty:
-                continue
-            while True:  # take everything queued now: one write and one sync per batch
+                item = None
+            while item is not None:  # take everything queued now: one write and one sync per batch
                 if item is _STOP:
                     stopping = True
                     break
@@ -126,12 +130,13 @@ class EventJournal:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
-            if batch:
+                    item = None
+            if batch or self._unwritten:  # what a failed write kept is tried again each interval
                 self._write(batch)
         self._close_file()
 
     def _write(self, lines: list[str]) -> None:
+        lines = self._unwritten + lines
         data = ("\n".join(lines) + "\n").encode()
         day = dt.datetime.fromtimestamp(self._clock(), dt.UTC).date()
         path = self.directory / f"events-{day.isoformat()}.jsonl"
@@ -142,10 +147,13 @@ class EventJournal:
                 view = view[os.write(fd, view) :]
             os.fdatasync(fd)
         except OSError as exc:
-            self.dropped += len(lines)
             self._close_file()  # a new open next time: the folder may have come back
+            # kept to try again (a part may have been written: a retried line can appear twice, never half)
+            self._unwritten = lines[-MAX_UNWRITTEN:]
+            self.dropped += len(lines) - len(self._unwritten)
             self._failures.failed(path, "journal", exc, len(data))
             return
+        self._unwritten = []
         self.written += len(lines)
         self._failures.succeeded(path)
 

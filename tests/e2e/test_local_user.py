@@ -208,4 +208,7 @@ def _openapi(d: DaemonHandle) -> dict[str, Any]:
 
 
 def _tables(d: DaemonHandle) -> list[str]:
-    return [f"{s}.{t}" for s, t in d.call("query", sql="SELECT schema_name, table_name FROM duckdb_tables()")["rows"]]
+    """The pipelines' tables: their names are the operator's. The ``supervision`` schema's (events, host...)
+    are the same on every host and documented (docs/history.md): a page saying "host" leaks nothing."""
+    sql = "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name <> 'supervision'"
+    return [f"{s}.{t}" for s, t in d.call("query", sql=sql)["rows"]]

@@ -99,7 +99,7 @@ def test_the_overview_is_shared_yet_never_older_than_a_change(web_daemon: Daemon
 
     def state_cell() -> str:
         page = get(web_daemon.port, "/", {"Accept": "text/html"}).text
-        found = re.search(r'data-program="app">.*?class="state">(.*?)</td>', page, re.S)
+        found = re.search(r'data-program="app"[^>]*>.*?class="state"[^>]*>(.*?)</td>', page, re.S)
         assert found is not None, page[:2000]
         return found.group(1)
 

@@ -34,10 +34,12 @@ from foss_supervisor.web.access import HEALTH, OPEN
 MAX_EXAMPLES = 25
 SEED = 20260416
 LEFT_OUT = ("/api/commands/shutdown", "/api/commands/config_write", "/api/commands/demo_data")
+#: a bound, not a figure: a command may wait up to its wait_s (60 s at most) for the state it asked for, and a
+#: scale example may have just started hundreds of processes on 2 cores (one restart waited past 20 s so)
 CONFIG = f"""
 workers = 1
 seed = {SEED}
-request-timeout = 20
+request-timeout = 75
 continue-on-failure = true
 
 [generation]

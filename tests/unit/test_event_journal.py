@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,20 +79,28 @@ def test_a_new_day_starts_a_new_file_and_retention_trims_by_age_then_size(tmp_pa
     assert [p.name for _, p in day_files(folder)] == ["events-2026-12-05.jsonl"]
 
 
-def test_a_failed_write_loses_lines_counted_and_reported_never_raises(tmp_path: Path) -> None:
+def test_a_refused_write_is_reported_kept_and_written_once_the_disk_takes_it(tmp_path: Path) -> None:
+    """A full disk (here: the folder replaced by a file) warns, never raises; once writable again the kept
+    lines are written and the warning clears, without a new event to carry them."""
     failures = WriteFailures()
     folder = tmp_path / "history"
     journal = EventJournal(folder, clock=Clock(NOON), failures=failures, flush_interval_s=0.05)
     journal.start()
-    os.chmod(folder, 0o500)  # the folder refuses a new file (root ignores modes: then remove it instead)
-    if os.geteuid() == 0:
-        os.chmod(folder, 0o700)
-        folder.rmdir()
-        folder.write_text("not a folder")
+    folder.rmdir()
+    folder.write_text("not a folder")
     journal.append({"seq": 1})
-    journal.close()
-    assert journal.dropped == 1 and journal.written == 0
+    deadline = time.monotonic() + 10
+    while not failures.problems and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert any("cannot write journal" in p for p in failures.problems), failures.problems
+    assert journal.written == 0 and journal.dropped == 0
+    folder.unlink()
+    folder.mkdir()
+    while failures.problems and time.monotonic() < deadline:
+        time.sleep(0.02)
+    journal.close()
+    assert failures.problems == [] and journal.written == 1
+    assert [e["seq"] for _, path in day_files(folder) for e in _lines(path)] == [1]
 
 
 def test_a_full_queue_drops_the_newest_and_counts_them(tmp_path: Path) -> None:
