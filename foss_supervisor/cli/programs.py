@@ -47,7 +47,8 @@ SELECTOR_HELP = "a program, a group, a replica set, a glob like 'web-*', or all"
 
 
 def cmd_status(args: argparse.Namespace, config: Target) -> int:
-    return print_status(call(config.control_socket, "status", names=args.names), args.json, not args.names)
+    reply = call(config.control_socket, "status", names=args.names, ports=args.ports)
+    return print_status(reply, args.json, not args.names)
 
 
 def args_why(p: argparse.ArgumentParser) -> None:
@@ -178,6 +179,7 @@ def args_status(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--json", action="store_true", help="print the reply as JSON and exit 0 (all_as_wanted says what exit 3 would)"
     )
+    p.add_argument("--ports", action="store_true", help="also what each program listens on (TCP), before INFO")
 
 
 def args_logs(p: argparse.ArgumentParser) -> None:

@@ -113,11 +113,14 @@ def print_status(result: Mapping[str, Any], as_json: bool, services: bool = True
         f"foss-supervisor {d['version']}  pid {d['pid']}  {d['phase']}  up {fmt_uptime(d['uptime_s'])}  "
         f"dashboard {d['dashboard_url']}"
     )
+    with_ports = any("ports" in p for p in result["programs"])
     rows = [("NAME", "STATE", "HEALTH", "PID", "UPTIME", "INFO")]
     worker = (result.get("pipelines") or {}).get("worker")
     for p in result["programs"] + (result.get("services", []) if services else []):
         state = p["state"] if as_wanted(p) else f"{p['state']}*"
         info = worker_info(worker, p) if worker is not None and p["name"] == worker["name"] else info_column(p)
+        if with_ports:  # what it listens on, before the free text
+            info = f"{','.join(p.get('ports') or []) or '-'}  {info}".rstrip()
         rows.append((p["name"], state, p["health"], str(p["pid"] or "-"), fmt_uptime(p["uptime_s"]), info))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:

@@ -3,14 +3,17 @@ scale, shutdown, help and health."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal as signal_module
 import time
 from typing import Any
 
 from foss_supervisor import __version__
+from foss_supervisor.base.listening import listening_sockets, ports_of
 from foss_supervisor.commands.registry import COMMANDS, CommandContext, Limit, command
 from foss_supervisor.commands.verdict import assess
+from foss_supervisor.core.containment import tree_of
 from foss_supervisor.errors import CommandError
 
 __all__ = ["parse_signal"]
@@ -33,9 +36,17 @@ async def ping(ctx: CommandContext) -> dict[str, Any]:
     }
 
 
-@command("status", names=(list, []))
-async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
-    """The daemon and its programs (all, or those names select: see ``selectors``).
+def _listening(roots: dict[str, int | None]) -> dict[str, list[str]]:
+    """Each program's listening TCP addresses: its whole tree's (the server a wrapper started counts)."""
+    sockets = listening_sockets()
+    return {name: ports_of((m.pid for m in tree_of(pid)), sockets) if pid else [] for name, pid in roots.items()}
+
+
+@command("status", names=(list, []), ports=(bool, False))
+async def status(ctx: CommandContext, names: list[str], ports: bool) -> dict[str, Any]:
+    """The daemon and its programs (all, or those names select: see ``selectors``); with ``ports``, each
+    program also lists what its process tree listens on, ``ports: ["127.0.0.1:8080", "*:443"]`` (TCP,
+    read from /proc in a thread: it costs a directory listing per process).
 
     ``{"daemon": {pid, version, phase, uptime_s, config, state_dir, dashboard_url, health, problems,
     warnings, loop: {beats, last_beat_at, lag_s, max_lag_s, max_lag_ever_s, interval_s}}, "services": [the
@@ -55,6 +66,10 @@ async def status(ctx: CommandContext, names: list[str]) -> dict[str, Any]:
         snap = proc.snapshot()
         snap["env"] = dict(proc.cfg.env)
         programs.append(snap)
+    if ports:
+        found = await asyncio.to_thread(_listening, {p["name"]: p["pid"] for p in programs})
+        for p in programs:
+            p["ports"] = found.get(p["name"], [])
     result: dict[str, Any] = {
         "daemon": {
             "pid": os.getpid(),

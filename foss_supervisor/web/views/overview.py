@@ -92,7 +92,7 @@ def _event_line(e: dict[str, Any]) -> dict[str, Any]:
 @shared_page()
 async def overview(request: web.Request) -> web.StreamResponse:
     core = request.app[CORE]
-    status = await core.read("status")
+    status = await core.read("status", {"ports": True})  # what each program listens on, under its name
     programs = status["programs"]
     data = {
         "status": status,
