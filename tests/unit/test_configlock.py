@@ -35,7 +35,7 @@ def test_a_second_daemon_for_one_config_file_is_refused_naming_the_first(
         assert lock_of(config).running_state_dir() == state
         # the same file under another spelling is the same file
         assert lock_of(folder / "." / config_name).running_state_dir() == state
-        with pytest.raises(DaemonError, match=r"runs .* with the state dir"):
+        with pytest.raises(DaemonError, match=r"(?s)runs .* with the state dir"):  # (?s): a name may hold \n
             lock_of(config).acquire(folder / "elsewhere")
         assert lock_of(config).running_state_dir() == state  # the refused one changed nothing
         assert lock_of(folder / "other.yaml").running_state_dir() is None
