@@ -167,9 +167,12 @@ class Supervisor:
         for p in procs:
             self.store.remember_stopped(p.name, action == "stop")
             self._stopped_along.discard(p.name)  # an operator's word replaces what its dependency did to it
-        if action == "start":
+        levels = stop_levels({p.name: p.cfg for p in procs})
+        if action == "start" or (action == "restart" and len(levels) < 2):
+            # nothing to order: each controller stops and starts its own program (a restart that arrives
+            # while an earlier one is still stopping joins it; stop() then restart() would leave it STOPPING)
             for p in procs:
-                p.start()
+                p.start() if action == "start" else p.restart()
         else:
             restarting = {p.name for p in procs} - self._restarting if action == "restart" else set()
             self._restarting |= restarting  # (a reload may be stopping others meanwhile: each removes its own)
