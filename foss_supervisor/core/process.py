@@ -361,6 +361,8 @@ class ManagedProcess(ProgramRecord):
             if remaining is not None and remaining <= 0:
                 return ""
             self._wake.clear()
+            if reason := self._interrupt_reason():  # asked before the clear: that wake-up is gone, the ask is not
+                return reason
             waiting = exited if remaining is None else self._exit_or_timeout(exited, remaining)
             if not await self._until_woken(waiting) and (reason := self._interrupt_reason()):
                 return reason

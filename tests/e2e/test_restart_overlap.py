@@ -16,3 +16,15 @@ def test_overlapping_restarts_end_running(daemon: DaemonHandle) -> None:
         daemon.call("restart", names=["web"], wait_s=0.0)
     [web] = daemon.call("restart", names=["web"], wait_s=20.0)
     assert web["state"] == "RUNNING" and web["pid"] not in (None, first), web
+
+
+def test_restarts_asked_while_it_starts_are_each_carried_out(daemon: DaemonHandle) -> None:
+    """A restart asked while the program is still starting is not lost: the command returns once it ran."""
+    daemon.write_config(
+        f"programs:\n  web: {{command: [{PY!r}, '-c', 'import time; time.sleep(600)'], start_timeout: 0.5}}\n"
+    )
+    daemon.start()
+    for _ in range(5):
+        daemon.call("restart", names=["web"], wait_s=0.0)
+        [web] = daemon.call("restart", names=["web"], wait_s=20.0)
+        assert web["state"] == "RUNNING", web
