@@ -172,7 +172,10 @@ class Supervisor:
             # nothing to order: each controller stops and starts its own program (a restart that arrives
             # while an earlier one is still stopping joins it; stop() then restart() would leave it STOPPING)
             for p in procs:
-                p.start() if action == "start" else p.restart()
+                if action == "start":
+                    p.start()
+                else:
+                    p.restart()
         else:
             restarting = {p.name for p in procs} - self._restarting if action == "restart" else set()
             self._restarting |= restarting  # (a reload may be stopping others meanwhile: each removes its own)
