@@ -29,6 +29,9 @@ Admission, so that no number of local clients slows supervision (which shares th
   :data:`EVICT_IDLE_AFTER_S`. When none may give way, the newcomer gets that line and is closed.
   Our clients connect again with backoff within their timeout,
   as they do when the listen backlog is full;
+- the daemon's own services (the dashboard process, a child of the daemon, known by its PID) are admitted
+  beside that cap and never give way: no number of other local clients can turn the dashboard's pages
+  into errors (they are still held to the per-process cap, and the dashboard holds 9);
 - at most :data:`MAX_COMMANDS_IN_FLIGHT` commands run at once; the others wait their turn in arrival order
   (one per connection at most, so the queue is bounded by the connection cap);
 - replies are written in chunks of :data:`WRITE_CHUNK_BYTES`, each of which must leave within
@@ -136,6 +139,7 @@ class ControlServer:
         # connections waiting for the first byte of a request, longest idle first (evicted first)
         self._idle: dict[asyncio.Task[None], tuple[asyncio.StreamWriter, float]] = {}
         self._evicted: set[asyncio.Task[None]] = set()
+        self._services: set[asyncio.Task[None]] = set()  # connections of the daemon's own services
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._lingering = 0  # connections told busy and not yet closed
         self.refused_busy = 0  # connections refused at the cap since start
@@ -162,9 +166,10 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
-    def _admit(self, writer: asyncio.StreamWriter, peer: int) -> bool:
+    def _admit(self, writer: asyncio.StreamWriter, peer: int, service: bool) -> bool:
         """Room for one more connection of process ``peer``: under the caps, or the longest idle one closed.
 
+        ``service``: ``peer`` is one of the daemon's own services, admitted beside the global cap.
         False: refused (told so with one ``DaemonBusy`` line, and closed).
         """
         if self._share(peer) >= self.max_per_peer:
@@ -174,7 +179,7 @@ class ControlServer:
                 return self._refuse(writer, why)
             self._evict(own)  # its own longest idle one gives way (a pool of connections, like the dashboard's)
             return True
-        if len(self._connections) - len(self._evicted) < self.max_connections:
+        if service or len(self._connections) - len(self._evicted) - len(self._services) < self.max_connections:
             return True
         victim = self._victim(peer)
         if victim is None:
@@ -199,16 +204,21 @@ class ControlServer:
         than ``peer`` would (a fair share: the CLI gets in beside a runaway script, and equals do not evict
         each other); else the longest idle of all, once idle for ``evict_idle_after_s`` (never a fresh one).
         """
-        if not self._idle:
+        idle = [task for task in self._idle if task not in self._services]  # a service never gives way
+        if not idle:
             return None
         mine = self._share(peer) + 1
-        heaviest = max(self._idle, key=lambda task: self._per_peer[self._peer_of.get(task, 0)])
+        heaviest = max(idle, key=lambda task: self._per_peer[self._peer_of.get(task, 0)])
         if self._per_peer[self._peer_of.get(heaviest, 0)] - 1 >= mine + 1:
             return heaviest
-        oldest = next(iter(self._idle))
+        oldest = idle[0]
         if asyncio.get_running_loop().time() - self._idle[oldest][1] >= self.evict_idle_after_s:
             return oldest
         return None
+
+    def _is_service(self, peer: int) -> bool:
+        """Whether process ``peer`` is one of the daemon's own services (its children: a PID it has not reaped)."""
+        return any(proc.pid == peer for proc in self.ctx.services.processes.values())
 
     @staticmethod
     def _busy_line(why: str) -> bytes:
@@ -244,9 +254,12 @@ class ControlServer:
         task = asyncio.current_task()
         assert task is not None
         peer, uid = _peer_cred(writer)
-        if not self._admit(writer, peer):
+        service = self._is_service(peer)
+        if not self._admit(writer, peer, service):
             return
         self._connections.add(task)
+        if service:
+            self._services.add(task)
         self._per_peer[peer] += 1
         self._peer_of[task] = peer
         with contextlib.suppress(OSError):  # what a client that does not read can make us answer ahead
@@ -259,8 +272,7 @@ class ControlServer:
                 )
                 return
             # the audit's "who": this connection's commands run in this task's context
-            dashboard = {s.get("pid") for s in self.ctx.services.snapshots() if s.get("name") == "@dashboard"}
-            ACTOR.set(Actor("web" if peer in dashboard else "control", uid, peer))
+            ACTOR.set(Actor("web" if service else "control", uid, peer))
             await self._requests(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
@@ -269,6 +281,7 @@ class ControlServer:
             lingering = task in self._evicted  # told busy: its lingering close ends it (_tell_busy)
             self._evicted.discard(task)
             self._connections.discard(task)
+            self._services.discard(task)
             self._per_peer[peer] -= 1
             del self._peer_of[task]
             if not self._per_peer[peer]:

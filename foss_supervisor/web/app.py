@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from aiohttp import web
 
 from foss_supervisor.base.resources import data_dir
+from foss_supervisor.errors import NoAnswer, NotRunning
 from foss_supervisor.web import security
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.history import History
@@ -28,6 +29,8 @@ from foss_supervisor.web.sse import EventLog
 from foss_supervisor.web.templates import Templates
 
 __all__ = ["create_app"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = structlog.get_logger("foss_supervisor.web")
 
@@ -51,7 +54,12 @@ def create_app(
     events = EventLog(core)
     app = web.Application(
         client_max_size=1024 * 1024,
-        middlewares=[guard.middleware, security.guard(security.allowed_hosts(dashboard_host)), events.mark],
+        middlewares=[
+            guard.middleware,
+            security.guard(security.allowed_hosts(dashboard_host)),
+            events.mark,
+            _daemon_unreachable,
+        ],
     )
     app[CORE] = core
     app[TOKEN] = token
@@ -83,6 +91,17 @@ def create_app(
             "stands in front",
         )
     return app
+
+
+@web.middleware
+async def _daemon_unreachable(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A daemon that is busy (at its cap of control connections) or gone is a 503 with ``Retry-After``
+    (the JSON error shape ``{"ok": false, "error": {"type", "message"}}``), never a 500 or a refusal."""
+    try:
+        return await handler(request)
+    except (NoAnswer, NotRunning) as exc:  # DaemonBusy is a NoAnswer
+        error = {"type": type(exc).__name__, "message": str(exc)}
+        return web.json_response({"ok": False, "error": error}, status=503, headers={"Retry-After": "1"})
 
 
 async def _sampling(app: web.Application) -> AsyncIterator[None]:

@@ -1,6 +1,7 @@
 """A flood of local control clients does not stop supervision: with 300 connections from 10 processes (idle
 ones, ones asking ``status`` in a loop, ones that never read their replies; the chaos suite's
-``control_flood`` pattern), a killed program is restarted, ``status`` from the CLI answers, no request
+``control_flood`` pattern), a killed program is restarted, ``status`` from the CLI answers, the dashboard's
+pages and commands answer 200 (its process is admitted beside the cap, never told busy), no request
 read is left without its reply, and the daemon's descriptors are all freed after it (the caps themselves, in-process:
 tests/unit/test_control_admission.py)."""
 
@@ -11,9 +12,11 @@ import os
 import resource
 import signal
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from helpers import PY, REPO, DaemonHandle, kill_tree_by_pid, wait_for
+from helpers.web import command, get
 
 SLEEPER = f"command: [{PY!r}, '-c', 'import time; time.sleep(300)']\n    start_timeout: 0.1"
 CLIENTS = REPO / "benchmarks" / "chaos_clients.py"
@@ -53,6 +56,11 @@ def test_a_control_flood_does_not_stop_supervision(daemon: DaemonHandle) -> None
             status = daemon.cli("status", "--json", timeout_s=30)
             assert status.returncode == 0, status.stderr
             assert json.loads(status.stdout)["programs"][0]["name"] == "a"
+            # more at once than the dashboard's pool of 8 holds: it opens new connections under the flood
+            with ThreadPoolExecutor(16) as pool:
+                pages = list(pool.map(lambda _: get(daemon.port, "/api/status"), range(16)))
+                answers = list(pool.map(lambda _: command(daemon.port, "status"), range(16)))
+            assert [r.status for r in pages + answers] == [200] * 32, [r.text for r in pages + answers]
         flood.terminate()
         out, _ = flood.communicate(timeout=60)
     finally:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from foss_supervisor.base.resources import data_dir
 from foss_supervisor.commands import COMMANDS
-from foss_supervisor.errors import CommandError, ProtocolError, SupervisorError
+from foss_supervisor.errors import CommandError, NoAnswer, NotRunning, ProtocolError, SupervisorError
 from foss_supervisor.web import access, auth
 from foss_supervisor.web.keys import CORE, EVENTS, QUERIES, TOKEN
 from foss_supervisor.web.limits import read_body
@@ -63,6 +63,8 @@ async def api_command(request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "result": result})
     except ProtocolError as exc:
         return _error(400, exc)
+    except (NoAnswer, NotRunning):
+        raise  # the daemon busy or gone: a 503 (web.app), not a refusal of the command
     except SupervisorError as exc:
         return _error(409, exc)
 
