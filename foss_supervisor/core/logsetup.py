@@ -2,11 +2,20 @@
 as readable lines on a terminal or JSON otherwise; under systemd, straight to journald as fields.
 
 Every line, whatever its destination, passes the daemon's :class:`~foss_supervisor.base.redact.Redactor` last
-(exceptions are formatted before it, so a traceback quoting a URL is redacted too)."""
+(exceptions are formatted before it, so a traceback quoting a URL is redacted too).
+
+The caller's thread (the supervision loop) only builds and redacts each line; rendering and writing happen
+in one writer thread (the standard library's ``QueueHandler``/``QueueListener``), so a slow or stalled log
+disk never holds supervision. Its queue is bounded (:data:`QUEUE_LINES`): past it a line is dropped and
+counted as a failed write of the daemon's log (``status``). The writer drains the queue at interpreter
+exit; a daemon killed with SIGKILL may lose the lines still queued (a few milliseconds' worth)."""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import sys
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -19,7 +28,9 @@ from foss_supervisor.base.redact import Redactor
 from foss_supervisor.base.writefailures import CheckedFileHandler, WriteFailures
 from foss_supervisor.systemd.journal import JournalHandler, journald_wanted
 
-__all__ = ["configure_logging", "log_pipeline_event"]
+__all__ = ["QUEUE_LINES", "configure_logging", "log_pipeline_event"]
+
+QUEUE_LINES = 10_000  # lines waiting for the writer thread at most; past it a line is dropped and counted
 
 _steps = structlog.get_logger("foss_supervisor.pipeline.steps")  # `logs pipeline` shows these lines too
 _LEVELS = ("debug", "info", "warning", "error")
@@ -75,6 +86,40 @@ def _plain_values(_logger: object, _method: str, event: MutableMapping[str, Any]
 _LEFT_ALONE = frozenset({"exc_info", "stack_info"})
 
 
+class _Handoff(logging.handlers.QueueHandler):
+    """Hands each record, as structlog left it (redacted, not yet rendered), to the writer thread.
+
+    ``prepare`` keeps the record as it is (the standard one formats it here, on the loop, which is the cost
+    this avoids); a full queue drops the record and counts it in ``failures`` under ``path``.
+    """
+
+    def __init__(self, lines: queue.Queue[logging.LogRecord], failures: WriteFailures, path: Path) -> None:
+        super().__init__(lines)
+        self._failures = failures
+        self._path = path
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            behind = BlockingIOError(f"the log writer is behind ({QUEUE_LINES} lines queued)")
+            self._failures.failed(self._path, "daemon_log", behind)
+
+
+_writer: logging.handlers.QueueListener | None = None
+
+
+def _stop_writer() -> None:
+    """Write what is queued and end the writer thread (at exit, and before logging is configured again)."""
+    global _writer
+    if _writer is not None:
+        _writer.stop()
+        _writer = None
+
+
 def configure_logging(
     log_file: Path | None,
     *,
@@ -109,11 +154,15 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    global _writer
     root = logging.getLogger()
+    _stop_writer()
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+    failures = write_failures or WriteFailures()
+    handlers: list[logging.Handler] = []
     json_formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[
@@ -127,15 +176,15 @@ def configure_logging(
         file_handler = CheckedFileHandler(
             log_file,
             kind="daemon_log",
-            failures=write_failures or WriteFailures(),
+            failures=failures,
             max_bytes=max_bytes,
             backups=backups,
             echo_stderr=not stderr,
         )
         file_handler.setFormatter(json_formatter)
-        root.addHandler(file_handler)
+        handlers.append(file_handler)
     if stderr and journald_wanted():
-        root.addHandler(JournalHandler())  # fields journalctl -o json shows; stderr would log each line twice
+        handlers.append(JournalHandler())  # fields journalctl -o json shows; stderr would log each line twice
     elif stderr:
         err = logging.StreamHandler(sys.stderr)
         if sys.stderr.isatty():
@@ -150,5 +199,12 @@ def configure_logging(
             )
         else:
             err.setFormatter(json_formatter)
-        root.addHandler(err)
+        handlers.append(err)
+    lines: queue.Queue[logging.LogRecord] = queue.Queue(QUEUE_LINES)
+    root.addHandler(_Handoff(lines, failures, log_file or Path("<stderr>")))
+    _writer = logging.handlers.QueueListener(lines, *handlers, respect_handler_level=True)
+    _writer.start()
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+atexit.register(_stop_writer)
