@@ -8,7 +8,8 @@ The caller's thread (the supervision loop) only builds and redacts each line; re
 in one writer thread (the standard library's ``QueueHandler``/``QueueListener``), so a slow or stalled log
 disk never holds supervision. Its queue is bounded (:data:`QUEUE_LINES`): past it a line is dropped and
 counted as a failed write of the daemon's log (``status``). The writer drains the queue at interpreter
-exit; a daemon killed with SIGKILL may lose the lines still queued (a few milliseconds' worth)."""
+exit (for :data:`WRITER_STOP_S` at most: a writer stuck on a stalled disk does not hold the exit); a
+daemon killed with SIGKILL may lose the lines still queued (a few milliseconds' worth)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from foss_supervisor.systemd.journal import JournalHandler, journald_wanted
 __all__ = ["QUEUE_LINES", "configure_logging", "log_pipeline_event"]
 
 QUEUE_LINES = 10_000  # lines waiting for the writer thread at most; past it a line is dropped and counted
+WRITER_STOP_S = 5.0  # at exit, how long the writer may take to write what is queued
 
 _steps = structlog.get_logger("foss_supervisor.pipeline.steps")  # `logs pipeline` shows these lines too
 _LEVELS = ("debug", "info", "warning", "error")
@@ -109,7 +111,20 @@ class _Handoff(logging.handlers.QueueHandler):
             self._failures.failed(self._path, "daemon_log", behind)
 
 
-_writer: logging.handlers.QueueListener | None = None
+class _Writer(logging.handlers.QueueListener):
+    """The writer thread; its stop is bounded: a writer stuck on a stalled disk does not hold the exit."""
+
+    def stop(self) -> None:
+        thread = self._thread
+        if thread is not None:
+            self.enqueue_sentinel()
+            thread.join(WRITER_STOP_S)  # a daemon thread: one still stuck after this ends with the process
+            if thread.is_alive():  # stuck in a write holding its handler's lock, which logging's own
+                atexit.unregister(logging.shutdown)  # flush at exit would wait for, for ever
+            self._thread = None
+
+
+_writer: _Writer | None = None
 
 
 def _stop_writer() -> None:
@@ -202,7 +217,7 @@ def configure_logging(
         handlers.append(err)
     lines: queue.Queue[logging.LogRecord] = queue.Queue(QUEUE_LINES)
     root.addHandler(_Handoff(lines, failures, log_file or Path("<stderr>")))
-    _writer = logging.handlers.QueueListener(lines, *handlers, respect_handler_level=True)
+    _writer = _Writer(lines, *handlers, respect_handler_level=True)
     _writer.start()
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 

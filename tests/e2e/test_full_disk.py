@@ -158,3 +158,21 @@ def test_cli_output_to_a_full_device_never_stops_a_command(tmp_path: Path) -> No
             [PY, "-m", "foss_supervisor", "status", "--config", str(config)], stdout=full, stderr=full, timeout=60
         )
     assert result.returncode == 3  # "not running", said into a full device: not a crash (exit 1)
+
+
+def test_a_stalled_log_disk_never_holds_supervision(daemon: DaemonHandle) -> None:
+    """The daemon's log is a FIFO nobody reads, so its writer blocks for ever (as on a hung NFS mount): the
+    daemon still gets ready, restarts a killed program, answers, and stops (the writer's exit is bounded)."""
+    daemon.write_config(f"programs:\n  a:\n    {SLEEPER}\n    start_timeout: 0.1\n")
+    daemon.state_dir.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(daemon.state_dir / "foss-supervisor.log", 0o600)
+    daemon.start()
+    wait_for(lambda: daemon.program("a")["state"] == "RUNNING", 20, "a running")
+    for _ in range(3):
+        kill_and_wait_restart(daemon, "a")
+    assert daemon.cli("status").returncode == 0
+    proc = daemon.proc
+    assert proc is not None
+    stopped = daemon.cli("stop", timeout_s=60)
+    assert stopped.returncode == 0, stopped.stderr
+    assert proc.wait(timeout=30) == 0
