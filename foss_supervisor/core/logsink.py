@@ -11,17 +11,23 @@ its newline, up to :data:`MAX_PENDING` characters, or the stream's end), so line
 The loader refuses programs that share a file with different ``max_bytes``/``backups``.
 A write that fails (full disk) drops that chunk and is counted in :class:`WriteFailures`, which reports
 it once per interval and shows it in ``status``; the next chunk that is written clears it.
+
+The writes themselves are made by the daemon's file-writer thread (:mod:`foss_supervisor.base.filewriter`),
+never on the loop: a hung disk stalls the files, not supervision. A chunk the writer has no room for (the
+disk is that far behind) is dropped and counted the same way.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import logging
 import re
 import time
 import weakref
 from pathlib import Path
 
+from foss_supervisor.base.filewriter import WRITER
 from foss_supervisor.base.writefailures import CheckedFileHandler, WriteFailures
 
 __all__ = ["LogSink", "StreamWriter"]
@@ -68,11 +74,17 @@ class LogSink:
         return len(self.owners) > 1
 
     def write(self, text: str) -> None:
-        if text:
-            self._handler.emit(logging.makeLogRecord({"msg": text, "args": None}))
+        """Append ``text`` (by the writer thread, in order); dropped and counted when the writer is full."""
+        if text and not WRITER.submit(functools.partial(self._emit, text), len(text)):
+            behind = BlockingIOError(f"the disk is behind: {WRITER.queued_bytes} bytes of output wait for it")
+            self.failures.failed(self.path, "program_log", behind, len(text))
+
+    def _emit(self, text: str) -> None:
+        self._handler.emit(logging.makeLogRecord({"msg": text, "args": None}))
 
     def close(self) -> None:
-        self._handler.close()
+        """Close the file once what was written before is on it."""
+        WRITER.submit(self._handler.close, 0)
 
 
 class StreamWriter:

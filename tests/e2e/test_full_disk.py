@@ -161,9 +161,15 @@ def test_cli_output_to_a_full_device_never_stops_a_command(tmp_path: Path) -> No
 
 
 def test_a_stalled_log_disk_never_holds_supervision(daemon: DaemonHandle) -> None:
-    """The daemon's log is a FIFO nobody reads, so its writer blocks for ever (as on a hung NFS mount): the
-    daemon still gets ready, restarts a killed program, answers, and stops (the writer's exit is bounded)."""
-    daemon.write_config(f"programs:\n  a:\n    {SLEEPER}\n    start_timeout: 0.1\n")
+    """The daemon's log and a chatty program's log are FIFOs nobody reads, so their writers block for ever (as
+    on a hung NFS mount): the daemon still gets ready, restarts a killed program, answers, and stops (the
+    writers' exit is bounded)."""
+    fifo = daemon.tmp / "chatty.log"
+    os.mkfifo(fifo, 0o600)
+    daemon.write_config(
+        f"programs:\n  a:\n    {SLEEPER}\n    start_timeout: 0.1\n"
+        f"  chatty:\n    {CHATTY}\n    start_timeout: 0.1\n    log: {{file: {str(fifo)!r}}}\n"
+    )
     daemon.state_dir.mkdir(parents=True, exist_ok=True)
     os.mkfifo(daemon.state_dir / "foss-supervisor.log", 0o600)
     daemon.start()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import deep_dir, make_config
 
+from foss_supervisor.base.filewriter import WRITER
 from foss_supervisor.base.resources import MAX_SOCKET_PATH, locate_control_socket
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.logsink import LogSink, StreamWriter
@@ -47,6 +48,7 @@ def test_writers_of_one_log_file_share_one_rotation_and_write_whole_lines(tmp_pa
             w.feed(b"end\n")
     for w in writers:
         w.feed(b"", final=True)
+    assert WRITER.flush(10)  # the writer thread makes the writes
     files = [path, path.with_name("shared.log.1"), path.with_name("shared.log.2")]
     assert all(f.exists() for f in files) and not path.with_name("shared.log.3").exists()
     for f in files:

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.base.filewriter import WRITER
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.core.logsink import LogSink
 from foss_supervisor.core.statestore import StateStore
@@ -44,6 +45,7 @@ def test_a_log_sink_that_cannot_write_drops_counts_and_recovers(tmp_path: Path, 
     failures = WriteFailures()
     sink = LogSink(tmp_path / "logs" / "a.log", max_bytes=1 << 20, backups=1, timestamps=False, failures=failures)
     sink.write("first\n")
+    assert WRITER.flush(10)  # the writer thread makes the writes: each step below waits for them
     (tmp_path / "logs").chmod(0o500)  # rotation cannot create its files: a write that fails, as on a full disk
     sink._handler.maxBytes = 1
     try:
@@ -51,6 +53,7 @@ def test_a_log_sink_that_cannot_write_drops_counts_and_recovers(tmp_path: Path, 
             (tmp_path / "logs" / "a.log.1").mkdir()
         for _ in range(500):
             sink.write("lost\n")
+        assert WRITER.flush(10)
     finally:
         (tmp_path / "logs").chmod(0o700)
     assert len(failures.problems) == 1 and "500 writes failed" in failures.problems[0]
@@ -58,6 +61,7 @@ def test_a_log_sink_that_cannot_write_drops_counts_and_recovers(tmp_path: Path, 
     if (tmp_path / "logs" / "a.log.1").is_dir():
         (tmp_path / "logs" / "a.log.1").rmdir()
     sink.write("back\n")
+    assert WRITER.flush(10)
     assert failures.problems == []
     sink.close()
 
