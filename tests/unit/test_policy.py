@@ -147,6 +147,21 @@ async def test_a_program_that_comes_good_during_its_retries_stays_up() -> None:
         assert len(h.children.spawned) == 6 and h.proc.reason.startswith("up for")
 
 
+async def test_a_restart_asked_while_a_spawn_is_under_way_is_carried_out() -> None:
+    """The spawn awaits (the real one forks and connects pipes over several turns of the loop); a restart asked
+    meanwhile must not be lost when the controller then starts watching the new child."""
+    async with controlled(program()) as h:
+        await h.until_state(S.RUNNING)
+        gate = h.children.spawn_gate = asyncio.Event()
+        h.proc.restart()
+        await h.until(lambda: h.proc.state is S.STARTING)  # the respawn, held inside the spawn
+        assert len(h.children.spawned) == 1
+        h.proc.restart()
+        gate.set()
+        await h.until(lambda: len(h.children.spawned) == 3, limit_s=60.0)  # the one under way, then the asked one
+        await h.until_state(S.RUNNING)
+
+
 async def test_crash_of_a_running_program_restarts_at_once_then_waits_in_backoff() -> None:
     cfg = program(autorestart="always", backoff=BackoffPolicy(jitter=0.0))
     async with controlled(cfg, Script(run_s=2.0, code=1)) as h:

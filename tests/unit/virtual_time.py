@@ -112,10 +112,13 @@ class FakeChildren:
     healthy: bool = True
     probes: int = 0
     pids: Iterator[int] = field(default_factory=lambda: itertools.count(FAKE_PID_BASE))
+    spawn_gate: asyncio.Event | None = None  # set: a spawn is under way until it is set (the real one awaits)
     _current: tuple[Watch, Script] | None = None
 
     async def spawn(self, serial: int) -> tuple[int, Watch]:
         assert serial == len(self.spawned) + 1  # the controller numbers its spawns (containment tags)
+        if self.spawn_gate is not None:
+            await self.spawn_gate.wait()
         script = self.scripts[min(len(self.spawned), len(self.scripts) - 1)]
         if script.spawn_error:
             self.scripts = self.scripts[1:] or self.scripts
