@@ -74,7 +74,7 @@ def cmd_logs(args: argparse.Namespace, config: Target) -> int:
 
     followers: list[LineSource]
     try:
-        result = call(config.control_socket, "logs", names=args.names, lines=args.lines)
+        result = call(config.control_socket, "logs", names=args.names, lines=args.lines, contains=args.grep)
         names: list[str] = [s["name"] for s in result["sources"]]
         tails: dict[str, list[str]] = result["lines"]
         if args.follow:
@@ -89,7 +89,7 @@ def cmd_logs(args: argparse.Namespace, config: Target) -> int:
             print(f"{name.ljust(width)} | {line}" if prefix else line)
     sys.stdout.flush()
     if args.follow and not output_closed():
-        follow(followers, stop=output_closed)
+        follow(followers, stop=output_closed, contains=args.grep)
     return EXIT_OK
 
 
@@ -99,7 +99,7 @@ def _offline_logs(args: argparse.Namespace) -> tuple[list[str], dict[str, list[s
     from foss_supervisor.base.redact import Redactor
     from foss_supervisor.cli.restart import config_given, load_last_config
     from foss_supervisor.config import load_config
-    from foss_supervisor.core.logview import Follower, select_sources, tail
+    from foss_supervisor.core.logview import Follower, search, select_sources, tail
     from foss_supervisor.core.statestore import last_config
 
     config = load_config(args.config)
@@ -110,7 +110,10 @@ def _offline_logs(args: argparse.Namespace) -> tuple[list[str], dict[str, list[s
     say("INFO", f"foss-supervisor is not running; reading the log files under {config.state_dir}")
     program_logs = {n: p.log.file or config.state_dir / "logs" / f"{n}.log" for n, p in config.programs.items()}
     sources = select_sources(args.names, program_logs, config.state_dir, config.replica_sets, config.groups)
-    tails = {s.name: list(redactor.lines(tail(s, args.lines))) for s in sources}
+    if args.grep:
+        tails = {s.name: search(s, args.grep, args.lines, redactor.lines) for s in sources}
+    else:
+        tails = {s.name: list(redactor.lines(tail(s, args.lines))) for s in sources}
     followers = [Follower(s, redactor.lines) for s in sources] if args.follow else []
     return [s.name for s in sources], tails, followers
 
@@ -192,6 +195,12 @@ def args_logs(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-n", "--lines", type=int, default=100, help="how many of the last lines to show (default 100)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (several: prefixed by name)")
+    p.add_argument(
+        "--grep",
+        default="",
+        metavar="TEXT",
+        help="only lines holding TEXT (case-insensitive plain text; the last 16 MiB of each log are searched)",
+    )
 
 
 def args_ctl(p: argparse.ArgumentParser) -> None:

@@ -14,23 +14,35 @@ from typing import Any
 
 from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.commands.registry import CommandContext, Limit, command
-from foss_supervisor.core.logview import DAEMON, PIPELINE, LogSource, select_sources, tail
+from foss_supervisor.core.logview import DAEMON, PIPELINE, LogSource, search, select_sources, tail
 from foss_supervisor.errors import CommandError
 
-__all__ = ["LOG_SOURCES"]
+__all__ = ["LOG_SOURCES", "MAX_SEARCH_CHARS"]
+
+MAX_SEARCH_CHARS = 256
 
 
-@command("logs", names=(list, ["all"]), lines=(int, 100, Limit(0, 100_000)))
-async def logs(ctx: CommandContext, names: list[str], lines: int) -> dict[str, Any]:
+@command("logs", names=(list, ["all"]), lines=(int, 100, Limit(0, 100_000)), contains=(str, ""))
+async def logs(ctx: CommandContext, names: list[str], lines: int, contains: str) -> dict[str, Any]:
     """The last lines of the logs that names select: programs (any selector), ``daemon`` or ``pipeline``.
 
-    Returns ``{"sources": [{"name", "file", "logger_prefix"}], "lines": {name: [line, ...]}}``; the
-    files are what ``logs -f`` follows. Non-UTF-8 bytes come back as ``\\xNN`` escapes.
+    ``contains`` (at most 256 characters): only the last lines holding that text (case-insensitive, plain
+    text), searched in the last 16 MiB of each log, after redaction. Returns ``{"sources": [{"name",
+    "file", "logger_prefix"}], "lines": {name: [line, ...]}}``; the files are what ``logs -f`` follows.
+    Non-UTF-8 bytes come back as ``\\xNN`` escapes.
     """
+    if len(contains) > MAX_SEARCH_CHARS:
+        raise CommandError(f"contains: at most {MAX_SEARCH_CHARS} characters")
     sup = ctx.supervisor
     program_logs = {name: proc.log_path for name, proc in sup.processes.items()}
     sources = select_sources(names, program_logs, ctx.config.state_dir, ctx.config.replica_sets, ctx.config.groups)
-    tails = await asyncio.to_thread(lambda: {s.name: list(ctx.redactor.lines(tail(s, lines))) for s in sources})
+
+    def read(source: LogSource) -> list[str]:
+        if contains:
+            return search(source, contains, lines, ctx.redactor.lines)
+        return list(ctx.redactor.lines(tail(source, lines)))
+
+    tails = await asyncio.to_thread(lambda: {s.name: read(s) for s in sources})
     return {"sources": [dataclass_to_json(s) for s in sources], "lines": tails}
 
 

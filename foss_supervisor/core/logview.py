@@ -30,11 +30,13 @@ __all__ = [
     "DAEMON",
     "DASHBOARD",
     "PIPELINE",
+    "SEARCH_SCAN_BYTES",
     "Follower",
     "LineSource",
     "LogSource",
     "dashboard_log",
     "follow",
+    "search",
     "select_sources",
     "tail",
 ]
@@ -44,6 +46,7 @@ PIPELINE = "pipeline"
 DASHBOARD = "dashboard"
 _PIPELINE_LOGGERS = ("foss_supervisor.pipeline",)  # the runner and the service (foss_supervisor.pipelines)
 _SCAN_LIMIT_BYTES = 16 * 1024 * 1024  # how far back a filtered tail reads at most
+SEARCH_SCAN_BYTES = 16 * 1024 * 1024  # how far back a search reads each log at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,30 @@ def tail(source: LogSource, count: int, block: int = 64 * 1024) -> list[str]:
 Redact = Callable[[Iterable[str]], Iterable[str]]
 
 
+def search(source: LogSource, text: str, count: int, redact: Redact, scan_bytes: int = SEARCH_SCAN_BYTES) -> list[str]:
+    """The last ``count`` lines of ``source`` holding ``text`` (case-insensitive, as plain text: no pattern,
+    so no input can make the scan slow), among the last ``scan_bytes`` of the file.
+
+    Lines are redacted (``redact``) before they are matched: a search cannot find a secret that reading
+    would not show.
+    """
+    if count <= 0:
+        return []
+    try:
+        f = source.file.open("rb")
+    except FileNotFoundError:
+        return []
+    with f:
+        pos = max(0, f.seek(0, 2) - scan_bytes)
+        f.seek(pos)
+        data = f.read(scan_bytes)
+    lines = _decode(data).splitlines()[1 if pos > 0 else 0 :]  # the first line is cut when not at the start
+    needle = text.casefold()
+    kept: deque[str] = deque(maxlen=count)
+    kept.extend(line for line in redact(line for line in lines if source.keeps(line)) if needle in line.casefold())
+    return list(kept)
+
+
 class LineSource(Protocol):
     """Something :func:`follow` polls: a name and the new complete lines since the last call."""
 
@@ -194,13 +221,16 @@ def follow(
     write: Callable[[str], object] | None = None,
     stop: Callable[[], bool] = lambda: False,
     poll_s: float = 0.2,
+    contains: str = "",
 ) -> None:
-    """Print the lines each follower gives as they come, prefixed ``name | `` when more than one.
+    """Print the lines each follower gives as they come, prefixed ``name | `` when more than one; with
+    ``contains``, only those holding that text (case-insensitive, as :func:`search` matches).
 
     Runs until ``stop()`` is true or KeyboardInterrupt; polls a few times a second (a human is reading);
     closes the followers.
     """
     write = write or sys.stdout.write
+    needle = contains.casefold()
     width = max((len(f.name) for f in followers), default=0)
     prefix = len(followers) > 1
     try:
@@ -209,6 +239,8 @@ def follow(
             for f in followers:
                 for line in f.lines():
                     quiet = False
+                    if needle and needle not in line.casefold():
+                        continue
                     write(f"{f.name.ljust(width)} | {line}\n" if prefix else f"{line}\n")
             if quiet:
                 sys.stdout.flush()

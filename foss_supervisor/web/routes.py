@@ -187,7 +187,16 @@ ROUTES: tuple[Route, ...] = (
             _BUSY,
         ),
     ),
-    Route("GET", "/logs", logs.log_index, "Every log the viewer can follow", "logs", twin=True),
+    Route(
+        "GET",
+        "/logs",
+        logs.log_index,
+        "Every log the viewer can follow; q searches them all",
+        "logs",
+        twin=True,
+        params=(Param("q", "only the last lines of each log holding this text (case-insensitive)", example="error"),),
+        errors=(Answer(400, "q longer than 256 characters"),),
+    ),
     Route(
         "GET",
         "/logs/{source}",

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 from helpers import PY, DaemonHandle, command, free_port, get, wait_for
@@ -97,10 +98,15 @@ def test_no_route_of_log_text_carries_a_secret(plan: dict[str, Any]) -> None:
             seen["GET json"] = get(d.port, "/logs/app?format=json").text
             seen["log_read"] = command(d.port, "log_read", {"source": "app", "offset": 0}).text
             seen["logs"] = command(d.port, "logs", {"names": ["app"], "lines": 500}).text
+            seen["GET search"] = get(d.port, "/logs?q=dsn&format=json").text
+            seen["cli logs --grep"] = d.cli("logs", "app", "--grep", "listed").stdout
+            for secret in s:  # a search cannot find what reading would not show (its reply echoes q: not kept)
+                assert get(d.port, f"/logs?q={quote(secret)}&format=json").json()["matches"] == []
         finally:
             d.cleanup()
         seen["cli logs offline"] = d.cli("logs", "app", "-n", "200").stdout
     assert "done" in seen["GET text"] and "done" in seen["cli logs offline"]  # the routes did carry the log
+    assert "dsn" in seen["GET search"] and "listed" in seen["cli logs --grep"]
     assert re.search(r"^\d+ ", seen["cli logs -f"], re.M), seen["cli logs -f"]
     hidden = [*s, *plan["key_lines"]]
     leaks = {where: [x for x in hidden if x in text] for where, text in seen.items()}

@@ -1,18 +1,20 @@
-"""``/logs`` (every log there is) and ``/logs/{source}``: a live viewer of a program's, the daemon's or the
-pipeline worker's log. The page script follows it through ``log_read``; lines are shown as text."""
+"""``/logs`` (every log there is, and ``?q=TEXT``: a search across all of them) and ``/logs/{source}``: a live
+viewer of a program's, the daemon's or the pipeline worker's log. The page script follows it through
+``log_read``; lines are shown as text."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from foss_supervisor.commands.logs import LOG_SOURCES
+from foss_supervisor.commands.logs import LOG_SOURCES, MAX_SEARCH_CHARS
 from foss_supervisor.errors import SupervisorError
 from foss_supervisor.web.keys import CORE
 from foss_supervisor.web.responder import respond
 
-__all__ = ["DOWNLOAD_CHUNK_BYTES", "log_index", "log_page"]
+__all__ = ["DOWNLOAD_CHUNK_BYTES", "SEARCH_LINES", "log_index", "log_page"]
 
 DOWNLOAD_CHUNK_BYTES = 256 * 1024  # what the text download holds at once (a log may be gigabytes)
+SEARCH_LINES = 200  # the last matching lines shown per log
 SOURCE_TITLES = {"daemon": "the daemon", "pipeline": "the pipeline worker and its runs"}
 
 
@@ -54,7 +56,19 @@ async def _download(request: web.Request, source: str) -> web.StreamResponse:
 
 
 async def log_index(request: web.Request) -> web.StreamResponse:
-    return await respond(request, "logs_index.html", {"sources": await _sources(request)})
+    """Every log; with ``?q=TEXT`` also the last :data:`SEARCH_LINES` lines of each holding that text
+    (``matches``: ``[{"source", "line"}]``, programs first, then the daemon; the ``logs`` command's search)."""
+    query = request.query.get("q", "").strip()
+    if len(query) > MAX_SEARCH_CHARS:
+        raise web.HTTPBadRequest(text=f"q: at most {MAX_SEARCH_CHARS} characters\n")
+    matches: list[dict[str, str]] = []
+    if query:
+        found = await request.app[CORE].call(
+            "logs", {"names": ["all", "daemon"], "lines": SEARCH_LINES, "contains": query}
+        )
+        matches = [{"source": name, "line": line} for name, lines in found["lines"].items() for line in lines]
+    data = {"sources": await _sources(request), "q": query, "matches": matches, "search_lines": SEARCH_LINES}
+    return await respond(request, "logs_index.html", data)
 
 
 async def log_page(request: web.Request) -> web.StreamResponse:
