@@ -14,13 +14,12 @@ import json
 import os
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import PY, DaemonHandle, wait_for
-from helpers.browser import Watched, chromium, login_cookie, serious_violations, shots_dir
+from helpers.browser import Watched, login_cookie, serious_violations, shots_dir
 
 PAGES = [
     "/",
@@ -43,18 +42,6 @@ TALKER = (
     "        print(open(say).read().strip(), flush=True); os.remove(say)\n"
     "    time.sleep(0.05)\n"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture
