@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.base.writefailures import WriteFailures
-from foss_supervisor.cli.events import matches, parse_since, read_journal
+from foss_supervisor.cli.events import matches, parse_since
 from foss_supervisor.commands.registry import AUDIT_ITEMS, AUDIT_TEXT, audit_args
-from foss_supervisor.core.eventjournal import EventJournal, day_files
+from foss_supervisor.core.eventjournal import EventJournal, day_files, read_journal
 
 DAY = 86400.0
 NOON = dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC).timestamp()
@@ -173,3 +173,20 @@ def test_reading_the_journal_skips_a_line_cut_by_a_crash_and_filters_by_time_and
     assert [matches(e, ["api-*"]) for e in events] == [False, True, False]
     assert [matches(e, ["orders"]) for e in events] == [False, False, True]
     assert all(matches(e, []) for e in events)
+
+
+def test_reading_one_daemon_runs_events_from_the_journal(tmp_path: Path) -> None:
+    def day(name: str, *events: dict[str, Any]) -> None:  # as the journal writes them: compact JSON lines
+        (tmp_path / name).write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events))
+
+    day("events-2026-12-03.jsonl", {"at": 1, "boot": "aa", "seq": 1})
+    day(
+        "events-2026-12-04.jsonl",
+        {"at": NOON, "boot": "aa", "seq": 2},
+        {"at": NOON, "boot": "bb", "seq": 1},
+        {"at": NOON, "boot": "aa", "seq": 3, "cause": {"boot": "bb"}},  # another run's tag, not its boot
+    )
+    assert [e["seq"] for e in read_journal(tmp_path, boot="aa")] == [1, 2, 3]
+    assert [e["seq"] for e in read_journal(tmp_path, NOON, boot="aa")] == [2, 3]
+    assert [e["seq"] for e in read_journal(tmp_path, boot="bb")] == [1]
+    assert list(read_journal(tmp_path / "missing")) == []
