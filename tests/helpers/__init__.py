@@ -29,6 +29,7 @@ from .system import (
     need_root,
     tmpfs,
     wait_for,
+    wait_until,
 )
 from .web import PATH_VALUES, Reply, command, get, guarded_server, health, request, route_path
 
@@ -63,4 +64,5 @@ __all__ = [
     "until",
     "viewer_headers",
     "wait_for",
+    "wait_until",
 ]

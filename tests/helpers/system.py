@@ -3,6 +3,7 @@ by PID (never by name)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -34,6 +35,7 @@ __all__ = [
     "need_root",
     "tmpfs",
     "wait_for",
+    "wait_until",
 ]
 
 PY = sys.executable
@@ -60,6 +62,19 @@ def wait_for(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "con
             raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.1)
+
+
+async def wait_until(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
+    """:func:`wait_for` on the event loop: polls ``check`` between awaits (the code under test runs meanwhile);
+    returns its first truthy value, raises ``TimeoutError`` naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.05)
+    return value
 
 
 def deep_dir(tmp: Path, length: int) -> Path:

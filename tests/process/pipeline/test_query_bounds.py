@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
+from helpers import wait_until
 from helpers.pipeline import RunnerFactory
 from structlog.testing import capture_logs
 
@@ -54,13 +55,6 @@ async def open_runner(tmp_path: Path, runners: RunnerFactory, limits: WorkerLimi
     return await runners.open(
         [gated_spec(tmp_path)], tmp_path / "state", worker_env={"PYTHONPATH": str(HERE)}, limits=limits, **kw
     )
-
-
-async def wait_until(check: Any, timeout_s: float, what: str) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.02)
-    assert check(), what
 
 
 def exited(runners: RunnerFactory, pid: int | None) -> list[WorkerExited]:
