@@ -43,20 +43,6 @@ def ctx(tmp_path: Path) -> Daemon:
     return Daemon(parse_config(text, tmp_path / "config.yaml"), None)
 
 
-@pytest.fixture
-def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every command the core ran, by either path."""
-    seen: list[str] = []
-    real = commands_module.dispatch
-
-    async def counting(ctx: Any, name: str, args: Any) -> Any:
-        seen.append(name)
-        return await real(ctx, name, args)
-
-    monkeypatch.setattr(commands_module, "dispatch", counting)
-    return seen
-
-
 @contextlib.asynccontextmanager
 async def served(ctx: Daemon) -> AsyncIterator[ControlServer]:
     server = ControlServer(ctx.config.control_socket, ctx, ctx.events)

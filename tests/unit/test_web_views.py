@@ -22,7 +22,6 @@ from openapi_spec_validator import validate
 
 from foss_supervisor.base.tokens import load_or_create_token, viewer_token
 from foss_supervisor.commands import COMMANDS
-from foss_supervisor.commands import registry as commands_module
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import DaemonStateChanged
 from foss_supervisor.daemon import Daemon
@@ -90,20 +89,6 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     finally:
         await client.close()
         await core.close()
-
-
-@pytest.fixture
-def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every command the core ran (the real ``dispatch``, counted)."""
-    seen: list[str] = []
-    real = commands_module.dispatch
-
-    async def counting(ctx: Any, name: str, args: Any) -> Any:
-        seen.append(name)
-        return await real(ctx, name, args)
-
-    monkeypatch.setattr(commands_module, "dispatch", counting)
-    return seen
 
 
 # ------------------------------------------------------------------------------------------ JSON twins
