@@ -12,6 +12,7 @@ from typing import Any, cast
 import psutil
 import pytest
 from helpers import DaemonHandle, command, get, wait_for
+from helpers.pipeline import ORDERS_STEPS
 
 from foss_supervisor.errors import CommandError
 
@@ -43,17 +44,7 @@ def test_landed_files_trigger_a_run_and_cli_follows_another(pipeline_daemon: Dae
     )
     assert run["trigger"] == "files_landed" and run["status"] == "succeeded"
     steps = {s["name"]: s for s in run["steps"]}
-    assert list(steps) == [
-        "discover",
-        "ingest",
-        "reference",
-        "validate",
-        "quarantine",
-        "deduplicate",
-        "enrich",
-        "aggregate",
-        "report",
-    ]
+    assert list(steps) == ORDERS_STEPS
     assert steps["ingest"]["rows_out"] == steps["validate"]["rows_in"] > 3000  # re-sent orders and bad lines too
 
     again = d.cli("pipeline", "run", "orders", "--wait")

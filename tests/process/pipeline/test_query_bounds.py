@@ -11,16 +11,14 @@ from typing import Any
 
 import psutil
 import pytest
-import yaml
 from helpers import wait_until
-from helpers.pipeline import RunnerFactory
+from helpers.pipeline import RunnerFactory, gated_spec
 from structlog.testing import capture_logs
 
 from foss_supervisor.pipeline.errors import QueryMemoryError, QueryTimeoutError
 from foss_supervisor.pipeline.events import StepStateChanged, WorkerExited, WorkerStarted
 from foss_supervisor.pipeline.limits import MiB, WorkerLimits
 from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
 HERE = Path(__file__).parent
@@ -31,24 +29,6 @@ UNINTERRUPTIBLE_SQL = "SELECT len(list_reverse(list_reverse(range(40000000))))"
 #: a list DuckDB builds (and frees) in memory: 320 MB of integers
 BIG_LIST_SQL = "SELECT list(range) AS l FROM range(40000000)"
 SLOW_TO_CONVERT_SQL = "SELECT list(TIMESTAMPTZ '2024-01-01' + to_seconds(range)) FROM range(3000000)"
-
-
-def gated_spec(tmp_path: Path) -> Any:
-    """One pipeline with one Python step that holds until the test releases it."""
-    doc = {
-        "name": "gated",
-        "folders": {"landing": str(tmp_path), "reference": str(tmp_path), "warehouse": str(tmp_path / "wh.duckdb")},
-        "steps": [
-            {
-                "name": "hold",
-                "kind": "python",
-                "callable": "pipeline_test_steps:gated",
-                "params": {"started": str(tmp_path / "started"), "release": str(tmp_path / "release")},
-            }
-        ],
-    }
-    (tmp_path / "gated.yaml").write_text(yaml.safe_dump(doc))
-    return load_pipeline(tmp_path / "gated.yaml")
 
 
 async def open_runner(tmp_path: Path, runners: RunnerFactory, limits: WorkerLimits, **kw: Any) -> PipelineRunner:
