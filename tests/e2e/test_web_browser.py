@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PY, DaemonHandle, wait_for
+from helpers import HEALTH_SUMMARY_KEYS, PY, DaemonHandle, wait_for
 from helpers.browser import Watched, login_cookie, serious_violations, shots_dir
 
 PAGES = [
@@ -254,14 +254,7 @@ def test_pages_without_a_session_show_the_login_page_which_comes_back(dash: Daem
             assert "talker" not in text and "app" not in text.split(), (path, text)
             assert w.page.locator("#live", has_text="not live").count() == 1  # no event stream without a token
         w.page.goto(base + "/health")  # the verdict and counts, for monitors
-        assert set(json.loads(w.page.locator("body").inner_text())) == {
-            "ok",
-            "status",
-            "phase",
-            "problem_count",
-            "warning_count",
-            "programs",
-        }
+        assert set(json.loads(w.page.locator("body").inner_text())) == HEALTH_SUMMARY_KEYS
         w.page.goto(base + "/logs/talker")
         w.page.fill("#token", "not the token")
         w.page.click("form.login button")

@@ -31,9 +31,10 @@ from .system import (
     wait_for,
     wait_until,
 )
-from .web import PATH_VALUES, Reply, command, get, guarded_server, health, request, route_path
+from .web import HEALTH_SUMMARY_KEYS, PATH_VALUES, Reply, command, get, guarded_server, health, request, route_path
 
 __all__ = [
+    "HEALTH_SUMMARY_KEYS",
     "PATH_VALUES",
     "PY",
     "REPO",
