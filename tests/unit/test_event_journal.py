@@ -1,4 +1,4 @@
-"""The durable journal (core/journal.py), the audit record's bounds and the ``events`` CLI's parsing."""
+"""The durable journal (core/eventjournal.py), the audit record's bounds and the ``events`` CLI's parsing."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import datetime as dt
 import json
 import stat
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,15 +89,12 @@ def test_a_refused_write_is_reported_kept_and_written_once_the_disk_takes_it(tmp
     folder.rmdir()
     folder.write_text("not a folder")
     journal.append({"seq": 1})
-    deadline = time.monotonic() + 10
-    while not failures.problems and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: failures.problems, 10, "the failed write reported")
     assert any("cannot write journal" in p for p in failures.problems), failures.problems
     assert journal.written == 0 and journal.dropped == 0
     folder.unlink()
     folder.mkdir()
-    while failures.problems and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: not failures.problems, 10, "the recovery reported")
     journal.close()
     assert failures.problems == [] and journal.written == 1
     assert [e["seq"] for _, path in day_files(folder) for e in _lines(path)] == [1]
