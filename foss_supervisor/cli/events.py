@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, say
 from foss_supervisor.control.client import ControlClient, call
-from foss_supervisor.core.eventjournal import read_journal
 from foss_supervisor.errors import NoAnswer, NotRunning
 
 if TYPE_CHECKING:  # the CLI's front imports this module: the config (and PyYAML) only when events runs
@@ -73,6 +72,8 @@ def _emit(event: Mapping[str, Any]) -> None:
 
 
 def cmd_events(args: argparse.Namespace, config: Config) -> int:
+    from foss_supervisor.core.eventjournal import read_journal  # here: the CLI's front imports this module
+
     last: tuple[str, int] | None = None  # (boot, seq) of the last event printed from the journal
     if args.since is not None or not args.follow:
         for event in read_journal(config.state_dir / "history", args.since):
