@@ -21,6 +21,8 @@ from typing import Any
 import psutil
 import pytest
 
+from foss_supervisor.base.poll import poll_until
+
 __all__ = [
     "PY",
     "REPO",
@@ -51,17 +53,12 @@ def free_port() -> int:
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
-    """Bounded poll with growing intervals; returns the first truthy value of ``check``."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.005
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.1)
+    """Bounded poll with growing intervals (:func:`~foss_supervisor.base.poll.poll_until`); returns the first
+    truthy value of ``check``, raises ``TimeoutError`` naming ``what`` after ``timeout_s``."""
+    value = poll_until(check, timeout_s)
+    if not value:
+        raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+    return value
 
 
 async def wait_until(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
