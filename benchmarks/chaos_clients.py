@@ -74,6 +74,21 @@ async def _open(path: str, tally: Tally) -> tuple[asyncio.StreamReader, asyncio.
     return reader, writer
 
 
+async def _first_or_stop(reader: asyncio.StreamReader, stop: asyncio.Event) -> bytes | None:
+    """What the daemon first sends on a connection we keep silent (b"" when it closes or resets it), or
+    None when ``stop`` comes first."""
+    reading = asyncio.ensure_future(reader.read(4096))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([reading, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reading, stopping):
+            task.cancel()
+    if not reading.done() or reading.cancelled():
+        return None
+    return b"" if reading.exception() else reading.result()
+
+
 async def control_silent(path: str, stop: asyncio.Event, tally: Tally, connections: int) -> None:
     """``connections`` control connections that send nothing; ``seconds``: how long those the daemon closed
     were held."""
@@ -84,21 +99,17 @@ async def control_silent(path: str, stop: asyncio.Event, tally: Tally, connectio
             return
         reader, writer = conn
         opened = time.monotonic()
-        reading = asyncio.ensure_future(reader.read(4096))  # b"" when the daemon closes it
-        stopping = asyncio.ensure_future(stop.wait())
         try:
-            await asyncio.wait([reading, stopping], return_when=asyncio.FIRST_COMPLETED)
-            if reading.done() and not reading.exception() and _told_busy(reading.result()):
-                tally.notes["told busy (connection caps)"] += 1
-            elif reading.done():
-                tally.notes["closed by the daemon"] += 1
-                tally.seconds.append(time.monotonic() - opened)
-            else:
-                tally.notes["held until the end"] += 1
+            first = await _first_or_stop(reader, stop)
         finally:
-            for task in (reading, stopping):
-                task.cancel()
             writer.close()
+        if first is None:
+            tally.notes["held until the end"] += 1
+        elif _told_busy(first):
+            tally.notes["told busy (connection caps)"] += 1
+        else:
+            tally.notes["closed by the daemon"] += 1
+            tally.seconds.append(time.monotonic() - opened)
 
     await asyncio.gather(*(one() for _ in range(connections)))
 
@@ -202,15 +213,13 @@ async def _flood_idle(path: str, stop: asyncio.Event, tally: Tally) -> None:
             await asyncio.sleep(0.05)
             continue
         reader, writer = conn
-        reading = asyncio.ensure_future(reader.read(4096))
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait([reading, stopping], return_when=asyncio.FIRST_COMPLETED)
-        busy = reading.done() and not reading.exception() and _told_busy(reading.result())
-        if reading.done():
+        try:
+            first = await _first_or_stop(reader, stop)
+        finally:
+            writer.close()
+        busy = first is not None and _told_busy(first)
+        if first is not None:
             tally.notes["idle: told busy" if busy else "idle: closed"] += 1
-        for task in (reading, stopping):
-            task.cancel()
-        writer.close()
         if busy:
             await _back_off()
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import psutil
 
+from foss_supervisor.base.poll import poll_until
 from foss_supervisor.base.procinfo import all_stats, read_stat
 from foss_supervisor.control.client import call
 from foss_supervisor.core.containment import spawn_tag
@@ -38,16 +39,10 @@ class SoakError(Exception):
 
 
 def _wait(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    delay = 0.005
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SoakError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.1)
+    value = poll_until(check, timeout_s)
+    if not value:
+        raise SoakError(f"timed out after {timeout_s:g} s waiting for {what}")
+    return value
 
 
 class Fleet:

@@ -21,7 +21,6 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, say
@@ -31,11 +30,10 @@ from foss_supervisor.errors import NoAnswer, NotRunning
 if TYPE_CHECKING:  # the CLI's front imports this module: the config (and PyYAML) only when events runs
     from foss_supervisor.config import Config
 
-__all__ = ["args_events", "cmd_events", "matches", "parse_since", "read_journal"]
+__all__ = ["args_events", "cmd_events", "matches", "parse_since"]
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_JOURNAL_FILE = re.compile(r"^events-(\d{4}-\d{2}-\d{2})\.jsonl$")
 
 
 def args_events(p: argparse.ArgumentParser) -> None:
@@ -68,33 +66,14 @@ def matches(event: Mapping[str, Any], names: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(a, pattern) for a in about for pattern in wanted)
 
 
-def read_journal(directory: Path, since: float | None = None) -> Iterator[dict[str, Any]]:
-    """The journal's events, oldest first (files by day, lines in order); a line that is not a JSON object
-    (the end of a file cut by a crash) is skipped."""
-    try:
-        names = sorted(n for n in (p.name for p in directory.iterdir()) if _JOURNAL_FILE.match(n))
-    except FileNotFoundError:
-        return
-    first_day = None if since is None else dt.datetime.fromtimestamp(since, dt.UTC).date().isoformat()
-    for name in names:
-        if first_day is not None and name[7:17] < first_day:
-            continue
-        with (directory / name).open(encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(event, dict) and (since is None or float(event.get("at") or 0) >= since):
-                    yield event
-
-
 def _emit(event: Mapping[str, Any]) -> None:
     sys.stdout.write(json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 
 def cmd_events(args: argparse.Namespace, config: Config) -> int:
+    from foss_supervisor.core.eventjournal import read_journal  # here: the CLI's front imports this module
+
     last: tuple[str, int] | None = None  # (boot, seq) of the last event printed from the journal
     if args.since is not None or not args.follow:
         for event in read_journal(config.state_dir / "history", args.since):

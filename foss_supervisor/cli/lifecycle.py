@@ -18,11 +18,10 @@ import gc
 import json
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.base.poll import poll_until
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, say
 from foss_supervisor.control.client import call
 from foss_supervisor.errors import SupervisorError
@@ -40,19 +39,6 @@ READY_TIMEOUT_S = 90.0
 # The descriptor of the pipe a daemon started by `start` writes why it could not start into (see above).
 START_REPORT_ENV = "FOSS_SUPERVISOR_START_REPORT_FD"
 MAX_REPORT_BYTES = 64 * 1024
-
-
-def _bounded_poll(check: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll ``check`` with growing intervals (5 ms to 100 ms) until true or the timeout; never a bare sleep."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.005
-    while True:
-        if check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 0.1)
 
 
 def ping_daemon(config: Config, timeout_s: float) -> dict[str, Any] | None:
@@ -124,7 +110,7 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
         except (OSError, SupervisorError):
             graceful = False
         else:
-            if (ident is None or wait_gone(ident, longest * 2 + 30.0)) and _bounded_poll(gone, 5.0):
+            if (ident is None or wait_gone(ident, longest * 2 + 30.0)) and poll_until(gone, 5.0):
                 return True
             say("WARN", "the daemon did not exit after the shutdown command; sending signals")
     if ident is not None:
@@ -135,7 +121,7 @@ def _stop_instance(config: Config, pid: int | None, graceful: bool) -> bool:
         say("INFO", f"pid {ident.pid} {outcome}")
         if outcome == "killed":
             _stop_leftovers(config)
-    return _bounded_poll(gone, 10.0) and _programs_gone(config)
+    return bool(poll_until(gone, 10.0)) and _programs_gone(config)
 
 
 def _continue(ident: ProcessIdentity) -> None:
@@ -366,7 +352,7 @@ def _await_started(config: Config, proc: Any, stderr_path: Path, report_fd: int)
         state["pong"] = ping_daemon(config, 1.0)
         return bool(state["pong"]) and state["pong"].get("phase") == "ready"
 
-    _bounded_poll(ready, READY_TIMEOUT_S)
+    poll_until(ready, READY_TIMEOUT_S)
     if proc.poll() is not None:
         reason = _read_report(report_fd)
         say("ERROR", f"the daemon exited with code {proc.returncode}" + (f": {reason}" if reason else ":"))

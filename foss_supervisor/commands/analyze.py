@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.commands.registry import CommandContext, command
+from foss_supervisor.core.eventjournal import read_journal
 
 __all__ = ["analyze_startup", "critical_chain", "startup_times"]
 
@@ -28,7 +29,9 @@ async def analyze_startup(ctx: CommandContext) -> dict[str, Any]:
     """
     events, dropped = ctx.events.since(0)
     if dropped:  # the first events are gone from memory: the journal has them (within a second)
-        events = await asyncio.to_thread(_from_journal, ctx.config.state_dir / "history", ctx.events.boot, events)
+        events = await asyncio.to_thread(
+            _from_journal, ctx.config.state_dir / "history", ctx.events.boot, ctx.started_at, events
+        )
     depends = {p.name: list(p.cfg.depends_on) for p in ctx.supervisor.processes.values()}
     times = startup_times(events, ctx.started_at, depends)
     ready = [t["offset_s"] for t in times.values() if t["offset_s"] is not None]
@@ -86,22 +89,9 @@ def critical_chain(times: dict[str, dict[str, Any]], depends: dict[str, list[str
         seen.add(current["name"])
 
 
-def _from_journal(folder: Path, boot: str, kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """This run's events from the journal's files (newest two days), then those still only in memory."""
-    import json
-
-    events: dict[int, dict[str, Any]] = {}
-    for path in sorted(folder.glob("events-*.jsonl"))[-2:]:
-        with path.open(encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if f'"boot":"{boot}"' not in line:
-                    continue
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(e, dict) and isinstance(e.get("seq"), int):
-                    events[e["seq"]] = e
+def _from_journal(folder: Path, boot: str, started_at: float, kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """This run's events from the journal's files (from the day it started), then those still only in memory."""
+    events = {e["seq"]: e for e in read_journal(folder, started_at, boot=boot) if isinstance(e.get("seq"), int)}
     for e in kept:
         events.setdefault(int(e["seq"]), e)
     return [events[s] for s in sorted(events)]

@@ -14,10 +14,11 @@ loader never imports the pipeline package. Importers use this package's names (b
 
 from __future__ import annotations
 
-from foss_supervisor.config.loader import (
+from foss_supervisor.base.resources import default_config_path, default_state_dir
+from foss_supervisor.config.loader import load_config, parse_config
+from foss_supervisor.config.model import (
     DEPENDENCY_CONDITIONS,
     EVENT_KINDS,
-    MAX_PROGRAMS,
     RLIM_INFINITY,
     RLIMIT_NAMES,
     Config,
@@ -27,11 +28,8 @@ from foss_supervisor.config.loader import (
     LogConfig,
     PipelineConfig,
     ProgramConfig,
-    default_config_path,
-    default_state_dir,
-    load_config,
-    parse_config,
 )
+from foss_supervisor.config.reader import MAX_PROGRAMS
 
 __all__ = [
     "DEPENDENCY_CONDITIONS",

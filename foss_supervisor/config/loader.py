@@ -1,8 +1,8 @@
-"""Typed configuration: the one loader that builds the frozen dataclasses of :mod:`config_model` from YAML.
+"""Typed configuration: the one loader that builds the frozen dataclasses of :mod:`~.model` from YAML.
 
-The types live in :mod:`config_model`, the located reading of values in :mod:`config_reader`, the
-``programs``/``groups``/``hooks`` sections in :mod:`config_programs`; this module holds the file as a
-whole, the ``pipelines`` section and the public names (importers use ``foss_supervisor.config.loader``).
+The types live in :mod:`~.model`, the located reading of values in :mod:`~.reader`, the
+``programs``/``groups``/``hooks`` sections in :mod:`~.programs`; this module holds the file as a whole and
+the ``pipelines`` section (importers use the names of :mod:`foss_supervisor.config`).
 
 Every refusal is a :class:`~foss_supervisor.errors.ConfigError` naming the file, the line, the
 dotted key and the reason, so an operator can fix a file without reading our code. Durations are
@@ -19,28 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from foss_supervisor.base.redact import REDACTED, Redactor, looks_secret
-from foss_supervisor.base.resources import (
-    config_path,
-    data_dir,
-    default_config_path,
-    default_state_dir,
-    resolve_path,
-)
+from foss_supervisor.base.resources import config_path, data_dir, default_state_dir, resolve_path
 from foss_supervisor.config.gates import Gate, GateError, shown
 from foss_supervisor.config.interpolate import interpolate_config
-from foss_supervisor.config.model import (
-    DEPENDENCY_CONDITIONS,
-    EVENT_KINDS,
-    RLIM_INFINITY,
-    RLIMIT_NAMES,
-    Config,
-    DependencyCondition,
-    HealthConfig,
-    HookConfig,
-    LogConfig,
-    PipelineConfig,
-    ProgramConfig,
-)
+from foss_supervisor.config.model import Config, PipelineConfig
 from foss_supervisor.config.programs import (
     check_dependencies,
     check_single_writers,
@@ -48,30 +30,12 @@ from foss_supervisor.config.programs import (
     parse_hooks,
     parse_programs,
 )
-from foss_supervisor.config.reader import MAX_PROGRAMS, Reader
+from foss_supervisor.config.reader import Reader
 from foss_supervisor.config.schema import SCHEMA
 from foss_supervisor.config.yamlload import MAX_FILE_BYTES, load_yaml
 from foss_supervisor.errors import ConfigError
 
-__all__ = [
-    "DEPENDENCY_CONDITIONS",
-    "EVENT_KINDS",
-    "MAX_PROGRAMS",
-    "RLIMIT_NAMES",
-    "RLIM_INFINITY",
-    "Config",
-    "DependencyCondition",
-    "HealthConfig",
-    "HookConfig",
-    "LogConfig",
-    "PipelineCheck",
-    "PipelineConfig",
-    "ProgramConfig",
-    "default_config_path",
-    "default_state_dir",
-    "load_config",
-    "parse_config",
-]
+__all__ = ["PipelineCheck", "load_config", "parse_config"]
 
 
 #: checks the pipeline files a config declares (``foss_supervisor.pipeline.configcheck.check_pipeline_files``):

@@ -25,7 +25,14 @@ from foss_supervisor.config.reader import MAX_PROGRAMS, Reader
 from foss_supervisor.config.schema import PROGRAM, SHELL_COMMAND
 from foss_supervisor.errors import ConfigError
 
-__all__ = ["check_dependencies", "check_single_writers", "parse_groups", "parse_hooks", "parse_programs"]
+__all__ = [
+    "check_dependencies",
+    "check_single_writers",
+    "parse_groups",
+    "parse_hooks",
+    "parse_programs",
+    "user_account",
+]
 
 
 def _parse_health(r: Reader) -> HealthConfig:
@@ -153,11 +160,20 @@ def _parse_replica(name: str, group: str, replica: int, r: Reader, base: Path) -
     )
 
 
+def user_account(user: str) -> pwd.struct_passwd:
+    """The user database's entry for a ``user:`` value, a name or a numeric uid (ASCII digits): the one
+    lookup of the config's check and of the spawn. Raises KeyError when there is none."""
+    try:
+        return pwd.getpwuid(int(user)) if user.isascii() and user.isdigit() else pwd.getpwnam(user)
+    except OverflowError:
+        raise KeyError(user) from None
+
+
 def _user_exists(user: str) -> bool:
     """A user name or numeric uid with an entry in the user database (what the spawn will look up)."""
     try:
-        pwd.getpwuid(int(user)) if user.isascii() and user.isdigit() else pwd.getpwnam(user)
-    except (KeyError, OverflowError):
+        user_account(user)
+    except KeyError:
         return False
     return True
 

@@ -30,14 +30,14 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.base.writefailures import WriteFailures
 
-__all__ = ["DAY_FILE", "EventJournal", "day_files"]
+__all__ = ["DAY_FILE", "EventJournal", "day_files", "read_journal"]
 
 #: a journal file's name: its UTC day
 DAY_FILE = re.compile(r"^events-(\d{4}-\d{2}-\d{2})\.jsonl$")
@@ -54,6 +54,30 @@ def day_files(directory: Path) -> list[tuple[dt.date, Path]]:
                 with contextlib.suppress(ValueError):
                     found.append((dt.date.fromisoformat(m[1]), Path(entry.path)))
     return sorted(found)
+
+
+def read_journal(directory: Path, since: float | None = None, *, boot: str | None = None) -> Iterator[dict[str, Any]]:
+    """The journal's events in ``directory``, oldest first (files by day, lines in order): with ``since``
+    (epoch seconds) those at or after it, from its day's file on; with ``boot``, only that daemon run's (the
+    lines of other runs are not parsed). A line that is not a JSON object (the end of a file cut by a crash)
+    is skipped. Reads files: call it off the event loop."""
+    first_day = None if since is None else dt.datetime.fromtimestamp(since, dt.UTC).date()
+    tag = None if boot is None else f'"boot":"{boot}"'
+    for day, path in day_files(directory):
+        if first_day is not None and day < first_day:
+            continue
+        with contextlib.suppress(FileNotFoundError), path.open(encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if tag is not None and tag not in line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(event, dict) or (since is not None and float(event.get("at") or 0) < since):
+                    continue
+                if boot is None or event.get("boot") == boot:
+                    yield event
 
 
 class EventJournal:

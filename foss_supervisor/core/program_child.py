@@ -28,6 +28,7 @@ from foss_supervisor.base.procinfo import ProcStat, read_stat
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import RLIM_INFINITY, HealthConfig, ProgramConfig
 from foss_supervisor.config.interpolate import read_env_file
+from foss_supervisor.config.programs import user_account
 from foss_supervisor.core.child import Child, reap_stragglers, signal_group, spawn, stop_group
 from foss_supervisor.core.containment import SPAWN_ENV, Containment, kill_all, spawn_tag, tree_of
 from foss_supervisor.core.health import probe
@@ -67,7 +68,7 @@ def halted_tree(main: ProcStat, members: Iterable[ProcStat]) -> str:
 def _account(user: str) -> pwd.struct_passwd:
     """The passwd entry a ``user:`` program runs as (by name or numeric uid)."""
     try:
-        return pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        return user_account(user)
     except KeyError:
         raise ValueError(f"no such user: {user!r}") from None
 

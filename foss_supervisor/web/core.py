@@ -73,6 +73,7 @@ class Core(abc.ABC):
         self._moves = 0  # events that may change a reply, plus state-changing commands sent from here
         self._callbacks: list[EventCallback] = []
         self._reads: SharedResults[tuple[str, str], Any] = SharedResults(MAX_READS)
+        self._follower: asyncio.Task[None] | None = None  # the task that delivers the daemon's events
 
     @abc.abstractmethod
     async def _call(self, name: str, args: dict[str, Any]) -> Any:
@@ -127,6 +128,11 @@ class Core(abc.ABC):
     async def close(self) -> None:
         """Stop following events and let go of connections."""
         self._callbacks.clear()
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+            self._follower = None
 
 
 class LocalCore(Core):
@@ -137,7 +143,6 @@ class LocalCore(Core):
         self._ctx = ctx
         self._events = events
         self.boot, self.seq = events.boot, events.seq
-        self._follower: asyncio.Task[None] | None = None
 
     async def _call(self, name: str, args: dict[str, Any]) -> Any:
         return await answer(self._ctx, name, args)  # the egress gate the control socket uses: redacted
@@ -155,11 +160,3 @@ class LocalCore(Core):
             for event in batch:
                 self._deliver(event)
             await self._events.wait(self.seq, 60.0)
-
-    async def close(self) -> None:
-        await super().close()
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
-            self._follower = None

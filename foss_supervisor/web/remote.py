@@ -11,7 +11,6 @@ the daemon when it still runs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import time
@@ -118,7 +117,6 @@ class RemoteCore(Core):
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[_Connection] = []
         self._events: _Connection | None = None
-        self._follower: asyncio.Task[None] | None = None
         self.lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     async def start(self) -> None:
@@ -188,10 +186,6 @@ class RemoteCore(Core):
 
     async def close(self) -> None:
         await super().close()
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
         for conn in [*self._idle, *([self._events] if self._events else [])]:
             conn.close()
         self._idle.clear()

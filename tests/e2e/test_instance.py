@@ -167,13 +167,8 @@ def test_foreground_daemon_leaves_the_launch_dir_before_lazy_imports(daemon: Dae
     launch, marker = _evil_launch_dir(tmp_path)
     (launch / "structlog.py").unlink()  # imported at start-up by `python -m` itself: the user's own choice
     relative = os.path.relpath(daemon.config_path, launch)
-    argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", relative]
     daemon.write_config(programs("a"))
-    daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
-    daemon.proc = subprocess.Popen(
-        argv, cwd=launch, env=daemon.env, stdout=daemon.log, stderr=daemon.log, start_new_session=True
-    )
-    daemon.wait_ready()
+    daemon.start(config=relative, cwd=launch)
     assert not marker.exists()
     assert os.readlink(f"/proc/{daemon.proc.pid}/cwd") == "/"
     status = daemon.call("status")["daemon"]
@@ -377,11 +372,7 @@ def test_more_programs_than_the_open_files_limit_allows_are_refused_cleanly(daem
     assert "40 programs need about 328 open files, and this daemon may open 300" in refused.stderr
     assert not (daemon.state_dir / "children.json").exists()  # nothing was started
     daemon.write_config(programs(*names[:20]))
-    daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
-    daemon.proc = subprocess.Popen(
-        [*argv], stdout=daemon.log, stderr=daemon.log, env=daemon.env, start_new_session=True, preexec_fn=limit_300
-    )
-    daemon.wait_ready()
+    daemon.start(preexec_fn=limit_300)
     daemon.write_config(programs(*names))
     reload = daemon.cli("reload")
     assert reload.returncode == 2 and "40 programs need about 328 open files" in reload.stderr

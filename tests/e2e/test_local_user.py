@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from helpers import PY, DaemonHandle, free_port, get, need, need_root, wait_for
+from helpers import HEALTH_SUMMARY_KEYS, PY, DaemonHandle, free_port, get, need, need_root, wait_for
 
 from foss_supervisor.web.access import HEALTH, OPEN
 
@@ -33,7 +33,6 @@ MARK = "bh-local-log-5d1e"
 PROGRAM = "ledger-writer-q7"
 SECRET_FILE_TEXT = "root-only-marker-1c9b"
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
-SUMMARY_KEYS = {"ok", "status", "phase", "problem_count", "warning_count", "programs"}
 
 # run as nobody: each request of stdin's JSON list, answered as {status, body (text), headers}
 CLIENT = r"""
@@ -177,7 +176,7 @@ def test_nobody_learns_nothing_but_the_health_verdict(root_daemon: DaemonHandle)
     for (method, url, headers, _, part), answer in zip(attempts, reply["answers"], strict=True):
         where = (method, url, headers)
         if part == HEALTH:
-            assert answer["status"] in (200, 503) and set(json.loads(answer["body"])) == SUMMARY_KEYS, where
+            assert answer["status"] in (200, 503) and set(json.loads(answer["body"])) == HEALTH_SUMMARY_KEYS, where
         elif part == OPEN:
             assert answer["status"] in (200, 403, 415), where  # the login form or icon; a refused token or body
         else:

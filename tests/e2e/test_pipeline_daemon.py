@@ -6,12 +6,13 @@ import itertools
 import json
 import os
 import signal
+from pathlib import Path
 from typing import Any, cast
 
 import psutil
 import pytest
 from helpers import DaemonHandle, command, get, wait_for
-from helpers.browser import chromium
+from helpers.pipeline import ORDERS_STEPS
 
 from foss_supervisor.errors import CommandError
 
@@ -43,17 +44,7 @@ def test_landed_files_trigger_a_run_and_cli_follows_another(pipeline_daemon: Dae
     )
     assert run["trigger"] == "files_landed" and run["status"] == "succeeded"
     steps = {s["name"]: s for s in run["steps"]}
-    assert list(steps) == [
-        "discover",
-        "ingest",
-        "reference",
-        "validate",
-        "quarantine",
-        "deduplicate",
-        "enrich",
-        "aggregate",
-        "report",
-    ]
+    assert list(steps) == ORDERS_STEPS
     assert steps["ingest"]["rows_out"] == steps["validate"]["rows_in"] > 3000  # re-sent orders and bad lines too
 
     again = d.cli("pipeline", "run", "orders", "--wait")
@@ -164,48 +155,44 @@ def test_pipeline_run_needs_the_token_over_http(pipeline_daemon: DaemonHandle) -
     assert pipeline_daemon.call("pipeline_runs", name="orders") == []
 
 
-def test_run_from_the_pipeline_page_in_chromium(pipeline_daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
+def test_run_from_the_pipeline_page_in_chromium(pipeline_daemon: DaemonHandle, browser: Any, tmp_path: Path) -> None:
     d = pipeline_daemon
     d.call("demo_data", orders=2000)
     wait_for(lambda: last_run(d), 60, "first run")
     token = (d.state_dir / "api-token").read_text().strip()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(f"http://127.0.0.1:{d.port}/login?token={token}&next=/pipeline-management")
-            page.wait_for_selector("#live.ok", timeout=10_000)
-            assert page.locator("table.grid tbody tr").count() >= 1
-            before = len(d.call("pipeline_runs", name="orders"))
-            loads = []
-            page.on("framenavigated", lambda f: loads.append(f.url) if f == page.main_frame else None)
-            page.click("button[data-command=pipeline_run]")
-            # the steps are drawn live over SSE, and the finished run is listed without a reload
-            page.locator(".node[data-step=ingest] .badge", has_text="succeeded").wait_for(timeout=60_000)
-            runs = page.locator(".pipeline-panel table.grid").last.locator("tbody tr")
-            wait_for(lambda: runs.count() > before, 60, "the new run listed")
-            page.locator(".node[data-step=report] .badge", has_text="succeeded").wait_for(timeout=30_000)
-            assert loads == []
-            page.screenshot(path=str(tmp_path / "pipelines.png"), full_page=True)
-            page.goto(f"http://127.0.0.1:{d.port}/data-browser?table=gold.product_sales")
-            page.wait_for_selector("#results tbody tr", timeout=10_000)
-            assert "product_id" in page.locator("#results thead").inner_text()
-            page.fill("#sql", "DROP TABLE gold.product_sales")
-            page.click("#query-form button")
-            page.locator("#query-error", has_text="SELECT").wait_for(timeout=10_000)
-            assert (
-                "refused" in page.locator("#query-error").inner_text()
-                or "read-only" in page.locator("#query-error").inner_text()
-            )
-            assert d.call("query", sql="SELECT count(*) FROM gold.product_sales")["rows"][0][0] > 0
-            # the refused query's 409 is the only failed request the browser saw
-            assert [e for e in errors if "409" not in e] == []
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"http://127.0.0.1:{d.port}/login?token={token}&next=/pipeline-management")
+        page.wait_for_selector("#live.ok", timeout=10_000)
+        assert page.locator("table.grid tbody tr").count() >= 1
+        before = len(d.call("pipeline_runs", name="orders"))
+        loads = []
+        page.on("framenavigated", lambda f: loads.append(f.url) if f == page.main_frame else None)
+        page.click("button[data-command=pipeline_run]")
+        # the steps are drawn live over SSE, and the finished run is listed without a reload
+        page.locator(".node[data-step=ingest] .badge", has_text="succeeded").wait_for(timeout=60_000)
+        runs = page.locator(".pipeline-panel table.grid").last.locator("tbody tr")
+        wait_for(lambda: runs.count() > before, 60, "the new run listed")
+        page.locator(".node[data-step=report] .badge", has_text="succeeded").wait_for(timeout=30_000)
+        assert loads == []
+        page.screenshot(path=str(tmp_path / "pipelines.png"), full_page=True)
+        page.goto(f"http://127.0.0.1:{d.port}/data-browser?table=gold.product_sales")
+        page.wait_for_selector("#results tbody tr", timeout=10_000)
+        assert "product_id" in page.locator("#results thead").inner_text()
+        page.fill("#sql", "DROP TABLE gold.product_sales")
+        page.click("#query-form button")
+        page.locator("#query-error", has_text="SELECT").wait_for(timeout=10_000)
+        assert (
+            "refused" in page.locator("#query-error").inner_text()
+            or "read-only" in page.locator("#query-error").inner_text()
+        )
+        assert d.call("query", sql="SELECT count(*) FROM gold.product_sales")["rows"][0][0] > 0
+        # the refused query's 409 is the only failed request the browser saw
+        assert [e for e in errors if "409" not in e] == []
+    finally:
+        page.close()
 
 
 def newest_run(daemon: DaemonHandle, name: str) -> dict | None:

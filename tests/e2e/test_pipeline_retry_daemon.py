@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from helpers import DaemonHandle, get, request, wait_for
-from helpers.browser import Watched, chromium
+from helpers.browser import Watched
 
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from foss_supervisor.pipeline.spec import default_pipelines_dir
@@ -122,53 +122,45 @@ def test_http_retry_needs_login_and_csrf_and_the_run_pages_offer_it(
     assert "not the latest run" in json.loads(body)["run"]["retry"]["reason"]
 
 
-def test_retry_from_this_step_in_chromium_follows_the_new_run(failed: tuple[DaemonHandle, dict[str, Any]]) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_retry_from_this_step_in_chromium_follows_the_new_run(
+    failed: tuple[DaemonHandle, dict[str, Any]], browser: Any
+) -> None:
     d, run = failed
     rid = run["run_id"]
     d.gate.write_text("ok\n1\n")  # type: ignore[attr-defined]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
-        w = Watched(browser)
-        try:
-            w.page.goto(f"http://127.0.0.1:{d.port}/login?token={d.token}&next=/runs/{rid}")  # type: ignore[attr-defined]
-            w.page.locator("#session", has_text="logged in").wait_for()
-            w.page.locator("#live.ok").wait_for(timeout=10_000)
-            w.page.click('button[aria-label="Retry from step enrich"]')
-            w.page.wait_for_url(lambda url: "/runs/" in url and rid not in url, timeout=20_000)
-            new_id, followed = w.page.url.rsplit("/", 1)[1], w.navigations
-            w.page.locator("#live.ok").wait_for(timeout=10_000)
-            w.page.locator("h1 .badge", has_text="succeeded").wait_for(timeout=60_000)
-            w.page.locator(f'a[data-retry-of][href="/runs/{rid}"]').wait_for()
-            assert w.page.locator("tr", has_text="ingest").locator(".badge", has_text="skipped").count() == 1
-            record = wait_for(
-                lambda: (r := d.call("pipeline_run_info", run_id=new_id))["finished_at"] and r, 30, "the retry's end"
-            )
-            assert record["retry_of"] == rid and record["status"] == "succeeded"
-            assert w.navigations == followed  # the new run's page followed it to its end without a reload
-            assert w.errors == [], w.errors
-        finally:
-            w.close()
-            browser.close()
+    w = Watched(browser)
+    try:
+        w.page.goto(f"http://127.0.0.1:{d.port}/login?token={d.token}&next=/runs/{rid}")  # type: ignore[attr-defined]
+        w.page.locator("#session", has_text="logged in").wait_for()
+        w.page.locator("#live.ok").wait_for(timeout=10_000)
+        w.page.click('button[aria-label="Retry from step enrich"]')
+        w.page.wait_for_url(lambda url: "/runs/" in url and rid not in url, timeout=20_000)
+        new_id, followed = w.page.url.rsplit("/", 1)[1], w.navigations
+        w.page.locator("#live.ok").wait_for(timeout=10_000)
+        w.page.locator("h1 .badge", has_text="succeeded").wait_for(timeout=60_000)
+        w.page.locator(f'a[data-retry-of][href="/runs/{rid}"]').wait_for()
+        assert w.page.locator("tr", has_text="ingest").locator(".badge", has_text="skipped").count() == 1
+        record = wait_for(
+            lambda: (r := d.call("pipeline_run_info", run_id=new_id))["finished_at"] and r, 30, "the retry's end"
+        )
+        assert record["retry_of"] == rid and record["status"] == "succeeded"
+        assert w.navigations == followed  # the new run's page followed it to its end without a reload
+        assert w.errors == [], w.errors
+    finally:
+        w.close()
 
 
-def test_a_failed_runs_long_error_wraps_at_400_px(failed: tuple[DaemonHandle, dict[str, Any]]) -> None:
+def test_a_failed_runs_long_error_wraps_at_400_px(failed: tuple[DaemonHandle, dict[str, Any]], browser: Any) -> None:
     """A DuckDB error holds long unbroken text (a path, a ^^^^ marker): the run page and /health wrap it
     instead of scrolling sideways on a phone."""
-    from playwright.sync_api import sync_playwright
-
     d, run = failed
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
-        w = Watched(browser, width=400, session=d)
-        try:
-            for path, text in ((f"/runs/{run['run_id']}", "gate.csv"), ("/health", "gate.csv")):
-                w.page.goto(f"http://127.0.0.1:{d.port}{path}")
-                w.page.get_by_text(text).first.wait_for()
-                overflow = w.page.evaluate("document.documentElement.scrollWidth - innerWidth")
-                assert overflow <= 0, (path, overflow)
-            assert w.errors == [] or all("503" in e for e in w.errors), w.errors  # /health answers 503: degraded
-        finally:
-            w.close()
-            browser.close()
+    w = Watched(browser, width=400, session=d)
+    try:
+        for path, text in ((f"/runs/{run['run_id']}", "gate.csv"), ("/health", "gate.csv")):
+            w.page.goto(f"http://127.0.0.1:{d.port}{path}")
+            w.page.get_by_text(text).first.wait_for()
+            overflow = w.page.evaluate("document.documentElement.scrollWidth - innerWidth")
+            assert overflow <= 0, (path, overflow)
+        assert w.errors == [] or all("503" in e for e in w.errors), w.errors  # /health answers 503: degraded
+    finally:
+        w.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import resource
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -40,16 +39,7 @@ def low_limit() -> tuple[int, int]:
 
 
 def start_limited(daemon: DaemonHandle, limit: tuple[int, int]) -> None:
-    argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)]
-    daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
-    daemon.proc = subprocess.Popen(
-        argv,
-        stdout=daemon.log,
-        stderr=daemon.log,
-        env=daemon.env,
-        start_new_session=True,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit),
-    )
+    daemon.start(wait_ready=False, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, limit))
 
 
 def running(daemon: DaemonHandle, count: int) -> bool:

@@ -3,11 +3,8 @@ and their CPU and memory, the log pane follows the selected program, and the key
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 import pytest
-from helpers import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, wait_for, wait_until
 from textual.widgets import DataTable, Log
 
 from foss_supervisor.cli.top import TopApp
@@ -19,14 +16,6 @@ CHILD = (
     "while True:\n"
     "    print(f'{sys.argv[1]} tick {i}', flush=True); i += 1; time.sleep(0.1)\n"
 )
-
-
-async def until(check: Callable[[], object], what: str, timeout_s: float = 20.0) -> None:
-    """Let the app run until ``check`` is true (bounded)."""
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.05)
-    assert check(), what
 
 
 def cell(app: TopApp, name: str, column: int) -> str:
@@ -45,30 +34,30 @@ async def test_top_shows_programs_follows_logs_and_acts(daemon: DaemonHandle) ->
     wait_for(lambda: all(p["state"] == "RUNNING" for p in daemon.call("status")["programs"]), 20, "running")
     app = TopApp(daemon.socket_path)
     async with app.run_test(size=(140, 40)) as pilot:
-        await until(lambda: app.query_one(DataTable).row_count == 2, "two rows")
+        await wait_until(lambda: app.query_one(DataTable).row_count == 2, 20, "two rows")
         assert cell(app, "alpha", 1) == "RUNNING" and cell(app, "beta", 1) == "RUNNING"
-        await until(lambda: cell(app, "alpha", 5).endswith("M"), "memory shown")
+        await wait_until(lambda: cell(app, "alpha", 5).endswith("M"), 20, "memory shown")
         log = app.query_one(Log)
-        await until(lambda: any("alpha tick" in line for line in log.lines), "alpha's log in the pane")
+        await wait_until(lambda: any("alpha tick" in line for line in log.lines), 20, "alpha's log in the pane")
         count = len(log.lines)
-        await until(lambda: len(log.lines) > count + 3, "the pane follows new lines")
+        await wait_until(lambda: len(log.lines) > count + 3, 20, "the pane follows new lines")
 
         await pilot.press("down")
-        await until(lambda: app.selected == "beta", "beta selected")
-        await until(lambda: any("beta tick" in line for line in log.lines), "beta's log in the pane")
+        await wait_until(lambda: app.selected == "beta", 20, "beta selected")
+        await wait_until(lambda: any("beta tick" in line for line in log.lines), 20, "beta's log in the pane")
 
         await pilot.press("k")
         await pilot.press("enter")  # the prompt offers HUP
-        await until(lambda: any("got HUP" in line for line in log.lines), "beta got the signal")
+        await wait_until(lambda: any("got HUP" in line for line in log.lines), 20, "beta got the signal")
 
         await pilot.press("x")
-        await until(lambda: daemon.program("beta")["state"] == "STOPPED", "beta stopped")
-        await until(lambda: cell(app, "beta", 1) == "STOPPED", "the table shows it")
+        await wait_until(lambda: daemon.program("beta")["state"] == "STOPPED", 20, "beta stopped")
+        await wait_until(lambda: cell(app, "beta", 1) == "STOPPED", 20, "the table shows it")
         await pilot.press("s")
-        await until(lambda: daemon.program("beta")["state"] == "RUNNING", "beta started again")
+        await wait_until(lambda: daemon.program("beta")["state"] == "RUNNING", 20, "beta started again")
         pid = daemon.program("beta")["pid"]
         await pilot.press("r")
-        await until(lambda: daemon.program("beta")["pid"] not in (None, pid), "beta restarted")
+        await wait_until(lambda: daemon.program("beta")["pid"] not in (None, pid), 20, "beta restarted")
         assert daemon.program("alpha")["state"] == "RUNNING"
         await pilot.press("q")
 
@@ -88,27 +77,27 @@ async def test_top_opens_the_log_at_its_end_fits_states_filters_and_searches(dae
     wait_for(lambda: len(daemon.cli("logs", "alpha", "-n", "300").stdout.splitlines()) >= 100, 30, "a long log")
     app = TopApp(daemon.socket_path)
     async with app.run_test(size=(140, 40)) as pilot:
-        await until(lambda: app.query_one(DataTable).row_count == 3, "three rows")
-        await until(lambda: cell(app, "late", 1) == "STARTING", "late is STARTING")
+        await wait_until(lambda: app.query_one(DataTable).row_count == 3, 20, "three rows")
+        await wait_until(lambda: cell(app, "late", 1) == "STARTING", 20, "late is STARTING")
         state_column = app.query_one(DataTable).ordered_columns[1]
         assert state_column.content_width >= len("STARTING")  # the word fits its column, whole
         log = app.query_one(Log)
-        await until(lambda: len(log.lines) >= 50, "alpha's last lines")
-        await until(lambda: log.is_vertical_scroll_end, "the pane at its newest line")
+        await wait_until(lambda: len(log.lines) >= 50, 20, "alpha's last lines")
+        await wait_until(lambda: log.is_vertical_scroll_end, 20, "the pane at its newest line")
         count = len(log.lines)
-        await until(lambda: len(log.lines) > count + 3 and log.is_vertical_scroll_end, "following the end")
+        await wait_until(lambda: len(log.lines) > count + 3 and log.is_vertical_scroll_end, 20, "following the end")
 
         # a line from the middle of the pane: no later tick holds its text (that needs ten times its number)
         wanted = log.lines[len(log.lines) // 2]
         await pilot.press("slash")
         await pilot.press(*wanted, "enter")
-        await until(lambda: not log.is_vertical_scroll_end, "scrolled to the line found")
+        await wait_until(lambda: not log.is_vertical_scroll_end, 20, "scrolled to the line found")
 
         await pilot.press("f")
         await pilot.press(*"gam", "enter")
-        await until(lambda: app.query_one(DataTable).row_count == 1, "only gamma")
+        await wait_until(lambda: app.query_one(DataTable).row_count == 1, 20, "only gamma")
         assert str(app.query_one(DataTable).get_row_at(0)[0]) == "gamma"
         await pilot.press("f")
         await pilot.press("backspace", "backspace", "backspace", "enter")
-        await until(lambda: app.query_one(DataTable).row_count == 3, "all again")
+        await wait_until(lambda: app.query_one(DataTable).row_count == 3, 20, "all again")
         await pilot.press("q")

@@ -14,13 +14,12 @@ import json
 import os
 import re
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PY, DaemonHandle, wait_for
-from helpers.browser import Watched, chromium, login_cookie, serious_violations, shots_dir
+from helpers import HEALTH_SUMMARY_KEYS, PY, DaemonHandle, wait_for
+from helpers.browser import Watched, login_cookie, serious_violations, shots_dir
 
 PAGES = [
     "/",
@@ -43,18 +42,6 @@ TALKER = (
     "        print(open(say).read().strip(), flush=True); os.remove(say)\n"
     "    time.sleep(0.05)\n"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture
@@ -267,14 +254,7 @@ def test_pages_without_a_session_show_the_login_page_which_comes_back(dash: Daem
             assert "talker" not in text and "app" not in text.split(), (path, text)
             assert w.page.locator("#live", has_text="not live").count() == 1  # no event stream without a token
         w.page.goto(base + "/health")  # the verdict and counts, for monitors
-        assert set(json.loads(w.page.locator("body").inner_text())) == {
-            "ok",
-            "status",
-            "phase",
-            "problem_count",
-            "warning_count",
-            "programs",
-        }
+        assert set(json.loads(w.page.locator("body").inner_text())) == HEALTH_SUMMARY_KEYS
         w.page.goto(base + "/logs/talker")
         w.page.fill("#token", "not the token")
         w.page.click("form.login button")

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import PY, DaemonHandle, command, request, viewer_headers, wait_for
-from helpers.browser import Watched, chromium, shots_dir
+from helpers.browser import Watched, shots_dir
 
 SLEEPER = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"
 
@@ -71,65 +72,58 @@ def test_a_bad_edit_changes_nothing_and_a_good_one_is_applied(configured: Daemon
     wait_for(lambda: d.program("extra")["state"] == "RUNNING", 15, "the new program running")
 
 
-def test_config_editor_in_chromium(configured: DaemonHandle, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_config_editor_in_chromium(configured: DaemonHandle, browser: Any, tmp_path: Path) -> None:
     d = configured
     before = d.config_path.read_text()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
-        try:
-            w = Watched(browser)
-            w.page.goto(f"http://127.0.0.1:{d.port}/login?token={d.token}&next=/config")  # type: ignore[attr-defined]
-            wait_for(lambda: "hunter2-secret" in w.page.input_value("#config-text"), 10, "the file loaded")
-            w.page.fill("#config-text", before + "  broken: {command: 42}\n")
-            w.page.click("#config-save")
-            w.page.locator("#config-out.bad", has_text="nothing changed").wait_for(timeout=10_000)
-            assert d.config_path.read_text() == before
-            w.page.fill("#config-text", before + f"  extra: {{command: {SLEEPER}, start_timeout: 0.1}}\n")
-            w.page.click("#config-check")
-            w.page.locator("#config-out", has_text='"extra"').wait_for(timeout=10_000)
-            assert d.config_path.read_text() == before
-            w.page.click("#config-save")
-            w.page.locator("#config-out", has_text='"dry_run": false').wait_for(timeout=20_000)
-            wait_for(lambda: d.program("extra")["state"] == "RUNNING", 15, "the new program running")
-            # a daemon-level setting is checked with a warning: it waits for a daemon restart
-            saved = d.config_path.read_text()
-            w.page.fill("#config-text", saved + "log: {backups: 7}\n")
-            w.page.click("#config-check")
-            w.page.locator(
-                "#config-warn", has_text="Changed log.backups: the daemon keeps the running values"
-            ).wait_for(timeout=10_000)
-            # an empty save asks first, in the page, saying what would happen; Cancel changes nothing
-            w.page.fill("#config-text", "# nothing\n")
-            w.page.click("#config-save")
-            question = w.page.locator("#config-confirm-text")
-            question.wait_for(timeout=10_000)
-            assert "stop every running program (3: app, cli, extra)" in question.inner_text()
-            assert "empty the config file" in question.inner_text()
-            w.page.click("#config-confirm-no")
-            w.page.locator("#config-out", has_text="cancelled: nothing changed").wait_for(timeout=10_000)
-            assert d.config_path.read_text() == saved and d.program("app")["state"] == "RUNNING"
-            w.page.click("#config-save")
-            w.page.click("#config-confirm-yes")
-            wait_for(lambda: d.config_path.read_text() == "# nothing\n", 20, "the confirmed save")
-            wait_for(lambda: d.call("status")["programs"] == [], 20, "every program stopped")
-            # the versions it replaced are listed; a diff shows; a restore asks, then brings them back
-            w.page.locator("#config-generations button[aria-label='Diff generation 2']").wait_for(timeout=10_000)
-            w.page.click("#config-generations button[aria-label='Diff generation 2']")
-            w.page.locator("#config-diff", has_text="-  extra: ").wait_for(timeout=10_000)
-            w.page.click("#config-generations button[aria-label='Restore generation 2']")
-            w.page.locator("#config-confirm-text", has_text="Restore generation 2?").wait_for(timeout=10_000)
-            assert "It would add 3" in w.page.inner_text("#config-confirm-text")
-            assert d.config_path.read_text() == "# nothing\n"
-            w.page.click("#config-confirm-yes")
-            wait_for(lambda: d.config_path.read_text() == saved, 20, "generation 2 restored")
-            wait_for(lambda: running(d) == {"app", "cli", "extra"}, 20, "the restored programs running")
-            w.page.locator("#config-generations button[aria-label='Diff generation 3']").wait_for(timeout=10_000)
-            assert "extra:" in w.page.input_value("#config-text")
-            w.page.screenshot(path=str(shots_dir(tmp_path) / "config-editor-1280.png"), full_page=True)
-            w.errors = [e for e in w.errors if "409" not in e]  # the refused saves
-            assert w.errors == [], w.errors
-            w.close()
-        finally:
-            browser.close()
+    w = Watched(browser)
+    w.page.goto(f"http://127.0.0.1:{d.port}/login?token={d.token}&next=/config")  # type: ignore[attr-defined]
+    wait_for(lambda: "hunter2-secret" in w.page.input_value("#config-text"), 10, "the file loaded")
+    w.page.fill("#config-text", before + "  broken: {command: 42}\n")
+    w.page.click("#config-save")
+    w.page.locator("#config-out.bad", has_text="nothing changed").wait_for(timeout=10_000)
+    assert d.config_path.read_text() == before
+    w.page.fill("#config-text", before + f"  extra: {{command: {SLEEPER}, start_timeout: 0.1}}\n")
+    w.page.click("#config-check")
+    w.page.locator("#config-out", has_text='"extra"').wait_for(timeout=10_000)
+    assert d.config_path.read_text() == before
+    w.page.click("#config-save")
+    w.page.locator("#config-out", has_text='"dry_run": false').wait_for(timeout=20_000)
+    wait_for(lambda: d.program("extra")["state"] == "RUNNING", 15, "the new program running")
+    # a daemon-level setting is checked with a warning: it waits for a daemon restart
+    saved = d.config_path.read_text()
+    w.page.fill("#config-text", saved + "log: {backups: 7}\n")
+    w.page.click("#config-check")
+    w.page.locator("#config-warn", has_text="Changed log.backups: the daemon keeps the running values").wait_for(
+        timeout=10_000
+    )
+    # an empty save asks first, in the page, saying what would happen; Cancel changes nothing
+    w.page.fill("#config-text", "# nothing\n")
+    w.page.click("#config-save")
+    question = w.page.locator("#config-confirm-text")
+    question.wait_for(timeout=10_000)
+    assert "stop every running program (3: app, cli, extra)" in question.inner_text()
+    assert "empty the config file" in question.inner_text()
+    w.page.click("#config-confirm-no")
+    w.page.locator("#config-out", has_text="cancelled: nothing changed").wait_for(timeout=10_000)
+    assert d.config_path.read_text() == saved and d.program("app")["state"] == "RUNNING"
+    w.page.click("#config-save")
+    w.page.click("#config-confirm-yes")
+    wait_for(lambda: d.config_path.read_text() == "# nothing\n", 20, "the confirmed save")
+    wait_for(lambda: d.call("status")["programs"] == [], 20, "every program stopped")
+    # the versions it replaced are listed; a diff shows; a restore asks, then brings them back
+    w.page.locator("#config-generations button[aria-label='Diff generation 2']").wait_for(timeout=10_000)
+    w.page.click("#config-generations button[aria-label='Diff generation 2']")
+    w.page.locator("#config-diff", has_text="-  extra: ").wait_for(timeout=10_000)
+    w.page.click("#config-generations button[aria-label='Restore generation 2']")
+    w.page.locator("#config-confirm-text", has_text="Restore generation 2?").wait_for(timeout=10_000)
+    assert "It would add 3" in w.page.inner_text("#config-confirm-text")
+    assert d.config_path.read_text() == "# nothing\n"
+    w.page.click("#config-confirm-yes")
+    wait_for(lambda: d.config_path.read_text() == saved, 20, "generation 2 restored")
+    wait_for(lambda: running(d) == {"app", "cli", "extra"}, 20, "the restored programs running")
+    w.page.locator("#config-generations button[aria-label='Diff generation 3']").wait_for(timeout=10_000)
+    assert "extra:" in w.page.input_value("#config-text")
+    w.page.screenshot(path=str(shots_dir(tmp_path) / "config-editor-1280.png"), full_page=True)
+    w.errors = [e for e in w.errors if "409" not in e]  # the refused saves
+    assert w.errors == [], w.errors
+    w.close()

@@ -51,19 +51,13 @@ def test_a_flood_beyond_the_open_files_limit_leaves_health_and_the_cli_working(d
     """256 descriptors in all: the dashboard admits 85, answers the rest 503 (at once past its descriptor
     budget), and serves health from its reserve."""
     import resource
-    import subprocess
 
     daemon.write_config(f"programs:\n  app: {{command: [{PY!r}, '-c', 'import time; time.sleep(300)']}}\n")
-    argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(daemon.config_path)]
-    daemon.log = (daemon.tmp / "daemon.stderr").open("ab")
 
     def low_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
-    daemon.proc = subprocess.Popen(
-        argv, stdout=daemon.log, stderr=daemon.log, env=daemon.env, start_new_session=True, preexec_fn=low_limit
-    )
-    daemon.wait_ready()
+    daemon.start(preexec_fn=low_limit)
     socks = []
     try:
         for _ in range(400):  # more idle connections than the dashboard has descriptors

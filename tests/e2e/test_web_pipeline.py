@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 from helpers import DaemonHandle, get, wait_for
-from helpers.browser import Watched, chromium, login_cookie, serious_violations, shots_dir
+from helpers.browser import Watched, login_cookie, serious_violations, shots_dir
 
 PIPELINE_CONFIG = """pipelines:
   orders: {on_new_files: true, demo_data: false}
@@ -97,72 +97,65 @@ def test_export_of_a_query_as_csv_and_json_lines(ran: tuple[DaemonHandle, dict[s
     assert status == 200 and len(list(csv.reader(io.StringIO(body.decode())))) == count + 1
 
 
-def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_pipeline_pages_in_chromium(ran: tuple[DaemonHandle, dict[str, Any]], browser: Any, tmp_path: Path) -> None:
     d, run = ran
     d.call("pipeline_run", name="orders", wait=True)  # two runs: the history charts have a line to draw
     out = shots_dir(tmp_path)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
-        try:
-            for width in (1280, 400):
-                w = Watched(browser, width, session=d)
-                pages = [
-                    ("/", "overview-pipeline"),
-                    ("/pipeline-management", "pipelines"),
-                    (f"/runs/{run['run_id']}", "run"),
-                    ("/data-browser?table=silver.orders_enriched", "data-browser"),
-                    ("/data-browser/silver.orders_enriched?_sort=order_ts&_desc=1", "table"),
-                ]
-                for path, name in pages:
-                    w.page.goto(f"http://127.0.0.1:{d.port}{path}")
-                    w.page.locator("#live.ok").wait_for(timeout=10_000)
-                    if name == "data-browser":
-                        w.page.locator("#results tbody tr").first.wait_for(timeout=10_000)
-                        box = w.page.locator(".results")
-                        # the wide table scrolls in its own box, not the page
-                        assert box.evaluate("b => b.scrollWidth > b.clientWidth")
-                        num = w.page.locator("#results td.num").first
-                        assert num.evaluate("td => getComputedStyle(td).textAlign") == "right"
-                        assert w.page.locator("#sql-history option").count() >= 2  # the query ran is remembered
-                        if width == 1280:
-                            with w.page.expect_download() as download:
-                                w.page.click("#export-csv")
-                            head = Path(download.value.path()).read_text().splitlines()[0]
-                            assert head.startswith("order_id,")
-                    if name == "pipelines":
-                        w.page.locator('.spark.tall[data-chart="duration"] canvas').wait_for(timeout=10_000)
-                    if name == "overview-pipeline":
-                        assert w.page.locator(".graph .node").count() == 9
-                        assert w.page.locator(".graph .node.gold").count() == 2
-                    overflow = w.page.evaluate("document.documentElement.scrollWidth - innerWidth")
-                    assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"
-                    w.page.screenshot(path=str(out / f"{name}-{width}.png"), full_page=True)
-                assert w.errors == [], w.errors
-                w.close()
-            for scheme in ("light", "dark"):
-                context = browser.new_context(bypass_csp=True, color_scheme=scheme)  # for axe only
-                context.add_cookies([login_cookie(d)])
-                page = context.new_page()
-                for path in (
-                    "/",
-                    "/pipeline-management",
-                    f"/runs/{run['run_id']}",
-                    "/data-browser",
-                    "/data-browser/gold.daily_revenue",
-                ):
-                    page.goto(f"http://127.0.0.1:{d.port}{path}")
-                    page.locator("#live.ok").wait_for(timeout=10_000)
-                    if path == "/data-browser":
-                        page.locator("#results tbody tr").first.wait_for(timeout=10_000)
-                    if scheme == "dark" and path in ("/", "/pipeline-management"):
-                        name = "overview-pipeline" if path == "/" else "pipelines"
-                        page.screenshot(path=str(out / f"{name}-dark.png"), full_page=True)
-                    assert serious_violations(page) == [], (scheme, path)
-                context.close()
-        finally:
-            browser.close()
+    for width in (1280, 400):
+        w = Watched(browser, width, session=d)
+        pages = [
+            ("/", "overview-pipeline"),
+            ("/pipeline-management", "pipelines"),
+            (f"/runs/{run['run_id']}", "run"),
+            ("/data-browser?table=silver.orders_enriched", "data-browser"),
+            ("/data-browser/silver.orders_enriched?_sort=order_ts&_desc=1", "table"),
+        ]
+        for path, name in pages:
+            w.page.goto(f"http://127.0.0.1:{d.port}{path}")
+            w.page.locator("#live.ok").wait_for(timeout=10_000)
+            if name == "data-browser":
+                w.page.locator("#results tbody tr").first.wait_for(timeout=10_000)
+                box = w.page.locator(".results")
+                # the wide table scrolls in its own box, not the page
+                assert box.evaluate("b => b.scrollWidth > b.clientWidth")
+                num = w.page.locator("#results td.num").first
+                assert num.evaluate("td => getComputedStyle(td).textAlign") == "right"
+                assert w.page.locator("#sql-history option").count() >= 2  # the query ran is remembered
+                if width == 1280:
+                    with w.page.expect_download() as download:
+                        w.page.click("#export-csv")
+                    head = Path(download.value.path()).read_text().splitlines()[0]
+                    assert head.startswith("order_id,")
+            if name == "pipelines":
+                w.page.locator('.spark.tall[data-chart="duration"] canvas').wait_for(timeout=10_000)
+            if name == "overview-pipeline":
+                assert w.page.locator(".graph .node").count() == 9
+                assert w.page.locator(".graph .node.gold").count() == 2
+            overflow = w.page.evaluate("document.documentElement.scrollWidth - innerWidth")
+            assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"
+            w.page.screenshot(path=str(out / f"{name}-{width}.png"), full_page=True)
+        assert w.errors == [], w.errors
+        w.close()
+    for scheme in ("light", "dark"):
+        context = browser.new_context(bypass_csp=True, color_scheme=scheme)  # for axe only
+        context.add_cookies([login_cookie(d)])
+        page = context.new_page()
+        for path in (
+            "/",
+            "/pipeline-management",
+            f"/runs/{run['run_id']}",
+            "/data-browser",
+            "/data-browser/gold.daily_revenue",
+        ):
+            page.goto(f"http://127.0.0.1:{d.port}{path}")
+            page.locator("#live.ok").wait_for(timeout=10_000)
+            if path == "/data-browser":
+                page.locator("#results tbody tr").first.wait_for(timeout=10_000)
+            if scheme == "dark" and path in ("/", "/pipeline-management"):
+                name = "overview-pipeline" if path == "/" else "pipelines"
+                page.screenshot(path=str(out / f"{name}-dark.png"), full_page=True)
+            assert serious_violations(page) == [], (scheme, path)
+        context.close()
 
 
 def test_table_view_pages_sorts_and_filters_safely(ran: tuple[DaemonHandle, dict[str, Any]]) -> None:

@@ -3,27 +3,14 @@ survives live refreshes, group and bulk actions, and cards on a 400 px screen wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import PY, DaemonHandle, wait_for
-from helpers.browser import Watched, chromium, shots_dir
+from helpers.browser import Watched, shots_dir
 
 SLEEP = f"[{PY!r}, '-c', 'import time; time.sleep(300)']"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium(), headless=True, args=["--disable-gpu"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

@@ -29,10 +29,12 @@ from .system import (
     need_root,
     tmpfs,
     wait_for,
+    wait_until,
 )
-from .web import PATH_VALUES, Reply, command, get, guarded_server, health, request, route_path
+from .web import HEALTH_SUMMARY_KEYS, PATH_VALUES, Reply, command, get, guarded_server, health, request, route_path
 
 __all__ = [
+    "HEALTH_SUMMARY_KEYS",
     "PATH_VALUES",
     "PY",
     "REPO",
@@ -63,4 +65,5 @@ __all__ = [
     "until",
     "viewer_headers",
     "wait_for",
+    "wait_until",
 ]

@@ -74,11 +74,19 @@ class DaemonHandle:
             return int((self.state_dir / "foss-supervisor.pid").read_text())
         return None
 
-    def start(self, *extra_args: str, wait_ready: bool = True) -> subprocess.Popen[bytes]:
+    def start(
+        self, *extra_args: str, wait_ready: bool = True, config: str | None = None, **popen: Any
+    ) -> subprocess.Popen[bytes]:
+        """``start --foreground`` on this daemon's config (spelled ``config`` when given, e.g. relative to a
+        ``cwd``) in a session of its own, its output in ``daemon.stderr``; ``popen`` goes to ``Popen`` as is
+        (``cwd``, ``preexec_fn``). Waits until it is ready unless ``wait_ready`` is False."""
         _STATE_DIRS[self.port] = self.state_dir
-        argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", str(self.config_path), *extra_args]
+        spelled = str(self.config_path) if config is None else config
+        argv = [PY, "-m", "foss_supervisor", "start", "--foreground", "--config", spelled, *extra_args]
         self.log = (self.tmp / "daemon.stderr").open("ab")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, env=self.env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, stdout=self.log, stderr=self.log, env=self.env, start_new_session=True, **popen
+        )
         if wait_ready:
             self.wait_ready()
         return self.proc

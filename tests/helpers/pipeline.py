@@ -23,6 +23,7 @@ from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.spec import FolderOverrides, PipelineSpec, default_pipelines_dir, load_pipeline
 
 __all__ = [
+    "ORDERS_STEPS",
     "ORDERS_YAML",
     "QUALITY_RULES",
     "REFERENCE_DIR",
@@ -33,6 +34,8 @@ __all__ = [
     "base_doc",
     "dump_tables",
     "events_yaml",
+    "gated_spec",
+    "landing_steps",
     "orders_spec",
     "quality_pipeline",
     "two_step_pipeline",
@@ -176,6 +179,41 @@ SELECT (SELECT count(*) FROM events_bronze.raw) AS rows_in, (SELECT count(*) FRO
 """
 
 
+def gated_spec(tmp_path: Path, step: str = "gated") -> PipelineSpec:
+    """One pipeline ``gated`` with one Python step ``hold`` (``pipeline_test_steps:<step>``, in tests/process/
+    pipeline: the worker needs that folder on its PYTHONPATH) that writes ``tmp_path/started`` and holds until
+    the test writes ``tmp_path/release``."""
+    doc = {
+        "name": "gated",
+        "folders": {"landing": str(tmp_path), "reference": str(tmp_path), "warehouse": str(tmp_path / "wh.duckdb")},
+        "steps": [
+            {
+                "name": "hold",
+                "kind": "python",
+                "callable": f"pipeline_test_steps:{step}",
+                "params": {"started": str(tmp_path / "started"), "release": str(tmp_path / "release")},
+            }
+        ],
+    }
+    (tmp_path / "gated.yaml").write_text(yaml.safe_dump(doc))
+    return load_pipeline(tmp_path / "gated.yaml")
+
+
+def landing_steps(table: str, columns: list[str]) -> list[dict[str, Any]]:
+    """The shipped ``discover`` and ``ingest`` steps of a pipeline document: the landing folder's new files
+    into ``table`` (its ``columns``, in order)."""
+    return [
+        {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
+        {
+            "name": "ingest",
+            "kind": "python",
+            "callable": "foss_supervisor.pipeline.ingest:ingest",
+            "depends_on": ["discover"],
+            "params": {"table": table, "columns": columns},
+        },
+    ]
+
+
 def events_yaml(
     tmp_path: Path, ws: dict[str, Path], *, extra_steps: list[dict[str, Any]] | None = None, **top: Any
 ) -> Path:
@@ -193,14 +231,7 @@ def events_yaml(
         "setup": "events_setup.sql",
         "patterns": ["*.csv", "*.parquet"],
         "steps": [
-            {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
-            {
-                "name": "ingest",
-                "kind": "python",
-                "callable": "foss_supervisor.pipeline.ingest:ingest",
-                "depends_on": ["discover"],
-                "params": {"table": "events_bronze.raw", "columns": ["event_id", "kind", "amount"]},
-            },
+            *landing_steps("events_bronze.raw", ["event_id", "kind", "amount"]),
             {"name": "summarize", "sql": "events_summary.sql", "depends_on": ["ingest"]},
             *(extra_steps or []),
         ],
@@ -244,14 +275,7 @@ def quality_pipeline(
         "schemas": ["q_meta", "q_ref", "q_bronze", "q_silver"],
         "setup": "setup.sql",
         "steps": [
-            {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
-            {
-                "name": "ingest",
-                "kind": "python",
-                "callable": "foss_supervisor.pipeline.ingest:ingest",
-                "depends_on": ["discover"],
-                "params": {"table": "q_bronze.raw", "columns": ["id", "kind", "amount", "code", "zone", "lim"]},
-            },
+            *landing_steps("q_bronze.raw", ["id", "kind", "amount", "code", "zone", "lim"]),
             {
                 "name": "check",
                 "kind": "quality",
@@ -266,9 +290,21 @@ def quality_pipeline(
     return tmp_path / "q.yaml"
 
 
+#: the shipped orders pipeline's steps, in dependency order
+ORDERS_STEPS = [
+    "discover",
+    "ingest",
+    "reference",
+    "validate",
+    "quarantine",
+    "deduplicate",
+    "enrich",
+    "aggregate",
+    "report",
+]
 #: the orders steps a retry from ``enrich`` reuses, and those it runs again
-REUSED = ["discover", "ingest", "reference", "validate", "quarantine", "deduplicate"]
-RERUN = ["enrich", "aggregate", "report"]
+REUSED = ORDERS_STEPS[: ORDERS_STEPS.index("enrich")]
+RERUN = ORDERS_STEPS[ORDERS_STEPS.index("enrich") :]
 
 
 _TWO_STEP_SETUP = (

@@ -3,6 +3,7 @@ by PID (never by name)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -20,6 +21,8 @@ from typing import Any
 import psutil
 import pytest
 
+from foss_supervisor.base.poll import poll_until
+
 __all__ = [
     "PY",
     "REPO",
@@ -34,6 +37,7 @@ __all__ = [
     "need_root",
     "tmpfs",
     "wait_for",
+    "wait_until",
 ]
 
 PY = sys.executable
@@ -49,17 +53,25 @@ def free_port() -> int:
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
-    """Bounded poll with growing intervals; returns the first truthy value of ``check``."""
+    """Bounded poll with growing intervals (:func:`~foss_supervisor.base.poll.poll_until`); returns the first
+    truthy value of ``check``, raises ``TimeoutError`` naming ``what`` after ``timeout_s``."""
+    value = poll_until(check, timeout_s)
+    if not value:
+        raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+    return value
+
+
+async def wait_until(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
+    """:func:`wait_for` on the event loop: polls ``check`` between awaits (the code under test runs meanwhile);
+    returns its first truthy value, raises ``TimeoutError`` naming ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     delay = 0.005
-    while True:
-        value = check()
-        if value:
-            return value
+    while not (value := check()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.1)
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.05)
+    return value
 
 
 def deep_dir(tmp: Path, length: int) -> Path:

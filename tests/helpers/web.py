@@ -14,7 +14,20 @@ from foss_supervisor.web.limits import ConnectionGuard, GuardedSockSite, Limits,
 
 from .daemon import owner_headers
 
-__all__ = ["PATH_VALUES", "Reply", "command", "get", "guarded_server", "health", "request", "route_path"]
+__all__ = [
+    "HEALTH_SUMMARY_KEYS",
+    "PATH_VALUES",
+    "Reply",
+    "command",
+    "get",
+    "guarded_server",
+    "health",
+    "request",
+    "route_path",
+]
+
+#: what ``/health`` tells a client without a token: the verdict and counts, nothing the daemon knows
+HEALTH_SUMMARY_KEYS = {"ok", "status", "phase", "problem_count", "warning_count", "programs"}
 
 #: a value for each path parameter of the route table (what the e2e daemons have: a program ``talker``, the
 #: orders pipeline)

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from helpers import make_config, py, state, supervising, until
+from helpers import make_config, py, state, supervising, until, wait_until
 
 from foss_supervisor.core.events import StateChanged
 from foss_supervisor.core.states import Health, ProcessState
@@ -43,9 +43,8 @@ async def test_dependent_of_a_fatal_program_says_so_and_starts_once_it_is_fixed(
         problems = await asyncio.wait_for(sup.wait_autostarted(60), 20)
         api, web = sup.processes["api"], sup.processes["web"]
         assert sup.processes["db"].state is S.FATAL
-        async with asyncio.timeout(5):  # the dependent's controller takes the news on its next turn
-            while api.reason != "waiting for db (FATAL)":
-                await asyncio.sleep(0.01)
+        # the dependent's controller takes the news on its next turn
+        await wait_until(lambda: api.reason == "waiting for db (FATAL)", 5, "api waiting for db")
         assert api.state is S.STOPPED and api.spawns == 0 and web.reason == "waiting for api (STOPPED)"
         assert "api is waiting for db (FATAL)" in problems and "web is waiting for api (STOPPED)" in problems
         assert any(p.startswith("db is FATAL") for p in problems)

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from helpers import PY, deep_dir, need_root, state, supervising, until
+from helpers import PY, deep_dir, need_root, state, supervising, until, wait_until
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.readiness import NotifyListener
@@ -33,9 +33,7 @@ async def test_a_notify_program_runs_whatever_its_name_and_state_dir(tmp_path: P
     async with supervising(cfg) as (sup, sub):
         await until(sub, state(name, ProcessState.RUNNING))
         log = sup.processes[name].log_path
-        async with asyncio.timeout(10):
-            while not log.exists() or not log.read_text().strip():
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: log.exists() and log.read_text().strip(), 10, "the program's line")
         socket_path = log.read_text().split()[0]
     assert len(os.fsencode(socket_path)) < 64, socket_path  # far from sun_path's 107 bytes
     assert not Path(socket_path).exists()  # removed with its folder when the program stopped
@@ -57,9 +55,7 @@ async def test_only_the_programs_uid_and_root_may_notify(tmp_path: Path) -> None
             subprocess.run([python, "-c", SENDER, str(listener.path), text], user=uid, check=True, timeout=30)
 
         send(65533, "READY=1")  # another local user
-        async with asyncio.timeout(10):
-            while listener.refused < 1:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: listener.refused >= 1, 10, "the refusal")
         assert not listener.ready.done()
         send(65534, "STATUS=up\nREADY=1")  # the program's own user
         async with asyncio.timeout(10):

@@ -12,15 +12,22 @@ import pytest
 from helpers import REPO
 
 
-@pytest.mark.timeout(300)
-def test_wheel_ships_configs_and_templates(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project built once as a regular wheel, for the tests of this module."""
+    out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
         check=True,
         capture_output=True,
         timeout=280,
     )
-    [wheel] = tmp_path.glob("foss_supervisor-*.whl")
+    [built] = out.glob("foss_supervisor-*.whl")
+    return built
+
+
+@pytest.mark.timeout(300)
+def test_wheel_ships_configs_and_templates(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in (
         "foss_supervisor/configs/default.yaml",
@@ -59,15 +66,8 @@ print("ok", len(own))
 
 
 @pytest.mark.timeout(300)
-def test_an_installed_copy_finds_the_orders_pipelines_own_python(tmp_path: Path) -> None:
+def test_an_installed_copy_finds_the_orders_pipelines_own_python(wheel: Path, tmp_path: Path) -> None:
     """A regular install: orders.yaml's own steps and demo data generator load from the installed package."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
-        check=True,
-        capture_output=True,
-        timeout=280,
-    )
-    [wheel] = tmp_path.glob("foss_supervisor-*.whl")
     assert "foss_supervisor/configs/pipelines/orders/steps.py" in zipfile.ZipFile(wheel).namelist()
     target = tmp_path / "site"
     subprocess.run(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import is_gone, make_config, need_root, py, state, supervising, until
+from helpers import is_gone, make_config, need_root, py, state, supervising, until, wait_until
 
 from foss_supervisor.core.events import HealthChanged, StateChanged
 from foss_supervisor.core.seams import ExitWatch
@@ -61,11 +61,11 @@ async def test_child_ignoring_sigterm_is_killed_after_stop_timeout(tmp_path: Pat
 
 
 async def _wait_file_has(path: Path, text: str, timeout_s: float = 10.0) -> str:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            if path.exists() and text in (content := path.read_text()):
-                return content
-            await asyncio.sleep(0.01)
+    def content() -> str | None:
+        found = path.read_text() if path.exists() else ""
+        return found if text in found else None
+
+    return await wait_until(content, timeout_s, f"{text!r} in {path}")  # type: ignore[no-any-return]
 
 
 GRANDPARENT = """
@@ -91,9 +91,7 @@ async def test_grandchild_does_not_outlive_its_program(tmp_path: Path, how: str)
         else:
             await until(sub, state("fam", S.EXITED))
 
-        async with asyncio.timeout(5):
-            while not is_gone(grandchild):
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: is_gone(grandchild), 5, "the grandchild gone")
 
 
 async def test_crash_loop_backs_off_with_growing_delays_then_fatal(tmp_path: Path) -> None:
@@ -312,9 +310,7 @@ async def test_notify_program_without_ready_backs_off_to_fatal(tmp_path: Path) -
     code = NOTIFY_CHILD.format(delay=0, send=False)
     cfg = make_config(tmp_path, f"n: {{command: {py(code)}, ready: notify, start_timeout: 0.3, start_retries: 0}}\n")
     async with supervising(cfg) as (sup, sub):
-        async with asyncio.timeout(5):
-            while (pid := sup.processes["n"].pid) is None:
-                await asyncio.sleep(0.005)
+        pid = await wait_until(lambda: sup.processes["n"].pid, 5, "n spawned")
         fatal = await until(sub, state("n", S.FATAL))
         assert isinstance(fatal, StateChanged) and "no READY=1 within 0.3s" in fatal.reason
         assert pid is not None and is_gone(pid)

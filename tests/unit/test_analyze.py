@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import json
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from foss_supervisor.cli.analyze import format_chain
-from foss_supervisor.commands.analyze import critical_chain, startup_times
+from foss_supervisor.commands.analyze import _from_journal, critical_chain, startup_times
 
 T0 = 1_000.0
 
@@ -67,3 +70,19 @@ def test_a_program_not_yet_running_leaves_the_total_open_and_is_listed() -> None
     text = format_chain(reply, every=True)
     assert text[0] == "startup not finished: some programs are not RUNNING yet"
     assert "         - api (not RUNNING)" in text and text[-1] == "db @1.100s +1.000s"
+
+
+def test_a_log_that_dropped_the_first_events_is_completed_from_the_journal(tmp_path: Path) -> None:
+    """This run's events from the journal's files, the ones only in memory after them, each once."""
+
+    def line(boot: str, seq: int, at: float) -> str:
+        return json.dumps({"type": "StateChanged", "at": at, "boot": boot, "seq": seq}, separators=(",", ":"))
+
+    day = dt.datetime.fromtimestamp(T0, dt.UTC).date().isoformat()
+    (tmp_path / f"events-{day}.jsonl").write_text(
+        "\n".join([line("old", 1, T0 - 5), line("run", 1, T0 + 1), line("run", 2, T0 + 2), '{"at": 3, "bo']) + "\n"
+    )
+    kept = [{"at": T0 + 2, "boot": "run", "seq": 2, "kept": True}, {"at": T0 + 3, "boot": "run", "seq": 3}]
+    events = _from_journal(tmp_path, "run", T0, kept)
+    assert [e["seq"] for e in events] == [1, 2, 3]
+    assert "kept" not in events[1]  # the journal's copy of an event both hold

@@ -27,17 +27,21 @@ from foss_supervisor.config.history import MAX_DIFF_LINES, ConfigHistory
 # ------------------------------------------------------------------------------------------ the pure gate
 
 
+def refusal(folder: Path, text: str) -> str | None:
+    """The gate's answer to saving ``text`` over the usual current file (alpha and beta, both running)."""
+    file = folder / "config.yaml"
+    current = config_text(folder / "state", 15000)
+    return save_refusal(current, text, parse_config(text, file), parse_config(current, file), RUNNING)
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_every_destructive_text_needs_a_confirmation(
     data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     folder = tmp_path_factory.getbasetemp()
-    current = config_text(folder / "state", 15000)
-    file = folder / "config.yaml"
-    running = parse_config(current, file)
     text = data.draw(destructive_texts(folder / "state", 15000))
-    reason = save_refusal(current, text, parse_config(text, file), running, RUNNING)
+    reason = refusal(folder, text)
     assert reason is not None and reason.startswith("this save would ")
     if holds_no_settings(text):
         assert "empty the config file" in reason
@@ -50,10 +54,8 @@ def test_a_save_that_stops_every_running_program_by_any_means_needs_a_confirmati
     data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     folder = tmp_path_factory.getbasetemp()
-    current = config_text(folder / "state", 15000)
-    file = folder / "config.yaml"
     text = data.draw(stopping_texts(folder / "state", 15000))
-    reason = save_refusal(current, text, parse_config(text, file), parse_config(current, file), RUNNING)
+    reason = refusal(folder, text)
     assert reason is not None and "stop every running program (2: alpha, beta)" in reason
 
 
@@ -63,10 +65,8 @@ def test_a_save_that_moves_the_daemon_needs_a_confirmation_naming_the_restart(
     data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     folder = tmp_path_factory.getbasetemp()
-    current = config_text(folder / "state", 15000)
-    file = folder / "config.yaml"
     text, moved = data.draw(moving_texts(folder / "state", 15000))
-    reason = save_refusal(current, text, parse_config(text, file), parse_config(current, file), RUNNING)
+    reason = refusal(folder, text)
     assert reason is not None and "foss-supervisor restart" in reason
     assert all(f"{key} from " in reason for key in moved)
     assert "stop every running program" not in reason
@@ -78,10 +78,8 @@ def test_a_text_that_keeps_a_running_program_passes(
     keep: tuple[str, ...], others: list[str], pad: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     folder = tmp_path_factory.getbasetemp()
-    file = folder / "config.yaml"
-    current = config_text(folder / "state", 15000)
     text = pad + "\n" + config_text(folder / "state", 15000, (*keep, *others))
-    assert save_refusal(current, text, parse_config(text, file), parse_config(current, file), RUNNING) is None
+    assert refusal(folder, text) is None
 
 
 def test_gate_edges(tmp_path: Path) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,12 +48,6 @@ async def served(tmp: Path, **limits: Any) -> AsyncIterator[ControlServer]:
         await server.close()
 
 
-async def until(cond: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not cond():
-            await asyncio.sleep(0.01)
-
-
 async def open_conn(server: ControlServer) -> Conn:
     """A connection whose reader stops taking bytes from the socket past 128 KiB unread (asyncio's 2 x limit)."""
     return await asyncio.open_unix_connection(str(server.path), limit=64 * 1024)
@@ -74,7 +69,7 @@ def ping_in_thread(server: ControlServer, client: ControlClient) -> Any:
 async def test_past_the_cap_an_idle_connection_gives_way(tmp_path: Path) -> None:
     async with served(tmp_path, max_connections=CAP, evict_idle_after_s=0.0) as server:
         idle = [await open_conn(server) for _ in range(CAP)]
-        await until(lambda: len(server._connections) == CAP, "the idle connections accepted")
+        await wait_until(lambda: len(server._connections) == CAP, what="the idle connections accepted")
         newcomer = await open_conn(server)
         newcomer[1].write(STATUS)
         reply = json.loads(await asyncio.wait_for(newcomer[0].readline(), 10))
@@ -89,7 +84,7 @@ async def test_past_the_cap_an_idle_connection_gives_way(tmp_path: Path) -> None
 async def test_one_process_gets_at_most_its_share(tmp_path: Path) -> None:
     async with served(tmp_path, max_connections=CAP * 4, max_per_peer=CAP) as server:
         mine = [await half_line(server) for _ in range(CAP)]
-        await until(lambda: len(server._connections) == CAP, "the connections accepted")
+        await wait_until(lambda: len(server._connections) == CAP, what="the connections accepted")
         reader, writer = await open_conn(server)
         reply = json.loads(await asyncio.wait_for(reader.readline(), 10))
         assert reply["error"]["type"] == "DaemonBusy" and "of this process" in reply["error"]["message"]
@@ -100,7 +95,7 @@ async def test_one_process_gets_at_most_its_share(tmp_path: Path) -> None:
 async def test_a_process_at_its_share_replaces_its_own_idle_connection(tmp_path: Path) -> None:
     async with served(tmp_path, max_connections=CAP * 4, max_per_peer=CAP) as server:
         pool = [await open_conn(server) for _ in range(CAP)]  # idle, as a pool between requests
-        await until(lambda: len(server._connections) == CAP, "the pool accepted")
+        await wait_until(lambda: len(server._connections) == CAP, what="the pool accepted")
         reader, writer = await open_conn(server)
         writer.write(STATUS)
         assert json.loads(await asyncio.wait_for(reader.readline(), 10))["ok"] is True
@@ -113,7 +108,7 @@ async def test_a_process_at_its_share_replaces_its_own_idle_connection(tmp_path:
 async def test_a_fresh_connection_is_not_taken_for_idle(tmp_path: Path) -> None:
     async with served(tmp_path, max_connections=CAP, evict_idle_after_s=3600.0) as server:
         idle = [await open_conn(server) for _ in range(CAP)]
-        await until(lambda: len(server._connections) == CAP, "the idle connections accepted")
+        await wait_until(lambda: len(server._connections) == CAP, what="the idle connections accepted")
         reader, writer = await open_conn(server)
         assert json.loads(await asyncio.wait_for(reader.readline(), 10))["error"]["type"] == "DaemonBusy"
         assert server.evicted_idle == 0 and server.refused_busy == 1
@@ -124,7 +119,7 @@ async def test_a_fresh_connection_is_not_taken_for_idle(tmp_path: Path) -> None:
 async def test_past_the_cap_with_none_idle_a_newcomer_gets_one_busy_line(tmp_path: Path) -> None:
     async with served(tmp_path, max_connections=CAP) as server:
         busy = [await half_line(server) for _ in range(CAP)]
-        await until(lambda: len(server._connections) == CAP, "the connections accepted")
+        await wait_until(lambda: len(server._connections) == CAP, what="the connections accepted")
         reader, writer = await open_conn(server)
         line = await asyncio.wait_for(reader.readline(), 10)
         reply = json.loads(line)
@@ -135,7 +130,7 @@ async def test_past_the_cap_with_none_idle_a_newcomer_gets_one_busy_line(tmp_pat
         # the blocking client connects again until it gets in
         client = ControlClient(server.path, timeout_s=20.0)
         asking = asyncio.ensure_future(asyncio.to_thread(ping_in_thread, server, client))
-        await until(lambda: client.busy_retries >= 1, "the client told busy")
+        await wait_until(lambda: client.busy_retries >= 1, what="the client told busy")
         busy[0][1].close()
         assert (await asyncio.wait_for(asking, 20))["pong"] is True
         for _, w in busy:
@@ -178,8 +173,8 @@ async def test_a_client_that_does_not_read_is_dropped_and_its_buffer_freed(tmp_p
         writer.write(STATUS)
         one_reply = len(await asyncio.wait_for(reader.readline(), 10))
         writer.write(STATUS * 5000)  # pipelined, never read: replies pile up in the daemon
-        await until(lambda: bool(server._connections), "the non-reader accepted")
-        await until(lambda: not server._connections, "the non-reader dropped", timeout_s=30)
+        await wait_until(lambda: bool(server._connections), what="the non-reader accepted")
+        await wait_until(lambda: not server._connections, 30, "the non-reader dropped")
         got = 0
         with contextlib.suppress(ConnectionError):
             while chunk := await asyncio.wait_for(reader.read(1 << 20), 10):  # what left before the cut

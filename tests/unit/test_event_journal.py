@@ -1,4 +1,4 @@
-"""The durable journal (core/journal.py), the audit record's bounds and the ``events`` CLI's parsing."""
+"""The durable journal (core/eventjournal.py), the audit record's bounds and the ``events`` CLI's parsing."""
 
 from __future__ import annotations
 
@@ -6,18 +6,18 @@ import argparse
 import datetime as dt
 import json
 import stat
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.base.writefailures import WriteFailures
-from foss_supervisor.cli.events import matches, parse_since, read_journal
+from foss_supervisor.cli.events import matches, parse_since
 from foss_supervisor.commands.registry import AUDIT_ITEMS, AUDIT_TEXT, audit_args
-from foss_supervisor.core.eventjournal import EventJournal, day_files
+from foss_supervisor.core.eventjournal import EventJournal, day_files, read_journal
 
 DAY = 86400.0
 NOON = dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC).timestamp()
@@ -89,15 +89,12 @@ def test_a_refused_write_is_reported_kept_and_written_once_the_disk_takes_it(tmp
     folder.rmdir()
     folder.write_text("not a folder")
     journal.append({"seq": 1})
-    deadline = time.monotonic() + 10
-    while not failures.problems and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: failures.problems, 10, "the failed write reported")
     assert any("cannot write journal" in p for p in failures.problems), failures.problems
     assert journal.written == 0 and journal.dropped == 0
     folder.unlink()
     folder.mkdir()
-    while failures.problems and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: not failures.problems, 10, "the recovery reported")
     journal.close()
     assert failures.problems == [] and journal.written == 1
     assert [e["seq"] for _, path in day_files(folder) for e in _lines(path)] == [1]
@@ -173,3 +170,20 @@ def test_reading_the_journal_skips_a_line_cut_by_a_crash_and_filters_by_time_and
     assert [matches(e, ["api-*"]) for e in events] == [False, True, False]
     assert [matches(e, ["orders"]) for e in events] == [False, False, True]
     assert all(matches(e, []) for e in events)
+
+
+def test_reading_one_daemon_runs_events_from_the_journal(tmp_path: Path) -> None:
+    def day(name: str, *events: dict[str, Any]) -> None:  # as the journal writes them: compact JSON lines
+        (tmp_path / name).write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events))
+
+    day("events-2026-12-03.jsonl", {"at": 1, "boot": "aa", "seq": 1})
+    day(
+        "events-2026-12-04.jsonl",
+        {"at": NOON, "boot": "aa", "seq": 2},
+        {"at": NOON, "boot": "bb", "seq": 1},
+        {"at": NOON, "boot": "aa", "seq": 3, "cause": {"boot": "bb"}},  # another run's tag, not its boot
+    )
+    assert [e["seq"] for e in read_journal(tmp_path, boot="aa")] == [1, 2, 3]
+    assert [e["seq"] for e in read_journal(tmp_path, NOON, boot="aa")] == [2, 3]
+    assert [e["seq"] for e in read_journal(tmp_path, boot="bb")] == [1]
+    assert list(read_journal(tmp_path / "missing")) == []

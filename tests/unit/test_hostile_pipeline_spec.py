@@ -98,11 +98,8 @@ TRIPS = yaml.safe_load((SHIPPED / "trips.yaml").read_text(encoding="utf-8"))
 TRIPS_PATHS = _paths(TRIPS)
 
 
-@given(st.sampled_from(TRIPS_PATHS), values)
-@HYPOTHESIS
-def test_the_shipped_pipeline_with_one_value_replaced_is_a_spec_or_a_located_error(
-    home: Path, where: tuple[Any, ...], junk: Any
-) -> None:
+def trips_doc() -> dict[str, Any]:
+    """A fresh copy of the shipped trips pipeline, its folders relative to where the test writes it."""
     doc = copy.deepcopy(TRIPS)
     doc["folders"] = {
         "landing": "landing",
@@ -110,6 +107,15 @@ def test_the_shipped_pipeline_with_one_value_replaced_is_a_spec_or_a_located_err
         "warehouse": "w.duckdb",
         "reports": "reports",
     }
+    return doc  # type: ignore[no-any-return]
+
+
+@given(st.sampled_from(TRIPS_PATHS), values)
+@HYPOTHESIS
+def test_the_shipped_pipeline_with_one_value_replaced_is_a_spec_or_a_located_error(
+    home: Path, where: tuple[Any, ...], junk: Any
+) -> None:
+    doc = trips_doc()
     target = doc
     for key in where[:-1]:
         if not isinstance(target, dict | list) or (isinstance(target, list) and key >= len(target)):
@@ -121,12 +127,6 @@ def test_the_shipped_pipeline_with_one_value_replaced_is_a_spec_or_a_located_err
 
 
 def test_the_unchanged_shipped_pipeline_loads(home: Path) -> None:
-    doc = copy.deepcopy(TRIPS)
-    doc["folders"] = {
-        "landing": "landing",
-        "reference": "trips/reference",
-        "warehouse": "w.duckdb",
-        "reports": "reports",
-    }
+    doc = trips_doc()
     spec = loads_or_says_where(home, yaml.safe_dump(doc))
     assert spec is not None and spec.name == "trips"  # the mutation test starts from a valid document

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_until
 
 from foss_supervisor.commands import registry as commands_module
 from foss_supervisor.config import parse_config
@@ -40,20 +41,6 @@ def ctx(tmp_path: Path) -> Daemon:
     state.mkdir()
     text = f"state_dir: {state}\nprograms: {{}}\nsecrets: [{SECRET}]\n"
     return Daemon(parse_config(text, tmp_path / "config.yaml"), None)
-
-
-@pytest.fixture
-def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every command the core ran, by either path."""
-    seen: list[str] = []
-    real = commands_module.dispatch
-
-    async def counting(ctx: Any, name: str, args: Any) -> Any:
-        seen.append(name)
-        return await real(ctx, name, args)
-
-    monkeypatch.setattr(commands_module, "dispatch", counting)
-    return seen
 
 
 @contextlib.asynccontextmanager
@@ -80,12 +67,6 @@ async def core(request: pytest.FixtureRequest, ctx: Daemon) -> AsyncIterator[Cor
         await remote.close()
 
 
-async def until(cond: Callable[[], bool], what: str) -> None:
-    async with asyncio.timeout(10):
-        while not cond():
-            await asyncio.sleep(0.005)
-
-
 async def test_a_command_answers_with_the_daemons_data(core: Core, dispatched: list[str]) -> None:
     assert (await core.call("ping"))["phase"] == "starting"
     assert dispatched == ["ping"]
@@ -104,7 +85,7 @@ async def test_an_event_makes_the_next_read_ask_again(core: Core, ctx: Daemon, d
     assert await core.read("status") is first  # nothing changed since: the same reply
     ctx.phase = "ready"
     ctx.bus.publish(DaemonStateChanged(state="ready"))
-    await until(lambda: bool(seen), "the event")
+    await wait_until(lambda: bool(seen), what="the event")
     second = await core.read("status")
     assert dispatched == ["status", "status"]
     assert (first["daemon"]["phase"], second["daemon"]["phase"]) == ("starting", "ready")
@@ -126,7 +107,7 @@ async def test_a_state_changing_command_of_another_transport_is_an_event(core: C
     before = core.generation
     with contextlib.suppress(CommandError):
         await commands_module.answer(ctx, "stop", {"names": ["nope"]})  # as the control socket would
-    await until(lambda: bool(seen), "the event")
+    await wait_until(lambda: bool(seen), what="the event")
     assert seen[0]["type"] == "CommandCompleted" and seen[0]["command"] == "stop" and not seen[0]["ok"]
     assert core.generation != before
 
@@ -164,7 +145,7 @@ async def test_events_arrive_in_order_with_the_daemons_numbers(core: Core, ctx: 
         ctx.bus.publish(DaemonStateChanged(state=f"s{i}"))
         if i % 50 == 0:
             await asyncio.sleep(0)
-    await until(lambda: len(got) >= 300, "300 events")
+    await wait_until(lambda: len(got) >= 300, what="300 events")
     assert [e["state"] for e in got] == [f"s{i}" for i in range(300)]
     assert [e["seq"] for e in got] == list(range(got[0]["seq"], got[0]["seq"] + 300))
     assert core.boot == ctx.events.boot and core.seq == ctx.events.seq
@@ -179,7 +160,7 @@ async def test_a_reader_that_falls_behind_is_told_to_resync(ctx: Daemon) -> None
     local.on_event(got.append)
     for i in range(50):  # no await: the follower cannot run meanwhile
         ctx.bus.publish(DaemonStateChanged(state=f"s{i}"))
-    await until(lambda: any(e.get("state") == "s49" for e in got), "the last event")
+    await wait_until(lambda: any(e.get("state") == "s49" for e in got), what="the last event")
     assert got[0]["type"] == RESYNC and got[0]["seq"] == 40  # the 10 kept follow it
     assert [e["state"] for e in got[1:]] == [f"s{i}" for i in range(40, 50)]
     await local.close()
@@ -217,7 +198,7 @@ async def test_remote_commands_in_flight_are_bounded(ctx: Daemon, monkeypatch: p
         remote = RemoteCore(ctx.config.control_socket, pool_size=3)
         await remote.start()
         calls = [asyncio.ensure_future(remote.call("ping")) for _ in range(20)]
-        await until(lambda: running == 3, "three commands in flight")
+        await wait_until(lambda: running == 3, what="three commands in flight")
         gate.set()
         replies = await asyncio.gather(*calls)
         assert most == 3 and all(r["pong"] for r in replies)
@@ -266,7 +247,7 @@ async def test_remote_core_outlives_the_daemons_idle_timeout(ctx: Daemon) -> Non
         await remote.start()
         assert (await remote.call("ping"))["pong"]
         # the daemon closes the pooled connection (the event stream's connection stays)
-        await until(lambda: len(server._connections) == 1, "the idle connection closed")
+        await wait_until(lambda: len(server._connections) == 1, what="the idle connection closed")
         assert (await remote.call("ping"))["pong"]
         assert not remote.lost.done()  # the event stream is not a request: never cut for idleness
         await remote.close()
@@ -281,7 +262,7 @@ async def test_replies_errors_and_events_reach_the_web_redacted(core: Core, ctx:
     core.on_event(got.append)
     ctx.phase = f"ready {SECRET}"
     ctx.bus.publish(DaemonStateChanged(state="ready", detail=f"postgres://u:{SECRET}@db and {SECRET}"))
-    await until(lambda: bool(got), "the event")
+    await wait_until(lambda: bool(got), what="the event")
     assert got[0]["detail"] == "postgres://u:***@db and ***"
     assert (await core.call("health"))["phase"] == "ready ***"
     with pytest.raises(CommandError) as refusal:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 
-from helpers import guarded_server
+from helpers import guarded_server, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -97,12 +96,6 @@ async def test_at_the_cap_new_connections_get_503_and_admitted_ones_stay() -> No
         assert b"200 OK" in await _get_health(port)
     finally:
         await runner.cleanup()
-
-
-async def wait_until(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not cond():
-            await asyncio.sleep(0.01)
 
 
 async def test_a_body_that_never_arrives_times_out() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from helpers import wait_until
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import DaemonStateChanged, EventBus
@@ -63,9 +64,7 @@ async def frames(url: str, count: int, last_id: str = "") -> list[dict[str, str]
 
 
 async def caught_up(log: EventLog, seq: int) -> None:
-    async with asyncio.timeout(5):
-        while log.last_id != f"{log.boot}-{seq}":
-            await asyncio.sleep(0.005)
+    await wait_until(lambda: log.last_id == f"{log.boot}-{seq}", 5, f"event {seq}")
 
 
 async def test_replay_resync_and_cap(served: tuple[EventBus, EventLog, str]) -> None:
@@ -93,11 +92,7 @@ async def test_replay_resync_and_cap(served: tuple[EventBus, EventLog, str]) -> 
     got = await asyncio.wait_for(frames(url, 2, "feedf00d-3"), 5)
     assert [f["event"] for f in got] == ["hello", "resync"]
     # streams whose clients left are let go within a second or so, without waiting for a write
-    for _ in range(50):
-        if log.open_streams == 0:
-            break
-        await asyncio.sleep(0.1)
-    assert log.open_streams == 0
+    await wait_until(lambda: log.open_streams == 0, 5, "the streams let go")
     # at most max_streams at once
     async with aiohttp.ClientSession() as s:
         open_streams = [await s.get(url) for _ in range(2)]
@@ -123,10 +118,7 @@ async def test_a_pages_first_connection_gets_what_happened_since_its_render(
     # a reconnect's Last-Event-ID wins over the URL's ?since= (which would replay "before" and "between")
     await caught_up(log, 2)
     task = asyncio.create_task(frames(f"{url}?since={log.boot}-0", 2, log.last_id))
-    for _ in range(50):
-        if log.open_streams:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: log.open_streams, 10, "the stream open")
     bus.publish(DaemonStateChanged(state="after"))
     got = await asyncio.wait_for(task, 5)
     assert '"after"' in got[1]["data"]

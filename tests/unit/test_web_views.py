@@ -17,12 +17,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from helpers import Reply, route_path
+from helpers import HEALTH_SUMMARY_KEYS, Reply, route_path
 from openapi_spec_validator import validate
 
 from foss_supervisor.base.tokens import load_or_create_token, viewer_token
 from foss_supervisor.commands import COMMANDS
-from foss_supervisor.commands import registry as commands_module
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import DaemonStateChanged
 from foss_supervisor.daemon import Daemon
@@ -39,7 +38,6 @@ programs:
   worker: {{command: [worker], depends_on: talker}}
 """
 #: what an anonymous client learns of the health: the verdict and counts, nothing that names a program
-SUMMARY_KEYS = {"ok", "status", "phase", "problem_count", "warning_count", "programs"}
 ANONYMOUS: tuple[dict[str, str], ...] = (
     {},
     {"Authorization": "Bearer wrong"},
@@ -90,20 +88,6 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     finally:
         await client.close()
         await core.close()
-
-
-@pytest.fixture
-def dispatched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every command the core ran (the real ``dispatch``, counted)."""
-    seen: list[str] = []
-    real = commands_module.dispatch
-
-    async def counting(ctx: Any, name: str, args: Any) -> Any:
-        seen.append(name)
-        return await real(ctx, name, args)
-
-    monkeypatch.setattr(commands_module, "dispatch", counting)
-    return seen
 
 
 # ------------------------------------------------------------------------------------------ JSON twins
@@ -158,7 +142,7 @@ async def test_every_route_refuses_a_client_without_the_token_and_serves_both_to
             if route.part == OPEN:
                 assert reply.status != 401, (route.path, headers)
             elif route.part == HEALTH:
-                assert reply.status == 503 and set(reply.json()) == SUMMARY_KEYS, (route.path, headers)
+                assert reply.status == 503 and set(reply.json()) == HEALTH_SUMMARY_KEYS, (route.path, headers)
             else:
                 assert reply.status == 401, (route.method, path, headers, reply.status)
             assert b"talker" not in reply.body and b"worker" not in reply.body, path  # nothing of the config
@@ -212,7 +196,7 @@ async def test_foreign_hosts_and_cross_site_writes_are_refused_before_any_view(
 async def test_the_health_summary_is_the_verdict_and_counts_and_follows_a_change_at_once(site: Site) -> None:
     for path in ("/health", "/api/v1/health", "/health?format=json"):
         summary = await site.fetch("GET", path)
-        assert summary.status == 503 and set(summary.json()) == SUMMARY_KEYS
+        assert summary.status == 503 and set(summary.json()) == HEALTH_SUMMARY_KEYS
         assert summary.json() | {"programs": None} == {
             "ok": False,
             "status": "unhealthy",

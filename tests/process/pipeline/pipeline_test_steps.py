@@ -43,15 +43,19 @@ def copy_into(ctx: StepContext) -> Mapping[str, int | float]:
     return {"rows_in": 0, "rows_out": 0}
 
 
-def gated(ctx: StepContext) -> Mapping[str, int | float]:
-    """Say it started (a file), then hold the step until the test creates the release file (60 s at most)."""
-    Path(ctx.params["started"]).write_text("running")
-    release = Path(ctx.params["release"])
+def _held_until(release: Path) -> None:
+    """Return once the test has created ``release``; TimeoutError after 60 s."""
     deadline = time.monotonic() + 60.0
     while not release.exists():
         if time.monotonic() > deadline:
             raise TimeoutError("never released")
         time.sleep(0.02)
+
+
+def gated(ctx: StepContext) -> Mapping[str, int | float]:
+    """Say it started (a file), then hold the step until the test creates the release file (60 s at most)."""
+    Path(ctx.params["started"]).write_text("running")
+    _held_until(Path(ctx.params["release"]))
     ctx.cursor.execute("CREATE OR REPLACE TABLE main.gated AS SELECT 1 AS x")
     return {"rows_in": 1, "rows_out": 1}
 
@@ -60,10 +64,5 @@ def writes_then_gated(ctx: StepContext) -> Mapping[str, int | float]:
     """Write a row, say so (a file), then hold in Python (no statement running) until released (60 s at most)."""
     ctx.cursor.execute("CREATE TABLE IF NOT EXISTS main.g AS SELECT 1 AS x")
     Path(ctx.params["started"]).write_text("wrote")
-    release = Path(ctx.params["release"])
-    deadline = time.monotonic() + 60.0
-    while not release.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError("never released")
-        time.sleep(0.02)
+    _held_until(Path(ctx.params["release"]))
     return {"rows_in": 1, "rows_out": 1}

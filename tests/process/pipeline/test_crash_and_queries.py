@@ -6,25 +6,24 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from golden_data import FILES_BATCH1, FILES_BATCH2, write_files
+from helpers import wait_until
 from helpers.pipeline import RunnerFactory, dump_tables, orders_spec, variant_yaml
 
 from foss_supervisor.pipeline.errors import QueryFailedError, QueryRefusedError, QueryTimeoutError
-from foss_supervisor.pipeline.events import StepStateChanged, WorkerExited
+from foss_supervisor.pipeline.events import PipelineEvent, StepStateChanged, WorkerExited
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
 #: after the step's writes, before its metrics: a statement that would run for hours
 SLOW = "CREATE TEMP TABLE _slow AS SELECT count(*) AS n FROM range(1000000000000) t(x) WHERE hash(x) = 42;"
 
 
-async def wait_event(factory: RunnerFactory, pred: object, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not any(pred(e) for e in factory.events):  # type: ignore[operator]
-        assert time.monotonic() < deadline, "event did not arrive in time"
-        await asyncio.sleep(0.02)
+async def wait_event(factory: RunnerFactory, pred: Callable[[PipelineEvent], bool], timeout_s: float = 30.0) -> None:
+    await wait_until(lambda: any(pred(e) for e in factory.events), timeout_s, "the event")
 
 
 @pytest.mark.parametrize(

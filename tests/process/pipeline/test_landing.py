@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import yaml
-from helpers.pipeline import RunnerFactory
+from helpers.pipeline import RunnerFactory, landing_steps
 
 from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState
@@ -82,14 +82,7 @@ async def test_gzipped_csv_and_jsonl_are_read_like_plain_ones(
         "name": "gz",
         "folders": {"landing": str(ws["landing"]), "reference": str(ws["reference"]), "warehouse": str(ws["db"])},
         "steps": [
-            {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
-            {
-                "name": "ingest",
-                "kind": "python",
-                "callable": "foss_supervisor.pipeline.ingest:ingest",
-                "depends_on": ["discover"],
-                "params": {"table": "gz_bronze.raw", "columns": ["id", "v"]},
-            },
+            *landing_steps("gz_bronze.raw", ["id", "v"]),
         ],
     }
     (tmp_path / "gz.yaml").write_text(yaml.safe_dump(doc))

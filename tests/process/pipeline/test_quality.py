@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import yaml
-from helpers.pipeline import QUALITY_RULES, RunnerFactory, quality_pipeline
+from helpers.pipeline import QUALITY_RULES, RunnerFactory, landing_steps, quality_pipeline
 
 from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
@@ -130,14 +130,7 @@ async def test_deduplicate_keeps_the_latest_row_per_key_across_batches(
         "schemas": ["d_meta", "d_bronze", "d_silver"],
         "setup": "setup.sql",
         "steps": [
-            {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
-            {
-                "name": "ingest",
-                "kind": "python",
-                "callable": "foss_supervisor.pipeline.ingest:ingest",
-                "depends_on": ["discover"],
-                "params": {"table": "d_bronze.raw", "columns": ["id", "grp", "ts", "v"]},
-            },
+            *landing_steps("d_bronze.raw", ["id", "grp", "ts", "v"]),
             {
                 "name": "dedupe",
                 "kind": "deduplicate",

@@ -11,15 +11,14 @@ from typing import Any
 
 import psutil
 import pytest
-import yaml
-from helpers.pipeline import RunnerFactory
+from helpers import wait_until
+from helpers.pipeline import RunnerFactory, gated_spec
 from structlog.testing import capture_logs
 
 from foss_supervisor.pipeline.errors import QueryMemoryError, QueryTimeoutError
 from foss_supervisor.pipeline.events import StepStateChanged, WorkerExited, WorkerStarted
 from foss_supervisor.pipeline.limits import MiB, WorkerLimits
 from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
 HERE = Path(__file__).parent
@@ -32,35 +31,10 @@ BIG_LIST_SQL = "SELECT list(range) AS l FROM range(40000000)"
 SLOW_TO_CONVERT_SQL = "SELECT list(TIMESTAMPTZ '2024-01-01' + to_seconds(range)) FROM range(3000000)"
 
 
-def gated_spec(tmp_path: Path) -> Any:
-    """One pipeline with one Python step that holds until the test releases it."""
-    doc = {
-        "name": "gated",
-        "folders": {"landing": str(tmp_path), "reference": str(tmp_path), "warehouse": str(tmp_path / "wh.duckdb")},
-        "steps": [
-            {
-                "name": "hold",
-                "kind": "python",
-                "callable": "pipeline_test_steps:gated",
-                "params": {"started": str(tmp_path / "started"), "release": str(tmp_path / "release")},
-            }
-        ],
-    }
-    (tmp_path / "gated.yaml").write_text(yaml.safe_dump(doc))
-    return load_pipeline(tmp_path / "gated.yaml")
-
-
 async def open_runner(tmp_path: Path, runners: RunnerFactory, limits: WorkerLimits, **kw: Any) -> PipelineRunner:
     return await runners.open(
         [gated_spec(tmp_path)], tmp_path / "state", worker_env={"PYTHONPATH": str(HERE)}, limits=limits, **kw
     )
-
-
-async def wait_until(check: Any, timeout_s: float, what: str) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.02)
-    assert check(), what
 
 
 def exited(runners: RunnerFactory, pid: int | None) -> list[WorkerExited]:

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 from helpers.pipeline import RunnerFactory, write_yaml
 
 from foss_supervisor.pipeline.errors import PipelineBusyError, UnknownPipelineError
@@ -95,13 +96,16 @@ async def test_runs_of_one_pipeline_never_overlap_and_cancel(tmp_path: Path, run
     runner = await runners.open([spec], tmp_path / "state", cancel_grace_s=5.0)
     pid = runner.worker.pid
     task = asyncio.create_task(runner.run("slow"))
-    for _ in range(500):
-        if runner.is_running("slow"):
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: runner.is_running("slow"), 5, "the run to start")
     with pytest.raises(PipelineBusyError):
         await runner.run("slow")
-    await asyncio.sleep(0.3)
+    await wait_until(  # the cancel meets the step's query in the worker
+        lambda: any(
+            isinstance(e, StepStateChanged) and e.step == "slow" and e.new is StepState.RUNNING for e in runners.events
+        ),
+        30,
+        "the slow step running",
+    )
     assert await runner.cancel("slow")
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 30)

@@ -13,13 +13,13 @@ import asyncio
 import os
 import signal
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from helpers.pipeline import RunnerFactory
+from helpers import wait_until
+from helpers.pipeline import RunnerFactory, gated_spec, landing_steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,14 +67,7 @@ def acct_pipeline(root: Path) -> Path:
         "schemas": ["acct_meta", "acct_bronze", "acct_silver", "acct_gold"],
         "setup": "setup.sql",
         "steps": [
-            {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
-            {
-                "name": "ingest",
-                "kind": "python",
-                "callable": "foss_supervisor.pipeline.ingest:ingest",
-                "depends_on": ["discover"],
-                "params": {"table": "acct_bronze.raw", "columns": ["id", "v"]},
-            },
+            *landing_steps("acct_bronze.raw", ["id", "v"]),
             {
                 "name": "check",
                 "kind": "quality",
@@ -109,10 +102,7 @@ def land(landing: Path, first: int, files: int, rows: int) -> int:
 
 
 async def wait_for_event(factory: RunnerFactory, pred: Callable[[PipelineEvent], bool], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not any(pred(e) for e in factory.events):
-        assert time.monotonic() < deadline, "the event never came"
-        await asyncio.sleep(0.005)
+    await wait_until(lambda: any(pred(e) for e in factory.events), timeout_s, "the event")
 
 
 async def wait_running(factory: RunnerFactory, step: str) -> None:
@@ -225,27 +215,10 @@ async def test_a_cancel_while_a_step_is_in_python_rolls_it_back(tmp_path: Path, 
     """The issue's case: a cancel that reaches the worker while a step runs Python between two statements,
     where DuckDB's interrupt has nothing to stop, still rolls the step back, even when the step then
     returns well within the cancel's grace time."""
-    doc = {
-        "name": "gated",
-        "folders": {"landing": str(tmp_path), "reference": str(tmp_path), "warehouse": str(tmp_path / "wh.duckdb")},
-        "steps": [
-            {
-                "name": "hold",
-                "kind": "python",
-                "callable": "pipeline_test_steps:writes_then_gated",
-                "params": {"started": str(tmp_path / "started"), "release": str(tmp_path / "release")},
-            }
-        ],
-    }
-    (tmp_path / "gated.yaml").write_text(yaml.safe_dump(doc))
-    runner = await runners.open(
-        [load_pipeline(tmp_path / "gated.yaml")], tmp_path / "state", worker_env={"PYTHONPATH": str(HERE)}
-    )
+    spec = gated_spec(tmp_path, "writes_then_gated")
+    runner = await runners.open([spec], tmp_path / "state", worker_env={"PYTHONPATH": str(HERE)})
     run = asyncio.create_task(runner.run("gated"))
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "started").exists():
-        assert time.monotonic() < deadline, "the step never wrote"
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: (tmp_path / "started").exists(), 60, "the step's write")
     assert await runner.cancel("gated")
     for _ in range(3):  # the run task sends the cancel on its next loop iterations ...
         await asyncio.sleep(0)
@@ -266,10 +239,7 @@ async def test_a_cancel_between_two_statements_rolls_the_step_back(tmp_path: Pat
     runner = await runners.open([spec], tmp_path / "state")
     run = asyncio.create_task(runner.run("acct"))
     await wait_running(runners, "ingest")
-    deadline = time.monotonic() + 60
-    while not any(isinstance(e, StepLog) and e.step == "ingest" for e in runners.events):
-        assert time.monotonic() < deadline, "ingest logged no file"
-        await asyncio.sleep(0.005)
+    await wait_for_event(runners, lambda e: isinstance(e, StepLog) and e.step == "ingest")  # a file logged
     assert await runner.cancel("acct")
     await asyncio.wait_for(asyncio.gather(run, return_exceptions=True), 60)
     (first,) = runner.history.list("acct", 1)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from helpers import wait_until
 
 from foss_supervisor.core.events import StateChanged
 from foss_supervisor.pipeline.errors import WorkerCrashedError
@@ -25,14 +26,6 @@ from foss_supervisor.pipeline.states import RunStatus, StepState
 
 #: a statement that runs far past a step's 0.5 s timeout
 SLOW_SQL = "CREATE OR REPLACE TABLE main.slow AS SELECT count(*) AS n FROM range(20000000000);\n"
-
-
-async def until(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    async with asyncio.timeout(timeout_s):
-        while not (found := check()):
-            await asyncio.sleep(0.02)
-    assert found, what
-    return found
 
 
 class Recorded:
@@ -84,8 +77,8 @@ async def test_the_worker_is_restarted_when_it_dies_and_a_step_timeout_is_a_rest
 
     # killed from outside: it exited (a crash, as for any program) and its controller started a new one
     os.kill(first["pid"], signal.SIGKILL)
-    await until(lambda: len(seen.started()) == 2, 60, "a new worker")
-    await until(lambda: runner.worker.status()["state"] == "RUNNING", 30, "RUNNING again")
+    await wait_until(lambda: len(seen.started()) == 2, 60, "a new worker")
+    await wait_until(lambda: runner.worker.status()["state"] == "RUNNING", 30, "RUNNING again")
     assert seen.moves()[2:] == [("RUNNING", "EXITED"), ("EXITED", "STARTING"), ("STARTING", "RUNNING")]
     status = runner.worker.status()
     assert status["restarts"] == 1 and status["last_restart"]["reason"] == "died"
@@ -95,8 +88,8 @@ async def test_the_worker_is_restarted_when_it_dies_and_a_step_timeout_is_a_rest
     record = await asyncio.wait_for(runner.run("demo"), 60)
     assert record.status is RunStatus.FAILED and record.step("slow").state is StepState.CRASHED
     assert "timed out" in (record.step("slow").error or "")
-    await until(lambda: len(seen.started()) == 3, 60, "the worker after the timeout")
-    await until(lambda: runner.worker.status()["state"] == "RUNNING", 30, "RUNNING again")
+    await wait_until(lambda: len(seen.started()) == 3, 60, "the worker after the timeout")
+    await wait_until(lambda: runner.worker.status()["state"] == "RUNNING", 30, "RUNNING again")
     assert seen.moves()[5:] == [
         ("RUNNING", "STOPPING"),
         ("STOPPING", "STOPPED"),
@@ -122,7 +115,7 @@ async def test_a_worker_that_cannot_start_says_why_backs_off_and_starts_once_it_
         await asyncio.wait_for(runner.start(), 60)
     assert "warehouse" in str(info.value)  # the worker's last words name what it could not open
     # its controller keeps trying, ever later: BACKOFF, a problem for /health
-    await until(lambda: runner.worker.process.spawns >= 3 and runner.worker.problems(), 60, "BACKOFF, a problem")
+    await wait_until(lambda: runner.worker.process.spawns >= 3 and runner.worker.problems(), 60, "BACKOFF, a problem")
     assert runner.worker.problems()[0].startswith("@pipeline-worker is BACKOFF: ")
     assert runner.worker.status()["pid"] is None and runner.worker.status()["starts"] == 0
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.pipeline import ORDERS_YAML, base_doc, write_yaml
+from helpers.pipeline import ORDERS_STEPS, ORDERS_YAML, base_doc, write_yaml
 
 from foss_supervisor.errors import IllegalTransitionError
 from foss_supervisor.pipeline.errors import PipelineConfigError
@@ -19,17 +19,7 @@ from foss_supervisor.pipeline.states import STEP_TRANSITIONS, RunMode, RunStatus
 
 def test_orders_yaml_loads_in_dependency_order() -> None:
     spec = load_pipeline(ORDERS_YAML)
-    assert [s.name for s in spec.steps] == [
-        "discover",
-        "ingest",
-        "reference",
-        "validate",
-        "quarantine",
-        "deduplicate",
-        "enrich",
-        "aggregate",
-        "report",
-    ]
+    assert [s.name for s in spec.steps] == ORDERS_STEPS
     assert spec.step("discover").modes == frozenset({RunMode.RUN})
     assert spec.folders.reference.name == "reference" and spec.folders.reference.is_absolute()
     assert len(spec.checks) == 4
