@@ -122,10 +122,11 @@ _ORACLE = re.compile(r"(?P<head>(?<![^\s\"'=(])[A-Za-z_][\w$#]*/)(?P<secret>[^\s
 _PROSE = re.compile(
     r"(?P<head>\b(?:password|passphrase|passwd|secret|token)\s+(?:is|was)\s+)(?P<secret>[^\s,;]+)", re.I
 )
-# NAME=value, NAME: value, "name": "value", --name value (a space separates only after a dash)
+# NAME=value, NAME: value, "name": "value", --name value (a space separates only after a dash: "pw NAME=v" is
+# not the name pw and the value NAME=v, which would hide the real pair from the rule)
 _INLINE = re.compile(  # only names holding a secret word match, so a harmless one never hides a secret one
-    rf"(?P<name>(?<![\w-])-{{0,2}}(?=[\w.-]*(?i:{_NAME_WORDS}))[A-Za-z_][\w.-]*)(?P<close>[\"']?)(?!:/)"
-    r"(?P<sep>\s*[=:]\s*|\s+)(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s'\",;&]+)"
+    rf"(?P<name>(?<![\w-])(?P<dash>-{{1,2}})?(?=[\w.-]*(?i:{_NAME_WORDS}))[A-Za-z_][\w.-]*)(?P<close>[\"']?)(?!:/)"
+    r"(?P<sep>\s*[=:]\s*|(?(dash)\s+|(?!)))(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s'\",;&]+)"
 )
 _HEADER_NAME = re.compile(r"-{0,2}(?:proxy-)?authorization", re.I)
 # "file:line: programs.p.env.DB_PASSWORD: must be a string": a dotted config key then the first word of a
@@ -183,7 +184,8 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
 
     def inline(m: re.Match[str]) -> str:
         name, sep, value = m.group("name"), m.group("sep"), m.group("value")
-        if _HEADER_NAME.fullmatch(name) or value == REDACTED:  # the header's rule has been there
+        if (_HEADER_NAME.fullmatch(name) and sep.strip()) or value == REDACTED:  # the header's rule was there
+            # (it reads "authorization: ..." and "=..."; "--authorization VALUE", a flag, is this rule's)
             return m.group(0)
         if "." in name and sep.startswith(":") and value in _REASON_WORDS:  # a config error's key: reason
             return m.group(0)
