@@ -188,7 +188,8 @@ def _pipeline_reset(args: argparse.Namespace, config: Target) -> int:
     say(
         "SUCCESS",
         f"reset {args.name}: dropped schemas {', '.join(result['schemas_dropped'])}; "
-        f"forgot {result['runs_forgotten']} runs",
+        f"forgot {result['runs_forgotten']} runs"
+        + ("; removed its published tables" if result.get("unpublished") else ""),
     )
     return EXIT_OK
 

@@ -39,6 +39,7 @@ from foss_supervisor.pipeline.rules import (
     gated,
     load_access,
     load_patterns,
+    load_publish,
 )
 from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.pipeline.thresholds import DEFAULT_THRESHOLD, Threshold, step_thresholds
@@ -130,6 +131,8 @@ class PipelineSpec:
     ledger: str = "meta"
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
     publish: tuple[str, ...] = ()  # schemas or schema.table written as Parquet after each good run
+    publish_partition_by: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (schema.table, Hive partition columns)
+    publish_keep: int = 3  # published runs kept on disk (rules.DEFAULT_PUBLISH_KEEP)
     demo_data: str | None = None  # its sample data generator, ``generate(landing, orders=, seed=, prefix=)``
 
     def step(self, name: str) -> StepSpec:
@@ -267,9 +270,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
     sql_texts = [t for t in [setup_sql, *(s.sql for s in ordered)] if t]
     schemas, inputs, ledger = load_access(raw, name, sql_texts, ordered, file)
     patterns = load_patterns(raw, ordered, file)
-    publish = gated(raw, "publish", _gate(PIPELINE_SCHEMA, "publish"), (), file)
-    if not isinstance(raw.get("publish", []), list) or not all(p.split(".")[0] in schemas for p in publish):
-        raise PipelineConfigError(file, "publish", "must be a list of the pipeline's schemas or schema.table names")
+    published = load_publish(raw, schemas, file)
     demo = gated(raw, "demo_data", _gate(PIPELINE_SCHEMA, "demo_data"), "", file)
 
     return PipelineSpec(
@@ -284,7 +285,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         inputs=inputs,
         ledger=ledger,
         patterns=patterns,
-        publish=tuple(publish),
+        **published,
         demo_data=resolve_callable(demo, base, file, "demo_data") if demo else None,
     )
 
