@@ -20,6 +20,7 @@ worker's sandbox, ``pipeline validate`` and the metrics contract apply unchanged
         tests:                               # per row, a custom SQL predicate that must be true
           - {name: dropoff_after_pickup, expression: "dropoff_at >= pickup_at"}
         unparsed: {column: _parse_error, reason: malformed_line}  # optional, see below
+        raw: trips_bronze.trips_raw          # optional: a rejected row keeps this table's row (_raw_values)
 
 Rules, named as dbt tests read (dbt core and dbt_utils): ``not_null`` (NULL or blank text fails),
 ``unique`` (a value seen twice among the new rows, or already valid, fails; NULLs are not compared),
@@ -62,7 +63,7 @@ __all__ = ["RULES", "compile_quality"]
 RULES = ("not_null", "unique", "accepted_values", "accepted_range", "pattern", "relationships")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$")
-_PARAMS = {"source", "valid", "rejected", "key", "columns", "tests", "unparsed"}
+_PARAMS = {"source", "valid", "rejected", "key", "columns", "tests", "unparsed", "raw"}
 
 
 def _lit(value: Any) -> str:
@@ -177,6 +178,28 @@ def _rule_condition(col: str, raw: Any, file: str, key: str) -> tuple[str, str |
     return reason, f"{c} IS NOT NULL AND {text} NOT IN ({keys})", limit
 
 
+_VOLATILE = "'_batch_id', '_ingested_at', '_source_sha256'"
+
+
+def _quarantine(tables: Mapping[str, str], row_key: str, exclude: str, key: str) -> tuple[str, str]:
+    """(DDL before, the INSERT of failing rows into ``rejected``). With ``raw`` (the bronze table a typed
+    ``source`` view parses) each failing row keeps that table's row as it arrived, as JSON in ``_raw_values``:
+    the text that failed (``"dep_delay": "abc"``), not the NULL the view made of it, and ingest's
+    ``_raw_line``, ``_source_file`` and ``_source_line`` (not the columns that differ between two ingests
+    of the same line: ``_batch_id``, ``_ingested_at``, ``_source_sha256``)."""
+    rejected, raw = tables["rejected"], tables.get("raw")
+    if raw is None:
+        return "", f"INSERT INTO {rejected} BY NAME SELECT * {exclude} FROM _quality WHERE len(reasons) > 0;"  # noqa: S608
+    at = mark(f"{key}.raw", "raw table")
+    ddl = f"ALTER TABLE {rejected} ADD COLUMN IF NOT EXISTS _raw_values JSON;{at}\n"
+    insert = f"""INSERT INTO {rejected} BY NAME
+SELECT q.* {exclude}, CASE WHEN _raw_row.{row_key} IS NOT NULL THEN to_json(_raw_row) END AS _raw_values
+FROM _quality q LEFT JOIN (SELECT COLUMNS(lambda c: c NOT IN ({_VOLATILE})) FROM {raw}) _raw_row
+     ON _raw_row.{row_key} = q.{row_key}{at}
+WHERE len(q.reasons) > 0;"""  # noqa: S608 (identifiers checked by compile_quality)
+    return ddl, insert
+
+
 def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[str, tuple[Threshold, ...]]:
     """The step SQL for ``params`` (see the module docstring) and the thresholds its rules and tests declare;
     PipelineConfigError names the bad key."""
@@ -184,8 +207,10 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[
     if unknown:
         raise PipelineConfigError(file, f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_PARAMS))})")
     tables = {}
-    for name in ("source", "valid", "rejected"):
+    for name in ("source", "valid", "rejected", "raw"):
         value = params.get(name)
+        if name == "raw" and value is None:
+            continue
         if not isinstance(value, str) or not _TABLE.match(value):
             raise PipelineConfigError(file, f"{key}.{name}", "must be a lower-case schema.table name")
         tables[name] = value
@@ -260,10 +285,11 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[
             f"CASE WHEN s.{unparsed['column']} IS NOT NULL{where}\n    THEN [{unparsed_reason}] ELSE {reasons} END"
         )
     block, at_rejected = key.rpartition(".params")[0] or key, mark(f"{key}.rejected", "rejected table")
+    raw_column, insert_rejected = _quarantine(tables, row_key, exclude_rejected, key)
     sql = f"""-- compiled from the quality rules of this step{mark(block, "quality block")}
 CREATE TABLE IF NOT EXISTS {valid} AS SELECT * FROM {src} WHERE false;{mark(f"{key}.valid", "valid table")}
 CREATE TABLE IF NOT EXISTS {rejected} AS SELECT *, []::VARCHAR[] AS reasons FROM {src} WHERE false;{at_rejected}
-SET VARIABLE q_from = (SELECT max({row_key}){mark(f"{key}.key", "key column")}
+{raw_column}SET VARIABLE q_from = (SELECT max({row_key}){mark(f"{key}.key", "key column")}
                        FROM (SELECT {row_key} FROM {valid} UNION ALL SELECT {row_key} FROM {rejected}));
 CREATE TEMP TABLE _quality AS
 SELECT s.*, {reasons} AS reasons
@@ -273,7 +299,7 @@ FROM (SELECT *{windows}
          OR (getvariable('mode') = 'replay' AND {row_key} IN (SELECT {row_key} FROM {rejected}))) s;
 DELETE FROM {rejected} WHERE {row_key} IN (SELECT {row_key} FROM _quality);
 INSERT INTO {valid} BY NAME SELECT * {exclude_valid} FROM _quality WHERE len(reasons) = 0;
-INSERT INTO {rejected} BY NAME SELECT * {exclude_rejected} FROM _quality WHERE len(reasons) > 0;
+{insert_rejected}
 SELECT count(*) AS rows_in, count(*) FILTER (WHERE len(reasons) = 0) AS rows_out,
        count(*) FILTER (WHERE len(reasons) = 0) AS valid, count(*) FILTER (WHERE len(reasons) > 0) AS rejected,
        count(*) FILTER (WHERE {row_key} <= getvariable('q_from')) AS replayed,

@@ -107,3 +107,82 @@ async def test_a_run_names_the_yaml_line_of_the_broken_rule(
     assert check.attempts == 1  # a mistake in the YAML is not retried as if it were transient
     assert rec.step("totals").state is StepState.UPSTREAM_FAILED
     assert rec.error is not None and rec.error.startswith("step check failed"), rec.error
+
+
+# ------------------------------------------------------------------ quarantine keeps what arrived
+
+PARSED_SETUP = """
+CREATE SCHEMA IF NOT EXISTS q_ref; CREATE SCHEMA IF NOT EXISTS q_silver; CREATE SCHEMA IF NOT EXISTS q_bronze;
+CREATE OR REPLACE TABLE q_ref.zones AS SELECT * FROM read_csv(getvariable('reference_dir') || '/zones.csv');
+CREATE TABLE IF NOT EXISTS q_bronze.raw (
+    _row_id BIGINT NOT NULL, _batch_id VARCHAR NOT NULL, _source_file VARCHAR NOT NULL,
+    _source_sha256 VARCHAR NOT NULL, _source_line BIGINT NOT NULL, _ingested_at TIMESTAMPTZ NOT NULL,
+    _raw_line VARCHAR, _parse_error VARCHAR, id VARCHAR, kind VARCHAR, amount VARCHAR, code VARCHAR,
+    zone VARCHAR, lim VARCHAR
+);
+CREATE OR REPLACE VIEW q_silver.parsed AS
+SELECT _row_id, _source_line, _parse_error, nullif(trim(id), '') AS id, try_cast(amount AS DOUBLE) AS amount
+FROM q_bronze.raw;
+"""
+#: text DuckDB reads as a number although it holds no digit
+_NUMBER_WORDS = {f"{sign}{word}" for sign in ("", "+", "-") for word in ("inf", "infinity", "nan")}
+NOT_A_NUMBER = st.text(st.characters(blacklist_categories=["Cs", "Nd", "Cc", "Zl", "Zp"]), max_size=40).filter(
+    lambda v: v.strip().lower() not in _NUMBER_WORDS
+)
+
+
+def parsed_pipeline(tmp_path: Path, ws: dict[str, Path]) -> Path:
+    """Pipeline ``q`` whose quality block checks a typed view over bronze and names bronze as ``raw``."""
+    rules = {
+        "source": "q_silver.parsed",
+        "valid": "q_silver.ok",
+        "rejected": "q_silver.bad_rejected",
+        "raw": "q_bronze.raw",
+        "unparsed": {"column": "_parse_error", "reason": "malformed_line"},
+        "columns": {"amount": [{"not_null": {"name": "invalid_amount"}}]},
+    }
+    path = quality_pipeline(tmp_path, ws, rules, thresholds=[])
+    (tmp_path / "setup.sql").write_text(PARSED_SETUP)
+    return path
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(values=st.lists(NOT_A_NUMBER, min_size=1, max_size=12))
+def test_quarantined_rows_keep_the_raw_value_that_failed_and_the_raw_line(
+    tmp_path_factory: Any, values: list[str]
+) -> None:
+    """A row a typed view made NULL keeps, in ``_raw_values``, its bronze row: the text that failed as it
+    arrived (quotes, spaces, any script), and a line ingest could not split keeps ``_raw_line``."""
+    tmp_path = tmp_path_factory.mktemp("raw")
+    ws = {
+        "landing": tmp_path / "landing",
+        "reference": tmp_path / "ref",
+        "db": tmp_path / "w.duckdb",
+        "state": tmp_path / "state",
+    }
+    ws["landing"].mkdir()
+    ws["reference"].mkdir()
+    spec = load_pipeline(parsed_pipeline(tmp_path, ws))
+    lines = ["id,kind,amount,code,zone,lim", "good,a,5,AB,Z1,1"]
+    lines += [f'r{i},a,"{v.replace(chr(34), chr(34) * 2)}",AB,Z1,1' for i, v in enumerate(values)]
+    lines.append('broken,"a,1')  # a stray quote: ingest keeps the line whole
+    (ws["landing"] / "b.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    async def scenario() -> list[tuple[Any, ...]]:
+        factory = RunnerFactory()
+        try:
+            runner = await factory.open([spec], ws["state"])
+            rec = await asyncio.wait_for(runner.run("q"), 60)
+            assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
+            assert rec.step("check").metrics["valid"] == 1
+            found = await runner.client.query(
+                "SELECT id, amount, reasons, _raw_values->>'amount', _raw_values->>'_raw_line',"
+                " CAST(_raw_values->>'_source_line' AS BIGINT) FROM q_silver.bad_rejected ORDER BY _source_line"
+            )
+            return [tuple(r) for r in found.rows]
+        finally:
+            await factory.close()
+
+    rows = asyncio.run(scenario())
+    assert rows[:-1] == [(f"r{i}", None, ["invalid_amount"], v, None, i + 3) for i, v in enumerate(values)], rows
+    assert rows[-1] == (None, None, ["malformed_line"], None, 'broken,"a,1', len(values) + 3)
