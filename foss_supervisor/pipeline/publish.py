@@ -45,7 +45,6 @@ __all__ = [
     "SUCCESS",
     "commit_run",
     "discard_stage",
-    "read_manifest",
     "remove_published",
     "stage_name",
 ]
@@ -145,18 +144,6 @@ def _prune(folder: Path, current: str, keep: int) -> None:
 def discard_stage(folder: Path, run_id: str) -> None:
     """Remove what a publish of ``run_id`` that did not finish wrote (never the current set)."""
     shutil.rmtree(folder / RUNS / stage_name(run_id), ignore_errors=True)
-
-
-def read_manifest(folder: Path) -> dict[str, Any] | None:
-    """The current manifest of the pipeline publish folder ``folder``; None when nothing was published (or
-    the file is not a manifest of this format)."""
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        return None
-    return manifest
 
 
 def remove_published(folder: Path) -> bool:

@@ -383,7 +383,8 @@ class WorkerClient:
 
     async def _export(self, request: dict[str, Any], timeout_s: float, what: str) -> dict[str, Any]:
         """One ``export`` request (exports and publishes count as one kind for the worker's recycling): bounded
-        by ``timeout_s``, interrupted in the worker when it times out or its caller is cancelled."""
+        by ``timeout_s``, interrupted in the worker when it times out or its caller is cancelled, which then
+        waits (at most the cancel grace) for the worker to stop writing."""
         channel = await self._worker.ensure()
         rid, fut = channel.send("export", request)
         try:
@@ -391,6 +392,8 @@ class WorkerClient:
         except (TimeoutError, asyncio.CancelledError) as exc:
             with contextlib.suppress(Exception):
                 channel.send("cancel", {"target": rid})
+            # bounded: until the worker stopped writing (its reply), so the caller may remove what it wrote
+            await asyncio.wait({fut}, timeout=self._cancel_grace_s)
             fut.add_done_callback(_consume)
             if isinstance(exc, asyncio.CancelledError):
                 raise
