@@ -138,9 +138,29 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
                     cur.close()
                 if reports[-1].status == "error":
                     roots[step.name] = step.name
+            if spec.publish_partition_by and not roots:
+                reports.append(_partitions(con, spec))
         finally:
             con.close()
     return reports
+
+
+def _partitions(con: Any, spec: PipelineSpec) -> StepReport:
+    """``publish_partition_by``: each column is one of its table's, as the steps left the tables (``_publish``)."""
+    for table, columns in spec.publish_partition_by:
+        schema, _, name = table.partition(".")
+        found = con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchall()
+        if not found:
+            return StepReport("_publish", "not_checked", message=f"{table} is not made by a SQL step")
+        missing = [c for c in columns if c not in {r[0] for r in found}]
+        if missing:
+            return StepReport(
+                "_publish", "error", str(spec.path), f"publish_partition_by: {table} has no column {missing[0]!r}"
+            )
+    return StepReport("_publish", "ok")
 
 
 def _sql_step(

@@ -23,6 +23,7 @@ from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
+from foss_supervisor.pipeline.validate import validate_spec
 
 GOLD_SQL = """
 CREATE SCHEMA IF NOT EXISTS pub_gold;
@@ -205,3 +206,14 @@ def test_partition_columns_name_published_tables(tmp_path: Path, workspace: dict
         load_pipeline(path)
     assert refused.value.key == "publish_partition_by[1]" and refused.value.line is not None
     assert "table 'other.t' is not published" in str(refused.value)
+
+
+def test_validate_checks_partition_columns_against_the_tables_the_steps_make(
+    tmp_path: Path, workspace: dict[str, Path]
+) -> None:
+    good = {r.step: r for r in validate_spec(load_pipeline(publishing_pipeline(tmp_path, workspace)))}
+    assert good["_publish"].status == "ok" and good["gold"].status == "ok", good
+    path = publishing_pipeline(tmp_path, workspace, publish_partition_by=["pub_gold.daily.day", "pub_gold.items.dya"])
+    bad = {r.step: r for r in validate_spec(load_pipeline(path))}["_publish"]
+    assert bad.status == "error" and bad.where == str(path), bad
+    assert bad.message == "publish_partition_by: pub_gold.items has no column 'dya'"
