@@ -28,10 +28,35 @@ __all__ = [
     "cmd_export",
     "cmd_pipeline",
     "cmd_query",
+    "runs_table",
 ]
 
 
 GOOD_RUN = ("succeeded", "succeeded_with_warnings")
+
+
+def run_rows(run: dict[str, Any]) -> int | None:
+    """The rows a run moved: the most rows one of its steps wrote (``rows_out``; usually ingest's lines), not
+    counting steps it reused from an earlier run; None when no step reported any."""
+    written = [s["rows_out"] for s in run.get("steps", ()) if s.get("rows_out") is not None]
+    return max(written) if written else None
+
+
+def runs_table(runs: list[dict[str, Any]]) -> list[str]:
+    """``pipeline runs``: a header, then per run (newest first, as given) its id, pipeline, status, reason
+    (``manual``, ``schedule``, ``files_landed``, ``config_changed``, ``after``; a retry says so), start in
+    local time, duration and rows (:func:`run_rows`); ``-`` where a run has none (yet)."""
+    lines = [f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<24} {'REASON':<15} {'STARTED':<19} {'TOOK':>9} {'ROWS':>12}"]
+    for run in runs:
+        took = f"{run['duration_s']:.2f}s" if run.get("duration_s") is not None else "-"
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started_at"]))
+        reason = str(run.get("reason") or run.get("trigger") or "-") + (" (retry)" if run.get("retry_of") else "")
+        rows = run_rows(run)
+        lines.append(
+            f"{run['run_id']:<24} {run['pipeline']:<12} {run['status']:<24} {reason:<15} {started:<19} {took:>9} "
+            f"{'-' if rows is None else f'{rows:,}':>12}"
+        )
+    return lines
 
 
 def _print_run(run: dict[str, Any]) -> None:
@@ -98,12 +123,8 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
         runs = call(config.control_socket, "pipeline_runs", name=args.name or "", limit=args.limit)
         if args.json:
             print(json.dumps(runs, indent=2))
-        for run in [] if args.json else runs:
-            took = f"{run['duration_s']:.2f}s" if run.get("duration_s") is not None else "-"
-            print(
-                f"{run['run_id']}  {run['pipeline']:<10} {run['mode']:<7} {run['trigger']:<13} "
-                f"{run['status']:<24} {took}"
-            )
+        else:
+            print("\n".join(runs_table(runs)))
         return EXIT_OK
     if not args.name:
         say("ERROR", f"pipeline {args.action} needs a {'run id' if args.action == 'retry' else 'pipeline name'}")
@@ -188,7 +209,8 @@ def _pipeline_reset(args: argparse.Namespace, config: Target) -> int:
     say(
         "SUCCESS",
         f"reset {args.name}: dropped schemas {', '.join(result['schemas_dropped'])}; "
-        f"forgot {result['runs_forgotten']} runs",
+        f"forgot {result['runs_forgotten']} runs"
+        + ("; removed its published tables" if result.get("unpublished") else ""),
     )
     return EXIT_OK
 

@@ -74,7 +74,8 @@ async def export(ctx: CommandContext, table: str, sql: str, format: str) -> dict
 
 @command("pipeline_reset", mutating=True, name=(str, ...), confirm=(str, ""))
 async def pipeline_reset(ctx: CommandContext, name: str, confirm: str) -> dict[str, Any]:
-    """Drop every table of a pipeline (its schemas and file ledger) and forget its runs and reports.
+    """Drop every table of a pipeline (its schemas and file ledger), forget its runs and reports, and remove
+    what it published (``<data_dir>/published/<name>/``).
 
     ``confirm`` must repeat the pipeline's name. The next run ingests every landing file again.
     """

@@ -46,6 +46,10 @@ SCHEMA_NAME = gates.name(r"[a-z_][a-z0-9_]{0,62}", "a lower-case schema name (le
 TABLE_NAME = gates.name(
     r"[a-z_][a-z0-9_]{0,62}(?:\.[a-z_][a-z0-9_]{0,62})?", "a lower-case schema or schema.table name"
 )
+#: a published table's Hive partition column: ``schema.table.column``
+PARTITION_COLUMN = gates.name(
+    r"[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}\.[A-Za-z_][A-Za-z0-9_]{0,62}", "schema.table.column"
+)
 #: a selector of programs (``web``, ``api-*``, ``group:backend``) or a pipeline name
 SELECTOR = gates.name(r"[A-Za-z0-9_.:*?\[\]!-]{1,128}", "a program or pipeline name or selector like 'api-*'")
 
@@ -324,6 +328,8 @@ PIPELINE_SCHEMA: Section = {
     "ledger": SCHEMA_NAME,
     "patterns": gates.names(gates.glob()),
     "publish": gates.names(TABLE_NAME),
+    "publish_partition_by": gates.names(PARTITION_COLUMN),  # Hive partitions of published tables (publish.py)
+    "publish_keep": gates.count(1, 100),  # published runs kept on disk, the current one included
     "demo_data": CALLABLE,  # its sample data generator: generate(landing, orders=, seed=, prefix=)
 }
 

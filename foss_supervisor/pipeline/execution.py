@@ -55,7 +55,7 @@ class RunExecution:
     history: RunHistory
     db_path: Path
     state_dir: Path
-    publish: Callable[[str], Awaitable[list[dict[str, Any]]]]  # the runner's: a good run's tables, published
+    publish: Callable[[str, str], Awaitable[dict[str, Any]]]  # the runner's: a good run's tables, published
 
     def _spec(self, name: str) -> PipelineSpec:
         try:
@@ -163,8 +163,13 @@ class RunExecution:
             return self._finish(run, RunStatus.FAILED, f"step {bad[0]} {first.state.value}: {first.error}")
         if spec.publish:
             try:
-                published = await self.publish(spec.name)
-                log.info("pipeline_published", pipeline=spec.name, tables=[p["path"] for p in published])
+                published = await self.publish(spec.name, run.run_id)
+                log.info(
+                    "pipeline_published", pipeline=spec.name, run_id=run.run_id, tables=sorted(published["tables"])
+                )
+            except asyncio.CancelledError:  # the previous published set stays current (publish.py)
+                self._finish(run, RunStatus.CANCELLED, "cancelled while publishing; the previous published set is kept")
+                raise
             except (PipelineError, OSError) as exc:
                 return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, f"publish failed: {exc}")
         if StepState.SUCCEEDED_WITH_WARNINGS in states:

@@ -76,6 +76,7 @@ def definition_digest(spec: PipelineSpec) -> str:
         "ledger": spec.ledger,
         "patterns": list(spec.patterns),
         "publish": list(spec.publish),
+        "publish_partition_by": [[t, list(c)] for t, c in spec.publish_partition_by],
         "folders": dataclass_to_json(spec.folders),
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=jsonable).encode()).hexdigest()

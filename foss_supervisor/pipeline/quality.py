@@ -20,6 +20,7 @@ worker's sandbox, ``pipeline validate`` and the metrics contract apply unchanged
         tests:                               # per row, a custom SQL predicate that must be true
           - {name: dropoff_after_pickup, expression: "dropoff_at >= pickup_at"}
         unparsed: {column: _parse_error, reason: malformed_line}  # optional, see below
+        raw: trips_bronze.trips_raw          # optional: a rejected row keeps this table's row (_raw_values)
 
 Rules, named as dbt tests read (dbt core and dbt_utils): ``not_null`` (NULL or blank text fails),
 ``unique`` (a value seen twice among the new rows, or already valid, fails; NULLs are not compared),
@@ -53,6 +54,7 @@ from typing import Any
 from foss_supervisor.config import gates
 from foss_supervisor.config.gates import YamlNumber
 from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.origins import mark
 from foss_supervisor.pipeline.rules import gated
 from foss_supervisor.pipeline.thresholds import THRESHOLD_KEYS, Threshold, failing_metric, parse_threshold
 
@@ -61,7 +63,7 @@ __all__ = ["RULES", "compile_quality"]
 RULES = ("not_null", "unique", "accepted_values", "accepted_range", "pattern", "relationships")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}$")
-_PARAMS = {"source", "valid", "rejected", "key", "columns", "tests", "unparsed"}
+_PARAMS = {"source", "valid", "rejected", "key", "columns", "tests", "unparsed", "raw"}
 
 
 def _lit(value: Any) -> str:
@@ -176,6 +178,28 @@ def _rule_condition(col: str, raw: Any, file: str, key: str) -> tuple[str, str |
     return reason, f"{c} IS NOT NULL AND {text} NOT IN ({keys})", limit
 
 
+_VOLATILE = "'_batch_id', '_ingested_at', '_source_sha256'"
+
+
+def _quarantine(tables: Mapping[str, str], row_key: str, exclude: str, key: str) -> tuple[str, str]:
+    """(DDL before, the INSERT of failing rows into ``rejected``). With ``raw`` (the bronze table a typed
+    ``source`` view parses) each failing row keeps that table's row as it arrived, as JSON in ``_raw_values``:
+    the text that failed (``"dep_delay": "abc"``), not the NULL the view made of it, and ingest's
+    ``_raw_line``, ``_source_file`` and ``_source_line`` (not the columns that differ between two ingests
+    of the same line: ``_batch_id``, ``_ingested_at``, ``_source_sha256``)."""
+    rejected, raw = tables["rejected"], tables.get("raw")
+    if raw is None:
+        return "", f"INSERT INTO {rejected} BY NAME SELECT * {exclude} FROM _quality WHERE len(reasons) > 0;"  # noqa: S608
+    at = mark(f"{key}.raw", "raw table")
+    ddl = f"ALTER TABLE {rejected} ADD COLUMN IF NOT EXISTS _raw_values JSON;{at}\n"
+    insert = f"""INSERT INTO {rejected} BY NAME
+SELECT q.* {exclude}, CASE WHEN _raw_row.{row_key} IS NOT NULL THEN to_json(_raw_row) END AS _raw_values
+FROM _quality q LEFT JOIN (SELECT COLUMNS(lambda c: c NOT IN ({_VOLATILE})) FROM {raw}) _raw_row
+     ON _raw_row.{row_key} = q.{row_key}{at}
+WHERE len(q.reasons) > 0;"""  # noqa: S608 (identifiers checked by compile_quality)
+    return ddl, insert
+
+
 def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[str, tuple[Threshold, ...]]:
     """The step SQL for ``params`` (see the module docstring) and the thresholds its rules and tests declare;
     PipelineConfigError names the bad key."""
@@ -183,8 +207,10 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[
     if unknown:
         raise PipelineConfigError(file, f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_PARAMS))})")
     tables = {}
-    for name in ("source", "valid", "rejected"):
+    for name in ("source", "valid", "rejected", "raw"):
         value = params.get(name)
+        if name == "raw" and value is None:
+            continue
         if not isinstance(value, str) or not _TABLE.match(value):
             raise PipelineConfigError(file, f"{key}.{name}", "must be a lower-case schema.table name")
         tables[name] = value
@@ -195,8 +221,8 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[
     tests = params.get("tests", [])
     if not isinstance(columns, dict) or not isinstance(tests, list) or not (columns or tests):
         raise PipelineConfigError(file, f"{key}.columns", "declare rules per column (a mapping) and/or tests (a list)")
-    checks: list[tuple[str, str]] = []
-    unique: list[str] = []
+    checks: list[tuple[str, str, str]] = []  # (reason, failing condition, origin marker)
+    unique: dict[str, str] = {}  # column -> the origin marker of its (first) unique rule
     limits: list[Threshold] = []
     for col, rules in columns.items():
         ckey = f"{key}.columns.{col}"
@@ -204,14 +230,14 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[
             raise PipelineConfigError(file, ckey, "column names are lower-case identifiers (not 'reasons')")
         if not isinstance(rules, list) or not rules:
             raise PipelineConfigError(file, ckey, "must be a list of rules")
-        for raw in rules:
+        for j, raw in enumerate(rules):
             reason, failing, limit = _rule(col, raw, file, ckey)
             limits.extend([limit] if limit is not None else [])
             if failing is None:
-                unique.append(col)
+                unique.setdefault(col, mark(f"{ckey}[{j}]", f"rule {reason}"))
                 seen = f"SELECT CAST({col} AS VARCHAR) FROM {tables['valid']} WHERE {col} IS NOT NULL"  # noqa: S608
                 failing = f"s.{col} IS NOT NULL AND (s._n_{col} > 1 OR CAST(s.{col} AS VARCHAR) IN ({seen}))"
-            checks.append((reason, failing))
+            checks.append((reason, failing, mark(f"{ckey}[{j}]", f"rule {reason}")))
     for i, test in enumerate(tests):
         tkey = f"{key}.tests[{i}]"
         if (
@@ -226,7 +252,8 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[
             raise PipelineConfigError(file, f"{tkey}.expression", "one SQL expression, without ';'")
         if THRESHOLD_KEYS & set(test):
             limits.append(parse_threshold({k: test[k] for k in THRESHOLD_KEYS & set(test)}, test["name"], file, tkey))
-        checks.append((str(test["name"]), f"NOT coalesce(({test['expression']}), false)"))
+        condition = f"NOT coalesce(({test['expression']}), false)"
+        checks.append((str(test["name"]), condition, mark(f"{tkey}.expression", f"test {test['name']}")))
     unparsed = params.get("unparsed")
     if unparsed is not None and (
         not isinstance(unparsed, dict)
@@ -235,36 +262,44 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[
     ):
         raise PipelineConfigError(file, f"{key}.unparsed", "is {column: column_name, reason: reason_name}")
     grouped: dict[str, list[str]] = {}
-    for reason, cond in checks:  # rules sharing a reason give it once, where the first of them is declared
-        grouped.setdefault(reason, []).append(cond)
+    for reason, cond, origin in checks:  # rules sharing a reason give it once, where the first is declared
+        grouped.setdefault(reason, []).append(f"({cond}){origin}\n")
     src, valid, rejected = tables["source"], tables["valid"], tables["rejected"]
-    windows = "".join(f", count(*) OVER (PARTITION BY {c}) AS _n_{c}" for c in dict.fromkeys(unique))
-    drop = ", ".join(f"_n_{c}" for c in dict.fromkeys(unique))
+    windows = "".join(f"\n        , count(*) OVER (PARTITION BY {c}) AS _n_{c}{at}" for c, at in unique.items())
+    drop = ", ".join(f"_n_{c}" for c in unique)
     exclude_valid = f"EXCLUDE (reasons{', ' + drop if drop else ''})"
     exclude_rejected = f"EXCLUDE ({drop})" if drop else ""
-    cases = ",\n        ".join(
-        f"CASE WHEN {' OR '.join(f'({c})' for c in conds)} THEN {_lit(reason)} END" for reason, conds in grouped.items()
+    cases = ",\n".join(  # a condition per line, ended by its origin: its errors name the rule (origins.py)
+        f"        CASE WHEN {'          OR '.join(conds)}          THEN {_lit(reason)} END"
+        for reason, conds in grouped.items()
     )
-    reasons = f"list_filter([\n        {cases}\n    ], lambda r: r IS NOT NULL)"
+    reasons = f"list_filter([\n{cases}\n    ], lambda r: r IS NOT NULL)"
     per_rule = "".join(  # the failing rows of each rule with a threshold, a metric of its own
         f',\n       count(*) FILTER (WHERE list_contains(reasons, {_lit(r)})) AS "{failing_metric(r)}"'
         for r in dict.fromkeys(t.reason for t in limits if t.reason is not None)
     )
     if unparsed is not None:
-        reasons = f"CASE WHEN s.{unparsed['column']} IS NOT NULL THEN [{_lit(unparsed['reason'])}] ELSE {reasons} END"
-    sql = f"""-- compiled from the quality rules of this step
-CREATE TABLE IF NOT EXISTS {valid} AS SELECT * FROM {src} WHERE false;
-CREATE TABLE IF NOT EXISTS {rejected} AS SELECT *, []::VARCHAR[] AS reasons FROM {src} WHERE false;
-SET VARIABLE q_from = (SELECT max({row_key})
+        where = mark(f"{key}.unparsed", "unparsed")
+        unparsed_reason = _lit(unparsed["reason"])
+        reasons = (
+            f"CASE WHEN s.{unparsed['column']} IS NOT NULL{where}\n    THEN [{unparsed_reason}] ELSE {reasons} END"
+        )
+    block, at_rejected = key.rpartition(".params")[0] or key, mark(f"{key}.rejected", "rejected table")
+    raw_column, insert_rejected = _quarantine(tables, row_key, exclude_rejected, key)
+    sql = f"""-- compiled from the quality rules of this step{mark(block, "quality block")}
+CREATE TABLE IF NOT EXISTS {valid} AS SELECT * FROM {src} WHERE false;{mark(f"{key}.valid", "valid table")}
+CREATE TABLE IF NOT EXISTS {rejected} AS SELECT *, []::VARCHAR[] AS reasons FROM {src} WHERE false;{at_rejected}
+{raw_column}SET VARIABLE q_from = (SELECT max({row_key}){mark(f"{key}.key", "key column")}
                        FROM (SELECT {row_key} FROM {valid} UNION ALL SELECT {row_key} FROM {rejected}));
 CREATE TEMP TABLE _quality AS
 SELECT s.*, {reasons} AS reasons
-FROM (SELECT *{windows} FROM {src}
+FROM (SELECT *{windows}
+      FROM {src}{mark(f"{key}.source", "source table")}
       WHERE getvariable('q_from') IS NULL OR {row_key} > getvariable('q_from')
          OR (getvariable('mode') = 'replay' AND {row_key} IN (SELECT {row_key} FROM {rejected}))) s;
 DELETE FROM {rejected} WHERE {row_key} IN (SELECT {row_key} FROM _quality);
 INSERT INTO {valid} BY NAME SELECT * {exclude_valid} FROM _quality WHERE len(reasons) = 0;
-INSERT INTO {rejected} BY NAME SELECT * {exclude_rejected} FROM _quality WHERE len(reasons) > 0;
+{insert_rejected}
 SELECT count(*) AS rows_in, count(*) FILTER (WHERE len(reasons) = 0) AS rows_out,
        count(*) FILTER (WHERE len(reasons) = 0) AS valid, count(*) FILTER (WHERE len(reasons) > 0) AS rejected,
        count(*) FILTER (WHERE {row_key} <= getvariable('q_from')) AS replayed,

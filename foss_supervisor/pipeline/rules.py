@@ -4,6 +4,7 @@
   the ledger's), ``ledger`` (default ``meta`` when owned, else ``<name>_meta``), ``inputs`` of other pipelines;
 - isolation: two pipelines of one runner never own the same schema (check_isolation);
 - landing ``patterns`` (the watcher and discover honour the same list);
+- what it ``publish``es, each table's Hive partition columns and how many published runs are kept;
 - the parameters of the shipped Python steps, checked at load time.
 
 Stdlib only, like spec.py: the daemon loads pipelines without DuckDB.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from foss_supervisor.config.gates import Gate, GateError
 from foss_supervisor.config.schema import PIPELINE_SCHEMA
@@ -24,11 +25,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_PATTERNS",
+    "DEFAULT_PUBLISH_KEEP",
+    "Published",
     "check_isolation",
     "check_shipped_params",
     "gated",
     "load_access",
     "load_patterns",
+    "load_publish",
     "schema_of",
 ]
 
@@ -43,6 +47,52 @@ def gated(raw: Mapping[str, Any], key: str, gate: Gate[T], default: T, file: str
         return gate(raw[key])
     except GateError as exc:
         raise PipelineConfigError(file, (dotted or key) + exc.at, exc.reason) from None
+
+
+def _leaf(key: str) -> Gate[Any]:
+    gate = PIPELINE_SCHEMA[key]
+    assert isinstance(gate, Gate)
+    return gate
+
+
+#: published runs kept on disk (the current one included) unless a pipeline declares ``publish_keep``
+DEFAULT_PUBLISH_KEEP = 3
+
+
+class Published(TypedDict):
+    """What a pipeline publishes: the PipelineSpec fields of the same names."""
+
+    publish: tuple[str, ...]
+    publish_partition_by: tuple[tuple[str, tuple[str, ...]], ...]  # (schema.table, its partition columns)
+    publish_keep: int
+
+
+def load_publish(raw: Mapping[str, Any], schemas: frozenset[str], file: str) -> Published:
+    """``publish``, ``publish_partition_by`` as (schema.table, columns) pairs, and ``publish_keep``.
+
+    Every published name is one of the pipeline's schemas or a table of one; every partition column names
+    a published table (``schema.table.column``). Raises PipelineConfigError at the key.
+    """
+    publish = gated(raw, "publish", _leaf("publish"), (), file)
+    if not isinstance(raw.get("publish", []), list) or not all(p.split(".")[0] in schemas for p in publish):
+        raise PipelineConfigError(file, "publish", "must be a list of the pipeline's schemas or schema.table names")
+    columns = gated(raw, "publish_partition_by", _leaf("publish_partition_by"), (), file)
+    partitions: dict[str, list[str]] = {}
+    for i, dotted in enumerate(columns):
+        table, _, column = dotted.rpartition(".")
+        if table not in publish and table.split(".")[0] not in publish:
+            raise PipelineConfigError(
+                file, f"publish_partition_by[{i}]", f"table {table!r} is not published (list it or its schema)"
+            )
+        if column in partitions.setdefault(table, []):
+            raise PipelineConfigError(file, f"publish_partition_by[{i}]", f"column {column!r} given twice")
+        partitions[table].append(column)
+    keep = gated(raw, "publish_keep", _leaf("publish_keep"), DEFAULT_PUBLISH_KEEP, file)
+    return Published(
+        publish=tuple(publish),
+        publish_partition_by=tuple((t, tuple(c)) for t, c in partitions.items()),
+        publish_keep=keep,
+    )
 
 
 #: landing files a pipeline reads unless it declares ``patterns`` (the watcher honours the same list)

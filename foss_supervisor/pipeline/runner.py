@@ -34,6 +34,7 @@ from foss_supervisor.pipeline.events import (
 from foss_supervisor.pipeline.execution import RunExecution
 from foss_supervisor.pipeline.history import RunHistory, RunRecord
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, WorkerLimits
+from foss_supervisor.pipeline.publish import commit_run, discard_stage, remove_published
 from foss_supervisor.pipeline.retry import RetryPlan, latest_run, plan_retry
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation
@@ -247,7 +248,8 @@ class PipelineRunner(RunExecution):
 
     async def reset(self, pipeline: str) -> dict[str, Any]:
         """Drop every schema ``pipeline`` owns (its tables, views, macros and file ledger) in one transaction,
-        and forget its run history. The next run starts from scratch and ingests every landing file again.
+        forget its run history and remove what it published. The next run starts from scratch and ingests
+        every landing file again.
 
         Raises PipelineBusyError while a run of it is in progress, StepAttemptError if DuckDB refuses.
         """
@@ -273,8 +275,16 @@ class PipelineRunner(RunExecution):
             async with self._step_lock:
                 await self.client.attempt(payload, timeout_s=300.0, on_log=None)
             forgotten = self.history.forget(pipeline)
-        log.info("pipeline_reset", pipeline=pipeline, schemas=schemas, runs_forgotten=forgotten)
-        return {"pipeline": pipeline, "schemas_dropped": schemas, "runs_forgotten": forgotten}
+            unpublished = await asyncio.to_thread(remove_published, self.publish_dir / pipeline)
+        log.info(
+            "pipeline_reset", pipeline=pipeline, schemas=schemas, runs_forgotten=forgotten, unpublished=unpublished
+        )
+        return {
+            "pipeline": pipeline,
+            "schemas_dropped": schemas,
+            "runs_forgotten": forgotten,
+            "unpublished": unpublished,
+        }
 
     async def replay(self, pipeline: str, *, trigger: str = "manual") -> RunRecord:
         """Re-validate the quarantine (after a reference or rule fix) and carry rows that pass into silver."""
@@ -288,9 +298,11 @@ class PipelineRunner(RunExecution):
         run.task.cancel()
         return True
 
-    async def publish(self, pipeline: str) -> list[dict[str, Any]]:
-        """Write every table ``pipeline`` publishes as Parquet into ``publish_dir/<pipeline>/schema.table.parquet``,
-        each replaced atomically; returns what export returned per table."""
+    async def publish(self, pipeline: str, run_id: str) -> dict[str, Any]:
+        """Publish every table ``pipeline`` publishes as run ``run_id`` (layout: publish.py): the worker
+        writes them into a partial folder in one snapshot, then the run becomes current for all tables at
+        once. Returns the manifest. Raises PipelineError, OSError; when it raises or is cancelled, what it
+        wrote is removed and the previous published set stays current and whole."""
         spec = self._spec(pipeline)
         schemas = sorted(p for p in spec.publish if "." not in p)
         in_list = ", ".join(f"'{s}'" for s in schemas or ["-"])  # plain identifiers, checked by the loader
@@ -300,7 +312,17 @@ class PipelineRunner(RunExecution):
             max_rows=10_000,
         )
         tables = sorted({*(r[0] for r in listed.rows), *(p for p in spec.publish if "." in p)})
-        return [await self.client.export(t, "parquet", publish_to=pipeline, name=f"{t}.parquet") for t in tables]
+        partitions = dict(spec.publish_partition_by)
+        folder = self.publish_dir / pipeline
+        discard_stage(folder, run_id)
+        try:
+            written = await self.client.publish_run(
+                pipeline, run_id, [{"table": t, "partition_by": list(partitions.get(t, ()))} for t in tables]
+            )
+            return commit_run(folder, pipeline, run_id, self._clock(), written, keep=spec.publish_keep)
+        except BaseException:
+            discard_stage(folder, run_id)
+            raise
 
     # ------------------------------------------------------------------ internals: worker
     def _worker_argv(self) -> list[str]:

@@ -17,20 +17,20 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from foss_supervisor.base.resources import data_dir
 from foss_supervisor.config.gates import Gate
-from foss_supervisor.config.schema import FOLDERS, PIPELINE_SCHEMA, STEP, STEP_NAME, Section
+from foss_supervisor.config.schema import FOLDERS, PIPELINE_SCHEMA, STEP, Section
 from foss_supervisor.config.yamlload import MAX_FILE_BYTES, load_yaml
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.callables import resolve_callable
 from foss_supervisor.pipeline.checks import Check, evaluate_check, parse_check
 from foss_supervisor.pipeline.dedupe import compile_deduplicate
 from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.origins import located, place
 from foss_supervisor.pipeline.quality import compile_quality
 from foss_supervisor.pipeline.rules import (
     DEFAULT_PATTERNS,
@@ -39,6 +39,7 @@ from foss_supervisor.pipeline.rules import (
     gated,
     load_access,
     load_patterns,
+    load_publish,
 )
 from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.pipeline.thresholds import DEFAULT_THRESHOLD, Threshold, step_thresholds
@@ -130,6 +131,8 @@ class PipelineSpec:
     ledger: str = "meta"
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
     publish: tuple[str, ...] = ()  # schemas or schema.table written as Parquet after each good run
+    publish_partition_by: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (schema.table, Hive partition columns)
+    publish_keep: int = 3  # published runs kept on disk (rules.DEFAULT_PUBLISH_KEEP)
     demo_data: str | None = None  # its sample data generator, ``generate(landing, orders=, seed=, prefix=)``
 
     def step(self, name: str) -> StepSpec:
@@ -185,35 +188,17 @@ def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -
     if not isinstance(raw, dict):
         raise PipelineConfigError(file, "", "top level must be a mapping", 1)
     try:
-        return _load(raw, path, file, folders)
+        spec = _load(raw, path, file, folders)
     except PipelineConfigError as exc:
         if exc.line is not None:
             raise
-        raise _located(exc, raw, lines) from None
-
-
-def _located(exc: PipelineConfigError, raw: Mapping[str, Any], lines: Mapping[str, int]) -> PipelineConfigError:
-    """The same error with its line, and ``steps[i]`` spelled ``steps.<name>`` when the step has a name."""
-    found = raw.get("steps")
-    steps: list[Any] = found if isinstance(found, list) else []
-    step_names = [s.get("name") if isinstance(s, dict) else None for s in steps]
-    step_names = [n if isinstance(n, str) and re.fullmatch(STEP_NAME.pattern, n) else None for n in step_names]
-    key = index_key = exc.key
-    m = re.match(r"^steps\[(\d+)\](.*)$", key)
-    named = m and int(m[1]) < len(steps) and isinstance(step_names[int(m[1])], str) and step_names[int(m[1])]
-    if m and named and step_names.count(step_names[int(m[1])]) == 1:
-        key = f"steps.{step_names[int(m[1])]}{m[2]}"
-    m = re.match(r"^steps\.([A-Za-z_][\w-]*)(.*)$", key)
-    if m and m[1] in step_names:
-        index_key = f"steps[{step_names.index(m[1])}]{m[2]}"
-    line = None
-    probe = index_key
-    while probe:
-        if probe in lines:
-            line = lines[probe]
-            break
-        probe = probe.rpartition(".")[0] if "." in probe else probe.rpartition("[")[0]
-    return PipelineConfigError(exc.file, key, exc.reason, line if line is not None else lines.get("", 1))
+        raise located(exc, raw, lines) from None
+    names = [s.get("name") for s in raw["steps"]]  # generated SQL's errors name the YAML (origins.py)
+    steps = (
+        dataclasses.replace(s, sql=place(s.sql, file, lines, names)) if s.sql_path is None and s.sql else s
+        for s in spec.steps
+    )
+    return dataclasses.replace(spec, steps=tuple(steps))
 
 
 def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides | None) -> PipelineSpec:
@@ -267,9 +252,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
     sql_texts = [t for t in [setup_sql, *(s.sql for s in ordered)] if t]
     schemas, inputs, ledger = load_access(raw, name, sql_texts, ordered, file)
     patterns = load_patterns(raw, ordered, file)
-    publish = gated(raw, "publish", _gate(PIPELINE_SCHEMA, "publish"), (), file)
-    if not isinstance(raw.get("publish", []), list) or not all(p.split(".")[0] in schemas for p in publish):
-        raise PipelineConfigError(file, "publish", "must be a list of the pipeline's schemas or schema.table names")
+    published = load_publish(raw, schemas, file)
     demo = gated(raw, "demo_data", _gate(PIPELINE_SCHEMA, "demo_data"), "", file)
 
     return PipelineSpec(
@@ -284,7 +267,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         inputs=inputs,
         ledger=ledger,
         patterns=patterns,
-        publish=tuple(publish),
+        **published,
         demo_data=resolve_callable(demo, base, file, "demo_data") if demo else None,
     )
 

@@ -9,13 +9,14 @@ bound and executed in milliseconds and nothing of the warehouse is touched (the 
 Python steps are imported, not run. Reference files are read (they are small by design).
 
 Each problem names the SQL file and the line of the failing statement (the statement's first line in the
-file plus DuckDB's own ``LINE n``).
+file plus DuckDB's own ``LINE n``); a problem of a generated block (``kind: quality``) names the YAML file,
+the line, the block and the rule or test at fault instead (origins.py). One root cause is one problem: a
+step that runs after a step with an error is reported ``not_checked``, not as a second error.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,14 @@ import duckdb
 from foss_supervisor.pipeline.callables import load_callable
 from foss_supervisor.pipeline.ingest import bronze_ddl
 from foss_supervisor.pipeline.ledger import ledger_ddl
+from foss_supervisor.pipeline.origins import error_line, explain, statement_lines
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, evaluate_check
 
 __all__ = ["StepReport", "validate_spec"]
 
+#: a step after one with an error is not checked (one root cause is one problem)
+_FOLLOWS = "not checked: it runs after the error of step"
 #: the shipped ingest step creates its bronze table itself; validate does the same so later steps bind
 _INGEST = "foss_supervisor.pipeline.ingest:ingest"
 
@@ -45,35 +49,23 @@ class StepReport:
     metrics: tuple[str, ...] = ()
 
 
-def _statement_lines(text: str, query: str, start: int) -> tuple[int, int, int]:
-    """Where ``query`` is in ``text``: (line of the query's first character, which DuckDB's ``LINE n``
-    counts from; line of its first code past comments; offset to search the next statement from)."""
-    needle = query.strip()
-    pos = text.find(needle, start) if needle else -1
-    if pos < 0:
-        return 1, 1, start
-    stripped_line = text.count("\n", 0, pos) + 1
-    lead = re.match(r"(?:\s*--[^\n]*\n|\s+)*", needle)
-    code_line = text.count("\n", 0, pos + (lead.end() if lead else 0)) + 1
-    base = stripped_line - query[: len(query) - len(query.lstrip())].count("\n")
-    return base, code_line, pos + len(needle)
-
-
 def _run_sql(cur: Any, sql: str, path: Path | None, access: Access) -> tuple[list[Any], list[tuple[Any, ...]]]:
     """Run each statement of ``sql``; on failure raise ValueError('file:line', message)."""
     offset = 0
     description: list[Any] = []
     rows: list[tuple[Any, ...]] = []
     for stmt in duckdb.extract_statements(sql):
-        base, code_line, offset = _statement_lines(sql, stmt.query, offset)
+        base, code_line, offset = statement_lines(sql, stmt.query, offset)
         try:
             access.check(stmt.query)
             cur.execute(stmt.query)
             description = list(cur.description or [])
             rows = cur.fetchall() if description else []
         except (AccessDenied, duckdb.Error) as exc:
-            m = re.search(r"LINE (\d+):", str(exc))
-            at = base + int(m[1]) - 1 if m else code_line
+            at = error_line(str(exc), base, code_line)
+            generated = explain(sql, at, str(exc)) if path is None else None  # a quality block: its YAML
+            if generated is not None:
+                raise ValueError(*generated) from None
             raise ValueError(f"{path or '<sql>'}:{at}", str(exc).split("\n", 1)[0]) from None
     return description, rows
 
@@ -93,6 +85,7 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
     access = Access(spec.name, spec.schemas, spec.inputs)
     reports: list[StepReport] = []
     metrics: dict[str, dict[str, Any]] = {}
+    roots: dict[str, str] = {}  # a step with an error, or after one -> the step whose error it is
     with tempfile.TemporaryDirectory(prefix="validate-landing-") as empty:
         variables = {
             "run_id": "validate",
@@ -124,8 +117,15 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
                     return reports
             setup.close()
             for step in spec.steps:
+                upstream = [roots[d] for d in step.depends_on if d in roots]
+                if upstream:  # what it reads was never made: its errors would only repeat that one
+                    roots[step.name] = upstream[0]
+                    reports.append(StepReport(step.name, "not_checked", message=f"{_FOLLOWS} {upstream[0]}"))
+                    continue
                 if step.kind is StepKind.PYTHON:
                     reports.append(_python_step(step))
+                    if reports[-1].status == "error":
+                        roots[step.name] = step.name
                     if step.callable == _INGEST and reports[-1].status == "ok":
                         con.execute(bronze_ddl(str(step.params.get("table")), list(step.params.get("columns") or [])))
                     continue
@@ -136,9 +136,31 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
                     reports.append(_sql_step(cur, spec, step, access, metrics))
                 finally:
                     cur.close()
+                if reports[-1].status == "error":
+                    roots[step.name] = step.name
+            if spec.publish_partition_by and not roots:
+                reports.append(_partitions(con, spec))
         finally:
             con.close()
     return reports
+
+
+def _partitions(con: Any, spec: PipelineSpec) -> StepReport:
+    """``publish_partition_by``: each column is one of its table's, as the steps left the tables (``_publish``)."""
+    for table, columns in spec.publish_partition_by:
+        schema, _, name = table.partition(".")
+        found = con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchall()
+        if not found:
+            return StepReport("_publish", "not_checked", message=f"{table} is not made by a SQL step")
+        missing = [c for c in columns if c not in {r[0] for r in found}]
+        if missing:
+            return StepReport(
+                "_publish", "error", str(spec.path), f"publish_partition_by: {table} has no column {missing[0]!r}"
+            )
+    return StepReport("_publish", "ok")
 
 
 def _sql_step(

@@ -51,6 +51,7 @@ from foss_supervisor.pipeline.spec import Folders  # noqa: E402
 from foss_supervisor.pipeline.supervision import SupervisionTables, ingest_dir_for, open_supervision  # noqa: E402
 from foss_supervisor.pipeline.warehouse import open_database  # noqa: E402
 from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402
+from foss_supervisor.pipeline.workerpublish import publish_tables  # noqa: E402
 from foss_supervisor.pipeline.workersteps import (  # noqa: E402
     CommitGate,
     StepFailure,
@@ -221,12 +222,11 @@ class Worker:
         cursor = self.con.cursor()
         self._register(rid, cursor)
         try:
-            self._reply_ok(
-                rid,
-                export_to_file(
-                    cursor, message, database=self.database, export_dir=self.export_dir, publish_dir=self.publish_dir
-                ),
-            )
+            if message.get("publish_run"):  # every table of a run, one snapshot (workerpublish.py)
+                result = publish_tables(cursor, message, publish_dir=self.publish_dir)
+            else:
+                result = export_to_file(cursor, message, database=self.database, export_dir=self.export_dir)
+            self._reply_ok(rid, result)
         except QueryError as exc:
             self._reply_err(rid, "query_refused" if isinstance(exc, QueryRefusedError) else "query_failed", str(exc))
         except duckdb.InterruptException:

@@ -358,42 +358,51 @@ class WorkerClient:
             )
         raise self._error(reply, "query failed", timeout_s=timeout_s)
 
-    async def export(
-        self,
-        table: str,
-        fmt: str,
-        *,
-        sql: str = "",
-        timeout_s: float = 3600.0,
-        publish_to: str | None = None,
-        name: str | None = None,
-    ) -> dict[str, Any]:
+    async def export(self, table: str, fmt: str, *, sql: str = "", timeout_s: float = 3600.0) -> dict[str, Any]:
         """Write the whole of ``table`` (schema.table), or the whole result of the read-only query ``sql``
-        (then ``table`` is ""), as csv, parquet or jsonl into the worker's export folder (or, with
-        ``publish_to``, into its publish folder under that name, replaced atomically).
+        (then ``table`` is ""), as csv, parquet or jsonl into the worker's export folder.
 
         Returns ``{"path", "rows", "bytes", "format"}``; the caller owns (and removes) the file. Raises
         QueryRefusedError (unknown table, a query that is not a read-only SELECT, another format),
         QueryTimeoutError, QueryFailedError.
         """
-        channel = await self._worker.ensure()
-        if name is None:
-            stem = re.sub(r"[^A-Za-z0-9_.-]", "_", table or "result")[:100]
-            name = f"{stem}-{secrets.token_hex(4)}.{re.sub(r'[^a-z]', '', fmt)}"
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", table or "result")[:100]
+        name = f"{stem}-{secrets.token_hex(4)}.{re.sub(r'[^a-z]', '', fmt)}"
         request: dict[str, Any] = {"table": table, "format": fmt, "name": name} | ({"sql": sql} if sql else {})
-        if publish_to is not None:
-            request |= {"publish": True, "subdir": publish_to}
+        what = table or "the query's result"
+        return await self._export(request, timeout_s, f"export of {what}")
+
+    async def publish_run(
+        self, pipeline: str, run_id: str, tables: list[dict[str, Any]], *, timeout_s: float = 3600.0
+    ) -> list[dict[str, Any]]:
+        """Write ``tables`` (``[{table, partition_by}]``) of ``pipeline`` as run ``run_id``'s partial publish
+        folder, in one read-only transaction (workerpublish.py); returns the worker's description of each
+        table (publish.commit_run takes it). Raises as :meth:`export`; a cancelled caller interrupts it."""
+        request = {"publish_run": True, "pipeline": pipeline, "run_id": run_id, "tables": tables}
+        return list((await self._export(request, timeout_s, f"publish of {pipeline}"))["tables"])
+
+    async def _export(self, request: dict[str, Any], timeout_s: float, what: str) -> dict[str, Any]:
+        """One ``export`` request (exports and publishes count as one kind for the worker's recycling): bounded
+        by ``timeout_s``, interrupted in the worker when it times out or its caller is cancelled, which then
+        waits (at most the cancel grace) for the worker to stop writing."""
+        channel = await self._worker.ensure()
         rid, fut = channel.send("export", request)
         try:
             reply = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError) as exc:
             with contextlib.suppress(Exception):
                 channel.send("cancel", {"target": rid})
-            what = table or "the query's result"
-            raise QueryTimeoutError(f"export of {what} took longer than {timeout_s:g} s and was interrupted") from None
+            # bounded: until the worker stopped writing (its reply), so the caller may remove what it wrote
+            await asyncio.wait({fut}, timeout=self._cancel_grace_s)
+            fut.add_done_callback(_consume)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise QueryTimeoutError(f"{what} took longer than {timeout_s:g} s and was interrupted") from None
         if reply.get("ok"):
             return dict(reply["result"])
-        raise self._error(reply, "export failed", export=table or "query")
+        raise self._error(
+            reply, "export failed", export=str(request.get("table") or request.get("pipeline") or "query")
+        )
 
     def _error(self, reply: dict[str, Any], default: str, **detail: Any) -> QueryError:
         """The worker's error reply to a query or an export as the exception its kind names; a limit hit

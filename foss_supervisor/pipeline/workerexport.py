@@ -17,33 +17,42 @@ import duckdb
 from foss_supervisor.pipeline.errors import QueryRefusedError
 from foss_supervisor.pipeline.query import check_query
 
-__all__ = ["EXPORT_FORMATS", "export_to_file"]
+__all__ = ["EXPORT_FORMATS", "export_to_file", "table_source"]
 
 #: COPY options of each export format (JSON is one object per line)
 EXPORT_FORMATS = {"csv": "FORMAT csv, HEADER", "parquet": "FORMAT parquet, COMPRESSION zstd", "jsonl": "FORMAT json"}
 
 
+def table_source(cursor: Any, name: str) -> str:
+    """``(SELECT * FROM "schema"."table")`` for an existing table or view ``name`` (schema.table, any case).
+    Raises QueryRefusedError when there is none."""
+    schema, _, table = name.lower().partition(".")
+    found = cursor.execute(
+        "SELECT count(*) FROM (SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary"
+        " UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary)"
+        " WHERE schema_name = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()[0]
+    if not found:
+        raise QueryRefusedError(f"no table or view {name!r} (give it as schema.table)")
+    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
+    return f"(SELECT * FROM {quoted})"  # noqa: S608 (checked above)
+
+
 def export_to_file(
-    cursor: Any, message: Mapping[str, Any], *, database: str, export_dir: Path | None, publish_dir: Path | None
+    cursor: Any, message: Mapping[str, Any], *, database: str, export_dir: Path | None
 ) -> dict[str, Any]:
     """COPY one table or view (``table``), or a read-only query's result (``sql``, checked as the query
-    engine checks it), whole, into ``export_dir`` (or, with ``publish``, ``publish_dir``'s ``subdir``),
+    engine checks it), whole, into ``export_dir``,
     streamed by DuckDB with no row cap, written to a hidden temporary name and renamed when complete, so a
     reader elsewhere sees the old file or the new one. Returns ``{path, rows, bytes, format}``; raises
     QueryRefusedError (bad name, format or table), QueryError, duckdb.Error, OSError."""
-    schema, _, table = str(message.get("table", "")).lower().partition(".")
     sql = str(message.get("sql", ""))
     fmt = str(message.get("format", ""))
     name = str(message.get("name", ""))
-    folder = publish_dir if message.get("publish") else export_dir
+    folder = export_dir
     if folder is None:
         raise QueryRefusedError("this worker has no export folder")
-    subdir = str(message.get("subdir", ""))
-    if subdir:
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", subdir):
-            raise QueryRefusedError(f"bad export folder name {subdir!r}")
-        folder = folder / subdir
-        folder.mkdir(parents=True, exist_ok=True)
     if fmt not in EXPORT_FORMATS:
         raise QueryRefusedError(f"format must be one of {', '.join(sorted(EXPORT_FORMATS))}")
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", name) or name.startswith("."):
@@ -52,16 +61,7 @@ def export_to_file(
         checked = check_query(cursor, sql, database=database).strip().rstrip(";").rstrip()
         source = f"({checked}\n)"
     else:
-        found = cursor.execute(
-            "SELECT count(*) FROM (SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT temporary"
-            " UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary)"
-            " WHERE schema_name = ? AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-        if not found:
-            raise QueryRefusedError(f"no table or view {message.get('table')!r} (give it as schema.table)")
-        quoted = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
-        source = f"(SELECT * FROM {quoted})"  # noqa: S608 (checked above)
+        source = table_source(cursor, str(message.get("table", "")))
     final = folder / name
     tmp = folder / f".{name}.{os.getpid()}.tmp"
     cursor.execute("BEGIN TRANSACTION READ ONLY")

@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from foss_supervisor.pipeline.origins import error_line, explain, statement_lines
 from foss_supervisor.pipeline.sandbox import Access
 from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check
 from foss_supervisor.pipeline.thresholds import crossed
@@ -87,17 +88,27 @@ def run_sql(
     checkpoint: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Run a SQL step's statements, each checked against ``access`` and ``checkpoint`` (a cancel) first; its
-    metrics are the one row of the last statement (``{}`` when not ``require_metrics``). Raises StepFailure,
+    metrics are the one row of the last statement (``{}`` when not ``require_metrics``). Raises StepFailure
+    (also for an error of generated SQL, named by its YAML file, line, block and rule: origins.py),
     AccessDenied, duckdb.Error."""
     statements = duckdb.extract_statements(sql) if sql.strip() else []
     if not statements:
         if not require_metrics:
             return {}  # a pipeline without setup SQL: only the ledger was created
         raise StepFailure("step_error", "SQL file holds no statement")
+    offset = 0
     for stmt in statements:
         checkpoint()
         access.check(stmt.query)
-        cursor.execute(stmt.query)
+        base, code_line, offset = statement_lines(sql, stmt.query, offset)
+        try:
+            cursor.execute(stmt.query)
+        except duckdb.Error as exc:
+            passed_on = isinstance(exc, (*TRANSIENT, duckdb.InterruptException))  # a retry, or a cancel
+            generated = None if passed_on else explain(sql, error_line(str(exc), base, code_line), str(exc))
+            if generated is None:  # a SQL file the author wrote, a fault worth a retry, a cancel
+                raise
+            raise StepFailure("sql_error", f"{generated[0]}: {generated[1]}") from None
     if not require_metrics:
         return {}
     description = cursor.description

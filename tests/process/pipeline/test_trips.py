@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import json
 import shutil
 from collections import defaultdict
 from decimal import Decimal
@@ -134,11 +135,12 @@ async def test_trips_beside_orders_exact_and_incremental(
 
     # gold is published as Parquet after each good run, readable while the worker holds the warehouse
     published = ws["db"].parent / "published" / "trips"
-    assert sorted(p.name for p in published.iterdir()) == ["trips_gold.daily_zone.parquet"]
+    manifest = json.loads((published / "_manifest.json").read_text())
+    assert manifest["run_id"] == rec2.run_id and list(manifest["tables"]) == ["trips_gold.daily_zone"]
     con = duckdb.connect()
     rows = con.execute(
         "SELECT CAST(day AS VARCHAR), pickup_zone, zone_name, CAST(trips AS VARCHAR), CAST(fare AS VARCHAR),"
-        f" CAST(distance_km AS VARCHAR) FROM '{published / 'trips_gold.daily_zone.parquet'}'"
+        f" CAST(distance_km AS VARCHAR) FROM '{published / 'current' / 'trips_gold.daily_zone' / '*.parquet'}'"
     ).fetchall()
     con.close()
     assert sorted(list(r) for r in rows) == expected_gold([BATCH1, BATCH2], zones)

@@ -1,0 +1,115 @@
+"""Where a line of generated SQL comes from, so its errors speak of the YAML the author wrote.
+
+A ``kind: quality`` block is compiled to SQL (quality.py). Each piece of that SQL that stems from one
+declaration carries a marker comment at the end of its line, written by :func:`mark` with the declaration's
+dotted key (``steps[2].params.columns.dep_delay``) and what it is (``rule dep_delay:accepted_range``); the
+block's first line carries the block's own. Once the file is loaded, :func:`place` rewrites each marker with
+the YAML file and line of its key and the step's name (``flights.yaml:41 steps.check.params.columns.dep_delay``).
+When DuckDB refuses a statement of that SQL, :func:`explain` finds the line it points at (its ``LINE n``, or
+the statement's first line) and returns the marker of that line, else the block's: the error then names the
+file, the line, the block and the check instead of ``<sql>:10``.
+
+Also here, because the loader needs it: :func:`located`, a config error of a pipeline file with its line.
+Stdlib only: the daemon, the worker and ``pipeline validate`` use it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from foss_supervisor.config.schema import STEP_NAME
+from foss_supervisor.pipeline.errors import PipelineConfigError
+
+__all__ = ["error_line", "explain", "located", "mark", "place", "statement_lines"]
+
+_MARK = "-- @origin "
+_UNSAFE = re.compile(r"[|\r\n]")
+_MARKED = re.compile(re.escape(_MARK) + r"(.+) \| ([^|\n]*)$")  # key, or "file:LINE key" once placed
+
+
+def mark(key: str, what: str) -> str:
+    """The marker to end a line of generated SQL with: ``key`` (dotted, as the loader spells it before
+    :func:`place`) and ``what`` (``rule x:not_null``, ``test name``; no line break)."""
+    return f"  {_MARK}{key} | {_UNSAFE.sub(' ', what)}"
+
+
+def _key_line(key: str, lines: Mapping[str, int]) -> int | None:
+    probe = key
+    while probe:
+        if probe in lines:
+            return lines[probe]
+        probe = probe.rpartition(".")[0] if "." in probe else probe.rpartition("[")[0]
+    return None
+
+
+def place(sql: str, file: str, lines: Mapping[str, int], step_names: Sequence[Any]) -> str:
+    """``sql`` with each marker's key resolved: ``file:LINE`` of the key in the YAML (``lines``, as load_yaml
+    gives them), and ``steps[i]`` spelled ``steps.<name>`` (``step_names`` in file order)."""
+
+    def resolve(m: re.Match[str]) -> str:
+        key = m[1]
+        line = _key_line(key, lines)
+        step = re.match(r"^steps\[(\d+)\]", key)
+        if step and int(step[1]) < len(step_names) and isinstance(step_names[int(step[1])], str):
+            key = f"steps.{step_names[int(step[1])]}{key[step.end() :]}"
+        return f"{_MARK}{file}:{line if line is not None else 1} {key} | {m[2]}"
+
+    return "\n".join(_MARKED.sub(resolve, text) for text in sql.split("\n"))
+
+
+def statement_lines(text: str, query: str, start: int) -> tuple[int, int, int]:
+    """Where statement ``query`` is in ``text``, searched from offset ``start``: (line of the query's first
+    character, which DuckDB's ``LINE n`` counts from; line of its first code past comments; offset to search
+    the next statement from)."""
+    needle = query.strip()
+    pos = text.find(needle, start) if needle else -1
+    if pos < 0:
+        return 1, 1, start
+    stripped_line = text.count("\n", 0, pos) + 1
+    lead = re.match(r"(?:\s*--[^\n]*\n|\s+)*", needle)
+    code_line = text.count("\n", 0, pos + (lead.end() if lead else 0)) + 1
+    base = stripped_line - query[: len(query) - len(query.lstrip())].count("\n")
+    return base, code_line, pos + len(needle)
+
+
+def error_line(message: str, base: int, code_line: int) -> int:
+    """The line of the SQL text a DuckDB error points at: its ``LINE n`` counted from ``base``, else the
+    statement's first line of code."""
+    m = re.search(r"LINE (\d+):", message)
+    return base + int(m[1]) - 1 if m else code_line
+
+
+def explain(sql: str, line: int, message: str) -> tuple[str, str] | None:
+    """``("file:LINE", "steps.<name>.params.<key> (what): message")`` for an error at ``line`` (1-based) of
+    generated ``sql``: the marker of that line, else the block's (the first marker); None when ``sql`` has
+    no markers (a SQL file the author wrote). ``message`` is DuckDB's, its first line kept, the compiled
+    query's alias spelled as what it is."""
+    rows = sql.split("\n")
+    found = _MARKED.search(rows[line - 1]) if 0 < line <= len(rows) else None
+    if found is None:
+        found = next((m for m in map(_MARKED.search, rows) if m), None)
+    if found is None:
+        return None
+    where, _, key = found[1].rpartition(" ")
+    first = message.split("\n", 1)[0].replace('Values list "s"', "the source")
+    return where, f"{key} ({found[2]}): {first}"
+
+
+def located(exc: PipelineConfigError, raw: Mapping[str, Any], lines: Mapping[str, int]) -> PipelineConfigError:
+    """The same error with its line, and ``steps[i]`` spelled ``steps.<name>`` when the step has a name."""
+    found = raw.get("steps")
+    steps: Sequence[Any] = found if isinstance(found, list) else []
+    names = [s.get("name") if isinstance(s, dict) else None for s in steps]
+    names = [n if isinstance(n, str) and re.fullmatch(STEP_NAME.pattern, n) else None for n in names]
+    key = index_key = exc.key
+    m = re.match(r"^steps\[(\d+)\](.*)$", key)
+    named = m and int(m[1]) < len(steps) and isinstance(names[int(m[1])], str) and names[int(m[1])]
+    if m and named and names.count(names[int(m[1])]) == 1:
+        key = f"steps.{names[int(m[1])]}{m[2]}"
+    m = re.match(r"^steps\.([A-Za-z_][\w-]*)(.*)$", key)
+    if m and m[1] in names:
+        index_key = f"steps[{names.index(m[1])}]{m[2]}"
+    line = _key_line(index_key, lines)
+    return PipelineConfigError(exc.file, key, exc.reason, line if line is not None else lines.get("", 1))

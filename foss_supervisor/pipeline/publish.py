@@ -1,0 +1,157 @@
+"""The published set of a pipeline: one folder per table, a ``_SUCCESS`` marker and a manifest per run, and
+the switch that makes a run current for every table at once.
+
+Layout, under ``<data_dir>/published/<pipeline>/``::
+
+    _manifest.json                  the current run: swapped by one rename, so a reader sees one run whole
+    current -> runs/<run_id>        a symlink to the same run, swapped by one rename (for path-based readers)
+    runs/<run_id>/
+        _SUCCESS                    written last, as Spark and Hadoop do
+        _manifest.json              the same manifest, its paths relative to this folder
+        <schema>.<table>/part-0.parquet                    a table, or with publish_partition_by:
+        <schema>.<table>/<column>=<value>/part-0.parquet   Hive-style partitions
+    runs/.<run_id>.partial/         a publish in progress (the worker writes here; never read)
+
+A run is published in three moves: the worker writes every table into the hidden ``.partial`` folder in one
+read-only transaction (workerpublish.py); then :func:`commit_run` adds the manifest and ``_SUCCESS``,
+renames the folder to ``runs/<run_id>`` and swaps ``current`` and ``_manifest.json``, each with one
+rename(2); then it prunes runs beyond the retention count. A publish that fails, is cancelled or whose
+worker is killed never gets to the swaps: the previous run stays current and whole (:func:`discard_stage`
+removes the partial folder, and the next publish removes any a killed daemon left).
+
+Every path in a manifest is relative to the folder that holds that manifest. Stdlib only: this runs in the
+daemon, which never imports DuckDB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from foss_supervisor.base.atomicfile import atomic_write, fsync_dir
+
+__all__ = [
+    "CURRENT",
+    "MANIFEST",
+    "MANIFEST_FORMAT",
+    "RUNS",
+    "SUCCESS",
+    "commit_run",
+    "discard_stage",
+    "remove_published",
+    "stage_name",
+]
+
+MANIFEST = "_manifest.json"
+SUCCESS = "_SUCCESS"
+CURRENT = "current"
+RUNS = "runs"
+#: the ``format`` field of every manifest; a reader checks it before it trusts the rest
+MANIFEST_FORMAT = "foss-supervisor.published/1"
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_PARTIAL = re.compile(r"\.([A-Za-z0-9_-]{1,100})\.partial")
+
+
+def stage_name(run_id: str) -> str:
+    """The hidden folder under ``runs/`` the worker writes ``run_id``'s tables into. Raises ValueError."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise ValueError(f"bad run id {run_id!r}")
+    return f".{run_id}.partial"
+
+
+def _manifest(
+    pipeline: str, run_id: str, finished_at: float, tables: Sequence[Mapping[str, Any]], prefix: str
+) -> dict[str, Any]:
+    """The manifest of one run; ``tables`` as the worker returned them (paths relative to the run folder)."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "pipeline": pipeline,
+        "run_id": run_id,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished_at)),
+        "run_dir": prefix.rstrip("/") or ".",
+        "tables": {
+            str(t["table"]): {
+                "path": prefix + str(t["path"]),
+                "format": "parquet",
+                "rows": int(t["rows"]),
+                "bytes": int(t["bytes"]),
+                "partition_by": list(t["partition_by"]),
+                "schema": [{"name": str(c["name"]), "type": str(c["type"])} for c in t["schema"]],
+                "files": [prefix + str(f) for f in t["files"]],
+            }
+            for t in tables
+        },
+    }
+
+
+def commit_run(
+    folder: Path, pipeline: str, run_id: str, finished_at: float, tables: Sequence[Mapping[str, Any]], *, keep: int
+) -> dict[str, Any]:
+    """Make the run the worker staged under ``folder/runs/.<run_id>.partial`` the current published set.
+
+    ``folder`` is the pipeline's publish folder, ``tables`` the worker's list of ``{table, path, rows, bytes,
+    partition_by, schema: [{name, type}], files}``, ``keep`` how many runs stay on disk (at least 1: the
+    current). Returns the top-level manifest. Raises OSError; before the swap of ``_manifest.json`` the
+    previous set is still the current one.
+    """
+    runs = folder / RUNS
+    stage = runs / stage_name(run_id)
+    final = runs / run_id
+    atomic_write(stage / MANIFEST, json.dumps(_manifest(pipeline, run_id, finished_at, tables, ""), indent=1))
+    atomic_write(stage / SUCCESS, b"")
+    fsync_dir(stage)
+    if final.exists():  # a retry of the same publish: the earlier copy was never current, or is replaced whole
+        shutil.rmtree(final)
+    os.rename(stage, final)
+    fsync_dir(runs)
+    link = folder / f".{CURRENT}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()
+    os.symlink(f"{RUNS}/{run_id}", link)
+    os.replace(link, folder / CURRENT)
+    manifest = _manifest(pipeline, run_id, finished_at, tables, f"{RUNS}/{run_id}/")
+    atomic_write(folder / MANIFEST, json.dumps(manifest, indent=1))  # the switch readers of the manifest see
+    _prune(folder, run_id, keep)
+    return manifest
+
+
+def _prune(folder: Path, current: str, keep: int) -> None:
+    """Remove published runs beyond the ``keep`` newest (the current always stays), partial folders a killed
+    publish left, and the single files of the layout before runs (``<schema>.<table>.parquet``)."""
+    runs = folder / RUNS
+    done = sorted(
+        (p for p in runs.iterdir() if p.is_dir() and _RUN_ID.fullmatch(p.name) and p.name != current),
+        key=lambda p: (p.stat().st_mtime, p.name),
+        reverse=True,
+    )
+    for old in done[max(keep - 1, 0) :]:
+        shutil.rmtree(old, ignore_errors=True)
+    for partial in runs.iterdir():
+        if _PARTIAL.fullmatch(partial.name):
+            shutil.rmtree(partial, ignore_errors=True)
+    for legacy in folder.glob("*.parquet"):
+        with contextlib.suppress(OSError):
+            legacy.unlink()
+
+
+def discard_stage(folder: Path, run_id: str) -> None:
+    """Remove what a publish of ``run_id`` that did not finish wrote (never the current set)."""
+    shutil.rmtree(folder / RUNS / stage_name(run_id), ignore_errors=True)
+
+
+def remove_published(folder: Path) -> bool:
+    """Remove everything published in ``folder`` (the pipeline's publish folder); returns whether there was
+    anything. The manifest goes first, so a reader never finds a manifest whose files are gone."""
+    if not folder.exists():
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        (folder / MANIFEST).unlink()
+    shutil.rmtree(folder)
+    return True

@@ -1,0 +1,188 @@
+"""Errors in the author's terms (issue 18, failure 4): an error of a ``kind: quality`` block names the YAML file,
+the line, the block and the rule or test at fault (not ``<sql>:10``), in ``pipeline validate`` and in a run;
+one root cause is one problem (the steps after it are not checked, not counted as more problems)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from helpers.pipeline import QUALITY_RULES, RunnerFactory, quality_pipeline
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.states import RunStatus, StepState
+from foss_supervisor.pipeline.validate import validate_spec
+
+#: every rule kind and a test, each pointed at a column the source does not have
+BROKEN = {
+    "not_null": "not_null",
+    "unique": "unique",
+    "accepted_values": {"accepted_values": ["a"]},
+    "accepted_range": {"accepted_range": {"min_value": 0}},
+    "pattern": {"pattern": "^x"},
+    "relationships": {"relationships": {"to": "q_ref.zones", "field": "zone"}},
+}
+MISSING = st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True).filter(
+    lambda c: c not in {"id", "kind", "amount", "code", "zone", "lim", "reasons"} and not c.startswith("_")
+)
+
+
+def with_downstream(path: Path) -> Path:
+    """The pipeline at ``path`` with a SQL step ``totals`` reading the quality step's valid table."""
+    (path.parent / "totals.sql").write_text(
+        "CREATE OR REPLACE TABLE q_silver.totals AS SELECT count(*) AS n FROM q_silver.ok;\n"
+        "SELECT count(*) AS rows_in, count(*) AS rows_out FROM q_silver.ok;\n"
+    )
+    doc = yaml.safe_load(path.read_text())
+    doc["steps"].append({"name": "totals", "sql": "totals.sql", "depends_on": ["check"]})
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+    return path
+
+
+def yaml_line(path: Path, pattern: str) -> int:
+    """The first line of ``path`` matching ``pattern`` (1-based), read from the text itself."""
+    for number, text in enumerate(path.read_text().splitlines(), 1):
+        if re.search(pattern, text):
+            return number
+    raise AssertionError(f"{pattern!r} not in {path}")
+
+
+def broken_rules(column: str, kind: str, position: int) -> tuple[dict[str, Any], str, str]:
+    """QUALITY_RULES with one rule or test on ``column`` (absent from the source) at ``position``; returns the
+    rules, the expected key (as the error spells it) and what it names."""
+    rules = copy.deepcopy(QUALITY_RULES)
+    if kind == "test":
+        tests = rules["tests"]
+        tests.insert(min(position, len(tests)), {"name": f"t_{column}", "expression": f"{column} > 0"})
+        index = tests.index(next(t for t in tests if t["name"] == f"t_{column}"))
+        return rules, f"steps.check.params.tests[{index}].expression", f"test t_{column}"
+    listed = [r for r in rules["columns"]["id"]]
+    rules["columns"] = {**rules["columns"], column: [BROKEN[kind]]}
+    rules["columns"]["id"] = listed
+    return rules, f"steps.check.params.columns.{column}[0]", f"rule {column}:{kind}"
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(column=MISSING, kind=st.sampled_from([*BROKEN, "test"]), position=st.integers(0, 3), data=st.data())
+def test_a_broken_rule_or_test_is_one_problem_named_by_its_yaml_line(
+    tmp_path_factory: Any, column: str, kind: str, position: int, data: st.DataObject
+) -> None:
+    tmp_path = tmp_path_factory.mktemp("q")
+    ws = {"landing": tmp_path / "landing", "reference": tmp_path / "ref", "db": tmp_path / "w.duckdb"}
+    ws["reference"].mkdir()
+    rules, key, what = broken_rules(column, kind, position)
+    path = with_downstream(quality_pipeline(tmp_path, ws, rules))
+    reports = {r.step: r for r in validate_spec(load_pipeline(path))}
+    check = reports["check"]
+    line = yaml_line(path, rf"expression: {column} > 0" if kind == "test" else rf"^\s+{column}:")
+    line += 0 if kind == "test" else 1  # the rule is the list item under the column
+    assert check.status == "error" and check.where == f"{path}:{line}", (check, path.read_text())
+    assert check.message.startswith(f"{key} ({what}): "), check.message
+    assert "<sql>" not in check.message and 'Values list "s"' not in check.message
+    # the step reading what the broken one makes is a follow-on: not a second problem
+    assert reports["totals"].status == "not_checked", reports["totals"]
+    assert reports["totals"].message == "not checked: it runs after the error of step check"
+    assert [r.step for r in reports.values() if r.status == "error"] == ["check"]
+
+
+async def test_a_run_names_the_yaml_line_of_the_broken_rule(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    rules, key, what = broken_rules("flight_date", "not_null", 0)
+    path = with_downstream(quality_pipeline(tmp_path, workspace, rules))
+    runner = await runners.open([load_pipeline(path)], workspace["state"])
+    (workspace["landing"] / "b.csv").write_text("id,kind,amount,code,zone,lim\n1,a,1,AB,Z1,5\n")
+    rec = await asyncio.wait_for(runner.run("q"), 60)
+    assert rec.status is RunStatus.FAILED
+    check = rec.step("check")
+    line = yaml_line(path, r"^\s+flight_date:") + 1
+    assert check.state is StepState.FAILED and check.error is not None
+    assert check.error.startswith(f"sql_error: {path}:{line}: {key} ({what}): Binder Error: "), check.error
+    assert check.attempts == 1  # a mistake in the YAML is not retried as if it were transient
+    assert rec.step("totals").state is StepState.UPSTREAM_FAILED
+    assert rec.error is not None and rec.error.startswith("step check failed"), rec.error
+
+
+# ------------------------------------------------------------------ quarantine keeps what arrived
+
+PARSED_SETUP = """
+CREATE SCHEMA IF NOT EXISTS q_ref; CREATE SCHEMA IF NOT EXISTS q_silver; CREATE SCHEMA IF NOT EXISTS q_bronze;
+CREATE OR REPLACE TABLE q_ref.zones AS SELECT * FROM read_csv(getvariable('reference_dir') || '/zones.csv');
+CREATE TABLE IF NOT EXISTS q_bronze.raw (
+    _row_id BIGINT NOT NULL, _batch_id VARCHAR NOT NULL, _source_file VARCHAR NOT NULL,
+    _source_sha256 VARCHAR NOT NULL, _source_line BIGINT NOT NULL, _ingested_at TIMESTAMPTZ NOT NULL,
+    _raw_line VARCHAR, _parse_error VARCHAR, id VARCHAR, kind VARCHAR, amount VARCHAR, code VARCHAR,
+    zone VARCHAR, lim VARCHAR
+);
+CREATE OR REPLACE VIEW q_silver.parsed AS
+SELECT _row_id, _source_line, _parse_error, nullif(trim(id), '') AS id, try_cast(amount AS DOUBLE) AS amount
+FROM q_bronze.raw;
+"""
+#: text DuckDB reads as a number although it holds no digit
+_NUMBER_WORDS = {f"{sign}{word}" for sign in ("", "+", "-") for word in ("inf", "infinity", "nan")}
+NOT_A_NUMBER = st.text(st.characters(blacklist_categories=["Cs", "Nd", "Cc", "Zl", "Zp"]), max_size=40).filter(
+    lambda v: v.strip().lower() not in _NUMBER_WORDS
+)
+
+
+def parsed_pipeline(tmp_path: Path, ws: dict[str, Path]) -> Path:
+    """Pipeline ``q`` whose quality block checks a typed view over bronze and names bronze as ``raw``."""
+    rules = {
+        "source": "q_silver.parsed",
+        "valid": "q_silver.ok",
+        "rejected": "q_silver.bad_rejected",
+        "raw": "q_bronze.raw",
+        "unparsed": {"column": "_parse_error", "reason": "malformed_line"},
+        "columns": {"amount": [{"not_null": {"name": "invalid_amount"}}]},
+    }
+    path = quality_pipeline(tmp_path, ws, rules, thresholds=[])
+    (tmp_path / "setup.sql").write_text(PARSED_SETUP)
+    return path
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(values=st.lists(NOT_A_NUMBER, min_size=1, max_size=12))
+def test_quarantined_rows_keep_the_raw_value_that_failed_and_the_raw_line(
+    tmp_path_factory: Any, values: list[str]
+) -> None:
+    """A row a typed view made NULL keeps, in ``_raw_values``, its bronze row: the text that failed as it
+    arrived (quotes, spaces, any script), and a line ingest could not split keeps ``_raw_line``."""
+    tmp_path = tmp_path_factory.mktemp("raw")
+    ws = {
+        "landing": tmp_path / "landing",
+        "reference": tmp_path / "ref",
+        "db": tmp_path / "w.duckdb",
+        "state": tmp_path / "state",
+    }
+    ws["landing"].mkdir()
+    ws["reference"].mkdir()
+    spec = load_pipeline(parsed_pipeline(tmp_path, ws))
+    lines = ["id,kind,amount,code,zone,lim", "good,a,5,AB,Z1,1"]
+    lines += [f'r{i},a,"{v.replace(chr(34), chr(34) * 2)}",AB,Z1,1' for i, v in enumerate(values)]
+    lines.append('broken,"a,1')  # a stray quote: ingest keeps the line whole
+    (ws["landing"] / "b.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    async def scenario() -> list[tuple[Any, ...]]:
+        factory = RunnerFactory()
+        try:
+            runner = await factory.open([spec], ws["state"])
+            rec = await asyncio.wait_for(runner.run("q"), 60)
+            assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
+            assert rec.step("check").metrics["valid"] == 1
+            found = await runner.client.query(
+                "SELECT id, amount, reasons, _raw_values->>'amount', _raw_values->>'_raw_line',"
+                " CAST(_raw_values->>'_source_line' AS BIGINT) FROM q_silver.bad_rejected ORDER BY _source_line"
+            )
+            return [tuple(r) for r in found.rows]
+        finally:
+            await factory.close()
+
+    rows = asyncio.run(scenario())
+    assert rows[:-1] == [(f"r{i}", None, ["invalid_amount"], v, None, i + 3) for i, v in enumerate(values)], rows
+    assert rows[-1] == (None, None, ["malformed_line"], None, 'broken,"a,1', len(values) + 3)
