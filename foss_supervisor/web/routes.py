@@ -230,6 +230,16 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        "/graph",
+        graph.graph_page,
+        "Programs, pipelines, steps, landing folders and tables as one graph, with live states",
+        "overview",
+        twin=True,
+        params=(Param("pipeline", "only this pipeline and its neighbours", pattern=graph.PIPELINE_PATTERN),),
+        errors=(Answer(400, "no pipeline name"), Answer(404, "no such pipeline")),
+    ),
+    Route(
+        "GET",
         "/api/v1/graph",
         graph.graph_api,
         "Programs, pipelines, steps, landing folders and tables as one graph: JSON, Graphviz DOT or Mermaid",

@@ -25,6 +25,7 @@ from helpers.browser import Watched, chromium, login_cookie, serious_violations,
 PAGES = [
     "/",
     "/pipeline-management",
+    "/graph",
     "/data-browser",
     "/logs",
     "/logs/talker",
