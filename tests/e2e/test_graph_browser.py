@@ -1,7 +1,8 @@
 """``/graph`` in real headless Chromium against a real daemon: every node drawn, no two boxes overlapping and no
 label outside its box at 1,280 and 400 px (the frame scrolls, the page does not), no console error or CSP
-violation, a box leads to its page; and the same at over 200 nodes. Screenshots go to ``$FOSS_SCREENSHOTS``
-when set, else to the test's temp folder; the time to the drawn graph is printed (measured, not asserted)."""
+violation, a state change redrawn without a reload, a box leads to its page; and the same at over 200
+nodes. Screenshots go to ``$FOSS_SCREENSHOTS`` when set, else to the test's temp folder; the time to the
+drawn graph is printed (measured, not asserted)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,13 @@ pipelines:
     w = Watched(browser, session=daemon)
     try:
         w.page.goto(f"http://127.0.0.1:{daemon.port}/graph")
+        api = w.page.locator('#graph-canvas g.node[data-id="program:api"] text.graph-sub')
+        assert api.text_content() == "RUNNING"
+        daemon.call("stop", names=["api"])  # the page follows the state without a reload
+        w.page.locator('#graph-canvas g.node[data-id="program:api"] text.graph-sub', has_text="STOPPED").wait_for(
+            timeout=10_000
+        )
+        assert w.navigations == 1
         w.page.locator('#graph-canvas g.node[data-id="program:collector"]').click()
         w.page.wait_for_url("**/logs/collector", timeout=10_000)
         w.page.goto(f"http://127.0.0.1:{daemon.port}/graph")
