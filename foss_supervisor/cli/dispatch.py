@@ -19,6 +19,7 @@ from foss_supervisor.base.resources import locate_control_socket
 from foss_supervisor.cli.analyze import args_analyze, cmd_analyze
 from foss_supervisor.cli.config import args_config, cmd_config, print_plan
 from foss_supervisor.cli.events import args_events, cmd_events
+from foss_supervisor.cli.graph import args_graph, cmd_graph
 from foss_supervisor.cli.lifecycle import cmd_start, cmd_stop
 from foss_supervisor.cli.pipelines import (
     args_demo_data,
@@ -94,6 +95,7 @@ SOCKET_ONLY = frozenset(
         "top",
         "reload",
         "config",
+        "graph",
     }
 )
 
@@ -185,6 +187,7 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
     "events": ("the daemon's events and audit records as JSON lines (journal, then --follow)", cmd_events, args_events),
     "ctl": ("start, stop, restart, signal or scale programs", cmd_ctl, args_ctl),
     "pipeline": ("run pipelines and read their history", cmd_pipeline, args_pipeline),
+    "graph": ("programs, pipelines and tables as one graph: json, dot or mermaid", cmd_graph, args_graph),
     "query": ("a read-only SQL query on the warehouse", cmd_query, args_query),
     "export": ("a whole table or query result as csv, parquet or jsonl (no row cap)", cmd_export, args_export),
     "demo-data": ("write sample orders into a landing folder", cmd_demo_data, args_demo_data),

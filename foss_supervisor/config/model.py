@@ -133,6 +133,10 @@ class ProgramConfig:
     watchdog_s: float | None = None  # ready: notify programs: WATCHDOG=1 at least this often, or restarted
     nice: int | None = None  # scheduling priority set on the child after spawn (systemd Nice=); None: inherit
     pass_fds: tuple[int, ...] = ()  # descriptors the child inherits (the dashboard's listening socket)
+    # the graph's links to the data (schema.table names, or absolute folder paths): what it writes and reads;
+    # not compared, so a change of them alone never restarts the program
+    feeds: tuple[str, ...] = field(default=(), compare=False)
+    needs: tuple[str, ...] = field(default=(), compare=False)
 
     def condition_for(self, dependency: str) -> DependencyCondition:
         """When ``dependency`` (one of ``depends_on``) counts as ready for this program."""

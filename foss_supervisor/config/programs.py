@@ -157,6 +157,8 @@ def _parse_replica(name: str, group: str, replica: int, r: Reader, base: Path) -
         replica=replica,
         health=_parse_health(r.sub("health")) if r.data.get("health") is not None else None,
         log=_parse_log(r.sub("log"), base),
+        feeds=_feeds(r.get("feeds", ()), base),
+        needs=r.get("needs", ()),
     )
 
 
@@ -167,6 +169,11 @@ def user_account(user: str) -> pwd.struct_passwd:
         return pwd.getpwuid(int(user)) if user.isascii() and user.isdigit() else pwd.getpwnam(user)
     except OverflowError:
         raise KeyError(user) from None
+
+
+def _feeds(targets: tuple[str, ...], base: Path) -> tuple[str, ...]:
+    """``feeds:`` with each folder (a path with a slash) resolved against the config file's folder."""
+    return tuple(t if "/" not in t else str(resolve_path(base, t)) for t in targets)
 
 
 def _user_exists(user: str) -> bool:

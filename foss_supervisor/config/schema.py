@@ -50,6 +50,13 @@ TABLE_NAME = gates.name(
 PARTITION_COLUMN = gates.name(
     r"[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}\.[A-Za-z_][A-Za-z0-9_]{0,62}", "schema.table.column"
 )
+#: a table a program reads (``needs:``), written as the warehouse names it
+QUALIFIED_TABLE = gates.name(r"[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}", "a lower-case schema.table name")
+#: what a program writes (``feeds:``): a table, or a folder (a landing folder) written as a path with a slash
+DATA_TARGET = gates.name(
+    r"[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}|\.{0,2}/[^\x00-\x1f\x7f]{0,4093}",
+    "a lower-case schema.table name, or a folder path starting with /, ./ or ../",
+)
 #: a selector of programs (``web``, ``api-*``, ``group:backend``) or a pipeline name
 SELECTOR = gates.name(r"[A-Za-z0-9_.:*?\[\]!-]{1,128}", "a program or pipeline name or selector like 'api-*'")
 
@@ -250,6 +257,9 @@ PROGRAM: Section = {
     "umask": gates.mode(),
     "rlimits": dict.fromkeys(sorted(RLIMIT_NAMES), gates.rlimit()),
     "pidfile": _PATH,
+    # the graph's links between a program and the data (foss_supervisor.graph): never used to run it
+    "feeds": gates.names(DATA_TARGET),
+    "needs": gates.names(QUALIFIED_TABLE),
 }
 HOOK: Section = {
     "on": EVENTS,

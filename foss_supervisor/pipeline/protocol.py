@@ -5,7 +5,7 @@ pipe needs no path, no permissions, no stale socket file after a crash, and no a
 runner dies the worker reads EOF and exits, so it can never outlive its owner holding the database lock.
 Several requests may be in flight at once (a step and many queries); replies carry the request id.
 
-Request:  {"id": 7, "op": "run_step" | "query" | "cancel" | "ping" | "shutdown", ...}
+Request:  {"id": 7, "op": "run_step" | "query" | "export" | "lineage" | "cancel" | "ping" | "shutdown", ...}
 Reply:    {"id": 7, "ok": true, "result": {...}}  or  {"id": 7, "ok": false, "error": {"kind": ..., "message": ...}}
 Unsolicited: {"event": "ready", ...} once at start; {"event": "log", "id": 7, "level": ..., "message": ...}
 """

@@ -102,6 +102,7 @@ class PipelineService(RunScheduling):
         self.started_at = time.time()  # a schedule is not overdue for the time the daemon was down
         self._finished: dict[str, dict[str, int]] = {}  # pipeline -> status -> runs finished since start
         self._skips = {}
+        self._lineage: tuple[dict[str, str], dict[str, Any]] | None = None  # (the SQL read, what it touches)
         bus.on(self._count_finished)
 
     # ---------------------------------------------------------------- lifecycle
@@ -337,6 +338,21 @@ class PipelineService(RunScheduling):
         except PipelineError as exc:
             raise CommandError(str(exc)) from None
         return result.to_dict()
+
+    async def lineage(self) -> dict[str, Any]:
+        """What each pipeline's SQL reads and writes, as the worker reads it (pipeline/lineage.py), kept until the
+        SQL changes: ``{"scripts": {"setup:PIPELINE" | "step:PIPELINE/STEP": {"statements": [{"reads", "writes",
+        "object"}, ...], "error"}}, "error": ""}``; when the worker cannot answer, no scripts and ``error`` says why."""
+        scripts = {f"setup:{n}": spec.setup_sql for n, spec in self.specs.items() if spec.setup_sql}
+        scripts |= {f"step:{n}/{st.name}": st.sql for n, spec in self.specs.items() for st in spec.steps if st.sql}
+        if self._lineage is not None and self._lineage[0] == scripts:
+            return self._lineage[1]
+        try:
+            found = {"scripts": await self.runner.client.lineage(scripts), "error": ""}
+        except PipelineError as exc:
+            return {"scripts": {}, "error": str(exc)}
+        self._lineage = (scripts, found)
+        return found
 
     async def export(self, table: str, fmt: str, sql: str = "") -> dict[str, Any]:
         """The whole table, or the whole result of a read-only query, as a csv, parquet or jsonl file in the

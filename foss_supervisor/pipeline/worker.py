@@ -44,6 +44,7 @@ from foss_supervisor.pipeline.errors import (  # noqa: E402
 )
 from foss_supervisor.pipeline.ledger import ledger_ddl, record_commit  # noqa: E402
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, apply_os_memory_limit, memory_limit_message  # noqa: E402
+from foss_supervisor.pipeline.lineage import scan_scripts  # noqa: E402
 from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
@@ -153,6 +154,8 @@ class Worker:
             self._pool.submit(self._run_query, rid, message)
         elif op == "export":
             self._pool.submit(self._run_export, rid, message)
+        elif op == "lineage":  # the tables each statement reads and writes, for the graph (lineage.py)
+            self._pool.submit(self._run_lineage, rid, message)
         elif op == "cancel":
             self._reply_ok(rid, {"interrupted": self._cancel(message.get("target"))})
         elif op == "shutdown":
@@ -238,6 +241,12 @@ class Worker:
         finally:
             self._unregister(rid)
             cursor.close()
+
+    def _run_lineage(self, rid: Any, message: dict[str, Any]) -> None:
+        try:
+            self._reply_ok(rid, scan_scripts(message.get("scripts")))
+        except Exception as exc:  # a bad request (or a bug) must still answer it
+            self._reply_err(rid, "bad_request", f"{type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ steps
     def _run_step_thread(self, rid: Any, message: dict[str, Any]) -> None:

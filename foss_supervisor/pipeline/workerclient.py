@@ -404,6 +404,23 @@ class WorkerClient:
             reply, "export failed", export=str(request.get("table") or request.get("pipeline") or "query")
         )
 
+    async def lineage(self, scripts: Mapping[str, str], *, timeout_s: float = 30.0) -> dict[str, Any]:
+        """The tables each statement of each script reads and writes, read by the worker with the sandbox's
+        reader (lineage.py): ``{KEY: {"statements": [{"reads", "writes", "object"}, ...], "error": ""}}``.
+
+        Raises QueryTimeoutError past ``timeout_s``, QueryFailedError when the worker refuses or ends.
+        """
+        channel = await self._worker.ensure()
+        try:
+            reply = await channel.request("lineage", {"scripts": dict(scripts)}, timeout_s)
+        except TimeoutError:
+            raise QueryTimeoutError(f"the worker did not read the pipelines' SQL within {timeout_s:g} s") from None
+        except WorkerCrashedError:
+            raise QueryFailedError(f"the worker ended while it read the SQL ({channel.exit_reason})") from None
+        if reply.get("ok"):
+            return dict(reply["result"]["scripts"])
+        raise QueryFailedError(str((reply.get("error") or {}).get("message", "lineage failed")))
+
     def _error(self, reply: dict[str, Any], default: str, **detail: Any) -> QueryError:
         """The worker's error reply to a query or an export as the exception its kind names; a limit hit
         is counted and logged."""

@@ -24,6 +24,7 @@ from helpers.browser import Watched, login_cookie, serious_violations, shots_dir
 PAGES = [
     "/",
     "/pipeline-management",
+    "/graph",
     "/data-browser",
     "/logs",
     "/logs/talker",

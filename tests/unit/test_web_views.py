@@ -117,11 +117,16 @@ async def test_every_page_has_a_json_twin_and_says_what_its_commands_say(site: S
         "/health",
         "/chat",
         "/login",
+        "/graph",
     }
     daemon = found["/"]["status"]["daemon"]
     assert (daemon["phase"], daemon["config"]) == ("starting", str(site.daemon.config.source))
     assert found["/pipeline-management"] == {"pipelines": []}
     assert found["/data-browser"]["error"].startswith("no pipelines are configured")
+    assert {n["id"] for n in found["/graph"]["graph"]["nodes"]} == {"program:talker", "program:worker"}
+    assert found["/graph"]["graph"]["edges"] == [
+        {"source": "program:talker", "target": "program:worker", "kind": "depends_on"}
+    ]
     assert {s["source"] for s in found["/logs"]["sources"]} >= {"daemon", "pipeline"}
     assert found["/logs/daemon"]["log"]["file"] == str(site.daemon.config.state_dir / "foss-supervisor.log")
     assert found["/config"]["file"] == str(site.daemon.config.source) and found["/config"]["editable"] is True

@@ -1,0 +1,57 @@
+"""The ``graph`` command: one graph across programs, pipelines, steps, landing folders and tables.
+
+The nodes and edges are :mod:`foss_supervisor.graph.model`'s; this module gathers what they are built from:
+the running config (programs with ``depends_on``, ``feeds:`` and ``needs:``; pipelines with ``after:``), the
+loaded pipeline specs, what the pipeline worker read of their SQL (``PipelineService.lineage``, kept until
+the SQL changes), and the live states (``status`` snapshots, each pipeline's run in progress or last run).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from foss_supervisor.commands.registry import CommandContext, Limit, command
+from foss_supervisor.errors import CommandError
+from foss_supervisor.graph.model import Graph, build_graph
+from foss_supervisor.graph.render import FORMATS, render
+
+__all__ = ["graph"]
+
+
+@command("graph", pipeline=(str, "", Limit(size=64)), format=(str, "json", Limit(size=16)))
+async def graph(ctx: CommandContext, pipeline: str, format: str) -> dict[str, Any]:
+    """The graph of programs, pipelines, steps, landing folders and tables (docs/graph.md).
+
+    ``{"nodes": [{"id", "kind", "name", "layer", "state", "pipeline", "url", "detail"}, ...], "edges":
+    [{"source", "target", "kind"}, ...], "lineage_error": "", "format", "text"}``. Node ids are
+    ``program:NAME``, ``pipeline:NAME``, ``step:PIPELINE/STEP``, ``table:SCHEMA.TABLE``, ``folder:PATH``; edge
+    kinds are depends_on, after, inputs, reads, writes, derives, feeds, needs. ``pipeline``: only that
+    pipeline, its steps and what is one edge away (plus the programs feeding or needing it). ``format``:
+    json (``text`` is ""), dot (Graphviz) or mermaid (``text`` holds it). ``lineage_error`` says why the
+    edges read from SQL are missing when the pipeline worker could not read it. Raises CommandError for
+    an unknown pipeline or format.
+    """
+    if format not in FORMATS:
+        raise CommandError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    service = ctx.pipelines
+    lineage: dict[str, Any] = {"scripts": {}, "error": ""}
+    specs: dict[str, Any] = {}
+    pipelines_live: dict[str, Any] = {}
+    if service is not None:
+        lineage = await service.lineage()
+        specs = dict(service.specs)
+        pipelines_live = {p["name"]: p for p in service.overview()}
+    programs_live = {p.name: p.snapshot() for p in ctx.supervisor.processes.values()}
+    whole = build_graph(ctx.config, specs, lineage["scripts"], programs_live, pipelines_live)
+    shown: Graph = whole
+    if pipeline:
+        try:
+            shown = whole.around_pipeline(pipeline)
+        except KeyError:
+            known = ", ".join(sorted(specs)) or "none"
+            raise CommandError(f"no pipeline {pipeline!r}; known: {known}") from None
+    return shown.to_dict() | {
+        "lineage_error": lineage["error"],
+        "format": format,
+        "text": "" if format == "json" else render(shown, format),
+    }

@@ -1,0 +1,125 @@
+// /graph: the graph of programs, pipelines, steps, folders and tables, laid out left to right by dagre
+// (vendored: static/vendor/dagre, @dagrejs/dagre 3.1.3, MIT) and drawn as SVG. The data is the page's JSON
+// (#graph-data, the `graph` command's nodes and edges); each node is a link to its page. #graph-data is a
+// live region (app.js swaps in a fresh one when the state changes): the graph is drawn again from it. No
+// inline script (the CSP allows none): this file and dagre are all the page runs.
+"use strict";
+(function () {
+  const NS = "http://www.w3.org/2000/svg";
+  const PAD = 10;
+
+  function el(name, attrs, parent) {
+    const node = document.createElementNS(NS, name);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+
+  // a step by its own name (its pipeline is the box around it); a long folder path by its last two parts
+  // (the whole id is the box's tooltip and in the table below)
+  function shortName(n) {
+    if (n.kind === "step") return n.name.slice(n.name.lastIndexOf("/") + 1);
+    if (n.kind === "folder" && n.name.length > 40) return "\u2026/" + n.name.split("/").slice(-2).join("/");
+    return n.name;
+  }
+
+  // the whole graph, from #graph-data as it is now
+  function draw() {
+    const source = document.getElementById("graph-data");
+    const svg = document.getElementById("graph-canvas");
+    if (!source || !svg || typeof dagre === "undefined") return;
+    const data = JSON.parse(source.textContent);
+    svg.removeAttribute("data-ready");
+    svg.replaceChildren();
+
+    // labels are measured as the browser draws them, so no box is narrower than its text
+    const ruler = el("text", { class: "graph-title" }, svg);
+    const rulerSub = el("text", { class: "graph-sub" }, svg);
+    function measure(t, r) {
+      r.textContent = t;
+      return r.getComputedTextLength();
+    }
+
+    const g = new dagre.graphlib.Graph({ compound: true, multigraph: true });
+    g.setGraph({ rankdir: "LR", nodesep: 16, ranksep: 56, edgesep: 10, marginx: 12, marginy: 12 });
+    g.setDefaultEdgeLabel(function () { return {}; });
+    for (const n of data.nodes) {
+      const title = n.kind + " " + shortName(n);
+      const sub = n.state || n.layer || "";
+      const width = Math.ceil(Math.max(measure(title, ruler), sub ? measure(sub, rulerSub) : 0)) + 2 * PAD;
+      g.setNode(n.id, { width: width, height: sub ? 42 : 28, node: n, title: title, sub: sub });
+      const owner = n.kind === "step" ? n.pipeline : n.kind === "pipeline" ? n.name : null;
+      if (owner) {
+        const cluster = "cluster:" + owner;
+        if (!g.hasNode(cluster)) g.setNode(cluster, { label: "pipeline " + owner, cluster: true });
+        g.setParent(n.id, cluster);
+      }
+    }
+    for (const e of data.edges) {
+      g.setEdge(e.source, e.target, { kind: e.kind }, e.source + "|" + e.target + "|" + e.kind);
+    }
+    dagre.layout(g);
+    ruler.remove();
+    rulerSub.remove();
+
+    // shrunk to the frame's width while the text stays readable (at most to 3/4), else drawn full size and the
+    // frame scrolls (the page never does)
+    const size = g.graph();
+    const frame = document.getElementById("graph-frame");
+    const scale = Math.min(1, Math.max(0.75, (frame ? frame.clientWidth - 2 : size.width) / size.width));
+    svg.setAttribute("viewBox", "0 0 " + Math.ceil(size.width) + " " + Math.ceil(size.height));
+    svg.setAttribute("width", Math.ceil(size.width * scale));
+    svg.setAttribute("height", Math.ceil(size.height * scale));
+    const defs = el("defs", {}, svg);
+    const marker = el("marker", { id: "graph-arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7,
+      markerHeight: 7, orient: "auto-start-reverse" }, defs);
+    el("path", { d: "M0,0 L10,5 L0,10 z", class: "graph-arrow" }, marker);
+
+    const clusters = el("g", { class: "graph-clusters" }, svg);
+    for (const id of g.nodes()) {
+      const c = g.node(id);
+      if (!c.cluster) continue;
+      el("rect", { x: c.x - c.width / 2, y: c.y - c.height / 2, width: c.width, height: c.height, rx: 6,
+        class: "graph-cluster" }, clusters);
+    }
+    const edges = el("g", { class: "graph-edges" }, svg);
+    for (const ref of g.edges()) {
+      const e = g.edge(ref);
+      const d = e.points.map(function (p, i) { return (i ? "L" : "M") + p.x.toFixed(1) + "," + p.y.toFixed(1); });
+      const plain = e.kind === "reads" || e.kind === "writes";
+      el("path", { d: d.join(" "), class: "graph-edge " + (plain ? "data" : "link") + " kind-" + e.kind,
+        "marker-end": "url(#graph-arrow)" }, edges);
+    }
+    const nodes = el("g", { class: "graph-nodes" }, svg);
+    for (const id of g.nodes()) {
+      const box = g.node(id);
+      if (box.cluster) continue;
+      const n = box.node;
+      const holder = n.url ? el("a", { href: n.url }, nodes) : nodes;
+      const group = el("g", { class: "node kind-" + n.kind + (n.layer ? " layer-" + n.layer : ""), "data-id": n.id },
+        holder);
+      el("title", {}, group).textContent = n.id + (n.state ? " (" + n.state + ")" : "");
+      el("rect", { x: box.x - box.width / 2, y: box.y - box.height / 2, width: box.width, height: box.height,
+        rx: n.kind === "table" ? 10 : 3 }, group);
+      const top = box.y - box.height / 2 + 18;
+      const title = el("text", { x: box.x - box.width / 2 + PAD, y: top, class: "graph-title" }, group);
+      title.textContent = box.title;
+      if (box.sub) {
+        const sub = el("text", { x: box.x - box.width / 2 + PAD, y: top + 16, class: "graph-sub" }, group);
+        sub.textContent = box.sub;
+      }
+    }
+    // cluster labels last, above the edges that pass by
+    for (const id of g.nodes()) {
+      const c = g.node(id);
+      if (!c.cluster) continue;
+      const at = { x: c.x - c.width / 2 + 8, y: c.y - c.height / 2 + 13, class: "graph-cluster-label" };
+      const label = el("text", at, clusters);
+      label.textContent = c.label;
+    }
+    svg.setAttribute("data-ready", "true");
+  }
+
+  draw();
+  document.addEventListener("foss:refreshed", draw);
+})();
