@@ -37,8 +37,8 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     "orders/discover": ({"landing"}, {"meta.files", "meta.file_seen"}),
     "orders/ingest": ({"landing", "meta.files"}, {"bronze.orders_raw"}),
     "orders/reference": (set(), {"ref.products", "ref.countries", "ref.fx_rates"}),
-    "orders/validate": (
-        {"work.orders_parsed", "ref.products", "ref.fx_rates", "ref.countries"},
+    "orders/validate": (  # bronze: a rejected row keeps the raw row that failed (its quality block's raw:)
+        {"work.orders_parsed", "ref.products", "ref.fx_rates", "ref.countries", "bronze.orders_raw"},
         {"silver.orders_valid", "silver.orders_rejected"},
     ),
     "orders/quarantine": ({"silver.orders_rejected", "bronze.orders_raw"}, {"silver.orders_quarantine"}),
