@@ -170,6 +170,26 @@ def test_log_viewer_shows_a_line_printed_after_it_opened_as_text(dash: DaemonHan
         w.close()
 
 
+def test_the_logs_page_searches_every_log(dash: DaemonHandle, browser: Any, tmp_path: Path) -> None:
+    dash.say.write_text("Needle in the talker " + "long-token-" * 40)  # type: ignore[attr-defined]
+    wait_for(lambda: not dash.say.exists(), 5, "the program printed it")  # type: ignore[attr-defined]
+    for width in (1280, 400):
+        w = Watched(browser, width, session=dash)
+        try:
+            w.page.goto(f"http://127.0.0.1:{dash.port}/logs")
+            w.page.fill("#log-search", "needle")
+            w.page.press("#log-search", "Enter")
+            w.page.locator("#log-matches", has_text="Needle in the talker").wait_for(timeout=10_000)
+            matches = w.page.locator("#log-matches tbody tr")
+            assert matches.count() == 1 and "talker" in matches.first.inner_text()
+            overflow = w.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0, f"the search results scroll sideways by {overflow}px at {width}px"
+            w.page.screenshot(path=str(shots_dir(tmp_path) / f"logs-search-{width}.png"), full_page=True)
+            assert w.errors == [], w.errors
+        finally:
+            w.close()
+
+
 def test_console_defaults_to_a_read_only_command_and_runs_one_after_login(dash: DaemonHandle, browser: Any) -> None:
     w = Watched(browser)
     try:
