@@ -31,7 +31,8 @@ class FileWriter:
         self.max_bytes = max_bytes
         self._pending: collections.deque[tuple[Callable[[], None], int]] = collections.deque()
         self._queued = 0  # bytes submitted and not yet written
-        self._busy = False  # a write is under way
+        self._submitted = 0  # writes submitted since the start
+        self._done = 0  # writes made (or failed) since the start, in submission order
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
@@ -47,6 +48,7 @@ class FileWriter:
             if self._queued and self._queued + size > self.max_bytes:
                 return False
             self._queued += size
+            self._submitted += 1
             self._pending.append((write, size))
             self._cond.notify()
             if self._thread is None:
@@ -54,17 +56,26 @@ class FileWriter:
                 self._thread.start()
         return True
 
-    def flush(self, timeout_s: float) -> bool:
-        """Wait until everything submitted so far is written, ``timeout_s`` at most; False if it was not."""
+    def mark(self) -> int:
+        """A mark of everything submitted so far, for :meth:`wait`."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout_s)
+            return self._submitted
+
+    def wait(self, mark: int, timeout_s: float) -> bool:
+        """Wait until what was submitted up to ``mark`` is written (not what came after: a chatty program
+        does not hold it), ``timeout_s`` at most; False if it was not."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._done >= mark, timeout_s)
+
+    def flush(self, timeout_s: float) -> bool:
+        """:meth:`wait` for everything submitted before this call."""
+        return self.wait(self.mark(), timeout_s)
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._pending))
                 write, size = self._pending.popleft()
-                self._busy = True
             try:
                 write()
             except Exception:  # a bug in a write must not end the thread that makes every other write
@@ -72,7 +83,7 @@ class FileWriter:
             finally:
                 with self._cond:
                     self._queued -= size
-                    self._busy = False
+                    self._done += 1
                     self._cond.notify_all()
 
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.base.filewriter import WRITER
 from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.core.logview import DAEMON, PIPELINE, LogSource, search, select_sources, tail
@@ -20,6 +21,9 @@ from foss_supervisor.errors import CommandError
 __all__ = ["LOG_SOURCES", "MAX_SEARCH_CHARS"]
 
 MAX_SEARCH_CHARS = 256
+# a reader first waits (this long at most: a hung disk) for the file-writer thread to write what programs
+# printed before the request, so that what the daemon has received is what it shows
+READ_YOUR_WRITES_S = 1.0
 
 
 @command("logs", names=(list, ["all"]), lines=(int, 100, Limit(0, 100_000)), contains=(str, ""))
@@ -42,7 +46,11 @@ async def logs(ctx: CommandContext, names: list[str], lines: int, contains: str)
             return search(source, contains, lines, ctx.redactor.lines)
         return list(ctx.redactor.lines(tail(source, lines)))
 
-    tails = await asyncio.to_thread(lambda: {s.name: read(s) for s in sources})
+    def read_all() -> dict[str, list[str]]:
+        WRITER.flush(READ_YOUR_WRITES_S)
+        return {s.name: read(s) for s in sources}
+
+    tails = await asyncio.to_thread(read_all)
     return {"sources": [dataclass_to_json(s) for s in sources], "lines": tails}
 
 
@@ -59,7 +67,9 @@ def _log_source(ctx: CommandContext, name: str) -> LogSource:
 
 
 def _read_log(path: Path, offset: int, max_bytes: int) -> tuple[int, int, bytes, bool]:
-    """(start, size, bytes) of whole lines from ``offset`` (-1: the last ``max_bytes``); rotated when it shrank."""
+    """(start, size, bytes) of whole lines from ``offset`` (-1: the last ``max_bytes``); rotated when it shrank.
+    First lets the file-writer thread write what programs printed so far (bounded)."""
+    WRITER.flush(READ_YOUR_WRITES_S)
     try:
         with path.open("rb") as f:
             size = os.fstat(f.fileno()).st_size

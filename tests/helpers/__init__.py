@@ -14,7 +14,7 @@ Nothing here touches port 5000 or a real state dir, so the suite can run beside 
 from __future__ import annotations
 
 from .daemon import DaemonHandle, owner_headers, stranger, viewer_headers
-from .supervising import make_config, py, state, supervising, until
+from .supervising import make_config, py, state, supervising, until, written
 from .system import (
     PY,
     REPO,
@@ -66,4 +66,5 @@ __all__ = [
     "viewer_headers",
     "wait_for",
     "wait_until",
+    "written",
 ]

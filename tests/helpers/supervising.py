@@ -9,6 +9,7 @@ import textwrap
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from foss_supervisor.base.filewriter import WRITER
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.core.events import Event, EventBus, StateChanged, Subscription
 from foss_supervisor.core.states import ProcessState
@@ -17,7 +18,7 @@ from foss_supervisor.core.supervisor import Supervisor
 
 from .system import PY
 
-__all__ = ["make_config", "py", "state", "supervising", "until"]
+__all__ = ["make_config", "py", "state", "supervising", "until", "written"]
 
 
 def make_config(tmp: Path, programs: str) -> Config:
@@ -34,7 +35,7 @@ def py(code: str) -> str:
 @contextlib.asynccontextmanager
 async def supervising(config: Config) -> AsyncIterator[tuple[Supervisor, Subscription]]:
     """A running :class:`Supervisor` of ``config`` and a subscription to its events; shut down (every program
-    stopped, 30 s at most) on the way out."""
+    stopped, 30 s at most) on the way out, and what the programs printed written to their logs."""
     bus = EventBus()
     sub = bus.subscribe(10_000)
     sup = Supervisor(config, bus, StateStore(config.state_dir))
@@ -47,6 +48,14 @@ async def supervising(config: Config) -> AsyncIterator[tuple[Supervisor, Subscri
         shutdown.set()
         await asyncio.wait_for(task, 30)
         sub.close()
+        assert await asyncio.to_thread(WRITER.flush, 30), "the programs' output was not written within 30 s"
+
+
+def written(log: Path) -> str:
+    """The text of a program's log once the daemon's file-writer thread has written all it was given (the
+    writes are made off the loop, a moment after the output arrives)."""
+    assert WRITER.flush(30), "the programs' output was not written within 30 s"
+    return log.read_text()
 
 
 async def until(sub: Subscription, match: Callable[[Event], bool], timeout_s: float = 10.0) -> Event:

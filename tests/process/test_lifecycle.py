@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from helpers import make_config, py, state, supervising, until, wait_until
+from helpers import make_config, py, state, supervising, until, wait_until, written
 
 from foss_supervisor.core.events import StateChanged
 from foss_supervisor.core.states import Health, ProcessState
@@ -147,7 +147,7 @@ async def test_umask_and_resource_limits_apply_in_the_child(tmp_path: Path) -> N
     )
     async with supervising(cfg) as (sup, sub):
         await until(sub, state("limited", S.EXITED))
-        out = sup.processes["limited"].log_path.read_text().split()
+        out = written(sup.processes["limited"].log_path).split()
     assert out[:5] == ["0o27", "(256,", "512)", "(0,", "0)"]
     assert int(out[5]) == os.getpid()  # prlimit exec'd the program in place: its parent is the daemon
 

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import py, state, supervising, until
+from helpers import py, state, supervising, until, written
 
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.core.events import Event, StateChanged, Subscription
@@ -194,7 +194,7 @@ async def test_a_program_is_ready_when_a_line_of_its_output_matches(tmp_path: Pa
     async with supervising(cfg) as (sup, sub):
         running = await until(sub, state("server", S.RUNNING), timeout_s=20)
         assert isinstance(running, StateChanged) and "matching its ready pattern" in running.reason
-        assert "listening on 8080 now\n" in (tmp_path / "state" / "logs" / "server.log").read_text()
+        assert "listening on 8080 now\n" in written(tmp_path / "state" / "logs" / "server.log")
         await until(sub, state("after", S.RUNNING))
         if sup.processes["mute"].state is not S.FATAL:  # (it may have given up while we waited for the others)
             await until(sub, state("mute", S.FATAL), timeout_s=20)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import is_gone, make_config, need_root, py, state, supervising, until, wait_until
+from helpers import is_gone, make_config, need_root, py, state, supervising, until, wait_until, written
 
 from foss_supervisor.core.events import HealthChanged, StateChanged
 from foss_supervisor.core.seams import ExitWatch
@@ -162,7 +162,7 @@ async def test_log_lines_get_timestamps_when_asked(tmp_path: Path) -> None:
     )
     async with supervising(cfg) as (sup, sub):
         await until(sub, state("ts", S.EXITED))
-        lines = sup.processes["ts"].log_path.read_text().splitlines()
+        lines = written(sup.processes["ts"].log_path).splitlines()
     assert sorted(line.split(" ", 1)[1] for line in lines) == ["a", "stderr: b"]
     assert all(line[:4].isdigit() and line.split(" ", 1)[0].endswith("Z") for line in lines)
 
@@ -278,7 +278,7 @@ async def test_environment_is_clean_and_env_file_applies(tmp_path: Path, monkeyp
     )
     async with supervising(cfg) as (sup, sub):
         await until(sub, state("envy", S.EXITED))
-        out = sup.processes["envy"].log_path.read_text().strip()
+        out = written(sup.processes["envy"].log_path).strip()
     assert out == "[] yes inline envy"
 
 
@@ -333,7 +333,7 @@ async def test_user_program_runs_as_that_user(tmp_path: Path) -> None:
     )
     async with supervising(cfg) as (sup, sub):
         await until(sub, state("low", S.EXITED))
-        out = sup.processes["low"].log_path.read_text().split()
+        out = written(sup.processes["low"].log_path).split()
     nobody = pwd.getpwnam("nobody")
     assert out == [str(nobody.pw_uid), str(nobody.pw_gid), nobody.pw_dir, "nobody"]
 

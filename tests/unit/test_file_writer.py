@@ -57,3 +57,16 @@ def test_past_the_bound_a_sink_drops_and_counts(tmp_path: Path) -> None:
         hung.set()
     assert writer.flush(30)
     assert (tmp_path / "a.log").stat().st_size == filewriter.QUEUED_BYTES_MAX
+
+
+def test_a_flush_waits_for_what_came_before_it_not_for_what_comes_after() -> None:
+    writer = FileWriter()
+    first, later = threading.Event(), threading.Event()
+    written: list[str] = []
+    assert writer.submit(lambda: (first.wait(), written.append("before")), 1)
+    mark = writer.mark()  # what flush() takes at its call
+    assert writer.submit(lambda: (later.wait(), written.append("after")), 1)  # a chatty program goes on
+    first.set()
+    assert writer.wait(mark, 30) and written == ["before"]  # done although the later write still hangs
+    later.set()
+    assert writer.flush(30) and written == ["before", "after"]
