@@ -325,7 +325,10 @@ async def large_bodies(port: int, stop: asyncio.Event, tally: Tally, workers: in
             except TimeoutError:
                 tally.errors["timeout"] += 1
             except (asyncio.IncompleteReadError, ConnectionError, ValueError, IndexError):
-                tally.errors["lost"] += 1
+                # lost only when the whole body had left: a server that answered early (413, or the gate's
+                # 503) and closed after its lingering read, while a slow client still sent, is "unsent"
+                whole = sending is not None and sending.done() and not sending.cancelled() and not sending.exception()
+                tally.errors["lost" if whole else "unsent"] += 1
             finally:
                 if sending is not None:
                     sending.cancel()
