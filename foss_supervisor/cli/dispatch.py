@@ -114,7 +114,7 @@ def cmd_install_service(args: argparse.Namespace, config: Config) -> int:
     """Write the systemd units for this installation and print the systemctl commands (never runs sudo)."""
     from foss_supervisor.systemd.install import options_for, plan_install, write_units
 
-    options, notes = options_for(config if args.config else None, user_mode=args.user)
+    options, notes = options_for(config, user_mode=args.user)  # as loaded: the default file and what is exported
     plan = plan_install(options, notes=notes, socket_activation=args.socket)
     if args.print:
         for name, text in plan.files.items():

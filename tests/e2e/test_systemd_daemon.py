@@ -148,9 +148,14 @@ def test_sockets_for_another_pid_are_ignored(daemon: DaemonHandle) -> None:
 def test_daemon_log_lines_carry_program_and_state_fields(daemon: DaemonHandle) -> None:
     daemon.write_config(f"programs:\n  a:\n    {SLEEPER}\n")
     daemon.start()
-    lines = [json.loads(x) for x in (daemon.state_dir / "foss-supervisor.log").read_text().splitlines()]
-    running = [x for x in lines if x.get("event") == "program_state" and x.get("state") == "RUNNING"]
-    assert running and running[0]["program"] == "a" and running[0]["old"] == "STARTING"
+
+    def running() -> list[dict[str, object]]:  # the log's writer thread writes a moment after the event
+        lines = [json.loads(x) for x in (daemon.state_dir / "foss-supervisor.log").read_text().splitlines()]
+        return [x for x in lines if x.get("event") == "program_state" and x.get("state") == "RUNNING"]
+
+    wait_for(lambda: bool(running()), 10, "the RUNNING line written")
+    first = running()[0]
+    assert first["program"] == "a" and first["old"] == "STARTING"
 
 
 def test_install_service_prints_units_and_commands(daemon: DaemonHandle) -> None:
@@ -161,3 +166,14 @@ def test_install_service_prints_units_and_commands(daemon: DaemonHandle) -> None
     assert f"Environment=FOSS_SUPERVISOR_CONFIG={daemon.config_path}" in result.stdout
     assert "systemctl --user enable --now foss-supervisor.socket foss-supervisor.service" in result.stdout
     assert "sudo" not in result.stdout
+
+
+def test_install_service_without_config_carries_what_the_operator_exported(tmp_path: Path) -> None:
+    """The default config, as loaded with the exported port and state dir: the unit runs the daemon there too."""
+    env = {**os.environ, "FOSS_SUPERVISOR_PORT": "18555", "FOSS_SUPERVISOR_STATE_DIR": str(tmp_path / "state")}
+    env.pop("FOSS_SUPERVISOR_CONFIG", None)
+    argv = [PY, "-m", "foss_supervisor", "install-service", "--print", "--user"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Environment=FOSS_SUPERVISOR_PORT=18555" in result.stdout
+    assert f"Environment=FOSS_SUPERVISOR_STATE_DIR={tmp_path / 'state'}" in result.stdout
