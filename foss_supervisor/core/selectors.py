@@ -36,8 +36,9 @@ def resolve(
 
     ``programs``: every program name; ``replica_sets``: replica-set name -> its programs; ``groups``:
     group name -> members (program or replica-set names); ``extra``: more names the caller accepts
-    as they are (``logs`` accepts ``daemon``). A selector that selects nothing raises CommandError
-    listing what is known.
+    as they are (``logs`` accepts ``daemon``). A replica set's name selects the whole set, also when it
+    is the name of its first replica (a program scaled up keeps NAME and adds NAME-1, ...). A selector that
+    selects nothing raises CommandError listing what is known.
     """
     known = set(programs)
     chosen: set[str] = set()
@@ -60,6 +61,8 @@ def _one(
 ) -> list[str]:
     if sel == ALL:
         return list(programs)
+    if sel in replica_sets:  # first: a program scaled up (NAME, NAME-1, ...) is all of them, as in PM2
+        return list(replica_sets[sel])
     if sel in known or sel in extra:
         return [sel]
     if sel in groups:
@@ -67,8 +70,6 @@ def _one(
         for member in groups[sel]:
             out.extend(replica_sets.get(member) or ([member] if member in known else []))
         return out
-    if sel in replica_sets:
-        return list(replica_sets[sel])
     if _GLOB & set(sel):
         return [name for name in programs if fnmatch.fnmatchcase(name, sel)]
     return []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -156,6 +157,14 @@ def test_scale_adds_and_removes_replicas_without_touching_running_ones_and_survi
 
     assert daemon.cli("reload").returncode == 0  # the file is unchanged: the scale stays, nothing restarts
     assert {p["name"]: p["pid"] for p in daemon.call("status")["programs"]} == pids
+
+    # the program's name now selects all its copies, as pm2's app name does
+    listed = json.loads(daemon.cli("status", "talker", "--json").stdout)["programs"]
+    assert [p["name"] for p in listed] == ["talker", "talker-1", "talker-2"]
+    assert daemon.cli("ctl", "restart", "talker").returncode == 0
+    after = {p["name"]: p["pid"] for p in daemon.call("status")["programs"]}
+    assert all(after[n] != pids[n] for n in ("talker", "talker-1", "talker-2")) and after["other"] == pids["other"]
+    pids = after
 
     assert daemon.cli("ctl", "scale", "talker", "2").returncode == 0
     names = {p["name"]: p["pid"] for p in daemon.call("status")["programs"]}
