@@ -176,8 +176,9 @@ def _parse(
     pipelines: dict[str, PipelineConfig] = {}
     try:
         pipelines = _parse_pipelines(root.sub("pipelines"), base, data_path, check_pipelines)
-        if not errors:  # a program that failed to parse would show up again as an unknown dependency
-            programs = check_dependencies(programs, groups, label, lines)
+        declared = set(data["programs"]) if isinstance(data, dict) and isinstance(data.get("programs"), dict) else set()
+        programs, problems = check_dependencies(programs, groups, label, lines, declared)
+        errors.extend(problems)
     except ConfigError as exc:
         errors.append(exc)
     config = Config(

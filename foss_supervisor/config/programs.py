@@ -6,6 +6,7 @@ import os
 import pwd
 import signal
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -211,9 +212,16 @@ def _parse_rlimits(r: Reader) -> dict[str, tuple[int, int]]:
 
 
 def check_dependencies(
-    programs: dict[str, ProgramConfig], groups: dict[str, list[str]], file: str, lines: dict[str, int]
-) -> dict[str, ProgramConfig]:
-    """Expand group names in ``depends_on`` to replica names and refuse unknown names and cycles."""
+    programs: dict[str, ProgramConfig],
+    groups: dict[str, list[str]],
+    file: str,
+    lines: dict[str, int],
+    declared: AbstractSet[str] = frozenset(),
+) -> tuple[dict[str, ProgramConfig], list[ConfigError]]:
+    """Expand group names in ``depends_on`` to replica names; the refusals of unknown names (every one) and of
+    a cycle (when every name is known). ``declared``: program names the file holds, also those that failed to
+    parse (their own error is reported: naming them is not another one)."""
+    problems: list[ConfigError] = []
     expanded: dict[str, ProgramConfig] = {}
     for name, prog in programs.items():
         deps: list[str] = []
@@ -224,7 +232,10 @@ def check_dependencies(
             members = groups.get(dep) or ([dep] if dep in programs and dep != name else None)
             if members is None:
                 key = f"programs.{prog.group}.depends_on"
-                raise ConfigError(file, key, f"unknown program {dep!r}", lines.get(f"{key}.{dep}") or lines.get(key))
+                if dep not in declared or dep == name:
+                    line = lines.get(f"{key}.{dep}") or lines.get(key)
+                    problems.append(ConfigError(file, key, f"unknown program {dep!r}", line))
+                continue
             deps.extend(m for m in members if m not in deps)
             conditions.update(dict.fromkeys(members, prog.condition_for(dep)))
             if dep in prog.part_of:
@@ -247,9 +258,14 @@ def check_dependencies(
         visiting.discard(name)
         done.add(name)
 
-    for name in expanded:
-        visit(name, [])
-    return expanded
+    if problems:
+        return expanded, problems
+    try:
+        for name in expanded:
+            visit(name, [])
+    except ConfigError as exc:
+        problems.append(exc)
+    return expanded, problems
 
 
 def parse_hooks(r: Reader) -> tuple[HookConfig, ...]:

@@ -250,3 +250,28 @@ def test_a_nul_byte_in_any_string_is_a_located_error(section: str, key: str) -> 
     with pytest.raises(ConfigError) as refused:
         parse_config(f"programs:\n  a: {{{section}}}\n", Path("/tmp/x.yaml"), {})
     assert key in str(refused.value) and "NUL byte" in str(refused.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from(["regex", "flag", "signal", "number"]), min_size=0, max_size=4),
+    st.lists(st.from_regex(r"[a-z]{3,8}-[0-9]", fullmatch=True), min_size=1, max_size=3, unique=True),
+)
+def test_unknown_dependencies_are_listed_with_every_other_error_at_once(broken: list[str], unknown: list[str]) -> None:
+    """Broken programs and unknown dependency names in one file: one refusal lists every one of them (a
+    dependency on a program that is there but broken is not another error: that program's own is)."""
+    bad = {
+        "regex": "ready: {log: '(['}",
+        "flag": "disabled: maybe",
+        "signal": "stop_signal: NOPE",
+        "number": "start_timeout: .nan",
+    }
+    lines = [f"  broken{i}: {{command: [x], {bad[kind]}}}" for i, kind in enumerate(broken)]
+    deps = ", ".join([*unknown, *(f"broken{i}" for i in range(len(broken)))])
+    lines.append(f"  user: {{command: [x], depends_on: [{deps}]}}")
+    errors = refused("state_dir: /tmp/s\nprograms:\n" + "\n".join(lines) + "\n").errors
+    keys = [e.key for e in errors]
+    assert [k.split(".")[1] for k in keys if not k.endswith("depends_on")] == [f"broken{i}" for i in range(len(broken))]
+    assert sorted(str(e.reason) for e in errors if e.key.endswith("depends_on")) == sorted(
+        f"unknown program {name!r}" for name in unknown
+    )
