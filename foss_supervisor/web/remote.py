@@ -115,6 +115,7 @@ class RemoteCore(Core):
         super().__init__()
         self._path = path
         self._slots = asyncio.Semaphore(pool_size)
+        self._pool_size = pool_size
         self._idle: list[_Connection] = []
         self._events: _Connection | None = None
         self.lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -158,6 +159,8 @@ class RemoteCore(Core):
             raise
         conn.idle_since = time.monotonic()
         self._idle.append(conn)
+        while len(self._idle) > self._pool_size:  # a state-changing command's fresh connection joined: the
+            self._idle.pop(0).close()  # oldest goes, so the pool never holds more than its size
         return reply
 
     def _reuse(self) -> _Connection | None:

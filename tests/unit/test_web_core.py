@@ -205,6 +205,20 @@ async def test_remote_commands_in_flight_are_bounded(ctx: Daemon, monkeypatch: p
         await remote.close()
 
 
+async def test_the_pool_never_holds_more_connections_than_its_size(ctx: Daemon) -> None:
+    """A state-changing command goes on a fresh connection, which then joins the pool: the oldest idle one is
+    closed, so a stream of such commands does not pile up descriptors in the dashboard or the daemon."""
+    async with served(ctx) as server:
+        remote = RemoteCore(ctx.config.control_socket, pool_size=2)
+        await remote.start()
+        for _ in range(12):
+            with pytest.raises(CommandError):  # refused (no such program), but asked on a fresh connection
+                await remote.call("stop", {"names": ["nope"]})
+        await wait_until(lambda: len(server._connections) <= 3, what="the extra connections closed")
+        assert len(remote._idle) == 2  # the pool, and the event stream besides it
+        await remote.close()
+
+
 async def test_remote_core_knows_when_the_daemon_is_gone(ctx: Daemon) -> None:
     async with served(ctx):
         remote = RemoteCore(ctx.config.control_socket)
