@@ -105,6 +105,16 @@ DESCRIPTION = "One daemon for a data-platform host: supervised programs, the das
 
 
 def cmd_reload(args: argparse.Namespace, config: Target) -> int:
+    """Re-read the daemon's own config file. A ``--config`` naming another file is refused (exit 2): reload
+    would apply (or, with ``--dry-run``, check) the daemon's file, not the one named."""
+    named = args.config or os.environ.get("FOSS_SUPERVISOR_CONFIG")
+    if named:
+        theirs = str(call(config.control_socket, "ping").get("config") or "")
+        if theirs and Path(theirs).resolve() != Path(named).resolve():
+            say("ERROR", f"the daemon runs {theirs}; reload re-reads that file, not {named}")
+            say("INFO", f"to check {named} against it: foss-supervisor config save {named} --dry-run")
+            say("INFO", f"to run {named} instead: foss-supervisor restart --config {named}")
+            return EXIT_USAGE
     result = call(config.control_socket, "reload", timeout_s=600.0, dry_run=args.dry_run)
     print_plan(result, args.dry_run, config.control_socket)
     return EXIT_OK

@@ -288,3 +288,17 @@ def test_logs_pipeline_shows_the_runner_and_its_steps(daemon: DaemonHandle) -> N
     events = [json.loads(line)["event"] for line in result.stdout.splitlines()]
     assert {"pipeline_run_started", "pipeline_step_state", "pipeline_run_finished"} <= set(events)
     assert "program_state" not in events and "daemon_state" not in events  # only the pipeline's share
+
+
+def test_reload_refuses_a_config_other_than_the_daemons(daemon: DaemonHandle) -> None:
+    """`reload --dry-run --config other.yaml` would check the daemon's own file and say all is well: refused,
+    with the commands that do check or run the other file."""
+    daemon.write_config()
+    daemon.start()
+    other = daemon.tmp / "other.yaml"
+    other.write_text(daemon.config_path.read_text().replace("programs: {}", "programs: {extra: {command: [x]}}"))
+    refused = daemon.cli("reload", "--dry-run", "--config", str(other))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    said = refused.stdout + refused.stderr
+    assert f"the daemon runs {daemon.config_path}" in said and f"config save {other} --dry-run" in said
+    assert daemon.cli("reload", "--dry-run").returncode == 0  # its own file, as before
