@@ -160,9 +160,15 @@ class Supervisor:
         In dependency order, whatever the selector: a stop or restart stops dependents before their
         dependencies, one level at a time; starts wait for each program's dependencies to meet their
         condition (as at daemon start). A ``disabled`` program is left alone by start and restart unless
-        ``names`` names it exactly.
+        ``names`` names it exactly; a selection of disabled programs only is refused, naming them (CommandError).
         """
         procs = self._selected(names, with_disabled=action == "stop")
+        if not procs:  # select() refused a selector that matches nothing: these are all disabled
+            skipped = [p.name for p in self.select(names)]
+            raise CommandError(
+                f"nothing to {action}: {', '.join(skipped)} {'is' if len(skipped) == 1 else 'are'} disabled "
+                "(a disabled program starts only when named exactly)"
+            )
         deadline = self._seams.monotonic() + wait_s
         for p in procs:
             self.store.remember_stopped(p.name, action == "stop")

@@ -17,7 +17,7 @@ from foss_supervisor.config import Config, parse_config
 from foss_supervisor.core.events import Event, StateChanged, Subscription
 from foss_supervisor.core.states import ProcessState
 from foss_supervisor.core.supervisor import Supervisor
-from foss_supervisor.errors import ConfigError
+from foss_supervisor.errors import CommandError, ConfigError
 
 S = ProcessState
 SLEEPER = py("import time; time.sleep(300)")
@@ -162,6 +162,8 @@ async def test_disabled_programs_are_listed_and_started_only_by_name(tmp_path: P
             results = await sup.act(action, [selector], 10)  # type: ignore[arg-type]
             assert [r["name"] for r in results] == ["app"]
             assert tool.state is S.STOPPED and tool.spawns == 0
+        with pytest.raises(CommandError, match="nothing to start: tool is disabled"):
+            await sup.act("start", ["to*"], 10)  # a glob covering disabled programs only: said, not silent
         [result] = await sup.act("start", ["tool"], 10)
         assert result["state"] == "RUNNING" and result["disabled"] is True
         stopped = await sup.act("stop", ["all"], 10)
