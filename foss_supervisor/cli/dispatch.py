@@ -110,7 +110,8 @@ def cmd_reload(args: argparse.Namespace, config: Target) -> int:
     named = args.config or os.environ.get("FOSS_SUPERVISOR_CONFIG")
     if named:
         theirs = str(call(config.control_socket, "ping").get("config") or "")
-        if theirs and Path(theirs).resolve() != Path(named).resolve():
+        # (a relative path the daemon was given is relative to where it started: not compared)
+        if Path(theirs).is_absolute() and Path(theirs).resolve() != Path(named).resolve():
             say("ERROR", f"the daemon runs {theirs}; reload re-reads that file, not {named}")
             say("INFO", f"to check {named} against it: foss-supervisor config save {named} --dry-run")
             say("INFO", f"to run {named} instead: foss-supervisor restart --config {named}")
