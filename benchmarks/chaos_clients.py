@@ -247,6 +247,8 @@ async def _flood_asker(path: str, stop: asyncio.Event, tally: Tally) -> None:
             line = None
         except (ConnectionError, ValueError):
             line = b""
+        if line and not line.endswith(b"\n"):  # the connection ended mid-reply: cut, as bad as none
+            line = b""
         if line and b'"ok":true' in line:
             tally.notes["status answered"] += 1
             tally.latencies_ms.append((time.monotonic() - started) * 1000)
@@ -254,7 +256,7 @@ async def _flood_asker(path: str, stop: asyncio.Event, tally: Tally) -> None:
         if line and _told_busy(line):
             tally.notes["status: told busy"] += 1
         elif line == b"":
-            tally.errors["lost"] += 1  # written, then the connection ended with no reply
+            tally.errors["lost"] += 1  # written, then the connection ended with no (whole) reply
         writer.close()
         conn = None
         await _back_off()

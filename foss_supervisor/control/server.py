@@ -173,7 +173,7 @@ class ControlServer:
         False: refused (told so with one ``DaemonBusy`` line, and closed).
         """
         if self._share(peer) >= self.max_per_peer:
-            own = next((task for task in self._idle if self._peer_of.get(task) == peer), None)
+            own = next((task for task in self._evictable() if self._peer_of.get(task) == peer), None)
             if own is None:
                 why = f"{self.max_per_peer} control connections of this process are open (its limit)"
                 return self._refuse(writer, why)
@@ -204,7 +204,7 @@ class ControlServer:
         than ``peer`` would (a fair share: the CLI gets in beside a runaway script, and equals do not evict
         each other); else the longest idle of all, once idle for ``evict_idle_after_s`` (never a fresh one).
         """
-        idle = [task for task in self._idle if task not in self._services]  # a service never gives way
+        idle = [task for task in self._evictable() if task not in self._services]  # a service never gives way
         if not idle:
             return None
         mine = self._share(peer) + 1
@@ -215,6 +215,12 @@ class ControlServer:
         if asyncio.get_running_loop().time() - self._idle[oldest][1] >= self.evict_idle_after_s:
             return oldest
         return None
+
+    def _evictable(self) -> list[asyncio.Task[None]]:
+        """The idle connections whose last reply has wholly left (``drain`` returns at the low-water mark,
+        not at empty: closing one with a reply still buffered would cut it, and the client would take the
+        cut line for an answer and its next request for lost), longest idle first."""
+        return [task for task, (writer, _since) in self._idle.items() if not writer.transport.get_write_buffer_size()]
 
     def _is_service(self, peer: int) -> bool:
         """Whether process ``peer`` is one of the daemon's own services (its children: a PID it has not reaped)."""
