@@ -98,32 +98,39 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", "backslashreplace")
 
 
-def tail(source: LogSource, count: int, block: int = 64 * 1024) -> list[str]:
-    """The last ``count`` lines of a source (reading backwards, so a big file costs little)."""
-    if count <= 0:
-        return []
+def _scan(source: LogSource, scan_bytes: int) -> list[str]:
+    """The whole lines ``source`` keeps among the last ``scan_bytes`` of its file ([] when there is none)."""
     try:
         f = source.file.open("rb")
     except FileNotFoundError:
         return []
-    kept: deque[str] = deque(maxlen=count)
+    with f:
+        pos = max(0, f.seek(0, 2) - scan_bytes)
+        f.seek(pos)
+        data = f.read(scan_bytes)
+    lines = _decode(data).splitlines()[1 if pos > 0 else 0 :]  # the first line is cut when not at the start
+    return [line for line in lines if source.keeps(line)]
+
+
+def tail(source: LogSource, count: int, block: int = 64 * 1024) -> list[str]:
+    """The last ``count`` lines of a source (reading backwards, so a big file costs little)."""
+    if count <= 0:
+        return []
+    if source.logger_prefix:  # a filtered view: its lines may be anywhere in the last megabytes
+        return _scan(source, _SCAN_LIMIT_BYTES)[-count:]
+    try:
+        f = source.file.open("rb")
+    except FileNotFoundError:
+        return []
     with f:
         pos = f.seek(0, 2)
-        if source.logger_prefix:  # a filtered view: its lines may be anywhere in the last megabytes
-            pos = max(0, pos - _SCAN_LIMIT_BYTES)
+        data = b""
+        while pos > 0 and data.count(b"\n") <= count:
+            step = min(block, pos)
+            pos -= step
             f.seek(pos)
-            data = f.read()
-        else:
-            data = b""
-            while pos > 0 and data.count(b"\n") <= count:
-                step = min(block, pos)
-                pos -= step
-                f.seek(pos)
-                data = f.read(step) + data
-    for line in _decode(data).splitlines()[1 if pos > 0 else 0 :]:  # the first line is cut when not at the start
-        if source.keeps(line):
-            kept.append(line)
-    return list(kept)
+            data = f.read(step) + data
+    return _decode(data).splitlines()[1 if pos > 0 else 0 :][-count:]  # the first line is cut when not at the start
 
 
 Redact = Callable[[Iterable[str]], Iterable[str]]
@@ -138,18 +145,10 @@ def search(source: LogSource, text: str, count: int, redact: Redact, scan_bytes:
     """
     if count <= 0:
         return []
-    try:
-        f = source.file.open("rb")
-    except FileNotFoundError:
-        return []
-    with f:
-        pos = max(0, f.seek(0, 2) - scan_bytes)
-        f.seek(pos)
-        data = f.read(scan_bytes)
-    lines = _decode(data).splitlines()[1 if pos > 0 else 0 :]  # the first line is cut when not at the start
+    lines = _scan(source, scan_bytes)
     needle = text.casefold()
     kept: deque[str] = deque(maxlen=count)
-    kept.extend(line for line in redact(line for line in lines if source.keeps(line)) if needle in line.casefold())
+    kept.extend(line for line in redact(lines) if needle in line.casefold())
     return list(kept)
 
 
