@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from helpers import DaemonHandle
+from helpers import DaemonHandle, write_graph_host
 from helpers.browser import Watched, shots_dir
 
 #: every drawn box and label: (id, box, [label boxes]) in SVG units
@@ -64,18 +64,7 @@ def _check_drawn(d: DaemonHandle, browser: Any, path: str, out: Path, name: str)
 def test_the_graph_page_draws_every_node_readably_and_links_to_its_page(
     daemon: DaemonHandle, browser: Any, tmp_path: Path
 ) -> None:
-    landing = daemon.tmp / "data" / "landing" / "orders"
-    daemon.write_config(
-        f"""
-programs:
-  collector: {{command: "sleep 1000", feeds: ["{landing}"]}}
-  api: {{command: "sleep 1000", needs: [gold.daily_revenue], depends_on: [collector]}}
-pipelines:
-  orders: {{demo_data: false, on_new_files: false}}
-  trips: {{demo_data: false, on_new_files: false, after: [orders]}}
-""",
-        extra=f"data_dir: {daemon.tmp / 'data'}",
-    )
+    landing = write_graph_host(daemon)
     daemon.start()
     out = shots_dir(tmp_path)
     ids = _check_drawn(daemon, browser, "/graph", out, "graph")

@@ -7,23 +7,12 @@ import json
 
 import pydot
 import pytest
-from helpers import DaemonHandle, get, wait_for
+from helpers import DaemonHandle, get, wait_for, write_graph_host
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pydot's use of pyparsing
 def test_the_cli_draws_one_graph_in_three_formats_and_the_api_answers_the_same(daemon: DaemonHandle) -> None:
-    landing = daemon.tmp / "data" / "landing" / "orders"
-    daemon.write_config(
-        f"""
-programs:
-  collector: {{command: "sleep 1000", feeds: ["{landing}"]}}
-  api: {{command: "sleep 1000", needs: [gold.daily_revenue], depends_on: [collector]}}
-pipelines:
-  orders: {{demo_data: false, on_new_files: false}}
-  trips: {{demo_data: false, on_new_files: false, after: [orders]}}
-""",
-        extra=f"data_dir: {daemon.tmp / 'data'}",
-    )
+    landing = write_graph_host(daemon)
     daemon.start()
     wait_for(lambda: daemon.program("api")["state"] == "RUNNING", 30, "api RUNNING")
 

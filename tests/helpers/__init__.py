@@ -13,7 +13,7 @@ Nothing here touches port 5000 or a real state dir, so the suite can run beside 
 
 from __future__ import annotations
 
-from .daemon import DaemonHandle, owner_headers, stranger, viewer_headers
+from .daemon import DaemonHandle, owner_headers, stranger, viewer_headers, write_graph_host
 from .supervising import make_config, py, state, supervising, until, written
 from .system import (
     PY,
@@ -66,5 +66,6 @@ __all__ = [
     "viewer_headers",
     "wait_for",
     "wait_until",
+    "write_graph_host",
     "written",
 ]

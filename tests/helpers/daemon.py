@@ -18,7 +18,7 @@ from foss_supervisor.control.client import call
 
 from .system import PY, kill_recorded_children, kill_tree_by_pid, wait_for
 
-__all__ = ["DaemonHandle", "owner_headers", "stranger", "viewer_headers"]
+__all__ = ["DaemonHandle", "owner_headers", "stranger", "viewer_headers", "write_graph_host"]
 
 
 _STATE_DIRS: dict[int, Path] = {}  # dashboard port -> state dir of the daemon under test serving it
@@ -193,3 +193,22 @@ def stranger(
     )
     assert proc.stdout is not None and proc.stdout.readline() == "up\n"
     return proc, marks
+
+
+def write_graph_host(daemon: DaemonHandle) -> Path:
+    """The graph tests' host: a collector feeding orders' landing folder, an api needing a gold table and
+    depending on the collector, and both shipped pipelines (trips after orders), none running on its own.
+    Returns the landing folder."""
+    landing = daemon.tmp / "data" / "landing" / "orders"
+    daemon.write_config(
+        f"""
+programs:
+  collector: {{command: "sleep 1000", feeds: ["{landing}"]}}
+  api: {{command: "sleep 1000", needs: [gold.daily_revenue], depends_on: [collector]}}
+pipelines:
+  orders: {{demo_data: false, on_new_files: false}}
+  trips: {{demo_data: false, on_new_files: false, after: [orders]}}
+""",
+        extra=f"data_dir: {daemon.tmp / 'data'}",
+    )
+    return landing
