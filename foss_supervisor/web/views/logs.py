@@ -67,7 +67,13 @@ async def log_index(request: web.Request) -> web.StreamResponse:
             "logs", {"names": ["all", "daemon"], "lines": SEARCH_LINES, "contains": query}
         )
         matches = [{"source": name, "line": line} for name, lines in found["lines"].items() for line in lines]
-    data = {"sources": await _sources(request), "q": query, "matches": matches, "search_lines": SEARCH_LINES}
+    data = {
+        "sources": await _sources(request),
+        "q": query,
+        "matches": matches,
+        "search_lines": SEARCH_LINES,
+        "search_chars": MAX_SEARCH_CHARS,
+    }
     return await respond(request, "logs_index.html", data)
 
 
