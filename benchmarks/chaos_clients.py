@@ -245,6 +245,9 @@ async def _flood_asker(path: str, stop: asyncio.Event, tally: Tally) -> None:
         except ConnectionResetError:  # the daemon resets only a connection it refused or evicted unread
             tally.notes["status: reset at the caps (not run)"] += 1
             line = None
+        except BrokenPipeError:  # our write failed: the daemon had closed this idle connection (it gave way)
+            tally.notes["status: not sent, the connection had given way"] += 1
+            line = None
         except (ConnectionError, ValueError):
             line = b""
         if line and not line.endswith(b"\n"):  # the connection ended mid-reply: cut, as bad as none

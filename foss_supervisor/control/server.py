@@ -34,6 +34,9 @@ Admission, so that no number of local clients slows supervision (which shares th
   into errors (they are still held to the per-process cap, and the dashboard holds 9);
 - at most :data:`MAX_COMMANDS_IN_FLIGHT` commands run at once; the others wait their turn in arrival order
   (one per connection at most, so the queue is bounded by the connection cap);
+- a command begins only in a turn of the event loop with room (:class:`~foss_supervisor.base.turnshare.TurnShare`:
+  the first of a turn, then others for 2 ms): the delay a flood of requests adds to supervision's next
+  callback is bounded by that, not by how many clients ask;
 - replies are written in chunks of :data:`WRITE_CHUNK_BYTES`, each of which must leave within
   :data:`WRITE_TIMEOUT_S`: a client that does not read its reply is dropped and its buffer freed.
 """
@@ -50,6 +53,7 @@ from pathlib import Path
 
 import structlog
 
+from foss_supervisor.base.turnshare import DEFAULT_BUDGET_S, TurnShare
 from foss_supervisor.commands import ACTOR, Actor, CommandContext, answer
 from foss_supervisor.control.protocol import (
     MAX_LINE_BYTES,
@@ -122,6 +126,7 @@ class ControlServer:
         max_in_flight: int = MAX_COMMANDS_IN_FLIGHT,
         write_timeout_s: float = WRITE_TIMEOUT_S,
         evict_idle_after_s: float = EVICT_IDLE_AFTER_S,
+        turn_budget_s: float = DEFAULT_BUDGET_S,
     ) -> None:
         self.path = path
         self.ctx = ctx
@@ -141,6 +146,7 @@ class ControlServer:
         self._evicted: set[asyncio.Task[None]] = set()
         self._services: set[asyncio.Task[None]] = set()  # connections of the daemon's own services
         self._in_flight = asyncio.Semaphore(max_in_flight)
+        self.turns = TurnShare(turn_budget_s)  # clients' share of each turn of the loop
         self._lingering = 0  # connections told busy and not yet closed
         self.refused_busy = 0  # connections refused at the cap since start
         self.evicted_idle = 0  # idle connections closed to make room since start
@@ -309,11 +315,10 @@ class ControlServer:
                 await self._stream(writer, *stream)
                 return
             async with self._in_flight:  # a command takes the time it takes: never cut
+                # and begins only in a turn of the loop with room: however many clients have requests
+                # ready (pipelined ones too), supervision's next callback waits for a couple of ms of them
+                await self.turns.take()
                 reply = encode(await self._answer(line))
-                # the permit is held over one turn of the loop, so at most max_in_flight commands run per
-                # turn, however many clients have requests ready (pipelined ones would otherwise all run
-                # here without yielding: a client sending 2,000 at once stalled supervision for a second)
-                await asyncio.sleep(0)
             await self._send(writer, reply)
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
