@@ -90,8 +90,8 @@ def run_workloads(env: Env, plan: Plan, only: set[str], tools: Sequence[str], fl
         )
     if "cold" in only:
         background(res, "cold")
-        for key in plain:
-            guarded(res, f"cold {key}", None, partial(bench_cold, TOOLS[key], env, key, plan.cold_reps, res))
+        factories = {key: TOOLS[key] for key in plain}
+        guarded(res, "cold", None, partial(bench_cold, factories, env, plan.cold_reps, res))
     if "stop" in only:
         background(res, "stop")
         for key in plain:
