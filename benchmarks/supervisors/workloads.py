@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 import time
@@ -110,6 +111,10 @@ def bench_cold(factories: dict[str, ToolFactory], env: Env, reps: int, res: Resu
     programs = [Program(f"cold-{i:02d}") for i in range(FLEET_SIZE)]
     failed: set[str] = set()
     for rep in range(reps + 1):
+        floor = _cold_floor(env, rep)
+        if rep:
+            res.add("cold_floor", "baseline", floor)
+        note(f"cold floor {rep or 'warm-up'}: {floor:.3f} s")
         for key, factory in factories.items():
             if key in failed:
                 continue
@@ -123,6 +128,32 @@ def bench_cold(factories: dict[str, ToolFactory], env: Env, reps: int, res: Resu
                 res.add("cold", key, took)
                 res.add("cold_first", key, first)
             note(f"cold {key} {rep or 'warm-up'}: {took:.3f} s")
+
+
+# a bare interpreter that starts the fleet itself: what any supervisor written in Python starts from
+_FLEET_LAUNCHER = (
+    "import json, subprocess, sys\n"
+    "for argv in json.loads(sys.argv[1]):\n"
+    "    subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)\n"
+)
+
+
+def _cold_floor(env: Env, rep: int) -> float:
+    """Seconds from launching ``python -I`` that Popens the 50 children, one after the other, to the last
+    first line: the floor of a cold start (the interpreter's own start-up included, as for every tool)."""
+    workdir = env.workroot / "baseline" / f"cold-floor-{rep}"
+    workdir.mkdir(parents=True)
+    log = EventLog(workdir / "events.log")
+    names = [f"floor-{i:02d}" for i in range(FLEET_SIZE)]
+    argvs = [env.child_argv(log.path, name) for name in names]
+    try:
+        t0 = time.monotonic_ns()
+        subprocess.run([str(env.foss_python), "-I", "-c", _FLEET_LAUNCHER, json.dumps(argvs)], check=True, timeout=60)
+        firsts = log.wait_names(names, LAUNCH_TIMEOUT_S)
+    finally:
+        stop_leftovers(log)  # the children of a launcher that has exited: by their PIDs, as they reported them
+        log.close()
+    return (max(line.t_ns for line in firsts.values()) - t0) / 1e9
 
 
 def _cold_once(tool: Tool, programs: Sequence[Program]) -> tuple[float, float]:
