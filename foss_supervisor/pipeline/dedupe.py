@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.origins import mark
 
 __all__ = ["compile_deduplicate"]
 
@@ -75,10 +76,20 @@ def compile_deduplicate(params: Mapping[str, Any], *, file: str, key: str) -> st
     # rows are ranked on these columns only (a window over whole rows moves every column through the sort)
     thin = ", ".join(dict.fromkeys([*keys, *(o.split()[0] for o in order), row_id]))
     seen = f"SELECT {row_id} FROM {target} UNION ALL SELECT {row_id} FROM {lost}"
-    return f"""-- compiled from the deduplicate declaration of this step
-CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {src} WHERE false;
-CREATE TABLE IF NOT EXISTS {lost} AS
+    block = key.rpartition(".params")[0] or key
+    order_cols = ", ".join(dict.fromkeys(o.split()[0] for o in order))
+    # one probe per declaration first (no rows read): a table or column the source lacks fails in the probe of
+    # the key that names it, so the error speaks of that key's YAML line (origins.py), not of the SQL below
+    return f"""-- compiled from the deduplicate declaration of this step{mark(block, "deduplicate block")}
+SELECT * FROM {src} LIMIT 0;{mark(f"{key}.source", "source table")}
+SELECT {part} FROM {src} LIMIT 0;{mark(f"{key}.key", "key columns")}
+SELECT {order_cols} FROM {src} LIMIT 0;{mark(f"{key}.order_by", "order_by columns")}
+SELECT {row_id} FROM {src} LIMIT 0;{mark(f"{key}.row_id", "row_id column")}
+CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {src} WHERE false;{mark(f"{key}.target", "target table")}
+CREATE TABLE IF NOT EXISTS {lost} AS{mark(f"{key}.superseded", "superseded table")}
 SELECT *, NULL::VARCHAR AS was, NULL::BIGINT AS superseded_by FROM {src} WHERE false;
+SELECT {thin} FROM {target} LIMIT 0;{mark(f"{key}.target", "target table")}
+SELECT {row_id}, was, superseded_by FROM {lost} LIMIT 0;{mark(f"{key}.superseded", "superseded table")}
 CREATE TEMP TABLE _new AS SELECT {thin} FROM {src} WHERE {row_id} NOT IN ({seen});
 CREATE TEMP TABLE _ranked AS
 SELECT {row_id}, _current, row_number() OVER w AS _rank, first_value({row_id}) OVER w AS _winner

@@ -32,6 +32,7 @@ __all__ = [
     "VOLATILE_COLUMNS",
     "RunnerFactory",
     "base_doc",
+    "dedupe_pipeline",
     "dump_tables",
     "events_yaml",
     "gated_spec",
@@ -288,6 +289,37 @@ def quality_pipeline(
     }
     (tmp_path / "q.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return tmp_path / "q.yaml"
+
+
+def dedupe_pipeline(tmp_path: Path, ws: dict[str, Path], **params: Any) -> Path:
+    """A pipeline ``d`` over ``ws``'s folders: discover, ingest ``id, grp, ts, v`` into ``d_bronze.raw``, then
+    a ``deduplicate`` step on ``(id, grp)``, latest ``ts`` first (``params`` replace its keys); its YAML path."""
+    doc = {
+        "name": "d",
+        "folders": {"landing": str(ws["landing"]), "reference": str(ws["reference"]), "warehouse": str(ws["db"])},
+        "schemas": ["d_meta", "d_bronze", "d_silver"],
+        "setup": "setup.sql",
+        "steps": [
+            *landing_steps("d_bronze.raw", ["id", "grp", "ts", "v"]),
+            {
+                "name": "dedupe",
+                "kind": "deduplicate",
+                "depends_on": ["ingest"],
+                "params": {
+                    "source": "d_bronze.raw",
+                    "target": "d_silver.current",
+                    "superseded": "d_silver.old",
+                    "key": ["id", "grp"],
+                    "order_by": ["ts"],
+                    **params,
+                },
+            },
+        ],
+        "checks": ["dedupe.rows_in + dedupe.replaced == dedupe.kept + dedupe.superseded"],
+    }
+    (tmp_path / "setup.sql").write_text("CREATE SCHEMA IF NOT EXISTS d_silver;")
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return tmp_path / "d.yaml"
 
 
 #: the shipped orders pipeline's steps, in dependency order

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from helpers.pipeline import QUALITY_RULES, RunnerFactory, quality_pipeline
+from helpers.pipeline import QUALITY_RULES, RunnerFactory, dedupe_pipeline, quality_pipeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -186,3 +186,31 @@ def test_quarantined_rows_keep_the_raw_value_that_failed_and_the_raw_line(
     rows = asyncio.run(scenario())
     assert rows[:-1] == [(f"r{i}", None, ["invalid_amount"], v, None, i + 3) for i, v in enumerate(values)], rows
     assert rows[-1] == (None, None, ["malformed_line"], None, 'broken,"a,1', len(values) + 3)
+
+
+# ------------------------------------------------------------------ deduplicate blocks
+
+#: each declaration of a deduplicate block, what a mistake in it is named, and how to make that mistake
+DEDUPE_KEYS = {
+    "source": ("source table", lambda missing: f"d_bronze.{missing}"),
+    "key": ("key columns", lambda missing: ["id", missing]),
+    "order_by": ("order_by columns", lambda missing: [missing]),
+    "row_id": ("row_id column", lambda missing: missing),
+}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(param=st.sampled_from(sorted(DEDUPE_KEYS)), missing=MISSING.filter(lambda c: c not in {"grp", "ts", "v"}))
+def test_a_broken_deduplicate_declaration_is_named_by_its_yaml_line(
+    tmp_path_factory: Any, param: str, missing: str
+) -> None:
+    tmp_path = tmp_path_factory.mktemp("d")
+    ws = {"landing": tmp_path / "landing", "reference": tmp_path / "ref", "db": tmp_path / "w.duckdb"}
+    ws["reference"].mkdir()
+    what, wrong = DEDUPE_KEYS[param]
+    path = dedupe_pipeline(tmp_path, ws, **{param: wrong(missing)})
+    report = {r.step: r for r in validate_spec(load_pipeline(path))}["dedupe"]
+    line = yaml_line(path, rf"^\s+{param}:")
+    assert report.status == "error" and report.where == f"{path}:{line}", (report, path.read_text())
+    assert report.message.startswith(f"steps.dedupe.params.{param} ({what}): "), report.message
+    assert missing in report.message and "<sql>" not in report.message

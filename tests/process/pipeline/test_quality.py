@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import yaml
-from helpers.pipeline import QUALITY_RULES, RunnerFactory, landing_steps, quality_pipeline
+from helpers.pipeline import QUALITY_RULES, RunnerFactory, dedupe_pipeline, quality_pipeline
 
 from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
@@ -124,31 +123,7 @@ async def test_deduplicate_keeps_the_latest_row_per_key_across_batches(
     tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
 ) -> None:
     ws = workspace
-    doc = {
-        "name": "d",
-        "folders": {"landing": str(ws["landing"]), "reference": str(ws["reference"]), "warehouse": str(ws["db"])},
-        "schemas": ["d_meta", "d_bronze", "d_silver"],
-        "setup": "setup.sql",
-        "steps": [
-            *landing_steps("d_bronze.raw", ["id", "grp", "ts", "v"]),
-            {
-                "name": "dedupe",
-                "kind": "deduplicate",
-                "depends_on": ["ingest"],
-                "params": {
-                    "source": "d_bronze.raw",
-                    "target": "d_silver.current",
-                    "superseded": "d_silver.old",
-                    "key": ["id", "grp"],
-                    "order_by": ["ts"],
-                },
-            },
-        ],
-        "checks": ["dedupe.rows_in + dedupe.replaced == dedupe.kept + dedupe.superseded"],
-    }
-    (tmp_path / "setup.sql").write_text("CREATE SCHEMA IF NOT EXISTS d_silver;")
-    (tmp_path / "d.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    spec = load_pipeline(tmp_path / "d.yaml")
+    spec = load_pipeline(dedupe_pipeline(tmp_path, ws))
     assert [r for r in validate_spec(spec) if r.status != "ok"] == []
     runner = await runners.open([spec], ws["state"])
 
