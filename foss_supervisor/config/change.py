@@ -43,6 +43,7 @@ RESTART_SETTINGS: tuple[tuple[str, str], ...] = (
     ("debug", "debug"),
     ("log.max_bytes", "log_max_bytes"),
     ("log.backups", "log_backups"),
+    ("history.enabled", "history_enabled"),
     ("history.retention_days", "history_retention_days"),
     ("history.max_bytes", "history_max_bytes"),
 )  # warehouse.* bounds are applied live: the worker restarts with them once idle (pipeline/service.py)

@@ -190,6 +190,7 @@ def _parse(
         debug=debug,
         log_max_bytes=log.get("max_bytes", 10 * 1024 * 1024),
         log_backups=log.get("backups", 3),
+        history_enabled=history.get("enabled", True),
         history_retention_days=history.get("retention_days", 30),
         history_max_bytes=history.get("max_bytes", 2**30),
         history_sample_interval_s=history.get("sample_interval", 60.0),

@@ -187,6 +187,7 @@ class Config:
     debug: bool = False
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 3
+    history_enabled: bool = True  # the event journal and the resource samples are kept (history.enabled)
     history_retention_days: int = 30  # the event journal's files older than this are removed
     history_max_bytes: int = 2**30  # ... and the oldest while all of them together are larger
     history_sample_interval_s: float = 60.0  # a ResourcesSampled event this often (0: none)

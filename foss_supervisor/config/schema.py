@@ -288,6 +288,7 @@ SCHEMA: Section = {
     "log": {"max_bytes": gates.size(0, TIB), "backups": gates.count(0, 100)},
     # the durable journal of events (see foss_supervisor.core.eventjournal): kept this many days, at most this size
     "history": {
+        "enabled": _BOOL,  # false: no journal and no resource samples (no history, no durable audit)
         "retention_days": gates.count(1, 3650),
         "max_bytes": gates.size(2**20, TIB),
         "sample_interval": gates.duration(0, DAY),  # 0: no resource samples

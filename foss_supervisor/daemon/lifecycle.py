@@ -114,7 +114,8 @@ class Daemon:
             failures=self.write_failures,
         )
         # every event, numbered and redacted: what subscribers read, and what the journal keeps
-        self.events = EventLog(self.redactor.data, sink=self.event_journal.append)
+        journal = self.event_journal.append if config.history_enabled else None  # history.enabled: at start
+        self.events = EventLog(self.redactor.data, sink=journal)
         self.bus.on(self.events.append)
         self.bus.on(log_event)
         self.bus.on(log_pipeline_event)
@@ -265,6 +266,10 @@ class Daemon:
         log.error("subsystem_failed", subsystem=name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
         self._problems.append(f"{name} failed: {type(exc).__name__}: {exc}")
 
+    def _sample_interval(self) -> float:
+        """Seconds between resource samples; 0 (none) while history is off (they are kept nowhere else)."""
+        return self._config.history_sample_interval_s if self._config.history_enabled else 0.0
+
     async def _guarded(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         """Run a subsystem; its failure is logged and shown in status, and never takes the programs down."""
         try:
@@ -288,7 +293,8 @@ class Daemon:
             log.error("control_socket_failed", path=str(self._config.control_socket), error=str(exc))
             raise DaemonError(f"cannot serve the control socket {self._config.control_socket}: {exc}") from None
         try:
-            self.event_journal.start()
+            if self._config.history_enabled:
+                self.event_journal.start()
         except OSError as exc:  # no history is a problem shown in status, not a reason to leave programs alone
             self._subsystem_failed("journal", exc)
         self._watcher = install_child_watcher(loop)
@@ -306,9 +312,7 @@ class Daemon:
                     group.create_task(self.heartbeat.run(), name="heartbeat"),
                     group.create_task(self._guarded("hooks", self.hooks.run()), name="hooks"),
                     group.create_task(
-                        self._guarded(
-                            "history", sample_resources(self, lambda: self._config.history_sample_interval_s)
-                        ),
+                        self._guarded("history", sample_resources(self, self._sample_interval)),
                         name="resource-samples",
                     ),
                 ]

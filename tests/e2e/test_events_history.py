@@ -142,3 +142,22 @@ def test_resource_samples_are_kept_with_every_programs_tree(daemon: DaemonHandle
     one = last["programs"][0]
     assert one["pid"] == daemon.program("one")["pid"] and one["processes"] == 1 and one["rss_bytes"] > 0
     assert last["host"]["memory_total_bytes"] > 0 and last["daemon"]["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+
+
+def test_history_switched_off_keeps_no_journal_and_still_streams_live(daemon: DaemonHandle) -> None:
+    """``history: {enabled: false}``: no journal folder at all (the journal creates it at start), and the live
+    stream still carries every event (it is read from memory, not the journal)."""
+    daemon.write_config(PROGRAMS, extra="history: {enabled: false, sample_interval: 0.2s}")
+    daemon.start()
+    follower = Follower(daemon)
+    try:
+        wait_for(lambda: follower.lines, 15, "the stream's snapshot")
+        assert daemon.cli("ctl", "stop", "two").returncode == 0
+        wait_for(
+            lambda: any(e.get("name") == "two" and e.get("new") == "STOPPED" for e in follower.lines),
+            15,
+            "the stop on the live stream",
+        )
+        assert not (daemon.state_dir / "history").exists()
+    finally:
+        follower.stop()
