@@ -18,8 +18,9 @@
       if (!block && !blocks[id]) return;
       const data = blocks[id] ||= JSON.parse(block.textContent);
       const key = el.dataset.chart;
-      const program = el.dataset.program;
-      const ys = program ? (data.programs[program] || {})[key] || [] : data[key] || [];
+      const program = el.dataset.program || el.dataset.step;  // a program's series, or a pipeline step's
+      const groups = (el.dataset.step ? data.steps : data.programs) || {};
+      const ys = program ? (groups[program] || {})[key] || [] : data[key] || [];
       const ts = program ? data.pt.slice(-ys.length) : data.t;
       const values = ys.filter((v) => v !== null);
       el.dataset.points = String(values.length);
