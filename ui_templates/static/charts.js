@@ -53,7 +53,7 @@
     const note = document.getElementById("chart-range-note");
     group.querySelectorAll("[data-range]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.range === range)));
     chosen.range = range;
-    if (range === "1h") { chosen.data = null; group.dataset.shown = range; note.textContent = ""; draw(); return; }
+    if (range === "1h") { chosen.data = null; note.textContent = ""; draw(); group.dataset.shown = range; return; }
     try {
       const resp = await fetch(`/api/v1/charts?range=${encodeURIComponent(range)}`, {credentials: "same-origin", headers: {Accept: "application/json"}});
       if (!resp.ok) throw new Error(`${resp.status}`);
@@ -65,8 +65,8 @@
     } catch (e) {
       note.textContent = `could not read the journal (${e.message})`;
     }
-    group.dataset.shown = range;
     draw();
+    group.dataset.shown = range;  // drawn: what tests and assistive tools may read now
   }
 
   document.getElementById("chart-range")?.addEventListener("click", (ev) => {
