@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -43,6 +44,7 @@ __all__ = [
     "JOURNAL_RANGES",
     "KEEP_DAYS",
     "MAX_ANSWERS",
+    "MAX_LINE_BYTES",
     "MAX_POINTS",
     "PER_DAY",
     "READ_BUDGET_S",
@@ -61,6 +63,7 @@ PROGRAM_SERIES = ("cpu", "rss")
 KEEP_DAYS = 8  # days of rollup kept (7 d and the bucket that straddles its start)
 MAX_ANSWERS = 64  # answers kept for reuse (per range and program asked); forgotten all at once beyond
 READ_BUDGET_S = 5.0  # one refresh reads the journal at most this long, then answers with what it has
+MAX_LINE_BYTES = 16 * 2**20  # a sample of 2,000 programs is ~200 KB; a longer line is skipped, in pieces
 _MARK = b'"type":"ResourcesSampled"'
 _DEADLINE_EVERY = 256  # lines between two looks at the clock
 
@@ -149,7 +152,8 @@ class Rollup:
 
 
 class JournalCharts:
-    """The journal in ``directory`` (``<state_dir>/history``; None: no journal, every chart empty), rolled up.
+    """The journal in ``directory`` (``<state_dir>/history``; None: no journal, every chart empty), rolled up;
+    a refresh reads for at most ``budget_s``, and a line longer than ``max_line_bytes`` is skipped.
 
     :meth:`chart` is thread-safe and reads files: call it off the event loop (the view uses a thread)."""
 
@@ -159,8 +163,10 @@ class JournalCharts:
         *,
         clock: Callable[[], float] = time.time,
         budget_s: float = READ_BUDGET_S,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self.directory = directory
+        self._max_line = max_line_bytes
         self._clock = clock
         self._budget_s = budget_s
         self._files: dict[Path, tuple[int, int]] = {}  # path -> (inode, bytes read)
@@ -201,10 +207,11 @@ class JournalCharts:
         done = True
         with contextlib.suppress(OSError), path.open("rb") as f:
             f.seek(offset)
-            for n, line in enumerate(f):
-                if not line.endswith(b"\n"):
-                    break  # the writer's line in progress: read next time
-                offset += len(line)
+            for n in itertools.count():
+                line = f.readline(self._max_line)
+                if not line.endswith(b"\n") and len(line) < self._max_line:
+                    break  # the end, or the writer's line in progress: read next time
+                offset += len(line)  # a longer line goes by in pieces, none of them a JSON object
                 if _MARK in line:
                     self._take(line)
                 if n % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:

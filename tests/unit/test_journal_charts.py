@@ -111,6 +111,16 @@ def test_a_refresh_out_of_time_answers_and_the_next_one_reads_on(tmp_path: Path)
     assert seen[-1] and sorted(points(answer).values()) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 
+def test_a_line_longer_than_the_bound_is_skipped_in_pieces(tmp_path: Path) -> None:
+    h = tmp_path / "history"
+    huge = json.dumps({**sample(NOW - 120, cpu=99.0), "pad": "x" * 1000}, separators=(",", ":"))
+    write(h, [sample(NOW - 60, cpu=10.0)], raw=huge + "\n")
+    write(h, [sample(NOW - 30, cpu=30.0)])
+    assert list(points(charts(h).chart("24h")).values()) == [46.3]  # under the default bound: all three
+    bounded = charts(h, max_line_bytes=600)  # each sample fits, the padded one does not
+    assert list(points(bounded.chart("24h")).values()) == [20.0]  # skipped in pieces, the next one read
+
+
 def test_no_journal_is_empty_charts(tmp_path: Path) -> None:
     for folder in (None, tmp_path / "missing"):
         answer = charts(folder).chart("7d")
