@@ -21,6 +21,7 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.pipeline.events import StepRegressed, StepStateChanged
 from foss_supervisor.pipeline.history import RunRecord
 from foss_supervisor.pipeline.states import StepState
@@ -56,7 +57,7 @@ class StepTrend:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON form."""
-        return dataclasses.asdict(self)
+        return dataclass_to_json(self)
 
 
 def _usable(value: object) -> float | None:
