@@ -46,7 +46,9 @@ def _pipelines(ctx: CommandContext) -> PipelineService:
 
 @command("pipelines")
 async def pipelines(ctx: CommandContext) -> list[dict[str, Any]]:
-    """Every pipeline: its steps, its run in progress, its last finished run and its latest report (KPIs)."""
+    """Every pipeline: its steps, its run in progress, its last finished run and its latest report (KPIs),
+    and ``step_trends``: each step's latest successful run against the median of its ten before
+    (``{step: {duration_s, median_s, ratio, previous, regressed}}``, regressed over 1.5x)."""
     return _pipelines(ctx).overview()
 
 

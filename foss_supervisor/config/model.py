@@ -143,7 +143,14 @@ class ProgramConfig:
         return self.dependency_conditions.get(dependency, "healthy")
 
 
-EVENT_KINDS = ("program_fatal", "program_exited", "program_unhealthy", "pipeline_failed", "pipeline_succeeded")
+EVENT_KINDS = (
+    "program_fatal",
+    "program_exited",
+    "program_unhealthy",
+    "pipeline_failed",
+    "pipeline_succeeded",
+    "step_regressed",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ Event kinds (:data:`EVENT_KINDS`) and the JSON each delivers (every one has ``ki
     program_unhealthy   {"program", "health", "old", "detail"}   its probes crossed the failure threshold
     pipeline_failed     {"pipeline", "run_id", "status", "duration_s", "error"}   failed, cancelled, abandoned
     pipeline_succeeded  same keys                                                 succeeded (with warnings)
+    step_regressed      {"pipeline", "run_id", "step", "duration_s", "median_s", "ratio", "previous"}  a step's
+                        successful run took over 1.5x the median of its previous ten (pipeline/regression.py)
 
 Every payload is redacted before it is queued (the daemon's :class:`~foss_supervisor.base.redact.Redactor`:
 a program's ``reason`` or a pipeline's ``error`` may quote a URL with its password); the hook's own
@@ -100,6 +102,9 @@ def event_payload(event: object) -> dict[str, Any] | None:
             "duration_s": getattr(event, "duration_s", None),
             "error": getattr(event, "error", None),
         }
+    if getattr(event, "type", "") == "StepRegressed":
+        fields = ("pipeline", "run_id", "step", "duration_s", "median_s", "ratio", "previous")
+        return {"kind": "step_regressed", **{k: getattr(event, k, None) for k in fields}}
     return None
 
 

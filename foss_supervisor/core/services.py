@@ -63,6 +63,8 @@ def dashboard_service(config: Config, sock: socket.socket, token_file: Path, par
         config.dashboard_host,
         "--parent-pid",
         str(parent_pid),
+        "--history-dir",
+        str(config.state_dir / "history"),
         *(["--debug"] if config.debug else []),
     ]
     package_root = Path(__file__).resolve().parents[2]

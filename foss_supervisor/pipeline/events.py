@@ -21,6 +21,7 @@ __all__ = [
     "RunFinished",
     "RunStarted",
     "StepLog",
+    "StepRegressed",
     "StepStateChanged",
     "WorkerExited",
     "WorkerStarted",
@@ -89,6 +90,22 @@ class RunFinished(PipelineEvent):
     status: RunStatus
     duration_s: float
     error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepRegressed(PipelineEvent):
+    """A step's successful run took over 1.5x the median (`median_s`) of its previous ten successful runs.
+
+    ``duration_s`` and ``median_s`` in s, ``ratio`` their quotient, ``previous`` the runs the median is of
+    (:mod:`foss_supervisor.pipeline.regression`)."""
+
+    run_id: str
+    pipeline: str
+    step: str
+    duration_s: float
+    median_s: float
+    ratio: float
+    previous: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -306,6 +306,9 @@ class RunExecution:
     def _succeeded(self, run: ActiveRun, step: StepSpec, result: Mapping[str, Any]) -> None:
         """Record a step attempt whose transaction committed (also when the run was cancelled meanwhile)."""
         metrics: dict[str, Any] = dict(result.get("metrics") or {})
+        peak = result.get("worker_peak_rss_bytes")  # the worker's peak RSS during the step (base/peakrss.py)
+        if isinstance(peak, int) and not isinstance(peak, bool) and peak >= 0:
+            metrics["worker_peak_rss_bytes"] = peak
         warnings = tuple(result.get("warnings") or ())
         final = StepState.SUCCEEDED_WITH_WARNINGS if warnings else StepState.SUCCEEDED
         self._set_state(

@@ -36,6 +36,7 @@ from foss_supervisor.pipeline.fingerprint import (
     landing_signature,
 )
 from foss_supervisor.pipeline.limits import WorkerLimits
+from foss_supervisor.pipeline.regression import TREND_RUNS, StepRegressionWatch, step_trends
 from foss_supervisor.pipeline.retry import latest_run, retry_options
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.schedule import overdue_reason
@@ -104,6 +105,7 @@ class PipelineService(RunScheduling):
         self._skips = {}
         self._lineage: tuple[dict[str, str], dict[str, Any]] | None = None  # (the SQL read, what it touches)
         bus.on(self._count_finished)
+        bus.on(StepRegressionWatch(lambda name, limit: self.runner.runs(name, limit), bus.publish))
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -240,7 +242,8 @@ class PipelineService(RunScheduling):
         ``runs_finished``: ``{status: count}`` of the runs finished since the daemon started (only grows);
         ``skips``: ``{"count", "last_at", "last_trigger"}`` of the triggers that found nothing new since then (no
         run is recorded for them). ``last_run`` is the last finished run that did work; ``active_run`` carries
-        ``elapsed_s``."""
+        ``elapsed_s``; ``step_trends``: each step's latest successful run against the median of the ten
+        before it (:func:`~foss_supervisor.pipeline.regression.step_trends`)."""
         now = time.time()
         out = []
         for name, spec in self.specs.items():
@@ -272,6 +275,7 @@ class PipelineService(RunScheduling):
                     else None,
                     "skips": dict(self._skips.get(name) or {"count": 0, "last_at": None, "last_trigger": None}),
                     "last_run": finished.to_dict() if finished else None,
+                    "step_trends": step_trends(self.runner.runs(name, limit=TREND_RUNS), [s.name for s in spec.steps]),
                     "report": read_json(report),
                     "report_html": f"/reports/{name}/latest.html" if report.with_suffix(".html").exists() else None,
                     "report_url": f"{self.config.dashboard_url}reports/{name}/latest.html",

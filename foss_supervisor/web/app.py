@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -20,7 +21,20 @@ from foss_supervisor.errors import NoAnswer, NotRunning
 from foss_supervisor.web import security
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.history import History
-from foss_supervisor.web.keys import CORE, EVENTS, EXPOSED, GUARD, HISTORY, JINJA, PUBLIC, QUERIES, TOKEN
+from foss_supervisor.web.journalcharts import JournalCharts
+from foss_supervisor.web.keys import (
+    CHARTS,
+    CHARTS_READER,
+    CORE,
+    EVENTS,
+    EXPOSED,
+    GUARD,
+    HISTORY,
+    JINJA,
+    PUBLIC,
+    QUERIES,
+    TOKEN,
+)
 from foss_supervisor.web.limits import ConnectionGuard, Limits, PerClient
 from foss_supervisor.web.pagecache import PAGES, PageCache
 from foss_supervisor.web.public import PublicParts
@@ -42,10 +56,13 @@ def create_app(
     dashboard_host: str,
     bound: tuple[str, int] = ("127.0.0.1", 0),
     limits: Limits | None = None,
+    history_dir: Path | None = None,
 ) -> web.Application:
     """The application for a server bound to ``bound`` (host, port), answering requests whose Host names
     ``dashboard_host`` (the config's) or loopback; every read needs ``token`` or the viewer token derived
     from it, but for the parts the config's ``dashboard.public`` opens (read through ``core``).
+    ``history_dir``: the daemon's journal (``<state_dir>/history``), which the 24 h and 7 d charts read
+    (None: those charts are empty).
 
     Call it on the loop that will serve it: the event stream follows the core's events from there.
     """
@@ -71,6 +88,8 @@ def create_app(
     app[JINJA] = Templates()  # jinja2 is imported when the first page is rendered
     # programs' figures only while a page is open (an SSE stream): they are the idle daemon's main cost
     app[HISTORY] = History(core, watched=lambda: app[EVENTS].open_streams > 0)
+    app[CHARTS] = JournalCharts(history_dir)
+    app[CHARTS_READER] = asyncio.Lock()
     app[PUBLIC] = PublicParts(core)
     app.cleanup_ctx.append(app[PUBLIC].follow)
     app.cleanup_ctx.append(_sampling)

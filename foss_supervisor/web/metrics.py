@@ -147,6 +147,16 @@ class _Snapshot(Collector):
             "1 for the state of each step in the last finished run",
             ["pipeline", "step", "state"],
         )
+        regressed = _gauge(
+            "pipeline_step_regressed",
+            "1 when the step's latest successful run took over 1.5x the median of its previous ten",
+            ["pipeline", "step"],
+        )
+        ratio = _gauge(
+            "pipeline_step_slowdown_ratio",
+            "the step's latest successful run over the median of its previous ten (with ten or more)",
+            ["pipeline", "step"],
+        )
         quality = _gauge(
             "pipeline_quality_pass_ratio",
             "valid rows over rows checked (0..1), from the latest report",
@@ -170,6 +180,10 @@ class _Snapshot(Collector):
                     step_seconds.add_metric([name, step["name"]], float(step["duration_s"] or 0.0))
                     for st in StepState:
                         step_state.add_metric([name, step["name"], st.value], 1.0 if step["state"] == st.value else 0.0)
+            for step, trend in (p.get("step_trends") or {}).items():
+                regressed.add_metric([name, step], 1.0 if trend["regressed"] else 0.0)
+                if trend["ratio"] is not None:
+                    ratio.add_metric([name, step], float(trend["ratio"]))
             q = (p.get("report") or {}).get("quality") or {}
             for scope in ("run", "overall"):
                 if q.get(f"{scope}_pass_rate") is not None:
@@ -183,6 +197,8 @@ class _Snapshot(Collector):
             step_rows,
             step_seconds,
             step_state,
+            regressed,
+            ratio,
             quality,
         )
 

@@ -12,6 +12,7 @@ from foss_supervisor.web.access import HEALTH, OPEN, TOKEN_ONLY
 from foss_supervisor.web.responder import FORMATS
 from foss_supervisor.web.views import (
     api,
+    charts,
     config,
     data_browser,
     graph,
@@ -264,6 +265,18 @@ ROUTES: tuple[Route, ...] = (
             ),
         ),
         errors=(Answer(400, "another format, or no pipeline name"), Answer(404, "no such pipeline")),
+    ),
+    Route(
+        "GET",
+        "/api/v1/charts",
+        charts.charts_api,
+        "The overview's charts over 1 h (sampled by the dashboard) or 24 h and 7 d (from the journal): 300 points",
+        "overview",
+        params=(
+            Param("range", "1h (default), 24h or 7d", enum=charts.CHART_RANGES, example="7d"),
+            Param("program", "only this program (with min and max per bucket)", pattern=charts.PROGRAM_PATTERN),
+        ),
+        errors=(Answer(400, "another range, or no program name"),),
     ),
     Route("GET", "/chat", reference.api_reference, "API reference and console", "reference", twin=True),
     Route("GET", "/api/v1/openapi.json", reference.openapi_json, "This OpenAPI 3.1 description", "reference"),

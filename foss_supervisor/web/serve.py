@@ -151,6 +151,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token-file", type=Path, required=True)
     parser.add_argument("--dashboard-host", required=True, help="the configured host, for the Host check")
     parser.add_argument("--parent-pid", type=int, required=True, help="the daemon: exit when it is gone")
+    parser.add_argument("--history-dir", type=Path, help="the daemon's journal, for the 24 h and 7 d charts")
     parser.add_argument("--debug", action="store_true")
     return parser.parse_args(argv)
 
@@ -187,7 +188,14 @@ async def _serve(args: argparse.Namespace, sock: socket.socket) -> int:
     inet = sock.family in (socket.AF_INET, socket.AF_INET6)
     bound = (str(name[0]), int(name[1])) if inet else ("127.0.0.1", 0)
     limits = default_limits()
-    app = create_app(core, token, dashboard_host=args.dashboard_host, bound=bound, limits=limits)
+    app = create_app(
+        core,
+        token,
+        dashboard_host=args.dashboard_host,
+        bound=bound,
+        limits=limits,
+        history_dir=args.history_dir,
+    )
     runner = web.AppRunner(
         app,
         access_log=None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from foss_supervisor.config import parse_config
+from foss_supervisor.config import EVENT_KINDS, parse_config
 from foss_supervisor.core.events import HealthChanged, StateChanged
 from foss_supervisor.core.hooks import event_payload
 from foss_supervisor.core.states import Health
@@ -59,7 +59,7 @@ def test_hooks_config_and_its_refusals() -> None:
     pager, every = cfg.hooks
     assert pager.events == {"program_fatal"} and pager.headers == {"Authorization": "Bearer s3cret"}
     assert pager.retries == 1 and pager.timeout_s == 10.0
-    assert len(every.events) == 5 and every.command == ("notify", "--x") and every.select == ("web",)
+    assert every.events == frozenset(EVENT_KINDS) and every.command == ("notify", "--x") and every.select == ("web",)
     with pytest.raises(ConfigError) as info:
         parse_config(
             "hooks:\n  a: {on: [nope], url: 'http://x'}\n  b: {on: all}\n  c: {on: all, url: 'ftp://x'}\n",

@@ -80,6 +80,10 @@ def scrapes(draw: st.DrawFn) -> dict[str, Any]:
                 "last_run": draw(st.none() | st.just(last)),
                 "report": {"quality": quality},
                 "runs_finished": draw(st.dictionaries(st.sampled_from([x.value for x in RunStatus]), COUNT)),
+                "step_trends": {
+                    s: {"regressed": draw(st.booleans()), "ratio": draw(st.none() | st.floats(0, 100))}
+                    for s in step_names
+                },
             }
         )
     resources = {
@@ -103,6 +107,10 @@ def test_every_scrape_parses_follows_prometheus_naming_and_keeps_its_counts(data
     for p in data["pipelines"]:
         for status in RunStatus:
             assert runs[(("pipeline", p["name"]), ("status", status.value))] == p["runs_finished"].get(status.value, 0)
+    regressed = samples(text, "foss_supervisor_pipeline_step_regressed")
+    for p in data["pipelines"]:
+        for step, trend in p["step_trends"].items():
+            assert regressed[(("pipeline", p["name"]), ("step", step))] == float(trend["regressed"])
     verdict = samples(text, "foss_supervisor_health_status")
     assert {dict(k)["status"]: v for k, v in verdict.items()} == {
         v: float(v == data["status"]["daemon"]["health"]) for v in VERDICTS

@@ -3,27 +3,53 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aiohttp import web
 
 from foss_supervisor.errors import SupervisorError
 from foss_supervisor.pipeline.events import StepLog
+from foss_supervisor.web.history import mib
 from foss_supervisor.web.keys import CORE, EVENTS
 from foss_supervisor.web.pagecache import shared_page
 from foss_supervisor.web.responder import respond
 from foss_supervisor.web.security import REPORT_CSP
 from foss_supervisor.web.views.overview import configured_pipelines, layers_of, pipelines_with_runs
 
-__all__ = ["pipeline_management", "report", "run_page"]
+__all__ = ["STEP_RUNS", "pipeline_management", "report", "run_page", "step_history"]
 
+STEP_RUNS = 30  # finished runs the per-step charts show
+_GOOD_STEPS = ("succeeded", "succeeded_with_warnings")
 REPORT_FILE = re.compile(r"^(?P<stem>latest|[A-Za-z0-9_-]{1,100})\.(?P<ext>html|json)$")
+
+
+def step_history(runs: list[dict[str, Any]], steps: list[str], limit: int = STEP_RUNS) -> dict[str, Any]:
+    """Each step over the last ``limit`` finished runs (run records as ``pipeline_runs`` gives them), oldest
+    first: ``{"t": [run start, epoch s], "pt": the same, "steps": {step: {"duration": [s], "rows": [rows out],
+    "peak_mib": [the worker's peak RSS during the step, MiB]}}}``; None where the step did not succeed in a
+    run (or, for ``peak_mib``, was not measured)."""
+    finished = sorted((r for r in runs if r["finished_at"] is not None), key=lambda r: r["started_at"])[-limit:]
+    t = [r["started_at"] for r in finished]
+    out: dict[str, dict[str, list[Any]]] = {s: {"duration": [], "rows": [], "peak_mib": []} for s in steps}
+    for run in finished:
+        by_name = {s["name"]: s for s in run["steps"]}
+        for step, series in out.items():
+            record = by_name.get(step)
+            ok = record is not None and record["state"] in _GOOD_STEPS
+            peak = (record.get("metrics") or {}).get("worker_peak_rss_bytes") if ok and record else None
+            series["duration"].append(record["duration_s"] if ok and record else None)
+            series["rows"].append(record["rows_out"] if ok and record else None)
+            series["peak_mib"].append(mib(peak) if isinstance(peak, int) else None)
+    return {"t": t, "pt": t, "steps": out}
 
 
 @shared_page()
 async def pipeline_management(request: web.Request) -> web.StreamResponse:
-    """Each pipeline with its controls, live steps, figures, tables and the history of its last 50 runs."""
+    """Each pipeline with its controls, live steps, figures, tables and the history of its last 50 runs; per
+    step over the last 30 (:func:`step_history`) with its regression flag (the command's ``step_trends``)."""
     pipelines = await pipelines_with_runs(request.app[CORE], 50)
     for p in pipelines:
+        p["step_history"] = step_history(p["recent_runs"], p["steps"])
         p["recent_runs"] = p["recent_runs"][:20]
     return await respond(request, "pipelines.html", {"pipelines": pipelines})
 
