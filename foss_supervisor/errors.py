@@ -37,11 +37,22 @@ __all__ = [
     "PortInUse",
     "ProtocolError",
     "SupervisorError",
+    "shown_key",
 ]
 
 
 class SupervisorError(Exception):
     """Root of every error foss-supervisor raises on purpose."""
+
+
+def shown_key(key: str) -> str:
+    """``key`` as an error message shows it: as written when every character prints and none is a space,
+    else quoted with escapes (``'a\\xa0b'``); ``<root>`` for the empty key."""
+    if not key:
+        return "<root>"
+    if key.isprintable() and not any(c.isspace() for c in key):
+        return key
+    return repr(key)
 
 
 class ConfigError(SupervisorError):
@@ -58,9 +69,11 @@ class ConfigError(SupervisorError):
 
     @property
     def located(self) -> str:
-        """``file:line: key: reason`` for this one error."""
+        """``file:line: key: reason`` for this one error; a key that would not print as it is (a space, a
+        no-break space, a control character: invisible, or an escape sequence for the terminal) is quoted
+        with its characters escaped, so the operator sees which key is meant."""
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"{where}: {self.key or '<root>'}: {self.reason}"
+        return f"{where}: {shown_key(self.key)}: {self.reason}"
 
     @classmethod
     def collected(cls, errors: list[ConfigError]) -> ConfigError:

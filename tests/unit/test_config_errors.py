@@ -4,6 +4,7 @@ the gate that refused it quoted it."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any
@@ -66,3 +67,19 @@ def test_a_short_value_of_a_secret_key_is_not_quoted(tmp_path: Path) -> None:
     message = str(refused.value)
     assert "env.DB_PASSWORD: must be a string or a number, got ***" in message
     assert "env.MODE: must be a string or a number, got ['dev']" in message  # a harmless value is shown
+
+
+@given(st.text(max_size=30))
+def test_an_error_shows_any_key_visibly_and_unambiguously(key: str) -> None:
+    """Whatever characters a key holds (a no-break space, a control character, an escape sequence), the error
+    shows it as printable text with no space in it, from which the key can be read back exactly."""
+    located = ConfigError("f.yaml", key, "unknown key", 3).located
+    assert located.startswith("f.yaml:3: ") and located.endswith(": unknown key")
+    shown = located[len("f.yaml:3: ") : -len(": unknown key")]
+    assert shown.isprintable() and not any(c.isspace() and c != " " for c in shown)
+    if not key:
+        assert shown == "<root>"
+    elif shown == key:
+        assert not any(c.isspace() for c in key)
+    else:
+        assert ast.literal_eval(shown) == key
