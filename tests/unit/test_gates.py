@@ -59,7 +59,9 @@ def _config_with(dotted: str, value: Any) -> tuple[dict[str, Any], str]:
     if parts[-1] == "<name>" and isinstance(value, str):  # the name itself
         section = parts[0]
         entry: Any = {"command": ["x"]} if section == "programs" else {"on": "all", "url": "http://x/"}
-        entry = {"programs": {"command": ["x"]}, "hooks": entry, "pipelines": {}, "groups": ["p"]}[section]
+        entry = {"programs": {"command": ["x"]}, "hooks": entry, "pipelines": {}, "groups": ["p"], "tables": {}}[
+            section
+        ]
         return {"programs": {"p": {"command": ["x"]}}, section: {value: entry}}, f"{section}.{value}".rstrip(".")
     doc: dict[str, Any] = {"programs": {"p": {"command": ["x"]}}}
     if parts[0] == "hooks":
@@ -72,7 +74,7 @@ def _config_with(dotted: str, value: Any) -> tuple[dict[str, Any], str]:
         doc["groups"] = {"p": value}
         return doc, "groups.p"
     holder: Any = doc
-    name = "orders" if parts[0] == "pipelines" else "p"
+    name = {"pipelines": "orders", "tables": "gold.t"}.get(parts[0], "p")
     path = [p if p != "<name>" else name for p in parts]
     for part in path[:-1]:
         holder = holder.setdefault(part, {})
