@@ -8,14 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from foss_supervisor.config import parse_config
-from foss_supervisor.core.events import HealthChanged, StateChanged
+from foss_supervisor.config import EVENT_KINDS, parse_config
+from foss_supervisor.core.events import AlertNotice, HealthChanged, StateChanged
 from foss_supervisor.core.hooks import event_payload
 from foss_supervisor.core.states import Health
 from foss_supervisor.core.states import ProcessState as S
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.events import RunFinished
 from foss_supervisor.pipeline.states import RunStatus
+
+
+def _alert(notice: str) -> AlertNotice:
+    return AlertNotice(
+        notice=notice, id=3, key="program:api:fatal", rule="fatal", subject="program:api", summary="x", opened_at=1.0
+    )
 
 
 @pytest.mark.parametrize(
@@ -38,6 +44,8 @@ from foss_supervisor.pipeline.states import RunStatus
             ),
             "pipeline_succeeded",
         ),
+        (_alert("alert_firing"), "alert_firing"),
+        (_alert("alert_resolved"), "alert_resolved"),
     ],
 )
 def test_each_event_kind(event: object, kind: str | None) -> None:
@@ -59,7 +67,7 @@ def test_hooks_config_and_its_refusals() -> None:
     pager, every = cfg.hooks
     assert pager.events == {"program_fatal"} and pager.headers == {"Authorization": "Bearer s3cret"}
     assert pager.retries == 1 and pager.timeout_s == 10.0
-    assert len(every.events) == 5 and every.command == ("notify", "--x") and every.select == ("web",)
+    assert every.events == frozenset(EVENT_KINDS) and every.command == ("notify", "--x") and every.select == ("web",)
     with pytest.raises(ConfigError) as info:
         parse_config(
             "hooks:\n  a: {on: [nope], url: 'http://x'}\n  b: {on: all}\n  c: {on: all, url: 'ftp://x'}\n",
