@@ -138,10 +138,11 @@ class AlertBook:
             "dropped": self.dropped,
         }
 
-    def dumps(self) -> str:
-        """The book as JSON (what :meth:`loads` reads)."""
+    def dumps(self, **more: Any) -> str:
+        """The book as JSON (what :meth:`loads` reads); ``more`` are kept beside it (a caller's own keys)."""
         return json.dumps(
             {
+                **more,
                 "version": 1,
                 "next_id": self.next_id,
                 "open": [asdict(i) for i in self.open.values()],
@@ -153,7 +154,11 @@ class AlertBook:
     @classmethod
     def loads(cls, text: str) -> AlertBook:
         """A book from :meth:`dumps`' JSON; ValueError (or KeyError, TypeError) for anything else."""
-        data = json.loads(text)
+        return cls.from_data(json.loads(text))
+
+    @classmethod
+    def from_data(cls, data: Any) -> AlertBook:
+        """A book from :meth:`dumps`' JSON, parsed; ValueError (or KeyError, TypeError) for anything else."""
         if not isinstance(data, dict) or data.get("version") != 1:
             raise ValueError("not an alert book of version 1")
         book = cls(next_id=int(data["next_id"]))

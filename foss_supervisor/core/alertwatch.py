@@ -21,13 +21,17 @@ rule                holds while                                     key
 tests), it evaluates the objectives, hands the conditions to the :class:`~foss_supervisor.core.alerts.AlertBook`
 and publishes each notice as an :class:`~foss_supervisor.core.events.AlertNotice` on the bus, where the
 hooks (``on: [alert_firing, alert_resolved]``) and the journal hear it. The book is written atomically to
-``<state_dir>/alerts.json`` when it changed, so a restarted daemon does not tell an open incident again.
+``<state_dir>/alerts.json`` when it changed, so a restarted daemon does not tell an open incident again;
+beside it, the last write seen of each freshness objective (``writes``), so that a restart does not take a
+table nothing wrote meanwhile for fresh (and resolve its incident) until ``fresh_within`` after the start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,7 @@ ALERTS_FILE = "alerts.json"
 TICK_S = 300.0  # the longest wait between two evaluations (objectives falling due wake it sooner)
 MIN_WAIT_S = 0.001
 _MAX_FILE_BYTES = 4 * 2**20
+_MAX_WRITES = 10_000  # freshness objectives' last writes kept
 _FAILED = ("failed", "abandoned")
 
 
@@ -129,32 +134,44 @@ class AlertWatch:
         self._sleep = sleep
         self._last_runs = last_runs
         self._path = None if state_dir is None else state_dir / ALERTS_FILE
-        self.book = self._load()
+        self.book, writes = self._load()
+        objectives.remember(writes)
         self.results: list[dict[str, Any]] = []  # the last evaluation of the objectives
         self._wake = asyncio.Event()
         self.save_failures = 0
+        self._saved = ""  # the file's text as last written
 
-    def _load(self) -> AlertBook:
+    def _load(self) -> tuple[AlertBook, dict[str, float]]:
         if self._path is None:
-            return AlertBook()
+            return AlertBook(), {}
         try:
             with self._path.open("rb") as f:
                 text = f.read(_MAX_FILE_BYTES + 1)
             if len(text) > _MAX_FILE_BYTES:
                 raise ValueError(f"larger than {_MAX_FILE_BYTES} bytes")
-            return AlertBook.loads(text.decode())
+            data = json.loads(text.decode())
+            book = AlertBook.from_data(data)
+            writes = data.get("writes") or {}
+            if not isinstance(writes, dict):
+                raise ValueError("writes must be a mapping")
+            return book, {str(k): float(v) for k, v in list(writes.items())[:_MAX_WRITES] if math.isfinite(float(v))}
         except FileNotFoundError:
-            return AlertBook()
+            return AlertBook(), {}
         except (OSError, ValueError, KeyError, TypeError) as exc:  # a bad file loses the book, not the daemon
             log.warning("alerts_file_unreadable", path=str(self._path), error=str(exc))
-            return AlertBook()
+            return AlertBook(), {}
+
+    def _dumps(self) -> str:
+        writes = {o["id"]: o["last_write_at"] for o in self.results if o.get("last_write_at") is not None}
+        return self.book.dumps(writes=dict(list(writes.items())[:_MAX_WRITES]))
 
     def save(self) -> None:
         """Write the book atomically (a failure is logged and counted; the book stays in memory)."""
         if self._path is None:
             return
+        self._saved = self._dumps()
         try:
-            atomic_write(self._path, self.book.dumps())
+            atomic_write(self._path, self._saved)
         except OSError as exc:
             self.save_failures += 1
             log.warning("alerts_file_write_failed", path=str(self._path), error=str(exc))
@@ -171,13 +188,17 @@ class AlertWatch:
         self.results = self.objectives.evaluate()
         states = {n: s for n in cfg.programs if (s := self.objectives.ledger.state(n)) is not None}
         holding = conditions(cfg.alerts, self.results, states, self._last_runs(), now)
-        before = self.book.dumps()
+        before = self._saved
         notices = self.book.observe(holding, now, cfg.alerts.renotify_after_s)
         for notice in notices:
             self._bus.publish(_event(notice))
-        if self.book.dumps() != before:
+        if self._dumps() != before:
             self.save()
         return notices
+
+    def now(self) -> float:
+        """The watch's clock (Unix seconds)."""
+        return self._clock()
 
     def change(self, edit: Callable[[AlertBook], Any]) -> Any:
         """Apply ``edit`` (an ack, a silence) to the book, save it, and evaluate again at once."""

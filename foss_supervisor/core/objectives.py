@@ -29,7 +29,7 @@ States are ``ok``, ``late`` (freshness) and ``violated`` (uptime). Stdlib only.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -138,6 +138,12 @@ class Objectives:
         self._clock = clock
         self.ledger = ledger
         self._sources = sources
+        self._remembered: dict[str, float] = {}
+
+    def remember(self, writes: Mapping[str, float]) -> None:
+        """Last writes seen before (objective id -> Unix seconds: a restarted daemon's), used while no newer one
+        is known: a table nothing wrote since is as late as it was, not fresh from the start."""
+        self._remembered = dict(writes)
 
     def evaluate(self) -> list[dict[str, Any]]:
         """Every objective, sorted by id: ``{"id", "kind": "freshness"|"uptime", "node" (a graph node id),
@@ -172,6 +178,9 @@ class Objectives:
         return max(found) if found else None
 
     def _fresh(self, kind: str, name: str, fresh_s: float, last: float | None, now: float) -> dict[str, Any]:
+        remembered = self._remembered.get(f"freshness:{kind}:{name}")
+        if remembered is not None and (last is None or remembered > last):
+            last = min(remembered, now)
         since = self.ledger.started_at if last is None else last
         age = max(0.0, now - since)
         late = now >= since + fresh_s  # the same sum as due_at: late exactly when the clock reaches it
