@@ -14,7 +14,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.cli.terminal import EXIT_OK, EXIT_USAGE, say
-from foss_supervisor.config.gates import GateError, duration
 from foss_supervisor.control.client import call
 
 if TYPE_CHECKING:
@@ -22,19 +21,28 @@ if TYPE_CHECKING:
 
 __all__ = ["args_alerts", "cmd_alerts"]
 
-#: ``--for``: what the config's durations take (``90m``, ``2h``, ``1d``, seconds), 1 s to 30 days
-_SILENCE = duration(1, 30 * 86400.0)
+#: the longest ``--for`` (seconds)
+MAX_SILENCE_S = 30 * 86400.0
 
 
 def _silence_s(text: str) -> float:
+    """``--for``: what the config's durations take (``90m``, ``2h``, ``1d``, seconds), 1 s to 30 days."""
+    from foss_supervisor.config.gates import GateError, duration  # only here: the config package loads PyYAML
+
     try:
-        return _SILENCE(text)
+        return duration(1, MAX_SILENCE_S)(text)
     except GateError as exc:
         raise argparse.ArgumentTypeError(exc.reason) from None
 
 
 def args_alerts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", choices=("list", "ack", "silence"), default="list")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("list", "ack", "silence"),
+        default="list",
+        help="list (default): open and recent alerts; ack ID: no more repeats; silence KEY: tell nothing for --for",
+    )
     p.add_argument("target", nargs="?", default="", help="ack: the incident's ID; silence: the alert's KEY")
     p.add_argument(
         "--for", dest="for_s", type=_silence_s, default=7200.0, help="silence: how long, e.g. 90m, 2h, 1d (default 2h)"
