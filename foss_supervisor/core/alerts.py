@@ -81,6 +81,7 @@ class AlertBook:
     silences: dict[str, float] = field(default_factory=dict)  # key -> silenced until
     next_id: int = 1
     dropped: int = 0
+    changes: int = 0  # grows with every change of what is kept (a caller saves when it moved)
 
     def _silenced(self, key: str, now: float) -> bool:
         return self.silences.get(key, float("-inf")) > now
@@ -91,6 +92,7 @@ class AlertBook:
         for key in [k for k in self.open if k not in holding]:
             incident = self.open.pop(key)
             incident.closed_at = now
+            self.changes += 1
             self.closed.append(incident)
             if incident.notices:
                 notices.append(Notice("alert_resolved", False, incident.to_dict()))
@@ -101,17 +103,20 @@ class AlertBook:
                     continue
                 self.open[key] = Incident(self.next_id, key, cond.rule, cond.subject, cond.summary, now)
                 self.next_id += 1
+                self.changes += 1
             incident = self.open[key]
-            incident.summary = cond.summary
             if self._silenced(key, now):
                 continue
             due = incident.told_at is None or (not incident.acked and now - incident.told_at >= renotify_after_s)
             if due:
                 repeat = incident.told_at is not None
                 incident.told_at, incident.notices = now, incident.notices + 1
+                incident.summary = cond.summary  # as of this notice (between notices it stays: no rewrite per tick)
+                self.changes += 1
                 notices.append(Notice("alert_firing", repeat, incident.to_dict()))
         for key in [k for k, until in self.silences.items() if until <= now]:
             del self.silences[key]
+            self.changes += 1
         return notices
 
     def ack(self, incident_id: int) -> Incident:
@@ -119,6 +124,7 @@ class AlertBook:
         for incident in self.open.values():
             if incident.id == incident_id:
                 incident.acked = True
+                self.changes += 1
                 return incident
         raise KeyError(incident_id)
 
@@ -127,6 +133,7 @@ class AlertBook:
         if key not in self.silences and len(self.silences) >= MAX_SILENCES:
             raise ValueError(f"at most {MAX_SILENCES} silences")
         self.silences[key] = until
+        self.changes += 1
 
     def listing(self, now: float) -> dict[str, Any]:
         """``{"open": [incident...], "closed": [newest first], "silences": [{"key", "until"}], "dropped"}``; an

@@ -53,6 +53,8 @@ log = structlog.get_logger("foss_supervisor.core.alertwatch")
 ALERTS_FILE = "alerts.json"
 TICK_S = 300.0  # the longest wait between two evaluations (objectives falling due wake it sooner)
 MIN_WAIT_S = 0.001
+MIN_TICK_S = 1.0  # evaluations caused by events are at least this far apart
+WRITES_SAVE_S = 60.0  # the objectives' last writes are saved at least this often (and with each change)
 _MAX_FILE_BYTES = 4 * 2**20
 _MAX_WRITES = 10_000  # freshness objectives' last writes kept
 _FAILED = ("failed", "abandoned")
@@ -139,7 +141,7 @@ class AlertWatch:
         self.results: list[dict[str, Any]] = []  # the last evaluation of the objectives
         self._wake = asyncio.Event()
         self.save_failures = 0
-        self._saved = ""  # the file's text as last written
+        self._saved_changes, self._saved_at = 0, self._clock()  # the book's changes and the time, as last saved
 
     def _load(self) -> tuple[AlertBook, dict[str, float]]:
         if self._path is None:
@@ -169,9 +171,9 @@ class AlertWatch:
         """Write the book atomically (a failure is logged and counted; the book stays in memory)."""
         if self._path is None:
             return
-        self._saved = self._dumps()
+        self._saved_changes, self._saved_at = self.book.changes, self._clock()
         try:
-            atomic_write(self._path, self._saved)
+            atomic_write(self._path, self._dumps())
         except OSError as exc:
             self.save_failures += 1
             log.warning("alerts_file_write_failed", path=str(self._path), error=str(exc))
@@ -188,11 +190,11 @@ class AlertWatch:
         self.results = self.objectives.evaluate()
         states = {n: s for n in cfg.programs if (s := self.objectives.ledger.state(n)) is not None}
         holding = conditions(cfg.alerts, self.results, states, self._last_runs(), now)
-        before = self._saved
         notices = self.book.observe(holding, now, cfg.alerts.renotify_after_s)
         for notice in notices:
             self._bus.publish(_event(notice))
-        if self._dumps() != before:
+        # the book at once when it changed; the last writes (a feeding program's moves every tick) once a minute
+        if self.book.changes != self._saved_changes or now - self._saved_at >= WRITES_SAVE_S:
             self.save()
         return notices
 
@@ -219,9 +221,11 @@ class AlertWatch:
         return max(MIN_WAIT_S, min(waits))  # never 0: a state due "now" by float rounding must not spin
 
     async def run(self) -> None:
-        """Evaluate until cancelled: after each wake-up (an event, an ack) or when something falls due."""
+        """Evaluate until cancelled: when something falls due, and after events (an edge, a run, an ack), at most
+        once per :data:`MIN_TICK_S` for those (a fleet restarting at once costs one evaluation, not one each)."""
         while True:
             self._wake.clear()
+            ticked_at = self._clock()
             self.tick()
             sleeper = asyncio.ensure_future(self._sleep(self._next_wait()))
             waker = asyncio.ensure_future(self._wake.wait())
@@ -232,3 +236,5 @@ class AlertWatch:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            if not sleeper.done() or sleeper.cancelled():  # woken by an event: not sooner than MIN_TICK_S
+                await self._sleep(max(0.0, ticked_at + MIN_TICK_S - self._clock()))

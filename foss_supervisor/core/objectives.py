@@ -159,8 +159,12 @@ class Objectives:
             for name, pc in cfg.pipelines.items()
             if pc.fresh_within_s is not None
         ]
+        feeders: dict[str, list[str]] = {}
+        for name, prog in cfg.programs.items():
+            for target in prog.feeds:
+                feeders.setdefault(target, []).append(name)
         for table, fresh_s in cfg.tables.items():
-            out.append(self._fresh("table", table, fresh_s, self._table_write(cfg, table, now), now))
+            out.append(self._fresh("table", table, fresh_s, self._table_write(feeders.get(table, ()), table, now), now))
         for name, prog in cfg.programs.items():
             if prog.uptime is not None:
                 out.append(self._uptime(name, prog.uptime.target_percent, prog.uptime.window_s, now))
@@ -169,11 +173,11 @@ class Objectives:
     def _pipeline_write(self, pipeline: str) -> float | None:
         return None if self._sources is None else self._sources.last_good_run(pipeline)
 
-    def _table_write(self, cfg: Config, table: str, now: float) -> float | None:
+    def _table_write(self, feeders: Iterable[str], table: str, now: float) -> float | None:
         times = []
         if self._sources is not None:
             times += [self._sources.last_good_run(p) for p in self._sources.table_writers(table)]
-        times += [self.ledger.last_running(n, now) for n, p in cfg.programs.items() if table in p.feeds]
+        times += [self.ledger.last_running(n, now) for n in feeders]
         found = [t for t in times if t is not None]
         return max(found) if found else None
 

@@ -42,6 +42,15 @@ def test_every_kind_has_strategies() -> None:
     assert len(CONFIG_LEAVES) > 60  # the walk reaches every section (programs, health, backoff, hooks, ...)
 
 
+def test_the_walk_reaches_the_objectives_and_alerts() -> None:
+    """The property tests below generate each kind's hostile class at these keys too (issue 20)."""
+    walked = {dotted: gate.kind for dotted, gate in CONFIG_LEAVES}
+    assert walked["programs.<name>.uptime"] == "uptime"
+    assert walked["pipelines.<name>.fresh_within"] == walked["tables.<name>.fresh_within"] == "duration"
+    assert walked["alerts.renotify_after"] == walked["alerts.backoff_for"] == "duration"
+    assert walked["tables.<name>"] == "name" and walked["alerts.on"] == "names"
+
+
 def test_every_documented_key_has_a_gate() -> None:
     """Each key ``configs/default.yaml`` documents (commented or not) is a key of the schema."""
     text = (REPO / "configs" / "default.yaml").read_text()
