@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from helpers import PY, DaemonHandle, command, get, wait_for
+from helpers.pipeline import two_step_pipeline
 
 
 def _recorded(path: Any) -> list[dict[str, Any]]:
@@ -74,3 +75,40 @@ def test_a_stopped_feeder_fires_one_alert_through_a_command_hook_and_one_resolve
     kinds = [(r["kind"], r["id"]) for r in _recorded(seen)]
     assert kinds == [("alert_firing", fired["id"]), ("alert_resolved", fired["id"])]
     assert get(daemon.port, "/health").json()["status"] == "healthy"
+
+
+def test_a_failed_run_fires_one_alert_and_a_good_run_resolves_it_and_freshens_its_pipeline_and_tables(
+    daemon: DaemonHandle,
+) -> None:
+    home = daemon.tmp / "s"
+    home.mkdir()
+    gated = "CREATE OR REPLACE TEMP TABLE _g AS SELECT * FROM read_csv(getvariable('reference_dir') || '/gate.csv');\n"
+    spec = two_step_pipeline(home, gated + "SELECT 1 AS rows_in, 1 AS rows_out;")
+    seen = daemon.tmp / "alerts.jsonl"
+    record = f"import sys; open('{seen}', 'a').write(sys.stdin.read() + chr(10))"
+    daemon.write_config(
+        "pipelines:\n"
+        f"  s: {{file: {spec}, on_new_files: false, fresh_within: 1h}}\n"
+        "tables:\n"
+        "  s_raw.total: {fresh_within: 1h}\n"
+        "hooks:\n"
+        f"  record: {{on: [alert_firing, alert_resolved], select: [s], command: ['{PY}', '-c', \"{record}\"]}}\n"
+    )
+    daemon.start()
+    failed = daemon.call("pipeline_run", name="s", wait=True)
+    assert failed["status"] == "failed", failed
+    wait_for(lambda: _recorded(seen), 30, "the failed run's alert recorded by the hook")
+    fired = _recorded(seen)[0]
+    assert (fired["kind"], fired["key"], fired["subject"]) == ("alert_firing", "pipeline:s:failed", "pipeline:s")
+    (home / "gate.csv").write_text("x\n1\n")
+    good = daemon.call("pipeline_run", name="s", wait=True)
+    assert good["status"] == "succeeded", good
+    wait_for(lambda: len(_recorded(seen)) >= 2, 30, "the resolved notice recorded by the hook")
+    assert [(r["kind"], r["id"]) for r in _recorded(seen)] == [
+        ("alert_firing", fired["id"]),
+        ("alert_resolved", fired["id"]),
+    ]
+    objectives = {o["id"]: o for o in daemon.call("objectives")}
+    for objective_id in ("freshness:pipeline:s", "freshness:table:s_raw.total"):  # s owns the schema s_raw
+        assert objectives[objective_id]["state"] == "ok"
+        assert objectives[objective_id]["last_write_at"] == good["finished_at"]

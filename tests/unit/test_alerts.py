@@ -14,7 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.config.model import AlertsConfig
 from foss_supervisor.core.alerts import AlertBook, Condition
+from foss_supervisor.core.alertwatch import conditions
+from foss_supervisor.core.states import ProcessState
 
 KEYS = ["objective:freshness:table:gold.t", "program:api:fatal", "pipeline:orders:failed"]
 QUIET_S = 100.0
@@ -110,3 +113,29 @@ def test_a_book_read_back_does_not_tell_an_open_incident_again() -> None:
 def test_a_damaged_book_is_refused_with_a_value_error(text: str) -> None:
     with pytest.raises((ValueError, KeyError, TypeError)):
         AlertBook.loads(text)
+
+
+def test_the_rules_turn_states_into_conditions_with_stable_keys() -> None:
+    objective = {"id": "uptime:program:api", "node": "program:api", "state": "violated", "detail": "down 900s"}
+    programs = {
+        "db": (ProcessState.FATAL, 0.0),
+        "api": (ProcessState.BACKOFF, 700.0),  # 300 s in BACKOFF at 1000: exactly backoff_for
+        "web": (ProcessState.BACKOFF, 701.0),  # 299 s: not yet
+        "job": (ProcessState.RUNNING, 0.0),
+    }
+    runs = {
+        "orders": {"run_id": "r1", "status": "failed", "error": "boom"},
+        "trips": {"run_id": "r2", "status": "succeeded_with_warnings", "error": None},
+        "fine": {"run_id": "r3", "status": "succeeded", "error": None},
+        "never": None,
+    }
+    held = conditions(AlertsConfig(), [objective], programs, runs, now=1000.0)
+    assert {k: (c.rule, c.subject) for k, c in held.items()} == {
+        "objective:uptime:program:api": ("objective", "program:api"),
+        "program:db:fatal": ("fatal", "program:db"),
+        "program:api:backoff": ("backoff", "program:api"),
+        "pipeline:orders:failed": ("pipeline_failed", "pipeline:orders"),
+        "pipeline:trips:quality": ("quality", "pipeline:trips"),
+    }
+    only = AlertsConfig(rules=frozenset({"fatal"}))
+    assert set(conditions(only, [objective], programs, runs, now=1000.0)) == {"program:db:fatal"}
