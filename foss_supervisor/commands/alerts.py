@@ -37,9 +37,7 @@ async def objectives(ctx: CommandContext) -> list[dict[str, Any]]:
     "node", "name", "state": "ok"|"late"|"violated", "detail", ...}]``; freshness adds ``fresh_within_s``,
     ``last_write_at``, ``age_s``, ``due_at``; uptime adds ``target_percent``, ``window_s``, ``uptime_percent``,
     ``up_s``, ``down_s``, ``budget_s``, ``observed_s`` (seconds; Unix seconds for ``*_at``)."""
-    watch = _watch(ctx)
-    watch.tick()  # now, not as of the last evaluation
-    return list(watch.results)
+    return _watch(ctx).objectives.evaluate()  # now, not as of the last tick; no incident is opened by a read
 
 
 @command("alerts")

@@ -52,6 +52,10 @@ def test_a_stopped_feeder_fires_one_alert_through_a_command_hook_and_one_resolve
     table = next(n for n in graph["nodes"] if n["id"] == "table:bronze.events")
     assert table["state"] == "late" and table["detail"]["objective"]["state"] == "late"
 
+    page = get(daemon.port, "/alerts", {"Accept": "text/html"})
+    assert page.status == 200 and b"objective:freshness:table:bronze.events" in page.body
+    twin = get(daemon.port, "/alerts?format=json").json()
+    assert [i["key"] for i in twin["alerts"]["open"]] == [fired["key"]]
     listed = json.loads(daemon.cli("alerts", "--json").stdout)
     assert [i["id"] for i in listed["open"]] == [fired["id"]]
     acked = daemon.cli("alerts", "ack", str(fired["id"]))
