@@ -8,8 +8,10 @@ rule                holds while                                     key
 ``objective``       a freshness objective is late, or an uptime     ``objective:<objective id>``, e.g.
                     objective violated                              ``objective:freshness:table:gold.daily_revenue``
 ``fatal``           a program is FATAL                              ``program:NAME:fatal``
-``backoff``         a program has been in BACKOFF for at least      ``program:NAME:backoff``
-                    ``alerts.backoff_for`` (default 5m)
+``backoff``         a program has been crash-looping (BACKOFF,      ``program:NAME:backoff``
+                    STARTING, short runs) for ``alerts.backoff_for``
+                    (default 5m) since its first BACKOFF; a run of
+                    its ``backoff.reset_after`` ends the loop
 ``pipeline_failed`` a pipeline's last finished run failed or was    ``pipeline:NAME:failed``
                     abandoned (a later good run clears it)
 ``quality``         its last finished run succeeded with warnings   ``pipeline:NAME:quality``
@@ -63,13 +65,14 @@ _FAILED = ("failed", "abandoned")
 def conditions(
     rules: AlertsConfig,
     objectives: list[dict[str, Any]],
-    programs: Mapping[str, tuple[ProcessState, float]],
+    programs: Mapping[str, tuple[ProcessState, float | None]],
     last_runs: Mapping[str, Mapping[str, Any] | None],
     now: float,
 ) -> dict[str, Condition]:
     """The conditions that hold at ``now`` (see the module's table).
 
-    ``objectives`` are :meth:`Objectives.evaluate`'s; ``programs`` each program's (state, since when);
+    ``objectives`` are :meth:`Objectives.evaluate`'s; ``programs`` each program's (state, since when it is in a
+    crash loop: :meth:`RunningLedger.looping_since`, or None);
     ``last_runs`` each pipeline's last finished run (``{"run_id", "status", "error"}``) or None.
     """
     out: dict[str, Condition] = {}
@@ -79,11 +82,11 @@ def conditions(
                 out[f"objective:{o['id']}"] = Condition(
                     "objective", o["node"], f"{o['node']} {o['state']}: {o['detail']}"
                 )
-    for name, (state, since) in sorted(programs.items()):
+    for name, (state, looping) in sorted(programs.items()):
         if state is ProcessState.FATAL and "fatal" in rules.rules:
             out[f"program:{name}:fatal"] = Condition("fatal", f"program:{name}", f"program {name} is FATAL")
-        elif state is ProcessState.BACKOFF and "backoff" in rules.rules and now - since >= rules.backoff_for_s:
-            summary = f"program {name} in BACKOFF for {now - since:.0f}s"
+        elif looping is not None and "backoff" in rules.rules and now - looping >= rules.backoff_for_s:
+            summary = f"program {name} crash-looping (BACKOFF) for {now - looping:.0f}s"
             out[f"program:{name}:backoff"] = Condition("backoff", f"program:{name}", summary)
     for name, run in sorted(last_runs.items()):
         if run is None:
@@ -188,7 +191,8 @@ class AlertWatch:
         """One evaluation: the objectives, the conditions, the book; notices published and returned."""
         cfg, now = self._config(), self._clock()
         self.results = self.objectives.evaluate()
-        states = {n: s for n in cfg.programs if (s := self.objectives.ledger.state(n)) is not None}
+        ledger = self.objectives.ledger
+        states = {n: (s[0], ledger.looping_since(n, now)) for n in cfg.programs if (s := ledger.state(n)) is not None}
         holding = conditions(cfg.alerts, self.results, states, self._last_runs(), now)
         notices = self.book.observe(holding, now, cfg.alerts.renotify_after_s)
         for notice in notices:
@@ -213,12 +217,18 @@ class AlertWatch:
         now, cfg = self._clock(), self._config()
         waits = [TICK_S]
         waits += [o["due_at"] - now for o in self.results if o["state"] == OK and o["due_at"] is not None]
+        ledger = self.objectives.ledger
         for name in cfg.programs:
-            state = self.objectives.ledger.state(name)
-            if state is not None and state[0] is ProcessState.BACKOFF:
-                waits.append(state[1] + cfg.alerts.backoff_for_s - now)
+            if (looping := ledger.looping_since(name, now)) is not None:
+                waits.append(looping + cfg.alerts.backoff_for_s - now)  # it becomes an incident then
+                state = ledger.state(name)
+                if state is not None and state[0] is ProcessState.RUNNING:
+                    waits.append(state[1] + ledger.stable_s(name) - now)  # a stable run ends the loop then
         waits += [until - now for until in self.book.silences.values()]
-        return max(MIN_WAIT_S, min(waits))  # never 0: a state due "now" by float rounding must not spin
+        # what is already due was judged by this tick: only what falls due later wakes it
+        return max(
+            MIN_WAIT_S, min(w for w in waits if w > 0)
+        )  # never 0: a state due "now" by float rounding must not spin
 
     async def run(self) -> None:
         """Evaluate until cancelled: when something falls due, and after events (an edge, a run, an ack), at most

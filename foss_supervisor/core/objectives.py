@@ -17,11 +17,13 @@ Three kinds of objective (docs/graph.md, "Objectives"):
 How time is counted, on the supervisor's clock (``clock``, the same injectable wall clock its seams carry):
 
 - only RUNNING is up; STARTING, BACKOFF, STOPPING, EXITED, FATAL and STOPPED (by hand too) are down;
-- the window is the last ``window_s`` seconds *that the daemon watched*: time before the daemon started (or
-  before the program was added) is neither up nor down, so a daemon restart neither punishes nor flatters a
-  program; ``observed_s`` says how much of the window was watched; ``uptime_percent`` is up / watched;
-- a freshness objective with no write seen yet counts its age from when the daemon started watching, so a
-  table nothing wrote since the start is late ``fresh_within`` after it.
+- the window is the last ``window_s`` seconds *that the daemon watched*: time before the daemon started is
+  neither up nor down, so a daemon restart neither punishes nor flatters a program (a program added by a
+  reload counts as down, STOPPED, from the daemon's start); ``observed_s`` says how much of the window was
+  watched; ``uptime_percent`` is up / watched;
+- a freshness objective with no write seen yet counts its age from when the daemon started watching (or from
+  the last write a previous daemon saw, :meth:`Objectives.remember`), so a table nothing wrote since the
+  start is late ``fresh_within`` after it.
 
 States are ``ok``, ``late`` (freshness) and ``violated`` (uptime). Stdlib only.
 """
@@ -64,6 +66,7 @@ class _Program:
     watched_from: float  # when the ledger first heard of it (or started)
     stretches: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=MAX_STRETCHES))
     left_running_at: float | None = None  # when it last left RUNNING
+    looping_since: float | None = None  # its first BACKOFF since it last ran stably, stopped or gave up
 
 
 class RunningLedger:
@@ -72,9 +75,15 @@ class RunningLedger:
     Bounded: :data:`MAX_STRETCHES` per program, and stretches older than ``keep_s`` are pruned.
     """
 
-    def __init__(self, clock: Callable[[], float], keep_s: float = 366 * 86400.0) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        keep_s: float = 366 * 86400.0,
+        stable_s: Callable[[str], float] = lambda n: 10.0,
+    ) -> None:
         self._clock = clock
         self._keep_s = keep_s
+        self._stable_s = stable_s  # a program's backoff.reset_after: a run this long ends a crash loop
         self.started_at = clock()
         self._programs: dict[str, _Program] = {}
 
@@ -89,6 +98,12 @@ class RunningLedger:
         if prog.state is ProcessState.RUNNING and event.new is not ProcessState.RUNNING:
             prog.stretches.append((prog.since, now))
             prog.left_running_at = now
+            if now - prog.since >= self._stable_s(event.name):
+                prog.looping_since = None
+        if event.new in (ProcessState.STOPPED, ProcessState.EXITED, ProcessState.FATAL):
+            prog.looping_since = None
+        elif event.new is ProcessState.BACKOFF and prog.looping_since is None:
+            prog.looping_since = now
         if event.new is not prog.state:
             prog.state, prog.since = event.new, now
         while prog.stretches and prog.stretches[0][1] < now - self._keep_s:
@@ -98,6 +113,20 @@ class RunningLedger:
         """``name``'s state and since when (clock seconds), or None when no edge of it was heard."""
         prog = self._programs.get(name)
         return None if prog is None else (prog.state, prog.since)
+
+    def stable_s(self, name: str) -> float:
+        """How long a run of ``name`` must last to end a crash loop (its ``backoff.reset_after``), seconds."""
+        return self._stable_s(name)
+
+    def looping_since(self, name: str, now: float) -> float | None:
+        """When ``name`` entered a crash loop: its first BACKOFF since it last ran for its ``reset_after``, was
+        stopped, exited or went FATAL; None when it is not in one (a run now that lasted that long ends it)."""
+        prog = self._programs.get(name)
+        if prog is None or prog.looping_since is None:
+            return None
+        if prog.state is ProcessState.RUNNING and now - prog.since >= self._stable_s(name):
+            return None
+        return prog.looping_since
 
     def last_running(self, name: str, now: float) -> float | None:
         """When ``name`` was last RUNNING: ``now`` while it is, else when it left RUNNING (None: never seen up)."""

@@ -71,7 +71,12 @@ def make_watch(
     """The daemon's :class:`AlertWatch` on the supervisor's clock and sleep (``seams``), hearing ``bus``;
     its book in the state dir (``with_state``)."""
     sources = PipelineSources(pipelines)
-    ledger = RunningLedger(seams.wall_clock)
+
+    def stable_s(name: str) -> float:
+        prog = config().programs.get(name)
+        return 10.0 if prog is None else prog.backoff.reset_after_s
+
+    ledger = RunningLedger(seams.wall_clock, stable_s=stable_s)
     objectives = Objectives(config, seams.wall_clock, ledger, sources)
     watch = AlertWatch(
         config,

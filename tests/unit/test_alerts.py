@@ -118,10 +118,10 @@ def test_a_damaged_book_is_refused_with_a_value_error(text: str) -> None:
 def test_the_rules_turn_states_into_conditions_with_stable_keys() -> None:
     objective = {"id": "uptime:program:api", "node": "program:api", "state": "violated", "detail": "down 900s"}
     programs = {
-        "db": (ProcessState.FATAL, 0.0),
-        "api": (ProcessState.BACKOFF, 700.0),  # 300 s in BACKOFF at 1000: exactly backoff_for
+        "db": (ProcessState.FATAL, None),
+        "api": (ProcessState.STARTING, 700.0),  # crash-looping for 300 s at 1000: exactly backoff_for
         "web": (ProcessState.BACKOFF, 701.0),  # 299 s: not yet
-        "job": (ProcessState.RUNNING, 0.0),
+        "job": (ProcessState.RUNNING, None),
     }
     runs = {
         "orders": {"run_id": "r1", "status": "failed", "error": "boom"},

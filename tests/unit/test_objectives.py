@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from virtual_time import Fleet, VirtualClock
+from virtual_time import Fleet, Script, VirtualClock
 
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.core.alertwatch import AlertWatch
-from foss_supervisor.core.events import AlertNotice, EventBus
+from foss_supervisor.core.events import AlertNotice, EventBus, StateChanged
 from foss_supervisor.core.objectives import Objectives, RunningLedger
 from foss_supervisor.core.process import Seams
 from foss_supervisor.core.states import ProcessState
+from foss_supervisor.core.states import ProcessState as S
 from foss_supervisor.core.statestore import StateStore
 from foss_supervisor.core.supervisor import Supervisor
 
@@ -34,6 +35,7 @@ class Watched:
     watch: AlertWatch
     clock: VirtualClock
     notices: list[tuple[float, AlertNotice]]
+    backoff_at: list[float]  # when any program entered BACKOFF
 
     async def advance(self, seconds: float) -> None:
         """Let ``seconds`` of virtual time pass (the clock's ``advance`` takes at most an hour at a time)."""
@@ -46,7 +48,7 @@ class Watched:
 
 
 @contextlib.asynccontextmanager
-async def watched(config: Config) -> AsyncIterator[Watched]:
+async def watched(config: Config, **scripts: list[Script]) -> AsyncIterator[Watched]:
     """The Supervisor of ``config`` and its alert watch, both on one virtual clock; shut down on the way out."""
     clock = VirtualClock()
     bus = EventBus()
@@ -57,14 +59,18 @@ async def watched(config: Config) -> AsyncIterator[Watched]:
     bus.on(watch.observe)
     notices: list[tuple[float, AlertNotice]] = []
     bus.on(lambda e: notices.append((clock.now, e)) if isinstance(e, AlertNotice) else None)
-    seams = Seams(monotonic=clock.monotonic, wall_clock=clock.wall, sleep=clock.sleep, child=Fleet(clock).child)
+    backoff_at: list[float] = []
+    bus.on(lambda e: backoff_at.append(clock.now) if isinstance(e, StateChanged) and e.new is S.BACKOFF else None)
+    seams = Seams(
+        monotonic=clock.monotonic, wall_clock=clock.wall, sleep=clock.sleep, child=Fleet(clock, dict(scripts)).child
+    )
     sup = Supervisor(config, bus, StateStore(config.state_dir), seams=seams)
     started, shutdown = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(sup.run(started, shutdown))
     watching = asyncio.create_task(watch.run())
     await clock.run_until(started.is_set)
     try:
-        yield Watched(sup, watch, clock, notices)
+        yield Watched(sup, watch, clock, notices, backoff_at)
     finally:
         watching.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -162,3 +168,28 @@ async def test_uptime_counts_only_running_over_the_watched_part_of_the_window(tm
         w.watch.tick()
         assert w.objective("uptime:program:collector")["up_s"] == 0.0
         assert w.objective("uptime:program:collector")["observed_s"] == 86400.0
+
+
+async def test_a_crash_loop_fires_one_backoff_alert_at_backoff_for_and_resolves_when_it_runs_stably(
+    tmp_path: Path,
+) -> None:
+    config = parse_config(
+        f"""
+state_dir: {tmp_path / "state"}
+programs:
+  flaky: {{command: [flaky], start_timeout: 1s, start_retries: forever, backoff: {{initial: 1s, max: 5s}}}}
+alerts: {{backoff_for: 60s}}
+""",
+        tmp_path / "c.yaml",
+        {},
+    )
+    crashing = [Script(run_s=0.5, code=1)] * 40 + [Script()]  # dies before start_timeout, 40 times, then stays up
+    async with watched(config, flaky=crashing) as w:
+        await w.clock.run_until(lambda: bool(w.notices), limit_s=HOUR)
+        first_backoff = w.backoff_at[0]
+        fired_at, fired = w.notices[0]
+        assert (fired.notice, fired.key) == ("alert_firing", "program:flaky:backoff")
+        assert fired_at == pytest.approx(first_backoff + 60.0, abs=1e-6)  # STARTING between BACKOFFs: one loop
+        await w.clock.run_until(lambda: w.sup.get("flaky").state is ProcessState.RUNNING, limit_s=HOUR)
+        await w.clock.run_until(lambda: len(w.notices) == 2, limit_s=60)  # resolved after reset_after (10 s)
+        assert [(n.notice, n.id) for _, n in w.notices] == [("alert_firing", fired.id), ("alert_resolved", fired.id)]
