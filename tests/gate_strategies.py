@@ -17,7 +17,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from foss_supervisor.config import gates
 from foss_supervisor.config.gates import MAX_ARG_BYTES, MAX_NAME_BYTES, Gate
+from foss_supervisor.config.model import UptimeObjective
 
 __all__ = [
     "KINDS",
@@ -521,6 +523,47 @@ def _number_valid(gate: Gate[Any]) -> Strategy:
     return (st.integers(-(10**12), 10**12) | st.floats(allow_nan=False, allow_infinity=False)).map(lambda n: (n, n))
 
 
+def _percent_hostile(gate: Gate[Any]) -> Strategy:
+    above = st.floats(min_value=100, exclude_min=True, allow_nan=False, allow_infinity=False)
+    return (
+        NON_FINITE
+        | st.floats(max_value=0, allow_nan=False, allow_infinity=False)
+        | above
+        | st.integers(max_value=0, min_value=-(2**62))
+        | st.integers(min_value=101, max_value=2**62)
+        | above.map(lambda f: f"{f}%")
+        | BOOLS
+        | WRONG_CONTAINERS
+        | BAD_TEXT
+        | HUGE_INTS
+        | st.sampled_from(["0%", "0", "-1%", "100.5%", "99.5%%", "%", "nan%", ".nan", "inf", "1e2", "99,5%", "½%"])
+    )
+
+
+def _percent_valid(gate: Gate[Any]) -> Strategy:
+    numbers = st.floats(min_value=0, max_value=100, exclude_min=True, allow_nan=False)
+    return numbers.map(lambda f: (f, f)) | st.integers(1, 100).map(lambda n: (f"{n}%", float(n)))
+
+
+def _uptime_hostile(gate: Gate[Any]) -> Strategy:
+    bad_window = _duration_hostile(gates.duration(60, 366 * 86400.0))
+    return (
+        _percent_hostile(gate)
+        | _percent_hostile(gate).map(lambda p: {"target": p})
+        | bad_window.map(lambda w: {"target": 99.5, "window": w})
+        | st.sampled_from([{}, {"window": "7d"}, {"target": 99, "windows": "7d"}, {"target": 99, "x": 1}])
+    )
+
+
+def _uptime_valid(gate: Gate[Any]) -> Strategy:
+    week = 7 * 86400.0
+    plain = _percent_valid(gate).map(lambda pair: (pair[0], UptimeObjective(pair[1], week)))
+    windowed = st.tuples(_percent_valid(gate), st.integers(1, 366)).map(
+        lambda t: ({"target": t[0][0], "window": f"{t[1]}d"}, UptimeObjective(t[0][1], t[1] * 86400.0))
+    )
+    return plain | windowed
+
+
 #: kind -> (hostile, valid); the valid strategy draws (value as written, value the gate returns)
 KINDS: dict[str, tuple[Callable[[Gate[Any]], Strategy], Callable[[Gate[Any]], Strategy]]] = {
     "duration": (_duration_hostile, _duration_valid),
@@ -565,6 +608,8 @@ KINDS: dict[str, tuple[Callable[[Gate[Any]], Strategy], Callable[[Gate[Any]], St
     "address": (_address_hostile, _address_valid),
     "exit codes": (_exit_codes_hostile, _exit_codes_valid),
     "events": (_events_hostile, _events_valid),
+    "percent": (_percent_hostile, _percent_valid),
+    "uptime": (_uptime_hostile, _uptime_valid),
 }
 
 

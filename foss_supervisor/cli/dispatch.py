@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from foss_supervisor import __version__
 from foss_supervisor.base.resources import locate_control_socket
+from foss_supervisor.cli.alerts import args_alerts, cmd_alerts
 from foss_supervisor.cli.analyze import args_analyze, cmd_analyze
 from foss_supervisor.cli.config import args_config, cmd_config, print_plan
 from foss_supervisor.cli.events import args_events, cmd_events
@@ -96,6 +97,7 @@ SOCKET_ONLY = frozenset(
         "reload",
         "config",
         "graph",
+        "alerts",
     }
 )
 
@@ -199,6 +201,11 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
     "ctl": ("start, stop, restart, signal or scale programs", cmd_ctl, args_ctl),
     "pipeline": ("run pipelines and read their history", cmd_pipeline, args_pipeline),
     "graph": ("programs, pipelines and tables as one graph: json, dot or mermaid", cmd_graph, args_graph),
+    "alerts": (
+        "open alerts; ack ID, silence KEY --for 2h (objectives, FATAL, BACKOFF, failed runs)",
+        cmd_alerts,
+        args_alerts,
+    ),
     "query": ("a read-only SQL query on the warehouse", cmd_query, args_query),
     "export": ("a whole table or query result as csv, parquet or jsonl (no row cap)", cmd_export, args_export),
     "demo-data": ("write sample orders into a landing folder", cmd_demo_data, args_demo_data),

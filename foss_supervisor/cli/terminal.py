@@ -127,6 +127,10 @@ def print_status(result: Mapping[str, Any], as_json: bool, services: bool = True
         print(("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5]).rstrip())
     if code != EXIT_OK:
         print("* not in its wanted state (see `foss-supervisor logs NAME`)")
+    for o in result.get("objectives") or ():  # freshness and uptime objectives (docs/graph.md)
+        print(
+            f"objective {o['node']}  {o['kind']}  {o['state'].upper() if o['state'] != 'ok' else 'ok'}  {o['detail']}"
+        )
     return code
 
 

@@ -5,7 +5,8 @@ the egress gate), and one module per family of commands, each registering its co
 :mod:`~.programs` (daemon and programs), :mod:`~.resources` (CPU and memory of every process tree),
 :mod:`~.logs`, :mod:`~.config` (the config file, its saves and generations), :mod:`~.pipelines`,
 :mod:`~.why` (the cause chain of a state), :mod:`~.analyze` (the start-up's critical chain),
-:mod:`~.graph` (programs, pipelines and tables as one graph, :mod:`foss_supervisor.graph`);
+:mod:`~.graph` (programs, pipelines and tables as one graph, :mod:`foss_supervisor.graph`), :mod:`~.alerts`
+(objectives and alert incidents);
 :mod:`~.verdict` is the one health verdict. Every module is imported
 below, explicitly, so the registry is complete once this package is.
 
@@ -16,6 +17,7 @@ it). Never the transports (control, web), the daemon's lifecycle or the CLI.
 from __future__ import annotations
 
 from foss_supervisor.commands import (  # noqa: F401  (they register)
+    alerts,
     analyze,
     config,
     graph,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from foss_supervisor.commands.alerts import objective_states
 from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.errors import CommandError
-from foss_supervisor.graph.model import Graph, build_graph
+from foss_supervisor.graph.model import Graph, build_graph, with_objectives
 from foss_supervisor.graph.render import FORMATS, render
 
 __all__ = ["graph"]
@@ -28,8 +29,9 @@ async def graph(ctx: CommandContext, pipeline: str, format: str) -> dict[str, An
     kinds are depends_on, after, inputs, reads, writes, derives, feeds, needs. ``pipeline``: only that
     pipeline, its steps and what is one edge away (plus the programs feeding or needing it). ``format``:
     json (``text`` is ""), dot (Graphviz) or mermaid (``text`` holds it). ``lineage_error`` says why the
-    edges read from SQL are missing when the pipeline worker could not read it. Raises CommandError for
-    an unknown pipeline or format.
+    edges read from SQL are missing when the pipeline worker could not read it. A node with an objective
+    carries it in ``detail.objective`` (``{"id", "kind", "state", "detail"}``); a table takes its state.
+    Raises CommandError for an unknown pipeline or format.
     """
     if format not in FORMATS:
         raise CommandError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -43,6 +45,7 @@ async def graph(ctx: CommandContext, pipeline: str, format: str) -> dict[str, An
         pipelines_live = {p["name"]: p for p in service.overview()}
     programs_live = {p.name: p.snapshot() for p in ctx.supervisor.processes.values()}
     whole = build_graph(ctx.config, specs, lineage["scripts"], programs_live, pipelines_live)
+    whole = with_objectives(whole, objective_states(ctx))
     shown: Graph = whole
     if pipeline:
         try:

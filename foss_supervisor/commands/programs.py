@@ -11,6 +11,7 @@ from typing import Any
 
 from foss_supervisor import __version__
 from foss_supervisor.base.listening import listening_sockets, ports_of
+from foss_supervisor.commands.alerts import objective_states
 from foss_supervisor.commands.registry import COMMANDS, CommandContext, Limit, command
 from foss_supervisor.commands.verdict import assess
 from foss_supervisor.core.containment import tree_of
@@ -54,7 +55,8 @@ async def status(ctx: CommandContext, names: list[str], ports: bool) -> dict[str
     are configured], "programs": [{name, group, state, health, health_detail, pid, exit_code, completed,
     uptime_s, spawns, wanted ("running"|"stopped"), disabled, reason, next_attempt_at, retry_in_s, status_text,
     command, depends_on, dependency_conditions, log_file, env}], "groups": {group: [program, ...]} (the
-    config's ``groups:``)}`` (secrets redacted, as in every reply),
+    config's ``groups:``), "objectives": [each objective's last evaluation, as the ``objectives`` command
+    gives it]}`` (secrets redacted, as in every reply),
     plus, when pipelines are configured, ``"pipelines": {"worker": {name, state, reason, pid, busy,
     uptime_s, rss_bytes, startup_s, starts, restarts, last_restart, recycles, recycle_pending, limit_hits,
     memory_limit, limits, warehouse, active_runs}}`` (see WorkerService.status); ``status --json`` prints it.
@@ -89,6 +91,7 @@ async def status(ctx: CommandContext, names: list[str], ports: bool) -> dict[str
         "services": ctx.services.snapshots(),
         "programs": programs,
         "groups": {name: list(members) for name, members in cfg.groups.items()},
+        "objectives": objective_states(ctx),  # freshness and uptime (the ``objectives`` command's shape)
     }
     if ctx.pipelines is not None:
         result["services"].append(ctx.pipelines.worker_snapshot())

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import Config
 from foss_supervisor.core.actor import ACTOR, Actor
+from foss_supervisor.core.alertwatch import AlertWatch
 from foss_supervisor.core.eventlog import EventLog
 from foss_supervisor.core.events import CommandCompleted, EventBus
 from foss_supervisor.core.heartbeat import Heartbeat
@@ -62,6 +63,9 @@ class CommandContext(Protocol):
 
     @property
     def config(self) -> Config: ...
+
+    @property
+    def alert_watch(self) -> AlertWatch | None: ...  # objectives and alerts (core/alertwatch.py); None: not watched
 
     @property
     def problems(self) -> list[str]: ...  # the daemon's own, that make it unhealthy (a failed subsystem)

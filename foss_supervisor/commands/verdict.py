@@ -16,7 +16,8 @@ degraded    200    everything runs, but an operator should look (``warnings``): 
                    (the previous config still runs), writes fail (logs, state files: a full disk), a
                    program crashed several times in a row and is up again, not yet for ``backoff.reset_after``,
                    or a pipeline's last finished run ended succeeded_with_warnings (a quality threshold, a
-                   failed publish: its first warning is shown)
+                   failed publish: its first warning is shown), or a freshness objective is late or an
+                   uptime objective violated (docs/graph.md)
 healthy     200    none of the above
 ==========  =====  ===========================================================================================
 
@@ -66,6 +67,8 @@ def assess(ctx: CommandContext, now: float | None = None) -> dict[str, Any]:
                 warnings.append(f"pipeline {name}: last run {last['run_id']} succeeded_with_warnings: {said}")
             if name in overdue:
                 problems.append(f"pipeline {name}: {overdue[name]}")
+    if (watch := ctx.alert_watch) is not None:  # the last evaluation: probes call this often
+        warnings += [f"objective {o['node']} {o['state']}: {o['detail']}" for o in watch.results if o["state"] != "ok"]
     status = "unhealthy" if problems else ("degraded" if warnings else "healthy")
     return {
         "ok": not problems,

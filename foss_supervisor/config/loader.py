@@ -22,7 +22,7 @@ from foss_supervisor.base.redact import REDACTED, Redactor, looks_secret
 from foss_supervisor.base.resources import config_path, data_dir, default_state_dir, resolve_path
 from foss_supervisor.config.gates import Gate, GateError, shown
 from foss_supervisor.config.interpolate import interpolate_config
-from foss_supervisor.config.model import Config, PipelineConfig
+from foss_supervisor.config.model import ALERT_RULES, AlertsConfig, Config, PipelineConfig
 from foss_supervisor.config.programs import (
     check_dependencies,
     check_single_writers,
@@ -60,6 +60,7 @@ def _parse_pipelines(r: Reader, base: Path, data_dir: Path, check: PipelineCheck
             demo_data=p.get("demo_data", False),
             cron=p.get("cron", None),
             after=p.get("after", ()),
+            fresh_within_s=p.get("fresh_within", None),
         )
         if not pipeline.file.is_file():
             p.fail("file", f"no pipeline file at {pipeline.file}")
@@ -79,6 +80,25 @@ def _parse_pipelines(r: Reader, base: Path, data_dir: Path, check: PipelineCheck
     if out and check is not None:
         check(list(out.values()), data_dir)
     return out
+
+
+def _parse_tables(r: Reader) -> dict[str, float]:
+    """``tables: {schema.table: {fresh_within: 2h}}`` as table -> fresh_within_s (a table without one is left out)."""
+    out: dict[str, float] = {}
+    for name, t in r.each():
+        t.only()
+        if (fresh := t.get("fresh_within", None)) is not None:
+            out[name] = fresh
+    return out
+
+
+def _parse_alerts(r: Reader) -> AlertsConfig:
+    r.only()
+    return AlertsConfig(
+        rules=frozenset(r.get("on", ALERT_RULES)),
+        renotify_after_s=r.get("renotify_after", 4 * 3600.0),
+        backoff_for_s=r.get("backoff_for", 300.0),
+    )
 
 
 def shipped_pipeline_file(name: str) -> Path:
@@ -206,6 +226,8 @@ def _parse(
         hooks=hooks,
         config_generations=root.get("config_generations", 10),
         secrets=root.get("secrets", ()),
+        tables=_parse_tables(root.sub("tables")),
+        alerts=_parse_alerts(root.sub("alerts")),
     )
     if errors:
         raise ConfigError.collected(errors)

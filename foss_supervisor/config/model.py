@@ -11,11 +11,13 @@ from typing import Literal
 from foss_supervisor.base.resources import control_socket_path
 
 __all__ = [
+    "ALERT_RULES",
     "DASHBOARD_PARTS",
     "DEPENDENCY_CONDITIONS",
     "EVENT_KINDS",
     "RLIMIT_NAMES",
     "RLIM_INFINITY",
+    "AlertsConfig",
     "AutoRestart",
     "BackoffPolicy",
     "Config",
@@ -25,6 +27,7 @@ __all__ = [
     "LogConfig",
     "PipelineConfig",
     "ProgramConfig",
+    "UptimeObjective",
 ]
 
 AutoRestart = Literal["always", "on-failure", "never"]
@@ -98,6 +101,14 @@ class HealthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UptimeObjective:
+    """``uptime:`` of a program: at least ``target_percent`` of the last ``window_s`` seconds in RUNNING."""
+
+    target_percent: float
+    window_s: float = 7 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
 class ProgramConfig:
     """One supervised program (each replica gets its own copy with its own name)."""
 
@@ -137,6 +148,8 @@ class ProgramConfig:
     # not compared, so a change of them alone never restarts the program
     feeds: tuple[str, ...] = field(default=(), compare=False)
     needs: tuple[str, ...] = field(default=(), compare=False)
+    # its uptime objective (foss_supervisor.core.objectives); never used to run it, so not compared either
+    uptime: UptimeObjective | None = field(default=None, compare=False)
 
     def condition_for(self, dependency: str) -> DependencyCondition:
         """When ``dependency`` (one of ``depends_on``) counts as ready for this program."""
@@ -150,7 +163,20 @@ EVENT_KINDS = (
     "pipeline_failed",
     "pipeline_succeeded",
     "step_regressed",
+    "alert_firing",
+    "alert_resolved",
 )
+#: what can open an alert (``alerts.on``; see foss_supervisor.core.alerts)
+ALERT_RULES = ("objective", "fatal", "backoff", "pipeline_failed", "quality")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    """The ``alerts:`` section: which rules open incidents, how often an open one is told again."""
+
+    rules: frozenset[str] = frozenset(ALERT_RULES)
+    renotify_after_s: float = 4 * 3600.0  # the quiet period: an open, unacknowledged incident is told again after it
+    backoff_for_s: float = 300.0  # a program in BACKOFF this long is an incident
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +206,8 @@ class PipelineConfig:
     demo_data: bool = False  # on first start, write the sample data set into an empty landing folder
     cron: str | None = None  # also run on this cron schedule (5 fields, or 6 with seconds last), local time
     after: tuple[str, ...] = ()  # also run after each good run of these pipelines
+    # its freshness objective: a good run at least this often (seconds); None: none. Not compared: never reruns it
+    fresh_within_s: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +238,8 @@ class Config:
     hooks: tuple[HookConfig, ...] = ()  # see foss_supervisor.core.hooks
     config_generations: int = 10  # earlier versions of the file a save keeps (see commands_config)
     secrets: tuple[str, ...] = ()  # values redacted wherever they appear (see foss_supervisor.base.redact)
+    tables: Mapping[str, float] = field(default_factory=dict)  # schema.table -> fresh_within_s (``tables:``)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     @property
     def replica_sets(self) -> dict[str, list[str]]:

@@ -160,6 +160,7 @@ def _parse_replica(name: str, group: str, replica: int, r: Reader, base: Path) -
         log=_parse_log(r.sub("log"), base),
         feeds=_feeds(r.get("feeds", ()), base),
         needs=r.get("needs", ()),
+        uptime=r.get("uptime", None),
     )
 
 

@@ -16,7 +16,14 @@ from typing import Any, Union
 
 from foss_supervisor.config import gates
 from foss_supervisor.config.gates import Gate, GateError, shown
-from foss_supervisor.config.model import DASHBOARD_PARTS, DEPENDENCY_CONDITIONS, EVENT_KINDS, RLIMIT_NAMES
+from foss_supervisor.config.model import (
+    ALERT_RULES,
+    DASHBOARD_PARTS,
+    DEPENDENCY_CONDITIONS,
+    EVENT_KINDS,
+    RLIMIT_NAMES,
+    UptimeObjective,
+)
 
 __all__ = [
     "DAY",
@@ -191,6 +198,36 @@ _EVENT_NAMES = gates.names(gates.name(r"[a-z_]{1,32}", "an event kind"))
 EVENTS: Gate[frozenset[str]] = Gate("events", f"all, or a list of {', '.join(EVENT_KINDS)}", _on, options=EVENT_KINDS)
 
 
+_PERCENT = gates.percent()
+#: how far back an uptime objective looks: a minute to a year
+UPTIME_WINDOW = gates.duration(60, 366 * DAY)
+#: how stale a table or a pipeline may be: a second to a year
+FRESH_WITHIN = gates.duration(1, 366 * DAY)
+
+
+def _uptime(value: Any) -> UptimeObjective:
+    """``99.5%`` (over the default window, 7 days) or ``{target: 99.5%, window: 7d}``."""
+    if not isinstance(value, dict):
+        return UptimeObjective(_PERCENT(value))
+    if "target" not in value or set(value) - {"target", "window"}:
+        raise GateError(f"a mapping takes 'target' (a percentage) and optionally 'window', got {shown(value)}")
+    try:
+        target = _PERCENT(value["target"])
+    except GateError as exc:
+        raise GateError(exc.reason, ".target") from None
+    if "window" not in value:
+        return UptimeObjective(target)
+    try:
+        return UptimeObjective(target, UPTIME_WINDOW(value["window"]))
+    except GateError as exc:
+        raise GateError(exc.reason, ".window") from None
+
+
+UPTIME: Gate[UptimeObjective] = Gate(
+    "uptime", "a percentage above 0, at most 100, or {target: 99.5%, window: 1m to 366d}", _uptime, bounds=(0, 100)
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Each:
     """A section of named entries: each key passes ``key`` and each value is read as ``section``."""
@@ -260,6 +297,7 @@ PROGRAM: Section = {
     # the graph's links between a program and the data (foss_supervisor.graph): never used to run it
     "feeds": gates.names(DATA_TARGET),
     "needs": gates.names(QUALIFIED_TABLE),
+    "uptime": UPTIME,  # its uptime objective (foss_supervisor.core.objectives)
 }
 HOOK: Section = {
     "on": EVENTS,
@@ -279,6 +317,14 @@ PIPELINE: Section = {
     "demo_data": _BOOL,
     "cron": gates.cron(),
     "after": gates.names(PIPELINE_NAME),
+    "fresh_within": FRESH_WITHIN,  # its freshness objective: a good run at least this often
+}
+#: ``tables.<schema.table>``: objectives on a table, whatever writes it (a pipeline's step, a program's ``feeds:``)
+TABLE: Section = {"fresh_within": FRESH_WITHIN}
+ALERTS: Section = {
+    "on": gates.names(gates.choice(ALERT_RULES)),
+    "renotify_after": gates.duration(60, 30 * DAY),
+    "backoff_for": gates.duration(1, DAY),
 }
 SCHEMA: Section = {
     "state_dir": _PATH,
@@ -304,6 +350,8 @@ SCHEMA: Section = {
     "groups": Each(GROUP_NAME, GROUP_MEMBERS),
     "hooks": Each(HOOK_NAME, HOOK),
     "pipelines": Each(PIPELINE_NAME, PIPELINE),
+    "tables": Each(QUALIFIED_TABLE, TABLE),
+    "alerts": ALERTS,
     "config_generations": gates.count(0, 1000),  # saved config files kept (see commands_config)
     # values redacted wherever they appear (see foss_supervisor.base.redact: MIN_LITERAL, MAX_LITERAL)
     "secrets": gates.secrets(4, 4096),

@@ -27,6 +27,7 @@ from foss_supervisor.core.states import DaemonPhase, Health, ProcessState
 
 __all__ = [
     "EVENTS",
+    "AlertNotice",
     "CommandCompleted",
     "ConfigReloaded",
     "DaemonStateChanged",
@@ -153,6 +154,26 @@ class ResourcesSampled(Event):
     daemon: dict[str, Any] = field(default_factory=dict)
     worker: dict[str, Any] | None = None
     host: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertNotice(Event):
+    """An alert was told: an incident opened, was told again after its quiet period, or resolved.
+
+    ``notice`` is ``alert_firing`` (``repeat``: told again) or ``alert_resolved`` (see core/alerts.py); ``id``
+    the incident, ``key`` its stable key, ``rule`` what opened it, ``subject`` the graph node it is about,
+    ``opened_at`` Unix seconds, ``notices`` firing notices so far."""
+
+    notice: str
+    repeat: bool = False
+    id: int
+    key: str
+    rule: str
+    subject: str
+    summary: str
+    opened_at: float
+    notices: int = 0
+    acked: bool = False
 
 
 class Subscription:

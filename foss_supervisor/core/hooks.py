@@ -23,6 +23,9 @@ Event kinds (:data:`EVENT_KINDS`) and the JSON each delivers (every one has ``ki
     pipeline_succeeded  same keys                                                 succeeded (with warnings)
     step_regressed      {"pipeline", "run_id", "step", "duration_s", "median_s", "ratio", "previous"}  a step's
                         successful run took over 1.5x the median of its previous ten (pipeline/regression.py)
+    alert_firing        {"id", "key", "rule", "subject", "summary", "opened_at", "repeat", "notices", "acked"}
+                        an incident opened, or is told again after the quiet period (core/alertwatch.py)
+    alert_resolved      same keys                                     the incident's condition cleared
 
 Every payload is redacted before it is queued (the daemon's :class:`~foss_supervisor.base.redact.Redactor`:
 a program's ``reason`` or a pipeline's ``error`` may quote a URL with its password); the hook's own
@@ -50,7 +53,7 @@ import structlog
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import EVENT_KINDS, HookConfig
 from foss_supervisor.core.child import spawn
-from foss_supervisor.core.events import HealthChanged, StateChanged
+from foss_supervisor.core.events import AlertNotice, HealthChanged, StateChanged
 from foss_supervisor.core.selectors import resolve
 from foss_supervisor.core.states import Health, ProcessState
 from foss_supervisor.errors import CommandError
@@ -91,6 +94,9 @@ def event_payload(event: object) -> dict[str, Any] | None:
             "old": str(event.old),
             "detail": event.detail,
         }
+    if isinstance(event, AlertNotice):
+        fields = ("id", "key", "rule", "subject", "summary", "opened_at", "repeat", "notices", "acked")
+        return {"kind": event.notice, **{f: getattr(event, f) for f in fields}}
     if getattr(event, "type", "") == "RunFinished":  # a pipeline's event (the core does not import that package)
         status = getattr(getattr(event, "status", None), "value", "")
         kind = "pipeline_succeeded" if status in _GOOD_RUNS else "pipeline_failed"
@@ -103,8 +109,8 @@ def event_payload(event: object) -> dict[str, Any] | None:
             "error": getattr(event, "error", None),
         }
     if getattr(event, "type", "") == "StepRegressed":
-        fields = ("pipeline", "run_id", "step", "duration_s", "median_s", "ratio", "previous")
-        return {"kind": "step_regressed", **{k: getattr(event, k, None) for k in fields}}
+        said = ("pipeline", "run_id", "step", "duration_s", "median_s", "ratio", "previous")
+        return {"kind": "step_regressed", **{k: getattr(event, k, None) for k in said}}
     return None
 
 
@@ -163,8 +169,13 @@ class HookDispatcher:
     def _selected(self, hook: HookConfig, payload: Mapping[str, Any]) -> bool:
         if not hook.select:
             return True
+        subject = str(payload.get("subject", ""))  # an alert: selected by the program or pipeline it is about
+        if subject.startswith(("program:", "pipeline:")):
+            payload = {subject.partition(":")[0]: subject.partition(":")[2]}
         if "pipeline" in payload:
             return payload["pipeline"] in hook.select
+        if "program" not in payload:
+            return False  # an alert about a table: only hooks without select hear it
         programs, sets, groups = self._selectables()
         chosen: set[str] = set()
         for sel in hook.select:

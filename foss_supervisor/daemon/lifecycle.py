@@ -38,6 +38,7 @@ from foss_supervisor.core.events import DaemonStateChanged, EventBus, HealthChan
 from foss_supervisor.core.heartbeat import Heartbeat
 from foss_supervisor.core.hooks import HookDispatcher
 from foss_supervisor.core.logsetup import log_pipeline_event
+from foss_supervisor.core.seams import REAL_SEAMS
 from foss_supervisor.core.services import Services, dashboard_service
 from foss_supervisor.core.states import PHASE_TRANSITIONS, DaemonPhase, Health, ProcessState
 from foss_supervisor.core.statestore import StateStore
@@ -45,6 +46,7 @@ from foss_supervisor.core.supervisor import Supervisor
 from foss_supervisor.daemon.fdlimits import open_files_shortfall
 from foss_supervisor.daemon.notifier import SystemdNotifier, format_status
 from foss_supervisor.daemon.sampler import sample_resources
+from foss_supervisor.daemon.watching import make_watch
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, DaemonError
 from foss_supervisor.systemd.notify import (
     Notifier,
@@ -127,6 +129,8 @@ class Daemon:
         self.pipelines = _pipeline_service(config, self.bus, self.write_failures)
         self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables, self.redactor)
         self.bus.on(self.hooks.offer)  # hooks only enqueue here; their workers deliver in the background
+        # objectives and alerts (docs/graph.md): on the supervisor's clock, told through the hooks above
+        self.alert_watch = make_watch(lambda: self._config, self.bus, lambda: self.pipelines, REAL_SEAMS)
         self.started_at = time.time()
         self.phase = DaemonPhase.STARTING
         self.changes = 0  # state-changing commands run (see CommandContext)
@@ -311,6 +315,7 @@ class Daemon:
                     group.create_task(self._handle_signals(), name="signals"),
                     group.create_task(self.heartbeat.run(), name="heartbeat"),
                     group.create_task(self._guarded("hooks", self.hooks.run()), name="hooks"),
+                    group.create_task(self._guarded("alerts", self.alert_watch.run()), name="alerts"),
                     group.create_task(
                         self._guarded("history", sample_resources(self, self._sample_interval)),
                         name="resource-samples",

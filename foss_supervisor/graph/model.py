@@ -26,7 +26,8 @@ Edges go the way data (or readiness) flows, ``{"source", "target", "kind"}``:
 
 A step's reads leave out the tables it writes itself (a step that appends to a table it also reads is a
 writer of it, not a cycle). Each node carries its live ``state``: a program's supervisor state, a
-pipeline's run in progress (``running``) or its last finished run's status, a step's state in that run.
+pipeline's run in progress (``running``) or its last finished run's status, a step's state in that run, a
+table with a freshness objective that objective's (``ok``, ``late``; :func:`with_objectives`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from foss_supervisor.config import Config
     from foss_supervisor.pipeline.spec import PipelineSpec
 
-__all__ = ["EDGE_KINDS", "NODE_KINDS", "Edge", "Graph", "Node", "build_graph", "table_layer"]
+__all__ = ["EDGE_KINDS", "NODE_KINDS", "Edge", "Graph", "Node", "build_graph", "table_layer", "with_objectives"]
 
 NODE_KINDS = ("program", "pipeline", "step", "folder", "table")
 EDGE_KINDS = ("depends_on", "after", "inputs", "reads", "writes", "derives", "feeds", "needs")
@@ -101,6 +102,25 @@ class Graph:
             tuple(n for n in self.nodes if n.id in keep),
             tuple(e for e in self.edges if e.source in keep and e.target in keep),
         )
+
+
+def with_objectives(graph: Graph, objectives: Iterable[Mapping[str, Any]]) -> Graph:
+    """``graph`` with each objective (``Objectives.evaluate``'s shape) on its node: ``detail.objective`` is
+    ``{"id", "kind", "state", "detail"}`` (a failing one before an ok one when a node has several), and a
+    table, which has no state of its own, takes the objective's (``ok`` or ``late``)."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for objective in objectives:
+        if objective["node"] not in found or found[objective["node"]]["state"] == "ok":
+            found[objective["node"]] = objective
+    nodes = []
+    for n in graph.nodes:
+        if (o := found.get(n.id)) is not None:
+            mark = {k: o[k] for k in ("id", "kind", "state", "detail")}
+            n = dataclasses.replace(
+                n, detail={**n.detail, "objective": mark}, state=o["state"] if n.kind == "table" else n.state
+            )
+        nodes.append(n)
+    return Graph(tuple(nodes), graph.edges)
 
 
 def table_layer(table: str) -> str | None:

@@ -60,6 +60,27 @@ class _Snapshot(Collector):
         yield from self._programs(self._data["status"])
         yield from self._pipelines(self._data["pipelines"])
         yield from self._resources(self._data["resources"])
+        yield from self._objectives(self._data["status"].get("objectives") or [])
+
+    @staticmethod
+    def _objectives(objectives: list[dict[str, Any]]) -> Iterator[Metric]:
+        """Freshness and uptime objectives (docs/graph.md); ``name`` is the graph node (``table:gold.t``)."""
+        ok = _gauge("objective_ok", "1 while the objective is met, 0 while late or violated", ["kind", "name"])
+        age = _gauge("objective_freshness_age_seconds", "seconds since the last write (or since watched)", ["name"])
+        fresh = _gauge("objective_freshness_target_seconds", "fresh_within: the age at which it is late", ["name"])
+        up = _gauge("objective_running_ratio", "time RUNNING over the watched part of the window (0..1)", ["name"])
+        target = _gauge(
+            "objective_running_target_ratio", "the uptime objective's target share RUNNING (0..1)", ["name"]
+        )
+        for o in objectives:
+            ok.add_metric([o["kind"], o["node"]], 1.0 if o["state"] == "ok" else 0.0)
+            if o["kind"] == "freshness":
+                age.add_metric([o["node"]], float(o["age_s"]))
+                fresh.add_metric([o["node"]], float(o["fresh_within_s"]))
+            else:
+                up.add_metric([o["node"]], float(o["uptime_percent"]) / 100)
+                target.add_metric([o["node"]], float(o["target_percent"]) / 100)
+        yield from (ok, age, fresh, up, target)
 
     @staticmethod
     def _programs(status: dict[str, Any]) -> Iterator[Metric]:

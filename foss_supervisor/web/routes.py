@@ -11,6 +11,7 @@ from foss_supervisor.config.model import DASHBOARD_PARTS
 from foss_supervisor.web.access import HEALTH, OPEN, TOKEN_ONLY
 from foss_supervisor.web.responder import FORMATS
 from foss_supervisor.web.views import (
+    alerts,
     api,
     charts,
     config,
@@ -277,6 +278,15 @@ ROUTES: tuple[Route, ...] = (
             Param("program", "only this program (with min and max per bucket)", pattern=charts.PROGRAM_PATTERN),
         ),
         errors=(Answer(400, "another range, or no program name"),),
+    ),
+    Route(
+        "GET",
+        "/alerts",
+        alerts.alerts_page,
+        "Objectives with their states, open and resolved alert incidents, silences",
+        "overview",
+        twin=True,
+        errors=(Answer(404, "objectives are not watched"),),
     ),
     Route("GET", "/chat", reference.api_reference, "API reference and console", "reference", twin=True),
     Route("GET", "/api/v1/openapi.json", reference.openapi_json, "This OpenAPI 3.1 description", "reference"),

@@ -42,6 +42,15 @@ def test_every_kind_has_strategies() -> None:
     assert len(CONFIG_LEAVES) > 60  # the walk reaches every section (programs, health, backoff, hooks, ...)
 
 
+def test_the_walk_reaches_the_objectives_and_alerts() -> None:
+    """The property tests below generate each kind's hostile class at these keys too (issue 20)."""
+    walked = {dotted: gate.kind for dotted, gate in CONFIG_LEAVES}
+    assert walked["programs.<name>.uptime"] == "uptime"
+    assert walked["pipelines.<name>.fresh_within"] == walked["tables.<name>.fresh_within"] == "duration"
+    assert walked["alerts.renotify_after"] == walked["alerts.backoff_for"] == "duration"
+    assert walked["tables.<name>"] == "name" and walked["alerts.on"] == "names"
+
+
 def test_every_documented_key_has_a_gate() -> None:
     """Each key ``configs/default.yaml`` documents (commented or not) is a key of the schema."""
     text = (REPO / "configs" / "default.yaml").read_text()
@@ -59,7 +68,9 @@ def _config_with(dotted: str, value: Any) -> tuple[dict[str, Any], str]:
     if parts[-1] == "<name>" and isinstance(value, str):  # the name itself
         section = parts[0]
         entry: Any = {"command": ["x"]} if section == "programs" else {"on": "all", "url": "http://x/"}
-        entry = {"programs": {"command": ["x"]}, "hooks": entry, "pipelines": {}, "groups": ["p"]}[section]
+        entry = {"programs": {"command": ["x"]}, "hooks": entry, "pipelines": {}, "groups": ["p"], "tables": {}}[
+            section
+        ]
         return {"programs": {"p": {"command": ["x"]}}, section: {value: entry}}, f"{section}.{value}".rstrip(".")
     doc: dict[str, Any] = {"programs": {"p": {"command": ["x"]}}}
     if parts[0] == "hooks":
@@ -72,7 +83,7 @@ def _config_with(dotted: str, value: Any) -> tuple[dict[str, Any], str]:
         doc["groups"] = {"p": value}
         return doc, "groups.p"
     holder: Any = doc
-    name = "orders" if parts[0] == "pipelines" else "p"
+    name = {"pipelines": "orders", "tables": "gold.t"}.get(parts[0], "p")
     path = [p if p != "<name>" else name for p in parts]
     for part in path[:-1]:
         holder = holder.setdefault(part, {})

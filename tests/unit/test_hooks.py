@@ -9,13 +9,19 @@ from pathlib import Path
 import pytest
 
 from foss_supervisor.config import EVENT_KINDS, parse_config
-from foss_supervisor.core.events import HealthChanged, StateChanged
+from foss_supervisor.core.events import AlertNotice, HealthChanged, StateChanged
 from foss_supervisor.core.hooks import event_payload
 from foss_supervisor.core.states import Health
 from foss_supervisor.core.states import ProcessState as S
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.events import RunFinished
 from foss_supervisor.pipeline.states import RunStatus
+
+
+def _alert(notice: str) -> AlertNotice:
+    return AlertNotice(
+        notice=notice, id=3, key="program:api:fatal", rule="fatal", subject="program:api", summary="x", opened_at=1.0
+    )
 
 
 @pytest.mark.parametrize(
@@ -38,6 +44,8 @@ from foss_supervisor.pipeline.states import RunStatus
             ),
             "pipeline_succeeded",
         ),
+        (_alert("alert_firing"), "alert_firing"),
+        (_alert("alert_resolved"), "alert_resolved"),
     ],
 )
 def test_each_event_kind(event: object, kind: str | None) -> None:

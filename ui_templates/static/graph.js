@@ -96,9 +96,11 @@
       if (box.cluster) continue;
       const n = box.node;
       const holder = n.url ? el("a", { href: n.url }, nodes) : nodes;
-      const group = el("g", { class: "node kind-" + n.kind + (n.layer ? " layer-" + n.layer : ""), "data-id": n.id },
-        holder);
-      el("title", {}, group).textContent = n.id + (n.state ? " (" + n.state + ")" : "");
+      const objective = (n.detail && n.detail.objective) || null;  // freshness or uptime: ok, late, violated
+      const group = el("g", { class: "node kind-" + n.kind + (n.layer ? " layer-" + n.layer : "") +
+        (objective ? " objective-" + objective.state : ""), "data-id": n.id }, holder);
+      el("title", {}, group).textContent = n.id + (n.state ? " (" + n.state + ")" : "") +
+        (objective ? "; " + objective.kind + " " + objective.state + ": " + objective.detail : "");
       el("rect", { x: box.x - box.width / 2, y: box.y - box.height / 2, width: box.width, height: box.height,
         rx: n.kind === "table" ? 10 : 3 }, group);
       const top = box.y - box.height / 2 + 18;

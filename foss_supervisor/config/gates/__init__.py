@@ -13,6 +13,7 @@ duration   seconds (``5``, ``0.5``) or ``500ms``/``5s``/``2m``/    e.g. ``stop_t
            ``1h``/``1d``
 size       bytes (``1048576``) or ``10MB``/``1MiB``/``2GB``         e.g. ``log.max_bytes``: 0 to 1 TiB
 factor     a finite number                                         ``backoff.multiplier``: 1 to 10
+percent    a number or text with ``%`` (``99.5``, ``"99.5%"``)      above 0, at most 100
 number     a finite number                                         quality ``accepted_range`` bounds
 count      an integer                                              e.g. ``replicas``: 1 to 1000
 port       an integer                                              1 to 65535
@@ -62,6 +63,7 @@ from foss_supervisor.config.gates.numbers import (
     format_size,
     mode,
     number,
+    percent,
     port,
     rlimit,
     size,
@@ -111,6 +113,7 @@ __all__ = [
     "names",
     "number",
     "path",
+    "percent",
     "port",
     "regex",
     "rlimit",

@@ -64,7 +64,9 @@ class YamlNumber(str):
 
 MAX_INT_DIGITS = 4300  # Python's int max str digits: past it int() refuses to convert
 #: the kinds whose gates take numbers: a YamlNumber is refused there (see YamlNumber)
-NUMERIC_KINDS = frozenset({"duration", "size", "factor", "number", "count", "port", "rlimit", "retries", "exit codes"})
+NUMERIC_KINDS = frozenset(
+    {"duration", "size", "factor", "number", "count", "port", "rlimit", "retries", "exit codes", "percent", "uptime"}
+)
 
 
 class GateError(ValueError):

@@ -7,7 +7,19 @@ from typing import Any
 
 from foss_supervisor.config.gates.base import RLIM_INFINITY, Gate, GateError, between, finite, is_int, shown
 
-__all__ = ["count", "duration", "factor", "format_duration", "format_size", "mode", "number", "port", "rlimit", "size"]
+__all__ = [
+    "count",
+    "duration",
+    "factor",
+    "format_duration",
+    "format_size",
+    "mode",
+    "number",
+    "percent",
+    "port",
+    "rlimit",
+    "size",
+]
 
 _RLIM_MAX = 2**63 - 1
 
@@ -15,6 +27,7 @@ _RLIM_MAX = 2**63 - 1
 # re.ASCII: \d is 0-9 only; float() would read Arabic-Indic or fullwidth digits ('٣') as numbers
 _DURATION = re.compile(r"\s*(\d{1,15}(?:\.\d{1,9})?)\s*(ms|s|m|h|d)?\s*", re.ASCII)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PERCENT = re.compile(r"\s*(\d{1,3}(?:\.\d{1,9})?)\s*%?\s*", re.ASCII)
 _SIZE = re.compile(r"\s*(\d{1,15}(?:\.\d{1,9})?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*", re.IGNORECASE | re.ASCII)
 _SIZE_UNITS = {
     "b": 1,
@@ -103,6 +116,28 @@ def number() -> Gate[float | int]:
         return value  # type: ignore[no-any-return]  # an int or a finite float, checked above
 
     return Gate("number", "finite", convert)
+
+
+def percent() -> Gate[float]:
+    """A percentage above 0 and at most 100: a number (``99.5``) or text with a ``%`` (``"99.5%"``, ``99.5 %``).
+
+    0 is refused (an objective of 0 % is always met: a typo), so are NaN, infinities and YAML's ``.nan``.
+    """
+    range_text = "above 0 and at most 100"
+
+    def convert(value: Any) -> float:
+        if isinstance(value, str):
+            m = _PERCENT.fullmatch(value)
+            if m is None:
+                raise GateError(f"must be a percentage like 99.5 or '99.5%', got {shown(value)}")
+            number = float(m.group(1))
+        else:
+            number = finite(value, "percentage", "a percentage like 99.5 or '99.5%'")
+        if not 0 < number <= 100:
+            raise GateError(f"must be a percentage {range_text}, got {shown(value)}")
+        return number
+
+    return Gate("percent", range_text, convert, bounds=(0, 100))
 
 
 def count(lo: int, hi: int) -> Gate[int]:

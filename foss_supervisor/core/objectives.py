@@ -1,0 +1,260 @@
+"""Freshness and uptime objectives, evaluated in the daemon from what it already knows (no DuckDB here).
+
+Three kinds of objective (docs/graph.md, "Objectives"):
+
+- ``pipelines.NAME.fresh_within: 2h``: the pipeline's last *good* run (succeeded, or succeeded with
+  warnings) finished at most that long ago, else it is ``late``;
+- ``tables: {schema.table: {fresh_within: 2h}}``: the table was last written at most that long ago, else
+  ``late``. A table is written by each good run of a pipeline that writes it (:class:`ObjectiveSources`
+  ``table_writers``: the pipelines whose steps' SQL writes it, or whose schemas hold it) and, continuously,
+  by a program that ``feeds:`` it while that program is RUNNING (it stops writing when it leaves RUNNING);
+- ``programs.NAME.uptime: 99.5%`` (``{target: 99.5%, window: 7d}``): the program was down (not RUNNING) at
+  most ``(100 - target)`` % of the window, its *error budget* (99.5 % of 7 days: 50.4 minutes), else
+  ``violated``. Down time counts against the whole window's budget as soon as it happens, so a daemon just
+  started is not ``violated`` by a program's first second in STARTING, and a program down longer than
+  the budget is ``violated`` at once, not only after a full window.
+
+How time is counted, on the supervisor's clock (``clock``, the same injectable wall clock its seams carry):
+
+- only RUNNING is up; STARTING, BACKOFF, STOPPING, EXITED, FATAL and STOPPED (by hand too) are down;
+- the window is the last ``window_s`` seconds *that the daemon watched*: time before the daemon started is
+  neither up nor down, so a daemon restart neither punishes nor flatters a program (a program added by a
+  reload counts as down, STOPPED, from the daemon's start); ``observed_s`` says how much of the window was
+  watched; ``uptime_percent`` is up / watched;
+- a freshness objective with no write seen yet counts its age from when the daemon started watching (or from
+  the last write a previous daemon saw, :meth:`Objectives.remember`), so a table nothing wrote since the
+  start is late ``fresh_within`` after it.
+
+States are ``ok``, ``late`` (freshness) and ``violated`` (uptime). Stdlib only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from foss_supervisor.config import Config
+from foss_supervisor.core.events import StateChanged
+from foss_supervisor.core.states import ProcessState
+
+__all__ = ["LATE", "OK", "VIOLATED", "ObjectiveSources", "Objectives", "RunningLedger"]
+
+OK, LATE, VIOLATED = "ok", "late", "violated"
+#: RUNNING stretches kept per program (older ones are dropped first): a program restarting every second
+#: for a week would need 600k; past this bound its uptime is computed from the newest stretches only
+MAX_STRETCHES = 10_000
+
+
+class ObjectiveSources(Protocol):
+    """What the evaluator reads of the pipelines (the daemon passes its pipeline service's answers)."""
+
+    def last_good_run(self, pipeline: str) -> float | None:
+        """When ``pipeline``'s last good run finished (Unix seconds on the supervisor's clock), or None."""
+        ...
+
+    def table_writers(self, table: str) -> Iterable[str]:
+        """The pipelines that write ``table`` (schema.table)."""
+        ...
+
+
+@dataclass(slots=True)
+class _Program:
+    state: ProcessState
+    since: float  # when it entered ``state``
+    watched_from: float  # when the ledger first heard of it (or started)
+    stretches: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=MAX_STRETCHES))
+    left_running_at: float | None = None  # when it last left RUNNING
+    looping_since: float | None = None  # its first BACKOFF since it last ran stably, stopped or gave up
+
+
+class RunningLedger:
+    """Each program's RUNNING stretches, heard from the bus (:meth:`observe`), stamped with ``clock``.
+
+    Bounded: :data:`MAX_STRETCHES` per program, and stretches older than ``keep_s`` are pruned.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        keep_s: float = 366 * 86400.0,
+        stable_s: Callable[[str], float] = lambda n: 10.0,
+    ) -> None:
+        self._clock = clock
+        self._keep_s = keep_s
+        self._stable_s = stable_s  # a program's backoff.reset_after: a run this long ends a crash loop
+        self.started_at = clock()
+        self._programs: dict[str, _Program] = {}
+
+    def observe(self, event: object) -> None:
+        """The bus callback: a program's edge (StateChanged); other events are ignored."""
+        if not isinstance(event, StateChanged):
+            return
+        now = self._clock()
+        prog = self._programs.get(event.name)
+        if prog is None:
+            prog = self._programs[event.name] = _Program(event.old, self.started_at, self.started_at)
+        if prog.state is ProcessState.RUNNING and event.new is not ProcessState.RUNNING:
+            prog.stretches.append((prog.since, now))
+            prog.left_running_at = now
+            if now - prog.since >= self._stable_s(event.name):
+                prog.looping_since = None
+        if event.new in (ProcessState.STOPPED, ProcessState.EXITED, ProcessState.FATAL):
+            prog.looping_since = None
+        elif event.new is ProcessState.BACKOFF and prog.looping_since is None:
+            prog.looping_since = now
+        if event.new is not prog.state:
+            prog.state, prog.since = event.new, now
+        while prog.stretches and prog.stretches[0][1] < now - self._keep_s:
+            prog.stretches.popleft()
+
+    def state(self, name: str) -> tuple[ProcessState, float] | None:
+        """``name``'s state and since when (clock seconds), or None when no edge of it was heard."""
+        prog = self._programs.get(name)
+        return None if prog is None else (prog.state, prog.since)
+
+    def stable_s(self, name: str) -> float:
+        """How long a run of ``name`` must last to end a crash loop (its ``backoff.reset_after``), seconds."""
+        return self._stable_s(name)
+
+    def looping_since(self, name: str, now: float) -> float | None:
+        """When ``name`` entered a crash loop: its first BACKOFF since it last ran for its ``reset_after``, was
+        stopped, exited or went FATAL; None when it is not in one (a run now that lasted that long ends it)."""
+        prog = self._programs.get(name)
+        if prog is None or prog.looping_since is None:
+            return None
+        if prog.state is ProcessState.RUNNING and now - prog.since >= self._stable_s(name):
+            return None
+        return prog.looping_since
+
+    def last_running(self, name: str, now: float) -> float | None:
+        """When ``name`` was last RUNNING: ``now`` while it is, else when it left RUNNING (None: never seen up)."""
+        prog = self._programs.get(name)
+        if prog is None:
+            return None
+        return now if prog.state is ProcessState.RUNNING else prog.left_running_at
+
+    def uptime(self, name: str, window_s: float, now: float) -> tuple[float, float]:
+        """(seconds RUNNING, seconds watched) of ``name`` within the last ``window_s`` seconds before ``now``."""
+        prog = self._programs.get(name)
+        start = max(now - window_s, self.started_at if prog is None else prog.watched_from)
+        watched = max(0.0, now - start)
+        if prog is None:
+            return 0.0, watched
+        stretches: list[tuple[float, float]] = list(prog.stretches)
+        if prog.state is ProcessState.RUNNING:
+            stretches.append((prog.since, now))
+        up = sum(max(0.0, min(end, now) - max(begin, start)) for begin, end in stretches)
+        return min(up, watched), watched
+
+
+class Objectives:
+    """Evaluates every objective of the current config at the clock's now (:meth:`evaluate`).
+
+    ``config`` returns the running config (it changes on reload); ``ledger`` hears the bus; ``sources``
+    answers about pipelines (None: no pipelines).
+    """
+
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        clock: Callable[[], float],
+        ledger: RunningLedger,
+        sources: ObjectiveSources | None = None,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self.ledger = ledger
+        self._sources = sources
+        self._remembered: dict[str, float] = {}
+
+    def remember(self, writes: Mapping[str, float]) -> None:
+        """Last writes seen before (objective id -> Unix seconds: a restarted daemon's), used while no newer one
+        is known: a table nothing wrote since is as late as it was, not fresh from the start."""
+        self._remembered = dict(writes)
+
+    def evaluate(self) -> list[dict[str, Any]]:
+        """Every objective, sorted by id: ``{"id", "kind": "freshness"|"uptime", "node" (a graph node id),
+        "name", "state": "ok"|"late"|"violated", "detail"}`` plus, for freshness, ``fresh_within_s``,
+        ``last_write_at`` (Unix seconds or None), ``age_s`` (seconds since then, or since watching began),
+        ``due_at`` (when it turns late unless written again); for uptime, ``target_percent``, ``window_s``,
+        ``uptime_percent`` (of the watched part), ``up_s``, ``down_s``, ``budget_s`` (the down time allowed per
+        window: violated above it), ``observed_s`` (seconds of the window watched), ``due_at`` (when it turns
+        violated if it stays down; None while RUNNING or once violated)."""
+        cfg, now = self._config(), self._clock()
+        out = [
+            self._fresh("pipeline", name, pc.fresh_within_s, self._pipeline_write(name), now)
+            for name, pc in cfg.pipelines.items()
+            if pc.fresh_within_s is not None
+        ]
+        feeders: dict[str, list[str]] = {}
+        for name, prog in cfg.programs.items():
+            for target in prog.feeds:
+                feeders.setdefault(target, []).append(name)
+        for table, fresh_s in cfg.tables.items():
+            out.append(self._fresh("table", table, fresh_s, self._table_write(feeders.get(table, ()), table, now), now))
+        for name, prog in cfg.programs.items():
+            if prog.uptime is not None:
+                out.append(self._uptime(name, prog.uptime.target_percent, prog.uptime.window_s, now))
+        return sorted(out, key=lambda o: str(o["id"]))
+
+    def _pipeline_write(self, pipeline: str) -> float | None:
+        return None if self._sources is None else self._sources.last_good_run(pipeline)
+
+    def _table_write(self, feeders: Iterable[str], table: str, now: float) -> float | None:
+        times = []
+        if self._sources is not None:
+            times += [self._sources.last_good_run(p) for p in self._sources.table_writers(table)]
+        times += [self.ledger.last_running(n, now) for n in feeders]
+        found = [t for t in times if t is not None]
+        return max(found) if found else None
+
+    def _fresh(self, kind: str, name: str, fresh_s: float, last: float | None, now: float) -> dict[str, Any]:
+        remembered = self._remembered.get(f"freshness:{kind}:{name}")
+        if remembered is not None and (last is None or remembered > last):
+            last = min(remembered, now)
+        since = self.ledger.started_at if last is None else last
+        age = max(0.0, now - since)
+        late = now >= since + fresh_s  # the same sum as due_at: late exactly when the clock reaches it
+        if last is None:
+            detail = f"no write seen in the {age:.0f}s watched; due within {fresh_s:g}s"
+        else:
+            detail = f"last written {age:.0f}s ago; due within {fresh_s:g}s"
+        return {
+            "id": f"freshness:{kind}:{name}",
+            "kind": "freshness",
+            "node": f"{kind}:{name}",
+            "name": name,
+            "state": LATE if late else OK,
+            "detail": detail,
+            "fresh_within_s": fresh_s,
+            "last_write_at": last,
+            "age_s": round(age, 3),
+            "due_at": since + fresh_s,
+        }
+
+    def _uptime(self, name: str, target: float, window_s: float, now: float) -> dict[str, Any]:
+        up, watched = self.ledger.uptime(name, window_s, now)
+        down = watched - up
+        budget = (1 - target / 100) * window_s  # the down time the target allows over the whole window
+        percent = 100.0 if watched <= 0 else 100.0 * up / watched
+        state = self.ledger.state(name)
+        running = state is not None and state[0] is ProcessState.RUNNING
+        return {
+            "id": f"uptime:program:{name}",
+            "kind": "uptime",
+            "node": f"program:{name}",
+            "name": name,
+            "state": VIOLATED if down > budget else OK,
+            "detail": f"down {down:.0f}s of the {watched:.0f}s watched, {budget:.0f}s allowed per {window_s:g}s "
+            f"({target:g}% up)",
+            "target_percent": target,
+            "window_s": window_s,
+            "uptime_percent": round(percent, 4),
+            "up_s": round(up, 3),
+            "down_s": round(down, 3),
+            "budget_s": round(budget, 3),
+            "observed_s": round(watched, 3),
+            "due_at": None if running or down > budget else now + budget - down,  # violated then, if still down
+        }

@@ -1,0 +1,91 @@
+"""The daemon's objectives and alerts: what the evaluator reads of the pipelines, and the watch's set-up.
+
+A table's writers are the pipelines that own its schema: a pipeline owns its ``schemas`` and only it writes
+there (the worker's sandbox enforces it, see pipeline/spec.py), so ``gold.daily_revenue`` is written by the
+pipeline whose schemas hold ``gold``. A pipeline's last write is its last good run's end (succeeded, or
+succeeded with warnings), read from the run history the service keeps in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from foss_supervisor.config import Config
+from foss_supervisor.core.alertwatch import AlertWatch
+from foss_supervisor.core.events import EventBus
+from foss_supervisor.core.objectives import Objectives, RunningLedger
+from foss_supervisor.core.seams import Seams
+
+if TYPE_CHECKING:
+    from foss_supervisor.pipeline.service import PipelineService
+
+__all__ = ["PipelineSources", "make_watch"]
+
+_GOOD = ("succeeded", "succeeded_with_warnings")
+#: runs looked through for the last good one (the history keeps the last 1000 of all pipelines)
+_RUNS_LOOKED_AT = 1000
+
+
+class PipelineSources:
+    """:class:`~foss_supervisor.core.objectives.ObjectiveSources` from the pipeline service (None: no pipelines)."""
+
+    def __init__(self, service: Callable[[], PipelineService | None]) -> None:
+        self._service = service
+
+    def last_good_run(self, pipeline: str) -> float | None:
+        service = self._service()
+        if service is None or pipeline not in service.specs:
+            return None
+        for run in service.runner.runs(pipeline, _RUNS_LOOKED_AT):  # newest first
+            if run.finished_at is not None and run.status in _GOOD:
+                return float(run.finished_at)
+        return None
+
+    def table_writers(self, table: str) -> Iterable[str]:
+        service = self._service()
+        schema = table.partition(".")[0]
+        return [] if service is None else [n for n, spec in service.specs.items() if schema in spec.schemas]
+
+    def last_runs(self) -> Mapping[str, Mapping[str, Any] | None]:
+        """Each pipeline's last finished run that did work (``{"run_id", "status", "error"}``), or None."""
+        service = self._service()
+        if service is None:
+            return {}
+        out: dict[str, Mapping[str, Any] | None] = {}
+        for name in service.specs:
+            last = next(
+                (r for r in service.runs(name, 5) if r["finished_at"] is not None and r["status"] != "skipped"), None
+            )
+            out[name] = last
+        return out
+
+
+def make_watch(
+    config: Callable[[], Config],
+    bus: EventBus,
+    pipelines: Callable[[], PipelineService | None],
+    seams: Seams,
+    with_state: bool = True,
+) -> AlertWatch:
+    """The daemon's :class:`AlertWatch` on the supervisor's clock and sleep (``seams``), hearing ``bus``;
+    its book in the state dir (``with_state``)."""
+    sources = PipelineSources(pipelines)
+
+    def stable_s(name: str) -> float:
+        prog = config().programs.get(name)
+        return 10.0 if prog is None else prog.backoff.reset_after_s
+
+    ledger = RunningLedger(seams.wall_clock, stable_s=stable_s)
+    objectives = Objectives(config, seams.wall_clock, ledger, sources)
+    watch = AlertWatch(
+        config,
+        objectives,
+        bus,
+        seams.wall_clock,
+        seams.sleep,
+        last_runs=sources.last_runs,
+        state_dir=config().state_dir if with_state else None,
+    )
+    bus.on(watch.observe)
+    return watch

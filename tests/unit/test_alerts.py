@@ -1,0 +1,141 @@
+"""The alert book as a pure state machine: any sequence of observations, acks and silences keeps its promises.
+
+Promises (foss_supervisor/core/alerts.py): at most one open incident per key; a firing notice for a key only
+while it holds; a resolved notice only for an incident told firing before, exactly once, when its key stops
+holding; a repeat only after the quiet period, never for an acknowledged incident, never while silenced; the
+book read back from its JSON behaves as the one in memory (a restart tells nothing again).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from foss_supervisor.config.model import AlertsConfig
+from foss_supervisor.core.alerts import AlertBook, Condition
+from foss_supervisor.core.alertwatch import conditions
+from foss_supervisor.core.states import ProcessState
+
+KEYS = ["objective:freshness:table:gold.t", "program:api:fatal", "pipeline:orders:failed"]
+QUIET_S = 100.0
+
+
+def _holding(keys: frozenset[str]) -> dict[str, Condition]:
+    return {k: Condition(k.split(":")[0], k, f"{k} holds") for k in keys}
+
+
+#: one step: (seconds later, what holds then, an action: None, ("ack", index of an open incident),
+#: ("silence", key index, seconds), ("restart",): the book is read back from its JSON)
+STEPS = st.lists(
+    st.tuples(
+        st.floats(0, 300, allow_nan=False),
+        st.frozensets(st.sampled_from(KEYS)),
+        st.none()
+        | st.tuples(st.just("ack"), st.integers(0, 2))
+        | st.tuples(st.just("silence"), st.integers(0, 2), st.floats(1, 500))
+        | st.just(("restart",)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(STEPS)
+def test_any_sequence_keeps_one_incident_per_key_and_resolves_only_what_was_told(steps: list[Any]) -> None:
+    book, now = AlertBook(), 0.0
+    told: dict[int, list[tuple[float, str, bool]]] = {}  # incident id -> (at, kind, repeat)
+    acked: set[int] = set()
+    silenced_until: dict[str, float] = {}
+    for later, keys, action in steps:
+        now += later
+        if action is not None and action[0] == "ack" and book.open:
+            incident = list(book.open.values())[action[1] % len(book.open)]
+            book.ack(incident.id)
+            acked.add(incident.id)
+        elif action is not None and action[0] == "silence":
+            book.silence(KEYS[action[1]], now + action[2])
+            silenced_until[KEYS[action[1]]] = now + action[2]
+        elif action is not None and action[0] == "restart":
+            book = AlertBook.loads(book.dumps())
+        open_before = {i.key: i.id for i in book.open.values()}
+        notices = book.observe(_holding(keys), now, QUIET_S)
+        assert set(book.open) == set(keys)  # one open incident per holding key, none for the others
+        assert len({i.id for i in book.open.values()}) == len(book.open)
+        for notice in notices:
+            inc = notice.incident
+            history = told.setdefault(inc["id"], [])
+            quiet = silenced_until.get(inc["key"], float("-inf")) > now
+            if notice.kind == "alert_firing":
+                assert inc["key"] in keys and not quiet
+                if notice.repeat:
+                    assert inc["id"] not in acked
+                    assert now - max(at for at, kind, _ in history if kind == "alert_firing") >= QUIET_S
+                else:
+                    assert not any(kind == "alert_firing" for _, kind, _ in history)
+            else:
+                assert inc["key"] not in keys and open_before.get(inc["key"]) == inc["id"]
+                assert any(kind == "alert_firing" for _, kind, _ in history)
+                assert not any(kind == "alert_resolved" for _, kind, _ in history)
+            history.append((now, notice.kind, notice.repeat))
+        for key, incident_id in open_before.items():  # a closed incident that had been told is resolved, once
+            if key not in keys and told.get(incident_id):
+                assert told[incident_id][-1][1] == "alert_resolved"
+
+
+def test_a_silenced_incident_is_told_once_the_silence_ends_and_a_quiet_one_that_cleared_stays_quiet() -> None:
+    book = AlertBook()
+    key = KEYS[0]
+    book.silence(key, 50.0)
+    assert book.observe(_holding(frozenset({key})), 10.0, QUIET_S) == []
+    told = book.observe(_holding(frozenset({key})), 60.0, QUIET_S)
+    assert [(n.kind, n.repeat) for n in told] == [("alert_firing", False)]
+    book.silence(KEYS[1], 500.0)
+    assert book.observe(_holding(frozenset({key, KEYS[1]})), 70.0, QUIET_S) == []
+    cleared = book.observe(_holding(frozenset()), 80.0, QUIET_S)
+    assert [(n.kind, n.incident["key"]) for n in cleared] == [("alert_resolved", key)]
+
+
+def test_a_book_read_back_does_not_tell_an_open_incident_again() -> None:
+    book = AlertBook()
+    first = book.observe(_holding(frozenset({KEYS[0]})), 0.0, QUIET_S)
+    again = AlertBook.loads(book.dumps())
+    assert len(first) == 1 and again.observe(_holding(frozenset({KEYS[0]})), 10.0, QUIET_S) == []
+    assert [n.kind for n in again.observe(_holding(frozenset()), 20.0, QUIET_S)] == ["alert_resolved"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "[]", '{"version": 2}', '{"version": 1, "next_id": 1, "open": [5], "closed": [], "silences": {}}', "\x00"],
+)
+def test_a_damaged_book_is_refused_with_a_value_error(text: str) -> None:
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        AlertBook.loads(text)
+
+
+def test_the_rules_turn_states_into_conditions_with_stable_keys() -> None:
+    objective = {"id": "uptime:program:api", "node": "program:api", "state": "violated", "detail": "down 900s"}
+    programs = {
+        "db": (ProcessState.FATAL, None),
+        "api": (ProcessState.STARTING, 700.0),  # crash-looping for 300 s at 1000: exactly backoff_for
+        "web": (ProcessState.BACKOFF, 701.0),  # 299 s: not yet
+        "job": (ProcessState.RUNNING, None),
+    }
+    runs = {
+        "orders": {"run_id": "r1", "status": "failed", "error": "boom"},
+        "trips": {"run_id": "r2", "status": "succeeded_with_warnings", "error": None},
+        "fine": {"run_id": "r3", "status": "succeeded", "error": None},
+        "never": None,
+    }
+    held = conditions(AlertsConfig(), [objective], programs, runs, now=1000.0)
+    assert {k: (c.rule, c.subject) for k, c in held.items()} == {
+        "objective:uptime:program:api": ("objective", "program:api"),
+        "program:db:fatal": ("fatal", "program:db"),
+        "program:api:backoff": ("backoff", "program:api"),
+        "pipeline:orders:failed": ("pipeline_failed", "pipeline:orders"),
+        "pipeline:trips:quality": ("quality", "pipeline:trips"),
+    }
+    only = AlertsConfig(rules=frozenset({"fatal"}))
+    assert set(conditions(only, [objective], programs, runs, now=1000.0)) == {"program:db:fatal"}

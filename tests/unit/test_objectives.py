@@ -1,0 +1,195 @@
+"""Objectives and alerts on the real Supervisor, on virtual time: a program stopped by hand makes the table it
+``feeds:`` late exactly at ``fresh_within``, one alert fires, and one resolved notice follows its recovery.
+
+The Supervisor, its ManagedProcesses, the objectives' evaluator and the alert watch are the production code;
+only the seams are fakes (``virtual_time.py``: a clock that moves when every task waits, scripted children).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from virtual_time import Fleet, Script, VirtualClock
+
+from foss_supervisor.config import Config, parse_config
+from foss_supervisor.core.alertwatch import AlertWatch
+from foss_supervisor.core.events import AlertNotice, EventBus, StateChanged
+from foss_supervisor.core.objectives import Objectives, RunningLedger
+from foss_supervisor.core.process import Seams
+from foss_supervisor.core.states import ProcessState
+from foss_supervisor.core.states import ProcessState as S
+from foss_supervisor.core.statestore import StateStore
+from foss_supervisor.core.supervisor import Supervisor
+
+HOUR = 3600.0
+
+
+@dataclass
+class Watched:
+    sup: Supervisor
+    watch: AlertWatch
+    clock: VirtualClock
+    notices: list[tuple[float, AlertNotice]]
+    backoff_at: list[float]  # when any program entered BACKOFF
+
+    async def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass (the clock's ``advance`` takes at most an hour at a time)."""
+        target = self.clock.now + seconds
+        while self.clock.now < target:
+            await self.clock.advance(min(HOUR, target - self.clock.now))
+
+    def objective(self, objective_id: str) -> dict[str, object]:
+        return next(o for o in self.watch.results if o["id"] == objective_id)
+
+
+@contextlib.asynccontextmanager
+async def watched(config: Config, **scripts: list[Script]) -> AsyncIterator[Watched]:
+    """The Supervisor of ``config`` and its alert watch, both on one virtual clock; shut down on the way out."""
+    clock = VirtualClock()
+    bus = EventBus()
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    ledger = RunningLedger(clock.wall)
+    objectives = Objectives(lambda: config, clock.wall, ledger)
+    watch = AlertWatch(lambda: config, objectives, bus, clock.wall, clock.sleep, state_dir=config.state_dir)
+    bus.on(watch.observe)
+    notices: list[tuple[float, AlertNotice]] = []
+    bus.on(lambda e: notices.append((clock.now, e)) if isinstance(e, AlertNotice) else None)
+    backoff_at: list[float] = []
+    bus.on(lambda e: backoff_at.append(clock.now) if isinstance(e, StateChanged) and e.new is S.BACKOFF else None)
+    seams = Seams(
+        monotonic=clock.monotonic, wall_clock=clock.wall, sleep=clock.sleep, child=Fleet(clock, dict(scripts)).child
+    )
+    sup = Supervisor(config, bus, StateStore(config.state_dir), seams=seams)
+    started, shutdown = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(sup.run(started, shutdown))
+    watching = asyncio.create_task(watch.run())
+    await clock.run_until(started.is_set)
+    try:
+        yield Watched(sup, watch, clock, notices, backoff_at)
+    finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+        shutdown.set()
+        await clock.run_until(task.done)
+        task.result()
+
+
+def _config(tmp: Path, extra: str = "", uptime: str = "") -> Config:
+    text = f"""
+state_dir: {tmp / "state"}
+programs:
+  collector:
+    command: [collect]
+    start_timeout: 1s
+    feeds: [bronze.orders_raw]
+    {uptime}
+tables:
+  bronze.orders_raw: {{fresh_within: 2h}}
+{extra}
+"""
+    return parse_config(text, tmp / "c.yaml", {})
+
+
+async def test_a_program_stopped_by_hand_makes_the_table_it_feeds_late_at_fresh_within(tmp_path: Path) -> None:
+    async with watched(_config(tmp_path)) as w:
+        await w.clock.run_until(lambda: w.sup.get("collector").state is ProcessState.RUNNING)
+        await w.advance(HOUR)
+        assert w.objective("freshness:table:bronze.orders_raw")["state"] == "ok"
+        stop = asyncio.create_task(w.sup.act("stop", ["collector"], wait_s=60.0))
+        left_at = w.clock.now  # it leaves RUNNING (for STOPPING) as the stop is asked: its last write
+        await w.clock.run_until(stop.done)
+        await w.clock.run_until(lambda: bool(w.notices), limit_s=5 * HOUR)
+        fired_at, fired = w.notices[0]
+        assert fired_at == pytest.approx(left_at + 2 * HOUR, abs=1e-6)  # late at fresh_within, on the clock
+        assert (fired.notice, fired.rule, fired.subject) == ("alert_firing", "objective", "table:bronze.orders_raw")
+        assert w.objective("freshness:table:bronze.orders_raw")["state"] == "late"
+        await w.advance(3 * HOUR)  # still late, within the quiet period (4h): told once
+        assert [n.notice for _, n in w.notices] == ["alert_firing"]
+        start = asyncio.create_task(w.sup.act("start", ["collector"], wait_s=60.0))
+        await w.clock.run_until(start.done)
+        await w.clock.run_until(lambda: len(w.notices) == 2)
+        await w.advance(10 * HOUR)
+        assert [(n.notice, n.id) for _, n in w.notices] == [("alert_firing", fired.id), ("alert_resolved", fired.id)]
+        assert w.objective("freshness:table:bronze.orders_raw")["state"] == "ok"
+
+
+async def test_an_open_incident_is_told_again_after_the_quiet_period_and_not_after_an_ack(tmp_path: Path) -> None:
+    async with watched(_config(tmp_path, "alerts: {renotify_after: 1h}")) as w:
+        await w.clock.run_until(lambda: w.sup.get("collector").state is ProcessState.RUNNING)
+        stop = asyncio.create_task(w.sup.act("stop", ["collector"], wait_s=60.0))
+        await w.clock.run_until(stop.done)
+        await w.clock.run_until(lambda: len(w.notices) == 2, limit_s=5 * HOUR)
+        (first_at, first), (again_at, again) = w.notices
+        assert again_at - first_at == HOUR and again.repeat and again.id == first.id
+        w.watch.change(lambda book: book.ack(first.id))
+        await w.advance(5 * HOUR)
+        assert len(w.notices) == 2
+
+
+async def test_a_program_is_not_violated_by_its_start_only_by_down_time_past_the_budget(tmp_path: Path) -> None:
+    async with watched(_config(tmp_path, uptime="uptime: 99.9%")) as w:  # 7d: 604.8 s of budget
+        await w.clock.run_until(lambda: w.sup.get("collector").state is ProcessState.RUNNING)
+        w.watch.tick()
+        assert w.objective("uptime:program:collector")["state"] == "ok"
+        stop = asyncio.create_task(w.sup.act("stop", ["collector"], wait_s=60.0))
+        await w.clock.run_until(stop.done)
+        await w.clock.run_until(lambda: bool(w.notices), limit_s=HOUR)
+        violated = w.objective("uptime:program:collector")
+        assert violated["state"] == "violated" and violated["down_s"] > violated["budget_s"] == 604.8
+
+
+async def test_uptime_counts_only_running_over_the_watched_part_of_the_window(tmp_path: Path) -> None:
+    async with watched(_config(tmp_path, uptime="uptime: {target: 99%, window: 1d}")) as w:
+        await w.clock.run_until(lambda: w.sup.get("collector").state is ProcessState.RUNNING)
+        running_at = w.clock.now  # after start_timeout: STARTING counted down
+        await w.advance(HOUR)
+        stop = asyncio.create_task(w.sup.act("stop", ["collector"], wait_s=60.0))
+        left_at = w.clock.now  # the stop is asked: STOPPING from here, counted down
+        await w.clock.run_until(stop.done)
+        await w.advance(HOUR)
+        w.watch.tick()
+        uptime = w.objective("uptime:program:collector")
+        assert running_at == 1.0
+        assert uptime["up_s"] == round(left_at - running_at, 3)
+        assert uptime["observed_s"] == round(w.clock.now, 3)  # the daemon watched since virtual 0, within 1d
+        assert uptime["uptime_percent"] == round(100 * (left_at - running_at) / w.clock.now, 4)
+        assert uptime["down_s"] == round(w.clock.now - (left_at - running_at), 3)
+        assert uptime["budget_s"] == 864.0  # 1 % of a day
+        assert uptime["state"] == "violated"  # down about an hour: more than the day's budget
+        alerts = [(n.notice, n.rule, n.subject) for _, n in w.notices]
+        assert alerts == [("alert_firing", "objective", "program:collector")]
+        await w.advance(30 * HOUR)  # the whole window (1d) now lies after the stop: 0 % up
+        w.watch.tick()
+        assert w.objective("uptime:program:collector")["up_s"] == 0.0
+        assert w.objective("uptime:program:collector")["observed_s"] == 86400.0
+
+
+async def test_a_crash_loop_fires_one_backoff_alert_at_backoff_for_and_resolves_when_it_runs_stably(
+    tmp_path: Path,
+) -> None:
+    config = parse_config(
+        f"""
+state_dir: {tmp_path / "state"}
+programs:
+  flaky: {{command: [flaky], start_timeout: 1s, start_retries: forever, backoff: {{initial: 1s, max: 5s}}}}
+alerts: {{backoff_for: 60s}}
+""",
+        tmp_path / "c.yaml",
+        {},
+    )
+    crashing = [Script(run_s=0.5, code=1)] * 40 + [Script()]  # dies before start_timeout, 40 times, then stays up
+    async with watched(config, flaky=crashing) as w:
+        await w.clock.run_until(lambda: bool(w.notices), limit_s=HOUR)
+        first_backoff = w.backoff_at[0]
+        fired_at, fired = w.notices[0]
+        assert (fired.notice, fired.key) == ("alert_firing", "program:flaky:backoff")
+        assert fired_at == pytest.approx(first_backoff + 60.0, abs=1e-6)  # STARTING between BACKOFFs: one loop
+        await w.clock.run_until(lambda: w.sup.get("flaky").state is ProcessState.RUNNING, limit_s=HOUR)
+        await w.clock.run_until(lambda: len(w.notices) == 2, limit_s=60)  # resolved after reset_after (10 s)
+        assert [(n.notice, n.id) for _, n in w.notices] == [("alert_firing", fired.id), ("alert_resolved", fired.id)]
