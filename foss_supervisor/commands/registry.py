@@ -199,23 +199,38 @@ AUDIT_ITEMS = 20  # items of a list or keys of an object it keeps
 
 
 def audit_args(args: Mapping[str, Any]) -> dict[str, Any]:
-    """``args`` as an audit record keeps them: bounded in size (texts cut at :data:`AUDIT_TEXT`
-    characters with the length said, at most :data:`AUDIT_ITEMS` items or keys, nothing nested deeper)."""
+    """``args`` as an audit record keeps them: bounded in size (texts and keys cut at :data:`AUDIT_TEXT`
+    characters with the length said, at most :data:`AUDIT_ITEMS` items or keys, nothing nested deeper).
+    A cut key never takes the place of another: it is longer than any key kept whole, and two cut alike
+    are numbered (``#2``)."""
+
+    def cut(text: str) -> str:
+        return text if len(text) <= AUDIT_TEXT else f"{text[:AUDIT_TEXT]}... ({len(text)} characters)"
+
+    def mapping(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in list(value.items())[:AUDIT_ITEMS]:
+            key = shown = cut(str(k))
+            number = 2
+            while key in out:
+                key, number = f"{shown} #{number}", number + 1
+            out[key] = bounded(v, depth)
+        return out
 
     def bounded(value: Any, depth: int) -> Any:
         if isinstance(value, str):
-            return value if len(value) <= AUDIT_TEXT else f"{value[:AUDIT_TEXT]}... ({len(value)} characters)"
+            return cut(value)
         if isinstance(value, bool | int | float) or value is None:
             return value
         if depth >= 2:
             return f"<{type(value).__name__}>"
         if isinstance(value, Mapping):
-            return {str(k)[:AUDIT_TEXT]: bounded(v, depth + 1) for k, v in list(value.items())[:AUDIT_ITEMS]}
+            return mapping(value, depth + 1)
         if isinstance(value, list | tuple):
             return [bounded(v, depth + 1) for v in value[:AUDIT_ITEMS]]
         return f"<{type(value).__name__}>"
 
-    return {str(k)[:AUDIT_TEXT]: bounded(v, 1) for k, v in list(args.items())[:AUDIT_ITEMS]}
+    return mapping(args, 1)
 
 
 async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> Any:

@@ -125,7 +125,7 @@ def _sizes_bounded(value: Any, depth: int) -> bool:
         return len(value) <= AUDIT_TEXT + 40
     if isinstance(value, dict):
         return len(value) <= AUDIT_ITEMS and all(
-            len(k) <= AUDIT_TEXT and _sizes_bounded(v, depth + 1) for k, v in value.items()
+            len(k) <= AUDIT_TEXT + 40 and _sizes_bounded(v, depth + 1) for k, v in value.items()
         )
     if isinstance(value, list):
         return len(value) <= AUDIT_ITEMS and all(_sizes_bounded(v, depth + 1) for v in value)
