@@ -167,7 +167,7 @@ EVENT_KINDS = (
     "alert_resolved",
 )
 #: what can open an alert (``alerts.on``; see foss_supervisor.core.alerts)
-ALERT_RULES = ("objective", "fatal", "backoff", "pipeline_failed", "quality")
+ALERT_RULES = ("objective", "fatal", "backoff", "pipeline_failed", "quality", "regression")
 
 
 @dataclass(frozen=True, slots=True)

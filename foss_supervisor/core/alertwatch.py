@@ -16,6 +16,9 @@ rule                holds while                                     key
                     abandoned (a later good run clears it)
 ``quality``         its last finished run succeeded with warnings   ``pipeline:NAME:quality``
                     (a quality threshold, a failed publish)
+``regression``      a step's last successful run took over 1.5x    ``step:PIPELINE/STEP:regressed``
+                    the median of its ten before (``StepRegressed``;
+                    its next run that is not slow clears it)
 ==================  ==============================================  ============================================
 
 :class:`AlertWatch` runs in the daemon: after each program or pipeline event, and at least every
@@ -60,6 +63,8 @@ WRITES_SAVE_S = 60.0  # the objectives' last writes are saved at least this ofte
 _MAX_FILE_BYTES = 4 * 2**20
 _MAX_WRITES = 10_000  # freshness objectives' last writes kept
 _FAILED = ("failed", "abandoned")
+_SUCCEEDED = ("succeeded", "succeeded_with_warnings")  # a step's states that end its regression
+_MAX_TEXT = 512
 
 
 def conditions(
@@ -68,12 +73,14 @@ def conditions(
     programs: Mapping[str, tuple[ProcessState, float | None]],
     last_runs: Mapping[str, Mapping[str, Any] | None],
     now: float,
+    regressed: Mapping[str, str] | None = None,
 ) -> dict[str, Condition]:
     """The conditions that hold at ``now`` (see the module's table).
 
     ``objectives`` are :meth:`Objectives.evaluate`'s; ``programs`` each program's (state, since when it is in a
     crash loop: :meth:`RunningLedger.looping_since`, or None);
-    ``last_runs`` each pipeline's last finished run (``{"run_id", "status", "error"}``) or None.
+    ``last_runs`` each pipeline's last finished run (``{"run_id", "status", "error"}``) or None;
+    ``regressed`` the steps (``PIPELINE/STEP``) whose last successful run regressed, with what it said.
     """
     out: dict[str, Condition] = {}
     if "objective" in rules.rules:
@@ -96,6 +103,9 @@ def conditions(
             out[f"pipeline:{name}:failed"] = Condition("pipeline_failed", f"pipeline:{name}", said)
         elif run.get("status") == "succeeded_with_warnings" and "quality" in rules.rules:
             out[f"pipeline:{name}:quality"] = Condition("quality", f"pipeline:{name}", said)
+    if "regression" in rules.rules:
+        for step, said in sorted((regressed or {}).items()):
+            out[f"step:{step}:regressed"] = Condition("regression", f"step:{step}", said)
     return out
 
 
@@ -139,16 +149,18 @@ class AlertWatch:
         self._sleep = sleep
         self._last_runs = last_runs
         self._path = None if state_dir is None else state_dir / ALERTS_FILE
-        self.book, writes = self._load()
+        self.book, writes, self.regressed = self._load()
         objectives.remember(writes)
         self.results: list[dict[str, Any]] = []  # the last evaluation of the objectives
         self._wake = asyncio.Event()
         self.save_failures = 0
         self._saved_changes, self._saved_at = 0, self._clock()  # the book's changes and the time, as last saved
+        self._regressed_changed = False
 
-    def _load(self) -> tuple[AlertBook, dict[str, float]]:
+    def _load(self) -> tuple[AlertBook, dict[str, float], dict[str, str]]:
+        """The book, the objectives' last writes and the regressed steps, as last saved (empty when none)."""
         if self._path is None:
-            return AlertBook(), {}
+            return AlertBook(), {}, {}
         try:
             with self._path.open("rb") as f:
                 text = f.read(_MAX_FILE_BYTES + 1)
@@ -156,25 +168,28 @@ class AlertWatch:
                 raise ValueError(f"larger than {_MAX_FILE_BYTES} bytes")
             data = json.loads(text.decode())
             book = AlertBook.from_data(data)
-            writes = data.get("writes") or {}
-            if not isinstance(writes, dict):
-                raise ValueError("writes must be a mapping")
-            return book, {str(k): float(v) for k, v in list(writes.items())[:_MAX_WRITES] if math.isfinite(float(v))}
+            writes, regressed = data.get("writes") or {}, data.get("regressed") or {}
+            if not isinstance(writes, dict) or not isinstance(regressed, dict):
+                raise ValueError("writes and regressed must be mappings")
+            kept = {str(k): float(v) for k, v in list(writes.items())[:_MAX_WRITES] if math.isfinite(float(v))}
+            steps = {str(k)[:_MAX_TEXT]: str(v)[:_MAX_TEXT] for k, v in list(regressed.items())[:_MAX_WRITES]}
+            return book, kept, steps
         except FileNotFoundError:
-            return AlertBook(), {}
+            return AlertBook(), {}, {}
         except (OSError, ValueError, KeyError, TypeError) as exc:  # a bad file loses the book, not the daemon
             log.warning("alerts_file_unreadable", path=str(self._path), error=str(exc))
-            return AlertBook(), {}
+            return AlertBook(), {}, {}
 
     def _dumps(self) -> str:
         writes = {o["id"]: o["last_write_at"] for o in self.results if o.get("last_write_at") is not None}
-        return self.book.dumps(writes=dict(list(writes.items())[:_MAX_WRITES]))
+        return self.book.dumps(writes=dict(list(writes.items())[:_MAX_WRITES]), regressed=self.regressed)
 
     def save(self) -> None:
         """Write the book atomically (a failure is logged and counted; the book stays in memory)."""
         if self._path is None:
             return
         self._saved_changes, self._saved_at = self.book.changes, self._clock()
+        self._regressed_changed = False
         try:
             atomic_write(self._path, self._dumps())
         except OSError as exc:
@@ -184,8 +199,25 @@ class AlertWatch:
     def observe(self, event: object) -> None:
         """The bus callback: the objectives' ledger hears it; a program or pipeline event wakes the watch."""
         self.objectives.ledger.observe(event)
-        if isinstance(event, StateChanged) or getattr(event, "type", "") == "RunFinished":
+        kind = getattr(event, "type", "")
+        if kind in ("StepStateChanged", "StepRegressed"):  # pipeline events: the core does not import their package
+            self._step(event, kind)
+        if isinstance(event, StateChanged) or kind in ("RunFinished", "StepRegressed"):
             self._wake.set()
+
+    def _step(self, event: object, kind: str) -> None:
+        """A step that succeeds is no longer regressed; a regression, told right after its success, is."""
+        step = f"{getattr(event, 'pipeline', '')}/{getattr(event, 'step', '')}"
+        if kind == "StepRegressed":
+            if step in self.regressed or len(self.regressed) < _MAX_WRITES:
+                ratio, median = getattr(event, "ratio", 0.0), getattr(event, "median_s", 0.0)
+                self.regressed[step] = (
+                    f"step {step}: run {getattr(event, 'run_id', '')} took {ratio:.1f}x the median "
+                    f"({median:.1f} s) of its runs before"
+                )
+                self._regressed_changed = True
+        elif str(getattr(event, "new", "")) in _SUCCEEDED and self.regressed.pop(step, None) is not None:
+            self._regressed_changed = True
 
     def tick(self) -> list[Notice]:
         """One evaluation: the objectives, the conditions, the book; notices published and returned."""
@@ -193,12 +225,12 @@ class AlertWatch:
         self.results = self.objectives.evaluate()
         ledger = self.objectives.ledger
         states = {n: (s[0], ledger.looping_since(n, now)) for n in cfg.programs if (s := ledger.state(n)) is not None}
-        holding = conditions(cfg.alerts, self.results, states, self._last_runs(), now)
+        holding = conditions(cfg.alerts, self.results, states, self._last_runs(), now, self.regressed)
         notices = self.book.observe(holding, now, cfg.alerts.renotify_after_s)
         for notice in notices:
             self._bus.publish(_event(notice))
         # the book at once when it changed; the last writes (a feeding program's moves every tick) once a minute
-        if self.book.changes != self._saved_changes or now - self._saved_at >= WRITES_SAVE_S:
+        if self.book.changes != self._saved_changes or self._regressed_changed or now - self._saved_at >= WRITES_SAVE_S:
             self.save()
         return notices
 

@@ -8,16 +8,23 @@ book read back from its JSON behaves as the one in memory (a restart tells nothi
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.config import parse_config
 from foss_supervisor.config.model import AlertsConfig
 from foss_supervisor.core.alerts import AlertBook, Condition
-from foss_supervisor.core.alertwatch import conditions
+from foss_supervisor.core.alertwatch import AlertWatch, conditions
+from foss_supervisor.core.events import AlertNotice, EventBus
+from foss_supervisor.core.objectives import Objectives, RunningLedger
 from foss_supervisor.core.states import ProcessState
+from foss_supervisor.pipeline.events import StepRegressed, StepStateChanged
+from foss_supervisor.pipeline.states import StepState
 
 KEYS = ["objective:freshness:table:gold.t", "program:api:fatal", "pipeline:orders:failed"]
 QUIET_S = 100.0
@@ -139,3 +146,46 @@ def test_the_rules_turn_states_into_conditions_with_stable_keys() -> None:
     }
     only = AlertsConfig(rules=frozenset({"fatal"}))
     assert set(conditions(only, [objective], programs, runs, now=1000.0)) == {"program:db:fatal"}
+
+
+def test_a_regressed_step_is_one_incident_that_its_next_quick_run_resolves_and_a_restart_remembers(
+    tmp_path: Path,
+) -> None:
+    """The ``regression`` rule through a real watch and the pipeline's own events: a step's success clears it,
+    the ``StepRegressed`` told right after a success sets it; one firing notice, one resolved notice; a watch
+    started afresh from the saved book neither tells it again nor forgets it."""
+
+    async def scenario() -> list[tuple[str, str]]:
+        config = parse_config(f"state_dir: {tmp_path}\nprograms: {{}}\n", tmp_path / "c.yaml")
+        bus, now = EventBus(), [1000.0]
+        told: list[tuple[str, str]] = []
+        bus.on(lambda e: told.append((e.notice, e.key)) if isinstance(e, AlertNotice) else None)
+
+        def watch() -> AlertWatch:
+            objectives = Objectives(lambda: config, lambda: now[0], RunningLedger(lambda: now[0]))
+            w = AlertWatch(lambda: config, objectives, bus, lambda: now[0], asyncio.sleep, state_dir=tmp_path)
+            bus.on(w.observe)
+            return w
+
+        def step(state: StepState, run: str) -> StepStateChanged:
+            return StepStateChanged(now[0], run, "orders", "aggregate", StepState.RUNNING, state, 1, 1, 1)
+
+        first = watch()
+        first.observe(step(StepState.SUCCEEDED, "r1"))
+        first.tick()
+        first.observe(step(StepState.SUCCEEDED, "r2"))
+        first.observe(StepRegressed(now[0], "r2", "orders", "aggregate", 9.0, 3.0, 3.0, 10))
+        first.tick()
+        first.tick()  # still holding: told once
+        restarted = watch()  # what a daemon restart reads back from alerts.json
+        assert restarted.regressed == first.regressed
+        restarted.tick()
+        now[0] += 60.0
+        restarted.observe(step(StepState.FAILED, "r3"))  # a failed run is not a quick one
+        restarted.tick()
+        restarted.observe(step(StepState.SUCCEEDED_WITH_WARNINGS, "r4"))
+        restarted.tick()
+        return told
+
+    key = "step:orders/aggregate:regressed"
+    assert asyncio.run(scenario()) == [("alert_firing", key), ("alert_resolved", key)]

@@ -139,7 +139,7 @@ _NEEDS_CONTEXT = {  # valid alone, but they name files, programs or pipelines th
 def test_each_config_key_accepts_values_in_its_range(data: st.DataObject) -> None:
     dotted, gate = data.draw(st.sampled_from([(d, g) for d, g in CONFIG_LEAVES if d not in _NEEDS_CONTEXT]))
     value, _ = data.draw(valid(gate))
-    if dotted.endswith(".command") and isinstance(value, list):
+    if gate.kind == "argv" and isinstance(value, list):  # a command, a probe's or a hook's: interpolated
         value = [v.replace("$", "$$").replace("%", "%%") for v in value]  # values, not variables
     if "{replica}" in str(value) or "${" in str(value) or (dotted.endswith(".env") and "$" in str(value)):
         return
