@@ -52,17 +52,24 @@ def cmd_status(args: argparse.Namespace, config: Target) -> int:
 
 
 def args_why(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="a program, or a service (@dashboard, @pipeline-worker)")
+    p.add_argument(
+        "name", help="a program, a service (@dashboard), a pipeline, a table (schema.table), a run id or a node id"
+    )
     p.add_argument("--json", action="store_true", help="print the reply as JSON")
 
 
 def cmd_why(args: argparse.Namespace, config: Target) -> int:
-    """``api BACKOFF <- exited 3 times in 41 s, last: exit 1 <- ...``: exit 0 when as wanted, 3 otherwise."""
+    """``api BACKOFF <- exited 3 times in 41 s, last: exit 1 <- ...`` (then ``affects: ...``, what is downstream of
+    it on the graph): exit 0 when as wanted, 3 otherwise."""
     result = call(config.control_socket, "why", name=args.name)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(" <- ".join(result["chain"]))
+        if result.get("affected"):
+            shown = result["affected"][:20]
+            more = len(result["affected"]) - len(shown)
+            print("affects: " + ", ".join(shown) + (f" and {more} more" if more > 0 else ""))
     return EXIT_OK if result["as_wanted"] else EXIT_NOT_AS_WANTED
 
 

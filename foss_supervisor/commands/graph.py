@@ -16,7 +16,23 @@ from foss_supervisor.errors import CommandError
 from foss_supervisor.graph.model import Graph, build_graph, with_objectives
 from foss_supervisor.graph.render import FORMATS, render
 
-__all__ = ["graph"]
+__all__ = ["graph", "whole_graph"]
+
+
+async def whole_graph(ctx: CommandContext) -> tuple[Graph, str]:
+    """The host's whole graph with live states and objectives, and why the SQL edges are missing ("" when
+    they are not): what ``graph`` and ``why`` build on."""
+    service = ctx.pipelines
+    lineage: dict[str, Any] = {"scripts": {}, "error": ""}
+    specs: dict[str, Any] = {}
+    pipelines_live: dict[str, Any] = {}
+    if service is not None:
+        lineage = await service.lineage()
+        specs = dict(service.specs)
+        pipelines_live = {p["name"]: p for p in service.overview()}
+    programs_live = {p.name: p.snapshot() for p in ctx.supervisor.processes.values()}
+    whole = build_graph(ctx.config, specs, lineage["scripts"], programs_live, pipelines_live)
+    return with_objectives(whole, objective_states(ctx)), str(lineage["error"])
 
 
 @command("graph", pipeline=(str, "", Limit(size=64)), format=(str, "json", Limit(size=16)))
@@ -35,17 +51,8 @@ async def graph(ctx: CommandContext, pipeline: str, format: str) -> dict[str, An
     """
     if format not in FORMATS:
         raise CommandError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    service = ctx.pipelines
-    lineage: dict[str, Any] = {"scripts": {}, "error": ""}
-    specs: dict[str, Any] = {}
-    pipelines_live: dict[str, Any] = {}
-    if service is not None:
-        lineage = await service.lineage()
-        specs = dict(service.specs)
-        pipelines_live = {p["name"]: p for p in service.overview()}
-    programs_live = {p.name: p.snapshot() for p in ctx.supervisor.processes.values()}
-    whole = build_graph(ctx.config, specs, lineage["scripts"], programs_live, pipelines_live)
-    whole = with_objectives(whole, objective_states(ctx))
+    whole, lineage_error = await whole_graph(ctx)
+    specs = ctx.pipelines.specs if ctx.pipelines is not None else {}
     shown: Graph = whole
     if pipeline:
         try:
@@ -54,7 +61,7 @@ async def graph(ctx: CommandContext, pipeline: str, format: str) -> dict[str, An
             known = ", ".join(sorted(specs)) or "none"
             raise CommandError(f"no pipeline {pipeline!r}; known: {known}") from None
     return shown.to_dict() | {
-        "lineage_error": lineage["error"],
+        "lineage_error": lineage_error,
         "format": format,
         "text": "" if format == "json" else render(shown, format),
     }

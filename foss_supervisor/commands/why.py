@@ -1,9 +1,13 @@
-"""The ``why`` command: the cause chain of a program's state, from the daemon's own records.
+"""The ``why`` command: the cause chain of a program's, pipeline's, step's, table's or run's state, from the
+daemon's own records.
 
-Not a sentence made up for the state, but what the daemon saw: the reason of the program's last edge
+Not a sentence made up for the state, but what the daemon saw. For a program: the reason of its last edge
 (``stop requested by uid 1000 via web``), its recent exits (from the event log: how many, over how long,
 with what code or signal), the last lines of its output, and, for each dependency that is not ready, that
 dependency's own chain (``depends on db, which is FATAL <- db exited 1 ...``), to any depth without loops.
+For anything else on the graph (docs/graph.md), the walk up its edges to the first node on each path that
+is not as wanted (:mod:`foss_supervisor.graph.causes`: a late table, the step that failed to write it, that
+step's error in its run, the program feeding it, stopped by hand), and everything downstream it affects.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.base.wanted import as_wanted
-from foss_supervisor.commands.registry import CommandContext, command
+from foss_supervisor.commands.graph import whole_graph
+from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.core.logview import LogSource, tail
 from foss_supervisor.errors import CommandError
+from foss_supervisor.graph import causes
 
 __all__ = ["why"]
 
@@ -25,30 +31,101 @@ LAST_LINES = 2  # of the program's output, in a chain
 MAX_DEPTH = 6  # dependencies followed
 
 
-@command("why", name=(str, ...))
+@command("why", name=(str, ..., Limit(size=512)))
 async def why(ctx: CommandContext, name: str) -> dict[str, Any]:
-    """Why ``name`` (a program, or a service such as ``@dashboard``) is in its state.
+    """Why ``name`` is in its state: a program, a service (``@dashboard``), a pipeline, a table
+    (``schema.table``), a graph node id (``step:orders/enrich``, ``table:gold.t``) or a run id.
 
-    ``{"name", "state", "wanted", "as_wanted": bool, "chain": [text, ...]}``: ``chain[0]`` is ``NAME STATE``,
-    each next item a cause of the one before, e.g. ``["api BACKOFF", "exited 3 times in 41 s, last: exit 1",
-    "last lines: could not connect to server", "depends on db, which is FATAL", "db FATAL", ...]``. Raises
-    CommandError for an unknown name.
+    ``{"name", "kind", "state", "wanted", "as_wanted": bool, "chain": [text, ...], "affected": [node id, ...]}``:
+    ``chain[0]`` is ``NAME STATE``, each next item a cause of the one before, e.g. ``["api BACKOFF", "exited 3
+    times in 41 s, last: exit 1", "last lines: could not connect to server", "depends on db, which is FATAL",
+    "db FATAL", ...]`` or ``["table gold.daily_revenue late", "not written for 3h (fresh_within 2h)", "written
+    by step orders/aggregate, which is failed", ...]``; ``affected``: the graph's nodes downstream of it,
+    nearest first (a run: its pipeline's). ``wanted`` is a program's (running or stopped), else null. Raises
+    CommandError for a name that is none of these.
     """
     snapshots = {p.name: p.snapshot() for p in ctx.supervisor.processes.values()}
     snapshots |= {s["name"]: s for s in ctx.services.snapshots()}
-    if name not in snapshots:
-        raise CommandError(f"no program {name!r}; known: {', '.join(sorted(snapshots))}")
     events = ctx.events.recent(2000)  # newest first
-    chain: list[str] = []
-    await _explain(ctx, snapshots, events, name, chain, set(), 0)
-    first = snapshots[name]
+    if name in snapshots:
+        chain: list[str] = []
+        await _explain(ctx, snapshots, events, name, chain, set(), 0)
+        first = snapshots[name]
+        graph, _ = await whole_graph(ctx)
+        return {
+            "name": name,
+            "kind": "program",
+            "state": first["state"],
+            "wanted": first["wanted"],
+            "as_wanted": _as_wanted(first),
+            "chain": chain,
+            "affected": causes.affected(graph, f"program:{name}"),
+        }
+    return await _on_graph(ctx, snapshots, events, name)
+
+
+async def _on_graph(
+    ctx: CommandContext, snapshots: dict[str, dict[str, Any]], events: list[dict[str, Any]], name: str
+) -> dict[str, Any]:
+    """``why`` for a pipeline, step, table or run: the walk up the graph (graph/causes.py)."""
+    graph, _ = await whole_graph(ctx)
+    service = ctx.pipelines
+    runs: dict[str, Any] = {}
+    if service is not None:
+        runs = {p["name"]: p.get("last_run") for p in service.overview()}
+    node_id = causes.node_for(graph, name)
+    if node_id is None:
+        run = _run(ctx, name)
+        if run is None:
+            known = sorted(n.id for n in graph.nodes if n.kind != "folder")
+            known += sorted(s for s in snapshots if s.startswith("@"))
+            raise CommandError(
+                f"nothing named {name!r}: not a program, service, pipeline, table, run or graph node;"
+                f" known: {', '.join(known[:40])}" + (f" and {len(known) - 40} more" if len(known) > 40 else "")
+            )
+        pipeline = f"pipeline:{run.get('pipeline')}"
+        good = str(run.get("status")) in ("succeeded", "running")
+        return {
+            "name": name,
+            "kind": "run",
+            "state": run.get("status"),
+            "wanted": None,
+            "as_wanted": good,
+            "chain": causes.run_chain(run),
+            "affected": causes.affected(graph, pipeline) if not good else [],
+        }
+    asked: list[str] = []  # programs on the way, explained afterwards (their chains read logs: asynchronous)
+
+    def program(prog: str) -> list[str]:
+        asked.append(prog)
+        return [f"\0{prog}"]
+
+    chain = causes.chain(graph, node_id, runs, program)
+    for prog in dict.fromkeys(asked):
+        mine: list[str] = []
+        if prog in snapshots:
+            await _explain(ctx, snapshots, events, prog, mine, set(), 0)
+        at = chain.index(f"\0{prog}")
+        chain[at : at + 1] = mine or [f"program {prog}"]
+    node = next(n for n in graph.nodes if n.id == node_id)
     return {
         "name": name,
-        "state": first["state"],
-        "wanted": first["wanted"],
-        "as_wanted": _as_wanted(first),
+        "kind": node.kind,
+        "state": node.state,
+        "wanted": None,
+        "as_wanted": causes.is_wanted(node) and len(chain) == 1,  # nothing wrong with it nor found upstream
         "chain": chain,
+        "affected": causes.affected(graph, node_id),
     }
+
+
+def _run(ctx: CommandContext, run_id: str) -> dict[str, Any] | None:
+    if ctx.pipelines is None:
+        return None
+    try:
+        return ctx.pipelines.get_run(run_id)
+    except CommandError:
+        return None
 
 
 def _as_wanted(p: dict[str, Any]) -> bool:

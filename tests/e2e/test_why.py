@@ -49,7 +49,7 @@ def test_why_follows_a_dependency_to_the_exit_that_explains_it_and_names_who_sto
     code, reply, text = _why(daemon, "cli")
     assert text.startswith(f"cli STOPPED (as wanted) <- stop requested by uid {uid} via control")
     unknown = daemon.cli("why", "nope")
-    assert unknown.returncode != 0 and "no program 'nope'" in unknown.stderr
+    assert unknown.returncode != 0 and "nothing named 'nope': not a program" in unknown.stderr
 
 
 CHAIN = """
