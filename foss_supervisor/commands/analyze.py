@@ -1,10 +1,11 @@
-"""The ``analyze`` command: how this daemon's start-up went, and the chain of programs that decided it.
+"""The ``analyze`` commands: how this daemon's start-up went, or a pipeline run, and the chain that decided it.
 
 As ``systemd-analyze critical-chain`` does for units: each program's ``@offset`` (when it first became
 RUNNING, from the daemon's start) and ``+duration`` (from its first spawn to then), and the chain that set
 the total: the program ready last, then the dependency it waited for that was ready last, and so on. Read
 from the events of this run of the daemon (the event log, or the journal when the log has dropped the
-first ones).
+first ones). For a run (``analyze_run``), the same of its steps, from its record: ``@`` when a step ended,
+``+`` how long it ran, the chain through ``depends_on`` from the step that ended last.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.commands.registry import CommandContext, command
+from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.core.eventjournal import read_journal
+from foss_supervisor.errors import CommandError
 
-__all__ = ["analyze_startup", "critical_chain", "startup_times"]
+__all__ = ["analyze_run", "analyze_startup", "critical_chain", "run_step_times", "startup_times"]
 
 
 @command("analyze_startup")
@@ -44,6 +46,53 @@ async def analyze_startup(ctx: CommandContext) -> dict[str, Any]:
         "programs": sorted(times.values(), key=lambda t: (t["offset_s"] is None, t["offset_s"] or 0.0, t["name"])),
         "chain": critical_chain(times, depends),
     }
+
+
+@command("analyze_run", run_id=(str, ..., Limit(size=128)))
+async def analyze_run(ctx: CommandContext, run_id: str) -> dict[str, Any]:
+    """The steps of pipeline run ``run_id`` and the chain of them that decided its length.
+
+    ``{"run_id", "pipeline", "status", "started_at" (epoch s), "total_s" (None while it runs), "steps":
+    [{name, offset_s, duration_s}] (by offset: when the step ended, from the run's start; None: it did not
+    run), "chain": [{name, offset_s, duration_s}] (from the step that ended last, through its dependency that
+    ended last)}``. Raises CommandError when no pipelines are configured or no such run is kept.
+    """
+    if ctx.pipelines is None:
+        raise CommandError("no pipelines are configured")
+    run = ctx.pipelines.get_run(run_id)
+    spec = ctx.pipelines.specs.get(str(run["pipeline"]))
+    names = [str(s["name"]) for s in run.get("steps") or []]
+    depends = {s.name: list(s.depends_on) for s in spec.steps} if spec is not None else {}
+    depends = {name: [d for d in depends.get(name, []) if d in names] for name in names}
+    times = run_step_times(run, depends)
+    finished = run.get("finished_at")
+    return {
+        "run_id": run["run_id"],
+        "pipeline": run["pipeline"],
+        "status": run["status"],
+        "started_at": run["started_at"],
+        "total_s": None if finished is None else round(float(finished) - float(run["started_at"]), 3),
+        "steps": sorted(times.values(), key=lambda t: (t["offset_s"] is None, t["offset_s"] or 0.0, t["name"])),
+        "chain": critical_chain(times, depends),
+    }
+
+
+def run_step_times(run: dict[str, Any], depends: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """Each step of ``run`` (a RunRecord's dict) that ran: when it ended, as an offset (s) from the run's start,
+    and how long it ran; steps that did not run have None for both."""
+    start = float(run["started_at"])
+    records = {str(s["name"]): s for s in run.get("steps") or []}
+    out = {}
+    for name in depends:
+        s = records.get(name, {})
+        began, took = s.get("started_at"), s.get("duration_s")
+        ran = began is not None and took is not None
+        out[name] = {
+            "name": name,
+            "offset_s": round(float(began) + float(took) - start, 3) if ran else None,
+            "duration_s": round(float(took), 3) if ran else None,
+        }
+    return out
 
 
 def startup_times(

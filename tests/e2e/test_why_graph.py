@@ -74,6 +74,13 @@ def test_a_failed_quality_threshold_explains_the_pipeline_the_run_and_the_table_
     code, by_run = why(daemon, run["run_id"])
     assert code == 3 and by_run["kind"] == "run" and by_run["chain"] == pipeline["chain"][1:]
 
+    # the run's critical chain: check ended last, after ingest, after discover; nothing ran after check
+    analyzed = json.loads(daemon.cli("analyze", run["run_id"], "--json").stdout)
+    assert [s["name"] for s in analyzed["chain"]] == ["check", "ingest", "discover"], analyzed
+    assert analyzed["total_s"] >= analyzed["chain"][0]["offset_s"] > analyzed["chain"][1]["offset_s"] > 0
+    text = daemon.cli("analyze", run["run_id"]).stdout.splitlines()
+    assert text[0].startswith(f"run {run['run_id']} of q failed in ") and text[-3].startswith("check @"), text
+
     wait_for(lambda: why(daemon, "q_silver.ok")[1]["chain"][1:], 30, "the table's writer on the graph")
     code, table = why(daemon, "q_silver.ok")
     assert code == 3 and not table["as_wanted"], table

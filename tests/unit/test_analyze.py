@@ -86,3 +86,27 @@ def test_a_log_that_dropped_the_first_events_is_completed_from_the_journal(tmp_p
     events = _from_journal(tmp_path, "run", T0, kept)
     assert [e["seq"] for e in events] == [1, 2, 3]
     assert "kept" not in events[1]  # the journal's copy of an event both hold
+
+
+def test_a_runs_chain_goes_from_the_step_that_ended_last_through_its_slowest_dependency() -> None:
+    """A run of four steps (a; b and c after a; d after b and c), read from its record as the history keeps it:
+    ``@`` is when each step ended from the run's start, ``+`` how long it ran; ``skip`` never ran."""
+    from foss_supervisor.commands.analyze import run_step_times
+
+    steps = [
+        {"name": "a", "started_at": T0 + 0.5, "duration_s": 1.0},
+        {"name": "b", "started_at": T0 + 1.5, "duration_s": 0.5},
+        {"name": "c", "started_at": T0 + 1.5, "duration_s": 3.0},
+        {"name": "d", "started_at": T0 + 4.5, "duration_s": 0.25},
+        {"name": "skip", "started_at": None, "duration_s": None},
+    ]
+    depends = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "skip": ["d"]}
+    times = run_step_times({"started_at": T0, "steps": steps}, depends)
+    assert times["c"] == {"name": "c", "offset_s": 4.5, "duration_s": 3.0}
+    assert times["skip"] == {"name": "skip", "offset_s": None, "duration_s": None}
+    assert [t["name"] for t in critical_chain(times, depends)] == ["d", "c", "a"]
+    reply = {"run_id": "r1", "pipeline": "p", "status": "succeeded", "total_s": 4.75, "steps": list(times.values())}
+    lines = format_chain(reply | {"chain": critical_chain(times, depends)}, every=True)
+    assert lines[0] == "run r1 of p succeeded in 4.750s"
+    assert "    3.000s c" in lines and "         - skip (did not run)" in lines
+    assert lines[-3:] == ["d @4.750s +0.250s", "└─c @4.500s +3.000s", "  └─a @1.500s +1.000s"]
