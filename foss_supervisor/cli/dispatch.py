@@ -195,7 +195,7 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
         args_config,
     ),
     "why": ("why a program, pipeline, table or run is as it is (exit 3: not as wanted)", cmd_why, args_why),
-    "analyze": ("the start-up's (or a run's) critical chain: when each program (step) was ready", cmd_analyze, args_analyze),
+    "analyze": ("the start-up's (or a run's) critical chain: when each was ready", cmd_analyze, args_analyze),
     "logs": ("programs' output, the daemon's log, the pipeline's", cmd_logs, args_logs),
     "events": ("the daemon's events and audit records as JSON lines (journal, then --follow)", cmd_events, args_events),
     "ctl": ("start, stop, restart, signal or scale programs", cmd_ctl, args_ctl),

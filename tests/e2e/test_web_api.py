@@ -4,8 +4,10 @@ tests/unit/test_web_views.py)."""
 
 from __future__ import annotations
 
+import html
 import http.client
 import json
+import os
 import re
 from typing import Any
 
@@ -106,3 +108,20 @@ def test_the_overview_is_shared_yet_never_older_than_a_change(web_daemon: Daemon
     wait_for(lambda: "RUNNING" in state_cell().upper(), 15, "app running on the page")
     web_daemon.call("stop", names=["app"])
     assert "STOPPED" in state_cell().upper()
+
+
+def test_the_overview_says_who_did_what_and_what_was_refused(web_daemon: DaemonHandle) -> None:
+    """The audit on the dashboard (issue 19: "who stopped api?"): a stop from the CLI and a refused start of a
+    program that does not exist, each with the caller's uid and door, newest first."""
+    assert web_daemon.cli("ctl", "stop", "app").returncode == 0
+    assert web_daemon.cli("ctl", "start", "nope").returncode != 0
+    uid = os.getuid()
+
+    def audit() -> list[str]:
+        page = get(web_daemon.port, "/", {"Accept": "text/html"}).text
+        found = re.search(r'<ol class="events audit" id="audit"[^>]*>(.*?)</ol>', page, re.S)
+        return [] if found is None else [html.unescape(t).strip() for t in re.findall(r"</span>(.*?)</li>", found[1])]
+
+    lines = wait_for(lambda: audit()[1:] and audit(), 15, "two audit lines on the overview")
+    assert lines[1] == f"stop app by uid {uid} via control: done", lines
+    assert lines[0].startswith(f"start nope by uid {uid} via control: refused: "), lines

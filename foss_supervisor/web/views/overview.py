@@ -1,4 +1,5 @@
-"""``/``: key figures, the medallion flow of each pipeline, the programs with their controls, recent events."""
+"""``/``: key figures, the medallion flow of each pipeline, the programs with their controls, recent events, and
+the audit: who asked for which change, through which door, and how it ended."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ from foss_supervisor.web.keys import CORE, EVENTS, HISTORY
 from foss_supervisor.web.pagecache import shared_page
 from foss_supervisor.web.responder import respond
 
-__all__ = ["configured_pipelines", "layers_of", "overview", "pipelines_with_runs", "run_history", "system_resources"]
+__all__ = [
+    "AUDIT_SHOWN",
+    "audit_line",
+    "configured_pipelines",
+    "layers_of",
+    "overview",
+    "pipelines_with_runs",
+    "run_history",
+    "system_resources",
+]
 
 
 def system_resources(reply: dict[str, Any]) -> dict[str, Any]:
@@ -80,6 +90,21 @@ async def pipelines_with_runs(core: Core, limit: int = 10) -> list[dict[str, Any
     return out
 
 
+AUDIT_SHOWN = 12  # state-changing commands listed on the overview, newest first (the journal keeps them all)
+
+
+def audit_line(e: dict[str, Any]) -> dict[str, Any]:
+    """``{"at", "text", "ok"}`` of a ``CommandCompleted`` event: ``stop api by uid 1000 via web: done`` (or
+    ``refused: <why>``); what the command was about is its ``names``, ``name`` or ``pipeline`` argument."""
+    args = e.get("args") or {}
+    about = args.get("names") or args.get("name") or args.get("pipeline") or ""
+    target = " ".join(str(a) for a in about) if isinstance(about, list) else str(about)
+    who = f"uid {e['uid']}" if e.get("uid") is not None else "the daemon"
+    outcome = "done" if e.get("ok") else f"refused: {e.get('error') or 'no reason given'}"
+    text = f"{e.get('command')} {target}".strip() + f" by {who} via {e.get('via')}: {outcome}"
+    return {"at": e["at"], "text": text, "ok": bool(e.get("ok"))}
+
+
 def _event_line(e: dict[str, Any]) -> dict[str, Any]:
     """``{"at", "text"}`` as the page script writes a live event: who, what, and why."""
     who = e.get("name") or e.get("pipeline") or "daemon"
@@ -104,6 +129,9 @@ async def overview(request: web.Request) -> web.StreamResponse:
         "pipelines": await pipelines_with_runs(core, 30),
         "series": _looked_at(request).page_series(),
         "events": [_event_line(e) for e in request.app[EVENTS].recent(40) if e["type"] in LISTED_EVENTS][:20],
+        "audit": [audit_line(e) for e in request.app[EVENTS].recent(1000) if e["type"] == "CommandCompleted"][
+            :AUDIT_SHOWN
+        ],
     }
     return await respond(request, "index.html", data)
 
