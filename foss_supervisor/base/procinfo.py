@@ -31,7 +31,9 @@ __all__ = [
     "all_stats",
     "boot_id",
     "describe",
+    "fd_count",
     "identity_of",
+    "io_bytes",
     "lock_holders",
     "port_holder",
     "read_stat",
@@ -89,6 +91,29 @@ def read_stat(pid: int) -> ProcStat | None:
             rss_pages=int(fields[21]),  # field 24
         )
     except (IndexError, ValueError):
+        return None
+
+
+def fd_count(pid: int) -> int | None:
+    """How many descriptors process ``pid`` holds open (the entries of ``/proc/PID/fd``); None when they
+    cannot be read (gone, or another user's without the privilege)."""
+    try:
+        return len(os.listdir(PROC / str(pid) / "fd"))
+    except OSError:
+        return None
+
+
+def io_bytes(pid: int) -> tuple[int, int] | None:
+    """``(read_bytes, write_bytes)`` of process ``pid`` since it started: what it made the storage layer
+    read and write (``/proc/PID/io``; cached reads are not counted); None when they cannot be read."""
+    try:
+        raw = (PROC / str(pid) / "io").read_bytes()
+    except OSError:
+        return None
+    fields = dict(line.split(b": ", 1) for line in raw.splitlines() if b": " in line)
+    try:
+        return int(fields[b"read_bytes"]), int(fields[b"write_bytes"])
+    except (KeyError, ValueError):
         return None
 
 

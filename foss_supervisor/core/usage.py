@@ -8,7 +8,10 @@ by the daemon: :meth:`~foss_supervisor.core.containment.Containment.tree`). Its 
   between the two looks, in percent of one core (200.0: two cores busy), as ``top`` and psutil count it.
   A member seen for the first time counts from its start when it started after the previous look, else from
   now on. None on the first look at a tree (nothing to compare with);
-- ``window_s``: the seconds that ``cpu_percent`` covers.
+- ``window_s``: the seconds that ``cpu_percent`` covers;
+- ``fds``: the descriptors its members hold open (those whose ``/proc/PID/fd`` can be read; None if none can);
+- ``read_bytes_per_s``, ``write_bytes_per_s``: what its members made the storage layer read and write
+  (``/proc/PID/io``: cached reads not counted) over the same window, counted as CPU is; None on a first look.
 
 Looks at the same tree closer than :data:`MIN_WINDOW_S` return the figures of the last one: every reader
 (the dashboard's charts, ``top``, ``/metrics``) asking within that second gets the very same numbers, and none
@@ -18,8 +21,8 @@ reused PID is a new tree. Baselines of trees not looked at for :data:`FORGET_S` 
 The host's figures (:class:`HostMeter`, with psutil) follow the same rule: CPU over the time since the
 previous look, the same figures within :data:`MIN_WINDOW_S`.
 
-Reads ``/proc`` (one read of ``stat`` per member) and may take tens of milliseconds for a thousand programs:
-call :meth:`UsageMeter.measure` off the event loop, from one thread at a time.
+Reads ``/proc`` (``stat``, ``io`` and the ``fd`` folder of each member) and may take tens of milliseconds for
+a thousand programs: call :meth:`UsageMeter.measure` off the event loop, from one thread at a time.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 
 import psutil
 
-from foss_supervisor.base.procinfo import ProcStat, ticks_per_s
+from foss_supervisor.base.procinfo import ProcStat, fd_count, io_bytes, ticks_per_s
 
 __all__ = ["FORGET_S", "MIN_WINDOW_S", "PAGE_BYTES", "HostMeter", "TreeUsage", "UsageMeter", "boot_clock"]
 
@@ -55,6 +58,9 @@ class TreeUsage:
     rss_bytes: int
     cpu_percent: float | None
     window_s: float | None
+    fds: int | None = None
+    read_bytes_per_s: float | None = None
+    write_bytes_per_s: float | None = None
 
 
 NOTHING = TreeUsage(pid=None, processes=0, rss_bytes=0, cpu_percent=None, window_s=None)
@@ -65,6 +71,7 @@ class _Look:
     at: float  # boot clock
     ticks: dict[tuple[int, int], int]  # (pid, start_ticks) -> cpu ticks at that look
     usage: TreeUsage
+    io: dict[tuple[int, int], tuple[int, int]]  # (pid, start_ticks) -> (read_bytes, write_bytes) at that look
 
 
 class UsageMeter:
@@ -86,18 +93,17 @@ class UsageMeter:
             return last.usage
         alive = [m for m in members() if not m.zombie]
         ticks = {(m.pid, m.start_ticks): m.cpu_ticks for m in alive}
-        cpu_percent = window = None
+        io = {(m.pid, m.start_ticks): got for m in alive if (got := io_bytes(m.pid)) is not None}
+        fds = [n for m in alive if (n := fd_count(m.pid)) is not None]
+        cpu_percent = window = read_rate = write_rate = None
         if last is not None:
             hz = ticks_per_s()
             window = now - last.at
-            used = 0
-            for (pid, started), now_ticks in ticks.items():
-                before = last.ticks.get((pid, started))
-                if before is not None:
-                    used += max(0, now_ticks - before)
-                elif started / hz >= last.at:  # born since the last look: all its time is in the window
-                    used += now_ticks
-            cpu_percent = round(100.0 * used / hz / window, 1)
+            born = {k for k in ticks if k not in last.ticks and k[1] / hz >= last.at}  # all their use is new
+            cpu_percent = round(100.0 * _used(ticks, last.ticks, born) / hz / window, 1)
+            reads = _used({k: v[0] for k, v in io.items()}, {k: v[0] for k, v in last.io.items()}, born)
+            writes = _used({k: v[1] for k, v in io.items()}, {k: v[1] for k, v in last.io.items()}, born)
+            read_rate, write_rate = round(reads / window, 1), round(writes / window, 1)
             window = round(window, 3)
         usage = TreeUsage(
             pid=root.pid,
@@ -105,14 +111,29 @@ class UsageMeter:
             rss_bytes=sum(m.rss_pages for m in alive) * PAGE_BYTES,
             cpu_percent=cpu_percent,
             window_s=window,
+            fds=sum(fds) if fds else None,
+            read_bytes_per_s=read_rate if io else None,
+            write_bytes_per_s=write_rate if io else None,
         )
-        self._looks[key] = _Look(now, ticks, usage)
+        self._looks[key] = _Look(now, ticks, usage, io)
         return usage
 
     def forget_stale(self) -> None:
         """Drop what is remembered of trees not looked at for :data:`FORGET_S` (gone programs, old PIDs)."""
         now = self._clock()
         self._looks = {k: v for k, v in self._looks.items() if now - v.at < FORGET_S}
+
+
+def _used(now: dict[tuple[int, int], int], before: dict[tuple[int, int], int], born: set[tuple[int, int]]) -> int:
+    """A counter's growth over the members alive now: since the last look for those seen then, all of it for
+    those born since (a member seen for the first time but older than the last look counts from now on)."""
+    used = 0
+    for member, value in now.items():
+        if (was := before.get(member)) is not None:
+            used += max(0, value - was)
+        elif member in born:
+            used += value
+    return used
 
 
 class HostMeter:

@@ -6,7 +6,7 @@ one line a minute, not one per program."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -20,14 +20,17 @@ log = structlog.get_logger("foss_supervisor.history")
 IDLE_RECHECK_S = 30.0  # with sampling off, how often the (reloadable) setting is looked at again
 
 
-def sample_from(figures: dict[str, Any]) -> ResourcesSampled:
-    """The event of one ``resources`` reply, each tree without its ``window_s`` (the interval says it)."""
+def sample_from(figures: dict[str, Any], health: Mapping[str, str] | None = None) -> ResourcesSampled:
+    """The event of one ``resources`` reply, each tree without its ``window_s`` (the interval says it); each
+    program's entry also carries ``health`` (``health[name]``: its probes' verdict at the sample, the periodic
+    sample of probe results beside the journal's ``HealthChanged`` at each change)."""
 
     def tree(t: dict[str, Any] | None) -> dict[str, Any] | None:
         return None if t is None else {k: v for k, v in t.items() if k != "window_s"}
 
+    said = health or {}
     return ResourcesSampled(
-        programs=[{"name": n, **(tree(t) or {})} for n, t in figures["programs"].items()],
+        programs=[{"name": n, **(tree(t) or {}), "health": said.get(n)} for n, t in figures["programs"].items()],
         services=[{"name": n, **(tree(t) or {})} for n, t in figures["services"].items()],
         daemon=tree(figures["daemon"]) or {},
         worker=tree(figures.get("worker")),
@@ -47,4 +50,5 @@ async def sample_resources(ctx: CommandContext, interval: Callable[[], float]) -
         except Exception as exc:  # a failed measurement is one lost sample, never the daemon's end
             log.warning("resource_sample_failed", error=f"{type(exc).__name__}: {exc}")
             continue
-        ctx.bus.publish(sample_from(figures))
+        health = {name: str(p.health) for name, p in ctx.supervisor.processes.items()}
+        ctx.bus.publish(sample_from(figures, health))

@@ -9,7 +9,8 @@ the worker, which owns DuckDB, copies what is new into the warehouse before a qu
                            program or service, when it is about one), ``data`` (the whole event, JSON)
 ``supervision.samples``    one row per process tree per resource sample: ``ts``, ``kind`` (program,
                            service, daemon, worker), ``name``, ``pid``, ``processes``, ``rss_bytes``,
-                           ``cpu_percent`` (of one core)
+                           ``cpu_percent`` (of one core), ``fds``, ``read_bytes_per_s``,
+                           ``write_bytes_per_s`` (storage I/O), ``health`` (a program's probes then)
 ``supervision.host``       one row per sample: ``ts``, ``cpu_percent`` (all cores), ``memory_percent``,
                            ``memory_available_bytes``, ``load1``, ``disk_percent``, ``disk_free_bytes``
 ``state_changes`` (view)   ``ts``, ``name``, ``old``, ``new``, ``pid``, ``exit_code``, ``reason``
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS supervision.events (
     ts TIMESTAMPTZ, type VARCHAR, boot VARCHAR, seq BIGINT, name VARCHAR, data JSON);
 CREATE TABLE IF NOT EXISTS supervision.samples (
     ts TIMESTAMPTZ, kind VARCHAR, name VARCHAR, pid BIGINT, processes BIGINT, rss_bytes BIGINT, cpu_percent DOUBLE);
+ALTER TABLE supervision.samples ADD COLUMN IF NOT EXISTS fds BIGINT;
+ALTER TABLE supervision.samples ADD COLUMN IF NOT EXISTS read_bytes_per_s DOUBLE;
+ALTER TABLE supervision.samples ADD COLUMN IF NOT EXISTS write_bytes_per_s DOUBLE;
+ALTER TABLE supervision.samples ADD COLUMN IF NOT EXISTS health VARCHAR;
 CREATE TABLE IF NOT EXISTS supervision.host (
     ts TIMESTAMPTZ, cpu_percent DOUBLE, memory_percent DOUBLE, memory_available_bytes BIGINT, load1 DOUBLE,
     disk_percent DOUBLE, disk_free_bytes BIGINT);
@@ -69,7 +74,10 @@ CREATE OR REPLACE VIEW supervision.runs AS
     FROM supervision.events WHERE type = 'RunFinished';
 """
 
-_TREE = '{"name": "VARCHAR", "pid": "BIGINT", "processes": "BIGINT", "rss_bytes": "BIGINT", "cpu_percent": "DOUBLE"}'
+_TREE = (
+    '{"name": "VARCHAR", "pid": "BIGINT", "processes": "BIGINT", "rss_bytes": "BIGINT", "cpu_percent": "DOUBLE", '
+    '"fds": "BIGINT", "read_bytes_per_s": "DOUBLE", "write_bytes_per_s": "DOUBLE", "health": "VARCHAR"}'
+)
 
 _LOAD = f"""
 CREATE TEMP TABLE new_lines AS
@@ -78,8 +86,9 @@ CREATE TEMP TABLE new_lines AS
 INSERT INTO supervision.events
     SELECT ts, j->>'type', j->>'boot', CAST(j->>'seq' AS BIGINT), j->>'name', j
     FROM new_lines WHERE j->>'type' IS DISTINCT FROM 'ResourcesSampled';
-INSERT INTO supervision.samples
-    SELECT ts, kind, t.name, t.pid, t.processes, t.rss_bytes, t.cpu_percent FROM (
+INSERT INTO supervision.samples BY NAME
+    SELECT ts, kind, t.name, t.pid, t.processes, t.rss_bytes, t.cpu_percent, t.fds, t.read_bytes_per_s,
+           t.write_bytes_per_s, t.health FROM (
         SELECT ts, 'program' AS kind, unnest(from_json(j->'programs', '[{_TREE}]')) AS t FROM new_lines
         WHERE j->>'type' = 'ResourcesSampled'
         UNION ALL

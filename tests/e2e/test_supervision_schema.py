@@ -40,6 +40,12 @@ def test_restarts_exits_audit_and_samples_are_one_select_each(daemon: DaemonHand
         " WHERE kind = 'program' AND name = 'flaky' GROUP BY ALL"
     )
     wait_for(lambda: _query(daemon, peak)["rows"] == [["flaky", True, True]], 30, "flaky's samples")
+    # descriptors and storage I/O of every tree (rates from its second sample on), the probes' verdict of each
+    # program at each sample (issue 19)
+    daemon_io = "SELECT min(fds) >= 3, count(write_bytes_per_s) > 0 FROM supervision.samples WHERE kind = 'daemon'"
+    wait_for(lambda: _query(daemon, daemon_io)["rows"] == [[True, True]], 30, "the daemon's descriptors and I/O")
+    health = "SELECT DISTINCT health FROM supervision.samples WHERE kind = 'program' AND name = 'flaky'"
+    assert _query(daemon, health)["rows"] == [["unknown"]]  # no probe declared: never judged
     host = _query(daemon, "SELECT count(*) > 0, bool_and(memory_available_bytes > 0) FROM supervision.host")
     assert host["rows"] == [[True, True]]
     # the same gate as any query: no write, no file read, even here

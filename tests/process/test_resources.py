@@ -8,6 +8,7 @@ dashboard's charts, ``top``, ``/metrics``) showing the very figures of one reply
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
 import psutil
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from foss_supervisor.base.procinfo import ProcStat, ticks_per_s
+from foss_supervisor.base.procinfo import ProcStat, read_stat, ticks_per_s
 from foss_supervisor.cli.top import usage_cells
 from foss_supervisor.core.usage import FORGET_S, MIN_WINDOW_S, PAGE_BYTES, UsageMeter
 from foss_supervisor.web.history import History, mib
@@ -108,6 +109,47 @@ def test_figures_are_never_negative_and_windows_never_shorter_than_the_minimum(
         assert usage.rss_bytes >= 0 and usage.processes >= 1
         assert usage.cpu_percent is None or usage.cpu_percent >= 0
         assert usage.window_s is None or usage.window_s >= MIN_WINDOW_S
+
+
+def test_descriptors_and_storage_io_are_the_trees_over_the_window(tmp_path: Any) -> None:
+    """A real process that holds 20 more descriptors, then writes 4 MiB with fsync between two looks: its
+    ``fds`` count them and ``write_bytes_per_s`` is what it wrote over the window (``/proc/PID/io``)."""
+    code = (
+        "import os, sys\n"
+        "held = [open(os.devnull) for _ in range(20)]\n"
+        "print('ready', flush=True); sys.stdin.readline()\n"
+        "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n"
+        "os.write(fd, b'x' * (4 << 20)); os.fsync(fd); os.close(fd)\n"
+        "print('written', flush=True); sys.stdin.readline()\n"
+    )
+    child = subprocess.Popen(
+        [PY, "-c", code, str(tmp_path / "out.bin")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline() == "ready\n"
+        clock = Clock()
+        meter = UsageMeter(clock)
+        root = read_stat(child.pid)
+        assert root is not None
+        first = meter.measure(root, lambda: [root])
+        assert first.fds is not None and first.fds >= 23 and first.write_bytes_per_s is None  # no window yet
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "written\n"
+        clock.now += 2.0
+        again = read_stat(child.pid)
+        assert again is not None
+        second = meter.measure(again, lambda: [again])
+        assert second.write_bytes_per_s is not None and second.write_bytes_per_s >= (4 << 20) / 2.0
+        assert second.read_bytes_per_s == 0.0 and second.window_s == 2.0
+        child.stdin.write("end\n")
+        child.stdin.flush()
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
 
 
 # ------------------------------------------------------------------------------------------------ a real daemon
