@@ -37,10 +37,12 @@ async def resources(ctx: CommandContext, programs: bool) -> dict[str, Any]:
     Returns ``{"at": unix s, "host": {cpu_percent, cpu_count, memory_percent, memory_total_bytes,
     memory_available_bytes, load: [1, 5, 15 min], disk_path, disk_percent, disk_total_bytes, disk_free_bytes},
     "daemon": TREE, "services": {name: TREE}, "worker": TREE or null (no pipelines), "programs": {name: TREE}}``
-    with ``TREE = {pid, processes, rss_bytes, cpu_percent, window_s}``: ``pid`` the root (null when it does
-    not run), ``processes`` the live members (the root, its descendants, and what escaped it), ``rss_bytes``
-    their resident memory summed, ``cpu_percent`` their CPU over the last ``window_s`` seconds in percent of
-    one core (200.0: two cores busy; null on the first look at a tree). The daemon's tree is the daemon
+    with ``TREE = {pid, processes, rss_bytes, cpu_percent, window_s, fds, read_bytes_per_s,
+    write_bytes_per_s}``: ``pid`` the root (null when it does not run), ``processes`` the live members (the
+    root, its descendants, and what escaped it), ``rss_bytes`` their resident memory summed, ``cpu_percent``
+    their CPU over the last ``window_s`` seconds in percent of one core (200.0: two cores busy; null on the
+    first look at a tree), ``fds`` the descriptors they hold, the two rates what they made the storage read
+    and write over the window (bytes/s; null on a first look). The daemon's tree is the daemon
     alone (its children are the programs). The host's ``cpu_percent`` is of all cores (100.0: all busy).
     Asked again within a second, every figure is the same as the last answer's.
     """
