@@ -123,6 +123,7 @@ class PipelineRunner(RunExecution):
         self._step_lock = asyncio.Lock()
         self._run_locks = {name: asyncio.Lock() for name in self._specs}
         self._active: dict[str, ActiveRun] = {}
+        self._last_diffs: dict[str, dict[str, Any]] = {}  # runsnapshots.RunSnapshots.last_diff
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle

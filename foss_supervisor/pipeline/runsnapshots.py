@@ -74,6 +74,7 @@ class RunSnapshots:
     _new_run_id: Callable[[], str]
     _spec: Callable[[str], PipelineSpec]
     _emit: Callable[[object], None]
+    _last_diffs: dict[str, dict[str, Any]]  # per pipeline, the diff last_diff gave (snapshots never change)
 
     def snapshot_folder(self, pipeline: str) -> Path:
         """``<warehouse folder>/snapshots/<pipeline>/`` (snapshots.py)."""
@@ -140,9 +141,15 @@ class RunSnapshots:
         return {"pipeline": spec.name, "run_a": run_a, "run_b": run_b} | result
 
     async def last_diff(self, pipeline: str, *, timeout_s: float = 10.0) -> dict[str, Any] | None:
-        """The diff of ``pipeline``'s last snapshot against the one before, or None with fewer than two."""
-        kept = self.snapshots(pipeline)
-        return await self.diff(kept[-2], kept[-1], timeout_s=timeout_s) if len(kept) >= 2 else None
+        """The diff of ``pipeline``'s last snapshot against the one before, or None with fewer than two. Kept
+        per pipeline until a newer snapshot comes (a snapshot never changes), so a page may ask on every load."""
+        kept = await asyncio.to_thread(self.snapshots, pipeline)
+        if len(kept) < 2:
+            return None
+        cached = self._last_diffs.get(pipeline)
+        if cached is None or (cached["run_a"], cached["run_b"]) != (kept[-2], kept[-1]):
+            cached = self._last_diffs[pipeline] = await self.diff(kept[-2], kept[-1], timeout_s=timeout_s)
+        return cached
 
     async def rollback(self, pipeline: str, run_id: str, *, apply: bool) -> dict[str, Any]:
         """Restore run ``run_id``'s layer tables and published set (see the module docstring).

@@ -25,6 +25,10 @@ async def pipeline_management(request: web.Request) -> web.StreamResponse:
     pipelines = await pipelines_with_runs(request.app[CORE], 50)
     for p in pipelines:
         p["recent_runs"] = p["recent_runs"][:20]
+        try:  # what the last run changed (commands/snapshots.py); kept by the runner, so cheap on a reload
+            p["last_diff"] = await request.app[CORE].call("pipeline_diff", {"name": p["name"], "timeout_s": 10.0})
+        except SupervisorError as exc:
+            p["last_diff"] = {"error": str(exc), "tables": []}
     return await respond(request, "pipelines.html", {"pipelines": pipelines})
 
 
