@@ -84,10 +84,6 @@ def _stats(cursor: Any, source: str, columns: dict[str, str]) -> tuple[int, dict
     return total, out
 
 
-def _count(cursor: Any, sql: str) -> int:
-    return int(cursor.execute(sql).fetchone()[0])
-
-
 def _table_diff(cursor: Any, table: str, a: tuple[str, Any] | None, b: tuple[str, Any] | None) -> dict[str, Any]:
     cols_a = _columns(cursor, a[0]) if a else {}
     cols_b = _columns(cursor, b[0]) if b else {}
@@ -115,26 +111,25 @@ def _table_diff(cursor: Any, table: str, a: tuple[str, Any] | None, b: tuple[str
         return out
     common = [c for c in cols_a if c in cols_b]
     key = b[1] or a[1]
-    if key and all(k in common for k in key):
+    if key and all(k in common for k in key):  # one full join: added, removed and changed in one pass
         on = " AND ".join(f"x.{_q(k)} IS NOT DISTINCT FROM y.{_q(k)}" for k in key)
         rest = [c for c in common if c not in key]
-        out["added"] = _count(cursor, f"SELECT count(*) FROM {b[0]} x ANTI JOIN {a[0]} y ON {on}")  # noqa: S608
-        out["removed"] = _count(cursor, f"SELECT count(*) FROM {a[0]} x ANTI JOIN {b[0]} y ON {on}")  # noqa: S608
-        if rest:
-            left = ", ".join(f"x.{_q(c)}" for c in rest)
-            right = ", ".join(f"y.{_q(c)}" for c in rest)
-            changed = (
-                f"SELECT count(*) FROM {a[0]} x JOIN {b[0]} y ON {on} WHERE row({left}) IS DISTINCT FROM row({right})"  # noqa: S608
-            )
-            out["changed"] = _count(cursor, changed)
-        else:
-            out["changed"] = 0
+        moved = " OR ".join(f"x.{_q(c)} IS DISTINCT FROM y.{_q(c)}" for c in rest) or "false"
+        counts = (
+            f"SELECT count(*) FILTER (WHERE x._in_a IS NULL), count(*) FILTER (WHERE y._in_b IS NULL),"  # noqa: S608
+            f" count(*) FILTER (WHERE x._in_a AND y._in_b AND ({moved}))"
+            f" FROM (SELECT true AS _in_a, * FROM {a[0]}) x FULL JOIN (SELECT true AS _in_b, * FROM {b[0]}) y ON {on}"
+        )
+        out["added"], out["removed"], out["changed"] = (int(n) for n in cursor.execute(counts).fetchone())
         out["match"] = {"by": "key", "columns": list(key)}
-    else:
-        listed = ", ".join(_q(c) for c in common) or "1"
-        sel_a, sel_b = f"SELECT {listed} FROM {a[0]}", f"SELECT {listed} FROM {b[0]}"  # noqa: S608
-        out["added"] = _count(cursor, f"SELECT count(*) FROM ({sel_b} EXCEPT ALL {sel_a})")  # noqa: S608
-        out["removed"] = _count(cursor, f"SELECT count(*) FROM ({sel_a} EXCEPT ALL {sel_b})")  # noqa: S608
+    else:  # one aggregation of both sides by whole row: each row's count in A and in B (a multiset difference)
+        row = f"row({', '.join(_q(c) for c in common)})" if common else "true"
+        counts = (
+            "SELECT coalesce(sum(greatest(n_b - n_a, 0)), 0), coalesce(sum(greatest(n_a - n_b, 0)), 0) FROM ("  # noqa: S608
+            "SELECT count(*) FILTER (WHERE _in_a) AS n_a, count(*) FILTER (WHERE NOT _in_a) AS n_b FROM ("
+            f"SELECT true AS _in_a, {row} AS _row FROM {a[0]} UNION ALL SELECT false, {row} FROM {b[0]}) GROUP BY _row)"
+        )
+        out["added"], out["removed"] = (int(n) for n in cursor.execute(counts).fetchone())
         out["changed"] = None
         out["match"] = {"by": "whole_rows", "columns": common}
     return out

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -178,3 +181,48 @@ async def test_retention_keeps_the_newest_and_gone_or_incomplete_snapshots_are_r
     with pytest.raises(PipelineBusyError, match="in progress"):
         await runner.rollback("orders", r3, apply=True)
     await asyncio.wait_for(task, 120)
+
+
+BIG_SQL = """
+CREATE SCHEMA IF NOT EXISTS big;
+CREATE OR REPLACE TABLE big.t AS SELECT range AS id, getvariable('run_id') AS run_id FROM range(4000000);
+SELECT 0 AS rows_in, (SELECT count(*) FROM big.t) AS rows_out;
+"""
+
+
+async def test_a_rollback_whose_worker_is_killed_midway_leaves_every_table_as_it_was(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    (tmp_path / "big.sql").write_text(BIG_SQL)
+    doc = {
+        "name": "big",
+        "folders": {
+            "landing": str(workspace["landing"]),
+            "reference": str(workspace["reference"]),
+            "warehouse": str(workspace["db"]),
+        },
+        "schemas": ["big"],
+        "steps": [{"name": "make", "sql": "big.sql", "retries": 0}],
+    }
+    (tmp_path / "big.yaml").write_text(yaml.safe_dump(doc))
+    runner = await runners.open([load_pipeline(tmp_path / "big.yaml")], workspace["state"])
+    r1 = (await asyncio.wait_for(runner.run("big"), 120)).run_id
+    r2 = (await asyncio.wait_for(runner.run("big"), 120)).run_id
+    state = "SELECT count(*), min(run_id), max(run_id) FROM big.t"
+    assert (await runner.client.query(state)).rows == ((4_000_000, r2, r2),)
+
+    snapshot_file = str(runner.snapshot_folder("big") / r1 / "big.t.parquet")
+    task = asyncio.ensure_future(runner.rollback("big", r1, apply=True))
+    pid = runner.worker.pid
+    assert pid is not None
+    worker = psutil.Process(pid)
+    for _ in range(20_000):  # bounded: 100 s at most; the restore is reading the snapshot once it has it open
+        if task.done() or any(f.path == snapshot_file for f in worker.open_files()):
+            break
+        await asyncio.sleep(0.005)
+    assert not task.done(), "the rollback ended before its restore began"
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(SnapshotError, match="every table is as it was"):
+        await asyncio.wait_for(task, 60)
+    assert (await runner.client.query(state)).rows == ((4_000_000, r2, r2),)  # a new worker, the same tables
+    assert runner.runs("big", 1)[0].status is RunStatus.FAILED
