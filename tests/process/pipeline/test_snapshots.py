@@ -226,3 +226,23 @@ async def test_a_rollback_whose_worker_is_killed_midway_leaves_every_table_as_it
         await asyncio.wait_for(task, 60)
     assert (await runner.client.query(state)).rows == ((4_000_000, r2, r2),)  # a new worker, the same tables
     assert runner.runs("big", 1)[0].status is RunStatus.FAILED
+
+
+async def test_a_rollback_to_a_run_no_longer_published_publishes_its_restored_tables(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    runner, r1, r2, before = await two_runs(tmp_path, workspace, runners, publish_keep=1)
+    published = runner.publish_dir / "orders"
+    assert sorted(p.name for p in (published / "runs").iterdir()) == [r2]  # run 1's set is gone
+
+    plan = await runner.rollback("orders", r1, apply=False)
+    assert plan["published"] == "republish"
+    done = await runner.rollback("orders", r1, apply=True)
+    assert await fingerprints(runner) == before
+    assert manifest_run(runner) == done["run_id"]  # published anew, as the rollback's run
+    manifest = json.loads((published / "_manifest.json").read_text())
+    for table, entry in manifest["tables"].items():
+        files = [pq.read_table(published / f) for f in entry["files"]]
+        rows = [r for f in files for r in f.to_pylist()]
+        key = lambda r: json.dumps(r, sort_keys=True, default=str)  # noqa: E731
+        assert sorted(rows, key=key) == sorted(snapshot_rows(runner, r1, table), key=key), table
