@@ -186,6 +186,8 @@ async def test_retention_keeps_the_newest_and_gone_or_incomplete_snapshots_are_r
 BIG_SQL = """
 CREATE SCHEMA IF NOT EXISTS big;
 CREATE OR REPLACE TABLE big.t AS SELECT range AS id, getvariable('run_id') AS run_id FROM range(4000000);
+CREATE TABLE IF NOT EXISTS big.k (id INTEGER PRIMARY KEY, run_id VARCHAR);
+INSERT OR REPLACE INTO big.k SELECT 1, getvariable('run_id') UNION ALL SELECT 2 + count(*), 'new' FROM big.k;
 SELECT 0 AS rows_in, (SELECT count(*) FROM big.t) AS rows_out;
 """
 
@@ -210,6 +212,8 @@ async def test_a_rollback_whose_worker_is_killed_midway_leaves_every_table_as_it
     r2 = (await asyncio.wait_for(runner.run("big"), 120)).run_id
     state = "SELECT count(*), min(run_id), max(run_id) FROM big.t"
     assert (await runner.client.query(state)).rows == ((4_000_000, r2, r2),)
+    keyed = {t["table"]: t for t in (await runner.diff(r1, r2))["tables"]}["big.k"]  # by its PRIMARY KEY
+    assert keyed["match"] == {"by": "key", "columns": ["id"]} and (keyed["added"], keyed["changed"]) == (1, 1)
 
     snapshot_file = str(runner.snapshot_folder("big") / r1 / "big.t.parquet")
     task = asyncio.ensure_future(runner.rollback("big", r1, apply=True))
@@ -226,6 +230,12 @@ async def test_a_rollback_whose_worker_is_killed_midway_leaves_every_table_as_it
         await asyncio.wait_for(task, 60)
     assert (await runner.client.query(state)).rows == ((4_000_000, r2, r2),)  # a new worker, the same tables
     assert runner.runs("big", 1)[0].status is RunStatus.FAILED
+
+    await runner.rollback("big", r1, apply=True)  # and whole, it restores both, the key constraint kept
+    assert (await runner.client.query(state)).rows == ((4_000_000, r1, r1),)
+    assert (await runner.client.query("SELECT id, run_id FROM big.k ORDER BY id")).rows == ((1, r1), (2, "new"))
+    pk = "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'k' AND constraint_type = 'PRIMARY KEY'"
+    assert (await runner.client.query(pk)).rows == ((1,),)
 
 
 async def test_a_rollback_to_a_run_no_longer_published_publishes_its_restored_tables(
