@@ -1,13 +1,13 @@
 """Commands on run snapshots (issue 18): the diff of two runs' tables and the rollback of a pipeline's tables
-and published set to an earlier run (pipeline/runsnapshots.py does the work, in the DuckDB worker).
+and published set to an earlier run (through PipelineService; pipeline/runsnapshots.py does the work, in
+the DuckDB worker).
 
 Registered into :data:`foss_supervisor.commands.registry.COMMANDS` on import (``commands`` imports this module).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 from foss_supervisor.commands.pipelines import _pipelines
 from foss_supervisor.commands.registry import CommandContext, Limit, command
@@ -15,19 +15,7 @@ from foss_supervisor.errors import CommandError
 
 __all__ = ["pipeline_diff", "pipeline_rollback"]
 
-T = TypeVar("T")
-
 RUN_ID = Limit(size=100)  # a run id is ``YYYYmmddTHHMMSSZ-xxxxxx``; anything longer is no run
-
-
-async def _answer(call: Awaitable[T]) -> T:
-    """``call``'s reply, a refusal of the engine (PipelineError) as a CommandError saying why."""
-    from foss_supervisor.pipeline.errors import PipelineError  # lazily: see commands/__init__.py
-
-    try:
-        return await call
-    except PipelineError as exc:
-        raise CommandError(str(exc)) from None
 
 
 @command("pipeline_diff", run_a=(str, "", RUN_ID), run_b=(str, "", RUN_ID), name=(str, ""), timeout_s=(float, 60.0))
@@ -44,13 +32,9 @@ async def pipeline_diff(ctx: CommandContext, run_a: str, run_b: str, name: str, 
     the columns both runs have (``whole_rows``; ``changed`` is then null: an edited row is one removed and
     one added). Refused with the reason when a run is unknown or its snapshot is gone or incomplete.
     """
-    runner, timeout_s = _pipelines(ctx).runner, max(0.1, min(timeout_s, 600.0))
-    if name and not (run_a or run_b):
-        last = await _answer(runner.last_diff(name, timeout_s=timeout_s))
-        return last or {"pipeline": name, "run_a": None, "run_b": None, "tables": [], "truncated": False}
-    if not (run_a and run_b):
+    if not (run_a and run_b) and not (name and not (run_a or run_b)):
         raise CommandError("pipeline_diff needs two runs (run_a, run_b), or a pipeline's name alone")
-    return await _answer(runner.diff(run_a, run_b, timeout_s=timeout_s))
+    return await _pipelines(ctx).diff(run_a, run_b, name, max(0.1, min(timeout_s, 600.0)))
 
 
 @command("pipeline_rollback", mutating=True, name=(str, ...), to=(str, ..., RUN_ID), yes=(bool, False))
@@ -66,4 +50,4 @@ async def pipeline_rollback(ctx: CommandContext, name: str, to: str, yes: bool) 
     ``"tables": [{table, rows}]`` and ``"dropped"`` (tables made since, removed). Refused while a run of the
     pipeline is in progress, and when run ``to``'s snapshot is gone (``snapshot_keep``) or incomplete.
     """
-    return await _answer(_pipelines(ctx).runner.rollback(name, to, apply=yes))
+    return await _pipelines(ctx).rollback(name, to, yes)
