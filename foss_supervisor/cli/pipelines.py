@@ -1,5 +1,6 @@
 """The CLI's subcommands about data: ``pipeline`` (run, replay, retry, cancel, pause, resume, status, runs,
-validate, reset), ``query``, ``export`` and ``demo-data``. All but ``pipeline validate`` talk to the daemon.
+validate, reset; diff and rollback in snapshots.py), ``query``, ``export`` and ``demo-data``. All but
+``pipeline validate`` talk to the daemon.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.base.jsonable import jsonable
+from foss_supervisor.cli.snapshots import cmd_snapshots
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE, duration_s, say
 from foss_supervisor.control.client import ControlClient, call
 from foss_supervisor.errors import ConfigError
@@ -126,6 +128,8 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
         else:
             print("\n".join(runs_table(runs)))
         return EXIT_OK
+    if args.action in ("diff", "rollback"):
+        return cmd_snapshots(args, config)
     if not args.name:
         say("ERROR", f"pipeline {args.action} needs a {'run id' if args.action == 'retry' else 'pipeline name'}")
         return EXIT_USAGE
@@ -278,20 +282,26 @@ def cmd_demo_data(args: argparse.Namespace, config: Target) -> int:
 def args_pipeline(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "action",
-        choices=["run", "replay", "retry", "cancel", "status", "runs", "validate", "reset", "pause", "resume"],
+        choices=[
+            *("run", "replay", "retry", "cancel", "status", "runs", "validate", "reset", "pause", "resume"),
+            *("diff", "rollback"),
+        ],
         help="what to do; validate checks a pipeline's YAML and SQL without the daemon; pause and "
         "resume its schedules (timer, cron, landing files, after); retry RUN_ID runs a failed "
         "run's failed steps (or --step and what follows it) again as a new run, reusing the "
-        "steps that succeeded; only a pipeline's latest run can be retried",
+        "steps that succeeded; only a pipeline's latest run can be retried; diff RUN_A RUN_B shows "
+        "what changed in the tables between two runs; rollback NAME --to RUN restores a run's tables",
     )
     p.add_argument(
         "name",
         nargs="?",
         help="the pipeline (needed by all but status and runs; filters runs); "
-        "for retry, the run id (see pipeline runs)",
+        "for retry, the run id (see pipeline runs); for diff, the first run (A)",
     )
+    p.add_argument("other", nargs="?", help="diff: the second run (B)")
+    p.add_argument("--to", help="rollback: the run whose tables and published set to restore")
     p.add_argument("--step", help="retry: start from this step (it and every step downstream run again)")
-    p.add_argument("--yes", action="store_true", help="reset: confirm without a prompt")
+    p.add_argument("--yes", action="store_true", help="reset: confirm without a prompt; rollback: apply it")
     p.add_argument("--wait", action="store_true", help="follow the run step by step until it ends")
     p.add_argument("--json", action="store_true", help="print the reply as JSON")
     p.add_argument("--limit", type=int, default=20, help="how many runs to list (default 20, at most 500)")

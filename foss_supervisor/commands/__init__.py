@@ -4,6 +4,7 @@ What lives here: :mod:`~foss_supervisor.commands.registry` (what a command is; `
 the egress gate), and one module per family of commands, each registering its commands when imported:
 :mod:`~.programs` (daemon and programs), :mod:`~.resources` (CPU and memory of every process tree),
 :mod:`~.logs`, :mod:`~.config` (the config file, its saves and generations), :mod:`~.pipelines`,
+:mod:`~.snapshots` (diff and rollback of pipeline runs),
 :mod:`~.why` (the cause chain of a state), :mod:`~.analyze` (the start-up's critical chain),
 :mod:`~.graph` (programs, pipelines and tables as one graph, :mod:`foss_supervisor.graph`), :mod:`~.alerts`
 (objectives and alert incidents);
@@ -25,6 +26,7 @@ from foss_supervisor.commands import (  # noqa: F401  (they register)
     pipelines,
     programs,
     resources,
+    snapshots,
     why,
 )
 from foss_supervisor.commands.registry import ACTOR, COMMANDS, Actor, Command, CommandContext, answer, command, dispatch

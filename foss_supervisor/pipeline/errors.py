@@ -13,6 +13,7 @@ pipeline) is caught, printed and given exit code 2 in one place::
         ├── WorkerError            the DuckDB worker process misbehaved
         │   ├── WorkerCrashedError it died (SIGKILL, OOM, segfault) while a request was in flight
         │   └── WorkerProtocolError it answered something that is not the protocol
+        ├── SnapshotError          a run's snapshot is gone (retention), incomplete, or cannot be restored
         └── QueryError             a read-only query could not be answered
             ├── QueryRefusedError  the statement is not allowed (writes, ATTACH, COPY, file reads, ...)
             ├── QueryTimeoutError  it ran past its time limit: interrupted, or the worker was restarted
@@ -34,6 +35,7 @@ __all__ = [
     "QueryRefusedError",
     "QueryTimeoutError",
     "RetryRefusedError",
+    "SnapshotError",
     "UnknownPipelineError",
     "WorkerCrashedError",
     "WorkerError",
@@ -65,6 +67,11 @@ class PipelineBusyError(PipelineError):
 
 class RetryRefusedError(PipelineError):
     """A retry of a run was refused; the message says why and what to do instead (see pipeline/retry.py)."""
+
+
+class SnapshotError(PipelineError):
+    """A run's snapshot cannot be used: none was kept (retention, ``snapshot_keep: 0``), it is incomplete
+    (no ``_SUCCESS``: its run was cancelled or killed while writing it), or restoring it failed."""
 
 
 class WorkerError(PipelineError):

@@ -1,7 +1,8 @@
 """How one run executes: its steps in dependency order, each in the worker with its timeout and retries.
 
 :class:`RunExecution` is the base of :class:`~foss_supervisor.pipeline.runner.PipelineRunner`, which owns
-the worker, the history, the locks and the public API; the runner sets every attribute declared below.
+the worker, the history, the locks and the public API; the runner sets every attribute declared below. A
+successful run ends by keeping its snapshot (its own base, runsnapshots.py).
 Each step's state change is checked against the step table (``states.STEP_TRANSITIONS``) and goes
 out as a :class:`~foss_supervisor.pipeline.events.StepStateChanged`.
 """
@@ -30,6 +31,7 @@ from foss_supervisor.pipeline.events import (
 )
 from foss_supervisor.pipeline.history import RunHistory, RunRecord
 from foss_supervisor.pipeline.ledger import committed_result_sql
+from foss_supervisor.pipeline.runsnapshots import RunSnapshots
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload, is_transient, step_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 from foss_supervisor.pipeline.states import RUN_TRANSITIONS, STEP_TRANSITIONS, RunStatus, StepState
@@ -40,7 +42,7 @@ __all__ = ["RunExecution"]
 log = structlog.get_logger("foss_supervisor.pipeline")
 
 
-class RunExecution:
+class RunExecution(RunSnapshots):
     """Runs the steps of one :class:`ActiveRun`; the runner it is part of sets the attributes below."""
 
     _specs: dict[str, PipelineSpec]
@@ -161,6 +163,7 @@ class RunExecution:
         if bad:
             first = run.steps[bad[0]]
             return self._finish(run, RunStatus.FAILED, f"step {bad[0]} {first.state.value}: {first.error}")
+        warning: str | None = None
         if spec.publish:
             try:
                 published = await self.publish(spec.name, run.run_id)
@@ -171,7 +174,14 @@ class RunExecution:
                 self._finish(run, RunStatus.CANCELLED, "cancelled while publishing; the previous published set is kept")
                 raise
             except (PipelineError, OSError) as exc:
-                return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, f"publish failed: {exc}")
+                warning = f"publish failed: {exc}"
+        try:  # after the publish, so a published table is hard-linked, not copied (snapshots.py)
+            warning = warning or await self.keep_snapshot(spec, run.run_id)
+        except asyncio.CancelledError:  # a partial snapshot is removed and never read
+            self._finish(run, RunStatus.CANCELLED, "cancelled while writing its snapshot; no snapshot kept")
+            raise
+        if warning:
+            return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, warning)
         if StepState.SUCCEEDED_WITH_WARNINGS in states:
             return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, None)
         return self._finish(run, RunStatus.SUCCEEDED, None)

@@ -25,7 +25,7 @@ from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 __all__ = ["RUN_REASONS", "RunHistory", "RunRecord", "StepRecord", "run_reason"]
 
 #: why a run started, as the history, the pages and ``runs --json`` say it (``reason``)
-RUN_REASONS = ("manual", "schedule", "files_landed", "config_changed", "after")
+RUN_REASONS = ("manual", "schedule", "files_landed", "config_changed", "after", "rollback")
 
 
 def run_reason(trigger: str) -> str:

@@ -45,8 +45,10 @@ __all__ = [
     "SUCCESS",
     "commit_run",
     "discard_stage",
+    "published_run",
     "remove_published",
     "stage_name",
+    "switch_current",
 ]
 
 MANIFEST = "_manifest.json"
@@ -111,15 +113,43 @@ def commit_run(
         shutil.rmtree(final)
     os.rename(stage, final)
     fsync_dir(runs)
+    manifest = _manifest(pipeline, run_id, finished_at, tables, f"{RUNS}/{run_id}/")
+    _swap(folder, run_id, manifest)
+    _prune(folder, run_id, keep)
+    return manifest
+
+
+def _swap(folder: Path, run_id: str, manifest: Mapping[str, Any]) -> None:
+    """Make ``runs/<run_id>`` current: the ``current`` symlink, then ``_manifest.json``, one rename each."""
     link = folder / f".{CURRENT}.{os.getpid()}.tmp"
     with contextlib.suppress(FileNotFoundError):
         link.unlink()
     os.symlink(f"{RUNS}/{run_id}", link)
     os.replace(link, folder / CURRENT)
-    manifest = _manifest(pipeline, run_id, finished_at, tables, f"{RUNS}/{run_id}/")
     atomic_write(folder / MANIFEST, json.dumps(manifest, indent=1))  # the switch readers of the manifest see
-    _prune(folder, run_id, keep)
-    return manifest
+
+
+def published_run(folder: Path, run_id: str) -> bool:
+    """Whether run ``run_id``'s published set is still kept whole in ``folder`` (the pipeline's publish folder)."""
+    stage_name(run_id)  # checks the id
+    return (folder / RUNS / run_id / SUCCESS).is_file()
+
+
+def switch_current(folder: Path, run_id: str) -> dict[str, Any]:
+    """Make the kept published run ``run_id`` current again (a rollback): the same two renames as a
+    publish. Returns the top-level manifest. Raises OSError, ValueError (no such run kept, bad manifest)."""
+    if not published_run(folder, run_id):
+        raise ValueError(f"run {run_id} is not kept in {folder / RUNS}")
+    own = json.loads((folder / RUNS / run_id / MANIFEST).read_text(encoding="utf-8"))
+    if own.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"run {run_id}'s manifest has an unknown format {own.get('format')!r}")
+    prefix = f"{RUNS}/{run_id}/"
+    own["run_dir"] = prefix.rstrip("/")
+    for entry in own["tables"].values():
+        entry["path"] = prefix + entry["path"]
+        entry["files"] = [prefix + f for f in entry["files"]]
+    _swap(folder, run_id, own)
+    return dict(own)
 
 
 def _prune(folder: Path, current: str, keep: int) -> None:

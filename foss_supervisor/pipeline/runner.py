@@ -37,6 +37,7 @@ from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, WorkerLimits
 from foss_supervisor.pipeline.publish import commit_run, discard_stage, remove_published
 from foss_supervisor.pipeline.retry import RetryPlan, latest_run, plan_retry
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
+from foss_supervisor.pipeline.snapshots import remove_snapshots
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation
 from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.pipeline.workerclient import StepAttemptError, StepTimeoutError, WorkerClient
@@ -122,6 +123,7 @@ class PipelineRunner(RunExecution):
         self._step_lock = asyncio.Lock()
         self._run_locks = {name: asyncio.Lock() for name in self._specs}
         self._active: dict[str, ActiveRun] = {}
+        self._last_diffs: dict[str, dict[str, Any]] = {}  # runsnapshots.RunSnapshots.last_diff
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -249,7 +251,7 @@ class PipelineRunner(RunExecution):
     async def reset(self, pipeline: str) -> dict[str, Any]:
         """Drop every schema ``pipeline`` owns (its tables, views, macros and file ledger) in one transaction,
         forget its run history and remove what it published. The next run starts from scratch and ingests
-        every landing file again.
+        every landing file again. Its run snapshots are removed too.
 
         Raises PipelineBusyError while a run of it is in progress, StepAttemptError if DuckDB refuses.
         """
@@ -276,6 +278,7 @@ class PipelineRunner(RunExecution):
                 await self.client.attempt(payload, timeout_s=300.0, on_log=None)
             forgotten = self.history.forget(pipeline)
             unpublished = await asyncio.to_thread(remove_published, self.publish_dir / pipeline)
+            await asyncio.to_thread(remove_snapshots, self.snapshot_folder(pipeline))
         log.info(
             "pipeline_reset", pipeline=pipeline, schemas=schemas, runs_forgotten=forgotten, unpublished=unpublished
         )

@@ -336,6 +336,24 @@ class PipelineService(RunScheduling):
         )
         return {**record.to_dict(), "retry": options}
 
+    async def diff(self, run_a: str, run_b: str, name: str, timeout_s: float) -> dict[str, Any]:
+        """Two runs' snapshots compared, or with ``name`` alone its last two (runsnapshots.py): the reply of
+        ``pipeline_diff``; a refusal (unknown run, snapshot gone or incomplete, timeout) as CommandError."""
+        try:
+            if name and not (run_a or run_b):
+                last = await self.runner.last_diff(name, timeout_s=timeout_s)
+                return last or {"pipeline": name, "run_a": None, "run_b": None, "tables": [], "truncated": False}
+            return await self.runner.diff(run_a, run_b, timeout_s=timeout_s)
+        except PipelineError as exc:
+            raise CommandError(str(exc)) from None
+
+    async def rollback(self, name: str, to: str, apply: bool) -> dict[str, Any]:
+        """``pipeline_rollback`` (runsnapshots.RunSnapshots.rollback); a refusal as CommandError."""
+        try:
+            return await self.runner.rollback(name, to, apply=apply)
+        except PipelineError as exc:
+            raise CommandError(str(exc)) from None
+
     async def query(self, sql: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
         try:
             result = await self.runner.client.query(sql, max_rows=max_rows, timeout_s=timeout_s)

@@ -133,6 +133,7 @@ class PipelineSpec:
     publish: tuple[str, ...] = ()  # schemas or schema.table written as Parquet after each good run
     publish_partition_by: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (schema.table, Hive partition columns)
     publish_keep: int = 3  # published runs kept on disk (rules.DEFAULT_PUBLISH_KEEP)
+    snapshot_keep: int = 5  # snapshots of successful runs kept for diff and rollback; 0: none (snapshots.py)
     demo_data: str | None = None  # its sample data generator, ``generate(landing, orders=, seed=, prefix=)``
 
     def step(self, name: str) -> StepSpec:
@@ -268,6 +269,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         ledger=ledger,
         patterns=patterns,
         **published,
+        snapshot_keep=gated(raw, "snapshot_keep", _gate(PIPELINE_SCHEMA, "snapshot_keep"), 5, file),
         demo_data=resolve_callable(demo, base, file, "demo_data") if demo else None,
     )
 

@@ -49,9 +49,11 @@ from foss_supervisor.pipeline.lineage import scan_scripts  # noqa: E402
 from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
+from foss_supervisor.pipeline.snapshots import snapshot_root  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders  # noqa: E402
 from foss_supervisor.pipeline.supervision import SupervisionTables, ingest_dir_for, open_supervision  # noqa: E402
 from foss_supervisor.pipeline.warehouse import open_database  # noqa: E402
+from foss_supervisor.pipeline.workerdiff import snapshot_task  # noqa: E402
 from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402
 from foss_supervisor.pipeline.workerpublish import publish_tables  # noqa: E402
 from foss_supervisor.pipeline.workersteps import (  # noqa: E402
@@ -226,7 +228,9 @@ class Worker:
         cursor = self.con.cursor()
         self._register(rid, cursor)
         try:
-            if message.get("publish_run"):  # every table of a run, one snapshot (workerpublish.py)
+            if message.get("task"):  # a run snapshot written, restored or diffed (workerdiff.py)
+                result = snapshot_task(cursor, message, publish_dir=self.publish_dir, max_bytes=MAX_RESULT_BYTES)
+            elif message.get("publish_run"):  # every table of a run, one snapshot (workerpublish.py)
                 result = publish_tables(cursor, message, publish_dir=self.publish_dir)
             else:
                 result = export_to_file(cursor, message, database=self.database, export_dir=self.export_dir)
@@ -387,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         allow.append(args.export_dir)
     if args.publish_dir is not None:
         args.publish_dir.mkdir(parents=True, exist_ok=True)
-        allow.append(args.publish_dir)
+        allow += [args.publish_dir, snapshot_root(args.publish_dir)]  # run snapshots live beside it
+        allow[-1].mkdir(parents=True, exist_ok=True)
     ingest_dir = ingest_dir_for(args.history_dir, args.temp_dir or args.db.parent)
     allow += [ingest_dir] if ingest_dir is not None else []
     con = open_database(

@@ -381,6 +381,11 @@ class WorkerClient:
         request = {"publish_run": True, "pipeline": pipeline, "run_id": run_id, "tables": tables}
         return list((await self._export(request, timeout_s, f"publish of {pipeline}"))["tables"])
 
+    async def task(self, request: dict[str, Any], *, timeout_s: float, what: str) -> dict[str, Any]:
+        """A snapshot, restore or diff of run snapshots (``request["task"]``, workerdiff.snapshot_task), served
+        and bounded like an export (cancelling the caller interrupts it). Raises as :meth:`export`."""
+        return await self._export(request, timeout_s, what)
+
     async def _export(self, request: dict[str, Any], timeout_s: float, what: str) -> dict[str, Any]:
         """One ``export`` request (exports and publishes count as one kind for the worker's recycling): bounded
         by ``timeout_s``, interrupted in the worker when it times out or its caller is cancelled, which then

@@ -51,6 +51,10 @@ async def pipeline_management(request: web.Request) -> web.StreamResponse:
     for p in pipelines:
         p["step_history"] = step_history(p["recent_runs"], p["steps"])
         p["recent_runs"] = p["recent_runs"][:20]
+        try:  # what the last run changed (commands/snapshots.py); kept by the runner, so cheap on a reload
+            p["last_diff"] = await request.app[CORE].call("pipeline_diff", {"name": p["name"], "timeout_s": 10.0})
+        except SupervisorError as exc:
+            p["last_diff"] = {"error": str(exc), "tables": []}
     return await respond(request, "pipelines.html", {"pipelines": pipelines})
 
 

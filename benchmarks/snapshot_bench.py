@@ -1,0 +1,119 @@
+"""Benchmark: what run snapshots cost on the shipped ``orders`` pipeline (issue 18), and how long a diff and a
+rollback of two such runs take.
+
+    .venv/bin/python benchmarks/snapshot_bench.py --orders 1000000 [--workdir DIR]
+
+It generates ``--orders`` orders (seeded) into a fresh landing folder and runs ``orders`` (publishing its
+gold schema), then times keeping that run's snapshot once more, alone (``PipelineRunner.keep_snapshot``,
+what the run did at its end: the worker's read-only COPY of every layer table to zstd Parquet, gold
+hard-linked from the published files, the manifest, ``_SUCCESS`` and the rename). Then a second batch of
+a tenth as many orders lands and runs, is snapshotted the same way, and the diff of the two runs and a
+rollback to the first are timed. Prints one JSON object: seconds and bytes per snapshot, the warehouse
+file's size for scale, and the run's own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from foss_supervisor.pipeline.callables import load_callable  # noqa: E402
+from foss_supervisor.pipeline.runner import PipelineRunner  # noqa: E402
+from foss_supervisor.pipeline.spec import FolderOverrides, default_pipelines_dir, load_pipeline  # noqa: E402
+
+
+def spec_in(work: Path) -> Any:
+    """The shipped orders pipeline with absolute paths, publishing gold, keeping 5 snapshots."""
+    shipped = default_pipelines_dir() / "orders.yaml"
+    raw = yaml.safe_load(shipped.read_text())
+    raw["setup"] = str(shipped.parent / raw["setup"])
+    raw["demo_data"] = str(shipped.parent / raw["demo_data"])
+    for step in raw["steps"]:
+        if ".py:" in step.get("callable", ""):
+            step["callable"] = str(shipped.parent / step["callable"])
+        if "sql" in step:
+            step["sql"] = str(shipped.parent / step["sql"])
+    raw.update(publish=["gold"], snapshot_keep=5)
+    path = work / "orders.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    folders = FolderOverrides(
+        landing=work / "landing",
+        reference=default_pipelines_dir().parent / "reference",
+        warehouse=work / "warehouse" / "wh.duckdb",
+        reports=work / "reports",
+    )
+    return load_pipeline(path, folders=folders)
+
+
+async def snapshot(runner: PipelineRunner, spec: Any, run_id: str) -> dict[str, Any]:
+    """Keep ``run_id``'s snapshot again, timed: the same work its run did at its end (the copy replaces it)."""
+    t0 = time.perf_counter()
+    warning = await runner.keep_snapshot(spec, run_id)
+    took = time.perf_counter() - t0
+    assert warning is None, warning
+    manifest = json.loads((runner.snapshot_folder("orders") / run_id / "_manifest.json").read_text())
+    tables = manifest["tables"].values()
+    return {
+        "seconds": round(took, 3),
+        "bytes_written": sum(t["bytes"] for t in tables),
+        "bytes_linked": sum(
+            (runner.snapshot_folder("orders") / run_id / t["file"]).stat().st_size for t in tables if t["linked"]
+        ),
+        "tables": len(tables),
+        "rows": sum(t["rows"] for t in tables),
+    }
+
+
+async def main(orders: int, work: Path) -> dict[str, Any]:
+    generate = load_callable(f"{default_pipelines_dir() / 'orders' / 'demo_data.py'}:generate")
+    (work / "landing").mkdir(parents=True)
+    spec = spec_in(work)
+    out: dict[str, Any] = {"orders": orders}
+    async with PipelineRunner([spec], state_dir=work / "state") as runner:
+        runs = []
+        for label, n, seed in (("first", orders, 1), ("second", max(orders // 10, 1), 2)):
+            generate(work / "landing", orders=n, seed=seed, prefix=label)
+            t0 = time.perf_counter()
+            rec = await runner.run("orders")
+            assert rec.status.value == "succeeded", rec.to_dict()
+            out[f"{label}_run_s"] = round(time.perf_counter() - t0, 3)
+            out[f"{label}_snapshot"] = await snapshot(runner, spec, rec.run_id)
+            runs.append(rec.run_id)
+        wh = spec.folders.warehouse
+        out["warehouse_bytes"] = sum(p.stat().st_size for p in wh.parent.glob(wh.name + "*"))  # with its WAL
+        t0 = time.perf_counter()
+        diff = await runner.diff(runs[0], runs[1], timeout_s=600)
+        out["diff_s"] = round(time.perf_counter() - t0, 3)
+        out["diff_silver_orders"] = {
+            k: v
+            for k, v in next(t for t in diff["tables"] if t["table"] == "silver.orders").items()
+            if k in ("added", "removed", "changed", "rows_a", "rows_b")
+        }
+        t0 = time.perf_counter()
+        done = await runner.rollback("orders", runs[0], apply=True)
+        out["rollback_s"] = round(time.perf_counter() - t0, 3)
+        out["rollback_rows"] = sum(t["rows"] for t in done["tables"])
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, help="where to work (default: a temporary folder, removed)")
+    args = parser.parse_args()
+    if args.workdir:
+        print(json.dumps(asyncio.run(main(args.orders, args.workdir)), indent=1))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(asyncio.run(main(args.orders, Path(tmp))), indent=1))

@@ -1,0 +1,184 @@
+"""Run snapshots, the worker's half: write every layer table of a pipeline into the snapshot's partial
+folder in ONE read-only transaction, and restore a snapshot's tables in ONE read-write transaction.
+
+The daemon's half (snapshots.py) makes a written snapshot whole (manifest, ``_SUCCESS``, rename), keeps
+the newest ``snapshot_keep`` and refuses incomplete ones. Both functions run in the worker on a cursor of
+its connection (an ``export`` request with ``task: snapshot | restore``; see worker.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from foss_supervisor.pipeline.errors import QueryRefusedError
+from foss_supervisor.pipeline.publish import RUNS
+from foss_supervisor.pipeline.snapshots import snapshot_stage_name
+from foss_supervisor.pipeline.workerexport import EXPORT_FORMATS
+
+__all__ = ["layer_tables", "quoted_table", "restore_tables", "snapshot_tables", "table_key"]
+
+_PIPELINE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_TYPE = re.compile(r"[A-Za-z0-9_(), .\"\[\]]{1,500}")
+
+
+def quoted_table(table: str) -> str:
+    """``"schema"."table"`` for ``schema.table``."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in table.split(".", 1))
+
+
+def _literal(path: Path | str) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def layer_tables(cursor: Any, schemas: list[str]) -> list[str]:
+    """The base tables (``schema.table``, sorted) of ``schemas`` in the warehouse. Raises QueryRefusedError."""
+    for schema in schemas:
+        if not _SCHEMA.fullmatch(schema):
+            raise QueryRefusedError(f"bad schema name {schema!r}")
+    rows = cursor.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE NOT temporary"
+        " AND database_name = current_database() AND list_contains(?, schema_name) ORDER BY 1",
+        [schemas],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def table_key(cursor: Any, table: str, declared: Any) -> list[str] | None:
+    """The columns that identify a row of ``table``: its PRIMARY KEY, else its first UNIQUE constraint, else
+    ``declared`` (the key the pipeline gives it, e.g. a ``deduplicate`` step's ``key``), else None."""
+    schema, _, name = table.partition(".")
+    rows = cursor.execute(
+        "SELECT constraint_type, constraint_column_names FROM duckdb_constraints() WHERE schema_name = ?"
+        " AND table_name = ? AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+        " ORDER BY constraint_type = 'UNIQUE', constraint_index",
+        [schema, name],
+    ).fetchall()
+    if rows:
+        return [str(c) for c in rows[0][1]]
+    return [str(c) for c in declared] if declared else None
+
+
+def _describe(cursor: Any, source: str) -> list[dict[str, str]]:
+    rows = cursor.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()  # noqa: S608 (a checked name)
+    return [{"name": str(r[0]), "type": str(r[1])} for r in rows]
+
+
+def snapshot_tables(
+    cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Path, publish_dir: Path | None
+) -> dict[str, Any]:
+    """Write every base table of ``message["schemas"]`` into ``snapshot_dir/<pipeline>/.<run_id>.partial/``
+    as ``<schema>.<table>.parquet``; a table run ``run_id`` published unpartitioned is hard-linked from
+    ``publish_dir/<pipeline>/runs/<run_id>/<table>/part-0.parquet`` (the same data: written after the
+    run's last commit, and nothing of the pipeline's is written while its run holds the run lock).
+
+    ``message["keys"]`` maps ``schema.table`` to the key the pipeline declares. Returns ``{"tables":
+    [{table, file, rows, bytes, linked, schema: [{name, type}], key}]}``. Raises QueryRefusedError,
+    duckdb.Error, OSError (also when the partial folder was removed meanwhile: a cancelled run).
+    """
+    pipeline, run_id = str(message.get("pipeline", "")), str(message.get("run_id", ""))
+    if not _PIPELINE.fullmatch(pipeline):
+        raise QueryRefusedError(f"bad pipeline name {pipeline!r}")
+    stage = snapshot_dir / pipeline / snapshot_stage_name(run_id)
+    stage.parent.mkdir(parents=True, exist_ok=True)
+    stage.mkdir()
+    keys: Mapping[str, Any] = message.get("keys") or {}
+    published = publish_dir / pipeline / RUNS / run_id if publish_dir is not None else None
+    out: list[dict[str, Any]] = []
+    cursor.execute("BEGIN TRANSACTION READ ONLY")
+    try:
+        for table in layer_tables(cursor, [str(s) for s in message.get("schemas") or ()]):
+            source = quoted_table(table)
+            dest = stage / f"{table}.parquet"
+            linked = published is not None and _link_published(published / table, dest)
+            rows = int(cursor.execute(f"SELECT count(*) FROM {source}").fetchone()[0])  # noqa: S608
+            if not linked:
+                copy = f"COPY (SELECT * FROM {source}) TO {_literal(dest)} ({EXPORT_FORMATS['parquet']})"  # noqa: S608
+                rows = int(cursor.execute(copy).fetchone()[0])
+            out.append(
+                {
+                    "table": table,
+                    "file": dest.name,
+                    "rows": rows,
+                    "bytes": 0 if linked else dest.stat().st_size,  # a link costs no new bytes
+                    "linked": linked,
+                    "schema": _describe(cursor, source),
+                    "key": table_key(cursor, table, keys.get(table)),
+                }
+            )
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            cursor.execute("ROLLBACK")
+    return {"tables": out}
+
+
+def _link_published(folder: Path, dest: Path) -> bool:
+    """Hard-link the one file of an unpartitioned published table; False when there is none (not published,
+    partitioned) or the link is impossible (another filesystem), and the table is copied instead."""
+    part = folder / "part-0.parquet"
+    if not part.is_file() or sorted(p.name for p in folder.iterdir()) != ["part-0.parquet"]:
+        return False
+    try:
+        os.link(part, dest)
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            return False
+        raise
+    return True
+
+
+def restore_tables(cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Path) -> dict[str, Any]:
+    """Make the base tables of ``message["schemas"]`` what ``message["tables"]`` (a snapshot manifest's
+    tables: ``{schema.table: {file, schema: [{name, type}]}}``, files under ``snapshot_dir``) holds, in ONE
+    transaction: a table of the same columns and types is emptied and refilled (its constraints stay); one
+    whose columns changed is created again with the snapshot's columns; a table the snapshot lacks is dropped.
+
+    Returns ``{"tables": [{table, rows}], "dropped": [table]}``. Raises QueryRefusedError (a file outside
+    the snapshot folder, a bad name or type), duckdb.Error; on any error or interrupt nothing changed.
+    """
+    root = snapshot_dir.resolve()
+    tables: Mapping[str, Mapping[str, Any]] = message.get("tables") or {}
+    schemas = [str(s) for s in message.get("schemas") or ()]
+    restored: list[dict[str, Any]] = []
+    cursor.execute("BEGIN TRANSACTION")
+    try:
+        now = layer_tables(cursor, schemas)
+        for table, entry in sorted(tables.items()):
+            if table.split(".", 1)[0] not in schemas:
+                raise QueryRefusedError(f"{table} is not a table of this pipeline's schemas")
+            path = Path(str(entry["file"])).resolve()
+            if not path.is_relative_to(root):
+                raise QueryRefusedError(f"snapshot file {path} is outside {root}")
+            columns = [{"name": str(c["name"]), "type": str(c["type"])} for c in entry["schema"]]
+            if not all(_TYPE.fullmatch(c["type"]) for c in columns):
+                raise QueryRefusedError(f"{table}: a column type of its snapshot is not a DuckDB type")
+            target = quoted_table(table)
+            source = f"read_parquet({_literal(path)})"
+            cast = ", ".join(
+                'CAST("{0}" AS {1}) AS "{0}"'.format(c["name"].replace('"', '""'), c["type"]) for c in columns
+            )
+            if table in now and _describe(cursor, target) == columns:
+                cursor.execute(f"DELETE FROM {target}")  # noqa: S608 (checked names)
+                cursor.execute(f"INSERT INTO {target} SELECT {cast} FROM {source}")  # noqa: S608
+            else:
+                cursor.execute(f"DROP TABLE IF EXISTS {target}")
+                cursor.execute(f"CREATE TABLE {target} AS SELECT {cast} FROM {source}")  # noqa: S608
+            rows = int(cursor.execute(f"SELECT count(*) FROM {target}").fetchone()[0])  # noqa: S608
+            restored.append({"table": table, "rows": rows})
+        dropped = [t for t in now if t not in tables]
+        for table in dropped:
+            cursor.execute(f"DROP TABLE {quoted_table(table)}")
+        cursor.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            cursor.execute("ROLLBACK")
+        raise
+    return {"tables": restored, "dropped": dropped}
