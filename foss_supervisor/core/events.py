@@ -81,7 +81,11 @@ def event_to_json(event: Event) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StateChanged(Event):
-    """A program took an edge of the state table."""
+    """A program took an edge of the state table.
+
+    On an edge its child's exit caused (to EXITED, BACKOFF, FATAL, or STOPPED after a stop), ``ran_s`` is how
+    long that child ran (s) and ``last_lines`` the last lines it printed (at most 2, 200 characters each);
+    otherwise None and ()."""
 
     name: str
     old: ProcessState
@@ -90,6 +94,8 @@ class StateChanged(Event):
     exit_code: int | None = None
     reason: str = ""
     retry_in_s: float | None = None
+    ran_s: float | None = None
+    last_lines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

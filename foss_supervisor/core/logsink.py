@@ -30,7 +30,7 @@ from pathlib import Path
 from foss_supervisor.base.filewriter import WRITER
 from foss_supervisor.base.writefailures import CheckedFileHandler, WriteFailures
 
-__all__ = ["LogSink", "StreamWriter"]
+__all__ = ["LogSink", "OutputTail", "StreamWriter"]
 
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
 MAX_PENDING = 64 * 1024  # characters of a partial line held back while a sink is shared
@@ -87,19 +87,43 @@ class LogSink:
         WRITER.submit(self._handler.close, 0)
 
 
-class StreamWriter:
-    """Decodes one stream's bytes incrementally and stamps the start of each line when asked."""
+class OutputTail:
+    """The last :data:`TAIL_CHARS` characters a spawn printed (its streams in arrival order), in memory: what
+    an exit event quotes, without reading the log file on the loop."""
 
-    def __init__(self, sink: LogSink, label: str) -> None:
+    def __init__(self) -> None:
+        self._text = ""
+
+    def add(self, text: str) -> None:
+        self._text = (self._text + text)[-TAIL_CHARS:]
+
+    def lines(self, count: int = 2) -> tuple[str, ...]:
+        """The last ``count`` lines that hold more than blanks, each stripped and cut at 200 characters."""
+        kept = [line.strip()[:200] for line in self._text.splitlines() if line.strip()]
+        return tuple(kept[-count:]) if count > 0 else ()
+
+
+TAIL_CHARS = 1024
+
+
+class StreamWriter:
+    """Decodes one stream's bytes incrementally and stamps the start of each line when asked; ``tail`` (when
+    given) hears the decoded text too."""
+
+    def __init__(self, sink: LogSink, label: str, tail: OutputTail | None = None) -> None:
         self.sink = sink
         self.label = label
+        self.tail = tail
         # bytes that are not UTF-8 are kept as \xNN escapes, not replaced by U+FFFD (they may be the clue)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
         self._at_line_start = True
         self._pending = ""
 
     def feed(self, data: bytes, final: bool = False) -> None:
-        text = self._pending + self._decoder.decode(data, final)
+        decoded = self._decoder.decode(data, final)
+        if self.tail is not None and decoded:
+            self.tail.add(decoded)
+        text = self._pending + decoded
         self._pending = ""
         if self.sink.is_shared and not final:
             cut = text.rfind("\n") + 1

@@ -32,7 +32,7 @@ from foss_supervisor.config.programs import user_account
 from foss_supervisor.core.child import Child, reap_stragglers, signal_group, spawn, stop_group
 from foss_supervisor.core.containment import SPAWN_ENV, Containment, kill_all, spawn_tag, tree_of
 from foss_supervisor.core.health import probe
-from foss_supervisor.core.logsink import LogSink, StreamWriter
+from foss_supervisor.core.logsink import LogSink, OutputTail, StreamWriter
 from foss_supervisor.core.readiness import LogLineWatch, NotifyListener
 from foss_supervisor.systemd.notify import without_systemd_environ
 
@@ -168,6 +168,7 @@ class ProgramChild:
         self._notify: NotifyListener | None = None
         self._log_watch: LogLineWatch | None = None  # ready: {log: REGEX}
         self._sink: LogSink | None = None
+        self._tail = OutputTail()  # the current (or last) spawn's last output
         self._write_failures = write_failures or WriteFailures()
         self._tag = ""  # this spawn's tag: inherited by every descendant, so escapees are found
         self._exit_watch: Child | MainPidExit | None = None  # the supervised PID: leader or main PID
@@ -252,7 +253,9 @@ class ProgramChild:
         """The sink of this spawn's output: stdout and stderr into the program's log, as they arrive."""
         sink = self._sink
         assert sink is not None
-        writers = {1: StreamWriter(sink, ""), 2: StreamWriter(sink, "stderr: " if self.cfg.log.timestamps else "")}
+        tail = self._tail = OutputTail()  # this spawn's: an exit quotes its own last lines
+        stderr_label = "stderr: " if self.cfg.log.timestamps else ""
+        writers = {1: StreamWriter(sink, "", tail), 2: StreamWriter(sink, stderr_label, tail)}
         watch = self._log_watch
         if watch is None:
             return lambda fd, data: writers[fd].feed(data, final=not data)
@@ -331,6 +334,10 @@ class ProgramChild:
         env = {**child_environment(self.cfg, os.environ), SPAWN_ENV: tag}
 
         return functools.partial(probe, env=env, sweep=functools.partial(self._contain.sweep, tag))
+
+    def last_lines(self, count: int = 2) -> tuple[str, ...]:
+        """The last ``count`` lines the current (or last) spawn printed, from memory (see OutputTail)."""
+        return self._tail.lines(count)
 
     def halted(self) -> str:
         """Why the supervised program cannot answer (see :func:`halted_tree`: its main process stopped or a

@@ -29,6 +29,8 @@ __all__ = ["ProgramRecord", "exit_text"]
 log = structlog.get_logger("foss_supervisor.core.process")
 
 S = ProcessState
+_CHILD_UP = frozenset({S.STARTING, S.RUNNING, S.STOPPING})  # states in which a child runs
+_AFTER_EXIT = frozenset({S.EXITED, S.BACKOFF, S.FATAL, S.STOPPED})  # edges a child's exit takes from those
 
 
 def exit_text(code: int | None) -> str:
@@ -161,6 +163,7 @@ class ProgramRecord:
         if new not in (S.RUNNING, S.STOPPING):
             self.health = Health.UNKNOWN
             self.health_detail = ""
+        exited = new in _AFTER_EXIT and old in _CHILD_UP and self.exit_code is not None
         event = StateChanged(
             name=self.name,
             old=old,
@@ -169,6 +172,8 @@ class ProgramRecord:
             exit_code=self.exit_code,
             reason=reason,
             retry_in_s=retry_in_s,
+            ran_s=round(self._seams.wall_clock() - self.started_at, 3) if exited and self.started_at else None,
+            last_lines=self._child.last_lines() if exited else (),
         )
         self._bus.publish(event)
         self._changed.set()

@@ -90,6 +90,11 @@ class ChildEdge(Protocol):
         """Why the supervised process cannot answer at all (stopped: state T; a zombie), or ""."""
         ...
 
+    def last_lines(self, count: int = 2) -> tuple[str, ...]:
+        """The last ``count`` non-blank lines the current (or last) spawn printed (stripped, at most 200 characters
+        each); () when it printed none."""
+        ...
+
     async def follow_main_pid(self, deadline: float) -> tuple[int, ExitWatch] | str:
         """``pidfile:`` programs: adopt the main PID the leader wrote (by a monotonic deadline), or say why not."""
         ...

@@ -178,5 +178,9 @@ class WorkerEdge:
     def halted(self) -> str:
         return ""
 
+    def last_lines(self, count: int = 2) -> tuple[str, ...]:
+        """None to quote: the worker's stdout is its protocol channel and its stderr goes to its own log."""
+        return ()
+
     async def follow_main_pid(self, deadline: float) -> str:
         return "the pipeline worker does not fork"

@@ -161,3 +161,18 @@ def test_history_switched_off_keeps_no_journal_and_still_streams_live(daemon: Da
         assert not (daemon.state_dir / "history").exists()
     finally:
         follower.stop()
+
+
+def test_an_exit_is_kept_with_how_long_the_child_ran_and_its_last_lines(daemon: DaemonHandle) -> None:
+    """Issue 19: an exit is kept with its code, the child's run time and its last lines (from memory: the
+    journal has them even after the log rotated away)."""
+    script = "echo starting; echo 'could not connect to server' >&2; sleep 0.3; exit 3"
+    daemon.write_config(f"programs:\n  flaky: {{command: [sh, -c, {script!r}], autorestart: never}}\n")
+    daemon.start()
+
+    def exit_event() -> dict[str, Any] | None:
+        return next((e for e in _journal(daemon.state_dir) if e.get("exit_code") == 3), None)
+
+    event = wait_for(exit_event, 20, "the exit in the journal")
+    assert event["name"] == "flaky" and event["ran_s"] > 0, event
+    assert event["last_lines"] == ["starting", "could not connect to server"], event

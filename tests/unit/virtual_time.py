@@ -115,6 +115,10 @@ class FakeChildren:
     spawn_gate: asyncio.Event | None = None  # set: a spawn is under way until it is set (the real one awaits)
     _current: tuple[Watch, Script] | None = None
 
+    def last_lines(self, count: int = 2) -> tuple[str, ...]:
+        """What the scripted children print: nothing."""
+        return ()
+
     async def spawn(self, serial: int) -> tuple[int, Watch]:
         assert serial == len(self.spawned) + 1  # the controller numbers its spawns (containment tags)
         if self.spawn_gate is not None:
