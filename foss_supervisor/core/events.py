@@ -34,6 +34,7 @@ __all__ = [
     "Event",
     "EventBus",
     "HealthChanged",
+    "HookDelivered",
     "ResourcesSampled",
     "StateChanged",
     "Subscription",
@@ -142,6 +143,24 @@ class CommandCompleted(Event):
     via: str = "daemon"
     uid: int | None = None
     pid: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HookDelivered(Event):
+    """A hook delivery ended: taken by the receiver (``ok``) or given up after its retries (``error``).
+
+    ``hook`` its name, ``kind`` the event kind delivered, ``attempts`` tries made, ``duration_s`` from the
+    first try to the end (retry pauses included)."""
+
+    listed: ClassVar[bool] = False
+    moves: ClassVar[bool] = False  # no command's reply depends on it
+
+    hook: str
+    kind: str
+    ok: bool
+    attempts: int
+    duration_s: float
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,7 +34,9 @@ a program's ``reason`` or a pipeline's ``error`` may quote a URL with its passwo
 Supervision never waits for a hook: the bus callback only enqueues (a bounded queue; the oldest
 delivery is dropped, and counted, when it is full) and a few workers deliver. A delivery that fails,
 times out (the command's process group is killed) or gets a non-2xx reply is retried ``retries``
-times, 1 s, 2 s, 4 s... apart, then logged as ``hook_failed``.
+times, 1 s, 2 s, 4 s... apart, then logged as ``hook_failed``. Each delivery's end, taken or given up, is
+also told back (``report``: the daemon's bus) as a :class:`~foss_supervisor.core.events.HookDelivered`
+event, which the journal keeps.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import asyncio
 import json
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -53,7 +56,7 @@ import structlog
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import EVENT_KINDS, HookConfig
 from foss_supervisor.core.child import spawn
-from foss_supervisor.core.events import AlertNotice, HealthChanged, StateChanged
+from foss_supervisor.core.events import AlertNotice, HealthChanged, HookDelivered, StateChanged
 from foss_supervisor.core.selectors import resolve
 from foss_supervisor.core.states import Health, ProcessState
 from foss_supervisor.errors import CommandError
@@ -135,8 +138,10 @@ class HookDispatcher:
         selectables: Callable[[], tuple[list[str], Mapping[str, Sequence[str]], Mapping[str, Sequence[str]]]],
         redactor: Redactor,
         sweep: Callable[[], int] = lambda: 0,
+        report: Callable[[HookDelivered], None] = lambda event: None,
     ) -> None:
         self._hooks = hooks
+        self._report = report
         self._redactor = redactor
         self._selectables = selectables
         self._sweep = sweep
@@ -203,6 +208,7 @@ class HookDispatcher:
         """One delivery with its retries; True when the receiver took it."""
         delay = RETRY_DELAY_S
         error = ""
+        began = time.monotonic()
         for attempt in range(hook.retries + 1):
             try:
                 async with asyncio.timeout(hook.timeout_s):
@@ -214,13 +220,30 @@ class HookDispatcher:
             if not error:
                 self.delivered += 1
                 log.info("hook_delivered", hook=hook.name, kind=payload["kind"], attempt=attempt + 1)
+                self._told(hook, payload, attempt + 1, began, "")
                 return True
             if attempt < hook.retries:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_DELAY_MAX_S)
         self.failed += 1
         log.warning("hook_failed", hook=hook.name, kind=payload["kind"], attempts=hook.retries + 1, error=error)
+        self._told(hook, payload, hook.retries + 1, began, error)
         return False
+
+    def _told(self, hook: HookConfig, payload: Mapping[str, Any], attempts: int, began: float, error: str) -> None:
+        """Report how a delivery ended (never raises: the report is an observer's)."""
+        event = HookDelivered(
+            hook=hook.name,
+            kind=str(payload["kind"]),
+            ok=not error,
+            attempts=attempts,
+            duration_s=round(time.monotonic() - began, 3),
+            error=error[:500],
+        )
+        try:
+            self._report(event)
+        except Exception:
+            log.exception("hook_report_failed")
 
     async def _post(self, hook: HookConfig, payload: dict[str, Any]) -> str:
         import aiohttp  # the daemon has it (the dashboard); the CLI never gets here

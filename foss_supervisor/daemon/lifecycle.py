@@ -127,7 +127,9 @@ class Daemon:
         self.services = Services(config.state_dir, self.bus, self.store, self.containment)
         self.heartbeat = Heartbeat()
         self.pipelines = _pipeline_service(config, self.bus, self.write_failures)
-        self.hooks = HookDispatcher(lambda: self._config.hooks, self._selectables, self.redactor)
+        self.hooks = HookDispatcher(
+            lambda: self._config.hooks, self._selectables, self.redactor, report=self.bus.publish
+        )  # each delivery's end is an event the journal keeps
         self.bus.on(self.hooks.offer)  # hooks only enqueue here; their workers deliver in the background
         # objectives and alerts (docs/graph.md): on the supervisor's clock, told through the hooks above
         self.alert_watch = make_watch(lambda: self._config, self.bus, lambda: self.pipelines, REAL_SEAMS)

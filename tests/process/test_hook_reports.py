@@ -1,0 +1,39 @@
+"""Each hook delivery's end is told back as a ``HookDelivered`` event (what the journal keeps, issue 19): taken by
+a real command that reads its payload, and given up when the command fails, with the attempts made."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from foss_supervisor.base.redact import Redactor
+from foss_supervisor.config import parse_config
+from foss_supervisor.core.events import HookDelivered, StateChanged
+from foss_supervisor.core.hooks import HookDispatcher
+from foss_supervisor.core.states import ProcessState as S
+
+
+def test_a_taken_and_a_failed_delivery_are_each_reported_once(tmp_path: Path) -> None:
+    cfg = parse_config(
+        "hooks:\n"
+        "  keep: {on: [program_fatal], command: [sh, -c, 'cat > /dev/null']}\n"
+        "  broken: {on: [program_fatal], command: [sh, -c, 'echo refused >&2; exit 4'], retries: 0}\n",
+        tmp_path / "c.yaml",
+        {},
+    )
+
+    async def scenario() -> list[HookDelivered]:
+        told: list[HookDelivered] = []
+        hooks = HookDispatcher(lambda: cfg.hooks, lambda: ([], {}, {}), Redactor(), report=told.append)
+        runner = asyncio.create_task(hooks.run())
+        hooks.offer(StateChanged(name="api", old=S.BACKOFF, new=S.FATAL, exit_code=1, reason="gave up"))
+        async with asyncio.timeout(30):
+            while len(told) < 2:
+                await asyncio.sleep(0.05)
+        runner.cancel()
+        return sorted(told, key=lambda e: e.hook)
+
+    broken, keep = asyncio.run(scenario())
+    assert (keep.hook, keep.kind, keep.ok, keep.attempts, keep.error) == ("keep", "program_fatal", True, 1, "")
+    assert (broken.hook, broken.ok, broken.attempts) == ("broken", False, 1)
+    assert "4" in broken.error and broken.duration_s >= 0
