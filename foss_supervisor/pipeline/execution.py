@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,6 +37,9 @@ from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders
 from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 from foss_supervisor.pipeline.states import RUN_TRANSITIONS, STEP_TRANSITIONS, RunStatus, StepState
 from foss_supervisor.pipeline.workerclient import StepAttemptError, StepTimeoutError, WorkerClient
+
+#: what the worker measured of itself during a step, kept in its metrics (base/usagespan.py)
+WORKER_FIGURES = ("worker_peak_rss_bytes", "worker_cpu_s", "worker_read_bytes", "worker_write_bytes")
 
 __all__ = ["RunExecution"]
 
@@ -316,9 +320,10 @@ class RunExecution(RunSnapshots):
     def _succeeded(self, run: ActiveRun, step: StepSpec, result: Mapping[str, Any]) -> None:
         """Record a step attempt whose transaction committed (also when the run was cancelled meanwhile)."""
         metrics: dict[str, Any] = dict(result.get("metrics") or {})
-        peak = result.get("worker_peak_rss_bytes")  # the worker's peak RSS during the step (base/peakrss.py)
-        if isinstance(peak, int) and not isinstance(peak, bool) and peak >= 0:
-            metrics["worker_peak_rss_bytes"] = peak
+        for key in WORKER_FIGURES:  # the worker's peak RSS, CPU and I/O during the step (base/usagespan.py)
+            value = result.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+                metrics[key] = value
         warnings = tuple(result.get("warnings") or ())
         final = StepState.SUCCEEDED_WITH_WARNINGS if warnings else StepState.SUCCEEDED
         self._set_state(

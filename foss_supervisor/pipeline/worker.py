@@ -34,7 +34,7 @@ import duckdb  # noqa: E402  (timed on purpose: the import is most of the startu
 
 from foss_supervisor.base.filemodes import make_private  # noqa: E402
 from foss_supervisor.base.jsonable import jsonable  # noqa: E402
-from foss_supervisor.base.peakrss import PeakRss  # noqa: E402
+from foss_supervisor.base.usagespan import UsageSpan  # noqa: E402
 from foss_supervisor.pipeline.callables import load_callable  # noqa: E402
 from foss_supervisor.pipeline.context import StepContext  # noqa: E402
 from foss_supervisor.pipeline.errors import (  # noqa: E402
@@ -256,8 +256,8 @@ class Worker:
     # ------------------------------------------------------------------ steps
     def _run_step_thread(self, rid: Any, message: dict[str, Any]) -> None:
         started = time.perf_counter()
-        peak = PeakRss()  # the worker's peak RSS during the step (one step at a time; queries count too)
-        peak.start()
+        used = UsageSpan()  # the worker's peak RSS, CPU and I/O during the step (queries served meanwhile count too)
+        used.start()
         reply: dict[str, Any]
         try:
             result = self.run_step(rid, message)
@@ -267,7 +267,7 @@ class Worker:
             reply = {"id": rid, "ok": False, "error": {"kind": "step_error", "message": f"{type(exc).__name__}: {exc}"}}
         else:
             result["duration_s"] = round(time.perf_counter() - started, 6)
-            result["worker_peak_rss_bytes"] = peak.bytes()
+            result.update(used.figures())
             reply = {"id": rid, "ok": True, "result": result}
         # Free the slot before replying, so the runner's next step is never refused as busy.
         self._step_busy.clear()

@@ -1,5 +1,6 @@
-"""Each successful step of a run through the real DuckDB worker carries the worker's peak RSS during it
-(``metrics["worker_peak_rss_bytes"]``, :mod:`foss_supervisor.base.peakrss`), kept in the run history."""
+"""Each successful step of a run through the real DuckDB worker carries the worker's peak RSS, CPU time and
+storage I/O during it (``metrics["worker_peak_rss_bytes"]``, ``worker_cpu_s``, ``worker_read_bytes``,
+``worker_write_bytes``: :mod:`foss_supervisor.base.usagespan`), kept in the run history."""
 
 from __future__ import annotations
 
@@ -25,5 +26,8 @@ async def test_every_succeeded_step_says_the_workers_peak_memory(
         peak = step.metrics["worker_peak_rss_bytes"]
         # a worker with DuckDB loaded and a database open holds tens of MiB; no process here holds a TiB
         assert isinstance(peak, int) and 16 * 2**20 < peak < 2**40, (step.name, peak)
+        assert isinstance(step.metrics["worker_cpu_s"], float) and step.metrics["worker_cpu_s"] >= 0, step.name
+        assert step.metrics["worker_read_bytes"] >= 0 and step.metrics["worker_write_bytes"] >= 0, step.name
+    assert sum(s.metrics["worker_cpu_s"] for s in done) > 0  # the run's steps made the worker work
     kept = runner.runs("orders", 1)[0]
     assert kept.step(done[-1].name).metrics["worker_peak_rss_bytes"] == done[-1].metrics["worker_peak_rss_bytes"]
