@@ -25,7 +25,16 @@ from typing import Any
 
 from foss_supervisor.base.atomicfile import atomic_write, fsync_dir, remove_stray_temps
 
-__all__ = ["MAX_DIFF_LINES", "ConfigHistory", "Generation", "remove_leftover_temps"]
+__all__ = [
+    "MAX_DIFF_LINES",
+    "MAX_RELOAD_DIFF",
+    "ConfigHistory",
+    "Generation",
+    "bounded_diff",
+    "read_or_empty",
+    "reload_diff",
+    "remove_leftover_temps",
+]
 
 MAX_DIFF_LINES = 5000  # lines per side between the shared head and tail: about a second of difflib, worst case
 
@@ -128,29 +137,62 @@ class ConfigHistory:
 
         Raises LookupError when that generation is not kept.
         """
-        old, new = _lines(self.read(number)), _lines(current)
-        head = 0
-        while head < min(len(old), len(new)) and old[head] == new[head]:
-            head += 1
-        tail = 0
-        while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
-            tail += 1
-        if max(len(old), len(new)) - head - tail > MAX_DIFF_LINES:
-            path = self.folder / f"{number}{self.file.suffix}"
-            return (
-                f"# the versions differ in more than {MAX_DIFF_LINES} lines: too large to diff here;\n"
-                f"# compare them with: diff -u {path} {self.file}\n"
-            )
-        context = 3
-        start = max(0, head - context)  # difflib sees only the middle and its context: its cost is bounded
-        old_mid, new_mid = (
-            old[start : len(old) - max(0, tail - context)],
-            new[start : len(new) - max(0, tail - context)],
+        path = self.folder / f"{number}{self.file.suffix}"
+        return bounded_diff(
+            self.read(number),
+            current,
+            f"{self.file} (generation {number})",
+            f"{self.file} (current)",
+            f"diff -u {path} {self.file}",
         )
-        lines = difflib.unified_diff(
-            old_mid, new_mid, f"{self.file} (generation {number})", f"{self.file} (current)", n=context
+
+
+MAX_RELOAD_DIFF = 64 * 1024  # characters of a reload's config diff kept in its event
+
+
+def read_or_empty(path: Path) -> bytes:
+    """A config file's bytes, or none when it cannot be read (a reload then says why, from the loader)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def reload_diff(before: bytes, after: bytes, source: Path) -> str:
+    """The config file's diff from the running version to the reloaded one (:func:`bounded_diff`, then cut at
+    :data:`MAX_RELOAD_DIFF` characters); "" when they are the same. Blocking CPU work: call it in a thread."""
+    if before == after:
+        return ""
+    said = bounded_diff(before, after, f"{source} (running)", f"{source} (reloaded)", "foss-supervisor config history")
+    if len(said) > MAX_RELOAD_DIFF:
+        said = said[:MAX_RELOAD_DIFF] + f"\n# ... cut at {MAX_RELOAD_DIFF} characters of {len(said)}\n"
+    return said
+
+
+def bounded_diff(before: bytes, after: bytes, before_label: str, after_label: str, compare_with: str) -> str:
+    """The unified diff of two versions of a file, bounded: lines they share at the start and end are skipped
+    for free, and a middle of more than :data:`MAX_DIFF_LINES` lines on a side is not diffed but said to be too
+    large, with ``compare_with`` (the command that would diff them) instead."""
+    old, new = _lines(before), _lines(after)
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    if max(len(old), len(new)) - head - tail > MAX_DIFF_LINES:
+        return (
+            f"# the versions differ in more than {MAX_DIFF_LINES} lines: too large to diff here;\n"
+            f"# compare them with: {compare_with}\n"
         )
-        return "".join(_shift(line, start) for line in lines)
+    context = 3
+    start = max(0, head - context)  # difflib sees only the middle and its context: its cost is bounded
+    old_mid, new_mid = (
+        old[start : len(old) - max(0, tail - context)],
+        new[start : len(new) - max(0, tail - context)],
+    )
+    lines = difflib.unified_diff(old_mid, new_mid, before_label, after_label, n=context)
+    return "".join(_shift(line, start) for line in lines)
 
 
 def _lines(data: bytes) -> list[str]:

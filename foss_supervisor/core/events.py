@@ -111,11 +111,16 @@ class HealthChanged(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigReloaded(Event):
-    """A new config was applied."""
+    """A new config was applied.
+
+    ``added``, ``changed``, ``removed``: the programs; ``diff``: the unified diff of the config file from the
+    version running before to this one (bounded: :func:`foss_supervisor.config.history.reload_diff`; "" when
+    the file did not change, e.g. a scale)."""
 
     added: tuple[str, ...]
     changed: tuple[str, ...]
     removed: tuple[str, ...]
+    diff: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -265,8 +265,9 @@ class Supervisor:
     def plan(self, new: Config) -> ReloadPlan:
         return plan_reload(self.config.programs, new.programs)
 
-    async def apply(self, new: Config) -> ReloadPlan:
-        """Apply a new config: stop removed and changed programs, then add changed and new ones."""
+    async def apply(self, new: Config, diff: str = "") -> ReloadPlan:
+        """Apply a new config: stop removed and changed programs, then add changed and new ones; ``diff`` (the
+        config file's, see ConfigReloaded) goes into the event that tells it."""
         plan = self.plan(new)
         old_cfgs = {n: self.processes[n].cfg for n in (*plan.removed, *plan.changed)}
         removed_logs = {self.processes[n].log_path for n in plan.removed}
@@ -284,7 +285,7 @@ class Supervisor:
         for name in (*plan.changed, *plan.added):
             cfg = new.programs[name]
             self._add(cfg, wanted=cfg.autostart and not cfg.disabled and name not in stopped)
-        self.bus.publish(ConfigReloaded(added=plan.added, changed=plan.changed, removed=plan.removed))
+        self.bus.publish(ConfigReloaded(added=plan.added, changed=plan.changed, removed=plan.removed, diff=diff))
         return plan
 
     # ---------------------------------------------------------------- internals

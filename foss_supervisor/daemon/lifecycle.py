@@ -30,6 +30,7 @@ from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.commands.config import check_pipeline_files
 from foss_supervisor.config import Config, ProgramConfig, load_config
 from foss_supervisor.config.change import pin_daemon_settings
+from foss_supervisor.config.history import read_or_empty, reload_diff
 from foss_supervisor.control.server import ControlServer
 from foss_supervisor.core.containment import Containment, OwningChildWatcher, install_child_watcher
 from foss_supervisor.core.eventjournal import EventJournal
@@ -102,6 +103,7 @@ class Daemon:
         instance_id: str = "",
     ) -> None:
         self._config = config
+        self._config_text = read_or_empty(config.source)  # what a reload's diff is from (a small file, at start)
         self.instance_id = instance_id  # written in the PID lock file too: ping proves who answers
         if redactor is None:  # a redactor passed in has learned the config already (run_daemon: before logging)
             redactor = Redactor()
@@ -211,6 +213,7 @@ class Daemon:
             raise ConfigRefused(f"config refused, the running config stays: {exc}") from None
 
     async def _reload(self, dry_run: bool, replicas: Mapping[str, int] | None) -> dict[str, Any]:
+        text = await asyncio.to_thread(read_or_empty, self._config.source)  # the file as this reload reads it
         as_written = await self._load(None)
         file_counts = {name: len(members) for name, members in as_written.replica_sets.items()}
         if replicas is None:  # a plain reload keeps the scales whose program's count the file still has
@@ -246,8 +249,10 @@ class Daemon:
             if pipelines_plan is not None and self.pipelines is not None:
                 result["pipelines"] = await self.pipelines.reload(new, dry_run=False)
             self.redactor.learn(new)  # before anything of the new config can be shown or logged
-            await self.supervisor.apply(new)
+            diff = await asyncio.to_thread(reload_diff, self._config_text, text, self._config.source)
+            await self.supervisor.apply(new, diff)
             self._config = new
+            self._config_text = text
             self._scaled = {n: (file_counts[n], c) for n, c in replicas.items() if file_counts.get(n, c) != c}
         finally:
             if self.phase is DaemonPhase.RELOADING:  # a shutdown asked for meanwhile keeps its "stopping"

@@ -176,3 +176,22 @@ def test_an_exit_is_kept_with_how_long_the_child_ran_and_its_last_lines(daemon: 
     event = wait_for(exit_event, 20, "the exit in the journal")
     assert event["name"] == "flaky" and event["ran_s"] > 0, event
     assert event["last_lines"] == ["starting", "could not connect to server"], event
+
+
+def test_a_reload_is_kept_with_the_config_files_diff_and_no_secret_in_it(daemon: DaemonHandle) -> None:
+    """Issue 19: a reload is kept with the config diff (from the running file to the reloaded one), redacted
+    like every event: the changed line shows, the secret on the line beside it does not."""
+    body = "programs:\n  one:\n    command: sleep 1000\n    env: {API_PASSWORD: hunter2-0451}\n"
+    daemon.write_config(body)
+    daemon.start()
+    daemon.write_config(body.replace("sleep 1000", "sleep 2000"))
+    assert daemon.cli("reload").returncode == 0
+
+    def reloaded() -> dict[str, Any] | None:
+        return next((e for e in _journal(daemon.state_dir) if e["type"] == "ConfigReloaded"), None)
+
+    event = wait_for(reloaded, 20, "the reload in the journal")
+    assert event["changed"] == ["one"]
+    diff = event["diff"]
+    assert "-    command: sleep 1000\n" in diff and "+    command: sleep 2000\n" in diff, diff
+    assert "API_PASSWORD" in diff and "hunter2-0451" not in diff, diff
