@@ -72,6 +72,10 @@ def write_journal(folder: Path, days: int, programs: int, seed: int) -> tuple[in
                     "processes": 1,
                     "rss_bytes": rng.randrange(20, 400) << 20,
                     "cpu_percent": round(rng.random() * 50, 1),
+                    "fds": rng.randrange(3, 200),
+                    "read_bytes_per_s": round(rng.random() * 1e5, 1),
+                    "write_bytes_per_s": round(rng.random() * 1e5, 1),
+                    "health": rng.choice(("healthy", "unknown")),
                 }
                 for i, n in enumerate(names)
             ]
