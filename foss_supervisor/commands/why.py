@@ -21,6 +21,7 @@ from foss_supervisor.base.wanted import as_wanted
 from foss_supervisor.commands.graph import whole_graph
 from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.core.logview import LogSource, tail
+from foss_supervisor.core.states import is_exit_edge
 from foss_supervisor.errors import CommandError
 from foss_supervisor.graph import causes
 
@@ -177,7 +178,7 @@ def _exits(mine: list[dict[str, Any]]) -> str:
     for e in mine:  # newest first; the run of exits ends at an operator's start or a stop
         if e.get("old") == "STOPPED" or e.get("new") == "STOPPED":
             break
-        if e.get("new") in EXIT_STATES and e.get("exit_code") is not None and e.get("old") != "BACKOFF":
+        if is_exit_edge(str(e.get("old")), str(e.get("new")), e.get("exit_code")):
             exits.append(e)
     if not exits:
         return ""

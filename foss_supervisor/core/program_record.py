@@ -22,15 +22,13 @@ from foss_supervisor.config import ProgramConfig
 from foss_supervisor.core.child import uncancellable
 from foss_supervisor.core.events import EventBus, HealthChanged, StateChanged
 from foss_supervisor.core.seams import ChildEdge, ExitWatch, Seams
-from foss_supervisor.core.states import TRANSITIONS, Health, ProcessState
+from foss_supervisor.core.states import TRANSITIONS, Health, ProcessState, is_exit_edge
 
 __all__ = ["ProgramRecord", "exit_text"]
 
 log = structlog.get_logger("foss_supervisor.core.process")
 
 S = ProcessState
-_CHILD_UP = frozenset({S.STARTING, S.RUNNING, S.STOPPING})  # states in which a child runs
-_AFTER_EXIT = frozenset({S.EXITED, S.BACKOFF, S.FATAL, S.STOPPED})  # edges a child's exit takes from those
 
 
 def exit_text(code: int | None) -> str:
@@ -163,7 +161,7 @@ class ProgramRecord:
         if new not in (S.RUNNING, S.STOPPING):
             self.health = Health.UNKNOWN
             self.health_detail = ""
-        exited = new in _AFTER_EXIT and old in _CHILD_UP and self.exit_code is not None
+        exited = is_exit_edge(old, new, self.exit_code)
         event = StateChanged(
             name=self.name,
             old=old,

@@ -30,6 +30,7 @@ import enum
 from foss_supervisor.base.transitions import TransitionTable
 
 __all__ = [
+    "AFTER_EXIT_STATES",
     "FAILING_STATES",
     "PHASE_TRANSITIONS",
     "RUNNING_STATES",
@@ -39,6 +40,7 @@ __all__ = [
     "DaemonPhase",
     "Health",
     "ProcessState",
+    "is_exit_edge",
 ]
 
 
@@ -77,6 +79,17 @@ STOPPED_STATES = frozenset({S.STOPPED, S.EXITED, S.FATAL})
 SIGNALLABLE_STATES = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
 #: crash-looping or given up: a problem for ``/health`` and ``start``
 FAILING_STATES = frozenset({S.BACKOFF, S.FATAL})
+
+
+def is_exit_edge(old: ProcessState | str, new: ProcessState | str, exit_code: int | None) -> bool:
+    """Whether an edge ``old -> new`` is a child's exit: from a state with a child (SIGNALLABLE_STATES) to one
+    without, with its code. The one rule every count of exits uses (``why``, ``supervision.exits``, the exit's
+    own figures): BACKOFF -> FATAL or EXITED -> BACKOFF carry the code of an exit counted already."""
+    return exit_code is not None and str(old) in SIGNALLABLE_STATES and str(new) in AFTER_EXIT_STATES
+
+
+#: where a child's exit takes a program (from SIGNALLABLE_STATES): see is_exit_edge
+AFTER_EXIT_STATES = frozenset({S.EXITED, S.BACKOFF, S.FATAL, S.STOPPED})
 
 TRANSITIONS: TransitionTable[ProcessState] = TransitionTable(
     "process",

@@ -9,7 +9,7 @@ tuples) so observers can serialise it as-is.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from foss_supervisor.core.events import Event
@@ -50,7 +50,10 @@ class RunStarted(PipelineEvent):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StepStateChanged(PipelineEvent):
-    """One step moved along one edge of the state table; ``index``/``total`` give progress."""
+    """One step moved along one edge of the state table; ``index``/``total`` give progress.
+
+    ``metrics``: the step's figures once it succeeded (its SQL's, and the worker's ``worker_cpu_s``,
+    ``worker_peak_rss_bytes``, ``worker_read_bytes``, ``worker_write_bytes``), kept by the journal."""
 
     run_id: str
     pipeline: str
@@ -65,6 +68,7 @@ class StepStateChanged(PipelineEvent):
     duration_s: float | None = None
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    metrics: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

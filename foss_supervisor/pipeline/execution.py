@@ -103,6 +103,7 @@ class RunExecution(RunSnapshots):
                 duration_s=rec2.duration_s,
                 error=rec2.error,
                 warnings=rec2.warnings,
+                metrics=dict(rec2.metrics) if new in (StepState.SUCCEEDED, StepState.SUCCEEDED_WITH_WARNINGS) else {},
             )
         )
         log.debug(

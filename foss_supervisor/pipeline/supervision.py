@@ -14,9 +14,16 @@ the worker, which owns DuckDB, copies what is new into the warehouse before a qu
 ``supervision.host``       one row per sample: ``ts``, ``cpu_percent`` (all cores), ``memory_percent``,
                            ``memory_available_bytes``, ``load1``, ``disk_percent``, ``disk_free_bytes``
 ``state_changes`` (view)   ``ts``, ``name``, ``old``, ``new``, ``pid``, ``exit_code``, ``reason``
-``exits`` (view)           ``ts``, ``name``, ``exit_code``, ``signal`` (when killed by one), ``state_after``
+``exits`` (view)           one row per exit of a child: ``ts``, ``name``, ``exit_code``, ``signal`` (when
+                           killed by one), ``state_after``, ``reason``, ``ran_s``, ``last_lines``
 ``commands`` (view)        the audit: ``ts``, ``command``, ``ok``, ``error``, ``via``, ``uid``, ``pid``, ``args``
 ``runs`` (view)            pipeline runs that ended: ``ts``, ``pipeline``, ``run_id``, ``status``, ``data``
+``steps`` (view)           each step's end in a run: ``ts``, ``pipeline``, ``run_id``, ``step``, ``state``,
+                           ``attempt``, ``rows_in``, ``rows_out``, ``duration_s``, ``error``, and the
+                           worker's ``cpu_s``, ``peak_rss_bytes``, ``read_bytes``, ``write_bytes`` (its
+                           figures over the step; null unless it succeeded)
+``probes`` (view)          each change of a program's probe verdict: ``ts``, ``name``, ``old``, ``new``,
+                           ``detail`` (the periodic verdicts are ``samples.health``)
 =========================  ==============================================================================
 
 How: the journal is read here from where the last copy stopped (byte offsets per file, kept in
@@ -36,12 +43,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.core.states import AFTER_EXIT_STATES, SIGNALLABLE_STATES
+
 __all__ = ["MAX_COPY_BYTES", "SupervisionTables", "ingest_dir_for", "open_supervision"]
 
 MAX_COPY_BYTES = 256 * 2**20  # copied per pass at most: the rest comes with the next query
 MIN_INTERVAL_S = 1.0  # between two copies
 
-_SETUP = """
+#: the exit edges (core/states.is_exit_edge) as SQL lists: what supervision.exits counts, one row per exit
+_CHILD_UP = ", ".join(f"'{state}'" for state in sorted(SIGNALLABLE_STATES))
+_AFTER_EXIT = ", ".join(f"'{state}'" for state in sorted(AFTER_EXIT_STATES))
+
+_SETUP = f"""
 CREATE SCHEMA IF NOT EXISTS supervision;
 CREATE TABLE IF NOT EXISTS supervision.journal_files (file VARCHAR PRIMARY KEY, copied_bytes BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS supervision.events (
@@ -60,19 +73,35 @@ CREATE OR REPLACE VIEW supervision.state_changes AS
            CAST(data->>'exit_code' AS INTEGER) AS exit_code, data->>'reason' AS reason
     FROM supervision.events WHERE type = 'StateChanged';
 CREATE OR REPLACE VIEW supervision.exits AS
-    SELECT ts, boot, seq, name, exit_code, CASE WHEN exit_code < 0 THEN -exit_code END AS signal,
-           new AS state_after, reason
-    FROM supervision.state_changes
-    WHERE exit_code IS NOT NULL AND new IN ('EXITED', 'BACKOFF', 'FATAL', 'STOPPED');
+    SELECT s.ts, s.boot, s.seq, s.name, s.exit_code, CASE WHEN s.exit_code < 0 THEN -s.exit_code END AS signal,
+           s.new AS state_after, s.reason, CAST(e.data->>'ran_s' AS DOUBLE) AS ran_s,
+           CAST(e.data->'last_lines' AS VARCHAR[]) AS last_lines
+    FROM supervision.state_changes s JOIN supervision.events e ON e.boot = s.boot AND e.seq = s.seq
+    WHERE s.exit_code IS NOT NULL AND s.old IN ({_CHILD_UP}) AND s.new IN ({_AFTER_EXIT});
 CREATE OR REPLACE VIEW supervision.commands AS
     SELECT ts, data->>'command' AS command, CAST(data->>'ok' AS BOOLEAN) AS ok, data->>'error' AS error,
            data->>'via' AS via, CAST(data->>'uid' AS BIGINT) AS uid, CAST(data->>'pid' AS BIGINT) AS pid,
            data->'args' AS args
     FROM supervision.events WHERE type = 'CommandCompleted';
+CREATE OR REPLACE VIEW supervision.steps AS
+    SELECT ts, data->>'pipeline' AS pipeline, data->>'run_id' AS run_id, data->>'step' AS step,
+           data->>'new' AS state, CAST(data->>'attempt' AS INTEGER) AS attempt,
+           CAST(data->>'rows_in' AS BIGINT) AS rows_in, CAST(data->>'rows_out' AS BIGINT) AS rows_out,
+           CAST(data->>'duration_s' AS DOUBLE) AS duration_s, data->>'error' AS error,
+           CAST(data->'metrics'->>'worker_cpu_s' AS DOUBLE) AS cpu_s,
+           CAST(data->'metrics'->>'worker_peak_rss_bytes' AS BIGINT) AS peak_rss_bytes,
+           CAST(data->'metrics'->>'worker_read_bytes' AS BIGINT) AS read_bytes,
+           CAST(data->'metrics'->>'worker_write_bytes' AS BIGINT) AS write_bytes
+    FROM supervision.events
+    WHERE type = 'StepStateChanged' AND data->>'new' IN
+        ('succeeded', 'succeeded_with_warnings', 'failed', 'crashed', 'cancelled', 'upstream_failed', 'skipped');
+CREATE OR REPLACE VIEW supervision.probes AS
+    SELECT ts, name, data->>'old' AS old, data->>'new' AS new, data->>'detail' AS detail
+    FROM supervision.events WHERE type = 'HealthChanged';
 CREATE OR REPLACE VIEW supervision.runs AS
     SELECT ts, data->>'pipeline' AS pipeline, data->>'run_id' AS run_id, data->>'status' AS status, data
     FROM supervision.events WHERE type = 'RunFinished';
-"""
+"""  # noqa: S608 (constants: the state names)
 
 _TREE = (
     '{"name": "VARCHAR", "pid": "BIGINT", "processes": "BIGINT", "rss_bytes": "BIGINT", "cpu_percent": "DOUBLE", '

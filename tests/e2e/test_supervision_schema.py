@@ -46,6 +46,15 @@ def test_restarts_exits_audit_and_samples_are_one_select_each(daemon: DaemonHand
     wait_for(lambda: _query(daemon, daemon_io)["rows"] == [[True, True]], 30, "the daemon's descriptors and I/O")
     health = "SELECT DISTINCT health FROM supervision.samples WHERE kind = 'program' AND name = 'flaky'"
     assert _query(daemon, health)["rows"] == [["unknown"]]  # no probe declared: never judged
+    # one row per exit (EXITED then BACKOFF carry the same code: counted once), with its run time and lines
+    per_exit = (
+        "SELECT count(*) = count(DISTINCT ts), bool_and(ran_s > 0), bool_and(state_after IN ('EXITED', 'BACKOFF'))"
+        " FROM supervision.exits WHERE name = 'flaky'"
+    )
+    assert _query(daemon, per_exit)["rows"] == [[True, True, True]]
+    seen = "SELECT count(*) FROM supervision.state_changes WHERE name = 'flaky' AND exit_code = 3"
+    exits_kept = "SELECT count(*) FROM supervision.exits WHERE name = 'flaky'"
+    assert _query(daemon, exits_kept)["rows"][0][0] < _query(daemon, seen)["rows"][0][0]
     host = _query(daemon, "SELECT count(*) > 0, bool_and(memory_available_bytes > 0) FROM supervision.host")
     assert host["rows"] == [[True, True]]
     # the same gate as any query: no write, no file read, even here

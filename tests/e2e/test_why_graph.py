@@ -87,3 +87,17 @@ def test_a_failed_quality_threshold_explains_the_pipeline_the_run_and_the_table_
     assert table["chain"][1:3] == ["written by step q/check, which is failed", "step q/check failed"], table
     assert table["chain"][3].startswith(f"in run {run['run_id']} at "), table
     assert table["chain"][3].split(": ", 1)[1].startswith(threshold), table
+
+    # the same run as rows of supervision.steps: each step's end, the worker's figures where it succeeded
+    sql = (
+        "SELECT step, state, cpu_s IS NOT NULL AND peak_rss_bytes > 0 FROM supervision.steps"
+        f" WHERE run_id = '{run['run_id']}' ORDER BY ts, step"
+    )
+
+    def steps() -> list[list[Any]]:
+        done = daemon.cli("query", sql, "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["rows"]  # type: ignore[no-any-return]
+
+    rows = wait_for(lambda: len(steps()) == 3 and steps(), 30, "the run's steps in supervision.steps")
+    assert rows == [["discover", "succeeded", True], ["ingest", "succeeded", True], ["check", "failed", False]]
