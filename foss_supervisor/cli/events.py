@@ -58,11 +58,17 @@ def parse_since(text: str) -> float:
 
 
 def matches(event: Mapping[str, Any], names: Iterable[str]) -> bool:
-    """Whether ``event`` is about one of ``names`` (globs over its ``name`` or ``pipeline``); all when none."""
+    """Whether ``event`` is about one of ``names`` (globs over its ``name`` or ``pipeline``, and an audit
+    record's ``names``, ``name`` or ``pipeline`` argument: ``events api`` shows who stopped api); all when none."""
     wanted = list(names)
     if not wanted:
         return True
     about = [str(event[k]) for k in ("name", "pipeline") if isinstance(event.get(k), str)]
+    args = event.get("args") if event.get("type") == "CommandCompleted" else None
+    if isinstance(args, Mapping):
+        named = args.get("names")
+        about += [str(n) for n in named] if isinstance(named, list) else []
+        about += [str(args[k]) for k in ("name", "pipeline") if isinstance(args.get(k), str)]
     return any(fnmatch.fnmatchcase(a, pattern) for a in about for pattern in wanted)
 
 

@@ -87,6 +87,7 @@ class StateStore:
         self._children: dict[str, ProcessIdentity] = {}
         self._tags: dict[str, str] = {}
         self._stopped: set[str] | None = None  # read from intent.json at first use, then kept here
+        self._stopped_by: dict[str, str] = {}  # who stopped each, and when (intent.json's "by")
         self._write_handle: asyncio.Handle | None = None  # the scheduled children.json write, if any
         self._unwritten: dict[Path, str] = {}  # file -> latest content not yet on disk
         self._retry: asyncio.TimerHandle | None = None
@@ -130,15 +131,29 @@ class StateStore:
             data = read_json(self.intent_file)
             stopped = data.get("stopped", []) if isinstance(data, dict) else []
             self._stopped = {s for s in stopped if isinstance(s, str)}
+            by = data.get("by", {}) if isinstance(data, dict) else {}
+            by = by if isinstance(by, dict) else {}
+            self._stopped_by = {k: str(v)[:200] for k, v in by.items() if k in self._stopped}
         return set(self._stopped)
 
-    def remember_stopped(self, name: str, stopped: bool) -> bool:
-        """Record the operator's wish; False (counted, in :attr:`problems`, retried) when it could not be written."""
+    def stopped_by(self, name: str) -> str:
+        """Who stopped ``name`` by hand and when (``uid 1000 via web at 2026-12-05 06:05:38``), "" if unknown."""
+        self.stopped_by_hand()
+        return self._stopped_by.get(name, "")
+
+    def remember_stopped(self, name: str, stopped: bool, by: str = "") -> bool:
+        """Record the operator's wish (``by``: who and when, for ``why`` after a daemon restart); False (counted,
+        in :attr:`problems`, retried) when it could not be written."""
         names = self.stopped_by_hand()
-        if (name in names) == stopped:
+        if (name in names) == stopped and (not stopped or self._stopped_by.get(name, "") == by):
             return True
         self._stopped = names | {name} if stopped else names - {name}
-        return self._write(self.intent_file, json.dumps({"stopped": sorted(self._stopped)}, indent=1) + "\n")
+        if stopped:
+            self._stopped_by[name] = by
+        else:
+            self._stopped_by.pop(name, None)
+        data = {"stopped": sorted(self._stopped), "by": dict(sorted(self._stopped_by.items()))}
+        return self._write(self.intent_file, json.dumps(data, indent=1) + "\n")
 
     # children of this daemon -----------------------------------------------------------
 

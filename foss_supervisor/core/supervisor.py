@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ import structlog
 
 from foss_supervisor.base.procinfo import identity_of
 from foss_supervisor.config import Config, ProgramConfig
+from foss_supervisor.core.actor import ACTOR
 from foss_supervisor.core.containment import Containment
 from foss_supervisor.core.events import ConfigReloaded, EventBus, HealthChanged, StateChanged
 from foss_supervisor.core.ordering import ReloadPlan, describe, meets, plan_reload, stop_levels
@@ -170,8 +172,10 @@ class Supervisor:
                 "(a disabled program starts only when named exactly)"
             )
         deadline = self._seams.monotonic() + wait_s
+        who = ACTOR.get().phrase().removeprefix(" by ").strip() or "the daemon"
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self._seams.wall_clock()))
         for p in procs:
-            self.store.remember_stopped(p.name, action == "stop")
+            self.store.remember_stopped(p.name, action == "stop", f"{who} at {when}")
             self._stopped_along.discard(p.name)  # an operator's word replaces what its dependency did to it
         levels = stop_levels({p.name: p.cfg for p in procs})
         if action == "start" or (action == "restart" and len(levels) < 2):
@@ -292,6 +296,7 @@ class Supervisor:
 
     def _add(self, cfg: ProgramConfig, wanted: bool) -> None:
         assert self._group is not None, "programs are added only while the supervisor runs"
+        by = self.store.stopped_by(cfg.name) if not wanted else ""
         proc = ManagedProcess(
             cfg,
             log_dir=self.config.state_dir / "logs",
@@ -305,6 +310,8 @@ class Supervisor:
             write_failures=self.store.write_failures,
             seams=self._seams,
         )
+        if by:  # stopped by hand before this daemon (or this config) began: say by whom, as the live stop did
+            proc.reason = f"stopped by hand by {by} (kept across daemon restarts and reloads)"
         self.processes[cfg.name] = proc
         self._tasks[cfg.name] = self._group.create_task(self._supervise(proc), name=f"program:{cfg.name}")
 

@@ -51,6 +51,15 @@ def test_why_follows_a_dependency_to_the_exit_that_explains_it_and_names_who_sto
     unknown = daemon.cli("why", "nope")
     assert unknown.returncode != 0 and "nothing named 'nope': not a program" in unknown.stderr
 
+    # who stopped them outlives the daemon: a new one says so from the operator's kept wish
+    assert daemon.cli("stop").returncode == 0
+    daemon.start(wait_ready=False)
+    daemon.wait_ready(30)
+    _, _, text = _why(daemon, "cli")
+    assert text.startswith(f"cli STOPPED (as wanted) <- stopped by hand by uid {uid} via control at "), text
+    _, _, text = _why(daemon, "web")
+    assert text.startswith(f"web STOPPED (as wanted) <- stopped by hand by uid {uid} via web at "), text
+
 
 CHAIN = """
 programs:

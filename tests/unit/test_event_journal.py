@@ -170,6 +170,10 @@ def test_reading_the_journal_skips_a_line_cut_by_a_crash_and_filters_by_time_and
     assert [matches(e, ["api-*"]) for e in events] == [False, True, False]
     assert [matches(e, ["orders"]) for e in events] == [False, False, True]
     assert all(matches(e, []) for e in events)
+    # an audit record is about what its command named (who stopped api-0?), nothing else of it counts
+    stop = {"type": "CommandCompleted", "command": "stop", "args": {"names": ["api-0", "db"]}, "via": "web"}
+    run = {"type": "CommandCompleted", "command": "pipeline_run", "args": {"name": "orders"}, "name": "x"}
+    assert [matches(stop, ["api-*"]), matches(stop, ["web"]), matches(run, ["orders"])] == [True, False, True]
 
 
 def test_reading_one_daemon_runs_events_from_the_journal(tmp_path: Path) -> None:
