@@ -77,8 +77,10 @@ def test_at_400_px_each_program_is_a_card_with_its_buttons_on_screen(
         assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
         for name in ("api", "worker", "idle", "broken"):
             for action in ("start", "stop", "restart"):
-                box = _row(w.page, name).locator(f'button[data-command="{action}"]').bounding_box()
-                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 400, (name, action, box)
+                button = _row(w.page, name).locator(f'button[data-command="{action}"]')
+                # a live refresh may replace the row between finding it and measuring it: measure again
+                box = wait_for(button.bounding_box, 10, f"{name}'s {action} button laid out")
+                assert box["x"] >= 0 and box["x"] + box["width"] <= 400, (name, action, box)
         w.page.screenshot(path=str(shots_dir(tmp_path) / "programs-400.png"), full_page=True)
         assert w.errors == [], w.errors
     finally:
