@@ -56,7 +56,6 @@ class TurnShare:
         self._waking = False  # a wake-up is due at the end of the next turn's woken waiters
         self._batch = 1  # waiters woken per turn: as many as fitted the last time, one more while all fit
         self._woken = 0  # waiters woken that have not resumed yet (newcomers go behind them)
-        self.waited = 0  # requests that had to wait for a later turn, since start
 
     @property
     def waiting(self) -> int:
@@ -72,7 +71,6 @@ class TurnShare:
         if not self._queue and not self._woken and self._room():
             self._begin()
             return
-        self.waited += 1
         place: int | None = None  # None: at the back; else this place from the front
         while True:
             fut = asyncio.get_running_loop().create_future()

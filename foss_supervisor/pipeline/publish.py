@@ -41,7 +41,9 @@ __all__ = [
     "CURRENT",
     "MANIFEST",
     "MANIFEST_FORMAT",
+    "PARTIAL_STAGE",
     "RUNS",
+    "RUN_ID",
     "SUCCESS",
     "commit_run",
     "discard_stage",
@@ -57,13 +59,14 @@ CURRENT = "current"
 RUNS = "runs"
 #: the ``format`` field of every manifest; a reader checks it before it trusts the rest
 MANIFEST_FORMAT = "foss-supervisor.published/1"
-_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
-_PARTIAL = re.compile(r"\.([A-Za-z0-9_-]{1,100})\.partial")
+#: a run id as folders are named by it, and the hidden folder a run's files are staged in (``.ID.partial``)
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+PARTIAL_STAGE = re.compile(r"\.([A-Za-z0-9_-]{1,100})\.partial")
 
 
 def stage_name(run_id: str) -> str:
     """The hidden folder under ``runs/`` the worker writes ``run_id``'s tables into. Raises ValueError."""
-    if not _RUN_ID.fullmatch(run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise ValueError(f"bad run id {run_id!r}")
     return f".{run_id}.partial"
 
@@ -157,14 +160,14 @@ def _prune(folder: Path, current: str, keep: int) -> None:
     publish left, and the single files of the layout before runs (``<schema>.<table>.parquet``)."""
     runs = folder / RUNS
     done = sorted(
-        (p for p in runs.iterdir() if p.is_dir() and _RUN_ID.fullmatch(p.name) and p.name != current),
+        (p for p in runs.iterdir() if p.is_dir() and RUN_ID.fullmatch(p.name) and p.name != current),
         key=lambda p: (p.stat().st_mtime, p.name),
         reverse=True,
     )
     for old in done[max(keep - 1, 0) :]:
         shutil.rmtree(old, ignore_errors=True)
     for partial in runs.iterdir():
-        if _PARTIAL.fullmatch(partial.name):
+        if PARTIAL_STAGE.fullmatch(partial.name):
             shutil.rmtree(partial, ignore_errors=True)
     for legacy in folder.glob("*.parquet"):
         with contextlib.suppress(OSError):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 from foss_supervisor.base.atomicfile import atomic_write, fsync_dir
 from foss_supervisor.pipeline.errors import SnapshotError
+from foss_supervisor.pipeline.publish import MANIFEST, PARTIAL_STAGE, RUN_ID, SUCCESS, stage_name
 
 __all__ = [
     "SNAPSHOTS",
@@ -50,12 +50,8 @@ __all__ = [
 ]
 
 SNAPSHOTS = "snapshots"
-MANIFEST = "_manifest.json"
-SUCCESS = "_SUCCESS"
 #: the ``format`` field of every snapshot manifest
 SNAPSHOT_FORMAT = "foss-supervisor.snapshot/1"
-_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
-_PARTIAL = re.compile(r"\.([A-Za-z0-9_-]{1,100})\.partial")
 
 
 def snapshot_root(publish_dir: Path) -> Path:
@@ -65,9 +61,10 @@ def snapshot_root(publish_dir: Path) -> Path:
 
 def snapshot_stage_name(run_id: str) -> str:
     """The hidden folder the worker writes ``run_id``'s snapshot into. Raises SnapshotError for a bad id."""
-    if not _RUN_ID.fullmatch(run_id):
-        raise SnapshotError(f"bad run id {run_id!r}")
-    return f".{run_id}.partial"
+    try:
+        return stage_name(run_id)
+    except ValueError as exc:
+        raise SnapshotError(str(exc)) from None
 
 
 def commit_snapshot(
@@ -112,7 +109,7 @@ def list_snapshots(folder: Path) -> list[str]:
     """Run ids of the whole snapshots in ``folder`` (those with ``_SUCCESS``), oldest first."""
     if not folder.is_dir():
         return []
-    done = [p for p in folder.iterdir() if _RUN_ID.fullmatch(p.name) and (p / SUCCESS).is_file()]
+    done = [p for p in folder.iterdir() if RUN_ID.fullmatch(p.name) and (p / SUCCESS).is_file()]
     return [p.name for p in sorted(done, key=lambda p: ((p / SUCCESS).stat().st_mtime, p.name))]
 
 
@@ -128,8 +125,8 @@ def prune_snapshots(folder: Path, keep: int, *, current: str | None = None) -> l
     for run_id in doomed:
         shutil.rmtree(folder / run_id, ignore_errors=True)
     for p in folder.iterdir():
-        incomplete = _RUN_ID.fullmatch(p.name) and not (p / SUCCESS).exists() and p.name != current
-        if _PARTIAL.fullmatch(p.name) or incomplete:
+        incomplete = RUN_ID.fullmatch(p.name) and not (p / SUCCESS).exists() and p.name != current
+        if PARTIAL_STAGE.fullmatch(p.name) or incomplete:
             shutil.rmtree(p, ignore_errors=True)
     return doomed
 
