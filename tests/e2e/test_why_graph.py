@@ -99,5 +99,5 @@ def test_a_failed_quality_threshold_explains_the_pipeline_the_run_and_the_table_
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)["rows"]  # type: ignore[no-any-return]
 
-    rows = wait_for(lambda: len(steps()) == 3 and steps(), 30, "the run's steps in supervision.steps")
+    rows = wait_for(lambda: got if len(got := steps()) == 3 else None, 30, "the run's steps in supervision.steps")
     assert rows == [["discover", "succeeded", True], ["ingest", "succeeded", True], ["check", "failed", False]]
