@@ -5,12 +5,14 @@ reads every statement of a step before it runs it, with DuckDB's own tokenizer a
 (:func:`~foss_supervisor.pipeline.sandbox.scan_statement`), to refuse what a pipeline may not touch. The graph
 asks the same reader, so a lineage edge is exactly what the sandbox enforces: qualified ``schema.table``
 names (lower case) read or written; names without a schema are temporary tables, CTEs and scratch space, and
-a write into a temporary table is not a write. Column-level lineage is left out: DuckDB serializes only
-SELECT statements to JSON (``json_serialize_sql``), and most steps are INSERT ... SELECT or CREATE ... AS.
+a write into a temporary table is not a write. Column-level lineage is read by sqlglot
+(:mod:`foss_supervisor.pipeline.columns`: DuckDB serializes only SELECT statements to JSON, and most steps are
+INSERT ... SELECT or CREATE ... AS).
 
 Request (protocol.py): ``{"op": "lineage", "scripts": {KEY: SQL, ...}}``; reply ``{"scripts": {KEY: {"statements":
-[{"reads": [...], "writes": [...], "object": "table" | "view" | "macro" | ... | ""}, ...], "error": ""}}}``.
-``object`` is what a CREATE makes ("" for other statements); a script DuckDB cannot split has its ``error``.
+[{"reads": [...], "writes": [...], "object": "table" | "view" | "macro" | ... | ""}, ...], "error": "",
+"columns": {"writes", "reads", "unknown"}}}}``. ``object`` is what a CREATE makes ("" for other statements); a
+script DuckDB cannot split has its ``error``; ``columns`` is :func:`~foss_supervisor.pipeline.columns.column_lineage`'s.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import duckdb
 
+from foss_supervisor.pipeline.columns import column_lineage
 from foss_supervisor.pipeline.sandbox import scan_statement
 
 __all__ = ["MAX_SCRIPTS", "MAX_SCRIPT_CHARS", "scan_scripts"]
@@ -74,4 +77,7 @@ def scan_scripts(scripts: Any) -> dict[str, Any]:
                 }
             )
         out[key] = {"statements": found, "error": ""}
+    columns = column_lineage({k: v for k, v in scripts.items() if not out[k]["error"]})
+    for key, found_columns in columns.items():
+        out[key]["columns"] = found_columns
     return {"scripts": out}
