@@ -320,7 +320,8 @@ PIPELINE: Section = {
     "fresh_within": FRESH_WITHIN,  # its freshness objective: a good run at least this often
 }
 #: ``tables.<schema.table>``: objectives on a table, whatever writes it (a pipeline's step, a program's ``feeds:``)
-TABLE: Section = {"fresh_within": FRESH_WITHIN}
+#: and ``contract``: the columns and types it promises its readers (docs/graph.md, "Impact before a change")
+TABLE: Section = {"fresh_within": FRESH_WITHIN, "contract": gates.column_types()}
 ALERTS: Section = {
     "on": gates.names(gates.choice(ALERT_RULES)),
     "renotify_after": gates.duration(60, 30 * DAY),
