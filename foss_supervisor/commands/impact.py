@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from foss_supervisor.errors import ConfigRefused
-from foss_supervisor.graph.impact import assess, refusal
+from foss_supervisor.graph.impact import assess, changes, refusal
 from foss_supervisor.graph.model import build_graph
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ async def pipeline_impact(service: PipelineService | None, new: Config) -> dict[
     if service is None or not new.pipelines:
         return None
     new_specs = await service.proposed(new)
-    if not assess(service.specs, new_specs, {}, {}, build_graph(new, {}, {}, {}, {}), {})["pipelines"]:
+    if not changes(service.specs, new_specs):
         return {"pipelines": {}, "breaking": [], "error": ""}  # no step changed: the worker need not read anything
     running = await service.lineage()
     proposed = await service.lineage(new_specs)

@@ -30,7 +30,7 @@ from foss_supervisor.graph.model import Graph
 if TYPE_CHECKING:
     from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 
-__all__ = ["assess", "canonical_type", "refusal"]
+__all__ = ["assess", "canonical_type", "changes", "refusal"]
 
 #: type names DuckDB takes as synonyms, to the names it prints (``duckdb.sqltype(x)``)
 _SYNONYMS = {
@@ -169,6 +169,24 @@ def _breaks(
     return out
 
 
+def changes(old_specs: Mapping[str, PipelineSpec], new_specs: Mapping[str, PipelineSpec]) -> dict[str, Any]:
+    """Per pipeline of both with a change: ``{"changed_steps": [StepSpec], "removed_steps": [name], "setup_changed"}``
+    (steps added, or whose kind, SQL, callable or parameters changed)."""
+    out: dict[str, Any] = {}
+    for name in sorted(old_specs.keys() & new_specs.keys()):
+        old, new = old_specs[name], new_specs[name]
+        before = {s.name: _definition(s) for s in old.steps}
+        changed = [s for s in new.steps if before.get(s.name) != _definition(s)]
+        removed = sorted(before.keys() - {s.name for s in new.steps})
+        if changed or removed or old.setup_sql != new.setup_sql:
+            out[name] = {
+                "changed_steps": changed,
+                "removed_steps": removed,
+                "setup_changed": old.setup_sql != new.setup_sql,
+            }
+    return out
+
+
 def assess(
     old_specs: Mapping[str, PipelineSpec],
     new_specs: Mapping[str, PipelineSpec],
@@ -183,24 +201,18 @@ def assess(
     or removed pipeline is the reload plan's ``added``/``removed``)."""
     pipelines: dict[str, Any] = {}
     breaking: list[dict[str, Any]] = []
-    for name in sorted(old_specs.keys() & new_specs.keys()):
-        old, new = old_specs[name], new_specs[name]
-        before = {s.name: _definition(s) for s in old.steps}
-        changed = [s for s in new.steps if before.get(s.name) != _definition(s)]
-        removed = sorted(before.keys() - {s.name for s in new.steps})
-        setup_changed = old.setup_sql != new.setup_sql
-        if not (changed or removed or setup_changed):
-            continue
-        starts = {f"step:{name}/{s.name}" for s in changed}
-        if setup_changed:  # what the setup makes (its views above all) and all that reads it
+    for name, found in changes(old_specs, new_specs).items():
+        starts = {f"step:{name}/{s.name}" for s in found["changed_steps"]}
+        if found["setup_changed"]:  # what the setup makes (its views above all) and all that reads it
             starts |= {f"table:{t}" for t in _setup_tables(new_scripts, name)}
         pipelines[name] = {
-            "changed_steps": [s.name for s in changed],
-            "removed_steps": removed,
-            "setup_changed": setup_changed,
+            "changed_steps": [s.name for s in found["changed_steps"]],
+            "removed_steps": found["removed_steps"],
+            "setup_changed": found["setup_changed"],
             "downstream_tables": _downstream(new_graph, starts),
         }
-        for step in changed:
+        before = {s.name for s in old_specs[name].steps}
+        for step in found["changed_steps"]:
             if step.name in before:
                 breaking.extend(_breaks(name, step, old_scripts, new_scripts, contracts))
     return {"pipelines": pipelines, "breaking": breaking}
