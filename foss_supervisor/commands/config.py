@@ -184,7 +184,10 @@ async def config_write(ctx: CommandContext, text: str, dry_run: bool, allow_empt
     saves run one at a time. If the reload refuses the text, the file is put back. Daemon-level settings
     (``needs_daemon_restart``: state_dir, dashboard, log, data_dir, pipelines on or off, warehouse
     memory_limit) keep their running values until ``foss-supervisor restart``; programs apply at once.
-    Returns ``{"dry_run", "file", "plan": {added, changed, removed, unchanged, needs_daemon_restart, ...},
+    The plan's ``impact`` (also in a dry run, the editor's Check) lists each pipeline's steps whose SQL changed
+    and the tables downstream they rebuild; a change that breaks a column a step or a ``contract:`` uses is
+    refused, dry run too (see ``reload``).
+    Returns ``{"dry_run", "file", "plan": {added, changed, removed, unchanged, needs_daemon_restart, impact, ...},
     "needs_confirmation": str|None, "generation": int|None}`` (the number the replaced file is kept under).
     """
     return await _save(ctx, text, dry_run, allow_empty)

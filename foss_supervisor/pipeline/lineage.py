@@ -22,7 +22,6 @@ from typing import Any
 
 import duckdb
 
-from foss_supervisor.pipeline.columns import column_lineage
 from foss_supervisor.pipeline.sandbox import scan_statement
 
 __all__ = ["MAX_SCRIPTS", "MAX_SCRIPT_CHARS", "scan_scripts"]
@@ -77,6 +76,8 @@ def scan_scripts(scripts: Any) -> dict[str, Any]:
                 }
             )
         out[key] = {"statements": found, "error": ""}
+    from foss_supervisor.pipeline.columns import column_lineage  # sqlglot (+8 MiB): loaded by the first request
+
     columns = column_lineage({k: v for k, v in scripts.items() if not out[k]["error"]})
     for key, found_columns in columns.items():
         out[key]["columns"] = found_columns
