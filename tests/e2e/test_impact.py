@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from helpers import REPO, DaemonHandle, command, wait_for
+from helpers.browser import Watched, shots_dir
 
 ENRICH_CATEGORY = "p.category AS category, "
 
@@ -109,3 +111,36 @@ def test_a_breaking_column_change_is_refused_with_its_consumers_named(daemon: Da
     applied = daemon.cli("reload")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "currency_code" in _enrich_sql(daemon)
+
+
+def test_the_config_editors_check_lists_the_impact_and_shows_the_refusal_in_chromium(
+    daemon: DaemonHandle, browser: Any, tmp_path: Path
+) -> None:
+    files = _host(daemon)
+    daemon.start()
+    wait_for(lambda: daemon.program("api")["state"] == "RUNNING", 30, "api RUNNING")
+    assert daemon.cli("graph").returncode == 0  # the running lineage, read before the edit
+    enrich = files / "orders" / "enrich.sql"
+    _edit(enrich, ENRICH_CATEGORY, ENRICH_CATEGORY + "upper(o.currency) AS currency_code, ")
+    w = Watched(browser, session=daemon)
+    try:
+        w.page.goto(f"http://127.0.0.1:{daemon.port}/config")
+        wait_for(lambda: "trips_gold.daily_zone" in w.page.input_value("#config-text"), 10, "the file loaded")
+        w.page.click("#config-check")
+        item = w.page.locator("#config-impact li", has_text="Pipeline orders: SQL changed in enrich")
+        item.wait_for(timeout=20_000)
+        said = item.inner_text()
+        for table in ("silver.orders_enriched", "gold.daily_revenue", "gold.product_sales", "gold.customer_ltv"):
+            assert table in said, said
+        w.page.screenshot(path=str(shots_dir(tmp_path) / "config-check-impact-1280.png"), full_page=True)
+        # a breaking edit: the Check is refused in the page, naming the reader; the list goes
+        _edit(enrich, ENRICH_CATEGORY, "")
+        w.page.click("#config-check")
+        refused = w.page.locator("#config-out.bad", has_text="which step orders/aggregate uses")
+        refused.wait_for(timeout=20_000)
+        assert "no longer produces silver.orders_enriched.category" in refused.inner_text()
+        assert w.page.locator("#config-impact").is_hidden()
+        unexpected = [e for e in w.errors if "status of 409" not in e]  # the refused Check's own reply
+        assert unexpected == [], unexpected
+    finally:
+        w.close()
