@@ -380,9 +380,11 @@ def _script(sql: str, catalog: _Catalog) -> dict[str, Any]:
         try:
             statement = sqlglot.parse_one(text, dialect="duckdb")
             reader.statement(statement)
-        except SqlglotError as exc:
+        except (SqlglotError, RecursionError, ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+            # whatever a statement does to the reader, that statement is unknown: never the whole request
             first = " ".join(text.split())[:80]
-            reader.unknown.append(f"not read by sqlglot: {first}: {str(exc).splitlines()[0][:300]}")
+            why = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+            reader.unknown.append(f"not read by sqlglot: {first}: {why}")
     for temp in [t for t in catalog.tables if t.startswith(f"{TEMP}.")]:  # a step's scratch ends with it
         catalog.tables.pop(temp)
         catalog.partial.pop(temp, None)

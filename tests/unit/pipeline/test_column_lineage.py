@@ -11,6 +11,8 @@ import functools
 from typing import Any
 
 from helpers import REPO
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from foss_supervisor.pipeline.lineage import scan_scripts
 from foss_supervisor.pipeline.spec import load_pipeline
@@ -190,3 +192,30 @@ def test_what_cannot_be_derived_is_marked_unknown_not_guessed() -> None:
     z = mixed["writes"]["p_s.mixed"]["columns"][0]
     assert z["name"] == "z" and "elsewhere.other.y" in z["from"] and "p_s.copy.x" in z["from"]
     assert found["step:p/bad"] is None  # DuckDB cannot split it: the table lineage's error says why
+
+
+def _statements() -> list[str]:
+    specs = [load_pipeline(REPO / "configs" / "pipelines" / f"{n}.yaml") for n in ("orders", "trips")]
+    texts = [t for s in specs for t in (s.setup_sql, *(st.sql for st in s.steps)) if t]
+    return [part.strip() + ";" for t in texts for part in t.split(";\n") if part.strip()]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_any_mangled_statement_is_read_or_marked_unknown_and_never_loses_the_others(data: st.DataObject) -> None:
+    """The shipped statements with a slice cut out or a fragment pasted in: the reader answers every script,
+    in its shape, and the intact script beside it keeps its columns."""
+    text = data.draw(st.sampled_from(_statements()))
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, len(text)))
+    paste = data.draw(st.sampled_from(["", "*", "(", ")", ",", " AS ", " FROM x.y ", "SELECT ", "'", "--", "\x00"]))
+    mangled = text[:start] + paste + text[end:]
+    intact = "CREATE OR REPLACE TABLE z_s.t AS SELECT a.k, a.v AS w FROM z_s.src a;"
+    found = scan_scripts({"step:p/mangled": mangled, "step:p/intact": intact})["scripts"]
+    for script in found.values():
+        assert set(script) >= {"statements", "error"}
+        if "columns" in script:
+            assert set(script["columns"]) == {"writes", "reads", "unknown"}
+            assert all(isinstance(u, str) for u in script["columns"]["unknown"])
+    columns = found["step:p/intact"]["columns"]["writes"]["z_s.t"]["columns"]
+    assert [(c["name"], c["from"]) for c in columns] == [("k", ["z_s.src.k"]), ("w", ["z_s.src.v"])]
