@@ -36,7 +36,8 @@ async def pipeline_impact(service: PipelineService | None, new: Config) -> dict[
     new_specs = await service.proposed(new)
     if not changes(service.specs, new_specs):
         return {"pipelines": {}, "breaking": [], "error": ""}  # no step changed: the worker need not read anything
-    running = await service.lineage()
+    # both read now, so the types DuckDB binds (DESCRIBE) come from the same warehouse
+    running = await service.lineage(dict(service.specs))
     proposed = await service.lineage(new_specs)
     if why := proposed["error"] or running["error"]:
         return {"pipelines": {}, "breaking": [], "error": f"the impact is not known: {why}"}

@@ -18,35 +18,52 @@ What is derived, per script (``"setup:P"`` or ``"step:P/S"``)::
      "reads": {"schema.table": {"columns": ["column", ...], "unknown": ""}},
      "unknown": ["why a statement could not be read", ...]}
 
-``type`` is the declared type of an INSERT's target column or of a top-level ``CAST``, a column copied as is
-keeps its source's known type, else None (not derivable here). ``unknown`` is never a guess: a table's
-``unknown`` says its column list is incomplete (``*`` over a table whose columns are not known, ``COLUMNS(...)``
-over one), a column's that its sources are (a function of a table whose columns are not known), a
-script's which statements sqlglot could not read. Python steps have no SQL: they are not here.
+``type`` is the declared type of an INSERT's target column or of a top-level ``CAST``; for a table a
+``CREATE ... AS`` makes from warehouse tables only, the types DuckDB binds for its query against the warehouse
+as it is (``DESCRIBE``, in a rolled-back transaction, when the worker passes ``describe``; no row is read);
+a column copied as is keeps its source's known type; else None (not derivable here).
+
+``unknown`` is never a guess: a table's ``unknown`` says its column list is incomplete (``*`` over a table
+whose columns are not known, ``COLUMNS(...)`` over one), a column's that its sources are (a function of a
+table whose columns are not known), a script's which statements sqlglot could not read. Python steps have
+no SQL: they are not here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import duckdb
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import OptimizeError, SqlglotError
-from sqlglot.optimizer.qualify import qualify
+from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import Scope, build_scope
 
-__all__ = ["TEMP", "canonical_type", "column_lineage"]
+from foss_supervisor.pipeline.columnsql import (
+    TEMP,
+    leaves,
+    qualified,
+    source_of,
+    table_name,
+    type_of,
+    type_sql,
+)
 
-TEMP = "__temp"  # the schema temporary tables are read under (a name no pipeline may use: it is not lower-case data)
+__all__ = ["Describe", "column_lineage"]
+
 _Col = dict[str, Any]  # {"name", "type", "from", "unknown"}
+
+
+#: ``DESCRIBE`` of a query against the warehouse: its columns' (name, DuckDB type), or None when it cannot be
+Describe = Callable[[str], "list[tuple[str, str]] | None"]
 
 
 class _Catalog:
     """The columns known so far: ``schema.table`` (temporary tables under :data:`TEMP`) -> name -> column."""
 
-    def __init__(self) -> None:
+    def __init__(self, describe: Describe | None = None) -> None:
+        self.describe = describe
         self.tables: dict[str, dict[str, _Col]] = {}
         self.partial: dict[str, str] = {}  # table -> why its column list is incomplete
 
@@ -65,82 +82,6 @@ class _Catalog:
             self.partial[table] = partial
         else:
             self.partial.pop(table, None)
-
-
-def _table_name(table: exp.Table, temps: set[str]) -> str:
-    """``schema.table``, a temporary table as ``__temp.name``; "" for a table function (a file read)."""
-    if not isinstance(table.this, exp.Identifier):
-        return ""
-    db = table.db.lower()
-    name = table.name.lower()
-    if not db:
-        return f"{TEMP}.{name}" if name in temps else name
-    return f"{db}.{name}"
-
-
-def canonical_type(written: str) -> str:
-    """DuckDB's own name of a type (``TEXT`` -> ``VARCHAR``, ``DECIMAL(18, 2)`` -> ``DECIMAL(18,2)``); the text
-    upper-cased when DuckDB does not know it."""
-    try:
-        return str(duckdb.sqltype(written))
-    except (duckdb.Error, ValueError, TypeError):
-        return written.upper()
-
-
-def _type_sql(node: exp.DataType | None) -> str | None:
-    return canonical_type(node.sql("duckdb")) if node is not None else None
-
-
-def _type_of(node: exp.Expr) -> str | None:
-    inner = node.this if isinstance(node, exp.Alias) else node
-    if isinstance(inner, exp.Cast | exp.TryCast):
-        return _type_sql(inner.to)
-    return None
-
-
-#: how each try qualifies a query: all of it, then without reading output aliases inside the query (a name that
-#: is both an alias and a column of a file read), then tables only (columns resolved here, or unknown)
-_TRIES = ((True, True), (False, True), (False, False))  # (expand_alias_refs, qualify_columns and expand_stars)
-
-
-def _qualified(query: exp.Expr, schema: dict[str, object]) -> exp.Expr:
-    """``query`` with its tables and columns qualified as far as sqlglot can (see :data:`_TRIES`)."""
-    for i, (alias_refs, columns) in enumerate(_TRIES):
-        try:
-            return qualify(
-                query.copy(),
-                schema=schema,
-                dialect="duckdb",
-                expand_alias_refs=alias_refs,
-                qualify_columns=columns,
-                expand_stars=columns,
-                validate_qualify_columns=False,
-                identify=False,
-                quote_identifiers=False,
-            )
-        except OptimizeError:
-            if i == len(_TRIES) - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _source_of(scope: Scope, column: exp.Column) -> Any:
-    """What a column is read from in its scope: a table, a subquery's or CTE's scope, or None. A column without
-    a table name in a query of one source is that source's."""
-    if not column.table and len(scope.sources) == 1:
-        return next(iter(scope.sources.values()))
-    return scope.sources.get(column.table)
-
-
-def _leaves(scope: Scope) -> list[Scope]:
-    """The SELECT scopes whose output a query's columns are: a UNION's every branch, an EXCEPT's or
-    INTERSECT's first (its rows come from there)."""
-    if not isinstance(scope.expression, exp.SetOperation):
-        return [scope]
-    branches = list(scope.set_operation_scopes)
-    if isinstance(scope.expression, exp.Except | exp.Intersect):
-        branches = branches[:1]
-    return [leaf for branch in branches for leaf in _leaves(branch)]
 
 
 class _Reader:
@@ -172,8 +113,8 @@ class _Reader:
         for table in query.find_all(exp.Table):
             if not table.db and table.name.lower() in temps:
                 table.set("db", exp.to_identifier(TEMP))
-        qualified = _qualified(query, self.catalog.schema())
-        root = build_scope(qualified)
+        done = qualified(query, self.catalog.schema())
+        root = build_scope(done)
         if root is None:
             return [], "no query"
         for scope in root.traverse():
@@ -182,9 +123,9 @@ class _Reader:
 
     def _scope_reads(self, scope: Scope) -> None:
         for column in scope.columns:
-            source = _source_of(scope, column)
+            source = source_of(scope, column)
             if isinstance(source, exp.Table):
-                self.read(_table_name(source, set()), column.name.lower())
+                self.read(table_name(source, set()), column.name.lower())
         for star in scope.expression.find_all(exp.Star, exp.Columns):
             parent = star.parent
             if isinstance(star, exp.Star) and not isinstance(parent, exp.Select | exp.Column):
@@ -193,12 +134,12 @@ class _Reader:
             sources = [scope.sources.get(alias)] if alias else list(scope.sources.values())
             for source in sources:
                 if isinstance(source, exp.Table):
-                    self.read(_table_name(source, set()), None, "all its columns (*): its columns are not known")
+                    self.read(table_name(source, set()), None, "all its columns (*): its columns are not known")
 
     def _outputs(self, scope: Scope) -> tuple[list[_Col], str]:
         node = scope.expression
         if isinstance(node, exp.SetOperation):  # a union's columns are its first branch's, sources from all
-            branches = _leaves(scope)
+            branches = leaves(scope)
             first, why = self._outputs(branches[0])
             for other in branches[1:]:
                 more, why_more = self._outputs(other)
@@ -217,7 +158,7 @@ class _Reader:
                 continue
             name = projection.alias_or_name.lower()
             sources, unknown = self._sources(scope, projection)
-            ctype = _type_of(projection)
+            ctype = type_of(projection)
             if ctype is None and isinstance(projection, exp.Alias | exp.Column):
                 ctype = self._copied_type(scope, projection)
             out.append({"name": name, "type": ctype, "from": sorted(sources), "unknown": unknown})
@@ -227,24 +168,24 @@ class _Reader:
         inner = projection.this if isinstance(projection, exp.Alias) else projection
         if not isinstance(inner, exp.Column):
             return None
-        source = _source_of(scope, inner)
+        source = source_of(scope, inner)
         if isinstance(source, exp.Table):
-            col = self.catalog.tables.get(_table_name(source, set()), {}).get(inner.name.lower())
+            col = self.catalog.tables.get(table_name(source, set()), {}).get(inner.name.lower())
             return col["type"] if col else None
         if isinstance(source, Scope):
             for p in source.expression.selects if isinstance(source.expression, exp.Select) else ():
                 if p.alias_or_name.lower() == inner.name.lower():
-                    return _type_of(p) or self._copied_type(source, p)
+                    return type_of(p) or self._copied_type(source, p)
         return None
 
     def _sources(self, scope: Scope, node: exp.Expr) -> tuple[set[str], str]:
         found: set[str] = set()
         unknown = ""
         for column in node.find_all(exp.Column):
-            source = _source_of(scope, column)
+            source = source_of(scope, column)
             name = column.name.lower()
             if isinstance(source, exp.Table):
-                table = _table_name(source, set())
+                table = table_name(source, set())
                 if not table:
                     continue  # a file read (read_csv(...)): no table of the warehouse
                 if table.startswith(f"{TEMP}."):
@@ -257,7 +198,7 @@ class _Reader:
                 else:
                     found.add(f"{table}.{name}")
             elif isinstance(source, Scope):  # a subquery or CTE: its column of that name, in each branch
-                for leaf in _leaves(source):
+                for leaf in leaves(source):
                     selects = leaf.expression.selects if isinstance(leaf.expression, exp.Select) else []
                     match = [p for p in selects if p.alias_or_name.lower() == name]
                     if not match:
@@ -292,7 +233,7 @@ class _Reader:
         table_node = schema.this if schema is not None else target
         if not isinstance(table_node, exp.Table):
             return
-        table = _table_name(table_node, temps | ({table_node.name.lower()} if temporary else set()))
+        table = table_name(table_node, temps | ({table_node.name.lower()} if temporary else set()))
         if temporary and not table.startswith(f"{TEMP}."):
             table = f"{TEMP}.{table_node.name.lower()}"
         if statement.args.get("exists") and table in self.catalog.tables and table not in self.catalog.partial:
@@ -302,9 +243,11 @@ class _Reader:
             return
         if statement.expression is not None:
             cols, why = self.select(statement.expression)
+            if not temporary and not why:
+                self._described(statement.expression, cols)
         elif schema is not None:
             cols = [
-                {"name": d.name.lower(), "type": _type_sql(d.kind), "from": [], "unknown": ""}
+                {"name": d.name.lower(), "type": type_sql(d.kind), "from": [], "unknown": ""}
                 for d in schema.expressions
                 if isinstance(d, exp.ColumnDef)
             ]
@@ -314,11 +257,25 @@ class _Reader:
         self.catalog.set(table, cols, why)
         self._wrote(table, cols, why)
 
+    def _described(self, query: exp.Expr, cols: list[_Col]) -> None:
+        """The types DuckDB binds for a CREATE ... AS query over warehouse tables only (no temporary table, no
+        file read), set on ``cols`` when its columns are the ones read here, by name and position."""
+        ctes = {c.alias_or_name.lower() for c in query.find_all(exp.CTE)}
+        tables = list(query.find_all(exp.Table))
+        if self.catalog.describe is None or not all(
+            isinstance(t.this, exp.Identifier) and (t.db or t.name.lower() in ctes) for t in tables
+        ):
+            return
+        found = self.catalog.describe(query.sql(dialect="duckdb"))
+        if found is not None and [n for n, _ in found] == [c["name"] for c in cols]:
+            for col, (_, ctype) in zip(cols, found, strict=True):
+                col["type"] = ctype
+
     def _insert(self, statement: exp.Insert, temps: set[str]) -> None:
         target = statement.this
         named = [c.name.lower() for c in target.expressions] if isinstance(target, exp.Schema) else []
         table_node = target.this if isinstance(target, exp.Schema) else target
-        table = _table_name(table_node, temps)
+        table = table_name(table_node, temps)
         query = statement.expression
         if query is None:
             return
@@ -344,10 +301,10 @@ class _Reader:
     def _alter(self, statement: exp.Alter, temps: set[str]) -> None:
         if not isinstance(statement.this, exp.Table):
             return
-        table = _table_name(statement.this, temps)
+        table = table_name(statement.this, temps)
         for action in statement.args.get("actions") or ():
             if isinstance(action, exp.ColumnDef) and table in self.catalog.tables:
-                ctype = _type_sql(action.kind)
+                ctype = type_sql(action.kind)
                 col: _Col = {"name": action.name.lower(), "type": ctype, "from": [], "unknown": ""}
                 self.catalog.tables[table][action.name.lower()] = col
                 self._wrote(table, [col], "")
@@ -391,9 +348,11 @@ def _script(sql: str, catalog: _Catalog) -> dict[str, Any]:
     return {"writes": reader.writes, "reads": reader.reads, "unknown": reader.unknown}
 
 
-def column_lineage(scripts: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+def column_lineage(scripts: Mapping[str, str], describe: Describe | None = None) -> dict[str, dict[str, Any]]:
     """Each script's column lineage (the module's shape), the scripts read setups first, then in the order
-    given. Never raises for SQL it cannot read: that script's ``unknown`` says why."""
-    catalog = _Catalog()
+    given. ``describe``: the warehouse's types of a query (the worker's, in a rolled-back transaction), for
+    the tables a ``CREATE ... AS`` makes from warehouse tables. Never raises for SQL it cannot read: that
+    script's ``unknown`` says why."""
+    catalog = _Catalog(describe)
     order = [k for k in scripts if k.startswith("setup:")] + [k for k in scripts if not k.startswith("setup:")]
     return {key: _script(scripts[key], catalog) for key in order}

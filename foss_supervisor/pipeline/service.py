@@ -365,10 +365,10 @@ class PipelineService(RunScheduling):
         """What each pipeline's SQL reads and writes, as the worker reads it (pipeline/lineage.py), kept until the
         SQL changes: ``{"scripts": {"setup:PIPELINE" | "step:PIPELINE/STEP": {"statements": [{"reads", "writes",
         "object"}, ...], "error", "columns": {"writes", "reads", "unknown"}}}, "error": ""}`` (``columns``:
-        pipeline/columns.py); when the worker cannot answer, no scripts and ``error`` says why. ``specs``: other
-        pipelines than the running ones (a new config's, :meth:`proposed`), read but not kept."""
+        pipeline/columns.py); when the worker cannot answer, no scripts and ``error`` says why. ``specs``: read now,
+        not kept (a new config's, :meth:`proposed`; the running ones against the warehouse as it is now)."""
         scripts = _scripts(self.specs if specs is None else specs)
-        if self._lineage is not None and self._lineage[0] == scripts:
+        if specs is None and self._lineage is not None and self._lineage[0] == scripts:
             return self._lineage[1]
         try:
             found = {"scripts": await self.runner.client.lineage(scripts), "error": ""}

@@ -249,7 +249,7 @@ class Worker:
 
     def _run_lineage(self, rid: Any, message: dict[str, Any]) -> None:
         try:
-            self._reply_ok(rid, scan_scripts(message.get("scripts")))
+            self._reply_ok(rid, scan_scripts(message.get("scripts"), self.con))  # con: DESCRIBE for the types
         except Exception as exc:  # a bad request (or a bug) must still answer it
             self._reply_err(rid, "bad_request", f"{type(exc).__name__}: {exc}")
 

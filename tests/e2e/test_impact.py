@@ -94,6 +94,15 @@ def test_a_breaking_column_change_is_refused_with_its_consumers_named(daemon: Da
         refused.returncode == 2 and "changes the type (DECIMAL(18,2) -> DOUBLE) of trips_gold.daily_zone.fare" in said
     )
     daily.write_text(daily_sql)
+    # a type only DuckDB knows (sum of a DECIMAL(10, 3)): bound against the warehouse once trips' tables exist
+    run = daemon.call("pipeline_run", name="trips", wait=True)
+    assert run["status"] in ("succeeded", "succeeded_with_warnings"), run
+    _edit(daily, "CAST(sum(distance_km) AS DECIMAL(18, 3)) AS distance_km", "sum(distance_km) AS distance_km")
+    refused = daemon.cli("reload", "--dry-run")
+    said = refused.stdout + refused.stderr
+    assert refused.returncode == 2, said
+    assert "changes the type (DECIMAL(18,3) -> DECIMAL(38,3)) of trips_gold.daily_zone.distance_km" in said, said
+    daily.write_text(daily_sql)
 
     # a compatible change: the changed step and every table downstream, in the dry run and the editor's Check
     _edit(enrich, ENRICH_CATEGORY, ENRICH_CATEGORY + "upper(o.currency) AS currency_code, ")
