@@ -120,12 +120,13 @@ def _readers(scripts: Mapping[str, Any], table: str, column: str, skip: str) -> 
 
 
 def _breaks(
-    pipeline: str,
+    spec: PipelineSpec,
     step: StepSpec,
     old: Mapping[str, Any],
     new: Mapping[str, Any],
     contracts: Mapping[str, Mapping[str, str]],
 ) -> list[dict[str, Any]]:
+    pipeline = spec.name
     key = f"step:{pipeline}/{step.name}"
     before, after = _written(old, key), _written(new, key)
     if before is None or after is None:
@@ -155,7 +156,7 @@ def _breaks(
             if consumers:
                 out.append(
                     {
-                        "file": str(step.sql_path or ""),
+                        "file": str(step.sql_path or spec.path),  # a quality or deduplicate step: its YAML
                         "pipeline": pipeline,
                         "step": step.name,
                         "table": table,
@@ -214,7 +215,7 @@ def assess(
         before = {s.name for s in old_specs[name].steps}
         for step in found["changed_steps"]:
             if step.name in before:
-                breaking.extend(_breaks(name, step, old_scripts, new_scripts, contracts))
+                breaking.extend(_breaks(new_specs[name], step, old_scripts, new_scripts, contracts))
     return {"pipelines": pipelines, "breaking": breaking}
 
 
@@ -228,7 +229,7 @@ def refusal(breaking: list[dict[str, Any]]) -> str:
     parts = []
     for b in breaking:
         what = "no longer produces" if b["change"] == "dropped" else f"changes the type ({b['was']} -> {b['now']}) of"
-        where = f" ({b['file']})" if b["file"] else ""
+        where = f" ({b['file']})"
         parts.append(
             f"step {b['pipeline']}/{b['step']}{where} {what} {b['table']}.{b['column']}, "
             f"which {'; '.join(b['consumers'])} use{'s' if len(b['consumers']) == 1 else ''}"
