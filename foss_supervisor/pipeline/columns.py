@@ -31,6 +31,7 @@ no SQL: they are not here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -53,6 +54,8 @@ from foss_supervisor.pipeline.columnsql import (
 __all__ = ["Describe", "column_lineage"]
 
 _Col = dict[str, Any]  # {"name", "type", "from", "unknown"}
+_UNNAMED = re.compile(r"_col_\d+")  # how sqlglot names an output without AS
+_NO_NAME = "_no_name"  # set (while reading) on such an output
 
 
 #: ``DESCRIBE`` of a query against the warehouse: its columns' (name, DuckDB type), or None when it cannot be
@@ -161,7 +164,10 @@ class _Reader:
             ctype = type_of(projection)
             if ctype is None and isinstance(projection, exp.Alias | exp.Column):
                 ctype = self._copied_type(scope, projection)
-            out.append({"name": name, "type": ctype, "from": sorted(sources), "unknown": unknown})
+            col = {"name": name, "type": ctype, "from": sorted(sources), "unknown": unknown}
+            if _UNNAMED.fullmatch(name):  # sqlglot's name for an expression without AS; DuckDB names it otherwise
+                col[_NO_NAME] = True
+            out.append(col)
         return out, why
 
     def _copied_type(self, scope: Scope, projection: exp.Expr) -> str | None:
@@ -245,6 +251,7 @@ class _Reader:
             cols, why = self.select(statement.expression)
             if not temporary and not why:
                 self._described(statement.expression, cols)
+            cols, why = self._named(cols, why)
         elif schema is not None:
             cols = [
                 {"name": d.name.lower(), "type": type_sql(d.kind), "from": [], "unknown": ""}
@@ -259,7 +266,8 @@ class _Reader:
 
     def _described(self, query: exp.Expr, cols: list[_Col]) -> None:
         """The types DuckDB binds for a CREATE ... AS query over warehouse tables only (no temporary table, no
-        file read), set on ``cols`` when its columns are the ones read here, by name and position."""
+        file read), set on ``cols`` when its columns are the ones read here, by name and position (and the name
+        DuckDB gives an expression without ``AS``)."""
         ctes = {c.alias_or_name.lower() for c in query.find_all(exp.CTE)}
         tables = list(query.find_all(exp.Table))
         if self.catalog.describe is None or not all(
@@ -267,9 +275,20 @@ class _Reader:
         ):
             return
         found = self.catalog.describe(query.sql(dialect="duckdb"))
-        if found is not None and [n for n, _ in found] == [c["name"] for c in cols]:
-            for col, (_, ctype) in zip(cols, found, strict=True):
-                col["type"] = ctype
+        if found is None or len(found) != len(cols):
+            return
+        if all(c.get(_NO_NAME) or c["name"] == n for c, (n, _) in zip(cols, found, strict=True)):
+            for col, (name, ctype) in zip(cols, found, strict=True):  # DuckDB names an expression without AS
+                col.update(name=name, type=ctype)
+                col.pop(_NO_NAME, None)
+
+    @staticmethod
+    def _named(cols: list[_Col], why: str) -> tuple[list[_Col], str]:
+        """The columns whose names are known (an expression without ``AS`` is named by DuckDB from its text)."""
+        named = [c for c in cols if not c.get(_NO_NAME)]
+        if len(named) < len(cols):
+            why = why or "an expression without a name (AS ...) is not listed: DuckDB names it from its text"
+        return named, why
 
     def _insert(self, statement: exp.Insert, temps: set[str]) -> None:
         target = statement.this
@@ -281,15 +300,22 @@ class _Reader:
             return
         cols, why = self.select(query)
         known = self.catalog.tables.get(table)
-        if statement.args.get("by_name") or named:
-            names = named or [c["name"] for c in cols]
-            cols = [dict(c, name=n) for c, n in zip(cols, names, strict=False)]
+        if named:
+            cols = [dict(c, name=n) for c, n in zip(cols, named, strict=False)]
+            cols = [{k: v for k, v in c.items() if k != _NO_NAME} for c in cols]
+        elif statement.args.get("by_name"):
+            cols, why = self._named(cols, why)
         elif known is not None and table not in self.catalog.partial:  # by position onto the table's columns
             if why:  # which of the SELECT's columns lands where is not known
                 cols = [{"name": c["name"], "type": c["type"], "from": [], "unknown": why} for c in known.values()]
                 why = ""
             else:
-                cols = [dict(c, name=n) for c, n in zip(cols, known, strict=False)]
+                cols = [
+                    {k: v for k, v in c.items() if k != _NO_NAME} | {"name": n}
+                    for c, n in zip(cols, known, strict=False)
+                ]
+        else:  # by position into a table whose columns are not known: which column is which is not known
+            cols, why = [], "inserted by position into a table whose columns are not known"
         for col in cols:  # an insert does not change the table's types: its declared ones stand
             declared = (known or {}).get(col["name"])
             if declared is not None and declared["type"]:

@@ -179,7 +179,8 @@ def test_the_shipped_sql_is_read_whole() -> None:
 def test_what_cannot_be_derived_is_marked_unknown_not_guessed() -> None:
     scripts = {
         "step:p/star": "CREATE TABLE p_s.copy AS SELECT *, 1 AS one FROM elsewhere.unknown;",
-        "step:p/fn": "INSERT INTO p_s.mixed SELECT a.x + b.y AS z FROM p_s.copy a, elsewhere.other b;",
+        "step:p/fn": "CREATE TABLE p_s.mixed AS SELECT a.x + b.y AS z, count(*) FROM p_s.copy a, elsewhere.other b;",
+        "step:p/into": "INSERT INTO elsewhere.other SELECT 1 AS y, 2 AS w;",  # by position: which is which?
         "step:p/bad": "CREATE TABLE p_s.t AS SELECT 1 AS a; SELECT 1 +;",
     }
     found = {k: v.get("columns") for k, v in scan_scripts(scripts)["scripts"].items()}
@@ -192,6 +193,11 @@ def test_what_cannot_be_derived_is_marked_unknown_not_guessed() -> None:
     assert mixed is not None
     z = mixed["writes"]["p_s.mixed"]["columns"][0]
     assert z["name"] == "z" and "elsewhere.other.y" in z["from"] and "p_s.copy.x" in z["from"]
+    assert [c["name"] for c in mixed["writes"]["p_s.mixed"]["columns"]] == ["z"]  # count(*) is DuckDB's to name
+    assert "without a name" in mixed["writes"]["p_s.mixed"]["unknown"]
+    into = found["step:p/into"]
+    assert into is not None and into["writes"]["elsewhere.other"]["columns"] == []
+    assert "by position" in into["writes"]["elsewhere.other"]["unknown"]
     assert found["step:p/bad"] is None  # DuckDB cannot split it: the table lineage's error says why
 
 
