@@ -45,6 +45,7 @@ from foss_supervisor.pipeline.columnsql import (
     TEMP,
     leaves,
     qualified,
+    reading,
     source_of,
     table_name,
     type_of,
@@ -227,6 +228,8 @@ class _Reader:
             self._insert(statement, temps)
         elif isinstance(statement, exp.Alter):
             self._alter(statement, temps)
+        elif isinstance(statement, exp.Delete | exp.Update) and isinstance(statement.this, exp.Table):
+            self.select(reading(statement))  # the columns its WHERE, USING, FROM and SET use
         else:
             for query in statement.find_all(exp.Select):
                 if not isinstance(query.parent, exp.Select | exp.SetOperation | exp.Subquery):

@@ -11,7 +11,17 @@ from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope
 
-__all__ = ["TEMP", "canonical_type", "leaves", "qualified", "source_of", "table_name", "type_of", "type_sql"]
+__all__ = [
+    "TEMP",
+    "canonical_type",
+    "leaves",
+    "qualified",
+    "reading",
+    "source_of",
+    "table_name",
+    "type_of",
+    "type_sql",
+]
 
 TEMP = "__temp"  # the schema temporary tables are read under (a name no pipeline may use: it is not lower-case data)
 
@@ -90,3 +100,27 @@ def leaves(scope: Scope) -> list[Scope]:
     if isinstance(scope.expression, exp.Except | exp.Intersect):
         branches = branches[:1]
     return [leaf for branch in branches for leaf in leaves(branch)]
+
+
+def reading(statement: exp.Delete | exp.Update) -> exp.Select:
+    """A SELECT that reads what a DELETE or UPDATE reads: its target (the SET columns too) and other sources."""
+    target = statement.this.copy()
+    others: list[exp.Expr] = []
+    if isinstance(statement, exp.Update):
+        name = target.alias_or_name
+        sets = [eq for eq in statement.expressions if isinstance(eq, exp.EQ)]
+        projections = [exp.column(eq.this.name, table=name) for eq in sets if isinstance(eq.this, exp.Column)]
+        projections += [eq.expression.copy() for eq in sets]
+        source = statement.args.get("from_") or statement.args.get("from")
+        others = [source.this.copy()] if isinstance(source, exp.From) else []
+    else:
+        projections = []
+        using = statement.args.get("using")
+        others = [t.copy() for t in using] if isinstance(using, list) else []
+    where = statement.args.get("where")
+    return exp.Select(
+        expressions=projections or [exp.Literal.number(1)],
+        from_=exp.From(this=target),
+        joins=[exp.Join(this=other) for other in others],
+        where=where.copy() if where is not None else None,
+    )

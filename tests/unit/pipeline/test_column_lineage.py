@@ -251,3 +251,13 @@ def test_the_warehouse_gives_the_types_of_a_create_as_and_is_left_as_it_was() ->
     assert describe("SELECT 1; DROP TABLE trips_silver.trips") is None  # one statement or nothing
     assert describe("SELECT * FROM nowhere.missing") is None
     assert con.execute("SELECT count(*) FROM trips_silver.trips").fetchone() == (0,)
+
+
+def test_a_delete_or_update_reads_the_columns_it_uses() -> None:
+    """A step that deletes by a column, or updates one, breaks when that column goes: it is a reader of it."""
+    script = """CREATE TABLE s.t (k INT, a INT, b INT, c INT); CREATE TABLE s.o (k INT, d INT);
+    CREATE TEMP TABLE _w AS SELECT k AS a FROM s.o;
+    DELETE FROM s.t WHERE a IN (SELECT a FROM _w) AND b > 1;
+    UPDATE s.t SET c = o.d + 1 FROM s.o AS o WHERE t.k = o.k;"""
+    reads = scan_scripts({"step:p/s": script})["scripts"]["step:p/s"]["columns"]["reads"]
+    assert {t: set(r["columns"]) for t, r in reads.items()} == {"s.t": {"a", "b", "c", "k"}, "s.o": {"k", "d"}}
