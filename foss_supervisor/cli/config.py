@@ -71,6 +71,8 @@ def print_impact(impact: Mapping[str, Any] | None) -> None:
             print(f"{'sql':>9}: pipeline {name}: removed {', '.join(found['removed_steps'])}")
         if found["downstream_tables"]:
             print(f"{'rebuilds':>9}: {', '.join(found['downstream_tables'])}")
+    for gap in impact.get("contracts") or ():
+        say("WARN", f"contract tables.{gap['table']}.contract.{gap['column']} ({gap['declared']}): {gap['problem']}")
     if impact.get("error"):
         say("WARN", str(impact["error"]))
 

@@ -124,7 +124,9 @@ async def _save(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool
         refusal = save_refusal(current_text, text, new, ctx.config, _up(ctx))
         if dry_run:
             pinned, waiting = pin_daemon_settings(ctx.config, new)
-            impact = await pipeline_impact(ctx.pipelines, pinned)  # the Check lists it; a breaking one is refused
+            impact = await pipeline_impact(
+                ctx.pipelines, pinned, ctx.config.contracts
+            )  # the Check lists it; a breaking one is refused
             refuse_breaking(impact)
             plan = {**dataclass_to_json(ctx.supervisor.plan(pinned)), "needs_daemon_restart": waiting, "impact": impact}
             return {"dry_run": True, "file": str(path), "plan": plan, "needs_confirmation": refusal, "generation": None}

@@ -229,7 +229,9 @@ class Daemon:
         # pipelines are reloaded by their service; only starting or ending the service needs a restart
         pipelines_plan = await self.pipelines.reload(new, dry_run=True) if self.pipelines and new.pipelines else None
         # steps whose SQL changed, what they rebuild; a column a reader or a contract uses may not go (graph.md)
-        impact = await pipeline_impact(self.pipelines, new) if pipelines_plan is not None else None
+        impact = (
+            await pipeline_impact(self.pipelines, new, self._config.contracts) if pipelines_plan is not None else None
+        )
         refuse_breaking(impact)
         result: dict[str, Any] = {
             "dry_run": dry_run,

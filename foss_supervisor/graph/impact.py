@@ -30,7 +30,7 @@ from foss_supervisor.graph.model import Graph
 if TYPE_CHECKING:
     from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 
-__all__ = ["assess", "canonical_type", "changes", "refusal"]
+__all__ = ["assess", "canonical_type", "changes", "contract_gaps", "refusal"]
 
 #: type names DuckDB takes as synonyms, to the names it prints (``duckdb.sqltype(x)``)
 _SYNONYMS = {
@@ -217,6 +217,36 @@ def assess(
             if step.name in before:
                 breaking.extend(_breaks(new_specs[name], step, old_scripts, new_scripts, contracts))
     return {"pipelines": pipelines, "breaking": breaking}
+
+
+def contract_gaps(scripts: Mapping[str, Any], contracts: Mapping[str, Mapping[str, str]]) -> list[dict[str, Any]]:
+    """Each column of a ``contract:`` that the SQL making its table does not keep, as far as that is known:
+    ``[{"table", "column", "declared", "found": type | None, "problem"}]``. A table no step writes (a program
+    feeds it), a column list that is incomplete or a type that is not derived says nothing."""
+    out = []
+    for table, declared in sorted(contracts.items()):
+        written: dict[str, str | None] = {}
+        complete, by_step = True, False
+        for key in scripts:
+            entry = (_written(scripts, key) or {}).get(table)
+            if not isinstance(entry, Mapping):
+                continue
+            by_step = by_step or key.startswith("step:")
+            complete = complete and not entry.get("unknown")
+            for col in entry.get("columns") or ():
+                written[col["name"]] = written.get(col["name"]) or col.get("type")
+        if not by_step:
+            continue
+        for column, ctype in sorted(declared.items()):
+            found = written.get(column)
+            if column not in written and complete:
+                problem = "no step or setup of a pipeline writes it"
+            elif found and canonical_type(found) != canonical_type(ctype):
+                problem = f"the SQL makes it {found}"
+            else:
+                continue
+            out.append({"table": table, "column": column, "declared": ctype, "found": found, "problem": problem})
+    return out
 
 
 def _setup_tables(scripts: Mapping[str, Any], pipeline: str) -> list[str]:

@@ -121,6 +121,17 @@ def test_a_breaking_column_change_is_refused_with_its_consumers_named(daemon: Da
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "currency_code" in _enrich_sql(daemon)
 
+    # a contract the SQL does not keep is a warning of the Check (a declaration is no change of data)
+    wrong = daemon.config_path.read_text() + "  gold.daily_revenue:\n    contract: {revenue_usd: DOUBLE}\n"
+    checked = command(daemon.port, "config_write", {"text": wrong, "dry_run": True})
+    assert checked.status == 200, checked.body
+    [gap] = json.loads(checked.body)["result"]["plan"]["impact"]["contracts"]
+    assert (gap["table"], gap["column"], gap["problem"]) == (
+        "gold.daily_revenue",
+        "revenue_usd",
+        "the SQL makes it DECIMAL(18,2)",
+    )
+
 
 def test_the_config_editors_check_lists_the_impact_and_shows_the_refusal_in_chromium(
     daemon: DaemonHandle, browser: Any, tmp_path: Path

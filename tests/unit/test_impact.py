@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.config.gates import GateError, column_types
 from foss_supervisor.errors import ConfigError
-from foss_supervisor.graph.impact import assess, canonical_type, refusal
+from foss_supervisor.graph.impact import assess, canonical_type, contract_gaps, refusal
 from foss_supervisor.graph.model import build_graph
 from foss_supervisor.pipeline.lineage import scan_scripts
 from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
@@ -181,3 +181,20 @@ def test_a_good_contract_is_kept_whole_in_lower_case_names(contract: dict[str, s
     text = yaml.safe_dump({"tables": {"gold.daily_revenue": {"contract": contract}}})
     config = parse_config(text, FILE, {})
     assert config.contracts == {"gold.daily_revenue": {k.lower(): v.upper() for k, v in contract.items()}}
+
+
+def test_a_contract_the_sql_does_not_keep_is_named_where_that_is_known() -> None:
+    scripts = _scripts(dict(shipped()))
+    contracts = {
+        "gold.daily_revenue": {"day": "DATE", "revenue_usd": "DOUBLE", "nope": "INTEGER", "country": "text"},
+        "silver.orders_enriched": {"order_id": "BIGINT"},  # a type not derived (no cast, no DESCRIBE here)
+        "elsewhere.fed": {"a": "INTEGER"},  # no step writes it (a program feeds it)
+    }
+    gaps = [(g["table"], g["column"], g["problem"]) for g in contract_gaps(scripts, contracts)]
+    assert gaps == [
+        ("gold.daily_revenue", "nope", "no step or setup of a pipeline writes it"),
+        ("gold.daily_revenue", "revenue_usd", "the SQL makes it DECIMAL(18,2)"),
+    ]
+    # a table whose column list is incomplete says nothing of a column missing from it
+    star = {"step:p/s": {"columns": {"writes": {"x.t": {"columns": [], "unknown": "a * ..."}}}}}
+    assert contract_gaps(star, {"x.t": {"a": "INTEGER"}}) == []

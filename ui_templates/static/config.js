@@ -39,6 +39,9 @@
       text += found.downstream_tables.length ? `; it would rebuild ${found.downstream_tables.join(", ")}.` : ".";
       items.push(text);
     }
+    for (const gap of (impact && impact.contracts) || []) {
+      items.push(`Contract tables.${gap.table}.contract.${gap.column} (${gap.declared}): ${gap.problem}.`);
+    }
     if (impact && impact.error) items.push(`${impact.error}.`);
     impactList.replaceChildren(...items.map((text) => {
       const li = document.createElement("li");
