@@ -26,7 +26,8 @@ rule                holds while                                     key
 tests), it evaluates the objectives, hands the conditions to the :class:`~foss_supervisor.core.alerts.AlertBook`
 and publishes each notice as an :class:`~foss_supervisor.core.events.AlertNotice` on the bus, where the
 hooks (``on: [alert_firing, alert_resolved]``) and the journal hear it. The book is written atomically to
-``<state_dir>/alerts.json`` when it changed, so a restarted daemon does not tell an open incident again;
+``<state_dir>/alerts.json`` when it changed (by the daemon's file-writer thread: a slow or hung disk never
+holds the supervision loop), so a restarted daemon does not tell an open incident again;
 beside it, the last write seen of each freshness objective (``writes``), so that a restart does not take a
 table nothing wrote meanwhile for fresh (and resolve its incident) until ``fresh_within`` after the start.
 """
@@ -44,6 +45,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.base.filewriter import FileWriter
 from foss_supervisor.config import Config
 from foss_supervisor.config.model import AlertsConfig
 from foss_supervisor.core.alerts import AlertBook, Condition, Notice
@@ -129,7 +131,9 @@ class AlertWatch:
     """Evaluates objectives and alert rules on ``clock``/``sleep`` and publishes notices on ``bus``.
 
     ``last_runs`` returns each configured pipeline's last finished run (or None); ``state_dir`` holds the
-    book (None: kept in memory only). Call :meth:`observe` from the bus and run :meth:`run` in a task.
+    book (None: kept in memory only), written by ``writer``'s thread (None: at once, by the caller, for
+    tools and tests without a loop to keep free). Call :meth:`observe` from the bus and run :meth:`run` in a
+    task.
     """
 
     def __init__(
@@ -141,8 +145,10 @@ class AlertWatch:
         sleep: Callable[[float], Awaitable[None]],
         last_runs: Callable[[], Mapping[str, Mapping[str, Any] | None]] = dict,
         state_dir: Path | None = None,
+        writer: FileWriter | None = None,
     ) -> None:
         self._config = config
+        self._writer = writer
         self.objectives = objectives
         self._bus = bus
         self._clock = clock
@@ -185,16 +191,28 @@ class AlertWatch:
         return self.book.dumps(writes=dict(list(writes.items())[:_MAX_WRITES]), regressed=self.regressed)
 
     def save(self) -> None:
-        """Write the book atomically (a failure is logged and counted; the book stays in memory)."""
-        if self._path is None:
+        """Write the book atomically, by the writer's thread when there is one (a failure, or a writer queue
+        full behind a hung disk, is logged and counted; the book stays in memory and the next save tries
+        again: the file always holds a whole book, the newest the disk took)."""
+        path = self._path
+        if path is None:
             return
         self._saved_changes, self._saved_at = self.book.changes, self._clock()
         self._regressed_changed = False
-        try:
-            atomic_write(self._path, self._dumps())
-        except OSError as exc:
+        text = self._dumps().encode()
+
+        def write() -> None:
+            try:
+                atomic_write(path, text)
+            except OSError as exc:
+                self.save_failures += 1
+                log.warning("alerts_file_write_failed", path=str(path), error=str(exc))
+
+        if self._writer is None:
+            write()
+        elif not self._writer.submit(write, len(text)):
             self.save_failures += 1
-            log.warning("alerts_file_write_failed", path=str(self._path), error=str(exc))
+            log.warning("alerts_file_write_failed", path=str(path), error="the file writer's queue is full")
 
     def observe(self, event: object) -> None:
         """The bus callback: the objectives' ledger hears it; a program or pipeline event wakes the watch."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from virtual_time import Fleet, Script, VirtualClock
 
 from foss_supervisor.config import Config, parse_config
@@ -193,3 +195,36 @@ alerts: {{backoff_for: 60s}}
         await w.clock.run_until(lambda: w.sup.get("flaky").state is ProcessState.RUNNING, limit_s=HOUR)
         await w.clock.run_until(lambda: len(w.notices) == 2, limit_s=60)  # resolved after reset_after (10 s)
         assert [(n.notice, n.id) for _, n in w.notices] == [("alert_firing", fired.id), ("alert_resolved", fired.id)]
+
+
+_EDGES = st.lists(
+    st.tuples(st.sampled_from(list(ProcessState)), st.floats(min_value=0.0, max_value=5_000.0)), max_size=60
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(edges=_EDGES, window=st.floats(min_value=1.0, max_value=400_000.0), extra=st.floats(0.0, 10_000.0))
+def test_uptime_from_running_sums_equals_a_walk_over_every_stretch(
+    edges: list[tuple[ProcessState, float]], window: float, extra: float
+) -> None:
+    """The ledger's uptime (binary searches over running sums) equals a plain walk over the RUNNING stretches,
+    for any sequence of edges and gaps and any window, and never exceeds the time watched."""
+    now = [1e9]
+    ledger = RunningLedger(lambda: now[0], keep_s=window * 2)
+    state, since, stretches = ProcessState.STOPPED, now[0], []
+    for new, gap in edges:
+        now[0] += gap
+        ledger.observe(StateChanged(name="p", old=state, new=new))
+        if state is ProcessState.RUNNING and new is not ProcessState.RUNNING:
+            stretches.append((since, now[0]))
+        if new is not state:
+            state, since = new, now[0]
+    now[0] += extra
+    if state is ProcessState.RUNNING:
+        stretches.append((since, now[0]))
+    start = max(now[0] - window, ledger.started_at)
+    walked = min(sum(max(0.0, min(e, now[0]) - max(b, start)) for b, e in stretches), now[0] - start)
+    up, watched = ledger.uptime("p", window, now[0])
+    assert watched == pytest.approx(now[0] - start)
+    assert up <= watched
+    assert up == pytest.approx(walked, abs=1e-6)
