@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from foss_supervisor.pipeline.workerpublish import TABLE_NAME, check_table, pipe
 if TYPE_CHECKING:
     from deltalake import DeltaTable
 
-__all__ = ["DELTA_TASKS", "delta_task"]
+__all__ = ["DELTA_TASKS", "StopFlag", "delta_task"]
 
 #: the ``task`` values of ``export`` requests served here
 DELTA_TASKS = ("delta_publish", "delta_vacuum", "delta_restore")
@@ -33,7 +34,25 @@ DELTA_TASKS = ("delta_publish", "delta_vacuum", "delta_restore")
 RUN_KEY = "foss_supervisor.run_id"
 
 
-def delta_task(cursor: Any, message: Mapping[str, Any], *, publish_dir: Path | None) -> dict[str, Any]:
+class StopFlag:
+    """A cursor's ``interrupt()`` that is also remembered: DuckDB drops an interrupt that comes between two
+    statements, and a publish runs several (and deltalake calls) one after another."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+        self._event = threading.Event()
+
+    def interrupt(self) -> None:
+        self._event.set()
+        self._cursor.interrupt()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+def delta_task(
+    cursor: Any, message: Mapping[str, Any], *, publish_dir: Path | None, stopped: Callable[[], bool]
+) -> dict[str, Any]:
     """Serve an ``export`` request whose ``task`` is one of :data:`DELTA_TASKS`:
 
     - ``delta_publish`` ``{pipeline, run_id, tables: [{table, partition_by}]}``: one commit per table;
@@ -45,14 +64,16 @@ def delta_task(cursor: Any, message: Mapping[str, Any], *, publish_dir: Path | N
       publish does (``schema`` empty: the daemon's manifest has the run's), each table's new version holding
       ``versions[table]``'s files.
 
+    ``stopped`` says whether the request was cancelled: a publish checks it before each table and after
+    the last (then undoes its commits), as an interrupt that came between two statements is lost.
     Raises QueryRefusedError (bad names, no publish folder), QueryError (deltalake refused: an Arrow type
-    Delta has no counterpart for, a corrupt log...), duckdb.Error, OSError.
+    Delta has no counterpart for, a corrupt log...; ``interrupted``), duckdb.Error, OSError.
     """
     folder = pipeline_folder(publish_dir, message)
     task = message.get("task")
     try:
         if task == "delta_publish":
-            return _publish(cursor, folder, message)
+            return _publish(cursor, folder, message, stopped)
         if task == "delta_vacuum":
             return _vacuum(folder, message)
         if task == "delta_restore":
@@ -88,7 +109,7 @@ def _commit_properties(run_id: str, **extra: str) -> Any:
     return CommitProperties(custom_metadata={RUN_KEY: run_id, **{f"foss_supervisor.{k}": v for k, v in extra.items()}})
 
 
-def _publish(cursor: Any, folder: Path, message: Mapping[str, Any]) -> dict[str, Any]:
+def _publish(cursor: Any, folder: Path, message: Mapping[str, Any], stopped: Callable[[], bool]) -> dict[str, Any]:
     from deltalake import DeltaTable, write_deltalake
 
     run_id = _run_id(message.get("run_id"))
@@ -99,6 +120,7 @@ def _publish(cursor: Any, folder: Path, message: Mapping[str, Any]) -> dict[str,
     try:
         checked = [(t, cols, *check_table(cursor, t, cols)) for t, cols in entries]  # every name before any write
         for table, columns, source, schema in checked:
+            _check_stopped(stopped)
             dest = folder / table
             before = DeltaTable(dest).version() if DeltaTable.is_deltatable(str(dest)) else None
             relation = cursor.sql(f"SELECT * FROM {source}")  # noqa: S608 (a checked name)
@@ -112,6 +134,7 @@ def _publish(cursor: Any, folder: Path, message: Mapping[str, Any]) -> dict[str,
             )
             committed.append((dest, before))
             out.append(_describe(DeltaTable(dest), table, schema))
+        _check_stopped(stopped)
     except BaseException:
         for dest, before in reversed(committed):
             _undo(dest, before, run_id)
@@ -120,6 +143,11 @@ def _publish(cursor: Any, folder: Path, message: Mapping[str, Any]) -> dict[str,
         with contextlib.suppress(duckdb.Error):
             cursor.execute("ROLLBACK")
     return {"tables": out}
+
+
+def _check_stopped(stopped: Callable[[], bool]) -> None:
+    if stopped():
+        raise QueryError("publish interrupted")
 
 
 def _undo(dest: Path, before: int | None, run_id: str) -> None:

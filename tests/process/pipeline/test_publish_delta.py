@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +183,57 @@ async def test_switching_the_format_replaces_the_other_layout(
     await runner.replace_pipelines([load_pipeline(path)])
     assert (await asyncio.wait_for(runner.run("dl"), 60)).status is RunStatus.SUCCEEDED
     assert sorted(p.name for p in folder.iterdir()) == ["_manifest.json", "current", "runs"]
+
+
+async def test_a_publish_stopped_midway_leaves_the_manifest_and_undoes_what_it_committed(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    """``daily`` (small) commits first, then ``items`` (millions of rows) is stopped while it streams: a
+    cancel restores ``daily`` to its previous version (a further commit); a killed worker cannot, and the
+    manifest still names the previous run, whose versions read as before either way."""
+    spec = load_pipeline(delta_pipeline(tmp_path, workspace))
+    runner = await runners.open([spec], workspace["state"])
+    folder = runner.publish_dir / "dl"
+    first = await asyncio.wait_for(runner.run("dl"), 60)
+    assert first.status is RunStatus.SUCCEEDED, first.to_dict()
+    at_first = await duckdb_rows(runner)
+    (workspace["reference"] / "size.csv").write_text("n\n6000000\n")
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(_publish_stopped(runner, folder, kill_worker=False), 120)
+    assert runner.history.list("dl", limit=1)[0].status is RunStatus.CANCELLED
+    assert json.loads((folder / "_manifest.json").read_text())["run_id"] == first.run_id
+    daily = folder / "dl_gold.daily"
+    assert DeltaTable(daily).version() == 2 and DeltaTable(daily).history(1)[0]["operation"] == "RESTORE"
+    assert DeltaTable(folder / "dl_gold.items").version() == 0
+    for table in TABLES:
+        assert rows(DeltaTable(folder / table).to_pyarrow_table()) == at_first[table], table
+
+    killed = await asyncio.wait_for(_publish_stopped(runner, folder, kill_worker=True), 120)
+    assert killed.status is RunStatus.SUCCEEDED_WITH_WARNINGS, killed.to_dict()
+    assert killed.error is not None and killed.error.startswith("publish failed:"), killed.error
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    assert manifest["run_id"] == first.run_id and DeltaTable(daily).version() == 3  # ahead of the manifest
+    for table in TABLES:
+        version = manifest["tables"][table]["version"]
+        assert rows(DeltaTable(folder / table, version=version).to_pyarrow_table()) == at_first[table], table
+
+
+async def _publish_stopped(runner: PipelineRunner, folder: Path, *, kill_worker: bool) -> Any:
+    """Run ``dl`` and, once its publish committed ``daily`` (and streams ``items``), SIGKILL the worker or
+    cancel the run."""
+    task = asyncio.ensure_future(runner.run("dl"))
+    log = folder / "dl_gold.daily" / "_delta_log"
+    before = len(list(log.glob("*.json")))
+    for _ in range(20_000):  # bounded: 100 s at most
+        if len(list(log.glob("*.json"))) > before or task.done():
+            break
+        await asyncio.sleep(0.005)
+    assert not task.done(), "the run ended before its publish committed daily"
+    if kill_worker:
+        pid = runner.worker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+    else:
+        task.cancel()
+    return await task
