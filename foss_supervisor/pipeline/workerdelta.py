@@ -110,7 +110,7 @@ def _commit_properties(run_id: str, **extra: str) -> Any:
 
 
 def _publish(cursor: Any, folder: Path, message: Mapping[str, Any], stopped: Callable[[], bool]) -> dict[str, Any]:
-    from deltalake import DeltaTable, write_deltalake
+    from deltalake import DeltaTable, WriterProperties, write_deltalake
 
     run_id = _run_id(message.get("run_id"))
     entries = [(str(e.get("table", "")), [str(c) for c in e.get("partition_by") or ()]) for e in message["tables"]]
@@ -131,6 +131,7 @@ def _publish(cursor: Any, folder: Path, message: Mapping[str, Any], stopped: Cal
                 schema_mode="overwrite",  # a run's table is what the run made: columns may come and go
                 partition_by=columns or None,
                 commit_properties=_commit_properties(run_id),
+                writer_properties=WriterProperties(compression="ZSTD"),  # as the Parquet publish (half snappy's)
             )
             committed.append((dest, before))
             out.append(_describe(DeltaTable(dest), table, schema))
