@@ -9,6 +9,9 @@ book read back from its JSON behaves as the one in memory (a restart tells nothi
 from __future__ import annotations
 
 import asyncio
+import json
+import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +19,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.filewriter import FileWriter
 from foss_supervisor.config import parse_config
 from foss_supervisor.config.model import AlertsConfig
 from foss_supervisor.core.alerts import AlertBook, Condition
-from foss_supervisor.core.alertwatch import AlertWatch, conditions
-from foss_supervisor.core.events import AlertNotice, EventBus
+from foss_supervisor.core.alertwatch import ALERTS_FILE, AlertWatch, conditions
+from foss_supervisor.core.events import AlertNotice, EventBus, StateChanged
 from foss_supervisor.core.objectives import Objectives, RunningLedger
 from foss_supervisor.core.states import ProcessState
 from foss_supervisor.pipeline.events import StepRegressed, StepStateChanged
@@ -189,3 +193,49 @@ def test_a_regressed_step_is_one_incident_that_its_next_quick_run_resolves_and_a
 
     key = "step:orders/aggregate:regressed"
     assert asyncio.run(scenario()) == [("alert_firing", key), ("alert_resolved", key)]
+
+
+def test_a_hung_disk_holds_the_writer_thread_not_the_evaluation(tmp_path: Path) -> None:
+    """alerts.json is written by the writer's thread: while that thread is stuck (a hung disk), an evaluation
+    that opens an incident returns at once and the file is written, whole, once the disk answers."""
+    config = parse_config(f"state_dir: {tmp_path}\nprograms: {{p: {{command: [x]}}}}\n", tmp_path / "c.yaml")
+    writer, disk = FileWriter(), threading.Event()
+    writer.submit(lambda: disk.wait(30.0), 0)  # the thread is in a write that does not return
+    now = [1000.0]
+    objectives = Objectives(lambda: config, lambda: now[0], RunningLedger(lambda: now[0]))
+    watch = AlertWatch(
+        lambda: config, objectives, EventBus(), lambda: now[0], asyncio.sleep, state_dir=tmp_path, writer=writer
+    )
+    watch.observe(StateChanged(name="p", old=ProcessState.BACKOFF, new=ProcessState.FATAL))
+    assert [n.kind for n in watch.tick()] == ["alert_firing"]
+    assert not (tmp_path / ALERTS_FILE).exists()
+    disk.set()
+    assert writer.flush(10.0)
+    saved = json.loads((tmp_path / ALERTS_FILE).read_text())
+    assert AlertBook.from_data(saved).dumps() == watch.book.dumps()
+    assert watch.save_failures == 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(uptime=_JSON | st.fixed_dictionaries({"periods": _JSON, "programs": _JSON}))
+def test_any_uptime_data_in_alerts_json_loses_only_itself(uptime: Any, tmp_path_factory: Any) -> None:
+    """Whatever an edited or damaged alerts.json holds under ``uptime`` (wrong shapes, NaN, reversed pairs), the
+    watch starts, keeps the book and its open incident, and counts uptime from its own start at worst."""
+    tmp = tmp_path_factory.mktemp("a")
+    config = parse_config(f"state_dir: {tmp}\nprograms: {{p: {{command: [x], uptime: 99%}}}}\n", tmp / "c.yaml")
+    book = AlertBook()
+    book.observe({"program:p:fatal": Condition("fatal", "program:p", "p is FATAL")}, 10.0, 3600.0)
+    (tmp / ALERTS_FILE).write_text(book.dumps(uptime=uptime))
+    now = [100.0]
+    objectives = Objectives(lambda: config, lambda: now[0], RunningLedger(lambda: now[0]))
+    watch = AlertWatch(lambda: config, objectives, EventBus(), lambda: now[0], asyncio.sleep, state_dir=tmp)
+    assert list(watch.book.open) == ["program:p:fatal"]
+    [o] = objectives.evaluate()
+    assert 0.0 <= o["up_s"] <= o["observed_s"] and math.isfinite(o["observed_s"])
