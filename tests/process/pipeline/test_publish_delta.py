@@ -204,8 +204,11 @@ async def test_a_publish_stopped_midway_leaves_the_manifest_and_undoes_what_it_c
     assert runner.history.list("dl", limit=1)[0].status is RunStatus.CANCELLED
     assert json.loads((folder / "_manifest.json").read_text())["run_id"] == first.run_id
     daily = folder / "dl_gold.daily"
+    cancelled = runner.history.list("dl", limit=1)[0].run_id
     assert DeltaTable(daily).version() == 2 and DeltaTable(daily).history(1)[0]["operation"] == "RESTORE"
-    assert DeltaTable(folder / "dl_gold.items").version() == 0
+    items = DeltaTable(folder / "dl_gold.items")  # interrupted while streaming, or (the cancel came between two
+    if items.version() != 0:  # statements, which DuckDB drops) committed and then undone as daily was
+        assert items.version() == 2 and items.history(1)[0]["foss_supervisor.undo_of"] == cancelled
     for table in TABLES:
         assert rows(DeltaTable(folder / table).to_pyarrow_table()) == at_first[table], table
 
