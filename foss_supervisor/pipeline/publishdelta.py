@@ -32,7 +32,7 @@ import contextlib
 import json
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,15 +163,16 @@ async def publish_delta_run(
     run_id: str,
     tables: list[dict[str, Any]],
     *,
-    finished_at: float,
+    clock: Callable[[], float],
     keep: int,
 ) -> dict[str, Any]:
     """Publish ``tables`` (``[{table, partition_by}]``) of ``pipeline`` as run ``run_id``: one Delta commit
-    per table in the worker, the manifest swap here, then the vacuum. Returns the manifest. Raises
+    per table in the worker, the manifest swap here (``finished_at`` by ``clock``, once the tables are
+    written), then the vacuum. Returns the manifest. Raises
     PipelineError (every table then at its previous version unless the worker died), OSError."""
     request = {"task": "delta_publish", "pipeline": pipeline, "run_id": run_id, "tables": tables}
     written = await client.task(request, timeout_s=3600.0, what=f"publish of {pipeline}")
-    manifest = commit_delta_run(folder, pipeline, run_id, finished_at, written["tables"], keep=keep)
+    manifest = commit_delta_run(folder, pipeline, run_id, clock(), written["tables"], keep=keep)
     await _vacuum(client, pipeline, manifest)
     return manifest
 

@@ -321,7 +321,7 @@ class PipelineRunner(RunExecution):
         listing = [{"table": t, "partition_by": list(partitions.get(t, ()))} for t in tables]
         if spec.publish_format == DELTA:  # one Delta commit per table (publishdelta.py)
             return await publish_delta_run(
-                self.client, folder, pipeline, run_id, listing, finished_at=self._clock(), keep=spec.publish_keep
+                self.client, folder, pipeline, run_id, listing, clock=self._clock, keep=spec.publish_keep
             )
         discard_stage(folder, run_id)
         try:
