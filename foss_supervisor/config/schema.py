@@ -406,6 +406,7 @@ PIPELINE_SCHEMA: Section = {
     "publish": gates.names(TABLE_NAME),
     "publish_partition_by": gates.names(PARTITION_COLUMN),  # Hive partitions of published tables (publish.py)
     "publish_keep": gates.count(1, 100),  # published runs kept on disk, the current one included
+    "publish_format": gates.choice(("parquet", "delta")),  # Parquet run folders, or Delta tables (publishdelta.py)
     "snapshot_keep": gates.count(0, 100),  # run snapshots kept for diff and rollback (snapshots.py); 0: none
     "demo_data": CALLABLE,  # its sample data generator: generate(landing, orders=, seed=, prefix=)
 }

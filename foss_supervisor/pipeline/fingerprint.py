@@ -78,6 +78,8 @@ def definition_digest(spec: PipelineSpec) -> str:
         "publish": list(spec.publish),
         "publish_partition_by": [[t, list(c)] for t, c in spec.publish_partition_by],
         "folders": dataclass_to_json(spec.folders),
+        # only when not the default, so the digests of pipelines declared before the key stay the same
+        **({"publish_format": spec.publish_format} if spec.publish_format != "parquet" else {}),
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=jsonable).encode()).hexdigest()
 
