@@ -6,7 +6,9 @@ How rows are matched: by the table's key when it has one (a PRIMARY KEY or UNIQU
 the pipeline declares for it, e.g. a ``deduplicate`` step's ``key``): a key only in B is added, only in A
 removed, in both with another value in any other common column changed. Without a key, whole rows over the
 columns both sides have are compared as multisets (``EXCEPT ALL``): changed is then null, as an edited row
-counts as one removed and one added, and ``match`` says so.
+counts as one removed and one added, and ``match`` says so. Rows are matched by their 64-bit hash
+(DuckDB's ``hash`` of every common column): two different rows with the same hash, about 3 in a million at
+10M rows, would count as the same row.
 
 Bounded like a query (query.py): the whole diff is interrupted at ``timeout_s``; at most
 :data:`MAX_TABLES` tables and :data:`MAX_COLUMNS` columns a table are described, values are cut to
@@ -123,7 +125,9 @@ def _table_diff(cursor: Any, table: str, a: tuple[str, Any] | None, b: tuple[str
         out["added"], out["removed"], out["changed"] = (int(n) for n in cursor.execute(counts).fetchone())
         out["match"] = {"by": "key", "columns": list(key)}
     else:  # one aggregation of both sides by whole row: each row's count in A and in B (a multiset difference)
-        row = f"row({', '.join(_q(c) for c in common)})" if common else "true"
+        # grouped by the row's 64-bit hash, not the row itself: 3x faster (1M rows of bronze: 0.30 s, not 0.91 s);
+        # two different rows with one hash (odds about 3 in a million at 10M rows) would count as one
+        row = f"hash({', '.join(_q(c) for c in common)})" if common else "true"
         counts = (
             "SELECT coalesce(sum(greatest(n_b - n_a, 0)), 0), coalesce(sum(greatest(n_a - n_b, 0)), 0) FROM ("  # noqa: S608
             "SELECT count(*) FILTER (WHERE _in_a) AS n_a, count(*) FILTER (WHERE NOT _in_a) AS n_b FROM ("
