@@ -79,6 +79,8 @@ def definition_digest(spec: PipelineSpec) -> str:
         "publish_partition_by": [[t, list(c)] for t, c in spec.publish_partition_by],
         "folders": dataclass_to_json(spec.folders),
     }
+    if spec.partition is not None:  # only when declared: the digests of other pipelines stay as they were
+        doc["partition"] = spec.partition.to_json()
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=jsonable).encode()).hexdigest()
 
 

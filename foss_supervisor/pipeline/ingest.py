@@ -181,66 +181,119 @@ def read_header(path: Path) -> list[str]:
 
 def ingest(ctx: StepContext) -> Mapping[str, int | float]:
     """Append every line (Parquet: every row) of every pending file of this pipeline's ledger to bronze,
-    then mark the file ingested (one transaction)."""
+    then mark the file ingested (one transaction).
+
+    In a partition's run (``ctx.partition``, a backfill: partition.py) it takes that partition's files
+    instead, whatever their ledger status: the current content of each of its landing files (the newest the
+    ledger discovered for that path), after deleting every bronze row of those paths, so a partition run
+    replaces the partition's rows rather than adding to them; an older content of a path is marked
+    ``changed``. Metrics: rows_in, rows_out (lines ingested), files, rows_replaced (bronze rows deleted).
+    """
     cur = ctx.cursor
     table: str = ctx.params.get("table", "bronze.orders_raw")
     columns: Sequence[str] = ctx.params["columns"]
     if not _QUALIFIED.match(table) or not all(_IDENT.match(c) for c in columns):
         raise ValueError("table and columns must be plain lower-case identifiers")
     cur.execute(bronze_ddl(table, columns))
-    pending = pending_files(cur, ctx.ledger)
     now = dt.datetime.now(dt.UTC)
+    replaced = 0
+    if ctx.partition is None:
+        pending = pending_files(cur, ctx.ledger)
+    else:
+        pending, replaced = _partition_files(ctx, table)
     lines_total = files_done = 0
-    for sha, path_s, fmt, reader, size, mtime_ns in pending:
-        path = Path(path_s)
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            set_file_status(cur, ctx.ledger, sha, "missing", note="file vanished before ingest")
-            ctx.warn(f"{path.name} vanished before it was ingested")
-            continue
-        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) and scan_file(path).sha256 != sha:
-            set_file_status(cur, ctx.ledger, sha, "changed", note="content changed after discovery")
-            ctx.warn(f"{path.name} changed after discovery; its new content is picked up by the next run")
-            continue
-        header = read_header(path) if fmt == "csv" else None
-        base = cur.execute(f"SELECT coalesce(max(_row_id), 0) FROM {table}").fetchone()[0]  # noqa: S608
-        params: dict[str, Any] = {"base": base, "batch": ctx.run_id, "path": str(path), "sha": sha, "now": now}
-        if fmt == "parquet":
-            params["file"] = str(path)
-            have = {
-                r[0].lower(): r[0]
-                for r in cur.execute("DESCRIBE SELECT * FROM read_parquet($file)", {"file": str(path)}).fetchall()
-            }
-            quoted = {c: '"' + name.replace('"', '""') + '"' for c, name in have.items()}
-            fields = ", ".join(f"CAST({quoted[c]} AS VARCHAR)" if c in quoted else "NULL::VARCHAR" for c in columns)
-            sql = (
-                f"INSERT INTO {table} SELECT $base + file_row_number + 1, $batch, $path, $sha,"  # noqa: S608
-                f" file_row_number + 1, $now, NULL, NULL, {fields}"
-                " FROM read_parquet($file, file_row_number = true)"
-            )
-        elif reader == "duckdb":
-            params["file"] = str(path)
-            source = (
-                f"read_csv($file, columns = {{'line': 'VARCHAR'}}, header = false, delim = '{_LINE_DELIM}',"
-                " quote = '', escape = '', auto_detect = false, strict_mode = false) WITH ORDINALITY AS x(line, n)"
-            )
-        else:
-            with _open_raw(path) as raw:
-                text = raw.read().decode("utf-8", errors="replace")
-            lines = text.split("\n")
-            if lines and lines[-1] == "":
-                lines.pop()
-            params["lines"] = [ln.removesuffix("\r").replace("\x00", "\ufffd") or None for ln in lines]
-            source = "(SELECT * FROM unnest($lines::VARCHAR[]) WITH ORDINALITY AS x(line, n))"
-        if fmt == "csv" and not header:
-            ctx.warn(f"{path.name} has no header line")
-        if fmt != "parquet":
-            sql = build_ingest_sql(table, columns, fmt, header or [], source)
-        cur.execute(sql, params)
-        n = cur.execute(f"SELECT count(*) FROM {table} WHERE _source_sha256 = ?", [sha]).fetchone()[0]  # noqa: S608
-        set_file_status(cur, ctx.ledger, sha, "ingested", ingested_run=ctx.run_id, ingested_at=now, lines=n)
-        lines_total += n
-        files_done += 1
-        ctx.log(f"ingested {path.name}: {n} lines ({reader} reader)")
-    return {"rows_in": lines_total, "rows_out": lines_total, "files": files_done}
+    for row in pending:
+        n = _ingest_file(ctx, table, columns, row, now)
+        if n is not None:
+            lines_total += n
+            files_done += 1
+    metrics = {"rows_in": lines_total, "rows_out": lines_total, "files": files_done}
+    return metrics if ctx.partition is None else metrics | {"rows_replaced": replaced}
+
+
+def _partition_files(ctx: StepContext, table: str) -> tuple[list[tuple[Any, ...]], int]:
+    """The ledger rows (as pending_files gives them) of ``ctx.partition``'s paths, newest content per path,
+    with the bronze rows of those paths deleted (their count is the second value)."""
+    key = ctx.partition_key
+    if key is None:
+        raise ValueError("a partition run of a pipeline that declares no partition: key")
+    cur = ctx.cursor
+    rows = cur.execute(
+        f"SELECT sha256, path, format, reader, size_bytes, mtime_ns FROM {ctx.ledger}.files"  # noqa: S608
+        " WHERE status IN ('pending', 'ingested') ORDER BY path, discovered_at, sha256"
+    ).fetchall()
+    newest: dict[str, tuple[Any, ...]] = {}
+    for row in rows:
+        if key.value_of(Path(row[1]).name) == ctx.partition:
+            old = newest.get(row[1])
+            if old is not None:
+                note = f"replaced by a newer content of the file in partition run {ctx.run_id}"
+                set_file_status(cur, ctx.ledger, old[0], "changed", note=note)
+            newest[row[1]] = row
+    paths = sorted(newest)
+    replaced: int = cur.execute(
+        f"SELECT count(*) FROM {table} WHERE list_contains($paths, _source_file)",  # noqa: S608
+        {"paths": paths},
+    ).fetchone()[0]
+    cur.execute(f"DELETE FROM {table} WHERE list_contains($paths, _source_file)", {"paths": paths})  # noqa: S608
+    ctx.log(f"partition {ctx.partition}: {len(paths)} files, {replaced} earlier bronze rows replaced")
+    return [newest[p] for p in paths], replaced
+
+
+def _ingest_file(
+    ctx: StepContext, table: str, columns: Sequence[str], row: tuple[Any, ...], now: dt.datetime
+) -> int | None:
+    """Ingest one ledger file (a pending_files row) into ``table`` and mark it ingested; its line count, or
+    None when it vanished or changed since discovery (marked so, with a warning)."""
+    cur = ctx.cursor
+    sha, path_s, fmt, reader, size, mtime_ns = row
+    path = Path(path_s)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        set_file_status(cur, ctx.ledger, sha, "missing", note="file vanished before ingest")
+        ctx.warn(f"{path.name} vanished before it was ingested")
+        return None
+    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) and scan_file(path).sha256 != sha:
+        set_file_status(cur, ctx.ledger, sha, "changed", note="content changed after discovery")
+        ctx.warn(f"{path.name} changed after discovery; its new content is picked up by the next run")
+        return None
+    header = read_header(path) if fmt == "csv" else None
+    base = cur.execute(f"SELECT coalesce(max(_row_id), 0) FROM {table}").fetchone()[0]  # noqa: S608
+    params: dict[str, Any] = {"base": base, "batch": ctx.run_id, "path": str(path), "sha": sha, "now": now}
+    if fmt == "parquet":
+        params["file"] = str(path)
+        have = {
+            r[0].lower(): r[0]
+            for r in cur.execute("DESCRIBE SELECT * FROM read_parquet($file)", {"file": str(path)}).fetchall()
+        }
+        quoted = {c: '"' + name.replace('"', '""') + '"' for c, name in have.items()}
+        fields = ", ".join(f"CAST({quoted[c]} AS VARCHAR)" if c in quoted else "NULL::VARCHAR" for c in columns)
+        sql = (
+            f"INSERT INTO {table} SELECT $base + file_row_number + 1, $batch, $path, $sha,"  # noqa: S608
+            f" file_row_number + 1, $now, NULL, NULL, {fields}"
+            " FROM read_parquet($file, file_row_number = true)"
+        )
+    elif reader == "duckdb":
+        params["file"] = str(path)
+        source = (
+            f"read_csv($file, columns = {{'line': 'VARCHAR'}}, header = false, delim = '{_LINE_DELIM}',"
+            " quote = '', escape = '', auto_detect = false, strict_mode = false) WITH ORDINALITY AS x(line, n)"
+        )
+    else:
+        with _open_raw(path) as raw:
+            text = raw.read().decode("utf-8", errors="replace")
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        params["lines"] = [ln.removesuffix("\r").replace("\x00", "\ufffd") or None for ln in lines]
+        source = "(SELECT * FROM unnest($lines::VARCHAR[]) WITH ORDINALITY AS x(line, n))"
+    if fmt == "csv" and not header:
+        ctx.warn(f"{path.name} has no header line")
+    if fmt != "parquet":
+        sql = build_ingest_sql(table, columns, fmt, header or [], source)
+    cur.execute(sql, params)
+    n = cur.execute(f"SELECT count(*) FROM {table} WHERE _source_sha256 = ?", [sha]).fetchone()[0]  # noqa: S608
+    set_file_status(cur, ctx.ledger, sha, "ingested", ingested_run=ctx.run_id, ingested_at=now, lines=n)
+    ctx.log(f"ingested {path.name}: {n} lines ({reader} reader)")
+    return int(n)

@@ -1,0 +1,76 @@
+"""Backfill with a real DuckDB worker: 30 landing files are 30 partitions, 3 of them hold an amount that makes
+the silver step fail. A first backfill ends 27 succeeded / 3 failed; once the 3 files are fixed, an
+``only_failed`` backfill re-runs exactly those 3 (read back from the run history), and every day's bronze and
+silver rows equal its file's rows: a partition run replaced the day's earlier rows instead of adding to them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from helpers.partitions import FIRST_DAY, day_rows, sales_yaml, write_day
+from helpers.pipeline import RunnerFactory
+
+from foss_supervisor.pipeline.backfill import BackfillProgress, choose_partitions, run_partitions
+from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.states import RunStatus
+
+DAYS = 30
+BAD = (4, 16, 22)
+
+
+def _day(i: int) -> str:
+    return FIRST_DAY.fromordinal(FIRST_DAY.toordinal() + i).isoformat()
+
+
+async def test_only_failed_reruns_exactly_the_failed_partitions_and_rows_add_up(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    ws = workspace
+    for i in range(DAYS):
+        write_day(ws["landing"], i, bad=i in BAD)
+    spec = load_pipeline(sales_yaml(tmp_path, ws["landing"], ws["reference"], ws["db"]))
+    runner = await runners.open([spec], ws["state"])
+
+    everything = choose_partitions(spec, runner.runs("sales", 1000), "", "", only_failed=False)
+    assert everything == [_day(i) for i in range(DAYS)]
+    assert choose_partitions(spec, [], "2026-01-03", "2026-01-05", only_failed=False) == [_day(i) for i in (2, 3, 4)]
+    assert choose_partitions(spec, [], "", "", only_failed=True) == []  # a partition never run has not failed
+
+    first = BackfillProgress("sales", everything, time.time())
+    await run_partitions(runner, first)
+    failed = sorted(v for v, s in first.done.items() if s == RunStatus.FAILED.value)
+    assert failed == [_day(i) for i in BAD]
+    assert sum(s == RunStatus.SUCCEEDED.value for s in first.done.values()) == DAYS - len(BAD)
+    history = runner.runs("sales", 1000)
+    assert len(history) == DAYS and {r.reason for r in history} == {"backfill"}
+    for r in history:
+        if r.partition in failed:
+            assert r.step("silver").state.value == "failed" and "oops" in (r.step("silver").error or "")
+
+    for i in BAD:  # the producer lands the corrected files
+        write_day(ws["landing"], i)
+    again = choose_partitions(spec, runner.runs("sales", 1000), "", "", only_failed=True)
+    assert again == failed
+    second = BackfillProgress("sales", again, time.time())
+    await run_partitions(runner, second)
+    assert second.done == dict.fromkeys(failed, RunStatus.SUCCEEDED.value)
+    newer = runner.runs("sales", 1000)[: len(BAD)]
+    assert sorted(r.partition or "" for r in newer) == failed
+    assert all(r.status is RunStatus.SUCCEEDED and r.reason == "backfill" for r in newer)
+    assert len(runner.runs("sales", 1000)) == DAYS + len(BAD)
+    for r in newer:  # each replaced the day's earlier bronze rows (the bad file's) by the fixed file's
+        assert r.step("ingest").metrics["rows_replaced"] == r.step("ingest").rows_out
+    assert choose_partitions(spec, runner.runs("sales", 1000), "", "", only_failed=True) == []
+
+    expected = {_day(i): day_rows(i) for i in range(DAYS)}
+    bronze = await runner.client.query("SELECT day, count(*) FROM sales_bronze.raw GROUP BY day", max_rows=100)
+    silver = await runner.client.query(
+        "SELECT strftime(day, '%Y-%m-%d'), count(*) FROM sales_silver.sales GROUP BY day", max_rows=100
+    )
+    assert dict(bronze.rows) == expected
+    assert dict(silver.rows) == expected
+    ledger = await runner.client.query(
+        "SELECT status, count(*) FROM sales_meta.files GROUP BY status ORDER BY status", max_rows=10
+    )
+    assert dict(ledger.rows) == {"changed": len(BAD), "ingested": DAYS}
