@@ -15,10 +15,20 @@ from foss_supervisor.control.client import call
 if TYPE_CHECKING:
     from foss_supervisor.cli.dispatch import Target
 
-__all__ = ["cmd_backfill", "cmd_partitions", "partitions_table"]
+__all__ = ["cmd_backfill", "cmd_partitions", "partition_summary_line", "partitions_table"]
 
 GOOD = ("succeeded", "succeeded_with_warnings")
 POLL_S = 1.0
+
+
+def partition_summary_line(summary: dict[str, Any]) -> str:
+    """``pipeline status``'s line of a partitioned pipeline: its partitions by last run, its backfill."""
+    counts = ", ".join(f"{n} {s}" for s, n in sorted((summary.get("counts") or {}).items())) or "none run yet"
+    line = f"partitions by {summary['key']}: {counts}"
+    bf = summary.get("backfill")
+    if bf and bf.get("finished_at") is None:
+        line += f"; backfill {len(bf.get('done') or {})} of {len(bf.get('partitions') or [])} done"
+    return line
 
 
 def partitions_table(data: dict[str, Any]) -> list[str]:

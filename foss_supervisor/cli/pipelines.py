@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.base.jsonable import jsonable
-from foss_supervisor.cli.backfill import cmd_backfill, cmd_partitions
+from foss_supervisor.cli.backfill import cmd_backfill, cmd_partitions, partition_summary_line
 from foss_supervisor.cli.snapshots import cmd_snapshots
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE, duration_s, say
 from foss_supervisor.control.client import ControlClient, call
@@ -116,6 +116,8 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
             print(f"  landing {p['landing']}; runs {runs}")
             if p.get("schemas"):
                 print(f"  schemas {', '.join(p['schemas'])}")
+            if p.get("partitions"):
+                print(f"  {partition_summary_line(p['partitions'])} (`pipeline partitions {p['name']}`)")
             for label in ("active_run", "last_run"):
                 if p[label]:
                     _print_run(p[label])

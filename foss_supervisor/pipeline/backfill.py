@@ -131,7 +131,17 @@ async def run_partitions(runner: PipelineRunner, progress: BackfillProgress) -> 
 
 def _partition_row(value: str, files: int, run: RunRecord | None) -> dict[str, Any]:
     if run is None:
-        return {"partition": value, "files": files, "status": "never_run", "run_id": None, "finished_at": None}
+        return {
+            "partition": value,
+            "files": files,
+            "status": "never_run",
+            "run_id": None,
+            "finished_at": None,
+            "error": None,
+            "failed_step": None,
+            "warnings": 0,
+            "rows_out": {},
+        }
     bad = next((s for s in run.steps if s.state.value in ("failed", "crashed", "cancelled")), None)
     return {
         "partition": value,
@@ -157,6 +167,19 @@ class Backfills(RunScheduling):
         if key is None:
             raise CommandError(f"pipeline {name!r} declares no partition: (see docs/pipelines.md, Partitions)")
         return key
+
+    def partition_summary(self, name: str) -> dict[str, Any] | None:
+        """None for a pipeline without ``partition:``; else ``{"key", "counts": {status: n}, "backfill":
+        BackfillProgress.to_dict() | None}``, counting each partition that ran by its last partition run (from
+        the history only: the landing folder is not read, see :meth:`partitions` for every partition)."""
+        key = self._spec(name).partition
+        if key is None:
+            return None
+        counts: dict[str, int] = {}
+        for run in last_partition_runs(self.runner.runs(name, _HISTORY_SCAN)).values():
+            counts[run.status.value] = counts.get(run.status.value, 0) + 1
+        bf = self._backfills.get(name)
+        return {"key": key.key, "counts": counts, "backfill": bf.to_dict() if bf is not None else None}
 
     async def partitions(self, name: str) -> dict[str, Any]:
         """``{"pipeline", "key", "partitions": [{"partition", "files", "status", "run_id", "finished_at",

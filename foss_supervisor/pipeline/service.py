@@ -247,7 +247,8 @@ class PipelineService(Backfills):
         ``skips``: ``{"count", "last_at", "last_trigger"}`` of the triggers that found nothing new since then (no
         run is recorded for them). ``last_run`` is the last finished run that did work; ``active_run`` carries
         ``elapsed_s``; ``step_trends``: each step's latest successful run against the median of the ten
-        before it (:func:`~foss_supervisor.pipeline.regression.step_trends`)."""
+        before it (:func:`~foss_supervisor.pipeline.regression.step_trends`); ``partitions``: the per-partition
+        summary of a pipeline that declares ``partition:`` (backfill.Backfills.partition_summary), else null."""
         now = time.time()
         out = []
         for name, spec in self.specs.items():
@@ -283,6 +284,7 @@ class PipelineService(Backfills):
                     "report": read_json(report),
                     "report_html": f"/reports/{name}/latest.html" if report.with_suffix(".html").exists() else None,
                     "report_url": f"{self.config.dashboard_url}reports/{name}/latest.html",
+                    "partitions": self.partition_summary(name),
                 }
             )
         return out

@@ -1,0 +1,91 @@
+"""Backfill through a real daemon and its CLI: ``pipeline backfill`` (dry run, range, ``--only-failed``,
+``--parallel`` refused with its reason), ``pipeline partitions``, ``pipeline status`` and the run history,
+the owner token the mutating command needs over HTTP, and the pipeline page's backfill form and partition list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import DaemonHandle, command, get, viewer_headers
+from helpers.partitions import FIRST_DAY, day_rows, sales_yaml, write_day
+
+DAYS = 10
+BAD = (2, 7)
+
+
+def _day(i: int) -> str:
+    return FIRST_DAY.fromordinal(FIRST_DAY.toordinal() + i).isoformat()
+
+
+@pytest.fixture
+def sales_daemon(daemon: DaemonHandle, tmp_path: Path) -> DaemonHandle:
+    landing = tmp_path / "sales_landing"
+    landing.mkdir()
+    for i in range(DAYS):
+        write_day(landing, i, bad=i in BAD)
+    home = tmp_path / "sales_home"
+    home.mkdir()
+    yaml_path = sales_yaml(home, landing, home, home / "unused.duckdb")
+    daemon.write_config(f"pipelines:\n  sales: {{file: {yaml_path}, landing: {landing}, on_new_files: false}}\n")
+    daemon.start()
+    daemon.landing = landing  # type: ignore[attr-defined]
+    return daemon
+
+
+def test_backfill_from_the_cli_reruns_only_the_failed_days(sales_daemon: DaemonHandle) -> None:
+    d = sales_daemon
+    dry = d.cli("pipeline", "backfill", "sales", "--from", "2026-01-02", "--to", "2026-01-04", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would run 3 partition(s): 2026-01-02, 2026-01-03, 2026-01-04" in dry.stdout + dry.stderr
+    assert d.call("pipeline_runs", name="sales") == []  # a dry run runs nothing
+
+    refused = d.cli("pipeline", "backfill", "sales", "--parallel", "2")
+    assert refused.returncode != 0 and "one writer" in refused.stdout + refused.stderr
+    bad_bound = d.cli("pipeline", "backfill", "sales", "--from", "January")
+    assert bad_bound.returncode != 0 and "is not a date" in bad_bound.stdout + bad_bound.stderr
+
+    first = d.cli("pipeline", "backfill", "sales", "--wait", timeout_s=300)
+    assert first.returncode == 1, first.stdout + first.stderr  # two days failed
+    assert f"{DAYS - len(BAD)} of {DAYS} ok" in first.stdout + first.stderr
+    listed = json.loads(d.cli("pipeline", "partitions", "sales", "--json").stdout)
+    assert listed["counts"] == {"succeeded": DAYS - len(BAD), "failed": len(BAD)}
+    failed = [p["partition"] for p in listed["partitions"] if p["status"] == "failed"]
+    assert failed == [_day(i) for i in BAD]
+    assert {p["failed_step"] for p in listed["partitions"] if p["status"] == "failed"} == {"silver"}
+    status = d.cli("pipeline", "status")
+    assert f"partitions by day: {len(BAD)} failed, {DAYS - len(BAD)} succeeded" in status.stdout
+
+    for i in BAD:
+        write_day(d.landing, i)  # type: ignore[attr-defined]
+    again = d.cli("pipeline", "backfill", "sales", "--only-failed", "--wait", timeout_s=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    runs = d.call("pipeline_runs", name="sales", limit=100)
+    assert len(runs) == DAYS + len(BAD)
+    assert sorted(r["partition"] for r in runs[: len(BAD)]) == failed
+    assert {r["reason"] for r in runs} == {"backfill"} and {r["status"] for r in runs[: len(BAD)]} == {"succeeded"}
+    rows = d.call("query", sql="SELECT strftime(day, '%Y-%m-%d'), count(*) FROM sales_silver.sales GROUP BY 1")
+    assert dict(map(tuple, rows["rows"])) == {_day(i): day_rows(i) for i in range(DAYS)}
+    table = d.cli("pipeline", "partitions", "sales")
+    assert f"{DAYS} partitions: {DAYS} succeeded" in table.stdout
+
+
+def test_backfill_over_http_needs_the_owner_and_the_page_lists_partitions(sales_daemon: DaemonHandle) -> None:
+    d = sales_daemon
+    viewer = command(d.port, "pipeline_backfill", {"name": "sales", "dry_run": True}, viewer_headers(d.port))
+    assert viewer.status == 403
+    owner = command(d.port, "pipeline_backfill", {"name": "sales", "start": "2026-01-09", "dry_run": True})
+    assert owner.status == 200 and owner.json()["result"]["partitions"] == [_day(8), _day(9)]
+    done = command(d.port, "pipeline_backfill", {"name": "sales", "start": "2026-01-09", "wait": True}, timeout_s=120)
+    assert done.status == 200
+    assert done.json()["result"]["backfill"]["done"] == dict.fromkeys([_day(8), _day(9)], "succeeded")
+    spec = get(d.port, "/api/v1/openapi.json").json()
+    ops = [op for path in spec["paths"].values() for op in path.values() if isinstance(op, dict)]
+    backfill = next(op for op in ops if op.get("operationId") == "command_pipeline_backfill")
+    assert backfill["x-mutating"] is True
+    reply = get(d.port, "/pipeline-management")
+    assert reply.status == 200
+    page = reply.text
+    assert 'data-command="pipeline_backfill"' in page
+    assert f'data-partition="{_day(9)}"' in page and f'data-partition="{_day(0)}"' in page
