@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import DaemonHandle, command, get, viewer_headers
+from helpers.browser import Watched
 from helpers.partitions import FIRST_DAY, day_rows, sales_yaml, write_day
 
 DAYS = 10
@@ -89,3 +91,33 @@ def test_backfill_over_http_needs_the_owner_and_the_page_lists_partitions(sales_
     page = reply.text
     assert 'data-command="pipeline_backfill"' in page
     assert f'data-partition="{_day(9)}"' in page and f'data-partition="{_day(0)}"' in page
+
+
+def test_the_backfill_form_and_the_graph_in_chromium(sales_daemon: DaemonHandle, browser: Any) -> None:
+    d = sales_daemon
+    w = Watched(browser, 1280, session=d)
+    try:
+        w.page.goto(f"http://127.0.0.1:{d.port}/pipeline-management")
+        form = w.page.locator('form[data-command="pipeline_backfill"]')
+        form.locator('input[name="start"]').fill("2026-01-09")
+        form.locator('input[name="dry_run"]').check()
+        form.locator('button[type="submit"]').click()
+        message = w.page.locator("#action-message")
+        message.filter(has_text="would run 2 partition(s)").wait_for(timeout=15_000)
+        assert d.call("pipeline_runs", name="sales") == []
+        form.locator('input[name="dry_run"]').uncheck()
+        form.locator('button[type="submit"]').click()
+        # the live region refreshes as the runs end: both days listed as succeeded, the rest never run
+        for day in (_day(8), _day(9)):
+            w.page.locator(f'tr[data-partition="{day}"] .badge.s-succeeded').wait_for(timeout=60_000)
+        assert w.page.locator('tr[data-partition="2026-01-01"] .badge.s-never_run').count() == 1
+        w.page.goto(f"http://127.0.0.1:{d.port}/graph?pipeline=sales")
+        node = w.page.locator('#graph-canvas g.node[data-id="pipeline:sales"] text.graph-sub')
+        node.wait_for(timeout=15_000)
+        assert "partitions 2 succeeded" in node.text_content()
+        assert w.errors == [], w.errors
+    finally:
+        w.close()
+    graph = get(d.port, "/api/v1/graph?pipeline=sales").json()
+    [pipeline] = [n for n in graph["nodes"] if n["id"] == "pipeline:sales"]
+    assert pipeline["detail"]["partitions"] == {"key": "day", "counts": {"succeeded": 2}}
