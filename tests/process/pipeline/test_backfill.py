@@ -5,9 +5,11 @@ silver rows equal its file's rows: a partition run replaced the day's earlier ro
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
+import pytest
 from helpers.partitions import FIRST_DAY, day_rows, sales_yaml, write_day
 from helpers.pipeline import RunnerFactory
 
@@ -74,3 +76,27 @@ async def test_only_failed_reruns_exactly_the_failed_partitions_and_rows_add_up(
         "SELECT status, count(*) FROM sales_meta.files GROUP BY status ORDER BY status", max_rows=10
     )
     assert dict(ledger.rows) == {"changed": len(BAD), "ingested": DAYS}
+
+
+async def test_cancelling_a_backfill_stops_it_and_records_the_partition_in_progress_as_cancelled(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    ws = workspace
+    for i in range(DAYS):
+        write_day(ws["landing"], i)
+    spec = load_pipeline(sales_yaml(tmp_path, ws["landing"], ws["reference"], ws["db"]))
+    runner = await runners.open([spec], ws["state"])
+    progress = BackfillProgress("sales", choose_partitions(spec, [], "", "", only_failed=False), time.time())
+    task = asyncio.create_task(run_partitions(runner, progress))
+    async with asyncio.timeout(60):
+        while not progress.done or runner.active_run("sales") is None:  # one partition done, the next running
+            await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert progress.finished_at is not None and progress.current is None
+    history = runner.runs("sales", 1000)
+    assert len(progress.done) < DAYS and not runner.is_running("sales")
+    assert all(r.status is RunStatus.SUCCEEDED for r in history if r.partition in progress.done)
+    unfinished = [r for r in history if r.partition not in progress.done]
+    assert [r.status for r in unfinished] == [RunStatus.CANCELLED]  # the one in progress, and no later one
