@@ -184,10 +184,12 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
     then mark the file ingested (one transaction).
 
     In a partition's run (``ctx.partition``, a backfill: partition.py) it takes that partition's files
-    instead, whatever their ledger status: the current content of each of its landing files (the newest the
-    ledger discovered for that path), after deleting every bronze row of those paths, so a partition run
-    replaces the partition's rows rather than adding to them; an older content of a path is marked
-    ``changed``. Metrics: rows_in, rows_out (lines ingested), files, rows_replaced (bronze rows deleted).
+    instead, whatever their ledger status: the newest content the ledger discovered for each of its paths.
+    Once a file's lines are in, the bronze rows an earlier run took from that path are deleted, so a
+    partition run replaces the partition's rows rather than adding to them (a file gone from the landing
+    folder keeps its rows, with a warning), and the path's older contents are marked ``changed``.
+    Metrics: rows_in, rows_out (lines ingested), files; in a partition run also rows_replaced (bronze rows
+    deleted).
     """
     cur = ctx.cursor
     table: str = ctx.params.get("table", "bronze.orders_raw")
@@ -196,48 +198,50 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
         raise ValueError("table and columns must be plain lower-case identifiers")
     cur.execute(bronze_ddl(table, columns))
     now = dt.datetime.now(dt.UTC)
-    replaced = 0
-    if ctx.partition is None:
-        pending = pending_files(cur, ctx.ledger)
-    else:
-        pending, replaced = _partition_files(ctx, table)
-    lines_total = files_done = 0
-    for row in pending:
+    chosen = [(row, ()) for row in pending_files(cur, ctx.ledger)] if ctx.partition is None else _partition_files(ctx)
+    lines_total = files_done = replaced = 0
+    for row, older in chosen:
         n = _ingest_file(ctx, table, columns, row, now)
-        if n is not None:
-            lines_total += n
-            files_done += 1
+        if n is None:
+            continue
+        lines_total += n
+        files_done += 1
+        if ctx.partition is not None:
+            replaced += _replace_earlier(ctx, table, row[1], older)
     metrics = {"rows_in": lines_total, "rows_out": lines_total, "files": files_done}
     return metrics if ctx.partition is None else metrics | {"rows_replaced": replaced}
 
 
-def _partition_files(ctx: StepContext, table: str) -> tuple[list[tuple[Any, ...]], int]:
-    """The ledger rows (as pending_files gives them) of ``ctx.partition``'s paths, newest content per path,
-    with the bronze rows of those paths deleted (their count is the second value)."""
+def _partition_files(ctx: StepContext) -> list[tuple[tuple[Any, ...], tuple[str, ...]]]:
+    """``ctx.partition``'s paths in the ledger, by path: the newest content's row (as pending_files gives
+    it) and the sha256 of the path's older contents."""
     key = ctx.partition_key
     if key is None:
         raise ValueError("a partition run of a pipeline that declares no partition: key")
-    cur = ctx.cursor
-    rows = cur.execute(
+    rows = ctx.cursor.execute(
         f"SELECT sha256, path, format, reader, size_bytes, mtime_ns FROM {ctx.ledger}.files"  # noqa: S608
         " WHERE status IN ('pending', 'ingested') ORDER BY path, discovered_at, sha256"
     ).fetchall()
-    newest: dict[str, tuple[Any, ...]] = {}
+    by_path: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         if key.value_of(Path(row[1]).name) == ctx.partition:
-            old = newest.get(row[1])
-            if old is not None:
-                note = f"replaced by a newer content of the file in partition run {ctx.run_id}"
-                set_file_status(cur, ctx.ledger, old[0], "changed", note=note)
-            newest[row[1]] = row
-    paths = sorted(newest)
-    replaced: int = cur.execute(
-        f"SELECT count(*) FROM {table} WHERE list_contains($paths, _source_file)",  # noqa: S608
-        {"paths": paths},
-    ).fetchone()[0]
-    cur.execute(f"DELETE FROM {table} WHERE list_contains($paths, _source_file)", {"paths": paths})  # noqa: S608
-    ctx.log(f"partition {ctx.partition}: {len(paths)} files, {replaced} earlier bronze rows replaced")
-    return [newest[p] for p in paths], replaced
+            by_path.setdefault(row[1], []).append(row)
+    ctx.log(f"partition {ctx.partition}: {len(by_path)} files")
+    return [(found[-1], tuple(r[0] for r in found[:-1])) for _, found in sorted(by_path.items())]
+
+
+def _replace_earlier(ctx: StepContext, table: str, path: str, older: Sequence[str]) -> int:
+    """Delete the rows earlier runs took from ``path`` (this run's stay) and mark its ``older`` contents
+    ``changed``; returns how many rows were deleted."""
+    cur = ctx.cursor
+    where = f"FROM {table} WHERE _source_file = $path AND _batch_id <> $batch"
+    params = {"path": path, "batch": ctx.run_id}
+    gone: int = cur.execute(f"SELECT count(*) {where}", params).fetchone()[0]
+    cur.execute(f"DELETE {where}", params)
+    for sha in older:
+        note = f"replaced by a newer content of the file in partition run {ctx.run_id}"
+        set_file_status(cur, ctx.ledger, sha, "changed", note=note)
+    return gone
 
 
 def _ingest_file(
@@ -252,7 +256,8 @@ def _ingest_file(
         st = path.stat()
     except FileNotFoundError:
         set_file_status(cur, ctx.ledger, sha, "missing", note="file vanished before ingest")
-        ctx.warn(f"{path.name} vanished before it was ingested")
+        kept = "; its earlier rows are kept" if ctx.partition is not None else ""
+        ctx.warn(f"{path.name} vanished before it was ingested{kept}")
         return None
     if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) and scan_file(path).sha256 != sha:
         set_file_status(cur, ctx.ledger, sha, "changed", note="content changed after discovery")
@@ -293,7 +298,10 @@ def _ingest_file(
     if fmt != "parquet":
         sql = build_ingest_sql(table, columns, fmt, header or [], source)
     cur.execute(sql, params)
-    n = cur.execute(f"SELECT count(*) FROM {table} WHERE _source_sha256 = ?", [sha]).fetchone()[0]  # noqa: S608
+    n = cur.execute(
+        f"SELECT count(*) FROM {table} WHERE _source_sha256 = ? AND _batch_id = ?",  # noqa: S608
+        [sha, ctx.run_id],
+    ).fetchone()[0]
     set_file_status(cur, ctx.ledger, sha, "ingested", ingested_run=ctx.run_id, ingested_at=now, lines=n)
     ctx.log(f"ingested {path.name}: {n} lines ({reader} reader)")
     return int(n)

@@ -100,3 +100,31 @@ async def test_cancelling_a_backfill_stops_it_and_records_the_partition_in_progr
     assert all(r.status is RunStatus.SUCCEEDED for r in history if r.partition in progress.done)
     unfinished = [r for r in history if r.partition not in progress.done]
     assert [r.status for r in unfinished] == [RunStatus.CANCELLED]  # the one in progress, and no later one
+
+
+async def test_a_partition_run_again_replaces_its_rows_and_a_vanished_file_keeps_them(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    ws = workspace
+    files = [write_day(ws["landing"], i) for i in range(3)]
+    spec = load_pipeline(sales_yaml(tmp_path, ws["landing"], ws["reference"], ws["db"]))
+    runner = await runners.open([spec], ws["state"])
+
+    async def bronze() -> dict[str, int]:
+        found = await runner.client.query("SELECT day, count(*) FROM sales_bronze.raw GROUP BY day", max_rows=10)
+        return dict(found.rows)
+
+    expected = {_day(i): day_rows(i) for i in range(3)}
+    for _ in range(2):  # the same content twice: the second run replaces the first one's rows
+        for i in range(3):
+            record = await runner.run("sales", trigger="backfill", partition=_day(i))
+            assert record.status is RunStatus.SUCCEEDED and record.partition == _day(i)
+        assert await bronze() == expected
+    assert record.step("ingest").metrics["rows_replaced"] == day_rows(2) == record.step("ingest").rows_out
+
+    files[1].unlink()  # gone from the landing folder: its rows stay, the run says so
+    record = await runner.run("sales", trigger="backfill", partition=_day(1))
+    assert any("earlier rows are kept" in w for w in record.step("ingest").warnings)
+    assert await bronze() == expected
+    # and the day's row accounting (silver rows == rows ingested now) fails it, so it is listed as failed
+    assert record.status is RunStatus.FAILED and "row accounting" in (record.step("silver").error or "")
