@@ -162,6 +162,12 @@ class Backfills(RunScheduling):
 
     _backfills: dict[str, BackfillProgress]
 
+    def _refuse_while_backfilling(self, name: str, what: str) -> None:
+        """CommandError when ``name`` has a backfill in progress (between two partition runs the runner's
+        lock is free, so its own refusal would not see it)."""
+        if name in self._backfilling:
+            raise CommandError(f"{what} refused: pipeline {name!r} is running a backfill; cancel it or wait")
+
     def _partition_key(self, name: str) -> PartitionSpec:
         key = self._spec(name).partition
         if key is None:

@@ -90,6 +90,8 @@ class RunScheduling:
         except PipelineError as exc:
             raise CommandError(str(exc)) from None
         name = plan.source.pipeline
+        if self._busy(name):  # a backfill between two partition runs: the runner's lock is free, the pipeline is not
+            raise CommandError(f"pipeline {name!r} is running a backfill; cancel it or wait for it to end")
         task = self._group.create_task(
             self._guarded(name, plan.source.mode, "manual", False, retry=(run_id, step)), name=f"pipeline-retry:{name}"
         )

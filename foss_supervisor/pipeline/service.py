@@ -213,6 +213,7 @@ class PipelineService(Backfills):
         spec = self._spec(name)
         if confirm != name:
             raise CommandError(f"resetting drops every table of pipeline {name!r}: confirm with its name")
+        self._refuse_while_backfilling(name, "reset")
         try:
             result = await self.runner.reset(name)
         except PipelineError as exc:
@@ -355,6 +356,8 @@ class PipelineService(Backfills):
 
     async def rollback(self, name: str, to: str, apply: bool) -> dict[str, Any]:
         """``pipeline_rollback`` (runsnapshots.RunSnapshots.rollback); a refusal as CommandError."""
+        if apply:
+            self._refuse_while_backfilling(name, "rollback")
         try:
             return await self.runner.rollback(name, to, apply=apply)
         except PipelineError as exc:

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import DaemonHandle, command, get, viewer_headers
+from helpers import DaemonHandle, command, get, viewer_headers, wait_for
 from helpers.browser import Watched
 from helpers.partitions import FIRST_DAY, day_rows, sales_yaml, write_day
 
 DAYS = 10
 BAD = (2, 7)
+TEST_STEPS = Path(__file__).resolve().parents[1] / "process" / "pipeline" / "pipeline_test_steps.py"
 
 
 def _day(i: int) -> str:
@@ -123,3 +124,37 @@ def test_the_backfill_form_and_the_graph_in_chromium(sales_daemon: DaemonHandle,
     graph = get(d.port, "/api/v1/graph?pipeline=sales").json()
     [pipeline] = [n for n in graph["nodes"] if n["id"] == "pipeline:sales"]
     assert pipeline["detail"]["partitions"] == {"key": "day", "counts": {"succeeded": 2}}
+
+
+def test_a_backfill_in_progress_holds_the_pipeline_and_cancel_stops_it(daemon: DaemonHandle, tmp_path: Path) -> None:
+    landing, home = tmp_path / "sales_landing", tmp_path / "sales_home"
+    landing.mkdir()
+    home.mkdir()
+    for i in range(3):
+        write_day(landing, i)
+    held = {"started": str(tmp_path / "started"), "release": str(tmp_path / "release")}
+    hold = {"name": "hold", "kind": "python", "callable": f"{TEST_STEPS}:gated", "params": held}
+    hold["depends_on"] = ["silver"]
+    yaml_path = sales_yaml(home, landing, home, home / "unused.duckdb", extra_steps=[hold])
+    daemon.write_config(f"pipelines:\n  sales: {{file: {yaml_path}, landing: {landing}, on_new_files: false}}\n")
+    daemon.start()
+    started = daemon.cli("pipeline", "backfill", "sales")
+    assert started.returncode == 0, started.stdout + started.stderr
+    wait_for(lambda: Path(held["started"]).exists(), 60, "the first partition's held step")
+    busy = [("pipeline", "run", "sales"), ("pipeline", "backfill", "sales"), ("pipeline", "reset", "sales", "--yes")]
+    for argv in busy:
+        refused = daemon.cli(*argv)
+        assert refused.returncode != 0 and "running" in refused.stdout + refused.stderr, argv
+    cancel = daemon.cli("pipeline", "cancel", "sales")
+    assert cancel.returncode == 0 and "cancelled" in cancel.stdout + cancel.stderr
+    Path(held["release"]).write_text("go")  # the held step sees no release before the cancel; after it, none runs
+    backfill = wait_for(
+        lambda: (b := daemon.call("pipeline_partitions", name="sales")["backfill"])["finished_at"] and b,
+        60,
+        "the backfill to end",
+    )
+    runs = daemon.call("pipeline_runs", name="sales")
+    assert [(r["partition"], r["status"]) for r in runs] == [(_day(0), "cancelled")]
+    assert backfill["done"] == {} and backfill["partitions"] == [_day(i) for i in range(3)]
+    again = daemon.cli("pipeline", "backfill", "sales", "--only-failed", "--dry-run")
+    assert f"would run 1 partition(s): {_day(0)}" in again.stdout + again.stderr  # a cancelled day counts as failed

@@ -54,8 +54,17 @@ def write_day(landing: Path, i: int, *, bad: bool = False) -> Path:
     return path
 
 
-def sales_yaml(tmp_path: Path, landing: Path, reference: Path, warehouse: Path, **top: Any) -> Path:
-    """The ``sales`` pipeline's YAML in ``tmp_path`` (partition ``day`` from the file name), its path."""
+def sales_yaml(
+    tmp_path: Path,
+    landing: Path,
+    reference: Path,
+    warehouse: Path,
+    *,
+    extra_steps: list[dict[str, Any]] | None = None,
+    **top: Any,
+) -> Path:
+    """The ``sales`` pipeline's YAML in ``tmp_path`` (partition ``day`` from the file name; ``extra_steps``
+    after its own), its path."""
     (tmp_path / "sales_setup.sql").write_text(SETUP_SQL)
     (tmp_path / "sales_silver.sql").write_text(SILVER_SQL)
     doc: dict[str, Any] = {
@@ -70,6 +79,7 @@ def sales_yaml(tmp_path: Path, landing: Path, reference: Path, warehouse: Path, 
         "steps": [
             *landing_steps("sales_bronze.raw", ["day", "item", "amount"]),
             {"name": "silver", "sql": "sales_silver.sql", "depends_on": ["ingest"], "retries": 0},
+            *(extra_steps or []),
         ],
         "checks": ["silver.rows_out == ingest.rows_out"],
         **top,
