@@ -194,7 +194,10 @@ class Backfills(RunScheduling):
         sorted; ``status`` is its last partition run's (``never_run`` when none, ``running`` for the current).
         Raises CommandError for a pipeline without ``partition:``."""
         key = self._partition_key(name)
-        found, unmatched = await asyncio.to_thread(landing_partitions, self._spec(name))
+        try:
+            found, unmatched = await asyncio.to_thread(landing_partitions, self._spec(name))
+        except OSError as exc:
+            raise CommandError(f"cannot list the landing folder of {name!r}: {exc.strerror or exc}") from None
         last = last_partition_runs(self.runner.runs(name, _HISTORY_SCAN))
         active = self.runner.active_run(name)
         if active is not None and active.partition is not None:
@@ -228,6 +231,8 @@ class Backfills(RunScheduling):
         runs = self.runner.runs(name, _HISTORY_SCAN)
         try:
             chosen = await asyncio.to_thread(choose_partitions, spec, runs, start, end, only_failed=only_failed)
+        except OSError as exc:
+            raise CommandError(f"cannot list the landing folder of {name!r}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         if dry_run:
