@@ -47,13 +47,15 @@ def run_rows(run: dict[str, Any]) -> int | None:
 
 def runs_table(runs: list[dict[str, Any]]) -> list[str]:
     """``pipeline runs``: a header, then per run (newest first, as given) its id, pipeline, status, reason
-    (``manual``, ``schedule``, ``files_landed``, ``config_changed``, ``after``; a retry says so), start in
+    (``manual``, ``schedule``, ``files_landed``, ``config_changed``, ``after``, ``backfill`` with its
+    partition; a retry says so), start in
     local time, duration and rows (:func:`run_rows`); ``-`` where a run has none (yet)."""
     lines = [f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<24} {'REASON':<15} {'STARTED':<19} {'TOOK':>9} {'ROWS':>12}"]
     for run in runs:
         took = f"{run['duration_s']:.2f}s" if run.get("duration_s") is not None else "-"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started_at"]))
         reason = str(run.get("reason") or run.get("trigger") or "-") + (" (retry)" if run.get("retry_of") else "")
+        reason += f" {run['partition']}" if run.get("partition") else ""
         rows = run_rows(run)
         lines.append(
             f"{run['run_id']:<24} {run['pipeline']:<12} {run['status']:<24} {reason:<15} {started:<19} {took:>9} "

@@ -70,6 +70,8 @@ def test_backfill_from_the_cli_reruns_only_the_failed_days(sales_daemon: DaemonH
     assert {r["reason"] for r in runs} == {"backfill"} and {r["status"] for r in runs[: len(BAD)]} == {"succeeded"}
     rows = d.call("query", sql="SELECT strftime(day, '%Y-%m-%d'), count(*) FROM sales_silver.sales GROUP BY 1")
     assert dict(map(tuple, rows["rows"])) == {_day(i): day_rows(i) for i in range(DAYS)}
+    listed_runs = d.cli("pipeline", "runs", "sales").stdout.splitlines()
+    assert listed_runs[1].split()[3:5] == ["backfill", runs[0]["partition"]]
     run_page = get(d.port, f"/runs/{runs[0]['run_id']}")
     assert run_page.status == 200 and f"<code data-partition>{runs[0]['partition']}</code>" in run_page.text
     table = d.cli("pipeline", "partitions", "sales")
