@@ -85,9 +85,12 @@ _CACHE: dict[str, Any] = {}
 
 
 def _compiled(pattern: str) -> Any:
-    """The RE2 pattern, compiled once per process (google-re2: linear time in the name's length)."""
+    """The RE2 pattern, compiled once per process (google-re2: linear time in the name's length); the cache
+    holds at most 64 patterns (one per partitioned pipeline, and what reloads brought)."""
     found = _CACHE.get(pattern)
     if found is None:
+        if len(_CACHE) >= 64:
+            _CACHE.clear()
         import re2  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
         options = re2.Options()
