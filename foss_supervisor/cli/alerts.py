@@ -2,8 +2,9 @@
 
 ``foss-supervisor alerts`` (or ``alerts list``) prints the open incidents, the silences and the last closed
 ones (``--json``: the ``alerts`` command's reply); ``alerts ack ID`` acknowledges an open incident (no more
-repeats); ``alerts silence KEY --for 2h`` tells nothing about KEY for that long. The daemon does the work
-(commands ``alerts``, ``alert_ack``, ``alert_silence``); the dashboard and the API reach the same ones.
+repeats); ``alerts silence KEY --for 2h`` tells nothing about KEY for that long, ``alerts unsilence KEY`` lifts
+that silence. The daemon does the work (commands ``alerts``, ``alert_ack``, ``alert_silence``,
+``alert_unsilence``); the dashboard's /alerts page and the API reach the same ones.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ def args_alerts(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "action",
         nargs="?",
-        choices=("list", "ack", "silence"),
+        choices=("list", "ack", "silence", "unsilence"),
         default="list",
-        help="list (default): open and recent alerts; ack ID: no more repeats; silence KEY: tell nothing for --for",
+        help="list (default): open and recent alerts; ack ID: no more repeats; silence KEY: tell nothing for --for;"
+        " unsilence KEY: lift a silence",
     )
-    p.add_argument("target", nargs="?", default="", help="ack: the incident's ID; silence: the alert's KEY")
+    p.add_argument("target", nargs="?", default="", help="ack: the incident's ID; (un)silence: the alert's KEY")
     p.add_argument(
         "--for", dest="for_s", type=_silence_s, default=7200.0, help="silence: how long, e.g. 90m, 2h, 1d (default 2h)"
     )
@@ -81,6 +83,9 @@ def cmd_alerts(args: argparse.Namespace, config: Target) -> int:
             return EXIT_USAGE
         reply = call(config.control_socket, "alert_ack", id=int(args.target))
         say("OK", f"alert #{reply['id']} acknowledged: {reply['key']}")
+    elif args.action == "unsilence":
+        reply = call(config.control_socket, "alert_unsilence", key=args.target)
+        say("OK", f"{reply['key']}: silence lifted")
     else:
         reply = call(config.control_socket, "alert_silence", key=args.target, for_s=args.for_s)
         say("OK", f"{reply['key']} silenced until {_when(reply['until'])}")

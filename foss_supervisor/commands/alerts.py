@@ -76,3 +76,15 @@ async def alert_silence(ctx: CommandContext, key: str, for_s: float) -> dict[str
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     return {"key": key, "until": until}
+
+
+@command("alert_unsilence", mutating=True, key=(str, ..., Limit(size=512)))
+async def alert_unsilence(ctx: CommandContext, key: str) -> dict[str, Any]:
+    """Lift the silence of the alert ``key`` before it ends: if its incident still holds it is told at once
+    (at the next evaluation, which this causes). Returns ``{"key"}``. Raises CommandError when ``key`` is not
+    silenced."""
+    try:
+        _watch(ctx).change(lambda book: book.unsilence(key))
+    except KeyError:
+        raise CommandError(f"no silence of {key!r}") from None
+    return {"key": key}

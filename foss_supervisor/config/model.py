@@ -179,14 +179,35 @@ class AlertsConfig:
     backoff_for_s: float = 300.0  # a program in BACKOFF this long is an incident
 
 
+#: a hook's ``email.tls``: ``auto`` upgrades with STARTTLS when the server offers it, ``starttls`` requires it,
+#: ``implicit`` speaks TLS from the first byte (port 465), ``none`` never encrypts (a local MTA)
+EMAIL_TLS = ("auto", "starttls", "implicit", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class EmailConfig:
+    """Where an email hook sends: recipients, sender, the SMTP server and how to reach it."""
+
+    to: tuple[str, ...]
+    sender: str = ""  # the From address; "": foss-supervisor@<host name>
+    host: str = "127.0.0.1"  # the SMTP server (default: the host's own MTA on port 25)
+    port: int = 25
+    tls: str = "auto"  # one of EMAIL_TLS
+    username: str = ""  # AUTH when set (with password)
+    password: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class HookConfig:
-    """One hook: which event kinds (and programs or pipelines) it hears, and a command or a URL to tell."""
+    """One hook: which event kinds (and programs or pipelines) it hears, and what tells them: a command, a URL
+    (the event as JSON), an ntfy-style topic URL (a titled text message) or email."""
 
     name: str
     events: frozenset[str]
     command: tuple[str, ...] = ()
     url: str = ""
+    ntfy: str = ""  # an ntfy topic URL: POST the message as text, with Title, Priority and Tags headers
+    email: EmailConfig | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     select: tuple[str, ...] = ()  # program selectors or pipeline names; empty: every one
     timeout_s: float = 10.0

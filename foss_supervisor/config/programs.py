@@ -17,6 +17,7 @@ from foss_supervisor.config.model import (
     RLIMIT_NAMES,
     BackoffPolicy,
     DependencyCondition,
+    EmailConfig,
     HealthConfig,
     HookConfig,
     LogConfig,
@@ -269,6 +270,28 @@ def check_dependencies(
     return expanded, problems
 
 
+_HOOK_SENDERS = ("command", "url", "ntfy", "email")
+
+
+def _parse_email(r: Reader) -> EmailConfig:
+    r.only()
+    if "to" not in r.data:
+        r.note("to", "is required: the addresses to write to")
+    host, port = r.get("smtp", ("127.0.0.1", 25))
+    username, password = r.get("username", ""), r.get("password", "")
+    if bool(username) != bool(password):
+        r.note("password" if username else "username", "username and password go together (SMTP AUTH)")
+    return EmailConfig(
+        to=r.get("to", ()),
+        sender=r.get("from", ""),
+        host=host,
+        port=port,
+        tls=r.get("tls", "auto"),
+        username=username,
+        password=password,
+    )
+
+
 def parse_hooks(r: Reader) -> tuple[HookConfig, ...]:
     out = []
     for name, h in r.each():
@@ -278,14 +301,20 @@ def parse_hooks(r: Reader) -> tuple[HookConfig, ...]:
             h.note("on", "is required: 'all' or a list of event kinds")
         command: tuple[str, ...] = h.get("command", ())
         url = h.get("url", "")
-        if ("command" in h.data) == ("url" in h.data):
-            h.note("", "needs exactly one of command (argv) or url (http:// or https://)")
+        if sum(key in h.data for key in _HOOK_SENDERS) != 1:
+            h.note(
+                "",
+                "needs exactly one of command (argv), url (JSON to http:// or https://), ntfy (a topic URL)"
+                " or email (to: addresses)",
+            )
         out.append(
             HookConfig(
                 name=name,
                 events=events,
                 command=command,
                 url=url,
+                ntfy=h.get("ntfy", ""),
+                email=_parse_email(h.sub("email")) if h.data.get("email") is not None else None,
                 headers=h.get("headers", {}),
                 select=h.get("select", ()),
                 timeout_s=h.get("timeout", 10.0),

@@ -20,6 +20,7 @@ from foss_supervisor.config.model import (
     ALERT_RULES,
     DASHBOARD_PARTS,
     DEPENDENCY_CONDITIONS,
+    EMAIL_TLS,
     EVENT_KINDS,
     RLIMIT_NAMES,
     UptimeObjective,
@@ -299,10 +300,25 @@ PROGRAM: Section = {
     "needs": gates.names(QUALIFIED_TABLE),
     "uptime": UPTIME,  # its uptime objective (foss_supervisor.core.objectives)
 }
+#: an email address as SMTP takes it: local@domain, ASCII, no quoting or comments, at most 5 domain labels
+EMAIL_ADDRESS = gates.name(
+    r"[A-Za-z0-9._+=-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,4}",
+    "an email address (local@domain.example)",
+)
+EMAIL: Section = {
+    "to": gates.names(EMAIL_ADDRESS),
+    "from": EMAIL_ADDRESS,
+    "smtp": TCP_ADDRESS,  # host:port of the SMTP server; a bare port is on 127.0.0.1
+    "tls": gates.choice(EMAIL_TLS),
+    "username": gates.text(256),
+    "password": gates.text(1024),
+}
 HOOK: Section = {
     "on": EVENTS,
     "command": _ARGV,
     "url": gates.url(),
+    "ntfy": gates.url(),  # an ntfy-style topic URL (https://ntfy.sh/TOPIC or a self-hosted one)
+    "email": EMAIL,
     "headers": gates.env_map(),
     "select": gates.names(SELECTOR),
     "timeout": _DURATION_PROBE,

@@ -135,6 +135,12 @@ class AlertBook:
         self.silences[key] = until
         self.changes += 1
 
+    def unsilence(self, key: str) -> None:
+        """Lift ``key``'s silence now (an incident that still holds is told at the next evaluation). KeyError if
+        ``key`` is not silenced."""
+        del self.silences[key]
+        self.changes += 1
+
     def listing(self, now: float) -> dict[str, Any]:
         """``{"open": [incident...], "closed": [newest first], "silences": [{"key", "until"}], "dropped"}``; an
         incident also says ``silenced``."""

@@ -26,9 +26,13 @@ rule                holds while                                     key
 tests), it evaluates the objectives, hands the conditions to the :class:`~foss_supervisor.core.alerts.AlertBook`
 and publishes each notice as an :class:`~foss_supervisor.core.events.AlertNotice` on the bus, where the
 hooks (``on: [alert_firing, alert_resolved]``) and the journal hear it. The book is written atomically to
-``<state_dir>/alerts.json`` when it changed, so a restarted daemon does not tell an open incident again;
+``<state_dir>/alerts.json`` when it changed (by the daemon's file-writer thread: a slow or hung disk never
+holds the supervision loop), so a restarted daemon does not tell an open incident again;
 beside it, the last write seen of each freshness objective (``writes``), so that a restart does not take a
-table nothing wrote meanwhile for fresh (and resolve its incident) until ``fresh_within`` after the start.
+table nothing wrote meanwhile for fresh (and resolve its incident) until ``fresh_within`` after the start,
+and what the uptime objectives need to go on across a restart (``uptime``: the periods watched and each
+program's RUNNING stretches, :meth:`~foss_supervisor.core.objectives.RunningLedger.export`); it is saved
+again when the watch stops.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.base.filewriter import FileWriter
 from foss_supervisor.config import Config
 from foss_supervisor.config.model import AlertsConfig
 from foss_supervisor.core.alerts import AlertBook, Condition, Notice
@@ -129,7 +134,9 @@ class AlertWatch:
     """Evaluates objectives and alert rules on ``clock``/``sleep`` and publishes notices on ``bus``.
 
     ``last_runs`` returns each configured pipeline's last finished run (or None); ``state_dir`` holds the
-    book (None: kept in memory only). Call :meth:`observe` from the bus and run :meth:`run` in a task.
+    book (None: kept in memory only), written by ``writer``'s thread (None: at once, by the caller, for
+    tools and tests without a loop to keep free). Call :meth:`observe` from the bus and run :meth:`run` in a
+    task.
     """
 
     def __init__(
@@ -141,26 +148,34 @@ class AlertWatch:
         sleep: Callable[[float], Awaitable[None]],
         last_runs: Callable[[], Mapping[str, Mapping[str, Any] | None]] = dict,
         state_dir: Path | None = None,
+        writer: FileWriter | None = None,
     ) -> None:
         self._config = config
+        self._writer = writer
         self.objectives = objectives
         self._bus = bus
         self._clock = clock
         self._sleep = sleep
         self._last_runs = last_runs
         self._path = None if state_dir is None else state_dir / ALERTS_FILE
-        self.book, writes, self.regressed = self._load()
+        self.book, writes, self.regressed, uptime = self._load()
         objectives.remember(writes)
+        if uptime is not None:
+            try:
+                objectives.ledger.restore(uptime)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:  # lost: counted from now on, as new
+                log.warning("alerts_file_uptime_unreadable", path=str(self._path), error=str(exc))
         self.results: list[dict[str, Any]] = []  # the last evaluation of the objectives
         self._wake = asyncio.Event()
         self.save_failures = 0
         self._saved_changes, self._saved_at = 0, self._clock()  # the book's changes and the time, as last saved
         self._regressed_changed = False
 
-    def _load(self) -> tuple[AlertBook, dict[str, float], dict[str, str]]:
-        """The book, the objectives' last writes and the regressed steps, as last saved (empty when none)."""
+    def _load(self) -> tuple[AlertBook, dict[str, float], dict[str, str], Any]:
+        """The book, the objectives' last writes, the regressed steps and the uptime ledger's data, as last
+        saved (empty, and None, when none)."""
         if self._path is None:
-            return AlertBook(), {}, {}
+            return AlertBook(), {}, {}, None
         try:
             with self._path.open("rb") as f:
                 text = f.read(_MAX_FILE_BYTES + 1)
@@ -173,28 +188,42 @@ class AlertWatch:
                 raise ValueError("writes and regressed must be mappings")
             kept = {str(k): float(v) for k, v in list(writes.items())[:_MAX_WRITES] if math.isfinite(float(v))}
             steps = {str(k)[:_MAX_TEXT]: str(v)[:_MAX_TEXT] for k, v in list(regressed.items())[:_MAX_WRITES]}
-            return book, kept, steps
+            return book, kept, steps, data.get("uptime")
         except FileNotFoundError:
-            return AlertBook(), {}, {}
+            return AlertBook(), {}, {}, None
         except (OSError, ValueError, KeyError, TypeError) as exc:  # a bad file loses the book, not the daemon
             log.warning("alerts_file_unreadable", path=str(self._path), error=str(exc))
-            return AlertBook(), {}, {}
+            return AlertBook(), {}, {}, None
 
     def _dumps(self) -> str:
         writes = {o["id"]: o["last_write_at"] for o in self.results if o.get("last_write_at") is not None}
-        return self.book.dumps(writes=dict(list(writes.items())[:_MAX_WRITES]), regressed=self.regressed)
+        windows = {n: p.uptime.window_s for n, p in self._config().programs.items() if p.uptime is not None}
+        uptime = self.objectives.ledger.export(windows, self._clock())
+        return self.book.dumps(writes=dict(list(writes.items())[:_MAX_WRITES]), regressed=self.regressed, uptime=uptime)
 
     def save(self) -> None:
-        """Write the book atomically (a failure is logged and counted; the book stays in memory)."""
-        if self._path is None:
+        """Write the book atomically, by the writer's thread when there is one (a failure, or a writer queue
+        full behind a hung disk, is logged and counted; the book stays in memory and the next save tries
+        again: the file always holds a whole book, the newest the disk took)."""
+        path = self._path
+        if path is None:
             return
         self._saved_changes, self._saved_at = self.book.changes, self._clock()
         self._regressed_changed = False
-        try:
-            atomic_write(self._path, self._dumps())
-        except OSError as exc:
+        text = self._dumps().encode()
+
+        def write() -> None:
+            try:
+                atomic_write(path, text)
+            except OSError as exc:
+                self.save_failures += 1
+                log.warning("alerts_file_write_failed", path=str(path), error=str(exc))
+
+        if self._writer is None:
+            write()
+        elif not self._writer.submit(write, len(text)):
             self.save_failures += 1
-            log.warning("alerts_file_write_failed", path=str(self._path), error=str(exc))
+            log.warning("alerts_file_write_failed", path=str(path), error="the file writer's queue is full")
 
     def observe(self, event: object) -> None:
         """The bus callback: the objectives' ledger hears it; a program or pipeline event wakes the watch."""
@@ -265,6 +294,12 @@ class AlertWatch:
     async def run(self) -> None:
         """Evaluate until cancelled: when something falls due, and after events (an edge, a run, an ack), at most
         once per :data:`MIN_TICK_S` for those (a fleet restarting at once costs one evaluation, not one each)."""
+        try:
+            await self._evaluate_until_cancelled()
+        finally:  # a stop keeps what this daemon watched up to now (a kill -9 loses what came since the last tick)
+            self.save()
+
+    async def _evaluate_until_cancelled(self) -> None:
         while True:
             self._wake.clear()
             ticked_at = self._clock()

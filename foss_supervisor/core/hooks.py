@@ -1,6 +1,7 @@
 """Hooks: state changes out of the daemon, as supervisord's event listeners and PM2's notifications.
 
-A hook (the config's ``hooks:`` section) names event kinds and either a command or a URL::
+A hook (the config's ``hooks:`` section) names event kinds and one sender: a command, a URL (the event as
+JSON), an ntfy-style topic URL or email (the last two a message for people, :mod:`~.senders`)::
 
     hooks:
       pager:
@@ -13,6 +14,13 @@ A hook (the config's ``hooks:`` section) names event kinds and either a command 
         on: all
         select: [web, "api-*"]                    # only these programs (selectors) / pipelines
         command: [/usr/local/bin/record-event]     # the event as JSON on stdin and in FOSS_EVENT_JSON
+      phone:
+        on: [alert_firing, alert_resolved]
+        ntfy: https://ntfy.sh/my-hosts-alerts      # a titled text message (Title, Priority, Tags headers)
+      mail:
+        on: [alert_firing, alert_resolved]
+        email: {to: [ops@example.com], smtp: "mail.example.com:587", tls: starttls,
+                username: alerts, password: "${SMTP_PASSWORD}"}
 
 Event kinds (:data:`EVENT_KINDS`) and the JSON each delivers (every one has ``kind``, ``at``, ``host``)::
 
@@ -49,7 +57,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -58,6 +65,7 @@ from foss_supervisor.config import EVENT_KINDS, HookConfig
 from foss_supervisor.core.child import spawn
 from foss_supervisor.core.events import AlertNotice, HealthChanged, HookDelivered, StateChanged
 from foss_supervisor.core.selectors import resolve
+from foss_supervisor.core.senders import send_email, send_json, send_ntfy
 from foss_supervisor.core.states import Health, ProcessState
 from foss_supervisor.errors import CommandError
 from foss_supervisor.systemd.notify import without_systemd_environ
@@ -115,13 +123,6 @@ def event_payload(event: object) -> dict[str, Any] | None:
         said = ("pipeline", "run_id", "step", "duration_s", "median_s", "ratio", "previous")
         return {"kind": "step_regressed", **{k: getattr(event, k, None) for k in said}}
     return None
-
-
-def _shown(url: str) -> str:
-    """A URL fit for a log line: no user:password, no query string (webhook URLs often carry a token)."""
-    parts = urlsplit(url)
-    host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class HookDispatcher:
@@ -212,7 +213,7 @@ class HookDispatcher:
         for attempt in range(hook.retries + 1):
             try:
                 async with asyncio.timeout(hook.timeout_s):
-                    error = await (self._post(hook, payload) if hook.url else self._run(hook, payload))
+                    error = await self._send(hook, payload)
             except TimeoutError:
                 error = f"no answer within {hook.timeout_s:g}s"
             except (OSError, ValueError) as exc:
@@ -245,17 +246,15 @@ class HookDispatcher:
         except Exception:
             log.exception("hook_report_failed")
 
-    async def _post(self, hook: HookConfig, payload: dict[str, Any]) -> str:
-        import aiohttp  # the daemon has it (the dashboard); the CLI never gets here
-
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(hook.url, json=payload, headers=dict(hook.headers), allow_redirects=False) as resp,
-            ):
-                return "" if 200 <= resp.status < 300 else f"POST {_shown(hook.url)} -> {resp.status}"
-        except aiohttp.ClientError as exc:
-            return f"POST {_shown(hook.url)} failed: {type(exc).__name__}"
+    async def _send(self, hook: HookConfig, payload: dict[str, Any]) -> str:
+        """One attempt by the hook's sender: "" when the receiver took it, else what went wrong."""
+        if hook.url:
+            return await send_json(hook, payload)
+        if hook.ntfy:
+            return await send_ntfy(hook, payload)
+        if hook.email is not None:
+            return await send_email(hook, payload, self.host)
+        return await self._run(hook, payload)
 
     async def _run(self, hook: HookConfig, payload: dict[str, Any]) -> str:
         body = json.dumps(payload).encode()

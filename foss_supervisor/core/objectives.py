@@ -17,10 +17,12 @@ Three kinds of objective (docs/graph.md, "Objectives"):
 How time is counted, on the supervisor's clock (``clock``, the same injectable wall clock its seams carry):
 
 - only RUNNING is up; STARTING, BACKOFF, STOPPING, EXITED, FATAL and STOPPED (by hand too) are down;
-- the window is the last ``window_s`` seconds *that the daemon watched*: time before the daemon started is
-  neither up nor down, so a daemon restart neither punishes nor flatters a program (a program added by a
-  reload counts as down, STOPPED, from the daemon's start); ``observed_s`` says how much of the window was
-  watched; ``uptime_percent`` is up / watched;
+- the window is the last ``window_s`` seconds *that a daemon watched*: time no daemon watched (before the
+  first start, between a stop and the next start) is neither up nor down, so a daemon restart neither
+  punishes nor flatters a program (a program added by a reload counts as down, STOPPED, from the daemon's
+  start); a restarted daemon goes on from what the last one saved (:meth:`RunningLedger.export`, kept in
+  alerts.json: the periods watched and each program's RUNNING stretches); ``observed_s`` says how much of
+  the window was watched; ``uptime_percent`` is up / watched;
 - a freshness objective with no write seen yet counts its age from when the daemon started watching (or from
   the last write a previous daemon saw, :meth:`Objectives.remember`), so a table nothing wrote since the
   start is late ``fresh_within`` after it.
@@ -30,7 +32,8 @@ States are ``ok``, ``late`` (freshness) and ``violated`` (uptime). Stdlib only.
 
 from __future__ import annotations
 
-from collections import deque
+import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -45,6 +48,9 @@ OK, LATE, VIOLATED = "ok", "late", "violated"
 #: RUNNING stretches kept per program (older ones are dropped first): a program restarting every second
 #: for a week would need 600k; past this bound its uptime is computed from the newest stretches only
 MAX_STRETCHES = 10_000
+#: what a daemon keeps for the next one (alerts.json): periods it and its predecessors watched, RUNNING
+#: stretches per program with an uptime objective, programs
+KEPT_PERIODS, KEPT_STRETCHES, MAX_RESTORED = 64, 64, 1_000  # 1,000 x 64 stretches: about 2 MB of JSON
 
 
 class ObjectiveSources(Protocol):
@@ -59,12 +65,67 @@ class ObjectiveSources(Protocol):
         ...
 
 
+class _Stretches:
+    """A program's RUNNING stretches ``[begin, end)``, oldest first, with running sums of their lengths, so the
+    up time within any window is two binary searches and a subtraction (:meth:`up_since`), not a walk: one
+    evaluation of a thousand programs restarting a hundred times each stays a few milliseconds on the loop.
+
+    Bounded: at most :data:`MAX_STRETCHES` (the oldest quarter is dropped past it) and none ending before the
+    ``keep_s`` horizon handed to :meth:`prune`.
+    """
+
+    __slots__ = ("_begins", "_cum", "_ends", "_first")
+
+    def __init__(self) -> None:
+        self._begins: list[float] = []
+        self._ends: list[float] = []
+        self._cum: list[float] = [0.0]  # _cum[i]: total length of the stretches before index i
+        self._first = 0  # stretches before this index are dropped (compacted now and then)
+
+    def __len__(self) -> int:
+        return len(self._ends) - self._first
+
+    def newest(self, count: int, after: float) -> list[tuple[float, float]]:
+        """The newest ``count`` stretches that end after ``after``, oldest first."""
+        i = max(bisect_right(self._ends, after, lo=self._first), len(self._ends) - count)
+        return list(zip(self._begins[i:], self._ends[i:], strict=True))
+
+    def append(self, begin: float, end: float) -> None:
+        """Add the stretch ``[begin, end)``; a wall clock stepped back is clamped to the last end, so the
+        stretches stay in order (the time it stepped back is not counted twice)."""
+        if self._ends:
+            begin = max(begin, self._ends[-1])
+            end = max(end, begin)
+        self._begins.append(begin)
+        self._ends.append(end)
+        self._cum.append(self._cum[-1] + max(0.0, end - begin))
+        if len(self) > MAX_STRETCHES:
+            self._first += MAX_STRETCHES // 4
+        if self._first > MAX_STRETCHES // 2:  # compact: the dropped prefix is never read again
+            del self._begins[: self._first], self._ends[: self._first], self._cum[: self._first]
+            self._first = 0
+
+    def prune(self, horizon: float) -> None:
+        """Drop the stretches that ended before ``horizon``."""
+        self._first = bisect_left(self._ends, horizon, lo=self._first)
+
+    def up_since(self, start: float) -> float:
+        """Seconds of the kept stretches after ``start`` (a wall clock stepped back may count a little time
+        after its new now; :meth:`RunningLedger.uptime` caps up time at the time watched)."""
+        i = bisect_right(self._ends, start, lo=self._first)  # the first stretch ending after start
+        if i >= len(self._ends):
+            return 0.0
+        up = self._cum[-1] - self._cum[i]
+        up -= max(0.0, start - self._begins[i])  # the part of stretch i before start (it ends after start)
+        return max(0.0, up)
+
+
 @dataclass(slots=True)
 class _Program:
     state: ProcessState
     since: float  # when it entered ``state``
     watched_from: float  # when the ledger first heard of it (or started)
-    stretches: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=MAX_STRETCHES))
+    stretches: _Stretches = field(default_factory=_Stretches)
     left_running_at: float | None = None  # when it last left RUNNING
     looping_since: float | None = None  # its first BACKOFF since it last ran stably, stopped or gave up
 
@@ -86,6 +147,7 @@ class RunningLedger:
         self._stable_s = stable_s  # a program's backoff.reset_after: a run this long ends a crash loop
         self.started_at = clock()
         self._programs: dict[str, _Program] = {}
+        self._before: list[tuple[float, float]] = []  # earlier daemons' watched periods (restore), oldest first
 
     def observe(self, event: object) -> None:
         """The bus callback: a program's edge (StateChanged); other events are ignored."""
@@ -96,7 +158,7 @@ class RunningLedger:
         if prog is None:
             prog = self._programs[event.name] = _Program(event.old, self.started_at, self.started_at)
         if prog.state is ProcessState.RUNNING and event.new is not ProcessState.RUNNING:
-            prog.stretches.append((prog.since, now))
+            prog.stretches.append(prog.since, now)
             prog.left_running_at = now
             if now - prog.since >= self._stable_s(event.name):
                 prog.looping_since = None
@@ -106,8 +168,7 @@ class RunningLedger:
             prog.looping_since = now
         if event.new is not prog.state:
             prog.state, prog.since = event.new, now
-        while prog.stretches and prog.stretches[0][1] < now - self._keep_s:
-            prog.stretches.popleft()
+        prog.stretches.prune(now - self._keep_s)
 
     def state(self, name: str) -> tuple[ProcessState, float] | None:
         """``name``'s state and since when (clock seconds), or None when no edge of it was heard."""
@@ -136,17 +197,73 @@ class RunningLedger:
         return now if prog.state is ProcessState.RUNNING else prog.left_running_at
 
     def uptime(self, name: str, window_s: float, now: float) -> tuple[float, float]:
-        """(seconds RUNNING, seconds watched) of ``name`` within the last ``window_s`` seconds before ``now``."""
+        """(seconds RUNNING, seconds watched) of ``name`` within the last ``window_s`` seconds before ``now``;
+        watched counts this daemon's time and the periods earlier daemons watched (:meth:`restore`)."""
         prog = self._programs.get(name)
         start = max(now - window_s, self.started_at if prog is None else prog.watched_from)
-        watched = max(0.0, now - start)
+        periods = [*self._before, (self.started_at, now)]
+        watched = sum(max(0.0, min(end, now) - max(begin, start)) for begin, end in periods)
         if prog is None:
             return 0.0, watched
-        stretches: list[tuple[float, float]] = list(prog.stretches)
+        up = prog.stretches.up_since(start)
         if prog.state is ProcessState.RUNNING:
-            stretches.append((prog.since, now))
-        up = sum(max(0.0, min(end, now) - max(begin, start)) for begin, end in stretches)
+            up += max(0.0, now - max(prog.since, start))
         return min(up, watched), watched
+
+    def export(self, windows: Mapping[str, float], now: float) -> dict[str, Any]:
+        """What a restarted daemon needs to go on counting the uptime objectives ``windows`` (program -> window
+        seconds): ``{"periods": [[from, to], ...], "programs": {name: {"from": s, "stretches": [[b, e], ...]}}}``.
+        Bounded: the newest :data:`KEPT_PERIODS` periods and :data:`KEPT_STRETCHES` stretches per program (a
+        RUNNING program's current one ends ``now``); with older stretches left out, ``from`` moves up to the
+        oldest kept one, so what was not kept counts as not watched rather than down."""
+        periods = [p for p in [*self._before, (self.started_at, now)] if p[1] > p[0]][-KEPT_PERIODS:]
+        programs: dict[str, Any] = {}
+        for name, window_s in windows.items():
+            prog = self._programs.get(name)
+            if prog is None:
+                continue
+            horizon = now - window_s
+            kept = prog.stretches.newest(KEPT_STRETCHES, horizon)
+            if prog.state is ProcessState.RUNNING:
+                kept = [*kept, (prog.since, now)][-KEPT_STRETCHES:]
+            begin = max(prog.watched_from, horizon)
+            if kept and len(kept) == KEPT_STRETCHES:
+                begin = max(begin, kept[0][0])
+            programs[name] = {"from": round(begin, 3), "stretches": [[round(b, 3), round(e, 3)] for b, e in kept]}
+            if len(programs) >= MAX_RESTORED:
+                break
+        return {"periods": [[round(b, 3), round(e, 3)] for b, e in periods], "programs": programs}
+
+    def restore(self, data: Any) -> None:
+        """Take back :meth:`export`'s data of an earlier daemon (call before the first :meth:`observe`). Malformed
+        data raises ValueError (or TypeError) and changes nothing; times after this daemon's start are cut."""
+        periods = _pairs(data["periods"], KEPT_PERIODS, self.started_at)
+        programs: dict[str, _Program] = {}
+        for name, raw in list(data["programs"].items())[:MAX_RESTORED]:
+            stretches = _pairs(raw["stretches"], KEPT_STRETCHES, self.started_at)
+            begin = float(raw["from"])
+            if not math.isfinite(begin):
+                raise ValueError("a non-finite time")
+            prog = _Program(ProcessState.STOPPED, self.started_at, min(begin, self.started_at))
+            for b, e in stretches:
+                prog.stretches.append(b, e)
+            programs[str(name)] = prog
+        self._before = [(b, e) for b, e in periods if b < self.started_at]
+        self._programs.update(programs)
+
+
+def _pairs(raw: Any, limit: int, until: float) -> list[tuple[float, float]]:
+    """``[[a, b], ...]`` as ordered pairs of finite times, at most ``limit`` (the newest), cut at ``until``."""
+    if not isinstance(raw, list):
+        raise TypeError("a list of [from, to] pairs")
+    out = []
+    for pair in raw[-limit:]:
+        a, b = (float(x) for x in pair)
+        if not (math.isfinite(a) and math.isfinite(b)) or b < a:
+            raise ValueError(f"not an ordered pair of times: {pair!r}")
+        if a < until:
+            out.append((a, min(b, until)))
+    return sorted(out)
 
 
 class Objectives:

@@ -92,6 +92,25 @@ class Supervisor:
                 task.cancel()
         self._group = None
 
+    async def wait_spawned(self, timeout_s: float) -> None:
+        """Wait until every wanted program whose dependencies are met has been spawned once (it left the
+        stopped states), ``timeout_s`` at most: the daemon starts its own children (the dashboard) after the
+        operator's, so that their start-up does not compete with them for the CPU."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    pulse = self._pulse
+                    if not any(self._spawn_due(p) for p in self.processes.values()):
+                        return
+                    await pulse.wait()
+
+    def _spawn_due(self, proc: ManagedProcess) -> bool:
+        """Wanted, not spawned yet, and free to start: nothing it depends on is unmet."""
+        if not proc.wanted or proc.state is not ProcessState.STOPPED:
+            return False
+        deps = proc.cfg.depends_on
+        return all((d := self.processes.get(n)) is not None and meets(d, proc.cfg.condition_for(n)) for n in deps)
+
     async def wait_autostarted(self, timeout_s: float) -> list[str]:
         """Wait until every program is settled, then return :meth:`problems` (empty: all is well).
 

@@ -60,6 +60,9 @@ __all__ = ["Daemon", "log_event"]
 if TYPE_CHECKING:
     from foss_supervisor.pipeline.service import PipelineService
 
+#: the longest the dashboard waits for the programs' first spawns (seconds)
+SERVICES_AFTER_S = 1.0
+
 log = structlog.get_logger("foss_supervisor.daemon")
 
 # How long the daemon waits for autostart programs before it calls itself ready anyway.
@@ -317,7 +320,7 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as group:
                 supervising = group.create_task(self.supervisor.run(started, self._shutdown), name="supervisor")
-                serving = group.create_task(self.services.run(self._services(), services_down), name="services")
+                serving = group.create_task(self._serve(started, services_down), name="services")
                 helpers = [
                     group.create_task(self._handle_signals(), name="signals"),
                     group.create_task(self.heartbeat.run(), name="heartbeat"),
@@ -374,6 +377,13 @@ class Daemon:
         if self._dashboard_socket is not None:
             with contextlib.suppress(OSError):
                 self._dashboard_socket.shutdown(socket.SHUT_RDWR)
+
+    async def _serve(self, started: asyncio.Event, services_down: asyncio.Event) -> None:
+        """Run the daemon's own children once the programs' first spawns are under way (at most
+        :data:`SERVICES_AFTER_S` later): a cold start of many programs is not slowed by the dashboard's own."""
+        await started.wait()
+        await self.supervisor.wait_spawned(SERVICES_AFTER_S)
+        await self.services.run(self._services(), services_down)
 
     def _services(self) -> list[ProgramConfig]:
         """The daemon's own children: the dashboard process, when there is a port to serve."""

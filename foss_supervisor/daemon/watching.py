@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.base.filewriter import WRITER
 from foss_supervisor.config import Config
 from foss_supervisor.core.alertwatch import AlertWatch
 from foss_supervisor.core.events import EventBus
@@ -86,6 +87,7 @@ def make_watch(
         seams.sleep,
         last_runs=sources.last_runs,
         state_dir=config().state_dir if with_state else None,
+        writer=WRITER,  # alerts.json by the file-writer thread: the loop never waits on the disk
     )
     bus.on(watch.observe)
     return watch

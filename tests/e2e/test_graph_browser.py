@@ -103,3 +103,29 @@ def test_over_two_hundred_nodes_stay_apart_and_readable(daemon: DaemonHandle, br
     daemon.start()
     ids = _check_drawn(daemon, browser, "/graph", shots_dir(tmp_path), "graph-200")
     assert len(ids) > 200
+    w = Watched(browser, 1280, session=daemon)
+    try:
+        w.page.goto(f"http://127.0.0.1:{daemon.port}/graph")
+        w.page.locator("#graph-canvas[data-ready=true]").wait_for(timeout=15_000)
+        visible = "id => { const f = document.getElementById('graph-frame').getBoundingClientRect();"
+        visible += ' const r = document.querySelector(`#graph-canvas g.node[data-id="${id}"] rect`)'
+        visible += ".getBoundingClientRect(); return r.left >= f.left && r.right <= f.right && r.top >= f.top"
+        visible += " && r.bottom <= f.bottom; }"
+        drawn = w.page.evaluate("[...document.querySelectorAll('#graph-canvas g.node')].map(g => g.dataset.id)")
+        assert any(w.page.evaluate(visible, i) for i in drawn)  # the first view shows nodes, not empty space
+        w.page.fill("#graph-find", "c-57")
+        w.page.click("#graph-find-form button[type=submit]")
+        w.page.locator('#graph-canvas g.node.found[data-id="program:c-57"]').wait_for(timeout=5_000)
+        assert w.page.evaluate(visible, "program:c-57")  # scrolled into the frame
+        w.page.locator("#graph-found", has_text="found program:c-57").wait_for(timeout=5_000)
+        w.page.screenshot(path=str(shots_dir(tmp_path) / "graph-200-find-1280.png"))
+        w.page.click("button[data-zoom=fit]")
+        fits = "() => { const f = document.getElementById('graph-frame'), s = document.getElementById('graph-canvas');"
+        fits += " return s.width.baseVal.value <= f.clientWidth && s.height.baseVal.value <= f.clientHeight; }"
+        assert w.page.evaluate(fits)  # the whole graph in the frame
+        w.page.screenshot(path=str(shots_dir(tmp_path) / "graph-200-fit-1280.png"))
+        w.page.click("button[data-zoom='1']")
+        assert w.page.evaluate("document.getElementById('graph-canvas').width.baseVal.value") > 1280
+        assert w.errors == [], w.errors
+    finally:
+        w.close()

@@ -72,6 +72,11 @@ def test_a_stopped_feeder_fires_one_alert_through_a_command_hook_and_one_resolve
     wait_for(lambda: daemon.proc is not None and daemon.proc.poll() is not None, 30, "daemon stopped")
     daemon.start()
     assert daemon.call("alerts")["open"][0]["id"] == fired["id"]
+    assert [s["key"] for s in daemon.call("alerts")["silences"]] == ["program:collector:fatal"]  # kept too
+    lifted = daemon.cli("alerts", "unsilence", "program:collector:fatal")
+    assert lifted.returncode == 0, lifted.stderr
+    assert daemon.call("alerts")["silences"] == []
+    assert daemon.cli("alerts", "unsilence", "program:collector:fatal").returncode != 0  # not silenced now
     started = daemon.cli("ctl", "start", "collector")
     assert started.returncode == 0, started.stderr
     wait_for(lambda: len(_recorded(seen)) >= 2, 30, "the resolved notice recorded by the hook")

@@ -9,6 +9,8 @@ book read back from its JSON behaves as the one in memory (a restart tells nothi
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.filewriter import FileWriter
 from foss_supervisor.config import parse_config
 from foss_supervisor.config.model import AlertsConfig
 from foss_supervisor.core.alerts import AlertBook, Condition
-from foss_supervisor.core.alertwatch import AlertWatch, conditions
-from foss_supervisor.core.events import AlertNotice, EventBus
+from foss_supervisor.core.alertwatch import ALERTS_FILE, AlertWatch, conditions
+from foss_supervisor.core.events import AlertNotice, EventBus, StateChanged
 from foss_supervisor.core.objectives import Objectives, RunningLedger
 from foss_supervisor.core.states import ProcessState
 from foss_supervisor.pipeline.events import StepRegressed, StepStateChanged
@@ -189,3 +192,24 @@ def test_a_regressed_step_is_one_incident_that_its_next_quick_run_resolves_and_a
 
     key = "step:orders/aggregate:regressed"
     assert asyncio.run(scenario()) == [("alert_firing", key), ("alert_resolved", key)]
+
+
+def test_a_hung_disk_holds_the_writer_thread_not_the_evaluation(tmp_path: Path) -> None:
+    """alerts.json is written by the writer's thread: while that thread is stuck (a hung disk), an evaluation
+    that opens an incident returns at once and the file is written, whole, once the disk answers."""
+    config = parse_config(f"state_dir: {tmp_path}\nprograms: {{p: {{command: [x]}}}}\n", tmp_path / "c.yaml")
+    writer, disk = FileWriter(), threading.Event()
+    writer.submit(lambda: disk.wait(30.0), 0)  # the thread is in a write that does not return
+    now = [1000.0]
+    objectives = Objectives(lambda: config, lambda: now[0], RunningLedger(lambda: now[0]))
+    watch = AlertWatch(
+        lambda: config, objectives, EventBus(), lambda: now[0], asyncio.sleep, state_dir=tmp_path, writer=writer
+    )
+    watch.observe(StateChanged(name="p", old=ProcessState.BACKOFF, new=ProcessState.FATAL))
+    assert [n.kind for n in watch.tick()] == ["alert_firing"]
+    assert not (tmp_path / ALERTS_FILE).exists()
+    disk.set()
+    assert writer.flush(10.0)
+    saved = json.loads((tmp_path / ALERTS_FILE).read_text())
+    assert AlertBook.from_data(saved).dumps() == watch.book.dumps()
+    assert watch.save_failures == 0

@@ -75,8 +75,12 @@ def _config_with(dotted: str, value: Any) -> tuple[dict[str, Any], str]:
     doc: dict[str, Any] = {"programs": {"p": {"command": ["x"]}}}
     if parts[0] == "hooks":
         doc["hooks"] = {"p": {"on": "all", "url": "http://x/"}}
-        if parts[-1] == "command":
-            del doc["hooks"]["p"]["url"]
+        if parts[-1] == "command" or parts[2] in ("ntfy", "email"):
+            del doc["hooks"]["p"]["url"]  # a hook has one sender
+        if parts[2] == "email" and parts[-1] != "to":
+            doc["hooks"]["p"]["email"] = {"to": "ops@example.com"}  # what an email hook needs
+        if parts[-1] in ("username", "password"):
+            doc["hooks"]["p"]["email"] |= {"username": "u", "password": "p"}  # they go together
     if parts[0] == "pipelines":
         doc["pipelines"] = {"orders": {}}  # the shipped pipeline: a file that loads
     if parts[0] == "groups":

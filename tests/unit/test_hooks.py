@@ -79,6 +79,6 @@ def test_hooks_config_and_its_refusals() -> None:
 
 
 def test_a_webhook_url_is_logged_without_its_credentials() -> None:
-    from foss_supervisor.core.hooks import _shown
+    from foss_supervisor.core.senders import shown_url
 
-    assert _shown("https://user:pw@hooks.example:8443/x?token=s3cret") == "https://hooks.example:8443/x"
+    assert shown_url("https://user:pw@hooks.example:8443/x?token=s3cret") == "https://hooks.example:8443/x"

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from virtual_time import Fleet, Script, VirtualClock
 
 from foss_supervisor.config import Config, parse_config
@@ -193,3 +196,106 @@ alerts: {{backoff_for: 60s}}
         await w.clock.run_until(lambda: w.sup.get("flaky").state is ProcessState.RUNNING, limit_s=HOUR)
         await w.clock.run_until(lambda: len(w.notices) == 2, limit_s=60)  # resolved after reset_after (10 s)
         assert [(n.notice, n.id) for _, n in w.notices] == [("alert_firing", fired.id), ("alert_resolved", fired.id)]
+
+
+_EDGES = st.lists(
+    st.tuples(st.sampled_from(list(ProcessState)), st.floats(min_value=0.0, max_value=5_000.0)), max_size=60
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(edges=_EDGES, window=st.floats(min_value=1.0, max_value=400_000.0), extra=st.floats(0.0, 10_000.0))
+def test_uptime_from_running_sums_equals_a_walk_over_every_stretch(
+    edges: list[tuple[ProcessState, float]], window: float, extra: float
+) -> None:
+    """The ledger's uptime (binary searches over running sums) equals a plain walk over the RUNNING stretches,
+    for any sequence of edges and gaps and any window, and never exceeds the time watched."""
+    now = [1e9]
+    ledger = RunningLedger(lambda: now[0], keep_s=window * 2)
+    state, since, stretches = ProcessState.STOPPED, now[0], []
+    for new, gap in edges:
+        now[0] += gap
+        ledger.observe(StateChanged(name="p", old=state, new=new))
+        if state is ProcessState.RUNNING and new is not ProcessState.RUNNING:
+            stretches.append((since, now[0]))
+        if new is not state:
+            state, since = new, now[0]
+    now[0] += extra
+    if state is ProcessState.RUNNING:
+        stretches.append((since, now[0]))
+    start = max(now[0] - window, ledger.started_at)
+    walked = min(sum(max(0.0, min(e, now[0]) - max(b, start)) for b, e in stretches), now[0] - start)
+    up, watched = ledger.uptime("p", window, now[0])
+    assert watched == pytest.approx(now[0] - start)
+    assert up <= watched
+    assert up == pytest.approx(walked, abs=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(edges=_EDGES, window=st.floats(min_value=1.0, max_value=400_000.0))
+def test_a_restarted_daemon_counts_the_same_uptime_from_what_the_last_one_saved(
+    edges: list[tuple[ProcessState, float]], window: float
+) -> None:
+    """Export at any moment, restore in a daemon started that same moment: each program's up and watched
+    time over any window is what the first daemon would have said (every stretch kept: at most 60 here)."""
+    now = [1e9]
+    first = RunningLedger(lambda: now[0])
+    state = ProcessState.STOPPED
+    for new, gap in edges:
+        now[0] += gap
+        first.observe(StateChanged(name="p", old=state, new=new))
+        state = new
+    saved = json.loads(json.dumps(first.export({"p": window}, now[0])))  # as alerts.json holds it
+    second = RunningLedger(lambda: now[0])
+    second.restore(saved)
+    up, watched = second.uptime("p", window, now[0])
+    assert (up, watched) == pytest.approx(first.uptime("p", window, now[0]), abs=0.01)
+
+
+def test_time_no_daemon_watched_is_neither_up_nor_down_and_a_bad_save_changes_nothing() -> None:
+    """Daemon A watches 0-200 s (p up 0-100 and 130-200), is stopped; B starts at 260 and p is up from 262:
+    at 300 s the 1,000 s window has 240 s watched, 208 s up. A save with a reversed pair is refused whole."""
+    now = [0.0]
+    a = RunningLedger(lambda: now[0])
+    for at, old, new in ((0.0, S.STOPPED, S.RUNNING), (100.0, S.RUNNING, S.BACKOFF), (130.0, S.BACKOFF, S.RUNNING)):
+        now[0] = at
+        a.observe(StateChanged(name="p", old=old, new=new))
+    now[0] = 200.0
+    saved = a.export({"p": 1000.0}, now[0])
+    now[0] = 260.0
+    b = RunningLedger(lambda: now[0])
+    b.restore(saved)
+    now[0] = 262.0
+    b.observe(StateChanged(name="p", old=S.STOPPED, new=S.RUNNING))
+    assert b.uptime("p", 1000.0, 300.0) == pytest.approx((208.0, 240.0))
+    broken = RunningLedger(lambda: now[0])
+    with pytest.raises(ValueError):
+        broken.restore({"periods": [[10.0, 5.0]], "programs": {}})
+    assert broken.uptime("p", 1000.0, 300.0) == (0.0, pytest.approx(300.0 - 262.0))
+
+
+async def test_the_uptime_of_a_program_goes_on_across_a_restart_through_alerts_json(tmp_path: Path) -> None:
+    """Through the real watch and its file: the watch saves when it stops; a new one goes on from it."""
+    config = parse_config(
+        f"state_dir: {tmp_path}\nprograms:\n  p: {{command: [x], uptime: {{target: 99%, window: 1d}}}}\n",
+        tmp_path / "c.yaml",
+    )
+    now = [1000.0]
+
+    def watch() -> AlertWatch:
+        ledger = RunningLedger(lambda: now[0])
+        objectives = Objectives(lambda: config, lambda: now[0], ledger)
+        return AlertWatch(lambda: config, objectives, EventBus(), lambda: now[0], asyncio.sleep, state_dir=tmp_path)
+
+    first = watch()
+    first.observe(StateChanged(name="p", old=S.STOPPED, new=S.RUNNING))
+    task = asyncio.create_task(first.run())
+    await asyncio.sleep(0)
+    now[0] += 3600.0
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    now[0] += 600.0  # the daemon was down for 10 minutes: not watched
+    second = watch()
+    [o] = second.objectives.evaluate()
+    assert (o["up_s"], o["observed_s"]) == (pytest.approx(3600.0), pytest.approx(3600.0))

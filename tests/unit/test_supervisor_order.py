@@ -132,6 +132,26 @@ async def test_a_dependent_starts_the_moment_its_dependency_meets_the_condition(
         assert len(run.fleet["api"].spawned) == 1 and await run.settled() == []
 
 
+async def test_the_first_spawns_are_waited_for_but_not_dependents_nor_programs_left_off(tmp_path: Path) -> None:
+    """``wait_spawned`` (the dashboard starts after it): it returns once every program free to start was
+    spawned, without waiting for one held by a dependency that is not met, nor for one that does not autostart."""
+    cfg = make_config(
+        tmp_path,
+        """
+        db: {command: [db], start_timeout: 5s, health: {tcp: 5432, start_period: 60s, interval: 1s}}
+        api: {command: [api], depends_on: {db: healthy}}
+        cron: {command: [cron], autostart: false}
+        web: {command: [web], start_timeout: 5s}
+        """,
+    )
+    async with supervised(cfg) as run:
+        waited = asyncio.create_task(run.sup.wait_spawned(timeout_s=30.0))
+        await run.until(waited.done)
+        states = {n: p.state for n, p in run.sup.processes.items()}
+        assert states == {"db": S.STARTING, "api": S.STOPPED, "cron": S.STOPPED, "web": S.STARTING}
+        assert run.clock.now < 1.0  # at once, not after a timeout or a start period
+
+
 async def test_a_probed_dependency_holds_its_dependents_until_its_probe_passes(tmp_path: Path) -> None:
     cfg = make_config(
         tmp_path,

@@ -3,6 +3,9 @@
 // (#graph-data, the `graph` command's nodes and edges); each node is a link to its page. #graph-data is a
 // live region (app.js swaps in a fresh one when the state changes): the graph is drawn again from it. No
 // inline script (the CSP allows none): this file and dagre are all the page runs.
+// Large graphs: the frame scrolls; "Fit" shows the whole graph, "100%" its natural size, "Auto" (the default)
+// shrinks it to the frame's width while text stays readable; "Find" scrolls to a node and marks it. The first
+// drawing scrolls to the first node that is not as wanted (late, violated, FATAL...), else to the top left.
 "use strict";
 (function () {
   const NS = "http://www.w3.org/2000/svg";
@@ -29,6 +32,43 @@
     if (!p || !p.counts) return "";
     const parts = Object.keys(p.counts).sort().map(function (s) { return p.counts[s] + " " + s.replaceAll("_", " "); });
     return parts.length ? "partitions " + parts.join(", ") : "";
+  }
+
+  let zoom = "auto";  // "auto", "fit" or "1"
+  let first = true;  // the first drawing chooses where the frame starts
+  let layout = null;  // the last drawing's dagre graph, for find and zoom
+  const BAD = ["late", "violated", "FATAL", "BACKOFF", "EXITED", "failed", "unhealthy"];
+
+  // the scale the zoom choice gives in this frame (auto: to the frame's width, not below 3/4)
+  function scaleFor(size, frame) {
+    const w = frame ? frame.clientWidth - 2 : size.width;
+    const h = frame ? frame.clientHeight - 2 : size.height;
+    if (zoom === "1") return 1;
+    if (zoom === "fit") return Math.min(1, w / size.width, h > 40 ? h / size.height : 1);
+    return Math.min(1, Math.max(0.75, w / size.width));
+  }
+
+  function sizeTo(svg, size, frame) {
+    const scale = scaleFor(size, frame);
+    svg.setAttribute("width", Math.ceil(size.width * scale));
+    svg.setAttribute("height", Math.ceil(size.height * scale));
+    return scale;
+  }
+
+  // scroll the frame so that node ``id`` is in the middle of it
+  function reveal(id) {
+    const frame = document.getElementById("graph-frame");
+    const svg = document.getElementById("graph-canvas");
+    if (!frame || !layout || !layout.hasNode(id)) return;
+    const box = layout.node(id);
+    const scale = svg.width.baseVal.value / layout.graph().width;
+    frame.scrollLeft = Math.max(0, box.x * scale - frame.clientWidth / 2);
+    frame.scrollTop = Math.max(0, box.y * scale - frame.clientHeight / 2);
+  }
+
+  function problem(n) {
+    const objective = n.detail && n.detail.objective;
+    return (objective && objective.state !== "ok") || BAD.includes(n.state);
   }
 
   // the whole graph, from #graph-data as it is now
@@ -70,14 +110,12 @@
     ruler.remove();
     rulerSub.remove();
 
-    // shrunk to the frame's width while the text stays readable (at most to 3/4), else drawn full size and the
-    // frame scrolls (the page never does)
+    // sized by the zoom choice; the frame scrolls (the page never does)
     const size = g.graph();
     const frame = document.getElementById("graph-frame");
-    const scale = Math.min(1, Math.max(0.75, (frame ? frame.clientWidth - 2 : size.width) / size.width));
     svg.setAttribute("viewBox", "0 0 " + Math.ceil(size.width) + " " + Math.ceil(size.height));
-    svg.setAttribute("width", Math.ceil(size.width * scale));
-    svg.setAttribute("height", Math.ceil(size.height * scale));
+    sizeTo(svg, size, frame);
+    layout = g;
     const defs = el("defs", {}, svg);
     const marker = el("marker", { id: "graph-arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7,
       markerHeight: 7, orient: "auto-start-reverse" }, defs);
@@ -128,6 +166,59 @@
       label.textContent = c.label;
     }
     svg.setAttribute("data-ready", "true");
+    names(data.nodes);
+    if (first) {
+      first = false;
+      const bad = data.nodes.find(problem);
+      const real = g.nodes().filter(function (id) { return !g.node(id).cluster; });
+      const topLeft = real.sort(function (a, b) { return g.node(a).x - g.node(b).x || g.node(a).y - g.node(b).y; })[0];
+      if (bad || topLeft) reveal(bad ? bad.id : topLeft);
+    }
+  }
+
+  // the find box's choices: every node's id
+  function names(nodes) {
+    const list = document.getElementById("graph-names");
+    if (!list || list.childElementCount === nodes.length) return;
+    list.replaceChildren();
+    for (const n of nodes) {
+      const option = document.createElement("option");
+      option.value = n.id;
+      list.appendChild(option);
+    }
+  }
+
+  function find(text) {
+    const svg = document.getElementById("graph-canvas");
+    const wanted = text.trim().toLowerCase();
+    if (!svg || !layout || !wanted) return;
+    const ids = layout.nodes().filter(function (id) { return !layout.node(id).cluster; });
+    const id = ids.find(function (i) { return i.toLowerCase() === wanted; }) ||
+      ids.find(function (i) { return i.toLowerCase().includes(wanted); });
+    const said = document.getElementById("graph-found");
+    svg.querySelectorAll("g.node.found").forEach(function (n) { n.classList.remove("found"); });
+    if (!id) { if (said) said.textContent = "no node matches " + text; return; }
+    const node = svg.querySelector('g.node[data-id="' + CSS.escape(id) + '"]');
+    if (node) node.classList.add("found");
+    reveal(id);
+    if (said) said.textContent = "found " + id;
+  }
+
+  document.addEventListener("click", function (ev) {
+    const button = ev.target.closest("button[data-zoom]");
+    if (!button || !layout) return;
+    zoom = button.dataset.zoom;
+    document.querySelectorAll("button[data-zoom]").forEach(function (b) {
+      b.setAttribute("aria-pressed", String(b === button));
+    });
+    sizeTo(document.getElementById("graph-canvas"), layout.graph(), document.getElementById("graph-frame"));
+  });
+  const form = document.getElementById("graph-find-form");
+  if (form) {
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      find(document.getElementById("graph-find").value);
+    });
   }
 
   draw();
