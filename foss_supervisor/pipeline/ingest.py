@@ -183,13 +183,14 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
     """Append every line (Parquet: every row) of every pending file of this pipeline's ledger to bronze,
     then mark the file ingested (one transaction).
 
-    In a partition's run (``ctx.partition``, a backfill: partition.py) it takes that partition's files
-    instead, whatever their ledger status: the newest content the ledger discovered for each of its paths.
-    Once a file's lines are in, the bronze rows an earlier run took from that path are deleted, so a
-    partition run replaces the partition's rows rather than adding to them (a file gone from the landing
-    folder keeps its rows, with a warning), and the path's older contents are marked ``changed``.
-    Metrics: rows_in, rows_out (lines ingested), files; in a partition run also rows_replaced (bronze rows
-    deleted).
+    A pipeline that declares ``partition:`` keeps one content per landing path of a partition: once a file's
+    lines are in, the bronze rows earlier runs took from that path are deleted and the path's older contents
+    are marked ``changed``, so a file fixed and landed again under its name replaces its rows rather than
+    adding to them. A whole run takes the newest pending content of each such path. A partition's run
+    (``ctx.partition``, a backfill: partition.py) takes that partition's paths whatever their ledger status
+    (ingested ones again); a file gone from the landing folder keeps its rows, with a warning.
+    Metrics: rows_in, rows_out (lines ingested), files; for a partitioned pipeline also rows_replaced (bronze
+    rows deleted).
     """
     cur = ctx.cursor
     table: str = ctx.params.get("table", "bronze.orders_raw")
@@ -198,36 +199,57 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
         raise ValueError("table and columns must be plain lower-case identifiers")
     cur.execute(bronze_ddl(table, columns))
     now = dt.datetime.now(dt.UTC)
-    chosen = [(row, ()) for row in pending_files(cur, ctx.ledger)] if ctx.partition is None else _partition_files(ctx)
+    if ctx.partition_key is None:
+        chosen: list[tuple[tuple[Any, ...], tuple[str, ...], bool]] = [
+            (row, (), False) for row in pending_files(cur, ctx.ledger)
+        ]
+    else:
+        chosen = _partitioned_files(ctx)
     lines_total = files_done = replaced = 0
-    for row, older in chosen:
+    for row, older, replaces in chosen:
         n = _ingest_file(ctx, table, columns, row, now)
         if n is None:
             continue
         lines_total += n
         files_done += 1
-        if ctx.partition is not None:
+        if replaces:
             replaced += _replace_earlier(ctx, table, row[1], older)
     metrics = {"rows_in": lines_total, "rows_out": lines_total, "files": files_done}
-    return metrics if ctx.partition is None else metrics | {"rows_replaced": replaced}
+    return metrics if ctx.partition_key is None else metrics | {"rows_replaced": replaced}
 
 
-def _partition_files(ctx: StepContext) -> list[tuple[tuple[Any, ...], tuple[str, ...]]]:
-    """``ctx.partition``'s paths in the ledger, by path: the newest content's row (as pending_files gives
-    it) and the sha256 of the path's older contents."""
+def _partitioned_files(ctx: StepContext) -> list[tuple[tuple[Any, ...], tuple[str, ...], bool]]:
+    """What a partitioned pipeline's run ingests, by path: (the ledger row as pending_files gives it, the
+    sha256 of the path's older contents, whether it replaces the path's earlier rows). A partition's run: the
+    newest content of each of its paths. A whole run: the newest content of each partition's path when it is
+    pending, and every pending content of a path in no partition (appended, as in any pipeline)."""
     key = ctx.partition_key
-    if key is None:
-        raise ValueError("a partition run of a pipeline that declares no partition: key")
+    assert key is not None  # the caller's condition
     rows = ctx.cursor.execute(
-        f"SELECT sha256, path, format, reader, size_bytes, mtime_ns FROM {ctx.ledger}.files"  # noqa: S608
+        f"SELECT sha256, path, format, reader, size_bytes, mtime_ns, status FROM {ctx.ledger}.files"  # noqa: S608
         " WHERE status IN ('pending', 'ingested') ORDER BY path, discovered_at, sha256"
     ).fetchall()
     by_path: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
-        if key.value_of(Path(row[1]).name) == ctx.partition:
-            by_path.setdefault(row[1], []).append(row)
-    ctx.log(f"partition {ctx.partition}: {len(by_path)} files")
-    return [(found[-1], tuple(r[0] for r in found[:-1])) for _, found in sorted(by_path.items())]
+        by_path.setdefault(row[1], []).append(row)
+    out: list[tuple[tuple[Any, ...], tuple[str, ...], bool]] = []
+    for path, found in sorted(by_path.items()):
+        value = key.value_of(Path(path).name)
+        newest, older = found[-1][:6], tuple(r[0] for r in found[:-1])
+        if ctx.partition is not None:
+            if value == ctx.partition:
+                out.append((newest, older, True))
+        elif value is None:
+            out.extend((r[:6], (), False) for r in found if r[6] == "pending")
+        elif found[-1][6] == "pending":
+            out.append((newest, older, True))
+        else:  # its newest content is in: a pending older one is stale, never to be ingested
+            for r in found[:-1]:
+                if r[6] == "pending":
+                    set_file_status(ctx.cursor, ctx.ledger, r[0], "changed", note="a newer content was ingested")
+    if ctx.partition is not None:
+        ctx.log(f"partition {ctx.partition}: {len(out)} files")
+    return out
 
 
 def _replace_earlier(ctx: StepContext, table: str, path: str, older: Sequence[str]) -> int:
@@ -239,7 +261,7 @@ def _replace_earlier(ctx: StepContext, table: str, path: str, older: Sequence[st
     gone: int = cur.execute(f"SELECT count(*) {where}", params).fetchone()[0]
     cur.execute(f"DELETE {where}", params)
     for sha in older:
-        note = f"replaced by a newer content of the file in partition run {ctx.run_id}"
+        note = f"replaced by a newer content of the file in run {ctx.run_id}"
         set_file_status(cur, ctx.ledger, sha, "changed", note=note)
     return gone
 
@@ -256,7 +278,7 @@ def _ingest_file(
         st = path.stat()
     except FileNotFoundError:
         set_file_status(cur, ctx.ledger, sha, "missing", note="file vanished before ingest")
-        kept = "; its earlier rows are kept" if ctx.partition is not None else ""
+        kept = "; its earlier rows are kept" if ctx.partition_key is not None else ""
         ctx.warn(f"{path.name} vanished before it was ingested{kept}")
         return None
     if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) and scan_file(path).sha256 != sha:

@@ -128,3 +128,24 @@ async def test_a_partition_run_again_replaces_its_rows_and_a_vanished_file_keeps
     assert await bronze() == expected
     # and the day's row accounting (silver rows == rows ingested now) fails it, so it is listed as failed
     assert record.status is RunStatus.FAILED and "row accounting" in (record.step("silver").error or "")
+
+
+async def test_a_whole_run_of_a_partitioned_pipeline_replaces_a_relanded_file(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    ws = workspace
+    for i in range(3):
+        write_day(ws["landing"], i, bad=i == 1)
+    # no per-partition check: a whole run rebuilds all of silver from what it ingested now and before
+    spec = load_pipeline(sales_yaml(tmp_path, ws["landing"], ws["reference"], ws["db"], checks=[]))
+    runner = await runners.open([spec], ws["state"])
+    first = await runner.run("sales")  # day 1's amount fails silver; bronze took every file
+    assert first.status is RunStatus.FAILED and first.step("ingest").rows_out == sum(day_rows(i) for i in range(3))
+    write_day(ws["landing"], 1)  # the producer lands day 1 again, fixed, under the same name
+    second = await runner.run("sales")
+    assert second.status is RunStatus.SUCCEEDED, second.error
+    assert second.step("ingest").rows_out == day_rows(1) == second.step("ingest").metrics["rows_replaced"]
+    found = await runner.client.query("SELECT day, count(*) FROM sales_bronze.raw GROUP BY day", max_rows=10)
+    assert dict(found.rows) == {_day(i): day_rows(i) for i in range(3)}
+    ledger = await runner.client.query("SELECT status, count(*) FROM sales_meta.files GROUP BY 1", max_rows=10)
+    assert dict(ledger.rows) == {"ingested": 3, "changed": 1}
