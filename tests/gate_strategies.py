@@ -287,6 +287,39 @@ def _env_hostile(gate: Gate[Any]) -> Strategy:
     )
 
 
+_TYPES = ["VARCHAR", "BIGINT", "DATE", "DECIMAL(18, 2)", "TIMESTAMP WITH TIME ZONE", "VARCHAR[]"]
+
+
+def _column_types_hostile(gate: Gate[Any]) -> Strategy:
+    """A contract: not a mapping, empty, over 1,000 columns, a bad or non-string name, a bad or non-string type."""
+    bad_name = st.sampled_from(["", "1a", "a-b", "a b", "x" * 64, "é", "a.b"]) | st.integers()  # YAML keys are text
+    bad_type = (
+        st.sampled_from(["", "VARCHAR; DROP", "INT)", "(", "DECIMAL(1, 2, 3)", "x" * 128, "A B C D E", "INT\x00"])
+        | st.integers()
+        | st.floats()
+        | st.booleans()
+        | st.none()
+        | st.lists(st.just("INT"), max_size=2)
+        | st.dictionaries(st.just("a"), st.just("INT"), max_size=1)
+    )
+    return (
+        st.just({})
+        | st.just({f"c{i}": "INT" for i in range(1001)})
+        | st.builds(lambda k: {k: "INT"}, bad_name)
+        | st.builds(lambda v: {"ok": "INT", "col": v}, bad_type)
+        | st.lists(st.just("INT"), min_size=1, max_size=3)
+        | st.text(max_size=5)
+        | st.integers()
+    )
+
+
+def _column_types_valid(gate: Gate[Any]) -> Strategy:
+    names = st.from_regex(r"[a-z_][a-z0-9_]{0,20}", fullmatch=True)
+    return st.dictionaries(names, st.sampled_from(_TYPES), min_size=1, max_size=5).map(
+        lambda d: (d, {k: v.upper() for k, v in d.items()})
+    )
+
+
 def unicode_digits() -> Strategy:
     """A number written in digits other than 0-9 (Arabic-Indic U+0663, fullwidth U+FF15...), which Python's
     int() and float() read, optionally with a unit."""
@@ -584,6 +617,7 @@ KINDS: dict[str, tuple[Callable[[Gate[Any]], Strategy], Callable[[Gate[Any]], St
     "signal": (_signal_hostile, _signal_valid),
     "argv": (_argv_hostile, _argv_valid),
     "env": (_env_hostile, _env_valid),
+    "column types": (_column_types_hostile, _column_types_valid),
     "url": (_url_hostile, _url_valid),
     "host": (_host_hostile, _host_valid),
     "glob": (_glob_hostile, lambda g: st.sampled_from(["*.csv", "*.parquet", "orders-??.jsonl"]).map(lambda p: (p, p))),

@@ -23,7 +23,7 @@ from foss_supervisor.control.client import call
 if TYPE_CHECKING:
     from foss_supervisor.cli.dispatch import Target
 
-__all__ = ["args_config", "cmd_config", "print_plan"]
+__all__ = ["args_config", "cmd_config", "print_impact", "print_plan"]
 
 SAVE_TIMEOUT_S = 600.0  # a save reloads: stopping removed programs may take their stop_timeout each
 MAX_TEXT_BYTES = 1024 * 1024 + 1  # read no more than the daemon takes (it refuses anything larger)
@@ -37,6 +37,7 @@ def print_plan(result: Mapping[str, Any], dry_run: bool, socket: Path) -> None:
     for key, names in (result.get("pipelines") or {}).items():
         if names and key != "unchanged":
             print(f"{key:>9}: pipeline {', '.join(names)}")
+    print_impact(result.get("impact"))
     waiting = result.get("needs_daemon_restart") or []
     if waiting:
         say(
@@ -56,6 +57,24 @@ def print_plan(result: Mapping[str, Any], dry_run: bool, socket: Path) -> None:
         said = [f"{n} pipeline{'s' if n != 1 else ''} {k}" for n, k in counts if n]
         summary += "; " + (", ".join(said) if said else "no pipeline changed")
     say("SUCCESS", f"reload {verb} apply: {summary}")
+
+
+def print_impact(impact: Mapping[str, Any] | None) -> None:
+    """Per pipeline, the steps whose SQL changed and every table downstream that would be rebuilt."""
+    if not impact:
+        return
+    for name, found in (impact.get("pipelines") or {}).items():
+        steps = [*found["changed_steps"], *(["setup"] if found["setup_changed"] else [])]
+        if steps:
+            print(f"{'sql':>9}: pipeline {name}: changed {', '.join(steps)}")
+        if found["removed_steps"]:
+            print(f"{'sql':>9}: pipeline {name}: removed {', '.join(found['removed_steps'])}")
+        if found["downstream_tables"]:
+            print(f"{'rebuilds':>9}: {', '.join(found['downstream_tables'])}")
+    for gap in impact.get("contracts") or ():
+        say("WARN", f"contract tables.{gap['table']}.contract.{gap['column']} ({gap['declared']}): {gap['problem']}")
+    if impact.get("error"):
+        say("WARN", str(impact["error"]))
 
 
 def _saved(reply: Mapping[str, Any], socket: Path) -> int:

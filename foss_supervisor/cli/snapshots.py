@@ -74,7 +74,11 @@ def cmd_snapshots(args: argparse.Namespace, config: Target) -> int:
     if args.json:
         print(json.dumps(result, indent=2, default=jsonable))
         return EXIT_OK
-    published = {"switch": f"runs/{args.to} made current again", "republish": "published anew (run no longer kept)"}
+    published = {
+        "switch": f"runs/{args.to} made current again",
+        "restore": f"each Delta table restored to run {args.to}'s version (a new commit)",
+        "republish": "published anew (run no longer kept)",
+    }
     if not result["applied"]:
         print(f"rolling {args.name} back to run {args.to} would change (A: now, B: after the rollback):")
         print("\n".join(diff_lines(result["changes"])))

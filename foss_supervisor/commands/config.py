@@ -23,6 +23,7 @@ import structlog
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.jsonable import dataclass_to_json, jsonable
 from foss_supervisor.base.resources import default_config_path
+from foss_supervisor.commands.impact import pipeline_impact, refuse_breaking
 from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.config import PipelineConfig, parse_config
 from foss_supervisor.config.change import CONFIRM_HINT, pin_daemon_settings, save_refusal
@@ -123,7 +124,11 @@ async def _save(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool
         refusal = save_refusal(current_text, text, new, ctx.config, _up(ctx))
         if dry_run:
             pinned, waiting = pin_daemon_settings(ctx.config, new)
-            plan = {**dataclass_to_json(ctx.supervisor.plan(pinned)), "needs_daemon_restart": waiting}
+            impact = await pipeline_impact(
+                ctx.pipelines, pinned, ctx.config.contracts
+            )  # the Check lists it; a breaking one is refused
+            refuse_breaking(impact)
+            plan = {**dataclass_to_json(ctx.supervisor.plan(pinned)), "needs_daemon_restart": waiting, "impact": impact}
             return {"dry_run": True, "file": str(path), "plan": plan, "needs_confirmation": refusal, "generation": None}
         if refusal is not None and not allow_empty:
             raise ConfirmationRequired(f"{refusal}; nothing changed: {CONFIRM_HINT}")
@@ -181,7 +186,10 @@ async def config_write(ctx: CommandContext, text: str, dry_run: bool, allow_empt
     saves run one at a time. If the reload refuses the text, the file is put back. Daemon-level settings
     (``needs_daemon_restart``: state_dir, dashboard, log, data_dir, pipelines on or off, warehouse
     memory_limit) keep their running values until ``foss-supervisor restart``; programs apply at once.
-    Returns ``{"dry_run", "file", "plan": {added, changed, removed, unchanged, needs_daemon_restart, ...},
+    The plan's ``impact`` (also in a dry run, the editor's Check) lists each pipeline's steps whose SQL changed
+    and the tables downstream they rebuild; a change that breaks a column a step or a ``contract:`` uses is
+    refused, dry run too (see ``reload``).
+    Returns ``{"dry_run", "file", "plan": {added, changed, removed, unchanged, needs_daemon_restart, impact, ...},
     "needs_confirmation": str|None, "generation": int|None}`` (the number the replaced file is kept under).
     """
     return await _save(ctx, text, dry_run, allow_empty)

@@ -47,6 +47,9 @@ async def graph(ctx: CommandContext, pipeline: str, format: str) -> dict[str, An
     json (``text`` is ""), dot (Graphviz) or mermaid (``text`` holds it). ``lineage_error`` says why the
     edges read from SQL are missing when the pipeline worker could not read it. A node with an objective
     carries it in ``detail.objective`` (``{"id", "kind", "state", "detail"}``); a table takes its state.
+    Column lineage (read from the SQL by the worker, docs/graph.md): a table's ``detail.columns`` (``[{"name",
+    "type", "from": ["schema.table.column"], "unknown"}]``) and ``detail.columns_unknown``, a step's
+    ``detail.reads_columns`` (``{"schema.table": ["column", ...]}``, ``"*"`` for columns not known by name).
     Raises CommandError for an unknown pipeline or format.
     """
     if format not in FORMATS:

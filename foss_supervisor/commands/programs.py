@@ -186,7 +186,11 @@ async def reload(ctx: CommandContext, dry_run: bool) -> dict[str, Any]:
     """Re-read the config file: restart changed programs, start new ones, stop removed ones.
 
     A broken file is refused with the reason and the running config stays. With dry_run the plan
-    is returned and nothing changes.
+    is returned and nothing changes. The plan's ``impact`` lists, per pipeline, the steps whose SQL changed
+    and every table downstream that would be rebuilt (``{"pipelines": {NAME: {"changed_steps",
+    "removed_steps", "setup_changed", "downstream_tables"}}, "breaking": [], "error"}``); a change that drops
+    or retypes a column another step reads or a table's ``contract:`` declares is refused (ConfigRefused,
+    dry run too) naming the file, the step, the column and each consumer (docs/graph.md).
     """
     return await ctx.reload(dry_run)
 

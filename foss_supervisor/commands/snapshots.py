@@ -40,12 +40,14 @@ async def pipeline_diff(ctx: CommandContext, run_a: str, run_b: str, name: str, 
 @command("pipeline_rollback", mutating=True, name=(str, ...), to=(str, ..., RUN_ID), yes=(bool, False))
 async def pipeline_rollback(ctx: CommandContext, name: str, to: str, yes: bool) -> dict[str, Any]:
     """Restore pipeline ``name``'s layer tables to what run ``to`` left (its snapshot) and make that run's
-    published set current again (re-published from the restored tables when it is no longer kept), in one
-    transaction: a failure leaves every table as it was. The file ledger is not rolled back (files landed
-    since stay ingested; ``pipeline reset`` ingests everything again).
+    published set current again (``publish_format: delta``: each table restored to that run's version by a
+    new commit; re-published from the restored tables when it is no longer kept), in one transaction: a
+    failure leaves every table as it was. The file ledger is not rolled back (files landed since stay
+    ingested; ``pipeline reset`` ingests everything again).
 
     Without ``yes`` nothing changes: returns ``{"pipeline", "to", "applied": false, "published": "switch" |
-    "republish" | null, "changes": [per table as pipeline_diff gives it, live tables -> the snapshot]}``. With
+    "restore" | "republish" | null, "changes": [per table as pipeline_diff gives it, live tables -> the
+    snapshot]}``. With
     ``yes`` returns ``"applied": true``, ``"run_id"`` (the run, reason ``rollback``, that records it),
     ``"tables": [{table, rows}]`` and ``"dropped"`` (tables made since, removed). Refused while a run of the
     pipeline is in progress, and when run ``to``'s snapshot is gone (``snapshot_keep``) or incomplete.

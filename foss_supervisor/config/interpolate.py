@@ -24,8 +24,9 @@ only its unquoted and double-quoted parts are interpolated: single quotes keep t
 never splits into more arguments. A ``shell: true`` command is given to ``/bin/sh -c`` exactly as written
 (only ``{replica}`` is filled): the shell expands it, from the child's environment. The ``env_file``'s
 values are folded into ``env`` (``env`` wins), so the child sees them interpolated. In ``hooks:``,
-``command``, ``url`` and ``headers`` values are interpolated from the daemon's environment, and so are
-the items of the top-level ``secrets:`` list.
+``command``, ``url``, ``headers`` values, ``ntfy`` and ``email``'s ``smtp``, ``from``, ``username`` and
+``password`` are interpolated from the daemon's environment, and so are the items of the top-level
+``secrets:`` list.
 """
 
 from __future__ import annotations
@@ -268,6 +269,12 @@ class _Program:
         if isinstance(headers := d.get("headers"), dict):
             for k in headers:
                 self.item(headers, k, f"{p}.headers.{k}")
+        if "ntfy" in d:
+            self.item(d, "ntfy", f"{p}.ntfy")
+        if isinstance(email := d.get("email"), dict):
+            for k in ("smtp", "from", "username", "password"):
+                if k in email:
+                    self.item(email, k, f"{p}.email.{k}")
 
     def env_file(self) -> None:
         """Read the env_file now and interpolate its values (``run`` folds them under ``env``)."""

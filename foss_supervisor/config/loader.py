@@ -82,14 +82,18 @@ def _parse_pipelines(r: Reader, base: Path, data_dir: Path, check: PipelineCheck
     return out
 
 
-def _parse_tables(r: Reader) -> dict[str, float]:
-    """``tables: {schema.table: {fresh_within: 2h}}`` as table -> fresh_within_s (a table without one is left out)."""
-    out: dict[str, float] = {}
+def _parse_tables(r: Reader) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
+    """``tables: {schema.table: {fresh_within: 2h, contract: {column: TYPE}}}`` as (table -> fresh_within_s,
+    table -> its contract's column -> type); a table without one is left out of that one."""
+    fresh_within: dict[str, float] = {}
+    contracts: dict[str, dict[str, str]] = {}
     for name, t in r.each():
         t.only()
         if (fresh := t.get("fresh_within", None)) is not None:
-            out[name] = fresh
-    return out
+            fresh_within[name] = fresh
+        if (contract := t.get("contract", None)) is not None:
+            contracts[name] = contract
+    return fresh_within, contracts
 
 
 def _parse_alerts(r: Reader) -> AlertsConfig:
@@ -193,6 +197,7 @@ def _parse(
     data_path = resolve_path(base, data_dir_text) if data_dir_text else state_dir / "data"
     wh = root.sub("warehouse")
     wh.only()
+    tables, contracts = _parse_tables(root.sub("tables"))
     pipelines: dict[str, PipelineConfig] = {}
     try:
         pipelines = _parse_pipelines(root.sub("pipelines"), base, data_path, check_pipelines)
@@ -226,7 +231,8 @@ def _parse(
         hooks=hooks,
         config_generations=root.get("config_generations", 10),
         secrets=root.get("secrets", ()),
-        tables=_parse_tables(root.sub("tables")),
+        tables=tables,
+        contracts=contracts,
         alerts=_parse_alerts(root.sub("alerts")),
     )
     if errors:

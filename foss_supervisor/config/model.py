@@ -260,6 +260,7 @@ class Config:
     config_generations: int = 10  # earlier versions of the file a save keeps (see commands_config)
     secrets: tuple[str, ...] = ()  # values redacted wherever they appear (see foss_supervisor.base.redact)
     tables: Mapping[str, float] = field(default_factory=dict)  # schema.table -> fresh_within_s (``tables:``)
+    contracts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # schema.table -> column -> type
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     @property

@@ -336,7 +336,8 @@ PIPELINE: Section = {
     "fresh_within": FRESH_WITHIN,  # its freshness objective: a good run at least this often
 }
 #: ``tables.<schema.table>``: objectives on a table, whatever writes it (a pipeline's step, a program's ``feeds:``)
-TABLE: Section = {"fresh_within": FRESH_WITHIN}
+#: and ``contract``: the columns and types it promises its readers (docs/graph.md, "Impact before a change")
+TABLE: Section = {"fresh_within": FRESH_WITHIN, "contract": gates.column_types()}
 ALERTS: Section = {
     "on": gates.names(gates.choice(ALERT_RULES)),
     "renotify_after": gates.duration(60, 30 * DAY),
@@ -411,6 +412,7 @@ PIPELINE_SCHEMA: Section = {
     "publish": gates.names(TABLE_NAME),
     "publish_partition_by": gates.names(PARTITION_COLUMN),  # Hive partitions of published tables (publish.py)
     "publish_keep": gates.count(1, 100),  # published runs kept on disk, the current one included
+    "publish_format": gates.choice(("parquet", "delta")),  # Parquet run folders, or Delta tables (publishdelta.py)
     "snapshot_keep": gates.count(0, 100),  # run snapshots kept for diff and rollback (snapshots.py); 0: none
     "demo_data": CALLABLE,  # its sample data generator: generate(landing, orders=, seed=, prefix=)
     "partition": PARTITION,  # partitions taken from landing file names, for backfills (pipeline/partition.py)

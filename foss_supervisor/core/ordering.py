@@ -1,5 +1,6 @@
-"""Pure rules of order between programs: the reload plan, stop levels (dependents first), and when a
-dependency meets a dependent's condition. Data in, data out; the supervisor applies them."""
+"""Pure rules of order between programs: the reload plan, stop levels (dependents first), when a dependency
+meets a dependent's condition, and when a program has settled at start (up, ended, retrying late, stuck behind
+a dependency) or is due its first spawn. Data in, data out; the supervisor applies them."""
 
 from __future__ import annotations
 
@@ -8,12 +9,26 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from foss_supervisor.config import DependencyCondition, ProgramConfig
-from foss_supervisor.core.states import Health, ProcessState
+from foss_supervisor.core.states import STOPPED_STATES, Health, ProcessState
 
 if TYPE_CHECKING:
     from foss_supervisor.core.process import ManagedProcess
 
-__all__ = ["ReloadPlan", "describe", "meets", "plan_reload", "stop_levels"]
+__all__ = [
+    "LONG_BACKOFF_S",
+    "ReloadPlan",
+    "describe",
+    "gave_up",
+    "meets",
+    "plan_reload",
+    "settled",
+    "spawn_due",
+    "stop_levels",
+    "stuck",
+]
+
+#: a program in BACKOFF whose next attempt is further away than this has settled (crash-looping)
+LONG_BACKOFF_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +85,38 @@ def describe(proc: ManagedProcess) -> str:
     if proc.state is ProcessState.EXITED:
         return f"EXITED with code {proc.exit_code}"
     return str(proc.state)
+
+
+def gave_up(proc: ManagedProcess, now: float) -> bool:
+    """Ended for good (until an operator acts), or crash-looping with its next attempt far off (``now``: the
+    supervisor's wall clock)."""
+    if proc.state in STOPPED_STATES and not proc.wanted:
+        return True
+    retry_at = proc.next_attempt_at
+    return proc.state is ProcessState.BACKOFF and retry_at is not None and retry_at - now > LONG_BACKOFF_S
+
+
+def stuck(proc: ManagedProcess, processes: Mapping[str, ManagedProcess], now: float, depth: int = 0) -> bool:
+    """Wanted but not started, behind a dependency that gave up (or is itself stuck)."""
+    if not proc.wanted or proc.state not in STOPPED_STATES or depth > len(processes):
+        return False
+    for dep in proc.cfg.depends_on:
+        d = processes.get(dep)
+        if d is None or meets(d, proc.cfg.condition_for(dep)):
+            continue
+        if gave_up(d, now) or stuck(d, processes, now, depth + 1):
+            return True
+    return False
+
+
+def settled(proc: ManagedProcess, processes: Mapping[str, ManagedProcess], now: float) -> bool:
+    """Nothing more to wait for at start: up, ended, retrying only after a long delay, or stuck."""
+    return proc.state is ProcessState.RUNNING or gave_up(proc, now) or stuck(proc, processes, now)
+
+
+def spawn_due(proc: ManagedProcess, processes: Mapping[str, ManagedProcess]) -> bool:
+    """Wanted, never spawned (STOPPED), and free to start: every dependency meets its condition."""
+    if not proc.wanted or proc.state is not ProcessState.STOPPED:
+        return False
+    deps = proc.cfg.depends_on
+    return all((d := processes.get(n)) is not None and meets(d, proc.cfg.condition_for(n)) for n in deps)

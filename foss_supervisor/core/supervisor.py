@@ -27,7 +27,17 @@ from foss_supervisor.config import Config, ProgramConfig
 from foss_supervisor.core.actor import ACTOR
 from foss_supervisor.core.containment import Containment
 from foss_supervisor.core.events import ConfigReloaded, EventBus, HealthChanged, StateChanged
-from foss_supervisor.core.ordering import ReloadPlan, describe, meets, plan_reload, stop_levels
+from foss_supervisor.core.ordering import (
+    ReloadPlan,
+    describe,
+    gave_up,
+    meets,
+    plan_reload,
+    settled,
+    spawn_due,
+    stop_levels,
+    stuck,
+)
 from foss_supervisor.core.process import ManagedProcess
 from foss_supervisor.core.seams import REAL_SEAMS, Seams
 from foss_supervisor.core.selectors import resolve
@@ -44,8 +54,6 @@ Action = Literal["start", "stop", "restart"]
 log = structlog.get_logger("foss_supervisor.core.supervisor")
 
 CONTROLLER_RESTART_DELAY_S = 1.0
-#: at start, a program in BACKOFF whose next attempt is further off than this is reported, not waited for
-LONG_BACKOFF_S = 5.0
 
 
 class Supervisor:
@@ -100,16 +108,9 @@ class Supervisor:
             async with asyncio.timeout(timeout_s):
                 while True:
                     pulse = self._pulse
-                    if not any(self._spawn_due(p) for p in self.processes.values()):
+                    if not any(spawn_due(p, self.processes) for p in self.processes.values()):
                         return
                     await pulse.wait()
-
-    def _spawn_due(self, proc: ManagedProcess) -> bool:
-        """Wanted, not spawned yet, and free to start: nothing it depends on is unmet."""
-        if not proc.wanted or proc.state is not ProcessState.STOPPED:
-            return False
-        deps = proc.cfg.depends_on
-        return all((d := self.processes.get(n)) is not None and meets(d, proc.cfg.condition_for(n)) for n in deps)
 
     async def wait_autostarted(self, timeout_s: float) -> list[str]:
         """Wait until every program is settled, then return :meth:`problems` (empty: all is well).
@@ -123,7 +124,8 @@ class Supervisor:
             async with asyncio.timeout(timeout_s):
                 while True:
                     pulse = self._pulse
-                    if all(self._settled(p) for p in self.processes.values()):
+                    now = self._seams.wall_clock()
+                    if all(settled(p, self.processes, now) for p in self.processes.values()):
                         break
                     await pulse.wait()
         return self.problems()
@@ -142,7 +144,7 @@ class Supervisor:
                 out.append(f"{p.name} is crash-looping (BACKOFF): {p.reason}")
             elif p.state is ProcessState.EXITED and not p.wanted and p.exit_code not in p.cfg.exit_codes:
                 out.append(f"{p.name} exited with unexpected code {p.exit_code}: {p.reason}")
-            elif self._stuck(p):
+            elif stuck(p, self.processes, self._seams.wall_clock()):
                 out.append(f"{p.name} is waiting for {', '.join(self.blockers(p.cfg))}")
             elif p.health is Health.UNHEALTHY:
                 out.append(f"{p.name} is unhealthy: {p.health_detail}")
@@ -247,7 +249,12 @@ class Supervisor:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait_s):
                 # one that will not come up without an operator (stopped, FATAL, behind one that gave up) ends the wait
-                while not all(ready(p) or self._gave_up(p) or self._stuck(p) for p in procs):
+                while not all(
+                    ready(p)
+                    or gave_up(p, self._seams.wall_clock())
+                    or stuck(p, self.processes, self._seams.wall_clock())
+                    for p in procs
+                ):
                     await self._next_change()
         return [
             {"name": p.name, "state": str(p.state), "health": str(p.health), "ready": ready(p), "reason": p.reason}
@@ -278,11 +285,13 @@ class Supervisor:
     async def _settle(self, procs: list[ManagedProcess], wait_s: float) -> list[dict[str, Any]]:
         """Wait (``wait_s`` at most) until each is as wanted, or stuck behind a dependency that gave up."""
 
-        def stuck(p: ManagedProcess) -> Callable[[], bool]:
-            return lambda: self._stuck(p) and p.reason.startswith("waiting for")  # once it says so
+        def held(p: ManagedProcess) -> Callable[[], bool]:
+            return lambda: (
+                stuck(p, self.processes, self._seams.wall_clock()) and p.reason.startswith("waiting for")
+            )  # once it says so
 
         with contextlib.suppress(TimeoutError):
-            await asyncio.gather(*(p.wait_settled(wait_s, stuck(p)) for p in procs))
+            await asyncio.gather(*(p.wait_settled(wait_s, held(p)) for p in procs))
         return [p.snapshot() for p in procs]
 
     def plan(self, new: Config) -> ReloadPlan:
@@ -399,35 +408,6 @@ class Supervisor:
     def _next_change(self) -> Awaitable[object]:
         """An awaitable that returns at the next state or health change of any program (from this call on)."""
         return self._pulse.wait()
-
-    def _settled(self, proc: ManagedProcess) -> bool:
-        """Nothing more to wait for at start: up, ended, retrying only after a long delay, or stuck."""
-        if proc.state is ProcessState.RUNNING or self._gave_up(proc):
-            return True
-        return self._stuck(proc)
-
-    def _gave_up(self, proc: ManagedProcess) -> bool:
-        """Ended for good (until an operator acts), or crash-looping with its next attempt far off."""
-        if proc.state in STOPPED_STATES and not proc.wanted:
-            return True
-        retry_at = proc.next_attempt_at
-        return (
-            proc.state is ProcessState.BACKOFF
-            and retry_at is not None
-            and retry_at - self._seams.wall_clock() > LONG_BACKOFF_S
-        )
-
-    def _stuck(self, proc: ManagedProcess, depth: int = 0) -> bool:
-        """Wanted but not started, behind a dependency that gave up (or is itself stuck)."""
-        if not proc.wanted or proc.state not in STOPPED_STATES or depth > len(self.processes):
-            return False
-        for dep in proc.cfg.depends_on:
-            d = self.processes.get(dep)
-            if d is None or meets(d, proc.cfg.condition_for(dep)):
-                continue
-            if self._gave_up(d) or self._stuck(d, depth + 1):
-                return True
-        return False
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, StateChanged | HealthChanged):

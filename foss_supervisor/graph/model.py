@@ -186,6 +186,7 @@ def build_graph(
             b.edge(b.data(f"table:{table}"), f"program:{name}", "needs")
     for name, spec in specs.items():
         _add_pipeline(b, config, spec, scripts, pipelines_live.get(name, {}))
+    _add_columns(b, specs, scripts)
     for name, spec in specs.items():  # after every table is known: a schema input stands for its tables
         for wanted in sorted(spec.inputs):
             matches = [i for i in b.nodes if i == f"table:{wanted}" or i.startswith(f"table:{wanted}.")]
@@ -194,6 +195,38 @@ def build_graph(
     order = {k: i for i, k in enumerate(NODE_KINDS)}
     nodes = sorted(b.nodes.values(), key=lambda n: (order.get(n.kind, len(order)), n.id))
     return Graph(tuple(nodes), tuple(sorted(b.edges)))
+
+
+def _add_columns(b: _Builder, specs: Mapping[str, PipelineSpec], scripts: Mapping[str, Any]) -> None:
+    """Column lineage (pipeline/columns.py) on the nodes: a table's ``detail.columns`` (``[{"name", "type", "from":
+    ["schema.table.column"], "unknown"}]``, its setup's declaration, then each step writing it) and
+    ``detail.columns_unknown`` (why the list is incomplete, "" when it is not); a step's ``detail.reads_columns``
+    (``{"schema.table": ["column", ...]}``, ``"*"`` in the list when it reads columns not known by name)."""
+    keys = [f"setup:{n}" for n in specs] + [f"step:{n}/{s.name}" for n, spec in specs.items() for s in spec.steps]
+    tables: dict[str, dict[str, dict[str, Any]]] = {}
+    unknown: dict[str, str] = {}
+    for key in keys:
+        found = scripts.get(key)
+        columns = found.get("columns") if isinstance(found, Mapping) else None
+        if not isinstance(columns, Mapping):
+            continue
+        for table, written in (columns.get("writes") or {}).items():
+            known = tables.setdefault(f"table:{table}", {})
+            for col in written.get("columns") or ():
+                was = known.get(col["name"])
+                known[col["name"]] = dict(col) if was is None or not was["from"] else was
+            if written.get("unknown"):
+                unknown.setdefault(f"table:{table}", written["unknown"])
+        if key.startswith("step:") and (node := b.nodes.get(key)) is not None:
+            reads = {
+                t: [*r.get("columns", ()), *(["*"] if r.get("unknown") else [])]
+                for t, r in (columns.get("reads") or {}).items()
+            }
+            b.nodes[key] = dataclasses.replace(node, detail={**node.detail, "reads_columns": reads})
+    for table_id, cols in tables.items():
+        if (node := b.nodes.get(table_id)) is not None:
+            extra = {"columns": list(cols.values()), "columns_unknown": unknown.get(table_id, "")}
+            b.nodes[table_id] = dataclasses.replace(node, detail={**node.detail, **extra})
 
 
 def _data_id(target: str) -> str:

@@ -78,6 +78,8 @@ def definition_digest(spec: PipelineSpec) -> str:
         "publish": list(spec.publish),
         "publish_partition_by": [[t, list(c)] for t, c in spec.publish_partition_by],
         "folders": dataclass_to_json(spec.folders),
+        # only when not the default, so the digests of pipelines declared before the key stay the same
+        **({"publish_format": spec.publish_format} if spec.publish_format != "parquet" else {}),
     }
     if spec.partition is not None:  # only when declared: the digests of other pipelines stay as they were
         doc["partition"] = spec.partition.to_json()

@@ -157,7 +157,8 @@ def switch_current(folder: Path, run_id: str) -> dict[str, Any]:
 
 def _prune(folder: Path, current: str, keep: int) -> None:
     """Remove published runs beyond the ``keep`` newest (the current always stays), partial folders a killed
-    publish left, and the single files of the layout before runs (``<schema>.<table>.parquet``)."""
+    publish left, the single files of the layout before runs (``<schema>.<table>.parquet``) and the Delta
+    tables of a ``publish_format: delta`` before (publishdelta.py)."""
     runs = folder / RUNS
     done = sorted(
         (p for p in runs.iterdir() if p.is_dir() and RUN_ID.fullmatch(p.name) and p.name != current),
@@ -172,6 +173,10 @@ def _prune(folder: Path, current: str, keep: int) -> None:
     for legacy in folder.glob("*.parquet"):
         with contextlib.suppress(OSError):
             legacy.unlink()
+    for delta in folder.glob("*/_delta_log"):  # Delta tables of the pipeline before publish_format changed
+        shutil.rmtree(delta.parent, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        (folder / SUCCESS).unlink()
 
 
 def discard_stage(folder: Path, run_id: str) -> None:

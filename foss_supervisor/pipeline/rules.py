@@ -4,7 +4,8 @@
   the ledger's), ``ledger`` (default ``meta`` when owned, else ``<name>_meta``), ``inputs`` of other pipelines;
 - isolation: two pipelines of one runner never own the same schema (check_isolation);
 - landing ``patterns`` (the watcher and discover honour the same list);
-- what it ``publish``es, each table's Hive partition columns and how many published runs are kept;
+- what it ``publish``es, each table's Hive partition columns, how many published runs are kept and in
+  which format (Parquet run folders or Delta tables);
 - the parameters of the shipped Python steps, checked at load time.
 
 Stdlib only, like spec.py: the daemon loads pipelines without DuckDB.
@@ -65,10 +66,12 @@ class Published(TypedDict):
     publish: tuple[str, ...]
     publish_partition_by: tuple[tuple[str, tuple[str, ...]], ...]  # (schema.table, its partition columns)
     publish_keep: int
+    publish_format: str  # "parquet" | "delta"
 
 
 def load_publish(raw: Mapping[str, Any], schemas: frozenset[str], file: str) -> Published:
-    """``publish``, ``publish_partition_by`` as (schema.table, columns) pairs, and ``publish_keep``.
+    """``publish``, ``publish_partition_by`` as (schema.table, columns) pairs, ``publish_keep`` and
+    ``publish_format`` (``parquet``, the default, or ``delta``).
 
     Every published name is one of the pipeline's schemas or a table of one; every partition column names
     a published table (``schema.table.column``). Raises PipelineConfigError at the key.
@@ -92,6 +95,7 @@ def load_publish(raw: Mapping[str, Any], schemas: frozenset[str], file: str) -> 
         publish=tuple(publish),
         publish_partition_by=tuple((t, tuple(c)) for t, c in partitions.items()),
         publish_keep=keep,
+        publish_format=gated(raw, "publish_format", _leaf("publish_format"), "parquet", file),
     )
 
 

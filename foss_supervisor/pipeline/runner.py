@@ -36,6 +36,7 @@ from foss_supervisor.pipeline.execution import RunExecution
 from foss_supervisor.pipeline.history import RunHistory, RunRecord
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, WorkerLimits
 from foss_supervisor.pipeline.publish import commit_run, discard_stage, remove_published
+from foss_supervisor.pipeline.publishdelta import DELTA, publish_delta_run
 from foss_supervisor.pipeline.retry import RetryPlan, latest_run, plan_retry
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
 from foss_supervisor.pipeline.snapshots import remove_snapshots
@@ -314,10 +315,10 @@ class PipelineRunner(RunExecution):
         return True
 
     async def publish(self, pipeline: str, run_id: str) -> dict[str, Any]:
-        """Publish every table ``pipeline`` publishes as run ``run_id`` (layout: publish.py): the worker
-        writes them into a partial folder in one snapshot, then the run becomes current for all tables at
-        once. Returns the manifest. Raises PipelineError, OSError; when it raises or is cancelled, what it
-        wrote is removed and the previous published set stays current and whole."""
+        """Publish every table ``pipeline`` publishes as run ``run_id`` (layout: publish.py, or publishdelta.py
+        with ``publish_format: delta``): the worker writes them from one snapshot, then the run becomes
+        current for all tables at once. Returns the manifest. Raises PipelineError, OSError; when it raises or
+        is cancelled, what it wrote is undone and the previous published set stays current and whole."""
         spec = self._spec(pipeline)
         schemas = sorted(p for p in spec.publish if "." not in p)
         in_list = ", ".join(f"'{s}'" for s in schemas or ["-"])  # plain identifiers, checked by the loader
@@ -329,11 +330,14 @@ class PipelineRunner(RunExecution):
         tables = sorted({*(r[0] for r in listed.rows), *(p for p in spec.publish if "." in p)})
         partitions = dict(spec.publish_partition_by)
         folder = self.publish_dir / pipeline
+        listing = [{"table": t, "partition_by": list(partitions.get(t, ()))} for t in tables]
+        if spec.publish_format == DELTA:  # one Delta commit per table (publishdelta.py)
+            return await publish_delta_run(
+                self.client, folder, pipeline, run_id, listing, clock=self._clock, keep=spec.publish_keep
+            )
         discard_stage(folder, run_id)
         try:
-            written = await self.client.publish_run(
-                pipeline, run_id, [{"table": t, "partition_by": list(partitions.get(t, ()))} for t in tables]
-            )
+            written = await self.client.publish_run(pipeline, run_id, listing)
             return commit_run(folder, pipeline, run_id, self._clock(), written, keep=spec.publish_keep)
         except BaseException:
             discard_stage(folder, run_id)

@@ -6,7 +6,8 @@
   whole and keeps the newest ``snapshot_keep`` (snapshots.py, workersnapshots.py).
 - :meth:`RunSnapshots.diff` compares two runs' snapshots in the worker (workerdiff.py).
 - :meth:`RunSnapshots.rollback` restores a run's snapshot in ONE worker transaction, then makes that run's
-  published set current again (or publishes the restored tables anew when it is no longer kept), and
+  published set current again (Parquet: the run's folder; Delta: each table restored to the run's version,
+  publishdelta.py), or publishes the restored tables anew when it is no longer kept, and
   records a run with reason ``rollback``. Without ``apply`` it only says what would change.
 """
 
@@ -23,6 +24,7 @@ from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, Sn
 from foss_supervisor.pipeline.events import EventCallback, RunFinished, RunStarted
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.publish import published_run, switch_current
+from foss_supervisor.pipeline.publishdelta import DELTA, delta_run_versions, restore_delta_run
 from foss_supervisor.pipeline.snapshots import (
     commit_snapshot,
     discard_snapshot_stage,
@@ -151,10 +153,18 @@ class RunSnapshots:
             cached = self._last_diffs[pipeline] = await self.diff(kept[-2], kept[-1], timeout_s=timeout_s)
         return cached
 
+    def _published_kept(self, spec: PipelineSpec, run_id: str) -> bool:
+        """Whether run ``run_id``'s published set can be made current again without publishing anew."""
+        folder = self.publish_dir / spec.name
+        if spec.publish_format == DELTA:
+            return delta_run_versions(folder, run_id) is not None
+        return published_run(folder, run_id)
+
     async def rollback(self, pipeline: str, run_id: str, *, apply: bool) -> dict[str, Any]:
         """Restore run ``run_id``'s layer tables and published set (see the module docstring).
 
-        Returns ``{"pipeline", "to", "applied", "published": "switch" | "republish" | None}`` with, unapplied,
+        Returns ``{"pipeline", "to", "applied", "published": "switch" | "restore" | "republish" | None}``
+        (``restore``: each Delta table restored to that run's version by a new commit) with, unapplied,
         ``"changes"`` (the diff of the live tables to the snapshot: what applying would change) and, applied,
         ``"run_id"`` (the rollback's run), ``"tables": [{table, rows}]`` restored and ``"dropped"``.
         Raises PipelineBusyError (a run in progress), SnapshotError (no whole snapshot of
@@ -166,12 +176,13 @@ class RunSnapshots:
             raise PipelineBusyError(f"a run of {spec.name} is in progress; rollback refused (cancel it or wait)")
         folder = self.snapshot_folder(spec.name)
         manifest = await asyncio.to_thread(load_snapshot, folder, run_id)
-        kept = published_run(self.publish_dir / spec.name, run_id)
+        kept = await asyncio.to_thread(self._published_kept, spec, run_id)
+        again = "restore" if spec.publish_format == DELTA else "switch"
         plan = {
             "pipeline": spec.name,
             "to": run_id,
             "applied": False,
-            "published": ("switch" if kept else "republish") if spec.publish else None,
+            "published": (again if kept else "republish") if spec.publish else None,
         }
         if not apply:
             live = {"live": True, "schemas": layer_schemas(spec), "keys": declared_keys(spec)}
@@ -215,7 +226,9 @@ class RunSnapshots:
             raise
         warning = None
         try:
-            if spec.publish and kept:
+            if spec.publish and kept and spec.publish_format == DELTA:
+                await restore_delta_run(self.client, self.publish_dir / spec.name, spec.name, target, rid)
+            elif spec.publish and kept:
                 await asyncio.to_thread(switch_current, self.publish_dir / spec.name, target)
             elif spec.publish:
                 await self.publish(spec.name, rid)

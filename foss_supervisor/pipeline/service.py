@@ -370,20 +370,30 @@ class PipelineService(Backfills):
             raise CommandError(str(exc)) from None
         return result.to_dict()
 
-    async def lineage(self) -> dict[str, Any]:
+    async def lineage(self, specs: dict[str, PipelineSpec] | None = None) -> dict[str, Any]:
         """What each pipeline's SQL reads and writes, as the worker reads it (pipeline/lineage.py), kept until the
         SQL changes: ``{"scripts": {"setup:PIPELINE" | "step:PIPELINE/STEP": {"statements": [{"reads", "writes",
-        "object"}, ...], "error"}}, "error": ""}``; when the worker cannot answer, no scripts and ``error`` says why."""
-        scripts = {f"setup:{n}": spec.setup_sql for n, spec in self.specs.items() if spec.setup_sql}
-        scripts |= {f"step:{n}/{st.name}": st.sql for n, spec in self.specs.items() for st in spec.steps if st.sql}
-        if self._lineage is not None and self._lineage[0] == scripts:
+        "object"}, ...], "error", "columns": {"writes", "reads", "unknown"}}}, "error": ""}`` (``columns``:
+        pipeline/columns.py); when the worker cannot answer, no scripts and ``error`` says why. ``specs``: read now,
+        not kept (a new config's, :meth:`proposed`; the running ones against the warehouse as it is now)."""
+        scripts = _scripts(self.specs if specs is None else specs)
+        if specs is None and self._lineage is not None and self._lineage[0] == scripts:
             return self._lineage[1]
         try:
             found = {"scripts": await self.runner.client.lineage(scripts), "error": ""}
         except PipelineError as exc:
             return {"scripts": {}, "error": str(exc)}
-        self._lineage = (scripts, found)
+        if specs is None:
+            self._lineage = (scripts, found)
         return found
+
+    async def proposed(self, new: Config) -> dict[str, PipelineSpec]:
+        """A new config's pipelines as a reload would load them (for the impact of a change before it is
+        applied). Raises CommandError for pipelines that do not load, as :meth:`reload` would."""
+        try:
+            return {s.name: s for s in await asyncio.to_thread(load_specs, new)}
+        except ConfigError as exc:
+            raise CommandError(f"pipelines refused, the running ones stay: {exc}") from None
 
     async def export(self, table: str, fmt: str, sql: str = "") -> dict[str, Any]:
         """The whole table, or the whole result of a read-only query, as a csv, parquet or jsonl file in the
@@ -423,6 +433,12 @@ class PipelineService(Backfills):
             return None
         run = max(latest, key=lambda r: r.started_at)
         return f"{run.pipeline} {run.status.value} {time.strftime('%H:%M', time.localtime(run.started_at))}"
+
+
+def _scripts(specs: dict[str, PipelineSpec]) -> dict[str, str]:
+    """The SQL the lineage is read from: each pipeline's setup, then each step's, in the pipelines' order."""
+    scripts = {f"setup:{n}": spec.setup_sql for n, spec in specs.items() if spec.setup_sql}
+    return scripts | {f"step:{n}/{st.name}": st.sql for n, spec in specs.items() for st in spec.steps if st.sql}
 
 
 def _generate(ref: str, landing: Path, **options: Any) -> Any:

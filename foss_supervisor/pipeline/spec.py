@@ -134,6 +134,7 @@ class PipelineSpec:
     publish: tuple[str, ...] = ()  # schemas or schema.table written as Parquet after each good run
     publish_partition_by: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (schema.table, Hive partition columns)
     publish_keep: int = 3  # published runs kept on disk (rules.DEFAULT_PUBLISH_KEEP)
+    publish_format: str = "parquet"  # "parquet": a folder per run (publish.py); "delta": Delta tables (publishdelta.py)
     snapshot_keep: int = 5  # snapshots of successful runs kept for diff and rollback; 0: none (snapshots.py)
     demo_data: str | None = None  # its sample data generator, ``generate(landing, orders=, seed=, prefix=)``
     #: its partition key from landing file names, for backfills (partition.py); None: not partitioned

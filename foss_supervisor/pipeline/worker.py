@@ -54,6 +54,7 @@ from foss_supervisor.pipeline.snapshots import snapshot_root  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders  # noqa: E402
 from foss_supervisor.pipeline.supervision import SupervisionTables, ingest_dir_for, open_supervision  # noqa: E402
 from foss_supervisor.pipeline.warehouse import open_database  # noqa: E402
+from foss_supervisor.pipeline.workerdelta import DELTA_TASKS, StopFlag, delta_task  # noqa: E402
 from foss_supervisor.pipeline.workerdiff import snapshot_task  # noqa: E402
 from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402
 from foss_supervisor.pipeline.workerpublish import publish_tables  # noqa: E402
@@ -232,9 +233,12 @@ class Worker:
 
     def _run_export(self, rid: Any, message: dict[str, Any]) -> None:
         cursor = self.con.cursor()
-        self._register(rid, cursor)
+        stop = StopFlag(cursor)  # a cancel between two statements is remembered, not lost
+        self._register(rid, stop)
         try:
-            if message.get("task"):  # a run snapshot written, restored or diffed (workerdiff.py)
+            if message.get("task") in DELTA_TASKS:  # a Delta Lake publish, vacuum or restore (workerdelta.py)
+                result = delta_task(cursor, message, publish_dir=self.publish_dir, stopped=stop.is_set)
+            elif message.get("task"):  # a run snapshot written, restored or diffed (workerdiff.py)
                 result = snapshot_task(cursor, message, publish_dir=self.publish_dir, max_bytes=MAX_RESULT_BYTES)
             elif message.get("publish_run"):  # every table of a run, one snapshot (workerpublish.py)
                 result = publish_tables(cursor, message, publish_dir=self.publish_dir)
@@ -255,7 +259,7 @@ class Worker:
 
     def _run_lineage(self, rid: Any, message: dict[str, Any]) -> None:
         try:
-            self._reply_ok(rid, scan_scripts(message.get("scripts")))
+            self._reply_ok(rid, scan_scripts(message.get("scripts"), self.con))  # con: DESCRIBE for the types
         except Exception as exc:  # a bad request (or a bug) must still answer it
             self._reply_err(rid, "bad_request", f"{type(exc).__name__}: {exc}")
 

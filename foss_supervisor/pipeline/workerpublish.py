@@ -20,10 +20,11 @@ from foss_supervisor.pipeline.errors import QueryRefusedError
 from foss_supervisor.pipeline.publish import RUNS, stage_name
 from foss_supervisor.pipeline.workerexport import EXPORT_FORMATS, table_source
 
-__all__ = ["publish_tables"]
+__all__ = ["TABLE_NAME", "check_table", "pipeline_folder", "publish_tables"]
 
 _PIPELINE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_TABLE = re.compile(r"[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}")
+#: a published table's name, ``schema.table`` (also the name of its folder)
+TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}")
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
@@ -40,13 +41,9 @@ def publish_tables(cursor: Any, message: Mapping[str, Any], *, publish_dir: Path
     relative to the run folder. Raises QueryRefusedError (a bad name, an unknown table or partition
     column), duckdb.Error, OSError (also when the partial folder was removed meanwhile: a cancelled publish).
     """
-    if publish_dir is None:
-        raise QueryRefusedError("this worker has no publish folder")
-    pipeline, run_id = str(message.get("pipeline", "")), str(message.get("run_id", ""))
-    if not _PIPELINE.fullmatch(pipeline):
-        raise QueryRefusedError(f"bad pipeline name {pipeline!r}")
+    folder = pipeline_folder(publish_dir, message)
     try:
-        stage = publish_dir / pipeline / RUNS / stage_name(run_id)
+        stage = folder / RUNS / stage_name(str(message.get("run_id", "")))
     except ValueError as exc:
         raise QueryRefusedError(str(exc)) from None
     stage.mkdir(parents=True)  # fresh: a leftover of an earlier attempt is removed by the daemon first
@@ -61,8 +58,20 @@ def publish_tables(cursor: Any, message: Mapping[str, Any], *, publish_dir: Path
     return {"tables": out}
 
 
-def _write_table(cursor: Any, stage: Path, table: str, partition_by: Any) -> dict[str, Any]:
-    if not _TABLE.fullmatch(table):
+def pipeline_folder(publish_dir: Path | None, message: Mapping[str, Any]) -> Path:
+    """``publish_dir/<message["pipeline"]>``. Raises QueryRefusedError (no publish folder, a bad name)."""
+    if publish_dir is None:
+        raise QueryRefusedError("this worker has no publish folder")
+    pipeline = str(message.get("pipeline", ""))
+    if not _PIPELINE.fullmatch(pipeline):
+        raise QueryRefusedError(f"bad pipeline name {pipeline!r}")
+    return publish_dir / pipeline
+
+
+def check_table(cursor: Any, table: str, columns: list[str]) -> tuple[str, list[dict[str, str]]]:
+    """(the quoted source of ``table``, its schema ``[{name, type}]`` in DuckDB's types), once its name and
+    every partition column of ``columns`` are checked. Raises QueryRefusedError, duckdb.Error."""
+    if not TABLE_NAME.fullmatch(table):
         raise QueryRefusedError(f"bad table name {table!r}")
     source = table_source(cursor, table)
     schema = [
@@ -70,10 +79,15 @@ def _write_table(cursor: Any, stage: Path, table: str, partition_by: Any) -> dic
         for row in cursor.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()  # noqa: S608 (a checked name)
     ]
     known = {c["name"] for c in schema}
-    columns = [str(c) for c in partition_by]
     for column in columns:
         if not _COLUMN.fullmatch(column) or column not in known:
             raise QueryRefusedError(f"publish_partition_by: {table} has no column {column!r}")
+    return source, schema
+
+
+def _write_table(cursor: Any, stage: Path, table: str, partition_by: Any) -> dict[str, Any]:
+    columns = [str(c) for c in partition_by]
+    source, schema = check_table(cursor, table, columns)
     dest = stage / table
     options = EXPORT_FORMATS["parquet"]
     if columns:

@@ -40,7 +40,18 @@ def test_the_cli_draws_one_graph_in_three_formats_and_the_api_answers_the_same(d
         "state": None,  # no run yet
         "pipeline": "orders",
         "url": None,
-        "detail": {"step_kind": "sql"},
+        "detail": {
+            "step_kind": "sql",
+            "reads_columns": {  # column lineage, read by the worker (docs/graph.md)
+                "silver.orders": [
+                    *("order_id", "customer_id", "order_ts", "product_id", "quantity", "unit_price", "currency"),
+                    *("country", "status", "updated_at", "rate_to_usd", "amount_usd", "_row_id", "_batch_id"),
+                    *("_source_file", "_source_line"),
+                ],
+                "ref.products": ["name", "category", "product_id"],
+                "ref.countries": ["name", "country_code"],
+            },
+        },
     }
 
     dot = daemon.cli("graph", "--format", "dot")

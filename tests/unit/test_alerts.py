@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,28 @@ def test_a_hung_disk_holds_the_writer_thread_not_the_evaluation(tmp_path: Path) 
     saved = json.loads((tmp_path / ALERTS_FILE).read_text())
     assert AlertBook.from_data(saved).dumps() == watch.book.dumps()
     assert watch.save_failures == 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(uptime=_JSON | st.fixed_dictionaries({"periods": _JSON, "programs": _JSON}))
+def test_any_uptime_data_in_alerts_json_loses_only_itself(uptime: Any, tmp_path_factory: Any) -> None:
+    """Whatever an edited or damaged alerts.json holds under ``uptime`` (wrong shapes, NaN, reversed pairs), the
+    watch starts, keeps the book and its open incident, and counts uptime from its own start at worst."""
+    tmp = tmp_path_factory.mktemp("a")
+    config = parse_config(f"state_dir: {tmp}\nprograms: {{p: {{command: [x], uptime: 99%}}}}\n", tmp / "c.yaml")
+    book = AlertBook()
+    book.observe({"program:p:fatal": Condition("fatal", "program:p", "p is FATAL")}, 10.0, 3600.0)
+    (tmp / ALERTS_FILE).write_text(book.dumps(uptime=uptime))
+    now = [100.0]
+    objectives = Objectives(lambda: config, lambda: now[0], RunningLedger(lambda: now[0]))
+    watch = AlertWatch(lambda: config, objectives, EventBus(), lambda: now[0], asyncio.sleep, state_dir=tmp)
+    assert list(watch.book.open) == ["program:p:fatal"]
+    [o] = objectives.evaluate()
+    assert 0.0 <= o["up_s"] <= o["observed_s"] and math.isfinite(o["observed_s"])

@@ -169,12 +169,15 @@ def test_an_email_hook_writes_through_a_real_smtp_server_with_auth(tmp_path: Pat
 
 
 def test_an_email_password_is_a_secret_the_daemon_redacts(tmp_path: Path) -> None:
+    """Written as ``${SMTP_PASSWORD}`` (interpolated from the daemon's environment), the password reaches the
+    hook and is redacted wherever the daemon's data leaves it, in a reply or in any text."""
     cfg = parse_config(
         f"state_dir: {tmp_path}\nprograms: {{}}\nhooks:\n  mail: {{on: all, email: {{to: [a@b.example],"
-        " username: alerts, password: pw-7f3a9c1e}}\n",
+        ' username: alerts, password: "${SMTP_PASSWORD}"}}\n',
         tmp_path / "c.yaml",
-        {},
+        {"SMTP_PASSWORD": "pw-7f3a9c1e"},
     )
+    assert cfg.hooks[0].email is not None and cfg.hooks[0].email.password == "pw-7f3a9c1e"
     redactor = Redactor()
     redactor.learn(cfg)
     assert "pw-7f3a9c1e" not in repr(redactor.data(cfg.hooks[0]))

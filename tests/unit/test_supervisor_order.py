@@ -133,8 +133,9 @@ async def test_a_dependent_starts_the_moment_its_dependency_meets_the_condition(
 
 
 async def test_the_first_spawns_are_waited_for_but_not_dependents_nor_programs_left_off(tmp_path: Path) -> None:
-    """``wait_spawned`` (the dashboard starts after it): it returns once every program free to start was
-    spawned, without waiting for one held by a dependency that is not met, nor for one that does not autostart."""
+    """``wait_spawned`` (the dashboard starts after it), asked before any program ran: it returns once every
+    program free to start has a child, without waiting for one held by a dependency that is not met, nor for
+    one that does not autostart."""
     cfg = make_config(
         tmp_path,
         """
@@ -144,12 +145,25 @@ async def test_the_first_spawns_are_waited_for_but_not_dependents_nor_programs_l
         web: {command: [web], start_timeout: 5s}
         """,
     )
-    async with supervised(cfg) as run:
-        waited = asyncio.create_task(run.sup.wait_spawned(timeout_s=30.0))
-        await run.until(waited.done)
-        states = {n: p.state for n, p in run.sup.processes.items()}
-        assert states == {"db": S.STARTING, "api": S.STOPPED, "cron": S.STOPPED, "web": S.STARTING}
-        assert run.clock.now < 1.0  # at once, not after a timeout or a start period
+    clock = VirtualClock()
+    fleet = Fleet(clock)
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    seams = Seams(monotonic=clock.monotonic, wall_clock=clock.wall, sleep=clock.sleep, child=fleet.child)
+    sup = Supervisor(cfg, EventBus(), StateStore(cfg.state_dir), seams=seams)
+    started, shutdown = asyncio.Event(), asyncio.Event()
+
+    async def spawned_when_it_returns() -> dict[str, int]:
+        await sup.wait_spawned(timeout_s=30.0)
+        return {n: len(fleet.made[n][-1].spawned) if n in fleet.made else 0 for n in sup.processes}
+
+    task = asyncio.create_task(sup.run(started, shutdown))  # the daemon's order: run, then the waiter
+    waited = asyncio.create_task(spawned_when_it_returns())
+    await clock.run_until(waited.done)
+    assert waited.result() == {"db": 1, "api": 0, "cron": 0, "web": 1}
+    assert clock.now < 1.0  # at once, not after a timeout or the start period
+    shutdown.set()
+    await clock.run_until(task.done)
+    task.result()
 
 
 async def test_a_probed_dependency_holds_its_dependents_until_its_probe_passes(tmp_path: Path) -> None:

@@ -25,6 +25,30 @@
     }
     warn.textContent = lines.join(" ");
     warn.hidden = lines.length === 0;
+    showImpact(reply.ok && reply.result.plan ? reply.result.plan.impact : null);
+  };
+
+  // the Check list's pipelines part: per pipeline, the steps whose SQL changed and what they would rebuild
+  const impactList = $("config-impact");
+  const showImpact = (impact) => {
+    const items = [];
+    for (const [name, found] of Object.entries((impact && impact.pipelines) || {})) {
+      const steps = [...found.changed_steps, ...(found.setup_changed ? ["setup"] : [])];
+      let text = `Pipeline ${name}: SQL changed in ${steps.length ? steps.join(", ") : "no step"}`;
+      if (found.removed_steps.length) text += `; steps removed: ${found.removed_steps.join(", ")}`;
+      text += found.downstream_tables.length ? `; it would rebuild ${found.downstream_tables.join(", ")}.` : ".";
+      items.push(text);
+    }
+    for (const gap of (impact && impact.contracts) || []) {
+      items.push(`Contract tables.${gap.table}.contract.${gap.column} (${gap.declared}): ${gap.problem}.`);
+    }
+    if (impact && impact.error) items.push(`${impact.error}.`);
+    impactList.replaceChildren(...items.map((text) => {
+      const li = document.createElement("li");
+      li.textContent = text;
+      return li;
+    }));
+    impactList.hidden = items.length === 0;
   };
 
   // one pending confirmation at a time: its question, and what "yes" runs

@@ -26,6 +26,7 @@ __all__ = [
     "argv",
     "boolean",
     "choice",
+    "column_types",
     "cron",
     "env_map",
     "glob",
@@ -214,6 +215,42 @@ def env_map() -> Gate[dict[str, str]]:
         return out
 
     return Gate("env", range_text, convert)
+
+
+#: a column's name as a contract writes it, and a DuckDB type name (``VARCHAR``, ``DECIMAL(18, 2)``, ``INTEGER[]``)
+_COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_TYPE = re.compile(
+    r"[A-Za-z][A-Za-z0-9_]{0,30}(?: [A-Za-z][A-Za-z0-9_]{0,30}){0,3}(?:\(\d{1,3}(?:, ?\d{1,3})?\))?(?:\[\])*"
+)
+MAX_CONTRACT_COLUMNS = 1000
+
+
+def column_types() -> Gate[dict[str, str]]:
+    """A table's contract: 1 to 1,000 column names (letters, digits, _; at most 63) to DuckDB type names
+    (``VARCHAR``, ``DECIMAL(18, 2)``, ``TIMESTAMP WITH TIME ZONE``, ``VARCHAR[]``; at most 127 characters)."""
+    what = f"1 to {MAX_CONTRACT_COLUMNS} column names to DuckDB type names ('VARCHAR', 'DECIMAL(18, 2)')"
+
+    def convert(value: Any) -> dict[str, str]:
+        if not isinstance(value, dict) or not 1 <= len(value) <= MAX_CONTRACT_COLUMNS:
+            raise GateError(f"must be a mapping of {what}, got {shown(value)}")
+        out: dict[str, str] = {}
+        refused: list[GateError] = []
+        for k, v in value.items():
+            if not isinstance(k, str) or not _COLUMN.fullmatch(k):
+                refused.append(GateError(f"a column name is letters, digits and _ (at most 63), got {shown(k)}"))
+            elif k.lower() in out:
+                refused.append(GateError(f"column {k!r} is declared twice (names compare in lower case)", f".{k}"))
+            elif not isinstance(v, str) or len(v) > 127 or not _TYPE.fullmatch(v.strip()):
+                refused.append(
+                    GateError(f"must be a DuckDB type name like VARCHAR or DECIMAL(18, 2), got {shown(v)}", f".{k}")
+                )
+            else:
+                out[k.lower()] = " ".join(v.split()).upper()
+        if refused:
+            raise GateError.of(refused)
+        return out
+
+    return Gate("column types", what, convert)
 
 
 def url() -> Gate[str]:

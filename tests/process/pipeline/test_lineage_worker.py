@@ -25,7 +25,18 @@ async def test_the_worker_reads_each_statement_and_refuses_a_bad_request(
     workspace: dict[str, Path], runners: RunnerFactory
 ) -> None:
     runner = await runners.open([orders_spec(workspace)], workspace["state"])
-    found = await asyncio.wait_for(runner.client.lineage({"step": SCRIPT, "broken": "SELEC 1 FROM ("}), 60)
+    scripts = {"step": SCRIPT, "broken": "SELEC 1 FROM (", "typed": "CREATE TABLE gold.n AS SELECT 1 + 1 AS two;"}
+    found = await asyncio.wait_for(runner.client.lineage(scripts), 60)
+    columns = found["step"].pop("columns")  # column lineage (pipeline/columns.py)
+    assert columns["writes"]["gold.totals"] == {
+        "columns": [],
+        "unknown": "inserted by position into a table whose columns are not known",
+    }
+    assert columns["reads"]["ref.countries"] == {"columns": ["country"], "unknown": ""}
+    assert "not known" in columns["reads"]["silver.orders"]["unknown"]  # SELECT * of a table not declared here
+    # the type DuckDB binds for a CREATE ... AS, asked of the worker's warehouse (DESCRIBE, rolled back)
+    two = found["typed"]["columns"]["writes"]["gold.n"]["columns"]
+    assert two == [{"name": "two", "type": "INTEGER", "from": [], "unknown": ""}]
     assert found["step"] == {
         "statements": [
             {"reads": ["silver.orders"], "writes": [], "object": "table"},  # a temporary table is no write
@@ -52,4 +63,5 @@ async def test_an_empty_script_has_no_statements(
 ) -> None:
     runner = await runners.open([orders_spec(workspace)], workspace["state"])
     found = await asyncio.wait_for(runner.client.lineage({"s": script}), 60)
-    assert found == {"s": {"statements": [], "error": ""}}
+    empty = {"writes": {}, "reads": {}, "unknown": []}
+    assert found == {"s": {"statements": [], "error": "", "columns": empty}}

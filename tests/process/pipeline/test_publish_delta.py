@@ -1,0 +1,267 @@
+"""Delta Lake output (issue 18, ``publish_format: delta``): each published table a Delta table, one commit
+per run with the run id in its metadata, read back by deltalake and by pyarrow over the table's files (not
+DuckDB), each version compared to what DuckDB held at that run; rollback restores the run's version by a new
+commit; ``publish_keep`` keeps the kept runs readable; ``pipeline reset`` removes the tables."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from deltalake import DeltaTable
+from helpers.pipeline import RunnerFactory
+
+from foss_supervisor.pipeline.runner import PipelineRunner
+from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.states import RunStatus
+
+GOLD_SQL = """
+CREATE SCHEMA IF NOT EXISTS dl_gold;
+CREATE OR REPLACE TABLE dl_gold.items AS
+SELECT range AS item_id, 'item ' || range AS label, getvariable('run_id') AS run_id
+FROM range((SELECT max(n) FROM read_csv(getvariable('reference_dir') || '/size.csv')));
+CREATE OR REPLACE TABLE dl_gold.daily AS
+SELECT DATE '2024-05-01' + CAST(item_id % 3 AS INTEGER) AS day, CAST(sum(item_id) * 1.25 AS DECIMAL(18, 2)) AS amount,
+       count(*) AS items, any_value(run_id) AS run_id
+FROM dl_gold.items GROUP BY ALL;
+SELECT 0 AS rows_in, (SELECT count(*) FROM dl_gold.items) AS rows_out;
+"""
+TABLES = ("dl_gold.daily", "dl_gold.items")
+
+
+def delta_pipeline(tmp_path: Path, ws: dict[str, Path], **top: Any) -> Path:
+    """Pipeline ``dl``: one step making two gold tables (``items`` has size.csv's ``n`` rows), published as
+    Delta tables, ``daily`` partitioned by ``day``."""
+    (ws["reference"] / "size.csv").write_text("n\n40\n")
+    (tmp_path / "gold.sql").write_text(GOLD_SQL)
+    doc = {
+        "name": "dl",
+        "folders": {"landing": str(ws["landing"]), "reference": str(ws["reference"]), "warehouse": str(ws["db"])},
+        "schemas": ["dl_gold"],
+        "steps": [{"name": "gold", "sql": "gold.sql", "retries": 0}],
+        "publish": ["dl_gold"],
+        "publish_partition_by": ["dl_gold.daily.day"],
+        "publish_format": "delta",
+        **top,
+    }
+    path = tmp_path / "dl.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def rows(table: pa.Table) -> list[tuple[Any, ...]]:
+    """A table's rows as sorted tuples in column-name order (Delta moves partition columns last)."""
+    names = sorted(table.column_names)
+    return sorted(tuple(r[n] for n in names) for r in table.to_pylist())
+
+
+async def duckdb_rows(runner: PipelineRunner) -> dict[str, list[tuple[Any, ...]]]:
+    """What DuckDB holds now in each published table, exported by the worker to Parquet and read by pyarrow."""
+    out = {}
+    for table in TABLES:
+        exported = await runner.client.export(table, "parquet")
+        try:
+            out[table] = rows(pq.read_table(exported["path"]))
+        finally:
+            Path(exported["path"]).unlink()
+    return out
+
+
+def run_ids(path: Path) -> list[str | None]:
+    """The ``foss_supervisor.run_id`` of each commit of the Delta table at ``path``, oldest first."""
+    return [c.get("foss_supervisor.run_id") for c in reversed(DeltaTable(path).history())]
+
+
+async def test_each_run_is_one_delta_version_read_back_and_rolled_back(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    spec = load_pipeline(delta_pipeline(tmp_path, workspace))
+    assert spec.publish_format == "delta"
+    runner = await runners.open([spec], workspace["state"])
+    folder = runner.publish_dir / "dl"
+
+    first = await asyncio.wait_for(runner.run("dl"), 60)
+    assert first.status is RunStatus.SUCCEEDED, first.to_dict()
+    at_first = await duckdb_rows(runner)
+    (workspace["reference"] / "size.csv").write_text("n\n70\n")
+    second = await asyncio.wait_for(runner.run("dl"), 60)
+    assert second.status is RunStatus.SUCCEEDED, second.to_dict()
+    at_second = await duckdb_rows(runner)
+    assert at_first != at_second
+
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    assert manifest["run_id"] == second.run_id and manifest["publish_format"] == "delta"
+    assert (folder / "_SUCCESS").is_file() and not (folder / "runs").exists()
+    assert {r: e["versions"] for r, e in manifest["runs"].items()} == {
+        first.run_id: dict.fromkeys(TABLES, 0),
+        second.run_id: dict.fromkeys(TABLES, 1),
+    }
+    for table in TABLES:
+        path = folder / table
+        assert DeltaTable(path).version() == 1
+        assert run_ids(path) == [first.run_id, second.run_id]
+        assert rows(DeltaTable(path, version=0).to_pyarrow_table()) == at_first[table], table
+        assert rows(DeltaTable(path).to_pyarrow_table()) == at_second[table], table
+        entry = manifest["tables"][table]
+        assert entry["version"] == 1 and entry["rows"] == len(at_second[table])
+        # an engine that knows no Delta reads the current version's files the manifest lists
+        schema = pa.schema(DeltaTable(path).schema().to_arrow())
+        hive = ds.partitioning(pa.schema([schema.field(c) for c in entry["partition_by"]]), flavor="hive")
+        files = ds.dataset([str(folder / f) for f in entry["files"]], partitioning=hive, partition_base_dir=str(path))
+        assert rows(files.to_table()) == at_second[table], table
+    assert DeltaTable(folder / "dl_gold.daily").metadata().partition_columns == ["day"]
+
+    plan = await asyncio.wait_for(runner.rollback("dl", first.run_id, apply=False), 60)
+    assert plan["published"] == "restore", plan
+    done = await asyncio.wait_for(runner.rollback("dl", first.run_id, apply=True), 60)
+    assert done["applied"] is True
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    assert manifest["run_id"] == first.run_id
+    for table in TABLES:
+        path = folder / table
+        assert DeltaTable(path).version() == 2 and manifest["tables"][table]["version"] == 2
+        assert rows(DeltaTable(path).to_pyarrow_table()) == at_first[table], table
+        assert rows(DeltaTable(path, version=1).to_pyarrow_table()) == at_second[table], table
+        newest = DeltaTable(path).history(1)[0]
+        assert newest["operation"] == "RESTORE" and newest["foss_supervisor.run_id"] == first.run_id
+        assert newest["foss_supervisor.rollback_run"] == done["run_id"]
+    assert await duckdb_rows(runner) == at_first
+
+    reset = await runner.reset("dl")
+    assert reset["unpublished"] is True and not folder.exists()
+
+
+async def test_publish_keep_keeps_the_kept_runs_readable_and_vacuums_the_rest(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    spec = load_pipeline(delta_pipeline(tmp_path, workspace, publish_keep=2, snapshot_keep=0))
+    runner = await runners.open([spec], workspace["state"])
+    folder = runner.publish_dir / "dl"
+    seen = []
+    for n in (10, 20, 30):
+        (workspace["reference"] / "size.csv").write_text(f"n\n{n}\n")
+        rec = await asyncio.wait_for(runner.run("dl"), 60)
+        assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
+        seen.append((rec.run_id, await duckdb_rows(runner)))
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    assert list(manifest["runs"]) == [r for r, _ in seen[-2:]]
+    for table in TABLES:
+        path = folder / table
+        assert run_ids(path) == [r for r, _ in seen]
+        for version in (1, 2):  # the kept runs: their files are still there
+            assert rows(DeltaTable(path, version=version).to_pyarrow_table()) == seen[version][1][table]
+        with pytest.raises(Exception, match=r"(?i)not found|no such file"):  # run 1's files are vacuumed
+            DeltaTable(path, version=0).to_pyarrow_table()
+    # a run no longer kept is published anew on rollback (from the snapshot; none here, so refused)
+    plan = runner._published_kept(spec, seen[0][0])  # the rule the rollback plan follows
+    assert plan is False and runner._published_kept(spec, seen[1][0]) is True
+
+
+async def test_switching_the_format_replaces_the_other_layout(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    path = delta_pipeline(tmp_path, workspace, publish_format="parquet")
+    runner = await runners.open([load_pipeline(path)], workspace["state"])
+    folder = runner.publish_dir / "dl"
+    assert (await asyncio.wait_for(runner.run("dl"), 60)).status is RunStatus.SUCCEEDED
+    assert (folder / "runs").is_dir() and (folder / "current").is_symlink()
+    path.write_text(path.read_text().replace("publish_format: parquet", "publish_format: delta"))
+    await runner.replace_pipelines([load_pipeline(path)])
+    delta = await asyncio.wait_for(runner.run("dl"), 60)
+    assert delta.status is RunStatus.SUCCEEDED, delta.to_dict()
+    assert sorted(p.name for p in folder.iterdir()) == ["_SUCCESS", "_manifest.json", *TABLES]
+    path.write_text(path.read_text().replace("publish_format: delta", "publish_format: parquet"))
+    await runner.replace_pipelines([load_pipeline(path)])
+    assert (await asyncio.wait_for(runner.run("dl"), 60)).status is RunStatus.SUCCEEDED
+    assert sorted(p.name for p in folder.iterdir()) == ["_manifest.json", "current", "runs"]
+
+
+async def test_a_publish_stopped_midway_leaves_the_manifest_and_undoes_what_it_committed(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    """``daily`` (small) commits first, then ``items`` (millions of rows) is stopped while it streams: a
+    cancel restores ``daily`` to its previous version (a further commit); a killed worker cannot, and the
+    manifest still names the previous run, whose versions read as before either way."""
+    spec = load_pipeline(delta_pipeline(tmp_path, workspace))
+    runner = await runners.open([spec], workspace["state"])
+    folder = runner.publish_dir / "dl"
+    first = await asyncio.wait_for(runner.run("dl"), 60)
+    assert first.status is RunStatus.SUCCEEDED, first.to_dict()
+    at_first = await duckdb_rows(runner)
+    (workspace["reference"] / "size.csv").write_text("n\n6000000\n")
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(_publish_stopped(runner, folder, kill_worker=False), 120)
+    assert runner.history.list("dl", limit=1)[0].status is RunStatus.CANCELLED
+    assert json.loads((folder / "_manifest.json").read_text())["run_id"] == first.run_id
+    daily = folder / "dl_gold.daily"
+    cancelled = runner.history.list("dl", limit=1)[0].run_id
+    assert DeltaTable(daily).version() == 2 and DeltaTable(daily).history(1)[0]["operation"] == "RESTORE"
+    items = DeltaTable(folder / "dl_gold.items")  # interrupted while streaming, or (the cancel came between two
+    if items.version() != 0:  # statements, which DuckDB drops) committed and then undone as daily was
+        assert items.version() == 2 and items.history(1)[0]["foss_supervisor.undo_of"] == cancelled
+    for table in TABLES:
+        assert rows(DeltaTable(folder / table).to_pyarrow_table()) == at_first[table], table
+
+    killed = await asyncio.wait_for(_publish_stopped(runner, folder, kill_worker=True), 120)
+    assert killed.status is RunStatus.SUCCEEDED_WITH_WARNINGS, killed.to_dict()
+    assert killed.error is not None and killed.error.startswith("publish failed:"), killed.error
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    assert manifest["run_id"] == first.run_id and DeltaTable(daily).version() == 3  # ahead of the manifest
+    for table in TABLES:
+        version = manifest["tables"][table]["version"]
+        assert rows(DeltaTable(folder / table, version=version).to_pyarrow_table()) == at_first[table], table
+
+
+async def _publish_stopped(runner: PipelineRunner, folder: Path, *, kill_worker: bool) -> Any:
+    """Run ``dl`` and, once its publish committed ``daily`` (and streams ``items``), SIGKILL the worker or
+    cancel the run."""
+    task = asyncio.ensure_future(runner.run("dl"))
+    log = folder / "dl_gold.daily" / "_delta_log"
+    before = len(list(log.glob("*.json")))
+    for _ in range(20_000):  # bounded: 100 s at most
+        if len(list(log.glob("*.json"))) > before or task.done():
+            break
+        await asyncio.sleep(0.005)
+    assert not task.done(), "the run ended before its publish committed daily"
+    if kill_worker:
+        pid = runner.worker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+    else:
+        task.cancel()
+    return await task
+
+
+async def test_a_type_delta_refuses_fails_the_publish_and_undoes_the_tables_before_it(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    path = delta_pipeline(tmp_path, workspace)
+    runner = await runners.open([load_pipeline(path)], workspace["state"])
+    folder = runner.publish_dir / "dl"
+    first = await asyncio.wait_for(runner.run("dl"), 60)
+    assert first.status is RunStatus.SUCCEEDED, first.to_dict()
+    at_first = await duckdb_rows(runner)
+    # items (published after daily) gains a TIME column, which Delta has no type for
+    sql = tmp_path / "gold.sql"
+    sql.write_text(sql.read_text().replace("AS run_id\nFROM range(", "AS run_id, TIME '10:00' AS at\nFROM range("))
+    await runner.replace_pipelines([load_pipeline(path)])
+    bad = await asyncio.wait_for(runner.run("dl"), 60)
+    assert bad.status is RunStatus.SUCCEEDED_WITH_WARNINGS, bad.to_dict()
+    assert bad.error is not None and bad.error.startswith("publish failed:") and "deltalake:" in bad.error, bad.error
+    assert "Time64" in bad.error and "\n" not in bad.error  # deltalake's first line, not its Rust backtrace
+    assert json.loads((folder / "_manifest.json").read_text())["run_id"] == first.run_id
+    daily = folder / "dl_gold.daily"
+    assert [c["operation"] for c in DeltaTable(daily).history()] == ["RESTORE", "WRITE", "WRITE"]
+    assert DeltaTable(daily).history(1)[0]["foss_supervisor.undo_of"] == bad.run_id
+    for table in TABLES:
+        assert rows(DeltaTable(folder / table).to_pyarrow_table()) == at_first[table], table
