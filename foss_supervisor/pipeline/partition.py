@@ -80,6 +80,12 @@ class PartitionSpec:
         """Inverse of to_json."""
         return cls(str(data["key"]), str(data["from_file"]), data.get("date_format"))
 
+    @classmethod
+    def of_access(cls, access: Any) -> PartitionSpec | None:
+        """The ``partition_key`` of a step request's ``access`` (runstate.access_payload), None when absent."""
+        raw = access.get("partition_key") if isinstance(access, Mapping) else None
+        return cls.from_json(raw) if isinstance(raw, Mapping) else None
+
 
 _CACHE: dict[str, Any] = {}
 

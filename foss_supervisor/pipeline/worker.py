@@ -81,11 +81,6 @@ def _access(message: Mapping[str, Any]) -> Access:
     )
 
 
-def _partition_key(message: Mapping[str, Any]) -> PartitionSpec | None:
-    raw = (message.get("access") or {}).get("partition_key")
-    return PartitionSpec.from_json(raw) if isinstance(raw, Mapping) else None
-
-
 class Worker:
     """Dispatches protocol requests onto cursors of one connection."""
 
@@ -338,7 +333,7 @@ class Worker:
                         patterns=tuple((message.get("access") or {}).get("patterns") or ()),
                         schemas=tuple(sorted(access.owned)),
                         partition=partition,
-                        partition_key=_partition_key(message),
+                        partition_key=PartitionSpec.of_access(message.get("access")),
                     )
                     metrics = dict(load_callable(str(step["callable"]))(ctx))
                     warnings.extend(ctx.warnings)
