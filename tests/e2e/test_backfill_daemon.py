@@ -57,6 +57,9 @@ def test_backfill_from_the_cli_reruns_only_the_failed_days(sales_daemon: DaemonH
     failed = [p["partition"] for p in listed["partitions"] if p["status"] == "failed"]
     assert failed == [_day(i) for i in BAD]
     assert {p["failed_step"] for p in listed["partitions"] if p["status"] == "failed"} == {"silver"}
+    page = get(d.port, "/pipeline-management").text
+    not_ok = page.split("data-partitions-not-ok>", 1)[1].split("</p>", 1)[0]
+    assert [day for day in (_day(i) for i in range(DAYS)) if f">{day}</a>" in not_ok] == failed
     status = d.cli("pipeline", "status")
     assert f"partitions by day: {len(BAD)} failed, {DAYS - len(BAD)} succeeded" in status.stdout
 
