@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from helpers import DaemonHandle, command, get, viewer_headers, wait_for
-from helpers.browser import Watched
+from helpers.browser import Watched, login_cookie, serious_violations
 from helpers.partitions import FIRST_DAY, day_rows, sales_yaml, write_day
 
 DAYS = 10
@@ -126,6 +126,15 @@ def test_the_backfill_form_and_the_graph_in_chromium(sales_daemon: DaemonHandle,
         assert w.errors == [], w.errors
     finally:
         w.close()
+    axe = browser.new_context(bypass_csp=True)  # for axe's injected script only
+    try:
+        axe.add_cookies([login_cookie(d)])
+        page = axe.new_page()
+        page.goto(f"http://127.0.0.1:{d.port}/pipeline-management")
+        page.locator(f'tr[data-partition="{_day(9)}"]').wait_for(timeout=10_000)
+        assert serious_violations(page) == []  # the form's fields are labelled, the list is a real table
+    finally:
+        axe.close()
     graph = get(d.port, "/api/v1/graph?pipeline=sales").json()
     [pipeline] = [n for n in graph["nodes"] if n["id"] == "pipeline:sales"]
     assert pipeline["detail"]["partitions"] == {"key": "day", "counts": {"succeeded": 2}}
