@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.base.jsonable import jsonable
+from foss_supervisor.cli.backfill import cmd_backfill, cmd_partitions, partition_summary_line
 from foss_supervisor.cli.snapshots import cmd_snapshots
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE, duration_s, say
 from foss_supervisor.control.client import ControlClient, call
@@ -46,13 +47,15 @@ def run_rows(run: dict[str, Any]) -> int | None:
 
 def runs_table(runs: list[dict[str, Any]]) -> list[str]:
     """``pipeline runs``: a header, then per run (newest first, as given) its id, pipeline, status, reason
-    (``manual``, ``schedule``, ``files_landed``, ``config_changed``, ``after``; a retry says so), start in
+    (``manual``, ``schedule``, ``files_landed``, ``config_changed``, ``after``, ``backfill`` with its
+    partition; a retry says so), start in
     local time, duration and rows (:func:`run_rows`); ``-`` where a run has none (yet)."""
     lines = [f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<24} {'REASON':<15} {'STARTED':<19} {'TOOK':>9} {'ROWS':>12}"]
     for run in runs:
         took = f"{run['duration_s']:.2f}s" if run.get("duration_s") is not None else "-"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started_at"]))
         reason = str(run.get("reason") or run.get("trigger") or "-") + (" (retry)" if run.get("retry_of") else "")
+        reason += f" {run['partition']}" if run.get("partition") else ""
         rows = run_rows(run)
         lines.append(
             f"{run['run_id']:<24} {run['pipeline']:<12} {run['status']:<24} {reason:<15} {started:<19} {took:>9} "
@@ -115,6 +118,8 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
             print(f"  landing {p['landing']}; runs {runs}")
             if p.get("schemas"):
                 print(f"  schemas {', '.join(p['schemas'])}")
+            if p.get("partitions"):
+                print(f"  {partition_summary_line(p['partitions'])} (`pipeline partitions {p['name']}`)")
             for label in ("active_run", "last_run"):
                 if p[label]:
                     _print_run(p[label])
@@ -136,6 +141,13 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
     if args.step and args.action != "retry":
         say("ERROR", "--step is for pipeline retry only")
         return EXIT_USAGE
+    if (args.start or args.only_failed or args.dry_run or args.parallel != 1) and args.action != "backfill":
+        say("ERROR", "--from, --only-failed, --dry-run and --parallel are for pipeline backfill only")
+        return EXIT_USAGE
+    if args.action == "backfill":
+        return cmd_backfill(args, config)
+    if args.action == "partitions":
+        return cmd_partitions(args, config)
     if args.action == "reset":
         return _pipeline_reset(args, config)
     if args.action == "validate":
@@ -284,13 +296,15 @@ def args_pipeline(p: argparse.ArgumentParser) -> None:
         "action",
         choices=[
             *("run", "replay", "retry", "cancel", "status", "runs", "validate", "reset", "pause", "resume"),
-            *("diff", "rollback"),
+            *("diff", "rollback", "backfill", "partitions"),
         ],
         help="what to do; validate checks a pipeline's YAML and SQL without the daemon; pause and "
         "resume its schedules (timer, cron, landing files, after); retry RUN_ID runs a failed "
         "run's failed steps (or --step and what follows it) again as a new run, reusing the "
         "steps that succeeded; only a pipeline's latest run can be retried; diff RUN_A RUN_B shows "
-        "what changed in the tables between two runs; rollback NAME --to RUN restores a run's tables",
+        "what changed in the tables between two runs; rollback NAME --to RUN restores a run's tables; "
+        "backfill NAME re-runs the partitions of a pipeline that declares partition: (--from, --to, "
+        "--only-failed, --dry-run), one at a time; partitions NAME lists them with their last runs",
     )
     p.add_argument(
         "name",
@@ -299,10 +313,26 @@ def args_pipeline(p: argparse.ArgumentParser) -> None:
         "for retry, the run id (see pipeline runs); for diff, the first run (A)",
     )
     p.add_argument("other", nargs="?", help="diff: the second run (B)")
-    p.add_argument("--to", help="rollback: the run whose tables and published set to restore")
+    p.add_argument(
+        "--to",
+        help="rollback: the run whose tables and published set to restore; backfill: the last partition "
+        "(inclusive; a date partition takes YYYY-MM-DD)",
+    )
+    p.add_argument("--from", dest="start", help="backfill: the first partition (inclusive)")
+    p.add_argument(
+        "--only-failed", action="store_true", help="backfill: only partitions whose last partition run failed"
+    )
+    p.add_argument("--dry-run", action="store_true", help="backfill: list the partitions it would run, run none")
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="backfill: partitions at once; only 1 is accepted, since the runs of one pipeline never overlap "
+        "and the DuckDB worker has one writer",
+    )
     p.add_argument("--step", help="retry: start from this step (it and every step downstream run again)")
     p.add_argument("--yes", action="store_true", help="reset: confirm without a prompt; rollback: apply it")
-    p.add_argument("--wait", action="store_true", help="follow the run step by step until it ends")
+    p.add_argument("--wait", action="store_true", help="follow the run (backfill: each partition) until it ends")
     p.add_argument("--json", action="store_true", help="print the reply as JSON")
     p.add_argument("--limit", type=int, default=20, help="how many runs to list (default 20, at most 500)")
 

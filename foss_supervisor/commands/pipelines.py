@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 __all__ = [
     "demo_data",
     "export",
+    "pipeline_backfill",
     "pipeline_cancel",
+    "pipeline_partitions",
     "pipeline_pause",
     "pipeline_replay",
     "pipeline_report",
@@ -36,6 +38,7 @@ __all__ = [
 ]
 
 SQL_LIMIT = Limit(size=1024 * 1024)  # a statement of up to a mebibyte (the control socket's line limit)
+PARTITION_LIMIT = Limit(size=64)  # a partition value (partition.MAX_VALUE)
 
 
 def _pipelines(ctx: CommandContext) -> PipelineService:
@@ -129,6 +132,46 @@ async def pipeline_cancel(ctx: CommandContext, name: str) -> dict[str, Any]:
     cancelled = await _pipelines(ctx).cancel(name)
     detail = f"the run of {name} in progress is cancelled" if cancelled else f"no run of {name} was in progress"
     return {"name": name, "cancelled": cancelled, "detail": detail}
+
+
+@command(
+    "pipeline_backfill",
+    mutating=True,
+    name=(str, ...),
+    start=(str, "", PARTITION_LIMIT),
+    end=(str, "", PARTITION_LIMIT),
+    only_failed=(bool, False),
+    dry_run=(bool, False),
+    parallel=(int, 1, Limit(1, 64)),
+    wait=(bool, False),
+)
+async def pipeline_backfill(
+    ctx: CommandContext, name: str, start: str, end: str, only_failed: bool, dry_run: bool, parallel: int, wait: bool
+) -> dict[str, Any]:
+    """Re-run the partitions of a pipeline that declares ``partition:`` whose value is in ``[start, end]``
+    (inclusive; empty is open; a date partition takes YYYY-MM-DD), each as its own run with reason
+    ``backfill``: its ingest takes that partition's landing files again, replacing its earlier rows.
+
+    ``only_failed``: just the partitions whose last partition run failed, was cancelled or abandoned.
+    ``dry_run``: list the partitions, run nothing. ``parallel``: partitions run one at a time, because the runs
+    of one pipeline never overlap and the DuckDB worker has one writer; any value but 1 is refused with that
+    reason. ``pipeline_cancel`` cancels a backfill (its current partition is recorded as cancelled).
+
+    Returns ``{"pipeline", "dry_run", "partitions": [value], "backfill": {"partitions", "done": {value:
+    status}, "current", "counts", "started_at", "finished_at"} | null}`` at once, or when done with ``wait``.
+    """
+    return await _pipelines(ctx).backfill(
+        name, start, end, only_failed=only_failed, dry_run=dry_run, parallel=parallel, wait=wait
+    )
+
+
+@command("pipeline_partitions", name=(str, ...))
+async def pipeline_partitions(ctx: CommandContext, name: str) -> dict[str, Any]:
+    """Every partition of a pipeline that declares ``partition:`` (from its landing files and its history), each
+    with its last partition run: ``{"pipeline", "key", "partitions": [{"partition", "files", "status"
+    (never_run when none), "run_id", "finished_at", "error", "failed_step", "warnings", "rows_out": {step:
+    n}}], "counts": {status: n}, "unmatched_files", "backfill": the latest backfill | null}``."""
+    return await _pipelines(ctx).partitions(name)
 
 
 @command("pipeline_runs", name=(str, ""), limit=(int, 20))

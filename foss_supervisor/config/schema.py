@@ -391,6 +391,12 @@ STEP: Section = {
     "layer": gates.choice(("bronze", "silver", "gold")),
 }
 FOLDERS: Section = {"landing": _PATH, "reference": _PATH, "warehouse": _PATH, "reports": _PATH}
+#: a pipeline's partition key: the named group ``key`` of ``from_file`` in a landing file's name
+PARTITION: Section = {
+    "key": gates.name(r"[a-z_][a-z0-9_]{0,62}", "a lower-case identifier like 'day'"),
+    "from_file": gates.regex(),
+    "date_format": gates.text(64),
+}
 #: a pipeline file; ``steps`` is a list of :data:`STEP`; ``params`` are checked by their step kind
 PIPELINE_SCHEMA: Section = {
     "name": STEP_NAME,
@@ -409,6 +415,7 @@ PIPELINE_SCHEMA: Section = {
     "publish_format": gates.choice(("parquet", "delta")),  # Parquet run folders, or Delta tables (publishdelta.py)
     "snapshot_keep": gates.count(0, 100),  # run snapshots kept for diff and rollback (snapshots.py); 0: none
     "demo_data": CALLABLE,  # its sample data generator: generate(landing, orders=, seed=, prefix=)
+    "partition": PARTITION,  # partitions taken from landing file names, for backfills (pipeline/partition.py)
 }
 
 

@@ -244,6 +244,15 @@ def _names(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
+def _partition_detail(live: Mapping[str, Any]) -> dict[str, Any]:
+    """A partitioned pipeline's ``{"partitions": {"key", "counts": {status: n}}}`` (each partition by its last
+    partition run, pipeline/backfill.py), else nothing."""
+    summary = live.get("partitions")
+    if not isinstance(summary, Mapping):
+        return {}
+    return {"partitions": {"key": summary.get("key"), "counts": dict(summary.get("counts") or {})}}
+
+
 def _add_pipeline(
     b: _Builder, config: Config, spec: PipelineSpec, scripts: Mapping[str, Any], live: Mapping[str, Any]
 ) -> None:
@@ -255,7 +264,7 @@ def _add_pipeline(
         f"pipeline:{name}",
         state=pipeline_state,
         url="/pipeline-management",
-        detail={"paused": bool(live.get("paused")), "description": spec.description},
+        detail={"paused": bool(live.get("paused")), "description": spec.description} | _partition_detail(live),
     )
     pc = config.pipelines.get(name)
     landing = os.path.normpath(str(pc.landing if pc is not None else spec.folders.landing))

@@ -81,6 +81,8 @@ def definition_digest(spec: PipelineSpec) -> str:
         # only when not the default, so the digests of pipelines declared before the key stay the same
         **({"publish_format": spec.publish_format} if spec.publish_format != "parquet" else {}),
     }
+    if spec.partition is not None:  # only when declared: the digests of other pipelines stay as they were
+        doc["partition"] = spec.partition.to_json()
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=jsonable).encode()).hexdigest()
 
 

@@ -25,7 +25,7 @@ from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 __all__ = ["RUN_REASONS", "RunHistory", "RunRecord", "StepRecord", "run_reason"]
 
 #: why a run started, as the history, the pages and ``runs --json`` say it (``reason``)
-RUN_REASONS = ("manual", "schedule", "files_landed", "config_changed", "after", "rollback")
+RUN_REASONS = ("manual", "schedule", "files_landed", "config_changed", "after", "rollback", "backfill")
 
 
 def run_reason(trigger: str) -> str:
@@ -89,6 +89,7 @@ class RunRecord:
     error: str | None = None
     note: str | None = None  # why a run was skipped
     retry_of: str | None = None  # the run this one retries (see retry.py)
+    partition: str | None = None  # the partition a backfill ran (partition.py); None: the whole pipeline
 
     @property
     def duration_s(self) -> float | None:
@@ -125,6 +126,7 @@ class RunRecord:
             error=d.get("error"),
             note=d.get("note"),
             retry_of=d.get("retry_of"),
+            partition=d.get("partition") if isinstance(d.get("partition"), str) else None,
             steps=tuple(StepRecord.from_dict(s) for s in d.get("steps", [])),
         )
 

@@ -181,66 +181,149 @@ def read_header(path: Path) -> list[str]:
 
 def ingest(ctx: StepContext) -> Mapping[str, int | float]:
     """Append every line (Parquet: every row) of every pending file of this pipeline's ledger to bronze,
-    then mark the file ingested (one transaction)."""
+    then mark the file ingested (one transaction).
+
+    A pipeline that declares ``partition:`` keeps one content per landing path of a partition: once a file's
+    lines are in, the bronze rows earlier runs took from that path are deleted and the path's older contents
+    are marked ``changed``, so a file fixed and landed again under its name replaces its rows rather than
+    adding to them. A whole run takes the newest pending content of each such path. A partition's run
+    (``ctx.partition``, a backfill: partition.py) takes that partition's paths whatever their ledger status
+    (ingested ones again); a file gone from the landing folder keeps its rows, with a warning.
+    Metrics: rows_in, rows_out (lines ingested), files; for a partitioned pipeline also rows_replaced (bronze
+    rows deleted).
+    """
     cur = ctx.cursor
     table: str = ctx.params.get("table", "bronze.orders_raw")
     columns: Sequence[str] = ctx.params["columns"]
     if not _QUALIFIED.match(table) or not all(_IDENT.match(c) for c in columns):
         raise ValueError("table and columns must be plain lower-case identifiers")
     cur.execute(bronze_ddl(table, columns))
-    pending = pending_files(cur, ctx.ledger)
     now = dt.datetime.now(dt.UTC)
-    lines_total = files_done = 0
-    for sha, path_s, fmt, reader, size, mtime_ns in pending:
-        path = Path(path_s)
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            set_file_status(cur, ctx.ledger, sha, "missing", note="file vanished before ingest")
-            ctx.warn(f"{path.name} vanished before it was ingested")
+    if ctx.partition_key is None:
+        chosen: list[tuple[tuple[Any, ...], tuple[str, ...], bool]] = [
+            (row, (), False) for row in pending_files(cur, ctx.ledger)
+        ]
+    else:
+        chosen = _partitioned_files(ctx)
+    lines_total = files_done = replaced = 0
+    for row, older, replaces in chosen:
+        n = _ingest_file(ctx, table, columns, row, now)
+        if n is None:
             continue
-        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) and scan_file(path).sha256 != sha:
-            set_file_status(cur, ctx.ledger, sha, "changed", note="content changed after discovery")
-            ctx.warn(f"{path.name} changed after discovery; its new content is picked up by the next run")
-            continue
-        header = read_header(path) if fmt == "csv" else None
-        base = cur.execute(f"SELECT coalesce(max(_row_id), 0) FROM {table}").fetchone()[0]  # noqa: S608
-        params: dict[str, Any] = {"base": base, "batch": ctx.run_id, "path": str(path), "sha": sha, "now": now}
-        if fmt == "parquet":
-            params["file"] = str(path)
-            have = {
-                r[0].lower(): r[0]
-                for r in cur.execute("DESCRIBE SELECT * FROM read_parquet($file)", {"file": str(path)}).fetchall()
-            }
-            quoted = {c: '"' + name.replace('"', '""') + '"' for c, name in have.items()}
-            fields = ", ".join(f"CAST({quoted[c]} AS VARCHAR)" if c in quoted else "NULL::VARCHAR" for c in columns)
-            sql = (
-                f"INSERT INTO {table} SELECT $base + file_row_number + 1, $batch, $path, $sha,"  # noqa: S608
-                f" file_row_number + 1, $now, NULL, NULL, {fields}"
-                " FROM read_parquet($file, file_row_number = true)"
-            )
-        elif reader == "duckdb":
-            params["file"] = str(path)
-            source = (
-                f"read_csv($file, columns = {{'line': 'VARCHAR'}}, header = false, delim = '{_LINE_DELIM}',"
-                " quote = '', escape = '', auto_detect = false, strict_mode = false) WITH ORDINALITY AS x(line, n)"
-            )
-        else:
-            with _open_raw(path) as raw:
-                text = raw.read().decode("utf-8", errors="replace")
-            lines = text.split("\n")
-            if lines and lines[-1] == "":
-                lines.pop()
-            params["lines"] = [ln.removesuffix("\r").replace("\x00", "\ufffd") or None for ln in lines]
-            source = "(SELECT * FROM unnest($lines::VARCHAR[]) WITH ORDINALITY AS x(line, n))"
-        if fmt == "csv" and not header:
-            ctx.warn(f"{path.name} has no header line")
-        if fmt != "parquet":
-            sql = build_ingest_sql(table, columns, fmt, header or [], source)
-        cur.execute(sql, params)
-        n = cur.execute(f"SELECT count(*) FROM {table} WHERE _source_sha256 = ?", [sha]).fetchone()[0]  # noqa: S608
-        set_file_status(cur, ctx.ledger, sha, "ingested", ingested_run=ctx.run_id, ingested_at=now, lines=n)
         lines_total += n
         files_done += 1
-        ctx.log(f"ingested {path.name}: {n} lines ({reader} reader)")
-    return {"rows_in": lines_total, "rows_out": lines_total, "files": files_done}
+        if replaces:
+            replaced += _replace_earlier(ctx, table, row[1], older)
+    metrics = {"rows_in": lines_total, "rows_out": lines_total, "files": files_done}
+    return metrics if ctx.partition_key is None else metrics | {"rows_replaced": replaced}
+
+
+def _partitioned_files(ctx: StepContext) -> list[tuple[tuple[Any, ...], tuple[str, ...], bool]]:
+    """What a partitioned pipeline's run ingests, by path: (the ledger row as pending_files gives it, the
+    sha256 of the path's older contents, whether it replaces the path's earlier rows). A partition's run: the
+    newest content of each of its paths. A whole run: the newest content of each partition's path when it is
+    pending, and every pending content of a path in no partition (appended, as in any pipeline)."""
+    key = ctx.partition_key
+    assert key is not None  # the caller's condition
+    rows = ctx.cursor.execute(
+        f"SELECT sha256, path, format, reader, size_bytes, mtime_ns, status FROM {ctx.ledger}.files"  # noqa: S608
+        " WHERE status IN ('pending', 'ingested') ORDER BY path, discovered_at, sha256"
+    ).fetchall()
+    by_path: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_path.setdefault(row[1], []).append(row)
+    out: list[tuple[tuple[Any, ...], tuple[str, ...], bool]] = []
+    for path, found in sorted(by_path.items()):
+        value = key.value_of(Path(path).name)
+        newest, older = found[-1][:6], tuple(r[0] for r in found[:-1])
+        if ctx.partition is not None:
+            if value == ctx.partition:
+                out.append((newest, older, True))
+        elif value is None:
+            out.extend((r[:6], (), False) for r in found if r[6] == "pending")
+        elif found[-1][6] == "pending":
+            out.append((newest, older, True))
+        else:  # its newest content is in: a pending older one is stale, never to be ingested
+            for r in found[:-1]:
+                if r[6] == "pending":
+                    set_file_status(ctx.cursor, ctx.ledger, r[0], "changed", note="a newer content was ingested")
+    if ctx.partition is not None:
+        ctx.log(f"partition {ctx.partition}: {len(out)} files")
+    return out
+
+
+def _replace_earlier(ctx: StepContext, table: str, path: str, older: Sequence[str]) -> int:
+    """Delete the rows earlier runs took from ``path`` (this run's stay) and mark its ``older`` contents
+    ``changed``; returns how many rows were deleted."""
+    cur = ctx.cursor
+    where = f"FROM {table} WHERE _source_file = $path AND _batch_id <> $batch"
+    params = {"path": path, "batch": ctx.run_id}
+    gone: int = cur.execute(f"SELECT count(*) {where}", params).fetchone()[0]
+    cur.execute(f"DELETE {where}", params)
+    for sha in older:
+        note = f"replaced by a newer content of the file in run {ctx.run_id}"
+        set_file_status(cur, ctx.ledger, sha, "changed", note=note)
+    return gone
+
+
+def _ingest_file(
+    ctx: StepContext, table: str, columns: Sequence[str], row: tuple[Any, ...], now: dt.datetime
+) -> int | None:
+    """Ingest one ledger file (a pending_files row) into ``table`` and mark it ingested; its line count, or
+    None when it vanished or changed since discovery (marked so, with a warning)."""
+    cur = ctx.cursor
+    sha, path_s, fmt, reader, size, mtime_ns = row
+    path = Path(path_s)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        set_file_status(cur, ctx.ledger, sha, "missing", note="file vanished before ingest")
+        kept = "; its earlier rows are kept" if ctx.partition_key is not None else ""
+        ctx.warn(f"{path.name} vanished before it was ingested{kept}")
+        return None
+    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) and scan_file(path).sha256 != sha:
+        set_file_status(cur, ctx.ledger, sha, "changed", note="content changed after discovery")
+        ctx.warn(f"{path.name} changed after discovery; its new content is picked up by the next run")
+        return None
+    header = read_header(path) if fmt == "csv" else None
+    base = cur.execute(f"SELECT coalesce(max(_row_id), 0) FROM {table}").fetchone()[0]  # noqa: S608
+    params: dict[str, Any] = {"base": base, "batch": ctx.run_id, "path": str(path), "sha": sha, "now": now}
+    if fmt == "parquet":
+        params["file"] = str(path)
+        have = {
+            r[0].lower(): r[0]
+            for r in cur.execute("DESCRIBE SELECT * FROM read_parquet($file)", {"file": str(path)}).fetchall()
+        }
+        quoted = {c: '"' + name.replace('"', '""') + '"' for c, name in have.items()}
+        fields = ", ".join(f"CAST({quoted[c]} AS VARCHAR)" if c in quoted else "NULL::VARCHAR" for c in columns)
+        sql = (
+            f"INSERT INTO {table} SELECT $base + file_row_number + 1, $batch, $path, $sha,"  # noqa: S608
+            f" file_row_number + 1, $now, NULL, NULL, {fields}"
+            " FROM read_parquet($file, file_row_number = true)"
+        )
+    elif reader == "duckdb":
+        params["file"] = str(path)
+        source = (
+            f"read_csv($file, columns = {{'line': 'VARCHAR'}}, header = false, delim = '{_LINE_DELIM}',"
+            " quote = '', escape = '', auto_detect = false, strict_mode = false) WITH ORDINALITY AS x(line, n)"
+        )
+    else:
+        with _open_raw(path) as raw:
+            text = raw.read().decode("utf-8", errors="replace")
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        params["lines"] = [ln.removesuffix("\r").replace("\x00", "\ufffd") or None for ln in lines]
+        source = "(SELECT * FROM unnest($lines::VARCHAR[]) WITH ORDINALITY AS x(line, n))"
+    if fmt == "csv" and not header:
+        ctx.warn(f"{path.name} has no header line")
+    if fmt != "parquet":
+        sql = build_ingest_sql(table, columns, fmt, header or [], source)
+    cur.execute(sql, params)
+    n = cur.execute(
+        f"SELECT count(*) FROM {table} WHERE _source_sha256 = ? AND _batch_id = ?",  # noqa: S608
+        [sha, ctx.run_id],
+    ).fetchone()[0]
+    set_file_status(cur, ctx.ledger, sha, "ingested", ingested_run=ctx.run_id, ingested_at=now, lines=n)
+    ctx.log(f"ingested {path.name}: {n} lines ({reader} reader)")
+    return int(n)

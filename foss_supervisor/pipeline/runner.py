@@ -27,6 +27,7 @@ from foss_supervisor.core.events import EventBus
 from foss_supervisor.pipeline.errors import (
     PipelineBusyError,
     PipelineConfigError,
+    PipelineError,
 )
 from foss_supervisor.pipeline.events import (
     EventCallback,
@@ -182,13 +183,21 @@ class PipelineRunner(RunExecution):
                 return run.snapshot()
         return self.history.get(run_id)
 
-    async def run(self, pipeline: str, *, mode: RunMode = RunMode.RUN, trigger: str = "manual") -> RunRecord:
+    async def run(
+        self, pipeline: str, *, mode: RunMode = RunMode.RUN, trigger: str = "manual", partition: str | None = None
+    ) -> RunRecord:
         """Run ``pipeline`` to completion in the caller's task and return its record.
 
-        Raises PipelineBusyError if a run of it is in progress. Cancelling the caller cancels the run: the
-        current step is interrupted (rolled back) and the run is recorded as cancelled.
+        With ``partition`` (a value of the pipeline's ``partition:`` key, partition.py) the run is that
+        partition's: ingest takes only its landing files, again, replacing its earlier rows, and SQL steps read
+        the value as ``getvariable('partition')``. Raises PipelineBusyError if a run of it is in progress,
+        PipelineError for a partition of a pipeline that declares none. Cancelling the caller cancels the run:
+        the current step is interrupted (rolled back) and the run is recorded as cancelled.
         """
-        return await self._run(self._spec(pipeline), mode, trigger, None)
+        spec = self._spec(pipeline)
+        if partition is not None and spec.partition is None:
+            raise PipelineError(f"pipeline {pipeline!r} declares no partition: key, so it has no partitions")
+        return await self._run(spec, mode, trigger, None, partition)
 
     def plan_retry(self, run_id: str, *, step: str | None = None) -> RetryPlan:
         """What ``retry(run_id, step=step)`` would run (see retry.plan_retry), or why it is refused:
@@ -212,15 +221,18 @@ class PipelineRunner(RunExecution):
         Raises PipelineBusyError or RetryRefusedError (see retry.plan_retry for each reason).
         """
         plan = self.plan_retry(run_id, step=step)
-        return await self._run(self._spec(plan.source.pipeline), plan.source.mode, trigger, plan)
+        spec = self._spec(plan.source.pipeline)  # a partition's run is retried as that partition's
+        return await self._run(spec, plan.source.mode, trigger, plan, plan.source.partition)
 
-    async def _run(self, spec: PipelineSpec, mode: RunMode, trigger: str, retry: RetryPlan | None) -> RunRecord:
+    async def _run(
+        self, spec: PipelineSpec, mode: RunMode, trigger: str, retry: RetryPlan | None, partition: str | None = None
+    ) -> RunRecord:
         pipeline = spec.name
         lock = self._run_locks[pipeline]
         if lock.locked() or self._closed:
             raise PipelineBusyError(f"pipeline {pipeline!r} is already running" if not self._closed else "closed")
         async with lock:
-            run = ActiveRun(self._new_run_id(), spec, mode, trigger, self._clock(), retry)
+            run = ActiveRun(self._new_run_id(), spec, mode, trigger, self._clock(), retry, partition)
             run.task = asyncio.current_task()
             self._active[pipeline] = run
             try:

@@ -39,7 +39,9 @@ class ActiveRun:
         trigger: str,
         started_at: float,
         retry: RetryPlan | None = None,
+        partition: str | None = None,
     ) -> None:
+        self.partition = partition
         self.run_id = run_id
         self.retry = retry
         self.spec = spec
@@ -63,17 +65,19 @@ class ActiveRun:
             finished_at=self.finished_at,
             error=self.error,
             retry_of=self.retry.source.run_id if self.retry else None,
+            partition=self.partition,
             steps=tuple(self.steps[s.name] for s in self.spec.steps),
         )
 
 
 def access_payload(spec: PipelineSpec) -> dict[str, Any]:
-    """Which schemas the step may write and read, its ledger and landing patterns."""
+    """Which schemas the step may write and read, its ledger, landing patterns and partition key."""
     return {
         "owned": sorted(spec.schemas),
         "inputs": sorted(spec.inputs),
         "ledger": spec.ledger,
         "patterns": list(spec.patterns),
+        "partition_key": spec.partition.to_json() if spec.partition is not None else None,
     }
 
 
@@ -96,6 +100,7 @@ def step_payload(run: ActiveRun, step: StepSpec) -> dict[str, Any]:
         "pipeline": run.spec.name,
         "run_id": run.run_id,
         "mode": run.mode.value,
+        "partition": run.partition,
         "folders": folders_payload(run.spec),
         "access": access_payload(run.spec),
         "checks": [c.text for c in run.spec.checks],

@@ -44,13 +44,18 @@ class RunScheduling:
     _fingerprints: FingerprintStore
     _paused: set[str]
     _skips: dict[str, dict[str, Any]]  # pipeline -> {"count", "last_at", "last_trigger"} since the daemon started
+    _backfilling: set[str]  # pipelines with a backfill in progress (backfill.py)
+
+    def _busy(self, name: str) -> bool:
+        """A run of ``name`` is in progress, or a backfill of it (between two partition runs too)."""
+        return self.runner.is_running(name) or name in self._backfilling
 
     def _try_start(self, name: str, trigger: str, *, skip_unchanged: bool = True) -> bool:
         """Start a scheduled run unless one is in progress or the schedules are paused; True when it started."""
         if name in self._paused:
             log.info("pipeline_trigger_paused", pipeline=name, trigger=trigger)
             return False  # a landing folder's files stay unseen, so resuming runs them
-        if self.runner.is_running(name) or self._group is None:
+        if self._busy(name) or self._group is None:
             return False
         self.start(name, RunMode.RUN, trigger, skip_unchanged=skip_unchanged)
         return True
@@ -71,8 +76,8 @@ class RunScheduling:
         self._spec(name)
         if self._group is None:
             raise CommandError("pipelines are not running (the daemon is starting or stopping)")
-        if self.runner.is_running(name):
-            raise CommandError(f"pipeline {name!r} is already running")
+        if self._busy(name):
+            raise CommandError(f"pipeline {name!r} is already running (a run or a backfill)")
         return self._group.create_task(self._guarded(name, mode, trigger, skip_unchanged), name=f"pipeline-run:{name}")
 
     def start_retry(self, run_id: str, step: str | None) -> tuple[str, asyncio.Task[RunRecord | None]]:
@@ -85,6 +90,8 @@ class RunScheduling:
         except PipelineError as exc:
             raise CommandError(str(exc)) from None
         name = plan.source.pipeline
+        if self._busy(name):  # a backfill between two partition runs: the runner's lock is free, the pipeline is not
+            raise CommandError(f"pipeline {name!r} is running a backfill; cancel it or wait for it to end")
         task = self._group.create_task(
             self._guarded(name, plan.source.mode, "manual", False, retry=(run_id, step)), name=f"pipeline-retry:{name}"
         )

@@ -26,6 +26,7 @@ from foss_supervisor.config import Config
 from foss_supervisor.core.events import EventBus
 from foss_supervisor.core.statestore import read_json
 from foss_supervisor.errors import CommandError, ConfigError
+from foss_supervisor.pipeline.backfill import Backfills
 from foss_supervisor.pipeline.callables import load_callable
 from foss_supervisor.pipeline.configcheck import check_pipeline_files
 from foss_supervisor.pipeline.errors import PipelineError
@@ -40,7 +41,6 @@ from foss_supervisor.pipeline.regression import TREND_RUNS, StepRegressionWatch,
 from foss_supervisor.pipeline.retry import latest_run, retry_options
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.schedule import overdue_reason
-from foss_supervisor.pipeline.scheduling import RunScheduling
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
 from foss_supervisor.pipeline.states import RunStatus
 from foss_supervisor.pipeline.triggers import Triggers
@@ -73,7 +73,7 @@ def worker_limits(config: Config) -> WorkerLimits:
     )
 
 
-class PipelineService(RunScheduling):
+class PipelineService(Backfills):
     """The pipelines' façade: the commands see this and nothing else of the package (a test checks it).
 
     Owns the PipelineRunner (runs), its worker (``runner.worker``, supervised as ``@pipeline-worker``) and
@@ -103,6 +103,8 @@ class PipelineService(RunScheduling):
         self.started_at = time.time()  # a schedule is not overdue for the time the daemon was down
         self._finished: dict[str, dict[str, int]] = {}  # pipeline -> status -> runs finished since start
         self._skips = {}
+        self._backfills = {}
+        self._backfilling = set()
         self._lineage: tuple[dict[str, str], dict[str, Any]] | None = None  # (the SQL read, what it touches)
         bus.on(self._count_finished)
         bus.on(StepRegressionWatch(lambda name, limit: self.runner.runs(name, limit), bus.publish))
@@ -141,8 +143,10 @@ class PipelineService(RunScheduling):
                 log.info("demo_data_written", pipeline=pc.name, landing=str(pc.landing), summary=str(summary))
 
     async def cancel(self, name: str) -> bool:
+        """Cancel ``name``'s backfill and run in progress; whether there was either."""
         self._spec(name)
-        return await self.runner.cancel(name)
+        backfill = await self.cancel_backfill(name)
+        return await self.runner.cancel(name) or backfill
 
     async def reload(self, new: Config, dry_run: bool) -> dict[str, list[str]]:
         """Apply a new config's pipelines: added, removed and changed ones (YAML, SQL, folders, triggers).
@@ -180,7 +184,7 @@ class PipelineService(RunScheduling):
         if new.data_path != self.config.data_path:  # another warehouse file: the daemon reports a restart
             log.warning("pipelines_reload_deferred", reason="data_dir changed: takes effect on restart")
             return plan
-        busy = [n for n in (*plan["removed"], *plan["changed"]) if self.runner.is_running(n)]
+        busy = [n for n in (*plan["removed"], *plan["changed"]) if self._busy(n)]
         if busy:
             raise CommandError(f"pipeline(s) {', '.join(busy)} running: reload again once they end, or cancel them")
         try:
@@ -209,6 +213,7 @@ class PipelineService(RunScheduling):
         spec = self._spec(name)
         if confirm != name:
             raise CommandError(f"resetting drops every table of pipeline {name!r}: confirm with its name")
+        self._refuse_while_backfilling(name, "reset")
         try:
             result = await self.runner.reset(name)
         except PipelineError as exc:
@@ -243,7 +248,8 @@ class PipelineService(RunScheduling):
         ``skips``: ``{"count", "last_at", "last_trigger"}`` of the triggers that found nothing new since then (no
         run is recorded for them). ``last_run`` is the last finished run that did work; ``active_run`` carries
         ``elapsed_s``; ``step_trends``: each step's latest successful run against the median of the ten
-        before it (:func:`~foss_supervisor.pipeline.regression.step_trends`)."""
+        before it (:func:`~foss_supervisor.pipeline.regression.step_trends`); ``partitions``: the per-partition
+        summary of a pipeline that declares ``partition:`` (backfill.Backfills.partition_summary), else null."""
         now = time.time()
         out = []
         for name, spec in self.specs.items():
@@ -279,6 +285,7 @@ class PipelineService(RunScheduling):
                     "report": read_json(report),
                     "report_html": f"/reports/{name}/latest.html" if report.with_suffix(".html").exists() else None,
                     "report_url": f"{self.config.dashboard_url}reports/{name}/latest.html",
+                    "partitions": self.partition_summary(name),
                 }
             )
         return out
@@ -349,6 +356,8 @@ class PipelineService(RunScheduling):
 
     async def rollback(self, name: str, to: str, apply: bool) -> dict[str, Any]:
         """``pipeline_rollback`` (runsnapshots.RunSnapshots.rollback); a refusal as CommandError."""
+        if apply:
+            self._refuse_while_backfilling(name, "rollback")
         try:
             return await self.runner.rollback(name, to, apply=apply)
         except PipelineError as exc:

@@ -31,6 +31,7 @@ from foss_supervisor.pipeline.checks import Check, evaluate_check, parse_check
 from foss_supervisor.pipeline.dedupe import compile_deduplicate
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.origins import located, place
+from foss_supervisor.pipeline.partition import PartitionSpec, load_partition
 from foss_supervisor.pipeline.quality import compile_quality
 from foss_supervisor.pipeline.rules import (
     DEFAULT_PATTERNS,
@@ -136,6 +137,8 @@ class PipelineSpec:
     publish_format: str = "parquet"  # "parquet": a folder per run (publish.py); "delta": Delta tables (publishdelta.py)
     snapshot_keep: int = 5  # snapshots of successful runs kept for diff and rollback; 0: none (snapshots.py)
     demo_data: str | None = None  # its sample data generator, ``generate(landing, orders=, seed=, prefix=)``
+    #: its partition key from landing file names, for backfills (partition.py); None: not partitioned
+    partition: PartitionSpec | None = None
 
     def step(self, name: str) -> StepSpec:
         """The step called ``name``; KeyError if there is none."""
@@ -272,6 +275,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         **published,
         snapshot_keep=gated(raw, "snapshot_keep", _gate(PIPELINE_SCHEMA, "snapshot_keep"), 5, file),
         demo_data=resolve_callable(demo, base, file, "demo_data") if demo else None,
+        partition=load_partition(raw.get("partition"), file),
     )
 
 

@@ -46,6 +46,7 @@ from foss_supervisor.pipeline.errors import (  # noqa: E402
 from foss_supervisor.pipeline.ledger import ledger_ddl, record_commit  # noqa: E402
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, apply_os_memory_limit, memory_limit_message  # noqa: E402
 from foss_supervisor.pipeline.lineage import scan_scripts  # noqa: E402
+from foss_supervisor.pipeline.partition import PartitionSpec  # noqa: E402
 from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
@@ -290,6 +291,8 @@ class Worker:
             "landing_dir": str(folders.landing),
             "reference_dir": str(folders.reference),
         }
+        partition = message.get("partition")
+        partition = str(partition) if partition is not None else None
         access = _access(message)
         ledger = str((message.get("access") or {}).get("ledger") or "meta")
         cursor = self.con.cursor()
@@ -298,7 +301,7 @@ class Worker:
         self._register(rid, cursor)
         warnings: list[str] = []
         try:
-            for name, value in variables.items():
+            for name, value in {**variables, "partition": partition}.items():  # partition: NULL for a whole run
                 cursor.execute(f"SET VARIABLE {name} = ?", [value])
             cursor.execute("BEGIN TRANSACTION")
             try:
@@ -329,6 +332,8 @@ class Worker:
                         ledger=ledger,
                         patterns=tuple((message.get("access") or {}).get("patterns") or ()),
                         schemas=tuple(sorted(access.owned)),
+                        partition=partition,
+                        partition_key=PartitionSpec.of_access(message.get("access")),
                     )
                     metrics = dict(load_callable(str(step["callable"]))(ctx))
                     warnings.extend(ctx.warnings)

@@ -105,6 +105,33 @@ document.addEventListener("click", async (ev) => {
   foss.soon(0);
 });
 
+// command forms: <form data-command="pipeline_backfill" data-args='{"name": "sales"}'> sends data-args plus
+// each named field (a checkbox as true/false, a number input as a number, other inputs as text)
+document.addEventListener("submit", async (ev) => {
+  const form = ev.target.closest("form[data-command]");
+  if (!form) return;
+  ev.preventDefault();
+  const args = form.dataset.args ? JSON.parse(form.dataset.args) : {};
+  for (const el of form.querySelectorAll("input[name]")) {
+    args[el.name] = el.type === "checkbox" ? el.checked : el.type === "number" ? Number(el.value) : el.value;
+  }
+  const label = form.getAttribute("aria-label") || form.dataset.command;
+  const button = form.querySelector("button[type=submit]");
+  if (button) button.disabled = true;
+  foss.say(`${label}…`);
+  const reply = await foss.command(form.dataset.command, args);
+  if (button) button.disabled = false;
+  if (reply.ok) {
+    const chosen = reply.result?.partitions;
+    const what = Array.isArray(chosen) ? `${chosen.length} partition(s)${chosen.length ? ": " + chosen.join(", ") : ""}` : "done";
+    foss.say(`${label}: ${reply.result?.dry_run ? "would run " : "started, "}${what}`);
+  } else {
+    const login = reply.error.message.includes("token") ? " Log in first (top right)." : "";
+    foss.say(`${label}: ${reply.error.message}.${login}`, true);
+  }
+  foss.soon(0);
+});
+
 (function liveUpdates() {
   const live = document.getElementById("live");
   const setLive = (text, ok) => {

@@ -26,6 +26,14 @@
     return n.name;
   }
 
+  // a partitioned pipeline's partitions by their last run, e.g. "partitions 27 succeeded, 3 failed"
+  function partitionCounts(n) {
+    const p = n.detail && n.detail.partitions;
+    if (!p || !p.counts) return "";
+    const parts = Object.keys(p.counts).sort().map(function (s) { return p.counts[s] + " " + s.replaceAll("_", " "); });
+    return parts.length ? "partitions " + parts.join(", ") : "";
+  }
+
   let zoom = "auto";  // "auto", "fit" or "1"
   let first = true;  // the first drawing chooses where the frame starts
   let layout = null;  // the last drawing's dagre graph, for find and zoom
@@ -85,7 +93,7 @@
     g.setDefaultEdgeLabel(function () { return {}; });
     for (const n of data.nodes) {
       const title = n.kind + " " + shortName(n);
-      const sub = n.state || n.layer || "";
+      const sub = [n.state || n.layer || "", partitionCounts(n)].filter(Boolean).join(" · ");
       const width = Math.ceil(Math.max(measure(title, ruler), sub ? measure(sub, rulerSub) : 0)) + 2 * PAD;
       g.setNode(n.id, { width: width, height: sub ? 42 : 28, node: n, title: title, sub: sub });
       const owner = n.kind === "step" ? n.pipeline : n.kind === "pipeline" ? n.name : null;

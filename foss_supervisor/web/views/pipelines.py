@@ -55,6 +55,11 @@ async def pipeline_management(request: web.Request) -> web.StreamResponse:
             p["last_diff"] = await request.app[CORE].call("pipeline_diff", {"name": p["name"], "timeout_s": 10.0})
         except SupervisorError as exc:
             p["last_diff"] = {"error": str(exc), "tables": []}
+        if p.get("partitions"):  # each partition with its last partition run (commands/pipelines.py)
+            try:
+                p["partition_list"] = await request.app[CORE].call("pipeline_partitions", {"name": p["name"]})
+            except SupervisorError as exc:
+                p["partition_list"] = {"error": str(exc), "partitions": []}
     return await respond(request, "pipelines.html", {"pipelines": pipelines})
 
 
