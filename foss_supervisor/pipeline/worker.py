@@ -16,7 +16,6 @@ Run: ``python -m foss_supervisor.pipeline.worker --db PATH [--allow-dir DIR ...]
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import contextlib
 import os
@@ -54,6 +53,7 @@ from foss_supervisor.pipeline.snapshots import snapshot_root  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders  # noqa: E402
 from foss_supervisor.pipeline.supervision import SupervisionTables, ingest_dir_for, open_supervision  # noqa: E402
 from foss_supervisor.pipeline.warehouse import open_database  # noqa: E402
+from foss_supervisor.pipeline.workerargs import worker_arguments  # noqa: E402
 from foss_supervisor.pipeline.workerdelta import DELTA_TASKS, StopFlag, delta_task  # noqa: E402
 from foss_supervisor.pipeline.workerdiff import snapshot_task  # noqa: E402
 from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402
@@ -371,19 +371,7 @@ class Worker:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: open the database, announce readiness, then serve until EOF or shutdown."""
-    parser = argparse.ArgumentParser(prog="python -m foss_supervisor.pipeline.worker")
-    parser.add_argument("--db", required=True, type=Path)
-    parser.add_argument("--allow-dir", action="append", default=[], type=Path)
-    parser.add_argument("--memory-limit", type=int, help="DuckDB's memory_limit (bytes)")
-    parser.add_argument("--os-memory-limit", type=int, help="RLIMIT_DATA the worker sets on itself (bytes)")
-    parser.add_argument("--temp-dir", type=Path, help="where DuckDB spills (emptied at start)")
-    parser.add_argument("--max-temp-size", type=int, help="DuckDB's max_temp_directory_size (bytes)")
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--export-dir", type=Path, help="where exports are written (also an allowed directory)")
-    parser.add_argument("--publish-dir", type=Path, help="where published tables are written (also allowed)")
-    parser.add_argument("--history-dir", type=Path, help="the daemon's event journal: the supervision schema")
-    parser.add_argument("--history-days", type=int, default=30, help="days of it the supervision schema keeps")
-    args = parser.parse_args(argv)
+    args = worker_arguments(argv)
     make_private()  # the warehouse, exports and spill files: 0600, directories 0700
     if args.os_memory_limit:  # before the database is opened: everything the worker maps counts
         apply_os_memory_limit(args.os_memory_limit)

@@ -1,0 +1,26 @@
+"""The DuckDB worker's command line (``python -m foss_supervisor.pipeline.worker ...``), as the daemon's
+worker host writes it (workerservice.py): the warehouse file, the folders it may read and write, its bounds."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["worker_arguments"]
+
+
+def worker_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed arguments (``argv``: None reads ``sys.argv``); exits with a usage error for bad ones."""
+    parser = argparse.ArgumentParser(prog="python -m foss_supervisor.pipeline.worker")
+    parser.add_argument("--db", required=True, type=Path)
+    parser.add_argument("--allow-dir", action="append", default=[], type=Path)
+    parser.add_argument("--memory-limit", type=int, help="DuckDB's memory_limit (bytes)")
+    parser.add_argument("--os-memory-limit", type=int, help="RLIMIT_DATA the worker sets on itself (bytes)")
+    parser.add_argument("--temp-dir", type=Path, help="where DuckDB spills (emptied at start)")
+    parser.add_argument("--max-temp-size", type=int, help="DuckDB's max_temp_directory_size (bytes)")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--export-dir", type=Path, help="where exports are written (also an allowed directory)")
+    parser.add_argument("--publish-dir", type=Path, help="where published tables are written (also allowed)")
+    parser.add_argument("--history-dir", type=Path, help="the daemon's event journal: the supervision schema")
+    parser.add_argument("--history-days", type=int, default=30, help="days of it the supervision schema keeps")
+    return parser.parse_args(argv)
