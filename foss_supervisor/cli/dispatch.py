@@ -214,12 +214,22 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that ``--opt=--`` is a usage error: argparse drops the ``--`` and hands an option that
+    takes one value an empty list (``--wait=--`` became ``wait=[]``, and a crash later)."""
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        if action.option_strings and action.nargs in (None, "?") and arg_strings == ["--"]:
+            raise argparse.ArgumentError(action, "'--' is not a value: write the value itself")
+        return super()._get_values(action, arg_strings)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, just that subcommand (argparse's set-up is a visible share of a CLI call)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--config", type=Path, help="config file (default: $FOSS_SUPERVISOR_CONFIG or embedded)")
     common.add_argument("--debug", action="store_true", help="verbose logs")
-    parser = argparse.ArgumentParser(prog="foss-supervisor", description=DESCRIPTION)
+    parser = _Parser(prog="foss-supervisor", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"foss-supervisor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (text, func, add_arguments) in SUBCOMMANDS.items():

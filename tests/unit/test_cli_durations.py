@@ -5,6 +5,7 @@ tests/process/test_cli_usage.py)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import math
@@ -35,7 +36,9 @@ def test_every_duration_is_in_range_or_a_usage_error(text: str, option: list[str
     except SystemExit as exc:
         assert exc.code == 2
         err = stderr.getvalue()
-        assert f"0 to {MAX_DURATION_S:g} seconds" in err or "is not a number of seconds" in err
+        assert any(
+            said in err for said in (f"0 to {MAX_DURATION_S:g} seconds", "is not a number of seconds", "is not a value")
+        )
         return
     value = args.wait if hasattr(args, "wait") else args.timeout
     assert math.isfinite(value) and 0 <= value <= MAX_DURATION_S
@@ -49,3 +52,30 @@ def test_bytes_to_a_closed_pipe_are_dropped_quietly() -> None:
     stream.buffer.flush()
     assert stream.closed_pipe and stream.buffer.closed_pipe
     stream.buffer.write(b"more")  # and stays quiet
+
+
+def _single_valued_options() -> list[tuple[str, str, str]]:
+    """(subcommand, option, dest) for every option of every subcommand that takes one typed value."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [
+        (name, action.option_strings[-1], action.dest)
+        for name, p in sub.choices.items()
+        for action in p._actions
+        if action.option_strings and action.nargs in (None, "?") and action.type is not None
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(option=st.sampled_from(_single_valued_options()), text=st.sampled_from(["--", "-", "", " ", "--x", "nan"]))
+def test_an_option_of_one_value_is_that_value_or_a_usage_error(option: tuple[str, str, str], text: str) -> None:
+    """``--opt=--`` (argparse drops the ``--``) and other odd values, at every typed option of every subcommand:
+    a usage error (exit 2), or a value that is not a list."""
+    command, flag, dest = option
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            args = build_parser(command).parse_args([command, f"{flag}={text}"])
+    except SystemExit as exc:
+        assert exc.code == 2
+        return
+    assert not isinstance(getattr(args, dest), list)
