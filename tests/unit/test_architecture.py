@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,3 +176,10 @@ def test_each_package_says_what_lives_there_and_what_it_may_import() -> None:
         if init.parent.name in ("views", "gates"):
             continue  # a room's inner folders: the room's docstring covers them
         assert "May import" in doc or init.parent == PACKAGE, f"{init.relative_to(PACKAGE)} says nothing of its imports"
+
+
+def test_test_modules_have_unique_names_across_tiers() -> None:
+    """pytest imports test modules by basename (no packages): two tiers with one name break the full run's
+    collection, which the unit tier alone would never see."""
+    names = Counter(p.name for p in (REPO / "tests").rglob("test_*.py"))
+    assert [n for n, count in names.items() if count > 1] == []

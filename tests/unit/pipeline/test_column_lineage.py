@@ -2,7 +2,7 @@
 configs/pipelines/, are what the worker's reader derives; what it cannot derive it says, never guesses.
 
 The SQL is read as the worker reads it (``scan_scripts``: DuckDB's splitter, sqlglot, no database), in this
-process; through a real worker it is tests/e2e/test_impact.py.
+process; through a real worker it is tests/e2e/test_impact_daemon.py.
 """
 
 from __future__ import annotations
