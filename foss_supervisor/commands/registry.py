@@ -100,12 +100,29 @@ class Limit:
                 return f"a number from {self.low:g} to {self.high:g}"
         if isinstance(value, str) and self.size is not None and len(value) > self.size:
             return f"a string of at most {self.size:,} characters"
+        if isinstance(value, str) and not _is_text(value):
+            return _NOT_TEXT
         if isinstance(value, list):
             if self.size is not None and len(value) > self.size:
                 return f"a list of at most {self.size:,} items"
             if any(len(v) > self.item_size for v in value):
                 return f"a list of strings of at most {self.item_size:,} characters"
+            if not all(_is_text(v) for v in value):
+                return f"a list of strings, each {_NOT_TEXT}"
         return ""
+
+
+_NOT_TEXT = "text that UTF-8 can hold (no lone surrogate, no undecodable byte)"
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` encodes as UTF-8: a lone surrogate (a JSON ``\\udc80``, a byte of argv that did not
+    decode) does not, and would fail every writer and page it reached."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 #: the bounds of a parameter that declares none, by its type

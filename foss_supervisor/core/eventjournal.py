@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import queue
 import re
@@ -38,6 +39,8 @@ from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.base.writefailures import WriteFailures
 
 __all__ = ["DAY_FILE", "EventJournal", "day_files", "read_journal"]
+
+log = logging.getLogger("foss_supervisor.core.eventjournal")  # stdlib: the writer is a thread
 
 #: a journal file's name: its UTC day
 DAY_FILE = re.compile(r"^events-(\d{4}-\d{2}-\d{2})\.jsonl$")
@@ -156,12 +159,18 @@ class EventJournal:
                 except queue.Empty:
                     item = None
             if batch or self._unwritten:  # what a failed write kept is tried again each interval
-                self._write(batch)
+                try:
+                    self._write(batch)
+                except Exception:  # a bug in one batch must not end the thread that writes every later one
+                    self.dropped += len(batch)
+                    log.exception("journal_write_crashed", extra={"lines": len(batch)})
         self._close_file()
 
     def _write(self, lines: list[str]) -> None:
         lines = self._unwritten + lines
-        data = ("\n".join(lines) + "\n").encode()
+        # text no UTF-8 can hold (a lone surrogate from a client's JSON or an undecodable argv byte) is
+        # written as "?": the line is kept, and a reader of the journal never meets invalid UTF-8
+        data = ("\n".join(lines) + "\n").encode("utf-8", "replace")
         day = dt.datetime.fromtimestamp(self._clock(), dt.UTC).date()
         path = self.directory / f"events-{day.isoformat()}.jsonl"
         try:

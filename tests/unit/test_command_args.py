@@ -27,6 +27,8 @@ SCALARS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=50),
     st.text(max_size=1, min_size=1).map(lambda c: c * 5000),  # over a default string's limit
+    # a lone surrogate: JSON's "\udc80", or a byte of argv that did not decode (hypothesis's text never has one)
+    st.tuples(st.text(max_size=8), st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)).map("".join),
 )
 JSON = st.recursive(
     SCALARS,

@@ -191,3 +191,26 @@ def test_reading_one_daemon_runs_events_from_the_journal(tmp_path: Path) -> None
     assert [e["seq"] for e in read_journal(tmp_path, NOON, boot="aa")] == [2, 3]
     assert [e["seq"] for e in read_journal(tmp_path, boot="bb")] == [1]
     assert list(read_journal(tmp_path / "missing")) == []
+
+
+_ANY_TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=()), max_size=12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(texts=st.lists(_ANY_TEXT, min_size=1, max_size=5))
+def test_any_text_an_event_holds_is_written_and_the_writer_goes_on(texts: list[str], tmp_path_factory: Any) -> None:
+    """Lone surrogates included (a client's JSON "\\udc80", an argv byte that did not decode): each event is
+    one line of valid UTF-8 JSON, the writer thread lives on, and a later event is written too."""
+    folder = tmp_path_factory.mktemp("j") / "history"
+    clock = Clock(NOON)
+    journal = EventJournal(folder, clock=clock)
+    journal.start()
+    for text in texts:
+        journal.append({"type": "AuditRecord", "args": {text: text}})
+    journal.append({"type": "StateChanged", "seq": 1})
+    journal.close()
+    [(_, path)] = day_files(folder)
+    # strict UTF-8, lines split at \n only (U+2028 and kin are text inside a JSON string, as JSON lines readers take it)
+    lines = [json.loads(line) for line in path.read_bytes().decode("utf-8").split("\n") if line]
+    assert len(lines) == len(texts) + 1 and lines[-1] == {"type": "StateChanged", "seq": 1}
+    assert journal.written == len(texts) + 1 and journal.dropped == 0
