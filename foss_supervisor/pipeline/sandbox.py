@@ -56,7 +56,11 @@ _NAME_AFTER = {
     "SEQUENCE",
     "TRUNCATE",
     "COPY",
+    *("PIVOT", "UNPIVOT", "PIVOT_WIDER", "PIVOT_LONGER", "SUMMARIZE", "DESCRIBE", "SHOW"),  # read the name after
 }
+#: keywords after which a name is read, whatever statement they are in (a CREATE ... AS PIVOT x reads x)
+_READ_AFTER = frozenset({"FROM", "JOIN", "USING", "PIVOT", "UNPIVOT", "PIVOT_WIDER", "PIVOT_LONGER", "SUMMARIZE"})
+_READ_AFTER |= {"DESCRIBE", "SHOW"}
 #: keywords that end a FROM list at their depth
 _FROM_END = {
     "WHERE",
@@ -206,7 +210,7 @@ def scan_statement(sql: str) -> StatementRefs:
                 word in ("INTO", "UPDATE", "TRUNCATE")
                 or (word == "FROM" and prev == "DELETE")
                 or (word == "TABLE" and prev == "TRUNCATE")
-                or (lead in ("CREATE", "DROP", "ALTER") and not writes and word not in ("FROM", "JOIN", "USING"))
+                or (lead in ("CREATE", "DROP", "ALTER") and not writes and word not in _READ_AFTER)
             )
             if word in ("FROM", "JOIN") and not not_table:
                 in_from[depth] = True

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 from helpers.pipeline import events_yaml, orders_spec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.runner import PipelineRunner
@@ -78,3 +81,53 @@ def test_access_refuses_what_leaves_the_sandbox(sql: str, reason: str) -> None:
     access.check("CREATE SCHEMA IF NOT EXISTS p_gold")
     access.check("CREATE TABLE p_gold.t AS SELECT * FROM main.scratch")
     access.check("SET VARIABLE x = 1")
+
+
+#: every place DuckDB lets a statement read a table, with {t} for the table as spelled below; each template
+#: is run by DuckDB first (so it is a statement that really reads it), then must be refused by the sandbox
+_READS = [
+    "SELECT * FROM {t}",
+    "FROM {t}",
+    "FROM {t} SELECT id",
+    "TABLE {t}",
+    "SELECT * FROM p_gold.mine JOIN {t} USING (id)",
+    "SELECT * FROM p_gold.mine, {t}",
+    "SELECT * FROM (SELECT * FROM {t}) s",
+    "WITH c AS (SELECT * FROM {t}) SELECT * FROM c",
+    "SELECT 1 UNION ALL SELECT id FROM {t}",
+    "SELECT * FROM p_gold.mine WHERE id IN (SELECT id FROM {t})",
+    "SELECT EXISTS (SELECT 1 FROM {t})",
+    "SELECT (SELECT max(id) FROM {t})",
+    "SELECT * FROM p_gold.mine, LATERAL (SELECT * FROM {t}) l",
+    "PIVOT {t} ON s USING count(*)",
+    "UNPIVOT {t} ON s INTO NAME k VALUE v",
+    "PIVOT_WIDER {t} ON s USING count(*)",
+    "SELECT * FROM (PIVOT {t} ON s USING count(*))",
+    "SELECT * FROM {t} PIVOT (count(*) FOR s IN ('a'))",
+    "SUMMARIZE {t}",
+    "DESCRIBE {t}",
+    "SHOW {t}",
+    "CREATE TABLE p_gold.copy AS SELECT * FROM {t}",
+    "CREATE TABLE p_gold.copy AS PIVOT {t} ON s USING count(*)",
+    "CREATE TABLE p_gold.copy AS UNPIVOT {t} ON s INTO NAME k VALUE v",
+    "CREATE TABLE p_gold.copy AS SUMMARIZE {t}",
+    "CREATE TEMP TABLE scratch AS PIVOT {t} ON s USING count(*)",
+    "INSERT INTO p_gold.mine SELECT id, s FROM {t}",
+    "DELETE FROM p_gold.mine USING {t} WHERE p_gold.mine.id = {t}.id",
+    "UPDATE p_gold.mine SET s = o.s FROM {t} o WHERE o.id = p_gold.mine.id",
+]
+_SPELLINGS = ["other.t", '"other"."t"', "OTHER.T", "memory.other.t", "other . t", "other/* x */.t", "other\n.t"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(template=st.sampled_from(_READS), spelling=st.sampled_from(_SPELLINGS))
+def test_a_table_of_another_pipeline_is_refused_wherever_a_statement_reads_it(template: str, spelling: str) -> None:
+    """The sandbox refuses a read of a table outside the pipeline's schemas and inputs in every syntactic
+    place DuckDB reads one (PIVOT, SUMMARIZE and DESCRIBE once got through), however the name is spelled."""
+    sql = template.format(t=spelling)
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA other; CREATE TABLE other.t (id INT, s VARCHAR); INSERT INTO other.t VALUES (1, 'a')")
+    con.execute("CREATE SCHEMA p_gold; CREATE TABLE p_gold.mine (id INT, s VARCHAR)")
+    con.execute(sql)  # a real statement, and it reads other.t
+    with pytest.raises(AccessDenied, match=r"may not read other\.t"):
+        Access("p", owned=frozenset({"p_gold"})).check(sql)
