@@ -54,8 +54,10 @@ class Role(enum.StrEnum):
 
 
 def token_matches(given: str, token: str) -> bool:
-    """Constant-time comparison, so timing does not leak the token."""
-    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+    """Constant-time comparison, so timing does not leak the token. ``given`` is whatever a client sent (a
+    header, a cookie, a query value: aiohttp keeps undecodable bytes as surrogates): any text is compared,
+    none raises."""
+    return bool(given) and hmac.compare_digest(given.encode("utf-8", "surrogatepass"), token.encode())
 
 
 def token_role(given: str, token: str) -> Role | None:
