@@ -39,12 +39,12 @@ __all__ = [
 
 def _parse_health(r: Reader) -> HealthConfig:
     r.only()
-    kinds = [k for k in ("http", "tcp", "exec") if k in r.data]
+    kinds = [k for k in ("http", "tcp", "exec") if r.has(k)]
     if len(kinds) != 1:
         r.fail("", "needs exactly one probe: http (url), tcp (host:port or port) or exec (command)")
     kind = kinds[0]
     for key in ("send", "expect"):
-        if key in r.data and kind != "tcp":
+        if r.has(key) and kind != "tcp":
             r.note(key, f"only a tcp probe sends and expects text; this one is {kind}")
     common: dict[str, Any] = {
         "interval_s": r.get("interval", 5.0),
@@ -81,7 +81,7 @@ def _parse_program(name: str, r: Reader, base: Path, file_count: int | None = No
     scaled down to one it stays ``NAME-0``. So a scale adds and removes replicas, never renames one.
     """
     r.only()
-    if "command" not in r.data:
+    if not r.has("command"):
         r.fail("", "missing required key 'command'")
     replicas = r.get("replicas", 1)
 
@@ -275,14 +275,17 @@ _HOOK_SENDERS = ("command", "url", "ntfy", "email")
 
 def _parse_email(r: Reader) -> EmailConfig:
     r.only()
-    if "to" not in r.data:
+    if not r.has("to"):
         r.note("to", "is required: the addresses to write to")
     host, port = r.get("smtp", ("127.0.0.1", 25))
     username, password = r.get("username", ""), r.get("password", "")
     if bool(username) != bool(password):
         r.note("password" if username else "username", "username and password go together (SMTP AUTH)")
+    to: tuple[str, ...] = r.get("to", ())
+    if r.has("to") and not to and isinstance(r.data.get("to"), list):
+        r.note("to", "needs at least one address")
     return EmailConfig(
-        to=r.get("to", ()),
+        to=to,
         sender=r.get("from", ""),
         host=host,
         port=port,
@@ -297,11 +300,11 @@ def parse_hooks(r: Reader) -> tuple[HookConfig, ...]:
     for name, h in r.each():
         h.only()
         events: frozenset[str] = h.get("on", frozenset())
-        if "on" not in h.data:
+        if not h.has("on"):
             h.note("on", "is required: 'all' or a list of event kinds")
         command: tuple[str, ...] = h.get("command", ())
         url = h.get("url", "")
-        if sum(key in h.data for key in _HOOK_SENDERS) != 1:
+        if sum(h.has(key) for key in _HOOK_SENDERS) != 1:
             h.note(
                 "",
                 "needs exactly one of command (argv), url (JSON to http:// or https://), ntfy (a topic URL)"
@@ -314,7 +317,7 @@ def parse_hooks(r: Reader) -> tuple[HookConfig, ...]:
                 command=command,
                 url=url,
                 ntfy=h.get("ntfy", ""),
-                email=_parse_email(h.sub("email")) if h.data.get("email") is not None else None,
+                email=_parse_email(h.sub("email")) if h.has("email") else None,
                 headers=h.get("headers", {}),
                 select=h.get("select", ()),
                 timeout_s=h.get("timeout", 10.0),

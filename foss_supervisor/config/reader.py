@@ -76,6 +76,11 @@ class Reader:
             raise KeyError(f"{self.key(name)}: the schema has no gate for this key")  # our bug, not the file's
         return gate
 
+    def has(self, name: str) -> bool:
+        """Whether ``name`` is given: written with a value (``key:`` or ``key: null`` is not given, as
+        :meth:`get` reads it; so a required or one-of key written empty is missing, not present)."""
+        return self.data.get(name) is not None
+
     def get(self, name: str, default: T, *, gate: Gate[Any] | None = None) -> T:
         """The value of ``name`` through its schema gate; ``default`` when absent, null or refused (noted).
 

@@ -218,6 +218,9 @@ class HookDispatcher:
                 error = f"no answer within {hook.timeout_s:g}s"
             except (OSError, ValueError) as exc:
                 error = str(exc) or type(exc).__name__
+            except Exception as exc:  # a sender's bug is this delivery's failure, never the end of every hook
+                log.exception("hook_sender_crashed", hook=hook.name)
+                error = f"{type(exc).__name__}: {exc}"
             if not error:
                 self.delivered += 1
                 log.info("hook_delivered", hook=hook.name, kind=payload["kind"], attempt=attempt + 1)

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from foss_supervisor.base.redact import Redactor
-from foss_supervisor.config import parse_config
+from foss_supervisor.config import HookConfig, parse_config
 from foss_supervisor.core.events import HookDelivered, StateChanged
 from foss_supervisor.core.hooks import HookDispatcher
 from foss_supervisor.core.states import ProcessState as S
@@ -37,3 +37,19 @@ def test_a_taken_and_a_failed_delivery_are_each_reported_once(tmp_path: Path) ->
     assert (keep.hook, keep.kind, keep.ok, keep.attempts, keep.error) == ("keep", "program_fatal", True, 1, "")
     assert (broken.hook, broken.ok, broken.attempts) == ("broken", False, 1)
     assert "4" in broken.error and broken.duration_s >= 0
+
+
+def test_a_hook_whose_sender_fails_unexpectedly_fails_only_its_own_delivery(tmp_path: Path) -> None:
+    """A hook with no sender at all (the loader refuses one; the dispatcher must outlive it anyway): its
+    delivery fails and is reported, and the dispatcher goes on delivering the next one."""
+    cfg = parse_config("hooks:\n  keep: {on: all, command: [sh, -c, 'cat > /dev/null']}\n", tmp_path / "c.yaml", {})
+    told: list[HookDelivered] = []
+    hooks = HookDispatcher(lambda: cfg.hooks, lambda: ([], {}, {}), Redactor(), report=told.append)
+    broken = HookConfig(name="broken", events=frozenset({"program_fatal"}), retries=0)
+    payload = {"kind": "program_fatal", "program": "api"}
+
+    async def both() -> list[bool]:
+        return [await hooks.deliver(broken, payload), await hooks.deliver(cfg.hooks[0], payload)]
+
+    assert asyncio.run(both()) == [False, True]
+    assert [(t.hook, t.ok) for t in told] == [("broken", False), ("keep", True)]

@@ -385,3 +385,32 @@ def test_quality_rules_refuse_non_finite_values_and_empty_ranges_at_their_key(
         load_pipeline(path)
     assert refused.value.key.startswith("steps.q.params.columns.x"), str(refused.value)
     assert refused.value.line is not None and refused.value.file == str(path)
+
+
+def _without(doc: dict[str, Any], dotted: str) -> dict[str, Any]:
+    """``doc`` without the leaf that ``_config_with`` planted at ``dotted`` (a schema path with ``<name>``)."""
+    out = copy.deepcopy(doc)
+    holder: Any = out
+    name = {"pipelines": "orders", "tables": "gold.t"}.get(dotted.split(".")[0], "p")
+    parts = [part if part != "<name>" else name for part in dotted.split(".")]
+    for part in parts[:-1]:
+        holder = holder[part]
+    holder.pop(parts[-1], None)
+    return out
+
+
+def _outcome(doc: dict[str, Any]) -> Any:
+    text = yaml.safe_dump(doc, allow_unicode=True, width=10**9)
+    try:
+        return parse_config(text, FILE, {})
+    except ConfigError as exc:
+        return sorted(e.key for e in exc.errors)
+
+
+@pytest.mark.parametrize("dotted", [d for d, _ in CONFIG_LEAVES if not d.endswith("<name>") and d != "groups.<name>"])
+def test_a_key_written_empty_is_a_key_not_given(dotted: str) -> None:
+    """``key:`` (null) reads as if the key were not there, at every key of the schema: a required key
+    written empty is missing, and an empty sender does not count as a hook's one sender (``ntfy:`` with
+    nothing after it once passed the check and took every hook down at its first delivery)."""
+    doc, key = _config_with(dotted, None)
+    assert _outcome(doc) == _outcome(_without(doc, dotted)), key
