@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["MAX_CLOSED", "MAX_OPEN", "MAX_SILENCES", "AlertBook", "Condition", "Incident", "Notice"]
+from foss_supervisor.base.jsontext import parse_json
+
+__all__ = ["MAX_CLOSED", "MAX_OPEN", "MAX_SILENCES", "AlertBook", "Condition", "Incident", "Notice", "alert_key"]
 
 MAX_OPEN = 1000
 MAX_CLOSED = 200
@@ -81,6 +83,7 @@ class AlertBook:
     silences: dict[str, float] = field(default_factory=dict)  # key -> silenced until
     next_id: int = 1
     dropped: int = 0
+    unreadable: int = 0  # incidents and silences of the saved book that were not read back (from_data)
     changes: int = 0  # grows with every change of what is kept (a caller saves when it moved)
 
     def _silenced(self, key: str, now: float) -> bool:
@@ -129,7 +132,9 @@ class AlertBook:
         raise KeyError(incident_id)
 
     def silence(self, key: str, until: float) -> None:
-        """Quiet ``key`` until ``until`` (Unix seconds); a later call replaces it. ValueError past MAX_SILENCES."""
+        """Quiet ``key`` until ``until`` (Unix seconds); a later call replaces it. ValueError past MAX_SILENCES or
+        for a key that is not :func:`alert_key`'s."""
+        alert_key(key)
         if key not in self.silences and len(self.silences) >= MAX_SILENCES:
             raise ValueError(f"at most {MAX_SILENCES} silences")
         self.silences[key] = until
@@ -142,13 +147,15 @@ class AlertBook:
         self.changes += 1
 
     def listing(self, now: float) -> dict[str, Any]:
-        """``{"open": [incident...], "closed": [newest first], "silences": [{"key", "until"}], "dropped"}``; an
+        """``{"open": [incident...], "closed": [newest first], "silences": [{"key", "until"}], "dropped",
+        "unreadable"}`` (``unreadable``: entries of the saved book not read back at start); an
         incident also says ``silenced``."""
         return {
             "open": [i.to_dict() | {"silenced": self._silenced(i.key, now)} for i in self.open.values()],
             "closed": [i.to_dict() | {"silenced": False} for i in reversed(self.closed)],
             "silences": [{"key": k, "until": u} for k, u in sorted(self.silences.items()) if u > now],
             "dropped": self.dropped,
+            "unreadable": self.unreadable,
         }
 
     def dumps(self, **more: Any) -> str:
@@ -167,24 +174,67 @@ class AlertBook:
     @classmethod
     def loads(cls, text: str) -> AlertBook:
         """A book from :meth:`dumps`' JSON; ValueError (or KeyError, TypeError) for anything else."""
-        return cls.from_data(json.loads(text))
+        return cls.from_data(parse_json(text))
 
     @classmethod
     def from_data(cls, data: Any) -> AlertBook:
-        """A book from :meth:`dumps`' JSON, parsed; ValueError (or KeyError, TypeError) for anything else."""
+        """A book from :meth:`dumps`' JSON, parsed. Each incident and silence is read on its own: one that is
+        not as :meth:`dumps` writes it (a key that is not :func:`alert_key`'s, a time that is not finite, a
+        wrong type) is left out and counted in ``unreadable``, the rest kept. ValueError when ``data`` is not
+        a book of version 1 at all."""
         if not isinstance(data, dict) or data.get("version") != 1:
             raise ValueError("not an alert book of version 1")
-        book = cls(next_id=int(data["next_id"]))
-        for raw in data["open"][:MAX_OPEN]:
-            incident = _incident(raw)
-            book.open[incident.key] = incident
-        book.closed.extend(_incident(raw) for raw in data["closed"][-MAX_CLOSED:])
-        silences = data["silences"]
-        if not isinstance(silences, dict):
-            raise ValueError("silences must be a mapping")
-        book.silences = {str(k): float(v) for k, v in list(silences.items())[:MAX_SILENCES]}
-        book.next_id = max([book.next_id, *(i.id + 1 for i in [*book.open.values(), *book.closed])])
+        book = cls()
+        for raw in _list(data.get("open"))[:MAX_OPEN]:
+            if (incident := _read(_incident, raw, book)) is not None and incident.key not in book.open:
+                book.open[incident.key] = incident
+        book.closed.extend(i for raw in _list(data.get("closed"))[-MAX_CLOSED:] if (i := _read(_incident, raw, book)))
+        silences = data.get("silences")
+        for key, until in list(silences.items() if isinstance(silences, dict) else [])[:MAX_SILENCES]:
+            if (silence := _read(_silence, (key, until), book)) is not None:
+                book.silences[silence[0]] = silence[1]
+        if not isinstance(silences, dict) and silences is not None:
+            book.unreadable += 1
+        next_id = _read(lambda raw: int(_finite(raw)), data.get("next_id"), book) or 1
+        book.next_id = max([next_id, *(i.id + 1 for i in [*book.open.values(), *book.closed])])
         return book
+
+
+def alert_key(key: Any) -> str:
+    """``key`` as an alert's key: 1 to 512 printable characters (no control, format or separator character
+    but the space, no lone surrogate), what the rules make and an operator types. ValueError otherwise."""
+    if not isinstance(key, str) or not 1 <= len(key) <= 512 or not key.isprintable():
+        raise ValueError(f"an alert key is 1 to 512 printable characters, got {key!r:.80}")
+    return key
+
+
+def _list(raw: Any) -> list[Any]:
+    return raw if isinstance(raw, list) else []
+
+
+def _finite(raw: Any) -> float:
+    value = float(raw)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")
+    return value
+
+
+def _read(read: Any, raw: Any, book: AlertBook) -> Any:
+    """``read(raw)``, or None (counted in ``book.unreadable``) when it is not what the book saved."""
+    try:
+        return read(raw)
+    except (ValueError, KeyError, TypeError, OverflowError):
+        book.unreadable += 1
+        return None
+
+
+def _silence(pair: tuple[Any, Any]) -> tuple[str, float]:
+    return alert_key(pair[0]), _finite(pair[1])
+
+
+def _text(raw: Any, limit: int) -> str:
+    """Saved text as shown again: cut to ``limit``, what UTF-8 cannot hold replaced."""
+    return str(raw)[:limit].encode("utf-8", "replace").decode("utf-8")
 
 
 def _incident(raw: Any) -> Incident:
@@ -192,14 +242,14 @@ def _incident(raw: Any) -> Incident:
         raise ValueError("an incident must be a mapping")
     told, closed = raw.get("told_at"), raw.get("closed_at")
     return Incident(
-        id=int(raw["id"]),
-        key=str(raw["key"])[:512],
-        rule=str(raw["rule"])[:64],
-        subject=str(raw["subject"])[:512],
-        summary=str(raw["summary"])[:1024],
-        opened_at=float(raw["opened_at"]),
-        told_at=None if told is None else float(told),
-        notices=int(raw.get("notices", 0)),
+        id=int(_finite(raw["id"])),
+        key=alert_key(raw["key"]),
+        rule=_text(raw["rule"], 64),
+        subject=_text(raw["subject"], 512),
+        summary=_text(raw["summary"], 1024),
+        opened_at=_finite(raw["opened_at"]),
+        told_at=None if told is None else _finite(told),
+        notices=int(_finite(raw.get("notices", 0))),
         acked=bool(raw.get("acked", False)),
-        closed_at=None if closed is None else float(closed),
+        closed_at=None if closed is None else _finite(closed),
     )

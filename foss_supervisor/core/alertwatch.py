@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ import structlog
 
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.filewriter import FileWriter
+from foss_supervisor.base.jsontext import parse_json
 from foss_supervisor.config import Config
 from foss_supervisor.config.model import AlertsConfig
 from foss_supervisor.core.alerts import AlertBook, Condition, Notice
@@ -181,8 +182,10 @@ class AlertWatch:
                 text = f.read(_MAX_FILE_BYTES + 1)
             if len(text) > _MAX_FILE_BYTES:
                 raise ValueError(f"larger than {_MAX_FILE_BYTES} bytes")
-            data = json.loads(text.decode())
+            data = parse_json(text.decode())
             book = AlertBook.from_data(data)
+            if book.unreadable:
+                log.warning("alerts_file_entries_unreadable", path=str(self._path), left_out=book.unreadable)
             writes, regressed = data.get("writes") or {}, data.get("regressed") or {}
             if not isinstance(writes, dict) or not isinstance(regressed, dict):
                 raise ValueError("writes and regressed must be mappings")
@@ -192,7 +195,10 @@ class AlertWatch:
         except FileNotFoundError:
             return AlertBook(), {}, {}, None
         except (OSError, ValueError, KeyError, TypeError) as exc:  # a bad file loses the book, not the daemon
-            log.warning("alerts_file_unreadable", path=str(self._path), error=str(exc))
+            aside = self._path.with_name(ALERTS_FILE + ".unreadable")
+            with contextlib.suppress(OSError):  # kept for a look; the next save writes a new book
+                os.replace(self._path, aside)
+            log.warning("alerts_file_unreadable", path=str(self._path), kept=str(aside), error=str(exc)[:300])
             return AlertBook(), {}, {}, None
 
     def _dumps(self) -> str:

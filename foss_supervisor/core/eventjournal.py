@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.base.jsonable import jsonable
+from foss_supervisor.base.jsontext import parse_json
 from foss_supervisor.base.writefailures import WriteFailures
 
 __all__ = ["DAY_FILE", "EventJournal", "day_files", "read_journal"]
@@ -74,7 +75,7 @@ def read_journal(directory: Path, since: float | None = None, *, boot: str | Non
                 if tag is not None and tag not in line:
                     continue
                 try:
-                    event = json.loads(line)
+                    event = parse_json(line)
                 except ValueError:
                     continue
                 if not isinstance(event, dict) or (since is not None and float(event.get("at") or 0) < since):

@@ -14,7 +14,6 @@ Bytes that are not UTF-8 are shown as ``\\xNN`` escapes, never replaced.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from foss_supervisor.base.jsontext import parse_json
 from foss_supervisor.core.selectors import resolve
 
 __all__ = [
@@ -61,7 +61,7 @@ class LogSource:
         if not self.logger_prefix:
             return True
         try:
-            record = json.loads(line)
+            record = parse_json(line)
         except ValueError:
             return False
         return isinstance(record, dict) and str(record.get("logger", "")).startswith(self.logger_prefix)

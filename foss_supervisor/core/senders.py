@@ -35,7 +35,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 from foss_supervisor.config import HookConfig
 
-__all__ = ["MAX_BODY_CHARS", "MAX_TITLE_CHARS", "message", "send_email", "send_json", "send_ntfy", "shown_url"]
+__all__ = [
+    "MAX_BODY_CHARS",
+    "MAX_TITLE_CHARS",
+    "email_message",
+    "message",
+    "send_email",
+    "send_json",
+    "send_ntfy",
+    "shown_url",
+]
 
 MAX_TITLE_CHARS = 200  # a title (an email subject, an ntfy title header) is one short line
 MAX_BODY_CHARS = 16_384  # a body: the payload is bounded already; this bounds what a person is sent
@@ -109,23 +118,33 @@ async def send_ntfy(hook: HookConfig, payload: Mapping[str, Any]) -> str:
     return await _post(hook.ntfy, body.encode(), headers | dict(hook.headers))
 
 
-async def send_email(hook: HookConfig, payload: Mapping[str, Any], host: str) -> str:
-    """Mail ``payload``'s message to ``hook.email.to`` from ``hook.email.sender`` (or foss-supervisor@``host``);
-    "" when the SMTP server accepted it for every recipient."""
-    import aiosmtplib
-
+def email_message(hook: HookConfig, payload: Mapping[str, Any], host: str) -> EmailMessage:
+    """The message an email hook sends for ``payload``: From (``hook.email.sender`` or foss-supervisor@``host``),
+    To, Subject ``[host] title``, Date, Message-ID, X-Priority for the high ones, the body as text."""
     mail = hook.email
     assert mail is not None
     title, body, priority = message(payload)
     msg = EmailMessage()
     msg["From"] = mail.sender or f"foss-supervisor@{host}"
     msg["To"] = ", ".join(mail.to)
-    msg["Subject"] = f"[{_line(host, 64)}] {title}"
+    # "=?" would start an RFC 2047 encoded word, which the email package decodes, CR LF and all, into the header
+    msg["Subject"] = f"[{_line(host, 64)}] {title}".replace("=?", "= ?")
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid(domain=host or None)
     if priority == "high":
         msg["X-Priority"] = "1"
     msg.set_content(body)
+    return msg
+
+
+async def send_email(hook: HookConfig, payload: Mapping[str, Any], host: str) -> str:
+    """Mail ``payload``'s message (:func:`email_message`) to ``hook.email.to``; "" when the SMTP server
+    accepted it for every recipient."""
+    import aiosmtplib
+
+    mail = hook.email
+    assert mail is not None
+    msg = email_message(hook, payload, host)
     tls = {"auto": (None, False), "starttls": (True, False), "implicit": (False, True), "none": (False, False)}
     start_tls, use_tls = tls[mail.tls]
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.base.jsontext import parse_json
 from foss_supervisor.base.procinfo import ProcessIdentity
 from foss_supervisor.base.writefailures import WriteFailures
 
@@ -49,7 +50,7 @@ def last_config(state_dir: Path) -> Path | None:
 def read_json(path: Path) -> Any:
     """The parsed file, or None when it is missing or not JSON."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
