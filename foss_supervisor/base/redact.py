@@ -57,7 +57,23 @@ T = TypeVar("T")
 _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
 _FLAG = re.compile(r"-{1,2}[A-Za-z_][\w.-]*")
-_ALL_SECRET = frozenset({"headers"})  # a hook's headers: every value, whatever its name (X-Signature, Cookie...)
+_ALL_SECRET = frozenset({"headers"})
+#: a hook's destination URLs: what follows the host is a credential (an ntfy topic, a webhook's path token, a
+#: query ``key=``), learned whole as a literal; the scheme and host stay readable
+_DESTINATIONS = frozenset({"url", "ntfy"})
+_MIN_DESTINATION_SECRET = 6  # shorter (``/hook``, ``/``) is a route, not a secret, and would blank common text
+
+
+def _destination_secret(url: str) -> str:
+    """What follows scheme://host[:port] in ``url`` ("" when it is too short to be a secret)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    rest = url.split(parts.netloc, 1)[1] if parts.netloc else ""
+    return rest if len(rest.strip("/")) >= _MIN_DESTINATION_SECRET else ""  # a hook's headers: every value, whatever its name (X-Signature, Cookie...)
 
 
 class _Sink:
@@ -226,6 +242,8 @@ class Redactor:
                 new_key = text(key, sink)
             else:
                 under, new_key = secret, key
+            if sink is not None and key in _DESTINATIONS and type(item) is str:
+                sink.add(_destination_secret(item))
             new = text(item, sink) if type(item) is str and not under else walk(item, under, sink)
             if new is not item or new_key is not key:
                 changed = True

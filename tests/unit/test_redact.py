@@ -297,3 +297,26 @@ def test_log_lines_carry_no_learned_secret_nor_key_body(
     assert len(out) == len(lines)
     assert not [x for x in [*secrets, *key_lines] if any(x in line for line in out)]
     assert out[-1].endswith(redactor.text(text[2]))
+
+
+_TOKEN = st.text(alphabet="abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789", min_size=8, max_size=40).map(
+    lambda t: "zQ7" + t  # nothing else in a hook's config reads like it
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    token=_TOKEN,
+    shape=st.sampled_from(["/{t}", "/trigger/x/with/key/{t}", "/hook?key={t}", "/a?code={t}&x=1", "/p/{t}?k=v"]),
+    key=st.sampled_from(["url", "ntfy"]),
+)
+def test_what_follows_the_host_of_a_hook_destination_never_leaves_the_daemon(token: str, shape: str, key: str) -> None:
+    """An ntfy topic, a webhook's path token or a query value of any name (``?key=`` once showed in clear to a
+    read-only viewer): after the config is learned, only scheme and host of the destination are shown."""
+    url = "https://hooks.example" + shape.format(t=token)
+    cfg = parse_config(f"programs: {{}}\nhooks:\n  h: {{on: all, {key}: '{url}'}}\n", Path("/c.yaml"), {})
+    redactor = Redactor()
+    redactor.learn(cfg)
+    shown = redactor.data(cfg.hooks[0])
+    assert token not in repr(shown) and "hooks.example" in repr(shown)
+    assert token not in redactor.text(f"POST {url} -> 500")
