@@ -39,8 +39,11 @@ Every payload is redacted before it is queued (the daemon's :class:`~foss_superv
 a program's ``reason`` or a pipeline's ``error`` may quote a URL with its password); the hook's own
 ``url`` and ``headers`` are sent as configured.
 
-Supervision never waits for a hook: the bus callback only enqueues (a bounded queue; the oldest
-delivery is dropped, and counted, when it is full) and a few workers deliver. A delivery that fails,
+Supervision never waits for a hook: the bus callback only enqueues and each hook delivers from its own
+lane, in order, one delivery at a time (a bounded queue per hook; the oldest delivery is dropped, and
+counted, when it is full), so a receiver that hangs holds back only its own hook, never another's. A
+delivery is made with the hook as the config says *then* (a reload that fixes a hook's URL reaches what is
+still queued; a hook removed, or no longer hearing the kind, drops it). A delivery that fails,
 times out (the command's process group is killed) or gets a non-2xx reply is retried ``retries``
 times, 1 s, 2 s, 4 s... apart, then logged as ``hook_failed``. Each delivery's end, taken or given up, is
 also told back (``report``: the daemon's bus) as a :class:`~foss_supervisor.core.events.HookDelivered`
@@ -74,8 +77,7 @@ __all__ = ["EVENT_KINDS", "HookConfig", "HookDispatcher", "event_payload"]
 
 log = structlog.get_logger("foss_supervisor.core.hooks")
 
-QUEUE_MAX = 1000
-WORKERS = 4
+QUEUE_MAX = 1000  # deliveries queued per hook
 RETRY_DELAY_S = 1.0
 RETRY_DELAY_MAX_S = 30.0
 _GOOD_RUNS = ("succeeded", "succeeded_with_warnings")
@@ -146,7 +148,8 @@ class HookDispatcher:
         self._redactor = redactor
         self._selectables = selectables
         self._sweep = sweep
-        self._queue: deque[tuple[HookConfig, dict[str, Any]]] = deque()
+        self._lanes: dict[str, deque[dict[str, Any]]] = {}  # hook name -> payloads to deliver, oldest first
+        self._draining: set[str] = set()  # hooks whose lane a task is delivering now
         self._ready = asyncio.Event()
         self.dropped = 0
         self.delivered = 0
@@ -164,10 +167,11 @@ class HookDispatcher:
             for hook in self._hooks():
                 if payload["kind"] in hook.events and self._selected(hook, payload):
                     sent = sent or self._redactor.data(payload)
-                    if len(self._queue) >= QUEUE_MAX:
-                        self._queue.popleft()
+                    lane = self._lanes.setdefault(hook.name, deque())
+                    if len(lane) >= QUEUE_MAX:
+                        lane.popleft()
                         self.dropped += 1
-                    self._queue.append((hook, sent))
+                    lane.append(sent)
                     self._ready.set()
         except Exception:  # an observer must not break the publisher
             log.exception("hook_offer_failed")
@@ -192,18 +196,33 @@ class HookDispatcher:
         return payload["program"] in chosen
 
     async def run(self) -> None:
-        """Deliver until cancelled, with a few workers so one slow receiver does not hold the others."""
+        """Deliver until cancelled: one task per hook with something queued, so one slow receiver holds back
+        only its own hook."""
         async with asyncio.TaskGroup() as group:
-            for i in range(WORKERS):
-                group.create_task(self._worker(), name=f"hook-worker-{i}")
-
-    async def _worker(self) -> None:
-        while True:
-            while not self._queue:
+            while True:
                 self._ready.clear()
+                for name, lane in list(self._lanes.items()):
+                    if lane and name not in self._draining:
+                        self._draining.add(name)
+                        group.create_task(self._drain(name), name=f"hook:{name}")
+                    elif not lane and name not in self._draining:
+                        del self._lanes[name]  # a hook removed by a reload leaves no lane behind
                 await self._ready.wait()
-            hook, payload = self._queue.popleft()
-            await self.deliver(hook, payload)
+
+    async def _drain(self, name: str) -> None:
+        """Deliver ``name``'s lane in order, each with the hook as configured at that moment."""
+        try:
+            lane = self._lanes.get(name) or deque()
+            while lane:
+                payload = lane.popleft()
+                hook = next((h for h in self._hooks() if h.name == name), None)
+                if hook is None or payload.get("kind") not in hook.events:
+                    self.dropped += 1  # removed, or no longer hearing this kind, since it was queued
+                    continue
+                await self.deliver(hook, payload)
+        finally:
+            self._draining.discard(name)
+            self._ready.set()  # what came meanwhile is picked up by a new task
 
     async def deliver(self, hook: HookConfig, payload: dict[str, Any]) -> bool:
         """One delivery with its retries; True when the receiver took it."""

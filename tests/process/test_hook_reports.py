@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from helpers import PY
+
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import HookConfig, parse_config
 from foss_supervisor.core.events import HookDelivered, StateChanged
@@ -53,3 +55,48 @@ def test_a_hook_whose_sender_fails_unexpectedly_fails_only_its_own_delivery(tmp_
 
     assert asyncio.run(both()) == [False, True]
     assert [(t.hook, t.ok) for t in told] == [("broken", False), ("keep", True)]
+
+
+def test_a_hanging_receiver_holds_back_only_its_own_hook_and_a_reload_reaches_what_it_queued(tmp_path: Path) -> None:
+    """Each hook delivers from its own lane: while ``slow`` hangs in its first delivery, ``fast`` takes all three
+    events; a reload that points ``slow`` at a working command reaches the two events still queued for it."""
+    fast, fixed = tmp_path / "fast.jsonl", tmp_path / "fixed.jsonl"
+    record = "import sys; open(sys.argv[1], 'a').write(sys.stdin.read() + chr(10))"
+    before = parse_config(
+        "hooks:\n"
+        f"  fast: {{on: [program_fatal], command: ['{PY}', '-c', \"{record}\", '{fast}']}}\n"
+        "  slow: {on: [program_fatal], command: [sleep, '60'], timeout: 3s, retries: 0}\n",
+        tmp_path / "c.yaml",
+        {},
+    )
+    after = parse_config(
+        "hooks:\n"
+        f"  fast: {{on: [program_fatal], command: ['{PY}', '-c', \"{record}\", '{fast}']}}\n"
+        f"  slow: {{on: [program_fatal], command: ['{PY}', '-c', \"{record}\", '{fixed}']}}\n",
+        tmp_path / "c.yaml",
+        {},
+    )
+    config = [before]
+
+    def lines(path: Path) -> int:
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    async def scenario() -> list[HookDelivered]:
+        told: list[HookDelivered] = []
+        hooks = HookDispatcher(lambda: config[0].hooks, lambda: ([], {}, {}), Redactor(), report=told.append)
+        runner = asyncio.create_task(hooks.run())
+        for name in ("a", "b", "c"):
+            hooks.offer(StateChanged(name=name, old=S.BACKOFF, new=S.FATAL, exit_code=1, reason="gave up"))
+        async with asyncio.timeout(30):
+            while lines(fast) < 3:
+                await asyncio.sleep(0.05)
+            assert not any(t.hook == "slow" for t in told)  # still in its first delivery
+            config[0] = after  # the reload, while two events wait for slow
+            while lines(fixed) < 2:
+                await asyncio.sleep(0.05)
+        runner.cancel()
+        return told
+
+    told = asyncio.run(scenario())
+    slow = [t for t in told if t.hook == "slow"]
+    assert [t.ok for t in slow] == [False, True, True] and "3s" in slow[0].error
