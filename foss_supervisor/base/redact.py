@@ -57,7 +57,7 @@ T = TypeVar("T")
 _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
 _FLAG = re.compile(r"-{1,2}[A-Za-z_][\w.-]*")
-_ALL_SECRET = frozenset({"headers"})
+_ALL_SECRET = frozenset({"headers"})  # a hook's headers: every value, whatever its name (X-Signature, Cookie...)
 #: a hook's destination URLs: what follows the host is a credential (an ntfy topic, a webhook's path token, a
 #: query ``key=``), learned whole as a literal; the scheme and host stay readable
 _DESTINATIONS = frozenset({"url", "ntfy"})
@@ -73,7 +73,7 @@ def _destination_secret(url: str) -> str:
     except ValueError:
         return ""
     rest = url.split(parts.netloc, 1)[1] if parts.netloc else ""
-    return rest if len(rest.strip("/")) >= _MIN_DESTINATION_SECRET else ""  # a hook's headers: every value, whatever its name (X-Signature, Cookie...)
+    return rest if len(rest.strip("/")) >= _MIN_DESTINATION_SECRET else ""
 
 
 class _Sink:

@@ -19,10 +19,10 @@ How time is counted, on the supervisor's clock (``clock``, the same injectable w
 - only RUNNING is up; STARTING, BACKOFF, STOPPING, EXITED, FATAL and STOPPED (by hand too) are down;
 - the window is the last ``window_s`` seconds *that a daemon watched*: time no daemon watched (before the
   first start, between a stop and the next start) is neither up nor down, so a daemon restart neither
-  punishes nor flatters a program (a program added by a reload counts as down, STOPPED, from the daemon's
-  start); a restarted daemon goes on from what the last one saved (:meth:`RunningLedger.export`, kept in
-  alerts.json: the periods watched and each program's RUNNING stretches); ``observed_s`` says how much of
-  the window was watched; ``uptime_percent`` is up / watched;
+  punishes nor flatters a program (a program added by a reload is watched from the reload on); a restarted
+  daemon goes on from what the last one saved (:meth:`RunningLedger.export`, kept in alerts.json: the
+  periods watched and each program's RUNNING stretches); ``observed_s`` says how much of the window was
+  watched; ``uptime_percent`` is up / watched;
 - a freshness objective with no write seen yet counts its age from when the daemon started watching (or from
   the last write a previous daemon saw, :meth:`Objectives.remember`), so a table nothing wrote since the
   start is late ``fresh_within`` after it.
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from foss_supervisor.config import Config
-from foss_supervisor.core.events import StateChanged
+from foss_supervisor.core.events import ConfigReloaded, StateChanged
 from foss_supervisor.core.states import ProcessState
 
 __all__ = ["LATE", "OK", "VIOLATED", "ObjectiveSources", "Objectives", "RunningLedger"]
@@ -150,7 +150,14 @@ class RunningLedger:
         self._before: list[tuple[float, float]] = []  # earlier daemons' watched periods (restore), oldest first
 
     def observe(self, event: object) -> None:
-        """The bus callback: a program's edge (StateChanged); other events are ignored."""
+        """The bus callback: a program's edge (StateChanged), and the programs a reload added (ConfigReloaded:
+        watched from then, not from the daemon's start); other events are ignored."""
+        if isinstance(event, ConfigReloaded):
+            now = self._clock()
+            for name in event.added:
+                if name not in self._programs:
+                    self._programs[name] = _Program(ProcessState.STOPPED, now, now)
+            return
         if not isinstance(event, StateChanged):
             return
         now = self._clock()
@@ -162,7 +169,7 @@ class RunningLedger:
             prog.left_running_at = now
             if now - prog.since >= self._stable_s(event.name):
                 prog.looping_since = None
-        if event.new in (ProcessState.STOPPED, ProcessState.EXITED, ProcessState.FATAL):
+        if event.new in (ProcessState.STOPPED, ProcessState.FATAL):  # not EXITED: a crash passes through it
             prog.looping_since = None
         elif event.new is ProcessState.BACKOFF and prog.looping_since is None:
             prog.looping_since = now
@@ -183,8 +190,8 @@ class RunningLedger:
         """When ``name`` entered a crash loop: its first BACKOFF since it last ran for its ``reset_after``, was
         stopped, exited or went FATAL; None when it is not in one (a run now that lasted that long ends it)."""
         prog = self._programs.get(name)
-        if prog is None or prog.looping_since is None:
-            return None
+        if prog is None or prog.looping_since is None or prog.state in (ProcessState.EXITED, ProcessState.STOPPED):
+            return None  # ended (an exit it will not be restarted from) is not a loop
         if prog.state is ProcessState.RUNNING and now - prog.since >= self._stable_s(name):
             return None
         return prog.looping_since

@@ -21,7 +21,7 @@ from virtual_time import Fleet, Script, VirtualClock
 
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.core.alertwatch import AlertWatch
-from foss_supervisor.core.events import AlertNotice, EventBus, StateChanged
+from foss_supervisor.core.events import AlertNotice, ConfigReloaded, EventBus, StateChanged
 from foss_supervisor.core.objectives import Objectives, RunningLedger
 from foss_supervisor.core.process import Seams
 from foss_supervisor.core.states import ProcessState
@@ -299,3 +299,31 @@ async def test_the_uptime_of_a_program_goes_on_across_a_restart_through_alerts_j
     second = watch()
     [o] = second.objectives.evaluate()
     assert (o["up_s"], o["observed_s"]) == (pytest.approx(3600.0), pytest.approx(3600.0))
+
+
+def test_a_program_added_by_a_reload_is_watched_from_the_reload_not_from_the_start() -> None:
+    now = [0.0]
+    ledger = RunningLedger(lambda: now[0])
+    now[0] = 150.0  # the daemon has watched for 150 s when a reload adds newsvc
+    ledger.observe(ConfigReloaded(added=("newsvc",), changed=(), removed=()))
+    ledger.observe(StateChanged(name="newsvc", old=S.STOPPED, new=S.STARTING))
+    now[0] = 151.0
+    ledger.observe(StateChanged(name="newsvc", old=S.STARTING, new=S.RUNNING))
+    assert ledger.uptime("newsvc", 600.0, 160.0) == pytest.approx((9.0, 10.0))  # not 9 up of 160 watched
+
+
+def test_a_crash_loop_through_short_runs_and_exits_is_a_loop_until_a_run_lasts_reset_after() -> None:
+    """RUNNING 0.3 s, exit (EXITED), BACKOFF, again and again: one loop since the first BACKOFF (an EXITED on
+    the way once ended it each time, so the backoff rule never fired); a program that exits for good is not
+    looping."""
+    now = [0.0]
+    ledger = RunningLedger(lambda: now[0], stable_s=lambda name: 10.0)
+    state = S.STOPPED
+    for _ in range(20):
+        for new, dt in ((S.STARTING, 0.5), (S.RUNNING, 0.1), (S.EXITED, 0.3), (S.BACKOFF, 0.0)):
+            now[0] += dt
+            ledger.observe(StateChanged(name="looper", old=state, new=new))
+            state = new
+    assert ledger.looping_since("looper", now[0]) == pytest.approx(0.9)  # the first BACKOFF
+    ledger.observe(StateChanged(name="looper", old=state, new=S.EXITED))
+    assert ledger.looping_since("looper", now[0]) is None
