@@ -29,7 +29,7 @@ def test_acknowledge_silence_and_lift_from_the_alerts_page(daemon: DaemonHandle,
         assert daemon.call("alerts")["open"][0]["acked"] is True
         assert w.page.locator(f"{row} button[data-command=alert_ack]").count() == 0  # done: no second button
 
-        w.page.click(f'button[aria-label="Silence alert {incident["id"]} for 2 hours"]')
+        w.page.click(f'button[aria-label="Silence 2h: alert {incident["id"]}"]')
         w.page.locator(f'li[data-silence="{key}"]').wait_for(timeout=10_000)
         reply = daemon.call("alerts")
         assert [s["key"] for s in reply["silences"]] == [key] and reply["open"][0]["silenced"] is True

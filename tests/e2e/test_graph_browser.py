@@ -77,10 +77,14 @@ def test_the_graph_page_draws_every_node_readably_and_links_to_its_page(
         w.page.goto(f"http://127.0.0.1:{daemon.port}/graph")
         api = w.page.locator('#graph-canvas g.node[data-id="program:api"] text.graph-sub')
         assert api.text_content() == "RUNNING"
+        stroke = "id => getComputedStyle(document.querySelector(`#graph-canvas g.node[data-id='${id}'] rect`)).stroke"
+        running = w.page.evaluate(stroke, "program:api")
         daemon.call("stop", names=["api"])  # the page follows the state without a reload
         w.page.locator('#graph-canvas g.node[data-id="program:api"] text.graph-sub', has_text="STOPPED").wait_for(
             timeout=10_000
         )
+        assert w.page.locator('#graph-canvas g.node.health-idle[data-id="program:api"]').count() == 1
+        assert w.page.evaluate(stroke, "program:api") != running  # coloured by live state, not only by layer
         assert w.navigations == 1
         w.page.locator('#graph-canvas g.node[data-id="program:collector"]').click()
         w.page.wait_for_url("**/logs/collector", timeout=10_000)

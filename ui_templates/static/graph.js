@@ -66,6 +66,19 @@
     frame.scrollTop = Math.max(0, box.y * scale - frame.clientHeight / 2);
   }
 
+  // a node's live state as one of four looks: bad (red frame), busy (amber), good (green), idle (grey)
+  const LOOKS = {
+    bad: ["FATAL", "BACKOFF", "EXITED", "failed", "abandoned", "cancelled", "unhealthy", "late", "violated"],
+    busy: ["STARTING", "STOPPING", "running", "retrying", "pending", "succeeded_with_warnings"],
+    good: ["RUNNING", "succeeded", "ok"],
+  };
+  function health(n) {
+    const objective = n.detail && n.detail.objective;
+    if (objective && objective.state !== "ok") return "bad";
+    for (const [look, states] of Object.entries(LOOKS)) if (states.includes(n.state)) return look;
+    return "idle";
+  }
+
   function problem(n) {
     const objective = n.detail && n.detail.objective;
     return (objective && objective.state !== "ok") || BAD.includes(n.state);
@@ -144,7 +157,7 @@
       const holder = n.url ? el("a", { href: n.url }, nodes) : nodes;
       const objective = (n.detail && n.detail.objective) || null;  // freshness or uptime: ok, late, violated
       const group = el("g", { class: "node kind-" + n.kind + (n.layer ? " layer-" + n.layer : "") +
-        (objective ? " objective-" + objective.state : ""), "data-id": n.id }, holder);
+        (objective ? " objective-" + objective.state : "") + " health-" + health(n), "data-id": n.id }, holder);
       el("title", {}, group).textContent = n.id + (n.state ? " (" + n.state + ")" : "") +
         (objective ? "; " + objective.kind + " " + objective.state + ": " + objective.detail : "");
       el("rect", { x: box.x - box.width / 2, y: box.y - box.height / 2, width: box.width, height: box.height,
@@ -201,6 +214,7 @@
     const node = svg.querySelector('g.node[data-id="' + CSS.escape(id) + '"]');
     if (node) node.classList.add("found");
     reveal(id);
+    document.getElementById("graph-frame").scrollIntoView({ block: "nearest" });  // the page too, to the frame
     if (said) said.textContent = "found " + id;
   }
 
