@@ -102,6 +102,7 @@ def _parse_alerts(r: Reader) -> AlertsConfig:
         rules=frozenset(r.get("on", ALERT_RULES)),
         renotify_after_s=r.get("renotify_after", 4 * 3600.0),
         backoff_for_s=r.get("backoff_for", 300.0),
+        regression_min_s=r.get("regression_min", 1.0),
     )
 
 

@@ -177,6 +177,7 @@ class AlertsConfig:
     rules: frozenset[str] = frozenset(ALERT_RULES)
     renotify_after_s: float = 4 * 3600.0  # the quiet period: an open, unacknowledged incident is told again after it
     backoff_for_s: float = 300.0  # a program in BACKOFF this long is an incident
+    regression_min_s: float = 1.0  # a step regression is an incident only when the step is this much slower
 
 
 #: a hook's ``email.tls``: ``auto`` upgrades with STARTTLS when the server offers it, ``starttls`` requires it,

@@ -342,6 +342,7 @@ ALERTS: Section = {
     "on": gates.names(gates.choice(ALERT_RULES)),
     "renotify_after": gates.duration(60, 30 * DAY),
     "backoff_for": gates.duration(1, DAY),
+    "regression_min": gates.duration(0, DAY),  # a step regression opens an incident only this much slower
 }
 SCHEMA: Section = {
     "state_dir": _PATH,

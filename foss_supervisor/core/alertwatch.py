@@ -17,8 +17,10 @@ rule                holds while                                     key
 ``quality``         its last finished run succeeded with warnings   ``pipeline:NAME:quality``
                     (a quality threshold, a failed publish)
 ``regression``      a step's last successful run took over 1.5x    ``step:PIPELINE/STEP:regressed``
-                    the median of its ten before (``StepRegressed``;
-                    its next run that is not slow clears it)
+                    the median of its ten before and at least
+                    ``alerts.regression_min`` (default 1s) more
+                    (``StepRegressed``; its next run that is not
+                    slow clears it)
 ==================  ==============================================  ============================================
 
 :class:`AlertWatch` runs in the daemon: after each program or pipeline event, and at least every
@@ -244,8 +246,10 @@ class AlertWatch:
         """A step that succeeds is no longer regressed; a regression, told right after its success, is."""
         step = f"{getattr(event, 'pipeline', '')}/{getattr(event, 'step', '')}"
         if kind == "StepRegressed":
+            ratio, median = getattr(event, "ratio", 0.0), getattr(event, "median_s", 0.0)
+            if (ratio - 1.0) * median < self._config().alerts.regression_min_s:
+                return  # milliseconds of jitter on a quick step: the event and /metrics say it, no incident
             if step in self.regressed or len(self.regressed) < _MAX_WRITES:
-                ratio, median = getattr(event, "ratio", 0.0), getattr(event, "median_s", 0.0)
                 self.regressed[step] = (
                     f"step {step}: run {getattr(event, 'run_id', '')} took {ratio:.1f}x the median "
                     f"({median:.1f} s) of its runs before"

@@ -252,3 +252,18 @@ def test_any_uptime_data_in_alerts_json_loses_only_itself(uptime: Any, tmp_path_
     assert list(watch.book.open) == ["program:p:fatal"]
     [o] = objectives.evaluate()
     assert 0.0 <= o["up_s"] <= o["observed_s"] and math.isfinite(o["observed_s"])
+
+
+def test_a_quick_steps_jitter_is_no_incident_but_a_slowdown_of_regression_min_is(tmp_path: Path) -> None:
+    """25 ms against a 10 ms median is 2.5x but no incident (a backfill of quick steps flooded the hooks);
+    3 s against a 1 s median is; ``alerts.regression_min`` moves the line."""
+    config = parse_config(f"state_dir: {tmp_path}\nprograms: {{}}\n", tmp_path / "c.yaml")
+    now = [1000.0]
+    watch = AlertWatch(
+        lambda: config, Objectives(lambda: config, lambda: now[0], RunningLedger(lambda: now[0])), EventBus(),
+        lambda: now[0], asyncio.sleep,
+    )  # fmt: skip
+    watch.observe(StepRegressed(now[0], "r1", "orders", "quick", 0.025, 0.01, 2.5, 10))
+    watch.observe(StepRegressed(now[0], "r1", "orders", "slow", 3.0, 1.0, 3.0, 10))
+    assert list(watch.regressed) == ["orders/slow"]
+    assert [n.incident["key"] for n in watch.tick()] == ["step:orders/slow:regressed"]
