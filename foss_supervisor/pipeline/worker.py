@@ -151,6 +151,9 @@ class Worker:
                 self._reply_err(rid, "busy", "a step is already running in this worker")
             else:
                 self._step_busy.set()
+                # the gate exists before the thread starts: a cancel read next (a busy machine may run this
+                # loop before the thread's first line) finds the step and is kept, never lost
+                self._step_gate = (rid, CommitGate())
                 self._step_thread = threading.Thread(
                     target=self._run_step_thread, args=(rid, message), name="step", daemon=True
                 )
@@ -296,8 +299,10 @@ class Worker:
         access = _access(message)
         ledger = str((message.get("access") or {}).get("ledger") or "meta")
         cursor = self.con.cursor()
-        gate = CommitGate()
+        known = self._step_gate
+        gate = known[1] if known is not None and known[0] == rid else CommitGate()  # handle() made it
         self._step_gate = (rid, gate)
+        gate.checkpoint()  # cancelled before it began
         self._register(rid, cursor)
         warnings: list[str] = []
         try:

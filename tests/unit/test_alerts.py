@@ -259,10 +259,8 @@ def test_a_quick_steps_jitter_is_no_incident_but_a_slowdown_of_regression_min_is
     3 s against a 1 s median is; ``alerts.regression_min`` moves the line."""
     config = parse_config(f"state_dir: {tmp_path}\nprograms: {{}}\n", tmp_path / "c.yaml")
     now = [1000.0]
-    watch = AlertWatch(
-        lambda: config, Objectives(lambda: config, lambda: now[0], RunningLedger(lambda: now[0])), EventBus(),
-        lambda: now[0], asyncio.sleep,
-    )  # fmt: skip
+    objectives = Objectives(lambda: config, lambda: now[0], RunningLedger(lambda: now[0]))
+    watch = AlertWatch(lambda: config, objectives, EventBus(), lambda: now[0], asyncio.sleep)
     watch.observe(StepRegressed(now[0], "r1", "orders", "quick", 0.025, 0.01, 2.5, 10))
     watch.observe(StepRegressed(now[0], "r1", "orders", "slow", 3.0, 1.0, 3.0, 10))
     assert list(watch.regressed) == ["orders/slow"]
