@@ -30,7 +30,7 @@ from foss_supervisor.graph.model import Graph
 if TYPE_CHECKING:
     from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 
-__all__ = ["assess", "canonical_type", "changes", "contract_gaps", "refusal"]
+__all__ = ["assess", "canonical_type", "changes", "contract_gaps", "refusal", "sql_meaning"]
 
 #: type names DuckDB takes as synonyms, to the names it prints (``duckdb.sqltype(x)``)
 _SYNONYMS = {
@@ -75,8 +75,32 @@ def canonical_type(written: str) -> str:
     return f"{base}{args}{lists}"
 
 
+_SQL_PIECES = re.compile(
+    r"""(?P<text>'(?:[^']|'')*'|"(?:[^"]|"")*")"""  # a string literal or a quoted name: kept as written
+    r"|(?P<comment>--[^\n]*|/\*.*?\*/)"  # a comment (an origin marker is one): dropped
+    r"|(?P<space>\s+)",  # a run of white space: one space
+    re.S,
+)
+
+
+def sql_meaning(sql: str) -> str:
+    """``sql`` without what does not change what it does: comments (origin markers among them, whose YAML line
+    numbers move when a line is added above) and runs of white space outside literals. Two texts with the same
+    meaning run the same statements; used to tell a changed step from an edited comment."""
+
+    def piece(m: re.Match[str]) -> str:
+        if m.group("text") is not None:
+            return m.group("text")
+        return "" if m.group("comment") is not None else " "
+
+    once = _SQL_PIECES.sub(piece, sql)  # a comment between two spaces leaves three: a second pass makes one
+    return _SQL_PIECES.sub(piece, once).strip()
+
+
 def _definition(step: StepSpec) -> tuple[Any, ...]:
-    return (step.kind.value, step.sql, step.callable, repr(sorted(step.params.items())))
+    """What a step does: an edited comment, or a line added above a generated block (its origin markers' line
+    numbers move), is not a change."""
+    return (step.kind.value, sql_meaning(step.sql or ""), step.callable, repr(sorted(step.params.items())))
 
 
 def _written(scripts: Mapping[str, Any], key: str) -> dict[str, dict[str, Any]] | None:
@@ -179,12 +203,9 @@ def changes(old_specs: Mapping[str, PipelineSpec], new_specs: Mapping[str, Pipel
         before = {s.name: _definition(s) for s in old.steps}
         changed = [s for s in new.steps if before.get(s.name) != _definition(s)]
         removed = sorted(before.keys() - {s.name for s in new.steps})
-        if changed or removed or old.setup_sql != new.setup_sql:
-            out[name] = {
-                "changed_steps": changed,
-                "removed_steps": removed,
-                "setup_changed": old.setup_sql != new.setup_sql,
-            }
+        setup_changed = sql_meaning(old.setup_sql or "") != sql_meaning(new.setup_sql or "")
+        if changed or removed or setup_changed:
+            out[name] = {"changed_steps": changed, "removed_steps": removed, "setup_changed": setup_changed}
     return out
 
 

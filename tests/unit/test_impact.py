@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import random
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.config.gates import GateError, column_types
 from foss_supervisor.errors import ConfigError
-from foss_supervisor.graph.impact import assess, canonical_type, contract_gaps, refusal
+from foss_supervisor.graph.impact import assess, canonical_type, contract_gaps, refusal, sql_meaning
 from foss_supervisor.graph.model import build_graph
 from foss_supervisor.pipeline.lineage import scan_scripts
 from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
@@ -198,3 +199,28 @@ def test_a_contract_the_sql_does_not_keep_is_named_where_that_is_known() -> None
     # a table whose column list is incomplete says nothing of a column missing from it
     star = {"step:p/s": {"columns": {"writes": {"x.t": {"columns": [], "unknown": "a * ..."}}}}}
     assert contract_gaps(star, {"x.t": {"a": "INTEGER"}}) == []
+
+
+_SHIPPED_SQL = sorted(
+    p.read_text() for p in (Path(__file__).resolve().parents[2] / "configs" / "pipelines").rglob("*.sql")
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sql=st.sampled_from(_SHIPPED_SQL),
+    # no line break inside: one put into a line comment would end it and make its words code
+    noise=st.lists(st.sampled_from(["  ", "\t", " /* why */ "])),
+    seed=st.integers(0, 2**32),
+)
+def test_comments_and_white_space_do_not_change_a_steps_meaning(sql: str, noise: list[str], seed: int) -> None:
+    """A comment or white space added at any break between words of a shipped SQL file leaves its meaning as it
+    was (a dry run once listed a step as changed for a comment, or for a line added above its generated SQL)."""
+    rng = random.Random(seed)
+    words = sql.split(" ")
+    edited = " ".join(w + (rng.choice(noise) if noise and rng.random() < 0.2 else "") for w in words)
+    if any("'" in w or '"' in w for w in words):  # a break inside a literal is in its text: left alone
+        edited = sql + "".join(noise)
+    edited += "\n-- a note\n  -- @origin x.yaml:9 steps.check | rule\n"  # a comment line, a moved marker
+    assert sql_meaning(edited) == sql_meaning(sql)
+    assert sql_meaning(sql + "\nSELECT 2;") != sql_meaning(sql)  # a statement more is a change
