@@ -353,6 +353,36 @@ def bad_env_value(secret: str) -> Strategy:
     )
 
 
+def _headers_hostile(gate: Gate[Any]) -> Strategy:
+    return (
+        st.sampled_from(
+            [
+                {"X-A": "v\r\nInjected: 1"},
+                {"X-A\r\nB": "v"},
+                {"X-A: b": "v"},
+                {"Content-Length": "0"},
+                {"transfer-encoding": "chunked"},
+                {"Host": "evil.example"},
+                {"X-A": "a\x00b"},
+                {"X-A": "\x1b[31m"},
+                {"X-A": True},
+                {"X-A": [1]},
+                {"": "x"},
+                {"X-A": "x" * 9000},
+            ]
+        )
+        | st.lists(st.text(max_size=3), min_size=1)
+        | st.text(min_size=1, max_size=5)
+        | st.integers()
+    )
+
+
+def _headers_valid(gate: Gate[Any]) -> Strategy:
+    names = st.from_regex(r"X-[A-Za-z0-9-]{1,12}", fullmatch=True)
+    values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30)
+    return st.dictionaries(names, values, max_size=4).map(lambda d: (d, d))
+
+
 def _env_valid(gate: Gate[Any]) -> Strategy:
     names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True)
     values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
@@ -617,6 +647,7 @@ KINDS: dict[str, tuple[Callable[[Gate[Any]], Strategy], Callable[[Gate[Any]], St
     "signal": (_signal_hostile, _signal_valid),
     "argv": (_argv_hostile, _argv_valid),
     "env": (_env_hostile, _env_valid),
+    "headers": (_headers_hostile, _headers_valid),
     "column types": (_column_types_hostile, _column_types_valid),
     "url": (_url_hostile, _url_valid),
     "host": (_host_hostile, _host_valid),

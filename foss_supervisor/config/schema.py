@@ -319,7 +319,7 @@ HOOK: Section = {
     "url": gates.url(),
     "ntfy": gates.url(),  # an ntfy-style topic URL (https://ntfy.sh/TOPIC or a self-hosted one)
     "email": EMAIL,
-    "headers": gates.env_map(),
+    "headers": gates.http_headers(),
     "select": gates.names(SELECTOR),
     "timeout": _DURATION_PROBE,
     "retries": gates.count(0, 10),

@@ -373,3 +373,53 @@ def secrets(min_chars: int, max_chars: int) -> Gate[tuple[str, ...]]:
         return tuple(out)
 
     return Gate("secrets", range_text, convert, bounds=(min_chars, max_chars))
+
+
+#: an HTTP header name (RFC 9110 token)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+#: headers the HTTP client sets from the request itself: one given by a hook would change how the receiver,
+#: or a proxy before it, reads where the request ends or whom it is for
+_FRAMING_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "host", "connection", "keep-alive", "upgrade", "te", "trailer"}
+)
+MAX_HEADER_VALUE_BYTES = 8192
+
+
+def _header_value_refusal(text: str) -> str:
+    """Why ``text`` cannot be a header's value ("" when it can)."""
+    if any(not (c == "\t" or c.isprintable()) or "\ud800" <= c <= "\udfff" for c in text):
+        return "a header value holds no CR, LF, NUL or other control character"
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_HEADER_VALUE_BYTES:
+        return f"must be at most {MAX_HEADER_VALUE_BYTES} bytes"
+    return ""
+
+
+def http_headers() -> Gate[dict[str, str]]:
+    """HTTP request headers a hook sends: token names (no colon, space or control character), not one that
+    frames the request (Content-Length, Transfer-Encoding, Host, Connection...), to values without CR, LF, NUL
+    or other control characters, at most 8 KiB each, at most 64 headers."""
+    range_text = "header names (RFC 9110 tokens, not Content-Length, Transfer-Encoding, Host, Connection...) to values"
+    range_text += f" without control characters, at most {MAX_HEADER_VALUE_BYTES} bytes each"
+
+    def convert(value: Any) -> dict[str, str]:
+        if not isinstance(value, dict) or len(value) > 64:
+            raise GateError(f"must be a mapping of at most 64 header names to values, got {shown(value)}")
+        out: dict[str, str] = {}
+        refused: list[GateError] = []
+        for k, v in value.items():
+            key = str(k)
+            if not _HEADER_NAME.fullmatch(key):
+                refused.append(GateError(f"a header name is a token (letters, digits, -), got {shown(key)}", f".{key}"))
+            elif key.lower() in _FRAMING_HEADERS:
+                refused.append(GateError(f"{key} is set by the HTTP client from the request itself", f".{key}"))
+            elif isinstance(v, bool) or not isinstance(v, str | int):
+                refused.append(GateError(f"must be a string or an integer, got {shown(v)}", f".{key}"))
+            elif why := _header_value_refusal(str(v)):
+                refused.append(GateError(why, f".{key}"))
+            else:
+                out[key] = str(v)
+        if refused:
+            raise GateError.of(refused)
+        return out
+
+    return Gate("headers", range_text, convert)
