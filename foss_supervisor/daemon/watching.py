@@ -49,7 +49,9 @@ class PipelineSources:
         return [] if service is None else [n for n, spec in service.specs.items() if schema in spec.schemas]
 
     def last_runs(self) -> Mapping[str, Mapping[str, Any] | None]:
-        """Each pipeline's last finished run that did work (``{"run_id", "status", "error"}``), or None."""
+        """Each pipeline's last finished run that did work (``{"run_id", "status", "error"}``), or None; for a
+        partitioned pipeline with partitions whose last run failed, the newest of those runs, its error naming
+        the partitions (so the ``pipeline_failed`` rule holds until each is run again and succeeds)."""
         service = self._service()
         if service is None:
             return {}
@@ -58,6 +60,14 @@ class PipelineSources:
             last = next(
                 (r for r in service.runs(name, 5) if r["finished_at"] is not None and r["status"] != "skipped"), None
             )
+            if failed := service.failed_partitions(name):  # a backfill's last day may succeed after failed ones
+                days = ", ".join(str(r.partition) for r in failed[:5]) + (", ..." if len(failed) > 5 else "")
+                newest = max(failed, key=lambda r: r.started_at)
+                last = {
+                    "run_id": newest.run_id,
+                    "status": newest.status.value,
+                    "error": f"{len(failed)} partition(s) whose last run failed: {days}; {newest.error or ''}".strip(),
+                }
             out[name] = last
         return out
 

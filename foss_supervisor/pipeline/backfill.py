@@ -174,6 +174,15 @@ class Backfills(RunScheduling):
             raise CommandError(f"pipeline {name!r} declares no partition: (see docs/pipelines.md, Partitions)")
         return key
 
+    def failed_partitions(self, name: str) -> list[RunRecord]:
+        """The last partition run of each partition of ``name`` that failed or was abandoned, by partition
+        ([] for a pipeline without ``partition:``): what the ``pipeline_failed`` alert holds on, since the
+        last run of a backfill may succeed while days before it failed."""
+        if name not in self.specs or self._spec(name).partition is None:
+            return []
+        last = last_partition_runs(self.runner.runs(name, _HISTORY_SCAN))
+        return [last[p] for p in sorted(last) if last[p].status.value in ("failed", "abandoned")]
+
     def partition_summary(self, name: str) -> dict[str, Any] | None:
         """None for a pipeline without ``partition:``; else ``{"key", "counts": {status: n}, "backfill":
         BackfillProgress.to_dict() | None}``, counting each partition that ran by its last partition run (from

@@ -63,6 +63,12 @@ def test_backfill_from_the_cli_reruns_only_the_failed_days(sales_daemon: DaemonH
     status = d.cli("pipeline", "status")
     assert f"partitions by day: {len(BAD)} failed, {DAYS - len(BAD)} succeeded" in status.stdout
 
+    def alert() -> dict[str, object] | None:  # the backfill's last day succeeded: the failed days still hold it
+        return next((i for i in d.call("alerts")["open"] if i["key"] == "pipeline:sales:failed"), None)
+
+    incident = wait_for(alert, 30, "the pipeline_failed alert for the failed days")
+    assert all(day in str(incident["summary"]) for day in failed)
+
     for i in BAD:
         write_day(d.landing, i)  # type: ignore[attr-defined]
     again = d.cli("pipeline", "backfill", "sales", "--only-failed", "--wait", timeout_s=300)
@@ -79,6 +85,7 @@ def test_backfill_from_the_cli_reruns_only_the_failed_days(sales_daemon: DaemonH
     assert run_page.status == 200 and f"<code data-partition>{runs[0]['partition']}</code>" in run_page.text
     table = d.cli("pipeline", "partitions", "sales")
     assert f"{DAYS} partitions: {DAYS} succeeded" in table.stdout
+    wait_for(lambda: alert() is None, 30, "the alert resolved once every day succeeded")
 
 
 def test_backfill_over_http_needs_the_owner_and_the_page_lists_partitions(sales_daemon: DaemonHandle) -> None:
