@@ -393,6 +393,10 @@ def _url_hostile(gate: Gate[Any]) -> Strategy:
     return (
         st.sampled_from(
             [
+                "http://x/\x9b",  # a C1 control (CSI)
+                "http://x/\u202eevil",  # a bidi override
+                "http://x\u200b.example/",  # a zero-width space
+                "http://x:0/",
                 "",
                 "ftp://x/",
                 "http://",

@@ -254,18 +254,21 @@ def column_types() -> Gate[dict[str, str]]:
 
 
 def url() -> Gate[str]:
-    """An ``http://`` or ``https://`` URL with a host, no spaces or control characters, at most 2,048 characters."""
+    """An ``http://`` or ``https://`` URL with a host (and a port from 1, if any), no space, control, format
+    (bidi, zero-width) or separator character, at most 2,048 characters."""
     from urllib.parse import urlsplit
 
     def convert(value: Any) -> str:
         u = _text(value, "URL", 2048)
         try:
             parts = urlsplit(u)
-            parts.port  # noqa: B018  # raises ValueError for a port out of range
+            port = parts.port  # raises ValueError for a port out of range
         except ValueError as exc:
             raise GateError(f"must be an http:// or https:// URL: {exc}") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"[\s\x00-\x1f\x7f]", u):
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
             raise GateError(f"must be an http:// or https:// URL with a host, got {shown(value)}")
+        if not u.isprintable() or re.search(r"\s", u):  # C0 and C1 controls, bidi and zero-width marks, spaces
+            raise GateError(f"a URL holds no space, control, format or separator character, got {shown(value)}")
         return u
 
     return Gate("url", "http:// or https:// with a host, at most 2048 characters", convert)
