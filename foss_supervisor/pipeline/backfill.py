@@ -244,13 +244,13 @@ class Backfills(RunScheduling):
             raise CommandError(f"cannot list the landing folder of {name!r}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        if dry_run:
-            return {"pipeline": name, "dry_run": True, "partitions": chosen, "backfill": None}
-        if parallel != 1:
+        if parallel != 1:  # before the dry run too: a dry run says what the run would do, refusals included
             raise CommandError(
                 "parallel: the runs of one pipeline never overlap and the DuckDB worker has one writer, so "
                 "partitions run one at a time; use parallel 1 (the default)"
             )
+        if dry_run:
+            return {"pipeline": name, "dry_run": True, "partitions": chosen, "backfill": None}
         if self._group is None:
             raise CommandError("pipelines are not running (the daemon is starting or stopping)")
         if self._busy(name):
