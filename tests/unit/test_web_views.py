@@ -120,7 +120,10 @@ async def test_every_page_has_a_json_twin_and_says_what_its_commands_say(site: S
         "/graph",
         "/alerts",
     }
-    assert found["/alerts"] == {"objectives": [], "alerts": {"open": [], "closed": [], "silences": [], "dropped": 0}}
+    assert found["/alerts"] == {
+        "objectives": [],
+        "alerts": {"open": [], "closed": [], "silences": [], "dropped": 0, "unreadable": 0},
+    }
     daemon = found["/"]["status"]["daemon"]
     assert (daemon["phase"], daemon["config"]) == ("starting", str(site.daemon.config.source))
     assert found["/pipeline-management"] == {"pipelines": []}
