@@ -66,7 +66,8 @@
     frame.scrollTop = Math.max(0, box.y * scale - frame.clientHeight / 2);
   }
 
-  // a node's live state as one of four looks: bad (red frame), busy (amber), good (green), idle (grey)
+  // a node's live state as one of four looks: bad (red frame), busy (amber), good (green), idle (dashed, a
+  // program stopped, a step not run); "none" for what has no state (tables, folders), unless an objective
   const LOOKS = {
     bad: ["FATAL", "BACKOFF", "EXITED", "failed", "abandoned", "cancelled", "unhealthy", "late", "violated"],
     busy: ["STARTING", "STOPPING", "running", "retrying", "pending", "succeeded_with_warnings"],
@@ -76,7 +77,7 @@
     const objective = n.detail && n.detail.objective;
     if (objective && objective.state !== "ok") return "bad";
     for (const [look, states] of Object.entries(LOOKS)) if (states.includes(n.state)) return look;
-    return "idle";
+    return n.state ? "idle" : "none";  // a table or a folder has no live state of its own: its layer's frame
   }
 
   function problem(n) {
