@@ -222,6 +222,9 @@ def audit_args(args: Mapping[str, Any]) -> dict[str, Any]:
     are numbered (``#2``)."""
 
     def cut(text: str) -> str:
+        # what UTF-8 cannot hold (a refused command's lone surrogate) is kept as "?": the record is shown and
+        # written wherever audit records go
+        text = text.encode("utf-8", "replace").decode("utf-8")
         return text if len(text) <= AUDIT_TEXT else f"{text[:AUDIT_TEXT]}... ({len(text)} characters)"
 
     def mapping(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:

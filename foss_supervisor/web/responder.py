@@ -67,7 +67,9 @@ async def respond(
             **data,
         )
     )
-    return web.Response(text=page, content_type="text/html", status=status)
+    # text UTF-8 cannot hold (a lone surrogate in something a client once sent) is shown as "?", never a 500
+    body = page.encode("utf-8", "replace")
+    return web.Response(body=body, content_type="text/html", charset="utf-8", status=status)
 
 
 def _dumps(obj: Any) -> str:

@@ -110,7 +110,11 @@ def test_a_full_queue_drops_the_newest_and_counts_them(tmp_path: Path) -> None:
 
 
 #: texts around the cut, lists and objects around the item limit, nested deeper than a record keeps
-LONG_TEXT = st.integers(0, 2 * AUDIT_TEXT).map(lambda n: "x" * n) | st.text(max_size=8)
+LONG_TEXT = (
+    st.integers(0, 2 * AUDIT_TEXT).map(lambda n: "x" * n)
+    | st.text(max_size=8)
+    | st.tuples(st.text(max_size=4), st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)).map("".join)
+)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | LONG_TEXT,
     lambda inner: (
@@ -136,9 +140,13 @@ def _sizes_bounded(value: Any, depth: int) -> bool:
 @given(st.dictionaries(LONG_TEXT, JSON, max_size=AUDIT_ITEMS + 5))
 def test_an_audit_record_keeps_any_arguments_bounded_and_as_json(args: dict[str, Any]) -> None:
     kept = audit_args(args)
-    json.dumps(kept)
+    json.dumps(kept, ensure_ascii=False).encode("utf-8")  # a refused command's lone surrogate is kept as "?"
     assert _sizes_bounded(kept, 0)
-    short = {k: v for k, v in args.items() if isinstance(v, str) and len(v) <= AUDIT_TEXT and len(k) <= AUDIT_TEXT}
+    short = {
+        k: v
+        for k, v in args.items()
+        if isinstance(v, str) and len(v) <= AUDIT_TEXT and len(k) <= AUDIT_TEXT and (k + v).isascii()
+    }
     for key, value in list(short.items())[: AUDIT_ITEMS // 2]:
         if key in kept:
             assert kept[key] == value  # what fits is kept as given

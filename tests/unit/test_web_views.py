@@ -268,3 +268,13 @@ async def test_openapi_describes_every_route_command_and_event(site: Site) -> No
     ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
     assert len(ids) == len(set(ids))
     assert json.dumps(spec).count(SECRET) == 0
+
+
+async def test_a_refused_command_with_text_utf8_cannot_hold_leaves_every_page_readable(site: Site) -> None:
+    """A lone surrogate in a refused command's arguments (JSON "\\udc80", an argv byte that did not decode) is
+    in the audit list of the overview: the page is answered, with "?" for it, never a 500 for everyone."""
+    refused = await site.fetch("POST", "/api/commands/stop", site.owner, b'{"names": ["\\udc80x"]}')
+    assert refused.status in (400, 409)
+    for path in ("/", "/alerts", "/graph", "/logs"):
+        page = await site.fetch("GET", path, {**site.owner, "Accept": "text/html"})
+        assert page.status == 200, (path, page.status)
