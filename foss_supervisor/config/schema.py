@@ -310,7 +310,8 @@ EMAIL: Section = {
     "from": EMAIL_ADDRESS,
     "smtp": TCP_ADDRESS,  # host:port of the SMTP server; a bare port is on 127.0.0.1
     "tls": gates.choice(EMAIL_TLS),
-    "username": gates.text(256),
+    # it goes on an SMTP command line: printable ASCII, no CR LF
+    "username": gates.name(r"[!-~][ -~]{0,255}", "an SMTP user name (printable ASCII, at most 256 characters)"),
     "password": gates.text(1024),
 }
 HOOK: Section = {

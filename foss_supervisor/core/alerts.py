@@ -201,9 +201,10 @@ class AlertBook:
 
 
 def alert_key(key: Any) -> str:
-    """``key`` as an alert's key: 1 to 512 printable characters (no control, format or separator character
-    but the space, no lone surrogate), what the rules make and an operator types. ValueError otherwise."""
-    if not isinstance(key, str) or not 1 <= len(key) <= 512 or not key.isprintable():
+    """``key`` as an alert's key: 1 to 512 printable characters, not all spaces (no control, format or
+    separator character but the space, no lone surrogate), what the rules make and an operator types.
+    ValueError otherwise."""
+    if not isinstance(key, str) or not 1 <= len(key) <= 512 or not key.isprintable() or not key.strip():
         raise ValueError(f"an alert key is 1 to 512 printable characters, got {key!r:.80}")
     return key
 

@@ -230,6 +230,12 @@ class HookDispatcher:
         error = ""
         began = time.monotonic()
         for attempt in range(hook.retries + 1):
+            if attempt:  # a retry goes where the config says now (a reload may have fixed the address)
+                now = next((h for h in self._hooks() if h.name == hook.name), None)
+                if now is None or payload.get("kind") not in now.events:
+                    error = f"hook {hook.name} was removed or no longer hears {payload.get('kind')} (reload)"
+                    break
+                hook = now
             try:
                 async with asyncio.timeout(hook.timeout_s):
                     error = await self._send(hook, payload)

@@ -371,7 +371,7 @@ class Objectives:
             "node": f"program:{name}",
             "name": name,
             "state": VIOLATED if down > budget else OK,
-            "detail": f"down {down:.0f}s of the {watched:.0f}s watched, {budget:.0f}s allowed per {window_s:g}s "
+            "detail": f"down {down:.3g}s of the {watched:.3g}s watched, {budget:.3g}s allowed per {window_s:g}s "
             f"({target:g}% up)",
             "target_percent": target,
             "window_s": window_s,

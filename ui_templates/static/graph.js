@@ -215,7 +215,7 @@
     const node = svg.querySelector('g.node[data-id="' + CSS.escape(id) + '"]');
     if (node) node.classList.add("found");
     reveal(id);
-    document.getElementById("graph-frame").scrollIntoView({ block: "nearest" });  // the page too, to the frame
+    if (node) node.scrollIntoView({ block: "center", inline: "center" });  // the frame and the page, to the node
     if (said) said.textContent = "found " + id;
   }
 

@@ -383,7 +383,7 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
 #: headers the HTTP client sets from the request itself: one given by a hook would change how the receiver,
 #: or a proxy before it, reads where the request ends or whom it is for
 _FRAMING_HEADERS = frozenset(
-    {"content-length", "transfer-encoding", "host", "connection", "keep-alive", "upgrade", "te", "trailer"}
+    {"content-length", "transfer-encoding", "host", "connection", "keep-alive", "upgrade", "te", "trailer", "expect"}
 )
 MAX_HEADER_VALUE_BYTES = 8192
 
