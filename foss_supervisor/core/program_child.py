@@ -49,6 +49,11 @@ log = structlog.get_logger("foss_supervisor.core.process")
 
 # process states (/proc/PID/stat) in which a program cannot answer anything, whatever its probe asks
 _HALTED = {"T": "stopped", "t": "stopped by a debugger", "Z": "a zombie", "X": "dead"}
+#: a leader that lived less than this is looked after once more, RELOOK_S later, when nothing it left was
+#: seen: the kernel's list of the daemon's children can miss an orphan that is being re-parented to it at the
+#: moment it is read (a program that daemonizes itself exits at once, while its fork is re-parented)
+SHORT_LIFE_S = 0.5
+RELOOK_S = 0.05
 
 
 def halted_tree(main: ProcStat, members: Iterable[ProcStat]) -> str:
@@ -173,6 +178,7 @@ class ProgramChild:
         self._tag = ""  # this spawn's tag: inherited by every descendant, so escapees are found
         self._exit_watch: Child | MainPidExit | None = None  # the supervised PID: leader or main PID
         self._pgid = 0  # the group a stop signals: the leader's own, or the main PID's (pidfile:)
+        self._spawned_mono = 0.0  # when the current spawn began (monotonic)
         self._serial = 0
 
     @property
@@ -242,6 +248,7 @@ class ProgramChild:
             self._close_notify()
             raise
         self._child = child
+        self._spawned_mono = time.monotonic()
         self.pid = self._pgid = child.pid
         if cfg.nice is not None:
             with contextlib.suppress(OSError):  # it may have exited already; its exit is seen as usual
@@ -276,6 +283,9 @@ class ProgramChild:
         await exited
         self._contain.reaper.disown(self.pid or 0)
         left = await self._contain.adopted_settled(self._tag)
+        if not left and time.monotonic() - self._spawned_mono < SHORT_LIFE_S:
+            await asyncio.sleep(RELOOK_S)
+            left = await self._contain.adopted_settled(self._tag)
         if end_left:
             reap_stragglers(self._pgid, lambda: kill_all(left, signal.SIGKILL))
         if left and end_left:

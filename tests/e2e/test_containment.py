@@ -124,7 +124,10 @@ def test_self_daemonizing_program_is_fatal_with_reason_and_no_copy_left(daemon: 
     daemon.write_config(f"programs:\n  legacy: {{command: {cmd!r}, start_timeout: 1}}\n")
     daemon.start(wait_ready=False)
     wait_for(daemon.ping, 20, "daemon answers")
-    prog = wait_for(lambda: (p := daemon.program("legacy"))["state"] == "FATAL" and p, 15, "FATAL")
+    try:
+        prog = wait_for(lambda: (p := daemon.program("legacy"))["state"] == "FATAL" and p, 15, "FATAL")
+    except TimeoutError:
+        raise AssertionError(str(daemon.program("legacy"))) from None
     assert "daemonized itself" in prog["reason"] and "pidfile" in prog["reason"]
     assert prog["spawns"] == 1  # never respawned into a second copy
     wait_for(lambda: not procs_with(marker), 5, "the background copy ended")
