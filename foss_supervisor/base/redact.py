@@ -42,6 +42,7 @@ import enum
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from foss_supervisor.base.secretshapes import REDACTED, TRIGGER, apply, looks_secret
 
@@ -66,8 +67,6 @@ _MIN_DESTINATION_SECRET = 6  # shorter (``/hook``, ``/``) is a route, not a secr
 
 def _destination_secret(url: str) -> str:
     """What follows scheme://host[:port] in ``url`` ("" when it is too short to be a secret)."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -215,14 +215,20 @@ class HookDispatcher:
             lane = self._lanes.get(name) or deque()
             while lane:
                 payload = lane.popleft()
-                hook = next((h for h in self._hooks() if h.name == name), None)
-                if hook is None or payload.get("kind") not in hook.events:
+                hook = self._current(name, payload)
+                if hook is None:
                     self.dropped += 1  # removed, or no longer hearing this kind, since it was queued
                     continue
                 await self.deliver(hook, payload)
         finally:
             self._draining.discard(name)
             self._ready.set()  # what came meanwhile is picked up by a new task
+
+    def _current(self, name: str, payload: Mapping[str, Any]) -> HookConfig | None:
+        """Hook ``name`` as the config says now, or None when a reload removed it or it no longer hears the
+        payload's kind."""
+        hook = next((h for h in self._hooks() if h.name == name), None)
+        return hook if hook is not None and payload.get("kind") in hook.events else None
 
     async def deliver(self, hook: HookConfig, payload: dict[str, Any]) -> bool:
         """One delivery with its retries; True when the receiver took it."""
@@ -231,8 +237,8 @@ class HookDispatcher:
         began = time.monotonic()
         for attempt in range(hook.retries + 1):
             if attempt:  # a retry goes where the config says now (a reload may have fixed the address)
-                now = next((h for h in self._hooks() if h.name == hook.name), None)
-                if now is None or payload.get("kind") not in now.events:
+                now = self._current(hook.name, payload)
+                if now is None:
                     error = f"hook {hook.name} was removed or no longer hears {payload.get('kind')} (reload)"
                     break
                 hook = now
