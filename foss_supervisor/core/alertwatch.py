@@ -323,5 +323,7 @@ class AlertWatch:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-            if not sleeper.done() or sleeper.cancelled():  # woken by an event: not sooner than MIN_TICK_S
-                await self._sleep(max(0.0, ticked_at + MIN_TICK_S - self._clock()))
+            if not sleeper.done() or sleeper.cancelled():  # woken by an event: not sooner than MIN_TICK_S, ...
+                throttle = ticked_at + MIN_TICK_S - self._clock()
+                if throttle > 0:  # ... unless something falls due before: an incident is told when it is one
+                    await self._sleep(min(throttle, self._next_wait()))
