@@ -35,8 +35,8 @@ def test_a_hung_disk_holds_the_writer_not_the_sink(tmp_path: Path) -> None:
     writer = filewriter.WRITER
     assert writer.submit(hung.wait, 0)
     try:
-        for _ in range(100_000):  # 1 MB: taken at once, however long the disk hangs
-            sink.write("x" * 9 + "\n")
+        for _ in range(10_000):  # 1 MB in lines of 100 bytes: taken at once, however long the disk hangs
+            sink.write("x" * 99 + "\n")
     finally:
         hung.set()
     assert writer.flush(30)
