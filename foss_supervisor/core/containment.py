@@ -35,11 +35,10 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
-from pathlib import Path
 
 import structlog
 
-from foss_supervisor.base.procinfo import ProcStat, all_stats, read_stat
+from foss_supervisor.base.procinfo import ProcStat, all_stats, read_proc, read_stat
 
 __all__ = [
     "SPAWN_ENV",
@@ -99,7 +98,7 @@ def children_of(pid: int) -> list[int]:
         return out
     for tid in tasks:
         with contextlib.suppress(OSError, ValueError):
-            out.extend(int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split())
+            out.extend(map(int, read_proc(f"/proc/{pid}/task/{tid}/children").split()))
     return out
 
 

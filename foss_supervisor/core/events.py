@@ -243,20 +243,29 @@ class Subscription:
 
 
 class EventBus:
-    """Synchronous fan-out: callbacks run in publish order; async subscribers get queues."""
+    """Synchronous fan-out: callbacks run in publish order; async subscribers get queues.
+
+    Observers that only record (the daemon's log lines, the numbered event feed and its journal) can be
+    registered ``deferred``: they run at the end of the loop step that published, still in publish order, so
+    the step itself (a crashed program's respawn: its EXITED and STARTING edges are published right before the
+    fork) is not held up by them.
+    """
 
     def __init__(self) -> None:
         self._callbacks: list[Callable[[Event], None]] = []
+        self._deferred: list[Callable[[Event], None]] = []
+        self._pending: list[Event] = []  # published, not yet given to the deferred observers
         self._subscriptions: set[Subscription] = set()
 
-    def on(self, callback: Callable[[Event], None]) -> None:
-        """Call ``callback(event)`` for every event; it must be quick and must not raise."""
-        self._callbacks.append(callback)
+    def on(self, callback: Callable[[Event], None], *, deferred: bool = False) -> None:
+        """Call ``callback(event)`` for every event; it must be quick and must not raise. ``deferred``: at the end
+        of the publishing loop step (:meth:`flush` at once; without a running loop, at once)."""
+        (self._deferred if deferred else self._callbacks).append(callback)
 
     def off(self, callback: Callable[[Event], None]) -> None:
         """Stop calling ``callback`` (no error if it was not registered)."""
-        if callback in self._callbacks:
-            self._callbacks = [c for c in self._callbacks if c is not callback]
+        self._callbacks = [c for c in self._callbacks if c is not callback]
+        self._deferred = [c for c in self._deferred if c is not callback]
 
     def subscribe(self, maxsize: int = 1000) -> Subscription:
         """Return a bounded async subscription; close it when done."""
@@ -265,8 +274,24 @@ class EventBus:
         return sub
 
     def publish(self, event: Event) -> None:
-        """Deliver ``event`` to every observer."""
+        """Deliver ``event`` to every observer (the deferred ones at the end of this loop step)."""
         for callback in self._callbacks:
             callback(event)
+        if self._deferred:
+            self._pending.append(event)
+            if len(self._pending) == 1:
+                try:
+                    asyncio.get_running_loop().call_soon(self.flush)
+                except RuntimeError:  # no loop (a command-line tool, a test): now
+                    self.flush()
         for sub in tuple(self._subscriptions):
             sub._offer(event)
+
+    def flush(self) -> None:
+        """Give every pending event to the deferred observers now, in publish order (also before a shutdown's
+        last writes: the journal must have what was published)."""
+        while self._pending:
+            pending, self._pending = self._pending, []
+            for event in pending:
+                for callback in self._deferred:
+                    callback(event)

@@ -124,9 +124,10 @@ class Daemon:
         # every event, numbered and redacted: what subscribers read, and what the journal keeps
         journal = self.event_journal.append if config.history_enabled else None  # history.enabled: at start
         self.events = EventLog(self.redactor.data, sink=journal)
-        self.bus.on(self.events.append)
-        self.bus.on(log_event)
-        self.bus.on(log_pipeline_event)
+        # recorders, after the step that published: a respawn's fork does not wait for its log line
+        self.bus.on(self.events.append, deferred=True)
+        self.bus.on(log_event, deferred=True)
+        self.bus.on(log_pipeline_event, deferred=True)
         self.store = StateStore(config.state_dir, self.write_failures)
         self.containment = Containment(self._owned_by_watcher)
         self.supervisor = Supervisor(config, self.bus, self.store, self.containment)
@@ -370,6 +371,7 @@ class Daemon:
                     task.cancel()
         finally:
             await control.close()
+            self.bus.flush()  # what the last step published reaches the feed and the journal before it closes
             self.event_journal.close()  # what the last second queued (bounded: 5 s)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
