@@ -101,6 +101,9 @@ def _follow_run(config: Target, run: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
+    if args.timeout is not None and args.action != "diff":
+        say("ERROR", "--timeout is for pipeline diff only")
+        return EXIT_USAGE
     if args.action == "status":
         data = call(config.control_socket, "pipelines")
         if args.json:
@@ -335,6 +338,11 @@ def args_pipeline(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", action="store_true", help="follow the run (backfill: each partition) until it ends")
     p.add_argument("--json", action="store_true", help="print the reply as JSON")
     p.add_argument("--limit", type=int, default=20, help="how many runs to list (default 20, at most 500)")
+    p.add_argument(
+        "--timeout",
+        type=duration_s,
+        help="diff: seconds before it is interrupted (default 60, at most 600; 10M-row tables need more)",
+    )
 
 
 def args_query(p: argparse.ArgumentParser) -> None:

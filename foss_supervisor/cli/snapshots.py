@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.cli.terminal import EXIT_OK, EXIT_USAGE, say
-from foss_supervisor.control.client import call
+from foss_supervisor.control.client import ControlClient, call
 
 if TYPE_CHECKING:
     from foss_supervisor.cli.dispatch import Target
 
 __all__ = ["cmd_snapshots", "diff_lines"]
 
+#: how long a diff may take: by default, and at most (the command's own bound)
+DIFF_TIMEOUT_S, DIFF_TIMEOUT_MAX_S = 60.0, 600.0
 MAX_COLUMN_LINES = 12  # column shifts shown per table (``--json`` has them all)
 
 
@@ -58,7 +60,12 @@ def cmd_snapshots(args: argparse.Namespace, config: Target) -> int:
         if not (args.name and args.other):
             say("ERROR", "pipeline diff needs two run ids: pipeline diff RUN_A RUN_B (see pipeline runs)")
             return EXIT_USAGE
-        result = call(config.control_socket, "pipeline_diff", timeout_s=75.0, run_a=args.name, run_b=args.other)
+        timeout = DIFF_TIMEOUT_S if args.timeout is None else args.timeout
+        if not 0 < timeout <= DIFF_TIMEOUT_MAX_S:
+            say("ERROR", f"--timeout must be more than 0 and at most {DIFF_TIMEOUT_MAX_S:g} s, got {timeout:g}")
+            return EXIT_USAGE
+        with ControlClient(config.control_socket, timeout_s=timeout + 15.0) as client:
+            result = client.call("pipeline_diff", run_a=args.name, run_b=args.other, timeout_s=timeout)
         if args.json:
             print(json.dumps(result, indent=2, default=jsonable))
             return EXIT_OK

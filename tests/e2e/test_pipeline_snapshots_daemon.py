@@ -11,7 +11,7 @@ from typing import Any
 
 from helpers import DaemonHandle, get, wait_for
 
-from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK
+from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from foss_supervisor.pipeline.spec import default_pipelines_dir
 
 
@@ -52,6 +52,14 @@ def test_cli_diff_and_rollback_of_two_orders_runs(daemon: DaemonHandle) -> None:
     silver = tables["silver.orders"]
     assert silver["removed"] == 0 and silver["added"] == n2 - n1  # dedupe keeps every order_id it saw
     assert tables["bronze.orders_raw"]["added"] == raw2 - raw1  # bronze only grows, each line is new
+    # --timeout: the diff's bound (60 s by default, up to the command's 600 s), refused outside it or elsewhere
+    longer = daemon.cli("pipeline", "diff", r1["run_id"], r2["run_id"], "--json", "--timeout", "300")
+    assert longer.returncode == EXIT_OK and json.loads(longer.stdout)["tables"] == json.loads(as_json.stdout)["tables"]
+    for bad in ("0", "601"):
+        refused = daemon.cli("pipeline", "diff", r1["run_id"], r2["run_id"], "--timeout", bad)
+        assert refused.returncode == EXIT_USAGE and "--timeout must be more than 0" in refused.stderr, refused
+    misplaced = daemon.cli("pipeline", "runs", "--timeout", "5")
+    assert misplaced.returncode == EXIT_USAGE and "for pipeline diff only" in misplaced.stderr, misplaced
 
     preview = daemon.cli("pipeline", "rollback", "orders", "--to", r1["run_id"])
     assert preview.returncode == EXIT_OK and "nothing changed" in preview.stdout + preview.stderr, preview
