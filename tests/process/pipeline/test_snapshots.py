@@ -64,9 +64,12 @@ def manifest_run(runner: PipelineRunner) -> str:
     return str(json.loads((runner.publish_dir / "orders" / "_manifest.json").read_text())["run_id"])
 
 
-def snapshot_rows(runner: PipelineRunner, run_id: str, table: str) -> list[dict[str, Any]]:
-    """A snapshot's table read by pyarrow (not DuckDB): the oracle's input."""
-    return pq.read_table(runner.snapshot_folder("orders") / run_id / f"{table}.parquet").to_pylist()
+def snapshot_rows(runner: PipelineRunner, run_id: str, table: str, pipeline: str = "orders") -> list[dict[str, Any]]:
+    """A snapshot's table read by pyarrow (not DuckDB): the rows of the files its manifest lists, in order;
+    the oracle's input."""
+    folder = runner.snapshot_folder(pipeline) / run_id
+    files = json.loads((folder / "_manifest.json").read_text())["tables"][table]["files"]
+    return [row for f in files for row in pq.read_table(folder / f["file"]).to_pylist()]
 
 
 def oracle(a: list[dict[str, Any]], b: list[dict[str, Any]], key: list[str] | None) -> tuple[int, int, int | None]:
