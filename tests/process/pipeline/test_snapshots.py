@@ -109,6 +109,12 @@ async def test_diff_counts_match_an_independent_oracle_and_rollback_restores_tab
     assert manifest["tables"]["gold.daily_revenue"]["linked"]  # by reference: the published file, hard-linked
     assert manifest["tables"]["silver.orders"]["key"] == ["order_id"]  # the deduplicate step's key
     assert "meta.files" not in manifest["tables"]  # the ledger is not a layer
+    second = json.loads((runner.snapshot_folder("orders") / r2 / "_manifest.json").read_text())
+    bronze = second["tables"]["bronze.orders_raw"]  # only grew: run 1's file, hard-linked, then run 2's rows
+    first_file = runner.snapshot_folder("orders") / r1 / "bronze.orders_raw.parquet"
+    assert [f["linked"] for f in bronze["files"]] == [True, False]
+    assert (runner.snapshot_folder("orders") / r2 / bronze["files"][0]["file"]).samefile(first_file)
+    assert bronze["bytes"] == bronze["files"][1]["bytes"] and bronze["files"][1]["rows"] > 0
 
     diff = await runner.diff(r1, r2)
     by_table = {t["table"]: t for t in diff["tables"]}
