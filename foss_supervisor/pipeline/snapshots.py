@@ -8,7 +8,7 @@ so a gold table the run also published is a hard link to the published file, not
         _SUCCESS                      written last: a snapshot without it is never read
         _manifest.json                {format, pipeline, run_id, tables: {schema.table: {files: [{file, rows,
                                        bytes, linked}], rows, bytes, linked, schema: [{name, type}],
-                                       key: [column] | null}}}
+                                       key: [column] | null, unique_key}}}
         <schema>.<table>.parquet      a table copied whole (zstd Parquet, DuckDB's COPY), or hard-linked
                                        from its published file, or from the previous snapshot
         <schema>.<table>@<run>.parquet the rows run <run> appended to a table that only grew: the table is
@@ -104,6 +104,7 @@ def commit_snapshot(
                 "linked": bool(t["linked"]),
                 "schema": [{"name": str(c["name"]), "type": str(c["type"])} for c in t["schema"]],
                 "key": [str(c) for c in t["key"]] if t.get("key") else None,
+                "unique_key": bool(t.get("unique_key")),
             }
             for t in tables
         },

@@ -11,11 +11,12 @@ counts as one removed and one added, and ``match`` says so. Rows are matched by 
 10M rows, would count as the same row.
 
 What is not read (issue 18, workersegments.py): a file both snapshots list (one inode) is the same rows
-on both sides. A table whose every file is shared has changed nothing; without a key, shared files cancel
-out of the multiset difference, so a table that only grew is counted from its new files' footers, unread,
-and otherwise only the files that differ are compared. With a key every row is still joined when a file
-differs (a key may repeat across files). Row counts, null rates and min/max come from each file's
-statistics file (snapshotstats.py), so no file is scanned for them either.
+on both sides. Without a key, shared files cancel out of the multiset difference, so a table that only
+grew (or is unchanged) is counted from its new files' footers, unread, and otherwise only the files that
+differ are compared. With a key, the same holds when the snapshots recorded that no key repeats on either
+side (``unique_key``); otherwise every row is joined (a key repeated in shared files still pairs rows).
+Row counts, null rates and min/max come from each file's statistics file (snapshotstats.py), so no file
+is scanned for them either.
 
 Bounded like a query (query.py): the whole diff is interrupted at ``timeout_s``; at most
 :data:`MAX_TABLES` tables and :data:`MAX_COLUMNS` columns a table are described, values are cut to
@@ -60,6 +61,7 @@ class _Side(NamedTuple):
     source: str
     key: list[str] | None
     files: list[Path] | None
+    unique: bool = False  # no two rows have the same key (recorded by the snapshot)
 
 
 def _sources(cursor: Any, side: Mapping[str, Any], snapshot_dir: Path) -> dict[str, _Side]:
@@ -75,7 +77,7 @@ def _sources(cursor: Any, side: Mapping[str, Any], snapshot_dir: Path) -> dict[s
         files = [Path(str(f["file"])).resolve() for f in entry["files"]]
         if not files or not all(f.is_relative_to(root) for f in files):
             raise QueryRefusedError(f"a snapshot file of {table} is outside {root}")
-        out[str(table)] = _Side(parquet_list(files), entry.get("key"), files)
+        out[str(table)] = _Side(parquet_list(files), entry.get("key"), files, bool(entry.get("unique_key")))
     return out
 
 
@@ -182,9 +184,12 @@ def _table_diff(cursor: Any, table: str, a: _Side | None, b: _Side | None) -> di
     same_columns = list(cols_a.items()) == list(cols_b.items())
     rest = _unshared(a.files, b.files) if a.files and b.files and same_columns else None
     if key and all(k in common for k in key):
-        if rest is not None and not rest[0] and not rest[1]:
-            out["added"], out["removed"], out["changed"] = 0, 0, 0  # every file shared
-        else:  # a key may repeat across files: shared files do not cancel out, the whole tables are joined
+        unique = a.unique and b.unique and a.key == b.key == key
+        if rest is not None and unique and (not rest[0] or not rest[1]):
+            # one side is the other plus whole files, and no key repeats on either side: every row of the
+            # smaller side matches itself, and the extra files' keys are on one side only
+            out["added"], out["removed"], out["changed"] = _count(cursor, rest[1]), _count(cursor, rest[0]), 0
+        else:  # a key may repeat: shared files do not cancel out, the whole tables are joined
             out["added"], out["removed"], out["changed"] = _by_key(cursor, a, b, list(key), common)
         out["match"] = {"by": "key", "columns": list(key)}
         return out

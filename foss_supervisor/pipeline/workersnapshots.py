@@ -75,6 +75,13 @@ def _previous(message: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {str(t): dict(e) for t, e in previous.items() if isinstance(e, Mapping)}
 
 
+def _unique(cursor: Any, files: list[Path], key: list[str]) -> bool:
+    """Whether no two rows of ``files`` have the same ``key`` (NULLs equal, as the diff matches keys)."""
+    row = "row(" + ", ".join('"' + k.replace('"', '""') + '"' for k in key) + ")"
+    query = f"SELECT count(*) = count(DISTINCT {row}) FROM {parquet_list(files)}"  # noqa: S608 (quoted names)
+    return bool(cursor.execute(query).fetchone()[0])
+
+
 def snapshot_tables(
     cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Path, publish_dir: Path | None
 ) -> dict[str, Any]:
@@ -88,7 +95,8 @@ def snapshot_tables(
 
     ``message["keys"]`` maps ``schema.table`` to the key the pipeline declares. Returns ``{"tables":
     [{table, files: [{file, rows, bytes, linked}], rows, bytes (new bytes written), linked (no new bytes),
-    schema: [{name, type}], key}]}``. Raises QueryRefusedError, duckdb.Error, OSError (also when the
+    schema: [{name, type}], key, unique_key}]}`` (``unique_key``: no two rows have the same key, NULLs
+    equal). Raises QueryRefusedError, duckdb.Error, OSError (also when the
     partial folder was removed meanwhile: a cancelled run).
     """
     pipeline, run_id = str(message.get("pipeline", "")), str(message.get("run_id", ""))
@@ -122,6 +130,7 @@ def snapshot_tables(
                 or copy_table(cursor, source, dest)
             )
             new = [f for f in files if not f["linked"]]
+            key = table_key(cursor, table, keys.get(table))
             out.append(
                 {
                     "table": table,
@@ -130,7 +139,8 @@ def snapshot_tables(
                     "bytes": sum(f["bytes"] for f in new),  # a link costs no new bytes
                     "linked": not new,
                     "schema": schema,
-                    "key": table_key(cursor, table, keys.get(table)),
+                    "key": key,
+                    "unique_key": key is not None and _unique(cursor, [stage / f["file"] for f in files], key),
                 }
             )
     finally:
