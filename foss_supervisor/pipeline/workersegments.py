@@ -6,12 +6,12 @@ When a table only grew: DuckDB keeps a table's rows in the order they were inser
 gaps, updated rows keep their place, inserted rows come last), so a table that rows were only appended to
 since the previous snapshot reads, in that order, as the previous snapshot's files in their order, then the
 new rows. That is checked, never assumed: the first ``n`` rows of the table (``n`` the rows of the previous
-files) are compared with the files row by row (a POSITIONAL JOIN, each column with ``IS DISTINCT FROM``,
-and as text for types whose equality is looser than identity: floats (``-0.0 = 0.0``), intervals
-(``1 month = 30 days``), collated text, nested types). Any difference, another column list, fewer rows, a
-file gone or that cannot be linked: the table is copied whole, as before. So a snapshot's files read in
-order are always the table's rows, and two snapshots that list one same file (one inode) hold the same rows
-there, which lets a diff skip comparing them (workerdiff.py).
+files, never more than the table's) are compared with the files row by row (a POSITIONAL JOIN, each column
+with ``IS DISTINCT FROM``, and as text for types whose equality is looser than identity: floats (``-0.0 =
+0.0``), intervals (``1 month = 30 days``), collated text, nested types). Any difference, another column
+list, fewer rows, a file gone or that cannot be linked: the table is copied whole, as before. So a
+snapshot's files read in order are always the table's rows, and two snapshots that list one same file (one
+inode) hold the same rows there, which lets a diff skip comparing them (workerdiff.py).
 
 Every data file gets its statistics file (snapshotstats.py) when it is written or linked from the
 published set; linked from a previous snapshot, it brings its statistics file along.
@@ -158,9 +158,11 @@ def extend_previous(
         "SELECT sql FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema_name, name]
     ).fetchone()
     collated = sql is not None and "COLLATE" in str(sql[0]).upper()
+    # the table's rows past the files' pair with NULLs (__snapshot_old NULL): no LIMIT on the table, which
+    # would cost a third more (1M rows of bronze: 0.39 s, not 0.63 s)
     differs = (
-        f"SELECT 1 FROM (SELECT * FROM {source} LIMIT {known}) x POSITIONAL JOIN (SELECT * FROM {old}) y"  # noqa: S608
-        f" WHERE {_differs(schema, collated)} LIMIT 1"
+        f"SELECT 1 FROM {source} x POSITIONAL JOIN (SELECT true AS __snapshot_old, * FROM {old}) y"  # noqa: S608
+        f" WHERE y.__snapshot_old AND ({_differs(schema, collated)}) LIMIT 1"
     )
     if known and cursor.execute(differs).fetchone() is not None:
         return None
