@@ -6,12 +6,13 @@ When a table only grew: DuckDB keeps a table's rows in the order they were inser
 gaps, updated rows keep their place, inserted rows come last), so a table that rows were only appended to
 since the previous snapshot reads, in that order, as the previous snapshot's files in their order, then the
 new rows. That is checked, never assumed: the first ``n`` rows of the table (``n`` the rows of the previous
-files, never more than the table's) are compared with the files row by row (a POSITIONAL JOIN, each column
-with ``IS DISTINCT FROM``, and as text for types whose equality is looser than identity: floats (``-0.0 =
-0.0``), intervals (``1 month = 30 days``), collated text, nested types). Any difference, another column
-list, fewer rows, a file gone or that cannot be linked: the table is copied whole, as before. So a
-snapshot's files read in order are always the table's rows, and two snapshots that list one same file (one
-inode) hold the same rows there, which lets a diff skip comparing them (workerdiff.py).
+files, never more than the table's) are compared with the files row by row (a POSITIONAL JOIN a chunk of
+rows at a time, each column with ``IS DISTINCT FROM``, and as text for types whose equality is looser than
+identity: floats (``-0.0 = 0.0``), intervals (``1 month = 30 days``), collated text, nested types). Any
+difference, another column list, fewer rows, a file gone or that cannot be linked: the table is copied
+whole, as before. So a snapshot's files read in order are always the table's rows, and two snapshots that
+list one same file (one inode) hold the same rows there, which lets a diff skip comparing them
+(workerdiff.py).
 
 Every data file gets its statistics file (snapshotstats.py) when it is written or linked from the
 published set; linked from a previous snapshot, it brings its statistics file along.
@@ -28,8 +29,11 @@ from foss_supervisor.pipeline.errors import QueryRefusedError
 from foss_supervisor.pipeline.snapshotstats import file_stats_sql, parquet_list, quoted, stats_file
 from foss_supervisor.pipeline.workerexport import EXPORT_FORMATS
 
-__all__ = ["copy_table", "extend_previous", "link_published", "write_stats"]
+__all__ = ["CHUNK_ROWS", "CHUNK_VALUES", "copy_table", "extend_previous", "link_published", "write_stats"]
 
+#: the values (rows x columns) of one chunk of the check that a table only grew, and its least and most rows
+CHUNK_VALUES = 8_000_000
+CHUNK_ROWS = (8192, 1_000_000)
 #: DuckDB types whose IS DISTINCT FROM is identity (a VARCHAR only without a collation)
 _EXACT = frozenset(
     {
@@ -128,6 +132,41 @@ def _differs(columns: list[dict[str, str]], collated: bool) -> str:
     return " OR ".join(terms)
 
 
+def _same_rows(cursor: Any, source: str, files: list[Path], counts: list[int], differs: str, width: int) -> bool:
+    """Whether the table ``source`` starts with the rows of ``files`` (``counts`` rows each), in their order.
+
+    Compared a chunk at a time: the table's rows of a rowid range (rowids ascend in the table's order; rows
+    deleted long ago leave gaps) against the same number of the files' rows by row number; both skip to the
+    chunk, so nothing is read twice. A POSITIONAL JOIN holds one side in memory: a chunk of at most about 8M
+    values (``width`` columns a row), never a whole 10M-row table (1M rows of bronze: 0.35 s).
+    """
+    step = max(CHUNK_ROWS[0], min(CHUNK_ROWS[1], CHUNK_VALUES // max(width, 1)))
+    chunks = cursor.execute(f"SELECT rowid // {step} AS g, count(*) FROM {source} GROUP BY g ORDER BY g").fetchall()  # noqa: S608
+    todo = [(path, n) for path, n in zip(files, counts, strict=True) if n]
+    row = 0  # in todo[0]
+    for group, size in chunks:
+        taken = 0
+        while taken < size and todo:
+            path, n = todo[0]
+            k = min(size - taken, n - row)
+            x = (
+                f"SELECT * FROM {source} WHERE rowid >= {group * step} AND rowid < {(group + 1) * step}"  # noqa: S608
+                f" LIMIT {k} OFFSET {taken}"
+            )
+            y = (
+                f"SELECT * EXCLUDE (file_row_number) FROM read_parquet({_literal(path)}, file_row_number = true)"  # noqa: S608
+                f" WHERE file_row_number >= {row} AND file_row_number < {row + k}"
+            )
+            if cursor.execute(f"SELECT 1 FROM ({x}) x POSITIONAL JOIN ({y}) y WHERE {differs} LIMIT 1").fetchone():  # noqa: S608
+                return False
+            taken, row = taken + k, row + k
+            if row == n:
+                todo, row = todo[1:], 0
+        if not todo:
+            return True
+    return not todo
+
+
 def extend_previous(
     cursor: Any,
     table: str,
@@ -148,8 +187,10 @@ def extend_previous(
     files = [Path(str(f["file"])).resolve() for f in previous.get("files") or ()]
     if not files or not all(f.is_relative_to(root) and f.is_file() for f in files):
         return None
-    old = parquet_list(files)
-    known = int(cursor.execute(f"SELECT count(*) FROM {old}").fetchone()[0])  # noqa: S608 (from the footers)
+    if {c["name"].lower() for c in schema} & {"rowid", "file_row_number"}:
+        return None  # the names the check below uses for positions
+    counts = [int(cursor.execute(f"SELECT count(*) FROM {parquet_list([f])}").fetchone()[0]) for f in files]  # noqa: S608
+    known = sum(counts)  # from the files' footers: nothing scanned
     total = int(cursor.execute(f"SELECT count(*) FROM {source}").fetchone()[0])  # noqa: S608
     if total < known:
         return None
@@ -158,13 +199,7 @@ def extend_previous(
         "SELECT sql FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema_name, name]
     ).fetchone()
     collated = sql is not None and "COLLATE" in str(sql[0]).upper()
-    # the table's rows past the files' pair with NULLs (__snapshot_old NULL): no LIMIT on the table, which
-    # would cost a third more (1M rows of bronze: 0.39 s, not 0.63 s)
-    differs = (
-        f"SELECT 1 FROM {source} x POSITIONAL JOIN (SELECT true AS __snapshot_old, * FROM {old}) y"  # noqa: S608
-        f" WHERE y.__snapshot_old AND ({_differs(schema, collated)}) LIMIT 1"
-    )
-    if known and cursor.execute(differs).fetchone() is not None:
+    if not _same_rows(cursor, source, files, counts, _differs(schema, collated), len(schema)):
         return None
     out: list[dict[str, Any]] = []
     for src in files:

@@ -18,9 +18,11 @@ from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.pipeline import workersegments
 from foss_supervisor.pipeline.snapshots import commit_snapshot, load_snapshot
 from foss_supervisor.pipeline.snapshotstats import STATS
 from foss_supervisor.pipeline.workerdiff import diff_tables
@@ -92,10 +94,25 @@ def diff(con: duckdb.DuckDBPyConnection, root: Path, a: dict[str, Any], b: dict[
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(first=st.lists(rows, max_size=8), runs=history, key=st.booleans(), fresh=st.booleans())
+@given(
+    first=st.lists(rows, max_size=8),
+    runs=history,
+    key=st.booleans(),
+    fresh=st.booleans(),
+    chunk=st.integers(1, 4),
+)
 def test_snapshots_by_reference_are_exact_and_their_diff_equals_the_full_comparison(
-    tmp_path_factory: Any, first: list[tuple[Any, ...]], runs: list[list[tuple[Any, ...]]], key: bool, fresh: bool
+    tmp_path_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    first: list[tuple[Any, ...]],
+    runs: list[list[tuple[Any, ...]]],
+    key: bool,
+    fresh: bool,
+    chunk: int,
 ) -> None:
+    # the check that a table only grew goes a chunk of rows at a time (8192 and more in use): chunks of 1 to 4
+    # rows here, so chunks cross the previous files' boundaries and the rowid gaps deleted rows leave
+    monkeypatch.setattr(workersegments, "CHUNK_ROWS", (chunk, chunk))
     if fresh:  # every row a key of its own: the key is unique, and the diff by key may skip shared files
         serial = itertools.count()
         first = [(next(serial), *r[1:]) for r in first]
