@@ -2,8 +2,9 @@
 :class:`~foss_supervisor.pipeline.runner.PipelineRunner`, which sets every attribute declared below.
 
 - After every successful run, :meth:`RunSnapshots.keep_snapshot` has the worker write each layer table
-  (every base table of the pipeline's schemas but its file ledger's) into a partial snapshot, then makes it
-  whole and keeps the newest ``snapshot_keep`` (snapshots.py, workersnapshots.py).
+  (every base table of the pipeline's schemas but its file ledger's) into a partial snapshot, by reference
+  to the previous snapshot's files where a table only grew, then makes it whole and keeps the newest
+  ``snapshot_keep`` (snapshots.py, workersnapshots.py, workersegments.py).
 - :meth:`RunSnapshots.diff` compares two runs' snapshots in the worker (workerdiff.py).
 - :meth:`RunSnapshots.rollback` restores a run's snapshot in ONE worker transaction, then makes that run's
   published set current again (Parquet: the run's folder; Delta: each table restored to the run's version,
@@ -95,6 +96,7 @@ class RunSnapshots:
             "run_id": run_id,
             "schemas": layer_schemas(spec),
             "keys": declared_keys(spec),
+            "previous": await asyncio.to_thread(self._previous_tables, folder, run_id),
         }
         try:
             written = await self.client.task(request, timeout_s=3600.0, what=f"snapshot of {spec.name}")
@@ -117,6 +119,18 @@ class RunSnapshots:
             linked=sum(t["linked"] for t in tables),
         )
         return None
+
+    @staticmethod
+    def _previous_tables(folder: Path, run_id: str) -> dict[str, Any]:
+        """The tables of the newest whole snapshot but ``run_id``'s (files absolute): what a table that only
+        grew since is stored by reference to (workersegments.py); {} when there is none or it is unreadable."""
+        for previous in reversed(list_snapshots(folder)):
+            if previous != run_id:
+                try:
+                    return dict(load_snapshot(folder, previous)["tables"])
+                except SnapshotError:
+                    return {}
+        return {}
 
     def snapshots(self, pipeline: str) -> list[str]:
         """Run ids of ``pipeline``'s whole snapshots, oldest first."""

@@ -6,14 +6,22 @@ so a gold table the run also published is a hard link to the published file, not
 
     <run_id>/
         _SUCCESS                      written last: a snapshot without it is never read
-        _manifest.json                {format, pipeline, run_id, tables: {schema.table: {file, rows, bytes,
-                                       linked, schema: [{name, type}], key: [column] | null}}}
-        <schema>.<table>.parquet      one file per table (zstd Parquet, DuckDB's COPY)
+        _manifest.json                {format, pipeline, run_id, tables: {schema.table: {files: [{file, rows,
+                                       bytes, linked}], rows, bytes, linked, schema: [{name, type}],
+                                       key: [column] | null, unique_key}}}
+        <schema>.<table>.parquet      a table copied whole (zstd Parquet, DuckDB's COPY), or hard-linked
+                                       from its published file, or from the previous snapshot
+        <schema>.<table>@<run>.parquet the rows run <run> appended to a table that only grew: the table is
+                                       the files listed, in order (workersegments.py)
+        _stats/<file>                 each file's row count, non-NULL counts, min and max (snapshotstats.py)
     .<run_id>.partial/                a snapshot being written (the worker writes here; never read)
 
 Why Parquet files and not tables in the warehouse: DuckDB has no zero-copy clone, so a copy costs the same
 either way, but a file can be a hard link to what the run published, is removed without a checkpoint, and
-never grows the warehouse file (DuckDB does not give freed blocks back to the filesystem).
+never grows the warehouse file (DuckDB does not give freed blocks back to the filesystem); and a table that
+only grew is the previous snapshot's files, hard-linked, plus its new rows, so both its snapshot and the
+diff of the two cost only the new rows. Retention removes folders: a file stays while any kept snapshot
+links it.
 
 A snapshot is made in three moves like a publish (publish.py): the worker writes every table into the
 partial folder in one read-only transaction (workersnapshots.py); :func:`commit_snapshot` writes the
@@ -34,6 +42,7 @@ from typing import Any
 from foss_supervisor.base.atomicfile import atomic_write, fsync_dir
 from foss_supervisor.pipeline.errors import SnapshotError
 from foss_supervisor.pipeline.publish import MANIFEST, PARTIAL_STAGE, RUN_ID, SUCCESS, stage_name
+from foss_supervisor.pipeline.snapshotstats import STATS
 
 __all__ = [
     "SNAPSHOTS",
@@ -51,7 +60,8 @@ __all__ = [
 
 SNAPSHOTS = "snapshots"
 #: the ``format`` field of every snapshot manifest
-SNAPSHOT_FORMAT = "foss-supervisor.snapshot/1"
+SNAPSHOT_FORMAT = "foss-supervisor.snapshot/2"
+_FORMAT_1 = "foss-supervisor.snapshot/1"  # one ``file`` per table, no statistics files: still read
 
 
 def snapshot_root(publish_dir: Path) -> Path:
@@ -73,8 +83,9 @@ def commit_snapshot(
     """Make the snapshot staged under ``folder/.<run_id>.partial`` whole: its manifest, then ``_SUCCESS``,
     then one rename to ``folder/<run_id>``; then keep the newest ``keep`` snapshots.
 
-    ``folder`` is the pipeline's snapshot folder, ``tables`` the worker's ``[{table, file, rows, bytes,
-    linked, schema, key}]``. Returns the manifest. Raises OSError (the partial folder stays, never read).
+    ``folder`` is the pipeline's snapshot folder, ``tables`` the worker's ``[{table, files: [{file, rows,
+    bytes, linked}], rows, bytes, linked, schema, key}]``. Returns the manifest. Raises OSError (the
+    partial folder stays, never read).
     """
     stage = folder / snapshot_stage_name(run_id)
     manifest = {
@@ -83,12 +94,17 @@ def commit_snapshot(
         "run_id": run_id,
         "tables": {
             str(t["table"]): {
-                "file": str(t["file"]),
+                "files": [
+                    {"file": str(f["file"]), "rows": int(f["rows"]), "bytes": int(f["bytes"])}
+                    | {"linked": bool(f["linked"])}
+                    for f in t["files"]
+                ],
                 "rows": int(t["rows"]),
                 "bytes": int(t["bytes"]),
                 "linked": bool(t["linked"]),
                 "schema": [{"name": str(c["name"]), "type": str(c["type"])} for c in t["schema"]],
                 "key": [str(c) for c in t["key"]] if t.get("key") else None,
+                "unique_key": bool(t.get("unique_key")),
             }
             for t in tables
         },
@@ -137,7 +153,8 @@ def discard_snapshot_stage(folder: Path, run_id: str) -> None:
 
 
 def load_snapshot(folder: Path, run_id: str) -> dict[str, Any]:
-    """The manifest of ``run_id``'s whole snapshot, each table's ``file`` made absolute.
+    """The manifest of ``run_id``'s whole snapshot, each table's ``files`` made absolute (a format 1
+    manifest's one ``file`` is read as ``files`` of one).
 
     Raises SnapshotError saying why there is none: a bad run id, incomplete (no ``_SUCCESS``), or gone
     (never kept, or removed by retention: ``kept`` lists the run ids that have one).
@@ -156,29 +173,44 @@ def load_snapshot(folder: Path, run_id: str) -> dict[str, Any]:
         manifest: dict[str, Any] = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SnapshotError(f"the snapshot of run {run_id} is unreadable: {exc}") from None
-    if manifest.get("format") != SNAPSHOT_FORMAT:
+    if manifest.get("format") not in (SNAPSHOT_FORMAT, _FORMAT_1):
         raise SnapshotError(f"the snapshot of run {run_id} has an unknown format {manifest.get('format')!r}")
     for entry in manifest["tables"].values():
-        entry["file"] = str(path / entry["file"])
+        if manifest["format"] == _FORMAT_1:
+            entry["files"] = [{k: entry[k] for k in ("file", "rows", "bytes", "linked")}]
+            del entry["file"]
+        for f in entry["files"]:
+            f["file"] = str(path / f["file"])
+    manifest["format"] = SNAPSHOT_FORMAT
     return manifest
 
 
 def link_snapshot(folder: Path, source: str, run_id: str, *, keep: int) -> dict[str, Any]:
     """Keep ``source``'s whole snapshot again as run ``run_id``'s (a rollback to it leaves the same tables):
-    every file hard-linked (copied across filesystems), then made whole like any snapshot. Returns the
-    manifest. Raises SnapshotError (``source`` has none), OSError."""
+    every file and its statistics file hard-linked (copied across filesystems), then made whole like any
+    snapshot. Returns the manifest. Raises SnapshotError (``source`` has none), OSError."""
     manifest = load_snapshot(folder, source)
     stage = folder / snapshot_stage_name(run_id)
     stage.mkdir()
     tables = []
     for table, entry in manifest["tables"].items():
-        src = Path(entry["file"])
-        try:
-            os.link(src, stage / src.name)
-        except OSError:
-            shutil.copy2(src, stage / src.name)
-        tables.append({**entry, "table": table, "file": src.name, "bytes": 0, "linked": True})
+        files = []
+        for f in entry["files"]:
+            src = Path(f["file"])
+            _link_or_copy(src, stage / src.name)
+            if (src.parent / STATS / src.name).is_file():
+                (stage / STATS).mkdir(exist_ok=True)
+                _link_or_copy(src.parent / STATS / src.name, stage / STATS / src.name)
+            files.append({**f, "file": src.name, "linked": True})
+        tables.append({**entry, "table": table, "files": files, "bytes": 0, "linked": True})
     return commit_snapshot(folder, str(manifest["pipeline"]), run_id, tables, keep=keep)
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
 
 
 def remove_snapshots(folder: Path) -> bool:

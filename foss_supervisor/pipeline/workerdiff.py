@@ -10,6 +10,14 @@ counts as one removed and one added, and ``match`` says so. Rows are matched by 
 (DuckDB's ``hash`` of every common column): two different rows with the same hash, about 3 in a million at
 10M rows, would count as the same row.
 
+What is not read (issue 18, workersegments.py): a file both snapshots list (one inode) is the same rows
+on both sides. Without a key, shared files cancel out of the multiset difference, so a table that only
+grew (or is unchanged) is counted from its new files' footers, unread, and otherwise only the files that
+differ are compared. With a key, the same holds when the snapshots recorded that no key repeats on either
+side (``unique_key``); otherwise every row is joined (a key repeated in shared files still pairs rows).
+Row counts, null rates and min/max come from each file's statistics file (snapshotstats.py), so no file
+is scanned for them either.
+
 Bounded like a query (query.py): the whole diff is interrupted at ``timeout_s``; at most
 :data:`MAX_TABLES` tables and :data:`MAX_COLUMNS` columns a table are described, values are cut to
 :data:`MAX_VALUE_CHARS`, and a reply over ``max_bytes`` loses its column statistics (``truncated``).
@@ -20,42 +28,56 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
 from foss_supervisor.pipeline.errors import QueryRefusedError, QueryTimeoutError
 from foss_supervisor.pipeline.snapshots import snapshot_root
+from foss_supervisor.pipeline.snapshotstats import (
+    MAX_COLUMNS,
+    MAX_VALUE_CHARS,
+    combined_stats_sql,
+    parquet_list,
+    quoted,
+    read_stats,
+    scan_stats_sql,
+    stats_columns,
+    stats_file,
+)
 from foss_supervisor.pipeline.workersnapshots import layer_tables, quoted_table, restore_tables, snapshot_tables
 
 __all__ = ["MAX_COLUMNS", "MAX_TABLES", "MAX_VALUE_CHARS", "diff_tables", "snapshot_task"]
 
 MAX_TABLES = 200
-MAX_COLUMNS = 200
-MAX_VALUE_CHARS = 80
-_NO_ORDER = ("STRUCT", "MAP", "UNION", "LIST")  # types whose min/max is not shown
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+class _Side(NamedTuple):
+    """One side of a table: its SQL source, its key, and, for a snapshot, its files in order."""
+
+    source: str
+    key: list[str] | None
+    files: list[Path] | None
+    unique: bool = False  # no two rows have the same key (recorded by the snapshot)
 
 
-def _sources(cursor: Any, side: Mapping[str, Any], snapshot_dir: Path) -> dict[str, tuple[str, list[str] | None]]:
-    """``{schema.table: (SQL source, key or None)}`` of one side: a snapshot's ``tables`` (files under
-    ``snapshot_dir``) or, with ``live``, the base tables of ``schemas`` now."""
+def _sources(cursor: Any, side: Mapping[str, Any], snapshot_dir: Path) -> dict[str, _Side]:
+    """``{schema.table: side}`` of one side: a snapshot's ``tables`` (files under ``snapshot_dir``) or,
+    with ``live``, the base tables of ``schemas`` now."""
     if side.get("live"):
         keys: Mapping[str, Any] = side.get("keys") or {}
         tables = layer_tables(cursor, [str(s) for s in side.get("schemas") or ()])
-        return {t: (quoted_table(t), list(keys[t]) if keys.get(t) else None) for t in tables}
+        return {t: _Side(quoted_table(t), list(keys[t]) if keys.get(t) else None, None) for t in tables}
     root = snapshot_dir.resolve()
-    out: dict[str, tuple[str, list[str] | None]] = {}
+    out: dict[str, _Side] = {}
     for table, entry in (side.get("tables") or {}).items():
-        path = Path(str(entry["file"])).resolve()
-        if not path.is_relative_to(root):
-            raise QueryRefusedError(f"snapshot file {path} is outside {root}")
-        out[str(table)] = ("read_parquet('" + str(path).replace("'", "''") + "')", entry.get("key"))
+        files = [Path(str(f["file"])).resolve() for f in entry["files"]]
+        if not files or not all(f.is_relative_to(root) for f in files):
+            raise QueryRefusedError(f"a snapshot file of {table} is outside {root}")
+        out[str(table)] = _Side(parquet_list(files), entry.get("key"), files, bool(entry.get("unique_key")))
     return out
 
 
@@ -64,33 +86,77 @@ def _columns(cursor: Any, source: str) -> dict[str, str]:
     return {str(r[0]): str(r[1]) for r in rows}
 
 
-def _cut(value: Any) -> str | None:
-    return None if value is None else str(value)[:MAX_VALUE_CHARS]
+def _stats(cursor: Any, side: _Side, columns: dict[str, str]) -> tuple[int, dict[str, dict[str, Any]]]:
+    """Rows of ``side`` and per column ``{null_rate, min, max}``: from its files' statistics files when each
+    has one with the columns expected (snapshotstats.py), else by scanning it."""
+    kept = [stats_file(f) for f in side.files or ()]
+    if kept and all(f.is_file() for f in kept) and stats_columns(columns) <= set(_columns(cursor, parquet_list(kept))):
+        return read_stats(cursor.execute(combined_stats_sql(columns, kept)).fetchone(), columns)
+    return read_stats(cursor.execute(scan_stats_sql(columns, side.source)).fetchone(), columns)
 
 
-def _stats(cursor: Any, source: str, columns: dict[str, str]) -> tuple[int, dict[str, dict[str, Any]]]:
-    """Rows of ``source`` and per column ``{null_rate, min, max}`` (min/max as text, none for nested types)."""
-    names = list(columns)[:MAX_COLUMNS]
-    parts = ["count(*)"]
-    for name in names:
-        ordered = not columns[name].upper().startswith(_NO_ORDER) and not columns[name].endswith("]")
-        parts.append(f"count({_q(name)})")
-        parts += [f"CAST(min({_q(name)}) AS VARCHAR)", f"CAST(max({_q(name)}) AS VARCHAR)"] if ordered else ["NULL"] * 2
-    row = cursor.execute(f"SELECT {', '.join(parts)} FROM {source}").fetchone()  # noqa: S608
-    total = int(row[0])
-    out: dict[str, dict[str, Any]] = {}
-    for i, name in enumerate(names):
-        non_null, low, high = row[1 + 3 * i : 4 + 3 * i]
-        rate = round((total - int(non_null)) / total, 6) if total else None
-        out[name] = {"null_rate": rate, "min": _cut(low), "max": _cut(high)}
-    return total, out
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
 
 
-def _table_diff(cursor: Any, table: str, a: tuple[str, Any] | None, b: tuple[str, Any] | None) -> dict[str, Any]:
-    cols_a = _columns(cursor, a[0]) if a else {}
-    cols_b = _columns(cursor, b[0]) if b else {}
-    rows_a, stats_a = _stats(cursor, a[0], cols_a) if a else (0, {})
-    rows_b, stats_b = _stats(cursor, b[0], cols_b) if b else (0, {})
+def _unshared(files_a: list[Path], files_b: list[Path]) -> tuple[list[Path], list[Path]]:
+    """The files of each side but those both sides list (one inode: the same rows, never compared)."""
+    ids_a, ids_b = [_identity(f) for f in files_a], [_identity(f) for f in files_b]
+    shared = Counter(ids_a) & Counter(ids_b)
+    rest = []
+    for files, ids in ((files_a, ids_a), (files_b, ids_b)):
+        left = Counter(shared)
+        kept = []
+        for f, i in zip(files, ids, strict=True):
+            if left[i] > 0:
+                left[i] -= 1
+            else:
+                kept.append(f)
+        rest.append(kept)
+    return rest[0], rest[1]
+
+
+def _count(cursor: Any, files: list[Path]) -> int:
+    """Rows of ``files`` (from their Parquet footers: nothing is scanned)."""
+    return int(cursor.execute(f"SELECT count(*) FROM {parquet_list(files)}").fetchone()[0]) if files else 0  # noqa: S608
+
+
+def _whole_rows(cursor: Any, source_a: str, source_b: str, common: list[str]) -> tuple[int, int]:
+    """(added, removed): one aggregation of both sides by whole row, each row's count in A and in B (a
+    multiset difference). Grouped by the row's 64-bit hash, not the row itself: 3x faster (1M rows of bronze:
+    0.30 s, not 0.91 s); two different rows with one hash (odds about 3 in a million at 10M rows) would
+    count as one."""
+    row = f"hash({', '.join(quoted(c) for c in common)})" if common else "true"
+    counts = (
+        "SELECT coalesce(sum(greatest(n_b - n_a, 0)), 0), coalesce(sum(greatest(n_a - n_b, 0)), 0) FROM ("  # noqa: S608
+        "SELECT count(*) FILTER (WHERE _in_a) AS n_a, count(*) FILTER (WHERE NOT _in_a) AS n_b FROM ("
+        f"SELECT true AS _in_a, {row} AS _row FROM {source_a} UNION ALL SELECT false, {row} FROM {source_b})"
+        " GROUP BY _row)"
+    )
+    added, removed = cursor.execute(counts).fetchone()
+    return int(added), int(removed)
+
+
+def _by_key(cursor: Any, a: _Side, b: _Side, key: list[str], common: list[str]) -> tuple[int, int, int]:
+    """(added, removed, changed): one full join by ``key``, in one pass."""
+    on = " AND ".join(f"x.{quoted(k)} IS NOT DISTINCT FROM y.{quoted(k)}" for k in key)
+    moved = " OR ".join(f"x.{quoted(c)} IS DISTINCT FROM y.{quoted(c)}" for c in common if c not in key) or "false"
+    counts = (
+        f"SELECT count(*) FILTER (WHERE x._in_a IS NULL), count(*) FILTER (WHERE y._in_b IS NULL),"  # noqa: S608
+        f" count(*) FILTER (WHERE x._in_a AND y._in_b AND ({moved}))"
+        f" FROM (SELECT true AS _in_a, * FROM {a.source}) x FULL JOIN (SELECT true AS _in_b, * FROM {b.source}) y"
+        f" ON {on}"
+    )
+    added, removed, changed = cursor.execute(counts).fetchone()
+    return int(added), int(removed), int(changed)
+
+
+def _table_diff(cursor: Any, table: str, a: _Side | None, b: _Side | None) -> dict[str, Any]:
+    cols_a = _columns(cursor, a.source) if a else {}
+    cols_b = _columns(cursor, b.source) if b else {}
+    rows_a, stats_a = _stats(cursor, a, cols_a) if a else (0, {})
+    rows_b, stats_b = _stats(cursor, b, cols_b) if b else (0, {})
     out: dict[str, Any] = {
         "table": table,
         "status": "added" if a is None else "dropped" if b is None else "kept",
@@ -112,30 +178,29 @@ def _table_diff(cursor: Any, table: str, a: tuple[str, Any] | None, b: tuple[str
         out |= {"added": rows_b if b else 0, "removed": rows_a if a else 0, "changed": 0, "match": "table"}
         return out
     common = [c for c in cols_a if c in cols_b]
-    key = b[1] or a[1]
-    if key and all(k in common for k in key):  # one full join: added, removed and changed in one pass
-        on = " AND ".join(f"x.{_q(k)} IS NOT DISTINCT FROM y.{_q(k)}" for k in key)
-        rest = [c for c in common if c not in key]
-        moved = " OR ".join(f"x.{_q(c)} IS DISTINCT FROM y.{_q(c)}" for c in rest) or "false"
-        counts = (
-            f"SELECT count(*) FILTER (WHERE x._in_a IS NULL), count(*) FILTER (WHERE y._in_b IS NULL),"  # noqa: S608
-            f" count(*) FILTER (WHERE x._in_a AND y._in_b AND ({moved}))"
-            f" FROM (SELECT true AS _in_a, * FROM {a[0]}) x FULL JOIN (SELECT true AS _in_b, * FROM {b[0]}) y ON {on}"
-        )
-        out["added"], out["removed"], out["changed"] = (int(n) for n in cursor.execute(counts).fetchone())
+    key = b.key or a.key
+    # files both snapshots list (one inode) are the same rows: only the others are compared, when the
+    # columns are the same on both sides (a shared file then holds rows of both tables as they are)
+    same_columns = list(cols_a.items()) == list(cols_b.items())
+    rest = _unshared(a.files, b.files) if a.files and b.files and same_columns else None
+    if key and all(k in common for k in key):
+        unique = a.unique and b.unique and a.key == b.key == key
+        if rest is not None and unique and (not rest[0] or not rest[1]):
+            # one side is the other plus whole files, and no key repeats on either side: every row of the
+            # smaller side matches itself, and the extra files' keys are on one side only
+            out["added"], out["removed"], out["changed"] = _count(cursor, rest[1]), _count(cursor, rest[0]), 0
+        else:  # a key may repeat: shared files do not cancel out, the whole tables are joined
+            out["added"], out["removed"], out["changed"] = _by_key(cursor, a, b, list(key), common)
         out["match"] = {"by": "key", "columns": list(key)}
-    else:  # one aggregation of both sides by whole row: each row's count in A and in B (a multiset difference)
-        # grouped by the row's 64-bit hash, not the row itself: 3x faster (1M rows of bronze: 0.30 s, not 0.91 s);
-        # two different rows with one hash (odds about 3 in a million at 10M rows) would count as one
-        row = f"hash({', '.join(_q(c) for c in common)})" if common else "true"
-        counts = (
-            "SELECT coalesce(sum(greatest(n_b - n_a, 0)), 0), coalesce(sum(greatest(n_a - n_b, 0)), 0) FROM ("  # noqa: S608
-            "SELECT count(*) FILTER (WHERE _in_a) AS n_a, count(*) FILTER (WHERE NOT _in_a) AS n_b FROM ("
-            f"SELECT true AS _in_a, {row} AS _row FROM {a[0]} UNION ALL SELECT false, {row} FROM {b[0]}) GROUP BY _row)"
-        )
-        out["added"], out["removed"] = (int(n) for n in cursor.execute(counts).fetchone())
-        out["changed"] = None
-        out["match"] = {"by": "whole_rows", "columns": common}
+        return out
+    if rest is None:
+        out["added"], out["removed"] = _whole_rows(cursor, a.source, b.source, common)
+    elif not rest[0] or not rest[1]:  # one side is the other plus whole files: those files' rows, unread
+        out["added"], out["removed"] = _count(cursor, rest[1]), _count(cursor, rest[0])
+    else:  # a multiset difference: rows of shared files cancel out
+        out["added"], out["removed"] = _whole_rows(cursor, parquet_list(rest[0]), parquet_list(rest[1]), common)
+    out["changed"] = None
+    out["match"] = {"by": "whole_rows", "columns": common}
     return out
 
 

@@ -9,8 +9,6 @@ its connection (an ``export`` request with ``task: snapshot | restore``; see wor
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +19,8 @@ import duckdb
 from foss_supervisor.pipeline.errors import QueryRefusedError
 from foss_supervisor.pipeline.publish import RUNS
 from foss_supervisor.pipeline.snapshots import snapshot_stage_name
-from foss_supervisor.pipeline.workerexport import EXPORT_FORMATS
+from foss_supervisor.pipeline.snapshotstats import parquet_list
+from foss_supervisor.pipeline.workersegments import copy_table, extend_previous, link_published
 
 __all__ = ["layer_tables", "quoted_table", "restore_tables", "snapshot_tables", "table_key"]
 
@@ -33,10 +32,6 @@ _TYPE = re.compile(r"[A-Za-z0-9_(), .\"\[\]]{1,500}")
 def quoted_table(table: str) -> str:
     """``"schema"."table"`` for ``schema.table``."""
     return ".".join('"' + part.replace('"', '""') + '"' for part in table.split(".", 1))
-
-
-def _literal(path: Path | str) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def layer_tables(cursor: Any, schemas: list[str]) -> list[str]:
@@ -72,17 +67,37 @@ def _describe(cursor: Any, source: str) -> list[dict[str, str]]:
     return [{"name": str(r[0]), "type": str(r[1])} for r in rows]
 
 
+def _previous(message: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``message["previous"]``: the previous snapshot's ``{schema.table: entry}`` (files absolute), or {}."""
+    previous = message.get("previous")
+    if not isinstance(previous, Mapping):
+        return {}
+    return {str(t): dict(e) for t, e in previous.items() if isinstance(e, Mapping)}
+
+
+def _unique(cursor: Any, files: list[Path], key: list[str]) -> bool:
+    """Whether no two rows of ``files`` have the same ``key`` (NULLs equal, as the diff matches keys)."""
+    row = "row(" + ", ".join('"' + k.replace('"', '""') + '"' for k in key) + ")"
+    query = f"SELECT count(*) = count(DISTINCT {row}) FROM {parquet_list(files)}"  # noqa: S608 (quoted names)
+    return bool(cursor.execute(query).fetchone()[0])
+
+
 def snapshot_tables(
     cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Path, publish_dir: Path | None
 ) -> dict[str, Any]:
     """Write every base table of ``message["schemas"]`` into ``snapshot_dir/<pipeline>/.<run_id>.partial/``
-    as ``<schema>.<table>.parquet``; a table run ``run_id`` published unpartitioned is hard-linked from
+    (workersegments.py): a table run ``run_id`` published unpartitioned is hard-linked from
     ``publish_dir/<pipeline>/runs/<run_id>/<table>/part-0.parquet`` (the same data: written after the
-    run's last commit, and nothing of the pipeline's is written while its run holds the run lock).
+    run's last commit, and nothing of the pipeline's is written while its run holds the run lock); a table
+    that only grew since ``message["previous"]`` (the previous snapshot's tables, files absolute) is that
+    snapshot's files hard-linked plus ``<schema>.<table>@<run_id>.parquet`` with the new rows; any other is
+    copied whole to ``<schema>.<table>.parquet``. Every data file has its statistics in ``_stats/``.
 
     ``message["keys"]`` maps ``schema.table`` to the key the pipeline declares. Returns ``{"tables":
-    [{table, file, rows, bytes, linked, schema: [{name, type}], key}]}``. Raises QueryRefusedError,
-    duckdb.Error, OSError (also when the partial folder was removed meanwhile: a cancelled run).
+    [{table, files: [{file, rows, bytes, linked}], rows, bytes (new bytes written), linked (no new bytes),
+    schema: [{name, type}], key, unique_key}]}`` (``unique_key``: no two rows have the same key, NULLs
+    equal). Raises QueryRefusedError, duckdb.Error, OSError (also when the
+    partial folder was removed meanwhile: a cancelled run).
     """
     pipeline, run_id = str(message.get("pipeline", "")), str(message.get("run_id", ""))
     if not _PIPELINE.fullmatch(pipeline):
@@ -91,27 +106,41 @@ def snapshot_tables(
     stage.parent.mkdir(parents=True, exist_ok=True)
     stage.mkdir()
     keys: Mapping[str, Any] = message.get("keys") or {}
+    previous = _previous(message)
     published = publish_dir / pipeline / RUNS / run_id if publish_dir is not None else None
     out: list[dict[str, Any]] = []
     cursor.execute("BEGIN TRANSACTION READ ONLY")
     try:
         for table in layer_tables(cursor, [str(s) for s in message.get("schemas") or ()]):
             source = quoted_table(table)
+            schema = _describe(cursor, source)
             dest = stage / f"{table}.parquet"
-            linked = published is not None and _link_published(published / table, dest)
-            rows = int(cursor.execute(f"SELECT count(*) FROM {source}").fetchone()[0])  # noqa: S608
-            if not linked:
-                copy = f"COPY (SELECT * FROM {source}) TO {_literal(dest)} ({EXPORT_FORMATS['parquet']})"  # noqa: S608
-                rows = int(cursor.execute(copy).fetchone()[0])
+            files = (
+                (link_published(cursor, published / table, dest) if published is not None else None)
+                or extend_previous(
+                    cursor,
+                    table,
+                    source,
+                    schema,
+                    previous.get(table),
+                    stage=stage,
+                    root=snapshot_dir.resolve(),
+                    new_name=f"{table}@{run_id}.parquet",
+                )
+                or copy_table(cursor, source, dest)
+            )
+            new = [f for f in files if not f["linked"]]
+            key = table_key(cursor, table, keys.get(table))
             out.append(
                 {
                     "table": table,
-                    "file": dest.name,
-                    "rows": rows,
-                    "bytes": 0 if linked else dest.stat().st_size,  # a link costs no new bytes
-                    "linked": linked,
-                    "schema": _describe(cursor, source),
-                    "key": table_key(cursor, table, keys.get(table)),
+                    "files": files,
+                    "rows": sum(f["rows"] for f in files),
+                    "bytes": sum(f["bytes"] for f in new),  # a link costs no new bytes
+                    "linked": not new,
+                    "schema": schema,
+                    "key": key,
+                    "unique_key": key is not None and _unique(cursor, [stage / f["file"] for f in files], key),
                 }
             )
     finally:
@@ -120,24 +149,9 @@ def snapshot_tables(
     return {"tables": out}
 
 
-def _link_published(folder: Path, dest: Path) -> bool:
-    """Hard-link the one file of an unpartitioned published table; False when there is none (not published,
-    partitioned) or the link is impossible (another filesystem), and the table is copied instead."""
-    part = folder / "part-0.parquet"
-    if not part.is_file() or sorted(p.name for p in folder.iterdir()) != ["part-0.parquet"]:
-        return False
-    try:
-        os.link(part, dest)
-    except OSError as exc:
-        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-            return False
-        raise
-    return True
-
-
 def restore_tables(cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Path) -> dict[str, Any]:
     """Make the base tables of ``message["schemas"]`` what ``message["tables"]`` (a snapshot manifest's
-    tables: ``{schema.table: {file, schema: [{name, type}]}}``, files under ``snapshot_dir``) holds, in ONE
+    tables: ``{schema.table: {files: [{file}], schema: [{name, type}]}}``, files under ``snapshot_dir``) holds, in ONE
     transaction: a table of the same columns and types is emptied and refilled (its constraints stay); one
     whose columns changed is created again with the snapshot's columns; a table the snapshot lacks is dropped.
 
@@ -154,14 +168,14 @@ def restore_tables(cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Pat
         for table, entry in sorted(tables.items()):
             if table.split(".", 1)[0] not in schemas:
                 raise QueryRefusedError(f"{table} is not a table of this pipeline's schemas")
-            path = Path(str(entry["file"])).resolve()
-            if not path.is_relative_to(root):
-                raise QueryRefusedError(f"snapshot file {path} is outside {root}")
+            paths = [Path(str(f["file"])).resolve() for f in entry["files"]]
+            if not paths or not all(p.is_relative_to(root) for p in paths):
+                raise QueryRefusedError(f"a snapshot file of {table} is outside {root}")
             columns = [{"name": str(c["name"]), "type": str(c["type"])} for c in entry["schema"]]
             if not all(_TYPE.fullmatch(c["type"]) for c in columns):
                 raise QueryRefusedError(f"{table}: a column type of its snapshot is not a DuckDB type")
             target = quoted_table(table)
-            source = f"read_parquet({_literal(path)})"
+            source = parquet_list(paths)  # the files in their order: the table's rows in its order
             cast = ", ".join(
                 'CAST("{0}" AS {1}) AS "{0}"'.format(c["name"].replace('"', '""'), c["type"]) for c in columns
             )

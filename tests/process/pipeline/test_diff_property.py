@@ -49,8 +49,8 @@ def test_keyed_diff_equals_python_sets(tmp_path: Path, a: dict[int, Any], b: dic
     rows_b = [{"k": k, "v": v, "w": w} | ({"z": 1.5} if extra else {}) for k, (v, w) in b.items()]
     got = run_diff(
         tmp_path,
-        {"file": write(tmp_path, rows_a, schema_a), "key": ["k"]},
-        {"file": write(tmp_path, rows_b, schema_b), "key": ["k"]},
+        {"files": [{"file": write(tmp_path, rows_a, schema_a)}], "key": ["k"]},
+        {"files": [{"file": write(tmp_path, rows_b, schema_b)}], "key": ["k"]},
     )
     both = a.keys() & b.keys()
     assert got["match"] == {"by": "key", "columns": ["k"]}
@@ -73,7 +73,11 @@ def test_unkeyed_diff_equals_python_multisets(
     schema_b = pa.schema([("v", pa.int64())]) if drop else schema_a
     rows_a = [{"v": v, "w": w} for v, w in a]
     rows_b = [{"v": v} if drop else {"v": v, "w": w} for v, w in b]
-    got = run_diff(tmp_path, {"file": write(tmp_path, rows_a, schema_a)}, {"file": write(tmp_path, rows_b, schema_b)})
+    got = run_diff(
+        tmp_path,
+        {"files": [{"file": write(tmp_path, rows_a, schema_a)}]},
+        {"files": [{"file": write(tmp_path, rows_b, schema_b)}]},
+    )
     common = ["v"] if drop else ["v", "w"]
     ca = Counter(tuple(r[c] for c in common) for r in rows_a)
     cb = Counter(tuple(r[c] for c in common) for r in rows_b)

@@ -64,9 +64,12 @@ def manifest_run(runner: PipelineRunner) -> str:
     return str(json.loads((runner.publish_dir / "orders" / "_manifest.json").read_text())["run_id"])
 
 
-def snapshot_rows(runner: PipelineRunner, run_id: str, table: str) -> list[dict[str, Any]]:
-    """A snapshot's table read by pyarrow (not DuckDB): the oracle's input."""
-    return pq.read_table(runner.snapshot_folder("orders") / run_id / f"{table}.parquet").to_pylist()
+def snapshot_rows(runner: PipelineRunner, run_id: str, table: str, pipeline: str = "orders") -> list[dict[str, Any]]:
+    """A snapshot's table read by pyarrow (not DuckDB): the rows of the files its manifest lists, in order;
+    the oracle's input."""
+    folder = runner.snapshot_folder(pipeline) / run_id
+    files = json.loads((folder / "_manifest.json").read_text())["tables"][table]["files"]
+    return [row for f in files for row in pq.read_table(folder / f["file"]).to_pylist()]
 
 
 def oracle(a: list[dict[str, Any]], b: list[dict[str, Any]], key: list[str] | None) -> tuple[int, int, int | None]:
@@ -106,6 +109,12 @@ async def test_diff_counts_match_an_independent_oracle_and_rollback_restores_tab
     assert manifest["tables"]["gold.daily_revenue"]["linked"]  # by reference: the published file, hard-linked
     assert manifest["tables"]["silver.orders"]["key"] == ["order_id"]  # the deduplicate step's key
     assert "meta.files" not in manifest["tables"]  # the ledger is not a layer
+    second = json.loads((runner.snapshot_folder("orders") / r2 / "_manifest.json").read_text())
+    bronze = second["tables"]["bronze.orders_raw"]  # only grew: run 1's file, hard-linked, then run 2's rows
+    first_file = runner.snapshot_folder("orders") / r1 / "bronze.orders_raw.parquet"
+    assert [f["linked"] for f in bronze["files"]] == [True, False]
+    assert (runner.snapshot_folder("orders") / r2 / bronze["files"][0]["file"]).samefile(first_file)
+    assert bronze["bytes"] == bronze["files"][1]["bytes"] and bronze["files"][1]["rows"] > 0
 
     diff = await runner.diff(r1, r2)
     by_table = {t["table"]: t for t in diff["tables"]}

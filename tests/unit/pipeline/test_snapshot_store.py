@@ -74,7 +74,8 @@ def _snapshot(folder: Path, run_id: str, *, keep: int) -> None:
     stage = folder / snapshot_stage_name(run_id)
     stage.mkdir(parents=True)
     (stage / "s.t.parquet").write_bytes(b"PAR1")
-    table = {"table": "s.t", "file": "s.t.parquet", "rows": 1, "bytes": 4, "linked": False, "key": None}
+    files = [{"file": "s.t.parquet", "rows": 1, "bytes": 4, "linked": False}]
+    table = {"table": "s.t", "files": files, "rows": 1, "bytes": 4, "linked": False, "key": None}
     commit_snapshot(folder, "p", run_id, [table | {"schema": [{"name": "a", "type": "INTEGER"}]}], keep=keep)
     stamp = time.time() - 1000 + int(run_id[1:])  # _SUCCESS times in run order, whatever the clock's grain
     os.utime(folder / run_id / "_SUCCESS", (stamp, stamp))
@@ -86,7 +87,7 @@ def test_retention_keeps_the_newest_whole_snapshots_and_refuses_gone_and_incompl
         _snapshot(folder, f"r{n}", keep=3)
     assert list_snapshots(folder) == ["r2", "r3", "r4"]
     manifest = load_snapshot(folder, "r4")
-    assert manifest["tables"]["s.t"]["file"] == str(folder / "r4" / "s.t.parquet")
+    assert [f["file"] for f in manifest["tables"]["s.t"]["files"]] == [str(folder / "r4" / "s.t.parquet")]
     with pytest.raises(SnapshotError, match=r"no snapshot .* snapshots kept: r2, r3, r4"):
         load_snapshot(folder, "r1")
     (folder / snapshot_stage_name("r5")).mkdir()  # a run killed while writing its snapshot
