@@ -34,6 +34,8 @@ def diff_lines(tables: list[dict[str, Any]]) -> list[str]:
     ]
     for t in tables:
         match = t["match"] if isinstance(t["match"], str) else f"{t['match']['by']}: {', '.join(t['match']['columns'])}"
+        if isinstance(t["match"], dict) and t["match"].get("key_repeats"):  # its key could not pair rows
+            match = f"whole rows (key {', '.join(t['match']['key_repeats'])} repeats)"
         lines.append(
             f"{t['table']:<32} {t['status']:<8} {_count(t['rows_a']):>10} {_count(t['rows_b']):>10} "
             f"{_count(t['added']):>9} {_count(t['removed']):>9} {_count(t['changed']):>9}  {match[:60]}"

@@ -128,7 +128,7 @@ class RunSnapshots:
             if previous != run_id:
                 try:
                     return dict(load_snapshot(folder, previous)["tables"])
-                except SnapshotError:
+                except (SnapshotError, OSError):  # unusable (named by diff and rollback): this one is copied whole
                     return {}
         return {}
 

@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from foss_supervisor.base.atomicfile import atomic_write, fsync_dir
+from foss_supervisor.base.jsontext import parse_json
 from foss_supervisor.pipeline.errors import SnapshotError
 from foss_supervisor.pipeline.publish import MANIFEST, PARTIAL_STAGE, RUN_ID, SUCCESS, stage_name
 from foss_supervisor.pipeline.snapshotstats import STATS
@@ -47,6 +49,7 @@ from foss_supervisor.pipeline.snapshotstats import STATS
 __all__ = [
     "SNAPSHOTS",
     "SNAPSHOT_FORMAT",
+    "checked_manifest",
     "commit_snapshot",
     "discard_snapshot_stage",
     "link_snapshot",
@@ -61,6 +64,7 @@ __all__ = [
 SNAPSHOTS = "snapshots"
 #: the ``format`` field of every snapshot manifest
 SNAPSHOT_FORMAT = "foss-supervisor.snapshot/2"
+_RUN_STAMP = re.compile(r"\d{8}T\d{6}Z")  # the start of a run id: its start time, UTC, sortable as text
 _FORMAT_1 = "foss-supervisor.snapshot/1"  # one ``file`` per table, no statistics files: still read
 
 
@@ -126,7 +130,13 @@ def list_snapshots(folder: Path) -> list[str]:
     if not folder.is_dir():
         return []
     done = [p for p in folder.iterdir() if RUN_ID.fullmatch(p.name) and (p / SUCCESS).is_file()]
-    return [p.name for p in sorted(done, key=lambda p: ((p / SUCCESS).stat().st_mtime, p.name))]
+    return [p.name for p in sorted(done, key=lambda p: (_started(p.name), (p / SUCCESS).stat().st_mtime, p.name))]
+
+
+def _started(run_id: str) -> str:
+    """When a run began, from its id (``20261205T120949Z-fd9671``, execution.py): the order of snapshots
+    whatever their files' times say (a copy without ``-p``, a backup restored); "" for another id."""
+    return run_id[:16] if _RUN_STAMP.fullmatch(run_id[:16]) else ""
 
 
 def prune_snapshots(folder: Path, keep: int, *, current: str | None = None) -> list[str]:
@@ -170,19 +180,84 @@ def load_snapshot(folder: Path, run_id: str) -> dict[str, Any]:
             f" snapshots kept: {kept}"
         )
     try:
-        manifest: dict[str, Any] = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        data = parse_json((path / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SnapshotError(f"the snapshot of run {run_id} is unreadable: {exc}") from None
-    if manifest.get("format") not in (SNAPSHOT_FORMAT, _FORMAT_1):
-        raise SnapshotError(f"the snapshot of run {run_id} has an unknown format {manifest.get('format')!r}")
+    try:
+        manifest = checked_manifest(data)
+    except ValueError as exc:
+        raise SnapshotError(f"the snapshot of run {run_id} is unusable: {path / MANIFEST}: {exc}") from None
     for entry in manifest["tables"].values():
-        if manifest["format"] == _FORMAT_1:
-            entry["files"] = [{k: entry[k] for k in ("file", "rows", "bytes", "linked")}]
-            del entry["file"]
         for f in entry["files"]:
             f["file"] = str(path / f["file"])
-    manifest["format"] = SNAPSHOT_FORMAT
     return manifest
+
+
+def checked_manifest(data: object) -> dict[str, Any]:
+    """The one gate every snapshot manifest read from disk passes: ``data`` (parsed JSON) as a format-2 manifest
+    whose every field has the shape and type :func:`commit_snapshot` writes (a format 1 table's one ``file``
+    becomes ``files`` of one), or ValueError naming the first field that is not (``tables.T.files[0].rows:
+    ...``). A file name is a plain name inside the snapshot's folder."""
+    manifest = _mapping(data, "the manifest")
+    if manifest.get("format") not in (SNAPSHOT_FORMAT, _FORMAT_1):
+        raise ValueError(f"format: unknown {manifest.get('format')!r}")
+    tables = _mapping(manifest.get("tables"), "tables")
+    out: dict[str, Any] = {}
+    for table, raw in tables.items():
+        at = f"tables.{table}"
+        entry = _mapping(raw, at)
+        files = [entry] if manifest["format"] == _FORMAT_1 else entry.get("files")
+        if not isinstance(files, list) or not files:
+            raise ValueError(f"{at}.files: a non-empty list is needed, got {type(files).__name__}")
+        schema = entry.get("schema")
+        if not isinstance(schema, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("type"), str) for c in schema
+        ):
+            raise ValueError(f"{at}.schema: a list of {{name, type}} texts is needed")
+        key = entry.get("key")
+        if key is not None and not (isinstance(key, list) and key and all(isinstance(c, str) for c in key)):
+            raise ValueError(f"{at}.key: null or a non-empty list of column names is needed")
+        out[table] = {
+            "files": [_file(f, f"{at}.files[{i}]") for i, f in enumerate(files)],
+            "rows": _count(entry.get("rows"), f"{at}.rows"),
+            "bytes": _count(entry.get("bytes"), f"{at}.bytes"),
+            "linked": _flag(entry.get("linked"), f"{at}.linked"),
+            "schema": [{"name": c["name"], "type": c["type"]} for c in schema],
+            "key": key,
+            "unique_key": _flag(entry.get("unique_key", False), f"{at}.unique_key"),
+        }
+    return {**manifest, "format": SNAPSHOT_FORMAT, "tables": out}
+
+
+def _mapping(value: object, at: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{at}: an object is needed, got {type(value).__name__}")
+    return value
+
+
+def _count(value: object, at: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{at}: a count (an integer, 0 or more) is needed, got {value!r:.40}")
+    return value
+
+
+def _flag(value: object, at: str) -> bool:
+    if type(value) is not bool:
+        raise ValueError(f"{at}: true or false is needed, got {value!r:.40}")
+    return value
+
+
+def _file(value: object, at: str) -> dict[str, Any]:
+    entry = _mapping(value, at)
+    name = entry.get("file")
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
+        raise ValueError(f"{at}.file: a plain file name is needed, got {name!r:.80}")
+    return {
+        "file": name,
+        "rows": _count(entry.get("rows"), f"{at}.rows"),
+        "bytes": _count(entry.get("bytes"), f"{at}.bytes"),
+        "linked": _flag(entry.get("linked", False), f"{at}.linked"),
+    }
 
 
 def link_snapshot(folder: Path, source: str, run_id: str, *, keep: int) -> dict[str, Any]:

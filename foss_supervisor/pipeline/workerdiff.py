@@ -14,7 +14,9 @@ What is not read (issue 18, workersegments.py): a file both snapshots list (one 
 on both sides. Without a key, shared files cancel out of the multiset difference, so a table that only
 grew (or is unchanged) is counted from its new files' footers, unread, and otherwise only the files that
 differ are compared. With a key, the same holds when the snapshots recorded that no key repeats on either
-side (``unique_key``); otherwise every row is joined (a key repeated in shared files still pairs rows).
+side (``unique_key``); otherwise every row is joined. A key that repeats on either side (NULL counting as
+one value, as the join pairs them; a UNIQUE column may hold several NULLs, a declared key may hold copies)
+cannot pair rows: such a table is compared as whole rows, and ``match`` names the key (``key_repeats``).
 Row counts, null rates and min/max come from each file's statistics file (snapshotstats.py), so no file
 is scanned for them either.
 
@@ -183,13 +185,15 @@ def _table_diff(cursor: Any, table: str, a: _Side | None, b: _Side | None) -> di
     # columns are the same on both sides (a shared file then holds rows of both tables as they are)
     same_columns = list(cols_a.items()) == list(cols_b.items())
     rest = _unshared(a.files, b.files) if a.files and b.files and same_columns else None
-    if key and all(k in common for k in key):
+    keyed = bool(key) and all(k in common for k in (key or ()))
+    repeats = keyed and _key_repeats(cursor, a, b, list(key or ()))
+    if key and keyed and not repeats:
         unique = a.unique and b.unique and a.key == b.key == key
         if rest is not None and unique and (not rest[0] or not rest[1]):
             # one side is the other plus whole files, and no key repeats on either side: every row of the
             # smaller side matches itself, and the extra files' keys are on one side only
             out["added"], out["removed"], out["changed"] = _count(cursor, rest[1]), _count(cursor, rest[0]), 0
-        else:  # a key may repeat: shared files do not cancel out, the whole tables are joined
+        else:  # no key repeats, but the snapshots did not record it: the whole tables are joined
             out["added"], out["removed"], out["changed"] = _by_key(cursor, a, b, list(key), common)
         out["match"] = {"by": "key", "columns": list(key)}
         return out
@@ -200,8 +204,24 @@ def _table_diff(cursor: Any, table: str, a: _Side | None, b: _Side | None) -> di
     else:  # a multiset difference: rows of shared files cancel out
         out["added"], out["removed"] = _whole_rows(cursor, parquet_list(rest[0]), parquet_list(rest[1]), common)
     out["changed"] = None
-    out["match"] = {"by": "whole_rows", "columns": common}
+    out["match"] = {"by": "whole_rows", "columns": common} | ({"key_repeats": list(key or ())} if repeats else {})
     return out
+
+
+def _key_repeats(cursor: Any, a: _Side, b: _Side, key: list[str]) -> bool:
+    """Whether some value of ``key`` (NULL equal to NULL, as the join pairs them) is on two rows of either side:
+    then rows cannot be paired by it (a join would pair every copy with every other) and are compared whole.
+    A side whose snapshot recorded its key unique is not read."""
+    cols = ", ".join(quoted(k) for k in key)
+    for side in (a, b):
+        if side.unique and side.key == key:
+            continue
+        found = cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {side.source} GROUP BY {cols} HAVING count(*) > 1)"  # noqa: S608
+        ).fetchone()[0]
+        if found:
+            return True
+    return False
 
 
 def diff_tables(cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Path, max_bytes: int) -> dict[str, Any]:

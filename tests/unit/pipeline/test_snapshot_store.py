@@ -70,13 +70,8 @@ def test_every_keep_from_0_to_100_is_kept(tmp_path: Path, keep: int) -> None:
 
 
 def _snapshot(folder: Path, run_id: str, *, keep: int) -> None:
-    """A whole snapshot of one table, as the worker and commit_snapshot leave it."""
-    stage = folder / snapshot_stage_name(run_id)
-    stage.mkdir(parents=True)
-    (stage / "s.t.parquet").write_bytes(b"PAR1")
-    files = [{"file": "s.t.parquet", "rows": 1, "bytes": 4, "linked": False}]
-    table = {"table": "s.t", "files": files, "rows": 1, "bytes": 4, "linked": False, "key": None}
-    commit_snapshot(folder, "p", run_id, [table | {"schema": [{"name": "a", "type": "INTEGER"}]}], keep=keep)
+    """A whole snapshot of one table, with _SUCCESS times in the order of its test ids (``r1``, ``r2``...)."""
+    _snapshot_as(folder, run_id, keep=keep)
     stamp = time.time() - 1000 + int(run_id[1:])  # _SUCCESS times in run order, whatever the clock's grain
     os.utime(folder / run_id / "_SUCCESS", (stamp, stamp))
 
@@ -101,3 +96,92 @@ def test_retention_keeps_the_newest_whole_snapshots_and_refuses_gone_and_incompl
     assert prune_snapshots(folder, 1) == ["r2"]
     assert sorted(p.name for p in folder.iterdir()) == ["r4"]  # partial and incomplete folders went too
     assert prune_snapshots(folder, 0) == ["r4"] and list(folder.iterdir()) == []
+
+
+# any JSON value: what a manifest's field may have been replaced with on disk (edited, truncated, another tool's)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+_PATHS = [
+    (),
+    ("format",),
+    ("tables",),
+    ("tables", "s.t"),
+    ("tables", "s.t", "files"),
+    ("tables", "s.t", "files", 0),
+    ("tables", "s.t", "files", 0, "file"),
+    ("tables", "s.t", "files", 0, "rows"),
+    ("tables", "s.t", "files", 0, "linked"),
+    ("tables", "s.t", "rows"),
+    ("tables", "s.t", "bytes"),
+    ("tables", "s.t", "linked"),
+    ("tables", "s.t", "schema"),
+    ("tables", "s.t", "schema", 0),
+    ("tables", "s.t", "schema", 0, "type"),
+    ("tables", "s.t", "key"),
+    ("tables", "s.t", "unique_key"),
+]
+
+
+@given(where=st.sampled_from(_PATHS), value=_json, drop=st.booleans())
+@SETTINGS
+def test_a_manifest_of_any_shape_is_read_whole_or_refused_as_unusable_naming_the_file(
+    tmp_path: Path, where: tuple[Any, ...], value: Any, drop: bool
+) -> None:
+    """Whatever one field of a kept snapshot's manifest became (any JSON value, or gone), reading it gives a
+    manifest of the written shape or a SnapshotError that names the manifest: never another exception (a
+    KeyError there once stopped every pipeline at the next run's snapshot)."""
+    import json
+
+    folder = tmp_path / "snap"
+    _snapshot(folder, "r1", keep=5)
+    path = folder / "r1" / "_manifest.json"
+    data = json.loads(path.read_text())
+    if where:
+        parent = data
+        for step in where[:-1]:
+            parent = parent[step]
+        if drop and isinstance(parent, dict):
+            del parent[where[-1]]
+        else:
+            parent[where[-1]] = value
+    else:
+        data = value
+    path.write_text(json.dumps(data))
+    try:
+        manifest = load_snapshot(folder, "r1")
+    except SnapshotError as refused:
+        assert "is unusable" in str(refused) or "unknown" in str(refused), refused
+        assert str(path) in str(refused) or "format" in str(refused)
+        return
+    for entry in manifest["tables"].values():  # none at all is a snapshot of a pipeline without tables
+        assert entry["files"] and all(Path(f["file"]).parent == folder / "r1" for f in entry["files"])
+        assert all(type(f["rows"]) is int and f["rows"] >= 0 for f in entry["files"])
+        assert type(entry["unique_key"]) is bool
+        assert entry["key"] is None or all(isinstance(c, str) for c in entry["key"])
+
+
+def test_the_newest_snapshots_are_told_by_their_run_ids_not_by_file_times(tmp_path: Path) -> None:
+    """A copy without -p or a restored backup gives the folders any times: retention and "the one before" follow
+    the runs' start times in their ids, so the newest runs' snapshots are the ones kept."""
+    folder = tmp_path / "snap"
+    ids = [f"20261205T1200{s:02d}Z-abcdef" for s in range(5)]
+    for run_id in ids[:4]:
+        _snapshot_as(folder, run_id, keep=10)
+    stamp = time.time() + 1000  # the oldest run's files now look the newest
+    os.utime(folder / ids[0] / "_SUCCESS", (stamp, stamp))
+    assert list_snapshots(folder) == ids[:4]
+    _snapshot_as(folder, ids[4], keep=3)
+    assert list_snapshots(folder) == ids[2:]
+
+
+def _snapshot_as(folder: Path, run_id: str, *, keep: int) -> None:
+    """A whole snapshot of one table, as the worker and commit_snapshot leave it."""
+    stage = folder / snapshot_stage_name(run_id)
+    stage.mkdir(parents=True)
+    (stage / "s.t.parquet").write_bytes(b"PAR1")
+    files = [{"file": "s.t.parquet", "rows": 1, "bytes": 4, "linked": False}]
+    table = {"table": "s.t", "files": files, "rows": 1, "bytes": 4, "linked": False, "key": None}
+    commit_snapshot(folder, "p", run_id, [table | {"schema": [{"name": "a", "type": "INTEGER"}]}], keep=keep)
