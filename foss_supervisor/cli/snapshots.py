@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["cmd_snapshots", "diff_lines"]
 
 #: how long a diff may take: by default, and at most (the command's own bound)
-DIFF_TIMEOUT_S, DIFF_TIMEOUT_MAX_S = 60.0, 600.0
+DIFF_TIMEOUT_S, DIFF_TIMEOUT_MIN_S, DIFF_TIMEOUT_MAX_S = 60.0, 0.1, 600.0
 MAX_COLUMN_LINES = 12  # column shifts shown per table (``--json`` has them all)
 
 
@@ -63,8 +63,8 @@ def cmd_snapshots(args: argparse.Namespace, config: Target) -> int:
             say("ERROR", "pipeline diff needs two run ids: pipeline diff RUN_A RUN_B (see pipeline runs)")
             return EXIT_USAGE
         timeout = DIFF_TIMEOUT_S if args.timeout is None else args.timeout
-        if not 0 < timeout <= DIFF_TIMEOUT_MAX_S:
-            say("ERROR", f"--timeout must be more than 0 and at most {DIFF_TIMEOUT_MAX_S:g} s, got {timeout:g}")
+        if not DIFF_TIMEOUT_MIN_S <= timeout <= DIFF_TIMEOUT_MAX_S:
+            say("ERROR", f"--timeout must be {DIFF_TIMEOUT_MIN_S:g} to {DIFF_TIMEOUT_MAX_S:g} s, got {timeout:g}")
             return EXIT_USAGE
         with ControlClient(config.control_socket, timeout_s=timeout + 15.0) as client:
             result = client.call("pipeline_diff", run_a=args.name, run_b=args.other, timeout_s=timeout)

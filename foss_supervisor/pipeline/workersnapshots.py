@@ -25,6 +25,8 @@ from foss_supervisor.pipeline.workersegments import copy_table, extend_previous,
 __all__ = ["layer_tables", "quoted_table", "restore_tables", "snapshot_tables", "table_key"]
 
 _PIPELINE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: types a Parquet snapshot would not keep exactly (DuckDB 2.0: HUGEINT as DOUBLE, TIMETZ without offset)
+_INEXACT = re.compile(r"\bU?HUGEINT\b|\bINT128\b|\bUINT128\b|\bTIME WITH TIME ZONE\b|\bTIMETZ\b")
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _TYPE = re.compile(r"[A-Za-z0-9_(), .\"\[\]]{1,500}")
 
@@ -65,6 +67,21 @@ def table_key(cursor: Any, table: str, declared: Any) -> list[str] | None:
 def _describe(cursor: Any, source: str) -> list[dict[str, str]]:
     rows = cursor.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()  # noqa: S608 (a checked name)
     return [{"name": str(r[0]), "type": str(r[1])} for r in rows]
+
+
+def refuse_inexact(table: str, schema: list[dict[str, str]]) -> None:
+    """Refuse (QueryRefusedError naming the table, column and type) a table with a column whose values a Parquet
+    snapshot cannot keep exactly, alone or inside a nested type: DuckDB writes HUGEINT and UHUGEINT as DOUBLE
+    and TIME WITH TIME ZONE without its offset, so a rollback would restore other values without an error.
+    The run then ends succeeded_with_warnings (``snapshot failed: ...``) and keeps no snapshot."""
+    for column in schema:
+        found = _INEXACT.search(column["type"].upper())
+        if found:
+            raise QueryRefusedError(
+                f"{table}.{column['name']} is {column['type']}: a Parquet snapshot cannot keep {found.group(0)} values"
+                " exactly; make it DECIMAL(38,0), VARCHAR or TIMESTAMPTZ in the step that writes it, or set"
+                " snapshot_keep: 0"
+            )
 
 
 def _previous(message: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -114,6 +131,7 @@ def snapshot_tables(
         for table in layer_tables(cursor, [str(s) for s in message.get("schemas") or ()]):
             source = quoted_table(table)
             schema = _describe(cursor, source)
+            refuse_inexact(table, schema)
             dest = stage / f"{table}.parquet"
             files = (
                 (link_published(cursor, published / table, dest) if published is not None else None)

@@ -55,9 +55,9 @@ def test_cli_diff_and_rollback_of_two_orders_runs(daemon: DaemonHandle) -> None:
     # --timeout: the diff's bound (60 s by default, up to the command's 600 s), refused outside it or elsewhere
     longer = daemon.cli("pipeline", "diff", r1["run_id"], r2["run_id"], "--json", "--timeout", "300")
     assert longer.returncode == EXIT_OK and json.loads(longer.stdout)["tables"] == json.loads(as_json.stdout)["tables"]
-    for bad in ("0", "601"):
+    for bad in ("0", "0.01", "601"):
         refused = daemon.cli("pipeline", "diff", r1["run_id"], r2["run_id"], "--timeout", bad)
-        assert refused.returncode == EXIT_USAGE and "--timeout must be more than 0" in refused.stderr, refused
+        assert refused.returncode == EXIT_USAGE and "--timeout must be 0.1 to 600 s" in refused.stderr, refused
     misplaced = daemon.cli("pipeline", "runs", "--timeout", "5")
     assert misplaced.returncode == EXIT_USAGE and "for pipeline diff only" in misplaced.stderr, misplaced
 
