@@ -22,8 +22,10 @@ from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
-__all__ = ["RUN_REASONS", "RunHistory", "RunRecord", "StepRecord", "run_reason"]
+__all__ = ["ABANDONED_ERROR", "RUN_REASONS", "RunHistory", "RunRecord", "StepRecord", "run_reason"]
 
+#: the error of a run found only started (in progress when the supervisor stopped); recovery.py adds what committed
+ABANDONED_ERROR = "the supervisor stopped while this run was in progress"
 #: why a run started, as the history, the pages and ``runs --json`` say it (``reason``)
 RUN_REASONS = ("manual", "schedule", "files_landed", "config_changed", "after", "rollback", "backfill")
 
@@ -163,7 +165,7 @@ class RunHistory:
                 self._runs[run_id] = dataclasses.replace(
                     rec,
                     status=RunStatus.ABANDONED,
-                    error="the supervisor stopped while this run was in progress",
+                    error=ABANDONED_ERROR,
                 )
         self._trim()
 

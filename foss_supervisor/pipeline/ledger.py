@@ -30,6 +30,7 @@ from foss_supervisor.pipeline.context import StepContext
 
 __all__ = [
     "committed_result_sql",
+    "committed_steps_sql",
     "discover",
     "file_format",
     "landing_files",
@@ -76,6 +77,16 @@ def record_commit(cursor: Any, message: Mapping[str, Any], result: Mapping[str, 
     cursor.execute(
         f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)",  # noqa: S608
         [run_id, step, int(message["attempt"]), json.dumps(result["metrics"]), json.dumps(result["warnings"])],
+    )
+
+
+def committed_steps_sql(ledger: str, run_id: str) -> str:
+    """The read-only query of every step of ``run_id`` that committed: ``(step, attempt, metrics, warnings)``
+    rows, the last committed attempt of each (metrics and warnings as JSON)."""
+    run = "'" + run_id.replace("'", "''") + "'"
+    return (
+        "SELECT step, max(attempt), arg_max(metrics, attempt), arg_max(warnings, attempt)"  # noqa: S608
+        f" FROM {ledger}.step_commits WHERE run_id = {run} GROUP BY step"
     )
 
 

@@ -37,6 +37,7 @@ from foss_supervisor.pipeline.history import RunHistory, RunRecord
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, WorkerLimits
 from foss_supervisor.pipeline.publish import commit_run, discard_stage, remove_published
 from foss_supervisor.pipeline.publishdelta import DELTA, publish_delta_run
+from foss_supervisor.pipeline.recovery import recover_abandoned
 from foss_supervisor.pipeline.retry import RetryPlan, latest_run, plan_retry
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
 from foss_supervisor.pipeline.snapshots import remove_snapshots
@@ -137,8 +138,10 @@ class PipelineRunner(RunExecution):
         await self.aclose()
 
     async def start(self) -> None:
-        """Start the worker now (otherwise it starts on first use) so startup cost is paid up front."""
+        """Start the worker now (otherwise it starts on first use) so startup cost is paid up front; then tell
+        the runs a killed daemon left abandoned which of their steps had committed (recovery.py)."""
         await self.worker.ensure()
+        await recover_abandoned(self.history, self._specs, self.client)
 
     async def aclose(self) -> None:
         """Cancel active runs, then stop the worker cleanly (bounded; SIGKILL as last resort)."""
