@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,12 @@ def table_key(cursor: Any, table: str, declared: Any) -> list[str] | None:
 def _describe(cursor: Any, source: str) -> list[dict[str, str]]:
     rows = cursor.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()  # noqa: S608 (a checked name)
     return [{"name": str(r[0]), "type": str(r[1])} for r in rows]
+
+
+def file_stem(table: str) -> str:
+    """The name a table's snapshot files start with: ``schema.table`` with every character but letters, digits,
+    ``_``, ``.`` and ``-`` percent-encoded, so a quoted name with ``/`` or a NUL is one plain file name."""
+    return urllib.parse.quote(table, safe="._-")
 
 
 def refuse_inexact(table: str, schema: list[dict[str, str]]) -> None:
@@ -132,7 +139,7 @@ def snapshot_tables(
             source = quoted_table(table)
             schema = _describe(cursor, source)
             refuse_inexact(table, schema)
-            dest = stage / f"{table}.parquet"
+            dest = stage / f"{file_stem(table)}.parquet"
             files = (
                 (link_published(cursor, published / table, dest) if published is not None else None)
                 or extend_previous(
@@ -143,7 +150,7 @@ def snapshot_tables(
                     previous.get(table),
                     stage=stage,
                     root=snapshot_dir.resolve(),
-                    new_name=f"{table}@{run_id}.parquet",
+                    new_name=f"{file_stem(table)}@{run_id}.parquet",
                 )
                 or copy_table(cursor, source, dest)
             )
@@ -190,8 +197,13 @@ def restore_tables(cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Pat
             if not paths or not all(p.is_relative_to(root) for p in paths):
                 raise QueryRefusedError(f"a snapshot file of {table} is outside {root}")
             columns = [{"name": str(c["name"]), "type": str(c["type"])} for c in entry["schema"]]
-            if not all(_TYPE.fullmatch(c["type"]) for c in columns):
-                raise QueryRefusedError(f"{table}: a column type of its snapshot is not a DuckDB type")
+            odd = next((c for c in columns if not _TYPE.fullmatch(c["type"])), None)
+            if odd is not None:  # the type goes into a CAST: quotes (ENUM labels, odd STRUCT fields) are not let in
+                raise QueryRefusedError(
+                    f"{table}.{odd['name'][:100]}: its snapshot's type {odd['type'][:200]!r} cannot be restored"
+                    " (ENUM types and STRUCT fields with quoted names are not; make the column VARCHAR or rename"
+                    " the field)"
+                )
             target = quoted_table(table)
             source = parquet_list(paths)  # the files in their order: the table's rows in its order
             cast = ", ".join(

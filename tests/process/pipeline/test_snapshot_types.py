@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from foss_supervisor.pipeline.errors import QueryRefusedError
-from foss_supervisor.pipeline.workersnapshots import snapshot_tables
+from foss_supervisor.pipeline.workersnapshots import restore_tables, snapshot_tables
 
 _runs = itertools.count()
 
@@ -57,4 +57,37 @@ def test_every_other_type_is_kept_and_reads_back_equal(tmp_path: Path, type_name
     [file] = (tmp_path / "snap" / "p" / f".{run_id}.partial").glob("s.t*.parquet")
     back = con.execute(f"SELECT CAST(v AS {type_name}) FROM read_parquet('{file}')").fetchall()
     assert back == con.execute("SELECT v FROM s.t").fetchall()
+    con.close()
+
+
+def test_a_table_whose_name_holds_a_slash_is_kept_in_one_plain_file_and_restored(tmp_path: Path) -> None:
+    """A quoted table name may hold ``/``: its snapshot is still one file in the snapshot's folder (red-team: it
+    stopped every snapshot of the pipeline), and a restore from it gives the table back."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute('CREATE SCHEMA s; CREATE TABLE s."a/b" (k INTEGER); INSERT INTO s."a/b" VALUES (1), (2)')
+    message = {"pipeline": "p", "run_id": "r1", "schemas": ["s"], "keys": {}, "previous": {}}
+    written = snapshot_tables(con.cursor(), message, snapshot_dir=tmp_path / "snap", publish_dir=None)
+    [table] = written["tables"]
+    assert table["table"] == "s.a/b" and [f["file"] for f in table["files"]] == ["s.a%2Fb.parquet"]
+    stage = tmp_path / "snap" / "p" / ".r1.partial"
+    con.execute('DELETE FROM s."a/b"')
+    entry = {"files": [{"file": str(stage / "s.a%2Fb.parquet")}], "schema": table["schema"]}
+    restore_tables(con.cursor(), {"schemas": ["s"], "tables": {"s.a/b": entry}}, snapshot_dir=tmp_path / "snap")
+    assert con.execute('SELECT k FROM s."a/b" ORDER BY k').fetchall() == [(1,), (2,)]
+    con.close()
+
+
+def test_a_type_rollback_cannot_cast_to_is_refused_naming_the_column_and_type(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE SCHEMA s; CREATE TYPE mood AS ENUM ('ok', 'sad'); CREATE TABLE s.t (k INTEGER, m mood)")
+    con.execute("INSERT INTO s.t VALUES (1, 'ok')")
+    message = {"pipeline": "p", "run_id": "r1", "schemas": ["s"], "keys": {}, "previous": {}}
+    [table] = snapshot_tables(con.cursor(), message, snapshot_dir=tmp_path / "snap", publish_dir=None)["tables"]
+    entry = {
+        "files": [{"file": str(tmp_path / "snap" / "p" / ".r1.partial" / "s.t.parquet")}],
+        "schema": table["schema"],
+    }
+    with pytest.raises(QueryRefusedError, match=r"s\.t\.m: its snapshot's type .*ENUM.* cannot be restored"):
+        restore_tables(con.cursor(), {"schemas": ["s"], "tables": {"s.t": entry}}, snapshot_dir=tmp_path / "snap")
+    assert con.execute("SELECT count(*) FROM s.t").fetchone() == (1,)  # nothing changed
     con.close()
