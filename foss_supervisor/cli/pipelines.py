@@ -182,15 +182,19 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
 
 def _pipeline_validate(args: argparse.Namespace) -> int:
     """YAML and SQL of one pipeline (configured NAME, or a pipeline YAML file) against DuckDB, without data."""
+    from foss_supervisor.cli.restart import config_given, load_last_config
     from foss_supervisor.config import load_config
+    from foss_supervisor.core.statestore import last_config
     from foss_supervisor.pipeline.spec import load_for_daemon, load_pipeline
     from foss_supervisor.pipeline.validate import validate_spec
 
     try:
         if args.name.endswith((".yaml", ".yml")) and Path(args.name).is_file():
             spec = load_pipeline(args.name)
-        else:
+        else:  # without --config: the config the daemon of the state dir runs (or ran last), as `logs` does
             config = load_config(args.config)
+            if not config_given(args) and (ran := last_config(config.state_dir)) is not None:
+                config = load_last_config(ran)
             pc = config.pipelines.get(args.name)
             if pc is None:
                 say("ERROR", f"no pipeline {args.name!r} in {config.source} (known: {', '.join(config.pipelines)})")

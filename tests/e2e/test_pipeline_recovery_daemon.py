@@ -1,14 +1,16 @@
 """A daemon killed (SIGKILL) in the middle of a run: the next daemon tells that run ``abandoned`` with the steps
 whose transaction had committed as succeeded, with their rows (read from the worker's ledger), so the history adds
-up with the tables; a retry then starts after them (newcomer finding: every step said pending, rows in bronze)."""
+up with the tables; a retry then starts after them (newcomer finding: every step said pending, rows in bronze).
+And ``pipeline validate`` of the daemon's pipeline without ``--config``."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from typing import Any
 
-from helpers import DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, wait_for
 from helpers.pipeline import two_step_pipeline
 
 #: a step that commits nothing and runs for hours: the daemon is killed while it runs
@@ -53,3 +55,17 @@ def test_a_run_whose_daemon_was_killed_is_abandoned_with_its_committed_steps_tol
     assert run["error"].endswith("steps committed before it stopped: good")
     again = daemon.cli("pipeline", "runs", "s")
     assert again.returncode == 0 and started["run_id"] in again.stdout and "abandoned" in again.stdout
+
+
+def test_validate_without_config_checks_the_pipeline_the_daemon_runs(daemon: DaemonHandle) -> None:
+    """``pipeline validate NAME`` without ``--config`` reads the config the daemon of the state dir runs (as
+    ``logs`` does), not the embedded default's pipelines (newcomer: it checked the shipped orders instead)."""
+    home = daemon.tmp / "s"
+    home.mkdir()
+    spec = two_step_pipeline(home, "SELECT missing AS rows_in, 1 AS rows_out;")
+    daemon.write_config(f"pipelines:\n  s: {{file: {spec}, on_new_files: false}}\n")
+    daemon.start()
+    env = {**daemon.env, "FOSS_SUPERVISOR_STATE_DIR": str(daemon.state_dir)}
+    argv = [PY, "-m", "foss_supervisor", "pipeline", "validate", "s"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2 and f"{home / 'step.sql'}:1" in out.stdout, out.stdout + out.stderr
