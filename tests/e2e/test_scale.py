@@ -11,6 +11,7 @@ import shutil
 import sys
 import threading
 import time
+from typing import Any
 
 import psutil
 import pytest
@@ -117,6 +118,10 @@ def test_a_reload_that_stops_the_most_programs_at_once_logs_one_line_and_no_trac
     assert reload.returncode == 0 and f"{count} removed" in reload.stdout, reload.stdout + reload.stderr
     wait_for(lambda: all(is_gone(pid) for pid in pids), 60, "every program gone")
     assert "Exception ignored" not in daemon.stderr() and "Traceback" not in daemon.stderr()
-    lines = [json.loads(line) for line in (daemon.state_dir / "foss-supervisor.log").read_text().splitlines()]
-    summaries = [line for line in lines if line.get("event") == "programs_stopped"]
+
+    def stop_summaries() -> list[dict[str, Any]]:  # the log has its own writer thread: a line may come a bit later
+        lines = [json.loads(line) for line in (daemon.state_dir / "foss-supervisor.log").read_text().splitlines()]
+        return [line for line in lines if line.get("event") == "programs_stopped"]
+
+    summaries = wait_for(stop_summaries, 30, "the stop's summary line in the daemon's log")
     assert len(summaries) == 1 and summaries[0]["count"] == count and summaries[0]["not_stopped_count"] == 0
