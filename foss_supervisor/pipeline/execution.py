@@ -30,7 +30,7 @@ from foss_supervisor.pipeline.events import (
     StepLog,
     StepStateChanged,
 )
-from foss_supervisor.pipeline.history import RunHistory, RunRecord
+from foss_supervisor.pipeline.history import RunHistory, RunRecord, metric_count
 from foss_supervisor.pipeline.ledger import committed_result_sql
 from foss_supervisor.pipeline.runsnapshots import RunSnapshots
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload, is_transient, step_payload
@@ -331,13 +331,9 @@ class RunExecution(RunSnapshots):
             run,
             step,
             final,
-            rows_in=_as_int(metrics.get("rows_in")),
-            rows_out=_as_int(metrics.get("rows_out")),
+            rows_in=metric_count(metrics.get("rows_in")),
+            rows_out=metric_count(metrics.get("rows_out")),
             metrics=metrics,
             warnings=warnings,
             duration_s=float(result.get("duration_s", 0.0)),
         )
-
-
-def _as_int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) else None

@@ -22,12 +22,17 @@ from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
-__all__ = ["ABANDONED_ERROR", "RUN_REASONS", "RunHistory", "RunRecord", "StepRecord", "run_reason"]
+__all__ = ["ABANDONED_ERROR", "RUN_REASONS", "RunHistory", "RunRecord", "StepRecord", "metric_count", "run_reason"]
 
 #: the error of a run found only started (in progress when the supervisor stopped); recovery.py adds what committed
 ABANDONED_ERROR = "the supervisor stopped while this run was in progress"
 #: why a run started, as the history, the pages and ``runs --json`` say it (``reason``)
 RUN_REASONS = ("manual", "schedule", "files_landed", "config_changed", "after", "rollback", "backfill")
+
+
+def metric_count(value: Any) -> int | None:
+    """A step's ``rows_in``/``rows_out`` from its metrics: the number as an int, None when it is not one."""
+    return int(value) if isinstance(value, int | float) else None
 
 
 def run_reason(trigger: str) -> str:

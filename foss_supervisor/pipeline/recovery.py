@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.pipeline.errors import PipelineError
-from foss_supervisor.pipeline.history import ABANDONED_ERROR, RunHistory, RunRecord, StepRecord
+from foss_supervisor.pipeline.history import ABANDONED_ERROR, RunHistory, RunRecord, StepRecord, metric_count
 from foss_supervisor.pipeline.ledger import committed_steps_sql
 from foss_supervisor.pipeline.spec import PipelineSpec
 from foss_supervisor.pipeline.states import RunStatus, StepState
@@ -70,17 +70,12 @@ def _succeeded(step: StepRecord, row: Sequence[Any]) -> StepRecord:
         metrics, warnings = {}, []
     metrics = metrics if isinstance(metrics, dict) else {}
     warnings = tuple(str(w) for w in warnings) if isinstance(warnings, list) else ()
-
-    def count(key: str) -> int | None:
-        value = metrics.get(key)
-        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
     return dataclasses.replace(
         step,
         state=StepState.SUCCEEDED_WITH_WARNINGS if warnings else StepState.SUCCEEDED,
         attempts=int(row[1]) if isinstance(row[1], int) else step.attempts,
-        rows_in=count("rows_in"),
-        rows_out=count("rows_out"),
+        rows_in=metric_count(metrics.get("rows_in")),
+        rows_out=metric_count(metrics.get("rows_out")),
         metrics=metrics,
         warnings=warnings,
     )

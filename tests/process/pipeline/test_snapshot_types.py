@@ -39,7 +39,11 @@ def _snapshot(tmp_path: Path, type_name: str, value: str) -> tuple[duckdb.DuckDB
     con.execute(f"CREATE SCHEMA s; CREATE TABLE s.t (k INTEGER, v {type_name}); INSERT INTO s.t VALUES (1, {value})")
     run_id = f"r{next(_runs):06d}"
     message = {"pipeline": "p", "run_id": run_id, "schemas": ["s"], "keys": {}, "previous": {}}
-    snapshot_tables(con.cursor(), message, snapshot_dir=tmp_path / "snap", publish_dir=None)
+    try:
+        snapshot_tables(con.cursor(), message, snapshot_dir=tmp_path / "snap", publish_dir=None)
+    except BaseException:
+        con.close()  # a refused snapshot leaves no warehouse open behind the test
+        raise
     return con, run_id
 
 
