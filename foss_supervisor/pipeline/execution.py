@@ -183,7 +183,10 @@ class RunExecution(RunSnapshots):
         try:  # after the publish, so a published table is hard-linked, not copied (snapshots.py)
             warning = warning or await self.keep_snapshot(spec, run.run_id)
         except asyncio.CancelledError:  # a partial snapshot is removed and never read
-            self._finish(run, RunStatus.CANCELLED, "cancelled while writing its snapshot; no snapshot kept")
+            # Too late to cancel the run: its steps committed and its tables are published (docs/pipelines.md).
+            done = "its steps committed" + (" and its tables were published" if spec.publish and not warning else "")
+            late = f"cancelled while writing its snapshot, after {done}: no snapshot kept of this run"
+            self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, f"{warning}; {late}" if warning else late)
             raise
         if warning:
             return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, warning)

@@ -182,6 +182,33 @@ async def test_a_publish_whose_worker_dies_or_run_is_cancelled_keeps_the_previou
     assert {p.relative_to(folder): p.stat().st_mtime_ns for p in (folder / "runs").rglob("*")} == before
 
 
+async def test_a_run_cancelled_while_its_snapshot_is_written_is_recorded_as_done_with_a_warning(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    """Once the steps committed and the tables are published a cancel is too late for the run: it stops the
+    snapshot (none is kept) and the run is recorded ``succeeded_with_warnings``, not ``cancelled`` (the
+    published set and the tables are this run's)."""
+    (workspace["reference"] / "size.csv").write_text("n\n3000000\n")  # a snapshot long enough to stop midway
+    spec = load_pipeline(publishing_pipeline(tmp_path, workspace, rows=50))
+    runner = await runners.open([spec], workspace["state"])
+    snapshots = runner.snapshot_folder("pub")
+    task = asyncio.ensure_future(runner.run("pub"))
+    for _ in range(40_000):  # bounded: 200 s at most
+        if task.done() or (snapshots.is_dir() and any(p.name.endswith(".partial") for p in snapshots.iterdir())):
+            break
+        await asyncio.sleep(0.005)
+    assert not task.done(), "the run ended before its snapshot began"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 120)
+    rec = runner.history.list("pub", limit=1)[0]
+    assert rec.status is RunStatus.SUCCEEDED_WITH_WARNINGS, rec.to_dict()
+    assert rec.error is not None and "cancelled while writing its snapshot" in rec.error, rec.error
+    assert all(s.state.ok for s in rec.steps), rec.to_dict()
+    assert assert_one_run(runner.publish_dir / "pub") == rec.run_id
+    assert runner.snapshots("pub") == [] and not any(snapshots.iterdir())  # the partial snapshot is gone
+
+
 async def _publish_stopped(runner: PipelineRunner, folder: Path, *, kill_worker: bool) -> Any:
     """Run ``pub`` and, once its publish has begun writing, SIGKILL the worker or cancel the run."""
     task = asyncio.ensure_future(runner.run("pub"))
