@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 from foss_supervisor.pipeline.context import StepContext
 from foss_supervisor.pipeline.ledger import pending_files, set_file_status
 
-__all__ = ["FileScan", "bronze_ddl", "build_ingest_sql", "ingest", "read_header", "scan_file"]
+__all__ = ["FileScan", "bronze_ddl", "build_ingest_sql", "build_parquet_sql", "ingest", "read_header", "scan_file"]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _QUALIFIED = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -85,6 +85,27 @@ def scan_file(path: Path) -> FileScan:
     return FileScan(h.hexdigest(), size, reason)
 
 
+#: the bookkeeping columns of a parsed line (``n``, ``line``, ``parse_error``), by name: ``INSERT ... BY NAME``
+#: lets a bronze table declared in ``setup.sql`` order its columns as it likes
+_BOOKKEEPING = (
+    "$base + n AS _row_id, $batch AS _batch_id, $path AS _source_file, $sha AS _source_sha256, n AS _source_line,"
+    " $now AS _ingested_at, CASE WHEN parse_error IS NOT NULL THEN line END AS _raw_line,"
+    " parse_error AS _parse_error"
+)
+
+
+_BOOKKEEPING_COLUMNS = (
+    "_row_id",
+    "_batch_id",
+    "_source_file",
+    "_source_sha256",
+    "_source_line",
+    "_ingested_at",
+    "_raw_line",
+    "_parse_error",
+)
+
+
 def bronze_ddl(table: str, columns: Sequence[str]) -> str:
     """``CREATE TABLE IF NOT EXISTS`` of an ingest table (and its schema): the eight bookkeeping columns,
     then one VARCHAR per declared column. Ingest runs it itself, so a pipeline need not declare it."""
@@ -121,9 +142,9 @@ def build_ingest_sql(table: str, columns: Sequence[str], fmt: str, header: Seque
         ncols = len(header)
         field_re = r'("(?:[^"]|"")*"|[^,"]*)(?:,|$)'
         return f"""
-INSERT INTO {table}
-SELECT $base + n, $batch, $path, $sha, n, $now, CASE WHEN parse_error IS NOT NULL THEN line END, parse_error,
-       {", ".join(f"CASE WHEN parse_error IS NULL THEN {c} END" for c in columns)}
+INSERT INTO {table} BY NAME
+SELECT {_BOOKKEEPING},
+       {", ".join(f"CASE WHEN parse_error IS NULL THEN {c} END AS {c}" for c in columns)}
 FROM (
     SELECT n, line, {select_fields},
         CASE WHEN line IS NULL OR trim(line) = '' THEN 'blank line'
@@ -148,8 +169,8 @@ FROM (
         paths = ", ".join(f"'$.\"{c}\"'" for c in columns)
         select_fields = ", ".join(f"f[{i + 1}] AS {c}" for i, c in enumerate(columns))
         return f"""
-INSERT INTO {table}
-SELECT $base + n, $batch, $path, $sha, n, $now, CASE WHEN parse_error IS NOT NULL THEN line END, parse_error,
+INSERT INTO {table} BY NAME
+SELECT {_BOOKKEEPING},
        {", ".join(columns)}
 FROM (
     SELECT n, line, parse_error, {select_fields}
@@ -167,6 +188,42 @@ FROM (
     )
 )"""  # noqa: S608
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def build_parquet_sql(table: str, columns: Sequence[str], have: Mapping[str, str]) -> str:
+    """SQL that appends every row of one Parquet file (``$file``) to the bronze table, each declared column
+    cast to text (NULL when the file has none). ``have`` maps a lower-case column name to the file's own
+    spelling. Parameters: $base, $batch, $path, $sha, $now, $file."""
+    if not _QUALIFIED.match(table) or not all(_IDENT.match(c) for c in columns):
+        raise ValueError("table and columns must be plain lower-case identifiers")
+    quoted = {c: '"' + name.replace('"', '""') + '"' for c, name in have.items()}
+    fields = ", ".join(
+        f"CAST({quoted[c]} AS VARCHAR) AS {c}" if c in quoted else f"NULL::VARCHAR AS {c}" for c in columns
+    )
+    return (  # by name: a bronze declared in setup.sql may order its columns as it likes
+        f"INSERT INTO {table} BY NAME SELECT $base + file_row_number + 1 AS _row_id, $batch AS _batch_id,"  # noqa: S608
+        " $path AS _source_file, $sha AS _source_sha256, file_row_number + 1 AS _source_line,"
+        f" $now AS _ingested_at, NULL AS _raw_line, NULL AS _parse_error, {fields}"
+        " FROM read_parquet($file, file_row_number = true)"
+    )
+
+
+def _check_bronze(cur: Any, table: str, columns: Sequence[str]) -> None:
+    """Refuse a bronze table (declared in ``setup.sql``) that lacks a column ingest writes, naming them:
+    its columns may come in any order and it may have more (ingest inserts by name). Raises ValueError."""
+    schema, name = table.split(".")
+    have = {
+        r[0]
+        for r in cur.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?", [schema, name]
+        ).fetchall()
+    }
+    lacking = [c for c in (*_BOOKKEEPING_COLUMNS, *columns) if c not in have]
+    if lacking:
+        raise ValueError(
+            f"bronze table {table} (declared in setup.sql) lacks the column(s) ingest writes: {', '.join(lacking)}"
+            f" (needed: the bookkeeping columns {', '.join(_BOOKKEEPING_COLUMNS)} and the declared columns)"
+        )
 
 
 def read_header(path: Path) -> list[str]:
@@ -198,6 +255,7 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
     if not _QUALIFIED.match(table) or not all(_IDENT.match(c) for c in columns):
         raise ValueError("table and columns must be plain lower-case identifiers")
     cur.execute(bronze_ddl(table, columns))
+    _check_bronze(cur, table, columns)
     now = dt.datetime.now(dt.UTC)
     if ctx.partition_key is None:
         chosen: list[tuple[tuple[Any, ...], tuple[str, ...], bool]] = [
@@ -294,13 +352,7 @@ def _ingest_file(
             r[0].lower(): r[0]
             for r in cur.execute("DESCRIBE SELECT * FROM read_parquet($file)", {"file": str(path)}).fetchall()
         }
-        quoted = {c: '"' + name.replace('"', '""') + '"' for c, name in have.items()}
-        fields = ", ".join(f"CAST({quoted[c]} AS VARCHAR)" if c in quoted else "NULL::VARCHAR" for c in columns)
-        sql = (
-            f"INSERT INTO {table} SELECT $base + file_row_number + 1, $batch, $path, $sha,"  # noqa: S608
-            f" file_row_number + 1, $now, NULL, NULL, {fields}"
-            " FROM read_parquet($file, file_row_number = true)"
-        )
+        sql = build_parquet_sql(table, columns, have)
     elif reader == "duckdb":
         params["file"] = str(path)
         source = (
