@@ -38,6 +38,7 @@ from foss_supervisor.pipeline.fingerprint import (
 )
 from foss_supervisor.pipeline.limits import WorkerLimits
 from foss_supervisor.pipeline.regression import TREND_RUNS, StepRegressionWatch, step_trends
+from foss_supervisor.pipeline.reloadcheck import sql_problems
 from foss_supervisor.pipeline.retry import latest_run, retry_options
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.schedule import overdue_reason
@@ -154,7 +155,8 @@ class PipelineService(Backfills):
         Returns the plan ``{"added", "removed", "changed", "unchanged"}``; with ``dry_run`` nothing changes.
         New ``warehouse:`` bounds (memory_limit, recycle_rss, ...) restart the worker with them once it is idle.
         Raises CommandError (and changes nothing) while a run of a changed or removed pipeline is in progress,
-        or when the new pipelines cannot share one runner (another warehouse file needs a daemon restart).
+        when the new pipelines cannot share one runner (another warehouse file needs a daemon restart), or
+        when ``pipeline validate`` finds an error in the SQL of a pipeline it adds or redefines (reloadcheck.py).
         """
         try:
             new_specs = {s.name: s for s in await asyncio.to_thread(load_specs, new)}
@@ -176,6 +178,8 @@ class PipelineService(Backfills):
             "changed": changed,
             "unchanged": sorted((old.keys() & new_specs.keys()) - set(changed)),
         }
+        if problems := await sql_problems(self.runner.client, new, [*plan["added"], *plan["changed"]]):
+            raise CommandError(f"pipelines refused, the running ones stay: {'; '.join(problems)}")
         if dry_run:
             return plan
         if not (plan["added"] or plan["removed"] or plan["changed"]):

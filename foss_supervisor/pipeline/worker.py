@@ -66,6 +66,7 @@ from foss_supervisor.pipeline.workersteps import (  # noqa: E402
     failure_of,
     run_sql,
 )
+from foss_supervisor.pipeline.workervalidate import validate_pipelines  # noqa: E402
 
 __all__ = ["StepFailure", "Worker", "main"]
 
@@ -162,8 +163,8 @@ class Worker:
             self._pool.submit(self._run_query, rid, message)
         elif op == "export":
             self._pool.submit(self._run_export, rid, message)
-        elif op == "lineage":  # the tables each statement reads and writes, for the graph (lineage.py)
-            self._pool.submit(self._run_lineage, rid, message)
+        elif op in ("lineage", "validate"):  # what the SQL reads and writes (lineage.py); its check (workervalidate.py)
+            self._pool.submit(self._run_read, rid, op, message)
         elif op == "cancel":
             self._reply_ok(rid, {"interrupted": self._cancel(message.get("target"))})
         elif op == "shutdown":
@@ -255,9 +256,12 @@ class Worker:
             self._unregister(rid)
             cursor.close()
 
-    def _run_lineage(self, rid: Any, message: dict[str, Any]) -> None:
+    def _run_read(self, rid: Any, op: str, message: dict[str, Any]) -> None:
         try:
-            self._reply_ok(rid, scan_scripts(message.get("scripts"), self.con))  # con: DESCRIBE for the types
+            if op == "validate":
+                self._reply_ok(rid, validate_pipelines(message))
+            else:
+                self._reply_ok(rid, scan_scripts(message.get("scripts"), self.con))  # con: DESCRIBE for the types
         except Exception as exc:  # a bad request (or a bug) must still answer it
             self._reply_err(rid, "bad_request", f"{type(exc).__name__}: {exc}")
 

@@ -410,21 +410,23 @@ class WorkerClient:
         )
 
     async def lineage(self, scripts: Mapping[str, str], *, timeout_s: float = 30.0) -> dict[str, Any]:
-        """The tables each statement of each script reads and writes, read by the worker with the sandbox's
-        reader (lineage.py): ``{KEY: {"statements": [{"reads", "writes", "object"}, ...], "error": ""}}``.
+        """What each statement of each script reads and writes, read by the worker with the sandbox's reader
+        (lineage.py): ``{KEY: {"statements": [{"reads", "writes", "object"}, ...], "error": ""}}``; see read_sql."""
+        return dict((await self.read_sql("lineage", {"scripts": dict(scripts)}, timeout_s=timeout_s))["scripts"])
 
-        Raises QueryTimeoutError past ``timeout_s``, QueryFailedError when the worker refuses or ends.
-        """
+    async def read_sql(self, op: str, payload: Mapping[str, Any], *, timeout_s: float = 30.0) -> dict[str, Any]:
+        """The worker's reply to ``op`` (``lineage``: lineage.py; ``validate``: workervalidate.py), which read the
+        pipelines' SQL. Raises QueryTimeoutError past ``timeout_s``, QueryFailedError (the worker refuses, ends)."""
         channel = await self._worker.ensure()
         try:
-            reply = await channel.request("lineage", {"scripts": dict(scripts)}, timeout_s)
+            reply = await channel.request(op, payload, timeout_s)
         except TimeoutError:
             raise QueryTimeoutError(f"the worker did not read the pipelines' SQL within {timeout_s:g} s") from None
         except WorkerCrashedError:
             raise QueryFailedError(f"the worker ended while it read the SQL ({channel.exit_reason})") from None
         if reply.get("ok"):
-            return dict(reply["result"]["scripts"])
-        raise QueryFailedError(str((reply.get("error") or {}).get("message", "lineage failed")))
+            return dict(reply["result"])
+        raise QueryFailedError(str((reply.get("error") or {}).get("message", f"{op} failed")))
 
     def _error(self, reply: dict[str, Any], default: str, **detail: Any) -> QueryError:
         """The worker's error reply to a query or an export as the exception its kind names; a limit hit

@@ -347,11 +347,24 @@ steps:
 """
 
 
+QUALITY_ON_V = """  - name: check
+    kind: quality
+    depends_on: [count]
+    params:
+      source: two_gold.v
+      valid: two_gold.ok
+      rejected: two_gold.bad
+      columns:
+        {column}: [not_null]
+"""
+
+
 def counter_pipeline(tmp_path, name: str, value: int) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / f"{name}.yaml").write_text(COUNTER_YAML.format(name=name))
     (tmp_path / f"{name}_setup.sql").write_text(f"CREATE SCHEMA IF NOT EXISTS {name}_gold;")
     (tmp_path / f"{name}_count.sql").write_text(
-        f"CREATE OR REPLACE TABLE {name}_gold.v AS SELECT {value} AS v;\nSELECT 1 AS rows_in, 1 AS rows_out;"
+        f"CREATE OR REPLACE TABLE {name}_gold.v AS SELECT 1 AS _row_id, {value} AS v;\n"
+        "SELECT 1 AS rows_in, 1 AS rows_out;"
     )
 
 
@@ -393,6 +406,20 @@ def test_reload_applies_pipeline_yaml_and_sql_changes_with_a_plan(daemon: Daemon
     refused = d.cli("reload")
     assert refused.returncode != 0 and f"{tmp_path / 'two.yaml'}:6: steps.count.sql" in refused.stderr
     assert d.call("pipeline_run", name="two", wait=True)["status"] == "succeeded"
+
+    # so is SQL that `pipeline validate` refuses: here a quality block naming a column its source lacks,
+    # found by the worker binding the new SQL, with the YAML line of the rule (the newcomer's case)
+    (tmp_path / "two.yaml").write_text(COUNTER_YAML.format(name="two") + QUALITY_ON_V.format(column="nope"))
+    for args in (("reload", "--dry-run"), ("reload",)):
+        refused = d.cli(*args)
+        assert refused.returncode != 0, refused.stdout
+        assert f"two: step check: {tmp_path / 'two.yaml'}:15: steps.check.params.columns.nope[0]" in refused.stderr
+    assert d.call("pipeline_run", name="two", wait=True)["status"] == "succeeded"
+    assert [s["name"] for s in d.call("pipeline_runs", name="two", limit=1)[0]["steps"]] == ["count"]
+    (tmp_path / "two.yaml").write_text(COUNTER_YAML.format(name="two") + QUALITY_ON_V.format(column="v"))
+    assert d.cli("reload").returncode == 0
+    ran = d.call("pipeline_run", name="two", wait=True)
+    assert ran["status"] == "succeeded" and [s["name"] for s in ran["steps"]] == ["count", "check"]
 
 
 def test_export_streams_whole_tables_without_a_row_cap(pipeline_daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]

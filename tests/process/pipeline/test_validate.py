@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers.pipeline import two_step_pipeline
 
 from foss_supervisor.pipeline.spec import default_pipelines_dir, load_pipeline
@@ -50,3 +51,27 @@ def test_sql_problems_name_the_file_and_line(tmp_path: Path, sql: str, line: int
 def test_metrics_contract_and_check_names(tmp_path: Path, sql: str, checks: list[str], message: str) -> None:
     reports = {r.step: r for r in validate_spec(load_pipeline(two_step_pipeline(tmp_path, sql, checks)))}
     assert reports["mine"].status == "error" and message in reports["mine"].message, reports["mine"]
+
+
+@pytest.mark.parametrize("after_python", [True, False])
+def test_a_table_a_python_step_makes_is_not_checked_and_a_missing_one_is_an_error(
+    tmp_path: Path, after_python: bool
+) -> None:
+    """validate imports Python steps and never runs them, so what one makes does not exist here: a SQL step
+    after one that reads a missing table is ``not_checked`` (naming the Python step), not an error a reload
+    would refuse; the same SQL with no Python step before it is an error."""
+    path = two_step_pipeline(tmp_path, "SELECT count(*) AS rows_in, count(*) AS rows_out FROM s_raw.made;\n")
+    (tmp_path / "make.py").write_text(
+        "def make(ctx):\n    ctx.cursor.execute('CREATE TABLE s_raw.made AS SELECT 1 AS id')\n"
+        "    return {'rows_in': 0, 'rows_out': 1}\n"
+    )
+    doc = yaml.safe_load(path.read_text())
+    if after_python:
+        doc["steps"].insert(1, {"name": "made", "kind": "python", "callable": "make.py:make", "depends_on": ["good"]})
+        doc["steps"][2]["depends_on"] = ["made"]
+    path.write_text(yaml.safe_dump(doc))
+    mine = {r.step: r for r in validate_spec(load_pipeline(path))}["mine"]
+    if after_python:
+        assert mine.status == "not_checked" and "Python step made" in mine.message, mine
+    else:
+        assert mine.status == "error" and "made" in mine.message, mine
