@@ -82,6 +82,8 @@ def _print_run(run: dict[str, Any]) -> None:
         )
     if run.get("error"):
         print(f"  error: {run['error']}")
+    if run.get("note"):
+        print(f"  note: {run['note']}")
 
 
 def _follow_run(config: Target, run: dict[str, Any]) -> dict[str, Any]:

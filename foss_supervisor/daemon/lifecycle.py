@@ -237,6 +237,8 @@ class Daemon:
             await pipeline_impact(self.pipelines, new, self._config.contracts) if pipelines_plan is not None else None
         )
         refuse_breaking(impact)
+        if self.pipelines and pipelines_plan is not None:  # then what `pipeline validate` refuses (reloadcheck.py)
+            await self.pipelines.check_sql(new, pipelines_plan)
         result: dict[str, Any] = {
             "dry_run": dry_run,
             **dataclass_to_json(plan),

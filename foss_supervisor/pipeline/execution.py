@@ -181,7 +181,8 @@ class RunExecution(RunSnapshots):
             except (PipelineError, OSError) as exc:
                 warning = f"publish failed: {exc}"
         try:  # after the publish, so a published table is hard-linked, not copied (snapshots.py)
-            warning = warning or await self.keep_snapshot(spec, run.run_id)
+            if not warning:
+                warning, run.note = await self.keep_snapshot(spec, run.run_id)
         except asyncio.CancelledError:  # a partial snapshot is removed and never read
             # Too late to cancel the run: its steps committed and its tables are published (docs/pipelines.md).
             done = "its steps committed" + (" and its tables were published" if spec.publish and not warning else "")

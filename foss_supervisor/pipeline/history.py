@@ -94,7 +94,7 @@ class RunRecord:
     steps: tuple[StepRecord, ...]
     finished_at: float | None = None
     error: str | None = None
-    note: str | None = None  # why a run was skipped
+    note: str | None = None  # what else to know: why a run was skipped, the run a rollback restored, ...
     retry_of: str | None = None  # the run this one retries (see retry.py)
     partition: str | None = None  # the partition a backfill ran (partition.py); None: the whole pipeline
 

@@ -34,17 +34,38 @@ from foss_supervisor.pipeline.snapshots import (
     load_snapshot,
     prune_snapshots,
     snapshot_root,
+    snapshot_stage_name,
 )
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.workerclient import WorkerClient
 
-__all__ = ["ROLLBACK", "RunSnapshots", "declared_keys", "layer_schemas"]
+__all__ = ["ROLLBACK", "RunSnapshots", "declared_keys", "layer_schemas", "unchanged_since"]
 
 log = structlog.get_logger("foss_supervisor.pipeline")
 
 #: the trigger (and reason, history.RUN_REASONS) of the run that records a rollback
 ROLLBACK = "rollback"
+
+
+def unchanged_since(written: list[dict[str, Any]], previous: dict[str, Any]) -> list[str] | None:
+    """Whether a snapshot the worker wrote (``[{table, files: [{file, rows, linked}], rows, schema}]``) may
+    hold the very tables of ``previous`` (a manifest's ``tables``): None when it cannot (another set of
+    tables, a schema or a row count that differs), else the tables whose rows must still be compared (those
+    not wholly the previous files hard-linked, e.g. a table rebuilt in another row order; workersegments.py
+    checks a linked file's rows against the table). ``[]``: the same tables."""
+    if not previous or {str(t["table"]) for t in written} != set(previous):
+        return None
+    compare = []
+    for t in written:
+        before = previous[str(t["table"])]
+        columns = [(c["name"], c["type"]) for c in t["schema"]]
+        if columns != [(c["name"], c["type"]) for c in before["schema"]] or t["rows"] != before["rows"]:
+            return None
+        rows = [f["rows"] for f in t["files"]]
+        if not all(f["linked"] for f in t["files"]) or rows != [f["rows"] for f in before["files"]]:
+            compare.append(str(t["table"]))
+    return compare
 
 
 def layer_schemas(spec: PipelineSpec) -> list[str]:
@@ -83,29 +104,37 @@ class RunSnapshots:
         """``<warehouse folder>/snapshots/<pipeline>/`` (snapshots.py)."""
         return snapshot_root(self.publish_dir) / pipeline
 
-    async def keep_snapshot(self, spec: PipelineSpec, run_id: str) -> str | None:
+    async def keep_snapshot(self, spec: PipelineSpec, run_id: str) -> tuple[str | None, str | None]:
         """Keep run ``run_id``'s snapshot (none with ``snapshot_keep: 0``, which also removes older ones).
-        Returns None, or a warning ``snapshot failed: ...`` (nothing partial is left to read)."""
+        Returns ``(warning, note)``: a warning ``snapshot failed: ...`` (nothing partial is left to read), or
+        a note when the run changed no layer table since the previous snapshot: then that snapshot stands
+        for this run and none is kept of its own, so a run with nothing new pushes no snapshot out of the
+        retention and the last diff stays the last change."""
         folder = self.snapshot_folder(spec.name)
         if spec.snapshot_keep <= 0:
             await asyncio.to_thread(prune_snapshots, folder, 0)
-            return None
+            return None, None
+        before, previous = await asyncio.to_thread(self._previous_tables, folder, run_id)
         request = {
             "task": "snapshot",
             "pipeline": spec.name,
             "run_id": run_id,
             "schemas": layer_schemas(spec),
             "keys": declared_keys(spec),
-            "previous": await asyncio.to_thread(self._previous_tables, folder, run_id),
+            "previous": previous,
         }
         try:
             written = await self.client.task(request, timeout_s=3600.0, what=f"snapshot of {spec.name}")
+            if before is not None and await self._unchanged(spec, run_id, written["tables"], previous):
+                await asyncio.to_thread(discard_snapshot_stage, folder, run_id)
+                log.info("pipeline_snapshot_unchanged", pipeline=spec.name, run_id=run_id, same_as=before)
+                return None, f"changed no layer table: the snapshot of run {before} stands for this run"
             manifest = await asyncio.to_thread(
                 commit_snapshot, folder, spec.name, run_id, written["tables"], keep=spec.snapshot_keep
             )
         except (PipelineError, OSError) as exc:
             await asyncio.to_thread(discard_snapshot_stage, folder, run_id)
-            return f"snapshot failed: {exc}"
+            return f"snapshot failed: {exc}", None
         except BaseException:
             await asyncio.to_thread(discard_snapshot_stage, folder, run_id)
             raise
@@ -118,19 +147,48 @@ class RunSnapshots:
             bytes=sum(t["bytes"] for t in tables),
             linked=sum(t["linked"] for t in tables),
         )
-        return None
+        return None, None
+
+    async def _unchanged(
+        self, spec: PipelineSpec, run_id: str, written: list[dict[str, Any]], previous: dict[str, Any]
+    ) -> bool:
+        """Whether run ``run_id``'s staged snapshot holds the tables of ``previous``: see unchanged_since; the
+        tables it names are diffed in the worker (rows as multisets, or by key), within 60 s (else: changed)."""
+        compare = unchanged_since(written, previous)
+        if compare is None or not compare:
+            return compare is not None
+        stage = self.snapshot_folder(spec.name) / snapshot_stage_name(run_id)
+        staged = {str(t["table"]): t for t in written}
+        b = {
+            n: {**staged[n], "files": [{**f, "file": str(stage / f["file"])} for f in staged[n]["files"]]}
+            for n in compare
+        }
+        request = {
+            "task": "diff",
+            "a": {"tables": {n: previous[n] for n in compare}},
+            "b": {"tables": b},
+            "timeout_s": 60.0,
+        }
+        try:
+            found = await self.client.task(request, timeout_s=65.0, what=f"comparison of {spec.name}'s snapshot")
+        except PipelineError:
+            return False
+        same = all(t["added"] == 0 and t["removed"] == 0 and not t["changed"] for t in found["tables"])
+        log.debug("pipeline_snapshot_compared", pipeline=spec.name, run_id=run_id, tables=compare, same=same)
+        return same
 
     @staticmethod
-    def _previous_tables(folder: Path, run_id: str) -> dict[str, Any]:
-        """The tables of the newest whole snapshot but ``run_id``'s (files absolute): what a table that only
-        grew since is stored by reference to (workersegments.py); {} when there is none or it is unreadable."""
+    def _previous_tables(folder: Path, run_id: str) -> tuple[str | None, dict[str, Any]]:
+        """The run id and tables of the newest whole snapshot but ``run_id``'s (files absolute): what a table
+        that only grew since is stored by reference to (workersegments.py); (None, {}) when there is none or
+        it is unreadable."""
         for previous in reversed(list_snapshots(folder)):
             if previous != run_id:
                 try:
-                    return dict(load_snapshot(folder, previous)["tables"])
+                    return previous, dict(load_snapshot(folder, previous)["tables"])
                 except (SnapshotError, OSError):  # unusable (named by diff and rollback): this one is copied whole
-                    return {}
-        return {}
+                    return None, {}
+        return None, {}
 
     def snapshots(self, pipeline: str) -> list[str]:
         """Run ids of ``pipeline``'s whole snapshots, oldest first."""

@@ -51,6 +51,7 @@ class ActiveRun:
         self.steps: dict[str, StepRecord] = {s.name: StepRecord(name=s.name) for s in spec.steps}
         self.status = RunStatus.RUNNING
         self.error: str | None = None
+        self.note: str | None = None  # what the record says besides an error (runsnapshots.keep_snapshot)
         self.finished_at: float | None = None
         self.task: asyncio.Task[Any] | None = None
 
@@ -64,6 +65,7 @@ class ActiveRun:
             started_at=self.started_at,
             finished_at=self.finished_at,
             error=self.error,
+            note=self.note,
             retry_of=self.retry.source.run_id if self.retry else None,
             partition=self.partition,
             steps=tuple(self.steps[s.name] for s in self.spec.steps),

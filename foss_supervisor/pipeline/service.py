@@ -31,11 +31,7 @@ from foss_supervisor.pipeline.callables import load_callable
 from foss_supervisor.pipeline.configcheck import check_pipeline_files
 from foss_supervisor.pipeline.errors import PipelineError
 from foss_supervisor.pipeline.events import RunFinished
-from foss_supervisor.pipeline.fingerprint import (
-    FingerprintStore,
-    definition_digest,
-    landing_signature,
-)
+from foss_supervisor.pipeline.fingerprint import FingerprintStore, definition_digest, landing_signature
 from foss_supervisor.pipeline.limits import WorkerLimits
 from foss_supervisor.pipeline.regression import TREND_RUNS, StepRegressionWatch, step_trends
 from foss_supervisor.pipeline.reloadcheck import sql_problems
@@ -155,9 +151,8 @@ class PipelineService(Backfills):
         Returns the plan ``{"added", "removed", "changed", "unchanged"}``; with ``dry_run`` nothing changes.
         New ``warehouse:`` bounds (memory_limit, recycle_rss, ...) restart the worker with them once it is idle.
         Raises CommandError (and changes nothing) while a run of a changed or removed pipeline is in progress,
-        when the new pipelines cannot share one runner (another warehouse file needs a daemon restart), or
-        when ``pipeline validate`` finds an error in the SQL of a pipeline it adds or redefines (reloadcheck.py).
-        """
+        or when the new pipelines cannot share one runner (another warehouse file needs a daemon restart).
+        The daemon checks their SQL first (:meth:`check_sql`)."""
         try:
             new_specs = {s.name: s for s in await asyncio.to_thread(load_specs, new)}
         except ConfigError as exc:
@@ -178,8 +173,6 @@ class PipelineService(Backfills):
             "changed": changed,
             "unchanged": sorted((old.keys() & new_specs.keys()) - set(changed)),
         }
-        if problems := await sql_problems(self.runner.client, new, [*plan["added"], *plan["changed"]]):
-            raise CommandError(f"pipelines refused, the running ones stay: {'; '.join(problems)}")
         if dry_run:
             return plan
         if not (plan["added"] or plan["removed"] or plan["changed"]):
@@ -211,6 +204,12 @@ class PipelineService(Backfills):
                     self._try_start(name, "config_changed", skip_unchanged=False)
         log.info("pipelines_reloaded", **plan)
         return plan
+
+    async def check_sql(self, new: Config, plan: dict[str, list[str]]) -> None:
+        """Raise CommandError when ``pipeline validate`` finds an error in a pipeline the reload ``plan`` adds
+        or changes (reloadcheck.py): the running pipelines stay."""
+        if problems := await sql_problems(self.runner.client, new, [*plan["added"], *plan["changed"]]):
+            raise CommandError(f"pipelines refused, the running ones stay: {'; '.join(problems)}")
 
     async def reset(self, name: str, confirm: str) -> dict[str, Any]:
         """Drop the pipeline's schemas and ledger, forget its runs and reports; ``confirm`` must be its name."""

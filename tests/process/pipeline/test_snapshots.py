@@ -265,3 +265,31 @@ async def test_a_rollback_to_a_run_no_longer_published_publishes_its_restored_ta
         rows = [r for f in files for r in f.to_pylist()]
         key = lambda r: json.dumps(r, sort_keys=True, default=str)  # noqa: E731
         assert sorted(rows, key=key) == sorted(snapshot_rows(runner, r1, table), key=key), table
+
+
+async def test_a_run_that_changed_no_table_keeps_no_snapshot_of_its_own(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    """Runs with nothing new (the newcomer ran by hand twice) leave every layer table as it was: their
+    snapshot would be the previous one's files hard-linked, so none is kept; the run's note names the
+    snapshot that stands for it, the retention keeps the snapshots of runs that changed something, and the
+    last diff stays the diff of the last change."""
+    runner, first, second, _ = await two_runs(tmp_path, workspace, runners, snapshot_keep=2)
+    idle = [await asyncio.wait_for(runner.run("orders"), 120) for _ in range(3)]
+    for rec in idle:
+        assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
+        assert rec.note == f"changed no layer table: the snapshot of run {second} stands for this run", rec.note
+    assert runner.snapshots("orders") == [first, second]
+    last = await runner.last_diff("orders")
+    assert last is not None and (last["run_a"], last["run_b"]) == (first, second)
+    assert any(t["added"] for t in last["tables"]), last
+    with pytest.raises(SnapshotError):
+        await runner.rollback("orders", idle[0].run_id, apply=False)
+    # one value of a table rebuilt each run, the row count the same: the rows are compared, the run is kept
+    countries = workspace["reference"] / "countries.csv"
+    countries.write_text(countries.read_text().replace("Canada", "Kanada"))
+    renamed = await asyncio.wait_for(runner.run("orders"), 120)
+    assert renamed.status is RunStatus.SUCCEEDED and renamed.note is None, renamed.to_dict()
+    assert runner.snapshots("orders") == [second, renamed.run_id]
+    changed = {t["table"]: t for t in (await runner.diff(second, renamed.run_id))["tables"]}["ref.countries"]
+    assert (changed["added"], changed["removed"]) == (1, 1), changed  # no key: the edited row, out and in
