@@ -241,7 +241,10 @@ class RunSnapshots:
         warning = None
         try:
             if spec.publish and kept and spec.publish_format == DELTA:
-                await restore_delta_run(self.client, self.publish_dir / spec.name, spec.name, target, rid)
+                folder = self.publish_dir / spec.name
+                await restore_delta_run(
+                    self.client, folder, spec.name, target, rid, finished_at=self._clock(), keep=spec.publish_keep
+                )
             elif spec.publish and kept:
                 await asyncio.to_thread(switch_current, self.publish_dir / spec.name, target)
             elif spec.publish:
