@@ -301,6 +301,11 @@ async def test_after_a_rollback_the_manifest_maps_every_run_to_versions_that_hol
     assert manifest["runs"][first]["versions"] == dict.fromkeys(TABLES, 0)  # still holds run 1's rows
     assert {t: e["version"] for t, e in manifest["tables"].items()} == dict.fromkeys(TABLES, 2)
     assert list(manifest["runs"])[-1] == back["run_id"]
+    # what a daemon killed after the restore's COMMIT has its next start do again: nothing more to do here
+    spec = runner.pipelines["dl"]
+    assert await runner._switch_to_restored(spec, first, back["run_id"]) is None
+    assert json.loads((folder / "_manifest.json").read_text()) == manifest
+    assert all(DeltaTable(folder / table).version() == 2 for table in TABLES)
 
     (workspace["reference"] / "size.csv").write_text("n\n55\n")
     third = await asyncio.wait_for(runner.run("dl"), 60)

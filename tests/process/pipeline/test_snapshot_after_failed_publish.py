@@ -59,3 +59,7 @@ async def test_a_run_whose_publish_failed_keeps_its_snapshot_and_a_rollback_to_i
     items = manifest["tables"]["dl_gold.items"]["files"]  # read by pyarrow from the files the manifest lists
     assert rows(pa.concat_tables([pq.read_table(folder / f) for f in items])) == at_failed["dl_gold.items"]
     assert manifest["tables"]["dl_gold.daily"]["rows"] == len(at_failed["dl_gold.daily"])
+    # what a daemon killed after the restore's COMMIT has its next start do again: the same published set
+    assert await runner._switch_to_restored(spec, failed.run_id, done["run_id"]) is None
+    assert json.loads((folder / "_manifest.json").read_text()) == manifest
+    assert runner.snapshots("dl")[-1] == done["run_id"]
