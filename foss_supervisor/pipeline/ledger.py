@@ -16,7 +16,8 @@ the pipeline's setup SQL, so a pipeline only ever sees the files its own discove
                         worker killed between COMMIT and its reply leaves the proof (see workersteps.py)
     <ledger>.rollbacks  the newest rollback whose restore committed (run_id, target run, started_at in epoch
                         seconds), written in the restore's own transaction: a daemon killed before it
-                        switched the published set finishes that at its next start (recovery.py)
+                        switched the published set finishes that at its next start (recovery.py); the
+                        next step that commits removes it (the tables then hold more than the rollback)
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def record_commit(cursor: Any, message: Mapping[str, Any], result: Mapping[str, 
     table = f"{(message.get('access') or {}).get('ledger') or 'meta'}.step_commits"  # checked by the loader
     run_id, step = str(message["run_id"]), str(message["step"]["name"])
     cursor.execute(f"DELETE FROM {table} WHERE run_id <> ?", [run_id])  # noqa: S608
+    # a step committed since the last rollback: its row no longer says what the tables hold (record_rollback)
+    cursor.execute(f"DELETE FROM {table.removesuffix('.step_commits')}.rollbacks")  # noqa: S608
     cursor.execute(
         f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)",  # noqa: S608
         [run_id, step, int(message["attempt"]), json.dumps(result["metrics"]), json.dumps(result["warnings"])],

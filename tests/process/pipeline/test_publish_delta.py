@@ -307,9 +307,12 @@ async def test_after_a_rollback_the_manifest_maps_every_run_to_versions_that_hol
     assert json.loads((folder / "_manifest.json").read_text()) == manifest
     assert all(DeltaTable(folder / table).version() == 2 for table in TABLES)
 
+    ledger = f"SELECT run_id, target FROM {spec.ledger}.rollbacks"
+    assert (await runner.client.query(ledger)).rows == ((back["run_id"], first),)  # what a restart would read
     (workspace["reference"] / "size.csv").write_text("n\n55\n")
     third = await asyncio.wait_for(runner.run("dl"), 60)
     assert third.status is RunStatus.SUCCEEDED, third.to_dict()
+    assert (await runner.client.query(ledger)).rows == ()  # a step committed since: no rollback left to finish
     held[third.run_id] = await duckdb_rows(runner)
     del held[first]  # publish_keep: 3, the oldest run dropped
     check_runs()
