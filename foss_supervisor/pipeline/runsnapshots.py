@@ -237,13 +237,11 @@ class RunSnapshots:
                 if isinstance(exc, PipelineError | OSError):
                     raise SnapshotError(error) from None
                 raise
-            # the worker died (or the rollback was cancelled) between the restore's COMMIT and its reply
+            if not isinstance(exc, Exception):  # cancelled once it had committed: only a daemon that stops
+                raise  # cancels a command, and its next start finishes the switch (recover_rollbacks)
+            # the worker died between the restore's COMMIT and its reply
             restored = {"tables": [{"table": t, "rows": e["rows"]} for t, e in sorted(manifest["tables"].items())]}
             restored["dropped"] = []
-            if not isinstance(exc, Exception):
-                said = f"tables rolled back to {target}, but cancelled before the published set and snapshot were"
-                self._record(spec, rid, started, RunStatus.SUCCEEDED_WITH_WARNINGS, target, said + " switched")
-                raise
         problem = await self._switch_to_restored(spec, target, rid)
         warning = f"tables rolled back to {target}, but: {problem}" if problem else None
         status = RunStatus.SUCCEEDED_WITH_WARNINGS if warning else RunStatus.SUCCEEDED
