@@ -6,15 +6,13 @@ tables held run 1). And ``pipeline validate`` of the daemon's pipeline without `
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import signal
 import subprocess
-from pathlib import Path
 from typing import Any
 
-from helpers import PY, DaemonHandle, wait_for
+from helpers import PY, DaemonHandle, fifo_writer, wait_for
 from helpers.pipeline import two_step_pipeline, variant_yaml
 
 from foss_supervisor.pipeline.recovery import ROLLBACK_LEFT
@@ -113,7 +111,7 @@ def test_a_rollback_whose_daemon_was_killed_after_its_restore_is_finished_at_the
         env=daemon.env,
     )
     try:
-        writer = wait_for(lambda: _fifo_writer(kept), 120, "the rollback's switch reading run 1's manifest")
+        writer = wait_for(lambda: fifo_writer(kept), 120, "the rollback's switch reading run 1's manifest")
         try:
             assert int(daemon.call("query", sql=orders)["rows"][0][0]) == n1  # the restore had committed
             pid = daemon.read_pid()
@@ -149,13 +147,3 @@ def test_a_rollback_whose_daemon_was_killed_after_its_restore_is_finished_at_the
         r2["run_id"],
         r1["run_id"],
     ]
-
-
-def _fifo_writer(path: Path) -> int | None:
-    """A write end of the FIFO ``path`` once a reader has it open (Linux: ENXIO until then), else None."""
-    try:
-        return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:
-            return None
-        raise
