@@ -326,12 +326,15 @@ class RunSnapshots:
             if left is None:
                 continue
             rid = left.record.run_id
+            kept = await asyncio.to_thread(list_snapshots, self.snapshot_folder(spec.name))
+            problem: str | None
             async with self._run_locks[spec.name]:
-                problem = (
-                    "its ledger row names no run, so the published set was left as it was"
-                    if left.target is None
-                    else await self._switch_to_restored(spec, left.target, rid)
-                )
+                if left.target is None:
+                    problem = "its ledger row names no run, so the published set was left as it was"
+                elif left.target not in kept and rid not in kept:  # no restore of ours left such a row
+                    problem = f"run {left.target} has no snapshot, so the published set was left as it was"
+                else:
+                    problem = await self._switch_to_restored(spec, left.target, rid)
             error = f"{left.record.error}; but: {problem}" if problem else left.record.error
             finished_at = max(self._clock(), left.record.started_at)
             record = dataclasses.replace(left.record, error=error, finished_at=finished_at)

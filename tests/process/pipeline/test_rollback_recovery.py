@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 from pathlib import Path
 
+import duckdb
 import pytest
 from helpers import fifo_writer, wait_until
 from helpers.pipeline import RunnerFactory
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from test_publish_delta import delta_pipeline, duckdb_rows
 
+from foss_supervisor.pipeline.publish import RUN_ID
 from foss_supervisor.pipeline.recovery import ROLLBACK_LEFT
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.runner import PipelineRunner
+from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
 
 
@@ -67,3 +73,67 @@ async def test_a_rollback_stopped_after_its_restore_committed_is_finished_by_the
     same = await again.diff(first.run_id, told.run_id)
     assert all((t["added"], t["removed"], t["changed"] or 0) == (0, 0, 0) for t in same["tables"])
     assert await again.recover_rollbacks() == []  # told once
+
+
+_text = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=80)
+_new = st.sampled_from(["20261205T000000Z-aaaaaa", "20991231T235959Z-ffffff"])  # run ids of no run ("RUN1": run 1)
+_ids = st.one_of(_text, _new, st.sampled_from(["RUN1", "a;b'--", "20261205T000000Z-aaaaaa\n"]))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    rid=st.one_of(_new, _new, _ids),
+    target=st.one_of(st.just("RUN1"), st.just("RUN1"), _ids),
+    started=st.one_of(
+        st.just("after"), st.just("after"), st.just("before"), st.floats(allow_nan=True, allow_infinity=True)
+    ),
+)
+def test_whatever_the_ledger_row_holds_the_next_start_never_fails_and_tells_only_a_rollback_it_can_name(
+    tmp_path_factory: pytest.TempPathFactory, rid: str, target: str, started: float | str
+) -> None:
+    """Any row in ``<ledger>.rollbacks`` of a real warehouse (any text, NaN, a run id of no run or of a finished
+    one): the next runner's start never raises, records a rollback only for a run id it cannot have recorded
+    later, says why when the row names no run or one without a snapshot, and leaves the published set at run 1."""
+    tmp = tmp_path_factory.mktemp("rb")
+    ws = {"landing": tmp / "landing", "reference": tmp / "ref", "db": tmp / "w" / "w.duckdb", "state": tmp / "s"}
+    for folder in ("landing", "reference", "state"):
+        ws[folder].mkdir()
+    spec = load_pipeline(delta_pipeline(tmp, ws, publish_format="parquet"))
+    asyncio.run(_start_after_row(spec, ws, rid, target, started))
+
+
+async def _start_after_row(spec: PipelineSpec, ws: dict[str, Path], rid: str, target: str, at: float | str) -> None:
+    runner = PipelineRunner([spec], state_dir=ws["state"])
+    try:
+        await runner.start()
+        first = await asyncio.wait_for(runner.run("dl"), 60)
+    finally:
+        await runner.aclose()
+    assert first.status is RunStatus.SUCCEEDED, first.to_dict()
+    rid, target = (first.run_id if t == "RUN1" else t for t in (rid, target))
+    started = {"before": first.started_at - 1.0, "after": first.started_at + 1.0}.get(str(at), at)
+    with duckdb.connect(str(ws["db"])) as con:
+        con.execute(f"INSERT INTO {spec.ledger}.rollbacks VALUES (?, ?, ?)", [rid, target, started])
+    runner = PipelineRunner([spec], state_dir=ws["state"])
+    try:
+        await runner.start()
+        runs = runner.runs("dl")
+        manifest = json.loads((runner.publish_dir / "dl" / "_manifest.json").read_text())
+    finally:
+        await runner.aclose()
+    assert manifest["run_id"] == first.run_id
+    ordered = isinstance(started, float) and math.isfinite(started) and started >= first.started_at
+    if not (RUN_ID.fullmatch(rid) and rid != first.run_id and ordered):
+        event("not told")
+        assert runs == [first]
+        return
+    [told, kept] = runs
+    assert kept == first and told.run_id == rid and told.reason == "rollback", runs
+    assert told.status is RunStatus.SUCCEEDED_WITH_WARNINGS and told.error is not None
+    event(f"told, target {'bad' if not RUN_ID.fullmatch(target) else target == first.run_id}")
+    if not RUN_ID.fullmatch(target):
+        assert told.error.endswith("but: its ledger row names no run, so the published set was left as it was")
+    elif target != first.run_id:
+        assert told.error.endswith(f"but: run {target} has no snapshot, so the published set was left as it was")
+    else:
+        assert told.error == ROLLBACK_LEFT and told.note == f"rolled back to run {first.run_id}"
