@@ -42,8 +42,10 @@ async def pipeline_rollback(ctx: CommandContext, name: str, to: str, yes: bool) 
     """Restore pipeline ``name``'s layer tables to what run ``to`` left (its snapshot) and make that run's
     published set current again (``publish_format: delta``: each table restored to that run's version by a
     new commit; re-published from the restored tables when it is no longer kept), in one transaction: a
-    failure leaves every table as it was. The file ledger is not rolled back (files landed since stay
-    ingested; ``pipeline reset`` ingests everything again).
+    failure leaves every table as it was. A daemon killed once that transaction committed finishes the
+    published set and the snapshot at its next start (the run then ends ``succeeded_with_warnings`` saying
+    so). The file ledger is not rolled back (files landed since stay ingested; ``pipeline reset`` ingests
+    everything again).
 
     Without ``yes`` nothing changes: returns ``{"pipeline", "to", "applied": false, "published": "switch" |
     "restore" | "republish" | null, "changes": [per table as pipeline_diff gives it, live tables -> the

@@ -2,7 +2,7 @@
 
 :class:`RunExecution` is the base of :class:`~foss_supervisor.pipeline.runner.PipelineRunner`, which owns
 the worker, the history, the locks and the public API; the runner sets every attribute declared below. A
-successful run ends by keeping its snapshot (its own base, runsnapshots.py).
+successful run ends by keeping its snapshot (its own base, runsnapshots.py), also when its publish failed.
 Each step's state change is checked against the step table (``states.STEP_TRANSITIONS``) and goes
 out as a :class:`~foss_supervisor.pipeline.events.StepStateChanged`.
 """
@@ -180,9 +180,10 @@ class RunExecution(RunSnapshots):
                 raise
             except (PipelineError, OSError) as exc:
                 warning = f"publish failed: {exc}"
-        try:  # after the publish, so a published table is hard-linked, not copied (snapshots.py)
-            if not warning:
-                warning, run.note = await self.keep_snapshot(spec, run.run_id)
+        try:  # after the publish, so a published table is hard-linked, not copied (snapshots.py); kept also when
+            # the publish failed: the tables committed, and a rollback to this run publishes them anew
+            failed, run.note = await self.keep_snapshot(spec, run.run_id)
+            warning = "; ".join(w for w in (warning, failed) if w) or None
         except asyncio.CancelledError:  # a partial snapshot is removed and never read
             # Too late to cancel the run: its steps committed and its tables are published (docs/pipelines.md).
             done = "its steps committed" + (" and its tables were published" if spec.publish and not warning else "")

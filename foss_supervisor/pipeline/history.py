@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,8 +32,9 @@ RUN_REASONS = ("manual", "schedule", "files_landed", "config_changed", "after", 
 
 
 def metric_count(value: Any) -> int | None:
-    """A step's ``rows_in``/``rows_out`` from its metrics: the number as an int, None when it is not one."""
-    return int(value) if isinstance(value, int | float) else None
+    """A step's ``rows_in``/``rows_out`` from its metrics: the number as an int, None when it is not a finite one
+    (a ledger row's JSON may say ``Infinity``)."""
+    return int(value) if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)) else None
 
 
 def run_reason(trigger: str) -> str:

@@ -14,6 +14,10 @@ the pipeline's setup SQL, so a pipeline only ever sees the files its own discove
     <ledger>.step_commits  one row per step attempt of the current run that committed (run_id, step,
                         attempt, metrics and warnings as JSON), written in the step's own transaction: a
                         worker killed between COMMIT and its reply leaves the proof (see workersteps.py)
+    <ledger>.rollbacks  the newest rollback whose restore committed (run_id, target run, started_at in epoch
+                        seconds), written in the restore's own transaction: a daemon killed before it
+                        switched the published set finishes that at its next start (recovery.py); the
+                        next step that commits removes it (the tables then hold more than the rollback)
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ __all__ = [
     "ledger_ddl",
     "pending_files",
     "record_commit",
+    "record_rollback",
+    "rollbacks_sql",
     "set_file_status",
 ]
 
@@ -62,7 +68,14 @@ CREATE TABLE IF NOT EXISTS {schema}.step_commits (
     run_id VARCHAR NOT NULL, step VARCHAR NOT NULL, attempt INTEGER NOT NULL, metrics VARCHAR NOT NULL,
     warnings VARCHAR NOT NULL
 );
-"""
+""" + _rollbacks_ddl(schema)
+
+
+def _rollbacks_ddl(schema: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {schema}.rollbacks"
+        " (run_id VARCHAR NOT NULL, target VARCHAR NOT NULL, started_at DOUBLE NOT NULL);\n"
+    )
 
 
 def record_commit(cursor: Any, message: Mapping[str, Any], result: Mapping[str, Any]) -> None:
@@ -74,9 +87,39 @@ def record_commit(cursor: Any, message: Mapping[str, Any], result: Mapping[str, 
     table = f"{(message.get('access') or {}).get('ledger') or 'meta'}.step_commits"  # checked by the loader
     run_id, step = str(message["run_id"]), str(message["step"]["name"])
     cursor.execute(f"DELETE FROM {table} WHERE run_id <> ?", [run_id])  # noqa: S608
+    # a step committed since the last rollback: its row no longer says what the tables hold (record_rollback)
+    cursor.execute(f"DELETE FROM {table.removesuffix('.step_commits')}.rollbacks")  # noqa: S608
     cursor.execute(
         f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)",  # noqa: S608
         [run_id, step, int(message["attempt"]), json.dumps(result["metrics"]), json.dumps(result["warnings"])],
+    )
+
+
+def record_rollback(cursor: Any, message: Mapping[str, Any]) -> None:
+    """Inside a rollback's restore transaction, just before COMMIT: note that run ``message["run_id"]`` rolled the
+    tables back to run ``message["target"]`` (started at ``message["started_at"]``, epoch seconds), as the only
+    row of ``<message["ledger"]>.rollbacks`` (made when an older ledger lacks it). Nothing without ``run_id``.
+    Raises ValueError for a ledger that is not a plain identifier."""
+    if message.get("run_id") is None:
+        return
+    ledger = str(message.get("ledger") or "")
+    if not _SCHEMA.fullmatch(ledger):
+        raise ValueError(f"ledger schema {ledger!r:.80} is not a plain identifier")
+    cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {ledger}; " + _rollbacks_ddl(ledger))
+    cursor.execute(f"DELETE FROM {ledger}.rollbacks")  # noqa: S608 (a checked identifier)
+    cursor.execute(
+        f"INSERT INTO {ledger}.rollbacks VALUES (?, ?, ?)",  # noqa: S608
+        [str(message["run_id"]), str(message.get("target", "")), float(message.get("started_at") or 0.0)],
+    )
+
+
+def rollbacks_sql(ledgers: Sequence[str]) -> str:
+    """The read-only query of the rollback row of each of ``ledgers`` (plain identifiers whose ``rollbacks``
+    table exists): ``(ledger, run_id, target, started_at)`` rows."""
+    return " UNION ALL ".join(
+        f"SELECT '{ledger}' AS ledger, run_id, target, started_at FROM {ledger}.rollbacks"  # noqa: S608
+        for ledger in ledgers
+        if _SCHEMA.fullmatch(ledger)
     )
 
 

@@ -23,7 +23,9 @@ overwrites them.
 
 A rollback (:func:`restore_delta_run`) restores each table to the version of that run with Delta's own
 ``RESTORE``: a new commit whose files are that version's, so history only grows and the versions in between
-stay readable while kept. Stdlib only: this runs in the daemon, which never imports DuckDB or deltalake.
+stay readable while kept; ``runs`` then maps the rollback's run to those new versions (the restored run keeps
+its own, which hold the same rows), so every run id there names versions that hold its rows. Stdlib only:
+this runs in the daemon, which never imports DuckDB or deltalake.
 """
 
 from __future__ import annotations
@@ -177,11 +179,15 @@ async def publish_delta_run(
     return manifest
 
 
-async def restore_delta_run(client: WorkerClient, folder: Path, pipeline: str, run_id: str, by: str) -> dict[str, Any]:
-    """Make run ``run_id``'s Delta versions current again (a rollback by run ``by``): each table restored
-    to that version by a new commit, then the manifest swapped to name ``run_id`` with the new versions
-    (``runs`` unchanged). Returns the manifest. Raises ValueError (the run is not kept), PipelineError,
-    OSError."""
+async def restore_delta_run(
+    client: WorkerClient, folder: Path, pipeline: str, run_id: str, by: str, *, finished_at: float, keep: int
+) -> dict[str, Any]:
+    """Make run ``run_id``'s Delta versions current again (a rollback by run ``by``, ending at ``finished_at``):
+    each table restored to that version by a new commit, then the manifest swapped to name ``run_id`` with the
+    new versions, and ``runs`` to map ``by`` to them too (``rollback_to: run_id``; ``run_id`` keeps its own
+    versions, which hold the same rows), keeping the ``keep`` newest runs; then the vacuum. Returns the
+    manifest. Raises ValueError (the run is not kept), PipelineError, OSError."""
+    stage_name(by)  # checks the id
     versions = delta_run_versions(folder, run_id)
     if versions is None:
         raise ValueError(f"run {run_id} is not kept in {folder}'s Delta tables")
@@ -189,10 +195,21 @@ async def restore_delta_run(client: WorkerClient, folder: Path, pipeline: str, r
     schemas = manifest["runs"][run_id]["schemas"]
     request = {"task": "delta_restore", "pipeline": pipeline, "run_id": run_id, "by": by, "versions": versions}
     restored = await client.task(request, timeout_s=3600.0, what=f"restore of {pipeline}'s Delta tables")
+    tables = {str(t["table"]): _table_entry(t | {"schema": schemas[t["table"]]}) for t in restored["tables"]}
+    runs = dict(manifest["runs"])
+    runs.pop(by, None)
+    runs[by] = {
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished_at)),
+        "versions": {table: entry["version"] for table, entry in tables.items()},
+        "schemas": {table: entry["schema"] for table, entry in tables.items()},
+        "rollback_to": run_id,
+    }
     manifest |= {
         "run_id": run_id,
         "finished_at": manifest["runs"][run_id]["finished_at"],
-        "tables": {str(t["table"]): _table_entry(t | {"schema": schemas[t["table"]]}) for t in restored["tables"]},
+        "tables": tables,
+        "runs": dict(list(runs.items())[-max(keep, 1) :]),
     }
     _write(folder, manifest)
+    await _vacuum(client, pipeline, manifest)
     return manifest

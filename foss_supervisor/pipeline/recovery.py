@@ -8,12 +8,19 @@ up, the newest run of each pipeline, when it is such an abandoned run, gets thos
 their rows and warnings, so that the history adds up with the tables (issue 18: "history says what happened").
 A pipeline's later runs replace the ledger's rows, so only its newest run can be told; it is told once (its
 error then names what had committed).
+
+A rollback is such a run too (reason ``rollback``, runsnapshots.py): its restore writes a row to the ledger's
+``rollbacks`` in its own transaction. When the daemon was killed after that commit, :func:`left_rollback` gives
+the run to record (``succeeded_with_warnings``, saying the daemon stopped before the published set and the
+snapshot were switched), and the runner finishes that switch before it records it
+(``RunSnapshots.recover_rollbacks``). A rollback without that row had not committed: its tables are as before.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,13 +29,22 @@ import structlog
 from foss_supervisor.pipeline.errors import PipelineError
 from foss_supervisor.pipeline.history import ABANDONED_ERROR, RunHistory, RunRecord, StepRecord, metric_count
 from foss_supervisor.pipeline.ledger import committed_steps_sql
+from foss_supervisor.pipeline.publish import RUN_ID
 from foss_supervisor.pipeline.spec import PipelineSpec
-from foss_supervisor.pipeline.states import RunStatus, StepState
+from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.workerclient import WorkerClient
 
-__all__ = ["recover_abandoned", "told_run"]
+__all__ = ["ROLLBACK", "LeftRollback", "left_rollback", "recover_abandoned", "told_run"]
 
 log = structlog.get_logger("foss_supervisor.pipeline.recovery")
+
+#: the trigger (and reason, history.RUN_REASONS) of the run that records a rollback
+ROLLBACK = "rollback"
+#: what the run of a rollback whose daemon was killed after its restore committed says (with what came of it)
+ROLLBACK_LEFT = (
+    "the daemon stopped after the tables were rolled back and before the published set and the snapshot were"
+    " switched to them; finished when it started again"
+)
 
 
 async def recover_abandoned(history: RunHistory, specs: Mapping[str, PipelineSpec], client: WorkerClient) -> list[str]:
@@ -59,6 +75,8 @@ def told_run(run: RunRecord, committed: Sequence[Sequence[Any]]) -> RunRecord:
     steps = tuple(_succeeded(s, by_step[s.name]) if s.name in by_step else s for s in run.steps)
     names = [s.name for s in run.steps if s.name in by_step]
     said = f"; steps committed before it stopped: {', '.join(names)}" if names else "; no step had committed"
+    if run.trigger == ROLLBACK:  # a rollback whose restore committed is told by left_rollback instead
+        said = "; its restore had not committed: every table is as it was"
     return dataclasses.replace(run, steps=steps, error=ABANDONED_ERROR + said)
 
 
@@ -79,3 +97,53 @@ def _succeeded(step: StepRecord, row: Sequence[Any]) -> StepRecord:
         metrics=metrics,
         warnings=warnings,
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeftRollback:
+    """A rollback whose restore committed but whose run a killed daemon never recorded as finished."""
+
+    record: RunRecord  # the run to record once the switch is done (its error then says how that went)
+    target: str | None  # the run whose tables were restored; None when the ledger's row names no run id
+
+
+def left_rollback(
+    history: RunHistory, pipeline: str, steps: Sequence[str], row: Sequence[Any], *, now: float
+) -> LeftRollback | None:
+    """The rollback ``row`` (``(run_id, target, started_at)`` of ``<ledger>.rollbacks``, any values) records, when
+    it is left to finish: its run is unknown to the history or was found abandoned there, and no run of
+    ``pipeline`` started after it (its record then comes last, as it happened). None otherwise (told already, a
+    row that names no run id, or later runs). Never raises."""
+    cells = [*row, None, None, None][:3]
+    run_id, target = (c if isinstance(c, str) else None for c in cells[:2])
+    started = cells[2]
+    if run_id is None or not RUN_ID.fullmatch(run_id):
+        return None
+    known = history.get(run_id)
+    latest = history.list(pipeline, 1)
+    if known is not None:
+        if known.pipeline != pipeline or known.status is not RunStatus.ABANDONED or known.error != ABANDONED_ERROR:
+            return None
+        if latest[0].run_id != run_id:
+            return None
+        started_at = known.started_at
+    else:
+        if not isinstance(started, int | float) or isinstance(started, bool) or not math.isfinite(started):
+            return None
+        if latest and latest[0].started_at > started:
+            return None
+        started_at = float(started)
+    named = target if target is not None and RUN_ID.fullmatch(target) else None
+    record = RunRecord(
+        run_id=run_id,
+        pipeline=pipeline,
+        mode=RunMode.RUN,
+        trigger=ROLLBACK,
+        status=RunStatus.SUCCEEDED_WITH_WARNINGS,
+        started_at=started_at,
+        finished_at=max(now, started_at),
+        steps=known.steps if known is not None else tuple(StepRecord(name=s, state=StepState.SKIPPED) for s in steps),
+        error=ROLLBACK_LEFT,
+        note=f"rolled back to run {named}" if named else "rolled back to a run its ledger row does not name",
+    )
+    return LeftRollback(record, named)

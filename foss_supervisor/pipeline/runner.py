@@ -139,8 +139,10 @@ class PipelineRunner(RunExecution):
 
     async def start(self) -> None:
         """Start the worker now (otherwise it starts on first use) so startup cost is paid up front; then tell
-        the runs a killed daemon left abandoned which of their steps had committed (recovery.py)."""
+        the runs a killed daemon left abandoned which of their steps had committed, after finishing the rollbacks
+        it left once their restore had committed (recovery.py)."""
         await self.worker.ensure()
+        await self.recover_rollbacks()
         await recover_abandoned(self.history, self._specs, self.client)
 
     async def aclose(self) -> None:

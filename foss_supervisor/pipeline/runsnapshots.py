@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ import structlog
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, SnapshotError
 from foss_supervisor.pipeline.events import EventCallback, RunFinished, RunStarted
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
+from foss_supervisor.pipeline.ledger import rollbacks_sql
 from foss_supervisor.pipeline.publish import published_run, switch_current
 from foss_supervisor.pipeline.publishdelta import DELTA, delta_run_versions, restore_delta_run
+from foss_supervisor.pipeline.recovery import ROLLBACK, left_rollback
 from foss_supervisor.pipeline.snapshots import (
     commit_snapshot,
     discard_snapshot_stage,
@@ -43,9 +46,6 @@ from foss_supervisor.pipeline.workerclient import WorkerClient
 __all__ = ["ROLLBACK", "RunSnapshots", "declared_keys", "layer_schemas", "unchanged_since"]
 
 log = structlog.get_logger("foss_supervisor.pipeline")
-
-#: the trigger (and reason, history.RUN_REASONS) of the run that records a rollback
-ROLLBACK = "rollback"
 
 
 def unchanged_since(written: list[dict[str, Any]], previous: dict[str, Any]) -> list[str] | None:
@@ -267,68 +267,162 @@ class RunSnapshots:
         if lock.locked():
             raise PipelineBusyError(f"a run of {spec.name} started meanwhile; rollback refused")
         async with lock:
-            return plan | await self._apply_rollback(spec, run_id, manifest, kept)
+            return plan | await self._apply_rollback(spec, run_id, manifest)
 
-    async def _apply_rollback(
-        self, spec: PipelineSpec, target: str, manifest: dict[str, Any], kept: bool
-    ) -> dict[str, Any]:
+    async def _apply_rollback(self, spec: PipelineSpec, target: str, manifest: dict[str, Any]) -> dict[str, Any]:
         rid, started = self._new_run_id(), self._clock()
+        self.history.append(self._rollback_record(spec, rid, started, RunStatus.RUNNING, target, None))
         self._emit(RunStarted(started, rid, spec.name, RunMode.RUN, ROLLBACK, tuple(s.name for s in spec.steps)))
         restore = {
             "task": "restore",
             "pipeline": spec.name,
             "schemas": layer_schemas(spec),
             "tables": manifest["tables"],
+            # the ledger row written in the restore's transaction: what a killed daemon's next start reads
+            "ledger": spec.ledger,
+            "run_id": rid,
+            "target": target,
+            "started_at": started,
         }
         try:
             async with self._step_lock:
                 restored = await self.client.task(restore, timeout_s=3600.0, what=f"rollback of {spec.name}")
         except BaseException as exc:
-            error = f"rollback to {target} failed, every table is as it was: {exc}"
-            self._record(
-                spec,
-                rid,
-                started,
-                RunStatus.FAILED if isinstance(exc, Exception) else RunStatus.CANCELLED,
-                target,
-                error,
-            )
-            if isinstance(exc, PipelineError | OSError):
-                raise SnapshotError(error) from None
-            raise
-        warning = None
-        try:
-            if spec.publish and kept and spec.publish_format == DELTA:
-                await restore_delta_run(self.client, self.publish_dir / spec.name, spec.name, target, rid)
-            elif spec.publish and kept:
-                await asyncio.to_thread(switch_current, self.publish_dir / spec.name, target)
-            elif spec.publish:
-                await self.publish(spec.name, rid)
-            await asyncio.to_thread(
-                link_snapshot, self.snapshot_folder(spec.name), target, rid, keep=spec.snapshot_keep
-            )
-        except (PipelineError, OSError, ValueError) as exc:
-            warning = f"tables rolled back to {target}, but: {exc}"
+            if not await self._restore_committed(spec, rid):
+                error = f"rollback to {target} failed, every table is as it was: {exc}"
+                status = RunStatus.FAILED if isinstance(exc, Exception) else RunStatus.CANCELLED
+                self._record(spec, rid, started, status, target, error)
+                if isinstance(exc, PipelineError | OSError):
+                    raise SnapshotError(error) from None
+                raise
+            if not isinstance(exc, Exception):  # cancelled once it had committed: only a daemon that stops
+                raise  # cancels a command, and its next start finishes the switch (recover_rollbacks)
+            # the worker died between the restore's COMMIT and its reply
+            restored = {"tables": [{"table": t, "rows": e["rows"]} for t, e in sorted(manifest["tables"].items())]}
+            restored["dropped"] = []
+        problem = await self._switch_to_restored(spec, target, rid)
+        warning = f"tables rolled back to {target}, but: {problem}" if problem else None
         status = RunStatus.SUCCEEDED_WITH_WARNINGS if warning else RunStatus.SUCCEEDED
         self._record(spec, rid, started, status, target, warning)
         log.info("pipeline_rolled_back", pipeline=spec.name, to=target, run_id=rid, warning=warning)
         return {"applied": True, "run_id": rid, "tables": restored["tables"], "dropped": restored["dropped"]}
 
-    def _record(
+    async def _restore_committed(self, spec: PipelineSpec, rid: str) -> bool:
+        """Whether rollback ``rid``'s restore committed (its ledger row, ledger.record_rollback); False when the
+        ledger cannot tell (as for a step, workersteps.py)."""
+        sql = f"SELECT count(*) FROM {spec.ledger}.rollbacks WHERE run_id = '{rid}'"  # noqa: S608 (our own run id)
+        try:
+            found = await self.client.query(sql, max_rows=1, timeout_s=30.0)
+        except PipelineError:
+            return False
+        return bool(found.rows and found.rows[0][0])
+
+    async def _switch_to_restored(self, spec: PipelineSpec, target: str, rid: str) -> str | None:
+        """After the tables were restored to run ``target``'s snapshot by rollback ``rid``: make the published
+        set hold them (:meth:`_publish_restored`) and keep ``rid``'s snapshot as ``target``'s. Each is done even
+        when the other fails, and each may be done again (a daemon killed midway). Returns what failed, or None."""
+        problems = []
+        try:
+            await self._publish_restored(spec, target, rid)
+        except (PipelineError, OSError, ValueError) as exc:
+            problems.append(str(exc))
+        folder = self.snapshot_folder(spec.name)
+        try:
+            if rid not in await asyncio.to_thread(list_snapshots, folder):
+                await asyncio.to_thread(discard_snapshot_stage, folder, rid)
+                await asyncio.to_thread(link_snapshot, folder, target, rid, keep=spec.snapshot_keep)
+        except (PipelineError, OSError, ValueError) as exc:
+            problems.append(str(exc))
+        return "; ".join(problems) or None
+
+    async def _publish_restored(self, spec: PipelineSpec, target: str, rid: str) -> None:
+        """The published set of the tables restored to ``target`` by ``rid``: left as it is when ``rid`` had
+        switched it already, else ``target``'s made current again while kept (Parquet: its folder; Delta: each
+        table restored to its version, publishdelta.py), else the tables published anew as run ``rid``."""
+        if not spec.publish:
+            return
+        folder = self.publish_dir / spec.name
+        if spec.publish_format == DELTA:
+            if await asyncio.to_thread(delta_run_versions, folder, rid) is not None:
+                return
+            if await asyncio.to_thread(delta_run_versions, folder, target) is not None:
+                await restore_delta_run(
+                    self.client, folder, spec.name, target, rid, finished_at=self._clock(), keep=spec.publish_keep
+                )
+                return
+        else:
+            for kept in (rid, target):
+                if await asyncio.to_thread(published_run, folder, kept):
+                    await asyncio.to_thread(switch_current, folder, kept)
+                    return
+        await self.publish(spec.name, rid)
+
+    async def recover_rollbacks(self) -> list[str]:
+        """At start, once the worker is up: finish each rollback a killed daemon left after its restore committed
+        (read from each pipeline's ledger, recovery.left_rollback): the published set and the snapshot switched
+        to the restored tables, then the run recorded ``succeeded_with_warnings`` saying so. Returns the run ids
+        finished. A ledger that cannot be read is logged and left for the next start, never raises for it."""
+        by_ledger = {s.ledger: s for s in self._specs.values()}
+        names = ", ".join(f"'{ledger}'" for ledger in by_ledger)  # plain identifiers, checked by the loader
+        try:
+            have = await self.client.query(
+                "SELECT DISTINCT schema_name FROM duckdb_tables() WHERE table_name = 'rollbacks'"  # noqa: S608
+                f" AND schema_name IN ({names})",
+                max_rows=10_000,
+                timeout_s=30.0,
+            )
+            listed = [str(r[0]) for r in have.rows]
+            found = await self.client.query(rollbacks_sql(listed), max_rows=10_000, timeout_s=30.0) if listed else None
+            rows = found.rows if found is not None else ()
+        except PipelineError as exc:
+            log.warning("pipeline_rollbacks_not_checked", error=str(exc))
+            return []
+        finished: list[str] = []
+        for row in rows:
+            spec = by_ledger[str(row[0])]
+            left = left_rollback(self.history, spec.name, [s.name for s in spec.steps], row[1:], now=self._clock())
+            if left is None:
+                continue
+            rid = left.record.run_id
+            kept = await asyncio.to_thread(list_snapshots, self.snapshot_folder(spec.name))
+            problem: str | None
+            async with self._run_locks[spec.name]:
+                if left.target is None:
+                    problem = "its ledger row names no run, so the published set was left as it was"
+                elif left.target not in kept and rid not in kept:  # no restore of ours left such a row
+                    problem = f"run {left.target} has no snapshot, so the published set was left as it was"
+                else:
+                    problem = await self._switch_to_restored(spec, left.target, rid)
+            error = f"{left.record.error}; but: {problem}" if problem else left.record.error
+            finished_at = max(self._clock(), left.record.started_at)
+            record = dataclasses.replace(left.record, error=error, finished_at=finished_at)
+            self.history.append(record)
+            self._emit(RunFinished(self._clock(), rid, spec.name, record.status, record.duration_s or 0.0, error))
+            log.warning("pipeline_rollback_finished_after_restart", pipeline=spec.name, run_id=rid, to=left.target)
+            finished.append(rid)
+        return finished
+
+    def _rollback_record(
         self, spec: PipelineSpec, rid: str, started: float, status: RunStatus, target: str, error: str | None
-    ) -> None:
+    ) -> RunRecord:
         """The rollback as a run of reason ``rollback``: its steps skipped, ``note`` naming the run restored."""
-        record = RunRecord(
+        return RunRecord(
             run_id=rid,
             pipeline=spec.name,
             mode=RunMode.RUN,
             trigger=ROLLBACK,
             status=status,
             started_at=started,
-            finished_at=self._clock(),
+            finished_at=None if status is RunStatus.RUNNING else self._clock(),
             steps=tuple(StepRecord(name=s.name, state=StepState.SKIPPED) for s in spec.steps),
             error=error,
             note=f"rolled back to run {target}",
         )
+
+    def _record(
+        self, spec: PipelineSpec, rid: str, started: float, status: RunStatus, target: str, error: str | None
+    ) -> None:
+        """Record the rollback's end (see :meth:`_rollback_record`)."""
+        record = self._rollback_record(spec, rid, started, status, target, error)
         self.history.append(record)
         self._emit(RunFinished(self._clock(), rid, spec.name, status, record.duration_s or 0.0, error))

@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from foss_supervisor.pipeline.errors import QueryRefusedError
+from foss_supervisor.pipeline.ledger import record_rollback
 from foss_supervisor.pipeline.publish import RUNS
 from foss_supervisor.pipeline.snapshots import snapshot_stage_name
 from foss_supervisor.pipeline.snapshotstats import parquet_list
@@ -180,6 +181,8 @@ def restore_tables(cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Pat
     transaction: a table of the same columns and types is emptied and refilled (its constraints stay); one
     whose columns changed is created again with the snapshot's columns; a table the snapshot lacks is dropped.
 
+    With ``message["run_id"]`` (the rollback's run), ``target`` and ``ledger`` the same transaction records
+    the rollback in ``<ledger>.rollbacks`` (ledger.record_rollback).
     Returns ``{"tables": [{table, rows}], "dropped": [table]}``. Raises QueryRefusedError (a file outside
     the snapshot folder, a bad name or type), duckdb.Error; on any error or interrupt nothing changed.
     """
@@ -220,6 +223,7 @@ def restore_tables(cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Pat
         dropped = [t for t in now if t not in tables]
         for table in dropped:
             cursor.execute(f"DROP TABLE {quoted_table(table)}")
+        record_rollback(cursor, message)  # the proof a killed daemon's next start reads (recovery.py)
         cursor.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(duckdb.Error):

@@ -1,17 +1,22 @@
 """A daemon killed (SIGKILL) in the middle of a run: the next daemon tells that run ``abandoned`` with the steps
 whose transaction had committed as succeeded, with their rows (read from the worker's ledger), so the history adds
 up with the tables; a retry then starts after them (newcomer finding: every step said pending, rows in bronze).
-And ``pipeline validate`` of the daemon's pipeline without ``--config``."""
+The same for a rollback killed after its restore committed (red team: history and manifest said run 2, the
+tables held run 1). And ``pipeline validate`` of the daemon's pipeline without ``--config``."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 from typing import Any
 
-from helpers import PY, DaemonHandle, wait_for
-from helpers.pipeline import two_step_pipeline
+from helpers import PY, DaemonHandle, fifo_writer, wait_for
+from helpers.pipeline import two_step_pipeline, variant_yaml
+
+from foss_supervisor.pipeline.recovery import ROLLBACK_LEFT
+from foss_supervisor.pipeline.spec import default_pipelines_dir
 
 #: a step that commits nothing and runs for hours: the daemon is killed while it runs
 SLOW = "CREATE TEMP TABLE _slow AS SELECT count(*) AS n FROM range(1000000000000) t(x) WHERE hash(x) = 42;\n"
@@ -69,3 +74,76 @@ def test_validate_without_config_checks_the_pipeline_the_daemon_runs(daemon: Dae
     argv = [PY, "-m", "foss_supervisor", "pipeline", "validate", "s"]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 2 and f"{home / 'step.sql'}:1" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_rollback_whose_daemon_was_killed_after_its_restore_is_finished_at_the_next_start(
+    daemon: DaemonHandle,
+) -> None:
+    """The daemon is SIGKILLed once the restore committed and while it switches the published set back: run 1's
+    kept manifest is swapped for a FIFO, so the switch blocks reading it (deterministic, no sleep). The next
+    daemon reads the ledger's rollback row, switches the published set to run 1, keeps the rollback's snapshot
+    and records the rollback ``succeeded_with_warnings`` saying the daemon had stopped."""
+    spec = variant_yaml(daemon.tmp, "orders", step_overrides={})
+    spec.write_text(spec.read_text() + "publish: [gold]\n")
+    daemon.write_config(f"""pipelines:
+  orders: {{file: {spec}, reference: {default_pipelines_dir().parent / "reference"}, on_new_files: false,
+            demo_data: false}}
+""")
+    daemon.start()
+    orders = "SELECT count(*) FROM silver.orders"
+    daemon.call("demo_data", orders=600, seed=1)
+    r1 = daemon.call("pipeline_run", name="orders", wait=True)
+    n1 = int(daemon.call("query", sql=orders)["rows"][0][0])
+    daemon.call("demo_data", orders=900, seed=2)
+    r2 = daemon.call("pipeline_run", name="orders", wait=True)
+    assert (r1["status"], r2["status"]) == ("succeeded", "succeeded"), (r1, r2)
+    [published] = [p.parent for p in daemon.tmp.rglob("published/orders/_manifest.json")]
+    kept = published / "runs" / r1["run_id"] / "_manifest.json"
+    text = kept.read_bytes()
+    kept.unlink()
+    os.mkfifo(kept)
+
+    argv = [PY, "-m", "foss_supervisor", "pipeline", "--config", str(daemon.config_path)]
+    rollback = subprocess.Popen(
+        [*argv, "rollback", "orders", "--to", r1["run_id"], "--yes"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=daemon.env,
+    )
+    try:
+        writer = wait_for(lambda: fifo_writer(kept), 120, "the rollback's switch reading run 1's manifest")
+        try:
+            assert int(daemon.call("query", sql=orders)["rows"][0][0]) == n1  # the restore had committed
+            pid = daemon.read_pid()
+            assert pid is not None and daemon.proc is not None
+            os.kill(pid, signal.SIGKILL)
+            daemon.proc.wait(timeout=30)
+        finally:
+            os.close(writer)
+        rollback.wait(timeout=60)
+    finally:
+        if rollback.poll() is None:
+            rollback.kill()
+            rollback.wait(timeout=10)
+    assert json.loads((published / "_manifest.json").read_text())["run_id"] == r2["run_id"]  # the gap it left
+    kept.unlink()
+    kept.write_bytes(text)
+
+    daemon.start()
+    [run] = wait_for(
+        lambda: [r for r in daemon.call("pipeline_runs", name="orders", limit=1) if r["reason"] == "rollback"],
+        120,
+        "the rollback recorded",
+    )
+    assert run["status"] == "succeeded_with_warnings" and run["note"] == f"rolled back to run {r1['run_id']}", run
+    assert run["error"] == ROLLBACK_LEFT, run["error"]
+    assert json.loads((published / "_manifest.json").read_text())["run_id"] == r1["run_id"]
+    assert (published / "current").resolve().name == r1["run_id"]
+    assert int(daemon.call("query", sql=orders)["rows"][0][0]) == n1
+    same = daemon.call("pipeline_diff", run_a=r1["run_id"], run_b=run["run_id"])  # the rollback's own snapshot
+    assert same["tables"] and all((t["added"], t["removed"], t["changed"] or 0) == (0, 0, 0) for t in same["tables"])
+    assert [r["run_id"] for r in daemon.call("pipeline_runs", name="orders", limit=3)] == [
+        run["run_id"],
+        r2["run_id"],
+        r1["run_id"],
+    ]

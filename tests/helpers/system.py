@@ -27,6 +27,7 @@ __all__ = [
     "PY",
     "REPO",
     "deep_dir",
+    "fifo_writer",
     "fill",
     "free_port",
     "full_backlog",
@@ -193,3 +194,14 @@ def fill(folder: Path) -> Path:
             for _ in range(1024):
                 f.write(b"\0" * size)
     return filler
+
+
+def fifo_writer(path: Path) -> int | None:
+    """A write end (an fd, the caller closes it) of the FIFO ``path`` once a reader has it open, else None (Linux:
+    ENXIO until then): with :func:`wait_for`, a deterministic way to wait until code under test blocks reading it."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return None
+        raise

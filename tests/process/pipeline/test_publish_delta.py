@@ -265,3 +265,62 @@ async def test_a_type_delta_refuses_fails_the_publish_and_undoes_the_tables_befo
     assert DeltaTable(daily).history(1)[0]["foss_supervisor.undo_of"] == bad.run_id
     for table in TABLES:
         assert rows(DeltaTable(folder / table).to_pyarrow_table()) == at_first[table], table
+
+
+async def test_after_a_rollback_the_manifest_maps_every_run_to_versions_that_hold_its_rows(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    """A rollback's RESTORE commit is a version of the rollback's run: ``runs`` names it (``rollback_to`` the run
+    restored) beside the restored run's own versions, and deltalake time-travelling to the version ``runs``
+    names for any run reads that run's rows; a later rollback to the rollback's run restores from it."""
+    runner = await runners.open([load_pipeline(delta_pipeline(tmp_path, workspace))], workspace["state"])
+    folder = runner.publish_dir / "dl"
+    held: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
+    for n in (40, 70):
+        (workspace["reference"] / "size.csv").write_text(f"n\n{n}\n")
+        rec = await asyncio.wait_for(runner.run("dl"), 60)
+        assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
+        held[rec.run_id] = await duckdb_rows(runner)
+    first, second = list(held)
+
+    def check_runs() -> dict[str, Any]:
+        manifest = json.loads((folder / "_manifest.json").read_text())
+        assert set(manifest["runs"]) == set(held)
+        for run_id, entry in manifest["runs"].items():
+            for table in TABLES:
+                version = entry["versions"][table]
+                at = rows(DeltaTable(folder / table, version=version).to_pyarrow_table())
+                assert at == held[run_id][table], (run_id, table, version)
+        return manifest
+
+    back = await asyncio.wait_for(runner.rollback("dl", first, apply=True), 60)
+    held[back["run_id"]] = held[first]
+    manifest = check_runs()
+    assert manifest["runs"][back["run_id"]]["rollback_to"] == first
+    assert manifest["runs"][back["run_id"]]["versions"] == dict.fromkeys(TABLES, 2)
+    assert manifest["runs"][first]["versions"] == dict.fromkeys(TABLES, 0)  # still holds run 1's rows
+    assert {t: e["version"] for t, e in manifest["tables"].items()} == dict.fromkeys(TABLES, 2)
+    assert list(manifest["runs"])[-1] == back["run_id"]
+    # what a daemon killed after the restore's COMMIT has its next start do again: nothing more to do here
+    spec = runner.pipelines["dl"]
+    assert await runner._switch_to_restored(spec, first, back["run_id"]) is None
+    assert json.loads((folder / "_manifest.json").read_text()) == manifest
+    assert all(DeltaTable(folder / table).version() == 2 for table in TABLES)
+
+    ledger = f"SELECT run_id, target FROM {spec.ledger}.rollbacks"
+    assert (await runner.client.query(ledger)).rows == ((back["run_id"], first),)  # what a restart would read
+    (workspace["reference"] / "size.csv").write_text("n\n55\n")
+    third = await asyncio.wait_for(runner.run("dl"), 60)
+    assert third.status is RunStatus.SUCCEEDED, third.to_dict()
+    assert (await runner.client.query(ledger)).rows == ()  # a step committed since: no rollback left to finish
+    held[third.run_id] = await duckdb_rows(runner)
+    del held[first]  # publish_keep: 3, the oldest run dropped
+    check_runs()
+    plan = await asyncio.wait_for(runner.rollback("dl", back["run_id"], apply=False), 60)
+    assert plan["published"] == "restore", plan  # the rollback's own versions are kept like a run's
+    again = await asyncio.wait_for(runner.rollback("dl", back["run_id"], apply=True), 60)
+    assert await duckdb_rows(runner) == held[back["run_id"]]
+    held[again["run_id"]] = held[back["run_id"]]
+    del held[second]
+    manifest = check_runs()
+    assert manifest["run_id"] == back["run_id"] and manifest["runs"][again["run_id"]]["rollback_to"] == back["run_id"]
