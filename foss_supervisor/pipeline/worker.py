@@ -41,6 +41,7 @@ from foss_supervisor.pipeline.errors import (  # noqa: E402
     QueryMemoryError,
     QueryRefusedError,
     QueryTimeoutError,
+    SnapshotError,
 )
 from foss_supervisor.pipeline.ledger import ledger_ddl, record_commit  # noqa: E402
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, apply_os_memory_limit, memory_limit_message  # noqa: E402
@@ -243,6 +244,8 @@ class Worker:
             else:
                 result = export_to_file(cursor, message, database=self.database, export_dir=self.export_dir)
             self._reply_ok(rid, result)
+        except SnapshotError as exc:  # a snapshot's files are not what its manifest recorded (workersnapshotfiles.py)
+            self._reply_err(rid, "snapshot_refused", str(exc))
         except QueryError as exc:
             self._reply_err(rid, "query_refused" if isinstance(exc, QueryRefusedError) else "query_failed", str(exc))
         except duckdb.InterruptException:

@@ -32,11 +32,12 @@ import structlog
 
 from foss_supervisor.core.child import Child
 from foss_supervisor.pipeline.errors import (
-    QueryError,
+    PipelineError,
     QueryFailedError,
     QueryMemoryError,
     QueryRefusedError,
     QueryTimeoutError,
+    SnapshotError,
     WorkerCrashedError,
     WorkerProtocolError,
 )
@@ -426,11 +427,13 @@ class WorkerClient:
             return dict(reply["result"]["scripts"])
         raise QueryFailedError(str((reply.get("error") or {}).get("message", "lineage failed")))
 
-    def _error(self, reply: dict[str, Any], default: str, **detail: Any) -> QueryError:
-        """The worker's error reply to a query or an export as the exception its kind names; a limit hit
-        is counted and logged."""
+    def _error(self, reply: dict[str, Any], default: str, **detail: Any) -> PipelineError:
+        """The worker's error reply to a query or an export as the exception its kind names (``snapshot_refused``:
+        SnapshotError); a limit hit is counted and logged."""
         err = reply.get("error") or {}
         kind, message = err.get("kind"), str(err.get("message", default))
+        if kind == "snapshot_refused":
+            return SnapshotError(message)
         if kind == "query_refused":
             return QueryRefusedError(message)
         if kind == "query_timeout":
