@@ -34,7 +34,8 @@ ROWS = (
 # what a run may do to the tables after a snapshot (DuckDB refuses an ALTER of a table a FOREIGN KEY references,
 # and some changes need a table or row an earlier one dropped: such a change is not made)
 CHANGES = {
-    "rows": "INSERT INTO s.parent VALUES (3, 'c', 3, 'z'); UPDATE s.child SET note = 'm' WHERE id = 20",
+    "rows": "INSERT INTO s.parent (id, name, qty, code) VALUES (3, 'c', 3, 'z');"
+    " UPDATE s.child SET note = 'm' WHERE id = 20",
     "delete_rows": "DELETE FROM s.child WHERE id = 10",
     "parent_column": "ALTER TABLE s.parent ADD COLUMN extra DOUBLE",
     "child_column": "ALTER TABLE s.child ADD COLUMN extra DOUBLE DEFAULT 1.5",
@@ -42,7 +43,7 @@ CHANGES = {
     "grandchild": "CREATE TABLE s.grandchild (id INTEGER PRIMARY KEY, child_id INTEGER REFERENCES s.child (id));"
     " INSERT INTO s.grandchild VALUES (100, 10)",
     "constraint_gone": "ALTER TABLE s.parent ALTER COLUMN name DROP NOT NULL;"
-    " INSERT INTO s.parent VALUES (4, NULL, 0, 'w')",
+    " INSERT INTO s.parent (id, name, qty, code) VALUES (4, NULL, 0, 'w')",
     "retyped": "ALTER TABLE s.child ALTER COLUMN note TYPE ENUM ('n', 'm')",
     "table_added": "CREATE TABLE s.other (k INTEGER); INSERT INTO s.other VALUES (1)",
 }
