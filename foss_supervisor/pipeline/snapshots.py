@@ -209,7 +209,10 @@ def checked_manifest(data: object) -> dict[str, Any]:
     """The one gate every snapshot manifest read from disk passes: ``data`` (parsed JSON) as a format-2 manifest
     whose every field has the shape and type :func:`commit_snapshot` writes (a format 1 table's one ``file``
     becomes ``files`` of one), or ValueError naming the first field that is not (``tables.T.files[0].rows:
-    ...``). A file name is a plain name inside the snapshot's folder."""
+    ...``). A file name is a plain name inside the snapshot's folder, listed once per table; a table's rows
+    are the sum of its files'; ``ddl`` is null (a snapshot from before it was kept) or a text of at most
+    :data:`MAX_DDL_CHARS`; ``references`` at most 1,000 table names; a digest 64 lowercase hex digits. Whether
+    the files are those the manifest describes is checked by the worker (workersnapshotfiles.py)."""
     manifest = _mapping(data, "the manifest")
     if manifest.get("format") not in (SNAPSHOT_FORMAT, _FORMAT_1):
         raise ValueError(f"format: unknown {manifest.get('format')!r}")

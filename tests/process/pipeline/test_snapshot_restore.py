@@ -227,3 +227,23 @@ def test_a_restore_with_an_edited_create_table_text_is_refused_and_changes_nothi
         assert warehouse.state() == before
     finally:
         warehouse.close()
+
+
+def test_generated_columns_and_sequence_defaults_come_back_and_are_not_inserted_into(tmp_path: Path) -> None:
+    """A generated column is in the snapshot's files but never inserted into (DuckDB refuses that): it is
+    computed again; a DEFAULT nextval(...) keeps drawing from its sequence after the rollback."""
+    warehouse = Warehouse(tmp_path)
+    try:
+        warehouse.con.execute(
+            "CREATE SEQUENCE s.ids; CREATE TABLE s.t (id INTEGER DEFAULT nextval('s.ids') PRIMARY KEY,"
+            " qty INTEGER, twice INTEGER GENERATED ALWAYS AS (qty * 2))"
+        )
+        warehouse.con.execute("INSERT INTO s.t (qty) VALUES (1), (2)")
+        first, before = warehouse.snapshot(), warehouse.state()
+        warehouse.con.execute("DROP TABLE s.t; CREATE TABLE s.t (id INTEGER, qty VARCHAR)")
+        warehouse.restore(first)
+        assert warehouse.state() == before
+        warehouse.con.execute("INSERT INTO s.t (qty) VALUES (5)")
+        assert warehouse.con.execute("SELECT id, twice FROM s.t ORDER BY id").fetchall() == [(1, 2), (2, 4), (3, 10)]
+    finally:
+        warehouse.close()
