@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 from helpers.snapshots import Warehouse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from foss_supervisor.pipeline.errors import QueryRefusedError
 from foss_supervisor.pipeline.workerrestore import restore_tables
@@ -100,3 +103,50 @@ def test_a_snapshot_without_ddl_refuses_a_type_it_cannot_cast_to_naming_the_colu
         assert warehouse.con.execute("SELECT * FROM s.t").fetchall() == [(1, "ok", None)]  # nothing changed
     finally:
         warehouse.close()
+
+
+# a column type of any nesting: leaves exact or not, STRUCT fields and UNION members named like types
+_LEAVES = {"INTEGER": False, "VARCHAR": False, "DOUBLE": False, "HUGEINT": True, "UHUGEINT": True, "TIMETZ": True}
+_NAMES = ["hugeint", "uhugeint", "timetz", "time with time zone", "int128", "x"]
+
+
+def _quote(name: str) -> str:
+    return '"' + name + '"'
+
+
+column_types = st.recursive(
+    st.sampled_from(sorted(_LEAVES)).map(lambda t: (t, _LEAVES[t])),
+    lambda inner: st.one_of(
+        inner.map(lambda t: (f"{t[0]}[]", t[1])),
+        inner.map(lambda t: (f"MAP(VARCHAR, {t[0]})", t[1])),
+        st.lists(st.tuples(st.sampled_from(_NAMES), inner), min_size=1, max_size=3, unique_by=lambda f: f[0]).map(
+            lambda fs: (f"STRUCT({', '.join(_quote(n) + ' ' + t for n, (t, _) in fs)})", any(i for _, (_, i) in fs))
+        ),
+        st.lists(st.tuples(st.sampled_from(_NAMES), inner), min_size=1, max_size=2, unique_by=lambda f: f[0]).map(
+            lambda fs: (f"UNION({', '.join(_quote(n) + ' ' + t for n, (t, _) in fs)})", any(i for _, (_, i) in fs))
+        ),
+    ),
+    max_leaves=5,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(column=column_types)
+def test_a_snapshot_is_refused_exactly_when_some_nested_type_is_inexact_whatever_the_names(
+    tmp_path_factory: Any, column: tuple[str, bool]
+) -> None:
+    """DuckDB's logical types decide, not the type's text: a STRUCT field or UNION member named ``hugeint`` or
+    ``time with time zone`` is a name (red-team: refused by a substring match)."""
+    type_name, inexact = column
+    folder = tmp_path_factory.mktemp("types")
+    con = duckdb.connect(str(folder / "w.duckdb"))
+    try:
+        con.execute(f"CREATE SCHEMA s; CREATE TABLE s.t (v {type_name})")
+        message = {"pipeline": "p", "run_id": "r1", "schemas": ["s"], "keys": {}, "previous": {}}
+        if inexact:
+            with pytest.raises(QueryRefusedError, match=r"s\.t\.v is .*cannot keep .* exactly"):
+                snapshot_tables(con.cursor(), message, snapshot_dir=folder / "snap", publish_dir=None)
+        else:
+            snapshot_tables(con.cursor(), message, snapshot_dir=folder / "snap", publish_dir=None)
+    finally:
+        con.close()
