@@ -72,13 +72,18 @@ def _literal(path: Path) -> str:
 
 def _file(path: Path, rows: int, *, linked: bool) -> dict[str, Any]:
     """A snapshot file entry: its name in the snapshot, rows, size, whether it cost no new bytes, and the
-    digests of its footer and statistics file (written before: every file has one)."""
+    digests of its footer and statistics file (written before: every file has one). Raises QueryRefusedError
+    (a footer past what a reader would digest), OSError."""
+    try:
+        footer = footer_sha256(path)
+    except ValueError as exc:
+        raise QueryRefusedError(f"snapshot file {path.name}: {exc}") from None
     return {
         "file": path.name,
         "rows": rows,
         "bytes": path.stat().st_size,
         "linked": linked,
-        "footer_sha256": footer_sha256(path),
+        "footer_sha256": footer,
         "stats_sha256": file_sha256(stats_file(path)),
     }
 
