@@ -7,8 +7,9 @@ so a gold table the run also published is a hard link to the published file, not
     <run_id>/
         _SUCCESS                      written last: a snapshot without it is never read
         _manifest.json                {format, pipeline, run_id, tables: {schema.table: {files: [{file, rows,
-                                       bytes, linked}], rows, bytes, linked, schema: [{name, type}],
-                                       key: [column] | null, unique_key}}}
+                                       bytes, linked, footer_sha256, stats_sha256}], rows, bytes, linked,
+                                       schema: [{name, type}], key: [column] | null, unique_key,
+                                       ddl: CREATE TABLE text | null, references: [schema.table]}}}
         <schema>.<table>.parquet      a table copied whole (zstd Parquet, DuckDB's COPY), or hard-linked
                                        from its published file, or from the previous snapshot
         <schema>.<table>@<run>.parquet the rows run <run> appended to a table that only grew: the table is
@@ -47,6 +48,7 @@ from foss_supervisor.pipeline.publish import MANIFEST, PARTIAL_STAGE, RUN_ID, SU
 from foss_supervisor.pipeline.snapshotstats import STATS
 
 __all__ = [
+    "MAX_DDL_CHARS",
     "SNAPSHOTS",
     "SNAPSHOT_FORMAT",
     "checked_manifest",
@@ -66,6 +68,12 @@ SNAPSHOTS = "snapshots"
 SNAPSHOT_FORMAT = "foss-supervisor.snapshot/2"
 _RUN_STAMP = re.compile(r"\d{8}T\d{6}Z")  # the start of a run id: its start time, UTC, sortable as text
 _FORMAT_1 = "foss-supervisor.snapshot/1"  # one ``file`` per table, no statistics files: still read
+#: the longest ``ddl`` a manifest may hold (a CREATE TABLE of 200 columns with long ENUMs is far below)
+MAX_DDL_CHARS = 1_000_000
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MAX_REFERENCES = 1000
+#: per file: the SHA-256 of its Parquet footer and of its statistics file (workersnapshotfiles.py)
+_DIGESTS = ("footer_sha256", "stats_sha256")
 
 
 def snapshot_root(publish_dir: Path) -> Path:
@@ -88,8 +96,9 @@ def commit_snapshot(
     then one rename to ``folder/<run_id>``; then keep the newest ``keep`` snapshots.
 
     ``folder`` is the pipeline's snapshot folder, ``tables`` the worker's ``[{table, files: [{file, rows,
-    bytes, linked}], rows, bytes, linked, schema, key}]``. Returns the manifest. Raises OSError (the
-    partial folder stays, never read).
+    bytes, linked, footer_sha256, stats_sha256}], rows, bytes, linked, schema, key, unique_key, ddl,
+    references}]`` (workersnapshots.snapshot_tables). Returns the manifest. Raises OSError (the partial
+    folder stays, never read).
     """
     stage = folder / snapshot_stage_name(run_id)
     manifest = {
@@ -101,6 +110,7 @@ def commit_snapshot(
                 "files": [
                     {"file": str(f["file"]), "rows": int(f["rows"]), "bytes": int(f["bytes"])}
                     | {"linked": bool(f["linked"])}
+                    | {d: str(f[d]) for d in _DIGESTS if f.get(d)}
                     for f in t["files"]
                 ],
                 "rows": int(t["rows"]),
@@ -109,6 +119,8 @@ def commit_snapshot(
                 "schema": [{"name": str(c["name"]), "type": str(c["type"])} for c in t["schema"]],
                 "key": [str(c) for c in t["key"]] if t.get("key") else None,
                 "unique_key": bool(t.get("unique_key")),
+                "ddl": str(t["ddl"]) if t.get("ddl") else None,
+                "references": [str(r) for r in t.get("references") or ()],
             }
             for t in tables
         },
@@ -197,7 +209,10 @@ def checked_manifest(data: object) -> dict[str, Any]:
     """The one gate every snapshot manifest read from disk passes: ``data`` (parsed JSON) as a format-2 manifest
     whose every field has the shape and type :func:`commit_snapshot` writes (a format 1 table's one ``file``
     becomes ``files`` of one), or ValueError naming the first field that is not (``tables.T.files[0].rows:
-    ...``). A file name is a plain name inside the snapshot's folder."""
+    ...``). A file name is a plain name inside the snapshot's folder, listed once per table; a table's rows
+    are the sum of its files'; ``ddl`` is null (a snapshot from before it was kept) or a text of at most
+    :data:`MAX_DDL_CHARS`; ``references`` at most 1,000 table names; a digest 64 lowercase hex digits. Whether
+    the files are those the manifest describes is checked by the worker (workersnapshotfiles.py)."""
     manifest = _mapping(data, "the manifest")
     if manifest.get("format") not in (SNAPSHOT_FORMAT, _FORMAT_1):
         raise ValueError(f"format: unknown {manifest.get('format')!r}")
@@ -217,16 +232,42 @@ def checked_manifest(data: object) -> dict[str, Any]:
         key = entry.get("key")
         if key is not None and not (isinstance(key, list) and key and all(isinstance(c, str) for c in key)):
             raise ValueError(f"{at}.key: null or a non-empty list of column names is needed")
+        checked = [_file(f, f"{at}.files[{i}]") for i, f in enumerate(files)]
+        if len({f["file"] for f in checked}) != len(checked):
+            raise ValueError(f"{at}.files: a file is listed twice")
+        rows = _count(entry.get("rows"), f"{at}.rows")
+        if rows != sum(f["rows"] for f in checked):
+            raise ValueError(f"{at}.rows: {rows} is not the sum of its files' rows")
         out[table] = {
-            "files": [_file(f, f"{at}.files[{i}]") for i, f in enumerate(files)],
-            "rows": _count(entry.get("rows"), f"{at}.rows"),
+            "files": checked,
+            "rows": rows,
             "bytes": _count(entry.get("bytes"), f"{at}.bytes"),
             "linked": _flag(entry.get("linked"), f"{at}.linked"),
             "schema": [{"name": c["name"], "type": c["type"]} for c in schema],
             "key": key,
             "unique_key": _flag(entry.get("unique_key", False), f"{at}.unique_key"),
+            "ddl": _ddl(entry.get("ddl"), f"{at}.ddl"),
+            "references": _references(entry.get("references", []), f"{at}.references"),
         }
     return {**manifest, "format": SNAPSHOT_FORMAT, "tables": out}
+
+
+def _ddl(value: object, at: str) -> str | None:
+    """A table's CREATE TABLE text as the manifest holds it: bounded here; that it is one CREATE TABLE of that
+    very table is checked where it is used (workerrestore.checked_ddl, with DuckDB's own tokenizer)."""
+    if value is None:
+        return None  # a snapshot from before DDL was kept: restored by its columns, as then
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_DDL_CHARS or "\0" in value:
+        raise ValueError(f"{at}: null or a CREATE TABLE text of at most {MAX_DDL_CHARS} characters is needed")
+    return value
+
+
+def _references(value: object, at: str) -> list[str]:
+    if not isinstance(value, list) or len(value) > _MAX_REFERENCES:
+        raise ValueError(f"{at}: a list of at most {_MAX_REFERENCES} table names is needed")
+    if not all(isinstance(t, str) and 0 < len(t) <= 300 for t in value):
+        raise ValueError(f"{at}: a list of table names (schema.table) is needed")
+    return list(value)
 
 
 def _mapping(value: object, at: str) -> dict[str, Any]:
@@ -252,12 +293,19 @@ def _file(value: object, at: str) -> dict[str, Any]:
     name = entry.get("file")
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
         raise ValueError(f"{at}.file: a plain file name is needed, got {name!r:.80}")
-    return {
+    out = {
         "file": name,
         "rows": _count(entry.get("rows"), f"{at}.rows"),
         "bytes": _count(entry.get("bytes"), f"{at}.bytes"),
         "linked": _flag(entry.get("linked", False), f"{at}.linked"),
     }
+    for digest in _DIGESTS:  # absent in a snapshot from before they were kept: its files are checked by size
+        value = entry.get(digest)
+        if value is not None and not (isinstance(value, str) and _SHA256.fullmatch(value)):
+            raise ValueError(f"{at}.{digest}: null or 64 lowercase hex digits are needed, got {value!r:.80}")
+        if value is not None:
+            out[digest] = value
+    return out
 
 
 def link_snapshot(folder: Path, source: str, run_id: str, *, keep: int) -> dict[str, Any]:

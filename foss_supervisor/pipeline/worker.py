@@ -41,6 +41,7 @@ from foss_supervisor.pipeline.errors import (  # noqa: E402
     QueryMemoryError,
     QueryRefusedError,
     QueryTimeoutError,
+    SnapshotError,
 )
 from foss_supervisor.pipeline.ledger import ledger_ddl, record_commit  # noqa: E402
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, apply_os_memory_limit, memory_limit_message  # noqa: E402
@@ -244,6 +245,8 @@ class Worker:
             else:
                 result = export_to_file(cursor, message, database=self.database, export_dir=self.export_dir)
             self._reply_ok(rid, result)
+        except SnapshotError as exc:  # a snapshot's files are not what its manifest recorded (workersnapshotfiles.py)
+            self._reply_err(rid, "snapshot_refused", str(exc))
         except QueryError as exc:
             self._reply_err(rid, "query_refused" if isinstance(exc, QueryRefusedError) else "query_failed", str(exc))
         except duckdb.InterruptException:
@@ -258,10 +261,8 @@ class Worker:
 
     def _run_read(self, rid: Any, op: str, message: dict[str, Any]) -> None:
         try:
-            if op == "validate":
-                self._reply_ok(rid, validate_pipelines(message))
-            else:
-                self._reply_ok(rid, scan_scripts(message.get("scripts"), self.con))  # con: DESCRIBE for the types
+            read = validate_pipelines(message) if op == "validate" else scan_scripts(message.get("scripts"), self.con)
+            self._reply_ok(rid, read)  # lineage: the worker's connection to DESCRIBE the types
         except Exception as exc:  # a bad request (or a bug) must still answer it
             self._reply_err(rid, "bad_request", f"{type(exc).__name__}: {exc}")
 

@@ -1,10 +1,9 @@
 """The daemon side of the worker protocol (protocol.py): every request to the DuckDB worker goes through here.
 
-:class:`WorkerChannel` is one worker's pipes: requests out on its stdin, replies and step logs in on its
-stdout (read as they arrive through the child primitive's output sink: no reader task), stderr to the
-daemon's log. :class:`WorkerClient` is what the runner (``run_step``) and the pipeline service (``query``,
-``export``) call; it asks the supervised worker (workerservice.py) for the live channel, and for a restart
-when a request cannot be stopped otherwise.
+:class:`WorkerChannel` is one worker's pipes: requests out on stdin, replies and step logs in on stdout (read
+through the child primitive's output sink: no reader task), stderr to the daemon's log. :class:`WorkerClient`
+is what the runner and the pipeline service call; it asks the supervised worker (workerservice.py) for the
+live channel, and for a restart when a request cannot be stopped otherwise.
 
 Time bounds: a step past its ``timeout_s`` SIGKILLs the worker (its transaction is lost, never half applied);
 a cancelled step is interrupted, the worker killed after ``cancel_grace_s``. A query is answered by its time
@@ -32,11 +31,12 @@ import structlog
 
 from foss_supervisor.core.child import Child
 from foss_supervisor.pipeline.errors import (
-    QueryError,
+    PipelineError,
     QueryFailedError,
     QueryMemoryError,
     QueryRefusedError,
     QueryTimeoutError,
+    SnapshotError,
     WorkerCrashedError,
     WorkerProtocolError,
 )
@@ -428,11 +428,12 @@ class WorkerClient:
             return dict(reply["result"])
         raise QueryFailedError(str((reply.get("error") or {}).get("message", f"{op} failed")))
 
-    def _error(self, reply: dict[str, Any], default: str, **detail: Any) -> QueryError:
-        """The worker's error reply to a query or an export as the exception its kind names; a limit hit
-        is counted and logged."""
+    def _error(self, reply: dict[str, Any], default: str, **detail: Any) -> PipelineError:
+        """The worker's error reply as the exception its kind names; a limit hit is counted and logged."""
         err = reply.get("error") or {}
         kind, message = err.get("kind"), str(err.get("message", default))
+        if kind == "snapshot_refused":
+            return SnapshotError(message)
         if kind == "query_refused":
             return QueryRefusedError(message)
         if kind == "query_timeout":

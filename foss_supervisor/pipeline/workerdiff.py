@@ -18,7 +18,9 @@ side (``unique_key``); otherwise every row is joined. A key that repeats on eith
 one value, as the join pairs them; a UNIQUE column may hold several NULLs, a declared key may hold copies)
 cannot pair rows: such a table is compared as whole rows, and ``match`` names the key (``key_repeats``).
 Row counts, null rates and min/max come from each file's statistics file (snapshotstats.py), so no file
-is scanned for them either.
+is scanned for them either. Every snapshot file passes workersnapshotfiles.checked_files first: a file
+replaced, rewritten, truncated or appended to, or an edited statistics file, refuses the diff (SnapshotError)
+instead of counting other rows.
 
 Bounded like a query (query.py): the whole diff is interrupted at ``timeout_s``; at most
 :data:`MAX_TABLES` tables and :data:`MAX_COLUMNS` columns a table are described, values are cut to
@@ -50,7 +52,9 @@ from foss_supervisor.pipeline.snapshotstats import (
     stats_columns,
     stats_file,
 )
-from foss_supervisor.pipeline.workersnapshots import layer_tables, quoted_table, restore_tables, snapshot_tables
+from foss_supervisor.pipeline.workerrestore import restore_tables
+from foss_supervisor.pipeline.workersnapshotfiles import checked_files
+from foss_supervisor.pipeline.workersnapshots import layer_tables, quoted_table, snapshot_tables
 
 __all__ = ["MAX_COLUMNS", "MAX_TABLES", "MAX_VALUE_CHARS", "diff_tables", "snapshot_task"]
 
@@ -64,6 +68,7 @@ class _Side(NamedTuple):
     key: list[str] | None
     files: list[Path] | None
     unique: bool = False  # no two rows have the same key (recorded by the snapshot)
+    stats: bool = False  # each file's statistics file is the one its manifest recorded (workersnapshotfiles.py)
 
 
 def _sources(cursor: Any, side: Mapping[str, Any], snapshot_dir: Path) -> dict[str, _Side]:
@@ -73,13 +78,10 @@ def _sources(cursor: Any, side: Mapping[str, Any], snapshot_dir: Path) -> dict[s
         keys: Mapping[str, Any] = side.get("keys") or {}
         tables = layer_tables(cursor, [str(s) for s in side.get("schemas") or ()])
         return {t: _Side(quoted_table(t), list(keys[t]) if keys.get(t) else None, None) for t in tables}
-    root = snapshot_dir.resolve()
     out: dict[str, _Side] = {}
     for table, entry in (side.get("tables") or {}).items():
-        files = [Path(str(f["file"])).resolve() for f in entry["files"]]
-        if not files or not all(f.is_relative_to(root) for f in files):
-            raise QueryRefusedError(f"a snapshot file of {table} is outside {root}")
-        out[str(table)] = _Side(parquet_list(files), entry.get("key"), files, bool(entry.get("unique_key")))
+        files, stats = checked_files(cursor, str(table), entry, root=snapshot_dir)
+        out[str(table)] = _Side(parquet_list(files), entry.get("key"), files, bool(entry.get("unique_key")), stats)
     return out
 
 
@@ -90,9 +92,9 @@ def _columns(cursor: Any, source: str) -> dict[str, str]:
 
 def _stats(cursor: Any, side: _Side, columns: dict[str, str]) -> tuple[int, dict[str, dict[str, Any]]]:
     """Rows of ``side`` and per column ``{null_rate, min, max}``: from its files' statistics files when each
-    has one with the columns expected (snapshotstats.py), else by scanning it."""
+    has one its manifest vouches for with the columns expected (snapshotstats.py), else by scanning it."""
     kept = [stats_file(f) for f in side.files or ()]
-    if kept and all(f.is_file() for f in kept) and stats_columns(columns) <= set(_columns(cursor, parquet_list(kept))):
+    if kept and side.stats and stats_columns(columns) <= set(_columns(cursor, parquet_list(kept))):
         return read_stats(cursor.execute(combined_stats_sql(columns, kept)).fetchone(), columns)
     return read_stats(cursor.execute(scan_stats_sql(columns, side.source)).fetchone(), columns)
 
@@ -230,8 +232,8 @@ def diff_tables(cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Path, 
 
     Returns ``{"tables": [{table, status: added|dropped|kept, rows_a, rows_b, added, removed, changed,
     match: {by: key|whole_rows, columns} | "table", schema: {added, dropped, retyped}, columns: [{name, a,
-    b}]}], "truncated": bool}``, tables sorted by name, at most MAX_TABLES of them. Raises
-    QueryRefusedError, QueryTimeoutError, duckdb.Error.
+    b}]}], "truncated": bool}``, tables sorted by name, at most MAX_TABLES of them. Raises SnapshotError
+    (a snapshot file is not what its manifest recorded), QueryRefusedError, QueryTimeoutError, duckdb.Error.
     """
     timeout_s = max(0.1, min(float(message.get("timeout_s", 60.0)), 600.0))
     timer = threading.Timer(timeout_s, cursor.interrupt)
@@ -260,7 +262,7 @@ def snapshot_task(
     cursor: Any, message: Mapping[str, Any], *, publish_dir: Path | None, max_bytes: int
 ) -> dict[str, Any]:
     """Serve an ``export`` request with ``task``: ``snapshot`` (workersnapshots.snapshot_tables), ``restore``
-    (workersnapshots.restore_tables) or ``diff`` (:func:`diff_tables`), with the snapshot folder beside
+    (workerrestore.restore_tables) or ``diff`` (:func:`diff_tables`), with the snapshot folder beside
     ``publish_dir`` (snapshots.snapshot_root). Raises QueryRefusedError for another task or no folder."""
     if publish_dir is None:
         raise QueryRefusedError("this worker has no publish folder, hence no snapshot folder")

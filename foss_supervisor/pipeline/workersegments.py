@@ -15,7 +15,10 @@ list one same file (one inode) hold the same rows there, which lets a diff skip 
 (workerdiff.py).
 
 Every data file gets its statistics file (snapshotstats.py) when it is written or linked from the
-published set; linked from a previous snapshot, it brings its statistics file along.
+published set; linked from a previous snapshot, it brings its statistics file along. Each file's entry
+records the SHA-256 of its Parquet footer and of its statistics file, which every later reader checks
+(workersnapshotfiles.py); the previous snapshot's files pass that check before they are linked, and a
+previous snapshot that fails it is not linked from (the table is copied whole).
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.pipeline.errors import QueryRefusedError
+from foss_supervisor.pipeline.errors import QueryRefusedError, SnapshotError
 from foss_supervisor.pipeline.snapshotstats import file_stats_sql, parquet_list, quoted, stats_file
 from foss_supervisor.pipeline.workerexport import EXPORT_FORMATS
+from foss_supervisor.pipeline.workersnapshotfiles import checked_files, file_sha256, footer_sha256
 
 __all__ = ["CHUNK_ROWS", "CHUNK_VALUES", "copy_table", "extend_previous", "link_published", "write_stats"]
 
@@ -67,8 +71,21 @@ def _literal(path: Path) -> str:
 
 
 def _file(path: Path, rows: int, *, linked: bool) -> dict[str, Any]:
-    """A snapshot file entry: its name in the snapshot, rows, size, and whether it cost no new bytes."""
-    return {"file": path.name, "rows": rows, "bytes": path.stat().st_size, "linked": linked}
+    """A snapshot file entry: its name in the snapshot, rows, size, whether it cost no new bytes, and the
+    digests of its footer and statistics file (written before: every file has one). Raises QueryRefusedError
+    (a footer past what a reader would digest), OSError."""
+    try:
+        footer = footer_sha256(path)
+    except ValueError as exc:
+        raise QueryRefusedError(f"snapshot file {path.name}: {exc}") from None
+    return {
+        "file": path.name,
+        "rows": rows,
+        "bytes": path.stat().st_size,
+        "linked": linked,
+        "footer_sha256": footer,
+        "stats_sha256": file_sha256(stats_file(path)),
+    }
 
 
 def _free(dest: Path) -> Path:
@@ -184,13 +201,14 @@ def extend_previous(
     ``root``), ``schema`` the table's columns now. Raises duckdb.Error, OSError, QueryRefusedError."""
     if previous is None or [dict(c) for c in previous.get("schema") or ()] != schema:
         return None
-    files = [Path(str(f["file"])).resolve() for f in previous.get("files") or ()]
-    if not files or not all(f.is_relative_to(root) and f.is_file() for f in files):
-        return None
     if {c["name"].lower() for c in schema} & {"rowid", "file_row_number"}:
         return None  # the names the check below uses for positions
-    counts = [int(cursor.execute(f"SELECT count(*) FROM {parquet_list([f])}").fetchone()[0]) for f in files]  # noqa: S608
-    known = sum(counts)  # from the files' footers: nothing scanned
+    try:
+        files, stats_checked = checked_files(cursor, table, previous, root=root)
+    except SnapshotError:
+        return None  # not the files its manifest describes: nothing is linked from them
+    counts = [int(f["rows"]) for f in previous["files"]]  # checked against the files' footers just now
+    known = sum(counts)
     total = int(cursor.execute(f"SELECT count(*) FROM {source}").fetchone()[0])  # noqa: S608
     if total < known:
         return None
@@ -209,10 +227,10 @@ def extend_previous(
                 (stage / entry["file"]).unlink(missing_ok=True)
                 stats_file(stage / entry["file"]).unlink(missing_ok=True)
             return None
-        if stats_file(src).is_file():
+        if stats_checked:
             stats_file(dest).parent.mkdir(exist_ok=True)
             os.link(stats_file(src), stats_file(dest))
-        else:  # a snapshot from before statistics files
+        else:  # a snapshot from before statistics files, or before their digests: written anew
             write_stats(cursor, dest)
         rows = int(cursor.execute(f"SELECT count(*) FROM {parquet_list([dest])}").fetchone()[0])  # noqa: S608
         out.append(_file(dest, rows, linked=True))

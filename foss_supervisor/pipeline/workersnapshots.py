@@ -1,9 +1,10 @@
 """Run snapshots, the worker's half: write every layer table of a pipeline into the snapshot's partial
-folder in ONE read-only transaction, and restore a snapshot's tables in ONE read-write transaction.
+folder in ONE read-only transaction, with each table's CREATE TABLE text and the tables its FOREIGN KEYs
+reference (what a restore re-creates it from, workerrestore.py).
 
 The daemon's half (snapshots.py) makes a written snapshot whole (manifest, ``_SUCCESS``, rename), keeps
-the newest ``snapshot_keep`` and refuses incomplete ones. Both functions run in the worker on a cursor of
-its connection (an ``export`` request with ``task: snapshot | restore``; see worker.py).
+the newest ``snapshot_keep`` and refuses incomplete ones. It runs in the worker on a cursor of its
+connection (an ``export`` request with ``task: snapshot``; see worker.py).
 """
 
 from __future__ import annotations
@@ -11,26 +12,33 @@ from __future__ import annotations
 import contextlib
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from foss_supervisor.pipeline.errors import QueryRefusedError
-from foss_supervisor.pipeline.ledger import record_rollback
 from foss_supervisor.pipeline.publish import RUNS
-from foss_supervisor.pipeline.snapshots import snapshot_stage_name
+from foss_supervisor.pipeline.snapshots import MAX_DDL_CHARS, snapshot_stage_name
 from foss_supervisor.pipeline.snapshotstats import parquet_list
 from foss_supervisor.pipeline.workersegments import copy_table, extend_previous, link_published
 
-__all__ = ["layer_tables", "quoted_table", "restore_tables", "snapshot_tables", "table_key"]
+__all__ = [
+    "foreign_keys",
+    "layer_tables",
+    "quoted_table",
+    "refuse_inexact",
+    "snapshot_tables",
+    "table_ddl",
+    "table_key",
+]
 
 _PIPELINE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-#: types a Parquet snapshot would not keep exactly (DuckDB 2.0: HUGEINT as DOUBLE, TIMETZ without offset)
-_INEXACT = re.compile(r"\bU?HUGEINT\b|\bINT128\b|\bUINT128\b|\bTIME WITH TIME ZONE\b|\bTIMETZ\b")
+#: logical types a Parquet snapshot would not keep exactly (DuckDB 2.0: HUGEINT as DOUBLE, TIMETZ without offset)
+_INEXACT = {"hugeint": "HUGEINT", "uhugeint": "UHUGEINT", "time with time zone": "TIME WITH TIME ZONE"}
+_NESTED = {"struct", "list", "map", "union", "array"}
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_TYPE = re.compile(r"[A-Za-z0-9_(), .\"\[\]]{1,500}")
 
 
 def quoted_table(table: str) -> str:
@@ -77,19 +85,61 @@ def file_stem(table: str) -> str:
     return urllib.parse.quote(table, safe="._-")
 
 
-def refuse_inexact(table: str, schema: list[dict[str, str]]) -> None:
-    """Refuse (QueryRefusedError naming the table, column and type) a table with a column whose values a Parquet
-    snapshot cannot keep exactly, alone or inside a nested type: DuckDB writes HUGEINT and UHUGEINT as DOUBLE
-    and TIME WITH TIME ZONE without its offset, so a rollback would restore other values without an error.
-    The run then ends succeeded_with_warnings (``snapshot failed: ...``) and keeps no snapshot."""
-    for column in schema:
-        found = _INEXACT.search(column["type"].upper())
+def _logical_ids(type_: Any) -> Iterator[str]:
+    """The logical type ids (``hugeint``, ``struct``...) of a DuckDB type and of every type nested in it,
+    from DuckDB's own type object: a STRUCT field or UNION member named ``hugeint`` is a name, not a type."""
+    yield str(type_.id)
+    if str(type_.id) in _NESTED:
+        for _, child in type_.children:
+            if isinstance(child, duckdb.sqltypes.DuckDBPyType):
+                yield from _logical_ids(child)
+
+
+def refuse_inexact(table: str, cursor: Any, source: str) -> None:
+    """Refuse (QueryRefusedError naming the table, column and type) a table (``source``, quoted) with a column
+    whose values a Parquet snapshot cannot keep exactly, alone or inside a nested type: DuckDB writes HUGEINT
+    and UHUGEINT as DOUBLE and TIME WITH TIME ZONE without its offset, so a rollback would restore other values
+    without an error. The run then ends succeeded_with_warnings (``snapshot failed: ...``) and keeps no
+    snapshot. The types are DuckDB's logical types of the columns, walked through every nesting."""
+    relation = cursor.sql(f"SELECT * FROM {source}")  # noqa: S608 (a checked name; not executed)
+    for name, type_ in zip(relation.columns, relation.types, strict=True):
+        found = next((_INEXACT[i] for i in _logical_ids(type_) if i in _INEXACT), None)
         if found:
             raise QueryRefusedError(
-                f"{table}.{column['name']} is {column['type']}: a Parquet snapshot cannot keep {found.group(0)} values"
+                f"{table}.{name} is {type_}: a Parquet snapshot cannot keep {found} values"
                 " exactly; make it DECIMAL(38,0), VARCHAR or TIMESTAMPTZ in the step that writes it, or set"
                 " snapshot_keep: 0"
             )
+
+
+def table_ddl(cursor: Any, table: str) -> str | None:
+    """The CREATE TABLE text DuckDB keeps for ``table`` (``schema.table``): its columns, types, DEFAULTs, NOT
+    NULL, CHECK, PRIMARY KEY, UNIQUE and FOREIGN KEY constraints; None when there is no such table."""
+    schema, _, name = table.partition(".")
+    row = cursor.execute(
+        "SELECT sql FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = ?"
+        " AND table_name = ? AND NOT temporary",
+        [schema, name],
+    ).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def foreign_keys(cursor: Any, schemas: list[str]) -> dict[str, set[str]]:
+    """``{schema.table: {schema.table it references}}`` for every table of ``schemas`` with a FOREIGN KEY
+    (DuckDB keeps a FOREIGN KEY within one schema); a table that references itself is left out of its set."""
+    rows = cursor.execute(
+        "SELECT schema_name, table_name, referenced_table FROM duckdb_constraints()"
+        " WHERE constraint_type = 'FOREIGN KEY' AND database_name = current_database()"
+        " AND list_contains(?, schema_name)",
+        [schemas],
+    ).fetchall()
+    out: dict[str, set[str]] = {}
+    for schema, name, referenced in rows:
+        child, parent = f"{schema}.{name}", f"{schema}.{referenced}"
+        out.setdefault(child, set())
+        if parent != child:
+            out[child].add(parent)
+    return out
 
 
 def _previous(message: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -120,8 +170,9 @@ def snapshot_tables(
 
     ``message["keys"]`` maps ``schema.table`` to the key the pipeline declares. Returns ``{"tables":
     [{table, files: [{file, rows, bytes, linked}], rows, bytes (new bytes written), linked (no new bytes),
-    schema: [{name, type}], key, unique_key}]}`` (``unique_key``: no two rows have the same key, NULLs
-    equal). Raises QueryRefusedError, duckdb.Error, OSError (also when the
+    schema: [{name, type}], key, unique_key, ddl, references}]}`` (``unique_key``: no two rows have the
+    same key, NULLs equal; ``ddl``: the table's CREATE TABLE text; ``references``: the tables its FOREIGN
+    KEYs reference). Raises QueryRefusedError, duckdb.Error, OSError (also when the
     partial folder was removed meanwhile: a cancelled run).
     """
     pipeline, run_id = str(message.get("pipeline", "")), str(message.get("run_id", ""))
@@ -134,12 +185,17 @@ def snapshot_tables(
     previous = _previous(message)
     published = publish_dir / pipeline / RUNS / run_id if publish_dir is not None else None
     out: list[dict[str, Any]] = []
+    schemas = [str(s) for s in message.get("schemas") or ()]
     cursor.execute("BEGIN TRANSACTION READ ONLY")
     try:
-        for table in layer_tables(cursor, [str(s) for s in message.get("schemas") or ()]):
+        references = foreign_keys(cursor, schemas)
+        for table in layer_tables(cursor, schemas):
             source = quoted_table(table)
             schema = _describe(cursor, source)
-            refuse_inexact(table, schema)
+            refuse_inexact(table, cursor, source)
+            ddl = table_ddl(cursor, table)
+            if ddl is not None and len(ddl) > MAX_DDL_CHARS:
+                raise QueryRefusedError(f"{table}: its CREATE TABLE text is over {MAX_DDL_CHARS} characters")
             dest = stage / f"{file_stem(table)}.parquet"
             files = (
                 (link_published(cursor, published / table, dest) if published is not None else None)
@@ -167,66 +223,11 @@ def snapshot_tables(
                     "schema": schema,
                     "key": key,
                     "unique_key": key is not None and _unique(cursor, [stage / f["file"] for f in files], key),
+                    "ddl": ddl,
+                    "references": sorted(references.get(table, ())),
                 }
             )
     finally:
         with contextlib.suppress(duckdb.Error):
             cursor.execute("ROLLBACK")
     return {"tables": out}
-
-
-def restore_tables(cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Path) -> dict[str, Any]:
-    """Make the base tables of ``message["schemas"]`` what ``message["tables"]`` (a snapshot manifest's
-    tables: ``{schema.table: {files: [{file}], schema: [{name, type}]}}``, files under ``snapshot_dir``) holds, in ONE
-    transaction: a table of the same columns and types is emptied and refilled (its constraints stay); one
-    whose columns changed is created again with the snapshot's columns; a table the snapshot lacks is dropped.
-
-    With ``message["run_id"]`` (the rollback's run), ``target`` and ``ledger`` the same transaction records
-    the rollback in ``<ledger>.rollbacks`` (ledger.record_rollback).
-    Returns ``{"tables": [{table, rows}], "dropped": [table]}``. Raises QueryRefusedError (a file outside
-    the snapshot folder, a bad name or type), duckdb.Error; on any error or interrupt nothing changed.
-    """
-    root = snapshot_dir.resolve()
-    tables: Mapping[str, Mapping[str, Any]] = message.get("tables") or {}
-    schemas = [str(s) for s in message.get("schemas") or ()]
-    restored: list[dict[str, Any]] = []
-    cursor.execute("BEGIN TRANSACTION")
-    try:
-        now = layer_tables(cursor, schemas)
-        for table, entry in sorted(tables.items()):
-            if table.split(".", 1)[0] not in schemas:
-                raise QueryRefusedError(f"{table} is not a table of this pipeline's schemas")
-            paths = [Path(str(f["file"])).resolve() for f in entry["files"]]
-            if not paths or not all(p.is_relative_to(root) for p in paths):
-                raise QueryRefusedError(f"a snapshot file of {table} is outside {root}")
-            columns = [{"name": str(c["name"]), "type": str(c["type"])} for c in entry["schema"]]
-            odd = next((c for c in columns if not _TYPE.fullmatch(c["type"])), None)
-            if odd is not None:  # the type goes into a CAST: quotes (ENUM labels, odd STRUCT fields) are not let in
-                raise QueryRefusedError(
-                    f"{table}.{odd['name'][:100]}: its snapshot's type {odd['type'][:200]!r} cannot be restored"
-                    " (ENUM types and STRUCT fields with quoted names are not; make the column VARCHAR or rename"
-                    " the field)"
-                )
-            target = quoted_table(table)
-            source = parquet_list(paths)  # the files in their order: the table's rows in its order
-            cast = ", ".join(
-                'CAST("{0}" AS {1}) AS "{0}"'.format(c["name"].replace('"', '""'), c["type"]) for c in columns
-            )
-            if table in now and _describe(cursor, target) == columns:
-                cursor.execute(f"DELETE FROM {target}")  # noqa: S608 (checked names)
-                cursor.execute(f"INSERT INTO {target} SELECT {cast} FROM {source}")  # noqa: S608
-            else:
-                cursor.execute(f"DROP TABLE IF EXISTS {target}")
-                cursor.execute(f"CREATE TABLE {target} AS SELECT {cast} FROM {source}")  # noqa: S608
-            rows = int(cursor.execute(f"SELECT count(*) FROM {target}").fetchone()[0])  # noqa: S608
-            restored.append({"table": table, "rows": rows})
-        dropped = [t for t in now if t not in tables]
-        for table in dropped:
-            cursor.execute(f"DROP TABLE {quoted_table(table)}")
-        record_rollback(cursor, message)  # the proof a killed daemon's next start reads (recovery.py)
-        cursor.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            cursor.execute("ROLLBACK")
-        raise
-    return {"tables": restored, "dropped": dropped}

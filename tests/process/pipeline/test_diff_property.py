@@ -25,10 +25,11 @@ keyed = st.dictionaries(st.integers(0, 12), st.tuples(values, st.sampled_from(["
 unkeyed = st.lists(st.tuples(values, st.sampled_from(["x", "y"])), max_size=15)
 
 
-def write(folder: Path, rows: list[dict[str, Any]], schema: pa.Schema) -> str:
+def write(folder: Path, rows: list[dict[str, Any]], schema: pa.Schema) -> dict[str, Any]:
+    """A Parquet file of ``rows`` and its manifest entry (rows and size: what the diff checks it by)."""
     path = folder / f"t{next(_counter)}.parquet"
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
-    return str(path)
+    return {"file": str(path), "rows": len(rows), "bytes": path.stat().st_size}
 
 
 def run_diff(folder: Path, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -49,8 +50,8 @@ def test_keyed_diff_equals_python_sets(tmp_path: Path, a: dict[int, Any], b: dic
     rows_b = [{"k": k, "v": v, "w": w} | ({"z": 1.5} if extra else {}) for k, (v, w) in b.items()]
     got = run_diff(
         tmp_path,
-        {"files": [{"file": write(tmp_path, rows_a, schema_a)}], "key": ["k"]},
-        {"files": [{"file": write(tmp_path, rows_b, schema_b)}], "key": ["k"]},
+        {"files": [write(tmp_path, rows_a, schema_a)], "key": ["k"]},
+        {"files": [write(tmp_path, rows_b, schema_b)], "key": ["k"]},
     )
     both = a.keys() & b.keys()
     assert got["match"] == {"by": "key", "columns": ["k"]}
@@ -75,8 +76,8 @@ def test_unkeyed_diff_equals_python_multisets(
     rows_b = [{"v": v} if drop else {"v": v, "w": w} for v, w in b]
     got = run_diff(
         tmp_path,
-        {"files": [{"file": write(tmp_path, rows_a, schema_a)}]},
-        {"files": [{"file": write(tmp_path, rows_b, schema_b)}]},
+        {"files": [write(tmp_path, rows_a, schema_a)]},
+        {"files": [write(tmp_path, rows_b, schema_b)]},
     )
     common = ["v"] if drop else ["v", "w"]
     ca = Counter(tuple(r[c] for c in common) for r in rows_a)
@@ -102,7 +103,7 @@ def test_a_key_that_repeats_is_never_used_to_pair_rows(
     schema = pa.schema([("k", pa.int64()), ("v", pa.int64())])
     rows_a, rows_b = [{"k": k, "v": v} for k, v in a], [{"k": k, "v": v} for k, v in b]
     file_a, file_b = write(tmp_path, rows_a, schema), write(tmp_path, rows_b, schema)
-    got = run_diff(tmp_path, {"files": [{"file": file_a}], "key": ["k"]}, {"files": [{"file": file_b}], "key": ["k"]})
+    got = run_diff(tmp_path, {"files": [file_a], "key": ["k"]}, {"files": [file_b], "key": ["k"]})
     repeats = any(n > 1 for side in (a, b) for n in Counter(k for k, _ in side).values())
     ca, cb = Counter(a), Counter(b)
     if repeats:
@@ -121,5 +122,5 @@ def test_a_key_that_repeats_is_never_used_to_pair_rows(
             len(ka.keys() - kb.keys()),
             changed,
         )
-    same = run_diff(tmp_path, {"files": [{"file": file_a}], "key": ["k"]}, {"files": [{"file": file_a}], "key": ["k"]})
+    same = run_diff(tmp_path, {"files": [file_a], "key": ["k"]}, {"files": [file_a], "key": ["k"]})
     assert (same["added"], same["removed"]) == (0, 0) and same["changed"] in (0, None)

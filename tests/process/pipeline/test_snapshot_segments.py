@@ -67,7 +67,7 @@ def snapshot(con: duckdb.DuckDBPyConnection, root: Path, previous: str | None, k
 
 
 def full_copy(root: Path, run_id: str) -> dict[str, Any]:
-    """The snapshot's tables with every file copied (new inodes) and no statistics files."""
+    """The snapshot's tables with every file copied (new inodes) and no statistics files (none vouched for)."""
     tables = load_snapshot(root / "p", run_id)["tables"]
     for entry in tables.values():
         for f in entry["files"]:
@@ -75,6 +75,7 @@ def full_copy(root: Path, run_id: str) -> dict[str, Any]:
             copy.parent.mkdir(exist_ok=True)
             shutil.copyfile(f["file"], copy)
             f["file"] = str(copy)
+            del f["stats_sha256"]
     return tables
 
 

@@ -149,15 +149,22 @@ async def test_diff_counts_match_an_independent_oracle_and_rollback_restores_tab
     assert all((t["added"], t["removed"], t["changed"] or 0) == (0, 0, 0) for t in back["tables"])
 
 
-async def test_a_rollback_that_fails_midway_leaves_every_table_as_it_was(
+async def test_a_rollback_to_a_damaged_snapshot_is_refused_by_the_worker_and_leaves_every_table_as_it_was(
     tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
 ) -> None:
+    """A snapshot file that is not the one its manifest recorded is refused by the worker's gate
+    (workersnapshotfiles.py) before the restore's transaction begins, and by the diff, naming run, table and
+    file: the worker's ``snapshot_refused`` reply arrives as SnapshotError."""
     runner, r1, r2, _ = await two_runs(tmp_path, workspace, runners)
     after = await fingerprints(runner)
-    # tables are restored in name order: gold.* first, then silver.orders fails on a damaged file
-    (runner.snapshot_folder("orders") / r1 / "silver.orders.parquet").write_bytes(b"PAR1 not parquet at all")
-    with pytest.raises(SnapshotError, match="every table is as it was"):
+    damaged = runner.snapshot_folder("orders") / r1 / "silver.orders.parquet"
+    damaged.unlink()  # replaced: run 2's snapshot keeps its own file
+    damaged.write_bytes(b"PAR1 not parquet at all")
+    named = rf"run {r1} cannot be trusted: table silver\.orders, file silver\.orders\.parquet: "
+    with pytest.raises(SnapshotError, match=f"every table is as it was: .*{named}"):
         await runner.rollback("orders", r1, apply=True)
+    with pytest.raises(SnapshotError, match=named):
+        await runner.diff(r1, r2)
     assert await fingerprints(runner) == after
     assert manifest_run(runner) == r2
     failed = runner.runs("orders", 1)[0]

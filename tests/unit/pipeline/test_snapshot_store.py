@@ -5,6 +5,7 @@ keeps the newest whole snapshots; an incomplete or gone snapshot is refused with
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 
 from foss_supervisor.pipeline.errors import PipelineConfigError, SnapshotError
 from foss_supervisor.pipeline.snapshots import (
+    MAX_DDL_CHARS,
+    checked_manifest,
     commit_snapshot,
     list_snapshots,
     load_snapshot,
@@ -122,6 +125,12 @@ _PATHS = [
     ("tables", "s.t", "schema", 0, "type"),
     ("tables", "s.t", "key"),
     ("tables", "s.t", "unique_key"),
+    ("tables", "s.t", "ddl"),
+    ("tables", "s.t", "references"),
+    ("tables", "s.t", "references", 0),
+    ("tables", "s.t", "files", 0, "footer_sha256"),
+    ("tables", "s.t", "files", 0, "stats_sha256"),
+    ("tables", "s.t", "files", 1),
 ]
 
 
@@ -145,6 +154,8 @@ def test_a_manifest_of_any_shape_is_read_whole_or_refused_as_unusable_naming_the
             parent = parent[step]
         if drop and isinstance(parent, dict):
             del parent[where[-1]]
+        elif isinstance(parent, list) and where[-1] == len(parent):  # one more file: another, or the same again
+            parent.append(value if drop else dict(parent[0]))
         else:
             parent[where[-1]] = value
     else:
@@ -161,6 +172,46 @@ def test_a_manifest_of_any_shape_is_read_whole_or_refused_as_unusable_naming_the
         assert all(type(f["rows"]) is int and f["rows"] >= 0 for f in entry["files"])
         assert type(entry["unique_key"]) is bool
         assert entry["key"] is None or all(isinstance(c, str) for c in entry["key"])
+        assert entry["ddl"] is None or (isinstance(entry["ddl"], str) and 0 < len(entry["ddl"]) <= MAX_DDL_CHARS)
+        assert all(isinstance(t, str) and t for t in entry["references"])
+        assert all(
+            all(re.fullmatch(r"[0-9a-f]{64}", f[d]) for d in ("footer_sha256", "stats_sha256") if d in f)
+            for f in entry["files"]
+        )
+        assert entry["rows"] == sum(f["rows"] for f in entry["files"])
+        assert len({f["file"] for f in entry["files"]}) == len(entry["files"])
+
+
+# what a table's CREATE TABLE text or a file's digest may have become: the right type but out of bounds
+_texts = (
+    st.just("")
+    | st.just("   ")
+    | st.text(min_size=1, max_size=5).map(lambda t: t + "\0")
+    | st.integers(MAX_DDL_CHARS + 1, MAX_DDL_CHARS + 3).map(lambda n: "x" * n)
+)
+_digests = st.text(max_size=70).filter(lambda t: not re.fullmatch(r"[0-9a-f]{64}", t)) | st.just("A" * 64)
+
+
+@given(field=st.sampled_from(["ddl", "footer_sha256", "stats_sha256"]), data=st.data())
+@SETTINGS
+def test_an_empty_over_long_or_malformed_ddl_or_digest_is_refused_naming_its_field(
+    tmp_path: Path, field: str, data: st.DataObject
+) -> None:
+    """Bounded before it is trusted: a DDL text empty, blank, holding a NUL or over MAX_DDL_CHARS, a digest
+    that is not 64 lowercase hex digits, are refused by checked_manifest naming the field."""
+    import json
+
+    folder = tmp_path / "snap"
+    _snapshot(folder, "r1", keep=5)
+    path = folder / "r1" / "_manifest.json"
+    manifest = json.loads(path.read_text())
+    entry = manifest["tables"]["s.t"]
+    if field == "ddl":
+        entry["ddl"] = data.draw(_texts)
+    else:
+        entry["files"][0][field] = data.draw(_digests)
+    with pytest.raises(ValueError, match=rf"tables\.s\.t\.(files\[0\]\.)?{field}"):
+        checked_manifest(manifest)
 
 
 def test_the_newest_snapshots_are_told_by_their_run_ids_not_by_file_times(tmp_path: Path) -> None:
@@ -182,6 +233,8 @@ def _snapshot_as(folder: Path, run_id: str, *, keep: int) -> None:
     stage = folder / snapshot_stage_name(run_id)
     stage.mkdir(parents=True)
     (stage / "s.t.parquet").write_bytes(b"PAR1")
-    files = [{"file": "s.t.parquet", "rows": 1, "bytes": 4, "linked": False}]
+    digests = {"footer_sha256": "0" * 64, "stats_sha256": "f" * 64}
+    files = [{"file": "s.t.parquet", "rows": 1, "bytes": 4, "linked": False} | digests]
     table = {"table": "s.t", "files": files, "rows": 1, "bytes": 4, "linked": False, "key": None}
+    table |= {"ddl": "CREATE TABLE s.t(a INTEGER);", "references": ["s.u"]}
     commit_snapshot(folder, "p", run_id, [table | {"schema": [{"name": "a", "type": "INTEGER"}]}], keep=keep)
