@@ -124,3 +124,39 @@ def test_a_key_that_repeats_is_never_used_to_pair_rows(
         )
     same = run_diff(tmp_path, {"files": [file_a], "key": ["k"]}, {"files": [file_a], "key": ["k"]})
     assert (same["added"], same["removed"]) == (0, 0) and same["changed"] in (0, None)
+
+
+def _not_distinct(x: Any, y: Any) -> bool:
+    """SQL's IS NOT DISTINCT FROM over Python values: NULL equals NULL, NaN equals NaN, -0.0 equals 0.0."""
+    if x is None or y is None:
+        return x is None and y is None
+    if isinstance(x, float) and isinstance(y, float) and x != x and y != y:
+        return True
+    return bool(x == y)
+
+
+floats = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=64), st.sampled_from([0.0, -0.0]))
+
+
+small_ints = st.one_of(st.none(), st.integers(-2, 2))
+whole_floats = st.one_of(st.none(), st.sampled_from([-2.0, -1.0, -0.0, 0.0, 1.0, 2.0, 0.5, float("nan")]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), retyped=st.booleans())
+def test_a_keyed_diff_counts_changes_as_sql_compares_them(tmp_path: Path, data: st.DataObject, retyped: bool) -> None:
+    """By key, a row is changed exactly when a value IS DISTINCT FROM the other side's: NaN equals NaN, -0.0
+    equals 0.0, NULL equals NULL, for the hashed comparison of columns of one type; and a column retyped
+    between the sides (BIGINT -> DOUBLE) is compared by value, as IS DISTINCT FROM casts (1 = 1.0), not by
+    its hash."""
+    a = data.draw(st.dictionaries(st.integers(0, 9), small_ints if retyped else floats, max_size=10))
+    b = data.draw(st.dictionaries(st.integers(0, 9), whole_floats if retyped else floats, max_size=10))
+    schema_a = pa.schema([("k", pa.int64()), ("v", pa.int64() if retyped else pa.float64())])
+    schema_b = pa.schema([("k", pa.int64()), ("v", pa.float64())])
+    got = run_diff(
+        tmp_path,
+        {"files": [write(tmp_path, [{"k": k, "v": v} for k, v in a.items()], schema_a)], "key": ["k"]},
+        {"files": [write(tmp_path, [{"k": k, "v": v} for k, v in b.items()], schema_b)], "key": ["k"]},
+    )
+    assert (got["added"], got["removed"]) == (len(b.keys() - a.keys()), len(a.keys() - b.keys())), got
+    assert got["changed"] == sum(1 for k in a.keys() & b.keys() if not _not_distinct(a[k], b[k])), (a, b, got)
