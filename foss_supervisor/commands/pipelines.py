@@ -125,7 +125,10 @@ async def pipeline_resume(ctx: CommandContext, name: str) -> dict[str, Any]:
 
 @command("pipeline_cancel", mutating=True, name=(str, ...))
 async def pipeline_cancel(ctx: CommandContext, name: str) -> dict[str, Any]:
-    """Cancel the run in progress: the current step is rolled back, the run is recorded as cancelled.
+    """Cancel the run in progress: the current step is rolled back, the run is recorded as cancelled. Once
+    every step committed it is too late for the run: a cancel during its publish undoes the publish (the
+    run is then ``succeeded_with_warnings``), and once the publish ended the cancel is refused (an error
+    saying so; the run ends by itself when its snapshot is kept).
 
     Returns ``{"name", "cancelled": bool, "detail": str}`` (``detail`` says what happened, in words).
     """

@@ -176,10 +176,15 @@ class RunExecution(RunSnapshots):
                     "pipeline_published", pipeline=spec.name, run_id=run.run_id, tables=sorted(published["tables"])
                 )
             except asyncio.CancelledError:  # the previous published set stays current (publish.py)
-                self._finish(run, RunStatus.CANCELLED, "cancelled while publishing; the previous published set is kept")
+                # too late for the run (its steps committed): a publish stopped, as one that failed
+                late = "publish cancelled, after its steps committed: the previous published set is kept"
+                self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, f"{late}; no snapshot kept of this run")
                 raise
             except (PipelineError, OSError) as exc:
                 warning = f"publish failed: {exc}"
+        run.finishing = (
+            True  # only its snapshot is left: runner.cancel refuses, too late (a daemon stop still stops it)
+        )
         try:  # after the publish, so a published table is hard-linked, not copied (snapshots.py); kept also when
             # the publish failed: the tables committed, and a rollback to this run publishes them anew
             failed, run.note = await self.keep_snapshot(spec, run.run_id)

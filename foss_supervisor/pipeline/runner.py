@@ -312,10 +312,16 @@ class PipelineRunner(RunExecution):
         return await self.run(pipeline, mode=RunMode.REPLAY, trigger=trigger)
 
     async def cancel(self, pipeline: str) -> bool:
-        """Cancel the run in progress, if any; returns whether there was one."""
+        """Cancel the run in progress, if any; returns whether there was one. Raises PipelineBusyError once the
+        run's steps committed and its publish ended (only its snapshot is left): too late to cancel it."""
         run = self._active.get(pipeline)
         if run is None or run.task is None or run.task.done():
             return False
+        if run.finishing:
+            raise PipelineBusyError(
+                f"too late to cancel run {run.run_id} of {pipeline}: its steps committed and its publish ended;"
+                " it ends once its snapshot is kept"
+            )
         run.task.cancel()
         return True
 

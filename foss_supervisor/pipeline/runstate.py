@@ -52,6 +52,7 @@ class ActiveRun:
         self.status = RunStatus.RUNNING
         self.error: str | None = None
         self.note: str | None = None  # what the record says besides an error (runsnapshots.keep_snapshot)
+        self.finishing = False  # its steps committed and its publish ended: only its snapshot is left
         self.finished_at: float | None = None
         self.task: asyncio.Task[Any] | None = None
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from helpers.pipeline import RunnerFactory
 
-from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineConfigError
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
@@ -175,8 +175,9 @@ async def test_a_publish_whose_worker_dies_or_run_is_cancelled_keeps_the_previou
 
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(_publish_stopped(runner, folder, kill_worker=False), 120)
-    cancelled = runner.history.list("pub", limit=1)[0]
-    assert cancelled.status is RunStatus.CANCELLED, cancelled
+    cancelled = runner.history.list("pub", limit=1)[0]  # its steps had committed: too late for the run
+    assert cancelled.status is RunStatus.SUCCEEDED_WITH_WARNINGS, cancelled
+    assert cancelled.error is not None and cancelled.error.startswith("publish cancelled"), cancelled.error
     assert assert_one_run(folder) == first.run_id
     # the worker stops writing once its request is interrupted; the partial folder is gone
     assert {p.relative_to(folder): p.stat().st_mtime_ns for p in (folder / "runs").rglob("*")} == before
@@ -185,9 +186,9 @@ async def test_a_publish_whose_worker_dies_or_run_is_cancelled_keeps_the_previou
 async def test_a_run_cancelled_while_its_snapshot_is_written_is_recorded_as_done_with_a_warning(
     tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
 ) -> None:
-    """Once the steps committed and the tables are published a cancel is too late for the run: it stops the
-    snapshot (none is kept) and the run is recorded ``succeeded_with_warnings``, not ``cancelled`` (the
-    published set and the tables are this run's)."""
+    """Once the steps committed and the tables are published a cancel is too late for the run: an operator's
+    is refused, saying so; a daemon that stops still stops the snapshot (none is kept), and the run is
+    recorded ``succeeded_with_warnings``, not ``cancelled`` (the published set and the tables are this run's)."""
     (workspace["reference"] / "size.csv").write_text("n\n3000000\n")  # a snapshot long enough to stop midway
     spec = load_pipeline(publishing_pipeline(tmp_path, workspace, rows=50))
     runner = await runners.open([spec], workspace["state"])
@@ -198,7 +199,9 @@ async def test_a_run_cancelled_while_its_snapshot_is_written_is_recorded_as_done
             break
         await asyncio.sleep(0.005)
     assert not task.done(), "the run ended before its snapshot began"
-    task.cancel()
+    with pytest.raises(PipelineBusyError, match="too late to cancel"):  # an operator's cancel: refused
+        await runner.cancel("pub")
+    task.cancel()  # as a daemon that stops cancels it
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 120)
     rec = runner.history.list("pub", limit=1)[0]

@@ -201,7 +201,8 @@ async def test_a_publish_stopped_midway_leaves_the_manifest_and_undoes_what_it_c
 
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(_publish_stopped(runner, folder, kill_worker=False), 120)
-    assert runner.history.list("dl", limit=1)[0].status is RunStatus.CANCELLED
+    stopped = runner.history.list("dl", limit=1)[0]  # its steps had committed: too late for the run
+    assert stopped.status is RunStatus.SUCCEEDED_WITH_WARNINGS and "publish cancelled" in str(stopped.error)
     assert json.loads((folder / "_manifest.json").read_text())["run_id"] == first.run_id
     daily = folder / "dl_gold.daily"
     cancelled = runner.history.list("dl", limit=1)[0].run_id
