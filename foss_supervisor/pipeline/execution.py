@@ -187,7 +187,9 @@ class RunExecution(RunSnapshots):
         )
         try:  # after the publish, so a published table is hard-linked, not copied (snapshots.py); kept also when
             # the publish failed: the tables committed, and a rollback to this run publishes them anew
-            failed, run.note = await self.keep_snapshot(spec, run.run_id)
+            failed, run.same_as = await self.keep_snapshot(spec, run.run_id)
+            if run.same_as:
+                run.note = f"changed no layer table: the snapshot of run {run.same_as} stands for this run"
             warning = "; ".join(w for w in (warning, failed) if w) or None
         except asyncio.CancelledError:  # a partial snapshot is removed and never read
             # Too late to cancel the run: its steps committed and its tables are published (docs/pipelines.md).

@@ -99,6 +99,7 @@ class RunRecord:
     note: str | None = None  # what else to know: why a run was skipped, the run a rollback restored, ...
     retry_of: str | None = None  # the run this one retries (see retry.py)
     partition: str | None = None  # the partition a backfill ran (partition.py); None: the whole pipeline
+    same_as: str | None = None  # the run whose snapshot stands for this one, which changed no table (runsnapshots.py)
 
     @property
     def duration_s(self) -> float | None:
@@ -136,6 +137,7 @@ class RunRecord:
             note=d.get("note"),
             retry_of=d.get("retry_of"),
             partition=d.get("partition") if isinstance(d.get("partition"), str) else None,
+            same_as=d.get("same_as") if isinstance(d.get("same_as"), str) else None,
             steps=tuple(StepRecord.from_dict(s) for s in d.get("steps", [])),
         )
 

@@ -39,33 +39,14 @@ from foss_supervisor.pipeline.snapshots import (
     snapshot_root,
     snapshot_stage_name,
 )
+from foss_supervisor.pipeline.snapshotsame import staged_unchanged
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.workerclient import WorkerClient
 
-__all__ = ["ROLLBACK", "RunSnapshots", "declared_keys", "layer_schemas", "unchanged_since"]
+__all__ = ["ROLLBACK", "RunSnapshots", "declared_keys", "layer_schemas"]
 
 log = structlog.get_logger("foss_supervisor.pipeline")
-
-
-def unchanged_since(written: list[dict[str, Any]], previous: dict[str, Any]) -> list[str] | None:
-    """Whether a snapshot the worker wrote (``[{table, files: [{file, rows, linked}], rows, schema}]``) may
-    hold the very tables of ``previous`` (a manifest's ``tables``): None when it cannot (another set of
-    tables, a schema or a row count that differs), else the tables whose rows must still be compared (those
-    not wholly the previous files hard-linked, e.g. a table rebuilt in another row order; workersegments.py
-    checks a linked file's rows against the table). ``[]``: the same tables."""
-    if not previous or {str(t["table"]) for t in written} != set(previous):
-        return None
-    compare = []
-    for t in written:
-        before = previous[str(t["table"])]
-        columns = [(c["name"], c["type"]) for c in t["schema"]]
-        if columns != [(c["name"], c["type"]) for c in before["schema"]] or t["rows"] != before["rows"]:
-            return None
-        rows = [f["rows"] for f in t["files"]]
-        if not all(f["linked"] for f in t["files"]) or rows != [f["rows"] for f in before["files"]]:
-            compare.append(str(t["table"]))
-    return compare
 
 
 def layer_schemas(spec: PipelineSpec) -> list[str]:
@@ -106,10 +87,11 @@ class RunSnapshots:
 
     async def keep_snapshot(self, spec: PipelineSpec, run_id: str) -> tuple[str | None, str | None]:
         """Keep run ``run_id``'s snapshot (none with ``snapshot_keep: 0``, which also removes older ones).
-        Returns ``(warning, note)``: a warning ``snapshot failed: ...`` (nothing partial is left to read), or
-        a note when the run changed no layer table since the previous snapshot: then that snapshot stands
-        for this run and none is kept of its own, so a run with nothing new pushes no snapshot out of the
-        retention and the last diff stays the last change."""
+        Returns ``(warning, same_as)``: a warning ``snapshot failed: ...`` (nothing partial is left to read),
+        or the run id of the previous snapshot when the run changed no layer table since: that snapshot stands
+        for this run (diff and rollback read it for ``run_id``, :meth:`_snapshot_of`) and none is kept of its
+        own, so a run with nothing new pushes no snapshot out of the retention and the last diff stays the
+        last change."""
         folder = self.snapshot_folder(spec.name)
         if spec.snapshot_keep <= 0:
             await asyncio.to_thread(prune_snapshots, folder, 0)
@@ -125,10 +107,13 @@ class RunSnapshots:
         }
         try:
             written = await self.client.task(request, timeout_s=3600.0, what=f"snapshot of {spec.name}")
-            if before is not None and await self._unchanged(spec, run_id, written["tables"], previous):
+            stage = folder / snapshot_stage_name(run_id)
+            if before is not None and await staged_unchanged(
+                self.client, spec.name, stage, written["tables"], previous
+            ):
                 await asyncio.to_thread(discard_snapshot_stage, folder, run_id)
                 log.info("pipeline_snapshot_unchanged", pipeline=spec.name, run_id=run_id, same_as=before)
-                return None, f"changed no layer table: the snapshot of run {before} stands for this run"
+                return None, before
             manifest = await asyncio.to_thread(
                 commit_snapshot, folder, spec.name, run_id, written["tables"], keep=spec.snapshot_keep
             )
@@ -149,34 +134,6 @@ class RunSnapshots:
         )
         return None, None
 
-    async def _unchanged(
-        self, spec: PipelineSpec, run_id: str, written: list[dict[str, Any]], previous: dict[str, Any]
-    ) -> bool:
-        """Whether run ``run_id``'s staged snapshot holds the tables of ``previous``: see unchanged_since; the
-        tables it names are diffed in the worker (rows as multisets, or by key), within 60 s (else: changed)."""
-        compare = unchanged_since(written, previous)
-        if compare is None or not compare:
-            return compare is not None
-        stage = self.snapshot_folder(spec.name) / snapshot_stage_name(run_id)
-        staged = {str(t["table"]): t for t in written}
-        b = {
-            n: {**staged[n], "files": [{**f, "file": str(stage / f["file"])} for f in staged[n]["files"]]}
-            for n in compare
-        }
-        request = {
-            "task": "diff",
-            "a": {"tables": {n: previous[n] for n in compare}},
-            "b": {"tables": b},
-            "timeout_s": 60.0,
-        }
-        try:
-            found = await self.client.task(request, timeout_s=65.0, what=f"comparison of {spec.name}'s snapshot")
-        except PipelineError:
-            return False
-        same = all(t["added"] == 0 and t["removed"] == 0 and not t["changed"] for t in found["tables"])
-        log.debug("pipeline_snapshot_compared", pipeline=spec.name, run_id=run_id, tables=compare, same=same)
-        return same
-
     @staticmethod
     def _previous_tables(folder: Path, run_id: str) -> tuple[str | None, dict[str, Any]]:
         """The run id and tables of the newest whole snapshot but ``run_id``'s (files absolute): what a table
@@ -194,6 +151,12 @@ class RunSnapshots:
         """Run ids of ``pipeline``'s whole snapshots, oldest first."""
         return list_snapshots(self.snapshot_folder(self._spec(pipeline).name))
 
+    def _snapshot_of(self, run_id: str) -> str:
+        """The run whose snapshot holds run ``run_id``'s tables: its own, or that of the run it changed nothing
+        after (``same_as``, :meth:`keep_snapshot`)."""
+        record = self.history.get(run_id)
+        return record.same_as if record is not None and record.same_as else run_id
+
     def _pipeline_of(self, run_id: str) -> PipelineSpec:
         record = self.history.get(run_id)
         if record is None:
@@ -208,8 +171,8 @@ class RunSnapshots:
         if self._pipeline_of(run_b).name != spec.name:
             raise SnapshotError(f"runs {run_a} and {run_b} are of different pipelines")
         folder = self.snapshot_folder(spec.name)
-        a = await asyncio.to_thread(load_snapshot, folder, run_a)
-        b = await asyncio.to_thread(load_snapshot, folder, run_b)
+        a = await asyncio.to_thread(load_snapshot, folder, self._snapshot_of(run_a))
+        b = await asyncio.to_thread(load_snapshot, folder, self._snapshot_of(run_b))
         request = {"task": "diff", "a": {"tables": a["tables"]}, "b": {"tables": b["tables"]}, "timeout_s": timeout_s}
         result = await self.client.task(request, timeout_s=timeout_s + 5.0, what=f"diff of {run_a} and {run_b}")
         return {"pipeline": spec.name, "run_a": run_a, "run_b": run_b} | result
@@ -247,7 +210,7 @@ class RunSnapshots:
         if lock.locked() or self._closed:
             raise PipelineBusyError(f"a run of {spec.name} is in progress; rollback refused (cancel it or wait)")
         folder = self.snapshot_folder(spec.name)
-        manifest = await asyncio.to_thread(load_snapshot, folder, run_id)
+        manifest = await asyncio.to_thread(load_snapshot, folder, self._snapshot_of(run_id))
         kept = await asyncio.to_thread(self._published_kept, spec, run_id)
         again = "restore" if spec.publish_format == DELTA else "switch"
         plan = {
@@ -330,7 +293,7 @@ class RunSnapshots:
         try:
             if rid not in await asyncio.to_thread(list_snapshots, folder):
                 await asyncio.to_thread(discard_snapshot_stage, folder, rid)
-                await asyncio.to_thread(link_snapshot, folder, target, rid, keep=spec.snapshot_keep)
+                await asyncio.to_thread(link_snapshot, folder, self._snapshot_of(target), rid, keep=spec.snapshot_keep)
         except (PipelineError, OSError, ValueError) as exc:
             problems.append(str(exc))
         return "; ".join(problems) or None

@@ -52,6 +52,7 @@ class ActiveRun:
         self.status = RunStatus.RUNNING
         self.error: str | None = None
         self.note: str | None = None  # what the record says besides an error (runsnapshots.keep_snapshot)
+        self.same_as: str | None = None  # the run whose snapshot stands for this one (runsnapshots.keep_snapshot)
         self.finishing = False  # its steps committed and its publish ended: only its snapshot is left
         self.finished_at: float | None = None
         self.task: asyncio.Task[Any] | None = None
@@ -67,6 +68,7 @@ class ActiveRun:
             finished_at=self.finished_at,
             error=self.error,
             note=self.note,
+            same_as=self.same_as,
             retry_of=self.retry.source.run_id if self.retry else None,
             partition=self.partition,
             steps=tuple(self.steps[s.name] for s in self.spec.steps),

@@ -160,3 +160,34 @@ def test_a_keyed_diff_counts_changes_as_sql_compares_them(tmp_path: Path, data: 
     )
     assert (got["added"], got["removed"]) == (len(b.keys() - a.keys()), len(a.keys() - b.keys())), got
     assert got["changed"] == sum(1 for k in a.keys() & b.keys() if not _not_distinct(a[k], b[k])), (a, b, got)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(floats, max_size=8))
+def test_a_strict_diff_tells_apart_what_sql_calls_equal_and_finds_a_table_equal_to_itself(
+    tmp_path: Path, values: list[Any]
+) -> None:
+    """``strict`` (snapshotsame.py: whether a run changed a table) compares rows by their values' text: a
+    table against itself is unchanged, and one ``0.0`` turned ``-0.0`` is a row out and a row in, though SQL
+    (and so the ordinary diff) calls them equal."""
+    schema = pa.schema([("v", pa.float64())])
+    rows = [{"v": v} for v in values]
+    same = run_diff(
+        tmp_path, {"files": [write(tmp_path, rows, schema)]}, {"files": [write(tmp_path, rows, schema)]} | {}
+    )
+    assert (same["added"], same["removed"]) == (0, 0), same
+    signed = [{"v": -0.0 if v == 0.0 and str(v) == "0.0" else v} for v in values]
+    flipped = sum(1 for v in values if v == 0.0 and str(v) == "0.0")
+    for strict in (True, False):
+        con = duckdb.connect()
+        try:
+            message = {
+                "a": {"tables": {"s.t": {"files": [write(tmp_path, rows, schema)]}}},
+                "b": {"tables": {"s.t": {"files": [write(tmp_path, signed, schema)]}}},
+                "timeout_s": 30,
+                "strict": strict,
+            }
+            got = diff_tables(con.cursor(), message, snapshot_dir=tmp_path, max_bytes=1 << 20)["tables"][0]
+        finally:
+            con.close()
+        assert (got["added"], got["removed"]) == ((flipped, flipped) if strict else (0, 0)), (values, got)

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from helpers.pipeline import RunnerFactory, variant_yaml
+from test_publish import publishing_pipeline
 
 from foss_supervisor.pipeline.callables import load_callable
 from foss_supervisor.pipeline.errors import PipelineBusyError, SnapshotError
@@ -290,8 +291,12 @@ async def test_a_run_that_changed_no_table_keeps_no_snapshot_of_its_own(
     last = await runner.last_diff("orders")
     assert last is not None and (last["run_a"], last["run_b"]) == (first, second)
     assert any(t["added"] for t in last["tables"]), last
-    with pytest.raises(SnapshotError):
-        await runner.rollback("orders", idle[0].run_id, apply=False)
+    # such a run is read through the snapshot that stands for it: rollback to it and diff it as run `second`
+    assert all(r.same_as == second for r in idle)
+    plan = await runner.rollback("orders", idle[0].run_id, apply=False)
+    assert all(t["added"] == t["removed"] == 0 and not t["changed"] for t in plan["changes"]), plan
+    same = await runner.diff(second, idle[-1].run_id)
+    assert all(t["added"] == t["removed"] == 0 and not t["changed"] for t in same["tables"]), same
     # one value of a table rebuilt each run, the row count the same: the rows are compared, the run is kept
     countries = workspace["reference"] / "countries.csv"
     countries.write_text(countries.read_text().replace("Canada", "Kanada"))
@@ -300,3 +305,19 @@ async def test_a_run_that_changed_no_table_keeps_no_snapshot_of_its_own(
     assert runner.snapshots("orders") == [second, renamed.run_id]
     changed = {t["table"]: t for t in (await runner.diff(second, renamed.run_id))["tables"]}["ref.countries"]
     assert (changed["added"], changed["removed"]) == (1, 1), changed  # no key: the edited row, out and in
+
+
+async def test_a_published_table_that_changed_is_never_taken_for_the_previous_snapshot(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    """A published table's snapshot file is hard-linked from the run's own published file, not the previous
+    snapshot's (hostile tester: a changed gold table of the same row count was called unchanged): here each
+    run rebuilds gold with its run id in every row, nothing new landed, and every run keeps its snapshot."""
+    (workspace["reference"] / "size.csv").write_text("n\n10\n")
+    spec = load_pipeline(publishing_pipeline(tmp_path, workspace, rows=5, publish_partition_by=[]))
+    runner = await runners.open([spec], workspace["state"])  # unpartitioned: every table linked from its publish
+    runs = [await asyncio.wait_for(runner.run("pub"), 60) for _ in range(2)]
+    assert [(r.status, r.same_as, r.note) for r in runs] == [(RunStatus.SUCCEEDED, None, None)] * 2, runs
+    assert runner.snapshots("pub") == [r.run_id for r in runs]
+    items = {t["table"]: t for t in (await runner.diff(runs[0].run_id, runs[1].run_id))["tables"]}["pub_gold.items"]
+    assert items["rows_a"] == items["rows_b"] == 100 and items["added"] == items["removed"] == 100, items
