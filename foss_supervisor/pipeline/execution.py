@@ -194,7 +194,10 @@ class RunExecution(RunSnapshots):
         except asyncio.CancelledError:  # a partial snapshot is removed and never read
             # Too late to cancel the run: its steps committed and its tables are published (docs/pipelines.md).
             done = "its steps committed" + (" and its tables were published" if spec.publish and not warning else "")
-            late = f"cancelled while writing its snapshot, after {done}: no snapshot kept of this run"
+            kept = (
+                "its snapshot was kept" if run.run_id in self.snapshots(spec.name) else "no snapshot kept of this run"
+            )
+            late = f"cancelled while writing its snapshot, after {done}: {kept}"
             self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, f"{warning}; {late}" if warning else late)
             raise
         if warning:

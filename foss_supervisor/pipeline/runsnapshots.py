@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -114,9 +115,17 @@ class RunSnapshots:
                 await asyncio.to_thread(discard_snapshot_stage, folder, run_id)
                 log.info("pipeline_snapshot_unchanged", pipeline=spec.name, run_id=run_id, same_as=before)
                 return None, before
-            manifest = await asyncio.to_thread(
-                commit_snapshot, folder, spec.name, run_id, written["tables"], keep=spec.snapshot_keep
+            commit = asyncio.ensure_future(
+                asyncio.to_thread(
+                    commit_snapshot, folder, spec.name, run_id, written["tables"], keep=spec.snapshot_keep
+                )
             )
+            try:  # a thread cannot be stopped: a cancel waits for its few writes, so the record says what is on disk
+                manifest = await asyncio.shield(commit)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await commit
+                raise
         except (PipelineError, OSError) as exc:
             await asyncio.to_thread(discard_snapshot_stage, folder, run_id)
             return f"snapshot failed: {exc}", None
