@@ -33,21 +33,31 @@ class EventLog:
         redact: Callable[[dict[str, Any]], dict[str, Any]] = lambda d: d,
         size: int = 2000,
         sink: Callable[[dict[str, Any]], None] | None = None,
+        catch_up: Callable[[], None] = lambda: None,
     ) -> None:
-        """``sink`` receives each event as kept (redacted, numbered, with ``boot``): the durable journal."""
+        """``sink`` receives each event as kept (redacted, numbered, with ``boot``): the durable journal.
+        ``catch_up`` runs before every read, so a reader sees every event published so far: the bus's
+        :meth:`~foss_supervisor.core.events.EventBus.flush`, as :meth:`append` is a deferred observer."""
         self.boot = secrets.token_hex(4)
         self._redact = redact
         self._sink = sink
-        self.seq = 0  # the newest event's number (0: none yet)
+        self._catch_up = catch_up
+        self._seq = 0
         self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=size)
         self._newer = asyncio.Event()
 
+    @property
+    def seq(self) -> int:
+        """The newest event's number (0: none yet)."""
+        self._catch_up()
+        return self._seq
+
     def append(self, event: Event) -> None:
         """Number and keep ``event`` (a bus callback: quick, never raises for an event)."""
-        self.seq += 1
+        self._seq += 1
         data = self._redact(event_to_json(event))
-        data["seq"] = self.seq
-        self._events.append((self.seq, data))
+        data["seq"] = self._seq
+        self._events.append((self._seq, data))
         if self._sink is not None:
             self._sink(data | {"boot": self.boot})
         self._newer.set()
@@ -55,13 +65,14 @@ class EventLog:
 
     def since(self, seq: int) -> tuple[list[dict[str, Any]], bool]:
         """The events after ``seq`` (oldest first), and whether some of them were already dropped."""
-        if not self._events or seq >= self.seq:
+        if not self._events or seq >= self.seq:  # (self.seq catches up first)
             return [], False
         first = self._events[0][0]  # numbers in the log are consecutive
         return [data for _, data in itertools.islice(self._events, max(0, seq + 1 - first), None)], first > seq + 1
 
     def recent(self, count: int) -> list[dict[str, Any]]:
         """The last ``count`` events, newest first."""
+        self._catch_up()
         return [data for _, data in list(self._events)[-count:]][::-1] if count > 0 else []
 
     async def wait(self, seq: int, timeout_s: float) -> bool:

@@ -123,7 +123,7 @@ class Daemon:
         )
         # every event, numbered and redacted: what subscribers read, and what the journal keeps
         journal = self.event_journal.append if config.history_enabled else None  # history.enabled: at start
-        self.events = EventLog(self.redactor.data, sink=journal)
+        self.events = EventLog(self.redactor.data, sink=journal, catch_up=self.bus.flush)
         # recorders, after the step that published: a respawn's fork does not wait for its log line
         self.bus.on(self.events.append, deferred=True)
         self.bus.on(log_event, deferred=True)
