@@ -20,7 +20,7 @@ import dataclasses
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 
@@ -59,7 +59,11 @@ def _run_sql(cur: Any, sql: str, path: Path | None, access: Access) -> tuple[lis
     offset = 0
     description: list[Any] = []
     rows: list[tuple[Any, ...]] = []
-    for stmt in duckdb.extract_statements(sql):
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:  # a syntax error: DuckDB's LINE n counts from the text's first line
+        _raise_at(sql, path, error_line(str(exc), 1, 1), str(exc))
+    for stmt in statements:
         base, code_line, offset = statement_lines(sql, stmt.query, offset)
         try:
             access.check(stmt.query)
@@ -67,12 +71,17 @@ def _run_sql(cur: Any, sql: str, path: Path | None, access: Access) -> tuple[lis
             description = list(cur.description or [])
             rows = cur.fetchall() if description else []
         except (AccessDenied, duckdb.Error) as exc:
-            at = error_line(str(exc), base, code_line)
-            generated = explain(sql, at, str(exc)) if path is None else None  # a quality block: its YAML
-            if generated is not None:
-                raise ValueError(*generated) from None
-            raise ValueError(f"{path or '<sql>'}:{at}", str(exc).split("\n", 1)[0]) from None
+            _raise_at(sql, path, error_line(str(exc), base, code_line), str(exc))
     return description, rows
+
+
+def _raise_at(sql: str, path: Path | None, at: int, error: str) -> NoReturn:
+    """Raise ValueError('file:line', message) for ``error`` at line ``at`` of ``sql`` (a generated block's
+    error names its YAML instead)."""
+    generated = explain(sql, at, error) if path is None else None  # a quality block: its YAML
+    if generated is not None:
+        raise ValueError(*generated) from None
+    raise ValueError(f"{path or '<sql>'}:{at}", error.split("\n", 1)[0]) from None
 
 
 def _step_line(spec: PipelineSpec, step: str) -> str:

@@ -31,6 +31,7 @@ def test_shipped_pipelines_validate_clean(name: str) -> None:
             "may not write files",
         ),
         ("SELECT 1;\n\nDELETE FROM gold.daily_revenue;\n", 3, "may not write gold.daily_revenue"),
+        ("SELECT 1 AS a\nSELECT 1 AS rows_in, 1 AS rows_out;\n", 2, "syntax error"),  # one parse of the file
     ],
 )
 def test_sql_problems_name_the_file_and_line(tmp_path: Path, sql: str, line: int, message: str) -> None:
