@@ -18,7 +18,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -33,7 +33,9 @@ __all__ = [
     "Output",
     "final_problems",
     "read_output",
+    "run_check",
     "sql_problems",
+    "verdicts",
 ]
 
 log = structlog.get_logger("foss_supervisor.pipelines")
@@ -45,6 +47,7 @@ MAX_REPLY_BYTES = 16 * 2**20
 #: the check's module, run as ``python -m``
 CHECK_MODULE = "foss_supervisor.pipeline.workervalidate"
 _STDERR_TAIL = 600
+_REPORT_KEYS = ("step", "status", "where", "message")
 
 
 class Output:
@@ -98,48 +101,53 @@ def read_output(output: Output) -> tuple[str, dict[str, Any] | None, str]:
     return checking, final, ""
 
 
-def final_problems(final: dict[str, Any]) -> list[str]:
-    """The errors of a final reply, as ``"NAME: step STEP: WHERE: WHY"``; raises ValueError when malformed."""
+def verdicts(final: dict[str, Any]) -> dict[str, Any]:
+    """The verdicts of a final reply, ``{NAME: {"reports": [...], "error": str}}``, their shape checked;
+    raises ValueError when it refused its request or cannot be read."""
     if not final.get("ok"):
         raise ValueError(f"it refused its request: {final.get('error')}")
-    try:
-        found = final["result"]["pipelines"]
-        problems: list[str] = []
-        for name, verdict in sorted(found.items()):
-            if verdict["error"]:
-                problems.append(f"{name}: {verdict['error']}")
-            problems += [
-                f"{name}: step {r['step']}: {r['where'] or '(no file)'}: {r['message']}"
-                for r in verdict["reports"]
-                if r["status"] == "error"
-            ]
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"its reply cannot be read ({type(exc).__name__}: {exc})") from None
+    found = final.get("result")
+    found = found.get("pipelines") if isinstance(found, dict) else None
+    good = isinstance(found, dict) and all(
+        isinstance(v, dict)
+        and isinstance(v.get("error"), str)
+        and isinstance(v.get("reports"), list)
+        and all(isinstance(r, dict) and all(isinstance(r.get(k), str) for k in _REPORT_KEYS) for r in v["reports"])
+        for v in found.values()
+    )
+    if not good:
+        raise ValueError("its reply cannot be read")
+    return cast(dict[str, Any], found)
+
+
+def final_problems(final: dict[str, Any]) -> list[str]:
+    """The errors of a final reply, as ``"NAME: step STEP: WHERE: WHY"``; raises ValueError (see verdicts)."""
+    problems: list[str] = []
+    for name, verdict in sorted(verdicts(final).items()):
+        if verdict["error"]:
+            problems.append(f"{name}: {verdict['error']}")
+        problems += [
+            f"{name}: step {r['step']}: {r['where'] or '(no file)'}: {r['message']}"
+            for r in verdict["reports"]
+            if r["status"] == "error"
+        ]
     return problems
 
 
-async def sql_problems(
-    config: Config,
-    names: Iterable[str],
-    *,
-    os_memory_limit: int = 0,
-    timeout_s: float = VALIDATE_TIMEOUT_S,
-) -> list[str]:
-    """Each problem ``pipeline validate`` finds in ``config``'s pipelines ``names``, as ``"NAME: step STEP:
-    WHERE: WHY"`` (WHERE: the SQL file and line, or the YAML file, line and block of a generated step, or the
-    YAML file and the step's line for a Python step); ``[]`` when there are none. A check that could not
-    finish (not started, past ``timeout_s`` seconds, ended without its reply, an unreadable reply) is one
-    problem saying why. ``os_memory_limit``: the check's RLIMIT_DATA in bytes (0: none)."""
-    items = _request(config, names)
-    if not items:
-        return []
-    listed = ", ".join(i["name"] for i in items)
+async def run_check(
+    items: list[dict[str, Any]], *, os_memory_limit: int = 0, timeout_s: float = VALIDATE_TIMEOUT_S
+) -> tuple[dict[str, Any] | None, str]:
+    """Run the check's child on ``items`` (its request's pipelines, workervalidate.py): ``(verdicts, "")``
+    (see :func:`verdicts`), or ``(None, why)`` when it could not finish (not started, past ``timeout_s``
+    seconds, ended without its reply, an unreadable reply). ``os_memory_limit``: its RLIMIT_DATA in bytes
+    (0: none). Its whole process group is ended before this returns, even when the caller is cancelled."""
+    listed = ", ".join(str(i.get("name")) for i in items)
     argv = [sys.executable, "-m", CHECK_MODULE, "--os-memory-limit", str(max(0, os_memory_limit))]
     output = Output()
     try:
         child = await spawn(argv, env=worker_environ({}), output=output, stdin=True)
     except (OSError, ValueError) as exc:
-        return [f"the SQL check of pipelines {listed} could not start: {exc}"]
+        return None, f"the SQL check of pipelines {listed} could not start: {exc}"
     code: int | None = None
     try:
         child.write(json.dumps({"pipelines": items}).encode())
@@ -168,11 +176,31 @@ async def sql_problems(
         )
     else:
         try:
-            return final_problems(final)
+            return verdicts(final), ""
         except ValueError as exc:
             why = f"the SQL check of pipelines {listed} failed: {exc}"
-    log.warning("pipelines_reload_check_unfinished", pipelines=[i["name"] for i in items], error=why)
-    return [why]
+    return None, why
+
+
+async def sql_problems(
+    config: Config,
+    names: Iterable[str],
+    *,
+    os_memory_limit: int = 0,
+    timeout_s: float = VALIDATE_TIMEOUT_S,
+) -> list[str]:
+    """Each problem ``pipeline validate`` finds in ``config``'s pipelines ``names``, as ``"NAME: step STEP:
+    WHERE: WHY"`` (WHERE: the SQL file and line, or the YAML file, line and block of a generated step, or the
+    YAML file and the step's line for a Python step); ``[]`` when there are none. A check that could not
+    finish is one problem saying why (:func:`run_check`, whose arguments the others are)."""
+    items = _request(config, names)
+    if not items:
+        return []
+    found, why = await run_check(items, os_memory_limit=os_memory_limit, timeout_s=timeout_s)
+    if found is None:
+        log.warning("pipelines_reload_check_unfinished", pipelines=[i["name"] for i in items], error=why)
+        return [why]
+    return final_problems({"ok": True, "result": {"pipelines": found}})
 
 
 def _exit_text(code: int) -> str:

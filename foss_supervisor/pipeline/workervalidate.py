@@ -1,6 +1,6 @@
-"""The SQL check of a reload, in a short-lived child of its own: pipelines checked as ``pipeline validate``
-checks them (validate.py), so the daemon never loads DuckDB nor imports a pipeline's Python. A reload asks it
-for the pipelines it adds or redefines, and refuses one with an error (reloadcheck.py).
+"""The SQL check of a reload (and of ``pipeline validate``), in a short-lived child of its own: pipelines
+checked as validate.py checks them, so the daemon never loads DuckDB nor imports a pipeline's Python. A
+reload asks it for the pipelines it adds or redefines, and refuses one with an error (reloadcheck.py).
 
 Why a fresh process per check, not the long-lived worker: a Python step's file is imported once per process
 (callables.py), so the worker would judge a changed file by the copy it imported first (a new function "not
@@ -9,9 +9,10 @@ SystemExit, block), which must end only this child, never the worker a running s
 
 Run: ``python -m foss_supervisor.pipeline.workervalidate [--os-memory-limit BYTES]``, the request on stdin
 (at most :data:`MAX_REQUEST_BYTES`): ``{"pipelines": [{"file", "name", "landing", "reference", "data_dir"},
-...]}`` (paths as text, ``reference`` may be null). Output on stdout, one JSON object a line:
+...]}`` (paths as text, ``reference`` may be null; ``{"file", "name", "standalone": true}`` checks a YAML
+file with its own folders, as ``pipeline validate FILE`` does). Output on stdout, one JSON object a line:
 ``{"checking": NAME}`` before each pipeline, then the reply ``{"ok": true, "result": {"pipelines": {NAME:
-{"reports": [{"step", "status", "where", "message"}, ...], "error": ""}}}}`` (``error`` set, and no
+{"reports": [{"step", "status", "where", "message", "metrics"}, ...], "error": ""}}}}`` (``error`` set, and no
 reports, when the pipeline does not load or its check fails), or ``{"ok": false, "error": WHY}`` for a
 malformed request. What user code prints goes to stderr.
 """
@@ -28,7 +29,7 @@ from typing import Any
 
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.limits import apply_os_memory_limit
-from foss_supervisor.pipeline.spec import load_for_daemon
+from foss_supervisor.pipeline.spec import load_for_daemon, load_pipeline
 from foss_supervisor.pipeline.validate import validate_spec
 
 __all__ = ["MAX_REQUEST_BYTES", "main", "validate_pipelines"]
@@ -54,6 +55,8 @@ def _item(item: Any) -> dict[str, Any]:
     name = item.get("name")
     if not isinstance(name, str) or not name or len(name) > 200:
         raise ValueError("validate: each pipeline needs a name")
+    if item.get("standalone") is True:  # a YAML file alone, its folders its own (``pipeline validate FILE``)
+        return {"name": name, "file": _path(item, "file"), "standalone": True}
     return {
         "name": name,
         "file": _path(item, "file"),
@@ -66,18 +69,22 @@ def _item(item: Any) -> dict[str, Any]:
 def _check(item: dict[str, Any]) -> dict[str, Any]:
     """One pipeline's verdict: any failure of its load or its check is its ``error``, never the request's."""
     try:
-        spec = load_for_daemon(
-            item["file"],
-            name=item["name"],
-            landing=item["landing"],
-            reference=item["reference"],
-            data_dir=item["data_dir"],
-        )
+        if item.get("standalone"):
+            spec = load_pipeline(item["file"])
+        else:
+            spec = load_for_daemon(
+                item["file"],
+                name=item["name"],
+                landing=item["landing"],
+                reference=item["reference"],
+                data_dir=item["data_dir"],
+            )
     except (PipelineConfigError, OSError) as exc:
         return {"reports": [], "error": str(exc)}
     try:
         reports = [
-            {"step": r.step, "status": r.status, "where": r.where, "message": r.message} for r in validate_spec(spec)
+            {"step": r.step, "status": r.status, "where": r.where, "message": r.message, "metrics": list(r.metrics)}
+            for r in validate_spec(spec)
         ]
     except Exception as exc:  # a bug of the check, or a declaration it did not foresee: this pipeline's error
         return {"reports": [], "error": f"its check failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"}

@@ -25,7 +25,7 @@ json_values = st.recursive(
 )
 item = st.fixed_dictionaries(
     {},
-    optional={k: json_values for k in ("file", "name", "landing", "reference", "data_dir")},
+    optional={k: json_values for k in ("file", "name", "landing", "reference", "data_dir", "standalone")},
 )
 
 
@@ -38,7 +38,8 @@ def test_any_request_gets_reports_or_a_value_error(message: Any) -> None:
         return
     for verdict in reply["pipelines"].values():
         assert set(verdict) == {"reports", "error"}
-        assert verdict["error"] or all(set(r) == {"step", "status", "where", "message"} for r in verdict["reports"])
+        keys = {"step", "status", "where", "message", "metrics"}
+        assert verdict["error"] or all(set(r) == keys for r in verdict["reports"])
 
 
 def test_a_shipped_pipeline_validates_and_one_that_does_not_load_is_an_error(tmp_path: Path) -> None:
