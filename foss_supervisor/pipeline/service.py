@@ -150,13 +150,12 @@ class PipelineService(Backfills):
 
         Returns the plan ``{"added", "removed", "changed", "unchanged"}``; with ``dry_run`` nothing changes.
         New ``warehouse:`` bounds (memory_limit, recycle_rss, ...) restart the worker with them once it is idle.
-        Raises ConfigRefused for pipelines that do not load, CommandError (and changes nothing) while a run of
-        a changed or removed pipeline is in progress, or when the new pipelines cannot share one runner
-        (another warehouse file needs a daemon restart).
-        The daemon checks their SQL first (:meth:`check_sql`)."""
+        Raises (changing nothing) ConfigRefused for pipelines that do not load, CommandError while a run of a
+        changed or removed pipeline is in progress or when the new pipelines cannot share one runner (another
+        warehouse file needs a daemon restart). The daemon checks their SQL first (:meth:`check_sql`)."""
         try:
             new_specs = {s.name: s for s in await asyncio.to_thread(load_specs, new)}
-        except ConfigError as exc:  # a config error: exit 2, as every refused config (cli/terminal.py)
+        except ConfigError as exc:  # exit 2, as every refused config (cli/terminal.py)
             raise ConfigRefused(f"pipelines refused, the running ones stay: {exc}") from None
         old = self.specs
         redefined = {
@@ -209,8 +208,8 @@ class PipelineService(Backfills):
     async def check_sql(self, new: Config, plan: dict[str, list[str]]) -> None:
         """Raise ConfigRefused when ``pipeline validate`` finds an error in a pipeline the reload ``plan`` adds
         or changes, or when that check cannot finish (reloadcheck.py): the running pipelines stay."""
-        names = [*plan["added"], *plan["changed"]]
-        if problems := await sql_problems(new, names, os_memory_limit=worker_limits(new).os_memory_limit):
+        limit = worker_limits(new).os_memory_limit  # the worker's bound: the check runs the same SQL
+        if problems := await sql_problems(new, [*plan["added"], *plan["changed"]], os_memory_limit=limit):
             raise ConfigRefused(f"pipelines refused, the running ones stay: {'; '.join(problems)}")
 
     async def reset(self, name: str, confirm: str) -> dict[str, Any]:
