@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import weakref
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ from foss_supervisor.pipeline.workeredge import worker_environ
 
 __all__ = [
     "CHECK_MODULE",
+    "MAX_CHECKS",
     "MAX_REPLY_BYTES",
     "VALIDATE_TIMEOUT_S",
     "Output",
@@ -46,7 +48,10 @@ VALIDATE_TIMEOUT_S = 30.0
 MAX_REPLY_BYTES = 16 * 2**20
 #: the check's module, run as ``python -m``
 CHECK_MODULE = "foss_supervisor.pipeline.workervalidate"
+#: the most checks running at once (reload dry runs are not serialised): more wait for one to end
+MAX_CHECKS = 2
 _STDERR_TAIL = 600
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 _REPORT_KEYS = ("step", "status", "where", "message")
 
 
@@ -140,7 +145,24 @@ async def run_check(
     """Run the check's child on ``items`` (its request's pipelines, workervalidate.py): ``(verdicts, "")``
     (see :func:`verdicts`), or ``(None, why)`` when it could not finish (not started, past ``timeout_s``
     seconds, ended without its reply, an unreadable reply). ``os_memory_limit``: its RLIMIT_DATA in bytes
-    (0: none). Its whole process group is ended before this returns, even when the caller is cancelled."""
+    (0: none). Its whole process group is ended before this returns, even when the caller is cancelled. At
+    most :data:`MAX_CHECKS` run at once; the rest wait (their timeout counts from their own start)."""
+    async with _gate():
+        return await _run_check(items, os_memory_limit, timeout_s)
+
+
+def _gate() -> asyncio.Semaphore:
+    """This loop's bound on checks at once (each is a process with DuckDB in it): the others wait their turn."""
+    loop = asyncio.get_running_loop()
+    gate = _GATES.get(loop)
+    if gate is None:
+        gate = _GATES[loop] = asyncio.Semaphore(MAX_CHECKS)
+    return gate
+
+
+async def _run_check(
+    items: list[dict[str, Any]], os_memory_limit: int, timeout_s: float
+) -> tuple[dict[str, Any] | None, str]:
     listed = ", ".join(str(i.get("name")) for i in items)
     argv = [sys.executable, "-m", CHECK_MODULE, "--os-memory-limit", str(max(0, os_memory_limit))]
     output = Output()

@@ -15,7 +15,7 @@ import psutil
 
 from foss_supervisor.config import Config
 from foss_supervisor.config.loader import load_config
-from foss_supervisor.pipeline.reloadcheck import sql_problems
+from foss_supervisor.pipeline.reloadcheck import CHECK_MODULE, MAX_CHECKS, sql_problems
 
 PY_YAML = """name: {name}
 folders: {{landing: land, reference: ref_{name}, warehouse: w.duckdb}}
@@ -70,7 +70,7 @@ def test_user_code_at_import_ends_only_the_check_and_a_changed_file_is_imported_
     assert "exits or crashes at import" in why
 
 
-def test_a_check_that_cannot_finish_is_refused_within_its_bound_and_its_group_ends(tmp_path: Path) -> None:
+def fifo_pipeline(tmp_path: Path) -> None:
     (tmp_path / "ref_fifo").mkdir()
     os.mkfifo(tmp_path / "ref_fifo" / "zones.csv")  # never written: reading it never ends
     (tmp_path / "fifo.yaml").write_text(SQL_YAML.format(name="fifo"))
@@ -79,6 +79,14 @@ def test_a_check_that_cannot_finish_is_refused_within_its_bound_and_its_group_en
         " read_csv(getvariable('reference_dir') || '/zones.csv', columns={'zone': 'VARCHAR'});\n"
         "SELECT 1 AS rows_in, 1 AS rows_out;\n"
     )
+
+
+def checks_running() -> int:
+    return sum(CHECK_MODULE in " ".join(p.cmdline()) for p in psutil.Process().children(recursive=True))
+
+
+def test_a_check_that_cannot_finish_is_refused_within_its_bound_and_its_group_ends(tmp_path: Path) -> None:
+    fifo_pipeline(tmp_path)
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     started = time.monotonic()
     [why] = asyncio.run(sql_problems(config_of(tmp_path, "fifo"), ["fifo"], timeout_s=3.0))
@@ -87,3 +95,20 @@ def test_a_check_that_cannot_finish_is_refused_within_its_bound_and_its_group_en
     assert "FIFO" in why
     assert took < 3.0 + 10.0, took  # the timeout plus the child's stop and drain, never the read's
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
+
+
+def test_checks_at_once_are_bounded_and_the_rest_wait_their_turn(tmp_path: Path) -> None:
+    fifo_pipeline(tmp_path)
+    config = config_of(tmp_path, "fifo")
+
+    async def main() -> tuple[list[list[str]], int]:
+        checks = asyncio.gather(*(sql_problems(config, ["fifo"], timeout_s=1.5) for _ in range(MAX_CHECKS + 1)))
+        most = 0
+        while not checks.done():
+            most = max(most, checks_running())
+            await asyncio.sleep(0.05)
+        return await checks, most
+
+    found, most = asyncio.run(main())
+    assert all(len(f) == 1 and "did not finish within 1.5 s" in f[0] for f in found), found
+    assert 1 <= most <= MAX_CHECKS
