@@ -6,6 +6,7 @@ validate, reset; diff and rollback in snapshots.py), ``query``, ``export`` and `
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -187,12 +188,13 @@ def _pipeline_validate(args: argparse.Namespace) -> int:
     from foss_supervisor.cli.restart import config_given, load_last_config
     from foss_supervisor.config import load_config
     from foss_supervisor.core.statestore import last_config
+    from foss_supervisor.pipeline.reloadcheck import run_check
     from foss_supervisor.pipeline.spec import load_for_daemon, load_pipeline
-    from foss_supervisor.pipeline.validate import validate_spec
 
     try:
         if args.name.endswith((".yaml", ".yml")) and Path(args.name).is_file():
             spec = load_pipeline(args.name)
+            item: dict[str, Any] = {"file": str(Path(args.name).resolve()), "name": spec.name, "standalone": True}
         else:  # without --config: the config the daemon of the state dir runs (or ran last), as `logs` does
             config = load_config(args.config)
             if not config_given(args) and (ran := last_config(config.state_dir)) is not None:
@@ -204,15 +206,29 @@ def _pipeline_validate(args: argparse.Namespace) -> int:
             spec = load_for_daemon(
                 pc.file, name=pc.name, landing=pc.landing, reference=pc.reference, data_dir=config.data_path
             )
+            item = {
+                "file": str(pc.file),
+                "name": pc.name,
+                "landing": str(pc.landing),
+                "reference": None if pc.reference is None else str(pc.reference),
+                "data_dir": str(config.data_path),
+            }
     except ConfigError as exc:
         say("ERROR", f"config refused: {exc}")
         return EXIT_USAGE
-    reports = validate_spec(spec)
+    # in a child of its own, as a reload checks it: a module that exits at import cannot end this command as a pass
+    found, why = asyncio.run(run_check([item]))
+    verdict = (found or {}).get(spec.name) or {"reports": [], "error": why or "no verdict"}
+    if verdict["error"]:
+        say("ERROR", f"{spec.name}: {verdict['error']}")
+        return EXIT_USAGE
+    reports = verdict["reports"]
     for r in reports:
-        detail = f"  {r.where}: {r.message}" if r.status == "error" else (f"  ({r.message})" if r.message else "")
-        metrics = f"  metrics: {', '.join(r.metrics)}" if r.metrics else ""
-        print(f"  {r.step:<14} {r.status}{metrics}{detail}")
-    bad = [r for r in reports if r.status == "error"]
+        error = r["status"] == "error"
+        detail = f"  {r['where']}: {r['message']}" if error else (f"  ({r['message']})" if r["message"] else "")
+        metrics = f"  metrics: {', '.join(r.get('metrics') or [])}" if r.get("metrics") else ""
+        print(f"  {r['step']:<14} {r['status']}{metrics}{detail}")
+    bad = [r for r in reports if r["status"] == "error"]
     say("ERROR" if bad else "SUCCESS", f"{spec.name}: {len(bad)} problem(s) in {spec.path}")
     return EXIT_USAGE if bad else EXIT_OK
 

@@ -23,7 +23,7 @@ import structlog
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.jsonable import dataclass_to_json, jsonable
 from foss_supervisor.base.resources import default_config_path
-from foss_supervisor.commands.impact import pipeline_impact, refuse_breaking
+from foss_supervisor.commands.impact import pipelines_preview
 from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.config import PipelineConfig, parse_config
 from foss_supervisor.config.change import CONFIRM_HINT, pin_daemon_settings, save_refusal
@@ -124,11 +124,14 @@ async def _save(ctx: CommandContext, text: str, dry_run: bool, allow_empty: bool
         refusal = save_refusal(current_text, text, new, ctx.config, _up(ctx))
         if dry_run:
             pinned, waiting = pin_daemon_settings(ctx.config, new)
-            impact = await pipeline_impact(
-                ctx.pipelines, pinned, ctx.config.contracts
-            )  # the Check lists it; a breaking one is refused
-            refuse_breaking(impact)
-            plan = {**dataclass_to_json(ctx.supervisor.plan(pinned)), "needs_daemon_restart": waiting, "impact": impact}
+            # the reload's own pipelines path (commands/impact.py): the Check lists and refuses what a save would
+            pipelines, impact = await pipelines_preview(ctx.pipelines, pinned, ctx.config.contracts)
+            plan = {
+                **dataclass_to_json(ctx.supervisor.plan(pinned)),
+                "needs_daemon_restart": waiting,
+                "pipelines": pipelines,
+                "impact": impact,
+            }
             return {"dry_run": True, "file": str(path), "plan": plan, "needs_confirmation": refusal, "generation": None}
         if refusal is not None and not allow_empty:
             raise ConfirmationRequired(f"{refusal}; nothing changed: {CONFIRM_HINT}")

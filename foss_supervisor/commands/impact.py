@@ -1,7 +1,8 @@
 """Impact before a change: what a new config's pipelines would rebuild, refused when it breaks what reads it.
 
 One path for every change that reaches the pipelines (``reload``, its ``--dry-run``, SIGHUP, a save or a
-Check of the config editor): :func:`pipeline_impact` asks the pipelines' façade for the new pipelines and what
+Check of the config editor): :func:`pipelines_preview` plans them, assesses them and checks their SQL;
+:func:`pipeline_impact` asks the pipelines' façade for the new pipelines and what
 the worker reads of their SQL, builds the new graph and assesses it (:func:`foss_supervisor.graph.impact.assess`);
 :func:`refuse_breaking` refuses a change that drops or retypes a column that a step reads or a table's
 ``contract:`` declares, naming the file, the step, the column and each consumer.
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from foss_supervisor.config import Config
     from foss_supervisor.pipeline.service import PipelineService
 
-__all__ = ["pipeline_impact", "refuse_breaking"]
+__all__ = ["pipeline_impact", "pipelines_preview", "refuse_breaking"]
 
 log = structlog.get_logger("foss_supervisor.config")
 
@@ -61,3 +62,20 @@ def refuse_breaking(impact: dict[str, Any] | None) -> None:
         why = refusal(impact["breaking"])
         log.error("reload_refused", error=why)
         raise ConfigRefused(why)
+
+
+async def pipelines_preview(
+    service: PipelineService | None, new: Config, running_contracts: Mapping[str, Mapping[str, str]]
+) -> tuple[dict[str, list[str]] | None, dict[str, Any] | None]:
+    """What applying ``new``'s pipelines would do, refused as the reload would refuse it: ``(plan, impact)``,
+    the plan ``{"added", "removed", "changed", "unchanged"}`` (PipelineService.reload) and the impact
+    (:func:`pipeline_impact`); ``(None, None)`` without pipelines. Raises ConfigRefused for a breaking column
+    change and CommandError for pipelines that do not load or whose SQL check finds an error or cannot finish
+    (PipelineService.check_sql). Nothing changes: a reload and the config editor's Check both call it."""
+    if service is None or not new.pipelines:
+        return None, None
+    plan = await service.reload(new, dry_run=True)
+    impact = await pipeline_impact(service, new, running_contracts)
+    refuse_breaking(impact)
+    await service.check_sql(new, plan)  # then what `pipeline validate` refuses (reloadcheck.py)
+    return plan, impact

@@ -28,7 +28,7 @@ from foss_supervisor.base.redact import Redactor
 from foss_supervisor.base.tokens import load_or_create_token, write_viewer_token
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.commands.config import check_pipeline_files
-from foss_supervisor.commands.impact import pipeline_impact, refuse_breaking
+from foss_supervisor.commands.impact import pipelines_preview
 from foss_supervisor.config import Config, ProgramConfig, load_config
 from foss_supervisor.config.change import pin_daemon_settings
 from foss_supervisor.config.history import read_or_empty, reload_diff
@@ -230,15 +230,10 @@ class Daemon:
         # daemon-level settings keep their running values until a restart: never reported, never half-applied
         new, needs_restart = pin_daemon_settings(self._config, new)
         plan = self.supervisor.plan(new)
-        # pipelines are reloaded by their service; only starting or ending the service needs a restart
-        pipelines_plan = await self.pipelines.reload(new, dry_run=True) if self.pipelines and new.pipelines else None
-        # steps whose SQL changed, what they rebuild; a column a reader or a contract uses may not go (graph.md)
-        impact = (
-            await pipeline_impact(self.pipelines, new, self._config.contracts) if pipelines_plan is not None else None
-        )
-        refuse_breaking(impact)
-        if self.pipelines and pipelines_plan is not None:  # then what `pipeline validate` refuses (reloadcheck.py)
-            await self.pipelines.check_sql(new, pipelines_plan)
+        # pipelines are reloaded by their service; only starting or ending the service needs a restart. Steps
+        # whose SQL changed, what they rebuild (a column a reader or a contract uses may not go, graph.md), then
+        # what `pipeline validate` refuses (reloadcheck.py): as the config editor's Check does
+        pipelines_plan, impact = await pipelines_preview(self.pipelines, new, self._config.contracts)
         result: dict[str, Any] = {
             "dry_run": dry_run,
             **dataclass_to_json(plan),

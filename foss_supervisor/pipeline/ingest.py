@@ -24,7 +24,16 @@ from typing import Any, BinaryIO
 from foss_supervisor.pipeline.context import StepContext
 from foss_supervisor.pipeline.ledger import pending_files, set_file_status
 
-__all__ = ["FileScan", "bronze_ddl", "build_ingest_sql", "build_parquet_sql", "ingest", "read_header", "scan_file"]
+__all__ = [
+    "FileScan",
+    "bronze_ddl",
+    "build_ingest_sql",
+    "build_parquet_sql",
+    "check_bronze",
+    "ingest",
+    "read_header",
+    "scan_file",
+]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _QUALIFIED = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -208,17 +217,21 @@ def build_parquet_sql(table: str, columns: Sequence[str], have: Mapping[str, str
     )
 
 
-def _check_bronze(cur: Any, table: str, columns: Sequence[str]) -> None:
+def check_bronze(cur: Any, table: str, columns: Sequence[str]) -> None:
     """Refuse a bronze table (declared in ``setup.sql``) that lacks a column ingest writes, naming them:
-    its columns may come in any order and it may have more (ingest inserts by name). Raises ValueError."""
+    its columns may come in any order and it may have more (ingest inserts by name). Names compare without
+    case, as DuckDB binds them (``duckdb_columns()`` keeps the case as written). The one check of both the
+    ingest step and ``pipeline validate``. Raises ValueError."""
     schema, name = table.split(".")
     have = {
-        r[0]
+        str(r[0]).lower()
         for r in cur.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?", [schema, name]
+            "SELECT column_name FROM duckdb_columns()"
+            " WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)",
+            [schema, name],
         ).fetchall()
     }
-    lacking = [c for c in (*_BOOKKEEPING_COLUMNS, *columns) if c not in have]
+    lacking = [c for c in (*_BOOKKEEPING_COLUMNS, *columns) if c.lower() not in have]
     if lacking:
         raise ValueError(
             f"bronze table {table} (declared in setup.sql) lacks the column(s) ingest writes: {', '.join(lacking)}"
@@ -255,7 +268,7 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
     if not _QUALIFIED.match(table) or not all(_IDENT.match(c) for c in columns):
         raise ValueError("table and columns must be plain lower-case identifiers")
     cur.execute(bronze_ddl(table, columns))
-    _check_bronze(cur, table, columns)
+    check_bronze(cur, table, columns)
     now = dt.datetime.now(dt.UTC)
     if ctx.partition_key is None:
         chosen: list[tuple[tuple[Any, ...], tuple[str, ...], bool]] = [

@@ -25,7 +25,7 @@ from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import Config
 from foss_supervisor.core.events import EventBus
 from foss_supervisor.core.statestore import read_json
-from foss_supervisor.errors import CommandError, ConfigError
+from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused
 from foss_supervisor.pipeline.backfill import Backfills
 from foss_supervisor.pipeline.callables import load_callable
 from foss_supervisor.pipeline.configcheck import check_pipeline_files
@@ -150,13 +150,13 @@ class PipelineService(Backfills):
 
         Returns the plan ``{"added", "removed", "changed", "unchanged"}``; with ``dry_run`` nothing changes.
         New ``warehouse:`` bounds (memory_limit, recycle_rss, ...) restart the worker with them once it is idle.
-        Raises CommandError (and changes nothing) while a run of a changed or removed pipeline is in progress,
-        or when the new pipelines cannot share one runner (another warehouse file needs a daemon restart).
-        The daemon checks their SQL first (:meth:`check_sql`)."""
+        Raises (changing nothing) ConfigRefused for pipelines that do not load, CommandError while a run of a
+        changed or removed pipeline is in progress or when the new pipelines cannot share one runner (another
+        warehouse file needs a daemon restart). The daemon checks their SQL first (:meth:`check_sql`)."""
         try:
             new_specs = {s.name: s for s in await asyncio.to_thread(load_specs, new)}
-        except ConfigError as exc:
-            raise CommandError(f"pipelines refused, the running ones stay: {exc}") from None
+        except ConfigError as exc:  # exit 2, as every refused config (cli/terminal.py)
+            raise ConfigRefused(f"pipelines refused, the running ones stay: {exc}") from None
         old = self.specs
         redefined = {
             n for n in old.keys() & new_specs.keys() if definition_digest(old[n]) != definition_digest(new_specs[n])
@@ -206,10 +206,11 @@ class PipelineService(Backfills):
         return plan
 
     async def check_sql(self, new: Config, plan: dict[str, list[str]]) -> None:
-        """Raise CommandError when ``pipeline validate`` finds an error in a pipeline the reload ``plan`` adds
-        or changes (reloadcheck.py): the running pipelines stay."""
-        if problems := await sql_problems(self.runner.client, new, [*plan["added"], *plan["changed"]]):
-            raise CommandError(f"pipelines refused, the running ones stay: {'; '.join(problems)}")
+        """Raise ConfigRefused when ``pipeline validate`` finds an error in a pipeline the reload ``plan`` adds
+        or changes, or when that check cannot finish (reloadcheck.py): the running pipelines stay."""
+        limit = worker_limits(new).os_memory_limit  # the worker's bound: the check runs the same SQL
+        if problems := await sql_problems(new, [*plan["added"], *plan["changed"]], os_memory_limit=limit):
+            raise ConfigRefused(f"pipelines refused, the running ones stay: {'; '.join(problems)}")
 
     async def reset(self, name: str, confirm: str) -> dict[str, Any]:
         """Drop the pipeline's schemas and ledger, forget its runs and reports; ``confirm`` must be its name."""

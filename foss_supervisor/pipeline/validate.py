@@ -17,14 +17,15 @@ step that runs after a step with an error is reported ``not_checked``, not as a 
 from __future__ import annotations
 
 import dataclasses
+import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 
 from foss_supervisor.pipeline.callables import load_callable
-from foss_supervisor.pipeline.ingest import bronze_ddl
+from foss_supervisor.pipeline.ingest import bronze_ddl, check_bronze
 from foss_supervisor.pipeline.ledger import ledger_ddl
 from foss_supervisor.pipeline.origins import error_line, explain, statement_lines
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied
@@ -38,6 +39,8 @@ _FOLLOWS = "not checked: it runs after the error of step"
 _INGEST = "foss_supervisor.pipeline.ingest:ingest"
 #: shipped Python steps whose tables validate makes itself (the ledger, the bronze table)
 _MADE_HERE = frozenset({_INGEST, "foss_supervisor.pipeline.ledger:discover"})
+#: how much of a pipeline's YAML is searched for a step's line (the loader bounds the file too)
+_MAX_YAML_CHARS = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -56,7 +59,11 @@ def _run_sql(cur: Any, sql: str, path: Path | None, access: Access) -> tuple[lis
     offset = 0
     description: list[Any] = []
     rows: list[tuple[Any, ...]] = []
-    for stmt in duckdb.extract_statements(sql):
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:  # a syntax error: DuckDB's LINE n counts from the text's first line
+        _raise_at(sql, path, error_line(str(exc), 1, 1), str(exc))
+    for stmt in statements:
         base, code_line, offset = statement_lines(sql, stmt.query, offset)
         try:
             access.check(stmt.query)
@@ -64,21 +71,55 @@ def _run_sql(cur: Any, sql: str, path: Path | None, access: Access) -> tuple[lis
             description = list(cur.description or [])
             rows = cur.fetchall() if description else []
         except (AccessDenied, duckdb.Error) as exc:
-            at = error_line(str(exc), base, code_line)
-            generated = explain(sql, at, str(exc)) if path is None else None  # a quality block: its YAML
-            if generated is not None:
-                raise ValueError(*generated) from None
-            raise ValueError(f"{path or '<sql>'}:{at}", str(exc).split("\n", 1)[0]) from None
+            _raise_at(sql, path, error_line(str(exc), base, code_line), str(exc))
     return description, rows
 
 
-def _python_step(step: StepSpec) -> StepReport:
+def _raise_at(sql: str, path: Path | None, at: int, error: str) -> NoReturn:
+    """Raise ValueError('file:line', message) for ``error`` at line ``at`` of ``sql`` (a generated block's
+    error names its YAML instead)."""
+    generated = explain(sql, at, error) if path is None else None  # a quality block: its YAML
+    if generated is not None:
+        raise ValueError(*generated) from None
+    raise ValueError(f"{path or '<sql>'}:{at}", error.split("\n", 1)[0]) from None
+
+
+def _step_line(spec: PipelineSpec, step: str) -> str:
+    """``file:LINE`` of step ``step``'s ``name:`` in the pipeline's YAML, or the file alone when not found."""
+    try:
+        text = spec.path.read_text(encoding="utf-8", errors="replace")[:_MAX_YAML_CHARS]
+    except OSError:
+        return str(spec.path)
+    named = re.compile(rf"(^|[\s{{,-])name:\s*['\"]?{re.escape(step)}['\"]?\s*([,}}#]|$)")
+    in_steps = False
+    for number, line in enumerate(text.splitlines(), 1):
+        in_steps = in_steps or line.startswith("steps:")
+        if in_steps and named.search(line):
+            return f"{spec.path}:{number}"
+    return str(spec.path)
+
+
+def _python_step(spec: PipelineSpec, step: StepSpec) -> StepReport:
     try:
         func = load_callable(str(step.callable))
-    except (ImportError, AttributeError, OSError, SyntaxError) as exc:
-        return StepReport(step.name, "error", message=f"cannot import {step.callable}: {exc}")
+    except BaseException as exc:  # user code at import: it may raise anything, SystemExit too
+        why = f"{type(exc).__name__}: {exc}" if isinstance(exc, SystemExit | KeyboardInterrupt) else str(exc)
+        return StepReport(step.name, "error", _step_line(spec, step.name), f"cannot import {step.callable}: {why}")
     if not callable(func):
-        return StepReport(step.name, "error", message=f"{step.callable} is not callable")
+        return StepReport(step.name, "error", _step_line(spec, step.name), f"{step.callable} is not callable")
+    return StepReport(step.name, "ok", message="python step: imported, not run")
+
+
+def _ingest_table(con: Any, spec: PipelineSpec, step: StepSpec) -> StepReport:
+    """The shipped ingest's bronze table made as the step makes it (or the one ``setup.sql`` declares checked
+    as the step checks it, ingest.check_bronze): a declaration that cannot make it is an error of the step."""
+    table, columns = str(step.params.get("table")), [str(c) for c in step.params.get("columns") or []]
+    try:
+        con.execute(bronze_ddl(table, columns))
+        check_bronze(con, table, columns)
+    except (ValueError, duckdb.Error) as exc:
+        why = str(exc).split("\n", 1)[0]
+        return StepReport(step.name, "error", _step_line(spec, step.name), f"its bronze table {table}: {why}")
     return StepReport(step.name, "ok", message="python step: imported, not run")
 
 
@@ -100,6 +141,7 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
         con = duckdb.connect(
             ":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
         )
+        current = "_setup"
         try:
             con.execute("SET GLOBAL TimeZone = 'UTC'")
             dirs = [str(Path(d).resolve()).rstrip("/") + "/" for d in (empty, spec.folders.reference)]
@@ -119,17 +161,18 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
                     return reports
             setup.close()
             for step in spec.steps:
+                current = step.name
                 upstream = [roots[d] for d in step.depends_on if d in roots]
                 if upstream:  # what it reads was never made: its errors would only repeat that one
                     roots[step.name] = upstream[0]
                     reports.append(StepReport(step.name, "not_checked", message=f"{_FOLLOWS} {upstream[0]}"))
                     continue
                 if step.kind is StepKind.PYTHON:
-                    reports.append(_python_step(step))
+                    reports.append(_python_step(spec, step))
+                    if step.callable == _INGEST and reports[-1].status == "ok":
+                        reports[-1] = _ingest_table(con, spec, step)
                     if reports[-1].status == "error":
                         roots[step.name] = step.name
-                    if step.callable == _INGEST and reports[-1].status == "ok":
-                        con.execute(bronze_ddl(str(step.params.get("table")), list(step.params.get("columns") or [])))
                     continue
                 cur = con.cursor()  # as in the worker: a cursor per step, so temp tables stay in their step
                 try:
@@ -147,7 +190,13 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
                 if reports[-1].status == "error":
                     roots[step.name] = step.name
             if spec.publish_partition_by and not roots:
+                current = "_publish"
                 reports.append(_partitions(con, spec))
+        except Exception as exc:  # what no check foresaw: an error of the step it met, the rest not checked
+            why = (str(exc).splitlines() or [""])[0]
+            reports.append(
+                StepReport(current, "error", str(spec.path), f"cannot be checked: {type(exc).__name__}: {why}")
+            )
         finally:
             con.close()
     return reports

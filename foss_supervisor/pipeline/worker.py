@@ -67,7 +67,6 @@ from foss_supervisor.pipeline.workersteps import (  # noqa: E402
     failure_of,
     run_sql,
 )
-from foss_supervisor.pipeline.workervalidate import validate_pipelines  # noqa: E402
 
 __all__ = ["StepFailure", "Worker", "main"]
 
@@ -164,8 +163,8 @@ class Worker:
             self._pool.submit(self._run_query, rid, message)
         elif op == "export":
             self._pool.submit(self._run_export, rid, message)
-        elif op in ("lineage", "validate"):  # what the SQL reads and writes (lineage.py); its check (workervalidate.py)
-            self._pool.submit(self._run_read, rid, op, message)
+        elif op == "lineage":  # what the SQL reads and writes (lineage.py)
+            self._pool.submit(self._run_read, rid, message)
         elif op == "cancel":
             self._reply_ok(rid, {"interrupted": self._cancel(message.get("target"))})
         elif op == "shutdown":
@@ -259,10 +258,10 @@ class Worker:
             self._unregister(rid)
             cursor.close()
 
-    def _run_read(self, rid: Any, op: str, message: dict[str, Any]) -> None:
+    def _run_read(self, rid: Any, message: dict[str, Any]) -> None:
         try:
-            read = validate_pipelines(message) if op == "validate" else scan_scripts(message.get("scripts"), self.con)
-            self._reply_ok(rid, read)  # lineage: the worker's connection to DESCRIBE the types
+            read = scan_scripts(message.get("scripts"), self.con)
+            self._reply_ok(rid, read)  # the worker's connection to DESCRIBE the types
         except Exception as exc:  # a bad request (or a bug) must still answer it
             self._reply_err(rid, "bad_request", f"{type(exc).__name__}: {exc}")
 

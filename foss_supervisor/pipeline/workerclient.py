@@ -415,8 +415,8 @@ class WorkerClient:
         return dict((await self.read_sql("lineage", {"scripts": dict(scripts)}, timeout_s=timeout_s))["scripts"])
 
     async def read_sql(self, op: str, payload: Mapping[str, Any], *, timeout_s: float = 30.0) -> dict[str, Any]:
-        """The worker's reply to ``op`` (``lineage``: lineage.py; ``validate``: workervalidate.py), which read the
-        pipelines' SQL. Raises QueryTimeoutError past ``timeout_s``, QueryFailedError (the worker refuses, ends)."""
+        """The worker's reply to ``op`` (``lineage``: lineage.py), which reads the pipelines' SQL. Raises
+        QueryTimeoutError past ``timeout_s``, QueryFailedError (the worker refuses, ends)."""
         channel = await self._worker.ensure()
         try:
             reply = await channel.request(op, payload, timeout_s)

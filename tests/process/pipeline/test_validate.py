@@ -31,6 +31,7 @@ def test_shipped_pipelines_validate_clean(name: str) -> None:
             "may not write files",
         ),
         ("SELECT 1;\n\nDELETE FROM gold.daily_revenue;\n", 3, "may not write gold.daily_revenue"),
+        ("SELECT 1 AS a\nSELECT 1 AS rows_in, 1 AS rows_out;\n", 2, "syntax error"),  # one parse of the file
     ],
 )
 def test_sql_problems_name_the_file_and_line(tmp_path: Path, sql: str, line: int, message: str) -> None:
@@ -75,3 +76,36 @@ def test_a_table_a_python_step_makes_is_not_checked_and_a_missing_one_is_an_erro
         assert mine.status == "not_checked" and "Python step made" in mine.message, mine
     else:
         assert mine.status == "error" and "made" in mine.message, mine
+
+
+BOOKKEEPING = (
+    "_row_id BIGINT, _batch_id VARCHAR, _source_file VARCHAR, _source_sha256 VARCHAR, _source_line BIGINT,"
+    " _ingested_at TIMESTAMPTZ, _raw_line VARCHAR, _parse_error VARCHAR"
+)
+
+
+@pytest.mark.parametrize(
+    ("declared", "lacking"),
+    [
+        (f"{BOOKKEEPING}, event_id VARCHAR, amount VARCHAR", ""),
+        (f"{BOOKKEEPING.upper()}, Event_Id VARCHAR, AMOUNT VARCHAR", ""),  # DuckDB binds names without case
+        (f"{BOOKKEEPING.replace(', _raw_line VARCHAR', '')}, event_id VARCHAR", "_raw_line, amount"),
+    ],
+)
+def test_a_declared_bronze_is_checked_as_ingest_checks_it(tmp_path: Path, declared: str, lacking: str) -> None:
+    (tmp_path / "setup.sql").write_text(
+        f"CREATE SCHEMA IF NOT EXISTS ev_bronze;\nCREATE TABLE ev_bronze.raw ({declared});\n"
+    )
+    (tmp_path / "ev.yaml").write_text(
+        "name: ev\nfolders: {landing: land, reference: ., warehouse: w.duckdb}\nschemas: [ev_meta, ev_bronze]\n"
+        "setup: setup.sql\nsteps:\n"
+        "  - {name: discover, kind: python, callable: 'foss_supervisor.pipeline.ledger:discover'}\n"
+        "  - {name: ingest, kind: python, callable: 'foss_supervisor.pipeline.ingest:ingest', depends_on: [discover],"
+        " params: {table: ev_bronze.raw, columns: [event_id, amount]}}\n"
+    )
+    ingest = {r.step: r for r in validate_spec(load_pipeline(tmp_path / "ev.yaml"))}["ingest"]
+    if not lacking:
+        assert ingest.status == "ok", ingest
+    else:
+        assert ingest.status == "error" and ingest.where == f"{tmp_path / 'ev.yaml'}:7", ingest
+        assert f"lacks the column(s) ingest writes: {lacking}" in ingest.message
