@@ -124,6 +124,11 @@ def test_two_followers_and_a_reader_with_since_see_the_same_sequence(
     wait_for(lambda: set(seen) <= set(late.events()), 15, "the journal's events for the late reader")
     assert len(late.events()) == len(set(late.events()))
     assert daemon.cli("ctl", "stop", "two").returncode == 0
+
+    def stopped(f: Follower) -> bool:  # the feed numbers events a moment after the command's reply
+        return any(e.get("type") == "CommandCompleted" and e["command"] == "stop" for e in f.lines)
+
+    wait_for(lambda: stopped(followers[0]), 15, "the stop seen by a follower")
     wait_for(lambda: followers[0].events()[-1] in late.events(), 15, "the live events after the journal's")
     tail = followers[0].events()[len(seen) :]
     assert tail and late.events()[-len(tail) :] == tail

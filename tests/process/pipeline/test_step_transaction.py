@@ -10,6 +10,7 @@ watermark and one replacing a table.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import tempfile
@@ -23,6 +24,7 @@ from helpers.pipeline import RunnerFactory, gated_spec, landing_steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.pipeline.errors import PipelineBusyError
 from foss_supervisor.pipeline.events import PipelineEvent, StepLog, StepStateChanged, WorkerExited
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.spec import load_pipeline
@@ -180,7 +182,9 @@ async def interrupted_then_complete(root: Path, step: str, delay_ms: int, how: s
         # The interruption point is the drawn part of the test: a bounded delay into the step's run.
         await asyncio.sleep(delay_ms / 1000)
         if how == "cancel":
-            await runner.cancel("acct")
+            # past the last step and the publish the cancel is refused: too late, the run ends by itself
+            with contextlib.suppress(PipelineBusyError):
+                await runner.cancel("acct")
         else:
             pid = runner.worker.pid
             assert pid is not None
