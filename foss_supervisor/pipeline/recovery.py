@@ -75,9 +75,11 @@ def told_run(run: RunRecord, committed: Sequence[Sequence[Any]]) -> RunRecord:
     steps = tuple(_succeeded(s, by_step[s.name]) if s.name in by_step else s for s in run.steps)
     names = [s.name for s in run.steps if s.name in by_step]
     said = f"; steps committed before it stopped: {', '.join(names)}" if names else "; no step had committed"
+    note = run.note
     if run.trigger == ROLLBACK:  # a rollback whose restore committed is told by left_rollback instead
         said = "; its restore had not committed: every table is as it was"
-    return dataclasses.replace(run, steps=steps, error=ABANDONED_ERROR + said)
+        note = f"rollback to run {note.rsplit(' ', 1)[-1]} not applied" if note else note  # the run it named
+    return dataclasses.replace(run, steps=steps, error=ABANDONED_ERROR + said, note=note)
 
 
 def _succeeded(step: StepRecord, row: Sequence[Any]) -> StepRecord:

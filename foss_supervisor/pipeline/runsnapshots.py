@@ -377,7 +377,10 @@ class RunSnapshots:
     def _rollback_record(
         self, spec: PipelineSpec, rid: str, started: float, status: RunStatus, target: str, error: str | None
     ) -> RunRecord:
-        """The rollback as a run of reason ``rollback``: its steps skipped, ``note`` naming the run restored."""
+        """The rollback as a run of reason ``rollback``: its steps skipped, ``note`` naming the run restored
+        (``rolling back to run X`` while it runs, ``rollback to run X not applied`` when it failed)."""
+        done = {RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS}
+        note = f"rolled back to run {target}" if status in done else f"rollback to run {target} not applied"
         return RunRecord(
             run_id=rid,
             pipeline=spec.name,
@@ -388,7 +391,7 @@ class RunSnapshots:
             finished_at=None if status is RunStatus.RUNNING else self._clock(),
             steps=tuple(StepRecord(name=s.name, state=StepState.SKIPPED) for s in spec.steps),
             error=error,
-            note=f"rolled back to run {target}",
+            note=f"rolling back to run {target}" if status is RunStatus.RUNNING else note,
         )
 
     def _record(

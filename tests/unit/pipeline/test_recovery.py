@@ -6,6 +6,7 @@ and the newest run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -159,3 +160,7 @@ def test_an_abandoned_rollback_without_its_ledger_row_says_its_tables_are_as_the
     run = _run(LATE, 1.0, RunStatus.ABANDONED, "rollback", ABANDONED_ERROR)
     told = told_run(run, [])
     assert told.error == ABANDONED_ERROR + "; its restore had not committed: every table is as it was"
+    noted = told_run(dataclasses.replace(run, note="rolling back to run 20261205T115900Z-abcdef"), [])
+    assert (
+        noted.note == "rollback to run 20261205T115900Z-abcdef not applied"
+    )  # not "rolled back": nothing was (newcomer)
