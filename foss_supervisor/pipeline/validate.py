@@ -189,6 +189,7 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
                     continue
                 if reports[-1].status == "error":
                     roots[step.name] = step.name
+            reports += _checks(spec, metrics)
             if spec.publish_partition_by and not roots:
                 current = "_publish"
                 reports.append(_partitions(con, spec))
@@ -262,10 +263,23 @@ def _sql_step(
     if missing:
         return StepReport(step.name, "error", where, f"the metrics SELECT has no {', '.join(missing)} column")
     metrics[step.name] = dict(zip(names, rows[0], strict=True))
-    for check in spec.checks:
-        if step.name in check.steps:
-            try:
-                evaluate_check(check, metrics)
-            except KeyError as exc:
-                return StepReport(step.name, "error", where, str(exc.args[0]), names)
     return StepReport(step.name, "ok", metrics=names)
+
+
+def _checks(spec: PipelineSpec, metrics: dict[str, dict[str, Any]]) -> list[StepReport]:
+    """``checks:`` whose steps all reported metrics here, evaluated: one ``_checks`` error for each that names
+    a metric no step reports, at the check's own YAML line (the steps themselves are fine)."""
+    try:
+        lines = spec.path.read_text(encoding="utf-8", errors="replace")[:_MAX_YAML_CHARS].splitlines()
+    except OSError:
+        lines = []
+    problems = []
+    for i, check in enumerate(spec.checks):
+        if not check.steps <= metrics.keys():
+            continue  # a Python step's metrics are not known here
+        try:
+            evaluate_check(check, metrics)
+        except KeyError as exc:
+            at = next((f":{n}" for n, line in enumerate(lines, 1) if check.text in line), "")
+            problems.append(StepReport("_checks", "error", f"{spec.path}{at}: checks[{i}]", str(exc.args[0])))
+    return problems
