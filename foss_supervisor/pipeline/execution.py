@@ -182,17 +182,16 @@ class RunExecution(RunSnapshots):
                 raise
             except (PipelineError, OSError) as exc:
                 warning = f"publish failed: {exc}"
-        run.finishing = (
-            True  # only its snapshot is left: runner.cancel refuses, too late (a daemon stop still stops it)
-        )
+        # only its snapshot is left: runner.cancel refuses, too late (a daemon stop still stops it)
+        run.finishing = True
         try:  # after the publish, so a published table is hard-linked, not copied (snapshots.py); kept also when
             # the publish failed: the tables committed, and a rollback to this run publishes them anew
             failed, run.same_as = await self.keep_snapshot(spec, run.run_id)
             if run.same_as:
                 run.note = f"changed no layer table: the snapshot of run {run.same_as} stands for this run"
             warning = "; ".join(w for w in (warning, failed) if w) or None
-        except asyncio.CancelledError:  # a partial snapshot is removed and never read
-            # Too late to cancel the run: its steps committed and its tables are published (docs/pipelines.md).
+        except asyncio.CancelledError:  # a daemon stop: a partial snapshot is removed and never read; too late
+            # for the run: its steps committed and its publish ended (docs/pipelines.md)
             done = "its steps committed" + (" and its tables were published" if spec.publish and not warning else "")
             kept = (
                 "its snapshot was kept" if run.run_id in self.snapshots(spec.name) else "no snapshot kept of this run"
