@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import structlog
 
+from foss_supervisor.base.filewriter import WRITER
 from foss_supervisor.base.procinfo import identity_of
 from foss_supervisor.config import Config, ProgramConfig
 from foss_supervisor.core.actor import ACTOR
@@ -46,6 +47,9 @@ from foss_supervisor.core.statestore import StateStore
 from foss_supervisor.errors import CommandError
 
 __all__ = ["Action", "ReloadPlan", "Supervisor", "plan_reload", "stop_levels"]
+
+#: how long a reload waits for a removed program's queued output to be written before forgetting its log (s)
+LOG_DRAIN_S = 2.0
 
 _describe, _meets = describe, meets  # their former names here
 
@@ -310,7 +314,10 @@ class Supervisor:
                 await self._stop_many(level, remove=True)
         finally:
             self._restarting -= restarting
-        for path in removed_logs - {p.log_path for p in self.processes.values()}:
+        gone = removed_logs - {p.log_path for p in self.processes.values()}
+        if gone:  # its last output, still queued, may fail once more: forgotten after the writer did it
+            await asyncio.to_thread(WRITER.wait, WRITER.mark(), LOG_DRAIN_S)
+        for path in gone:
             self.store.write_failures.forget(path)  # a removed program's log is no longer a problem
         stopped = self.store.stopped_by_hand()
         self.config = new

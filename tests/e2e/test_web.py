@@ -152,5 +152,14 @@ def test_health_names_a_crash_loop_as_a_problem(daemon: DaemonHandle) -> None:
     )
     assert body["ok"] is False and body["status"] == "unhealthy"
     assert body["problems"][0].startswith("looper is crash-looping (BACKOFF)")
-    _, _, html = request(daemon.port, "GET", "/health", headers={"Accept": "text/html", **owner})
-    assert b"crash-looping" in html and b"unhealthy" in html
+    # the page as well (waited for: between two backoffs the looper is STARTING, not crash-looping, for a moment)
+    html = wait_for(
+        lambda: (
+            b"crash-looping"
+            in (h := request(daemon.port, "GET", "/health", headers={"Accept": "text/html", **owner})[2])
+            and h
+        ),
+        15,
+        "the page naming the crash loop",
+    )
+    assert b"unhealthy" in html
