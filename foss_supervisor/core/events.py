@@ -242,19 +242,22 @@ class Subscription:
         return await self.get()
 
 
-#: how long after an event the deferred observers (log lines, event feed, journal) are given it, in seconds
-DEFER_S = 0.02
+#: how long after an event the deferred observers (log lines, event feed, journal) are given it, in seconds;
+#: 0: at the end of the loop step that published it. 0.02 made a crash's restart about 1.5 ms faster (the
+#: recorders no longer shared the cores with the new child's start: 11.1-12.5 ms against 13.0-16.2 ms, 30
+#: kills each, alternating), but the dashboard, /metrics and event followers then trailed the control socket
+#: by as much, which four test runs each met somewhere else; so the daemon keeps 0 (issue 17, stop 28)
+DEFER_S = 0.0
 
 
 class EventBus:
     """Synchronous fan-out: callbacks run in publish order; async subscribers get queues.
 
     Observers that only record (the daemon's log lines, the numbered event feed and its journal) can be
-    registered ``deferred``: they run :data:`DEFER_S` after the first event still pending, all pending events
-    in publish order, so the step itself (a crashed program's respawn: its EXITED and STARTING edges are
-    published right before the fork) is not held up by them, nor is the new child's start-up, which they
-    would share the machine's cores with: a restart measured 11.1-12.5 ms with the delay against 13.0-16.2 ms
-    with them at the end of the same loop step (30 kills each, alternating, on 2 cores).
+    registered ``deferred``: they run at the end of the loop step that published (or ``defer_s`` after the
+    first event still pending, :data:`DEFER_S`), all pending events in publish order, so the step itself (a
+    crashed program's respawn: its EXITED and STARTING edges are published right before the fork) is not held
+    up by them.
     """
 
     def __init__(self, defer_s: float = DEFER_S) -> None:
@@ -266,7 +269,8 @@ class EventBus:
 
     def on(self, callback: Callable[[Event], None], *, deferred: bool = False) -> None:
         """Call ``callback(event)`` for every event; it must be quick and must not raise. ``deferred``: given the
-        events :data:`DEFER_S` later, in a batch (:meth:`flush` at once; without a running loop, at once)."""
+        events at the end of the publishing loop step, or ``defer_s`` later, in a batch (:meth:`flush` at once;
+        without a running loop, at once)."""
         (self._deferred if deferred else self._callbacks).append(callback)
 
     def off(self, callback: Callable[[Event], None]) -> None:
@@ -281,14 +285,18 @@ class EventBus:
         return sub
 
     def publish(self, event: Event) -> None:
-        """Deliver ``event`` to every observer (the deferred ones :data:`DEFER_S` later)."""
+        """Deliver ``event`` to every observer (the deferred ones at the end of this loop step, or later)."""
         for callback in self._callbacks:
             callback(event)
         if self._deferred:
             self._pending.append(event)
             if len(self._pending) == 1:
                 try:
-                    asyncio.get_running_loop().call_later(self._defer_s, self.flush)
+                    loop = asyncio.get_running_loop()
+                    if self._defer_s > 0:
+                        loop.call_later(self._defer_s, self.flush)
+                    else:
+                        loop.call_soon(self.flush)
                 except RuntimeError:  # no loop (a command-line tool, a test): now
                     self.flush()
         for sub in tuple(self._subscriptions):

@@ -58,13 +58,14 @@ def test_a_sigstopped_tcp_server_is_unhealthy_everywhere_and_never_restarted(dae
         wait_for(lambda: daemon.program("web")["health"] == "unhealthy", 20, "web unhealthy")
         web = daemon.program("web")
         assert f"process {pid} is stopped (state T)" in web["health_detail"]
-        assert _everywhere(daemon) == {
+        unhealthy = {
             "code": 503,
             "health": "unhealthy",
             "status": "unhealthy",
             "metrics": ["unhealthy"],
             "dashboard": "unhealthy",
-        }
+        }  # the dashboard process learns it from the event stream, a moment after the control socket
+        assert wait_for(lambda: (seen := _everywhere(daemon)) == unhealthy and seen, 10, "unhealthy everywhere")
         wait_for(lambda: "4 failures" in daemon.program("web")["health_detail"], 20, "more probes")
         web = daemon.program("web")
         assert (web["state"], web["pid"], web["spawns"]) == ("RUNNING", pid, 1)  # never restarted
