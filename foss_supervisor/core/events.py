@@ -242,35 +242,26 @@ class Subscription:
         return await self.get()
 
 
-#: how long after an event the deferred observers (log lines, event feed, journal) are given it, in seconds;
-#: 0: at the end of the loop step that published it. 0.02 made a crash's restart about 1.5 ms faster (the
-#: recorders no longer shared the cores with the new child's start: 11.1-12.5 ms against 13.0-16.2 ms, 30
-#: kills each, alternating), but the dashboard, /metrics and event followers then trailed the control socket
-#: by as much, which four test runs each met somewhere else; so the daemon keeps 0 (issue 17, stop 28)
-DEFER_S = 0.0
-
-
 class EventBus:
     """Synchronous fan-out: callbacks run in publish order; async subscribers get queues.
 
     Observers that only record (the daemon's log lines, the numbered event feed and its journal) can be
-    registered ``deferred``: they run at the end of the loop step that published (or ``defer_s`` after the
-    first event still pending, :data:`DEFER_S`), all pending events in publish order, so the step itself (a
-    crashed program's respawn: its EXITED and STARTING edges are published right before the fork) is not held
-    up by them.
+    registered ``deferred``: they run at the end of the loop step that published, all pending events in
+    publish order, so the step itself (a crashed program's respawn: its EXITED and STARTING edges are published
+    right before the fork) is not held up by them. (Running them 20 ms later instead made a restart about 1.5 ms
+    faster, but the dashboard, /metrics and event followers, fed by the numbered feed, then trailed the control
+    socket: README, issue 17's targets.)
     """
 
-    def __init__(self, defer_s: float = DEFER_S) -> None:
-        self._defer_s = defer_s
+    def __init__(self) -> None:
         self._callbacks: list[Callable[[Event], None]] = []
         self._deferred: list[Callable[[Event], None]] = []
         self._pending: list[Event] = []  # published, not yet given to the deferred observers
         self._subscriptions: set[Subscription] = set()
 
     def on(self, callback: Callable[[Event], None], *, deferred: bool = False) -> None:
-        """Call ``callback(event)`` for every event; it must be quick and must not raise. ``deferred``: given the
-        events at the end of the publishing loop step, or ``defer_s`` later, in a batch (:meth:`flush` at once;
-        without a running loop, at once)."""
+        """Call ``callback(event)`` for every event; it must be quick and must not raise. ``deferred``: at the end
+        of the publishing loop step (:meth:`flush` at once; without a running loop, at once)."""
         (self._deferred if deferred else self._callbacks).append(callback)
 
     def off(self, callback: Callable[[Event], None]) -> None:
@@ -285,18 +276,14 @@ class EventBus:
         return sub
 
     def publish(self, event: Event) -> None:
-        """Deliver ``event`` to every observer (the deferred ones at the end of this loop step, or later)."""
+        """Deliver ``event`` to every observer (the deferred ones at the end of this loop step)."""
         for callback in self._callbacks:
             callback(event)
         if self._deferred:
             self._pending.append(event)
             if len(self._pending) == 1:
                 try:
-                    loop = asyncio.get_running_loop()
-                    if self._defer_s > 0:
-                        loop.call_later(self._defer_s, self.flush)
-                    else:
-                        loop.call_soon(self.flush)
+                    asyncio.get_running_loop().call_soon(self.flush)
                 except RuntimeError:  # no loop (a command-line tool, a test): now
                     self.flush()
         for sub in tuple(self._subscriptions):

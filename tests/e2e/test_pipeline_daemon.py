@@ -12,7 +12,7 @@ from typing import Any, cast
 import psutil
 import pytest
 from helpers import DaemonHandle, command, get, wait_for
-from helpers.pipeline import ORDERS_STEPS
+from helpers.pipeline import COUNTER_YAML, ORDERS_STEPS, counter_pipeline
 
 from foss_supervisor.errors import CommandError
 
@@ -338,15 +338,6 @@ def test_reset_drops_the_pipelines_tables_and_history_once_confirmed(pipeline_da
     assert d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0] == bronze
 
 
-COUNTER_YAML = """name: {name}
-folders: {{landing: land, reference: ., warehouse: w.duckdb}}
-schemas: [{name}_gold]
-setup: {name}_setup.sql
-steps:
-  - {{name: count, sql: {name}_count.sql}}
-"""
-
-
 QUALITY_ON_V = """  - name: check
     kind: quality
     depends_on: [count]
@@ -357,15 +348,6 @@ QUALITY_ON_V = """  - name: check
       columns:
         {column}: [not_null]
 """
-
-
-def counter_pipeline(tmp_path, name: str, value: int) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / f"{name}.yaml").write_text(COUNTER_YAML.format(name=name))
-    (tmp_path / f"{name}_setup.sql").write_text(f"CREATE SCHEMA IF NOT EXISTS {name}_gold;")
-    (tmp_path / f"{name}_count.sql").write_text(
-        f"CREATE OR REPLACE TABLE {name}_gold.v AS SELECT 1 AS _row_id, {value} AS v;\n"
-        "SELECT 1 AS rows_in, 1 AS rows_out;"
-    )
 
 
 def test_reload_applies_pipeline_yaml_and_sql_changes_with_a_plan(daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -9,16 +9,9 @@ from typing import Any, cast
 
 import pytest
 from helpers import DaemonHandle
+from helpers.pipeline import counter_pipeline
 
 from foss_supervisor.errors import ConfigRefused
-
-COUNTER_YAML = """name: {name}
-folders: {{landing: land, reference: ., warehouse: w.duckdb}}
-schemas: [{name}_gold]
-setup: {name}_setup.sql
-steps:
-  - {{name: count, sql: {name}_count.sql}}
-"""
 
 PY_YAML = """name: {name}
 folders: {{landing: land, reference: ., warehouse: w.duckdb}}
@@ -32,28 +25,26 @@ steps:
 STEP = "def f(ctx):\n    return {'rows_in': 0, 'rows_out': 0}\n"
 
 
-def counter_pipeline(tmp_path: Path, name: str) -> None:
-    (tmp_path / f"{name}.yaml").write_text(COUNTER_YAML.format(name=name))
-    (tmp_path / f"{name}_setup.sql").write_text(f"CREATE SCHEMA IF NOT EXISTS {name}_gold;")
-    (tmp_path / f"{name}_count.sql").write_text(
-        f"CREATE OR REPLACE TABLE {name}_gold.v AS SELECT 1 AS _row_id, 1 AS v;\nSELECT 1 AS rows_in, 1 AS rows_out;"
-    )
-
-
 def python_pipeline(tmp_path: Path, name: str, module: str) -> None:
     (tmp_path / f"{name}.yaml").write_text(PY_YAML.format(name=name))
     (tmp_path / f"{name}.py").write_text(module)
+
+
+def start_with_one(d: DaemonHandle, tmp_path: Path) -> str:
+    """Start the daemon with the counter pipeline ``one`` (run by hand); returns its ``pipelines:`` text."""
+    counter_pipeline(tmp_path, "one")
+    (tmp_path / "land").mkdir()
+    base = f"pipelines:\n  one: {{file: {tmp_path}/one.yaml, on_new_files: false}}\n"
+    d.write_config(base)
+    d.start()
+    return base
 
 
 def test_a_reload_refuses_user_code_that_exits_at_import_and_the_worker_stays(
     daemon: DaemonHandle, tmp_path: Path
 ) -> None:
     d = daemon
-    counter_pipeline(tmp_path, "one")
-    (tmp_path / "land").mkdir()
-    base = f"pipelines:\n  one: {{file: {tmp_path}/one.yaml, on_new_files: false}}\n"
-    d.write_config(base)
-    d.start()
+    base = start_with_one(d, tmp_path)
     assert d.call("pipeline_run", name="one", wait=True)["status"] == "succeeded"
 
     def worker_pid() -> int:
@@ -84,11 +75,7 @@ def test_the_config_editors_check_lists_and_refuses_pipelines_as_the_save_does(
     daemon: DaemonHandle, tmp_path: Path
 ) -> None:
     d = daemon
-    counter_pipeline(tmp_path, "one")
-    (tmp_path / "land").mkdir()
-    base = f"pipelines:\n  one: {{file: {tmp_path}/one.yaml, on_new_files: false}}\n"
-    d.write_config(base)
-    d.start()
+    base = start_with_one(d, tmp_path)
     head = d.config_path.read_text().split("pipelines:")[0]
 
     counter_pipeline(tmp_path, "two")

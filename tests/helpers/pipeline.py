@@ -363,3 +363,23 @@ def two_step_pipeline(tmp_path: Path, step_sql: str, checks: list[str] | None = 
     }
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc))
     return tmp_path / "s.yaml"
+
+
+#: a one-step pipeline (``count``) that writes ``{name}_gold.v``; its folders are relative to its YAML
+COUNTER_YAML = """name: {name}
+folders: {{landing: land, reference: ., warehouse: w.duckdb}}
+schemas: [{name}_gold]
+setup: {name}_setup.sql
+steps:
+  - {{name: count, sql: {name}_count.sql}}
+"""
+
+
+def counter_pipeline(tmp_path: Path, name: str, value: int = 1) -> None:
+    """Pipeline ``name`` in ``tmp_path`` (``name.yaml``, its setup and step SQL): one step writing ``value``."""
+    (tmp_path / f"{name}.yaml").write_text(COUNTER_YAML.format(name=name))
+    (tmp_path / f"{name}_setup.sql").write_text(f"CREATE SCHEMA IF NOT EXISTS {name}_gold;")
+    (tmp_path / f"{name}_count.sql").write_text(
+        f"CREATE OR REPLACE TABLE {name}_gold.v AS SELECT 1 AS _row_id, {value} AS v;\n"
+        "SELECT 1 AS rows_in, 1 AS rows_out;"
+    )

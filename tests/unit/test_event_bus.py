@@ -1,6 +1,6 @@
 """The event bus: synchronous observers at once, deferred ones (the daemon's recorders: log lines, the event feed)
-a moment later (never within the publishing loop step), every one of them in publish order, none lost
-(hypothesis); the numbered event log catches up before it is read."""
+at the end of the publishing loop step, every one of them in publish order, none lost (hypothesis); the
+numbered event log catches up before it is read."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_deferred_observers_get_every_event_in_order_after_the_step_that_publish
     own report) does not reorder or lose anything."""
 
     async def scenario() -> None:
-        bus = EventBus(defer_s=0.001)
+        bus = EventBus()
         now: list[str] = []
         later: list[str] = []
         bus.on(lambda e: now.append(getattr(e, "name", "")))
@@ -44,7 +44,7 @@ def test_deferred_observers_get_every_event_in_order_after_the_step_that_publish
                 bus.publish(_event(n))
                 n += 1
                 assert len(later) == seen_before  # not within the publishing step
-            for _ in range(400):  # bounded (2 s): given defer_s later (an echo's events another defer_s on)
+            for _ in range(400):  # bounded (2 s): at the end of the step (an echo's events one step on)
                 if later == now:
                     break
                 await asyncio.sleep(0.005)
@@ -91,7 +91,7 @@ def test_the_event_log_catches_up_before_it_is_read() -> None:
     from foss_supervisor.core.eventlog import EventLog
 
     async def scenario() -> None:
-        bus = EventBus()  # the daemon's delay: nothing would reach the log within the test without catching up
+        bus = EventBus()  # deferred: nothing would reach the log within this step without catching up
         log = EventLog(catch_up=bus.flush)
         bus.on(log.append, deferred=True)
         for n in range(3):
