@@ -193,9 +193,8 @@ class RunExecution(RunSnapshots):
         except asyncio.CancelledError:  # a daemon stop: a partial snapshot is removed and never read; too late
             # for the run: its steps committed and its publish ended (docs/pipelines.md)
             done = "its steps committed" + (" and its tables were published" if spec.publish and not warning else "")
-            kept = (
-                "its snapshot was kept" if run.run_id in self.snapshots(spec.name) else "no snapshot kept of this run"
-            )
+            listed = await asyncio.to_thread(self.snapshots, spec.name)  # reads the folder: off the loop
+            kept = "its snapshot was kept" if run.run_id in listed else "no snapshot kept of this run"
             late = f"cancelled while writing its snapshot, after {done}: {kept}"
             self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, f"{warning}; {late}" if warning else late)
             raise
