@@ -137,6 +137,18 @@ _REASON_WORDS = frozenset(
 )  # fmt: skip
 
 
+# a config error's key path ends the text before its reason: "file:LINE: " then the path (steps[2].params.x)
+_KEY_PATH = re.compile(r"(?P<lead>:\d+: |^|\s)(?P<path>[\w.\[\]-]*)$")
+
+
+def _config_key(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` ends the key of a config error (``f.yaml:3: steps[2].token: unknown key``,
+    ``f.yaml:3: api_token: must be ...``): a key path with a ``.`` or ``]``, or one right after
+    ``file:line:``."""
+    m = _KEY_PATH.search(text[max(0, start - 300) : end])
+    return m is not None and (any(c in m["path"] for c in ".]") or m["lead"].startswith(":"))
+
+
 def apply(text: str, found: Callable[[str], None] | None = None) -> str:
     """``text`` with every shape of the module's table replaced by ``***``; ``found(value)`` gets each value."""
 
@@ -167,6 +179,13 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
         value = m.group("secret").rstrip()
         if value == REDACTED:
             return m.group(0)
+        header_end = m.start() + len(re.split(r"[\"':=\s]", m.group("head"), maxsplit=1)[0])
+        if (
+            not m.group("scheme")
+            and value.split(" ", 1)[0] in _REASON_WORDS
+            and _config_key(m.string, m.start(), header_end)
+        ):
+            return m.group(0)  # a config error's key: reason (headers.Authorization: must be a string)
         note(value)
         scheme = m.group("scheme")
         return f"{m.group('head')}{scheme + ' ' if scheme else ''}{REDACTED}"
@@ -187,8 +206,8 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
         if (_HEADER_NAME.fullmatch(name) and sep.strip()) or value == REDACTED:  # the header's rule was there
             # (it reads "authorization: ..." and "=..."; "--authorization VALUE", a flag, is this rule's)
             return m.group(0)
-        if "." in name and sep.startswith(":") and value in _REASON_WORDS:  # a config error's key: reason
-            return m.group(0)
+        if sep.startswith(":") and value in _REASON_WORDS and _config_key(m.string, m.start("name"), m.end("name")):
+            return m.group(0)  # a config error's key: reason
         if not looks_secret(name.lstrip("-")) or (not sep.strip() and not name.startswith("-")):
             return m.group(0)
         note(value)

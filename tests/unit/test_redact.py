@@ -320,3 +320,24 @@ def test_what_follows_the_host_of_a_hook_destination_never_leaves_the_daemon(tok
     shown = redactor.data(cfg.hooks[0])
     assert token not in repr(shown) and "hooks.example" in repr(shown)
     assert token not in redactor.text(f"POST {url} -> 500")
+
+
+REASON_WORD = st.sampled_from(["must", "unknown", "is", "only", "no", "cannot", "not", "needs", "invalid", "missing"])
+
+
+@given(
+    SECRET_NAME,
+    st.sampled_from(["", "folders.", "steps[3].", "programs.web.env.", "steps[0].params."]),
+    REASON_WORD,
+    st.integers(1, 99_999),
+    SECRET,
+)
+def test_a_config_errors_reason_is_never_taken_for_a_secret(
+    name: str, path: str, reason: str, line: int, secret: str
+) -> None:
+    """``file:line: KEY: reason``, for any secret-looking key at the top of a file or at any depth of a path,
+    keeps its reason (it read ``api_token: *** key`` for a top-level key); the same key with a value is
+    still redacted, in the same place."""
+    error = f"p.yaml:{line}: {path}{name}: {reason} key (allowed: a, b)"
+    assert Redactor().text(error) == error
+    assert secret not in Redactor().text(f"p.yaml:{line}: {path}{name}: {secret}")
