@@ -108,6 +108,33 @@ def write_report(ctx: StepContext, doc: Mapping[str, Any]) -> tuple[Path, str]:
     return out_dir, body
 
 
+def restore_report(folder: Path, target: str, rid: str) -> bool:
+    """After rollback ``rid`` restored run ``target``'s tables: ``target``'s report in ``folder`` (a pipeline's
+    reports folder) becomes rollback ``rid``'s (``<rid>.json|.html``, the JSON with ``rolled_back_to``, the page
+    as the pipeline wrote it) and the ``latest`` pair the dashboard reads, so nothing shows the counts of the run
+    rolled back. A part ``target`` has no readable report of (none written, or pruned) is removed from the
+    ``latest`` pair rather than left describing other tables. Returns whether the JSON was restored; raises
+    OSError."""
+    parts: list[tuple[str, str | None]] = []
+    try:
+        doc = json.loads((folder / f"{target}.json").read_text(encoding="utf-8"))
+        doc = {**doc, "rolled_back_to": target, "run_id": rid} if isinstance(doc, dict) else doc
+        parts.append(("json", json.dumps(doc, indent=2, default=jsonable)))
+    except (OSError, ValueError):
+        parts.append(("json", None))
+    try:
+        parts.append(("html", (folder / f"{target}.html").read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        parts.append(("html", None))
+    for suffix, text in parts:
+        if text is None:
+            (folder / f"latest.{suffix}").unlink(missing_ok=True)
+            continue
+        for name in (f"{rid}.{suffix}", f"latest.{suffix}"):
+            atomic_write(folder / name, text, mode=0o600, durable=False)
+    return parts[0][1] is not None
+
+
 def report(ctx: StepContext) -> Mapping[str, int | float]:
     """The generic report step. Metrics: rows_in (rows over all layers), rows_out (1 report)."""
     doc = build_report(ctx)

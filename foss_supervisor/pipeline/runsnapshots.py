@@ -30,6 +30,7 @@ from foss_supervisor.pipeline.ledger import rollbacks_sql
 from foss_supervisor.pipeline.publish import published_run, switch_current
 from foss_supervisor.pipeline.publishdelta import DELTA, delta_run_versions, restore_delta_run
 from foss_supervisor.pipeline.recovery import ROLLBACK, left_rollback
+from foss_supervisor.pipeline.report import restore_report
 from foss_supervisor.pipeline.snapshots import (
     commit_snapshot,
     discard_snapshot_stage,
@@ -291,13 +292,19 @@ class RunSnapshots:
 
     async def _switch_to_restored(self, spec: PipelineSpec, target: str, rid: str) -> str | None:
         """After the tables were restored to run ``target``'s snapshot by rollback ``rid``: make the published
-        set hold them (:meth:`_publish_restored`) and keep ``rid``'s snapshot as ``target``'s. Each is done even
+        set hold them (:meth:`_publish_restored`), the dashboard's report ``target``'s (report.restore_report) and
+        keep ``rid``'s snapshot as ``target``'s. Each is done even
         when the other fails, and each may be done again (a daemon killed midway). Returns what failed, or None."""
         problems = []
         try:
             await self._publish_restored(spec, target, rid)
         except (PipelineError, OSError, ValueError) as exc:
             problems.append(str(exc))
+        reports = spec.folders.reports / spec.name
+        try:
+            await asyncio.to_thread(restore_report, reports, target, rid)
+        except OSError as exc:
+            problems.append(f"the report of run {target} was not restored: {exc}")
         folder = self.snapshot_folder(spec.name)
         try:
             if rid not in await asyncio.to_thread(list_snapshots, folder):

@@ -148,6 +148,13 @@ async def test_diff_counts_match_an_independent_oracle_and_rollback_restores_tab
     assert record.note == f"rolled back to run {r1}"
     back = await runner.diff(r1, done["run_id"])  # the rollback's own snapshot is run 1's tables
     assert all((t["added"], t["removed"], t["changed"] or 0) == (0, 0, 0) for t in back["tables"])
+    # the report the dashboard reads (latest.json) is run 1's again: its rows per table are the live tables'
+    reports = workspace["reports"] / "orders"
+    latest = json.loads((reports / "latest.json").read_text())
+    assert latest["run_id"] == done["run_id"] and latest["rolled_back_to"] == r1
+    assert latest["layers"] == json.loads((reports / f"{r1}.json").read_text())["layers"]
+    assert {t: n for t, n in latest["layers"].items() if t in before} == {t: f[1] for t, f in before.items()}
+    assert (reports / f"{done['run_id']}.html").read_text() == (reports / "latest.html").read_text()
 
 
 async def test_a_rollback_to_a_damaged_snapshot_is_refused_by_the_worker_and_leaves_every_table_as_it_was(
