@@ -33,9 +33,12 @@ from __future__ import annotations
 import dataclasses
 import resource
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
+
+if TYPE_CHECKING:
+    from foss_supervisor.config import Config
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",
@@ -48,6 +51,7 @@ __all__ = [
     "cgroup_memory_limit",
     "format_bytes",
     "memory_limit_message",
+    "worker_limits",
 ]
 
 MiB = 2**20
@@ -184,3 +188,13 @@ class WorkerLimits:
             "recycle_after_s": self.recycle_after_s,
             "query_grace_s": self.query_grace_s,
         }
+
+
+def worker_limits(config: Config) -> WorkerLimits:
+    """The worker's bounds from the ``warehouse:`` keys, defaults for what is not given."""
+    return WorkerLimits.resolve(
+        config.worker_memory_limit,
+        max_temp_directory_size=config.worker_max_temp_size,
+        recycle_rss=config.worker_recycle_rss,
+        recycle_after_s=config.worker_recycle_after_s,
+    )

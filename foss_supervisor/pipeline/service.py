@@ -32,7 +32,7 @@ from foss_supervisor.pipeline.configcheck import check_pipeline_files
 from foss_supervisor.pipeline.errors import PipelineError
 from foss_supervisor.pipeline.events import RunFinished
 from foss_supervisor.pipeline.fingerprint import FingerprintStore, definition_digest, landing_signature
-from foss_supervisor.pipeline.limits import WorkerLimits
+from foss_supervisor.pipeline.limits import worker_limits
 from foss_supervisor.pipeline.regression import TREND_RUNS, StepRegressionWatch, step_trends
 from foss_supervisor.pipeline.reloadcheck import sql_problems
 from foss_supervisor.pipeline.retry import latest_run, retry_options
@@ -58,16 +58,6 @@ def load_specs(config: Config) -> list[PipelineSpec]:
     ]
     check_isolation(specs)
     return specs
-
-
-def worker_limits(config: Config) -> WorkerLimits:
-    """The worker's bounds from the ``warehouse:`` keys, defaults for what is not given (see limits.py)."""
-    return WorkerLimits.resolve(
-        config.worker_memory_limit,
-        max_temp_directory_size=config.worker_max_temp_size,
-        recycle_rss=config.worker_recycle_rss,
-        recycle_after_s=config.worker_recycle_after_s,
-    )
 
 
 class PipelineService(Backfills):
@@ -213,7 +203,8 @@ class PipelineService(Backfills):
             raise ConfigRefused(f"pipelines refused, the running ones stay: {'; '.join(problems)}")
 
     async def reset(self, name: str, confirm: str) -> dict[str, Any]:
-        """Drop the pipeline's schemas and ledger, forget its runs and reports; ``confirm`` must be its name."""
+        """Drop the pipeline's schemas and ledger, forget its runs and reports (its landing files are new
+        again: its watcher starts a run for them); ``confirm`` must be its name."""
         spec = self._spec(name)
         if confirm != name:
             raise CommandError(f"resetting drops every table of pipeline {name!r}: confirm with its name")
@@ -223,6 +214,7 @@ class PipelineService(Backfills):
         except PipelineError as exc:
             raise CommandError(str(exc)) from None
         self._fingerprints.set(name, None)
+        self._triggers.forget(self._group, self.config.pipelines[name], spec.patterns)
         reports = spec.folders.reports / name
         await asyncio.to_thread(shutil.rmtree, reports, True)
         return {**result, "reports_removed": str(reports)}

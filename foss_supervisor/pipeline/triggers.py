@@ -45,6 +45,13 @@ class Triggers:
         if pc.cron:
             tasks.append(group.create_task(self._cron(pc, pc.cron), name=f"pipeline-cron:{pc.name}"))
 
+    def forget(self, group: asyncio.TaskGroup | None, pc: PipelineConfig, patterns: Sequence[str]) -> None:
+        """Start the triggers of ``pc`` again with nothing seen (after a reset emptied its ledger: the files
+        in its landing folder are new to it again and start a run, once its schedules are not paused)."""
+        if group is not None and pc.name in self._tasks:
+            self.stop(pc.name)
+            self.start(group, pc, patterns)
+
     def stop(self, name: str) -> None:
         """Cancel the triggers of pipeline ``name`` (none: nothing to do)."""
         for task in self._tasks.pop(name, []):

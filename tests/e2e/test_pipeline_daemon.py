@@ -326,15 +326,17 @@ def test_reset_drops_the_pipelines_tables_and_history_once_confirmed(pipeline_da
         d.call("pipeline_reset", name="orders", confirm="")
     assert d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0] == bronze
 
+    d.call("pipeline_pause", name="orders")  # paused, the landing files (new again after the reset) wait
     done = d.cli("pipeline", "reset", "orders", "--yes")
     assert done.returncode == 0, done.stderr
     assert "bronze" in done.stdout and "meta" in done.stdout
     with pytest.raises(CommandError, match="does not exist"):
         d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")
     assert d.call("pipeline_runs", name="orders") == []
-    # from scratch: the same landing files are ingested again, to the same row count
-    again = d.call("pipeline_run", name="orders", wait=True)
-    assert again["status"] == "succeeded"
+    # from scratch: once resumed, the watcher starts a run for the same landing files, to the same row count
+    d.call("pipeline_resume", name="orders")
+    again = wait_for(lambda: d.call("pipelines")[0]["active_run"] is None and last_run(d), 60, "run after reset")
+    assert again["status"] == "succeeded" and again["trigger"] == "files_landed"
     assert d.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0] == bronze
 
 
