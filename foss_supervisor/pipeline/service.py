@@ -89,6 +89,7 @@ class PipelineService(Backfills):
         self._write_failures = write_failures or WriteFailures()
         self.started_at = time.time()  # a schedule is not overdue for the time the daemon was down
         self._finished: dict[str, dict[str, int]] = {}  # pipeline -> status -> runs finished since start
+        self._redefined_while_paused: set[str] = set()  # their config_changed run starts when resumed
         self._skips = {}
         self._backfills = {}
         self._backfilling = set()
@@ -190,8 +191,9 @@ class PipelineService(Backfills):
                 # its watcher then waits for files landing after it
                 rerun = name in redefined and pc.on_new_files
                 self._triggers.start(self._group, pc, new_specs[name].patterns, baseline=rerun)
-                if rerun:
-                    self._try_start(name, "config_changed", skip_unchanged=False)
+                if rerun and not self._try_start(name, "config_changed", skip_unchanged=False):
+                    self._redefined_while_paused.add(name)
+        self._redefined_while_paused &= new_specs.keys()
         log.info("pipelines_reloaded", **plan)
         return plan
 
@@ -220,7 +222,8 @@ class PipelineService(Backfills):
         return {**result, "reports_removed": str(reports)}
 
     def set_paused(self, name: str, paused: bool) -> dict[str, Any]:
-        """Pause or resume a pipeline's schedules (manual runs still run); remembered across restarts."""
+        """Pause or resume a pipeline's schedules (manual runs still run); remembered across restarts. Resumed,
+        a pipeline whose definition a reload changed while it was paused starts its ``config_changed`` run."""
         self._spec(name)
         self._paused = self._paused | {name} if paused else self._paused - {name}
         text = json.dumps(sorted(self._paused)) + "\n"
@@ -231,6 +234,9 @@ class PipelineService(Backfills):
         else:
             self._write_failures.succeeded(self._paused_file)
         log.info("pipeline_schedules_paused" if paused else "pipeline_schedules_resumed", pipeline=name)
+        if not paused and name in self._redefined_while_paused:  # its new SQL, reloaded while paused, runs now
+            self._redefined_while_paused.discard(name)
+            self._try_start(name, "config_changed", skip_unchanged=False)
         return {"name": name, "paused": paused}
 
     def _count_finished(self, event: object) -> None:

@@ -406,6 +406,28 @@ def test_reload_applies_pipeline_yaml_and_sql_changes_with_a_plan(daemon: Daemon
     assert ran["status"] == "succeeded" and [s["name"] for s in ran["steps"]] == ["count", "check"]
 
 
+def test_sql_reloaded_while_paused_runs_once_resumed(daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    counter_pipeline(tmp_path, "one", 1)
+    (tmp_path / "land").mkdir()
+    daemon.write_config(f"pipelines:\n  one: {{file: {tmp_path}/one.yaml}}\n")
+    daemon.start()
+    d = daemon
+    assert d.call("pipeline_run", name="one", wait=True)["status"] == "succeeded"
+    d.call("pipeline_pause", name="one")
+    counter_pipeline(tmp_path, "one", 2)  # the SQL changes while its schedules are paused: no run yet
+    assert d.cli("reload").returncode == 0
+    assert d.call("query", sql="SELECT v FROM one_gold.v")["rows"] == [[1]]
+    assert all(r["trigger"] == "manual" for r in d.call("pipeline_runs", name="one"))
+    d.call("pipeline_resume", name="one")  # resumed: the change runs, for its reason
+    rerun = wait_for(
+        lambda: (r := newest_run(d, "one")) and r["trigger"] == "config_changed" and r["finished_at"] and r,
+        30,
+        "the config_changed run after resume",
+    )
+    assert rerun["status"] == "succeeded"
+    assert d.call("query", sql="SELECT v FROM one_gold.v")["rows"] == [[2]]
+
+
 def test_export_streams_whole_tables_without_a_row_cap(pipeline_daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import duckdb
 
