@@ -217,16 +217,27 @@ def build_parquet_sql(table: str, columns: Sequence[str], have: Mapping[str, str
     )
 
 
+#: the type of each bookkeeping column as bronze_ddl makes it (DuckDB's names); a declared column is VARCHAR
+_BOOKKEEPING_TYPES = {
+    "_row_id": "BIGINT",
+    "_source_line": "BIGINT",
+    "_ingested_at": "TIMESTAMP WITH TIME ZONE",
+}
+
+
 def check_bronze(cur: Any, table: str, columns: Sequence[str]) -> None:
-    """Refuse a bronze table (declared in ``setup.sql``) that lacks a column ingest writes, naming them:
-    its columns may come in any order and it may have more (ingest inserts by name). Names compare without
-    case, as DuckDB binds them (``duckdb_columns()`` keeps the case as written). The one check of both the
-    ingest step and ``pipeline validate``. Raises ValueError."""
+    """Refuse a bronze table (declared in ``setup.sql``) that lacks a column ingest writes, or declares one of
+    another type, naming them: its columns may come in any order and it may have more (ingest inserts by
+    name), but each column ingest writes has the type :func:`bronze_ddl` gives it: a declared column is
+    VARCHAR, as bronze keeps values as they arrived (an INTEGER column would fail a run on the first ``abc``
+    in words of the generated SQL, or turn ``007`` into 7 without a word). Names compare without case, as
+    DuckDB binds them (``duckdb_columns()`` keeps the case as written). The one check of both the ingest step
+    and ``pipeline validate``. Raises ValueError."""
     schema, name = table.split(".")
     have = {
-        str(r[0]).lower()
+        str(r[0]).lower(): str(r[1])
         for r in cur.execute(
-            "SELECT column_name FROM duckdb_columns()"
+            "SELECT column_name, data_type FROM duckdb_columns()"
             " WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)",
             [schema, name],
         ).fetchall()
@@ -236,6 +247,16 @@ def check_bronze(cur: Any, table: str, columns: Sequence[str]) -> None:
         raise ValueError(
             f"bronze table {table} (declared in setup.sql) lacks the column(s) ingest writes: {', '.join(lacking)}"
             f" (needed: the bookkeeping columns {', '.join(_BOOKKEEPING_COLUMNS)} and the declared columns)"
+        )
+    retyped = [
+        f"{c} is {have[c.lower()]}, not {_BOOKKEEPING_TYPES.get(c, 'VARCHAR')}"
+        for c in (*_BOOKKEEPING_COLUMNS, *columns)
+        if have[c.lower()] != _BOOKKEEPING_TYPES.get(c, "VARCHAR")
+    ]
+    if retyped:
+        raise ValueError(
+            f"bronze table {table} (declared in setup.sql) has column(s) of another type than ingest writes:"
+            f" {'; '.join(retyped)} (bronze keeps values as they arrived, as text: parse them in a view or step)"
         )
 
 

@@ -100,6 +100,8 @@ BOOKKEEPING = (
         (f"{BOOKKEEPING}, event_id VARCHAR, amount VARCHAR", ""),
         (f"{BOOKKEEPING.upper()}, Event_Id VARCHAR, AMOUNT VARCHAR", ""),  # DuckDB binds names without case
         (f"{BOOKKEEPING.replace(', _raw_line VARCHAR', '')}, event_id VARCHAR", "_raw_line, amount"),
+        # a column of another type (an INTEGER amount would cast or fail in a run): refused the same way
+        (f"{BOOKKEEPING}, event_id VARCHAR, amount INTEGER", "type: amount is INTEGER, not VARCHAR"),
     ],
 )
 def test_a_declared_bronze_is_checked_as_ingest_checks_it(tmp_path: Path, declared: str, lacking: str) -> None:
@@ -118,4 +120,7 @@ def test_a_declared_bronze_is_checked_as_ingest_checks_it(tmp_path: Path, declar
         assert ingest.status == "ok", ingest
     else:
         assert ingest.status == "error" and ingest.where == f"{tmp_path / 'ev.yaml'}:7", ingest
-        assert f"lacks the column(s) ingest writes: {lacking}" in ingest.message
+        if lacking.startswith("type: "):
+            assert f"of another type than ingest writes: {lacking[6:]}" in ingest.message
+        else:
+            assert f"lacks the column(s) ingest writes: {lacking}" in ingest.message

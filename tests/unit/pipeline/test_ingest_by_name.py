@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline.ingest import bronze_ddl, build_ingest_sql, build_parquet_sql
+from foss_supervisor.pipeline.ingest import bronze_ddl, build_ingest_sql, build_parquet_sql, check_bronze
 
 DECLARED = ["event_id", "kind", "amount"]
 BOOKKEEPING = [
@@ -90,3 +91,43 @@ def test_parquet_rows_land_by_name_whatever_the_column_order(
     canonical, shuffled = _both(order, build_parquet_sql("b.raw", DECLARED, have), _params(file=str(file)))
     assert shuffled == canonical and len(canonical) == n
     assert all(row[[name for name, _ in COLUMNS].index(missing)] is None for row in canonical)
+
+
+# a declared type as written, and the type DuckDB makes of it
+DECLARABLE = {
+    "VARCHAR": "VARCHAR",
+    "TEXT": "VARCHAR",
+    "STRING": "VARCHAR",
+    "VARCHAR(12)": "VARCHAR",
+    "BIGINT": "BIGINT",
+    "INT8": "BIGINT",
+    "INTEGER": "INTEGER",
+    "DOUBLE": "DOUBLE",
+    "DECIMAL(10,2)": "DECIMAL(10,2)",
+    "DATE": "DATE",
+    "BOOLEAN": "BOOLEAN",
+    "TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE",
+    "TIMESTAMP": "TIMESTAMP",
+    "BLOB": "BLOB",
+}
+WRITTEN = {name: ("VARCHAR" if "VARCHAR" in t else t.split()[0]) for name, t in COLUMNS}
+WRITTEN["_ingested_at"] = "TIMESTAMP WITH TIME ZONE"
+CHECKED = duckdb.connect()  # one database for every example (a connection costs more than the check)
+CHECKED.execute("CREATE SCHEMA b")
+
+
+@given(st.fixed_dictionaries({name: st.sampled_from(sorted(DECLARABLE)) for name, _ in COLUMNS}))
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+def test_a_declared_bronze_passes_only_with_the_types_ingest_writes(declared: dict[str, str]) -> None:
+    """Any types a ``setup.sql`` gives the columns ingest writes: the check passes exactly when each is the type
+    ingest writes (by whatever alias), else it names every other one with both types; never a run's cast."""
+    con = CHECKED
+    con.execute(f"CREATE OR REPLACE TABLE b.raw ({', '.join(f'{c} {t}' for c, t in declared.items())}, extra INTEGER)")
+    wrong = {c: DECLARABLE[t] for c, t in declared.items() if DECLARABLE[t] != WRITTEN[c]}
+    if not wrong:
+        check_bronze(con, "b.raw", DECLARED)
+        return
+    with pytest.raises(ValueError, match="of another type than ingest writes") as refused:
+        check_bronze(con, "b.raw", DECLARED)
+    for column, made in wrong.items():
+        assert f"{column} is {made}, not {WRITTEN[column]}" in str(refused.value)
