@@ -26,6 +26,7 @@ the next run. These are the ``kind: python`` steps the runner sends as ``_hold``
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,7 @@ __all__ = [
     "unchecked_files",
 ]
 
+_QUALIFIED = re.compile(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*")  # an ingest table, as ingest.py checks it
 HOLD_CALLABLE = "foss_supervisor.pipeline.hold:hold_files"
 RELEASE_CALLABLE = "foss_supervisor.pipeline.hold:release_files"
 #: ``checked_by`` of a file a ledger held before files could be held: checked by every step, never held
@@ -97,7 +99,8 @@ def hold_files(ctx: StepContext) -> Mapping[str, Any]:
     tables: Sequence[str] = [
         t
         for t in ctx.params.get("tables") or []
-        if cur.execute(
+        if _QUALIFIED.fullmatch(t)
+        and cur.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name || '.' || table_name = ?", [t]
         ).fetchone()[0]
     ]
@@ -106,7 +109,7 @@ def hold_files(ctx: StepContext) -> Mapping[str, Any]:
     held: list[list[Any]] = []
     for sha, path, ingested_run, lines in unchecked_files(cur, ledger, step):
         for table in tables:
-            where = f"FROM {table} WHERE _source_sha256 = ? AND _batch_id = ?"  # a checked identifier (holding.py)
+            where = f"FROM {table} WHERE _source_sha256 = ? AND _batch_id = ?"  # table: checked above
             removed += int(cur.execute(f"SELECT count(*) {where}", [sha, ingested_run]).fetchone()[0])
             cur.execute(f"DELETE {where}", [sha, ingested_run])
         cur.execute(

@@ -83,8 +83,12 @@ class HeldFiles:
 
     async def hold_batch(self, run: ActiveRun, step: StepSpec, reason: str) -> None:
         """Hold the files step ``step`` of ``run`` failed on (hold.hold_files); sets ``run.held`` and ``run.note``.
-        A failure to hold is logged and said in the note: the files are then checked again by the next run."""
-        params = {"step": step.name, "reason": reason, "tables": ingest_tables(run.spec)}
+        A failure to hold is logged and said in the note: the files are then checked again by the next run. A
+        pipeline without the shipped ingest step holds nothing."""
+        tables = ingest_tables(run.spec)
+        if not tables:  # files another step ingested: their rows cannot be told apart, so nothing is held
+            return
+        params = {"step": step.name, "reason": reason, "tables": tables}
         payload = self._payload(run.spec, run.run_id, "_hold", HOLD_CALLABLE, params)
         try:
             async with self._step_lock:
