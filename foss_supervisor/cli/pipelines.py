@@ -51,7 +51,8 @@ def runs_table(runs: list[dict[str, Any]]) -> list[str]:
     """``pipeline runs``: a header, then per run (newest first, as given) its id, pipeline, status, reason
     (``manual``, ``schedule``, ``files_landed``, ``config_changed``, ``after``, ``backfill`` with its
     partition; a retry says so), start in
-    local time, duration and rows (:func:`run_rows`); ``-`` where a run has none (yet)."""
+    local time, duration and rows (:func:`run_rows`); ``-`` where a run has none (yet). A run that held files
+    says how many after its status (``failed (2 held)``)."""
     lines = [f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<24} {'REASON':<15} {'STARTED':<19} {'TOOK':>9} {'ROWS':>12}"]
     for run in runs:
         took = f"{run['duration_s']:.2f}s" if run.get("duration_s") is not None else "-"
@@ -59,8 +60,9 @@ def runs_table(runs: list[dict[str, Any]]) -> list[str]:
         reason = str(run.get("reason") or run.get("trigger") or "-") + (" (retry)" if run.get("retry_of") else "")
         reason += f" {run['partition']}" if run.get("partition") else ""
         rows = run_rows(run)
+        status = run["status"] + (f" ({len(run['held'])} held)" if run.get("held") else "")  # files it held (hold.py)
         lines.append(
-            f"{run['run_id']:<24} {run['pipeline']:<12} {run['status']:<24} {reason:<15} {started:<19} {took:>9} "
+            f"{run['run_id']:<24} {run['pipeline']:<12} {status:<24} {reason:<15} {started:<19} {took:>9} "
             f"{'-' if rows is None else f'{rows:,}':>12}"
         )
     return lines

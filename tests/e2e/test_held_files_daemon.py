@@ -41,7 +41,10 @@ def test_cli_status_and_release_of_a_held_batch(daemon: DaemonHandle, tmp_path: 
     assert "held files: 1 (bad.csv; `pipeline release orders --all`)" in status.stdout, status.stdout
     [entry] = [p for p in json.loads(get(daemon.port, "/pipeline-management?format=json").body)["pipelines"]]
     assert entry["held"]["count"] == 1 and entry["held"]["files"][0]["held_run"] == failed["run_id"]
-    assert 'data-held-count="1"' in get(daemon.port, "/pipeline-management").text
+    html = get(daemon.port, "/pipeline-management").text
+    assert 'data-held-count="1"' in html and 'data-held="1">1 file(s) held' in html  # the panel, the run's row
+    history = daemon.cli("pipeline", "runs", "orders").stdout.splitlines()
+    assert history[1].split()[:4] == [failed["run_id"], "orders", "failed", "(1"], history
 
     (landing / "good.csv").write_text("\n".join([HEADER, GOOD.format(n=2), GOOD.format(n=3)]) + "\n")
     good = daemon.call("pipeline_run", name="orders", wait=True)

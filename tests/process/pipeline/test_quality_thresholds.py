@@ -1,6 +1,6 @@
 """Quality has teeth (issue 18, failure 3): below an error threshold the run fails before gold and publish,
-the quality step's writes rolled back (and its batch held: test_held_files.py); below a warn threshold it ends succeeded_with_warnings; a run that kept
-nothing is never green, by the default threshold."""
+the quality step's writes rolled back (and its batch held: test_held_files.py); below a warn threshold it ends
+succeeded_with_warnings; a run that kept nothing is never green, by the default threshold."""
 
 from __future__ import annotations
 
