@@ -8,8 +8,9 @@ partition), the runner has the worker hold the batch, in one transaction of its 
 
 - the batch is every ledger file the failing step has not checked yet (status ``ingested`` and the step
   not in the file's ``checked_by``: :func:`mark_checked` adds a step with an error threshold to the files
-  in bronze each time it commits in a whole run; files of a ledger made before files could be held count
-  as checked by every step, ``'*'``);
+  in bronze each time it commits, in any run (a quality step checks every bronze row it has not checked,
+  also in a replay or a partition's run); ingest empties it (the file's rows are new); files of a ledger
+  made before files could be held count as checked by every step, ``'*'``);
 - their rows leave the ingest tables (the rows with the file's ``_source_sha256`` and its ingest's
   ``_batch_id``; no step after ingest has read them: the failing step's writes rolled back);
 - each becomes ``held`` with ``held_run`` (the failing run), ``held_at`` and ``note`` (the threshold's
@@ -60,8 +61,8 @@ def holds_files(kind: str, message: str, mode: str, partition: str | None) -> bo
 
 
 def mark_checked(cursor: Any, ledger: str, step: str) -> None:
-    """Inside the transaction of step ``step`` (which has an error threshold) of a whole run, before COMMIT:
-    every ledger file in bronze is now checked by it (``checked_by`` gets ``step``)."""
+    """Inside the transaction of step ``step`` (which has an error threshold), before COMMIT: every ledger file
+    in bronze is now checked by it (``checked_by`` gets ``step``)."""
     cursor.execute(
         f"UPDATE {ledger}.files SET checked_by = list_append(coalesce(checked_by, []), ?)"  # noqa: S608
         " WHERE status = 'ingested' AND NOT list_contains(coalesce(checked_by, []), ?)"

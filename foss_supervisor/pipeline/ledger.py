@@ -103,9 +103,8 @@ def record_commit(cursor: Any, message: Mapping[str, Any], result: Mapping[str, 
         f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)",  # noqa: S608
         [run_id, step, int(message["attempt"]), json.dumps(result["metrics"]), json.dumps(result["warnings"])],
     )
-    errors = any(t.get("severity") == "error" for t in message["step"].get("thresholds") or [])
-    if errors and message.get("mode", "run") == "run" and not message.get("partition"):  # what it checked (hold.py)
-        mark_checked(cursor, table.removesuffix(".step_commits"), step)
+    if any(t.get("severity") == "error" for t in message["step"].get("thresholds") or []):
+        mark_checked(cursor, table.removesuffix(".step_commits"), step)  # the files it checked (hold.py)
 
 
 def record_rollback(cursor: Any, message: Mapping[str, Any]) -> None:
@@ -202,7 +201,7 @@ def pending_files(cur: Any, ledger: str) -> list[tuple[Any, ...]]:
 
 def set_file_status(cur: Any, ledger: str, sha: str, status: str, **fields: Any) -> None:
     """Move one ledger file to ``status`` (ingested | changed | missing), setting ``fields`` too (held: hold.py)."""
-    allowed = {"note", "ingested_run", "ingested_at", "lines"}
+    allowed = {"note", "ingested_run", "ingested_at", "lines", "checked_by"}
     if not set(fields) <= allowed:
         raise ValueError(f"unknown ledger fields: {sorted(set(fields) - allowed)}")
     sets = ", ".join(["status = ?", *(f"{k} = ?" for k in fields)])

@@ -60,6 +60,10 @@ async def test_a_failed_batch_is_held_later_files_go_through_and_a_release_inges
     m = good.step("validate").metrics
     assert (m["rows_in"], m["valid"], m["rejected"]) == (4, 4, 0)
     assert [h["name"] for h in runner.held("orders")] == ["bad.csv"]
+    # row accounting: the ledger's ingested lines are bronze's rows; the held lines are counted apart
+    ledger = "SELECT sum(lines) FILTER (status = 'ingested'), sum(lines) FILTER (status = 'held') FROM meta.files"
+    assert await rows(runner, ledger) == [(4, 10)]
+    assert await rows(runner, "SELECT count(*) FROM bronze.orders_raw") == [(4,)]
 
     with pytest.raises(PipelineError, match=r"not held in orders: good.csv \(held: bad.csv\)"):
         await runner.release("orders", ["good.csv"])

@@ -103,8 +103,6 @@ def test_the_batch_is_the_files_the_failing_step_has_not_checked_and_a_release_m
     _commit(cur, "r1", "validate", ERROR)  # validate checked a
     _land(cur, "b", "r2", 2)  # r2 failed before validate (an SQL error): b is not checked yet
     _commit(cur, "r2", "validate", WARN)  # a step with warn thresholds only marks nothing
-    _commit(cur, "r2", "validate", ERROR, partition="2026-12-05")  # nor does a backfill's partition run
-    _commit(cur, "r2", "validate", ERROR, mode="replay")  # nor a replay
     _land(cur, "c", "r3", 4)
     _land(cur, "d", "r3", 0, ingested=False)  # pending: not in bronze, not part of a batch
     assert [r[0] for r in unchecked_files(cur, "meta", "validate")] == ["b", "c"]
@@ -131,6 +129,18 @@ def test_the_batch_is_the_files_the_failing_step_has_not_checked_and_a_release_m
     assert [r[0] for r in pending_files(cur, "meta")] == ["c", "d"]
     note = cur.execute("SELECT note, checked_by FROM meta.files WHERE sha256 = 'c'").fetchone()
     assert note[0].startswith("released at ") and note[0].endswith("(held by run r3)") and note[1] == []
+
+
+def test_any_commit_of_the_step_marks_what_it_checked_and_an_ingest_again_unmarks_it() -> None:
+    cur = _ledger()
+    _land(cur, "a", "r1", 1)
+    _land(cur, "b", "r1", 1)
+    _commit(cur, "r2", "validate", ERROR, mode="replay")  # a replay checks the new bronze rows too (quality.py)
+    assert unchecked_files(cur, "meta", "validate") == []
+    set_file_status(cur, "meta", "a", "ingested", ingested_run="r3", checked_by=[])  # a backfill ingests a again
+    assert [r[0] for r in unchecked_files(cur, "meta", "validate")] == ["a"]
+    _commit(cur, "r3", "validate", ERROR, partition="2026-12-05")  # as does a partition's run
+    assert unchecked_files(cur, "meta", "validate") == []
 
 
 def test_a_ledger_made_before_files_could_be_held_holds_none_of_its_old_files() -> None:
