@@ -5,8 +5,8 @@ below. What holding means and the worker's part: hold.py.
   (hold.holds_files), the batch it checked is held in one worker transaction; the run's ``held`` and ``note``
   say which files.
 - :meth:`HeldFiles.release`: ``pipeline release``: held files become pending, ingested by the next run.
-- :meth:`HeldFiles.held`: a pipeline's held files as last read (kept after each run, hold and release, and at
-  the runner's start), for ``pipelines`` (status) and the dashboard without a query.
+- :meth:`HeldFiles.held`: a pipeline's held files as last read (at the runner's start, after each hold and
+  release; forgotten by a reset), for ``pipelines`` (status) and the dashboard without a query.
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ class HeldFiles:
                 f" {names}{more}; later runs go on without them until `pipeline release {run.spec.name}`"
             )
         log.info("pipeline_files_held", run_id=run.run_id, pipeline=run.spec.name, files=len(held))
+        await self.refresh_held(run.spec)  # before the run's end is told: ``pipelines`` shows them with it
 
     async def release(self, pipeline: str, files: Sequence[str] = (), *, every: bool = False) -> dict[str, Any]:
         """Make held files of ``pipeline`` pending again, so its next run ingests them: ``files`` (each a held

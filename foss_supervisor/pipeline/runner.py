@@ -244,12 +244,9 @@ class PipelineRunner(RunExecution):
             run.task = asyncio.current_task()
             self._active[pipeline] = run
             try:
-                record = await self._execute(run)
+                return await self._execute(run)
             finally:
                 self._active.pop(pipeline, None)
-            if run.mode is RunMode.RUN:  # its ingest or a hold changed the ledger's held files
-                await self.refresh_held(spec)
-            return record
 
     async def replace_pipelines(self, pipelines: Sequence[PipelineSpec]) -> None:
         """Serve ``pipelines`` from now on (a reload). Runs in progress keep their own spec; the worker is
