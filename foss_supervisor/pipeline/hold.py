@@ -125,7 +125,7 @@ def hold_files(ctx: StepContext) -> Mapping[str, Any]:
 
 def release_files(ctx: StepContext) -> Mapping[str, Any]:
     """Make the held files ``params.sha256`` (a list) pending again: the next run ingests them (their note says
-    who released them when). Metrics: rows_in, rows_out and files (how many were released)."""
+    when, and which run held them). Metrics: rows_in, rows_out and files (how many were released)."""
     cur, ledger = ctx.cursor, ctx.ledger
     shas = [str(s) for s in ctx.params.get("sha256") or []]
     now = dt.datetime.now(dt.UTC)
