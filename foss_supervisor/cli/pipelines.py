@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.cli.backfill import cmd_backfill, cmd_partitions, partition_summary_line
+from foss_supervisor.cli.held import cmd_release, held_line
 from foss_supervisor.cli.snapshots import cmd_snapshots
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE, duration_s, say
 from foss_supervisor.control.client import ControlClient, call
@@ -50,7 +51,8 @@ def runs_table(runs: list[dict[str, Any]]) -> list[str]:
     """``pipeline runs``: a header, then per run (newest first, as given) its id, pipeline, status, reason
     (``manual``, ``schedule``, ``files_landed``, ``config_changed``, ``after``, ``backfill`` with its
     partition; a retry says so), start in
-    local time, duration and rows (:func:`run_rows`); ``-`` where a run has none (yet)."""
+    local time, duration and rows (:func:`run_rows`); ``-`` where a run has none (yet). A run that held files
+    says how many after its status (``failed (2 held)``)."""
     lines = [f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<24} {'REASON':<15} {'STARTED':<19} {'TOOK':>9} {'ROWS':>12}"]
     for run in runs:
         took = f"{run['duration_s']:.2f}s" if run.get("duration_s") is not None else "-"
@@ -58,8 +60,9 @@ def runs_table(runs: list[dict[str, Any]]) -> list[str]:
         reason = str(run.get("reason") or run.get("trigger") or "-") + (" (retry)" if run.get("retry_of") else "")
         reason += f" {run['partition']}" if run.get("partition") else ""
         rows = run_rows(run)
+        status = run["status"] + (f" ({len(run['held'])} held)" if run.get("held") else "")  # files it held (hold.py)
         lines.append(
-            f"{run['run_id']:<24} {run['pipeline']:<12} {run['status']:<24} {reason:<15} {started:<19} {took:>9} "
+            f"{run['run_id']:<24} {run['pipeline']:<12} {status:<24} {reason:<15} {started:<19} {took:>9} "
             f"{'-' if rows is None else f'{rows:,}':>12}"
         )
     return lines
@@ -126,6 +129,8 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
                 print(f"  schemas {', '.join(p['schemas'])}")
             if p.get("partitions"):
                 print(f"  {partition_summary_line(p['partitions'])} (`pipeline partitions {p['name']}`)")
+            if line := held_line(p["name"], p.get("held")):
+                print(line)
             for label in ("active_run", "last_run"):
                 if p[label]:
                     _print_run(p[label])
@@ -150,6 +155,11 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
     if (args.start or args.only_failed or args.dry_run or args.parallel != 1) and args.action != "backfill":
         say("ERROR", "--from, --only-failed, --dry-run and --parallel are for pipeline backfill only")
         return EXIT_USAGE
+    if (args.every or args.more) and args.action != "release":
+        say("ERROR", "--all and more than one name are for pipeline release only")
+        return EXIT_USAGE
+    if args.action == "release":
+        return cmd_release(args, config)
     if args.action == "backfill":
         return cmd_backfill(args, config)
     if args.action == "partitions":
@@ -321,7 +331,7 @@ def args_pipeline(p: argparse.ArgumentParser) -> None:
         "action",
         choices=[
             *("run", "replay", "retry", "cancel", "status", "runs", "validate", "reset", "pause", "resume"),
-            *("diff", "rollback", "backfill", "partitions"),
+            *("diff", "rollback", "backfill", "partitions", "release"),
         ],
         help="what to do; validate checks a pipeline's YAML and SQL without the daemon; pause and "
         "resume its schedules (timer, cron, landing files, after); retry RUN_ID runs a failed "
@@ -329,7 +339,8 @@ def args_pipeline(p: argparse.ArgumentParser) -> None:
         "steps that succeeded; only a pipeline's latest run can be retried; diff RUN_A RUN_B shows "
         "what changed in the tables between two runs; rollback NAME --to RUN restores a run's tables; "
         "backfill NAME re-runs the partitions of a pipeline that declares partition: (--from, --to, "
-        "--only-failed, --dry-run), one at a time; partitions NAME lists them with their last runs",
+        "--only-failed, --dry-run), one at a time; partitions NAME lists them with their last runs; "
+        "release NAME FILE... (or --all) lets the next run ingest files held below an error threshold",
     )
     p.add_argument(
         "name",
@@ -337,7 +348,9 @@ def args_pipeline(p: argparse.ArgumentParser) -> None:
         help="the pipeline (needed by all but status and runs; filters runs); "
         "for retry, the run id (see pipeline runs); for diff, the first run (A)",
     )
-    p.add_argument("other", nargs="?", help="diff: the second run (B)")
+    p.add_argument("other", nargs="?", help="diff: the second run (B); release: a held file (name, path or sha256)")
+    p.add_argument("more", nargs="*", help="release: more held files")
+    p.add_argument("--all", dest="every", action="store_true", help="release: every held file of the pipeline")
     p.add_argument(
         "--to",
         help="rollback: the run whose tables and published set to restore; backfill: the last partition "

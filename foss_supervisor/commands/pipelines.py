@@ -1,5 +1,5 @@
-"""Pipeline commands: runs (run, replay, retry, cancel, pause, resume, reset), their history and reports,
-the read-only query and the export of tables, demo data.
+"""Pipeline commands: runs (run, replay, retry, cancel, pause, resume, reset), held files (release), their
+history and reports, the read-only query and the export of tables, demo data.
 
 Registered into :data:`foss_supervisor.commands.registry.COMMANDS` on import (``commands`` imports this module).
 Every one answers CommandError "no pipelines are configured" on a daemon without pipelines.
@@ -25,6 +25,7 @@ __all__ = [
     "pipeline_cancel",
     "pipeline_partitions",
     "pipeline_pause",
+    "pipeline_release",
     "pipeline_replay",
     "pipeline_report",
     "pipeline_reset",
@@ -85,6 +86,20 @@ async def pipeline_reset(ctx: CommandContext, name: str, confirm: str) -> dict[s
     ``confirm`` must repeat the pipeline's name. The next run ingests every landing file again.
     """
     return await _pipelines(ctx).reset(name, confirm)
+
+
+@command("pipeline_release", mutating=True, name=(str, ...), files=(list, []), all=(bool, False))
+async def pipeline_release(ctx: CommandContext, name: str, files: list[str], all: bool) -> dict[str, Any]:
+    """Release held landing files of pipeline ``name`` (files a run held when they failed an error threshold of
+    a quality step: see the docs): ``files`` (each a held file's name, path or sha256), or every one with
+    ``all``. They become pending again and the next run, by any trigger, ingests them anew (after a rule or
+    the data was fixed; a held file whose content changed is a new file and needs no release).
+
+    Returns ``{"pipeline", "released": [path], "held": [the held files left: {path, name, sha256, held_run,
+    held_at, lines, note}]}``. Refused (nothing changes) with the reason: neither or both of ``files`` and
+    ``all``, a file that is not held (the held ones are named), a run of the pipeline in progress.
+    """
+    return await _pipelines(ctx).release(name, files, all)
 
 
 @command("pipeline_replay", mutating=True, name=(str, ...), wait=(bool, False))

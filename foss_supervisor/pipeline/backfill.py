@@ -183,6 +183,11 @@ class Backfills(RunScheduling):
         last = last_partition_runs(self.runner.runs(name, _HISTORY_SCAN))
         return [last[p] for p in sorted(last) if last[p].status.value in ("failed", "abandoned")]
 
+    def summaries(self, name: str) -> dict[str, Any]:
+        """What ``pipelines`` adds to pipeline ``name``: ``{"partitions": partition_summary, "held":
+        held_summary}`` (its held files: scheduling.RunScheduling.held_summary)."""
+        return {"partitions": self.partition_summary(name), "held": self.held_summary(name)}
+
     def partition_summary(self, name: str) -> dict[str, Any] | None:
         """None for a pipeline without ``partition:``; else ``{"key", "counts": {status: n}, "backfill":
         BackfillProgress.to_dict() | None}``, counting each partition that ran by its last partition run (from

@@ -31,6 +31,8 @@ from foss_supervisor.pipeline.events import (
     StepStateChanged,
 )
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, metric_count
+from foss_supervisor.pipeline.hold import holds_files
+from foss_supervisor.pipeline.holding import HeldFiles
 from foss_supervisor.pipeline.ledger import committed_result_sql
 from foss_supervisor.pipeline.runsnapshots import RunSnapshots
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload, is_transient, step_payload
@@ -46,7 +48,7 @@ __all__ = ["RunExecution"]
 log = structlog.get_logger("foss_supervisor.pipeline")
 
 
-class RunExecution(RunSnapshots):
+class RunExecution(RunSnapshots, HeldFiles):
     """Runs the steps of one :class:`ActiveRun`; the runner it is part of sets the attributes below."""
 
     _specs: dict[str, PipelineSpec]
@@ -285,6 +287,8 @@ class RunExecution(RunSnapshots):
                 return
             state = StepState.CANCELLED if exc.kind == "cancelled" else StepState.FAILED
             self._set_state(run, step, state, error=f"{exc.kind}: {exc}", **self._elapsed(run, step))
+            if holds_files(exc.kind, str(exc), run.mode.value, run.partition):  # its batch is set aside (hold.py)
+                await self.hold_batch(run, step, str(exc))
 
     def _elapsed(self, run: ActiveRun, step: StepSpec) -> dict[str, Any]:
         started = run.steps[step.name].started_at

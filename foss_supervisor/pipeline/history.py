@@ -100,6 +100,7 @@ class RunRecord:
     retry_of: str | None = None  # the run this one retries (see retry.py)
     partition: str | None = None  # the partition a backfill ran (partition.py); None: the whole pipeline
     same_as: str | None = None  # the run whose snapshot stands for this one, which changed no table (runsnapshots.py)
+    held: tuple[str, ...] = ()  # the landing files (paths) it held below an error threshold (hold.py)
 
     @property
     def duration_s(self) -> float | None:
@@ -138,6 +139,7 @@ class RunRecord:
             retry_of=d.get("retry_of"),
             partition=d.get("partition") if isinstance(d.get("partition"), str) else None,
             same_as=d.get("same_as") if isinstance(d.get("same_as"), str) else None,
+            held=tuple(str(p) for p in d.get("held") or ()),
             steps=tuple(StepRecord.from_dict(s) for s in d.get("steps", [])),
         )
 

@@ -410,6 +410,7 @@ def _ingest_file(
         f"SELECT count(*) FROM {table} WHERE _source_sha256 = ? AND _batch_id = ?",  # noqa: S608
         [sha, ctx.run_id],
     ).fetchone()[0]
-    set_file_status(cur, ctx.ledger, sha, "ingested", ingested_run=ctx.run_id, ingested_at=now, lines=n)
+    # its rows are new: no step has checked them yet (hold.py), also when a backfill ingests it again
+    set_file_status(cur, ctx.ledger, sha, "ingested", ingested_run=ctx.run_id, ingested_at=now, lines=n, checked_by=[])
     ctx.log(f"ingested {path.name}: {n} lines ({reader} reader)")
     return int(n)

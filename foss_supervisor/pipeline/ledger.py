@@ -7,8 +7,10 @@ the pipeline's setup SQL, so a pipeline only ever sees the files its own discove
 
     <ledger>.files      one row per distinct file content (sha256) this pipeline discovered:
                         sha256, path, format (csv | jsonl | parquet), reader (duckdb | python), size_bytes,
-                        mtime_ns, status (pending | ingested | changed | missing), discovered_run,
-                        discovered_at, ingested_run, ingested_at, lines, note
+                        mtime_ns, status (pending | ingested | changed | missing | held), discovered_run,
+                        discovered_at, ingested_run, ingested_at, lines, note, held_run, held_at (the run
+                        that held it, hold.py), checked_by (the steps with an error threshold that have
+                        checked its rows; '*' for a file in bronze before files could be held)
     <ledger>.file_seen  cache (path, size_bytes, mtime_ns) -> sha256, format, reader: unchanged files are
                         not hashed again
     <ledger>.step_commits  one row per step attempt of the current run that committed (run_id, step,
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.pipeline.context import StepContext
+from foss_supervisor.pipeline.hold import mark_checked
 
 __all__ = [
     "committed_result_sql",
@@ -58,8 +61,15 @@ CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {schema}.files (
     sha256 VARCHAR NOT NULL, path VARCHAR NOT NULL, format VARCHAR NOT NULL, reader VARCHAR NOT NULL,
     size_bytes BIGINT NOT NULL, mtime_ns BIGINT NOT NULL, status VARCHAR NOT NULL, discovered_run VARCHAR NOT NULL,
-    discovered_at TIMESTAMPTZ NOT NULL, ingested_run VARCHAR, ingested_at TIMESTAMPTZ, lines BIGINT, note VARCHAR
+    discovered_at TIMESTAMPTZ NOT NULL, ingested_run VARCHAR, ingested_at TIMESTAMPTZ, lines BIGINT, note VARCHAR,
+    held_run VARCHAR, held_at TIMESTAMPTZ, checked_by VARCHAR[]
 );
+-- a ledger made before files could be held (hold.py): its files in bronze count as checked by every step
+ALTER TABLE {schema}.files ADD COLUMN IF NOT EXISTS held_run VARCHAR;
+ALTER TABLE {schema}.files ADD COLUMN IF NOT EXISTS held_at TIMESTAMPTZ;
+ALTER TABLE {schema}.files ADD COLUMN IF NOT EXISTS checked_by VARCHAR[];
+UPDATE {schema}.files SET checked_by = CASE WHEN status = 'pending' THEN []::VARCHAR[] ELSE ['*'] END
+    WHERE checked_by IS NULL;
 CREATE TABLE IF NOT EXISTS {schema}.file_seen (
     path VARCHAR NOT NULL, size_bytes BIGINT NOT NULL, mtime_ns BIGINT NOT NULL, sha256 VARCHAR NOT NULL,
     format VARCHAR NOT NULL, reader VARCHAR NOT NULL
@@ -68,7 +78,7 @@ CREATE TABLE IF NOT EXISTS {schema}.step_commits (
     run_id VARCHAR NOT NULL, step VARCHAR NOT NULL, attempt INTEGER NOT NULL, metrics VARCHAR NOT NULL,
     warnings VARCHAR NOT NULL
 );
-""" + _rollbacks_ddl(schema)
+""" + _rollbacks_ddl(schema)  # noqa: S608 (a checked identifier)
 
 
 def _rollbacks_ddl(schema: str) -> str:
@@ -93,6 +103,8 @@ def record_commit(cursor: Any, message: Mapping[str, Any], result: Mapping[str, 
         f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)",  # noqa: S608
         [run_id, step, int(message["attempt"]), json.dumps(result["metrics"]), json.dumps(result["warnings"])],
     )
+    if any(t.get("severity") == "error" for t in message["step"].get("thresholds") or []):
+        mark_checked(cursor, table.removesuffix(".step_commits"), step)  # the files it checked (hold.py)
 
 
 def record_rollback(cursor: Any, message: Mapping[str, Any]) -> None:
@@ -188,8 +200,8 @@ def pending_files(cur: Any, ledger: str) -> list[tuple[Any, ...]]:
 
 
 def set_file_status(cur: Any, ledger: str, sha: str, status: str, **fields: Any) -> None:
-    """Move one ledger file to ``status`` (ingested | changed | missing), setting ``fields`` too."""
-    allowed = {"note", "ingested_run", "ingested_at", "lines"}
+    """Move one ledger file to ``status`` (ingested | changed | missing), setting ``fields`` too (held: hold.py)."""
+    allowed = {"note", "ingested_run", "ingested_at", "lines", "checked_by"}
     if not set(fields) <= allowed:
         raise ValueError(f"unknown ledger fields: {sorted(set(fields) - allowed)}")
     sets = ", ".join(["status = ?", *(f"{k} = ?" for k in fields)])
@@ -252,7 +264,7 @@ def discover(ctx: StepContext) -> Mapping[str, int | float]:
         new += 1
         cur.execute(
             f"INSERT INTO {ledger}.files (sha256, path, format, reader, size_bytes, mtime_ns, status,"  # noqa: S608
-            " discovered_run, discovered_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            " discovered_run, discovered_at, checked_by) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, [])",
             [sha, str(p), fmt, reader, st.st_size, st.st_mtime_ns, ctx.run_id, now],
         )
     ctx.log(f"{len(files)} files in landing, {new} new, {hashed} hashed")

@@ -127,6 +127,7 @@ class PipelineRunner(RunExecution):
         self._run_locks = {name: asyncio.Lock() for name in self._specs}
         self._active: dict[str, ActiveRun] = {}
         self._last_diffs: dict[str, dict[str, Any]] = {}  # runsnapshots.RunSnapshots.last_diff
+        self._held: dict[str, list[dict[str, Any]]] = {}  # holding.HeldFiles.held
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -144,6 +145,8 @@ class PipelineRunner(RunExecution):
         await self.worker.ensure()
         await self.recover_rollbacks()
         await recover_abandoned(self.history, self._specs, self.client)
+        for spec in self._specs.values():  # what ``pipelines`` shows of each one's held files (holding.py)
+            await self.refresh_held(spec)
 
     async def aclose(self) -> None:
         """Cancel active runs, then stop the worker cleanly (bounded; SIGKILL as last resort)."""
@@ -295,6 +298,7 @@ class PipelineRunner(RunExecution):
             async with self._step_lock:
                 await self.client.attempt(payload, timeout_s=300.0, on_log=None)
             forgotten = self.history.forget(pipeline)
+            self._held.pop(pipeline, None)
             unpublished = await asyncio.to_thread(remove_published, self.publish_dir / pipeline)
             await asyncio.to_thread(remove_snapshots, self.snapshot_folder(pipeline))
         log.info(

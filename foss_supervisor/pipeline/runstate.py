@@ -52,6 +52,7 @@ class ActiveRun:
         self.status = RunStatus.RUNNING
         self.error: str | None = None
         self.note: str | None = None  # what the record says besides an error (runsnapshots.keep_snapshot)
+        self.held: tuple[str, ...] = ()  # the landing files it held (holding.py)
         self.same_as: str | None = None  # the run whose snapshot stands for this one (runsnapshots.keep_snapshot)
         self.finishing = False  # its steps committed and its publish ended: only its snapshot is left
         self.finished_at: float | None = None
@@ -69,6 +70,7 @@ class ActiveRun:
             error=self.error,
             note=self.note,
             same_as=self.same_as,
+            held=self.held,
             retry_of=self.retry.source.run_id if self.retry else None,
             partition=self.partition,
             steps=tuple(self.steps[s.name] for s in self.spec.steps),

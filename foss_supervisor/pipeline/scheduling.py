@@ -171,3 +171,23 @@ class RunScheduling:
                     getter.cancel()
         finally:
             sub.close()
+
+    def held_summary(self, name: str) -> dict[str, Any]:
+        """``{"count", "files": [{path, name, sha256, held_run, held_at, lines, note}]}``: pipeline ``name``'s held
+        files (hold.py) as the runner last read them."""
+        files = self.runner.held(name)
+        return {"count": len(files), "files": files}
+
+    async def release(self, name: str, files: list[str], every: bool) -> dict[str, Any]:
+        """``pipeline_release`` (holding.HeldFiles.release); the next run, by any trigger, ingests the released
+        files (the landing fingerprint is forgotten, so it is never skipped as "nothing new"). A refusal as
+        CommandError."""
+        if name not in self.specs:
+            raise CommandError(f"no pipeline named {name!r} (known: {', '.join(sorted(self.specs))})")
+        try:
+            result = await self.runner.release(name, files, every=every)
+        except PipelineError as exc:
+            raise CommandError(str(exc)) from None
+        if result["released"]:
+            self._fingerprints.set(name, None)
+        return result

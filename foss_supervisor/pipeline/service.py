@@ -251,7 +251,7 @@ class PipelineService(Backfills):
         run is recorded for them). ``last_run`` is the last finished run that did work; ``active_run`` carries
         ``elapsed_s``; ``step_trends``: each step's latest successful run against the median of the ten
         before it (:func:`~foss_supervisor.pipeline.regression.step_trends`); ``partitions``: the per-partition
-        summary of a pipeline that declares ``partition:`` (backfill.Backfills.partition_summary), else null."""
+        summary of a pipeline that declares ``partition:``, else null; ``held``: its held files (summaries)."""
         now = time.time()
         out = []
         for name, spec in self.specs.items():
@@ -287,7 +287,7 @@ class PipelineService(Backfills):
                     "report": read_json(report),
                     "report_html": f"/reports/{name}/latest.html" if report.with_suffix(".html").exists() else None,
                     "report_url": f"{self.config.dashboard_url}reports/{name}/latest.html",
-                    "partitions": self.partition_summary(name),
+                    **self.summaries(name),  # partitions and held files
                 }
             )
         return out

@@ -1,0 +1,53 @@
+"""``pipeline release PIPELINE [FILE...] [--all]`` and the held-files line of ``pipeline status``: the CLI's face
+of the ``pipeline_release`` command and of ``pipelines``' ``held`` (commands/pipelines.py describes both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+from foss_supervisor.cli.terminal import EXIT_OK, EXIT_USAGE, say
+from foss_supervisor.control.client import call
+
+if TYPE_CHECKING:
+    from foss_supervisor.cli.dispatch import Target
+
+__all__ = ["cmd_release", "held_line"]
+
+SHOWN = 5  # file names a line lists
+
+
+def _names(files: list[dict[str, Any]]) -> str:
+    names = ", ".join(str(f["name"]) for f in files[:SHOWN])
+    return names + (f" and {len(files) - SHOWN} more" if len(files) > SHOWN else "")
+
+
+def held_line(pipeline: str, held: dict[str, Any] | None) -> str | None:
+    """``pipeline status``'s line for a pipeline's held files (None when it holds none)."""
+    if not held or not held.get("count"):
+        return None
+    return f"  held files: {held['count']} ({_names(held['files'])}; `pipeline release {pipeline} --all`)"
+
+
+def cmd_release(args: argparse.Namespace, config: Target) -> int:
+    """``pipeline release NAME FILE...`` or ``pipeline release NAME --all``."""
+    files = [f for f in (args.other, *args.more) if f]
+    if bool(files) == args.every:
+        say("ERROR", "pipeline release needs held files or --all: pipeline release PIPELINE [FILE...|--all]")
+        return EXIT_USAGE
+    result = call(config.control_socket, "pipeline_release", name=args.name, files=files, all=args.every)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return EXIT_OK
+    released = result["released"]
+    if released:
+        say("SUCCESS", f"released {len(released)} file(s) of {args.name}: the next run ingests them")
+    else:
+        say("INFO", f"{args.name} holds no files")
+    for path in released:
+        print(f"  {path}")
+    if result["held"]:
+        print(f"  still held: {len(result['held'])} ({_names(result['held'])})")
+    return EXIT_OK

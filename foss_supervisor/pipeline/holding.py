@@ -1,0 +1,143 @@
+"""Held files, the runner's part: :class:`HeldFiles` is a base of the runner, which sets the attributes declared
+below. What holding means and the worker's part: hold.py.
+
+- :meth:`HeldFiles.hold_batch`: after a step of a whole run failed by crossing an error threshold
+  (hold.holds_files), the batch it checked is held in one worker transaction; the run's ``held`` and ``note``
+  say which files.
+- :meth:`HeldFiles.release`: ``pipeline release``: held files become pending, ingested by the next run.
+- :meth:`HeldFiles.held`: a pipeline's held files as last read (at the runner's start, after each hold and
+  release; forgotten by a reset), for ``pipelines`` (status) and the dashboard without a query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import PurePath
+from typing import Any
+
+import structlog
+
+from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, UnknownPipelineError
+from foss_supervisor.pipeline.hold import HOLD_CALLABLE, RELEASE_CALLABLE, held_files_sql
+from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
+from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
+from foss_supervisor.pipeline.states import RunMode
+from foss_supervisor.pipeline.workerclient import StepAttemptError, WorkerClient
+
+__all__ = ["INGEST_CALLABLE", "HeldFiles", "ingest_tables"]
+
+log = structlog.get_logger("foss_supervisor.pipeline")
+
+INGEST_CALLABLE = "foss_supervisor.pipeline.ingest:ingest"
+HELD_SHOWN = 5  # file names a run's note lists (its ``held`` has them all)
+
+
+def ingest_tables(spec: PipelineSpec) -> list[str]:
+    """The bronze tables the shipped ingest steps of ``spec`` write (``params.table``, as ingest defaults it)."""
+    return sorted(
+        {str(s.params.get("table", "bronze.orders_raw")) for s in spec.steps if s.callable == INGEST_CALLABLE}
+    )
+
+
+class HeldFiles:
+    """Holds and releases landing files through the worker; the runner sets the attributes below."""
+
+    _specs: dict[str, PipelineSpec]
+    client: WorkerClient
+    _step_lock: asyncio.Lock
+    _run_locks: dict[str, asyncio.Lock]
+    _closed: bool
+    _held: dict[str, list[dict[str, Any]]]
+
+    def held(self, pipeline: str) -> list[dict[str, Any]]:
+        """``[{path, name, sha256, held_run, held_at, lines, note}]``: the held files of ``pipeline`` as last
+        read (empty before the first read)."""
+        return list(self._held.get(pipeline, ()))
+
+    async def refresh_held(self, spec: PipelineSpec) -> list[dict[str, Any]]:
+        """Read ``spec``'s held files from its ledger (none when the ledger cannot be read: logged)."""
+        try:
+            found = await self.client.query(held_files_sql(spec.ledger), max_rows=100_000, timeout_s=30.0)
+        except PipelineError as exc:  # no ledger yet (never run), or one made before files could be held
+            log.debug("pipeline_held_files_not_read", pipeline=spec.name, error=str(exc))
+            self._held.pop(spec.name, None)
+            return []
+        keys = ("path", "sha256", "held_run", "held_at", "lines", "note")
+        rows = [dict(zip(keys, r, strict=True)) | {"name": PurePath(str(r[0])).name} for r in found.rows]
+        self._held[spec.name] = rows
+        return rows
+
+    def _payload(
+        self, spec: PipelineSpec, run_id: str, name: str, callable_: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "pipeline": spec.name,
+            "run_id": run_id,
+            "mode": RunMode.RUN.value,
+            "require_metrics": False,
+            "folders": folders_payload(spec),
+            "access": access_payload(spec),
+            "step": {"name": name, "kind": "python", "callable": callable_, "params": params},
+        }
+
+    async def hold_batch(self, run: ActiveRun, step: StepSpec, reason: str) -> None:
+        """Hold the files step ``step`` of ``run`` failed on (hold.hold_files); sets ``run.held`` and ``run.note``.
+        A failure to hold is logged and said in the note: the files are then checked again by the next run. A
+        pipeline without the shipped ingest step holds nothing."""
+        tables = ingest_tables(run.spec)
+        if not tables:  # files another step ingested: their rows cannot be told apart, so nothing is held
+            return
+        params = {"step": step.name, "reason": reason, "tables": tables}
+        payload = self._payload(run.spec, run.run_id, "_hold", HOLD_CALLABLE, params)
+        try:
+            async with self._step_lock:
+                result = await self.client.attempt(payload, timeout_s=300.0, on_log=None)
+        except (PipelineError, StepAttemptError) as exc:
+            log.warning("pipeline_files_not_held", run_id=run.run_id, pipeline=run.spec.name, error=str(exc))
+            run.note = f"the files of the failed batch could not be held ({exc}): the next run checks them again"
+            return
+        held = [(str(p), int(n or 0)) for p, n in result["metrics"].get("held") or []]
+        run.held = tuple(p for p, _ in held)
+        if held:
+            names = ", ".join(PurePath(p).name for p, _ in held[:HELD_SHOWN])
+            more = f" and {len(held) - HELD_SHOWN} more" if len(held) > HELD_SHOWN else ""
+            lines = sum(n for _, n in held)
+            run.note = (
+                f"held {len(held)} file(s) ({lines} lines) below the error threshold of step {step.name}:"
+                f" {names}{more}; later runs go on without them until `pipeline release {run.spec.name}`"
+            )
+        log.info("pipeline_files_held", run_id=run.run_id, pipeline=run.spec.name, files=len(held))
+        await self.refresh_held(run.spec)  # before the run's end is told: ``pipelines`` shows them with it
+
+    async def release(self, pipeline: str, files: Sequence[str] = (), *, every: bool = False) -> dict[str, Any]:
+        """Make held files of ``pipeline`` pending again, so its next run ingests them: ``files`` (each a held
+        file's name, path or sha256), or all of them with ``every``. Returns ``{"pipeline", "released": [path],
+        "held": [the held files left]}``.
+
+        Raises PipelineError naming what is not held (and what is) or when neither or both of ``files`` and
+        ``every`` are given, PipelineBusyError while a run of it is in progress, StepAttemptError if DuckDB
+        refuses."""
+        spec = self._specs.get(pipeline)
+        if spec is None:
+            raise UnknownPipelineError(f"no pipeline named {pipeline!r} (known: {', '.join(sorted(self._specs))})")
+        if bool(files) == every:
+            raise PipelineError("release needs held files (names, paths or sha256) or all of them, not both")
+        lock = self._run_locks[pipeline]
+        if lock.locked() or self._closed:
+            raise PipelineBusyError(f"pipeline {pipeline!r} is running; release its held files once the run ends")
+        async with lock:
+            held = await self.refresh_held(spec)
+            wanted = [h for h in held if every or {h["name"], h["path"], h["sha256"]} & set(files)]
+            unknown = [f for f in files if not any(f in (h["name"], h["path"], h["sha256"]) for h in held)]
+            if unknown:
+                have = ", ".join(h["name"] for h in held) or "none"
+                raise PipelineError(f"not held in {pipeline}: {', '.join(unknown)} (held: {have})")
+            if wanted:
+                shas = [h["sha256"] for h in wanted]
+                payload = self._payload(spec, "release", "_release", RELEASE_CALLABLE, {"sha256": shas})
+                async with self._step_lock:
+                    await self.client.attempt(payload, timeout_s=300.0, on_log=None)
+            left = await self.refresh_held(spec)
+        log.info("pipeline_files_released", pipeline=pipeline, files=len(wanted))
+        return {"pipeline": pipeline, "released": [h["path"] for h in wanted], "held": left}

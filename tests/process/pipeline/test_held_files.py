@@ -1,0 +1,123 @@
+"""Held files (issue 18, a tester's find): a batch below an error threshold no longer blocks every later run.
+
+Before, the failed batch stayed in bronze unchecked, so each next run checked it again with the new files and
+failed again. Now its files are held in the ledger (hold.py) with the run and the reason, later files go
+through, and ``release`` makes them pending again, ingested by the next run once the rule or data is fixed.
+Real worker, real DuckDB file, the shipped orders pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.pipeline import RunnerFactory, orders_spec, variant_yaml
+
+from foss_supervisor.pipeline.errors import PipelineError
+from foss_supervisor.pipeline.runner import PipelineRunner
+from foss_supervisor.pipeline.states import RunStatus, StepState
+
+HEADER = "order_id,customer_id,order_ts,product_id,quantity,unit_price,currency,country,status,updated_at"
+STRICT = {"validate": {"thresholds": [{"severity": "error", "min_pass_rate": 0.5}], "retries": 0}}
+
+
+def orders(first: int, good: int, bad: int) -> str:
+    """``good`` valid order lines (ids from ``first``) and ``bad`` lines without an order id."""
+    ok = [f"G{first + i},C1,2024-03-01T10:00:00Z,P001,2,10.50,USD,US,paid,2024-03-01T10:00:00Z" for i in range(good)]
+    missing = [",C5,2024-03-01T10:00:00Z,P001,1,1.00,USD,US,paid,2024-03-01T10:00:00Z"] * bad
+    return "\n".join([HEADER, *ok, *missing]) + "\n"
+
+
+async def rows(runner: PipelineRunner, sql: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in (await runner.client.query(sql)).rows]
+
+
+async def test_a_failed_batch_is_held_later_files_go_through_and_a_release_ingests_it(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    landing = workspace["landing"]
+    strict = orders_spec(workspace, yaml_path=variant_yaml(tmp_path, "strict", step_overrides=STRICT))
+    runner = await runners.open([strict], workspace["state"])
+    (landing / "bad.csv").write_text(orders(1, good=2, bad=8))  # a 20 % pass rate: below the error threshold
+    failed = await asyncio.wait_for(runner.run("orders"), 60)
+    assert failed.status is RunStatus.FAILED and failed.step("validate").state is StepState.FAILED
+    assert failed.held == (str(landing / "bad.csv"),)
+    assert failed.note is not None and "held 1 file(s) (10 lines)" in failed.note and "bad.csv" in failed.note
+    ledger = await rows(runner, "SELECT path, status, held_run, lines, ingested_run FROM meta.files")
+    assert ledger == [(str(landing / "bad.csv"), "held", failed.run_id, 10, None)]
+    note = (await rows(runner, "SELECT note FROM meta.files"))[0][0]
+    assert note.startswith(f"held by step validate of run {failed.run_id}: error threshold of the step"), note
+    assert await rows(runner, "SELECT count(*) FROM bronze.orders_raw") == [(0,)]  # set aside, not checked again
+    assert [h["name"] for h in runner.held("orders")] == ["bad.csv"]
+
+    # a good file lands: the next run goes through without the held batch (which is not discovered again)
+    (landing / "good.csv").write_text(orders(100, good=4, bad=0))
+    good = await asyncio.wait_for(runner.run("orders"), 60)
+    assert good.status is RunStatus.SUCCEEDED, good.to_dict()
+    assert good.step("ingest").metrics["files"] == 1 and good.held == ()
+    m = good.step("validate").metrics
+    assert (m["rows_in"], m["valid"], m["rejected"]) == (4, 4, 0)
+    assert [h["name"] for h in runner.held("orders")] == ["bad.csv"]
+    # row accounting: the ledger's ingested lines are bronze's rows; the held lines are counted apart
+    ledger = "SELECT sum(lines) FILTER (status = 'ingested'), sum(lines) FILTER (status = 'held') FROM meta.files"
+    assert await rows(runner, ledger) == [(4, 10)]
+    assert await rows(runner, "SELECT count(*) FROM bronze.orders_raw") == [(4,)]
+
+    with pytest.raises(PipelineError, match=r"not held in orders: good.csv \(held: bad.csv\)"):
+        await runner.release("orders", ["good.csv"])
+    await runner.aclose()
+
+    # the operator loosens the rule (the shipped thresholds) and releases the batch: the next run ingests it
+    runner = await runners.open([orders_spec(workspace)], workspace["state"])
+    assert [h["name"] for h in runner.held("orders")] == ["bad.csv"]  # read at start
+    released = await runner.release("orders", every=True)
+    assert released == {"pipeline": "orders", "released": [str(landing / "bad.csv")], "held": []}
+    again = await asyncio.wait_for(runner.run("orders"), 60)
+    assert again.status is RunStatus.SUCCEEDED_WITH_WARNINGS, again.to_dict()  # 20 %: below the warn threshold
+    assert again.step("ingest").metrics == again.step("ingest").metrics | {"files": 1, "rows_out": 10}
+    m = again.step("validate").metrics
+    assert (m["rows_in"], m["valid"], m["rejected"]) == (10, 2, 8)
+    # row accounting: every line of both files is in bronze once, and in silver valid or rejected once
+    assert await rows(runner, "SELECT count(*), count(DISTINCT _row_id) FROM bronze.orders_raw") == [(14, 14)]
+    checked = "SELECT (SELECT count(*) FROM silver.orders_valid) + (SELECT count(*) FROM silver.orders_rejected)"
+    assert await rows(runner, checked) == [(14,)]
+    assert await rows(runner, "SELECT DISTINCT status FROM meta.files") == [("ingested",)]
+    assert runner.held("orders") == []
+
+
+async def test_a_run_failing_for_another_reason_holds_nothing_and_its_files_join_the_next_batch(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    landing = workspace["landing"]
+    broken = tmp_path / "broken_reference.sql"
+    broken.write_text("SELECT * FROM ref.no_such_table;\n")
+    overrides = {**STRICT, "reference": {"sql": str(broken), "retries": 0}}
+    spec = orders_spec(workspace, yaml_path=variant_yaml(tmp_path, "broken", step_overrides=overrides))
+    runner = await runners.open([spec], workspace["state"])
+    (landing / "first.csv").write_text(orders(1, good=1, bad=4))
+    sql_failed = await asyncio.wait_for(runner.run("orders"), 60)
+    assert sql_failed.status is RunStatus.FAILED and sql_failed.step("reference").state is StepState.FAILED
+    assert sql_failed.held == () and sql_failed.note is None
+    assert await rows(runner, "SELECT status FROM meta.files") == [("ingested",)]  # checked by the next run
+    await runner.aclose()
+
+    # the SQL is fixed; the next run checks first.csv with the new file, fails the threshold, holds both
+    strict = orders_spec(workspace, yaml_path=variant_yaml(tmp_path, "strict", step_overrides=STRICT))
+    runner = await runners.open([strict], workspace["state"])
+    (landing / "second.csv").write_text(orders(10, good=1, bad=1))
+    failed = await asyncio.wait_for(runner.run("orders"), 60)
+    assert failed.status is RunStatus.FAILED and failed.step("validate").metrics == {}
+    assert failed.held == (str(landing / "first.csv"), str(landing / "second.csv"))
+    assert await rows(runner, "SELECT count(*) FROM bronze.orders_raw") == [(0,)]
+
+    # a held file whose content changes is a new file: it is ingested; the old content stays held
+    (landing / "second.csv").write_text(orders(10, good=2, bad=0))
+    fixed = await asyncio.wait_for(runner.run("orders"), 60)
+    assert fixed.status is RunStatus.SUCCEEDED, fixed.to_dict()
+    assert fixed.step("validate").metrics["valid"] == 2
+    assert sorted(h["name"] for h in runner.held("orders")) == ["first.csv", "second.csv"]
+    # a release of one file by name: only it is ingested again
+    await runner.release("orders", ["first.csv"])
+    assert [h["name"] for h in runner.held("orders")] == ["second.csv"]
