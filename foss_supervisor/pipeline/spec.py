@@ -30,7 +30,7 @@ from foss_supervisor.pipeline.callables import resolve_callable
 from foss_supervisor.pipeline.checks import Check, evaluate_check, parse_check
 from foss_supervisor.pipeline.dedupe import compile_deduplicate
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.origins import located, place
+from foss_supervisor.pipeline.origins import located, named_lines, place, yaml_at
 from foss_supervisor.pipeline.partition import PartitionSpec, load_partition
 from foss_supervisor.pipeline.quality import compile_quality
 from foss_supervisor.pipeline.rules import (
@@ -139,6 +139,19 @@ class PipelineSpec:
     demo_data: str | None = None  # its sample data generator, ``generate(landing, orders=, seed=, prefix=)``
     #: its partition key from landing file names, for backfills (partition.py); None: not partitioned
     partition: PartitionSpec | None = None
+    setup_path: Path | None = None  # the file of setup_sql
+    #: the YAML line of each dotted key, steps also by name (``steps.enrich.sql``): where errors point (origins.py)
+    lines: Mapping[str, int] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+
+    def at(self, key: str) -> str:
+        """``FILE:LINE`` in the YAML of dotted ``key`` (steps by name), or of the nearest key it is inside."""
+        return yaml_at(str(self.path), key, self.lines)
+
+    def source(self, step: StepSpec | None) -> dict[str, str | None]:
+        """origins.sql_failure's source of ``step``'s SQL (None: setup): file, owner at its ``sql:``/``name:`` line."""
+        who, file = ("setup", self.setup_path) if step is None else (f"steps.{step.name}", step.sql_path)
+        key = who if step is None else f"{who}.{'sql' if file is not None else 'name'}"
+        return {"file": str(file) if file is not None else None, "owner": f"{who} ({self.at(key)})"}
 
     def step(self, name: str) -> StepSpec:
         """The step called ``name``; KeyError if there is none."""
@@ -203,7 +216,7 @@ def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -
         dataclasses.replace(s, sql=place(s.sql, file, lines, names)) if s.sql_path is None and s.sql else s
         for s in spec.steps
     )
-    return dataclasses.replace(spec, steps=tuple(steps))
+    return dataclasses.replace(spec, steps=tuple(steps), lines=named_lines(lines, names))
 
 
 def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides | None) -> PipelineSpec:
@@ -214,14 +227,13 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         raise PipelineConfigError(file, "name", "is required")
     name = gated(raw, "name", _gate(PIPELINE_SCHEMA, "name"), "", file)
     description = gated(raw, "description", _gate(PIPELINE_SCHEMA, "description"), "", file)
-
     resolved_folders = _load_folders(raw.get("folders", {}), base, file, folders or FolderOverrides())
-
-    setup_sql: str | None = None
+    setup_sql, setup_path = None, None
     if "setup" in raw:
         if raw["setup"] is None:
             raise PipelineConfigError(file, "setup", "is required to be a path when given")
-        setup_sql = _read_sql(base / gated(raw, "setup", _gate(PIPELINE_SCHEMA, "setup"), "", file), file, "setup")
+        setup_path = (base / gated(raw, "setup", _gate(PIPELINE_SCHEMA, "setup"), "", file)).resolve()
+        setup_sql = _read_sql(setup_path, file, "setup")
 
     steps_raw = raw.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw:
@@ -268,6 +280,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         steps=tuple(ordered),
         checks=tuple(checks),
         setup_sql=setup_sql,
+        setup_path=setup_path,
         schemas=schemas,
         inputs=inputs,
         ledger=ledger,
@@ -309,8 +322,7 @@ def load_pipelines(directory: str | Path, *, folders: FolderOverrides | None = N
 def _unknown_keys(raw: Mapping[str, Any], allowed: set[str], file: str, prefix: str) -> None:
     for k in raw:
         if k not in allowed:
-            hint = ", ".join(sorted(allowed))
-            raise PipelineConfigError(file, f"{prefix}{k}", f"unknown key (allowed: {hint})")
+            raise PipelineConfigError(file, f"{prefix}{k}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
 def _read_sql(p: Path, file: str, key: str) -> str:

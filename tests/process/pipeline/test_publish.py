@@ -245,5 +245,6 @@ def test_validate_checks_partition_columns_against_the_tables_the_steps_make(
     assert good["_publish"].status == "ok" and good["gold"].status == "ok", good
     path = publishing_pipeline(tmp_path, workspace, publish_partition_by=["pub_gold.daily.day", "pub_gold.items.dya"])
     bad = {r.step: r for r in validate_spec(load_pipeline(path))}["_publish"]
-    assert bad.status == "error" and bad.where == str(path), bad
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.startswith("publish_partition_by"))
+    assert bad.status == "error" and bad.where == f"{path}:{line}", bad
     assert bad.message == "publish_partition_by: pub_gold.items has no column 'dya'"
