@@ -354,3 +354,15 @@ async def test_an_error_of_the_setup_sql_names_its_file_line_and_the_setup_key(
     runner = await runners.open([load_pipeline(path)], workspace["state"])
     rec = await asyncio.wait_for(runner.run("s"), 60)
     assert rec.status is RunStatus.FAILED and rec.error is not None and prefix in rec.error, (rec.error, prefix)
+
+
+@pytest.mark.parametrize("raw", ["q_bronze.nowhere", "q_silver.missing_raw"])
+def test_a_wrong_raw_table_is_named_by_the_line_of_raw(tmp_path: Path, raw: str) -> None:
+    """Not by the block's line: the ``raw:`` key's own (newcomer)."""
+    ws = {"landing": tmp_path / "landing", "reference": tmp_path / "ref", "db": tmp_path / "w.duckdb"}
+    ws["reference"].mkdir()
+    path = quality_pipeline(tmp_path, ws, {**QUALITY_RULES, "raw": raw})
+    check = {r.step: r for r in validate_spec(load_pipeline(path))}["check"]
+    line = yaml_line(path, r"^\s+raw:")
+    assert check.status == "error" and check.where == f"{path}:{line}", check
+    assert check.message.startswith("steps.check.params.raw (raw table): Catalog Error: "), check.message
