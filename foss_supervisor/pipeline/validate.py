@@ -8,10 +8,13 @@ sandbox as the worker, with an empty landing folder: every table exists and is e
 bound and executed in milliseconds and nothing of the warehouse is touched (the daemon may keep running).
 Python steps are imported, not run. Reference files are read (they are small by design).
 
-Each problem names the SQL file and the line of the failing statement (the statement's first line in the
-file plus DuckDB's own ``LINE n``); a problem of a generated block (``kind: quality``) names the YAML file,
-the line, the block and the rule or test at fault instead (origins.py). One root cause is one problem: a
-step that runs after a step with an error is reported ``not_checked``, not as a second error.
+Each problem is told as a run tells it, through the same loop (sqlrun.py) and words (origins.sql_failure):
+the SQL file and the line of the fault (the statement's first line in the file plus DuckDB's own ``LINE n``)
+with the step (or ``setup``) and its YAML line; a problem of a generated block (``kind: quality``,
+``kind: deduplicate``) names the YAML file, the line, the block and the rule or test at fault instead. A
+check naming a metric no step reports, and a ``publish`` table no step makes or a ``publish_partition_by``
+column its table lacks (``_publish``), name their YAML line. One root cause is one problem: a step that runs
+after a step with an error is reported ``not_checked``, not as a second error.
 """
 
 from __future__ import annotations
