@@ -11,9 +11,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from foss_supervisor.config.gates import Gate
+from foss_supervisor.config.schema import PIPELINE_SCHEMA
 from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.rules import gated
 
-__all__ = ["Check", "evaluate_check", "parse_check"]
+__all__ = ["Check", "evaluate_check", "load_check", "parse_check"]
 
 _TERM_RE = re.compile(r"^(?:(?P<step>[A-Za-z_][\w-]*)\.(?P<metric>[A-Za-z_]\w*)|(?P<num>-?\d+))$")
 
@@ -33,6 +36,21 @@ class Check:
     def steps(self) -> frozenset[str]:
         """Steps whose metrics the check reads."""
         return frozenset(t[0] for t in (*self.left, *self.right) if isinstance(t, tuple))
+
+
+def load_check(text: Any, i: int, steps: set[str] | None, file: str) -> Check:
+    """``checks[i]`` of a pipeline file as declared (``text``), parsed; each step it names is one of ``steps``
+    (None: not checked, as when a step is in error: its name may be the one). Raises PipelineConfigError at
+    ``checks[i]``."""
+    if not isinstance(text, str):
+        raise PipelineConfigError(file, f"checks[{i}]", "must be a string like 'a.x == b.y + b.z'")
+    gate = PIPELINE_SCHEMA["checks"]
+    assert isinstance(gate, Gate)
+    check = parse_check(gated({"c": text}, "c", gate, "", file, f"checks[{i}]"), file=file, key=f"checks[{i}]")
+    for step_name in check.steps:
+        if steps is not None and step_name not in steps:
+            raise PipelineConfigError(file, f"checks[{i}]", f"unknown step {step_name!r}")
+    return check
 
 
 def parse_check(text: str, *, file: str = "<check>", key: str = "checks") -> Check:

@@ -241,7 +241,7 @@ class RunExecution(RunSnapshots, HeldFiles):
             "require_metrics": False,
             "create_ledger": True,
             "access": access_payload(run.spec),
-            "step": {"name": "_setup", "kind": "sql", "sql": run.spec.setup_sql or ""},
+            "step": {"name": "_setup", "kind": "sql", "sql": run.spec.setup_sql or "", "source": run.spec.source(None)},
         }
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(3),

@@ -9,7 +9,15 @@ When DuckDB refuses a statement of that SQL, :func:`explain` finds the line it p
 the statement's first line) and returns the marker of that line, else the block's: the error then names the
 file, the line, the block and the check instead of ``<sql>:10``.
 
-Also here, because the loader needs it: :func:`located`, a config error of a pipeline file with its line.
+A SQL file the author wrote has no markers: its error names that file and the line of the failing statement
+(DuckDB's ``LINE n`` counted from the statement's first line in the file, else the statement's first line of
+code), then who runs it and where the YAML declares it (``steps.enrich (orders.yaml:99)``, ``setup
+(orders.yaml:14)``). :func:`sql_failure` is the one function that words an error of SQL, generated or not:
+the worker's runs (workersteps.py) and ``pipeline validate`` (validate.py) both go through it
+(sqlrun.py runs the statements).
+
+Also here, because the loader needs it: :func:`located`, a config error of a pipeline file with its line;
+:func:`named_lines` and :func:`yaml_at`, the YAML line of a dotted key once the file is loaded.
 Stdlib only: the daemon, the worker and ``pipeline validate`` use it.
 """
 
@@ -22,7 +30,17 @@ from typing import Any
 from foss_supervisor.config.schema import STEP_NAME
 from foss_supervisor.pipeline.errors import PipelineConfigError
 
-__all__ = ["error_line", "explain", "located", "mark", "place", "statement_lines"]
+__all__ = [
+    "error_line",
+    "explain",
+    "located",
+    "mark",
+    "named_lines",
+    "place",
+    "sql_failure",
+    "statement_lines",
+    "yaml_at",
+]
 
 _MARK = "-- @origin "
 _UNSAFE = re.compile(r"[|\r\n]")
@@ -95,6 +113,40 @@ def explain(sql: str, line: int, message: str) -> tuple[str, str] | None:
     where, _, key = found[1].rpartition(" ")
     first = message.split("\n", 1)[0].replace('Values list "s"', "the source")
     return where, f"{key} ({found[2]}): {first}"
+
+
+def sql_failure(sql: str, line: int, message: str, source: Mapping[str, Any]) -> tuple[str, str]:
+    """How an error at ``line`` (1-based) of ``sql`` is told: ``("FILE:LINE", "WHO: message")``.
+
+    ``source`` says where ``sql`` comes from: ``{"file": the SQL file's path, or None for SQL the loader
+    generated; "owner": who runs it and where the YAML declares it, like "steps.enrich (p.yaml:40)"}``.
+    Generated SQL is told by its markers (:func:`explain`: the YAML key at fault); a SQL file by its own
+    path and line. ``message`` is DuckDB's (or any one), its first line kept."""
+    file, owner = source.get("file"), str(source.get("owner") or "")
+    generated = explain(sql, line, message) if file is None else None
+    if generated is not None:
+        return generated
+    first = message.split("\n", 1)[0]
+    return f"{file or '<sql>'}:{line}", f"{owner}: {first}" if owner else first
+
+
+def named_lines(lines: Mapping[str, int], step_names: Sequence[Any]) -> dict[str, int]:
+    """``lines`` (as load_yaml gives them) with ``steps[i]`` keys spelled ``steps.<name>`` as well, for the
+    steps whose name is a unique step name (``step_names`` in file order)."""
+    out = dict(lines)
+    for key, line in lines.items():
+        m = re.match(r"^steps\[(\d+)\](.*)$", key)
+        name = step_names[int(m[1])] if m and int(m[1]) < len(step_names) else None
+        if m and isinstance(name, str) and step_names.count(name) == 1:
+            out[f"steps.{name}{m[2]}"] = line
+    return out
+
+
+def yaml_at(file: str, key: str, lines: Mapping[str, int]) -> str:
+    """``FILE:LINE`` of dotted ``key`` (or of the nearest key it is inside) in ``lines``; ``FILE`` alone
+    when neither is there."""
+    line = _key_line(key, lines)
+    return f"{file}:{line}" if line is not None else file
 
 
 def located(exc: PipelineConfigError, raw: Mapping[str, Any], lines: Mapping[str, int]) -> PipelineConfigError:

@@ -194,7 +194,7 @@ def _quarantine(tables: Mapping[str, str], row_key: str, exclude: str, key: str)
     ddl = f"ALTER TABLE {rejected} ADD COLUMN IF NOT EXISTS _raw_values JSON;{at}\n"
     insert = f"""INSERT INTO {rejected} BY NAME
 SELECT q.* {exclude}, CASE WHEN _raw_row.{row_key} IS NOT NULL THEN to_json(_raw_row) END AS _raw_values
-FROM _quality q LEFT JOIN (SELECT COLUMNS(lambda c: c NOT IN ({_VOLATILE})) FROM {raw}) _raw_row
+FROM _quality q LEFT JOIN (SELECT COLUMNS(lambda c: c NOT IN ({_VOLATILE})) FROM {raw}) _raw_row{at}
      ON _raw_row.{row_key} = q.{row_key}{at}
 WHERE len(q.reasons) > 0;"""  # noqa: S608 (identifiers checked by compile_quality)
     return ddl, insert

@@ -6,7 +6,8 @@
 - landing ``patterns`` (the watcher and discover honour the same list);
 - what it ``publish``es, each table's Hive partition columns, how many published runs are kept and in
   which format (Parquet run folders or Delta tables);
-- the parameters of the shipped Python steps, checked at load time.
+- the parameters of the shipped Python steps, checked at load time;
+- the steps' dependency order (no cycles).
 
 Stdlib only, like spec.py: the daemon loads pipelines without DuckDB.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "Published",
     "check_isolation",
     "check_shipped_params",
+    "dependency_order",
     "gated",
     "load_access",
     "load_patterns",
@@ -228,3 +230,21 @@ def check_shipped_params(func: str, params: Mapping[str, Any], file: str, key: s
                 raise PipelineConfigError(file, key, f"{func.rsplit(':', 1)[-1]} needs params.{name}: {what}")
         elif not check(params[name]):
             raise PipelineConfigError(file, f"{key}.{name}", f"must be {what}")
+
+
+def dependency_order(steps: Sequence[StepSpec], file: str) -> list[StepSpec]:
+    """``steps`` in an order where each comes after what it depends on: Kahn's algorithm, stable in declaration
+    order so the run order is predictable. Raises PipelineConfigError naming the steps of a cycle."""
+    remaining = {s.name: set(s.depends_on) for s in steps}
+    ordered: list[StepSpec] = []
+    while remaining:
+        ready = [s for s in steps if s.name in remaining and not remaining[s.name]]
+        if not ready:
+            cycle = ", ".join(sorted(remaining))
+            raise PipelineConfigError(file, "steps", f"dependency cycle among: {cycle}")
+        for s in ready:
+            ordered.append(s)
+            del remaining[s.name]
+        for deps in remaining.values():
+            deps.difference_update(s.name for s in ready)
+    return ordered

@@ -111,6 +111,7 @@ def step_payload(run: ActiveRun, step: StepSpec) -> dict[str, Any]:
         "folders": folders_payload(run.spec),
         "access": access_payload(run.spec),
         "checks": [c.text for c in run.spec.checks],
+        "checks_at": [run.spec.at(f"checks[{i}]") for i in range(len(run.spec.checks))],  # their YAML lines
         "prior_metrics": prior,
         "run": {
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.started_at)),
@@ -121,6 +122,7 @@ def step_payload(run: ActiveRun, step: StepSpec) -> dict[str, Any]:
             "kind": "python" if step.kind is StepKind.PYTHON else "sql",  # quality steps are compiled SQL
             "sql": step.sql if step.kind is not StepKind.PYTHON else None,
             "callable": step.callable,
+            "source": run.spec.source(step),  # where its errors point: its SQL file, the YAML's line
             "params": dict(step.params),
             "thresholds": [dataclass_to_json(t) for t in step.thresholds],
         },

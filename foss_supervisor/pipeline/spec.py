@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from foss_supervisor.base.resources import data_dir
 from foss_supervisor.config.gates import Gate
@@ -27,16 +27,17 @@ from foss_supervisor.config.schema import FOLDERS, PIPELINE_SCHEMA, STEP, Sectio
 from foss_supervisor.config.yamlload import MAX_FILE_BYTES, load_yaml
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.callables import resolve_callable
-from foss_supervisor.pipeline.checks import Check, evaluate_check, parse_check
+from foss_supervisor.pipeline.checks import Check, evaluate_check, load_check, parse_check
 from foss_supervisor.pipeline.dedupe import compile_deduplicate
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.origins import located, place
+from foss_supervisor.pipeline.origins import located, named_lines, place, yaml_at
 from foss_supervisor.pipeline.partition import PartitionSpec, load_partition
 from foss_supervisor.pipeline.quality import compile_quality
 from foss_supervisor.pipeline.rules import (
     DEFAULT_PATTERNS,
     check_isolation,
     check_shipped_params,
+    dependency_order,
     gated,
     load_access,
     load_patterns,
@@ -63,6 +64,7 @@ __all__ = [
 ]
 
 
+T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_RETRIES = 2
 
@@ -139,6 +141,19 @@ class PipelineSpec:
     demo_data: str | None = None  # its sample data generator, ``generate(landing, orders=, seed=, prefix=)``
     #: its partition key from landing file names, for backfills (partition.py); None: not partitioned
     partition: PartitionSpec | None = None
+    setup_path: Path | None = None  # the file of setup_sql
+    #: the YAML line of each dotted key, steps also by name (``steps.enrich.sql``): where errors point (origins.py)
+    lines: Mapping[str, int] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+
+    def at(self, key: str) -> str:
+        """``FILE:LINE`` in the YAML of dotted ``key`` (steps by name), or of the nearest key it is inside."""
+        return yaml_at(str(self.path), key, self.lines)
+
+    def source(self, step: StepSpec | None) -> dict[str, str | None]:
+        """origins.sql_failure's source of ``step``'s SQL (None: setup): file, owner at its ``sql:``/``name:`` line."""
+        who, file = ("setup", self.setup_path) if step is None else (f"steps.{step.name}", step.sql_path)
+        key = who if step is None else f"{who}.{'sql' if file is not None else 'name'}"
+        return {"file": str(file) if file is not None else None, "owner": f"{who} ({self.at(key)})"}
 
     def step(self, name: str) -> StepSpec:
         """The step called ``name``; KeyError if there is none."""
@@ -194,16 +209,17 @@ def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -
         raise PipelineConfigError(file, "", "top level must be a mapping", 1)
     try:
         spec = _load(raw, path, file, folders)
-    except PipelineConfigError as exc:
-        if exc.line is not None:
-            raise
-        raise located(exc, raw, lines) from None
+    except PipelineConfigError as exc:  # one or several (exc.errors), each given its line
+        errors = [
+            located(e, raw, lines) if isinstance(e, PipelineConfigError) and e.line is None else e for e in exc.errors
+        ]
+        raise PipelineConfigError.collected(errors) from None
     names = [s.get("name") for s in raw["steps"]]  # generated SQL's errors name the YAML (origins.py)
     steps = (
         dataclasses.replace(s, sql=place(s.sql, file, lines, names)) if s.sql_path is None and s.sql else s
         for s in spec.steps
     )
-    return dataclasses.replace(spec, steps=tuple(steps))
+    return dataclasses.replace(spec, steps=tuple(steps), lines=named_lines(lines, names))
 
 
 def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides | None) -> PipelineSpec:
@@ -214,19 +230,27 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         raise PipelineConfigError(file, "name", "is required")
     name = gated(raw, "name", _gate(PIPELINE_SCHEMA, "name"), "", file)
     description = gated(raw, "description", _gate(PIPELINE_SCHEMA, "description"), "", file)
-
     resolved_folders = _load_folders(raw.get("folders", {}), base, file, folders or FolderOverrides())
-
-    setup_sql: str | None = None
+    setup_sql, setup_path = None, None
     if "setup" in raw:
         if raw["setup"] is None:
             raise PipelineConfigError(file, "setup", "is required to be a path when given")
-        setup_sql = _read_sql(base / gated(raw, "setup", _gate(PIPELINE_SCHEMA, "setup"), "", file), file, "setup")
+        setup_path = (base / gated(raw, "setup", _gate(PIPELINE_SCHEMA, "setup"), "", file)).resolve()
+        setup_sql = _read_sql(setup_path, file, "setup")
 
     steps_raw = raw.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw:
         raise PipelineConfigError(file, "steps", "must be a non-empty list")
-    steps = [_load_step(s, i, base, file) for i, s in enumerate(steps_raw)]
+    problems: list[ConfigError] = []  # of declarations independent of each other: all told at once
+    loaded = [_collect(problems, _load_step, s, i, base, file) for i, s in enumerate(steps_raw)]
+    names = None if problems else {s.name for s in loaded if s is not None}  # a step in error: any name goes
+    checks_raw = raw.get("checks", [])
+    if not isinstance(checks_raw, list):
+        raise PipelineConfigError(file, "checks", "must be a list of strings")
+    checks = [_collect(problems, load_check, c, i, names, file) for i, c in enumerate(checks_raw)]
+    if problems:
+        raise PipelineConfigError.collected(list(problems))
+    steps = [s for s in loaded if s is not None]
     seen: set[str] = set()
     for i, s in enumerate(steps):
         if s.name in seen:
@@ -238,21 +262,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
                 raise PipelineConfigError(file, f"steps[{i}].depends_on", f"unknown step {dep!r}")
             if dep == s.name:
                 raise PipelineConfigError(file, f"steps[{i}].depends_on", "a step cannot depend on itself")
-    ordered = _topological(steps, file)
-
-    checks_raw = raw.get("checks", [])
-    if not isinstance(checks_raw, list):
-        raise PipelineConfigError(file, "checks", "must be a list of strings")
-    checks: list[Check] = []
-    for i, c in enumerate(checks_raw):
-        if not isinstance(c, str):
-            raise PipelineConfigError(file, f"checks[{i}]", "must be a string like 'a.x == b.y + b.z'")
-        c = gated({"c": c}, "c", _gate(PIPELINE_SCHEMA, "checks"), "", file, f"checks[{i}]")
-        check = parse_check(c, file=file, key=f"checks[{i}]")
-        for step_name in check.steps:
-            if step_name not in seen:
-                raise PipelineConfigError(file, f"checks[{i}]", f"unknown step {step_name!r}")
-        checks.append(check)
+    ordered = dependency_order(steps, file)
 
     sql_texts = [t for t in [setup_sql, *(s.sql for s in ordered)] if t]
     schemas, inputs, ledger = load_access(raw, name, sql_texts, ordered, file)
@@ -266,8 +276,9 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         path=path,
         folders=resolved_folders,
         steps=tuple(ordered),
-        checks=tuple(checks),
+        checks=tuple(c for c in checks if c is not None),
         setup_sql=setup_sql,
+        setup_path=setup_path,
         schemas=schemas,
         inputs=inputs,
         ledger=ledger,
@@ -277,6 +288,15 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         demo_data=resolve_callable(demo, base, file, "demo_data") if demo else None,
         partition=load_partition(raw.get("partition"), file),
     )
+
+
+def _collect(problems: list[ConfigError], load: Callable[..., T], *args: Any) -> T | None:
+    """``load(*args)``, or None with its error added to ``problems``."""
+    try:
+        return load(*args)
+    except PipelineConfigError as exc:
+        problems.extend(exc.errors)
+        return None
 
 
 def load_for_daemon(file: Path, *, name: str, landing: Path, reference: Path | None, data_dir: Path) -> PipelineSpec:
@@ -309,8 +329,7 @@ def load_pipelines(directory: str | Path, *, folders: FolderOverrides | None = N
 def _unknown_keys(raw: Mapping[str, Any], allowed: set[str], file: str, prefix: str) -> None:
     for k in raw:
         if k not in allowed:
-            hint = ", ".join(sorted(allowed))
-            raise PipelineConfigError(file, f"{prefix}{k}", f"unknown key (allowed: {hint})")
+            raise PipelineConfigError(file, f"{prefix}{k}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
 def _read_sql(p: Path, file: str, key: str) -> str:
@@ -419,20 +438,3 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
         layer=layer,
         thresholds=step_thresholds(raw.get("thresholds"), rule_thresholds, file, key, name),
     )
-
-
-def _topological(steps: Sequence[StepSpec], file: str) -> list[StepSpec]:
-    """Kahn's algorithm, stable in declaration order so the run order is predictable."""
-    remaining = {s.name: set(s.depends_on) for s in steps}
-    ordered: list[StepSpec] = []
-    while remaining:
-        ready = [s for s in steps if s.name in remaining and not remaining[s.name]]
-        if not ready:
-            cycle = ", ".join(sorted(remaining))
-            raise PipelineConfigError(file, "steps", f"dependency cycle among: {cycle}")
-        for s in ready:
-            ordered.append(s)
-            del remaining[s.name]
-        for deps in remaining.values():
-            deps.difference_update(s.name for s in ready)
-    return ordered

@@ -8,28 +8,32 @@ sandbox as the worker, with an empty landing folder: every table exists and is e
 bound and executed in milliseconds and nothing of the warehouse is touched (the daemon may keep running).
 Python steps are imported, not run. Reference files are read (they are small by design).
 
-Each problem names the SQL file and the line of the failing statement (the statement's first line in the
-file plus DuckDB's own ``LINE n``); a problem of a generated block (``kind: quality``) names the YAML file,
-the line, the block and the rule or test at fault instead (origins.py). One root cause is one problem: a
-step that runs after a step with an error is reported ``not_checked``, not as a second error.
+Each problem is told as a run tells it, through the same loop (sqlrun.py) and words (origins.sql_failure):
+the SQL file and the line of the fault (the statement's first line in the file plus DuckDB's own ``LINE n``)
+with the step (or ``setup``) and its YAML line; a problem of a generated block (``kind: quality``,
+``kind: deduplicate``) names the YAML file, the line, the block and the rule or test at fault instead. A
+check naming a metric no step reports, and a ``publish`` table no step makes or a ``publish_partition_by``
+column its table lacks (``_publish``), name their YAML line. One root cause is one problem: a step that runs
+after a step with an error is reported ``not_checked``, not as a second error.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
+import inspect
 import tempfile
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import duckdb
 
 from foss_supervisor.pipeline.callables import load_callable
 from foss_supervisor.pipeline.ingest import bronze_ddl, check_bronze
 from foss_supervisor.pipeline.ledger import ledger_ddl
-from foss_supervisor.pipeline.origins import error_line, explain, statement_lines
-from foss_supervisor.pipeline.sandbox import Access, AccessDenied
+from foss_supervisor.pipeline.origins import sql_failure
+from foss_supervisor.pipeline.sandbox import Access
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, evaluate_check
+from foss_supervisor.pipeline.sqlrun import SqlFailed, run_statements
 
 __all__ = ["StepReport", "validate_spec"]
 
@@ -39,8 +43,6 @@ _FOLLOWS = "not checked: it runs after the error of step"
 _INGEST = "foss_supervisor.pipeline.ingest:ingest"
 #: shipped Python steps whose tables validate makes itself (the ledger, the bronze table)
 _MADE_HERE = frozenset({_INGEST, "foss_supervisor.pipeline.ledger:discover"})
-#: how much of a pipeline's YAML is searched for a step's line (the loader bounds the file too)
-_MAX_YAML_CHARS = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,49 +56,15 @@ class StepReport:
     metrics: tuple[str, ...] = ()
 
 
-def _run_sql(cur: Any, sql: str, path: Path | None, access: Access) -> tuple[list[Any], list[tuple[Any, ...]]]:
-    """Run each statement of ``sql``; on failure raise ValueError('file:line', message)."""
-    offset = 0
-    description: list[Any] = []
-    rows: list[tuple[Any, ...]] = []
+def _run_sql(
+    cur: Any, sql: str, source: dict[str, Any], access: Access
+) -> tuple[int, list[Any], list[tuple[Any, ...]]]:
+    """Run each statement of ``sql`` as the worker does (sqlrun.py); on failure raise ValueError('file:line',
+    message) in the author's terms (origins.sql_failure)."""
     try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as exc:  # a syntax error: DuckDB's LINE n counts from the text's first line
-        _raise_at(sql, path, error_line(str(exc), 1, 1), str(exc))
-    for stmt in statements:
-        base, code_line, offset = statement_lines(sql, stmt.query, offset)
-        try:
-            access.check(stmt.query)
-            cur.execute(stmt.query)
-            description = list(cur.description or [])
-            rows = cur.fetchall() if description else []
-        except (AccessDenied, duckdb.Error) as exc:
-            _raise_at(sql, path, error_line(str(exc), base, code_line), str(exc))
-    return description, rows
-
-
-def _raise_at(sql: str, path: Path | None, at: int, error: str) -> NoReturn:
-    """Raise ValueError('file:line', message) for ``error`` at line ``at`` of ``sql`` (a generated block's
-    error names its YAML instead)."""
-    generated = explain(sql, at, error) if path is None else None  # a quality block: its YAML
-    if generated is not None:
-        raise ValueError(*generated) from None
-    raise ValueError(f"{path or '<sql>'}:{at}", error.split("\n", 1)[0]) from None
-
-
-def _step_line(spec: PipelineSpec, step: str) -> str:
-    """``file:LINE`` of step ``step``'s ``name:`` in the pipeline's YAML, or the file alone when not found."""
-    try:
-        text = spec.path.read_text(encoding="utf-8", errors="replace")[:_MAX_YAML_CHARS]
-    except OSError:
-        return str(spec.path)
-    named = re.compile(rf"(^|[\s{{,-])name:\s*['\"]?{re.escape(step)}['\"]?\s*([,}}#]|$)")
-    in_steps = False
-    for number, line in enumerate(text.splitlines(), 1):
-        in_steps = in_steps or line.startswith("steps:")
-        if in_steps and named.search(line):
-            return f"{spec.path}:{number}"
-    return str(spec.path)
+        return run_statements(cur, sql, source, access)
+    except SqlFailed as exc:
+        raise ValueError(exc.where, exc.text) from None
 
 
 def _python_step(spec: PipelineSpec, step: StepSpec) -> StepReport:
@@ -104,9 +72,11 @@ def _python_step(spec: PipelineSpec, step: StepSpec) -> StepReport:
         func = load_callable(str(step.callable))
     except BaseException as exc:  # user code at import: it may raise anything, SystemExit too
         why = f"{type(exc).__name__}: {exc}" if isinstance(exc, SystemExit | KeyboardInterrupt) else str(exc)
-        return StepReport(step.name, "error", _step_line(spec, step.name), f"cannot import {step.callable}: {why}")
+        return StepReport(
+            step.name, "error", spec.at(f"steps.{step.name}.name"), f"cannot import {step.callable}: {why}"
+        )
     if not callable(func):
-        return StepReport(step.name, "error", _step_line(spec, step.name), f"{step.callable} is not callable")
+        return StepReport(step.name, "error", spec.at(f"steps.{step.name}.name"), f"{step.callable} is not callable")
     return StepReport(step.name, "ok", message="python step: imported, not run")
 
 
@@ -119,7 +89,7 @@ def _ingest_table(con: Any, spec: PipelineSpec, step: StepSpec) -> StepReport:
         check_bronze(con, table, columns)
     except (ValueError, duckdb.Error) as exc:
         why = str(exc).split("\n", 1)[0]
-        return StepReport(step.name, "error", _step_line(spec, step.name), f"its bronze table {table}: {why}")
+        return StepReport(step.name, "error", spec.at(f"steps.{step.name}.name"), f"its bronze table {table}: {why}")
     return StepReport(step.name, "ok", message="python step: imported, not run")
 
 
@@ -154,7 +124,7 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
             setup.execute(ledger_ddl(spec.ledger))
             if spec.setup_sql:
                 try:
-                    _run_sql(setup, spec.setup_sql, None, access)
+                    _run_sql(setup, spec.setup_sql, spec.source(None), access)
                     reports.append(StepReport("_setup", "ok"))
                 except ValueError as exc:
                     reports.append(StepReport("_setup", "error", *exc.args))
@@ -190,9 +160,9 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
                 if reports[-1].status == "error":
                     roots[step.name] = step.name
             reports += _checks(spec, metrics)
-            if spec.publish_partition_by and not roots:
+            if not roots and (spec.publish_partition_by or any("." in p for p in spec.publish)):
                 current = "_publish"
-                reports.append(_partitions(con, spec))
+                reports.append(_publish(con, spec))
         except Exception as exc:  # what no check foresaw: an error of the step it met, the rest not checked
             why = (str(exc).splitlines() or [""])[0]
             reports.append(
@@ -221,22 +191,51 @@ def _python_upstream(spec: PipelineSpec, step: StepSpec) -> str | None:
     return None
 
 
-def _partitions(con: Any, spec: PipelineSpec) -> StepReport:
-    """``publish_partition_by``: each column is one of its table's, as the steps left the tables (``_publish``)."""
-    for table, columns in spec.publish_partition_by:
+def _publish(con: Any, spec: PipelineSpec) -> StepReport:
+    """``publish``: each table named exists once the steps ran; ``publish_partition_by``: each column is one
+    of its table's (``_publish``, at the key's YAML line). A table no SQL step makes is an error, unless a
+    Python step validate does not run may make it (then ``not_checked``): one whose module's text names it."""
+
+    def columns_of(table: str) -> set[str]:
         schema, _, name = table.partition(".")
-        found = con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
-            [schema, name],
-        ).fetchall()
+        query = "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?"
+        return {r[0] for r in con.execute(query, [schema, name]).fetchall()}
+
+    def absent(key: str, table: str) -> StepReport:
+        made_by_python = _python_maker(spec, table)
+        if made_by_python is not None:
+            why = f"{table} is not made by a SQL step (Python step {made_by_python} may make it: not run here)"
+            return StepReport("_publish", "not_checked", spec.at(key), why)
+        return StepReport("_publish", "error", spec.at(key), f"{key}: no step makes table {table}")
+
+    for i, name in enumerate(spec.publish):
+        if "." in name and not columns_of(name):
+            return absent(f"publish[{i}]", name)
+    for table, columns in spec.publish_partition_by:  # grouped by table: the key's own line
+        found = columns_of(table)
         if not found:
-            return StepReport("_publish", "not_checked", message=f"{table} is not made by a SQL step")
-        missing = [c for c in columns if c not in {r[0] for r in found}]
+            return absent("publish_partition_by", table)
+        missing = [c for c in columns if c not in found]
         if missing:
-            return StepReport(
-                "_publish", "error", str(spec.path), f"publish_partition_by: {table} has no column {missing[0]!r}"
-            )
+            message = f"publish_partition_by: {table} has no column {missing[0]!r}"
+            return StepReport("_publish", "error", spec.at("publish_partition_by"), message)
     return StepReport("_publish", "ok")
+
+
+def _python_maker(spec: PipelineSpec, table: str) -> str | None:
+    """The first Python step (not a shipped one whose tables validate makes) whose module's source names
+    ``table`` (its name after the schema, in any case), or that cannot be read: it may make the table."""
+    for step in spec.steps:
+        if step.kind is not StepKind.PYTHON or step.callable in _MADE_HERE:
+            continue
+        try:
+            source = Path(inspect.getsourcefile(load_callable(str(step.callable))) or "")
+            text = source.read_text(encoding="utf-8", errors="replace").lower()
+        except BaseException:  # user code at import may raise anything: then it may make anything
+            return step.name
+        if table.rpartition(".")[2].lower() in text:
+            return step.name
+    return None
 
 
 def _sql_step(
@@ -244,7 +243,7 @@ def _sql_step(
 ) -> StepReport:
     con.execute("BEGIN TRANSACTION")
     try:
-        description, rows = _run_sql(con, str(step.sql), step.sql_path, access)
+        line, description, rows = _run_sql(con, str(step.sql), spec.source(step), access)
     except ValueError as exc:
         con.execute("ROLLBACK")
         where, message = exc.args
@@ -256,12 +255,11 @@ def _sql_step(
         return StepReport(step.name, "error", where, message)
     con.execute("COMMIT")
     names = tuple(d[0] for d in description)
-    where = f"{step.sql_path}"
-    if len(rows) != 1:
-        return StepReport(step.name, "error", where, "the last statement must be a SELECT returning one row of metrics")
     missing = [m for m in ("rows_in", "rows_out") if m not in names]
-    if missing:
-        return StepReport(step.name, "error", where, f"the metrics SELECT has no {', '.join(missing)} column")
+    why = f"the metrics SELECT has no {', '.join(missing)} column" if missing else ""
+    if len(rows) != 1 or missing:  # at the last statement, as the worker says it (workersteps.run_sql)
+        why = why if len(rows) == 1 else "the last statement must be a SELECT returning one row of metrics"
+        return StepReport(step.name, "error", *sql_failure(str(step.sql), line, why, spec.source(step)))
     metrics[step.name] = dict(zip(names, rows[0], strict=True))
     return StepReport(step.name, "ok", metrics=names)
 
@@ -269,10 +267,6 @@ def _sql_step(
 def _checks(spec: PipelineSpec, metrics: dict[str, dict[str, Any]]) -> list[StepReport]:
     """``checks:`` whose steps all reported metrics here, evaluated: one ``_checks`` error for each that names
     a metric no step reports, at the check's own YAML line (the steps themselves are fine)."""
-    try:
-        lines = spec.path.read_text(encoding="utf-8", errors="replace")[:_MAX_YAML_CHARS].splitlines()
-    except OSError:
-        lines = []
     problems = []
     for i, check in enumerate(spec.checks):
         if not check.steps <= metrics.keys():
@@ -280,6 +274,5 @@ def _checks(spec: PipelineSpec, metrics: dict[str, dict[str, Any]]) -> list[Step
         try:
             evaluate_check(check, metrics)
         except KeyError as exc:
-            at = next((f":{n}" for n, line in enumerate(lines, 1) if check.text in line), "")
-            problems.append(StepReport("_checks", "error", f"{spec.path}{at}: checks[{i}]", str(exc.args[0])))
+            problems.append(StepReport("_checks", "error", spec.at(f"checks[{i}]"), f"checks[{i}]: {exc.args[0]}"))
     return problems

@@ -65,6 +65,7 @@ from foss_supervisor.pipeline.workersteps import (  # noqa: E402
     check_metrics,
     check_thresholds,
     failure_of,
+    missing_metric,
     run_sql,
 )
 
@@ -319,10 +320,11 @@ class Worker:
                 if step["kind"] == "sql":
                     metrics = run_sql(
                         cursor,
-                        str(step.get("sql") or ""),
+                        step,
                         bool(message.get("require_metrics", True)),
                         access,
                         gate.checkpoint,
+                        folders,
                     )
                     warnings.extend(str(w) for w in metrics.pop("warnings", None) or [])
                 else:
@@ -350,7 +352,7 @@ class Worker:
                 if message.get("require_metrics", True):
                     for required in ("rows_in", "rows_out"):
                         if not isinstance(metrics.get(required), int | float):
-                            raise StepFailure("step_error", f"step reported no numeric {required!r} metric")
+                            raise missing_metric(step, required)
                 check_metrics(message, str(step["name"]), metrics)
                 warnings.extend(check_thresholds(message, metrics))
                 record_commit(cursor, message, {"metrics": metrics, "warnings": warnings})

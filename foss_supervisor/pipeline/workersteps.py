@@ -15,9 +15,10 @@ from typing import Any
 
 import duckdb
 
-from foss_supervisor.pipeline.origins import error_line, explain, statement_lines
-from foss_supervisor.pipeline.sandbox import Access
+from foss_supervisor.pipeline.origins import sql_failure
+from foss_supervisor.pipeline.sandbox import Access, AccessDenied
 from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check
+from foss_supervisor.pipeline.sqlrun import SqlFailed, run_statements
 from foss_supervisor.pipeline.thresholds import crossed
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "check_metrics",
     "check_thresholds",
     "failure_of",
+    "missing_metric",
     "no_landing_files",
     "run_sql",
 ]
@@ -82,58 +84,71 @@ class CommitGate:
 
 def run_sql(
     cursor: Any,
-    sql: str,
+    step: Mapping[str, Any],
     require_metrics: bool,
     access: Access,
-    checkpoint: Callable[[], None] = lambda: None,
+    checkpoint: Callable[[], None],
+    folders: Folders,
 ) -> dict[str, Any]:
-    """Run a SQL step's statements, each checked against ``access`` and ``checkpoint`` (a cancel) first; its
-    metrics are the one row of the last statement (``{}`` when not ``require_metrics``). Raises StepFailure
-    (also for an error of generated SQL, named by its YAML file, line, block and rule: origins.py),
-    AccessDenied, duckdb.Error."""
-    statements = duckdb.extract_statements(sql) if sql.strip() else []
-    if not statements:
-        if not require_metrics:
-            return {}  # a pipeline without setup SQL: only the ledger was created
-        raise StepFailure("step_error", "SQL file holds no statement")
-    offset = 0
-    for stmt in statements:
-        checkpoint()
-        access.check(stmt.query)
-        base, code_line, offset = statement_lines(sql, stmt.query, offset)
-        try:
-            cursor.execute(stmt.query)
-        except duckdb.Error as exc:
-            passed_on = isinstance(exc, (*TRANSIENT, duckdb.InterruptException))  # a retry, or a cancel
-            generated = None if passed_on else explain(sql, error_line(str(exc), base, code_line), str(exc))
-            if generated is None:  # a SQL file the author wrote, a fault worth a retry, a cancel
-                raise
-            raise StepFailure("sql_error", f"{generated[0]}: {generated[1]}") from None
+    """Run the SQL of ``step`` (its ``sql`` and ``source``, see origins.sql_failure) statement by statement,
+    each checked against ``access`` and ``checkpoint`` (a cancel) first; its metrics are the one row of the
+    last statement (``{}`` when not ``require_metrics``), ``rows_in`` and ``rows_out`` numbers among them.
+
+    Raises StepFailure whose message starts with where the author wrote the fault: the SQL file and line
+    of the failing statement and the step with its YAML line, or for generated SQL the YAML line of the
+    declaration (origins.py). A cancel (duckdb.InterruptException), a fault worth a retry (TRANSIENT) and a
+    landing pattern that matched nothing pass as DuckDB raised them (the worker tells them apart)."""
+    sql, source = str(step.get("sql") or ""), dict(step.get("source") or {})
+    if not sql.strip() and not require_metrics:
+        return {}  # a pipeline without setup SQL: only the ledger was created
+    try:
+        line, description, rows = run_statements(cursor, sql, source, access, checkpoint)
+    except SqlFailed as exc:
+        if isinstance(exc.cause, AccessDenied):
+            raise StepFailure("access_denied", str(exc)) from None
+        assert isinstance(exc.cause, duckdb.Error)
+        if isinstance(exc.cause, duckdb.InterruptException) or failure_of(exc.cause, folders).kind != "sql_error":
+            raise exc.cause from None
+        raise StepFailure("sql_error", str(exc)) from None
     if not require_metrics:
         return {}
-    description = cursor.description
-    rows = cursor.fetchall() if description else []
+    if not sql.strip():
+        raise StepFailure("step_error", ": ".join(sql_failure(sql, 1, "SQL file holds no statement", source)))
     if len(rows) != 1:
-        raise StepFailure(
-            "step_error", "the last statement of a SQL step must be a SELECT returning one row of metrics"
-        )
-    return {d[0]: v for d, v in zip(description, rows[0], strict=True)}
+        why = "the last statement of a SQL step must be a SELECT returning one row of metrics"
+        raise StepFailure("step_error", ": ".join(sql_failure(sql, line, why, source)))
+    metrics = {d[0]: v for d, v in zip(description, rows[0], strict=True)}
+    for required in ("rows_in", "rows_out"):
+        if not isinstance(metrics.get(required), int | float):
+            why = f"the metrics SELECT has no numeric {required} column"
+            raise StepFailure("step_error", ": ".join(sql_failure(sql, line, why, source)))
+    return metrics
+
+
+def missing_metric(step: Mapping[str, Any], required: str) -> StepFailure:
+    """The failure of a step (a Python one: a SQL step's is run_sql's) whose metrics lack a number
+    ``required``, naming the step and its YAML line (its ``source``'s owner) when the request gives them."""
+    owner = str((step.get("source") or {}).get("owner") or "")
+    return StepFailure("step_error", f"{owner + ': ' if owner else ''}step reported no numeric {required!r} metric")
 
 
 def check_metrics(message: Mapping[str, Any], step_name: str, metrics: dict[str, Any]) -> None:
-    """Evaluate every row-accounting check that reads this step, before COMMIT."""
+    """Evaluate every row-accounting check that reads this step, before COMMIT; a failure names the check's
+    YAML line (``checks_at``, aligned with ``checks``, when the request gives it) and ``checks[i]``."""
     known: dict[str, Mapping[str, Any]] = dict(message.get("prior_metrics") or {})
     known[step_name] = metrics
-    for text in message.get("checks") or []:
+    at = list(message.get("checks_at") or [])
+    for i, text in enumerate(message.get("checks") or []):
         check = parse_check(str(text))
         if step_name not in check.steps:
             continue
+        where = f"{at[i]}: checks[{i}]: " if i < len(at) else ""
         try:
             passed, detail = evaluate_check(check, known)
         except KeyError as exc:
-            raise StepFailure("check_failed", str(exc.args[0])) from None
+            raise StepFailure("check_failed", f"{where}{exc.args[0]}") from None
         if passed is False:
-            raise StepFailure("check_failed", f"row accounting check failed: {check.text} ({detail})")
+            raise StepFailure("check_failed", f"{where}row accounting check failed: {check.text} ({detail})")
 
 
 def failure_of(exc: duckdb.Error, folders: Folders) -> StepFailure:

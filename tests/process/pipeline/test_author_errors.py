@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import re
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pytest
 import yaml
-from helpers.pipeline import QUALITY_RULES, RunnerFactory, dedupe_pipeline, quality_pipeline
+from helpers.pipeline import QUALITY_RULES, RunnerFactory, dedupe_pipeline, quality_pipeline, two_step_pipeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.pipeline.sandbox import Access
 from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.sqlrun import SqlFailed, run_statements
 from foss_supervisor.pipeline.states import RunStatus, StepState
 from foss_supervisor.pipeline.validate import validate_spec
 
@@ -214,3 +219,150 @@ def test_a_broken_deduplicate_declaration_is_named_by_its_yaml_line(
     assert report.status == "error" and report.where == f"{path}:{line}", (report, path.read_text())
     assert report.message.startswith(f"steps.dedupe.params.{param} ({what}): "), report.message
     assert missing in report.message and "<sql>" not in report.message
+
+
+# ------------------------------------------------------------------ SQL files: the file's line, the step's YAML line
+
+#: statements that run; each may span lines (its text split at spaces)
+GOOD_STATEMENTS = [
+    "CREATE OR REPLACE TABLE main.ok AS SELECT 1 AS v",
+    "INSERT INTO main.ok SELECT 2",
+    "SELECT count(*) AS n FROM main.ok",
+]
+#: (failing statement as lines, the index of the line DuckDB's error points at; None: it names no line, so the
+#: statement's first line is the one meant)
+FAILING = {
+    "missing table": (["SELECT count(*)", "FROM main.nowhere_at_all"], 1),
+    "bad column": (["SELECT v,", "  no_such_column", "FROM (SELECT 1 AS v)"], 1),
+    "conversion": (["INSERT INTO main.ok", "SELECT CAST(s AS INTEGER)", "FROM (SELECT 'abc' AS s)"], 1),
+    "constraint on data": (["INSERT INTO main.nn", "SELECT NULL"], None),
+    "syntax": (["SELECT 1 AS a", "FROM (SELECT 1) WHERE"], 1),
+}
+GAPS = st.lists(st.sampled_from(["", "-- a comment", "  ", "-- two; semicolons; here"]), max_size=3)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    before=st.lists(st.tuples(st.sampled_from(GOOD_STATEMENTS), GAPS, st.integers(1, 3)), max_size=4),
+    failing=st.sampled_from(sorted(FAILING)),
+    gap=GAPS,
+    after=st.booleans(),
+)
+def test_an_error_of_a_sql_file_names_the_line_the_author_wrote(
+    before: list[tuple[str, list[str], int]], failing: str, gap: list[str], after: bool
+) -> None:
+    """For any place of the failing statement in the file (statements before it over any number of lines,
+    comments and blank lines between), the one loop (sqlrun.py) names the file and the author's line of the
+    fault (the line DuckDB points at, else the statement's first line), then the step and its YAML line."""
+    lines: list[str] = []
+    for statement, comments, parts in before:
+        lines += comments
+        words = statement.split(" ")
+        cut = [len(words) * k // parts for k in range(parts + 1)]
+        lines += [" ".join(words[a:b]) for a, b in itertools.pairwise(cut) if words[a:b]]
+        lines[-1] += ";"
+    lines += gap
+    text, pointed = FAILING[failing]
+    first = len(lines) + 1
+    lines += [*text[:-1], text[-1] + ";"]
+    if after:
+        lines += ["SELECT 1 AS rows_in, 1 AS rows_out;"]
+    expected = first + (pointed or 0)
+    if failing == "syntax":  # a syntax error stops the whole file before any statement runs
+        expected = first + 1
+    sql = "\n".join(lines) + "\n"
+    source = {"file": "/p/step.sql", "owner": "steps.mine (/p/p.yaml:7)"}
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("CREATE TABLE main.nn (v INTEGER NOT NULL); CREATE TABLE main.ok AS SELECT 1 AS v")
+        with pytest.raises(SqlFailed) as failed:
+            run_statements(con.cursor(), sql, source, Access("p", frozenset({"main"}), frozenset()))
+    finally:
+        con.close()
+    assert failed.value.where == f"/p/step.sql:{expected}", (failed.value, sql)
+    assert failed.value.text.startswith("steps.mine (/p/p.yaml:7): "), failed.value.text
+    assert "\n" not in failed.value.text
+
+
+def _yaml_line(path: Path, text: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+RUNTIME = {
+    # a conversion of the data: DuckDB's LINE 2 of the INSERT at line 4
+    "conversion": (
+        "-- header\n\nCREATE OR REPLACE TABLE s_raw.v AS SELECT 'abc' AS s;\n"
+        "INSERT INTO s_raw.t\nSELECT CAST(s AS INTEGER), 1 FROM s_raw.v;\nSELECT 1 AS rows_in, 1 AS rows_out;\n",
+        [],
+        "sql_error: {sql}:5: steps.mine ({yaml}:{step}): Conversion Error: ",
+    ),
+    # a constraint the data breaks (DuckDB names no line): the INSERT's first line of code
+    "constraint": (
+        "CREATE OR REPLACE TABLE s_raw.nn (v INTEGER NOT NULL);\n-- a NULL\nINSERT INTO s_raw.nn\n  SELECT NULL;\n"
+        "SELECT 1 AS rows_in, 1 AS rows_out;\n",
+        [],
+        "sql_error: {sql}:3: steps.mine ({yaml}:{step}): Constraint Error: ",
+    ),
+    # a table missing at run time (dropped by the statement before): DuckDB's LINE 2 of the statement at line 3
+    "missing table": (
+        "DROP TABLE IF EXISTS s_raw.total;\n\nSELECT count(*) AS rows_in,\n  count(*) AS rows_out FROM s_raw.total;\n",
+        [],
+        "sql_error: {sql}:4: steps.mine ({yaml}:{step}): Catalog Error: ",
+    ),
+    "no rows_out": (
+        "-- metrics\nSELECT 1 AS rows_in,\n  2 AS rows_outx;\n",
+        [],
+        "step_error: {sql}:2: steps.mine ({yaml}:{step}): the metrics SELECT has no numeric rows_out column",
+    ),
+    "check names no metric": (
+        "SELECT 1 AS rows_in, 1 AS rows_out;\n",
+        ["mine.rows_in == mine.kept"],
+        "check_failed: {yaml}:{check}: checks[0]: ",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RUNTIME))
+async def test_a_run_names_the_sql_file_line_and_the_step(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory, case: str
+) -> None:
+    sql, checks, expected = RUNTIME[case]
+    path = two_step_pipeline(tmp_path, sql, checks)
+    runner = await runners.open([load_pipeline(path)], workspace["state"])
+    rec = await asyncio.wait_for(runner.run("s"), 60)
+    mine = rec.step("mine")
+    assert rec.status is RunStatus.FAILED and mine.state is StepState.FAILED, rec.to_dict()
+    step = _yaml_line(path, "sql: step.sql")  # the line naming its SQL file
+    check = _yaml_line(path, checks[0]) if checks else 0
+    prefix = expected.format(sql=tmp_path / "step.sql", yaml=path, step=step, check=check)
+    assert mine.error is not None and mine.error.startswith(prefix), (mine.error, prefix)
+    assert mine.attempts == 1  # the author's mistake is not retried as if it were transient
+
+
+async def test_an_error_of_the_setup_sql_names_its_file_line_and_the_setup_key(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    """The setup's error names setup.sql and its line (not ``<sql>:N``) and the YAML line of ``setup:``, in
+    validate and in a run alike."""
+    path = two_step_pipeline(tmp_path, "SELECT 1 AS rows_in, 1 AS rows_out;\n")
+    setup = tmp_path / "setup.sql"
+    setup.write_text(setup.read_text() + "\n-- the mistake\nCREATE TABLE s_raw.bad AS\n  SELECT * FROM s_raw.nope;\n")
+    prefix = f"{setup}:6: setup ({path}:{_yaml_line(path, 'setup: setup.sql')}): Catalog Error: "
+    report = validate_spec(load_pipeline(path))[0]
+    assert report.step == "_setup" and report.status == "error", report
+    assert f"{report.where}: {report.message}".startswith(prefix), (report, prefix)
+    runner = await runners.open([load_pipeline(path)], workspace["state"])
+    rec = await asyncio.wait_for(runner.run("s"), 60)
+    assert rec.status is RunStatus.FAILED and rec.error is not None and prefix in rec.error, (rec.error, prefix)
+
+
+@pytest.mark.parametrize("raw", ["q_bronze.nowhere", "q_silver.missing_raw"])
+def test_a_wrong_raw_table_is_named_by_the_line_of_raw(tmp_path: Path, raw: str) -> None:
+    """Not by the block's line: the ``raw:`` key's own (newcomer)."""
+    ws = {"landing": tmp_path / "landing", "reference": tmp_path / "ref", "db": tmp_path / "w.duckdb"}
+    ws["reference"].mkdir()
+    path = quality_pipeline(tmp_path, ws, {**QUALITY_RULES, "raw": raw})
+    check = {r.step: r for r in validate_spec(load_pipeline(path))}["check"]
+    line = yaml_line(path, r"^\s+raw:")
+    assert check.status == "error" and check.where == f"{path}:{line}", check
+    assert check.message.startswith("steps.check.params.raw (raw table): Catalog Error: "), check.message

@@ -238,6 +238,29 @@ def test_partition_columns_name_published_tables(tmp_path: Path, workspace: dict
     assert "table 'other.t' is not published" in str(refused.value)
 
 
+@pytest.mark.parametrize("python_names_it", [False, True])
+def test_validate_names_the_publish_line_of_a_table_no_step_makes(
+    tmp_path: Path, workspace: dict[str, Path], python_names_it: bool
+) -> None:
+    """A published table no step makes is an error at its own line of ``publish:`` (it passed, newcomer);
+    one a Python step may make (its module names it: validate does not run it) is not checked."""
+    path = publishing_pipeline(tmp_path, workspace, publish=["pub_gold.daily", "pub_gold.nothing"])
+    doc = yaml.safe_load(path.read_text())
+    (tmp_path / "make.py").write_text(
+        f"def make(ctx):\n    # {'pub_gold.nothing' if python_names_it else 'another table'}\n"
+        "    return {'rows_in': 0, 'rows_out': 0}\n"
+    )
+    doc["steps"].append({"name": "make", "kind": "python", "callable": "make.py:make", "depends_on": ["gold"]})
+    path.write_text(yaml.safe_dump(doc))
+    report = {r.step: r for r in validate_spec(load_pipeline(path))}["_publish"]
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text == "- pub_gold.nothing")
+    assert report.where == f"{path}:{line}", report
+    if python_names_it:
+        assert report.status == "not_checked" and "Python step make may make it" in report.message, report
+    else:
+        assert report.status == "error" and report.message == "publish[1]: no step makes table pub_gold.nothing"
+
+
 def test_validate_checks_partition_columns_against_the_tables_the_steps_make(
     tmp_path: Path, workspace: dict[str, Path]
 ) -> None:
@@ -245,5 +268,6 @@ def test_validate_checks_partition_columns_against_the_tables_the_steps_make(
     assert good["_publish"].status == "ok" and good["gold"].status == "ok", good
     path = publishing_pipeline(tmp_path, workspace, publish_partition_by=["pub_gold.daily.day", "pub_gold.items.dya"])
     bad = {r.step: r for r in validate_spec(load_pipeline(path))}["_publish"]
-    assert bad.status == "error" and bad.where == str(path), bad
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.startswith("publish_partition_by"))
+    assert bad.status == "error" and bad.where == f"{path}:{line}", bad
     assert bad.message == "publish_partition_by: pub_gold.items has no column 'dya'"

@@ -61,7 +61,8 @@ def test_a_check_naming_a_metric_no_step_reports_is_an_error_of_the_check_at_its
     assert reports["mine"].status == "ok", reports["mine"]
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if check in text)
     bad = reports["_checks"]
-    assert bad.status == "error" and bad.where == f"{path}:{line}: checks[0]" and "no metric 'kept'" in bad.message
+    assert bad.status == "error" and bad.where == f"{path}:{line}", bad
+    assert bad.message.startswith("checks[0]: ") and "no metric 'kept'" in bad.message, bad
 
 
 @pytest.mark.parametrize("after_python", [True, False])

@@ -5,10 +5,13 @@ table, unfinished runs marked abandoned when the history is read again."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
 from helpers.pipeline import ORDERS_STEPS, ORDERS_YAML, base_doc, write_yaml
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from foss_supervisor.errors import IllegalTransitionError
 from foss_supervisor.pipeline.errors import PipelineConfigError
@@ -98,6 +101,54 @@ def test_loader_errors_name_file_key_and_reason(tmp_path: Path, mutate: object, 
     leaf = key.rsplit(".", 1)[-1].split("[")[0]
     text = path.read_text().splitlines()[info.value.line - 1]
     assert leaf in text or key.endswith("]") or key in ("name", "folders.landing", "steps.b.params"), (key, text)
+
+
+#: mistakes of one step each, independent of the others: (its field, a wrong value)
+STEP_MISTAKES = {
+    "timeout_s": -1,
+    "retries": "many",
+    "sql": "missing.sql",
+    "kind": "shell",
+    "modes": ["sometimes"],
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    mistakes=st.lists(st.sampled_from([None, *STEP_MISTAKES]), min_size=1, max_size=5),
+    bad_check=st.booleans(),
+)
+def test_independent_mistakes_are_all_reported_at_once(mistakes: list[str | None], bad_check: bool) -> None:
+    """Each step's own mistakes and each check's are told in one error, in file order, each at its line
+    (so an author fixes a file in one pass); a file with one mistake says just that one."""
+    assume(bad_check or any(mistakes))
+    with tempfile.TemporaryDirectory() as tmp:
+        doc = base_doc(Path(tmp))
+        doc["steps"] = [
+            {"name": f"s{i}", "sql": "a.sql", **({field: STEP_MISTAKES[field]} if field else {})}
+            for i, field in enumerate(mistakes)
+        ]
+        doc["checks"] = ["s0.rows_in == s0.rows_out", *(["s0.rows_in = s0.rows_out"] if bad_check else [])]
+        path = write_yaml(Path(tmp), doc)
+        with pytest.raises(PipelineConfigError) as info:
+            load_pipeline(path)
+    expected = [f"steps.s{i}.{field}" for i, field in enumerate(mistakes) if field]
+    keys = [e.key.split("[")[0] if e.key.startswith("steps") else e.key for e in info.value.errors]
+    assert sorted(keys) == sorted([*expected, *(["checks[1]"] if bad_check else [])]), str(info.value)
+    assert all(isinstance(e.line, int) for e in info.value.errors)
+    assert [e.line for e in info.value.errors] == sorted(e.line or 0 for e in info.value.errors)
+    assert (f"{len(keys)} errors:" in str(info.value)) == (len(keys) > 1), str(info.value)
+
+
+def test_a_check_naming_a_step_in_error_is_not_a_second_problem(tmp_path: Path) -> None:
+    """One root cause is one problem: the step whose declaration is wrong (here not even a mapping, so its
+    name is unknown) is the error, not also the check naming it."""
+    doc = base_doc(tmp_path)
+    doc["steps"] = [{"name": "a", "sql": "a.sql"}, ["clean"]]
+    doc["checks"] = ["clean.rows_in == a.rows_out"]
+    with pytest.raises(PipelineConfigError) as info:
+        load_pipeline(write_yaml(tmp_path, doc))
+    assert [(e.key, e.reason) for e in info.value.errors] == [("steps[1]", "must be a mapping")], str(info.value)
 
 
 def test_cycle_is_reported(tmp_path: Path) -> None:
