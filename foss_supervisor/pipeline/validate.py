@@ -25,9 +25,11 @@ from typing import Any, NoReturn
 import duckdb
 
 from foss_supervisor.pipeline.callables import load_callable
+from foss_supervisor.pipeline.errors import QueryRefusedError
 from foss_supervisor.pipeline.ingest import bronze_ddl, check_bronze
 from foss_supervisor.pipeline.ledger import ledger_ddl
 from foss_supervisor.pipeline.origins import error_line, explain, statement_lines
+from foss_supervisor.pipeline.publishtypes import published_columns
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, evaluate_check
 
@@ -190,9 +192,11 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
                 if reports[-1].status == "error":
                     roots[step.name] = step.name
             reports += _checks(spec, metrics)
-            if spec.publish_partition_by and not roots:
+            if spec.publish and not roots:
                 current = "_publish"
-                reports.append(_partitions(con, spec))
+                report = _partitions(con, spec)
+                types = _published_types(con, spec) if report.status != "error" else report
+                reports.append(types if types.status == "error" else report)
         except Exception as exc:  # what no check foresaw: an error of the step it met, the rest not checked
             why = (str(exc).splitlines() or [""])[0]
             reports.append(
@@ -236,6 +240,24 @@ def _partitions(con: Any, spec: PipelineSpec) -> StepReport:
             return StepReport(
                 "_publish", "error", str(spec.path), f"publish_partition_by: {table} has no column {missing[0]!r}"
             )
+    return StepReport("_publish", "ok")
+
+
+def _published_types(con: Any, spec: PipelineSpec) -> StepReport:
+    """Each column of each table the steps made that ``publish:`` names passes the type gate of the publish
+    format (publishtypes.py): a type it refuses is an error (``_publish``). Values are not seen here (the tables
+    are empty): a ``HUGEINT`` too wide for ``DECIMAL(38,0)`` only fails the publish itself."""
+    tables = con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY 1, 2"
+    ).fetchall()
+    for schema, name in tables:
+        if schema not in spec.publish and f"{schema}.{name}" not in spec.publish:
+            continue
+        relation = con.sql(f'SELECT * FROM "{schema}"."{name}"')  # noqa: S608 (names DuckDB listed, quoted)
+        try:
+            published_columns(f"{schema}.{name}", relation.columns, relation.types, spec.publish_format)
+        except QueryRefusedError as exc:
+            return StepReport("_publish", "error", str(spec.path), f"publish: {exc}")
     return StepReport("_publish", "ok")
 
 
