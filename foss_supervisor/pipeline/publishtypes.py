@@ -14,8 +14,10 @@ What DuckDB would otherwise write without a word (measured with DuckDB 2.0, delt
 - Delta has no unsigned integers (deltalake cast them to the signed type of the same width, failing on large
   values): they are published as the next wider signed type (``UBIGINT`` as ``DECIMAL(20,0)``), exactly.
 
-Nested types are gated member by member: a ``STRUCT``, ``LIST``, ``ARRAY``, ``MAP`` or ``UNION`` is CAST
-as a whole to the same shape with its members' published types. Used by the worker (workerpublish.py,
+Nested types are gated member by member: a ``STRUCT``, ``LIST``, ``MAP`` or ``UNION`` is CAST as a whole to
+the same shape with its members' published types; an ``ARRAY`` (``T[n]``) becomes a ``LIST`` (neither format
+has a fixed size, and pyarrow could not read the Parquet DuckDB wrote of a NULL array). deltalake cannot write a
+``TIMESTAMP`` (without time zone) inside a ``MAP``: refused for Delta. Used by the worker (workerpublish.py,
 workerdelta.py) on the tables it publishes and by ``pipeline validate`` (validate.py) on the tables the steps
 make. Types are DuckDB's Python type objects (``relation.types``: ``.id`` and ``.children``).
 """
@@ -63,6 +65,11 @@ _REFUSED = {
 }
 
 
+#: timestamps without a time zone, which deltalake cannot write inside a MAP (it lacks the timestampNtz feature)
+_NAIVE = frozenset({"timestamp", "timestamp_s", "timestamp_ms"})
+_MAP_FIX = "CAST the map's timestamps AS TIMESTAMPTZ or AS VARCHAR" + _STEP + ", or publish_format: parquet"
+
+
 class _Refused(Exception):  # control flow within this module: published_columns raises the error
     """A type with no exact counterpart in the format: ``args = (inner type, reason, fix with {c})``."""
 
@@ -74,11 +81,6 @@ class PublishedColumn:
     name: str
     type: str
     cast: str | None
-
-    @property
-    def published(self) -> str:
-        """The type the reader finds (in DuckDB's words)."""
-        return self.cast or self.type
 
 
 def _quoted(name: str) -> str:
@@ -110,11 +112,12 @@ def _nested(duckdb_type: Any, fmt: str) -> str | None:
     if kind == "list":
         inner = _published_type(children[0][1], fmt)
         return None if inner is None else f"{inner}[]"
-    if kind == "array":
-        inner = _published_type(children[0][1], fmt)
-        return None if inner is None else f"{inner}[{int(children[1][1])}]"
+    if kind == "array":  # as a list: neither format has a fixed size (and pyarrow cannot read DuckDB's NULL arrays)
+        return f"{_published_type(children[0][1], fmt) or children[0][1]}[]"
     if kind == "map":
         key, value = children[0][1], children[1][1]
+        if fmt == "delta" and _NAIVE & (_kinds(key) | _kinds(value)):
+            raise _Refused(str(duckdb_type), "deltalake cannot write a TIMESTAMP in a MAP", _MAP_FIX)
         k, v = _published_type(key, fmt), _published_type(value, fmt)
         return None if k is v is None else f"MAP({k or key}, {v or value})"
     members = [(str(n), t) for n, t in children if not (kind == "union" and n == "")]  # a union's tag
@@ -123,6 +126,16 @@ def _nested(duckdb_type: Any, fmt: str) -> str | None:
         return None
     inner = ", ".join(f"{_quoted(n)} {c or t}" for (n, t), c in zip(members, casts, strict=True))
     return f"{'STRUCT' if kind == 'struct' else 'UNION'}({inner})"
+
+
+def _kinds(duckdb_type: Any) -> set[str]:
+    """The type ids in ``duckdb_type``, nested ones included."""
+    found = {str(duckdb_type.id)}
+    if found & {"list", "array", "map", "struct", "union"}:
+        for _, child in duckdb_type.children:
+            if not isinstance(child, int | str | list):  # an array's size, an enum's values
+                found |= _kinds(child)
+    return found
 
 
 def published_columns(table: str, names: Sequence[str], types: Sequence[Any], fmt: str) -> list[PublishedColumn]:
@@ -172,7 +185,7 @@ def check_fit(cursor: Any, table: str, source: str, columns: Sequence[PublishedC
         f" IS DISTINCT FROM {_quoted(c.name)}::VARCHAR)"
         for c in checked
     )
-    found = cursor.execute(f"SELECT {counts} FROM {source}").fetchone()  # noqa: S608 (checked names, quoted)
+    found = cursor.execute(f"SELECT {counts} FROM {source}").fetchall()[0]  # noqa: S608 (checked names, quoted)
     for column, bad in zip(checked, found, strict=True):
         if bad:
             raise QueryRefusedError(

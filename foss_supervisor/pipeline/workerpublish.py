@@ -95,7 +95,9 @@ def gated_select(cursor: Any, table: str, source: str, fmt: str) -> tuple[str, l
     relation = cursor.sql(f"SELECT * FROM {source}")  # noqa: S608 (a checked name)
     columns = published_columns(table, relation.columns, relation.types, fmt)
     check_fit(cursor, table, source, columns)
-    return select_sql(source, columns), [{"name": c.name, "type": c.published} for c in columns]
+    select = select_sql(source, columns)
+    published = cursor.sql(select).types  # bound, not run: each type as DuckDB spells it
+    return select, [{"name": c.name, "type": str(t)} for c, t in zip(columns, published, strict=True)]
 
 
 def _write_table(cursor: Any, stage: Path, table: str, partition_by: Any) -> dict[str, Any]:
