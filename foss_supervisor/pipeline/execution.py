@@ -2,7 +2,8 @@
 
 :class:`RunExecution` is the base of :class:`~foss_supervisor.pipeline.runner.PipelineRunner`, which owns
 the worker, the history, the locks and the public API; the runner sets every attribute declared below. A
-successful run ends by keeping its snapshot (its own base, runsnapshots.py), also when its publish failed.
+successful run ends by keeping its snapshot (runsnapshots.py), also when its publish failed or was cancelled,
+between the two halves of its publish (runpublish.py): a run that changed no layer table publishes nothing new.
 Each step's state change is checked against the step table (``states.STEP_TRANSITIONS``) and goes
 out as a :class:`~foss_supervisor.pipeline.events.StepStateChanged`.
 """
