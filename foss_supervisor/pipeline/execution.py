@@ -2,7 +2,8 @@
 
 :class:`RunExecution` is the base of :class:`~foss_supervisor.pipeline.runner.PipelineRunner`, which owns
 the worker, the history, the locks and the public API; the runner sets every attribute declared below. A
-successful run ends by keeping its snapshot (its own base, runsnapshots.py), also when its publish failed.
+successful run ends by keeping its snapshot (runsnapshots.py), also when its publish failed or was cancelled,
+between the two halves of its publish (runpublish.py): a run that changed no layer table publishes nothing new.
 Each step's state change is checked against the step table (``states.STEP_TRANSITIONS``) and goes
 out as a :class:`~foss_supervisor.pipeline.events.StepStateChanged`.
 """
@@ -34,7 +35,7 @@ from foss_supervisor.pipeline.history import RunHistory, RunRecord, metric_count
 from foss_supervisor.pipeline.hold import holds_files
 from foss_supervisor.pipeline.holding import HeldFiles
 from foss_supervisor.pipeline.ledger import committed_result_sql
-from foss_supervisor.pipeline.runsnapshots import RunSnapshots
+from foss_supervisor.pipeline.runpublish import RunPublish, StagedPublish
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload, is_transient, step_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 from foss_supervisor.pipeline.states import RUN_TRANSITIONS, STEP_TRANSITIONS, RunStatus, StepState
@@ -45,10 +46,18 @@ WORKER_FIGURES = ("worker_peak_rss_bytes", "worker_cpu_s", "worker_read_bytes", 
 
 __all__ = ["RunExecution"]
 
+#: the warning of a run whose publish was cancelled after its steps committed
+_PUBLISH_CANCELLED = "publish cancelled, after its steps committed: the previous published set is kept"
+
+
+def _joined(first: str | None, second: str | None, sep: str = "; ") -> str | None:
+    return sep.join(w for w in (first, second) if w) or None
+
+
 log = structlog.get_logger("foss_supervisor.pipeline")
 
 
-class RunExecution(RunSnapshots, HeldFiles):
+class RunExecution(RunPublish, HeldFiles):
     """Runs the steps of one :class:`ActiveRun`; the runner it is part of sets the attributes below."""
 
     _specs: dict[str, PipelineSpec]
@@ -63,7 +72,6 @@ class RunExecution(RunSnapshots, HeldFiles):
     history: RunHistory
     db_path: Path
     state_dir: Path
-    publish: Callable[[str, str], Awaitable[dict[str, Any]]]  # the runner's: a good run's tables, published
 
     def _spec(self, name: str) -> PipelineSpec:
         try:
@@ -170,41 +178,63 @@ class RunExecution(RunSnapshots, HeldFiles):
         if bad:
             first = run.steps[bad[0]]
             return self._finish(run, RunStatus.FAILED, f"step {bad[0]} {first.state.value}: {first.error}")
-        warning: str | None = None
-        if spec.publish:
-            try:
-                published = await self.publish(spec.name, run.run_id)
-                log.info(
-                    "pipeline_published", pipeline=spec.name, run_id=run.run_id, tables=sorted(published["tables"])
-                )
-            except asyncio.CancelledError:  # the previous published set stays current (publish.py)
-                # too late for the run (its steps committed): a publish stopped, as one that failed
-                late = "publish cancelled, after its steps committed: the previous published set is kept"
-                self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, f"{late}; no snapshot kept of this run")
-                raise
-            except (PipelineError, OSError) as exc:
-                warning = f"publish failed: {exc}"
-        # only its snapshot is left: runner.cancel refuses, too late (a daemon stop still stops it)
-        run.finishing = True
-        try:  # after the publish, so a published table is hard-linked, not copied (snapshots.py); kept also when
-            # the publish failed: the tables committed, and a rollback to this run publishes them anew
+        warning, staged, stopped = await self._stage(run)
+        run.finishing = True  # only its snapshot is left for now: runner.cancel refuses (a daemon stop still stops it)
+        try:  # after the Parquet publish is staged, so a published table is hard-linked, not copied (snapshots.py);
+            # kept also when the publish failed or was cancelled: the tables committed, and a rollback to this run
+            # publishes them anew
             failed, run.same_as = await self.keep_snapshot(spec, run.run_id)
             if run.same_as:
                 run.note = f"changed no layer table: the snapshot of run {run.same_as} stands for this run"
-            warning = "; ".join(w for w in (warning, failed) if w) or None
+            warning = _joined(warning, failed)
         except asyncio.CancelledError:  # a daemon stop: a partial snapshot is removed and never read; too late
-            # for the run: its steps committed and its publish ended (docs/pipelines.md)
-            done = "its steps committed" + (" and its tables were published" if spec.publish and not warning else "")
+            # for the run: its steps committed (docs/pipelines.md); a staged Parquet publish is made current
+            published = staged is not None and staged.written and await self._commit_late(staged)
+            done = "its steps committed" + (" and its tables were published" if published else "")
             listed = await asyncio.to_thread(self.snapshots, spec.name)  # reads the folder: off the loop
             kept = "its snapshot was kept" if run.run_id in listed else "no snapshot kept of this run"
             late = f"cancelled while writing its snapshot, after {done}: {kept}"
-            self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, f"{warning}; {late}" if warning else late)
+            self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, _joined(warning, late))
             raise
+        if stopped is not None:  # its publish was cancelled; its snapshot is kept: now the run ends so
+            self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, warning)
+            raise stopped
+        if staged is not None:
+            run.finishing = not staged.written  # a Delta publish writes now: it may be cancelled
+            try:
+                run.note = _joined(run.note, await self.end_publish(staged, run.same_as), ", and ")
+            except asyncio.CancelledError:
+                self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, _joined(warning, _PUBLISH_CANCELLED))
+                raise
+            except (PipelineError, OSError) as exc:
+                warning = _joined(f"publish failed: {exc}", warning)
         if warning:
             return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, warning)
         if StepState.SUCCEEDED_WITH_WARNINGS in states:
             return self._finish(run, RunStatus.SUCCEEDED_WITH_WARNINGS, None)
         return self._finish(run, RunStatus.SUCCEEDED, None)
+
+    async def _stage(self, run: ActiveRun) -> tuple[str | None, StagedPublish | None, asyncio.CancelledError | None]:
+        """The first half of a good run's publish (runpublish.py): ``(warning, staged, cancel)``, the cancel
+        (too late for the run: its steps committed) caught to be raised once its snapshot is kept."""
+        if not run.spec.publish:
+            return None, None, None
+        try:
+            return None, await self.stage_publish(run.spec.name, run.run_id), None
+        except asyncio.CancelledError as exc:  # the previous published set stays current (publish.py)
+            return _PUBLISH_CANCELLED, None, exc
+        except (PipelineError, OSError) as exc:
+            return f"publish failed: {exc}", None, None
+
+    async def _commit_late(self, staged: StagedPublish) -> bool:
+        """Make a staged Parquet publish current although its run was stopped (its tables are whole on disk);
+        whether it is."""
+        try:
+            await asyncio.shield(asyncio.ensure_future(self.commit_publish(staged)))
+        except (PipelineError, OSError, asyncio.CancelledError):
+            await asyncio.to_thread(self.drop_publish, staged)
+            return False
+        return True
 
     def _finish(self, run: ActiveRun, status: RunStatus, error: str | None) -> RunRecord:
         RUN_TRANSITIONS.check(run.status, status)

@@ -47,6 +47,9 @@ __all__ = [
     "SUCCESS",
     "commit_run",
     "discard_stage",
+    "drop_run",
+    "finish_run",
+    "make_current",
     "published_run",
     "remove_published",
     "stage_name",
@@ -99,13 +102,24 @@ def _manifest(
 def commit_run(
     folder: Path, pipeline: str, run_id: str, finished_at: float, tables: Sequence[Mapping[str, Any]], *, keep: int
 ) -> dict[str, Any]:
-    """Make the run the worker staged under ``folder/runs/.<run_id>.partial`` the current published set.
+    """Make the run the worker staged under ``folder/runs/.<run_id>.partial`` the current published set:
+    :func:`finish_run`, then :func:`make_current`.
 
     ``folder`` is the pipeline's publish folder, ``tables`` the worker's list of ``{table, path, rows, bytes,
     partition_by, schema: [{name, type}], files}``, ``keep`` how many runs stay on disk (at least 1: the
     current). Returns the top-level manifest. Raises OSError; before the swap of ``_manifest.json`` the
     previous set is still the current one.
     """
+    finish_run(folder, pipeline, run_id, finished_at, tables)
+    return make_current(folder, run_id, keep=keep)
+
+
+def finish_run(
+    folder: Path, pipeline: str, run_id: str, finished_at: float, tables: Sequence[Mapping[str, Any]]
+) -> None:
+    """Make the run staged under ``folder/runs/.<run_id>.partial`` whole as ``runs/<run_id>`` (its manifest,
+    then ``_SUCCESS``, then one rename), not current yet: :func:`make_current` or :func:`drop_run` follows
+    (a run's snapshot links its files in between, runsnapshots.py). Raises OSError."""
     runs = folder / RUNS
     stage = runs / stage_name(run_id)
     final = runs / run_id
@@ -116,10 +130,24 @@ def commit_run(
         shutil.rmtree(final)
     os.rename(stage, final)
     fsync_dir(runs)
-    manifest = _manifest(pipeline, run_id, finished_at, tables, f"{RUNS}/{run_id}/")
-    _swap(folder, run_id, manifest)
+
+
+def make_current(folder: Path, run_id: str, *, keep: int) -> dict[str, Any]:
+    """Make the whole run ``runs/<run_id>`` current (:func:`switch_current`), then keep the ``keep`` newest runs
+    (the current one included). Returns the top-level manifest. Raises OSError, ValueError (no such run)."""
+    manifest = switch_current(folder, run_id)
     _prune(folder, run_id, keep)
     return manifest
+
+
+def drop_run(folder: Path, run_id: str) -> None:
+    """Remove the whole run ``runs/<run_id>`` that was never made current (:func:`finish_run`), when the
+    current set already holds its tables; never the current one."""
+    stage_name(run_id)  # checks the id
+    current = folder / CURRENT
+    if current.is_symlink() and os.readlink(current) == f"{RUNS}/{run_id}":
+        return
+    shutil.rmtree(folder / RUNS / run_id, ignore_errors=True)
 
 
 def _swap(folder: Path, run_id: str, manifest: Mapping[str, Any]) -> None:

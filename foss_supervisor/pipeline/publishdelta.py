@@ -97,11 +97,18 @@ def commit_delta_run(
     folder: Path, pipeline: str, run_id: str, finished_at: float, tables: Sequence[Mapping[str, Any]], *, keep: int
 ) -> dict[str, Any]:
     """Make run ``run_id``, whose tables the worker committed (``tables`` as it described them), current:
-    swap ``_manifest.json``, with ``runs`` holding the ``keep`` newest runs (this one included). Then remove
-    what a Parquet publish of the pipeline left (``runs/``, ``current``). Returns the manifest. Raises
-    OSError; before the swap the previous run is still the current one."""
+    swap ``_manifest.json``, with ``runs`` holding the ``keep`` newest runs (this one included) that have a
+    version of every table published now (a rollback to another publishes anew). Then remove what a Parquet
+    publish of the pipeline left (``runs/``, ``current``) and the Delta tables no longer published (taken out
+    of ``publish:``). Returns the manifest. Raises OSError; before the swap the previous run is still the
+    current one."""
     stage_name(run_id)  # checks the id
-    kept = _read_manifest(folder).get("runs") or {}
+    names = {str(t["table"]) for t in tables}
+    kept = {
+        r: e | {k: {t: v for t, v in e[k].items() if t in names} for k in ("versions", "schemas") if k in e}
+        for r, e in (_read_manifest(folder).get("runs") or {}).items()
+        if names <= set(e["versions"])
+    }
     kept.pop(run_id, None)
     kept[run_id] = {
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished_at)),
@@ -121,6 +128,9 @@ def commit_delta_run(
     with contextlib.suppress(FileNotFoundError):  # a Parquet publish before the format changed
         (folder / CURRENT).unlink()
     shutil.rmtree(folder / RUNS, ignore_errors=True)
+    for log_dir in folder.glob(f"*/{DELTA_LOG}"):  # after the swap: no manifest names these any more
+        if log_dir.parent.name not in names:
+            shutil.rmtree(log_dir.parent, ignore_errors=True)
     return manifest
 
 

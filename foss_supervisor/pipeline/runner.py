@@ -35,8 +35,7 @@ from foss_supervisor.pipeline.events import (
 from foss_supervisor.pipeline.execution import RunExecution
 from foss_supervisor.pipeline.history import RunHistory, RunRecord
 from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, WorkerLimits
-from foss_supervisor.pipeline.publish import commit_run, discard_stage, remove_published
-from foss_supervisor.pipeline.publishdelta import DELTA, publish_delta_run
+from foss_supervisor.pipeline.publish import remove_published
 from foss_supervisor.pipeline.recovery import recover_abandoned
 from foss_supervisor.pipeline.retry import RetryPlan, latest_run, plan_retry
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
@@ -316,47 +315,17 @@ class PipelineRunner(RunExecution):
         return await self.run(pipeline, mode=RunMode.REPLAY, trigger=trigger)
 
     async def cancel(self, pipeline: str) -> bool:
-        """Cancel the run in progress, if any; returns whether there was one. Raises PipelineBusyError once the
-        run's steps committed and its publish ended (only its snapshot is left): too late to cancel it."""
+        """Cancel the run in progress, if any; returns whether there was one. Raises PipelineBusyError while the
+        snapshot of a run whose steps committed is kept (execution.py): too late to cancel it."""
         run = self._active.get(pipeline)
         if run is None or run.task is None or run.task.done():
             return False
         if run.finishing:
             raise PipelineBusyError(
-                f"too late to cancel run {run.run_id} of {pipeline}: its steps committed and its publish ended;"
-                " it ends once its snapshot is kept"
+                f"too late to cancel run {run.run_id} of {pipeline}: its steps committed and its snapshot is being kept"
             )
         run.task.cancel()
         return True
-
-    async def publish(self, pipeline: str, run_id: str) -> dict[str, Any]:
-        """Publish every table ``pipeline`` publishes as run ``run_id`` (layout: publish.py, or publishdelta.py
-        with ``publish_format: delta``): the worker writes them from one snapshot, then the run becomes
-        current for all tables at once. Returns the manifest. Raises PipelineError, OSError; when it raises or
-        is cancelled, what it wrote is undone and the previous published set stays current and whole."""
-        spec = self._spec(pipeline)
-        schemas = sorted(p for p in spec.publish if "." not in p)
-        in_list = ", ".join(f"'{s}'" for s in schemas or ["-"])  # plain identifiers, checked by the loader
-        listed = await self.client.query(
-            "SELECT schema_name || '.' || table_name FROM duckdb_tables()"  # noqa: S608
-            f" WHERE NOT temporary AND schema_name IN ({in_list}) ORDER BY 1",
-            max_rows=10_000,
-        )
-        tables = sorted({*(r[0] for r in listed.rows), *(p for p in spec.publish if "." in p)})
-        partitions = dict(spec.publish_partition_by)
-        folder = self.publish_dir / pipeline
-        listing = [{"table": t, "partition_by": list(partitions.get(t, ()))} for t in tables]
-        if spec.publish_format == DELTA:  # one Delta commit per table (publishdelta.py)
-            return await publish_delta_run(
-                self.client, folder, pipeline, run_id, listing, clock=self._clock, keep=spec.publish_keep
-            )
-        discard_stage(folder, run_id)
-        try:
-            written = await self.client.publish_run(pipeline, run_id, listing)
-            return commit_run(folder, pipeline, run_id, self._clock(), written, keep=spec.publish_keep)
-        except BaseException:
-            discard_stage(folder, run_id)
-            raise
 
     # ------------------------------------------------------------------ internals: worker
     def _worker_argv(self) -> list[str]:

@@ -54,7 +54,7 @@ class ActiveRun:
         self.note: str | None = None  # what the record says besides an error (runsnapshots.keep_snapshot)
         self.held: tuple[str, ...] = ()  # the landing files it held (holding.py)
         self.same_as: str | None = None  # the run whose snapshot stands for this one (runsnapshots.keep_snapshot)
-        self.finishing = False  # its steps committed and its publish ended: only its snapshot is left
+        self.finishing = False  # its steps committed and its snapshot is being kept: too late to cancel
         self.finished_at: float | None = None
         self.task: asyncio.Task[Any] | None = None
 

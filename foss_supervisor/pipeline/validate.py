@@ -28,9 +28,11 @@ from typing import Any
 import duckdb
 
 from foss_supervisor.pipeline.callables import load_callable
+from foss_supervisor.pipeline.errors import QueryRefusedError
 from foss_supervisor.pipeline.ingest import bronze_ddl, check_bronze
 from foss_supervisor.pipeline.ledger import ledger_ddl
 from foss_supervisor.pipeline.origins import sql_failure
+from foss_supervisor.pipeline.publishtypes import published_columns
 from foss_supervisor.pipeline.sandbox import Access
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, evaluate_check
 from foss_supervisor.pipeline.sqlrun import SqlFailed, run_statements
@@ -160,9 +162,11 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
                 if reports[-1].status == "error":
                     roots[step.name] = step.name
             reports += _checks(spec, metrics)
-            if not roots and (spec.publish_partition_by or any("." in p for p in spec.publish)):
+            if spec.publish and not roots:
                 current = "_publish"
-                reports.append(_publish(con, spec))
+                report = _publish(con, spec)
+                types = _published_types(con, spec) if report.status != "error" else report
+                reports.append(types if types.status == "error" else report)
         except Exception as exc:  # what no check foresaw: an error of the step it met, the rest not checked
             why = (str(exc).splitlines() or [""])[0]
             reports.append(
@@ -236,6 +240,24 @@ def _python_maker(spec: PipelineSpec, table: str) -> str | None:
         if table.rpartition(".")[2].lower() in text:
             return step.name
     return None
+
+
+def _published_types(con: Any, spec: PipelineSpec) -> StepReport:
+    """Each column of each table the steps made that ``publish:`` names passes the type gate of the publish
+    format (publishtypes.py): a type it refuses is an error (``_publish``). Values are not seen here (the tables
+    are empty): a ``HUGEINT`` too wide for ``DECIMAL(38,0)`` only fails the publish itself."""
+    tables = con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY 1, 2"
+    ).fetchall()
+    for schema, name in tables:
+        if schema not in spec.publish and f"{schema}.{name}" not in spec.publish:
+            continue
+        relation = con.sql(f'SELECT * FROM "{schema}"."{name}"')  # noqa: S608 (names DuckDB listed, quoted)
+        try:
+            published_columns(f"{schema}.{name}", relation.columns, relation.types, spec.publish_format)
+        except QueryRefusedError as exc:
+            return StepReport("_publish", "error", spec.at("publish"), f"publish: {exc}")
+    return StepReport("_publish", "ok")
 
 
 def _sql_step(

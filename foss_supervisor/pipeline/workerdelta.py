@@ -21,7 +21,7 @@ import duckdb
 
 from foss_supervisor.pipeline.errors import QueryError, QueryRefusedError
 from foss_supervisor.pipeline.publish import stage_name
-from foss_supervisor.pipeline.workerpublish import TABLE_NAME, check_table, pipeline_folder
+from foss_supervisor.pipeline.workerpublish import TABLE_NAME, check_table, gated_select, pipeline_folder
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -66,7 +66,8 @@ def delta_task(
 
     ``stopped`` says whether the request was cancelled: a publish checks it before each table and after
     the last (then undoes its commits), as an interrupt that came between two statements is lost.
-    Raises QueryRefusedError (bad names, no publish folder), QueryError (deltalake refused: an Arrow type
+    Raises QueryRefusedError (bad names, no publish folder, a column type or value Delta cannot hold exactly:
+    publishtypes.py, checked for every table before the first commit), QueryError (deltalake refused: an Arrow type
     Delta has no counterpart for, a corrupt log...; ``interrupted``), duckdb.Error, OSError.
     """
     folder = pipeline_folder(publish_dir, message)
@@ -118,18 +119,19 @@ def _publish(cursor: Any, folder: Path, message: Mapping[str, Any], stopped: Cal
     committed: list[tuple[Path, int | None]] = []  # (table folder, its version before) of what this request wrote
     cursor.execute("BEGIN TRANSACTION READ ONLY")
     try:
-        checked = [(t, cols, *check_table(cursor, t, cols)) for t, cols in entries]  # every name before any write
-        for table, columns, source, schema in checked:
+        checked = [(t, cols, check_table(cursor, t, cols)[0]) for t, cols in entries]  # every name before any write
+        gated = [(t, cols, *gated_select(cursor, t, source, "delta")) for t, cols, source in checked]  # every type too
+        for table, columns, select, schema in gated:
             _check_stopped(stopped)
             dest = folder / table
             before = DeltaTable(dest).version() if DeltaTable.is_deltatable(str(dest)) else None
-            relation = cursor.sql(f"SELECT * FROM {source}")  # noqa: S608 (a checked name)
+            relation = cursor.sql(select)
             write_deltalake(
                 dest,
                 relation,
                 mode="overwrite",
                 schema_mode="overwrite",  # a run's table is what the run made: columns may come and go
-                partition_by=columns or None,
+                partition_by=columns,  # [] also when it had some: deltalake keeps them for None
                 commit_properties=_commit_properties(run_id),
                 writer_properties=WriterProperties(compression="ZSTD"),  # as the Parquet publish (half snappy's)
             )

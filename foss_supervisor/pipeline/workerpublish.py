@@ -18,9 +18,10 @@ import duckdb
 
 from foss_supervisor.pipeline.errors import QueryRefusedError
 from foss_supervisor.pipeline.publish import RUNS, stage_name
+from foss_supervisor.pipeline.publishtypes import check_fit, published_columns, select_sql
 from foss_supervisor.pipeline.workerexport import EXPORT_FORMATS, table_source
 
-__all__ = ["TABLE_NAME", "check_table", "pipeline_folder", "publish_tables"]
+__all__ = ["TABLE_NAME", "check_table", "gated_select", "pipeline_folder", "publish_tables"]
 
 _PIPELINE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: a published table's name, ``schema.table`` (also the name of its folder)
@@ -38,8 +39,10 @@ def publish_tables(cursor: Any, message: Mapping[str, Any], *, publish_dir: Path
     ``part-0.parquet``, or Hive folders ``<column>=<value>/part-0.parquet`` with ``partition_by``.
 
     Returns ``{"tables": [{table, path, rows, bytes, partition_by, schema: [{name, type}], files}]}``, paths
-    relative to the run folder. Raises QueryRefusedError (a bad name, an unknown table or partition
-    column), duckdb.Error, OSError (also when the partial folder was removed meanwhile: a cancelled publish).
+    relative to the run folder, each column's type as published (publishtypes.py: ``HUGEINT`` as
+    ``DECIMAL(38,0)``). Raises QueryRefusedError (a bad name, an unknown table or partition column, a column
+    type or value Parquet cannot hold exactly), duckdb.Error, OSError (also when the partial folder was
+    removed meanwhile: a cancelled publish).
     """
     folder = pipeline_folder(publish_dir, message)
     try:
@@ -85,17 +88,30 @@ def check_table(cursor: Any, table: str, columns: list[str]) -> tuple[str, list[
     return source, schema
 
 
+def gated_select(cursor: Any, table: str, source: str, fmt: str) -> tuple[str, list[dict[str, str]]]:
+    """(the ``SELECT`` that publishes ``table`` (quoted ``source``) in ``fmt``, its schema ``[{name, type}]`` as
+    published): every column through the type gate (publishtypes.py), values checked where a CAST could
+    change them. Raises QueryRefusedError (a type or a value the format cannot hold exactly), duckdb.Error."""
+    relation = cursor.sql(f"SELECT * FROM {source}")  # noqa: S608 (a checked name)
+    columns = published_columns(table, relation.columns, relation.types, fmt)
+    check_fit(cursor, table, source, columns)
+    select = select_sql(source, columns)
+    published = cursor.sql(select).types  # bound, not run: each type as DuckDB spells it
+    return select, [{"name": c.name, "type": str(t)} for c, t in zip(columns, published, strict=True)]
+
+
 def _write_table(cursor: Any, stage: Path, table: str, partition_by: Any) -> dict[str, Any]:
     columns = [str(c) for c in partition_by]
-    source, schema = check_table(cursor, table, columns)
+    source, _ = check_table(cursor, table, columns)
+    select, schema = gated_select(cursor, table, source, "parquet")
     dest = stage / table
     options = EXPORT_FORMATS["parquet"]
     if columns:
         parts = ", ".join(_quoted(c) for c in columns)
-        sql = f"COPY {source} TO '{dest}' ({options}, PARTITION_BY ({parts}), FILENAME_PATTERN 'part-{{i}}')"
+        sql = f"COPY ({select}) TO '{dest}' ({options}, PARTITION_BY ({parts}), FILENAME_PATTERN 'part-{{i}}')"
     else:
         dest.mkdir()  # no parents: a partial folder removed by a cancel is not made again
-        sql = f"COPY {source} TO '{dest / 'part-0.parquet'}' ({options})"
+        sql = f"COPY ({select}) TO '{dest / 'part-0.parquet'}' ({options})"
     rows = int(cursor.execute(sql).fetchone()[0])
     dest.mkdir(exist_ok=True)  # a partitioned COPY of no rows writes no folder
     files = sorted(

@@ -293,7 +293,9 @@ async def test_a_run_that_changed_no_table_keeps_no_snapshot_of_its_own(
     idle = [await asyncio.wait_for(runner.run("orders"), 120) for _ in range(3)]
     for rec in idle:
         assert rec.status is RunStatus.SUCCEEDED, rec.to_dict()
-        assert rec.note == f"changed no layer table: the snapshot of run {second} stands for this run", rec.note
+        assert rec.note is not None, rec.to_dict()
+        same = f"changed no layer table: the snapshot of run {second} stands for this run"
+        assert rec.note.startswith(same), rec.note
     assert runner.snapshots("orders") == [first, second]
     last = await runner.last_diff("orders")
     assert last is not None and (last["run_a"], last["run_b"]) == (first, second)
