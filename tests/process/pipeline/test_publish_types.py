@@ -256,5 +256,5 @@ async def test_a_hugeint_is_published_exactly_as_decimal_38_or_the_publish_fails
     # validate sees the types (not the values): an INTERVAL column is an error of _publish, naming it
     (tmp_path / "gold.sql").write_text(WIDE_SQL.replace("AS nested", "AS nested, INTERVAL 1 DAY AS lag"))
     report = {r.step: r for r in validate_spec(load_pipeline(path))}["_publish"]
-    assert report.status == "error" and report.where == str(path), report
+    assert report.status == "error" and report.where == spec.at("publish"), report
     assert report.message.startswith("publish: dl_gold.items: column 'lag' is INTERVAL, which "), report.message
