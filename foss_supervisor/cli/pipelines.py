@@ -112,6 +112,11 @@ def cmd_pipeline(args: argparse.Namespace, config: Target) -> int:
         return EXIT_USAGE
     if args.action == "status":
         data = call(config.control_socket, "pipelines")
+        if args.name is not None:  # one pipeline, as for runs (the daemon's reply lists them all)
+            if not any(p["name"] == args.name for p in data):
+                say("ERROR", f"no such pipeline: {args.name!r}; known: {', '.join(p['name'] for p in data)}")
+                return EXIT_FAIL
+            data = [p for p in data if p["name"] == args.name]
         if args.json:
             print(json.dumps(data, indent=2))
             return EXIT_OK
@@ -345,7 +350,7 @@ def args_pipeline(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "name",
         nargs="?",
-        help="the pipeline (needed by all but status and runs; filters runs); "
+        help="the pipeline (needed by all but status and runs; filters status and runs); "
         "for retry, the run id (see pipeline runs); for diff, the first run (A)",
     )
     p.add_argument("other", nargs="?", help="diff: the second run (B); release: a held file (name, path or sha256)")

@@ -517,6 +517,9 @@ def test_paused_schedules_start_nothing_until_resumed_and_survive_a_restart(daem
     assert d.call("pipelines")[0]["paused"] is True
     shown = d.cli("pipeline", "status").stdout
     assert "runs on demand only: schedules paused (cron * * * * * *; `pipeline resume one`)" in shown, shown
+    assert d.cli("pipeline", "status", "one").stdout == shown  # its only pipeline, named
+    unknown = d.cli("pipeline", "status", "nosuch")
+    assert unknown.returncode == 1 and "no such pipeline: 'nosuch'; known: one" in unknown.stderr, unknown
     resumed = d.cli("pipeline", "resume", "one")
     assert resumed.returncode == 0 and "resumed" in resumed.stdout
     # its ticks run again: nothing new since the manual run, so each is counted (no run recorded)
