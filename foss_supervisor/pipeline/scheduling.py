@@ -31,6 +31,8 @@ __all__ = ["RunScheduling"]
 log = structlog.get_logger("foss_supervisor.pipelines")
 
 _GOOD = (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS)
+#: runs whose input fingerprint is remembered, for a retry of one of them (only a pipeline's latest run can be)
+RUN_INPUTS = 64
 
 
 class RunScheduling:
@@ -45,6 +47,7 @@ class RunScheduling:
     _paused: set[str]
     _skips: dict[str, dict[str, Any]]  # pipeline -> {"count", "last_at", "last_trigger"} since the daemon started
     _backfilling: set[str]  # pipelines with a backfill in progress (backfill.py)
+    _run_inputs: dict[str, str | None]  # run id -> its input fingerprint at its start (the last RUN_INPUTS runs)
 
     def _busy(self, name: str) -> bool:
         """A run of ``name`` is in progress, or a backfill of it (between two partition runs too)."""
@@ -120,8 +123,14 @@ class RunScheduling:
         except PipelineError as exc:
             log.error("pipeline_run_failed_to_start", pipeline=name, error=str(exc))
             return None
-        # a retry reused the source run's ingest, which may predate files that landed since: never "nothing new"
-        self._fingerprints.set(name, fingerprint if record.status in _GOOD and retry is None else None)
+        # a good run took the inputs it started with; a retry reused its source run's first steps, so it took
+        # the inputs it started with only when they are the source's (nothing landed or changed in between;
+        # unknown after a restart): else the next trigger runs, never skipped as "nothing new"
+        took = fingerprint if retry is None or fingerprint == self._run_inputs.get(retry[0]) else None
+        self._run_inputs[record.run_id] = took
+        for old in list(self._run_inputs)[:-RUN_INPUTS]:
+            del self._run_inputs[old]
+        self._fingerprints.set(name, took if record.status in _GOOD else None)
         if record.status in _GOOD:
             for pc in self.config.pipelines.values():
                 if name in pc.after:  # its input changed: never skipped as "nothing new"

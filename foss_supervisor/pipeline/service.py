@@ -90,6 +90,7 @@ class PipelineService(Backfills):
         self.started_at = time.time()  # a schedule is not overdue for the time the daemon was down
         self._finished: dict[str, dict[str, int]] = {}  # pipeline -> status -> runs finished since start
         self._redefined_while_paused: set[str] = set()  # their config_changed run starts when resumed
+        self._run_inputs = {}
         self._skips = {}
         self._backfills = {}
         self._backfilling = set()
