@@ -5,7 +5,8 @@ Add it as the last step (``callable: foss_supervisor.pipeline.report:report``); 
 add their own figures on top (orders adds revenue KPIs: see configs/pipelines/orders/steps.py). What it reads, by
 convention rather than configuration:
 
-- layers: the row count of every table in the schemas the pipeline owns (its ledger's file tables left out);
+- layers: the row count of every table in the schemas the pipeline owns but its ledger's (files, commits,
+  rollbacks: run bookkeeping, which snapshots leave out too);
 - run quality: the first step of this run that reported both ``valid`` and ``rejected`` metrics;
 - overall quality and reasons: the tables named ``*_rejected`` that have a ``reasons`` list column, against the
   bronze table (``params.bronze``, else the first table of a schema whose name ends in ``bronze``).
@@ -45,7 +46,7 @@ def build_report(ctx: StepContext) -> dict[str, Any]:
         " AND list_contains(?::VARCHAR[], schema_name) ORDER BY 1, 2",
         [owned],
     ).fetchall()
-    tables = [(s, t) for s, t in tables if not (s == ctx.ledger and t in ("files", "file_seen"))]
+    tables = [(s, t) for s, t in tables if s != ctx.ledger]  # run bookkeeping, not a layer (as for snapshots)
     layers = {f"{s}.{t}": int(cur.execute(f"SELECT count(*) FROM {_quote(s, t)}").fetchone()[0]) for s, t in tables}  # noqa: S608
     rejected_tables = [
         (s, t)

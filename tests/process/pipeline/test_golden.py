@@ -108,6 +108,7 @@ async def test_golden_two_batches_idempotent_and_replay(workspace: dict[str, Pat
     # --- report files exist and carry the KPIs
     report = json.loads((ws["reports"] / "orders" / f"{rec2.run_id}.json").read_text())
     assert report["layers"]["silver.orders"] == silver
+    assert not [t for t in report["layers"] if t.startswith("meta.")]  # the ledger's bookkeeping is no layer
     assert report["top_rejection_reasons"][0]["rows"] >= 1
     assert (ws["reports"] / "orders" / "latest.html").read_text().startswith("<!doctype html>")
 
