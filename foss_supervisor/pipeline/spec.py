@@ -215,11 +215,18 @@ def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -
         ]
         raise PipelineConfigError.collected(errors) from None
     names = [s.get("name") for s in raw["steps"]]  # generated SQL's errors name the YAML (origins.py)
+    named = named_lines(lines, names)
     steps = (
         dataclasses.replace(s, sql=place(s.sql, file, lines, names)) if s.sql_path is None and s.sql else s
         for s in spec.steps
     )
-    return dataclasses.replace(spec, steps=tuple(steps), lines=named_lines(lines, names))
+    at = {t.where: f"{yaml_at(file, t.where, named)}: {t.where}" for s in spec.steps for t in s.thresholds}
+    at[DEFAULT_THRESHOLD.where] = DEFAULT_THRESHOLD.where  # a crossed threshold says where it was declared
+    steps = (
+        dataclasses.replace(s, thresholds=tuple(dataclasses.replace(t, where=at[t.where]) for t in s.thresholds))
+        for s in steps
+    )
+    return dataclasses.replace(spec, steps=tuple(steps), lines=named)
 
 
 def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides | None) -> PipelineSpec:

@@ -68,8 +68,9 @@ def test_a_failed_quality_threshold_explains_the_pipeline_the_run_and_the_table_
     assert pipeline["chain"][0] == "pipeline q failed"
     said = pipeline["chain"][1]
     assert said.startswith(f"run {run['run_id']} of q failed at ") and said.endswith(" (started by manual)"), said
-    threshold = "quality_failed: error threshold of the step (steps.check.thresholds[0]): pass rate 25.0 %"
+    threshold = f"quality_failed: error threshold of the step ({spec}:"  # the YAML line, then the key
     assert pipeline["chain"][2].startswith(f"step check failed: {threshold}"), pipeline["chain"]
+    assert ": steps.check.thresholds[0]): pass rate 25.0 %" in pipeline["chain"][2], pipeline["chain"]
 
     code, by_run = why(daemon, run["run_id"])
     assert code == 3 and by_run["kind"] == "run" and by_run["chain"] == pipeline["chain"][1:]

@@ -56,8 +56,8 @@ async def test_below_an_error_threshold_the_run_fails_before_gold_and_leaves_sil
     validate = rec.step("validate")
     assert validate.state is StepState.FAILED
     assert validate.error == (
-        "quality_failed: error threshold of the step (steps.validate.thresholds[0]): pass rate 42.9 % is below"
-        " min_pass_rate 90 %"
+        f"quality_failed: error threshold of the step ({strict}:{_line(strict, 'thresholds:') + 1}:"
+        " steps.validate.thresholds[0]): pass rate 42.9 % is below min_pass_rate 90 %"
     )
     after = [s.name for s in rec.steps if s.state is StepState.UPSTREAM_FAILED]
     assert {"aggregate", "report"} <= set(after), [(s.name, s.state) for s in rec.steps]
@@ -94,9 +94,14 @@ async def test_a_rules_warn_threshold_counts_its_failing_rows(
     check = rec.step("check")
     assert rec.status is RunStatus.SUCCEEDED_WITH_WARNINGS and check.metrics["rejected.id:not_null"] == 1
     assert check.warnings == (
-        "warn threshold of rule id:not_null (steps.check.params.columns.id.not_null): 1 rows rejected,"
-        " more than max_rejected 0",
+        f"warn threshold of rule id:not_null ({spec.at('steps.check.params.columns.id.not_null')}:"
+        " steps.check.params.columns.id.not_null): 1 rows rejected, more than max_rejected 0",
     )
     # a replay re-checks rejected rows: its pass rate says nothing about new data, so no threshold is judged
     replay = await asyncio.wait_for(runner.replay("q"), 60)
     assert replay.status is RunStatus.SUCCEEDED and replay.step("check").metrics["rejected"] == 1
+
+
+def _line(path: Path, text: str) -> int:
+    """The 1-based number of the first line of ``path`` holding ``text``."""
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
