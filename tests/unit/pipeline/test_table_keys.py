@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.fingerprint import definition_digest
 from foss_supervisor.pipeline.runsnapshots import declared_keys
 from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
 
@@ -168,3 +169,13 @@ def test_every_malformed_keys_value_is_refused_with_file_line_and_key(tmp_path: 
         table, item = found[1], int(found[2])
     assert isinstance(value, dict) and table in value, exc
     assert exc.line == composed_line(text, table, item), (exc, text)
+
+
+def test_a_change_of_keys_is_a_change_of_the_definition_so_a_reload_applies_it(tmp_path: Path) -> None:
+    """The reload compares definition digests: a keys-only edit must change the digest (else the runner would
+    keep diffing by the old key); a pipeline that declares none keeps the digest it had."""
+    digests = [definition_digest(load(tmp_path, doc(keys))[1]) for keys in (None, {"s.x": ["id"]}, {"s.x": ["k"]})]
+    assert len(set(digests)) == 3
+    plain = doc(None)
+    del plain["steps"][0]["keys"]
+    assert definition_digest(load(tmp_path, plain)[1]) == digests[0]
