@@ -155,7 +155,8 @@ def _by_key(
     both sides, those whose other columns' hash differs the changed ones; added is rows_b less the pairs,
     removed rows_a less them. Cutting the sides to the key and one hash made the join 2.5x faster at 10M rows
     under the worker's memory limit (4.2-10.5 s -> 1.7-3.0 s, 1 GB); joining on the key's hash, not its
-    text, took the 10M ``--updates`` diff of ``silver.orders`` from 1.66 s to the figure in docs/pipelines.md.
+    text, in an inner join, took it from 3.1 to 2.7 s (``silver.orders`` of the 10M ``--updates`` benchmark,
+    medians of 3 interleaved, on a busy machine: docs/pipelines.md).
     The odds are those of :func:`_whole_rows`: two keys of one hash (about 3 in a million at 10M rows) would
     pair, and a changed row keeping its hash would count as unchanged. DuckDB's hash agrees with IS DISTINCT
     FROM on NULL (one NULL key pairs with the other side's), NaN and -0.0."""
