@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.jsonable import dataclass_to_json, jsonable
@@ -83,6 +84,9 @@ def definition_digest(spec: PipelineSpec) -> str:
     }
     if spec.partition is not None:  # only when declared: the digests of other pipelines stay as they were
         doc["partition"] = spec.partition.to_json()
+    keys: list[Any] = [[s.name, [[t, list(c)] for t, c in s.keys]] for s in spec.steps if s.keys]
+    if keys:  # a step's keys (tablekeys.py), only when declared: so a reload applies a change of them
+        doc["keys"] = keys
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=jsonable).encode()).hexdigest()
 
 

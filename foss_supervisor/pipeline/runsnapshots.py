@@ -57,12 +57,19 @@ def layer_schemas(spec: PipelineSpec) -> list[str]:
 
 
 def declared_keys(spec: PipelineSpec) -> dict[str, list[str]]:
-    """``{schema.table: [column]}``: the key each ``deduplicate`` step declares for its target."""
-    return {
-        str(s.params["target"]): [str(c) for c in s.params["key"]]
+    """``{schema.table: [column]}``: the key each ``deduplicate`` step declares for its target, and those steps
+    declare in ``keys`` (tablekeys.py; the loader keys a table once)."""
+    out = {
+        str(s.params["target"]): _columns(s.params["key"])
         for s in spec.steps
         if s.kind is StepKind.DEDUPLICATE and s.params.get("target") and s.params.get("key")
     }
+    return out | {table: list(columns) for s in spec.steps for table, columns in s.keys}
+
+
+def _columns(key: Any) -> list[str]:
+    """A ``deduplicate`` step's ``key`` as a list: one column may be written alone (dedupe.py)."""
+    return [key] if isinstance(key, str) else [str(c) for c in key]
 
 
 class RunSnapshots:

@@ -44,6 +44,7 @@ from foss_supervisor.pipeline.rules import (
     load_publish,
 )
 from foss_supervisor.pipeline.states import RunMode
+from foss_supervisor.pipeline.tablekeys import KEYS, TableKeys, check_table_keys, load_step_keys
 from foss_supervisor.pipeline.thresholds import DEFAULT_THRESHOLD, Threshold, step_thresholds
 
 __all__ = [
@@ -116,6 +117,7 @@ class StepSpec:
     layer: str | None = None  # bronze, silver or gold, as the author declares it (shown by the dashboard)
     #: when the step's checked rows make the run warn or fail (thresholds.py); the default when none declared
     thresholds: tuple[Threshold, ...] = (DEFAULT_THRESHOLD,)
+    keys: TableKeys = ()  # the key of each table it declares one for (tablekeys.py): what diff pairs rows by
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -172,8 +174,8 @@ def default_pipelines_dir() -> Path:
 
 
 _TOP_KEYS = set(PIPELINE_SCHEMA)
-_STEP_KEYS = {*STEP, "params", "thresholds"}  # params: checked by the step's kind (quality.py, dedupe.py, rules.py);
-# thresholds: by thresholds.py
+_STEP_KEYS = {*STEP, "params", "thresholds", KEYS}  # params: checked by the step's kind (quality.py, dedupe.py,
+# rules.py); thresholds: by thresholds.py; keys: by tablekeys.py
 LAYERS = ("bronze", "silver", "gold")
 _FOLDER_KEYS = set(FOLDERS)
 
@@ -273,6 +275,7 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
 
     sql_texts = [t for t in [setup_sql, *(s.sql for s in ordered)] if t]
     schemas, inputs, ledger = load_access(raw, name, sql_texts, ordered, file)
+    check_table_keys(steps, schemas, ledger, file)
     patterns = load_patterns(raw, ordered, file)
     published = load_publish(raw, schemas, file)
     demo = gated(raw, "demo_data", _gate(PIPELINE_SCHEMA, "demo_data"), "", file)
@@ -444,4 +447,5 @@ def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
         params=params,
         layer=layer,
         thresholds=step_thresholds(raw.get("thresholds"), rule_thresholds, file, key, name),
+        keys=load_step_keys(raw, file, key),
     )

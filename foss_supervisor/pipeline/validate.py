@@ -167,6 +167,9 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
                 report = _publish(con, spec)
                 types = _published_types(con, spec) if report.status != "error" else report
                 reports.append(types if types.status == "error" else report)
+            if not roots:
+                current = "_keys"
+                reports += _keys(con, spec, unmade=[r.step for r in reports if r.where and r.status == "ok"])
         except Exception as exc:  # what no check foresaw: an error of the step it met, the rest not checked
             why = (str(exc).splitlines() or [""])[0]
             reports.append(
@@ -258,6 +261,41 @@ def _published_types(con: Any, spec: PipelineSpec) -> StepReport:
         except QueryRefusedError as exc:
             return StepReport("_publish", "error", spec.at("publish"), f"publish: {exc}")
     return StepReport("_publish", "ok")
+
+
+def _keys(con: Any, spec: PipelineSpec, unmade: list[str]) -> list[StepReport]:
+    """Each table key a step declares (``keys``, tablekeys.py) against its table as the steps left it: a column
+    the table does not have is an error of ``_keys`` at the YAML line of that column (``where``: ``file:LINE:
+    steps.<name>.keys.<table>[i]``); a table no step made here is ``not_checked`` when a Python step or one of
+    ``unmade`` (steps whose SQL stopped at their landing files) may make it in a run, else an error."""
+    makers = unmade + [s.name for s in spec.steps if s.kind is StepKind.PYTHON and s.callable not in _MADE_HERE]
+    out = []
+    for step in spec.steps:
+        for table, columns in step.keys:
+            dotted = f"steps.{step.name}.keys.{table}"
+            schema, _, name = table.partition(".")
+            found = con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?"
+                " ORDER BY ordinal_position",
+                [schema, name],
+            ).fetchall()
+            have = [str(r[0]) for r in found]
+            missing = [(i, c) for i, c in enumerate(columns) if c not in have]
+            if have and not missing:
+                continue
+            i = missing[0][0] if have else None
+            where = f"{spec.at(dotted + (f'[{i}]' if i is not None else ''))}: {dotted}"
+            if have:
+                why = f"{table} has no column {missing[0][1]!r} (its columns: {', '.join(have)})"
+                out.append(StepReport("_keys", "error", where + f"[{i}]", why))
+            elif makers:
+                why = f"{table} is not made here: step {makers[0]} may make it in a run (not run here)"
+                out.append(StepReport("_keys", "not_checked", where, why))
+            else:
+                out.append(
+                    StepReport("_keys", "error", where, f"no step makes {table}: it is not there after them all")
+                )
+    return out
 
 
 def _sql_step(

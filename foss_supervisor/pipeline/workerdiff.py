@@ -3,12 +3,12 @@ and the live warehouse (what a rollback would change). Per table: rows added, re
 schema changes, and each column's null rate and min/max on both sides.
 
 How rows are matched: by the table's key when it has one (a PRIMARY KEY or UNIQUE constraint, else the key
-the pipeline declares for it, e.g. a ``deduplicate`` step's ``key``): a key only in B is added, only in A
-removed, in both with another value in any other common column changed. Without a key, whole rows over the
-columns both sides have are compared as multisets (``EXCEPT ALL``): changed is then null, as an edited row
-counts as one removed and one added, and ``match`` says so. Rows are matched by their 64-bit hash
-(DuckDB's ``hash`` of every common column): two different rows with the same hash, about 3 in a million at
-10M rows, would count as the same row.
+the pipeline declares for it: a ``deduplicate`` step's ``key``, or a step's ``keys``, tablekeys.py): a key only
+in B is added, only in A removed, in both with another value in any other common column changed. Without a
+key, whole rows over the columns both sides have are compared as multisets (``EXCEPT ALL``): changed is then
+null, as an edited row counts as one removed and one added, and ``match`` says so. Rows are matched by their
+64-bit hash (DuckDB's ``hash`` of every common column), keys by the hash of their columns: two different rows
+(or keys) with the same hash, about 3 in a million at 10M rows, would count as the same one.
 
 What is not read (issue 18, workersegments.py): a file both snapshots list (one inode) is the same rows
 on both sides. Without a key, shared files cancel out of the multiset difference, so a table that only
@@ -146,29 +146,37 @@ def _whole_rows(
 
 
 def _by_key(
-    cursor: Any, a: _Side, b: _Side, key: list[str], common: list[str], *, same_types: bool
+    cursor: Any, a: _Side, b: _Side, key: list[str], common: list[str], *, same_types: bool, rows: tuple[int, int]
 ) -> tuple[int, int, int]:
-    """(added, removed, changed): one full join by ``key``, in one pass. With ``same_types`` (each common
-    column of one type on both sides) each side is first cut to its key and the 64-bit hash of its other
-    columns, so the join carries two columns, not every one: 2.5x faster at 10M rows under the worker's
-    memory limit (4.2-10.5 s -> 1.7-3.0 s, 1 GB), with the odds of :func:`_whole_rows` that a changed row
-    keeps its hash. DuckDB's hash agrees with IS DISTINCT FROM on NULL, NaN and -0.0."""
-    on = " AND ".join(f"x.{quoted(k)} IS NOT DISTINCT FROM y.{quoted(k)}" for k in key)
+    """(added, removed, changed) of two sides of ``rows`` (rows_a, rows_b) rows on neither of which ``key``
+    repeats (:func:`_key_repeats`), in one pass. With ``same_types`` (each common column of one type on both
+    sides) each side is first cut to two 64-bit hashes, of its key and of its other columns, and the sides
+    are joined on the key's hash (one fixed-width column, not the key's text): the pairs found are the keys on
+    both sides, those whose other columns' hash differs the changed ones; added is rows_b less the pairs,
+    removed rows_a less them. Cutting the sides to the key and one hash made the join 2.5x faster at 10M rows
+    under the worker's memory limit (4.2-10.5 s -> 1.7-3.0 s, 1 GB); joining on the key's hash, not its
+    text, in an inner join, took it from 3.1 to 2.7 s (``silver.orders`` of the 10M ``--updates`` benchmark,
+    medians of 3 interleaved, on a busy machine: docs/pipelines.md).
+    The odds are those of :func:`_whole_rows`: two keys of one hash (about 3 in a million at 10M rows) would
+    pair, and a changed row keeping its hash would count as unchanged. DuckDB's hash agrees with IS DISTINCT
+    FROM on NULL (one NULL key pairs with the other side's), NaN and -0.0."""
     others = [quoted(c) for c in common if c not in key]
     if same_types:
         keys, row = ", ".join(quoted(k) for k in key), f"hash({', '.join(others)})" if others else "0"
-        x, y, moved = (
-            f"SELECT true AS _in_a, {keys}, {row} AS _h",
-            f"SELECT true AS _in_b, {keys}, {row} AS _h",
-            "x._h <> y._h",
-        )
-    else:  # a retyped column is compared by value (IS DISTINCT FROM casts), not by hash
-        x, y = "SELECT true AS _in_a, *", "SELECT true AS _in_b, *"
-        moved = " OR ".join(f"x.{c} IS DISTINCT FROM y.{c}" for c in others) or "false"
+        side = f"SELECT hash({keys}) AS _k, {row} AS _h FROM"
+        both, changed = cursor.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE x._h <> y._h) FROM ({side} {a.source}) x"  # noqa: S608
+            f" JOIN ({side} {b.source}) y ON x._k = y._k"
+        ).fetchone()
+        return max(rows[1] - int(both), 0), max(rows[0] - int(both), 0), int(changed)
+    # a retyped column is compared by value (IS DISTINCT FROM casts), not by hash
+    on = " AND ".join(f"x.{quoted(k)} IS NOT DISTINCT FROM y.{quoted(k)}" for k in key)
+    moved = " OR ".join(f"x.{c} IS DISTINCT FROM y.{c}" for c in others) or "false"
     counts = (
-        f"SELECT count(*) FILTER (WHERE x._in_a IS NULL), count(*) FILTER (WHERE y._in_b IS NULL),"  # noqa: S608
+        "SELECT count(*) FILTER (WHERE x._in_a IS NULL), count(*) FILTER (WHERE y._in_b IS NULL),"  # noqa: S608
         f" count(*) FILTER (WHERE x._in_a AND y._in_b AND ({moved}))"
-        f" FROM ({x} FROM {a.source}) x FULL JOIN ({y} FROM {b.source}) y ON {on}"
+        f" FROM (SELECT true AS _in_a, * FROM {a.source}) x FULL JOIN (SELECT true AS _in_b, * FROM {b.source}) y"
+        f" ON {on}"
     )
     added, removed, changed = cursor.execute(counts).fetchone()
     return int(added), int(removed), int(changed)
@@ -220,7 +228,7 @@ def _table_diff(cursor: Any, table: str, a: _Side | None, b: _Side | None, stric
         else:  # no key repeats, but the snapshots did not record it: the whole tables are joined
             same_types = all(cols_a[c] == cols_b[c] for c in common)
             out["added"], out["removed"], out["changed"] = _by_key(
-                cursor, a, b, list(key), common, same_types=same_types
+                cursor, a, b, list(key), common, same_types=same_types, rows=(rows_a, rows_b)
             )
         out["match"] = {"by": "key", "columns": list(key)}
         return out

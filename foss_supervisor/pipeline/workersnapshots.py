@@ -168,7 +168,8 @@ def snapshot_tables(
     snapshot's files hard-linked plus ``<schema>.<table>@<run_id>.parquet`` with the new rows; any other is
     copied whole to ``<schema>.<table>.parquet``. Every data file has its statistics in ``_stats/``.
 
-    ``message["keys"]`` maps ``schema.table`` to the key the pipeline declares. Returns ``{"tables":
+    ``message["keys"]`` maps ``schema.table`` to the key the pipeline declares (a ``deduplicate`` step's, a
+    step's ``keys``; recorded even when the table lacks a column of it, then never ``unique_key``). Returns ``{"tables":
     [{table, files: [{file, rows, bytes, linked}], rows, bytes (new bytes written), linked (no new bytes),
     schema: [{name, type}], key, unique_key, ddl, references}]}`` (``unique_key``: no two rows have the
     same key, NULLs equal; ``ddl``: the table's CREATE TABLE text; ``references``: the tables its FOREIGN
@@ -222,7 +223,9 @@ def snapshot_tables(
                     "linked": not new,
                     "schema": schema,
                     "key": key,
-                    "unique_key": key is not None and _unique(cursor, [stage / f["file"] for f in files], key),
+                    "unique_key": key is not None
+                    and set(key) <= {c["name"] for c in schema}  # a declared key may name a column it lacks
+                    and _unique(cursor, [stage / f["file"] for f in files], key),
                     "ddl": ddl,
                     "references": sorted(references.get(table, ())),
                 }

@@ -313,7 +313,8 @@ async def test_a_run_that_changed_no_table_keeps_no_snapshot_of_its_own(
     assert renamed.status is RunStatus.SUCCEEDED and renamed.note is None, renamed.to_dict()
     assert runner.snapshots("orders") == [second, renamed.run_id]
     changed = {t["table"]: t for t in (await runner.diff(second, renamed.run_id))["tables"]}["ref.countries"]
-    assert (changed["added"], changed["removed"]) == (1, 1), changed  # no key: the edited row, out and in
+    assert changed["match"] == {"by": "key", "columns": ["country_code"]}  # the key orders.yaml declares
+    assert (changed["added"], changed["removed"], changed["changed"]) == (0, 0, 1), changed  # the edited row
 
 
 async def test_a_published_table_that_changed_is_never_taken_for_the_previous_snapshot(

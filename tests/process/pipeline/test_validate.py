@@ -126,3 +126,44 @@ def test_a_declared_bronze_is_checked_as_ingest_checks_it(tmp_path: Path, declar
             assert f"of another type than ingest writes: {lacking[6:]}" in ingest.message
         else:
             assert f"lacks the column(s) ingest writes: {lacking}" in ingest.message
+
+
+@pytest.mark.parametrize(
+    ("keys", "at", "status", "message"),
+    [
+        ({"s_raw.t": ["id"], "s_raw.total": ["x"]}, None, "", ""),
+        ({"s_raw.t": ["id", "amont"]}, "- amont", "error", "s_raw.t has no column 'amont' (its columns: id, amount)"),
+        ({"s_raw.t": ["ID"]}, "- ID", "error", "has no column 'ID'"),  # spelled as the table spells it
+        ({"s_raw.nope": ["id"]}, "s_raw.nope:", "error", "no step makes s_raw.nope"),
+    ],
+)
+def test_a_declared_key_naming_a_column_its_table_lacks_is_an_error_at_its_yaml_line(
+    tmp_path: Path, keys: dict[str, list[str]], at: str | None, status: str, message: str
+) -> None:
+    """The tables as the steps left them: each key column one of its table's, else an error of ``_keys`` at
+    the line of the column (or of the table no step makes); the steps themselves are fine."""
+    path = two_step_pipeline(tmp_path, "SELECT 1 AS rows_in, 1 AS rows_out;")
+    doc = yaml.safe_load(path.read_text())
+    doc["steps"][1]["keys"] = keys
+    path.write_text(yaml.safe_dump(doc))
+    reports = validate_spec(load_pipeline(path))
+    assert all(r.status == "ok" for r in reports if r.step != "_keys"), reports
+    found = [r for r in reports if r.step == "_keys"]
+    if at is None:
+        assert found == []
+        return
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.strip() == at)
+    table = next(iter(keys))
+    column = f"[{len(keys[table]) - 1}]" if status == "error" and "no column" in message else ""
+    assert [(r.status, r.where) for r in found] == [(status, f"{path}:{line}: steps.mine.keys.{table}{column}")]
+    assert message in found[0].message, found
+
+
+def test_a_declared_key_of_a_table_a_python_step_makes_is_not_checked(tmp_path: Path) -> None:
+    path = two_step_pipeline(tmp_path, "SELECT 1 AS rows_in, 1 AS rows_out;")
+    (tmp_path / "make.py").write_text("def make(ctx):\n    return {'rows_in': 0, 'rows_out': 0}\n")
+    doc = yaml.safe_load(path.read_text())
+    doc["steps"].append({"name": "made", "kind": "python", "callable": "make.py:make", "keys": {"s_raw.m": ["id"]}})
+    path.write_text(yaml.safe_dump(doc))
+    found = [r for r in validate_spec(load_pipeline(path)) if r.step == "_keys"]
+    assert [r.status for r in found] == ["not_checked"] and "step made may make it" in found[0].message, found
