@@ -45,7 +45,7 @@ from foss_supervisor.pipeline.rules import (
 )
 from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.pipeline.tablekeys import KEYS, TableKeys, check_table_keys, load_step_keys
-from foss_supervisor.pipeline.thresholds import DEFAULT_THRESHOLD, Threshold, step_thresholds
+from foss_supervisor.pipeline.thresholds import DEFAULT_THRESHOLD, Threshold, located_thresholds, step_thresholds
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -219,14 +219,12 @@ def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -
     names = [s.get("name") for s in raw["steps"]]  # generated SQL's errors name the YAML (origins.py)
     named = named_lines(lines, names)
     steps = (
-        dataclasses.replace(s, sql=place(s.sql, file, lines, names)) if s.sql_path is None and s.sql else s
+        dataclasses.replace(
+            s,
+            sql=place(s.sql, file, lines, names) if s.sql_path is None and s.sql else s.sql,
+            thresholds=located_thresholds(s.thresholds, lambda key: yaml_at(file, key, named)),
+        )
         for s in spec.steps
-    )
-    at = {t.where: f"{yaml_at(file, t.where, named)}: {t.where}" for s in spec.steps for t in s.thresholds}
-    at[DEFAULT_THRESHOLD.where] = DEFAULT_THRESHOLD.where  # a crossed threshold says where it was declared
-    steps = (
-        dataclasses.replace(s, thresholds=tuple(dataclasses.replace(t, where=at[t.where]) for t in s.thresholds))
-        for s in steps
     )
     return dataclasses.replace(spec, steps=tuple(steps), lines=named)
 

@@ -27,7 +27,7 @@ step's metrics before it commits (:func:`crossed`), in ``run`` mode only (a repl
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from foss_supervisor.config import gates
@@ -40,6 +40,7 @@ __all__ = [
     "Threshold",
     "crossed",
     "failing_metric",
+    "located_thresholds",
     "parse_threshold",
     "parse_thresholds",
     "step_thresholds",
@@ -108,6 +109,15 @@ def step_thresholds(raw: Any, rules: tuple[Threshold, ...], file: str, key: str,
     return tuple(
         dataclasses.replace(t, where=t.where.replace(key, f"steps.{name}", 1))
         for t in parse_thresholds(raw, file, f"{key}.thresholds") + rules
+    )
+
+
+def located_thresholds(thresholds: tuple[Threshold, ...], at: Callable[[str], str]) -> tuple[Threshold, ...]:
+    """``thresholds`` each with ``where`` as ``FILE:LINE: key`` (``at(key)``: its place in the YAML), so a
+    crossed one names the line that declared it; the default threshold, declared nowhere, stays as it is."""
+    return tuple(
+        t if t.where == DEFAULT_THRESHOLD.where else dataclasses.replace(t, where=f"{at(t.where)}: {t.where}")
+        for t in thresholds
     )
 
 

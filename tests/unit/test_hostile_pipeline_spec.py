@@ -65,7 +65,13 @@ def loads_or_says_where(home: Path, text: str) -> PipelineSpec | None:
         return load_pipeline(path)
     except PipelineConfigError as exc:
         message = str(exc)
-        assert re.match(re.escape(str(path)) + r":\d+: \S", message), message  # file:line: key: reason
+        located = re.escape(str(path)) + r":\d+: \S"  # file:line: key: reason; several: one such line each
+        several = re.fullmatch(r"(\d+) errors:\n((?:  .*(?:\n|$))+)", message)
+        if several:
+            lines = several[2].rstrip("\n").split("\n  ")
+            assert int(several[1]) == len(lines) >= 2 and all(re.match(located, ln.strip()) for ln in lines), message
+        else:
+            assert re.match(located, message), message
         assert exc.reason and "Traceback" not in message
         return None
     finally:
