@@ -44,7 +44,7 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from foss_supervisor.base.secretshapes import REDACTED, TRIGGER, apply, looks_secret
+from foss_supervisor.base.secretshapes import REASON_WORDS, REDACTED, TRIGGER, apply, looks_secret
 
 __all__ = ["MAX_LITERAL", "MIN_LITERAL", "REDACTED", "Redactor", "looks_secret"]
 
@@ -83,7 +83,9 @@ class _Sink:
 
     def add(self, value: str) -> None:
         value = value.strip().strip("\"'")
-        if MIN_LITERAL <= len(value) <= MAX_LITERAL and value.strip("*"):
+        # a word a config error's reason starts with is never learned: replaced everywhere, it would mangle
+        # every reason after (``replicas: *** be an integer``); as a secret it hides nothing anyway
+        if MIN_LITERAL <= len(value) <= MAX_LITERAL and value.strip("*") and value.lower() not in REASON_WORDS:
             self.values.add(value)
         if "\n" in value:  # log text is read back line by line: each line of a multi-line secret goes too
             for line in value.splitlines():

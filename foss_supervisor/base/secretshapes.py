@@ -37,7 +37,7 @@ import functools
 import re
 from collections.abc import Callable
 
-__all__ = ["REDACTED", "TRIGGER", "apply", "looks_secret"]
+__all__ = ["REASON_WORDS", "REDACTED", "TRIGGER", "apply", "looks_secret"]
 
 REDACTED = "***"
 
@@ -131,10 +131,52 @@ _INLINE = re.compile(  # only names holding a secret word match, so a harmless o
 _HEADER_NAME = re.compile(r"-{0,2}(?:proxy-)?authorization", re.I)
 # "file:line: programs.p.env.DB_PASSWORD: must be a string": a dotted config key then the first word of a
 # refusal (config errors are redacted before they are formatted: config.loader.without_secrets)
-_REASON_WORDS = frozenset(
-    {"must", "unknown", "a", "an", "is", "only", "no", "cannot", "not", "needs", "larger", "invalid", "missing",
-     "duplicate", "more", "can", "the", "one", "soft", "refers", "expands", "keys"}
-)  # fmt: skip
+REASON_WORDS = frozenset(
+    {
+        "must",
+        "unknown",
+        "a",
+        "an",
+        "is",
+        "only",
+        "no",
+        "cannot",
+        "not",
+        "needs",
+        "larger",
+        "invalid",
+        "missing",
+        "duplicate",
+        "more",
+        "can",
+        "the",
+        "one",
+        "soft",
+        "refers",
+        "expands",
+        "keys",
+        "accepted",
+        "accepted_range",
+        "accepted_values",
+        "at",
+        "check",
+        "column",
+        "declare",
+        "declares",
+        "dependency",
+        "has",
+        "min_value",
+        "module",
+        "pattern",
+        "pipeline",
+        "relationships",
+        "schema",
+        "sql",
+        "table",
+        "top",
+        "empty",
+    }
+)  # fmt: skip  (tests/unit/test_redact.py checks every reason a ConfigError is given starts with one)
 
 
 # a config error's key path ends the text before its reason: "file:LINE: " then the path (steps[2].params.x)
@@ -179,13 +221,6 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
         value = m.group("secret").rstrip()
         if value == REDACTED:
             return m.group(0)
-        header_end = m.start() + len(re.split(r"[\"':=\s]", m.group("head"), maxsplit=1)[0])
-        if (
-            not m.group("scheme")
-            and value.split(" ", 1)[0] in _REASON_WORDS
-            and _config_key(m.string, m.start(), header_end)
-        ):
-            return m.group(0)  # a config error's key: reason (headers.Authorization: must be a string)
         note(value)
         scheme = m.group("scheme")
         return f"{m.group('head')}{scheme + ' ' if scheme else ''}{REDACTED}"
@@ -206,7 +241,11 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
         if (_HEADER_NAME.fullmatch(name) and sep.strip()) or value == REDACTED:  # the header's rule was there
             # (it reads "authorization: ..." and "=..."; "--authorization VALUE", a flag, is this rule's)
             return m.group(0)
-        if sep.startswith(":") and value in _REASON_WORDS and _config_key(m.string, m.start("name"), m.end("name")):
+        if (
+            sep.startswith(":")
+            and value.lower() in REASON_WORDS
+            and _config_key(m.string, m.start("name"), m.end("name"))
+        ):
             return m.group(0)  # a config error's key: reason
         if not looks_secret(name.lstrip("-")) or (not sep.strip() and not name.startswith("-")):
             return m.group(0)
