@@ -48,6 +48,7 @@ class RunScheduling:
     _skips: dict[str, dict[str, Any]]  # pipeline -> {"count", "last_at", "last_trigger"} since the daemon started
     _backfilling: set[str]  # pipelines with a backfill in progress (backfill.py)
     _run_inputs: dict[str, str | None]  # run id -> its input fingerprint at its start (the last RUN_INPUTS runs)
+    _redefined_while_paused: set[str]  # pipelines whose config_changed run waits for their resume (service.py)
 
     def _busy(self, name: str) -> bool:
         """A run of ``name`` is in progress, or a backfill of it (between two partition runs too)."""
@@ -131,6 +132,8 @@ class RunScheduling:
         for old in list(self._run_inputs)[:-RUN_INPUTS]:
             del self._run_inputs[old]
         self._fingerprints.set(name, took if record.status in _GOOD else None)
+        if record.status in _GOOD and mode is RunMode.RUN:  # the new definition ran: nothing waits for resume
+            self._redefined_while_paused.discard(name)
         if record.status in _GOOD:
             for pc in self.config.pipelines.values():
                 if name in pc.after:  # its input changed: never skipped as "nothing new"

@@ -89,7 +89,7 @@ class PipelineService(Backfills):
         self._write_failures = write_failures or WriteFailures()
         self.started_at = time.time()  # a schedule is not overdue for the time the daemon was down
         self._finished: dict[str, dict[str, int]] = {}  # pipeline -> status -> runs finished since start
-        self._redefined_while_paused: set[str] = set()  # their config_changed run starts when resumed
+        self._redefined_while_paused = set()  # their config_changed run starts when resumed (unless one ran)
         self._run_inputs = {}
         self._skips = {}
         self._backfills = {}

@@ -427,6 +427,17 @@ def test_sql_reloaded_while_paused_runs_once_resumed(daemon: DaemonHandle, tmp_p
     assert rerun["status"] == "succeeded"
     assert d.call("query", sql="SELECT v FROM one_gold.v")["rows"] == [[2]]
 
+    # reloaded while paused again, but run by hand before the resume: nothing is left to run for it
+    d.call("pipeline_pause", name="one")
+    counter_pipeline(tmp_path, "one", 3)
+    assert d.cli("reload").returncode == 0
+    assert d.call("pipeline_run", name="one", wait=True)["status"] == "succeeded"
+    count = len(d.call("pipeline_runs", name="one"))
+    d.call("pipeline_resume", name="one")  # a config_changed run would start here, before the next command
+    assert d.call("pipeline_run", name="one", wait=True)["status"] == "succeeded"
+    later = d.call("pipeline_runs", name="one")[: len(d.call("pipeline_runs", name="one")) - count]
+    assert [r["trigger"] for r in later] == ["manual"], later
+
 
 def test_export_streams_whole_tables_without_a_row_cap(pipeline_daemon: DaemonHandle, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import duckdb
