@@ -217,6 +217,10 @@ def build_parquet_sql(table: str, columns: Sequence[str], have: Mapping[str, str
     )
 
 
+#: the bookkeeping columns bronze_ddl makes NOT NULL (ingest always writes them); no other column may be
+_BOOKKEEPING_NOT_NULL = frozenset(
+    {"_row_id", "_batch_id", "_source_file", "_source_sha256", "_source_line", "_ingested_at"}
+)
 #: the type of each bookkeeping column as bronze_ddl makes it (DuckDB's names); a declared column is VARCHAR
 _BOOKKEEPING_TYPES = {
     "_row_id": "BIGINT",
@@ -234,14 +238,15 @@ def check_bronze(cur: Any, table: str, columns: Sequence[str]) -> None:
     DuckDB binds them (``duckdb_columns()`` keeps the case as written). The one check of both the ingest step
     and ``pipeline validate``. Raises ValueError."""
     schema, name = table.split(".")
-    have = {
-        str(r[0]).lower(): str(r[1])
-        for r in cur.execute(
-            "SELECT column_name, data_type FROM duckdb_columns()"
-            " WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)",
-            [schema, name],
-        ).fetchall()
-    }
+    where = " WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)"
+    rows = cur.execute(
+        f"SELECT column_name, data_type, is_generated, is_nullable, column_default FROM duckdb_columns(){where}",  # noqa: S608 (constant text)
+        [schema, name],
+    ).fetchall()
+    have = {str(r[0]).lower(): str(r[1]) for r in rows}
+    tables = f"SELECT count(*) FROM duckdb_tables(){where}"  # noqa: S608 (constant text; names are parameters)
+    if rows and not cur.execute(tables, [schema, name]).fetchone()[0]:
+        raise ValueError(f"bronze table {table} (declared in setup.sql) is a view, not a table: ingest appends to it")
     lacking = [c for c in (*_BOOKKEEPING_COLUMNS, *columns) if c.lower() not in have]
     if lacking:
         raise ValueError(
@@ -257,6 +262,27 @@ def check_bronze(cur: Any, table: str, columns: Sequence[str]) -> None:
         raise ValueError(
             f"bronze table {table} (declared in setup.sql) has column(s) of another type than ingest writes:"
             f" {'; '.join(retyped)} (bronze keeps values as they arrived, as text: parse them in a view or step)"
+        )
+    written = {c.lower() for c in (*_BOOKKEEPING_COLUMNS, *columns)}
+    refused = [f"{r[0]} is a generated column" for r in rows if r[2] and str(r[0]).lower() in written]
+    refused += [  # a JSON line without the field, a CSV line of fewer fields: NULL, which bronze keeps
+        f"{r[0]} is NOT NULL" + ("" if str(r[0]).lower() in written else " without a DEFAULT")
+        for r in rows
+        if not r[3] and not r[2] and str(r[0]).lower() not in _BOOKKEEPING_NOT_NULL
+        and (str(r[0]).lower() in written or r[4] is None)
+    ]  # fmt: skip
+    refused += [
+        f"a {kind} on {', '.join(cols)}"
+        for kind, cols in cur.execute(
+            f"SELECT constraint_type, constraint_column_names FROM duckdb_constraints(){where}"  # noqa: S608
+            " AND constraint_type IN ('CHECK', 'UNIQUE', 'PRIMARY KEY', 'FOREIGN KEY')",
+            [schema, name],
+        ).fetchall()
+    ]
+    if refused:
+        raise ValueError(
+            f"bronze table {table} (declared in setup.sql) refuses rows ingest may write: {'; '.join(refused)}"
+            " (bronze keeps every line as it arrived: constraints belong to silver)"
         )
 
 

@@ -131,3 +131,47 @@ def test_a_declared_bronze_passes_only_with_the_types_ingest_writes(declared: di
         check_bronze(con, "b.raw", DECLARED)
     for column, made in wrong.items():
         assert f"{column} is {made}, not {WRITTEN[column]}" in str(refused.value)
+
+
+BASE = ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("declared", "refused"),
+    [
+        (f"{BASE}", None),
+        (f"{BASE}, extra INTEGER NOT NULL DEFAULT 0, note VARCHAR COLLATE NOCASE", None),  # theirs, fillable
+        (BASE.replace("kind VARCHAR", "kind VARCHAR CHECK (kind IN ('a', 'b'))"), "a CHECK on kind"),
+        (BASE.replace("amount VARCHAR", "amount VARCHAR NOT NULL"), "amount is NOT NULL"),
+        (BASE.replace("event_id VARCHAR", "event_id VARCHAR UNIQUE"), "a UNIQUE on event_id"),
+        (f"{BASE}, PRIMARY KEY (_row_id)", "a PRIMARY KEY on _row_id"),
+        (f"{BASE}, extra INTEGER NOT NULL", "extra is NOT NULL without a DEFAULT"),
+        (
+            BASE.replace("amount VARCHAR", "amount VARCHAR GENERATED ALWAYS AS (kind || 'x')"),
+            "amount is a generated column",
+        ),
+    ],
+)
+def test_a_declared_bronze_that_would_refuse_a_line_is_refused_before_any_run(
+    declared: str, refused: str | None
+) -> None:
+    """Bronze keeps every line as it arrived: a constraint, a NOT NULL or a generated column that ingest's
+    rows could break fails the check (ingest and validate) naming each, not a run in DuckDB's words."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA b")
+    con.execute(f"CREATE TABLE b.raw ({declared})")
+    if refused is None:
+        check_bronze(con, "b.raw", DECLARED)
+        return
+    with pytest.raises(ValueError, match="refuses rows ingest may write") as found:
+        check_bronze(con, "b.raw", DECLARED)
+    assert refused in str(found.value)
+
+
+def test_a_view_named_as_the_bronze_table_is_refused() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA b")
+    con.execute(bronze_ddl("b.real", DECLARED))
+    con.execute("CREATE VIEW b.raw AS SELECT * FROM b.real")
+    with pytest.raises(ValueError, match="is a view, not a table"):
+        check_bronze(con, "b.raw", DECLARED)
