@@ -172,24 +172,40 @@ def _may_not_fit(duckdb_type: str) -> bool:
     return "HUGEINT" in duckdb_type.upper()  # HUGEINT or UHUGEINT anywhere in it: 39 digits do not fit 38
 
 
-def check_fit(cursor: Any, table: str, source: str, columns: Sequence[PublishedColumn]) -> None:
+#: the dates and timestamps Delta Lake takes only within the years 1 to 9999 (deltalake panics past its range)
+_DATED = frozenset({"DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP WITH TIME ZONE"})
+
+
+def check_fit(cursor: Any, table: str, source: str, columns: Sequence[PublishedColumn], fmt: str = "parquet") -> None:
     """Fail when a value of a column CAST to ``DECIMAL(38,0)`` (or a nested member so cast) would change: each
-    such column is compared, value by value as text, with its cast (one scan of ``source``, only when the
-    table has such a column). Raises QueryRefusedError naming table, column, type, how many values and the fix;
-    duckdb.Error."""
-    checked = [c for c in columns if c.cast and _may_not_fit(c.type)]
-    if not checked:
+    such column is compared, value by value as text, with its cast; for Delta Lake also when a ``DATE`` or
+    ``TIMESTAMP`` column holds an infinite value or one outside the years 1 to 9999 (deltalake fails on them
+    midway, in its words, and Spark reads no other). One scan of ``source``, only when the table has such a
+    column. Raises QueryRefusedError naming table, column, type, how many values and the fix; duckdb.Error."""
+    wide = [c for c in columns if c.cast and _may_not_fit(c.type)]
+    dated = [c for c in columns if fmt == "delta" and c.type in _DATED]
+    if not wide and not dated:
         return
-    counts = ", ".join(
+    counts = [
         f"count(*) FILTER (WHERE TRY_CAST({_quoted(c.name)} AS {c.cast})::VARCHAR"
         f" IS DISTINCT FROM {_quoted(c.name)}::VARCHAR)"
-        for c in checked
-    )
-    found = cursor.execute(f"SELECT {counts} FROM {source}").fetchall()[0]  # noqa: S608 (checked names, quoted)
-    for column, bad in zip(checked, found, strict=True):
+        for c in wide
+    ] + [
+        f"count(*) FILTER (WHERE NOT isfinite({q}) OR (isfinite({q}) AND year({q}) NOT BETWEEN 1 AND 9999))"
+        for q in (_quoted(c.name) for c in dated)
+    ]
+    found = cursor.execute(f"SELECT {', '.join(counts)} FROM {source}").fetchall()[0]  # noqa: S608 (quoted names)
+    for column, bad in zip(wide, found, strict=False):
         if bad:
             raise QueryRefusedError(
                 f"{table}: column {column.name!r} is {column.type}, published as {column.cast}, and {bad} of its"
                 f" values do not fit 38 digits (the widest exact number Parquet and Delta Lake hold): CAST it in the"
                 f" step's SQL, AS VARCHAR to keep every digit or AS DOUBLE if an approximation will do"
+            )
+    for column, bad in zip(dated, found[len(wide) :], strict=True):
+        if bad:
+            raise QueryRefusedError(
+                f"{table}: column {column.name!r} is {column.type}, and {bad} of its values are infinite or outside"
+                f" the years 1 to 9999, which Delta Lake cannot hold: leave them out or CAST"
+                f" {_quoted(column.name)} AS VARCHAR{_STEP}, or publish_format: parquet"
             )

@@ -94,7 +94,7 @@ def gated_select(cursor: Any, table: str, source: str, fmt: str) -> tuple[str, l
     change them. Raises QueryRefusedError (a type or a value the format cannot hold exactly), duckdb.Error."""
     relation = cursor.sql(f"SELECT * FROM {source}")  # noqa: S608 (a checked name)
     columns = published_columns(table, relation.columns, relation.types, fmt)
-    check_fit(cursor, table, source, columns)
+    check_fit(cursor, table, source, columns, fmt)
     select = select_sql(source, columns)
     published = cursor.sql(select).types  # bound, not run: each type as DuckDB spells it
     return select, [{"name": c.name, "type": str(t)} for c, t in zip(columns, published, strict=True)]

@@ -266,8 +266,16 @@ async def test_a_type_or_value_delta_refuses_fails_the_publish_and_undoes_the_ta
     ), bad.error
     daily = folder / "dl_gold.daily"
     assert [c["operation"] for c in DeltaTable(daily).history()] == ["WRITE"]  # nothing was written
-    # a value deltalake refuses (a DATE of infinity) fails once daily committed: daily is restored
+    # a top-level DATE of infinity is refused by the gate's value check, before any table is written
     sql.write_text(original.replace("AS run_id\nFROM range(", "AS run_id, DATE 'infinity' AS at\nFROM range("))
+    await runner.replace_pipelines([load_pipeline(path)])
+    bad = await asyncio.wait_for(runner.run("dl"), 60)
+    assert bad.error is not None and "column 'at' is DATE, and 40 of its values are infinite" in bad.error, bad.error
+    assert [c["operation"] for c in DeltaTable(daily).history()] == ["WRITE"]
+    # a value deltalake refuses that the gate does not look into (an infinite DATE inside a STRUCT) fails once
+    # daily committed: daily is restored
+    nested = "AS run_id, {'d': DATE 'infinity'} AS at\nFROM range("
+    sql.write_text(original.replace("AS run_id\nFROM range(", nested))
     await runner.replace_pipelines([load_pipeline(path)])
     bad = await asyncio.wait_for(runner.run("dl"), 60)
     assert bad.status is RunStatus.SUCCEEDED_WITH_WARNINGS, bad.to_dict()
