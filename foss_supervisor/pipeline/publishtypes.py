@@ -190,9 +190,10 @@ def check_fit(cursor: Any, table: str, source: str, columns: Sequence[PublishedC
         f"count(*) FILTER (WHERE TRY_CAST({_quoted(c.name)} AS {c.cast})::VARCHAR"
         f" IS DISTINCT FROM {_quoted(c.name)}::VARCHAR)"
         for c in wide
-    ] + [
-        f"count(*) FILTER (WHERE NOT isfinite({q}) OR (isfinite({q}) AND year({q}) NOT BETWEEN 1 AND 9999))"
-        for q in (_quoted(c.name) for c in dated)
+    ] + [  # compared, not year(): a TIMESTAMPTZ of the year 1 BC has year() 1; infinities compare past both
+        f"count(*) FILTER (WHERE {_quoted(c.name)} < CAST('0001-01-01' AS {c.type})"
+        f" OR {_quoted(c.name)} >= CAST('10000-01-01' AS {c.type}))"
+        for c in dated
     ]
     found = cursor.execute(f"SELECT {', '.join(counts)} FROM {source}").fetchall()[0]  # noqa: S608 (quoted names)
     for column, bad in zip(wide, found, strict=False):
