@@ -121,7 +121,16 @@ class Fleet:
         return [*daemon["problems"], *daemon["warnings"]]
 
     def wait_problems_cleared(self) -> None:
-        _wait(lambda: not self.problems(), 30, "daemon problems cleared")
+        seen: list[str] = []
+
+        def cleared() -> bool:
+            seen[:] = self.problems()
+            return not seen
+
+        try:
+            _wait(cleared, 30, "daemon problems cleared")
+        except SoakError as exc:  # say which, so a failed soak can be read without running it again
+            raise SoakError(f"{exc}; still shown: {'; '.join(seen)[:600]}") from None
 
     def stderr_size(self) -> int:
         with contextlib.suppress(OSError):
