@@ -198,15 +198,20 @@ def _python_upstream(spec: PipelineSpec, step: StepSpec) -> str | None:
     return None
 
 
+def _table_columns(con: Any, table: str) -> list[str]:
+    """The columns of ``table`` (``schema.table``) in order, as the steps left it; empty when there is none."""
+    schema, _, name = table.partition(".")
+    query = (
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?"
+        " ORDER BY ordinal_position"
+    )
+    return [str(r[0]) for r in con.execute(query, [schema, name]).fetchall()]
+
+
 def _publish(con: Any, spec: PipelineSpec) -> StepReport:
     """``publish``: each table named exists once the steps ran; ``publish_partition_by``: each column is one
     of its table's (``_publish``, at the key's YAML line). A table no SQL step makes is an error, unless a
     Python step validate does not run may make it (then ``not_checked``): one whose module's text names it."""
-
-    def columns_of(table: str) -> set[str]:
-        schema, _, name = table.partition(".")
-        query = "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?"
-        return {r[0] for r in con.execute(query, [schema, name]).fetchall()}
 
     def absent(key: str, table: str) -> StepReport:
         made_by_python = _python_maker(spec, table)
@@ -216,10 +221,10 @@ def _publish(con: Any, spec: PipelineSpec) -> StepReport:
         return StepReport("_publish", "error", spec.at(key), f"{key}: no step makes table {table}")
 
     for i, name in enumerate(spec.publish):
-        if "." in name and not columns_of(name):
+        if "." in name and not _table_columns(con, name):
             return absent(f"publish[{i}]", name)
     for table, columns in spec.publish_partition_by:  # grouped by table: the key's own line
-        found = columns_of(table)
+        found = set(_table_columns(con, table))
         if not found:
             return absent("publish_partition_by", table)
         missing = [c for c in columns if c not in found]
@@ -273,13 +278,7 @@ def _keys(con: Any, spec: PipelineSpec, unmade: list[str]) -> list[StepReport]:
     for step in spec.steps:
         for table, columns in step.keys:
             dotted = f"steps.{step.name}.keys.{table}"
-            schema, _, name = table.partition(".")
-            found = con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?"
-                " ORDER BY ordinal_position",
-                [schema, name],
-            ).fetchall()
-            have = [str(r[0]) for r in found]
+            have = _table_columns(con, table)
             missing = [(i, c) for i, c in enumerate(columns) if c not in have]
             if have and not missing:
                 continue
