@@ -19,7 +19,7 @@ CONTROL_PATTERNS = ("control_silent", "control_garbage", "control_huge", "contro
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    restart_over_idle_ms: float = 100.0  # restart p99 of a phase at most this over the quiet phase's
+    restart_over_idle_ms: float = 100.0  # loaded restart p99 at most this over the quiet phase's (or the floor's)
     cli_max_s: float = 1.0  # every `status` answers within this
     health_back_s: float = 2.0  # /api/v1/health answers 200 within this of the load's end
 
@@ -133,11 +133,16 @@ def check(report: dict[str, Any], limits: Thresholds) -> list[str]:
     everything = [(p["name"], p["restarts"], p["cli"]) for p in phases]
     everything += [(name, o["restarts"], o["cli"]) for name, o in report["outside_phases"].items()]
     loaded = report["restarts_loaded"]
-    if "p99_ms" in loaded and "p99_ms" in idle and loaded["p99_ms"] > idle["p99_ms"] + limits.restart_over_idle_ms:
-        failed.append(
-            f"restart p99 under load {loaded['p99_ms']} ms ({loaded['kills']} kills), over the idle "
-            f"{idle['p99_ms']} ms + {limits.restart_over_idle_ms:g} ms"
-        )
+    if "p99_ms" in loaded and "p99_ms" in idle:
+        # the baseline: the quiet phase's restarts, or a bare spawn of the same child under the same load when that
+        # is slower (on 2 busy cores the child waits for a CPU whoever starts it: the machine's cost, not ours)
+        base = max(idle["p99_ms"], loaded.get("floor_p99_ms", 0.0))
+        if loaded["p99_ms"] > base + limits.restart_over_idle_ms:
+            failed.append(
+                f"restart p99 under load {loaded['p99_ms']} ms ({loaded['kills']} kills), over the baseline "
+                f"{base} ms (idle restart p99 {idle['p99_ms']} ms, bare spawn under load p99 "
+                f"{loaded.get('floor_p99_ms')} ms) + {limits.restart_over_idle_ms:g} ms"
+            )
     for name, restarts, cli in everything:
         if restarts["missed"]:
             failed.append(f"{name}: kill of {', '.join(restarts['missed'])} not followed by a restart within 5 s")
