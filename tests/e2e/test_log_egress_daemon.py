@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 import yaml
-from helpers import PY, DaemonHandle, command, free_port, get, wait_for
-from hypothesis import HealthCheck, Phase, given, settings
+from helpers import PY, DaemonHandle, command, config_literal, free_port, get, wait_for
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from strategies import KEY_LINE, LOG_TEXT, SECRET, SECRET_NAME
 
@@ -76,14 +76,27 @@ def _follow(d: DaemonHandle, want_after: int) -> str:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 @given(planted())
+@example(  # text that looks like the config's variables: "$n" once made the daemon refuse the config
+    {
+        "secrets": ["s3cretValue1", "l1stedValue2", "urlPassw0rd3"],
+        "env_name": "DB_PASSWORD",
+        "before": "$n ${x} %(here)s",
+        "after": "%%(y)s $$",
+        "key_lines": ["MIIEowIBAAKCAQEA1234"],
+    }
+)
 def test_no_route_of_log_text_carries_a_secret(plan: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory(prefix="logegress-") as tmp_name:
         d = DaemonHandle(Path(tmp_name), free_port())
         s = plan["secrets"]
         config = {
-            "secrets": [s[1]],
+            "secrets": [config_literal(s[1])],
             "programs": {
-                "app": {"command": [PY, "-c", APP, json.dumps(plan)], "env": {plan["env_name"]: s[0]}},
+                # the plan is text for the app, not variables: written as literals ("$n" was refused as unset)
+                "app": {
+                    "command": [PY, "-c", config_literal(APP), config_literal(json.dumps(plan))],
+                    "env": {plan["env_name"]: config_literal(s[0])},
+                },
             },
         }
         d.write_config(yaml.safe_dump(config))

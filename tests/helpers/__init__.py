@@ -14,7 +14,7 @@ Nothing here touches port 5000 or a real state dir, so the suite can run beside 
 
 from __future__ import annotations
 
-from .daemon import DaemonHandle, owner_headers, stranger, viewer_headers, write_graph_host
+from .daemon import DaemonHandle, config_literal, owner_headers, stranger, viewer_headers, write_graph_host
 from .supervising import make_config, py, state, supervising, until, written
 from .system import (
     PY,
@@ -43,6 +43,7 @@ __all__ = [
     "DaemonHandle",
     "Reply",
     "command",
+    "config_literal",
     "deep_dir",
     "fifo_writer",
     "fill",

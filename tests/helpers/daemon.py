@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import textwrap
@@ -22,6 +23,12 @@ __all__ = ["DaemonHandle", "owner_headers", "stranger", "viewer_headers", "write
 
 
 _STATE_DIRS: dict[int, Path] = {}  # dashboard port -> state dir of the daemon under test serving it
+
+
+def config_literal(text: str) -> str:
+    """What an operator writes in an interpolated config value (a command's argument, an env value, a
+    ``secrets:`` entry) for ``text`` to arrive as it is: ``$`` doubled, and each run of ``%`` before ``(``."""
+    return re.sub(r"%+(?=\()", lambda m: m.group() * 2, text).replace("$", "$$")
 
 
 def owner_headers(port: int, file: str = "api-token") -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from gate_strategies import KINDS, hostile, tagged_yaml, valid
-from helpers import REPO
+from helpers import REPO, config_literal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -247,18 +247,13 @@ def test_a_pipeline_file_refuses_tags_too(spec_home: Path, tag: str) -> None:
 # --------------------------------------------------------------------------------- escapes
 
 
-def _escaped(text: str) -> str:
-    """What an operator writes for ``text`` to arrive as it is: ``$`` doubled, and each ``%`` run before ``(``."""
-    return re.sub(r"%+(?=\()", lambda m: m.group() * 2, text).replace("$", "$$")
-
-
 _PIECES = st.sampled_from(["$", "$$", "%", "%%", "(", ")s", "%(ENV_HOME)s", "${HOME}", "$HOME", "{", "}", "a", " "])
 
 
 @PROPERTY
 @given(st.lists(_PIECES | st.text(max_size=4), max_size=12).map("".join))
 def test_any_text_can_be_written_literally_with_the_escapes(text: str) -> None:
-    assert expand(_escaped(text), {"HOME": "/h"}.get, {"here": "/c"}) == text
+    assert expand(config_literal(text), {"HOME": "/h"}.get, {"here": "/c"}) == text
 
 
 @PROPERTY
