@@ -76,11 +76,14 @@ class _Refused(Exception):  # control flow within this module: published_columns
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PublishedColumn:
-    """One column as published: its name, DuckDB type, and the type it is CAST to (None: as it is)."""
+    """One column as published: its name, DuckDB type, the type it is CAST to (None: as it is), and for Delta
+    Lake a SQL condition on the column, true when a date or timestamp in it (nested ones included) is infinite or
+    outside the years 1 to 9999 (None: it holds none)."""
 
     name: str
     type: str
     cast: str | None
+    out_of_years: str | None = None
 
 
 def _quoted(name: str) -> str:
@@ -156,8 +159,47 @@ def published_columns(table: str, names: Sequence[str], types: Sequence[Any], fm
                 f"{table}: column {name!r} is {duckdb_type}{within}, which {_NAMES[fmt]} cannot hold exactly"
                 f" ({reason}); fix: {fix.format(c=_quoted(name))}"
             ) from None
-        out.append(PublishedColumn(str(name), str(duckdb_type), cast))
+        far = _out_of_years(_quoted(str(name)), duckdb_type) if fmt == "delta" else None
+        out.append(PublishedColumn(str(name), str(duckdb_type), cast, far))
     return out
+
+
+#: the date and timestamp type ids Delta Lake takes only within the years 1 to 9999 (deltalake panics past them)
+_DATED_IDS = frozenset({"date", "timestamp", "timestamp_s", "timestamp_ms", "timestamp with time zone"})
+
+
+def _out_of_years(expr: str, duckdb_type: Any, depth: int = 0) -> str | None:
+    """A SQL condition on ``expr`` (of ``duckdb_type``), true when a date or timestamp in it, at any depth, is
+    infinite or outside the years 1 to 9999; None when the type holds no date or timestamp. Compared, not
+    year(): a TIMESTAMPTZ of the year 1 BC has year() 1, and infinities compare past both bounds."""
+    kind = str(duckdb_type.id)
+    if kind in _DATED_IDS:
+        t = str(duckdb_type)
+        return f"({expr} < CAST('0001-01-01' AS {t}) OR {expr} >= CAST('10000-01-01' AS {t}))"
+    children = [(n, t) for n, t in duckdb_type.children] if kind in ("list", "array", "map", "struct") else []
+    if kind in ("list", "array"):
+        var = f"_d{depth}"
+        inner = _out_of_years(var, children[0][1], depth + 1)
+        return None if inner is None else f"list_bool_or(list_transform({expr}, lambda {var}: {inner}))"
+    if kind == "map":
+        sides = [(f"map_keys({expr})", children[0][1]), (f"map_values({expr})", children[1][1])]
+        parts = [_out_of_years(e, _ListOf(t), depth) for e, t in sides]
+    else:
+        parts = [
+            _out_of_years(f"struct_extract({expr}, '{str(n).replace(chr(39), chr(39) * 2)}')", t, depth)
+            for n, t in children
+        ]
+    found = [p for p in parts if p is not None]
+    return " OR ".join(f"coalesce({p}, false)" for p in found) if found else None
+
+
+class _ListOf:
+    """A list type of ``child`` (a map's keys or values as ``map_keys``/``map_values`` give them)."""
+
+    id = "list"
+
+    def __init__(self, child: Any) -> None:
+        self.children = [("child", child)]
 
 
 def select_sql(source: str, columns: Sequence[PublishedColumn]) -> str:
@@ -179,22 +221,19 @@ _DATED = frozenset({"DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTA
 def check_fit(cursor: Any, table: str, source: str, columns: Sequence[PublishedColumn], fmt: str = "parquet") -> None:
     """Fail when a value of a column CAST to ``DECIMAL(38,0)`` (or a nested member so cast) would change: each
     such column is compared, value by value as text, with its cast; for Delta Lake also when a ``DATE`` or
-    ``TIMESTAMP`` column holds an infinite value or one outside the years 1 to 9999 (deltalake fails on them
-    midway, in its words, and Spark reads no other). One scan of ``source``, only when the table has such a
+    ``TIMESTAMP`` column, or one in a ``STRUCT``, ``LIST``, ``ARRAY`` or ``MAP`` at any depth, holds an infinite
+    value or one outside the years 1 to 9999 (deltalake fails on them midway, in its words, and Spark reads no
+    other). One scan of ``source``, only when the table has such a
     column. Raises QueryRefusedError naming table, column, type, how many values and the fix; duckdb.Error."""
     wide = [c for c in columns if c.cast and _may_not_fit(c.type)]
-    dated = [c for c in columns if fmt == "delta" and c.type in _DATED]
+    dated = [c for c in columns if fmt == "delta" and c.out_of_years]
     if not wide and not dated:
         return
     counts = [
         f"count(*) FILTER (WHERE TRY_CAST({_quoted(c.name)} AS {c.cast})::VARCHAR"
         f" IS DISTINCT FROM {_quoted(c.name)}::VARCHAR)"
         for c in wide
-    ] + [  # compared, not year(): a TIMESTAMPTZ of the year 1 BC has year() 1; infinities compare past both
-        f"count(*) FILTER (WHERE {_quoted(c.name)} < CAST('0001-01-01' AS {c.type})"
-        f" OR {_quoted(c.name)} >= CAST('10000-01-01' AS {c.type}))"
-        for c in dated
-    ]
+    ] + [f"count(*) FILTER (WHERE coalesce({c.out_of_years}, false))" for c in dated]
     found = cursor.execute(f"SELECT {', '.join(counts)} FROM {source}").fetchall()[0]  # noqa: S608 (quoted names)
     for column, bad in zip(wide, found, strict=False):
         if bad:
@@ -205,8 +244,9 @@ def check_fit(cursor: Any, table: str, source: str, columns: Sequence[PublishedC
             )
     for column, bad in zip(dated, found[len(wide) :], strict=True):
         if bad:
+            what = "of its values are" if column.type in _DATED else "of its values hold a date or timestamp that is"
             raise QueryRefusedError(
-                f"{table}: column {column.name!r} is {column.type}, and {bad} of its values are infinite or outside"
+                f"{table}: column {column.name!r} is {column.type}, and {bad} {what} infinite or outside"
                 f" the years 1 to 9999, which Delta Lake cannot hold: leave them out or CAST"
                 f" {_quoted(column.name)} AS VARCHAR{_STEP}, or publish_format: parquet"
             )
