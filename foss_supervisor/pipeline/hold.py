@@ -36,6 +36,7 @@ from foss_supervisor.pipeline.context import StepContext
 __all__ = [
     "EVERY_STEP",
     "HOLD_CALLABLE",
+    "INGEST_CALLABLE",
     "RELEASE_CALLABLE",
     "held_files_sql",
     "hold_files",
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 _QUALIFIED = re.compile(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*")  # an ingest table, as ingest.py checks it
+#: the shipped ingest step's callable (ingest.py): the steps whose rows a hold sets aside, whose lines a run ingested
+INGEST_CALLABLE = "foss_supervisor.pipeline.ingest:ingest"
 HOLD_CALLABLE = "foss_supervisor.pipeline.hold:hold_files"
 RELEASE_CALLABLE = "foss_supervisor.pipeline.hold:release_files"
 #: ``checked_by`` of a file a ledger held before files could be held: checked by every step, never held

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, UnknownPipelineError
-from foss_supervisor.pipeline.hold import HOLD_CALLABLE, RELEASE_CALLABLE, held_files_sql
+from foss_supervisor.pipeline.hold import HOLD_CALLABLE, INGEST_CALLABLE, RELEASE_CALLABLE, held_files_sql
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 from foss_supervisor.pipeline.states import RunMode
@@ -29,7 +29,6 @@ __all__ = ["INGEST_CALLABLE", "HeldFiles", "ingest_tables"]
 
 log = structlog.get_logger("foss_supervisor.pipeline")
 
-INGEST_CALLABLE = "foss_supervisor.pipeline.ingest:ingest"
 HELD_SHOWN = 5  # file names a run's note lists (its ``held`` has them all)
 
 

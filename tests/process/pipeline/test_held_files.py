@@ -57,6 +57,7 @@ async def test_a_failed_batch_is_held_later_files_go_through_and_a_release_inges
     good = await asyncio.wait_for(runner.run("orders"), 60)
     assert good.status is RunStatus.SUCCEEDED, good.to_dict()
     assert good.step("ingest").metrics["files"] == 1 and good.held == ()
+    assert (failed.ingested, good.ingested) == (10, 4)  # `pipeline runs`' INGESTED: the lines each run took in
     m = good.step("validate").metrics
     assert (m["rows_in"], m["valid"], m["rejected"]) == (4, 4, 0)
     assert [h["name"] for h in runner.held("orders")] == ["bad.csv"]
