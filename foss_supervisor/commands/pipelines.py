@@ -95,9 +95,11 @@ async def pipeline_release(ctx: CommandContext, name: str, files: list[str], all
     ``all``. They become pending again and the next run, by any trigger, ingests them anew (after a rule or
     the data was fixed; a held file whose content changed is a new file and needs no release).
 
-    Returns ``{"pipeline", "released": [path], "held": [the held files left: {path, name, sha256, held_run,
-    held_at, lines, note}]}``. Refused (nothing changes) with the reason: neither or both of ``files`` and
-    ``all``, a file that is not held (the held ones are named), a run of the pipeline in progress.
+    A name or path releases every held content of that path, a sha256 that one content (pipeline/holding.py).
+    Returns ``{"pipeline", "released": [path, each once], "contents": held contents released, "held": [the held
+    files left, one per path: {path, name, sha256, held_run, held_at, lines, note, contents, sha256s}]}``.
+    Refused (nothing changes) with the reason: neither or both of ``files`` and ``all``, a file that is not held
+    (the held ones are named), a run of the pipeline in progress.
     """
     return await _pipelines(ctx).release(name, files, all)
 

@@ -86,11 +86,11 @@ def unchecked_files(cursor: Any, ledger: str, step: str) -> list[tuple[Any, ...]
 
 
 def held_files_sql(ledger: str) -> str:
-    """The read-only query of a ledger's held files, by path: ``(path, sha256, held_run, held_at, lines, note)``
-    rows (``held_at`` as ISO 8601 text)."""
+    """The read-only query of a ledger's held contents, by path, then oldest held first: ``(path, sha256, held_run,
+    held_at, lines, note)`` rows (``held_at`` as ISO 8601 text)."""
     return (
         f"SELECT path, sha256, held_run, strftime(held_at, '%Y-%m-%dT%H:%M:%SZ'), lines, note FROM {ledger}.files"  # noqa: S608
-        " WHERE status = 'held' ORDER BY path, sha256"
+        " WHERE status = 'held' ORDER BY path, held_at, discovered_at, sha256"
     )
 
 
