@@ -30,7 +30,7 @@ from foss_supervisor.pipeline.callables import resolve_callable
 from foss_supervisor.pipeline.checks import Check, evaluate_check, load_check, parse_check
 from foss_supervisor.pipeline.dedupe import compile_deduplicate
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.origins import located, named_lines, place, yaml_at
+from foss_supervisor.pipeline.origins import author_key, located, named_lines, place, yaml_at
 from foss_supervisor.pipeline.partition import PartitionSpec, load_partition
 from foss_supervisor.pipeline.quality import compile_quality
 from foss_supervisor.pipeline.rules import (
@@ -221,8 +221,8 @@ def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -
     steps = (
         dataclasses.replace(
             s,
-            sql=place(s.sql, file, lines, names) if s.sql_path is None and s.sql else s.sql,
-            thresholds=located_thresholds(s.thresholds, lambda key: yaml_at(file, key, named)),
+            sql=place(s.sql, file, lines, names, raw) if s.sql_path is None and s.sql else s.sql,
+            thresholds=located_thresholds(s.thresholds, lambda k: f"{yaml_at(file, k, named)}: {author_key(k, raw)}"),
         )
         for s in spec.steps
     )
