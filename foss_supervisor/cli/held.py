@@ -20,7 +20,11 @@ SHOWN = 5  # file names a line lists
 
 
 def _names(files: list[dict[str, Any]]) -> str:
-    names = ", ".join(str(f["name"]) for f in files[:SHOWN])
+    """The held files' names (each a path, listed once), a path held with several contents saying how many."""
+    names = ", ".join(
+        str(f["name"]) + (f" ({f['contents']} contents)" if int(f.get("contents") or 1) > 1 else "")
+        for f in files[:SHOWN]
+    )
     return names + (f" and {len(files) - SHOWN} more" if len(files) > SHOWN else "")
 
 
@@ -41,9 +45,11 @@ def cmd_release(args: argparse.Namespace, config: Target) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return EXIT_OK
-    released = result["released"]
+    released = result["released"]  # each path once, whatever number of its held contents went (holding.py)
+    contents = int(result.get("contents", len(released)))
     if released:
-        say("SUCCESS", f"released {len(released)} file(s) of {args.name}: the next run ingests them")
+        more = f" ({contents} held contents)" if contents != len(released) else ""
+        say("SUCCESS", f"released {len(released)} file(s){more} of {args.name}: the next run ingests them")
     else:
         say("INFO", f"{args.name} holds no files")
     for path in released:

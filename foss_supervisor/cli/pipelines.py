@@ -41,19 +41,22 @@ GOOD_RUN = ("succeeded", "succeeded_with_warnings")
 
 
 def run_rows(run: dict[str, Any]) -> int | None:
-    """The rows a run moved: the most rows one of its steps wrote (``rows_out``; usually ingest's lines), not
-    counting steps it reused from an earlier run; None when no step reported any."""
-    written = [s["rows_out"] for s in run.get("steps", ()) if s.get("rows_out") is not None]
-    return max(written) if written else None
+    """The lines a run ingested: its record's ``ingested`` (what its shipped ``ingest`` steps took in from landing
+    files, history.RunRecord); None when it ingested nothing in this run (none declared, or reused by a retry).
+
+    Before, the column was the most rows any one step wrote, which read like rows ingested but could be a gold
+    table's rows, a reused step's or a dedupe's."""
+    found = run.get("ingested")
+    return int(found) if isinstance(found, int) else None
 
 
 def runs_table(runs: list[dict[str, Any]]) -> list[str]:
     """``pipeline runs``: a header, then per run (newest first, as given) its id, pipeline, status, reason
     (``manual``, ``schedule``, ``files_landed``, ``config_changed``, ``after``, ``backfill`` with its
     partition; a retry says so), start in
-    local time, duration and rows (:func:`run_rows`); ``-`` where a run has none (yet). A run that held files
+    local time, duration and lines ingested (:func:`run_rows`); ``-`` where a run has none (yet). A run that held files
     says how many after its status (``failed (2 held)``)."""
-    lines = [f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<24} {'REASON':<15} {'STARTED':<19} {'TOOK':>9} {'ROWS':>12}"]
+    lines = [f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<24} {'REASON':<15} {'STARTED':<19} {'TOOK':>9} {'INGESTED':>12}"]
     for run in runs:
         took = f"{run['duration_s']:.2f}s" if run.get("duration_s") is not None else "-"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started_at"]))

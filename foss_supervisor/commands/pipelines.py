@@ -95,9 +95,11 @@ async def pipeline_release(ctx: CommandContext, name: str, files: list[str], all
     ``all``. They become pending again and the next run, by any trigger, ingests them anew (after a rule or
     the data was fixed; a held file whose content changed is a new file and needs no release).
 
-    Returns ``{"pipeline", "released": [path], "held": [the held files left: {path, name, sha256, held_run,
-    held_at, lines, note}]}``. Refused (nothing changes) with the reason: neither or both of ``files`` and
-    ``all``, a file that is not held (the held ones are named), a run of the pipeline in progress.
+    A name or path releases every held content of that path, a sha256 that one content (pipeline/holding.py).
+    Returns ``{"pipeline", "released": [path, each once], "contents": held contents released, "held": [the held
+    files left, one per path: {path, name, sha256, held_run, held_at, lines, note, contents, sha256s}]}``.
+    Refused (nothing changes) with the reason: neither or both of ``files`` and ``all``, a file that is not held
+    (the held ones are named), a run of the pipeline in progress.
     """
     return await _pipelines(ctx).release(name, files, all)
 
@@ -194,7 +196,8 @@ async def pipeline_partitions(ctx: CommandContext, name: str) -> dict[str, Any]:
 
 @command("pipeline_runs", name=(str, ""), limit=(int, 20))
 async def pipeline_runs(ctx: CommandContext, name: str, limit: int) -> list[dict[str, Any]]:
-    """Run history, newest first, with every step's state, rows in and out, timings and errors."""
+    """Run history, newest first, with every step's state, rows in and out, timings and errors, and each run's
+    ``ingested`` (lines its shipped ingest steps took in during it; null when none ran in it)."""
     return _pipelines(ctx).runs(name or None, max(1, min(limit, 500)))
 
 

@@ -101,6 +101,9 @@ class RunRecord:
     partition: str | None = None  # the partition a backfill ran (partition.py); None: the whole pipeline
     same_as: str | None = None  # the run whose snapshot stands for this one, which changed no table (runsnapshots.py)
     held: tuple[str, ...] = ()  # the landing files (paths) it held below an error threshold (hold.py)
+    #: lines (Parquet: rows) its shipped ``ingest`` steps took in from landing files in this run (the sum of their
+    #: ``rows_out``; a step a retry reused counts none); None when it ran none (ActiveRun.snapshot)
+    ingested: int | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -140,8 +143,19 @@ class RunRecord:
             partition=d.get("partition") if isinstance(d.get("partition"), str) else None,
             same_as=d.get("same_as") if isinstance(d.get("same_as"), str) else None,
             held=tuple(str(p) for p in d.get("held") or ()),
+            ingested=_ingested(d),
             steps=tuple(StepRecord.from_dict(s) for s in d.get("steps", [])),
         )
+
+
+def _ingested(d: Mapping[str, Any]) -> int | None:
+    """A record's ``ingested``; for a record written before it was kept: the ``rows_out`` of its step named
+    ``ingest`` when that step succeeded (what the dashboard's rows chart read then)."""
+    if "ingested" in d:
+        return metric_count(d["ingested"])
+    step = next((s for s in d.get("steps") or () if s.get("name") == "ingest"), None)
+    good = ("succeeded", "succeeded_with_warnings")
+    return metric_count(step.get("rows_out")) if step is not None and step.get("state") in good else None
 
 
 class RunHistory:

@@ -36,6 +36,7 @@ from foss_supervisor.pipeline.context import StepContext
 __all__ = [
     "EVERY_STEP",
     "HOLD_CALLABLE",
+    "INGEST_CALLABLE",
     "RELEASE_CALLABLE",
     "held_files_sql",
     "hold_files",
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 _QUALIFIED = re.compile(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*")  # an ingest table, as ingest.py checks it
+#: the shipped ingest step's callable (ingest.py): the steps whose rows a hold sets aside, whose lines a run ingested
+INGEST_CALLABLE = "foss_supervisor.pipeline.ingest:ingest"
 HOLD_CALLABLE = "foss_supervisor.pipeline.hold:hold_files"
 RELEASE_CALLABLE = "foss_supervisor.pipeline.hold:release_files"
 #: ``checked_by`` of a file a ledger held before files could be held: checked by every step, never held
@@ -83,11 +86,11 @@ def unchecked_files(cursor: Any, ledger: str, step: str) -> list[tuple[Any, ...]
 
 
 def held_files_sql(ledger: str) -> str:
-    """The read-only query of a ledger's held files, by path: ``(path, sha256, held_run, held_at, lines, note)``
-    rows (``held_at`` as ISO 8601 text)."""
+    """The read-only query of a ledger's held contents, by path, then oldest held first: ``(path, sha256, held_run,
+    held_at, lines, note)`` rows (``held_at`` as ISO 8601 text)."""
     return (
         f"SELECT path, sha256, held_run, strftime(held_at, '%Y-%m-%dT%H:%M:%SZ'), lines, note FROM {ledger}.files"  # noqa: S608
-        " WHERE status = 'held' ORDER BY path, sha256"
+        " WHERE status = 'held' ORDER BY path, held_at, discovered_at, sha256"
     )
 
 

@@ -7,6 +7,12 @@ below. What holding means and the worker's part: hold.py.
 - :meth:`HeldFiles.release`: ``pipeline release``: held files become pending, ingested by the next run.
 - :meth:`HeldFiles.held`: a pipeline's held files as last read (at the runner's start, after each hold and
   release; forgotten by a reset), for ``pipelines`` (status) and the dashboard without a query.
+
+A held *file* is a landing path: the ledger may hold several contents of one path (held in two runs, or re-landed
+with other content that failed again). Every listing shows each path once (:func:`held_entries`: its newest held
+content, with ``contents`` and every ``sha256s``), and a release by name or path releases every held content of
+it, exactly what its entry stands for; a sha256 releases that one content (:func:`release_plan`). The reply and a
+run's ``held`` name each path once.
 """
 
 from __future__ import annotations
@@ -19,17 +25,16 @@ from typing import Any
 import structlog
 
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, UnknownPipelineError
-from foss_supervisor.pipeline.hold import HOLD_CALLABLE, RELEASE_CALLABLE, held_files_sql
+from foss_supervisor.pipeline.hold import HOLD_CALLABLE, INGEST_CALLABLE, RELEASE_CALLABLE, held_files_sql
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.pipeline.workerclient import StepAttemptError, WorkerClient
 
-__all__ = ["INGEST_CALLABLE", "HeldFiles", "ingest_tables"]
+__all__ = ["INGEST_CALLABLE", "HeldFiles", "held_entries", "ingest_tables", "release_plan"]
 
 log = structlog.get_logger("foss_supervisor.pipeline")
 
-INGEST_CALLABLE = "foss_supervisor.pipeline.ingest:ingest"
 HELD_SHOWN = 5  # file names a run's note lists (its ``held`` has them all)
 
 
@@ -38,6 +43,51 @@ def ingest_tables(spec: PipelineSpec) -> list[str]:
     return sorted(
         {str(s.params.get("table", "bronze.orders_raw")) for s in spec.steps if s.callable == INGEST_CALLABLE}
     )
+
+
+def held_entries(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """One entry per held path from held_files_sql rows (by path, oldest held first): ``{path, name, sha256,
+    held_run, held_at, note}`` of its newest held content, ``lines`` (all its held contents' lines, summed),
+    ``contents`` (how many are held) and ``sha256s`` (all of them, oldest first). Paths in the rows' order."""
+    by_path: dict[str, list[Sequence[Any]]] = {}
+    for row in rows:
+        by_path.setdefault(str(row[0]), []).append(row)
+    out = []
+    for path, found in by_path.items():
+        _, sha, held_run, held_at, _, note = found[-1]
+        counted = [int(r[4]) for r in found if r[4] is not None]
+        out.append(
+            {
+                "path": path,
+                "name": PurePath(path).name,
+                "sha256": sha,
+                "held_run": held_run,
+                "held_at": held_at,
+                "lines": sum(counted) if counted else None,
+                "note": note,
+                "contents": len(found),
+                "sha256s": [r[1] for r in found],
+            }
+        )
+    return out
+
+
+def release_plan(
+    entries: Sequence[dict[str, Any]], files: Sequence[str], every: bool
+) -> tuple[list[str], list[str], list[str]]:
+    """What a release of ``files`` (names, paths or sha256; all with ``every``) of the held ``entries``
+    (:func:`held_entries`) does: ``(sha256 to release, their paths (each once, in the entries' order), what
+    of files is not held)``. A name or path stands for every held content of its paths, a sha256 for its one."""
+    wanted = set(files)
+    shas: list[str] = []
+    paths: list[str] = []
+    for e in entries:
+        chosen = e["sha256s"] if every or {e["name"], e["path"]} & wanted else [s for s in e["sha256s"] if s in wanted]
+        if chosen:
+            shas.extend(chosen)
+            paths.append(e["path"])
+    unknown = [f for f in dict.fromkeys(files) if not any(f in (e["name"], e["path"], *e["sha256s"]) for e in entries)]
+    return shas, paths, unknown
 
 
 class HeldFiles:
@@ -51,8 +101,8 @@ class HeldFiles:
     _held: dict[str, list[dict[str, Any]]]
 
     def held(self, pipeline: str) -> list[dict[str, Any]]:
-        """``[{path, name, sha256, held_run, held_at, lines, note}]``: the held files of ``pipeline`` as last
-        read (empty before the first read)."""
+        """The held files of ``pipeline`` as last read, one per path (:func:`held_entries`; empty before the
+        first read)."""
         return list(self._held.get(pipeline, ()))
 
     async def refresh_held(self, spec: PipelineSpec) -> list[dict[str, Any]]:
@@ -63,8 +113,7 @@ class HeldFiles:
             log.debug("pipeline_held_files_not_read", pipeline=spec.name, error=str(exc))
             self._held.pop(spec.name, None)
             return []
-        keys = ("path", "sha256", "held_run", "held_at", "lines", "note")
-        rows = [dict(zip(keys, r, strict=True)) | {"name": PurePath(str(r[0])).name} for r in found.rows]
+        rows = held_entries(found.rows)
         self._held[spec.name] = rows
         return rows
 
@@ -97,8 +146,11 @@ class HeldFiles:
             log.warning("pipeline_files_not_held", run_id=run.run_id, pipeline=run.spec.name, error=str(exc))
             run.note = f"the files of the failed batch could not be held ({exc}): the next run checks them again"
             return
-        held = [(str(p), int(n or 0)) for p, n in result["metrics"].get("held") or []]
-        run.held = tuple(p for p, _ in held)
+        by_path: dict[str, int] = {}  # one path may have had two contents in the batch (re-landed): named once
+        for p, n in result["metrics"].get("held") or []:
+            by_path[str(p)] = by_path.get(str(p), 0) + int(n or 0)
+        held = list(by_path.items())
+        run.held = tuple(by_path)
         if held:
             names = ", ".join(PurePath(p).name for p, _ in held[:HELD_SHOWN])
             more = f" and {len(held) - HELD_SHOWN} more" if len(held) > HELD_SHOWN else ""
@@ -117,7 +169,8 @@ class HeldFiles:
 
         Raises PipelineError naming what is not held (and what is) or when neither or both of ``files`` and
         ``every`` are given, PipelineBusyError while a run of it is in progress, StepAttemptError if DuckDB
-        refuses."""
+        refuses. ``released`` names each path once; ``contents`` counts the held contents released (a path held
+        with two contents: one path, two contents; see the module docstring)."""
         spec = self._specs.get(pipeline)
         if spec is None:
             raise UnknownPipelineError(f"no pipeline named {pipeline!r} (known: {', '.join(sorted(self._specs))})")
@@ -128,16 +181,14 @@ class HeldFiles:
             raise PipelineBusyError(f"pipeline {pipeline!r} is running; release its held files once the run ends")
         async with lock:
             held = await self.refresh_held(spec)
-            wanted = [h for h in held if every or {h["name"], h["path"], h["sha256"]} & set(files)]
-            unknown = [f for f in files if not any(f in (h["name"], h["path"], h["sha256"]) for h in held)]
+            shas, paths, unknown = release_plan(held, files, every)
             if unknown:
                 have = ", ".join(h["name"] for h in held) or "none"
                 raise PipelineError(f"not held in {pipeline}: {', '.join(unknown)} (held: {have})")
-            if wanted:
-                shas = [h["sha256"] for h in wanted]
+            if shas:
                 payload = self._payload(spec, "release", "_release", RELEASE_CALLABLE, {"sha256": shas})
                 async with self._step_lock:
                     await self.client.attempt(payload, timeout_s=300.0, on_log=None)
             left = await self.refresh_held(spec)
-        log.info("pipeline_files_released", pipeline=pipeline, files=len(wanted))
-        return {"pipeline": pipeline, "released": [h["path"] for h in wanted], "held": left}
+        log.info("pipeline_files_released", pipeline=pipeline, files=len(paths), contents=len(shas))
+        return {"pipeline": pipeline, "released": paths, "contents": len(shas), "held": left}

@@ -18,6 +18,11 @@ the worker's runs (workersteps.py) and ``pipeline validate`` (validate.py) both 
 
 Also here, because the loader needs it: :func:`located`, a config error of a pipeline file with its line;
 :func:`named_lines` and :func:`yaml_at`, the YAML line of a dotted key once the file is loaded.
+
+A quality rule is an item of its column's list, so its key has an index (``columns.dep_delay[1]``): that key
+finds the item's own YAML line, then :func:`author_key` spells it as the author wrote the rule
+(``columns.dep_delay.accepted_range``) for every message: a config error (:func:`located`), a SQL error of the
+compiled block (:func:`place`) and a rule's threshold (spec.load_pipeline).
 Stdlib only: the daemon, the worker and ``pipeline validate`` use it.
 """
 
@@ -31,6 +36,7 @@ from foss_supervisor.config.schema import STEP_NAME
 from foss_supervisor.pipeline.errors import PipelineConfigError
 
 __all__ = [
+    "author_key",
     "error_line",
     "explain",
     "located",
@@ -62,13 +68,50 @@ def _key_line(key: str, lines: Mapping[str, int]) -> int | None:
     return None
 
 
-def place(sql: str, file: str, lines: Mapping[str, int], step_names: Sequence[Any]) -> str:
+_RULE_ITEM = re.compile(r"^steps(?:\[(\d+)\]|\.([A-Za-z_][\w-]*))\.params\.columns\.([^.\[\]]+)\[(\d+)\](\.[^.\[\]]+)?")
+
+
+def _rule_name(rule: Any) -> str | None:
+    if isinstance(rule, str):
+        return rule
+    return str(next(iter(rule))) if isinstance(rule, dict) and len(rule) == 1 else None
+
+
+def author_key(key: str, raw: Mapping[str, Any]) -> str:
+    """``key`` with a quality rule's index spelled as the rule the author wrote (``raw``: the pipeline YAML):
+    ``steps.check.params.columns.dep_delay[1]`` (or ``[1].accepted_range``) is
+    ``steps.check.params.columns.dep_delay.accepted_range``; any other key, or a rule item that is not
+    ``name`` or ``{name: argument}``, as it is."""
+    m = _RULE_ITEM.match(key)
+    found = raw.get("steps")
+    if m is None or not isinstance(found, list):
+        return key
+    names = [s.get("name") if isinstance(s, dict) else None for s in found]
+    i = int(m[1]) if m[1] is not None else names.index(m[2]) if m[2] in names else len(found)
+    step = found[i] if i < len(found) else None
+    params = step.get("params") if isinstance(step, dict) else None
+    columns = params.get("columns") if isinstance(params, dict) else None
+    rules = columns.get(m[3]) if isinstance(columns, dict) else None
+    rule = rules[int(m[4])] if isinstance(rules, list) and int(m[4]) < len(rules) else None
+    name = _rule_name(rule)
+    if name is None:
+        return key
+    head = key[: m.start(4) - 1]
+    rest = key[m.end(4) + 1 :]
+    return head + (rest if rest == f".{name}" or rest.startswith(f".{name}.") else f".{name}{rest}")
+
+
+def place(
+    sql: str, file: str, lines: Mapping[str, int], step_names: Sequence[Any], raw: Mapping[str, Any] | None = None
+) -> str:
     """``sql`` with each marker's key resolved: ``file:LINE`` of the key in the YAML (``lines``, as load_yaml
-    gives them), and ``steps[i]`` spelled ``steps.<name>`` (``step_names`` in file order)."""
+    gives them), ``steps[i]`` spelled ``steps.<name>`` (``step_names`` in file order) and a rule as the author
+    wrote it (:func:`author_key` of ``raw``, the YAML)."""
 
     def resolve(m: re.Match[str]) -> str:
         key = m[1]
         line = _key_line(key, lines)
+        key = author_key(key, raw or {})
         step = re.match(r"^steps\[(\d+)\]", key)
         if step and int(step[1]) < len(step_names) and isinstance(step_names[int(step[1])], str):
             key = f"steps.{step_names[int(step[1])]}{key[step.end() :]}"
@@ -164,4 +207,5 @@ def located(exc: PipelineConfigError, raw: Mapping[str, Any], lines: Mapping[str
     if m and m[1] in names:
         index_key = f"steps[{names.index(m[1])}]{m[2]}"
     line = _key_line(index_key, lines)
-    return PipelineConfigError(exc.file, key, exc.reason, line if line is not None else lines.get("", 1))
+    shown = author_key(key, raw)  # a quality rule as the author wrote it, at its item's line
+    return PipelineConfigError(exc.file, shown, exc.reason, line if line is not None else lines.get("", 1))

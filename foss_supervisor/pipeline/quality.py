@@ -231,7 +231,7 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[
         if not isinstance(rules, list) or not rules:
             raise PipelineConfigError(file, ckey, "must be a list of rules")
         for j, raw in enumerate(rules):
-            reason, failing, limit = _rule(col, raw, file, ckey)
+            reason, failing, limit = _rule(col, raw, file, f"{ckey}[{j}]")  # at the rule item's own line
             limits.extend([limit] if limit is not None else [])
             if failing is None:
                 unique.setdefault(col, mark(f"{ckey}[{j}]", f"rule {reason}"))

@@ -13,9 +13,10 @@ from typing import Any
 from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.pipeline.errors import WorkerCrashedError
 from foss_supervisor.pipeline.history import RunRecord, StepRecord
+from foss_supervisor.pipeline.hold import INGEST_CALLABLE
 from foss_supervisor.pipeline.retry import RetryPlan
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec
-from foss_supervisor.pipeline.states import RunMode, RunStatus
+from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.workerclient import StepAttemptError
 
 __all__ = ["ActiveRun", "access_payload", "folders_payload", "is_transient", "step_payload"]
@@ -74,7 +75,19 @@ class ActiveRun:
             retry_of=self.retry.source.run_id if self.retry else None,
             partition=self.partition,
             steps=tuple(self.steps[s.name] for s in self.spec.steps),
+            ingested=self.ingested(),
         )
+
+    def ingested(self) -> int | None:
+        """Lines its shipped ``ingest`` steps took in so far in this run (their ``rows_out``, summed); None when
+        none of them ran in it (none declared, not reached, failed, or reused by a retry: state skipped)."""
+        ran = (StepState.SUCCEEDED, StepState.SUCCEEDED_WITH_WARNINGS)
+        counts = [
+            r.rows_out
+            for s in self.spec.steps
+            if s.callable == INGEST_CALLABLE and (r := self.steps[s.name]).state in ran and r.rows_out is not None
+        ]
+        return sum(counts) if counts else None
 
 
 def access_payload(spec: PipelineSpec) -> dict[str, Any]:

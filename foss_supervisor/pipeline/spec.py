@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,11 +28,9 @@ from foss_supervisor.config.yamlload import MAX_FILE_BYTES, load_yaml
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.callables import resolve_callable
 from foss_supervisor.pipeline.checks import Check, evaluate_check, load_check, parse_check
-from foss_supervisor.pipeline.dedupe import compile_deduplicate
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.origins import located, named_lines, place, yaml_at
+from foss_supervisor.pipeline.origins import author_key, located, named_lines, place, yaml_at
 from foss_supervisor.pipeline.partition import PartitionSpec, load_partition
-from foss_supervisor.pipeline.quality import compile_quality
 from foss_supervisor.pipeline.rules import (
     DEFAULT_PATTERNS,
     check_isolation,
@@ -43,6 +41,7 @@ from foss_supervisor.pipeline.rules import (
     load_patterns,
     load_publish,
 )
+from foss_supervisor.pipeline.specparts import Problems, read_sql, step_links, step_source, unknown_keys
 from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.pipeline.tablekeys import KEYS, TableKeys, check_table_keys, load_step_keys
 from foss_supervisor.pipeline.thresholds import DEFAULT_THRESHOLD, Threshold, located_thresholds, step_thresholds
@@ -221,8 +220,8 @@ def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -
     steps = (
         dataclasses.replace(
             s,
-            sql=place(s.sql, file, lines, names) if s.sql_path is None and s.sql else s.sql,
-            thresholds=located_thresholds(s.thresholds, lambda key: yaml_at(file, key, named)),
+            sql=place(s.sql, file, lines, names, raw) if s.sql_path is None and s.sql else s.sql,
+            thresholds=located_thresholds(s.thresholds, lambda k: f"{yaml_at(file, k, named)}: {author_key(k, raw)}"),
         )
         for s in spec.steps
     )
@@ -230,57 +229,49 @@ def load_pipeline(path: str | Path, *, folders: FolderOverrides | None = None) -
 
 
 def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides | None) -> PipelineSpec:
-    _unknown_keys(raw, _TOP_KEYS, file, "")
-    base = path.parent
-
+    base, found = path.parent, Problems()  # independent mistakes: all told at once (specparts.py)
+    found.attempt(unknown_keys, raw, _TOP_KEYS, file, "")
     if raw.get("name") is None:
-        raise PipelineConfigError(file, "name", "is required")
-    name = gated(raw, "name", _gate(PIPELINE_SCHEMA, "name"), "", file)
-    description = gated(raw, "description", _gate(PIPELINE_SCHEMA, "description"), "", file)
-    resolved_folders = _load_folders(raw.get("folders", {}), base, file, folders or FolderOverrides())
+        found.add(file, "name", "is required")
+    name = found.attempt(gated, raw, "name", _gate(PIPELINE_SCHEMA, "name"), "", file)
+    description = found.attempt(gated, raw, "description", _gate(PIPELINE_SCHEMA, "description"), "", file)
+    resolved_folders = found.attempt(_load_folders, raw.get("folders", {}), base, file, folders or FolderOverrides())
     setup_sql, setup_path = None, None
-    if "setup" in raw:
-        if raw["setup"] is None:
-            raise PipelineConfigError(file, "setup", "is required to be a path when given")
-        setup_path = (base / gated(raw, "setup", _gate(PIPELINE_SCHEMA, "setup"), "", file)).resolve()
-        setup_sql = _read_sql(setup_path, file, "setup")
-
+    if "setup" in raw and raw["setup"] is None:
+        found.add(file, "setup", "is required to be a path when given")
+    elif "setup" in raw:
+        setup_path = found.attempt(gated, raw, "setup", _gate(PIPELINE_SCHEMA, "setup"), "", file)
+        setup_path = (base / setup_path).resolve() if setup_path else None
+        setup_sql = found.attempt(read_sql, setup_path, file, "setup") if setup_path else None
     steps_raw = raw.get("steps")
     if not isinstance(steps_raw, list) or not steps_raw:
-        raise PipelineConfigError(file, "steps", "must be a non-empty list")
-    problems: list[ConfigError] = []  # of declarations independent of each other: all told at once
-    loaded = [_collect(problems, _load_step, s, i, base, file) for i, s in enumerate(steps_raw)]
-    names = None if problems else {s.name for s in loaded if s is not None}  # a step in error: any name goes
+        found.add(file, "steps", "must be a non-empty list")
+        steps_raw = []
+    loaded = [found.attempt(_load_step, s, i, base, file) for i, s in enumerate(steps_raw)]
+    names = None if None in loaded else {s.name for s in loaded if s is not None}  # a step in error: any name goes
     checks_raw = raw.get("checks", [])
     if not isinstance(checks_raw, list):
-        raise PipelineConfigError(file, "checks", "must be a list of strings")
-    checks = [_collect(problems, load_check, c, i, names, file) for i, c in enumerate(checks_raw)]
-    if problems:
-        raise PipelineConfigError.collected(list(problems))
+        found.add(file, "checks", "must be a list of strings")
+        checks_raw = []
+    checks = [found.attempt(load_check, c, i, names, file) for i, c in enumerate(checks_raw)]
+    found.attempt(step_links, steps_raw, file)  # duplicate names, unknown depends_on: of steps in error too
+    keep = found.attempt(gated, raw, "snapshot_keep", _gate(PIPELINE_SCHEMA, "snapshot_keep"), 5, file)
+    demo = found.attempt(gated, raw, "demo_data", _gate(PIPELINE_SCHEMA, "demo_data"), "", file)
+    demo_data = found.attempt(resolve_callable, demo, base, file, "demo_data") if demo else None
+    partition = found.attempt(load_partition, raw.get("partition"), file)
+    found.raise_any()
+    assert name is not None and resolved_folders is not None and keep is not None  # else found had them
     steps = [s for s in loaded if s is not None]
-    seen: set[str] = set()
-    for i, s in enumerate(steps):
-        if s.name in seen:
-            raise PipelineConfigError(file, f"steps[{i}].name", f"duplicate step name {s.name!r}")
-        seen.add(s.name)
-    for i, s in enumerate(steps):
-        for dep in s.depends_on:
-            if dep not in seen:
-                raise PipelineConfigError(file, f"steps[{i}].depends_on", f"unknown step {dep!r}")
-            if dep == s.name:
-                raise PipelineConfigError(file, f"steps[{i}].depends_on", "a step cannot depend on itself")
     ordered = dependency_order(steps, file)
-
     sql_texts = [t for t in [setup_sql, *(s.sql for s in ordered)] if t]
     schemas, inputs, ledger = load_access(raw, name, sql_texts, ordered, file)
     check_table_keys(steps, schemas, ledger, file)
     patterns = load_patterns(raw, ordered, file)
     published = load_publish(raw, schemas, file)
-    demo = gated(raw, "demo_data", _gate(PIPELINE_SCHEMA, "demo_data"), "", file)
 
     return PipelineSpec(
         name=name,
-        description=description,
+        description=description or "",
         path=path,
         folders=resolved_folders,
         steps=tuple(ordered),
@@ -292,19 +283,10 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
         ledger=ledger,
         patterns=patterns,
         **published,
-        snapshot_keep=gated(raw, "snapshot_keep", _gate(PIPELINE_SCHEMA, "snapshot_keep"), 5, file),
-        demo_data=resolve_callable(demo, base, file, "demo_data") if demo else None,
-        partition=load_partition(raw.get("partition"), file),
+        snapshot_keep=keep,
+        demo_data=demo_data,
+        partition=partition,
     )
-
-
-def _collect(problems: list[ConfigError], load: Callable[..., T], *args: Any) -> T | None:
-    """``load(*args)``, or None with its error added to ``problems``."""
-    try:
-        return load(*args)
-    except PipelineConfigError as exc:
-        problems.extend(exc.errors)
-        return None
 
 
 def load_for_daemon(file: Path, *, name: str, landing: Path, reference: Path | None, data_dir: Path) -> PipelineSpec:
@@ -334,26 +316,10 @@ def load_pipelines(directory: str | Path, *, folders: FolderOverrides | None = N
     return out
 
 
-def _unknown_keys(raw: Mapping[str, Any], allowed: set[str], file: str, prefix: str) -> None:
-    for k in raw:
-        if k not in allowed:
-            raise PipelineConfigError(file, f"{prefix}{k}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
-def _read_sql(p: Path, file: str, key: str) -> str:
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PipelineConfigError(file, key, f"cannot read SQL file {p}: {exc.strerror or exc}") from exc
-    if not text.strip():
-        raise PipelineConfigError(file, key, f"SQL file {p} is empty")
-    return text
-
-
 def _load_folders(raw: Any, base: Path, file: str, over: FolderOverrides) -> Folders:
     if not isinstance(raw, dict):
         raise PipelineConfigError(file, "folders", "must be a mapping")
-    _unknown_keys(raw, _FOLDER_KEYS, file, "folders.")
+    unknown_keys(raw, _FOLDER_KEYS, file, "folders.")
 
     def pick(key: str, given: Path | None, default: str | None) -> Path:
         if given is not None:
@@ -377,73 +343,48 @@ def _load_folders(raw: Any, base: Path, file: str, over: FolderOverrides) -> Fol
 
 
 def _load_step(raw: Any, i: int, base: Path, file: str) -> StepSpec:
-    key = f"steps[{i}]"
+    key, found = f"steps[{i}]", Problems()  # each field on its own: all its mistakes at once
     if not isinstance(raw, dict):
         raise PipelineConfigError(file, key, "must be a mapping")
-    _unknown_keys(raw, _STEP_KEYS, file, f"{key}.")
+    found.attempt(unknown_keys, raw, _STEP_KEYS, file, f"{key}.")
     if raw.get("name") is None:
-        raise PipelineConfigError(file, f"{key}.name", "is required")
-    name = gated(raw, "name", _gate(STEP, "name"), "", file, f"{key}.name")
-    kind = StepKind(gated(raw, "kind", _gate(STEP, "kind"), "sql", file, f"{key}.kind"))
-
-    sql: str | None = None
-    sql_path: Path | None = None
-    func: str | None = None
-    rule_thresholds: tuple[Threshold, ...] = ()
-    if kind in (StepKind.QUALITY, StepKind.DEDUPLICATE):
-        for other in ("sql", "callable"):
-            if other in raw:
-                raise PipelineConfigError(file, f"{key}.{other}", f"a {kind} step declares params, not sql or callable")
-        if not isinstance(raw.get("params"), dict):
-            raise PipelineConfigError(file, f"{key}.params", f"a {kind} step declares its tables and columns in params")
-        if kind is StepKind.QUALITY:
-            sql, rule_thresholds = compile_quality(raw["params"], file=file, key=f"{key}.params")
-        else:
-            sql = compile_deduplicate(raw["params"], file=file, key=f"{key}.params")
-    elif kind is StepKind.SQL:
-        if "callable" in raw:
-            raise PipelineConfigError(file, f"{key}.callable", "only python steps take a callable")
-        if raw.get("sql") is None:
-            raise PipelineConfigError(file, f"{key}.sql", "is required: the step's SQL file")
-        sql_path = (base / gated(raw, "sql", _gate(STEP, "sql"), "", file, f"{key}.sql")).resolve()
-        sql = _read_sql(sql_path, file, f"{key}.sql")
-    else:
-        if "sql" in raw:
-            raise PipelineConfigError(file, f"{key}.sql", "only sql steps take a sql file")
-        if raw.get("callable") is None:
-            raise PipelineConfigError(
-                file, f"{key}.callable", "is required: 'package.module:function' or 'file.py:function'"
-            )
-        func = gated(raw, "callable", _gate(STEP, "callable"), "", file, f"{key}.callable")
-        func = resolve_callable(func, base, file, f"{key}.callable")
-
-    deps = gated(raw, "depends_on", _gate(STEP, "depends_on"), (), file, f"{key}.depends_on")
-    timeout = gated(raw, "timeout_s", _gate(STEP, "timeout_s"), DEFAULT_TIMEOUT_S, file, f"{key}.timeout_s")
-    retries = gated(raw, "retries", _gate(STEP, "retries"), DEFAULT_RETRIES, file, f"{key}.retries")
+        found.add(file, f"{key}.name", "is required")
+    name = found.attempt(gated, raw, "name", _gate(STEP, "name"), "", file, f"{key}.name")
+    kind = found.attempt(gated, raw, "kind", _gate(STEP, "kind"), "sql", file, f"{key}.kind")
+    source = found.attempt(step_source, raw, kind, base, file, key) if kind is not None else None
+    sql, sql_path, func, rule_thresholds = source or (None, None, None, ())
+    deps = found.attempt(gated, raw, "depends_on", _gate(STEP, "depends_on"), (), file, f"{key}.depends_on")
+    timeout = found.attempt(
+        gated, raw, "timeout_s", _gate(STEP, "timeout_s"), DEFAULT_TIMEOUT_S, file, f"{key}.timeout_s"
+    )
+    retries = found.attempt(gated, raw, "retries", _gate(STEP, "retries"), DEFAULT_RETRIES, file, f"{key}.retries")
     if raw.get("modes") == []:
-        raise PipelineConfigError(file, f"{key}.modes", "must be a non-empty list of run, replay")
-    modes_raw = gated(raw, "modes", _gate(STEP, "modes"), tuple(m.value for m in RunMode), file, f"{key}.modes")
-    modes = frozenset(RunMode(m) for m in modes_raw)
-
+        found.add(file, f"{key}.modes", "must be a non-empty list of run, replay")
+    every = tuple(m.value for m in RunMode)
+    modes_raw = found.attempt(gated, raw, "modes", _gate(STEP, "modes"), every, file, f"{key}.modes")
     params = raw.get("params", {})
     if not isinstance(params, dict):
-        raise PipelineConfigError(file, f"{key}.params", "must be a mapping")
-    layer = gated(raw, "layer", _gate(STEP, "layer"), None, file, f"{key}.layer")
-    if func is not None:
-        check_shipped_params(func, params, file, f"{key}.params")
+        found.add(file, f"{key}.params", "must be a mapping")
+    layer = found.attempt(gated, raw, "layer", _gate(STEP, "layer"), None, file, f"{key}.layer")
+    if func is not None and isinstance(params, dict):
+        found.attempt(check_shipped_params, func, params, file, f"{key}.params")
+    thresholds = found.attempt(step_thresholds, raw.get("thresholds"), rule_thresholds, file, key, str(name))
+    keys = found.attempt(load_step_keys, raw, file, key)
+    found.raise_any()
+    assert name is not None and kind is not None and modes_raw is not None and thresholds is not None
 
     return StepSpec(
         name=name,
-        kind=kind,
-        depends_on=deps,
-        timeout_s=timeout,
-        retries=retries,
-        modes=modes,
+        kind=StepKind(kind),
+        depends_on=deps or (),
+        timeout_s=DEFAULT_TIMEOUT_S if timeout is None else timeout,
+        retries=DEFAULT_RETRIES if retries is None else retries,
+        modes=frozenset(RunMode(m) for m in modes_raw),
         sql=sql,
         sql_path=sql_path,
         callable=func,
         params=params,
         layer=layer,
-        thresholds=step_thresholds(raw.get("thresholds"), rule_thresholds, file, key, name),
-        keys=load_step_keys(raw, file, key),
+        thresholds=thresholds,
+        keys=keys if keys is not None else (),
     )

@@ -113,11 +113,11 @@ def step_thresholds(raw: Any, rules: tuple[Threshold, ...], file: str, key: str,
 
 
 def located_thresholds(thresholds: tuple[Threshold, ...], at: Callable[[str], str]) -> tuple[Threshold, ...]:
-    """``thresholds`` each with ``where`` as ``FILE:LINE: key`` (``at(key)``: its place in the YAML), so a
-    crossed one names the line that declared it; the default threshold, declared nowhere, stays as it is."""
+    """``thresholds`` each with ``where`` as ``at(key)``: ``FILE:LINE: key`` (its place in the YAML, the key as the
+    author wrote it), so a crossed one names the line that declared it; the default threshold, declared nowhere,
+    stays as it is."""
     return tuple(
-        t if t.where == DEFAULT_THRESHOLD.where else dataclasses.replace(t, where=f"{at(t.where)}: {t.where}")
-        for t in thresholds
+        t if t.where == DEFAULT_THRESHOLD.where else dataclasses.replace(t, where=at(t.where)) for t in thresholds
     )
 
 

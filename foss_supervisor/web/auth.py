@@ -30,6 +30,7 @@ __all__ = [
     "CSRF_HEADER",
     "VIEWER_TOKEN_FILE",
     "Role",
+    "credential",
     "csrf_token",
     "is_authorized",
     "is_logged_in",
@@ -89,12 +90,18 @@ def is_logged_in(request: web.Request, token: str) -> bool:
     return session_role(request, token) is Role.OWNER
 
 
-def role_of(request: web.Request, token: str) -> Role | None:
-    """Who is asking: the Bearer token's role when the request sends one (a wrong one is anonymous, the
-    cookie then does not count), else the login cookie's."""
+def credential(request: web.Request) -> str:
+    """The token the request offers: its Bearer token when it sends an Authorization header (a wrong or
+    malformed one is "", the cookie then does not count), else its login cookie ("" when none)."""
     if request.headers.get("Authorization"):
-        return token_role(_bearer(request), token)
-    return session_role(request, token)
+        return _bearer(request)
+    return request.cookies.get(COOKIE, "")
+
+
+def role_of(request: web.Request, token: str) -> Role | None:
+    """Who is asking: the role of :func:`credential` (the Bearer token when the request sends one, else the
+    login cookie); the one test of every page, API call and page header (responder.respond)."""
+    return token_role(credential(request), token)
 
 
 def is_authorized(request: web.Request, token: str) -> bool:

@@ -8,7 +8,9 @@ for one render, and that answer serves for ``max_age_s`` unless the state change
 (:attr:`Core.generation <foss_supervisor.web.core.Core.generation>`: a bus event or a state-changing
 command): a page is never older than the last event or command, other changes (a failed write) show
 within ``max_age_s``, and its live parts update over SSE anyway. The key is the path with its query, JSON or
-HTML, and the login cookie's role (the only per-visitor parts; the CSRF token is derived from the token).
+HTML, the role the request proves (auth.role_of: its Bearer header's or its login cookie's) and whether it
+has a login cookie (the Log out button): the only per-visitor parts; the CSRF token is derived from the token.
+Keyed by the cookie's role alone, a page fetched with a Bearer token was served as the anonymous one.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class _Page:
 
 
 class PageCache(SharedResults[tuple[str, bool, str], _Page]):
-    """The pages of one app, by (path with query, JSON or not, the login cookie's role or "")."""
+    """The pages of one app, by (path with query, JSON or not, the request's role or "" and "cookie" or "")."""
 
     def __init__(self) -> None:
         super().__init__(MAX_PAGES)
@@ -59,7 +61,9 @@ def shared_page(max_age_s: float = 0.5) -> Callable[[Handler], Handler]:
         @functools.wraps(view)
         async def shared(request: web.Request) -> web.StreamResponse:
             app = request.app
-            key = (request.path_qs, wants_json(request), str(auth.session_role(request, app[TOKEN]) or ""))
+            role = auth.role_of(request, app[TOKEN])
+            cookie = "cookie" if auth.session_role(request, app[TOKEN]) is not None else ""
+            key = (request.path_qs, wants_json(request), f"{role or ''}/{cookie}")
             page = await app[PAGES].get(key, app[CORE].generation, max_age_s, lambda: _capture(view(request)))
             return web.Response(
                 status=page.status, body=page.body, content_type=page.content_type, charset=page.charset

@@ -50,8 +50,9 @@ async def respond(
     ``html``: the page whatever the request asks (the login page answering another route's request)."""
     if not html and wants_json(request, default_json):
         return web.json_response(data, status=status, dumps=_dumps)
-    session = request.cookies.get(auth.COOKIE, "")
-    role = auth.token_role(session, request.app[TOKEN])
+    # the role the request proves by any accepted means (a Bearer header or the login cookie), as admit found it
+    offered = auth.credential(request)
+    role = auth.token_role(offered, request.app[TOKEN])
     page = (
         request.app[JINJA]
         .get(template)
@@ -61,7 +62,9 @@ async def respond(
             logged_in=role is auth.Role.OWNER,
             viewer=role is auth.Role.VIEWER,
             exposed=request.app[EXPOSED],
-            csrf=auth.csrf_token(session) if role is not None else "",
+            csrf=auth.csrf_token(offered) if role is not None else "",
+            # Log out ends a login cookie; a request that sent its token in a header has none to end
+            cookie_session=auth.session_role(request, request.app[TOKEN]) is not None,
             # a page opens the event stream only when the visitor may read it (no 401 on the login page)
             events_since=request.get(SINCE, "") if access.may_read(request, "events") else "",
             **data,

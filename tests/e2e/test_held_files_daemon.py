@@ -62,3 +62,23 @@ def test_cli_status_and_release_of_a_held_batch(daemon: DaemonHandle, tmp_path: 
     again = daemon.call("pipeline_run", name="orders", wait=True)
     assert again["status"] == "failed" and again["held"] == [str(landing / "bad.csv")], again
     assert again["steps"][1]["metrics"]["files"] == 1  # ingest took the released file anew
+
+    # re-landed with other content that fails too: one held file with two contents, listed and released once
+    bad = landing / "bad.csv"
+    bad.write_text("\n".join([HEADER, GOOD.format(n=9), *[MISSING_ID] * 6]) + "\n")
+    twice = daemon.call("pipeline_run", name="orders", wait=True)
+    assert twice["status"] == "failed" and twice["held"] == [str(bad)], twice
+    status = daemon.cli("pipeline", "status").stdout
+    assert "held files: 1 (bad.csv (2 contents); `pipeline release orders --all`)" in status, status
+    [entry] = json.loads(get(daemon.port, "/pipeline-management?format=json").body)["pipelines"]
+    [shown] = entry["held"]["files"]
+    assert (shown["contents"], shown["lines"], shown["held_run"]) == (2, 12, twice["run_id"]), shown
+    html = get(daemon.port, "/pipeline-management").text
+    assert 'data-held-count="1"' in html and html.count('data-held-file="bad.csv"') == 1
+    assert json.dumps(str(bad)) in html  # its Release button releases the path: every content the row stands for
+    released = daemon.cli("pipeline", "release", "orders", "bad.csv")
+    out = released.stdout + released.stderr
+    assert released.returncode == EXIT_OK and "released 1 file(s) (2 held contents) of orders" in out, out
+    assert out.count(str(bad)) == 1, out
+    reply = daemon.call("pipeline_release", name="orders", all=True)
+    assert reply["released"] == [] and reply["held"] == []

@@ -397,7 +397,9 @@ def test_reload_applies_pipeline_yaml_and_sql_changes_with_a_plan(daemon: Daemon
     for args in (("reload", "--dry-run"), ("reload",)):
         refused = d.cli(*args)
         assert refused.returncode != 0, refused.stdout
-        assert f"two: step check: {tmp_path / 'two.yaml'}:15: steps.check.params.columns.nope[0]" in refused.stderr
+        assert (
+            f"two: step check: {tmp_path / 'two.yaml'}:15: steps.check.params.columns.nope.not_null" in refused.stderr
+        )
     assert d.call("pipeline_run", name="two", wait=True)["status"] == "succeeded"
     assert [s["name"] for s in d.call("pipeline_runs", name="two", limit=1)[0]["steps"]] == ["count"]
     (tmp_path / "two.yaml").write_text(COUNTER_YAML.format(name="two") + QUALITY_ON_V.format(column="v"))

@@ -151,3 +151,35 @@ def test_files_with_tokens_are_private(served: tuple[DaemonHandle, str, str]) ->
     d, _, _ = served
     for name in ("api-token", auth.VIEWER_TOKEN_FILE, "control.sock"):
         assert os.stat(d.state_dir / name).st_mode & 0o077 == 0, name
+
+
+def test_a_page_shows_the_role_the_request_proves_by_any_accepted_means(served: tuple[DaemonHandle, str, str]) -> None:
+    """Issue 18 (a tester's find): a page fetched with ``Authorization: Bearer TOKEN`` and no cookie said "not
+    logged in" with a Log in link; the header named the role only from the cookie. Every HTML page, every means."""
+    d, token, viewer = served
+    html = {"Accept": "text/html"}
+    cookie = {"Cookie": f"{auth.COOKIE}={token}"}
+    means: list[tuple[dict[str, str], bytes, bool]] = [
+        ({**bearer(token)}, b"\xe2\x97\x8f logged in", False),  # a header has no cookie to log out of
+        ({**bearer(viewer)}, b"viewer (read-only)", False),
+        (cookie, b"\xe2\x97\x8f logged in", True),
+        ({**cookie, **bearer(token)}, b"\xe2\x97\x8f logged in", True),
+    ]
+    pages = set()
+    for route in ROUTES:
+        if route.method != "GET":
+            continue
+        path = route_path(route.path)
+        for headers, who, logout in means:
+            status, _, page = request(d.port, "GET", path, headers={**html, **headers})
+            if b'class="session"' not in page:  # not a page (JSON, text), or a 404 of a made-up name's page
+                continue
+            pages.add(route.path)
+            assert who in page and b"not logged in" not in page, (path, headers)
+            owner = who != b"viewer (read-only)"  # /config asks a viewer to log in as the owner to see the file
+            assert not owner or b">Log in</a>" not in page, (path, headers)
+            assert (b'action="/logout"' in page) is logout, (path, headers)
+    assert {"/", "/pipeline-management", "/logs", "/config"} <= pages, pages
+    # a wrong Bearer token is anonymous whatever the cookie says (as for every read): the page says so
+    status, _, page = request(d.port, "GET", "/login", headers={**html, **cookie, **bearer("wrong")})
+    assert status == 200 and b"not logged in" in page

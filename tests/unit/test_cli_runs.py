@@ -1,14 +1,20 @@
-"""``pipeline runs``: each run's id, status, reason, start, duration and rows, from the records the history keeps."""
+"""``pipeline runs``: each run's id, status, reason, start, duration and lines ingested, from the records the history
+keeps. Issue 18 (a tester's find): the last column was ROWS, the most rows any one step wrote (a gold table's, a
+reused step's), which read like rows ingested; it is now INGESTED, what the shipped ingest steps took in."""
 
 from __future__ import annotations
 
+import json
 import time
 
+from helpers.pipeline import ORDERS_YAML
 from hypothesis import given
 from hypothesis import strategies as st
 
 from foss_supervisor.cli.pipelines import run_rows, runs_table
 from foss_supervisor.pipeline.history import RunRecord, StepRecord
+from foss_supervisor.pipeline.runstate import ActiveRun
+from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 counts = st.none() | st.integers(0, 10**12)
@@ -27,13 +33,14 @@ runs = st.builds(
     steps=steps.map(tuple),
     finished_at=st.none() | st.floats(4e9, 4.1e9),
     retry_of=st.none() | st.just("20260101T000000Z-abcdef"),
+    ingested=counts,
 )
 
 
 @given(st.lists(runs, max_size=20))
 def test_every_run_is_one_line_with_its_id_status_reason_start_duration_and_rows(records: list[RunRecord]) -> None:
     lines = runs_table([r.to_dict() for r in records])
-    assert lines[0].split() == ["RUN", "PIPELINE", "STATUS", "REASON", "STARTED", "TOOK", "ROWS"]
+    assert lines[0].split() == ["RUN", "PIPELINE", "STATUS", "REASON", "STARTED", "TOOK", "INGESTED"]
     assert len(lines) == len(records) + 1
     for record, line in zip(records, lines[1:], strict=True):
         fields = line.split()
@@ -42,28 +49,35 @@ def test_every_run_is_one_line_with_its_id_status_reason_start_duration_and_rows
         assert ("(retry)" in fields) == (record.retry_of is not None)
         assert " ".join(fields[-4:-2]) == time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.started_at))
         assert fields[-2] == ("-" if record.duration_s is None else f"{record.duration_s:.2f}s")
-        written = [s.rows_out for s in record.steps if s.rows_out is not None]
-        assert fields[-1] == (f"{max(written):,}" if written else "-")
+        assert fields[-1] == ("-" if record.ingested is None else f"{record.ingested:,}")
+        # the history keeps the figure as written
+        assert RunRecord.from_dict(json.loads(json.dumps(record.to_dict()))).ingested == record.ingested
 
 
-def test_rows_are_what_a_step_of_this_run_wrote_not_what_a_reused_step_carries() -> None:
-    run = RunRecord(
-        run_id="20260101T000000Z-abcdef",
-        pipeline="orders",
-        mode=RunMode.RUN,
-        trigger="manual",
-        status=RunStatus.SUCCEEDED,
-        started_at=0.0,
-        steps=(
-            StepRecord("ingest", StepState.SKIPPED, metrics={"rows_out": 400_000}),  # reused by a retry
-            StepRecord("validate", StepState.SUCCEEDED, rows_in=400_000, rows_out=399_120),
-            StepRecord("aggregate", StepState.SUCCEEDED, rows_in=399_120, rows_out=31),
-        ),
-        finished_at=2.5,
-    )
-    assert run_rows(run.to_dict()) == 399_120
-    assert runs_table([run.to_dict()])[1].split()[-3:] == [
+def test_ingested_is_what_the_shipped_ingest_took_in_in_this_run_not_the_most_rows_a_step_wrote() -> None:
+    spec = load_pipeline(ORDERS_YAML)
+    run = ActiveRun("20260101T000000Z-abcdef", spec, RunMode.RUN, "manual", 0.0)
+    assert run.snapshot().ingested is None  # nothing ran yet
+    run.steps["ingest"] = StepRecord("ingest", StepState.SUCCEEDED, rows_in=1_000, rows_out=1_000)
+    run.steps["validate"] = StepRecord("validate", StepState.SUCCEEDED, rows_in=1_000, rows_out=980)
+    big = next(s.name for s in spec.steps if s.layer == "gold")
+    run.steps[big] = StepRecord(big, StepState.SUCCEEDED, rows_in=980, rows_out=400_000)  # a whole gold table
+    run.finished_at = 2.5
+    record = run.snapshot()
+    assert record.ingested == 1_000 and run_rows(record.to_dict()) == 1_000
+    assert runs_table([record.to_dict()])[1].split()[-3:] == [
         time.strftime("%H:%M:%S", time.localtime(0)),
         "2.50s",
-        "399,120",
+        "1,000",
     ]
+    # a retry that reused ingest ingested nothing in this run, whatever its record carries
+    run.steps["ingest"] = StepRecord("ingest", StepState.SKIPPED, metrics={"rows_out": 1_000}, rows_out=1_000)
+    assert run.snapshot().ingested is None and runs_table([run.snapshot().to_dict()])[1].split()[-1] == "-"
+
+
+def test_a_record_written_before_ingested_was_kept_reads_its_ingest_steps_lines() -> None:
+    old = {"run_id": "r", "pipeline": "orders", "status": "succeeded", "started_at": 0.0}
+    steps = [{"name": "ingest", "state": "succeeded", "rows_out": 12}, {"name": "gold", "rows_out": 99}]
+    assert RunRecord.from_dict(old | {"steps": steps}).ingested == 12
+    assert RunRecord.from_dict(old | {"steps": [steps[0] | {"state": "skipped"}]}).ingested is None
+    assert RunRecord.from_dict(old | {"steps": steps, "ingested": None}).ingested is None

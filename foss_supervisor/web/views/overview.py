@@ -64,7 +64,7 @@ def run_history(runs: list[dict[str, Any]]) -> dict[str, list[Any]]:
         valid, rejected = checked.get("valid"), checked.get("rejected")
         out["t"].append(run["started_at"])
         out["duration"].append(run["duration_s"])
-        out["rows"].append(steps.get("ingest", {}).get("rows_out"))
+        out["rows"].append(run.get("ingested"))  # its shipped ingest steps' lines (history.RunRecord.ingested)
         total = (valid or 0) + (rejected or 0)
         out["pass_rate"].append(round(100 * valid / total, 2) if valid is not None and total else None)
     return out

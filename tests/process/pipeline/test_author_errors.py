@@ -70,7 +70,8 @@ def broken_rules(column: str, kind: str, position: int) -> tuple[dict[str, Any],
     listed = [r for r in rules["columns"]["id"]]
     rules["columns"] = {**rules["columns"], column: [BROKEN[kind]]}
     rules["columns"]["id"] = listed
-    return rules, f"steps.check.params.columns.{column}[0]", f"rule {column}:{kind}"
+    # named as the author wrote the rule (issue 18: not by its index, ``[0]``), at the item's own line
+    return rules, f"steps.check.params.columns.{column}.{kind}", f"rule {column}:{kind}"
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))

@@ -57,6 +57,7 @@ async def test_a_failed_batch_is_held_later_files_go_through_and_a_release_inges
     good = await asyncio.wait_for(runner.run("orders"), 60)
     assert good.status is RunStatus.SUCCEEDED, good.to_dict()
     assert good.step("ingest").metrics["files"] == 1 and good.held == ()
+    assert (failed.ingested, good.ingested) == (10, 4)  # `pipeline runs`' INGESTED: the lines each run took in
     m = good.step("validate").metrics
     assert (m["rows_in"], m["valid"], m["rejected"]) == (4, 4, 0)
     assert [h["name"] for h in runner.held("orders")] == ["bad.csv"]
@@ -73,7 +74,7 @@ async def test_a_failed_batch_is_held_later_files_go_through_and_a_release_inges
     runner = await runners.open([orders_spec(workspace)], workspace["state"])
     assert [h["name"] for h in runner.held("orders")] == ["bad.csv"]  # read at start
     released = await runner.release("orders", every=True)
-    assert released == {"pipeline": "orders", "released": [str(landing / "bad.csv")], "held": []}
+    assert released == {"pipeline": "orders", "released": [str(landing / "bad.csv")], "contents": 1, "held": []}
     again = await asyncio.wait_for(runner.run("orders"), 60)
     assert again.status is RunStatus.SUCCEEDED_WITH_WARNINGS, again.to_dict()  # 20 %: below the warn threshold
     assert again.step("ingest").metrics == again.step("ingest").metrics | {"files": 1, "rows_out": 10}
@@ -121,3 +122,40 @@ async def test_a_run_failing_for_another_reason_holds_nothing_and_its_files_join
     # a release of one file by name: only it is ingested again
     await runner.release("orders", ["first.csv"])
     assert [h["name"] for h in runner.held("orders")] == ["second.csv"]
+
+
+async def test_a_path_held_twice_is_listed_and_released_once_with_every_held_content(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    """Issue 18 (a tester's find): a file held in two runs (re-landed with other content that failed again) was
+    listed twice, ``release NAME FILE`` acted on both contents and named the path twice in its reply."""
+    landing = workspace["landing"]
+    bad = landing / "bad.csv"
+    strict = orders_spec(workspace, yaml_path=variant_yaml(tmp_path, "strict", step_overrides=STRICT))
+    runner = await runners.open([strict], workspace["state"])
+    bad.write_text(orders(1, good=1, bad=9))
+    first = await asyncio.wait_for(runner.run("orders"), 60)
+    bad.write_text(orders(50, good=2, bad=8))  # re-landed, other content, still below the threshold
+    second = await asyncio.wait_for(runner.run("orders"), 60)
+    assert (first.status, second.status) == (RunStatus.FAILED, RunStatus.FAILED)
+    assert first.held == second.held == (str(bad),)
+    assert await rows(runner, "SELECT count(*) FROM meta.files WHERE status = 'held'") == [(2,)]
+    held = runner.held("orders")
+    assert [(h["path"], h["contents"], h["lines"], h["held_run"]) for h in held] == [
+        (str(bad), 2, 20, second.run_id)
+    ], held
+    by_run = f"SELECT sha256 FROM meta.files WHERE held_run = '{second.run_id}'"
+    newest = (await rows(runner, by_run))[0][0]
+    assert held[0]["sha256"] == newest and len(set(held[0]["sha256s"])) == 2
+    released = await runner.release("orders", ["bad.csv"])
+    assert released == {"pipeline": "orders", "released": [str(bad)], "contents": 2, "held": []}
+    assert await rows(runner, "SELECT count(*) FROM meta.files WHERE status = 'held'") == [(0,)]
+    await runner.aclose()
+
+    # with the shipped thresholds, the next run ingests the content the file holds; the older one is gone from it
+    runner = await runners.open([orders_spec(workspace)], workspace["state"])
+    again = await asyncio.wait_for(runner.run("orders"), 60)
+    assert again.ingested == 10 and again.step("ingest").metrics["files"] == 1, again.to_dict()
+    assert any("bad.csv changed after discovery" in w for w in again.step("ingest").warnings)
+    statuses = "SELECT status, count(*) FROM meta.files GROUP BY ALL ORDER BY 1"
+    assert await rows(runner, statuses) == [("changed", 1), ("ingested", 1)]

@@ -94,7 +94,7 @@ async def test_a_rules_warn_threshold_counts_its_failing_rows(
     check = rec.step("check")
     assert rec.status is RunStatus.SUCCEEDED_WITH_WARNINGS and check.metrics["rejected.id:not_null"] == 1
     assert check.warnings == (
-        f"warn threshold of rule id:not_null ({spec.at('steps.check.params.columns.id.not_null')}:"
+        f"warn threshold of rule id:not_null ({spec.at('steps.check.params.columns.id[0]')}:"  # the rule item's line
         " steps.check.params.columns.id.not_null): 1 rows rejected, more than max_rejected 0",
     )
     # a replay re-checks rejected rows: its pass rate says nothing about new data, so no threshold is judged

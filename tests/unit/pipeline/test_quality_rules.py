@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers.pipeline import QUALITY_RULES, quality_pipeline
+from hypothesis import given
+from hypothesis import strategies as st
 
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.spec import load_pipeline
@@ -15,9 +19,13 @@ from foss_supervisor.pipeline.spec import load_pipeline
 @pytest.mark.parametrize(
     ("change", "key", "reason"),
     [
-        ({"columns": {"id": ["not_nul"]}}, "steps.check.params.columns.id", "rules are not_null"),
-        ({"columns": {"id": [{"accepted_values": []}]}}, "steps.check.params.columns.id", "non-empty list"),
-        ({"columns": {"id": [{"pattern": "(["}]}}, "steps.check.params.columns.id", "not a regular expression"),
+        ({"columns": {"id": ["not_nul"]}}, "steps.check.params.columns.id.not_nul", "rules are not_null"),
+        (
+            {"columns": {"id": [{"accepted_values": []}]}},
+            "steps.check.params.columns.id.accepted_values",
+            "non-empty list",
+        ),
+        ({"columns": {"id": [{"pattern": "(["}]}}, "steps.check.params.columns.id.pattern", "not a regular expression"),
         ({"valid": "ok"}, "steps.check.params.valid", "schema.table"),
         ({"tests": [{"name": "t", "expression": "1; DROP TABLE x"}]}, "steps.check.params.tests[0].expression", "';'"),
         (
@@ -40,3 +48,66 @@ def test_rule_errors_name_the_key_and_line(
     with pytest.raises(PipelineConfigError) as info:
         load_pipeline(path)
     assert info.value.key == key and reason in info.value.reason and info.value.line is not None, info.value
+
+
+#: rules that load, as a YAML flow item on one line (JSON is YAML)
+GOOD_RULES = [
+    "not_null",
+    "unique",
+    {"accepted_range": {"min_value": 0}},
+    {"accepted_values": ["a", "b"]},
+    {"not_null": {"name": "named_ok"}},
+]
+#: one mistake each, and the key after the rule as the author wrote it
+MISTAKES: list[tuple[Any, str, str]] = [
+    ("not_nul", "not_nul", "rules are not_null"),
+    ({"acepted_range": {"min_value": 0}}, "acepted_range", "rules are not_null"),
+    ({"accepted_values": []}, "accepted_values", "non-empty list"),
+    ({"pattern": "(["}, "pattern", "not a regular expression"),
+    ({"not_null": {"name": "Bad name"}}, "not_null.name", "lower-case identifier"),
+    ({"not_null": {"severity": "fatal"}}, "not_null.severity", "warn"),
+    ({"accepted_range": {"min_value": 5, "max_value": 1}}, "accepted_range", "no value passes"),
+]
+
+
+@given(
+    before=st.lists(st.lists(st.sampled_from(GOOD_RULES), min_size=1, max_size=3), max_size=2),
+    rules=st.lists(st.sampled_from(GOOD_RULES), max_size=3),
+    position=st.integers(0, 3),
+    mistake=st.sampled_from(MISTAKES),
+)
+def test_a_rule_mistake_is_told_at_the_rule_items_own_line_as_the_author_wrote_it(
+    before: list[list[Any]], rules: list[Any], position: int, mistake: tuple[Any, str, str]
+) -> None:
+    """Issue 18 (a tester's find): a rule's mistake was told at its column's line (``columns.amount``), and a
+    misspelt column's rule by its index (``[1]``). Any column, any position in its list, any kind of mistake:
+    the rule item's own line, the key spelled block, column, rule."""
+    bad, suffix, reason = mistake
+    items = [*rules]
+    items.insert(min(position, len(items)), bad)
+    head = [
+        "name: q",
+        "folders: {landing: land, reference: ., warehouse: w.duckdb}",
+        "schemas: [work, silver]",
+        "steps:",
+        "  - name: check",
+        "    kind: quality",
+        "    params:",
+        "      source: work.src",
+        "      valid: silver.ok",
+        "      rejected: silver.bad",
+        "      columns:",
+    ]
+    for k, good in enumerate(before):
+        head += [f"        c{k}:", *(f"          - {json.dumps(r)}" for r in good)]
+    head.append("        amount:")
+    line = len(head) + 1 + items.index(bad)
+    head += [f"          - {json.dumps(r)}" for r in items]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "q.yaml"
+        path.write_text("\n".join(head) + "\n")
+        with pytest.raises(PipelineConfigError) as info:
+            load_pipeline(path)
+    err = info.value
+    assert (err.line, err.key) == (line, f"steps.check.params.columns.amount.{suffix}"), (err, head)
+    assert reason in err.reason and "[" not in err.key

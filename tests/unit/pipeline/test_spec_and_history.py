@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers.pipeline import ORDERS_STEPS, ORDERS_YAML, base_doc, write_yaml
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.errors import IllegalTransitionError
@@ -110,34 +110,57 @@ STEP_MISTAKES = {
     "sql": "missing.sql",
     "kind": "shell",
     "modes": ["sometimes"],
+    "layer": "platinum",
+    "depends_on": ["nope"],
 }
+#: mistakes of the file's top level, independent of the steps: (its key, a wrong value)
+TOP_MISTAKES = {"nme": "p", "snapshot_keep": "many", "description": ["not", "text"]}
 
 
 @settings(max_examples=40, deadline=None)
+@example(mistakes=[{"layer", "depends_on"}], top=set(), bad_check=False)  # the tester's: one step, two mistakes
+@example(mistakes=[{"kind"}], top={"nme"}, bad_check=False)  # a bad step and a bad top-level key
 @given(
-    mistakes=st.lists(st.sampled_from([None, *STEP_MISTAKES]), min_size=1, max_size=5),
+    mistakes=st.lists(st.sets(st.sampled_from(sorted(STEP_MISTAKES)), max_size=3), min_size=1, max_size=4),
+    top=st.sets(st.sampled_from(sorted(TOP_MISTAKES))),
     bad_check=st.booleans(),
 )
-def test_independent_mistakes_are_all_reported_at_once(mistakes: list[str | None], bad_check: bool) -> None:
-    """Each step's own mistakes and each check's are told in one error, in file order, each at its line
-    (so an author fixes a file in one pass); a file with one mistake says just that one."""
-    assume(bad_check or any(mistakes))
+def test_independent_mistakes_are_all_reported_at_once(
+    mistakes: list[set[str]], top: set[str], bad_check: bool
+) -> None:
+    """Each step's own mistakes (several of one step too: issue 18, a tester's find, a bad ``layer`` hid a
+    bad ``depends_on``), each top-level key's and each check's are told in one error, in file order, each at
+    its line (so an author fixes a file in one pass); a file with one mistake says just that one. A step's
+    ``sql`` is read only once its ``kind`` says it has one: a bad kind hides a bad sql file."""
+    assume(bad_check or top or any(mistakes))
     with tempfile.TemporaryDirectory() as tmp:
         doc = base_doc(Path(tmp))
         doc["steps"] = [
-            {"name": f"s{i}", "sql": "a.sql", **({field: STEP_MISTAKES[field]} if field else {})}
-            for i, field in enumerate(mistakes)
+            {"name": f"s{i}", "sql": "a.sql", **{field: STEP_MISTAKES[field] for field in fields}}
+            for i, fields in enumerate(mistakes)
         ]
+        doc.update({key: TOP_MISTAKES[key] for key in top})
         doc["checks"] = ["s0.rows_in == s0.rows_out", *(["s0.rows_in = s0.rows_out"] if bad_check else [])]
         path = write_yaml(Path(tmp), doc)
+        written = path.read_text().splitlines()
         with pytest.raises(PipelineConfigError) as info:
             load_pipeline(path)
-    expected = [f"steps.s{i}.{field}" for i, field in enumerate(mistakes) if field]
+    expected = [
+        f"steps.s{i}.{field}"
+        for i, fields in enumerate(mistakes)
+        for field in fields
+        if not (field == "sql" and "kind" in fields)
+    ]
     keys = [e.key.split("[")[0] if e.key.startswith("steps") else e.key for e in info.value.errors]
-    assert sorted(keys) == sorted([*expected, *(["checks[1]"] if bad_check else [])]), str(info.value)
+    want = [*expected, *top, *(["checks[1]"] if bad_check else [])]
+    assert sorted(keys) == sorted(want), str(info.value)
     assert all(isinstance(e.line, int) for e in info.value.errors)
     assert [e.line for e in info.value.errors] == sorted(e.line or 0 for e in info.value.errors)
     assert (f"{len(keys)} errors:" in str(info.value)) == (len(keys) > 1), str(info.value)
+    for e in info.value.errors:  # each at its own key's line
+        text = written[(e.line or 1) - 1]
+        leaf = e.key.rsplit(".", 1)[-1].split("[")[0]
+        assert leaf in text or e.key.endswith("]") or e.key.startswith("checks"), (e.located, text)
 
 
 def test_a_check_naming_a_step_in_error_is_not_a_second_problem(tmp_path: Path) -> None:
