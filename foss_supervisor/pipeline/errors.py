@@ -23,12 +23,18 @@ pipeline) is caught, printed and given exit code 2 in one place::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from foss_supervisor.errors import ConfigError, SupervisorError
+
+T = TypeVar("T")
 
 __all__ = [
     "PipelineBusyError",
     "PipelineConfigError",
     "PipelineError",
+    "Problems",
     "QueryError",
     "QueryFailedError",
     "QueryMemoryError",
@@ -104,3 +110,28 @@ class QueryMemoryError(QueryError):
 
 class QueryFailedError(QueryError):
     """DuckDB raised an error while planning or running the query."""
+
+
+class Problems:
+    """The mistakes found so far in one pipeline file, kept so that all are told at once (an author fixing a
+    YAML one error per try needs as many tries as mistakes; specparts.py, quality.py)."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def attempt(self, load: Callable[..., T], *args: Any) -> T | None:
+        """``load(*args)``, or None with its error (each of a collected one) kept."""
+        try:
+            return load(*args)
+        except PipelineConfigError as exc:
+            self.errors.extend(exc.errors)
+            return None
+
+    def add(self, file: str, key: str, reason: str) -> None:
+        """Keep one mistake at ``key``."""
+        self.errors.append(PipelineConfigError(file, key, reason))
+
+    def raise_any(self) -> None:
+        """Raise every mistake kept, as one PipelineConfigError (nothing when none)."""
+        if self.errors:
+            raise PipelineConfigError.collected(list(self.errors))

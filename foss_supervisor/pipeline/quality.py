@@ -53,7 +53,7 @@ from typing import Any
 
 from foss_supervisor.config import gates
 from foss_supervisor.config.gates import YamlNumber
-from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.errors import PipelineConfigError, Problems
 from foss_supervisor.pipeline.origins import mark
 from foss_supervisor.pipeline.rules import gated
 from foss_supervisor.pipeline.thresholds import THRESHOLD_KEYS, Threshold, failing_metric, parse_threshold
@@ -200,38 +200,63 @@ WHERE len(q.reasons) > 0;"""  # noqa: S608 (identifiers checked by compile_quali
     return ddl, insert
 
 
+def _test(test: Any, file: str, tkey: str, limits: list[Threshold]) -> list[tuple[str, str, str]]:
+    """A ``tests`` item as its (reason, failing condition, origin marker); its threshold appended to ``limits``."""
+    if (
+        not isinstance(test, dict)
+        or not {"name", "expression"} <= set(test) <= {"name", "expression", *THRESHOLD_KEYS}
+        or not _IDENT.match(str(test["name"]))
+    ):
+        raise PipelineConfigError(
+            file, tkey, "a test is {name: lower_case_name, expression: SQL predicate} (and a threshold's keys)"
+        )
+    if ";" in str(test["expression"]):
+        raise PipelineConfigError(file, f"{tkey}.expression", "one SQL expression, without ';'")
+    if THRESHOLD_KEYS & set(test):
+        limits.append(parse_threshold({k: test[k] for k in THRESHOLD_KEYS & set(test)}, test["name"], file, tkey))
+    condition = f"NOT coalesce(({test['expression']}), false)"
+    return [(str(test["name"]), condition, mark(f"{tkey}.expression", f"test {test['name']}"))]
+
+
 def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[str, tuple[Threshold, ...]]:
     """The step SQL for ``params`` (see the module docstring) and the thresholds its rules and tests declare;
-    PipelineConfigError names the bad key."""
-    unknown = sorted(set(params) - _PARAMS)
-    if unknown:
-        raise PipelineConfigError(file, f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_PARAMS))})")
+    PipelineConfigError names every bad key at once (each rule, test and table on its own; a mistake in one
+    does not hide another's)."""
+    found = Problems()
+    for extra in sorted(set(params) - _PARAMS):
+        found.add(file, f"{key}.{extra}", f"unknown key (allowed: {', '.join(sorted(_PARAMS))})")
     tables = {}
     for name in ("source", "valid", "rejected", "raw"):
         value = params.get(name)
         if name == "raw" and value is None:
             continue
         if not isinstance(value, str) or not _TABLE.match(value):
-            raise PipelineConfigError(file, f"{key}.{name}", "must be a lower-case schema.table name")
-        tables[name] = value
+            found.add(file, f"{key}.{name}", "must be a lower-case schema.table name")
+        tables[name] = str(value)
     row_key = params.get("key", "_row_id")
     if not isinstance(row_key, str) or not _IDENT.match(row_key):
-        raise PipelineConfigError(file, f"{key}.key", "must be a lower-case column name")
+        found.add(file, f"{key}.key", "must be a lower-case column name")
     columns = params.get("columns", {})
     tests = params.get("tests", [])
     if not isinstance(columns, dict) or not isinstance(tests, list) or not (columns or tests):
-        raise PipelineConfigError(file, f"{key}.columns", "declare rules per column (a mapping) and/or tests (a list)")
+        found.add(file, f"{key}.columns", "declare rules per column (a mapping) and/or tests (a list)")
+        columns, tests = (columns if isinstance(columns, dict) else {}), (tests if isinstance(tests, list) else [])
     checks: list[tuple[str, str, str]] = []  # (reason, failing condition, origin marker)
     unique: dict[str, str] = {}  # column -> the origin marker of its (first) unique rule
     limits: list[Threshold] = []
     for col, rules in columns.items():
         ckey = f"{key}.columns.{col}"
         if not _IDENT.match(str(col)) or col == "reasons":
-            raise PipelineConfigError(file, ckey, "column names are lower-case identifiers (not 'reasons')")
+            found.add(file, ckey, "column names are lower-case identifiers (not 'reasons')")
+            continue
         if not isinstance(rules, list) or not rules:
-            raise PipelineConfigError(file, ckey, "must be a list of rules")
+            found.add(file, ckey, "must be a list of rules")
+            continue
         for j, raw in enumerate(rules):
-            reason, failing, limit = _rule(col, raw, file, f"{ckey}[{j}]")  # at the rule item's own line
+            compiled = found.attempt(_rule, col, raw, file, f"{ckey}[{j}]")  # at the rule item's own line
+            if compiled is None:
+                continue
+            reason, failing, limit = compiled
             limits.extend([limit] if limit is not None else [])
             if failing is None:
                 unique.setdefault(col, mark(f"{ckey}[{j}]", f"rule {reason}"))
@@ -239,28 +264,16 @@ def compile_quality(params: Mapping[str, Any], *, file: str, key: str) -> tuple[
                 failing = f"s.{col} IS NOT NULL AND (s._n_{col} > 1 OR CAST(s.{col} AS VARCHAR) IN ({seen}))"
             checks.append((reason, failing, mark(f"{ckey}[{j}]", f"rule {reason}")))
     for i, test in enumerate(tests):
-        tkey = f"{key}.tests[{i}]"
-        if (
-            not isinstance(test, dict)
-            or not {"name", "expression"} <= set(test) <= {"name", "expression", *THRESHOLD_KEYS}
-            or not _IDENT.match(str(test["name"]))
-        ):
-            raise PipelineConfigError(
-                file, tkey, "a test is {name: lower_case_name, expression: SQL predicate} (and a threshold's keys)"
-            )
-        if ";" in str(test["expression"]):
-            raise PipelineConfigError(file, f"{tkey}.expression", "one SQL expression, without ';'")
-        if THRESHOLD_KEYS & set(test):
-            limits.append(parse_threshold({k: test[k] for k in THRESHOLD_KEYS & set(test)}, test["name"], file, tkey))
-        condition = f"NOT coalesce(({test['expression']}), false)"
-        checks.append((str(test["name"]), condition, mark(f"{tkey}.expression", f"test {test['name']}")))
+        checks.extend(found.attempt(_test, test, file, f"{key}.tests[{i}]", limits) or [])
     unparsed = params.get("unparsed")
     if unparsed is not None and (
         not isinstance(unparsed, dict)
         or set(unparsed) != {"column", "reason"}
         or not all(isinstance(v, str) and _IDENT.match(v) for v in unparsed.values())
     ):
-        raise PipelineConfigError(file, f"{key}.unparsed", "is {column: column_name, reason: reason_name}")
+        found.add(file, f"{key}.unparsed", "is {column: column_name, reason: reason_name}")
+    found.raise_any()
+    row_key = str(row_key)  # a name: refused above otherwise
     grouped: dict[str, list[str]] = {}
     for reason, cond, origin in checks:  # rules sharing a reason give it once, where the first is declared
         grouped.setdefault(reason, []).append(f"({cond}){origin}\n")

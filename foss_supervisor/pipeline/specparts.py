@@ -13,49 +13,23 @@ Stdlib only, like spec.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from foss_supervisor.config.gates import Gate
 from foss_supervisor.config.schema import STEP
-from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.callables import resolve_callable
 from foss_supervisor.pipeline.dedupe import compile_deduplicate
-from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.errors import PipelineConfigError, Problems
 from foss_supervisor.pipeline.quality import compile_quality
 from foss_supervisor.pipeline.rules import gated
 from foss_supervisor.pipeline.thresholds import Threshold
 
 __all__ = ["Problems", "StepSource", "read_sql", "step_links", "step_source", "unknown_keys"]
 
-T = TypeVar("T")
 #: a step's (sql, sql_path, callable, the thresholds its quality rules declare)
 StepSource = tuple[str | None, Path | None, str | None, tuple[Threshold, ...]]
-
-
-class Problems:
-    """The mistakes found so far in one pipeline file (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self.errors: list[ConfigError] = []
-
-    def attempt(self, load: Callable[..., T], *args: Any) -> T | None:
-        """``load(*args)``, or None with its error (each of a collected one) kept."""
-        try:
-            return load(*args)
-        except PipelineConfigError as exc:
-            self.errors.extend(exc.errors)
-            return None
-
-    def add(self, file: str, key: str, reason: str) -> None:
-        """Keep one mistake at ``key``."""
-        self.errors.append(PipelineConfigError(file, key, reason))
-
-    def raise_any(self) -> None:
-        """Raise every mistake kept, as one PipelineConfigError (nothing when none)."""
-        if self.errors:
-            raise PipelineConfigError.collected(list(self.errors))
 
 
 def unknown_keys(raw: Mapping[str, Any], allowed: set[str], file: str, prefix: str) -> None:

@@ -111,3 +111,72 @@ def test_a_rule_mistake_is_told_at_the_rule_items_own_line_as_the_author_wrote_i
     err = info.value
     assert (err.line, err.key) == (line, f"steps.check.params.columns.amount.{suffix}"), (err, head)
     assert reason in err.reason and "[" not in err.key
+
+
+#: a mistake of a ``tests`` item, and the key after ``tests[i]`` it is told at
+TEST_MISTAKES: list[tuple[Any, str]] = [
+    ({"name": "t", "expression": "1; DROP TABLE x"}, ".expression"),
+    ({"name": "Bad Name", "expression": "true"}, ""),
+    ({"expression": "true"}, ""),
+    ({"name": "t", "expression": "true", "severity": "fatal"}, ".severity"),
+]
+
+
+@given(
+    columns=st.lists(
+        st.lists(st.one_of(st.sampled_from(GOOD_RULES), st.sampled_from(MISTAKES)), min_size=1, max_size=4),
+        min_size=1,
+        max_size=4,
+    ),
+    tests=st.lists(st.one_of(st.just(None), st.sampled_from(TEST_MISTAKES)), max_size=3),
+    bad_valid=st.booleans(),
+    extra_key=st.booleans(),
+)
+def test_every_mistake_of_a_quality_block_is_told_at_once_each_at_its_line(
+    columns: list[list[Any]], tests: list[Any], bad_valid: bool, extra_key: bool
+) -> None:
+    """Issue 18 (a tester's find): a quality block stopped at its first mistake, so an author fixed them one per
+    try. Any mix of good and bad rules over several columns, bad tests, a bad table name and an unknown key:
+    each mistake is told, once, at its own line and key."""
+    lines = [
+        "name: q",
+        "folders: {landing: land, reference: ., warehouse: w.duckdb}",
+        "schemas: [work, silver]",
+        "steps:",
+        "  - name: check",
+        "    kind: quality",
+        "    params:",
+        "      source: work.src",
+        f"      valid: {'Not A Table' if bad_valid else 'silver.ok'}",
+        "      rejected: silver.bad",
+    ]
+    block = "steps.check.params"
+    expected: set[tuple[int, str]] = set()
+    if bad_valid:
+        expected.add((9, f"{block}.valid"))
+    if extra_key:
+        lines.append("      colums: {}")
+        expected.add((len(lines), f"{block}.colums"))
+    lines.append("      columns:")
+    for k, rules in enumerate(columns):
+        lines.append(f"        c{k}:")
+        for rule in rules:
+            lines.append(f"          - {json.dumps(rule[0] if rule in MISTAKES else rule)}")
+            if rule in MISTAKES:
+                expected.add((len(lines), f"{block}.columns.c{k}.{rule[1]}"))
+    if tests:
+        lines.append("      tests:")
+    for i, test in enumerate(tests):
+        lines.append(f"        - {json.dumps(test[0] if test else {'name': f'ok_{i}', 'expression': 'true'})}")
+        if test:
+            expected.add((len(lines), f"{block}.tests[{i}]{test[1]}"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "q.yaml"
+        path.write_text("\n".join(lines) + "\n")
+        if not expected:
+            load_pipeline(path)
+            return
+        with pytest.raises(PipelineConfigError) as info:
+            load_pipeline(path)
+    told = {(e.line, e.key) for e in info.value.errors}
+    assert told == expected, ("\n".join(lines), str(info.value))
