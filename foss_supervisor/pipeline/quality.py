@@ -116,8 +116,9 @@ def _rule_condition(col: str, raw: Any, file: str, key: str) -> tuple[str, str |
         name = raw
     elif isinstance(raw, dict) and len(raw) == 1:
         [(name, arg)] = raw.items()
-    if name not in RULES:
-        raise PipelineConfigError(file, key, f"{raw!r}: rules are {', '.join(RULES)} (a name, or {{name: argument}})")
+    if name not in RULES:  # named as the author wrote it (a Python repr of a mapping read as noise)
+        what = f"unknown rule {name!r}" if isinstance(name, str) else "a rule is a name or {name: argument}"
+        raise PipelineConfigError(file, key, f"{what}: rules are {', '.join(RULES)} (a name, or {{name: argument}})")
     reason = f"{col}:{name}"
     limit: dict[str, Any] | None = None
     if isinstance(arg, dict) and ("name" in arg or THRESHOLD_KEYS & set(arg)):

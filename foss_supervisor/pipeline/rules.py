@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from foss_supervisor.config.gates import Gate, GateError
 from foss_supervisor.config.schema import PIPELINE_SCHEMA
-from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.errors import PipelineConfigError, Problems
 
 if TYPE_CHECKING:
     from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
@@ -76,28 +76,31 @@ def load_publish(raw: Mapping[str, Any], schemas: frozenset[str], file: str) -> 
     ``publish_format`` (``parquet``, the default, or ``delta``).
 
     Every published name is one of the pipeline's schemas or a table of one; every partition column names
-    a published table (``schema.table.column``). Raises PipelineConfigError at the key.
+    a published table (``schema.table.column``). Raises PipelineConfigError at the key (every bad key at once).
     """
-    publish = gated(raw, "publish", _leaf("publish"), (), file)
+    found = Problems()  # each key and each partition column told on its own (one does not hide another)
+    publish = found.attempt(gated, raw, "publish", _leaf("publish"), (), file) or ()
     if not isinstance(raw.get("publish", []), list) or not all(p.split(".")[0] in schemas for p in publish):
-        raise PipelineConfigError(file, "publish", "must be a list of the pipeline's schemas or schema.table names")
-    columns = gated(raw, "publish_partition_by", _leaf("publish_partition_by"), (), file)
+        found.add(file, "publish", "must be a list of the pipeline's schemas or schema.table names")
+    columns = found.attempt(gated, raw, "publish_partition_by", _leaf("publish_partition_by"), (), file) or ()
     partitions: dict[str, list[str]] = {}
     for i, dotted in enumerate(columns):
         table, _, column = dotted.rpartition(".")
         if table not in publish and table.split(".")[0] not in publish:
-            raise PipelineConfigError(
-                file, f"publish_partition_by[{i}]", f"table {table!r} is not published (list it or its schema)"
-            )
-        if column in partitions.setdefault(table, []):
-            raise PipelineConfigError(file, f"publish_partition_by[{i}]", f"column {column!r} given twice")
-        partitions[table].append(column)
-    keep = gated(raw, "publish_keep", _leaf("publish_keep"), DEFAULT_PUBLISH_KEEP, file)
+            found.add(file, f"publish_partition_by[{i}]", f"table {table!r} is not published (list it or its schema)")
+        elif column in partitions.setdefault(table, []):
+            found.add(file, f"publish_partition_by[{i}]", f"column {column!r} given twice")
+        else:
+            partitions[table].append(column)
+    keep = found.attempt(gated, raw, "publish_keep", _leaf("publish_keep"), DEFAULT_PUBLISH_KEEP, file)
+    fmt = found.attempt(gated, raw, "publish_format", _leaf("publish_format"), "parquet", file)
+    found.raise_any()
+    assert keep is not None and fmt is not None  # else found had their errors
     return Published(
         publish=tuple(publish),
         publish_partition_by=tuple((t, tuple(c)) for t, c in partitions.items()),
         publish_keep=keep,
-        publish_format=gated(raw, "publish_format", _leaf("publish_format"), "parquet", file),
+        publish_format=fmt,
     )
 
 

@@ -259,15 +259,22 @@ def _load(raw: dict[str, Any], path: Path, file: str, folders: FolderOverrides |
     demo = found.attempt(gated, raw, "demo_data", _gate(PIPELINE_SCHEMA, "demo_data"), "", file)
     demo_data = found.attempt(resolve_callable, demo, base, file, "demo_data") if demo else None
     partition = found.attempt(load_partition, raw.get("partition"), file)
+    for value_only in ("publish", "publish_keep", "publish_format"):  # their values alone; the tables once known
+        found.attempt(gated, raw, value_only, _gate(PIPELINE_SCHEMA, value_only), None, file)
     found.raise_any()
     assert name is not None and resolved_folders is not None and keep is not None  # else found had them
     steps = [s for s in loaded if s is not None]
     ordered = dependency_order(steps, file)
     sql_texts = [t for t in [setup_sql, *(s.sql for s in ordered)] if t]
-    schemas, inputs, ledger = load_access(raw, name, sql_texts, ordered, file)
-    check_table_keys(steps, schemas, ledger, file)
-    patterns = load_patterns(raw, ordered, file)
-    published = load_publish(raw, schemas, file)
+    whole = Problems()  # what needs the steps whole: each told on its own, publish and keys once schemas are known
+    access = whole.attempt(load_access, raw, name, sql_texts, ordered, file)
+    patterns = whole.attempt(load_patterns, raw, ordered, file)
+    published = whole.attempt(load_publish, raw, access[0], file) if access else None
+    if access:
+        whole.attempt(check_table_keys, steps, access[0], access[2], file)
+    whole.raise_any()
+    assert access is not None and patterns is not None and published is not None  # else whole had their errors
+    schemas, inputs, ledger = access
 
     return PipelineSpec(
         name=name,

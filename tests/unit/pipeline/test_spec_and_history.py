@@ -114,7 +114,13 @@ STEP_MISTAKES = {
     "depends_on": ["nope"],
 }
 #: mistakes of the file's top level, independent of the steps: (its key, a wrong value)
-TOP_MISTAKES = {"nme": "p", "snapshot_keep": "many", "description": ["not", "text"]}
+TOP_MISTAKES = {
+    "nme": "p",
+    "snapshot_keep": "many",
+    "description": ["not", "text"],
+    "publish_format": "orc",  # the tester's: hidden behind other mistakes until they were fixed
+    "publish_keep": 0,
+}
 
 
 @settings(max_examples=40, deadline=None)
@@ -161,6 +167,44 @@ def test_independent_mistakes_are_all_reported_at_once(
         text = written[(e.line or 1) - 1]
         leaf = e.key.rsplit(".", 1)[-1].split("[")[0]
         assert leaf in text or e.key.endswith("]") or e.key.startswith("checks"), (e.located, text)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    publish=st.sampled_from([["p_gold"], ["p_gold", "p_gold.nothere_schema_x"], ["nope"]]),
+    partitions=st.lists(st.sampled_from(["p_gold.t.day", "other.t.day", "p_gold.t.day"]), max_size=3),
+    patterns_bad=st.booleans(),
+)
+def test_what_needs_the_steps_whole_tells_each_mistake_at_once(
+    publish: list[str], partitions: list[str], patterns_bad: bool
+) -> None:
+    """Once the steps load, the checks that need them whole (publish, its partition columns, patterns) tell
+    every mistake in one error (the tester's: a bad ``publish`` hid a bad ``publish_partition_by``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        doc = base_doc(Path(tmp))
+        doc.update({"schemas": ["p_gold"], "publish": publish, "publish_partition_by": partitions})
+        if patterns_bad:
+            doc["patterns"] = "*.csv"
+        path = write_yaml(Path(tmp), doc)
+        expected = set()
+        if publish == ["nope"]:
+            expected.add("publish")
+        published = set(publish) if publish != ["nope"] else set()
+        seen: set[str] = set()
+        for i, dotted in enumerate(partitions):
+            table = dotted.rpartition(".")[0]
+            if (table not in published and table.split(".")[0] not in published) or dotted in seen:
+                expected.add(f"publish_partition_by[{i}]")
+            seen.add(dotted)
+        if patterns_bad:
+            expected.add("patterns")
+        if not expected:
+            load_pipeline(path)
+            return
+        with pytest.raises(PipelineConfigError) as info:
+            load_pipeline(path)
+    assert {e.key for e in info.value.errors} == expected, str(info.value)
+    assert all(isinstance(e.line, int) for e in info.value.errors), str(info.value)
 
 
 def test_a_check_naming_a_step_in_error_is_not_a_second_problem(tmp_path: Path) -> None:
