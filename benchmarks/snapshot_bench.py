@@ -13,7 +13,8 @@ and the diff of the two runs (three times: the median, and each table's diff alo
 first are timed. With ``--updates`` the second batch re-sends orders of the first (its order ids with
 other versions), so the run replaces rows of ``silver.orders``: the case a snapshot cannot keep by
 reference for that table and what is derived from it. Prints one JSON object: seconds and bytes per
-snapshot, the warehouse file's size for scale, and the run's own time.
+snapshot (data files written, and ``bytes_hashes``: its new row hashes files, snapshothashes.py), the
+warehouse file's size for scale, and the run's own time.
 """
 
 from __future__ import annotations
@@ -73,12 +74,25 @@ async def snapshot(runner: PipelineRunner, spec: Any, run_id: str) -> dict[str, 
     return {
         "seconds": round(took, 3),
         "bytes_written": sum(t["bytes"] for t in tables),
+        "bytes_hashes": new_hashes_bytes(runner.snapshot_folder("orders"), run_id),
         "bytes_linked": sum(f["bytes"] for f in files if f["linked"]),
         "by_reference": sorted(t for t, e in manifest["tables"].items() if len(e["files"]) > 1 or e["linked"]),
         "tables": len(tables),
         "files": len(files),
         "rows": sum(t["rows"] for t in tables),
     }
+
+
+def new_hashes_bytes(folder: Path, run_id: str) -> int:
+    """Bytes of ``run_id``'s row hashes files (snapshothashes.py) that no other snapshot links: what keeping
+    them added to this snapshot, beside its data files' ``bytes_written``."""
+    from foss_supervisor.pipeline.snapshotstats import HASHES
+
+    others = {
+        (p.stat().st_dev, p.stat().st_ino) for p in folder.glob(f"*/{HASHES}/*") if p.parent.parent.name != run_id
+    }
+    mine = [p.stat() for p in (folder / run_id / HASHES).glob("*")]
+    return sum(st.st_size for st in mine if (st.st_dev, st.st_ino) not in others)
 
 
 def diff_by_table(folder: Path, run_a: str, run_b: str) -> dict[str, float]:

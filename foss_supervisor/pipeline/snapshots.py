@@ -7,7 +7,8 @@ so a gold table the run also published is a hard link to the published file, not
     <run_id>/
         _SUCCESS                      written last: a snapshot without it is never read
         _manifest.json                {format, pipeline, run_id, tables: {schema.table: {files: [{file, rows,
-                                       bytes, linked, footer_sha256, stats_sha256}], rows, bytes, linked,
+                                       bytes, linked, footer_sha256, stats_sha256, hashes?: {bytes,
+                                       footer_sha256, key, duckdb}}], rows, bytes, linked,
                                        schema: [{name, type}], key: [column] | null, unique_key,
                                        ddl: CREATE TABLE text | null, references: [schema.table]}}}
         <schema>.<table>.parquet      a table copied whole (zstd Parquet, DuckDB's COPY), or hard-linked
@@ -15,6 +16,8 @@ so a gold table the run also published is a hard link to the published file, not
         <schema>.<table>@<run>.parquet the rows run <run> appended to a table that only grew: the table is
                                        the files listed, in order (workersegments.py)
         _stats/<file>                 each file's row count, non-NULL counts, min and max (snapshotstats.py)
+        _hashes/<file>                for a table with a key, each row's hash of its key and of its other
+                                       columns, what a keyed diff pairs rows by (snapshothashes.py)
     .<run_id>.partial/                a snapshot being written (the worker writes here; never read)
 
 Why Parquet files and not tables in the warehouse: DuckDB has no zero-copy clone, so a copy costs the same
@@ -45,7 +48,7 @@ from foss_supervisor.base.atomicfile import atomic_write, fsync_dir
 from foss_supervisor.base.jsontext import parse_json
 from foss_supervisor.pipeline.errors import SnapshotError
 from foss_supervisor.pipeline.publish import MANIFEST, PARTIAL_STAGE, RUN_ID, SUCCESS, stage_name
-from foss_supervisor.pipeline.snapshotstats import STATS
+from foss_supervisor.pipeline.snapshotstats import HASHES, STATS
 
 __all__ = [
     "MAX_DDL_CHARS",
@@ -96,7 +99,7 @@ def commit_snapshot(
     then one rename to ``folder/<run_id>``; then keep the newest ``keep`` snapshots.
 
     ``folder`` is the pipeline's snapshot folder, ``tables`` the worker's ``[{table, files: [{file, rows,
-    bytes, linked, footer_sha256, stats_sha256}], rows, bytes, linked, schema, key, unique_key, ddl,
+    bytes, linked, footer_sha256, stats_sha256, hashes?}], rows, bytes, linked, schema, key, unique_key, ddl,
     references}]`` (workersnapshots.snapshot_tables). Returns the manifest. Raises OSError (the partial
     folder stays, never read).
     """
@@ -111,6 +114,7 @@ def commit_snapshot(
                     {"file": str(f["file"]), "rows": int(f["rows"]), "bytes": int(f["bytes"])}
                     | {"linked": bool(f["linked"])}
                     | {d: str(f[d]) for d in _DIGESTS if f.get(d)}
+                    | ({"hashes": _hashes(f["hashes"], "hashes")} if f.get("hashes") else {})
                     for f in t["files"]
                 ],
                 "rows": int(t["rows"]),
@@ -305,12 +309,27 @@ def _file(value: object, at: str) -> dict[str, Any]:
             raise ValueError(f"{at}.{digest}: null or 64 lowercase hex digits are needed, got {value!r:.80}")
         if value is not None:
             out[digest] = value
+    if entry.get("hashes") is not None:  # absent in a snapshot from before they were kept: a diff hashes
+        out["hashes"] = _hashes(entry["hashes"], f"{at}.hashes")
     return out
+
+
+def _hashes(value: object, at: str) -> dict[str, Any]:
+    """A file's row hashes entry ``{bytes, footer_sha256, key, duckdb}`` (snapshothashes.py), or ValueError."""
+    entry = _mapping(value, at)
+    digest, key, version = entry.get("footer_sha256"), entry.get("key"), entry.get("duckdb")
+    if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+        raise ValueError(f"{at}.footer_sha256: 64 lowercase hex digits are needed, got {digest!r:.80}")
+    if not (isinstance(key, list) and key and all(isinstance(c, str) for c in key)):
+        raise ValueError(f"{at}.key: a non-empty list of column names is needed")
+    if not (isinstance(version, str) and 0 < len(version) <= 40):
+        raise ValueError(f"{at}.duckdb: a version text is needed, got {version!r:.80}")
+    return {"bytes": _count(entry.get("bytes"), f"{at}.bytes"), "footer_sha256": digest, "key": key, "duckdb": version}
 
 
 def link_snapshot(folder: Path, source: str, run_id: str, *, keep: int) -> dict[str, Any]:
     """Keep ``source``'s whole snapshot again as run ``run_id``'s (a rollback to it leaves the same tables):
-    every file and its statistics file hard-linked (copied across filesystems), then made whole like any
+    every file and its statistics and row hashes files hard-linked (copied across filesystems), then made whole like any
     snapshot. Returns the manifest. Raises SnapshotError (``source`` has none), OSError."""
     manifest = load_snapshot(folder, source)
     stage = folder / snapshot_stage_name(run_id)
@@ -321,9 +340,10 @@ def link_snapshot(folder: Path, source: str, run_id: str, *, keep: int) -> dict[
         for f in entry["files"]:
             src = Path(f["file"])
             _link_or_copy(src, stage / src.name)
-            if (src.parent / STATS / src.name).is_file():
-                (stage / STATS).mkdir(exist_ok=True)
-                _link_or_copy(src.parent / STATS / src.name, stage / STATS / src.name)
+            for beside in (STATS, HASHES):
+                if (src.parent / beside / src.name).is_file():
+                    (stage / beside).mkdir(exist_ok=True)
+                    _link_or_copy(src.parent / beside / src.name, stage / beside / src.name)
             files.append({**f, "file": src.name, "linked": True})
         tables.append({**entry, "table": table, "files": files, "bytes": 0, "linked": True})
     return commit_snapshot(folder, str(manifest["pipeline"]), run_id, tables, keep=keep)

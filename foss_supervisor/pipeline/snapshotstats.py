@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "HASHES",
     "MAX_COLUMNS",
     "MAX_VALUE_CHARS",
     "STATS",
@@ -36,6 +37,8 @@ __all__ = [
 
 #: the folder of a snapshot that holds its files' statistics
 STATS = "_stats"
+#: the folder of a snapshot that holds its files' row hashes (snapshothashes.py)
+HASHES = "_hashes"
 MAX_COLUMNS = 200
 MAX_VALUE_CHARS = 80
 _NO_ORDER = ("STRUCT", "MAP", "UNION", "LIST")  # types whose min/max is not shown

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.pipeline.errors import QueryRefusedError, SnapshotError
+from foss_supervisor.pipeline.snapshothashes import hashes_file, link_or_write_hashes, write_hashes
 from foss_supervisor.pipeline.snapshotstats import file_stats_sql, parquet_list, quoted, stats_file
 from foss_supervisor.pipeline.workerexport import EXPORT_FORMATS
 from foss_supervisor.pipeline.workersnapshotfiles import checked_files, file_sha256, footer_sha256
@@ -70,10 +71,11 @@ def _literal(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def _file(path: Path, rows: int, *, linked: bool) -> dict[str, Any]:
-    """A snapshot file entry: its name in the snapshot, rows, size, whether it cost no new bytes, and the
-    digests of its footer and statistics file (written before: every file has one). Raises QueryRefusedError
-    (a footer past what a reader would digest), OSError."""
+def _file(path: Path, rows: int, *, linked: bool, hashes: dict[str, Any] | None) -> dict[str, Any]:
+    """A snapshot file entry: its name in the snapshot, rows, size, whether it cost no new bytes, the
+    digests of its footer and statistics file (written before: every file has one) and, for a table with a
+    key, its row hashes' entry (snapshothashes.py). Raises QueryRefusedError (a footer past what a reader
+    would digest), OSError."""
     try:
         footer = footer_sha256(path)
     except ValueError as exc:
@@ -85,7 +87,7 @@ def _file(path: Path, rows: int, *, linked: bool) -> dict[str, Any]:
         "linked": linked,
         "footer_sha256": footer,
         "stats_sha256": file_sha256(stats_file(path)),
-    }
+    } | ({"hashes": hashes} if hashes else {})
 
 
 def _free(dest: Path) -> Path:
@@ -104,12 +106,13 @@ def write_stats(cursor: Any, data_file: Path) -> None:
     cursor.execute(f"COPY ({file_stats_sql(columns, source)}) TO {_literal(target)} ({EXPORT_FORMATS['parquet']})")
 
 
-def copy_table(cursor: Any, source: str, dest: Path) -> list[dict[str, Any]]:
-    """Write all of ``source`` (a quoted table) to ``dest`` and its statistics: the table's one file."""
+def copy_table(cursor: Any, source: str, dest: Path, key: list[str] | None = None) -> list[dict[str, Any]]:
+    """Write all of ``source`` (a quoted table) to ``dest``, its statistics and its row hashes for ``key``:
+    the table's one file."""
     copy = f"COPY (SELECT * FROM {source}) TO {_literal(_free(dest))} ({EXPORT_FORMATS['parquet']})"  # noqa: S608
     rows = int(cursor.execute(copy).fetchone()[0])
     write_stats(cursor, dest)
-    return [_file(dest, rows, linked=False)]
+    return [_file(dest, rows, linked=False, hashes=write_hashes(cursor, dest, key))]
 
 
 def _link(src: Path, dest: Path) -> bool:
@@ -123,9 +126,10 @@ def _link(src: Path, dest: Path) -> bool:
     return True
 
 
-def link_published(cursor: Any, folder: Path, dest: Path) -> list[dict[str, Any]] | None:
-    """Hard-link the one file of an unpartitioned published table (``folder``) and write its statistics;
-    None when there is none (not published, partitioned) or the link is impossible (the table is copied)."""
+def link_published(cursor: Any, folder: Path, dest: Path, key: list[str] | None = None) -> list[dict[str, Any]] | None:
+    """Hard-link the one file of an unpartitioned published table (``folder``) and write its statistics and
+    row hashes for ``key``; None when there is none (not published, partitioned) or the link is impossible
+    (the table is copied)."""
     part = folder / "part-0.parquet"
     if not part.is_file() or sorted(p.name for p in folder.iterdir()) != ["part-0.parquet"]:
         return None
@@ -133,7 +137,7 @@ def link_published(cursor: Any, folder: Path, dest: Path) -> list[dict[str, Any]
         return None
     write_stats(cursor, dest)
     rows = int(cursor.execute(f"SELECT count(*) FROM {parquet_list([dest])}").fetchone()[0])  # noqa: S608
-    return [_file(dest, rows, linked=True)]
+    return [_file(dest, rows, linked=True, hashes=write_hashes(cursor, dest, key))]
 
 
 def _differs(columns: list[dict[str, str]], collated: bool) -> str:
@@ -194,11 +198,14 @@ def extend_previous(
     stage: Path,
     root: Path,
     new_name: str,
+    key: list[str] | None = None,
 ) -> list[dict[str, Any]] | None:
     """The previous snapshot's files of ``table`` hard-linked into ``stage`` plus, when rows were appended,
     ``stage/new_name`` with them; None (nothing left in ``stage`` for it) when the table did not only grow
     since (see the module docstring). ``previous`` is the previous manifest's entry (files absolute, under
-    ``root``), ``schema`` the table's columns now. Raises duckdb.Error, OSError, QueryRefusedError."""
+    ``root``), ``schema`` the table's columns now, ``key`` the key its row hashes are for (a linked file's
+    hashes file is linked along when it is for that key, else written anew: snapshothashes.py). Raises
+    duckdb.Error, OSError, QueryRefusedError."""
     if previous is None or [dict(c) for c in previous.get("schema") or ()] != schema:
         return None
     if {c["name"].lower() for c in schema} & {"rowid", "file_row_number"}:
@@ -220,12 +227,13 @@ def extend_previous(
     if not _same_rows(cursor, source, files, counts, _differs(schema, collated), len(schema)):
         return None
     out: list[dict[str, Any]] = []
-    for src in files:
+    for src, src_entry in zip(files, previous["files"], strict=True):
         dest = stage / src.name
         if not _link(src, dest):
             for entry in out:  # leave nothing of this table behind: it is copied whole instead
                 (stage / entry["file"]).unlink(missing_ok=True)
                 stats_file(stage / entry["file"]).unlink(missing_ok=True)
+                hashes_file(stage / entry["file"]).unlink(missing_ok=True)
             return None
         if stats_checked:
             stats_file(dest).parent.mkdir(exist_ok=True)
@@ -233,11 +241,12 @@ def extend_previous(
         else:  # a snapshot from before statistics files, or before their digests: written anew
             write_stats(cursor, dest)
         rows = int(cursor.execute(f"SELECT count(*) FROM {parquet_list([dest])}").fetchone()[0])  # noqa: S608
-        out.append(_file(dest, rows, linked=True))
+        hashes = link_or_write_hashes(cursor, {**src_entry, "file": str(src)}, dest, key)
+        out.append(_file(dest, rows, linked=True, hashes=hashes))
     if total > known:
         dest = _free(stage / new_name)
         copy = f"COPY (SELECT * FROM {source} OFFSET {known}) TO {_literal(dest)} ({EXPORT_FORMATS['parquet']})"  # noqa: S608
         rows = int(cursor.execute(copy).fetchone()[0])
         write_stats(cursor, dest)
-        out.append(_file(dest, rows, linked=False))
+        out.append(_file(dest, rows, linked=False, hashes=write_hashes(cursor, dest, key)))
     return out

@@ -166,15 +166,17 @@ def snapshot_tables(
     run's last commit, and nothing of the pipeline's is written while its run holds the run lock); a table
     that only grew since ``message["previous"]`` (the previous snapshot's tables, files absolute) is that
     snapshot's files hard-linked plus ``<schema>.<table>@<run_id>.parquet`` with the new rows; any other is
-    copied whole to ``<schema>.<table>.parquet``. Every data file has its statistics in ``_stats/``.
+    copied whole to ``<schema>.<table>.parquet``. Every data file has its statistics in ``_stats/`` and, for
+    a table with a key, its row hashes in ``_hashes/`` (snapshothashes.py).
 
     ``message["keys"]`` maps ``schema.table`` to the key the pipeline declares (a ``deduplicate`` step's, a
-    step's ``keys``; recorded even when the table lacks a column of it, then never ``unique_key``). Returns ``{"tables":
-    [{table, files: [{file, rows, bytes, linked}], rows, bytes (new bytes written), linked (no new bytes),
-    schema: [{name, type}], key, unique_key, ddl, references}]}`` (``unique_key``: no two rows have the
-    same key, NULLs equal; ``ddl``: the table's CREATE TABLE text; ``references``: the tables its FOREIGN
-    KEYs reference). Raises QueryRefusedError, duckdb.Error, OSError (also when the
-    partial folder was removed meanwhile: a cancelled run).
+    step's ``keys``; recorded even when the table lacks a column of it, then never ``unique_key``). Returns
+    ``{"tables": [{table, files: [{file, rows, bytes, linked, footer_sha256, stats_sha256, hashes?}], rows,
+    bytes (new data bytes written), linked (no new bytes), schema: [{name, type}], key, unique_key, ddl,
+    references}]}`` (``hashes``: the file's row hashes, snapshothashes.py; ``unique_key``: no two rows have
+    the same key, NULLs equal; ``ddl``: the table's CREATE TABLE text; ``references``: the tables its
+    FOREIGN KEYs reference). Raises QueryRefusedError, duckdb.Error, OSError (also when the partial folder
+    was removed meanwhile: a cancelled run).
     """
     pipeline, run_id = str(message.get("pipeline", "")), str(message.get("run_id", ""))
     if not _PIPELINE.fullmatch(pipeline):
@@ -198,8 +200,9 @@ def snapshot_tables(
             if ddl is not None and len(ddl) > MAX_DDL_CHARS:
                 raise QueryRefusedError(f"{table}: its CREATE TABLE text is over {MAX_DDL_CHARS} characters")
             dest = stage / f"{file_stem(table)}.parquet"
+            key = table_key(cursor, table, keys.get(table))
             files = (
-                (link_published(cursor, published / table, dest) if published is not None else None)
+                (link_published(cursor, published / table, dest, key) if published is not None else None)
                 or extend_previous(
                     cursor,
                     table,
@@ -209,11 +212,11 @@ def snapshot_tables(
                     stage=stage,
                     root=snapshot_dir.resolve(),
                     new_name=f"{file_stem(table)}@{run_id}.parquet",
+                    key=key,
                 )
-                or copy_table(cursor, source, dest)
+                or copy_table(cursor, source, dest, key)
             )
             new = [f for f in files if not f["linked"]]
-            key = table_key(cursor, table, keys.get(table))
             out.append(
                 {
                     "table": table,

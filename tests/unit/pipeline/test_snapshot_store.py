@@ -130,6 +130,11 @@ _PATHS = [
     ("tables", "s.t", "references", 0),
     ("tables", "s.t", "files", 0, "footer_sha256"),
     ("tables", "s.t", "files", 0, "stats_sha256"),
+    ("tables", "s.t", "files", 0, "hashes"),
+    ("tables", "s.t", "files", 0, "hashes", "bytes"),
+    ("tables", "s.t", "files", 0, "hashes", "footer_sha256"),
+    ("tables", "s.t", "files", 0, "hashes", "key"),
+    ("tables", "s.t", "files", 0, "hashes", "duckdb"),
     ("tables", "s.t", "files", 1),
 ]
 
@@ -180,6 +185,9 @@ def test_a_manifest_of_any_shape_is_read_whole_or_refused_as_unusable_naming_the
         )
         assert entry["rows"] == sum(f["rows"] for f in entry["files"])
         assert len({f["file"] for f in entry["files"]}) == len(entry["files"])
+        for h in (f["hashes"] for f in entry["files"] if "hashes" in f):  # what stored_hashes reads
+            assert type(h["bytes"]) is int and re.fullmatch(r"[0-9a-f]{64}", h["footer_sha256"])
+            assert h["key"] and all(isinstance(c, str) for c in h["key"]) and isinstance(h["duckdb"], str)
 
 
 # what a table's CREATE TABLE text or a file's digest may have become: the right type but out of bounds
@@ -234,7 +242,8 @@ def _snapshot_as(folder: Path, run_id: str, *, keep: int) -> None:
     stage.mkdir(parents=True)
     (stage / "s.t.parquet").write_bytes(b"PAR1")
     digests = {"footer_sha256": "0" * 64, "stats_sha256": "f" * 64}
-    files = [{"file": "s.t.parquet", "rows": 1, "bytes": 4, "linked": False} | digests]
+    hashes = {"hashes": {"bytes": 16, "footer_sha256": "a" * 64, "key": ["k"], "duckdb": "2.0.1"}}
+    files = [{"file": "s.t.parquet", "rows": 1, "bytes": 4, "linked": False} | digests | hashes]
     table = {"table": "s.t", "files": files, "rows": 1, "bytes": 4, "linked": False, "key": None}
     table |= {"ddl": "CREATE TABLE s.t(a INTEGER);", "references": ["s.u"]}
     commit_snapshot(folder, "p", run_id, [table | {"schema": [{"name": "a", "type": "INTEGER"}]}], keep=keep)
