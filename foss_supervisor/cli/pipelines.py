@@ -87,8 +87,8 @@ def _print_run(run: dict[str, Any]) -> None:
             + (f"  {step['error']}" if step.get("error") else "")
             + (f"  ({'; '.join(step['warnings'])})" if step.get("warnings") else "")
         )
-    if run.get("error"):
-        print(f"  error: {run['error']}")
+    if run.get("error"):  # a run that ended with warnings carries them in the same field: say which it is
+        print(f"  {'warning' if run.get('status') == 'succeeded_with_warnings' else 'error'}: {run['error']}")
     if run.get("note"):
         print(f"  note: {run['note']}")
 

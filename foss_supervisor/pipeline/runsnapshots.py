@@ -52,8 +52,8 @@ log = structlog.get_logger("foss_supervisor.pipeline")
 
 
 def layer_schemas(spec: PipelineSpec) -> list[str]:
-    """The schemas whose tables a snapshot keeps: every schema the pipeline owns but its file ledger's."""
-    return sorted(spec.schemas - {spec.ledger})
+    """The schemas whose tables a snapshot keeps (:attr:`PipelineSpec.layer_schemas`)."""
+    return spec.layer_schemas
 
 
 def declared_keys(spec: PipelineSpec) -> dict[str, list[str]]:

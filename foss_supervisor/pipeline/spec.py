@@ -150,6 +150,11 @@ class PipelineSpec:
         """``FILE:LINE`` in the YAML of dotted ``key`` (steps by name), or of the nearest key it is inside."""
         return yaml_at(str(self.path), key, self.lines)
 
+    @property
+    def layer_schemas(self) -> list[str]:
+        """The schemas whose tables a run's snapshot keeps: every schema the pipeline owns but its ledger's."""
+        return sorted(self.schemas - {self.ledger})
+
     def source(self, step: StepSpec | None) -> dict[str, str | None]:
         """origins.sql_failure's source of ``step``'s SQL (None: setup): file, owner at its ``sql:``/``name:`` line."""
         who, file = ("setup", self.setup_path) if step is None else (f"steps.{step.name}", step.sql_path)

@@ -36,6 +36,7 @@ from foss_supervisor.pipeline.publishtypes import published_columns
 from foss_supervisor.pipeline.sandbox import Access
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, evaluate_check
 from foss_supervisor.pipeline.sqlrun import SqlFailed, run_statements
+from foss_supervisor.pipeline.workersnapshots import layer_tables, quoted_table, refuse_inexact
 
 __all__ = ["StepReport", "validate_spec"]
 
@@ -167,6 +168,9 @@ def validate_spec(spec: PipelineSpec) -> list[StepReport]:
                 report = _publish(con, spec)
                 types = _published_types(con, spec) if report.status != "error" else report
                 reports.append(types if types.status == "error" else report)
+            if not roots and spec.snapshot_keep:
+                current = "_snapshot"
+                reports.append(_snapshot_types(con, spec))
             if not roots:
                 current = "_keys"
                 reports += _keys(con, spec, unmade=[r.step for r in reports if r.where and r.status == "ok"])
@@ -266,6 +270,19 @@ def _published_types(con: Any, spec: PipelineSpec) -> StepReport:
         except QueryRefusedError as exc:
             return StepReport("_publish", "error", spec.at("publish"), f"publish: {exc}")
     return StepReport("_publish", "ok")
+
+
+def _snapshot_types(con: Any, spec: PipelineSpec) -> StepReport:
+    """Each column of each table the steps made in the schemas a run's snapshot keeps passes the snapshot's
+    type check (workersnapshots.refuse_inexact): a type a Parquet snapshot cannot keep exactly (``HUGEINT``,
+    what ``sum()`` of a ``BIGINT`` gives) is an error of ``_snapshot`` at ``snapshot_keep``'s line, as every run
+    would end succeeded_with_warnings without a snapshot (no diff, no rollback)."""
+    for table in layer_tables(con, spec.layer_schemas):
+        try:
+            refuse_inexact(table, con, quoted_table(table))
+        except QueryRefusedError as exc:
+            return StepReport("_snapshot", "error", spec.at("snapshot_keep"), f"snapshot: {exc}")
+    return StepReport("_snapshot", "ok")
 
 
 def _keys(con: Any, spec: PipelineSpec, unmade: list[str]) -> list[StepReport]:

@@ -37,6 +37,12 @@ __all__ = [
 _PIPELINE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: logical types a Parquet snapshot would not keep exactly (DuckDB 2.0: HUGEINT as DOUBLE, TIMETZ without offset)
 _INEXACT = {"hugeint": "HUGEINT", "uhugeint": "UHUGEINT", "time with time zone": "TIME WITH TIME ZONE"}
+#: the exact type to CAST each to (``sum()`` of a BIGINT gives a HUGEINT: DECIMAL(38,0) holds 38 digits)
+_INEXACT_FIX = {
+    "HUGEINT": "DECIMAL(38,0) (or VARCHAR for 39 digits)",
+    "UHUGEINT": "DECIMAL(38,0) (or VARCHAR for 39 digits)",
+    "TIME WITH TIME ZONE": "TIMESTAMPTZ or VARCHAR",
+}
 _NESTED = {"struct", "list", "map", "union", "array"}
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -105,10 +111,10 @@ def refuse_inexact(table: str, cursor: Any, source: str) -> None:
     for name, type_ in zip(relation.columns, relation.types, strict=True):
         found = next((_INEXACT[i] for i in _logical_ids(type_) if i in _INEXACT), None)
         if found:
+            fix = _INEXACT_FIX.get(found, "VARCHAR")
             raise QueryRefusedError(
-                f"{table}.{name} is {type_}: a Parquet snapshot cannot keep {found} values"
-                " exactly; make it DECIMAL(38,0), VARCHAR or TIMESTAMPTZ in the step that writes it, or set"
-                " snapshot_keep: 0"
+                f"{table}.{name} is {type_}: a Parquet snapshot cannot keep {found} values exactly; CAST it AS"
+                f" {fix} in the step that writes it, or set snapshot_keep: 0"
             )
 
 

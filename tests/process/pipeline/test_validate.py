@@ -18,7 +18,8 @@ def test_shipped_pipelines_validate_clean(name: str) -> None:
     spec = load_pipeline(default_pipelines_dir() / f"{name}.yaml")
     reports = validate_spec(spec)
     assert [r for r in reports if r.status != "ok"] == []
-    assert len(reports) == 1 + len(spec.steps) + (1 if spec.publish else 0)  # _setup, the steps, _publish
+    # _setup, the steps, _publish, _snapshot
+    assert len(reports) == 1 + len(spec.steps) + (1 if spec.publish else 0) + (1 if spec.snapshot_keep else 0)
 
 
 @pytest.mark.parametrize(
@@ -167,3 +168,33 @@ def test_a_declared_key_of_a_table_a_python_step_makes_is_not_checked(tmp_path: 
     path.write_text(yaml.safe_dump(doc))
     found = [r for r in validate_spec(load_pipeline(path)) if r.step == "_keys"]
     assert [r.status for r in found] == ["not_checked"] and "step made may make it" in found[0].message, found
+
+
+@pytest.mark.parametrize(
+    ("total", "keep", "told"),
+    [
+        ("sum(CAST(range AS BIGINT))", None, "CAST it AS DECIMAL(38,0)"),  # the tester's: sum() of BIGINT
+        ("{'t': CAST(1 AS UHUGEINT)}", None, "CAST it AS DECIMAL(38,0)"),  # nested
+        ("CAST(TIMETZ '10:00:00+02' AS TIMETZ)", None, "CAST it AS TIMESTAMPTZ or VARCHAR"),
+        ("CAST(sum(CAST(range AS BIGINT)) AS DECIMAL(38,0))", None, None),  # the fix
+        ("sum(CAST(range AS BIGINT))", 0, None),  # no snapshots kept: nothing to refuse
+    ],
+)
+def test_a_table_its_snapshot_cannot_keep_exactly_is_an_error_of_validate(
+    tmp_path: Path, total: str, keep: int | None, told: str | None
+) -> None:
+    """A tester's find: a gold ``sum()`` of BIGINT (a HUGEINT) made every run end succeeded_with_warnings
+    without a snapshot (no diff, no rollback) while ``validate`` said nothing."""
+    sql = f"CREATE OR REPLACE TABLE s_raw.sums AS SELECT {total} AS total FROM range(3);\n"
+    path = two_step_pipeline(tmp_path, sql + "SELECT 1 AS rows_in, 1 AS rows_out;\n")
+    if keep is not None:
+        path.write_text(path.read_text() + f"snapshot_keep: {keep}\n")
+    reports = {r.step: r for r in validate_spec(load_pipeline(path))}
+    assert reports["mine"].status == "ok", reports["mine"]
+    if keep == 0:
+        assert "_snapshot" not in reports
+    elif told is None:
+        assert reports["_snapshot"].status == "ok", reports["_snapshot"]
+    else:
+        bad = reports["_snapshot"]
+        assert bad.status == "error" and "s_raw.sums.total is" in bad.message and told in bad.message, bad
