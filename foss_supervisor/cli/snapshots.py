@@ -83,16 +83,19 @@ def cmd_snapshots(args: argparse.Namespace, config: Target) -> int:
     if args.json:
         print(json.dumps(result, indent=2, default=jsonable))
         return EXIT_OK
-    published = {
-        "switch": f"runs/{args.to} made current again",
-        "restore": f"each Delta table restored to run {args.to}'s version (a new commit)",
-        "republish": "published anew (run no longer kept)",
+    published = {  # what was done, and (the plan) what would be
+        "switch": (f"runs/{args.to} made current again", f"runs/{args.to} would be made current again"),
+        "restore": (
+            f"each Delta table restored to run {args.to}'s version (a new commit)",
+            f"each Delta table would be restored to run {args.to}'s version (a new commit)",
+        ),
+        "republish": ("published anew (run no longer kept)", "would be published anew (run no longer kept)"),
     }
     if not result["applied"]:
         print(f"rolling {args.name} back to run {args.to} would change (A: now, B: after the rollback):")
         print("\n".join(diff_lines(result["changes"])))
         if result["published"]:
-            print(f"published set: {published[result['published']]}")
+            print(f"published set ({result['published']}): {published[result['published']][1]}")
         say("INFO", "nothing changed; pass --yes to roll back")
         return EXIT_OK
     restored = ", ".join(f"{t['table']} ({t['rows']:,} rows)" for t in result["tables"])
@@ -100,5 +103,5 @@ def cmd_snapshots(args: argparse.Namespace, config: Target) -> int:
     if result["dropped"]:
         print(f"  dropped tables made since: {', '.join(result['dropped'])}")
     if result["published"]:
-        print(f"  published set: {published[result['published']]}")
+        print(f"  published set: {published[result['published']][0]}")
     return EXIT_OK
