@@ -3,7 +3,9 @@
 Why a file in the daemon and not a DuckDB table: history must stay readable while the worker is down,
 being restarted or busy with a long step. A run is appended when it starts and again when it ends; on
 load the last line per run wins, and a run that only has its start line was in progress when the
-supervisor stopped, so it is reported as abandoned.
+supervisor stopped, so it is reported as abandoned: finished (``finished_at``) when this history found it so
+(when it ended is not known, so its ``duration_s`` is None), so that it is a finished run like a failed one for
+the last-run card, ``pipeline status``, ``/health`` and the ``pipeline_failed`` alert.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import itertools
 import json
 import math
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -107,8 +110,11 @@ class RunRecord:
 
     @property
     def duration_s(self) -> float | None:
-        """Wall time of the run, once finished."""
-        return None if self.finished_at is None else round(self.finished_at - self.started_at, 6)
+        """Wall time of the run, once finished; None for an abandoned run (its end is not known: ``finished_at``
+        is when the next daemon found it)."""
+        if self.finished_at is None or self.status is RunStatus.ABANDONED:
+            return None
+        return round(self.finished_at - self.started_at, 6)
 
     def step(self, name: str) -> StepRecord:
         """The record of step ``name``; KeyError if the run has no such step."""
@@ -185,12 +191,14 @@ class RunHistory:
                     continue  # a torn last line after a crash is skipped, not fatal
                 self._runs.pop(rec.run_id, None)
                 self._runs[rec.run_id] = rec
+        found = time.time()
         for run_id, rec in list(self._runs.items()):
             if rec.status is RunStatus.RUNNING:
                 self._runs[run_id] = dataclasses.replace(
                     rec,
                     status=RunStatus.ABANDONED,
                     error=ABANDONED_ERROR,
+                    finished_at=max(found, rec.started_at),
                 )
         self._trim()
 
