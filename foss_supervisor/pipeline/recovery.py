@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.pipeline.errors import PipelineError
+from foss_supervisor.pipeline.flowrun import ROLLED_BACK
 from foss_supervisor.pipeline.history import ABANDONED_ERROR, RunHistory, RunRecord, StepRecord, metric_count
 from foss_supervisor.pipeline.hold import INGEST_CALLABLE
 from foss_supervisor.pipeline.ledger import committed_steps_sql
@@ -70,9 +71,7 @@ async def recover_abandoned(history: RunHistory, specs: Mapping[str, PipelineSpe
     return told
 
 
-def told_run(
-    run: RunRecord, committed: Sequence[Sequence[Any]], *, ingest_steps: Collection[str] = ()
-) -> RunRecord:
+def told_run(run: RunRecord, committed: Sequence[Sequence[Any]], *, ingest_steps: Collection[str] = ()) -> RunRecord:
     """``run`` with each step of ``committed`` (``(step, attempt, metrics JSON, warnings JSON)`` rows) succeeded
     with its rows, metrics and warnings, and an error that names them; its other steps as they were. Its
     ``ingested``: the ``rows_out`` of the committed ones among ``ingest_steps`` (the pipeline's shipped ``ingest``
@@ -154,6 +153,6 @@ def left_rollback(
         finished_at=max(now, started_at),
         steps=known.steps if known is not None else tuple(StepRecord(name=s, state=StepState.SKIPPED) for s in steps),
         error=ROLLBACK_LEFT,
-        note=f"rolled back to run {named}" if named else "rolled back to a run its ledger row does not name",
+        note=f"{ROLLED_BACK}{named}" if named else "rolled back to a run its ledger row does not name",
     )
     return LeftRollback(record, named)
