@@ -42,7 +42,8 @@ GOOD_RUN = ("succeeded", "succeeded_with_warnings")
 
 def run_rows(run: dict[str, Any]) -> int | None:
     """The lines a run ingested: its record's ``ingested`` (what its shipped ``ingest`` steps took in from landing
-    files, history.RunRecord); None when it ingested nothing in this run (none declared, or reused by a retry).
+    files and stayed in bronze, history.RunRecord); None when it ingested nothing in this run (none declared, or
+    reused by a retry).
 
     Before, the column was the most rows any one step wrote, which read like rows ingested but could be a gold
     table's rows, a reused step's or a dedupe's."""
@@ -54,9 +55,11 @@ def runs_table(runs: list[dict[str, Any]]) -> list[str]:
     """``pipeline runs``: a header, then per run (newest first, as given) its id, pipeline, status, reason
     (``manual``, ``schedule``, ``files_landed``, ``config_changed``, ``after``, ``backfill`` with its
     partition; a retry says so), start in
-    local time, duration and lines ingested (:func:`run_rows`); ``-`` where a run has none (yet). A run that held files
-    says how many after its status (``failed (2 held)``)."""
-    lines = [f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<24} {'REASON':<15} {'STARTED':<19} {'TOOK':>9} {'INGESTED':>12}"]
+    local time, duration and lines ingested that stayed in bronze (:func:`run_rows`); ``-`` where a run has none
+    (yet). A run that held files says how many after its status (``failed (2 held)``) and the bronze rows its hold
+    took out after its lines (``20 (480 held)``), so the column adds up with bronze across runs."""
+    head = f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<24} {'REASON':<15} {'STARTED':<19} {'TOOK':>9} {'INGESTED':>12}"
+    lines = [head]
     for run in runs:
         took = f"{run['duration_s']:.2f}s" if run.get("duration_s") is not None else "-"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started_at"]))
@@ -64,9 +67,11 @@ def runs_table(runs: list[dict[str, Any]]) -> list[str]:
         reason += f" {run['partition']}" if run.get("partition") else ""
         rows = run_rows(run)
         status = run["status"] + (f" ({len(run['held'])} held)" if run.get("held") else "")  # files it held (hold.py)
+        shown = "-" if rows is None else f"{rows:,}"
+        held_rows = run.get("held_rows")
+        shown += f" ({held_rows:,} held)" if isinstance(held_rows, int) and held_rows else ""
         lines.append(
-            f"{run['run_id']:<24} {run['pipeline']:<12} {status:<24} {reason:<15} {started:<19} {took:>9} "
-            f"{'-' if rows is None else f'{rows:,}':>12}"
+            f"{run['run_id']:<24} {run['pipeline']:<12} {status:<24} {reason:<15} {started:<19} {took:>9} {shown:>12}"
         )
     return lines
 

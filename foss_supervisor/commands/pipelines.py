@@ -197,7 +197,8 @@ async def pipeline_partitions(ctx: CommandContext, name: str) -> dict[str, Any]:
 @command("pipeline_runs", name=(str, ""), limit=(int, 20))
 async def pipeline_runs(ctx: CommandContext, name: str, limit: int) -> list[dict[str, Any]]:
     """Run history, newest first, with every step's state, rows in and out, timings and errors, and each run's
-    ``ingested`` (lines its shipped ingest steps took in during it; null when none ran in it)."""
+    ``ingested`` (lines its shipped ingest steps took in during it that stayed in bronze; null when none ran in
+    it) and ``held_rows`` (bronze rows its hold took out; null when it held nothing)."""
     return _pipelines(ctx).runs(name or None, max(1, min(limit, 500)))
 
 

@@ -104,9 +104,13 @@ class RunRecord:
     partition: str | None = None  # the partition a backfill ran (partition.py); None: the whole pipeline
     same_as: str | None = None  # the run whose snapshot stands for this one, which changed no table (runsnapshots.py)
     held: tuple[str, ...] = ()  # the landing files (paths) it held below an error threshold (hold.py)
-    #: lines (Parquet: rows) its shipped ``ingest`` steps took in from landing files in this run (the sum of their
-    #: ``rows_out``; a step a retry reused counts none); None when it ran none (ActiveRun.snapshot)
+    #: lines (Parquet: rows) its shipped ``ingest`` steps took in from landing files in this run and that stayed in
+    #: bronze (the sum of their ``rows_out`` less the rows of them it held; a step a retry reused counts none);
+    #: None when it ran none (ActiveRun.ingested)
     ingested: int | None = None
+    #: the bronze rows its hold took out (of the files in ``held``; also rows an earlier run ingested that had not
+    #: been checked); None when it held nothing (hold.py)
+    held_rows: int | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -150,6 +154,7 @@ class RunRecord:
             same_as=d.get("same_as") if isinstance(d.get("same_as"), str) else None,
             held=tuple(str(p) for p in d.get("held") or ()),
             ingested=_ingested(d),
+            held_rows=metric_count(d.get("held_rows")),
             steps=tuple(StepRecord.from_dict(s) for s in d.get("steps", [])),
         )
 

@@ -97,7 +97,8 @@ def held_files_sql(ledger: str) -> str:
 def hold_files(ctx: StepContext) -> Mapping[str, Any]:
     """Hold the batch that step ``params.step`` failed with ``params.reason`` (see the module docstring):
     its rows leave the ingest tables ``params.tables`` (those that exist). Metrics: rows_in (files held),
-    rows_out (bronze rows removed), files, and ``held``: ``[[path, lines]]``."""
+    rows_out (bronze rows removed), files, ``held``: ``[[path, lines]]``, and ``own_rows``: the removed rows this
+    run's own ingest took in (``_batch_id`` the run; the others an earlier run ingested)."""
     cur, ledger = ctx.cursor, ctx.ledger
     step, reason = str(ctx.params["step"]), str(ctx.params["reason"])
     tables: Sequence[str] = [
@@ -109,12 +110,14 @@ def hold_files(ctx: StepContext) -> Mapping[str, Any]:
         ).fetchone()[0]
     ]
     now = dt.datetime.now(dt.UTC)
-    removed = 0
+    removed = own = 0
     held: list[list[Any]] = []
     for sha, path, ingested_run, lines in unchecked_files(cur, ledger, step):
         for table in tables:
             where = f"FROM {table} WHERE _source_sha256 = ? AND _batch_id = ?"  # table: checked above
-            removed += int(cur.execute(f"SELECT count(*) {where}", [sha, ingested_run]).fetchone()[0])
+            n = int(cur.execute(f"SELECT count(*) {where}", [sha, ingested_run]).fetchone()[0])
+            removed += n
+            own += n if ingested_run == ctx.run_id else 0
             cur.execute(f"DELETE {where}", [sha, ingested_run])
         cur.execute(
             f"UPDATE {ledger}.files SET status = 'held', held_run = ?, held_at = ?, note = ?,"  # noqa: S608
@@ -123,7 +126,7 @@ def hold_files(ctx: StepContext) -> Mapping[str, Any]:
         )
         held.append([path, lines])
     ctx.log(f"held {len(held)} files ({removed} bronze rows set aside)")
-    return {"rows_in": len(held), "rows_out": removed, "files": len(held), "held": held}
+    return {"rows_in": len(held), "rows_out": removed, "files": len(held), "held": held, "own_rows": own}
 
 
 def release_files(ctx: StepContext) -> Mapping[str, Any]:

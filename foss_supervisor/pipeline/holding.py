@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, UnknownPipelineError
+from foss_supervisor.pipeline.history import metric_count
 from foss_supervisor.pipeline.hold import HOLD_CALLABLE, INGEST_CALLABLE, RELEASE_CALLABLE, held_files_sql
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
@@ -151,6 +152,8 @@ class HeldFiles:
             by_path[str(p)] = by_path.get(str(p), 0) + int(n or 0)
         held = list(by_path.items())
         run.held = tuple(by_path)
+        run.held_rows = metric_count(result["metrics"].get("rows_out"))
+        run.held_own = metric_count(result["metrics"].get("own_rows")) or 0
         if held:
             names = ", ".join(PurePath(p).name for p, _ in held[:HELD_SHOWN])
             more = f" and {len(held) - HELD_SHOWN} more" if len(held) > HELD_SHOWN else ""

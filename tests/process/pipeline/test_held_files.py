@@ -57,7 +57,9 @@ async def test_a_failed_batch_is_held_later_files_go_through_and_a_release_inges
     good = await asyncio.wait_for(runner.run("orders"), 60)
     assert good.status is RunStatus.SUCCEEDED, good.to_dict()
     assert good.step("ingest").metrics["files"] == 1 and good.held == ()
-    assert (failed.ingested, good.ingested) == (10, 4)  # `pipeline runs`' INGESTED: the lines each run took in
+    # `pipeline runs`' INGESTED: the lines each run took in that stayed in bronze; the held ones apart (tester of
+    # issue 18: the failed run said 10 although bronze held none of its batch)
+    assert (failed.ingested, failed.held_rows, good.ingested, good.held_rows) == (0, 10, 4, None)
     m = good.step("validate").metrics
     assert (m["rows_in"], m["valid"], m["rejected"]) == (4, 4, 0)
     assert [h["name"] for h in runner.held("orders")] == ["bad.csv"]
@@ -86,6 +88,7 @@ async def test_a_failed_batch_is_held_later_files_go_through_and_a_release_inges
     assert await rows(runner, checked) == [(14,)]
     assert await rows(runner, "SELECT DISTINCT status FROM meta.files") == [("ingested",)]
     assert runner.held("orders") == []
+    assert (failed.ingested or 0) + (good.ingested or 0) + (again.ingested or 0) == 14  # adds up with bronze
 
 
 async def test_a_run_failing_for_another_reason_holds_nothing_and_its_files_join_the_next_batch(
@@ -112,6 +115,8 @@ async def test_a_run_failing_for_another_reason_holds_nothing_and_its_files_join
     assert failed.status is RunStatus.FAILED and failed.step("validate").metrics == {}
     assert failed.held == (str(landing / "first.csv"), str(landing / "second.csv"))
     assert await rows(runner, "SELECT count(*) FROM bronze.orders_raw") == [(0,)]
+    # its hold took out first.csv's 5 lines (ingested by the run before) and its own 2
+    assert (sql_failed.ingested, failed.ingested, failed.held_rows) == (5, 0, 7)
 
     # a held file whose content changes is a new file: it is ingested; the old content stays held
     (landing / "second.csv").write_text(orders(10, good=2, bad=0))
