@@ -14,7 +14,7 @@ from foss_supervisor.control.client import call
 if TYPE_CHECKING:
     from foss_supervisor.cli.dispatch import Target
 
-__all__ = ["cmd_release", "held_line"]
+__all__ = ["EXCLUSIVE", "cmd_release", "held_line", "release_extra"]
 
 SHOWN = 5  # file names a line lists
 
@@ -35,10 +35,25 @@ def held_line(pipeline: str, held: dict[str, Any] | None) -> str | None:
     return f"  held files: {held['count']} ({_names(held['files'])}; `pipeline release {pipeline} --all`)"
 
 
+#: what ``pipeline release`` given both held files and ``--all`` says (whatever their order)
+EXCLUSIVE = "pipeline release: --all and FILE are exclusive: pipeline release PIPELINE FILE... or PIPELINE --all"
+
+
+def release_extra(args: argparse.Namespace, extra: list[str]) -> str | None:
+    """Why ``pipeline`` left ``extra`` over, when it is a release given files after ``--all`` (argparse fills the
+    positionals before the option, so the files after it are left over): :data:`EXCLUSIVE`; else None."""
+    if getattr(args, "action", None) == "release" and args.every and not any(e.startswith("-") for e in extra):
+        return EXCLUSIVE
+    return None
+
+
 def cmd_release(args: argparse.Namespace, config: Target) -> int:
     """``pipeline release NAME FILE...`` or ``pipeline release NAME --all``."""
     files = [f for f in (args.other, *args.more) if f]
-    if bool(files) == args.every:
+    if files and args.every:
+        say("ERROR", EXCLUSIVE)
+        return EXIT_USAGE
+    if not files and not args.every:
         say("ERROR", "pipeline release needs held files or --all: pipeline release PIPELINE [FILE...|--all]")
         return EXIT_USAGE
     result = call(config.control_socket, "pipeline_release", name=args.name, files=files, all=args.every)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.cli.backfill import cmd_backfill, cmd_partitions, partition_summary_line
-from foss_supervisor.cli.held import cmd_release, held_line
+from foss_supervisor.cli.held import cmd_release, held_line, release_extra
 from foss_supervisor.cli.snapshots import cmd_snapshots
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE, duration_s, say
 from foss_supervisor.control.client import ControlClient, call
@@ -364,6 +364,7 @@ def args_pipeline(p: argparse.ArgumentParser) -> None:
     p.add_argument("other", nargs="?", help="diff: the second run (B); release: a held file (name, path or sha256)")
     p.add_argument("more", nargs="*", help="release: more held files")
     p.add_argument("--all", dest="every", action="store_true", help="release: every held file of the pipeline")
+    p.set_defaults(explain_extra=release_extra)  # files after --all: a clear usage error (dispatch._refuse_extra)
     p.add_argument(
         "--to",
         help="rollback: the run whose tables and published set to restore; backfill: the last partition "
