@@ -47,6 +47,23 @@ def release_extra(args: argparse.Namespace, extra: list[str]) -> str | None:
     return None
 
 
+#: what the next run does with a released content its landing file no longer holds (hold.release_files)
+STALE = {
+    "changed": "the file holds another content now: the next run marks the released one changed, not ingested",
+    "missing": "the file is gone from landing: the next run marks the released content missing, not ingested",
+}
+
+
+def release_fate(contents: int, stale: list[dict[str, str]]) -> str:
+    """What the next run does with ``contents`` released held contents of which ``stale`` (the reply's) can no
+    longer be ingested (tester of issue 18: "the next run ingests them" also for a file changed or deleted)."""
+    if not stale:
+        return "the next run ingests them"
+    if len(stale) >= contents:
+        return "none can be ingested as held (see below)"
+    return f"the next run ingests {contents - len(stale)} of the {contents} held contents (see below)"
+
+
 def cmd_release(args: argparse.Namespace, config: Target) -> int:
     """``pipeline release NAME FILE...`` or ``pipeline release NAME --all``."""
     files = [f for f in (args.other, *args.more) if f]
@@ -62,13 +79,15 @@ def cmd_release(args: argparse.Namespace, config: Target) -> int:
         return EXIT_OK
     released = result["released"]  # each path once, whatever number of its held contents went (holding.py)
     contents = int(result.get("contents", len(released)))
+    stale = result.get("stale") or []
     if released:
         more = f" ({contents} held contents)" if contents != len(released) else ""
-        say("SUCCESS", f"released {len(released)} file(s){more} of {args.name}: the next run ingests them")
+        say("SUCCESS", f"released {len(released)} file(s){more} of {args.name}: {release_fate(contents, stale)}")
     else:
         say("INFO", f"{args.name} holds no files")
+    why = {s["path"]: s["why"] for s in stale}
     for path in released:
-        print(f"  {path}")
+        print(f"  {path}" + (f"  ({STALE[why[path]]})" if path in why else ""))
     if result["held"]:
         print(f"  still held: {len(result['held'])} ({_names(result['held'])})")
     return EXIT_OK
