@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from foss_supervisor import __version__
 from foss_supervisor.base.resources import locate_control_socket
@@ -216,7 +216,10 @@ SUBCOMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], N
 
 class _Parser(argparse.ArgumentParser):
     """argparse, except that ``--opt=--`` is a usage error: argparse drops the ``--`` and hands an option that
-    takes one value an empty list (``--wait=--`` became ``wait=[]``, and a crash later)."""
+    takes one value an empty list (``--wait=--`` became ``wait=[]``, and a crash later). ``commands``: the
+    subcommands' parsers by name (the root's; see :func:`_refuse_extra`)."""
+
+    commands: dict[str, argparse.ArgumentParser]
 
     def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
         if action.option_strings and action.nargs in (None, "?") and arg_strings == ["--"]:
@@ -224,7 +227,7 @@ class _Parser(argparse.ArgumentParser):
         return super()._get_values(action, arg_strings)
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> _Parser:
     """The parser; with ``only``, just that subcommand (argparse's set-up is a visible share of a CLI call)."""
     common = _Parser(add_help=False)
     common.add_argument("--config", type=Path, help="config file (default: $FOSS_SUPERVISOR_CONFIG or embedded)")
@@ -232,12 +235,23 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="foss-supervisor", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"foss-supervisor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.commands = {}
     for name, (text, func, add_arguments) in SUBCOMMANDS.items():
         if only is None or name == only:
             p = sub.add_parser(name, parents=[common], help=text)
             add_arguments(p)
             p.set_defaults(func=func)
+            parser.commands[name] = p
     return parser
+
+
+def _refuse_extra(parser: _Parser, args: argparse.Namespace, extra: list[str]) -> NoReturn:
+    """Exit 2 with the usage of the subcommand ``extra`` (arguments it left over) was given to, not the root's
+    (``pipeline release orders --all junk.csv`` printed the top-level usage), and its own reason when it has one
+    (its ``explain_extra(args, extra) -> str | None`` default, e.g. cli/held.py)."""
+    explain = getattr(args, "explain_extra", None)
+    said = explain(args, extra) if callable(explain) else None
+    parser.commands.get(args.command, parser).error(said or f"unrecognized arguments: {' '.join(extra)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -248,7 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None).parse_args(argv)
+    parser = build_parser(argv[0] if argv and argv[0] in SUBCOMMANDS else None)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _refuse_extra(parser, args, extra)
     if args.debug:
         os.environ["FOSS_SUPERVISOR_DEBUG"] = "1"
     if args.command in SOCKET_ONLY:

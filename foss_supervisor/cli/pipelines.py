@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.cli.backfill import cmd_backfill, cmd_partitions, partition_summary_line
-from foss_supervisor.cli.held import cmd_release, held_line
+from foss_supervisor.cli.held import cmd_release, held_line, release_extra
 from foss_supervisor.cli.snapshots import cmd_snapshots
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE, duration_s, say
 from foss_supervisor.control.client import ControlClient, call
@@ -42,7 +42,8 @@ GOOD_RUN = ("succeeded", "succeeded_with_warnings")
 
 def run_rows(run: dict[str, Any]) -> int | None:
     """The lines a run ingested: its record's ``ingested`` (what its shipped ``ingest`` steps took in from landing
-    files, history.RunRecord); None when it ingested nothing in this run (none declared, or reused by a retry).
+    files and stayed in bronze, history.RunRecord); None when it ingested nothing in this run (none declared, or
+    reused by a retry).
 
     Before, the column was the most rows any one step wrote, which read like rows ingested but could be a gold
     table's rows, a reused step's or a dedupe's."""
@@ -54,9 +55,11 @@ def runs_table(runs: list[dict[str, Any]]) -> list[str]:
     """``pipeline runs``: a header, then per run (newest first, as given) its id, pipeline, status, reason
     (``manual``, ``schedule``, ``files_landed``, ``config_changed``, ``after``, ``backfill`` with its
     partition; a retry says so), start in
-    local time, duration and lines ingested (:func:`run_rows`); ``-`` where a run has none (yet). A run that held files
-    says how many after its status (``failed (2 held)``)."""
-    lines = [f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<24} {'REASON':<15} {'STARTED':<19} {'TOOK':>9} {'INGESTED':>12}"]
+    local time, duration and lines ingested that stayed in bronze (:func:`run_rows`); ``-`` where a run has none
+    (yet). A run that held files says how many after its status (``failed (2 held)``) and the bronze rows its hold
+    took out after its lines (``20 (480 held)``), so the column adds up with bronze across runs."""
+    head = f"{'RUN':<24} {'PIPELINE':<12} {'STATUS':<24} {'REASON':<15} {'STARTED':<19} {'TOOK':>9} {'INGESTED':>12}"
+    lines = [head]
     for run in runs:
         took = f"{run['duration_s']:.2f}s" if run.get("duration_s") is not None else "-"
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["started_at"]))
@@ -64,9 +67,11 @@ def runs_table(runs: list[dict[str, Any]]) -> list[str]:
         reason += f" {run['partition']}" if run.get("partition") else ""
         rows = run_rows(run)
         status = run["status"] + (f" ({len(run['held'])} held)" if run.get("held") else "")  # files it held (hold.py)
+        shown = "-" if rows is None else f"{rows:,}"
+        held_rows = run.get("held_rows")
+        shown += f" ({held_rows:,} held)" if isinstance(held_rows, int) and held_rows else ""
         lines.append(
-            f"{run['run_id']:<24} {run['pipeline']:<12} {status:<24} {reason:<15} {started:<19} {took:>9} "
-            f"{'-' if rows is None else f'{rows:,}':>12}"
+            f"{run['run_id']:<24} {run['pipeline']:<12} {status:<24} {reason:<15} {started:<19} {took:>9} {shown:>12}"
         )
     return lines
 
@@ -359,6 +364,7 @@ def args_pipeline(p: argparse.ArgumentParser) -> None:
     p.add_argument("other", nargs="?", help="diff: the second run (B); release: a held file (name, path or sha256)")
     p.add_argument("more", nargs="*", help="release: more held files")
     p.add_argument("--all", dest="every", action="store_true", help="release: every held file of the pipeline")
+    p.set_defaults(explain_extra=release_extra)  # files after --all: a clear usage error (dispatch._refuse_extra)
     p.add_argument(
         "--to",
         help="rollback: the run whose tables and published set to restore; backfill: the last partition "

@@ -97,7 +97,9 @@ async def pipeline_release(ctx: CommandContext, name: str, files: list[str], all
 
     A name or path releases every held content of that path, a sha256 that one content (pipeline/holding.py).
     Returns ``{"pipeline", "released": [path, each once], "contents": held contents released, "held": [the held
-    files left, one per path: {path, name, sha256, held_run, held_at, lines, note, contents, sha256s}]}``.
+    files left, one per path: {path, name, sha256, held_run, held_at, lines, note, contents, sha256s}], "stale":
+    [{path, sha256, why: changed | missing}: a released content its landing file no longer holds, which the next
+    run marks so and does not ingest]}``.
     Refused (nothing changes) with the reason: neither or both of ``files`` and ``all``, a file that is not held
     (the held ones are named), a run of the pipeline in progress.
     """
@@ -197,7 +199,8 @@ async def pipeline_partitions(ctx: CommandContext, name: str) -> dict[str, Any]:
 @command("pipeline_runs", name=(str, ""), limit=(int, 20))
 async def pipeline_runs(ctx: CommandContext, name: str, limit: int) -> list[dict[str, Any]]:
     """Run history, newest first, with every step's state, rows in and out, timings and errors, and each run's
-    ``ingested`` (lines its shipped ingest steps took in during it; null when none ran in it)."""
+    ``ingested`` (lines its shipped ingest steps took in during it that stayed in bronze; null when none ran in
+    it) and ``held_rows`` (bronze rows its hold took out; null when it held nothing)."""
     return _pipelines(ctx).runs(name or None, max(1, min(limit, 500)))
 
 

@@ -3,7 +3,9 @@
 Why a file in the daemon and not a DuckDB table: history must stay readable while the worker is down,
 being restarted or busy with a long step. A run is appended when it starts and again when it ends; on
 load the last line per run wins, and a run that only has its start line was in progress when the
-supervisor stopped, so it is reported as abandoned.
+supervisor stopped, so it is reported as abandoned: finished (``finished_at``) when this history found it so
+(when it ended is not known, so its ``duration_s`` is None), so that it is a finished run like a failed one for
+the last-run card, ``pipeline status``, ``/health`` and the ``pipeline_failed`` alert.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import itertools
 import json
 import math
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -101,14 +104,21 @@ class RunRecord:
     partition: str | None = None  # the partition a backfill ran (partition.py); None: the whole pipeline
     same_as: str | None = None  # the run whose snapshot stands for this one, which changed no table (runsnapshots.py)
     held: tuple[str, ...] = ()  # the landing files (paths) it held below an error threshold (hold.py)
-    #: lines (Parquet: rows) its shipped ``ingest`` steps took in from landing files in this run (the sum of their
-    #: ``rows_out``; a step a retry reused counts none); None when it ran none (ActiveRun.snapshot)
+    #: lines (Parquet: rows) its shipped ``ingest`` steps took in from landing files in this run and that stayed in
+    #: bronze (the sum of their ``rows_out`` less the rows of them it held; a step a retry reused counts none);
+    #: None when it ran none (ActiveRun.ingested)
     ingested: int | None = None
+    #: the bronze rows its hold took out (of the files in ``held``; also rows an earlier run ingested that had not
+    #: been checked); None when it held nothing (hold.py)
+    held_rows: int | None = None
 
     @property
     def duration_s(self) -> float | None:
-        """Wall time of the run, once finished."""
-        return None if self.finished_at is None else round(self.finished_at - self.started_at, 6)
+        """Wall time of the run, once finished; None for an abandoned run (its end is not known: ``finished_at``
+        is when the next daemon found it)."""
+        if self.finished_at is None or self.status is RunStatus.ABANDONED:
+            return None
+        return round(self.finished_at - self.started_at, 6)
 
     def step(self, name: str) -> StepRecord:
         """The record of step ``name``; KeyError if the run has no such step."""
@@ -144,6 +154,7 @@ class RunRecord:
             same_as=d.get("same_as") if isinstance(d.get("same_as"), str) else None,
             held=tuple(str(p) for p in d.get("held") or ()),
             ingested=_ingested(d),
+            held_rows=metric_count(d.get("held_rows")),
             steps=tuple(StepRecord.from_dict(s) for s in d.get("steps", [])),
         )
 
@@ -185,12 +196,14 @@ class RunHistory:
                     continue  # a torn last line after a crash is skipped, not fatal
                 self._runs.pop(rec.run_id, None)
                 self._runs[rec.run_id] = rec
+        found = time.time()
         for run_id, rec in list(self._runs.items()):
             if rec.status is RunStatus.RUNNING:
                 self._runs[run_id] = dataclasses.replace(
                     rec,
                     status=RunStatus.ABANDONED,
                     error=ABANDONED_ERROR,
+                    finished_at=max(found, rec.started_at),
                 )
         self._trim()
 

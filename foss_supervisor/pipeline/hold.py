@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from foss_supervisor.pipeline.context import StepContext
@@ -97,7 +98,8 @@ def held_files_sql(ledger: str) -> str:
 def hold_files(ctx: StepContext) -> Mapping[str, Any]:
     """Hold the batch that step ``params.step`` failed with ``params.reason`` (see the module docstring):
     its rows leave the ingest tables ``params.tables`` (those that exist). Metrics: rows_in (files held),
-    rows_out (bronze rows removed), files, and ``held``: ``[[path, lines]]``."""
+    rows_out (bronze rows removed), files, ``held``: ``[[path, lines]]``, and ``own_rows``: the removed rows this
+    run's own ingest took in (``_batch_id`` the run; the others an earlier run ingested)."""
     cur, ledger = ctx.cursor, ctx.ledger
     step, reason = str(ctx.params["step"]), str(ctx.params["reason"])
     tables: Sequence[str] = [
@@ -109,12 +111,14 @@ def hold_files(ctx: StepContext) -> Mapping[str, Any]:
         ).fetchone()[0]
     ]
     now = dt.datetime.now(dt.UTC)
-    removed = 0
+    removed = own = 0
     held: list[list[Any]] = []
     for sha, path, ingested_run, lines in unchecked_files(cur, ledger, step):
         for table in tables:
             where = f"FROM {table} WHERE _source_sha256 = ? AND _batch_id = ?"  # table: checked above
-            removed += int(cur.execute(f"SELECT count(*) {where}", [sha, ingested_run]).fetchone()[0])
+            n = int(cur.execute(f"SELECT count(*) {where}", [sha, ingested_run]).fetchone()[0])
+            removed += n
+            own += n if ingested_run == ctx.run_id else 0
             cur.execute(f"DELETE {where}", [sha, ingested_run])
         cur.execute(
             f"UPDATE {ledger}.files SET status = 'held', held_run = ?, held_at = ?, note = ?,"  # noqa: S608
@@ -123,22 +127,45 @@ def hold_files(ctx: StepContext) -> Mapping[str, Any]:
         )
         held.append([path, lines])
     ctx.log(f"held {len(held)} files ({removed} bronze rows set aside)")
-    return {"rows_in": len(held), "rows_out": removed, "files": len(held), "held": held}
+    return {"rows_in": len(held), "rows_out": removed, "files": len(held), "held": held, "own_rows": own}
 
 
 def release_files(ctx: StepContext) -> Mapping[str, Any]:
     """Make the held files ``params.sha256`` (a list) pending again: the next run ingests them (their note says
-    when, and which run held them). Metrics: rows_in, rows_out and files (how many were released)."""
+    when, and which run held them). Metrics: rows_in, rows_out and files (how many were released), and
+    ``stale``: ``[[path, sha256, "changed" | "missing"]]`` of the released contents the landing file no longer
+    holds (re-landed with other content, or deleted): the next run cannot ingest those, it marks them so."""
     cur, ledger = ctx.cursor, ctx.ledger
     shas = [str(s) for s in ctx.params.get("sha256") or []]
     now = dt.datetime.now(dt.UTC)
     released = 0
+    stale: list[list[str]] = []
     for sha in shas:
         found = cur.execute(
             f"UPDATE {ledger}.files SET status = 'pending', checked_by = [],"  # noqa: S608
             " note = 'released at ' || ? || ' (held by run ' || coalesce(held_run, '?') || ')'"
-            " WHERE sha256 = ? AND status = 'held' RETURNING sha256",
+            " WHERE sha256 = ? AND status = 'held' RETURNING path, size_bytes, mtime_ns",
             [f"{now:%Y-%m-%dT%H:%M:%SZ}", sha],
         ).fetchall()
         released += len(found)
-    return {"rows_in": released, "rows_out": released, "files": released}
+        for path, size, mtime_ns in found:
+            if (why := _no_longer_held(Path(path), sha, size, mtime_ns)) is not None:
+                stale.append([path, sha, why])
+    return {"rows_in": released, "rows_out": released, "files": released, "stale": stale}
+
+
+def _no_longer_held(path: Path, sha: str, size: int, mtime_ns: int) -> str | None:
+    """``missing`` when the landing file is gone, ``changed`` when it holds another content than ``sha`` (as
+    ingest tells: hashed only when its size or mtime differ), else None."""
+    from foss_supervisor.pipeline.ingest import scan_file  # the worker's; the daemon imports this module too
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "missing"
+    if (st.st_size, st.st_mtime_ns) == (size, mtime_ns):
+        return None
+    try:
+        return None if scan_file(path).sha256 == sha else "changed"
+    except OSError:
+        return "missing"

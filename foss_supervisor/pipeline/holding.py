@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, UnknownPipelineError
+from foss_supervisor.pipeline.history import metric_count
 from foss_supervisor.pipeline.hold import HOLD_CALLABLE, INGEST_CALLABLE, RELEASE_CALLABLE, held_files_sql
 from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
 from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
@@ -151,6 +152,8 @@ class HeldFiles:
             by_path[str(p)] = by_path.get(str(p), 0) + int(n or 0)
         held = list(by_path.items())
         run.held = tuple(by_path)
+        run.held_rows = metric_count(result["metrics"].get("rows_out"))
+        run.held_own = metric_count(result["metrics"].get("own_rows")) or 0
         if held:
             names = ", ".join(PurePath(p).name for p, _ in held[:HELD_SHOWN])
             more = f" and {len(held) - HELD_SHOWN} more" if len(held) > HELD_SHOWN else ""
@@ -165,7 +168,8 @@ class HeldFiles:
     async def release(self, pipeline: str, files: Sequence[str] = (), *, every: bool = False) -> dict[str, Any]:
         """Make held files of ``pipeline`` pending again, so its next run ingests them: ``files`` (each a held
         file's name, path or sha256), or all of them with ``every``. Returns ``{"pipeline", "released": [path],
-        "held": [the held files left]}``.
+        "held": [the held files left], "stale": [{"path", "sha256", "why": "changed" | "missing"}]}``: ``stale``,
+        the released contents their landing file no longer holds (the next run marks them so, not ingests them).
 
         Raises PipelineError naming what is not held (and what is) or when neither or both of ``files`` and
         ``every`` are given, PipelineBusyError while a run of it is in progress, StepAttemptError if DuckDB
@@ -185,10 +189,13 @@ class HeldFiles:
             if unknown:
                 have = ", ".join(h["name"] for h in held) or "none"
                 raise PipelineError(f"not held in {pipeline}: {', '.join(unknown)} (held: {have})")
+            stale: list[dict[str, str]] = []
             if shas:
                 payload = self._payload(spec, "release", "_release", RELEASE_CALLABLE, {"sha256": shas})
                 async with self._step_lock:
-                    await self.client.attempt(payload, timeout_s=300.0, on_log=None)
+                    result = await self.client.attempt(payload, timeout_s=300.0, on_log=None)
+                found = result["metrics"].get("stale") or []
+                stale = [{"path": str(p), "sha256": str(s), "why": str(w)} for p, s, w in found]
             left = await self.refresh_held(spec)
         log.info("pipeline_files_released", pipeline=pipeline, files=len(paths), contents=len(shas))
-        return {"pipeline": pipeline, "released": paths, "contents": len(shas), "held": left}
+        return {"pipeline": pipeline, "released": paths, "contents": len(shas), "held": left, "stale": stale}

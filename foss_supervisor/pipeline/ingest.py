@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from foss_supervisor.pipeline.context import StepContext
-from foss_supervisor.pipeline.ledger import pending_files, set_file_status
+from foss_supervisor.pipeline.ledger import new_content_fate, pending_files, set_file_status
 
 __all__ = [
     "FileScan",
@@ -399,9 +399,10 @@ def _ingest_file(
         kept = "; its earlier rows are kept" if ctx.partition_key is not None else ""
         ctx.warn(f"{path.name} vanished before it was ingested{kept}")
         return None
-    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) and scan_file(path).sha256 != sha:
+    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns) and (held_now := scan_file(path).sha256) != sha:
         set_file_status(cur, ctx.ledger, sha, "changed", note="content changed after discovery")
-        ctx.warn(f"{path.name} changed after discovery; its new content is picked up by the next run")
+        fate = new_content_fate(cur, ctx.ledger, ctx.pipeline, ctx.run_id, held_now)
+        ctx.warn(f"{path.name} changed after discovery; {fate}")
         return None
     header = read_header(path) if fmt == "csv" else None
     base = cur.execute(f"SELECT coalesce(max(_row_id), 0) FROM {table}").fetchone()[0]  # noqa: S608

@@ -42,6 +42,7 @@ __all__ = [
     "file_format",
     "landing_files",
     "ledger_ddl",
+    "new_content_fate",
     "pending_files",
     "record_commit",
     "record_rollback",
@@ -269,3 +270,23 @@ def discover(ctx: StepContext) -> Mapping[str, int | float]:
         )
     ctx.log(f"{len(files)} files in landing, {new} new, {hashed} hashed")
     return {"rows_in": len(files), "rows_out": new, "files_seen": len(files), "new_files": new, "hashed": hashed}
+
+
+def new_content_fate(cursor: Any, ledger: str, pipeline: str, run_id: str, sha: str) -> str:
+    """What becomes of content ``sha``, the one a landing file holds now in place of the content run ``run_id``
+    meant to ingest (a released held content the file was re-landed over, or a file changed since discovery), as
+    its row in ``ledger`` says: ingested by this run (discovered by it: pending or ingested in it), already in
+    bronze (an earlier run's), held (by pipeline ``pipeline``), or, not yet discovered, picked up by the next run
+    (tester of issue 18: the note said "next run" for a content this run took and held again)."""
+    found = cursor.execute(
+        f"SELECT status, ingested_run FROM {ledger}.files WHERE sha256 = ?",  # noqa: S608
+        [sha],
+    ).fetchone()
+    status, ingested_run = found if found else (None, None)
+    if status == "pending" or (status == "ingested" and ingested_run == run_id):
+        return "its new content is ingested by this run"
+    if status == "ingested":
+        return "its new content is already in bronze"
+    if status == "held":
+        return f"its new content is held (`pipeline release {pipeline}` to ingest it)"
+    return "its new content is picked up by the next run"

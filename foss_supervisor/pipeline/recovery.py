@@ -21,13 +21,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import structlog
 
 from foss_supervisor.pipeline.errors import PipelineError
+from foss_supervisor.pipeline.flowrun import ROLLED_BACK
 from foss_supervisor.pipeline.history import ABANDONED_ERROR, RunHistory, RunRecord, StepRecord, metric_count
+from foss_supervisor.pipeline.hold import INGEST_CALLABLE
 from foss_supervisor.pipeline.ledger import committed_steps_sql
 from foss_supervisor.pipeline.publish import RUN_ID
 from foss_supervisor.pipeline.spec import PipelineSpec
@@ -62,15 +64,18 @@ async def recover_abandoned(history: RunHistory, specs: Mapping[str, PipelineSpe
         except PipelineError as exc:
             log.warning("pipeline_abandoned_run_not_checked", run_id=run.run_id, error=str(exc))
             continue
-        history.append(told_run(run, found.rows))
+        ingest = {s.name for s in spec.steps if s.callable == INGEST_CALLABLE}
+        history.append(told_run(run, found.rows, ingest_steps=ingest))
         told.append(run.run_id)
         log.info("pipeline_abandoned_run_told", run_id=run.run_id, committed=[str(r[0]) for r in found.rows])
     return told
 
 
-def told_run(run: RunRecord, committed: Sequence[Sequence[Any]]) -> RunRecord:
+def told_run(run: RunRecord, committed: Sequence[Sequence[Any]], *, ingest_steps: Collection[str] = ()) -> RunRecord:
     """``run`` with each step of ``committed`` (``(step, attempt, metrics JSON, warnings JSON)`` rows) succeeded
-    with its rows, metrics and warnings, and an error that names them; its other steps as they were."""
+    with its rows, metrics and warnings, and an error that names them; its other steps as they were. Its
+    ``ingested``: the ``rows_out`` of the committed ones among ``ingest_steps`` (the pipeline's shipped ``ingest``
+    steps), summed, as a finished run counts them (runstate.ActiveRun.ingested); as it was when none committed."""
     by_step = {str(row[0]): row for row in committed}
     steps = tuple(_succeeded(s, by_step[s.name]) if s.name in by_step else s for s in run.steps)
     names = [s.name for s in run.steps if s.name in by_step]
@@ -79,7 +84,9 @@ def told_run(run: RunRecord, committed: Sequence[Sequence[Any]]) -> RunRecord:
     if run.trigger == ROLLBACK:  # a rollback whose restore committed is told by left_rollback instead
         said = "; its restore had not committed: every table is as it was"
         note = f"rollback to run {note.rsplit(' ', 1)[-1]} not applied" if note else note  # the run it named
-    return dataclasses.replace(run, steps=steps, error=ABANDONED_ERROR + said, note=note)
+    counts = [s.rows_out for s in steps if s.name in by_step and s.name in ingest_steps and s.rows_out is not None]
+    ingested = sum(counts) if counts else run.ingested
+    return dataclasses.replace(run, steps=steps, error=ABANDONED_ERROR + said, note=note, ingested=ingested)
 
 
 def _succeeded(step: StepRecord, row: Sequence[Any]) -> StepRecord:
@@ -146,6 +153,6 @@ def left_rollback(
         finished_at=max(now, started_at),
         steps=known.steps if known is not None else tuple(StepRecord(name=s, state=StepState.SKIPPED) for s in steps),
         error=ROLLBACK_LEFT,
-        note=f"rolled back to run {named}" if named else "rolled back to a run its ledger row does not name",
+        note=f"{ROLLED_BACK}{named}" if named else "rolled back to a run its ledger row does not name",
     )
     return LeftRollback(record, named)

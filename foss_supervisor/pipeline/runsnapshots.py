@@ -25,6 +25,7 @@ import structlog
 
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, SnapshotError
 from foss_supervisor.pipeline.events import EventCallback, RunFinished, RunStarted
+from foss_supervisor.pipeline.flowrun import ROLLED_BACK
 from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.ledger import rollbacks_sql
 from foss_supervisor.pipeline.publish import published_run, switch_current
@@ -394,7 +395,7 @@ class RunSnapshots:
         """The rollback as a run of reason ``rollback``: its steps skipped, ``note`` naming the run restored
         (``rolling back to run X`` while it runs, ``rollback to run X not applied`` when it failed)."""
         done = {RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS}
-        note = f"rolled back to run {target}" if status in done else f"rollback to run {target} not applied"
+        note = f"{ROLLED_BACK}{target}" if status in done else f"rollback to run {target} not applied"
         return RunRecord(
             run_id=rid,
             pipeline=spec.name,

@@ -54,6 +54,8 @@ class ActiveRun:
         self.error: str | None = None
         self.note: str | None = None  # what the record says besides an error (runsnapshots.keep_snapshot)
         self.held: tuple[str, ...] = ()  # the landing files it held (holding.py)
+        self.held_rows: int | None = None  # the bronze rows its hold took out (holding.py)
+        self.held_own = 0  # of them, those its own ingest took in (not in ``ingested``)
         self.same_as: str | None = None  # the run whose snapshot stands for this one (runsnapshots.keep_snapshot)
         self.finishing = False  # its steps committed and its snapshot is being kept: too late to cancel
         self.finished_at: float | None = None
@@ -72,6 +74,7 @@ class ActiveRun:
             note=self.note,
             same_as=self.same_as,
             held=self.held,
+            held_rows=self.held_rows,
             retry_of=self.retry.source.run_id if self.retry else None,
             partition=self.partition,
             steps=tuple(self.steps[s.name] for s in self.spec.steps),
@@ -79,15 +82,16 @@ class ActiveRun:
         )
 
     def ingested(self) -> int | None:
-        """Lines its shipped ``ingest`` steps took in so far in this run (their ``rows_out``, summed); None when
-        none of them ran in it (none declared, not reached, failed, or reused by a retry: state skipped)."""
+        """Lines its shipped ``ingest`` steps took in so far in this run (their ``rows_out``, summed) that stayed in
+        bronze (less those its hold took out again, ``held_own``); None when none of them ran in it (none declared,
+        not reached, failed, or reused by a retry: state skipped)."""
         ran = (StepState.SUCCEEDED, StepState.SUCCEEDED_WITH_WARNINGS)
         counts = [
             r.rows_out
             for s in self.spec.steps
             if s.callable == INGEST_CALLABLE and (r := self.steps[s.name]).state in ran and r.rows_out is not None
         ]
-        return sum(counts) if counts else None
+        return max(0, sum(counts) - self.held_own) if counts else None
 
 
 def access_payload(spec: PipelineSpec) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from foss_supervisor.pipeline.configcheck import check_pipeline_files
 from foss_supervisor.pipeline.errors import PipelineError
 from foss_supervisor.pipeline.events import RunFinished
 from foss_supervisor.pipeline.fingerprint import FingerprintStore, definition_digest, landing_signature
+from foss_supervisor.pipeline.flowrun import flow_run, last_worked
 from foss_supervisor.pipeline.limits import worker_limits
 from foss_supervisor.pipeline.regression import TREND_RUNS, StepRegressionWatch, step_trends
 from foss_supervisor.pipeline.reloadcheck import sql_problems
@@ -39,15 +40,11 @@ from foss_supervisor.pipeline.retry import latest_run, retry_options
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.schedule import overdue_reason
 from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
-from foss_supervisor.pipeline.states import RunStatus
 from foss_supervisor.pipeline.triggers import Triggers
 
 __all__ = ["PipelineService", "check_pipeline_files", "load_specs", "worker_limits"]
 
 log = structlog.get_logger("foss_supervisor.pipelines")
-
-#: what a run that did work ended as (an older history also holds skipped runs, which changed nothing)
-_DID_WORK = frozenset(RunStatus) - {RunStatus.SKIPPED, RunStatus.RUNNING}
 
 
 def load_specs(config: Config) -> list[PipelineSpec]:
@@ -249,8 +246,9 @@ class PipelineService(Backfills):
         """Each pipeline with its steps, its run in progress, its last finished run and its report, and
         ``runs_finished``: ``{status: count}`` of the runs finished since the daemon started (only grows);
         ``skips``: ``{"count", "last_at", "last_trigger"}`` of the triggers that found nothing new since then (no
-        run is recorded for them). ``last_run`` is the last finished run that did work; ``active_run`` carries
-        ``elapsed_s``; ``step_trends``: each step's latest successful run against the median of the ten
+        run is recorded for them). ``last_run`` is the last finished run that did work (flowrun.py), ``flow_run``
+        the run whose steps the flow graph shows (after a rollback: the run it restored) or null; ``active_run``
+        carries ``elapsed_s``; ``step_trends``: each step's latest successful run against the median of the ten
         before it (:func:`~foss_supervisor.pipeline.regression.step_trends`); ``partitions``: the per-partition
         summary of a pipeline that declares ``partition:``, else null; ``held``: its held files (summaries)."""
         now = time.time()
@@ -258,11 +256,9 @@ class PipelineService(Backfills):
         for name, spec in self.specs.items():
             pc = self.config.pipelines[name]
             active = self.runner.active_run(name)
-            # the last run that did work: a skipped run of an older history changed nothing
-            finished = next(
-                (r for r in self.runner.runs(name, limit=50) if r.finished_at is not None and r.status in _DID_WORK),
-                None,
-            )
+            recent = self.runner.runs(name, limit=50)
+            finished = last_worked(recent)  # a skipped run of an older history changed nothing
+            flow = flow_run(recent, self.runner.get_run)  # after a rollback: the run it restored
             report = spec.folders.reports / name / "latest.json"
             out.append(
                 {
@@ -284,6 +280,7 @@ class PipelineService(Backfills):
                     else None,
                     "skips": dict(self._skips.get(name) or {"count": 0, "last_at": None, "last_trigger": None}),
                     "last_run": finished.to_dict() if finished else None,
+                    "flow_run": flow.to_dict() if flow else None,
                     "step_trends": step_trends(self.runner.runs(name, limit=TREND_RUNS), [s.name for s in spec.steps]),
                     "report": read_json(report),
                     "report_html": f"/reports/{name}/latest.html" if report.with_suffix(".html").exists() else None,

@@ -8,6 +8,7 @@ first ``get`` and keeps it (its loader checks the file's modification time on la
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from foss_supervisor.base.resources import data_dir
@@ -17,7 +18,20 @@ from foss_supervisor.web.icons import STATE_ICONS, STATE_WORDS
 if TYPE_CHECKING:
     import jinja2
 
-__all__ = ["Templates", "kpi_number", "make_jinja", "number_cell"]
+__all__ = ["READ_ONLY", "Templates", "kpi_number", "make_jinja", "number_cell", "owner_only"]
+
+#: the title of a control a viewer sees disabled (its command would answer 403)
+READ_ONLY = "the viewer token only reads: log in with the owner's token (STATE_DIR/api-token) to do this"
+
+
+def owner_only(context: Mapping[str, Any]) -> str:
+    """The attributes of a control that changes state (a ``data-command`` button): `` disabled title="..."``
+    (:data:`READ_ONLY`) on a page a viewer reads (its ``viewer`` is true), else nothing; a Markup string.
+    Templates call it as ``{{ owner_only() }}`` (tester of issue 18: a viewer saw Run now and Cancel active,
+    answering 403)."""
+    from markupsafe import Markup
+
+    return Markup(' disabled title="{}"').format(READ_ONLY) if context.get("viewer") else Markup("")
 
 
 def make_jinja() -> jinja2.Environment:
@@ -30,6 +44,7 @@ def make_jinja() -> jinja2.Environment:
     env.globals["state_icons"] = STATE_ICONS
     env.globals["listed_events"] = LISTED_EVENTS  # the page script listens for these (none typed in it)
     env.globals["state_words"] = STATE_WORDS
+    env.globals["owner_only"] = jinja2.pass_context(owner_only)
     env.filters["num"] = lambda v, digits=0: "\u2013" if v is None else f"{v:,.{digits}f}"
     env.filters["cell"] = number_cell
     env.filters["kpi"] = kpi_number

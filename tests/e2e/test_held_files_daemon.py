@@ -45,6 +45,7 @@ def test_cli_status_and_release_of_a_held_batch(daemon: DaemonHandle, tmp_path: 
     assert 'data-held-count="1"' in html and 'data-held="1">1 file(s) held' in html  # the panel, the run's row
     history = daemon.cli("pipeline", "runs", "orders").stdout.splitlines()
     assert history[1].split()[:4] == [failed["run_id"], "orders", "failed", "(1"], history
+    assert history[1].endswith(" 0 (5 held)"), history  # INGESTED: none of its lines stayed in bronze
 
     (landing / "good.csv").write_text("\n".join([HEADER, GOOD.format(n=2), GOOD.format(n=3)]) + "\n")
     good = daemon.call("pipeline_run", name="orders", wait=True)
@@ -79,6 +80,8 @@ def test_cli_status_and_release_of_a_held_batch(daemon: DaemonHandle, tmp_path: 
     released = daemon.cli("pipeline", "release", "orders", "bad.csv")
     out = released.stdout + released.stderr
     assert released.returncode == EXIT_OK and "released 1 file(s) (2 held contents) of orders" in out, out
+    # its older content is no longer in the file: one of the two can be ingested, and the CLI says so
+    assert "the next run ingests 1 of the 2 held contents" in out and "marks the released one changed" in out, out
     assert out.count(str(bad)) == 1, out
     reply = daemon.call("pipeline_release", name="orders", all=True)
     assert reply["released"] == [] and reply["held"] == []

@@ -12,7 +12,7 @@ import signal
 import subprocess
 from typing import Any
 
-from helpers import PY, DaemonHandle, fifo_writer, wait_for
+from helpers import PY, DaemonHandle, fifo_writer, get, health, wait_for
 from helpers.pipeline import two_step_pipeline, variant_yaml
 
 from foss_supervisor.pipeline.recovery import ROLLBACK_LEFT
@@ -151,3 +151,53 @@ def test_a_rollback_whose_daemon_was_killed_after_its_restore_is_finished_at_the
         r2["run_id"],
         r1["run_id"],
     ]
+
+
+def test_an_abandoned_run_whose_ingest_committed_counts_its_lines_and_is_the_last_run(daemon: DaemonHandle) -> None:
+    """Tester of issue 18: the daemon is SIGKILLed while ``reference`` runs (after ``ingest`` committed); once told,
+    the abandoned run's ``ingested`` is its committed ingest's lines (it said null while bronze held them), and it
+    is the last run that did work in ``pipeline status``, the dashboard's card and ``/health`` (they named the run
+    before it: an abandoned run had no ``finished_at``)."""
+    spec = variant_yaml(daemon.tmp, "orders", step_overrides={}, extra_sql={"reference": SLOW})
+    daemon.write_config(f"""pipelines:
+  orders: {{file: {spec}, reference: {default_pipelines_dir().parent / "reference"}, on_new_files: false,
+            demo_data: false}}
+""")
+    daemon.start()
+    daemon.call("demo_data", orders=300, seed=51)
+    started = daemon.call("pipeline_run", name="orders", wait=False)
+
+    def reference_running() -> bool:
+        run = next((p.get("active_run") for p in daemon.call("pipelines") if p["name"] == "orders"), None)
+        states = {s["name"]: s["state"] for s in (run or {}).get("steps", [])}
+        return states.get("ingest") in ("succeeded", "succeeded_with_warnings") and states.get("reference") == "running"
+
+    wait_for(reference_running, 120, "ingest committed and reference running")
+    pid = daemon.read_pid()
+    assert pid is not None and daemon.proc is not None
+    os.kill(pid, signal.SIGKILL)
+    daemon.proc.wait(timeout=30)
+
+    daemon.start()
+    [run] = wait_for(
+        lambda: [
+            r for r in daemon.call("pipeline_runs", name="orders", limit=1) if "committed before" in (r["error"] or "")
+        ],
+        120,
+        "the abandoned run told",
+    )
+    assert run["run_id"] == started["run_id"] and run["status"] == "abandoned", run
+    bronze = int(daemon.call("query", sql="SELECT count(*) FROM bronze.orders_raw")["rows"][0][0])
+    ingest = next(s for s in run["steps"] if s["name"] == "ingest")
+    assert bronze > 0 and run["ingested"] == ingest["rows_out"] == bronze, (run["ingested"], ingest, bronze)
+    assert run["finished_at"] is not None and run["duration_s"] is None
+    [orders] = [p for p in daemon.call("pipelines") if p["name"] == "orders"]
+    assert orders["last_run"]["run_id"] == started["run_id"]
+    card = get(daemon.port, "/").text.split('<span class="label">Last run</span>', 1)[1].split("</div>", 1)[0]
+    assert f'data-run="{started["run_id"]}"' in card and "duration unknown" in card, card  # not "0.00 s"
+    code, body = health(daemon.port)
+    assert code != 200 and any(started["run_id"] in p and "abandoned" in p for p in body["problems"]), body
+    shown = daemon.cli("pipeline", "status", "orders")
+    assert shown.returncode == 0 and started["run_id"] in shown.stdout, shown.stdout
+    listed = daemon.cli("pipeline", "runs", "orders")
+    assert f"{bronze:,}" in next(line for line in listed.stdout.splitlines() if started["run_id"] in line)

@@ -1,7 +1,8 @@
 """``pipeline diff`` and ``pipeline rollback`` through a real daemon and the real CLI (issue 18): the diff's
 counts against the tables' own counts queried between the runs, a rollback that without ``--yes`` changes
 nothing, with it restores run 1's rows and is recorded as a run of reason ``rollback`` and in the audit,
-and the refusals' reasons; the pipeline page's JSON twin carries the last run's diff."""
+and the refusals' reasons; the pipeline page's JSON twin carries the last run's diff; the flow graph on ``/``
+then shows run 1's steps and rows (not the rollback's skipped steps)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,13 @@ def test_cli_diff_and_rollback_of_two_orders_runs(daemon: DaemonHandle) -> None:
     assert _count(daemon, orders) == n1 and _count(daemon, "SELECT count(*) FROM bronze.orders_raw") == raw1
     latest = daemon.call("pipeline_runs", name="orders", limit=1)[0]
     assert latest["reason"] == "rollback" and latest["note"] == f"rolled back to run {r1['run_id']}"
+    # the flow graph on / shows run 1's steps and rows, whose tables are back (tester: nine "skipped", no rows)
+    flow = get(daemon.port, "/").text.split('aria-label="flow of orders"', 1)[1].split("</ol>", 1)[0]
+    assert f"run {r1['run_id']}" in flow and "s-skipped" not in flow and "s-succeeded" in flow, flow
+    ingest = next(s for s in r1["steps"] if s["name"] == "ingest")
+    assert f">{ingest['rows_out']:,} rows<" in flow, flow
+    [listed] = [p for p in daemon.call("pipelines") if p["name"] == "orders"]
+    assert listed["last_run"]["run_id"] == latest["run_id"] and listed["flow_run"]["run_id"] == r1["run_id"]
     wait_for(lambda: _audit(daemon.state_dir, "pipeline_rollback")[1:], 10, "both rollback calls audited")
     assert [a["args"]["yes"] for a in _audit(daemon.state_dir, "pipeline_rollback")] == [False, True]
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 from helpers import HEALTH_SUMMARY_KEYS, PY, DaemonHandle, request, route_path, wait_for
+from helpers.pipeline import counter_pipeline
 
 from foss_supervisor.commands import COMMANDS
 from foss_supervisor.web import auth
@@ -183,3 +185,27 @@ def test_a_page_shows_the_role_the_request_proves_by_any_accepted_means(served: 
     # a wrong Bearer token is anonymous whatever the cookie says (as for every read): the page says so
     status, _, page = request(d.port, "GET", "/login", headers={**html, **cookie, **bearer("wrong")})
     assert status == 200 and b"not logged in" in page
+
+
+def test_the_viewer_sees_the_controls_that_change_state_disabled(daemon: DaemonHandle, tmp_path: Path) -> None:
+    """Tester of issue 18: a viewer saw Run now, Replay and Cancel active on /pipeline-management, each answering
+    403. Every ``data-command`` button (and the backfill's submit) a viewer sees is disabled, its title saying the
+    viewer token only reads; the owner's are not."""
+    counter_pipeline(tmp_path, "c")
+    daemon.write_config(PROGRAMS + f"pipelines:\n  c: {{file: {tmp_path / 'c.yaml'}, on_new_files: false}}\n")
+    daemon.start()
+    token = (daemon.state_dir / "api-token").read_text().strip()
+    viewer = (daemon.state_dir / "viewer-token").read_text().strip()
+    said = 'disabled title="the viewer token only reads'
+    for path in ("/pipeline-management", "/"):
+        pages = {}
+        for who in (token, viewer):
+            status, _, body = request(daemon.port, "GET", path, headers={**bearer(who), "Accept": "text/html"})
+            assert status == 200, (path, status)
+            pages[who] = body.decode()
+        buttons = re.findall(r"<button [^>]*data-command=[^>]*>", pages[viewer])
+        # each disabled: as a viewer's, or already so for its own reason (Start of a running program)
+        assert buttons and all(' disabled title="' in b for b in buttons), [b for b in buttons if "disabled" not in b]
+        assert sum(said in b for b in buttons) >= len(buttons) - 2, buttons
+        assert said not in pages[token]
+        assert path != "/pipeline-management" or any('"pipeline_run"' in b for b in buttons)

@@ -34,6 +34,7 @@ runs = st.builds(
     finished_at=st.none() | st.floats(4e9, 4.1e9),
     retry_of=st.none() | st.just("20260101T000000Z-abcdef"),
     ingested=counts,
+    held_rows=counts,
 )
 
 
@@ -43,7 +44,9 @@ def test_every_run_is_one_line_with_its_id_status_reason_start_duration_and_rows
     assert lines[0].split() == ["RUN", "PIPELINE", "STATUS", "REASON", "STARTED", "TOOK", "INGESTED"]
     assert len(lines) == len(records) + 1
     for record, line in zip(records, lines[1:], strict=True):
-        fields = line.split()
+        held = f" ({record.held_rows:,} held)" if record.held_rows else ""  # the rows its hold took out, apart
+        assert line.endswith(held)
+        fields = line.removesuffix(held).split()
         assert fields[:3] == [record.run_id, record.pipeline, record.status.value]
         assert fields[3] == record.reason
         assert ("(retry)" in fields) == (record.retry_of is not None)
@@ -51,7 +54,8 @@ def test_every_run_is_one_line_with_its_id_status_reason_start_duration_and_rows
         assert fields[-2] == ("-" if record.duration_s is None else f"{record.duration_s:.2f}s")
         assert fields[-1] == ("-" if record.ingested is None else f"{record.ingested:,}")
         # the history keeps the figure as written
-        assert RunRecord.from_dict(json.loads(json.dumps(record.to_dict()))).ingested == record.ingested
+        again = RunRecord.from_dict(json.loads(json.dumps(record.to_dict())))
+        assert (again.ingested, again.held_rows) == (record.ingested, record.held_rows)
 
 
 def test_ingested_is_what_the_shipped_ingest_took_in_in_this_run_not_the_most_rows_a_step_wrote() -> None:
@@ -73,6 +77,11 @@ def test_ingested_is_what_the_shipped_ingest_took_in_in_this_run_not_the_most_ro
     # a retry that reused ingest ingested nothing in this run, whatever its record carries
     run.steps["ingest"] = StepRecord("ingest", StepState.SKIPPED, metrics={"rows_out": 1_000}, rows_out=1_000)
     assert run.snapshot().ingested is None and runs_table([run.snapshot().to_dict()])[1].split()[-1] == "-"
+    # a run whose hold took its own 600 lines (and 50 of an earlier run) out of bronze: 400 stayed (tester of
+    # issue 18: INGESTED said 1,000 while bronze held 400 of them)
+    run.steps["ingest"] = StepRecord("ingest", StepState.SUCCEEDED, rows_in=1_000, rows_out=1_000)
+    run.held_rows, run.held_own = 650, 600
+    assert run.snapshot().ingested == 400 and runs_table([run.snapshot().to_dict()])[1].endswith(" 400 (650 held)")
 
 
 def test_a_record_written_before_ingested_was_kept_reads_its_ingest_steps_lines() -> None:

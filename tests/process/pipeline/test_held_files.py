@@ -57,7 +57,9 @@ async def test_a_failed_batch_is_held_later_files_go_through_and_a_release_inges
     good = await asyncio.wait_for(runner.run("orders"), 60)
     assert good.status is RunStatus.SUCCEEDED, good.to_dict()
     assert good.step("ingest").metrics["files"] == 1 and good.held == ()
-    assert (failed.ingested, good.ingested) == (10, 4)  # `pipeline runs`' INGESTED: the lines each run took in
+    # `pipeline runs`' INGESTED: the lines each run took in that stayed in bronze; the held ones apart (tester of
+    # issue 18: the failed run said 10 although bronze held none of its batch)
+    assert (failed.ingested, failed.held_rows, good.ingested, good.held_rows) == (0, 10, 4, None)
     m = good.step("validate").metrics
     assert (m["rows_in"], m["valid"], m["rejected"]) == (4, 4, 0)
     assert [h["name"] for h in runner.held("orders")] == ["bad.csv"]
@@ -74,7 +76,13 @@ async def test_a_failed_batch_is_held_later_files_go_through_and_a_release_inges
     runner = await runners.open([orders_spec(workspace)], workspace["state"])
     assert [h["name"] for h in runner.held("orders")] == ["bad.csv"]  # read at start
     released = await runner.release("orders", every=True)
-    assert released == {"pipeline": "orders", "released": [str(landing / "bad.csv")], "contents": 1, "held": []}
+    assert released == {
+        "pipeline": "orders",
+        "released": [str(landing / "bad.csv")],
+        "contents": 1,
+        "held": [],
+        "stale": [],
+    }
     again = await asyncio.wait_for(runner.run("orders"), 60)
     assert again.status is RunStatus.SUCCEEDED_WITH_WARNINGS, again.to_dict()  # 20 %: below the warn threshold
     assert again.step("ingest").metrics == again.step("ingest").metrics | {"files": 1, "rows_out": 10}
@@ -86,6 +94,7 @@ async def test_a_failed_batch_is_held_later_files_go_through_and_a_release_inges
     assert await rows(runner, checked) == [(14,)]
     assert await rows(runner, "SELECT DISTINCT status FROM meta.files") == [("ingested",)]
     assert runner.held("orders") == []
+    assert (failed.ingested or 0) + (good.ingested or 0) + (again.ingested or 0) == 14  # adds up with bronze
 
 
 async def test_a_run_failing_for_another_reason_holds_nothing_and_its_files_join_the_next_batch(
@@ -112,6 +121,8 @@ async def test_a_run_failing_for_another_reason_holds_nothing_and_its_files_join
     assert failed.status is RunStatus.FAILED and failed.step("validate").metrics == {}
     assert failed.held == (str(landing / "first.csv"), str(landing / "second.csv"))
     assert await rows(runner, "SELECT count(*) FROM bronze.orders_raw") == [(0,)]
+    # its hold took out first.csv's 5 lines (ingested by the run before) and its own 2
+    assert (sql_failed.ingested, failed.ingested, failed.held_rows) == (5, 0, 7)
 
     # a held file whose content changes is a new file: it is ingested; the old content stays held
     (landing / "second.csv").write_text(orders(10, good=2, bad=0))
@@ -148,7 +159,9 @@ async def test_a_path_held_twice_is_listed_and_released_once_with_every_held_con
     newest = (await rows(runner, by_run))[0][0]
     assert held[0]["sha256"] == newest and len(set(held[0]["sha256s"])) == 2
     released = await runner.release("orders", ["bad.csv"])
-    assert released == {"pipeline": "orders", "released": [str(bad)], "contents": 2, "held": []}
+    older = next(sha for sha in held[0]["sha256s"] if sha != newest)  # the file no longer holds it
+    stale = [{"path": str(bad), "sha256": older, "why": "changed"}]
+    assert released == {"pipeline": "orders", "released": [str(bad)], "contents": 2, "held": [], "stale": stale}
     assert await rows(runner, "SELECT count(*) FROM meta.files WHERE status = 'held'") == [(0,)]
     await runner.aclose()
 
@@ -156,6 +169,38 @@ async def test_a_path_held_twice_is_listed_and_released_once_with_every_held_con
     runner = await runners.open([orders_spec(workspace)], workspace["state"])
     again = await asyncio.wait_for(runner.run("orders"), 60)
     assert again.ingested == 10 and again.step("ingest").metrics["files"] == 1, again.to_dict()
-    assert any("bad.csv changed after discovery" in w for w in again.step("ingest").warnings)
+    said = "bad.csv changed after discovery; its new content is ingested by this run"
+    assert said in again.step("ingest").warnings, again.step("ingest").warnings
     statuses = "SELECT status, count(*) FROM meta.files GROUP BY ALL ORDER BY 1"
     assert await rows(runner, statuses) == [("changed", 1), ("ingested", 1)]
+
+
+async def test_a_released_content_the_file_no_longer_holds_is_told_and_its_new_content_noted_truly(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    """Tester of issue 18: junk.csv held, re-landed with other bad content, released: the release said "the next
+    run ingests them" (it cannot: the file changed), and the run's note said the new content "is picked up by the
+    next run" while this run took it (and held it again). A released file deleted from landing is told too."""
+    landing = workspace["landing"]
+    junk, gone = landing / "junk.csv", landing / "gone.csv"
+    strict = orders_spec(workspace, yaml_path=variant_yaml(tmp_path, "strict", step_overrides=STRICT))
+    runner = await runners.open([strict], workspace["state"])
+    junk.write_text(orders(1, good=1, bad=9))
+    gone.write_text(orders(20, good=1, bad=9))
+    first = await asyncio.wait_for(runner.run("orders"), 60)
+    assert first.status is RunStatus.FAILED and set(first.held) == {str(junk), str(gone)}, first.to_dict()
+    shas = {h["name"]: h["sha256"] for h in runner.held("orders")}
+    junk.write_text(orders(50, good=2, bad=8))  # re-landed (not discovered yet), other content, still bad
+    gone.unlink()
+    released = await runner.release("orders", every=True)
+    assert sorted(released["released"]) == sorted([str(junk), str(gone)]) and released["contents"] == 2
+    assert sorted(released["stale"], key=lambda s: s["path"]) == [
+        {"path": str(gone), "sha256": shas["gone.csv"], "why": "missing"},
+        {"path": str(junk), "sha256": shas["junk.csv"], "why": "changed"},
+    ]
+    again = await asyncio.wait_for(runner.run("orders"), 60)
+    warnings = again.step("ingest").warnings
+    assert "junk.csv changed after discovery; its new content is ingested by this run" in warnings, warnings
+    assert any(w.startswith("gone.csv vanished") for w in warnings), warnings
+    assert again.status is RunStatus.FAILED and again.held == (str(junk),), again.to_dict()  # it took it, held it
+    assert again.step("ingest").metrics["files"] == 1 and again.held_rows == 10

@@ -111,7 +111,9 @@ def test_the_batch_is_the_files_the_failing_step_has_not_checked_and_a_release_m
     result = hold_files(
         _ctx(cur, "r3", {"step": "validate", "reason": CROSSED, "tables": ["bronze.raw", "bronze.none"]})
     )
-    assert result == {"rows_in": 2, "rows_out": 6, "files": 2, "held": [["/landing/b.csv", 2], ["/landing/c.csv", 4]]}
+    held = [["/landing/b.csv", 2], ["/landing/c.csv", 4]]
+    # own_rows: c's, which r3 itself ingested (b's are r2's): its INGESTED leaves them out (runstate.py)
+    assert result == {"rows_in": 2, "rows_out": 6, "files": 2, "held": held, "own_rows": 4}
     assert _files(cur) == {
         "a": ("ingested", None, "r1", 3),
         "b": ("held", "r3", None, 2),
@@ -125,7 +127,8 @@ def test_the_batch_is_the_files_the_failing_step_has_not_checked_and_a_release_m
     assert unchecked_files(cur, "meta", "validate") == []  # nor part of the next batch
 
     released = release_files(_ctx(cur, "release", {"sha256": ["c", "a", "zz"]}))  # only held files move
-    assert released == {"rows_in": 1, "rows_out": 1, "files": 1}
+    stale = [["/landing/c.csv", "c", "missing"]]  # no such landing file here: the next run cannot ingest it
+    assert released == {"rows_in": 1, "rows_out": 1, "files": 1, "stale": stale}
     assert [r[0] for r in pending_files(cur, "meta")] == ["c", "d"]
     note = cur.execute("SELECT note, checked_by FROM meta.files WHERE sha256 = 'c'").fetchone()
     assert note[0].startswith("released at ") and note[0].endswith("(held by run r3)") and note[1] == []

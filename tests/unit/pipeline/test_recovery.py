@@ -53,8 +53,10 @@ def test_a_told_run_marks_exactly_the_committed_steps(committed: list[tuple[str,
         steps=tuple(StepRecord(name) for name in STEPS),
         error=ABANDONED_ERROR,
     )
-    told = told_run(run, committed)
+    told = told_run(run, committed, ingest_steps={"ingest"})
     done = {row[0] for row in committed}
+    # what its committed ingest took in counts as ingested, as for a finished run (tester of issue 18: null)
+    assert told.ingested == (told.step("ingest").rows_out if "ingest" in done else None)
     assert told.run_id == run.run_id and told.status is RunStatus.ABANDONED
     assert [s.name for s in told.steps] == STEPS
     for step in told.steps:
@@ -68,7 +70,8 @@ def test_a_told_run_marks_exactly_the_committed_steps(committed: list[tuple[str,
     assert told.error == ABANDONED_ERROR + (
         f"; steps committed before it stopped: {', '.join(named)}" if named else "; no step had committed"
     )
-    assert told_run(told, committed).steps == told.steps  # telling twice changes nothing more
+    again = told_run(told, committed, ingest_steps={"ingest"})
+    assert (again.steps, again.ingested) == (told.steps, told.ingested)  # telling twice changes nothing more
 
 
 # ----------------------------------------------------------------------------- a rollback a killed daemon left

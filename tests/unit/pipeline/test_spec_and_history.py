@@ -264,4 +264,6 @@ def test_history_marks_unfinished_runs_abandoned(tmp_path: Path) -> None:
     again = RunHistory(tmp_path / "runs.jsonl")
     got = again.get("r1")
     assert got is not None and got.status is RunStatus.ABANDONED
+    # finished when found (a last run like a failed one: card, status, /health), its duration unknown
+    assert got.finished_at is not None and got.finished_at >= got.started_at and got.duration_s is None
     assert json.loads(json.dumps(got.to_dict()))["steps"][0]["state"] == "pending"
