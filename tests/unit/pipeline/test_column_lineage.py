@@ -226,7 +226,9 @@ def test_what_cannot_be_derived_is_marked_unknown_not_guessed() -> None:
     assert found["step:p/bad"] is None  # DuckDB cannot split it: the table lineage's error says why
 
 
+@functools.cache
 def _statements() -> list[str]:
+    """The shipped pipelines' statements, read once (every example samples from the same list)."""
     specs = [load_pipeline(REPO / "configs" / "pipelines" / f"{n}.yaml") for n in ("orders", "trips")]
     texts = [t for s in specs for t in (s.setup_sql, *(st.sql for st in s.steps)) if t]
     return [part.strip() + ";" for t in texts for part in t.split(";\n") if part.strip()]
