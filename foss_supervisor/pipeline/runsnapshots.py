@@ -52,6 +52,10 @@ __all__ = ["ROLLBACK", "RunSnapshots", "declared_keys", "layer_schemas"]
 log = structlog.get_logger("foss_supervisor.pipeline")
 
 
+#: a run that ends so keeps a snapshot (or names the run whose snapshot stands for it, ``same_as``)
+_KEEPS_SNAPSHOT = frozenset({RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS})
+
+
 def layer_schemas(spec: PipelineSpec) -> list[str]:
     """The schemas whose tables a snapshot keeps (:attr:`PipelineSpec.layer_schemas`)."""
     return spec.layer_schemas
@@ -197,13 +201,19 @@ class RunSnapshots:
 
     async def last_diff(self, pipeline: str, *, timeout_s: float = 10.0) -> dict[str, Any] | None:
         """The diff of ``pipeline``'s last snapshot against the one before, or None with fewer than two. Kept
-        per pipeline until a newer snapshot comes (a snapshot never changes), so a page may ask on every load."""
+        per pipeline until a newer snapshot comes (a snapshot never changes), so a page may ask on every load.
+        When the pipeline's last successful run kept no snapshot (its snapshot failed), ``note`` says so: the
+        diff is then of the runs before it (a tester read it as the last run's)."""
         kept = await asyncio.to_thread(self.snapshots, pipeline)
         if len(kept) < 2:
             return None
         cached = self._last_diffs.get(pipeline)
         if cached is None or (cached["run_a"], cached["run_b"]) != (kept[-2], kept[-1]):
             cached = self._last_diffs[pipeline] = await self.diff(kept[-2], kept[-1], timeout_s=timeout_s)
+        last = next((r for r in self.history.list(pipeline, limit=20) if r.status in _KEEPS_SNAPSHOT), None)
+        if last is not None and self._snapshot_of(last.run_id) not in kept:  # its snapshot failed: say so
+            why = f" ({last.error})" if last.error else ""
+            return cached | {"note": f"the last run, {last.run_id}, kept no snapshot{why}: this is run {kept[-1]}'s"}
         return cached
 
     def _published_kept(self, spec: PipelineSpec, run_id: str) -> bool:

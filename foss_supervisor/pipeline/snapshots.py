@@ -192,7 +192,8 @@ def load_snapshot(folder: Path, run_id: str) -> dict[str, Any]:
             raise SnapshotError(f"the snapshot of run {run_id} is incomplete (its run did not finish writing it)")
         kept = ", ".join(list_snapshots(folder)) or "none"
         raise SnapshotError(
-            f"run {run_id} has no snapshot (not a successful run of this pipeline, or removed by snapshot_keep);"
+            f"run {run_id} has no snapshot (not a successful run of this pipeline, its snapshot failed: see the"
+            f" run's warning, or removed by snapshot_keep);"
             f" snapshots kept: {kept}"
         )
     try:

@@ -6,6 +6,7 @@ manifest's run, a rollback that fails midway and changes nothing, and retention.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -331,3 +332,26 @@ async def test_a_published_table_that_changed_is_never_taken_for_the_previous_sn
     assert runner.snapshots("pub") == [r.run_id for r in runs]
     items = {t["table"]: t for t in (await runner.diff(runs[0].run_id, runs[1].run_id))["tables"]}["pub_gold.items"]
     assert items["rows_a"] == items["rows_b"] == 100 and items["added"] == items["removed"] == 100, items
+
+
+async def test_the_last_diff_says_so_when_the_last_run_kept_no_snapshot(
+    tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
+) -> None:
+    """A tester's find: after a run whose snapshot failed (its worker killed while keeping it), the pipeline
+    page's "what the last run changed" showed the two runs before it without a word. The record is the one
+    such a run leaves (succeeded_with_warnings, ``snapshot failed: ...``); the diff stays the last two
+    snapshots' and its note names the run that kept none and why."""
+    runner, first, second, _ = await two_runs(tmp_path, workspace, runners)
+    assert "note" not in (await runner.last_diff("orders") or {})
+    done = runner.history.get(second)
+    assert done is not None
+    why = "snapshot failed: worker 1234 exited (died) while the request was in flight"
+    failed = dataclasses.replace(
+        done, run_id=second[:-6] + "ffffff", status=RunStatus.SUCCEEDED_WITH_WARNINGS, error=why, same_as=None
+    )
+    runner.history.append(failed)
+    last = await runner.last_diff("orders")
+    assert last is not None and (last["run_a"], last["run_b"]) == (first, second)
+    assert last["note"] == f"the last run, {failed.run_id}, kept no snapshot ({why}): this is run {second}'s"
+    with pytest.raises(SnapshotError, match="its snapshot failed: see the run's warning"):
+        await runner.rollback("orders", failed.run_id, apply=False)
