@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from foss_supervisor.config import gates
-from foss_supervisor.pipeline.errors import PipelineConfigError
+from foss_supervisor.pipeline.errors import PipelineConfigError, Problems
 from foss_supervisor.pipeline.rules import gated
 
 __all__ = [
@@ -71,15 +71,20 @@ DEFAULT_THRESHOLD = Threshold("warn", 0.5, None, None, "default threshold")
 
 
 def parse_threshold(raw: Mapping[str, Any], reason: str | None, file: str, key: str) -> Threshold:
-    """The threshold in ``raw`` (keys of THRESHOLD_KEYS only); PipelineConfigError names the bad key."""
+    """The threshold in ``raw`` (keys of THRESHOLD_KEYS only); PipelineConfigError names every bad key at once
+    (a bad severity does not hide a bad min_pass_rate)."""
+    found = Problems()
     if "severity" not in raw:
-        raise PipelineConfigError(file, f"{key}.severity", "is required with a threshold: warn or error")
-    severity = gated(raw, "severity", _SEVERITY, "warn", file, f"{key}.severity")
-    rate: float | None = gated(raw, "min_pass_rate", _RATE, -1.0, file, f"{key}.min_pass_rate")
-    most: int | None = gated(raw, "max_rejected", _COUNT, -1, file, f"{key}.max_rejected")
-    rate, most = (None if rate == -1.0 else rate), (None if most == -1 else most)  # -1: not declared
-    if rate is None and most is None:
-        raise PipelineConfigError(file, key, "a threshold needs min_pass_rate (0 to 1) and/or max_rejected (a count)")
+        found.add(file, f"{key}.severity", "is required with a threshold: warn or error")
+    severity = found.attempt(gated, raw, "severity", _SEVERITY, "warn", file, f"{key}.severity")
+    rate: float | None = found.attempt(gated, raw, "min_pass_rate", _RATE, -1.0, file, f"{key}.min_pass_rate")
+    most: int | None = found.attempt(gated, raw, "max_rejected", _COUNT, -1, file, f"{key}.max_rejected")
+    declared = {"min_pass_rate", "max_rejected"} & set(raw)
+    if not declared:
+        found.add(file, key, "a threshold needs min_pass_rate (0 to 1) and/or max_rejected (a count)")
+    found.raise_any()
+    assert severity is not None  # else found had its error
+    rate, most = (None if rate in (-1.0, None) else rate), (None if most in (-1, None) else most)  # -1: not declared
     return Threshold(severity, rate, most, reason, key)
 
 
@@ -89,17 +94,17 @@ def parse_thresholds(raw: Any, file: str, key: str) -> tuple[Threshold, ...]:
         return (DEFAULT_THRESHOLD,)
     if not isinstance(raw, list):
         raise PipelineConfigError(file, key, "is a list of {severity: warn|error, min_pass_rate, max_rejected}")
-    out = []
+    out, found = [], Problems()  # each item and each of its keys told on its own
     for i, item in enumerate(raw):
         at = f"{key}[{i}]"
         if not isinstance(item, dict):
-            raise PipelineConfigError(file, at, "is {severity: warn|error, min_pass_rate: 0..1, max_rejected: n}")
-        unknown = sorted(set(item) - THRESHOLD_KEYS)
-        if unknown:
-            raise PipelineConfigError(
-                file, f"{at}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(THRESHOLD_KEYS))})"
-            )
-        out.append(parse_threshold(item, None, file, at))
+            found.add(file, at, "is {severity: warn|error, min_pass_rate: 0..1, max_rejected: n}")
+            continue
+        for extra in sorted(set(item) - THRESHOLD_KEYS):
+            found.add(file, f"{at}.{extra}", f"unknown key (allowed: {', '.join(sorted(THRESHOLD_KEYS))})")
+        parsed = found.attempt(parse_threshold, {k: v for k, v in item.items() if k in THRESHOLD_KEYS}, None, file, at)
+        out.extend([parsed] if parsed is not None else [])
+    found.raise_any()
     return tuple(out)
 
 

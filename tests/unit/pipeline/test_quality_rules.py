@@ -65,7 +65,7 @@ MISTAKES: list[tuple[Any, str, str]] = [
     ({"accepted_values": []}, "accepted_values", "non-empty list"),
     ({"pattern": "(["}, "pattern", "not a regular expression"),
     ({"not_null": {"name": "Bad name"}}, "not_null.name", "lower-case identifier"),
-    ({"not_null": {"severity": "fatal"}}, "not_null.severity", "warn"),
+    ({"not_null": {"severity": "fatal", "max_rejected": 3}}, "not_null.severity", "warn"),
     ({"accepted_range": {"min_value": 5, "max_value": 1}}, "accepted_range", "no value passes"),
 ]
 
@@ -118,7 +118,7 @@ TEST_MISTAKES: list[tuple[Any, str]] = [
     ({"name": "t", "expression": "1; DROP TABLE x"}, ".expression"),
     ({"name": "Bad Name", "expression": "true"}, ""),
     ({"expression": "true"}, ""),
-    ({"name": "t", "expression": "true", "severity": "fatal"}, ".severity"),
+    ({"name": "t", "expression": "true", "severity": "fatal", "max_rejected": 1}, ".severity"),
 ]
 
 

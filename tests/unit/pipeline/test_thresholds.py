@@ -65,7 +65,7 @@ def test_every_wrong_bound_names_file_line_and_key(
         ([{"severity": "fatal", "min_pass_rate": 0.5}], f"{KEY}.severity", "warn"),
         ([{"min_pass_rate": 0.5}], f"{KEY}.severity", "is required"),
         ([{"severity": "warn"}], KEY, "needs min_pass_rate"),
-        ([{"severity": "warn", "min_pass_rat": 0.5}], f"{KEY}.min_pass_rat", "unknown key"),
+        ([{"severity": "warn", "min_pass_rat": 0.5, "max_rejected": 3}], f"{KEY}.min_pass_rat", "unknown key"),
         (["warn"], KEY, "is {severity"),
         ({"severity": "warn"}, "steps.check.thresholds", "is a list"),
     ],
@@ -140,3 +140,39 @@ def test_the_default_reads_only_steps_that_report_valid_and_rejected() -> None:
     declared = {**default, "where": "steps[1].thresholds[0]"}
     with pytest.raises(KeyError, match="needs the metrics valid and rejected"):
         crossed(declared, {"rows_in": 10, "rows_out": 0})
+
+
+#: independent mistakes of one threshold entry: (what it sets, the key it is told at, under the entry)
+ENTRY_MISTAKES = {
+    "severity": ({"severity": "warning"}, ".severity"),
+    "no_severity": ({}, ".severity"),
+    "rate": ({"min_pass_rate": 1.5}, ".min_pass_rate"),
+    "count": ({"max_rejected": -3}, ".max_rejected"),
+    "unknown": ({"max_rejectd": 3}, ".max_rejectd"),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    mistakes=st.sets(st.sampled_from(sorted(ENTRY_MISTAKES)), min_size=1),
+    second_bad=st.booleans(),
+)
+def test_every_mistake_of_a_threshold_entry_is_told_at_once(
+    tmp_path: Path, workspace: dict[str, Path], mistakes: set[str], second_bad: bool
+) -> None:
+    """A fresh tester's find: ``{severity: warning, min_pass_rate: 1.5}`` told only the severity. Any mix of a
+    bad or missing severity, a bad bound and an unknown key in one entry (and a bad second entry): each told."""
+    told = {m for m in mistakes if not (m == "severity" and "no_severity" in mistakes)}  # no severity: not a bad one
+    entry: dict[str, Any] = {} if "no_severity" in told else {"severity": "warn"}
+    for m in sorted(told):
+        entry.update(ENTRY_MISTAKES[m][0])
+    if not {"min_pass_rate", "max_rejected"} & set(entry):
+        entry["min_pass_rate"] = 0.5  # a bound, so "needs a bound" is not among the mistakes
+    expected = {f"{KEY}{ENTRY_MISTAKES[m][1]}" for m in told}
+    thresholds = [entry, *([{"severity": "eror", "max_rejected": 1}] if second_bad else [])]
+    if second_bad:
+        expected.add("steps.check.thresholds[1].severity")
+    with pytest.raises(PipelineConfigError) as info:
+        load_with(tmp_path, workspace, thresholds)
+    assert {e.key for e in info.value.errors} == expected, str(info.value)
+    assert all(e.line is not None for e in info.value.errors)
