@@ -247,23 +247,25 @@ def check_bronze(cur: Any, table: str, columns: Sequence[str]) -> None:
     tables = f"SELECT count(*) FROM duckdb_tables(){where}"  # noqa: S608 (constant text; names are parameters)
     if rows and not cur.execute(tables, [schema, name]).fetchone()[0]:
         raise ValueError(f"bronze table {table} (declared in setup.sql) is a view, not a table: ingest appends to it")
-    lacking = [c for c in (*_BOOKKEEPING_COLUMNS, *columns) if c.lower() not in have]
+    wanted = (*_BOOKKEEPING_COLUMNS, *columns)
+    told: list[str] = []  # every mistake of the declaration at once (a fresh tester fixed them one per validate)
+    lacking = [c for c in wanted if c.lower() not in have]
     if lacking:
-        raise ValueError(
-            f"bronze table {table} (declared in setup.sql) lacks the column(s) ingest writes: {', '.join(lacking)}"
+        told.append(
+            f"lacks the column(s) ingest writes: {', '.join(lacking)}"
             f" (needed: the bookkeeping columns {', '.join(_BOOKKEEPING_COLUMNS)} and the declared columns)"
         )
     retyped = [
         f"{c} is {have[c.lower()]}, not {_BOOKKEEPING_TYPES.get(c, 'VARCHAR')}"
-        for c in (*_BOOKKEEPING_COLUMNS, *columns)
-        if have[c.lower()] != _BOOKKEEPING_TYPES.get(c, "VARCHAR")
+        for c in wanted
+        if c.lower() in have and have[c.lower()] != _BOOKKEEPING_TYPES.get(c, "VARCHAR")
     ]
     if retyped:
-        raise ValueError(
-            f"bronze table {table} (declared in setup.sql) has column(s) of another type than ingest writes:"
-            f" {'; '.join(retyped)} (bronze keeps values as they arrived, as text: parse them in a view or step)"
+        told.append(
+            f"has column(s) of another type than ingest writes: {'; '.join(retyped)} (bronze keeps values as they"
+            " arrived, as text: parse them in a view or step)"
         )
-    written = {c.lower() for c in (*_BOOKKEEPING_COLUMNS, *columns)}
+    written = {c.lower() for c in wanted}
     refused = [f"{r[0]} is a generated column" for r in rows if r[2] and str(r[0]).lower() in written]
     refused += [  # a JSON line without the field, a CSV line of fewer fields: NULL, which bronze keeps
         f"{r[0]} is NOT NULL" + ("" if str(r[0]).lower() in written else " without a DEFAULT")
@@ -280,10 +282,12 @@ def check_bronze(cur: Any, table: str, columns: Sequence[str]) -> None:
         ).fetchall()
     ]
     if refused:
-        raise ValueError(
-            f"bronze table {table} (declared in setup.sql) refuses rows ingest may write: {'; '.join(refused)}"
+        told.append(
+            f"refuses rows ingest may write: {'; '.join(refused)}"
             " (bronze keeps every line as it arrived: constraints belong to silver)"
         )
+    if told:
+        raise ValueError(f"bronze table {table} (declared in setup.sql) " + "; and it ".join(told))
 
 
 def read_header(path: Path) -> list[str]:

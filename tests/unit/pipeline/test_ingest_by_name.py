@@ -175,3 +175,32 @@ def test_a_view_named_as_the_bronze_table_is_refused() -> None:
     con.execute("CREATE VIEW b.raw AS SELECT * FROM b.real")
     with pytest.raises(ValueError, match="is a view, not a table"):
         check_bronze(con, "b.raw", DECLARED)
+
+
+@given(
+    drop=st.sets(st.sampled_from([name for name, _ in COLUMNS]), max_size=3),
+    retype=st.sets(st.sampled_from([name for name, _ in COLUMNS]), max_size=3),
+    constrained=st.booleans(),
+)
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
+def test_every_mistake_of_a_declared_bronze_is_told_at_once(
+    drop: set[str], retype: set[str], constrained: bool
+) -> None:
+    """A fresh tester's find: a bronze lacking columns and with a column of another type was told one mistake
+    per ``validate``. Any mix of lacking columns, other types and a constraint: each told in one refusal."""
+    kept = [(c, "INTEGER" if c in retype and WRITTEN[c] != "INTEGER" else t) for c, t in COLUMNS if c not in drop]
+    extra = ", CHECK (extra > 0)" if constrained else ""
+    CHECKED.execute(f"CREATE OR REPLACE TABLE b.raw ({', '.join(f'{c} {t}' for c, t in kept)}, extra INTEGER{extra})")
+    lacking = [c for c, _ in COLUMNS if c in drop]
+    retyped = [c for c, t in kept if c in retype and WRITTEN[c] != "INTEGER"]
+    if not (lacking or retyped or constrained):
+        check_bronze(CHECKED, "b.raw", DECLARED)
+        return
+    with pytest.raises(ValueError) as refused:
+        check_bronze(CHECKED, "b.raw", DECLARED)
+    told = str(refused.value)
+    assert ("lacks the column(s) ingest writes" in told) == bool(lacking), told
+    assert all(c in told.split("lacks the column(s) ingest writes: ")[1] for c in lacking)
+    assert ("of another type than ingest writes" in told) == bool(retyped), told
+    assert all(f"{c} is INTEGER, not {WRITTEN[c]}" in told for c in retyped), told
+    assert ("a CHECK on extra" in told) == constrained, told
