@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import threading
 from collections.abc import Callable, Mapping
@@ -79,15 +80,33 @@ def delta_task(
             return _vacuum(folder, message)
         if task == "delta_restore":
             return _restore(folder, message)
-    except (QueryError, duckdb.Error, OSError):
+    except (QueryError, duckdb.Error):
+        raise
+    except OSError as exc:  # ours as they are; deltalake's in its words, on one line, without colours
+        if "\n" in str(exc) or "\x1b" in str(exc):
+            raise OSError(_said(exc)) from None
         raise
     except Exception as exc:  # deltalake raises plain Exception (and DeltaError) with a Rust backtrace appended
-        raise QueryError(_first_line(exc)) from None
+        raise QueryError(_said(exc)) from None
     raise QueryRefusedError(f"unknown task {task!r}")
 
 
-def _first_line(exc: BaseException) -> str:
-    return f"deltalake: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _said(exc: BaseException) -> str:
+    """deltalake's message on one line: its lines (at most 3, colours and arrows removed) up to a backtrace,
+    so ``Kernel error -> Generic LocalFileSystem error`` keeps the file and the reason that follow it."""
+    lines: list[str] = []
+    for raw in _ANSI.sub("", str(exc)).splitlines():
+        line = raw.strip().lstrip("\u21b3").strip()
+        if line.lower().startswith(("stack backtrace", "backtrace")) or re.match(r"\d+: ", line):
+            break
+        if line:
+            lines.append(line)
+        if len(lines) == 3:
+            break
+    return f"deltalake: {': '.join(lines) or type(exc).__name__}"
 
 
 def _describe(table: DeltaTable, name: str, schema: list[dict[str, str]]) -> dict[str, Any]:

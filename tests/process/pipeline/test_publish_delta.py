@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -272,14 +273,28 @@ async def test_a_type_or_value_delta_refuses_fails_the_publish_and_undoes_the_ta
     bad = await asyncio.wait_for(runner.run("dl"), 60)
     assert bad.error is not None and "column 'at' is DATE, and 40 of its values are infinite" in bad.error, bad.error
     assert [c["operation"] for c in DeltaTable(daily).history()] == ["WRITE"]
-    # a value deltalake refuses that the gate does not look into (an infinite DATE inside a STRUCT) fails once
-    # daily committed: daily is restored
+    # ... and so is one nested at any depth (an infinite DATE inside a STRUCT)
     nested = "AS run_id, {'d': DATE 'infinity'} AS at\nFROM range("
     sql.write_text(original.replace("AS run_id\nFROM range(", nested))
     await runner.replace_pipelines([load_pipeline(path)])
     bad = await asyncio.wait_for(runner.run("dl"), 60)
+    assert bad.error is not None and "is STRUCT(d DATE), and 40 of its values hold a date" in bad.error, bad.error
+    assert [c["operation"] for c in DeltaTable(daily).history()] == ["WRITE"]
+    # what deltalake itself fails on midway (items' log made unreadable: a disk's fault) fails once daily
+    # committed: daily is restored
+    sql.write_text(original)
+    await runner.replace_pipelines([load_pipeline(path)])
+    log = folder / "dl_gold.items" / "_delta_log"
+    shutil.move(log, tmp_path / "items_log")
+    log.write_text("not a folder")
+    try:
+        bad = await asyncio.wait_for(runner.run("dl"), 60)
+    finally:
+        log.unlink()
+        shutil.move(tmp_path / "items_log", log)
     assert bad.status is RunStatus.SUCCEEDED_WITH_WARNINGS, bad.to_dict()
     assert bad.error is not None and bad.error.startswith("publish failed:") and "deltalake:" in bad.error, bad.error
+    assert "Not a directory" in bad.error and "\x1b" not in bad.error, bad.error  # its reason, without colours
     assert "\n" not in bad.error  # deltalake's first line, not its Rust backtrace
     assert json.loads((folder / "_manifest.json").read_text())["run_id"] == first.run_id
     assert [c["operation"] for c in DeltaTable(daily).history()] == ["RESTORE", "WRITE", "WRITE"]
