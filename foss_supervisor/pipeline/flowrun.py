@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from foss_supervisor.pipeline.history import RunRecord
-from foss_supervisor.pipeline.states import RunStatus, StepState
+from foss_supervisor.pipeline.states import RUN_SUCCEEDED, RunStatus, StepState
 
 __all__ = ["DID_WORK", "ROLLED_BACK", "flow_run", "last_worked", "restored_by"]
 
@@ -32,7 +32,7 @@ def last_worked(runs: Iterable[RunRecord]) -> RunRecord | None:
 
 def restored_by(run: RunRecord) -> str | None:
     """The run id an applied rollback ``run`` restored (its note), else None (not a rollback, or not applied)."""
-    if run.reason != "rollback" or run.status not in (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS):
+    if run.reason != "rollback" or run.status not in RUN_SUCCEEDED:
         return None
     found = _RESTORED.fullmatch(run.note or "")
     return found.group(1) if found else None

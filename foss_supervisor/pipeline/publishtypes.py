@@ -178,12 +178,10 @@ def _out_of_years(expr: str, duckdb_type: Any, depth: int = 0) -> str | None:
         return f"({expr} < CAST('0001-01-01' AS {t}) OR {expr} >= CAST('10000-01-01' AS {t}))"
     children = [(n, t) for n, t in duckdb_type.children] if kind in ("list", "array", "map", "struct") else []
     if kind in ("list", "array"):
-        var = f"_d{depth}"
-        inner = _out_of_years(var, children[0][1], depth + 1)
-        return None if inner is None else f"list_bool_or(list_transform({expr}, lambda {var}: {inner}))"
-    if kind == "map":
-        sides = [(f"map_keys({expr})", children[0][1]), (f"map_values({expr})", children[1][1])]
-        parts = [_out_of_years(e, _ListOf(t), depth) for e, t in sides]
+        return _any_member(expr, children[0][1], depth)
+    if kind == "map":  # its keys and its values, each a list
+        parts = [_any_member(f"map_keys({expr})", children[0][1], depth)]
+        parts.append(_any_member(f"map_values({expr})", children[1][1], depth))
     else:
         parts = [
             _out_of_years(f"struct_extract({expr}, '{str(n).replace(chr(39), chr(39) * 2)}')", t, depth)
@@ -193,13 +191,12 @@ def _out_of_years(expr: str, duckdb_type: Any, depth: int = 0) -> str | None:
     return " OR ".join(f"coalesce({p}, false)" for p in found) if found else None
 
 
-class _ListOf:
-    """A list type of ``child`` (a map's keys or values as ``map_keys``/``map_values`` give them)."""
-
-    id = "list"
-
-    def __init__(self, child: Any) -> None:
-        self.children = [("child", child)]
+def _any_member(expr: str, member: Any, depth: int) -> str | None:
+    """The condition of :func:`_out_of_years` on ``expr``, a list whose members are of type ``member``: true when
+    one member's is (None when the member type holds no date or timestamp)."""
+    var = f"_d{depth}"
+    inner = _out_of_years(var, member, depth + 1)
+    return None if inner is None else f"list_bool_or(list_transform({expr}, lambda {var}: {inner}))"
 
 
 def select_sql(source: str, columns: Sequence[PublishedColumn]) -> str:

@@ -44,21 +44,12 @@ from foss_supervisor.pipeline.snapshots import (
 )
 from foss_supervisor.pipeline.snapshotsame import staged_unchanged
 from foss_supervisor.pipeline.spec import PipelineSpec, StepKind
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
+from foss_supervisor.pipeline.states import RUN_SUCCEEDED, RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.workerclient import WorkerClient
 
-__all__ = ["ROLLBACK", "RunSnapshots", "declared_keys", "layer_schemas"]
+__all__ = ["ROLLBACK", "RunSnapshots", "declared_keys"]
 
 log = structlog.get_logger("foss_supervisor.pipeline")
-
-
-#: a run that ends so keeps a snapshot (or names the run whose snapshot stands for it, ``same_as``)
-_KEEPS_SNAPSHOT = frozenset({RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS})
-
-
-def layer_schemas(spec: PipelineSpec) -> list[str]:
-    """The schemas whose tables a snapshot keeps (:attr:`PipelineSpec.layer_schemas`)."""
-    return spec.layer_schemas
 
 
 def declared_keys(spec: PipelineSpec) -> dict[str, list[str]]:
@@ -115,7 +106,7 @@ class RunSnapshots:
             "task": "snapshot",
             "pipeline": spec.name,
             "run_id": run_id,
-            "schemas": layer_schemas(spec),
+            "schemas": spec.layer_schemas,
             "keys": declared_keys(spec),
             "previous": previous,
         }
@@ -210,7 +201,7 @@ class RunSnapshots:
         cached = self._last_diffs.get(pipeline)
         if cached is None or (cached["run_a"], cached["run_b"]) != (kept[-2], kept[-1]):
             cached = self._last_diffs[pipeline] = await self.diff(kept[-2], kept[-1], timeout_s=timeout_s)
-        last = next((r for r in self.history.list(pipeline, limit=20) if r.status in _KEEPS_SNAPSHOT), None)
+        last = next((r for r in self.history.list(pipeline, limit=20) if r.status in RUN_SUCCEEDED), None)
         if last is not None and self._snapshot_of(last.run_id) not in kept:  # its snapshot failed: say so
             why = f" ({last.error})" if last.error else ""
             return cached | {"note": f"the last run, {last.run_id}, kept no snapshot{why}: this is run {kept[-1]}'s"}
@@ -248,7 +239,7 @@ class RunSnapshots:
             "published": (again if kept else "republish") if spec.publish else None,
         }
         if not apply:
-            live = {"live": True, "schemas": layer_schemas(spec), "keys": declared_keys(spec)}
+            live = {"live": True, "schemas": spec.layer_schemas, "keys": declared_keys(spec)}
             preview = {"task": "diff", "a": live, "b": {"tables": manifest["tables"]}, "timeout_s": 60.0}
             try:
                 plan["changes"] = (await self.client.task(preview, timeout_s=65.0, what="rollback preview"))["tables"]
@@ -267,7 +258,7 @@ class RunSnapshots:
         restore = {
             "task": "restore",
             "pipeline": spec.name,
-            "schemas": layer_schemas(spec),
+            "schemas": spec.layer_schemas,
             "tables": manifest["tables"],
             # the ledger row written in the restore's transaction: what a killed daemon's next start reads
             "ledger": spec.ledger,
@@ -404,8 +395,7 @@ class RunSnapshots:
     ) -> RunRecord:
         """The rollback as a run of reason ``rollback``: its steps skipped, ``note`` naming the run restored
         (``rolling back to run X`` while it runs, ``rollback to run X not applied`` when it failed)."""
-        done = {RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS}
-        note = f"{ROLLED_BACK}{target}" if status in done else f"rollback to run {target} not applied"
+        note = f"{ROLLED_BACK}{target}" if status in RUN_SUCCEEDED else f"rollback to run {target} not applied"
         return RunRecord(
             run_id=rid,
             pipeline=spec.name,

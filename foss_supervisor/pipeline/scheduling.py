@@ -24,13 +24,12 @@ from foss_supervisor.pipeline.fingerprint import FingerprintStore, input_fingerp
 from foss_supervisor.pipeline.history import RunRecord
 from foss_supervisor.pipeline.runner import PipelineRunner
 from foss_supervisor.pipeline.spec import PipelineSpec
-from foss_supervisor.pipeline.states import RunMode, RunStatus
+from foss_supervisor.pipeline.states import RUN_SUCCEEDED, RunMode
 
 __all__ = ["RunScheduling"]
 
 log = structlog.get_logger("foss_supervisor.pipelines")
 
-_GOOD = (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS)
 #: runs whose input fingerprint is remembered, for a retry of one of them (only a pipeline's latest run can be)
 RUN_INPUTS = 64
 
@@ -131,10 +130,10 @@ class RunScheduling:
         self._run_inputs[record.run_id] = took
         for old in list(self._run_inputs)[:-RUN_INPUTS]:
             del self._run_inputs[old]
-        self._fingerprints.set(name, took if record.status in _GOOD else None)
-        if record.status in _GOOD and mode is RunMode.RUN:  # the new definition ran: nothing waits for resume
+        self._fingerprints.set(name, took if record.status in RUN_SUCCEEDED else None)
+        if record.status in RUN_SUCCEEDED and mode is RunMode.RUN:  # the new definition ran: nothing waits for resume
             self._redefined_while_paused.discard(name)
-        if record.status in _GOOD:
+        if record.status in RUN_SUCCEEDED:
             for pc in self.config.pipelines.values():
                 if name in pc.after:  # its input changed: never skipped as "nothing new"
                     self._try_start(pc.name, f"after:{name}", skip_unchanged=False)

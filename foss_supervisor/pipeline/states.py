@@ -13,6 +13,7 @@ import enum
 from foss_supervisor.base.transitions import TransitionTable
 
 __all__ = [
+    "RUN_SUCCEEDED",
     "RUN_TRANSITIONS",
     "STEP_TRANSITIONS",
     "RunMode",
@@ -101,6 +102,9 @@ class RunStatus(enum.StrEnum):
     #: issue 18 (a trigger that finds nothing new is now counted, not recorded as a run)
     SKIPPED = "skipped"
 
+
+#: the ends of a run that succeeded (with warnings or not): it keeps a snapshot, counts as a good run
+RUN_SUCCEEDED = frozenset({RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS})
 
 R = RunStatus
 #: A run is RUNNING until it ends; it ends once (a skipped run is recorded ended, never running). ABANDONED is

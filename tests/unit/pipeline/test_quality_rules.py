@@ -70,6 +70,22 @@ MISTAKES: list[tuple[Any, str, str]] = [
 ]
 
 
+def _block_head(valid: str = "silver.ok") -> list[str]:
+    """The lines of a pipeline YAML up to its one quality block's params (its tables), one a line."""
+    return [
+        "name: q",
+        "folders: {landing: land, reference: ., warehouse: w.duckdb}",
+        "schemas: [work, silver]",
+        "steps:",
+        "  - name: check",
+        "    kind: quality",
+        "    params:",
+        "      source: work.src",
+        f"      valid: {valid}",
+        "      rejected: silver.bad",
+    ]
+
+
 @given(
     before=st.lists(st.lists(st.sampled_from(GOOD_RULES), min_size=1, max_size=3), max_size=2),
     rules=st.lists(st.sampled_from(GOOD_RULES), max_size=3),
@@ -85,19 +101,7 @@ def test_a_rule_mistake_is_told_at_the_rule_items_own_line_as_the_author_wrote_i
     bad, suffix, reason = mistake
     items = [*rules]
     items.insert(min(position, len(items)), bad)
-    head = [
-        "name: q",
-        "folders: {landing: land, reference: ., warehouse: w.duckdb}",
-        "schemas: [work, silver]",
-        "steps:",
-        "  - name: check",
-        "    kind: quality",
-        "    params:",
-        "      source: work.src",
-        "      valid: silver.ok",
-        "      rejected: silver.bad",
-        "      columns:",
-    ]
+    head = [*_block_head(), "      columns:"]
     for k, good in enumerate(before):
         head += [f"        c{k}:", *(f"          - {json.dumps(r)}" for r in good)]
     head.append("        amount:")
@@ -138,18 +142,7 @@ def test_every_mistake_of_a_quality_block_is_told_at_once_each_at_its_line(
     """Issue 18 (a tester's find): a quality block stopped at its first mistake, so an author fixed them one per
     try. Any mix of good and bad rules over several columns, bad tests, a bad table name and an unknown key:
     each mistake is told, once, at its own line and key."""
-    lines = [
-        "name: q",
-        "folders: {landing: land, reference: ., warehouse: w.duckdb}",
-        "schemas: [work, silver]",
-        "steps:",
-        "  - name: check",
-        "    kind: quality",
-        "    params:",
-        "      source: work.src",
-        f"      valid: {'Not A Table' if bad_valid else 'silver.ok'}",
-        "      rejected: silver.bad",
-    ]
+    lines = _block_head("Not A Table" if bad_valid else "silver.ok")
     block = "steps.check.params"
     expected: set[tuple[int, str]] = set()
     if bad_valid:
