@@ -254,12 +254,20 @@ def audit_args(args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> Any:
-    """Run command ``name`` with ``args``; unknown names and bad arguments raise ProtocolError."""
+    """Run command ``name`` with ``args``; unknown names and bad arguments raise ProtocolError.
+
+    The bus's recorders (the event feed, its journal, the daemon's log lines) are given every event published so
+    far before the command runs and again before it answers, so a reply never runs ahead of the feed that the
+    dashboard and event followers read (:class:`~foss_supervisor.core.events.EventBus`)."""
     cmd = COMMANDS.get(name)
     if cmd is None:
         raise ProtocolError(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
+    ctx.bus.flush()
     if not cmd.mutating:
-        return await cmd.handler(ctx, **check_args(cmd, args))
+        try:
+            return await cmd.handler(ctx, **check_args(cmd, args))
+        finally:
+            ctx.bus.flush()
     error = ""
     try:
         return await cmd.handler(ctx, **check_args(cmd, args))
@@ -280,6 +288,7 @@ async def dispatch(ctx: CommandContext, name: str, args: Mapping[str, Any]) -> A
                 pid=actor.pid,
             )
         )
+        ctx.bus.flush()
 
 
 async def answer(

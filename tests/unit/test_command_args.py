@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from foss_supervisor.commands import COMMANDS, answer
 from foss_supervisor.commands.registry import DEFAULT_LIMITS, check_args
 from foss_supervisor.config import parse_config
+from foss_supervisor.core.events import Event, StateChanged
+from foss_supervisor.core.states import ProcessState
 from foss_supervisor.daemon import Daemon
 from foss_supervisor.errors import ProtocolError, SupervisorError
 
@@ -61,13 +63,23 @@ def make_ctx(tmp: Path) -> Daemon:
 def test_arbitrary_arguments_get_a_clean_error_or_a_success(
     call: tuple[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    """And whatever the command and its end, its reply never runs ahead of the recorders (the event feed the
+    dashboard and followers read): every event published before the answer, the command's audit record too,
+    has reached them, though the daemon's bus gives them events only DEFER_S later on its own."""
     name, args = call
     ctx = make_ctx(tmp_path_factory.mktemp("args"))
+    published: list[Event] = []
+    recorded: list[Event] = []
+    ctx.bus.on(published.append)
+    ctx.bus.on(recorded.append, deferred=True)
 
     async def run() -> None:
+        ctx.bus.publish(StateChanged(name="p", old=ProcessState.RUNNING, new=ProcessState.BACKOFF))
+        assert recorded == []  # not yet: a respawn's fork does not wait for the recorders
         async with asyncio.timeout(30):
             with contextlib.suppress(SupervisorError):  # a clean refusal: anything else escapes and fails
                 await answer(ctx, name, args)
+        assert recorded == published  # and in publish order
 
     asyncio.run(run())
 
