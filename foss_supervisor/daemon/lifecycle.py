@@ -124,7 +124,7 @@ class Daemon:
         # every event, numbered and redacted: what subscribers read, and what the journal keeps
         journal = self.event_journal.append if config.history_enabled else None  # history.enabled: at start
         self.events = EventLog(self.redactor.data, sink=journal, catch_up=self.bus.flush)
-        # recorders, after the step that published: a respawn's fork does not wait for its log line
+        # recorders, DEFER_S after the step that published (or when a command or a reader flushes): see EventBus
         self.bus.on(self.events.append, deferred=True)
         self.bus.on(log_event, deferred=True)
         self.bus.on(log_pipeline_event, deferred=True)
