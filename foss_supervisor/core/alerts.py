@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
+from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.base.jsontext import parse_json
 
 __all__ = ["MAX_CLOSED", "MAX_OPEN", "MAX_SILENCES", "AlertBook", "Condition", "Incident", "Notice", "alert_key"]
@@ -61,7 +62,7 @@ class Incident:
     closed_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"state": "resolved" if self.closed_at is not None else "firing"}
+        return dataclass_to_json(self) | {"state": "resolved" if self.closed_at is not None else "firing"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +166,8 @@ class AlertBook:
                 **more,
                 "version": 1,
                 "next_id": self.next_id,
-                "open": [asdict(i) for i in self.open.values()],
-                "closed": [asdict(i) for i in self.closed],
+                "open": [dataclass_to_json(i) for i in self.open.values()],
+                "closed": [dataclass_to_json(i) for i in self.closed],
                 "silences": self.silences,
             }
         )
