@@ -24,7 +24,8 @@ The daemon side never imports DuckDB: it talks to the worker over pipes. Rooms (
     restarts, recycles), ``workeredge`` (its spawn and clean stop), ``workerargs`` (its command line),
     ``limits`` (its memory and time limits), ``workerclient`` (the one client of the worker's protocol);
 
-* worker side (DuckDB)
+* worker side (DuckDB; the daemon imports a few of these, e.g. ``ledger`` and ``hold``, for their names and SQL
+  text only, never DuckDB)
 
   - the process: ``worker`` (owns the warehouse, serves steps and queries), ``warehouse`` (DuckDB locked
     down), ``sandbox`` (what a step may touch), ``callables`` (the Python a pipeline names), ``context``

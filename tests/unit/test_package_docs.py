@@ -6,8 +6,9 @@ paths the docs name exist.
   dotted name), and says what it may import ("May import:", held to MAY_IMPORT by test_architecture.py);
 - a ``:mod:`~.name``` in a package's docstring names a module that exists in it;
 - every ``foss_supervisor/...``, ``tests/...`` or ``benchmarks/...`` path that README.md or docs/*.md write in
-  backticks exists (a ``foss_supervisor/`` path never as a glob; a glob of tests matches at least one file), and
-  so does every relative ``.py`` path they write (``core/child.py``, read under ``foss_supervisor/``);
+  backticks (or as a ``.py`` file in plain text) exists (a ``foss_supervisor/`` path never as a glob; a glob of
+  tests matches at least one file), and so does every relative ``.py`` path they write in backticks
+  (``core/child.py``, read under ``foss_supervisor/``); what the benchmarks write (GENERATED) is not checked;
 - every ``foss_supervisor/...py`` or ``tests/...py`` path a docstring or comment of our code names exists.
 """
 
@@ -77,7 +78,7 @@ def test_the_checks_see_a_missing_module() -> None:
 
 
 def doc_paths(text: str) -> list[tuple[int, str]]:
-    """(line, path) of every path the Markdown ``text`` writes in backticks that must exist."""
+    """(line, path) of every path the Markdown ``text`` writes in backticks, or as a ``.py`` path in plain text."""
     found = []
     for number, line in enumerate(text.splitlines(), 1):
         for token in re.findall(r"`([^`\s]+)`", line):
@@ -88,6 +89,8 @@ def doc_paths(text: str) -> list[tuple[int, str]]:
                 continue
             if path.startswith(("foss_supervisor/", "tests/", "benchmarks/")) or path.endswith(".py"):
                 found.append((number, path))
+        bare = re.findall(r"(?<![\w/`])((?:foss_supervisor|tests|benchmarks)/[\w/]+\.py)\b", line)
+        found += [(number, path) for path in bare if not path.startswith(GENERATED)]
     return found
 
 
