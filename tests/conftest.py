@@ -1,6 +1,6 @@
 """Fixtures every tier shares: a real daemon run as a subprocess (``daemon``), and the hypothesis profile of CI.
 
-The helpers these use are in ``tests/helpers.py`` (test modules import them from there, never from a
+The helpers these use are in the package ``tests/helpers/`` (test modules import them from there, never from a
 conftest). The tiers: ``tests/unit`` (pure logic, virtual time, in-process servers), ``tests/process`` (real
 children, signals, DuckDB), ``tests/e2e`` (daemon subprocesses, the CLI, Chromium).
 """

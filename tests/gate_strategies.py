@@ -4,7 +4,7 @@
 exclude them, huge values, values just outside the bounds, the wrong type (booleans, lists, mappings,
 numbers for text, text for numbers), empty and over-long text, NUL bytes and control characters, names
 outside the namespace's pattern. ``valid(gate)`` draws (value, what the gate returns) pairs inside the range.
-A kind without strategies here fails ``tests/test_gates.py::test_every_kind_has_strategies``.
+A kind without strategies here fails ``tests/unit/test_gates.py::test_every_kind_has_strategies``.
 """
 
 from __future__ import annotations

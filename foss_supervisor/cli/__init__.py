@@ -1,12 +1,25 @@
 """The command line: ``foss-supervisor start|stop|restart|status|ctl|logs|...`` and the terminal UI.
 
-What lives here: :mod:`~.dispatch` (the argparse front and dispatch), :mod:`~.quick` (``status`` without
-argparse, the call a monitoring script repeats), :mod:`~.lifecycle` (start, stop, restart: smart start,
-stale instances), :mod:`~.programs` (status, ctl, logs), :mod:`~.pipelines`, :mod:`~.config` (config save,
-history, diff, restore), :mod:`~.top` (the TUI), :mod:`~.terminal` (output, exit codes, closed pipes).
+What lives here:
 
-May import: everything; it is the top. It talks to a running daemon only through the control socket
-(:mod:`foss_supervisor.control.client`) and imports the daemon package only to run one (``start``).
+* the front: :mod:`~.dispatch` (the argparse front and dispatch), :mod:`~.quick` (``status`` without
+  argparse, the call a monitoring script repeats), :mod:`~.terminal` (output, exit codes, closed pipes);
+* the daemon's lifecycle: :mod:`~.lifecycle` (start, stop: smart start, stale instances), :mod:`~.restart`
+  (the new daemon runs the old one's config), :mod:`~.holder` (which holder of the PID lock may be
+  signalled);
+* programs and what the daemon saw: :mod:`~.programs` (status, is-ready, ctl, logs), :mod:`~.logfollow`
+  (``logs -f`` through the daemon's redaction), :mod:`~.events` (the event journal, then live),
+  :mod:`~.top` (the TUI), :mod:`~.config` (config save, history, diff, restore);
+* data: :mod:`~.pipelines` (``pipeline``, ``query``, ``export``), :mod:`~.backfill` (``pipeline backfill``
+  and ``partitions``), :mod:`~.held` (``pipeline release`` and held files), :mod:`~.snapshots`
+  (``pipeline diff`` and ``rollback``);
+* the whole host: :mod:`~.graph` (programs, pipelines and tables as one graph), :mod:`~.analyze` (a
+  critical chain), :mod:`~.alerts` (incidents: list, acknowledge, silence).
+
+May import: the daemon, control, commands, pipeline, core, config, systemd (``systemd.install`` too) and the
+base; never the web layer (the dashboard is a process the daemon starts). It talks to a running daemon
+only through the control socket (:mod:`foss_supervisor.control.client`) and imports the daemon package
+only to run one (``start``).
 """
 
 from __future__ import annotations

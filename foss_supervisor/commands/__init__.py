@@ -7,12 +7,14 @@ the egress gate), and one module per family of commands, each registering its co
 :mod:`~.snapshots` (diff and rollback of pipeline runs),
 :mod:`~.why` (the cause chain of a state), :mod:`~.analyze` (the start-up's critical chain),
 :mod:`~.graph` (programs, pipelines and tables as one graph, :mod:`foss_supervisor.graph`), :mod:`~.alerts`
-(objectives and alert incidents);
-:mod:`~.verdict` is the one health verdict. Every module is imported
-below, explicitly, so the registry is complete once this package is.
+(objectives and alert incidents). Helpers the commands share register nothing: :mod:`~.verdict` is the one
+health verdict, :mod:`~.impact` the impact of a change on the pipelines (what a reload or a save would
+rebuild, refused when it breaks a reader). Every registering module is imported below, explicitly, so the
+registry is complete once this package is.
 
-May import: the core, the config, the pipeline package (lazily: a daemon without pipelines never loads
-it). Never the transports (control, web), the daemon's lifecycle or the CLI.
+May import: the graph, the pipeline package (its façade :mod:`foss_supervisor.pipeline.service` only, and
+lazily: a daemon without pipelines never loads it), the core, the config, the base. Never the transports
+(control, web), the daemon or the CLI.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ its gate), :mod:`~.gates` (one gate per kind of value), :mod:`~.reader` (located
 the config file's saves: :mod:`~.change` (the gate against destructive saves) and :mod:`~.history` (kept
 generations).
 
-May import: :mod:`foss_supervisor.base` and :mod:`foss_supervisor.errors` only; it is below everything.
+May import: :mod:`foss_supervisor.base` and :mod:`foss_supervisor.errors` only; it is below everything but the base.
 The pipelines a config declares are checked by a function its caller passes (``check_pipelines``), so the
 loader never imports the pipeline package. Importers use this package's names (below).
 """

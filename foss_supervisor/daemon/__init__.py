@@ -3,10 +3,12 @@
 What lives here: :mod:`~.start` (the steps before the event loop: ``run_daemon``), :mod:`~.lifecycle`
 (the :class:`~.lifecycle.Daemon` itself: the command context, its loop, reloads, shutdown),
 :mod:`~.instance` (who else holds our port or state dir, leftovers of a killed predecessor),
-:mod:`~.pidfile`, :mod:`~.fdlimits`, :mod:`~.notifier` (its events as sd_notify messages).
+:mod:`~.fdlimits` (the open-files limit against the programs), :mod:`~.notifier` (its
+events as sd_notify messages), :mod:`~.sampler` (resource samples on the bus for the history),
+:mod:`~.watching` (the set-up of the objectives' and alerts' watch, and what it reads of the pipelines).
 
-May import: everything below it (control, web's nothing: the dashboard is a process of its own, started
-as a service), commands, pipeline (lazily), core, config, systemd, base. Only the CLI imports it.
+May import: control, commands, pipeline (lazily), core, config, systemd and the base; not the web layer
+(the dashboard is a process of its own, started as a service) and not the CLI. Only the CLI imports it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 What lives here: :mod:`~.model` (the nodes and edges, built from the loaded config, the pipeline specs and
 what the worker read of their SQL), :mod:`~.contracts` (what a step touches when its work is Python, not
-SQL), :mod:`~.render` (the graph as JSON, Graphviz DOT and Mermaid). The ``graph`` command
+SQL), :mod:`~.render` (the graph as JSON, Graphviz DOT and Mermaid), and what the graph answers:
+:mod:`~.causes` (why a pipeline, step, table or run is not as wanted, and what it affects) and
+:mod:`~.impact` (what a new config's SQL changes, rebuilds and would break). The ``graph`` command
 (:mod:`foss_supervisor.commands.graph`) gathers the inputs and the live states; the CLI and the HTTP API
 answer through it.
 

@@ -82,7 +82,7 @@ def test_unbounded_queries_hit_the_workers_limits_and_supervision_goes_on(daemon
     assert after_memory["pid"] == first["pid"] and after_memory["limit_hits"]["memory"] == 1
 
     # a scan past its time limit is interrupted at it (a query DuckDB cannot interrupt is answered at the limit
-    # plus the grace with the worker recycled: tests/pipeline/test_query_bounds.py, deterministically)
+    # plus the grace with the worker recycled: tests/process/pipeline/test_query_bounds.py, deterministically)
     with pytest.raises(CommandError, match=r"^query interrupted after its time limit of 1 s$"):
         query(daemon, LONG_SQL, timeout_s=1)
     assert daemon.call("query", sql="SELECT 42")["rows"] == [[42]]

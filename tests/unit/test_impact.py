@@ -2,7 +2,7 @@
 which column changes break a reader or a contract, and the ``contract:`` key's gate.
 
 The SQL is read as the worker reads it (``scan_scripts``), in this process; through a real daemon and worker
-it is tests/e2e/test_impact.py.
+it is tests/e2e/test_impact_daemon.py.
 """
 
 from __future__ import annotations

@@ -35,10 +35,16 @@ choice     one of a listed set                                     the set
 bool       ``true`` or ``false``                                   --
 =========  ======================================================  ==========================================
 
+The gates live in :mod:`~.base` (:class:`Gate`, :class:`GateError`, the checks every kind shares),
+:mod:`~.numbers` (durations, sizes, factors, counts, ports, resource limits, modes) and :mod:`~.text`
+(strings, paths, names, choices, signals, argv, environments, URLs, hosts, patterns); import them from here.
+
 Stdlib only (the cron and regex gates import croniter and google-re2 when they are used), so the daemon, the CLI
 and the pipeline loader share them without cost. Strategies that generate each kind's hostile class are
 in ``tests/gate_strategies.py``; ``tests/unit/test_gates.py`` walks :data:`foss_supervisor.config.schema.SCHEMA`
 so that no key escapes its gate.
+
+May import: :mod:`foss_supervisor.base` and :mod:`foss_supervisor.errors` only (it is part of the config).
 """
 
 from __future__ import annotations
