@@ -19,6 +19,7 @@ from foss_supervisor.base.resources import locate_control_socket
 from foss_supervisor.cli.alerts import args_alerts, cmd_alerts
 from foss_supervisor.cli.analyze import args_analyze, cmd_analyze
 from foss_supervisor.cli.config import args_config, cmd_config, print_plan
+from foss_supervisor.cli.configfile import check_pipeline_files
 from foss_supervisor.cli.events import args_events, cmd_events
 from foss_supervisor.cli.graph import args_graph, cmd_graph
 from foss_supervisor.cli.lifecycle import cmd_start, cmd_stop
@@ -60,7 +61,7 @@ from foss_supervisor.errors import (
 )
 
 if TYPE_CHECKING:
-    from foss_supervisor.config import Config, PipelineConfig
+    from foss_supervisor.config import Config
 
 
 class Target(Protocol):
@@ -308,14 +309,6 @@ def _follow_running(config: Config) -> Config:
         f"{config.state_dir}; it applies at `foss-supervisor restart`)",
     )
     return dataclasses.replace(config, state_dir=running)
-
-
-def check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
-    """The pipeline files' check, imported only when the config declares pipelines (then the loader calls it):
-    ``start --foreground`` runs the daemon in this process, which must not import the pipeline package."""
-    from foss_supervisor.pipeline.configcheck import check_pipeline_files as check
-
-    check(pipelines, data_dir)
 
 
 def _run(args: argparse.Namespace, target: Target) -> int:

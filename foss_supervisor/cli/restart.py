@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from foss_supervisor.cli.configfile import check_pipeline_files
 from foss_supervisor.cli.lifecycle import HEALTH_BOUND_S, cmd_start, ping_daemon
 from foss_supervisor.cli.terminal import EXIT_FAIL, say
 from foss_supervisor.errors import SupervisorError
@@ -58,7 +59,6 @@ def config_given(args: argparse.Namespace) -> bool:
 
 def load_last_config(path: Path) -> Config:
     """The config a daemon ran, loaded as ``--config path`` would be (ConfigError if refused now)."""
-    from foss_supervisor.cli.dispatch import check_pipeline_files
     from foss_supervisor.config import load_config
 
     return load_config(path, check_pipelines=check_pipeline_files)

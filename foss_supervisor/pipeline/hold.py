@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.pipeline.context import StepContext
+from foss_supervisor.pipeline.filescan import scan_file
 
 __all__ = [
     "EVERY_STEP",
@@ -157,8 +158,6 @@ def release_files(ctx: StepContext) -> Mapping[str, Any]:
 def _no_longer_held(path: Path, sha: str, size: int, mtime_ns: int) -> str | None:
     """``missing`` when the landing file is gone, ``changed`` when it holds another content than ``sha`` (as
     ingest tells: hashed only when its size or mtime differ), else None."""
-    from foss_supervisor.pipeline.ingest import scan_file  # the worker's; the daemon imports this module too
-
     try:
         st = path.stat()
     except FileNotFoundError:

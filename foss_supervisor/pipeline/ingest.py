@@ -5,94 +5,35 @@ Lines are read by DuckDB's CSV reader in "one column per line" mode (fast and pa
 line numbers; files DuckDB would misread (CR line ends, invalid UTF-8, NUL bytes) go through a slower
 Python reader instead, so no line is ever dropped or renumbered. CSV, JSON lines and their gzipped forms;
 the columns are the step's ``params.columns`` (``params.table`` the bronze table). Used by ``orders`` and
-``trips``; :func:`scan_file` (content hash, reader) is also ``discover``'s (ledger.py).
+``trips``. A file's content hash and reader are :func:`~foss_supervisor.pipeline.filescan.scan_file`'s
+(filescan.py), which ``discover`` (ledger.py) and ``release`` (hold.py) use too.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
-import gzip
-import hashlib
 import io
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from foss_supervisor.pipeline.context import StepContext
+from foss_supervisor.pipeline.filescan import LINE_DELIM, open_raw, scan_file
 from foss_supervisor.pipeline.ledger import new_content_fate, pending_files, set_file_status
 
 __all__ = [
-    "FileScan",
     "bronze_ddl",
     "build_ingest_sql",
     "build_parquet_sql",
     "check_bronze",
     "ingest",
     "read_header",
-    "scan_file",
 ]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _QUALIFIED = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
-#: a delimiter no text line contains, so DuckDB's CSV reader hands back each whole line as one column
-_LINE_DELIM = "\x01\x02\x03\x04"
-_CHUNK = 1 << 20
-
-
-class FileScan:
-    """Content hash of a file plus whether DuckDB's line reader can take it as is."""
-
-    __slots__ = ("python_reader_reason", "sha256", "size")
-
-    def __init__(self, sha256: str, size: int, python_reader_reason: str | None) -> None:
-        self.sha256 = sha256
-        self.size = size
-        self.python_reader_reason = python_reader_reason
-
-
-def _open_raw(path: Path) -> BinaryIO:
-    """The file's bytes, gunzipped on the fly for ``*.gz`` (DuckDB's readers do the same by extension)."""
-    if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
-
-
-def scan_file(path: Path) -> FileScan:
-    """Hash a file's content in chunks (uncompressed, so ``a.csv`` and ``a.csv.gz`` are one content) and note
-    anything that would make DuckDB's line reader renumber lines."""
-    h = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    reason: str | None = None
-    size = 0
-    tail = b""
-    with _open_raw(path) as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-            if reason is None:
-                window = tail + chunk
-                if b"\r" in chunk:
-                    reason = "carriage returns"
-                elif b"\x00" in chunk:
-                    reason = "NUL bytes"
-                elif _LINE_DELIM.encode() in window:
-                    reason = "control characters"
-                else:
-                    try:
-                        decoder.decode(chunk)
-                    except UnicodeDecodeError:
-                        reason = "invalid UTF-8"
-                tail = chunk[-4:]
-    if reason is None:
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            reason = "invalid UTF-8"
-    return FileScan(h.hexdigest(), size, reason)
-
 
 #: the bookkeeping columns of a parsed line (``n``, ``line``, ``parse_error``), by name: ``INSERT ... BY NAME``
 #: lets a bronze table declared in ``setup.sql`` order its columns as it likes
@@ -291,7 +232,7 @@ def check_bronze(cur: Any, table: str, columns: Sequence[str]) -> None:
 
 
 def read_header(path: Path) -> list[str]:
-    with io.TextIOWrapper(_open_raw(path), encoding="utf-8", errors="replace", newline="") as f:
+    with io.TextIOWrapper(open_raw(path), encoding="utf-8", errors="replace", newline="") as f:
         first = f.readline().lstrip("\ufeff").rstrip("\r\n")
     try:
         row = next(csv.reader([first]))
@@ -421,11 +362,11 @@ def _ingest_file(
     elif reader == "duckdb":
         params["file"] = str(path)
         source = (
-            f"read_csv($file, columns = {{'line': 'VARCHAR'}}, header = false, delim = '{_LINE_DELIM}',"
+            f"read_csv($file, columns = {{'line': 'VARCHAR'}}, header = false, delim = '{LINE_DELIM}',"
             " quote = '', escape = '', auto_detect = false, strict_mode = false) WITH ORDINALITY AS x(line, n)"
         )
     else:
-        with _open_raw(path) as raw:
+        with open_raw(path) as raw:
             text = raw.read().decode("utf-8", errors="replace")
         lines = text.split("\n")
         if lines and lines[-1] == "":

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.pipeline.context import StepContext
+from foss_supervisor.pipeline.filescan import scan_file
 from foss_supervisor.pipeline.hold import mark_checked
 
 __all__ = [
@@ -217,8 +218,6 @@ def discover(ctx: StepContext) -> Mapping[str, int | float]:
     files are recognised by (path, size, mtime) and not hashed again. Metrics: rows_in (files seen),
     rows_out and new_files (registered now), hashed.
     """
-    from foss_supervisor.pipeline.ingest import scan_file
-
     cur = ctx.cursor
     ledger = ctx.ledger
     landing = ctx.folders.landing

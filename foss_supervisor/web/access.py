@@ -1,14 +1,16 @@
 """Who may read what: every request but the login page, the icon and static files needs a token, on any bind.
 
 Each route of :data:`foss_supervisor.web.routes.ROUTES` names its *part* (a name of
-``config_model.DASHBOARD_PARTS``, or :data:`OPEN` or :data:`TOKEN_ONLY`). :func:`admit` is the one gate:
+``config_model.DASHBOARD_PARTS``, or :data:`OPEN` or :data:`TOKEN_ONLY`); ``create_app`` hands the app
+their map (:func:`route_parts`, ``keys.PARTS``). :func:`admit` is the one gate:
 
 - the owner's or the viewer's token (Bearer header, or the login cookie) reads every part;
 - an anonymous client reads the parts ``dashboard.public`` names, :data:`OPEN` routes, and ``/health``
   as a summary (:func:`health_summary`: the verdict and counts, nothing that names a program);
 - anything else is answered 401: the login page for a browser (the form logs in and comes back to
-  the page asked for), a plain-text reason and ``WWW-Authenticate: Bearer`` for a script. An unknown
-  path is 401 too (a method a known path does not take, its 405).
+  the page asked for; the caller hands it in, from ``views/session.py``), a plain-text reason and
+  ``WWW-Authenticate: Bearer`` for a script. An unknown path is 401 too (a method a known path does not
+  take, its 405).
 
 What a token may *change* is decided per command by its registry entry (``mutating``): see
 :func:`foss_supervisor.web.auth.is_authorized`.
@@ -16,13 +18,16 @@ What a token may *change* is decided per command by its registry entry (``mutati
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from foss_supervisor.web import auth
-from foss_supervisor.web.keys import PUBLIC, TOKEN
+from foss_supervisor.web.keys import PARTS, PUBLIC, TOKEN
+
+if TYPE_CHECKING:
+    from foss_supervisor.web.routes import Route
 
 __all__ = [
     "HEALTH",
@@ -35,6 +40,7 @@ __all__ = [
     "may_read",
     "part_of",
     "role",
+    "route_parts",
 ]
 
 OPEN = "open"  # the login page and the icon: no token, whatever the config says
@@ -47,13 +53,17 @@ UNAUTHORIZED = (
 )
 
 
-@functools.cache
-def _parts() -> dict[tuple[str, str], str]:
-    from foss_supervisor.web.routes import ROUTES  # the route table imports the views, which import us
+#: what :func:`admit` answers a browser that must log in first: the login page, 401, coming back to the
+#: page asked for (``views.session.login_required``; handed in, as the views import this module)
+LoginPage = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-    parts = {(r.method, r.path): r.part for r in ROUTES}
+
+def route_parts(routes: Iterable[Route]) -> dict[tuple[str, str], str]:
+    """{(method, path): part} of the route table (``keys.PARTS``), HEAD included for every GET route."""
+    routes = tuple(routes)
+    parts = {(r.method, r.path): r.part for r in routes}
     # HEAD is GET without the body (aiohttp serves it for every GET route): the same part, the same gate
-    parts.update({("HEAD", r.path): r.part for r in ROUTES if r.method == "GET"})
+    parts.update({("HEAD", r.path): r.part for r in routes if r.method == "GET"})
     return parts
 
 
@@ -71,7 +81,7 @@ def part_of(request: web.Request) -> str | None:
         return None
     if resource.canonical.startswith("/static"):
         return OPEN
-    return _parts().get((info.route.method, resource.canonical))
+    return request.app[PARTS].get((info.route.method, resource.canonical))
 
 
 def role(request: web.Request) -> auth.Role | None:
@@ -109,17 +119,16 @@ def _wants_page(request: web.Request) -> bool:
     return request.method in ("GET", "HEAD") and "text/html" in accept and request.query.get("format") != "json"
 
 
-async def admit(request: web.Request) -> web.StreamResponse | None:
-    """Note the request's role (:data:`ROLE`); None when it may go on, else the 401 answer to send."""
+async def admit(request: web.Request, login_page: LoginPage) -> web.StreamResponse | None:
+    """Note the request's role (:data:`ROLE`); None when it may go on, else the 401 answer to send
+    (``login_page(request)`` for a browser navigating)."""
     found = auth.role_of(request, request.app[TOKEN])
     request[ROLE] = found
     part = part_of(request)
     if found is not None or part in (OPEN, HEALTH) or (part is not None and part in request.app[PUBLIC]):
         return None
     if _wants_page(request):
-        from foss_supervisor.web.views.session import login_page
-
-        return await login_page(request, request.path_qs, status=401, html=True)
+        return await login_page(request)
     return web.Response(
         status=401,
         text=UNAUTHORIZED,

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from foss_supervisor.base.resources import data_dir
 from foss_supervisor.errors import NoAnswer, NotRunning
-from foss_supervisor.web import security
+from foss_supervisor.web import access, security
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.history import History
 from foss_supervisor.web.journalcharts import JournalCharts
@@ -31,8 +31,10 @@ from foss_supervisor.web.keys import (
     GUARD,
     HISTORY,
     JINJA,
+    PARTS,
     PUBLIC,
     QUERIES,
+    ROUTE_TABLE,
     TOKEN,
 )
 from foss_supervisor.web.limits import ConnectionGuard, Limits, PerClient
@@ -41,6 +43,7 @@ from foss_supervisor.web.public import PublicParts
 from foss_supervisor.web.routes import ROUTES
 from foss_supervisor.web.sse import EventLog
 from foss_supervisor.web.templates import Templates
+from foss_supervisor.web.views.session import login_required
 
 __all__ = ["create_app"]
 
@@ -73,12 +76,14 @@ def create_app(
         client_max_size=1024 * 1024,
         middlewares=[
             guard.middleware,
-            security.guard(security.allowed_hosts(dashboard_host)),
+            security.guard(security.allowed_hosts(dashboard_host), login_required),
             events.mark,
             _daemon_unreachable,
         ],
     )
     app[CORE] = core
+    app[ROUTE_TABLE] = ROUTES
+    app[PARTS] = access.route_parts(ROUTES)
     app[TOKEN] = token
     app[EXPOSED] = not security.is_loopback(bound_host)
     app[EVENTS] = events

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -14,6 +16,9 @@ from foss_supervisor.web.public import PublicParts
 from foss_supervisor.web.sse import EventLog
 from foss_supervisor.web.templates import Templates
 
+if TYPE_CHECKING:
+    from foss_supervisor.web.routes import Route
+
 __all__ = [
     "CHARTS",
     "CHARTS_READER",
@@ -23,8 +28,10 @@ __all__ = [
     "GUARD",
     "HISTORY",
     "JINJA",
+    "PARTS",
     "PUBLIC",
     "QUERIES",
+    "ROUTE_TABLE",
     "TOKEN",
 ]
 
@@ -39,3 +46,7 @@ JINJA = web.AppKey("jinja", Templates)  # the page templates, made on first use
 HISTORY = web.AppKey("history", History)
 CHARTS = web.AppKey("charts", JournalCharts)  # 24 h and 7 d charts from the daemon's journal
 CHARTS_READER = web.AppKey("charts_reader", asyncio.Lock)  # one thread reads the journal at a time
+#: the route table the app serves (routes.py), handed in by create_app: the route table imports the views,
+#: which import what reads it (access.py, openapi.py), so those find it here rather than import it
+ROUTE_TABLE: web.AppKey[tuple[Route, ...]] = web.AppKey("route_table")
+PARTS: web.AppKey[Mapping[tuple[str, str], str]] = web.AppKey("parts")  # (method, path) -> part (access.py)

@@ -16,7 +16,7 @@ from foss_supervisor.commands import COMMANDS
 from foss_supervisor.commands.registry import Limit
 from foss_supervisor.core.events import EVENTS
 from foss_supervisor.web.access import HEALTH, OPEN, TOKEN_ONLY
-from foss_supervisor.web.keys import PUBLIC
+from foss_supervisor.web.keys import PUBLIC, ROUTE_TABLE
 from foss_supervisor.web.responder import FORMATS
 from foss_supervisor.web.sse import EVENT_TYPES
 
@@ -264,12 +264,11 @@ def _security(route: Route, public: frozenset[str]) -> list[dict[str, list[str]]
 
 
 def build_openapi(app: web.Application) -> dict[str, Any]:
-    """The description as a dict (``GET /api/v1/openapi.json``), for the running config's public parts."""
-    from foss_supervisor.web.routes import ROUTES
-
+    """The description as a dict (``GET /api/v1/openapi.json``), for the running config's public parts and the
+    app's route table (``keys.ROUTE_TABLE``)."""
     public = app[PUBLIC].parts
     paths: dict[str, Any] = {}
-    for route in ROUTES:
+    for route in app[ROUTE_TABLE]:
         form = [p for p in route.params if p.in_ == "form"]
         op: dict[str, Any] = {
             "operationId": f"{route.method.lower()}_{route.handler.__name__}",

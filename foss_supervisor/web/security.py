@@ -77,8 +77,9 @@ def _same_origin(request: web.Request) -> bool:
     return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
 
 
-def guard(names: frozenset[str]) -> Middleware:
-    """The middleware, for the allowed host ``names`` (see :func:`allowed_hosts`)."""
+def guard(names: frozenset[str], login_page: access.LoginPage) -> Middleware:
+    """The middleware, for the allowed host ``names`` (see :func:`allowed_hosts`); ``login_page`` answers a
+    browser that must log in first (see :func:`foss_supervisor.web.access.admit`)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -86,7 +87,7 @@ def guard(names: frozenset[str]) -> Middleware:
             raise web.HTTPMisdirectedRequest(text="unknown Host: open the dashboard by the address it listens on\n")
         if request.method not in SAFE_METHODS and not _same_origin(request):
             raise web.HTTPForbidden(text="cross-origin request refused\n")
-        refused = await access.admit(request)
+        refused = await access.admit(request, login_page)
         return refused if refused is not None else await handler(request)
 
     return middleware

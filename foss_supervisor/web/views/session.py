@@ -20,7 +20,7 @@ from foss_supervisor.web.keys import TOKEN
 from foss_supervisor.web.limits import read_body
 from foss_supervisor.web.responder import respond
 
-__all__ = ["MAX_NEXT_CHARS", "local_path", "login", "login_form", "login_page", "logout"]
+__all__ = ["MAX_NEXT_CHARS", "local_path", "login", "login_form", "login_page", "login_required", "logout"]
 
 MAX_NEXT_CHARS = 4096
 _TAB_NEWLINE = str.maketrans("", "", "\t\n\r")  # the WHATWG URL parser drops them anywhere
@@ -62,6 +62,12 @@ async def login_page(
     page whatever the request's ``?format=`` (it belongs to the route the request was for)."""
     data = {"next": local_path(target), "error": error}
     return await respond(request, "login.html", data, status=status, html=html)
+
+
+async def login_required(request: web.Request) -> web.Response:
+    """The login form as a page, 401, coming back to the page the request asked for: what the gate
+    (:func:`foss_supervisor.web.access.admit`) answers a browser without a token."""
+    return await login_page(request, request.path_qs, status=401, html=True)
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
