@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO
+from helpers.sources import parsed
 
 PACKAGE = REPO / "foss_supervisor"
 
@@ -59,7 +60,7 @@ MODULES = frozenset(module_of(p) for p in SOURCES)
 
 def imports(path: Path) -> Iterator[tuple[str, int, bool]]:
     """(imported module, line, at module level) of every runtime import of ours in ``path``."""
-    tree = ast.parse(path.read_text())
+    tree = parsed(path).tree
 
     def walk(node: ast.AST, top: bool) -> Iterator[tuple[str, int, bool]]:
         for child in ast.iter_child_nodes(node):
