@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,9 +59,14 @@ def module_of(path: Path) -> str:
 MODULES = frozenset(module_of(p) for p in SOURCES)
 
 
-def imports(path: Path) -> Iterator[tuple[str, int, bool]]:
-    """(imported module, line, at module level) of every runtime import of ours in ``path``."""
-    tree = parsed(path).tree
+@functools.cache
+def imports(path: Path) -> tuple[tuple[str, int, bool], ...]:
+    """(imported module, line, at module level) of every runtime import of ours in ``path``, found once per
+    process (three tests read them)."""
+    return tuple(_imports(parsed(path).tree))
+
+
+def _imports(tree: ast.Module) -> Iterator[tuple[str, int, bool]]:
 
     def walk(node: ast.AST, top: bool) -> Iterator[tuple[str, int, bool]]:
         for child in ast.iter_child_nodes(node):
