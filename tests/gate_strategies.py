@@ -689,14 +689,26 @@ KINDS: dict[str, tuple[Callable[[Gate[Any]], Strategy], Callable[[Gate[Any]], St
 }
 
 
+#: the strategies made for each gate, by id (the gate is kept, so its id is not reused): a test drawing a gate's
+#: class in every example reuses one strategy instead of building and validating a new one each time
+_MADE: dict[tuple[int, int], tuple[Gate[Any], Strategy]] = {}
+
+
+def _made(gate: Gate[Any], which: int) -> Strategy:
+    key = (id(gate), which)
+    if key not in _MADE:
+        _MADE[key] = (gate, KINDS[gate.kind][which](gate))
+    return _MADE[key][1]
+
+
 def hostile(gate: Gate[Any]) -> Strategy:
     """Values ``gate`` must refuse (its kind's whole hostile class, around its own bounds)."""
-    return KINDS[gate.kind][0](gate)
+    return _made(gate, 0)
 
 
 def valid(gate: Gate[Any]) -> Strategy:
     """(value as written, the value ``gate`` returns) pairs inside its range."""
-    return KINDS[gate.kind][1](gate)
+    return _made(gate, 1)
 
 
 #: YAML tags outside the core schema, each with a node it may stand on (scalar, sequence, mapping)
