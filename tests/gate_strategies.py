@@ -12,10 +12,12 @@ from __future__ import annotations
 import math
 import re
 import signal
+import string
 from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
+from strategies import regex_class
 
 from foss_supervisor.config import gates
 from foss_supervisor.config.gates import MAX_ARG_BYTES, MAX_NAME_BYTES, Gate
@@ -38,6 +40,10 @@ WRONG_CONTAINERS = st.sampled_from([[], [1], {}, {"a": 1}, [["x"]]])
 BOOLS = st.booleans()
 FRACTIONS = st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: f != int(f))
 HUGE_INTS = st.integers(min_value=2**63, max_value=2**80) | st.integers(min_value=-(2**80), max_value=-(2**63))
+#: integers no float can hold (past 1e308): was HUGE_INTS.filter(abs > 1e308), which HUGE_INTS (< 2**80) never passed
+PAST_FLOATS = st.integers(min_value=10**309, max_value=10**320) | st.integers(
+    min_value=-(10**320), max_value=-(10**309)
+)
 #: text a name, a choice or a number must never be: empty, spaces, separators, control characters, NUL
 BAD_TEXT = st.sampled_from(["", " ", "a b", "a/b", "../x", "x\x00y", "x\ny", "\t", "-", "é", "$(id)", "a;b"])
 ESCAPES = st.sampled_from(["\\", "\\n", "%(x)s", "${X}", "$$", "%%", "'", '"', "\x1b[31m", "\x7f"])
@@ -314,7 +320,7 @@ def _column_types_hostile(gate: Gate[Any]) -> Strategy:
 
 
 def _column_types_valid(gate: Gate[Any]) -> Strategy:
-    names = st.from_regex(r"[a-z_][a-z0-9_]{0,20}", fullmatch=True)
+    names = regex_class(string.ascii_lowercase + "_", string.ascii_lowercase + string.digits + "_", 20)
     return st.dictionaries(names, st.sampled_from(_TYPES), min_size=1, max_size=5).map(
         lambda d: (d, {k: v.upper() for k, v in d.items()})
     )
@@ -378,14 +384,14 @@ def _headers_hostile(gate: Gate[Any]) -> Strategy:
 
 
 def _headers_valid(gate: Gate[Any]) -> Strategy:
-    names = st.from_regex(r"X-[A-Za-z0-9-]{1,12}", fullmatch=True)
+    names = regex_class("", string.ascii_letters + string.digits + "-", 12, 1).map("X-".__add__)
     # no $ or %: header values are interpolated ($A is a variable); the escapes have their own test
     values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="$%"), max_size=30)
     return st.dictionaries(names, values, max_size=4).map(lambda d: (d, d))
 
 
 def _env_valid(gate: Gate[Any]) -> Strategy:
-    names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True)
+    names = regex_class(string.ascii_uppercase + "_", string.ascii_uppercase + string.digits + "_", 10)
     values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
     return st.dictionaries(names, values, max_size=4).map(lambda d: (d, d))
 
@@ -584,7 +590,7 @@ def _events_valid(gate: Gate[Any]) -> Strategy:
 
 
 def _number_hostile(gate: Gate[Any]) -> Strategy:
-    return NON_FINITE | BOOLS | st.text(max_size=5) | WRONG_CONTAINERS | HUGE_INTS.filter(lambda n: abs(n) > 1e308)
+    return NON_FINITE | BOOLS | st.text(max_size=5) | WRONG_CONTAINERS | PAST_FLOATS
 
 
 def _number_valid(gate: Gate[Any]) -> Strategy:
@@ -683,14 +689,26 @@ KINDS: dict[str, tuple[Callable[[Gate[Any]], Strategy], Callable[[Gate[Any]], St
 }
 
 
+#: the strategies made for each gate, by id (the gate is kept, so its id is not reused): a test drawing a gate's
+#: class in every example reuses one strategy instead of building and validating a new one each time
+_MADE: dict[tuple[int, int], tuple[Gate[Any], Strategy]] = {}
+
+
+def _made(gate: Gate[Any], which: int) -> Strategy:
+    key = (id(gate), which)
+    if key not in _MADE:
+        _MADE[key] = (gate, KINDS[gate.kind][which](gate))
+    return _MADE[key][1]
+
+
 def hostile(gate: Gate[Any]) -> Strategy:
     """Values ``gate`` must refuse (its kind's whole hostile class, around its own bounds)."""
-    return KINDS[gate.kind][0](gate)
+    return _made(gate, 0)
 
 
 def valid(gate: Gate[Any]) -> Strategy:
     """(value as written, the value ``gate`` returns) pairs inside its range."""
-    return KINDS[gate.kind][1](gate)
+    return _made(gate, 1)
 
 
 #: YAML tags outside the core schema, each with a node it may stand on (scalar, sequence, mapping)

@@ -4,8 +4,10 @@ prefix, monotonic totals typed counter)."""
 
 from __future__ import annotations
 
+import functools
 import re
 
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -20,10 +22,17 @@ _UNITS = {
 _MONOTONIC_WORDS = ("spawns", "starts", "runs_finished", "runs", "restarts")  # totals that only grow
 
 
+@functools.lru_cache(maxsize=4)
+def _families(text: str) -> tuple[Metric, ...]:
+    """``text`` parsed by prometheus_client, once for the checks of one text (raises where it does not parse);
+    the callers only read the families."""
+    return tuple(text_string_to_metric_families(text))
+
+
 def lint(text: str) -> list[str]:
     """What ``promtool check metrics`` would object to in ``text``, plus our own prefix and unit rules."""
     problems = []
-    for family in text_string_to_metric_families(text):  # raises on text that does not parse
+    for family in _families(text):  # raises on text that does not parse
         name, kind = family.name, family.type
         if not _NAME.fullmatch(name) or not name.startswith(("foss_supervisor_", "process_")):
             problems.append(f"{name}: not a foss_supervisor_ name")
@@ -47,7 +56,7 @@ def lint(text: str) -> list[str]:
 def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     """The values of the samples named ``name`` in ``text``, by their sorted labels."""
     found: dict[tuple[tuple[str, str], ...], float] = {}
-    for family in text_string_to_metric_families(text):
+    for family in _families(text):
         for s in family.samples:
             if isinstance(s, Sample) and s.name == name:
                 found[tuple(sorted(s.labels.items()))] = s.value

@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import ast
+import functools
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import REPO
+from helpers.sources import parsed
 
 PACKAGE = REPO / "foss_supervisor"
 
@@ -57,9 +59,14 @@ def module_of(path: Path) -> str:
 MODULES = frozenset(module_of(p) for p in SOURCES)
 
 
-def imports(path: Path) -> Iterator[tuple[str, int, bool]]:
-    """(imported module, line, at module level) of every runtime import of ours in ``path``."""
-    tree = ast.parse(path.read_text())
+@functools.cache
+def imports(path: Path) -> tuple[tuple[str, int, bool], ...]:
+    """(imported module, line, at module level) of every runtime import of ours in ``path``, found once per
+    process (three tests read them)."""
+    return tuple(_imports(parsed(path).tree))
+
+
+def _imports(tree: ast.Module) -> Iterator[tuple[str, int, bool]]:
 
     def walk(node: ast.AST, top: bool) -> Iterator[tuple[str, int, bool]]:
         for child in ast.iter_child_nodes(node):

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import contextlib
 import io
+import string
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import regex_class
 
 from foss_supervisor.cli.dispatch import SocketTarget, build_parser, main
 from foss_supervisor.cli.held import EXCLUSIVE, cmd_release
 from foss_supervisor.cli.terminal import EXIT_USAGE
 
-NAMES = st.from_regex(r"[a-z][a-z0-9_.]{0,12}", fullmatch=True).filter(lambda n: n not in ("release",))
+NAMES = regex_class(string.ascii_lowercase, string.ascii_lowercase + string.digits + "_.", 12).filter(
+    lambda n: n not in ("release",)
+)
 
 
 def _run(argv: list[str]) -> tuple[int | str | None, str]:

@@ -5,11 +5,13 @@ reused step's), which read like rows ingested; it is now INGESTED, what the ship
 from __future__ import annotations
 
 import json
+import string
 import time
 
 from helpers.pipeline import ORDERS_YAML
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import regex_class
 
 from foss_supervisor.cli.pipelines import run_rows, runs_table
 from foss_supervisor.pipeline.history import RunRecord, StepRecord
@@ -17,15 +19,17 @@ from foss_supervisor.pipeline.runstate import ActiveRun
 from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
+#: six of what ``\d`` matches: any Unicode decimal digit (category Nd), as st.from_regex drew them
+DIGITS_6 = st.text(st.characters(categories=["Nd"]), min_size=6, max_size=6)
 counts = st.none() | st.integers(0, 10**12)
 steps = st.lists(
-    st.builds(StepRecord, name=st.from_regex(r"[a-z_]{1,64}", fullmatch=True), rows_out=counts, rows_in=counts),
+    st.builds(StepRecord, name=regex_class("", string.ascii_lowercase + "_", 64, 1), rows_out=counts, rows_in=counts),
     max_size=12,
 )
 runs = st.builds(
     RunRecord,
-    run_id=st.from_regex(r"20\d{6}T\d{6}Z-[0-9a-f]{6}", fullmatch=True),
-    pipeline=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True),
+    run_id=st.builds("20{}T{}Z-{}".format, DIGITS_6, DIGITS_6, st.text("0123456789abcdef", min_size=6, max_size=6)),
+    pipeline=regex_class(string.ascii_letters + string.digits, string.ascii_letters + string.digits + "_.-", 63),
     mode=st.sampled_from(RunMode),
     trigger=st.sampled_from(["manual", "interval", "cron", "files_landed", "config_changed", "after:orders"]),
     status=st.sampled_from(RunStatus),

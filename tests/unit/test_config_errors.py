@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+import string
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,15 @@ import yaml
 from gate_strategies import bad_env_value
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import SECRET, SECRET_NAME
+from strategies import SECRET, SECRET_NAME, regex_class
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.errors import ConfigError
 
 ENV_NAME = SECRET_NAME.filter(lambda n: re.fullmatch(r"[A-Za-z_][\w-]*", n) is not None)
-PLAIN_NAME = st.from_regex(r"[A-Z][A-Z0-9_]{0,8}", fullmatch=True).filter(lambda n: "PASS" not in n)
+PLAIN_NAME = regex_class(string.ascii_uppercase, string.ascii_uppercase + string.digits + "_", 8).filter(
+    lambda n: "PASS" not in n
+)
 
 
 @st.composite

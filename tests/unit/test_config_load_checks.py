@@ -4,6 +4,7 @@ whose start passes its cap, and a program's ``cwd`` or ``user`` that does not ex
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import yaml
 from gate_strategies import unicode_digits
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from strategies import regex_class
 from test_gates import CONFIG_LEAVES, FILE, _at, _config_with
 
 from foss_supervisor.config import parse_config
@@ -72,7 +74,7 @@ def test_a_backoff_start_past_its_cap_is_refused(initial_ms: int, cap_ms: int) -
 
 
 @PROPERTY
-@given(st.from_regex(r"[a-z][a-z0-9_-]{2,20}", fullmatch=True))
+@given(regex_class(string.ascii_lowercase, string.ascii_lowercase + string.digits + "_-", 20, 2))
 def test_a_cwd_or_user_that_does_not_exist_is_refused_at_its_line(tmp_path_factory: Any, name: str) -> None:
     base = tmp_path_factory.mktemp("cfg")
     text = f"programs:\n  p:\n    command: [x]\n    cwd: missing-{name}\n  q:\n    command: [x]\n    user: zz-{name}\n"

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from helpers.sources import package_sources
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -129,10 +130,11 @@ def test_no_module_converts_on_its_own() -> None:
     """``dataclasses.asdict``, ``json.dumps(..., default=str)`` and hand-written enum-to-value loops were the four
     other ways; each conversion now goes through :mod:`foss_supervisor.base.jsonable`."""
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for source in package_sources():
+        path = source.path
         if path.name == "jsonable.py":
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in source.nodes:
             if isinstance(node, ast.Attribute) and node.attr in ("asdict", "astuple"):
                 found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} dataclasses.{node.attr}")
             if isinstance(node, ast.keyword) and node.arg == "default" and ast.unparse(node.value) in ("str", "repr"):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.sources import package_sources
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from strategies import KEY_LINE, LOG_TEXT, SECRET, SECRET_NAME
@@ -360,12 +361,12 @@ def test_every_config_errors_reason_starts_with_a_word_the_redactor_keeps() -> N
     import ast
     import re
 
-    import foss_supervisor
     from foss_supervisor.base.secretshapes import REASON_WORDS
 
     missing: dict[str, str] = {}
-    for path in Path(foss_supervisor.__file__).parent.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for source in package_sources():
+        path = source.path
+        for node in source.nodes:
             func = getattr(node, "func", None)
             name = getattr(func, "id", None) or getattr(func, "attr", "")
             if not (isinstance(node, ast.Call) and name.endswith("ConfigError") and len(node.args) >= 3):

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers.sources import package_sources
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -35,8 +36,9 @@ STATE_MODULES = ("foss_supervisor.core.states", "foss_supervisor.pipeline.states
 def _enums_in_package() -> list[tuple[str, str]]:
     """(module path, class name) of every class in the package that derives from an Enum, read from the source."""
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+    for source in package_sources():
+        path = source.path
+        for node in source.nodes:
             if isinstance(node, ast.ClassDef) and any("Enum" in ast.unparse(b) for b in node.bases):
                 found.append((str(path.relative_to(PACKAGE)), node.name))
     return found
@@ -162,8 +164,8 @@ async def test_a_reload_returns_to_the_phase_it_began_in_and_never_after_a_shutd
 def _event_classes_in_source() -> set[str]:
     """Every class of the package deriving (through any chain) from the one event base, read from the source."""
     bases: dict[str, set[str]] = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+    for source in package_sources():
+        for node in source.nodes:
             if isinstance(node, ast.ClassDef):
                 bases[node.name] = {ast.unparse(b).rpartition(".")[2] for b in node.bases}
     found: set[str] = set()
@@ -255,9 +257,9 @@ def test_an_event_named_by_hand_is_a_registered_one() -> None:
         r"^[A-Z][a-z]+(?:[A-Z][a-z]+)*(?:Changed|Started|Finished|Exited|Log|Completed|Reloaded)$"
     )
     typed = {  # names a module compares an event's type with
-        (str(path.relative_to(PACKAGE)), node.value)
-        for path in sorted(PACKAGE.rglob("*.py"))
-        for compare in ast.walk(ast.parse(path.read_text()))
+        (str(source.path.relative_to(PACKAGE)), node.value)
+        for source in package_sources()
+        for compare in source.nodes
         if isinstance(compare, ast.Compare)
         for node in ast.walk(compare)
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and looks_like_an_event.match(node.value)

@@ -2,7 +2,8 @@
 configs/pipelines/, are what the worker's reader derives; what it cannot derive it says, never guesses.
 
 The SQL is read as the worker reads it (``scan_scripts``: DuckDB's splitter, sqlglot, no database), in this
-process; through a real worker it is tests/e2e/test_impact_daemon.py.
+process; the types a warehouse gives: tests/process/pipeline/test_column_lineage_warehouse.py; through a real
+worker it is tests/e2e/test_impact_daemon.py.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import duckdb
 from helpers import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline.lineage import describer, scan_scripts
+from foss_supervisor.pipeline.lineage import scan_scripts
 from foss_supervisor.pipeline.spec import load_pipeline
 
 E = "silver.orders_enriched"
@@ -253,31 +253,6 @@ def test_any_mangled_statement_is_read_or_marked_unknown_and_never_loses_the_oth
             assert all(isinstance(u, str) for u in script["columns"]["unknown"])
     columns = found["step:p/intact"]["columns"]["writes"]["z_s.t"]["columns"]
     assert [(c["name"], c["from"]) for c in columns] == [("k", ["z_s.src.k"]), ("w", ["z_s.src.v"])]
-
-
-def test_the_warehouse_gives_the_types_of_a_create_as_and_is_left_as_it_was() -> None:
-    specs = {n: load_pipeline(REPO / "configs" / "pipelines" / f"{n}.yaml") for n in ("orders", "trips")}
-    scripts = {f"setup:{n}": s.setup_sql for n, s in specs.items() if s.setup_sql}
-    scripts |= {f"step:{n}/{st.name}": st.sql for n, s in specs.items() for st in s.steps if st.sql}
-    con = duckdb.connect()
-    setup = specs["trips"].setup_sql
-    assert setup is not None
-    con.execute(setup)  # trips' silver exists, orders' tables do not
-    before = con.execute("SELECT table_name, column_name, data_type FROM information_schema.columns").fetchall()
-    found = scan_scripts(scripts, con)["scripts"]
-    types = {
-        c["name"]: c["type"] for c in found["step:trips/daily"]["columns"]["writes"]["trips_gold.daily_zone"]["columns"]
-    }
-    assert types["trips"] == "BIGINT"  # count(*): bound by DuckDB, not derivable from the text
-    assert types["fare"] == "DECIMAL(18,2)" and types["day"] == "DATE"
-    enriched = found["step:orders/enrich"]["columns"]["writes"]["silver.orders_enriched"]["columns"]
-    assert next(c for c in enriched if c["name"] == "order_id")["type"] is None  # silver.orders not made yet
-    assert con.execute("SELECT table_name, column_name, data_type FROM information_schema.columns").fetchall() == before
-    describe = describer(con.cursor())
-    assert describe("SELECT 1 AS a") == [("a", "INTEGER")]
-    assert describe("SELECT 1; DROP TABLE trips_silver.trips") is None  # one statement or nothing
-    assert describe("SELECT * FROM nowhere.missing") is None
-    assert con.execute("SELECT count(*) FROM trips_silver.trips").fetchone() == (0,)
 
 
 def test_a_delete_or_update_reads_the_columns_it_uses() -> None:
