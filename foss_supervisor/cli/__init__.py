@@ -3,7 +3,8 @@
 What lives here:
 
 * the front: :mod:`~.dispatch` (the argparse front and dispatch), :mod:`~.quick` (``status`` without
-  argparse, the call a monitoring script repeats), :mod:`~.terminal` (output, exit codes, closed pipes);
+  argparse, the call a monitoring script repeats), :mod:`~.terminal` (output, exit codes, closed pipes),
+  :mod:`~.configfile` (the pipeline files' check the front and ``restart`` hand the config loader);
 * the daemon's lifecycle: :mod:`~.lifecycle` (start, stop: smart start, stale instances), :mod:`~.restart`
   (the new daemon runs the old one's config), :mod:`~.holder` (which holder of the PID lock may be
   signalled);

@@ -34,7 +34,8 @@ The daemon side never imports DuckDB: it talks to the worker over pipes. Rooms (
     text's statements, errors in the author's terms), ``lineage`` (tables a statement reads and writes),
     ``columns`` and ``columnsql`` (column-level lineage, with sqlglot), ``report`` (the shipped run report);
   - ingest, ledger and holds: ``ledger`` (the file ledger, ``discover``), ``ingest`` (the generic ingest),
-    ``hold`` (held files, set aside in the ledger);
+    ``hold`` (held files, set aside in the ledger), ``filescan`` (a landing file's hash and whether DuckDB's
+    line reader takes it as is: shared by the three);
   - snapshots: ``workersnapshots`` (write a snapshot), ``workersegments`` (a table's files, linked or
     copied), ``workersnapshotfiles`` (the gate on a snapshot's files), ``snapshothashes`` (row hashes) and
     ``snapshotstats`` (column statistics) kept beside them, ``workerdiff`` (the diff of two states),
