@@ -36,7 +36,7 @@ from foss_supervisor.control.server import ControlServer
 from foss_supervisor.core.containment import Containment, OwningChildWatcher, install_child_watcher
 from foss_supervisor.core.eventjournal import EventJournal
 from foss_supervisor.core.eventlog import EventLog
-from foss_supervisor.core.events import DEFER_S, DaemonStateChanged, EventBus, HealthChanged, StateChanged
+from foss_supervisor.core.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
 from foss_supervisor.core.heartbeat import Heartbeat
 from foss_supervisor.core.hooks import HookDispatcher
 from foss_supervisor.core.logsetup import log_pipeline_event
@@ -113,7 +113,7 @@ class Daemon:
             redactor = Redactor()
             redactor.learn(config)
         self.redactor = redactor  # the egress gate: replies, events, hook payloads, log lines
-        self.bus = EventBus(DEFER_S)  # recorders a little later: see EventBus
+        self.bus = EventBus()
         self.write_failures = write_failures or WriteFailures()  # state files, program logs, the daemon log
         self.event_journal = EventJournal(
             config.state_dir / "history",
@@ -124,7 +124,8 @@ class Daemon:
         # every event, numbered and redacted: what subscribers read, and what the journal keeps
         journal = self.event_journal.append if config.history_enabled else None  # history.enabled: at start
         self.events = EventLog(self.redactor.data, sink=journal, catch_up=self.bus.flush)
-        # recorders, DEFER_S after the step that published (or when a command or a reader flushes): see EventBus
+        # recorders, after the step that published (or when a command or a reader flushes): a respawn's fork does
+        # not wait for its log line
         self.bus.on(self.events.append, deferred=True)
         self.bus.on(log_event, deferred=True)
         self.bus.on(log_pipeline_event, deferred=True)

@@ -65,7 +65,7 @@ def test_arbitrary_arguments_get_a_clean_error_or_a_success(
 ) -> None:
     """And whatever the command and its end, its reply never runs ahead of the recorders (the event feed the
     dashboard and followers read): every event published before the answer, the command's audit record too,
-    has reached them, though the daemon's bus gives them events only DEFER_S later on its own."""
+    has reached them, though on its own the bus gives them events only once the publishing loop step ends."""
     name, args = call
     ctx = make_ctx(tmp_path_factory.mktemp("args"))
     published: list[Event] = []

@@ -1,6 +1,6 @@
 """The event bus: synchronous observers at once, deferred ones (the daemon's recorders: log lines, the event feed)
-at the end of the publishing loop step or, on the daemon's bus, a delay later unless flushed before; every one of
-them in publish order, none lost (hypothesis); the numbered event log catches up before it is read."""
+at the end of the publishing loop step, every one of them in publish order, none lost (hypothesis); the
+numbered event log catches up before it is read."""
 
 from __future__ import annotations
 
@@ -101,29 +101,5 @@ def test_the_event_log_catches_up_before_it_is_read() -> None:
         assert [e["seq"] for e in log.since(1)[0]] == [2, 3, 4]
         bus.publish(_event(4))
         assert [e["seq"] for e in log.recent(2)] == [5, 4]
-
-    asyncio.run(scenario())
-
-
-def test_with_a_delay_the_recorders_wait_for_it_or_for_a_flush() -> None:
-    """The daemon's bus (``defer_s``: DEFER_S): the deferred observers get nothing at the end of the step, all of
-    it, in order, at a flush (a command's start or reply, a read of the event log); the timer it cancels then
-    delivers nothing twice."""
-
-    async def scenario() -> None:
-        bus = EventBus(defer_s=3600.0)  # never by the timer within this test
-        later: list[str] = []
-        bus.on(lambda e: later.append(getattr(e, "name", "")), deferred=True)
-        bus.publish(_event(1))
-        bus.publish(_event(2))
-        for _ in range(5):
-            await asyncio.sleep(0)
-        assert later == []  # the step ended, and the ones after it: the delay holds
-        bus.flush()
-        assert later == ["p1", "p2"]
-        bus.publish(_event(3))  # a new batch gets a new timer; a flush delivers it once
-        bus.flush()
-        bus.flush()
-        assert later == ["p1", "p2", "p3"]
 
     asyncio.run(scenario())
