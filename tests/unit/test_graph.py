@@ -17,7 +17,7 @@ import pytest
 import yaml
 from gate_strategies import hostile
 from helpers import REPO
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.config import parse_config
@@ -178,11 +178,18 @@ ODD_PATH = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1,
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pydot's use of pyparsing
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.lists(ODD_PATH, min_size=1, max_size=3))
-def test_dot_and_mermaid_stay_well_formed_whatever_the_names(paths: list[str]) -> None:
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(ODD_PATH, min_size=1, max_size=3), st.just(False))
+@example(paths=['/x/a "b" {c} \\ \u00fc -> d;'], pipelines=True)
+def test_dot_and_mermaid_stay_well_formed_whatever_the_names(paths: list[str], pipelines: bool) -> None:
+    """The odd names are the folders a program feeds: alone, and once beside the shipped pipelines (their
+    subgraphs; a parse of that graph takes pydot about 0.4 s). The whole shipped graph: test_graph_daemon.py."""
     feeds = yaml.safe_dump({"feeds": paths}, default_flow_style=True, width=10**9, allow_unicode=True)
-    graph = shipped_graph("programs:\n  collector:\n    command: [x]\n    " + feeds[1:-2] + "\n")
+    programs = "programs:\n  collector:\n    command: [x]\n    " + feeds[1:-2] + "\n"
+    if pipelines:
+        graph = shipped_graph(programs)
+    else:
+        graph = build_graph(parse_config(f"data_dir: {DATA}\n{programs}", FILE, {}), {}, {}, {}, {})
     parsed = pydot.graph_from_dot_data(to_dot(graph))
     assert parsed is not None and len(parsed) == 1
     dot_nodes = {n.get_name().strip('"') for g in [parsed[0], *parsed[0].get_subgraphs()] for n in g.get_nodes()}
