@@ -7,6 +7,7 @@ puts ``tests/`` on the path), the fixtures that use it are in tests/conftest.py.
 - :mod:`helpers.supervising`: a real Supervisor in this process and waits on its events
 - :mod:`helpers.prometheus`: /metrics read as Prometheus reads it
 - :mod:`helpers.pipeline`: the shipped orders pipeline in a test's folders, runners whose worker is reaped
+- :mod:`helpers.sources`, :mod:`helpers.imports`: the package's source parsed once, its imports as a graph
 - :mod:`helpers.snapshots`: a DuckDB warehouse file snapshotted, restored and diffed by the worker's functions
 
 Nothing here touches port 5000 or a real state dir, so the suite can run beside a live daemon.

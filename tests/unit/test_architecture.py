@@ -6,16 +6,13 @@
 from __future__ import annotations
 
 import ast
-import functools
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import REPO
-from helpers.sources import parsed
-
-PACKAGE = REPO / "foss_supervisor"
+from helpers.imports import SOURCES, import_graph, imports, module_of, strongly_connected
+from helpers.sources import PACKAGE
 
 #: what each room may import besides itself (docs/architecture.md draws it); errors and the version are
 #: everyone's. ``systemd.install`` (install-service) sits above the core, the rest of systemd below it.
@@ -40,55 +37,12 @@ EVERYONES = frozenset({"errors", "__version__", "__init__"})
 MAX_LINES = 450  # "no file much over 400 lines"
 
 
-SOURCES = sorted(PACKAGE.rglob("*.py"))
-
-
 def room(module: str) -> str:
     """``foss_supervisor.core.process`` -> ``core``; ``foss_supervisor.systemd.install`` -> ``systemd.install``."""
     parts = module.split(".")[1:] or ["__init__"]
     if parts[:2] == ["systemd", "install"]:
         return "systemd.install"
     return parts[0]
-
-
-def module_of(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-MODULES = frozenset(module_of(p) for p in SOURCES)
-
-
-@functools.cache
-def imports(path: Path) -> tuple[tuple[str, int, bool], ...]:
-    """(imported module, line, at module level) of every runtime import of ours in ``path``, found once per
-    process (three tests read them)."""
-    return tuple(_imports(parsed(path).tree))
-
-
-def _imports(tree: ast.Module) -> Iterator[tuple[str, int, bool]]:
-
-    def walk(node: ast.AST, top: bool) -> Iterator[tuple[str, int, bool]]:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                for other in child.orelse:
-                    yield from walk(other, top)
-                continue
-            if isinstance(child, ast.Import):
-                yield from ((a.name, child.lineno, top) for a in child.names if a.name.startswith("foss_supervisor"))
-            elif isinstance(child, ast.ImportFrom) and (child.module or "").startswith("foss_supervisor"):
-                assert child.module is not None
-                for alias in child.names:  # "from pkg import module" imports that module; else a name of pkg
-                    sub = f"{child.module}.{alias.name}"
-                    yield (
-                        (sub if sub in MODULES or child.module == "foss_supervisor" else child.module),
-                        child.lineno,
-                        top,
-                    )
-            inner = top and not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
-            yield from walk(child, inner)
-
-    yield from walk(tree, True)
 
 
 def test_every_room_has_its_rules() -> None:
@@ -124,51 +78,9 @@ def test_a_room_sees_the_pipeline_facade_only(here: str) -> None:
 
 
 def test_no_import_cycle_at_module_level() -> None:
-    """Module-level imports form no cycle (a cycle would make import order matter)."""
-    graph: dict[str, set[str]] = {}
-    for path in SOURCES:
-        here = module_of(path)
-        graph[here] = {t for t, _, top in imports(path) if top and t != here}
-    known = set(graph)
-
-    def resolve(target: str) -> str | None:  # "from pkg import module" names a module or a name in pkg
-        return (
-            target if target in known else (target.rpartition(".")[0] if target.rpartition(".")[0] in known else None)
-        )
-
-    edges = {m: {r for t in ts if (r := resolve(t)) and r != m} for m, ts in graph.items()}
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    cycles: list[list[str]] = []
-    counter = [0]
-
-    def connect(v: str) -> None:  # Tarjan's strongly connected components
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on_stack.add(v)
-        for w in edges.get(v, ()):
-            if w not in index:
-                connect(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                cycles.append(sorted(component))
-
-    for v in edges:
-        if v not in index:
-            connect(v)
+    """Module-level imports form no cycle (a cycle would make import order matter; counting the imports inside
+    functions too: tests/unit/test_import_cycles.py)."""
+    cycles = strongly_connected(import_graph(module_level=True))
     assert not cycles, f"import cycles: {cycles}"
 
 

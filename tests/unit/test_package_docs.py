@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO
+from helpers.sources import parsed
 
 PACKAGE = REPO / "foss_supervisor"
 PACKAGES = sorted(p.parent for p in PACKAGE.rglob("__init__.py"))
@@ -41,7 +42,7 @@ def members(package: Path) -> set[str]:
 
 
 def docstring(package: Path) -> str:
-    return ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+    return ast.get_docstring(parsed(package / "__init__.py").tree) or ""
 
 
 def named(doc: str, package: str) -> set[str]:
@@ -115,9 +116,8 @@ def test_the_architecture_page_names_the_rooms_and_real_files() -> None:
     assert not exists("foss_supervisor/commands*.py") and not exists("foss_supervisor/daemon.py")
 
 
-def code_texts(path: Path) -> list[tuple[int, str]]:
-    """(line, text) of every docstring and comment of the Python file ``path``."""
-    source = path.read_text()
+def code_texts(source: str) -> list[tuple[int, str]]:
+    """(line, text) of every docstring and comment of the Python source ``source``."""
     texts = [
         (node.body[0].lineno, doc)
         for node in ast.walk(ast.parse(source))
@@ -144,8 +144,8 @@ def test_the_paths_our_docstrings_and_comments_name_exist() -> None:
     wrong = [
         f"{path.relative_to(REPO)}:{line} {name}"
         for path in CODE
-        if CODE_PATH.search(path.read_text())  # parsed only if it names a path at all (most do not)
-        for line, text in code_texts(path)
+        if CODE_PATH.search(source := path.read_text())  # parsed only if it names a path at all (most do not)
+        for line, text in code_texts(source)
         for name in CODE_PATH.findall(text)
         if not (REPO / name).exists()
     ]
