@@ -32,7 +32,8 @@ What is replaced with ``***``:
 
 Not detected: a bare high-entropy string with no name and no known prefix (scanners' entropy rules
 flag hashes and ids as often as secrets); list such values under ``secrets:``. Strings with no trigger
-of a shape pass after one regex search, and replies are cached by string.
+of a shape pass after one regex search; the literals are found in one pass however many there are
+(Aho-Corasick, ahocorasick-rs), and replies are cached by string.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+from ahocorasick_rs import AhoCorasick, MatchKind
 
 from foss_supervisor.base.secretshapes import REASON_WORDS, REDACTED, TRIGGER, apply, looks_secret
 
@@ -76,10 +79,12 @@ def _destination_secret(url: str) -> str:
 
 
 class _Sink:
-    """Where :meth:`Redactor.learn` collects the values the rules replace."""
+    """Where :meth:`Redactor.learn` collects the values the rules replace; ``seen``: each string already
+    read, with its redaction (a config repeats its strings: an interpreter's path in every command)."""
 
     def __init__(self) -> None:
         self.values: set[str] = set()
+        self.seen: dict[str, str] = {}
 
     def add(self, value: str) -> None:
         value = value.strip().strip("\"'")
@@ -91,6 +96,21 @@ class _Sink:
             for line in value.splitlines():
                 if line.strip() != value:
                     self.add(line)
+
+
+def _literals_out(text: str, matcher: AhoCorasick) -> str:
+    """``text`` with every literal ``matcher`` finds replaced: leftmost first, the longest at a position,
+    then on after it (as a regex alternation of the literals, longest first, would)."""
+    found = matcher.find_matches_as_indexes(text)
+    if not found:
+        return text
+    parts: list[str] = []
+    pos = 0
+    for _, start, end in found:
+        parts += (text[pos:start], REDACTED)
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 def _rules(text: str, sink: _Sink | None) -> str:
@@ -106,7 +126,7 @@ class Redactor:
     """
 
     def __init__(self) -> None:
-        self._literals: tuple[tuple[str, ...], re.Pattern[str] | None] = ((), None)
+        self._literals: tuple[tuple[str, ...], AhoCorasick | None] = ((), None)
         self._cache: dict[str, str | None] = {}  # string -> its redaction, None when unchanged
 
     # ------------------------------------------------------------------------------------ literals
@@ -122,9 +142,10 @@ class Redactor:
         sink = _Sink()
         sink.values.update(self._literals[0])
         self._walk(config, False, sink)
-        ordered = tuple(sorted(sink.values, key=lambda v: (-len(v), v)))  # longest first: no partial leftovers
-        pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-        self._literals = (ordered, pattern)
+        ordered = tuple(sorted(sink.values, key=lambda v: (-len(v), v)))
+        # leftmost-longest: of two literals at one place the longer goes whole, no partial leftovers
+        matcher = AhoCorasick(ordered, matchkind=MatchKind.LeftmostLongest) if ordered else None
+        self._literals = (ordered, matcher)
         self._cache = {}
         return len(ordered)
 
@@ -195,11 +216,15 @@ class Redactor:
             known = self._cache.get(text, text)
             if known is not text:
                 return text if known is None else known
+        elif (seen := sink.seen.get(text)) is not None:
+            return text if seen == text else seen  # what it adds to the sink is in it already
         out = _rules(text, sink) if TRIGGER.search(text) else text
-        literals, pattern = self._literals
-        if pattern is not None and any(lit in out for lit in literals):
-            out = pattern.sub(REDACTED, out)
-        if sink is None and len(text) <= _CACHE_LEN:
+        matcher = self._literals[1]
+        if matcher is not None:
+            out = _literals_out(out, matcher)
+        if sink is not None:
+            sink.seen[text] = out
+        elif len(text) <= _CACHE_LEN:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache = {}
             self._cache[text] = None if out == text else out

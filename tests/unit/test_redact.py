@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import string
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,47 @@ def test_listed_and_learned_literals_go_inside_any_text(secrets: list[str], befo
     redactor.learn({"secrets": secrets})
     for secret in secrets:
         assert secret not in redactor.text(f"{before}{secret}{after}")  # no separator needed
+
+
+# an alphabet no shape's trigger can spell (no s, k, t, p, w...): only the literals act on such text
+PLAIN = "abcé日1"
+
+
+@st.composite
+def overlapping_literals(draw: st.DrawFn) -> tuple[str, list[str]]:
+    """(a source text, literals cut from it): prefixes, suffixes and overlaps of each other by construction."""
+    source = draw(st.text(PLAIN, min_size=6, max_size=30))
+    cuts = st.tuples(st.integers(0, len(source) - 4), st.integers(4, 12))
+    literals = {source[i : i + n] for i, n in draw(st.lists(cuts, min_size=1, max_size=30))}
+    return source, sorted(literals)
+
+
+@settings(max_examples=200)
+@given(overlapping_literals(), st.data())
+def test_literals_go_leftmost_first_and_longest_at_a_place_however_many(
+    carried: tuple[str, list[str]], data: Any
+) -> None:
+    """Many literals, prefixes and overlaps of each other, in text made of their pieces: replaced as a regex
+    alternation of them, longest first, replaces them (the leftmost match, the longest there, then on after it)."""
+    source, literals = carried
+    redactor = Redactor()
+    redactor.learn({"secrets": literals})
+    oracle = re.compile("|".join(map(re.escape, sorted(literals, key=lambda v: (-len(v), v)))))
+    pieces = st.sampled_from([source, *literals]).flatmap(lambda t: st.sampled_from([t, t[:3], t[1:], t[2:7]]))
+    for _ in range(10):
+        text = "".join(data.draw(st.lists(pieces | st.text(PLAIN, max_size=3), max_size=12)))
+        assert redactor.text(text) == oracle.sub(REDACTED, text), text
+
+
+@settings(max_examples=100)
+@given(DATA, st.integers(2, 6))
+def test_a_document_repeated_teaches_what_it_teaches_once(data: Any, times: int) -> None:
+    """Learning reads each distinct string once (a config repeats its interpreter's path in every command):
+    the values learned are those of the document alone."""
+    once, repeated = Redactor(), Redactor()
+    assert repeated.learn([data] * times) == once.learn(data)
+    text = json.dumps(data, ensure_ascii=False)
+    assert repeated.text(text) == once.text(text)
 
 
 @settings(max_examples=200)
