@@ -191,76 +191,127 @@ def _config_key(text: str, start: int, end: int) -> bool:
     return m is not None and (any(c in m["path"] for c in ".]") or m["lead"].startswith(":"))
 
 
+Span = tuple[int, int]
+
+
 def apply(text: str, found: Callable[[str], None] | None = None) -> str:
-    """``text`` with every shape of the module's table replaced by ``***``; ``found(value)`` gets each value."""
+    """``text`` with every shape of the module's table replaced by ``***``; ``found(value)`` gets each value.
+
+    Every shape is looked for in the text as given, and the spans they find are replaced together at the end
+    (overlapping ones as one ``***``): a shape's match never hides another's context (``bearer`` before
+    ``redis-cli -a pw`` takes ``redis-cli`` as its token, and the ``-a`` password still goes).
+    """
 
     def note(value: str) -> None:
         if found is not None:
             found(value)
 
-    def whole(m: re.Match[str]) -> str:
+    def whole(m: re.Match[str]) -> list[Span]:
         note(m.group(0))
-        return REDACTED
+        return [m.span()]
 
-    def secret(m: re.Match[str]) -> str:
+    def secret(m: re.Match[str]) -> list[Span]:
         groups = m.groupdict()
         for i in ("", "2", "3"):
             if groups.get("secret" + i) is not None:
                 if groups["secret" + i] == REDACTED:
-                    return m.group(0)
+                    return []
                 note(groups["secret" + i])
-                return str(groups["head" + i]) + REDACTED
-        return m.group(0)
+                return [m.span("secret" + i)]
+        return []
 
-    def url(m: re.Match[str]) -> str:
+    def url(m: re.Match[str]) -> list[Span]:
         user, colon, password = m.group("userinfo").partition(":")
         note(password if colon else (user if len(user) >= 16 else ""))
-        return f"{m.group('head')}{user + ':' if colon else ''}{REDACTED}@"
+        start, end = m.span("userinfo")
+        return [(start + len(user) + 1, end) if colon else (start, end)]
 
-    def authorization(m: re.Match[str]) -> str:
+    def authorization(m: re.Match[str]) -> list[Span]:
         value = m.group("secret").rstrip()
         if value == REDACTED:
-            return m.group(0)
+            return []
         note(value)
-        scheme = m.group("scheme")
-        return f"{m.group('head')}{scheme + ' ' if scheme else ''}{REDACTED}"
+        return [(m.start("secret"), m.start("secret") + len(value))]
 
-    def basic(m: re.Match[str]) -> str:
+    def basic(m: re.Match[str]) -> list[Span]:
         try:
             decoded = base64.b64decode(m.group("secret"), validate=True)
         except (binascii.Error, ValueError):
-            return m.group(0)
+            return []
         if b":" not in decoded:
-            return m.group(0)
+            return []
         note(m.group("secret"))
         note(decoded.partition(b":")[2].decode("utf-8", "replace"))
-        return m.group("head") + REDACTED
+        return [m.span("secret")]
 
-    def inline(m: re.Match[str]) -> str:
+    def inline(m: re.Match[str]) -> list[Span]:
         name, sep, value = m.group("name"), m.group("sep"), m.group("value")
-        if (_HEADER_NAME.fullmatch(name) and sep.strip()) or value == REDACTED:  # the header's rule was there
+        if (_HEADER_NAME.fullmatch(name) and sep.strip()) or value == REDACTED:  # the header's rule is there
             # (it reads "authorization: ..." and "=..."; "--authorization VALUE", a flag, is this rule's)
-            return m.group(0)
+            return []
         if (
             sep.startswith(":")
             and value.lower() in REASON_WORDS
             and _config_key(m.string, m.start("name"), m.end("name"))
         ):
-            return m.group(0)  # a config error's key: reason
+            return []  # a config error's key: reason
         if not looks_secret(name.lstrip("-")) or (not sep.strip() and not name.startswith("-")):
-            return m.group(0)
+            return []
         note(value)
-        quote = value[0] if value[0] in "\"'" else ""
-        return f"{name}{m.group('close')}{sep}{quote}{REDACTED}{quote}"
+        quoted = 1 if value[0] in "\"'" else 0  # the quotes stay: "name": "***"
+        return [(m.start("value") + quoted, m.end("value") - quoted)]
 
-    text = _PEM.sub(whole, text)
-    text = _TOKEN.sub(whole, text)
-    text = _WEBHOOK.sub(secret, text)
-    text = _URL.sub(url, text)
-    text = _AUTHORIZATION.sub(authorization, text)
-    text = _BEARER.sub(secret, text)
-    text = _BASIC.sub(basic, text)
-    text = _ARGUMENT.sub(secret, text)
-    text = _ORACLE.sub(secret, text)
-    text = _PROSE.sub(secret, text)
-    return _INLINE.sub(inline, text)
+    spans: list[Span] = []
+    for pattern, read in (
+        (_PEM, whole),
+        (_TOKEN, whole),
+        (_WEBHOOK, secret),
+        (_URL, url),
+        (_AUTHORIZATION, authorization),
+        (_BEARER, secret),
+        (_BASIC, basic),
+        (_ARGUMENT, secret),
+        (_ORACLE, secret),
+        (_PROSE, secret),
+        (_INLINE, inline),
+    ):
+        pos = 0
+        while (m := pattern.search(text, pos)) is not None:
+            spans += read(m)
+            pos = _resume(m)
+    return _replaced(text, spans)
+
+
+# where a shape's next match may begin: at the value it just read, which may be the next one's head
+# (``redis-cli -a redis-cli -a pw``, ``--keyboard password=pw``); a whole token, a key block and a header's
+# value (to the end of its line) cover whatever starts inside them
+_VALUE_GROUPS = ("secret", "secret2", "secret3", "userinfo", "value")
+_WHOLE_LINE = frozenset({_PEM, _TOKEN, _AUTHORIZATION})
+
+
+def _resume(m: re.Match[str]) -> int:
+    """Where to search again after ``m``: the start of the value it read (past ``m``'s start), else its end."""
+    if m.re not in _WHOLE_LINE:
+        for group in _VALUE_GROUPS:
+            if group in m.re.groupindex and m.start(group) > m.start():
+                return m.start(group)
+    return max(m.end(), m.start() + 1)
+
+
+def _replaced(text: str, spans: list[Span]) -> str:
+    """``text`` with each span replaced by ``***``; spans that overlap or touch go as one."""
+    if not spans:
+        return text
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    parts: list[str] = []
+    pos = 0
+    for start, end in merged:
+        parts += (text[pos:start], REDACTED)
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)

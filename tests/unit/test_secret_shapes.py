@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import string
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from strategies import SECRET, regex_class
 
@@ -169,6 +170,38 @@ def test_no_secret_of_a_shape_survives_in_any_text(shape: str, data: st.DataObje
     learned.learn({"programs": {"p": {"command": ["sh", "-c", text]}}})  # a config that holds it teaches it
     again = text if shape in WHOLE else secret  # a token is learned whole (its body alone is no secret shape)
     assert secret not in learned.text(f"printed {again} again")
+
+
+# flags of data whose names hold a secret word: a rule reads them, leaves them, and must not skip what follows
+HARMLESS = st.sampled_from(["--keyboard", "--monkey", "--sort-key", "--author", "--pass-rate", "--primary_key"])
+
+
+@settings(max_examples=400)
+@given(
+    st.sampled_from(sorted(SHAPES)),
+    st.sampled_from(sorted(SHAPES)),
+    st.sampled_from(["whole", "head", "flag"]),
+    st.data(),
+)
+def test_a_shape_right_before_another_never_hides_its_secret(first: str, second: str, lead: str, data: Any) -> None:
+    """One shape's text, only what precedes its secret (``bearer``, ``Authorization:``, ``mysql -p``,
+    ``redis-cli -a``), or a harmless flag with a secret word in its name, right before another shape: every
+    shape reads the text as given and goes on from the value it read, so a rule taking the next words for its
+    value never hides the secret of the shape they begin (``bearer redis-cli -a <pw>``,
+    ``--keyboard password=<pw>``, ``redis-cli -a redis-cli -a <pw>``)."""
+    write_a, secrets_a = SHAPES[first]
+    write_b, secrets_b = SHAPES[second]
+    secret_a, secret_b = data.draw(secrets_a, "first secret"), data.draw(secrets_b, "second secret")
+    text_a, text_b = write_a(data.draw, secret_a), write_b(data.draw, secret_b)
+    before = {
+        "whole": text_a,
+        "head": text_a[: max(text_a.find(secret_a), 0)],
+        "flag": data.draw(HARMLESS, "flag"),
+    }[lead]
+    assume(secret_b not in before and secret_a not in text_b)
+    shown = Redactor().text(f"{before} {text_b}")
+    assert secret_b not in shown, shown
+    assert lead != "whole" or secret_a not in shown, shown
 
 
 @given(
