@@ -118,16 +118,27 @@ def _rules(text: str, sink: _Sink | None) -> str:
     return apply(text, None if sink is None else sink.add)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Known:
+    """What a redactor has learned, swapped whole: the literals, their matcher, and the redactions made with
+    them (string -> its redaction, None when unchanged), so a redaction made with an old set is never
+    remembered as one made with the new."""
+
+    literals: tuple[str, ...] = ()
+    matcher: AhoCorasick | None = None
+    cache: dict[str, str | None] = dataclasses.field(default_factory=dict)
+
+
 class Redactor:
     """Redacts text and JSON-able data by the rules of the module docstring, and the literals it learned.
 
     One per daemon. :meth:`learn` replaces the literals (at start and after each reload); the swap is
-    one attribute assignment, so readers on other threads (the web's) see the old set or the new one.
+    one attribute assignment, so readers on other threads (a reply redacted off the loop, the web's) see
+    the old set or the new one, string by string.
     """
 
     def __init__(self) -> None:
-        self._literals: tuple[tuple[str, ...], AhoCorasick | None] = ((), None)
-        self._cache: dict[str, str | None] = {}  # string -> its redaction, None when unchanged
+        self._known = _Known()
 
     # ------------------------------------------------------------------------------------ literals
 
@@ -140,19 +151,18 @@ class Redactor:
         hold). Returns how many literals are known now.
         """
         sink = _Sink()
-        sink.values.update(self._literals[0])
+        sink.values.update(self._known.literals)
         self._walk(config, False, sink)
         ordered = tuple(sorted(sink.values, key=lambda v: (-len(v), v)))
         # leftmost-longest: of two literals at one place the longer goes whole, no partial leftovers
         matcher = AhoCorasick(ordered, matchkind=MatchKind.LeftmostLongest) if ordered else None
-        self._literals = (ordered, matcher)
-        self._cache = {}
+        self._known = _Known(ordered, matcher)
         return len(ordered)
 
     @property
     def literals(self) -> int:
         """How many literal values are redacted wherever they appear."""
-        return len(self._literals[0])
+        return len(self._known.literals)
 
     # ------------------------------------------------------------------------------------ text and data
 
@@ -212,22 +222,22 @@ class Redactor:
         return event
 
     def _text(self, text: str, sink: _Sink | None) -> str:
+        known = self._known  # one set for the whole string, even if a reload swaps it meanwhile
         if sink is None:
-            known = self._cache.get(text, text)
-            if known is not text:
-                return text if known is None else known
+            done = known.cache.get(text, text)
+            if done is not text:
+                return text if done is None else done
         elif (seen := sink.seen.get(text)) is not None:
             return text if seen == text else seen  # what it adds to the sink is in it already
         out = _rules(text, sink) if TRIGGER.search(text) else text
-        matcher = self._literals[1]
-        if matcher is not None:
-            out = _literals_out(out, matcher)
+        if known.matcher is not None:
+            out = _literals_out(out, known.matcher)
         if sink is not None:
             sink.seen[text] = out
         elif len(text) <= _CACHE_LEN:
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache = {}
-            self._cache[text] = None if out == text else out
+            if len(known.cache) >= _CACHE_MAX:
+                known.cache.clear()
+            known.cache[text] = None if out == text else out
         return text if out == text else out
 
     def _walk(self, value: Any, secret: bool, sink: _Sink | None) -> Any:

@@ -11,6 +11,7 @@ Transports (the control socket, the dashboard) answer through :func:`answer`, th
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -140,7 +141,9 @@ class Command:
     """A registered command: its parameters as name -> (type, default); ``...`` marks required.
 
     ``raw``: the reply is the operator's own file, for the config editor (write role only), passed
-    without redaction; every other reply is redacted (see :func:`answer`).
+    without redaction; every other reply is redacted (see :func:`answer`). ``bulky``: the reply grows with
+    the config (every program's every setting), so it is redacted on a worker thread: the loop supervises
+    meanwhile (the handler builds it off the loop too).
     """
 
     name: str
@@ -148,6 +151,7 @@ class Command:
     params: Mapping[str, tuple[type, Any]]
     mutating: bool
     raw: bool = False
+    bulky: bool = False
     limits: Mapping[str, Limit] = dataclasses.field(default_factory=dict)  # each parameter's, defaults filled in
 
     @property
@@ -159,7 +163,7 @@ COMMANDS: dict[str, Command] = {}
 
 
 def command(
-    command_name: str, *, mutating: bool = False, raw: bool = False, **params: tuple[Any, ...]
+    command_name: str, *, mutating: bool = False, raw: bool = False, bulky: bool = False, **params: tuple[Any, ...]
 ) -> Callable[[Handler], Handler]:
     """Register a command; each parameter is ``(type, default)`` or ``(type, default, Limit)`` (``...``:
     required; without a Limit, the type's :data:`DEFAULT_LIMITS`)."""
@@ -167,7 +171,7 @@ def command(
     def register(handler: Handler) -> Handler:
         types = {name: (spec[0], spec[1]) for name, spec in params.items()}
         limits = {name: spec[2] if len(spec) > 2 else DEFAULT_LIMITS[spec[0]] for name, spec in params.items()}
-        COMMANDS[command_name] = Command(command_name, handler, types, mutating, raw, limits)
+        COMMANDS[command_name] = Command(command_name, handler, types, mutating, raw, bulky, limits)
         return handler
 
     return register
@@ -310,7 +314,12 @@ async def answer(
     except Exception as exc:
         exc.args = ctx.redactor.data(exc.args)  # str(exc) is made of its args (the tree has no __str__)
         raise
-    return reply if COMMANDS[name].raw else ctx.redactor.data(reply)
+    spec = COMMANDS[name]
+    if spec.raw:
+        return reply
+    if spec.bulky:  # thousands of strings: the loop keeps supervising while they are read
+        return await asyncio.to_thread(ctx.redactor.data, reply)
+    return ctx.redactor.data(reply)
 
 
 # ------------------------------------------------------------------------------------------
