@@ -6,16 +6,18 @@ one stop path. Programs, probes, hooks and the pipeline worker all start through
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.core.child import Child, spawn
+from foss_supervisor.core.child import SPAWNS_AT_ONCE, Child, spawn
 
 PY = sys.executable
 
@@ -113,6 +115,37 @@ async def test_a_write_to_a_child_that_never_reads_is_dropped_not_raised() -> No
         child.close_stdin()
     finally:
         await finish(child)
+
+
+async def test_a_fleet_spawned_together_forks_a_few_per_loop_step() -> None:
+    """100 spawns asked for at once: at most SPAWNS_AT_ONCE forks between two turns of another task on the loop
+    (the kernel's list of this thread's children, read at each turn), so the loop never spends one step on
+    all of them."""
+    children = f"/proc/self/task/{threading.get_native_id()}/children"
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        while not done.is_set():
+            with open(children) as f:
+                seen.append(len(f.read().split()))
+            await asyncio.sleep(0)
+
+    watching = asyncio.create_task(watch())
+    await asyncio.sleep(0)  # the watcher has read the list once: none yet
+    spawned: list[Child] = []
+    try:
+        async with asyncio.timeout(60):
+            spawned = list(await asyncio.gather(*(spawn(["sleep", "60"]) for _ in range(100))))
+        done.set()
+        await watching
+        assert seen[0] == 0 and max(seen) <= 100
+        steps = [later - earlier for earlier, later in itertools.pairwise(seen)]
+        assert max(steps) <= SPAWNS_AT_ONCE, steps
+    finally:
+        done.set()
+        for child in spawned:
+            await finish(child)
 
 
 async def test_a_spawn_that_cannot_start_raises_and_leaves_nothing(tmp_path: Path) -> None:
