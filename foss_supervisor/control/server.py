@@ -54,7 +54,7 @@ from pathlib import Path
 import structlog
 
 from foss_supervisor.base.turnshare import DEFAULT_BUDGET_S, TurnShare
-from foss_supervisor.commands import ACTOR, Actor, CommandContext, answer
+from foss_supervisor.commands import ACTOR, COMMANDS, Actor, CommandContext, answer
 from foss_supervisor.control.protocol import (
     MAX_LINE_BYTES,
     SUBSCRIBE,
@@ -318,7 +318,7 @@ class ControlServer:
                 # and begins only in a turn of the loop with room: however many clients have requests
                 # ready (pipelined ones too), supervision's next callback waits for a couple of ms of them
                 await self.turns.take()
-                reply = encode(await self._answer(line))
+                reply = await self._answer(line)
             await self._send(writer, reply)
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
@@ -404,14 +404,16 @@ class ControlServer:
             await writer.drain()
         return None
 
-    async def _answer(self, line: bytes) -> dict[str, object]:
+    async def _answer(self, line: bytes) -> bytes:
+        """The encoded reply line; a bulky command's (the whole config) is encoded on a worker thread."""
         req_id = None
         try:
             req_id, cmd, args = decode_request(line)
-            return ok_reply(req_id, await answer(self.ctx, cmd, args))
+            reply = ok_reply(req_id, await answer(self.ctx, cmd, args))
+            return await asyncio.to_thread(encode, reply) if COMMANDS[cmd].bulky else encode(reply)
         except SupervisorError as exc:
             log.info("control_request_refused", error=str(exc), type=type(exc).__name__)
-            return error_reply(req_id, exc)
+            return encode(error_reply(req_id, exc))
         except Exception as exc:  # a bug in one command must not take the daemon down
             log.exception("control_command_crashed")
-            return error_reply(req_id, exc)
+            return encode(error_reply(req_id, exc))
