@@ -45,6 +45,8 @@ def bench_large_fleet(tool: Tool, plan: Plan, size: int, rep: int, res: Results)
         running = (running_ns - tool.launched_ns) / 1e9
         res.add("fleet_cold", key, cold)
         res.add("fleet_running", key, running)
+        if (lag := tool.longest_loop_step_ms()) is not None:  # the start's: nothing else has run yet
+            res.add("fleet_lag", key, lag)
         note(f"fleet {key} {rep + 1}: all {size} started {cold:.2f} s, all RUNNING per status {running:.2f} s")
         if rep == 0:
             rss, daemon, cpu = measure_idle(tool, log, plan.cpu_window_s, res)

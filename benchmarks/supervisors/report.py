@@ -60,6 +60,7 @@ def rows(fleet_size: int) -> tuple[Row, ...]:
         Row("fleet_cold", f"{n} programs: launch → all first lines", "s"),
         Row("fleet_cold_cpu", "… daemon CPU time by then (its own, not its children's)", "s"),
         Row("fleet_running", f"{n} programs: launch → status lists all RUNNING", "s"),
+        Row("fleet_lag", "… the daemon's longest loop step by then (its heartbeat's lag)", "ms"),
         Row("fleet_rss_daemon", f"daemon process RSS, {n} idle programs (dashboard up)", "MiB"),
         Row("fleet_rss", "… all the supervisor's own processes (foss: daemon + dashboard process)", "MiB"),
         Row("fleet_cpu", f"idle CPU of its own processes, {n} idle programs", "% core"),

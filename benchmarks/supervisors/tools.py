@@ -86,6 +86,10 @@ class Tool(ABC):
         """Speed up an unmeasured shutdown, where a tool is slow at it for reasons already measured."""
         return None
 
+    def longest_loop_step_ms(self) -> float | None:
+        """The daemon's longest loop step so far, in ms, where the tool reports one (None: it does not)."""
+        return None
+
     def daemon_env(self) -> dict[str, str]:
         return tool_env()
 
@@ -251,6 +255,14 @@ class Foss(Tool):
         if done.returncode != 0:
             return set()
         return {p["name"] for p in json.loads(done.stdout)["programs"] if p["state"] == "RUNNING"}
+
+    def longest_loop_step_ms(self) -> float | None:
+        """``status --json``'s heartbeat: ``daemon.loop.max_lag_ever_s`` (how late a 0.25 s beat ever woke)."""
+        done = self.cli([self.exe, "status", "--json", "--config", str(self.config)])
+        if not done.stdout:
+            return None
+        lag = json.loads(done.stdout).get("daemon", {}).get("loop", {}).get("max_lag_ever_s")
+        return None if lag is None else float(lag) * 1000
 
     def touch_dashboard(self) -> None:
         """GET /health and /api/status once, so the RSS is that of a dashboard that has served requests."""
