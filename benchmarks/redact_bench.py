@@ -7,6 +7,9 @@ times ``Redactor.data`` on it: the first pass (every string new) and later passe
 are remembered), against ``json.dumps`` of the same reply as a yardstick. Prints one JSON object.
 
     .venv/bin/python benchmarks/redact_bench.py --programs 1000 --literals 50
+
+``--hostile`` times instead one 64 KB line made of a shape's head over and over (``token=token=...``), each
+against a plain line of the same size: what a program printing such a line costs every reader of its log.
 """
 
 from __future__ import annotations
@@ -56,12 +59,47 @@ def status_reply(programs: int) -> dict[str, Any]:
     }
 
 
+HOSTILE_KB = 64
+HEADS = {
+    "token=": "token=",
+    "authorization: ": "authorization: ",
+    "mysql -p ": "mysql -p ",
+    "redis-cli -a ": "redis-cli -a ",
+    "bearer ": "bearer ",
+    "a/b@ (Oracle)": "a/b@",
+    "password is ": "password is ",
+    "--token ": "--token ",
+    "https://u:p@h ": "https://u:p@h ",
+    "eyJ (JWT parts)": "eyJhbGciOiJub25lIn0.eyJ ",
+}
+
+
+def hostile() -> None:
+    """Milliseconds to redact one 64 KB line of each head repeated, and a plain line of the same size."""
+    size = HOSTILE_KB * 1024
+    lines = {name: (head * (size // len(head) + 1))[:size] for name, head in HEADS.items()}
+    lines["plain words"] = ("lorem ipsum dolor sit amet " * (size // 27 + 1))[:size]
+    out = {}
+    for name, line in lines.items():
+        took = []
+        for _ in range(3):
+            t = time.perf_counter()
+            Redactor().text(line)  # a fresh redactor: nothing cached
+            took.append((time.perf_counter() - t) * 1000)
+        out[name] = round(statistics.median(took), 1)
+    print(json.dumps({"line_kb": HOSTILE_KB, "median_ms": out}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--programs", type=int, default=1000)
     parser.add_argument("--literals", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--hostile", action="store_true", help="64 KB lines of repeated heads instead")
     args = parser.parse_args()
+    if args.hostile:
+        hostile()
+        return
     reply = status_reply(args.programs)
     redactor = Redactor()
     redactor.learn({"secrets": [f"listed-secret-{i:04d}" for i in range(args.literals)]})

@@ -275,23 +275,39 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
         (_PROSE, secret),
         (_INLINE, inline),
     ):
-        pos = 0
+        pos, budget = 0, _REREAD * len(text)
         while (m := pattern.search(text, pos)) is not None:
             spans += read(m)
+            budget -= m.end() - pos  # what this search read
             pos = _resume(m)
+            if budget < 0:  # a text made of heads (token=token=...): the rest of its line goes, unread
+                end = text.find("\n", pos)
+                end = len(text) if end < 0 else end
+                if end > pos:
+                    spans.append((pos, end))
+                pos, budget = end, _REREAD * (len(text) - end)
     return _replaced(text, spans)
 
 
+# Searching again from inside the value just read reads some text twice; a text made of nothing but heads
+# (``token=token=token=...``: each match's value runs to the end) would be read once per head. Past this many
+# readings of the text, one rule's search gives up and what it has not read of the line is replaced whole.
+_REREAD = 8
+
 # where a shape's next match may begin: at the value it just read, which may be the next one's head
-# (``redis-cli -a redis-cli -a pw``, ``--keyboard password=pw``); a whole token, a key block and a header's
-# value (to the end of its line) cover whatever starts inside them
+# (``redis-cli -a redis-cli -a pw``, ``--keyboard password=pw``); a token, right after its start (a token's
+# match may end inside the next token: ``eyJ..eyJ`` runs); a key block and a header's value (to the end of
+# its line) cover whatever starts inside them
 _VALUE_GROUPS = ("secret", "secret2", "secret3", "userinfo", "value")
-_WHOLE_LINE = frozenset({_PEM, _TOKEN, _AUTHORIZATION})
+_COVERING = frozenset({_PEM, _AUTHORIZATION})
 
 
 def _resume(m: re.Match[str]) -> int:
-    """Where to search again after ``m``: the start of the value it read (past ``m``'s start), else its end."""
-    if m.re not in _WHOLE_LINE:
+    """Where to search again after ``m``: the start of the value it read (past ``m``'s start), right after
+    a token's start, else ``m``'s end."""
+    if m.re is _TOKEN:
+        return m.start() + 1
+    if m.re not in _COVERING:
         for group in _VALUE_GROUPS:
             if group in m.re.groupindex and m.start(group) > m.start():
                 return m.start(group)

@@ -204,6 +204,26 @@ def test_a_shape_right_before_another_never_hides_its_secret(first: str, second:
     assert lead != "whole" or secret_a not in shown, shown
 
 
+@settings(max_examples=100)
+@given(st.sampled_from(sorted(SHAPES)), st.integers(20, 400), st.data())
+def test_a_line_of_repeated_heads_hides_no_secret_and_spares_the_next_line(shape: str, times: int, data: Any) -> None:
+    """A line made of one shape's head over and over (``token=token=...``, ``redis-cli -a redis-cli -a ...``,
+    ``eyJ...eyJ``) then that shape with its secret: the secret goes; each rule reads such a text a few times
+    over at most and then replaces the rest of the line whole, so the next line is redacted as if alone."""
+    write, secrets = SHAPES[shape]
+    secret, other_secret = data.draw(secrets, "secret"), data.draw(secrets, "next line's secret")
+    text, other = write(data.draw, secret), write(data.draw, other_secret)
+    head = text[: max(text.find(secret), 0)]
+    assume(head.strip() and "\n" not in text + other and secret not in other and other_secret not in text)
+    # heads glued where they end in a separator (``token=token=``), else a space apart: a word glued to a head
+    # is a new word (``-pmysql``, ``ghp_ghp_``: no word boundary), as written by no one
+    sep = "" if head[-1] in " =:" else " "
+    shown = Redactor().text(f"{(head + sep) * times}{text}\n{other}")
+    first, _, second = shown.partition("\n")
+    assert secret not in first
+    assert second == Redactor().text(other)
+
+
 @given(
     st.dictionaries(
         regex_class(string.ascii_letters, string.ascii_letters + string.digits + "-", 20),
