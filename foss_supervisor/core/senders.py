@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from foss_supervisor.config import HookConfig
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 __all__ = [
     "MAX_BODY_CHARS",
@@ -121,6 +122,10 @@ async def send_ntfy(hook: HookConfig, payload: Mapping[str, Any]) -> str:
 def email_message(hook: HookConfig, payload: Mapping[str, Any], host: str) -> EmailMessage:
     """The message an email hook sends for ``payload``: From (``hook.email.sender`` or foss-supervisor@``host``),
     To, Subject ``[host] title``, Date, Message-ID, X-Priority for the high ones, the body as text."""
+    # the email package (13 modules) only for a config that mails: not in every daemon's start
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
     mail = hook.email
     assert mail is not None
     title, body, priority = message(payload)

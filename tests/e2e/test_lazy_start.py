@@ -54,6 +54,7 @@ def test_a_daemon_without_pipelines_never_imports_the_pipeline_package(daemon: D
     assert {"foss_supervisor.core.supervisor", "foss_supervisor.commands.config", "asyncio"} <= loaded  # all seen
     assert sorted(m for m in loaded if m.startswith("foss_supervisor.pipeline")) == []
     assert "duckdb" not in loaded and "duckdb" not in _maps(daemon.proc.pid)
+    assert sorted(m for m in loaded if m.split(".")[0] == "email") == []  # no email hook: no email package
 
 
 @pytest.mark.timeout(60)
