@@ -191,7 +191,7 @@ def _config_key(text: str, start: int, end: int) -> bool:
     return m is not None and (any(c in m["path"] for c in ".]") or m["lead"].startswith(":"))
 
 
-Span = tuple[int, int]
+_Span = tuple[int, int]
 
 
 def apply(text: str, found: Callable[[str], None] | None = None) -> str:
@@ -206,11 +206,11 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
         if found is not None:
             found(value)
 
-    def whole(m: re.Match[str]) -> list[Span]:
+    def whole(m: re.Match[str]) -> list[_Span]:
         note(m.group(0))
         return [m.span()]
 
-    def secret(m: re.Match[str]) -> list[Span]:
+    def secret(m: re.Match[str]) -> list[_Span]:
         groups = m.groupdict()
         for i in ("", "2", "3"):
             if groups.get("secret" + i) is not None:
@@ -220,20 +220,20 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
                 return [m.span("secret" + i)]
         return []
 
-    def url(m: re.Match[str]) -> list[Span]:
+    def url(m: re.Match[str]) -> list[_Span]:
         user, colon, password = m.group("userinfo").partition(":")
         note(password if colon else (user if len(user) >= 16 else ""))
         start, end = m.span("userinfo")
         return [(start + len(user) + 1, end) if colon else (start, end)]
 
-    def authorization(m: re.Match[str]) -> list[Span]:
+    def authorization(m: re.Match[str]) -> list[_Span]:
         value = m.group("secret").rstrip()
         if value == REDACTED:
             return []
         note(value)
         return [(m.start("secret"), m.start("secret") + len(value))]
 
-    def basic(m: re.Match[str]) -> list[Span]:
+    def basic(m: re.Match[str]) -> list[_Span]:
         try:
             decoded = base64.b64decode(m.group("secret"), validate=True)
         except (binascii.Error, ValueError):
@@ -244,7 +244,7 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
         note(decoded.partition(b":")[2].decode("utf-8", "replace"))
         return [m.span("secret")]
 
-    def inline(m: re.Match[str]) -> list[Span]:
+    def inline(m: re.Match[str]) -> list[_Span]:
         name, sep, value = m.group("name"), m.group("sep"), m.group("value")
         if (_HEADER_NAME.fullmatch(name) and sep.strip()) or value == REDACTED:  # the header's rule is there
             # (it reads "authorization: ..." and "=..."; "--authorization VALUE", a flag, is this rule's)
@@ -261,7 +261,7 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
         quoted = 1 if value[0] in "\"'" else 0  # the quotes stay: "name": "***"
         return [(m.start("value") + quoted, m.end("value") - quoted)]
 
-    spans: list[Span] = []
+    spans: list[_Span] = []
     for pattern, read in (
         (_PEM, whole),
         (_TOKEN, whole),
@@ -314,7 +314,7 @@ def _resume(m: re.Match[str]) -> int:
     return max(m.end(), m.start() + 1)
 
 
-def _replaced(text: str, spans: list[Span]) -> str:
+def _replaced(text: str, spans: list[_Span]) -> str:
     """``text`` with each span replaced by ``***``; spans that overlap or touch go as one."""
     if not spans:
         return text
