@@ -19,6 +19,7 @@ from helpers.sources import package_sources
 from hypothesis import given
 from hypothesis import strategies as st
 
+from foss_supervisor import errors as errors_module
 from foss_supervisor.base.transitions import TransitionTable
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import EVENTS, Event, event_to_json
@@ -251,18 +252,27 @@ def test_the_docs_list_every_event_as_the_registry_says() -> None:
 
 
 def test_an_event_named_by_hand_is_a_registered_one() -> None:
-    """Where a module cannot import an event class (the core matching the pipeline's events by ``type``), the
-    name it types must still be one the registry knows: a renamed event cannot leave a dead match behind."""
-    looks_like_an_event = re.compile(
-        r"^[A-Z][a-z]+(?:[A-Z][a-z]+)*(?:Changed|Started|Finished|Exited|Log|Completed|Reloaded)$"
-    )
-    typed = {  # names a module compares an event's type with
-        (str(source.path.relative_to(PACKAGE)), node.value)
-        for source in package_sources()
-        for compare in source.nodes
-        if isinstance(compare, ast.Compare)
-        for node in ast.walk(compare)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and looks_like_an_event.match(node.value)
-    }
-    assert {"StepLog", "RunFinished"} <= {name for _, name in typed}  # the core's matches are seen
-    assert [(path, name) for path, name in sorted(typed) if name not in EVENTS] == []
+    """Where a module cannot import an event class (the core matching the pipeline's events by ``type``, a page
+    reading the journal's bytes, SQL over it), the name it types must still be one the registry knows: a
+    renamed event cannot leave a dead match behind. Typed names: a CamelCase word compared with something, or
+    given as a ``type`` in a literal (``"type":"X"``, ``'type' = 'X'``); a reply's ``type`` may also name an
+    error class (the protocol's error replies carry one)."""
+    camel = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z]+)+$")
+    as_type = re.compile(r"""["']type["']\s*(?::|=|IS DISTINCT FROM)\s*["']([A-Z][a-z]+(?:[A-Z][a-z]+)+)["']""")
+    typed: set[tuple[str, str]] = set()
+    for source in package_sources():
+        path = str(source.path.relative_to(PACKAGE))
+        for node in source.nodes:
+            if isinstance(node, ast.Compare):
+                typed |= {
+                    (path, c.value)
+                    for c in ast.walk(node)
+                    if isinstance(c, ast.Constant) and isinstance(c.value, str) and camel.match(c.value)
+                }
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str | bytes):
+                text = node.value.decode("latin-1") if isinstance(node.value, bytes) else node.value
+                typed |= {(path, name) for name in as_type.findall(text)}
+    errors = {name for name, value in vars(errors_module).items() if isinstance(value, type)}
+    names = {name for _, name in typed}
+    assert {"StepLog", "RunFinished", "StepRegressed", "ResourcesSampled"} <= names  # the core's, bytes, SQL
+    assert [(path, name) for path, name in sorted(typed) if name not in EVENTS and name not in errors] == []
