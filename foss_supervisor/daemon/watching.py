@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PipelineSources", "make_watch"]
 
-_GOOD = ("succeeded", "succeeded_with_warnings")
 #: runs looked through for the last good one (the history keeps the last 1000 of all pipelines)
 _RUNS_LOOKED_AT = 1000
 
@@ -38,9 +37,11 @@ class PipelineSources:
         service = self._service()
         if service is None or pipeline not in service.specs:
             return None
-        for run in service.runner.runs(pipeline, _RUNS_LOOKED_AT):  # newest first
-            if run.finished_at is not None and run.status in _GOOD:
-                return float(run.finished_at)
+        from foss_supervisor.pipeline.states import RUN_SUCCEEDED  # with pipelines only: none without
+
+        for run in service.runs(pipeline, _RUNS_LOOKED_AT):  # newest first, through the façade as commands do
+            if run["finished_at"] is not None and run["status"] in RUN_SUCCEEDED:
+                return float(run["finished_at"])
         return None
 
     def table_writers(self, table: str) -> Iterable[str]:

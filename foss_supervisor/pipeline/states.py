@@ -15,6 +15,7 @@ from foss_supervisor.base.transitions import TransitionTable
 __all__ = [
     "RUN_SUCCEEDED",
     "RUN_TRANSITIONS",
+    "STEP_SUCCEEDED",
     "STEP_TRANSITIONS",
     "RunMode",
     "RunStatus",
@@ -86,6 +87,8 @@ STEP_TRANSITIONS: TransitionTable[StepState] = TransitionTable(
 del S
 #: where a step stays for the rest of its run: the states no edge leaves
 _TERMINAL = STEP_TRANSITIONS.final()
+#: the ends of a step that did its work (with warnings or not): its duration and rows are a measurement
+STEP_SUCCEEDED = frozenset({StepState.SUCCEEDED, StepState.SUCCEEDED_WITH_WARNINGS})
 
 
 class RunStatus(enum.StrEnum):

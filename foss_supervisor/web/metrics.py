@@ -22,14 +22,14 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from foss_supervisor.core.states import DaemonPhase
+from foss_supervisor.core.states import DaemonPhase, ProcessState
 from foss_supervisor.pipeline.states import RunStatus, StepState
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.views.overview import configured_pipelines
 
 __all__ = ["exposition", "render", "snapshot", "trees"]
 
-PROGRAM_STATES = ("STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL")
+PROGRAM_STATES = tuple(state.value for state in ProcessState)  # a series per state, zeros included
 VERDICTS = ("healthy", "degraded", "unhealthy")
 _HEALTH_VALUE = {"healthy": 1.0, "unhealthy": 0.0, "unknown": -1.0}
 

@@ -23,9 +23,11 @@ from foss_supervisor import errors as errors_module
 from foss_supervisor.base.transitions import TransitionTable
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import EVENTS, Event, event_to_json
-from foss_supervisor.core.states import PHASE_TRANSITIONS, DaemonPhase
+from foss_supervisor.core.states import PHASE_TRANSITIONS, DaemonPhase, ProcessState
 from foss_supervisor.daemon import Daemon
 from foss_supervisor.errors import CommandError, IllegalTransitionError, SupervisorError
+from foss_supervisor.graph.causes import _WRONG
+from foss_supervisor.pipeline.states import RunStatus, StepState
 from foss_supervisor.web.core import EVENT_TYPES, LISTED_EVENTS
 from foss_supervisor.web.icons import STATE_ICONS
 
@@ -276,3 +278,11 @@ def test_an_event_named_by_hand_is_a_registered_one() -> None:
     names = {name for _, name in typed}
     assert {"StepLog", "RunFinished", "StepRegressed", "ResourcesSampled"} <= names  # the core's, bytes, SQL
     assert [(path, name) for path, name in sorted(typed) if name not in EVENTS and name not in errors] == []
+
+
+def test_the_state_words_the_graph_types_by_hand_are_the_state_enums() -> None:
+    """graph/causes.py may import only config and base, so it spells the states it judges; a renamed or new
+    state must show up here, not silently drop out of ``why``."""
+    assert _WRONG["program"] == {s.value for s in ProcessState} - {ProcessState.RUNNING.value}
+    assert _WRONG["step"] <= {s.value for s in StepState}
+    assert _WRONG["pipeline"] <= {s.value for s in RunStatus}

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from foss_supervisor.errors import SupervisorError
 from foss_supervisor.pipeline.events import StepLog
+from foss_supervisor.pipeline.states import STEP_SUCCEEDED
 from foss_supervisor.web.history import mib
 from foss_supervisor.web.keys import CORE, EVENTS
 from foss_supervisor.web.pagecache import shared_page
@@ -19,7 +20,6 @@ from foss_supervisor.web.views.overview import configured_pipelines, layers_of, 
 __all__ = ["STEP_RUNS", "pipeline_management", "report", "run_page", "step_history"]
 
 STEP_RUNS = 30  # finished runs the per-step charts show
-_GOOD_STEPS = ("succeeded", "succeeded_with_warnings")
 REPORT_FILE = re.compile(r"^(?P<stem>latest|[A-Za-z0-9_-]{1,100})\.(?P<ext>html|json)$")
 
 
@@ -35,7 +35,7 @@ def step_history(runs: list[dict[str, Any]], steps: list[str], limit: int = STEP
         by_name = {s["name"]: s for s in run["steps"]}
         for step, series in out.items():
             record = by_name.get(step)
-            ok = record is not None and record["state"] in _GOOD_STEPS
+            ok = record is not None and record["state"] in STEP_SUCCEEDED
             peak = (record.get("metrics") or {}).get("worker_peak_rss_bytes") if ok and record else None
             series["duration"].append(record["duration_s"] if ok and record else None)
             series["rows"].append(record["rows_out"] if ok and record else None)
