@@ -40,10 +40,8 @@ HELD_SHOWN = 5  # file names a run's note lists (its ``held`` has them all)
 
 
 def ingest_tables(spec: PipelineSpec) -> list[str]:
-    """The bronze tables the shipped ingest steps of ``spec`` write (``params.table``, as ingest defaults it)."""
-    return sorted(
-        {str(s.params.get("table", "bronze.orders_raw")) for s in spec.steps if s.callable == INGEST_CALLABLE}
-    )
+    """The bronze tables the shipped ingest steps of ``spec`` write (``params.table``; a step without one fails)."""
+    return sorted({str(s.params["table"]) for s in spec.steps if s.callable == INGEST_CALLABLE and "table" in s.params})
 
 
 def held_entries(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:

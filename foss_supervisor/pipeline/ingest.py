@@ -255,7 +255,9 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
     rows deleted).
     """
     cur = ctx.cursor
-    table: str = ctx.params.get("table", "bronze.orders_raw")
+    if "table" not in ctx.params or "columns" not in ctx.params:
+        raise ValueError("the ingest step needs params.table (schema.table) and params.columns (a list of names)")
+    table: str = ctx.params["table"]
     columns: Sequence[str] = ctx.params["columns"]
     if not _QUALIFIED.match(table) or not all(_IDENT.match(c) for c in columns):
         raise ValueError("table and columns must be plain lower-case identifiers")
