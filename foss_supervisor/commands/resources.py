@@ -49,7 +49,8 @@ async def resources(ctx: CommandContext, programs: bool) -> dict[str, Any]:
     sup = ctx.supervisor
     progs: list[_Target] = [(n, p.pid, p.spawn_tag) for n, p in sup.processes.items()] if programs else []
     services: list[_Target] = [(n, p.pid, p.spawn_tag) for n, p in ctx.services.processes.items()]
-    worker_pid = ctx.pipelines.worker_status().get("pid") if ctx.pipelines is not None else None
+    # the worker as its supervised process has it (worker_status would also read its RSS, which is not needed)
+    worker_pid = ctx.pipelines.worker_snapshot().get("pid") if ctx.pipelines is not None else None
     state_dir = str(ctx.config.state_dir)
     adopted = sup.containment.reaper.adopted_pids()  # on the loop: it reads the child watcher's own table
 
