@@ -37,6 +37,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.graph.contracts import python_contract
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class Node:
     detail: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)} | {"detail": dict(self.detail)}
+        return dataclass_to_json(self)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, order=True)
@@ -76,7 +77,7 @@ class Edge:
     kind: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"source": self.source, "target": self.target, "kind": self.kind}
+        return dataclass_to_json(self)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -20,9 +20,11 @@ What lives here:
 The heavy parts load when first asked for: jinja2 with the first page rendered, prometheus_client with the
 first scrape, the OpenAPI description with the first request for it.
 
-May import: the control protocol, the command registry (names, parameters, the ``mutating`` flag: never
-to run a command in this process, see :mod:`~.core`), the config model, the core's and the pipeline's
-event and state definitions, the journal's file names (``core.eventjournal.day_files``), systemd's
-``notify`` (the watchdog), the base; the architecture test allows control, commands, pipeline, core,
-config, systemd and base. A leaf: nothing imports it but the tests; the daemon starts it as a service.
+May import: the control protocol, the command registry (names, parameters, the ``mutating`` flag; the
+served process runs no command itself: it asks the daemon's control socket, and only ``LocalCore``, the app
+over a daemon in the same process as the tests build it, calls ``commands.answer``, the same egress gate),
+the config model, the core's and the pipeline's event and state definitions, the journal's file names
+(``core.eventjournal.day_files``), the core's log set-up (``core.logsetup``, for the process's own log),
+systemd's ``notify`` (the watchdog), the base; the architecture test allows control, commands, pipeline,
+core, config, systemd and base. A leaf: nothing imports it but the tests; the daemon starts it as a service.
 """

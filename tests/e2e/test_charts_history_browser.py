@@ -25,10 +25,17 @@ def write_old_journal(state_dir: Path) -> None:
     for n, days in enumerate(DAYS_AGO):
         at = now - days * 86400
         app = {"name": "app", "pid": 4000 + n, "processes": 1, "rss_bytes": (100 + n) << 20, "cpu_percent": 1.0}
-        event = {"at": at, "type": "ResourcesSampled", "seq": n + 1, "boot": "old", "programs": [app],
-                 "services": [], "daemon": {"pid": 1, "processes": 1, "rss_bytes": 30 << 20, "cpu_percent": 0.1},
-                 "worker": None, "host": {"cpu_percent": 10.0 * (n + 1), "memory_percent": 50.0,
-                                          "disk_percent": 20.0}}  # fmt: skip
+        event = {
+            "at": at,
+            "type": "ResourcesSampled",
+            "seq": n + 1,
+            "boot": "old",
+            "programs": [app],
+            "services": [],
+            "daemon": {"pid": 1, "processes": 1, "rss_bytes": 30 << 20, "cpu_percent": 0.1},
+            "worker": None,
+            "host": {"cpu_percent": 10.0 * (n + 1), "memory_percent": 50.0, "disk_percent": 20.0},
+        }
         path = history / f"events-{time.strftime('%Y-%m-%d', time.gmtime(at))}.jsonl"
         with path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(event, separators=(",", ":")) + "\n")

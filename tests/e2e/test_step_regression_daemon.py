@@ -28,8 +28,16 @@ def seed_history(daemon: DaemonHandle) -> list[str]:
     with (daemon.state_dir / "pipeline_runs.jsonl").open("w", encoding="utf-8") as f:
         for i in range(10):
             done = tuple(StepRecord(n, StepState.SUCCEEDED, attempts=1, duration_s=SEEDED_S) for n in steps)
-            run = RunRecord(f"seed{i:02d}", "orders", RunMode.RUN, "manual", RunStatus.SUCCEEDED,
-                            start + 60 * i, done, start + 60 * i + 1)  # fmt: skip
+            run = RunRecord(
+                f"seed{i:02d}",
+                "orders",
+                RunMode.RUN,
+                "manual",
+                RunStatus.SUCCEEDED,
+                start + 60 * i,
+                done,
+                start + 60 * i + 1,
+            )
             f.write(json.dumps(run.to_dict()) + "\n")
     return steps
 

@@ -26,8 +26,17 @@ def sample(at: float, cpu: Any = 10.0, programs: dict[str, tuple[Any, Any]] | No
         for n, (c, r) in (programs or {}).items()
     ]
     host = {"cpu_percent": cpu, "memory_percent": 40.0, "disk_percent": 50.0}
-    return {"at": at, "type": "ResourcesSampled", "seq": 1, "boot": "b", "programs": trees, "services": [],
-            "daemon": {"pid": 1, "rss_bytes": 40 << 20}, "worker": None, "host": host}  # fmt: skip
+    return {
+        "at": at,
+        "type": "ResourcesSampled",
+        "seq": 1,
+        "boot": "b",
+        "programs": trees,
+        "services": [],
+        "daemon": {"pid": 1, "rss_bytes": 40 << 20},
+        "worker": None,
+        "host": host,
+    }
 
 
 def write(folder: Path, events: list[dict[str, Any]], raw: str = "") -> None:

@@ -46,9 +46,17 @@ def journal(folder: Path, samples: list[tuple[float, float, float]]) -> None:
     for at, cpu, rss in samples:
         day = time.strftime("%Y-%m-%d", time.gmtime(at))
         api = {"name": "api", "pid": 7, "processes": 1, "cpu_percent": 1.0, "rss_bytes": int(rss * 2**20)}
-        event = {"at": at, "type": "ResourcesSampled", "seq": 1, "boot": "b", "services": [], "worker": None,
-                 "programs": [api], "daemon": {"pid": 1, "rss_bytes": 30 << 20},
-                 "host": {"cpu_percent": cpu, "memory_percent": 20.0}}  # fmt: skip
+        event = {
+            "at": at,
+            "type": "ResourcesSampled",
+            "seq": 1,
+            "boot": "b",
+            "services": [],
+            "worker": None,
+            "programs": [api],
+            "daemon": {"pid": 1, "rss_bytes": 30 << 20},
+            "host": {"cpu_percent": cpu, "memory_percent": 20.0},
+        }
         with (folder / f"events-{day}.jsonl").open("a") as f:
             f.write(json.dumps(event, separators=(",", ":")) + "\n")
 

@@ -41,10 +41,15 @@ async def service(tmp_path: Path) -> AsyncIterator[PipelineService]:
         "folders": {"landing": "land", "reference": "ref", "warehouse": "w.duckdb"},
         "schemas": ["g_gold"],
         "steps": [
-            {"name": "gate", "kind": "python", "callable": f"{tmp_path / 'steps.py'}:gate", "retries": 0,
-             "params": {"fixed": str(tmp_path / "fixed")}},
+            {
+                "name": "gate",
+                "kind": "python",
+                "callable": f"{tmp_path / 'steps.py'}:gate",
+                "retries": 0,
+                "params": {"fixed": str(tmp_path / "fixed")},
+            },
         ],
-    }  # fmt: skip
+    }
     (tmp_path / "g.yaml").write_text(yaml.safe_dump(doc))
     text = f"state_dir: {tmp_path / 'state'}\npipelines:\n  g: {{file: {tmp_path / 'g.yaml'}, on_new_files: false}}\n"
     svc = PipelineService(parse_config(text, tmp_path / "config.yaml", {}), EventBus())
