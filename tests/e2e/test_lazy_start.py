@@ -9,11 +9,10 @@ libraries (DuckDB's is ``duckdb...so``).
 from __future__ import annotations
 
 import re
-import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import PY, DaemonHandle, owner_headers, wait_for
+from helpers import PY, DaemonHandle, get, wait_for
 
 SLEEPER = f"programs:\n  one: {{command: [{PY!r}, '-c', 'import time; time.sleep(600)']}}\n"
 PIPELINES = "pipelines:\n  orders: {on_new_files: false, demo_data: false}\n"
@@ -70,13 +69,6 @@ def test_a_daemon_with_pipelines_imports_the_engine_but_never_duckdb(daemon: Dae
         assert engine not in loaded and engine not in _maps(daemon.proc.pid), engine
 
 
-def _get(daemon: DaemonHandle, path: str) -> bytes:
-    request = urllib.request.Request(f"http://127.0.0.1:{daemon.port}{path}", headers=owner_headers(daemon.port))
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        assert resp.status == 200, path
-        return bytes(resp.read())
-
-
 @pytest.mark.timeout(60)
 def test_the_dashboards_heavy_parts_load_when_first_asked_for(daemon: DaemonHandle) -> None:
     """Templates (jinja2), the Prometheus exposition (prometheus_client) and the OpenAPI description are
@@ -88,7 +80,7 @@ def test_the_dashboards_heavy_parts_load_when_first_asked_for(daemon: DaemonHand
         return imported(log.read_text(errors="replace")) if log.exists() else set()
 
     for path in ("/api/v1/health", "/api/status", "/?format=json"):
-        _get(daemon, path)
+        assert get(daemon.port, path).status == 200, path
     base = wait_for(lambda: "foss_supervisor.web.app" in (got := loaded()) and got, 10, "the dashboard's imports")
     heavy = {"jinja2", "prometheus_client", "foss_supervisor.web.metrics", "foss_supervisor.web.openapi"}
     assert base & heavy == set(), "loaded before anything asked for them"
@@ -98,5 +90,5 @@ def test_the_dashboards_heavy_parts_load_when_first_asked_for(daemon: DaemonHand
         ("/api/v1/openapi.json", "foss_supervisor.web.openapi"),
     ):
         assert module not in loaded()
-        _get(daemon, path)
+        assert get(daemon.port, path).status == 200, path
         wait_for(lambda: module in loaded(), 10, f"{module} imported once {path} was asked for")  # noqa: B023

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from foss_supervisor.web.limits import Limits
 
 
-async def _get_health(port: int) -> bytes:
+async def _request(port: int, path: str) -> bytes:
+    """A raw HTTP/1.1 GET of ``path`` (no client library: the limits act on connections); the whole reply."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
     try:
         return await asyncio.wait_for(reader.read(), 5)
     finally:
@@ -50,25 +51,16 @@ async def test_idle_and_trickling_connections_are_closed_and_health_answers() ->
 
         dripping = asyncio.create_task(trickle())
         started = time.monotonic()
-        assert b"200 OK" in await _get_health(port)  # meanwhile a probe is answered
+        assert b"200 OK" in await _request(port, "/health")  # meanwhile a probe is answered
         closed = await asyncio.gather(_closed(idle_r, 5), _closed(slow_r, 5), _closed(kept_r, 5))
         assert closed == [True, True, True] and time.monotonic() - started < 5
         assert guard.closed_idle >= 3
         dripping.cancel()
         for w in (idle_w, slow_w, kept_w):
             w.close()
-        assert b"200 OK" in await _get_health(port)
+        assert b"200 OK" in await _request(port, "/health")
     finally:
         await runner.cleanup()
-
-
-async def _request(port: int, path: str) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
-    try:
-        return await asyncio.wait_for(reader.read(), 5)
-    finally:
-        writer.close()
 
 
 async def test_at_the_cap_new_connections_get_503_and_admitted_ones_stay() -> None:
@@ -85,7 +77,7 @@ async def test_at_the_cap_new_connections_get_503_and_admitted_ones_stay() -> No
         for reader, writer in probes:
             writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             assert b"200 OK" in await asyncio.wait_for(reader.readuntil(b'{"ok": true}'), 5)
-        assert (await _get_health(port)).startswith(b"HTTP/1.1 503")  # the reserve is full as well
+        assert (await _request(port, "/health")).startswith(b"HTTP/1.1 503")  # the reserve is full as well
         for reader, writer in conns:  # every admitted connection is still served
             writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             assert b"200 OK" in await asyncio.wait_for(reader.readuntil(b'{"ok": true}'), 5)
@@ -93,7 +85,7 @@ async def test_at_the_cap_new_connections_get_503_and_admitted_ones_stay() -> No
         for _, w in conns + probes:
             w.close()
         await wait_until(lambda: guard.connections == 0)
-        assert b"200 OK" in await _get_health(port)
+        assert b"200 OK" in await _request(port, "/health")
     finally:
         await runner.cleanup()
 
@@ -222,10 +214,10 @@ async def test_past_the_descriptor_budget_a_connection_gets_503_at_once_and_heal
             answer = await asyncio.wait_for(reader.read(), 10)
             assert answer.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in answer
         assert guard.connections == 5 and guard.refusing == 3 and guard.shedding == 0  # never admitted
-        assert b"200 OK" in await _get_health(port)  # sent with its connection: served from the reserve
+        assert b"200 OK" in await _request(port, "/health")  # sent with its connection: served from the reserve
         for _, w in first + refused + shed:
             w.close()
         await wait_until(lambda: guard.connections == 0 and guard.refusing == 0)
-        assert b"200 OK" in await _get_health(port)
+        assert b"200 OK" in await _request(port, "/health")
     finally:
         await runner.cleanup()
