@@ -50,11 +50,10 @@ from foss_supervisor.pipeline.partition import PartitionSpec  # noqa: E402
 from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
-from foss_supervisor.pipeline.snapshots import snapshot_root  # noqa: E402
 from foss_supervisor.pipeline.spec import Folders  # noqa: E402
-from foss_supervisor.pipeline.supervision import SupervisionTables, ingest_dir_for, open_supervision  # noqa: E402
+from foss_supervisor.pipeline.supervision import SupervisionTables, open_supervision  # noqa: E402
 from foss_supervisor.pipeline.warehouse import open_database  # noqa: E402
-from foss_supervisor.pipeline.workerargs import worker_arguments  # noqa: E402
+from foss_supervisor.pipeline.workerargs import worker_arguments, worker_folders  # noqa: E402
 from foss_supervisor.pipeline.workerdelta import DELTA_TASKS, StopFlag, delta_task  # noqa: E402
 from foss_supervisor.pipeline.workerdiff import snapshot_task  # noqa: E402
 from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402
@@ -393,16 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr
 
     t_open = time.perf_counter()
-    allow = list(args.allow_dir)
-    if args.export_dir is not None:
-        args.export_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        allow.append(args.export_dir)
-    if args.publish_dir is not None:
-        args.publish_dir.mkdir(parents=True, exist_ok=True)
-        allow += [args.publish_dir, snapshot_root(args.publish_dir)]  # run snapshots live beside it
-        allow[-1].mkdir(parents=True, exist_ok=True)
-    ingest_dir = ingest_dir_for(args.history_dir, args.temp_dir or args.db.parent)
-    allow += [ingest_dir] if ingest_dir is not None else []
+    allow, ingest_dir = worker_folders(args)
     con = open_database(
         args.db,
         allow_dirs=allow,
