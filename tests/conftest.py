@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +19,12 @@ import pytest
 # Bytecode as a normal install has it. Some machines (this one among them) set PYTHONDONTWRITEBYTECODE, so
 # every daemon, CLI call and worker a test starts would compile the package from source again (its daemon
 # side's imports 0.49 s -> 0.30 s here with the cache): the processes the tests start (and the xdist workers)
-# get a cache in the repository's ignored .pytest_cache/ instead, outside the source tree, as benchmarks/ do.
+# write and read bytecode where Python keeps it by default, the ignored __pycache__/ folders. Not under a
+# PYTHONPYCACHEPREFIX: with one, Python ignores the bytecode pip compiled into the venv at install, so on a
+# clean clone every xdist worker compiled aiohttp, yaml, hypothesis, jinja2... from source again (a cold
+# worker's start of tests/unit 7.6 -> 5.2 s of CPU without the prefix). This process writes its own from here on.
 if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
-    os.environ.setdefault(
-        "PYTHONPYCACHEPREFIX", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "pycache")
-    )
+    sys.dont_write_bytecode = False
 
 from helpers import DaemonHandle, free_port
 from helpers.pipeline import REFERENCE_DIR
