@@ -13,6 +13,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -26,8 +27,10 @@ import pytest
 if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
     sys.dont_write_bytecode = False
 
-from helpers import DaemonHandle, free_port
-from helpers.pipeline import REFERENCE_DIR
+# helpers (aiohttp, the package) is imported by the fixtures that use it, not here: under pytest-xdist the
+# controller loads this file before it starts the workers and runs no test itself (0.5 s of its start)
+if TYPE_CHECKING:
+    from helpers import DaemonHandle
 
 # CI (CI=true, as .ci/run is started) runs each property test on the same examples every time, so a
 # submission's verdict never depends on the draw; runs by hand keep drawing new examples. No profile has a
@@ -43,6 +46,8 @@ with contextlib.suppress(ImportError):
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[DaemonHandle]:
     """A daemon under test in ``tmp_path`` on a free port; every process it started is ended by PID after."""
+    from helpers import DaemonHandle, free_port
+
     handle = DaemonHandle(tmp_path, free_port())
     try:
         yield handle
@@ -54,6 +59,8 @@ def daemon(tmp_path: Path) -> Iterator[DaemonHandle]:
 def workspace(tmp_path: Path) -> dict[str, Path]:
     """A pipeline's folders under ``tmp_path``: landing/, reference/ (a copy of the shipped one, so a test may
     edit it), the warehouse file's path (warehouse/wh.duckdb), state/ and reports/ (not created)."""
+    from helpers.pipeline import REFERENCE_DIR
+
     ref = tmp_path / "reference"
     shutil.copytree(REFERENCE_DIR, ref)
     (tmp_path / "landing").mkdir()
