@@ -10,37 +10,51 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 # Bytecode as a normal install has it. Some machines (this one among them) set PYTHONDONTWRITEBYTECODE, so
 # every daemon, CLI call and worker a test starts would compile the package from source again (its daemon
 # side's imports 0.49 s -> 0.30 s here with the cache): the processes the tests start (and the xdist workers)
-# get a cache in the repository's ignored .pytest_cache/ instead, outside the source tree, as benchmarks/ do.
+# write and read bytecode where Python keeps it by default, the ignored __pycache__/ folders. Not under a
+# PYTHONPYCACHEPREFIX: with one, Python ignores the bytecode pip compiled into the venv at install, so on a
+# clean clone every xdist worker compiled aiohttp, yaml, hypothesis, jinja2... from source again (a cold
+# worker's start of tests/unit 7.6 -> 5.2 s of CPU without the prefix). This process writes its own from here on.
 if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
-    os.environ.setdefault(
-        "PYTHONPYCACHEPREFIX", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "pycache")
-    )
+    sys.dont_write_bytecode = False
 
-from helpers import DaemonHandle, free_port
-from helpers.pipeline import REFERENCE_DIR
+# helpers (aiohttp, the package) is imported by the fixtures that use it, not here: under pytest-xdist the
+# controller loads this file before it starts the workers and runs no test itself (0.5 s of its start)
+if TYPE_CHECKING:
+    from helpers import DaemonHandle
 
-# CI (CI=true, as .ci/run is started) runs each property test on the same examples every time, so a
-# submission's verdict never depends on the draw; runs by hand keep drawing new examples. No profile has a
-# deadline: an example's time is a timing assert, which failed a unit test on a machine at load 8.
-with contextlib.suppress(ImportError):
-    from hypothesis import settings
 
-    settings.register_profile("local", deadline=None)
-    settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
-    settings.load_profile("ci" if os.environ.get("CI") else "local")
+def pytest_configure(config: pytest.Config) -> None:
+    """CI (CI=true, as .ci/run is started) runs each property test on the same examples every time, so a
+    submission's verdict never depends on the draw; runs by hand keep drawing new examples. No profile has a
+    deadline: an example's time is a timing assert, which failed a unit test on a machine at load 8.
+
+    Not in pytest-xdist's controller, which runs no test: importing hypothesis there delayed every worker's start
+    (0.18 s with its bytecode, about 1 s on a clean clone, where pytest rewrites its modules first)."""
+    if config.getoption("dist", "no") != "no" and config.getoption("tx", None) and not hasattr(config, "workerinput"):
+        return
+    with contextlib.suppress(ImportError):
+        from hypothesis import settings
+
+        settings.register_profile("local", deadline=None)
+        settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+        settings.load_profile("ci" if os.environ.get("CI") else "local")
 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[DaemonHandle]:
     """A daemon under test in ``tmp_path`` on a free port; every process it started is ended by PID after."""
+    from helpers import DaemonHandle, free_port
+
     handle = DaemonHandle(tmp_path, free_port())
     try:
         yield handle
@@ -52,6 +66,8 @@ def daemon(tmp_path: Path) -> Iterator[DaemonHandle]:
 def workspace(tmp_path: Path) -> dict[str, Path]:
     """A pipeline's folders under ``tmp_path``: landing/, reference/ (a copy of the shipped one, so a test may
     edit it), the warehouse file's path (warehouse/wh.duckdb), state/ and reports/ (not created)."""
+    from helpers.pipeline import REFERENCE_DIR
+
     ref = tmp_path / "reference"
     shutil.copytree(REFERENCE_DIR, ref)
     (tmp_path / "landing").mkdir()

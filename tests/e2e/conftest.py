@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers.browser import chromium
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's Chromium, headless, driven by Playwright; closed after the module's last test. Fails (never
     skips) when Chromium is missing."""
+    from helpers.browser import chromium  # here: the xdist controller loads this file and runs no test
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
