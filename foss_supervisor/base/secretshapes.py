@@ -13,19 +13,23 @@ Names (:func:`looks_secret`): ``*PASSWORD``, ``*PASS``, ``*PWD``, ``*TOKEN``, ``
 Shapes in text (:func:`apply`), each replaced by ``***`` and handed to ``found`` (learned as a literal):
 
 ============================  =====================================================================
-PEM private key block         ``-----BEGIN ... PRIVATE KEY-----`` to its END (or the end)
+PEM private key block         ``-----BEGIN ... PRIVATE KEY-----`` (OpenPGP's ``PRIVATE KEY BLOCK``) to its END
 tokens by prefix              JWT ``eyJ..``, AWS ``AKIA``/``ASIA``, GitHub ``ghp_``/``github_pat_``,
                               GitLab ``glpat-``, Slack ``xox?-``, Stripe ``sk_live_``, Google ``AIza``,
                               OpenAI-style ``sk-``/``sk-proj-``/``sk-ant-``
 webhook URLs                  the path after ``hooks.slack.com/services/``, ``discord.com/api/webhooks/N/``
 URL userinfo                  ``scheme://user:***@host``, ``https://***@host`` (a token as the user)
 Authorization header          ``Authorization: <scheme> ***`` whatever the scheme (Bearer, Basic, Digest...)
+Cookie header                 ``Cookie: ***``, ``Set-Cookie: ***``: every pair, to the end of the line or a quote
 Bearer / Basic                ``Bearer ***``, ``Basic ***`` (when it decodes to ``user:password``)
 command-line passwords        ``mysql -p***``/``-p ***`` (mysql family, sshpass), ``redis-cli -a ***``,
-                              ``-u user:***`` (curl, wget...), Oracle ``user/***@db``
+                              ``-u user:***`` (curl, wget...), Oracle ``user/***@db`` (``@//host/svc`` too),
+                              the password bare or shell-quoted
 secret words in prose         ``password is ***``, ``token was ***``
 NAME=value and the like       ``NAME=v``, ``NAME: v``, ``"name": "v"``, ``--name v``, ``?name=v`` with a
-                              secret-looking name (query strings: ``sig``, ``X-Amz-Signature``, ``api_key``)
+                              secret-looking name (query strings: ``sig``, ``X-Amz-Signature``, ``api_key``);
+                              ``:=``, ``==``, ``=>``; ``b'v'``; ``\"name\": \"v\"``; ``['--name', 'v']``
+
 ============================  =====================================================================
 """
 
@@ -37,7 +41,7 @@ import functools
 import re
 from collections.abc import Callable
 
-__all__ = ["REASON_WORDS", "REDACTED", "TRIGGER", "apply", "looks_secret"]
+__all__ = ["REASON_WORDS", "REDACTED", "TRIGGER", "Span", "apply", "looks_secret", "replaced", "spans"]
 
 REDACTED = "***"
 
@@ -80,10 +84,13 @@ _NAME_WORDS = r"pass|pwd|pw|secret|token|credential|creds?|cookie|auth|key|dsn|c
 # one cheap search decides whether a string needs the rules at all (a superset of what they match)
 TRIGGER = re.compile(
     r"://|PRIVATE KEY|eyJ|A(?:KI|SI|BI|CC)A|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|[sr]k_live_|AIza|sk-"
-    rf"|basic\s|webhooks|hooks\.slack|\s-[pua]|/[^\s/@]+@|{_NAME_WORDS}",
+    rf"|:\\/\\/|basic\s|webhooks|hooks\.slack|\s-[puaU]|/[^\s/@]+@|{_NAME_WORDS}",
     re.I,
 )
-_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|.*\Z)", re.S)
+# PEM and OpenPGP armor (-----BEGIN PGP PRIVATE KEY BLOCK-----)
+_PEM = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|.*\Z)", re.S
+)
 _TOKEN = re.compile(
     r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"  # JWT: header.payload.signature
     r"|\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"  # AWS access key id
@@ -92,12 +99,13 @@ _TOKEN = re.compile(
     r"|(?<![\w-])sk-(?:[a-z]{2,8}-)?[A-Za-z0-9_-]{20,}"  # OpenAI (sk-, sk-proj-), Anthropic (sk-ant-)
 )
 _WEBHOOK = re.compile(
-    r"(?P<head>\bhooks\.slack\.com/(?:services|workflows|triggers)/|\bdiscord(?:app)?\.com/api/webhooks/\d+/)"
+    r"(?P<head>\bhooks\.slack\.com/(?:services|workflows|triggers)/|\bdiscord(?:app)?\.com/api/(?:v\d+/)?webhooks/\d+/)"
     r"(?P<secret>[\w/+.-]+)",
     re.I,
 )
-# scheme://userinfo@ : userinfo runs to the last '@' before the path, query or fragment
-_URL = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#\"'<>]+)@")
+# scheme://userinfo@ : userinfo runs to the last '@' before the path, query or fragment (the slashes may be
+# JSON-escaped, as PHP and some loggers write them: postgres:\/\/u:pw@db)
+_URL = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*:\\?/\\?/)(?P<userinfo>[^\s/?#\"'<>\\]+)@")
 # Authorization: <scheme> <credentials>, up to the end of the line or a closing quote
 # (the scheme is kept when it is a registered one; an unknown first word may be the credential itself)
 _SCHEMES = (
@@ -111,23 +119,39 @@ _AUTHORIZATION = re.compile(
 )
 _BEARER = re.compile(r"(?P<head>\bbearer\s+)(?P<secret>[A-Za-z0-9._~+/=-]{6,})", re.I)
 _BASIC = re.compile(r"(?P<head>\bbasic\s+)(?P<secret>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])", re.I)
-# passwords given on a command line: -p of the mysql family and sshpass, -a of redis-cli, -u user:pw
+# passwords given on a command line: -p of the mysql family and sshpass, -a of redis-cli, -u user:pw (curl's
+# -U/--proxy-user too), as a shell takes them: bare or quoted (-p'pw', -a "pw", -u 'bob:pw', -ubob:"pw")
+_ARG_VALUE = r"'[^'\n]*'|\"[^\"\n]*\"|[^\s'\";|&]+"
 _ARGUMENT = re.compile(
-    r"(?P<head>\b(?:mysql\w*|mariadb\w*|sshpass)\b[^\n;|&]*?\s-p\s?)(?P<secret>[^\s'\";|&]+)"
-    r"|(?P<head2>\bredis-cli\b[^\n;|&]*?\s-a\s+)(?P<secret2>[^\s'\";|&]+)"
-    r"|(?P<head3>(?<!\S)(?:-u|--user)[\s=]+[^\s:'\"]+:)(?P<secret3>[^\s'\";|&]+)"
+    rf"(?P<head>\b(?:mysql\w*|mariadb\w*|sshpass)\b[^\n;|&]*?\s-p\s?)(?P<secret>{_ARG_VALUE})"
+    rf"|(?P<head2>\bredis-cli\b[^\n;|&]*?\s-a\s+)(?P<secret2>{_ARG_VALUE})"
+    r"|(?P<head3>(?<!\S)(?:-u|-U|--user|--proxy-user)(?:[\s=]+|(?=[^\s=-]))[\"']?[^\s:'\"]*:)"
+    rf"(?P<secret3>{_ARG_VALUE})"
 )
-# Oracle's user/password@database (not a digest: name@sha256:...)
-_ORACLE = re.compile(r"(?P<head>(?<![^\s\"'=(])[A-Za-z_][\w$#]*/)(?P<secret>[^\s/@\"']+)(?=@(?!sha\d*:)[\w.-]+)")
+# Oracle's user/password@database, the password maybe quoted, the database an alias, an EZConnect //host:port/svc,
+# a quoted name or a (DESCRIPTION=...) (not a digest: name@sha256:...)
+_ORACLE = re.compile(
+    r"(?P<head>(?<![^\s\"'=(])[A-Za-z_][\w$#]*/)(?P<secret>\"[^\"\n]*\"|[^\s/@\"']+)"
+    r"(?=@(?!sha\d*:)(?://)?[\w.-]+|@[(\"])"
+)
 _PROSE = re.compile(
-    r"(?P<head>\b(?:password|passphrase|passwd|secret|token)\s+(?:is|was)\s+)(?P<secret>[^\s,;]+)", re.I
+    r"(?P<head>\b(?:password|passphrase|passwd|secret|token)\s+(?:is|was)(?:\s*:)?\s+)(?P<secret>[^\s,;]+)", re.I
 )
 # NAME=value, NAME: value, "name": "value", --name value (a space separates only after a dash: "pw NAME=v" is
 # not the name pw and the value NAME=v, which would hide the real pair from the rule)
 _INLINE = re.compile(  # only names holding a secret word match, so a harmless one never hides a secret one
-    rf"(?P<name>(?<![\w-])(?P<dash>-{{1,2}})?(?=[\w.-]*(?i:{_NAME_WORDS}))[A-Za-z_][\w.-]*)(?P<close>[\"']?)(?!:/)"
-    r"(?P<sep>\s*[=:]\s*|(?(dash)\s+|(?!)))(?P<value>\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s'\",;&]+)"
+    rf"(?P<name>(?<![\w-])(?P<dash>-{{1,2}})?(?=[\w.-]*(?i:{_NAME_WORDS}))[A-Za-z_][\w.-]*)(?P<close>\\?[\"']?)(?!:/)"
+    # separators: = : := == => and, after a --flag, spaces or a list's comma (['--password', 'pw'], as a
+    # subprocess error prints its argv); a quoted value may have a Python prefix (b'pw') or no closing quote
+    # (a line cut short, a value on more lines): then it runs to the end of the line
+    r"(?P<sep>\s*(?:=>|[:=]=?)\s*|(?(dash)(?:\s+|(?<=[\"'])\s*,\s*)|(?!)))"
+    r"(?P<value>(?:[bBrRuU]{1,2}(?=[\"']))?(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[\"'][^\n]*)"
+    r"|\\\"[^\"]*\\\"|[^\s'\",;&]+)"  # and JSON in a JSON string: {\"password\": \"pw\"}
 )
+_OPENING = re.compile(r"(?:[bBrRuU]{0,2}|\\)[\"']")
+# a Cookie or Set-Cookie header holds several name=value pairs: its whole value goes (to the end of the line or
+# a quote), not the first pair alone
+_COOKIE = re.compile(r"(?P<head>\b(?P<name>(?:set-)?cookie)[\"']?\s*:\s*[\"']?)(?P<secret>[^\n\"']+)", re.I)
 _HEADER_NAME = re.compile(r"-{0,2}(?:proxy-)?authorization", re.I)
 # "file:line: programs.p.env.DB_PASSWORD: must be a string": a dotted config key then the first word of a
 # refusal (config errors are redacted before they are formatted: config.loader.without_secrets)
@@ -201,6 +225,11 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
     (overlapping ones as one ``***``): a shape's match never hides another's context (``bearer`` before
     ``redis-cli -a pw`` takes ``redis-cli`` as its token, and the ``-a`` password still goes).
     """
+    return replaced(text, spans(text, found))
+
+
+def spans(text: str, found: Callable[[str], None] | None = None) -> list[Span]:
+    """The ``(start, end)`` spans of ``text`` :func:`apply` replaces (unsorted, may overlap); ``found`` as there."""
 
     def note(value: str) -> None:
         if found is not None:
@@ -257,17 +286,33 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
             return []  # a config error's key: reason
         if not looks_secret(name.lstrip("-")) or (not sep.strip() and not name.startswith("-")):
             return []
-        note(value)
-        quoted = 1 if value[0] in "\"'" else 0  # the quotes stay: "name": "***"
-        return [(m.start("value") + quoted, m.end("value") - quoted)]
+        start, end = m.span("value")
+        if (opening := _OPENING.match(value)) is not None:  # the quotes stay: "name": "***"
+            start += opening.end()
+            quote = opening.group(0).lstrip("bBrRuU")
+            end -= len(quote) if len(value) >= opening.end() + len(quote) and value.endswith(quote) else 0
 
-    spans: list[Span] = []
+        note(m.string[start:end])
+        return [(start, end)]
+
+    def cookie(m: re.Match[str]) -> list[Span]:
+        value = m.group("secret").rstrip()
+        words = value.split(maxsplit=1)
+        if not words or value == REDACTED:
+            return []
+        if words[0].lower() in REASON_WORDS and _config_key(m.string, *m.span("name")):
+            return []  # a config error's key: reason (headers.Cookie: must be a string)
+        note(value)
+        return [(m.start("secret"), m.start("secret") + len(value))]
+
+    out: list[Span] = []
     for pattern, read in (
         (_PEM, whole),
         (_TOKEN, whole),
         (_WEBHOOK, secret),
         (_URL, url),
         (_AUTHORIZATION, authorization),
+        (_COOKIE, cookie),
         (_BEARER, secret),
         (_BASIC, basic),
         (_ARGUMENT, secret),
@@ -277,16 +322,16 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
     ):
         pos = 0
         while (m := pattern.search(text, pos)) is not None:
-            spans += read(m)
+            out += read(m)
             pos = _resume(m)
-    return _replaced(text, spans)
+    return out
 
 
 # where a shape's next match may begin: at the value it just read, which may be the next one's head
 # (``redis-cli -a redis-cli -a pw``, ``--keyboard password=pw``); a whole token, a key block and a header's
 # value (to the end of its line) cover whatever starts inside them
 _VALUE_GROUPS = ("secret", "secret2", "secret3", "userinfo", "value")
-_WHOLE_LINE = frozenset({_PEM, _TOKEN, _AUTHORIZATION})
+_WHOLE_LINE = frozenset({_PEM, _TOKEN, _AUTHORIZATION, _COOKIE})
 
 
 def _resume(m: re.Match[str]) -> int:
@@ -298,12 +343,12 @@ def _resume(m: re.Match[str]) -> int:
     return max(m.end(), m.start() + 1)
 
 
-def _replaced(text: str, spans: list[Span]) -> str:
+def replaced(text: str, cuts: list[Span]) -> str:
     """``text`` with each span replaced by ``***``; spans that overlap or touch go as one."""
-    if not spans:
+    if not cuts:
         return text
     merged: list[list[int]] = []
-    for start, end in sorted(spans):
+    for start, end in sorted(cuts):
         if merged and start <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], end)
         else:

@@ -38,34 +38,72 @@ NAME = st.builds(
 Shape = Callable[[st.DrawFn, str], str]
 
 
+# how a shell, a language or a log writes a value: bare, quoted (a shell's '...' or "..."), and what the red team
+# found printed in clear: Python's bytes repr (b'...'), a list repr of an argv (['--password', '...'], as a
+# subprocess error prints it), JSON inside a JSON string, := == =>, a quoted value cut short by the end of a line
+QUOTE = st.sampled_from(["{s}", "'{s}'", '"{s}"'])
+
+
 def _named(draw: st.DrawFn, secret: str) -> str:
     name = draw(NAME)
-    form = draw(st.sampled_from(["{n}={s}", "{n}: {s}", '"{n}": "{s}"', "--{n} {s}", "export {n}='{s}'"]))
+    form = draw(
+        st.sampled_from(
+            [
+                "{n}={s}",
+                "{n}: {s}",
+                '"{n}": "{s}"',
+                "--{n} {s}",
+                "export {n}='{s}'",
+                "{{'{n}': b'{s}'}}",
+                "{n} := {s}",
+                "{n} == {s}",
+                "'{n}' => '{s}'",
+                '"{n}"=>"{s}"',
+                '{n}="{s}',
+                '{{\\"{n}\\": \\"{s}\\"}}',
+                "Command '['app', '--{n}', '{s}', '-v']' returned non-zero exit status 1.",
+                '["--{n}", "{s}"]',
+            ]
+        )
+    )
     return form.format(n=name, s=secret)
 
 
 def _mysql(draw: st.DrawFn, secret: str) -> str:
     tool = draw(st.sampled_from(["mysql", "mysqldump", "mariadb", "mysqladmin", "sshpass"]))
     space = draw(st.sampled_from(["", " "]))
-    return f"{tool} -u {draw(WORD)} -p{space}{secret} {draw(WORD)}"
+    return f"{tool} -u {draw(WORD)} -p{space}{draw(QUOTE).format(s=secret)} {draw(WORD)}"
 
 
 def _user_password(draw: st.DrawFn, secret: str) -> str:
-    flag = draw(st.sampled_from(["-u ", "--user ", "--user="]))
-    return f"{draw(st.sampled_from(['curl', 'wget', 'http']))} {flag}{draw(WORD)}:{secret} https://{draw(HOST)}/x"
+    flag = draw(st.sampled_from(["-u ", "--user ", "--user=", "-u", "-U ", "--proxy-user "]))
+    user = draw(st.sampled_from(["", "{u}"])).format(u=draw(WORD))
+    pair = draw(st.sampled_from(["{u}:{s}", "'{u}:{s}'", '"{u}:{s}"', "{u}:'{s}'", '{u}:"{s}"']))
+    tool = draw(st.sampled_from(["curl", "wget", "http"]))
+    return f"{tool} {flag}{pair.format(u=user, s=secret)} https://{draw(HOST)}/x"
 
 
 def _redis(draw: st.DrawFn, secret: str) -> str:
-    return f"redis-cli -h {draw(HOST)} -a {secret} ping"
+    return f"redis-cli -h {draw(HOST)} -a {draw(QUOTE).format(s=secret)} ping"
 
 
 def _oracle(draw: st.DrawFn, secret: str) -> str:
-    return f"{draw(st.sampled_from(['sqlplus', 'rman target', 'CONNECT=']))} {draw(WORD)}/{secret}@{draw(HOST)}"
+    database = draw(st.sampled_from(["{h}", "//{h}:1521/orcl", '"{h}"', "(DESCRIPTION=(ADDRESS=(HOST={h})))"]))
+    password = draw(st.sampled_from(["{s}", '"{s}"'])).format(s=secret)
+    lead = draw(st.sampled_from(["sqlplus", "rman target", "CONNECT="]))
+    return f"{lead} {draw(WORD)}/{password}@{database.format(h=draw(HOST))}"
 
 
 def _prose(draw: st.DrawFn, secret: str) -> str:
     word = draw(st.sampled_from(["password", "Password", "passphrase", "secret", "token"]))
-    return f"the {word} {draw(st.sampled_from(['is', 'was']))} {secret}"
+    return f"the {word} {draw(st.sampled_from(['is', 'was', 'is:', 'was :']))} {secret}"
+
+
+def _cookie(draw: st.DrawFn, secret: str) -> str:
+    name = draw(st.sampled_from(["sessionid", "sid", "_session", "remember_me", "connect.sid"]))
+    pairs = [f"{draw(WORD)}={draw(WORD)}", f"{name}={secret}", f"{draw(WORD)}={draw(WORD)}"]
+    header = draw(st.sampled_from(["Cookie: {v}", "set-cookie: {v}; Path=/", "curl -H 'Cookie: {v}' x"]))
+    return header.format(v="; ".join(pairs[draw(st.integers(0, 1)) :]))
 
 
 def _authorization(draw: st.DrawFn, secret: str) -> str:
@@ -77,7 +115,8 @@ def _authorization(draw: st.DrawFn, secret: str) -> str:
 
 def _userinfo(draw: st.DrawFn, secret: str) -> str:
     scheme = draw(st.sampled_from(["postgres", "redis", "amqp", "https", "mongodb+srv", "ftp", "smtp"]))
-    return f"{scheme}://{draw(WORD)}:{secret}@{draw(HOST)}:5432/{draw(WORD)}"
+    slashes = draw(st.sampled_from(["//", "\\/\\/"]))  # JSON as PHP writes it escapes the slashes
+    return f"{scheme}:{slashes}{draw(WORD)}:{secret}@{draw(HOST)}:5432/{draw(WORD)}"
 
 
 def _query(draw: st.DrawFn, secret: str) -> str:
@@ -101,6 +140,7 @@ def _webhook(draw: st.DrawFn, secret: str) -> str:
             [
                 f"https://hooks.slack.com/services/T0{secret[:6]}/B0{secret[:5]}/{secret}",
                 f"https://discord.com/api/webhooks/{draw(st.integers(1, 10**18))}/{secret}",
+                f"https://discord.com/api/v10/webhooks/{draw(st.integers(1, 10**18))}/{secret}",
             ]
         )
     )
@@ -115,8 +155,8 @@ def _jwt(draw: st.DrawFn, secret: str) -> str:
 
 
 def _pem(draw: st.DrawFn, secret: str) -> str:
-    kind = draw(st.sampled_from(["", "RSA ", "EC ", "OPENSSH ", "ENCRYPTED "]))
-    return f"-----BEGIN {kind}PRIVATE KEY-----\n{secret}\n{secret[::-1]}\n-----END {kind}PRIVATE KEY-----"
+    kind, block = draw(st.sampled_from([("", ""), ("RSA ", ""), ("EC ", ""), ("OPENSSH ", ""), ("PGP ", " BLOCK")]))
+    return f"-----BEGIN {kind}PRIVATE KEY{block}-----\n{secret}\n{secret[::-1]}\n-----END {kind}PRIVATE KEY{block}-----"
 
 
 def _basic(draw: st.DrawFn, secret: str) -> str:
@@ -140,6 +180,7 @@ SHAPES: dict[str, tuple[Shape, st.SearchStrategy[str]]] = {
     "JWT": (_jwt, ALNUM),
     "PEM private key": (_pem, ALNUM),
     "Basic credentials": (_basic, SECRET),
+    "Cookie header": (_cookie, SECRET),
 }
 
 
@@ -151,6 +192,7 @@ WHOLE = {
     "JWT",
     "PEM private key",
     "Authorization, any scheme",
+    "Cookie header",
 }
 
 
