@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 
 from ahocorasick_rs import AhoCorasick, MatchKind
 
-from foss_supervisor.base.secretshapes import REASON_WORDS, REDACTED, TRIGGER, apply, looks_secret
+from foss_supervisor.base.secretshapes import REASON_WORDS, REDACTED, TRIGGER, looks_secret, replaced, spans
 
 __all__ = ["MAX_LITERAL", "MIN_LITERAL", "REDACTED", "Redactor", "looks_secret"]
 
@@ -58,8 +58,8 @@ _CACHE_LEN = 2048  # longer strings are not remembered
 
 T = TypeVar("T")
 
-_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
-_PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")  # PEM, OpenPGP armor
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 _FLAG = re.compile(r"-{1,2}[A-Za-z_][\w.-]*")
 _ALL_SECRET = frozenset({"headers"})  # a hook's headers: every value, whatever its name (X-Signature, Cookie...)
 #: a hook's destination URLs: what follows the host is a credential (an ntfy topic, a webhook's path token, a
@@ -113,9 +113,16 @@ def _literals_out(text: str, matcher: AhoCorasick) -> str:
     return "".join(parts)
 
 
-def _rules(text: str, sink: _Sink | None) -> str:
-    """``text`` with the shapes of :mod:`~foss_supervisor.base.secretshapes` replaced (rule 1 needs the key)."""
-    return apply(text, None if sink is None else sink.add)
+def _redacted(text: str, sink: _Sink | None, matcher: AhoCorasick | None) -> str:
+    """``text`` with the shapes of :mod:`~foss_supervisor.base.secretshapes` (rule 1 needs the key) and the
+    literals ``matcher`` finds replaced, each found in the text as given: a shape's span that cuts a literal
+    (a passphrase ``password=correct horse battery``: the rule reads one word) never leaves the rest of it."""
+    shaped = spans(text, None if sink is None else sink.add) if TRIGGER.search(text) else []
+    if matcher is None:
+        return replaced(text, shaped)
+    if not shaped:
+        return _literals_out(text, matcher)
+    return replaced(text, shaped + [(start, end) for _, start, end in matcher.find_matches_as_indexes(text)])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -202,17 +209,30 @@ class Redactor:
         """
         in_key = False
         for line in lines:
-            if in_key:
-                end = _PEM_END.search(line)
-                in_key = end is None
-                yield REDACTED if end is None else REDACTED + self._text(line[end.end() :], None)
-                continue
-            begin = _PEM_BEGIN.search(line)
-            if begin is not None and _PEM_END.search(line, begin.end()) is None:
+            # a line may end a block and begin another (two key files catted, the first with no final newline)
+            parts: list[str] = []
+            pos = 0
+            while True:
+                if in_key:
+                    end = _PEM_END.search(line, pos)
+                    parts.append(REDACTED)
+                    if end is None:
+                        break
+                    in_key, pos = False, end.end()
+                    continue
+                begin = _PEM_BEGIN.search(line, pos)
+                end = None if begin is None else _PEM_END.search(line, begin.end())
+                if begin is None or end is not None:  # no block, or a whole one: the rules' (to its END)
+                    stop = len(line) if end is None else end.end()
+                    parts.append(self._text(line[pos:stop], None))
+                    pos = stop
+                    if end is None:
+                        break
+                    continue
+                parts += (self._text(line[pos : begin.start()], None), REDACTED)
                 in_key = True
-                yield self._text(line[: begin.start()], None) + REDACTED
-                continue
-            yield self._text(line, None)
+                break
+            yield "".join(parts)
 
     def log_processor(self, _logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         """The structlog processor: every key/value of a log line, the formatted exception included."""
@@ -229,9 +249,8 @@ class Redactor:
                 return text if done is None else done
         elif (seen := sink.seen.get(text)) is not None:
             return text if seen == text else seen  # what it adds to the sink is in it already
-        out = _rules(text, sink) if TRIGGER.search(text) else text
-        if known.matcher is not None:
-            out = _literals_out(out, known.matcher)
+        out = _redacted(text, sink, known.matcher)
+
         if sink is not None:
             sink.seen[text] = out
         elif len(text) <= _CACHE_LEN:
@@ -250,10 +269,10 @@ class Redactor:
                     self._text(value, sink)  # its parts too: the token of "Bearer <token>"
                 return REDACTED
             return self._text(value, sink)
-        if value is None or kind is bool or kind is float or isinstance(value, enum.Enum):
+        if value is None or kind is bool or isinstance(value, enum.Enum):
             return value
-        if isinstance(value, int):
-            if secret and sink is not None:
+        if isinstance(value, int | float):
+            if secret and sink is not None and kind is not float:  # a fraction is no literal to find everywhere
                 sink.add(str(value))
             return REDACTED if secret else value
         if isinstance(value, Mapping):
@@ -264,9 +283,16 @@ class Redactor:
             fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
             walked = self._mapping(fields, secret, sink)
             return value if walked is fields else walked
-        shown = str(value)  # a Path, a datetime: JSON encoders print it, so it is redacted as printed
-        redacted = self._text(shown, sink)
-        return value if redacted is shown else redacted
+        # bytes, a Path, a Decimal: JSON encoders and loggers print them, so they are redacted as printed, and
+        # under a secret-looking key they go whole like a string ({"password": b"pw"} printed b'pw')
+        shown = value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
+        if secret:
+            if sink is not None:
+                sink.add(shown)
+            return REDACTED
+        printed = str(value)
+        redacted = self._text(printed, sink)
+        return value if redacted is printed else redacted
 
     def _mapping(self, value: Mapping[Any, Any], secret: bool, sink: _Sink | None) -> Mapping[Any, Any]:
         out: dict[Any, Any] = {}

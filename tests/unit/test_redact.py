@@ -429,3 +429,90 @@ def test_a_reason_word_is_never_learned_as_a_literal() -> None:
     redactor.learn({"programs": [{"env": {"DB_PASSWORD": "must", "API_TOKEN": "unknown"}}], "secrets": ["only"]})
     reason = "p.yaml:4: programs.plain.replicas: must be an integer from 1 to 1000, got 'abc'; unknown key; only"
     assert redactor.text(reason) == reason
+
+
+# ------------------------------------------------------------------------------------------ red team, 2026-12-06
+
+# the shapes a listed passphrase may stand in, each reading less than the whole of it (a word, up to a , or ;)
+CUT_BY_A_SHAPE = st.sampled_from(
+    [
+        "{n}={s}",
+        "{n}: {s}",
+        "the password is {s}",
+        "mysql -u app -p{s} db",
+        "redis-cli -a {s} ping",
+        "curl -u bob:{s} https://x.example/",
+        "Bearer {s}",
+        "--{n} {s}",
+    ]
+)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(SECRET, min_size=2, max_size=4, unique=True),
+    st.sampled_from([" ", ", ", ";", "\t", " - "]),
+    SECRET_NAME,
+    CUT_BY_A_SHAPE,
+    LOG_TEXT,
+)
+def test_a_listed_passphrase_goes_whole_where_a_shape_reads_only_its_first_word(
+    words: list[str], sep: str, name: str, form: str, around: str
+) -> None:
+    """A literal with spaces or , ; (a passphrase, listed under ``secrets:``) after a shape's head: the shape
+    reads its first word only. The literals were matched on the shapes' output, where the passphrase was cut
+    (``DB_PASSWORD=*** horse battery staple``): they are matched on the text as given now."""
+    passphrase = sep.join(words)
+    assume(not any(w in around for w in words))
+    redactor = Redactor()
+    redactor.learn({"secrets": [passphrase]})
+    text = f"{around} {form.format(n=name, s=passphrase)} {around}"
+    for shown in (redactor.text(text), *redactor.lines([text])):
+        assert not [w for w in words if w in shown], shown
+
+
+UNPRINTED = st.sampled_from([bytes, bytearray, Path, float])
+
+
+@given(SECRET_NAME, SECRET, UNPRINTED, DATA)
+def test_a_value_under_a_secret_key_goes_whatever_its_type(name: str, secret: str, kind: type, data: Any) -> None:
+    """bytes, a Path, a float under a secret-looking key: only strings and ints went; the rest was printed as
+    it is (``{"password": b"hunter2"}``, in a reply, an event or a log line's key/values)."""
+    made: dict[type, object] = {bytes: secret.encode(), bytearray: bytearray(secret.encode())}
+    value = made.get(kind, Path("/run", secret))
+    if kind is float:
+        value = float(len(secret)) + 0.123456789
+    out = Redactor().data({"outer": [data, {name: value}]})
+    assert out["outer"][1][name] == REDACTED
+    learned = Redactor()
+    learned.learn({"programs": {"p": {"env": {name: value}}}})  # learned as printed: the text, the path
+    assume(kind is not float)  # a fraction is not learned: no literal to blank in every reply (0.25)
+    printed = str(value) if kind is not bytes and kind is not bytearray else secret
+
+    assert printed not in learned.text(f"printed {printed} again")
+
+
+PEM_KIND = st.sampled_from([("RSA ", ""), ("EC ", ""), ("", ""), ("OPENSSH ", ""), ("PGP ", " BLOCK")])
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(PEM_KIND, st.lists(KEY_LINE, min_size=1, max_size=3)), min_size=1, max_size=3), st.data())
+def test_key_blocks_one_after_another_in_log_lines_go_whole(
+    blocks: list[tuple[tuple[str, str], list[str]]], data: Any
+) -> None:
+    """Private key blocks, PEM or OpenPGP armor, one after another: each on its lines, or a block's BEGIN on the
+    line that ends the one before (two key files printed together, the first with no final newline). The
+    body of a block that began after another's END on one line was shown, and so was a PGP block's."""
+    lines: list[str] = ["starting"]
+    bodies = []
+    for (kind, block), body in blocks:
+        begin, end = f"-----BEGIN {kind}PRIVATE KEY{block}-----", f"-----END {kind}PRIVATE KEY{block}-----"
+        glued = data.draw(st.booleans(), "glued to the line before")
+        lines[-1:] = [lines[-1] + begin] if glued else [lines[-1], begin]
+        lines += [*body, end]
+        bodies += body
+    lines.append("done")
+    out = list(Redactor().lines(iter(lines)))
+    assert len(out) == len(lines)
+    assert not [b for b in bodies if any(b in line for line in out)], out
+    assert out[0].startswith("starting") and out[-1] == "done"
