@@ -105,7 +105,9 @@ _WEBHOOK = re.compile(
 )
 # scheme://userinfo@ : userinfo runs to the last '@' before the path, query or fragment (the slashes may be
 # JSON-escaped, as PHP and some loggers write them: postgres:\/\/u:pw@db)
-_URL = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*:\\?/\\?/)(?P<userinfo>[^\s/?#\"'<>\\]+)@")
+# (a scheme is a whole run, read once: from each word of a-b-c-d-... it was quadratic)
+_URL = re.compile(r"(?P<head>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*+:\\?/\\?/)(?P<userinfo>[^\s/?#\"'<>\\]+)@")
+
 # Authorization: <scheme> <credentials>, up to the end of the line or a closing quote
 # (the scheme is kept when it is a registered one; an unknown first word may be the credential itself)
 _SCHEMES = (
@@ -123,8 +125,10 @@ _BASIC = re.compile(r"(?P<head>\bbasic\s+)(?P<secret>[A-Za-z0-9+/]{4,}={0,2})(?!
 # -U/--proxy-user too), as a shell takes them: bare or quoted (-p'pw', -a "pw", -u 'bob:pw', -ubob:"pw")
 _ARG_VALUE = r"'[^'\n]*'|\"[^\"\n]*\"|[^\s'\";|&]+"
 _ARGUMENT = re.compile(
-    rf"(?P<head>\b(?:mysql\w*|mariadb\w*|sshpass)\b[^\n;|&]*?\s-p\s?)(?P<secret>{_ARG_VALUE})"
-    rf"|(?P<head2>\bredis-cli\b[^\n;|&]*?\s-a\s+)(?P<secret2>{_ARG_VALUE})"
+    # (what lies between a tool and its flag is read up to the next tool: "mysql mysql mysql ..." was quadratic)
+    rf"(?P<head>\b(?:mysql\w*|mariadb\w*|sshpass)\b(?:(?!\b(?:mysql|mariadb|sshpass))[^\n;|&])*?\s-p\s?)"
+    rf"(?P<secret>{_ARG_VALUE})"
+    rf"|(?P<head2>\bredis-cli\b(?:(?!\bredis-cli\b)[^\n;|&])*?\s-a\s+)(?P<secret2>{_ARG_VALUE})"
     r"|(?P<head3>(?<!\S)(?:-u|-U|--user|--proxy-user)(?:[\s=]+|(?=[^\s=-]))[\"']?[^\s:'\"]*:)"
     rf"(?P<secret3>{_ARG_VALUE})"
 )
@@ -139,15 +143,22 @@ _PROSE = re.compile(
 )
 # NAME=value, NAME: value, "name": "value", --name value (a space separates only after a dash: "pw NAME=v" is
 # not the name pw and the value NAME=v, which would hide the real pair from the rule)
-_INLINE = re.compile(  # only names holding a secret word match, so a harmless one never hides a secret one
-    rf"(?P<name>(?<![\w-])(?P<dash>-{{1,2}})?(?=[\w.-]*(?i:{_NAME_WORDS}))[A-Za-z_][\w.-]*)(?P<close>\\?[\"']?)(?!:/)"
+# a name is a whole run of [\w.-], read once (possessive: a long dotted or dashed run is not read again from each
+# of its dots, which was quadratic); looks_secret decides, and the search goes on inside a harmless name's value
+_INLINE = re.compile(
+    r"(?P<name>(?<![\w.-])(?P<dash>-{1,2})?[\w.][\w.-]*+)(?P<close>\\?[\"']?)(?!:/)"
     # separators: = : := == => and, after a --flag, spaces or a list's comma (['--password', 'pw'], as a
     # subprocess error prints its argv); a quoted value may have a Python prefix (b'pw') or no closing quote
     # (a line cut short, a value on more lines): then it runs to the end of the line
     r"(?P<sep>\s*(?:=>|[:=]=?)\s*|(?(dash)(?:\s+|(?<=[\"'])\s*,\s*)|(?!)))"
     r"(?P<value>(?:[bBrRuU]{1,2}(?=[\"']))?(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[\"'][^\n]*)"
-    r"|\\\"[^\"]*\\\"|[^\s'\",;&]+)"  # and JSON in a JSON string: {\"password\": \"pw\"}
+    # and JSON in a JSON string ({\"password\": \"pw\"}); a bare value's first character only, the rest is
+    # read once it is a secret's (_BARE: a harmless name's value is not read to its end, for each name in it)
+    r"|\\\"[^\"]*\\\"|[^\s'\",;&])"
 )
+_BARE = re.compile(r"[^\s'\",;&]*+")
+# read backwards from a value's end: a b/r/u prefix before a quote, the separators, the name before them
+_PREFIX_BACK, _SEPS_BACK, _NAME_BACK = re.compile(r"[bBrRuU]{0,2}"), re.compile(r"[^\w.-]*+"), re.compile(r"[\w.-]*+")
 _OPENING = re.compile(r"(?:[bBrRuU]{0,2}|\\)[\"']")
 # a Cookie or Set-Cookie header holds several name=value pairs: its whole value goes (to the end of the line or
 # a quote), not the first pair alone
@@ -275,8 +286,18 @@ def spans(text: str, found: Callable[[str], None] | None = None) -> list[Span]:
 
     def inline(m: re.Match[str]) -> list[Span]:
         name, sep, value = m.group("name"), m.group("sep"), m.group("value")
-        if (_HEADER_NAME.fullmatch(name) and sep.strip()) or value == REDACTED:  # the header's rule is there
+        resume[0] = m.start("value")  # a harmless name's value may hold a secret one's name
+        if _HEADER_NAME.fullmatch(name) and sep.strip():  # the header's rule is there
             # (it reads "authorization: ..." and "=..."; "--authorization VALUE", a flag, is this rule's)
+            return []
+        if not looks_secret(name.lstrip("-")) or (not sep.strip() and not name.startswith("-")):
+            return []
+        start, end = m.span("value")
+        if len(value) == 1 and value not in "\"'":  # a bare value: to its end
+            end = _matched_to(_BARE, m.string, start)
+            value = m.string[start:end]
+        resume[0] = _nested_start(m.string, start, end)
+        if value == REDACTED:
             return []
         if (
             sep.startswith(":")
@@ -284,9 +305,6 @@ def spans(text: str, found: Callable[[str], None] | None = None) -> list[Span]:
             and _config_key(m.string, m.start("name"), m.end("name"))
         ):
             return []  # a config error's key: reason
-        if not looks_secret(name.lstrip("-")) or (not sep.strip() and not name.startswith("-")):
-            return []
-        start, end = m.span("value")
         if (opening := _OPENING.match(value)) is not None:  # the quotes stay: "name": "***"
             start += opening.end()
             quote = opening.group(0).lstrip("bBrRuU")
@@ -306,6 +324,7 @@ def spans(text: str, found: Callable[[str], None] | None = None) -> list[Span]:
         return [(m.start("secret"), m.start("secret") + len(value))]
 
     out: list[Span] = []
+    resume = [0]
     for pattern, read in (
         (_PEM, whole),
         (_TOKEN, whole),
@@ -323,15 +342,31 @@ def spans(text: str, found: Callable[[str], None] | None = None) -> list[Span]:
         pos = 0
         while (m := pattern.search(text, pos)) is not None:
             out += read(m)
-            pos = _resume(m)
+            pos = max(resume[0], m.start() + 1) if pattern is _INLINE else _resume(m)
     return out
+
+
+def _nested_start(text: str, start: int, end: int) -> int:
+    """Where, in a secret's value ``text[start:end]`` (replaced whole), a name may begin whose value reads on
+    past ``end`` (``token=password= pw``, ``token=--password pw``, ``token=password=b'p w'``): the last name
+    in it, before separators only. One before it has its value inside this one: searching again from each
+    name in ``token=token=token=...`` read the rest of the line again each time (quadratic)."""
+    back = text[start:end][::-1]
+    k = _matched_to(_PREFIX_BACK, back, 0) if text[end : end + 1] in ("'", '"') else 0
+    return end - _matched_to(_NAME_BACK, back, _matched_to(_SEPS_BACK, back, k))
+
+
+def _matched_to(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """Where ``pattern`` (one that matches the empty string) matched at ``pos`` ends."""
+    m = pattern.match(text, pos)
+    return pos if m is None else m.end()
 
 
 # where a shape's next match may begin: at the value it just read, which may be the next one's head
 # (``redis-cli -a redis-cli -a pw``, ``--keyboard password=pw``); a whole token, a key block and a header's
 # value (to the end of its line) cover whatever starts inside them
 _VALUE_GROUPS = ("secret", "secret2", "secret3", "userinfo", "value")
-_WHOLE_LINE = frozenset({_PEM, _TOKEN, _AUTHORIZATION, _COOKIE})
+_WHOLE_LINE = frozenset({_PEM, _TOKEN, _WEBHOOK, _AUTHORIZATION, _COOKIE})
 
 
 def _resume(m: re.Match[str]) -> int:

@@ -4,8 +4,10 @@ shape, in random text, never survives the redaction; ordinary words, numbers, pa
 from __future__ import annotations
 
 import base64
+import contextlib
+import signal
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 from strategies import SECRET, regex_class
 
 from foss_supervisor.base.redact import Redactor
-from foss_supervisor.base.secretshapes import looks_secret
+from foss_supervisor.base.secretshapes import apply, looks_secret
 
 WORD = regex_class("", string.ascii_lowercase, 10, 1).filter(
     lambda w: w not in {"password", "passphrase", "passwd", "secret", "token", "mysql", "sshpass"}
@@ -277,3 +279,48 @@ def test_keys_of_data_are_not_secret_names(name: str) -> None:
 @given(st.text(string.ascii_letters, min_size=1, max_size=12))
 def test_a_name_ending_in_creds_passphrase_or_credentials_is_secret(prefix: str) -> None:
     assert all(looks_secret(f"{prefix}_{word}") for word in ("CREDS", "PASSPHRASE", "CREDENTIALS", "PRIVATE"))
+
+
+# what a rule reads before its value, and runs a rule's class reads: a line made of one of them, repeated, made a
+# rule read the rest of the line again from each (token=token=..., mysql mysql ..., a.a.a..., sk-sk-...,
+# hooks.slack.com/services/... : 4 s to 75 s for a 64 KB line, on the daemon's loop)
+HEADS = st.sampled_from(
+    [
+        "token=", "token= ", "auth:", "authorization: ", "Authorization: x\n", "mysql ", "mysql -p", "mysql -p'",
+        "redis-cli ", "redis-cli -a ", "u/pw@", "u/\"", "a/", "bearer ", "basic ", "password is ", "-u a:", "-u a:'",
+        "--token ", "x://", "a://b@", "hooks.slack.com/services/", "-----BEGIN ", "eyJaaaa.", "eyJaaaa.eyJ", "sk-",
+        "a_token.", "a.", "a-", "a=", ".", '"token": ', 'password="', "password='", 'token="a ', "token=password=",
+        "x:1: a.token: ", "a.token: must ", "cookie: a", "--token --token ", "token=>", "x=\\\"",
+    ]
+)  # fmt: skip
+LONG_LINE = 128 * 1024  # characters (a log line the daemon reads back, a reply's string)
+BOUND = 5.0  # seconds: not a timing, a bound; the linear reading takes ~0.3 s at most, the quadratic took minutes
+
+
+@contextlib.contextmanager
+def _bounded(seconds: float) -> Iterator[None]:
+    """Raise TimeoutError in the block after ``seconds`` (a SIGALRM: the rules' loop runs Python between searches)."""
+
+    def expired(_signum: int, _frame: object) -> None:
+        raise TimeoutError(f"not done in {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@settings(max_examples=15)
+@given(st.lists(HEADS, min_size=1, max_size=3), SECRET)
+def test_a_line_of_repeated_heads_is_read_once(heads: list[str], secret: str) -> None:
+    """Each rule reads a long line of repeated heads (any of the table's, alone or mixed) once: a rule searches
+    again from the value it read, so a value read to the end of the line, or a name or a scheme read from each
+    of its dots, made the work quadratic in the line. The secret at the end still goes."""
+    unit = "".join(heads)
+    line = "token " + unit * (LONG_LINE // len(unit)) + f" password={secret}"
+    with _bounded(BOUND):
+        shown = apply(line)
+    assert secret not in shown
