@@ -146,11 +146,13 @@ _PROSE = re.compile(
 # a name is a whole run of [\w.-], read once (possessive: a long dotted or dashed run is not read again from each
 # of its dots, which was quadratic); looks_secret decides, and the search goes on inside a harmless name's value
 _INLINE = re.compile(
-    r"(?P<name>(?<![\w.-])(?P<dash>-{1,2})?[\w.][\w.-]*+)(?P<close>\\?[\"']?)(?!:/)"
+    r"(?P<open>(?<=[\"']))?(?P<name>(?<![\w.-])(?P<dash>-{1,2})?[\w.][\w.-]*+)(?P<close>\\?[\"']?)(?!:/)"
     # separators: = : := == => and, after a --flag, spaces or a list's comma (['--password', 'pw'], as a
-    # subprocess error prints its argv); a quoted value may have a Python prefix (b'pw') or no closing quote
-    # (a line cut short, a value on more lines): then it runs to the end of the line
-    r"(?P<sep>\s*(?:=>|[:=]=?)\s*|(?(dash)(?:\s+|(?<=[\"'])\s*,\s*)|(?!)))"
+    # subprocess error prints its argv), after a quoted name the comma of a pair (('DB_PASSWORD', 'pw'), as
+    # Python prints os.environ.items() or a headers' items); a quoted value may have a Python prefix (b'pw') or
+    # no closing quote (a line cut short, a value on more lines): then it runs to the end of the line
+    r"(?P<sep>\s*(?:=>|[:=]=?)\s*|(?(dash)(?:\s+|(?<=[\"'])\s*,\s*)"
+    r"|(?(open)(?<=[\"'])\s*,\s*(?=[bBrRuU]{0,2}(?:\"[^\"\n]*\"|'[^'\n]*')\s*\))|(?!))))"
     r"(?P<value>(?:[bBrRuU]{1,2}(?=[\"']))?(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[\"'][^\n]*)"
     # and JSON in a JSON string ({\"password\": \"pw\"}); a bare value's first character only, the rest is
     # read once it is a secret's (_BARE: a harmless name's value is not read to its end, for each name in it)
