@@ -234,11 +234,31 @@ class Redactor:
                 break
             yield "".join(parts)
 
+    def exception(self, exc: BaseException) -> BaseException:
+        """``exc``, changed in place so that its ``str()`` is redacted, and returned: its args, and what a message
+        made of attributes reads (an OSError's file names, a CalledProcessError's ``cmd`` and output, the
+        fields of an exception with its own ``__str__``; notes). Attributes that are not data are left."""
+        exc.args = self.data(exc.args)
+        for name, value in list(vars(exc).items()):
+            if isinstance(value, str | bytes | list | tuple | dict):
+                setattr(exc, name, self._walk(value, looks_secret(name), None))
+        if isinstance(exc, OSError):  # C members, not in vars(): str() is "[Errno n] strerror: 'filename'"
+            for name in ("filename", "filename2", "strerror"):
+                if isinstance(value := getattr(exc, name), str | bytes):
+                    setattr(exc, name, self._walk(value, False, None))
+        return exc
+
     def log_processor(self, _logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        """The structlog processor: every key/value of a log line, the formatted exception included."""
+        """The structlog processor: every key/value of a log line, the formatted exception included; a key
+        that reads as a secret's shape (``log.info("x", **mapping)`` spreads data into keys) is renamed."""
+        renamed: list[tuple[str, str]] = []
         for key, value in event.items():
             if not key.startswith("_"):  # structlog's own (_record, _from_structlog)
                 event[key] = self._walk(value, looks_secret(key), None)
+                if (shown := self._text(key, None)) is not key:
+                    renamed.append((key, shown))
+        for key, shown in renamed:
+            event[shown] = event.pop(key)
         return event
 
     def _text(self, text: str, sink: _Sink | None) -> str:

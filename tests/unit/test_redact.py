@@ -516,3 +516,49 @@ def test_key_blocks_one_after_another_in_log_lines_go_whole(
     assert len(out) == len(lines)
     assert not [b for b in bodies if any(b in line for line in out)], out
     assert out[0].startswith("starting") and out[-1] == "done"
+
+
+def _raised(kind: str, secret: str, text: str) -> BaseException:
+    """An exception whose ``str()`` is made of what it was given, as each kind makes it."""
+    import subprocess
+
+    if kind == "oserror":  # [Errno 2] No such file or directory: '<filename>' -> '<filename2>'
+        return FileNotFoundError(2, "No such file or directory", text, None, f"/run/x?token={secret}")
+    if kind == "called":  # Command '<cmd>' returned non-zero exit status 1.
+        return subprocess.CalledProcessError(1, ["app", "--password", secret, text], output=text.encode())
+    if kind == "fields":  # an exception with its own __str__, reading its fields
+
+        class Refused(Exception):
+            def __init__(self, url: str) -> None:
+                super().__init__()
+                self.url = url
+
+            def __str__(self) -> str:
+                return f"refused: {self.url}"
+
+        return Refused(text)
+    error = ValueError(text)
+    error.add_note(f"while reading {text}")
+    return error
+
+
+@given(shaped(), st.sampled_from(["oserror", "called", "fields", "args"]), SECRET)
+def test_an_exceptions_message_carries_no_secret_whatever_it_is_made_of(
+    carried: tuple[str, str], kind: str, other: str
+) -> None:
+    """answer redacts an error before its str() leaves (control socket, web): str() of an OSError is made of
+    its file names, of a CalledProcessError of its cmd, of some exceptions of their fields; only args went."""
+    text, secret = carried
+    exc = Redactor().exception(_raised(kind, other, text))
+    shown = f"{exc} {getattr(exc, '__notes__', '')} {getattr(exc, 'output', '')}"
+    assert secret not in shown and other not in shown, shown
+
+
+@given(shaped(), LOG_TEXT)
+def test_a_log_lines_keys_carry_no_secret(carried: tuple[str, str], word: str) -> None:
+    """A log call may spread a mapping into its keys (``log.info("seen", **by_url)``): a key is redacted too."""
+    text, secret = carried
+    assume(secret not in word and not word.startswith("_"))
+    event = Redactor().log_processor(None, "info", {"event": word, text: 1, "_record": None})
+    assert not [key for key in event if secret in str(key)], event
+    assert event["_record"] is None and event["event"] == Redactor().text(word)
