@@ -61,11 +61,26 @@ T = TypeVar("T")
 _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")  # PEM, OpenPGP armor
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 _FLAG = re.compile(r"-{1,2}[A-Za-z_][\w.-]*")
+_BLOCK_INDICATOR = re.compile(r"[|>][+-]?[0-9]?")
+_MAPPING_KEY = re.compile(r"[ \t]*[\w.\"'-]+[ \t]*:(?:[ \t]|$)")  # a nested mapping's key: its own line's rules
+
 _ALL_SECRET = frozenset({"headers"})  # a hook's headers: every value, whatever its name (X-Signature, Cookie...)
 #: a hook's destination URLs: what follows the host is a credential (an ntfy topic, a webhook's path token, a
 #: query ``key=``), learned whole as a literal; the scheme and host stay readable
 _DESTINATIONS = frozenset({"url", "ntfy"})
 _MIN_DESTINATION_SECRET = 6  # shorter (``/hook``, ``/``) is a route, not a secret, and would blank common text
+
+
+def _dangling(line: str) -> int:
+    """The indent of ``line`` when it ends with a secret-looking key and no value (``  password:``,
+    ``token: |``, ``"api_key": >-``): the value is on the lines below, more indented; else -1."""
+    words = line.rsplit(None, 2)[-2:]
+    if words and _BLOCK_INDICATOR.fullmatch(words[-1]):
+        words = words[:-1]
+    if not words or not words[-1].endswith(":"):
+        return -1
+    name = words[-1][:-1].strip("\"'")
+    return len(line) - len(line.lstrip()) if name and looks_secret(name.lstrip("-")) else -1
 
 
 def _destination_secret(url: str) -> str:
@@ -208,7 +223,17 @@ class Redactor:
         find line by line.
         """
         in_key = False
+        under = -1  # the indent of a secret-looking key ending the line before (password:, token: |), else -1
         for line in lines:
+            if under >= 0 and not in_key:
+                depth = len(line) - len(line.lstrip())
+                if not line.strip():
+                    yield line
+                    continue
+                if depth > under and not _MAPPING_KEY.match(line):  # its value, on the lines below (YAML)
+                    yield line[:depth] + REDACTED
+                    continue
+                under = -1
             # a line may end a block and begin another (two key files catted, the first with no final newline)
             parts: list[str] = []
             pos = 0
@@ -232,6 +257,7 @@ class Redactor:
                 parts += (self._text(line[pos : begin.start()], None), REDACTED)
                 in_key = True
                 break
+            under = -1 if in_key else _dangling(line)
             yield "".join(parts)
 
     def exception(self, exc: BaseException) -> BaseException:

@@ -156,8 +156,12 @@ _INLINE = re.compile(
     r"(?P<value>(?:[bBrRuU]{1,2}(?=[\"']))?(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[\"'][^\n]*)"
     # and JSON in a JSON string ({\"password\": \"pw\"}); a bare value's first character only, the rest is
     # read once it is a secret's (_BARE: a harmless name's value is not read to its end, for each name in it)
-    r"|\\\"[^\"]*\\\"|[^\s'\",;&])"
+    # a YAML block scalar's indicator (password: |) when indented lines follow: its lines are read as for a bare
+    # value, once it is a secret's (_BLOCK)
+    r"|[|>][+-]?[0-9]?(?=[ \t]*\n[ \t])|\\\"[^\"]*\\\"|[^\s'\",;&])"
 )
+_BLOCK = re.compile(r"[ \t]*\n")
+_INDENT = re.compile(r"[ \t]*")
 _BARE = re.compile(r"[^\s'\",;&]*+")
 # read backwards from a value's end: a b/r/u prefix before a quote, the separators, the name before them
 _PREFIX_BACK, _SEPS_BACK, _NAME_BACK = re.compile(r"[bBrRuU]{0,2}"), re.compile(r"[^\w.-]*+"), re.compile(r"[\w.-]*+")
@@ -295,9 +299,14 @@ def spans(text: str, found: Callable[[str], None] | None = None) -> list[Span]:
         if not looks_secret(name.lstrip("-")) or (not sep.strip() and not name.startswith("-")):
             return []
         start, end = m.span("value")
-        if len(value) == 1 and value not in "\"'":  # a bare value: to its end
-            end = _matched_to(_BARE, m.string, start)
+        if value[0] in "|>" and _BLOCK.match(m.string, end):  # a block scalar: its lines below, more indented
+            end = _indented_to(m.string, m.start(), end)
             value = m.string[start:end]
+        elif len(value) == 1 and value not in "\"'":  # a bare value: to its end; on the lines below the
+            # key (password:\n  - pw): every line of them more indented than the key (a YAML list, a scalar)
+            end = _indented_to(m.string, m.start(), start) if "\n" in sep else _matched_to(_BARE, m.string, start)
+            value = m.string[start:end]
+
         resume[0] = _nested_start(m.string, start, end)
         if value == REDACTED:
             return []
@@ -356,6 +365,26 @@ def _nested_start(text: str, start: int, end: int) -> int:
     back = text[start:end][::-1]
     k = _matched_to(_PREFIX_BACK, back, 0) if text[end : end + 1] in ("'", '"') else 0
     return end - _matched_to(_NAME_BACK, back, _matched_to(_SEPS_BACK, back, k))
+
+
+def _indented_to(text: str, key: int, pos: int) -> int:
+    """The end of the line of ``pos`` and of the lines after it more indented than the line of ``key`` (blank
+    lines among them): a YAML value below its key. Trailing blank lines are left."""
+    home = text.rfind("\n", 0, key) + 1
+    indent = _matched_to(_INDENT, text, home) - home
+    last = end = text.find("\n", pos)
+    if end < 0:
+        return len(text)
+    while end >= 0:
+        following = text.find("\n", end + 1)
+        stop = len(text) if following < 0 else following
+        depth = _matched_to(_INDENT, text, end + 1) - end - 1
+        if depth < stop - end - 1:  # not blank
+            if depth <= indent:
+                break
+            last = stop
+        end = following
+    return last
 
 
 def _matched_to(pattern: re.Pattern[str], text: str, pos: int) -> int:

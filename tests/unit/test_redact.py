@@ -562,3 +562,32 @@ def test_a_log_lines_keys_carry_no_secret(carried: tuple[str, str], word: str) -
     event = Redactor().log_processor(None, "info", {"event": word, text: 1, "_record": None})
     assert not [key for key in event if secret in str(key)], event
     assert event["_record"] is None and event["event"] == Redactor().text(word)
+
+
+YAML_VALUE = st.sampled_from(
+    [
+        "{k}:\n{i}  {s}",
+        "{k}: |\n{i}  {s}\n{i}  {t}",
+        "{k}: >-\n{i}    {s}\n\n{i}    {t}",
+        "{k}: |+2\n{i}    {s}",
+        "{k}:\n{i}  - {s}\n{i}  - {t}",
+        '"{k}":\n{i}  {s}',
+    ]
+)
+
+
+@settings(max_examples=200)
+@given(SECRET_NAME, SECRET, SECRET, YAML_VALUE, st.sampled_from(["", "  ", "    "]), st.sampled_from(["x", "y_1"]))
+def test_a_secret_keys_value_on_the_lines_below_goes_in_text_and_in_log_lines(
+    name: str, secret: str, other: str, form: str, indent: str, after: str
+) -> None:
+    """YAML a program prints (a config dump) may put a secret key's value on the lines below it: a plain
+    scalar, a block scalar (| >- |+2) or a list. Log text is read back a line at a time (Redactor.lines), where the
+    key's line has no value: the more indented lines after it go. text() took the block's indicator for the
+    value. The next key, back at the key's indent, is kept."""
+    assume(name.lower() != "authorization" and other != secret)
+    doc = f"{indent}{form.format(k=name, i=indent, s=secret, t=other)}\n{indent}{after}: kept"
+    redactor = Redactor()
+    for shown in (redactor.text(doc), "\n".join(redactor.lines(doc.splitlines()))):
+        assert secret not in shown and other not in shown, shown
+        assert shown.endswith(f"{indent}{after}: kept"), shown

@@ -303,6 +303,7 @@ HEADS = st.sampled_from(
         "--token ", "x://", "a://b@", "hooks.slack.com/services/", "-----BEGIN ", "eyJaaaa.", "eyJaaaa.eyJ", "sk-",
         "a_token.", "a.", "a-", "a=", ".", '"token": ', 'password="', "password='", 'token="a ', "token=password=",
         "x:1: a.token: ", "a.token: must ", "cookie: a", "--token --token ", "token=>", "x=\\\"",
+        "token: |\n  a ", "token:\n ", "  password: >-\n", "a:\n  - ",
     ]
 )  # fmt: skip
 LONG_LINE = 128 * 1024  # characters (a log line the daemon reads back, a reply's string)
