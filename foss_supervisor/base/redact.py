@@ -40,10 +40,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 from ahocorasick_rs import AhoCorasick, MatchKind
 
@@ -69,6 +70,21 @@ _ALL_SECRET = frozenset({"headers"})  # a hook's headers: every value, whatever 
 #: query ``key=``), learned whole as a literal; the scheme and host stay readable
 _DESTINATIONS = frozenset({"url", "ntfy"})
 _MIN_DESTINATION_SECRET = 6  # shorter (``/hook``, ``/``) is a route, not a secret, and would blank common text
+
+
+def _written(value: str) -> set[str]:
+    """``value`` and the ways a log or a reply writes it escaped: in a JSON string (``\\"``, ``\\\\``,
+    ``\\u00e9``), a Python repr, a URL (``%40``, ``+``). A password with a quote or an ``@`` printed by a JSON
+    logger or in a URL is still the literal."""
+    forms = {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+    }
+    return {form for form in forms if len(form) >= MIN_LITERAL}
 
 
 def _dangling(line: str) -> int:
@@ -176,8 +192,9 @@ class Redactor:
         sink.values.update(self._known.literals)
         self._walk(config, False, sink)
         ordered = tuple(sorted(sink.values, key=lambda v: (-len(v), v)))
+        written = sorted({w for v in ordered for w in _written(v)}, key=lambda v: (-len(v), v))
         # leftmost-longest: of two literals at one place the longer goes whole, no partial leftovers
-        matcher = AhoCorasick(ordered, matchkind=MatchKind.LeftmostLongest) if ordered else None
+        matcher = AhoCorasick(written, matchkind=MatchKind.LeftmostLongest) if written else None
         self._known = _Known(ordered, matcher)
         return len(ordered)
 

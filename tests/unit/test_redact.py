@@ -591,3 +591,36 @@ def test_a_secret_keys_value_on_the_lines_below_goes_in_text_and_in_log_lines(
     for shown in (redactor.text(doc), "\n".join(redactor.lines(doc.splitlines()))):
         assert secret not in shown and other not in shown, shown
         assert shown.endswith(f"{indent}{after}: kept"), shown
+
+
+def _escaped(secret: str) -> list[str]:
+    import urllib.parse
+
+    return [
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+    ]
+
+
+@settings(max_examples=200)
+@given(
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=2, max_size=12),
+    st.sampled_from(['"', "\\", "@", " ", "é", "/", "'", "%", "\t", "\n"]),
+    st.text(string.ascii_letters + string.digits, min_size=4, max_size=12),
+    NOISE,
+)
+def test_a_listed_secret_goes_as_a_json_log_a_repr_or_a_url_writes_it(
+    core: str, special: str, tail: str, around: str
+) -> None:
+    """A secret with a quote, a backslash, an @, a space or a non-ASCII letter, printed escaped: by a JSON logger
+    (\\" \\\\ \\u00e9), in a Python repr, percent-encoded in a URL. The literal matched only as listed."""
+    secret = core + special + tail
+    redactor = Redactor()
+    redactor.learn({"secrets": [secret]})
+    for written in _escaped(secret):
+        assume(written not in around)
+        shown = redactor.text(f"{around}{written}{around}")
+        assert written not in shown, (written, shown)
