@@ -105,8 +105,11 @@ _WEBHOOK = re.compile(
 )
 # scheme://userinfo@ : userinfo runs to the last '@' before the path, query or fragment (the slashes may be
 # JSON-escaped, as PHP and some loggers write them: postgres:\/\/u:pw@db)
-# (a scheme is a whole run, read once: from each word of a-b-c-d-... it was quadratic)
-_URL = re.compile(r"(?P<head>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*+:\\?/\\?/)(?P<userinfo>[^\s/?#\"'<>\\]+)@")
+# (a scheme is letters, digits and + read once, after any other character: -redis://, x.postgres://; with . and -
+# in it, as RFC 3986 allows, it was read again from each word of a-b-c-d-..., quadratic, and no scheme that
+# carries a password has them)
+_URL = re.compile(r"(?P<head>(?<![A-Za-z0-9+])[A-Za-z][A-Za-z0-9+]*+:\\?/\\?/)(?P<userinfo>[^\s/?#\"'<>\\]+)@")
+
 
 # Authorization: <scheme> <credentials>, up to the end of the line or a closing quote
 # (the scheme is kept when it is a registered one; an unknown first word may be the credential itself)

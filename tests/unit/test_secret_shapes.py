@@ -117,7 +117,8 @@ def _authorization(draw: st.DrawFn, secret: str) -> str:
 def _userinfo(draw: st.DrawFn, secret: str) -> str:
     scheme = draw(st.sampled_from(["postgres", "redis", "amqp", "https", "mongodb+srv", "ftp", "smtp"]))
     slashes = draw(st.sampled_from(["//", "\\/\\/"]))  # JSON as PHP writes it escapes the slashes
-    return f"{scheme}:{slashes}{draw(WORD)}:{secret}@{draw(HOST)}:5432/{draw(WORD)}"
+    lead = draw(st.sampled_from(["", "-", ".", "=", "url:", "x-"]))  # glued to what precedes the scheme
+    return f"{lead}{scheme}:{slashes}{draw(WORD)}:{secret}@{draw(HOST)}:5432/{draw(WORD)}"
 
 
 def _query(draw: st.DrawFn, secret: str) -> str:
