@@ -170,8 +170,8 @@ _BARE = re.compile(r"[^\s'\",;&]*+")
 _PREFIX_BACK, _SEPS_BACK, _NAME_BACK = re.compile(r"[bBrRuU]{0,2}"), re.compile(r"[^\w.-]*+"), re.compile(r"[\w.-]*+")
 _OPENING = re.compile(r"(?:[bBrRuU]{0,2}|\\)[\"']")
 # a Cookie or Set-Cookie header holds several name=value pairs: its whole value goes (to the end of the line or
-# a quote), not the first pair alone
-_COOKIE = re.compile(r"(?P<head>\b(?P<name>(?:set-)?cookie)[\"']?\s*:\s*[\"']?)(?P<secret>[^\n\"']+)", re.I)
+# a quote), not the first pair alone; not a JSON key's list or object ("cookie": [])
+_COOKIE = re.compile(r"(?P<head>\b(?P<name>(?:set-)?cookie)[\"']?\s*:\s*[\"']?)(?P<secret>[^\s\"'\[{][^\n\"']*)", re.I)
 _HEADER_NAME = re.compile(r"-{0,2}(?:proxy-)?authorization", re.I)
 # "file:line: programs.p.env.DB_PASSWORD: must be a string": a dotted config key then the first word of a
 # refusal (config errors are redacted before they are formatted: config.loader.without_secrets)
