@@ -123,7 +123,8 @@ _AUTHORIZATION = re.compile(
     re.I,
 )
 _BEARER = re.compile(r"(?P<head>\bbearer\s+)(?P<secret>[A-Za-z0-9._~+/=-]{6,})", re.I)
-_BASIC = re.compile(r"(?P<head>\bbasic\s+)(?P<secret>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])", re.I)
+# (standard or URL-safe base64, padded or not: clients and loggers write all four)
+_BASIC = re.compile(r"(?P<head>\bbasic\s+)(?P<secret>[A-Za-z0-9+/_-]{4,}={0,2})(?![A-Za-z0-9+/_=-])", re.I)
 # passwords given on a command line: -p of the mysql family and sshpass, -a of redis-cli, -u user:pw (curl's
 # -U/--proxy-user too), as a shell takes them: bare or quoted (-p'pw', -a "pw", -u 'bob:pw', -ubob:"pw")
 _ARG_VALUE = r"'[^'\n]*'|\"[^\"\n]*\"|[^\s'\";|&]+"
@@ -283,10 +284,12 @@ def spans(text: str, found: Callable[[str], None] | None = None) -> list[Span]:
         return [(m.start("secret"), m.start("secret") + len(value))]
 
     def basic(m: re.Match[str]) -> list[Span]:
+        body = m.group("secret").rstrip("=").replace("-", "+").replace("_", "/")
         try:
-            decoded = base64.b64decode(m.group("secret"), validate=True)
+            decoded = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
         except (binascii.Error, ValueError):
             return []
+
         if b":" not in decoded:
             return []
         note(m.group("secret"))

@@ -162,7 +162,10 @@ def _pem(draw: st.DrawFn, secret: str) -> str:
 
 
 def _basic(draw: st.DrawFn, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{draw(WORD)}:{secret}".encode()).decode()
+    encode = draw(st.sampled_from([base64.b64encode, base64.urlsafe_b64encode]))
+    user = draw(WORD) + draw(st.sampled_from(["", "?", "~>", "?~>>"]))  # bytes base64 writes with + / or - _
+    written = encode(f"{user}:{secret}".encode()).decode()
+    return "Basic " + draw(st.sampled_from([written, written.rstrip("=")]))  # padded or not, as clients send it
 
 
 SHAPES: dict[str, tuple[Shape, st.SearchStrategy[str]]] = {
