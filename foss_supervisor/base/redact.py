@@ -40,14 +40,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 from ahocorasick_rs import AhoCorasick, MatchKind
 
-from foss_supervisor.base.secretshapes import REASON_WORDS, REDACTED, TRIGGER, apply, looks_secret
+from foss_supervisor.base.secretshapes import REASON_WORDS, REDACTED, TRIGGER, looks_secret, replaced, spans
 
 __all__ = ["MAX_LITERAL", "MIN_LITERAL", "REDACTED", "Redactor", "looks_secret"]
 
@@ -58,14 +59,44 @@ _CACHE_LEN = 2048  # longer strings are not remembered
 
 T = TypeVar("T")
 
-_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
-_PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY-----")
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")  # PEM, OpenPGP armor
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 _FLAG = re.compile(r"-{1,2}[A-Za-z_][\w.-]*")
+_BLOCK_INDICATOR = re.compile(r"[|>][+-]?[0-9]?")
+_MAPPING_KEY = re.compile(r"[ \t]*[\w.\"'-]+[ \t]*:(?:[ \t]|$)")  # a nested mapping's key: its own line's rules
+
 _ALL_SECRET = frozenset({"headers"})  # a hook's headers: every value, whatever its name (X-Signature, Cookie...)
 #: a hook's destination URLs: what follows the host is a credential (an ntfy topic, a webhook's path token, a
 #: query ``key=``), learned whole as a literal; the scheme and host stay readable
 _DESTINATIONS = frozenset({"url", "ntfy"})
 _MIN_DESTINATION_SECRET = 6  # shorter (``/hook``, ``/``) is a route, not a secret, and would blank common text
+
+
+def _written(value: str) -> set[str]:
+    """``value`` and the ways a log or a reply writes it escaped: in a JSON string (``\\"``, ``\\\\``,
+    ``\\u00e9``), a Python repr, a URL (``%40``, ``+``). A password with a quote or an ``@`` printed by a JSON
+    logger or in a URL is still the literal."""
+    forms = {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+    }
+    return {form for form in forms if len(form) >= MIN_LITERAL}
+
+
+def _dangling(line: str) -> int:
+    """The indent of ``line`` when it ends with a secret-looking key and no value (``  password:``,
+    ``token: |``, ``"api_key": >-``): the value is on the lines below, more indented; else -1."""
+    words = line.rsplit(None, 2)[-2:]
+    if words and _BLOCK_INDICATOR.fullmatch(words[-1]):
+        words = words[:-1]
+    if not words or not words[-1].endswith(":"):
+        return -1
+    name = words[-1][:-1].strip("\"'")
+    return len(line) - len(line.lstrip()) if name and looks_secret(name.lstrip("-")) else -1
 
 
 def _destination_secret(url: str) -> str:
@@ -113,9 +144,16 @@ def _literals_out(text: str, matcher: AhoCorasick) -> str:
     return "".join(parts)
 
 
-def _rules(text: str, sink: _Sink | None) -> str:
-    """``text`` with the shapes of :mod:`~foss_supervisor.base.secretshapes` replaced (rule 1 needs the key)."""
-    return apply(text, None if sink is None else sink.add)
+def _redacted(text: str, sink: _Sink | None, matcher: AhoCorasick | None) -> str:
+    """``text`` with the shapes of :mod:`~foss_supervisor.base.secretshapes` (rule 1 needs the key) and the
+    literals ``matcher`` finds replaced, each found in the text as given: a shape's span that cuts a literal
+    (a passphrase ``password=correct horse battery``: the rule reads one word) never leaves the rest of it."""
+    shaped = spans(text, None if sink is None else sink.add) if TRIGGER.search(text) else []
+    if matcher is None:
+        return replaced(text, shaped)
+    if not shaped:
+        return _literals_out(text, matcher)
+    return replaced(text, shaped + [(start, end) for _, start, end in matcher.find_matches_as_indexes(text)])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -154,8 +192,9 @@ class Redactor:
         sink.values.update(self._known.literals)
         self._walk(config, False, sink)
         ordered = tuple(sorted(sink.values, key=lambda v: (-len(v), v)))
+        written = sorted({w for v in ordered for w in _written(v)}, key=lambda v: (-len(v), v))
         # leftmost-longest: of two literals at one place the longer goes whole, no partial leftovers
-        matcher = AhoCorasick(ordered, matchkind=MatchKind.LeftmostLongest) if ordered else None
+        matcher = AhoCorasick(written, matchkind=MatchKind.LeftmostLongest) if written else None
         self._known = _Known(ordered, matcher)
         return len(ordered)
 
@@ -201,24 +240,68 @@ class Redactor:
         find line by line.
         """
         in_key = False
+        under = -1  # the indent of a secret-looking key ending the line before (password:, token: |), else -1
         for line in lines:
-            if in_key:
-                end = _PEM_END.search(line)
-                in_key = end is None
-                yield REDACTED if end is None else REDACTED + self._text(line[end.end() :], None)
-                continue
-            begin = _PEM_BEGIN.search(line)
-            if begin is not None and _PEM_END.search(line, begin.end()) is None:
+            if under >= 0 and not in_key:
+                depth = len(line) - len(line.lstrip())
+                if not line.strip():
+                    yield line
+                    continue
+                if depth > under and not _MAPPING_KEY.match(line):  # its value, on the lines below (YAML)
+                    yield line[:depth] + REDACTED
+                    continue
+                under = -1
+            # a line may end a block and begin another (two key files catted, the first with no final newline)
+            parts: list[str] = []
+            pos = 0
+            while True:
+                if in_key:
+                    end = _PEM_END.search(line, pos)
+                    parts.append(REDACTED)
+                    if end is None:
+                        break
+                    in_key, pos = False, end.end()
+                    continue
+                begin = _PEM_BEGIN.search(line, pos)
+                end = None if begin is None else _PEM_END.search(line, begin.end())
+                if begin is None or end is not None:  # no block, or a whole one: the rules' (to its END)
+                    stop = len(line) if end is None else end.end()
+                    parts.append(self._text(line[pos:stop], None))
+                    pos = stop
+                    if end is None:
+                        break
+                    continue
+                parts += (self._text(line[pos : begin.start()], None), REDACTED)
                 in_key = True
-                yield self._text(line[: begin.start()], None) + REDACTED
-                continue
-            yield self._text(line, None)
+                break
+            under = -1 if in_key else _dangling(line)
+            yield "".join(parts)
+
+    def exception(self, exc: BaseException) -> BaseException:
+        """``exc``, changed in place so that its ``str()`` is redacted, and returned: its args, and what a message
+        made of attributes reads (an OSError's file names, a CalledProcessError's ``cmd`` and output, the
+        fields of an exception with its own ``__str__``; notes). Attributes that are not data are left."""
+        exc.args = self.data(exc.args)
+        for name, value in list(vars(exc).items()):
+            if isinstance(value, str | bytes | list | tuple | dict):
+                setattr(exc, name, self._walk(value, looks_secret(name), None))
+        if isinstance(exc, OSError):  # C members, not in vars(): str() is "[Errno n] strerror: 'filename'"
+            for name in ("filename", "filename2", "strerror"):
+                if isinstance(value := getattr(exc, name), str | bytes):
+                    setattr(exc, name, self._walk(value, False, None))
+        return exc
 
     def log_processor(self, _logger: object, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        """The structlog processor: every key/value of a log line, the formatted exception included."""
+        """The structlog processor: every key/value of a log line, the formatted exception included; a key
+        that reads as a secret's shape (``log.info("x", **mapping)`` spreads data into keys) is renamed."""
+        renamed: list[tuple[str, str]] = []
         for key, value in event.items():
             if not key.startswith("_"):  # structlog's own (_record, _from_structlog)
                 event[key] = self._walk(value, looks_secret(key), None)
+                if (shown := self._text(key, None)) is not key:
+                    renamed.append((key, shown))
+        for key, shown in renamed:
+            event[shown] = event.pop(key)
         return event
 
     def _text(self, text: str, sink: _Sink | None) -> str:
@@ -229,9 +312,8 @@ class Redactor:
                 return text if done is None else done
         elif (seen := sink.seen.get(text)) is not None:
             return text if seen == text else seen  # what it adds to the sink is in it already
-        out = _rules(text, sink) if TRIGGER.search(text) else text
-        if known.matcher is not None:
-            out = _literals_out(out, known.matcher)
+        out = _redacted(text, sink, known.matcher)
+
         if sink is not None:
             sink.seen[text] = out
         elif len(text) <= _CACHE_LEN:
@@ -250,10 +332,10 @@ class Redactor:
                     self._text(value, sink)  # its parts too: the token of "Bearer <token>"
                 return REDACTED
             return self._text(value, sink)
-        if value is None or kind is bool or kind is float or isinstance(value, enum.Enum):
+        if value is None or kind is bool or isinstance(value, enum.Enum):
             return value
-        if isinstance(value, int):
-            if secret and sink is not None:
+        if isinstance(value, int | float):
+            if secret and sink is not None and kind is not float:  # a fraction is no literal to find everywhere
                 sink.add(str(value))
             return REDACTED if secret else value
         if isinstance(value, Mapping):
@@ -264,9 +346,16 @@ class Redactor:
             fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
             walked = self._mapping(fields, secret, sink)
             return value if walked is fields else walked
-        shown = str(value)  # a Path, a datetime: JSON encoders print it, so it is redacted as printed
-        redacted = self._text(shown, sink)
-        return value if redacted is shown else redacted
+        # bytes, a Path, a Decimal: JSON encoders and loggers print them, so they are redacted as printed, and
+        # under a secret-looking key they go whole like a string ({"password": b"pw"} printed b'pw')
+        shown = value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
+        if secret:
+            if sink is not None:
+                sink.add(shown)
+            return REDACTED
+        printed = str(value)
+        redacted = self._text(printed, sink)
+        return value if redacted is printed else redacted
 
     def _mapping(self, value: Mapping[Any, Any], secret: bool, sink: _Sink | None) -> Mapping[Any, Any]:
         out: dict[Any, Any] = {}

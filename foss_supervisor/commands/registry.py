@@ -312,7 +312,7 @@ async def answer(
     try:
         reply = await (running if via is None else via(running))
     except Exception as exc:
-        exc.args = ctx.redactor.data(exc.args)  # str(exc) is made of its args (the tree has no __str__)
+        ctx.redactor.exception(exc)  # its str(): args, and the attributes some build it of (OSError...)
         raise
     spec = COMMANDS[name]
     if spec.raw:

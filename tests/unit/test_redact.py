@@ -429,3 +429,198 @@ def test_a_reason_word_is_never_learned_as_a_literal() -> None:
     redactor.learn({"programs": [{"env": {"DB_PASSWORD": "must", "API_TOKEN": "unknown"}}], "secrets": ["only"]})
     reason = "p.yaml:4: programs.plain.replicas: must be an integer from 1 to 1000, got 'abc'; unknown key; only"
     assert redactor.text(reason) == reason
+
+
+# ------------------------------------------------------------------------------------------ red team, 2026-12-06
+
+# the shapes a listed passphrase may stand in, each reading less than the whole of it (a word, up to a , or ;)
+CUT_BY_A_SHAPE = st.sampled_from(
+    [
+        "{n}={s}",
+        "{n}: {s}",
+        "the password is {s}",
+        "mysql -u app -p{s} db",
+        "redis-cli -a {s} ping",
+        "curl -u bob:{s} https://x.example/",
+        "Bearer {s}",
+        "--{n} {s}",
+    ]
+)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(SECRET, min_size=2, max_size=4, unique=True),
+    st.sampled_from([" ", ", ", ";", "\t", " - "]),
+    SECRET_NAME,
+    CUT_BY_A_SHAPE,
+    LOG_TEXT,
+)
+def test_a_listed_passphrase_goes_whole_where_a_shape_reads_only_its_first_word(
+    words: list[str], sep: str, name: str, form: str, around: str
+) -> None:
+    """A literal with spaces or , ; (a passphrase, listed under ``secrets:``) after a shape's head: the shape
+    reads its first word only. The literals were matched on the shapes' output, where the passphrase was cut
+    (``DB_PASSWORD=*** horse battery staple``): they are matched on the text as given now."""
+    passphrase = sep.join(words)
+    assume(not any(w in around for w in words))
+    redactor = Redactor()
+    redactor.learn({"secrets": [passphrase]})
+    text = f"{around} {form.format(n=name, s=passphrase)} {around}"
+    for shown in (redactor.text(text), *redactor.lines([text])):
+        assert not [w for w in words if w in shown], shown
+
+
+UNPRINTED = st.sampled_from([bytes, bytearray, Path, float])
+
+
+@given(SECRET_NAME, SECRET, UNPRINTED, DATA)
+def test_a_value_under_a_secret_key_goes_whatever_its_type(name: str, secret: str, kind: type, data: Any) -> None:
+    """bytes, a Path, a float under a secret-looking key: only strings and ints went; the rest was printed as
+    it is (``{"password": b"hunter2"}``, in a reply, an event or a log line's key/values)."""
+    made: dict[type, object] = {bytes: secret.encode(), bytearray: bytearray(secret.encode())}
+    value = made.get(kind, Path("/run", secret))
+    if kind is float:
+        value = float(len(secret)) + 0.123456789
+    out = Redactor().data({"outer": [data, {name: value}]})
+    assert out["outer"][1][name] == REDACTED
+    learned = Redactor()
+    learned.learn({"programs": {"p": {"env": {name: value}}}})  # learned as printed: the text, the path
+    assume(kind is not float)  # a fraction is not learned: no literal to blank in every reply (0.25)
+    printed = str(value) if kind is not bytes and kind is not bytearray else secret
+
+    assert printed not in learned.text(f"printed {printed} again")
+
+
+PEM_KIND = st.sampled_from([("RSA ", ""), ("EC ", ""), ("", ""), ("OPENSSH ", ""), ("PGP ", " BLOCK")])
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(PEM_KIND, st.lists(KEY_LINE, min_size=1, max_size=3)), min_size=1, max_size=3), st.data())
+def test_key_blocks_one_after_another_in_log_lines_go_whole(
+    blocks: list[tuple[tuple[str, str], list[str]]], data: Any
+) -> None:
+    """Private key blocks, PEM or OpenPGP armor, one after another: each on its lines, or a block's BEGIN on the
+    line that ends the one before (two key files printed together, the first with no final newline). The
+    body of a block that began after another's END on one line was shown, and so was a PGP block's."""
+    lines: list[str] = ["starting"]
+    bodies = []
+    for (kind, block), body in blocks:
+        begin, end = f"-----BEGIN {kind}PRIVATE KEY{block}-----", f"-----END {kind}PRIVATE KEY{block}-----"
+        glued = data.draw(st.booleans(), "glued to the line before")
+        lines[-1:] = [lines[-1] + begin] if glued else [lines[-1], begin]
+        lines += [*body, end]
+        bodies += body
+    lines.append("done")
+    out = list(Redactor().lines(iter(lines)))
+    assert len(out) == len(lines)
+    assert not [b for b in bodies if any(b in line for line in out)], out
+    assert out[0].startswith("starting") and out[-1] == "done"
+
+
+def _raised(kind: str, secret: str, text: str) -> BaseException:
+    """An exception whose ``str()`` is made of what it was given, as each kind makes it."""
+    import subprocess
+
+    if kind == "oserror":  # [Errno 2] No such file or directory: '<filename>' -> '<filename2>'
+        return FileNotFoundError(2, "No such file or directory", text, None, f"/run/x?token={secret}")
+    if kind == "called":  # Command '<cmd>' returned non-zero exit status 1.
+        return subprocess.CalledProcessError(1, ["app", "--password", secret, text], output=text.encode())
+    if kind == "fields":  # an exception with its own __str__, reading its fields
+
+        class Refused(Exception):
+            def __init__(self, url: str) -> None:
+                super().__init__()
+                self.url = url
+
+            def __str__(self) -> str:
+                return f"refused: {self.url}"
+
+        return Refused(text)
+    error = ValueError(text)
+    error.add_note(f"while reading {text}")
+    return error
+
+
+@given(shaped(), st.sampled_from(["oserror", "called", "fields", "args"]), SECRET)
+def test_an_exceptions_message_carries_no_secret_whatever_it_is_made_of(
+    carried: tuple[str, str], kind: str, other: str
+) -> None:
+    """answer redacts an error before its str() leaves (control socket, web): str() of an OSError is made of
+    its file names, of a CalledProcessError of its cmd, of some exceptions of their fields; only args went."""
+    text, secret = carried
+    exc = Redactor().exception(_raised(kind, other, text))
+    shown = f"{exc} {getattr(exc, '__notes__', '')} {getattr(exc, 'output', '')}"
+    assert secret not in shown and other not in shown, shown
+
+
+@given(shaped(), LOG_TEXT)
+def test_a_log_lines_keys_carry_no_secret(carried: tuple[str, str], word: str) -> None:
+    """A log call may spread a mapping into its keys (``log.info("seen", **by_url)``): a key is redacted too."""
+    text, secret = carried
+    assume(secret not in word and not word.startswith("_"))
+    event = Redactor().log_processor(None, "info", {"event": word, text: 1, "_record": None})
+    assert not [key for key in event if secret in str(key)], event
+    assert event["_record"] is None and event["event"] == Redactor().text(word)
+
+
+YAML_VALUE = st.sampled_from(
+    [
+        "{k}:\n{i}  {s}",
+        "{k}: |\n{i}  {s}\n{i}  {t}",
+        "{k}: >-\n{i}    {s}\n\n{i}    {t}",
+        "{k}: |+2\n{i}    {s}",
+        "{k}:\n{i}  - {s}\n{i}  - {t}",
+        '"{k}":\n{i}  {s}',
+    ]
+)
+
+
+@settings(max_examples=200)
+@given(SECRET_NAME, SECRET, SECRET, YAML_VALUE, st.sampled_from(["", "  ", "    "]), st.sampled_from(["x", "y_1"]))
+def test_a_secret_keys_value_on_the_lines_below_goes_in_text_and_in_log_lines(
+    name: str, secret: str, other: str, form: str, indent: str, after: str
+) -> None:
+    """YAML a program prints (a config dump) may put a secret key's value on the lines below it: a plain
+    scalar, a block scalar (| >- |+2) or a list. Log text is read back a line at a time (Redactor.lines), where the
+    key's line has no value: the more indented lines after it go. text() took the block's indicator for the
+    value. The next key, back at the key's indent, is kept."""
+    assume(name.lower() != "authorization" and other != secret)
+    doc = f"{indent}{form.format(k=name, i=indent, s=secret, t=other)}\n{indent}{after}: kept"
+    redactor = Redactor()
+    for shown in (redactor.text(doc), "\n".join(redactor.lines(doc.splitlines()))):
+        assert secret not in shown and other not in shown, shown
+        assert shown.endswith(f"{indent}{after}: kept"), shown
+
+
+def _escaped(secret: str) -> list[str]:
+    import urllib.parse
+
+    return [
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+    ]
+
+
+@settings(max_examples=200)
+@given(
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=2, max_size=12),
+    st.sampled_from(['"', "\\", "@", " ", "é", "/", "'", "%", "\t", "\n"]),
+    st.text(string.ascii_letters + string.digits, min_size=4, max_size=12),
+    NOISE,
+)
+def test_a_listed_secret_goes_as_a_json_log_a_repr_or_a_url_writes_it(
+    core: str, special: str, tail: str, around: str
+) -> None:
+    """A secret with a quote, a backslash, an @, a space or a non-ASCII letter, printed escaped: by a JSON logger
+    (\\" \\\\ \\u00e9), in a Python repr, percent-encoded in a URL. The literal matched only as listed."""
+    secret = core + special + tail
+    redactor = Redactor()
+    redactor.learn({"secrets": [secret]})
+    for written in _escaped(secret):
+        assume(written not in around)
+        shown = redactor.text(f"{around}{written}{around}")
+        assert written not in shown, (written, shown)

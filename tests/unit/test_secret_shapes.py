@@ -4,8 +4,10 @@ shape, in random text, never survives the redaction; ordinary words, numbers, pa
 from __future__ import annotations
 
 import base64
+import contextlib
+import signal
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 from strategies import SECRET, regex_class
 
 from foss_supervisor.base.redact import Redactor
-from foss_supervisor.base.secretshapes import looks_secret
+from foss_supervisor.base.secretshapes import apply, looks_secret
 
 WORD = regex_class("", string.ascii_lowercase, 10, 1).filter(
     lambda w: w not in {"password", "passphrase", "passwd", "secret", "token", "mysql", "sshpass"}
@@ -38,34 +40,71 @@ NAME = st.builds(
 Shape = Callable[[st.DrawFn, str], str]
 
 
+# how a shell, a language or a log writes a value: bare, quoted (a shell's '...' or "..."), and what the red team
+# found printed in clear: Python's bytes repr (b'...'), a list repr of an argv (['--password', '...'], as a
+# subprocess error prints it), JSON inside a JSON string, := == =>, a quoted value cut short by the end of a line
+QUOTE = st.sampled_from(["{s}", "'{s}'", '"{s}"'])
+
+
+NAMED_FORMS = [
+    "{n}={s}",
+    "{n}: {s}",
+    '"{n}": "{s}"',
+    "--{n} {s}",
+    "export {n}='{s}'",
+    "{{'{n}': b'{s}'}}",
+    "{n} := {s}",
+    "{n} == {s}",
+    "'{n}' => '{s}'",
+    '"{n}"=>"{s}"',
+    '{n}="{s}',
+    '{{\\"{n}\\": \\"{s}\\"}}',
+    "Command '['app', '--{n}', '{s}', '-v']' returned non-zero exit status 1.",
+    '["--{n}", "{s}"]',
+    "environ([('{n}', '{s}'), ('HOME', '/root')])",
+    'dict_items([("{n}", b"{s}")])',
+]
+
+
 def _named(draw: st.DrawFn, secret: str) -> str:
-    name = draw(NAME)
-    form = draw(st.sampled_from(["{n}={s}", "{n}: {s}", '"{n}": "{s}"', "--{n} {s}", "export {n}='{s}'"]))
-    return form.format(n=name, s=secret)
+    return draw(st.sampled_from(NAMED_FORMS)).format(n=draw(NAME), s=secret)
 
 
 def _mysql(draw: st.DrawFn, secret: str) -> str:
     tool = draw(st.sampled_from(["mysql", "mysqldump", "mariadb", "mysqladmin", "sshpass"]))
     space = draw(st.sampled_from(["", " "]))
-    return f"{tool} -u {draw(WORD)} -p{space}{secret} {draw(WORD)}"
+    return f"{tool} -u {draw(WORD)} -p{space}{draw(QUOTE).format(s=secret)} {draw(WORD)}"
 
 
 def _user_password(draw: st.DrawFn, secret: str) -> str:
-    flag = draw(st.sampled_from(["-u ", "--user ", "--user="]))
-    return f"{draw(st.sampled_from(['curl', 'wget', 'http']))} {flag}{draw(WORD)}:{secret} https://{draw(HOST)}/x"
+    flag = draw(st.sampled_from(["-u ", "--user ", "--user=", "-u", "-U ", "--proxy-user "]))
+    user = draw(st.sampled_from(["", "{u}"])).format(u=draw(WORD))
+    pair = draw(st.sampled_from(["{u}:{s}", "'{u}:{s}'", '"{u}:{s}"', "{u}:'{s}'", '{u}:"{s}"']))
+    tool = draw(st.sampled_from(["curl", "wget", "http"]))
+    return f"{tool} {flag}{pair.format(u=user, s=secret)} https://{draw(HOST)}/x"
 
 
 def _redis(draw: st.DrawFn, secret: str) -> str:
-    return f"redis-cli -h {draw(HOST)} -a {secret} ping"
+    return f"redis-cli -h {draw(HOST)} -a {draw(QUOTE).format(s=secret)} ping"
 
 
 def _oracle(draw: st.DrawFn, secret: str) -> str:
-    return f"{draw(st.sampled_from(['sqlplus', 'rman target', 'CONNECT=']))} {draw(WORD)}/{secret}@{draw(HOST)}"
+    database = draw(st.sampled_from(["{h}", "//{h}:1521/orcl", '"{h}"', "(DESCRIPTION=(ADDRESS=(HOST={h})))"]))
+    password = draw(st.sampled_from(["{s}", '"{s}"'])).format(s=secret)
+    lead = draw(st.sampled_from(["sqlplus", "rman target", "CONNECT="]))
+    return f"{lead} {draw(WORD)}/{password}@{database.format(h=draw(HOST))}"
 
 
 def _prose(draw: st.DrawFn, secret: str) -> str:
     word = draw(st.sampled_from(["password", "Password", "passphrase", "secret", "token"]))
-    return f"the {word} {draw(st.sampled_from(['is', 'was']))} {secret}"
+    return f"the {word} {draw(st.sampled_from(['is', 'was', 'is:', 'was :']))} {secret}"
+
+
+def _cookie(draw: st.DrawFn, secret: str) -> str:
+    name = draw(st.sampled_from(["sessionid", "sid", "_session", "remember_me", "connect.sid"]))
+    pairs = [f"{draw(WORD)}={draw(WORD)}", f"{name}={secret}", f"{draw(WORD)}={draw(WORD)}"]
+    header = draw(st.sampled_from(["Cookie: {v}", "set-cookie: {v}; Path=/", "curl -H 'Cookie: {v}' x"]))
+    return header.format(v="; ".join(pairs[draw(st.integers(0, 1)) :]))
 
 
 def _authorization(draw: st.DrawFn, secret: str) -> str:
@@ -77,7 +116,9 @@ def _authorization(draw: st.DrawFn, secret: str) -> str:
 
 def _userinfo(draw: st.DrawFn, secret: str) -> str:
     scheme = draw(st.sampled_from(["postgres", "redis", "amqp", "https", "mongodb+srv", "ftp", "smtp"]))
-    return f"{scheme}://{draw(WORD)}:{secret}@{draw(HOST)}:5432/{draw(WORD)}"
+    slashes = draw(st.sampled_from(["//", "\\/\\/"]))  # JSON as PHP writes it escapes the slashes
+    lead = draw(st.sampled_from(["", "-", ".", "=", "url:", "x-"]))  # glued to what precedes the scheme
+    return f"{lead}{scheme}:{slashes}{draw(WORD)}:{secret}@{draw(HOST)}:5432/{draw(WORD)}"
 
 
 def _query(draw: st.DrawFn, secret: str) -> str:
@@ -101,6 +142,7 @@ def _webhook(draw: st.DrawFn, secret: str) -> str:
             [
                 f"https://hooks.slack.com/services/T0{secret[:6]}/B0{secret[:5]}/{secret}",
                 f"https://discord.com/api/webhooks/{draw(st.integers(1, 10**18))}/{secret}",
+                f"https://discord.com/api/v10/webhooks/{draw(st.integers(1, 10**18))}/{secret}",
             ]
         )
     )
@@ -115,12 +157,15 @@ def _jwt(draw: st.DrawFn, secret: str) -> str:
 
 
 def _pem(draw: st.DrawFn, secret: str) -> str:
-    kind = draw(st.sampled_from(["", "RSA ", "EC ", "OPENSSH ", "ENCRYPTED "]))
-    return f"-----BEGIN {kind}PRIVATE KEY-----\n{secret}\n{secret[::-1]}\n-----END {kind}PRIVATE KEY-----"
+    kind, block = draw(st.sampled_from([("", ""), ("RSA ", ""), ("EC ", ""), ("OPENSSH ", ""), ("PGP ", " BLOCK")]))
+    return f"-----BEGIN {kind}PRIVATE KEY{block}-----\n{secret}\n{secret[::-1]}\n-----END {kind}PRIVATE KEY{block}-----"
 
 
 def _basic(draw: st.DrawFn, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{draw(WORD)}:{secret}".encode()).decode()
+    encode = draw(st.sampled_from([base64.b64encode, base64.urlsafe_b64encode]))
+    user = draw(WORD) + draw(st.sampled_from(["", "?", "~>", "?~>>"]))  # bytes base64 writes with + / or - _
+    written = encode(f"{user}:{secret}".encode()).decode()
+    return "Basic " + draw(st.sampled_from([written, written.rstrip("=")]))  # padded or not, as clients send it
 
 
 SHAPES: dict[str, tuple[Shape, st.SearchStrategy[str]]] = {
@@ -140,6 +185,7 @@ SHAPES: dict[str, tuple[Shape, st.SearchStrategy[str]]] = {
     "JWT": (_jwt, ALNUM),
     "PEM private key": (_pem, ALNUM),
     "Basic credentials": (_basic, SECRET),
+    "Cookie header": (_cookie, SECRET),
 }
 
 
@@ -151,7 +197,21 @@ WHOLE = {
     "JWT",
     "PEM private key",
     "Authorization, any scheme",
+    "Cookie header",
 }
+
+
+@pytest.mark.parametrize("form", NAMED_FORMS)
+@settings(max_examples=15)
+@given(NAME, SECRET, PROSE, PROSE)
+def test_no_secret_survives_in_any_form_of_a_secret_looking_name(
+    form: str, name: str, secret: str, before: str, after: str
+) -> None:
+    """Each way a language, a shell or a log writes a name and its value (every form is drawn here, where the
+    test of every shape below may draw some of them only)."""
+    text = f"{before} {form.format(n=name, s=secret)} {after}"
+    assert secret not in Redactor().text(text)
+    assert not [line for line in Redactor().lines(text.splitlines()) if secret in line]
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
@@ -209,7 +269,7 @@ def test_a_shape_right_before_another_never_hides_its_secret(first: str, second:
 def test_a_line_of_repeated_heads_hides_no_secret_and_spares_the_next_line(shape: str, times: int, data: Any) -> None:
     """A line made of one shape's head over and over (``token=token=...``, ``redis-cli -a redis-cli -a ...``,
     ``eyJ...eyJ``) then that shape with its secret: the secret goes; each rule reads such a text a few times
-    over at most and then replaces the rest of the line whole, so the next line is redacted as if alone."""
+    over at most, so the next line is redacted as if alone (unless a head opened a quote: its value may run on)."""
     write, secrets = SHAPES[shape]
     secret, other_secret = data.draw(secrets, "secret"), data.draw(secrets, "next line's secret")
     text, other = write(data.draw, secret), write(data.draw, other_secret)
@@ -221,7 +281,8 @@ def test_a_line_of_repeated_heads_hides_no_secret_and_spares_the_next_line(shape
     shown = Redactor().text(f"{(head + sep) * times}{text}\n{other}")
     first, _, second = shown.partition("\n")
     assert secret not in first
-    assert second == Redactor().text(other)
+    if head.count('"') % 2 == 0 and head.count("'") % 2 == 0:  # an open quote's value may run on (YAML, shell)
+        assert second == Redactor().text(other)
 
 
 @given(
@@ -255,3 +316,78 @@ def test_keys_of_data_are_not_secret_names(name: str) -> None:
 @given(st.text(string.ascii_letters, min_size=1, max_size=12))
 def test_a_name_ending_in_creds_passphrase_or_credentials_is_secret(prefix: str) -> None:
     assert all(looks_secret(f"{prefix}_{word}") for word in ("CREDS", "PASSPHRASE", "CREDENTIALS", "PRIVATE"))
+
+
+# what a rule reads before its value, and runs a rule's class reads: a line made of one of them, repeated, made a
+# rule read the rest of the line again from each (token=token=..., mysql mysql ..., a.a.a..., sk-sk-...,
+# hooks.slack.com/services/... : 4 s to 75 s for a 64 KB line, on the daemon's loop)
+HEADS = st.sampled_from(
+    [
+        "token=", "token= ", "auth:", "authorization: ", "Authorization: x\n", "mysql ", "mysql -p", "mysql -p'",
+        "redis-cli ", "redis-cli -a ", "u/pw@", "u/\"", "a/", "bearer ", "basic ", "password is ", "-u a:", "-u a:'",
+        "--token ", "x://", "a://b@", "hooks.slack.com/services/", "-----BEGIN ", "eyJaaaa.", "eyJaaaa.eyJ", "sk-",
+        "a_token.", "a.", "a-", "a=", ".", '"token": ', 'password="', "password='", 'token="a ', "token=password=",
+        "x:1: a.token: ", "a.token: must ", "cookie: a", "--token --token ", "token=>", "x=\\\"",
+        "token: |\n  a ", "token:\n ", "  password: >-\n", "a:\n  - ",
+    ]
+)  # fmt: skip
+LONG_LINE = 128 * 1024  # characters (a log line the daemon reads back, a reply's string)
+BOUND = 5.0  # seconds: not a timing, a bound; the linear reading takes ~0.3 s at most, the quadratic took minutes
+
+
+@contextlib.contextmanager
+def _bounded(seconds: float) -> Iterator[None]:
+    """Raise TimeoutError in the block after ``seconds`` (a SIGALRM: the rules' loop runs Python between searches)."""
+
+    def expired(_signum: int, _frame: object) -> None:
+        raise TimeoutError(f"not done in {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@settings(max_examples=15)
+@given(st.lists(HEADS, min_size=1, max_size=3), SECRET)
+def test_a_line_of_repeated_heads_is_read_once(heads: list[str], secret: str) -> None:
+    """Each rule reads a long line of repeated heads (any of the table's, alone or mixed) once: a rule searches
+    again from the value it read, so a value read to the end of the line, or a name or a scheme read from each
+    of its dots, made the work quadratic in the line. The secret at the end still goes."""
+    unit = "".join(heads)
+    line = "token " + unit * (LONG_LINE // len(unit)) + f" password={secret}"
+    with _bounded(BOUND):
+        shown = apply(line)
+    assert secret not in shown
+
+
+# ------------------------------------------------------------------------------------------ found, not fixed
+
+
+@pytest.mark.xfail(strict=True, reason="a second -p/-a of one command: the rule reads the first after its tool only")
+@given(st.sampled_from(["mysql", "mysqldump", "sshpass"]), WORD, SECRET, SECRET)
+def test_a_second_password_flag_of_one_command_goes(tool: str, word: str, first: str, second: str) -> None:
+    """``mysql -p<a> ... -p<b>`` (a wrapper that passes -p twice, the last winning): the rule reads the -p after
+    its tool and goes on from that value, where no tool precedes the second -p."""
+    assume(first not in second and second not in first)
+    assert second not in Redactor().text(f"{tool} -p{first} {word} -p{second} {word}")
+
+
+@pytest.mark.xfail(strict=True, reason="a raw / ? # in a URL's password: where the userinfo ends is ambiguous")
+@given(st.sampled_from(["postgres", "redis", "amqp"]), WORD, SECRET, st.sampled_from(["/", "?", "#"]), SECRET)
+def test_a_url_password_with_a_raw_path_character_goes(scheme: str, user: str, head: str, char: str, tail: str) -> None:
+    """``postgres://u:ab/cd@db/x`` (the password not percent-encoded, which drivers often accept): the userinfo
+    rule stops at the first / ? #, as RFC 3986 reads it, so the password's tail is shown. Reading on to an @ would
+    take ``https://host/path/user@example.org`` for a password."""
+    assert tail not in Redactor().text(f"{scheme}://{user}:{head}{char}{tail}@db.example/x")
+
+
+@pytest.mark.xfail(strict=True, reason="log lines are redacted one at a time: a flag ending a line has no value")
+@given(NAME, SECRET)
+def test_a_flags_value_on_the_next_log_line_goes(name: str, secret: str) -> None:
+    """``--db-password`` ending a line, its value on the next (an argv printed one item a line): the next line is
+    not indented under it, as a YAML value is, so nothing says it is the value and not the next log line."""
+    assert not [line for line in Redactor().lines([f"args: --{name}", secret]) if secret in line]
