@@ -187,34 +187,37 @@ def _cmd(pid: int) -> str:
 
 BACKGROUNDER = """
 import os, sys, time
+JOB = "import os, sys, time; open(sys.argv[1], 'a').write('%d\\\\n' % os.getpid()); time.sleep(0.05)"
 while True:                              # `cmd &` from a script: the intermediate exits, the job is orphaned
     pid = os.fork()
     if pid == 0:
         if os.fork() == 0:
-            os.execvp(sys.executable, [sys.executable, "-c", "import time; time.sleep(0.05)", sys.argv[1] + "-job"])
+            os.execvp(sys.executable, [sys.executable, "-c", JOB, sys.argv[2], sys.argv[1] + "-job"])
         os._exit(0)
     os.waitpid(pid, 0)
     time.sleep(0.1)
 """
 
 
-def jobs_seen(marker: str, count: int) -> Callable[[], bool]:
-    """A check that is true once ``count`` different job processes have been seen."""
-    seen: set[int] = set()
+def jobs_seen(record: Path, count: int) -> Callable[[], bool]:
+    """A check that is true once ``count`` different jobs have run: each job writes its PID to ``record`` as it
+    starts (a job lives 50 ms: sampling /proc on a busy machine could miss them all)."""
 
     def check() -> bool:
-        seen.update(procs_with(f"{marker}-job"))
-        return len(seen) >= count
+        with contextlib.suppress(FileNotFoundError):
+            return len(set(record.read_text().split())) >= count
+        return False
 
     return check
 
 
 def test_orphaned_jobs_are_reaped_by_the_daemon(daemon: DaemonHandle, marker: str) -> None:
-    cmd = [PY, script(daemon.tmp, "bg.py", BACKGROUNDER), marker]
+    record = daemon.tmp / "jobs.pids"
+    cmd = [PY, script(daemon.tmp, "bg.py", BACKGROUNDER), marker, str(record)]
     daemon.write_config(f"programs:\n  jobs: {{command: {cmd!r}, start_timeout: 0.2}}\n")
     daemon.start()
     assert daemon.proc is not None
-    wait_for(jobs_seen(marker, 10), 20, "ten orphaned jobs")
+    wait_for(jobs_seen(record, 10), 20, "ten orphaned jobs")
     # each job became the daemon's child (subreaper) and was reaped when it ended
     wait_for(lambda: len(zombies_of(daemon.proc.pid)) <= 1, 5, "no zombies piling up")  # type: ignore[union-attr]
 
@@ -223,7 +226,8 @@ def test_as_pid1_of_a_namespace_no_zombie_piles_up(daemon: DaemonHandle, marker:
     unshare = need("unshare", "apt-get install -y util-linux")
     probe = subprocess.run([unshare, "--pid", "--fork", "--mount-proc", "true"], capture_output=True)
     assert probe.returncode == 0, f"no PID namespace (needs root, as .ci/run runs): {probe.stderr.decode().strip()}"
-    cmd = [PY, script(daemon.tmp, "bg.py", BACKGROUNDER), marker]
+    record = daemon.tmp / "jobs.pids"
+    cmd = [PY, script(daemon.tmp, "bg.py", BACKGROUNDER), marker, str(record)]
     daemon.write_config(f"programs:\n  jobs: {{command: {cmd!r}, start_timeout: 0.2}}\n")
     argv = [
         "unshare",
@@ -246,7 +250,7 @@ def test_as_pid1_of_a_namespace_no_zombie_piles_up(daemon: DaemonHandle, marker:
         inner = daemon.read_pid()
         assert inner == 1  # the daemon is PID 1 of its namespace
         host_pid = wait_for(lambda: next((p for p in procs_with(str(daemon.config_path)) if p != outer.pid), None))
-        wait_for(jobs_seen(marker, 10), 20, "ten orphaned jobs")
+        wait_for(jobs_seen(record, 10), 20, "ten orphaned jobs")
         wait_for(lambda: len(zombies_of(host_pid)) <= 1, 5, "no zombies piling up under PID 1")
     finally:
         with contextlib.suppress(ProcessLookupError):
