@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import Phase, assume, given, settings
 from hypothesis import strategies as st
 from strategies import SECRET, regex_class
 
@@ -367,7 +367,12 @@ def test_a_line_of_repeated_heads_is_read_once(heads: list[str], secret: str) ->
 # ------------------------------------------------------------------------------------------ found, not fixed
 
 
+# a known gap's property stops at its first failing example: shrinking it would only cost time (about 3 s each)
+KNOWN_GAP = settings(phases=[Phase.explicit, Phase.reuse, Phase.generate])
+
+
 @pytest.mark.xfail(strict=True, reason="a second -p/-a of one command: the rule reads the first after its tool only")
+@KNOWN_GAP
 @given(st.sampled_from(["mysql", "mysqldump", "sshpass"]), WORD, SECRET, SECRET)
 def test_a_second_password_flag_of_one_command_goes(tool: str, word: str, first: str, second: str) -> None:
     """``mysql -p<a> ... -p<b>`` (a wrapper that passes -p twice, the last winning): the rule reads the -p after
@@ -377,6 +382,7 @@ def test_a_second_password_flag_of_one_command_goes(tool: str, word: str, first:
 
 
 @pytest.mark.xfail(strict=True, reason="a raw / ? # in a URL's password: where the userinfo ends is ambiguous")
+@KNOWN_GAP
 @given(st.sampled_from(["postgres", "redis", "amqp"]), WORD, SECRET, st.sampled_from(["/", "?", "#"]), SECRET)
 def test_a_url_password_with_a_raw_path_character_goes(scheme: str, user: str, head: str, char: str, tail: str) -> None:
     """``postgres://u:ab/cd@db/x`` (the password not percent-encoded, which drivers often accept): the userinfo
@@ -386,6 +392,7 @@ def test_a_url_password_with_a_raw_path_character_goes(scheme: str, user: str, h
 
 
 @pytest.mark.xfail(strict=True, reason="log lines are redacted one at a time: a flag ending a line has no value")
+@KNOWN_GAP
 @given(NAME, SECRET)
 def test_a_flags_value_on_the_next_log_line_goes(name: str, secret: str) -> None:
     """``--db-password`` ending a line, its value on the next (an argv printed one item a line): the next line is
