@@ -13,7 +13,8 @@ What lives here, by what it is for:
 * the OS: :mod:`~.procinfo` (a PID checked against its start time), :mod:`~.listening` (TCP ports a set of
   processes listens on), :mod:`~.peakrss` (this process's peak resident memory), :mod:`~.usagespan` (memory,
   CPU and I/O over a stretch of work);
-* the event loop: :mod:`~.loopguard` (its rate-limited error handler), :mod:`~.turnshare` (clients' share of
+* the event loop: :mod:`~.loopguard` (its rate-limited error handler), :mod:`~.loopgate` (a per-loop bound on
+  work at once), :mod:`~.turnshare` (clients' share of
   a loop turn), :mod:`~.poll` (the one blocking bounded poll, never on a loop);
 * one of each: :mod:`~.redact` (the one redaction of secrets) with :mod:`~.secretshapes` (the shapes a
   secret takes), :mod:`~.transitions` (the one state-table type), :mod:`~.jsonable` (the one JSON

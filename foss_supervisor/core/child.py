@@ -23,7 +23,6 @@ import os
 import pwd
 import signal
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any, TypeVar
 import structlog
 
 from foss_supervisor.base.filemodes import operator_umask
+from foss_supervisor.base.loopgate import LoopGate
 
 __all__ = [
     "Child",
@@ -158,15 +158,7 @@ class Child(asyncio.SubprocessProtocol):
 # does not hold the loop, with its exits, signals and control socket, for all of them in one step, and the
 # state written once per step (children.json) still covers many spawns.
 SPAWNS_AT_ONCE = 32
-_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-
-
-def _spawn_turn() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    turn = _TURNS.get(loop)
-    if turn is None:
-        turn = _TURNS[loop] = asyncio.Semaphore(SPAWNS_AT_ONCE)
-    return turn
+_spawn_turn = LoopGate(SPAWNS_AT_ONCE)
 
 
 async def spawn(

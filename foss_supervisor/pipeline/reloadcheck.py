@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import weakref
 from collections.abc import Iterable
 from typing import Any, cast
 
 import structlog
 
+from foss_supervisor.base.loopgate import LoopGate
 from foss_supervisor.config import Config
 from foss_supervisor.core.child import spawn
 from foss_supervisor.pipeline.workeredge import worker_environ
@@ -51,7 +51,7 @@ CHECK_MODULE = "foss_supervisor.pipeline.workervalidate"
 #: the most checks running at once (reload dry runs are not serialised): more wait for one to end
 MAX_CHECKS = 2
 _STDERR_TAIL = 600
-_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+_gate = LoopGate(MAX_CHECKS)  # this loop's bound on checks at once (each a process with DuckDB in it)
 _REPORT_KEYS = ("step", "status", "where", "message")
 
 
@@ -149,15 +149,6 @@ async def run_check(
     most :data:`MAX_CHECKS` run at once; the rest wait (their timeout counts from their own start)."""
     async with _gate():
         return await _run_check(items, os_memory_limit, timeout_s)
-
-
-def _gate() -> asyncio.Semaphore:
-    """This loop's bound on checks at once (each is a process with DuckDB in it): the others wait their turn."""
-    loop = asyncio.get_running_loop()
-    gate = _GATES.get(loop)
-    if gate is None:
-        gate = _GATES[loop] = asyncio.Semaphore(MAX_CHECKS)
-    return gate
 
 
 async def _run_check(
