@@ -8,6 +8,12 @@ with the counts, and one when a write to it succeeds again; meanwhile it is one 
 :attr:`WriteFailures.problems`, which ``status --json`` (``daemon.problems``) and ``/health`` show.
 What could not be written is dropped and counted, never queued: memory stays flat.
 
+A problem describes the present: a file nothing tries to write any more (its program stopped, or prints
+once an hour) would otherwise stay failing long after space returned. :meth:`WriteFailures.watch_quiet`
+probes, every :data:`PROBE_AFTER_S`, each failing file that has had no failed write for that long, on the
+file-writer thread after what is queued (a hung disk stalls the probe, never the loop): the file must open
+for appending and :data:`PROBE_BYTES` written to a new file beside it must be taken; then it is recovered.
+
 Kinds (the log events are ``<kind>_write_failed`` and ``<kind>_write_recovered``):
 ``state`` (``intent.json``, ``children.json``, pipeline run history), ``program_log`` (a program's
 output), ``daemon_log`` (the daemon's own structured log).
@@ -15,11 +21,15 @@ output), ``daemon_log`` (the daemon's own structured log).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import logging.handlers
+import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -27,11 +37,15 @@ from pathlib import Path
 
 import structlog
 
-__all__ = ["REPORT_INTERVAL_S", "CheckedFileHandler", "WriteFailures"]
+from foss_supervisor.base.filewriter import WRITER
+
+__all__ = ["PROBE_AFTER_S", "PROBE_BYTES", "REPORT_INTERVAL_S", "CheckedFileHandler", "WriteFailures", "writable"]
 
 log = structlog.get_logger("foss_supervisor.writes")
 
 REPORT_INTERVAL_S = 60.0  # at most one log line per failing file and minute
+PROBE_AFTER_S = 5.0  # a failing file with no failed write for this long is probed (and again this often)
+PROBE_BYTES = 4096  # what a probe writes beside the file (then removes): one page, as a small log write takes
 
 
 @dataclasses.dataclass(slots=True)
@@ -40,6 +54,7 @@ class _Failing:
     error: str
     since: float  # wall clock of the first failure of this spell
     reported_at: float  # monotonic
+    failed_at: float  # monotonic, of the last failed write or probe
     failures: int = 0
     dropped_bytes: int = 0
 
@@ -56,6 +71,7 @@ class WriteFailures:
         self._failing: dict[Path, _Failing] = {}
         self._lock = threading.Lock()
         self._reporting = threading.local()  # a report that itself fails to be written is counted, not reported
+        self._probing = False  # a round of probes is queued on the file writer and not yet done
 
     @property
     def problems(self) -> list[str]:
@@ -78,7 +94,8 @@ class WriteFailures:
         with self._lock:
             f = self._failing.get(path)
             if f is None or f.error != error:
-                f = self._failing[path] = _Failing(kind, error, time.time(), now - self._interval_s)
+                f = self._failing[path] = _Failing(kind, error, time.time(), now - self._interval_s, now)
+            f.failed_at = now
             f.failures += 1
             f.dropped_bytes += dropped_bytes
             due = now - f.reported_at >= self._interval_s and not getattr(self._reporting, "on", False)
@@ -96,11 +113,51 @@ class WriteFailures:
         with self._lock:
             f = self._failing.pop(path, None)
         if f is not None:
-            self._report(
-                f"{f.kind}_write_recovered",
-                "info",
-                {"file": str(path), "failures": f.failures, "dropped_bytes": f.dropped_bytes},
-            )
+            self._recovered(path, f, probed=False)
+
+    def probe_quiet(self) -> bool:
+        """Queue one round of probes (on the file writer's thread) of the files that failed and have had no
+        failed write for :data:`PROBE_AFTER_S`; each that is :func:`writable` again is recovered (logged
+        ``<kind>_write_recovered`` with ``probed=True``) unless a write failed while it was probed.
+        Returns False, queueing nothing, while there is none or the last round is not done (a hung disk)."""
+        now = self._clock()
+        with self._lock:
+            quiet = {p: f.failures for p, f in self._failing.items() if now - f.failed_at >= PROBE_AFTER_S}
+            if not quiet or self._probing:
+                return False
+            self._probing = True
+        WRITER.submit(functools.partial(self._probe, quiet), 0)
+        return True
+
+    async def watch_quiet(self) -> None:
+        """:meth:`probe_quiet` every :data:`PROBE_AFTER_S`, for ever (the daemon runs it as a task)."""
+        while True:
+            await asyncio.sleep(PROBE_AFTER_S)
+            self.probe_quiet()
+
+    def _probe(self, quiet: dict[Path, int]) -> None:
+        try:
+            for path, failures in quiet.items():
+                if not writable(path):
+                    with self._lock:
+                        if (f := self._failing.get(path)) is not None:
+                            f.failed_at = self._clock()
+                    continue
+                with self._lock:  # a write that failed since the round began keeps the problem
+                    f = self._failing.get(path)
+                    if f is None or f.failures != failures:
+                        continue
+                    del self._failing[path]
+                self._recovered(path, f, probed=True)
+        finally:
+            with self._lock:
+                self._probing = False
+
+    def _recovered(self, path: Path, f: _Failing, *, probed: bool) -> None:
+        fields: dict[str, object] = {"file": str(path), "failures": f.failures, "dropped_bytes": f.dropped_bytes}
+        if probed:
+            fields["probed"] = True
+        self._report(f"{f.kind}_write_recovered", "info", fields)
 
     def forget(self, path: Path) -> None:
         """Stop tracking ``path`` (nothing writes it any more: its program was removed)."""
@@ -122,6 +179,25 @@ class WriteFailures:
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(f.since))
         dropped = f", {_size(f.dropped_bytes)} dropped" if f.dropped_bytes else ""
         return f"cannot write {what} {path}: {f.error} ({f.failures} writes failed{dropped}, since {since})"
+
+
+def writable(path: Path) -> bool:
+    """Whether a write to ``path`` would be taken now: the file (if it exists) opens for appending, without
+    blocking (a FIFO with no reader is not writable), and :data:`PROBE_BYTES` written to a new file in its
+    folder are all taken (a full disk, a read-only mount, a folder gone or closed say no). The probe file,
+    ``.write-probe-*``, is removed. Nothing is written to ``path`` itself. Blocks on a hung disk."""
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC))
+        fd, name = tempfile.mkstemp(prefix=".write-probe-", dir=path.parent)
+        try:
+            taken = os.write(fd, b"\0" * PROBE_BYTES)
+        finally:
+            os.close(fd)
+            os.unlink(name)
+    except OSError:
+        return False
+    return taken == PROBE_BYTES
 
 
 def _size(n: int) -> str:

@@ -330,6 +330,7 @@ class Daemon:
                 helpers = [
                     group.create_task(self._handle_signals(), name="signals"),
                     group.create_task(self.heartbeat.run(), name="heartbeat"),
+                    group.create_task(self._guarded("write-probes", self.write_failures.watch_quiet()), name="probes"),
                     group.create_task(self._guarded("hooks", self.hooks.run()), name="hooks"),
                     group.create_task(self._guarded("alerts", self.alert_watch.run()), name="alerts"),
                     group.create_task(

@@ -62,6 +62,21 @@ def test_full_log_disk_is_counted_shown_and_recovers_without_flooding_stderr(dae
         daemon.cleanup()
 
 
+def test_a_quiet_programs_failing_log_clears_once_space_returns(daemon: DaemonHandle) -> None:
+    once = f"command: [{PY!r}, '-u', '-c', 'import time; print(\"x\" * 20000); time.sleep(300)']"
+    daemon.write_config(f"programs:\n  once:\n    {once}\n")
+    with tmpfs(daemon.state_dir / "logs", "1m") as logs:
+        daemon.start()
+        filler = fill(logs)
+        kill_and_wait_restart(daemon, "once")  # its one burst of output meets the full disk, then it is silent
+        wait_for(lambda: [p for p in problems(daemon) if "once.log" in p], 20, "the problem shown")
+        filler.unlink()
+        wait_for(lambda: not problems(daemon), 30, "the problem cleared, though nothing writes that log again")
+        assert daemon.program("once")["state"] == "RUNNING"
+        assert not list(logs.glob(".write-probe-*"))
+        daemon.cleanup()
+
+
 def test_a_removed_programs_failing_log_is_no_longer_a_problem(daemon: DaemonHandle) -> None:
     daemon.write_config(f"programs:\n  chatty:\n    {CHATTY}\n  quiet:\n    {SLEEPER}\n")
     with tmpfs(daemon.state_dir / "logs", "1m") as logs:

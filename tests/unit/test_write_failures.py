@@ -1,5 +1,6 @@
 """Failed writes, in-process: counted and reported once per interval and cleared, a log sink that cannot write
-drops, counts and recovers, a failed intent write is kept in memory and shown (a full disk for real:
+drops, counts and recovers, a file nothing writes any more is probed, a failed intent write is kept in memory
+and shown (a full disk for real:
 tests/e2e/test_full_disk.py)."""
 
 from __future__ import annotations
@@ -7,11 +8,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from foss_supervisor.base.filewriter import WRITER
-from foss_supervisor.base.writefailures import WriteFailures
+from foss_supervisor.base.writefailures import PROBE_AFTER_S, WriteFailures, writable
 from foss_supervisor.core.logsink import LogSink
 from foss_supervisor.core.statestore import StateStore
 
@@ -76,3 +78,56 @@ def test_a_failed_intent_write_is_kept_in_memory_and_shown(tmp_path: Path) -> No
     assert store.remember_stopped("b", True) is True
     assert json.loads(store.intent_file.read_text())["stopped"] == ["a", "b"]
     assert store.problems == []
+
+
+def probe_round(failures: WriteFailures, clock: FakeClock) -> bool:
+    """One round of :meth:`WriteFailures.probe_quiet`, done: whether a round was queued."""
+    clock.now += PROBE_AFTER_S
+    queued = failures.probe_quiet()
+    assert WRITER.flush(10)
+    return queued
+
+
+def test_a_failing_file_nothing_writes_any_more_is_probed_and_cleared(tmp_path: Path) -> None:
+    clock = FakeClock()
+    failures = WriteFailures(clock=clock)
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    quiet, gone = tmp_path / "quiet.log", tmp_path / "gone" / "b.log"
+    quiet.write_text("what was written before\n")
+    failures.failed(quiet, "program_log", full, dropped_bytes=10)
+    failures.failed(gone, "program_log", full)
+    assert failures.probe_quiet() is False  # failed just now: the next write will tell
+    assert probe_round(failures, clock) is True
+    assert [p for p in failures.problems if "quiet.log" in p] == []  # its folder takes a write again
+    assert [p for p in failures.problems if "b.log" in p]  # a folder that is gone does not
+    assert quiet.read_text() == "what was written before\n"  # the probe never writes the file itself
+    assert sorted(tmp_path.iterdir()) == [quiet]  # nor leaves its probe file
+    assert probe_round(failures, clock) is True  # probed again, every PROBE_AFTER_S while it fails
+
+
+def test_a_write_that_fails_while_its_file_is_probed_keeps_the_problem(tmp_path: Path) -> None:
+    clock = FakeClock()
+    failures = WriteFailures(clock=clock)
+    path = tmp_path / "a.log"
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    failures.failed(path, "program_log", full)
+    clock.now += PROBE_AFTER_S
+    held = threading.Event()
+    WRITER.submit(lambda: held.wait(10), 0)  # the writer is busy: the round waits behind it
+    try:
+        assert failures.probe_quiet() is True
+        assert failures.probe_quiet() is False  # one round at a time (a hung disk queues no more)
+        failures.failed(path, "program_log", full)  # a real write fails meanwhile
+    finally:
+        held.set()
+    assert WRITER.flush(10)
+    assert len(failures.problems) == 1
+
+
+def test_writable_says_no_for_a_fifo_without_reader_and_for_a_file_that_is_a_folder(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert writable(fifo) is False  # never blocks waiting for a reader
+    (tmp_path / "dir.log").mkdir()
+    assert writable(tmp_path / "dir.log") is False
+    assert writable(tmp_path / "new.log") is True and not (tmp_path / "new.log").exists()
