@@ -33,21 +33,33 @@ if TYPE_CHECKING:
     from helpers import DaemonHandle
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--quick-properties",
+        action="store_true",
+        help="draw a quarter of each property test's examples (the first step of .ci/run; see helpers.properties)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """CI (CI=true, as .ci/run is started) runs each property test on the same examples every time, so a
     submission's verdict never depends on the draw; runs by hand keep drawing new examples. No profile has a
     deadline: an example's time is a timing assert, which failed a unit test on a machine at load 8.
+    ``--quick-properties`` loads the same profile with a quarter of the examples (:mod:`helpers.properties`).
 
     Not in pytest-xdist's controller, which runs no test: importing hypothesis there delayed every worker's start
     (0.18 s with its bytecode, about 1 s on a clean clone, where pytest rewrites its modules first)."""
     if config.getoption("dist", "no") != "no" and config.getoption("tx", None) and not hasattr(config, "workerinput"):
         return
     with contextlib.suppress(ImportError):
+        from helpers.properties import QUICK_EXAMPLES
         from hypothesis import settings
 
         settings.register_profile("local", deadline=None)
         settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
-        settings.load_profile("ci" if os.environ.get("CI") else "local")
+        base = "ci" if os.environ.get("CI") else "local"
+        settings.register_profile("quick", settings.get_profile(base), max_examples=QUICK_EXAMPLES)
+        settings.load_profile("quick" if config.getoption("quick_properties") else base)
 
 
 @pytest.fixture

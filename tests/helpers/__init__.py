@@ -9,6 +9,7 @@ puts ``tests/`` on the path), the fixtures that use it are in tests/conftest.py.
 - :mod:`helpers.pipeline`: the shipped orders pipeline in a test's folders, runners whose worker is reaped
 - :mod:`helpers.sources`, :mod:`helpers.imports`: the package's source parsed once, its imports as a graph
 - :mod:`helpers.snapshots`: a DuckDB warehouse file snapshotted, restored and diffed by the worker's functions
+- :mod:`helpers.properties`: how many examples a property test draws (all, or a quarter in the quick first step)
 
 Nothing here touches port 5000 or a real state dir, so the suite can run beside a live daemon.
 """
@@ -16,6 +17,7 @@ Nothing here touches port 5000 or a real state dir, so the suite can run beside 
 from __future__ import annotations
 
 from .daemon import DaemonHandle, config_literal, owner_headers, stranger, viewer_headers, write_graph_host
+from .properties import examples
 from .supervising import make_config, py, state, supervising, until, written
 from .system import (
     PY,
@@ -46,6 +48,7 @@ __all__ = [
     "command",
     "config_literal",
     "deep_dir",
+    "examples",
     "fifo_writer",
     "fill",
     "free_port",

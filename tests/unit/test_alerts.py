@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,7 +54,7 @@ STEPS = st.lists(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(STEPS)
 def test_any_sequence_keeps_one_incident_per_key_and_resolves_only_what_was_told(steps: list[Any]) -> None:
     book, now = AlertBook(), 0.0
@@ -236,7 +237,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(uptime=_JSON | st.fixed_dictionaries({"periods": _JSON, "programs": _JSON}))
 def test_any_uptime_data_in_alerts_json_loses_only_itself(uptime: Any, tmp_path_factory: Any) -> None:
     """Whatever an edited or damaged alerts.json holds under ``uptime`` (wrong shapes, NaN, reversed pairs), the

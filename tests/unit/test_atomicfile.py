@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,7 +69,7 @@ def test_a_killed_writers_temp_files_are_found_and_removed_but_nothing_else(tmp_
     assert remove_stray_temps(tmp_path / "missing") == []
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(data=st.binary(max_size=4096), mode=st.sampled_from([0o600, 0o640, 0o644]))
 def test_any_bytes_land_whole_with_their_mode(tmp_path_factory: pytest.TempPathFactory, data: bytes, mode: int) -> None:
     folder = tmp_path_factory.mktemp("aw")

@@ -11,6 +11,7 @@ import io
 import math
 import os
 
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +26,7 @@ FLOAT_TEXT = st.one_of(
 OPTIONS = [["ctl", "restart", "web", "--wait"], ["ctl", "stop", "web", "--wait"], ["query", "select 1", "--timeout"]]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(text=FLOAT_TEXT, option=st.sampled_from(OPTIONS))
 def test_every_duration_is_in_range_or_a_usage_error(text: str, option: list[str]) -> None:
     argv = [*option[:-1], f"{option[-1]}={text}"]
@@ -66,7 +67,7 @@ def _single_valued_options() -> list[tuple[str, str, str]]:
     ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(option=st.sampled_from(_single_valued_options()), text=st.sampled_from(["--", "-", "", " ", "--x", "nan"]))
 def test_an_option_of_one_value_is_that_value_or_a_usage_error(option: tuple[str, str, str], text: str) -> None:
     """``--opt=--`` (argparse drops the ``--``) and other odd values, at every typed option of every subcommand:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -58,7 +59,7 @@ def make_ctx(tmp: Path) -> Daemon:
     return Daemon(parse_config(config.read_text(), config), None)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(call=calls())
 def test_arbitrary_arguments_get_a_clean_error_or_a_success(
     call: tuple[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
@@ -84,7 +85,7 @@ def test_arbitrary_arguments_get_a_clean_error_or_a_success(
     asyncio.run(run())
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(call=calls())
 def test_what_the_gate_passes_is_of_its_type_and_within_its_limit(call: tuple[str, dict[str, Any]]) -> None:
     name, args = call

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from gate_strategies import bad_env_value
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import SECRET, SECRET_NAME, regex_class
@@ -46,7 +47,7 @@ def bad_config(draw: st.DrawFn) -> tuple[dict[str, Any], list[str], int]:
     return config, secrets, bad
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(bad_config())
 def test_every_env_error_is_reported_and_none_quotes_a_secret(tmp_path_factory: Any, case: Any) -> None:
     config, secrets, bad = case

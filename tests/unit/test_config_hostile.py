@@ -12,6 +12,7 @@ import string
 from pathlib import Path
 
 import pytest
+from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import BILLION_LAUGHS, regex_class
@@ -111,7 +112,7 @@ def test_every_error_of_a_file_is_reported_at_once() -> None:
 
 # ------------------------------------------------------------------------------------------ properties
 
-_FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_FAST = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @_FAST
@@ -253,7 +254,7 @@ def test_a_nul_byte_in_any_string_is_a_located_error(section: str, key: str) -> 
     assert key in str(refused.value) and "NUL byte" in str(refused.value)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(st.sampled_from(["regex", "flag", "signal", "number"]), min_size=0, max_size=4),
     st.lists(

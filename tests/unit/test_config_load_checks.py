@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from gate_strategies import unicode_digits
+from helpers import examples
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from strategies import regex_class
@@ -20,7 +21,7 @@ from foss_supervisor.config import parse_config
 from foss_supervisor.config.gates.base import NUMERIC_KINDS
 from foss_supervisor.errors import ConfigError
 
-PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+PROPERTY = settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck))
 NUMERIC_LEAVES = [(d, g) for d, g in CONFIG_LEAVES if g.kind in NUMERIC_KINDS | {"mode", "address"}]
 
 

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import (
@@ -34,7 +35,7 @@ def refusal(folder: Path, text: str) -> str | None:
     return save_refusal(current, text, parse_config(text, file), parse_config(current, file), RUNNING)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data())
 def test_every_destructive_text_needs_a_confirmation(
     data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
@@ -48,7 +49,7 @@ def test_every_destructive_text_needs_a_confirmation(
     assert "stop every running program (2: alpha, beta)" in reason
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(data=st.data())
 def test_a_save_that_stops_every_running_program_by_any_means_needs_a_confirmation(
     data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
@@ -59,7 +60,7 @@ def test_a_save_that_stops_every_running_program_by_any_means_needs_a_confirmati
     assert reason is not None and "stop every running program (2: alpha, beta)" in reason
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(data=st.data())
 def test_a_save_that_moves_the_daemon_needs_a_confirmation_naming_the_restart(
     data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
@@ -72,7 +73,7 @@ def test_a_save_that_moves_the_daemon_needs_a_confirmation_naming_the_restart(
     assert "stop every running program" not in reason
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(keep=st.sampled_from([("alpha",), ("beta",), RUNNING]), others=OTHER_NAMES, pad=FILLER)
 def test_a_text_that_keeps_a_running_program_passes(
     keep: tuple[str, ...], others: list[str], pad: str, tmp_path_factory: pytest.TempPathFactory

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,7 @@ from foss_supervisor.errors import DaemonError
 NAMES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), min_size=1, max_size=40)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(config_name=NAMES, state_name=NAMES)
 def test_a_second_daemon_for_one_config_file_is_refused_naming_the_first(
     config_name: str, state_name: str, tmp_path_factory: pytest.TempPathFactory

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +24,7 @@ def _config(replicas: int, deps: dict[str, dict[str, object]]) -> str:
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     replicas=st.integers(1, 5),
     picks=st.lists(st.integers(-1, 7), min_size=1, max_size=4, unique=True),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ def _event(n: int) -> StateChanged:
     return StateChanged(name=f"p{n}", old=ProcessState.STOPPED, new=ProcessState.STARTING, reason=str(n))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(steps=_STEPS, echo=st.booleans())
 def test_deferred_observers_get_every_event_in_order_after_the_step_that_published_it(
     steps: list[int], echo: bool

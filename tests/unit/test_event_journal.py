@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import wait_for
+from helpers import examples, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -136,7 +136,7 @@ def _sizes_bounded(value: Any, depth: int) -> bool:
     return True
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.dictionaries(LONG_TEXT, JSON, max_size=AUDIT_ITEMS + 5))
 def test_an_audit_record_keeps_any_arguments_bounded_and_as_json(args: dict[str, Any]) -> None:
     kept = audit_args(args)
@@ -204,7 +204,7 @@ def test_reading_one_daemon_runs_events_from_the_journal(tmp_path: Path) -> None
 _ANY_TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=()), max_size=12)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(texts=st.lists(_ANY_TEXT, min_size=1, max_size=5))
 def test_any_text_an_event_holds_is_written_and_the_writer_goes_on(texts: list[str], tmp_path_factory: Any) -> None:
     """Lone surrogates included (a client's JSON "\\udc80", an argv byte that did not decode): each event is

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +15,7 @@ from foss_supervisor.base.filewriter import FileWriter
 from foss_supervisor.core.logsink import LogSink
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(st.lists(st.binary(max_size=64), max_size=60), st.integers(min_value=1, max_value=512))
 def test_what_is_taken_is_written_in_order_and_what_waits_stays_bounded(chunks: list[bytes], limit: int) -> None:
     writer = FileWriter(max_bytes=limit)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from gate_strategies import KINDS, hostile, tagged_yaml, valid
-from helpers import REPO, config_literal
+from helpers import REPO, config_literal, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +31,7 @@ from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.spec import load_pipeline
 
 FILE = Path("/etc/fs/c.yaml")
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+PROPERTY = settings(max_examples=examples(300), deadline=None, suppress_health_check=list(HealthCheck))
 CONFIG_LEAVES = leaves(SCHEMA)
 PIPELINE_LEAVES = leaves(PIPELINE_SCHEMA)
 

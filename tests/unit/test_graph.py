@@ -16,7 +16,7 @@ import pydot
 import pytest
 import yaml
 from gate_strategies import hostile
-from helpers import REPO
+from helpers import REPO, examples
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -157,7 +157,7 @@ FEEDS_GATE = PROGRAM["feeds"]
 NEEDS_GATE = PROGRAM["needs"]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.sampled_from(["feeds", "needs"]).flatmap(lambda k: st.tuples(st.just(k), hostile(PROGRAM[k]))))
 def test_malformed_feeds_and_needs_are_refused_naming_file_line_and_key(case: tuple[str, Any]) -> None:
     key, value = case
@@ -178,7 +178,7 @@ ODD_PATH = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1,
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pydot's use of pyparsing
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(ODD_PATH, min_size=1, max_size=3), st.just(False))
 @example(paths=['/x/a "b" {c} \\ \u00fc -> d;'], pipelines=True)
 def test_dot_and_mermaid_stay_well_formed_whatever_the_names(paths: list[str], pipelines: bool) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -120,7 +121,7 @@ def test_names_resolve_to_their_nodes() -> None:
 STATES = st.sampled_from(["RUNNING", "STOPPED", "FATAL", "succeeded", "failed", "late", "ok", None])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(STATES, min_size=9, max_size=9), st.lists(st.tuples(st.integers(0, 8), st.integers(0, 8)), max_size=20))
 def test_any_graph_gives_a_finite_chain_that_names_only_nodes_not_as_wanted(
     states: list[str | None], pairs: list[tuple[int, int]]

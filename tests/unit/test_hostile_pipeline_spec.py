@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO
+from helpers import REPO, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +25,9 @@ from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.spec import _FOLDER_KEYS, _STEP_KEYS, _TOP_KEYS, PipelineSpec, load_pipeline
 
 SHIPPED = REPO / "configs" / "pipelines"
-HYPOTHESIS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+HYPOTHESIS = settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 KEYS = sorted(_TOP_KEYS | _STEP_KEYS | _FOLDER_KEYS)
 
 TRICKY = ["trips/clean.sql", "../../x", "/etc/passwd", "a == b", "*.csv", "x.y == 1 + z.w"]

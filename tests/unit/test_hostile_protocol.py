@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,13 +38,13 @@ def decodes_or_refuses(line: bytes) -> tuple[Any, str, dict[str, Any]] | None:
 
 
 @given(st.binary(max_size=2000))
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 def test_random_bytes_are_refused_with_a_protocol_error(line: bytes) -> None:
     decodes_or_refuses(line)
 
 
 @given(json_values)
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 def test_any_json_document_is_a_request_or_a_protocol_error(value: Any) -> None:
     decodes_or_refuses(json.dumps(value).encode())
 
@@ -53,7 +54,7 @@ def test_any_json_document_is_a_request_or_a_protocol_error(value: Any) -> None:
     st.text(min_size=1, max_size=40),
     st.dictionaries(st.text(max_size=10), json_values, max_size=5),
 )
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 def test_encode_then_decode_gives_the_request_back_on_one_line(req_id: Any, cmd: str, args: dict[str, Any]) -> None:
     line = encode({"v": VERSION, "id": req_id, "cmd": cmd, "args": args})
     assert line.endswith(b"\n") and line.count(b"\n") == 1  # framing: one request, one line
@@ -61,7 +62,7 @@ def test_encode_then_decode_gives_the_request_back_on_one_line(req_id: Any, cmd:
 
 
 @given(st.integers(min_value=0, max_value=100_000), st.sampled_from(["[", '{"k":']))
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 def test_nesting_is_refused_past_the_limit_at_any_depth(depth: int, opener: str) -> None:
     closer = "]" if opener == "[" else "}"
     inner = opener * depth + "1" + closer * depth
@@ -77,7 +78,7 @@ def test_nesting_is_refused_past_the_limit_at_any_depth(depth: int, opener: str)
 
 
 @given(st.integers(min_value=1, max_value=3 * MAX_LINE_BYTES))
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 def test_lines_over_the_limit_are_refused_before_parsing(size: int) -> None:
     padding = " " * max(0, size - 30)
     line = ('{"v":1,"cmd":"ping",' + padding + '"args":{}}').encode()

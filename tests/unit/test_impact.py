@@ -19,7 +19,7 @@ import duckdb
 import pytest
 import yaml
 from gate_strategies import hostile
-from helpers import REPO
+from helpers import REPO, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import regex_class
@@ -33,7 +33,7 @@ from foss_supervisor.pipeline.lineage import scan_scripts
 from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
 
 FILE = Path("/etc/fs/c.yaml")
-PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+PROPERTY = settings(max_examples=examples(200), deadline=None, suppress_health_check=list(HealthCheck))
 GOLD = {"gold.daily_revenue", "gold.product_sales", "gold.customer_ltv"}
 
 
@@ -225,7 +225,7 @@ _SHIPPED_SQL = sorted(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     sql=st.sampled_from(_SHIPPED_SQL),
     # no line break inside: one put into a line comment would end it and make its words code

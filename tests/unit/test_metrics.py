@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers import examples
 from helpers.prometheus import lint, samples
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -96,7 +97,7 @@ def scrapes(draw: st.DrawFn) -> dict[str, Any]:
     return {"status": status, "pipelines": pipelines, "resources": resources}
 
 
-@settings(max_examples=150)
+@settings(max_examples=examples(150))
 @given(scrapes())
 def test_every_scrape_parses_follows_prometheus_naming_and_keeps_its_counts(data: dict[str, Any]) -> None:
     text = exposition(data).decode()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from virtual_time import Fleet, Script, VirtualClock
@@ -208,7 +209,7 @@ _EDGES = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(edges=_EDGES, window=st.floats(min_value=1.0, max_value=400_000.0), extra=st.floats(0.0, 10_000.0))
 def test_uptime_from_running_sums_equals_a_walk_over_every_stretch(
     edges: list[tuple[ProcessState, float]], window: float, extra: float
@@ -236,7 +237,7 @@ def test_uptime_from_running_sums_equals_a_walk_over_every_stretch(
     assert up == pytest.approx(walked, abs=1e-6)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(edges=_EDGES, window=st.floats(min_value=1.0, max_value=400_000.0))
 def test_a_restarted_daemon_counts_the_same_uptime_from_what_the_last_one_saved(
     edges: list[tuple[ProcessState, float]], window: float

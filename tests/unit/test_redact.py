@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import examples
 from helpers.sources import package_sources
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
@@ -200,7 +201,7 @@ DATA = st.recursive(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(shaped(), DATA, st.lists(st.integers(0, 50), max_size=6))
 @example(("--authorization 000000000A", "000000000A"), None, [])  # found by a random run: the header's name as a flag
 def test_no_shape_of_secret_survives_anywhere_in_any_data(carried: tuple[str, str], data: Any, path: list[int]) -> None:
@@ -210,7 +211,7 @@ def test_no_shape_of_secret_survives_anywhere_in_any_data(carried: tuple[str, st
     assert secret not in json.dumps(out, ensure_ascii=False)
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(SECRET_NAME, SECRET, DATA)
 def test_a_value_under_a_secret_key_goes_whole_at_any_depth(name: str, secret: str, data: Any) -> None:
     tree = {"outer": [data, {name: secret}], name: {"nested": [secret, {"deeper": secret}]}}
@@ -221,7 +222,7 @@ def test_a_value_under_a_secret_key_goes_whole_at_any_depth(name: str, secret: s
     assert secret not in json.dumps(learned.data([tree, f"in a log line: {secret}."]))
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(st.lists(SECRET, min_size=1, max_size=5, unique=True), NOISE, NOISE)
 def test_listed_and_learned_literals_go_inside_any_text(secrets: list[str], before: str, after: str) -> None:
     redactor = Redactor()
@@ -243,7 +244,7 @@ def overlapping_literals(draw: st.DrawFn) -> tuple[str, list[str]]:
     return source, sorted(literals)
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(overlapping_literals(), st.data())
 def test_literals_go_leftmost_first_and_longest_at_a_place_however_many(
     carried: tuple[str, list[str]], data: Any
@@ -260,7 +261,7 @@ def test_literals_go_leftmost_first_and_longest_at_a_place_however_many(
         assert redactor.text(text) == oracle.sub(REDACTED, text), text
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(DATA, st.integers(2, 6))
 def test_a_document_repeated_teaches_what_it_teaches_once(data: Any, times: int) -> None:
     """Learning reads each distinct string once (a config repeats its interpreter's path in every command):
@@ -271,7 +272,7 @@ def test_a_document_repeated_teaches_what_it_teaches_once(data: Any, times: int)
     assert repeated.text(text) == once.text(text)
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(DATA)
 def test_redaction_keeps_the_shape_and_is_idempotent(data: Any) -> None:
     redactor = Redactor()
@@ -347,7 +348,7 @@ _TOKEN = st.text(alphabet="abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ2345
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     token=_TOKEN,
     shape=st.sampled_from(["/{t}", "/trigger/x/with/key/{t}", "/hook?key={t}", "/a?code={t}&x=1", "/p/{t}?k=v"]),
@@ -448,7 +449,7 @@ CUT_BY_A_SHAPE = st.sampled_from(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(
     st.lists(SECRET, min_size=2, max_size=4, unique=True),
     st.sampled_from([" ", ", ", ";", "\t", " - "]),
@@ -495,7 +496,7 @@ def test_a_value_under_a_secret_key_goes_whatever_its_type(name: str, secret: st
 PEM_KIND = st.sampled_from([("RSA ", ""), ("EC ", ""), ("", ""), ("OPENSSH ", ""), ("PGP ", " BLOCK")])
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(st.lists(st.tuples(PEM_KIND, st.lists(KEY_LINE, min_size=1, max_size=3)), min_size=1, max_size=3), st.data())
 def test_key_blocks_one_after_another_in_log_lines_go_whole(
     blocks: list[tuple[tuple[str, str], list[str]]], data: Any
@@ -576,7 +577,7 @@ YAML_VALUE = st.sampled_from(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(SECRET_NAME, SECRET, SECRET, YAML_VALUE, st.sampled_from(["", "  ", "    "]), st.sampled_from(["x", "y_1"]))
 def test_a_secret_keys_value_on_the_lines_below_goes_in_text_and_in_log_lines(
     name: str, secret: str, other: str, form: str, indent: str, after: str
@@ -605,7 +606,7 @@ def _escaped(secret: str) -> list[str]:
     ]
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(
     st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=2, max_size=12),
     st.sampled_from(['"', "\\", "@", " ", "é", "/", "'", "%", "\t", "\n"]),

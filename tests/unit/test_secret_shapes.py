@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from helpers import examples
 from hypothesis import Phase, assume, given, settings
 from hypothesis import strategies as st
 from strategies import SECRET, regex_class
@@ -202,7 +203,7 @@ WHOLE = {
 
 
 @pytest.mark.parametrize("form", NAMED_FORMS)
-@settings(max_examples=15)
+@settings(max_examples=examples(15))
 @given(NAME, SECRET, PROSE, PROSE)
 def test_no_secret_survives_in_any_form_of_a_secret_looking_name(
     form: str, name: str, secret: str, before: str, after: str
@@ -215,7 +216,7 @@ def test_no_secret_survives_in_any_form_of_a_secret_looking_name(
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(data=st.data())
 def test_no_secret_of_a_shape_survives_in_any_text(shape: str, data: st.DataObject) -> None:
     write, secrets = SHAPES[shape]
@@ -236,7 +237,7 @@ def test_no_secret_of_a_shape_survives_in_any_text(shape: str, data: st.DataObje
 HARMLESS = st.sampled_from(["--keyboard", "--monkey", "--sort-key", "--author", "--pass-rate", "--primary_key"])
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(
     st.sampled_from(sorted(SHAPES)),
     st.sampled_from(sorted(SHAPES)),
@@ -264,7 +265,7 @@ def test_a_shape_right_before_another_never_hides_its_secret(first: str, second:
     assert lead != "whole" or secret_a not in shown, shown
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(st.sampled_from(sorted(SHAPES)), st.integers(20, 400), st.data())
 def test_a_line_of_repeated_heads_hides_no_secret_and_spares_the_next_line(shape: str, times: int, data: Any) -> None:
     """A line made of one shape's head over and over (``token=token=...``, ``redis-cli -a redis-cli -a ...``,
@@ -351,7 +352,7 @@ def _bounded(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-@settings(max_examples=15)
+@settings(max_examples=examples(15))
 @given(st.lists(HEADS, min_size=1, max_size=3), SECRET)
 def test_a_line_of_repeated_heads_is_read_once(heads: list[str], secret: str) -> None:
     """Each rule reads a long line of repeated heads (any of the table's, alone or mixed) once: a rule searches

@@ -9,6 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +35,7 @@ RECORD = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.one_of(JSON, st.dictionaries(st.text(max_size=8), RECORD, max_size=5)))
 def test_any_children_record_reads_without_error_and_never_names_this_process(data: object) -> None:
     with tempfile.TemporaryDirectory() as tmp:

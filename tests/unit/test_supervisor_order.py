@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import make_config
+from helpers import examples, make_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from virtual_time import Fleet, Script, VirtualClock
@@ -329,7 +329,7 @@ def fleets(draw: st.DrawFn) -> tuple[str, dict[str, list[Script]], dict[str, dic
     return "\n".join(lines) + "\n", scripts, edges
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(fleets())
 def test_any_fleet_starts_in_dependency_order_and_stops_in_reverse(
     fleet: tuple[str, dict[str, list[Script]], dict[str, dict[str, str]]],

@@ -12,6 +12,7 @@ import asyncio
 from collections import defaultdict
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,7 +73,7 @@ def per_turn(began: list[tuple[int, int, float]]) -> dict[int, list[float]]:
     return out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import time
 
-from helpers import guarded_server, wait_until
+from helpers import examples, guarded_server, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -122,7 +122,7 @@ async def _one(
     return status, reader, writer
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(actions=st.lists(st.tuples(st.sampled_from(["hold", "drop", "churn"]), st.integers(1, 12)), max_size=6))
 def test_a_connection_is_refused_exactly_when_the_open_ones_are_at_the_cap(actions: list[tuple[str, int]]) -> None:
     """Admission counts the connections open now, whatever came and went before: any interleaving of held
@@ -159,7 +159,7 @@ def test_a_connection_is_refused_exactly_when_the_open_ones_are_at_the_cap(actio
     asyncio.run(scenario())
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12), deadline=None)
 @given(
     size=st.integers(0, 4 << 20),
     chunked=st.booleans(),

@@ -15,6 +15,7 @@ import re
 import string
 from urllib.parse import quote
 
+from helpers import examples
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from strategies import hostile, same_origin
@@ -29,7 +30,7 @@ TARGET = hostile | hostile.map(quote) | hostile.map(lambda s: "/" + s)
 
 # many values an example: hypothesis's own cost is per example, and the gate's check takes microseconds
 # (3,000 examples of one value each took 5-6 s; 200 of 10 to 30 values test as many, about 3,000, in a third)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(targets=st.lists(TARGET, min_size=10, max_size=30))
 @example(["/\t/evil.example"])  # issue 16: Chromium went to //evil.example
 @example(["/\\evil.example", " //evil.example", "/\r\n/evil.example", "\\\\evil.example"])
@@ -41,7 +42,7 @@ def test_the_gate_answers_only_paths_of_this_site(targets: list[str]) -> None:
         assert re.search(r"[\x00-\x20\x7f\\]", answer) is None
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(targets=st.lists(legit, min_size=8, max_size=20))
 def test_the_gate_keeps_ordinary_paths(targets: list[str]) -> None:
     for target in targets:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from gate_strategies import yaml_number_form
+from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_gates import CONFIG_LEAVES, FILE, _at, _config_with
@@ -18,7 +19,7 @@ from foss_supervisor.config import parse_config
 from foss_supervisor.config.gates.base import NUMERIC_KINDS
 from foss_supervisor.errors import ConfigError
 
-PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+PROPERTY = settings(max_examples=examples(200), deadline=None, suppress_health_check=list(HealthCheck))
 NUMERIC_LEAVES = [(d, g) for d, g in CONFIG_LEAVES if g.kind in NUMERIC_KINDS and not d.endswith("<name>")]
 MARK = "PLANTED_FORM"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from helpers import REPO
+from helpers import REPO, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -234,7 +234,7 @@ def _statements() -> list[str]:
     return [part.strip() + ";" for t in texts for part in t.split(";\n") if part.strip()]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.data())
 def test_any_mangled_statement_is_read_or_marked_unknown_and_never_loses_the_others(data: st.DataObject) -> None:
     """The shipped statements with a slice cut out or a fragment pasted in: the reader answers every script,

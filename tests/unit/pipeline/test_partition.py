@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +36,7 @@ from foss_supervisor.pipeline.partition import (
 from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunMode, RunStatus
 
-HYPOTHESIS = settings(max_examples=200, deadline=None)
+HYPOTHESIS = settings(max_examples=examples(200), deadline=None)
 DAY = PartitionSpec("day", r"sales_(?P<day>\d{8})\.csv", "%Y%m%d")
 VALUE = re.compile(rf"[A-Za-z0-9_.:+-]{{1,{MAX_VALUE}}}")
 

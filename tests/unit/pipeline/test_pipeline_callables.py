@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,7 @@ from foss_supervisor.pipeline.spec import default_pipelines_dir, load_pipeline
 FILE_REFS = st.from_regex(r"[\w./-]{0,60}\.py:[A-Za-z_]\w{0,20}", fullmatch=True)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ref=FILE_REFS)
 def test_any_file_reference_the_gate_admits_resolves_or_is_refused_by_name(tmp_path: Path, ref: str) -> None:
     assert CALLABLE(ref) == ref  # the gate lets it through: what follows must hold for all of them

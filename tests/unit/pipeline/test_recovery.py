@@ -11,6 +11,7 @@ import json
 import math
 
 import pytest
+from helpers import examples
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +35,7 @@ _json_text = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     committed=st.lists(
         st.tuples(st.sampled_from(STEPS), st.integers(1, 5), _json_text, _json_text),
@@ -102,7 +103,7 @@ def _run(
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     row=st.one_of(
         st.lists(_cell, max_size=5),

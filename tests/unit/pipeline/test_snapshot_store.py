@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO
+from helpers import REPO, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +29,9 @@ from foss_supervisor.pipeline.snapshots import (
 from foss_supervisor.pipeline.spec import load_pipeline
 
 TRIPS = REPO / "configs" / "pipelines" / "trips.yaml"
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 bad_keeps = (
     st.integers(max_value=-1)

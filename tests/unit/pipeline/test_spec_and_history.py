@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from helpers import examples
 from helpers.pipeline import ORDERS_STEPS, ORDERS_YAML, base_doc, write_yaml
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
@@ -123,7 +124,7 @@ TOP_MISTAKES = {
 }
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @example(mistakes=[{"layer", "depends_on"}], top=set(), bad_check=False)  # the tester's: one step, two mistakes
 @example(mistakes=[{"kind"}], top={"nme"}, bad_check=False)  # a bad step and a bad top-level key
 @given(
@@ -169,7 +170,7 @@ def test_independent_mistakes_are_all_reported_at_once(
         assert leaf in text or e.key.endswith("]") or e.key.startswith("checks"), (e.located, text)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(
     publish=st.sampled_from([["p_gold"], ["p_gold", "p_gold.nothere_schema_x"], ["nope"]]),
     partitions=st.lists(st.sampled_from(["p_gold.t.day", "other.t.day", "p_gold.t.day"]), max_size=3),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import examples
 from helpers.pipeline import ORDERS_YAML
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +22,9 @@ from foss_supervisor.pipeline.fingerprint import definition_digest
 from foss_supervisor.pipeline.runsnapshots import declared_keys
 from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
 
-HYPOTHESIS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+HYPOTHESIS = settings(
+    max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 _names = itertools.count()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import examples
 from helpers.pipeline import QUALITY_RULES, quality_pipeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -43,7 +44,7 @@ NOT_A_COUNT = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     bound=st.sampled_from(["min_pass_rate", "max_rejected"]),
     data=st.data(),
@@ -152,7 +153,7 @@ ENTRY_MISTAKES = {
 }
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     mistakes=st.sets(st.sampled_from(sorted(ENTRY_MISTAKES)), min_size=1),
     second_bad=st.booleans(),

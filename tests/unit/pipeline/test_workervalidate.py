@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +30,7 @@ item = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(message=st.one_of(json_values, st.fixed_dictionaries({"pipelines": st.lists(item | json_values, max_size=3)})))
 def test_any_request_gets_reports_or_a_value_error(message: Any) -> None:
     try:
@@ -105,7 +106,7 @@ output_lines = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(lines=st.lists(output_lines, max_size=4), err=st.binary(max_size=50))
 def test_any_output_of_the_check_gives_problems_or_says_why_not(lines: list[bytes], err: bytes) -> None:
     output = Output()
