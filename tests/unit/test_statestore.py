@@ -65,3 +65,38 @@ def test_a_record_with_this_process_start_time_is_alive_and_another_boot_is_not(
     )
     legacy = ProcessIdentity.from_dict({"pid": ME.pid, "create_time": ME.create_time})
     assert legacy is not None and legacy.start_ticks is None and legacy.alive()  # old records still read
+
+
+CHILD_OPS = st.lists(
+    st.tuples(
+        st.booleans(),  # started (True) or gone
+        st.text(max_size=12),  # any program name, quotes, backslashes and control characters included
+        st.integers(min_value=2, max_value=2**22),
+        st.integers(min_value=0, max_value=2**40),
+        st.text(max_size=20),  # the spawn tag
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(CHILD_OPS)
+def test_children_json_is_the_record_of_every_started_child_not_gone_whatever_the_names(
+    ops: list[tuple[bool, str, int, int, str]],
+) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        store = StateStore(Path(d))
+        expected: dict[str, dict[str, object]] = {}
+        for started, name, pid, ticks, tag in ops:
+            if started:
+                ident = ProcessIdentity(pid, ticks, 12.5)
+                store.child_started(name, ident, tag)  # no loop running: written at once
+                expected[name] = {**ident.as_dict(), "tag": tag}
+            else:
+                store.child_gone(name)
+                expected.pop(name, None)
+        if not store.children_file.exists():
+            assert not expected
+            return
+        assert json.loads(store.children_file.read_text()) == expected
+        assert sorted(store.leftovers()) == sorted(n for n, r in expected.items() if ProcessIdentity.from_dict(r))
