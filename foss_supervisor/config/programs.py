@@ -34,6 +34,7 @@ __all__ = [
     "parse_hooks",
     "parse_programs",
     "user_account",
+    "user_exists",
 ]
 
 
@@ -122,7 +123,7 @@ def _parse_replica(name: str, group: str, replica: int, r: Reader, base: Path) -
     if cwd and not resolve_path(base, cwd).is_dir():  # found at load, not as a spawn failure in BACKOFF
         r.note("cwd", f"no such directory: {resolve_path(base, cwd)}")
     user = r.get("user", "") or None
-    if user is not None and not _user_exists(user):
+    if user is not None and not user_exists(user):
         r.note("user", f"no such user on this host: {user!r}")
     elif user is not None and os.geteuid() != 0:
         r.fail("user", "can only be set when the daemon runs as root")
@@ -179,7 +180,7 @@ def _feeds(targets: tuple[str, ...], base: Path) -> tuple[str, ...]:
     return tuple(t if "/" not in t else str(resolve_path(base, t)) for t in targets)
 
 
-def _user_exists(user: str) -> bool:
+def user_exists(user: str) -> bool:
     """A user name or numeric uid with an entry in the user database (what the spawn will look up)."""
     try:
         user_account(user)

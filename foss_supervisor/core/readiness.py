@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["MAX_WATCHED_LINE", "LogLineWatch", "NotifyListener", "runtime_dir"]
+__all__ = ["MAX_WATCHED_LINE", "LogLineWatch", "NotifyListener", "notify_socket_dir"]
 
 MAX_DATAGRAM = 4096
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -69,8 +69,10 @@ class LogLineWatch:
                 return
 
 
-def runtime_dir() -> Path:
-    """Where notify sockets go: ``/run`` for root, ``$XDG_RUNTIME_DIR`` (when short), else ``/tmp``."""
+def notify_socket_dir() -> Path:
+    """Where notify sockets go: ``/run`` for root, ``$XDG_RUNTIME_DIR`` (when short), else ``/tmp``; a folder a
+    program that runs as another user (``user:``) can reach, unlike the daemon's private
+    :func:`foss_supervisor.base.controlsocket.runtime_dir` (0700, its control socket's)."""
     candidates = ["/run"] if os.geteuid() == 0 else []
     candidates += [os.environ.get("XDG_RUNTIME_DIR", ""), tempfile.gettempdir(), "/tmp"]
     for c in candidates:
@@ -96,7 +98,7 @@ class NotifyListener:
     async def open(self, owner_uid: int | None = None) -> None:
         """Bind the socket; datagrams are taken from ``owner_uid`` (default: the daemon's own) and root."""
         self._uids = frozenset({0, os.geteuid() if owner_uid is None else owner_uid})
-        folder = Path(tempfile.mkdtemp(prefix="foss-notify-", dir=runtime_dir()))
+        folder = Path(tempfile.mkdtemp(prefix="foss-notify-", dir=notify_socket_dir()))
         self.path = folder / "n"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.config.programs import user_exists
 from foss_supervisor.systemd.units import (
     DEFAULT_SERVICE_USER,
     HOME_DIRS,
@@ -178,14 +179,6 @@ def _user_unit_dir() -> Path:
     return Path(base) / "systemd" / "user"
 
 
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
-
-
 def plan_install(
     opts: UnitOptions,
     *,
@@ -206,7 +199,7 @@ def plan_install(
     prefix = "sudo " if (os.geteuid() != 0 if sudo is None else sudo) else ""
     commands = []
     owner = opts.service_user
-    if owner and not _user_exists(owner):
+    if owner and not user_exists(owner):
         commands.append(
             f"useradd --system --user-group --home-dir {SYSTEM_STATE_DIR} --no-create-home "
             f"--shell /usr/sbin/nologin {owner}"

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -89,12 +90,48 @@ def test_no_module_is_much_over_400_lines() -> None:
     assert not long, f"split these by responsibility: {long}"
 
 
-def test_each_package_says_what_lives_there_and_what_it_may_import() -> None:
-    for init in PACKAGE.rglob("__init__.py"):
-        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
-        if init.parent.name in ("views", "gates"):
-            continue  # a room's inner folders: the room's docstring covers them
-        assert "May import" in doc or init.parent == PACKAGE, f"{init.relative_to(PACKAGE)} says nothing of its imports"
+#: how a docstring names a room in its "May import:" sentence
+ROOM_WORDS = {
+    "base": r"\bbase\b",
+    "config": r"\bconfig\b",
+    "systemd": r"\bsystemd\b",
+    "core": r"\bcore\b",
+    "pipeline": r"\bpipelines?\b",
+    "graph": r"\bgraph\b",
+    "commands": r"\bcommands?\b",
+    "control": r"\bcontrol\b",
+    "web": r"\bweb\b",
+    "daemon": r"\bdaemon\b",
+    "cli": r"\bCLI\b|\bcli\b",
+}
+
+
+def said_may_import(doc: str) -> set[str] | None:
+    """The rooms a package docstring's "May import:" sentence grants, or None when it has none: its first
+    clause (to the first ``;`` or sentence end), asides in brackets left out (``systemd (its protocol
+    modules)``: a detail, not another room); ``systemd.install`` counts as ``systemd``."""
+    at = doc.find("May import:")
+    if at < 0:
+        return None
+    text = " ".join(doc[at + len("May import:") :].split())
+    while (shorter := re.sub(r"\([^()]*\)", "", text)) != text:
+        text = shorter
+    clause = re.split(r";|\.(?:\s|$)", text)[0]
+    return {name for name, pattern in ROOM_WORDS.items() if re.search(pattern, clause)}
+
+
+@pytest.mark.parametrize("init", sorted(PACKAGE.rglob("__init__.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_each_package_says_what_it_may_import_as_the_rules_say(init: Path) -> None:
+    """Each package's docstring says what it may import, and the rooms its "May import:" sentence names are the
+    rooms MAY_IMPORT gives it (an inner folder, ``web/views``, says its room's)."""
+    doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+    said = said_may_import(doc)
+    if init.parent == PACKAGE:
+        assert said == set(), "the package's own __init__ may import nothing of ours"
+        return
+    here = room(module_of(init))
+    assert said is not None, f"{init.relative_to(PACKAGE)} says nothing of its imports"
+    assert said == {r.split(".")[0] for r in MAY_IMPORT[here]}, f"{init.relative_to(PACKAGE)} says {sorted(said)}"
 
 
 def test_test_modules_have_unique_names_across_tiers() -> None:
@@ -102,3 +139,18 @@ def test_test_modules_have_unique_names_across_tiers() -> None:
     collection, which the unit tier alone would never see."""
     names = Counter(p.name for p in (REPO / "tests").rglob("test_*.py"))
     assert [n for n, count in names.items() if count > 1] == []
+
+
+def test_the_readme_layout_table_gives_each_room_the_imports_its_rules_give() -> None:
+    """README's Layout table: each package's "may import" cell names the rooms MAY_IMPORT gives it (asides in
+    brackets, such as "(not graph)", left out)."""
+    readme = (REPO / "README.md").read_text()
+    rows = re.findall(
+        r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \|$", readme.split("## Layout", 1)[1].split("\n## ", 1)[0], re.M
+    )
+    assert {name for name, _ in rows} == {r for r in MAY_IMPORT if "." not in r and r != "__main__"}
+    for name, cell in rows:
+        while (shorter := re.sub(r"\([^()]*\)", "", cell)) != cell:
+            cell = shorter
+        said = {r for r, pattern in ROOM_WORDS.items() if re.search(pattern, cell)}
+        assert said == {r.split(".")[0] for r in MAY_IMPORT[name]}, f"README says {name} may import {sorted(said)}"

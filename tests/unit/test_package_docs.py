@@ -3,7 +3,7 @@ paths the docs name exist.
 
 - every package of ``foss_supervisor`` names each of its modules (``*.py`` but ``__init__``) and subpackages in
   its ``__init__`` docstring, as ``name`` in double backticks or as ``:mod:`~.name``` (or the module's full
-  dotted name), and says what it may import ("May import:", held to MAY_IMPORT by test_architecture.py);
+  dotted name); what it says it may import ("May import:") is held to MAY_IMPORT by test_architecture.py;
 - a ``:mod:`~.name``` in a package's docstring names a module that exists in it;
 - every ``foss_supervisor/...``, ``tests/...`` or ``benchmarks/...`` path that README.md or docs/*.md write in
   backticks (or as a ``.py`` file in plain text) exists (a ``foss_supervisor/`` path never as a glob; a glob of

@@ -11,7 +11,7 @@ and answers it with :func:`foss_supervisor.web.responder.respond`.
   ``/metrics``, the icon), :mod:`~.charts` (``/api/v1/charts``), :mod:`~.health` (``/health``: 200 or 503);
 * the door: :mod:`~.session` (``/login`` and ``/logout``).
 
-May import: what the web layer may (control, commands, pipeline, core, config, systemd, base); the views
+May import: control, commands, pipeline, core, config, systemd, base (what the web layer may); the views
 use the rest of the web layer, the command registry's names, the pipeline's events and the base, and run
 every command through the app's core (:mod:`foss_supervisor.web.core`).
 """
