@@ -1,6 +1,6 @@
 """Isolation of pipelines that share one warehouse: own file ledgers, own schemas, read-only landing and
 reference folders. Real worker, real DuckDB file; expected numbers are counted from the files themselves.
-What the sandbox refuses before anything runs: tests/unit/pipeline/test_sandbox.py."""
+What the sandbox refuses before anything runs: tests/process/pipeline/test_sandbox.py."""
 
 from __future__ import annotations
 
