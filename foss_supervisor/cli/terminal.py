@@ -116,8 +116,10 @@ def print_status(result: Mapping[str, Any], as_json: bool, services: bool = True
     with_ports = any("ports" in p for p in result["programs"])
     rows = [("NAME", "STATE", "HEALTH", "PID", "UPTIME", "INFO")]
     worker = (result.get("pipelines") or {}).get("worker")
+    starred = False  # a row not in its wanted state (a service's counts here, not in the exit code)
     for p in result["programs"] + (result.get("services", []) if services else []):
         state = p["state"] if as_wanted(p) else f"{p['state']}*"
+        starred = starred or not as_wanted(p)
         info = worker_info(worker, p) if worker is not None and p["name"] == worker["name"] else info_column(p)
         if with_ports:  # what it listens on, before the free text
             info = f"{','.join(p.get('ports') or []) or '-'}  {info}".rstrip()
@@ -125,7 +127,7 @@ def print_status(result: Mapping[str, Any], as_json: bool, services: bool = True
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
         print(("  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5]).rstrip())
-    if code != EXIT_OK:
+    if starred:
         print("* not in its wanted state (see `foss-supervisor logs NAME`)")
     for o in result.get("objectives") or ():  # freshness and uptime objectives (docs/graph.md)
         print(
