@@ -4,7 +4,7 @@ What lives here:
 
 * the process and its link to the daemon: :mod:`~.serve` (the process: inherited socket, watchdog, READY)
   and ``__main__`` (``python -m foss_supervisor.web``), :mod:`~.remote` (the daemon reached over the control
-  socket) and :mod:`~.core` (the interface both it and the in-process ``LocalCore`` give the app);
+  socket) and :mod:`~.core` (the interface it gives the app; the tests give it over a core in their process);
 * the app: :mod:`~.app` (the app factory), :mod:`~.keys` (typed ``AppKey`` s instead of globals),
   :mod:`~.routes` (one route table), :mod:`~.views` (one module per page, each with a JSON twin),
   :mod:`~.responder` (HTML or its JSON twin), :mod:`~.templates` (the Jinja environment), :mod:`~.icons`
@@ -21,8 +21,7 @@ The heavy parts load when first asked for: jinja2 with the first page rendered, 
 first scrape, the OpenAPI description with the first request for it.
 
 May import: the control protocol, the command registry (names, parameters, the ``mutating`` flag; the
-served process runs no command itself: it asks the daemon's control socket, and only ``LocalCore``, the app
-over a daemon in the same process as the tests build it, calls ``commands.answer``, the same egress gate),
+served process runs no command itself: it asks the daemon's control socket),
 the config model, the core's and the pipeline's event and state definitions, the journal's file names
 (``core.eventjournal.day_files``), the core's log set-up (``core.logsetup``, for the process's own log),
 systemd's ``notify`` (the watchdog), the base; the architecture test allows control, commands, pipeline,

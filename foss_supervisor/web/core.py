@@ -2,13 +2,9 @@
 
 The dashboard runs in a process of its own (:mod:`foss_supervisor.web.serve`), supervised by the daemon
 like a program, so nothing a browser does can stop supervision. Everything it needs from the daemon
-crosses one interface, :class:`Core`, in two implementations:
-
-- :class:`~foss_supervisor.web.remote.RemoteCore`: the control socket (what the dashboard process uses);
-- :class:`LocalCore`: a :class:`~foss_supervisor.commands.registry.CommandContext` in this process (tests serve the
-  app in-process with aiohttp's test client against a real core, as Datasette tests through ``ds.client``).
-
-Both give:
+crosses one interface, :class:`Core`, implemented by :class:`~foss_supervisor.web.remote.RemoteCore` over the
+control socket (the tests' ``helpers.webcore.LocalCore`` implements it over a real core in the test process, so
+they serve the app with aiohttp's test client, as Datasette tests through ``ds.client``). It gives:
 
 - :meth:`Core.call` runs a command and returns its reply: fresh JSON-able data, redacted as any reply
   that leaves the daemon (:func:`foss_supervisor.commands.registry.answer`, the one gate);
@@ -28,15 +24,12 @@ import abc
 import asyncio
 import contextlib
 from collections.abc import Callable, Hashable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from foss_supervisor.commands import COMMANDS, CommandContext, answer
+from foss_supervisor.commands import COMMANDS
 from foss_supervisor.core.events import EVENTS
 from foss_supervisor.pipeline import events as pipeline_events  # noqa: F401  (its classes register in EVENTS)
 from foss_supervisor.web.shared import SharedResults
-
-if TYPE_CHECKING:
-    from foss_supervisor.core.eventlog import EventLog
 
 __all__ = [
     "EVENT_TYPES",
@@ -46,7 +39,6 @@ __all__ = [
     "RESYNC",
     "Core",
     "EventCallback",
-    "LocalCore",
 ]
 
 # the read-only commands whose replies may be shared, and how long (s) a finished reply serves when the
@@ -133,30 +125,3 @@ class Core(abc.ABC):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
             self._follower = None
-
-
-class LocalCore(Core):
-    """The core of this process: commands dispatched directly, events read from its :class:`EventLog`."""
-
-    def __init__(self, ctx: CommandContext, events: EventLog) -> None:
-        super().__init__()
-        self._ctx = ctx
-        self._events = events
-        self.boot, self.seq = events.boot, events.seq
-
-    async def _call(self, name: str, args: dict[str, Any]) -> Any:
-        return await answer(self._ctx, name, args)  # the egress gate the control socket uses: redacted
-
-    def on_event(self, callback: EventCallback) -> None:
-        super().on_event(callback)
-        if self._follower is None:
-            self._follower = asyncio.get_running_loop().create_task(self._follow(), name="web-core-events")
-
-    async def _follow(self) -> None:
-        while True:
-            batch, gap = self._events.since(self.seq)
-            if gap:  # what follows continues from the first event still kept
-                self._resync(self._events.boot, batch[0]["seq"] - 1 if batch else self._events.seq)
-            for event in batch:
-                self._deliver(event)
-            await self._events.wait(self.seq, 60.0)

@@ -9,6 +9,7 @@ puts ``tests/`` on the path), the fixtures that use it are in tests/conftest.py.
 - :mod:`helpers.pipeline`: the shipped orders pipeline in a test's folders, runners whose worker is reaped
 - :mod:`helpers.sources`, :mod:`helpers.imports`: the package's source parsed once, its imports as a graph
 - :mod:`helpers.snapshots`: a DuckDB warehouse file snapshotted, restored and diffed by the worker's functions
+- :mod:`helpers.webcore`: the dashboard app's core over a real command context in the test process
 - :mod:`helpers.properties`: how many examples a property test draws (all, or a quarter in the quick first step)
 
 Nothing here touches port 5000 or a real state dir, so the suite can run beside a live daemon.

@@ -221,9 +221,9 @@ def test_the_page_script_types_no_event_name_and_reads_the_list_from_the_page() 
 
 async def test_every_page_carries_the_listed_events(tmp_path: Path) -> None:
     from aiohttp.test_utils import TestClient, TestServer
+    from helpers.webcore import LocalCore
 
     from foss_supervisor.web.app import create_app
-    from foss_supervisor.web.core import LocalCore
 
     ctx = Daemon(parse_config(f"state_dir: {tmp_path}\nprograms: {{}}\n", tmp_path / "c.yaml"), None)
     core = LocalCore(ctx, ctx.events)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from helpers import wait_until
+from helpers.webcore import LocalCore
 
 from foss_supervisor.commands import registry as commands_module
 from foss_supervisor.config import parse_config
@@ -26,7 +27,7 @@ from foss_supervisor.control.server import ControlServer
 from foss_supervisor.core.events import DaemonStateChanged
 from foss_supervisor.daemon import Daemon
 from foss_supervisor.errors import CommandError, NotRunning, ProtocolError
-from foss_supervisor.web.core import RESYNC, Core, LocalCore
+from foss_supervisor.web.core import RESYNC, Core
 from foss_supervisor.web.remote import RemoteCommandError, RemoteCore
 
 SECRET = "pw-across-threads-7"

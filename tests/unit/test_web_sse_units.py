@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 from helpers import wait_until
+from helpers.webcore import LocalCore
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import DaemonStateChanged, EventBus
 from foss_supervisor.daemon import Daemon
-from foss_supervisor.web.core import LocalCore
 from foss_supervisor.web.sse import EventLog
 
 

@@ -1,6 +1,6 @@
 """The dashboard's views in-process, as Datasette tests through ``ds.client``: the real app
 (:func:`foss_supervisor.web.app.create_app`) under aiohttp's test client, over a real core, a
-:class:`~foss_supervisor.web.core.LocalCore` of a real :class:`~foss_supervisor.daemon.Daemon` built from a
+:class:`helpers.webcore.LocalCore` of a real :class:`~foss_supervisor.daemon.Daemon` built from a
 parsed config and not started (no program runs, nothing is spawned, no port but the test server's).
 
 Every page's JSON twin, who may read and change what, the health summary, the Host and Origin guard, and
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from helpers import HEALTH_SUMMARY_KEYS, Reply, route_path
+from helpers.webcore import LocalCore
 from openapi_spec_validator import validate
 
 from foss_supervisor.base.tokens import load_or_create_token, viewer_token
@@ -27,7 +28,6 @@ from foss_supervisor.core.events import DaemonStateChanged
 from foss_supervisor.daemon import Daemon
 from foss_supervisor.web.access import HEALTH, OPEN
 from foss_supervisor.web.app import create_app
-from foss_supervisor.web.core import LocalCore
 from foss_supervisor.web.routes import ROUTES
 from foss_supervisor.web.sse import EVENT_TYPES
 
