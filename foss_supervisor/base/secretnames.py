@@ -2,7 +2,8 @@
 ask of every key, flag, header and parameter name (``DB_PASSWORD``, ``apiKey``, ``X-Auth-Token``, ``--db-pass``).
 
 Secret: ``*PASSWORD``, ``*PASS``, ``*PWD``, ``*TOKEN``, ``*SECRET*``, ``*CREDENTIAL*``, ``*CREDS``, ``*PASSPHRASE``,
-``*PRIVATE*``, ``*COOKIE``, ``*AUTH*``, ``*DSN``, ``*SIGNATURE``, ``sig``, and ``X_KEY`` for any ``X`` but the keys
+``*PRIVATE*``, ``*COOKIE``, ``*AUTH*``, ``*DSN``, ``*SIGNATURE``, ``sig``, a session id (``*SESSIONID``,
+``*SESSID``, ``session_id``), and ``X_KEY`` for any ``X`` but the keys
 of data (``sort_key``, ``primary_key``, ``partition_key``...). Not: ``key`` alone, ``keyboard``, ``author``,
 ``monkey``, ``pass_rate``.
 """
@@ -12,13 +13,14 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["looks_secret"]
+__all__ = ["NAME_WORDS", "looks_secret"]
 
 
 # searched in the name lowercased with separators removed: PGPASSWORD, apiKey, X-Api-Key, client_secret
 _SECRET_IN_NAME = re.compile(
     r"passw(?:or)?d|passphrase|secret|token|credential|cookie|authoriz|connectionstring|dsn|signature"
     r"|(?:api|access|private|signing|encryption|master|client|session|auth|license|subscription|webhook|ssh)key"
+    r"|sess(?:ion)?id"  # a session id: jsessionid, PHPSESSID, session_id, ASP.NET_SessionId
 )
 _SECRET_WORDS = frozenset({"pwd", "pw", "auth", "jwt", "bearer", "otp", "creds", "cred", "private", "sig"})
 # the keys of data, not of locks: X_KEY is secret for every other X
@@ -44,3 +46,11 @@ def looks_secret(name: str) -> bool:
     if len(words) >= 2 and words[-1] == "key" and words[-2] not in _DATA_KEYS:
         return True
     return bool(words) and (words[-1] == "pass" or any(w in _SECRET_WORDS for w in words))
+
+
+#: the words of a secret's name as a regex alternation (case-insensitive): a superset of what :func:`looks_secret`
+#: finds in a name, for the cheap pre-checks of the rules that read a name (``TRIGGER``, a tag's name)
+NAME_WORDS = (
+    r"pass|pwd|pw|secret|token|credential|creds?|cookie|auth|key|dsn|connection|jwt|otp|bearer|sig|private"
+    r"|sess(?:ion)?[\W_]?id"
+)

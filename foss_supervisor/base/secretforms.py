@@ -1,0 +1,158 @@
+"""The shapes a secret takes in a language's syntax: rows of the table of
+:mod:`~foss_supervisor.base.secretshapes` (which applies them with the others), kept here by kind.
+
+============================  =====================================================================
+markup                        ``<password>***</password>``, ``<wsse:Password ...>***</...>``: an element whose
+                              tag names a secret; a pair whose key attribute names one: ``<add key="DbPassword"
+                              value="***"/>``, ``<property name="password" value="***"/>``,
+                              ``<entry key="db.password">***</entry>``, ``{"name": "DB_PASSWORD", "value": "***"}``,
+                              ``{name: DB_PASSWORD, value: ***}`` (a Kubernetes env list)
+SQL that sets a password      ``PASSWORD '***'`` (``WITH [ENCRYPTED] PASSWORD``, ``LOGIN PASSWORD``, an ``OPTIONS``
+                              list's), ``PASSWORD('***')``, ``PASSWORD = N'***'``, ``IDENTIFIED [WITH plugin]
+                              BY '***'``, ``USER u IDENTIFIED BY ***`` (Oracle's bare word),
+                              ``SET PASSWORD FOR u = '***'``
+tools' password flags         a table: ``mysql -p***`` (the mysql family, sshpass), ``redis-cli -a ***``,
+                              ``docker|podman|... login -p ***``, ``ldap* -w ***``, ``ldappasswd -a|-s ***``,
+                              ``zip|unzip -P ***``, ``7z -p***``, ``mongo* -p ***``, ``sqlcmd|bcp -P ***``,
+                              ``mosquitto_* -P ***``, ``openssl -k ***``, ``xfreerdp /p:***``,
+                              ``smbclient -U user%***``; and ``-u user:***`` of any tool (curl, wget...)
+encoded or nested names       a query's or a form's name percent-encoded (``pass%77ord=***``, ``api%5Fkey=***``)
+                              or nested in brackets (``user[password]=***``, ``user%5Bpassword%5D=***``,
+                              PHP's ``print_r``: ``[password] => ***``), read decoded
+============================  =====================================================================
+
+Each rule is a regex and a reader that returns the spans of ``text`` to replace (what they hold is learned).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import unquote_plus
+
+from foss_supervisor.base.secretnames import NAME_WORDS, looks_secret
+
+__all__ = ["FORMS", "Span"]
+
+Span = tuple[int, int]
+_REDACTED = "***"
+
+# ---------------------------------------------------------------------------------------------- markup
+
+# <password>pw</password> (the tag read once: a name word in it, else no reader is asked)
+_MARKUP = re.compile(
+    rf"<(?P<tag>(?=[\w.:-]*?(?:{NAME_WORDS}))[A-Za-z_][\w.:-]*+)(?:\s[^<>]*)?>(?P<secret>[^<]+)</(?P=tag)\s*>",
+    re.I,
+)
+# key="NAME" [other attributes] value="v" | key="NAME" ...>v< | "name": "NAME", "value": "v"
+# (the other attributes are never a key=: a line of key="password" key="password"... is read once)
+_PAIR = re.compile(
+    r"\b(?:key|name)\s*=\s*(?P<q>[\"'])(?P<name>[^\"'<>\s]+)(?P=q)"
+    r"(?:\s+(?!(?:key|name)\s*=)[\w:.-]+\s*=\s*(?:\"[^\"<>\n]*\"|'[^'<>\n]*'))*?"
+    r"(?:\s+value\s*=\s*(?P<vq>[\"'])(?P<secret>[^\"'\n]*)(?P=vq)|\s*>(?P<secret2>[^<>]+)<)"
+    r"|(?P<kq>[\"']?)\b(?:key|name)(?P=kq)\s*:\s*(?P<nq>[\"']?)(?P<name2>[^\"'\s,{}]+)(?P=nq)\s*,\s*"
+    r"(?P<wq>[\"']?)value(?P=wq)\s*:\s*(?:(?P<open>[\"'])(?P<secret3>[^\"'\n]*)(?P=open)|(?P<secret4>[^\s\"',{}]+))",
+    re.I,
+)
+
+# ---------------------------------------------------------------------------------------------- SQL
+
+# a quoted value after PASSWORD, PASSWORD(, PASSWORD =, IDENTIFIED [WITH plugin] BY|AS, SET PASSWORD FOR u =;
+# a bare one after IDENTIFIED BY only where a user is named before it (CREATE USER u IDENTIFIED BY pw: not the
+# prose "identified by pid 42"); a column named password (CREATE TABLE t (password text)) is no value
+_SQL = re.compile(
+    r"(?:\bpassword(?:\s*=\s*|\s*\(\s*|\s+)(?=[EeNn]?['\"])"
+    r"|\bidentified\s+(?:with\s+\S+\s+)?(?:by|as)\s+(?:(?:password|values)\s+)?(?=[EeNn]?['\"])"
+    r"|\b(?:user|role|to)\s+(?:if\s+not\s+exists\s+)?[^\s;,]+\s+identified\s+by\s+(?!(?:random|values|password)\b)"
+    r"|\bset\s+password\s+for\s+[^\s=]+\s*=\s*(?:password\s*\(\s*)?)"
+    r"(?:[EeNn]?(?P<q>['\"])(?P<secret>(?:(?!(?P=q))[^\n]|(?P=q){2})*)(?P=q)|(?P<secret2>[^\s'\";,)]+))",
+    re.I,
+)
+
+# ---------------------------------------------------------------------------------------------- tools
+
+# a value as a shell takes it: bare or quoted (-p'pw', -a "pw", -u 'bob:pw', -ubob:"pw")
+_ARG_VALUE = r"'[^'\n]*'|\"[^\"\n]*\"|[^\s'\";|&]+"
+# the tools, and the flag (with what joins it to its value) that takes their password; a value that starts
+# with a dash is the next flag (mongosh -p --authenticationDatabase admin prompts for the password)
+_TOOL_FLAGS = (
+    (r"mysql\w*|mariadb\w*|sshpass", r"\s-p\s?"),
+    (r"redis-cli", r"\s-a\s+"),
+    (r"(?:docker|podman|nerdctl|buildah|skopeo|oras|az|helm\s+registry)\s+login", r"\s-p\s+(?!-)"),
+    (r"ldappasswd", r"\s-[was]\s+(?!-)"),
+    (r"ldap(?!passwd\b)\w+", r"\s-w\s+(?!-)"),
+    (r"zip|unzip|zipcloak", r"\s-P\s+(?!-)"),
+    (r"7z[ar]?", r"\s[\"']?-p(?=[^\s\"'])"),
+    (r"mongo\w*", r"\s-p\s+(?!-)"),
+    (r"sqlcmd|bcp|osql", r"\s-P\s*(?!-)"),
+    (r"mosquitto_\w+", r"\s-P\s+(?!-)"),
+    (r"openssl", r"\s-k\s+(?!-)"),
+    (r"\w*freerdp\w*", r"\s/p:"),
+    (r"smbclient|rpcclient|smbcacls|smbget", r"\s(?:-U|--user=?)\s*[\"']?[^\s%'\"]*%"),
+)
+_ARGUMENT = re.compile(
+    # (what lies between a tool and its flag is read up to the next such tool: "mysql mysql mysql ..." was
+    # quadratic)
+    "|".join(
+        rf"(?P<head{i}>\b(?:{tools})\b(?:(?!\b(?:{tools})\b)[^\n;|&])*?{flag})(?P<secret{i}>{_ARG_VALUE})"
+        for i, (tools, flag) in enumerate(_TOOL_FLAGS)
+    )
+    # -u user:pw of any tool (curl's -U/--proxy-user too)
+    + r"|(?P<headu>(?<!\S)(?:-u|-U|--user|--proxy-user)(?:[\s=]+|(?=[^\s=-]))[\"']?[^\s:'\"]*:)"
+    rf"(?P<secretu>{_ARG_VALUE})"
+)
+
+# ---------------------------------------------------------------------------------------------- names
+
+# a name with a %XX or a [ in it (read once from its start), = or =>, a value (bare, up to an = but a base64
+# value's padding: a=a=a=... is read once)
+_PARAM = re.compile(
+    r"(?<![\w.%\[\]+-])(?=[\w.+-]*+[%\[])(?P<name>[\w.%\[\]+-]++)(?:=|\s*=>\s*)"
+    r"(?:(?P<q>['\"])(?P<secret>[^'\"\n]*)(?P=q)|(?P<secret2>[^\s&#'\";,=]++(?:=++(?![^\s&#'\";,]))?))"
+)
+_NESTING = re.compile(r"[\[\]]")
+
+
+def _first_secret(m: re.Match[str]) -> Span | None:
+    """The span of the first of ``m``'s ``secret*`` groups that matched (None if it is empty or ``***``)."""
+    for group, value in m.groupdict().items():
+        if value is not None and group.startswith("secret"):
+            start, end = m.span(group)
+            while start < end and m.string[start].isspace():
+                start += 1
+            while end > start and m.string[end - 1].isspace():
+                end -= 1
+            return None if start == end or m.string[start:end] == _REDACTED else (start, end)
+    return None
+
+
+def _markup(m: re.Match[str]) -> list[Span]:
+    span = _first_secret(m)
+    return [span] if span is not None and looks_secret(m.group("tag")) else []
+
+
+def _pair(m: re.Match[str]) -> list[Span]:
+    span = _first_secret(m)
+    return [span] if span is not None and looks_secret(m.group("name") or m.group("name2")) else []
+
+
+def _always(m: re.Match[str]) -> list[Span]:
+    span = _first_secret(m)
+    return [] if span is None else [span]
+
+
+def _param(m: re.Match[str]) -> list[Span]:
+    """A name decoded (``pass%77ord`` is ``password``); of a nested one (``user[password]``), its last part."""
+    parts = [p for p in _NESTING.split(unquote_plus(m.group("name"))) if p and not p.isdigit()]
+    span = _first_secret(m)
+    return [span] if span is not None and parts and looks_secret(parts[-1]) else []
+
+
+#: the rules of this module, in the order :func:`~foss_supervisor.base.secretshapes.spans` applies them
+FORMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Span]]], ...] = (
+    (_MARKUP, _markup),
+    (_PAIR, _pair),
+    (_SQL, _always),
+    (_ARGUMENT, _always),
+    (_PARAM, _param),
+)
