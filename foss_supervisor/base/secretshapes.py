@@ -51,11 +51,11 @@ REDACTED = "***"
 # ---------------------------------------------------------------------------------------------- shapes
 
 # one cheap search decides whether a string needs the rules at all (a superset of what they match; a name with a
-# %XX in it read once from its start)
+# %XX in it from its last %XX: %41%41... is read once)
 TRIGGER = re.compile(
     r"://|PRIVATE KEY|eyJ|A(?:KI|SI|BI|CC)A|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|[sr]k_live_|AIza|sk-"
     r"|:\\/\\/|basic\s|webhooks|hooks\.slack|\s-[puaUwPk]|\s/p:|identified\s|/[^\s/@]+@"
-    rf"|(?<![\w.%\[\]+-])[\w.+\[\]-]*+%[0-9A-Fa-f]{{2}}[\w.%\[\]+-]*+=|{NAME_WORDS}",
+    rf"|%[0-9A-Fa-f]{{2}}[\w.+\[\]-]*+=|{NAME_WORDS}",
     re.I,
 )
 # PEM and OpenPGP armor (-----BEGIN PGP PRIVATE KEY BLOCK-----)
@@ -388,7 +388,9 @@ _WHOLE_LINE = frozenset({_PEM, _TOKEN, _WEBHOOK, _AUTHORIZATION, _COOKIE})
 def _resume(m: re.Match[str]) -> int:
     """Where to search again after ``m``: the start of the value it read (past ``m``'s start), else its end."""
     if m.re not in _WHOLE_LINE:
-        for group in m.re.groupindex:
+        for group in (m.lastgroup, *m.re.groupindex):  # a value is most often its branch's last group
+            if group is None:
+                continue
             if group.startswith(("secret", "userinfo", "value")) and m.start(group) > m.start():
                 return m.start(group)
     return max(m.end(), m.start() + 1)
