@@ -38,8 +38,10 @@ of a shape pass after one regex search; the literals are found in one pass howev
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import enum
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
@@ -62,6 +64,7 @@ T = TypeVar("T")
 _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")  # PEM, OpenPGP armor
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 _FLAG = re.compile(r"-{1,2}[A-Za-z_][\w.-]*")
+_SPACE = re.compile(r"\s")
 _BLOCK_INDICATOR = re.compile(r"[|>][+-]?[0-9]?")
 _MAPPING_KEY = re.compile(r"[ \t]*[\w.\"'-]+[ \t]*:(?:[ \t]|$)")  # a nested mapping's key: its own line's rules
 
@@ -375,10 +378,30 @@ class Redactor:
             out[new_key] = new
         return out if changed else value
 
+    def _argv(self, items: list[str], out: list[Any], sink: _Sink | None) -> None:
+        """``out`` (``items`` redacted one by one) with what the shapes find in the line ``items`` make: a list
+        that starts with a word may be a command (``["mysql", "-p", "pw"]``, ``["7z", "a", "-ppw"]``), whose
+        tool and flag are in other items than the password. Only a span inside one item is taken (one across
+        items, a header's value read to the end of the line, is that item's own rule's)."""
+        joined = " ".join(items)
+        if not TRIGGER.search(joined):
+            return
+        local: dict[int, list[tuple[int, int]]] = {}
+        starts = list(itertools.accumulate((len(item) + 1 for item in items[:-1]), initial=0))
+        for start, end in spans(joined, None if sink is None else sink.add):
+            i = bisect.bisect_right(starts, start) - 1
+            if end <= starts[i] + len(items[i]):
+                local.setdefault(i, []).append((start - starts[i], end - starts[i]))
+        for i, cuts in local.items():
+            shown = self._text(replaced(items[i], cuts), sink)
+            out[i] = items[i] if shown == items[i] else shown
+
     def _sequence(self, value: Any, secret: bool, sink: _Sink | None) -> Any:
         items = list(value)
         text, walk = self._text, self._walk
         out = [text(item, sink) if type(item) is str and not secret else walk(item, secret, sink) for item in items]
+        if not secret and len(items) >= 2 and all(type(item) is str for item in items) and not _SPACE.search(items[0]):
+            self._argv(items, out, sink)
         for i in range(len(items) - 1):  # a command line: the value after --password, --api-token...
             flag = items[i]
             if not isinstance(flag, str) or not flag.startswith("-") or not isinstance(items[i + 1], str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import shlex
 import signal
 import string
 from collections.abc import Callable, Iterator
@@ -499,6 +500,22 @@ def test_an_smtp_auth_plain_credential_goes_and_its_password_is_learned(
     assert body not in Redactor().text(text)
     learned = Redactor()
     learned.learn({"programs": {"p": {"command": ["sh", "-c", text]}}})
+    assert secret not in learned.text(f"printed {secret} again")
+
+
+ARGV_FORMS = ["mysql -u {u} -p{g}", "mysqldump -u {u} -p {g} db", "redis-cli -a {g} ping", "sshpass -p {g} ssh h"]
+
+
+@settings(max_examples=examples(60))
+@given(st.sampled_from([*ARGV_FORMS, *TOOL_FORMS]), WORD, SECRET)
+def test_a_tools_password_in_a_command_held_as_a_list_goes(form: str, user: str, secret: str) -> None:
+    """A program's ``command`` as a list (a config's, ``status``'s, a CalledProcessError's ``cmd``): the tool,
+    its flag and the password are items of their own, read as the line they make."""
+    argv = shlex.split(form.format(u=user, v=secret, g=secret))
+    assert secret not in str(Redactor().data(argv))
+    assert secret not in str(Redactor().data(tuple(argv)))
+    learned = Redactor()
+    learned.learn({"programs": {"p": {"command": argv}}})
     assert secret not in learned.text(f"printed {secret} again")
 
 
