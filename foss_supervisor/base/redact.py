@@ -23,7 +23,8 @@ What is replaced with ``***``:
    ``Authorization:`` values of any scheme, ``Bearer``/``Basic`` credentials, passwords on command lines
    (``mysql -p``, ``curl -u user:pw``, Oracle ``user/pw@db``), ``NAME=value`` with a secret-looking name
    (query strings too), PEM private key blocks, tokens by their documented prefixes, webhook URLs;
-   in a list of strings (a command line), the item after a ``--secret-flag``;
+   in a list of strings (a command line), the item after a ``--secret-flag``, and what the shapes find in the
+   line the items make (``["mysql", "-p", "pw"]``) inside one item;
 3. literal values: those the operator lists under the config's top-level ``secrets:``, and every
    value rules 1-2 replace in the config (:meth:`Redactor.learn`), so the same value elsewhere
    (a log line, a program's output, a path) is replaced too. Values shorter than
