@@ -25,7 +25,7 @@ Bearer / Basic                ``Bearer ***``, ``Bearer '***'``, ``Basic ***`` (w
 command-line passwords,       the rows of :mod:`~foss_supervisor.base.secretforms`: ``mysql -p***``,
 markup, SQL, encoded names    ``docker login -p ***``, ``<password>***</password>``, ``<add key="DbPassword"
                               value="***"/>``, ``ALTER USER u PASSWORD '***'``, ``pass%77ord=***``...;
-                              Oracle ``user/***@db`` (``@//host/svc`` too)
+                              Oracle ``user/***@db`` (``@//host/svc``, ``jdbc:oracle:thin:user/***@`` too)
 secret words in prose         ``password is ***``, ``token was ***``
 NAME=value and the like       ``NAME=v``, ``NAME: v``, ``"name": "v"``, ``--name v``, ``?name=v`` with a
                               secret-looking name (query strings: ``sig``, ``X-Amz-Signature``, ``api_key``);
@@ -103,10 +103,11 @@ _BEARER = re.compile(
 _BASIC = re.compile(
     r"(?P<head>\b(?:basic|auth\s+plain)\s+)(?P<secret>[A-Za-z0-9+/_-]{4,}={0,2})(?![A-Za-z0-9+/_=-])", re.I
 )
-# Oracle's user/password@database, the password maybe quoted, the database an alias, an EZConnect //host:port/svc,
-# a quoted name or a (DESCRIPTION=...) (not a digest: name@sha256:...)
+# Oracle's user/password@database (JDBC's jdbc:oracle:thin:user/password@...), the password maybe quoted, the
+# database an alias, an EZConnect //host:port/svc, a quoted name or a (DESCRIPTION=...) (not a digest:
+# name@sha256:...)
 _ORACLE = re.compile(
-    r"(?P<head>(?<![^\s\"'=(])[A-Za-z_][\w$#]*/)(?P<secret>\"[^\"\n]*\"|[^\s/@\"']+)"
+    r"(?P<head>(?:(?<![^\s\"'=(])|(?<=:thin:))[A-Za-z_][\w$#]*/)(?P<secret>\"[^\"\n]*\"|[^\s/@\"']+)"
     r"(?=@(?!sha\d*:)(?://)?[\w.-]+|@[(\"])"
 )
 _PROSE = re.compile(

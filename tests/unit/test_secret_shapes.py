@@ -93,8 +93,10 @@ def _redis(draw: st.DrawFn, secret: str) -> str:
 def _oracle(draw: st.DrawFn, secret: str) -> str:
     database = draw(st.sampled_from(["{h}", "//{h}:1521/orcl", '"{h}"', "(DESCRIPTION=(ADDRESS=(HOST={h})))"]))
     password = draw(st.sampled_from(["{s}", '"{s}"'])).format(s=secret)
-    lead = draw(st.sampled_from(["sqlplus", "rman target", "CONNECT="]))
-    return f"{lead} {draw(WORD)}/{password}@{database.format(h=draw(HOST))}"
+    lead = draw(
+        st.sampled_from(["sqlplus ", "rman target ", "CONNECT= ", "jdbc:oracle:thin:", "url=jdbc:oracle:thin:"])
+    )
+    return f"{lead}{draw(WORD)}/{password}@{database.format(h=draw(HOST))}"
 
 
 def _prose(draw: st.DrawFn, secret: str) -> str:
