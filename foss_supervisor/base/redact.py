@@ -68,7 +68,7 @@ _FLAG = re.compile(r"-{1,2}[A-Za-z_][\w.-]*")
 _SPACE = re.compile(r"\s")
 #: what a tool's password flag starts with (secretforms' table): a command held as a list with none of them has
 #: no shape across its items (one search, a third of the cost of TRIGGER's)
-_ARGV_FLAG = re.compile(r"\s[\"']?-[puaUwPk]|\s/p:")
+_ARGV_FLAG = re.compile(r"\s[\"']?-(?:[puaUwPks]|-(?:proxy-)?user)|\s/p:")
 _BLOCK_INDICATOR = re.compile(r"[|>][+-]?[0-9]?")
 _MAPPING_KEY = re.compile(r"[ \t]*[\w.\"'-]+[ \t]*:(?:[ \t]|$)")  # a nested mapping's key: its own line's rules
 

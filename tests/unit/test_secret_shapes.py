@@ -505,7 +505,15 @@ def test_an_smtp_auth_plain_credential_goes_and_its_password_is_learned(
     assert secret not in learned.text(f"printed {secret} again")
 
 
-ARGV_FORMS = ["mysql -u {u} -p{g}", "mysqldump -u {u} -p {g} db", "redis-cli -a {g} ping", "sshpass -p {g} ssh h"]
+ARGV_FORMS = [
+    "mysql -u {u} -p{g}",
+    "mysqldump -u {u} -p {g} db",
+    "redis-cli -a {g} ping",
+    "sshpass -p {g} ssh h",
+    "curl --user {u}:{g} https://h.example/",
+    "curl -u {u}:{g} https://h.example/",
+    "wget --proxy-user {u}:{g} https://h.example/",
+]
 
 
 @settings(max_examples=examples(60))
