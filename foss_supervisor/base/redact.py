@@ -51,6 +51,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 from ahocorasick_rs import AhoCorasick, MatchKind
 
+from foss_supervisor.base.secretforms import TOOL
 from foss_supervisor.base.secretshapes import REASON_WORDS, REDACTED, TRIGGER, looks_secret, replaced, spans
 
 __all__ = ["MAX_LITERAL", "MIN_LITERAL", "REDACTED", "Redactor", "looks_secret"]
@@ -66,9 +67,6 @@ _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")  # 
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 _FLAG = re.compile(r"-{1,2}[A-Za-z_][\w.-]*")
 _SPACE = re.compile(r"\s")
-#: what a tool's password flag starts with (secretforms' table): a command held as a list with none of them has
-#: no shape across its items (one search, a third of the cost of TRIGGER's)
-_ARGV_FLAG = re.compile(r"\s[\"']?-(?:[puaUwPks]|-(?:proxy-)?user)|\s/p:")
 _BLOCK_INDICATOR = re.compile(r"[|>][+-]?[0-9]?")
 _MAPPING_KEY = re.compile(r"[ \t]*[\w.\"'-]+[ \t]*:(?:[ \t]|$)")  # a nested mapping's key: its own line's rules
 
@@ -388,7 +386,7 @@ class Redactor:
         tool and flag are in other items than the password. Only a span inside one item is taken (one across
         items, a header's value read to the end of the line, is that item's own rule's)."""
         joined = " ".join(items)
-        if not _ARGV_FLAG.search(joined):  # (a shape of one item is that item's own: only a tool's flag reads on)
+        if not TOOL.search(joined):  # (a shape of one item is that item's own: only a tool's flag reads on)
             return
         local: dict[int, list[tuple[int, int]]] = {}
         starts = list(itertools.accumulate((len(item) + 1 for item in items[:-1]), initial=0))

@@ -15,7 +15,10 @@ tools' password flags         a table: ``mysql -p***`` (the mysql family, sshpas
                               ``docker|podman|... login -p ***``, ``ldap* -w ***``, ``ldappasswd -a|-s ***``,
                               ``zip|unzip -P ***``, ``7z -p***``, ``mongo* -p ***``, ``sqlcmd|bcp -P ***``,
                               ``mosquitto_* -P ***``, ``openssl -k ***``, ``xfreerdp /p:***``,
-                              ``smbclient -U user%***``; and ``-u user:***`` of any tool (curl, wget...)
+                              ``smbclient|net -U user%***``, ``ipmitool -P ***``, ``cqlsh|racadm|... -p ***``,
+                              ``plink|nodetool -pw ***``, ``lftp -u user,***``, ``ssh-keygen -N|-P ***``;
+                              positional: ``htpasswd -b[c] [file] user ***``, ``rabbitmqctl add_user u ***``,
+                              ``mysqladmin password ***``; and ``-u user:***`` of any tool (curl, wget...)
 encoded or nested names       a query's or a form's name percent-encoded (``pass%77ord=***``, ``api%5Fkey=***``)
                               or nested in brackets (``user[password]=***``, ``user%5Bpassword%5D=***``,
                               PHP's ``print_r``: ``[password] => ***``), read decoded
@@ -32,7 +35,7 @@ from urllib.parse import unquote_plus
 
 from foss_supervisor.base.secretnames import NAME_WORDS, looks_secret
 
-__all__ = ["FORMS", "Span"]
+__all__ = ["FORMS", "TOOL", "Span"]
 
 Span = tuple[int, int]
 _REDACTED = "***"
@@ -76,6 +79,7 @@ _ARG_VALUE = r"'[^'\n]*'|\"[^\"\n]*\"|[^\s'\";|&]+"
 # the tools, and the flag (with what joins it to its value) that takes their password; a value that starts
 # with a dash is the next flag (mongosh -p --authenticationDatabase admin prompts for the password)
 _TOOL_FLAGS = (
+    (r"mysqladmin", r"\s(?:password|passwd)\s+(?!-)"),  # mysqladmin -u root password NEW
     (r"mysql\w*|mariadb\w*|sshpass", r"\s-p\s?"),
     (r"redis-cli", r"\s-a\s+"),
     (r"(?:docker|podman|nerdctl|buildah|skopeo|oras|az|helm\s+registry)\s+login", r"\s-p\s+(?!-)"),
@@ -88,14 +92,27 @@ _TOOL_FLAGS = (
     (r"mosquitto_\w+", r"\s-P\s+(?!-)"),
     (r"openssl", r"\s-k\s+(?!-)"),
     (r"(?:x|wl|sdl-)?freerdp3?", r"\s/p:"),
-    (r"smbclient|rpcclient|smbcacls|smbget", r"\s(?:-U|--user=?)\s*[\"']?[^\s%'\"]*%"),
+    (r"smbclient|rpcclient|smbcacls|smbget|net", r"\s(?:-U|--user=?)\s*[\"']?[^\s%'\"]*%"),
+    (r"htpasswd", r"\s-(?=[a-zA-Z]*b)(?![a-zA-Z]*n)[a-zA-Z]+\s+\S+\s+\S+\s+"),  # -b[c] FILE USER password
+    (r"htpasswd", r"\s-(?=[a-zA-Z]*b)(?=[a-zA-Z]*n)[a-zA-Z]+\s+\S+\s+"),  # -nb USER password
+    (r"rabbitmqctl", r"\s(?:add_user|change_password)\s+\S+\s+"),
+    (r"ssh-keygen", r"\s-[NP]\s*(?!-)"),
+    (r"ipmitool", r"\s-P\s+(?!-)"),
+    (r"racadm|cqlsh|cypher-shell|rabbitmqadmin|rdesktop|hdbsql", r"\s-p\s+(?!-)"),
+    (r"nodetool|plink|pscp|psftp", r"\s-pw\s+(?!-)"),
+    (r"lftp", r"\s-u\s+[\"']?[^\s,'\"]*,"),
+)
+# where a word may start a tool of the table (their first letters): a search costs a fifth over text with none
+_TOOL_START = r"(?<!\w)(?=[abcdfhilmnoprsuwxz7])"
+#: a tool of the table, or the -u of any tool: a command held as a list without one has no shape across its items
+TOOL = re.compile(
+    rf"{_TOOL_START}(?:{'|'.join(tools for tools, _ in _TOOL_FLAGS)})\b|(?<!\S)(?:-u|-U|--user|--proxy-user)"
 )
 _ARGUMENT = re.compile(
     # (what lies between a tool and its flag is read up to the next such tool: "mysql mysql mysql ..." was
     # quadratic)
-    # (tried at the start of a word whose first letter starts a tool of the table, and at a dash: a fifth of the
-    # time over text with no tool)
-    r"(?:(?<!\w)(?=[abdfhlmnoprsuwxz7])|(?<!\S)(?=-))(?:"
+    # (tried at a word that may start a tool, and at a dash)
+    rf"(?:{_TOOL_START}|(?<!\S)(?=-))(?:"
     + "|".join(
         rf"(?P<head{i}>\b(?:{tools})\b(?:(?!\b(?:{tools})\b)[^\n;|&])*?{flag})(?P<secret{i}>{_ARG_VALUE})"
         for i, (tools, flag) in enumerate(_TOOL_FLAGS)
@@ -126,7 +143,8 @@ def _first_secret(m: re.Match[str]) -> Span | None:
                 start += 1
             while end > start and m.string[end - 1].isspace():
                 end -= 1
-            return None if start == end or m.string[start:end] == _REDACTED else (start, end)
+            value = m.string[start:end]
+            return None if start == end or value in (_REDACTED, "''", '""') else (start, end)
     return None  # (never: a match of these rules has a value)
 
 

@@ -54,7 +54,7 @@ REDACTED = "***"
 # %XX in it from its last %XX: %41%41... is read once)
 TRIGGER = re.compile(
     r"://|PRIVATE KEY|eyJ|A(?:KI|SI|BI|CC)A|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|[sr]k_live_|AIza|sk-"
-    r"|:\\/\\/|basic\s|webhooks|hooks\.slack|\s-[puaUwPk]|\s/p:|identified\s|/[^\s/@]+@"
+    r"|:\\/\\/|basic\s|webhooks|hooks\.slack|\s-[puaUwPkN]|\s/p:|identified\s|rabbitmqctl\s|/[^\s/@]+@"
     rf"|%[0-9A-Fa-f]{{2}}[\w.+\[\]-]*+=|{NAME_WORDS}",
     re.I,
 )

@@ -262,6 +262,19 @@ TOOL_FORMS = [
     "rpcclient -U {u}%{g} h",
     "openssl enc -aes-256-cbc -k {v} -in f",
     "xfreerdp /u:{u} /p:{g} /v:h",
+    "mysqladmin -u {u} password {v}",
+    "htpasswd -bc /etc/nginx/.htpasswd {u} {v}",
+    "htpasswd -nb {u} {v}",
+    "rabbitmqctl add_user {u} {v}",
+    "rabbitmqctl change_password {u} {v}",
+    "ssh-keygen -t ed25519 -N {v} -f k",
+    "ipmitool -I lanplus -H h -U {u} -P {v} power status",
+    "cqlsh -u {u} -p {v} h",
+    "cypher-shell -u {u} -p {v}",
+    "nodetool -u {u} -pw {v} status",
+    "plink -ssh {u}@h -pw {v}",
+    "lftp -u {u},{g} ftp.example",
+    "net ads join -U {u}%{g}",
 ]
 
 
@@ -475,6 +488,11 @@ HARMLESS_FORMS = [
     "mongosh --port 27017 {w}",
     "zip -r out.zip {w}",
     "openssl x509 -in {w}.pem -noout",
+    "htpasswd -v /etc/{w} {x}",
+    "ssh-keygen -t ed25519 -N '' -f {w}",
+    "rabbitmqctl list_users {w}",
+    "ipmitool -H {w} power status",
+    "net use {w}",
     "session {w} closed after {n} s",
     "GET /x?q=a%20b&page={n}",
     "?user%5Bname%5D={w}&user[email]={x}",
@@ -562,6 +580,7 @@ HEADS = st.sampled_from(
         "identified by ", "user a identified by ", "set password for a = ", "password '", "password('",
         "docker login ", "docker login -p ", "ldapsearch -w ", "7z -p", "smbclient -U a%", "bearer '", 'bearer "',
         "jsessionid=", "pass%77ord=", "%41", "user[password]=", "[password] => ", "a[", "AUTH PLAIN ",
+        "htpasswd -b a a ", "rabbitmqctl add_user a ", "ipmitool -P ", "lftp -u a,", "net -U a%",
     ]
 )  # fmt: skip
 LONG_LINE = 128 * 1024  # characters (a log line the daemon reads back, a reply's string)
