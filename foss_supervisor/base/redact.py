@@ -386,7 +386,9 @@ class Redactor:
         tool and flag are in other items than the password. Only a span inside one item is taken (one across
         items, a header's value read to the end of the line, is that item's own rule's)."""
         joined = " ".join(items)
-        if not TOOL.search(joined):  # (a shape of one item is that item's own: only a tool's flag reads on)
+        # (the line's own redaction is remembered as any string's: a reply's command, read again at each poll,
+        # costs one look-up; a shape of one item is that item's own: only a tool's flag reads across items)
+        if self._text(joined, sink) is joined or not TOOL.search(joined):
             return
         local: dict[int, list[tuple[int, int]]] = {}
         starts = list(itertools.accumulate((len(item) + 1 for item in items[:-1]), initial=0))
