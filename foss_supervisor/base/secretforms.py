@@ -22,6 +22,8 @@ tools' password flags         a table: ``mysql -p***`` (the mysql family, sshpas
 encoded or nested names       a query's or a form's name percent-encoded (``pass%77ord=***``, ``api%5Fkey=***``)
                               or nested in brackets (``user[password]=***``, ``user%5Bpassword%5D=***``,
                               PHP's ``print_r``: ``[password] => ***``), read decoded
+directives                    Dockerfile's ``ENV DB_PASSWORD ***``, redis' ``requirepass ***``/``masterauth ***``,
+                              a ``.netrc``'s ``machine HOST login USER password ***``
 ============================  =====================================================================
 
 Each rule is a regex and a reader that returns the spans of ``text`` to replace (what they hold is learned).
@@ -122,6 +124,17 @@ _ARGUMENT = re.compile(
     rf"(?P<secretu>{_ARG_VALUE}))"
 )
 
+# ---------------------------------------------------------------------------------------------- directives
+
+# a name and its value a space apart, where a file's syntax says so: Dockerfile's ENV NAME value (the classic
+# builder prints "Step 3/9 : ENV DB_PASSWORD pw"), redis.conf's (and CONFIG SET's) requirepass/masterauth, a
+# .netrc's machine HOST [login USER] password pw
+_DIRECTIVE = re.compile(
+    r"(?=[Erm])(?:\bENV\s+(?P<name>[A-Za-z_][\w.-]*)[ \t]+(?![=\s])"
+    r"|\b(?:requirepass|masterauth)\s+|\bmachine\s+\S+\s+(?:login\s+\S+\s+)?password\s+)"
+    rf"(?P<secret>{_ARG_VALUE})"
+)
+
 # ---------------------------------------------------------------------------------------------- names
 
 # a name with a %XX or a [ in it (read once from its start), = or =>, a value (bare, up to an = but a base64
@@ -163,6 +176,12 @@ def _always(m: re.Match[str]) -> list[Span]:
     return [] if span is None else [span]
 
 
+def _directive(m: re.Match[str]) -> list[Span]:
+    span = _first_secret(m)
+    name = m.group("name")
+    return [span] if span is not None and (name is None or looks_secret(name)) else []
+
+
 def _param(m: re.Match[str]) -> list[Span]:
     """A name decoded (``pass%77ord`` is ``password``); of a nested one (``user[password]``), its last part."""
     parts = [p for p in _NESTING.split(unquote_plus(m.group("name"))) if p and not p.isdigit()]
@@ -176,5 +195,6 @@ FORMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Span]]], ...]
     (_PAIR, _pair),
     (_SQL, _always),
     (_ARGUMENT, _always),
+    (_DIRECTIVE, _directive),
     (_PARAM, _param),
 )

@@ -23,8 +23,8 @@ Cookie header                 ``Cookie: ***``, ``Set-Cookie: ***``: every pair, 
 Bearer / Basic                ``Bearer ***``, ``Bearer '***'``, ``Basic ***`` (when it decodes to ``user:password``),
                               SMTP's ``AUTH PLAIN ***`` (``\\0user\\0password``)
 command-line passwords,       the rows of :mod:`~foss_supervisor.base.secretforms`: ``mysql -p***``,
-markup, SQL, encoded names    ``docker login -p ***``, ``<password>***</password>``, ``<add key="DbPassword"
-                              value="***"/>``, ``ALTER USER u PASSWORD '***'``, ``pass%77ord=***``...;
+markup, SQL, directives,      ``docker login -p ***``, ``<password>***</password>``, ``<add key="DbPassword"
+encoded names                 value="***"/>``, ``ALTER USER u PASSWORD '***'``, ``pass%77ord=***``...;
                               Oracle ``user/***@db`` (``@//host/svc``, ``jdbc:oracle:thin:user/***@`` too)
 secret words in prose         ``password is ***``, ``token was ***``
 NAME=value and the like       ``NAME=v``, ``NAME: v``, ``"name": "v"``, ``--name v``, ``?name=v`` with a

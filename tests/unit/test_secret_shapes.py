@@ -321,6 +321,25 @@ def _encoded_name(draw: st.DrawFn, secret: str) -> str:
     return form.format(h=draw(HOST), w=nested.format(e=written), s=secret)
 
 
+def _directive(draw: st.DrawFn, secret: str) -> str:
+    """A name and its value a space apart where a file's syntax says so: Dockerfile's ``ENV NAME value`` (as the
+    classic builder prints its steps), redis' ``requirepass``/``masterauth``, a ``.netrc`` line."""
+    form = draw(
+        st.sampled_from(
+            [
+                "Step 3/9 : ENV {n} {v}",
+                "ENV {n} {v}",
+                "requirepass {v}",
+                "CONFIG SET requirepass {v}",
+                "masterauth {v}",
+                "machine {h} login {u} password {v}",
+                "machine {h} password {v}",
+            ]
+        )
+    )
+    return form.format(n=draw(NAME | SECRET_NAME), v=draw(QUOTE).format(s=secret), h=draw(HOST), u=draw(WORD))
+
+
 SHAPES: dict[str, tuple[Shape, st.SearchStrategy[str]]] = {
     "secret-looking name": (_named, SECRET),
     "mysql -p": (_mysql, SECRET),
@@ -346,6 +365,7 @@ SHAPES: dict[str, tuple[Shape, st.SearchStrategy[str]]] = {
     "quoted after a scheme": (_scheme_quoted, SECRET),
     "session id": (_session, SECRET),
     "encoded or nested name": (_encoded_name, SECRET),
+    "directive": (_directive, SECRET),
 }
 
 
@@ -493,6 +513,9 @@ HARMLESS_FORMS = [
     "rabbitmqctl list_users {w}",
     "ipmitool -H {w} power status",
     "net use {w}",
+    "ENV MODE {w}",
+    "ENV PATH /usr/{w}",
+    "machine {w} login {x}",
     "session {w} closed after {n} s",
     "GET /x?q=a%20b&page={n}",
     "?user%5Bname%5D={w}&user[email]={x}",
@@ -581,6 +604,7 @@ HEADS = st.sampled_from(
         "docker login ", "docker login -p ", "ldapsearch -w ", "7z -p", "smbclient -U a%", "bearer '", 'bearer "',
         "jsessionid=", "pass%77ord=", "%41", "user[password]=", "[password] => ", "a[", "AUTH PLAIN ",
         "htpasswd -b a a ", "rabbitmqctl add_user a ", "ipmitool -P ", "lftp -u a,", "net -U a%",
+        "ENV TOKEN ", "requirepass ", "machine a password ", "machine a login a ",
     ]
 )  # fmt: skip
 LONG_LINE = 128 * 1024  # characters (a log line the daemon reads back, a reply's string)
