@@ -71,6 +71,15 @@ HEADS = {
     "--token ": "--token ",
     "https://u:p@h ": "https://u:p@h ",
     "eyJ (JWT parts)": "eyJhbGciOiJub25lIn0.eyJ ",
+    "<password> (markup)": "<password>",
+    'key="password" (pair)': 'key="password" ',
+    "identified by (SQL)": "user a identified by ",
+    "password ' (SQL)": "password '",
+    "docker login -p ": "docker login -p ",
+    "bearer '": "bearer '",
+    "pass%77ord=": "pass%77ord=",
+    "user[password]=": "user[password]=",
+    "jsessionid=": "jsessionid=",
 }
 
 

@@ -17,8 +17,10 @@ What lives here, by what it is for:
   work at once), :mod:`~.turnshare` (clients' share of
   a loop turn), :mod:`~.poll` (the one blocking bounded poll, never on a loop);
 * one of each: :mod:`~.redact` (the one redaction of secrets) with :mod:`~.secretshapes` (the shapes a
-  secret takes), :mod:`~.transitions` (the one state-table type), :mod:`~.jsonable` (the one JSON
-  converter), :mod:`~.wanted` (whether a program is as wanted: ``status``, ``why``, the health verdict).
+  secret takes), :mod:`~.secretforms` (its shapes in markup, SQL, a tool's flags, encoded names) and
+  :mod:`~.secretnames` (the names that say a value is one), :mod:`~.transitions` (the one state-table type),
+  :mod:`~.jsonable` (the one JSON converter), :mod:`~.wanted` (whether a program is as wanted: ``status``,
+  ``why``, the health verdict).
 
 May import: the standard library, third-party libraries, and :mod:`foss_supervisor.errors`; nothing
 else of ours.

@@ -23,7 +23,8 @@ What is replaced with ``***``:
    ``Authorization:`` values of any scheme, ``Bearer``/``Basic`` credentials, passwords on command lines
    (``mysql -p``, ``curl -u user:pw``, Oracle ``user/pw@db``), ``NAME=value`` with a secret-looking name
    (query strings too), PEM private key blocks, tokens by their documented prefixes, webhook URLs;
-   in a list of strings (a command line), the item after a ``--secret-flag``;
+   in a list of strings (a command line), the item after a ``--secret-flag``, and what the shapes find in the
+   line the items make (``["mysql", "-p", "pw"]``) inside one item;
 3. literal values: those the operator lists under the config's top-level ``secrets:``, and every
    value rules 1-2 replace in the config (:meth:`Redactor.learn`), so the same value elsewhere
    (a log line, a program's output, a path) is replaced too. Values shorter than
@@ -38,8 +39,10 @@ of a shape pass after one regex search; the literals are found in one pass howev
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import enum
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
@@ -48,6 +51,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 from ahocorasick_rs import AhoCorasick, MatchKind
 
+from foss_supervisor.base.secretforms import TOOL
 from foss_supervisor.base.secretshapes import REASON_WORDS, REDACTED, TRIGGER, looks_secret, replaced, spans
 
 __all__ = ["MAX_LITERAL", "MIN_LITERAL", "REDACTED", "Redactor", "looks_secret"]
@@ -62,6 +66,7 @@ T = TypeVar("T")
 _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")  # PEM, OpenPGP armor
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 _FLAG = re.compile(r"-{1,2}[A-Za-z_][\w.-]*")
+_SPACE = re.compile(r"\s")
 _BLOCK_INDICATOR = re.compile(r"[|>][+-]?[0-9]?")
 _MAPPING_KEY = re.compile(r"[ \t]*[\w.\"'-]+[ \t]*:(?:[ \t]|$)")  # a nested mapping's key: its own line's rules
 
@@ -375,10 +380,32 @@ class Redactor:
             out[new_key] = new
         return out if changed else value
 
+    def _argv(self, items: list[str], out: list[Any], sink: _Sink | None) -> None:
+        """``out`` (``items`` redacted one by one) with what the shapes find in the line ``items`` make: a list
+        that starts with a word may be a command (``["mysql", "-p", "pw"]``, ``["7z", "a", "-ppw"]``), whose
+        tool and flag are in other items than the password. Only a span inside one item is taken (one across
+        items, a header's value read to the end of the line, is that item's own rule's)."""
+        joined = " ".join(items)
+        # (the line's own redaction is remembered as any string's: a reply's command, read again at each poll,
+        # costs one look-up; a shape of one item is that item's own: only a tool's flag reads across items)
+        if self._text(joined, sink) is joined or not TOOL.search(joined):
+            return
+        local: dict[int, list[tuple[int, int]]] = {}
+        starts = list(itertools.accumulate((len(item) + 1 for item in items[:-1]), initial=0))
+        for start, end in spans(joined, None if sink is None else sink.add):
+            i = bisect.bisect_right(starts, start) - 1
+            if end <= starts[i] + len(items[i]):
+                local.setdefault(i, []).append((start - starts[i], end - starts[i]))
+        for i, cuts in local.items():
+            shown = self._text(replaced(items[i], cuts), sink)
+            out[i] = items[i] if shown == items[i] else shown
+
     def _sequence(self, value: Any, secret: bool, sink: _Sink | None) -> Any:
         items = list(value)
         text, walk = self._text, self._walk
         out = [text(item, sink) if type(item) is str and not secret else walk(item, secret, sink) for item in items]
+        if not secret and len(items) >= 2 and all(type(item) is str for item in items) and not _SPACE.search(items[0]):
+            self._argv(items, out, sink)
         for i in range(len(items) - 1):  # a command line: the value after --password, --api-token...
             flag = items[i]
             if not isinstance(flag, str) or not flag.startswith("-") or not isinstance(items[i + 1], str):

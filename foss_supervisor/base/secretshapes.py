@@ -6,9 +6,8 @@ secret scanners (detect-secrets, gitleaks) report findings per line of a file, w
 rules meant for review; the daemon must replace every span in every reply, log line and error, fast, and
 keep the text around it. Their default rules are where most rows below come from.
 
-Names (:func:`looks_secret`): ``*PASSWORD``, ``*PASS``, ``*PWD``, ``*TOKEN``, ``*SECRET*``, ``*CREDENTIAL*``,
-``*CREDS``, ``*PASSPHRASE``, ``*PRIVATE*``, ``*COOKIE``, ``*AUTH*``, ``*DSN``, ``*SIGNATURE``, ``sig``, and
-``X_KEY`` for any ``X`` but the keys of data (``sort_key``, ``primary_key``, ``partition_key``...).
+Names: :func:`~foss_supervisor.base.secretnames.looks_secret` (re-exported here) decides which name says its value
+is a secret, for the rules that read a name (``NAME=value``, a tag, a flag).
 
 Shapes in text (:func:`apply`), each replaced by ``***`` and handed to ``found`` (learned as a literal):
 
@@ -21,10 +20,12 @@ webhook URLs                  the path after ``hooks.slack.com/services/``, ``di
 URL userinfo                  ``scheme://user:***@host``, ``https://***@host`` (a token as the user)
 Authorization header          ``Authorization: <scheme> ***`` whatever the scheme (Bearer, Basic, Digest...)
 Cookie header                 ``Cookie: ***``, ``Set-Cookie: ***``: every pair, to the end of the line or a quote
-Bearer / Basic                ``Bearer ***``, ``Basic ***`` (when it decodes to ``user:password``)
-command-line passwords        ``mysql -p***``/``-p ***`` (mysql family, sshpass), ``redis-cli -a ***``,
-                              ``-u user:***`` (curl, wget...), Oracle ``user/***@db`` (``@//host/svc`` too),
-                              the password bare or shell-quoted
+Bearer / Basic                ``Bearer ***``, ``Bearer '***'``, ``Basic ***`` (when it decodes to ``user:password``),
+                              SMTP's ``AUTH PLAIN ***`` (``\\0user\\0password``)
+command-line passwords,       the rows of :mod:`~foss_supervisor.base.secretforms`: ``mysql -p***``,
+markup, SQL, directives,      ``docker login -p ***``, ``<password>***</password>``, ``<add key="DbPassword"
+encoded names                 value="***"/>``, ``ALTER USER u PASSWORD '***'``, ``pass%77ord=***``...;
+                              Oracle ``user/***@db`` (``@//host/svc``, ``jdbc:oracle:thin:user/***@`` too)
 secret words in prose         ``password is ***``, ``token was ***``
 NAME=value and the like       ``NAME=v``, ``NAME: v``, ``"name": "v"``, ``--name v``, ``?name=v`` with a
                               secret-looking name (query strings: ``sig``, ``X-Amz-Signature``, ``api_key``);
@@ -37,54 +38,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import re
 from collections.abc import Callable
+
+from foss_supervisor.base.secretforms import FORMS, Span
+from foss_supervisor.base.secretnames import NAME_WORDS, looks_secret
 
 __all__ = ["REASON_WORDS", "REDACTED", "TRIGGER", "Span", "apply", "looks_secret", "replaced", "spans"]
 
 REDACTED = "***"
 
-# ---------------------------------------------------------------------------------------------- names
-
-# searched in the name lowercased with separators removed: PGPASSWORD, apiKey, X-Api-Key, client_secret
-_SECRET_IN_NAME = re.compile(
-    r"passw(?:or)?d|passphrase|secret|token|credential|cookie|authoriz|connectionstring|dsn|signature"
-    r"|(?:api|access|private|signing|encryption|master|client|session|auth|license|subscription|webhook|ssh)key"
-)
-_SECRET_WORDS = frozenset({"pwd", "pw", "auth", "jwt", "bearer", "otp", "creds", "cred", "private", "sig"})
-# the keys of data, not of locks: X_KEY is secret for every other X
-_DATA_KEYS = frozenset(
-    {"sort", "primary", "foreign", "partition", "cache", "dedupe", "dedup", "group", "join", "unique", "row",
-     "lookup", "index", "idempotency", "routing", "shard", "composite", "natural", "surrogate", "business",
-     "public", "hot", "map", "dict", "hash", "order", "cluster", "distribution", "bucket", "object", "s3",
-     "record", "message", "event", "key", "sharding", "search", "short"}
-)  # fmt: skip
-_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-
-
-@functools.lru_cache(maxsize=4096)
-def looks_secret(name: str) -> bool:
-    """True for names like DB_PASSWORD, DB_PASS, API_KEY, APP_KEY, TLS_KEY, SMTP_CREDS, X-Auth-Token.
-
-    Not for ``key`` alone, ``sort_key``, ``pass_rate``, ``keyboard``, ``author`` or ``monkey``.
-    """
-    flat = re.sub(r"[^a-z0-9]", "", name.lower())
-    if _SECRET_IN_NAME.search(flat) or flat.endswith(("pass", "pwd")):  # SMTPPASS, MYSQL_PWD (and --bypass)
-        return True
-    words = [w.lower() for w in _WORD.findall(name)]
-    if len(words) >= 2 and words[-1] == "key" and words[-2] not in _DATA_KEYS:
-        return True
-    return bool(words) and (words[-1] == "pass" or any(w in _SECRET_WORDS for w in words))
-
-
 # ---------------------------------------------------------------------------------------------- shapes
 
-_NAME_WORDS = r"pass|pwd|pw|secret|token|credential|creds?|cookie|auth|key|dsn|connection|jwt|otp|bearer|sig|private"
-# one cheap search decides whether a string needs the rules at all (a superset of what they match)
+# one cheap search decides whether a string needs the rules at all (a superset of what they match; a name with a
+# %XX in it from its last %XX: %41%41... is read once)
 TRIGGER = re.compile(
     r"://|PRIVATE KEY|eyJ|A(?:KI|SI|BI|CC)A|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|[sr]k_live_|AIza|sk-"
-    rf"|:\\/\\/|basic\s|webhooks|hooks\.slack|\s-[puaU]|/[^\s/@]+@|{_NAME_WORDS}",
+    r"|:\\/\\/|basic\s|webhooks|hooks\.slack|\s-[puaUwPkN]|\s/p:|identified\s|rabbitmqctl\s|/[^\s/@]+@"
+    rf"|%[0-9A-Fa-f]{{2}}[\w.+\[\]-]*+=|{NAME_WORDS}",
     re.I,
 )
 # PEM and OpenPGP armor (-----BEGIN PGP PRIVATE KEY BLOCK-----)
@@ -118,28 +89,25 @@ _SCHEMES = (
     r"|aws4-hmac-sha256|scram-sha-1|scram-sha-256|privatetoken|concealed|sso|otp|mac|oauth|jwt"
 )
 _AUTHORIZATION = re.compile(
-    rf"(?P<head>\b(?:proxy-)?authorization(?P<q>[\"'])?\s*[:=]\s*(?P<open>[\"'])?)(?:(?P<scheme>{_SCHEMES})\s+)?"
-    r"(?P<secret>(?(open)[^\n\"']+|[^\s\"'](?:[^\n]*?(?=[\"'](?:[\s;)}\]]|$)|$)|[^\n]*)))",
+    rf"(?P<head>\b(?:proxy-)?authorization(?P<q>[\"'])?\s*[:=]\s*(?P<open>[\"'])?)"
+    rf"(?:(?P<scheme>{_SCHEMES})\s+(?P<sq>(?(open)(?!)|[\"'](?=[^\"'\n]+[\"'])))?)?"  # Bearer 'tok': quoted after
+    r"(?P<secret>(?(open)[^\n\"']+|(?(sq)[^\n\"']+|[^\s\"'](?:[^\n]*?(?=[\"'](?:[\s;)}\]]|$)|$)|[^\n]*))))",
     re.I,
 )
-_BEARER = re.compile(r"(?P<head>\bbearer\s+)(?P<secret>[A-Za-z0-9._~+/=-]{6,})", re.I)
-# (standard or URL-safe base64, padded or not: clients and loggers write all four)
-_BASIC = re.compile(r"(?P<head>\bbasic\s+)(?P<secret>[A-Za-z0-9+/_-]{4,}={0,2})(?![A-Za-z0-9+/_=-])", re.I)
-# passwords given on a command line: -p of the mysql family and sshpass, -a of redis-cli, -u user:pw (curl's
-# -U/--proxy-user too), as a shell takes them: bare or quoted (-p'pw', -a "pw", -u 'bob:pw', -ubob:"pw")
-_ARG_VALUE = r"'[^'\n]*'|\"[^\"\n]*\"|[^\s'\";|&]+"
-_ARGUMENT = re.compile(
-    # (what lies between a tool and its flag is read up to the next tool: "mysql mysql mysql ..." was quadratic)
-    rf"(?P<head>\b(?:mysql\w*|mariadb\w*|sshpass)\b(?:(?!\b(?:mysql|mariadb|sshpass))[^\n;|&])*?\s-p\s?)"
-    rf"(?P<secret>{_ARG_VALUE})"
-    rf"|(?P<head2>\bredis-cli\b(?:(?!\bredis-cli\b)[^\n;|&])*?\s-a\s+)(?P<secret2>{_ARG_VALUE})"
-    r"|(?P<head3>(?<!\S)(?:-u|-U|--user|--proxy-user)(?:[\s=]+|(?=[^\s=-]))[\"']?[^\s:'\"]*:)"
-    rf"(?P<secret3>{_ARG_VALUE})"
+# (the token maybe quoted: Bearer 'tok', a header built by concatenation and printed)
+_BEARER = re.compile(
+    r"(?P<head>\bbearer\s+(?P<q>[\"'](?=[^\"'\s]+[\"']))?)(?P<secret>(?(q)[^\"'\s]+|[A-Za-z0-9._~+/=-]{6,}))", re.I
 )
-# Oracle's user/password@database, the password maybe quoted, the database an alias, an EZConnect //host:port/svc,
-# a quoted name or a (DESCRIPTION=...) (not a digest: name@sha256:...)
+# (standard or URL-safe base64, padded or not: clients and loggers write all four); SMTP's AUTH PLAIN the same,
+# its credentials \0user\0password (smtplib's debug output prints it)
+_BASIC = re.compile(
+    r"(?P<head>\b(?:basic|auth\s+plain)\s+)(?P<secret>[A-Za-z0-9+/_-]{4,}={0,2})(?![A-Za-z0-9+/_=-])", re.I
+)
+# Oracle's user/password@database (JDBC's jdbc:oracle:thin:user/password@...), the password maybe quoted, the
+# database an alias, an EZConnect //host:port/svc, a quoted name or a (DESCRIPTION=...) (not a digest:
+# name@sha256:...)
 _ORACLE = re.compile(
-    r"(?P<head>(?<![^\s\"'=(])[A-Za-z_][\w$#]*/)(?P<secret>\"[^\"\n]*\"|[^\s/@\"']+)"
+    r"(?P<head>(?:(?<![^\s\"'=(])|(?<=:thin:))[A-Za-z_][\w$#]*/)(?P<secret>\"[^\"\n]*\"|[^\s/@\"']+)"
     r"(?=@(?!sha\d*:)(?://)?[\w.-]+|@[(\"])"
 )
 _PROSE = re.compile(
@@ -242,9 +210,6 @@ def _config_key(text: str, start: int, end: int) -> bool:
     return (not lead or lead[0].isspace()) and any(c in path for c in ".]")
 
 
-Span = tuple[int, int]
-
-
 def apply(text: str, found: Callable[[str], None] | None = None) -> str:
     """``text`` with every shape of the module's table replaced by ``***``; ``found(value)`` gets each value.
 
@@ -256,7 +221,10 @@ def apply(text: str, found: Callable[[str], None] | None = None) -> str:
 
 
 def spans(text: str, found: Callable[[str], None] | None = None) -> list[Span]:
-    """The ``(start, end)`` spans of ``text`` :func:`apply` replaces (unsorted, may overlap); ``found`` as there."""
+    """The ``(start, end)`` spans of ``text`` :func:`apply` replaces (unsorted, may overlap); ``found`` as there.
+
+    The rules of :mod:`~foss_supervisor.base.secretforms` (``FORMS``) are read after this module's, each
+    search going on from the value it read."""
 
     def note(value: str) -> None:
         if found is not None:
@@ -267,13 +235,12 @@ def spans(text: str, found: Callable[[str], None] | None = None) -> list[Span]:
         return [m.span()]
 
     def secret(m: re.Match[str]) -> list[Span]:
-        groups = m.groupdict()
-        for i in ("", "2", "3"):
-            if groups.get("secret" + i) is not None:
-                if groups["secret" + i] == REDACTED:
+        for group, value in m.groupdict().items():
+            if value is not None and group.startswith("secret"):
+                if value == REDACTED:
                     return []
-                note(groups["secret" + i])
-                return [m.span("secret" + i)]
+                note(value)
+                return [m.span(group)]
         return []
 
     def url(m: re.Match[str]) -> list[Span]:
@@ -296,10 +263,12 @@ def spans(text: str, found: Callable[[str], None] | None = None) -> list[Span]:
         except (binascii.Error, ValueError):
             return []
 
-        if b":" not in decoded:
+        plain = m.group("head")[:4].lower() == "auth"  # AUTH PLAIN: [authzid]\0user\0password
+        if (b"\0" if plain else b":") not in decoded:
             return []
         note(m.group("secret"))
-        note(decoded.partition(b":")[2].decode("utf-8", "replace"))
+        password = decoded.rpartition(b"\0")[2] if plain else decoded.partition(b":")[2]
+        note(password.decode("utf-8", "replace"))
         return [m.span("secret")]
 
     def inline(m: re.Match[str]) -> list[Span]:
@@ -357,7 +326,6 @@ def spans(text: str, found: Callable[[str], None] | None = None) -> list[Span]:
         (_COOKIE, cookie),
         (_BEARER, secret),
         (_BASIC, basic),
-        (_ARGUMENT, secret),
         (_ORACLE, secret),
         (_PROSE, secret),
         (_INLINE, inline),
@@ -366,6 +334,13 @@ def spans(text: str, found: Callable[[str], None] | None = None) -> list[Span]:
         while (m := pattern.search(text, pos)) is not None:
             out += read(m)
             pos = max(resume[0], m.start() + 1) if pattern is _INLINE else _resume(m)
+    for pattern, reader in FORMS:  # markup, SQL, tools' flags, encoded names (secretforms)
+        pos = 0
+        while (m := pattern.search(text, pos)) is not None:
+            for start, end in reader(m):
+                note(text[start:end])
+                out.append((start, end))
+            pos = _resume(m)
     return out
 
 
@@ -408,15 +383,16 @@ def _matched_to(pattern: re.Pattern[str], text: str, pos: int) -> int:
 # where a shape's next match may begin: at the value it just read, which may be the next one's head
 # (``redis-cli -a redis-cli -a pw``, ``--keyboard password=pw``); a whole token, a key block and a header's
 # value (to the end of its line) cover whatever starts inside them
-_VALUE_GROUPS = ("secret", "secret2", "secret3", "userinfo", "value")
 _WHOLE_LINE = frozenset({_PEM, _TOKEN, _WEBHOOK, _AUTHORIZATION, _COOKIE})
 
 
 def _resume(m: re.Match[str]) -> int:
     """Where to search again after ``m``: the start of the value it read (past ``m``'s start), else its end."""
     if m.re not in _WHOLE_LINE:
-        for group in _VALUE_GROUPS:
-            if group in m.re.groupindex and m.start(group) > m.start():
+        for group in (m.lastgroup, *m.re.groupindex):  # a value is most often its branch's last group
+            if group is None:
+                continue
+            if group.startswith(("secret", "userinfo", "value")) and m.start(group) > m.start():
                 return m.start(group)
     return max(m.end(), m.start() + 1)
 

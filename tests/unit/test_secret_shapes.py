@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import shlex
 import signal
 import string
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ import pytest
 from helpers import examples
 from hypothesis import Phase, assume, given, settings
 from hypothesis import strategies as st
-from strategies import SECRET, regex_class
+from strategies import SECRET, SECRET_NAME, regex_class
 
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.base.secretshapes import apply, looks_secret
@@ -92,8 +93,10 @@ def _redis(draw: st.DrawFn, secret: str) -> str:
 def _oracle(draw: st.DrawFn, secret: str) -> str:
     database = draw(st.sampled_from(["{h}", "//{h}:1521/orcl", '"{h}"', "(DESCRIPTION=(ADDRESS=(HOST={h})))"]))
     password = draw(st.sampled_from(["{s}", '"{s}"'])).format(s=secret)
-    lead = draw(st.sampled_from(["sqlplus", "rman target", "CONNECT="]))
-    return f"{lead} {draw(WORD)}/{password}@{database.format(h=draw(HOST))}"
+    lead = draw(
+        st.sampled_from(["sqlplus ", "rman target ", "CONNECT= ", "jdbc:oracle:thin:", "url=jdbc:oracle:thin:"])
+    )
+    return f"{lead}{draw(WORD)}/{password}@{database.format(h=draw(HOST))}"
 
 
 def _prose(draw: st.DrawFn, secret: str) -> str:
@@ -169,6 +172,174 @@ def _basic(draw: st.DrawFn, secret: str) -> str:
     return "Basic " + draw(st.sampled_from([written, written.rstrip("=")]))  # padded or not, as clients send it
 
 
+# ------------------------------------------------------------------ the kinds the second red team found printed
+
+# a keyword as SQL, markup or a shell writes it: lower, upper or capitalized
+CASE = st.sampled_from([str.lower, str.upper, str.title])
+# names of a secret written as markup and SQL consoles' clients do: tags, keys of a pair
+TAG = (
+    st.sampled_from(
+        ["password", "Password", "db-password", "wsse:Password", "apiKey", "client_secret", "DB_PASSWORD", "token"]
+    )
+    | NAME
+)
+SQL_VALUE = st.sampled_from(["'{s}'", "N'{s}'", "E'{s}'"])  # a SQL string: plain, national, escaped
+
+
+def _markup(draw: st.DrawFn, secret: str) -> str:
+    """An element whose tag names a secret (Maven's ``<password>``, WS-Security's ``<wsse:Password>``)."""
+    tag = draw(TAG)
+    attrs = draw(st.sampled_from(["", ' type="text"', " x='1'", ' Type="ns#PasswordText"']))
+    return draw(st.sampled_from(["<{t}{a}>{s}</{t}>", "<{t}{a}>{s}</{t} >", "<r><{t}{a}>{s}</{t}></r>"])).format(
+        t=tag, a=attrs, s=secret
+    )
+
+
+def _pair(draw: st.DrawFn, secret: str) -> str:
+    """A pair whose key attribute names a secret: .NET appSettings, Spring beans, Java's XML properties, a
+    Kubernetes env list in JSON or YAML flow."""
+    form = draw(
+        st.sampled_from(
+            [
+                '<add key="{n}" value="{s}"/>',
+                "<add key='{n}' value='{s}' />",
+                '<property name="{n}" value="{s}"/>',
+                '<param name="{n}" type="string" value="{s}">',
+                '<entry key="{n}">{s}</entry>',
+                '{{"name": "{n}", "value": "{s}"}}',
+                '{{"name":"{n}","value":"{s}"}}',
+                "{{name: {n}, value: {s}}}",
+                "- {{name: {n}, value: '{s}'}}",
+            ]
+        )
+    )
+    return form.format(n=draw(TAG | SECRET_NAME), s=secret)
+
+
+def _sql(draw: st.DrawFn, secret: str) -> str:
+    """A statement that sets a password, as a SQL log, a migration or a console echoes it."""
+    form = draw(
+        st.sampled_from(
+            [
+                "alter user {0} with password {1}",
+                "create user {0} with encrypted password {1} valid until 'infinity'",
+                "create role {0} login password {1}",
+                "create user {0} identified by {2}",
+                "alter user {0} identified by {2} account unlock",
+                "create user '{0}'@'%' identified with caching_sha2_password by {1}",
+                "grant all on *.* to '{0}'@'localhost' identified by {1}",
+                "connect to {0} identified by {2} using 'db'",
+                "set password for {0} = {1}",
+                "set password for '{0}'@'%' = password({1})",
+                "create user mapping for {0} server s options (user '{0}', password {1})",
+            ]
+        )
+    )
+    quoted = draw(SQL_VALUE).format(s=secret)
+    either = draw(st.sampled_from(["{s}", "'{s}'", '"{s}"'])).format(s=secret)
+    lead = draw(st.sampled_from(["", "LOG:  statement: ", "mysql> ", "SQL> "]))
+    return lead + draw(CASE)(form).format(draw(WORD), quoted, either) + draw(st.sampled_from(["", ";"]))
+
+
+TOOL_FORMS = [
+    "docker login -u {u} -p {v} registry.example",
+    "podman login --username {u} -p {v} quay.io",
+    "helm registry login -u {u} -p {v} h.example",
+    "ldapsearch -x -H ldap://h -D cn={u},dc=x -w {v} -b dc=x",
+    "ldapmodify -D cn={u} -w {v} -f x.ldif",
+    "ldappasswd -x -D cn={u} -s {v}",
+    "zip -r -P {v} out.zip dir",
+    "unzip -o -P {v} out.zip",
+    "7z a -p{g} out.7z dir",
+    "7za x -p{g} -o/tmp a.7z",
+    "mongosh -u {u} -p {v} --authenticationDatabase admin",
+    "mongodump --host h -u {u} -p {v}",
+    "sqlcmd -S h -U {u} -P {v} -Q x",
+    "bcp t out f -U {u} -P {v}",
+    "mosquitto_pub -h h -u {u} -P {v} -t x -m y",
+    "smbclient //h/s -U {u}%{g}",
+    "smbclient //h/s -U '{u}%{g}'",
+    "rpcclient -U {u}%{g} h",
+    "openssl enc -aes-256-cbc -k {v} -in f",
+    "xfreerdp /u:{u} /p:{g} /v:h",
+    "mysqladmin -u {u} password {v}",
+    "htpasswd -bc /etc/nginx/.htpasswd {u} {v}",
+    "htpasswd -nb {u} {v}",
+    "rabbitmqctl add_user {u} {v}",
+    "rabbitmqctl change_password {u} {v}",
+    "ssh-keygen -t ed25519 -N {v} -f k",
+    "ipmitool -I lanplus -H h -U {u} -P {v} power status",
+    "cqlsh -u {u} -p {v} h",
+    "cypher-shell -u {u} -p {v}",
+    "nodetool -u {u} -pw {v} status",
+    "plink -ssh {u}@h -pw {v}",
+    "lftp -u {u},{g} ftp.example",
+    "net ads join -U {u}%{g}",
+]
+
+
+def _tool(draw: st.DrawFn, secret: str) -> str:
+    """A tool's flag that takes a password (beyond mysql's -p, redis-cli's -a and -u user:pw)."""
+    form = draw(st.sampled_from(TOOL_FORMS))
+    return form.format(u=draw(WORD), v=draw(QUOTE).format(s=secret), g=secret)
+
+
+def _scheme_quoted(draw: st.DrawFn, secret: str) -> str:
+    """A quoted credential after an auth scheme (a header built by string concatenation, printed)."""
+    scheme = draw(CASE)("bearer")
+    form = draw(
+        st.sampled_from(
+            ["{b} '{s}'", '{b} "{s}"', "Authorization: {b} '{s}'", 'authorization: {b} "{s}"', "-H \"X: {b} '{s}'\""]
+        )
+    )
+    return form.format(b=scheme, s=secret)
+
+
+SESSION_NAMES = ["jsessionid", "JSESSIONID", "PHPSESSID", "sessionid", "session_id", "SessionId", "ASP.NET_SessionId"]
+
+
+def _session(draw: st.DrawFn, secret: str) -> str:
+    """A session id by its name: in a URL's path (;jsessionid=), a query, a pair. (A path parameter's value
+    before a query, ``;jsessionid=v?a=1``, is replaced with the query, and learned with it: not drawn here.)"""
+    name = draw(st.sampled_from([*SESSION_NAMES, "session-id", "x-session-id", "sessid"]))
+    form = draw(
+        st.sampled_from(["GET /app/cart;{n}={s} HTTP/1.1", "/x;{n}={s}", "?{n}={s}&a=1", "{n}={s}", '"{n}": "{s}"'])
+    )
+    return form.format(n=name, s=secret)
+
+
+def _encoded_name(draw: st.DrawFn, secret: str) -> str:
+    """A query string's or a form body's name percent-encoded in part (``pass%77ord``, ``api%5Fkey``), or a
+    nested one in brackets as Rails and PHP write it (``user[password]``, ``user%5Bpassword%5D``)."""
+    name = draw(st.sampled_from(["password", "pass", "api_key", "access_token", "client_secret", "passwd", "apiKey"]))
+    mask = draw(st.lists(st.booleans(), min_size=len(name), max_size=len(name)))
+    hexed = draw(st.sampled_from(["%{:02X}", "%{:02x}"]))
+    written = "".join(hexed.format(ord(c)) if m else c for c, m in zip(name, mask, strict=True))
+    nested = draw(st.sampled_from(["{e}", "user[{e}]", "user%5B{e}%5D", "user%5b{e}%5d", "[{e}]"]))
+    assume("%" in written or "[" in nested)
+    form = draw(st.sampled_from(["GET https://{h}/x?a=1&{w}={s}&b=2", "POST /login {w}={s}&remember=1", "?{w}={s}"]))
+    return form.format(h=draw(HOST), w=nested.format(e=written), s=secret)
+
+
+def _directive(draw: st.DrawFn, secret: str) -> str:
+    """A name and its value a space apart where a file's syntax says so: Dockerfile's ``ENV NAME value`` (as the
+    classic builder prints its steps), redis' ``requirepass``/``masterauth``, a ``.netrc`` line."""
+    form = draw(
+        st.sampled_from(
+            [
+                "Step 3/9 : ENV {n} {v}",
+                "ENV {n} {v}",
+                "requirepass {v}",
+                "CONFIG SET requirepass {v}",
+                "masterauth {v}",
+                "machine {h} login {u} password {v}",
+                "machine {h} password {v}",
+            ]
+        )
+    )
+    return form.format(n=draw(NAME | SECRET_NAME), v=draw(QUOTE).format(s=secret), h=draw(HOST), u=draw(WORD))
+
+
 SHAPES: dict[str, tuple[Shape, st.SearchStrategy[str]]] = {
     "secret-looking name": (_named, SECRET),
     "mysql -p": (_mysql, SECRET),
@@ -187,6 +358,14 @@ SHAPES: dict[str, tuple[Shape, st.SearchStrategy[str]]] = {
     "PEM private key": (_pem, ALNUM),
     "Basic credentials": (_basic, SECRET),
     "Cookie header": (_cookie, SECRET),
+    "markup element": (_markup, SECRET),
+    "key/value pair": (_pair, SECRET),
+    "SQL password": (_sql, SECRET),
+    "tool password flag": (_tool, SECRET),
+    "quoted after a scheme": (_scheme_quoted, SECRET),
+    "session id": (_session, SECRET),
+    "encoded or nested name": (_encoded_name, SECRET),
+    "directive": (_directive, SECRET),
 }
 
 
@@ -306,6 +485,96 @@ def test_ordinary_words_numbers_paths_and_flags_are_left_alone(text: str) -> Non
     assert Redactor().text(text) == text
 
 
+# the same kinds' ordinary text: markup, SQL, tool lines and URLs that carry no secret are left whole (a column
+# named password, a process identified by its pid, unzip's -p that pipes, docker's -p that publishes a port)
+HARMLESS_FORMS = [
+    "<{w}>{x}</{w}>",
+    "<keyboard>{x}</keyboard>",
+    "<author>{x}</author> <sort_key>{x}</sort_key> <pass_rate>0.9</pass_rate>",
+    '<add key="{w}" value="{x}"/>',
+    '<add key="sort_key" value="{x}"/>',
+    '{{"name": "author", "value": "{x}"}}',
+    "{{name: keyboard, value: {x}}}",
+    "select password_hash from users where {w} = 1",
+    "select password, {w} from users",
+    "create table users (id int, password text not null, {w} varchar(64))",
+    "alter table users add column password text",
+    "the process identified by pid {n} exited",
+    "{w} identified by {x}",
+    "unzip -p archive.zip {w}",
+    "docker run -p 8080:80 {w}",
+    "7z a -t7z out.7z {w}",
+    "ldapsearch -x -b dc={w}",
+    "mongosh --port 27017 {w}",
+    "zip -r out.zip {w}",
+    "openssl x509 -in {w}.pem -noout",
+    "htpasswd -v /etc/{w} {x}",
+    "ssh-keygen -t ed25519 -N '' -f {w}",
+    "rabbitmqctl list_users {w}",
+    "ipmitool -H {w} power status",
+    "net use {w}",
+    "ENV MODE {w}",
+    "ENV PATH /usr/{w}",
+    "machine {w} login {x}",
+    "session {w} closed after {n} s",
+    "GET /x?q=a%20b&page={n}",
+    "?user%5Bname%5D={w}&user[email]={x}",
+]
+
+
+@settings(max_examples=examples(100))
+@given(st.sampled_from(HARMLESS_FORMS), CASE, WORD, WORD, st.integers(0, 10**6))
+def test_ordinary_markup_sql_tool_lines_and_urls_are_left_alone(
+    form: str, case: Callable[[str], str], word: str, other: str, number: int
+) -> None:
+    text = form.format(w=word, x=other, n=number)
+    for written in (text, case(text)):
+        assert Redactor().text(written) == written
+
+
+@settings(max_examples=examples(50))
+@given(WORD, SECRET, CASE, st.sampled_from(["AUTH PLAIN {b}", "send: 'AUTH PLAIN {b}\\r\\n'", "C: AUTH PLAIN {b}"]))
+def test_an_smtp_auth_plain_credential_goes_and_its_password_is_learned(
+    user: str, secret: str, case: Callable[[str], str], form: str
+) -> None:
+    """SMTP's ``AUTH PLAIN <base64 of [authzid]\\0user\\0password>``, as smtplib's debug output prints it."""
+    body = base64.b64encode(f"\0{user}\0{secret}".encode()).decode()
+    text = form.replace("AUTH PLAIN", case("AUTH PLAIN")).format(b=body)
+    assert body not in Redactor().text(text)
+    learned = Redactor()
+    learned.learn({"programs": {"p": {"command": ["sh", "-c", text]}}})
+    assert secret not in learned.text(f"printed {secret} again")
+
+
+ARGV_FORMS = [
+    "mysql -u {u} -p{g}",
+    "mysqldump -u {u} -p {g} db",
+    "redis-cli -a {g} ping",
+    "sshpass -p {g} ssh h",
+    "curl --user {u}:{g} https://h.example/",
+    "curl -u {u}:{g} https://h.example/",
+    "wget --proxy-user {u}:{g} https://h.example/",
+]
+
+
+@settings(max_examples=examples(60))
+@given(st.sampled_from([*ARGV_FORMS, *TOOL_FORMS]), WORD, SECRET)
+def test_a_tools_password_in_a_command_held_as_a_list_goes(form: str, user: str, secret: str) -> None:
+    """A program's ``command`` as a list (a config's, ``status``'s, a CalledProcessError's ``cmd``): the tool,
+    its flag and the password are items of their own, read as the line they make."""
+    argv = shlex.split(form.format(u=user, v=secret, g=secret))
+    assert secret not in str(Redactor().data(argv))
+    assert secret not in str(Redactor().data(tuple(argv)))
+    learned = Redactor()
+    learned.learn({"programs": {"p": {"command": argv}}})
+    assert secret not in learned.text(f"printed {secret} again")
+
+
+@pytest.mark.parametrize("name", [*SESSION_NAMES, "session-id", "sessid"])
+def test_a_session_ids_name_is_secret(name: str) -> None:
+    assert looks_secret(name)
+
+
 @pytest.mark.parametrize(
     "name",
     ["key", "sort_key", "primary_key", "partition_key", "row_key", "keyboard", "monkey", "pass_rate", "author"],
@@ -330,6 +599,12 @@ HEADS = st.sampled_from(
         "a_token.", "a.", "a-", "a=", ".", '"token": ', 'password="', "password='", 'token="a ', "token=password=",
         "x:1: a.token: ", "a.token: must ", "cookie: a", "--token --token ", "token=>", "x=\\\"",
         "token: |\n  a ", "token:\n ", "  password: >-\n", "a:\n  - ",
+        "<password>", "<password ", "<password>a", 'key="password" ', 'key="password" a="1" ', "name: password, ",
+        "identified by ", "user a identified by ", "set password for a = ", "password '", "password('",
+        "docker login ", "docker login -p ", "ldapsearch -w ", "7z -p", "smbclient -U a%", "bearer '", 'bearer "',
+        "jsessionid=", "pass%77ord=", "%41", "user[password]=", "[password] => ", "a[", "AUTH PLAIN ",
+        "htpasswd -b a a ", "rabbitmqctl add_user a ", "ipmitool -P ", "lftp -u a,", "net -U a%",
+        "ENV TOKEN ", "requirepass ", "machine a password ", "machine a login a ",
     ]
 )  # fmt: skip
 LONG_LINE = 128 * 1024  # characters (a log line the daemon reads back, a reply's string)
