@@ -189,7 +189,7 @@ REASON_WORDS = frozenset(
         "top",
         "empty",
     }
-)  # fmt: skip  (tests/unit/test_redact.py checks every reason a ConfigError is given starts with one)
+)  # tests/unit/test_redact.py checks every reason a ConfigError is given starts with one
 
 
 # a config error's key path ends the text before its reason: "file:LINE: " then the path (steps[2].params.x)
