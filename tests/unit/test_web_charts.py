@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from helpers.webcore import LocalCore
 
 from foss_supervisor.base.tokens import load_or_create_token
 from foss_supervisor.config import parse_config
 from foss_supervisor.daemon import Daemon
 from foss_supervisor.web.app import create_app
-from foss_supervisor.web.core import LocalCore
 
 CONFIG = "state_dir: {state}\nprograms:\n  api: {{command: [api]}}\n"
 DAY = 86400.0

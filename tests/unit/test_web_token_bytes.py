@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from helpers import examples
+from helpers.webcore import LocalCore
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +20,6 @@ from foss_supervisor.config import parse_config
 from foss_supervisor.daemon import Daemon
 from foss_supervisor.web.app import create_app
 from foss_supervisor.web.auth import token_matches, token_role
-from foss_supervisor.web.core import LocalCore
 
 _ANY = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=()), max_size=40)
 
