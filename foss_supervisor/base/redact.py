@@ -67,6 +67,13 @@ _PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")  # 
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 _FLAG = re.compile(r"-{1,2}[A-Za-z_][\w.-]*")
 _SPACE = re.compile(r"\s")
+
+
+def _a_program(first: str) -> bool:
+    """Whether a list's first item may name a program (no space in its last path part: ``/opt/My Tools/mysql``)."""
+    return not _SPACE.search(first.rsplit("/", 1)[-1])
+
+
 _BLOCK_INDICATOR = re.compile(r"[|>][+-]?[0-9]?")
 _MAPPING_KEY = re.compile(r"[ \t]*[\w.\"'-]+[ \t]*:(?:[ \t]|$)")  # a nested mapping's key: its own line's rules
 
@@ -383,8 +390,10 @@ class Redactor:
     def _argv(self, items: list[str], out: list[Any], sink: _Sink | None) -> None:
         """``out`` (``items`` redacted one by one) with what the shapes find in the line ``items`` make: a list
         that starts with a word may be a command (``["mysql", "-p", "pw"]``, ``["7z", "a", "-ppw"]``), whose
-        tool and flag are in other items than the password. Only a span inside one item is taken (one across
-        items, a header's value read to the end of the line, is that item's own rule's)."""
+        tool and flag are in other items than the password. A span that starts an item takes the whole item (a
+        flag's value of its own: the line ends it at its first space or quote, the item does not); one inside an
+        item is cut from it; one across items (a header's value read to the end of the line) is that item's own
+        rule's. Not found: a value item that begins with a quote and has no closing one (``' pw``)."""
         joined = " ".join(items)
         # (the line's own redaction is remembered as any string's: a reply's command, read again at each poll,
         # costs one look-up; a shape of one item is that item's own: only a tool's flag reads across items)
@@ -394,7 +403,11 @@ class Redactor:
         starts = list(itertools.accumulate((len(item) + 1 for item in items[:-1]), initial=0))
         for start, end in spans(joined, None if sink is None else sink.add):
             i = bisect.bisect_right(starts, start) - 1
-            if end <= starts[i] + len(items[i]):
+            if start == starts[i]:
+                local[i] = [(0, len(items[i]))]
+                if sink is not None:
+                    sink.add(items[i])
+            elif end <= starts[i] + len(items[i]) and local.get(i) != [(0, len(items[i]))]:
                 local.setdefault(i, []).append((start - starts[i], end - starts[i]))
         for i, cuts in local.items():
             shown = self._text(replaced(items[i], cuts), sink)
@@ -404,7 +417,7 @@ class Redactor:
         items = list(value)
         text, walk = self._text, self._walk
         out = [text(item, sink) if type(item) is str and not secret else walk(item, secret, sink) for item in items]
-        if not secret and len(items) >= 2 and all(type(item) is str for item in items) and not _SPACE.search(items[0]):
+        if not secret and len(items) >= 2 and all(type(item) is str for item in items) and _a_program(items[0]):
             self._argv(items, out, sink)
         for i in range(len(items) - 1):  # a command line: the value after --password, --api-token...
             flag = items[i]

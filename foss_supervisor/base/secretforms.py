@@ -66,9 +66,11 @@ _PAIR = re.compile(
 # a bare one after IDENTIFIED BY only where a user is named before it (CREATE USER u IDENTIFIED BY pw: not the
 # prose "identified by pid 42"); a column named password (CREATE TABLE t (password text)) is no value
 _SQL = re.compile(
-    r"(?=[piurts])(?:\bpassword(?:\s*=\s*|\s*\(\s*|\s+)(?=[EeNn]?['\"])"
+    r"(?=[piurtsgc])(?:\bpassword(?:\s*=\s*|\s*\(\s*|\s+)(?=[EeNn]?['\"])"
     r"|\bidentified\s+(?:with\s+\S+\s+)?(?:by|as)\s+(?:(?:password|values)\s+)?(?=[EeNn]?['\"])"
-    r"|\b(?:user|role|to)\s+(?:if\s+not\s+exists\s+)?[^\s;,]+\s+identified\s+by\s+(?!(?:random|values|password)\b)"
+    r"|\b(?:user|role|connect\s+to)\s+(?:if\s+not\s+exists\s+)?[^\s;,]+\s+identified\s+by\s+(?!(?:random|values|password)\b)"
+    # MySQL 5's GRANT ... TO u IDENTIFIED BY pw, in the same statement (read up to the next GRANT: linear)
+    r"|\bgrant\b(?:(?!\bgrant\b)[^;\n])*?\bto\s+[^\s;,]+\s+identified\s+by\s+(?!(?:random|values|password)\b)"
     r"|\bset\s+password\s+for\s+[^\s=]+\s*=\s*(?:password\s*\(\s*)?)"
     r"(?:[EeNn]?(?P<q>['\"])(?P<secret>(?:(?!(?P=q))[^\n]|(?P=q){2})*)(?P=q)|(?P<secret2>[^\s'\";,)]+))",
     re.I,
@@ -128,10 +130,11 @@ _ARGUMENT = re.compile(
 
 # a name and its value a space apart, where a file's syntax says so: Dockerfile's ENV NAME value (the classic
 # builder prints "Step 3/9 : ENV DB_PASSWORD pw"), redis.conf's (and CONFIG SET's) requirepass/masterauth, a
-# .netrc's machine HOST [login USER] password pw
+# .netrc's machine HOST [login USER] password pw, "machine" starting a line ("ssh: machine web1 password
+# authentication failed" is prose)
 _DIRECTIVE = re.compile(
     r"(?=[Erm])(?:\bENV\s+(?P<name>[A-Za-z_][\w.-]*)[ \t]+(?![=\s])"
-    r"|\b(?:requirepass|masterauth)\s+|\bmachine\s+\S+\s+(?:login\s+\S+\s+)?password\s+)"
+    r"|\b(?:requirepass|masterauth)\s+|(?<![^\n])machine\s+\S+\s+(?:login\s+\S+\s+)?password\s+)"
     rf"(?P<secret>{_ARG_VALUE})"
 )
 

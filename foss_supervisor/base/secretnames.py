@@ -20,8 +20,8 @@ __all__ = ["NAME_WORDS", "looks_secret"]
 _SECRET_IN_NAME = re.compile(
     r"passw(?:or)?d|passphrase|secret|token|credential|cookie|authoriz|connectionstring|dsn|signature"
     r"|(?:api|access|private|signing|encryption|master|client|session|auth|license|subscription|webhook|ssh)key"
-    r"|sess(?:ion)?id"  # a session id: jsessionid, PHPSESSID, session_id, ASP.NET_SessionId
-)
+    r"|sess(?:ion)?id$"  # a session id, at the name's end: jsessionid, PHPSESSID, session_id, ASP.NET_SessionId
+)  # (not SESSION_IDLE_TIMEOUT nor session_identity: what a rule finds under such a name is learned everywhere)
 _SECRET_WORDS = frozenset({"pwd", "pw", "auth", "jwt", "bearer", "otp", "creds", "cred", "private", "sig"})
 # the keys of data, not of locks: X_KEY is secret for every other X
 _DATA_KEYS = frozenset(

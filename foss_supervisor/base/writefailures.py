@@ -8,15 +8,17 @@ with the counts, and one when a write to it succeeds again; meanwhile it is one 
 :attr:`WriteFailures.problems`, which ``status --json`` (``daemon.problems``) and ``/health`` show.
 What could not be written is dropped and counted, never queued: memory stays flat.
 
-A problem describes the present: a file nothing tries to write any more (its program stopped, or prints
-once an hour) would otherwise stay failing long after space returned. :meth:`WriteFailures.watch_quiet`
-probes, every :data:`PROBE_AFTER_S`, each failing file that has had no failed write for that long, on the
-file-writer thread after what is queued (a hung disk stalls the probe, never the loop): the file must open
-for appending and :data:`PROBE_BYTES` written to a new file beside it must be taken; then it is recovered.
+A problem describes the present: a file nothing tries to write any more (its program stopped, or prints once
+an hour) would otherwise stay failing long after space returned. :meth:`WriteFailures.watch_quiet` probes,
+every :data:`PROBE_AFTER_S`, each failing file of a kind whose failed writes are dropped
+(:data:`PROBED_KINDS`: logs and the journal; a state file's owner keeps and retries its write) that has had no
+failed write for that long, on the file-writer thread after what is queued (a hung disk stalls the probe,
+never the loop): the file must open for appending and :data:`PROBE_BYTES` written to a new file beside it must
+be taken; then it is recovered.
 
-Kinds (the log events are ``<kind>_write_failed`` and ``<kind>_write_recovered``):
-``state`` (``intent.json``, ``children.json``, pipeline run history), ``program_log`` (a program's
-output), ``daemon_log`` (the daemon's own structured log).
+Kinds (the log events are ``<kind>_write_failed`` and ``<kind>_write_recovered``): ``state`` (``intent.json``,
+``children.json``, pipeline run history), ``program_log`` (a program's output), ``daemon_log`` (the daemon's own
+structured log), ``journal`` (the event journal).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import functools
 import logging
 import logging.handlers
 import os
+import stat
 import sys
 import tempfile
 import threading
@@ -39,13 +42,24 @@ import structlog
 
 from foss_supervisor.base.filewriter import WRITER
 
-__all__ = ["PROBE_AFTER_S", "PROBE_BYTES", "REPORT_INTERVAL_S", "CheckedFileHandler", "WriteFailures", "writable"]
+__all__ = [
+    "PROBED_KINDS",
+    "PROBE_AFTER_S",
+    "PROBE_BYTES",
+    "REPORT_INTERVAL_S",
+    "CheckedFileHandler",
+    "WriteFailures",
+    "writable",
+]
 
 log = structlog.get_logger("foss_supervisor.writes")
 
 REPORT_INTERVAL_S = 60.0  # at most one log line per failing file and minute
 PROBE_AFTER_S = 5.0  # a failing file with no failed write for this long is probed (and again this often)
 PROBE_BYTES = 4096  # what a probe writes beside the file (then removes): one page, as a small log write takes
+#: the kinds whose failed writes are dropped (and counted), so nothing but a write says the file is current again;
+#: a state file's failed write is kept and retried by its owner, who alone knows when it is on disk
+PROBED_KINDS = frozenset({"program_log", "daemon_log", "journal"})
 
 
 @dataclasses.dataclass(slots=True)
@@ -72,6 +86,7 @@ class WriteFailures:
         self._lock = threading.Lock()
         self._reporting = threading.local()  # a report that itself fails to be written is counted, not reported
         self._probing = False  # a round of probes is queued on the file writer and not yet done
+        self._probed: dict[Path, float] = {}  # a probed recovery's last report (monotonic): a relapse is counted
 
     @property
     def problems(self) -> list[str]:
@@ -93,8 +108,9 @@ class WriteFailures:
         now = self._clock()
         with self._lock:
             f = self._failing.get(path)
-            if f is None or f.error != error:
-                f = self._failing[path] = _Failing(kind, error, time.time(), now - self._interval_s, now)
+            if f is None or f.error != error:  # (a relapse after a probed recovery keeps its report interval)
+                reported = self._probed.pop(path, now - self._interval_s)
+                f = self._failing[path] = _Failing(kind, error, time.time(), reported, now)
             f.failed_at = now
             f.failures += 1
             f.dropped_bytes += dropped_bytes
@@ -122,11 +138,18 @@ class WriteFailures:
         Returns False, queueing nothing, while there is none or the last round is not done (a hung disk)."""
         now = self._clock()
         with self._lock:
-            quiet = {p: f.failures for p, f in self._failing.items() if now - f.failed_at >= PROBE_AFTER_S}
+            quiet = {
+                p: f.failures
+                for p, f in self._failing.items()
+                if f.kind in PROBED_KINDS and now - f.failed_at >= PROBE_AFTER_S
+            }
             if not quiet or self._probing:
                 return False
             self._probing = True
-        WRITER.submit(functools.partial(self._probe, quiet), 0)
+        if not WRITER.submit(functools.partial(self._probe, quiet), 0):
+            with self._lock:
+                self._probing = False
+            return False
         return True
 
     async def watch_quiet(self) -> None:
@@ -148,6 +171,7 @@ class WriteFailures:
                     if f is None or f.failures != failures:
                         continue
                     del self._failing[path]
+                    self._probed[path] = f.reported_at
                 self._recovered(path, f, probed=True)
         finally:
             with self._lock:
@@ -183,18 +207,25 @@ class WriteFailures:
 
 def writable(path: Path) -> bool:
     """Whether a write to ``path`` would be taken now: the file (if it exists) opens for appending, without
-    blocking (a FIFO with no reader is not writable), and :data:`PROBE_BYTES` written to a new file in its
-    folder are all taken (a full disk, a read-only mount, a folder gone or closed say no). The probe file,
+    blocking (a file that is not a regular file, a FIFO, is not probed: it says no), and :data:`PROBE_BYTES`
+    written to a new file in its folder (a symlink's target's) are all taken (a full disk, a read-only mount, a
+    folder gone or closed say no). The probe file,
     ``.write-probe-*``, is removed. Nothing is written to ``path`` itself. Blocks on a hung disk."""
     try:
         with contextlib.suppress(FileNotFoundError):
-            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC))
-        fd, name = tempfile.mkstemp(prefix=".write-probe-", dir=path.parent)
+            if stat.S_ISREG(os.stat(path).st_mode):  # (a FIFO is not opened: a reader would see an EOF)
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC))
+            else:
+                return False
+        fd, name = tempfile.mkstemp(prefix=".write-probe-", dir=os.path.dirname(os.path.realpath(path)))
         try:
-            taken = os.write(fd, b"\0" * PROBE_BYTES)
+            try:
+                taken = os.write(fd, b"\0" * PROBE_BYTES)
+            finally:
+                os.close(fd)  # (may fail on a disk in trouble: the file is removed all the same)
         finally:
-            os.close(fd)
-            os.unlink(name)
+            with contextlib.suppress(OSError):
+                os.unlink(name)
     except OSError:
         return False
     return taken == PROBE_BYTES

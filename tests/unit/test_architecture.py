@@ -106,6 +106,13 @@ ROOM_WORDS = {
 }
 
 
+def without_asides(text: str) -> str:
+    """``text`` without what it says in brackets, nested ones too."""
+    while (shorter := re.sub(r"\([^()]*\)", "", text)) != text:
+        text = shorter
+    return text
+
+
 def said_may_import(doc: str) -> set[str] | None:
     """The rooms a package docstring's "May import:" sentence grants, or None when it has none: its first
     clause (to the first ``;`` or sentence end), asides in brackets left out (``systemd (its protocol
@@ -113,9 +120,7 @@ def said_may_import(doc: str) -> set[str] | None:
     at = doc.find("May import:")
     if at < 0:
         return None
-    text = " ".join(doc[at + len("May import:") :].split())
-    while (shorter := re.sub(r"\([^()]*\)", "", text)) != text:
-        text = shorter
+    text = without_asides(" ".join(doc[at + len("May import:") :].split()))
     clause = re.split(r";|\.(?:\s|$)", text)[0]
     return {name for name, pattern in ROOM_WORDS.items() if re.search(pattern, clause)}
 
@@ -150,7 +155,5 @@ def test_the_readme_layout_table_gives_each_room_the_imports_its_rules_give() ->
     )
     assert {name for name, _ in rows} == {r for r in MAY_IMPORT if "." not in r and r != "__main__"}
     for name, cell in rows:
-        while (shorter := re.sub(r"\([^()]*\)", "", cell)) != cell:
-            cell = shorter
-        said = {r for r, pattern in ROOM_WORDS.items() if re.search(pattern, cell)}
+        said = {r for r, pattern in ROOM_WORDS.items() if re.search(pattern, without_asides(cell))}
         assert said == {r.split(".")[0] for r in MAY_IMPORT[name]}, f"README says {name} may import {sorted(said)}"

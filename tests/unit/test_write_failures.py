@@ -131,3 +131,26 @@ def test_writable_says_no_for_a_fifo_without_reader_and_for_a_file_that_is_a_fol
     (tmp_path / "dir.log").mkdir()
     assert writable(tmp_path / "dir.log") is False
     assert writable(tmp_path / "new.log") is True and not (tmp_path / "new.log").exists()
+
+
+def test_a_state_file_is_never_probed_its_owner_retries_it(tmp_path: Path) -> None:
+    """A state file's failed write is kept and retried by its owner (run history, the paused set): only its own
+    write may say it is current again, so the probe leaves it, even where the folder takes writes."""
+    clock = FakeClock()
+    failures = WriteFailures(clock=clock)
+    failures.failed(tmp_path / "pipeline_runs.jsonl", "state", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    assert probe_round(failures, clock) is False
+    assert len(failures.problems) == 1
+
+
+def test_a_relapse_after_a_probed_recovery_is_counted_not_reported_again_within_the_interval(tmp_path: Path) -> None:
+    clock = FakeClock()
+    failures = WriteFailures(interval_s=60.0, clock=clock)
+    path = tmp_path / "a.log"
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert failures.failed(path, "program_log", full) is True
+    assert probe_round(failures, clock) is True and failures.problems == []  # the folder takes a page again
+    assert failures.failed(path, "program_log", full) is False  # a bigger write fails: counted, shown, not logged
+    assert len(failures.problems) == 1
+    clock.now += 60.0
+    assert failures.failed(path, "program_log", full) is True  # the interval has passed
