@@ -93,7 +93,7 @@ async def test_runs_of_one_pipeline_never_overlap_and_cancel(tmp_path: Path, run
         "steps": [{"name": "slow", "sql": "slow.sql"}, {"name": "next", "sql": "slow.sql", "depends_on": ["slow"]}],
     }
     spec = load_pipeline(write_yaml(tmp_path, doc, "slow.yaml"))
-    runner = await runners.open([spec], tmp_path / "state", cancel_grace_s=5.0)
+    runner = await runners.open([spec], tmp_path / "state", cancel_grace_s=30.0)  # a loaded CI machine took > 5 s
     pid = runner.worker.pid
     task = asyncio.create_task(runner.run("slow"))
     await wait_until(lambda: runner.is_running("slow"), 5, "the run to start")
@@ -108,7 +108,7 @@ async def test_runs_of_one_pipeline_never_overlap_and_cancel(tmp_path: Path, run
     )
     assert await runner.cancel("slow")
     with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(task, 30)
+        await asyncio.wait_for(task, 60)
     rec = runner.runs("slow")[0]
     assert rec.status is RunStatus.CANCELLED
     assert rec.step("slow").state is StepState.CANCELLED and rec.step("next").state is StepState.CANCELLED
