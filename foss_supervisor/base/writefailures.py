@@ -187,6 +187,7 @@ class WriteFailures:
         """Stop tracking ``path`` (nothing writes it any more: its program was removed)."""
         with self._lock:
             self._failing.pop(path, None)
+            self._probed.pop(path, None)
 
     def _report(self, event: str, level: str, fields: dict[str, object]) -> None:
         self._reporting.on = True
