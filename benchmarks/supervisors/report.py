@@ -76,6 +76,7 @@ BASELINE_ROWS = (
     Row("floor", "bare asyncio loop (create_subprocess_exec + wait + respawn): SIGKILL → first line", "ms"),
     Row("fleet_spawn", "bare fleet: the script Popens the fleet's children itself → all first lines", "s"),
     Row("cold_floor", f"cold floor: launch `python -I` that Popens {FLEET_SIZE} children → all first lines", "s"),
+    Row("cold_floor_stack", "… the same after `import asyncio, yaml, structlog` (foss-supervisor's stack)", "s"),
 )
 COLUMNS = {
     "foss": "foss-supervisor",
@@ -204,11 +205,15 @@ def _times(a: float | None, b: float | None) -> str:
     return f" ({a / b:.2f}x)" if a is not None and b else ""
 
 
-def _over_floor(ours: float | None, theirs: float | None, floor: float | None) -> str:
-    """What each cold start takes beyond the floor (a bare interpreter starting the same children)."""
+def _over_floor(ours: float | None, theirs: float | None, floor: float | None, stack: float | None) -> str:
+    """What each cold start takes beyond the floor (a bare interpreter starting the same children), and
+    where the floor of a daemon that has only imported foss-supervisor's stack stands against circus."""
     if ours is None or theirs is None or floor is None:
         return ""
-    return f"; floor {fmt(floor, 's')}: ours {fmt(ours - floor, 's')} over it, circus {fmt(theirs - floor, 's')}"
+    said = f"; floor {fmt(floor, 's')}: ours {fmt(ours - floor, 's')} over it, circus {fmt(theirs - floor, 's')}"
+    if stack is None or not theirs:
+        return said
+    return f"{said}; the floor after the stack's imports alone {fmt(stack, 's')} = {stack / theirs:.2f}x circus"
 
 
 def targets(res: Results, fleet_size: int) -> list[tuple[str, str, str, str]]:
@@ -231,13 +236,14 @@ def targets(res: Results, fleet_size: int) -> list[tuple[str, str, str, str]]:
             )
         )
     cold, circus_cold, floor = m("cold", "foss"), m("cold", "circus"), m("cold_floor", "baseline")
+    stack = m("cold_floor_stack", "baseline")
     out.append(
         (
             "17",
             f"cold start of {FLEET_SIZE} ≤ 0.75x circus",
             f"{fmt(cold, 's')} vs {fmt(circus_cold, 's')}"
             + _times(cold, circus_cold)
-            + _over_floor(cold, circus_cold, floor),
+            + _over_floor(cold, circus_cold, floor, stack),
             _at_most(cold, None if circus_cold is None else 0.75 * circus_cold),
         )
     )

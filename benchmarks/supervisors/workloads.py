@@ -112,9 +112,11 @@ def bench_cold(factories: dict[str, ToolFactory], env: Env, reps: int, res: Resu
     failed: set[str] = set()
     for rep in range(reps + 1):
         floor = _cold_floor(env, rep)
+        stack = _cold_floor(env, rep, STACK_IMPORTS)
         if rep:
             res.add("cold_floor", "baseline", floor)
-        note(f"cold floor {rep or 'warm-up'}: {floor:.3f} s")
+            res.add("cold_floor_stack", "baseline", stack)
+        note(f"cold floor {rep or 'warm-up'}: {floor:.3f} s, after the stack's imports {stack:.3f} s")
         for key, factory in factories.items():
             if key in failed:
                 continue
@@ -130,6 +132,10 @@ def bench_cold(factories: dict[str, ToolFactory], env: Env, reps: int, res: Resu
             note(f"cold {key} {rep or 'warm-up'}: {took:.3f} s")
 
 
+#: what an asyncio daemon with a YAML config and structured logs imports before it can spawn anything (the
+#: stack foss-supervisor is built on; supervisord and circus use others): the second cold floor
+STACK_IMPORTS = "import asyncio, yaml, structlog\n"
+
 # a bare interpreter that starts the fleet itself: what any supervisor written in Python starts from
 _FLEET_LAUNCHER = (
     "import json, subprocess, sys\n"
@@ -138,17 +144,20 @@ _FLEET_LAUNCHER = (
 )
 
 
-def _cold_floor(env: Env, rep: int) -> float:
+def _cold_floor(env: Env, rep: int, imports: str = "") -> float:
     """Seconds from launching ``python -I`` that Popens the 50 children, one after the other, to the last
-    first line: the floor of a cold start (the interpreter's own start-up included, as for every tool)."""
-    workdir = env.workroot / "baseline" / f"cold-floor-{rep}"
+    first line: the floor of a cold start (the interpreter's own start-up included, as for every tool).
+    ``imports``: Python run first (:data:`STACK_IMPORTS`: the floor of a daemon on that stack, which has
+    not yet read its config or taken any lock)."""
+    workdir = env.workroot / "baseline" / f"cold-floor-{rep}{'-stack' if imports else ''}"
     workdir.mkdir(parents=True)
     log = EventLog(workdir / "events.log")
     names = [f"floor-{i:02d}" for i in range(FLEET_SIZE)]
     argvs = [env.child_argv(log.path, name) for name in names]
     try:
         t0 = time.monotonic_ns()
-        subprocess.run([str(env.foss_python), "-I", "-c", _FLEET_LAUNCHER, json.dumps(argvs)], check=True, timeout=60)
+        launcher = [str(env.foss_python), "-I", "-c", imports + _FLEET_LAUNCHER, json.dumps(argvs)]
+        subprocess.run(launcher, check=True, timeout=60)
         firsts = log.wait_names(names, LAUNCH_TIMEOUT_S)
     finally:
         stop_leftovers(log)  # the children of a launcher that has exited: by their PIDs, as they reported them
