@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from foss_supervisor.alerting.alertwatch import AlertWatch
+from foss_supervisor.alerting.objectives import Objectives, RunningLedger
 from foss_supervisor.config import parse_config
-from foss_supervisor.core.alertwatch import AlertWatch
 from foss_supervisor.core.events import EventBus, StateChanged
-from foss_supervisor.core.objectives import Objectives, RunningLedger
 from foss_supervisor.core.states import ProcessState as S
 
 

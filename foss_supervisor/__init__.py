@@ -7,6 +7,7 @@ what it may import):
 * :mod:`~.config`: the config file, YAML in, frozen dataclasses out, every value through a typed gate;
 * :mod:`~.systemd`: sd_notify, the journal, the unit files (and ``install-service``);
 * :mod:`~.core`: the supervision core: one controller per program, the child primitive, the events;
+* :mod:`~.alerting`: telling people: hooks, objectives, alert incidents, fed by the core's events;
 * :mod:`~.pipeline`: the medallion pipelines and their DuckDB worker;
 * :mod:`~.graph`: one graph across programs, pipelines and tables;
 * :mod:`~.commands`: the one command surface every transport calls;

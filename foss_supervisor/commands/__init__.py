@@ -13,8 +13,8 @@ rebuild, refused when it breaks a reader). Every registering module is imported 
 registry is complete once this package is.
 
 May import: the graph, the pipeline package (its façade :mod:`foss_supervisor.pipeline.service` only, and
-lazily: a daemon without pipelines never loads it), the core, the config, the base. Never the transports
-(control, web), the daemon or the CLI.
+lazily: a daemon without pipelines never loads it), alerting (the alert book), the core, the config, the
+base. Never the transports (control, web), the daemon or the CLI.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The commands of objectives and alerts: ``objectives``, ``alerts``, ``alert_ack`` and ``alert_silence``.
 
-What they read and change is the daemon's :class:`~foss_supervisor.core.alertwatch.AlertWatch` (docs/graph.md,
+What they read and change is the daemon's :class:`~foss_supervisor.alerting.alertwatch.AlertWatch` (docs/graph.md,
 "Objectives" and "Alerts"); the CLI (``foss-supervisor alerts``), the dashboard and the OpenAPI all reach them
 through the registry.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from foss_supervisor.alerting.alertwatch import AlertWatch
 from foss_supervisor.commands.registry import CommandContext, Limit, command
-from foss_supervisor.core.alertwatch import AlertWatch
 from foss_supervisor.errors import CommandError
 
 __all__ = ["objective_states"]

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from foss_supervisor.alerting.alertwatch import AlertWatch
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import Config
 from foss_supervisor.core.actor import ACTOR, Actor
-from foss_supervisor.core.alertwatch import AlertWatch
 from foss_supervisor.core.eventlog import EventLog
 from foss_supervisor.core.events import CommandCompleted, EventBus
 from foss_supervisor.core.heartbeat import Heartbeat
@@ -66,7 +66,7 @@ class CommandContext(Protocol):
     def config(self) -> Config: ...
 
     @property
-    def alert_watch(self) -> AlertWatch | None: ...  # objectives and alerts (core/alertwatch.py); None: not watched
+    def alert_watch(self) -> AlertWatch | None: ...  # objectives and alerts (alerting/alertwatch.py); None: not watched
 
     @property
     def problems(self) -> list[str]: ...  # the daemon's own, that make it unhealthy (a failed subsystem)

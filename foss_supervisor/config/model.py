@@ -148,7 +148,7 @@ class ProgramConfig:
     # not compared, so a change of them alone never restarts the program
     feeds: tuple[str, ...] = field(default=(), compare=False)
     needs: tuple[str, ...] = field(default=(), compare=False)
-    # its uptime objective (foss_supervisor.core.objectives); never used to run it, so not compared either
+    # its uptime objective (foss_supervisor.alerting.objectives); never used to run it, so not compared either
     uptime: UptimeObjective | None = field(default=None, compare=False)
 
     def condition_for(self, dependency: str) -> DependencyCondition:
@@ -166,7 +166,7 @@ EVENT_KINDS = (
     "alert_firing",
     "alert_resolved",
 )
-#: what can open an alert (``alerts.on``; see foss_supervisor.core.alerts)
+#: what can open an alert (``alerts.on``; see foss_supervisor.alerting.alerts)
 ALERT_RULES = ("objective", "fatal", "backoff", "pipeline_failed", "quality", "regression")
 
 
@@ -257,7 +257,7 @@ class Config:
     worker_recycle_rss: int | None = None  # recycle the idle worker above this RSS (bytes; 0: never); None: default
     worker_recycle_after_s: float | None = None  # ... once it stayed above for this long; None: default
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # group -> program (replica-set) names
-    hooks: tuple[HookConfig, ...] = ()  # see foss_supervisor.core.hooks
+    hooks: tuple[HookConfig, ...] = ()  # see foss_supervisor.alerting.hooks
     config_generations: int = 10  # earlier versions of the file a save keeps (see commands_config)
     secrets: tuple[str, ...] = ()  # values redacted wherever they appear (see foss_supervisor.base.redact)
     tables: Mapping[str, float] = field(default_factory=dict)  # schema.table -> fresh_within_s (``tables:``)

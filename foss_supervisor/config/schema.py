@@ -298,7 +298,7 @@ PROGRAM: Section = {
     # the graph's links between a program and the data (foss_supervisor.graph): never used to run it
     "feeds": gates.names(DATA_TARGET),
     "needs": gates.names(QUALIFIED_TABLE),
-    "uptime": UPTIME,  # its uptime objective (foss_supervisor.core.objectives)
+    "uptime": UPTIME,  # its uptime objective (foss_supervisor.alerting.objectives)
 }
 #: an email address as SMTP takes it: local@domain, ASCII, no quoting or comments, at most 5 domain labels
 EMAIL_ADDRESS = gates.name(

@@ -12,9 +12,6 @@ What lives here:
 * events: the base, the registry and the bus (:mod:`~.events`), the numbered log (:mod:`~.eventlog`), the
   durable daily journal (:mod:`~.eventjournal`), who asked (:mod:`~.actor`), the loop's heartbeat
   (:mod:`~.heartbeat`);
-* telling people: hooks (:mod:`~.hooks`, push and email :mod:`~.senders`), freshness and uptime objectives
-  (:mod:`~.objectives`), alert incidents (:mod:`~.alerts`) and the daemon's watch over both
-  (:mod:`~.alertwatch`);
 * logs: :mod:`~.logview` (reading logs by name), :mod:`~.logsetup` (structlog set-up).
 
 May import: :mod:`foss_supervisor.config`, :mod:`foss_supervisor.systemd` (its protocol modules),

@@ -190,7 +190,7 @@ class ResourcesSampled(Event):
 class AlertNotice(Event):
     """An alert was told: an incident opened, was told again after its quiet period, or resolved.
 
-    ``notice`` is ``alert_firing`` (``repeat``: told again) or ``alert_resolved`` (see core/alerts.py); ``id``
+    ``notice`` is ``alert_firing`` (``repeat``: told again) or ``alert_resolved`` (see alerting/alerts.py); ``id``
     the incident, ``key`` its stable key, ``rule`` what opened it, ``subject`` the graph node it is about,
     ``opened_at`` Unix seconds, ``notices`` firing notices so far."""
 

@@ -7,7 +7,7 @@ What lives here: :mod:`~.start` (the steps before the event loop: ``run_daemon``
 events as sd_notify messages), :mod:`~.sampler` (resource samples on the bus for the history),
 :mod:`~.watching` (the set-up of the objectives' and alerts' watch, and what it reads of the pipelines).
 
-May import: control, commands, pipeline (lazily), core, config, systemd and the base; not the web layer
+May import: control, commands, pipeline (lazily), alerting, core, config, systemd and the base; not the web layer
 (the dashboard is a process of its own, started as a service) and not the CLI. Only the CLI imports it.
 """
 

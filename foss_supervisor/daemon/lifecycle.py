@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from foss_supervisor.alerting.hooks import HookDispatcher
 from foss_supervisor.base.diskroom import room_warning
 from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.base.loopguard import LoopErrorLog
@@ -38,7 +39,6 @@ from foss_supervisor.core.eventjournal import EventJournal
 from foss_supervisor.core.eventlog import EventLog
 from foss_supervisor.core.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
 from foss_supervisor.core.heartbeat import Heartbeat
-from foss_supervisor.core.hooks import HookDispatcher
 from foss_supervisor.core.logsetup import log_pipeline_event
 from foss_supervisor.core.seams import REAL_SEAMS
 from foss_supervisor.core.services import Services, dashboard_service

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.alerting.alertwatch import AlertWatch
+from foss_supervisor.alerting.objectives import Objectives, RunningLedger
 from foss_supervisor.base.filewriter import WRITER
 from foss_supervisor.config import Config
-from foss_supervisor.core.alertwatch import AlertWatch
 from foss_supervisor.core.events import EventBus
-from foss_supervisor.core.objectives import Objectives, RunningLedger
 from foss_supervisor.core.seams import Seams
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ _RUNS_LOOKED_AT = 1000
 
 
 class PipelineSources:
-    """:class:`~foss_supervisor.core.objectives.ObjectiveSources` from the pipeline service (None: no pipelines)."""
+    """:class:`~foss_supervisor.alerting.objectives.ObjectiveSources` from the pipeline service (None: no pipelines)."""
 
     def __init__(self, service: Callable[[], PipelineService | None]) -> None:
         self._service = service

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from helpers import PY
 
+from foss_supervisor.alerting.hooks import HookDispatcher
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import HookConfig, parse_config
 from foss_supervisor.core.events import HookDelivered, StateChanged
-from foss_supervisor.core.hooks import HookDispatcher
 from foss_supervisor.core.states import ProcessState as S
 
 

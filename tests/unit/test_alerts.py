@@ -1,6 +1,6 @@
 """The alert book as a pure state machine: any sequence of observations, acks and silences keeps its promises.
 
-Promises (foss_supervisor/core/alerts.py): at most one open incident per key; a firing notice for a key only
+Promises (foss_supervisor/alerting/alerts.py): at most one open incident per key; a firing notice for a key only
 while it holds; a resolved notice only for an incident told firing before, exactly once, when its key stops
 holding; a repeat only after the quiet period, never for an acknowledged incident, never while silenced; the
 book read back from its JSON behaves as the one in memory (a restart tells nothing again).
@@ -20,13 +20,13 @@ from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.alerting.alerts import AlertBook, Condition
+from foss_supervisor.alerting.alertwatch import ALERTS_FILE, AlertWatch, conditions
+from foss_supervisor.alerting.objectives import Objectives, RunningLedger
 from foss_supervisor.base.filewriter import FileWriter
 from foss_supervisor.config import parse_config
 from foss_supervisor.config.model import AlertsConfig
-from foss_supervisor.core.alerts import AlertBook, Condition
-from foss_supervisor.core.alertwatch import ALERTS_FILE, AlertWatch, conditions
 from foss_supervisor.core.events import AlertNotice, EventBus, StateChanged
-from foss_supervisor.core.objectives import Objectives, RunningLedger
 from foss_supervisor.core.states import ProcessState
 from foss_supervisor.pipeline.events import StepRegressed, StepStateChanged
 from foss_supervisor.pipeline.states import StepState

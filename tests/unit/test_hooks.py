@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from foss_supervisor.alerting.hooks import event_payload
 from foss_supervisor.config import EVENT_KINDS, parse_config
 from foss_supervisor.core.events import AlertNotice, HealthChanged, StateChanged
-from foss_supervisor.core.hooks import event_payload
 from foss_supervisor.core.states import Health
 from foss_supervisor.core.states import ProcessState as S
 from foss_supervisor.errors import ConfigError
@@ -79,6 +79,6 @@ def test_hooks_config_and_its_refusals() -> None:
 
 
 def test_a_webhook_url_is_logged_without_its_credentials() -> None:
-    from foss_supervisor.core.senders import shown_url
+    from foss_supervisor.alerting.senders import shown_url
 
     assert shown_url("https://user:pw@hooks.example:8443/x?token=s3cret") == "https://hooks.example:8443/x"

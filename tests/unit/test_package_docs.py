@@ -9,7 +9,8 @@ paths the docs name exist.
   backticks (or as a ``.py`` file in plain text) exists (a ``foss_supervisor/`` path never as a glob; a glob of
   tests matches at least one file), and so does every relative ``.py`` path they write in backticks
   (``core/child.py``, read under ``foss_supervisor/``); what the benchmarks write (GENERATED) is not checked;
-- every ``foss_supervisor/...py`` or ``tests/...py`` path a docstring or comment of our code names exists.
+- every ``foss_supervisor/...py`` or ``tests/...py`` path a docstring or comment of our code names exists;
+- every package is one that pyproject.toml ships (a regular ``pip install .`` lists its packages by name).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import ast
 import io
 import re
 import tokenize
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,11 @@ def test_the_paths_our_docstrings_and_comments_name_exist() -> None:
         if not (REPO / name).exists()
     ]
     assert not wrong, "docstrings and comments name files that do not exist: " + "; ".join(wrong)
+
+
+def test_every_package_is_shipped_by_a_regular_install() -> None:
+    """A package missing from ``[tool.setuptools] packages`` works from the checkout's editable install and is
+    absent from a wheel: the daemon installed with ``pip install .`` would fail on its first import of it."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    missing = sorted(dotted(p) for p in PACKAGES if dotted(p) not in listed)
+    assert not missing, f"pyproject.toml [tool.setuptools] packages lacks {missing}"

@@ -17,11 +17,11 @@ from helpers import examples, free_port
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.alerting.hooks import HookDispatcher
+from foss_supervisor.alerting.senders import MAX_BODY_CHARS, MAX_TITLE_CHARS, email_message, message
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import EVENT_KINDS, parse_config
 from foss_supervisor.core.events import HookDelivered
-from foss_supervisor.core.hooks import HookDispatcher
-from foss_supervisor.core.senders import MAX_BODY_CHARS, MAX_TITLE_CHARS, email_message, message
 
 FIRING = {
     "kind": "alert_firing",

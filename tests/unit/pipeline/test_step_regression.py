@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from foss_supervisor.alerting.hooks import event_payload
 from foss_supervisor.core.events import EventBus
-from foss_supervisor.core.hooks import event_payload
 from foss_supervisor.pipeline.events import StepRegressed, StepStateChanged
 from foss_supervisor.pipeline.history import RunRecord, StepRecord
 from foss_supervisor.pipeline.regression import (

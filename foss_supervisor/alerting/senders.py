@@ -1,6 +1,6 @@
 """Hooks that tell people rather than programs: an ntfy-style push and email, both from one message text.
 
-:func:`message` turns a hook payload (:func:`foss_supervisor.core.hooks.event_payload`'s, already redacted)
+:func:`message` turns a hook payload (:func:`foss_supervisor.alerting.hooks.event_payload`'s, already redacted)
 into a title, a body and a priority a person reads on a phone or in a mailbox:
 
 =================  ==========================================================  ========

@@ -32,7 +32,7 @@ Event kinds (:data:`EVENT_KINDS`) and the JSON each delivers (every one has ``ki
     step_regressed      {"pipeline", "run_id", "step", "duration_s", "median_s", "ratio", "previous"}  a step's
                         successful run took over 1.5x the median of its previous ten (pipeline/regression.py)
     alert_firing        {"id", "key", "rule", "subject", "summary", "opened_at", "repeat", "notices", "acked"}
-                        an incident opened, or is told again after the quiet period (core/alertwatch.py)
+                        an incident opened, or is told again after the quiet period (alerting/alertwatch.py)
     alert_resolved      same keys                                     the incident's condition cleared
 
 Every payload is redacted before it is queued (the daemon's :class:`~foss_supervisor.base.redact.Redactor`:
@@ -63,19 +63,19 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.alerting.senders import send_email, send_json, send_ntfy
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import EVENT_KINDS, HookConfig
 from foss_supervisor.core.child import spawn
 from foss_supervisor.core.events import AlertNotice, HealthChanged, HookDelivered, StateChanged
 from foss_supervisor.core.selectors import resolve
-from foss_supervisor.core.senders import send_email, send_json, send_ntfy
 from foss_supervisor.core.states import Health, ProcessState
 from foss_supervisor.errors import CommandError
 from foss_supervisor.systemd.notify import without_systemd_environ
 
 __all__ = ["EVENT_KINDS", "HookConfig", "HookDispatcher", "event_payload"]
 
-log = structlog.get_logger("foss_supervisor.core.hooks")
+log = structlog.get_logger("foss_supervisor.alerting.hooks")
 
 QUEUE_MAX = 1000  # deliveries queued per hook
 RETRY_DELAY_S = 1.0

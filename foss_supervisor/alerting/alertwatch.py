@@ -25,7 +25,7 @@ rule                holds while                                     key
 
 :class:`AlertWatch` runs in the daemon: after each program or pipeline event, and at least every
 :data:`TICK_S` seconds (sooner when an objective falls due), on the supervisor's clock and sleep (virtual in
-tests), it evaluates the objectives, hands the conditions to the :class:`~foss_supervisor.core.alerts.AlertBook`
+tests), it evaluates the objectives, hands the conditions to the :class:`~foss_supervisor.alerting.alerts.AlertBook`
 and publishes each notice as an :class:`~foss_supervisor.core.events.AlertNotice` on the bus, where the
 hooks (``on: [alert_firing, alert_resolved]``) and the journal hear it. The book is written atomically to
 ``<state_dir>/alerts.json`` when it changed (by the daemon's file-writer thread: a slow or hung disk never
@@ -33,7 +33,7 @@ holds the supervision loop), so a restarted daemon does not tell an open inciden
 beside it, the last write seen of each freshness objective (``writes``), so that a restart does not take a
 table nothing wrote meanwhile for fresh (and resolve its incident) until ``fresh_within`` after the start,
 and what the uptime objectives need to go on across a restart (``uptime``: the periods watched and each
-program's RUNNING stretches, :meth:`~foss_supervisor.core.objectives.RunningLedger.export`); it is saved
+program's RUNNING stretches, :meth:`~foss_supervisor.alerting.objectives.RunningLedger.export`); it is saved
 again when the watch stops.
 """
 
@@ -49,19 +49,19 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.alerting.alerts import AlertBook, Condition, Notice
+from foss_supervisor.alerting.objectives import LATE, OK, VIOLATED, Objectives
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.filewriter import FileWriter
 from foss_supervisor.base.jsontext import parse_json
 from foss_supervisor.config import Config
 from foss_supervisor.config.model import AlertsConfig
-from foss_supervisor.core.alerts import AlertBook, Condition, Notice
 from foss_supervisor.core.events import AlertNotice, EventBus, StateChanged
-from foss_supervisor.core.objectives import LATE, OK, VIOLATED, Objectives
 from foss_supervisor.core.states import ProcessState
 
 __all__ = ["ALERTS_FILE", "TICK_S", "AlertWatch", "conditions"]
 
-log = structlog.get_logger("foss_supervisor.core.alertwatch")
+log = structlog.get_logger("foss_supervisor.alerting.alertwatch")
 
 ALERTS_FILE = "alerts.json"
 TICK_S = 300.0  # the longest wait between two evaluations (objectives falling due wake it sooner)
