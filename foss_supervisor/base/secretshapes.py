@@ -14,8 +14,11 @@ Shapes in text (:func:`apply`), each replaced by ``***`` and handed to ``found``
 ============================  =====================================================================
 PEM private key block         ``-----BEGIN ... PRIVATE KEY-----`` (OpenPGP's ``PRIVATE KEY BLOCK``) to its END
 tokens by prefix              JWT ``eyJ..``, AWS ``AKIA``/``ASIA``, GitHub ``ghp_``/``github_pat_``,
-                              GitLab ``glpat-``, Slack ``xox?-``, Stripe ``sk_live_``, Google ``AIza``,
-                              OpenAI-style ``sk-``/``sk-proj-``/``sk-ant-``
+                              GitLab ``glpat-`` (``glptt-``, ``gldt-``, ``glrt-``...), Slack ``xox?-``,
+                              Stripe ``sk_live_``/``sk_test_``/``whsec_``, Google ``AIza``, OpenAI-style
+                              ``sk-``/``sk-proj-``/``sk-ant-``, Vault ``hvs.``, npm ``npm_``, PyPI ``pypi-Ag``,
+                              Docker ``dckr_pat_``, Hugging Face ``hf_``, SendGrid ``SG.``, Shopify ``shpat_``,
+                              DigitalOcean ``dop_v1_``, Grafana ``glsa_``, Atlassian ``ATATT``
 webhook URLs                  the path after ``hooks.slack.com/services/``, ``discord.com/api/webhooks/N/``
 URL userinfo                  ``scheme://user:***@host``, ``https://***@host`` (a token as the user)
 Authorization header          ``Authorization: <scheme> ***`` whatever the scheme (Bearer, Basic, Digest...)
@@ -53,7 +56,8 @@ REDACTED = "***"
 # one cheap search decides whether a string needs the rules at all (a superset of what they match; a name with a
 # %XX in it from its last %XX: %41%41... is read once)
 TRIGGER = re.compile(
-    r"://|PRIVATE KEY|eyJ|A(?:KI|SI|BI|CC)A|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|[sr]k_live_|AIza|sk-"
+    r"://|PRIVATE KEY|eyJ|A(?:KI|SI|BI|CC)A|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|[sr]k_live_|AIza|sk-|ATATT"
+    r"|[_.-][A-Za-z0-9_-]{20}"  # the body of a vendor's token after its prefix (one branch, not one per vendor)
     r"|:\\/\\/|basic\s|webhooks|hooks\.slack|\s-[puaUwPkN]|\s/p:|identified\s|rabbitmqctl\s|/[^\s/@]+@"
     rf"|%[0-9A-Fa-f]{{2}}[\w.+\[\]-]*+=|{NAME_WORDS}",
     re.I,
@@ -63,10 +67,14 @@ _PEM = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|.*\Z)", re.S
 )
 _TOKEN = re.compile(  # (the lookahead of the prefixes' first letters: 20-40 times faster over text with none)
-    r"(?=[eAgxsr])(?:\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"  # JWT: header.payload.signature
-    r"|\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"  # AWS access key id
-    r"|\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{22,}|\bglpat-[A-Za-z0-9_-]{20,}"
-    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}|\b[sr]k_live_[A-Za-z0-9]{16,}|\bAIza[0-9A-Za-z_-]{35}"
+    r"(?=[eAgxsrwhnpdS])(?:\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"  # JWT: header.payload.sig
+    r"|\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b|\bATATT[A-Za-z0-9_=-]{20,}"  # AWS access key id, Atlassian
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{22,}"  # GitHub
+    r"|\bgl(?:pat|ptt|dt|rt|ft|cbt|soat)-[A-Za-z0-9_-]{20,}|\bgl(?:sa|c)_[A-Za-z0-9_-]{20,}"  # GitLab, Grafana
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}|\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|\bwhsec_[A-Za-z0-9]{20,}"
+    r"|\bAIza[0-9A-Za-z_-]{35}|\bhv[sbr]\.[A-Za-z0-9_-]{20,}|\bnpm_[A-Za-z0-9]{30,}|\bpypi-Ag[A-Za-z0-9_-]{40,}"
+    r"|\bdckr_pat_[A-Za-z0-9_-]{20,}|\bhf_[A-Za-z0-9]{30,}|\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{20,}"
+    r"|\bshp(?:at|ca|pa|ss)_[A-Za-z0-9]{24,}|\bdo[opr]_v1_[A-Za-z0-9]{40,}"
     r"|(?<![\w-])sk-(?:[a-z]{2,8}-)?[A-Za-z0-9_-]{20,})"  # OpenAI (sk-, sk-proj-), Anthropic (sk-ant-)
 )
 _WEBHOOK = re.compile(

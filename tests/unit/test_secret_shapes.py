@@ -140,6 +140,32 @@ def _github(draw: st.DrawFn, secret: str) -> str:
     return draw(st.sampled_from([f"ghp_{secret}{secret}", f"github_pat_{secret}_{secret}", f"gho_{secret}{secret}"]))
 
 
+def _vendor(draw: st.DrawFn, secret: str) -> str:
+    """A token known by its vendor's documented prefix (the body long enough for each vendor's length)."""
+    twice = secret + secret
+    return draw(
+        st.sampled_from(
+            [
+                f"hvs.{secret}",
+                f"hvb.{secret}",
+                f"npm_{twice}",
+                f"pypi-AgEIcHlwaS5vcmc{twice}",
+                f"dckr_pat_{secret}",
+                f"hf_{twice}",
+                f"SG.{secret}.{secret}",
+                f"shpat_{twice}",
+                f"dop_v1_{twice}{twice}",
+                f"glptt-{secret}",
+                f"gldt-{secret}",
+                f"glsa_{secret}",
+                f"sk_test_{secret}",
+                f"whsec_{secret}",
+                f"ATATT3xFfGF0{secret}",
+            ]
+        )
+    )
+
+
 def _webhook(draw: st.DrawFn, secret: str) -> str:
     return draw(
         st.sampled_from(
@@ -353,6 +379,7 @@ SHAPES: dict[str, tuple[Shape, st.SearchStrategy[str]]] = {
     "query parameter": (_query, SECRET),
     "sk- token": (_openai, ALNUM),
     "GitHub token": (_github, ALNUM),
+    "vendor token": (_vendor, ALNUM),
     "webhook URL": (_webhook, ALNUM),
     "AWS key id": (_aws, ALNUM.map(lambda s: s.upper()).filter(lambda s: s[:16].isalnum())),
     "JWT": (_jwt, ALNUM),
@@ -373,6 +400,7 @@ SHAPES: dict[str, tuple[Shape, st.SearchStrategy[str]]] = {
 WHOLE = {
     "sk- token",
     "GitHub token",
+    "vendor token",
     "webhook URL",
     "AWS key id",
     "JWT",
