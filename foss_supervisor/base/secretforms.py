@@ -16,13 +16,15 @@ tools' password flags         a table: ``mysql -p***`` (the mysql family, sshpas
                               ``zip|unzip -P ***``, ``7z -p***``, ``mongo* -p ***``, ``sqlcmd|bcp -P ***``,
                               ``mosquitto_* -P ***``, ``openssl -k ***``, ``xfreerdp /p:***``,
                               ``smbclient|net -U user%***``, ``ipmitool -P ***``, ``cqlsh|racadm|... -p ***``,
-                              ``plink|nodetool -pw ***``, ``lftp -u user,***``, ``ssh-keygen -N|-P ***``;
+                              ``plink|nodetool -pw ***``, ``lftp -u user,***``, ``ssh-keygen -N|-P ***``,
+                              ``snmpwalk|snmpget|... -c ***`` (and SNMPv3's ``-A|-X ***``);
                               positional: ``htpasswd -b[c] [file] user ***``, ``rabbitmqctl add_user u ***``,
                               ``mysqladmin password ***``; and ``-u user:***`` of any tool (curl, wget...)
 encoded or nested names       a query's or a form's name percent-encoded (``pass%77ord=***``, ``api%5Fkey=***``)
                               or nested in brackets (``user[password]=***``, ``user%5Bpassword%5D=***``,
                               PHP's ``print_r``: ``[password] => ***``), read decoded
-directives                    Dockerfile's ``ENV DB_PASSWORD ***``, redis' ``requirepass ***``/``masterauth ***``,
+directives                    Dockerfile's ``ENV DB_PASSWORD ***``, redis' ``requirepass ***``/``masterauth ***``
+                              and ACL ``ACL SETUSER u on >***`` (a ``users.acl`` line ``user u on >***``),
                               a ``.netrc``'s ``machine HOST login USER password ***``
 ============================  =====================================================================
 
@@ -109,8 +111,10 @@ _TOOL_FLAGS = (
 # where a word may start a tool of the table (their first letters): a search costs a fifth over text with none
 _TOOL_START = r"(?<!\w)(?=[abcdfhilmnoprsuwxz7])"
 #: a tool of the table, or the -u of any tool: a command held as a list without one has no shape across its items
+_SNMP_TOOL = r"snmp(?!(?:trap)?d\b)\w*+"
 TOOL = re.compile(
-    rf"{_TOOL_START}(?:{'|'.join(tools for tools, _ in _TOOL_FLAGS)})\b|(?<!\S)(?:-u|-U|--user|--proxy-user)"
+    rf"{_TOOL_START}(?:{'|'.join(tools for tools, _ in _TOOL_FLAGS)}|{_SNMP_TOOL})\b"
+    r"|(?<!\S)(?:-u|-U|--user|--proxy-user)"
 )
 _ARGUMENT = re.compile(
     # (what lies between a tool and its flag is read up to the next such tool: "mysql mysql mysql ..." was
@@ -126,6 +130,12 @@ _ARGUMENT = re.compile(
     rf"(?P<secretu>{_ARG_VALUE}))"
 )
 
+# net-snmp's tools (snmpwalk, snmpget, snmpbulkwalk, snmptrap...): -c COMMUNITY (v1, v2c), and SNMPv3's -A and -X
+# passphrases, every one of them in the command (the table above takes one flag a tool); not the daemons snmpd and
+# snmptrapd, whose -c is a config file
+_SNMP = re.compile(rf"\b{_SNMP_TOOL}(?P<args>[^\n;|&]*+)")
+_SNMP_FLAG = re.compile(rf"(?<!\S)-[cAX](?:\s+(?!-)|(?=[^\s-]))(?P<secret>{_ARG_VALUE})")
+
 # ---------------------------------------------------------------------------------------------- directives
 
 # a name and its value a space apart, where a file's syntax says so: Dockerfile's ENV NAME value (the classic
@@ -133,9 +143,13 @@ _ARGUMENT = re.compile(
 # .netrc's machine HOST [login USER] password pw, "machine" starting a line ("ssh: machine web1 password
 # authentication failed" is prose)
 _DIRECTIVE = re.compile(
-    r"(?=[Erm])(?:\bENV\s+(?P<name>[A-Za-z_][\w.-]*)[ \t]+(?![=\s])"
+    r"(?=[ErmaAu])(?:\bENV\s+(?P<name>[A-Za-z_][\w.-]*)[ \t]+(?![=\s])"
     r"|\b(?:requirepass|masterauth)\s+|(?<![^\n])machine\s+\S+\s+(?:login\s+\S+\s+)?password\s+)"
     rf"(?P<secret>{_ARG_VALUE})"
+    # redis' ACL: ACL SETUSER u [rules] >pw, a users.acl line "user u on|off [rules] >pw" (a rule is one word;
+    # the first >pw of the command or line, read once from the name)
+    r"|(?:\b(?i:acl\s+setuser)|(?<![^\n])user(?=[ \t]+\S+[ \t][^\n]*\b(?:on|off)\b))[ \t]+\S+(?:[ \t]+[^\s>]\S*)*?"
+    r"[ \t]+>(?P<secret2>\S+)"
 )
 
 # ---------------------------------------------------------------------------------------------- names
@@ -179,6 +193,12 @@ def _always(m: re.Match[str]) -> list[Span]:
     return [] if span is None else [span]
 
 
+def _snmp(m: re.Match[str]) -> list[Span]:
+    start = m.start("args")
+    found = (_first_secret(f) for f in _SNMP_FLAG.finditer(m.group("args")))
+    return [(start + a, start + b) for a, b in (span for span in found if span is not None)]
+
+
 def _directive(m: re.Match[str]) -> list[Span]:
     span = _first_secret(m)
     name = m.group("name")
@@ -198,6 +218,7 @@ FORMS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], list[Span]]], ...]
     (_PAIR, _pair),
     (_SQL, _always),
     (_ARGUMENT, _always),
+    (_SNMP, _snmp),
     (_DIRECTIVE, _directive),
     (_PARAM, _param),
 )

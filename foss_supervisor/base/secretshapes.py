@@ -58,6 +58,7 @@ REDACTED = "***"
 TRIGGER = re.compile(
     r"://|PRIVATE KEY|eyJ|A(?:KI|SI|BI|CC)A|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|[sr]k_live_|AIza|sk-|ATATT"
     r"|[_.-][A-Za-z0-9_-]{20}"  # the body of a vendor's token after its prefix (one branch, not one per vendor)
+    r"|snmp|\s>\S"  # net-snmp's tools; redis' ACL >password
     r"|:\\/\\/|basic\s|webhooks|hooks\.slack|\s-[puaUwPkN]|\s/p:|identified\s|rabbitmqctl\s|/[^\s/@]+@"
     rf"|%[0-9A-Fa-f]{{2}}[\w.+\[\]-]*+=|{NAME_WORDS}",
     re.I,

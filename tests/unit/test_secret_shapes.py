@@ -301,6 +301,10 @@ TOOL_FORMS = [
     "plink -ssh {u}@h -pw {v}",
     "lftp -u {u},{g} ftp.example",
     "net ads join -U {u}%{g}",
+    "snmpwalk -v2c -c {v} h 1.3.6",
+    "snmpget -v 2c -c{g} h sysDescr.0",
+    "snmpbulkwalk -v3 -l authPriv -u {u} -a SHA -A {v} -x AES -X {v} h",
+    "snmpget -v3 -u {u} -A {u}{u} -X {v} h sysUpTime.0",  # the second passphrase (the table takes one a tool)
 ]
 
 
@@ -361,10 +365,14 @@ def _directive(draw: st.DrawFn, secret: str) -> str:
                 "masterauth {v}",
                 "\nmachine {h} login {u} password {v}",  # a .netrc entry starts a line
                 "\nmachine {h} password {v}",
+                "ACL SETUSER {u} on >{g} ~* +@all",
+                "redis-cli acl setuser {u} reset on >{g} ~cache:* +get",
+                "\nuser {u} on nopass >{g} ~* &* +@all",  # a users.acl line
+                "\nuser {u} >{g} off",
             ]
         )
     )
-    return form.format(n=draw(NAME | SECRET_NAME), v=draw(QUOTE).format(s=secret), h=draw(HOST), u=draw(WORD))
+    return form.format(n=draw(NAME | SECRET_NAME), v=draw(QUOTE).format(s=secret), h=draw(HOST), u=draw(WORD), g=secret)
 
 
 SHAPES: dict[str, tuple[Shape, st.SearchStrategy[str]]] = {
