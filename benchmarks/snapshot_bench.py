@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from foss_supervisor.pipeline.callables import load_callable  # noqa: E402
-from foss_supervisor.pipeline.runner import PipelineRunner  # noqa: E402
-from foss_supervisor.pipeline.spec import FolderOverrides, default_pipelines_dir, load_pipeline  # noqa: E402
+from foss_supervisor.pipeline.engine.runner import PipelineRunner  # noqa: E402
+from foss_supervisor.pipeline.engine.spec import FolderOverrides, default_pipelines_dir, load_pipeline  # noqa: E402
 
 
 def spec_in(work: Path) -> Any:
@@ -100,7 +100,7 @@ def diff_by_table(folder: Path, run_a: str, run_b: str) -> dict[str, float]:
     diff's time goes."""
     import duckdb
 
-    from foss_supervisor.pipeline.snapshots import load_snapshot
+    from foss_supervisor.pipeline.engine.snapshots import load_snapshot
     from foss_supervisor.pipeline.workerdiff import diff_tables
 
     a, b = load_snapshot(folder, run_a)["tables"], load_snapshot(folder, run_b)["tables"]

@@ -15,7 +15,7 @@ from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.errors import CommandError
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.service import PipelineService
+    from foss_supervisor.pipeline.engine.service import PipelineService
 
 
 __all__ = [

@@ -19,7 +19,7 @@ from foss_supervisor.core.objectives import Objectives, RunningLedger
 from foss_supervisor.core.seams import Seams
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.service import PipelineService
+    from foss_supervisor.pipeline.engine.service import PipelineService
 
 __all__ = ["PipelineSources", "make_watch"]
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from foss_supervisor.graph.model import Graph
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
+    from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepSpec
 
 __all__ = ["assess", "canonical_type", "changes", "contract_gaps", "refusal", "sql_meaning"]
 

@@ -42,7 +42,7 @@ from foss_supervisor.graph.contracts import python_contract
 
 if TYPE_CHECKING:
     from foss_supervisor.config import Config
-    from foss_supervisor.pipeline.spec import PipelineSpec
+    from foss_supervisor.pipeline.engine.spec import PipelineSpec
 
 __all__ = ["EDGE_KINDS", "NODE_KINDS", "Edge", "Graph", "Node", "build_graph", "table_layer", "with_objectives"]
 
@@ -247,7 +247,7 @@ def _names(value: Any) -> list[str]:
 
 def _partition_detail(live: Mapping[str, Any]) -> dict[str, Any]:
     """A partitioned pipeline's ``{"partitions": {"key", "counts": {status: n}}}`` (each partition by its last
-    partition run, pipeline/backfill.py), else nothing."""
+    partition run, pipeline/engine/backfill.py), else nothing."""
     summary = live.get("partitions")
     if not isinstance(summary, Mapping):
         return {}

@@ -2,27 +2,8 @@
 
 The daemon side never imports DuckDB: it talks to the worker over pipes. Rooms (every module, by what it is for):
 
-* daemon side
-
-  - spec and loading: ``spec`` (YAML -> ``PipelineSpec``), ``specparts`` (the loader's collected mistakes, a
-    step's source), ``rules`` (what a pipeline owns, reads and publishes), ``tablekeys`` (a step's ``keys``),
-    ``partition`` (the partition key from file names; which partitions to backfill), ``configcheck`` (the
-    pipelines checked as part of loading a config), ``reloadcheck`` (a reload's SQL check);
-  - the façade, scheduling and runs: ``service`` (the façade the commands see), ``scheduling`` (how runs
-    start), ``triggers`` (timer, cron, landing watch), ``schedule`` (overdue), ``backfill`` (re-runs of
-    partitions), ``runner`` (runs, history, events), ``execution`` (a run's steps in dependency order),
-    ``runstate`` (a run's bookkeeping, its step requests), ``retry`` (which steps a retry runs), ``recovery``
-    (the committed steps of a run a killed daemon abandoned), ``fingerprint`` (skip runs with nothing new),
-    ``history`` (run records, JSON lines), ``flowrun`` (which run the pages show), ``regression`` (a step
-    slower than its median), ``holding`` (held files, the runner's part);
-  - snapshots and rollback: ``runsnapshots`` (keep, diff, roll back: the runner's part), ``snapshots``
-    (layout, wholeness, retention), ``snapshotsame`` (did a run change any layer table);
-  - publish: ``runpublish`` (a run's publish, the runner's part), ``publish`` (the Parquet published set,
-    manifest and switch), ``publishdelta`` (the Delta Lake published set), ``publishcheck`` (may the current
-    set stand for a run that changed nothing);
-  - worker supervision and client: ``workerservice`` (the worker supervised as ``@pipeline-worker``:
-    restarts, recycles), ``workeredge`` (its spawn and clean stop), ``workerargs`` (its command line),
-    ``limits`` (its memory and time limits), ``workerclient`` (the one client of the worker's protocol);
+* daemon side: the subpackage ``engine`` (spec and loading, the façade, scheduling and runs, snapshots and
+  publish bookkeeping, the worker's supervision and client; its ``__init__`` names every module)
 
 * worker side (DuckDB; the daemon imports a few of these, e.g. ``ledger`` and ``hold``, for their names and SQL
   text only, never DuckDB)
@@ -49,7 +30,8 @@ The daemon side never imports DuckDB: it talks to the worker over pipes. Rooms (
 
 * shared by both sides
 
-  - declarations compiled to SQL at load and run by the worker: ``quality`` (``kind: quality``),
+  - declarations compiled to SQL at load and run by the worker: ``rules`` (what a pipeline owns, reads and
+    publishes; its ``gated`` checks every declaration's fields), ``quality`` (``kind: quality``),
     ``thresholds`` (when checked rows warn or fail), ``dedupe`` (``kind: deduplicate``), ``origins`` (a line
     of generated SQL traced to its YAML), ``checks`` (row-accounting checks, parsed without eval);
   - the vocabulary: ``protocol`` (the worker protocol: JSON lines over pipes), ``states`` (step and run

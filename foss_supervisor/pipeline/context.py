@@ -14,8 +14,8 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from foss_supervisor.pipeline.partition import PartitionSpec
-from foss_supervisor.pipeline.spec import Folders
+from foss_supervisor.pipeline.engine.partition import PartitionSpec
+from foss_supervisor.pipeline.engine.spec import Folders
 
 __all__ = ["StepContext", "StepFunction"]
 
@@ -40,7 +40,7 @@ class StepContext:
     patterns: Sequence[str] = ()
     #: the schemas the pipeline owns
     schemas: Sequence[str] = ()
-    #: the partition this run is for (a backfill's run, see partition.py); None: the whole pipeline
+    #: the partition this run is for (a backfill's run, see engine/partition.py); None: the whole pipeline
     partition: str | None = None
     #: how the pipeline's landing file names map to partitions; None when it declares no ``partition:``
     partition_key: PartitionSpec | None = None

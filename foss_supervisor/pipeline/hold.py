@@ -21,7 +21,7 @@ that land after it. A held file whose content changes is a new file (a new sha25
 (:func:`release_files`) makes held files ``pending`` again: the next run ingests them anew. A run that
 fails for another reason (an SQL error, a timeout, a cancel) holds nothing: its files are checked again by
 the next run. These are the ``kind: python`` steps the runner sends as ``_hold`` and ``_release``
-(holding.py), run in the worker like any step (one transaction, the pipeline's access).
+(engine/holding.py), run in the worker like any step (one transaction, the pipeline's access).
 """
 
 from __future__ import annotations

@@ -249,7 +249,7 @@ def ingest(ctx: StepContext) -> Mapping[str, int | float]:
     lines are in, the bronze rows earlier runs took from that path are deleted and the path's older contents
     are marked ``changed``, so a file fixed and landed again under its name replaces its rows rather than
     adding to them. A whole run takes the newest pending content of each such path. A partition's run
-    (``ctx.partition``, a backfill: partition.py) takes that partition's paths whatever their ledger status
+    (``ctx.partition``, a backfill: engine/partition.py) takes that partition's paths whatever their ledger status
     (ingested ones again); a file gone from the landing folder keeps its rows, with a warning.
     Metrics: rows_in, rows_out (lines ingested), files; for a partitioned pipeline also rows_replaced (bronze
     rows deleted).

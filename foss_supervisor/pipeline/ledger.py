@@ -18,7 +18,7 @@ the pipeline's setup SQL, so a pipeline only ever sees the files its own discove
                         worker killed between COMMIT and its reply leaves the proof (see workersteps.py)
     <ledger>.rollbacks  the newest rollback whose restore committed (run_id, target run, started_at in epoch
                         seconds), written in the restore's own transaction: a daemon killed before it
-                        switched the published set finishes that at its next start (recovery.py); the
+                        switched the published set finishes that at its next start (engine/recovery.py); the
                         next step that commits removes it (the tables then hold more than the rollback)
 """
 

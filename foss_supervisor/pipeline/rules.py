@@ -9,7 +9,7 @@
 - the parameters of the shipped Python steps, checked at load time;
 - the steps' dependency order (no cycles).
 
-Stdlib only, like spec.py: the daemon loads pipelines without DuckDB.
+Stdlib only, like engine/spec.py: the daemon loads pipelines without DuckDB.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from foss_supervisor.config.schema import PIPELINE_SCHEMA
 from foss_supervisor.pipeline.errors import PipelineConfigError, Problems
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
+    from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepSpec
 
 __all__ = [
     "DEFAULT_PATTERNS",

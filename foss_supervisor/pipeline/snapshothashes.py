@@ -7,7 +7,7 @@ zstd Parquet of two UBIGINT columns, ``k`` (``hash`` of the key's columns, in th
 (``hash`` of every other column, in the file's order; ``0`` when there is none), one row per row of the
 data file, computed from the data file as DuckDB reads it back (so from the very values a diff reads). It
 is hard-linked with its data file into later snapshots like the statistics file. The data file itself is
-untouched: a restore, the statistics, the strict comparison of unchanged runs (snapshotsame.py) and the
+untouched: a restore, the statistics, the strict comparison of unchanged runs (engine/snapshotsame.py) and the
 published files never see the hashes.
 
 The manifest records per file ``hashes: {bytes, footer_sha256, key, duckdb}``: the file's size and footer

@@ -28,13 +28,13 @@ from typing import Any
 import duckdb
 
 from foss_supervisor.pipeline.callables import load_callable
+from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepKind, StepSpec, evaluate_check
 from foss_supervisor.pipeline.errors import QueryRefusedError
 from foss_supervisor.pipeline.ingest import bronze_ddl, check_bronze
 from foss_supervisor.pipeline.ledger import ledger_ddl
 from foss_supervisor.pipeline.origins import sql_failure
 from foss_supervisor.pipeline.publishtypes import published_columns
 from foss_supervisor.pipeline.sandbox import Access
-from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec, evaluate_check
 from foss_supervisor.pipeline.sqlrun import SqlFailed, run_statements
 from foss_supervisor.pipeline.workersnapshots import layer_tables, quoted_table, refuse_inexact
 
@@ -286,7 +286,7 @@ def _snapshot_types(con: Any, spec: PipelineSpec) -> StepReport:
 
 
 def _keys(con: Any, spec: PipelineSpec, unmade: list[str]) -> list[StepReport]:
-    """Each table key a step declares (``keys``, tablekeys.py) against its table as the steps left it: a column
+    """Each table key a step declares (``keys``, engine/tablekeys.py) against its table as the steps left it: a column
     the table does not have is an error of ``_keys`` at the YAML line of that column (``where``: ``file:LINE:
     steps.<name>.keys.<table>[i]``); a table no step made here is ``not_checked`` when a Python step or one of
     ``unmade`` (steps whose SQL stopped at their landing files) may make it in a run, else an error."""

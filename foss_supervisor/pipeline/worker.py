@@ -8,7 +8,7 @@ daemon stays DuckDB-free; the worker is supervised (killed on step timeout, rest
 Inside, every request gets its own cursor of one connection: a step runs on a dedicated thread in ONE
 transaction (BEGIN ... COMMIT; any error, a timeout kill or a SIGKILL leaves every table as it was), while
 read-only queries run on a small thread pool and see the last committed state. Protocol: see protocol.py.
-Bounds (limits.py): DuckDB's memory_limit with spilling to ``--temp-dir``, and an RLIMIT_DATA the worker
+Bounds (engine/limits.py): DuckDB's memory_limit with spilling to ``--temp-dir``, and an RLIMIT_DATA the worker
 sets on itself before it opens the database; a query's reply is bounded before Python sees a value.
 
 Run: ``python -m foss_supervisor.pipeline.worker --db PATH [--allow-dir DIR ...]``
@@ -36,6 +36,10 @@ from foss_supervisor.base.jsonable import jsonable  # noqa: E402
 from foss_supervisor.base.usagespan import UsageSpan  # noqa: E402
 from foss_supervisor.pipeline.callables import load_callable  # noqa: E402
 from foss_supervisor.pipeline.context import StepContext  # noqa: E402
+from foss_supervisor.pipeline.engine.limits import MAX_RESULT_BYTES, apply_os_memory_limit, memory_limit_message  # noqa: E402
+from foss_supervisor.pipeline.engine.partition import PartitionSpec  # noqa: E402
+from foss_supervisor.pipeline.engine.spec import Folders  # noqa: E402
+from foss_supervisor.pipeline.engine.workerargs import worker_arguments, worker_folders  # noqa: E402
 from foss_supervisor.pipeline.errors import (  # noqa: E402
     QueryError,
     QueryMemoryError,
@@ -44,16 +48,12 @@ from foss_supervisor.pipeline.errors import (  # noqa: E402
     SnapshotError,
 )
 from foss_supervisor.pipeline.ledger import ledger_ddl, record_commit  # noqa: E402
-from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, apply_os_memory_limit, memory_limit_message  # noqa: E402
 from foss_supervisor.pipeline.lineage import scan_scripts  # noqa: E402
-from foss_supervisor.pipeline.partition import PartitionSpec  # noqa: E402
 from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode  # noqa: E402
 from foss_supervisor.pipeline.query import run_query  # noqa: E402
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
-from foss_supervisor.pipeline.spec import Folders  # noqa: E402
 from foss_supervisor.pipeline.supervision import SupervisionTables, open_supervision  # noqa: E402
 from foss_supervisor.pipeline.warehouse import open_database  # noqa: E402
-from foss_supervisor.pipeline.workerargs import worker_arguments, worker_folders  # noqa: E402
 from foss_supervisor.pipeline.workerdelta import DELTA_TASKS, StopFlag, delta_task  # noqa: E402
 from foss_supervisor.pipeline.workerdiff import snapshot_task  # noqa: E402
 from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402

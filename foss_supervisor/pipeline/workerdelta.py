@@ -1,5 +1,5 @@
 """The worker's half of a Delta Lake publish (``publish_format: delta``; layout and the daemon's half in
-publishdelta.py): every table of one run committed with ``deltalake.write_deltalake`` from ONE read-only
+engine/publishdelta.py): every table of one run committed with ``deltalake.write_deltalake`` from ONE read-only
 DuckDB transaction, the vacuum that keeps the kept runs' files, and the restore of a rollback.
 
 Data reaches deltalake as an Arrow stream of the DuckDB relation (the Arrow C stream interface, batch by
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from foss_supervisor.pipeline.engine.publish import stage_name
 from foss_supervisor.pipeline.errors import QueryError, QueryRefusedError
-from foss_supervisor.pipeline.publish import stage_name
 from foss_supervisor.pipeline.workerpublish import TABLE_NAME, check_table, gated_select, pipeline_folder
 
 if TYPE_CHECKING:

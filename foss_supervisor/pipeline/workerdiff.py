@@ -3,7 +3,7 @@ and the live warehouse (what a rollback would change). Per table: rows added, re
 schema changes, and each column's null rate and min/max on both sides.
 
 How rows are matched: by the table's key when it has one (a PRIMARY KEY or UNIQUE constraint, else the key
-the pipeline declares for it: a ``deduplicate`` step's ``key``, or a step's ``keys``, tablekeys.py): a key only
+the pipeline declares for it: a ``deduplicate`` step's ``key``, or a step's ``keys``, engine/tablekeys.py): a key only
 in B is added, only in A removed, in both with another value in any other common column changed. Without a
 key, whole rows over the columns both sides have are compared as multisets (``EXCEPT ALL``): changed is then
 null, as an edited row counts as one removed and one added, and ``match`` says so. Rows are matched by their
@@ -43,8 +43,8 @@ from typing import Any, NamedTuple
 import duckdb
 
 from foss_supervisor.pipeline import snapshothashes
+from foss_supervisor.pipeline.engine.snapshots import snapshot_root
 from foss_supervisor.pipeline.errors import QueryRefusedError, QueryTimeoutError
-from foss_supervisor.pipeline.snapshots import snapshot_root
 from foss_supervisor.pipeline.snapshotstats import (
     MAX_COLUMNS,
     MAX_VALUE_CHARS,
@@ -240,7 +240,7 @@ def _table_diff(cursor: Any, table: str, a: _Side | None, b: _Side | None, stric
     # columns are the same on both sides (a shared file then holds rows of both tables as they are)
     same_columns = list(cols_a.items()) == list(cols_b.items())
     rest = _unshared(a.files, b.files) if a.files and b.files and same_columns else None
-    if strict:  # values told apart by their text, as a snapshot keeps them: -0.0 is not 0.0 (snapshotsame.py)
+    if strict:  # values told apart by their text, as a snapshot keeps them: -0.0 is not 0.0 (engine/snapshotsame.py)
         out["added"], out["removed"] = _whole_rows(cursor, a.source, b.source, common, as_text=True)
         out["changed"], out["match"] = None, {"by": "whole_rows", "columns": common, "strict": True}
         return out
@@ -301,8 +301,9 @@ def diff_tables(cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Path, 
     Returns ``{"tables": [{table, status: added|dropped|kept, rows_a, rows_b, added, removed, changed,
     match: {by: key|whole_rows, columns} | "table", schema: {added, dropped, retyped}, columns: [{name, a,
     b}]}], "truncated": bool}``, tables sorted by name, at most MAX_TABLES of them. With ``message["strict"]``
-    rows are compared whole by their values' text (``-0.0`` is not ``0.0``; snapshotsame.py). Raises SnapshotError
-    (a snapshot file is not what its manifest recorded), QueryRefusedError, QueryTimeoutError, duckdb.Error.
+    rows are compared whole by their values' text (``-0.0`` is not ``0.0``; engine/snapshotsame.py). Raises
+    SnapshotError (a snapshot file is not what its manifest recorded), QueryRefusedError, QueryTimeoutError,
+    duckdb.Error.
     """
     timeout_s = max(0.1, min(float(message.get("timeout_s", 60.0)), 600.0))
     timer = threading.Timer(timeout_s, cursor.interrupt)

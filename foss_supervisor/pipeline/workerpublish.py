@@ -1,7 +1,7 @@
 """The worker's half of a publish: every table of one run, written as Parquet into the run's hidden partial
 folder in ONE read-only transaction, so the tables of a published set are one snapshot of the warehouse.
 
-The daemon's half (publish.py) then adds the manifest and ``_SUCCESS`` and makes the run current. Runs in
+The daemon's half (engine/publish.py) then adds the manifest and ``_SUCCESS`` and makes the run current. Runs in
 the worker on a cursor of its connection (an ``export`` request with ``publish_run``; see worker.py).
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import duckdb
 
+from foss_supervisor.pipeline.engine.publish import RUNS, stage_name
 from foss_supervisor.pipeline.errors import QueryRefusedError
-from foss_supervisor.pipeline.publish import RUNS, stage_name
 from foss_supervisor.pipeline.publishtypes import check_fit, published_columns, select_sql
 from foss_supervisor.pipeline.workerexport import EXPORT_FORMATS, table_source
 

@@ -179,7 +179,7 @@ def restore_tables(cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Pat
                 cursor.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {sources[table]}")  # noqa: S608
             rows = int(cursor.execute(f"SELECT count(*) FROM {target}").fetchone()[0])  # noqa: S608
             restored.append({"table": table, "rows": rows})
-        record_rollback(cursor, message)  # the proof a killed daemon's next start reads (recovery.py)
+        record_rollback(cursor, message)  # the proof a killed daemon's next start reads (engine/recovery.py)
         cursor.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(duckdb.Error):

@@ -2,7 +2,7 @@
 folder in ONE read-only transaction, with each table's CREATE TABLE text and the tables its FOREIGN KEYs
 reference (what a restore re-creates it from, workerrestore.py).
 
-The daemon's half (snapshots.py) makes a written snapshot whole (manifest, ``_SUCCESS``, rename), keeps
+The daemon's half (engine/snapshots.py) makes a written snapshot whole (manifest, ``_SUCCESS``, rename), keeps
 the newest ``snapshot_keep`` and refuses incomplete ones. It runs in the worker on a cursor of its
 connection (an ``export`` request with ``task: snapshot``; see worker.py).
 """
@@ -18,9 +18,9 @@ from typing import Any
 
 import duckdb
 
+from foss_supervisor.pipeline.engine.publish import RUNS
+from foss_supervisor.pipeline.engine.snapshots import MAX_DDL_CHARS, snapshot_stage_name
 from foss_supervisor.pipeline.errors import QueryRefusedError
-from foss_supervisor.pipeline.publish import RUNS
-from foss_supervisor.pipeline.snapshots import MAX_DDL_CHARS, snapshot_stage_name
 from foss_supervisor.pipeline.snapshotstats import parquet_list
 from foss_supervisor.pipeline.workersegments import copy_table, extend_previous, link_published
 

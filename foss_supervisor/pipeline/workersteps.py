@@ -15,9 +15,9 @@ from typing import Any
 
 import duckdb
 
+from foss_supervisor.pipeline.engine.spec import Folders, evaluate_check, parse_check
 from foss_supervisor.pipeline.origins import sql_failure
 from foss_supervisor.pipeline.sandbox import Access, AccessDenied
-from foss_supervisor.pipeline.spec import Folders, evaluate_check, parse_check
 from foss_supervisor.pipeline.sqlrun import SqlFailed, run_statements
 from foss_supervisor.pipeline.thresholds import crossed
 

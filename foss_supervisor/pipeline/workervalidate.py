@@ -1,6 +1,6 @@
 """The SQL check of a reload (and of ``pipeline validate``), in a short-lived child of its own: pipelines
 checked as validate.py checks them, so the daemon never loads DuckDB nor imports a pipeline's Python. A
-reload asks it for the pipelines it adds or redefines, and refuses one with an error (reloadcheck.py).
+reload asks it for the pipelines it adds or redefines, and refuses one with an error (engine/reloadcheck.py).
 
 Why a fresh process per check, not the long-lived worker: a Python step's file is imported once per process
 (callables.py), so the worker would judge a changed file by the copy it imported first (a new function "not
@@ -27,9 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.pipeline.engine.limits import apply_os_memory_limit
+from foss_supervisor.pipeline.engine.spec import load_for_daemon, load_pipeline
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.limits import apply_os_memory_limit
-from foss_supervisor.pipeline.spec import load_for_daemon, load_pipeline
 from foss_supervisor.pipeline.validate import validate_spec
 
 __all__ = ["MAX_REQUEST_BYTES", "main", "validate_pipelines"]

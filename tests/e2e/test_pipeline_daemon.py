@@ -279,7 +279,7 @@ def test_pipeline_config_errors_exit_2_with_file_line_and_step_name(tmp_path) ->
     import subprocess
     import sys
 
-    from foss_supervisor.pipeline.spec import default_pipelines_dir
+    from foss_supervisor.pipeline.engine.spec import default_pipelines_dir
 
     shipped = default_pipelines_dir()
     text = (shipped / "orders.yaml").read_text()

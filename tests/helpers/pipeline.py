@@ -18,9 +18,9 @@ from typing import Any
 import psutil
 import yaml
 
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.spec import FolderOverrides, PipelineSpec, default_pipelines_dir, load_pipeline
 from foss_supervisor.pipeline.events import PipelineEvent, WorkerStarted
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import FolderOverrides, PipelineSpec, default_pipelines_dir, load_pipeline
 
 __all__ = [
     "ORDERS_STEPS",

@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from foss_supervisor.pipeline.snapshots import commit_snapshot, load_snapshot
+from foss_supervisor.pipeline.engine.snapshots import commit_snapshot, load_snapshot
 from foss_supervisor.pipeline.workerdiff import diff_tables
 from foss_supervisor.pipeline.workerrestore import restore_tables
 from foss_supervisor.pipeline.workersnapshots import snapshot_tables

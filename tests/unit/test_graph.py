@@ -25,8 +25,8 @@ from foss_supervisor.config.schema import PROGRAM
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.graph.model import Graph, build_graph
 from foss_supervisor.graph.render import to_dot, to_mermaid
+from foss_supervisor.pipeline.engine.spec import PipelineSpec, load_pipeline
 from foss_supervisor.pipeline.lineage import scan_scripts
-from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
 
 FILE = Path("/etc/fs/c.yaml")
 DATA = Path("/srv/data")

@@ -18,8 +18,8 @@ from helpers.pipeline import QUALITY_RULES, RunnerFactory, dedupe_pipeline, qual
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.sandbox import Access
-from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.sqlrun import SqlFailed, run_statements
 from foss_supervisor.pipeline.states import RunStatus, StepState
 from foss_supervisor.pipeline.validate import validate_spec

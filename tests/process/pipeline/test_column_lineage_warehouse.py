@@ -8,8 +8,8 @@ from __future__ import annotations
 import duckdb
 from helpers import REPO
 
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.lineage import describer, scan_scripts
-from foss_supervisor.pipeline.spec import load_pipeline
 
 
 def test_the_warehouse_gives_the_types_of_a_create_as_and_is_left_as_it_was() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from helpers.pipeline import RunnerFactory, orders_spec
 
 from foss_supervisor.pipeline.callables import load_callable
-from foss_supervisor.pipeline.spec import default_pipelines_dir
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir
 from foss_supervisor.pipeline.states import RunStatus
 
 #: the orders pipeline's generator, from its folder (as the daemon loads it)

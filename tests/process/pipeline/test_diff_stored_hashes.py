@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.pipeline.engine.snapshots import commit_snapshot, link_snapshot, load_snapshot
 from foss_supervisor.pipeline.errors import SnapshotError
 from foss_supervisor.pipeline.snapshothashes import hashes_file
-from foss_supervisor.pipeline.snapshots import commit_snapshot, link_snapshot, load_snapshot
 from foss_supervisor.pipeline.workerdiff import diff_tables
 from foss_supervisor.pipeline.workerrestore import restore_tables
 from foss_supervisor.pipeline.workersnapshotfiles import footer_sha256

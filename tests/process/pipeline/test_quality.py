@@ -8,7 +8,7 @@ from pathlib import Path
 
 from helpers.pipeline import QUALITY_RULES, RunnerFactory, dedupe_pipeline, quality_pipeline
 
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
 from foss_supervisor.pipeline.validate import validate_spec
 

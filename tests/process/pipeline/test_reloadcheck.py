@@ -15,7 +15,7 @@ import psutil
 
 from foss_supervisor.config import Config
 from foss_supervisor.config.loader import load_config
-from foss_supervisor.pipeline.reloadcheck import CHECK_MODULE, MAX_CHECKS, sql_problems
+from foss_supervisor.pipeline.engine.reloadcheck import CHECK_MODULE, MAX_CHECKS, sql_problems
 
 PY_YAML = """name: {name}
 folders: {{landing: land, reference: ref_{name}, warehouse: w.duckdb}}

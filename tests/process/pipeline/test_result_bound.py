@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.base.jsonable import jsonable
+from foss_supervisor.pipeline.engine.limits import MAX_RESULT_BYTES, MiB
 from foss_supervisor.pipeline.errors import QueryFailedError
-from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, MiB
 from foss_supervisor.pipeline.protocol import encode
 from foss_supervisor.pipeline.query import run_query
 

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.pipeline import workersegments
-from foss_supervisor.pipeline.snapshots import commit_snapshot, load_snapshot
+from foss_supervisor.pipeline.engine.snapshots import commit_snapshot, load_snapshot
 from foss_supervisor.pipeline.snapshotstats import STATS
 from foss_supervisor.pipeline.workerdiff import diff_tables
 from foss_supervisor.pipeline.workersnapshots import snapshot_tables

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from helpers.pipeline import two_step_pipeline
 
-from foss_supervisor.pipeline.spec import default_pipelines_dir, load_pipeline
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir, load_pipeline
 from foss_supervisor.pipeline.validate import validate_spec
 
 

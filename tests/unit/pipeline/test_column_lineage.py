@@ -15,8 +15,8 @@ from helpers import REPO, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.lineage import scan_scripts
-from foss_supervisor.pipeline.spec import load_pipeline
 
 E = "silver.orders_enriched"
 T = "trips_silver.trips"

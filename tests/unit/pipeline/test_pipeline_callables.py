@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from foss_supervisor.config.schema import CALLABLE
 from foss_supervisor.pipeline.callables import RENAMED, load_callable, resolve_callable
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir, load_pipeline
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.spec import default_pipelines_dir, load_pipeline
 
 #: the file form of a reference, the part of the gate a path can take
 FILE_REFS = st.from_regex(r"[\w./-]{0,60}\.py:[A-Za-z_]\w{0,20}", fullmatch=True)

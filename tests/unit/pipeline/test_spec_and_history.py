@@ -15,9 +15,9 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.errors import IllegalTransitionError
+from foss_supervisor.pipeline.engine.history import RunHistory, RunRecord, StepRecord
+from foss_supervisor.pipeline.engine.spec import evaluate_check, load_pipeline, parse_check
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
-from foss_supervisor.pipeline.spec import evaluate_check, load_pipeline, parse_check
 from foss_supervisor.pipeline.states import STEP_TRANSITIONS, RunMode, RunStatus, StepState
 
 

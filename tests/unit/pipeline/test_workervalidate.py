@@ -15,8 +15,8 @@ from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline.reloadcheck import Output, final_problems, read_output
-from foss_supervisor.pipeline.spec import default_pipelines_dir
+from foss_supervisor.pipeline.engine.reloadcheck import Output, final_problems, read_output
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir
 from foss_supervisor.pipeline.workervalidate import validate_pipelines
 
 json_values = st.recursive(

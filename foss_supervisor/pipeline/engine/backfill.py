@@ -1,6 +1,6 @@
 """Backfills: re-run chosen partitions of a partitioned pipeline, one partition run each, and per-partition state.
 
-:class:`Backfills` is a base of :class:`~foss_supervisor.pipeline.service.PipelineService` (which sets the
+:class:`Backfills` is a base of :class:`~foss_supervisor.pipeline.engine.service.PipelineService` (which sets the
 attributes declared below). A backfill lists the pipeline's landing files, takes their partitions (partition.py)
 in ``[start, end]`` (just those whose last partition run failed with ``only_failed``) and runs them in order, each
 as a run with reason ``backfill`` and its ``partition``. Why one at a time: the runs of one pipeline never
@@ -22,13 +22,13 @@ from typing import Any
 import structlog
 
 from foss_supervisor.errors import CommandError
+from foss_supervisor.pipeline.engine.history import RunRecord
+from foss_supervisor.pipeline.engine.partition import PartitionSpec, parse_bound, partitions_of, select_partitions
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.scheduling import RunScheduling
+from foss_supervisor.pipeline.engine.spec import PipelineSpec
 from foss_supervisor.pipeline.errors import PipelineError
-from foss_supervisor.pipeline.history import RunRecord
 from foss_supervisor.pipeline.ledger import landing_files
-from foss_supervisor.pipeline.partition import PartitionSpec, parse_bound, partitions_of, select_partitions
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.scheduling import RunScheduling
-from foss_supervisor.pipeline.spec import PipelineSpec
 
 __all__ = [
     "MAX_PARALLEL",

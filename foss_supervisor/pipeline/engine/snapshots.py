@@ -46,8 +46,8 @@ from typing import Any
 
 from foss_supervisor.base.atomicfile import atomic_write, fsync_dir
 from foss_supervisor.base.jsontext import parse_json
+from foss_supervisor.pipeline.engine.publish import MANIFEST, PARTIAL_STAGE, RUN_ID, SUCCESS, stage_name
 from foss_supervisor.pipeline.errors import SnapshotError
-from foss_supervisor.pipeline.publish import MANIFEST, PARTIAL_STAGE, RUN_ID, SUCCESS, stage_name
 from foss_supervisor.pipeline.snapshotstats import HASHES, STATS
 
 __all__ = [

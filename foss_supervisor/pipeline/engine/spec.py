@@ -28,9 +28,11 @@ from foss_supervisor.config.yamlload import MAX_FILE_BYTES, load_yaml
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.callables import resolve_callable
 from foss_supervisor.pipeline.checks import Check, evaluate_check, load_check, parse_check
+from foss_supervisor.pipeline.engine.partition import PartitionSpec, load_partition
+from foss_supervisor.pipeline.engine.specparts import Problems, read_sql, step_links, step_source, unknown_keys
+from foss_supervisor.pipeline.engine.tablekeys import KEYS, TableKeys, check_table_keys, load_step_keys
 from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.origins import author_key, located, named_lines, place, yaml_at
-from foss_supervisor.pipeline.partition import PartitionSpec, load_partition
 from foss_supervisor.pipeline.rules import (
     DEFAULT_PATTERNS,
     check_isolation,
@@ -41,9 +43,7 @@ from foss_supervisor.pipeline.rules import (
     load_patterns,
     load_publish,
 )
-from foss_supervisor.pipeline.specparts import Problems, read_sql, step_links, step_source, unknown_keys
 from foss_supervisor.pipeline.states import RunMode
-from foss_supervisor.pipeline.tablekeys import KEYS, TableKeys, check_table_keys, load_step_keys
 from foss_supervisor.pipeline.thresholds import DEFAULT_THRESHOLD, Threshold, located_thresholds, step_thresholds
 
 __all__ = [

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from foss_supervisor.core.child import Child
+from foss_supervisor.pipeline.engine.limits import MAX_RESULT_BYTES, MiB
 from foss_supervisor.pipeline.errors import (
     PipelineError,
     QueryFailedError,
@@ -40,11 +41,10 @@ from foss_supervisor.pipeline.errors import (
     WorkerCrashedError,
     WorkerProtocolError,
 )
-from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, MiB
 from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.workerservice import WorkerService
+    from foss_supervisor.pipeline.engine.workerservice import WorkerService
 
 __all__ = ["QUERY_SLOTS", "QueryResult", "StepAttemptError", "StepTimeoutError", "WorkerChannel", "WorkerClient"]
 

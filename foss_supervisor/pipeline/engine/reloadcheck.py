@@ -25,7 +25,7 @@ import structlog
 from foss_supervisor.base.loopgate import LoopGate
 from foss_supervisor.config import Config
 from foss_supervisor.core.child import spawn
-from foss_supervisor.pipeline.workeredge import worker_environ
+from foss_supervisor.pipeline.engine.workeredge import worker_environ
 
 __all__ = [
     "CHECK_MODULE",

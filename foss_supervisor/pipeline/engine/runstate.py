@@ -11,13 +11,13 @@ import time
 from typing import Any
 
 from foss_supervisor.base.jsonable import dataclass_to_json
+from foss_supervisor.pipeline.engine.history import RunRecord, StepRecord
+from foss_supervisor.pipeline.engine.retry import RetryPlan
+from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepKind, StepSpec
+from foss_supervisor.pipeline.engine.workerclient import StepAttemptError
 from foss_supervisor.pipeline.errors import WorkerCrashedError
-from foss_supervisor.pipeline.history import RunRecord, StepRecord
 from foss_supervisor.pipeline.hold import INGEST_CALLABLE
-from foss_supervisor.pipeline.retry import RetryPlan
-from foss_supervisor.pipeline.spec import PipelineSpec, StepKind, StepSpec
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
-from foss_supervisor.pipeline.workerclient import StepAttemptError
 
 __all__ = ["ActiveRun", "access_payload", "folders_payload", "is_transient", "step_payload"]
 

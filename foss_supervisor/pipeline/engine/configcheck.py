@@ -18,7 +18,7 @@ __all__ = ["check_pipeline_files"]
 def check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
     """Load every pipeline's spec and check that no two share what one must own. Raises ConfigError (a
     PipelineConfigError) naming the pipeline file, line and key."""
-    from foss_supervisor.pipeline.spec import check_isolation, load_for_daemon
+    from foss_supervisor.pipeline.engine.spec import check_isolation, load_for_daemon
 
     check_isolation(
         [

@@ -1,6 +1,6 @@
 """How one run executes: its steps in dependency order, each in the worker with its timeout and retries.
 
-:class:`RunExecution` is the base of :class:`~foss_supervisor.pipeline.runner.PipelineRunner`, which owns
+:class:`RunExecution` is the base of :class:`~foss_supervisor.pipeline.engine.runner.PipelineRunner`, which owns
 the worker, the history, the locks and the public API; the runner sets every attribute declared below. A
 successful run ends by keeping its snapshot (runsnapshots.py), also when its publish failed or was cancelled,
 between the two halves of its publish (runpublish.py): a run that changed no layer table publishes nothing new.
@@ -23,6 +23,18 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from foss_supervisor.pipeline.engine.history import RunHistory, RunRecord, metric_count
+from foss_supervisor.pipeline.engine.holding import HeldFiles
+from foss_supervisor.pipeline.engine.runpublish import RunPublish, StagedPublish
+from foss_supervisor.pipeline.engine.runstate import (
+    ActiveRun,
+    access_payload,
+    folders_payload,
+    is_transient,
+    step_payload,
+)
+from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepSpec
+from foss_supervisor.pipeline.engine.workerclient import StepAttemptError, StepTimeoutError, WorkerClient
 from foss_supervisor.pipeline.errors import PipelineError, UnknownPipelineError, WorkerError
 from foss_supervisor.pipeline.events import (
     EventCallback,
@@ -31,15 +43,9 @@ from foss_supervisor.pipeline.events import (
     StepLog,
     StepStateChanged,
 )
-from foss_supervisor.pipeline.history import RunHistory, RunRecord, metric_count
 from foss_supervisor.pipeline.hold import holds_files
-from foss_supervisor.pipeline.holding import HeldFiles
 from foss_supervisor.pipeline.ledger import committed_result_sql
-from foss_supervisor.pipeline.runpublish import RunPublish, StagedPublish
-from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload, is_transient, step_payload
-from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
 from foss_supervisor.pipeline.states import RUN_TRANSITIONS, STEP_TRANSITIONS, RunStatus, StepState
-from foss_supervisor.pipeline.workerclient import StepAttemptError, StepTimeoutError, WorkerClient
 
 #: what the worker measured of itself during a step, kept in its metrics (base/usagespan.py)
 WORKER_FIGURES = ("worker_peak_rss_bytes", "worker_cpu_s", "worker_read_bytes", "worker_write_bytes")

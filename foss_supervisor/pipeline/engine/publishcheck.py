@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.pipeline.publish import CURRENT, MANIFEST, MANIFEST_FORMAT, RUNS, SUCCESS
+from foss_supervisor.pipeline.engine.publish import CURRENT, MANIFEST, MANIFEST_FORMAT, RUNS, SUCCESS
 
 __all__ = ["current_set"]
 

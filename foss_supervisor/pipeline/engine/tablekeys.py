@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from foss_supervisor.pipeline.errors import PipelineConfigError
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.spec import StepSpec
+    from foss_supervisor.pipeline.engine.spec import StepSpec
 
 __all__ = ["KEYS", "TableKeys", "check_table_keys", "load_step_keys"]
 

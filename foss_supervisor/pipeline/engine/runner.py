@@ -24,6 +24,18 @@ import structlog
 
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.core.events import EventBus
+from foss_supervisor.pipeline.engine.execution import RunExecution
+from foss_supervisor.pipeline.engine.history import RunHistory, RunRecord
+from foss_supervisor.pipeline.engine.limits import MAX_RESULT_BYTES, WorkerLimits
+from foss_supervisor.pipeline.engine.publish import remove_published
+from foss_supervisor.pipeline.engine.recovery import recover_abandoned
+from foss_supervisor.pipeline.engine.retry import RetryPlan, latest_run, plan_retry
+from foss_supervisor.pipeline.engine.runstate import ActiveRun, access_payload, folders_payload
+from foss_supervisor.pipeline.engine.snapshots import remove_snapshots
+from foss_supervisor.pipeline.engine.spec import PipelineSpec, check_isolation
+from foss_supervisor.pipeline.engine.workerclient import StepAttemptError, StepTimeoutError, WorkerClient
+from foss_supervisor.pipeline.engine.workeredge import worker_argv, worker_environ
+from foss_supervisor.pipeline.engine.workerservice import WorkerService
 from foss_supervisor.pipeline.errors import (
     PipelineBusyError,
     PipelineConfigError,
@@ -32,19 +44,7 @@ from foss_supervisor.pipeline.errors import (
 from foss_supervisor.pipeline.events import (
     EventCallback,
 )
-from foss_supervisor.pipeline.execution import RunExecution
-from foss_supervisor.pipeline.history import RunHistory, RunRecord
-from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, WorkerLimits
-from foss_supervisor.pipeline.publish import remove_published
-from foss_supervisor.pipeline.recovery import recover_abandoned
-from foss_supervisor.pipeline.retry import RetryPlan, latest_run, plan_retry
-from foss_supervisor.pipeline.runstate import ActiveRun, access_payload, folders_payload
-from foss_supervisor.pipeline.snapshots import remove_snapshots
-from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation
 from foss_supervisor.pipeline.states import RunMode
-from foss_supervisor.pipeline.workerclient import StepAttemptError, StepTimeoutError, WorkerClient
-from foss_supervisor.pipeline.workeredge import worker_argv, worker_environ
-from foss_supervisor.pipeline.workerservice import WorkerService
 
 __all__ = ["PipelineRunner", "StepAttemptError", "StepTimeoutError"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from foss_supervisor.pipeline.snapshots import snapshot_root
+from foss_supervisor.pipeline.engine.snapshots import snapshot_root
 from foss_supervisor.pipeline.supervision import ingest_dir_for
 
 __all__ = ["worker_arguments", "worker_folders"]

@@ -19,8 +19,8 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.pipeline.engine.workerclient import WorkerClient
 from foss_supervisor.pipeline.errors import PipelineError
-from foss_supervisor.pipeline.workerclient import WorkerClient
 
 __all__ = ["COMPARE_TIMEOUT_S", "staged_unchanged", "unchanged_since"]
 

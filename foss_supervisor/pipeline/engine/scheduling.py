@@ -1,6 +1,6 @@
 """How runs start: on demand (a command), by a trigger (timer, cron, landed files, ``after:``) and as a retry.
 
-:class:`RunScheduling` is the base of :class:`~foss_supervisor.pipeline.service.PipelineService`, which sets
+:class:`RunScheduling` is the base of :class:`~foss_supervisor.pipeline.engine.service.PipelineService`, which sets
 the attributes declared below. Every run is a task of the service's TaskGroup, so none outlives the daemon;
 runs of one pipeline never overlap (a trigger that finds its pipeline busy waits for the next tick); a
 trigger whose pipeline has nothing new since its last good run (see fingerprint.py) records no run: it is
@@ -19,11 +19,11 @@ import structlog
 from foss_supervisor.config import Config
 from foss_supervisor.core.events import EventBus
 from foss_supervisor.errors import CommandError
+from foss_supervisor.pipeline.engine.fingerprint import FingerprintStore, input_fingerprint
+from foss_supervisor.pipeline.engine.history import RunRecord
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.spec import PipelineSpec
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError
-from foss_supervisor.pipeline.fingerprint import FingerprintStore, input_fingerprint
-from foss_supervisor.pipeline.history import RunRecord
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import PipelineSpec
 from foss_supervisor.pipeline.states import RUN_SUCCEEDED, RunMode
 
 __all__ = ["RunScheduling"]

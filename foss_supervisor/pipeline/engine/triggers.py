@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from foss_supervisor.config import PipelineConfig
-from foss_supervisor.pipeline.fingerprint import landing_signature
+from foss_supervisor.pipeline.engine.fingerprint import landing_signature
 
 __all__ = ["Triggers"]
 

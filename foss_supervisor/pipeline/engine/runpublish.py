@@ -1,5 +1,5 @@
 """A run's publish, the runner's part: :class:`RunPublish` is a base of
-:class:`~foss_supervisor.pipeline.runner.PipelineRunner` (through ``RunExecution``), which sets every attribute
+:class:`~foss_supervisor.pipeline.engine.runner.PipelineRunner` (through ``RunExecution``), which sets every attribute
 declared below.
 
 A good run publishes in two halves around its snapshot (execution.py), so that a run that changed no layer
@@ -28,12 +28,12 @@ from typing import Any
 
 import structlog
 
-from foss_supervisor.pipeline.publish import discard_stage, drop_run, finish_run, make_current
-from foss_supervisor.pipeline.publishcheck import current_set
-from foss_supervisor.pipeline.publishdelta import DELTA, publish_delta_run
-from foss_supervisor.pipeline.runsnapshots import RunSnapshots
-from foss_supervisor.pipeline.spec import PipelineSpec
-from foss_supervisor.pipeline.workerclient import WorkerClient
+from foss_supervisor.pipeline.engine.publish import discard_stage, drop_run, finish_run, make_current
+from foss_supervisor.pipeline.engine.publishcheck import current_set
+from foss_supervisor.pipeline.engine.publishdelta import DELTA, publish_delta_run
+from foss_supervisor.pipeline.engine.runsnapshots import RunSnapshots
+from foss_supervisor.pipeline.engine.spec import PipelineSpec
+from foss_supervisor.pipeline.engine.workerclient import WorkerClient
 
 __all__ = ["RunPublish", "StagedPublish"]
 

@@ -1,5 +1,5 @@
 """Snapshots, diff and rollback of runs, the runner's part: :class:`RunSnapshots` is a base of
-:class:`~foss_supervisor.pipeline.runner.PipelineRunner`, which sets every attribute declared below.
+:class:`~foss_supervisor.pipeline.engine.runner.PipelineRunner`, which sets every attribute declared below.
 
 - After every successful run, :meth:`RunSnapshots.keep_snapshot` has the worker write each layer table
   (every base table of the pipeline's schemas but its file ledger's) into a partial snapshot, by reference
@@ -23,16 +23,12 @@ from typing import Any
 
 import structlog
 
-from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, SnapshotError
-from foss_supervisor.pipeline.events import EventCallback, RunFinished, RunStarted
-from foss_supervisor.pipeline.flowrun import ROLLED_BACK
-from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
-from foss_supervisor.pipeline.ledger import rollbacks_sql
-from foss_supervisor.pipeline.publish import published_run, switch_current
-from foss_supervisor.pipeline.publishdelta import DELTA, delta_run_versions, restore_delta_run
-from foss_supervisor.pipeline.recovery import ROLLBACK, left_rollback
-from foss_supervisor.pipeline.report import restore_report
-from foss_supervisor.pipeline.snapshots import (
+from foss_supervisor.pipeline.engine.flowrun import ROLLED_BACK
+from foss_supervisor.pipeline.engine.history import RunHistory, RunRecord, StepRecord
+from foss_supervisor.pipeline.engine.publish import published_run, switch_current
+from foss_supervisor.pipeline.engine.publishdelta import DELTA, delta_run_versions, restore_delta_run
+from foss_supervisor.pipeline.engine.recovery import ROLLBACK, left_rollback
+from foss_supervisor.pipeline.engine.snapshots import (
     commit_snapshot,
     discard_snapshot_stage,
     link_snapshot,
@@ -42,10 +38,14 @@ from foss_supervisor.pipeline.snapshots import (
     snapshot_root,
     snapshot_stage_name,
 )
-from foss_supervisor.pipeline.snapshotsame import staged_unchanged
-from foss_supervisor.pipeline.spec import PipelineSpec, StepKind
+from foss_supervisor.pipeline.engine.snapshotsame import staged_unchanged
+from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepKind
+from foss_supervisor.pipeline.engine.workerclient import WorkerClient
+from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, SnapshotError
+from foss_supervisor.pipeline.events import EventCallback, RunFinished, RunStarted
+from foss_supervisor.pipeline.ledger import rollbacks_sql
+from foss_supervisor.pipeline.report import restore_report
 from foss_supervisor.pipeline.states import RUN_SUCCEEDED, RunMode, RunStatus, StepState
-from foss_supervisor.pipeline.workerclient import WorkerClient
 
 __all__ = ["ROLLBACK", "RunSnapshots", "declared_keys"]
 

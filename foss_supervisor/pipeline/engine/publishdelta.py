@@ -41,9 +41,9 @@ from typing import Any
 import structlog
 
 from foss_supervisor.base.atomicfile import atomic_write
+from foss_supervisor.pipeline.engine.publish import CURRENT, MANIFEST, MANIFEST_FORMAT, RUNS, SUCCESS, stage_name
+from foss_supervisor.pipeline.engine.workerclient import WorkerClient
 from foss_supervisor.pipeline.errors import PipelineError
-from foss_supervisor.pipeline.publish import CURRENT, MANIFEST, MANIFEST_FORMAT, RUNS, SUCCESS, stage_name
-from foss_supervisor.pipeline.workerclient import WorkerClient
 
 __all__ = [
     "DELTA",

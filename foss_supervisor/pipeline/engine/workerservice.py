@@ -35,11 +35,9 @@ from foss_supervisor.core.events import EventBus, StateChanged
 from foss_supervisor.core.process import ManagedProcess
 from foss_supervisor.core.seams import Seams
 from foss_supervisor.core.states import FAILING_STATES, ProcessState
-from foss_supervisor.pipeline.errors import WorkerCrashedError, WorkerError
-from foss_supervisor.pipeline.events import PipelineEvent, WorkerExited, WorkerStarted
-from foss_supervisor.pipeline.limits import WorkerLimits
-from foss_supervisor.pipeline.workerclient import WorkerChannel
-from foss_supervisor.pipeline.workeredge import (
+from foss_supervisor.pipeline.engine.limits import WorkerLimits
+from foss_supervisor.pipeline.engine.workerclient import WorkerChannel
+from foss_supervisor.pipeline.engine.workeredge import (
     START_TIMEOUT_S,
     STOP_TIMEOUT_S,
     WORKER,
@@ -47,6 +45,8 @@ from foss_supervisor.pipeline.workeredge import (
     WorkerEdge,
     worker_config,
 )
+from foss_supervisor.pipeline.errors import WorkerCrashedError, WorkerError
+from foss_supervisor.pipeline.events import PipelineEvent, WorkerExited, WorkerStarted
 
 __all__ = ["WORKER", "WorkerService"]
 

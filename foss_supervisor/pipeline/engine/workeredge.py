@@ -2,10 +2,10 @@
 (:class:`~foss_supervisor.core.seams.ChildEdge`) its controller drives.
 
 The edge spawns the worker through the one child primitive (:func:`foss_supervisor.core.child.spawn`) with
-its stdin and stdout as the request pipe of a :class:`~foss_supervisor.pipeline.workerclient.WorkerChannel`,
+its stdin and stdout as the request pipe of a :class:`~foss_supervisor.pipeline.engine.workerclient.WorkerChannel`,
 counts it ready at its ready line (as ``READY=1`` for a notify program), stops it cleanly (a ``shutdown``
 request: DuckDB checkpoints; then EOF), bounded, before the one stop path SIGKILLs what is left, and reports
-every start, failed start and exit to its :class:`~foss_supervisor.pipeline.workerservice.WorkerService`.
+every start, failed start and exit to its :class:`~foss_supervisor.pipeline.engine.workerservice.WorkerService`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from foss_supervisor.base.procinfo import ProcStat
 from foss_supervisor.config import HealthConfig, LogConfig, ProgramConfig
 from foss_supervisor.config.model import BackoffPolicy
 from foss_supervisor.core.child import Child, reap_stragglers, spawn
+from foss_supervisor.pipeline.engine.limits import WorkerLimits
+from foss_supervisor.pipeline.engine.workerclient import WorkerChannel
 from foss_supervisor.pipeline.errors import WorkerError
-from foss_supervisor.pipeline.limits import WorkerLimits
-from foss_supervisor.pipeline.workerclient import WorkerChannel
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.workerservice import WorkerService
+    from foss_supervisor.pipeline.engine.workerservice import WorkerService
 
 __all__ = [
     "START_TIMEOUT_S",

@@ -3,7 +3,7 @@ import nothing else of it). It owns the runner, the supervised worker and its cl
 pipelines' state on disk (paused schedules, input fingerprints); the engine itself (worker, steps,
 history) is the rest of :mod:`foss_supervisor.pipeline`.
 
-How runs start (on demand, by a trigger, as a retry) is :mod:`~foss_supervisor.pipeline.scheduling`, its
+How runs start (on demand, by a trigger, as a retry) is :mod:`~foss_supervisor.pipeline.engine.scheduling`, its
 base. Queries and exports go straight to the worker's client; pipeline events go to the bus unchanged.
 """
 
@@ -26,21 +26,21 @@ from foss_supervisor.config import Config
 from foss_supervisor.core.events import EventBus
 from foss_supervisor.core.statestore import read_json
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused
-from foss_supervisor.pipeline.backfill import Backfills
 from foss_supervisor.pipeline.callables import load_callable
-from foss_supervisor.pipeline.configcheck import check_pipeline_files
+from foss_supervisor.pipeline.engine.backfill import Backfills
+from foss_supervisor.pipeline.engine.configcheck import check_pipeline_files
+from foss_supervisor.pipeline.engine.fingerprint import FingerprintStore, definition_digest, landing_signature
+from foss_supervisor.pipeline.engine.flowrun import flow_run, last_worked
+from foss_supervisor.pipeline.engine.limits import worker_limits
+from foss_supervisor.pipeline.engine.regression import TREND_RUNS, StepRegressionWatch, step_trends
+from foss_supervisor.pipeline.engine.reloadcheck import sql_problems
+from foss_supervisor.pipeline.engine.retry import latest_run, retry_options
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.schedule import overdue_reason
+from foss_supervisor.pipeline.engine.spec import PipelineSpec, check_isolation, load_for_daemon
+from foss_supervisor.pipeline.engine.triggers import Triggers
 from foss_supervisor.pipeline.errors import PipelineError
 from foss_supervisor.pipeline.events import RunFinished
-from foss_supervisor.pipeline.fingerprint import FingerprintStore, definition_digest, landing_signature
-from foss_supervisor.pipeline.flowrun import flow_run, last_worked
-from foss_supervisor.pipeline.limits import worker_limits
-from foss_supervisor.pipeline.regression import TREND_RUNS, StepRegressionWatch, step_trends
-from foss_supervisor.pipeline.reloadcheck import sql_problems
-from foss_supervisor.pipeline.retry import latest_run, retry_options
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.schedule import overdue_reason
-from foss_supervisor.pipeline.spec import PipelineSpec, check_isolation, load_for_daemon
-from foss_supervisor.pipeline.triggers import Triggers
 
 __all__ = ["PipelineService", "check_pipeline_files", "load_specs", "worker_limits"]
 
@@ -249,7 +249,7 @@ class PipelineService(Backfills):
         run is recorded for them). ``last_run`` is the last finished run that did work (flowrun.py), ``flow_run``
         the run whose steps the flow graph shows (after a rollback: the run it restored) or null; ``active_run``
         carries ``elapsed_s``; ``step_trends``: each step's latest successful run against the median of the ten
-        before it (:func:`~foss_supervisor.pipeline.regression.step_trends`); ``partitions``: the per-partition
+        before it (:func:`~foss_supervisor.pipeline.engine.regression.step_trends`); ``partitions``: the per-partition
         summary of a pipeline that declares ``partition:``, else null; ``held``: its held files (summaries)."""
         now = time.time()
         out = []
@@ -291,7 +291,7 @@ class PipelineService(Backfills):
         return out
 
     def overdue(self, now: float) -> dict[str, str]:
-        """Pipelines whose timed schedule went by without a run: name -> why (see pipeline/schedule.py).
+        """Pipelines whose timed schedule went by without a run: name -> why (see pipeline/engine/schedule.py).
 
         Paused pipelines and ones running now are left out.
         """
