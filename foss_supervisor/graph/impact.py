@@ -10,7 +10,7 @@ Given the running pipelines and the new ones (their specs, and what the worker r
   ``inputs:`` or running ``after:`` one of those pipelines), sorted.
 
 And ``breaking``: each column a changed step wrote before and no longer writes (``dropped``) or writes with
-another type (``retyped``; only when both types are derived, see :mod:`foss_supervisor.pipeline.columns`),
+another type (``retyped``; only when both types are derived, see :mod:`foss_supervisor.pipeline.worker.columns`),
 that a step (or a pipeline's setup view) of the new config reads by name, or that a table's ``contract:``
 declares (a retype breaks a contract that declares another type than the new one). A column of a table whose
 new column list is incomplete (``*`` over an unknown table) is never called dropped: that is not known.

@@ -199,8 +199,8 @@ def build_graph(
 
 
 def _add_columns(b: _Builder, specs: Mapping[str, PipelineSpec], scripts: Mapping[str, Any]) -> None:
-    """Column lineage (pipeline/columns.py) on the nodes: a table's ``detail.columns`` (``[{"name", "type", "from":
-    ["schema.table.column"], "unknown"}]``, its setup's declaration, then each step writing it) and
+    """Column lineage (pipeline/worker/columns.py) on the nodes: a table's ``detail.columns`` (``[{"name", "type",
+    "from": ["schema.table.column"], "unknown"}]``, its setup's declaration, then each step writing it) and
     ``detail.columns_unknown`` (why the list is incomplete, "" when it is not); a step's ``detail.reads_columns``
     (``{"schema.table": ["column", ...]}``, ``"*"`` in the list when it reads columns not known by name)."""
     keys = [f"setup:{n}" for n in specs] + [f"step:{n}/{s.name}" for n, spec in specs.items() for s in spec.steps]

@@ -50,7 +50,7 @@ INSTALLED_CHECK = r"""
 import sys
 from pathlib import Path
 import foss_supervisor
-from foss_supervisor.pipeline.callables import load_callable
+from foss_supervisor.pipeline.worker.callables import load_callable
 from foss_supervisor.pipeline.engine.spec import default_pipelines_dir, load_pipeline
 
 target = Path(sys.argv[1]).resolve()

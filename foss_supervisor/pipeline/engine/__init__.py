@@ -1,6 +1,6 @@
 """The daemon side of the pipeline package (the engine): it loads pipelines, schedules and records runs, keeps
 the books of snapshots and published sets, and supervises the DuckDB worker it talks to over pipes. It never
-imports DuckDB (the worker process owns it: :mod:`foss_supervisor.pipeline.worker`). Every module, by what it
+imports DuckDB (the worker process owns it: :mod:`foss_supervisor.pipeline.worker.server`). Every module, by what it
 is for:
 
 - spec and loading: ``spec`` (YAML -> ``PipelineSpec``), ``specparts`` (the loader's collected mistakes, a

@@ -28,7 +28,7 @@ from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.engine.scheduling import RunScheduling
 from foss_supervisor.pipeline.engine.spec import PipelineSpec
 from foss_supervisor.pipeline.errors import PipelineError
-from foss_supervisor.pipeline.ledger import landing_files
+from foss_supervisor.pipeline.worker.ledger import landing_files
 
 __all__ = [
     "MAX_PARALLEL",

@@ -43,9 +43,9 @@ from foss_supervisor.pipeline.events import (
     StepLog,
     StepStateChanged,
 )
-from foss_supervisor.pipeline.hold import holds_files
-from foss_supervisor.pipeline.ledger import committed_result_sql
 from foss_supervisor.pipeline.states import RUN_TRANSITIONS, STEP_TRANSITIONS, RunStatus, StepState
+from foss_supervisor.pipeline.worker.hold import holds_files
+from foss_supervisor.pipeline.worker.ledger import committed_result_sql
 
 #: what the worker measured of itself during a step, kept in its metrics (base/usagespan.py)
 WORKER_FIGURES = ("worker_peak_rss_bytes", "worker_cpu_s", "worker_read_bytes", "worker_write_bytes")
@@ -323,7 +323,8 @@ class RunExecution(RunPublish, HeldFiles):
                 return
             state = StepState.CANCELLED if exc.kind == "cancelled" else StepState.FAILED
             self._set_state(run, step, state, error=f"{exc.kind}: {exc}", **self._elapsed(run, step))
-            if holds_files(exc.kind, str(exc), run.mode.value, run.partition):  # its batch is set aside (hold.py)
+            # its batch is set aside (worker/hold.py)
+            if holds_files(exc.kind, str(exc), run.mode.value, run.partition):
                 await self.hold_batch(run, step, str(exc))
 
     def _elapsed(self, run: ActiveRun, step: StepSpec) -> dict[str, Any]:

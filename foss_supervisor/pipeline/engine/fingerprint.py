@@ -22,7 +22,7 @@ from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.jsonable import dataclass_to_json, jsonable
 from foss_supervisor.core.statestore import read_json
 from foss_supervisor.pipeline.engine.spec import PipelineSpec
-from foss_supervisor.pipeline.ledger import landing_files
+from foss_supervisor.pipeline.worker.ledger import landing_files
 
 __all__ = ["FingerprintStore", "definition_digest", "folder_signature", "input_fingerprint", "landing_signature"]
 

@@ -103,13 +103,13 @@ class RunRecord:
     retry_of: str | None = None  # the run this one retries (see retry.py)
     partition: str | None = None  # the partition a backfill ran (partition.py); None: the whole pipeline
     same_as: str | None = None  # the run whose snapshot stands for this one, which changed no table (runsnapshots.py)
-    held: tuple[str, ...] = ()  # the landing files (paths) it held below an error threshold (hold.py)
+    held: tuple[str, ...] = ()  # the landing files (paths) it held below an error threshold (worker/hold.py)
     #: lines (Parquet: rows) its shipped ``ingest`` steps took in from landing files in this run and that stayed in
     #: bronze (the sum of their ``rows_out`` less the rows of them it held; a step a retry reused counts none);
     #: None when it ran none (ActiveRun.ingested)
     ingested: int | None = None
     #: the bronze rows its hold took out (of the files in ``held``; also rows an earlier run ingested that had not
-    #: been checked); None when it held nothing (hold.py)
+    #: been checked); None when it held nothing (worker/hold.py)
     held_rows: int | None = None
 
     @property

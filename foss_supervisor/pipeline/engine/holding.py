@@ -1,5 +1,5 @@
 """Held files, the runner's part: :class:`HeldFiles` is a base of the runner, which sets the attributes declared
-below. What holding means and the worker's part: hold.py.
+below. What holding means and the worker's part: worker/hold.py.
 
 - :meth:`HeldFiles.hold_batch`: after a step of a whole run failed by crossing an error threshold
   (hold.holds_files), the batch it checked is held in one worker transaction; the run's ``held`` and ``note``
@@ -29,8 +29,8 @@ from foss_supervisor.pipeline.engine.runstate import ActiveRun, access_payload, 
 from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepSpec
 from foss_supervisor.pipeline.engine.workerclient import StepAttemptError, WorkerClient
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, UnknownPipelineError
-from foss_supervisor.pipeline.hold import HOLD_CALLABLE, INGEST_CALLABLE, RELEASE_CALLABLE, held_files_sql
 from foss_supervisor.pipeline.states import RunMode
+from foss_supervisor.pipeline.worker.hold import HOLD_CALLABLE, INGEST_CALLABLE, RELEASE_CALLABLE, held_files_sql
 
 __all__ = ["INGEST_CALLABLE", "HeldFiles", "held_entries", "ingest_tables", "release_plan"]
 

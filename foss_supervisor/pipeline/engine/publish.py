@@ -13,7 +13,7 @@ Layout, under ``<data_dir>/published/<pipeline>/``::
     runs/.<run_id>.partial/         a publish in progress (the worker writes here; never read)
 
 A run is published in three moves: the worker writes every table into the hidden ``.partial`` folder in one
-read-only transaction (workerpublish.py); then :func:`commit_run` adds the manifest and ``_SUCCESS``,
+read-only transaction (worker/publish.py); then :func:`commit_run` adds the manifest and ``_SUCCESS``,
 renames the folder to ``runs/<run_id>`` and swaps ``current`` and ``_manifest.json``, each with one
 rename(2); then it prunes runs beyond the retention count. A publish that fails, is cancelled or whose
 worker is killed never gets to the swaps: the previous run stays current and whole (:func:`discard_stage`

@@ -12,7 +12,7 @@ Layout, under ``<data_dir>/published/<pipeline>/``::
 
 The worker writes every table in one read-only DuckDB transaction, each with ``deltalake.write_deltalake``
 (mode overwrite, so version N is the N-th publish of that table), the run id in each commit's custom metadata
-(``foss_supervisor.run_id``; workerdelta.py). Then :func:`commit_delta_run` swaps the manifest, the moment
+(``foss_supervisor.run_id``; worker/delta.py). Then :func:`commit_delta_run` swaps the manifest, the moment
 the run becomes current for readers of the manifest; a reader that opens one table's latest version may see
 a newer run on one table than on another for the few milliseconds between two tables' commits. Then the
 worker vacuums each table, keeping the data files of the ``publish_keep`` newest runs' versions, so those

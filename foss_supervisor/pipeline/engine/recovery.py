@@ -32,9 +32,9 @@ from foss_supervisor.pipeline.engine.publish import RUN_ID
 from foss_supervisor.pipeline.engine.spec import PipelineSpec
 from foss_supervisor.pipeline.engine.workerclient import WorkerClient
 from foss_supervisor.pipeline.errors import PipelineError
-from foss_supervisor.pipeline.hold import INGEST_CALLABLE
-from foss_supervisor.pipeline.ledger import committed_steps_sql
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
+from foss_supervisor.pipeline.worker.hold import INGEST_CALLABLE
+from foss_supervisor.pipeline.worker.ledger import committed_steps_sql
 
 __all__ = ["ROLLBACK", "LeftRollback", "left_rollback", "recover_abandoned", "told_run"]
 

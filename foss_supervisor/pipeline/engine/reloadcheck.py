@@ -3,7 +3,7 @@ one with an error: the running pipelines stay (issue 18: a reload had accepted a
 naming a column its source lacks, which ``pipeline validate`` refused, and the pipeline then failed at its
 next run). ``reload``, ``reload --dry-run``, SIGHUP and the config editor's save and Check all take this path.
 
-The check runs in a short-lived child of its own (``python -m foss_supervisor.pipeline.workervalidate``,
+The check runs in a short-lived child of its own (``python -m foss_supervisor.pipeline.worker.validatechild``,
 spawned by the one child primitive in a new session, under the worker's RLIMIT_DATA), never in the daemon
 (which does not load DuckDB) nor in the long-lived worker: each check imports the pipelines' Python afresh
 (a function just added to a step file is found), and a module that exits or crashes at import ends only
@@ -47,7 +47,7 @@ VALIDATE_TIMEOUT_S = 30.0
 #: the largest reply read from the check (bytes); past it the reply is unreadable and the reload refused
 MAX_REPLY_BYTES = 16 * 2**20
 #: the check's module, run as ``python -m``
-CHECK_MODULE = "foss_supervisor.pipeline.workervalidate"
+CHECK_MODULE = "foss_supervisor.pipeline.worker.validatechild"
 #: the most checks running at once (reload dry runs are not serialised): more wait for one to end
 MAX_CHECKS = 2
 _STDERR_TAIL = 600
@@ -142,7 +142,7 @@ def final_problems(final: dict[str, Any]) -> list[str]:
 async def run_check(
     items: list[dict[str, Any]], *, os_memory_limit: int = 0, timeout_s: float = VALIDATE_TIMEOUT_S
 ) -> tuple[dict[str, Any] | None, str]:
-    """Run the check's child on ``items`` (its request's pipelines, workervalidate.py): ``(verdicts, "")``
+    """Run the check's child on ``items`` (its request's pipelines, worker/validatechild.py): ``(verdicts, "")``
     (see :func:`verdicts`), or ``(None, why)`` when it could not finish (not started, past ``timeout_s``
     seconds, ended without its reply, an unreadable reply). ``os_memory_limit``: its RLIMIT_DATA in bytes
     (0: none). Its whole process group is ended before this returns, even when the caller is cancelled. At

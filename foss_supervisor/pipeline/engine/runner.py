@@ -1,6 +1,6 @@
 """PipelineRunner: runs pipelines' steps in the supervised DuckDB worker, with history and events.
 
-Shape: the runner owns one worker process (see worker.py for why one), supervised like a program as
+Shape: the runner owns one worker process (see worker/server.py for why one), supervised like a program as
 ``@pipeline-worker`` (:attr:`PipelineRunner.worker`, workerservice.py: started on first use, restarted
 whenever it ends), and one client that speaks its protocol (:attr:`PipelineRunner.client`,
 workerclient.py: steps here, queries and exports for the pipeline service). Steps run one at a time

@@ -4,8 +4,8 @@
 - After every successful run, :meth:`RunSnapshots.keep_snapshot` has the worker write each layer table
   (every base table of the pipeline's schemas but its file ledger's) into a partial snapshot, by reference
   to the previous snapshot's files where a table only grew, then makes it whole and keeps the newest
-  ``snapshot_keep`` (snapshots.py, workersnapshots.py, workersegments.py).
-- :meth:`RunSnapshots.diff` compares two runs' snapshots in the worker (workerdiff.py).
+  ``snapshot_keep`` (snapshots.py, worker/snapshots.py, worker/segments.py).
+- :meth:`RunSnapshots.diff` compares two runs' snapshots in the worker (worker/diff.py).
 - :meth:`RunSnapshots.rollback` restores a run's snapshot in ONE worker transaction, then makes that run's
   published set current again (Parquet: the run's folder; Delta: each table restored to the run's version,
   publishdelta.py), or publishes the restored tables anew when it is no longer kept, and
@@ -43,9 +43,9 @@ from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepKind
 from foss_supervisor.pipeline.engine.workerclient import WorkerClient
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, SnapshotError
 from foss_supervisor.pipeline.events import EventCallback, RunFinished, RunStarted
-from foss_supervisor.pipeline.ledger import rollbacks_sql
-from foss_supervisor.pipeline.report import restore_report
 from foss_supervisor.pipeline.states import RUN_SUCCEEDED, RunMode, RunStatus, StepState
+from foss_supervisor.pipeline.worker.ledger import rollbacks_sql
+from foss_supervisor.pipeline.worker.report import restore_report
 
 __all__ = ["ROLLBACK", "RunSnapshots", "declared_keys"]
 
@@ -150,7 +150,7 @@ class RunSnapshots:
     @staticmethod
     def _previous_tables(folder: Path, run_id: str) -> tuple[str | None, dict[str, Any]]:
         """The run id and tables of the newest whole snapshot but ``run_id``'s (files absolute): what a table
-        that only grew since is stored by reference to (workersegments.py); (None, {}) when there is none or
+        that only grew since is stored by reference to (worker/segments.py); (None, {}) when there is none or
         it is unreadable."""
         for previous in reversed(list_snapshots(folder)):
             if previous != run_id:
@@ -177,7 +177,7 @@ class RunSnapshots:
         return self._spec(record.pipeline)
 
     async def diff(self, run_a: str, run_b: str, *, timeout_s: float = 60.0) -> dict[str, Any]:
-        """The diff of run ``run_a``'s snapshot to run ``run_b``'s (both runs of one pipeline; workerdiff.py
+        """The diff of run ``run_a``'s snapshot to run ``run_b``'s (both runs of one pipeline; worker/diff.py
         gives the shape of ``tables``). Returns ``{"pipeline", "run_a", "run_b", "tables", "truncated"}``.
         Raises SnapshotError (unknown run, another pipeline, no whole snapshot), QueryTimeoutError."""
         spec = self._pipeline_of(run_a)
@@ -291,7 +291,7 @@ class RunSnapshots:
 
     async def _restore_committed(self, spec: PipelineSpec, rid: str) -> bool:
         """Whether rollback ``rid``'s restore committed (its ledger row, ledger.record_rollback); False when the
-        ledger cannot tell (as for a step, workersteps.py)."""
+        ledger cannot tell (as for a step, worker/steps.py)."""
         sql = f"SELECT count(*) FROM {spec.ledger}.rollbacks WHERE run_id = '{rid}'"  # noqa: S608 (our own run id)
         try:
             found = await self.client.query(sql, max_rows=1, timeout_s=30.0)

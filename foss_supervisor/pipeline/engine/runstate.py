@@ -1,7 +1,7 @@
 """The bookkeeping of one run in progress, and the requests the runner sends the worker for it.
 
 :class:`ActiveRun` is mutable while the run goes (its snapshots are RunRecords); the payload builders
-turn a pipeline spec and a step into the JSON the worker's ``run_step`` takes (see worker.py).
+turn a pipeline spec and a step into the JSON the worker's ``run_step`` takes (see worker/server.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from foss_supervisor.pipeline.engine.retry import RetryPlan
 from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepKind, StepSpec
 from foss_supervisor.pipeline.engine.workerclient import StepAttemptError
 from foss_supervisor.pipeline.errors import WorkerCrashedError
-from foss_supervisor.pipeline.hold import INGEST_CALLABLE
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
+from foss_supervisor.pipeline.worker.hold import INGEST_CALLABLE
 
 __all__ = ["ActiveRun", "access_payload", "folders_payload", "is_transient", "step_payload"]
 

@@ -185,7 +185,7 @@ class RunScheduling:
 
     def held_summary(self, name: str) -> dict[str, Any]:
         """``{"count", "files": [{path, name, sha256, held_run, held_at, lines, note}]}``: pipeline ``name``'s held
-        files (hold.py) as the runner last read them."""
+        files (worker/hold.py) as the runner last read them."""
         files = self.runner.held(name)
         return {"count": len(files), "files": files}
 

@@ -26,7 +26,6 @@ from foss_supervisor.config import Config
 from foss_supervisor.core.events import EventBus
 from foss_supervisor.core.statestore import read_json
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused
-from foss_supervisor.pipeline.callables import load_callable
 from foss_supervisor.pipeline.engine.backfill import Backfills
 from foss_supervisor.pipeline.engine.configcheck import check_pipeline_files
 from foss_supervisor.pipeline.engine.fingerprint import FingerprintStore, definition_digest, landing_signature
@@ -41,6 +40,7 @@ from foss_supervisor.pipeline.engine.spec import PipelineSpec, check_isolation, 
 from foss_supervisor.pipeline.engine.triggers import Triggers
 from foss_supervisor.pipeline.errors import PipelineError
 from foss_supervisor.pipeline.events import RunFinished
+from foss_supervisor.pipeline.worker.callables import load_callable
 
 __all__ = ["PipelineService", "check_pipeline_files", "load_specs", "worker_limits"]
 
@@ -371,11 +371,11 @@ class PipelineService(Backfills):
         return result.to_dict()
 
     async def lineage(self, specs: dict[str, PipelineSpec] | None = None) -> dict[str, Any]:
-        """What each pipeline's SQL reads and writes, as the worker reads it (pipeline/lineage.py), kept until the
-        SQL changes: ``{"scripts": {"setup:PIPELINE" | "step:PIPELINE/STEP": {"statements": [{"reads", "writes",
+        """What each pipeline's SQL reads and writes, as the worker reads it (pipeline/worker/lineage.py), kept until
+        the SQL changes: ``{"scripts": {"setup:PIPELINE" | "step:PIPELINE/STEP": {"statements": [{"reads", "writes",
         "object"}, ...], "error", "columns": {"writes", "reads", "unknown"}}}, "error": ""}`` (``columns``:
-        pipeline/columns.py); when the worker cannot answer, no scripts and ``error`` says why. ``specs``: read now,
-        not kept (a new config's, :meth:`proposed`; the running ones against the warehouse as it is now)."""
+        pipeline/worker/columns.py); when the worker cannot answer, no scripts and ``error`` says why. ``specs``: read
+        now, not kept (a new config's, :meth:`proposed`; the running ones against the warehouse as it is now)."""
         scripts = _scripts(self.specs if specs is None else specs)
         if specs is None and self._lineage is not None and self._lineage[0] == scripts:
             return self._lineage[1]

@@ -14,10 +14,10 @@ so a gold table the run also published is a hard link to the published file, not
         <schema>.<table>.parquet      a table copied whole (zstd Parquet, DuckDB's COPY), or hard-linked
                                        from its published file, or from the previous snapshot
         <schema>.<table>@<run>.parquet the rows run <run> appended to a table that only grew: the table is
-                                       the files listed, in order (workersegments.py)
-        _stats/<file>                 each file's row count, non-NULL counts, min and max (snapshotstats.py)
+                                       the files listed, in order (worker/segments.py)
+        _stats/<file>                 each file's row count, non-NULL counts, min and max (worker/snapshotstats.py)
         _hashes/<file>                for a table with a key, each row's hash of its key and of its other
-                                       columns, what a keyed diff pairs rows by (snapshothashes.py)
+                                       columns, what a keyed diff pairs rows by (worker/snapshothashes.py)
     .<run_id>.partial/                a snapshot being written (the worker writes here; never read)
 
 Why Parquet files and not tables in the warehouse: DuckDB has no zero-copy clone, so a copy costs the same
@@ -28,7 +28,7 @@ diff of the two cost only the new rows. Retention removes folders: a file stays 
 links it.
 
 A snapshot is made in three moves like a publish (publish.py): the worker writes every table into the
-partial folder in one read-only transaction (workersnapshots.py); :func:`commit_snapshot` writes the
+partial folder in one read-only transaction (worker/snapshots.py); :func:`commit_snapshot` writes the
 manifest and ``_SUCCESS`` and renames the folder; :func:`prune_snapshots` keeps the newest ``keep``. A run
 cancelled or killed on the way leaves only a partial folder, which :func:`load_snapshot` refuses and the
 next prune removes.
@@ -48,7 +48,7 @@ from foss_supervisor.base.atomicfile import atomic_write, fsync_dir
 from foss_supervisor.base.jsontext import parse_json
 from foss_supervisor.pipeline.engine.publish import MANIFEST, PARTIAL_STAGE, RUN_ID, SUCCESS, stage_name
 from foss_supervisor.pipeline.errors import SnapshotError
-from foss_supervisor.pipeline.snapshotstats import HASHES, STATS
+from foss_supervisor.pipeline.worker.snapshotstats import HASHES, STATS
 
 __all__ = [
     "MAX_DDL_CHARS",
@@ -75,7 +75,7 @@ _FORMAT_1 = "foss-supervisor.snapshot/1"  # one ``file`` per table, no statistic
 MAX_DDL_CHARS = 1_000_000
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_REFERENCES = 1000
-#: per file: the SHA-256 of its Parquet footer and of its statistics file (workersnapshotfiles.py)
+#: per file: the SHA-256 of its Parquet footer and of its statistics file (worker/snapshotfiles.py)
 _DIGESTS = ("footer_sha256", "stats_sha256")
 
 
@@ -100,7 +100,7 @@ def commit_snapshot(
 
     ``folder`` is the pipeline's snapshot folder, ``tables`` the worker's ``[{table, files: [{file, rows,
     bytes, linked, footer_sha256, stats_sha256, hashes?}], rows, bytes, linked, schema, key, unique_key, ddl,
-    references}]`` (workersnapshots.snapshot_tables). Returns the manifest. Raises OSError (the partial
+    references}]`` (worker.snapshots.snapshot_tables). Returns the manifest. Raises OSError (the partial
     folder stays, never read).
     """
     stage = folder / snapshot_stage_name(run_id)
@@ -217,7 +217,7 @@ def checked_manifest(data: object) -> dict[str, Any]:
     ...``). A file name is a plain name inside the snapshot's folder, listed once per table; a table's rows
     are the sum of its files'; ``ddl`` is null (a snapshot from before it was kept) or a text of at most
     :data:`MAX_DDL_CHARS`; ``references`` at most 1,000 table names; a digest 64 lowercase hex digits. Whether
-    the files are those the manifest describes is checked by the worker (workersnapshotfiles.py)."""
+    the files are those the manifest describes is checked by the worker (worker/snapshotfiles.py)."""
     manifest = _mapping(data, "the manifest")
     if manifest.get("format") not in (SNAPSHOT_FORMAT, _FORMAT_1):
         raise ValueError(f"format: unknown {manifest.get('format')!r}")
@@ -259,7 +259,7 @@ def checked_manifest(data: object) -> dict[str, Any]:
 
 def _ddl(value: object, at: str) -> str | None:
     """A table's CREATE TABLE text as the manifest holds it: bounded here; that it is one CREATE TABLE of that
-    very table is checked where it is used (workerrestore.checked_ddl, with DuckDB's own tokenizer)."""
+    very table is checked where it is used (worker.restore.checked_ddl, with DuckDB's own tokenizer)."""
     if value is None:
         return None  # a snapshot from before DDL was kept: restored by its columns, as then
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_DDL_CHARS or "\0" in value:
@@ -316,7 +316,7 @@ def _file(value: object, at: str) -> dict[str, Any]:
 
 
 def _hashes(value: object, at: str) -> dict[str, Any]:
-    """A file's row hashes entry ``{bytes, footer_sha256, key, duckdb}`` (snapshothashes.py), or ValueError."""
+    """A file's row hashes entry ``{bytes, footer_sha256, key, duckdb}`` (worker/snapshothashes.py), or ValueError."""
     entry = _mapping(value, at)
     digest, key, version = entry.get("footer_sha256"), entry.get("key"), entry.get("duckdb")
     if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):

@@ -4,9 +4,9 @@ kept a snapshot, pushing the real ones out of the retention and emptying the das
 Asked of a staged snapshot before it is made whole (runsnapshots.RunSnapshots.keep_snapshot): the same set
 of tables, each of the same columns, types and row count as in the previous snapshot, and each either made
 of the previous snapshot's very files (the same inodes: the worker hard-linked them after checking the
-table's rows against them, workersegments.py) or of the same rows compared in the worker. That comparison
+table's rows against them, worker/segments.py) or of the same rows compared in the worker. That comparison
 is strict: whole rows by the hash of each value's text, so ``-0.0`` differs from ``0.0`` and an interval of
-``1 month`` from ``30 days``, though SQL calls them equal (workerdiff.py, ``strict``). A file the worker
+``1 month`` from ``30 days``, though SQL calls them equal (worker/diff.py, ``strict``). A file the worker
 linked from the run's own published set is new, and so compared.
 """
 

@@ -9,7 +9,7 @@ mid-run cannot change a running pipeline.
 Isolation: a pipeline owns ``schemas`` (declared, or else the ones its SQL creates with CREATE SCHEMA plus
 the schema of its ledger), keeps its file ledger in ``ledger`` (default ``meta`` when it owns that schema,
 else ``<name>_meta``) and may read other pipelines' tables only when it lists them under ``inputs``. The
-worker enforces it statement by statement (see sandbox.py); two pipelines of one runner never share a schema.
+worker enforces it statement by statement (see worker/sandbox.py); two pipelines of one runner never share a schema.
 This module stays free of DuckDB: the daemon loads specs without paying for it.
 """
 
@@ -26,7 +26,6 @@ from foss_supervisor.config.gates import Gate
 from foss_supervisor.config.schema import FOLDERS, PIPELINE_SCHEMA, STEP, Section
 from foss_supervisor.config.yamlload import MAX_FILE_BYTES, load_yaml
 from foss_supervisor.errors import ConfigError
-from foss_supervisor.pipeline.callables import resolve_callable
 from foss_supervisor.pipeline.checks import Check, evaluate_check, load_check, parse_check
 from foss_supervisor.pipeline.engine.partition import PartitionSpec, load_partition
 from foss_supervisor.pipeline.engine.specparts import Problems, read_sql, step_links, step_source, unknown_keys
@@ -45,6 +44,7 @@ from foss_supervisor.pipeline.rules import (
 )
 from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.pipeline.thresholds import DEFAULT_THRESHOLD, Threshold, located_thresholds, step_thresholds
+from foss_supervisor.pipeline.worker.callables import resolve_callable
 
 __all__ = [
     "DEFAULT_PATTERNS",

@@ -19,12 +19,12 @@ from typing import Any
 
 from foss_supervisor.config.gates import Gate
 from foss_supervisor.config.schema import STEP
-from foss_supervisor.pipeline.callables import resolve_callable
 from foss_supervisor.pipeline.dedupe import compile_deduplicate
 from foss_supervisor.pipeline.errors import PipelineConfigError, Problems
 from foss_supervisor.pipeline.quality import compile_quality
 from foss_supervisor.pipeline.rules import gated
 from foss_supervisor.pipeline.thresholds import Threshold
+from foss_supervisor.pipeline.worker.callables import resolve_callable
 
 __all__ = ["Problems", "StepSource", "read_sql", "step_links", "step_source", "unknown_keys"]
 

@@ -6,8 +6,8 @@
         silver.orders_enriched: [order_id]     # schema.table: the columns that identify one row
 
 What a key is for: ``pipeline diff`` and the rollback preview pair the rows of two states of the table by it
-(rows added, removed and changed per key, workerdiff.py) instead of comparing whole rows, and a run's snapshot
-records whether the key repeats (``unique_key``, workersnapshots.py). A declared key is a promise the engine
+(rows added, removed and changed per key, worker/diff.py) instead of comparing whole rows, and a run's snapshot
+records whether the key repeats (``unique_key``, worker/snapshots.py). A declared key is a promise the engine
 does not enforce on writes: a key that repeats in the data makes the diff compare that table as whole rows
 and say so (``key_repeats``). A PRIMARY KEY or UNIQUE constraint of the table wins over a declared key.
 
@@ -15,7 +15,7 @@ The rules, checked when the pipeline loads (PipelineConfigError naming file, lin
 and the reason): ``keys`` is a mapping of ``schema.table`` (lower case, in a schema the pipeline owns, not its
 ledger's, which no snapshot keeps) to a non-empty list of distinct column names (spelled as the table spells
 them); a table is keyed once in a pipeline, by one step's ``keys`` or as a ``deduplicate`` step's ``target``
-(whose ``key`` is its key). Whether the columns exist is for ``pipeline validate`` (validate.py), which
+(whose ``key`` is its key). Whether the columns exist is for ``pipeline validate`` (worker/validate.py), which
 builds the tables. Stdlib only, like spec.py.
 """
 

@@ -1,4 +1,4 @@
-"""The DuckDB worker's command line (``python -m foss_supervisor.pipeline.worker ...``), as the daemon's
+"""The DuckDB worker's command line (``python -m foss_supervisor.pipeline.worker.server ...``), as the daemon's
 worker host writes it (workerservice.py): the warehouse file, the folders it may read and write, its bounds;
 and the folders it makes of them (:func:`worker_folders`) before the warehouse is opened."""
 
@@ -8,14 +8,14 @@ import argparse
 from pathlib import Path
 
 from foss_supervisor.pipeline.engine.snapshots import snapshot_root
-from foss_supervisor.pipeline.supervision import ingest_dir_for
+from foss_supervisor.pipeline.worker.supervision import ingest_dir_for
 
 __all__ = ["worker_arguments", "worker_folders"]
 
 
 def worker_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     """The parsed arguments (``argv``: None reads ``sys.argv``); exits with a usage error for bad ones."""
-    parser = argparse.ArgumentParser(prog="python -m foss_supervisor.pipeline.worker")
+    parser = argparse.ArgumentParser(prog="python -m foss_supervisor.pipeline.worker.server")
     parser.add_argument("--db", required=True, type=Path)
     parser.add_argument("--allow-dir", action="append", default=[], type=Path)
     parser.add_argument("--memory-limit", type=int, help="DuckDB's memory_limit (bytes)")

@@ -376,13 +376,13 @@ class WorkerClient:
         self, pipeline: str, run_id: str, tables: list[dict[str, Any]], *, timeout_s: float = 3600.0
     ) -> list[dict[str, Any]]:
         """Write ``tables`` (``[{table, partition_by}]``) of ``pipeline`` as run ``run_id``'s partial publish
-        folder, in one read-only transaction (workerpublish.py); returns the worker's description of each
+        folder, in one read-only transaction (worker/publish.py); returns the worker's description of each
         table (publish.commit_run takes it). Raises as :meth:`export`; a cancelled caller interrupts it."""
         request = {"publish_run": True, "pipeline": pipeline, "run_id": run_id, "tables": tables}
         return list((await self._export(request, timeout_s, f"publish of {pipeline}"))["tables"])
 
     async def task(self, request: dict[str, Any], *, timeout_s: float, what: str) -> dict[str, Any]:
-        """A snapshot, restore or diff of run snapshots (``request["task"]``, workerdiff.snapshot_task), served
+        """A snapshot, restore or diff of run snapshots (``request["task"]``, worker.diff.snapshot_task), served
         and bounded like an export (cancelling the caller interrupts it). Raises as :meth:`export`."""
         return await self._export(request, timeout_s, what)
 
@@ -411,11 +411,11 @@ class WorkerClient:
 
     async def lineage(self, scripts: Mapping[str, str], *, timeout_s: float = 30.0) -> dict[str, Any]:
         """What each statement of each script reads and writes, read by the worker with the sandbox's reader
-        (lineage.py): ``{KEY: {"statements": [{"reads", "writes", "object"}, ...], "error": ""}}``; see read_sql."""
+        (worker/lineage.py): ``{KEY: {"statements": [{"reads", "writes", "object"}, ...], "error": ""}}`` (read_sql)."""
         return dict((await self.read_sql("lineage", {"scripts": dict(scripts)}, timeout_s=timeout_s))["scripts"])
 
     async def read_sql(self, op: str, payload: Mapping[str, Any], *, timeout_s: float = 30.0) -> dict[str, Any]:
-        """The worker's reply to ``op`` (``lineage``: lineage.py), which reads the pipelines' SQL. Raises
+        """The worker's reply to ``op`` (``lineage``: worker/lineage.py), which reads the pipelines' SQL. Raises
         QueryTimeoutError past ``timeout_s``, QueryFailedError (the worker refuses, ends)."""
         channel = await self._worker.ensure()
         try:

@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 WORKER = "@pipeline-worker"
-WORKER_MODULE = "foss_supervisor.pipeline.worker"
+WORKER_MODULE = "foss_supervisor.pipeline.worker.server"
 START_TIMEOUT_S = 60.0  # its ready line must come within this (importing DuckDB and opening the file: ~0.2 s)
 STOP_TIMEOUT_S = 10.0  # a clean stop (interrupt, checkpoint, close) may take this; then SIGKILL
 
@@ -62,7 +62,7 @@ def worker_argv(
     history_days: int = 30,
 ) -> list[str]:
     """The worker's command line: the database, the folders it may read and write, its bounds, and the daemon's
-    event journal it keeps as the ``supervision`` schema (worker.py, supervision.py)."""
+    event journal it keeps as the ``supervision`` schema (worker/server.py, worker/supervision.py)."""
     argv = [sys.executable, "-m", WORKER_MODULE, "--db", str(db_path)]
     for d in sorted({str(d) for d in read_dirs}):
         argv += ["--allow-dir", d]

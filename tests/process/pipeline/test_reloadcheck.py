@@ -1,4 +1,5 @@
-"""A reload's SQL check in its own child (reloadcheck.py, workervalidate.py): real child processes, no daemon.
+"""A reload's SQL check in its own child (reloadcheck.py, pipeline/worker/validatechild.py): real child processes,
+no daemon.
 
 User code at import only ends the check's child and is reported for its pipeline; a step file changed
 between two checks is imported afresh; a check that cannot finish is a problem saying why, within its

@@ -53,7 +53,7 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
         ),
         (
             lambda d: d["steps"].append(
-                {"name": "b", "kind": "python", "callable": "foss_supervisor.pipeline.ingest:ingest"}
+                {"name": "b", "kind": "python", "callable": "foss_supervisor.pipeline.worker.ingest:ingest"}
             ),
             "steps.b.params",
             "ingest needs params.table",
@@ -63,7 +63,7 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
                 {
                     "name": "b",
                     "kind": "python",
-                    "callable": "foss_supervisor.pipeline.ingest:ingest",
+                    "callable": "foss_supervisor.pipeline.worker.ingest:ingest",
                     "params": {"table": "b_raw.t", "columns": ["Order Id"]},
                 }
             ),
@@ -75,7 +75,7 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
                 {
                     "name": "b",
                     "kind": "python",
-                    "callable": "foss_supervisor.pipeline.ledger:discover",
+                    "callable": "foss_supervisor.pipeline.worker.ledger:discover",
                     "params": {"pattern": "*.csv"},
                 }
             ),

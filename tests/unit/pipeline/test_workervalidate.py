@@ -1,4 +1,4 @@
-"""The SQL check's request (workervalidate.py), the gate a reload's check passes: any request is answered
+"""The SQL check's request (pipeline/worker/validatechild.py), the gate a reload's check passes: any request is answered
 with reports or refused with ValueError (the check replies ``ok: false``), never another exception; a
 pipeline that does not load, or whose check fails, is that pipeline's ``error``, not the request's. And the
 daemon's reading of what the check printed (reloadcheck.py): any output gives problems or says why the check
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from foss_supervisor.pipeline.engine.reloadcheck import Output, final_problems, read_output
 from foss_supervisor.pipeline.engine.spec import default_pipelines_dir
-from foss_supervisor.pipeline.workervalidate import validate_pipelines
+from foss_supervisor.pipeline.worker.validatechild import validate_pipelines
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -75,11 +75,11 @@ def test_many_pipelines_are_each_answered_and_a_malformed_one_refuses_the_reques
 
 def test_an_ingest_declaration_that_cannot_make_its_bronze_is_an_error_of_the_step(tmp_path: Path) -> None:
     (tmp_path / "setup.sql").write_text("CREATE SCHEMA IF NOT EXISTS ev_bronze;\n")
-    ingest = "foss_supervisor.pipeline.ingest:ingest"
+    ingest = "foss_supervisor.pipeline.worker.ingest:ingest"
     (tmp_path / "ev.yaml").write_text(
         "name: ev\nfolders: {landing: land, reference: ., warehouse: w.duckdb}\nschemas: [ev_meta, ev_bronze]\n"
         "setup: setup.sql\nsteps:\n"
-        "  - {name: discover, kind: python, callable: 'foss_supervisor.pipeline.ledger:discover'}\n"
+        "  - {name: discover, kind: python, callable: 'foss_supervisor.pipeline.worker.ledger:discover'}\n"
         f"  - name: ingest\n    kind: python\n    callable: '{ingest}'\n    depends_on: [discover]\n"
         "    params: {table: ev_bronze.raw, columns: [event_id, _batch_id]}\n"
     )

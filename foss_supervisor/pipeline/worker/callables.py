@@ -31,10 +31,14 @@ __all__ = ["RENAMED", "load_callable", "resolve_callable"]
 _SHIPPED_ORDERS = data_dir("configs") / "pipelines" / "orders"
 
 #: shipped callables that moved (issue 17: generic steps got generic names, orders' own code went beside
-#: its YAML); a pipeline file that names the old one keeps loading, and the engine only sees the new one
+#: its YAML; then the worker's modules moved into pipeline/worker/); a pipeline file that names the old one
+#: keeps loading, and the engine only sees the new one
 RENAMED: dict[str, str] = {
-    "foss_supervisor.pipeline.orders_steps:ingest": "foss_supervisor.pipeline.ingest:ingest",
-    "foss_supervisor.pipeline.orders_steps:discover": "foss_supervisor.pipeline.ledger:discover",
+    "foss_supervisor.pipeline.ingest:ingest": "foss_supervisor.pipeline.worker.ingest:ingest",
+    "foss_supervisor.pipeline.ledger:discover": "foss_supervisor.pipeline.worker.ledger:discover",
+    "foss_supervisor.pipeline.report:report": "foss_supervisor.pipeline.worker.report:report",
+    "foss_supervisor.pipeline.orders_steps:ingest": "foss_supervisor.pipeline.worker.ingest:ingest",
+    "foss_supervisor.pipeline.orders_steps:discover": "foss_supervisor.pipeline.worker.ledger:discover",
     "foss_supervisor.pipeline.orders_steps:report": f"{_SHIPPED_ORDERS / 'steps.py'}:report",
 }
 

@@ -5,7 +5,7 @@ Lines are read by DuckDB's CSV reader in "one column per line" mode (fast and pa
 line numbers; files DuckDB would misread (CR line ends, invalid UTF-8, NUL bytes) go through a slower
 Python reader instead, so no line is ever dropped or renumbered. CSV, JSON lines and their gzipped forms;
 the columns are the step's ``params.columns`` (``params.table`` the bronze table). Used by ``orders`` and
-``trips``. A file's content hash and reader are :func:`~foss_supervisor.pipeline.filescan.scan_file`'s
+``trips``. A file's content hash and reader are :func:`~foss_supervisor.pipeline.worker.filescan.scan_file`'s
 (filescan.py), which ``discover`` (ledger.py) and ``release`` (hold.py) use too.
 """
 
@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.pipeline.context import StepContext
-from foss_supervisor.pipeline.filescan import LINE_DELIM, open_raw, scan_file
-from foss_supervisor.pipeline.ledger import new_content_fate, pending_files, set_file_status
+from foss_supervisor.pipeline.worker.context import StepContext
+from foss_supervisor.pipeline.worker.filescan import LINE_DELIM, open_raw, scan_file
+from foss_supervisor.pipeline.worker.ledger import new_content_fate, pending_files, set_file_status
 
 __all__ = [
     "bronze_ddl",

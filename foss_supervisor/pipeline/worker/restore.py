@@ -19,7 +19,7 @@ assignment casts of INSERT, so a column whose type text has quotes (ENUM labels,
 ``"a-b"``) needs no CAST text. A snapshot from before DDL was kept restores as then: a table of the same
 columns refilled, another created from the files' columns CAST to the recorded types (no constraints).
 
-Every snapshot file passes workersnapshotfiles.checked_files before the transaction begins.
+Every snapshot file passes snapshotfiles.checked_files before the transaction begins.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from typing import Any
 import duckdb
 
 from foss_supervisor.pipeline.errors import QueryRefusedError, SnapshotError
-from foss_supervisor.pipeline.ledger import record_rollback
-from foss_supervisor.pipeline.snapshotstats import parquet_list, quoted
-from foss_supervisor.pipeline.workersnapshotfiles import checked_files
-from foss_supervisor.pipeline.workersnapshots import foreign_keys, layer_tables, quoted_table, table_ddl
+from foss_supervisor.pipeline.worker.ledger import record_rollback
+from foss_supervisor.pipeline.worker.snapshotfiles import checked_files
+from foss_supervisor.pipeline.worker.snapshots import foreign_keys, layer_tables, quoted_table, table_ddl
+from foss_supervisor.pipeline.worker.snapshotstats import parquet_list, quoted
 
 __all__ = ["checked_ddl", "restore_tables"]
 

@@ -7,7 +7,7 @@ Why a fresh process per check, not the long-lived worker: a Python step's file i
 an attribute", a removed one still there); and a module may do anything at import (``os._exit``, raise
 SystemExit, block), which must end only this child, never the worker a running step is in.
 
-Run: ``python -m foss_supervisor.pipeline.workervalidate [--os-memory-limit BYTES]``, the request on stdin
+Run: ``python -m foss_supervisor.pipeline.worker.validatechild [--os-memory-limit BYTES]``, the request on stdin
 (at most :data:`MAX_REQUEST_BYTES`): ``{"pipelines": [{"file", "name", "landing", "reference", "data_dir"},
 ...]}`` (paths as text, ``reference`` may be null; ``{"file", "name", "standalone": true}`` checks a YAML
 file with its own folders, as ``pipeline validate FILE`` does). Output on stdout, one JSON object a line:
@@ -30,7 +30,7 @@ from typing import Any
 from foss_supervisor.pipeline.engine.limits import apply_os_memory_limit
 from foss_supervisor.pipeline.engine.spec import load_for_daemon, load_pipeline
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.validate import validate_spec
+from foss_supervisor.pipeline.worker.validate import validate_spec
 
 __all__ = ["MAX_REQUEST_BYTES", "main", "validate_pipelines"]
 
@@ -109,7 +109,7 @@ def validate_pipelines(message: Any, started: Callable[[str], None] = lambda nam
 def main(argv: list[str] | None = None) -> int:
     """Read one request from stdin, answer it on stdout (see the module docstring), then end at once (a thread
     a user module started does not keep the check alive)."""
-    parser = argparse.ArgumentParser(prog="foss_supervisor.pipeline.workervalidate")
+    parser = argparse.ArgumentParser(prog="foss_supervisor.pipeline.worker.validatechild")
     parser.add_argument("--os-memory-limit", type=int, default=0, help="RLIMIT_DATA in bytes (0: none)")
     args = parser.parse_args(argv)
     if args.os_memory_limit > 0:

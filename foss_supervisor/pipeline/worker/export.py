@@ -1,6 +1,6 @@
 """The worker's export of a table or a query's whole result to a file: DuckDB's COPY, streamed, no row cap.
 
-Runs inside the worker on a cursor of its connection (see worker.py); the file appears whole or not at all.
+Runs inside the worker on a cursor of its connection (see server.py); the file appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from foss_supervisor.pipeline.errors import QueryRefusedError
-from foss_supervisor.pipeline.query import check_query
+from foss_supervisor.pipeline.worker.query import check_query
 
 __all__ = ["EXPORT_FORMATS", "export_to_file", "table_source"]
 

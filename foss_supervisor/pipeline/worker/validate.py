@@ -27,25 +27,25 @@ from typing import Any
 
 import duckdb
 
-from foss_supervisor.pipeline.callables import load_callable
 from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepKind, StepSpec, evaluate_check
 from foss_supervisor.pipeline.errors import QueryRefusedError
-from foss_supervisor.pipeline.ingest import bronze_ddl, check_bronze
-from foss_supervisor.pipeline.ledger import ledger_ddl
 from foss_supervisor.pipeline.origins import sql_failure
-from foss_supervisor.pipeline.publishtypes import published_columns
-from foss_supervisor.pipeline.sandbox import Access
-from foss_supervisor.pipeline.sqlrun import SqlFailed, run_statements
-from foss_supervisor.pipeline.workersnapshots import layer_tables, quoted_table, refuse_inexact
+from foss_supervisor.pipeline.worker.callables import load_callable
+from foss_supervisor.pipeline.worker.ingest import bronze_ddl, check_bronze
+from foss_supervisor.pipeline.worker.ledger import ledger_ddl
+from foss_supervisor.pipeline.worker.publishtypes import published_columns
+from foss_supervisor.pipeline.worker.sandbox import Access
+from foss_supervisor.pipeline.worker.snapshots import layer_tables, quoted_table, refuse_inexact
+from foss_supervisor.pipeline.worker.sqlrun import SqlFailed, run_statements
 
 __all__ = ["StepReport", "validate_spec"]
 
 #: a step after one with an error is not checked (one root cause is one problem)
 _FOLLOWS = "not checked: it runs after the error of step"
 #: the shipped ingest step creates its bronze table itself; validate does the same so later steps bind
-_INGEST = "foss_supervisor.pipeline.ingest:ingest"
+_INGEST = "foss_supervisor.pipeline.worker.ingest:ingest"
 #: shipped Python steps whose tables validate makes itself (the ledger, the bronze table)
-_MADE_HERE = frozenset({_INGEST, "foss_supervisor.pipeline.ledger:discover"})
+_MADE_HERE = frozenset({_INGEST, "foss_supervisor.pipeline.worker.ledger:discover"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -274,7 +274,7 @@ def _published_types(con: Any, spec: PipelineSpec) -> StepReport:
 
 def _snapshot_types(con: Any, spec: PipelineSpec) -> StepReport:
     """Each column of each table the steps made in the schemas a run's snapshot keeps passes the snapshot's
-    type check (workersnapshots.refuse_inexact): a type a Parquet snapshot cannot keep exactly (``HUGEINT``,
+    type check (snapshots.refuse_inexact): a type a Parquet snapshot cannot keep exactly (``HUGEINT``,
     what ``sum()`` of a ``BIGINT`` gives) is an error of ``_snapshot`` at ``snapshot_keep``'s line, as every run
     would end succeeded_with_warnings without a snapshot (no diff, no rollback)."""
     for table in layer_tables(con, spec.layer_schemas):
@@ -333,7 +333,7 @@ def _sql_step(
     names = tuple(d[0] for d in description)
     missing = [m for m in ("rows_in", "rows_out") if m not in names]
     why = f"the metrics SELECT has no {', '.join(missing)} column" if missing else ""
-    if len(rows) != 1 or missing:  # at the last statement, as the worker says it (workersteps.run_sql)
+    if len(rows) != 1 or missing:  # at the last statement, as the worker says it (steps.run_sql)
         why = why if len(rows) == 1 else "the last statement must be a SELECT returning one row of metrics"
         return StepReport(step.name, "error", *sql_failure(str(step.sql), line, why, spec.source(step)))
     metrics[step.name] = dict(zip(names, rows[0], strict=True))

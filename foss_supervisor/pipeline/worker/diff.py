@@ -13,7 +13,7 @@ keeps those two hashes of each row of a table with a key (snapshothashes.py), so
 sides with the same columns reads them instead of hashing every column again; they are DuckDB's same
 ``hash`` of the same values, so the counts and odds are the same either way.
 
-What is not read (issue 18, workersegments.py): a file both snapshots list (one inode) is the same rows
+What is not read (issue 18, segments.py): a file both snapshots list (one inode) is the same rows
 on both sides. Without a key, shared files cancel out of the multiset difference, so a table that only
 grew (or is unchanged) is counted from its new files' footers, unread, and otherwise only the files that
 differ are compared. With a key, the same holds when the snapshots recorded that no key repeats on either
@@ -21,7 +21,7 @@ side (``unique_key``); otherwise every row is joined. A key that repeats on eith
 one value, as the join pairs them; a UNIQUE column may hold several NULLs, a declared key may hold copies)
 cannot pair rows: such a table is compared as whole rows, and ``match`` names the key (``key_repeats``).
 Row counts, null rates and min/max come from each file's statistics file (snapshotstats.py), so no file
-is scanned for them either. Every snapshot file passes workersnapshotfiles.checked_files first: a file
+is scanned for them either. Every snapshot file passes snapshotfiles.checked_files first: a file
 replaced, rewritten, truncated or appended to, or an edited statistics file, refuses the diff (SnapshotError)
 instead of counting other rows.
 
@@ -42,10 +42,13 @@ from typing import Any, NamedTuple
 
 import duckdb
 
-from foss_supervisor.pipeline import snapshothashes
 from foss_supervisor.pipeline.engine.snapshots import snapshot_root
 from foss_supervisor.pipeline.errors import QueryRefusedError, QueryTimeoutError
-from foss_supervisor.pipeline.snapshotstats import (
+from foss_supervisor.pipeline.worker import snapshothashes
+from foss_supervisor.pipeline.worker.restore import restore_tables
+from foss_supervisor.pipeline.worker.snapshotfiles import checked_files
+from foss_supervisor.pipeline.worker.snapshots import layer_tables, quoted_table, snapshot_tables
+from foss_supervisor.pipeline.worker.snapshotstats import (
     MAX_COLUMNS,
     MAX_VALUE_CHARS,
     combined_stats_sql,
@@ -56,9 +59,6 @@ from foss_supervisor.pipeline.snapshotstats import (
     stats_columns,
     stats_file,
 )
-from foss_supervisor.pipeline.workerrestore import restore_tables
-from foss_supervisor.pipeline.workersnapshotfiles import checked_files
-from foss_supervisor.pipeline.workersnapshots import layer_tables, quoted_table, snapshot_tables
 
 __all__ = ["MAX_COLUMNS", "MAX_TABLES", "MAX_VALUE_CHARS", "diff_tables", "snapshot_task"]
 
@@ -72,7 +72,7 @@ class _Side(NamedTuple):
     key: list[str] | None
     files: list[Path] | None
     unique: bool = False  # no two rows have the same key (recorded by the snapshot)
-    stats: bool = False  # each file's statistics file is the one its manifest recorded (workersnapshotfiles.py)
+    stats: bool = False  # each file's statistics file is the one its manifest recorded (snapshotfiles.py)
     entries: tuple[Mapping[str, Any], ...] = ()  # a snapshot's manifest entries of its files (``file`` absolute)
 
 
@@ -332,9 +332,9 @@ def diff_tables(cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Path, 
 def snapshot_task(
     cursor: Any, message: Mapping[str, Any], *, publish_dir: Path | None, max_bytes: int
 ) -> dict[str, Any]:
-    """Serve an ``export`` request with ``task``: ``snapshot`` (workersnapshots.snapshot_tables), ``restore``
-    (workerrestore.restore_tables) or ``diff`` (:func:`diff_tables`), with the snapshot folder beside
-    ``publish_dir`` (snapshots.snapshot_root). Raises QueryRefusedError for another task or no folder."""
+    """Serve an ``export`` request with ``task``: ``snapshot`` (snapshots.snapshot_tables), ``restore``
+    (restore.restore_tables) or ``diff`` (:func:`diff_tables`), with the snapshot folder beside
+    ``publish_dir`` (engine.snapshots.snapshot_root). Raises QueryRefusedError for another task or no folder."""
     if publish_dir is None:
         raise QueryRefusedError("this worker has no publish folder, hence no snapshot folder")
     root = snapshot_root(publish_dir)

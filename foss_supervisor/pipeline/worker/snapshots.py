@@ -1,10 +1,10 @@
 """Run snapshots, the worker's half: write every layer table of a pipeline into the snapshot's partial
 folder in ONE read-only transaction, with each table's CREATE TABLE text and the tables its FOREIGN KEYs
-reference (what a restore re-creates it from, workerrestore.py).
+reference (what a restore re-creates it from, restore.py).
 
 The daemon's half (engine/snapshots.py) makes a written snapshot whole (manifest, ``_SUCCESS``, rename), keeps
 the newest ``snapshot_keep`` and refuses incomplete ones. It runs in the worker on a cursor of its
-connection (an ``export`` request with ``task: snapshot``; see worker.py).
+connection (an ``export`` request with ``task: snapshot``; see server.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import duckdb
 from foss_supervisor.pipeline.engine.publish import RUNS
 from foss_supervisor.pipeline.engine.snapshots import MAX_DDL_CHARS, snapshot_stage_name
 from foss_supervisor.pipeline.errors import QueryRefusedError
-from foss_supervisor.pipeline.snapshotstats import parquet_list
-from foss_supervisor.pipeline.workersegments import copy_table, extend_previous, link_published
+from foss_supervisor.pipeline.worker.segments import copy_table, extend_previous, link_published
+from foss_supervisor.pipeline.worker.snapshotstats import parquet_list
 
 __all__ = [
     "foreign_keys",
@@ -167,7 +167,7 @@ def snapshot_tables(
     cursor: Any, message: Mapping[str, Any], *, snapshot_dir: Path, publish_dir: Path | None
 ) -> dict[str, Any]:
     """Write every base table of ``message["schemas"]`` into ``snapshot_dir/<pipeline>/.<run_id>.partial/``
-    (workersegments.py): a table run ``run_id`` published unpartitioned is hard-linked from
+    (segments.py): a table run ``run_id`` published unpartitioned is hard-linked from
     ``publish_dir/<pipeline>/runs/<run_id>/<table>/part-0.parquet`` (the same data: written after the
     run's last commit, and nothing of the pipeline's is written while its run holds the run lock); a table
     that only grew since ``message["previous"]`` (the previous snapshot's tables, files absolute) is that

@@ -12,12 +12,12 @@ identity: floats (``-0.0 = 0.0``), intervals (``1 month = 30 days``), collated t
 difference, another column list, fewer rows, a file gone or that cannot be linked: the table is copied
 whole, as before. So a snapshot's files read in order are always the table's rows, and two snapshots that
 list one same file (one inode) hold the same rows there, which lets a diff skip comparing them
-(workerdiff.py).
+(diff.py).
 
 Every data file gets its statistics file (snapshotstats.py) when it is written or linked from the
 published set; linked from a previous snapshot, it brings its statistics file along. Each file's entry
 records the SHA-256 of its Parquet footer and of its statistics file, which every later reader checks
-(workersnapshotfiles.py); the previous snapshot's files pass that check before they are linked, and a
+(snapshotfiles.py); the previous snapshot's files pass that check before they are linked, and a
 previous snapshot that fails it is not linked from (the table is copied whole).
 """
 
@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.pipeline.errors import QueryRefusedError, SnapshotError
-from foss_supervisor.pipeline.snapshothashes import hashes_file, link_or_write_hashes, write_hashes
-from foss_supervisor.pipeline.snapshotstats import file_stats_sql, parquet_list, quoted, stats_file
-from foss_supervisor.pipeline.workerexport import EXPORT_FORMATS
-from foss_supervisor.pipeline.workersnapshotfiles import checked_files, file_sha256, footer_sha256
+from foss_supervisor.pipeline.worker.export import EXPORT_FORMATS
+from foss_supervisor.pipeline.worker.snapshotfiles import checked_files, file_sha256, footer_sha256
+from foss_supervisor.pipeline.worker.snapshothashes import hashes_file, link_or_write_hashes, write_hashes
+from foss_supervisor.pipeline.worker.snapshotstats import file_stats_sql, parquet_list, quoted, stats_file
 
 __all__ = ["CHUNK_ROWS", "CHUNK_VALUES", "copy_table", "extend_previous", "link_published", "write_stats"]
 

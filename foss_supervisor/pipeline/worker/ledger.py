@@ -15,7 +15,7 @@ the pipeline's setup SQL, so a pipeline only ever sees the files its own discove
                         not hashed again
     <ledger>.step_commits  one row per step attempt of the current run that committed (run_id, step,
                         attempt, metrics and warnings as JSON), written in the step's own transaction: a
-                        worker killed between COMMIT and its reply leaves the proof (see workersteps.py)
+                        worker killed between COMMIT and its reply leaves the proof (see steps.py)
     <ledger>.rollbacks  the newest rollback whose restore committed (run_id, target run, started_at in epoch
                         seconds), written in the restore's own transaction: a daemon killed before it
                         switched the published set finishes that at its next start (engine/recovery.py); the
@@ -32,9 +32,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.pipeline.context import StepContext
-from foss_supervisor.pipeline.filescan import scan_file
-from foss_supervisor.pipeline.hold import mark_checked
+from foss_supervisor.pipeline.worker.context import StepContext
+from foss_supervisor.pipeline.worker.filescan import scan_file
+from foss_supervisor.pipeline.worker.hold import mark_checked
 
 __all__ = [
     "committed_result_sql",

@@ -1,5 +1,5 @@
 """The statements of a SQL text run one by one, each error told in the author's terms: the one loop of the
-worker's SQL steps and setup (workersteps.py) and of ``pipeline validate`` (validate.py).
+worker's SQL steps and setup (steps.py) and of ``pipeline validate`` (validate.py).
 
 Why one loop: where a statement sits in its file (its first line, DuckDB's ``LINE n`` counted from there) is
 computed here and nowhere else, and :func:`origins.sql_failure` words the error, so a run and a validate of
@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from foss_supervisor.pipeline.origins import error_line, sql_failure, statement_lines
-from foss_supervisor.pipeline.sandbox import Access, AccessDenied
+from foss_supervisor.pipeline.worker.sandbox import Access, AccessDenied
 
 __all__ = ["SqlFailed", "run_statements"]
 

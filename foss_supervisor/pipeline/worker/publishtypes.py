@@ -17,8 +17,8 @@ What DuckDB would otherwise write without a word (measured with DuckDB 2.0, delt
 Nested types are gated member by member: a ``STRUCT``, ``LIST``, ``MAP`` or ``UNION`` is CAST as a whole to
 the same shape with its members' published types; an ``ARRAY`` (``T[n]``) becomes a ``LIST`` (neither format
 has a fixed size, and pyarrow could not read the Parquet DuckDB wrote of a NULL array). deltalake cannot write a
-``TIMESTAMP`` (without time zone) inside a ``MAP``: refused for Delta. Used by the worker (workerpublish.py,
-workerdelta.py) on the tables it publishes and by ``pipeline validate`` (validate.py) on the tables the steps
+``TIMESTAMP`` (without time zone) inside a ``MAP``: refused for Delta. Used by the worker (publish.py,
+delta.py) on the tables it publishes and by ``pipeline validate`` (validate.py) on the tables the steps
 make. Types are DuckDB's Python type objects (``relation.types``: ``.id`` and ``.children``).
 """
 

@@ -41,7 +41,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import Scope, build_scope
 
-from foss_supervisor.pipeline.columnsql import (
+from foss_supervisor.pipeline.worker.columnsql import (
     TEMP,
     leaves,
     qualified,

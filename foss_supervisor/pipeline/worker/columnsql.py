@@ -1,4 +1,4 @@
-"""The sqlglot side of column lineage (:mod:`foss_supervisor.pipeline.columns`): table names, types, qualifying a
+"""The sqlglot side of column lineage (:mod:`foss_supervisor.pipeline.worker.columns`): table names, types, qualifying a
 query, resolving a column to its source. Worker only (it imports DuckDB for type names)."""
 
 from __future__ import annotations

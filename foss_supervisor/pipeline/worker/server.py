@@ -11,7 +11,7 @@ read-only queries run on a small thread pool and see the last committed state. P
 Bounds (engine/limits.py): DuckDB's memory_limit with spilling to ``--temp-dir``, and an RLIMIT_DATA the worker
 sets on itself before it opens the database; a query's reply is bounded before Python sees a value.
 
-Run: ``python -m foss_supervisor.pipeline.worker --db PATH [--allow-dir DIR ...]``
+Run: ``python -m foss_supervisor.pipeline.worker.server --db PATH [--allow-dir DIR ...]``
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ import duckdb  # noqa: E402  (timed on purpose: the import is most of the startu
 from foss_supervisor.base.filemodes import make_private  # noqa: E402
 from foss_supervisor.base.jsonable import jsonable  # noqa: E402
 from foss_supervisor.base.usagespan import UsageSpan  # noqa: E402
-from foss_supervisor.pipeline.callables import load_callable  # noqa: E402
-from foss_supervisor.pipeline.context import StepContext  # noqa: E402
 from foss_supervisor.pipeline.engine.limits import MAX_RESULT_BYTES, apply_os_memory_limit, memory_limit_message  # noqa: E402
 from foss_supervisor.pipeline.engine.partition import PartitionSpec  # noqa: E402
 from foss_supervisor.pipeline.engine.spec import Folders  # noqa: E402
@@ -47,18 +45,18 @@ from foss_supervisor.pipeline.errors import (  # noqa: E402
     QueryTimeoutError,
     SnapshotError,
 )
-from foss_supervisor.pipeline.ledger import ledger_ddl, record_commit  # noqa: E402
-from foss_supervisor.pipeline.lineage import scan_scripts  # noqa: E402
 from foss_supervisor.pipeline.protocol import QUERY_THREADS, decode, encode  # noqa: E402
-from foss_supervisor.pipeline.query import run_query  # noqa: E402
-from foss_supervisor.pipeline.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
-from foss_supervisor.pipeline.supervision import SupervisionTables, open_supervision  # noqa: E402
-from foss_supervisor.pipeline.warehouse import open_database  # noqa: E402
-from foss_supervisor.pipeline.workerdelta import DELTA_TASKS, StopFlag, delta_task  # noqa: E402
-from foss_supervisor.pipeline.workerdiff import snapshot_task  # noqa: E402
-from foss_supervisor.pipeline.workerexport import export_to_file  # noqa: E402
-from foss_supervisor.pipeline.workerpublish import publish_tables  # noqa: E402
-from foss_supervisor.pipeline.workersteps import (  # noqa: E402
+from foss_supervisor.pipeline.worker.callables import load_callable  # noqa: E402
+from foss_supervisor.pipeline.worker.context import StepContext  # noqa: E402
+from foss_supervisor.pipeline.worker.delta import DELTA_TASKS, StopFlag, delta_task  # noqa: E402
+from foss_supervisor.pipeline.worker.diff import snapshot_task  # noqa: E402
+from foss_supervisor.pipeline.worker.export import export_to_file  # noqa: E402
+from foss_supervisor.pipeline.worker.ledger import ledger_ddl, record_commit  # noqa: E402
+from foss_supervisor.pipeline.worker.lineage import scan_scripts  # noqa: E402
+from foss_supervisor.pipeline.worker.publish import publish_tables  # noqa: E402
+from foss_supervisor.pipeline.worker.query import run_query  # noqa: E402
+from foss_supervisor.pipeline.worker.sandbox import Access, AccessDenied, GuardedCursor  # noqa: E402
+from foss_supervisor.pipeline.worker.steps import (  # noqa: E402
     CommitGate,
     StepFailure,
     check_metrics,
@@ -67,6 +65,8 @@ from foss_supervisor.pipeline.workersteps import (  # noqa: E402
     missing_metric,
     run_sql,
 )
+from foss_supervisor.pipeline.worker.supervision import SupervisionTables, open_supervision  # noqa: E402
+from foss_supervisor.pipeline.worker.warehouse import open_database  # noqa: E402
 
 __all__ = ["StepFailure", "Worker", "main"]
 
@@ -235,16 +235,16 @@ class Worker:
         stop = StopFlag(cursor)  # a cancel between two statements is remembered, not lost
         self._register(rid, stop)
         try:
-            if message.get("task") in DELTA_TASKS:  # a Delta Lake publish, vacuum or restore (workerdelta.py)
+            if message.get("task") in DELTA_TASKS:  # a Delta Lake publish, vacuum or restore (delta.py)
                 result = delta_task(cursor, message, publish_dir=self.publish_dir, stopped=stop.is_set)
-            elif message.get("task"):  # a run snapshot written, restored or diffed (workerdiff.py)
+            elif message.get("task"):  # a run snapshot written, restored or diffed (diff.py)
                 result = snapshot_task(cursor, message, publish_dir=self.publish_dir, max_bytes=MAX_RESULT_BYTES)
-            elif message.get("publish_run"):  # every table of a run, one snapshot (workerpublish.py)
+            elif message.get("publish_run"):  # every table of a run, one snapshot (publish.py)
                 result = publish_tables(cursor, message, publish_dir=self.publish_dir)
             else:
                 result = export_to_file(cursor, message, database=self.database, export_dir=self.export_dir)
             self._reply_ok(rid, result)
-        except SnapshotError as exc:  # a snapshot's files are not what its manifest recorded (workersnapshotfiles.py)
+        except SnapshotError as exc:  # a snapshot's files are not what its manifest recorded (snapshotfiles.py)
             self._reply_err(rid, "snapshot_refused", str(exc))
         except QueryError as exc:
             self._reply_err(rid, "query_refused" if isinstance(exc, QueryRefusedError) else "query_failed", str(exc))

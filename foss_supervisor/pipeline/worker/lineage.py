@@ -2,17 +2,18 @@
 
 Why here and with this reader: the daemon must not import DuckDB (its memory budget), and the worker already
 reads every statement of a step before it runs it, with DuckDB's own tokenizer and statement splitter
-(:func:`~foss_supervisor.pipeline.sandbox.scan_statement`), to refuse what a pipeline may not touch. The graph
+(:func:`~foss_supervisor.pipeline.worker.sandbox.scan_statement`), to refuse what a pipeline may not touch. The graph
 asks the same reader, so a lineage edge is exactly what the sandbox enforces: qualified ``schema.table``
 names (lower case) read or written; names without a schema are temporary tables, CTEs and scratch space, and
 a write into a temporary table is not a write. Column-level lineage is read by sqlglot
-(:mod:`foss_supervisor.pipeline.columns`: DuckDB serializes only SELECT statements to JSON, and most steps are
+(:mod:`foss_supervisor.pipeline.worker.columns`: DuckDB serializes only SELECT statements to JSON, and most steps are
 INSERT ... SELECT or CREATE ... AS).
 
 Request (protocol.py): ``{"op": "lineage", "scripts": {KEY: SQL, ...}}``; reply ``{"scripts": {KEY: {"statements":
 [{"reads": [...], "writes": [...], "object": "table" | "view" | "macro" | ... | ""}, ...], "error": "",
 "columns": {"writes", "reads", "unknown"}}}}``. ``object`` is what a CREATE makes ("" for other statements); a
-script DuckDB cannot split has its ``error``; ``columns`` is :func:`~foss_supervisor.pipeline.columns.column_lineage`'s.
+script DuckDB cannot split has its ``error``; ``columns`` is
+:func:`~foss_supervisor.pipeline.worker.columns.column_lineage`'s.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from foss_supervisor.pipeline.sandbox import scan_statement
+from foss_supervisor.pipeline.worker.sandbox import scan_statement
 
 __all__ = ["MAX_SCRIPTS", "MAX_SCRIPT_CHARS", "describer", "scan_scripts"]
 
@@ -100,7 +101,7 @@ def scan_scripts(scripts: Any, con: duckdb.DuckDBPyConnection | None = None) -> 
                 }
             )
         out[key] = {"statements": found, "error": ""}
-    from foss_supervisor.pipeline.columns import column_lineage  # sqlglot (+8 MiB): loaded by the first request
+    from foss_supervisor.pipeline.worker.columns import column_lineage  # sqlglot (+8 MiB): loaded by the first request
 
     readable = {k: v for k, v in scripts.items() if not out[k]["error"]}
     if con is None:

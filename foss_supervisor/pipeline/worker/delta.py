@@ -22,7 +22,7 @@ import duckdb
 
 from foss_supervisor.pipeline.engine.publish import stage_name
 from foss_supervisor.pipeline.errors import QueryError, QueryRefusedError
-from foss_supervisor.pipeline.workerpublish import TABLE_NAME, check_table, gated_select, pipeline_folder
+from foss_supervisor.pipeline.worker.publish import TABLE_NAME, check_table, gated_select, pipeline_folder
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable

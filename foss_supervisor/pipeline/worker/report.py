@@ -1,6 +1,6 @@
 """The run report of any pipeline: rows per layer, pass rate, top rejection reasons and step timings.
 
-Add it as the last step (``callable: foss_supervisor.pipeline.report:report``); it writes
+Add it as the last step (``callable: foss_supervisor.pipeline.worker.report:report``); it writes
 ``<reports>/<pipeline>/<run_id>.json|.html`` and ``latest.json|.html``, which the dashboard reads. Pipelines
 add their own figures on top (orders adds revenue KPIs: see configs/pipelines/orders/steps.py). What it reads, by
 convention rather than configuration:
@@ -27,8 +27,8 @@ from typing import Any
 
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.jsonable import jsonable
-from foss_supervisor.pipeline.context import StepContext
 from foss_supervisor.pipeline.states import StepState
+from foss_supervisor.pipeline.worker.context import StepContext
 
 __all__ = ["build_report", "render_report_html", "report", "write_report"]
 

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import duckdb
 
 from foss_supervisor.pipeline.errors import SnapshotError
-from foss_supervisor.pipeline.snapshotstats import parquet_list, stats_file
+from foss_supervisor.pipeline.worker.snapshotstats import parquet_list, stats_file
 
 __all__ = ["CheckedFiles", "checked_files", "file_sha256", "footer_sha256"]
 

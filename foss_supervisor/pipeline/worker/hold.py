@@ -32,8 +32,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.pipeline.context import StepContext
-from foss_supervisor.pipeline.filescan import scan_file
+from foss_supervisor.pipeline.worker.context import StepContext
+from foss_supervisor.pipeline.worker.filescan import scan_file
 
 __all__ = [
     "EVERY_STEP",
@@ -50,9 +50,9 @@ __all__ = [
 
 _QUALIFIED = re.compile(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*")  # an ingest table, as ingest.py checks it
 #: the shipped ingest step's callable (ingest.py): the steps whose rows a hold sets aside, whose lines a run ingested
-INGEST_CALLABLE = "foss_supervisor.pipeline.ingest:ingest"
-HOLD_CALLABLE = "foss_supervisor.pipeline.hold:hold_files"
-RELEASE_CALLABLE = "foss_supervisor.pipeline.hold:release_files"
+INGEST_CALLABLE = "foss_supervisor.pipeline.worker.ingest:ingest"
+HOLD_CALLABLE = "foss_supervisor.pipeline.worker.hold:hold_files"
+RELEASE_CALLABLE = "foss_supervisor.pipeline.worker.hold:release_files"
 #: ``checked_by`` of a file a ledger held before files could be held: checked by every step, never held
 EVERY_STEP = "*"
 

@@ -31,7 +31,7 @@ import duckdb
 from foss_supervisor.base.jsonable import jsonable
 from foss_supervisor.pipeline.engine.limits import MAX_RESULT_BYTES, format_bytes, memory_limit_message
 from foss_supervisor.pipeline.errors import QueryFailedError, QueryMemoryError, QueryRefusedError, QueryTimeoutError
-from foss_supervisor.pipeline.resultsize import bounded_sql
+from foss_supervisor.pipeline.worker.resultsize import bounded_sql
 
 __all__ = ["ALLOWED_TABLE_FUNCTIONS", "DENIED_FUNCTIONS", "check_query", "run_query"]
 

@@ -2,7 +2,7 @@
 checks of its metrics, the classification of DuckDB's errors (no input, transient), and :class:`CommitGate`,
 which decides once whether a step's transaction commits or a cancel rolls it back.
 
-The transaction, threads and replies are the worker's (see worker.py).
+The transaction, threads and replies are the worker's (see server.py).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import duckdb
 
 from foss_supervisor.pipeline.engine.spec import Folders, evaluate_check, parse_check
 from foss_supervisor.pipeline.origins import sql_failure
-from foss_supervisor.pipeline.sandbox import Access, AccessDenied
-from foss_supervisor.pipeline.sqlrun import SqlFailed, run_statements
 from foss_supervisor.pipeline.thresholds import crossed
+from foss_supervisor.pipeline.worker.sandbox import Access, AccessDenied
+from foss_supervisor.pipeline.worker.sqlrun import SqlFailed, run_statements
 
 __all__ = [
     "NO_FILES",
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 NO_FILES = "No files found that match the pattern"
-#: DuckDB errors worth a retry (a missing file is not one, see worker.py)
+#: DuckDB errors worth a retry (a missing file is not one, see server.py)
 TRANSIENT = (duckdb.TransactionException, duckdb.IOException, duckdb.OutOfMemoryException)
 
 

@@ -2,7 +2,7 @@
 folder in ONE read-only transaction, so the tables of a published set are one snapshot of the warehouse.
 
 The daemon's half (engine/publish.py) then adds the manifest and ``_SUCCESS`` and makes the run current. Runs in
-the worker on a cursor of its connection (an ``export`` request with ``publish_run``; see worker.py).
+the worker on a cursor of its connection (an ``export`` request with ``publish_run``; see server.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import duckdb
 
 from foss_supervisor.pipeline.engine.publish import RUNS, stage_name
 from foss_supervisor.pipeline.errors import QueryRefusedError
-from foss_supervisor.pipeline.publishtypes import check_fit, published_columns, select_sql
-from foss_supervisor.pipeline.workerexport import EXPORT_FORMATS, table_source
+from foss_supervisor.pipeline.worker.export import EXPORT_FORMATS, table_source
+from foss_supervisor.pipeline.worker.publishtypes import check_fit, published_columns, select_sql
 
 __all__ = ["TABLE_NAME", "check_table", "gated_select", "pipeline_folder", "publish_tables"]
 

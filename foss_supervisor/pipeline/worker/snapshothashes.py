@@ -1,7 +1,7 @@
 """Row hashes of snapshot files, kept beside them so a keyed diff never hashes every column again (issue 18).
 
 A diff pairs the rows of a table that has a key by two 64-bit hashes per row, DuckDB's ``hash`` of the
-key's columns and of the other columns (workerdiff.py); at 10M rows computing them was most of a diff. So
+key's columns and of the other columns (diff.py); at 10M rows computing them was most of a diff. So
 each data file ``<file>`` of a table with a key gets ``_hashes/<file>``, written once with the data file:
 zstd Parquet of two UBIGINT columns, ``k`` (``hash`` of the key's columns, in the key's order) and ``h``
 (``hash`` of every other column, in the file's order; ``0`` when there is none), one row per row of the
@@ -11,7 +11,7 @@ untouched: a restore, the statistics, the strict comparison of unchanged runs (e
 published files never see the hashes.
 
 The manifest records per file ``hashes: {bytes, footer_sha256, key, duckdb}``: the file's size and footer
-digest (checked as the data file's are, workersnapshotfiles.py), the key hashed, and the DuckDB version
+digest (checked as the data file's are, snapshotfiles.py), the key hashed, and the DuckDB version
 that hashed it. A diff reads a side's stored hashes (:func:`stored_hashes`) only when every file of it has
 them for the key it pairs by and the columns are the same on both sides, hashed by the running DuckDB
 (``hash`` is not promised to stay the same across versions); otherwise it computes them (a snapshot from
@@ -29,9 +29,9 @@ from typing import Any
 import duckdb
 
 from foss_supervisor.pipeline.errors import SnapshotError
-from foss_supervisor.pipeline.snapshotstats import HASHES, parquet_list, quoted
-from foss_supervisor.pipeline.workerexport import EXPORT_FORMATS
-from foss_supervisor.pipeline.workersnapshotfiles import footer_sha256
+from foss_supervisor.pipeline.worker.export import EXPORT_FORMATS
+from foss_supervisor.pipeline.worker.snapshotfiles import footer_sha256
+from foss_supervisor.pipeline.worker.snapshotstats import HASHES, parquet_list, quoted
 
 __all__ = ["HASHES", "hashes_file", "link_or_write_hashes", "row_hashes_sql", "stored_hashes", "usable", "write_hashes"]
 
@@ -79,7 +79,7 @@ def usable(entry: Any, key: Sequence[str]) -> bool:
 
 def stored_hashes(table: str, files: Sequence[Mapping[str, Any]], key: Sequence[str]) -> str | None:
     """The SQL source (``read_parquet([...])`` of columns ``k``, ``h``) of the stored row hashes of a table's
-    ``files`` (its manifest entries, ``file`` absolute, already passed workersnapshotfiles.checked_files), or
+    ``files`` (its manifest entries, ``file`` absolute, already passed snapshotfiles.checked_files), or
     None when one of them has none usable for ``key`` (:func:`usable`). Raises SnapshotError when a hashes
     file the manifest records is missing or not the one it recorded (size, footer digest)."""
     if not files or not all(usable(f.get("hashes"), key) for f in files):
