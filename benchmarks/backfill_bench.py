@@ -23,9 +23,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import structlog  # noqa: E402
 from helpers.partitions import sales_yaml, write_day  # noqa: E402
 
-from foss_supervisor.pipeline.backfill import BackfillProgress, choose_partitions, run_partitions  # noqa: E402
-from foss_supervisor.pipeline.runner import PipelineRunner  # noqa: E402
-from foss_supervisor.pipeline.spec import load_pipeline  # noqa: E402
+from foss_supervisor.pipeline.engine.backfill import BackfillProgress, choose_partitions, run_partitions  # noqa: E402
+from foss_supervisor.pipeline.engine.runner import PipelineRunner  # noqa: E402
+from foss_supervisor.pipeline.engine.spec import load_pipeline  # noqa: E402
 
 
 def _land(landing: Path, days: int, rows: int, bad: set[int]) -> None:

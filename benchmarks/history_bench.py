@@ -2,7 +2,7 @@
 
 Writes a synthetic journal exactly as the daemon writes it (one ResourcesSampled line a minute holding every
 program's tree and the host, exits and restarts of a tenth of the programs every ten minutes, an operator's
-command an hour), copies it with the worker's own code (``pipeline/supervision.py``) and times the example
+command an hour), copies it with the worker's own code (``pipeline/worker/supervision.py``) and times the example
 queries of ``docs/history.md`` through the query gate the data browser uses (``pipeline/query.run_query``).
 
     .venv/bin/python benchmarks/history_bench.py [--days 30] [--programs 100] [--repeat 5]
@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from foss_supervisor.pipeline.query import run_query
-from foss_supervisor.pipeline.supervision import SupervisionTables
-from foss_supervisor.pipeline.warehouse import open_database
+from foss_supervisor.pipeline.worker.query import run_query
+from foss_supervisor.pipeline.worker.supervision import SupervisionTables
+from foss_supervisor.pipeline.worker.warehouse import open_database
 
 DAY = 86400
 QUERIES = {

@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from foss_supervisor.pipeline.runner import PipelineRunner  # noqa: E402
-from foss_supervisor.pipeline.spec import FolderOverrides, load_pipeline  # noqa: E402
+from foss_supervisor.pipeline.engine.runner import PipelineRunner  # noqa: E402
+from foss_supervisor.pipeline.engine.spec import FolderOverrides, load_pipeline  # noqa: E402
 
 BASELINE = r'''
 import json, sys, time, resource
@@ -42,7 +42,7 @@ from pathlib import Path
 t0 = time.perf_counter()
 import duckdb
 sys.path.insert(0, sys.argv[4])
-from foss_supervisor.pipeline.ingest import build_ingest_sql, read_header as _read_header
+from foss_supervisor.pipeline.worker.ingest import build_ingest_sql, read_header as _read_header
 landing, reference, db = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 con = duckdb.connect(db)
 con.execute("SET TimeZone = 'UTC'")

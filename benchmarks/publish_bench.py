@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from snapshot_bench import spec_in  # noqa: E402
 
-from foss_supervisor.pipeline.callables import load_callable  # noqa: E402
-from foss_supervisor.pipeline.runner import PipelineRunner  # noqa: E402
-from foss_supervisor.pipeline.spec import default_pipelines_dir  # noqa: E402
+from foss_supervisor.pipeline.engine.runner import PipelineRunner  # noqa: E402
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir  # noqa: E402
+from foss_supervisor.pipeline.worker.callables import load_callable  # noqa: E402
 
 GOLD = ("gold.customer_ltv", "gold.daily_revenue", "gold.product_sales")
 

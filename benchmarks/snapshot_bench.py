@@ -34,9 +34,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from foss_supervisor.pipeline.callables import load_callable  # noqa: E402
-from foss_supervisor.pipeline.runner import PipelineRunner  # noqa: E402
-from foss_supervisor.pipeline.spec import FolderOverrides, default_pipelines_dir, load_pipeline  # noqa: E402
+from foss_supervisor.pipeline.engine.runner import PipelineRunner  # noqa: E402
+from foss_supervisor.pipeline.engine.spec import FolderOverrides, default_pipelines_dir, load_pipeline  # noqa: E402
+from foss_supervisor.pipeline.worker.callables import load_callable  # noqa: E402
 
 
 def spec_in(work: Path) -> Any:
@@ -86,7 +86,7 @@ async def snapshot(runner: PipelineRunner, spec: Any, run_id: str) -> dict[str, 
 def new_hashes_bytes(folder: Path, run_id: str) -> int:
     """Bytes of ``run_id``'s row hashes files (snapshothashes.py) that no other snapshot links: what keeping
     them added to this snapshot, beside its data files' ``bytes_written``."""
-    from foss_supervisor.pipeline.snapshotstats import HASHES
+    from foss_supervisor.pipeline.worker.snapshotstats import HASHES
 
     others = {
         (p.stat().st_dev, p.stat().st_ino) for p in folder.glob(f"*/{HASHES}/*") if p.parent.parent.name != run_id
@@ -96,12 +96,12 @@ def new_hashes_bytes(folder: Path, run_id: str) -> int:
 
 
 def diff_by_table(folder: Path, run_a: str, run_b: str) -> dict[str, float]:
-    """Each table's diff alone (workerdiff.diff_tables in this process, DuckDB on every core): where the
+    """Each table's diff alone (worker.diff.diff_tables in this process, DuckDB on every core): where the
     diff's time goes."""
     import duckdb
 
-    from foss_supervisor.pipeline.snapshots import load_snapshot
-    from foss_supervisor.pipeline.workerdiff import diff_tables
+    from foss_supervisor.pipeline.engine.snapshots import load_snapshot
+    from foss_supervisor.pipeline.worker.diff import diff_tables
 
     a, b = load_snapshot(folder, run_a)["tables"], load_snapshot(folder, run_b)["tables"]
     con = duckdb.connect()

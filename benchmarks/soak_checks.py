@@ -141,7 +141,7 @@ class Fleet:
         def worker() -> int | None:
             for child in psutil.Process(self.daemon_pid()).children():
                 with contextlib.suppress(psutil.Error):
-                    if "foss_supervisor.pipeline.worker" in " ".join(child.cmdline()):
+                    if "foss_supervisor.pipeline.worker.server" in " ".join(child.cmdline()):
                         return child.pid
             return None
 

@@ -30,7 +30,7 @@ Event kinds (:data:`EVENT_KINDS`) and the JSON each delivers (every one has ``ki
     pipeline_failed     {"pipeline", "run_id", "status", "duration_s", "error"}   failed, cancelled, abandoned
     pipeline_succeeded  same keys                                                 succeeded (with warnings)
     step_regressed      {"pipeline", "run_id", "step", "duration_s", "median_s", "ratio", "previous"}  a step's
-                        successful run took over 1.5x the median of its previous ten (pipeline/regression.py)
+                        successful run took over 1.5x the median of its previous ten (pipeline/engine/regression.py)
     alert_firing        {"id", "key", "rule", "subject", "summary", "opened_at", "repeat", "notices", "acked"}
                         an incident opened, or is told again after the quiet period (alerting/alertwatch.py)
     alert_resolved      same keys                                     the incident's condition cleared

@@ -19,7 +19,7 @@ __all__ = ["check_pipeline_files"]
 def check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) -> None:
     """The pipeline files' check, imported only when the config declares pipelines (then the loader calls it):
     ``start --foreground`` runs the daemon in this process, which must not import the pipeline package.
-    Raises what :func:`foss_supervisor.pipeline.configcheck.check_pipeline_files` raises (ConfigError)."""
-    from foss_supervisor.pipeline.configcheck import check_pipeline_files as check
+    Raises what :func:`foss_supervisor.pipeline.engine.configcheck.check_pipeline_files` raises (ConfigError)."""
+    from foss_supervisor.pipeline.engine.configcheck import check_pipeline_files as check
 
     check(pipelines, data_dir)

@@ -211,8 +211,8 @@ def _pipeline_validate(args: argparse.Namespace) -> int:
     from foss_supervisor.cli.restart import config_given, load_last_config
     from foss_supervisor.config import load_config
     from foss_supervisor.core.statestore import last_config
-    from foss_supervisor.pipeline.reloadcheck import run_check
-    from foss_supervisor.pipeline.spec import load_for_daemon, load_pipeline
+    from foss_supervisor.pipeline.engine.reloadcheck import run_check
+    from foss_supervisor.pipeline.engine.spec import load_for_daemon, load_pipeline
 
     try:
         if args.name.endswith((".yaml", ".yml")) and Path(args.name).is_file():

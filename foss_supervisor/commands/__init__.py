@@ -12,7 +12,7 @@ health verdict, :mod:`~.impact` the impact of a change on the pipelines (what a 
 rebuild, refused when it breaks a reader). Every registering module is imported below, explicitly, so the
 registry is complete once this package is.
 
-May import: the graph, the pipeline package (its façade :mod:`foss_supervisor.pipeline.service` only, and
+May import: the graph, the pipeline package (its façade :mod:`foss_supervisor.pipeline.engine.service` only, and
 lazily: a daemon without pipelines never loads it), alerting (the alert book), the core, the config, the
 base. Never the transports (control, web), the daemon or the CLI.
 """

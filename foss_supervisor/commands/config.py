@@ -50,7 +50,7 @@ def check_pipeline_files(pipelines: Sequence[PipelineConfig], data_dir: Path) ->
     """The pipeline files a new config declares, checked by the pipelines' façade, imported when first called:
     the loader calls it only for a config that declares pipelines, so a daemon without them never imports the
     pipeline package (the daemon's reload uses this one too)."""
-    from foss_supervisor.pipeline.service import check_pipeline_files as check
+    from foss_supervisor.pipeline.engine.service import check_pipeline_files as check
 
     check(pipelines, data_dir)
 

@@ -21,7 +21,7 @@ from foss_supervisor.graph.model import build_graph
 
 if TYPE_CHECKING:
     from foss_supervisor.config import Config
-    from foss_supervisor.pipeline.service import PipelineService
+    from foss_supervisor.pipeline.engine.service import PipelineService
 
 __all__ = ["pipeline_impact", "pipelines_preview", "refuse_breaking"]
 

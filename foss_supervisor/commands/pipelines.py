@@ -15,7 +15,7 @@ from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.errors import CommandError
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.service import PipelineService
+    from foss_supervisor.pipeline.engine.service import PipelineService
 
 
 __all__ = [
@@ -95,7 +95,7 @@ async def pipeline_release(ctx: CommandContext, name: str, files: list[str], all
     ``all``. They become pending again and the next run, by any trigger, ingests them anew (after a rule or
     the data was fixed; a held file whose content changed is a new file and needs no release).
 
-    A name or path releases every held content of that path, a sha256 that one content (pipeline/holding.py).
+    A name or path releases every held content of that path, a sha256 that one content (pipeline/engine/holding.py).
     Returns ``{"pipeline", "released": [path, each once], "contents": held contents released, "held": [the held
     files left, one per path: {path, name, sha256, held_run, held_at, lines, note, contents, sha256s}], "stale":
     [{path, sha256, why: changed | missing}: a released content its landing file no longer holds, which the next

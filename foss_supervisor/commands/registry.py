@@ -30,7 +30,7 @@ from foss_supervisor.core.supervisor import Supervisor
 from foss_supervisor.errors import ProtocolError
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.service import PipelineService
+    from foss_supervisor.pipeline.engine.service import PipelineService
 
 __all__ = [
     "ACTOR",

@@ -1,5 +1,5 @@
 """Commands on run snapshots (issue 18): the diff of two runs' tables and the rollback of a pipeline's tables
-and published set to an earlier run (through PipelineService; pipeline/runsnapshots.py does the work, in
+and published set to an earlier run (through PipelineService; pipeline/engine/runsnapshots.py does the work, in
 the DuckDB worker).
 
 Registered into :data:`foss_supervisor.commands.registry.COMMANDS` on import (``commands`` imports this module).

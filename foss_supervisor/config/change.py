@@ -46,7 +46,7 @@ RESTART_SETTINGS: tuple[tuple[str, str], ...] = (
     ("history.enabled", "history_enabled"),
     ("history.retention_days", "history_retention_days"),
     ("history.max_bytes", "history_max_bytes"),
-)  # warehouse.* bounds are applied live: the worker restarts with them once idle (pipeline/service.py)
+)  # warehouse.* bounds are applied live: the worker restarts with them once idle (pipeline/engine/service.py)
 #: the settings by which the CLI and monitors find the running daemon: a save moving one needs a yes
 LOCATING_SETTINGS: tuple[tuple[str, str], ...] = (
     ("state_dir", "state_dir"),

@@ -38,7 +38,7 @@ from foss_supervisor.errors import ConfigError
 __all__ = ["PipelineCheck", "load_config", "parse_config"]
 
 
-#: checks the pipeline files a config declares (``foss_supervisor.pipeline.configcheck.check_pipeline_files``):
+#: checks the pipeline files a config declares (``foss_supervisor.pipeline.engine.configcheck.check_pipeline_files``):
 #: passed in by the caller, so that this package never imports the pipeline engine
 PipelineCheck = Callable[[Sequence[PipelineConfig], Path], None]
 

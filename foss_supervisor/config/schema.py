@@ -417,7 +417,7 @@ PIPELINE_SCHEMA: Section = {
     "publish_format": gates.choice(("parquet", "delta")),  # Parquet run folders, or Delta tables (publishdelta.py)
     "snapshot_keep": gates.count(0, 100),  # run snapshots kept for diff and rollback (snapshots.py); 0: none
     "demo_data": CALLABLE,  # its sample data generator: generate(landing, orders=, seed=, prefix=)
-    "partition": PARTITION,  # partitions taken from landing file names, for backfills (pipeline/partition.py)
+    "partition": PARTITION,  # partitions taken from landing file names, for backfills (pipeline/engine/partition.py)
 }
 
 

@@ -59,7 +59,7 @@ from foss_supervisor.systemd.notify import (
 __all__ = ["Daemon", "log_event"]
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.service import PipelineService
+    from foss_supervisor.pipeline.engine.service import PipelineService
 
 #: the longest the dashboard waits for the programs' first spawns (seconds)
 SERVICES_AFTER_S = 1.0
@@ -421,6 +421,6 @@ def _pipeline_service(config: Config, bus: EventBus, write_failures: WriteFailur
     """The pipelines, imported only when some are configured (a daemon without them starts faster)."""
     if not config.pipelines:
         return None
-    from foss_supervisor.pipeline.service import PipelineService
+    from foss_supervisor.pipeline.engine.service import PipelineService
 
     return PipelineService(config, bus, write_failures)

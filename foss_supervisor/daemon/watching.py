@@ -1,7 +1,7 @@
 """The daemon's objectives and alerts: what the evaluator reads of the pipelines, and the watch's set-up.
 
 A table's writers are the pipelines that own its schema: a pipeline owns its ``schemas`` and only it writes
-there (the worker's sandbox enforces it, see pipeline/spec.py), so ``gold.daily_revenue`` is written by the
+there (the worker's sandbox enforces it, see pipeline/engine/spec.py), so ``gold.daily_revenue`` is written by the
 pipeline whose schemas hold ``gold``. A pipeline's last write is its last good run's end (succeeded, or
 succeeded with warnings), read from the run history the service keeps in memory.
 """
@@ -19,7 +19,7 @@ from foss_supervisor.core.events import EventBus
 from foss_supervisor.core.seams import Seams
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.service import PipelineService
+    from foss_supervisor.pipeline.engine.service import PipelineService
 
 __all__ = ["PipelineSources", "make_watch"]
 

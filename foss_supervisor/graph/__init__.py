@@ -9,7 +9,7 @@ SQL), :mod:`~.render` (the graph as JSON, Graphviz DOT and Mermaid), and what th
 answer through it.
 
 Pure data and stdlib only: no DuckDB (the SQL is read in the pipeline worker, see
-:mod:`foss_supervisor.pipeline.lineage`), no I/O. May import: the config, the base; the pipeline specs only
+:mod:`foss_supervisor.pipeline.worker.lineage`), no I/O. May import: the config, the base; the pipeline specs only
 as types.
 """
 

@@ -18,8 +18,8 @@ from typing import Any
 
 __all__ = ["DISCOVER", "INGEST", "python_contract"]
 
-DISCOVER = "foss_supervisor.pipeline.ledger:discover"
-INGEST = "foss_supervisor.pipeline.ingest:ingest"
+DISCOVER = "foss_supervisor.pipeline.worker.ledger:discover"
+INGEST = "foss_supervisor.pipeline.worker.ingest:ingest"
 
 
 def python_contract(

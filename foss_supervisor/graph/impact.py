@@ -10,7 +10,7 @@ Given the running pipelines and the new ones (their specs, and what the worker r
   ``inputs:`` or running ``after:`` one of those pipelines), sorted.
 
 And ``breaking``: each column a changed step wrote before and no longer writes (``dropped``) or writes with
-another type (``retyped``; only when both types are derived, see :mod:`foss_supervisor.pipeline.columns`),
+another type (``retyped``; only when both types are derived, see :mod:`foss_supervisor.pipeline.worker.columns`),
 that a step (or a pipeline's setup view) of the new config reads by name, or that a table's ``contract:``
 declares (a retype breaks a contract that declares another type than the new one). A column of a table whose
 new column list is incomplete (``*`` over an unknown table) is never called dropped: that is not known.
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from foss_supervisor.graph.model import Graph
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
+    from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepSpec
 
 __all__ = ["assess", "canonical_type", "changes", "contract_gaps", "refusal", "sql_meaning"]
 

@@ -42,7 +42,7 @@ from foss_supervisor.graph.contracts import python_contract
 
 if TYPE_CHECKING:
     from foss_supervisor.config import Config
-    from foss_supervisor.pipeline.spec import PipelineSpec
+    from foss_supervisor.pipeline.engine.spec import PipelineSpec
 
 __all__ = ["EDGE_KINDS", "NODE_KINDS", "Edge", "Graph", "Node", "build_graph", "table_layer", "with_objectives"]
 
@@ -199,8 +199,8 @@ def build_graph(
 
 
 def _add_columns(b: _Builder, specs: Mapping[str, PipelineSpec], scripts: Mapping[str, Any]) -> None:
-    """Column lineage (pipeline/columns.py) on the nodes: a table's ``detail.columns`` (``[{"name", "type", "from":
-    ["schema.table.column"], "unknown"}]``, its setup's declaration, then each step writing it) and
+    """Column lineage (pipeline/worker/columns.py) on the nodes: a table's ``detail.columns`` (``[{"name", "type",
+    "from": ["schema.table.column"], "unknown"}]``, its setup's declaration, then each step writing it) and
     ``detail.columns_unknown`` (why the list is incomplete, "" when it is not); a step's ``detail.reads_columns``
     (``{"schema.table": ["column", ...]}``, ``"*"`` in the list when it reads columns not known by name)."""
     keys = [f"setup:{n}" for n in specs] + [f"step:{n}/{s.name}" for n, spec in specs.items() for s in spec.steps]
@@ -247,7 +247,7 @@ def _names(value: Any) -> list[str]:
 
 def _partition_detail(live: Mapping[str, Any]) -> dict[str, Any]:
     """A partitioned pipeline's ``{"partitions": {"key", "counts": {status: n}}}`` (each partition by its last
-    partition run, pipeline/backfill.py), else nothing."""
+    partition run, pipeline/engine/backfill.py), else nothing."""
     summary = live.get("partitions")
     if not isinstance(summary, Mapping):
         return {}

@@ -1,74 +1,44 @@
 """The medallion pipeline: YAML-declared steps run in one supervised DuckDB worker process.
 
-The daemon side never imports DuckDB: it talks to the worker over pipes. Rooms (every module, by what it is for):
+Three rooms, two of them subpackages (each one's ``__init__`` names every module it holds):
 
-* daemon side
+* ``engine``: the daemon side. It loads pipelines, schedules and records runs, keeps the books of snapshots
+  and published sets, and supervises the worker, talking to it over pipes; it never imports DuckDB. Its
+  ``service`` is the façade the commands see.
+* ``worker``: the worker side, the DuckDB process (``worker.server``) and its short-lived check child
+  (``worker.validatechild``): steps, ingest and the ledger, snapshots, publishes, queries and exports.
+* the shared modules, at this package's top: what both sides (and the rest of the house: the web, the daemon)
+  name, so their paths stay short and stable.
 
-  - spec and loading: ``spec`` (YAML -> ``PipelineSpec``), ``specparts`` (the loader's collected mistakes, a
-    step's source), ``rules`` (what a pipeline owns, reads and publishes), ``tablekeys`` (a step's ``keys``),
-    ``partition`` (the partition key from file names; which partitions to backfill), ``configcheck`` (the
-    pipelines checked as part of loading a config), ``reloadcheck`` (a reload's SQL check);
-  - the façade, scheduling and runs: ``service`` (the façade the commands see), ``scheduling`` (how runs
-    start), ``triggers`` (timer, cron, landing watch), ``schedule`` (overdue), ``backfill`` (re-runs of
-    partitions), ``runner`` (runs, history, events), ``execution`` (a run's steps in dependency order),
-    ``runstate`` (a run's bookkeeping, its step requests), ``retry`` (which steps a retry runs), ``recovery``
-    (the committed steps of a run a killed daemon abandoned), ``fingerprint`` (skip runs with nothing new),
-    ``history`` (run records, JSON lines), ``flowrun`` (which run the pages show), ``regression`` (a step
-    slower than its median), ``holding`` (held files, the runner's part);
-  - snapshots and rollback: ``runsnapshots`` (keep, diff, roll back: the runner's part), ``snapshots``
-    (layout, wholeness, retention), ``snapshotsame`` (did a run change any layer table);
-  - publish: ``runpublish`` (a run's publish, the runner's part), ``publish`` (the Parquet published set,
-    manifest and switch), ``publishdelta`` (the Delta Lake published set), ``publishcheck`` (may the current
-    set stand for a run that changed nothing);
-  - worker supervision and client: ``workerservice`` (the worker supervised as ``@pipeline-worker``:
-    restarts, recycles), ``workeredge`` (its spawn and clean stop), ``workerargs`` (its command line),
-    ``limits`` (its memory and time limits), ``workerclient`` (the one client of the worker's protocol);
-
-* worker side (DuckDB; the daemon imports a few of these, e.g. ``ledger`` and ``hold``, for their names and SQL
-  text only, never DuckDB)
-
-  - the process: ``worker`` (owns the warehouse, serves steps and queries), ``warehouse`` (DuckDB locked
-    down), ``sandbox`` (what a step may touch), ``callables`` (the Python a pipeline names), ``context``
-    (what a Python step receives);
-  - steps: ``workersteps`` (a step attempt besides its transaction, the commit gate), ``sqlrun`` (a SQL
-    text's statements, errors in the author's terms), ``lineage`` (tables a statement reads and writes),
-    ``columns`` and ``columnsql`` (column-level lineage, with sqlglot), ``report`` (the shipped run report);
-  - ingest, ledger and holds: ``ledger`` (the file ledger, ``discover``), ``ingest`` (the generic ingest),
-    ``hold`` (held files, set aside in the ledger), ``filescan`` (a landing file's hash and whether DuckDB's
-    line reader takes it as is: shared by the three);
-  - snapshots: ``workersnapshots`` (write a snapshot), ``workersegments`` (a table's files, linked or
-    copied), ``workersnapshotfiles`` (the gate on a snapshot's files), ``snapshothashes`` (row hashes) and
-    ``snapshotstats`` (column statistics) kept beside them, ``workerdiff`` (the diff of two states),
-    ``workerrestore`` (a rollback's restore);
-  - publish: ``workerpublish`` (Parquet), ``workerdelta`` (Delta Lake), ``publishtypes`` (the type gate of
-    every published column);
-  - queries and export: ``query`` (read-only queries), ``resultsize`` (a result bounded in SQL),
-    ``workerexport`` (a table or result to a file), ``supervision`` (the event journal as tables);
-  - validate: ``validate`` (``pipeline validate``: SQL bound against the pipeline's schemas),
-    ``workervalidate`` (the same check of a reload, in a short-lived child);
-
-* shared by both sides
-
-  - declarations compiled to SQL at load and run by the worker: ``quality`` (``kind: quality``),
+  - declarations compiled to SQL at load and run by the worker: ``rules`` (what a pipeline owns, reads and
+    publishes; its ``gated`` checks every declaration's fields), ``quality`` (``kind: quality``),
     ``thresholds`` (when checked rows warn or fail), ``dedupe`` (``kind: deduplicate``), ``origins`` (a line
     of generated SQL traced to its YAML), ``checks`` (row-accounting checks, parsed without eval);
   - the vocabulary: ``protocol`` (the worker protocol: JSON lines over pipes), ``states`` (step and run
     states), ``events`` (the runner's events), ``errors`` (the package's error tree).
 
-This package's ``__init__`` imports nothing, so a module of it (``configcheck``, ``events``, ``states``)
-can be imported alone without loading the engine. May import: the core, the config, the base; never the
-commands, the transports, the daemon or the CLI.
+The rules between the rooms (tests/unit/test_architecture.py holds them): a shared module imports only shared
+modules; the engine imports of the worker room only the few modules it reads for names, SQL text and file
+helpers (``callables``, ``hold``, ``ledger``, ``report``, ``snapshotstats``, ``supervision``), and nothing it
+imports, at any depth, imports DuckDB, sqlglot or deltalake; the worker imports of the engine only the
+declarations and layouts it works by (``spec``, ``partition``, ``limits``, ``workerargs``, ``publish``,
+``snapshots``); outside this package nothing imports the worker room (the worker runs as its own process).
+
+This package's ``__init__`` files import nothing, so a module of it (``engine.configcheck``, ``events``,
+``states``) can be imported alone without loading the engine. May import: the core, the config, the base;
+never the commands, the transports, the daemon or the CLI.
 
 Entry points (import them from their modules):
 
-* ``load_pipeline(path, folders=FolderOverrides(...))`` / ``load_pipelines(dir)`` -> ``PipelineSpec``
-* ``PipelineRunner(specs, state_dir=..., on_event=callback)``: ``await start()``, ``await run(name)``,
-  ``await replay(name)``, ``await retry(run_id, step=None)``, ``await cancel(name)``, ``await reset(name)``,
-  ``runs(name)``, ``get_run(id)``, ``active_run(name)``, ``await aclose()``; ``runner.client``:
-  ``await query(sql, max_rows=, timeout_s=)``, ``await export(table, fmt)``; ``runner.worker``: ``pid``,
-  ``status()``, ``await set_limits(limits)``
+* ``engine.spec``: ``load_pipeline(path, folders=FolderOverrides(...))`` / ``load_pipelines(dir)`` ->
+  ``PipelineSpec``
+* ``engine.runner``: ``PipelineRunner(specs, state_dir=..., on_event=callback)``: ``await start()``, ``await
+  run(name)``, ``await replay(name)``, ``await retry(run_id, step=None)``, ``await cancel(name)``, ``await
+  reset(name)``, ``runs(name)``, ``get_run(id)``, ``active_run(name)``, ``await aclose()``;
+  ``runner.client``: ``await query(sql, max_rows=, timeout_s=)``, ``await export(table, fmt)``;
+  ``runner.worker``: ``pid``, ``status()``, ``await set_limits(limits)``
 * a pipeline's own code lives beside its YAML (``configs/pipelines/orders/``: SQL, ``steps.py``,
-  ``demo_data.py``), loaded by ``callables.load_callable``
+  ``demo_data.py``), loaded by ``worker.callables.load_callable``
 """
 
 from __future__ import annotations

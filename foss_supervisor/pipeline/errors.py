@@ -72,7 +72,7 @@ class PipelineBusyError(PipelineError):
 
 
 class RetryRefusedError(PipelineError):
-    """A retry of a run was refused; the message says why and what to do instead (see pipeline/retry.py)."""
+    """A retry of a run was refused; the message says why and what to do instead (see pipeline/engine/retry.py)."""
 
 
 class SnapshotError(PipelineError):
@@ -114,7 +114,7 @@ class QueryFailedError(QueryError):
 
 class Problems:
     """The mistakes found so far in one pipeline file, kept so that all are told at once (an author fixing a
-    YAML one error per try needs as many tries as mistakes; specparts.py, quality.py)."""
+    YAML one error per try needs as many tries as mistakes; engine/specparts.py, quality.py)."""
 
     def __init__(self) -> None:
         self.errors: list[ConfigError] = []

@@ -101,7 +101,7 @@ class StepRegressed(PipelineEvent):
     """A step's successful run took over 1.5x the median (`median_s`) of its previous ten successful runs.
 
     ``duration_s`` and ``median_s`` in s, ``ratio`` their quotient, ``previous`` the runs the median is of
-    (:mod:`foss_supervisor.pipeline.regression`)."""
+    (:mod:`foss_supervisor.pipeline.engine.regression`)."""
 
     run_id: str
     pipeline: str

@@ -13,8 +13,8 @@ A SQL file the author wrote has no markers: its error names that file and the li
 (DuckDB's ``LINE n`` counted from the statement's first line in the file, else the statement's first line of
 code), then who runs it and where the YAML declares it (``steps.enrich (orders.yaml:99)``, ``setup
 (orders.yaml:14)``). :func:`sql_failure` is the one function that words an error of SQL, generated or not:
-the worker's runs (workersteps.py) and ``pipeline validate`` (validate.py) both go through it
-(sqlrun.py runs the statements).
+the worker's runs (worker/steps.py) and ``pipeline validate`` (worker/validate.py) both go through it
+(worker/sqlrun.py runs the statements).
 
 Also here, because the loader needs it: :func:`located`, a config error of a pipeline file with its line;
 :func:`named_lines` and :func:`yaml_at`, the YAML line of a dotted key once the file is loaded.

@@ -9,7 +9,7 @@
 - the parameters of the shipped Python steps, checked at load time;
 - the steps' dependency order (no cycles).
 
-Stdlib only, like spec.py: the daemon loads pipelines without DuckDB.
+Stdlib only, like engine/spec.py: the daemon loads pipelines without DuckDB.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from foss_supervisor.config.schema import PIPELINE_SCHEMA
 from foss_supervisor.pipeline.errors import PipelineConfigError, Problems
 
 if TYPE_CHECKING:
-    from foss_supervisor.pipeline.spec import PipelineSpec, StepSpec
+    from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepSpec
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -198,14 +198,14 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TABLE = re.compile(r"[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}")
 #: the parameters of the shipped Python steps: name -> (required, check, what it must be)
 _SHIPPED_PARAMS: dict[str, dict[str, tuple[bool, Any, str]]] = {
-    "foss_supervisor.pipeline.ledger:discover": {
+    "foss_supervisor.pipeline.worker.ledger:discover": {
         "patterns": (
             False,
             lambda v: isinstance(v, list) and v and all(isinstance(p, str) for p in v),
             "a non-empty list of file name patterns",
         ),
     },
-    "foss_supervisor.pipeline.ingest:ingest": {
+    "foss_supervisor.pipeline.worker.ingest:ingest": {
         "table": (True, lambda v: isinstance(v, str) and _TABLE.fullmatch(v), "a lower-case schema.table name"),
         "columns": (
             True,
@@ -213,7 +213,7 @@ _SHIPPED_PARAMS: dict[str, dict[str, tuple[bool, Any, str]]] = {
             "a non-empty list of lower-case column names",
         ),
     },
-    "foss_supervisor.pipeline.report:report": {
+    "foss_supervisor.pipeline.worker.report:report": {
         "bronze": (False, lambda v: isinstance(v, str) and v.count(".") == 1, "a schema.table name"),
     },
 }

@@ -12,7 +12,7 @@ from helpers import DaemonHandle, get
 from helpers.pipeline import variant_yaml
 
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from foss_supervisor.pipeline.spec import default_pipelines_dir
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir
 
 HEADER = "order_id,customer_id,order_ts,product_id,quantity,unit_price,currency,country,status,updated_at"
 GOOD = "G{n},C1,2024-03-01T10:00:00Z,P001,2,10.50,USD,US,paid,2024-03-01T10:00:00Z"

@@ -64,8 +64,8 @@ def test_a_daemon_with_pipelines_imports_the_engine_but_never_duckdb(daemon: Dae
     _exercise(daemon)
     assert daemon.proc is not None
     loaded = imported(daemon.stderr())
-    assert {"foss_supervisor.pipeline.service", "foss_supervisor.pipeline.configcheck"} <= loaded
-    for engine in ("duckdb", "deltalake", "pyarrow"):  # Delta output is the worker's too (workerdelta.py)
+    assert {"foss_supervisor.pipeline.engine.service", "foss_supervisor.pipeline.engine.configcheck"} <= loaded
+    for engine in ("duckdb", "deltalake", "pyarrow"):  # Delta output is the worker's too (pipeline/worker/delta.py)
         assert engine not in loaded and engine not in _maps(daemon.proc.pid), engine
 
 

@@ -70,7 +70,7 @@ def test_status_shows_the_pipeline_worker(pipeline_daemon: DaemonHandle) -> None
     worker = wait_for(lambda: up(w := status()["pipelines"]["worker"]) and w, 30, "the worker RUNNING in status")
     assert worker["active_runs"] == [] and worker["starts"] == 1
     proc = psutil.Process(worker["pid"])  # the real worker: a live child of the daemon, its memory as the OS says
-    assert proc.ppid() == d.read_pid() and "foss_supervisor.pipeline.worker" in " ".join(proc.cmdline())
+    assert proc.ppid() == d.read_pid() and "foss_supervisor.pipeline.worker.server" in " ".join(proc.cmdline())
     assert worker["rss_bytes"] > 0 and worker["uptime_s"] >= 0
     # a supervised service like the dashboard: listed under services, with a program's fields
     service = next(s for s in status()["services"] if s["name"] == "@pipeline-worker")
@@ -279,7 +279,7 @@ def test_pipeline_config_errors_exit_2_with_file_line_and_step_name(tmp_path) ->
     import subprocess
     import sys
 
-    from foss_supervisor.pipeline.spec import default_pipelines_dir
+    from foss_supervisor.pipeline.engine.spec import default_pipelines_dir
 
     shipped = default_pipelines_dir()
     text = (shipped / "orders.yaml").read_text()

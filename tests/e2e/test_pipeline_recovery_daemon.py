@@ -15,8 +15,8 @@ from typing import Any
 from helpers import PY, DaemonHandle, fifo_writer, get, health, wait_for
 from helpers.pipeline import two_step_pipeline, variant_yaml
 
-from foss_supervisor.pipeline.recovery import ROLLBACK_LEFT
-from foss_supervisor.pipeline.spec import default_pipelines_dir
+from foss_supervisor.pipeline.engine.recovery import ROLLBACK_LEFT
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir
 
 #: a step that commits nothing and runs for hours: the daemon is killed while it runs
 SLOW = "CREATE TEMP TABLE _slow AS SELECT count(*) AS n FROM range(1000000000000) t(x) WHERE hash(x) = 42;\n"

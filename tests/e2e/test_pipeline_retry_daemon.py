@@ -18,7 +18,7 @@ from helpers import DaemonHandle, get, request, wait_for
 from helpers.browser import Watched
 
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from foss_supervisor.pipeline.spec import default_pipelines_dir
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir
 from foss_supervisor.web.auth import csrf_token
 
 GATE = "CREATE OR REPLACE TEMP TABLE _gate AS SELECT * FROM read_csv(getvariable('reference_dir') || '/gate.csv');\n"

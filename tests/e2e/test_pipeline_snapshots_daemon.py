@@ -13,7 +13,7 @@ from typing import Any
 from helpers import DaemonHandle, get, wait_for
 
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from foss_supervisor.pipeline.spec import default_pipelines_dir
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir
 
 
 def _count(d: DaemonHandle, sql: str) -> int:

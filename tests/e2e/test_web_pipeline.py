@@ -221,7 +221,7 @@ def test_config_page_shows_each_pipelines_yaml_and_sql(ran: tuple[DaemonHandle, 
     status, _, html = get(d.port, "/config", {"Accept": "text/html"})
     assert status == 200 and b"Pipeline orders" in html and b"name: orders" in html
     assert b"step 4: validate (quality)" in html and b"SELECT" in html  # a block shows the SQL it compiles to
-    assert b"foss_supervisor.pipeline.ledger:discover" in html or b"discover (python)" in html
+    assert b"foss_supervisor.pipeline.worker.ledger:discover" in html or b"discover (python)" in html
     status, _, body = get(d.port, "/config?format=json")
     [orders] = json.loads(body)["pipelines"]
     assert [s["name"] for s in orders["steps"]][:4] == ["discover", "ingest", "reference", "validate"]

@@ -25,6 +25,7 @@ __all__ = [
     "edges_of",
     "import_graph",
     "imports",
+    "libraries",
     "module_of",
     "shortest_cycle",
     "strongly_connected",
@@ -81,6 +82,28 @@ def _imports(tree: ast.Module, here: str, path: Path) -> Iterator[tuple[str, int
             yield from walk(child, inner)
 
     yield from walk(tree, True)
+
+
+@functools.cache
+def libraries(path: Path) -> frozenset[str]:
+    """The top-level names of the modules not of ours that ``path`` imports at runtime, at any depth (``import
+    duckdb`` inside a function counts; under ``if TYPE_CHECKING:`` it does not; relative imports are ours)."""
+    found: set[str] = set()
+
+    def walk(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for other in child.orelse:
+                    walk(other)
+                continue
+            if isinstance(child, ast.Import):
+                found.update(a.name.split(".")[0] for a in child.names)
+            elif isinstance(child, ast.ImportFrom) and not child.level and child.module:
+                found.add(child.module.split(".")[0])
+            walk(child)
+
+    walk(parsed(path).tree)
+    return frozenset(found - {"foss_supervisor"})
 
 
 def edges_of(path: Path, here: str, *, module_level: bool = False) -> dict[str, int]:

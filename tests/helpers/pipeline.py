@@ -18,9 +18,9 @@ from typing import Any
 import psutil
 import yaml
 
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.spec import FolderOverrides, PipelineSpec, default_pipelines_dir, load_pipeline
 from foss_supervisor.pipeline.events import PipelineEvent, WorkerStarted
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import FolderOverrides, PipelineSpec, default_pipelines_dir, load_pipeline
 
 __all__ = [
     "ORDERS_STEPS",
@@ -204,11 +204,11 @@ def landing_steps(table: str, columns: list[str]) -> list[dict[str, Any]]:
     """The shipped ``discover`` and ``ingest`` steps of a pipeline document: the landing folder's new files
     into ``table`` (its ``columns``, in order)."""
     return [
-        {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.ledger:discover"},
+        {"name": "discover", "kind": "python", "callable": "foss_supervisor.pipeline.worker.ledger:discover"},
         {
             "name": "ingest",
             "kind": "python",
-            "callable": "foss_supervisor.pipeline.ingest:ingest",
+            "callable": "foss_supervisor.pipeline.worker.ingest:ingest",
             "depends_on": ["discover"],
             "params": {"table": table, "columns": columns},
         },

@@ -1,6 +1,6 @@
 """A real DuckDB warehouse file with the worker's snapshot functions called as the worker calls them: snapshot
-(workersnapshots.snapshot_tables, then snapshots.commit_snapshot), restore (workerrestore.restore_tables) and
-diff (workerdiff.diff_tables), each from the manifest as the daemon reads it (snapshots.load_snapshot)."""
+(worker.snapshots.snapshot_tables, then engine.snapshots.commit_snapshot), restore (worker.restore.restore_tables)
+and diff (worker.diff.diff_tables), each from the manifest as the daemon reads it (engine.snapshots.load_snapshot)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 
 import duckdb
 
-from foss_supervisor.pipeline.snapshots import commit_snapshot, load_snapshot
-from foss_supervisor.pipeline.workerdiff import diff_tables
-from foss_supervisor.pipeline.workerrestore import restore_tables
-from foss_supervisor.pipeline.workersnapshots import snapshot_tables
+from foss_supervisor.pipeline.engine.snapshots import commit_snapshot, load_snapshot
+from foss_supervisor.pipeline.worker.diff import diff_tables
+from foss_supervisor.pipeline.worker.restore import restore_tables
+from foss_supervisor.pipeline.worker.snapshots import snapshot_tables
 
 __all__ = ["Warehouse"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from helpers import fill, tmpfs
 
-from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
+from foss_supervisor.pipeline.engine.history import RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.states import RunMode, RunStatus
 
 

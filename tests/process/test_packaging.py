@@ -50,8 +50,8 @@ INSTALLED_CHECK = r"""
 import sys
 from pathlib import Path
 import foss_supervisor
-from foss_supervisor.pipeline.callables import load_callable
-from foss_supervisor.pipeline.spec import default_pipelines_dir, load_pipeline
+from foss_supervisor.pipeline.worker.callables import load_callable
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir, load_pipeline
 
 target = Path(sys.argv[1]).resolve()
 assert Path(foss_supervisor.__file__).resolve().is_relative_to(target), foss_supervisor.__file__

@@ -1,6 +1,8 @@
 """The house's rules, read from the code: rooms import only downward, no import cycle, no module much over
 400 lines. An equivalent of import-linter's layers contract, without the dependency: every ``import`` of
-``foss_supervisor`` (module level or inside a function; not under ``if TYPE_CHECKING``) is checked.
+``foss_supervisor`` (module level or inside a function; not under ``if TYPE_CHECKING``) is checked. Inside the
+pipeline package, its own rooms (the engine, the worker, the shared modules at its top) keep their rules too,
+and nothing the daemon side imports, at any depth, loads DuckDB.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO
-from helpers.imports import SOURCES, import_graph, imports, module_of, strongly_connected
+from helpers.imports import MODULES, SOURCES, import_graph, imports, libraries, module_of, strongly_connected
 from helpers.sources import PACKAGE
 
 #: what each room may import besides itself (docs/architecture.md draws it); errors and the version are
@@ -63,12 +65,13 @@ def test_a_room_imports_only_downward(path: Path) -> None:
 
 
 #: what a room sees of the pipeline package: its façade only (the rest is the engine behind it)
-PIPELINE_FACADE: dict[str, frozenset[str]] = {"commands": frozenset({"foss_supervisor.pipeline.service"})}
+PIPELINE = "foss_supervisor.pipeline"
+PIPELINE_FACADE: dict[str, frozenset[str]] = {"commands": frozenset({f"{PIPELINE}.engine.service"})}
 
 
 @pytest.mark.parametrize("here", sorted(PIPELINE_FACADE))
 def test_a_room_sees_the_pipeline_facade_only(here: str) -> None:
-    """The commands reach pipelines through ``PipelineService`` (pipeline/service.py) and nothing else."""
+    """The commands reach pipelines through ``PipelineService`` (pipeline/engine/service.py) and nothing else."""
     wrong = [
         f"{path.name}:{line} imports {target}"
         for path in SOURCES
@@ -159,3 +162,110 @@ def test_the_readme_layout_table_gives_each_room_the_imports_its_rules_give() ->
     for name, cell in rows:
         said = {r for r, pattern in ROOM_WORDS.items() if re.search(pattern, without_asides(cell))}
         assert said == {r.split(".")[0] for r in MAY_IMPORT[name]}, f"README says {name} may import {sorted(said)}"
+
+
+#: what the engine (the daemon side) imports of the worker room: modules it reads for names, SQL text and file
+#: helpers, never for DuckDB (pipeline/worker/__init__.py says what of each)
+ENGINE_READS_OF_WORKER = frozenset(
+    f"{PIPELINE}.worker.{m}" for m in ("callables", "hold", "ledger", "report", "snapshotstats", "supervision")
+)
+#: what the worker room imports of the engine: the declarations and layouts the DuckDB process works by
+WORKER_READS_OF_ENGINE = frozenset(
+    f"{PIPELINE}.engine.{m}" for m in ("limits", "partition", "publish", "snapshots", "spec", "workerargs")
+)
+#: the worker process's own libraries: nothing the daemon side imports, at any depth, imports one of them
+WORKER_LIBRARIES = frozenset({"duckdb", "sqlglot", "deltalake", "pyarrow"})
+
+
+def pipeline_room(module: str) -> str | None:
+    """The pipeline package's room of ``module``: ``engine``, ``worker`` or ``shared`` (a module at the package's
+    top, or the package itself); None for a module outside the package."""
+    if module != PIPELINE and not module.startswith(PIPELINE + "."):
+        return None
+    sub = module.removeprefix(PIPELINE).removeprefix(".").split(".")[0]
+    return sub if sub in ("engine", "worker") else "shared"
+
+
+def pipeline_rule_broken(importer: str, target: str) -> str | None:
+    """Why module ``importer`` may not import ``target`` by the pipeline package's room rules (pipeline/__init__.py),
+    or None when it may: a shared module imports only shared ones; the engine imports of the worker room only
+    ENGINE_READS_OF_WORKER, the worker of the engine only WORKER_READS_OF_ENGINE; outside the package nothing
+    imports the worker room."""
+    here, there = pipeline_room(importer), pipeline_room(target)
+    if there is None or there == here or (there == "shared" and here is not None):
+        return None
+    if here is None:
+        return "outside the pipeline package nothing imports its worker room" if there == "worker" else None
+    if here == "shared":
+        return f"a shared module imports only shared ones, not the {there}'s"
+    allowed = ENGINE_READS_OF_WORKER if here == "engine" else WORKER_READS_OF_ENGINE
+    if target not in allowed:
+        return f"the {here} imports of the {there} room only {sorted(m.rpartition('.')[2] for m in allowed)}"
+    return None
+
+
+def test_the_pipeline_rooms_import_each_other_only_as_their_rules_say() -> None:
+    wrong = [
+        f"{module_of(path)}:{line} imports {target}: {why}"
+        for path in SOURCES
+        for target, line, _ in imports(path)
+        if (why := pipeline_rule_broken(module_of(path), target))
+    ]
+    assert not wrong, "; ".join(wrong)
+
+
+def test_the_pipeline_room_rules_see_a_broken_one() -> None:
+    """The rules themselves: each kind of wrong import is seen, the listed exceptions are real modules."""
+    engine, worker = f"{PIPELINE}.engine", f"{PIPELINE}.worker"
+    assert pipeline_rule_broken(f"{engine}.runner", f"{worker}.server")  # the daemon loading the DuckDB process
+    assert pipeline_rule_broken(f"{engine}.runner", worker)
+    assert pipeline_rule_broken(f"{PIPELINE}.states", f"{engine}.spec")
+    assert pipeline_rule_broken(f"{worker}.server", f"{engine}.runner")
+    assert pipeline_rule_broken("foss_supervisor.web.core", f"{worker}.query")
+    assert pipeline_rule_broken(f"{engine}.runner", f"{worker}.ledger") is None
+    assert pipeline_rule_broken(f"{worker}.server", f"{engine}.spec") is None
+    assert pipeline_rule_broken(f"{worker}.server", f"{PIPELINE}.protocol") is None
+    assert pipeline_rule_broken("foss_supervisor.web.core", f"{PIPELINE}.states") is None
+    assert pipeline_rule_broken("foss_supervisor.web.core", "foss_supervisor.core.events") is None
+    assert set(MODULES) >= ENGINE_READS_OF_WORKER | WORKER_READS_OF_ENGINE
+
+
+def reached_from(starts: list[str], graph: dict[str, dict[str, int]]) -> dict[str, str | None]:
+    """{module reached from ``starts`` over ``graph``'s edges: the module it was first reached from (None: a
+    start)}, breadth first."""
+    before: dict[str, str | None] = dict.fromkeys(starts)
+    queue = list(starts)
+    for module in queue:
+        for target in sorted(graph.get(module, {})):
+            if target not in before:
+                before[target] = module
+                queue.append(target)
+    return before
+
+
+def test_nothing_the_daemon_side_imports_at_any_depth_loads_duckdb() -> None:
+    """The engine and the shared modules (what the daemon and the web import), and every module of ours they
+    import, at module level or inside a function, import none of WORKER_LIBRARIES (tests/e2e/test_lazy_start.py
+    checks a running daemon's memory maps; this says which import it would be, without a daemon)."""
+    starts = sorted(m for m in MODULES if pipeline_room(m) in ("engine", "shared"))
+    before = reached_from(starts, import_graph())
+    wrong = []
+    for module in before:
+        if found := libraries(MODULES[module]) & WORKER_LIBRARIES:
+            chain = [module]
+            while (up := before[chain[-1]]) is not None:
+                chain.append(up)
+            wrong.append(f"{' <- '.join(chain)} imports {sorted(found)}")
+    assert len(before) > len(starts) and not wrong, "; ".join(wrong)
+
+
+def test_the_reach_and_the_library_reader_see_a_deep_import(tmp_path: Path) -> None:
+    """The reader itself: a library imported inside a function counts, one under ``if TYPE_CHECKING:`` does not;
+    a module two imports away is reached, with the chain to it."""
+    source = tmp_path / "probe.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pyarrow\n"
+        "def f() -> None:\n    import duckdb.typing\n"
+    )
+    assert libraries(source) & WORKER_LIBRARIES == {"duckdb"}
+    assert reached_from(["a"], {"a": {"b": 1}, "b": {"c": 2}, "c": {}}) == {"a": None, "b": "a", "c": "b"}

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from strategies import regex_class
 
 from foss_supervisor.cli.pipelines import run_rows, runs_table
-from foss_supervisor.pipeline.history import RunRecord, StepRecord
-from foss_supervisor.pipeline.runstate import ActiveRun
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.engine.history import RunRecord, StepRecord
+from foss_supervisor.pipeline.engine.runstate import ActiveRun
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 #: six of what ``\d`` matches: any Unicode decimal digit (category Nd), as st.from_regex drew them

@@ -204,8 +204,8 @@ def test_control_request_deeper_than_python_recursion_is_a_protocol_error() -> N
 
 
 def test_a_pipeline_spec_is_bounded_the_same_way(tmp_path: Path) -> None:
+    from foss_supervisor.pipeline.engine.spec import load_pipeline
     from foss_supervisor.pipeline.errors import PipelineConfigError
-    from foss_supervisor.pipeline.spec import load_pipeline
 
     spec = tmp_path / "p.yaml"
     spec.write_text("name: p\n" + BILLION_LAUGHS[BILLION_LAUGHS.index("lol:") :])
@@ -224,8 +224,8 @@ _spec_values = st.dictionaries(
 @_FAST
 @given(st.text(max_size=300) | st.builds(json.dumps, _spec_values))
 def test_any_pipeline_spec_gives_a_spec_or_a_located_error(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
+    from foss_supervisor.pipeline.engine.spec import load_pipeline
     from foss_supervisor.pipeline.errors import PipelineConfigError
-    from foss_supervisor.pipeline.spec import load_pipeline
 
     spec = tmp_path_factory.mktemp("spec") / "p.yaml"
     spec.write_text(text)

@@ -27,8 +27,8 @@ from foss_supervisor.config.gates import MAX_ARGV_BYTES, Gate, GateError, argv, 
 from foss_supervisor.config.interpolate import expand
 from foss_supervisor.config.schema import PIPELINE_SCHEMA, SCHEMA, leaves
 from foss_supervisor.errors import ConfigError
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.spec import load_pipeline
 
 FILE = Path("/etc/fs/c.yaml")
 PROPERTY = settings(max_examples=examples(300), deadline=None, suppress_health_check=list(HealthCheck))

@@ -1,7 +1,7 @@
 """The graph (foss_supervisor.graph): lineage read from the shipped pipelines' SQL matches what a person reads
 in those files; ``feeds:``/``needs:`` pass the config's gates; the DOT and Mermaid texts are well formed.
 
-The SQL is read as the worker reads it (``pipeline/lineage.py``: DuckDB's tokenizer, no database), in this
+The SQL is read as the worker reads it (``pipeline/worker/lineage.py``: DuckDB's tokenizer, no database), in this
 process; the same request through a real worker is tests/e2e/test_graph_daemon.py.
 """
 
@@ -25,8 +25,8 @@ from foss_supervisor.config.schema import PROGRAM
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.graph.model import Graph, build_graph
 from foss_supervisor.graph.render import to_dot, to_mermaid
-from foss_supervisor.pipeline.lineage import scan_scripts
-from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
+from foss_supervisor.pipeline.engine.spec import PipelineSpec, load_pipeline
+from foss_supervisor.pipeline.worker.lineage import scan_scripts
 
 FILE = Path("/etc/fs/c.yaml")
 DATA = Path("/srv/data")

@@ -21,8 +21,8 @@ from helpers import REPO, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.pipeline.engine.spec import _FOLDER_KEYS, _STEP_KEYS, _TOP_KEYS, PipelineSpec, load_pipeline
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.spec import _FOLDER_KEYS, _STEP_KEYS, _TOP_KEYS, PipelineSpec, load_pipeline
 
 SHIPPED = REPO / "configs" / "pipelines"
 HYPOTHESIS = settings(

@@ -29,8 +29,8 @@ from foss_supervisor.config.gates import GateError, column_types
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.graph.impact import assess, canonical_type, contract_gaps, refusal, sql_meaning
 from foss_supervisor.graph.model import build_graph
-from foss_supervisor.pipeline.lineage import scan_scripts
-from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
+from foss_supervisor.pipeline.engine.spec import PipelineSpec, load_pipeline
+from foss_supervisor.pipeline.worker.lineage import scan_scripts
 
 FILE = Path("/etc/fs/c.yaml")
 PROPERTY = settings(max_examples=examples(200), deadline=None, suppress_health_check=list(HealthCheck))

@@ -32,11 +32,11 @@ def test_the_graph_sees_lazy_imports_and_skips_type_checking(tmp_path: Path) -> 
         "    from foss_supervisor.web import routes\n"
         "class A:\n"
         "    def f(self) -> None:\n"
-        "        from foss_supervisor.pipeline import ingest\n"
+        "        from foss_supervisor.pipeline.worker import ingest\n"
         "        import foss_supervisor.cli.dispatch\n"
     )
     found = edges_of(source, "foss_supervisor.probe")
-    assert found == {"foss_supervisor.pipeline.ingest": 6, "foss_supervisor.cli.dispatch": 7}
+    assert found == {"foss_supervisor.pipeline.worker.ingest": 6, "foss_supervisor.cli.dispatch": 7}
 
 
 def test_a_cycle_is_found_and_told_in_order() -> None:

@@ -73,6 +73,13 @@ def test_a_package_docstring_names_no_module_it_lacks(package: Path) -> None:
     assert not gone, f"{dotted(package)}/__init__.py's docstring names modules it does not hold: {gone}"
 
 
+def test_every_package_ships_in_a_regular_install() -> None:
+    """pyproject.toml lists the packages setuptools builds (no discovery): a package left out of the list works in
+    an editable install and is missing from the wheel."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    assert {dotted(p) for p in PACKAGES} <= listed, sorted({dotted(p) for p in PACKAGES} - listed)
+
+
 def test_the_checks_see_a_missing_module() -> None:
     """The reading of a docstring is strict: a word in prose or another package's module does not count."""
     doc = "What lives here: :mod:`~.alpha`, ``beta``, :mod:`foss_supervisor.x.gamma`; delta in prose."

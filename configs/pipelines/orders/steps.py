@@ -9,14 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from foss_supervisor.pipeline.context import StepContext
-from foss_supervisor.pipeline.report import build_report, write_report
+from foss_supervisor.pipeline.worker.context import StepContext
+from foss_supervisor.pipeline.worker.report import build_report, write_report
 
 __all__ = ["report"]
 
 
 def report(ctx: StepContext) -> Mapping[str, int | float]:
-    """The generic run report (foss_supervisor/pipeline/report.py) plus the orders KPIs (``kpis``: revenue_usd,
+    """The generic run report (foss_supervisor/pipeline/worker/report.py) plus the orders KPIs (``kpis``: revenue_usd,
     paid_or_shipped_orders, customers, average_order_usd), also kept in meta.run_reports."""
     cur = ctx.cursor
     doc = build_report(ctx)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from foss_supervisor.pipeline.context import StepContext
+from foss_supervisor.pipeline.worker.context import StepContext
 
 
 def flaky(ctx: StepContext) -> Mapping[str, int | float]:

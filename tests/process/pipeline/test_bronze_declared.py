@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers.pipeline import EVENTS_SETUP, RunnerFactory, events_yaml
 
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
 REVERSED = """

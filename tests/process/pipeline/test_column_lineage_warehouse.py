@@ -1,4 +1,4 @@
-"""Column lineage with a warehouse (foss_supervisor.pipeline.lineage): an in-process DuckDB database gives the
+"""Column lineage with a warehouse (foss_supervisor.pipeline.worker.lineage): an in-process DuckDB database gives the
 types of what a ``CREATE ... AS`` writes, and is left as it was. The reading without a database is
 tests/unit/pipeline/test_column_lineage.py.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 import duckdb
 from helpers import REPO
 
-from foss_supervisor.pipeline.lineage import describer, scan_scripts
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.engine.spec import load_pipeline
+from foss_supervisor.pipeline.worker.lineage import describer, scan_scripts
 
 
 def test_the_warehouse_gives_the_types_of_a_create_as_and_is_left_as_it_was() -> None:

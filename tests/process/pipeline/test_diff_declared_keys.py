@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from helpers.pipeline import RunnerFactory
 
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
 
 STEP_SQL = """

@@ -1,4 +1,4 @@
-"""The diff's row counts (workerdiff.py) against an independent Python computation over the whole class of
+"""The diff's row counts (pipeline/worker/diff.py) against an independent Python computation over the whole class of
 small tables: keyed tables (added/removed/changed by key, NULLs in values) and unkeyed ones (multisets
 with duplicates), with columns added and dropped between the sides. The files are written by pyarrow, not
 DuckDB; the diff runs on a real DuckDB connection as in the worker."""
@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline.workerdiff import diff_tables
+from foss_supervisor.pipeline.worker.diff import diff_tables
 
 _counter = itertools.count()
 

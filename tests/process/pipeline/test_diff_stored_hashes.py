@@ -1,4 +1,4 @@
-"""Row hashes kept with a snapshot (snapshothashes.py) and the keyed diff that reads them (workerdiff.py).
+"""Row hashes kept with a snapshot (snapshothashes.py) and the keyed diff that reads them (pipeline/worker/diff.py).
 
 Over the whole class of small keyed tables (keys added, removed, values changed, NULLs), between two runs
 whose table kept its columns, had one retyped (BIGINT -> DOUBLE) or one added, or only grew (the previous
@@ -21,13 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.pipeline.engine.snapshots import commit_snapshot, link_snapshot, load_snapshot
 from foss_supervisor.pipeline.errors import SnapshotError
-from foss_supervisor.pipeline.snapshothashes import hashes_file
-from foss_supervisor.pipeline.snapshots import commit_snapshot, link_snapshot, load_snapshot
-from foss_supervisor.pipeline.workerdiff import diff_tables
-from foss_supervisor.pipeline.workerrestore import restore_tables
-from foss_supervisor.pipeline.workersnapshotfiles import footer_sha256
-from foss_supervisor.pipeline.workersnapshots import snapshot_tables
+from foss_supervisor.pipeline.worker.diff import diff_tables
+from foss_supervisor.pipeline.worker.restore import restore_tables
+from foss_supervisor.pipeline.worker.snapshotfiles import footer_sha256
+from foss_supervisor.pipeline.worker.snapshothashes import hashes_file
+from foss_supervisor.pipeline.worker.snapshots import snapshot_tables
 
 _runs = itertools.count()
 

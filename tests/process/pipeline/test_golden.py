@@ -10,7 +10,7 @@ from pathlib import Path
 from golden_data import FILES_BATCH1, FILES_BATCH2, model, write_files
 from helpers.pipeline import RunnerFactory, dump_tables, orders_spec
 
-from foss_supervisor.pipeline.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
 

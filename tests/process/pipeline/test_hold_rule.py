@@ -12,11 +12,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from foss_supervisor.pipeline.context import StepContext
-from foss_supervisor.pipeline.hold import hold_files, holds_files, release_files, unchecked_files
-from foss_supervisor.pipeline.ingest import bronze_ddl
-from foss_supervisor.pipeline.ledger import ledger_ddl, pending_files, record_commit, set_file_status
-from foss_supervisor.pipeline.spec import Folders
+from foss_supervisor.pipeline.engine.spec import Folders
+from foss_supervisor.pipeline.worker.context import StepContext
+from foss_supervisor.pipeline.worker.hold import hold_files, holds_files, release_files, unchecked_files
+from foss_supervisor.pipeline.worker.ingest import bronze_ddl
+from foss_supervisor.pipeline.worker.ledger import ledger_ddl, pending_files, record_commit, set_file_status
 
 CROSSED = "error threshold of the step (steps.validate.thresholds[0]): pass rate 20.0 % is below min_pass_rate 50 %"
 NOW = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)

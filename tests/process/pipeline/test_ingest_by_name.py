@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline.ingest import bronze_ddl, build_ingest_sql, build_parquet_sql, check_bronze
+from foss_supervisor.pipeline.worker.ingest import bronze_ddl, build_ingest_sql, build_parquet_sql, check_bronze
 
 DECLARED = ["event_id", "kind", "amount"]
 BOOKKEEPING = [

@@ -14,8 +14,8 @@ import pytest
 from golden_data import FILES_BATCH1, write_files
 from helpers.pipeline import RunnerFactory, events_yaml, orders_spec
 
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.spec import PipelineSpec, load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
 

@@ -9,7 +9,7 @@ import duckdb
 import yaml
 from helpers.pipeline import RunnerFactory, landing_steps
 
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
 LOAD_SQL = """

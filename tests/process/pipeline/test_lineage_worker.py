@@ -1,4 +1,4 @@
-"""The worker's ``lineage`` request (pipeline/lineage.py) through the real worker and its client: the tables
+"""The worker's ``lineage`` request (pipeline/worker/lineage.py) through the real worker and its client: the tables
 each statement reads and writes, a script DuckDB cannot split answered with its error, and a malformed or
 oversized request refused as a bad request while the worker goes on answering."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers.pipeline import RunnerFactory, orders_spec
 
-from foss_supervisor.pipeline.lineage import MAX_SCRIPT_CHARS
+from foss_supervisor.pipeline.worker.lineage import MAX_SCRIPT_CHARS
 
 SCRIPT = """
 CREATE TEMP TABLE _new AS SELECT * FROM silver.orders WHERE id > 3;
@@ -27,7 +27,7 @@ async def test_the_worker_reads_each_statement_and_refuses_a_bad_request(
     runner = await runners.open([orders_spec(workspace)], workspace["state"])
     scripts = {"step": SCRIPT, "broken": "SELEC 1 FROM (", "typed": "CREATE TABLE gold.n AS SELECT 1 + 1 AS two;"}
     found = await asyncio.wait_for(runner.client.lineage(scripts), 60)
-    columns = found["step"].pop("columns")  # column lineage (pipeline/columns.py)
+    columns = found["step"].pop("columns")  # column lineage (pipeline/worker/columns.py)
     assert columns["writes"]["gold.totals"] == {
         "columns": [],
         "unknown": "inserted by position into a table whose columns are not known",

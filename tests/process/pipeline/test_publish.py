@@ -19,11 +19,11 @@ import pytest
 import yaml
 from helpers.pipeline import RunnerFactory
 
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineConfigError
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
-from foss_supervisor.pipeline.validate import validate_spec
+from foss_supervisor.pipeline.worker.validate import validate_spec
 
 GOLD_SQL = """
 CREATE SCHEMA IF NOT EXISTS pub_gold;

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from foss_supervisor.pipeline.errors import QueryRefusedError
-from foss_supervisor.pipeline.workerpublish import gated_select
+from foss_supervisor.pipeline.worker.publish import gated_select
 
 TYPES = ["DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMPTZ"]
 FAR = ["'infinity'", "'-infinity'", "'10000-01-01'", "'5881580-07-10'", "'0001-01-01 (BC)'"]

@@ -21,8 +21,8 @@ import yaml
 from deltalake import DeltaTable
 from helpers.pipeline import RunnerFactory
 
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
 
 GOLD_SQL = """

@@ -1,10 +1,11 @@
 """The publish type gate (publishtypes.py, issue 18): every column type, nested ones too, is published exactly or
 refused. Hypothesis draws DuckDB types (scalars, and STRUCT / LIST / ARRAY / MAP of them) and values; each table
-goes through the gate and the worker's own SELECT into a real Parquet file (DuckDB's COPY, as workerpublish.py)
-and a real Delta table (deltalake, as workerdelta.py), read back by pyarrow and deltalake, and every value must
-read back as the same text as DuckDB's own; or the gate refused, naming the table, the column and its type,
-exactly when the type holds one the format cannot hold or a (U)HUGEINT value wider than 38 digits. Then one
-pipeline with a real worker: a HUGEINT published as DECIMAL(38,0), and a value too wide failing the publish."""
+goes through the gate and the worker's own SELECT into a real Parquet file (DuckDB's COPY, as
+pipeline/worker/publish.py) and a real Delta table (deltalake, as pipeline/worker/delta.py), read back by pyarrow
+and deltalake, and every value must read back as the same text as DuckDB's own; or the gate refused, naming the
+table, the column and its type, exactly when the type holds one the format cannot hold or a (U)HUGEINT value
+wider than 38 digits. Then one pipeline with a real worker: a HUGEINT published as DECIMAL(38,0), and a value too
+wide failing the publish."""
 
 from __future__ import annotations
 
@@ -28,11 +29,11 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from test_publish_delta import delta_pipeline
 
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import QueryRefusedError
-from foss_supervisor.pipeline.publishtypes import check_fit, published_columns, select_sql
-from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
-from foss_supervisor.pipeline.validate import validate_spec
+from foss_supervisor.pipeline.worker.publishtypes import check_fit, published_columns, select_sql
+from foss_supervisor.pipeline.worker.validate import validate_spec
 
 #: the largest magnitude DECIMAL(38,0) holds
 MAX38 = 10**38 - 1

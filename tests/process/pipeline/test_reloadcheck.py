@@ -1,4 +1,5 @@
-"""A reload's SQL check in its own child (reloadcheck.py, workervalidate.py): real child processes, no daemon.
+"""A reload's SQL check in its own child (reloadcheck.py, pipeline/worker/validatechild.py): real child processes,
+no daemon.
 
 User code at import only ends the check's child and is reported for its pipeline; a step file changed
 between two checks is imported afresh; a check that cannot finish is a problem saying why, within its
@@ -15,7 +16,7 @@ import psutil
 
 from foss_supervisor.config import Config
 from foss_supervisor.config.loader import load_config
-from foss_supervisor.pipeline.reloadcheck import CHECK_MODULE, MAX_CHECKS, sql_problems
+from foss_supervisor.pipeline.engine.reloadcheck import CHECK_MODULE, MAX_CHECKS, sql_problems
 
 PY_YAML = """name: {name}
 folders: {{landing: land, reference: ref_{name}, warehouse: w.duckdb}}

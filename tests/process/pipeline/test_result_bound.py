@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.base.jsonable import jsonable
+from foss_supervisor.pipeline.engine.limits import MAX_RESULT_BYTES, MiB
 from foss_supervisor.pipeline.errors import QueryFailedError
-from foss_supervisor.pipeline.limits import MAX_RESULT_BYTES, MiB
 from foss_supervisor.pipeline.protocol import encode
-from foss_supervisor.pipeline.query import run_query
+from foss_supervisor.pipeline.worker.query import run_query
 
 #: what a reply holds beside the result's names, types and rows: its keys, counts and the reason text
 ENVELOPE = 512

@@ -16,7 +16,7 @@ from helpers import wait_until
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import EventBus
-from foss_supervisor.pipeline.service import PipelineService
+from foss_supervisor.pipeline.engine.service import PipelineService
 from foss_supervisor.pipeline.states import RunMode, RunStatus
 
 STEP = """from pathlib import Path

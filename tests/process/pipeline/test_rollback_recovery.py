@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_publish_delta import delta_pipeline, duckdb_rows
 
-from foss_supervisor.pipeline.publish import RUN_ID
-from foss_supervisor.pipeline.recovery import ROLLBACK_LEFT
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
+from foss_supervisor.pipeline.engine.publish import RUN_ID
+from foss_supervisor.pipeline.engine.recovery import ROLLBACK_LEFT
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.spec import PipelineSpec, load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
 
 

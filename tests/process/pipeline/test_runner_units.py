@@ -11,9 +11,9 @@ import pytest
 from helpers import wait_until
 from helpers.pipeline import RunnerFactory, write_yaml
 
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import PipelineBusyError, UnknownPipelineError
 from foss_supervisor.pipeline.events import RunFinished, StepLog, StepStateChanged
-from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import (
     RunStatus,
     StepState,

@@ -11,10 +11,10 @@ import duckdb
 import pytest
 from helpers.pipeline import events_yaml, orders_spec
 
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.sandbox import Access, AccessDenied, scan_statement
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.worker.sandbox import Access, AccessDenied, scan_statement
 
 
 async def test_two_pipelines_cannot_own_one_schema(tmp_path: Path, workspace: dict[str, Path]) -> None:

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 from helpers.pipeline import RunnerFactory
 from test_publish_delta import delta_pipeline, duckdb_rows, rows
 
-from foss_supervisor.pipeline.snapshots import list_snapshots
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.engine.snapshots import list_snapshots
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
 
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.pipeline.errors import SnapshotError
-from foss_supervisor.pipeline.workerrestore import checked_ddl, restore_tables
+from foss_supervisor.pipeline.worker.restore import checked_ddl, restore_tables
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -1,6 +1,7 @@
-"""Snapshots by reference (workersegments.py) and the diff that skips shared files (workerdiff.py), over the
-whole class of histories of a table: appends (duplicates included), deletes and updates (also to ``-0.0``
-from ``0.0``, equal for ``=`` but not the same value), with or without a declared key, over several runs.
+"""Snapshots by reference (pipeline/worker/segments.py) and the diff that skips shared files
+(pipeline/worker/diff.py), over the whole class of histories of a table: appends (duplicates included), deletes
+and updates (also to ``-0.0`` from ``0.0``, equal for ``=`` but not the same value), with or without a declared
+key, over several runs.
 
 For every snapshot, its files read by pyarrow in order are the table's rows in its order (the snapshot is
 exact, whatever path wrote it); a run that only appended links the previous snapshot's files (the cheap path
@@ -22,11 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline import workersegments
-from foss_supervisor.pipeline.snapshots import commit_snapshot, load_snapshot
-from foss_supervisor.pipeline.snapshotstats import STATS
-from foss_supervisor.pipeline.workerdiff import diff_tables
-from foss_supervisor.pipeline.workersnapshots import snapshot_tables
+from foss_supervisor.pipeline.engine.snapshots import commit_snapshot, load_snapshot
+from foss_supervisor.pipeline.worker import segments
+from foss_supervisor.pipeline.worker.diff import diff_tables
+from foss_supervisor.pipeline.worker.snapshots import snapshot_tables
+from foss_supervisor.pipeline.worker.snapshotstats import STATS
 
 _runs = itertools.count()
 
@@ -114,7 +115,7 @@ def test_snapshots_by_reference_are_exact_and_their_diff_equals_the_full_compari
 ) -> None:
     # the check that a table only grew goes a chunk of rows at a time (8192 and more in use): chunks of 1 to 4
     # rows here, so chunks cross the previous files' boundaries and the rowid gaps deleted rows leave
-    monkeypatch.setattr(workersegments, "CHUNK_ROWS", (chunk, chunk))
+    monkeypatch.setattr(segments, "CHUNK_ROWS", (chunk, chunk))
     if fresh:  # every row a key of its own: the key is unique, and the diff by key may skip shared files
         serial = itertools.count()
         first = [(next(serial), *r[1:]) for r in first]

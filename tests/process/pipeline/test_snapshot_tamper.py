@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.pipeline.errors import SnapshotError
-from foss_supervisor.pipeline.snapshotstats import stats_file
+from foss_supervisor.pipeline.worker.snapshotstats import stats_file
 
 KINDS = [
     "other_table",

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.pipeline.errors import QueryRefusedError
-from foss_supervisor.pipeline.workerrestore import restore_tables
-from foss_supervisor.pipeline.workersnapshots import snapshot_tables
+from foss_supervisor.pipeline.worker.restore import restore_tables
+from foss_supervisor.pipeline.worker.snapshots import snapshot_tables
 
 _runs = itertools.count()
 

@@ -21,12 +21,12 @@ import yaml
 from helpers.pipeline import RunnerFactory, variant_yaml
 from test_publish import publishing_pipeline
 
-from foss_supervisor.pipeline.callables import load_callable
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.snapshots import list_snapshots
+from foss_supervisor.pipeline.engine.spec import FolderOverrides, PipelineSpec, default_pipelines_dir, load_pipeline
 from foss_supervisor.pipeline.errors import PipelineBusyError, SnapshotError
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.snapshots import list_snapshots
-from foss_supervisor.pipeline.spec import FolderOverrides, PipelineSpec, default_pipelines_dir, load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
+from foss_supervisor.pipeline.worker.callables import load_callable
 
 generate = load_callable(f"{default_pipelines_dir() / 'orders' / 'demo_data.py'}:generate")
 
@@ -162,7 +162,7 @@ async def test_a_rollback_to_a_damaged_snapshot_is_refused_by_the_worker_and_lea
     tmp_path: Path, workspace: dict[str, Path], runners: RunnerFactory
 ) -> None:
     """A snapshot file that is not the one its manifest recorded is refused by the worker's gate
-    (workersnapshotfiles.py) before the restore's transaction begins, and by the diff, naming run, table and
+    (pipeline/worker/snapshotfiles.py) before the restore's transaction begins, and by the diff, naming run, table and
     file: the worker's ``snapshot_refused`` reply arrives as SnapshotError."""
     runner, r1, r2, _ = await two_runs(tmp_path, workspace, runners)
     after = await fingerprints(runner)

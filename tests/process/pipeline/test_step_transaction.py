@@ -24,10 +24,10 @@ from helpers.pipeline import RunnerFactory, gated_spec, landing_steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import PipelineBusyError
 from foss_supervisor.pipeline.events import PipelineEvent, StepLog, StepStateChanged, WorkerExited
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
 HERE = Path(__file__).parent

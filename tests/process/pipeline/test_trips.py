@@ -17,7 +17,7 @@ import duckdb
 from golden_data import FILES_BATCH1, write_files
 from helpers.pipeline import RunnerFactory, orders_spec
 
-from foss_supervisor.pipeline.spec import FolderOverrides, default_pipelines_dir, load_pipeline
+from foss_supervisor.pipeline.engine.spec import FolderOverrides, default_pipelines_dir, load_pipeline
 from foss_supervisor.pipeline.states import RunStatus
 
 TRIPS_YAML = default_pipelines_dir() / "trips.yaml"

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from helpers.pipeline import two_step_pipeline
 
-from foss_supervisor.pipeline.spec import default_pipelines_dir, load_pipeline
-from foss_supervisor.pipeline.validate import validate_spec
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir, load_pipeline
+from foss_supervisor.pipeline.worker.validate import validate_spec
 
 
 @pytest.mark.parametrize("name", ["orders", "trips"])
@@ -114,9 +114,9 @@ def test_a_declared_bronze_is_checked_as_ingest_checks_it(tmp_path: Path, declar
     (tmp_path / "ev.yaml").write_text(
         "name: ev\nfolders: {landing: land, reference: ., warehouse: w.duckdb}\nschemas: [ev_meta, ev_bronze]\n"
         "setup: setup.sql\nsteps:\n"
-        "  - {name: discover, kind: python, callable: 'foss_supervisor.pipeline.ledger:discover'}\n"
-        "  - {name: ingest, kind: python, callable: 'foss_supervisor.pipeline.ingest:ingest', depends_on: [discover],"
-        " params: {table: ev_bronze.raw, columns: [event_id, amount]}}\n"
+        "  - {name: discover, kind: python, callable: 'foss_supervisor.pipeline.worker.ledger:discover'}\n"
+        "  - {name: ingest, kind: python, callable: 'foss_supervisor.pipeline.worker.ingest:ingest',"
+        " depends_on: [discover], params: {table: ev_bronze.raw, columns: [event_id, amount]}}\n"
     )
     ingest = {r.step: r for r in validate_spec(load_pipeline(tmp_path / "ev.yaml"))}["ingest"]
     if not lacking:

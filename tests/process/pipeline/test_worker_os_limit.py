@@ -6,7 +6,7 @@ import resource
 import subprocess
 import sys
 
-from foss_supervisor.pipeline.limits import (
+from foss_supervisor.pipeline.engine.limits import (
     GiB,
 )
 
@@ -14,7 +14,7 @@ from foss_supervisor.pipeline.limits import (
 def test_the_worker_sets_its_os_limit_before_anything_else() -> None:
     code = (
         "import resource, sys\n"
-        "from foss_supervisor.pipeline.limits import apply_os_memory_limit\n"
+        "from foss_supervisor.pipeline.engine.limits import apply_os_memory_limit\n"
         "apply_os_memory_limit(3 * 2**30)\n"
         "apply_os_memory_limit(5 * 2**30)\n"  # never raises it again
         "print(resource.getrlimit(resource.RLIMIT_DATA))\n"

@@ -1,4 +1,4 @@
-"""The DuckDB worker supervised as ``@pipeline-worker`` (pipeline/workerservice.py), with the real worker
+"""The DuckDB worker supervised as ``@pipeline-worker`` (pipeline/engine/workerservice.py), with the real worker
 process on a real DuckDB file: program states from the one table, restarted when it dies, a step's timeout
 and a recycle as restarts (never a crash), a start that fails reported with the worker's last words and
 retried with backoff, a problem for ``/health`` while it crash-loops.
@@ -18,10 +18,10 @@ import yaml
 from helpers import wait_until
 
 from foss_supervisor.core.events import StateChanged
+from foss_supervisor.pipeline.engine.runner import PipelineRunner
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import WorkerCrashedError
 from foss_supervisor.pipeline.events import WorkerStarted
-from foss_supervisor.pipeline.runner import PipelineRunner
-from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.states import RunStatus, StepState
 
 #: a statement that runs far past a step's 0.5 s timeout

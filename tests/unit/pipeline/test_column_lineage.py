@@ -1,4 +1,4 @@
-"""Column lineage (foss_supervisor.pipeline.columns): the shipped pipelines' columns, read by hand from
+"""Column lineage (foss_supervisor.pipeline.worker.columns): the shipped pipelines' columns, read by hand from
 configs/pipelines/, are what the worker's reader derives; what it cannot derive it says, never guesses.
 
 The SQL is read as the worker reads it (``scan_scripts``: DuckDB's splitter, sqlglot, no database), in this
@@ -15,8 +15,8 @@ from helpers import REPO, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline.lineage import scan_scripts
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.engine.spec import load_pipeline
+from foss_supervisor.pipeline.worker.lineage import scan_scripts
 
 E = "silver.orders_enriched"
 T = "trips_silver.trips"

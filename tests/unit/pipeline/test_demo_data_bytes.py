@@ -7,8 +7,8 @@ from pathlib import Path
 
 from helpers import REPO
 
-from foss_supervisor.pipeline.callables import load_callable
-from foss_supervisor.pipeline.spec import default_pipelines_dir
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir
+from foss_supervisor.pipeline.worker.callables import load_callable
 
 #: the orders pipeline's generator, from its folder (as the daemon loads it)
 generate = load_callable(f"{default_pipelines_dir() / 'orders' / 'demo_data.py'}:generate")

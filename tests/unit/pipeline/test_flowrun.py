@@ -1,12 +1,12 @@
-"""Which run the pages show (pipeline/flowrun.py): the last run that did work counts an abandoned run (found
+"""Which run the pages show (pipeline/engine/flowrun.py): the last run that did work counts an abandoned run (found
 finished by the history) and never a skipped or running one; the flow graph shows, after an applied rollback, the
 run it restored (also through a rollback of a rollback), passes over a rollback not applied, and never shows a run
 whose steps were all skipped."""
 
 from __future__ import annotations
 
-from foss_supervisor.pipeline.flowrun import ROLLED_BACK, flow_run, last_worked
-from foss_supervisor.pipeline.history import RunRecord, StepRecord
+from foss_supervisor.pipeline.engine.flowrun import ROLLED_BACK, flow_run, last_worked
+from foss_supervisor.pipeline.engine.history import RunRecord, StepRecord
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline.holding import held_entries, release_plan
+from foss_supervisor.pipeline.engine.holding import held_entries, release_plan
 
 PATHS = ["/l/a.csv", "/l/b.csv", "/l/sub/a.csv", "/l/c.jsonl"]  # two paths share a name
 

@@ -9,7 +9,7 @@ import pytest
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.errors import ConfigError
-from foss_supervisor.pipeline.limits import (
+from foss_supervisor.pipeline.engine.limits import (
     GiB,
     MiB,
     WorkerLimits,

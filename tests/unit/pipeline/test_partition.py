@@ -1,4 +1,5 @@
-"""The partition key and the choice of partitions to backfill (pipeline/partition.py, backfill.py), as pure logic.
+"""The partition key and the choice of partitions to backfill (pipeline/engine/partition.py, backfill.py), as pure
+logic.
 
 Properties over the whole input class: any ``partition:`` value gives a PartitionSpec or a PipelineConfigError
 at ``partition[.key]`` (never another exception); any file name maps to no partition or to a bounded value; any
@@ -20,10 +21,9 @@ from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline.backfill import last_partition_runs
-from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.history import RunRecord
-from foss_supervisor.pipeline.partition import (
+from foss_supervisor.pipeline.engine.backfill import last_partition_runs
+from foss_supervisor.pipeline.engine.history import RunRecord
+from foss_supervisor.pipeline.engine.partition import (
     FAILED_STATUSES,
     MAX_BACKFILL,
     MAX_VALUE,
@@ -33,7 +33,8 @@ from foss_supervisor.pipeline.partition import (
     partitions_of,
     select_partitions,
 )
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.engine.spec import load_pipeline
+from foss_supervisor.pipeline.errors import PipelineConfigError
 from foss_supervisor.pipeline.states import RunMode, RunStatus
 
 HYPOTHESIS = settings(max_examples=examples(200), deadline=None)

@@ -1,4 +1,4 @@
-"""The Python a pipeline names (pipeline/callables.py): a shipped step by module, or the pipeline's own code by
+"""The Python a pipeline names (pipeline/worker/callables.py): a shipped step by module, or the pipeline's own code by
 file beside its YAML; old names of the shipped steps read as their new ones; every reference the gate lets
 through either resolves to something that loads or is refused with the file and key named.
 """
@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.config.schema import CALLABLE
-from foss_supervisor.pipeline.callables import RENAMED, load_callable, resolve_callable
+from foss_supervisor.pipeline.engine.spec import default_pipelines_dir, load_pipeline
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.spec import default_pipelines_dir, load_pipeline
+from foss_supervisor.pipeline.worker.callables import RENAMED, load_callable, resolve_callable
 
 #: the file form of a reference, the part of the gate a path can take
 FILE_REFS = st.from_regex(r"[\w./-]{0,60}\.py:[A-Za-z_]\w{0,20}", fullmatch=True)

@@ -11,9 +11,9 @@ from typing import Any
 
 from test_publish_delta_manifest import TABLES, committed
 
-from foss_supervisor.pipeline.publish import MANIFEST, RUNS, SUCCESS, commit_run, stage_name
-from foss_supervisor.pipeline.publishcheck import current_set
-from foss_supervisor.pipeline.publishdelta import DELTA_LOG, commit_delta_run
+from foss_supervisor.pipeline.engine.publish import MANIFEST, RUNS, SUCCESS, commit_run, stage_name
+from foss_supervisor.pipeline.engine.publishcheck import current_set
+from foss_supervisor.pipeline.engine.publishdelta import DELTA_LOG, commit_delta_run
 
 LISTING = [{"table": t, "partition_by": []} for t in TABLES]
 

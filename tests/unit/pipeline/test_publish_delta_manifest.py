@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from foss_supervisor.pipeline.publish import MANIFEST, SUCCESS
-from foss_supervisor.pipeline.publishdelta import DELTA_LOG, commit_delta_run, delta_run_versions
+from foss_supervisor.pipeline.engine.publish import MANIFEST, SUCCESS
+from foss_supervisor.pipeline.engine.publishdelta import DELTA_LOG, commit_delta_run, delta_run_versions
 
 TABLES = ("g.a", "g.b")
 

@@ -12,8 +12,8 @@ from helpers.pipeline import QUALITY_RULES, quality_pipeline
 from hypothesis import given
 from hypothesis import strategies as st
 
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.spec import load_pipeline
 
 
 @pytest.mark.parametrize(

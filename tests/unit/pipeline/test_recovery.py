@@ -1,4 +1,4 @@
-"""Telling an abandoned run what had committed (pipeline/recovery.py): whatever the ledger's rows hold (any text
+"""Telling an abandoned run what had committed (pipeline/engine/recovery.py): whatever the ledger's rows hold (any text
 for metrics and warnings, any attempt), the told run keeps its id and step order, marks exactly the committed
 steps succeeded (with warnings: succeeded_with_warnings), takes rows only from numbers, and names the steps.
 And the rollback a killed daemon left after its restore committed: told from any ledger row, only when unfinished
@@ -15,9 +15,9 @@ from helpers import examples
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline.history import ABANDONED_ERROR, RunHistory, RunRecord, StepRecord
-from foss_supervisor.pipeline.publish import RUN_ID
-from foss_supervisor.pipeline.recovery import ROLLBACK, ROLLBACK_LEFT, left_rollback, told_run
+from foss_supervisor.pipeline.engine.history import ABANDONED_ERROR, RunHistory, RunRecord, StepRecord
+from foss_supervisor.pipeline.engine.publish import RUN_ID
+from foss_supervisor.pipeline.engine.recovery import ROLLBACK, ROLLBACK_LEFT, left_rollback, told_run
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 STEPS = ["discover", "ingest", "validate", "report"]

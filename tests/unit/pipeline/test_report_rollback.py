@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from foss_supervisor.pipeline.report import restore_report
+from foss_supervisor.pipeline.worker.report import restore_report
 
 
 def test_the_target_runs_report_becomes_the_rollbacks_and_the_latest(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import EventBus
-from foss_supervisor.pipeline.schedule import GRACE_S, next_due, overdue_reason
-from foss_supervisor.pipeline.service import PipelineService
+from foss_supervisor.pipeline.engine.schedule import GRACE_S, next_due, overdue_reason
+from foss_supervisor.pipeline.engine.service import PipelineService
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

@@ -1,4 +1,4 @@
-"""The digest a snapshot's gate compares (workersnapshotfiles.footer_sha256) over the whole class of file
+"""The digest a snapshot's gate compares (worker.snapshotfiles.footer_sha256) over the whole class of file
 contents: any bytes give a digest or ValueError, never another exception or a read past the file; a digest
 depends on the footer only, and any change of the footer's bytes or length changes it."""
 
@@ -12,7 +12,7 @@ from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline.workersnapshotfiles import footer_sha256
+from foss_supervisor.pipeline.worker.snapshotfiles import footer_sha256
 
 SETTINGS = settings(
     max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -1,4 +1,4 @@
-"""The daemon's half of run snapshots (pipeline/snapshots.py, stdlib only) and the ``snapshot_keep`` gate: every
+"""The daemon's half of run snapshots (pipeline/engine/snapshots.py, stdlib only) and the ``snapshot_keep`` gate: every
 value outside 0..100 or of another type is refused at its file:line:key, each value inside is kept; retention
 keeps the newest whole snapshots; an incomplete or gone snapshot is refused with its reason."""
 
@@ -16,8 +16,7 @@ from helpers import REPO, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline.errors import PipelineConfigError, SnapshotError
-from foss_supervisor.pipeline.snapshots import (
+from foss_supervisor.pipeline.engine.snapshots import (
     MAX_DDL_CHARS,
     checked_manifest,
     commit_snapshot,
@@ -26,7 +25,8 @@ from foss_supervisor.pipeline.snapshots import (
     prune_snapshots,
     snapshot_stage_name,
 )
-from foss_supervisor.pipeline.spec import load_pipeline
+from foss_supervisor.pipeline.engine.spec import load_pipeline
+from foss_supervisor.pipeline.errors import PipelineConfigError, SnapshotError
 
 TRIPS = REPO / "configs" / "pipelines" / "trips.yaml"
 SETTINGS = settings(

@@ -15,9 +15,9 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from foss_supervisor.errors import IllegalTransitionError
+from foss_supervisor.pipeline.engine.history import RunHistory, RunRecord, StepRecord
+from foss_supervisor.pipeline.engine.spec import evaluate_check, load_pipeline, parse_check
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.history import RunHistory, RunRecord, StepRecord
-from foss_supervisor.pipeline.spec import evaluate_check, load_pipeline, parse_check
 from foss_supervisor.pipeline.states import STEP_TRANSITIONS, RunMode, RunStatus, StepState
 
 
@@ -53,7 +53,7 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
         ),
         (
             lambda d: d["steps"].append(
-                {"name": "b", "kind": "python", "callable": "foss_supervisor.pipeline.ingest:ingest"}
+                {"name": "b", "kind": "python", "callable": "foss_supervisor.pipeline.worker.ingest:ingest"}
             ),
             "steps.b.params",
             "ingest needs params.table",
@@ -63,7 +63,7 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
                 {
                     "name": "b",
                     "kind": "python",
-                    "callable": "foss_supervisor.pipeline.ingest:ingest",
+                    "callable": "foss_supervisor.pipeline.worker.ingest:ingest",
                     "params": {"table": "b_raw.t", "columns": ["Order Id"]},
                 }
             ),
@@ -75,7 +75,7 @@ def test_orders_yaml_loads_in_dependency_order() -> None:
                 {
                     "name": "b",
                     "kind": "python",
-                    "callable": "foss_supervisor.pipeline.ledger:discover",
+                    "callable": "foss_supervisor.pipeline.worker.ledger:discover",
                     "params": {"pattern": "*.csv"},
                 }
             ),

@@ -1,4 +1,4 @@
-"""The step regression flag (:mod:`foss_supervisor.pipeline.regression`): one pure judgment, over run records,
+"""The step regression flag (:mod:`foss_supervisor.pipeline.engine.regression`): one pure judgment, over run records,
 as a bus observer, and as the hook payload it becomes."""
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from hypothesis import strategies as st
 
 from foss_supervisor.alerting.hooks import event_payload
 from foss_supervisor.core.events import EventBus
-from foss_supervisor.pipeline.events import StepRegressed, StepStateChanged
-from foss_supervisor.pipeline.history import RunRecord, StepRecord
-from foss_supervisor.pipeline.regression import (
+from foss_supervisor.pipeline.engine.history import RunRecord, StepRecord
+from foss_supervisor.pipeline.engine.regression import (
     BASELINE_RUNS,
     REGRESSION_FACTOR,
     StepRegressionWatch,
     judge,
     step_trends,
 )
+from foss_supervisor.pipeline.events import StepRegressed, StepStateChanged
 from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 #: what a duration may be in a record read back from disk or sent by a hostile worker

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import regex_class
 
+from foss_supervisor.pipeline.engine.fingerprint import definition_digest
+from foss_supervisor.pipeline.engine.runsnapshots import declared_keys
+from foss_supervisor.pipeline.engine.spec import PipelineSpec, load_pipeline
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.fingerprint import definition_digest
-from foss_supervisor.pipeline.runsnapshots import declared_keys
-from foss_supervisor.pipeline.spec import PipelineSpec, load_pipeline
 
 HYPOTHESIS = settings(
     max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

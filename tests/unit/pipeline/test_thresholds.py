@@ -14,8 +14,8 @@ from helpers.pipeline import QUALITY_RULES, quality_pipeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.spec import load_pipeline
 from foss_supervisor.pipeline.thresholds import DEFAULT_THRESHOLD, crossed, failing_metric
 
 KEY = "steps.check.thresholds[0]"
