@@ -18,9 +18,9 @@ from pathlib import Path
 
 from foss_supervisor.alerting.alertwatch import AlertWatch
 from foss_supervisor.alerting.objectives import Objectives, RunningLedger
+from foss_supervisor.base.processstates import ProcessState as S
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import EventBus, StateChanged
-from foss_supervisor.core.states import ProcessState as S
 
 
 def main() -> None:

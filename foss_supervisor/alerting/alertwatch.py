@@ -54,10 +54,10 @@ from foss_supervisor.alerting.objectives import LATE, OK, VIOLATED, Objectives
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.filewriter import FileWriter
 from foss_supervisor.base.jsontext import parse_json
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.config import Config
 from foss_supervisor.config.model import AlertsConfig
 from foss_supervisor.core.events import AlertNotice, EventBus, StateChanged
-from foss_supervisor.core.states import ProcessState
 
 __all__ = ["ALERTS_FILE", "TICK_S", "AlertWatch", "conditions"]
 

@@ -64,12 +64,12 @@ from typing import Any
 import structlog
 
 from foss_supervisor.alerting.senders import send_email, send_json, send_ntfy
+from foss_supervisor.base.processstates import Health, ProcessState
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import EVENT_KINDS, HookConfig
 from foss_supervisor.core.child import spawn
 from foss_supervisor.core.events import AlertNotice, HealthChanged, HookDelivered, StateChanged
 from foss_supervisor.core.selectors import resolve
-from foss_supervisor.core.states import Health, ProcessState
 from foss_supervisor.errors import CommandError
 from foss_supervisor.systemd.notify import without_systemd_environ
 

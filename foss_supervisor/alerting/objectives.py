@@ -38,9 +38,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.config import Config
 from foss_supervisor.core.events import ConfigReloaded, StateChanged
-from foss_supervisor.core.states import ProcessState
 
 __all__ = ["LATE", "OK", "VIOLATED", "ObjectiveSources", "Objectives", "RunningLedger"]
 

@@ -20,7 +20,10 @@ What lives here, by what it is for:
   secret takes), :mod:`~.secretforms` (its shapes in markup, SQL, a tool's flags, encoded names) and
   :mod:`~.secretnames` (the names that say a value is one), :mod:`~.transitions` (the one state-table type),
   :mod:`~.jsonable` (the one JSON converter), :mod:`~.wanted` (whether a program is as wanted: ``status``,
-  ``why``, the health verdict).
+  ``why``, the health verdict);
+* the house's state words, which every room speaks (the core and the pipeline keep them, the CLI, the graph, the
+  pages show them): :mod:`~.processstates` (a program's states as supervisord names them, their groups and
+  table, the daemon's phase), :mod:`~.pipelinestates` (a step's and a run's).
 
 May import: the standard library, third-party libraries, and :mod:`foss_supervisor.errors`; nothing
 else of ours.

@@ -22,6 +22,7 @@ import structlog
 
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.jsonable import dataclass_to_json, jsonable
+from foss_supervisor.base.processstates import RUNNING_STATES
 from foss_supervisor.base.resources import default_config_path
 from foss_supervisor.commands.impact import pipelines_preview
 from foss_supervisor.commands.registry import CommandContext, Limit, command
@@ -29,7 +30,6 @@ from foss_supervisor.config import PipelineConfig, parse_config
 from foss_supervisor.config.change import CONFIRM_HINT, pin_daemon_settings, save_refusal
 from foss_supervisor.config.history import ConfigHistory
 from foss_supervisor.config.yamlload import MAX_FILE_BYTES
-from foss_supervisor.core.states import RUNNING_STATES
 from foss_supervisor.errors import CommandError, ConfigError, ConfigRefused, ConfirmationRequired
 
 __all__ = [

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from foss_supervisor.alerting.alertwatch import AlertWatch
+from foss_supervisor.base.processstates import DaemonPhase
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import Config
 from foss_supervisor.core.actor import ACTOR, Actor
@@ -25,7 +26,6 @@ from foss_supervisor.core.eventlog import EventLog
 from foss_supervisor.core.events import CommandCompleted, EventBus
 from foss_supervisor.core.heartbeat import Heartbeat
 from foss_supervisor.core.services import Services
-from foss_supervisor.core.states import DaemonPhase
 from foss_supervisor.core.supervisor import Supervisor
 from foss_supervisor.errors import ProtocolError
 

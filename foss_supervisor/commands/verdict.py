@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from foss_supervisor.core.states import DaemonPhase
+from foss_supervisor.base.processstates import DaemonPhase
 
 if TYPE_CHECKING:
     from foss_supervisor.commands.registry import CommandContext

@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.base.processstates import is_exit_edge
 from foss_supervisor.base.wanted import as_wanted
 from foss_supervisor.commands.graph import whole_graph
 from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.core.logview import LogSource, tail
-from foss_supervisor.core.states import is_exit_edge
 from foss_supervisor.errors import CommandError
 from foss_supervisor.graph import causes
 

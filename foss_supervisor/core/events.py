@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from foss_supervisor.base.jsonable import dataclass_to_json
-from foss_supervisor.core.states import DaemonPhase, Health, ProcessState
+from foss_supervisor.base.processstates import DaemonPhase, Health, ProcessState
 
 __all__ = [
     "EVENTS",

@@ -22,9 +22,9 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
+from foss_supervisor.base.processstates import Health
 from foss_supervisor.config import HealthConfig
 from foss_supervisor.core.child import spawn
-from foss_supervisor.core.states import Health
 
 if TYPE_CHECKING:
     import aiohttp

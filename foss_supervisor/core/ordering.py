@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from foss_supervisor.base.processstates import STOPPED_STATES, Health, ProcessState
 from foss_supervisor.config import DependencyCondition, ProgramConfig
-from foss_supervisor.core.states import STOPPED_STATES, Health, ProcessState
 
 if TYPE_CHECKING:
     from foss_supervisor.core.process import ManagedProcess

@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.base.processstates import STOPPED_STATES, Health, ProcessState
 from foss_supervisor.base.procinfo import ProcStat
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.config import ProgramConfig
@@ -31,7 +32,6 @@ from foss_supervisor.core.health import HealthMonitor
 from foss_supervisor.core.program_child import ProgramChild, child_environment, read_env_file
 from foss_supervisor.core.program_record import ProgramRecord, exit_text
 from foss_supervisor.core.seams import REAL_SEAMS, ChildEdge, ExitWatch, Seams
-from foss_supervisor.core.states import STOPPED_STATES, Health, ProcessState
 
 __all__ = ["ManagedProcess", "Seams", "child_environment", "exit_text", "read_env_file"]
 

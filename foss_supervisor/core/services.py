@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.base.procinfo import identity_of
 from foss_supervisor.config import Config, LogConfig, ProgramConfig
 from foss_supervisor.config.model import BackoffPolicy
@@ -27,7 +28,6 @@ from foss_supervisor.core.containment import Containment
 from foss_supervisor.core.events import EventBus
 from foss_supervisor.core.logview import dashboard_log
 from foss_supervisor.core.process import ManagedProcess
-from foss_supervisor.core.states import ProcessState
 from foss_supervisor.core.statestore import StateStore
 
 __all__ = ["DASHBOARD", "Services", "dashboard_service"]

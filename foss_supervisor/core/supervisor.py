@@ -23,6 +23,7 @@ from typing import Any, Literal
 import structlog
 
 from foss_supervisor.base.filewriter import WRITER
+from foss_supervisor.base.processstates import STOPPED_STATES, Health, ProcessState
 from foss_supervisor.base.procinfo import identity_of
 from foss_supervisor.config import Config, ProgramConfig
 from foss_supervisor.core.actor import ACTOR
@@ -42,7 +43,6 @@ from foss_supervisor.core.ordering import (
 from foss_supervisor.core.process import ManagedProcess
 from foss_supervisor.core.seams import REAL_SEAMS, Seams
 from foss_supervisor.core.selectors import resolve
-from foss_supervisor.core.states import STOPPED_STATES, Health, ProcessState
 from foss_supervisor.core.statestore import StateStore
 from foss_supervisor.errors import CommandError
 

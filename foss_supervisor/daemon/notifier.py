@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import structlog
 
+from foss_supervisor.base.processstates import DaemonPhase
 from foss_supervisor.core.events import DaemonStateChanged
-from foss_supervisor.core.states import DaemonPhase
 from foss_supervisor.systemd.notify import Notifier
 
 __all__ = ["SystemdNotifier", "format_status"]

@@ -37,7 +37,7 @@ class PipelineSources:
         service = self._service()
         if service is None or pipeline not in service.specs:
             return None
-        from foss_supervisor.pipeline.states import RUN_SUCCEEDED  # with pipelines only: none without
+        from foss_supervisor.base.pipelinestates import RUN_SUCCEEDED  # with pipelines only: none without
 
         for run in service.runs(pipeline, _RUNS_LOOKED_AT):  # newest first, through the façade as commands do
             if run["finished_at"] is not None and run["status"] in RUN_SUCCEEDED:

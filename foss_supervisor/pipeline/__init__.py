@@ -14,8 +14,9 @@ Three rooms, two of them subpackages (each one's ``__init__`` names every module
     publishes; its ``gated`` checks every declaration's fields), ``quality`` (``kind: quality``),
     ``thresholds`` (when checked rows warn or fail), ``dedupe`` (``kind: deduplicate``), ``origins`` (a line
     of generated SQL traced to its YAML), ``checks`` (row-accounting checks, parsed without eval);
-  - the vocabulary: ``protocol`` (the worker protocol: JSON lines over pipes), ``states`` (step and run
-    states), ``events`` (the runner's events), ``errors`` (the package's error tree).
+  - the vocabulary: ``protocol`` (the worker protocol: JSON lines over pipes), ``events`` (the runner's
+    events), ``errors`` (the package's error tree); the step and run states are every room's words and live in
+    :mod:`foss_supervisor.base.pipelinestates`.
 
 The rules between the rooms (tests/unit/test_architecture.py holds them): a shared module imports only shared
 modules; the engine imports of the worker room only the few modules it reads for names, SQL text and file
@@ -24,8 +25,8 @@ imports, at any depth, imports DuckDB, sqlglot or deltalake; the worker imports 
 declarations and layouts it works by (``spec``, ``partition``, ``limits``, ``workerargs``, ``publish``,
 ``snapshots``); outside this package nothing imports the worker room (the worker runs as its own process).
 
-This package's ``__init__`` files import nothing, so a module of it (``engine.configcheck``, ``events``,
-``states``) can be imported alone without loading the engine. May import: the core, the config, the base;
+This package's ``__init__`` files import nothing, so a module of it (``engine.configcheck``, ``events``)
+can be imported alone without loading the engine. May import: the core, the config, the base;
 never the commands, the transports, the daemon or the CLI.
 
 Entry points (import them from their modules):

@@ -12,8 +12,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
 from foss_supervisor.core.events import Event
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 __all__ = [
     "EventCallback",

@@ -1,11 +1,11 @@
 """The one source of state icons and words for the dashboard: program, health and daemon states here,
-run and step states from :class:`~foss_supervisor.pipeline.states.StepState` (which the run report uses
+run and step states from :class:`~foss_supervisor.base.pipelinestates.StepState` (which the run report uses
 too, so both agree). Pages show an icon AND a word, never colour alone; the page script reads this map.
 """
 
 from __future__ import annotations
 
-from foss_supervisor.pipeline.states import StepState
+from foss_supervisor.base.pipelinestates import StepState
 
 __all__ = ["STATE_ICONS", "STATE_WORDS"]
 

@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from foss_supervisor.core.states import DaemonPhase, ProcessState
-from foss_supervisor.pipeline.states import RunStatus, StepState
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
+from foss_supervisor.base.processstates import DaemonPhase, ProcessState
 from foss_supervisor.web.core import Core
 from foss_supervisor.web.views.overview import configured_pipelines
 

@@ -10,11 +10,11 @@ import time
 
 from helpers import PY, DaemonHandle, get, wait_for
 
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.eventjournal import read_journal
 from foss_supervisor.pipeline.engine.history import RunRecord, StepRecord
 from foss_supervisor.pipeline.engine.service import load_specs
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 SEEDED_S = 1e-6  # every earlier run of every step: any real step takes longer than 1.5x this
 

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from foss_supervisor.base.filewriter import WRITER
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.core.events import Event, EventBus, StateChanged, Subscription
-from foss_supervisor.core.states import ProcessState
 from foss_supervisor.core.statestore import StateStore
 from foss_supervisor.core.supervisor import Supervisor
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from helpers import fill, tmpfs
 
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus
 from foss_supervisor.pipeline.engine.history import RunHistory, RunRecord, StepRecord
-from foss_supervisor.pipeline.states import RunMode, RunStatus
 
 
 def test_run_history_on_a_full_disk_loses_no_run_and_leaves_no_torn_line(tmp_path: Path) -> None:

@@ -22,13 +22,13 @@ from helpers import PY, free_port, make_config, supervising, until, wait_for, wa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.processstates import Health, ProcessState
 from foss_supervisor.base.procinfo import read_stat
 from foss_supervisor.config.model import HealthConfig
 from foss_supervisor.core.containment import Containment
 from foss_supervisor.core.events import HealthChanged, StateChanged
 from foss_supervisor.core.health import probe
 from foss_supervisor.core.program_child import ProgramChild
-from foss_supervisor.core.states import Health, ProcessState
 
 # answers GET with 200 and "PING" with "PONG"; stays silent to anything else
 SERVER = r"""

@@ -9,10 +9,10 @@ from pathlib import Path
 from helpers import PY
 
 from foss_supervisor.alerting.hooks import HookDispatcher
+from foss_supervisor.base.processstates import ProcessState as S
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import HookConfig, parse_config
 from foss_supervisor.core.events import HookDelivered, StateChanged
-from foss_supervisor.core.states import ProcessState as S
 
 
 def test_a_taken_and_a_failed_delivery_are_each_reported_once(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from helpers import make_config, py, state, supervising, until, wait_until, written
 
+from foss_supervisor.base.processstates import Health, ProcessState
 from foss_supervisor.core.events import StateChanged
-from foss_supervisor.core.states import Health, ProcessState
 
 S = ProcessState
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from helpers import PY, deep_dir, need_root, state, supervising, until, wait_until
 
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.readiness import NotifyListener
-from foss_supervisor.core.states import ProcessState
 
 SENDER = """
 import os, socket, sys

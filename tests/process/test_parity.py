@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from helpers import py, state, supervising, until, written
 
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.core.events import Event, StateChanged, Subscription
-from foss_supervisor.core.states import ProcessState
 from foss_supervisor.core.supervisor import Supervisor
 from foss_supervisor.errors import CommandError, ConfigError
 

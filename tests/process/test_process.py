@@ -12,9 +12,9 @@ import psutil
 import pytest
 from helpers import is_gone, make_config, need_root, py, state, supervising, until, wait_until, written
 
+from foss_supervisor.base.processstates import Health, ProcessState
 from foss_supervisor.core.events import HealthChanged, StateChanged
 from foss_supervisor.core.seams import ExitWatch
-from foss_supervisor.core.states import Health, ProcessState
 
 S = ProcessState
 

@@ -24,12 +24,12 @@ from foss_supervisor.alerting.alerts import AlertBook, Condition
 from foss_supervisor.alerting.alertwatch import ALERTS_FILE, AlertWatch, conditions
 from foss_supervisor.alerting.objectives import Objectives, RunningLedger
 from foss_supervisor.base.filewriter import FileWriter
+from foss_supervisor.base.pipelinestates import StepState
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.config import parse_config
 from foss_supervisor.config.model import AlertsConfig
 from foss_supervisor.core.events import AlertNotice, EventBus, StateChanged
-from foss_supervisor.core.states import ProcessState
 from foss_supervisor.pipeline.events import StepRegressed, StepStateChanged
-from foss_supervisor.pipeline.states import StepState
 
 KEYS = ["objective:freshness:table:gold.t", "program:api:fatal", "pipeline:orders:failed"]
 QUIET_S = 100.0

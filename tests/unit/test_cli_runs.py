@@ -13,11 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import regex_class
 
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
 from foss_supervisor.cli.pipelines import run_rows, runs_table
 from foss_supervisor.pipeline.engine.history import RunRecord, StepRecord
 from foss_supervisor.pipeline.engine.runstate import ActiveRun
 from foss_supervisor.pipeline.engine.spec import load_pipeline
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 #: six of what ``\d`` matches: any Unicode decimal digit (category Nd), as st.from_regex drew them
 DIGITS_6 = st.text(st.characters(categories=["Nd"]), min_size=6, max_size=6)

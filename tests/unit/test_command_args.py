@@ -15,11 +15,11 @@ from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.commands import COMMANDS, answer
 from foss_supervisor.commands.registry import DEFAULT_LIMITS, check_args
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import Event, StateChanged
-from foss_supervisor.core.states import ProcessState
 from foss_supervisor.daemon import Daemon
 from foss_supervisor.errors import ProtocolError, SupervisorError
 

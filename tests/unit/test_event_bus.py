@@ -10,8 +10,8 @@ from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.core.events import EventBus, StateChanged
-from foss_supervisor.core.states import ProcessState
 
 # a script: per loop step, how many events are published in it (then the step ends: the task yields)
 _STEPS = st.lists(st.integers(min_value=0, max_value=6), max_size=12)

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from foss_supervisor.alerting.hooks import event_payload
+from foss_supervisor.base.pipelinestates import RunStatus
+from foss_supervisor.base.processstates import Health
+from foss_supervisor.base.processstates import ProcessState as S
 from foss_supervisor.config import EVENT_KINDS, parse_config
 from foss_supervisor.core.events import AlertNotice, HealthChanged, StateChanged
-from foss_supervisor.core.states import Health
-from foss_supervisor.core.states import ProcessState as S
 from foss_supervisor.errors import ConfigError
 from foss_supervisor.pipeline.events import RunFinished
-from foss_supervisor.pipeline.states import RunStatus
 
 
 def _alert(notice: str) -> AlertNotice:

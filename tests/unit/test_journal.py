@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from foss_supervisor.core.states import ProcessState
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.systemd.journal import (
     JournalHandler,
     encode_fields,

@@ -23,8 +23,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from foss_supervisor.base.jsonable import MAX_SAFE_INTEGER, dataclass_to_json, jsonable
-from foss_supervisor.core.states import DaemonPhase, ProcessState
-from foss_supervisor.pipeline.states import StepState
+from foss_supervisor.base.pipelinestates import StepState
+from foss_supervisor.base.processstates import DaemonPhase, ProcessState
 
 PACKAGE = Path(__file__).resolve().parents[2] / "foss_supervisor"
 PLAIN = (dict, list, str, int, float, bool, type(None))

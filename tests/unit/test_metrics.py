@@ -13,7 +13,7 @@ from helpers.prometheus import lint, samples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foss_supervisor.pipeline.states import RunStatus, StepState
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.web.metrics import PROGRAM_STATES, VERDICTS, exposition
 
 LABEL = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=20)

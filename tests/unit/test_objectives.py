@@ -23,11 +23,11 @@ from virtual_time import Fleet, Script, VirtualClock
 
 from foss_supervisor.alerting.alertwatch import AlertWatch
 from foss_supervisor.alerting.objectives import Objectives, RunningLedger
+from foss_supervisor.base.processstates import ProcessState
+from foss_supervisor.base.processstates import ProcessState as S
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.core.events import AlertNotice, ConfigReloaded, EventBus, StateChanged
 from foss_supervisor.core.process import Seams
-from foss_supervisor.core.states import ProcessState
-from foss_supervisor.core.states import ProcessState as S
 from foss_supervisor.core.statestore import StateStore
 from foss_supervisor.core.supervisor import Supervisor
 

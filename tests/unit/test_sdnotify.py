@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from foss_supervisor.base.processstates import Health, ProcessState
 from foss_supervisor.core.events import DaemonStateChanged, EventBus, HealthChanged, StateChanged
-from foss_supervisor.core.states import Health, ProcessState
 from foss_supervisor.daemon.notifier import SystemdNotifier, format_status
 from foss_supervisor.systemd.notify import (
     SYSTEMD_ENVIRON,

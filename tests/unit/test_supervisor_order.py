@@ -24,10 +24,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from virtual_time import Fleet, Script, VirtualClock
 
+from foss_supervisor.base.processstates import Health, ProcessState
 from foss_supervisor.config import Config
 from foss_supervisor.core.events import ConfigReloaded, EventBus, HealthChanged, StateChanged
 from foss_supervisor.core.process import Seams
-from foss_supervisor.core.states import Health, ProcessState
 from foss_supervisor.core.statestore import StateStore
 from foss_supervisor.core.supervisor import ReloadPlan, Supervisor, stop_levels
 

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from foss_supervisor.base.pipelinestates import RUN_TRANSITIONS, STEP_TRANSITIONS, RunStatus, StepState
 from foss_supervisor.pipeline.engine.history import RunHistory, RunRecord, metric_count
 from foss_supervisor.pipeline.engine.holding import HeldFiles
 from foss_supervisor.pipeline.engine.runpublish import RunPublish, StagedPublish
@@ -43,7 +44,6 @@ from foss_supervisor.pipeline.events import (
     StepLog,
     StepStateChanged,
 )
-from foss_supervisor.pipeline.states import RUN_TRANSITIONS, STEP_TRANSITIONS, RunStatus, StepState
 from foss_supervisor.pipeline.worker.hold import holds_files
 from foss_supervisor.pipeline.worker.ledger import committed_result_sql
 

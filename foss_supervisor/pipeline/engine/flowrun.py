@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from foss_supervisor.base.pipelinestates import RUN_SUCCEEDED, RunStatus, StepState
 from foss_supervisor.pipeline.engine.history import RunRecord
-from foss_supervisor.pipeline.states import RUN_SUCCEEDED, RunStatus, StepState
 
 __all__ = ["DID_WORK", "ROLLED_BACK", "flow_run", "last_worked", "restored_by"]
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.jsonable import dataclass_to_json
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
 from foss_supervisor.base.writefailures import WriteFailures
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 __all__ = ["ABANDONED_ERROR", "RUN_REASONS", "RunHistory", "RunRecord", "StepRecord", "metric_count", "run_reason"]
 

@@ -24,12 +24,12 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.base.pipelinestates import RunMode
 from foss_supervisor.pipeline.engine.history import metric_count
 from foss_supervisor.pipeline.engine.runstate import ActiveRun, access_payload, folders_payload
 from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepSpec
 from foss_supervisor.pipeline.engine.workerclient import StepAttemptError, WorkerClient
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, UnknownPipelineError
-from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.pipeline.worker.hold import HOLD_CALLABLE, INGEST_CALLABLE, RELEASE_CALLABLE, held_files_sql
 
 __all__ = ["INGEST_CALLABLE", "HeldFiles", "held_entries", "ingest_tables", "release_plan"]

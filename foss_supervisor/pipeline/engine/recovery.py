@@ -26,13 +26,13 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.engine.flowrun import ROLLED_BACK
 from foss_supervisor.pipeline.engine.history import ABANDONED_ERROR, RunHistory, RunRecord, StepRecord, metric_count
 from foss_supervisor.pipeline.engine.publish import RUN_ID
 from foss_supervisor.pipeline.engine.spec import PipelineSpec
 from foss_supervisor.pipeline.engine.workerclient import WorkerClient
 from foss_supervisor.pipeline.errors import PipelineError
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.worker.hold import INGEST_CALLABLE
 from foss_supervisor.pipeline.worker.ledger import committed_steps_sql
 

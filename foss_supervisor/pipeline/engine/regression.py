@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from foss_supervisor.base.jsonable import dataclass_to_json
+from foss_supervisor.base.pipelinestates import StepState
 from foss_supervisor.pipeline.engine.history import RunRecord
 from foss_supervisor.pipeline.events import StepRegressed, StepStateChanged
-from foss_supervisor.pipeline.states import StepState
 
 __all__ = [
     "BASELINE_RUNS",

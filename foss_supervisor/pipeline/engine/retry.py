@@ -18,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.history import RunRecord, StepRecord
 from foss_supervisor.pipeline.engine.spec import PipelineSpec
 from foss_supervisor.pipeline.errors import PipelineBusyError, RetryRefusedError
-from foss_supervisor.pipeline.states import RunStatus
 
 __all__ = ["RETRYABLE", "RetryPlan", "downstream", "latest_run", "plan_retry", "retry_options"]
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.base.pipelinestates import RunMode
 from foss_supervisor.base.writefailures import WriteFailures
 from foss_supervisor.core.events import EventBus
 from foss_supervisor.pipeline.engine.execution import RunExecution
@@ -44,7 +45,6 @@ from foss_supervisor.pipeline.errors import (
 from foss_supervisor.pipeline.events import (
     EventCallback,
 )
-from foss_supervisor.pipeline.states import RunMode
 
 __all__ = ["PipelineRunner", "StepAttemptError", "StepTimeoutError"]
 

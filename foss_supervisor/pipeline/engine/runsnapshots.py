@@ -23,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.base.pipelinestates import RUN_SUCCEEDED, RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.engine.flowrun import ROLLED_BACK
 from foss_supervisor.pipeline.engine.history import RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.engine.publish import published_run, switch_current
@@ -43,7 +44,6 @@ from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepKind
 from foss_supervisor.pipeline.engine.workerclient import WorkerClient
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError, SnapshotError
 from foss_supervisor.pipeline.events import EventCallback, RunFinished, RunStarted
-from foss_supervisor.pipeline.states import RUN_SUCCEEDED, RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.worker.ledger import rollbacks_sql
 from foss_supervisor.pipeline.worker.report import restore_report
 

@@ -11,12 +11,12 @@ import time
 from typing import Any
 
 from foss_supervisor.base.jsonable import dataclass_to_json
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.engine.history import RunRecord, StepRecord
 from foss_supervisor.pipeline.engine.retry import RetryPlan
 from foss_supervisor.pipeline.engine.spec import PipelineSpec, StepKind, StepSpec
 from foss_supervisor.pipeline.engine.workerclient import StepAttemptError
 from foss_supervisor.pipeline.errors import WorkerCrashedError
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.worker.hold import INGEST_CALLABLE
 
 __all__ = ["ActiveRun", "access_payload", "folders_payload", "is_transient", "step_payload"]

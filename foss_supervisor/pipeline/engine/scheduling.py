@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.base.pipelinestates import RUN_SUCCEEDED, RunMode
 from foss_supervisor.config import Config
 from foss_supervisor.core.events import EventBus
 from foss_supervisor.errors import CommandError
@@ -24,7 +25,6 @@ from foss_supervisor.pipeline.engine.history import RunRecord
 from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.engine.spec import PipelineSpec
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineError
-from foss_supervisor.pipeline.states import RUN_SUCCEEDED, RunMode
 
 __all__ = ["RunScheduling"]
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from foss_supervisor.base.pipelinestates import RunMode
 from foss_supervisor.base.resources import data_dir
 from foss_supervisor.config.gates import Gate
 from foss_supervisor.config.schema import FOLDERS, PIPELINE_SCHEMA, STEP, Section
@@ -42,7 +43,6 @@ from foss_supervisor.pipeline.rules import (
     load_patterns,
     load_publish,
 )
-from foss_supervisor.pipeline.states import RunMode
 from foss_supervisor.pipeline.thresholds import DEFAULT_THRESHOLD, Threshold, located_thresholds, step_thresholds
 from foss_supervisor.pipeline.worker.callables import resolve_callable
 

@@ -1,5 +1,5 @@
 """The DuckDB worker as a supervised service: a :class:`~foss_supervisor.core.process.ManagedProcess` like
-``@dashboard``, named ``@pipeline-worker``, with the states of the one table (core/states.py), restarts with
+``@dashboard``, named ``@pipeline-worker``, with the states of the one table (base/processstates.py), restarts with
 backoff, and a place in ``status`` beside the dashboard.
 
 Why a ManagedProcess and not a respawn policy of its own: the worker dies, is killed and is restarted like
@@ -31,10 +31,10 @@ from typing import Any
 import psutil
 import structlog
 
+from foss_supervisor.base.processstates import FAILING_STATES, ProcessState
 from foss_supervisor.core.events import EventBus, StateChanged
 from foss_supervisor.core.process import ManagedProcess
 from foss_supervisor.core.seams import Seams
-from foss_supervisor.core.states import FAILING_STATES, ProcessState
 from foss_supervisor.pipeline.engine.limits import WorkerLimits
 from foss_supervisor.pipeline.engine.workerclient import WorkerChannel
 from foss_supervisor.pipeline.engine.workeredge import (

@@ -27,7 +27,7 @@ from typing import Any
 
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.jsonable import jsonable
-from foss_supervisor.pipeline.states import StepState
+from foss_supervisor.base.pipelinestates import StepState
 from foss_supervisor.pipeline.worker.context import StepContext
 
 __all__ = ["build_report", "render_report_html", "report", "write_report"]

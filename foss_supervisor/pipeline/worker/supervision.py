@@ -43,14 +43,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.core.states import AFTER_EXIT_STATES, SIGNALLABLE_STATES
+from foss_supervisor.base.processstates import AFTER_EXIT_STATES, SIGNALLABLE_STATES
 
 __all__ = ["MAX_COPY_BYTES", "SupervisionTables", "ingest_dir_for", "open_supervision"]
 
 MAX_COPY_BYTES = 256 * 2**20  # copied per pass at most: the rest comes with the next query
 MIN_INTERVAL_S = 1.0  # between two copies
 
-#: the exit edges (core/states.is_exit_edge) as SQL lists: what supervision.exits counts, one row per exit
+#: the exit edges (base/processstates.is_exit_edge) as SQL lists: what supervision.exits counts, one row per exit
 _CHILD_UP = ", ".join(f"'{state}'" for state in sorted(SIGNALLABLE_STATES))
 _AFTER_EXIT = ", ".join(f"'{state}'" for state in sorted(AFTER_EXIT_STATES))
 

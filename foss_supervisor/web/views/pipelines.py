@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
+from foss_supervisor.base.pipelinestates import STEP_SUCCEEDED
 from foss_supervisor.errors import SupervisorError
 from foss_supervisor.pipeline.events import StepLog
-from foss_supervisor.pipeline.states import STEP_SUCCEEDED
 from foss_supervisor.web.history import mib
 from foss_supervisor.web.keys import CORE, EVENTS
 from foss_supervisor.web.pagecache import shared_page

@@ -18,8 +18,8 @@ from helpers.pipeline import QUALITY_RULES, RunnerFactory, dedupe_pipeline, qual
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.pipeline.engine.spec import load_pipeline
-from foss_supervisor.pipeline.states import RunStatus, StepState
 from foss_supervisor.pipeline.worker.sandbox import Access
 from foss_supervisor.pipeline.worker.sqlrun import SqlFailed, run_statements
 from foss_supervisor.pipeline.worker.validate import validate_spec

@@ -13,9 +13,9 @@ import pytest
 from helpers.partitions import FIRST_DAY, day_rows, sales_yaml, write_day
 from helpers.pipeline import RunnerFactory
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.backfill import BackfillProgress, choose_partitions, run_partitions
 from foss_supervisor.pipeline.engine.spec import load_pipeline
-from foss_supervisor.pipeline.states import RunStatus
 
 DAYS = 30
 BAD = (4, 16, 22)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from helpers.pipeline import EVENTS_SETUP, RunnerFactory, events_yaml
 
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.pipeline.engine.spec import load_pipeline
-from foss_supervisor.pipeline.states import RunStatus, StepState
 
 REVERSED = """
 CREATE SCHEMA IF NOT EXISTS events_bronze;

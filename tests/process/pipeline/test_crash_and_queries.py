@@ -14,9 +14,9 @@ from golden_data import FILES_BATCH1, FILES_BATCH2, write_files
 from helpers import wait_until
 from helpers.pipeline import RunnerFactory, dump_tables, orders_spec, variant_yaml
 
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.pipeline.errors import QueryFailedError, QueryRefusedError, QueryTimeoutError
 from foss_supervisor.pipeline.events import PipelineEvent, StepStateChanged, WorkerExited
-from foss_supervisor.pipeline.states import RunStatus, StepState
 
 #: after the step's writes, before its metrics: a statement that would run for hours
 SLOW = "CREATE TEMP TABLE _slow AS SELECT count(*) AS n FROM range(1000000000000) t(x) WHERE hash(x) = 42;"

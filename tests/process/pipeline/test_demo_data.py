@@ -8,8 +8,8 @@ from pathlib import Path
 
 from helpers.pipeline import RunnerFactory, orders_spec
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.spec import default_pipelines_dir
-from foss_supervisor.pipeline.states import RunStatus
 from foss_supervisor.pipeline.worker.callables import load_callable
 
 #: the orders pipeline's generator, from its folder (as the daemon loads it)

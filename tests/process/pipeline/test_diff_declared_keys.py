@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from helpers.pipeline import RunnerFactory
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.spec import load_pipeline
-from foss_supervisor.pipeline.states import RunStatus
 
 STEP_SQL = """
 CREATE OR REPLACE TABLE k.items AS

@@ -10,8 +10,8 @@ from pathlib import Path
 from golden_data import FILES_BATCH1, FILES_BATCH2, model, write_files
 from helpers.pipeline import RunnerFactory, dump_tables, orders_spec
 
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.pipeline.engine.runner import PipelineRunner
-from foss_supervisor.pipeline.states import RunStatus, StepState
 
 
 async def gold(runner: PipelineRunner) -> dict[str, list[list[str]]]:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from helpers.pipeline import RunnerFactory, orders_spec, variant_yaml
 
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.errors import PipelineError
-from foss_supervisor.pipeline.states import RunStatus, StepState
 
 HEADER = "order_id,customer_id,order_ts,product_id,quantity,unit_price,currency,country,status,updated_at"
 STRICT = {"validate": {"thresholds": [{"severity": "error", "min_pass_rate": 0.5}], "retries": 0}}

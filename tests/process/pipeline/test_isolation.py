@@ -14,9 +14,9 @@ import pytest
 from golden_data import FILES_BATCH1, write_files
 from helpers.pipeline import RunnerFactory, events_yaml, orders_spec
 
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.engine.spec import PipelineSpec, load_pipeline
-from foss_supervisor.pipeline.states import RunStatus, StepState
 
 
 async def run(runner: PipelineRunner, name: str) -> Any:

@@ -9,8 +9,8 @@ import duckdb
 import yaml
 from helpers.pipeline import RunnerFactory, landing_steps
 
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.pipeline.engine.spec import load_pipeline
-from foss_supervisor.pipeline.states import RunStatus, StepState
 
 LOAD_SQL = """
 CREATE SCHEMA IF NOT EXISTS raw;

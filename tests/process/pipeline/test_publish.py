@@ -19,10 +19,10 @@ import pytest
 import yaml
 from helpers.pipeline import RunnerFactory
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import PipelineBusyError, PipelineConfigError
-from foss_supervisor.pipeline.states import RunStatus
 from foss_supervisor.pipeline.worker.validate import validate_spec
 
 GOLD_SQL = """

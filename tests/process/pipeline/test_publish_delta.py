@@ -21,9 +21,9 @@ import yaml
 from deltalake import DeltaTable
 from helpers.pipeline import RunnerFactory
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.engine.spec import load_pipeline
-from foss_supervisor.pipeline.states import RunStatus
 
 GOLD_SQL = """
 CREATE SCHEMA IF NOT EXISTS dl_gold;

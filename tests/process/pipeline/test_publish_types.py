@@ -29,9 +29,9 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from test_publish_delta import delta_pipeline
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import QueryRefusedError
-from foss_supervisor.pipeline.states import RunStatus
 from foss_supervisor.pipeline.worker.publishtypes import check_fit, published_columns, select_sql
 from foss_supervisor.pipeline.worker.validate import validate_spec
 

@@ -18,8 +18,8 @@ from helpers.pipeline import RunnerFactory
 from test_publish import _publish_stopped, assert_one_run, publishing_pipeline, read_published
 from test_publish_delta import TABLES, delta_pipeline, duckdb_rows, rows
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.spec import load_pipeline
-from foss_supervisor.pipeline.states import RunStatus
 
 
 def steady_pipeline(tmp_path: Path, ws: dict[str, Path], publish_format: str, **top: object) -> Path:

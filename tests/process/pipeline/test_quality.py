@@ -8,8 +8,8 @@ from pathlib import Path
 
 from helpers.pipeline import QUALITY_RULES, RunnerFactory, dedupe_pipeline, quality_pipeline
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.spec import load_pipeline
-from foss_supervisor.pipeline.states import RunStatus
 from foss_supervisor.pipeline.worker.validate import validate_spec
 
 BATCH1 = """id,kind,amount,code,zone,lim

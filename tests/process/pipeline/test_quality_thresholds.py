@@ -10,8 +10,8 @@ from pathlib import Path
 from golden_data import FILES_BATCH1, write_files
 from helpers.pipeline import QUALITY_RULES, RunnerFactory, orders_spec, quality_pipeline, variant_yaml
 
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.pipeline.engine.spec import FolderOverrides, default_pipelines_dir, load_pipeline
-from foss_supervisor.pipeline.states import RunStatus, StepState
 
 
 async def count(runner: object, sql: str) -> int:

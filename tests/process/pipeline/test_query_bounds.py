@@ -15,11 +15,11 @@ from helpers import wait_until
 from helpers.pipeline import RunnerFactory, gated_spec
 from structlog.testing import capture_logs
 
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.pipeline.engine.limits import MiB, WorkerLimits
 from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.errors import QueryMemoryError, QueryTimeoutError
 from foss_supervisor.pipeline.events import StepStateChanged, WorkerExited, WorkerStarted
-from foss_supervisor.pipeline.states import RunStatus, StepState
 
 HERE = Path(__file__).parent
 #: scalar calls on one 40M-element list: DuckDB checks for an interrupt only once they return (5-13 s here,

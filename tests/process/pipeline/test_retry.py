@@ -10,11 +10,11 @@ import pytest
 from golden_data import FILES_BATCH1, write_files
 from helpers.pipeline import RERUN, REUSED, RunnerFactory, dump_tables, orders_spec, variant_yaml
 
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.engine.history import RunHistory
 from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.errors import RetryRefusedError
 from foss_supervisor.pipeline.events import StepStateChanged
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 #: enrich reads a reference file that is not there until the test writes it: the step fails, then is fixed
 GATE = "CREATE OR REPLACE TEMP TABLE _gate AS SELECT * FROM read_csv(getvariable('reference_dir') || '/gate.csv');"

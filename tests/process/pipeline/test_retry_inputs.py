@@ -14,10 +14,10 @@ import pytest
 import yaml
 from helpers import wait_until
 
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import EventBus
 from foss_supervisor.pipeline.engine.service import PipelineService
-from foss_supervisor.pipeline.states import RunMode, RunStatus
 
 STEP = """from pathlib import Path
 

@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_publish_delta import delta_pipeline, duckdb_rows
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.publish import RUN_ID
 from foss_supervisor.pipeline.engine.recovery import ROLLBACK_LEFT
 from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.engine.spec import PipelineSpec, load_pipeline
-from foss_supervisor.pipeline.states import RunStatus
 
 
 async def test_a_rollback_stopped_after_its_restore_committed_is_finished_by_the_next_runner(

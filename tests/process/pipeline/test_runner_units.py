@@ -11,13 +11,13 @@ import pytest
 from helpers import wait_until
 from helpers.pipeline import RunnerFactory, write_yaml
 
-from foss_supervisor.pipeline.engine.spec import load_pipeline
-from foss_supervisor.pipeline.errors import PipelineBusyError, UnknownPipelineError
-from foss_supervisor.pipeline.events import RunFinished, StepLog, StepStateChanged
-from foss_supervisor.pipeline.states import (
+from foss_supervisor.base.pipelinestates import (
     RunStatus,
     StepState,
 )
+from foss_supervisor.pipeline.engine.spec import load_pipeline
+from foss_supervisor.pipeline.errors import PipelineBusyError, UnknownPipelineError
+from foss_supervisor.pipeline.events import RunFinished, StepLog, StepStateChanged
 
 HERE = Path(__file__).parent
 

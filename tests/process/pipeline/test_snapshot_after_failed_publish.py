@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 from helpers.pipeline import RunnerFactory
 from test_publish_delta import delta_pipeline, duckdb_rows, rows
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.snapshots import list_snapshots
 from foss_supervisor.pipeline.engine.spec import load_pipeline
-from foss_supervisor.pipeline.states import RunStatus
 
 
 async def test_a_run_whose_publish_failed_keeps_its_snapshot_and_a_rollback_to_it_republishes(

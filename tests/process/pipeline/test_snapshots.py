@@ -21,11 +21,11 @@ import yaml
 from helpers.pipeline import RunnerFactory, variant_yaml
 from test_publish import publishing_pipeline
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.engine.snapshots import list_snapshots
 from foss_supervisor.pipeline.engine.spec import FolderOverrides, PipelineSpec, default_pipelines_dir, load_pipeline
 from foss_supervisor.pipeline.errors import PipelineBusyError, SnapshotError
-from foss_supervisor.pipeline.states import RunStatus
 from foss_supervisor.pipeline.worker.callables import load_callable
 
 generate = load_callable(f"{default_pipelines_dir() / 'orders' / 'demo_data.py'}:generate")

@@ -10,7 +10,7 @@ from pathlib import Path
 from golden_data import FILES_BATCH1, write_files
 from helpers.pipeline import RunnerFactory, orders_spec
 
-from foss_supervisor.pipeline.states import RunStatus, StepState
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 
 
 async def test_every_succeeded_step_says_the_workers_peak_memory(

@@ -24,11 +24,11 @@ from helpers.pipeline import RunnerFactory, gated_spec, landing_steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import PipelineBusyError
 from foss_supervisor.pipeline.events import PipelineEvent, StepLog, StepStateChanged, WorkerExited
-from foss_supervisor.pipeline.states import RunStatus, StepState
 
 HERE = Path(__file__).parent
 STEPS = ["discover", "ingest", "check", "append", "rollup"]

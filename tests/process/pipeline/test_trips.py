@@ -17,8 +17,8 @@ import duckdb
 from golden_data import FILES_BATCH1, write_files
 from helpers.pipeline import RunnerFactory, orders_spec
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.pipeline.engine.spec import FolderOverrides, default_pipelines_dir, load_pipeline
-from foss_supervisor.pipeline.states import RunStatus
 
 TRIPS_YAML = default_pipelines_dir() / "trips.yaml"
 COLUMNS = ["trip_id", "pickup_at", "dropoff_at", "pickup_zone", "distance_km", "fare", "payment_type"]

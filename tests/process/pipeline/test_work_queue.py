@@ -10,7 +10,7 @@ from pathlib import Path
 from golden_data import FILES_BATCH1, write_files
 from helpers.pipeline import RunnerFactory, dump_tables, orders_spec, variant_yaml
 
-from foss_supervisor.pipeline.states import RunStatus, StepState
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 
 
 async def test_pending_batch_keeps_its_reference_data(

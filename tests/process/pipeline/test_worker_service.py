@@ -17,12 +17,12 @@ import pytest
 import yaml
 from helpers import wait_until
 
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.core.events import StateChanged
 from foss_supervisor.pipeline.engine.runner import PipelineRunner
 from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import WorkerCrashedError
 from foss_supervisor.pipeline.events import WorkerStarted
-from foss_supervisor.pipeline.states import RunStatus, StepState
 
 #: a statement that runs far past a step's 0.5 s timeout
 SLOW_SQL = "CREATE OR REPLACE TABLE main.slow AS SELECT count(*) AS n FROM range(20000000000);\n"

@@ -5,9 +5,9 @@ whose steps were all skipped."""
 
 from __future__ import annotations
 
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.engine.flowrun import ROLLED_BACK, flow_run, last_worked
 from foss_supervisor.pipeline.engine.history import RunRecord, StepRecord
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 
 def _run(

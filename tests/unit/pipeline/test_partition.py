@@ -21,6 +21,7 @@ from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus
 from foss_supervisor.pipeline.engine.backfill import last_partition_runs
 from foss_supervisor.pipeline.engine.history import RunRecord
 from foss_supervisor.pipeline.engine.partition import (
@@ -35,7 +36,6 @@ from foss_supervisor.pipeline.engine.partition import (
 )
 from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.states import RunMode, RunStatus
 
 HYPOTHESIS = settings(max_examples=examples(200), deadline=None)
 DAY = PartitionSpec("day", r"sales_(?P<day>\d{8})\.csv", "%Y%m%d")

@@ -15,10 +15,10 @@ from helpers import examples
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.engine.history import ABANDONED_ERROR, RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.engine.publish import RUN_ID
 from foss_supervisor.pipeline.engine.recovery import ROLLBACK, ROLLBACK_LEFT, left_rollback, told_run
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 STEPS = ["discover", "ingest", "validate", "report"]
 _json_text = st.one_of(

@@ -8,11 +8,11 @@ import dataclasses
 import pytest
 from helpers.pipeline import ORDERS_YAML, REUSED
 
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
 from foss_supervisor.pipeline.engine.history import RunRecord, StepRecord
 from foss_supervisor.pipeline.engine.retry import downstream, latest_run, plan_retry, retry_options
 from foss_supervisor.pipeline.engine.spec import load_pipeline
 from foss_supervisor.pipeline.errors import PipelineBusyError, RetryRefusedError
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 
 def record(run_id: str, status: RunStatus, **states: StepState) -> RunRecord:

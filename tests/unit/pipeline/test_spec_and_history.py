@@ -14,11 +14,11 @@ from helpers.pipeline import ORDERS_STEPS, ORDERS_YAML, base_doc, write_yaml
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from foss_supervisor.base.pipelinestates import STEP_TRANSITIONS, RunMode, RunStatus, StepState
 from foss_supervisor.errors import IllegalTransitionError
 from foss_supervisor.pipeline.engine.history import RunHistory, RunRecord, StepRecord
 from foss_supervisor.pipeline.engine.spec import evaluate_check, load_pipeline, parse_check
 from foss_supervisor.pipeline.errors import PipelineConfigError
-from foss_supervisor.pipeline.states import STEP_TRANSITIONS, RunMode, RunStatus, StepState
 
 
 def test_orders_yaml_loads_in_dependency_order() -> None:

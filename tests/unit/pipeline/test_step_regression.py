@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from foss_supervisor.alerting.hooks import event_payload
+from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
 from foss_supervisor.core.events import EventBus
 from foss_supervisor.pipeline.engine.history import RunRecord, StepRecord
 from foss_supervisor.pipeline.engine.regression import (
@@ -21,7 +22,6 @@ from foss_supervisor.pipeline.engine.regression import (
     step_trends,
 )
 from foss_supervisor.pipeline.events import StepRegressed, StepStateChanged
-from foss_supervisor.pipeline.states import RunMode, RunStatus, StepState
 
 #: what a duration may be in a record read back from disk or sent by a hostile worker
 ANYTHING = st.one_of(
