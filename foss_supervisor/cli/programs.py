@@ -13,6 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.base.processstates import STOPPED_STATES, ProcessState
 from foss_supervisor.cli.terminal import (
     EXIT_FAIL,
     EXIT_NOT_AS_WANTED,
@@ -153,8 +154,8 @@ def cmd_ctl(args: argparse.Namespace, config: Target) -> int:
     failed = False
     for p in results:
         print(f"{p['name']}: {p['state']} (pid {p['pid'] or '-'}) {p['reason']}".rstrip())
-        up = p["state"] == "RUNNING" or p.get("completed", False)  # a one-shot job that is done counts
-        ok = up if args.action != "stop" else p["state"] in ("STOPPED", "EXITED", "FATAL")
+        up = p["state"] == ProcessState.RUNNING or p.get("completed", False)  # a one-shot job that is done counts
+        ok = up if args.action != "stop" else p["state"] in STOPPED_STATES
         failed = failed or not ok
     return EXIT_FAIL if failed else EXIT_OK
 

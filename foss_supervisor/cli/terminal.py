@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.base.wanted import as_wanted
 from foss_supervisor.errors import ConfigRefused, DaemonBusy, NotRunning, SupervisorError
 
@@ -84,13 +85,13 @@ def fmt_uptime(seconds: float | None) -> str:
 
 def info_column(p: Mapping[str, Any]) -> str:
     """The INFO column: what an operator needs beyond state and uptime (supervisorctl's last column)."""
-    if p["state"] == "RUNNING":
+    if p["state"] == ProcessState.RUNNING:
         parts = [p.get("status_text") or "", p.get("health_detail") or ""]
         if p.get("spawns", 0) > 1:
             parts.append(f"started {p['spawns']} times")
         return "; ".join(x for x in parts if x)
     reason = str(p["reason"])
-    if p["state"] == "BACKOFF" and isinstance(p.get("next_attempt_at"), int | float):
+    if p["state"] == ProcessState.BACKOFF and isinstance(p.get("next_attempt_at"), int | float):
         # the reason says how long the wait was when it began; this says when the next attempt comes
         at = time.strftime("%H:%M:%S", time.localtime(p["next_attempt_at"]))
         left = max(0.0, p["next_attempt_at"] - time.time())
@@ -143,7 +144,9 @@ def worker_info(w: Mapping[str, Any], p: Mapping[str, Any]) -> str:
     if w.get("restarts"):
         restarts = f"  restarts {w['restarts']} (last: {(w.get('last_restart') or {}).get('reason', '?')})"
     if w["pid"] is None:
-        why = "starts on first use" if w["state"] == "STOPPED" and p["wanted"] == "stopped" else info_column(p)
+        why = (
+            "starts on first use" if w["state"] == ProcessState.STOPPED and p["wanted"] == "stopped" else info_column(p)
+        )
         return f"{why}{restarts}"
     busy = ", ".join(w["active_runs"]) if w.get("active_runs") else ("busy" if w["busy"] else "idle")
     memory = "-" if w["rss_bytes"] is None else f"{w['rss_bytes'] / 2**20:.1f} MiB"

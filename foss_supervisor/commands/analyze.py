@@ -14,6 +14,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.commands.registry import CommandContext, Limit, command
 from foss_supervisor.core.eventjournal import read_journal
 from foss_supervisor.errors import CommandError
@@ -105,9 +106,9 @@ def startup_times(
         name = e.get("name")
         if e.get("type") != "StateChanged" or name not in depends:
             continue
-        if e.get("new") == "STARTING":
+        if e.get("new") == ProcessState.STARTING:
             spawned.setdefault(name, float(e["at"]))
-        elif e.get("new") == "RUNNING" and name not in running:
+        elif e.get("new") == ProcessState.RUNNING and name not in running:
             running[name] = float(e["at"])
     out = {}
     for name in depends:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.base.processstates import is_exit_edge
+from foss_supervisor.base.processstates import Health, ProcessState, is_exit_edge
 from foss_supervisor.base.wanted import as_wanted
 from foss_supervisor.commands.graph import whole_graph
 from foss_supervisor.commands.registry import CommandContext, Limit, command
@@ -27,7 +27,7 @@ from foss_supervisor.graph import causes
 
 __all__ = ["why"]
 
-EXIT_STATES = ("EXITED", "BACKOFF", "FATAL")
+EXIT_STATES = (ProcessState.EXITED, ProcessState.BACKOFF, ProcessState.FATAL)
 LAST_LINES = 2  # of the program's output, in a chain
 MAX_DEPTH = 6  # dependencies followed
 
@@ -150,7 +150,7 @@ async def _explain(
     if p.get("reason"):
         at = f" at {time.strftime('%H:%M:%S', time.localtime(edge['at']))}" if edge else ""
         chain.append(f"{p['reason']}{at}")
-    if p["state"] in EXIT_STATES or (p["state"] == "STARTING" and p.get("spawns", 0) > 1):
+    if p["state"] in EXIT_STATES or (p["state"] == ProcessState.STARTING and p.get("spawns", 0) > 1):
         exits = _exits(mine)
         if exits:
             chain.append(exits)
@@ -166,9 +166,12 @@ async def _explain(
         return
     for dep in p.get("depends_on") or []:
         d = snapshots.get(dep)
-        if d is None or dep in seen or (d["state"] == "RUNNING" and d.get("health") != "unhealthy"):
+        if d is None or dep in seen or (d["state"] == ProcessState.RUNNING and d.get("health") != Health.UNHEALTHY):
             continue
-        chain.append(f"depends on {dep}, which is {d['state']}" + (" and unhealthy" if d["state"] == "RUNNING" else ""))
+        chain.append(
+            f"depends on {dep}, which is {d['state']}"
+            + (" and unhealthy" if d["state"] == ProcessState.RUNNING else "")
+        )
         await _explain(ctx, snapshots, events, dep, chain, seen, depth + 1)
 
 
@@ -176,7 +179,7 @@ def _exits(mine: list[dict[str, Any]]) -> str:
     """``exited 3 times in 41 s, last: exit 1`` (or ``killed by signal 9``), from the newest run of exits."""
     exits = []
     for e in mine:  # newest first; the run of exits ends at an operator's start or a stop
-        if e.get("old") == "STOPPED" or e.get("new") == "STOPPED":
+        if ProcessState.STOPPED in (e.get("old"), e.get("new")):
             break
         if is_exit_edge(str(e.get("old")), str(e.get("new")), e.get("exit_code")):
             exits.append(e)

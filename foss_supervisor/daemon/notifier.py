@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import structlog
 
-from foss_supervisor.base.processstates import DaemonPhase
+from foss_supervisor.base.processstates import DaemonPhase, Health, ProcessState
 from foss_supervisor.core.events import DaemonStateChanged
 from foss_supervisor.systemd.notify import Notifier
 
@@ -23,7 +23,7 @@ def format_status(
 ) -> str:
     """The operator's one-liner, e.g. ``5/6 programs running (1 FATAL); last pipeline run: orders ok 12:03``."""
     text = f"{running}/{total} programs running"
-    problems = [f"{n} {what}" for n, what in ((fatal, "FATAL"), (unhealthy, "unhealthy")) if n]
+    problems = [f"{n} {what}" for n, what in ((fatal, ProcessState.FATAL), (unhealthy, Health.UNHEALTHY)) if n]
     if problems:
         text += f" ({', '.join(problems)})"
     if last_pipeline_run:

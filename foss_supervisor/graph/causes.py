@@ -25,6 +25,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from foss_supervisor.base.pipelinestates import RunStatus
+from foss_supervisor.base.pipelinestates import StepState as S
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.graph.model import Graph, Node
 
 __all__ = ["affected", "chain", "is_wanted", "node_for", "run_chain"]
@@ -32,11 +35,11 @@ __all__ = ["affected", "chain", "is_wanted", "node_for", "run_chain"]
 MAX_DEPTH = 8  # nodes followed up one path
 MAX_AFFECTED = 200
 #: a node's states that are not as wanted, by kind (a program is judged by its own chain: see ``program``)
-_WRONG = {
-    "pipeline": {"failed", "abandoned", "cancelled", "succeeded_with_warnings"},
-    "step": {"failed", "crashed", "upstream_failed", "cancelled", "succeeded_with_warnings"},
-    "table": {"late", "violated"},
-    "program": {"STOPPED", "EXITED", "BACKOFF", "FATAL", "STARTING", "STOPPING"},
+_WRONG: dict[str, set[str]] = {
+    "pipeline": {RunStatus.FAILED, RunStatus.ABANDONED, RunStatus.CANCELLED, RunStatus.SUCCEEDED_WITH_WARNINGS},
+    "step": {S.FAILED, S.CRASHED, S.UPSTREAM_FAILED, S.CANCELLED, S.SUCCEEDED_WITH_WARNINGS},
+    "table": {"late", "violated"},  # a freshness objective's words (alerting/objectives.py)
+    "program": {str(s) for s in ProcessState if s is not ProcessState.RUNNING},
 }
 #: how an edge into a node reads, by kind, in the order the walk follows them
 _INTO = {

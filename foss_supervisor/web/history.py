@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.web.core import Core
 
 __all__ = ["WATCH_S", "History", "mib"]
@@ -59,7 +60,7 @@ class History:
         """Take one sample now (each program's figures only while someone watches)."""
         watched = self._watched() or time.monotonic() - self._looked_at < WATCH_S
         reply = await self._core.call("resources", {"programs": watched})
-        running = (await self._core.read("health"))["programs"].get("RUNNING", 0)
+        running = (await self._core.read("health"))["programs"].get(ProcessState.RUNNING, 0)
         self.record(reply, running)
 
     def record(self, reply: dict[str, Any], running: int) -> None:

@@ -5,29 +5,58 @@ too, so both agree). Pages show an icon AND a word, never colour alone; the page
 
 from __future__ import annotations
 
-from foss_supervisor.base.pipelinestates import StepState
+from foss_supervisor.base.pipelinestates import RunStatus, StepState
+from foss_supervisor.base.processstates import FAILING_STATES, DaemonPhase, Health, ProcessState
 
-__all__ = ["STATE_ICONS", "STATE_WORDS"]
+__all__ = ["ALREADY_DOWN", "ALREADY_UP", "PROGRAM_STATES", "STATE_ICONS", "STATE_LOOKS", "STATE_WORDS"]
 
-_STEP = {s.value: s.icon for s in StepState}
-STATE_ICONS: dict[str, str] = {
-    "RUNNING": "▶",
-    "STARTING": "◔",
-    "BACKOFF": "↻",
-    "STOPPING": "◕",
-    "STOPPED": "■",
-    "EXITED": "⏏",
-    "FATAL": "✘",
-    "healthy": "♥",
-    "unhealthy": "✘",
-    "unknown": "?",
+#: a program's states (supervisord's words) and its health; the daemon's phase (and ``degraded``, the health
+#: verdict's middle word); steps' icons are theirs (StepState.icon); a run's end its own
+_PROGRAM = {
+    ProcessState.RUNNING: "▶",
+    ProcessState.STARTING: "◔",
+    ProcessState.BACKOFF: "↻",
+    ProcessState.STOPPING: "◕",
+    ProcessState.STOPPED: "■",
+    ProcessState.EXITED: "⏏",
+    ProcessState.FATAL: "✘",
+    Health.HEALTHY: "♥",
+    Health.UNHEALTHY: "✘",
+    Health.UNKNOWN: "?",
+}
+_DAEMON = {
     "degraded": "⚠",
-    "ready": "●",
-    "starting": "◔",
-    "reloading": "↻",
-    "stopping": "◕",
-    **_STEP,
-    "abandoned": "☠",
+    DaemonPhase.READY: "●",
+    DaemonPhase.STARTING: "◔",
+    DaemonPhase.RELOADING: "↻",
+    DaemonPhase.STOPPING: "◕",
+}
+STATE_ICONS: dict[str, str] = {
+    **{str(k): v for k, v in _PROGRAM.items()},
+    **{str(k): v for k, v in _DAEMON.items()},
+    **{s.value: s.icon for s in StepState},
+    RunStatus.ABANDONED.value: "☠",
 }
 
 STATE_WORDS = {state: state.replace("_", " ") for state in STATE_ICONS}
+
+#: how the graph frames a node in each state (bad: red, busy: amber, good: green; a state not here, like a
+#: stopped program or a step not run, is idle); a freshness objective's words are the objectives' own
+_BAD = {*FAILING_STATES, ProcessState.EXITED, Health.UNHEALTHY, "late", "violated"}
+STATE_LOOKS: dict[str, str] = {
+    **{str(s): "bad" for s in _BAD},
+    **{str(s): "bad" for s in (StepState.FAILED, StepState.CRASHED, StepState.CANCELLED)},
+    **{str(s): "bad" for s in (RunStatus.FAILED, RunStatus.ABANDONED, RunStatus.CANCELLED)},
+    **{str(s): "busy" for s in (ProcessState.STARTING, ProcessState.STOPPING)},
+    **{str(s): "busy" for s in (StepState.RUNNING, StepState.RETRYING, StepState.PENDING)},
+    str(StepState.SUCCEEDED_WITH_WARNINGS): "busy",
+    **{str(s): "good" for s in (ProcessState.RUNNING, StepState.SUCCEEDED)},
+    "ok": "good",
+}
+
+#: the programs table's state filter, in the order an operator scans them (every ProcessState once)
+PROGRAM_STATES = sorted(ProcessState, key=lambda s: (s is not ProcessState.RUNNING, s not in FAILING_STATES, s))
+#: where a program's Start button has nothing to do (up or coming up; a BACKOFF or FATAL one may be started
+#: afresh), and where its Stop has nothing to do (stopped; a FATAL one may be stopped: it leaves FATAL)
+ALREADY_UP = frozenset({ProcessState.RUNNING, ProcessState.STARTING})
+ALREADY_DOWN = frozenset({ProcessState.STOPPED, ProcessState.EXITED})

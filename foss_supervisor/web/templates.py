@@ -11,9 +11,11 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.base.resources import data_dir
+from foss_supervisor.base.wanted import as_wanted
 from foss_supervisor.web.core import LISTED_EVENTS
-from foss_supervisor.web.icons import STATE_ICONS, STATE_WORDS
+from foss_supervisor.web.icons import ALREADY_DOWN, ALREADY_UP, PROGRAM_STATES, STATE_ICONS, STATE_LOOKS, STATE_WORDS
 
 if TYPE_CHECKING:
     import jinja2
@@ -44,6 +46,12 @@ def make_jinja() -> jinja2.Environment:
     env.globals["state_icons"] = STATE_ICONS
     env.globals["listed_events"] = LISTED_EVENTS  # the page script listens for these (none typed in it)
     env.globals["state_words"] = STATE_WORDS
+    env.globals["state_looks"] = STATE_LOOKS  # the graph's frames by state (graph.js reads them)
+    env.globals["program_states"] = PROGRAM_STATES  # the state words the pages use come from the enums
+    env.globals["process_state"] = ProcessState
+    env.globals["already_up"] = ALREADY_UP
+    env.globals["already_down"] = ALREADY_DOWN
+    env.globals["as_wanted"] = as_wanted  # the one rule (base/wanted.py) that status, why and the verdict use
     env.globals["owner_only"] = jinja2.pass_context(owner_only)
     env.filters["num"] = lambda v, digits=0: "\u2013" if v is None else f"{v:,.{digits}f}"
     env.filters["cell"] = number_cell

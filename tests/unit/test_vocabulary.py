@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 from helpers.sources import package_sources
 from hypothesis import given
 from hypothesis import strategies as st
@@ -280,9 +281,44 @@ def test_an_event_named_by_hand_is_a_registered_one() -> None:
     assert [(path, name) for path, name in sorted(typed) if name not in EVENTS and name not in errors] == []
 
 
-def test_the_state_words_the_graph_types_by_hand_are_the_state_enums() -> None:
-    """graph/causes.py may import only config and base, so it spells the states it judges; a renamed or new
-    state must show up here, not silently drop out of ``why``."""
+def test_the_states_the_graph_judges_are_the_state_enums() -> None:
+    """graph/causes.py judges states by the enums of the bottom room: a renamed or new state shows up here, not
+    silently drops out of ``why``."""
     assert _WRONG["program"] == {s.value for s in ProcessState} - {ProcessState.RUNNING.value}
     assert _WRONG["step"] <= {s.value for s in StepState}
     assert _WRONG["pipeline"] <= {s.value for s in RunStatus}
+
+
+#: a program's state word written as a string: in a Python or a page script a quote on each side, in a template
+#: as a list item or a comparison's operand
+_TYPED_STATE = re.compile(rf"(?<![\w.])[\"'](?:{'|'.join(s.value for s in ProcessState)})[\"']")
+#: where a state word is written on purpose: the enum itself, and an example of the event stream's text
+_WORDS_HOME = {"base/processstates.py", "web/openapi.py"}
+_PAGES = REPO / "ui_templates"
+
+
+def _typed_states() -> list[str]:
+    found = []
+    for source in package_sources():
+        where = str(source.path.relative_to(PACKAGE))
+        if where not in _WORDS_HOME:
+            found += [f"{where}:{n}" for n, line in enumerate(source.text.splitlines(), 1) if _TYPED_STATE.search(line)]
+    for page in sorted([*_PAGES.glob("*.html"), *_PAGES.glob("static/*.js")]):
+        lines = page.read_text().splitlines()
+        found += [f"{page.relative_to(REPO)}:{n}" for n, line in enumerate(lines, 1) if _TYPED_STATE.search(line)]
+    return found
+
+
+def test_no_module_template_or_page_script_types_a_program_state() -> None:
+    """The program states are words of the bottom room's enum (base/processstates.py); every room, template and
+    page script takes them from it (the pages from what the templates embed: ``state-looks``, the filter's
+    options), so a state renamed or added cannot leave a copy behind that still says the old word."""
+    assert _typed_states() == []
+
+
+def test_the_check_sees_a_typed_state() -> None:
+    assert _TYPED_STATE.search('if p["state"] == "RUNNING":')
+    assert _TYPED_STATE.search("{% set up = p.state in ['STOPPED', 'EXITED'] %}")
+    assert _TYPED_STATE.search('const BAD = ["FATAL", "failed"];')
+    assert not _TYPED_STATE.search("ProcessState.RUNNING")
+    assert not _TYPED_STATE.search('"RUNNING_STATES"')

@@ -37,7 +37,8 @@
   let zoom = "auto";  // "auto", "fit" or "1"
   let first = true;  // the first drawing chooses where the frame starts
   let layout = null;  // the last drawing's dagre graph, for find and zoom
-  const BAD = ["late", "violated", "FATAL", "BACKOFF", "EXITED", "failed", "unhealthy"];
+  // each state's look (bad, busy, good) from the page, made from the state enums (web/icons.py STATE_LOOKS)
+  const LOOKS = JSON.parse(document.getElementById("state-looks")?.textContent || "{}");
 
   // the scale the zoom choice gives in this frame (auto: to the frame's width, not below 3/4)
   function scaleFor(size, frame) {
@@ -68,21 +69,17 @@
 
   // a node's live state as one of four looks: bad (red frame), busy (amber), good (green), idle (dashed, a
   // program stopped, a step not run); "none" for what has no state (tables, folders), unless an objective
-  const LOOKS = {
-    bad: ["FATAL", "BACKOFF", "EXITED", "failed", "abandoned", "cancelled", "unhealthy", "late", "violated"],
-    busy: ["STARTING", "STOPPING", "running", "retrying", "pending", "succeeded_with_warnings"],
-    good: ["RUNNING", "succeeded", "ok"],
-  };
+  // says otherwise
   function health(n) {
     const objective = n.detail && n.detail.objective;
     if (objective && objective.state !== "ok") return "bad";
-    for (const [look, states] of Object.entries(LOOKS)) if (states.includes(n.state)) return look;
+    if (n.state && LOOKS[n.state]) return LOOKS[n.state];
     return n.state ? "idle" : "none";  // a table or a folder has no live state of its own: its layer's frame
   }
 
   function problem(n) {
     const objective = n.detail && n.detail.objective;
-    return (objective && objective.state !== "ok") || BAD.includes(n.state);
+    return (objective && objective.state !== "ok") || LOOKS[n.state] === "bad";
   }
 
   // the whole graph, from #graph-data as it is now

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.errors import CommandError
 from foss_supervisor.web.core import LISTED_EVENTS, Core
 from foss_supervisor.web.history import History, mib
@@ -122,7 +123,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
     data = {
         "status": status,
         "health": await core.read("health"),
-        "running": sum(1 for p in programs if p["state"] == "RUNNING"),
+        "running": sum(1 for p in programs if p["state"] == ProcessState.RUNNING),
         "total": len(programs),
         "resources": system_resources(request.app[HISTORY].last or await core.call("resources", {"programs": False})),
         "generated_at": time.time(),
