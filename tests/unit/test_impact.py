@@ -157,10 +157,32 @@ def test_a_column_whose_new_list_is_incomplete_is_not_called_dropped() -> None:
 
 @pytest.mark.parametrize(
     "written",
-    ["text", "VARCHAR", "string", "int", "INT4", "int8", "BIGINT", "bool", "float8", "real", "numeric",
-     "decimal(18, 2)", "DECIMAL(10,3)", "timestamptz", "TIMESTAMP WITH TIME ZONE", "datetime", "date",
-     "varchar[]", "INTEGER[][]", "json", "blob", "bytea", "  double  "],
-)  # fmt: skip
+    [
+        "text",
+        "VARCHAR",
+        "string",
+        "int",
+        "INT4",
+        "int8",
+        "BIGINT",
+        "bool",
+        "float8",
+        "real",
+        "numeric",
+        "decimal(18, 2)",
+        "DECIMAL(10,3)",
+        "timestamptz",
+        "TIMESTAMP WITH TIME ZONE",
+        "datetime",
+        "date",
+        "varchar[]",
+        "INTEGER[][]",
+        "json",
+        "blob",
+        "bytea",
+        "  double  ",
+    ],
+)
 def test_a_contract_type_compares_as_duckdb_prints_it(written: str) -> None:
     assert canonical_type(written) == str(duckdb.sqltype(written.strip()))
 

@@ -211,9 +211,11 @@ def check_bronze(cur: Any, table: str, columns: Sequence[str]) -> None:
     refused += [  # a JSON line without the field, a CSV line of fewer fields: NULL, which bronze keeps
         f"{r[0]} is NOT NULL" + ("" if str(r[0]).lower() in written else " without a DEFAULT")
         for r in rows
-        if not r[3] and not r[2] and str(r[0]).lower() not in _BOOKKEEPING_NOT_NULL
+        if not r[3]
+        and not r[2]
+        and str(r[0]).lower() not in _BOOKKEEPING_NOT_NULL
         and (str(r[0]).lower() in written or r[4] is None)
-    ]  # fmt: skip
+    ]
     refused += [
         f"a {kind} on {', '.join(cols)}"
         for kind, cols in cur.execute(

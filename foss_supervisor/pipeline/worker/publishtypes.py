@@ -40,10 +40,25 @@ _DECIMAL = "DECIMAL(38,0)"
 #: published as they are by both formats (values and their text read back the same)
 _AS_IS = frozenset(
     {
-        "boolean", "tinyint", "smallint", "integer", "bigint", "float", "double", "decimal", "varchar", "blob",
-        "date", "timestamp", "timestamp_s", "timestamp_ms", "timestamp with time zone", "uuid", "enum",
+        "boolean",
+        "tinyint",
+        "smallint",
+        "integer",
+        "bigint",
+        "float",
+        "double",
+        "decimal",
+        "varchar",
+        "blob",
+        "date",
+        "timestamp",
+        "timestamp_s",
+        "timestamp_ms",
+        "timestamp with time zone",
+        "uuid",
+        "enum",
     }
-)  # fmt: skip
+)
 #: published as they are by Parquet only (it has unsigned ints, TIME, nanoseconds; BIT and BIGNUM go as text)
 _PARQUET_ONLY = frozenset({"utinyint", "usmallint", "uinteger", "ubigint", "time", "timestamp_ns", "bit", "bignum"})
 #: cast for Delta, which has no unsigned integers: the next wider signed type holds every value
