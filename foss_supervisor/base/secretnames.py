@@ -25,9 +25,46 @@ _SECRET_IN_NAME = re.compile(
 _SECRET_WORDS = frozenset({"pwd", "pw", "auth", "jwt", "bearer", "otp", "creds", "cred", "private", "sig"})
 # the keys of data, not of locks: X_KEY is secret for every other X
 _DATA_KEYS = frozenset(
-    "sort primary foreign partition cache dedupe dedup group join unique row lookup index idempotency "
-    "routing shard composite natural surrogate business public hot map dict hash order cluster "
-    "distribution bucket object s3 record message event key sharding search short".split()
+    {
+        "sort",
+        "primary",
+        "foreign",
+        "partition",
+        "cache",
+        "dedupe",
+        "dedup",
+        "group",
+        "join",
+        "unique",
+        "row",
+        "lookup",
+        "index",
+        "idempotency",
+        "routing",
+        "shard",
+        "composite",
+        "natural",
+        "surrogate",
+        "business",
+        "public",
+        "hot",
+        "map",
+        "dict",
+        "hash",
+        "order",
+        "cluster",
+        "distribution",
+        "bucket",
+        "object",
+        "s3",
+        "record",
+        "message",
+        "event",
+        "key",
+        "sharding",
+        "search",
+        "short",
+    }
 )
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 

@@ -5,10 +5,21 @@ too, so both agree). Pages show an icon AND a word, never colour alone; the page
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from foss_supervisor.base.pipelinestates import RunStatus, StepState
 from foss_supervisor.base.processstates import FAILING_STATES, DaemonPhase, Health, ProcessState
 
-__all__ = ["ALREADY_DOWN", "ALREADY_UP", "PROGRAM_STATES", "STATE_ICONS", "STATE_LOOKS", "STATE_WORDS"]
+__all__ = [
+    "ALREADY_DOWN",
+    "ALREADY_UP",
+    "PROGRAM_STATES",
+    "STATE_ICONS",
+    "STATE_LOOKS",
+    "STATE_WORDS",
+    "event_line",
+]
 
 #: a program's states (supervisord's words) and its health; the daemon's phase (and ``degraded``, the health
 #: verdict's middle word); steps' icons are theirs (StepState.icon); a run's end its own
@@ -60,3 +71,14 @@ PROGRAM_STATES = sorted(ProcessState, key=lambda s: (s is not ProcessState.RUNNI
 #: afresh), and where its Stop has nothing to do (stopped; a FATAL one may be stopped: it leaves FATAL)
 ALREADY_UP = frozenset({ProcessState.RUNNING, ProcessState.STARTING})
 ALREADY_DOWN = frozenset({ProcessState.STOPPED, ProcessState.EXITED})
+
+
+def event_line(e: Mapping[str, Any]) -> str:
+    """A listed event as the dashboard's list of recent events writes it, ``who: what (why)``: the page's first
+    list (the overview's template) and each live event (its ``line`` in the stream, web/sse.py) alike.
+    ``e``: an event as JSON (``type`` and its fields)."""
+    who = e.get("name") or e.get("pipeline") or "daemon"
+    what = e.get("new") or e.get("state") or e.get("status") or e.get("type") or "?"
+    if e.get("step"):
+        what = f"{e['step']} {what}"
+    return f"{who}: {what}" + (f" ({e['reason']})" if e.get("reason") else "")

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from foss_supervisor.core.eventjournal import day_files
+from foss_supervisor.core.events import ResourcesSampled
 
 __all__ = [
     "BUCKET_S",
@@ -64,7 +65,7 @@ KEEP_DAYS = 8  # days of rollup kept (7 d and the bucket that straddles its star
 MAX_ANSWERS = 64  # answers kept for reuse (per range and program asked); forgotten all at once beyond
 READ_BUDGET_S = 5.0  # one refresh reads the journal at most this long, then answers with what it has
 MAX_LINE_BYTES = 16 * 2**20  # a sample of 2,000 programs is ~200 KB; a longer line is skipped, in pieces
-_MARK = b'"type":"ResourcesSampled"'
+_MARK = f'"type":"{ResourcesSampled.type}"'.encode()
 _DEADLINE_EVERY = 256  # lines between two looks at the clock
 
 
@@ -226,7 +227,7 @@ class JournalCharts:
             event = json.loads(line)
         except ValueError:
             return
-        if not isinstance(event, dict) or event.get("type") != "ResourcesSampled":
+        if not isinstance(event, dict) or event.get("type") != ResourcesSampled.type:
             return
         at = _finite(event.get("at"))
         if at is None:

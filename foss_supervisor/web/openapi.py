@@ -139,6 +139,8 @@ def _event_schemas() -> dict[str, Any]:
         hints = typing.get_type_hints(cls)
         props = {f.name: _field_schema(hints[f.name]) for f in dataclasses.fields(cls)}
         props["type"] = {"const": name}
+        if cls.listed:  # the stream adds the words the dashboard's list of recent events shows
+            props["line"] = {"type": "string", "description": "the event as the dashboard lists it: who: what (why)"}
         out[name] = {
             "type": "object",
             "description": (cls.__doc__ or "").strip(),

@@ -24,7 +24,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from foss_supervisor.base.jsonable import jsonable
-from foss_supervisor.web.core import EVENT_TYPES, RESYNC, Core
+from foss_supervisor.web.core import EVENT_TYPES, LISTED_EVENTS, RESYNC, Core
+from foss_supervisor.web.icons import event_line
 
 __all__ = ["EVENT_TYPES", "SINCE", "EventLog"]
 
@@ -57,7 +58,8 @@ class EventLog:
             self._events.clear()
             self._seq = seq
         else:
-            payload = json.dumps(event, default=jsonable)
+            shown = {**event, "line": event_line(event)} if name in LISTED_EVENTS else event  # the list's words
+            payload = json.dumps(shown, default=jsonable)
             self._seq = seq
             self._events.append((seq, event, f"id: {self.boot}-{seq}\nevent: {name}\ndata: {payload}\n\n".encode()))
         self._changed.set()

@@ -156,9 +156,7 @@ document.addEventListener("submit", async (ev) => {
     if (!events) return;
     const li = document.createElement("li");
     const when = new Date(data.at * 1000).toLocaleTimeString();
-    const who = data.name || data.pipeline || "daemon";
-    const what = data.step ? `${data.step} ${data.new}` : (data.new || data.state || data.status || type);
-    li.textContent = `${when} ${who}: ${what}${data.reason ? " (" + data.reason + ")" : ""}`;
+    li.textContent = `${when} ${data.line || type}`;  // the words the server wrote (web/icons.py event_line)
     events.prepend(li);
     while (events.children.length > 50) events.lastChild.remove();
   };

@@ -9,9 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from foss_supervisor.base.processstates import ProcessState
+from foss_supervisor.core.events import CommandCompleted
 from foss_supervisor.errors import CommandError
 from foss_supervisor.web.core import LISTED_EVENTS, Core
 from foss_supervisor.web.history import History, mib
+from foss_supervisor.web.icons import event_line
 from foss_supervisor.web.keys import CORE, EVENTS, HISTORY
 from foss_supervisor.web.pagecache import shared_page
 from foss_supervisor.web.responder import respond
@@ -106,13 +108,9 @@ def audit_line(e: dict[str, Any]) -> dict[str, Any]:
     return {"at": e["at"], "text": text, "ok": bool(e.get("ok"))}
 
 
-def _event_line(e: dict[str, Any]) -> dict[str, Any]:
-    """``{"at", "text"}`` as the page script writes a live event: who, what, and why."""
-    who = e.get("name") or e.get("pipeline") or "daemon"
-    what = e.get("new") or e.get("state") or e.get("status") or e["type"]
-    if e.get("step"):
-        what = f"{e['step']} {what}"
-    return {"at": e["at"], "text": f"{who}: {what}" + (f" ({e['reason']})" if e.get("reason") else "")}
+def _listed(e: dict[str, Any]) -> dict[str, Any]:
+    """``{"at", "text"}``: a recent event as the list shows it (the live ones arrive with the same words)."""
+    return {"at": e["at"], "text": event_line(e)}
 
 
 @shared_page()
@@ -129,8 +127,10 @@ async def overview(request: web.Request) -> web.StreamResponse:
         "generated_at": time.time(),
         "pipelines": await pipelines_with_runs(core, 30),
         "series": _looked_at(request).page_series(),
-        "events": [_event_line(e) for e in request.app[EVENTS].recent(40) if e["type"] in LISTED_EVENTS][:20],
-        "audit": [audit_line(e) for e in request.app[EVENTS].recent(1000) if e["type"] == "CommandCompleted"][
+        "events": [
+            {"at": e["at"], "text": event_line(e)} for e in request.app[EVENTS].recent(40) if e["type"] in LISTED_EVENTS
+        ][:20],
+        "audit": [audit_line(e) for e in request.app[EVENTS].recent(1000) if e["type"] == CommandCompleted.type][
             :AUDIT_SHOWN
         ],
     }
