@@ -7,6 +7,9 @@ with mode 0600, so a secret in it is never readable by others, even for a moment
 folder is ``fsync``'d too, so the rename itself survives a power cut. Two writers of the same file
 never share a temporary file: the last rename wins and neither fails.
 
+:func:`atomic_publish` is the same for a file another writer makes (DuckDB's ``COPY ... TO``): it is given the
+temporary path, and the file it leaves there is fsync'd and renamed the same way.
+
 A process killed between create and rename leaves its temporary file; :func:`remove_stray_temps`
 removes them (a daemon calls it at start, under its lock, before it writes anything).
 """
@@ -17,12 +20,15 @@ import contextlib
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["TEMP_SUFFIX", "atomic_write", "fsync_dir", "remove_stray_temps", "stray_temps"]
+__all__ = ["TEMP_SUFFIX", "atomic_publish", "atomic_write", "fsync_dir", "remove_stray_temps", "stray_temps"]
 
 TEMP_SUFFIX = ".tmp"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+T = TypeVar("T")
 
 
 def _temp_name(target: Path) -> Path:
@@ -64,6 +70,32 @@ def atomic_write(
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def atomic_publish(path: Path, make: Callable[[Path], T], *, durable: bool = True) -> T:
+    """Have ``make(tmp)`` write a file at a temporary path beside ``path`` (a name no other writer uses, which
+    does not exist yet), then replace ``path`` with it in one rename, as :func:`atomic_write` does; returns what
+    ``make`` returned. ``durable``: the file is fsync'd before the rename and the folder after. Whatever ``make``
+    raises (and OSError from the fsync or the rename) propagates with the temporary file removed and ``path``
+    untouched. The file keeps the mode its writer gave it; a symlink is published the same way (``make`` calls
+    ``os.symlink(target, tmp)``): readers of ``path`` see the old link or the new, never none."""
+    tmp = _temp_name(path)
+    try:
+        made = make(tmp)
+        if durable and not tmp.is_symlink():  # a symlink is all in its folder's entry, fsync'd below
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    if durable:
+        fsync_dir(path.parent)
+    return made
 
 
 def fsync_dir(folder: Path) -> None:

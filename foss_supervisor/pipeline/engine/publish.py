@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from foss_supervisor.base.atomicfile import atomic_write, fsync_dir
+from foss_supervisor.base.atomicfile import atomic_publish, atomic_write, fsync_dir
 
 __all__ = [
     "CURRENT",
@@ -152,11 +152,7 @@ def drop_run(folder: Path, run_id: str) -> None:
 
 def _swap(folder: Path, run_id: str, manifest: Mapping[str, Any]) -> None:
     """Make ``runs/<run_id>`` current: the ``current`` symlink, then ``_manifest.json``, one rename each."""
-    link = folder / f".{CURRENT}.{os.getpid()}.tmp"
-    with contextlib.suppress(FileNotFoundError):
-        link.unlink()
-    os.symlink(f"{RUNS}/{run_id}", link)
-    os.replace(link, folder / CURRENT)
+    atomic_publish(folder / CURRENT, lambda link: os.symlink(f"{RUNS}/{run_id}", link))
     atomic_write(folder / MANIFEST, json.dumps(manifest, indent=1))  # the switch readers of the manifest see
 
 

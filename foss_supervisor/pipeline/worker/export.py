@@ -6,7 +6,6 @@ Runs inside the worker on a cursor of its connection (see server.py); the file a
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from foss_supervisor.base.atomicfile import atomic_publish
 from foss_supervisor.pipeline.errors import QueryRefusedError
 from foss_supervisor.pipeline.worker.query import check_query
 
@@ -63,16 +63,14 @@ def export_to_file(
     else:
         source = table_source(cursor, str(message.get("table", "")))
     final = folder / name
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    cursor.execute("BEGIN TRANSACTION READ ONLY")
-    try:
-        rows = cursor.execute(f"COPY {source} TO '{tmp}' ({EXPORT_FORMATS[fmt]})").fetchone()[0]
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    finally:
-        with contextlib.suppress(duckdb.Error):
-            cursor.execute("ROLLBACK")
-    os.replace(tmp, final)
-    return {"path": str(final), "rows": int(rows), "bytes": final.stat().st_size, "format": fmt}
+
+    def copy(tmp: Path) -> int:
+        cursor.execute("BEGIN TRANSACTION READ ONLY")
+        try:
+            return int(cursor.execute(f"COPY {source} TO '{tmp}' ({EXPORT_FORMATS[fmt]})").fetchone()[0])
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                cursor.execute("ROLLBACK")
+
+    rows = atomic_publish(final, copy)  # the one way a file is replaced (base/atomicfile.py)
+    return {"path": str(final), "rows": rows, "bytes": final.stat().st_size, "format": fmt}
