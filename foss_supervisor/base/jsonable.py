@@ -39,7 +39,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the CLI'
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["MAX_SAFE_INTEGER", "dataclass_to_json", "jsonable"]
+__all__ = ["MAX_SAFE_INTEGER", "dataclass_to_json", "json_line", "jsonable"]
 
 MAX_SAFE_INTEGER = 2**53 - 1  # beyond it a JSON number loses digits in JavaScript (and many other parsers)
 
@@ -81,6 +81,13 @@ def jsonable(value: Any, exact: bool = False) -> Any:
     if isinstance(value, Iterable):
         return [jsonable(v, exact) for v in value]
     return str(value)
+
+
+def json_line(message: Mapping[str, Any]) -> bytes:
+    """One message as one line of UTF-8 JSON ending in ``\\n``, compact (JSON escapes a newline inside a string,
+    so a line is a message), values json cannot write through :func:`jsonable`: the one encoder of both line
+    protocols, the control socket's and the pipeline worker's. Raises TypeError for what jsonable refuses."""
+    return json.dumps(message, separators=(",", ":"), default=jsonable).encode("utf-8") + b"\n"
 
 
 def dataclass_to_json(value: object, exact: bool = False) -> dict[str, Any]:

@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TypeVar
 
 from foss_supervisor.errors import IllegalTransitionError
 
 __all__ = ["TransitionTable"]
 
-StateT = TypeVar("StateT", bound=enum.StrEnum)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: `status`'s quick path reads the states
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    StateT = TypeVar("StateT", bound=enum.StrEnum)
+else:  # at run time the table is a Mapping of StrEnum members (the type variable is for the checker only)
+    StateT = enum.StrEnum
 
 
 class TransitionTable(Mapping[StateT, frozenset[StateT]]):

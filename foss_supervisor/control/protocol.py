@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 
-from foss_supervisor.base.jsonable import jsonable
+from foss_supervisor.base.jsonable import json_line
 from foss_supervisor.errors import ProtocolError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the CLI's client imports this module)
@@ -54,8 +54,8 @@ MAX_DEPTH = 16
 SUBSCRIBE = "subscribe"  # not a command of the registry: it turns the connection into an event stream
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":"), default=jsonable).encode() + b"\n"
+#: a message as one line (base/jsonable.py: the encoder of both line protocols)
+encode = json_line
 
 
 def decode_request(line: bytes) -> tuple[Any, str, dict[str, Any]]:

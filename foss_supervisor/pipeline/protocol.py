@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from foss_supervisor.base.jsonable import jsonable
+from foss_supervisor.base.jsonable import json_line
 
 __all__ = ["ERROR_KINDS", "QUERY_THREADS", "decode", "encode"]
 
@@ -42,10 +42,9 @@ ERROR_KINDS = frozenset(
 )
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    """One message as one line (JSON escapes newlines inside strings, so a line is a message); values json cannot
-    write pass :func:`~foss_supervisor.base.jsonable.jsonable` (DECIMAL -> float, times -> ISO 8601, BLOB -> base64)."""
-    return json.dumps(message, separators=(",", ":"), default=jsonable).encode("utf-8") + b"\n"
+#: a message as one line; values json cannot write pass jsonable (DECIMAL -> float, times -> ISO 8601, BLOB ->
+#: base64): base/jsonable.py's json_line, the encoder of both line protocols
+encode = json_line
 
 
 def decode(line: bytes) -> dict[str, Any]:
