@@ -10,7 +10,7 @@ import socket
 
 import psutil
 from helpers import PY, DaemonHandle, wait_for
-from strategies import BILLION_LAUGHS
+from helpers.strategies import BILLION_LAUGHS
 
 
 def test_reload_of_an_alias_bomb_is_refused_and_the_running_config_stays(daemon: DaemonHandle) -> None:

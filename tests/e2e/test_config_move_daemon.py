@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 from helpers import PY, DaemonHandle, kill_tree_by_pid, wait_for
-from strategies import RUNNING, config_text
+from helpers.strategies import RUNNING, config_text
 
 from foss_supervisor.base.pidfile import PidFile
 from foss_supervisor.errors import ConfirmationRequired

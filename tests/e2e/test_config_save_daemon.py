@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from helpers import DaemonHandle, need_root, wait_for
+from helpers.strategies import RUNNING, config_text, destructive_texts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import RUNNING, config_text, destructive_texts
 
 from foss_supervisor.errors import CommandError, ConfirmationRequired
 

@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 import yaml
 from helpers import PY, DaemonHandle, command, config_literal, free_port, get, wait_for
+from helpers.strategies import KEY_LINE, LOG_TEXT, SECRET, SECRET_NAME
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from strategies import KEY_LINE, LOG_TEXT, SECRET, SECRET_NAME
 
 # prints its secrets in every form, numbered, a few times a second (so a follower sees new lines come)
 APP = """import json, os, sys, time

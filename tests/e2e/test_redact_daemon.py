@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 from helpers import PY, DaemonHandle, free_port, request, wait_for
+from helpers.strategies import SECRET, SECRET_NAME
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import SECRET, SECRET_NAME
 
 from foss_supervisor.commands import COMMANDS
 from foss_supervisor.errors import SupervisorError

@@ -12,9 +12,9 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from helpers import DaemonHandle, free_port, request
+from helpers.strategies import hostile, same_origin
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from strategies import hostile, same_origin
 
 
 @pytest.fixture(scope="module")

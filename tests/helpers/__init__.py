@@ -11,6 +11,9 @@ puts ``tests/`` on the path), the fixtures that use it are in tests/conftest.py.
 - :mod:`helpers.snapshots`: a DuckDB warehouse file snapshotted, restored and diffed by the worker's functions
 - :mod:`helpers.webcore`: the dashboard app's core over a real command context in the test process
 - :mod:`helpers.properties`: how many examples a property test draws (all, or a quarter in the quick first step)
+- :mod:`helpers.strategies`, :mod:`helpers.gate_strategies`: hypothesis strategies (hostile text, secrets;
+  every config key's accepted and refused values, from the schema)
+- :mod:`helpers.virtual_time`: a virtual clock and scripted children, for the supervisor on virtual time
 
 Nothing here touches port 5000 or a real state dir, so the suite can run beside a live daemon.
 """

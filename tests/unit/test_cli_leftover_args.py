@@ -11,9 +11,9 @@ import string
 from pathlib import Path
 
 import pytest
+from helpers.strategies import regex_class
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import regex_class
 
 from foss_supervisor.cli.dispatch import SocketTarget, build_parser, main
 from foss_supervisor.cli.held import EXCLUSIVE, cmd_release

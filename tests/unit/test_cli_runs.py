@@ -9,9 +9,9 @@ import string
 import time
 
 from helpers.pipeline import ORDERS_YAML
+from helpers.strategies import regex_class
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import regex_class
 
 from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
 from foss_supervisor.cli.pipelines import run_rows, runs_table

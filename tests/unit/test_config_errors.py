@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
-from gate_strategies import bad_env_value
 from helpers import examples
+from helpers.gate_strategies import bad_env_value
+from helpers.strategies import SECRET, SECRET_NAME, regex_class
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import SECRET, SECRET_NAME, regex_class
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.errors import ConfigError

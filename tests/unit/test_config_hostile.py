@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from helpers import examples
+from helpers.strategies import BILLION_LAUGHS, regex_class
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import BILLION_LAUGHS, regex_class
 
 from foss_supervisor.config import MAX_PROGRAMS, load_config, parse_config
 from foss_supervisor.config.yamlload import MAX_FILE_BYTES, MAX_NODES, load_yaml

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import yaml
-from gate_strategies import unicode_digits
 from helpers import examples
+from helpers.gate_strategies import unicode_digits
+from helpers.strategies import regex_class
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from strategies import regex_class
 from test_gates import CONFIG_LEAVES, FILE, _at, _config_with
 
 from foss_supervisor.config import parse_config

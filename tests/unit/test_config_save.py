@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import examples
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from strategies import (
+from helpers.strategies import (
     FILLER,
     OTHER_NAMES,
     RUNNING,
@@ -20,6 +18,8 @@ from strategies import (
     moving_texts,
     stopping_texts,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from foss_supervisor.config import parse_config
 from foss_supervisor.config.change import holds_no_settings, pin_daemon_settings, save_refusal

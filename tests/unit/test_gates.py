@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
-from gate_strategies import KINDS, hostile, tagged_yaml, valid
 from helpers import REPO, config_literal, examples
+from helpers.gate_strategies import KINDS, hostile, tagged_yaml, valid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -15,8 +15,8 @@ from typing import Any
 import pydot
 import pytest
 import yaml
-from gate_strategies import hostile
 from helpers import REPO, examples
+from helpers.gate_strategies import hostile
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

@@ -18,11 +18,11 @@ from typing import Any
 import duckdb
 import pytest
 import yaml
-from gate_strategies import hostile
 from helpers import REPO, examples
+from helpers.gate_strategies import hostile
+from helpers.strategies import regex_class
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import regex_class
 
 from foss_supervisor.config import Config, parse_config
 from foss_supervisor.config.gates import GateError, column_types

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 from helpers import examples
+from helpers.virtual_time import Fleet, Script, VirtualClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from virtual_time import Fleet, Script, VirtualClock
 
 from foss_supervisor.alerting.alertwatch import AlertWatch
 from foss_supervisor.alerting.objectives import Objectives, RunningLedger

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from virtual_time import EPOCH, FakeChildren, Script, VirtualClock
+from helpers.virtual_time import EPOCH, FakeChildren, Script, VirtualClock
 
 from foss_supervisor.base.processstates import TRANSITIONS, Health, ProcessState
 from foss_supervisor.config import ProgramConfig

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from helpers import examples
 from helpers.sources import package_sources
+from helpers.strategies import KEY_LINE, LOG_TEXT, SECRET, SECRET_NAME
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
-from strategies import KEY_LINE, LOG_TEXT, SECRET, SECRET_NAME
 
 from foss_supervisor.base.redact import REDACTED, Redactor, looks_secret
 from foss_supervisor.config import parse_config

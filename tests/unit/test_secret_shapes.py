@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from helpers import examples
+from helpers.strategies import SECRET, SECRET_NAME, regex_class
 from hypothesis import Phase, assume, given, settings
 from hypothesis import strategies as st
-from strategies import SECRET, SECRET_NAME, regex_class
 
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.base.secretshapes import apply, looks_secret

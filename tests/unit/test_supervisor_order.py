@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 from helpers import examples, make_config
+from helpers.virtual_time import Fleet, Script, VirtualClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from virtual_time import Fleet, Script, VirtualClock
 
 from foss_supervisor.base.processstates import Health, ProcessState
 from foss_supervisor.config import Config

@@ -16,9 +16,9 @@ import string
 from urllib.parse import quote
 
 from helpers import examples
+from helpers.strategies import hostile, same_origin
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from strategies import hostile, same_origin
 
 from foss_supervisor.web.views.session import MAX_NEXT_CHARS, local_path
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from gate_strategies import yaml_number_form
 from helpers import examples
+from helpers.gate_strategies import yaml_number_form
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_gates import CONFIG_LEAVES, FILE, _at, _config_with

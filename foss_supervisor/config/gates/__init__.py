@@ -41,7 +41,7 @@ The gates live in :mod:`~.base` (:class:`Gate`, :class:`GateError`, the checks e
 
 Stdlib only (the cron and regex gates import croniter and google-re2 when they are used), so the daemon, the CLI
 and the pipeline loader share them without cost. Strategies that generate each kind's hostile class are
-in ``tests/gate_strategies.py``; ``tests/unit/test_gates.py`` walks :data:`foss_supervisor.config.schema.SCHEMA`
+in ``tests/helpers/gate_strategies.py``; ``tests/unit/test_gates.py`` walks :data:`foss_supervisor.config.schema.SCHEMA`
 so that no key escapes its gate.
 
 May import: :mod:`foss_supervisor.base` and :mod:`foss_supervisor.errors` only (it is part of the config).

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from helpers import examples
 from helpers.pipeline import ORDERS_YAML
+from helpers.strategies import regex_class
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import regex_class
 
 from foss_supervisor.pipeline.engine.fingerprint import definition_digest
 from foss_supervisor.pipeline.engine.runsnapshots import declared_keys

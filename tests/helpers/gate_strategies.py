@@ -17,11 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
-from strategies import regex_class
 
 from foss_supervisor.config import gates
 from foss_supervisor.config.gates import MAX_ARG_BYTES, MAX_NAME_BYTES, Gate
 from foss_supervisor.config.model import UptimeObjective
+from helpers.strategies import regex_class
 
 __all__ = [
     "KINDS",

@@ -8,8 +8,9 @@ import string
 from pathlib import Path
 
 from ada_url import URL
-from helpers import PY
 from hypothesis import strategies as st
+
+from helpers import PY
 
 __all__ = [
     "BASE",
