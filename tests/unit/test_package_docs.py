@@ -167,3 +167,38 @@ def test_every_package_is_shipped_by_a_regular_install() -> None:
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     missing = sorted(dotted(p) for p in PACKAGES if dotted(p) not in listed)
     assert not missing, f"pyproject.toml [tool.setuptools] packages lacks {missing}"
+
+
+_DOTTED_CALLABLE = re.compile(r"\bfoss_supervisor(?:\.\w+)+:\w+")
+
+
+def _defines(module: str, name: str) -> bool:
+    """Whether ``module`` (dotted, under foss_supervisor) is a file of the package defining ``name`` at its top."""
+    path = REPO.joinpath(*module.split(".")).with_suffix(".py")
+    if not path.is_file():
+        return False
+    tree = parsed(path).tree
+    names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+    return name in names
+
+
+def test_every_callable_named_by_its_dotted_path_exists() -> None:
+    """A step's ``callable: foss_supervisor.X.Y:name`` written anywhere (the package, the shipped configs, the
+    docs) names a module that exists and a function it defines, or is an old name ``callables.RENAMED`` maps to a
+    new one (what a user's pipeline file may still say): a module moved leaves no dotted name behind."""
+    renamed_at = PACKAGE / "pipeline" / "worker" / "callables.py"
+    renamed = next(
+        n.value
+        for n in parsed(renamed_at).tree.body
+        if isinstance(n, ast.AnnAssign) and ast.unparse(n.target) == "RENAMED"
+    )
+    assert isinstance(renamed, ast.Dict)
+    old_names = {k.value for k in renamed.keys if isinstance(k, ast.Constant)}
+    files = [*PACKAGE.rglob("*.py"), *(REPO / "configs").rglob("*.yaml"), *DOCS]
+    named = {(f, m) for f in files for m in _DOTTED_CALLABLE.findall(f.read_text(encoding="utf-8"))}
+    assert len({m for _, m in named}) >= 3  # ingest, discover, report at least
+    wrong = sorted(
+        f"{f.relative_to(REPO)}: {m}" for f, m in named if m not in old_names and not _defines(*m.split(":"))
+    )
+    assert not wrong, wrong
+    assert all(_defines(*new.value.split(":")) for new in renamed.values if isinstance(new, ast.Constant))
