@@ -22,8 +22,8 @@ What lives here, by what it is for:
   :mod:`~.jsonable` (the one JSON converter), :mod:`~.wanted` (whether a program is as wanted: ``status``,
   ``why``, the health verdict);
 * the house's state words, which every room speaks (the core and the pipeline keep them, the CLI, the graph, the
-  pages show them): :mod:`~.processstates` (a program's states as supervisord names them, their groups and
-  table, the daemon's phase), :mod:`~.pipelinestates` (a step's and a run's).
+  pages show them): :mod:`~.processstates` (a program's states as supervisord names them, their groups, the
+  daemon's phase; their tables are the core's), :mod:`~.pipelinestates` (a step's and a run's, with their tables).
 
 May import: the standard library, third-party libraries, and :mod:`foss_supervisor.errors`; nothing
 else of ours.

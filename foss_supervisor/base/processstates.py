@@ -1,11 +1,9 @@
-"""Process states, the groups they fall in, their table of legal transitions; the daemon's phase and its table.
+"""A program's states (supervisord's words), the groups they fall in; the daemon's phase: the words every room
+speaks (status's quick path, why, the graph, the pages), with nothing else imported (the enum module).
 
-Stdlib only.
-
-Like supervisord's ``states.py``: a transition site calls ``TRANSITIONS.check(old, new)``; an edge missing
-from the table is a bug and raises :class:`~foss_supervisor.errors.IllegalTransitionError` (the table is a
-:class:`~foss_supervisor.base.transitions.TransitionTable`, the one type of every state table). Code that
-asks "is it up?", "is a child there?" uses the groups below instead of writing its own set of states.
+The machines' rules, their tables of legal transitions, live with the machines
+(:mod:`foss_supervisor.core.states`). Code that asks "is it up?", "is a child there?" uses the groups below
+instead of writing its own set of states.
 
 ::
 
@@ -17,7 +15,7 @@ asks "is it up?", "is a child there?" uses the groups below instead of writing i
     STARTING/RUNNING --stop, restart, unhealthy--> STOPPING --reaped--> STOPPED (--restart later--> BACKOFF)
     BACKOFF --stop requested--> STOPPED
 
-The daemon's own phase (:class:`DaemonPhase`, table :data:`PHASE_TRANSITIONS`)::
+The daemon's own phase (:class:`DaemonPhase`)::
 
     starting --autostart done, dashboard up--> ready --reload--> reloading --applied or refused--> ready
     starting --reload--> reloading --> starting          any phase --shutdown--> stopping (final)
@@ -27,16 +25,12 @@ from __future__ import annotations
 
 import enum
 
-from foss_supervisor.base.transitions import TransitionTable
-
 __all__ = [
     "AFTER_EXIT_STATES",
     "FAILING_STATES",
-    "PHASE_TRANSITIONS",
     "RUNNING_STATES",
     "SIGNALLABLE_STATES",
     "STOPPED_STATES",
-    "TRANSITIONS",
     "DaemonPhase",
     "Health",
     "ProcessState",
@@ -91,26 +85,6 @@ def is_exit_edge(old: ProcessState | str, new: ProcessState | str, exit_code: in
 #: where a child's exit takes a program (from SIGNALLABLE_STATES): see is_exit_edge
 AFTER_EXIT_STATES = frozenset({S.EXITED, S.BACKOFF, S.FATAL, S.STOPPED})
 
-TRANSITIONS: TransitionTable[ProcessState] = TransitionTable(
-    "process",
-    {
-        # spawn (operator, autostart, restart); or, after a stop for ill health, wait before the respawn
-        S.STOPPED: frozenset({S.STARTING, S.BACKOFF}),
-        # respawn at once, or after a backoff delay
-        S.EXITED: frozenset({S.STARTING, S.BACKOFF}),
-        # an operator's start gives a FATAL program fresh retries; an operator's stop takes it out
-        S.FATAL: frozenset({S.STARTING, S.STOPPED}),
-        # the delay is over / retries are spent / a stop was asked for while waiting
-        S.BACKOFF: frozenset({S.STARTING, S.FATAL, S.STOPPED}),
-        # up for start_timeout or READY=1 / died early or no READY / one-shot done / asked to stop
-        S.STARTING: frozenset({S.RUNNING, S.BACKOFF, S.EXITED, S.STOPPING}),
-        # died on its own / asked to stop (stop, restart, unhealthy, shutdown)
-        S.RUNNING: frozenset({S.EXITED, S.STOPPING}),
-        # the stop coroutine reaped it
-        S.STOPPING: frozenset({S.STOPPED}),
-    },
-)
-
 
 class DaemonPhase(enum.StrEnum):
     """Where the daemon itself is (``ping``, ``status``, ``/health``; sd_notify READY/RELOADING/STOPPING)."""
@@ -119,18 +93,3 @@ class DaemonPhase(enum.StrEnum):
     READY = "ready"
     RELOADING = "reloading"
     STOPPING = "stopping"
-
-
-P = DaemonPhase
-PHASE_TRANSITIONS: TransitionTable[DaemonPhase] = TransitionTable(
-    "daemon phase",
-    {
-        # autostart done and the dashboard up / a reload asked while starting / a shutdown
-        P.STARTING: frozenset({P.READY, P.RELOADING, P.STOPPING}),
-        P.READY: frozenset({P.RELOADING, P.STOPPING}),
-        # back where the reload began (or ready, when the start finished meanwhile) / a shutdown asked meanwhile
-        P.RELOADING: frozenset({P.STARTING, P.READY, P.STOPPING}),
-        # nothing un-stops a daemon
-    },
-)
-del P

@@ -2,8 +2,8 @@
 
 What lives here:
 
-* a program: its states and their table (in the bottom room, :mod:`foss_supervisor.base.processstates`:
-  every room speaks them), the restart policy (:mod:`~.process` on injectable :mod:`~.seams`,
+* a program: the table of its states' legal moves (:mod:`~.states`; the states are the bottom room's words,
+  :mod:`foss_supervisor.base.processstates`), the restart policy (:mod:`~.process` on injectable :mod:`~.seams`,
   :mod:`~.backoff`), its state and child (:mod:`~.program_record`), the OS edge
   (:mod:`~.program_child`, :mod:`~.readiness`, :mod:`~.logsink`), the one start and stop primitive
   (:mod:`~.child`), containment of descendants (:mod:`~.containment`), health probes (:mod:`~.health`);

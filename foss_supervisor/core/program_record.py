@@ -17,12 +17,13 @@ from typing import Any
 
 import structlog
 
-from foss_supervisor.base.processstates import TRANSITIONS, Health, ProcessState, is_exit_edge
+from foss_supervisor.base.processstates import Health, ProcessState, is_exit_edge
 from foss_supervisor.base.procinfo import ProcStat
 from foss_supervisor.config import ProgramConfig
 from foss_supervisor.core.child import uncancellable
 from foss_supervisor.core.events import EventBus, HealthChanged, StateChanged
 from foss_supervisor.core.seams import ChildEdge, ExitWatch, Seams
+from foss_supervisor.core.states import TRANSITIONS
 
 __all__ = ["ProgramRecord", "exit_text"]
 

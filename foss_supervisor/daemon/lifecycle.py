@@ -25,7 +25,7 @@ from foss_supervisor.alerting.hooks import HookDispatcher
 from foss_supervisor.base.diskroom import room_warning
 from foss_supervisor.base.jsonable import dataclass_to_json
 from foss_supervisor.base.loopguard import LoopErrorLog
-from foss_supervisor.base.processstates import PHASE_TRANSITIONS, DaemonPhase, Health, ProcessState
+from foss_supervisor.base.processstates import DaemonPhase, Health, ProcessState
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.base.tokens import load_or_create_token, write_viewer_token
 from foss_supervisor.base.writefailures import WriteFailures
@@ -43,6 +43,7 @@ from foss_supervisor.core.heartbeat import Heartbeat
 from foss_supervisor.core.logsetup import log_pipeline_event
 from foss_supervisor.core.seams import REAL_SEAMS
 from foss_supervisor.core.services import Services, dashboard_service
+from foss_supervisor.core.states import PHASE_TRANSITIONS
 from foss_supervisor.core.statestore import StateStore
 from foss_supervisor.core.supervisor import Supervisor
 from foss_supervisor.daemon.fdlimits import open_files_shortfall

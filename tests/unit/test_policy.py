@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from helpers.virtual_time import EPOCH, FakeChildren, Script, VirtualClock
 
-from foss_supervisor.base.processstates import TRANSITIONS, Health, ProcessState
+from foss_supervisor.base.processstates import Health, ProcessState
 from foss_supervisor.config import ProgramConfig
 from foss_supervisor.core.backoff import BackoffPolicy
 from foss_supervisor.core.events import EventBus, StateChanged
 from foss_supervisor.core.process import ManagedProcess, Seams
+from foss_supervisor.core.states import TRANSITIONS
 
 S = ProcessState
 

@@ -7,10 +7,11 @@ import itertools
 
 import pytest
 
-from foss_supervisor.base.processstates import TRANSITIONS, ProcessState
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.config import ProgramConfig
 from foss_supervisor.control.protocol import decode_request
 from foss_supervisor.core.backoff import Backoff, BackoffPolicy
+from foss_supervisor.core.states import TRANSITIONS
 from foss_supervisor.core.supervisor import plan_reload, stop_levels
 from foss_supervisor.errors import IllegalTransitionError, ProtocolError
 

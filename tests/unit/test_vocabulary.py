@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 
 from foss_supervisor import errors as errors_module
 from foss_supervisor.base.pipelinestates import RunStatus, StepState
-from foss_supervisor.base.processstates import PHASE_TRANSITIONS, DaemonPhase, ProcessState
+from foss_supervisor.base.processstates import DaemonPhase, ProcessState
 from foss_supervisor.base.transitions import TransitionTable
 from foss_supervisor.config import parse_config
 from foss_supervisor.core.events import EVENTS, Event, event_to_json
+from foss_supervisor.core.states import PHASE_TRANSITIONS
 from foss_supervisor.daemon import Daemon
 from foss_supervisor.errors import CommandError, IllegalTransitionError, SupervisorError
 from foss_supervisor.graph.causes import _WRONG
@@ -33,8 +34,8 @@ from foss_supervisor.web.core import EVENT_TYPES, LISTED_EVENTS
 from foss_supervisor.web.icons import STATE_ICONS
 
 PACKAGE = Path(__file__).resolve().parents[2] / "foss_supervisor"
-#: the modules that hold state machines (stdlib-only modules: importing them loads nothing heavy)
-STATE_MODULES = ("foss_supervisor.base.processstates", "foss_supervisor.base.pipelinestates")
+#: the modules that hold state machines' tables (stdlib-only modules: importing them loads nothing heavy)
+STATE_MODULES = ("foss_supervisor.core.states", "foss_supervisor.base.pipelinestates")
 
 
 def _enums_in_package() -> list[tuple[str, str]]:
@@ -65,8 +66,8 @@ def test_every_state_table_is_the_one_type_and_every_state_has_an_icon() -> None
         if name.endswith("TRANSITIONS")
     }
     assert set(tables) == {
-        "foss_supervisor.base.processstates.TRANSITIONS",
-        "foss_supervisor.base.processstates.PHASE_TRANSITIONS",
+        "foss_supervisor.core.states.TRANSITIONS",
+        "foss_supervisor.core.states.PHASE_TRANSITIONS",
         "foss_supervisor.base.pipelinestates.STEP_TRANSITIONS",
         "foss_supervisor.base.pipelinestates.RUN_TRANSITIONS",
     }
