@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -69,6 +70,9 @@ def ensure_bench_venv(python: Path) -> Path:
     # foss-supervisor too, as users install it (a regular wheel, not the repo's editable install, whose
     # import hook costs every CLI call ~25 ms), refreshed from the working tree on every run
     note(f"installing foss-supervisor from {REPO} into {BENCH_VENV} (regular install)")
+    # setuptools builds in the tree's build/ and never empties it: a module moved or removed since the last build
+    # would be installed still (it was: the old flat pipeline modules beside the new rooms). It is scratch.
+    shutil.rmtree(REPO / "build", ignore_errors=True)
     subprocess.run([str(bench_python), "-m", "pip", "install", "--quiet", str(REPO)], check=True, timeout=900)
     subprocess.run(
         [str(bench_python), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(REPO)],

@@ -54,6 +54,7 @@ from foss_supervisor.alerting.objectives import LATE, OK, VIOLATED, Objectives
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.filewriter import FileWriter
 from foss_supervisor.base.jsontext import parse_json
+from foss_supervisor.base.pipelinestates import RUN_FAILED, STEP_SUCCEEDED, RunStatus
 from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.config import Config
 from foss_supervisor.config.model import AlertsConfig
@@ -70,8 +71,8 @@ MIN_TICK_S = 1.0  # evaluations caused by events are at least this far apart
 WRITES_SAVE_S = 60.0  # the objectives' last writes are saved at least this often (and with each change)
 _MAX_FILE_BYTES = 4 * 2**20
 _MAX_WRITES = 10_000  # freshness objectives' last writes kept
-_FAILED = ("failed", "abandoned")
-_SUCCEEDED = ("succeeded", "succeeded_with_warnings")  # a step's states that end its regression
+_FAILED = RUN_FAILED
+_SUCCEEDED = STEP_SUCCEEDED  # a step's states that end its regression
 _MAX_TEXT = 512
 
 
@@ -109,7 +110,7 @@ def conditions(
         said = f"pipeline {name}: run {run.get('run_id')} {run.get('status')}: {run.get('error') or ''}".rstrip(": ")
         if run.get("status") in _FAILED and "pipeline_failed" in rules.rules:
             out[f"pipeline:{name}:failed"] = Condition("pipeline_failed", f"pipeline:{name}", said)
-        elif run.get("status") == "succeeded_with_warnings" and "quality" in rules.rules:
+        elif run.get("status") == RunStatus.SUCCEEDED_WITH_WARNINGS and "quality" in rules.rules:
             out[f"pipeline:{name}:quality"] = Condition("quality", f"pipeline:{name}", said)
     if "regression" in rules.rules:
         for step, said in sorted((regressed or {}).items()):

@@ -64,6 +64,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.alerting.senders import send_email, send_json, send_ntfy
+from foss_supervisor.base.pipelinestates import RUN_SUCCEEDED
 from foss_supervisor.base.processstates import Health, ProcessState
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.config import EVENT_KINDS, HookConfig
@@ -80,7 +81,7 @@ log = structlog.get_logger("foss_supervisor.alerting.hooks")
 QUEUE_MAX = 1000  # deliveries queued per hook
 RETRY_DELAY_S = 1.0
 RETRY_DELAY_MAX_S = 30.0
-_GOOD_RUNS = ("succeeded", "succeeded_with_warnings")
+_GOOD_RUNS = RUN_SUCCEEDED
 
 
 def event_payload(event: object) -> dict[str, Any] | None:

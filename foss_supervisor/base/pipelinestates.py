@@ -13,6 +13,7 @@ import enum
 from foss_supervisor.base.transitions import TransitionTable
 
 __all__ = [
+    "RUN_FAILED",
     "RUN_SUCCEEDED",
     "RUN_TRANSITIONS",
     "STEP_SUCCEEDED",
@@ -108,6 +109,8 @@ class RunStatus(enum.StrEnum):
 
 #: the ends of a run that succeeded (with warnings or not): it keeps a snapshot, counts as a good run
 RUN_SUCCEEDED = frozenset({RunStatus.SUCCEEDED, RunStatus.SUCCEEDED_WITH_WARNINGS})
+#: the ends of a run that failed its pipeline (a cancelled run was asked to stop: no failure of the pipeline's)
+RUN_FAILED = frozenset({RunStatus.FAILED, RunStatus.ABANDONED})
 
 R = RunStatus
 #: A run is RUNNING until it ends; it ends once (a skipped run is recorded ended, never running). ABANDONED is

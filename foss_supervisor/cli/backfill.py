@@ -9,6 +9,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.base.pipelinestates import RUN_SUCCEEDED
 from foss_supervisor.cli.terminal import EXIT_FAIL, EXIT_OK, say
 from foss_supervisor.control.client import call
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["cmd_backfill", "cmd_partitions", "partition_summary_line", "partitions_table"]
 
-GOOD = ("succeeded", "succeeded_with_warnings")
+GOOD = RUN_SUCCEEDED
 POLL_S = 1.0
 
 

@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.base.atomicfile import atomic_publish
 from foss_supervisor.base.jsonable import jsonable
+from foss_supervisor.base.pipelinestates import RUN_SUCCEEDED
 from foss_supervisor.cli.backfill import cmd_backfill, cmd_partitions, partition_summary_line
 from foss_supervisor.cli.held import cmd_release, held_line, release_extra
 from foss_supervisor.cli.snapshots import cmd_snapshots
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 
-GOOD_RUN = ("succeeded", "succeeded_with_warnings")
+GOOD_RUN = RUN_SUCCEEDED
 
 
 def run_rows(run: dict[str, Any]) -> int | None:
@@ -311,7 +313,9 @@ def cmd_export(args: argparse.Namespace, config: Target) -> int:
     path = Path(result["path"])
     try:
         if args.output and str(args.output) != "-":
-            shutil.move(path, args.output)  # a rename on one file system
+            # the operator's file replaced whole or not at all, on another file system too (base/atomicfile.py)
+            atomic_publish(Path(args.output), lambda tmp: shutil.copyfile(path, tmp))
+            path.unlink()
             say(
                 "SUCCESS",
                 f"{result['rows']:,} rows of {args.table or 'the query'} written to {args.output} "

@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from foss_supervisor.base.pipelinestates import RUN_FAILED, RunStatus
 from foss_supervisor.base.processstates import DaemonPhase
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["assess"]
 
 _SERVING_PHASES = (DaemonPhase.READY, DaemonPhase.RELOADING)
-_FAILED_RUNS = ("failed", "abandoned")
+_FAILED_RUNS = RUN_FAILED
 
 
 def assess(ctx: CommandContext, now: float | None = None) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def assess(ctx: CommandContext, now: float | None = None) -> dict[str, Any]:
             last = next((r for r in ctx.pipelines.runs(name, 5) if r["finished_at"] is not None), None)
             if last is not None and last["status"] in _FAILED_RUNS:
                 problems.append(f"pipeline {name}: last run {last['run_id']} {last['status']}: {last['error'] or ''}")
-            elif last is not None and last["status"] == "succeeded_with_warnings":
+            elif last is not None and last["status"] == RunStatus.SUCCEEDED_WITH_WARNINGS:
                 said = last["error"] or next((w for s in last["steps"] for w in s.get("warnings") or ()), "")
                 warnings.append(f"pipeline {name}: last run {last['run_id']} succeeded_with_warnings: {said}")
             if name in overdue:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.base.pipelinestates import RunStatus
 from foss_supervisor.base.processstates import Health, ProcessState, is_exit_edge
 from foss_supervisor.base.wanted import as_wanted
 from foss_supervisor.commands.graph import whole_graph
@@ -85,7 +86,7 @@ async def _on_graph(
                 f" known: {', '.join(known[:40])}" + (f" and {len(known) - 40} more" if len(known) > 40 else "")
             )
         pipeline = f"pipeline:{run.get('pipeline')}"
-        good = str(run.get("status")) in ("succeeded", "running")
+        good = run.get("status") in (RunStatus.SUCCEEDED, RunStatus.RUNNING)
         return {
             "name": name,
             "kind": "run",

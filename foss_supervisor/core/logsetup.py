@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from foss_supervisor.base.jsonable import jsonable
+from foss_supervisor.base.pipelinestates import RUN_FAILED, StepState
 from foss_supervisor.base.redact import Redactor
 from foss_supervisor.base.writefailures import CheckedFileHandler, WriteFailures
 from foss_supervisor.systemd.journal import JournalHandler, journald_wanted
@@ -36,7 +37,9 @@ WRITER_STOP_S = 5.0  # at exit, how long the writer may take to write what is qu
 
 _steps = structlog.get_logger("foss_supervisor.pipeline.steps")  # `logs pipeline` shows these lines too
 _LEVELS = ("debug", "info", "warning", "error")
-_BAD_STEP_STATES = frozenset({"failed", "crashed", "retrying", "upstream_failed"})  # logged as warnings
+_BAD_STEP_STATES = frozenset(
+    {StepState.FAILED, StepState.CRASHED, StepState.RETRYING, StepState.UPSTREAM_FAILED}
+)  # logged as warnings
 
 
 def log_pipeline_event(event: object) -> None:
@@ -65,7 +68,7 @@ def log_pipeline_event(event: object) -> None:
         )
     elif kind == "RunFinished":
         status = str(getattr(getattr(event, "status", None), "value", getattr(event, "status", "")))
-        method = _steps.error if status in ("failed", "abandoned") else _steps.info
+        method = _steps.error if status in RUN_FAILED else _steps.info
         method(
             "pipeline_run_finished",
             status=getattr(event, "status", None),

@@ -1,4 +1,5 @@
-"""A regular (non-editable) wheel carries the embedded config and the templates inside the package."""
+"""A regular (non-editable) wheel carries the embedded config and the templates inside the package, and exactly
+the package's modules (none that the tree no longer has)."""
 
 from __future__ import annotations
 
@@ -97,3 +98,21 @@ def test_an_installed_copy_finds_the_orders_pipelines_own_python(wheel: Path, tm
     )
     assert done.returncode == 0 and done.stdout.startswith("ok 2"), done.stdout + done.stderr
     assert not list((target / "foss_supervisor" / "configs").rglob("__pycache__"))  # nothing written beside it
+
+
+@pytest.mark.timeout(300)
+def test_the_wheel_holds_exactly_the_trees_modules(wheel: Path) -> None:
+    """Every module of the tree is in the wheel and nothing else is: a package missing from pyproject's list would
+    be absent, and a module moved or deleted but left in setuptools' build/ folder (which it never empties) would
+    be installed beside its new copy."""
+    tree = {str(p.relative_to(REPO)) for p in (REPO / "foss_supervisor").rglob("*.py") if "__pycache__" not in p.parts}
+    with zipfile.ZipFile(wheel) as zf:
+        shipped = {
+            n
+            for n in zf.namelist()
+            if n.startswith("foss_supervisor/")
+            and n.endswith(".py")
+            and not n.startswith(("foss_supervisor/configs/", "foss_supervisor/ui_templates/"))  # data, from elsewhere
+        }
+    assert shipped - tree == set(), "shipped but not in the tree"
+    assert tree - shipped == set(), "in the tree but not shipped"

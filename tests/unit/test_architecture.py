@@ -233,13 +233,13 @@ def test_the_pipeline_room_rules_see_a_broken_one() -> None:
     engine, worker = f"{PIPELINE}.engine", f"{PIPELINE}.worker"
     assert pipeline_rule_broken(f"{engine}.runner", f"{worker}.server")  # the daemon loading the DuckDB process
     assert pipeline_rule_broken(f"{engine}.runner", worker)
-    assert pipeline_rule_broken(f"{PIPELINE}.states", f"{engine}.spec")
+    assert pipeline_rule_broken(f"{PIPELINE}.events", f"{engine}.spec")
     assert pipeline_rule_broken(f"{worker}.server", f"{engine}.runner")
     assert pipeline_rule_broken("foss_supervisor.web.core", f"{worker}.query")
     assert pipeline_rule_broken(f"{engine}.runner", f"{worker}.ledger") is None
     assert pipeline_rule_broken(f"{worker}.server", f"{engine}.spec") is None
     assert pipeline_rule_broken(f"{worker}.server", f"{PIPELINE}.protocol") is None
-    assert pipeline_rule_broken("foss_supervisor.web.core", f"{PIPELINE}.states") is None
+    assert pipeline_rule_broken("foss_supervisor.web.core", f"{PIPELINE}.events") is None
     assert pipeline_rule_broken("foss_supervisor.web.core", "foss_supervisor.core.events") is None
     assert set(MODULES) >= ENGINE_READS_OF_WORKER | WORKER_READS_OF_ENGINE
 

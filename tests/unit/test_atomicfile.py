@@ -130,8 +130,9 @@ _RENAMES_OF_ANOTHER_KIND = {
 
 
 def test_a_file_is_replaced_only_through_this_module() -> None:
-    """Every rename in the package (os.replace, os.rename, Path.replace/.rename) is in base/atomicfile.py, or is
-    one of the few above that move something whole that was never written in place (each says why)."""
+    """Every rename in the package (os.replace, os.rename, shutil.move, Path.replace/.rename) is in
+    base/atomicfile.py, or is one of the few above that move something whole that was never written in place (each
+    says why)."""
     from helpers.sources import PACKAGE, package_sources
 
     found = set()
@@ -139,9 +140,9 @@ def test_a_file_is_replaced_only_through_this_module() -> None:
         where = str(source.path.relative_to(PACKAGE))
         for node in source.nodes:
             call = node.func if isinstance(node, ast.Call) else None
-            if isinstance(call, ast.Attribute) and call.attr in ("replace", "rename"):
+            if isinstance(call, ast.Attribute) and call.attr in ("replace", "rename", "move"):
                 on = ast.unparse(call.value)
-                if on == "os" or _path_move(node, on):
+                if on in ("os", "shutil") or _path_move(node, on):
                     found.add(where)
     assert found - {"base/atomicfile.py"} == set(_RENAMES_OF_ANOTHER_KIND)
 

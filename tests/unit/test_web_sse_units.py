@@ -4,6 +4,7 @@ events a client missed are gone, and the stream cap."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,9 +15,13 @@ from aiohttp import web
 from helpers import wait_until
 from helpers.webcore import LocalCore
 
+from foss_supervisor.base.pipelinestates import StepState
+from foss_supervisor.base.processstates import ProcessState
 from foss_supervisor.config import parse_config
-from foss_supervisor.core.events import DaemonStateChanged, EventBus
+from foss_supervisor.core.events import DaemonStateChanged, EventBus, StateChanged
 from foss_supervisor.daemon import Daemon
+from foss_supervisor.pipeline.events import StepStateChanged
+from foss_supervisor.web.icons import event_line
 from foss_supervisor.web.sse import EventLog
 
 
@@ -132,3 +137,38 @@ async def test_recent_events_are_whole_whatever_their_text(served: tuple[EventBu
     await caught_up(log, 1)
     [event] = log.recent(5)
     assert event["detail"] == "data: x\ndata: {not json" and event["type"] == "DaemonStateChanged"
+
+
+async def test_a_listed_event_arrives_with_the_words_the_page_lists_it_by(
+    served: tuple[EventBus, EventLog, str],
+) -> None:
+    """The live list and the page's first list write an event the same way: the stream's ``line`` is
+    ``web/icons.event_line`` of the event (the page script prints it as given), and only listed events carry one."""
+    bus, log, url = served
+    bus.publish(StateChanged(name="api", old=ProcessState.STARTING, new=ProcessState.BACKOFF, reason="exited 1"))
+    bus.publish(
+        StepStateChanged(
+            1767225600.0,
+            run_id="r1",
+            pipeline="orders",
+            step="ingest",
+            old=StepState.QUEUED,
+            new=StepState.RUNNING,
+            index=1,
+            total=9,
+            attempt=1,
+        )
+    )
+    await caught_up(log, 2)
+    got = [json.loads(f["data"]) for f in await frames(url, 3, f"{log.boot}-0") if f.get("event") != "hello"]
+    assert [g["line"] for g in got] == ["api: BACKOFF (exited 1)", "orders: ingest running"]
+    assert [g["line"] for g in got] == [event_line(e) for e in reversed(log.recent(2))]  # newest first
+
+
+def test_an_events_line_names_who_what_and_why() -> None:
+    assert event_line({"type": "StateChanged", "name": "db", "new": "FATAL", "reason": "gave up"}) == (
+        "db: FATAL (gave up)"
+    )
+    assert event_line({"type": "RunFinished", "pipeline": "orders", "status": "failed"}) == "orders: failed"
+    assert event_line({"type": "StepStateChanged", "pipeline": "p", "step": "s", "state": "x"}) == "p: s x"
+    assert event_line({"type": "DaemonStateChanged", "state": "ready"}) == "daemon: ready"

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from foss_supervisor.base.pipelinestates import RUN_FAILED, StepState
 from foss_supervisor.errors import CommandError
 from foss_supervisor.pipeline.engine.history import RunRecord
 from foss_supervisor.pipeline.engine.partition import PartitionSpec, parse_bound, partitions_of, select_partitions
@@ -142,7 +143,7 @@ def _partition_row(value: str, files: int, run: RunRecord | None) -> dict[str, A
             "warnings": 0,
             "rows_out": {},
         }
-    bad = next((s for s in run.steps if s.state.value in ("failed", "crashed", "cancelled")), None)
+    bad = next((s for s in run.steps if s.state in (StepState.FAILED, StepState.CRASHED, StepState.CANCELLED)), None)
     return {
         "partition": value,
         "files": files,
@@ -181,7 +182,7 @@ class Backfills(RunScheduling):
         if name not in self.specs or self._spec(name).partition is None:
             return []
         last = last_partition_runs(self.runner.runs(name, _HISTORY_SCAN))
-        return [last[p] for p in sorted(last) if last[p].status.value in ("failed", "abandoned")]
+        return [last[p] for p in sorted(last) if last[p].status in RUN_FAILED]
 
     def summaries(self, name: str) -> dict[str, Any]:
         """What ``pipelines`` adds to pipeline ``name``: ``{"partitions": partition_summary, "held":

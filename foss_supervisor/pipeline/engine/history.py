@@ -23,7 +23,7 @@ from typing import Any
 
 from foss_supervisor.base.atomicfile import atomic_write
 from foss_supervisor.base.jsonable import dataclass_to_json
-from foss_supervisor.base.pipelinestates import RunMode, RunStatus, StepState
+from foss_supervisor.base.pipelinestates import RUN_SUCCEEDED, RunMode, RunStatus, StepState
 from foss_supervisor.base.writefailures import WriteFailures
 
 __all__ = ["ABANDONED_ERROR", "RUN_REASONS", "RunHistory", "RunRecord", "StepRecord", "metric_count", "run_reason"]
@@ -165,7 +165,7 @@ def _ingested(d: Mapping[str, Any]) -> int | None:
     if "ingested" in d:
         return metric_count(d["ingested"])
     step = next((s for s in d.get("steps") or () if s.get("name") == "ingest"), None)
-    good = ("succeeded", "succeeded_with_warnings")
+    good = RUN_SUCCEEDED
     return metric_count(step.get("rows_out")) if step is not None and step.get("state") in good else None
 
 

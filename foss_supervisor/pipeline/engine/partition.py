@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from foss_supervisor.base.pipelinestates import RUN_FAILED, RunStatus
 from foss_supervisor.config.gates import Gate, GateError
 from foss_supervisor.config.schema import PARTITION
 from foss_supervisor.pipeline.errors import PipelineConfigError
@@ -40,7 +41,7 @@ MAX_VALUE = 64
 #: the most partitions one backfill may run (a wider range is refused: narrow it)
 MAX_BACKFILL = 1000
 #: what a partition's last run ended as for ``--only-failed`` to pick it again
-FAILED_STATUSES = frozenset({"failed", "cancelled", "abandoned"})
+FAILED_STATUSES = frozenset({*RUN_FAILED, RunStatus.CANCELLED})
 _VALUE = re.compile(rf"[A-Za-z0-9_.:+-]{{1,{MAX_VALUE}}}")
 _KEYS = tuple(PARTITION)
 
