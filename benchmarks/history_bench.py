@@ -3,7 +3,8 @@
 Writes a synthetic journal exactly as the daemon writes it (one ResourcesSampled line a minute holding every
 program's tree and the host, exits and restarts of a tenth of the programs every ten minutes, an operator's
 command an hour), copies it with the worker's own code (``pipeline/worker/supervision.py``) and times the example
-queries of ``docs/history.md`` through the query gate the data browser uses (``pipeline/worker/query.py``: ``run_query``).
+queries of ``docs/history.md`` through the query gate the data browser uses
+(``pipeline/worker/query.py``: ``run_query``).
 
     .venv/bin/python benchmarks/history_bench.py [--days 30] [--programs 100] [--repeat 5]
 
