@@ -48,8 +48,8 @@ def atomic_write(
     (full disk, permissions) and then the old file is untouched and no temporary file is left.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    tmp = _temp_name(path)
-    try:
+
+    def write(tmp: Path) -> None:
         fd = os.open(tmp, _CREATE, 0o600)
         try:
             view = memoryview(payload)
@@ -63,13 +63,8 @@ def atomic_write(
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    if durable:
-        fsync_dir(path.parent)
+
+    _swap_in(path, write, durable)
 
 
 def atomic_publish(path: Path, make: Callable[[Path], T], *, durable: bool = True) -> T:
@@ -79,15 +74,27 @@ def atomic_publish(path: Path, make: Callable[[Path], T], *, durable: bool = Tru
     raises (and OSError from the fsync or the rename) propagates with the temporary file removed and ``path``
     untouched. The file keeps the mode its writer gave it; a symlink is published the same way (``make`` calls
     ``os.symlink(target, tmp)``): readers of ``path`` see the old link or the new, never none."""
-    tmp = _temp_name(path)
-    try:
+
+    def written(tmp: Path) -> T:
         made = make(tmp)
-        if durable and not tmp.is_symlink():  # a symlink is all in its folder's entry, fsync'd below
+        if durable and not tmp.is_symlink():  # a symlink is all in its folder's entry, fsync'd by _swap_in
             fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        return made
+
+    return _swap_in(path, written, durable)
+
+
+def _swap_in(path: Path, write: Callable[[Path], T], durable: bool) -> T:
+    """The one rename of both: ``write`` makes the file at a fresh temporary name beside ``path``, which then
+    replaces ``path``; on any failure the temporary file goes and ``path`` is untouched. ``durable``: the folder
+    is fsync'd after the rename."""
+    tmp = _temp_name(path)
+    try:
+        made = write(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
